@@ -1,0 +1,154 @@
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { NodeConfig, ResolvedConfig } from "../config/schema";
+import { RegistryAuth } from "../k3s/render";
+import { Connection, K3sNode } from "../node/component";
+import { ClusterPlan, NodeSecrets, PlanOptions, planCluster, rewriteKubeconfig, sha256 } from "../node/plan";
+import { shellQuote } from "../shell/quote";
+
+export interface K3sClusterArgs {
+  config: ResolvedConfig;
+  /** SSH private key (a secret); without it the SSH agent (SSH_AUTH_SOCK) is used. */
+  sshPrivateKey?: pulumi.Input<string>;
+  /** Cluster token; generated (and kept as a secret in state) when not given. */
+  token?: pulumi.Input<string>;
+  agentToken?: pulumi.Input<string>;
+  datastoreEndpoint?: pulumi.Input<string>;
+  registryAuth?: pulumi.Input<RegistryAuth>;
+  /** Extra server material, e.g. from the secrets-encryption component. */
+  server?: PlanOptions["server"];
+}
+
+export function nodeConnection(
+  config: ResolvedConfig,
+  node: NodeConfig,
+  privateKey?: pulumi.Input<string>,
+): Connection {
+  const { ssh } = config;
+  return {
+    host: node.host,
+    port: node.ssh.port ?? ssh.port,
+    user: node.ssh.user ?? ssh.user,
+    privateKey: privateKey ? pulumi.secret(privateKey) : undefined,
+    hostKey: node.ssh.hostKey,
+    dialErrorLimit: ssh.dialErrorLimit,
+    perDialTimeout: ssh.perDialTimeout,
+    proxy: ssh.bastion
+      ? {
+          host: ssh.bastion.host,
+          port: ssh.bastion.port,
+          user: ssh.bastion.user,
+          hostKey: ssh.bastion.hostKey,
+          privateKey: privateKey ? pulumi.secret(privateKey) : undefined,
+          dialErrorLimit: ssh.dialErrorLimit,
+          perDialTimeout: ssh.perDialTimeout,
+        }
+      : undefined,
+  };
+}
+
+/** The kubectl commands that set labels K3s may not set at registration (node-role.kubernetes.io/*). */
+export function postRegistrationLabelCommand(plan: ClusterPlan): string | undefined {
+  const lines = plan.nodes
+    .filter((n) => Object.keys(n.postRegistrationLabels).length > 0)
+    .map((n) => {
+      const labels = Object.entries(n.postRegistrationLabels).map(([k, v]) => shellQuote(`${k}=${v}`));
+      return `k3s kubectl label node ${shellQuote(n.node.name)} --overwrite ${labels.join(" ")}`;
+    });
+  if (lines.length === 0) return undefined;
+  const user = plan.nodes[0].sshUser;
+  const script = lines.join(" && ");
+  return user === "root" ? script : `sudo -n sh -c ${shellQuote(script)}`;
+}
+
+/**
+ * A K3s cluster on existing hosts: the first server initialises it, the other servers join one
+ * at a time, agents join in parallel once every server is up. Exposes the admin kubeconfig.
+ */
+export class K3sCluster extends pulumi.ComponentResource {
+  readonly nodes: K3sNode[];
+  readonly kubeconfig: pulumi.Output<string>;
+  readonly apiEndpoint: string;
+  readonly plan: ClusterPlan;
+  /** The apply steps of every node; Kubernetes objects wait for these. */
+  readonly ready: pulumi.Resource[];
+
+  constructor(name: string, args: K3sClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("k3s-platform:index:K3sCluster", name, {}, opts);
+    const built = createCluster(this, name, args);
+    this.nodes = built.nodes;
+    this.kubeconfig = built.kubeconfig;
+    this.apiEndpoint = built.plan.topology.apiEndpoint;
+    this.plan = built.plan;
+    this.ready = built.ready;
+    this.registerOutputs({ kubeconfig: this.kubeconfig, apiEndpoint: this.apiEndpoint });
+  }
+}
+
+function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
+  const { config } = args;
+  const plan = planCluster(config, { hasRegistryAuth: args.registryAuth !== undefined, server: args.server });
+
+  const token =
+    args.token ??
+    new random.RandomPassword(`${name}-token`, { length: 48, special: false }, { parent }).result;
+  const secrets: pulumi.Output<NodeSecrets> = pulumi.secret(
+    pulumi.output({
+      token,
+      agentToken: args.agentToken,
+      datastoreEndpoint: args.datastoreEndpoint,
+      registryAuth: args.registryAuth,
+    }),
+  ) as pulumi.Output<NodeSecrets>;
+
+  const nodes: K3sNode[] = [];
+  let previousServer: K3sNode | undefined;
+  const serverApplies: pulumi.Resource[] = [];
+  for (const nodePlan of plan.nodes) {
+    const isServer = nodePlan.node.role === "server";
+    // Servers join strictly one after another; every agent waits for the last server only.
+    const after = isServer ? (previousServer ? [previousServer.apply] : []) : serverApplies.slice(-1);
+    const node = new K3sNode(
+      `${name}-${nodePlan.node.name}`,
+      { plan: nodePlan, connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey), secrets, after },
+      { parent },
+    );
+    if (isServer) {
+      previousServer = node;
+      serverApplies.push(node.apply);
+    }
+    nodes.push(node);
+  }
+  const ready: pulumi.Resource[] = nodes.map((n) => n.apply);
+
+  const firstServer = nodes[0];
+  const firstConnection = nodeConnection(config, plan.topology.firstServer, args.sshPrivateKey);
+  const labelCommand = postRegistrationLabelCommand(plan);
+  if (labelCommand) {
+    ready.push(
+      new command.remote.Command(
+        `${name}-node-labels`,
+        { connection: firstConnection, create: labelCommand, update: labelCommand, triggers: [sha256(labelCommand)] },
+        { parent, dependsOn: nodes.map((n) => n.apply) },
+      ),
+    );
+  }
+
+  const fetched = new command.remote.Command(
+    `${name}-kubeconfig`,
+    {
+      connection: firstConnection,
+      create: plan.kubeconfigCommand,
+      // Re-read whenever the first server was re-applied (its certificates may have rotated).
+      triggers: [plan.nodes[0].hashes.apply],
+      logging: command.types.enums.remote.Logging.None,
+      addPreviousOutputInEnv: false,
+    },
+    { parent, dependsOn: [firstServer.apply], additionalSecretOutputs: ["stdout", "stderr"] },
+  );
+  const kubeconfig = pulumi.secret(
+    fetched.stdout.apply((raw) => rewriteKubeconfig(raw, plan.topology.apiEndpoint, name)),
+  );
+  return { plan, nodes, kubeconfig, ready };
+}

@@ -1,0 +1,206 @@
+import { createHash } from "node:crypto";
+import { parse, stringify } from "yaml";
+import { splitNodeLabels } from "../config/labels";
+import { FlagValue, NodeConfig, ResolvedConfig } from "../config/schema";
+import { Placement, renderApplyScript, renderInstallScript, STAGING_DIR } from "../k3s/install";
+import {
+  ClusterSecrets,
+  clusterTopology,
+  ClusterTopology,
+  nodeRole,
+  NodeRole,
+  PATHS,
+  RegistryAuth,
+  renderAuditPolicy,
+  renderConfigYaml,
+  renderPsaYaml,
+  renderRegistriesYaml,
+  renderSecretDropIn,
+} from "../k3s/render";
+import { renderOsPrepScript } from "../os-prep/render";
+
+/**
+ * The per-node plan: every file and command a node gets, computed from config alone. Components
+ * turn it into resources; `npm run render` writes it to disk. Pure: no Pulumi, no I/O.
+ */
+
+export interface StagedFile {
+  /** Name in the staging directory, also the resource-name suffix. */
+  name: string;
+  content: string;
+  /** Where apply.sh installs it; scripts that only run from staging have none. */
+  target?: string;
+  mode: string;
+}
+
+export interface NodeSecrets extends ClusterSecrets {
+  registryAuth?: RegistryAuth;
+}
+
+/** A file that carries secrets: written over SSH from Pulumi secrets, never staged in clear. */
+export interface SecretFile {
+  name: string;
+  target: string;
+  mode: string;
+  render: (secrets: NodeSecrets) => string;
+}
+
+export interface NodePlan {
+  node: NodeConfig;
+  role: NodeRole;
+  sshUser: string;
+  files: StagedFile[];
+  secretFiles: SecretFile[];
+  /** node-role.kubernetes.io/* and similar: applied with kubectl after the node registers. */
+  postRegistrationLabels: Record<string, string>;
+  /** sha256 of what each step runs; used as the steps' triggers. */
+  hashes: { osPrep: string; apply: string };
+  commands: { stage: string; osPrep: string; apply: string };
+}
+
+export interface ClusterPlan {
+  topology: ClusterTopology;
+  /** Servers in join order (first server first), then agents. */
+  nodes: NodePlan[];
+  kubeconfigCommand: string;
+}
+
+/** Extra server-side material from other components (e.g. secrets encryption). */
+export interface ServerExtension {
+  config?: Record<string, FlagValue>;
+  files?: StagedFile[];
+  secretFiles?: SecretFile[];
+  directories?: string[];
+}
+
+export interface PlanOptions {
+  /** Whether registry credentials exist; if so registries.yaml becomes a secret file. */
+  hasRegistryAuth?: boolean;
+  server?: ServerExtension;
+}
+
+export function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** Runs a command as root: directly for root, through non-interactive sudo otherwise. */
+export function asRoot(user: string, command: string): string {
+  return user === "root" ? command : `sudo -n ${command}`;
+}
+
+export function planNode(config: ResolvedConfig, node: NodeConfig, options: PlanOptions = {}): NodePlan {
+  const role = nodeRole(config, node);
+  const isServer = node.role === "server";
+  const cis = config.k3s.hardening === "cis";
+  const sshUser = node.ssh.user ?? config.ssh.user;
+  const ext = isServer ? options.server ?? {} : {};
+
+  const files: StagedFile[] = [
+    { name: "config.yaml", content: renderConfigYaml(config, node, ext.config), target: PATHS.configYaml, mode: "0600" },
+  ];
+  const secretFiles: SecretFile[] = [
+    {
+      name: "secrets-dropin",
+      target: PATHS.secretDropIn,
+      mode: "0600",
+      render: (s) => renderSecretDropIn(config, node, s),
+    },
+  ];
+
+  const publicRegistries = renderRegistriesYaml(config.k3s, node.name);
+  if (options.hasRegistryAuth) {
+    secretFiles.push({
+      name: "registries",
+      target: PATHS.registriesYaml,
+      mode: "0600",
+      render: (s) => renderRegistriesYaml(config.k3s, node.name, s.registryAuth ?? {}) ?? "",
+    });
+  } else if (publicRegistries) {
+    files.push({ name: "registries.yaml", content: publicRegistries, target: PATHS.registriesYaml, mode: "0600" });
+  }
+
+  const directories = [...(ext.directories ?? [])];
+  if (isServer && cis) {
+    files.push({ name: "psa.yaml", content: renderPsaYaml(), target: PATHS.psaYaml, mode: "0600" });
+    files.push({ name: "audit.yaml", content: renderAuditPolicy(), target: PATHS.auditYaml, mode: "0600" });
+    directories.push(PATHS.auditLogDir);
+  }
+  files.push(...(ext.files ?? []));
+  secretFiles.push(...(ext.secretFiles ?? []));
+
+  const placements: Placement[] = files
+    .filter((f): f is StagedFile & { target: string } => f.target !== undefined)
+    .map((f) => ({ staged: f.name, target: f.target, mode: f.mode }));
+
+  const osPrep = renderOsPrepScript(config, node);
+  const install = renderInstallScript(config, node);
+  const apply = renderApplyScript(config, node, placements, secretFiles.map((s) => s.target), directories);
+  files.push(
+    { name: "os-prep.sh", content: osPrep, mode: "0700" },
+    { name: "install-k3s.sh", content: install, mode: "0700" },
+    { name: "apply.sh", content: apply, mode: "0700" },
+  );
+
+  const applyInputs = files.filter((f) => f.name !== "os-prep.sh").map((f) => `${f.name}\0${f.content}`);
+  return {
+    node,
+    role,
+    sshUser,
+    files,
+    secretFiles,
+    postRegistrationLabels: splitNodeLabels(node.labels).postRegistration,
+    hashes: { osPrep: sha256(osPrep), apply: sha256(applyInputs.join("\0")) },
+    commands: {
+      stage: asRoot(sshUser, `install -d -m 0700 -o ${sshUser} ${STAGING_DIR}`),
+      osPrep: asRoot(sshUser, `bash ${STAGING_DIR}/os-prep.sh`),
+      apply: asRoot(sshUser, `bash ${STAGING_DIR}/apply.sh`),
+    },
+  };
+}
+
+export function planCluster(config: ResolvedConfig, options: PlanOptions = {}): ClusterPlan {
+  const topology = clusterTopology(config);
+  const servers = config.nodes.filter((n) => n.role === "server");
+  // The first server in config order initialises the cluster; the others join in config order.
+  const ordered = [...servers, ...config.nodes.filter((n) => n.role === "agent")];
+  const first = planNode(config, topology.firstServer, options);
+  return {
+    topology,
+    nodes: ordered.map((n) => (n === topology.firstServer ? first : planNode(config, n, options))),
+    kubeconfigCommand: asRoot(first.sshUser, `cat ${PATHS.kubeconfig}`),
+  };
+}
+
+/** Writes secret content from stdin to `target` with `mode`, atomically, as root. */
+export function secretWriteCommand(user: string, file: SecretFile): string {
+  const dir = file.target.slice(0, file.target.lastIndexOf("/"));
+  const script = `umask 077 && mkdir -p ${dir} && cat > ${file.target}.tmp && chmod ${file.mode} ${file.target}.tmp && mv ${file.target}.tmp ${file.target}`;
+  return asRoot(user, `sh -c '${script}'`);
+}
+
+/**
+ * Rewrites the kubeconfig K3s writes (server https://127.0.0.1:6443, every name "default") so
+ * it points at the cluster's API endpoint and names the cluster after the stack.
+ */
+export function rewriteKubeconfig(kubeconfig: string, apiEndpoint: string, clusterName: string): string {
+  const doc = parse(kubeconfig) as KubeconfigDoc;
+  const host = apiEndpoint.includes(":") ? `[${apiEndpoint}]` : apiEndpoint;
+  for (const c of doc.clusters ?? []) {
+    c.name = clusterName;
+    if (c.cluster?.server) c.cluster.server = c.cluster.server.replace(/^https:\/\/[^/]+:(\d+)/, `https://${host}:$1`);
+  }
+  for (const u of doc.users ?? []) u.name = clusterName;
+  for (const c of doc.contexts ?? []) {
+    c.name = clusterName;
+    if (c.context) Object.assign(c.context, { cluster: clusterName, user: clusterName });
+  }
+  doc["current-context"] = clusterName;
+  return stringify(doc);
+}
+
+interface KubeconfigDoc {
+  clusters?: Array<{ name: string; cluster?: { server?: string } }>;
+  users?: Array<{ name: string }>;
+  contexts?: Array<{ name: string; context?: Record<string, unknown> }>;
+  "current-context"?: string;
+}

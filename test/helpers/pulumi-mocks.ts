@@ -1,0 +1,99 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/** What the program registered, as the engine would see it, plus the options mocks don't show. */
+export interface Registered {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+  /** Names of the resources in `dependsOn`. */
+  dependsOn: string[];
+  /** Top-level input properties (and connection.privateKey) that are Pulumi secrets. */
+  secretProps: Set<string>;
+  additionalSecretOutputs: string[];
+}
+
+export const SAMPLE_KUBECONFIG = `apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0EgREFUQQ==
+    server: https://127.0.0.1:6443
+  name: default
+contexts:
+- context:
+    cluster: default
+    user: default
+  name: default
+current-context: default
+kind: Config
+users:
+- name: default
+  user:
+    client-certificate-data: Q0VSVA==
+    client-key-data: S0VZ
+`;
+
+/**
+ * Installs Pulumi mocks and returns a recorder; pass `recorder.transformation` in the component's
+ * `transformations` option so every child's options are seen, then `await recorder.settle()`.
+ * (The older `transformations` hook is used because it hands over the resource object, which is
+ * how dependsOn entries are mapped back to names.)
+ */
+export function installMocks(stack: string) {
+  const registered = new Map<string, Registered>();
+  const names = new WeakMap<pulumi.Resource, string>();
+  const pending: Promise<unknown>[] = [];
+
+  pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const entry = registered.get(args.name);
+        if (entry) entry.inputs = args.inputs;
+        const state: Record<string, unknown> = { ...args.inputs };
+        if (args.type === "command:remote:Command") {
+          state.stdout = args.name.endsWith("-kubeconfig") ? SAMPLE_KUBECONFIG : "";
+          state.stderr = "";
+        }
+        if (args.type === "random:index/randomPassword:RandomPassword") state.result = "generated-token-value";
+        return { id: `${args.name}-id`, state };
+      },
+      call: (args) => args.inputs,
+    },
+    "k3s-platform",
+    stack,
+    false,
+  );
+
+  const transformation: pulumi.ResourceTransformation = (args) => {
+    names.set(args.resource, args.name);
+    const deps = ([] as unknown[]).concat((args.opts.dependsOn as unknown) ?? []) as pulumi.Resource[];
+    const entry: Registered = {
+      type: args.type,
+      name: args.name,
+      inputs: {},
+      dependsOn: deps.map((d) => names.get(d) ?? "?"),
+      secretProps: new Set(),
+      additionalSecretOutputs: args.opts.additionalSecretOutputs ?? [],
+    };
+    registered.set(args.name, entry);
+    const check = (label: string, value: unknown) => {
+      if (pulumi.Output.isInstance(value)) {
+        pending.push(pulumi.isSecret(value).then((s) => s && entry.secretProps.add(label)));
+      }
+    };
+    for (const [key, value] of Object.entries(args.props)) check(key, value);
+    const connection = args.props.connection as Record<string, unknown> | undefined;
+    if (connection) check("connection.privateKey", connection.privateKey);
+    return undefined;
+  };
+
+  return {
+    registered,
+    transformation,
+    async settle(...outputs: pulumi.Output<unknown>[]) {
+      await Promise.all(outputs.map((o) => new Promise((resolve) => o.apply(resolve))));
+      // Let every mock registration finish.
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+      await Promise.all(pending);
+    },
+  };
+}
