@@ -1,11 +1,10 @@
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { readStackFile, splitStackConfig, StackFile } from "../components/config/stack-file";
 import { parseStackConfig } from "../components/config/validate";
-import { planCluster } from "../components/node/plan";
+import { renderTree } from "../components/node/tree";
 
 /**
  * `npm run render -- --stack <env> --out <dir>` or `-- --config <file> --out <dir>`:
@@ -21,13 +20,9 @@ function usage(message: string): never {
 function load(stack?: string, configFile?: string): StackFile {
   if (stack) return readStackFile(`Pulumi.${stack}.yaml`);
   if (!configFile) usage("give --stack or --config");
-  const doc = parse(readFileSync(configFile, "utf8")) as { config?: Record<string, unknown> } | null;
+  const doc = parse(readFileSync(configFile, "utf8")) as Record<string, unknown> | null;
   // A --config file is either a Pulumi stack file or the bare `k3s-platform:*` map.
-  return splitStackConfig(doc?.config ?? (doc as Record<string, unknown>) ?? {});
-}
-
-export function placeholder(key: string): string {
-  return `<redacted: secret k3s-platform:${key}>`;
+  return splitStackConfig((doc?.config as Record<string, unknown> | undefined) ?? doc ?? {});
 }
 
 function main(): void {
@@ -38,43 +33,18 @@ function main(): void {
   const file = load(values.stack, values.config);
   const result = parseStackConfig(file.raw);
   if (!result.ok) {
-    console.error(`invalid configuration${values.stack ? ` in Pulumi.${values.stack}.yaml` : ""}:`);
+    console.error(`invalid configuration in ${values.stack ? `Pulumi.${values.stack}.yaml` : values.config}:`);
     for (const issue of result.issues) console.error(`  - ${issue.path}: ${issue.message}`);
     process.exit(1);
   }
-  const plan = planCluster(result.config, { hasRegistryAuth: file.secrets.has("registryAuth") });
-  const secrets = {
-    token: placeholder("token"),
-    agentToken: file.secrets.has("agentToken") ? placeholder("agentToken") : undefined,
-    datastoreEndpoint: placeholder("datastoreEndpoint"),
-    registryAuth: file.secrets.has("registryAuth") ? { "<registry>": { username: placeholder("registryAuth"), password: placeholder("registryAuth") } } : undefined,
-  };
-  let count = 0;
-  for (const [order, nodePlan] of plan.nodes.entries()) {
-    const dir = join(values.out, nodePlan.node.name);
-    mkdirSync(join(dir, "secrets"), { recursive: true });
-    for (const f of nodePlan.files) {
-      writeFileSync(join(dir, f.name), f.content, { mode: f.mode === "0700" ? 0o755 : 0o644 });
-      count++;
-    }
-    for (const s of nodePlan.secretFiles) {
-      writeFileSync(join(dir, "secrets", s.name), s.render(secrets));
-      count++;
-    }
-    const summary = {
-      node: nodePlan.node.name,
-      role: nodePlan.role,
-      order,
-      files: Object.fromEntries(nodePlan.files.map((f) => [f.name, f.target ?? "(runs from staging)"])),
-      secretFiles: Object.fromEntries(nodePlan.secretFiles.map((s) => [s.name, s.target])),
-      postRegistrationLabels: nodePlan.postRegistrationLabels,
-      commands: nodePlan.commands,
-      hashes: nodePlan.hashes,
-    };
-    writeFileSync(join(dir, "plan.json"), JSON.stringify(summary, null, 2) + "\n");
-    count++;
+  const tree = renderTree(result.config, file.secrets);
+  for (const [path, content] of tree) {
+    const target = join(values.out, path);
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, content, { mode: path.endsWith(".sh") ? 0o755 : 0o644 });
   }
-  console.log(`rendered ${count} files for ${plan.nodes.length} nodes into ${values.out}`);
+  const nodes = new Set([...tree.keys()].map((p) => p.split("/")[0]));
+  console.log(`rendered ${tree.size} files for ${nodes.size} nodes into ${values.out}`);
 }
 
 main();

@@ -183,7 +183,10 @@ export function secretWriteCommand(user: string, file: SecretFile): string {
  * it points at the cluster's API endpoint and names the cluster after the stack.
  */
 export function rewriteKubeconfig(kubeconfig: string, apiEndpoint: string, clusterName: string): string {
-  const doc = parse(kubeconfig) as KubeconfigDoc;
+  const doc = parse(kubeconfig) as KubeconfigDoc | null;
+  if (!doc || !Array.isArray(doc.clusters)) {
+    throw new Error(`the kubeconfig read from the first server (${PATHS.kubeconfig}) is empty or not a kubeconfig`);
+  }
   const host = apiEndpoint.includes(":") ? `[${apiEndpoint}]` : apiEndpoint;
   for (const c of doc.clusters ?? []) {
     c.name = clusterName;

@@ -32,6 +32,21 @@ users:
     client-key-data: S0VZ
 `;
 
+/** The marker key Pulumi's wire format uses for secret values (sdk/nodejs/runtime/rpc). */
+const SPECIAL_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+/** Mocks see secrets in wire form; tests want the plain values (secretness is checked elsewhere). */
+function unwrapSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(unwrapSecrets);
+  if (value && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    if (obj[SPECIAL_SIG] === SECRET_SIG) return unwrapSecrets(obj.value);
+    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, unwrapSecrets(v)]));
+  }
+  return value;
+}
+
 /**
  * Installs Pulumi mocks and returns a recorder; pass `recorder.transformation` in the component's
  * `transformations` option so every child's options are seen, then `await recorder.settle()`.
@@ -47,7 +62,7 @@ export function installMocks(stack: string) {
     {
       newResource(args) {
         const entry = registered.get(args.name);
-        if (entry) entry.inputs = args.inputs;
+        if (entry) entry.inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
         const state: Record<string, unknown> = { ...args.inputs };
         if (args.type === "command:remote:Command") {
           state.stdout = args.name.endsWith("-kubeconfig") ? SAMPLE_KUBECONFIG : "";
@@ -72,7 +87,7 @@ export function installMocks(stack: string) {
       inputs: {},
       dependsOn: deps.map((d) => names.get(d) ?? "?"),
       secretProps: new Set(),
-      additionalSecretOutputs: args.opts.additionalSecretOutputs ?? [],
+      additionalSecretOutputs: (args.opts as pulumi.CustomResourceOptions).additionalSecretOutputs ?? [],
     };
     registered.set(args.name, entry);
     const check = (label: string, value: unknown) => {

@@ -1,0 +1,41 @@
+import { ResolvedConfig, SecretKey } from "../config/schema";
+import { planCluster, PlanOptions } from "./plan";
+
+/** A secret's stand-in in rendered output: names the config key, never a value. */
+export function placeholder(key: SecretKey): string {
+  return `<redacted: secret k3s-platform:${key}>`;
+}
+
+/**
+ * Every file each node would get, keyed `<node>/<file>` (secret files under `<node>/secrets/`,
+ * with placeholders), plus `<node>/plan.json` describing targets, order and commands.
+ */
+export function renderTree(config: ResolvedConfig, secrets: ReadonlySet<SecretKey>, options: PlanOptions = {}): Map<string, string> {
+  const plan = planCluster(config, { ...options, hasRegistryAuth: secrets.has("registryAuth") });
+  const stand = {
+    token: placeholder("token"),
+    agentToken: secrets.has("agentToken") ? placeholder("agentToken") : undefined,
+    datastoreEndpoint: placeholder("datastoreEndpoint"),
+    registryAuth: secrets.has("registryAuth")
+      ? { "<each registry>": { username: placeholder("registryAuth"), password: placeholder("registryAuth") } }
+      : undefined,
+  };
+  const tree = new Map<string, string>();
+  plan.nodes.forEach((nodePlan, order) => {
+    const dir = nodePlan.node.name;
+    for (const f of nodePlan.files) tree.set(`${dir}/${f.name}`, f.content);
+    for (const s of nodePlan.secretFiles) tree.set(`${dir}/secrets/${s.name}`, s.render(stand));
+    const summary = {
+      node: nodePlan.node.name,
+      role: nodePlan.role,
+      order,
+      files: Object.fromEntries(nodePlan.files.map((f) => [f.name, f.target ?? "(runs from staging)"])),
+      secretFiles: Object.fromEntries(nodePlan.secretFiles.map((s) => [s.name, s.target])),
+      postRegistrationLabels: nodePlan.postRegistrationLabels,
+      commands: nodePlan.commands,
+      hashes: nodePlan.hashes,
+    };
+    tree.set(`${dir}/plan.json`, JSON.stringify(summary, null, 2) + "\n");
+  });
+  return tree;
+}

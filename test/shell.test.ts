@@ -1,0 +1,239 @@
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ResolvedConfig, StackInput } from "../components/config/schema";
+import { loadStackConfig } from "../components/config/validate";
+import { PATHS } from "../components/k3s/render";
+import { planCluster, planNode } from "../components/node/plan";
+import { ENVS, REPO, sampleConfig, variant } from "./helpers/samples";
+
+const STUBS = join(REPO, "test", "helpers", "stubs");
+
+/** Configs that together exercise every branch of the script templates. */
+function scriptVariants(): Array<[string, ResolvedConfig]> {
+  const edits: Array<[string, (raw: StackInput) => void]> = [
+    ["dev: raspberry pi, selinux, firewall disabled, channel", (r) => {
+      Object.assign(r.k3s!, { version: undefined, channel: "stable", selinux: true, firewall: { mode: "disable" } });
+      r.nodes[1]!.raspberryPi = true;
+    }],
+    ["dev: air-gap with selinux, wireguard, firewall ignored", (r) => {
+      Object.assign(r.k3s!, { airgap: { enabled: true }, selinux: true, flannelBackend: "wireguard-native", firewall: { mode: "ignore" } });
+    }],
+  ];
+  return [
+    ...ENVS.map((env): [string, ResolvedConfig] => [env, sampleConfig(env)]),
+    ...edits.map(([label, edit]): [string, ResolvedConfig] => [label, loadStackConfig(variant("dev", edit))]),
+  ];
+}
+
+function run(cmd: string, args: string[], env: Record<string, string> = {}) {
+  const result = spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, ...env } });
+  return { status: result.status, out: `${result.stdout}${result.stderr}` };
+}
+
+/** Every file below `root` with its mode and content, to compare trees between runs. */
+function snapshot(root: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir)) {
+      const path = join(dir, entry);
+      const st = statSync(path);
+      if (st.isDirectory()) walk(path);
+      else out.set(path.slice(root.length), `${(st.mode & 0o777).toString(8)} ${readFileSync(path, "utf8")}`);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+describe("generated shell", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "k3s-platform-shell-"));
+  after(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it("passes bash -n and shellcheck for every node of every variant", function () {
+    const dir = join(scratch, "lint");
+    mkdirSync(dir);
+    const files: string[] = [];
+    for (const [label, config] of scriptVariants()) {
+      for (const nodePlan of planCluster(config).nodes) {
+        for (const f of nodePlan.files.filter((x) => x.name.endsWith(".sh"))) {
+          const path = join(dir, `${label.replace(/\W+/g, "_")}__${nodePlan.node.name}__${f.name}`);
+          writeFileSync(path, f.content);
+          files.push(path);
+          const syntax = run("bash", ["-n", path]);
+          assert.equal(syntax.status, 0, `bash -n ${path}: ${syntax.out}`);
+        }
+      }
+    }
+    assert.ok(files.length >= 30, `expected many scripts, got ${files.length}`);
+    const lint = run("shellcheck", ["--severity=style", ...files]);
+    assert.equal(lint.status, 0, lint.out);
+  });
+
+  describe("os-prep.sh is idempotent", () => {
+    interface Scenario {
+      label: string;
+      config: ResolvedConfig;
+      node: number;
+      /** Sets up the scratch root the way the host looks before the first run. */
+      host: (root: string) => void;
+      /** A substring the first run's stub log must contain. */
+      firstRunDoes: string[];
+    }
+    const cgroup2 = (root: string) => {
+      mkdirSync(join(root, "sys/fs/cgroup"), { recursive: true });
+      writeFileSync(join(root, "sys/fs/cgroup/cgroup.controllers"), "cpuset cpu io memory pids\n");
+    };
+    const scenarios: Scenario[] = [
+      {
+        label: "prod server: CIS sysctls, firewalld opened",
+        config: sampleConfig("prod"),
+        node: 0,
+        host: (root) => {
+          cgroup2(root);
+          mkdirSync(join(root, "run/active"), { recursive: true });
+          writeFileSync(join(root, "run/active/firewalld"), "");
+        },
+        firstRunDoes: ["modprobe br_netfilter", "sysctl -w kernel.panic=10", "--add-port=2379-2380/tcp", "--add-source=10.42.0.0/16", "firewall-cmd --reload"],
+      },
+      {
+        label: "staging agent: ufw opened",
+        config: sampleConfig("staging"),
+        node: 1,
+        host: (root) => {
+          cgroup2(root);
+          mkdirSync(join(root, "ufw"), { recursive: true });
+          writeFileSync(join(root, "ufw/active"), "");
+        },
+        firstRunDoes: ["ufw allow 8472/udp", "ufw allow from 10.52.0.0/16 to any", "sysctl -w net.ipv4.ip_forward=1"],
+      },
+      {
+        label: "dev agent: firewall disabled, SELinux packages installed",
+        config: loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { selinux: true, firewall: { mode: "disable" } }))),
+        node: 1,
+        host: (root) => {
+          cgroup2(root);
+          mkdirSync(join(root, "run/active"), { recursive: true });
+          writeFileSync(join(root, "run/active/firewalld"), "");
+          writeFileSync(join(root, "selinux"), "Enforcing\n");
+        },
+        firstRunDoes: ["systemctl disable --now firewalld", "dnf install -y container-selinux"],
+      },
+    ];
+
+    for (const s of scenarios) {
+      it(s.label, () => {
+        const root = mkdtempSync(join(scratch, "root-"));
+        const log = join(root, "..", `${root.split("/").pop()}.log`);
+        writeFileSync(log, "");
+        s.host(root);
+        const plan = planNode(s.config, s.config.nodes[s.node]!);
+        const script = join(scratch, `${root.split("/").pop()}-os-prep.sh`);
+        writeFileSync(script, plan.files.find((f) => f.name === "os-prep.sh")!.content);
+        const env = { K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${STUBS}:${process.env.PATH}` };
+
+        const first = run("bash", [script], env);
+        assert.equal(first.status, 0, first.out);
+        const firstLog = readFileSync(log, "utf8");
+        for (const expected of s.firstRunDoes) assert.ok(firstLog.includes(expected), `first run should ${expected}; log:\n${firstLog}`);
+        assert.doesNotMatch(first.out, /done, 0 change/);
+        const before = snapshot(root);
+
+        writeFileSync(log, "");
+        const second = run("bash", [script], env);
+        assert.equal(second.status, 0, second.out);
+        assert.match(second.out, /done, 0 change\(s\)/);
+        assert.equal(readFileSync(log, "utf8"), "", "second run must call no changing command");
+        assert.deepEqual(snapshot(root), before, "second run must not touch a file");
+      });
+    }
+
+    it("Raspberry Pi: fixes the kernel command line, asks for a reboot, then converges", () => {
+      const config = loadStackConfig(variant("dev", (r) => (r.nodes[1]!.raspberryPi = true)));
+      const root = mkdtempSync(join(scratch, "pi-"));
+      mkdirSync(join(root, "boot/firmware"), { recursive: true });
+      writeFileSync(join(root, "boot/firmware/cmdline.txt"), "console=serial0 root=/dev/mmcblk0p2 rootwait\n");
+      const script = join(root, "..", "pi-os-prep.sh");
+      writeFileSync(script, planNode(config, config.nodes[1]!).files.find((f) => f.name === "os-prep.sh")!.content);
+      const env = { K3S_PLATFORM_ROOT: root, STUB_LOG: join(root, "..", "pi.log"), PATH: `${STUBS}:${process.env.PATH}` };
+
+      const first = run("bash", [script], env);
+      assert.notEqual(first.status, 0);
+      assert.match(first.out, /reboot dev-agent-1/);
+      assert.match(readFileSync(join(root, "boot/firmware/cmdline.txt"), "utf8"), /rootwait cgroup_memory=1 cgroup_enable=memory\n$/);
+
+      // "After the reboot" the memory controller is there.
+      mkdirSync(join(root, "sys/fs/cgroup"), { recursive: true });
+      writeFileSync(join(root, "sys/fs/cgroup/cgroup.controllers"), "memory pids\n");
+      assert.equal(run("bash", [script], env).status, 0);
+      const third = run("bash", [script], env);
+      assert.equal(third.status, 0, third.out);
+      assert.match(third.out, /done, 0 change/);
+      assert.equal((readFileSync(join(root, "boot/firmware/cmdline.txt"), "utf8").match(/cgroup_memory=1/g) ?? []).length, 1);
+    });
+
+    it("fails before touching anything when a K3s port is taken", () => {
+      const config = sampleConfig("dev");
+      const root = mkdtempSync(join(scratch, "port-"));
+      mkdirSync(join(root, "sys/fs/cgroup"), { recursive: true });
+      writeFileSync(join(root, "sys/fs/cgroup/cgroup.controllers"), "memory\n");
+      mkdirSync(join(root, "listen"));
+      writeFileSync(join(root, "listen/6443"), "");
+      const script = join(root, "..", "port-os-prep.sh");
+      writeFileSync(script, planNode(config, config.nodes[0]!).files.find((f) => f.name === "os-prep.sh")!.content);
+      const res = run("bash", [script], { K3S_PLATFORM_ROOT: root, STUB_LOG: "/dev/null", PATH: `${STUBS}:${process.env.PATH}` });
+      assert.notEqual(res.status, 0);
+      assert.match(res.out, /TCP port 6443 is already in use/);
+      assert.equal(snapshot(root).has("/etc/sysctl.d/90-k3s-platform.conf"), false);
+    });
+  });
+
+  describe("apply.sh", () => {
+    it("installs once, does nothing on a second run, and re-installs when config.yaml changes", () => {
+      const config = sampleConfig("prod");
+      const plan = planNode(config, config.nodes[0]!);
+      const root = mkdtempSync(join(scratch, "apply-"));
+      const staging = mkdtempSync(join(scratch, "staging-"));
+      const log = join(staging, "install.log");
+      for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
+      // Stand-in for the K3s install script: records the run and "starts" the unit.
+      writeFileSync(
+        join(staging, "install-k3s.sh"),
+        `#!/usr/bin/env bash\necho "install $INSTALL_MARK" >>"${log}"\nmkdir -p "$K3S_PLATFORM_ROOT/run/active" && touch "$K3S_PLATFORM_ROOT/run/active/k3s"\n`,
+      );
+      chmodSync(join(staging, "install-k3s.sh"), 0o755);
+      mkdirSync(join(root, "etc/rancher/k3s/config.yaml.d"), { recursive: true });
+      writeFileSync(join(root, PATHS.secretDropIn), "token: x\n");
+      const env = { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, STUB_LOG: "/dev/null", PATH: `${STUBS}:${process.env.PATH}`, INSTALL_MARK: "1" };
+
+      const first = run("bash", [join(staging, "apply.sh")], env);
+      assert.equal(first.status, 0, first.out);
+      assert.equal(readFileSync(join(root, PATHS.configYaml), "utf8"), plan.files.find((f) => f.name === "config.yaml")!.content);
+      assert.equal(statSync(join(root, PATHS.configYaml)).mode & 0o777, 0o600);
+      assert.ok(statSync(join(root, PATHS.psaYaml)).isFile(), "CIS psa.yaml is placed on servers");
+      assert.ok(statSync(join(root, PATHS.auditLogDir)).isDirectory(), "audit log directory exists");
+
+      const second = run("bash", [join(staging, "apply.sh")], { ...env, INSTALL_MARK: "2" });
+      assert.equal(second.status, 0, second.out);
+      assert.match(second.out, /up to date/);
+
+      writeFileSync(join(staging, "config.yaml"), plan.files.find((f) => f.name === "config.yaml")!.content + "debug: true\n");
+      const third = run("bash", [join(staging, "apply.sh")], { ...env, INSTALL_MARK: "3" });
+      assert.equal(third.status, 0, third.out);
+      assert.equal(readFileSync(log, "utf8"), "install 1\ninstall 3\n");
+    });
+
+    it("refuses to install when the secret drop-in was not written", () => {
+      const config = sampleConfig("dev");
+      const plan = planNode(config, config.nodes[1]!);
+      const root = mkdtempSync(join(scratch, "nosecret-"));
+      const staging = mkdtempSync(join(scratch, "staging-"));
+      for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
+      const res = run("bash", [join(staging, "apply.sh")], { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, PATH: `${STUBS}:${process.env.PATH}` });
+      assert.notEqual(res.status, 0);
+      assert.match(res.out, /50-k3s-platform-secrets\.yaml is missing/);
+    });
+  });
+});
