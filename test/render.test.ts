@@ -80,7 +80,10 @@ describe("renderers", () => {
     it("CIS hardening sets the guide's server and kubelet arguments", () => {
       const server = configYaml("prod", 0);
       assert.equal(server["protect-kernel-defaults"], true);
-      assert.equal(server["secrets-encryption"], true);
+      const k3sManaged = loadStackConfig(variant("prod", (r) => (r.encryption = { provider: "secretbox" })));
+      const managed = parse(planNode(k3sManaged, k3sManaged.nodes[0]!).files[0]!.content) as Record<string, unknown>;
+      assert.equal(managed["secrets-encryption"], true, "CIS turns K3s-managed encryption on by default");
+      assert.equal(managed["secrets-encryption-provider"], "secretbox");
       const api = server["kube-apiserver-arg"] as string[];
       assert.ok(api.includes("enable-admission-plugins=NodeRestriction,EventRateLimit"));
       assert.ok(api.includes(`admission-control-config-file=${PATHS.psaYaml}`));

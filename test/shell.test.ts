@@ -2,9 +2,10 @@ import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { ResolvedConfig, StackInput } from "../components/config/schema";
 import { loadStackConfig } from "../components/config/validate";
+import { renderRestartScript, renderVerifyScript, rotationPhases } from "../components/encryption/render";
 import { PATHS } from "../components/k3s/render";
 import { planCluster, planNode } from "../components/node/plan";
 import { ENVS, REPO, sampleConfig, variant } from "./helpers/samples";
@@ -67,7 +68,22 @@ describe("generated shell", () => {
         }
       }
     }
-    assert.ok(files.length >= 30, `expected many scripts, got ${files.length}`);
+    // The secrets-encryption lifecycle scripts run over SSH too.
+    const encryptionVariants = [
+      sampleConfig("prod"),
+      loadStackConfig(variant("staging", (r) => (r.encryption = { enabled: true, rotation: 1 }))),
+      loadStackConfig(variant("staging", (r) => Object.assign(r, { k3s: { ...r.k3s, version: "v1.29.9+k3s1" }, encryption: { enabled: true, rotation: 1 } }))),
+      loadStackConfig(variant("prod", (r) => (r.encryption = { mode: "custom", custom: { resources: [{ resources: ["secrets"], providers: ["kms", "identity"] }], kms: { name: "vault", endpoint: "unix:///run/kms.sock" } } }))),
+    ];
+    encryptionVariants.forEach((config, i) => {
+      const scripts = [renderVerifyScript(config, "0".repeat(64)), renderRestartScript("srv"), ...rotationPhases(config).map((p) => p.script)];
+      scripts.forEach((script, j) => {
+        const path = join(dir, `encryption_${i}_${j}.sh`);
+        writeFileSync(path, script);
+        files.push(path);
+      });
+    });
+    assert.ok(files.length >= 40, `expected many scripts, got ${files.length}`);
     const lint = run("shellcheck", ["--severity=style", ...files]);
     assert.equal(lint.status, 0, lint.out);
   });
@@ -204,8 +220,10 @@ describe("generated shell", () => {
         `#!/usr/bin/env bash\necho "install $INSTALL_MARK" >>"${log}"\nmkdir -p "$K3S_PLATFORM_ROOT/run/active" && touch "$K3S_PLATFORM_ROOT/run/active/k3s"\n`,
       );
       chmodSync(join(staging, "install-k3s.sh"), 0o755);
-      mkdirSync(join(root, "etc/rancher/k3s/config.yaml.d"), { recursive: true });
-      writeFileSync(join(root, PATHS.secretDropIn), "token: x\n");
+      for (const secret of plan.secretFiles) {
+        mkdirSync(dirname(join(root, secret.target)), { recursive: true });
+        writeFileSync(join(root, secret.target), `${secret.name}: x\n`);
+      }
       const env = { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, STUB_LOG: "/dev/null", PATH: `${STUBS}:${process.env.PATH}`, INSTALL_MARK: "1" };
 
       const first = run("bash", [join(staging, "apply.sh")], env);

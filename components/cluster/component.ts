@@ -2,6 +2,8 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
+import { encryptionKeys, SecretsEncryption } from "../encryption/component";
+import { EncryptionKeys, EncryptionStatus } from "../encryption/render";
 import { RegistryAuth } from "../k3s/render";
 import { Connection, K3sNode } from "../node/component";
 import { ClusterPlan, NodeSecrets, PlanOptions, planCluster, rewriteKubeconfig, sha256 } from "../node/plan";
@@ -16,6 +18,8 @@ export interface K3sClusterArgs {
   agentToken?: pulumi.Input<string>;
   datastoreEndpoint?: pulumi.Input<string>;
   registryAuth?: pulumi.Input<RegistryAuth>;
+  /** Keys for custom-mode secrets encryption; generated per provider when absent. */
+  encryptionKeys?: pulumi.Input<EncryptionKeys>;
   /** Extra server material, e.g. from the secrets-encryption component. */
   server?: PlanOptions["server"];
 }
@@ -73,6 +77,8 @@ export class K3sCluster extends pulumi.ComponentResource {
   readonly plan: ClusterPlan;
   /** The apply steps of every node; Kubernetes objects wait for these. */
   readonly ready: pulumi.Resource[];
+  /** `k3s secrets-encrypt status` (or the custom config check) after bootstrap; undefined when off. */
+  readonly encryptionStatus?: pulumi.Output<EncryptionStatus>;
 
   constructor(name: string, args: K3sClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("k3s-platform:index:K3sCluster", name, {}, opts);
@@ -82,7 +88,8 @@ export class K3sCluster extends pulumi.ComponentResource {
     this.apiEndpoint = built.plan.topology.apiEndpoint;
     this.plan = built.plan;
     this.ready = built.ready;
-    this.registerOutputs({ kubeconfig: this.kubeconfig, apiEndpoint: this.apiEndpoint });
+    this.encryptionStatus = built.encryptionStatus;
+    this.registerOutputs({ kubeconfig: this.kubeconfig, apiEndpoint: this.apiEndpoint, encryptionStatus: this.encryptionStatus });
   }
 }
 
@@ -93,12 +100,14 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   const token =
     args.token ??
     new random.RandomPassword(`${name}-token`, { length: 48, special: false }, { parent }).result;
+  const keys = encryptionKeys(name, config, args.encryptionKeys, parent);
   const secrets: pulumi.Output<NodeSecrets> = pulumi.secret(
     pulumi.output({
       token,
       agentToken: args.agentToken,
       datastoreEndpoint: args.datastoreEndpoint,
       registryAuth: args.registryAuth,
+      encryptionKeys: keys,
     }),
   ) as pulumi.Output<NodeSecrets>;
 
@@ -150,5 +159,16 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   const kubeconfig = pulumi.secret(
     fetched.stdout.apply((raw) => rewriteKubeconfig(raw, plan.topology.apiEndpoint, name)),
   );
-  return { plan, nodes, kubeconfig, ready };
+  let encryptionStatus: pulumi.Output<EncryptionStatus> | undefined;
+  if (config.encryption.enabled) {
+    const servers = plan.nodes
+      .filter((n) => n.node.role === "server")
+      .map((n) => ({ name: n.node.name, user: n.sshUser, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
+    encryptionStatus = new SecretsEncryption(
+      `${name}-encryption`,
+      { config, plan, servers, after: serverApplies, keys },
+      { parent },
+    ).status;
+  }
+  return { plan, nodes, kubeconfig, ready, encryptionStatus };
 }

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { isCidr, isIp } from "./net";
+import { isQuantity, parseQuantity } from "./quantity";
 
 /**
  * The one schema of k3s-platform's stack configuration (`k3s-platform:*` keys in
@@ -245,6 +246,246 @@ export const nodeSchema = z.strictObject({
   ssh: nodeSshSchema.default({}),
 });
 
+// ---------------------------------------------------------------- secrets encryption
+
+export const ENCRYPTION_PROVIDERS = ["secretbox", "aesgcm", "aescbc", "kms", "identity"] as const;
+export type EncryptionProviderType = (typeof ENCRYPTION_PROVIDERS)[number];
+/** Providers whose keys k3s-platform holds (as the secure key encryptionKeys, or generated). */
+export const KEYED_PROVIDERS = ["secretbox", "aesgcm", "aescbc"] as const;
+export type KeyedProvider = (typeof KEYED_PROVIDERS)[number];
+
+export const encryptionSchema = z.strictObject({
+  /** Default: on when hardening is cis, off otherwise. Must be on at the cluster's first start. */
+  enabled: z.boolean().optional(),
+  /** `k3s`: K3s generates and manages the key; `custom`: we render the EncryptionConfiguration. */
+  mode: z.enum(["k3s", "custom"]).default("k3s"),
+  /** K3s-managed provider (`secrets-encryption-provider`); K3s' own default is aescbc. */
+  provider: z.enum(["aescbc", "secretbox"]).default("aescbc"),
+  custom: z
+    .strictObject({
+      resources: z
+        .array(
+          z.strictObject({
+            /** e.g. secrets, configmaps, *.apps, *.* (wildcards as in EncryptionConfiguration). */
+            resources: z.array(z.string().regex(/^(\*\.\*|\*\.[a-z0-9.-]+|[a-z0-9-]+(\.[a-z0-9.-]+)?)$/, "resource must be name[.group], *.group or *.*")).min(1),
+            /** In order: the first encrypts new writes, all are tried on read. */
+            providers: z.array(z.enum(ENCRYPTION_PROVIDERS)).min(1),
+          }),
+        )
+        .min(1),
+      kms: z
+        .strictObject({
+          name: z.string().regex(DNS_LABEL, "KMS plugin name must be a DNS label"),
+          endpoint: z.string().regex(/^unix:\/\/\/.+/, "KMS endpoint must be unix:///path/to/socket"),
+          timeout: duration.default("3s"),
+        })
+        .optional(),
+    })
+    .optional(),
+  /** Bump (a counter or a date) to rotate keys; each change runs one rotation. */
+  rotation: z.union([z.string().min(1), z.number()]).optional(),
+});
+
+// ---------------------------------------------------------------- tenant namespaces
+
+export const quantity = z
+  .union([z.string(), z.number()])
+  .refine(isQuantity, { message: "not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 10Gi)" });
+const count = z.number().int().nonnegative();
+const cpuMemory = z.strictObject({ cpu: quantity.optional(), memory: quantity.optional() });
+
+function lessOrEqual(ctx: z.RefinementCtx, a: string | number | undefined, b: string | number | undefined, path: (string | number)[], message: string) {
+  if (a === undefined || b === undefined) return;
+  const qa = parseQuantity(a);
+  const qb = parseQuantity(b);
+  if (qa !== undefined && qb !== undefined && qa > qb) ctx.addIssue({ code: "custom", path, message });
+}
+
+export const quotaSchema = z
+  .strictObject({
+    requestsCpu: quantity.optional(),
+    requestsMemory: quantity.optional(),
+    limitsCpu: quantity.optional(),
+    limitsMemory: quantity.optional(),
+    pods: count.optional(),
+    services: count.optional(),
+    servicesLoadBalancers: count.optional(),
+    servicesNodePorts: count.optional(),
+    configmaps: count.optional(),
+    secrets: count.optional(),
+    persistentVolumeClaims: count.optional(),
+    requestsStorage: quantity.optional(),
+    storageClasses: z
+      .record(
+        z.string().regex(DNS_SUBDOMAIN, "not a StorageClass name"),
+        z.strictObject({ requestsStorage: quantity.optional(), persistentVolumeClaims: count.optional() }),
+      )
+      .default({}),
+    /** Scope this quota to pods of one PriorityClass (scopeSelector PriorityClass In [...]). */
+    priorityClass: z.string().regex(DNS_SUBDOMAIN).optional(),
+  })
+  .superRefine((q, ctx) => {
+    lessOrEqual(ctx, q.requestsCpu, q.limitsCpu, ["requestsCpu"], `requests.cpu ${q.requestsCpu} exceeds limits.cpu ${q.limitsCpu}`);
+    lessOrEqual(ctx, q.requestsMemory, q.limitsMemory, ["requestsMemory"], `requests.memory ${q.requestsMemory} exceeds limits.memory ${q.limitsMemory}`);
+  });
+
+export const limitsSchema = z
+  .strictObject({
+    container: z
+      .strictObject({
+        default: cpuMemory.optional(),
+        defaultRequest: cpuMemory.optional(),
+        min: cpuMemory.optional(),
+        max: cpuMemory.optional(),
+        maxLimitRequestRatio: cpuMemory.optional(),
+      })
+      .optional(),
+    pvc: z.strictObject({ min: quantity.optional(), max: quantity.optional() }).optional(),
+  })
+  .superRefine((l, ctx) => {
+    const c = l.container;
+    if (c) {
+      for (const r of ["cpu", "memory"] as const) {
+        const chain: Array<[string, string | number | undefined]> = [
+          ["min", c.min?.[r]],
+          ["defaultRequest", c.defaultRequest?.[r]],
+          ["default", c.default?.[r]],
+          ["max", c.max?.[r]],
+        ];
+        const present = chain.filter(([, v]) => v !== undefined);
+        for (let i = 1; i < present.length; i++) {
+          const [lowName, low] = present[i - 1]!;
+          const [highName, high] = present[i]!;
+          lessOrEqual(ctx, low, high, ["container", highName, r], `${r}: ${lowName} ${low} is above ${highName} ${high}`);
+        }
+      }
+    }
+    lessOrEqual(ctx, l.pvc?.min, l.pvc?.max, ["pvc", "min"], `pvc min ${l.pvc?.min} is above max ${l.pvc?.max}`);
+  });
+
+const networkPort = z.strictObject({
+  port: z.union([port, z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "named port must be a DNS label")]),
+  protocol: z.enum(["TCP", "UDP", "SCTP"]).default("TCP"),
+});
+
+export const networkAllowSchema = z
+  .strictObject({
+    name: z.string().max(50).regex(DNS_LABEL, "policy name must be a DNS label"),
+    direction: z.enum(["ingress", "egress"]).default("ingress"),
+    /** Peers: namespaces (by kubernetes.io/metadata.name), optionally narrowed to pods; CIDRs. */
+    namespaces: z.array(z.string().regex(DNS_LABEL)).default([]),
+    podSelector: labelMap.optional(),
+    cidrs: z.array(cidr).default([]),
+    ports: z.array(networkPort).default([]),
+  })
+  .refine((a) => a.namespaces.length > 0 || a.cidrs.length > 0 || a.podSelector !== undefined, {
+    message: "an allow needs namespaces, cidrs or a podSelector (an empty peer list would allow everything)",
+  });
+
+export const tenantNetworkSchema = z.strictObject({
+  defaultDeny: z.boolean().default(true),
+  allowDns: z.boolean().default(true),
+  allowSameNamespace: z.boolean().default(true),
+  /** Default: on when Traefik is not disabled. */
+  allowIngressController: z.boolean().optional(),
+  /** Default: on when metrics-server is not disabled. */
+  allowMetricsServer: z.boolean().default(true),
+  /** Egress to the Kubernetes API: server node IPs on 6443, not just the Service IP. */
+  allowApiServer: z.boolean().default(false),
+  allows: z.array(networkAllowSchema).default([]),
+  /** kube-router NFLOG rate for dropped packets (annotations on every policy). */
+  nflog: z
+    .strictObject({
+      limit: z.string().regex(/^\d+\/(second|minute|hour|day)$/, "limit must be N/second|minute|hour|day").optional(),
+      burst: z.number().int().positive().optional(),
+    })
+    .optional(),
+});
+
+export const RESERVED_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+export const tenantSchema = z.strictObject({
+  namespace: z
+    .string()
+    .max(63)
+    .regex(DNS_LABEL, "namespace must be a DNS label")
+    .refine((n) => !RESERVED_NAMESPACES.includes(n), { message: "system namespaces cannot be tenants" }),
+  labels: labelMap.default({}),
+  podSecurity: z.enum(["privileged", "baseline", "restricted"]).default("restricted"),
+  quota: quotaSchema.optional(),
+  limits: limitsSchema.optional(),
+  network: tenantNetworkSchema.prefault({}),
+});
+
+// ---------------------------------------------------------------- CoreDNS
+
+const dnsServer = z
+  .string()
+  .refine((v) => {
+    const m = /^(.*?)(?::(\d+))?$/.exec(v.startsWith("[") ? v.replace(/^\[(.*)\](:\d+)?$/, "$1$2") : v);
+    return !!m && isIp(m[1]!) && (m[2] === undefined || Number(m[2]) <= 65535);
+  }, { message: "DNS server must be an IP address, optionally with :port" });
+
+export const forwardOptionsSchema = z.strictObject({
+  maxConcurrent: z.number().int().positive().optional(),
+  policy: z.enum(["random", "round_robin", "sequential"]).optional(),
+  healthCheck: duration.optional(),
+  forceTcp: z.boolean().optional(),
+});
+
+export const cacheSchema = z.strictObject({
+  successCapacity: z.number().int().positive().optional(),
+  successTtl: z.number().int().positive().optional(),
+  denialCapacity: z.number().int().positive().optional(),
+  denialTtl: z.number().int().positive().optional(),
+  prefetch: z
+    .strictObject({
+      amount: z.number().int().positive(),
+      duration: duration.optional(),
+      percentage: z.number().int().min(0).max(100).optional(),
+    })
+    .optional(),
+  serveStale: duration.optional(),
+});
+
+export const dnsSchema = z.strictObject({
+  /** Upstream resolvers for names outside the cluster (become the kubelet resolv.conf CoreDNS forwards to). */
+  upstreams: z.array(ipAddress).default([]),
+  /** Stub domains: their own server blocks (`<domain>.server` in coredns-custom). */
+  stubDomains: z
+    .record(
+      z.string().regex(DNS_SUBDOMAIN, "not a DNS domain"),
+      z.strictObject({ servers: z.array(dnsServer).min(1), forward: forwardOptionsSchema.optional(), cache: cacheSchema.optional() }),
+    )
+    .default({}),
+  /** Defaults for every block we render (stub domains, NodeLocal DNSCache's upstream). */
+  forward: forwardOptionsSchema.prefault({}),
+  cache: cacheSchema.prefault({}),
+  /** Extra host entries: name → address, served from their own zones. */
+  hosts: z.record(z.string().regex(DNS_SUBDOMAIN, "not a DNS name"), ipAddress).default({}),
+  /** Query logging in the main zone (the `log` plugin through `log.override`). */
+  log: z.boolean().default(false),
+  nodeLocal: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      localIp: ipAddress.default("169.254.20.10"),
+      image: z.string().default("registry.k8s.io/dns/k8s-dns-node-cache:1.26.0"),
+    })
+    .prefault({}),
+  autoscaler: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      coresPerReplica: z.number().positive().default(256),
+      nodesPerReplica: z.number().positive().default(16),
+      min: z.number().int().positive().default(1),
+      max: z.number().int().positive().optional(),
+      preventSinglePointFailure: z.boolean().default(true),
+      includeUnschedulableNodes: z.boolean().default(true),
+      image: z.string().default("registry.k8s.io/cpa/cluster-proportional-autoscaler:v1.9.0"),
+    })
+    .prefault({}),
+});
+
 // ---------------------------------------------------------------- the stack
 
 export const ENVIRONMENTS = ["dev", "staging", "prod"] as const;
@@ -254,6 +495,9 @@ export const stackSchema = z.strictObject({
   k3s: k3sSchema.prefault({}),
   ssh: sshSchema.prefault({}),
   nodes: z.array(nodeSchema).min(1, "at least one node is required"),
+  encryption: encryptionSchema.prefault({}),
+  tenants: z.array(tenantSchema).default([]),
+  dns: dnsSchema.prefault({}),
 });
 
 export type StackInput = z.input<typeof stackSchema>;
@@ -263,11 +507,15 @@ export type NodeConfig = StackConfig["nodes"][number];
 export type SshConfig = StackConfig["ssh"];
 export type Environment = StackConfig["environment"];
 export type Hardening = "cis" | "none";
+export type TenantConfig = StackConfig["tenants"][number];
+export type DnsConfig = StackConfig["dns"];
 
 /** The stack config with environment-dependent defaults resolved. */
-export type ResolvedConfig = Omit<StackConfig, "k3s"> & {
+export type ResolvedConfig = Omit<StackConfig, "k3s" | "encryption"> & {
   k3s: Omit<K3sConfig, "hardening"> & { hardening: Hardening };
+  encryption: Omit<StackConfig["encryption"], "enabled"> & { enabled: boolean };
 };
+export type EncryptionConfig = ResolvedConfig["encryption"];
 
 /** Config keys that hold secrets, read as Pulumi secrets and never validated as plain data. */
 export const SECRET_KEYS = [

@@ -109,13 +109,92 @@ export function crossFieldChecks(config: StackConfig, report: Report): void {
   };
   checkFlags("extraServerConfig", SERVER_FLAGS, "server");
   checkFlags("extraAgentConfig", AGENT_FLAG_SET, "agent");
+
+  encryptionChecks(config, report);
+  tenantChecks(config, report);
+  dnsChecks(config, report);
+}
+
+function encryptionChecks(config: StackConfig, report: Report): void {
+  const { encryption: enc, k3s } = config;
+  const hardening = k3s.hardening ?? (config.environment === "prod" ? "cis" : "none");
+  if (hardening === "cis" && enc.enabled === false) {
+    report(["encryption", "enabled"], "CIS hardening requires secrets encryption at rest");
+  }
+  if (enc.mode === "custom" && !enc.custom) report(["encryption", "custom"], "mode: custom needs custom.resources");
+  if (enc.mode === "k3s" && enc.custom) report(["encryption", "custom"], "custom is only read with mode: custom");
+  if (enc.custom) {
+    enc.custom.resources.forEach((group, i) => {
+      if (group.providers.includes("kms") && !enc.custom!.kms) {
+        report(["encryption", "custom", "kms"], `resources[${i}] uses the kms provider but no kms plugin is configured`);
+      }
+      if (new Set(group.providers).size !== group.providers.length) {
+        report(["encryption", "custom", "resources", i, "providers"], "a provider is listed twice");
+      }
+    });
+    const coversSecrets = enc.custom.resources.some((g) => g.resources.some((r) => r === "secrets" || r === "*.*" || r === "*."));
+    if (!coversSecrets) report(["encryption", "custom", "resources"], "no resource group covers secrets");
+  }
+  if (enc.rotation !== undefined && enc.enabled === false) {
+    report(["encryption", "rotation"], "rotation needs encryption enabled");
+  }
+}
+
+function tenantChecks(config: StackConfig, report: Report): void {
+  const seen = new Map<string, number>();
+  config.tenants.forEach((tenant, i) => {
+    const first = seen.get(tenant.namespace);
+    if (first !== undefined) report(["tenants", i, "namespace"], `duplicate tenant namespace "${tenant.namespace}" (also tenants[${first}])`);
+    else seen.set(tenant.namespace, i);
+    const names = new Set<string>();
+    tenant.network.allows.forEach((allow, j) => {
+      if (names.has(allow.name)) report(["tenants", i, "network", "allows", j, "name"], `duplicate allow name "${allow.name}"`);
+      names.add(allow.name);
+    });
+    if (config.environment === "prod") {
+      if (!tenant.quota) report(["tenants", i, "quota"], "prod tenants need a ResourceQuota");
+      else {
+        if (tenant.quota.requestsCpu === undefined && tenant.quota.limitsCpu === undefined) report(["tenants", i, "quota"], "prod quotas must bound cpu (requestsCpu or limitsCpu)");
+        if (tenant.quota.requestsMemory === undefined && tenant.quota.limitsMemory === undefined) report(["tenants", i, "quota"], "prod quotas must bound memory (requestsMemory or limitsMemory)");
+      }
+      if (!tenant.limits) report(["tenants", i, "limits"], "prod tenants need a LimitRange");
+      if (!tenant.network.defaultDeny) report(["tenants", i, "network", "defaultDeny"], "prod tenants need default-deny network policies");
+    }
+  });
+}
+
+function dnsChecks(config: StackConfig, report: Report): void {
+  const { dns, k3s } = config;
+  const customised =
+    dns.upstreams.length > 0 || Object.keys(dns.stubDomains).length > 0 || Object.keys(dns.hosts).length > 0 || dns.log || dns.nodeLocal.enabled || dns.autoscaler.enabled;
+  if (customised && k3s.disable.includes("coredns")) {
+    report(["dns"], "DNS settings tune K3s' CoreDNS, but k3s.disable lists coredns");
+  }
+  dns.upstreams.forEach((ip, i) => {
+    for (const [name, range] of [["serviceCidr", k3s.serviceCidr], ["clusterCidr", k3s.clusterCidr]] as const) {
+      if (cidrContains(range, ip)) report(["dns", "upstreams", i], `${ip} is inside k3s.${name}: CoreDNS would forward to itself`);
+    }
+  });
+  if (dns.stubDomains[k3s.clusterDomain]) {
+    report(["dns", "stubDomains", k3s.clusterDomain], "the cluster domain cannot be a stub domain");
+  }
+  if (dns.nodeLocal.enabled) {
+    if (!cidrContains("169.254.0.0/16", dns.nodeLocal.localIp)) {
+      report(["dns", "nodeLocal", "localIp"], "NodeLocal DNSCache needs a link-local address (169.254.0.0/16)");
+    }
+  }
+  if (dns.autoscaler.max !== undefined && dns.autoscaler.max < dns.autoscaler.min) {
+    report(["dns", "autoscaler", "max"], `max ${dns.autoscaler.max} is below min ${dns.autoscaler.min}`);
+  }
 }
 
 /** Fills the defaults that depend on the environment. */
 export function resolveDefaults(config: StackConfig): ResolvedConfig {
+  const hardening = config.k3s.hardening ?? (config.environment === "prod" ? "cis" : "none");
   return {
     ...config,
-    k3s: { ...config.k3s, hardening: config.k3s.hardening ?? (config.environment === "prod" ? "cis" : "none") },
+    k3s: { ...config.k3s, hardening },
+    encryption: { ...config.encryption, enabled: config.encryption.enabled ?? hardening === "cis" },
   };
 }
 

@@ -79,6 +79,7 @@ export const MANAGED_FLAGS: Readonly<Record<string, string>> = {
   "prefer-bundled-bin": "k3s.preferBundledBin",
   "secrets-encryption": "k3s-platform:encryption",
   "secrets-encryption-provider": "k3s-platform:encryption",
+  "resolv-conf": "k3s-platform:dns.upstreams",
 };
 
 /** Values every server must share, or a joining server fails (K3s "critical configuration"). */

@@ -90,6 +90,7 @@ export function renderApplyScript(
   placements: Placement[],
   secretTargets: string[],
   directories: string[] = [],
+  preInstall = "",
 ): string {
   const role = nodeRole(config, node);
   const service = serviceName(node);
@@ -127,7 +128,7 @@ if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-ac
   exit 0
 fi
 
-bash "$STAGING/install-k3s.sh"
+${preInstall ? preInstall + "\n\n" : ""}bash "$STAGING/install-k3s.sh"
 
 deadline=$((SECONDS + ${READY_TIMEOUT_SECONDS}))
 ${readiness}

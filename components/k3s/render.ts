@@ -214,7 +214,6 @@ export function configYamlObject(config: ResolvedConfig, node: NodeConfig, extra
     "cluster-domain": k3s.clusterDomain,
     "flannel-backend": k3s.flannelBackend,
     "disable": k3s.disable,
-    "secrets-encryption": cis,
     "kube-apiserver-arg": apiServerArgs(k3s),
     "kube-controller-manager-arg": controllerManagerArgs(k3s),
   };

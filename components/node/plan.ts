@@ -7,6 +7,7 @@ import {
   ClusterSecrets,
   clusterTopology,
   ClusterTopology,
+  mergeFlags,
   nodeRole,
   NodeRole,
   PATHS,
@@ -18,6 +19,13 @@ import {
   renderSecretDropIn,
 } from "../k3s/render";
 import { renderOsPrepScript } from "../os-prep/render";
+import {
+  ENCRYPTION_CONFIG_PATH,
+  EncryptionKeys,
+  enableOnExistingClusterSnippet,
+  encryptionServerFlags,
+  renderEncryptionConfig,
+} from "../encryption/render";
 
 /**
  * The per-node plan: every file and command a node gets, computed from config alone. Components
@@ -35,6 +43,7 @@ export interface StagedFile {
 
 export interface NodeSecrets extends ClusterSecrets {
   registryAuth?: RegistryAuth;
+  encryptionKeys?: EncryptionKeys;
 }
 
 /** A file that carries secrets: written over SSH from Pulumi secrets, never staged in clear. */
@@ -94,9 +103,10 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
   const cis = config.k3s.hardening === "cis";
   const sshUser = node.ssh.user ?? config.ssh.user;
   const ext = isServer ? options.server ?? {} : {};
+  const serverFlags = isServer ? mergeFlags(encryptionServerFlags(config), ext.config ?? {}) : {};
 
   const files: StagedFile[] = [
-    { name: "config.yaml", content: renderConfigYaml(config, node, ext.config), target: PATHS.configYaml, mode: "0600" },
+    { name: "config.yaml", content: renderConfigYaml(config, node, serverFlags), target: PATHS.configYaml, mode: "0600" },
   ];
   const secretFiles: SecretFile[] = [
     {
@@ -125,6 +135,14 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
     files.push({ name: "audit.yaml", content: renderAuditPolicy(), target: PATHS.auditYaml, mode: "0600" });
     directories.push(PATHS.auditLogDir);
   }
+  if (isServer && config.encryption.enabled && config.encryption.mode === "custom") {
+    secretFiles.push({
+      name: "encryption-config",
+      target: ENCRYPTION_CONFIG_PATH,
+      mode: "0600",
+      render: (s) => renderEncryptionConfig(config.encryption, s.encryptionKeys ?? {}),
+    });
+  }
   files.push(...(ext.files ?? []));
   secretFiles.push(...(ext.secretFiles ?? []));
 
@@ -134,7 +152,8 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
 
   const osPrep = renderOsPrepScript(config, node);
   const install = renderInstallScript(config, node);
-  const apply = renderApplyScript(config, node, placements, secretFiles.map((s) => s.target), directories);
+  const preInstall = role === "first-server" ? enableOnExistingClusterSnippet(config) : "";
+  const apply = renderApplyScript(config, node, placements, secretFiles.map((s) => s.target), directories, preInstall);
   files.push(
     { name: "os-prep.sh", content: osPrep, mode: "0700" },
     { name: "install-k3s.sh", content: install, mode: "0700" },

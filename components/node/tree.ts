@@ -1,4 +1,5 @@
 import { ResolvedConfig, SecretKey } from "../config/schema";
+import { keyedProvidersInUse } from "../encryption/render";
 import { planCluster, PlanOptions } from "./plan";
 
 /** A secret's stand-in in rendered output: names the config key, never a value. */
@@ -19,6 +20,9 @@ export function renderTree(config: ResolvedConfig, secrets: ReadonlySet<SecretKe
     registryAuth: secrets.has("registryAuth")
       ? { "<each registry>": { username: placeholder("registryAuth"), password: placeholder("registryAuth") } }
       : undefined,
+    encryptionKeys: Object.fromEntries(
+      keyedProvidersInUse(config.encryption).map((type) => [type, [{ name: `${type}-key-1`, secret: placeholder("encryptionKeys") }]]),
+    ),
   };
   const tree = new Map<string, string>();
   plan.nodes.forEach((nodePlan, order) => {

@@ -22,8 +22,9 @@ require_secret() {
   [ -f "$ROOT$1" ] || { echo "apply[prod-server-2]: $1 is missing (secret upload step)" >&2; exit 1; }
 }
 require_secret /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml
+require_secret /etc/rancher/k3s/encryption-config.yaml
 
-fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/var/lib/rancher/k3s/server/psa.yaml "$ROOT"/var/lib/rancher/k3s/server/audit.yaml "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
+fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/var/lib/rancher/k3s/server/psa.yaml "$ROOT"/var/lib/rancher/k3s/server/audit.yaml "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$ROOT"/etc/rancher/k3s/encryption-config.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
 if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet k3s; then
   echo "apply[prod-server-2]: K3s is up to date"
   exit 0

@@ -28,6 +28,14 @@ if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-ac
   exit 0
 fi
 
+# Secrets encryption on a running cluster that started without it: enable, restart, reencrypt.
+if systemctl is-active --quiet k3s && k3s secrets-encrypt status 2>/dev/null | grep -q 'Encryption Status: Disabled'; then
+  k3s secrets-encrypt enable
+  install -d -m 0700 "$(dirname "$ROOT/var/lib/k3s-platform/encryption-reencrypt-pending")"
+  touch "$ROOT/var/lib/k3s-platform/encryption-reencrypt-pending"
+  echo "encryption: enabled on the running cluster; secrets are re-encrypted after every server restarted"
+fi
+
 bash "$STAGING/install-k3s.sh"
 
 deadline=$((SECONDS + 300))

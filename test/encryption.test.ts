@@ -1,0 +1,223 @@
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { parse } from "yaml";
+import { K3sCluster } from "../components/cluster/component";
+import { loadStackConfig } from "../components/config/validate";
+import {
+  ENABLE_PENDING_MARKER,
+  encryptionServerFlags,
+  parseEncryptionStatus,
+  renderEncryptionConfig,
+  renderRestartScript,
+  renderVerifyScript,
+  rotationPhases,
+  supportsRotateKeys,
+} from "../components/encryption/render";
+import { planNode } from "../components/node/plan";
+import { installMocks } from "./helpers/pulumi-mocks";
+import { REPO, sampleConfig, variant } from "./helpers/samples";
+
+const STUBS = join(REPO, "test", "helpers", "stubs");
+const KEY = "c2VjcmV0Ym94LWtleS1ieXRlcy0zMi1ieXRlcy0wMTIzNDU=";
+
+function bash(script: string, root: string, log: string) {
+  const r = spawnSync("bash", ["-c", script], {
+    encoding: "utf8",
+    env: { ...process.env, K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${STUBS}:${process.env.PATH}` },
+  });
+  return { status: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe("secrets encryption", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "k3s-platform-enc-"));
+  after(() => rmSync(scratch, { recursive: true, force: true }));
+
+  describe("server flags", () => {
+    it("K3s-managed: secrets-encryption on, provider only when not the default", () => {
+      const aescbc = loadStackConfig(variant("dev", (r) => (r.encryption = { enabled: true })));
+      assert.deepEqual(encryptionServerFlags(aescbc), { "secrets-encryption": true });
+      const secretbox = loadStackConfig(variant("dev", (r) => (r.encryption = { enabled: true, provider: "secretbox" })));
+      assert.deepEqual(encryptionServerFlags(secretbox), { "secrets-encryption": true, "secrets-encryption-provider": "secretbox" });
+      assert.deepEqual(encryptionServerFlags(sampleConfig("dev")), {}, "off by default outside CIS");
+    });
+
+    it("custom: K3s' own encryption off, our config file passed to the API server with auto-reload", () => {
+      const flags = encryptionServerFlags(sampleConfig("prod"));
+      assert.equal(flags["secrets-encryption"], false);
+      assert.deepEqual(flags["kube-apiserver-arg"], [
+        "encryption-provider-config=/etc/rancher/k3s/encryption-config.yaml",
+        "encryption-provider-config-automatic-reload=true",
+      ]);
+    });
+
+    it("CIS without encryption is rejected at encryption.enabled", () => {
+      const raw = variant("prod", (r) => (r.encryption = { enabled: false }));
+      assert.throws(() => loadStackConfig(raw), /k3s-platform:encryption\.enabled: CIS hardening requires/);
+    });
+
+    it("a kms provider needs a kms plugin", () => {
+      const raw = variant("prod", (r) => (r.encryption = { mode: "custom", custom: { resources: [{ resources: ["secrets"], providers: ["kms", "identity"] }] } }));
+      assert.throws(() => loadStackConfig(raw), /k3s-platform:encryption\.custom\.kms/);
+    });
+  });
+
+  describe("EncryptionConfiguration", () => {
+    it("keeps provider order, opts events out, and writes keys and KMS v2", () => {
+      const config = loadStackConfig(
+        variant("prod", (r) => {
+          r.encryption = {
+            mode: "custom",
+            custom: {
+              resources: [
+                { resources: ["events"], providers: ["identity"] },
+                { resources: ["secrets", "*.apps"], providers: ["kms", "secretbox", "identity"] },
+              ],
+              kms: { name: "vault", endpoint: "unix:///run/kms/vault.sock" },
+            },
+          };
+        }),
+      );
+      const doc = parse(renderEncryptionConfig(config.encryption, { secretbox: [{ name: "k1", secret: KEY }] })) as {
+        kind: string;
+        resources: Array<{ resources: string[]; providers: Array<Record<string, unknown>> }>;
+      };
+      assert.equal(doc.kind, "EncryptionConfiguration");
+      assert.deepEqual(doc.resources[0], { resources: ["events"], providers: [{ identity: {} }] });
+      assert.deepEqual(doc.resources[1]!.providers.map((p) => Object.keys(p)[0]), ["kms", "secretbox", "identity"]);
+      assert.deepEqual(doc.resources[1]!.providers[0], { kms: { apiVersion: "v2", name: "vault", endpoint: "unix:///run/kms/vault.sock", timeout: "3s" } });
+      assert.deepEqual(doc.resources[1]!.providers[1], { secretbox: { keys: [{ name: "k1", secret: KEY }] } });
+    });
+
+    it("refuses to render a keyed provider without a key", () => {
+      assert.throws(() => renderEncryptionConfig(sampleConfig("prod").encryption, {}), /no secretbox key/);
+    });
+
+    it("is a secret file on servers only, never staged", () => {
+      const config = sampleConfig("prod");
+      const server = planNode(config, config.nodes[0]!);
+      assert.ok(server.secretFiles.some((f) => f.name === "encryption-config"));
+      assert.ok(!server.files.some((f) => f.content.includes("secretbox-key")));
+      assert.ok(!planNode(config, config.nodes[3]!).secretFiles.some((f) => f.name === "encryption-config"));
+    });
+  });
+
+  describe("rotation", () => {
+    it("knows which releases have rotate-keys", () => {
+      const cases: Array<[string, boolean]> = [
+        ["v1.29.9+k3s1", false], ["v1.30.4+k3s1", false], ["v1.30.5+k3s1", true],
+        ["v1.31.0+k3s1", false], ["v1.31.1+k3s1", true], ["v1.32.0+k3s1", true],
+      ];
+      for (const [v, expected] of cases) assert.equal(supportsRotateKeys(v), expected, v);
+    });
+
+    it("uses rotate-keys on current releases and prepare/rotate/reencrypt on older ones", () => {
+      const current = loadStackConfig(variant("staging", (r) => (r.encryption = { enabled: true, rotation: "2026-11" })));
+      assert.deepEqual(rotationPhases(current).map((p) => p.name), ["rotate-keys"]);
+      const old = loadStackConfig(variant("staging", (r) => {
+        r.k3s!.version = "v1.29.9+k3s1";
+        r.encryption = { enabled: true, rotation: 3 };
+      }));
+      assert.deepEqual(rotationPhases(old).map((p) => p.name), ["prepare", "rotate", "reencrypt"]);
+      assert.deepEqual(rotationPhases(sampleConfig("staging")), [], "no rotation requested");
+      assert.deepEqual(rotationPhases(sampleConfig("prod")).map((p) => p.name), ["reencrypt"], "custom mode rewrites secrets");
+    });
+
+    it("rotate-keys runs and waits for reencrypt_finished (stubbed k3s)", () => {
+      const config = loadStackConfig(variant("staging", (r) => (r.encryption = { enabled: true, rotation: 1 })));
+      const root = mkdtempSync(join(scratch, "rot-"));
+      mkdirSync(join(root, "encryption"));
+      writeFileSync(join(root, "encryption/status"), "Enabled\n");
+      const log = join(root, "log");
+      const res = bash(rotationPhases(config)[0]!.script, root, log);
+      assert.equal(res.status, 0, res.err);
+      assert.match(readFileSync(log, "utf8"), /k3s secrets-encrypt rotate-keys/);
+      assert.equal(readFileSync(join(root, "encryption/stage"), "utf8").trim(), "reencrypt_finished");
+    });
+  });
+
+  describe("verify", () => {
+    const staging = () => sampleConfig("staging");
+
+    it("passes and prints JSON when encryption is on", () => {
+      const root = mkdtempSync(join(scratch, "ver-"));
+      mkdirSync(join(root, "encryption"));
+      writeFileSync(join(root, "encryption/status"), "Enabled\n");
+      const res = bash(renderVerifyScript(staging()), root, join(root, "log"));
+      assert.equal(res.status, 0, res.err);
+      assert.deepEqual(parseEncryptionStatus(res.out, "k3s"), { mode: "k3s", enabled: true, stage: "start", activeKey: "aescbckey-1", hashesMatch: true });
+    });
+
+    it("fails the update when encryption is off", () => {
+      const root = mkdtempSync(join(scratch, "ver-off-"));
+      const res = bash(renderVerifyScript(staging()), root, join(root, "log"));
+      assert.notEqual(res.status, 0);
+      assert.match(res.err, /secrets encryption is not enabled/);
+    });
+
+    it("custom mode checks the deployed file's hash", () => {
+      const prod = sampleConfig("prod");
+      const ok = renderVerifyScript(prod, "0".repeat(64));
+      assert.match(ok, /sha256sum \/etc\/rancher\/k3s\/encryption-config\.yaml/);
+      assert.match(ok, new RegExp("0{64}"));
+    });
+  });
+
+  it("enabling on a running cluster: enable before the restart, reencrypt at verify", () => {
+    const config = sampleConfig("staging");
+    const plan = planNode(config, config.nodes[0]!);
+    const apply = plan.files.find((f) => f.name === "apply.sh")!.content;
+    const snippetStart = apply.indexOf("# Secrets encryption on a running cluster");
+    assert.ok(snippetStart > 0 && snippetStart < apply.indexOf('bash "$STAGING/install-k3s.sh"'), "enable runs before the restart");
+    const snippet = apply.slice(snippetStart, apply.indexOf('bash "$STAGING/install-k3s.sh"'));
+
+    const root = mkdtempSync(join(scratch, "enable-"));
+    mkdirSync(join(root, "run/active"), { recursive: true });
+    writeFileSync(join(root, "run/active/k3s"), "");
+    const log = join(root, "log");
+    const first = bash(`set -euo pipefail\nROOT="$K3S_PLATFORM_ROOT"\n${snippet}`, root, log);
+    assert.equal(first.status, 0, first.err);
+    assert.match(readFileSync(log, "utf8"), /secrets-encrypt enable/);
+    const marker = join(root, ENABLE_PENDING_MARKER);
+    assert.equal(readFileSync(marker, "utf8"), "");
+
+    // Once enabled, the snippet does nothing: a second apply does not enable again.
+    writeFileSync(log, "");
+    assert.equal(bash(`set -euo pipefail\nROOT="$K3S_PLATFORM_ROOT"\n${snippet}`, root, log).status, 0);
+    assert.equal(readFileSync(log, "utf8"), "");
+  });
+
+  it("restart script waits for the API", () => {
+    assert.match(renderRestartScript("srv-2"), /systemctl restart k3s[\s\S]*readyz/);
+  });
+
+  describe("resources (Pulumi mocks)", () => {
+    it("prod: generated secretbox key, reencrypt + one-at-a-time restarts, then verify; keys stay secret", async () => {
+      const config = sampleConfig("prod");
+      const recorder = installMocks("prod");
+      const cluster = new K3sCluster("prod", { config, token: pulumi.secret("t") }, { transformations: [recorder.transformation] });
+      await recorder.settle(cluster.kubeconfig);
+      const r = recorder.registered;
+      const key = [...r.values()].filter((x) => x.type === "random:index/randomBytes:RandomBytes");
+      assert.deepEqual(key.map((k) => k.name), ["prod-encryption-key-secretbox"]);
+      const chain = ["prod-encryption-reencrypt", "prod-encryption-reencrypt-restart-prod-server-1", "prod-encryption-reencrypt-restart-prod-server-2", "prod-encryption-reencrypt-restart-prod-server-3", "prod-encryption-verify"];
+      for (let i = 1; i < chain.length; i++) assert.deepEqual(r.get(chain[i]!)!.dependsOn, [chain[i - 1]], chain[i]);
+      assert.deepEqual(r.get(chain[0]!)!.dependsOn.sort(), ["prod-prod-server-1-apply", "prod-prod-server-2-apply", "prod-prod-server-3-apply"]);
+      const write = r.get("prod-prod-server-2-secret-encryption-config")!;
+      assert.ok(write.secretProps.has("stdin"));
+      assert.equal(write.inputs.logging, "none");
+      assert.ok(r.get("prod-encryption-verify")!.secretProps.has("stdin"), "the verify script embeds a hash of the keys");
+    });
+
+    it("is absent when encryption is off", async () => {
+      const recorder = installMocks("dev");
+      const cluster = new K3sCluster("dev", { config: sampleConfig("dev"), token: pulumi.secret("t") }, { transformations: [recorder.transformation] });
+      await recorder.settle(cluster.kubeconfig);
+      assert.equal([...recorder.registered.keys()].some((n) => n.includes("encryption")), false);
+      assert.equal(cluster.encryptionStatus, undefined);
+    });
+  });
+});
