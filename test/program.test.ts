@@ -1,56 +1,25 @@
 import { strict as assert } from "node:assert";
-import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError } from "../components/config/validate";
-import { SAMPLE_KUBECONFIG } from "./helpers/pulumi-mocks";
-import { REPO, sampleRaw } from "./helpers/samples";
-
-/** Loads index.ts afresh under mocks with the given `k3s-platform:*` config; records registrations. */
-function runProgram(config: Record<string, unknown>) {
-  const types: string[] = [];
-  pulumi.runtime.setMocks(
-    {
-      newResource: (args) => {
-        types.push(args.type);
-        return { id: `${args.name}-id`, state: { ...args.inputs, stdout: args.name.endsWith("-kubeconfig") ? SAMPLE_KUBECONFIG : "", result: "generated" } };
-      },
-      call: (args) => args.inputs,
-    },
-    "k3s-platform",
-    "dev",
-    false,
-  );
-  pulumi.runtime.setAllConfig(
-    Object.fromEntries(Object.entries(config).map(([k, v]) => [`k3s-platform:${k}`, typeof v === "string" ? v : JSON.stringify(v)])),
-  );
-  const entry = join(REPO, "index.ts");
-  delete require.cache[require.resolve(entry)];
-  let module: Record<string, unknown> | undefined;
-  let error: unknown;
-  try {
-    module = require(entry) as Record<string, unknown>;
-  } catch (e) {
-    error = e;
-  }
-  return { types, module, error };
-}
+import { GENERATED_KEY, plainOccurrences, runProgram, settle } from "./helpers/program";
+import { sampleConfig, sampleRaw } from "./helpers/samples";
 
 describe("index.ts (the program)", () => {
   it("registers nothing and names the config path when validation fails", async () => {
     const raw = sampleRaw("dev");
     const bad = { ...raw, nodes: [{ ...raw.nodes[0], labels: { "kubernetes.io/role": "master" } }] };
-    const { types, error } = runProgram(bad);
+    const { resources, error } = runProgram(bad);
     assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
     assert.match(error.message, /k3s-platform:nodes\[0\]\.labels\["kubernetes\.io\/role"\]/);
     await new Promise((r) => setImmediate(r));
-    assert.deepEqual(types, []);
+    assert.deepEqual(resources, []);
   });
 
   it("requires the datastore endpoint secret for an external datastore", () => {
     const raw = sampleRaw("dev");
-    const { error, types } = runProgram({ ...raw, k3s: { ...raw.k3s, datastore: { type: "external" } } });
+    const { error, resources } = runProgram({ ...raw, k3s: { ...raw.k3s, datastore: { type: "external" } } });
     assert.match(String(error), /k3s-platform:datastoreEndpoint/);
-    assert.deepEqual(types, []);
+    assert.deepEqual(resources, []);
   });
 
   it("builds the dev sample and exports the kubeconfig as a secret", async () => {
@@ -62,5 +31,53 @@ describe("index.ts (the program)", () => {
       { name: "dev-server-1", role: "first-server", host: "192.0.2.10" },
       { name: "dev-agent-1", role: "agent", host: "192.0.2.20" },
     ]);
+  });
+
+  describe("Kubernetes layer", () => {
+    for (const env of ["dev", "staging", "prod"] as const) {
+      it(`${env}: every Kubernetes object goes through the cluster's provider`, async () => {
+        const { module, resources, error } = runProgram(sampleRaw(env), env);
+        assert.equal(error, undefined);
+        await settle(module);
+        const providers = resources.filter((r) => r.type === "pulumi:providers:kubernetes");
+        assert.deepEqual(providers.map((p) => p.name), [`${env}-k8s`]);
+        const objects = resources.filter((r) => r.type.startsWith("kubernetes:"));
+        assert.ok(objects.length > 0);
+        for (const o of objects) assert.match(o.provider ?? "", new RegExp(`::${env}-k8s::`), o.name);
+
+        const config = sampleConfig(env);
+        for (const t of config.tenants) {
+          const mine = objects.filter((o) => (o.rawInputs.metadata as { namespace?: string } | undefined)?.namespace === t.namespace);
+          assert.equal(mine.filter((o) => o.type === "kubernetes:core/v1:ResourceQuota").length, 1, t.namespace);
+          assert.equal(mine.filter((o) => o.type === "kubernetes:core/v1:LimitRange").length, 1, t.namespace);
+          assert.ok(mine.some((o) => o.name.endsWith("-default-deny")));
+        }
+        const has = (name: string) => objects.some((o) => (o.rawInputs.metadata as { name: string }).name === name);
+        assert.equal(has("node-local-dns"), config.dns.nodeLocal.enabled);
+        assert.equal(has("dns-autoscaler"), config.dns.autoscaler.enabled);
+      });
+    }
+
+    it("no Kubernetes provider when there is nothing to put in the cluster", async () => {
+      const raw = sampleRaw("dev");
+      const { module, resources } = runProgram({ ...raw, tenants: [], dns: {} });
+      await settle(module);
+      assert.equal(resources.filter((r) => r.type.startsWith("pulumi:providers:kubernetes") || r.type.startsWith("kubernetes:")).length, 0);
+    });
+  });
+
+  it("prod: generated encryption keys never appear in a plain input", async () => {
+    const { module, resources, error } = runProgram(sampleRaw("prod"), "prod");
+    assert.equal(error, undefined);
+    await settle(module);
+    const carriers = resources.filter((r) => JSON.stringify(r.rawInputs).includes(GENERATED_KEY));
+    assert.ok(carriers.some((r) => r.name.endsWith("-secret-encryption-config")), "the key reaches the servers' encryption config");
+    for (const r of resources) assert.deepEqual(plainOccurrences(r.rawInputs, GENERATED_KEY), [], `${r.name} holds the key in plain text`);
+    assert.deepEqual(await new Promise((resolve) => (module!.encryptionStatus as pulumi.Output<unknown>).apply(resolve)), {
+      mode: "custom",
+      enabled: true,
+      configSha256: undefined,
+      providers: undefined,
+    });
   });
 });

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { EncryptionKeys } from "../encryption/render";
 import { RegistryAuth } from "../k3s/render";
 import { CONFIG_KEYS, PROJECT, ResolvedConfig } from "./schema";
 import { loadStackConfig } from "./validate";
@@ -11,6 +12,7 @@ export interface ProgramConfig {
   agentToken?: pulumi.Output<string>;
   datastoreEndpoint?: pulumi.Output<string>;
   registryAuth?: pulumi.Output<RegistryAuth>;
+  encryptionKeys?: pulumi.Output<EncryptionKeys>;
 }
 
 /**
@@ -35,5 +37,6 @@ export function readProgramConfig(cfg = new pulumi.Config(PROJECT)): ProgramConf
     agentToken: cfg.getSecret("agentToken"),
     datastoreEndpoint,
     registryAuth: cfg.getSecretObject<RegistryAuth>("registryAuth"),
+    encryptionKeys: cfg.getSecretObject<EncryptionKeys>("encryptionKeys"),
   };
 }

@@ -12,6 +12,7 @@ export const PATHS = {
   auditYaml: "/var/lib/rancher/k3s/server/audit.yaml",
   auditLogDir: "/var/lib/rancher/k3s/server/logs",
   kubeconfig: "/etc/rancher/k3s/k3s.yaml",
+  upstreamResolvConf: "/etc/rancher/k3s/resolv.conf",
 } as const;
 
 export const API_PORT = 6443;
@@ -190,6 +191,8 @@ export function configYamlObject(config: ResolvedConfig, node: NodeConfig, extra
     "node-taint": node.taints,
     "selinux": k3s.selinux,
     "prefer-bundled-bin": k3s.preferBundledBin,
+    // CoreDNS forwards the root zone to the kubelet's resolv.conf: dns.upstreams lands there.
+    "resolv-conf": config.dns.upstreams.length > 0 ? PATHS.upstreamResolvConf : undefined,
     "protect-kernel-defaults": cis,
     "kubelet-arg": kubeletArgs(k3s),
   };

@@ -19,6 +19,7 @@ import {
   renderSecretDropIn,
 } from "../k3s/render";
 import { renderOsPrepScript } from "../os-prep/render";
+import { renderUpstreamResolvConf } from "../dns/render";
 import {
   ENCRYPTION_CONFIG_PATH,
   EncryptionKeys,
@@ -128,6 +129,9 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
   } else if (publicRegistries) {
     files.push({ name: "registries.yaml", content: publicRegistries, target: PATHS.registriesYaml, mode: "0600" });
   }
+
+  const resolvConf = renderUpstreamResolvConf(config);
+  if (resolvConf) files.push({ name: "resolv.conf", content: resolvConf, target: PATHS.upstreamResolvConf, mode: "0644" });
 
   const directories = [...(ext.directories ?? [])];
   if (isServer && cis) {

@@ -1,5 +1,9 @@
 import { ResolvedConfig, SecretKey } from "../config/schema";
-import { keyedProvidersInUse } from "../encryption/render";
+import { stringify } from "yaml";
+import { renderDns } from "../dns/render";
+import { keyedProvidersInUse, renderEncryptionConfig, renderRestartScript, renderVerifyScript, rotationPhases } from "../encryption/render";
+import { KubeObject } from "../kube/objects";
+import { renderTenants } from "../tenants/render";
 import { planCluster, PlanOptions } from "./plan";
 
 /** A secret's stand-in in rendered output: names the config key, never a value. */
@@ -7,9 +11,16 @@ export function placeholder(key: SecretKey): string {
   return `<redacted: secret k3s-platform:${key}>`;
 }
 
+/** Objects as one multi-document YAML file, the way `kubectl apply -f` reads them. */
+export function toManifest(objects: KubeObject[]): string {
+  return objects.map((o) => stringify(o, { lineWidth: 0, aliasDuplicateObjects: false })).join("---\n");
+}
+
 /**
  * Every file each node would get, keyed `<node>/<file>` (secret files under `<node>/secrets/`,
- * with placeholders), plus `<node>/plan.json` describing targets, order and commands.
+ * with placeholders), plus `<node>/plan.json` describing targets, order and commands; the
+ * Kubernetes manifests under `k8s/`; the encryption config (keys redacted) and lifecycle scripts
+ * under `encryption/`.
  */
 export function renderTree(config: ResolvedConfig, secrets: ReadonlySet<SecretKey>, options: PlanOptions = {}): Map<string, string> {
   const plan = planCluster(config, { ...options, hasRegistryAuth: secrets.has("registryAuth") });
@@ -41,5 +52,16 @@ export function renderTree(config: ResolvedConfig, secrets: ReadonlySet<SecretKe
     };
     tree.set(`${dir}/plan.json`, JSON.stringify(summary, null, 2) + "\n");
   });
+  const tenants = renderTenants(config);
+  if (tenants.length) tree.set("k8s/tenants.yaml", toManifest(tenants));
+  const dns = renderDns(config);
+  if (dns.length) tree.set("k8s/dns.yaml", toManifest(dns));
+  const enc = config.encryption;
+  if (enc.enabled) {
+    if (enc.mode === "custom") tree.set("encryption/encryption-config.yaml", renderEncryptionConfig(enc, stand.encryptionKeys));
+    tree.set("encryption/verify.sh", renderVerifyScript(config, enc.mode === "custom" ? "<sha256 of the deployed config>" : undefined));
+    for (const phase of rotationPhases(config)) tree.set(`encryption/rotate-${phase.name}.sh`, phase.script);
+    if (rotationPhases(config).length) tree.set("encryption/restart-server.sh", renderRestartScript("<server>"));
+  }
   return tree;
 }

@@ -14,6 +14,7 @@ place() {
 }
 
 place config.yaml /etc/rancher/k3s/config.yaml 0600
+place resolv.conf /etc/rancher/k3s/resolv.conf 0644
 
 
 require_secret() {
@@ -21,7 +22,7 @@ require_secret() {
 }
 require_secret /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml
 
-fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
+fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
 if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet k3s-agent; then
   echo "apply[prod-agent-2]: K3s is up to date"
   exit 0

@@ -14,6 +14,7 @@ place() {
 }
 
 place config.yaml /etc/rancher/k3s/config.yaml 0600
+place resolv.conf /etc/rancher/k3s/resolv.conf 0644
 place psa.yaml /var/lib/rancher/k3s/server/psa.yaml 0600
 place audit.yaml /var/lib/rancher/k3s/server/audit.yaml 0600
 install -d -m 0700 "$ROOT"/var/lib/rancher/k3s/server/logs
@@ -24,7 +25,7 @@ require_secret() {
 require_secret /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml
 require_secret /etc/rancher/k3s/encryption-config.yaml
 
-fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/var/lib/rancher/k3s/server/psa.yaml "$ROOT"/var/lib/rancher/k3s/server/audit.yaml "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$ROOT"/etc/rancher/k3s/encryption-config.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
+fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/var/lib/rancher/k3s/server/psa.yaml "$ROOT"/var/lib/rancher/k3s/server/audit.yaml "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$ROOT"/etc/rancher/k3s/encryption-config.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
 if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet k3s; then
   echo "apply[prod-server-2]: K3s is up to date"
   exit 0

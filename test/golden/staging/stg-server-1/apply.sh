@@ -15,6 +15,7 @@ place() {
 
 place config.yaml /etc/rancher/k3s/config.yaml 0600
 place registries.yaml /etc/rancher/k3s/registries.yaml 0600
+place resolv.conf /etc/rancher/k3s/resolv.conf 0644
 
 
 require_secret() {
@@ -22,7 +23,7 @@ require_secret() {
 }
 require_secret /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml
 
-fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/registries.yaml "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
+fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/registries.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
 if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet k3s; then
   echo "apply[stg-server-1]: K3s is up to date"
   exit 0

@@ -1,0 +1,9 @@
+/** A Kubernetes object as the renderers produce it: what `kubectl apply` or a Pulumi resource takes. */
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [field: string]: unknown;
+}
+
+export const MANAGED_BY = { "app.kubernetes.io/managed-by": "k3s-platform" };

@@ -1,0 +1,69 @@
+import { join } from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { SAMPLE_KUBECONFIG } from "./pulumi-mocks";
+import { REPO } from "./samples";
+
+export interface ProgramResource {
+  type: string;
+  name: string;
+  provider?: string;
+  /** Inputs in wire form: secrets still wrapped, so a test can tell secret from plain. */
+  rawInputs: Record<string, unknown>;
+}
+
+export const GENERATED_KEY = "R0VORVJBVEVELUtFWS1CWVRFUy0zMi1CWVRFUy1MT05HISE=";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const SPECIAL_SIG = "4dabf18193072939515e22adb298388d";
+
+/** Paths in `value` where `needle` appears outside a secret wrapper. */
+export function plainOccurrences(value: unknown, needle: string, path = ""): string[] {
+  if (typeof value === "string") return value.includes(needle) ? [path || "."] : [];
+  if (Array.isArray(value)) return value.flatMap((v, i) => plainOccurrences(v, needle, `${path}[${i}]`));
+  if (value && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    if (obj[SPECIAL_SIG] === SECRET_SIG) return [];
+    return Object.entries(obj).flatMap(([k, v]) => plainOccurrences(v, needle, `${path}.${k}`));
+  }
+  return [];
+}
+
+/** Loads index.ts afresh under mocks with the given `k3s-platform:*` config. */
+export function runProgram(config: Record<string, unknown>, stack = "dev") {
+  const resources: ProgramResource[] = [];
+  pulumi.runtime.setMocks(
+    {
+      newResource: (args) => {
+        resources.push({ type: args.type, name: args.name, provider: args.provider, rawInputs: args.inputs });
+        const state: Record<string, unknown> = { ...args.inputs };
+        if (args.type === "command:remote:Command") state.stdout = args.name.endsWith("-kubeconfig") ? SAMPLE_KUBECONFIG : args.name.endsWith("-verify") ? '{"enabled":true,"mode":"custom"}' : "";
+        if (args.type === "random:index/randomPassword:RandomPassword") state.result = "generated-token";
+        if (args.type === "random:index/randomBytes:RandomBytes") state.base64 = GENERATED_KEY;
+        return { id: `${args.name}-id`, state };
+      },
+      call: (args) => args.inputs,
+    },
+    "k3s-platform",
+    stack,
+    false,
+  );
+  pulumi.runtime.setAllConfig(
+    Object.fromEntries(Object.entries(config).map(([k, v]) => [`k3s-platform:${k}`, typeof v === "string" ? v : JSON.stringify(v)])),
+  );
+  const entry = join(REPO, "index.ts");
+  delete require.cache[require.resolve(entry)];
+  let module: Record<string, unknown> | undefined;
+  let error: unknown;
+  try {
+    module = require(entry) as Record<string, unknown>;
+  } catch (e) {
+    error = e;
+  }
+  return { resources, module, error };
+}
+
+/** Waits until the mocked engine has seen every registration. */
+export async function settle(module: Record<string, unknown> | undefined): Promise<void> {
+  const outputs = Object.values(module ?? {}).filter((v): v is pulumi.Output<unknown> => pulumi.Output.isInstance(v));
+  await Promise.all(outputs.map((o) => new Promise((resolve) => o.apply(resolve))));
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+}
