@@ -81,7 +81,8 @@ export class K3sCluster extends pulumi.ComponentResource {
   readonly encryptionStatus?: pulumi.Output<EncryptionStatus>;
 
   constructor(name: string, args: K3sClusterArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("k3s-platform:index:K3sCluster", name, {}, opts);
+    // Only the validated, secret-free config is registered as inputs: policies read it.
+    super("k3s-platform:index:K3sCluster", name, { config: args.config }, opts);
     const built = createCluster(this, name, args);
     this.nodes = built.nodes;
     this.kubeconfig = built.kubeconfig;

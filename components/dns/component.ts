@@ -12,7 +12,7 @@ export interface CoreDnsTuningArgs {
 /** coredns-custom, and NodeLocal DNSCache and the DNS autoscaler when enabled. */
 export class CoreDnsTuning extends pulumi.ComponentResource {
   constructor(name: string, args: CoreDnsTuningArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("k3s-platform:index:CoreDnsTuning", name, {}, opts);
+    super("k3s-platform:index:CoreDnsTuning", name, { dns: args.config.dns }, opts);
     const objects = applyObjects(this, name, renderDns(args.config), args.provider);
     this.registerOutputs({ objects: objects.length });
   }

@@ -64,7 +64,7 @@ export class SecretsEncryption extends pulumi.ComponentResource {
   readonly status: pulumi.Output<EncryptionStatus>;
 
   constructor(name: string, args: SecretsEncryptionArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("k3s-platform:index:SecretsEncryption", name, {}, opts);
+    super("k3s-platform:index:SecretsEncryption", name, { encryption: args.config.encryption }, opts);
     this.status = createLifecycle(this, name, args);
     this.registerOutputs({ status: this.status });
   }

@@ -32,12 +32,23 @@ export class K3sNode extends pulumi.ComponentResource {
   readonly apply: command.remote.Command;
 
   constructor(name: string, args: K3sNodeArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("k3s-platform:index:K3sNode", name, {}, opts);
+    super("k3s-platform:index:K3sNode", name, nodeInputs(args.plan), opts);
     const { osPrep, apply } = createNodeResources(this, name, args);
     this.osPrep = osPrep;
     this.apply = apply;
     this.registerOutputs({ osPrepStdout: osPrep.stdout, applyStdout: apply.stdout });
   }
+}
+
+/** What policies see of a node: identity, role, file targets and hashes; never contents. */
+export function nodeInputs(plan: NodePlan) {
+  return {
+    node: plan.node,
+    role: plan.role,
+    hashes: plan.hashes,
+    files: plan.files.map((f) => ({ name: f.name, target: f.target ?? null, sha256: sha256(f.content) })),
+    secretFiles: plan.secretFiles.map((f) => ({ name: f.name, target: f.target })),
+  };
 }
 
 function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {

@@ -14,7 +14,7 @@ export class TenantNamespaces extends pulumi.ComponentResource {
   readonly namespaces: string[];
 
   constructor(name: string, args: TenantNamespacesArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("k3s-platform:index:TenantNamespaces", name, {}, opts);
+    super("k3s-platform:index:TenantNamespaces", name, { tenants: args.config.tenants }, opts);
     applyObjects(this, name, renderTenants(args.config), args.provider);
     this.namespaces = args.config.tenants.map((t) => t.namespace);
     this.registerOutputs({ namespaces: this.namespaces });

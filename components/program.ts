@@ -1,0 +1,46 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { K3sCluster } from "./cluster/component";
+import { ProgramConfig } from "./config/pulumi-config";
+import { CoreDnsTuning } from "./dns/component";
+import { renderDns } from "./dns/render";
+import { TenantNamespaces } from "./tenants/component";
+
+/**
+ * The whole stack: the cluster over SSH, then the in-cluster layer through a provider built from
+ * the cluster's kubeconfig. `opts` reaches every top-level component (tests pass transformations).
+ */
+export function buildProgram(program: ProgramConfig, stack: string, opts: pulumi.ComponentResourceOptions = {}) {
+  const { config } = program;
+  const cluster = new K3sCluster(
+    stack,
+    {
+      config,
+      sshPrivateKey: program.sshPrivateKey,
+      token: program.token,
+      agentToken: program.agentToken,
+      datastoreEndpoint: program.datastoreEndpoint,
+      registryAuth: program.registryAuth,
+      encryptionKeys: program.encryptionKeys,
+    },
+    opts,
+  );
+
+  if (config.tenants.length > 0 || renderDns(config).length > 0) {
+    const provider = new k8s.Provider(
+      `${stack}-k8s`,
+      { kubeconfig: cluster.kubeconfig, enableServerSideApply: true },
+      { ...opts, dependsOn: cluster.ready },
+    );
+    new TenantNamespaces(`${stack}-tenants`, { config, provider }, opts);
+    new CoreDnsTuning(`${stack}-dns`, { config, provider }, opts);
+  }
+
+  return {
+    environment: config.environment,
+    apiEndpoint: cluster.apiEndpoint,
+    kubeconfig: cluster.kubeconfig,
+    encryptionStatus: cluster.encryptionStatus,
+    nodes: cluster.plan.nodes.map((n) => ({ name: n.node.name, role: n.role, host: n.node.host })),
+  };
+}

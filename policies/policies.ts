@@ -1,0 +1,493 @@
+import type {
+  EnforcementLevel,
+  PolicyResource,
+  ReportViolation,
+  ResourceValidationArgs,
+  ResourceValidationPolicy,
+  StackValidationArgs,
+  StackValidationPolicy,
+} from "@pulumi/policy";
+import { classifyNodeLabel } from "../components/config/labels";
+import { cidrContains, cidrsOverlap, isIp } from "../components/config/net";
+import { ResolvedConfig, TAINT } from "../components/config/schema";
+
+/**
+ * k3s-platform's CrossGuard policies. They read what the program registers: the K3sCluster
+ * component's validated config (its only input), K3sNode inputs, the command/file resources and
+ * the Kubernetes objects. Types come from the project's schema module, never re-declared.
+ */
+
+export const TYPES = {
+  cluster: "k3s-platform:index:K3sCluster",
+  node: "k3s-platform:index:K3sNode",
+  command: "command:remote:Command",
+  copy: "command:remote:CopyToRemote",
+  namespace: "kubernetes:core/v1:Namespace",
+  resourceQuota: "kubernetes:core/v1:ResourceQuota",
+  limitRange: "kubernetes:core/v1:LimitRange",
+  networkPolicy: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+  configMap: "kubernetes:core/v1:ConfigMap",
+  service: "kubernetes:core/v1:Service",
+} as const;
+
+const TENANT_LABEL = "k3s-platform.io/tenant";
+const LB_POOL_LABEL = "svccontroller.k3s.cattle.io/lbpool";
+
+type Policy = ResourceValidationPolicy | StackValidationPolicy;
+type ClusterCheck = (config: ResolvedConfig, args: ResourceValidationArgs, report: ReportViolation) => void;
+
+/** A resource policy over the K3sCluster component's config. */
+function clusterPolicy(
+  name: string,
+  description: string,
+  enforcementLevel: EnforcementLevel,
+  check: ClusterCheck,
+  configSchema?: ResourceValidationPolicy["configSchema"],
+): ResourceValidationPolicy {
+  return {
+    name,
+    description,
+    enforcementLevel,
+    configSchema,
+    validateResource: (args, report) => {
+      if (args.type !== TYPES.cluster) return;
+      const config = args.props.config as ResolvedConfig | undefined;
+      if (config) check(config, args, report);
+    },
+  };
+}
+
+/** Same, applied only to prod stacks. */
+function prodPolicy(name: string, description: string, check: ClusterCheck, configSchema?: ResourceValidationPolicy["configSchema"]) {
+  return clusterPolicy(name, description, "mandatory", (config, args, report) => {
+    if (config.environment === "prod") check(config, args, report);
+  }, configSchema);
+}
+
+const servers = (c: ResolvedConfig) => c.nodes.filter((n) => n.role === "server");
+
+function parseVersion(v: string): [number, number, number] | undefined {
+  const m = /^v(\d+)\.(\d+)\.(\d+)\+k3s\d+$/.exec(v);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
+}
+
+const coversSecrets = (resources: string[]) => resources.some((r) => r === "secrets" || r === "*.*" || r === "*.");
+
+interface K8sMeta {
+  name?: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+}
+const meta = (r: { props: Record<string, unknown> }) => (r.props.metadata ?? {}) as K8sMeta;
+
+/** Text of a CopyToRemote source (a StringAsset in the engine, whose text is a promise). */
+async function assetText(source: unknown): Promise<string> {
+  if (!source || typeof source !== "object") return "";
+  const text = (source as { text?: unknown }).text;
+  return typeof text === "string" ? text : ((await text) as string | undefined) ?? "";
+}
+
+const SECRET_PATTERNS: Array<[RegExp, string]> = [
+  [/^\s*(token|agent-token|datastore-endpoint)\s*:\s*\S/m, "a K3s token or datastore URL"],
+  [/-----BEGIN [A-Z ]*PRIVATE KEY-----/, "a private key"],
+  [/^\s*password\s*:\s*\S/m, "a password"],
+  [/^\s*-?\s*secret\s*:\s*\S/m, "an encryption key"],
+  [/K3S_(AGENT_)?TOKEN=\S/, "a K3s token"],
+];
+
+// ---------------------------------------------------------------- cluster shape (prod)
+
+const prodServerQuorum = prodPolicy(
+  "prod-server-quorum",
+  "Prod runs at least `minServers` servers, an odd number, so embedded etcd keeps quorum through a failure.",
+  (config, args, report) => {
+    const { minServers } = args.getConfig<{ minServers: number }>();
+    const n = servers(config).length;
+    if (n < minServers) report(`prod has ${n} server(s); at least ${minServers} are required`);
+    if (n % 2 === 0) report(`prod has ${n} servers; use an odd number so etcd keeps quorum`);
+  },
+  { properties: { minServers: { type: "integer", minimum: 1, default: 3 } } },
+);
+
+const prodDatastore = prodPolicy(
+  "prod-datastore-ha",
+  "Prod uses embedded etcd or an external datastore, never sqlite (single server, no HA).",
+  (config, _args, report) => {
+    if (config.k3s.datastore.type === "sqlite") report("prod must not use the sqlite datastore");
+  },
+);
+
+const prodEncryption = prodPolicy(
+  "prod-secrets-encryption",
+  "Prod encrypts secrets at rest with a provider stronger than aescbc (secretbox, or a custom configuration).",
+  (config, _args, report) => {
+    const enc = config.encryption;
+    if (!enc.enabled) return report("prod must enable secrets encryption at rest");
+    if (enc.mode === "k3s" && enc.provider === "aescbc") {
+      report("aescbc is rated weak (padding oracle): use provider secretbox or a custom configuration");
+    }
+    if (enc.mode === "custom") {
+      const group = enc.custom?.resources.find((g) => coversSecrets(g.resources));
+      const first = group?.providers[0];
+      if (first === "aescbc" || first === "identity") report(`secrets are written with ${first}; use secretbox, aesgcm or kms first`);
+    }
+  },
+);
+
+const prodHardening = prodPolicy("prod-cis-hardening", "Prod applies the K3s CIS hardening profile.", (config, _args, report) => {
+  if (config.k3s.hardening !== "cis") report(`prod hardening is "${config.k3s.hardening}"; set k3s.hardening: cis`);
+});
+
+const prodPinnedVersion = prodPolicy(
+  "prod-pinned-version",
+  "Prod pins an exact K3s release (v1.x.y+k3sN); channels move under you.",
+  (config, _args, report) => {
+    if (config.k3s.channel) report(`prod follows channel "${config.k3s.channel}"; pin k3s.version`);
+    if (!config.k3s.version) report("prod has no exact k3s.version");
+  },
+);
+
+const oddServerCount = clusterPolicy(
+  "odd-server-count",
+  "With more than one server, an even count adds no fault tolerance to etcd.",
+  "advisory",
+  (config, _args, report) => {
+    const n = servers(config).length;
+    if (config.k3s.datastore.type === "etcd" && n > 1 && n % 2 === 0) report(`${n} servers: etcd tolerates no more failures than with ${n - 1}`);
+  },
+);
+
+// ---------------------------------------------------------------- nodes and networks
+
+const restrictedLabels = clusterPolicy(
+  "no-restricted-node-labels",
+  "No node label in the kubernetes.io / k8s.io namespaces that NodeRestriction refuses (K3s would not start).",
+  "mandatory",
+  (config, _args, report) => {
+    for (const node of config.nodes) {
+      for (const key of Object.keys(node.labels)) {
+        if (classifyNodeLabel(key) === "restricted") report(`node ${node.name}: label ${key} is refused by NodeRestriction`);
+      }
+    }
+  },
+);
+
+const wellFormedTaints = clusterPolicy(
+  "well-formed-taints",
+  "Node taints are key[=value]:NoSchedule|PreferNoSchedule|NoExecute.",
+  "mandatory",
+  (config, _args, report) => {
+    for (const node of config.nodes) for (const t of node.taints) if (!TAINT.test(t)) report(`node ${node.name}: malformed taint "${t}"`);
+  },
+);
+
+const disjointNetworks = clusterPolicy(
+  "disjoint-networks",
+  "Pod and service CIDRs do not overlap each other or any node address.",
+  "mandatory",
+  (config, _args, report) => {
+    const { clusterCidr, serviceCidr } = config.k3s;
+    if (cidrsOverlap(clusterCidr, serviceCidr)) report(`clusterCidr ${clusterCidr} overlaps serviceCidr ${serviceCidr}`);
+    for (const node of config.nodes) {
+      for (const ip of [node.host, node.nodeIp, node.externalIp]) {
+        if (!ip || !isIp(ip)) continue;
+        for (const range of [clusterCidr, serviceCidr]) if (cidrContains(range, ip)) report(`node ${node.name} address ${ip} is inside ${range}`);
+      }
+    }
+  },
+);
+
+const clusterDnsInServiceCidr = clusterPolicy(
+  "cluster-dns-in-service-cidr",
+  "The cluster DNS address lies inside the service CIDR.",
+  "mandatory",
+  (config, _args, report) => {
+    if (!cidrContains(config.k3s.serviceCidr, config.k3s.clusterDns)) report(`clusterDns ${config.k3s.clusterDns} is outside serviceCidr ${config.k3s.serviceCidr}`);
+  },
+);
+
+const upgradeOneMinor = clusterPolicy(
+  "upgrade-one-minor-at-a-time",
+  "A K3s upgrade moves at most one minor version past k3s.previousVersion and never downgrades.",
+  "mandatory",
+  (config, _args, report) => {
+    const { version, previousVersion } = config.k3s;
+    if (!version || !previousVersion) return;
+    const [to, from] = [parseVersion(version), parseVersion(previousVersion)];
+    if (!to || !from) return;
+    if (to[0] !== from[0]) return report(`major version change ${previousVersion} → ${version}`);
+    if (to[1] - from[1] > 1) report(`${previousVersion} → ${version} skips ${to[1] - from[1] - 1} minor version(s); upgrade one minor at a time`);
+    const newer = to[1] !== from[1] ? to[1] > from[1] : to[2] >= from[2];
+    if (!newer) report(`${previousVersion} → ${version} is a downgrade`);
+  },
+);
+
+// ---------------------------------------------------------------- SSH and secrets
+
+const hostKeysPinned: ResourceValidationPolicy = {
+  name: "ssh-host-keys-pinned",
+  description: "Every SSH connection (and its bastion) pins the host key, so a swapped host cannot receive secrets.",
+  enforcementLevel: "mandatory",
+  validateResource: (args, report) => {
+    if (args.type !== TYPES.command && args.type !== TYPES.copy) return;
+    const connection = args.props.connection as { host?: string; hostKey?: string; proxy?: { host?: string; hostKey?: string } } | undefined;
+    if (!connection) return;
+    if (!connection.hostKey) report(`${args.name}: no hostKey for ${connection.host}`);
+    if (connection.proxy && !connection.proxy.hostKey) report(`${args.name}: no hostKey for bastion ${connection.proxy.host}`);
+  },
+};
+
+const secretCommandsNotLogged: ResourceValidationPolicy = {
+  name: "secret-commands-not-logged",
+  description: "Commands that carry secrets (secret file writes, kubeconfig fetch) log nothing and keep stdin/stdout/stderr secret.",
+  enforcementLevel: "mandatory",
+  validateResource: (args, report) => {
+    if (args.type !== TYPES.command) return;
+    const writesSecret = args.name.includes("-secret-");
+    const readsSecret = args.name.endsWith("-kubeconfig");
+    if (!writesSecret && !readsSecret) return;
+    if (args.props.logging !== "none") report(`${args.name}: logging must be "none"`);
+    const wanted = ["stdout", "stderr", ...(writesSecret ? ["stdin"] : [])];
+    const missing = wanted.filter((o) => !args.opts.additionalSecretOutputs?.includes(o));
+    if (missing.length) report(`${args.name}: ${missing.join(", ")} not in additionalSecretOutputs`);
+  },
+};
+
+const noPlaintextSecrets: ResourceValidationPolicy = {
+  name: "no-plaintext-secrets",
+  description: "Tokens, private keys, passwords and encryption keys never travel in staged files or command lines.",
+  enforcementLevel: "mandatory",
+  validateResource: async (args, report) => {
+    let texts: Array<[string, string]> = [];
+    if (args.type === TYPES.copy) texts = [["source", await assetText(args.props.source)]];
+    else if (args.type === TYPES.command) {
+      texts = (["create", "update", "delete"] as const).map((k): [string, string] => [k, String(args.props[k] ?? "")]);
+    } else return;
+    for (const [field, text] of texts) {
+      for (const [pattern, what] of SECRET_PATTERNS) if (pattern.test(text)) report(`${args.name}.${field} contains ${what} in plain text`);
+    }
+  },
+};
+
+// ---------------------------------------------------------------- encryption configuration
+
+const identityNotFirst = clusterPolicy(
+  "encryption-identity-not-first",
+  "In an EncryptionConfiguration, identity is never first for secrets nor ahead of real providers (that stores data unencrypted).",
+  "mandatory",
+  (config, _args, report) => {
+    const enc = config.encryption;
+    if (!enc.enabled || enc.mode !== "custom" || !enc.custom) return;
+    enc.custom.resources.forEach((group, i) => {
+      if (group.providers[0] !== "identity") return;
+      if (coversSecrets(group.resources)) report(`resources[${i}] (${group.resources.join(", ")}): identity first leaves secrets unencrypted`);
+      else if (group.providers.length > 1) report(`resources[${i}]: identity first writes unencrypted although ${group.providers.slice(1).join(", ")} follow`);
+    });
+  },
+);
+
+const aesgcmRotation = clusterPolicy(
+  "encryption-aesgcm-rotation",
+  "aesgcm keys must be rotated every 200k writes; prefer secretbox or KMS v2.",
+  "advisory",
+  (config, _args, report) => {
+    const uses = config.encryption.enabled && config.encryption.custom?.resources.some((g) => g.providers.includes("aesgcm"));
+    if (uses) report("aesgcm is in use: rotate its key before 200k writes (set encryption.rotation) or switch to secretbox");
+  },
+);
+
+// ---------------------------------------------------------------- Kubernetes objects
+
+const quotaBoundsCpuMemory: ResourceValidationPolicy = {
+  name: "quota-bounds-cpu-memory",
+  description: "Every ResourceQuota bounds cpu and memory.",
+  enforcementLevel: "mandatory",
+  validateResource: (args, report) => {
+    if (args.type !== TYPES.resourceQuota) return;
+    const hard = ((args.props.spec as { hard?: Record<string, string> } | undefined)?.hard ?? {}) as Record<string, string>;
+    const bounds = (r: string) => [`requests.${r}`, `limits.${r}`, r].some((k) => k in hard);
+    if (!bounds("cpu")) report(`${meta(args).namespace}/${meta(args).name}: no cpu bound`);
+    if (!bounds("memory")) report(`${meta(args).namespace}/${meta(args).name}: no memory bound`);
+  },
+};
+
+const corednsUntouched: ResourceValidationPolicy = {
+  name: "no-coredns-configmap-edits",
+  description: "K3s rewrites kube-system/coredns; customise through coredns-custom instead.",
+  enforcementLevel: "mandatory",
+  validateResource: (args, report) => {
+    if (args.type === TYPES.configMap && meta(args).namespace === "kube-system" && meta(args).name === "coredns") {
+      report("kube-system/coredns is managed by K3s and will be overwritten; use coredns-custom");
+    }
+  },
+};
+
+const netpolMetadataName: ResourceValidationPolicy = {
+  name: "netpol-select-namespaces-by-metadata-name",
+  description: "NetworkPolicies select namespaces by kubernetes.io/metadata.name, which Kubernetes sets, not by labels anyone can set.",
+  enforcementLevel: "advisory",
+  validateResource: (args, report) => {
+    if (args.type !== TYPES.networkPolicy) return;
+    const text = JSON.stringify(args.props.spec ?? {});
+    const selectors = [...text.matchAll(/"namespaceSelector":\{"matchLabels":\{([^}]*)\}/g)].map((m) => m[1]!);
+    for (const labels of selectors) {
+      const keys = [...labels.matchAll(/"([^"]+)":/g)].map((m) => m[1]);
+      if (keys.some((k) => k !== "kubernetes.io/metadata.name")) report(`${meta(args).namespace}/${meta(args).name}: namespaceSelector uses ${keys.join(", ")}`);
+    }
+  },
+};
+
+const LEVELS = ["privileged", "baseline", "restricted"];
+const tenantPodSecurity: ResourceValidationPolicy = {
+  name: "tenant-pod-security",
+  description: "Tenant namespaces enforce a Pod Security level at least `minimumLevel`.",
+  enforcementLevel: "mandatory",
+  configSchema: { properties: { minimumLevel: { type: "string", enum: LEVELS, default: "baseline" } } },
+  validateResource: (args, report) => {
+    if (args.type !== TYPES.namespace || meta(args).labels?.[TENANT_LABEL] !== "true") return;
+    const { minimumLevel } = args.getConfig<{ minimumLevel: string }>();
+    const level = meta(args).labels?.["pod-security.kubernetes.io/enforce"];
+    if (!level) return report(`namespace ${meta(args).name}: no pod-security.kubernetes.io/enforce label`);
+    if (LEVELS.indexOf(level) < LEVELS.indexOf(minimumLevel)) report(`namespace ${meta(args).name} enforces ${level}; at least ${minimumLevel} is required`);
+  },
+};
+
+// ---------------------------------------------------------------- stack-wide
+
+function objectsIn(resources: PolicyResource[], type: string, namespace: string) {
+  return resources.filter((r) => r.type === type && meta(r).namespace === namespace);
+}
+
+function isDefaultDeny(p: PolicyResource): boolean {
+  const spec = (p.props.spec ?? {}) as { podSelector?: { matchLabels?: object; matchExpressions?: unknown[] }; policyTypes?: string[]; ingress?: unknown[]; egress?: unknown[] };
+  const allPods = !spec.podSelector || (!Object.keys(spec.podSelector.matchLabels ?? {}).length && !(spec.podSelector.matchExpressions ?? []).length);
+  const types = spec.policyTypes ?? [];
+  return allPods && types.includes("Ingress") && types.includes("Egress") && !(spec.ingress ?? []).length && !(spec.egress ?? []).length;
+}
+
+function allowsDns(p: PolicyResource): boolean {
+  const spec = (p.props.spec ?? {}) as { egress?: Array<{ ports?: Array<{ port?: number | string; protocol?: string }> }> };
+  const ports = (spec.egress ?? []).flatMap((e) => e.ports ?? []);
+  return ["UDP", "TCP"].every((proto) => ports.some((x) => Number(x.port) === 53 && (x.protocol ?? "TCP") === proto));
+}
+
+const tenantGuardrails: StackValidationPolicy = {
+  name: "tenant-namespace-guardrails",
+  description: "Every tenant namespace has exactly one ResourceQuota, one LimitRange, a default-deny NetworkPolicy and a DNS allow.",
+  enforcementLevel: "mandatory",
+  validateStack: (args: StackValidationArgs, report) => {
+    const tenants = args.resources.filter((r) => r.type === TYPES.namespace && meta(r).labels?.[TENANT_LABEL] === "true");
+    for (const ns of tenants) {
+      const name = meta(ns).name!;
+      const quotas = objectsIn(args.resources, TYPES.resourceQuota, name).length;
+      const limits = objectsIn(args.resources, TYPES.limitRange, name).length;
+      const policies = objectsIn(args.resources, TYPES.networkPolicy, name);
+      if (quotas !== 1) report(`namespace ${name}: ${quotas} ResourceQuotas (want exactly 1)`, ns.urn);
+      if (limits !== 1) report(`namespace ${name}: ${limits} LimitRanges (want exactly 1)`, ns.urn);
+      if (!policies.some(isDefaultDeny)) report(`namespace ${name}: no default-deny NetworkPolicy`, ns.urn);
+      if (!policies.some(allowsDns)) report(`namespace ${name}: no NetworkPolicy allows DNS (TCP+UDP 53)`, ns.urn);
+    }
+  },
+};
+
+/** All resources `from` depends on, transitively. */
+function ancestors(from: PolicyResource): Set<string> {
+  const seen = new Set<string>();
+  const walk = (r: PolicyResource) => {
+    for (const d of r.dependencies ?? []) {
+      if (seen.has(d.urn)) continue;
+      seen.add(d.urn);
+      walk(d);
+    }
+  };
+  walk(from);
+  return seen;
+}
+
+function nodeRoleOf(resources: PolicyResource[], child: PolicyResource): string | undefined {
+  const parent = resources.find((r) => r.urn === child.parent?.urn && r.type === TYPES.node);
+  return parent ? String(parent.props.role) : undefined;
+}
+
+function applySteps(resources: PolicyResource[], roles: string[]): PolicyResource[] {
+  return resources.filter((r) => r.type === TYPES.command && r.name.endsWith("-apply") && roles.includes(nodeRoleOf(resources, r) ?? ""));
+}
+
+const serversOneAtATime: StackValidationPolicy = {
+  name: "servers-restart-one-at-a-time",
+  description: "Every step that restarts a K3s server (apply, encryption restarts) is ordered against every other, so two servers never restart at once.",
+  enforcementLevel: "mandatory",
+  validateStack: (args, report) => {
+    const restarts = [
+      ...applySteps(args.resources, ["first-server", "server"]),
+      ...args.resources.filter((r) => r.type === TYPES.command && /-restart-/.test(r.name)),
+    ];
+    const before = new Map(restarts.map((r) => [r.urn, ancestors(r)]));
+    for (let i = 0; i < restarts.length; i++) {
+      for (let j = i + 1; j < restarts.length; j++) {
+        const [a, b] = [restarts[i]!, restarts[j]!];
+        if (!before.get(a.urn)!.has(b.urn) && !before.get(b.urn)!.has(a.urn)) {
+          report(`${a.name} and ${b.name} may restart servers at the same time`, a.urn);
+        }
+      }
+    }
+  },
+};
+
+const agentsAfterServers: StackValidationPolicy = {
+  name: "agents-join-after-servers",
+  description: "Agents install only after every server has applied.",
+  enforcementLevel: "mandatory",
+  validateStack: (args, report) => {
+    const serverApplies = applySteps(args.resources, ["first-server", "server"]);
+    for (const agent of applySteps(args.resources, ["agent"])) {
+      const before = ancestors(agent);
+      const missing = serverApplies.filter((s) => !before.has(s.urn)).map((s) => s.name);
+      if (missing.length) report(`${agent.name} does not wait for ${missing.join(", ")}`, agent.urn);
+    }
+  },
+};
+
+const lbNeedsPool: StackValidationPolicy = {
+  name: "loadbalancer-needs-pool",
+  description: "When ServiceLB pools are configured, every LoadBalancer Service names one of them.",
+  enforcementLevel: "mandatory",
+  validateStack: (args, report) => {
+    const cluster = args.resources.find((r) => r.type === TYPES.cluster);
+    const config = cluster?.props.config as ResolvedConfig | undefined;
+    const pools = new Set((config?.nodes ?? []).map((n) => n.labels[LB_POOL_LABEL]).filter((p): p is string => !!p));
+    if (pools.size === 0) return;
+    for (const svc of args.resources.filter((r) => r.type === TYPES.service)) {
+      if ((svc.props.spec as { type?: string } | undefined)?.type !== "LoadBalancer") continue;
+      const pool = meta(svc).labels?.[LB_POOL_LABEL];
+      if (!pool || !pools.has(pool)) report(`Service ${meta(svc).namespace}/${meta(svc).name}: LoadBalancer without a configured pool (${[...pools].join(", ")})`, svc.urn);
+    }
+  },
+};
+
+export const policies: Policy[] = [
+  prodServerQuorum,
+  prodDatastore,
+  prodEncryption,
+  prodHardening,
+  prodPinnedVersion,
+  oddServerCount,
+  restrictedLabels,
+  wellFormedTaints,
+  disjointNetworks,
+  clusterDnsInServiceCidr,
+  upgradeOneMinor,
+  hostKeysPinned,
+  secretCommandsNotLogged,
+  noPlaintextSecrets,
+  identityNotFirst,
+  aesgcmRotation,
+  quotaBoundsCpuMemory,
+  corednsUntouched,
+  netpolMetadataName,
+  tenantPodSecurity,
+  tenantGuardrails,
+  serversOneAtATime,
+  agentsAfterServers,
+  lbNeedsPool,
+];

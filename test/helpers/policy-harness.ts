@@ -1,0 +1,217 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import type {
+  EnforcementLevel,
+  PolicyResource,
+  ResourceValidationArgs,
+  ResourceValidationPolicy,
+  StackValidationArgs,
+  StackValidationPolicy,
+} from "@pulumi/policy";
+import { ResolvedConfig } from "../../components/config/schema";
+import { buildProgram } from "../../components/program";
+import { policies } from "../../policies/policies";
+import { SAMPLE_KUBECONFIG } from "./pulumi-mocks";
+import { REPO } from "./samples";
+
+/** A registered resource the way a policy sees it. */
+export interface GraphResource {
+  type: string;
+  name: string;
+  urn: string;
+  props: Record<string, unknown>;
+  parent?: string;
+  dependencies: string[];
+  additionalSecretOutputs: string[];
+}
+
+const SPECIAL_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+/** Policies see secrets unpacked (as @pulumi/policy's deserializer does). */
+function unpack(value: unknown): unknown {
+  if (value instanceof pulumi.asset.Asset) return value;
+  if (Array.isArray(value)) return value.map(unpack);
+  if (value && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    if (obj[SPECIAL_SIG] === SECRET_SIG) return unpack(obj.value);
+    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, unpack(v)]));
+  }
+  return value;
+}
+
+export function urnOf(stack: string, type: string, name: string): string {
+  return `urn:pulumi:${stack}::k3s-platform::${type}::${name}`;
+}
+
+/** Runs the program for `config` under Pulumi mocks and returns every registered resource. */
+export async function collectGraph(config: ResolvedConfig, stack: string): Promise<GraphResource[]> {
+  const byName = new Map<string, GraphResource>();
+  const names = new WeakMap<pulumi.Resource, string>();
+  pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const entry = byName.get(args.name);
+        if (entry) entry.props = unpack(args.inputs) as Record<string, unknown>;
+        const state: Record<string, unknown> = { ...args.inputs };
+        if (args.type === "command:remote:Command") state.stdout = args.name.endsWith("-kubeconfig") ? SAMPLE_KUBECONFIG : args.name.endsWith("-verify") ? '{"enabled":true}' : "";
+        if (args.type === "random:index/randomPassword:RandomPassword") state.result = "generated";
+        if (args.type === "random:index/randomBytes:RandomBytes") state.base64 = "a2V5";
+        return { id: `${args.name}-id`, state };
+      },
+      call: (args) => args.inputs,
+    },
+    "k3s-platform",
+    stack,
+    false,
+  );
+  const transformation: pulumi.ResourceTransformation = (args) => {
+    names.set(args.resource, args.name);
+    const deps = ([] as unknown[]).concat((args.opts.dependsOn as unknown) ?? []) as pulumi.Resource[];
+    byName.set(args.name, {
+      type: args.type,
+      name: args.name,
+      urn: urnOf(stack, args.type, args.name),
+      props: {},
+      parent: args.opts.parent ? names.get(args.opts.parent) : undefined,
+      dependencies: deps.map((d) => names.get(d)).filter((n): n is string => !!n),
+      additionalSecretOutputs: (args.opts as pulumi.CustomResourceOptions).additionalSecretOutputs ?? [],
+    });
+    return undefined;
+  };
+  const outputs = buildProgram(
+    { config, token: pulumi.secret("cluster-token"), sshPrivateKey: pulumi.secret("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n") },
+    stack,
+    { transformations: [transformation] },
+  );
+  await new Promise((resolve) => outputs.kubeconfig.apply(resolve));
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+  return [...byName.values()].map((r) => ({
+    ...r,
+    parent: r.parent ? urnOf(stack, byName.get(r.parent)!.type, r.parent) : undefined,
+    dependencies: r.dependencies.map((d) => urnOf(stack, byName.get(d)!.type, d)),
+  }));
+}
+
+export type PolicyConfigFile = Record<string, EnforcementLevel | ({ enforcementLevel?: EnforcementLevel } & Record<string, unknown>)>;
+
+export function readPolicyConfig(env: string): PolicyConfigFile {
+  return JSON.parse(readFileSync(join(REPO, "policies", "config", `${env}.json`), "utf8")) as PolicyConfigFile;
+}
+
+type AnyPolicy = ResourceValidationPolicy | StackValidationPolicy;
+
+/** A policy's settings: schema defaults overlaid with the environment's policy config. */
+export function policySettings(policy: AnyPolicy, file: PolicyConfigFile = {}): { level: EnforcementLevel; config: Record<string, unknown> } {
+  const defaults = Object.fromEntries(
+    Object.entries(policy.configSchema?.properties ?? {}).map(([k, s]) => [k, (s as { default?: unknown }).default]),
+  );
+  const entry = file[policy.name];
+  const fromAll = typeof file.all === "string" ? file.all : undefined;
+  const level = (typeof entry === "string" ? entry : entry?.enforcementLevel) ?? fromAll ?? policy.enforcementLevel ?? "mandatory";
+  const extra = typeof entry === "object" ? Object.fromEntries(Object.entries(entry).filter(([k]) => k !== "enforcementLevel")) : {};
+  return { level, config: { ...defaults, ...extra } };
+}
+
+class NotApplicable extends Error {}
+
+export function resourceArgs(resource: Pick<GraphResource, "type" | "name" | "props"> & Partial<GraphResource>, config: Record<string, unknown> = {}): ResourceValidationArgs {
+  return {
+    type: resource.type,
+    name: resource.name,
+    urn: resource.urn ?? urnOf("test", resource.type, resource.name),
+    props: resource.props,
+    opts: {
+      protect: false,
+      ignoreChanges: [],
+      aliases: [],
+      customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 },
+      additionalSecretOutputs: resource.additionalSecretOutputs ?? [],
+      parent: resource.parent,
+    },
+    stackTags: new Map(),
+    isType: () => false,
+    asType: () => undefined,
+    getConfig: <T extends object>() => config as T,
+    notApplicable: (reason?: string): never => {
+      throw new NotApplicable(reason);
+    },
+  };
+}
+
+export function stackArgs(resources: GraphResource[], config: Record<string, unknown> = {}): StackValidationArgs {
+  const byUrn = new Map<string, PolicyResource>();
+  for (const r of resources) {
+    byUrn.set(r.urn, {
+      type: r.type,
+      name: r.name,
+      urn: r.urn,
+      props: r.props,
+      opts: resourceArgs(r).opts,
+      dependencies: [],
+      propertyDependencies: {},
+      isType: () => false,
+      asType: () => undefined,
+    } as unknown as PolicyResource);
+  }
+  for (const r of resources) {
+    const pr = byUrn.get(r.urn)! as { dependencies: PolicyResource[]; parent?: PolicyResource };
+    pr.dependencies = r.dependencies.map((u) => byUrn.get(u)!).filter(Boolean);
+    if (r.parent) pr.parent = byUrn.get(r.parent);
+  }
+  return {
+    resources: [...byUrn.values()],
+    stackTags: new Map(),
+    getConfig: <T extends object>() => config as T,
+    notApplicable: (reason?: string): never => {
+      throw new NotApplicable(reason);
+    },
+  };
+}
+
+export interface Violation {
+  policy: string;
+  level: EnforcementLevel;
+  message: string;
+  urn?: string;
+}
+
+export async function runResourcePolicy(policy: ResourceValidationPolicy, args: ResourceValidationArgs): Promise<string[]> {
+  const messages: string[] = [];
+  const validations = ([] as Array<typeof policy.validateResource>).concat(policy.validateResource).flat();
+  try {
+    for (const v of validations) await (v as (a: ResourceValidationArgs, r: (m: string) => void) => unknown)(args, (m) => messages.push(m));
+  } catch (e) {
+    if (!(e instanceof NotApplicable)) throw e;
+  }
+  return messages;
+}
+
+export async function runStackPolicy(policy: StackValidationPolicy, args: StackValidationArgs): Promise<string[]> {
+  const messages: string[] = [];
+  try {
+    await policy.validateStack(args, (m) => messages.push(m));
+  } catch (e) {
+    if (!(e instanceof NotApplicable)) throw e;
+  }
+  return messages;
+}
+
+/** Evaluates the whole pack on a graph with one environment's policy config. */
+export async function evaluatePack(resources: GraphResource[], env: string): Promise<Violation[]> {
+  const file = readPolicyConfig(env);
+  const out: Violation[] = [];
+  for (const policy of policies) {
+    const { level, config } = policySettings(policy, file);
+    if (level === "disabled") continue;
+    if ("validateResource" in policy) {
+      for (const r of resources) {
+        for (const message of await runResourcePolicy(policy, resourceArgs(r, config))) out.push({ policy: policy.name, level, message, urn: r.urn });
+      }
+    } else {
+      for (const message of await runStackPolicy(policy as StackValidationPolicy, stackArgs(resources, config))) out.push({ policy: policy.name, level, message });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,306 @@
+import { strict as assert } from "node:assert";
+import * as pulumi from "@pulumi/pulumi";
+import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { ResolvedConfig } from "../components/config/schema";
+import { loadStackConfig } from "../components/config/validate";
+import { policies, TYPES } from "../policies/policies";
+import {
+  collectGraph,
+  evaluatePack,
+  GraphResource,
+  policySettings,
+  resourceArgs,
+  runResourcePolicy,
+  runStackPolicy,
+  stackArgs,
+  urnOf,
+} from "./helpers/policy-harness";
+import { sampleConfig, variant } from "./helpers/samples";
+
+const byName = (name: string) => {
+  const p = policies.find((x) => x.name === name);
+  assert.ok(p, `no policy ${name}`);
+  return p;
+};
+
+/** Config edits made after validation: policies must hold even for programs that skip it. */
+function prodWith(edit: (c: ResolvedConfig) => void): ResolvedConfig {
+  const c = structuredClone(sampleConfig("prod"));
+  edit(c);
+  return c;
+}
+
+const clusterResource = (config: ResolvedConfig) => ({ type: TYPES.cluster, name: config.environment, props: { config } as Record<string, unknown> });
+
+const k8s = (type: string, name: string, namespace: string | undefined, body: Record<string, unknown> = {}, labels: Record<string, string> = {}) => ({
+  type,
+  name: `obj-${name}`,
+  props: { metadata: { name, ...(namespace ? { namespace } : {}), labels }, ...body },
+});
+
+interface ResourceCase {
+  policy: string;
+  pass: { type: string; name: string; props: Record<string, unknown>; additionalSecretOutputs?: string[] };
+  fail: { type: string; name: string; props: Record<string, unknown>; additionalSecretOutputs?: string[] };
+  expect: RegExp;
+  config?: Record<string, unknown>;
+}
+
+const connection = (hostKey?: string, proxy?: { host: string; hostKey?: string }) => ({ host: "203.0.113.11", user: "deploy", ...(hostKey ? { hostKey } : {}), ...(proxy ? { proxy } : {}) });
+
+const resourceCases: ResourceCase[] = [
+  {
+    policy: "prod-server-quorum",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.nodes = c.nodes.filter((n) => n.name !== "prod-server-3")))),
+    expect: /2 server\(s\); at least 3|odd number/,
+    config: { minServers: 3 },
+  },
+  {
+    policy: "prod-datastore-ha",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.k3s.datastore = { type: "sqlite" }))),
+    expect: /sqlite/,
+  },
+  {
+    policy: "prod-secrets-encryption",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.encryption = { enabled: true, mode: "k3s", provider: "aescbc" }))),
+    expect: /aescbc is rated weak/,
+  },
+  {
+    policy: "prod-cis-hardening",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.k3s.hardening = "none"))),
+    expect: /set k3s\.hardening: cis/,
+  },
+  {
+    policy: "prod-pinned-version",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => Object.assign(c.k3s, { version: undefined, channel: "stable" }))),
+    expect: /channel "stable"/,
+  },
+  {
+    policy: "odd-server-count",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.nodes[3]!.role = "server"))),
+    expect: /4 servers/,
+  },
+  {
+    policy: "no-restricted-node-labels",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.nodes[3]!.labels["kubernetes.io/role"] = "worker"))),
+    expect: /prod-agent-1: label kubernetes\.io\/role/,
+  },
+  {
+    policy: "well-formed-taints",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.nodes[3]!.taints = ["gpu:Sometimes"]))),
+    expect: /malformed taint "gpu:Sometimes"/,
+  },
+  {
+    policy: "disjoint-networks",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.nodes[4]!.nodeIp = "10.43.7.7"))),
+    expect: /prod-agent-2 address 10\.43\.7\.7 is inside 10\.43\.0\.0\/16/,
+  },
+  {
+    policy: "cluster-dns-in-service-cidr",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.k3s.clusterDns = "10.42.0.10"))),
+    expect: /outside serviceCidr/,
+  },
+  {
+    policy: "upgrade-one-minor-at-a-time",
+    pass: clusterResource(prodWith((c) => Object.assign(c.k3s, { previousVersion: "v1.30.9+k3s1", version: "v1.31.4+k3s1" }))),
+    fail: clusterResource(prodWith((c) => Object.assign(c.k3s, { previousVersion: "v1.29.9+k3s1", version: "v1.31.4+k3s1" }))),
+    expect: /skips 1 minor/,
+  },
+  {
+    policy: "ssh-host-keys-pinned",
+    pass: { type: TYPES.command, name: "n-apply", props: { connection: connection("ssh-ed25519 AAAA", { host: "bastion", hostKey: "ssh-ed25519 BBBB" }) } },
+    fail: { type: TYPES.copy, name: "n-file", props: { connection: connection("ssh-ed25519 AAAA", { host: "bastion" }) } },
+    expect: /no hostKey for bastion/,
+  },
+  {
+    policy: "secret-commands-not-logged",
+    pass: { type: TYPES.command, name: "n-secret-secrets-dropin", props: { logging: "none" }, additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
+    fail: { type: TYPES.command, name: "prod-kubeconfig", props: { logging: "stdoutAndStderr" }, additionalSecretOutputs: ["stdout"] },
+    expect: /logging must be "none"|stderr not in additionalSecretOutputs/,
+  },
+  {
+    policy: "no-plaintext-secrets",
+    pass: { type: TYPES.copy, name: "n-file-config-yaml", props: { source: new pulumi.asset.StringAsset("node-name: a\ntls-san:\n  - x\n") } },
+    fail: { type: TYPES.copy, name: "n-file-config-yaml", props: { source: new pulumi.asset.StringAsset("node-name: a\ntoken: K10abc::server:xyz\n") } },
+    expect: /source contains a K3s token/,
+  },
+  {
+    policy: "encryption-identity-not-first",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.encryption.custom!.resources[1]!.providers = ["identity", "secretbox"]))),
+    expect: /identity first leaves secrets unencrypted/,
+  },
+  {
+    policy: "encryption-aesgcm-rotation",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.encryption.custom!.resources[1]!.providers = ["aesgcm", "identity"]))),
+    expect: /aesgcm is in use/,
+  },
+  {
+    policy: "quota-bounds-cpu-memory",
+    pass: k8s(TYPES.resourceQuota, "quota", "a", { spec: { hard: { "requests.cpu": "1", "limits.memory": "1Gi" } } }),
+    fail: k8s(TYPES.resourceQuota, "quota", "a", { spec: { hard: { pods: "10", "requests.cpu": "1" } } }),
+    expect: /a\/quota: no memory bound/,
+  },
+  {
+    policy: "no-coredns-configmap-edits",
+    pass: k8s(TYPES.configMap, "coredns-custom", "kube-system", { data: {} }),
+    fail: k8s(TYPES.configMap, "coredns", "kube-system", { data: {} }),
+    expect: /managed by K3s/,
+  },
+  {
+    policy: "netpol-select-namespaces-by-metadata-name",
+    pass: k8s(TYPES.networkPolicy, "allow-x", "a", { spec: { ingress: [{ from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "b" } } }] }] } }),
+    fail: k8s(TYPES.networkPolicy, "allow-x", "a", { spec: { ingress: [{ from: [{ namespaceSelector: { matchLabels: { name: "b" } } }] }] } }),
+    expect: /namespaceSelector uses name/,
+  },
+  {
+    policy: "tenant-pod-security",
+    pass: k8s(TYPES.namespace, "a", undefined, {}, { "k3s-platform.io/tenant": "true", "pod-security.kubernetes.io/enforce": "restricted" }),
+    fail: k8s(TYPES.namespace, "a", undefined, {}, { "k3s-platform.io/tenant": "true", "pod-security.kubernetes.io/enforce": "baseline" }),
+    expect: /enforces baseline; at least restricted/,
+    config: { minimumLevel: "restricted" },
+  },
+];
+
+describe("policy pack", () => {
+  it("has at least 20 policies, each named, described, with an enforcement level", () => {
+    assert.ok(policies.length >= 20, `${policies.length} policies`);
+    assert.equal(new Set(policies.map((p) => p.name)).size, policies.length, "names are unique");
+    for (const p of policies) {
+      assert.match(p.name, /^[a-z0-9-]+$/);
+      assert.ok(p.description && p.description.length > 20, p.name);
+      assert.ok(p.enforcementLevel, p.name);
+    }
+  });
+
+  it("every policy has a passing and a violating case below", () => {
+    const covered = new Set([...resourceCases.map((c) => c.policy), ...stackPolicyNames]);
+    assert.deepEqual(policies.map((p) => p.name).filter((n) => !covered.has(n)), []);
+  });
+
+  describe("resource policies", () => {
+    for (const c of resourceCases) {
+      it(`${c.policy}: passes the good case, reports the bad one`, async () => {
+        const policy = byName(c.policy) as ResourceValidationPolicy;
+        const config = c.config ?? policySettings(policy).config;
+        assert.deepEqual(await runResourcePolicy(policy, resourceArgs(c.pass, config)), []);
+        const messages = await runResourcePolicy(policy, resourceArgs(c.fail, config));
+        assert.ok(messages.some((m) => c.expect.test(m)), `expected ${c.expect}, got ${JSON.stringify(messages)}`);
+      });
+    }
+
+    it("prod-only policies do not apply to dev", async () => {
+      const dev = structuredClone(sampleConfig("dev"));
+      dev.k3s.hardening = "none";
+      for (const name of ["prod-server-quorum", "prod-cis-hardening", "prod-secrets-encryption"]) {
+        const policy = byName(name) as ResourceValidationPolicy;
+        assert.deepEqual(await runResourcePolicy(policy, resourceArgs(clusterResource(dev), policySettings(policy).config)), []);
+      }
+    });
+  });
+
+  describe("stack policies", () => {
+    let prodGraph: GraphResource[];
+    before(async () => {
+      prodGraph = await collectGraph(sampleConfig("prod"), "prod");
+    });
+
+    const run = (name: string, graph: GraphResource[]) => runStackPolicy(byName(name) as StackValidationPolicy, stackArgs(graph, policySettings(byName(name)).config));
+    const without = (graph: GraphResource[], drop: (r: GraphResource) => boolean) => graph.filter((r) => !drop(r));
+    const edit = (graph: GraphResource[], name: string, change: (r: GraphResource) => GraphResource) => graph.map((r) => (r.name === name ? change(structuredClone(r)) : r));
+
+    it("tenant-namespace-guardrails: passes prod, reports a tenant without quota and default deny", async () => {
+      assert.deepEqual(await run("tenant-namespace-guardrails", prodGraph), []);
+      const broken = without(prodGraph, (r) => r.name === "prod-tenants-resourcequota-web-quota" || r.name === "prod-tenants-networkpolicy-web-default-deny");
+      const messages = await run("tenant-namespace-guardrails", broken);
+      assert.deepEqual(messages.sort(), ["namespace web: 0 ResourceQuotas (want exactly 1)", "namespace web: no default-deny NetworkPolicy"]);
+    });
+
+    it("servers-restart-one-at-a-time: passes prod, reports two servers applying in parallel", async () => {
+      assert.deepEqual(await run("servers-restart-one-at-a-time", prodGraph), []);
+      const parallel = edit(prodGraph, "prod-prod-server-3-apply", (r) => ({ ...r, dependencies: r.dependencies.filter((d) => !d.endsWith("prod-prod-server-2-apply")) }));
+      const messages = await run("servers-restart-one-at-a-time", parallel);
+      assert.ok(messages.some((m) => /prod-prod-server-(2|3)-apply and prod-prod-server-(2|3)-apply may restart servers at the same time/.test(m)), JSON.stringify(messages));
+    });
+
+    it("agents-join-after-servers: passes prod, reports an agent that does not wait", async () => {
+      assert.deepEqual(await run("agents-join-after-servers", prodGraph), []);
+      const early = edit(prodGraph, "prod-prod-agent-1-apply", (r) => ({ ...r, dependencies: r.dependencies.filter((d) => !d.endsWith("-server-3-apply")) }));
+      const messages = await run("agents-join-after-servers", early);
+      assert.equal(messages.length, 1);
+      assert.match(messages[0]!, /prod-prod-agent-1-apply does not wait for prod-prod-server-1-apply, prod-prod-server-2-apply, prod-prod-server-3-apply/);
+    });
+
+    it("loadbalancer-needs-pool: passes without pools, reports a LoadBalancer outside the pools", async () => {
+      const lb = (labels: Record<string, string>): GraphResource => ({
+        type: TYPES.service,
+        name: "svc",
+        urn: urnOf("prod", TYPES.service, "svc"),
+        props: { metadata: { name: "web", namespace: "web", labels }, spec: { type: "LoadBalancer" } },
+        dependencies: [],
+        additionalSecretOutputs: [],
+      });
+      assert.deepEqual(await run("loadbalancer-needs-pool", [...prodGraph, lb({})]), [], "no pools configured: nothing to check");
+      const pooled = edit(prodGraph, "prod", (r) => {
+        (r.props.config as ResolvedConfig).nodes[3]!.labels["svccontroller.k3s.cattle.io/lbpool"] = "edge";
+        return r;
+      });
+      assert.deepEqual(await run("loadbalancer-needs-pool", [...pooled, lb({ "svccontroller.k3s.cattle.io/lbpool": "edge" })]), []);
+      const messages = await run("loadbalancer-needs-pool", [...pooled, lb({})]);
+      assert.deepEqual(messages, ["Service web/web: LoadBalancer without a configured pool (edge)"]);
+    });
+  });
+
+  describe("the whole pack on the sample stacks", () => {
+    it("prod sample: zero mandatory violations under the prod policy config", async () => {
+      const violations = await evaluatePack(await collectGraph(sampleConfig("prod"), "prod"), "prod");
+      const mandatory = violations.filter((v) => v.level === "mandatory");
+      assert.deepEqual(mandatory, []);
+    });
+
+    it("dev sample: everything advisory under the dev policy config, and the unpinned host keys are reported", async () => {
+      const violations = await evaluatePack(await collectGraph(sampleConfig("dev"), "dev"), "dev");
+      assert.ok(violations.length > 0);
+      assert.ok(violations.every((v) => v.level === "advisory"));
+      assert.ok(violations.some((v) => v.policy === "ssh-host-keys-pinned"));
+    });
+
+    it("a broken prod variant fails with the expected mandatory violations, named", async () => {
+      const broken = loadStackConfig(
+        variant("prod", (r) => {
+          r.nodes[2]!.role = "agent"; // two servers
+          r.k3s!.hardening = "none";
+          r.k3s!.previousVersion = "v1.29.9+k3s1";
+          r.encryption = { enabled: true, provider: "aescbc" };
+          delete r.nodes[4]!.ssh!.hostKey;
+          r.tenants![1]!.podSecurity = "baseline";
+        }),
+      );
+      const violations = await evaluatePack(await collectGraph(broken, "prod"), "prod");
+      const mandatory = new Set(violations.filter((v) => v.level === "mandatory").map((v) => v.policy));
+      assert.deepEqual([...mandatory].sort(), [
+        "prod-cis-hardening",
+        "prod-secrets-encryption",
+        "prod-server-quorum",
+        "ssh-host-keys-pinned",
+        "tenant-pod-security",
+        "upgrade-one-minor-at-a-time",
+      ]);
+      const hostKey = violations.filter((v) => v.policy === "ssh-host-keys-pinned");
+      assert.ok(hostKey.every((v) => /prod-prod-agent-2-/.test(v.message)), "only the edited node's resources");
+    });
+  });
+});
+
+const stackPolicyNames = ["tenant-namespace-guardrails", "servers-restart-one-at-a-time", "agents-join-after-servers", "loadbalancer-needs-pool"];
