@@ -1,0 +1,248 @@
+/**
+ * Turns `pulumi preview --json` output (a PreviewDigest) and, optionally, the engine event log
+ * (`--event-log`, where policy violations are: the JSON digest drops them) into the Markdown a
+ * reviewer reads in a pull request. Pure: text in, text out. Values are shown only when short and
+ * not secret; secrets always print as [secret].
+ */
+
+export interface PropertyDiff {
+  kind: string;
+  inputDiff?: boolean;
+}
+
+export interface PreviewState {
+  type?: string;
+  inputs?: Record<string, unknown>;
+  parent?: string;
+}
+
+export interface PreviewStep {
+  op: string;
+  urn: string;
+  oldState?: PreviewState;
+  newState?: PreviewState;
+  diffReasons?: string[];
+  replaceReasons?: string[];
+  detailedDiff?: Record<string, PropertyDiff> | null;
+}
+
+export interface PreviewDigest {
+  steps?: PreviewStep[];
+  diagnostics?: Array<{ urn?: string; message?: string; severity?: string }>;
+  changeSummary?: Record<string, number>;
+}
+
+/** The engine's apitype.PolicyEvent, one per violation, in the event log. */
+export interface PolicyEvent {
+  resourceUrn?: string;
+  message: string;
+  policyName: string;
+  policyPackName: string;
+  enforcementLevel: string;
+}
+
+export const SECRET_MARK = "[secret]";
+/** Pulumi's wire signatures (sdk/go/common/resource/sig): the key, and its secret/asset values. */
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const NODE_TYPE = "k3s-platform:index:K3sNode";
+const REPLACING = new Set(["replace", "create-replacement", "delete-replaced"]);
+const OP_ORDER = ["create", "update", "replace", "delete", "read", "import", "same"];
+
+/** `urn:pulumi:stack::project::parent$child$type::name` → its type and name. */
+export function parseUrn(urn: string): { type: string; name: string; parents: string[] } {
+  const parts = urn.split("::");
+  const qualified = parts[2] ?? "";
+  const chain = qualified.split("$");
+  return { type: chain[chain.length - 1] ?? "", name: parts.slice(3).join("::"), parents: chain.slice(0, -1) };
+}
+
+/** Reads the engine event log (one JSON event per line) and keeps the policy violations. */
+export function policyEventsFromLog(jsonLines: string): PolicyEvent[] {
+  return jsonLines
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as { policyEvent?: PolicyEvent })
+    .flatMap((e) => (e.policyEvent ? [e.policyEvent] : []));
+}
+
+/** Splits a detailedDiff key (`spec.hard["requests.cpu"]`, `triggers[0]`) into path segments. */
+export function parsePropertyPath(path: string): Array<string | number> {
+  const out: Array<string | number> = [];
+  const re = /([^.[\]]+)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]/g;
+  for (const m of path.matchAll(re)) {
+    if (m[1] !== undefined) out.push(m[1]);
+    else if (m[2] !== undefined) out.push(Number(m[2]));
+    else out.push(JSON.parse(`"${m[3]}"`) as string);
+  }
+  return out;
+}
+
+// The engine's JSON already prints secrets as "[secret]" (display.MassageSecrets); the wire form
+// is handled too, for digests produced by other tools.
+function isSecret(value: unknown): boolean {
+  return value === SECRET_MARK || (!!value && typeof value === "object" && (value as Record<string, unknown>)[SIG_KEY] === SECRET_SIG);
+}
+
+function lookup(root: unknown, path: Array<string | number>): { found: boolean; secret: boolean; value?: unknown } {
+  let cur: unknown = root;
+  for (const seg of path) {
+    if (isSecret(cur)) return { found: true, secret: true };
+    if (cur === null || typeof cur !== "object") return { found: false, secret: false };
+    cur = (cur as Record<string | number, unknown>)[seg];
+    if (cur === undefined) return { found: false, secret: false };
+  }
+  return { found: true, secret: isSecret(cur), value: cur };
+}
+
+/** A value fit for a table cell: short scalars verbatim, secrets masked, the rest summarised. */
+export function showValue(v: { found: boolean; secret: boolean; value?: unknown }): string {
+  if (!v.found) return "∅";
+  if (v.secret) return SECRET_MARK;
+  const value = v.value;
+  if (typeof value === "string") return value.length <= 48 && !value.includes("\n") ? `\`${value}\`` : `(${value.length} chars)`;
+  if (typeof value === "number" || typeof value === "boolean") return `\`${value}\``;
+  if (Array.isArray(value)) return `(${value.length} items)`;
+  if (value && typeof value === "object") {
+    if (SIG_KEY in value) return "(file content)"; // an asset or archive
+    return `(${Object.keys(value).length} keys)`;
+  }
+  return String(value);
+}
+
+/** What changed in one property, with old → new where that is safe and useful. */
+function describeChange(step: PreviewStep, key: string, diff: PropertyDiff): string {
+  const path = parsePropertyPath(key);
+  const before = showValue(lookup(step.oldState?.inputs, path));
+  const after = showValue(lookup(step.newState?.inputs, path));
+  const replace = diff.kind.endsWith("-replace") ? " **(forces replacement)**" : "";
+  if (diff.kind.startsWith("add")) return `\`${key}\` added: ${after}${replace}`;
+  if (diff.kind.startsWith("delete")) return `\`${key}\` removed (was ${before})${replace}`;
+  return `\`${key}\`: ${before} → ${after}${replace}`;
+}
+
+/** Why a node step runs, in the reviewer's terms, from the keys that differ. */
+function why(stepName: string, keys: string[]): string {
+  const has = (prefix: string) => keys.some((k) => k === prefix || k.startsWith(`${prefix}.`) || k.startsWith(`${prefix}[`));
+  const reasons: string[] = [];
+  if (stepName === "apply") {
+    if (keys.includes("triggers[0]")) reasons.push("a file K3s reads changed");
+    if (keys.includes("triggers[1]")) reasons.push(`a secret it reads changed (${SECRET_MARK})`);
+  } else if (stepName === "os-prep" && has("triggers")) reasons.push("os-prep.sh changed");
+  else if (stepName.startsWith("file-") && has("source")) reasons.push("file content changed");
+  else if (stepName.startsWith("secret-") && has("stdin")) reasons.push(`secret content changed (${SECRET_MARK})`);
+  if (has("connection")) reasons.push("SSH connection settings changed");
+  if (has("create") || has("update")) reasons.push("the command itself changed");
+  return reasons.join("; ");
+}
+
+function opOf(step: PreviewStep): string {
+  return REPLACING.has(step.op) ? "replace" : step.op;
+}
+
+function changedKeys(step: PreviewStep): string[] {
+  return Object.keys(step.detailedDiff ?? {}).length ? Object.keys(step.detailedDiff ?? {}) : step.diffReasons ?? [];
+}
+
+const ICON: Record<string, string> = { create: "🟢 create", update: "🟡 update", replace: "🔴 replace", delete: "🔴 delete" };
+const LEVEL_ICON: Record<string, string> = { mandatory: "🛑 mandatory", advisory: "⚠️ advisory", warning: "⚠️ advisory", remediate: "🔧 remediate" };
+
+export interface MarkdownOptions {
+  stack: string;
+  policyEvents?: PolicyEvent[];
+  /** Rows listed per table before the rest is folded into a count. */
+  maxRows?: number;
+}
+
+export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions): string {
+  // The engine reports a replacement as replace + create-replacement + delete-replaced: show it once.
+  const seenReplacement = new Set<string>();
+  const steps = (digest.steps ?? [])
+    .slice()
+    .sort((a, b) => Number(b.op === "replace") - Number(a.op === "replace"))
+    .filter((s) => {
+      if (!REPLACING.has(s.op)) return true;
+      if (seenReplacement.has(s.urn)) return false;
+      seenReplacement.add(s.urn);
+      return true;
+    })
+    .sort((a, b) => (digest.steps ?? []).indexOf(a) - (digest.steps ?? []).indexOf(b));
+  const changing = steps.filter((s) => s.op !== "same" && s.op !== "read");
+  const maxRows = options.maxRows ?? 60;
+  const lines: string[] = [`<!-- k3s-platform-preview:${options.stack} -->`, `### Pulumi preview · \`${options.stack}\``, ""];
+
+  // ---- counts
+  const summary = digest.changeSummary ?? {};
+  const counts = Object.entries(summary)
+    .filter(([, n]) => n > 0)
+    .sort(([a], [b]) => (OP_ORDER.indexOf(a) + 100 * Number(!OP_ORDER.includes(a))) - (OP_ORDER.indexOf(b) + 100 * Number(!OP_ORDER.includes(b))))
+    .map(([op, n]) => `${n} ${op === "same" ? "unchanged" : `to ${op}`}`);
+  lines.push(counts.length ? `**${counts.join(" · ")}**` : "**No changes.**", "");
+
+  // ---- replacements first: they are the dangerous part
+  const replacements = steps.filter((s) => REPLACING.has(s.op));
+  if (replacements.length) {
+    lines.push(`> [!WARNING]`, `> **${replacements.length} replacement(s)**: the resource is deleted and created again.`);
+    for (const s of replacements) {
+      const { type, name } = parseUrn(s.urn);
+      lines.push(`> - \`${name}\` (${type}) because ${(s.replaceReasons ?? []).map((r) => `\`${r}\``).join(", ") || "its provider requires it"}`);
+    }
+    lines.push("");
+  }
+
+  // ---- per node
+  const nodeNames = steps.filter((s) => parseUrn(s.urn).type === NODE_TYPE).map((s) => parseUrn(s.urn).name).sort((a, b) => b.length - a.length);
+  const nodeOf = (name: string) => nodeNames.find((n) => name.startsWith(`${n}-`));
+  const nodeRows: Array<[string, string]> = [];
+  const otherRows: string[] = [];
+  for (const s of changing) {
+    const { type, name } = parseUrn(s.urn);
+    if (type === NODE_TYPE) continue;
+    const node = nodeOf(name);
+    const keys = changedKeys(s);
+    const detail = (k: string) => describeChange(s, k, s.detailedDiff?.[k] ?? { kind: "update" });
+    if (node) {
+      const stepName = name.slice(node.length + 1);
+      // Hashes, file contents and secrets are what `why` explains; other keys get their values.
+      const explained = /^(triggers|source|stdin)\b/;
+      const details = stepName.startsWith("secret-") ? [] : keys.filter((k) => !explained.test(k)).map(detail);
+      const reason = [why(stepName, keys), ...details].filter(Boolean).join("<br>");
+      const nodeLabel = node.replace(`${options.stack}-`, "");
+      nodeRows.push([nodeLabel, `| \`${nodeLabel}\` | \`${stepName}\` | ${ICON[opOf(s)] ?? opOf(s)} | ${reason || "—"} |`]);
+    } else {
+      const details = keys.map(detail);
+      otherRows.push(`| \`${name}\` | ${type.split(":").pop()} | ${ICON[opOf(s)] ?? opOf(s)} | ${details.join("<br>") || "—"} |`);
+    }
+  }
+  const table = (title: string, head: string, rows: string[]) => {
+    if (!rows.length) return;
+    lines.push(`#### ${title}`, "", head, head.replace(/[^|]+/g, "---"), ...rows.slice(0, maxRows));
+    if (rows.length > maxRows) lines.push(`| … | ${rows.length - maxRows} more | | |`);
+    lines.push("");
+  };
+  const byNode = nodeRows.map((r, i) => ({ r, i })).sort((a, b) => a.r[0].localeCompare(b.r[0]) || a.i - b.i).map(({ r }) => r[1]);
+  table("Nodes", "| node | step | op | why |", byNode);
+  table("Cluster and Kubernetes objects", "| resource | kind | op | what changes |", otherRows);
+
+  // ---- policy
+  const events = options.policyEvents ?? [];
+  if (events.length) {
+    const mandatory = events.filter((e) => e.enforcementLevel === "mandatory").length;
+    lines.push(`#### Policy violations (${events.length}${mandatory ? `, ${mandatory} mandatory: this change cannot be applied` : ""})`, "");
+    lines.push("| level | policy | resource | message |", "|---|---|---|---|");
+    const sorted = [...events].sort((a, b) => Number(b.enforcementLevel === "mandatory") - Number(a.enforcementLevel === "mandatory"));
+    for (const e of sorted) {
+      const resource = e.resourceUrn ? `\`${parseUrn(e.resourceUrn).name}\`` : "(stack)";
+      lines.push(`| ${LEVEL_ICON[e.enforcementLevel] ?? e.enforcementLevel} | \`${e.policyName}\` | ${resource} | ${e.message.trim().split("\n")[0]!.replace(/\|/g, "\\|")} |`);
+    }
+    lines.push("");
+  } else if (options.policyEvents) {
+    lines.push("#### Policy", "", "No policy violations.", "");
+  }
+
+  const errors = (digest.diagnostics ?? []).filter((d) => d.severity === "error");
+  if (errors.length) {
+    lines.push("#### Errors", "", ...errors.map((d) => `- ${d.urn ? `\`${parseUrn(d.urn).name}\`: ` : ""}${(d.message ?? "").trim().split("\n")[0]}`), "");
+  }
+  return lines.join("\n").trimEnd() + "\n";
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Puts the Pulumi engine on PATH for this project: the CLI, the Node.js language host and the
+# resource plugins the program uses (command, kubernetes, random), at the versions package.json
+# pins. An installed `pulumi` is used when it is new enough and its plugins are present;
+# otherwise everything is built from the Go module proxy into a cache outside the repository
+# (reused on the next run). Prints the bin directory to add to PATH on its last line.
+#
+# Usage: scripts/install-pulumi.sh [--check]   (--check: only report what is available)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${K3S_PLATFORM_CACHE:-$HOME/.cache/k3s-platform}/pulumi"
+BIN="$CACHE/bin"
+mkdir -p "$BIN"
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local
+
+dep() { node -p "require('./package.json').dependencies['$1']"; }
+SDK_VERSION="v$(dep @pulumi/pulumi)"
+COMMAND_VERSION="v$(dep @pulumi/command)"
+KUBERNETES_VERSION="v$(dep @pulumi/kubernetes)"
+RANDOM_VERSION="v$(dep @pulumi/random)"
+
+log() { printf 'install-pulumi: %s\n' "$*" >&2; }
+fail() { log "ERROR: $*"; exit 1; }
+
+# version_ge A B: true when version A >= B (both vX.Y.Z).
+version_ge() { [ "$(printf '%s\n%s\n' "${1#v}" "${2#v}" | sort -V | head -n1)" = "${2#v}" ]; }
+
+installed_is_adequate() {
+  command -v pulumi >/dev/null 2>&1 || return 1
+  version_ge "$(pulumi version)" "$SDK_VERSION" || return 1
+  command -v pulumi-language-nodejs >/dev/null 2>&1 || return 1
+  local plugins
+  plugins="$(pulumi plugin ls 2>/dev/null || true)"
+  for p in "command ${COMMAND_VERSION#v}" "kubernetes ${KUBERNETES_VERSION#v}" "random ${RANDOM_VERSION#v}"; do
+    grep -qE "^${p% *} +resource +${p#* } " <<<"$plugins" || command -v "pulumi-resource-${p% *}" >/dev/null 2>&1 || return 1
+  done
+}
+
+# module_info MODULE VERSION: the proxy's .info for it, or nothing when the proxy refuses it.
+module_info() { go list -m -json "$1@$2" 2>/dev/null; }
+
+# commit_of MODULE VERSION: the git commit a tagged version was cut from.
+commit_of() { module_info "$1" "$2" | sed -n 's/.*"Hash": "\([0-9a-f]*\)".*/\1/p'; }
+
+# build MODULE VERSION PACKAGE OUTPUT [LDFLAGS] [REPLACES...]: builds a main package of a module
+# from a throw-away wrapper module (a dependency's own replace directives do not apply to us).
+build() {
+  local module="$1" version="$2" package="$3" output="$4" ldflags="${5:-}"
+  shift 5 || shift $#
+  local work
+  work="$(mktemp -d)"
+  (
+    cd "$work"
+    go mod init k3s-platform.local/engine-build >/dev/null 2>&1
+    for replace in "$@"; do go mod edit -replace "$replace"; done
+    # Ask for the module, not the package: this proxy answers 403 (not 404) for the package
+    # path probed as a module, which stops `go get package@version`.
+    go get "$module@$version" >/dev/null
+    go build -trimpath -tags osusergo,grpcnotrace -ldflags "$ldflags" -o "$output" "$package"
+  )
+  rm -rf "$work"
+  log "built $(basename "$output") $version"
+}
+
+build_cli() {
+  [ -x "$BIN/pulumi" ] && [ "$("$BIN/pulumi" version)" = "$SDK_VERSION" ] && return 0
+  module_info github.com/pulumi/pulumi/pkg/v3 "$SDK_VERSION" >/dev/null \
+    || fail "the Go module proxy does not serve github.com/pulumi/pulumi/pkg/v3@$SDK_VERSION"
+  build github.com/pulumi/pulumi/pkg/v3 "$SDK_VERSION" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi "$BIN/pulumi" \
+    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$SDK_VERSION" \
+    "github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e"
+}
+
+# The language host is its own, untagged module: use the pseudo-version of the CLI's commit.
+build_language_host() {
+  [ -x "$BIN/pulumi-language-nodejs" ] && return 0
+  local module=github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3 commit time pseudo
+  commit="$(commit_of github.com/pulumi/pulumi/pkg/v3 "$SDK_VERSION")"
+  time="$(module_info github.com/pulumi/pulumi/pkg/v3 "$SDK_VERSION" | sed -n 's/.*"Time": "\([^"]*\)".*/\1/p' | tr -d ':TZ-')"
+  pseudo="v3.0.0-${time}-${commit:0:12}"
+  module_info "$module" "$pseudo" >/dev/null || fail "the Go module proxy does not serve $module@$pseudo (the language host of pulumi $SDK_VERSION)"
+  build "$module" "$pseudo" "$module" "$BIN/pulumi-language-nodejs" "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$SDK_VERSION"
+}
+
+build_provider() {
+  local name="$1" module="$2" package="$3" version="$4" ldflag="$5"
+  [ -x "$BIN/pulumi-resource-$name" ] && return 0
+  module_info "$module" "$version" >/dev/null || fail "the Go module proxy does not serve $module@$version (pulumi-resource-$name)"
+  build "$module" "$version" "$package" "$BIN/pulumi-resource-$name" "-X $ldflag=$version"
+}
+
+if [ "${1:-}" = "--check" ]; then
+  for pair in "github.com/pulumi/pulumi/pkg/v3 $SDK_VERSION" \
+    "github.com/pulumi/pulumi-command/provider $COMMAND_VERSION" \
+    "github.com/pulumi/pulumi-kubernetes/provider/v4 $KUBERNETES_VERSION" \
+    "github.com/pulumi/pulumi-random/provider/v4 $RANDOM_VERSION"; do
+    if module_info "${pair% *}" "${pair#* }" >/dev/null; then log "available: $pair"; else log "refused:   $pair"; fi
+  done
+  exit 0
+fi
+
+if installed_is_adequate; then
+  log "using the installed pulumi $(pulumi version) and its plugins"
+  dirname "$(command -v pulumi)"
+  exit 0
+fi
+
+start=$SECONDS
+build_cli
+build_language_host
+build_provider command github.com/pulumi/pulumi-command/provider \
+  github.com/pulumi/pulumi-command/provider/cmd/pulumi-resource-command "$COMMAND_VERSION" \
+  github.com/pulumi/pulumi-command/provider/pkg/version.Version
+build_provider random github.com/pulumi/pulumi-random/provider/v4 \
+  github.com/pulumi/pulumi-random/provider/v4/cmd/pulumi-resource-random "$RANDOM_VERSION" \
+  github.com/pulumi/pulumi-random/provider/v4/pkg/version.Version
+# pulumi-resource-kubernetes embeds generated schema files its module does not ship; it needs a
+# small main package of our own around provider.Serve (see REFERENCE.md) once the module is served.
+build_provider kubernetes github.com/pulumi/pulumi-kubernetes/provider/v4 \
+  github.com/pulumi/pulumi-kubernetes/provider/v4/cmd/pulumi-resource-kubernetes "$KUBERNETES_VERSION" \
+  github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version
+log "engine ready in $((SECONDS - start))s"
+echo "$BIN"

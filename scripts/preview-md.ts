@@ -1,0 +1,68 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { PreviewDigest, policyEventsFromLog, previewMarkdown } from "../components/preview/markdown";
+
+/**
+ * `npm run preview:md -- --stack <env> [--policy-pack policies --policy-pack-config <file>]`
+ * runs `pulumi preview --json --event-log` and prints the Markdown summary; exits with the
+ * preview's status (after printing) so CI can post the comment and still fail.
+ * `npm run preview:md -- --from <preview.json> [--events <event-log.jsonl>] --stack <env>`
+ * reads saved output instead.
+ */
+
+function main(): number {
+  const { values } = parseArgs({
+    options: {
+      "stack": { type: "string" },
+      "from": { type: "string" },
+      "events": { type: "string" },
+      "policy-pack": { type: "string" },
+      "policy-pack-config": { type: "string" },
+    },
+  });
+  if (!values.stack) {
+    console.error("preview:md: --stack is required");
+    return 2;
+  }
+  if (values.from) {
+    const digest = JSON.parse(readFileSync(values.from, "utf8")) as PreviewDigest;
+    const events = values.events ? policyEventsFromLog(readFileSync(values.events, "utf8")) : undefined;
+    process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: events }));
+    return 0;
+  }
+
+  const work = mkdtempSync(join(tmpdir(), "preview-md-"));
+  try {
+    const eventLog = join(work, "events.jsonl");
+    const args = ["preview", "--stack", values.stack, "--json", "--event-log", eventLog, "--non-interactive"];
+    if (values["policy-pack"]) args.push("--policy-pack", values["policy-pack"]);
+    if (values["policy-pack-config"]) args.push("--policy-pack-config", values["policy-pack-config"]);
+    const run = spawnSync("pulumi", args, { encoding: "utf8", maxBuffer: 256 * 1024 * 1024, stdio: ["ignore", "pipe", "inherit"] });
+    if (run.error) {
+      console.error(`preview:md: cannot run pulumi: ${run.error.message}`);
+      return 2;
+    }
+    // A failed preview (e.g. a mandatory policy violation) may print no digest; the event log still has the violations.
+    let digest: PreviewDigest = {};
+    try {
+      digest = JSON.parse(run.stdout) as PreviewDigest;
+    } catch {
+      digest = { diagnostics: [{ severity: "error", message: `pulumi preview exited ${run.status} without a JSON digest` }] };
+    }
+    let events: string;
+    try {
+      events = readFileSync(eventLog, "utf8");
+    } catch {
+      events = "";
+    }
+    process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: policyEventsFromLog(events) }));
+    return run.status ?? 1;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+process.exitCode = main();
