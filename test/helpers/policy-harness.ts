@@ -12,7 +12,7 @@ import type {
 import { ResolvedConfig } from "../../components/config/schema";
 import { buildProgram } from "../../components/program";
 import { policies } from "../../policies/policies";
-import { SAMPLE_KUBECONFIG } from "./pulumi-mocks";
+import { mockState, unwrapSecrets } from "./pulumi-mocks";
 import { REPO } from "./samples";
 
 /** A registered resource the way a policy sees it. */
@@ -24,21 +24,6 @@ export interface GraphResource {
   parent?: string;
   dependencies: string[];
   additionalSecretOutputs: string[];
-}
-
-const SPECIAL_SIG = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-
-/** Policies see secrets unpacked (as @pulumi/policy's deserializer does). */
-function unpack(value: unknown): unknown {
-  if (value instanceof pulumi.asset.Asset) return value;
-  if (Array.isArray(value)) return value.map(unpack);
-  if (value && typeof value === "object") {
-    const obj = value as Record<string, unknown>;
-    if (obj[SPECIAL_SIG] === SECRET_SIG) return unpack(obj.value);
-    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, unpack(v)]));
-  }
-  return value;
 }
 
 export function urnOf(stack: string, type: string, name: string): string {
@@ -53,12 +38,8 @@ export async function collectGraph(config: ResolvedConfig, stack: string): Promi
     {
       newResource(args) {
         const entry = byName.get(args.name);
-        if (entry) entry.props = unpack(args.inputs) as Record<string, unknown>;
-        const state: Record<string, unknown> = { ...args.inputs };
-        if (args.type === "command:remote:Command") state.stdout = args.name.endsWith("-kubeconfig") ? SAMPLE_KUBECONFIG : args.name.endsWith("-verify") ? '{"enabled":true}' : "";
-        if (args.type === "random:index/randomPassword:RandomPassword") state.result = "generated";
-        if (args.type === "random:index/randomBytes:RandomBytes") state.base64 = "a2V5";
-        return { id: `${args.name}-id`, state };
+        if (entry) entry.props = unwrapSecrets(args.inputs) as Record<string, unknown>;
+        return { id: `${args.name}-id`, state: mockState(args) };
       },
       call: (args) => args.inputs,
     },

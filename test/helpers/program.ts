@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { SAMPLE_KUBECONFIG } from "./pulumi-mocks";
+import { MOCK_GENERATED, mockState, SECRET_SIG, SPECIAL_SIG } from "./pulumi-mocks";
 import { REPO } from "./samples";
 
 export interface ProgramResource {
@@ -11,9 +11,7 @@ export interface ProgramResource {
   rawInputs: Record<string, unknown>;
 }
 
-export const GENERATED_KEY = "R0VORVJBVEVELUtFWS1CWVRFUy0zMi1CWVRFUy1MT05HISE=";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-const SPECIAL_SIG = "4dabf18193072939515e22adb298388d";
+export const GENERATED_KEY = MOCK_GENERATED.key;
 
 /** Paths in `value` where `needle` appears outside a secret wrapper. */
 export function plainOccurrences(value: unknown, needle: string, path = ""): string[] {
@@ -34,11 +32,7 @@ export function runProgram(config: Record<string, unknown>, stack = "dev") {
     {
       newResource: (args) => {
         resources.push({ type: args.type, name: args.name, provider: args.provider, rawInputs: args.inputs });
-        const state: Record<string, unknown> = { ...args.inputs };
-        if (args.type === "command:remote:Command") state.stdout = args.name.endsWith("-kubeconfig") ? SAMPLE_KUBECONFIG : args.name.endsWith("-verify") ? '{"enabled":true,"mode":"custom"}' : "";
-        if (args.type === "random:index/randomPassword:RandomPassword") state.result = "generated-token";
-        if (args.type === "random:index/randomBytes:RandomBytes") state.base64 = GENERATED_KEY;
-        return { id: `${args.name}-id`, state };
+        return { id: `${args.name}-id`, state: mockState(args) };
       },
       call: (args) => args.inputs,
     },

@@ -33,11 +33,15 @@ users:
 `;
 
 /** The marker key Pulumi's wire format uses for secret values (sdk/nodejs/runtime/rpc). */
-const SPECIAL_SIG = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+export const SPECIAL_SIG = "4dabf18193072939515e22adb298388d";
+export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
-/** Mocks see secrets in wire form; tests want the plain values (secretness is checked elsewhere). */
-function unwrapSecrets(value: unknown): unknown {
+/**
+ * Mocks see secrets in wire form; tests want the plain values (secretness is checked elsewhere),
+ * as @pulumi/policy's deserializer gives them to policies. Assets stay assets.
+ */
+export function unwrapSecrets(value: unknown): unknown {
+  if (value instanceof pulumi.asset.Asset) return value;
   if (Array.isArray(value)) return value.map(unwrapSecrets);
   if (value && typeof value === "object") {
     const obj = value as Record<string, unknown>;
@@ -45,6 +49,20 @@ function unwrapSecrets(value: unknown): unknown {
     return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, unwrapSecrets(v)]));
   }
   return value;
+}
+
+export const MOCK_GENERATED = { token: "generated-token-value", key: "R0VORVJBVEVELUtFWS1CWVRFUy0zMi1CWVRFUy1MT05HISE=" };
+
+/** What the mocked providers answer: inputs echoed, plus the outputs our program reads. */
+export function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
+  const state: Record<string, unknown> = { ...args.inputs };
+  if (args.type === "command:remote:Command") {
+    state.stdout = args.name.endsWith("-kubeconfig") ? SAMPLE_KUBECONFIG : args.name.endsWith("-verify") ? '{"enabled":true,"mode":"custom"}' : "";
+    state.stderr = "";
+  }
+  if (args.type === "random:index/randomPassword:RandomPassword") state.result = MOCK_GENERATED.token;
+  if (args.type === "random:index/randomBytes:RandomBytes") state.base64 = MOCK_GENERATED.key;
+  return state;
 }
 
 /**
@@ -63,13 +81,7 @@ export function installMocks(stack: string) {
       newResource(args) {
         const entry = registered.get(args.name);
         if (entry) entry.inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
-        const state: Record<string, unknown> = { ...args.inputs };
-        if (args.type === "command:remote:Command") {
-          state.stdout = args.name.endsWith("-kubeconfig") ? SAMPLE_KUBECONFIG : "";
-          state.stderr = "";
-        }
-        if (args.type === "random:index/randomPassword:RandomPassword") state.result = "generated-token-value";
-        return { id: `${args.name}-id`, state };
+        return { id: `${args.name}-id`, state: mockState(args) };
       },
       call: (args) => args.inputs,
     },
