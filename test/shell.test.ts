@@ -232,6 +232,8 @@ describe("generated shell", () => {
       assert.equal(statSync(join(root, PATHS.configYaml)).mode & 0o777, 0o600);
       assert.ok(statSync(join(root, PATHS.psaYaml)).isFile(), "CIS psa.yaml is placed on servers");
       assert.ok(statSync(join(root, PATHS.auditLogDir)).isDirectory(), "audit log directory exists");
+      // The state directory is the staging directory's parent: the SSH user must still traverse it.
+      assert.equal(statSync(join(root, "var/lib/k3s-platform")).mode & 0o777, 0o755);
 
       const second = run("bash", [join(staging, "apply.sh")], { ...env, INSTALL_MARK: "2" });
       assert.equal(second.status, 0, second.out);

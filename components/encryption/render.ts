@@ -139,7 +139,7 @@ export function enableOnExistingClusterSnippet(config: ResolvedConfig): string {
   return `# Secrets encryption on a running cluster that started without it: enable, restart, reencrypt.
 if systemctl is-active --quiet k3s && k3s secrets-encrypt status 2>/dev/null | grep -q 'Encryption Status: Disabled'; then
   k3s secrets-encrypt enable
-  install -d -m 0700 "$(dirname "$ROOT${ENABLE_PENDING_MARKER}")"
+  install -d -m 0755 "$(dirname "$ROOT${ENABLE_PENDING_MARKER}")"
   touch "$ROOT${ENABLE_PENDING_MARKER}"
   echo "encryption: enabled on the running cluster; secrets are re-encrypted after every server restarted"
 fi`;

@@ -139,7 +139,8 @@ ${readiness}
   sleep 2
 done
 
-install -d -m 0700 "$(dirname "$STATE")"
+# 0755: the SSH user must still reach the staging directory inside it (it is 0700 itself).
+install -d -m 0755 "$(dirname "$STATE")"
 echo "$fingerprint" >"$STATE"
 echo "apply[${node.name}]: K3s ${config.k3s.version ?? config.k3s.channel} is running"
 `;

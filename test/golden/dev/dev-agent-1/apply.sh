@@ -38,6 +38,7 @@ until systemctl is-active --quiet k3s-agent; do
   sleep 2
 done
 
-install -d -m 0700 "$(dirname "$STATE")"
+# 0755: the SSH user must still reach the staging directory inside it (it is 0700 itself).
+install -d -m 0755 "$(dirname "$STATE")"
 echo "$fingerprint" >"$STATE"
 echo "apply[dev-agent-1]: K3s v1.31.4+k3s1 is running"

@@ -42,6 +42,7 @@ until k3s kubectl get --raw=/readyz >/dev/null 2>&1 && k3s kubectl get node prod
   sleep 2
 done
 
-install -d -m 0700 "$(dirname "$STATE")"
+# 0755: the SSH user must still reach the staging directory inside it (it is 0700 itself).
+install -d -m 0755 "$(dirname "$STATE")"
 echo "$fingerprint" >"$STATE"
 echo "apply[prod-server-3]: K3s v1.31.4+k3s1 is running"

@@ -32,7 +32,7 @@ fi
 # Secrets encryption on a running cluster that started without it: enable, restart, reencrypt.
 if systemctl is-active --quiet k3s && k3s secrets-encrypt status 2>/dev/null | grep -q 'Encryption Status: Disabled'; then
   k3s secrets-encrypt enable
-  install -d -m 0700 "$(dirname "$ROOT/var/lib/k3s-platform/encryption-reencrypt-pending")"
+  install -d -m 0755 "$(dirname "$ROOT/var/lib/k3s-platform/encryption-reencrypt-pending")"
   touch "$ROOT/var/lib/k3s-platform/encryption-reencrypt-pending"
   echo "encryption: enabled on the running cluster; secrets are re-encrypted after every server restarted"
 fi
@@ -48,6 +48,7 @@ until k3s kubectl get --raw=/readyz >/dev/null 2>&1 && k3s kubectl get node stg-
   sleep 2
 done
 
-install -d -m 0700 "$(dirname "$STATE")"
+# 0755: the SSH user must still reach the staging directory inside it (it is 0700 itself).
+install -d -m 0755 "$(dirname "$STATE")"
 echo "$fingerprint" >"$STATE"
 echo "apply[stg-server-1]: K3s v1.31.4+k3s1 is running"

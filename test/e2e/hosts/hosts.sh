@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Test hosts for the e2e suite, on this machine only. Each host is a network namespace with its
+# own address on a private bridge, its own root filesystem (an overlay of / in its own mount
+# namespace, so nothing it writes reaches the machine) and sshd, reachable with a generated key
+# as user `deploy` (passwordless sudo). Kernel-, systemd- and K3s-touching commands are
+# stand-ins inside the hosts (root-overlay/), recording what they were asked to do.
+#
+#   hosts.sh up N DIR    create N hosts; writes DIR/hosts.json and DIR/id_ed25519
+#   hosts.sh stop I DIR  stop host I's sshd (fault injection);  hosts.sh start I DIR  restart it
+#   hosts.sh down DIR    remove everything
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+BRIDGE=k3sp-br0
+NET=10.213.0
+
+fail() { echo "hosts: $*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null || fail "$1 is missing (apt-get install $2)"; }
+
+address() { echo "$NET.$((10 + $1))"; }
+
+wait_for_ssh() {
+  local addr="$1" i
+  for i in $(seq 1 100); do
+    if timeout 1 bash -c "</dev/tcp/$addr/22" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  fail "sshd on $addr did not come up"
+}
+
+# prepare_root I DIR: the files host I sees on top of /: identity, user, keys, stand-ins.
+prepare_root() {
+  local i="$1" dir="$2" upper="$2/h$1/upper"
+  mkdir -p "$upper/etc/ssh" "$upper/etc/sudoers.d" "$upper/home/deploy/.ssh" "$upper/run/sshd" \
+    "$upper/var/log/k3sp" "$upper/var/lib/k3sp-stub" "$upper/tmp" "$dir/h$1/work"
+  cp -a "$HERE/root-overlay/." "$upper/"
+  rm -f "$upper"/etc/ssh/ssh_host_*
+  ssh-keygen -q -t ed25519 -N "" -C "" -f "$upper/etc/ssh/ssh_host_ed25519_key"
+  cat >"$upper/etc/ssh/k3sp_sshd_config" <<CONF
+Port 22
+ListenAddress $(address "$i")
+HostKey /etc/ssh/ssh_host_ed25519_key
+PidFile /run/sshd-k3sp.pid
+PermitRootLogin no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+UsePAM no
+AllowUsers deploy
+Subsystem sftp internal-sftp
+CONF
+  cp /etc/passwd /etc/group /etc/shadow "$upper/etc/"
+  echo "deploy:x:2000:2000:k3s-platform e2e:/home/deploy:/bin/bash" >>"$upper/etc/passwd"
+  echo "deploy:x:2000:" >>"$upper/etc/group"
+  echo 'deploy:*:19000:0:99999:7:::' >>"$upper/etc/shadow"
+  echo "k3sp-h$i" >"$upper/etc/hostname"
+  { cat /etc/hosts; echo "127.0.1.1 k3sp-h$i"; } >"$upper/etc/hosts"
+  echo "deploy ALL=(ALL) NOPASSWD:ALL" >"$upper/etc/sudoers.d/deploy"
+  chmod 0440 "$upper/etc/sudoers.d/deploy"
+  cp "$dir/id_ed25519.pub" "$upper/home/deploy/.ssh/authorized_keys"
+  chown -R 2000:2000 "$upper/home/deploy"
+  chmod 700 "$upper/home/deploy/.ssh"
+  chmod 600 "$upper/home/deploy/.ssh/authorized_keys"
+}
+
+start_host() {
+  local i="$1" dir="$2"
+  ip netns exec "k3sp-h$i" unshare --mount --uts --propagation private --fork --kill-child \
+    bash "$HERE/host-init.sh" "$dir/h$i" >"$dir/h$i/sshd.log" 2>&1 &
+  echo $! >"$dir/h$i/pid"
+  wait_for_ssh "$(address "$i")"
+}
+
+stop_host() {
+  local pidfile="$2/h$1/pid" i
+  if [ -f "$pidfile" ]; then
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+  fi
+  # Everything left in the host's network namespace (sshd and its sessions) goes too.
+  ip netns pids "k3sp-h$1" 2>/dev/null | xargs -r kill 2>/dev/null || true
+  for i in $(seq 1 50); do
+    [ -z "$(ip netns pids "k3sp-h$1" 2>/dev/null)" ] && return 0
+    sleep 0.1
+  done
+  ip netns pids "k3sp-h$1" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+}
+
+up() {
+  local n="$1" dir="$2" i
+  [ "$(id -u)" -eq 0 ] || fail "must run as root (network namespaces, mounts)"
+  need ip iproute2; need sshd openssh-server; need sudo sudo; need unshare util-linux
+  mkdir -p "$dir"
+  [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -C "k3s-platform-e2e" -f "$dir/id_ed25519"
+  ip link show "$BRIDGE" >/dev/null 2>&1 || {
+    ip link add "$BRIDGE" type bridge
+    ip addr add "$NET.1/24" dev "$BRIDGE"
+    ip link set "$BRIDGE" up
+  }
+  local json="["
+  for i in $(seq 1 "$n"); do
+    ip netns add "k3sp-h$i"
+    ip link add "k3sp-v$i" type veth peer name eth0 netns "k3sp-h$i"
+    ip link set "k3sp-v$i" master "$BRIDGE" up
+    ip -n "k3sp-h$i" addr add "$(address "$i")/24" dev eth0
+    ip -n "k3sp-h$i" link set eth0 up
+    ip -n "k3sp-h$i" link set lo up
+    prepare_root "$i" "$dir"
+    start_host "$i" "$dir"
+    json+="$([ "$i" -gt 1 ] && echo ,){\"index\":$i,\"address\":\"$(address "$i")\",\"user\":\"deploy\",\"upper\":\"$dir/h$i/upper\",\"hostKey\":\"$(cut -d' ' -f1,2 "$dir/h$i/upper/etc/ssh/ssh_host_ed25519_key.pub")\"}"
+  done
+  echo "$json]" >"$dir/hosts.json"
+  echo "hosts: $n up on $NET.0/24 ($dir/hosts.json)"
+}
+
+down() {
+  local dir="$1" ns i
+  for ns in $(ip netns list 2>/dev/null | awk '/^k3sp-h/ {print $1}'); do
+    i="${ns#k3sp-h}"
+    stop_host "$i" "$dir"
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  ip link del "$BRIDGE" 2>/dev/null || true
+  rm -rf "$dir"
+  echo "hosts: down"
+}
+
+case "${1:-}" in
+  up) up "${2:?N}" "${3:?DIR}" ;;
+  stop) stop_host "${2:?I}" "${3:?DIR}" ;;
+  start) start_host "${2:?I}" "${3:?DIR}" ;;
+  down) down "${2:?DIR}" ;;
+  *) fail "usage: hosts.sh up N DIR | stop I DIR | start I DIR | down DIR" ;;
+esac

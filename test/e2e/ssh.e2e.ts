@@ -1,0 +1,171 @@
+import { strict as assert } from "node:assert";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ResolvedConfig, StackInput } from "../../components/config/schema";
+import { loadStackConfig } from "../../components/config/validate";
+import { STAGING_DIR } from "../../components/k3s/install";
+import { PATHS } from "../../components/k3s/render";
+import { ClusterPlan, NodeSecrets, planCluster } from "../../components/node/plan";
+import { REPO } from "../helpers/samples";
+import { applyCluster, installRuns, SshTarget, TestHost } from "./ssh";
+
+/**
+ * End to end over real SSH: four test hosts (network namespaces with sshd, see hosts/), a cluster
+ * of 2 servers and 2 agents, and the exact commands and files the K3sNode components send.
+ * K3s itself is a stand-in that records its arguments (hosts/root-overlay): this checks our
+ * orchestration and generated scripts on real hosts, not K3s.
+ */
+
+const HOSTS = join(REPO, "test", "e2e", "hosts", "hosts.sh");
+const TOKEN = "e2e-cluster-token-5f1d0c3a9b";
+const secrets: NodeSecrets = { token: TOKEN };
+
+type Edit = (raw: StackInput) => void;
+
+/** The e2e stack on the given hosts, with every edit applied so far (each test builds on the last). */
+function stack(hosts: TestHost[], edits: Edit[]): ResolvedConfig {
+  const roles = ["server", "server", "agent", "agent"] as const;
+  const names = ["e2e-server-1", "e2e-server-2", "e2e-agent-1", "e2e-agent-2"];
+  const raw: StackInput = {
+    environment: "dev",
+    k3s: { version: "v1.31.4+k3s1", hardening: "cis", airgap: { enabled: true }, firewall: { mode: "open" } },
+    ssh: { user: "deploy" },
+    nodes: hosts.map((h, i) => ({
+      name: names[i]!,
+      host: h.address,
+      nodeIp: h.address,
+      role: roles[i]!,
+      labels: (roles[i] === "agent" ? { "node-role.kubernetes.io/worker": "true" } : {}) as Record<string, string>,
+      ssh: { hostKey: h.hostKey },
+    })),
+  };
+  for (const edit of edits) edit(raw);
+  return loadStackConfig(raw);
+}
+
+const read = (host: TestHost, path: string) => readFileSync(join(host.upper, path), "utf8");
+
+describe("e2e over SSH on test hosts", function () {
+  this.timeout(180_000);
+  const dir = mkdtempSync(join(tmpdir(), "k3sp-e2e-"));
+  let hosts: TestHost[];
+  let targets: Map<string, SshTarget>;
+  let plan: ClusterPlan;
+  const edits: Edit[] = [];
+  /** Applies one more config change and returns the new plan. */
+  const change = (edit: Edit) => {
+    edits.push(edit);
+    return planCluster(stack(hosts, edits));
+  };
+  const byName = (name: string) => hosts.find((h) => h.address === plan.nodes.find((n) => n.node.name === name)!.node.host)!;
+
+  before(() => {
+    execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" });
+    execFileSync("bash", [HOSTS, "up", "4", dir], { stdio: "inherit" });
+    hosts = JSON.parse(readFileSync(join(dir, "hosts.json"), "utf8")) as TestHost[];
+    plan = planCluster(stack(hosts, edits));
+    targets = new Map(plan.nodes.map((n) => [n.node.name, new SshTarget(hosts.find((h) => h.address === n.node.host)!, join(dir, "id_ed25519"))]));
+  });
+  after(() => execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" }));
+
+  it("first run: files and OS prep land on every host; servers install one at a time, then agents", async () => {
+    const result = await applyCluster(plan, targets, secrets);
+    assert.deepEqual([...result.failures], []);
+    for (const node of plan.nodes) {
+      const host = byName(node.node.name);
+      const config = node.files.find((f) => f.name === "config.yaml")!.content;
+      assert.equal(read(host, PATHS.configYaml), config, `${node.node.name} config.yaml`);
+      const st = statSync(join(host.upper, PATHS.configYaml));
+      assert.equal(st.mode & 0o777, 0o600);
+      assert.equal(st.uid, 0, "installed by root through sudo");
+      const dropIn = statSync(join(host.upper, PATHS.secretDropIn));
+      assert.equal(dropIn.mode & 0o777, 0o600);
+      assert.match(read(host, PATHS.secretDropIn), new RegExp(`token: ${TOKEN}`));
+      const staging = statSync(join(host.upper, STAGING_DIR));
+      assert.equal(staging.uid, 2000, "staging belongs to the SSH user so SFTP can write");
+      assert.equal(read(host, "etc/modules-load.d/k3s-platform.conf"), "br_netfilter\noverlay\nvxlan\n");
+      assert.equal(read(host, "var/lib/k3sp-stub/sysctl/vm.overcommit_memory").trim(), "1", "CIS sysctl applied");
+      assert.match(result.runs.get(node.node.name)!.osPrep, /done, [1-9]\d* change\(s\)/);
+
+      const runs = installRuns(host);
+      assert.equal(runs.length, 1, `${node.node.name} installed once`);
+      assert.equal(runs[0]!.env.INSTALL_K3S_EXEC, node.node.role);
+      assert.equal(runs[0]!.env.INSTALL_K3S_VERSION, "v1.31.4+k3s1");
+      assert.equal(runs[0]!.env.INSTALL_K3S_SKIP_DOWNLOAD, "true");
+    }
+    const [s1, s2, a1, a2] = ["e2e-server-1", "e2e-server-2", "e2e-agent-1", "e2e-agent-2"].map((n) => installRuns(byName(n))[0]!);
+    assert.ok(s1!.end <= s2!.start, "the second server installs after the first finished");
+    for (const agent of [a1!, a2!]) assert.ok(s2!.end <= agent.start, "agents install after every server");
+    assert.ok(a1!.start < a2!.end && a2!.start < a1!.end, "agents install in parallel");
+    assert.ok(existsSync(join(byName("e2e-server-1").upper, "var/lib/rancher/k3s/server/psa.yaml")), "CIS files on servers");
+  });
+
+  it("staged files never hold the token", () => {
+    for (const host of hosts) {
+      const staged = join(host.upper, STAGING_DIR);
+      for (const f of readdirSync(staged)) assert.ok(!readFileSync(join(staged, f), "utf8").includes(TOKEN), `${host.address}:${f}`);
+    }
+  });
+
+  it("a second run changes nothing: OS prep reports 0 changes and no install runs", async () => {
+    const calls = hosts.map((h) => read(h, "var/log/k3sp/calls.log"));
+    const result = await applyCluster(plan, targets, secrets);
+    assert.deepEqual([...result.failures], []);
+    for (const [name, run] of result.runs) {
+      assert.match(run.osPrep, /done, 0 change\(s\)/, name);
+      assert.match(run.apply, /K3s is up to date/, name);
+      assert.equal(installRuns(byName(name)).length, 1, name);
+    }
+    assert.deepEqual(hosts.map((h) => read(h, "var/log/k3sp/calls.log")), calls, "no modprobe/sysctl/systemctl call the second time");
+  });
+
+  it("a change to one agent re-installs that agent only", async () => {
+    const changed = change((raw) => (raw.nodes[3]!.labels = { ...raw.nodes[3]!.labels, "example.com/disk": "ssd" }));
+    const result = await applyCluster(changed, targets, secrets);
+    assert.deepEqual([...result.failures], []);
+    assert.deepEqual(
+      plan.nodes.map((n) => installRuns(byName(n.node.name)).length),
+      [1, 1, 1, 2],
+    );
+    assert.match(read(byName("e2e-agent-2"), PATHS.configYaml), /example\.com\/disk=ssd/);
+    plan = changed;
+  });
+
+  it("a server-wide change re-installs the servers one at a time, agents untouched", async () => {
+    const changed = change((raw) => (raw.k3s!.extraServerConfig = { "etcd-snapshot-retention": 9 }));
+    const result = await applyCluster(changed, targets, secrets);
+    assert.deepEqual([...result.failures], []);
+    const s1 = installRuns(byName("e2e-server-1"));
+    const s2 = installRuns(byName("e2e-server-2"));
+    assert.equal(s1.length, 2);
+    assert.equal(s2.length, 2);
+    assert.ok(s1[1]!.end <= s2[1]!.start, "never two servers at once");
+    assert.deepEqual([installRuns(byName("e2e-agent-1")).length, installRuns(byName("e2e-agent-2")).length], [1, 2]);
+    plan = changed;
+  });
+
+  it("a host whose key does not match the pinned one is refused", async () => {
+    const impostor = new SshTarget(hosts[0]!, join(dir, "id_ed25519"), hosts[1]!.hostKey);
+    const r = await impostor.run("true");
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /host key|HOST IDENTIFICATION/i);
+  });
+
+  it("sshd down on one host: that node fails, naming it; the others converge; after a restart all converge", async () => {
+    execFileSync("bash", [HOSTS, "stop", "4", dir]);
+    const changed = change((raw) => (raw.k3s!.kubelet = { maxPods: 150 }));
+    const broken = await applyCluster(changed, targets, secrets);
+    assert.deepEqual([...broken.failures.keys()], ["e2e-agent-2"]);
+    assert.match(broken.failures.get("e2e-agent-2")!, /^e2e-agent-2 \(10\.213\.0\.14\): stage failed with status 255: .*(refused|timed out|No route)/);
+    assert.match(read(byName("e2e-agent-1"), PATHS.configYaml), /max-pods=150/);
+    assert.doesNotMatch(read(byName("e2e-agent-2"), PATHS.configYaml), /max-pods=150/, "the unreachable host kept its state");
+
+    execFileSync("bash", [HOSTS, "start", "4", dir]);
+    const healed = await applyCluster(changed, targets, secrets);
+    assert.deepEqual([...healed.failures], []);
+    assert.match(read(byName("e2e-agent-2"), PATHS.configYaml), /max-pods=150/);
+    assert.match(healed.runs.get("e2e-agent-1")!.apply, /up to date/);
+  });
+});

@@ -1,0 +1,148 @@
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { STAGING_DIR } from "../../components/k3s/install";
+import { ClusterPlan, NodePlan, NodeSecrets, secretWriteCommand } from "../../components/node/plan";
+
+/**
+ * Runs a node's generated steps over real SSH, as the K3sNode component's resources do: stage,
+ * copy files (SFTP), write secret files from stdin, OS prep, apply. Host keys are pinned.
+ */
+
+export interface TestHost {
+  index: number;
+  address: string;
+  user: string;
+  /** The host's overlay upper layer: every file the host wrote, readable from here. */
+  upper: string;
+  hostKey: string;
+}
+
+export interface StepResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class SshTarget {
+  private readonly knownHosts: string;
+
+  constructor(readonly host: TestHost, private readonly keyFile: string, hostKey = host.hostKey) {
+    const dir = mkdtempSync(join(tmpdir(), "k3sp-kh-"));
+    this.knownHosts = join(dir, "known_hosts");
+    writeFileSync(this.knownHosts, `${host.address} ${hostKey}\n`);
+  }
+
+  private options(): string[] {
+    return [
+      "-i", this.keyFile,
+      "-o", "BatchMode=yes",
+      "-o", "StrictHostKeyChecking=yes",
+      "-o", `UserKnownHostsFile=${this.knownHosts}`,
+      "-o", "ConnectTimeout=5",
+      "-o", "LogLevel=ERROR",
+    ];
+  }
+
+  run(command: string, stdin?: string): Promise<StepResult> {
+    return new Promise((resolve) => {
+      const child = spawn("ssh", [...this.options(), `${this.host.user}@${this.host.address}`, command], { stdio: ["pipe", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.stdin.end(stdin ?? "");
+      child.on("close", (code) => resolve({ status: code ?? 1, stdout, stderr }));
+    });
+  }
+
+  copy(content: string, remotePath: string): StepResult {
+    const dir = mkdtempSync(join(tmpdir(), "k3sp-copy-"));
+    try {
+      const local = join(dir, "file");
+      writeFileSync(local, content);
+      const r = spawnSync("scp", ["-q", ...this.options(), local, `${this.host.user}@${this.host.address}:${remotePath}`], { encoding: "utf8" });
+      return { status: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+export class StepError extends Error {}
+
+async function must(node: NodePlan, target: SshTarget, step: string, result: Promise<StepResult> | StepResult): Promise<StepResult> {
+  const r = await result;
+  if (r.status !== 0) {
+    throw new StepError(`${node.node.name} (${target.host.address}): ${step} failed with status ${r.status}: ${r.stderr.trim() || r.stdout.trim()}`);
+  }
+  return r;
+}
+
+export interface NodeRun {
+  osPrep: string;
+  apply: string;
+}
+
+/** One node's steps, in the order the component's dependsOn gives them. */
+export async function applyNode(node: NodePlan, target: SshTarget, secrets: NodeSecrets): Promise<NodeRun> {
+  await must(node, target, "stage", target.run(node.commands.stage));
+  for (const f of node.files) await must(node, target, `copy ${f.name}`, target.copy(f.content, `${STAGING_DIR}/${f.name}`));
+  for (const s of node.secretFiles) await must(node, target, `secret ${s.name}`, target.run(secretWriteCommand(node.sshUser, s), s.render(secrets)));
+  const osPrep = await must(node, target, "os-prep", target.run(node.commands.osPrep));
+  const apply = await must(node, target, "apply", target.run(node.commands.apply));
+  return { osPrep: osPrep.stdout, apply: apply.stdout };
+}
+
+export interface ClusterRun {
+  runs: Map<string, NodeRun>;
+  failures: Map<string, string>;
+}
+
+/**
+ * Servers one after another, then agents in parallel once every server is up; a failed node does
+ * not stop its siblings (as the engine continues with independent resources).
+ */
+export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTarget>, secrets: NodeSecrets): Promise<ClusterRun> {
+  const runs = new Map<string, NodeRun>();
+  const failures = new Map<string, string>();
+  const attempt = async (node: NodePlan) => {
+    try {
+      runs.set(node.node.name, await applyNode(node, targets.get(node.node.name)!, secrets));
+    } catch (e) {
+      failures.set(node.node.name, (e as Error).message);
+    }
+  };
+  for (const server of plan.nodes.filter((n) => n.node.role === "server")) {
+    await attempt(server);
+    if (failures.size) return { runs, failures }; // agents need every server
+  }
+  await Promise.all(plan.nodes.filter((n) => n.node.role === "agent").map(attempt));
+  return { runs, failures };
+}
+
+/** The install stand-in's records on a host: one entry per run, with its environment. */
+export function installRuns(host: TestHost): Array<{ start: number; end: number; env: Record<string, string>; config: string }> {
+  let text = "";
+  try {
+    text = readFileSync(join(host.upper, "var/log/k3sp/install.log"), "utf8");
+  } catch {
+    return [];
+  }
+  return text
+    .split(/^run /m)
+    .filter((chunk) => chunk.trim())
+    .map((chunk) => {
+      const lines = chunk.trim().split("\n");
+      const env: Record<string, string> = {};
+      let config = "";
+      let end = NaN;
+      for (const line of lines.slice(1)) {
+        if (line.startsWith("config.yaml ")) config = line.slice(12);
+        else if (line.startsWith("done ")) end = Number(line.slice(5));
+        else if (line.includes("=")) env[line.slice(0, line.indexOf("="))] = line.slice(line.indexOf("=") + 1);
+      }
+      return { start: Number(lines[0]), end, env, config };
+    });
+}
