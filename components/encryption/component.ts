@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ResolvedConfig } from "../config/schema";
 import { Connection } from "../node/component";
-import { asRoot, ClusterPlan, sha256 } from "../node/plan";
+import { ClusterPlan, sha256, stdinScriptCommand } from "../node/plan";
 import {
   EncryptionKeys,
   EncryptionStatus,
@@ -51,11 +51,6 @@ export interface SecretsEncryptionArgs {
   keys: pulumi.Output<EncryptionKeys>;
 }
 
-/** Runs a generated script on a host as root, with the script on stdin (no staging needed). */
-function scriptCommand(user: string): string {
-  return asRoot(user, "bash -s");
-}
-
 /**
  * The encryption lifecycle once the servers run: rotation phases (each followed by restarting
  * the servers one at a time), then verification, whose JSON becomes `encryptionStatus`.
@@ -81,8 +76,8 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
       `${name}-${phase.name}`,
       {
         connection: first.connection,
-        create: scriptCommand(first.user),
-        update: scriptCommand(first.user),
+        create: stdinScriptCommand(first.user),
+        update: stdinScriptCommand(first.user),
         stdin: phase.script,
         triggers: [rotation],
         addPreviousOutputInEnv: false,
@@ -96,8 +91,8 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
         `${name}-${phase.name}-restart-${server.name}`,
         {
           connection: server.connection,
-          create: scriptCommand(server.user),
-          update: scriptCommand(server.user),
+          create: stdinScriptCommand(server.user),
+          update: stdinScriptCommand(server.user),
           stdin: renderRestartScript(server.name),
           triggers: [rotation],
           addPreviousOutputInEnv: false,
@@ -117,8 +112,8 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
     `${name}-verify`,
     {
       connection: first.connection,
-      create: scriptCommand(first.user),
-      update: scriptCommand(first.user),
+      create: stdinScriptCommand(first.user),
+      update: stdinScriptCommand(first.user),
       stdin: verifyScript,
       // Re-verify whenever a server was re-applied or a rotation ran.
       triggers: [rotation, sha256(args.plan.nodes.filter((n) => n.node.role === "server").map((n) => n.hashes.apply).join())],

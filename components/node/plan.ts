@@ -98,6 +98,11 @@ export function asRoot(user: string, command: string): string {
   return user === "root" ? command : `sudo -n ${command}`;
 }
 
+/** Runs the script given on stdin as root (no staging needed: lifecycle steps send scripts this way). */
+export function stdinScriptCommand(user: string): string {
+  return asRoot(user, "bash -s");
+}
+
 export function planNode(config: ResolvedConfig, node: NodeConfig, options: PlanOptions = {}): NodePlan {
   const role = nodeRole(config, node);
   const isServer = node.role === "server";

@@ -9,7 +9,8 @@ import { STAGING_DIR } from "../../components/k3s/install";
 import { PATHS } from "../../components/k3s/render";
 import { ClusterPlan, NodeSecrets, planCluster } from "../../components/node/plan";
 import { REPO } from "../helpers/samples";
-import { applyCluster, installRuns, SshTarget, TestHost } from "./ssh";
+import { parse } from "yaml";
+import { applyCluster, clusterSteps, installRuns, SshTarget, TestHost } from "./ssh";
 
 /**
  * End to end over real SSH: four test hosts (network namespaces with sshd, see hosts/), a cluster
@@ -144,6 +145,23 @@ describe("e2e over SSH on test hosts", function () {
     assert.ok(s1[1]!.end <= s2[1]!.start, "never two servers at once");
     assert.deepEqual([installRuns(byName("e2e-agent-1")).length, installRuns(byName("e2e-agent-2")).length], [1, 2]);
     plan = changed;
+  });
+
+  it("cluster steps: role labels, the kubeconfig, encryption verified, a rotation restarts servers one at a time", async () => {
+    const config = stack(hosts, [...edits, (raw) => (raw.encryption = { rotation: 1 })]);
+    const steps = await clusterSteps(config, planCluster(config), targets, "e2e");
+    const server1 = byName("e2e-server-1");
+    const calls = read(server1, "var/log/k3sp/calls.log");
+    for (const agent of ["e2e-agent-1", "e2e-agent-2"]) {
+      assert.match(calls, new RegExp(`k3s kubectl label node ${agent} --overwrite node-role\\.kubernetes\\.io/worker=true\n`));
+    }
+    const kubeconfig = parse(steps.kubeconfig) as { clusters: Array<{ name: string; cluster: { server: string } }> };
+    assert.deepEqual(kubeconfig.clusters.map((c) => [c.name, c.cluster.server]), [["e2e", "https://10.213.0.11:6443"]]);
+    assert.deepEqual(steps.encryptionStatus, { mode: "k3s", enabled: true, stage: "reencrypt_finished", activeKey: "aescbckey-e2e", hashesMatch: true });
+    assert.match(calls, /k3s secrets-encrypt rotate-keys/);
+    const restartAt = (host: TestHost) => Number(/^(\S+) systemctl restart k3s$/m.exec(read(host, "var/log/k3sp/calls.log"))![1]);
+    assert.ok(restartAt(server1) < restartAt(byName("e2e-server-2")), "servers restart one after another");
+    assert.ok(!/systemctl restart/.test(read(byName("e2e-agent-1"), "var/log/k3sp/calls.log")), "agents do not restart");
   });
 
   it("a host whose key does not match the pinned one is refused", async () => {

@@ -3,7 +3,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { STAGING_DIR } from "../../components/k3s/install";
-import { ClusterPlan, NodePlan, NodeSecrets, secretWriteCommand } from "../../components/node/plan";
+import { postRegistrationLabelCommand } from "../../components/cluster/component";
+import { ResolvedConfig } from "../../components/config/schema";
+import { EncryptionStatus, parseEncryptionStatus, renderRestartScript, renderVerifyScript, rotationPhases } from "../../components/encryption/render";
+import { ClusterPlan, NodePlan, NodeSecrets, rewriteKubeconfig, secretWriteCommand, stdinScriptCommand } from "../../components/node/plan";
 
 /**
  * Runs a node's generated steps over real SSH, as the K3sNode component's resources do: stage,
@@ -145,4 +148,36 @@ export function installRuns(host: TestHost): Array<{ start: number; end: number;
       }
       return { start: Number(lines[0]), end, env, config };
     });
+}
+
+export interface ClusterSteps {
+  kubeconfig: string;
+  encryptionStatus?: EncryptionStatus;
+}
+
+/**
+ * The K3sCluster/SecretsEncryption steps after the nodes: role labels, the kubeconfig, rotation
+ * phases (each followed by restarting the servers one at a time), then verification.
+ */
+export async function clusterSteps(config: ResolvedConfig, plan: ClusterPlan, targets: Map<string, SshTarget>, stack: string): Promise<ClusterSteps> {
+  const first = plan.nodes[0]!;
+  const firstTarget = targets.get(first.node.name)!;
+  const labels = postRegistrationLabelCommand(plan);
+  if (labels) await must(first, firstTarget, "node labels", firstTarget.run(labels));
+  const kubeconfig = await must(first, firstTarget, "kubeconfig", firstTarget.run(plan.kubeconfigCommand));
+  if (!config.encryption.enabled) return { kubeconfig: rewriteKubeconfig(kubeconfig.stdout, plan.topology.apiEndpoint, stack) };
+
+  const servers = plan.nodes.filter((n) => n.node.role === "server");
+  for (const phase of rotationPhases(config)) {
+    await must(first, firstTarget, `encryption ${phase.name}`, firstTarget.run(stdinScriptCommand(first.sshUser), phase.script));
+    for (const server of servers) {
+      const target = targets.get(server.node.name)!;
+      await must(server, target, `restart after ${phase.name}`, target.run(stdinScriptCommand(server.sshUser), renderRestartScript(server.node.name)));
+    }
+  }
+  const verify = await must(first, firstTarget, "encryption verify", firstTarget.run(stdinScriptCommand(first.sshUser), renderVerifyScript(config)));
+  return {
+    kubeconfig: rewriteKubeconfig(kubeconfig.stdout, plan.topology.apiEndpoint, stack),
+    encryptionStatus: parseEncryptionStatus(verify.stdout, config.encryption.mode),
+  };
 }

@@ -11,5 +11,30 @@ sleep 0.3 # a real install takes a while: makes overlapping runs visible in the 
 printf 'done %s\n' "$(date +%s.%N)" >>/var/log/k3sp/install.log
 unit=k3s
 [ "${INSTALL_K3S_EXEC:-}" = agent ] && unit=k3s-agent
+if [ "$unit" = k3s ]; then
+  # What K3s writes for the admin: a kubeconfig pointing at the local API.
+  mkdir -p /etc/rancher/k3s
+  cat >/etc/rancher/k3s/k3s.yaml <<'KUBECONFIG'
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: ZTJlLWNh
+    server: https://127.0.0.1:6443
+  name: default
+contexts:
+- context:
+    cluster: default
+    user: default
+  name: default
+current-context: default
+kind: Config
+users:
+- name: default
+  user:
+    client-certificate-data: ZTJlLWNlcnQ=
+    client-key-data: ZTJlLWtleQ==
+KUBECONFIG
+  chmod 600 /etc/rancher/k3s/k3s.yaml
+fi
 mkdir -p /var/lib/k3sp-stub/active
 touch "/var/lib/k3sp-stub/active/$unit"
