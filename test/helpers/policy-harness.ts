@@ -12,7 +12,7 @@ import type {
 import { ResolvedConfig } from "../../components/config/schema";
 import { buildProgram } from "../../components/program";
 import { policies } from "../../policies/policies";
-import { mockState, unwrapSecrets } from "./pulumi-mocks";
+import { installMocks } from "./pulumi-mocks";
 import { REPO } from "./samples";
 
 /** A registered resource the way a policy sees it. */
@@ -32,46 +32,23 @@ export function urnOf(stack: string, type: string, name: string): string {
 
 /** Runs the program for `config` under Pulumi mocks and returns every registered resource. */
 export async function collectGraph(config: ResolvedConfig, stack: string): Promise<GraphResource[]> {
-  const byName = new Map<string, GraphResource>();
-  const names = new WeakMap<pulumi.Resource, string>();
-  pulumi.runtime.setMocks(
-    {
-      newResource(args) {
-        const entry = byName.get(args.name);
-        if (entry) entry.props = unwrapSecrets(args.inputs) as Record<string, unknown>;
-        return { id: `${args.name}-id`, state: mockState(args) };
-      },
-      call: (args) => args.inputs,
-    },
-    "k3s-platform",
-    stack,
-    false,
-  );
-  const transformation: pulumi.ResourceTransformation = (args) => {
-    names.set(args.resource, args.name);
-    const deps = ([] as unknown[]).concat((args.opts.dependsOn as unknown) ?? []) as pulumi.Resource[];
-    byName.set(args.name, {
-      type: args.type,
-      name: args.name,
-      urn: urnOf(stack, args.type, args.name),
-      props: {},
-      parent: args.opts.parent ? names.get(args.opts.parent) : undefined,
-      dependencies: deps.map((d) => names.get(d)).filter((n): n is string => !!n),
-      additionalSecretOutputs: (args.opts as pulumi.CustomResourceOptions).additionalSecretOutputs ?? [],
-    });
-    return undefined;
-  };
+  const recorder = installMocks(stack);
   const outputs = buildProgram(
     { config, token: pulumi.secret("cluster-token"), sshPrivateKey: pulumi.secret("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n") },
     stack,
-    { transformations: [transformation] },
+    { transformations: [recorder.transformation] },
   );
-  await new Promise((resolve) => outputs.kubeconfig.apply(resolve));
-  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+  await recorder.settle(outputs.kubeconfig);
+  const byName = recorder.registered;
+  const urn = (name: string) => urnOf(stack, byName.get(name)!.type, name);
   return [...byName.values()].map((r) => ({
-    ...r,
-    parent: r.parent ? urnOf(stack, byName.get(r.parent)!.type, r.parent) : undefined,
-    dependencies: r.dependencies.map((d) => urnOf(stack, byName.get(d)!.type, d)),
+    type: r.type,
+    name: r.name,
+    urn: urn(r.name),
+    props: r.inputs,
+    parent: r.parent ? urn(r.parent) : undefined,
+    dependencies: r.dependsOn.filter((d) => byName.has(d)).map(urn),
+    additionalSecretOutputs: r.additionalSecretOutputs,
   }));
 }
 

@@ -7,6 +7,8 @@ export interface Registered {
   inputs: Record<string, unknown>;
   /** Names of the resources in `dependsOn`. */
   dependsOn: string[];
+  /** Name of the parent resource, if any. */
+  parent?: string;
   /** Top-level input properties (and connection.privateKey) that are Pulumi secrets. */
   secretProps: Set<string>;
   additionalSecretOutputs: string[];
@@ -98,6 +100,7 @@ export function installMocks(stack: string) {
       name: args.name,
       inputs: {},
       dependsOn: deps.map((d) => names.get(d) ?? "?"),
+      parent: args.opts.parent ? names.get(args.opts.parent) : undefined,
       secretProps: new Set(),
       additionalSecretOutputs: (args.opts as pulumi.CustomResourceOptions).additionalSecretOutputs ?? [],
     };
