@@ -40,6 +40,10 @@ installed_is_adequate() {
 # module_info MODULE VERSION: the proxy's .info for it, or nothing when the proxy refuses it.
 module_info() { go list -m -json "$1@$2" 2>/dev/null; }
 
+# module_available MODULE VERSION: the source itself can be fetched (this proxy serves .info and
+# .mod for some versions whose source zip it refuses, e.g. pkg/v3 v3.260.0).
+module_available() { go mod download -json "$1@$2" >/dev/null 2>&1; }
+
 # commit_of MODULE VERSION: the git commit a tagged version was cut from.
 commit_of() { module_info "$1" "$2" | sed -n 's/.*"Hash": "\([0-9a-f]*\)".*/\1/p'; }
 
@@ -65,8 +69,8 @@ build() {
 
 build_cli() {
   [ -x "$BIN/pulumi" ] && [ "$("$BIN/pulumi" version)" = "$SDK_VERSION" ] && return 0
-  module_info github.com/pulumi/pulumi/pkg/v3 "$SDK_VERSION" >/dev/null \
-    || fail "the Go module proxy does not serve github.com/pulumi/pulumi/pkg/v3@$SDK_VERSION"
+  module_available github.com/pulumi/pulumi/pkg/v3 "$SDK_VERSION" \
+    || fail "the Go module proxy does not serve the source of github.com/pulumi/pulumi/pkg/v3@$SDK_VERSION"
   build github.com/pulumi/pulumi/pkg/v3 "$SDK_VERSION" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi "$BIN/pulumi" \
     "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$SDK_VERSION" \
     "github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e"
@@ -79,14 +83,14 @@ build_language_host() {
   commit="$(commit_of github.com/pulumi/pulumi/pkg/v3 "$SDK_VERSION")"
   time="$(module_info github.com/pulumi/pulumi/pkg/v3 "$SDK_VERSION" | sed -n 's/.*"Time": "\([^"]*\)".*/\1/p' | tr -d ':TZ-')"
   pseudo="v3.0.0-${time}-${commit:0:12}"
-  module_info "$module" "$pseudo" >/dev/null || fail "the Go module proxy does not serve $module@$pseudo (the language host of pulumi $SDK_VERSION)"
+  module_available "$module" "$pseudo" || fail "the Go module proxy does not serve $module@$pseudo (the language host of pulumi $SDK_VERSION)"
   build "$module" "$pseudo" "$module" "$BIN/pulumi-language-nodejs" "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$SDK_VERSION"
 }
 
 build_provider() {
   local name="$1" module="$2" package="$3" version="$4" ldflag="$5"
   [ -x "$BIN/pulumi-resource-$name" ] && return 0
-  module_info "$module" "$version" >/dev/null || fail "the Go module proxy does not serve $module@$version (pulumi-resource-$name)"
+  module_available "$module" "$version" || fail "the Go module proxy does not serve $module@$version (pulumi-resource-$name)"
   build "$module" "$version" "$package" "$BIN/pulumi-resource-$name" "-X $ldflag=$version"
 }
 
@@ -95,7 +99,7 @@ if [ "${1:-}" = "--check" ]; then
     "github.com/pulumi/pulumi-command/provider $COMMAND_VERSION" \
     "github.com/pulumi/pulumi-kubernetes/provider/v4 $KUBERNETES_VERSION" \
     "github.com/pulumi/pulumi-random/provider/v4 $RANDOM_VERSION"; do
-    if module_info "${pair% *}" "${pair#* }" >/dev/null; then log "available: $pair"; else log "refused:   $pair"; fi
+    if module_available "${pair% *}" "${pair#* }"; then log "available: $pair"; else log "refused:   $pair"; fi
   done
   exit 0
 fi
