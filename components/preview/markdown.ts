@@ -155,18 +155,17 @@ export interface MarkdownOptions {
 }
 
 export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions): string {
-  // The engine reports a replacement as replace + create-replacement + delete-replaced: show it once.
-  const seenReplacement = new Set<string>();
-  const steps = (digest.steps ?? [])
-    .slice()
-    .sort((a, b) => Number(b.op === "replace") - Number(a.op === "replace"))
-    .filter((s) => {
-      if (!REPLACING.has(s.op)) return true;
-      if (seenReplacement.has(s.urn)) return false;
-      seenReplacement.add(s.urn);
-      return true;
-    })
-    .sort((a, b) => (digest.steps ?? []).indexOf(a) - (digest.steps ?? []).indexOf(b));
+  // The engine reports a replacement as replace + create-replacement + delete-replaced: show it
+  // once, as the replace step when there is one.
+  const all = digest.steps ?? [];
+  const replaced = new Set(all.filter((s) => s.op === "replace").map((s) => s.urn));
+  const shown = new Set<string>();
+  const steps = all.filter((s) => {
+    if (!REPLACING.has(s.op)) return true;
+    if ((replaced.has(s.urn) && s.op !== "replace") || shown.has(s.urn)) return false;
+    shown.add(s.urn);
+    return true;
+  });
   const changing = steps.filter((s) => s.op !== "same" && s.op !== "read");
   const maxRows = options.maxRows ?? 60;
   const lines: string[] = [`<!-- k3s-platform-preview:${options.stack} -->`, `### Pulumi preview · \`${options.stack}\``, ""];
