@@ -113,21 +113,16 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   ) as pulumi.Output<NodeSecrets>;
 
   const nodes: K3sNode[] = [];
-  let previousServer: K3sNode | undefined;
   const serverApplies: pulumi.Resource[] = [];
   for (const nodePlan of plan.nodes) {
-    const isServer = nodePlan.node.role === "server";
-    // Servers join strictly one after another; every agent waits for the last server only.
-    const after = isServer ? (previousServer ? [previousServer.apply] : []) : serverApplies.slice(-1);
+    // The plan lists servers first: each server waits for the one before it, and every agent
+    // for the last server, so servers join strictly one at a time and agents in parallel.
     const node = new K3sNode(
       `${name}-${nodePlan.node.name}`,
-      { plan: nodePlan, connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey), secrets, after },
+      { plan: nodePlan, connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey), secrets, after: serverApplies.slice(-1) },
       { parent },
     );
-    if (isServer) {
-      previousServer = node;
-      serverApplies.push(node.apply);
-    }
+    if (nodePlan.node.role === "server") serverApplies.push(node.apply);
     nodes.push(node);
   }
   const ready: pulumi.Resource[] = nodes.map((n) => n.apply);
