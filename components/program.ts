@@ -12,19 +12,8 @@ import { TenantNamespaces } from "./tenants/component";
  */
 export function buildProgram(program: ProgramConfig, stack: string, opts: pulumi.ComponentResourceOptions = {}) {
   const { config } = program;
-  const cluster = new K3sCluster(
-    stack,
-    {
-      config,
-      sshPrivateKey: program.sshPrivateKey,
-      token: program.token,
-      agentToken: program.agentToken,
-      datastoreEndpoint: program.datastoreEndpoint,
-      registryAuth: program.registryAuth,
-      encryptionKeys: program.encryptionKeys,
-    },
-    opts,
-  );
+  // ProgramConfig carries the cluster's arguments under the same names, secrets still secret.
+  const cluster = new K3sCluster(stack, { ...program }, opts);
 
   if (config.tenants.length > 0 || renderDns(config).length > 0) {
     const provider = new k8s.Provider(
