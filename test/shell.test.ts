@@ -88,6 +88,19 @@ describe("generated shell", () => {
     assert.equal(lint.status, 0, lint.out);
   });
 
+  it("the repository's own shell (scripts, CI, test hosts, stand-ins, stubs) passes shellcheck", () => {
+    const tracked = spawnSync("git", ["ls-files"], { cwd: REPO, encoding: "utf8" }).stdout.split("\n").filter(Boolean);
+    const shell = tracked.filter((f) => {
+      if (f.startsWith("test/golden/")) return false; // generated: checked above from the renderers
+      if (f.endsWith(".sh") || f === ".ci/run") return true;
+      const path = join(REPO, f);
+      return statSync(path).isFile() && /^#!.*\b(ba)?sh\b/.test(readFileSync(path, "utf8").split("\n", 1)[0]!);
+    });
+    assert.ok(shell.length >= 20, `expected the project's scripts, found ${shell.length}`);
+    const lint = spawnSync("shellcheck", ["-x", "--severity=style", ...shell], { cwd: REPO, encoding: "utf8" });
+    assert.equal(lint.status, 0, lint.stdout + lint.stderr);
+  });
+
   describe("os-prep.sh is idempotent", () => {
     interface Scenario {
       label: string;
