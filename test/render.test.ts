@@ -80,7 +80,10 @@ describe("renderers", () => {
     it("CIS hardening sets the guide's server and kubelet arguments", () => {
       const server = configYaml("prod", 0);
       assert.equal(server["protect-kernel-defaults"], true);
-      const k3sManaged = loadStackConfig(variant("prod", (r) => (r.encryption = { provider: "secretbox" })));
+      const k3sManaged = loadStackConfig(variant("prod", (r) => {
+        r.k3s!.version = "v1.31.8+k3s1";
+        r.encryption = { provider: "secretbox" };
+      }));
       const managed = parse(planNode(k3sManaged, k3sManaged.nodes[0]!).files[0]!.content) as Record<string, unknown>;
       assert.equal(managed["secrets-encryption"], true, "CIS turns K3s-managed encryption on by default");
       assert.equal(managed["secrets-encryption-provider"], "secretbox");
@@ -207,7 +210,7 @@ describe("renderers", () => {
 
     it("a server-wide change re-applies every server and no agent", () => {
       const before = planCluster(sampleConfig("prod"));
-      const after = planCluster(loadStackConfig(variant("prod", (r) => (r.k3s!.extraServerConfig = { ...r.k3s!.extraServerConfig, "etcd-snapshot-retention": 30 }))));
+      const after = planCluster(loadStackConfig(variant("prod", (r) => (r.k3s!.etcdSnapshots = { ...r.k3s!.etcdSnapshots, retention: 30 }))));
       const changed = after.nodes.filter((n, i) => n.hashes.apply !== before.nodes[i]!.hashes.apply).map((n) => n.node.name);
       assert.deepEqual(changed, ["prod-server-1", "prod-server-2", "prod-server-3"]);
     });

@@ -45,6 +45,10 @@ export function nodeInputs(plan: NodePlan) {
   return {
     node: plan.node,
     role: plan.role,
+    hardening: plan.hardening,
+    // The final non-secret flags (config.yaml + drop-in keys): the CIS and flag policies read these.
+    flags: plan.finalFlags.flags,
+    secretFlags: plan.finalFlags.secretFlags,
     hashes: plan.hashes,
     files: plan.files.map((f) => ({ name: f.name, target: f.target ?? null, sha256: sha256(f.content) })),
     secretFiles: plan.secretFiles.map((f) => ({ name: f.name, target: f.target })),
