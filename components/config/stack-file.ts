@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import { isSecretKey, PROJECT, SecretKey } from "./schema";
 import type { ConfigIssue } from "./validate";
 
@@ -59,13 +59,14 @@ export function parseYamlFile(path: string): unknown {
         : `${path} does not exist`,
     );
   }
-  const doc = parseDocument(readFileSync(path, "utf8"), { prettyErrors: false });
+  const lines = new LineCounter();
+  const doc = parseDocument(readFileSync(path, "utf8"), { prettyErrors: false, lineCounter: lines });
   if (doc.errors.length > 0) {
     throw new StackFileError(
       doc.errors
         .map((e) => {
-          const pos = e.linePos?.[0];
-          return `${path}:${pos ? `${pos.line}:${pos.col}` : "?"}: ${e.message.split("\n")[0]}`;
+          const pos = lines.linePos(e.pos[0]);
+          return `${path}:${pos.line}:${pos.col}: ${e.message.split("\n")[0]}`;
         })
         .join("\n"),
     );

@@ -482,8 +482,10 @@ function zodIssue(issue: z.core.$ZodIssue, names: PathNames): ConfigIssue {
     }
     return { path: formatPath(path, names), message: `unknown key(s): ${issue.keys.map((k) => `${k}${didYouMean(k, known)}`).join(", ")}` };
   }
-  if (path.length === 0) return { path: `${PROJECT}:`, message: issue.message };
-  return { path: formatPath(path, names), message: issue.message };
+  // A bad record key (a registry host, a DNS name): say why the key is bad, not just "Invalid key".
+  const message = issue.code === "invalid_key" && issue.issues[0] ? `invalid key: ${issue.issues[0].message}` : issue.message;
+  if (path.length === 0) return { path: `${PROJECT}:`, message };
+  return { path: formatPath(path, names), message };
 }
 
 /** For flags whose value K3s reads as a typed value. */
