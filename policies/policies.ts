@@ -9,7 +9,7 @@ import type {
 } from "@pulumi/policy";
 import { classifyNodeLabel } from "../components/config/labels";
 import { cidrContains, cidrsOverlap, isIp } from "../components/config/net";
-import { FlagValue, RESERVED_NAMESPACES, ResolvedConfig, TAINT } from "../components/config/schema";
+import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/k3s/flags";
 
 /**
@@ -392,7 +392,7 @@ const tenantNotReserved: ResourceValidationPolicy = {
   enforcementLevel: "mandatory",
   validateResource: (args, report) => {
     if (args.type !== TYPES.namespace || meta(args).labels?.[TENANT_LABEL] !== "true") return;
-    if (RESERVED_NAMESPACES.includes(meta(args).name ?? "")) report(`namespace ${meta(args).name} is reserved or exempt from Pod Security; it cannot be a tenant`);
+    if (isReservedNamespace(meta(args).name ?? "")) report(`namespace ${meta(args).name} is reserved or exempt from Pod Security; it cannot be a tenant`);
   },
 };
 

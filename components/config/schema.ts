@@ -523,13 +523,17 @@ export const PSA_EXEMPT_NAMESPACES = ["kube-system", "cis-operator-system"] as c
 export const RESERVED_NAMESPACES: readonly string[] = [
   ...new Set(["default", "kube-system", "kube-public", "kube-node-lease", ...PSA_EXEMPT_NAMESPACES]),
 ];
+/** The one predicate behind validation and the `tenant-not-reserved-namespace` policy. */
+export function isReservedNamespace(name: string): boolean {
+  return RESERVED_NAMESPACES.includes(name);
+}
 
 export const tenantSchema = z.strictObject({
   namespace: z
     .string()
     .max(63)
     .regex(DNS_LABEL, "namespace must be a DNS label")
-    .refine((n) => !RESERVED_NAMESPACES.includes(n), {
+    .refine((n) => !isReservedNamespace(n), {
       message: `system and Pod-Security-exempt namespaces (${RESERVED_NAMESPACES.join(", ")}) cannot be tenants`,
     }),
   labels: labelMap.default({}),
