@@ -199,6 +199,20 @@ describe("config values: hostile pass-through, versions, and the format each con
       );
       rejects(variant("dev", (r) => (r.dns = { nodeLocal: { enabled: true, image: "Not An Image" } })), "k3s-platform:dns.nodeLocal.image", /image reference/);
       rejects(variant("dev", (r) => (k3s(r).datastore = { type: "external", caFile: "certs/ca.pem" })), "k3s-platform:k3s.datastore.caFile", /absolute path/);
+      rejects(variant("dev", (r) => (k3s(r).kubelet = { evictionHard: { "nodefs.available": "150%" } })), 'k3s-platform:k3s.kubelet.evictionHard["nodefs.available"]', /at most 100%/);
+      rejects(
+        variant("dev", (r) => (r.tenants![0]!.limits = { container: { maxLimitRequestRatio: { cpu: "0.5" } } })),
+        "k3s-platform:tenants[0] (apps).limits.container.maxLimitRequestRatio.cpu",
+        /at least 1/,
+      );
+      for (const name of ["metrics--http", "a-very-long-port-name", "8080"]) {
+        rejects(
+          variant("dev", (r) => (r.tenants![0]!.network = { allows: [{ name: "web", namespaces: ["ingress"], ports: [{ port: name }] }] })),
+          "k3s-platform:tenants[0] (apps).network.allows[0].ports[0].port",
+          /IANA service name/,
+        );
+      }
+      accepts(variant("dev", (r) => (r.tenants![0]!.network = { allows: [{ name: "web", namespaces: ["ingress"], ports: [{ port: "http-metrics" }, { port: 8080 }] }] })));
       rejects(variant("dev", (r) => (r.dns = { hosts: { "3221225994": "192.0.2.50" } })), `k3s-platform:dns.hosts["3221225994"]`, /invalid key: not a DNS name/);
     });
   });

@@ -91,7 +91,11 @@ export const EVICTION_SIGNALS = [
 
 const evictionMap = z.partialRecord(
   z.enum(EVICTION_SIGNALS),
-  z.string().regex(/^(\d+(\.\d+)?%|\d+(\.\d+)?([KMGTPE]i?)?)$/, "threshold must be a quantity (200Mi) or a percentage (10%)"),
+  z
+    .string()
+    .regex(/^(\d+(\.\d+)?%|\d+(\.\d+)?([KMGTPE]i?)?)$/, "threshold must be a quantity (200Mi) or a percentage (10%)")
+    // The kubelet refuses a percentage above 100 (pkg/kubelet/eviction/api parseThresholdStatement).
+    .refine((v) => !v.endsWith("%") || Number(v.slice(0, -1)) <= 100, { message: "a percentage threshold must be at most 100%" }),
 );
 
 const reserved = z.strictObject({
@@ -448,7 +452,13 @@ export const limitsSchema = z
         defaultRequest: cpuMemory.optional(),
         min: cpuMemory.optional(),
         max: cpuMemory.optional(),
-        maxLimitRequestRatio: cpuMemory.optional(),
+        /** The API server requires each ratio to be at least 1 (limit ≥ request). */
+        maxLimitRequestRatio: z
+          .strictObject({
+            cpu: quantity.refine((q) => (parseQuantity(q) ?? 0) >= 1, { message: "a limit/request ratio must be at least 1" }).optional(),
+            memory: quantity.refine((q) => (parseQuantity(q) ?? 0) >= 1, { message: "a limit/request ratio must be at least 1" }).optional(),
+          })
+          .optional(),
       })
       .optional(),
     pvc: z.strictObject({ min: quantity.optional(), max: quantity.optional() }).optional(),
@@ -475,7 +485,14 @@ export const limitsSchema = z
   });
 
 const networkPort = z.strictObject({
-  port: z.union([port, z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "named port must be a DNS label")]),
+  // Named ports are IANA service names (Kubernetes IsValidPortName): ≤15 chars, a-z0-9 and single
+  // hyphens, at least one letter.
+  port: z.union([
+    port,
+    z.string().refine((v) => v.length <= 15 && /^[a-z0-9]([a-z0-9]|-(?!-))*[a-z0-9]$|^[a-z]$/.test(v) && /[a-z]/.test(v), {
+      message: "named port must be an IANA service name (≤15 chars, a-z, 0-9, single hyphens, one letter at least)",
+    }),
+  ]),
   protocol: z.enum(["TCP", "UDP", "SCTP"]).default("TCP"),
 });
 
@@ -484,7 +501,7 @@ export const networkAllowSchema = z
     name: z.string().max(50).regex(DNS_LABEL, "policy name must be a DNS label"),
     direction: z.enum(["ingress", "egress"]).default("ingress"),
     /** Peers: namespaces (by kubernetes.io/metadata.name), optionally narrowed to pods; CIDRs. */
-    namespaces: z.array(z.string().regex(DNS_LABEL)).default([]),
+    namespaces: z.array(z.string().max(63).regex(DNS_LABEL, "namespace must be a DNS label")).default([]),
     podSelector: labelMap.optional(),
     /** ipBlock CIDRs: network addresses (the API server refuses host bits, e.g. 10.0.0.1/24, from K8s 1.33). */
     cidrs: z.array(cidr.refine(isNetworkCidr, { message: "host bits set: use the network address (e.g. 10.0.0.0/24)" })).default([]),
