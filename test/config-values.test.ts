@@ -7,7 +7,8 @@ import { loadStackConfig, nearest, parseStackConfig, secretIssues } from "../com
 import { FLAGS, hasSubcommand, releaseOf, versionGaps } from "../components/k3s/flags";
 import { installEnv } from "../components/k3s/install";
 import { configYamlObject, renderSecretDropIn } from "../components/k3s/render";
-import { planNode } from "../components/node/plan";
+import { nodeChildNames } from "../components/node/names";
+import { planCluster, planNode } from "../components/node/plan";
 import { renderTenant } from "../components/tenants/render";
 import { ConfigError } from "../components/config/validate";
 import { runProgram } from "./helpers/program";
@@ -240,6 +241,18 @@ describe("config values: hostile pass-through, versions, and the format each con
         "k3s-platform:tenants[0] (team).network.allows[0].name",
         /collides/,
       );
+    });
+
+    it("node child resource names stay distinct for node names built from other nodes' child names", () => {
+      const names = ["a", "a-file", "a-secret", "a-file-os", "a-file-config", "a-secret-secrets", "a-os-prep", "a-apply"];
+      const config = accepts(
+        variant("staging", (r) => {
+          r.nodes = names.map((name, i) => ({ name, host: `198.51.100.${30 + i}`, role: i === 0 ? "server" : "agent" }));
+          k3s(r).registries = { mirrors: { "docker.io": { endpoint: ["https://registry.example.com"] } } };
+        }),
+      );
+      const all = planCluster(config).nodes.flatMap(nodeChildNames);
+      assert.equal(new Set(all).size, all.length, all.join(" "));
     });
 
     it("host keys: required in prod on every node and the bastion, a warning elsewhere", () => {

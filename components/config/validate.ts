@@ -13,7 +13,8 @@ import {
   versionGaps,
 } from "../k3s/flags";
 import { kubeResourceName } from "../kube/objects";
-import { finalNodeFlags } from "../node/plan";
+import { nodeChildNames } from "../node/names";
+import { finalNodeFlags, planCluster } from "../node/plan";
 import { renderTenant } from "../tenants/render";
 import { classifyNodeLabel } from "./labels";
 import { cidrContains, cidrsOverlap, isCanonicalIp, normalizeHost } from "./net";
@@ -390,6 +391,18 @@ export function renderedChecks(config: ResolvedConfig, report: Report): void {
   // Subcommands: key rotation falls back to prepare/rotate/reencrypt where rotate-keys is missing
   // (encryption/render.ts, through hasSubcommand); every other subcommand the lifecycle scripts
   // run predates the oldest supported release (flags.ts SUBCOMMANDS).
+
+  // Generated resource names of the nodes' children (`<stack>-<node>-<suffix>`), across nodes.
+  const childOwner = new Map<string, number>();
+  for (const plan of planCluster(config).nodes) {
+    const i = config.nodes.indexOf(plan.node);
+    for (const name of nodeChildNames(plan)) {
+      const other = childOwner.get(name);
+      if (other !== undefined && other !== i) {
+        report(["nodes", i, "name"], `generates the resource name <stack>-${name}, which nodes[${other}] (${config.nodes[other]!.name}) also generates; rename one of them`);
+      } else childOwner.set(name, i);
+    }
+  }
 
   // Generated object names: an allow named `dns` renders `allow-dns`, the generated DNS allow.
   const owners = new Map<string, ConfigPath>();
