@@ -45,7 +45,7 @@ export function readProgramConfig(cfg = new pulumi.Config(PROJECT)): ProgramConf
   const file = splitStackConfig(values, (fullKey) => runtimeConfig.isConfigSecret(fullKey));
   const result = parseStackConfig(file.raw);
   const issues = [...file.issues, ...(result.ok ? secretIssues(result.config, file.secrets) : result.issues)];
-  if (!result.ok || issues.length > 0) throw new ConfigError(issues);
+  if (!result.ok || issues.length > 0) throw new ConfigError(issues, `the config of stack ${pulumi.getStack()} (Pulumi.${pulumi.getStack()}.yaml)`);
   for (const w of result.warnings) pulumi.log.warn(`${w.path}: ${w.message}`);
   return {
     config: result.config,
