@@ -59,6 +59,10 @@ describe("config values: hostile pass-through, versions, and the format each con
       ["etcd-disable-snapshots", (k) => (k.extraServerConfig = { "etcd-disable-snapshots": true }), server("etcd-disable-snapshots"), /k3s\.etcdSnapshots/],
       ["config", (k) => (k.extraAgentConfig = { config: "/tmp/other.yaml" }), agent("config"), /not supported/],
       ["etcd snapshot flags are typed", (k) => (k.extraServerConfig = { "etcd-snapshot-retention": 3 }), server("etcd-snapshot-retention"), /set k3s\.etcdSnapshots\.retention instead/],
+      ["audit log retention", (k) => (k.extraServerConfig = { "kube-apiserver-arg": ["audit-log-maxage=1"] }), server("kube-apiserver-arg"), /audit-log-maxage of at least 30 \(got 1\)|audit-log-maxage is set twice/],
+      ["stream timeout 0", (k) => (k.extraAgentConfig = { "kubelet-arg": ["streaming-connection-idle-timeout=0"] }), agent("kubelet-arg"), /streaming-connection-idle-timeout=0/],
+      ["an own encryption config", (k) => (k.extraServerConfig = { "kube-apiserver-arg": ["encryption-provider-config=/etc/identity.yaml"] }), `${server("kube-apiserver-arg")}[0]`, /set k3s-platform:encryption \(mode: custom\) instead/],
+      ["a typed kubelet setting", (k) => (k.extraAgentConfig = { "kubelet-arg": ["max-pods=500"] }), `${agent("kubelet-arg")}[0]`, /set k3s\.kubelet\.maxPods instead/],
       ["component arg shape", (k) => (k.extraAgentConfig = { "kubelet-arg": ["--max-pods 250"] }), `${agent("kubelet-arg")}[0]`, /not name=value/],
       ["typo in a flag", (k) => (k.extraServerConfig = { "etcd-expose-metric": true }), server("etcd-expose-metric"), /did you mean etcd-expose-metrics\?/],
     ];

@@ -104,9 +104,9 @@ describe("renderers", () => {
     });
 
     it("extra flags append to lists and set scalars", () => {
-      const config = loadStackConfig(variant("dev", (r) => (r.k3s!.extraServerConfig = { "kubelet-arg": ["max-pods=250"], "etcd-expose-metrics": true })));
+      const config = loadStackConfig(variant("dev", (r) => (r.k3s!.extraServerConfig = { "kubelet-arg": ["image-gc-high-threshold=85"], "etcd-expose-metrics": true })));
       const yaml = parse(planNode(config, config.nodes[0]!).files[0]!.content) as Record<string, unknown>;
-      assert.deepEqual(yaml["kubelet-arg"], ["eviction-hard=memory.available<200Mi,nodefs.available<10%", "max-pods=250"]);
+      assert.deepEqual(yaml["kubelet-arg"], ["eviction-hard=memory.available<200Mi,nodefs.available<10%", "image-gc-high-threshold=85"]);
       assert.equal(yaml["etcd-expose-metrics"], true);
     });
 

@@ -6,6 +6,7 @@ import {
   COMPONENT_ARG_FLAGS,
   FLAG_BY_NAME,
   isSupportedRelease,
+  MANAGED_COMPONENT_ARGS,
   OLDEST_SUPPORTED,
   passThroughRefusal,
   releaseOf,
@@ -18,7 +19,7 @@ import { finalNodeFlags, planCluster } from "../node/plan";
 import { renderTenant } from "../tenants/render";
 import { classifyNodeLabel } from "./labels";
 import { cidrContains, cidrsOverlap, isCanonicalIp, normalizeHost } from "./net";
-import { CONFIG_KEYS, FlagValue, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
+import { CONFIG_KEYS, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
 
 export type ConfigPath = ReadonlyArray<string | number>;
 
@@ -241,9 +242,13 @@ export function crossFieldChecks(config: StackConfig, report: Report, warn: Repo
       if (COMPONENT_ARG_FLAGS.includes(key)) {
         const entries = Array.isArray(value) ? value : [value];
         entries.forEach((entry, j) => {
+          const at = [...path, ...(Array.isArray(value) ? [j] : [])];
           if (typeof entry !== "string" || !COMPONENT_ARG.test(entry)) {
-            report([...path, ...(Array.isArray(value) ? [j] : [])], `"${String(entry)}" is not name=value (a component flag without leading dashes)`);
+            report(at, `"${String(entry)}" is not name=value (a component flag without leading dashes)`);
+            return;
           }
+          const typed = MANAGED_COMPONENT_ARGS[key]?.[entry.split("=")[0]!];
+          if (typed) report(at, `"${entry.split("=")[0]}" is rendered by k3s-platform; set ${typed} instead`);
         });
       }
     }
@@ -500,6 +505,3 @@ function zodIssue(issue: z.core.$ZodIssue, names: PathNames): ConfigIssue {
   if (path.length === 0) return { path: `${PROJECT}:`, message };
   return { path: formatPath(path, names), message };
 }
-
-/** For flags whose value K3s reads as a typed value. */
-export type { FlagValue };

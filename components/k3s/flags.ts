@@ -385,13 +385,51 @@ export function argMap(value: FlagValue | undefined): Map<string, string> {
 const isFalse = (v: FlagValue | undefined) => v === false || v === "false";
 const isTrue = (v: string | undefined) => v !== undefined && v.toLowerCase() === "true";
 
-/** API server args the CIS profile sets; a pass-through value for them is refused under cis. */
-export const CIS_APISERVER_ARGS = [
-  "enable-admission-plugins", "disable-admission-plugins", "admission-control-config-file",
-  "anonymous-auth", "audit-log-path", "audit-policy-file", "audit-log-maxage", "audit-log-maxbackup",
-  "audit-log-maxsize", "service-account-extend-token-expiration", "profiling", "authorization-mode",
-  "encryption-provider-config", "kubelet-certificate-authority",
-];
+/** Component args the CIS profile sets: a second value for one of them overrides ours (the last wins). */
+export const CIS_COMPONENT_ARGS: Readonly<Record<string, readonly string[]>> = {
+  "kube-apiserver-arg": [
+    "enable-admission-plugins", "admission-control-config-file", "audit-log-path", "audit-policy-file",
+    "audit-log-maxage", "audit-log-maxbackup", "audit-log-maxsize", "service-account-extend-token-expiration",
+  ],
+  "kubelet-arg": ["streaming-connection-idle-timeout", "tls-cipher-suites"],
+};
+
+/**
+ * Component args rendered from typed config: a pass-through `*-arg` entry for one of them is
+ * refused (whatever the hardening), naming the typed key.
+ */
+export const MANAGED_COMPONENT_ARGS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  "kubelet-arg": {
+    "eviction-hard": "k3s.kubelet.evictionHard",
+    "eviction-soft": "k3s.kubelet.evictionSoft",
+    "eviction-soft-grace-period": "k3s.kubelet.evictionSoftGracePeriod",
+    "eviction-max-pod-grace-period": "k3s.kubelet.evictionMaxPodGracePeriod",
+    "system-reserved": "k3s.kubelet.systemReserved",
+    "kube-reserved": "k3s.kubelet.kubeReserved",
+    "max-pods": "k3s.kubelet.maxPods",
+    "node-status-update-frequency": "k3s.kubelet.nodeStatusUpdateFrequency",
+  },
+  "kube-apiserver-arg": {
+    "default-not-ready-toleration-seconds": "k3s.apiServer.defaultNotReadyTolerationSeconds",
+    "default-unreachable-toleration-seconds": "k3s.apiServer.defaultUnreachableTolerationSeconds",
+    "encryption-provider-config": "k3s-platform:encryption (mode: custom)",
+    "encryption-provider-config-automatic-reload": "k3s-platform:encryption (mode: custom)",
+  },
+  "kube-controller-manager-arg": {
+    "node-monitor-grace-period": "k3s.controllerManager.nodeMonitorGracePeriod",
+    "terminated-pod-gc-threshold": "k3s.controllerManager.terminatedPodGcThreshold",
+  },
+};
+
+/** Names set more than once in a `*-arg` list: a later entry overrides an earlier one. */
+function overridden(value: FlagValue | undefined, names: readonly string[]): string[] {
+  const seen = new Map<string, number>();
+  for (const entry of value === undefined ? [] : Array.isArray(value) ? value : [String(value)]) {
+    const name = entry.split("=")[0]!.replace(/^-+/, "");
+    seen.set(name, (seen.get(name) ?? 0) + 1);
+  }
+  return names.filter((n) => (seen.get(n) ?? 0) > 1);
+}
 
 /**
  * What in a node's final flags (config.yaml + drop-ins) undoes the K3s CIS profile. The one
@@ -410,6 +448,8 @@ export function cisWeakenings(flags: Record<string, FlagValue>, role: "server" |
   if (kubelet.get("authorization-mode")?.includes("AlwaysAllow")) out.push(["kubelet-arg", "kubelet authorization-mode AlwaysAllow"]);
   if (isFalse(kubelet.get("protect-kernel-defaults"))) out.push(["kubelet-arg", "kubelet protect-kernel-defaults=false"]);
   if (isFalse(kubelet.get("make-iptables-util-chains"))) out.push(["kubelet-arg", "kubelet make-iptables-util-chains=false"]);
+  if (["0", "0s"].includes(kubelet.get("streaming-connection-idle-timeout") ?? "")) out.push(["kubelet-arg", "kubelet streaming-connection-idle-timeout=0 keeps idle streams open forever"]);
+  for (const name of overridden(flags["kubelet-arg"], CIS_COMPONENT_ARGS["kubelet-arg"]!)) out.push(["kubelet-arg", `kubelet ${name} is set twice: a later value overrides the CIS one`]);
   const ciphers = kubelet.get("tls-cipher-suites");
   if (ciphers === undefined) out.push(["kubelet-arg", "CIS requires kubelet tls-cipher-suites restricted to strong ciphers"]);
   else {
@@ -441,6 +481,11 @@ export function cisWeakenings(flags: Record<string, FlagValue>, role: "server" |
   if (api.get("authorization-mode")?.includes("AlwaysAllow")) out.push(["kube-apiserver-arg", "API server authorization-mode AlwaysAllow"]);
   if (!api.get("audit-log-path") || !api.get("audit-policy-file")) out.push(["kube-apiserver-arg", "CIS requires audit-log-path and audit-policy-file"]);
   if (api.get("service-account-extend-token-expiration") !== "false") out.push(["kube-apiserver-arg", "CIS requires service-account-extend-token-expiration=false"]);
+  for (const [name, min] of [["audit-log-maxage", 30], ["audit-log-maxbackup", 10], ["audit-log-maxsize", 100]] as const) {
+    const v = Number(api.get(name));
+    if (!(v >= min)) out.push(["kube-apiserver-arg", `CIS requires ${name} of at least ${min} (got ${api.get(name) ?? "none"})`]);
+  }
+  for (const name of overridden(flags["kube-apiserver-arg"], CIS_COMPONENT_ARGS["kube-apiserver-arg"]!)) out.push(["kube-apiserver-arg", `${name} is set twice: a later value overrides the CIS one`]);
   return out;
 }
 
