@@ -9,7 +9,8 @@ import type {
 } from "@pulumi/policy";
 import { classifyNodeLabel } from "../components/config/labels";
 import { cidrContains, cidrsOverlap, isIp } from "../components/config/net";
-import { ResolvedConfig, TAINT } from "../components/config/schema";
+import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
+import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/k3s/flags";
 
 /**
  * k3s-platform's CrossGuard policies. They read what the program registers: the K3sCluster
@@ -222,6 +223,54 @@ const upgradeOneMinor = clusterPolicy(
   },
 );
 
+// ---------------------------------------------------------------- final node flags
+
+/** What K3sNode registers (components/node/component.ts nodeInputs): the flags the node really gets. */
+interface NodeProps {
+  node?: { name?: string };
+  role?: string;
+  hardening?: string;
+  flags?: Record<string, FlagValue>;
+  secretFlags?: string[];
+}
+
+/** Applies `check` to every registered K3sNode that carries its final flags. */
+function nodeFlagsPolicy(name: string, description: string, check: (props: Required<Pick<NodeProps, "flags">> & NodeProps, report: ReportViolation) => void): ResourceValidationPolicy {
+  return {
+    name,
+    description,
+    enforcementLevel: "mandatory",
+    validateResource: (args, report) => {
+      if (args.type !== TYPES.node) return;
+      const props = args.props as NodeProps;
+      if (!props.flags) return report(`${props.node?.name ?? args.name}: the node registers no final flags`);
+      check(props as Required<Pick<NodeProps, "flags">> & NodeProps, report);
+    },
+  };
+}
+
+const finalFlagsCis = nodeFlagsPolicy(
+  "node-final-flags-cis",
+  "Under CIS hardening, the flags a node finally gets (config.yaml and its drop-ins, pass-through included) keep the CIS profile.",
+  (props, report) => {
+    if (props.hardening !== "cis") return;
+    const role = props.role === "agent" ? "agent" : "server";
+    for (const [flag, message] of cisWeakenings(props.flags, role)) report(`node ${props.node?.name}: ${flag}: ${message}`);
+  },
+);
+
+const finalFlagsSafe = nodeFlagsPolicy(
+  "node-final-flags-safe",
+  "No node's config.yaml carries a credential, a destructive flag (cluster-reset…) or a flag k3s-platform refuses (data-dir, config…).",
+  (props, report) => {
+    for (const flag of Object.keys(props.flags)) {
+      const spec = FLAG_BY_NAME.get(flag);
+      if (SECRET_FLAGS.has(flag)) report(`node ${props.node?.name}: ${flag} is a credential in config.yaml (a staged file): it belongs in the secrets drop-in`);
+      else if (spec?.class === "destructive" || spec?.class === "refused") report(`node ${props.node?.name}: ${flag} (${spec.class}): ${spec.use}`);
+    }
+  },
+);
+
 // ---------------------------------------------------------------- SSH and secrets
 
 const hostKeysPinned: ResourceValidationPolicy = {
@@ -334,6 +383,16 @@ const netpolMetadataName: ResourceValidationPolicy = {
       const keys = [...labels.matchAll(/"([^"]+)":/g)].map((m) => m[1]);
       if (keys.some((k) => k !== "kubernetes.io/metadata.name")) report(`${meta(args).namespace}/${meta(args).name}: namespaceSelector uses ${keys.join(", ")}`);
     }
+  },
+};
+
+const tenantNotReserved: ResourceValidationPolicy = {
+  name: "tenant-not-reserved-namespace",
+  description: "No tenant is a system or Pod-Security-exempt namespace (kube-system, cis-operator-system, …).",
+  enforcementLevel: "mandatory",
+  validateResource: (args, report) => {
+    if (args.type !== TYPES.namespace || meta(args).labels?.[TENANT_LABEL] !== "true") return;
+    if (isReservedNamespace(meta(args).name ?? "")) report(`namespace ${meta(args).name} is reserved or exempt from Pod Security; it cannot be a tenant`);
   },
 };
 
@@ -473,6 +532,9 @@ export const policies: Policy[] = [
   prodPinnedVersion,
   oddServerCount,
   restrictedLabels,
+  finalFlagsCis,
+  finalFlagsSafe,
+  tenantNotReserved,
   wellFormedTaints,
   disjointNetworks,
   clusterDnsInServiceCidr,

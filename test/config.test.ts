@@ -48,7 +48,7 @@ describe("stack configuration", () => {
       assert.ok(err instanceof ConfigError);
       assert.equal(err.issues.length, 2);
       assert.match(err.message, /k3s-platform:k3s\.clusterCidr/);
-      assert.match(err.message, /k3s-platform:nodes\[0\]\.name/);
+      assert.match(err.message, /k3s-platform:nodes\[0\] \(Bad_Name\)\.name/);
       return true;
     });
   });
@@ -68,13 +68,13 @@ describe("stack configuration", () => {
       rejects(variant("dev", (r) => (k3s(r).clusterDns = "10.42.0.10")), "k3s-platform:k3s.clusterDns", /outside serviceCidr/));
 
     it("rejects a node address inside the pod network", () =>
-      rejects(variant("dev", (r) => ((r.nodes[1] as Node).nodeIp = "10.42.3.4")), "k3s-platform:nodes[1].nodeIp", /inside k3s\.clusterCidr/));
+      rejects(variant("dev", (r) => ((r.nodes[1] as Node).nodeIp = "10.42.3.4")), "k3s-platform:nodes[1] (dev-agent-1).nodeIp", /inside k3s\.clusterCidr/));
 
     it("rejects duplicate node names", () =>
-      rejects(variant("dev", (r) => ((r.nodes[1] as Node).name = "dev-server-1")), "k3s-platform:nodes[1].name", /duplicate node name/));
+      rejects(variant("dev", (r) => ((r.nodes[1] as Node).name = "dev-server-1")), "k3s-platform:nodes[1] (dev-server-1).name", /duplicate node name/));
 
     it("rejects duplicate hosts", () =>
-      rejects(variant("dev", (r) => ((r.nodes[1] as Node).host = "192.0.2.10")), "k3s-platform:nodes[1].host", /duplicate host/));
+      rejects(variant("dev", (r) => ((r.nodes[1] as Node).host = "192.0.2.10")), "k3s-platform:nodes[1] (dev-agent-1).host", /duplicate host/));
 
     it("allows two nodes on one host when their SSH ports differ", () => {
       const raw = variant("dev", (r) => {
@@ -90,14 +90,14 @@ describe("stack configuration", () => {
     it("rejects restricted kubernetes.io labels, naming the label", () =>
       rejects(
         variant("dev", (r) => ((r.nodes[1] as Node).labels = { "kubernetes.io/role": "worker" })),
-        'k3s-platform:nodes[1].labels["kubernetes.io/role"]',
+        'k3s-platform:nodes[1] (dev-agent-1).labels["kubernetes.io/role"]',
         /NodeRestriction/,
       ));
 
     it("rejects restricted k8s.io labels", () =>
       rejects(
         variant("dev", (r) => ((r.nodes[1] as Node).labels = { "foo.k8s.io/x": "y" })),
-        'k3s-platform:nodes[1].labels["foo.k8s.io/x"]',
+        'k3s-platform:nodes[1] (dev-agent-1).labels["foo.k8s.io/x"]',
         /NodeRestriction/,
       ));
 
@@ -114,10 +114,10 @@ describe("stack configuration", () => {
     });
 
     it("rejects an invalid label value", () =>
-      rejects(variant("dev", (r) => ((r.nodes[1] as Node).labels = { "example.com/x": "has space" })), 'k3s-platform:nodes[1].labels["example.com/x"]', /label value/));
+      rejects(variant("dev", (r) => ((r.nodes[1] as Node).labels = { "example.com/x": "has space" })), 'k3s-platform:nodes[1] (dev-agent-1).labels["example.com/x"]', /label value/));
 
     it("rejects bad taint syntax", () =>
-      rejects(variant("dev", (r) => ((r.nodes[1] as Node).taints = ["gpu=true:Sometimes"])), "k3s-platform:nodes[1].taints[0]", /NoSchedule/));
+      rejects(variant("dev", (r) => ((r.nodes[1] as Node).taints = ["gpu=true:Sometimes"])), "k3s-platform:nodes[1] (dev-agent-1).taints[0]", /NoSchedule/));
 
     it("accepts taints with and without a value", () => {
       const raw = variant("dev", (r) => ((r.nodes[1] as Node).taints = ["dedicated=gpu:NoSchedule", "spot:PreferNoSchedule"]));
@@ -170,6 +170,6 @@ describe("stack configuration", () => {
       rejects(variant("dev", (r) => ((k3s(r) as Record<string, unknown>).clusterCIDR = "10.1.0.0/16")), "k3s-platform:k3s", /unknown key\(s\): clusterCIDR/));
 
     it("rejects a malformed SSH host key", () =>
-      rejects(variant("dev", (r) => ((r.nodes[0] as Node).ssh = { hostKey: "AAAA" })), "k3s-platform:nodes[0].ssh.hostKey", /OpenSSH public key/));
+      rejects(variant("dev", (r) => ((r.nodes[0] as Node).ssh = { hostKey: "AAAA" })), "k3s-platform:nodes[0] (dev-server-1).ssh.hostKey", /OpenSSH public key/));
   });
 });

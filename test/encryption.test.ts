@@ -40,7 +40,10 @@ describe("secrets encryption", () => {
     it("K3s-managed: secrets-encryption on, provider only when not the default", () => {
       const aescbc = loadStackConfig(variant("dev", (r) => (r.encryption = { enabled: true })));
       assert.deepEqual(encryptionServerFlags(aescbc), { "secrets-encryption": true });
-      const secretbox = loadStackConfig(variant("dev", (r) => (r.encryption = { enabled: true, provider: "secretbox" })));
+      const secretbox = loadStackConfig(variant("dev", (r) => {
+        r.k3s!.version = "v1.31.8+k3s1"; // the first v1.31 release with secrets-encryption-provider
+        r.encryption = { enabled: true, provider: "secretbox" };
+      }));
       assert.deepEqual(encryptionServerFlags(secretbox), { "secrets-encryption": true, "secrets-encryption-provider": "secretbox" });
       assert.deepEqual(encryptionServerFlags(sampleConfig("dev")), {}, "off by default outside CIS");
     });
@@ -118,7 +121,7 @@ describe("secrets encryption", () => {
       const current = loadStackConfig(variant("staging", (r) => (r.encryption = { enabled: true, rotation: "2026-11" })));
       assert.deepEqual(rotationPhases(current).map((p) => p.name), ["rotate-keys"]);
       const old = loadStackConfig(variant("staging", (r) => {
-        r.k3s!.version = "v1.29.9+k3s1";
+        r.k3s!.version = "v1.30.4+k3s1";
         r.encryption = { enabled: true, rotation: 3 };
       }));
       assert.deepEqual(rotationPhases(old).map((p) => p.name), ["prepare", "rotate", "reencrypt"]);

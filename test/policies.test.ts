@@ -3,6 +3,8 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { ResolvedConfig } from "../components/config/schema";
 import { loadStackConfig } from "../components/config/validate";
+import { nodeInputs } from "../components/node/component";
+import { planNode } from "../components/node/plan";
 import { policies, TYPES } from "../policies/policies";
 import {
   collectGraph,
@@ -45,6 +47,13 @@ interface ResourceCase {
   expect: RegExp;
   config?: Record<string, unknown>;
 }
+
+/** A K3sNode as the program registers it: its final flags come from the real planner. */
+const nodeResource = (config: ResolvedConfig, index: number) => ({
+  type: TYPES.node,
+  name: `${config.environment}-${config.nodes[index]!.name}`,
+  props: nodeInputs(planNode(config, config.nodes[index]!)) as unknown as Record<string, unknown>,
+});
 
 const connection = (hostKey?: string, proxy?: { host: string; hostKey?: string }) => ({ host: "203.0.113.11", user: "deploy", ...(hostKey ? { hostKey } : {}), ...(proxy ? { proxy } : {}) });
 
@@ -91,6 +100,25 @@ const resourceCases: ResourceCase[] = [
     pass: clusterResource(sampleConfig("prod")),
     fail: clusterResource(prodWith((c) => (c.nodes[3]!.labels["kubernetes.io/role"] = "worker"))),
     expect: /prod-agent-1: label kubernetes\.io\/role/,
+  },
+  {
+    // A pass-through that slipped past validation (config edited after it) is caught from the final flags.
+    policy: "node-final-flags-cis",
+    pass: nodeResource(sampleConfig("prod"), 3),
+    fail: nodeResource(prodWith((c) => (c.k3s.extraAgentConfig = { "kubelet-arg": ["anonymous-auth=true", "read-only-port=10255"] })), 3),
+    expect: /prod-agent-1: kubelet-arg: kubelet anonymous-auth=true/,
+  },
+  {
+    policy: "node-final-flags-safe",
+    pass: nodeResource(sampleConfig("prod"), 0),
+    fail: nodeResource(prodWith((c) => (c.k3s.extraServerConfig = { "cluster-reset": true, "etcd-s3-secret-key": "s3cr3t" })), 0),
+    expect: /etcd-s3-secret-key is a credential in config\.yaml/,
+  },
+  {
+    policy: "tenant-not-reserved-namespace",
+    pass: k8s(TYPES.namespace, "payments", undefined, {}, { "k3s-platform.io/tenant": "true" }),
+    fail: k8s(TYPES.namespace, "cis-operator-system", undefined, {}, { "k3s-platform.io/tenant": "true" }),
+    expect: /cis-operator-system is reserved or exempt from Pod Security/,
   },
   {
     policy: "well-formed-taints",
@@ -276,6 +304,14 @@ describe("policy pack", () => {
       assert.ok(violations.some((v) => v.policy === "ssh-host-keys-pinned"));
     });
 
+    it("final flags: a CIS-weakening pass-through that skipped validation fails the pack, on that node only", async () => {
+      const config = prodWith((c) => (c.k3s.extraAgentConfig = { "kubelet-arg": ["read-only-port=10255"] }));
+      const violations = await evaluatePack(await collectGraph(config, "prod"), "prod");
+      const cis = violations.filter((v) => v.policy === "node-final-flags-cis");
+      assert.equal(cis.length, 3, JSON.stringify(cis));
+      assert.ok(cis.every((v) => v.level === "mandatory" && /prod-agent-\d: kubelet-arg: kubelet read-only-port=10255/.test(v.message)));
+    });
+
     it("a broken prod variant fails with the expected mandatory violations, named", async () => {
       const broken = loadStackConfig(
         variant("prod", (r) => {
@@ -283,10 +319,11 @@ describe("policy pack", () => {
           r.k3s!.hardening = "none";
           r.k3s!.previousVersion = "v1.29.9+k3s1";
           r.encryption = { enabled: true, provider: "aescbc" };
-          delete r.nodes[4]!.ssh!.hostKey;
           r.tenants![1]!.podSecurity = "baseline";
         }),
       );
+      // Validation requires host keys in prod; the policy must still catch a program that skipped it.
+      delete broken.nodes[4]!.ssh.hostKey;
       const violations = await evaluatePack(await collectGraph(broken, "prod"), "prod");
       const mandatory = new Set(violations.filter((v) => v.level === "mandatory").map((v) => v.policy));
       assert.deepEqual([...mandatory].sort(), [

@@ -10,7 +10,7 @@ describe("index.ts (the program)", () => {
     const bad = { ...raw, nodes: [{ ...raw.nodes[0], labels: { "kubernetes.io/role": "master" } }] };
     const { resources, error } = runProgram(bad);
     assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    assert.match(error.message, /k3s-platform:nodes\[0\]\.labels\["kubernetes\.io\/role"\]/);
+    assert.match(error.message, /k3s-platform:nodes\[0\] \(dev-server-1\)\.labels\["kubernetes\.io\/role"\]/);
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(resources, []);
   });

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
@@ -8,8 +8,8 @@ import { REPO, sampleRaw } from "./helpers/samples";
 
 const TSX = join(REPO, "node_modules", ".bin", "tsx");
 
-function render(args: string[]) {
-  const r = spawnSync(TSX, [join(REPO, "scripts", "render.ts"), ...args], { cwd: REPO, encoding: "utf8" });
+function render(args: string[], cwd = REPO) {
+  const r = spawnSync(TSX, [join(REPO, "scripts", "render.ts"), ...args], { cwd, encoding: "utf8" });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -20,7 +20,7 @@ describe("npm run render", () => {
   it("--stack prod writes every node's files, the manifests and the encryption files", () => {
     const r = render(["--stack", "prod", "--out", join(out, "prod")]);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /for 8 nodes/);
+    assert.match(r.stdout, /for 6 nodes/, "k8s/ and encryption/ are not nodes");
     for (const f of ["prod-server-1/config.yaml", "prod-server-3/psa.yaml", "prod-agent-3/os-prep.sh", "k8s/tenants.yaml", "k8s/dns.yaml", "encryption/encryption-config.yaml"]) {
       assert.ok(existsSync(join(out, "prod", f)), f);
     }
@@ -43,5 +43,74 @@ describe("npm run render", () => {
     assert.equal(r.status, 1);
     assert.match(r.stderr, /k3s-platform:k3s\.clusterDns: 10\.42\.0\.10 is outside serviceCidr 10\.43\.0\.0\/16/);
     assert.equal(existsSync(join(out, "bad")), false);
+  });
+
+  const stackFile = (dir: string, config: Record<string, unknown>) => {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "Pulumi.t.yaml"), stringify({ config }));
+  };
+  const prefixed = (raw: Record<string, unknown>) => Object.fromEntries(Object.entries(raw).map(([k, v]) => [`k3s-platform:${k}`, v]));
+
+  it("a missing required secret fails render as it fails the program; a secure: value in the stack file counts as set", () => {
+    const raw = sampleRaw("dev");
+    const external = { ...raw, k3s: { ...raw.k3s, datastore: { type: "external" } } };
+    const dir = join(out, "secret-stack");
+    stackFile(dir, prefixed(external as Record<string, unknown>));
+    const missing = render(["--stack", "t", "--out", join(dir, "out")], dir);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /k3s-platform:datastoreEndpoint: required \(as a secret/);
+    stackFile(dir, { ...prefixed(external as Record<string, unknown>), "k3s-platform:datastoreEndpoint": { secure: "v1:AAAA" } });
+    const present = render(["--stack", "t", "--out", join(dir, "out")], dir);
+    assert.equal(present.status, 0, present.stderr);
+    assert.match(readFileSync(join(dir, "out", "dev-server-1", "secrets", "secrets-dropin"), "utf8"), /datastore-endpoint: "<redacted: secret k3s-platform:datastoreEndpoint>"/);
+  });
+
+  it("refuses a plaintext value for a secure key, printing the pulumi config set --secret command (not the value)", () => {
+    const dir = join(out, "plain-secret");
+    stackFile(dir, { ...prefixed(sampleRaw("dev") as Record<string, unknown>), "k3s-platform:token": "hunter2-plain" });
+    const r = render(["--stack", "t", "--out", join(dir, "out")], dir);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /k3s-platform:token: plaintext value for a secret key.*pulumi config set --secret k3s-platform:token <value>/);
+    assert.doesNotMatch(r.stderr + r.stdout, /hunter2-plain/);
+  });
+
+  it("YAML syntax error: file, line and column, no stack trace; unknown stack: the list of stacks", () => {
+    const file = join(out, "broken.yaml");
+    writeFileSync(file, "config:\n  k3s-platform:environment: dev\n  k3s-platform:nodes: [\n    {name: a\n");
+    const r = render(["--config", file, "--out", join(out, "broken")]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:\\d+:\\d+: `));
+    assert.doesNotMatch(r.stderr, /^\s+at /m);
+    const unknown = render(["--stack", "nope", "--out", join(out, "nope")]);
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.stderr, /no stack "nope".*stacks here: dev, prod, staging/);
+    assert.doesNotMatch(unknown.stderr, /ENOENT|^\s+at /m);
+  });
+
+  it("error paths name the node and suggest the nearest key", () => {
+    const raw = sampleRaw("dev") as Record<string, unknown>;
+    const nodes = structuredClone(raw.nodes) as Array<Record<string, unknown>>;
+    nodes[1]!.role = "worker";
+    const { tenants, ...rest } = raw;
+    const dir = join(out, "typo");
+    stackFile(dir, prefixed({ ...rest, nodes, tenant: tenants }));
+    const r = render(["--stack", "t", "--out", join(dir, "out")], dir);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /k3s-platform:tenant: unknown config key \(did you mean tenants\?\)/);
+    assert.match(r.stderr, /k3s-platform:nodes\[1\] \(dev-agent-1\)\.role: /);
+  });
+
+  it("counts only nodes, and a reused --out loses only what the previous render wrote", () => {
+    const dir = join(out, "reuse");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "NOTES.md"), "mine");
+    assert.equal(render(["--stack", "prod", "--out", dir]).status, 0);
+    const r = render(["--stack", "dev", "--out", dir]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /for 2 nodes/);
+    assert.equal(existsSync(join(dir, "prod-server-1")), false, "the previous render's nodes are gone");
+    assert.equal(existsSync(join(dir, "encryption")), false, "dev has no encryption files");
+    assert.ok(existsSync(join(dir, "dev-agent-1", "apply.sh")));
+    assert.equal(readFileSync(join(dir, "NOTES.md"), "utf8"), "mine", "files render did not write stay");
   });
 });

@@ -80,7 +80,10 @@ describe("renderers", () => {
     it("CIS hardening sets the guide's server and kubelet arguments", () => {
       const server = configYaml("prod", 0);
       assert.equal(server["protect-kernel-defaults"], true);
-      const k3sManaged = loadStackConfig(variant("prod", (r) => (r.encryption = { provider: "secretbox" })));
+      const k3sManaged = loadStackConfig(variant("prod", (r) => {
+        r.k3s!.version = "v1.31.8+k3s1";
+        r.encryption = { provider: "secretbox" };
+      }));
       const managed = parse(planNode(k3sManaged, k3sManaged.nodes[0]!).files[0]!.content) as Record<string, unknown>;
       assert.equal(managed["secrets-encryption"], true, "CIS turns K3s-managed encryption on by default");
       assert.equal(managed["secrets-encryption-provider"], "secretbox");
@@ -101,9 +104,9 @@ describe("renderers", () => {
     });
 
     it("extra flags append to lists and set scalars", () => {
-      const config = loadStackConfig(variant("dev", (r) => (r.k3s!.extraServerConfig = { "kubelet-arg": ["max-pods=250"], "etcd-expose-metrics": true })));
+      const config = loadStackConfig(variant("dev", (r) => (r.k3s!.extraServerConfig = { "kubelet-arg": ["image-gc-high-threshold=85"], "etcd-expose-metrics": true })));
       const yaml = parse(planNode(config, config.nodes[0]!).files[0]!.content) as Record<string, unknown>;
-      assert.deepEqual(yaml["kubelet-arg"], ["eviction-hard=memory.available<200Mi,nodefs.available<10%", "max-pods=250"]);
+      assert.deepEqual(yaml["kubelet-arg"], ["eviction-hard=memory.available<200Mi,nodefs.available<10%", "image-gc-high-threshold=85"]);
       assert.equal(yaml["etcd-expose-metrics"], true);
     });
 
@@ -207,7 +210,7 @@ describe("renderers", () => {
 
     it("a server-wide change re-applies every server and no agent", () => {
       const before = planCluster(sampleConfig("prod"));
-      const after = planCluster(loadStackConfig(variant("prod", (r) => (r.k3s!.extraServerConfig = { ...r.k3s!.extraServerConfig, "etcd-snapshot-retention": 30 }))));
+      const after = planCluster(loadStackConfig(variant("prod", (r) => (r.k3s!.etcdSnapshots = { ...r.k3s!.etcdSnapshots, retention: 30 }))));
       const changed = after.nodes.filter((n, i) => n.hashes.apply !== before.nodes[i]!.hashes.apply).map((n) => n.node.name);
       assert.deepEqual(changed, ["prod-server-1", "prod-server-2", "prod-server-3"]);
     });

@@ -72,7 +72,7 @@ describe("generated shell", () => {
     const encryptionVariants = [
       sampleConfig("prod"),
       loadStackConfig(variant("staging", (r) => (r.encryption = { enabled: true, rotation: 1 }))),
-      loadStackConfig(variant("staging", (r) => Object.assign(r, { k3s: { ...r.k3s, version: "v1.29.9+k3s1" }, encryption: { enabled: true, rotation: 1 } }))),
+      loadStackConfig(variant("staging", (r) => Object.assign(r, { k3s: { ...r.k3s, version: "v1.30.4+k3s1" }, encryption: { enabled: true, rotation: 1 } }))),
       loadStackConfig(variant("prod", (r) => (r.encryption = { mode: "custom", custom: { resources: [{ resources: ["secrets"], providers: ["kms", "identity"] }], kms: { name: "vault", endpoint: "unix:///run/kms.sock" } } }))),
     ];
     encryptionVariants.forEach((config, i) => {

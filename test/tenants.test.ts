@@ -30,13 +30,13 @@ describe("tenant namespaces", () => {
     it("rejects malformed quantities with their path", () => {
       const r = parseStackConfig(variant("dev", (raw) => (raw.tenants![0]!.quota!.requestsMemory = "4GB")));
       assert.equal(r.ok, false);
-      if (!r.ok) assert.ok(r.issues.some((i) => i.path === "k3s-platform:tenants[0].quota.requestsMemory" && /quantity/.test(i.message)));
+      if (!r.ok) assert.ok(r.issues.some((i) => i.path === "k3s-platform:tenants[0] (apps).quota.requestsMemory" && /quantity/.test(i.message)));
     });
 
     it("rejects requests above limits", () => {
       const r = parseStackConfig(variant("dev", (raw) => Object.assign(raw.tenants![0]!.quota!, { requestsCpu: "8", limitsCpu: "4" })));
       assert.equal(r.ok, false);
-      if (!r.ok) assert.ok(r.issues.some((i) => i.path === "k3s-platform:tenants[0].quota.requestsCpu" && /exceeds limits\.cpu/.test(i.message)));
+      if (!r.ok) assert.ok(r.issues.some((i) => i.path === "k3s-platform:tenants[0] (apps).quota.requestsCpu" && /exceeds limits\.cpu/.test(i.message)));
     });
 
     it("rejects a default outside min/max", () => {
@@ -44,7 +44,7 @@ describe("tenant namespaces", () => {
         variant("dev", (raw) => (raw.tenants![0]!.limits = { container: { default: { memory: "8Gi" }, max: { memory: "4Gi" } } })),
       );
       assert.equal(r.ok, false);
-      if (!r.ok) assert.ok(r.issues.some((i) => i.path === "k3s-platform:tenants[0].limits.container.max.memory" && /default 8Gi is above max 4Gi/.test(i.message)));
+      if (!r.ok) assert.ok(r.issues.some((i) => i.path === "k3s-platform:tenants[0] (apps).limits.container.max.memory" && /default 8Gi is above max 4Gi/.test(i.message)));
     });
   });
 
@@ -58,16 +58,16 @@ describe("tenant namespaces", () => {
       assert.equal(r.ok, false);
       if (!r.ok) {
         const paths = r.issues.map((i) => i.path);
-        assert.ok(paths.includes("k3s-platform:tenants[1].quota"));
-        assert.ok(paths.includes("k3s-platform:tenants[1].limits"));
-        assert.ok(paths.includes("k3s-platform:tenants[1].network.defaultDeny"));
+        assert.ok(paths.includes("k3s-platform:tenants[1] (web).quota"));
+        assert.ok(paths.includes("k3s-platform:tenants[1] (web).limits"));
+        assert.ok(paths.includes("k3s-platform:tenants[1] (web).network.defaultDeny"));
       }
     });
 
     it("prod quotas must bound cpu and memory", () => {
       const r = parseStackConfig(variant("prod", (raw) => (raw.tenants![1]!.quota = { pods: 10 })));
       assert.equal(r.ok, false);
-      if (!r.ok) assert.equal(r.issues.filter((i) => i.path === "k3s-platform:tenants[1].quota").length, 2);
+      if (!r.ok) assert.equal(r.issues.filter((i) => i.path === "k3s-platform:tenants[1] (web).quota").length, 2);
     });
 
     it("dev accepts a tenant without quota or limits", () => {
@@ -79,13 +79,13 @@ describe("tenant namespaces", () => {
     it("rejects system namespaces", () => {
       const r = parseStackConfig(variant("dev", (raw) => (raw.tenants = [{ namespace: "kube-system" }])));
       assert.equal(r.ok, false);
-      if (!r.ok) assert.ok(r.issues.some((i) => i.path === "k3s-platform:tenants[0].namespace" && /system namespaces/.test(i.message)));
+      if (!r.ok) assert.ok(r.issues.some((i) => i.path === "k3s-platform:tenants[0] (kube-system).namespace" && /system and Pod-Security-exempt namespaces/.test(i.message)));
     });
 
     it("rejects duplicate tenant namespaces", () => {
       const r = parseStackConfig(variant("dev", (raw) => (raw.tenants = [{ namespace: "a" }, { namespace: "b" }, { namespace: "a" }])));
       assert.equal(r.ok, false);
-      if (!r.ok) assert.ok(r.issues.some((i) => i.path === "k3s-platform:tenants[2].namespace" && /duplicate/.test(i.message)));
+      if (!r.ok) assert.ok(r.issues.some((i) => i.path === "k3s-platform:tenants[2] (a).namespace" && /duplicate/.test(i.message)));
     });
 
     it("rejects an allow with no peer (it would allow everything)", () => {

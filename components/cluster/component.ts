@@ -18,6 +18,9 @@ export interface K3sClusterArgs {
   agentToken?: pulumi.Input<string>;
   datastoreEndpoint?: pulumi.Input<string>;
   registryAuth?: pulumi.Input<RegistryAuth>;
+  /** S3 credentials for etcd snapshots (k3s.etcdSnapshots.s3), into the servers' secrets drop-in. */
+  etcdS3AccessKey?: pulumi.Input<string>;
+  etcdS3SecretKey?: pulumi.Input<string>;
   /** Keys for custom-mode secrets encryption; generated per provider when absent. */
   encryptionKeys?: pulumi.Input<EncryptionKeys>;
   /** Extra server material, e.g. from the secrets-encryption component. */
@@ -107,6 +110,8 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       token,
       agentToken: args.agentToken,
       datastoreEndpoint: args.datastoreEndpoint,
+      etcdS3AccessKey: args.etcdS3AccessKey,
+      etcdS3SecretKey: args.etcdS3SecretKey,
       registryAuth: args.registryAuth,
       encryptionKeys: keys,
     }),

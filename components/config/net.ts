@@ -43,3 +43,50 @@ export function cidrsOverlap(a: string, b: string): boolean {
   // Two prefixes overlap exactly when one contains the other's network address.
   return ra[0].match(rb) || rb[0].match(ra);
 }
+
+/**
+ * Canonical address text only: IPv4 as four decimal parts without leading zeros (`192.0.2.10`,
+ * not `0300.0.2.10`, `3221225994` or `0xc0.0.2.10`, which inet_aton and so ssh/curl also read
+ * as 192.0.2.10 and which would defeat duplicate checks), IPv6 in any RFC 4291 text form.
+ */
+export function isCanonicalIp(value: string): boolean {
+  if (ipaddr.IPv4.isValidFourPartDecimal(value)) return true;
+  return value.includes(":") && ipaddr.IPv6.isValid(value) && !value.includes("%");
+}
+
+export function isCanonicalCidr(value: string): boolean {
+  const slash = value.indexOf("/");
+  if (slash < 0) return false;
+  const addr = value.slice(0, slash);
+  return isCanonicalIp(addr) && ipaddr.isValidCIDR(value) && /^\d{1,3}$/.test(value.slice(slash + 1));
+}
+
+/** One spelling per address, for duplicate checks: `2001:DB8::1` and `2001:db8:0::1` are one host. */
+export function normalizeHost(value: string): string {
+  return isCanonicalIp(value) ? ipaddr.parse(value).toNormalizedString() : value.toLowerCase().replace(/\.$/, "");
+}
+
+/** What inet_aton would read as an IPv4 address: 1-4 dot-separated decimal, octal or hex numbers. */
+const INET_ATON_LIKE = /^(0x[0-9a-f]*|\d+)(\.(0x[0-9a-f]*|\d+)){0,3}\.?$/i;
+const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/**
+ * An RFC 1123 host name: labels of a-z, 0-9 and `-` (≤63 chars, no leading/trailing `-`), ≤253
+ * chars in all, and not something a resolver would take for an address (an all-numeric last
+ * label, RFC 3696 §2; `3221225994`; `0x…`).
+ */
+export function isDnsName(value: string): boolean {
+  const v = value.toLowerCase();
+  if (v.length === 0 || v.length > 253 || INET_ATON_LIKE.test(v)) return false;
+  const labels = v.split(".");
+  if (!labels.every((l) => LABEL.test(l))) return false;
+  return !/^\d+$/.test(labels[labels.length - 1]!);
+}
+
+/** True when the CIDR's address is its network address (no host bits set). */
+export function isNetworkCidr(cidr: string): boolean {
+  if (!ipaddr.isValidCIDR(cidr)) return false;
+  const addr = ipaddr.parseCIDR(cidr)[0];
+  const network = addr.kind() === "ipv4" ? ipaddr.IPv4.networkAddressFromCIDR(cidr) : ipaddr.IPv6.networkAddressFromCIDR(cidr);
+  return network.toNormalizedString() === addr.toNormalizedString();
+}

@@ -1,8 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { EncryptionKeys } from "../encryption/render";
 import { RegistryAuth } from "../k3s/render";
-import { CONFIG_KEYS, PROJECT, ResolvedConfig } from "./schema";
-import { loadStackConfig } from "./validate";
+import { PROJECT, ResolvedConfig } from "./schema";
+import { splitStackConfig } from "./stack-file";
+import { ConfigError, parseStackConfig, secretIssues } from "./validate";
 
 /** Everything the program needs from the stack's configuration, secrets kept as secrets. */
 export interface ProgramConfig {
@@ -13,30 +14,48 @@ export interface ProgramConfig {
   datastoreEndpoint?: pulumi.Output<string>;
   registryAuth?: pulumi.Output<RegistryAuth>;
   encryptionKeys?: pulumi.Output<EncryptionKeys>;
+  etcdS3AccessKey?: pulumi.Output<string>;
+  etcdS3SecretKey?: pulumi.Output<string>;
+}
+
+// The engine's config map and its secret keys. `isConfigSecret` is how the SDK itself tells secret
+// keys apart but is marked @internal (absent from the .d.ts), hence the typed require.
+const runtimeConfig = require("@pulumi/pulumi/runtime/config") as {
+  allConfig(): Record<string, string>;
+  isConfigSecret(key: string): boolean;
+};
+
+/** Engine values are strings; objects and lists arrive as JSON (as Config.getObject reads them). */
+function fromEngine(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
 }
 
 /**
- * Reads and validates `k3s-platform:*`. Throws a ConfigError naming every bad path before the
- * program registers any resource, so nothing reaches a host.
+ * Reads and validates every `k3s-platform:*` key through the same reader as `npm run render`.
+ * Throws a ConfigError naming every bad path (unknown keys, plaintext secrets, missing secrets)
+ * before the program registers any resource, so nothing reaches a host.
  */
 export function readProgramConfig(cfg = new pulumi.Config(PROJECT)): ProgramConfig {
-  const raw: Record<string, unknown> = {};
-  for (const key of CONFIG_KEYS) {
-    const value = key === "environment" ? cfg.get(key) : cfg.getObject<unknown>(key);
-    if (value !== undefined) raw[key] = value;
-  }
-  const config = loadStackConfig(raw);
-  const datastoreEndpoint = cfg.getSecret("datastoreEndpoint");
-  if (config.k3s.datastore.type === "external" && !datastoreEndpoint) {
-    throw new Error(`${PROJECT}:datastoreEndpoint: required (as a secret) when k3s.datastore.type is external`);
-  }
+  const all = runtimeConfig.allConfig();
+  const values = Object.fromEntries(Object.entries(all).map(([k, v]) => [k, fromEngine(v)]));
+  const file = splitStackConfig(values, (fullKey) => runtimeConfig.isConfigSecret(fullKey));
+  const result = parseStackConfig(file.raw);
+  const issues = [...file.issues, ...(result.ok ? secretIssues(result.config, file.secrets) : result.issues)];
+  if (!result.ok || issues.length > 0) throw new ConfigError(issues, `the config of stack ${pulumi.getStack()} (Pulumi.${pulumi.getStack()}.yaml)`);
+  for (const w of result.warnings) pulumi.log.warn(`${w.path}: ${w.message}`);
   return {
-    config,
+    config: result.config,
     sshPrivateKey: cfg.getSecret("sshPrivateKey"),
     token: cfg.getSecret("token"),
     agentToken: cfg.getSecret("agentToken"),
-    datastoreEndpoint,
+    datastoreEndpoint: cfg.getSecret("datastoreEndpoint"),
     registryAuth: cfg.getSecretObject<RegistryAuth>("registryAuth"),
     encryptionKeys: cfg.getSecretObject<EncryptionKeys>("encryptionKeys"),
+    etcdS3AccessKey: cfg.getSecret("etcdS3AccessKey"),
+    etcdS3SecretKey: cfg.getSecret("etcdS3SecretKey"),
   };
 }

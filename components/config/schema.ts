@@ -1,12 +1,16 @@
 import { z } from "zod";
-import { isCidr, isIp } from "./net";
+import { cronProblem } from "./cron";
+import { isCanonicalCidr, isCanonicalIp, isDnsName, isNetworkCidr } from "./net";
 import { isQuantity, parseQuantity } from "./quantity";
 
 /**
  * The one schema of k3s-platform's stack configuration (`k3s-platform:*` keys in
  * Pulumi.<env>.yaml). Renderers, components and the policy pack all read these types.
- * Secrets (`sshPrivateKey`, `token`, `agentToken`, `datastoreEndpoint`, `registryAuth`,
- * `encryptionKeys`) are separate secure keys and never pass through this schema.
+ * Secrets (SECRET_KEYS below) are separate secure keys and never pass through this schema.
+ *
+ * Every value is checked against the format of the consumer it lands in (K3s flags, containerd's
+ * registries.yaml, the API server, CoreDNS, systemd env files). TODO(w-shell): the single-line
+ * (no newline / control character) refusal comes from the shell helper's `singleLine()`.
  */
 
 export const PROJECT = "k3s-platform";
@@ -18,14 +22,25 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const DURATION = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
 
-export const cidr = z.string().refine(isCidr, { message: "not a CIDR (expected e.g. 10.42.0.0/16)" });
-export const ipAddress = z.string().refine(isIp, { message: "not an IP address" });
+export const cidr = z.string().refine(isCanonicalCidr, { message: "not a CIDR in canonical form (expected e.g. 10.42.0.0/16)" });
+export const ipAddress = z
+  .string()
+  .refine(isCanonicalIp, { message: "not an IP address in canonical form (e.g. 192.0.2.10 or 2001:db8::1; no octal, hex or single-number forms)" });
+/** An IP address in canonical form or an RFC 1123 DNS name (see net.ts). */
 export const hostAddress = z
   .string()
   .min(1)
-  .refine((v) => isIp(v) || (v.length <= 253 && DNS_SUBDOMAIN.test(v.toLowerCase())), {
-    message: "not an IP address or DNS name",
+  .refine((v) => isCanonicalIp(v) || isDnsName(v), {
+    message: "not a canonical IP address or an RFC 1123 DNS name (octal, hex and single-number addresses are refused)",
   });
+const absolutePath = z.string().regex(/^\/[^\0]*$/, "must be an absolute path");
+/** A container image reference: [registry[:port]/]path[:tag][@sha256:digest]. */
+export const imageRef = z
+  .string()
+  .regex(
+    /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d+)?\/)?[a-z0-9]+([._-]+[a-z0-9]+)*(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/,
+    "not a container image reference (registry/path:tag or @sha256:digest)",
+  );
 export const duration = z.string().regex(DURATION, "not a duration (expected e.g. 40s, 5m, 1h30m)");
 const port = z.number().int().min(1).max(65535);
 
@@ -76,7 +91,11 @@ export const EVICTION_SIGNALS = [
 
 const evictionMap = z.partialRecord(
   z.enum(EVICTION_SIGNALS),
-  z.string().regex(/^(\d+(\.\d+)?%|\d+(\.\d+)?([KMGTPE]i?)?)$/, "threshold must be a quantity (200Mi) or a percentage (10%)"),
+  z
+    .string()
+    .regex(/^(\d+(\.\d+)?%|\d+(\.\d+)?([KMGTPE]i?)?)$/, "threshold must be a quantity (200Mi) or a percentage (10%)")
+    // The kubelet refuses a percentage above 100 (pkg/kubelet/eviction/api parseThresholdStatement).
+    .refine((v) => !v.endsWith("%") || Number(v.slice(0, -1)) <= 100, { message: "a percentage threshold must be at most 100%" }),
 );
 
 const reserved = z.strictObject({
@@ -108,34 +127,92 @@ export const controllerManagerSchema = z.strictObject({
   terminatedPodGcThreshold: z.number().int().positive().optional(),
 });
 
+/**
+ * A proxy URL as Go's net/http reads HTTP(S)_PROXY: http, https or socks5, a host, no path.
+ * Credentials are refused: the value lands in the staged install script and the unit's env file.
+ */
+export const proxyUrl = z.string().refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return ["http:", "https:", "socks5:"].includes(u.protocol) && u.hostname !== "" && !u.username && !u.password && (u.pathname === "/" || u.pathname === "") && !u.search && !u.hash;
+    } catch {
+      return false;
+    }
+  },
+  { message: "proxy must be http://, https:// or socks5://host[:port] without credentials, path or query (credentials would land in a staged file)" },
+);
+/** A NO_PROXY entry as Go's httpproxy matches it: `*`, an IP, a CIDR, or a domain (optional leading dot), optionally with :port. */
+export function isNoProxyEntry(v: string): boolean {
+  if (v === "*") return true;
+  if (isCanonicalIp(v) || isCanonicalCidr(v)) return true;
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d{1,5}))?$/.exec(v);
+  if (!m) return false;
+  const host = m[1]!.replace(/^\[|\]$/g, "");
+  if (m[2] !== undefined && Number(m[2]) > 65535) return false;
+  return isCanonicalIp(host) || isDnsName(host.replace(/^\*?\./, ""));
+}
+const noProxyEntry = z.string().refine(isNoProxyEntry, { message: "NO_PROXY entries are *, an IP, a CIDR or a domain (optionally .domain or :port)" });
+
 export const proxySchema = z.strictObject({
-  httpProxy: z.url().optional(),
-  httpsProxy: z.url().optional(),
-  noProxy: z.array(z.string().min(1)).default([]),
-  containerdHttpProxy: z.url().optional(),
-  containerdHttpsProxy: z.url().optional(),
-  containerdNoProxy: z.array(z.string().min(1)).optional(),
+  httpProxy: proxyUrl.optional(),
+  httpsProxy: proxyUrl.optional(),
+  /** Added to the generated list (node addresses, API endpoint, tls-sans, pod/service CIDRs, cluster domain). */
+  noProxy: z.array(noProxyEntry).default([]),
+  containerdHttpProxy: proxyUrl.optional(),
+  containerdHttpsProxy: proxyUrl.optional(),
+  containerdNoProxy: z.array(noProxyEntry).optional(),
 });
+
+/** containerd registry host: `host[:port]`, or `*` (every registry) as a mirrors key. */
+const registryHost = z.string().refine((v) => {
+  const m = /^([^:]+)(?::(\d{1,5}))?$/.exec(v);
+  return !!m && (isCanonicalIp(m[1]!) || isDnsName(m[1]!)) && (m[2] === undefined || Number(m[2]) <= 65535);
+}, { message: "registry must be host[:port] (e.g. docker.io, registry.example.com:5000)" });
+/** A mirror endpoint: containerd takes http(s) URLs; credentials belong in the secure key registryAuth. */
+const registryEndpoint = z.string().refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return ["http:", "https:"].includes(u.protocol) && u.hostname !== "" && !u.username && !u.password && !u.search && !u.hash;
+    } catch {
+      return false;
+    }
+  },
+  { message: "endpoint must be an http(s)://host[:port][/path] URL without credentials (use the secure key registryAuth)" },
+);
 
 export const registriesSchema = z.strictObject({
   mirrors: z
     .record(
-      z.string().min(1),
+      z.union([z.literal("*"), registryHost]),
       z.strictObject({
-        endpoint: z.array(z.url()).min(1),
-        rewrite: z.record(z.string(), z.string()).optional(),
+        endpoint: z.array(registryEndpoint).min(1),
+        rewrite: z
+          .record(
+            z.string().refine((r) => {
+              try {
+                new RegExp(r);
+                return true;
+              } catch {
+                return false;
+              }
+            }, { message: "rewrite key must be a regular expression" }),
+            z.string(),
+          )
+          .optional(),
       }),
     )
     .default({}),
   configs: z
     .record(
-      z.string().min(1),
+      registryHost,
       z.strictObject({
         tls: z
           .strictObject({
-            caFile: z.string().optional(),
-            certFile: z.string().optional(),
-            keyFile: z.string().optional(),
+            caFile: absolutePath.optional(),
+            certFile: absolutePath.optional(),
+            keyFile: absolutePath.optional(),
             insecureSkipVerify: z.boolean().optional(),
           })
           .optional(),
@@ -150,20 +227,54 @@ export const datastoreSchema = z.discriminatedUnion("type", [
   z.strictObject({
     // The endpoint URL carries credentials, so it comes from the secure key `datastoreEndpoint`.
     type: z.literal("external"),
-    caFile: z.string().optional(),
-    certFile: z.string().optional(),
-    keyFile: z.string().optional(),
+    caFile: absolutePath.optional(),
+    certFile: absolutePath.optional(),
+    keyFile: absolutePath.optional(),
   }),
 ]);
 
 export const airgapSchema = z.strictObject({
   enabled: z.boolean().default(false),
   /** Where the install script was pre-staged on every host. */
-  installScriptPath: z.string().startsWith("/").default("/usr/local/bin/k3s-install.sh"),
+  installScriptPath: absolutePath.default("/usr/local/bin/k3s-install.sh"),
   /** Where the k3s binary was pre-staged (the install script expects /usr/local/bin/k3s). */
-  binaryPath: z.string().startsWith("/").default("/usr/local/bin/k3s"),
+  binaryPath: absolutePath.default("/usr/local/bin/k3s"),
   /** Image tarballs pre-staged here are imported by K3s at start. */
-  imagesDir: z.string().startsWith("/").default("/var/lib/rancher/k3s/agent/images"),
+  imagesDir: absolutePath.default("/var/lib/rancher/k3s/agent/images"),
+});
+
+/**
+ * Scheduled etcd snapshots (embedded etcd only). S3 credentials are the secure keys
+ * etcdS3AccessKey / etcdS3SecretKey, written through the secrets drop-in; without them K3s uses
+ * the host's instance credentials.
+ */
+export const etcdSnapshotsSchema = z.strictObject({
+  /** K3s default: every 12 hours at minute 0. */
+  scheduleCron: z
+    .string()
+    .superRefine((v, ctx) => {
+      const problem = cronProblem(v);
+      if (problem) ctx.addIssue({ code: "custom", message: `not a cron schedule: ${problem}` });
+    })
+    .optional(),
+  /** Snapshots kept (K3s default 5). */
+  retention: z.number().int().min(1).optional(),
+  compress: z.boolean().optional(),
+  dir: absolutePath.optional(),
+  s3: z
+    .strictObject({
+      /** Host[:port] of the S3 API, no scheme (K3s default s3.amazonaws.com). */
+      endpoint: registryHost.optional(),
+      endpointCa: absolutePath.optional(),
+      bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not an S3 bucket name (3-63 chars: a-z, 0-9, . and -)"),
+      folder: z.string().regex(/^[A-Za-z0-9!_.*'()\/-]+$/, "folder must be an S3 key prefix (letters, digits, !_.*'()/-)").optional(),
+      region: z.string().regex(/^[a-z0-9-]+$/, "not an S3 region (e.g. us-east-1)").optional(),
+      skipSslVerify: z.boolean().optional(),
+      /** Plain HTTP to the endpoint. */
+      insecure: z.boolean().optional(),
+      timeout: duration.optional(),
+    })
+    .optional(),
 });
 
 export const firewallSchema = z.strictObject({
@@ -182,13 +293,15 @@ export const k3sSchema = z.strictObject({
   clusterCidr: cidr.default("10.42.0.0/16"),
   serviceCidr: cidr.default("10.43.0.0/16"),
   clusterDns: ipAddress.default("10.43.0.10"),
-  clusterDomain: z.string().regex(DNS_SUBDOMAIN, "not a DNS domain").default("cluster.local"),
+  clusterDomain: z.string().refine(isDnsName, { message: "not a DNS domain" }).default("cluster.local"),
   disable: z.array(z.enum(PACKAGED_COMPONENTS)).default([]),
   flannelBackend: z.enum(["vxlan", "host-gw", "wireguard-native", "none"]).default("vxlan"),
   /** Address clients and agents use for the API (a VIP or load balancer); default: first server. */
   apiEndpoint: hostAddress.optional(),
   tlsSan: z.array(hostAddress).default([]),
   datastore: datastoreSchema.default({ type: "etcd" }),
+  /** Scheduled etcd snapshots; only with datastore etcd. */
+  etcdSnapshots: etcdSnapshotsSchema.optional(),
   /** Defaults by environment: `cis` in prod, `none` elsewhere. */
   hardening: z.enum(["cis", "none"]).optional(),
   selinux: z.boolean().default(false),
@@ -288,9 +401,11 @@ export const encryptionSchema = z.strictObject({
 
 // ---------------------------------------------------------------- tenant namespaces
 
+/** A non-negative Kubernetes quantity (the API server refuses negative quotas and limits). */
 export const quantity = z
   .union([z.string(), z.number()])
-  .refine(isQuantity, { message: "not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 10Gi)" });
+  .refine(isQuantity, { message: "not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 10Gi)" })
+  .refine((q) => (parseQuantity(q) ?? 0) >= 0, { message: "must not be negative" });
 const count = z.number().int().nonnegative();
 const cpuMemory = z.strictObject({ cpu: quantity.optional(), memory: quantity.optional() });
 
@@ -337,7 +452,13 @@ export const limitsSchema = z
         defaultRequest: cpuMemory.optional(),
         min: cpuMemory.optional(),
         max: cpuMemory.optional(),
-        maxLimitRequestRatio: cpuMemory.optional(),
+        /** The API server requires each ratio to be at least 1 (limit ≥ request). */
+        maxLimitRequestRatio: z
+          .strictObject({
+            cpu: quantity.refine((q) => (parseQuantity(q) ?? 0) >= 1, { message: "a limit/request ratio must be at least 1" }).optional(),
+            memory: quantity.refine((q) => (parseQuantity(q) ?? 0) >= 1, { message: "a limit/request ratio must be at least 1" }).optional(),
+          })
+          .optional(),
       })
       .optional(),
     pvc: z.strictObject({ min: quantity.optional(), max: quantity.optional() }).optional(),
@@ -364,7 +485,14 @@ export const limitsSchema = z
   });
 
 const networkPort = z.strictObject({
-  port: z.union([port, z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "named port must be a DNS label")]),
+  // Named ports are IANA service names (Kubernetes IsValidPortName): ≤15 chars, a-z0-9 and single
+  // hyphens, at least one letter.
+  port: z.union([
+    port,
+    z.string().refine((v) => v.length <= 15 && /^[a-z0-9]([a-z0-9]|-(?!-))*[a-z0-9]$|^[a-z]$/.test(v) && /[a-z]/.test(v), {
+      message: "named port must be an IANA service name (≤15 chars, a-z, 0-9, single hyphens, one letter at least)",
+    }),
+  ]),
   protocol: z.enum(["TCP", "UDP", "SCTP"]).default("TCP"),
 });
 
@@ -373,9 +501,10 @@ export const networkAllowSchema = z
     name: z.string().max(50).regex(DNS_LABEL, "policy name must be a DNS label"),
     direction: z.enum(["ingress", "egress"]).default("ingress"),
     /** Peers: namespaces (by kubernetes.io/metadata.name), optionally narrowed to pods; CIDRs. */
-    namespaces: z.array(z.string().regex(DNS_LABEL)).default([]),
+    namespaces: z.array(z.string().max(63).regex(DNS_LABEL, "namespace must be a DNS label")).default([]),
     podSelector: labelMap.optional(),
-    cidrs: z.array(cidr).default([]),
+    /** ipBlock CIDRs: network addresses (the API server refuses host bits, e.g. 10.0.0.1/24, from K8s 1.33). */
+    cidrs: z.array(cidr.refine(isNetworkCidr, { message: "host bits set: use the network address (e.g. 10.0.0.0/24)" })).default([]),
     ports: z.array(networkPort).default([]),
   })
   .refine((a) => a.namespaces.length > 0 || a.cidrs.length > 0 || a.podSelector !== undefined, {
@@ -402,14 +531,28 @@ export const tenantNetworkSchema = z.strictObject({
     .optional(),
 });
 
-export const RESERVED_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease"];
+/**
+ * Namespaces exempt from Pod Security in the CIS psa.yaml (renderPsaYaml reads this list):
+ * kube-system, and cis-operator-system for the Rancher CIS operator (K3s hardening guide).
+ */
+export const PSA_EXEMPT_NAMESPACES = ["kube-system", "cis-operator-system"] as const;
+/** Namespaces that are never tenants: Kubernetes' own and every Pod-Security-exempt one. */
+export const RESERVED_NAMESPACES: readonly string[] = [
+  ...new Set(["default", "kube-system", "kube-public", "kube-node-lease", ...PSA_EXEMPT_NAMESPACES]),
+];
+/** The one predicate behind validation and the `tenant-not-reserved-namespace` policy. */
+export function isReservedNamespace(name: string): boolean {
+  return RESERVED_NAMESPACES.includes(name);
+}
 
 export const tenantSchema = z.strictObject({
   namespace: z
     .string()
     .max(63)
     .regex(DNS_LABEL, "namespace must be a DNS label")
-    .refine((n) => !RESERVED_NAMESPACES.includes(n), { message: "system namespaces cannot be tenants" }),
+    .refine((n) => !isReservedNamespace(n), {
+      message: `system and Pod-Security-exempt namespaces (${RESERVED_NAMESPACES.join(", ")}) cannot be tenants`,
+    }),
   labels: labelMap.default({}),
   podSecurity: z.enum(["privileged", "baseline", "restricted"]).default("restricted"),
   quota: quotaSchema.optional(),
@@ -423,7 +566,7 @@ const dnsServer = z
   .string()
   .refine((v) => {
     const m = /^(.*?)(?::(\d+))?$/.exec(v.startsWith("[") ? v.replace(/^\[(.*)\](:\d+)?$/, "$1$2") : v);
-    return !!m && isIp(m[1]!) && (m[2] === undefined || Number(m[2]) <= 65535);
+    return !!m && isCanonicalIp(m[1]!) && (m[2] === undefined || Number(m[2]) <= 65535);
   }, { message: "DNS server must be an IP address, optionally with :port" });
 
 export const forwardOptionsSchema = z.strictObject({
@@ -454,7 +597,7 @@ export const dnsSchema = z.strictObject({
   /** Stub domains: their own server blocks (`<domain>.server` in coredns-custom). */
   stubDomains: z
     .record(
-      z.string().regex(DNS_SUBDOMAIN, "not a DNS domain"),
+      z.string().refine(isDnsName, { message: "not a DNS domain" }),
       z.strictObject({ servers: z.array(dnsServer).min(1), forward: forwardOptionsSchema.optional(), cache: cacheSchema.optional() }),
     )
     .default({}),
@@ -462,14 +605,14 @@ export const dnsSchema = z.strictObject({
   forward: forwardOptionsSchema.prefault({}),
   cache: cacheSchema.prefault({}),
   /** Extra host entries: name → address, served from their own zones. */
-  hosts: z.record(z.string().regex(DNS_SUBDOMAIN, "not a DNS name"), ipAddress).default({}),
+  hosts: z.record(z.string().refine(isDnsName, { message: "not a DNS name" }), ipAddress).default({}),
   /** Query logging in the main zone (the `log` plugin through `log.override`). */
   log: z.boolean().default(false),
   nodeLocal: z
     .strictObject({
       enabled: z.boolean().default(false),
       localIp: ipAddress.default("169.254.20.10"),
-      image: z.string().default("registry.k8s.io/dns/k8s-dns-node-cache:1.26.0"),
+      image: imageRef.default("registry.k8s.io/dns/k8s-dns-node-cache:1.26.0"),
     })
     .prefault({}),
   autoscaler: z
@@ -481,7 +624,7 @@ export const dnsSchema = z.strictObject({
       max: z.number().int().positive().optional(),
       preventSinglePointFailure: z.boolean().default(true),
       includeUnschedulableNodes: z.boolean().default(true),
-      image: z.string().default("registry.k8s.io/cpa/cluster-proportional-autoscaler:v1.9.0"),
+      image: imageRef.default("registry.k8s.io/cpa/cluster-proportional-autoscaler:v1.9.0"),
     })
     .prefault({}),
 });
@@ -520,8 +663,13 @@ export type EncryptionConfig = ResolvedConfig["encryption"];
 /** Config keys that hold secrets, read as Pulumi secrets and never validated as plain data. */
 export const SECRET_KEYS = [
   "sshPrivateKey", "token", "agentToken", "datastoreEndpoint", "registryAuth", "encryptionKeys",
+  "etcdS3AccessKey", "etcdS3SecretKey",
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
+
+export function isSecretKey(key: string): key is SecretKey {
+  return (SECRET_KEYS as readonly string[]).includes(key);
+}
 
 /** Non-secret config keys the schema reads, in the order they are documented. */
 export const CONFIG_KEYS = Object.keys(stackSchema.shape) as (keyof StackInput)[];

@@ -1,22 +1,39 @@
 import { z } from "zod";
-import { AGENT_FLAG_SET, MANAGED_FLAGS, SERVER_FLAGS } from "../k3s/flags";
+import {
+  AGENT_FLAG_SET,
+  cisWeakenings,
+  COMPONENT_ARG,
+  COMPONENT_ARG_FLAGS,
+  FLAG_BY_NAME,
+  isSupportedRelease,
+  MANAGED_COMPONENT_ARGS,
+  OLDEST_SUPPORTED,
+  passThroughRefusal,
+  releaseOf,
+  SERVER_FLAGS,
+  versionGaps,
+} from "../k3s/flags";
+import { kubeResourceName } from "../kube/objects";
+import { nodeChildNames } from "../node/names";
+import { finalNodeFlags, planCluster } from "../node/plan";
+import { renderTenant } from "../tenants/render";
 import { classifyNodeLabel } from "./labels";
-import { cidrContains, cidrsOverlap, isIp } from "./net";
-import { PROJECT, ResolvedConfig, StackConfig, stackSchema } from "./schema";
+import { cidrContains, cidrsOverlap, isCanonicalIp, normalizeHost } from "./net";
+import { CONFIG_KEYS, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
 
 export type ConfigPath = ReadonlyArray<string | number>;
 
 export interface ConfigIssue {
-  /** e.g. `k3s-platform:nodes[2].labels["kubernetes.io/role"]` */
+  /** e.g. `k3s-platform:nodes[2] (prod-agent-1).labels["kubernetes.io/role"]` */
   path: string;
   message: string;
 }
 
 /** Thrown before any resource is registered; lists every problem, each with its config path. */
 export class ConfigError extends Error {
-  constructor(readonly issues: ConfigIssue[]) {
+  constructor(readonly issues: ConfigIssue[], where?: string) {
     super(
-      `invalid ${PROJECT} stack configuration (${issues.length} problem${issues.length === 1 ? "" : "s"}):\n` +
+      `invalid ${PROJECT} stack configuration${where ? ` in ${where}` : ""} (${issues.length} problem${issues.length === 1 ? "" : "s"}):\n` +
         issues.map((i) => `  - ${i.path}: ${i.message}`).join("\n"),
     );
     this.name = "ConfigError";
@@ -25,22 +42,110 @@ export class ConfigError extends Error {
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
-/** Formats a path as Pulumi users write it: `k3s-platform:nodes[2].labels`. */
-export function formatPath(path: ConfigPath): string {
+/** What a list index stands for, so paths read `nodes[1] (dev-agent-1)`. */
+export type PathNames = (path: ConfigPath, index: number) => string | undefined;
+
+/** Names list entries after the entry's own name: nodes by `name`, tenants by `namespace`. */
+export function pathNamesFrom(raw: unknown): PathNames {
+  const root = (raw && typeof raw === "object" ? raw : {}) as Record<string, unknown>;
+  return (path, index) => {
+    if (index !== 1 || typeof path[1] !== "number") return undefined;
+    const list = root[String(path[0])];
+    if (!Array.isArray(list)) return undefined;
+    const entry = list[path[1]] as Record<string, unknown> | undefined;
+    const name = path[0] === "nodes" ? entry?.name : path[0] === "tenants" ? entry?.namespace : undefined;
+    return typeof name === "string" && name.length > 0 ? name : undefined;
+  };
+}
+
+/** Formats a path as Pulumi users write it: `k3s-platform:nodes[2] (prod-agent-1).labels`. */
+export function formatPath(path: ConfigPath, names?: PathNames): string {
   let out = `${PROJECT}:`;
   path.forEach((segment, index) => {
-    if (typeof segment === "number") out += `[${segment}]`;
-    else if (index === 0) out += segment;
+    if (typeof segment === "number") {
+      out += `[${segment}]`;
+      const name = names?.(path, index);
+      if (name) out += ` (${name})`;
+    } else if (index === 0) out += segment;
     else if (IDENTIFIER.test(segment)) out += `.${segment}`;
     else out += `[${JSON.stringify(segment)}]`;
   });
   return out;
 }
 
+// ---------------------------------------------------------------- typo suggestions
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The nearest known key, when it is close enough to be a typo. */
+export function nearest(key: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(key, c);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best !== undefined && bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+const didYouMean = (key: string, candidates: Iterable<string>) => {
+  const hit = nearest(key, candidates);
+  return hit ? ` (did you mean ${hit}?)` : "";
+};
+
+type AnySchema = z.core.$ZodType;
+
+/** Keys the schema accepts at `path` (object shapes, through optional/default/array/record/union). */
+function keysAt(schema: AnySchema, path: ReadonlyArray<PropertyKey>): string[] {
+  const def = (schema as unknown as { _zod: { def: Record<string, unknown> & { type: string } } })._zod.def;
+  switch (def.type) {
+    case "optional":
+    case "nullable":
+    case "default":
+    case "prefault":
+    case "readonly":
+    case "catch":
+    case "nonoptional":
+      return keysAt(def.innerType as AnySchema, path);
+    case "pipe":
+      return keysAt(def.in as AnySchema, path);
+    case "union":
+      return [...new Set((def.options as AnySchema[]).flatMap((o) => keysAt(o, path)))];
+    case "array":
+      return path.length ? keysAt(def.element as AnySchema, path.slice(1)) : [];
+    case "record":
+      return path.length ? keysAt(def.valueType as AnySchema, path.slice(1)) : [];
+    case "object": {
+      const shape = def.shape as Record<string, AnySchema>;
+      if (!path.length) return Object.keys(shape);
+      const next = shape[String(path[0])];
+      return next ? keysAt(next, path.slice(1)) : [];
+    }
+    default:
+      return [];
+  }
+}
+
+// ---------------------------------------------------------------- checks
+
 type Report = (path: ConfigPath, message: string) => void;
 
+const hardeningOf = (config: StackConfig) => config.k3s.hardening ?? (config.environment === "prod" ? "cis" : "none");
+
 /** Checks that span several fields; the schema has already checked each field alone. */
-export function crossFieldChecks(config: StackConfig, report: Report): void {
+export function crossFieldChecks(config: StackConfig, report: Report, warn: Report = () => {}): void {
   const { k3s, nodes, environment } = config;
 
   // --- version pinning
@@ -48,6 +153,10 @@ export function crossFieldChecks(config: StackConfig, report: Report): void {
   if (!k3s.version && !k3s.channel) report(["k3s", "version"], "an exact K3s version (or, outside prod, a channel) is required");
   if (environment === "prod" && k3s.channel) report(["k3s", "channel"], "prod must pin an exact k3s.version; channels move");
   if (k3s.airgap.enabled && !k3s.version) report(["k3s", "version"], "air-gap installs need an exact k3s.version matching the pre-staged binary");
+  const release = releaseOf(k3s);
+  if (release && !isSupportedRelease(release)) {
+    report([ "k3s", k3s.version ? "version" : "channel"], `${release.text} is older than the oldest supported K3s release ${OLDEST_SUPPORTED.text}`);
+  }
 
   // --- networks
   if (cidrsOverlap(k3s.clusterCidr, k3s.serviceCidr)) {
@@ -59,7 +168,7 @@ export function crossFieldChecks(config: StackConfig, report: Report): void {
   nodes.forEach((node, i) => {
     const addresses: Array<[string, string]> = [["nodeIp", node.nodeIp ?? ""], ["externalIp", node.externalIp ?? ""], ["host", node.host]];
     for (const [field, address] of addresses) {
-      if (!isIp(address)) continue;
+      if (!isCanonicalIp(address)) continue;
       for (const [cidrName, range] of [["clusterCidr", k3s.clusterCidr], ["serviceCidr", k3s.serviceCidr]] as const) {
         if (cidrContains(range, address)) {
           report(["nodes", i, field], `${address} lies inside k3s.${cidrName} ${range}; pod/service networks must not overlap host addresses`);
@@ -80,9 +189,9 @@ export function crossFieldChecks(config: StackConfig, report: Report): void {
     const firstName = seenNames.get(node.name);
     if (firstName !== undefined) report(["nodes", i, "name"], `duplicate node name "${node.name}" (also nodes[${firstName}])`);
     else seenNames.set(node.name, i);
-    const hostKey = `${node.host.toLowerCase()}:${node.ssh.port ?? config.ssh.port}`;
+    const hostKey = `${normalizeHost(node.host)}:${node.ssh.port ?? config.ssh.port}`;
     const firstHost = seenHosts.get(hostKey);
-    if (firstHost !== undefined) report(["nodes", i, "host"], `duplicate host "${node.host}" (also nodes[${firstHost}])`);
+    if (firstHost !== undefined) report(["nodes", i, "host"], `duplicate host "${node.host}" (also nodes[${firstHost}] (${nodes[firstHost]!.name}))`);
     else seenHosts.set(hostKey, i);
 
     for (const key of Object.keys(node.labels)) {
@@ -94,16 +203,53 @@ export function crossFieldChecks(config: StackConfig, report: Report): void {
         );
       }
     }
+    // Without a pinned host key a swapped host receives the token and SSH session.
+    if (!node.ssh.hostKey) {
+      const message = "no ssh.hostKey: the SSH connection is not verified (pin it with `ssh-keyscan -t ed25519 <host>`)";
+      if (environment === "prod") report(["nodes", i, "ssh", "hostKey"], `${message}; required in prod`);
+      else warn(["nodes", i, "ssh", "hostKey"], message);
+    }
   });
+  if (config.ssh.bastion && !config.ssh.bastion.hostKey) {
+    const message = "no hostKey for the bastion: the jump connection is not verified";
+    if (environment === "prod") report(["ssh", "bastion", "hostKey"], `${message}; required in prod`);
+    else warn(["ssh", "bastion", "hostKey"], message);
+  }
+
+  // --- etcd snapshots
+  if (k3s.etcdSnapshots && k3s.datastore.type !== "etcd") {
+    report(["k3s", "etcdSnapshots"], `etcd snapshots need k3s.datastore.type etcd (it is ${k3s.datastore.type})`);
+  }
 
   // --- pass-through flag maps
-  const checkFlags = (mapName: "extraServerConfig" | "extraAgentConfig", known: ReadonlySet<string>, role: string) => {
-    for (const key of Object.keys(k3s[mapName])) {
-      if (MANAGED_FLAGS[key]) {
-        report(["k3s", mapName, key], `"${key}" is managed by k3s-platform; set ${MANAGED_FLAGS[key]} instead`);
-      } else if (!known.has(key)) {
-        const hint = role === "agent" && SERVER_FLAGS.has(key) ? " (it is a server-only flag; k3s agent would refuse to start)" : "";
-        report(["k3s", mapName, key], `"${key}" is not a k3s ${role} flag${hint}`);
+  const checkFlags = (mapName: "extraServerConfig" | "extraAgentConfig", known: ReadonlySet<string>, role: "server" | "agent") => {
+    for (const [key, value] of Object.entries(k3s[mapName])) {
+      const path = ["k3s", mapName, key];
+      const spec = FLAG_BY_NAME.get(key);
+      if (!spec) {
+        report(path, `"${key}" is not a k3s ${role} flag${didYouMean(key, known)}`);
+        continue;
+      }
+      const refusal = passThroughRefusal(spec);
+      if (refusal) {
+        report(path, refusal);
+        continue;
+      }
+      if (!known.has(key)) {
+        report(path, `"${key}" is not a k3s ${role} flag (it is a server-only flag; k3s agent would refuse to start)`);
+        continue;
+      }
+      if (COMPONENT_ARG_FLAGS.includes(key)) {
+        const entries = Array.isArray(value) ? value : [value];
+        entries.forEach((entry, j) => {
+          const at = [...path, ...(Array.isArray(value) ? [j] : [])];
+          if (typeof entry !== "string" || !COMPONENT_ARG.test(entry)) {
+            report(at, `"${String(entry)}" is not name=value (a component flag without leading dashes)`);
+            return;
+          }
+          const typed = MANAGED_COMPONENT_ARGS[key]?.[entry.split("=")[0]!];
+          if (typed) report(at, `"${entry.split("=")[0]}" is rendered by k3s-platform; set ${typed} instead`);
+        });
       }
     }
   };
@@ -116,9 +262,8 @@ export function crossFieldChecks(config: StackConfig, report: Report): void {
 }
 
 function encryptionChecks(config: StackConfig, report: Report): void {
-  const { encryption: enc, k3s } = config;
-  const hardening = k3s.hardening ?? (config.environment === "prod" ? "cis" : "none");
-  if (hardening === "cis" && enc.enabled === false) {
+  const { encryption: enc } = config;
+  if (hardeningOf(config) === "cis" && enc.enabled === false) {
     report(["encryption", "enabled"], "CIS hardening requires secrets encryption at rest");
   }
   if (enc.mode === "custom" && !enc.custom) report(["encryption", "custom"], "mode: custom needs custom.resources");
@@ -160,6 +305,17 @@ function tenantChecks(config: StackConfig, report: Report): void {
       if (!tenant.limits) report(["tenants", i, "limits"], "prod tenants need a LimitRange");
       if (!tenant.network.defaultDeny) report(["tenants", i, "network", "defaultDeny"], "prod tenants need default-deny network policies");
     }
+    // The API-server allow becomes ipBlock CIDRs: the API server refuses a host name there.
+    if (tenant.network.allowApiServer) {
+      config.nodes.forEach((node, j) => {
+        if (node.role === "server" && !node.nodeIp && !isCanonicalIp(node.host)) {
+          report(
+            ["tenants", i, "network", "allowApiServer"],
+            `server nodes[${j}] (${node.name}) has host "${node.host}" (a DNS name) and no nodeIp; a NetworkPolicy ipBlock needs an address: set nodes[${j}].nodeIp`,
+          );
+        }
+      });
+    }
   });
 }
 
@@ -188,9 +344,96 @@ function dnsChecks(config: StackConfig, report: Report): void {
   }
 }
 
+/** Where a final flag comes from in the config, for error paths. */
+const TYPED_FLAG_PATHS: Readonly<Record<string, ConfigPath>> = {
+  "secrets-encryption": ["encryption", "enabled"],
+  "secrets-encryption-provider": ["encryption", "provider"],
+  "flannel-backend": ["k3s", "flannelBackend"],
+  "disable": ["k3s", "disable"],
+  "protect-kernel-defaults": ["k3s", "hardening"],
+  "kubelet-arg": ["k3s", "kubelet"],
+  "kube-apiserver-arg": ["k3s", "apiServer"],
+  "write-kubeconfig-mode": ["k3s", "hardening"],
+};
+
+function flagPath(config: ResolvedConfig, role: "server" | "agent", flag: string): ConfigPath {
+  const map = role === "server" ? "extraServerConfig" : "extraAgentConfig";
+  if (flag in config.k3s[map]) return ["k3s", map, flag];
+  if (flag.startsWith("etcd-")) return ["k3s", "etcdSnapshots"];
+  return TYPED_FLAG_PATHS[flag] ?? ["k3s"];
+}
+
+/**
+ * Checks on what the config renders: each node's final flags against the pinned release (flags,
+ * flag values) and, under CIS, against the hardening profile (the same predicate the policy runs
+ * on registered nodes); subcommands the lifecycle needs; generated-name collisions.
+ */
+export function renderedChecks(config: ResolvedConfig, report: Report): void {
+  const release = releaseOf(config.k3s);
+  const seen = new Set<string>();
+  for (const node of config.nodes) {
+    const role = node.role;
+    const { flags } = finalNodeFlags(config, node);
+    if (release) {
+      for (const gap of versionGaps(flags, release)) {
+        const key = `${gap.flag}=${gap.value ?? ""}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const what = gap.value !== undefined && FLAG_BY_NAME.get(gap.flag)?.class !== "pass-through" ? gap.value : `"${gap.flag}"`;
+        report(flagPath(config, role, gap.flag), `${what} ${gap.why}`);
+      }
+    }
+    if (config.k3s.hardening === "cis") {
+      for (const [flag, message] of cisWeakenings(flags, role)) {
+        const key = `cis:${role}:${flag}:${message}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        report(flagPath(config, role, flag), `${message} (k3s.hardening is cis)`);
+      }
+    }
+  }
+
+  // Subcommands: key rotation falls back to prepare/rotate/reencrypt where rotate-keys is missing
+  // (encryption/render.ts, through hasSubcommand); every other subcommand the lifecycle scripts
+  // run predates the oldest supported release (flags.ts SUBCOMMANDS).
+
+  // Generated resource names of the nodes' children (`<stack>-<node>-<suffix>`), across nodes.
+  const childOwner = new Map<string, number>();
+  for (const plan of planCluster(config).nodes) {
+    const i = config.nodes.indexOf(plan.node);
+    for (const name of nodeChildNames(plan)) {
+      const other = childOwner.get(name);
+      if (other !== undefined && other !== i) {
+        report(["nodes", i, "name"], `generates the resource name <stack>-${name}, which nodes[${other}] (${config.nodes[other]!.name}) also generates; rename one of them`);
+      } else childOwner.set(name, i);
+    }
+  }
+
+  // Generated object names: an allow named `dns` renders `allow-dns`, the generated DNS allow.
+  const owners = new Map<string, ConfigPath>();
+  config.tenants.forEach((tenant, i) => {
+    const objects = renderTenant(config, tenant);
+    // renderNetworkPolicies emits the user's allows last, in order.
+    const allowStart = objects.length - tenant.network.allows.length;
+    objects.forEach((obj, k) => {
+      const allowIndex = k >= allowStart ? k - allowStart : -1;
+      const path: ConfigPath = allowIndex >= 0 && obj.kind === "NetworkPolicy" ? ["tenants", i, "network", "allows", allowIndex, "name"] : ["tenants", i, "namespace"];
+      const identities = [`${obj.kind}/${obj.metadata.namespace ?? ""}/${obj.metadata.name}`, `resource:${kubeResourceName("tenants", obj)}`];
+      for (const id of identities) {
+        const other = owners.get(id);
+        if (other && formatPath(other) !== formatPath(path)) {
+          report(allowIndex >= 0 ? path : other, `generates ${obj.kind} "${obj.metadata.namespace}/${obj.metadata.name}", which collides with the object generated for ${formatPath(allowIndex >= 0 ? other : path)}`);
+          break;
+        }
+        if (!other) owners.set(id, path);
+      }
+    });
+  });
+}
+
 /** Fills the defaults that depend on the environment. */
 export function resolveDefaults(config: StackConfig): ResolvedConfig {
-  const hardening = config.k3s.hardening ?? (config.environment === "prod" ? "cis" : "none");
+  const hardening = hardeningOf(config);
   return {
     ...config,
     k3s: { ...config.k3s, hardening },
@@ -198,18 +441,26 @@ export function resolveDefaults(config: StackConfig): ResolvedConfig {
   };
 }
 
-export type ParseResult = { ok: true; config: ResolvedConfig } | { ok: false; issues: ConfigIssue[] };
+export type ParseResult =
+  | { ok: true; config: ResolvedConfig; warnings: ConfigIssue[] }
+  | { ok: false; issues: ConfigIssue[]; warnings: ConfigIssue[] };
 
 /** Parses raw `k3s-platform:*` values (keys without the namespace) into a resolved config. */
 export function parseStackConfig(raw: unknown): ParseResult {
+  const names = pathNamesFrom(raw);
   const parsed = stackSchema.safeParse(raw);
   if (!parsed.success) {
-    return { ok: false, issues: parsed.error.issues.map(zodIssue) };
+    return { ok: false, issues: parsed.error.issues.map((i) => zodIssue(i, names)), warnings: [] };
   }
   const issues: ConfigIssue[] = [];
-  crossFieldChecks(parsed.data, (path, message) => issues.push({ path: formatPath(path), message }));
-  if (issues.length > 0) return { ok: false, issues };
-  return { ok: true, config: resolveDefaults(parsed.data) };
+  const warnings: ConfigIssue[] = [];
+  const report: Report = (path, message) => issues.push({ path: formatPath(path, names), message });
+  crossFieldChecks(parsed.data, report, (path, message) => warnings.push({ path: formatPath(path, names), message }));
+  if (issues.length > 0) return { ok: false, issues, warnings };
+  const config = resolveDefaults(parsed.data);
+  renderedChecks(config, report);
+  if (issues.length > 0) return { ok: false, issues, warnings };
+  return { ok: true, config, warnings };
 }
 
 /** Like parseStackConfig, but throws a ConfigError. */
@@ -219,14 +470,38 @@ export function loadStackConfig(raw: unknown): ResolvedConfig {
   return result.config;
 }
 
-function zodIssue(issue: z.core.$ZodIssue): ConfigIssue {
+/**
+ * Secure keys the config needs or cannot use, given which are set (`present`). Run by the program
+ * on its secrets and by `npm run render` on the stack file's `secure:` entries, alike.
+ */
+export function secretIssues(config: ResolvedConfig, present: ReadonlySet<SecretKey>): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const need = (key: SecretKey, message: string) => issues.push({ path: `${PROJECT}:${key}`, message });
+  if (config.k3s.datastore.type === "external" && !present.has("datastoreEndpoint")) {
+    need("datastoreEndpoint", `required (as a secret: pulumi config set --secret ${PROJECT}:datastoreEndpoint <url>) when k3s.datastore.type is external`);
+  }
+  const s3 = config.k3s.etcdSnapshots?.s3;
+  const access = present.has("etcdS3AccessKey");
+  const secret = present.has("etcdS3SecretKey");
+  if ((access || secret) && !s3) need(access ? "etcdS3AccessKey" : "etcdS3SecretKey", "set, but k3s.etcdSnapshots.s3 is not configured");
+  else if (access !== secret) need(access ? "etcdS3SecretKey" : "etcdS3AccessKey", "etcdS3AccessKey and etcdS3SecretKey are set together (or neither, for instance credentials)");
+  return issues;
+}
+
+/** The config keys of the project namespace, for unknown-key suggestions. */
+export const ALL_KEYS: readonly string[] = [...CONFIG_KEYS, ...SECRET_KEYS];
+
+function zodIssue(issue: z.core.$ZodIssue, names: PathNames): ConfigIssue {
   const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p));
-  if (path.length === 0 && issue.code === "unrecognized_keys") {
-    return { path: `${PROJECT}:${issue.keys.join(", ")}`, message: "unknown config key" };
-  }
   if (issue.code === "unrecognized_keys") {
-    return { path: formatPath(path), message: `unknown key(s): ${issue.keys.join(", ")}` };
+    const known = path.length === 0 ? ALL_KEYS : keysAt(stackSchema, path);
+    if (path.length === 0) {
+      return { path: `${PROJECT}:${issue.keys.join(", ")}`, message: `unknown config key${issue.keys.map((k) => didYouMean(k, known)).join("")}` };
+    }
+    return { path: formatPath(path, names), message: `unknown key(s): ${issue.keys.map((k) => `${k}${didYouMean(k, known)}`).join(", ")}` };
   }
-  if (path.length === 0) return { path: `${PROJECT}:`, message: issue.message };
-  return { path: formatPath(path), message: issue.message };
+  // A bad record key (a registry host, a DNS name): say why the key is bad, not just "Invalid key".
+  const message = issue.code === "invalid_key" && issue.issues[0] ? `invalid key: ${issue.issues[0].message}` : issue.message;
+  if (path.length === 0) return { path: `${PROJECT}:`, message };
+  return { path: formatPath(path, names), message };
 }

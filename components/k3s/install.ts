@@ -1,6 +1,6 @@
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { shellQuote } from "../shell/quote";
-import { nodeRole } from "./render";
+import { nodeRole, noProxyList } from "./render";
 
 /** Pure renderers for the install step: the install-script invocation and the apply script. */
 
@@ -27,11 +27,10 @@ export function installEnv(config: ResolvedConfig, node: NodeConfig): Record<str
   if (p) {
     if (p.httpProxy) env.HTTP_PROXY = p.httpProxy;
     if (p.httpsProxy) env.HTTPS_PROXY = p.httpsProxy;
-    const noProxy = [...new Set(["127.0.0.0/8", "localhost", k3s.clusterCidr, k3s.serviceCidr, `.svc`, `.${k3s.clusterDomain}`, ...p.noProxy])];
-    if (p.httpProxy || p.httpsProxy) env.NO_PROXY = noProxy.join(",");
+    if (p.httpProxy || p.httpsProxy) env.NO_PROXY = noProxyList(config, p.noProxy).join(",");
     if (p.containerdHttpProxy) env.CONTAINERD_HTTP_PROXY = p.containerdHttpProxy;
     if (p.containerdHttpsProxy) env.CONTAINERD_HTTPS_PROXY = p.containerdHttpsProxy;
-    if (p.containerdNoProxy) env.CONTAINERD_NO_PROXY = p.containerdNoProxy.join(",");
+    if (p.containerdHttpProxy || p.containerdHttpsProxy) env.CONTAINERD_NO_PROXY = noProxyList(config, p.containerdNoProxy ?? p.noProxy).join(",");
   }
   return env;
 }

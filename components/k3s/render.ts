@@ -1,6 +1,7 @@
 import { stringify } from "yaml";
 import { splitNodeLabels } from "../config/labels";
-import { FlagValue, K3sConfig, NodeConfig, ResolvedConfig, Reserved } from "../config/schema";
+import { CIS_KUBELET_CIPHERS } from "./flags";
+import { FlagValue, K3sConfig, NodeConfig, PSA_EXEMPT_NAMESPACES, ResolvedConfig, Reserved } from "../config/schema";
 
 /** Pure renderers for the files K3s reads. No Pulumi here: config in, text out. */
 
@@ -16,16 +17,7 @@ export const PATHS = {
 } as const;
 
 export const API_PORT = 6443;
-
-/** CIS-approved kubelet TLS cipher suites (K3s hardening guide). */
-export const CIS_KUBELET_CIPHERS = [
-  "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-  "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-  "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
-  "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-  "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
-  "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-];
+export { CIS_KUBELET_CIPHERS };
 
 /** CIS sysctls kubelet checks under `protect-kernel-defaults`. */
 export const CIS_SYSCTLS: Readonly<Record<string, string>> = {
@@ -219,8 +211,59 @@ export function configYamlObject(config: ResolvedConfig, node: NodeConfig, extra
     "disable": k3s.disable,
     "kube-apiserver-arg": apiServerArgs(k3s),
     "kube-controller-manager-arg": controllerManagerArgs(k3s),
+    ...(ds.type === "etcd" ? etcdSnapshotFlags(k3s) : {}),
   };
   return mergeFlags(mergeFlags(compact(server), k3s.extraServerConfig), extraServerConfig);
+}
+
+/** Scheduled snapshot flags from k3s.etcdSnapshots (credentials go to the secrets drop-in). */
+export function etcdSnapshotFlags(k3s: K3sConfig): Record<string, FlagValue | undefined> {
+  const e = k3s.etcdSnapshots;
+  if (!e) return {};
+  const s3 = e.s3;
+  return {
+    "etcd-snapshot-schedule-cron": e.scheduleCron,
+    "etcd-snapshot-retention": e.retention,
+    "etcd-snapshot-compress": e.compress,
+    "etcd-snapshot-dir": e.dir,
+    ...(s3
+      ? {
+          "etcd-s3": true,
+          "etcd-s3-endpoint": s3.endpoint,
+          "etcd-s3-endpoint-ca": s3.endpointCa,
+          "etcd-s3-bucket": s3.bucket,
+          "etcd-s3-folder": s3.folder,
+          "etcd-s3-region": s3.region,
+          "etcd-s3-skip-ssl-verify": s3.skipSslVerify,
+          "etcd-s3-insecure": s3.insecure,
+          "etcd-s3-timeout": s3.timeout,
+        }
+      : {}),
+  };
+}
+
+/**
+ * NO_PROXY for the K3s unit (and CONTAINERD_NO_PROXY): traffic that must never go to the proxy.
+ * Every node address (host, nodeIp, externalIp), the API endpoint and tls-sans, the pod and
+ * service CIDRs, loopback, `.svc` and the cluster domain, then the user's entries. Without the
+ * node addresses, kubelet-to-API and node-to-node traffic went through the proxy (issue 10).
+ */
+export function noProxyList(config: ResolvedConfig, extra: string[] = []): string[] {
+  const { k3s } = config;
+  const nodeAddresses = config.nodes.flatMap((n) => [n.host, n.nodeIp, n.externalIp]).filter((a): a is string => !!a);
+  return unique([
+    "127.0.0.0/8",
+    "::1",
+    "localhost",
+    k3s.clusterCidr,
+    k3s.serviceCidr,
+    ".svc",
+    `.${k3s.clusterDomain}`,
+    ...(k3s.apiEndpoint ? [k3s.apiEndpoint] : []),
+    ...k3s.tlsSan,
+    ...nodeAddresses,
+    ...extra,
+  ]);
 }
 
 export function renderConfigYaml(config: ResolvedConfig, node: NodeConfig, extraServerConfig: Record<string, FlagValue> = {}): string {
@@ -237,6 +280,17 @@ export interface ClusterSecrets {
   token: string;
   agentToken?: string;
   datastoreEndpoint?: string;
+  etcdS3AccessKey?: string;
+  etcdS3SecretKey?: string;
+}
+
+/** Keys the node's secrets drop-in may carry (values never leave Pulumi secrets). */
+export function secretDropInKeys(config: ResolvedConfig, node: NodeConfig): string[] {
+  if (nodeRole(config, node) === "agent") return ["token"];
+  const keys = ["token", "agent-token"];
+  if (config.k3s.datastore.type === "external") keys.push("datastore-endpoint");
+  if (config.k3s.datastore.type === "etcd" && config.k3s.etcdSnapshots?.s3) keys.push("etcd-s3-access-key", "etcd-s3-secret-key");
+  return keys;
 }
 
 /** Which secrets a node's drop-in carries; used to know what to wait for before rendering. */
@@ -249,6 +303,9 @@ export function renderSecretDropIn(config: ResolvedConfig, node: NodeConfig, sec
           "token": secrets.token,
           "agent-token": secrets.agentToken,
           "datastore-endpoint": config.k3s.datastore.type === "external" ? secrets.datastoreEndpoint : undefined,
+          ...(secretDropInKeys(config, node).includes("etcd-s3-access-key")
+            ? { "etcd-s3-access-key": secrets.etcdS3AccessKey, "etcd-s3-secret-key": secrets.etcdS3SecretKey }
+            : {}),
         };
   const defined = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined));
   return HEADER("K3s secrets drop-in", node.name) + stringify(defined, { lineWidth: 0 });
@@ -304,7 +361,7 @@ export function renderPsaYaml(): string {
             "warn": "restricted",
             "warn-version": "latest",
           },
-          exemptions: { usernames: [], runtimeClasses: [], namespaces: ["kube-system", "cis-operator-system"] },
+          exemptions: { usernames: [], runtimeClasses: [], namespaces: [...PSA_EXEMPT_NAMESPACES] },
         },
       },
       {

@@ -1,6 +1,8 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { KubeObject } from "./objects";
+import { KubeObject, kubeResourceName } from "./objects";
+
+export { kubeResourceName };
 
 /** The typed @pulumi/kubernetes classes for the kinds our renderers produce. */
 type KubeResourceClass = new (name: string, args: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) => pulumi.CustomResource;
@@ -19,12 +21,6 @@ const CLASSES: Record<string, KubeResourceClass> = {
   "rbac.authorization.k8s.io/v1/ClusterRole": k8s.rbac.v1.ClusterRole as unknown as KubeResourceClass,
   "rbac.authorization.k8s.io/v1/ClusterRoleBinding": k8s.rbac.v1.ClusterRoleBinding as unknown as KubeResourceClass,
 };
-
-/** `<prefix>-<kind>-[<namespace>-]<name>`, with characters Pulumi names dislike replaced. */
-export function kubeResourceName(prefix: string, obj: KubeObject): string {
-  const parts = [prefix, obj.kind.toLowerCase(), ...(obj.metadata.namespace ? [obj.metadata.namespace] : []), obj.metadata.name];
-  return parts.join("-").replace(/[^A-Za-z0-9._-]/g, "-");
-}
 
 /**
  * Registers rendered objects through the cluster's provider. Namespaced objects wait for a

@@ -7,3 +7,9 @@ export interface KubeObject {
 }
 
 export const MANAGED_BY = { "app.kubernetes.io/managed-by": "k3s-platform" };
+
+/** `<prefix>-<kind>-[<namespace>-]<name>`, with characters Pulumi names dislike replaced. */
+export function kubeResourceName(prefix: string, obj: KubeObject): string {
+  const parts = [prefix, obj.kind.toLowerCase(), ...(obj.metadata.namespace ? [obj.metadata.namespace] : []), obj.metadata.name];
+  return parts.join("-").replace(/[^A-Za-z0-9._-]/g, "-");
+}

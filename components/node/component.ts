@@ -1,6 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { STAGING_DIR } from "../k3s/install";
+import { NODE_CHILDREN } from "./names";
 import { NodePlan, NodeSecrets, secretWriteCommand, sha256 } from "./plan";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
@@ -14,14 +15,8 @@ export interface K3sNodeArgs {
   after?: pulumi.Resource[];
 }
 
-/** Names of a node's children; shipped names change only with an alias. */
-export const NODE_CHILDREN = {
-  stage: "stage",
-  file: (name: string) => `file-${name.replace(/[^A-Za-z0-9-]/g, "-")}`,
-  secret: (name: string) => `secret-${name}`,
-  osPrep: "os-prep",
-  apply: "apply",
-} as const;
+// Names of a node's children live in names.ts, so validation can check them for collisions.
+export { NODE_CHILDREN };
 
 /**
  * One host: stage files over SFTP, write secret files from stdin, prepare the OS, apply K3s.
@@ -45,6 +40,10 @@ export function nodeInputs(plan: NodePlan) {
   return {
     node: plan.node,
     role: plan.role,
+    hardening: plan.hardening,
+    // The final non-secret flags (config.yaml + drop-in keys): the CIS and flag policies read these.
+    flags: plan.finalFlags.flags,
+    secretFlags: plan.finalFlags.secretFlags,
     hashes: plan.hashes,
     files: plan.files.map((f) => ({ name: f.name, target: f.target ?? null, sha256: sha256(f.content) })),
     secretFiles: plan.secretFiles.map((f) => ({ name: f.name, target: f.target })),

@@ -17,6 +17,8 @@ import {
   renderPsaYaml,
   renderRegistriesYaml,
   renderSecretDropIn,
+  configYamlObject,
+  secretDropInKeys,
 } from "../k3s/render";
 import { renderOsPrepScript } from "../os-prep/render";
 import { renderUpstreamResolvConf } from "../dns/render";
@@ -58,6 +60,9 @@ export interface SecretFile {
 export interface NodePlan {
   node: NodeConfig;
   role: NodeRole;
+  hardening: ResolvedConfig["k3s"]["hardening"];
+  /** What K3s reads on this node (config.yaml + drop-in keys), secrets left out. */
+  finalFlags: { flags: Record<string, FlagValue>; secretFlags: string[] };
   sshUser: string;
   files: StagedFile[];
   secretFiles: SecretFile[];
@@ -103,13 +108,27 @@ export function stdinScriptCommand(user: string): string {
   return asRoot(user, "bash -s");
 }
 
+/** Server flags other components contribute (secrets encryption, program extensions). */
+function serverExtraFlags(config: ResolvedConfig, node: NodeConfig, options: PlanOptions): Record<string, FlagValue> {
+  return node.role === "server" ? mergeFlags(encryptionServerFlags(config), options.server?.config ?? {}) : {};
+}
+
+/**
+ * The flags a node ends up with, as K3s merges them: config.yaml plus the keys of its drop-ins.
+ * `flags` holds no secret (config.yaml never does); `secretFlags` names the drop-in's keys only.
+ * Registered on each K3sNode so policies check what a node really gets.
+ */
+export function finalNodeFlags(config: ResolvedConfig, node: NodeConfig, options: PlanOptions = {}): { flags: Record<string, FlagValue>; secretFlags: string[] } {
+  return { flags: configYamlObject(config, node, serverExtraFlags(config, node, options)), secretFlags: secretDropInKeys(config, node) };
+}
+
 export function planNode(config: ResolvedConfig, node: NodeConfig, options: PlanOptions = {}): NodePlan {
   const role = nodeRole(config, node);
   const isServer = node.role === "server";
   const cis = config.k3s.hardening === "cis";
   const sshUser = node.ssh.user ?? config.ssh.user;
   const ext = isServer ? options.server ?? {} : {};
-  const serverFlags = isServer ? mergeFlags(encryptionServerFlags(config), ext.config ?? {}) : {};
+  const serverFlags = serverExtraFlags(config, node, options);
 
   const files: StagedFile[] = [
     { name: "config.yaml", content: renderConfigYaml(config, node, serverFlags), target: PATHS.configYaml, mode: "0600" },
@@ -173,6 +192,8 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
   return {
     node,
     role,
+    hardening: config.k3s.hardening,
+    finalFlags: finalNodeFlags(config, node, options),
     sshUser,
     files,
     secretFiles,

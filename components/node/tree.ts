@@ -28,6 +28,8 @@ export function renderTree(config: ResolvedConfig, secrets: ReadonlySet<SecretKe
     token: placeholder("token"),
     agentToken: secrets.has("agentToken") ? placeholder("agentToken") : undefined,
     datastoreEndpoint: placeholder("datastoreEndpoint"),
+    etcdS3AccessKey: secrets.has("etcdS3AccessKey") ? placeholder("etcdS3AccessKey") : undefined,
+    etcdS3SecretKey: secrets.has("etcdS3SecretKey") ? placeholder("etcdS3SecretKey") : undefined,
     registryAuth: secrets.has("registryAuth")
       ? { "<each registry>": { username: placeholder("registryAuth"), password: placeholder("registryAuth") } }
       : undefined,

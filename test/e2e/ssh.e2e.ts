@@ -135,7 +135,7 @@ describe("e2e over SSH on test hosts", function () {
   });
 
   it("a server-wide change re-installs the servers one at a time, agents untouched", async () => {
-    const changed = change((raw) => (raw.k3s!.extraServerConfig = { "etcd-snapshot-retention": 9 }));
+    const changed = change((raw) => (raw.k3s!.etcdSnapshots = { retention: 9 }));
     const result = await applyCluster(changed, targets, secrets);
     assert.deepEqual([...result.failures], []);
     const s1 = installRuns(byName("e2e-server-1"));

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { MOCK_GENERATED, mockState, SECRET_SIG, SPECIAL_SIG } from "./pulumi-mocks";
 import { REPO } from "./samples";
+import { isSecretKey } from "../../components/config/schema";
 
 export interface ProgramResource {
   type: string;
@@ -26,7 +27,7 @@ export function plainOccurrences(value: unknown, needle: string, path = ""): str
 }
 
 /** Loads index.ts afresh under mocks with the given `k3s-platform:*` config. */
-export function runProgram(config: Record<string, unknown>, stack = "dev") {
+export function runProgram(config: Record<string, unknown>, stack = "dev", plaintextSecrets: string[] = []) {
   const resources: ProgramResource[] = [];
   pulumi.runtime.setMocks(
     {
@@ -40,8 +41,10 @@ export function runProgram(config: Record<string, unknown>, stack = "dev") {
     stack,
     false,
   );
+  // As the engine does: every value a string (objects as JSON), secure keys listed as secret.
   pulumi.runtime.setAllConfig(
     Object.fromEntries(Object.entries(config).map(([k, v]) => [`k3s-platform:${k}`, typeof v === "string" ? v : JSON.stringify(v)])),
+    Object.keys(config).filter((k) => isSecretKey(k) && !plaintextSecrets.includes(k)).map((k) => `k3s-platform:${k}`),
   );
   const entry = join(REPO, "index.ts");
   delete require.cache[require.resolve(entry)];
