@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { isCidr, isIp } from "./net";
 import { isQuantity, parseQuantity } from "./quantity";
+import { singleLine } from "./single-line";
 
 /**
  * The one schema of k3s-platform's stack configuration (`k3s-platform:*` keys in
@@ -20,8 +21,7 @@ const DURATION = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
 
 export const cidr = z.string().refine(isCidr, { message: "not a CIDR (expected e.g. 10.42.0.0/16)" });
 export const ipAddress = z.string().refine(isIp, { message: "not an IP address" });
-export const hostAddress = z
-  .string()
+export const hostAddress = singleLine()
   .min(1)
   .refine((v) => isIp(v) || (v.length <= 253 && DNS_SUBDOMAIN.test(v.toLowerCase())), {
     message: "not an IP address or DNS name",
@@ -60,7 +60,7 @@ export const sshHostKey = z
   .regex(SSH_HOST_KEY, "host key must be an OpenSSH public key line, e.g. 'ssh-ed25519 AAAA…'");
 
 /** A flag value as it appears in config.yaml. */
-export const flagValue = z.union([z.string(), z.number(), z.boolean(), z.array(z.string())]);
+export const flagValue = z.union([singleLine(), z.number(), z.boolean(), z.array(singleLine())]);
 export type FlagValue = z.infer<typeof flagValue>;
 
 // ---------------------------------------------------------------- k3s
@@ -108,34 +108,37 @@ export const controllerManagerSchema = z.strictObject({
   terminatedPodGcThreshold: z.number().int().positive().optional(),
 });
 
+/** NO_PROXY entries are joined with commas into one variable: no comma or space inside one. */
+const noProxyEntry = z.string().min(1).regex(/^[^,\s]+$/, "a NO_PROXY entry has no comma or space");
+
 export const proxySchema = z.strictObject({
-  httpProxy: z.url().optional(),
-  httpsProxy: z.url().optional(),
-  noProxy: z.array(z.string().min(1)).default([]),
-  containerdHttpProxy: z.url().optional(),
-  containerdHttpsProxy: z.url().optional(),
-  containerdNoProxy: z.array(z.string().min(1)).optional(),
+  httpProxy: singleLine(z.url()).optional(),
+  httpsProxy: singleLine(z.url()).optional(),
+  noProxy: z.array(singleLine(noProxyEntry)).default([]),
+  containerdHttpProxy: singleLine(z.url()).optional(),
+  containerdHttpsProxy: singleLine(z.url()).optional(),
+  containerdNoProxy: z.array(singleLine(noProxyEntry)).optional(),
 });
 
 export const registriesSchema = z.strictObject({
   mirrors: z
     .record(
-      z.string().min(1),
+      singleLine().min(1),
       z.strictObject({
-        endpoint: z.array(z.url()).min(1),
-        rewrite: z.record(z.string(), z.string()).optional(),
+        endpoint: z.array(singleLine(z.url())).min(1),
+        rewrite: z.record(singleLine(), singleLine()).optional(),
       }),
     )
     .default({}),
   configs: z
     .record(
-      z.string().min(1),
+      singleLine().min(1),
       z.strictObject({
         tls: z
           .strictObject({
-            caFile: z.string().optional(),
-            certFile: z.string().optional(),
-            keyFile: z.string().optional(),
+            caFile: singleLine().optional(),
+            certFile: singleLine().optional(),
+            keyFile: singleLine().optional(),
             insecureSkipVerify: z.boolean().optional(),
           })
           .optional(),
@@ -150,25 +153,38 @@ export const datastoreSchema = z.discriminatedUnion("type", [
   z.strictObject({
     // The endpoint URL carries credentials, so it comes from the secure key `datastoreEndpoint`.
     type: z.literal("external"),
-    caFile: z.string().optional(),
-    certFile: z.string().optional(),
-    keyFile: z.string().optional(),
+    caFile: singleLine().optional(),
+    certFile: singleLine().optional(),
+    keyFile: singleLine().optional(),
   }),
 ]);
 
 export const airgapSchema = z.strictObject({
   enabled: z.boolean().default(false),
   /** Where the install script was pre-staged on every host. */
-  installScriptPath: z.string().startsWith("/").default("/usr/local/bin/k3s-install.sh"),
-  /** Where the k3s binary was pre-staged (the install script expects /usr/local/bin/k3s). */
-  binaryPath: z.string().startsWith("/").default("/usr/local/bin/k3s"),
-  /** Image tarballs pre-staged here are imported by K3s at start. */
-  imagesDir: z.string().startsWith("/").default("/var/lib/rancher/k3s/agent/images"),
+  installScriptPath: singleLine(z.string().startsWith("/")).default("/usr/local/bin/k3s-install.sh"),
+  /**
+   * Where the k3s binary was pre-staged. The install script looks for `${INSTALL_K3S_BIN_DIR}/k3s`,
+   * so the file must be named k3s; its directory is passed as INSTALL_K3S_BIN_DIR.
+   */
+  binaryPath: singleLine(z.string().startsWith("/"))
+    .refine((p) => /\/k3s$/.test(p), { message: "the binary must be named k3s (the install script runs INSTALL_K3S_BIN_DIR/k3s), e.g. /opt/k3s/bin/k3s" })
+    .default("/usr/local/bin/k3s"),
+  /**
+   * Image tarballs pre-staged here; install-k3s.sh copies them to /var/lib/rancher/k3s/agent/images,
+   * the only directory K3s imports from at start.
+   */
+  imagesDir: singleLine(z.string().startsWith("/")).default("/var/lib/rancher/k3s/agent/images"),
 });
 
 export const firewallSchema = z.strictObject({
   /** `open`: keep firewalld/ufw running with the K3s ports opened; `disable`: turn them off. */
   mode: z.enum(["open", "disable", "ignore"]).default("open"),
+  /**
+   * Sources allowed to reach the API server (6443/tcp) in mode `open`: CIDRs or addresses.
+   * Default: any. The other K3s ports are open only to the cluster's nodes (and pod/service CIDRs).
+   */
+  apiServerSources: z.array(singleLine(z.string().refine((v) => isCidr(v) || isIp(v), { message: "not a CIDR or IP address" }))).default([]),
 });
 
 export const k3sSchema = z.strictObject({
@@ -197,13 +213,17 @@ export const k3sSchema = z.strictObject({
   registries: registriesSchema.optional(),
   airgap: airgapSchema.prefault({}),
   /** Where the install script is fetched from when not air-gapped (a mirror of get.k3s.io). */
-  installScriptUrl: z.url().default("https://get.k3s.io"),
+  installScriptUrl: singleLine(z.url())
+    .refine((u) => u.startsWith("https://"), { message: "the install script runs as root: it must come over https:// (no http:// or file://)" })
+    .default("https://get.k3s.io"),
+  /** sha256 of the install script at installScriptUrl, checked before it runs (required in prod unless air-gapped). */
+  installScriptSha256: z.string().regex(/^[0-9a-f]{64}$/, "sha256 must be 64 lowercase hex digits").optional(),
   firewall: firewallSchema.prefault({}),
   kubelet: kubeletSchema.prefault({}),
   apiServer: apiServerSchema.prefault({}),
   controllerManager: controllerManagerSchema.prefault({}),
-  extraServerConfig: z.record(z.string(), flagValue).default({}),
-  extraAgentConfig: z.record(z.string(), flagValue).default({}),
+  extraServerConfig: z.record(singleLine(), flagValue).default({}),
+  extraAgentConfig: z.record(singleLine(), flagValue).default({}),
 });
 
 // ---------------------------------------------------------------- ssh and nodes
@@ -276,14 +296,14 @@ export const encryptionSchema = z.strictObject({
       kms: z
         .strictObject({
           name: z.string().regex(DNS_LABEL, "KMS plugin name must be a DNS label"),
-          endpoint: z.string().regex(/^unix:\/\/\/.+/, "KMS endpoint must be unix:///path/to/socket"),
+          endpoint: singleLine(z.string().regex(/^unix:\/\/\/.+/, "KMS endpoint must be unix:///path/to/socket")),
           timeout: duration.default("3s"),
         })
         .optional(),
     })
     .optional(),
   /** Bump (a counter or a date) to rotate keys; each change runs one rotation. */
-  rotation: z.union([z.string().min(1), z.number()]).optional(),
+  rotation: z.union([singleLine().min(1), z.number()]).optional(),
 });
 
 // ---------------------------------------------------------------- tenant namespaces
