@@ -48,6 +48,18 @@ export function crossFieldChecks(config: StackConfig, report: Report): void {
   if (!k3s.version && !k3s.channel) report(["k3s", "version"], "an exact K3s version (or, outside prod, a channel) is required");
   if (environment === "prod" && k3s.channel) report(["k3s", "channel"], "prod must pin an exact k3s.version; channels move");
   if (k3s.airgap.enabled && !k3s.version) report(["k3s", "version"], "air-gap installs need an exact k3s.version matching the pre-staged binary");
+  // The install script runs as root: prod pins what it runs (install-k3s.sh checks it).
+  if (environment === "prod" && !k3s.airgap.enabled && !k3s.installScriptSha256) {
+    report(["k3s", "installScriptSha256"], `prod downloads the install script from ${k3s.installScriptUrl}: set its sha256 (sha256sum of the file) so it is checked before it runs as root`);
+  }
+  // firewall.mode open scopes the K3s ports to node addresses: each node needs one.
+  if (k3s.firewall.mode === "open") {
+    nodes.forEach((node, i) => {
+      if (!node.nodeIp && !isIp(node.host)) {
+        report(["nodes", i, "nodeIp"], `node ${node.name}: host ${node.host} is a name; k3s.firewall.mode open opens the cluster ports to node addresses, so set nodeIp`);
+      }
+    });
+  }
 
   // --- networks
   if (cidrsOverlap(k3s.clusterCidr, k3s.serviceCidr)) {

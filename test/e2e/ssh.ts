@@ -150,6 +150,15 @@ export function installRuns(host: TestHost): Array<{ start: number; end: number;
     });
 }
 
+/** When the systemctl stand-in started or restarted `unit` on a host (seconds, in order). */
+export function restarts(host: TestHost, unit: string): number[] {
+  try {
+    return readFileSync(join(host.upper, "var/lib/k3sp-stub/restarts", unit), "utf8").split("\n").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 export interface ClusterSteps {
   kubeconfig: string;
   encryptionStatus?: EncryptionStatus;
