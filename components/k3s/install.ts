@@ -1,5 +1,4 @@
 import { NodeConfig, ResolvedConfig } from "../config/schema";
-import { shellQuote } from "../shell/quote";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
 import { nodeRole } from "./render";
 
@@ -150,7 +149,7 @@ export function renderApplyScript(
   const role = nodeRole(config, node);
   const service = serviceName(node);
   const planned = [...placements.map((p) => p.target), ...secretTargets];
-  const fingerprintInputs = raw(planned.map((t) => `"$ROOT"${shellQuote(t)}`).join(" "));
+  const fingerprintInputs = joinShell(planned.map((t) => sh`"$ROOT"${t}`), " ");
   const readiness =
     node.role === "server"
       ? sh`until k3s kubectl get --raw=/readyz >/dev/null 2>&1 && k3s kubectl get node "$NODE" >/dev/null 2>&1; do`
