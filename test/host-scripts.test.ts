@@ -81,6 +81,16 @@ describe("host scripts", () => {
       assert.equal(sh`x="$(cat "$ROOT"${"/a b"})"`.text, `x="$(cat "$ROOT"'/a b')"`);
     });
 
+    it("every script and command under components/ is written with sh (no other template builds shell)", () => {
+      const tracked = spawnSync("git", ["ls-files", "components"], { cwd: REPO, encoding: "utf8" }).stdout.split("\n").filter((f) => f.endsWith(".ts"));
+      const shellStarts = /(?<!sh)`(#!\/|sudo -n|bash |sh -c|umask |k3s kubectl|cat \/)/;
+      for (const f of tracked.filter((f) => !f.startsWith("components/shell/"))) {
+        const bad = readFileSync(join(REPO, f), "utf8").split("\n").find((l) => shellStarts.test(l));
+        assert.equal(bad, undefined, `${f}: shell built outside sh\`\`: ${bad}`);
+        assert.doesNotMatch(readFileSync(join(REPO, f), "utf8"), /\bshellQuote\(/, `${f}: quote through sh, not shellQuote directly`);
+      }
+    });
+
     it("keeps a value in a comment from ending the comment", () => {
       assert.equal(sh`# node ${"a\ntouch /x"}\ntrue`.text, "# node a?touch /x\ntrue");
     });
