@@ -111,6 +111,19 @@ describe("host scripts", () => {
       }
     });
 
+    it("every generated script of these variants (air-gap images copy, wireguard, wildcards, guard) passes shellcheck", () => {
+      const dir = mkdtempSync(join(scratch, "lint-"));
+      const paths = allGeneratedScripts(variants())
+        .filter(([name]) => !/command-|kubeconfig|labels/.test(name))
+        .map(([name, text], i) => {
+          const path = join(dir, `${i}-${name.replace(/\W+/g, "_")}.sh`);
+          writeFileSync(path, text);
+          return path;
+        });
+      const lint = run("shellcheck", ["--severity=style", ...paths]);
+      assert.equal(lint.status, 0, lint.out);
+    });
+
     it("no repository shell script (scripts, CI, test hosts, stand-ins, stubs) has it", () => {
       const tracked = spawnSync("git", ["ls-files"], { cwd: REPO, encoding: "utf8" }).stdout.split("\n").filter(Boolean);
       const shell = tracked.filter((f) => {
