@@ -24,7 +24,12 @@ log() { printf 'install-pulumi: %s\n' "$*" >&2; }
 fail() { log "ERROR: $*"; exit 1; }
 
 # version_ge A B: true when version A >= B (both vX.Y.Z).
-version_ge() { [ "$(printf '%s\n%s\n' "${1#v}" "${2#v}" | sort -V | head -n1)" = "${2#v}" ]; }
+# sort's whole output is captured (no pipe into head, which can SIGPIPE sort under pipefail).
+version_ge() {
+  local lowest
+  lowest="$(printf '%s\n%s\n' "${1#v}" "${2#v}" | sort -V)"
+  [ "${lowest%%$'\n'*}" = "${2#v}" ]
+}
 
 installed_is_adequate() {
   command -v pulumi >/dev/null 2>&1 || return 1

@@ -156,7 +156,12 @@ describe("renderers", () => {
   describe("install invocation", () => {
     it("pins the version, air-gaps, and passes the proxy to the install script", () => {
       const prod = sampleConfig("prod");
-      assert.deepEqual(installEnv(prod, prod.nodes[0]!), { INSTALL_K3S_EXEC: "server", INSTALL_K3S_VERSION: "v1.31.4+k3s1", INSTALL_K3S_SKIP_DOWNLOAD: "true" });
+      assert.deepEqual(installEnv(prod, prod.nodes[0]!), {
+        INSTALL_K3S_EXEC: "server",
+        INSTALL_K3S_VERSION: "v1.31.4+k3s1",
+        INSTALL_K3S_SKIP_DOWNLOAD: "true",
+        INSTALL_K3S_BIN_DIR: "/usr/local/bin",
+      });
       const staging = sampleConfig("staging");
       const env = installEnv(staging, staging.nodes[1]!);
       assert.equal(env.INSTALL_K3S_EXEC, "agent");

@@ -125,7 +125,16 @@ describe("generated shell", () => {
           mkdirSync(join(root, "run/active"), { recursive: true });
           writeFileSync(join(root, "run/active/firewalld"), "");
         },
-        firstRunDoes: ["modprobe br_netfilter", "sysctl -w kernel.panic=10", "--add-port=2379-2380/tcp", "--add-source=10.42.0.0/16", "firewall-cmd --reload"],
+        firstRunDoes: [
+          "modprobe br_netfilter",
+          "sysctl -w kernel.panic=10",
+          // prod sets no apiServerSources: the API stays open to any source; etcd only to the servers.
+          "--add-port=6443/tcp",
+          `--add-rich-rule=rule family="ipv4" source address="203.0.113.12" port port="2379-2380" protocol="tcp" accept`,
+          `--add-rich-rule=rule family="ipv4" source address="203.0.113.23" port port="8472" protocol="udp" accept`,
+          "--add-source=10.42.0.0/16",
+          "firewall-cmd --reload",
+        ],
       },
       {
         label: "staging agent: ufw opened",
@@ -136,7 +145,12 @@ describe("generated shell", () => {
           mkdirSync(join(root, "ufw"), { recursive: true });
           writeFileSync(join(root, "ufw/active"), "");
         },
-        firstRunDoes: ["ufw allow 8472/udp", "ufw allow from 10.52.0.0/16 to any", "sysctl -w net.ipv4.ip_forward=1"],
+        firstRunDoes: [
+          "ufw allow proto udp from 198.51.100.10 to any port 8472",
+          "ufw allow proto tcp from 10.52.0.0/16 to any port 10250",
+          "ufw allow from 10.52.0.0/16 to any",
+          "sysctl -w net.ipv4.ip_forward=1",
+        ],
       },
       {
         label: "dev agent: firewall disabled, SELinux packages installed",

@@ -7,7 +7,7 @@ import { EncryptionKeys, EncryptionStatus } from "../encryption/render";
 import { RegistryAuth } from "../k3s/render";
 import { Connection, K3sNode } from "../node/component";
 import { ClusterPlan, NodeSecrets, PlanOptions, planCluster, rewriteKubeconfig, sha256 } from "../node/plan";
-import { shellQuote } from "../shell/quote";
+import { joinShell, sh } from "../shell/sh";
 
 export interface K3sClusterArgs {
   config: ResolvedConfig;
@@ -60,13 +60,13 @@ export function postRegistrationLabelCommand(plan: ClusterPlan): string | undefi
   const lines = plan.nodes
     .filter((n) => Object.keys(n.postRegistrationLabels).length > 0)
     .map((n) => {
-      const labels = Object.entries(n.postRegistrationLabels).map(([k, v]) => shellQuote(`${k}=${v}`));
-      return `k3s kubectl label node ${shellQuote(n.node.name)} --overwrite ${labels.join(" ")}`;
+      const labels = Object.entries(n.postRegistrationLabels).map(([k, v]) => `${k}=${v}`);
+      return sh`k3s kubectl label node ${n.node.name} --overwrite ${labels}`;
     });
   if (lines.length === 0) return undefined;
   const user = plan.nodes[0].sshUser;
-  const script = lines.join(" && ");
-  return user === "root" ? script : `sudo -n sh -c ${shellQuote(script)}`;
+  const script = joinShell(lines, " && ");
+  return user === "root" ? script.text : sh`sudo -n sh -c ${script.text}`.text;
 }
 
 /**

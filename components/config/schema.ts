@@ -2,6 +2,7 @@ import { z } from "zod";
 import { cronProblem } from "./cron";
 import { isCanonicalCidr, isCanonicalIp, isDnsName, isNetworkCidr } from "./net";
 import { isQuantity, parseQuantity } from "./quantity";
+import { singleLine } from "./single-line";
 
 /**
  * The one schema of k3s-platform's stack configuration (`k3s-platform:*` keys in
@@ -9,8 +10,8 @@ import { isQuantity, parseQuantity } from "./quantity";
  * Secrets (SECRET_KEYS below) are separate secure keys and never pass through this schema.
  *
  * Every value is checked against the format of the consumer it lands in (K3s flags, containerd's
- * registries.yaml, the API server, CoreDNS, systemd env files). TODO(w-shell): the single-line
- * (no newline / control character) refusal comes from the shell helper's `singleLine()`.
+ * registries.yaml, the API server, CoreDNS, systemd env files); every string that reaches a host is
+ * also `singleLine()` (no newline or control character).
  */
 
 export const PROJECT = "k3s-platform";
@@ -27,13 +28,12 @@ export const ipAddress = z
   .string()
   .refine(isCanonicalIp, { message: "not an IP address in canonical form (e.g. 192.0.2.10 or 2001:db8::1; no octal, hex or single-number forms)" });
 /** An IP address in canonical form or an RFC 1123 DNS name (see net.ts). */
-export const hostAddress = z
-  .string()
+export const hostAddress = singleLine()
   .min(1)
   .refine((v) => isCanonicalIp(v) || isDnsName(v), {
     message: "not a canonical IP address or an RFC 1123 DNS name (octal, hex and single-number addresses are refused)",
   });
-const absolutePath = z.string().regex(/^\/[^\0]*$/, "must be an absolute path");
+const absolutePath = singleLine(z.string()).regex(/^\/[^\0]*$/, "must be an absolute path");
 /** A container image reference: [registry[:port]/]path[:tag][@sha256:digest]. */
 export const imageRef = z
   .string()
@@ -75,7 +75,7 @@ export const sshHostKey = z
   .regex(SSH_HOST_KEY, "host key must be an OpenSSH public key line, e.g. 'ssh-ed25519 AAAA…'");
 
 /** A flag value as it appears in config.yaml. */
-export const flagValue = z.union([z.string(), z.number(), z.boolean(), z.array(z.string())]);
+export const flagValue = z.union([singleLine(), z.number(), z.boolean(), z.array(singleLine())]);
 export type FlagValue = z.infer<typeof flagValue>;
 
 // ---------------------------------------------------------------- k3s
@@ -131,7 +131,7 @@ export const controllerManagerSchema = z.strictObject({
  * A proxy URL as Go's net/http reads HTTP(S)_PROXY: http, https or socks5, a host, no path.
  * Credentials are refused: the value lands in the staged install script and the unit's env file.
  */
-export const proxyUrl = z.string().refine(
+export const proxyUrl = singleLine(z.string()).refine(
   (v) => {
     try {
       const u = new URL(v);
@@ -152,7 +152,7 @@ export function isNoProxyEntry(v: string): boolean {
   if (m[2] !== undefined && Number(m[2]) > 65535) return false;
   return isCanonicalIp(host) || isDnsName(host.replace(/^\*?\./, ""));
 }
-const noProxyEntry = z.string().refine(isNoProxyEntry, { message: "NO_PROXY entries are *, an IP, a CIDR or a domain (optionally .domain or :port)" });
+const noProxyEntry = singleLine(z.string()).refine(isNoProxyEntry, { message: "NO_PROXY entries are *, an IP, a CIDR or a domain (optionally .domain or :port)" });
 
 export const proxySchema = z.strictObject({
   httpProxy: proxyUrl.optional(),
@@ -165,12 +165,12 @@ export const proxySchema = z.strictObject({
 });
 
 /** containerd registry host: `host[:port]`, or `*` (every registry) as a mirrors key. */
-const registryHost = z.string().refine((v) => {
+const registryHost = singleLine(z.string()).refine((v) => {
   const m = /^([^:]+)(?::(\d{1,5}))?$/.exec(v);
   return !!m && (isCanonicalIp(m[1]!) || isDnsName(m[1]!)) && (m[2] === undefined || Number(m[2]) <= 65535);
 }, { message: "registry must be host[:port] (e.g. docker.io, registry.example.com:5000)" });
 /** A mirror endpoint: containerd takes http(s) URLs; credentials belong in the secure key registryAuth. */
-const registryEndpoint = z.string().refine(
+const registryEndpoint = singleLine(z.string()).refine(
   (v) => {
     try {
       const u = new URL(v);
@@ -190,7 +190,7 @@ export const registriesSchema = z.strictObject({
         endpoint: z.array(registryEndpoint).min(1),
         rewrite: z
           .record(
-            z.string().refine((r) => {
+            singleLine().refine((r) => {
               try {
                 new RegExp(r);
                 return true;
@@ -198,7 +198,7 @@ export const registriesSchema = z.strictObject({
                 return false;
               }
             }, { message: "rewrite key must be a regular expression" }),
-            z.string(),
+            singleLine(),
           )
           .optional(),
       }),
@@ -237,9 +237,17 @@ export const airgapSchema = z.strictObject({
   enabled: z.boolean().default(false),
   /** Where the install script was pre-staged on every host. */
   installScriptPath: absolutePath.default("/usr/local/bin/k3s-install.sh"),
-  /** Where the k3s binary was pre-staged (the install script expects /usr/local/bin/k3s). */
-  binaryPath: absolutePath.default("/usr/local/bin/k3s"),
-  /** Image tarballs pre-staged here are imported by K3s at start. */
+  /**
+   * Where the k3s binary was pre-staged. The install script looks for `${INSTALL_K3S_BIN_DIR}/k3s`,
+   * so the file must be named k3s; its directory is passed as INSTALL_K3S_BIN_DIR.
+   */
+  binaryPath: absolutePath
+    .refine((p) => /\/k3s$/.test(p), { message: "the binary must be named k3s (the install script runs INSTALL_K3S_BIN_DIR/k3s), e.g. /opt/k3s/bin/k3s" })
+    .default("/usr/local/bin/k3s"),
+  /**
+   * Image tarballs pre-staged here; install-k3s.sh copies them to /var/lib/rancher/k3s/agent/images,
+   * the only directory K3s imports from at start.
+   */
   imagesDir: absolutePath.default("/var/lib/rancher/k3s/agent/images"),
 });
 
@@ -280,6 +288,11 @@ export const etcdSnapshotsSchema = z.strictObject({
 export const firewallSchema = z.strictObject({
   /** `open`: keep firewalld/ufw running with the K3s ports opened; `disable`: turn them off. */
   mode: z.enum(["open", "disable", "ignore"]).default("open"),
+  /**
+   * Sources allowed to reach the API server (6443/tcp) in mode `open`: CIDRs or addresses.
+   * Default: any. The other K3s ports are open only to the cluster's nodes (and pod/service CIDRs).
+   */
+  apiServerSources: z.array(singleLine(z.string().refine((v) => isCanonicalCidr(v) || isCanonicalIp(v), { message: "not a CIDR or IP address in canonical form" }))).default([]),
 });
 
 export const k3sSchema = z.strictObject({
@@ -310,13 +323,17 @@ export const k3sSchema = z.strictObject({
   registries: registriesSchema.optional(),
   airgap: airgapSchema.prefault({}),
   /** Where the install script is fetched from when not air-gapped (a mirror of get.k3s.io). */
-  installScriptUrl: z.url().default("https://get.k3s.io"),
+  installScriptUrl: singleLine(z.url())
+    .refine((u) => u.startsWith("https://"), { message: "the install script runs as root: it must come over https:// (no http:// or file://)" })
+    .default("https://get.k3s.io"),
+  /** sha256 of the install script at installScriptUrl, checked before it runs (required in prod unless air-gapped). */
+  installScriptSha256: z.string().regex(/^[0-9a-f]{64}$/, "sha256 must be 64 lowercase hex digits").optional(),
   firewall: firewallSchema.prefault({}),
   kubelet: kubeletSchema.prefault({}),
   apiServer: apiServerSchema.prefault({}),
   controllerManager: controllerManagerSchema.prefault({}),
-  extraServerConfig: z.record(z.string(), flagValue).default({}),
-  extraAgentConfig: z.record(z.string(), flagValue).default({}),
+  extraServerConfig: z.record(singleLine(), flagValue).default({}),
+  extraAgentConfig: z.record(singleLine(), flagValue).default({}),
 });
 
 // ---------------------------------------------------------------- ssh and nodes
@@ -389,14 +406,14 @@ export const encryptionSchema = z.strictObject({
       kms: z
         .strictObject({
           name: z.string().regex(DNS_LABEL, "KMS plugin name must be a DNS label"),
-          endpoint: z.string().regex(/^unix:\/\/\/.+/, "KMS endpoint must be unix:///path/to/socket"),
+          endpoint: singleLine(z.string().regex(/^unix:\/\/\/.+/, "KMS endpoint must be unix:///path/to/socket")),
           timeout: duration.default("3s"),
         })
         .optional(),
     })
     .optional(),
   /** Bump (a counter or a date) to rotate keys; each change runs one rotation. */
-  rotation: z.union([z.string().min(1), z.number()]).optional(),
+  rotation: z.union([singleLine().min(1), z.number()]).optional(),
 });
 
 // ---------------------------------------------------------------- tenant namespaces

@@ -157,6 +157,18 @@ export function crossFieldChecks(config: StackConfig, report: Report, warn: Repo
   if (release && !isSupportedRelease(release)) {
     report([ "k3s", k3s.version ? "version" : "channel"], `${release.text} is older than the oldest supported K3s release ${OLDEST_SUPPORTED.text}`);
   }
+  // The install script runs as root: prod pins what it runs (install-k3s.sh checks it).
+  if (environment === "prod" && !k3s.airgap.enabled && !k3s.installScriptSha256) {
+    report(["k3s", "installScriptSha256"], `prod downloads the install script from ${k3s.installScriptUrl}: set its sha256 (sha256sum of the file) so it is checked before it runs as root`);
+  }
+  // firewall.mode open scopes the K3s ports to node addresses: each node needs one.
+  if (k3s.firewall.mode === "open") {
+    nodes.forEach((node, i) => {
+      if (!node.nodeIp && !isCanonicalIp(node.host)) {
+        report(["nodes", i, "nodeIp"], `node ${node.name}: host ${node.host} is a name; k3s.firewall.mode open opens the cluster ports to node addresses, so set nodeIp`);
+      }
+    });
+  }
 
   // --- networks
   if (cidrsOverlap(k3s.clusterCidr, k3s.serviceCidr)) {

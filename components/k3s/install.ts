@@ -1,5 +1,5 @@
 import { NodeConfig, ResolvedConfig } from "../config/schema";
-import { shellQuote } from "../shell/quote";
+import { joinShell, raw, Shell, sh } from "../shell/sh";
 import { nodeRole, noProxyList } from "./render";
 
 /** Pure renderers for the install step: the install-script invocation and the apply script. */
@@ -20,6 +20,8 @@ export function installEnv(config: ResolvedConfig, node: NodeConfig): Record<str
   else if (k3s.channel) env.INSTALL_K3S_CHANNEL = k3s.channel;
   if (k3s.airgap.enabled) {
     env.INSTALL_K3S_SKIP_DOWNLOAD = "true";
+    // The install script looks for `${INSTALL_K3S_BIN_DIR}/k3s` (default /usr/local/bin/k3s).
+    env.INSTALL_K3S_BIN_DIR = binDir(k3s.airgap.binaryPath);
     if (k3s.selinux) env.INSTALL_K3S_SKIP_SELINUX_RPM = "true";
   }
   // The install script copies these into k3s(-agent).service.env, the unit's proxy settings.
@@ -35,39 +37,79 @@ export function installEnv(config: ResolvedConfig, node: NodeConfig): Record<str
   return env;
 }
 
-/** install-k3s.sh: runs the K3s install script with the node's environment. */
+/** Where K3s imports image tarballs from at start (K3s air-gap docs). */
+export const K3S_IMAGES_DIR = "/var/lib/rancher/k3s/agent/images";
+/** Tarball suffixes K3s imports from the images directory (K3s air-gap docs). */
+const IMAGE_TARBALL_GLOBS = ["*.tar", "*.tar.gz", "*.tgz", "*.tar.zst", "*.tar.lz4", "*.tar.bz2", "*.tar.xz"];
+
+/** The directory the install script finds the pre-staged binary in (`INSTALL_K3S_BIN_DIR`). */
+export function binDir(binaryPath: string): string {
+  const dir = binaryPath.slice(0, binaryPath.lastIndexOf("/"));
+  return dir === "" ? "/" : dir;
+}
+
+/**
+ * install-k3s.sh: runs the K3s install script with the node's environment. Every interpolated
+ * value goes through `sh` (quoted); messages take values as shell variables set once.
+ */
 export function renderInstallScript(config: ResolvedConfig, node: NodeConfig): string {
   const { k3s } = config;
   const env = installEnv(config, node);
-  const exports = Object.entries(env)
-    .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
-    .join("\n");
+  const exports = joinShell(Object.entries(env).map(([k, v]) => sh`export ${raw(k)}=${v}`));
   const airgap = k3s.airgap;
+  const images =
+    airgap.imagesDir === K3S_IMAGES_DIR
+      ? sh`# Images: pre-staged in ${K3S_IMAGES_DIR}, where K3s imports them at start.`
+      : sh`# Images: K3s imports tarballs only from ${K3S_IMAGES_DIR}; copy the pre-staged ones there.
+IMAGES_DIR=${airgap.imagesDir}
+K3S_IMAGES=${K3S_IMAGES_DIR}
+[ -d "$ROOT$IMAGES_DIR" ] || fail "air-gap images directory $IMAGES_DIR is missing (k3s.airgap.imagesDir)"
+install -d -m 0755 "$ROOT$K3S_IMAGES"
+copied=0
+for tarball in ${raw(IMAGE_TARBALL_GLOBS.map((g) => `"$ROOT$IMAGES_DIR"/${g}`).join(" "))}; do
+  [ -f "$tarball" ] || continue
+  target="$ROOT$K3S_IMAGES/\${tarball##*/}"
+  if ! cmp -s "$tarball" "$target"; then
+    install -m 0644 "$tarball" "$target"
+    echo "install-k3s[$NODE]: copied \${tarball##*/} to $K3S_IMAGES"
+  fi
+  copied=$((copied + 1))
+done
+[ "$copied" -gt 0 ] || echo "install-k3s[$NODE]: warning: no image tarballs in $IMAGES_DIR; images must come from a registry"`;
   const run = airgap.enabled
-    ? `# Air-gap: the binary, images and install script were pre-staged on the host.
-if [ ! -x ${shellQuote(airgap.binaryPath)} ]; then
-  echo "install-k3s[${node.name}]: air-gap binary ${airgap.binaryPath} is missing" >&2
-  exit 1
-fi
-if ! ${shellQuote(airgap.binaryPath)} --version | grep -qF ${shellQuote(k3s.version ?? "")}; then
-  echo "install-k3s[${node.name}]: ${airgap.binaryPath} is not ${k3s.version}" >&2
-  exit 1
-fi
-if [ ! -f ${shellQuote(airgap.installScriptPath)} ]; then
-  echo "install-k3s[${node.name}]: air-gap install script ${airgap.installScriptPath} is missing" >&2
-  exit 1
-fi
-sh ${shellQuote(airgap.installScriptPath)}`
-    : `script="$(mktemp)"
+    ? sh`# Air-gap: the binary, images and install script were pre-staged on the host.
+ROOT="\${K3S_PLATFORM_ROOT:-}"
+BINARY=${airgap.binaryPath}
+INSTALLER=${airgap.installScriptPath}
+WANT_VERSION=${k3s.version ?? ""}
+[ -x "$ROOT$BINARY" ] || fail "air-gap binary $BINARY is missing or not executable (k3s.airgap.binaryPath)"
+# Captured, then matched: a pipe into grep -q can fail at random under pipefail (SIGPIPE).
+have_version="$("$ROOT$BINARY" --version)"
+case "$have_version" in
+  *" $WANT_VERSION "* | *" $WANT_VERSION") ;;
+  *) fail "$BINARY is not $WANT_VERSION (it reports: $have_version)" ;;
+esac
+[ -f "$ROOT$INSTALLER" ] || fail "air-gap install script $INSTALLER is missing (k3s.airgap.installScriptPath)"
+${images}
+sh "$ROOT$INSTALLER"`
+    : sh`URL=${k3s.installScriptUrl}
+WANT_SHA256=${k3s.installScriptSha256 ?? ""}
+script="$(mktemp)"
 trap 'rm -f "$script"' EXIT
-curl -sfL --retry 3 -o "$script" ${shellQuote(k3s.installScriptUrl)}
+curl -sfL --proto '=https' --retry 3 -o "$script" "$URL" || fail "cannot download the install script from $URL"
+if [ -n "$WANT_SHA256" ]; then
+  have_sha256="$(sha256sum "$script" | cut -d' ' -f1)"
+  [ "$have_sha256" = "$WANT_SHA256" ] || fail "the install script from $URL has sha256 $have_sha256, not $WANT_SHA256 (k3s.installScriptSha256)"
+fi
 sh "$script"`;
-  return `#!/usr/bin/env bash
+  return sh`#!/usr/bin/env bash
 # Installs or upgrades K3s on node ${node.name} (${node.role}), generated by k3s-platform.
 set -euo pipefail
+NODE=${node.name}
+fail() { printf 'install-k3s[%s]: %s\\n' "$NODE" "$*" >&2; exit 1; }
 ${exports}
 ${run}
-`;
+`.text;
 }
 
 export interface Placement {
@@ -78,10 +120,21 @@ export interface Placement {
   mode: string;
 }
 
+/** The list of files apply.sh placed on the last run; files dropped from the plan are removed. */
+export const MANAGED_FILES = `${STATE_DIR}/managed-files`;
+
 /**
- * apply.sh: puts staged files in place, then (re)runs the install only when something K3s reads
- * changed since the last successful apply, and waits until the node serves. A second run with
- * nothing changed does nothing.
+ * apply.sh: puts staged files in place, removes files an earlier apply placed that the plan no
+ * longer has (e.g. registries.yaml with credentials after registryAuth was removed), then (re)runs
+ * the install only when something K3s reads changed since the last successful apply, and waits
+ * until the node serves. A second run with nothing changed does nothing.
+ *
+ * K3s reads config.yaml, its drop-ins, registries.yaml, resolv.conf and the CIS/encryption files
+ * only at start, and the install script restarts the service only when the binary, unit or env
+ * file changed (install.sh `get_installed_hashes`: "No change detected so skipping service
+ * start"). So a changed fingerprint runs the install with INSTALL_K3S_FORCE_RESTART=true.
+ * `preflight` runs before anything is placed (it sees the host as the last apply left it);
+ * `preInstall` runs after placement, before the install.
  */
 export function renderApplyScript(
   config: ResolvedConfig,
@@ -89,58 +142,88 @@ export function renderApplyScript(
   placements: Placement[],
   secretTargets: string[],
   directories: string[] = [],
-  preInstall = "",
+  preInstall: Shell = raw(""),
+  preflight: Shell = raw(""),
 ): string {
   const role = nodeRole(config, node);
   const service = serviceName(node);
-  const fingerprintInputs = [...placements.map((p) => `"$ROOT"${shellQuote(p.target)}`), ...secretTargets.map((t) => `"$ROOT"${shellQuote(t)}`), `"$STAGING/install-k3s.sh"`];
+  const planned = [...placements.map((p) => p.target), ...secretTargets];
+  const fingerprintInputs = joinShell(planned.map((t) => sh`"$ROOT"${t}`), " ");
   const readiness =
     node.role === "server"
-      ? `until k3s kubectl get --raw=/readyz >/dev/null 2>&1 && k3s kubectl get node ${shellQuote(node.name)} >/dev/null 2>&1; do`
-      : `until systemctl is-active --quiet ${service}; do`;
-  return `#!/usr/bin/env bash
+      ? sh`until k3s kubectl get --raw=/readyz >/dev/null 2>&1 && k3s kubectl get node "$NODE" >/dev/null 2>&1; do`
+      : sh`until systemctl is-active --quiet "$SERVICE"; do`;
+  const placeLines = joinShell(placements.map((p) => sh`place ${p.staged} ${p.target} ${p.mode}`));
+  const dirLines = joinShell(directories.map((d) => sh`install -d -m 0700 "$ROOT"${d}`));
+  const secretLines = joinShell(secretTargets.map((t) => sh`require_secret ${t}`));
+  return sh`#!/usr/bin/env bash
 # Apply step for node ${node.name} (${role}), generated by k3s-platform.
 set -euo pipefail
 
 ROOT="\${K3S_PLATFORM_ROOT:-}"
-STAGING="\${K3S_PLATFORM_STAGING:-${STAGING_DIR}}"
-STATE="$ROOT${STATE_DIR}/applied"
+STAGING="\${K3S_PLATFORM_STAGING:-${raw(STAGING_DIR)}}"
+STATE="$ROOT"${STATE_DIR + "/applied"}
+MANAGED="$ROOT"${MANAGED_FILES}
+NODE=${node.name}
+SERVICE=${service}
+VERSION=${config.k3s.version ?? config.k3s.channel ?? ""}
+READY_TIMEOUT=${READY_TIMEOUT_SECONDS}
 
+fail() { printf 'apply[%s]: %s\\n' "$NODE" "$*" >&2; exit 1; }
+${preflight}
 place() {
   if ! cmp -s "$STAGING/$1" "$ROOT$2"; then
     install -D -m "$3" "$STAGING/$1" "$ROOT$2"
-    echo "apply[${node.name}]: updated $2"
+    echo "apply[$NODE]: updated $2"
   fi
 }
 
-${placements.map((p) => `place ${shellQuote(p.staged)} ${shellQuote(p.target)} ${p.mode}`).join("\n")}
-${directories.map((d) => `install -d -m 0700 "$ROOT"${shellQuote(d)}`).join("\n")}
+${placeLines}
+${dirLines}
 
 require_secret() {
-  [ -f "$ROOT$1" ] || { echo "apply[${node.name}]: $1 is missing (secret upload step)" >&2; exit 1; }
+  [ -f "$ROOT$1" ] || fail "$1 is missing (secret upload step)"
 }
-${secretTargets.map((t) => `require_secret ${shellQuote(t)}`).join("\n")}
+${secretLines}
 
-fingerprint="$(cat ${fingerprintInputs.join(" ")} | sha256sum | cut -d' ' -f1)"
-if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet ${service}; then
-  echo "apply[${node.name}]: K3s is up to date"
+# Files an earlier apply placed that the plan no longer has are removed (a removed registryAuth
+# must not leave credentials behind). Only files listed in the manifest are ever removed.
+planned=(${planned})
+if [ -f "$MANAGED" ]; then
+  while IFS= read -r old; do
+    [ -n "$old" ] || continue
+    keep=0
+    for path in "\${planned[@]}"; do
+      if [ "$path" = "$old" ]; then keep=1; fi
+    done
+    if [ "$keep" = 0 ] && [ -e "$ROOT$old" ]; then
+      rm -f "$ROOT$old"
+      echo "apply[$NODE]: removed $old (no longer planned)"
+    fi
+  done <"$MANAGED"
+fi
+# 0755: the SSH user must still reach the staging directory inside it (it is 0700 itself).
+install -d -m 0755 "$(dirname "$STATE")"
+printf '%s\\n' "\${planned[@]}" >"$MANAGED"
+
+fingerprint="$(cat ${fingerprintInputs} "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
+if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
+  echo "apply[$NODE]: K3s is up to date"
   exit 0
 fi
+${preInstall}
+# Something K3s reads at start changed: restart even when the install script sees no change.
+INSTALL_K3S_FORCE_RESTART=true bash "$STAGING/install-k3s.sh"
 
-${preInstall ? preInstall + "\n\n" : ""}bash "$STAGING/install-k3s.sh"
-
-deadline=$((SECONDS + ${READY_TIMEOUT_SECONDS}))
+deadline=$((SECONDS + READY_TIMEOUT))
 ${readiness}
   if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "apply[${node.name}]: ${service} not ready after ${READY_TIMEOUT_SECONDS}s; see journalctl -u ${service}" >&2
-    exit 1
+    fail "$SERVICE not ready after \${READY_TIMEOUT}s; see journalctl -u $SERVICE"
   fi
   sleep 2
 done
 
-# 0755: the SSH user must still reach the staging directory inside it (it is 0700 itself).
-install -d -m 0755 "$(dirname "$STATE")"
 echo "$fingerprint" >"$STATE"
-echo "apply[${node.name}]: K3s ${config.k3s.version ?? config.k3s.channel} is running"
-`;
+echo "apply[$NODE]: K3s $VERSION is running"
+`.text;
 }

@@ -21,11 +21,13 @@ import {
   secretDropInKeys,
 } from "../k3s/render";
 import { renderOsPrepScript } from "../os-prep/render";
+import { raw, Shell, sh } from "../shell/sh";
 import { renderUpstreamResolvConf } from "../dns/render";
 import {
   ENCRYPTION_CONFIG_PATH,
   EncryptionKeys,
   enableOnExistingClusterSnippet,
+  encryptionModeGuard,
   encryptionServerFlags,
   renderEncryptionConfig,
 } from "../encryption/render";
@@ -99,13 +101,13 @@ export function sha256(text: string): string {
 }
 
 /** Runs a command as root: directly for root, through non-interactive sudo otherwise. */
-export function asRoot(user: string, command: string): string {
-  return user === "root" ? command : `sudo -n ${command}`;
+export function asRoot(user: string, command: Shell): Shell {
+  return user === "root" ? command : sh`sudo -n ${command}`;
 }
 
 /** Runs the script given on stdin as root (no staging needed: lifecycle steps send scripts this way). */
 export function stdinScriptCommand(user: string): string {
-  return asRoot(user, "bash -s");
+  return asRoot(user, sh`bash -s`).text;
 }
 
 /** Server flags other components contribute (secrets encryption, program extensions). */
@@ -180,8 +182,10 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
 
   const osPrep = renderOsPrepScript(config, node);
   const install = renderInstallScript(config, node);
-  const preInstall = role === "first-server" ? enableOnExistingClusterSnippet(config) : "";
-  const apply = renderApplyScript(config, node, placements, secretFiles.map((s) => s.target), directories, preInstall);
+  const preInstall = role === "first-server" ? enableOnExistingClusterSnippet(config) : raw("");
+  // The first server sees the running cluster's encryption state before anything is placed.
+  const preflight = role === "first-server" ? encryptionModeGuard(config) : raw("");
+  const apply = renderApplyScript(config, node, placements, secretFiles.map((s) => s.target), directories, preInstall, preflight);
   files.push(
     { name: "os-prep.sh", content: osPrep, mode: "0700" },
     { name: "install-k3s.sh", content: install, mode: "0700" },
@@ -200,9 +204,9 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
     postRegistrationLabels: splitNodeLabels(node.labels).postRegistration,
     hashes: { osPrep: sha256(osPrep), apply: sha256(applyInputs.join("\0")) },
     commands: {
-      stage: asRoot(sshUser, `install -d -m 0700 -o ${sshUser} ${STAGING_DIR}`),
-      osPrep: asRoot(sshUser, `bash ${STAGING_DIR}/os-prep.sh`),
-      apply: asRoot(sshUser, `bash ${STAGING_DIR}/apply.sh`),
+      stage: asRoot(sshUser, sh`install -d -m 0700 -o ${sshUser} ${STAGING_DIR}`).text,
+      osPrep: asRoot(sshUser, sh`bash ${`${STAGING_DIR}/os-prep.sh`}`).text,
+      apply: asRoot(sshUser, sh`bash ${`${STAGING_DIR}/apply.sh`}`).text,
     },
   };
 }
@@ -216,15 +220,16 @@ export function planCluster(config: ResolvedConfig, options: PlanOptions = {}): 
   return {
     topology,
     nodes: ordered.map((n) => (n === topology.firstServer ? first : planNode(config, n, options))),
-    kubeconfigCommand: asRoot(first.sshUser, `cat ${PATHS.kubeconfig}`),
+    kubeconfigCommand: asRoot(first.sshUser, sh`cat ${PATHS.kubeconfig}`).text,
   };
 }
 
 /** Writes secret content from stdin to `target` with `mode`, atomically, as root. */
 export function secretWriteCommand(user: string, file: SecretFile): string {
-  const dir = file.target.slice(0, file.target.lastIndexOf("/"));
-  const script = `umask 077 && mkdir -p ${dir} && cat > ${file.target}.tmp && chmod ${file.mode} ${file.target}.tmp && mv ${file.target}.tmp ${file.target}`;
-  return asRoot(user, `sh -c '${script}'`);
+  const dir = file.target.slice(0, file.target.lastIndexOf("/")) || "/";
+  const tmp = `${file.target}.tmp`;
+  const script = sh`umask 077 && mkdir -p ${dir} && cat > ${tmp} && chmod ${file.mode} ${tmp} && mv ${tmp} ${file.target}`;
+  return asRoot(user, sh`sh -c ${script.text}`).text;
 }
 
 /**

@@ -1,10 +1,13 @@
+import { isIp } from "../config/net";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
-import { API_PORT, CIS_SYSCTLS } from "../k3s/render";
-import { heredoc, shellQuote } from "../shell/quote";
+import { API_PORT, CIS_SYSCTLS, nodeAddress } from "../k3s/render";
+import { heredocBody, joinShell, raw, Shell, sh } from "../shell/sh";
 
 /**
  * Renders the idempotent OS-preparation script a node runs before K3s is installed: preflight
- * checks, kernel modules, sysctls, firewall, SELinux packages, Raspberry Pi cgroups.
+ * checks, kernel modules, sysctls, firewall, SELinux packages, Raspberry Pi cgroups. What it
+ * prepares is derived from the features in use (flannel backend, datastore, SELinux, CIS
+ * hardening, Raspberry Pi); each requirement is checked early and fails naming the fix.
  * Every change is guarded by a check, so a second run changes nothing and reports 0 changes.
  * `K3S_PLATFORM_ROOT` prefixes every file path so tests can run it against a scratch tree.
  */
@@ -13,32 +16,72 @@ export interface FirewallPort {
   port: string; // "6443" or "2379-2380"
   proto: "tcp" | "udp";
   why: string;
+  /** Who may connect: "any", or the addresses/CIDRs allowed (K3s "Inbound Rules": nodes only). */
+  sources: "any" | string[];
 }
 
-/** Inbound ports a node must accept from the other nodes (K3s "Inbound Rules"). */
+/** Addresses of every node (nodeIp, or host when it is an address; validation requires one). */
+export function nodeAddresses(config: ResolvedConfig, role?: NodeConfig["role"]): string[] {
+  return [...new Set(config.nodes.filter((n) => !role || n.role === role).map(nodeAddress).filter(isIp))];
+}
+
+/**
+ * Inbound ports a node must accept (K3s docs, "Inbound Rules for K3s Nodes"), each scoped to who
+ * needs it: the API server from `k3s.firewall.apiServerSources` (default any), etcd from the
+ * servers, the kubelet from the nodes and the pod CIDR (metrics-server), flannel from the nodes
+ * (K3s warns that the VXLAN port must not be exposed).
+ */
 export function inboundPorts(config: ResolvedConfig, node: NodeConfig): FirewallPort[] {
+  const { k3s } = config;
+  const nodes = nodeAddresses(config);
   const ports: FirewallPort[] = [];
   if (node.role === "server") {
-    ports.push({ port: String(API_PORT), proto: "tcp", why: "Kubernetes API / supervisor" });
-    if (config.k3s.datastore.type === "etcd") ports.push({ port: "2379-2380", proto: "tcp", why: "embedded etcd" });
+    const api = k3s.firewall.apiServerSources;
+    // Agents, servers and pods (through the kubernetes Service) reach the API too.
+    const apiSources = api.length === 0 ? "any" : [...new Set([...api, ...nodes, k3s.clusterCidr])];
+    ports.push({ port: String(API_PORT), proto: "tcp", why: "Kubernetes API / supervisor", sources: apiSources });
+    if (k3s.datastore.type === "etcd") {
+      ports.push({ port: "2379-2380", proto: "tcp", why: "embedded etcd", sources: nodeAddresses(config, "server") });
+    }
   }
-  ports.push({ port: "10250", proto: "tcp", why: "kubelet metrics and exec" });
-  switch (config.k3s.flannelBackend) {
-    case "vxlan":
-      ports.push({ port: "8472", proto: "udp", why: "flannel VXLAN" });
-      break;
-    case "wireguard-native":
-      ports.push({ port: "51820", proto: "udp", why: "flannel WireGuard (IPv4)" });
-      ports.push({ port: "51821", proto: "udp", why: "flannel WireGuard (IPv6)" });
-      break;
-    default:
-      break;
-  }
+  ports.push({ port: "10250", proto: "tcp", why: "kubelet metrics and exec", sources: [...nodes, k3s.clusterCidr] });
+  for (const p of flannelPorts(config)) ports.push({ ...p, sources: nodes });
   return ports;
 }
 
-export function kernelModules(config: ResolvedConfig): string[] {
-  return ["br_netfilter", "overlay", ...(config.k3s.flannelBackend === "vxlan" ? ["vxlan"] : [])];
+/** UDP ports of the flannel backend (K3s networking docs). */
+export function flannelPorts(config: ResolvedConfig): Array<Omit<FirewallPort, "sources">> {
+  switch (config.k3s.flannelBackend) {
+    case "vxlan":
+      return [{ port: "8472", proto: "udp", why: "flannel VXLAN" }];
+    case "wireguard-native":
+      return [
+        { port: "51820", proto: "udp", why: "flannel WireGuard (IPv4)" },
+        { port: "51821", proto: "udp", why: "flannel WireGuard (IPv6)" },
+      ];
+    default:
+      return []; // host-gw routes over the node network; none has no flannel
+  }
+}
+
+export interface KernelModule {
+  name: string;
+  /** Said when the module can't be loaded. */
+  fix: string;
+}
+
+/** Kernel modules the features in use need. */
+export function kernelModules(config: ResolvedConfig, node?: NodeConfig): KernelModule[] {
+  const pi = node?.raspberryPi ? " (Ubuntu on Raspberry Pi: install linux-modules-extra-raspi)" : "";
+  const modules: KernelModule[] = [
+    { name: "br_netfilter", fix: "install the kernel's bridge netfilter module (br_netfilter)" },
+    { name: "overlay", fix: "install the kernel's overlay filesystem module (containerd's snapshotter needs it)" },
+  ];
+  if (config.k3s.flannelBackend === "vxlan") modules.push({ name: "vxlan", fix: `install the vxlan kernel module (flannel-backend: vxlan)${pi}` });
+  if (config.k3s.flannelBackend === "wireguard-native") {
+    modules.push({ name: "wireguard", fix: "flannel-backend wireguard-native needs the wireguard module: kernel >= 5.6, or install wireguard-dkms" });
+  }
+  return modules;
 }
 
 export function sysctls(config: ResolvedConfig): Record<string, string> {
@@ -51,29 +94,65 @@ export function sysctls(config: ResolvedConfig): Record<string, string> {
 }
 
 /** A guarded file write; `|| true` because "unchanged" is status 1, not a failure. */
-function fileBlock(path: string, mode: string, body: string): string {
-  const h = heredoc(body);
-  return `write_file ${shellQuote(path)} ${mode} ${h.open} || true\n${body}${h.close}`;
+function fileBlock(path: string, mode: string, body: string): Shell {
+  const h = heredocBody(body);
+  return sh`write_file ${path} ${mode} ${h.open} || true
+${h.body}`;
+}
+
+const CGROUP_FLAGS = "cgroup_memory=1 cgroup_enable=memory";
+
+function raspberryPiBlock(node: NodeConfig): Shell {
+  if (!node.raspberryPi) return raw("# not a Raspberry Pi (nodes[].raspberryPi: false)");
+  // The kernel reads only the FIRST line of cmdline.txt: flags on a later line have no effect.
+  return sh`CGROUP_FLAGS=${CGROUP_FLAGS}
+cmdline=""
+for candidate in /boot/firmware/cmdline.txt /boot/cmdline.txt; do
+  if [ -f "$ROOT$candidate" ]; then cmdline="$ROOT$candidate"; break; fi
+done
+if [ -n "$cmdline" ]; then
+  first_line=""
+  IFS= read -r first_line <"$cmdline" || true
+  missing=""
+  for flag in $CGROUP_FLAGS; do
+    case " $first_line " in
+      *" $flag "*) ;;
+      *) missing="$missing $flag" ;;
+    esac
+  done
+  if [ -n "$missing" ]; then
+    sed -i "1 s/\\$/$missing/" "$cmdline"
+    changed "added$missing to the first line of \${cmdline#"$ROOT"} (the kernel reads only that line)"
+    fail "reboot $NODE so the memory cgroup is enabled, then run pulumi up again"
+  fi
+fi`;
 }
 
 export function renderOsPrepScript(config: ResolvedConfig, node: NodeConfig): string {
   const { k3s } = config;
   const ports = inboundPorts(config, node);
-  const modules = kernelModules(config);
+  const modules = kernelModules(config, node);
   const wantedSysctls = sysctls(config);
-  const ufwPort = (p: FirewallPort) => `${p.port.replace("-", ":")}/${p.proto}`;
-  const servicePorts = node.role === "server" ? `${API_PORT} 10250` : "10250";
+  const servicePorts = node.role === "server" ? [String(API_PORT), "10250"] : ["10250"];
   const sysctlFile = Object.entries(wantedSysctls)
     .map(([k, v]) => `${k} = ${v}`)
     .join("\n");
+  const moduleLoads = joinShell(modules.map((m) => sh`load_module ${m.name} ${m.fix}`));
+  const cisCheck =
+    k3s.hardening === "cis"
+      ? sh`# CIS: kubelet runs with protect-kernel-defaults and refuses to start unless these hold.
+for key in ${Object.keys(CIS_SYSCTLS)}; do
+  [ -n "$(sysctl -n "$key" 2>/dev/null || true)" ] || fail "sysctl $key is not available; CIS hardening (protect-kernel-defaults) needs it"
+done`
+      : raw("# no CIS hardening: kubelet does not check kernel defaults");
 
-  return `#!/usr/bin/env bash
+  return sh`#!/usr/bin/env bash
 # OS preparation for node ${node.name} (${node.role}), generated by k3s-platform.
 # Idempotent: every change is guarded by a check; a second run reports 0 changes.
 set -euo pipefail
 
 ROOT="\${K3S_PLATFORM_ROOT:-}"
-NODE=${shellQuote(node.name)}
+NODE=${node.name}
 changes=0
 
 log() { printf 'os-prep[%s]: %s\\n' "$NODE" "$*"; }
@@ -98,28 +177,15 @@ write_file() {
 }
 
 # ---------------------------------------------------------------- Raspberry Pi cgroups
-${
-  node.raspberryPi
-    ? `cmdline=""
-for candidate in /boot/firmware/cmdline.txt /boot/cmdline.txt; do
-  if [ -f "$ROOT$candidate" ]; then cmdline="$ROOT$candidate"; break; fi
-done
-reboot_needed=0
-if [ -n "$cmdline" ] && ! grep -q 'cgroup_memory=1 cgroup_enable=memory' "$cmdline"; then
-  sed -i '1 s/$/ cgroup_memory=1 cgroup_enable=memory/' "$cmdline"
-  changed "added cgroup_memory=1 cgroup_enable=memory to \${cmdline#"$ROOT"}"
-  reboot_needed=1
-fi
-if [ "$reboot_needed" = 1 ]; then
-  fail "reboot $NODE so the memory cgroup is enabled, then run pulumi up again"
-fi`
-    : "# not a Raspberry Pi (nodes[].raspberryPi: false)"
-}
+${raspberryPiBlock(node)}
 
 # ---------------------------------------------------------------- preflight
 if [ -f "$ROOT/sys/fs/cgroup/cgroup.controllers" ]; then
-  grep -qw memory "$ROOT/sys/fs/cgroup/cgroup.controllers" \\
-    || fail "the memory cgroup controller is not enabled (cgroup v2); K3s cannot run"
+  controllers="$(cat "$ROOT/sys/fs/cgroup/cgroup.controllers")"
+  case " $controllers " in
+    *" memory "*) ;;
+    *) fail "the memory cgroup controller is not enabled (cgroup v2); K3s cannot run${node.raspberryPi ? raw(": add cgroup_memory=1 cgroup_enable=memory to the first line of cmdline.txt and reboot") : raw("")}" ;;
+  esac
 elif [ ! -d "$ROOT/sys/fs/cgroup/memory" ]; then
   fail "no memory cgroup: add cgroup_memory=1 cgroup_enable=memory to the kernel command line and reboot"
 fi
@@ -128,29 +194,29 @@ fi
 if ! service_active k3s && ! service_active k3s-agent && have ss; then
   ports=(${servicePorts})
   for port in "\${ports[@]}"; do
-    if ss -Hltn "sport = :$port" | grep -q .; then
+    listeners="$(ss -Hltn "sport = :$port")"
+    if [ -n "$listeners" ]; then
       fail "TCP port $port is already in use; K3s needs it"
     fi
   done
 fi
 
-# K3s registers this node under node-name ${shellQuote(node.name)}, so duplicate host names are harmless,
+# K3s registers this node under its node-name, so duplicate host names are harmless,
 # but a node named localhost is almost always a mis-provisioned image.
 case "$(hostname 2>/dev/null || true)" in
   localhost | localhost.*) log "warning: hostname is localhost; the node still registers as $NODE" ;;
   *) ;;
 esac
 
-# ---------------------------------------------------------------- kernel modules
-${fileBlock("/etc/modules-load.d/k3s-platform.conf", "0644", modules.join("\n") + "\n")}
-for module in ${modules.join(" ")}; do
-  if [ ! -d "$ROOT/sys/module/$module" ]; then
-    modprobe "$module" || fail "cannot load kernel module $module${
-      k3s.flannelBackend === "vxlan" ? " (Ubuntu on Raspberry Pi: install linux-modules-extra-raspi for vxlan)" : ""
-    }"
-    changed "loaded kernel module $module"
+# ---------------------------------------------------------------- kernel modules (from the features in use)
+${fileBlock("/etc/modules-load.d/k3s-platform.conf", "0644", modules.map((m) => m.name).join("\n") + "\n")}
+load_module() {
+  if [ ! -d "$ROOT/sys/module/$1" ]; then
+    modprobe "$1" || fail "cannot load kernel module $1: $2"
+    changed "loaded kernel module $1"
   fi
-done
+}
+${moduleLoads}
 
 # ---------------------------------------------------------------- sysctls
 ${fileBlock("/etc/sysctl.d/90-k3s-platform.conf", "0644", sysctlFile + "\n")}
@@ -162,59 +228,105 @@ while IFS='=' read -r key value; do
     changed "set sysctl $key=$value"
   fi
 done <"$ROOT/etc/sysctl.d/90-k3s-platform.conf"
+${cisCheck}
 
 # ---------------------------------------------------------------- firewall (mode: ${k3s.firewall.mode})
-${renderFirewall(config, ports, ufwPort)}
+${renderFirewall(config, ports)}
 
 # ---------------------------------------------------------------- SELinux
-if have getenforce && [ "$(getenforce)" != "Disabled" ]; then
-${
-  k3s.selinux
-    ? `  if ! rpm -q container-selinux >/dev/null 2>&1; then
-${
-  k3s.airgap.enabled
-    ? `    fail "SELinux is on: pre-install container-selinux and k3s-selinux (air-gap mode installs no packages)"`
-    : `    if have dnf; then dnf install -y container-selinux >/dev/null; else yum install -y container-selinux >/dev/null; fi
-    changed "installed container-selinux"`
-}
-  fi${
-    k3s.airgap.enabled
-      ? `
-  rpm -q k3s-selinux >/dev/null 2>&1 || fail "SELinux is on: pre-install k3s-selinux (air-gap mode)"`
-      : "\n  # k3s-selinux comes from the K3s install script (rancher RPM repository)."
-  }`
-    : `  fail "SELinux is $(getenforce) on this host: set k3s.selinux: true so containerd runs with SELinux support"`
-}
-fi
+${renderSelinux(config)}
 
 log "done, $changes change(s)"
-`;
+`.text;
 }
 
-function renderFirewall(config: ResolvedConfig, ports: FirewallPort[], ufwPort: (p: FirewallPort) => string): string {
+function renderSelinux(config: ResolvedConfig): Shell {
+  const { k3s } = config;
+  if (!k3s.selinux) {
+    return sh`if have getenforce && [ "$(getenforce)" != "Disabled" ]; then
+  fail "SELinux is $(getenforce) on this host: set k3s.selinux: true so containerd runs with SELinux support"
+fi`;
+  }
+  const install = k3s.airgap.enabled
+    ? sh`    fail "SELinux is on: pre-install container-selinux and k3s-selinux (air-gap mode installs no packages)"`
+    : sh`    if have dnf; then dnf install -y container-selinux >/dev/null; else yum install -y container-selinux >/dev/null; fi
+    changed "installed container-selinux"`;
+  const k3sSelinux = k3s.airgap.enabled
+    ? sh`  rpm -q k3s-selinux >/dev/null 2>&1 || fail "SELinux is on: pre-install k3s-selinux (air-gap mode)"`
+    : sh`  # k3s-selinux comes from the K3s install script (rancher RPM repository).`;
+  return sh`if have getenforce && [ "$(getenforce)" != "Disabled" ]; then
+  if ! rpm -q container-selinux >/dev/null 2>&1; then
+${install}
+  fi
+${k3sSelinux}
+fi`;
+}
+
+/** ufw writes port ranges with a colon. */
+const ufwPort = (p: FirewallPort) => p.port.replace("-", ":");
+
+function renderFirewall(config: ResolvedConfig, ports: FirewallPort[]): Shell {
   const { mode } = config.k3s.firewall;
-  if (mode === "ignore") return "# firewall left alone (k3s.firewall.mode: ignore)";
+  if (mode === "ignore") return raw("# firewall left alone (k3s.firewall.mode: ignore)");
   if (mode === "disable") {
-    return `if service_active firewalld; then
+    return sh`if service_active firewalld; then
   systemctl disable --now firewalld
   changed "disabled firewalld"
 fi
-if have ufw && ufw status | grep -q '^Status: active'; then
-  ufw disable >/dev/null
-  changed "disabled ufw"
+if have ufw; then
+  ufw_state="$(ufw status)"
+  if [[ "$ufw_state" == *"Status: active"* ]]; then
+    ufw disable >/dev/null
+    changed "disabled ufw"
+  fi
 fi`;
   }
+  // Pod and service networks: K3s docs ask to trust them (pods reach node ports and each other).
   const trusted = [config.k3s.clusterCidr, config.k3s.serviceCidr];
-  return `if service_active firewalld; then
+  const firewalld = joinShell(
+    ports.flatMap((p) =>
+      p.sources === "any"
+        ? [sh`fw_any ${`${p.port}/${p.proto}`}`]
+        : [sh`fw_unscope ${`${p.port}/${p.proto}`}`, ...p.sources.map((s) => sh`fw_from ${p.port} ${p.proto} ${s}`)],
+    ),
+  );
+  const ufw = joinShell(
+    ports.flatMap((p) =>
+      p.sources === "any"
+        ? [sh`ufw_any ${`${ufwPort(p)}/${p.proto}`}`]
+        : [sh`ufw_unscope ${`${ufwPort(p)}/${p.proto}`}`, ...p.sources.map((s) => sh`ufw_from ${ufwPort(p)} ${p.proto} ${s}`)],
+    ),
+  );
+  return sh`# Each K3s port is open only to who needs it (nodes, pod CIDR; the API to apiServerSources).
+if service_active firewalld; then
   reload=0
-  for port in ${ports.map((p) => `${p.port}/${p.proto}`).join(" ")}; do
-    if ! firewall-cmd --permanent --query-port="$port" >/dev/null 2>&1; then
-      firewall-cmd --permanent --add-port="$port" >/dev/null
-      changed "firewalld: opened $port"
+  fw_any() {
+    if ! firewall-cmd --permanent --query-port="$1" >/dev/null 2>&1; then
+      firewall-cmd --permanent --add-port="$1" >/dev/null
+      changed "firewalld: opened $1"
       reload=1
     fi
-  done
-  for source in ${trusted.join(" ")}; do
+  }
+  # An earlier version opened this port to any source: close that, the scoped rules follow.
+  fw_unscope() {
+    if firewall-cmd --permanent --query-port="$1" >/dev/null 2>&1; then
+      firewall-cmd --permanent --remove-port="$1" >/dev/null
+      changed "firewalld: closed $1 to any source (now scoped to the cluster)"
+      reload=1
+    fi
+  }
+  fw_from() {
+    local family=ipv4 rule
+    case "$3" in *:*) family=ipv6 ;; *) ;; esac
+    rule="rule family=\\"$family\\" source address=\\"$3\\" port port=\\"$1\\" protocol=\\"$2\\" accept"
+    if ! firewall-cmd --permanent --query-rich-rule="$rule" >/dev/null 2>&1; then
+      firewall-cmd --permanent --add-rich-rule="$rule" >/dev/null
+      changed "firewalld: opened $1/$2 from $3"
+      reload=1
+    fi
+  }
+${firewalld}
+  for source in ${trusted}; do
     if ! firewall-cmd --permanent --zone=trusted --query-source="$source" >/dev/null 2>&1; then
       firewall-cmd --permanent --zone=trusted --add-source="$source" >/dev/null
       changed "firewalld: trusted $source"
@@ -223,19 +335,35 @@ fi`;
   done
   if [ "$reload" = 1 ]; then firewall-cmd --reload >/dev/null; fi
 fi
-if have ufw && ufw status | grep -q '^Status: active'; then
-  rules="$(ufw status)"
-  for port in ${ports.map(ufwPort).join(" ")}; do
-    if ! grep -qE "^$port +ALLOW" <<<"$rules"; then
-      ufw allow "$port" >/dev/null
-      changed "ufw: allowed $port"
-    fi
-  done
-  for source in ${trusted.join(" ")}; do
-    if ! grep -qE "ALLOW( IN)? +$source" <<<"$rules"; then
-      ufw allow from "$source" to any >/dev/null
-      changed "ufw: allowed from $source"
-    fi
-  done
+if have ufw; then
+  # Captured once, then matched: no pipe into grep -q (SIGPIPE under pipefail).
+  ufw_rules="$(ufw status)"
+  if [[ "$ufw_rules" == *"Status: active"* ]]; then
+    ufw_any() {
+      if ! grep -qE "^$1[[:space:]]+ALLOW( IN)?[[:space:]]+Anywhere" <<<"$ufw_rules"; then
+        ufw allow "$1" >/dev/null
+        changed "ufw: allowed $1"
+      fi
+    }
+    ufw_unscope() {
+      if grep -qE "^$1[[:space:]]+ALLOW( IN)?[[:space:]]+Anywhere" <<<"$ufw_rules"; then
+        ufw delete allow "$1" >/dev/null
+        changed "ufw: removed $1 from any source (now scoped to the cluster)"
+      fi
+    }
+    ufw_from() {
+      if ! grep -qE "^$1/$2[[:space:]]+ALLOW( IN)?[[:space:]]+\${3//./\\\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
+        ufw allow proto "$2" from "$3" to any port "$1" >/dev/null
+        changed "ufw: allowed $1/$2 from $3"
+      fi
+    }
+${ufw}
+    for source in ${trusted}; do
+      if ! grep -qE "ALLOW( IN)?[[:space:]]+\${source//./\\\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
+        ufw allow from "$source" to any >/dev/null
+        changed "ufw: allowed from $source"
+      fi
+    done
+  fi
 fi`;
 }

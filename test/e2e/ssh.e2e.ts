@@ -10,7 +10,7 @@ import { PATHS } from "../../components/k3s/render";
 import { ClusterPlan, NodeSecrets, planCluster } from "../../components/node/plan";
 import { REPO } from "../helpers/samples";
 import { parse } from "yaml";
-import { applyCluster, clusterSteps, installRuns, SshTarget, TestHost } from "./ssh";
+import { applyCluster, clusterSteps, installRuns, restarts, SshTarget, TestHost } from "./ssh";
 
 /**
  * End to end over real SSH: four test hosts (network namespaces with sshd, see hosts/), a cluster
@@ -95,11 +95,18 @@ describe("e2e over SSH on test hosts", function () {
       assert.equal(runs[0]!.env.INSTALL_K3S_EXEC, node.node.role);
       assert.equal(runs[0]!.env.INSTALL_K3S_VERSION, "v1.31.4+k3s1");
       assert.equal(runs[0]!.env.INSTALL_K3S_SKIP_DOWNLOAD, "true");
+      assert.equal(runs[0]!.env.INSTALL_K3S_BIN_DIR, "/usr/local/bin");
+      const unit = node.node.role === "server" ? "k3s" : "k3s-agent";
+      assert.equal(restarts(host, unit).length, 1, `${node.node.name}: ${unit} started once`);
+      assert.ok(existsSync(join(host.upper, `etc/systemd/system/${unit}.service.env`)), "the install script wrote the unit's env file");
     }
     const [s1, s2, a1, a2] = ["e2e-server-1", "e2e-server-2", "e2e-agent-1", "e2e-agent-2"].map((n) => installRuns(byName(n))[0]!);
     assert.ok(s1!.end <= s2!.start, "the second server installs after the first finished");
     for (const agent of [a1!, a2!]) assert.ok(s2!.end <= agent.start, "agents install after every server");
-    assert.ok(a1!.start < a2!.end && a2!.start < a1!.end, "agents install in parallel");
+    // Parallel means the agents' whole step sequences overlap (neither waits for the other); the
+    // installs themselves last ~0.3 s, too short to overlap reliably on a loaded machine.
+    const [r1, r2] = ["e2e-agent-1", "e2e-agent-2"].map((n) => result.runs.get(n)!);
+    assert.ok(r1!.started < r2!.finished && r2!.started < r1!.finished, "agents apply in parallel");
     assert.ok(existsSync(join(byName("e2e-server-1").upper, "var/lib/rancher/k3s/server/psa.yaml")), "CIS files on servers");
   });
 
@@ -147,11 +154,40 @@ describe("e2e over SSH on test hosts", function () {
     plan = changed;
   });
 
+  it("a registries.yaml change restarts exactly that node's service; the install script alone would skip it", async () => {
+    const agent = byName("e2e-agent-1");
+    const before = new Map(hosts.map((h) => [h.address, [restarts(h, "k3s").length, restarts(h, "k3s-agent").length]]));
+    // Only e2e-agent-1 gets the new registries.yaml (the other nodes keep their current plan).
+    const mirrored = planCluster(stack(hosts, [...edits, (raw) => (raw.k3s!.registries = { mirrors: { "docker.io": { endpoint: ["https://mirror.example.com:5000"] } } })]));
+    const onlyAgent: ClusterPlan = { ...plan, nodes: plan.nodes.map((n) => (n.node.name === "e2e-agent-1" ? mirrored.nodes.find((m) => m.node.name === n.node.name)! : n)) };
+    const result = await applyCluster(onlyAgent, targets, secrets);
+    assert.deepEqual([...result.failures], []);
+    assert.match(read(agent, PATHS.registriesYaml), /mirror\.example\.com:5000/);
+    const last = installRuns(agent).at(-1)!;
+    assert.equal(last.env.INSTALL_K3S_FORCE_RESTART, "true", "apply forces the restart the install script would skip");
+    for (const h of hosts) {
+      const [k3s, k3sAgent] = before.get(h.address)!;
+      const expectAgent = h === agent ? k3sAgent! + 1 : k3sAgent!;
+      assert.deepEqual([restarts(h, "k3s").length, restarts(h, "k3s-agent").length], [k3s, expectAgent], `${h.address} restarts`);
+    }
+    assert.match(result.runs.get("e2e-server-1")!.apply, /up to date/);
+
+    // The stand-in models the real script: unchanged binary, unit and env file and no
+    // INSTALL_K3S_FORCE_RESTART means "No change detected so skipping service start".
+    const direct = await targets.get("e2e-agent-1")!.run("sudo -n env INSTALL_K3S_EXEC=agent INSTALL_K3S_SKIP_DOWNLOAD=true sh /usr/local/bin/k3s-install.sh");
+    assert.equal(direct.status, 0, direct.stderr);
+    assert.match(direct.stdout, /No change detected so skipping service start/);
+    assert.equal(restarts(agent, "k3s-agent").length, before.get(agent.address)![1]! + 1, "no restart without INSTALL_K3S_FORCE_RESTART");
+    plan = onlyAgent;
+  });
+
   it("cluster steps: role labels, the kubeconfig, encryption verified, a rotation restarts servers one at a time", async () => {
     const config = stack(hosts, [...edits, (raw) => (raw.encryption = { rotation: 1 })]);
+    const callsBefore = new Map(hosts.map((h) => [h.address, read(h, "var/log/k3sp/calls.log")]));
+    const restartsBefore = new Map(hosts.map((h) => [h.address, restarts(h, "k3s").length]));
     const steps = await clusterSteps(config, planCluster(config), targets, "e2e");
     const server1 = byName("e2e-server-1");
-    const calls = read(server1, "var/log/k3sp/calls.log");
+    const calls = read(server1, "var/log/k3sp/calls.log").slice(callsBefore.get(server1.address)!.length);
     for (const agent of ["e2e-agent-1", "e2e-agent-2"]) {
       assert.match(calls, new RegExp(`k3s kubectl label node ${agent} --overwrite node-role\\.kubernetes\\.io/worker=true\n`));
     }
@@ -159,9 +195,10 @@ describe("e2e over SSH on test hosts", function () {
     assert.deepEqual(kubeconfig.clusters.map((c) => [c.name, c.cluster.server]), [["e2e", "https://10.213.0.11:6443"]]);
     assert.deepEqual(steps.encryptionStatus, { mode: "k3s", enabled: true, stage: "reencrypt_finished", activeKey: "aescbckey-e2e", hashesMatch: true });
     assert.match(calls, /k3s secrets-encrypt rotate-keys/);
-    const restartAt = (host: TestHost) => Number(/^(\S+) systemctl restart k3s$/m.exec(read(host, "var/log/k3sp/calls.log"))![1]);
+    const restartAt = (host: TestHost) => restarts(host, "k3s").slice(restartsBefore.get(host.address)!)[0]!;
     assert.ok(restartAt(server1) < restartAt(byName("e2e-server-2")), "servers restart one after another");
-    assert.ok(!/systemctl restart/.test(read(byName("e2e-agent-1"), "var/log/k3sp/calls.log")), "agents do not restart");
+    const agent1 = byName("e2e-agent-1");
+    assert.ok(!/systemctl restart/.test(read(agent1, "var/log/k3sp/calls.log").slice(callsBefore.get(agent1.address)!.length)), "agents do not restart");
   });
 
   it("a host whose key does not match the pinned one is refused", async () => {

@@ -86,16 +86,20 @@ async function must(node: NodePlan, target: SshTarget, step: string, result: Pro
 export interface NodeRun {
   osPrep: string;
   apply: string;
+  /** When this node's steps started and finished (ms, orchestrator clock). */
+  started: number;
+  finished: number;
 }
 
 /** One node's steps, in the order the component's dependsOn gives them. */
 export async function applyNode(node: NodePlan, target: SshTarget, secrets: NodeSecrets): Promise<NodeRun> {
+  const started = Date.now();
   await must(node, target, "stage", target.run(node.commands.stage));
   for (const f of node.files) await must(node, target, `copy ${f.name}`, target.copy(f.content, `${STAGING_DIR}/${f.name}`));
   for (const s of node.secretFiles) await must(node, target, `secret ${s.name}`, target.run(secretWriteCommand(node.sshUser, s), s.render(secrets)));
   const osPrep = await must(node, target, "os-prep", target.run(node.commands.osPrep));
   const apply = await must(node, target, "apply", target.run(node.commands.apply));
-  return { osPrep: osPrep.stdout, apply: apply.stdout };
+  return { osPrep: osPrep.stdout, apply: apply.stdout, started, finished: Date.now() };
 }
 
 export interface ClusterRun {
@@ -148,6 +152,15 @@ export function installRuns(host: TestHost): Array<{ start: number; end: number;
       }
       return { start: Number(lines[0]), end, env, config };
     });
+}
+
+/** When the systemctl stand-in started or restarted `unit` on a host (seconds, in order). */
+export function restarts(host: TestHost, unit: string): number[] {
+  try {
+    return readFileSync(join(host.upper, "var/lib/k3sp-stub/restarts", unit), "utf8").split("\n").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 export interface ClusterSteps {

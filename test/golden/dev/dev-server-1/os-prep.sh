@@ -33,8 +33,11 @@ write_file() {
 
 # ---------------------------------------------------------------- preflight
 if [ -f "$ROOT/sys/fs/cgroup/cgroup.controllers" ]; then
-  grep -qw memory "$ROOT/sys/fs/cgroup/cgroup.controllers" \
-    || fail "the memory cgroup controller is not enabled (cgroup v2); K3s cannot run"
+  controllers="$(cat "$ROOT/sys/fs/cgroup/cgroup.controllers")"
+  case " $controllers " in
+    *" memory "*) ;;
+    *) fail "the memory cgroup controller is not enabled (cgroup v2); K3s cannot run" ;;
+  esac
 elif [ ! -d "$ROOT/sys/fs/cgroup/memory" ]; then
   fail "no memory cgroup: add cgroup_memory=1 cgroup_enable=memory to the kernel command line and reboot"
 fi
@@ -43,31 +46,35 @@ fi
 if ! service_active k3s && ! service_active k3s-agent && have ss; then
   ports=(6443 10250)
   for port in "${ports[@]}"; do
-    if ss -Hltn "sport = :$port" | grep -q .; then
+    listeners="$(ss -Hltn "sport = :$port")"
+    if [ -n "$listeners" ]; then
       fail "TCP port $port is already in use; K3s needs it"
     fi
   done
 fi
 
-# K3s registers this node under node-name dev-server-1, so duplicate host names are harmless,
+# K3s registers this node under its node-name, so duplicate host names are harmless,
 # but a node named localhost is almost always a mis-provisioned image.
 case "$(hostname 2>/dev/null || true)" in
   localhost | localhost.*) log "warning: hostname is localhost; the node still registers as $NODE" ;;
   *) ;;
 esac
 
-# ---------------------------------------------------------------- kernel modules
+# ---------------------------------------------------------------- kernel modules (from the features in use)
 write_file /etc/modules-load.d/k3s-platform.conf 0644 <<'EOF' || true
 br_netfilter
 overlay
 vxlan
 EOF
-for module in br_netfilter overlay vxlan; do
-  if [ ! -d "$ROOT/sys/module/$module" ]; then
-    modprobe "$module" || fail "cannot load kernel module $module (Ubuntu on Raspberry Pi: install linux-modules-extra-raspi for vxlan)"
-    changed "loaded kernel module $module"
+load_module() {
+  if [ ! -d "$ROOT/sys/module/$1" ]; then
+    modprobe "$1" || fail "cannot load kernel module $1: $2"
+    changed "loaded kernel module $1"
   fi
-done
+}
+load_module br_netfilter 'install the kernel'\''s bridge netfilter module (br_netfilter)'
+load_module overlay 'install the kernel'\''s overlay filesystem module (containerd'\''s snapshotter needs it)'
+load_module vxlan 'install the vxlan kernel module (flannel-backend: vxlan)'
 
 # ---------------------------------------------------------------- sysctls
 write_file /etc/sysctl.d/90-k3s-platform.conf 0644 <<'EOF' || true
@@ -83,15 +90,19 @@ while IFS='=' read -r key value; do
     changed "set sysctl $key=$value"
   fi
 done <"$ROOT/etc/sysctl.d/90-k3s-platform.conf"
+# no CIS hardening: kubelet does not check kernel defaults
 
 # ---------------------------------------------------------------- firewall (mode: disable)
 if service_active firewalld; then
   systemctl disable --now firewalld
   changed "disabled firewalld"
 fi
-if have ufw && ufw status | grep -q '^Status: active'; then
-  ufw disable >/dev/null
-  changed "disabled ufw"
+if have ufw; then
+  ufw_state="$(ufw status)"
+  if [[ "$ufw_state" == *"Status: active"* ]]; then
+    ufw disable >/dev/null
+    changed "disabled ufw"
+  fi
 fi
 
 # ---------------------------------------------------------------- SELinux

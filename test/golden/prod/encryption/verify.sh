@@ -3,7 +3,7 @@
 set -euo pipefail
 actual="$(sha256sum /etc/rancher/k3s/encryption-config.yaml | cut -d' ' -f1)"
 if [ "$actual" != '<sha256 of the deployed config>' ]; then
-  echo "encryption: /etc/rancher/k3s/encryption-config.yaml does not hold the configuration k3s-platform wrote" >&2
+  echo 'encryption: /etc/rancher/k3s/encryption-config.yaml does not hold the configuration k3s-platform wrote' >&2
   exit 1
 fi
 k3s kubectl get --raw=/readyz >/dev/null

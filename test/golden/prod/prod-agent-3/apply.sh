@@ -4,12 +4,19 @@ set -euo pipefail
 
 ROOT="${K3S_PLATFORM_ROOT:-}"
 STAGING="${K3S_PLATFORM_STAGING:-/var/lib/k3s-platform/staging}"
-STATE="$ROOT/var/lib/k3s-platform/applied"
+STATE="$ROOT"/var/lib/k3s-platform/applied
+MANAGED="$ROOT"/var/lib/k3s-platform/managed-files
+NODE=prod-agent-3
+SERVICE=k3s-agent
+VERSION=v1.31.4+k3s1
+READY_TIMEOUT=300
+
+fail() { printf 'apply[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
 
 place() {
   if ! cmp -s "$STAGING/$1" "$ROOT$2"; then
     install -D -m "$3" "$STAGING/$1" "$ROOT$2"
-    echo "apply[prod-agent-3]: updated $2"
+    echo "apply[$NODE]: updated $2"
   fi
 }
 
@@ -18,28 +25,46 @@ place resolv.conf /etc/rancher/k3s/resolv.conf 0644
 
 
 require_secret() {
-  [ -f "$ROOT$1" ] || { echo "apply[prod-agent-3]: $1 is missing (secret upload step)" >&2; exit 1; }
+  [ -f "$ROOT$1" ] || fail "$1 is missing (secret upload step)"
 }
 require_secret /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml
 
+# Files an earlier apply placed that the plan no longer has are removed (a removed registryAuth
+# must not leave credentials behind). Only files listed in the manifest are ever removed.
+planned=(/etc/rancher/k3s/config.yaml /etc/rancher/k3s/resolv.conf /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml)
+if [ -f "$MANAGED" ]; then
+  while IFS= read -r old; do
+    [ -n "$old" ] || continue
+    keep=0
+    for path in "${planned[@]}"; do
+      if [ "$path" = "$old" ]; then keep=1; fi
+    done
+    if [ "$keep" = 0 ] && [ -e "$ROOT$old" ]; then
+      rm -f "$ROOT$old"
+      echo "apply[$NODE]: removed $old (no longer planned)"
+    fi
+  done <"$MANAGED"
+fi
+# 0755: the SSH user must still reach the staging directory inside it (it is 0700 itself).
+install -d -m 0755 "$(dirname "$STATE")"
+printf '%s\n' "${planned[@]}" >"$MANAGED"
+
 fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
-if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet k3s-agent; then
-  echo "apply[prod-agent-3]: K3s is up to date"
+if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
+  echo "apply[$NODE]: K3s is up to date"
   exit 0
 fi
 
-bash "$STAGING/install-k3s.sh"
+# Something K3s reads at start changed: restart even when the install script sees no change.
+INSTALL_K3S_FORCE_RESTART=true bash "$STAGING/install-k3s.sh"
 
-deadline=$((SECONDS + 300))
-until systemctl is-active --quiet k3s-agent; do
+deadline=$((SECONDS + READY_TIMEOUT))
+until systemctl is-active --quiet "$SERVICE"; do
   if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "apply[prod-agent-3]: k3s-agent not ready after 300s; see journalctl -u k3s-agent" >&2
-    exit 1
+    fail "$SERVICE not ready after ${READY_TIMEOUT}s; see journalctl -u $SERVICE"
   fi
   sleep 2
 done
 
-# 0755: the SSH user must still reach the staging directory inside it (it is 0700 itself).
-install -d -m 0755 "$(dirname "$STATE")"
 echo "$fingerprint" >"$STATE"
-echo "apply[prod-agent-3]: K3s v1.31.4+k3s1 is running"
+echo "apply[$NODE]: K3s $VERSION is running"

@@ -4,12 +4,35 @@ set -euo pipefail
 
 ROOT="${K3S_PLATFORM_ROOT:-}"
 STAGING="${K3S_PLATFORM_STAGING:-/var/lib/k3s-platform/staging}"
-STATE="$ROOT/var/lib/k3s-platform/applied"
+STATE="$ROOT"/var/lib/k3s-platform/applied
+MANAGED="$ROOT"/var/lib/k3s-platform/managed-files
+NODE=prod-server-1
+SERVICE=k3s
+VERSION=v1.31.4+k3s1
+READY_TIMEOUT=300
+
+fail() { printf 'apply[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
+
+# Secrets-encryption guard: a running cluster's encryption is not dropped or switched silently.
+ENC_WANT=custom
+ENC_MIGRATED=/var/lib/k3s-platform/encryption-migrated
+if [ -f "$ROOT"/etc/rancher/k3s/config.yaml ]; then
+  current_config="$(cat "$ROOT"/etc/rancher/k3s/config.yaml)"
+  enc_have=off
+  case "$current_config" in
+    *"encryption-provider-config="*) enc_have=custom ;;
+    *"secrets-encryption: true"*) enc_have=k3s ;;
+    *) ;;
+  esac
+  if [ "$enc_have" != off ] && [ "$enc_have" != "$ENC_WANT" ] && [ "$(cat "$ROOT$ENC_MIGRATED" 2>/dev/null || true)" != "$ENC_WANT" ]; then
+    fail "secrets encryption on this running cluster is $enc_have; the config asks for $ENC_WANT, which leaves data written under the dropped provider unreadable. Migrate first (README: Secrets encryption, turning it off or changing mode), record it with: echo $ENC_WANT > $ENC_MIGRATED on this server, then run pulumi up again"
+  fi
+fi
 
 place() {
   if ! cmp -s "$STAGING/$1" "$ROOT$2"; then
     install -D -m "$3" "$STAGING/$1" "$ROOT$2"
-    echo "apply[prod-server-1]: updated $2"
+    echo "apply[$NODE]: updated $2"
   fi
 }
 
@@ -20,29 +43,47 @@ place audit.yaml /var/lib/rancher/k3s/server/audit.yaml 0600
 install -d -m 0700 "$ROOT"/var/lib/rancher/k3s/server/logs
 
 require_secret() {
-  [ -f "$ROOT$1" ] || { echo "apply[prod-server-1]: $1 is missing (secret upload step)" >&2; exit 1; }
+  [ -f "$ROOT$1" ] || fail "$1 is missing (secret upload step)"
 }
 require_secret /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml
 require_secret /etc/rancher/k3s/encryption-config.yaml
 
+# Files an earlier apply placed that the plan no longer has are removed (a removed registryAuth
+# must not leave credentials behind). Only files listed in the manifest are ever removed.
+planned=(/etc/rancher/k3s/config.yaml /etc/rancher/k3s/resolv.conf /var/lib/rancher/k3s/server/psa.yaml /var/lib/rancher/k3s/server/audit.yaml /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml /etc/rancher/k3s/encryption-config.yaml)
+if [ -f "$MANAGED" ]; then
+  while IFS= read -r old; do
+    [ -n "$old" ] || continue
+    keep=0
+    for path in "${planned[@]}"; do
+      if [ "$path" = "$old" ]; then keep=1; fi
+    done
+    if [ "$keep" = 0 ] && [ -e "$ROOT$old" ]; then
+      rm -f "$ROOT$old"
+      echo "apply[$NODE]: removed $old (no longer planned)"
+    fi
+  done <"$MANAGED"
+fi
+# 0755: the SSH user must still reach the staging directory inside it (it is 0700 itself).
+install -d -m 0755 "$(dirname "$STATE")"
+printf '%s\n' "${planned[@]}" >"$MANAGED"
+
 fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/var/lib/rancher/k3s/server/psa.yaml "$ROOT"/var/lib/rancher/k3s/server/audit.yaml "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$ROOT"/etc/rancher/k3s/encryption-config.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
-if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet k3s; then
-  echo "apply[prod-server-1]: K3s is up to date"
+if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
+  echo "apply[$NODE]: K3s is up to date"
   exit 0
 fi
 
-bash "$STAGING/install-k3s.sh"
+# Something K3s reads at start changed: restart even when the install script sees no change.
+INSTALL_K3S_FORCE_RESTART=true bash "$STAGING/install-k3s.sh"
 
-deadline=$((SECONDS + 300))
-until k3s kubectl get --raw=/readyz >/dev/null 2>&1 && k3s kubectl get node prod-server-1 >/dev/null 2>&1; do
+deadline=$((SECONDS + READY_TIMEOUT))
+until k3s kubectl get --raw=/readyz >/dev/null 2>&1 && k3s kubectl get node "$NODE" >/dev/null 2>&1; do
   if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "apply[prod-server-1]: k3s not ready after 300s; see journalctl -u k3s" >&2
-    exit 1
+    fail "$SERVICE not ready after ${READY_TIMEOUT}s; see journalctl -u $SERVICE"
   fi
   sleep 2
 done
 
-# 0755: the SSH user must still reach the staging directory inside it (it is 0700 itself).
-install -d -m 0755 "$(dirname "$STATE")"
 echo "$fingerprint" >"$STATE"
-echo "apply[prod-server-1]: K3s v1.31.4+k3s1 is running"
+echo "apply[$NODE]: K3s $VERSION is running"

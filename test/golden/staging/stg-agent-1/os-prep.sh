@@ -33,8 +33,11 @@ write_file() {
 
 # ---------------------------------------------------------------- preflight
 if [ -f "$ROOT/sys/fs/cgroup/cgroup.controllers" ]; then
-  grep -qw memory "$ROOT/sys/fs/cgroup/cgroup.controllers" \
-    || fail "the memory cgroup controller is not enabled (cgroup v2); K3s cannot run"
+  controllers="$(cat "$ROOT/sys/fs/cgroup/cgroup.controllers")"
+  case " $controllers " in
+    *" memory "*) ;;
+    *) fail "the memory cgroup controller is not enabled (cgroup v2); K3s cannot run" ;;
+  esac
 elif [ ! -d "$ROOT/sys/fs/cgroup/memory" ]; then
   fail "no memory cgroup: add cgroup_memory=1 cgroup_enable=memory to the kernel command line and reboot"
 fi
@@ -43,31 +46,35 @@ fi
 if ! service_active k3s && ! service_active k3s-agent && have ss; then
   ports=(10250)
   for port in "${ports[@]}"; do
-    if ss -Hltn "sport = :$port" | grep -q .; then
+    listeners="$(ss -Hltn "sport = :$port")"
+    if [ -n "$listeners" ]; then
       fail "TCP port $port is already in use; K3s needs it"
     fi
   done
 fi
 
-# K3s registers this node under node-name stg-agent-1, so duplicate host names are harmless,
+# K3s registers this node under its node-name, so duplicate host names are harmless,
 # but a node named localhost is almost always a mis-provisioned image.
 case "$(hostname 2>/dev/null || true)" in
   localhost | localhost.*) log "warning: hostname is localhost; the node still registers as $NODE" ;;
   *) ;;
 esac
 
-# ---------------------------------------------------------------- kernel modules
+# ---------------------------------------------------------------- kernel modules (from the features in use)
 write_file /etc/modules-load.d/k3s-platform.conf 0644 <<'EOF' || true
 br_netfilter
 overlay
 vxlan
 EOF
-for module in br_netfilter overlay vxlan; do
-  if [ ! -d "$ROOT/sys/module/$module" ]; then
-    modprobe "$module" || fail "cannot load kernel module $module (Ubuntu on Raspberry Pi: install linux-modules-extra-raspi for vxlan)"
-    changed "loaded kernel module $module"
+load_module() {
+  if [ ! -d "$ROOT/sys/module/$1" ]; then
+    modprobe "$1" || fail "cannot load kernel module $1: $2"
+    changed "loaded kernel module $1"
   fi
-done
+}
+load_module br_netfilter 'install the kernel'\''s bridge netfilter module (br_netfilter)'
+load_module overlay 'install the kernel'\''s overlay filesystem module (containerd'\''s snapshotter needs it)'
+load_module vxlan 'install the vxlan kernel module (flannel-backend: vxlan)'
 
 # ---------------------------------------------------------------- sysctls
 write_file /etc/sysctl.d/90-k3s-platform.conf 0644 <<'EOF' || true
@@ -83,17 +90,46 @@ while IFS='=' read -r key value; do
     changed "set sysctl $key=$value"
   fi
 done <"$ROOT/etc/sysctl.d/90-k3s-platform.conf"
+# no CIS hardening: kubelet does not check kernel defaults
 
 # ---------------------------------------------------------------- firewall (mode: open)
+# Each K3s port is open only to who needs it (nodes, pod CIDR; the API to apiServerSources).
 if service_active firewalld; then
   reload=0
-  for port in 10250/tcp 8472/udp; do
-    if ! firewall-cmd --permanent --query-port="$port" >/dev/null 2>&1; then
-      firewall-cmd --permanent --add-port="$port" >/dev/null
-      changed "firewalld: opened $port"
+  fw_any() {
+    if ! firewall-cmd --permanent --query-port="$1" >/dev/null 2>&1; then
+      firewall-cmd --permanent --add-port="$1" >/dev/null
+      changed "firewalld: opened $1"
       reload=1
     fi
-  done
+  }
+  # An earlier version opened this port to any source: close that, the scoped rules follow.
+  fw_unscope() {
+    if firewall-cmd --permanent --query-port="$1" >/dev/null 2>&1; then
+      firewall-cmd --permanent --remove-port="$1" >/dev/null
+      changed "firewalld: closed $1 to any source (now scoped to the cluster)"
+      reload=1
+    fi
+  }
+  fw_from() {
+    local family=ipv4 rule
+    case "$3" in *:*) family=ipv6 ;; *) ;; esac
+    rule="rule family=\"$family\" source address=\"$3\" port port=\"$1\" protocol=\"$2\" accept"
+    if ! firewall-cmd --permanent --query-rich-rule="$rule" >/dev/null 2>&1; then
+      firewall-cmd --permanent --add-rich-rule="$rule" >/dev/null
+      changed "firewalld: opened $1/$2 from $3"
+      reload=1
+    fi
+  }
+fw_unscope 10250/tcp
+fw_from 10250 tcp 198.51.100.10
+fw_from 10250 tcp 198.51.100.20
+fw_from 10250 tcp 198.51.100.21
+fw_from 10250 tcp 10.52.0.0/16
+fw_unscope 8472/udp
+fw_from 8472 udp 198.51.100.10
+fw_from 8472 udp 198.51.100.20
+fw_from 8472 udp 198.51.100.21
   for source in 10.52.0.0/16 10.53.0.0/16; do
     if ! firewall-cmd --permanent --zone=trusted --query-source="$source" >/dev/null 2>&1; then
       firewall-cmd --permanent --zone=trusted --add-source="$source" >/dev/null
@@ -103,20 +139,44 @@ if service_active firewalld; then
   done
   if [ "$reload" = 1 ]; then firewall-cmd --reload >/dev/null; fi
 fi
-if have ufw && ufw status | grep -q '^Status: active'; then
-  rules="$(ufw status)"
-  for port in 10250/tcp 8472/udp; do
-    if ! grep -qE "^$port +ALLOW" <<<"$rules"; then
-      ufw allow "$port" >/dev/null
-      changed "ufw: allowed $port"
-    fi
-  done
-  for source in 10.52.0.0/16 10.53.0.0/16; do
-    if ! grep -qE "ALLOW( IN)? +$source" <<<"$rules"; then
-      ufw allow from "$source" to any >/dev/null
-      changed "ufw: allowed from $source"
-    fi
-  done
+if have ufw; then
+  # Captured once, then matched: no pipe into grep -q (SIGPIPE under pipefail).
+  ufw_rules="$(ufw status)"
+  if [[ "$ufw_rules" == *"Status: active"* ]]; then
+    ufw_any() {
+      if ! grep -qE "^$1[[:space:]]+ALLOW( IN)?[[:space:]]+Anywhere" <<<"$ufw_rules"; then
+        ufw allow "$1" >/dev/null
+        changed "ufw: allowed $1"
+      fi
+    }
+    ufw_unscope() {
+      if grep -qE "^$1[[:space:]]+ALLOW( IN)?[[:space:]]+Anywhere" <<<"$ufw_rules"; then
+        ufw delete allow "$1" >/dev/null
+        changed "ufw: removed $1 from any source (now scoped to the cluster)"
+      fi
+    }
+    ufw_from() {
+      if ! grep -qE "^$1/$2[[:space:]]+ALLOW( IN)?[[:space:]]+${3//./\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
+        ufw allow proto "$2" from "$3" to any port "$1" >/dev/null
+        changed "ufw: allowed $1/$2 from $3"
+      fi
+    }
+ufw_unscope 10250/tcp
+ufw_from 10250 tcp 198.51.100.10
+ufw_from 10250 tcp 198.51.100.20
+ufw_from 10250 tcp 198.51.100.21
+ufw_from 10250 tcp 10.52.0.0/16
+ufw_unscope 8472/udp
+ufw_from 8472 udp 198.51.100.10
+ufw_from 8472 udp 198.51.100.20
+ufw_from 8472 udp 198.51.100.21
+    for source in 10.52.0.0/16 10.53.0.0/16; do
+      if ! grep -qE "ALLOW( IN)?[[:space:]]+${source//./\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
+        ufw allow from "$source" to any >/dev/null
+        changed "ufw: allowed from $source"
+      fi
+    done
+  fi
 fi
 
 # ---------------------------------------------------------------- SELinux

@@ -1,40 +1,76 @@
 #!/bin/sh
-# e2e stand-in for the pre-staged K3s install script: records when it ran, with which
-# INSTALL_K3S_* environment and config, and marks the unit active.
+# e2e stand-in for the K3s install script (get.k3s.io; source: k3s-io/k3s, install.sh). Written
+# here, not copied; it models the documented behaviour that decides whether K3s restarts:
+#  - BIN_DIR is INSTALL_K3S_BIN_DIR, default /usr/local/bin. With INSTALL_K3S_SKIP_DOWNLOAD=true
+#    (or =binary) nothing is downloaded and "${BIN_DIR}/k3s" must be executable, else it fails
+#    with "Executable k3s binary not found at ${BIN_DIR}/k3s" (verify_k3s_is_executable).
+#  - The unit name comes from the exec command: server -> k3s, agent -> k3s-agent; the unit is
+#    ${INSTALL_K3S_SYSTEMD_DIR:-/etc/systemd/system}/<name>.service, its env file <name>.service.env.
+#  - The env file is rewritten from the environment: every K3S_* and CONTAINERD_* variable, then
+#    the (NO|HTTP|HTTPS)_PROXY ones in any case, one per line as `export` prints them (a newline
+#    inside a value becomes a line of its own) (create_env_file).
+#  - get_installed_hashes: sha256 of the binary, the unit file and the env file, before and after.
+#    Unchanged and INSTALL_K3S_FORCE_RESTART != true: "No change detected so skipping service
+#    start", no restart. Otherwise `systemctl restart <name>` (service_enable_and_start).
+#    INSTALL_K3S_SKIP_START=true: no start at all.
+# config.yaml, its drop-ins, registries.yaml and resolv.conf are not hashed: a change to them alone
+# restarts nothing. Each run is also recorded in /var/log/k3sp/install.log for the tests.
 set -eu
+log=/var/log/k3sp/install.log
+info() { echo "[INFO]  $*"; }
+fatal() { echo "[ERROR]  $*" >&2; exit 1; }
+
+exec_cmd="${INSTALL_K3S_EXEC:-}"
+case "$exec_cmd" in
+  "" | -*) if [ -n "${K3S_URL:-}" ]; then cmd=agent; else cmd=server; fi ;;
+  *) cmd="${exec_cmd%% *}" ;;
+esac
+if [ "$cmd" = server ]; then name=k3s; else name="k3s-$cmd"; fi
+BIN_DIR="${INSTALL_K3S_BIN_DIR:-/usr/local/bin}"
+SYSTEMD_DIR="${INSTALL_K3S_SYSTEMD_DIR:-/etc/systemd/system}"
+unit="$SYSTEMD_DIR/$name.service"
+env_file="$unit.env"
+
+installed_hashes() { sha256sum "$BIN_DIR/k3s" "$unit" "$env_file" 2>&1 || true; }
+
 {
   printf 'run %s\n' "$(date +%s.%N)"
-  env | grep -E '^(INSTALL_K3S_|K3S_|HTTPS?_PROXY|NO_PROXY|CONTAINERD_)' | sort
+  env | grep -E '^(INSTALL_K3S_|K3S_|HTTPS?_PROXY|NO_PROXY|CONTAINERD_)' | sort || true
   printf 'config.yaml %s\n' "$(sha256sum /etc/rancher/k3s/config.yaml | cut -d' ' -f1)"
-} >>/var/log/k3sp/install.log
+} >>"$log"
+pre_hashes="$(installed_hashes)"
+
+case "${INSTALL_K3S_SKIP_DOWNLOAD:-}" in
+  true | binary)
+    info "Skipping k3s download and verify"
+    [ -x "$BIN_DIR/k3s" ] || fatal "Executable k3s binary not found at $BIN_DIR/k3s"
+    ;;
+  *) fatal "e2e stand-in: downloads are not modelled (the test hosts are air-gapped)" ;;
+esac
+
+mkdir -p "$SYSTEMD_DIR"
+rm -f "$unit" "$env_file"
+# `export -p` prints `export NAME='value'`; continuation lines of a multi-line value stay lines.
+exported="$(export -p)"
+: >"$env_file"
+chmod 0600 "$env_file"
+printf '%s\n' "$exported" | while read -r _ assignment; do printf '%s\n' "$assignment"; done | grep -E '^(K3S|CONTAINERD)_' >>"$env_file" || true
+printf '%s\n' "$exported" | while read -r _ assignment; do printf '%s\n' "$assignment"; done | grep -Ei '^(NO|HTTP|HTTPS)_PROXY' >>"$env_file" || true
+cat >"$unit" <<UNIT
+[Unit]
+Description=Lightweight Kubernetes (e2e stand-in unit)
+[Service]
+EnvironmentFile=-$env_file
+ExecStart=$BIN_DIR/k3s $exec_cmd $*
+UNIT
+
 sleep 0.3 # a real install takes a while: makes overlapping runs visible in the timestamps
-printf 'done %s\n' "$(date +%s.%N)" >>/var/log/k3sp/install.log
-unit=k3s
-[ "${INSTALL_K3S_EXEC:-}" = agent ] && unit=k3s-agent
-if [ "$unit" = k3s ]; then
-  # What K3s writes for the admin: a kubeconfig pointing at the local API.
-  mkdir -p /etc/rancher/k3s
-  cat >/etc/rancher/k3s/k3s.yaml <<'KUBECONFIG'
-apiVersion: v1
-clusters:
-- cluster:
-    certificate-authority-data: ZTJlLWNh
-    server: https://127.0.0.1:6443
-  name: default
-contexts:
-- context:
-    cluster: default
-    user: default
-  name: default
-current-context: default
-kind: Config
-users:
-- name: default
-  user:
-    client-certificate-data: ZTJlLWNlcnQ=
-    client-key-data: ZTJlLWtleQ==
-KUBECONFIG
-  chmod 600 /etc/rancher/k3s/k3s.yaml
+if [ "${INSTALL_K3S_SKIP_START:-}" = true ]; then
+  :
+elif [ "$pre_hashes" = "$(installed_hashes)" ] && [ "${INSTALL_K3S_FORCE_RESTART:-}" != true ]; then
+  info "No change detected so skipping service start"
+else
+  info "systemd: Starting $name"
+  systemctl restart "$name"
 fi
-mkdir -p /var/lib/k3sp-stub/active
-touch "/var/lib/k3sp-stub/active/$unit"
+printf 'done %s\n' "$(date +%s.%N)" >>"$log"

@@ -1,0 +1,111 @@
+import { heredoc, shellQuote } from "./quote";
+
+/**
+ * The one way generated shell is written. `sh\`...\`` quotes every `${value}` through shellQuote;
+ * only a `Shell` fragment (another `sh` result, or text explicitly marked with `raw()`) is
+ * inserted as is. The template also tracks the quoting context of its literal text and throws
+ * when a value would land inside '...' or "..." (where a quoted value is not a word, and
+ * `"$(...)"` inside a value would run): messages take values as separate words, or via shell
+ * variables set once from a quoted value. In a comment, control characters are replaced so a
+ * value can't end the comment.
+ */
+export class Shell {
+  constructor(readonly text: string) {}
+  toString(): string {
+    return this.text;
+  }
+}
+
+/** Trusted shell text, inserted verbatim: use only for text written in this repository. */
+export function raw(text: string): Shell {
+  return new Shell(text);
+}
+
+/** Fragments joined with a separator (newline by default). */
+export function joinShell(parts: Shell[], separator = "\n"): Shell {
+  return new Shell(parts.map((p) => p.text).join(separator));
+}
+
+/**
+ * A quoted heredoc (`<<'TAG'` … `TAG`) carrying `body` verbatim: no expansion happens in it and
+ * the terminator is chosen so the body can't contain it, so any body is safe.
+ */
+export function heredocBody(body: string, tag = "EOF"): { open: Shell; body: Shell } {
+  const h = heredoc(body, tag);
+  return { open: raw(h.open), body: raw(`${body}${body.endsWith("\n") || body === "" ? "" : "\n"}${h.close}`) };
+}
+
+export type ShellValue = string | number | Shell | ReadonlyArray<string | number | Shell>;
+
+type Context = "word" | "single" | "double" | "comment";
+
+/** Quoting state: the current context, plus the double-quoted strings a `$(...)` was opened in. */
+interface State {
+  ctx: Context;
+  /** One entry per `$(` opened inside "...": the paren depth inside it. */
+  subshells: number[];
+}
+
+/** Advances the quoting state over literal shell text (good enough for the scripts we write). */
+function scan(text: string, state: State, lineStart: boolean): State {
+  let ctx = state.ctx;
+  const subshells = [...state.subshells];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    switch (ctx) {
+      case "comment":
+        if (c === "\n") ctx = "word";
+        break;
+      case "single":
+        if (c === "'") ctx = "word";
+        break;
+      case "double":
+        if (c === "\\") i++;
+        else if (c === '"') ctx = "word";
+        else if (c === "$" && text[i + 1] === "(") {
+          subshells.push(1);
+          ctx = "word";
+          i++;
+        }
+        break;
+      case "word":
+        if (c === "\\") i++;
+        else if (c === "'") ctx = "single";
+        else if (c === '"') ctx = "double";
+        else if (c === "#" && (i === 0 ? lineStart : /[\s;&|(]/.test(text[i - 1]!))) ctx = "comment";
+        else if (subshells.length > 0 && c === "(") subshells[subshells.length - 1]!++;
+        else if (subshells.length > 0 && c === ")") {
+          if (--subshells[subshells.length - 1]! === 0) {
+            subshells.pop();
+            ctx = "double";
+          }
+        }
+        break;
+    }
+  }
+  return { ctx, subshells };
+}
+
+function one(value: string | number | Shell, ctx: Context, where: string): string {
+  if (value instanceof Shell) return value.text;
+  const text = String(value);
+  if (ctx === "comment") return text.replace(/[\x00-\x1f\x7f\u2028\u2029]/g, "?");
+  if (ctx !== "word") {
+    throw new Error(`sh: a value is interpolated inside ${ctx} quotes after ${JSON.stringify(where.slice(-60))}; pass it as its own word`);
+  }
+  return shellQuote(text);
+}
+
+export function sh(strings: TemplateStringsArray, ...values: ShellValue[]): Shell {
+  let out = strings[0]!;
+  // Comments may begin a fragment only at a line start; a template starts at a line start.
+  let state = scan(strings[0]!, { ctx: "word", subshells: [] }, true);
+  values.forEach((value, i) => {
+    const items = Array.isArray(value) ? (value as ReadonlyArray<string | number | Shell>) : [value as string | number | Shell];
+    out += items.map((v) => one(v, state.ctx, out)).join(" ");
+    const next = strings[i + 1]!;
+    out += next;
+    state = scan(next, state, false);
+  });
+  return new Shell(out);
+}

@@ -1,0 +1,393 @@
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { ResolvedConfig, StackInput } from "../components/config/schema";
+import { loadStackConfig } from "../components/config/validate";
+import { renderReencryptScript, renderRestartScript, renderVerifyScript, rotationPhases } from "../components/encryption/render";
+import { K3S_IMAGES_DIR, renderInstallScript } from "../components/k3s/install";
+import { PATHS } from "../components/k3s/render";
+import { NodePlan, planCluster, planNode } from "../components/node/plan";
+import { postRegistrationLabelCommand } from "../components/cluster/component";
+import { inboundPorts, kernelModules } from "../components/os-prep/render";
+import { raw, sh } from "../components/shell/sh";
+import { ENVS, REPO, sampleConfig, variant } from "./helpers/samples";
+
+const STUBS = join(REPO, "test", "helpers", "stubs");
+
+function run(cmd: string, args: string[], env: Record<string, string> = {}) {
+  const result = spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, ...env } });
+  return { status: result.status, out: `${result.stdout}${result.stderr}` };
+}
+
+const file = (plan: NodePlan, name: string) => plan.files.find((f) => f.name === name)!.content;
+
+/** A pipe into a consumer that may exit before reading everything (grep -q/-l/-m, head, sed Nq). */
+export const EARLY_EXIT_PIPE = /(?<!\|)\|(?!\|)\s*(grep\b[^|;&\n]*\s-[A-Za-z]*[qlm]|grep\b[^|;&\n]*--(quiet|silent|max-count|files-with-matches)|head\b|sed\b[^|;&\n]*\b\d+q\b)/;
+
+/** Every script the program can send to a host, for the given configs. */
+function allGeneratedScripts(configs: Array<[string, ResolvedConfig]>): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const [label, config] of configs) {
+    const plan = planCluster(config);
+    for (const n of plan.nodes) {
+      for (const f of n.files.filter((x) => x.name.endsWith(".sh"))) out.push([`${label}/${n.node.name}/${f.name}`, f.content]);
+      for (const [k, v] of Object.entries(n.commands)) out.push([`${label}/${n.node.name}/command-${k}`, v]);
+    }
+    out.push([`${label}/kubeconfig`, plan.kubeconfigCommand]);
+    const labels = postRegistrationLabelCommand(plan);
+    if (labels) out.push([`${label}/labels`, labels]);
+    const rotating = { ...config, encryption: { ...config.encryption, enabled: true, rotation: 1 } };
+    out.push([`${label}/verify`, renderVerifyScript(rotating, "0".repeat(64))], [`${label}/restart`, renderRestartScript("n")]);
+    rotationPhases(rotating).forEach((p) => out.push([`${label}/rotation-${p.name}`, p.script]));
+  }
+  return out;
+}
+
+function variants(): Array<[string, ResolvedConfig]> {
+  return [
+    ...ENVS.map((env): [string, ResolvedConfig] => [env, sampleConfig(env)]),
+    ["pi+selinux+disable", loadStackConfig(variant("dev", (r) => {
+      Object.assign(r.k3s!, { version: undefined, channel: "stable", selinux: true, firewall: { mode: "disable" } });
+      r.nodes[1]!.raspberryPi = true;
+    }))],
+    ["airgap+wireguard+custom-images", loadStackConfig(variant("dev", (r) => {
+      Object.assign(r.k3s!, { airgap: { enabled: true, binaryPath: "/opt/k3s/bin/k3s", imagesDir: "/opt/k3s/images" }, flannelBackend: "wireguard-native", firewall: { apiServerSources: ["192.0.2.0/24"] } });
+    }))],
+    ["custom-encryption-wildcards", loadStackConfig(variant("prod", (r) => {
+      r.encryption = { mode: "custom", rotation: 1, custom: { resources: [{ resources: ["secrets", "configmaps", "*.apps"], providers: ["aescbc", "identity"] }] } };
+    }))],
+  ];
+}
+
+describe("host scripts", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "k3sp-host-"));
+  after(() => rmSync(scratch, { recursive: true, force: true }));
+
+  describe("sh: the one quoting path", () => {
+    it("quotes every value and inserts only Shell fragments as they are", () => {
+      const hostile = `a'b"c$(touch /x)\`id\`;*\n-rf`;
+      const s = sh`echo ${hostile} ${["x y", 3]} ${raw("$HOME")}`.text;
+      const out = run("bash", ["-c", s.replace(/^echo /, "printf '%s|' ")]);
+      assert.equal(out.out, `${hostile}|x y|3|${process.env.HOME}|`);
+    });
+
+    it("refuses a value inside quotes, where quoting would not make it one word", () => {
+      assert.throws(() => sh`echo "node ${"x"} is missing"`, /inside double quotes/);
+      assert.throws(() => sh`echo 'node ${"x"}'`, /inside single quotes/);
+      assert.throws(() => sh`x="$(cat "$ROOT"${"/etc"} ${"y"})"`.text.length && sh`echo "$(date) ${"v"}"`, /inside double quotes/);
+      // Inside $( ) inside "..." a value is a word again.
+      assert.equal(sh`x="$(cat "$ROOT"${"/a b"})"`.text, `x="$(cat "$ROOT"'/a b')"`);
+    });
+
+    it("every script and command under components/ is written with sh (no other template builds shell)", () => {
+      const tracked = spawnSync("git", ["ls-files", "components"], { cwd: REPO, encoding: "utf8" }).stdout.split("\n").filter((f) => f.endsWith(".ts"));
+      const shellStarts = /(?<!sh)`(#!\/|sudo -n|bash |sh -c|umask |k3s kubectl|cat \/)/;
+      for (const f of tracked.filter((f) => !f.startsWith("components/shell/"))) {
+        const bad = readFileSync(join(REPO, f), "utf8").split("\n").find((l) => shellStarts.test(l));
+        assert.equal(bad, undefined, `${f}: shell built outside sh\`\`: ${bad}`);
+        assert.doesNotMatch(readFileSync(join(REPO, f), "utf8"), /\bshellQuote\(/, `${f}: quote through sh, not shellQuote directly`);
+      }
+    });
+
+    it("keeps a value in a comment from ending the comment", () => {
+      assert.equal(sh`# node ${"a\ntouch /x"}\ntrue`.text, "# node a?touch /x\ntrue");
+    });
+  });
+
+  describe("no pipe into an early-exit consumer (SIGPIPE under pipefail)", () => {
+    it("the pattern is recognised", () => {
+      for (const bad of ["k3s --version | grep -qF v1", "x | grep -q y", "x |grep -m1 y", "x | head -n1", "x | grep --quiet y", "x | sed 1q"]) assert.match(bad, EARLY_EXIT_PIPE, bad);
+      for (const ok of ["grep -q y <<<\"$x\"", "a || grep -q y f", "x | grep -E y", "x | sort | cut -d' ' -f1"]) assert.doesNotMatch(ok, EARLY_EXIT_PIPE, ok);
+    });
+
+    it("no generated script (every sample and variant, every node, every lifecycle step) has it", () => {
+      const scripts = allGeneratedScripts(variants());
+      assert.ok(scripts.length >= 60, `${scripts.length} scripts`);
+      for (const [name, text] of scripts) {
+        const line = text.split("\n").find((l) => EARLY_EXIT_PIPE.test(l.replace(/(^|\s)#.*$/, "")));
+        assert.equal(line, undefined, `${name}: ${line}`);
+      }
+    });
+
+    it("every generated script of these variants (air-gap images copy, wireguard, wildcards, guard) passes shellcheck", () => {
+      const dir = mkdtempSync(join(scratch, "lint-"));
+      const paths = allGeneratedScripts(variants())
+        .filter(([name]) => !/command-|kubeconfig|labels/.test(name))
+        .map(([name, text], i) => {
+          const path = join(dir, `${i}-${name.replace(/\W+/g, "_")}.sh`);
+          writeFileSync(path, text);
+          return path;
+        });
+      const lint = run("shellcheck", ["--severity=style", ...paths]);
+      assert.equal(lint.status, 0, lint.out);
+    });
+
+    it("no repository shell script (scripts, CI, test hosts, stand-ins, stubs) has it", () => {
+      const tracked = spawnSync("git", ["ls-files"], { cwd: REPO, encoding: "utf8" }).stdout.split("\n").filter(Boolean);
+      const shell = tracked.filter((f) => {
+        if (f.startsWith("test/golden/")) return true; // generated output is checked here too
+        const path = join(REPO, f);
+        if (!existsSync(path) || !statSync(path).isFile()) return false;
+        return f.endsWith(".sh") || f === ".ci/run" || /^#!.*\b(ba|da)?sh\b/.test(readFileSync(path, "utf8").split("\n", 1)[0]!);
+      });
+      assert.ok(shell.length >= 20, `${shell.length} files`);
+      for (const f of shell) {
+        const bad = readFileSync(join(REPO, f), "utf8").split("\n").find((l) => EARLY_EXIT_PIPE.test(l.replace(/(^|\s)#.*$/, "")));
+        assert.equal(bad, undefined, `${f}: ${bad}`);
+      }
+    });
+
+    it("secrets encryption verify passes and prints JSON, 15 times in a row", () => {
+      // The verify step used to pipe `secrets-encrypt status` into grep -q and failed at random.
+      const config = sampleConfig("staging");
+      const root = mkdtempSync(join(scratch, "verify-"));
+      mkdirSync(join(root, "run/active"), { recursive: true });
+      writeFileSync(join(root, "run/active/k3s"), "");
+      mkdirSync(join(root, "encryption"));
+      writeFileSync(join(root, "encryption/status"), "Enabled\n");
+      const script = join(root, "verify.sh");
+      writeFileSync(script, renderVerifyScript({ ...config, encryption: { ...config.encryption, enabled: true, mode: "k3s" } }));
+      for (let i = 0; i < 15; i++) {
+        const r = run("bash", [script], { K3S_PLATFORM_ROOT: root, PATH: `${STUBS}:${process.env.PATH}` });
+        assert.equal(r.status, 0, r.out);
+        assert.match(r.out, /"enable":true/);
+      }
+    });
+  });
+
+  describe("apply.sh", () => {
+    /** Stages a node's files with an install stand-in that records its environment. */
+    function stage(plan: NodePlan, root: string) {
+      const staging = mkdtempSync(join(scratch, "staging-"));
+      for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
+      writeFileSync(
+        join(staging, "install-k3s.sh"),
+        `#!/usr/bin/env bash\necho "install force=\${INSTALL_K3S_FORCE_RESTART:-}" >>"$K3S_PLATFORM_ROOT/install.log"\nmkdir -p "$K3S_PLATFORM_ROOT/run/active" && touch "$K3S_PLATFORM_ROOT/run/active/${plan.node.role === "server" ? "k3s" : "k3s-agent"}"\n`,
+      );
+      chmodSync(join(staging, "install-k3s.sh"), 0o755);
+      for (const secret of plan.secretFiles) {
+        mkdirSync(dirname(join(root, secret.target)), { recursive: true });
+        writeFileSync(join(root, secret.target), `${secret.name}: x\n`);
+      }
+      return { staging, env: { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, STUB_LOG: "/dev/null", PATH: `${STUBS}:${process.env.PATH}` } };
+    }
+
+    it("a registries.yaml change forces the restart (INSTALL_K3S_FORCE_RESTART=true) that the install script would skip", () => {
+      const config = sampleConfig("dev");
+      const root = mkdtempSync(join(scratch, "restart-"));
+      const first = stage(planNode(config, config.nodes[1]!), root);
+      assert.equal(run("bash", [join(first.staging, "apply.sh")], first.env).status, 0);
+      const mirrored = loadStackConfig(variant("dev", (r) => (r.k3s!.registries = { mirrors: { "docker.io": { endpoint: ["https://mirror.example.com:5000"] } } })));
+      const second = stage(planNode(mirrored, mirrored.nodes[1]!), root);
+      const r = run("bash", [join(second.staging, "apply.sh")], second.env);
+      assert.equal(r.status, 0, r.out);
+      assert.match(r.out, /updated \/etc\/rancher\/k3s\/registries\.yaml/);
+      assert.equal(readFileSync(join(root, "install.log"), "utf8"), "install force=true\ninstall force=true\n");
+      assert.match(run("bash", [join(second.staging, "apply.sh")], second.env).out, /up to date/);
+    });
+
+    it("removes a secret file the plan no longer has (registryAuth removed), and only files it placed", () => {
+      const config = sampleConfig("dev");
+      const root = mkdtempSync(join(scratch, "manifest-"));
+      const withAuth = planNode(config, config.nodes[1]!, { hasRegistryAuth: true });
+      assert.ok(withAuth.secretFiles.some((s) => s.target === PATHS.registriesYaml));
+      const a = stage(withAuth, root);
+      assert.equal(run("bash", [join(a.staging, "apply.sh")], a.env).status, 0);
+      mkdirSync(join(root, "etc/rancher/k3s/config.yaml.d"), { recursive: true });
+      writeFileSync(join(root, "etc/rancher/k3s/config.yaml.d/99-operator.yaml"), "debug: true\n");
+
+      const without = planNode(config, config.nodes[1]!);
+      const b = stage(without, root);
+      rmSync(join(root, "install.log"));
+      const r = run("bash", [join(b.staging, "apply.sh")], b.env);
+      assert.equal(r.status, 0, r.out);
+      assert.ok(!existsSync(join(root, PATHS.registriesYaml)), "the credentials left the host");
+      assert.match(r.out, /removed \/etc\/rancher\/k3s\/registries\.yaml/);
+      assert.ok(existsSync(join(root, "etc/rancher/k3s/config.yaml.d/99-operator.yaml")), "a file it never placed stays");
+      assert.equal(readFileSync(join(root, "install.log"), "utf8"), "install force=true\n", "K3s restarts to drop the file");
+    });
+
+    it("refuses to turn encryption off (or switch mode) on a running cluster unless a migration was recorded", () => {
+      const on = loadStackConfig(variant("staging", (r) => (r.encryption = { enabled: true })));
+      const off = loadStackConfig(variant("staging", (r) => (r.encryption = { enabled: false })));
+      const root = mkdtempSync(join(scratch, "enc-guard-"));
+      const a = stage(planNode(on, on.nodes[0]!), root);
+      assert.equal(run("bash", [join(a.staging, "apply.sh")], a.env).status, 0);
+      const configBefore = readFileSync(join(root, PATHS.configYaml), "utf8");
+      assert.match(configBefore, /secrets-encryption: true/);
+
+      const b = stage(planNode(off, off.nodes[0]!), root);
+      const refused = run("bash", [join(b.staging, "apply.sh")], b.env);
+      assert.notEqual(refused.status, 0);
+      assert.match(refused.out, /encryption on this running cluster is k3s; the config asks for off/);
+      assert.match(refused.out, /echo off > \/var\/lib\/k3s-platform\/encryption-migrated/);
+      assert.equal(readFileSync(join(root, PATHS.configYaml), "utf8"), configBefore, "nothing was placed");
+
+      writeFileSync(join(root, "var/lib/k3s-platform/encryption-migrated"), "off\n");
+      const migrated = run("bash", [join(b.staging, "apply.sh")], b.env);
+      assert.equal(migrated.status, 0, migrated.out);
+      assert.doesNotMatch(readFileSync(join(root, PATHS.configYaml), "utf8"), /secrets-encryption: true/);
+    });
+  });
+
+  describe("install-k3s.sh", () => {
+    it("air-gap: passes INSTALL_K3S_BIN_DIR and copies imagesDir tarballs to the K3s images directory, idempotently", () => {
+      const config = loadStackConfig(variant("dev", (r) => {
+        Object.assign(r.k3s!, { airgap: { enabled: true, binaryPath: "/opt/k3s/bin/k3s", imagesDir: "/opt/k3s/images", installScriptPath: "/opt/k3s/install.sh" } });
+      }));
+      const root = mkdtempSync(join(scratch, "airgap-"));
+      mkdirSync(join(root, "opt/k3s/bin"), { recursive: true });
+      mkdirSync(join(root, "opt/k3s/images"), { recursive: true });
+      writeFileSync(join(root, "opt/k3s/bin/k3s"), `#!/bin/sh\necho "k3s version ${config.k3s.version} (abc)"; echo "go version go1.22"\n`, { mode: 0o755 });
+      writeFileSync(join(root, "opt/k3s/install.sh"), `#!/bin/sh\necho "bin_dir=$INSTALL_K3S_BIN_DIR" >>"$K3S_PLATFORM_ROOT/install.log"\n`);
+      writeFileSync(join(root, "opt/k3s/images/k3s-airgap-images-amd64.tar.zst"), "images");
+      writeFileSync(join(root, "opt/k3s/images/notes.txt"), "not an image");
+      const script = join(root, "install-k3s.sh");
+      writeFileSync(script, renderInstallScript(config, config.nodes[0]!));
+      const env = { K3S_PLATFORM_ROOT: root };
+      const first = run("bash", [script], env);
+      assert.equal(first.status, 0, first.out);
+      assert.equal(readFileSync(join(root, "install.log"), "utf8"), "bin_dir=/opt/k3s/bin\n");
+      assert.equal(readFileSync(join(root, K3S_IMAGES_DIR, "k3s-airgap-images-amd64.tar.zst"), "utf8"), "images");
+      assert.ok(!existsSync(join(root, K3S_IMAGES_DIR, "notes.txt")));
+      const second = run("bash", [script], env);
+      assert.doesNotMatch(second.out, /copied/);
+
+      writeFileSync(join(root, "opt/k3s/bin/k3s"), `#!/bin/sh\necho "k3s version ${config.k3s.version}1 (abc)"\n`, { mode: 0o755 });
+      const wrong = run("bash", [script], env);
+      assert.notEqual(wrong.status, 0);
+      assert.match(wrong.out, /\/opt\/k3s\/bin\/k3s is not v1\.\d+\.\d+\+k3s\d+ /);
+    });
+
+    it("checks installScriptSha256 before running the downloaded script", () => {
+      const body = "#!/bin/sh\necho ran >>\"$K3S_PLATFORM_ROOT/ran\"\n";
+      const sha = spawnSync("sha256sum", { input: body, encoding: "utf8" }).stdout.split(" ")[0]!;
+      const root = mkdtempSync(join(scratch, "sha-"));
+      const bin = join(root, "bin");
+      mkdirSync(bin);
+      writeFileSync(join(root, "payload.sh"), body);
+      // Stand-in for curl: "downloads" the payload to the -o path.
+      writeFileSync(join(bin, "curl"), `#!/bin/sh\nwhile [ "$1" != -o ]; do shift; done\ncp ${join(root, "payload.sh")} "$2"\n`, { mode: 0o755 });
+      for (const [want, ok] of [[sha, true], ["0".repeat(64), false]] as const) {
+        const config = loadStackConfig(variant("dev", (r) => (r.k3s!.installScriptSha256 = want)));
+        const script = join(root, "install.sh");
+        writeFileSync(script, renderInstallScript(config, config.nodes[0]!));
+        rmSync(join(root, "ran"), { force: true });
+        const r = run("bash", [script], { K3S_PLATFORM_ROOT: root, PATH: `${bin}:${process.env.PATH}` });
+        assert.equal(r.status === 0, ok, r.out);
+        assert.equal(existsSync(join(root, "ran")), ok, ok ? "ran" : "a script with the wrong hash never runs");
+        if (!ok) assert.match(r.out, /not 0{64} \(k3s\.installScriptSha256\)/);
+      }
+    });
+  });
+
+  describe("os-prep.sh: what the features need", () => {
+    it("Raspberry Pi: patches only the FIRST line of cmdline.txt (flags on a later line do not count)", () => {
+      const config = loadStackConfig(variant("dev", (r) => (r.nodes[1]!.raspberryPi = true)));
+      const root = mkdtempSync(join(scratch, "pi2-"));
+      mkdirSync(join(root, "boot"), { recursive: true });
+      writeFileSync(join(root, "boot/cmdline.txt"), "console=serial0 rootwait\ncgroup_memory=1 cgroup_enable=memory\n");
+      const script = join(root, "os-prep.sh");
+      writeFileSync(script, file(planNode(config, config.nodes[1]!), "os-prep.sh"));
+      const r = run("bash", [script], { K3S_PLATFORM_ROOT: root, STUB_LOG: "/dev/null", PATH: `${STUBS}:${process.env.PATH}` });
+      assert.notEqual(r.status, 0);
+      assert.match(r.out, /reboot dev-agent-1/);
+      const lines = readFileSync(join(root, "boot/cmdline.txt"), "utf8").split("\n");
+      assert.equal(lines[0], "console=serial0 rootwait cgroup_memory=1 cgroup_enable=memory");
+      assert.equal(lines[1], "cgroup_memory=1 cgroup_enable=memory", "the rest is left alone");
+    });
+
+    it("derives modules and ports from the flannel backend, datastore and role", () => {
+      const wg = loadStackConfig(variant("dev", (r) => (r.k3s!.flannelBackend = "wireguard-native")));
+      assert.deepEqual(kernelModules(wg).map((m) => m.name), ["br_netfilter", "overlay", "wireguard"]);
+      assert.deepEqual(inboundPorts(wg, wg.nodes[1]!).map((p) => `${p.port}/${p.proto}`), ["10250/tcp", "51820/udp", "51821/udp"]);
+      const hostGw = loadStackConfig(variant("dev", (r) => (r.k3s!.flannelBackend = "host-gw")));
+      assert.deepEqual(kernelModules(hostGw).map((m) => m.name), ["br_netfilter", "overlay"]);
+      assert.deepEqual(inboundPorts(hostGw, hostGw.nodes[0]!).map((p) => p.port), ["6443", "2379-2380", "10250"]);
+      const sqlite = loadStackConfig(variant("dev", (r) => (r.k3s!.datastore = { type: "sqlite" })));
+      assert.ok(!inboundPorts(sqlite, sqlite.nodes[0]!).some((p) => p.port === "2379-2380"), "no etcd port without embedded etcd");
+      const wgScript = file(planNode(wg, wg.nodes[0]!), "os-prep.sh");
+      assert.match(wgScript, /load_module wireguard 'flannel-backend wireguard-native needs the wireguard module: kernel >= 5\.6, or install wireguard-dkms'/);
+    });
+
+    it("firewall open: intra-cluster ports only from the nodes, the API from apiServerSources", () => {
+      const config = loadStackConfig(variant("prod", (r) => (r.k3s!.firewall = { mode: "open", apiServerSources: ["192.0.2.0/24"] })));
+      const servers = config.nodes.filter((n) => n.role === "server").map((n) => n.host);
+      const all = config.nodes.map((n) => n.host);
+      const ports = inboundPorts(config, config.nodes[0]!);
+      const by = (port: string) => ports.find((p) => p.port === port)!.sources;
+      assert.deepEqual(by("2379-2380"), servers);
+      assert.deepEqual(by("8472"), all);
+      assert.deepEqual(by("10250"), [...all, config.k3s.clusterCidr]);
+      assert.deepEqual(by("6443"), ["192.0.2.0/24", ...all, config.k3s.clusterCidr]);
+      assert.equal(inboundPorts(sampleConfig("prod"), sampleConfig("prod").nodes[0]!).find((p) => p.port === "6443")!.sources, "any");
+
+      // A host opened by an older version (8472/udp to any) gets that rule closed, then scoped ones.
+      const root = mkdtempSync(join(scratch, "fw-"));
+      mkdirSync(join(root, "sys/fs/cgroup"), { recursive: true });
+      writeFileSync(join(root, "sys/fs/cgroup/cgroup.controllers"), "memory\n");
+      mkdirSync(join(root, "run/active"), { recursive: true });
+      writeFileSync(join(root, "run/active/firewalld"), "");
+      mkdirSync(join(root, "fw"));
+      writeFileSync(join(root, "fw/rules"), "port 8472/udp\nport 6443/tcp\n");
+      const log = join(root, "stub.log");
+      writeFileSync(log, "");
+      const script = join(root, "os-prep.sh");
+      writeFileSync(script, file(planNode(config, config.nodes[0]!), "os-prep.sh"));
+      const r = run("bash", [script], { K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${STUBS}:${process.env.PATH}` });
+      assert.equal(r.status, 0, r.out);
+      const rules = readFileSync(join(root, "fw/rules"), "utf8").split("\n");
+      assert.ok(!rules.includes("port 8472/udp") && !rules.includes("port 6443/tcp"), rules.join("\n"));
+      assert.ok(rules.includes(`rich rule family="ipv4" source address="192.0.2.0/24" port port="6443" protocol="tcp" accept`));
+      assert.ok(!rules.some((l) => l.includes('port="2379-2380"') && l.includes("203.0.113.21")), "agents do not reach etcd");
+    });
+  });
+
+  describe("encryption re-encrypt (custom mode)", () => {
+    it("re-writes every resource type the configuration names, wildcards expanded", () => {
+      const config = loadStackConfig(variant("prod", (r) => {
+        r.encryption = { mode: "custom", rotation: 1, custom: { resources: [{ resources: ["secrets", "configmaps"], providers: ["aescbc"] }, { resources: ["*.apps", "none"], providers: ["aescbc", "identity"] }] } };
+      }));
+      const root = mkdtempSync(join(scratch, "reencrypt-"));
+      mkdirSync(join(root, "run/active"), { recursive: true });
+      writeFileSync(join(root, "run/active/k3s"), "");
+      const log = join(root, "stub.log");
+      writeFileSync(log, "");
+      const script = join(root, "reencrypt.sh");
+      writeFileSync(script, renderReencryptScript(config.encryption));
+      const r = run("bash", [script], { K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${STUBS}:${process.env.PATH}` });
+      assert.equal(r.status, 0, r.out);
+      assert.deepEqual(readFileSync(log, "utf8").trim().split("\n"), ["secrets", "configmaps", "deployments.apps", "statefulsets.apps"].map((k) => `k3s replace ${k}`));
+      assert.match(r.out, /no none to re-write/);
+
+      const all = loadStackConfig(variant("prod", (r) => {
+        r.encryption = { mode: "custom", rotation: 1, custom: { resources: [{ resources: ["*.*"], providers: ["aescbc"] }] } };
+      }));
+      writeFileSync(log, "");
+      writeFileSync(script, renderReencryptScript(all.encryption));
+      assert.equal(run("bash", [script], { K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${STUBS}:${process.env.PATH}` }).status, 0);
+      assert.equal(readFileSync(log, "utf8").trim().split("\n").length, 4, "every listed type of every group");
+    });
+  });
+
+  describe("validation of values that reach a host", () => {
+    const refuse = (edit: (r: StackInput) => void, path: RegExp) => assert.throws(() => loadStackConfig(variant("dev", edit)), path);
+    it("refuses newlines and control characters (proxy, noProxy, paths, extra flags)", () => {
+      refuse((r) => (r.k3s!.proxy = { httpProxy: "http://p.example.com:3128", noProxy: ["a.example.com\nK3S_CLUSTER_RESET=true"] }), /k3s\.proxy\.noProxy\[0\]: must be a single line/);
+      refuse((r) => (r.k3s!.airgap = { enabled: true, installScriptPath: "/opt/i.sh\ntouch /x" }), /k3s\.airgap\.installScriptPath: must be a single line/);
+      refuse((r) => (r.k3s!.extraAgentConfig = { "node-label": ["a=b\ncluster-reset: true"] }), /k3s\.extraAgentConfig.*single line/);
+      refuse((r) => (r.k3s!.registries = { configs: { "r.example.com": { tls: { caFile: "/a\u0085b" } } } }), /caFile: must be a single line/);
+    });
+    it("refuses an install script that is not https, and a binary not named k3s", () => {
+      refuse((r) => (r.k3s!.installScriptUrl = "http://get.k3s.io"), /installScriptUrl: the install script runs as root: it must come over https/);
+      refuse((r) => (r.k3s!.installScriptUrl = "file:///tmp/install.sh"), /installScriptUrl/);
+      refuse((r) => (r.k3s!.airgap = { enabled: true, binaryPath: "/opt/k3s/bin/k3s-v1.31" }), /binaryPath: the binary must be named k3s/);
+    });
+    it("requires installScriptSha256 in prod unless air-gapped", () => {
+      assert.throws(() => loadStackConfig(variant("prod", (r) => (r.k3s!.airgap = { enabled: false }))), /k3s\.installScriptSha256: .*prod/);
+      loadStackConfig(variant("prod", (r) => Object.assign(r.k3s!, { airgap: { enabled: false }, installScriptSha256: "a".repeat(64) })));
+    });
+  });
+});
