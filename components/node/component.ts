@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { STAGING_DIR } from "../k3s/install";
-import { NodePlan, NodeSecrets, secretWriteCommand, sha256 } from "./plan";
+import { NodePlan, NodeSecrets, renderSecretsDocument, sha256 } from "./plan";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
 
@@ -14,18 +14,22 @@ export interface K3sNodeArgs {
   after?: pulumi.Resource[];
 }
 
-/** Names of a node's children; shipped names change only with an alias. */
+/**
+ * Names of a node's children (suffixes after `<stack>-<node>-`). Changed in 0.2 (one bundle
+ * copy and one secrets command instead of one resource per file): see README "Changelog".
+ */
 export const NODE_CHILDREN = {
   stage: "stage",
-  file: (name: string) => `file-${name.replace(/[^A-Za-z0-9-]/g, "-")}`,
-  secret: (name: string) => `secret-${name}`,
+  bundle: "bundle",
+  secrets: "secrets",
   osPrep: "os-prep",
   apply: "apply",
 } as const;
 
 /**
- * One host: stage files over SFTP, write secret files from stdin, prepare the OS, apply K3s.
- * The OS-prep step runs when its script changes; the apply step when anything K3s reads changes.
+ * One host, five steps: create the staging directory, copy the node's bundle (every staged file
+ * in one self-extracting script), write every secret file from one stdin document, prepare the
+ * OS, apply K3s. OS prep runs when its script changes; apply when anything K3s reads changes.
  */
 export class K3sNode extends pulumi.ComponentResource {
   readonly osPrep: command.remote.Command;
@@ -46,6 +50,7 @@ export function nodeInputs(plan: NodePlan) {
     node: plan.node,
     role: plan.role,
     hashes: plan.hashes,
+    bundle: { name: plan.bundle.name, sha256: plan.bundle.sha256 },
     files: plan.files.map((f) => ({ name: f.name, target: f.target ?? null, sha256: sha256(f.content) })),
     secretFiles: plan.secretFiles.map((f) => ({ name: f.name, target: f.target })),
   };
@@ -61,38 +66,31 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
     { parent },
   );
 
-  const copies = new Map<string, command.remote.CopyToRemote>();
-  for (const file of plan.files) {
-    copies.set(
-      file.name,
-      new command.remote.CopyToRemote(
-        child(NODE_CHILDREN.file(file.name)),
-        {
-          connection,
-          source: new pulumi.asset.StringAsset(file.content),
-          remotePath: `${STAGING_DIR}/${file.name}`,
-          triggers: [sha256(file.content)],
-        },
-        { parent, dependsOn: [stage] },
-      ),
-    );
-  }
+  const bundle = new command.remote.CopyToRemote(
+    child(NODE_CHILDREN.bundle),
+    {
+      connection,
+      source: new pulumi.asset.StringAsset(plan.bundle.content),
+      remotePath: `${STAGING_DIR}/${plan.bundle.name}`,
+      triggers: [plan.bundle.sha256],
+    },
+    { parent, dependsOn: [stage] },
+  );
 
-  const secretWrites = plan.secretFiles.map((file) => {
-    const write = secretWriteCommand(plan.sshUser, file);
-    return new command.remote.Command(
-      child(NODE_CHILDREN.secret(file.name)),
-      {
-        connection,
-        create: write,
-        update: write,
-        stdin: pulumi.secret(secrets.apply((s) => file.render(s))),
-        logging: command.types.enums.remote.Logging.None,
-        addPreviousOutputInEnv: false,
-      },
-      { parent, additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
-    );
-  });
+  // One document for all secret files; derived from secrets, so it and its hash stay secret.
+  const document = pulumi.secret(secrets.apply((s) => renderSecretsDocument(plan, s)));
+  const secretWrites = new command.remote.Command(
+    child(NODE_CHILDREN.secrets),
+    {
+      connection,
+      create: plan.commands.secrets,
+      update: plan.commands.secrets,
+      stdin: document,
+      logging: command.types.enums.remote.Logging.None,
+      addPreviousOutputInEnv: false,
+    },
+    { parent, additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
+  );
 
   const osPrep = new command.remote.Command(
     child(NODE_CHILDREN.osPrep),
@@ -103,13 +101,11 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
       triggers: [plan.hashes.osPrep],
       addPreviousOutputInEnv: false,
     },
-    { parent, dependsOn: [copies.get("os-prep.sh")!] },
+    { parent, dependsOn: [bundle] },
   );
 
-  // A changed secret re-runs apply; its hash is derived from a secret, so it stays one.
-  const secretsHash = pulumi.secret(
-    secrets.apply((s) => sha256(plan.secretFiles.map((f) => f.render(s)).join("\0"))),
-  );
+  // A changed secret re-runs apply.
+  const secretsHash = pulumi.secret(document.apply(sha256));
   const apply = new command.remote.Command(
     child(NODE_CHILDREN.apply),
     {
@@ -119,7 +115,7 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
       triggers: [plan.hashes.apply, secretsHash],
       addPreviousOutputInEnv: false,
     },
-    { parent, dependsOn: [...copies.values(), ...secretWrites, osPrep, ...(args.after ?? [])] },
+    { parent, dependsOn: [bundle, secretWrites, osPrep, ...(args.after ?? [])] },
   );
 
   return { osPrep, apply };
