@@ -60,6 +60,7 @@ const KUBECONFIG = "apiVersion: v1\nclusters:\n- cluster: {server: 'https://127.
 export async function buildGraph(config: ResolvedConfig, stack: string): Promise<BenchResource[]> {
   const byName = new Map<string, { type: string; parent?: string; deps: string[]; aso: string[]; inputs: Record<string, unknown> }>();
   const names = new WeakMap<pulumi.Resource, string>();
+  const pending: Promise<unknown>[] = [];
   pulumi.runtime.setMocks(
     {
       newResource(args) {
@@ -81,14 +82,20 @@ export async function buildGraph(config: ResolvedConfig, stack: string): Promise
   );
   const transformation: pulumi.ResourceTransformation = (args) => {
     names.set(args.resource, args.name);
-    const deps = ([] as unknown[]).concat((args.opts.dependsOn as unknown) ?? []) as pulumi.Resource[];
-    byName.set(args.name, {
+    const entry = {
       type: args.type,
       parent: args.opts.parent ? names.get(args.opts.parent) : undefined,
-      deps: deps.map((d) => names.get(d) ?? "?"),
+      deps: [] as string[],
       aso: (args.opts as pulumi.CustomResourceOptions).additionalSecretOutputs ?? [],
       inputs: {},
-    });
+    };
+    byName.set(args.name, entry);
+    // dependsOn may be a promise of resources (K3sCluster.ready; the SDK turns it into an
+    // Output when it merges options): named once it resolves.
+    const deps = args.opts.dependsOn as unknown;
+    const named = (list: unknown) => (([] as unknown[]).concat(list ?? []) as pulumi.Resource[]).map((d) => names.get(d) ?? "?");
+    if (isThenable(deps) || pulumi.Output.isInstance(deps)) pending.push(settled(deps).then((list) => (entry.deps = named(list))));
+    else entry.deps = named(deps);
     return undefined;
   };
   const outputs = buildProgram(
@@ -96,8 +103,9 @@ export async function buildGraph(config: ResolvedConfig, stack: string): Promise
     stack,
     { transformations: [transformation] },
   );
-  await new Promise((resolve) => outputs.kubeconfig.apply(resolve));
+  await Promise.all([outputs.kubeconfig, outputs.registered].map((o) => new Promise((resolve) => (o as pulumi.Output<unknown>).apply(resolve))));
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  await Promise.all(pending);
 
   const urn = (name: string) => `urn:pulumi:${stack}::k3s-platform::${byName.get(name)!.type}::${name}`;
   return [...byName].map(([name, r]) => ({
@@ -164,4 +172,12 @@ export async function runPack(resources: BenchResource[], env: string): Promise<
     }
   }
   return out;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return !!value && typeof (value as { then?: unknown }).then === "function";
+}
+
+function settled(value: unknown): Promise<unknown> {
+  return pulumi.Output.isInstance(value) ? new Promise((resolve) => (value as pulumi.Output<unknown>).apply(resolve)) : Promise.resolve(value);
 }

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { K3sCluster } from "../components/cluster/component";
+import { AGENT_BATCH, K3sCluster } from "../components/cluster/component";
 import { Environment } from "../components/config/schema";
 import { loadStackConfig } from "../components/config/validate";
 import { NODE_CHILDREN } from "../components/node/component";
@@ -23,7 +23,7 @@ async function build(env: Environment, config = sampleConfig(env), withToken = t
     },
     { transformations: [recorder.transformation] },
   );
-  await recorder.settle(cluster.kubeconfig);
+  await recorder.settle(cluster.kubeconfig, cluster.registered);
   return { cluster, registered: recorder.registered, kubeconfig: cluster.kubeconfig };
 }
 
@@ -142,6 +142,24 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
       });
     });
   }
+
+  it(`a cluster larger than one batch (${AGENT_BATCH} agents) registers every node in join order`, async () => {
+    const agents = 2 * AGENT_BATCH + 7;
+    const raw = variant("staging", (r) => {
+      const template = r.nodes.find((n) => n.role === "agent")!;
+      r.nodes = [...r.nodes.filter((n) => n.role === "server"), ...Array.from({ length: agents }, (_, i) => ({ ...structuredClone(template), name: `big-agent-${i}`, host: `198.18.1.${i + 1}` }))];
+    });
+    const config = loadStackConfig(raw);
+    const { registered, cluster } = await build("staging", config);
+    const server = config.nodes.find((n) => n.role === "server")!.name;
+    assert.equal(byType(registered, "k3s-platform:index:K3sNode").length, agents + 1);
+    for (let i = 0; i < agents; i++) {
+      for (const child of Object.values(NODE_CHILDREN)) assert.ok(registered.has(`staging-big-agent-${i}-${child}`), `big-agent-${i}-${child}`);
+      assert.deepEqual(applyOf(registered, "staging", `big-agent-${i}`).dependsOn.filter((d) => d.endsWith("-apply")), [`staging-${server}-apply`]);
+    }
+    assert.equal((await cluster.nodes).length, agents + 1);
+    assert.equal(registered.get("staging-node-labels")?.dependsOn.length ?? agents + 1, agents + 1, "role labels wait for every node");
+  });
 
   it("pins host keys and routes through the bastion in prod", async () => {
     const { registered } = await build("prod");
