@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BundledFile, renderBundle, secretsDocument, secretsWriteScript } from "../components/node/bundle";
+import { shellQuote } from "../components/shell/quote";
 import { planCluster, renderSecretsDocument } from "../components/node/plan";
 import { ENVS, sampleConfig } from "./helpers/samples";
 
@@ -137,6 +138,15 @@ describe("secrets document (one command per node)", () => {
       });
     }
     for (const d of readdirSync(scratch)) assert.deepEqual(readdirSync(join(scratch, d)).filter((f) => f.endsWith(".tmp")), [], d);
+  });
+
+  it("hands a file with its own write script its content on stdin, in order with the others", () => {
+    const dir = join(scratch, "custom");
+    const [a, b, c] = ["a", "b", "c"].map((x) => join(dir, x));
+    const keep = `umask 077; { printf 'kept\n'; cat; } >${shellQuote(b!)}`;
+    const r = run("sh", ["-c", secretsWriteScript([{ target: a!, mode: "0600" }, { target: b!, mode: "0600", writeScript: keep }, { target: c!, mode: "0600" }])], secretsDocument(["A", "B'$x", "C"]));
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual([a, b, c].map((p) => readFileSync(p!, "utf8")), ["A", "kept\nB'$x", "C"]);
   });
 
   it("fails, without touching later files, when the document is short", () => {

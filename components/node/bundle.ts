@@ -62,13 +62,16 @@ fi
 export interface SecretTarget {
   target: string;
   mode: string;
+  /** Shell that writes stdin to `target` instead of the plain atomic write (e.g. keeping deployed keys). */
+  writeScript?: string;
 }
 
 /**
  * The one command that writes all of a node's secret files from stdin (see secretsDocument):
  * one base64 line per file, in order. Each file goes to `<target>.tmp` (umask 077) and is renamed
  * over the target, so K3s never reads a half-written file. It prints nothing; the secret is never
- * in an argument (printf is a shell builtin). Run as root via `sh -c`.
+ * in an argument (printf is a shell builtin). A file with its own `writeScript` gets its content
+ * on that script's stdin instead. Run as root via `sh -c`.
  */
 export function secretsWriteScript(files: SecretTarget[]): string {
   for (const f of files) {
@@ -79,7 +82,8 @@ export function secretsWriteScript(files: SecretTarget[]): string {
     "set -eu",
     "umask 077",
     `write() { IFS= read -r line; mkdir -p "$(dirname "$1")"; printf %s "$line" | base64 -d >"$1.tmp"; chmod "$2" "$1.tmp"; mv -f "$1.tmp" "$1"; }`,
-    ...files.map((f) => `write ${shellQuote(f.target)} ${f.mode}`),
+    ...(files.some((f) => f.writeScript) ? [`custom() { IFS= read -r line; printf %s "$line" | base64 -d | sh -c "$1"; }`] : []),
+    ...files.map((f) => (f.writeScript ? `custom ${shellQuote(f.writeScript)}` : `write ${shellQuote(f.target)} ${f.mode}`)),
   ].join("\n");
 }
 

@@ -55,6 +55,8 @@ export interface SecretFile {
   target: string;
   mode: string;
   render: (secrets: NodeSecrets) => string;
+  /** Shell that writes stdin to `target` instead of a plain atomic write (e.g. keeping deployed keys). */
+  writeScript?: string;
 }
 
 export interface NodePlan {
