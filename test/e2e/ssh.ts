@@ -87,16 +87,20 @@ async function must(node: NodePlan, target: SshTarget, step: string, result: Pro
 export interface NodeRun {
   osPrep: string;
   apply: string;
+  /** When this node's first step started and its last one ended (ms since the epoch). */
+  start: number;
+  end: number;
 }
 
 /** One node's steps, in the order the component's dependsOn gives them. */
 export async function applyNode(node: NodePlan, target: SshTarget, secrets: NodeSecrets): Promise<NodeRun> {
+  const start = Date.now();
   await must(node, target, "stage", target.run(node.commands.stage));
   await must(node, target, "bundle", target.copy(node.bundle.content, `${STAGING_DIR}/${node.bundle.name}`));
   await must(node, target, "secrets", target.run(node.commands.secrets, renderSecretsDocument(node, secrets)));
   const osPrep = await must(node, target, "os-prep", target.run(node.commands.osPrep));
   const apply = await must(node, target, "apply", target.run(node.commands.apply));
-  return { osPrep: osPrep.stdout, apply: apply.stdout };
+  return { osPrep: osPrep.stdout, apply: apply.stdout, start, end: Date.now() };
 }
 
 export interface ClusterRun {
