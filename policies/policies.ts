@@ -10,6 +10,7 @@ import type {
 import { classifyNodeLabel } from "../components/config/labels";
 import { cidrContains, cidrsOverlap, isIp } from "../components/config/net";
 import { ResolvedConfig, TAINT } from "../components/config/schema";
+import { NODE_CHILDREN } from "../components/node/names";
 
 /**
  * k3s-platform's CrossGuard policies. They read what the program registers: the K3sCluster
@@ -31,8 +32,8 @@ export const TYPES = {
 } as const;
 
 const TENANT_LABEL = "k3s-platform.io/tenant";
-/** A K3sNode's secrets command is `<node>-secrets` (NODE_CHILDREN.secrets; a test keeps them equal). */
-export const SECRETS_CHILD_SUFFIX = "-secrets";
+/** A K3sNode's secrets command: `<node>-secrets`. */
+export const SECRETS_CHILD_SUFFIX = `-${NODE_CHILDREN.secrets}`;
 const LB_POOL_LABEL = "svccontroller.k3s.cattle.io/lbpool";
 
 type Policy = ResourceValidationPolicy | StackValidationPolicy;

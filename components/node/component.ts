@@ -1,6 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { STAGING_DIR } from "../k3s/install";
+import { NODE_CHILDREN } from "./names";
 import { NodePlan, NodeSecrets, renderSecretsDocument, sha256 } from "./plan";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
@@ -14,17 +15,8 @@ export interface K3sNodeArgs {
   after?: pulumi.Resource[];
 }
 
-/**
- * Names of a node's children (suffixes after `<stack>-<node>-`). Changed in 0.2 (one bundle
- * copy and one secrets command instead of one resource per file): see README "Changelog".
- */
-export const NODE_CHILDREN = {
-  stage: "stage",
-  bundle: "bundle",
-  secrets: "secrets",
-  osPrep: "os-prep",
-  apply: "apply",
-} as const;
+// Names of a node's children live in names.ts (pure: validation and policies can use them).
+export { NODE_CHILDREN };
 
 /**
  * One host, five steps: create the staging directory, copy the node's bundle (every staged file

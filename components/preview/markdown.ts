@@ -1,3 +1,5 @@
+import { NODE_CHILDREN } from "../node/names";
+
 /**
  * Turns `pulumi preview --json` output (a PreviewDigest) and, optionally, the engine event log
  * (`--event-log`, where policy violations are: the JSON digest drops them) into the Markdown a
@@ -46,8 +48,8 @@ export const SECRET_MARK = "[secret]";
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 const NODE_TYPE = "k3s-platform:index:K3sNode";
-/** K3sNode child names this summary explains (components/node/component.ts NODE_CHILDREN; a test keeps them equal). */
-export const NODE_STEPS = { bundle: "bundle", secrets: "secrets" } as const;
+/** K3sNode child names this summary explains. */
+export const NODE_STEPS = { bundle: NODE_CHILDREN.bundle, secrets: NODE_CHILDREN.secrets } as const;
 const REPLACING = new Set(["replace", "create-replacement", "delete-replaced"]);
 const OP_ORDER = ["create", "update", "replace", "delete", "read", "import", "same"];
 
