@@ -31,5 +31,7 @@ export function buildProgram(program: ProgramConfig, stack: string, opts: pulumi
     kubeconfig: cluster.kubeconfig,
     encryptionStatus: cluster.encryptionStatus,
     nodes: cluster.plan.nodes.map((n) => ({ name: n.node.name, role: n.role, host: n.node.host })),
+    /** Not a stack output: resolves once every node is registered (K3sCluster.registered). */
+    registered: cluster.registered,
   };
 }

@@ -11,6 +11,7 @@ import { classifyNodeLabel } from "../components/config/labels";
 import { cidrContains, cidrsOverlap, isIp } from "../components/config/net";
 import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/k3s/flags";
+import { NODE_CHILDREN } from "../components/node/names";
 
 /**
  * k3s-platform's CrossGuard policies. They read what the program registers: the K3sCluster
@@ -32,6 +33,8 @@ export const TYPES = {
 } as const;
 
 const TENANT_LABEL = "k3s-platform.io/tenant";
+/** A K3sNode's secrets command: `<node>-secrets`. */
+export const SECRETS_CHILD_SUFFIX = `-${NODE_CHILDREN.secrets}`;
 const LB_POOL_LABEL = "svccontroller.k3s.cattle.io/lbpool";
 
 type Policy = ResourceValidationPolicy | StackValidationPolicy;
@@ -288,11 +291,11 @@ const hostKeysPinned: ResourceValidationPolicy = {
 
 const secretCommandsNotLogged: ResourceValidationPolicy = {
   name: "secret-commands-not-logged",
-  description: "Commands that carry secrets (secret file writes, kubeconfig fetch) log nothing and keep stdin/stdout/stderr secret.",
+  description: "Commands that carry secrets (each node's secret file writes, kubeconfig fetch) log nothing and keep stdin/stdout/stderr secret.",
   enforcementLevel: "mandatory",
   validateResource: (args, report) => {
     if (args.type !== TYPES.command) return;
-    const writesSecret = args.name.includes("-secret-");
+    const writesSecret = args.name.endsWith(SECRETS_CHILD_SUFFIX);
     const readsSecret = args.name.endsWith("-kubeconfig");
     if (!writesSecret && !readsSecret) return;
     if (args.props.logging !== "none") report(`${args.name}: logging must be "none"`);
@@ -413,8 +416,17 @@ const tenantPodSecurity: ResourceValidationPolicy = {
 
 // ---------------------------------------------------------------- stack-wide
 
-function objectsIn(resources: PolicyResource[], type: string, namespace: string) {
-  return resources.filter((r) => r.type === type && meta(r).namespace === namespace);
+/** Objects of `type` grouped by namespace, in one pass (a per-namespace scan is O(n²) in big stacks). */
+function byNamespace(resources: PolicyResource[], type: string): Map<string, PolicyResource[]> {
+  const out = new Map<string, PolicyResource[]>();
+  for (const r of resources) {
+    if (r.type !== type) continue;
+    const ns = meta(r).namespace ?? "";
+    const list = out.get(ns);
+    if (list) list.push(r);
+    else out.set(ns, [r]);
+  }
+  return out;
 }
 
 function isDefaultDeny(p: PolicyResource): boolean {
@@ -436,11 +448,12 @@ const tenantGuardrails: StackValidationPolicy = {
   enforcementLevel: "mandatory",
   validateStack: (args: StackValidationArgs, report) => {
     const tenants = args.resources.filter((r) => r.type === TYPES.namespace && meta(r).labels?.[TENANT_LABEL] === "true");
+    const [allQuotas, allLimits, allPolicies] = [TYPES.resourceQuota, TYPES.limitRange, TYPES.networkPolicy].map((t) => byNamespace(args.resources, t));
     for (const ns of tenants) {
       const name = meta(ns).name!;
-      const quotas = objectsIn(args.resources, TYPES.resourceQuota, name).length;
-      const limits = objectsIn(args.resources, TYPES.limitRange, name).length;
-      const policies = objectsIn(args.resources, TYPES.networkPolicy, name);
+      const quotas = allQuotas!.get(name)?.length ?? 0;
+      const limits = allLimits!.get(name)?.length ?? 0;
+      const policies = allPolicies!.get(name) ?? [];
       if (quotas !== 1) report(`namespace ${name}: ${quotas} ResourceQuotas (want exactly 1)`, ns.urn);
       if (limits !== 1) report(`namespace ${name}: ${limits} LimitRanges (want exactly 1)`, ns.urn);
       if (!policies.some(isDefaultDeny)) report(`namespace ${name}: no default-deny NetworkPolicy`, ns.urn);
@@ -449,27 +462,33 @@ const tenantGuardrails: StackValidationPolicy = {
   },
 };
 
-/** All resources `from` depends on, transitively. */
-function ancestors(from: PolicyResource): Set<string> {
-  const seen = new Set<string>();
-  const walk = (r: PolicyResource) => {
+/**
+ * All resources a resource depends on, transitively. Memoised per stack check: agents share the
+ * servers' chain, so walking it afresh for every agent would be O(n²) in the number of nodes.
+ */
+function ancestorsOf(): (from: PolicyResource) => Set<string> {
+  const memo = new Map<string, Set<string>>();
+  const visit = (r: PolicyResource): Set<string> => {
+    const known = memo.get(r.urn);
+    if (known) return known;
+    const seen = new Set<string>();
+    memo.set(r.urn, seen); // a cycle (which the engine refuses anyway) ends here
     for (const d of r.dependencies ?? []) {
-      if (seen.has(d.urn)) continue;
       seen.add(d.urn);
-      walk(d);
+      for (const u of visit(d)) seen.add(u);
     }
+    return seen;
   };
-  walk(from);
-  return seen;
+  return visit;
 }
 
-function nodeRoleOf(resources: PolicyResource[], child: PolicyResource): string | undefined {
-  const parent = resources.find((r) => r.urn === child.parent?.urn && r.type === TYPES.node);
-  return parent ? String(parent.props.role) : undefined;
+/** Each K3sNode's role by URN, looked up once (a search per child would be O(n²)). */
+function nodeRoles(resources: PolicyResource[]): Map<string, string> {
+  return new Map(resources.filter((r) => r.type === TYPES.node).map((r) => [r.urn, String(r.props.role)]));
 }
 
-function applySteps(resources: PolicyResource[], roles: string[]): PolicyResource[] {
-  return resources.filter((r) => r.type === TYPES.command && r.name.endsWith("-apply") && roles.includes(nodeRoleOf(resources, r) ?? ""));
+function applySteps(resources: PolicyResource[], roles: string[], nodes = nodeRoles(resources)): PolicyResource[] {
+  return resources.filter((r) => r.type === TYPES.command && r.name.endsWith("-apply") && roles.includes(nodes.get(r.parent?.urn ?? "") ?? ""));
 }
 
 const serversOneAtATime: StackValidationPolicy = {
@@ -481,6 +500,7 @@ const serversOneAtATime: StackValidationPolicy = {
       ...applySteps(args.resources, ["first-server", "server"]),
       ...args.resources.filter((r) => r.type === TYPES.command && /-restart-/.test(r.name)),
     ];
+    const ancestors = ancestorsOf();
     const before = new Map(restarts.map((r) => [r.urn, ancestors(r)]));
     for (let i = 0; i < restarts.length; i++) {
       for (let j = i + 1; j < restarts.length; j++) {
@@ -498,8 +518,10 @@ const agentsAfterServers: StackValidationPolicy = {
   description: "Agents install only after every server has applied.",
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
-    const serverApplies = applySteps(args.resources, ["first-server", "server"]);
-    for (const agent of applySteps(args.resources, ["agent"])) {
+    const nodes = nodeRoles(args.resources);
+    const ancestors = ancestorsOf();
+    const serverApplies = applySteps(args.resources, ["first-server", "server"], nodes);
+    for (const agent of applySteps(args.resources, ["agent"], nodes)) {
       const before = ancestors(agent);
       const missing = serverApplies.filter((s) => !before.has(s.urn)).map((s) => s.name);
       if (missing.length) report(`${agent.name} does not wait for ${missing.join(", ")}`, agent.urn);

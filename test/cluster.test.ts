@@ -1,8 +1,10 @@
 import { strict as assert } from "node:assert";
+import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { K3sCluster } from "../components/cluster/component";
+import { AGENT_BATCH, K3sCluster } from "../components/cluster/component";
 import { Environment } from "../components/config/schema";
 import { loadStackConfig } from "../components/config/validate";
+import { NODE_CHILDREN } from "../components/node/component";
 import { planCluster } from "../components/node/plan";
 import { installMocks, Registered } from "./helpers/pulumi-mocks";
 import { ENVS, sampleConfig, variant } from "./helpers/samples";
@@ -21,7 +23,7 @@ async function build(env: Environment, config = sampleConfig(env), withToken = t
     },
     { transformations: [recorder.transformation] },
   );
-  await recorder.settle(cluster.kubeconfig);
+  await recorder.settle(cluster.kubeconfig, cluster.registered);
   return { cluster, registered: recorder.registered, kubeconfig: cluster.kubeconfig };
 }
 
@@ -46,12 +48,26 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
 
       before(async () => ({ registered, kubeconfig } = await build(env)));
 
-      it("has one K3sNode per node with stage, file copies, secret write, os-prep and apply", () => {
+      it("has one K3sNode per node with exactly stage, bundle, secrets, os-prep and apply", () => {
         assert.equal(byType(registered, "k3s-platform:index:K3sNode").length, config.nodes.length);
         for (const node of config.nodes) {
-          for (const suffix of ["stage", "file-config-yaml", "file-os-prep-sh", "file-apply-sh", "file-install-k3s-sh", "secret-secrets-dropin", "os-prep", "apply"]) {
-            assert.ok(registered.has(`${env}-${node.name}-${suffix}`), `${node.name}-${suffix}`);
-          }
+          const prefix = `${env}-${node.name}`;
+          const children = [...registered.values()].filter((r) => r.parent === prefix).map((r) => r.name.slice(prefix.length + 1));
+          assert.deepEqual(children.sort(), ["apply", "bundle", "os-prep", "secrets", "stage"], node.name);
+          assert.deepEqual(Object.values(NODE_CHILDREN).sort(), children.sort());
+        }
+      });
+
+      it("copies one bundle per node holding every staged file, its hash as trigger", async () => {
+        for (const nodePlan of planCluster(config).nodes) {
+          const copy = registered.get(`${env}-${nodePlan.node.name}-bundle`)!;
+          assert.equal(copy.type, "command:remote:CopyToRemote");
+          const text = await (copy.inputs.source as { text: Promise<string> }).text;
+          assert.equal(text, nodePlan.bundle.content);
+          assert.deepEqual(copy.inputs.triggers, [createHash("sha256").update(text).digest("hex")]);
+          assert.equal(copy.inputs.remotePath, "/var/lib/k3s-platform/staging/bundle.sh");
+          for (const f of nodePlan.files) assert.ok(text.includes(`unpack ${f.name} ${f.mode} `), `${nodePlan.node.name}: ${f.name}`);
+          assert.deepEqual(copy.dependsOn, [`${env}-${nodePlan.node.name}-stage`]);
         }
       });
 
@@ -67,9 +83,9 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
         }
       });
 
-      it("applies only after the node's files, secrets and OS prep", () => {
+      it("applies only after the node's bundle, secrets and OS prep", () => {
         const deps = applyOf(registered, env, config.nodes[0]!.name).dependsOn;
-        for (const suffix of ["file-config-yaml", "file-apply-sh", "secret-secrets-dropin", "os-prep"]) {
+        for (const suffix of ["bundle", "secrets", "os-prep"]) {
           assert.ok(deps.includes(`${env}-${config.nodes[0]!.name}-${suffix}`), suffix);
         }
       });
@@ -88,21 +104,24 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
         for (const cmd of byType(registered, "command:remote:Command")) {
           assert.ok(cmd.secretProps.has("connection.privateKey"), `${cmd.name}: SSH key must be a secret`);
         }
-        const secretWrites = [...registered.values()].filter((r) => r.name.includes("-secret-"));
-        const expectedWrites = planCluster(config).nodes.reduce((n, p) => n + p.secretFiles.length, 0);
-        assert.equal(secretWrites.length, expectedWrites);
-        assert.ok(expectedWrites >= config.nodes.length);
+        const secretWrites = [...registered.values()].filter((r) => r.name.endsWith("-secrets") && r.type === "command:remote:Command");
+        assert.equal(secretWrites.length, config.nodes.length, "one secrets command per node");
+        const encodedToken = (doc: string) => doc.split("\n").map((l) => Buffer.from(l, "base64").toString("utf8")).join("\n");
         for (const w of secretWrites) {
           assert.ok(w.secretProps.has("stdin"), `${w.name}: stdin must be a secret`);
           assert.equal(w.inputs.logging, "none");
+          assert.equal(w.inputs.addPreviousOutputInEnv, false);
           for (const out of ["stderr", "stdin", "stdout"]) assert.ok(w.additionalSecretOutputs.includes(out), `${w.name}: ${out} secret`);
-          if (w.name.endsWith("-secret-secrets-dropin")) assert.match(String(w.inputs.stdin), new RegExp(TOKEN));
+          assert.match(encodedToken(String(w.inputs.stdin)), new RegExp(`token: ${TOKEN}`));
         }
-        // The token reaches hosts through stdin only: no other input carries it.
+        // The token reaches hosts through stdin only: no other input carries it, not even encoded.
+        const b64 = Buffer.from(`token: ${TOKEN}`).toString("base64").slice(0, 24);
         for (const r of registered.values()) {
-          if (r.name.includes("-secret-")) continue;
+          if (secretWrites.includes(r)) continue;
           assert.ok(!JSON.stringify(r.inputs).includes(TOKEN), `${r.name} leaks the token`);
+          assert.ok(!JSON.stringify(r.inputs).includes(b64), `${r.name} leaks the token (base64)`);
         }
+
         const fetch = registered.get(`${env}-kubeconfig`)!;
         assert.equal(fetch.inputs.logging, "none");
         assert.ok(fetch.additionalSecretOutputs.includes("stdout"));
@@ -124,6 +143,24 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
     });
   }
 
+  it(`a cluster larger than one batch (${AGENT_BATCH} agents) registers every node in join order`, async () => {
+    const agents = 2 * AGENT_BATCH + 7;
+    const raw = variant("staging", (r) => {
+      const template = r.nodes.find((n) => n.role === "agent")!;
+      r.nodes = [...r.nodes.filter((n) => n.role === "server"), ...Array.from({ length: agents }, (_, i) => ({ ...structuredClone(template), name: `big-agent-${i}`, host: `198.18.1.${i + 1}` }))];
+    });
+    const config = loadStackConfig(raw);
+    const { registered, cluster } = await build("staging", config);
+    const server = config.nodes.find((n) => n.role === "server")!.name;
+    assert.equal(byType(registered, "k3s-platform:index:K3sNode").length, agents + 1);
+    for (let i = 0; i < agents; i++) {
+      for (const child of Object.values(NODE_CHILDREN)) assert.ok(registered.has(`staging-big-agent-${i}-${child}`), `big-agent-${i}-${child}`);
+      assert.deepEqual(applyOf(registered, "staging", `big-agent-${i}`).dependsOn.filter((d) => d.endsWith("-apply")), [`staging-${server}-apply`]);
+    }
+    assert.equal((await cluster.nodes).length, agents + 1);
+    assert.equal(registered.get("staging-node-labels")?.dependsOn.length ?? agents + 1, agents + 1, "role labels wait for every node");
+  });
+
   it("pins host keys and routes through the bastion in prod", async () => {
     const { registered } = await build("prod");
     const apply = applyOf(registered, "prod", "prod-agent-1");
@@ -137,8 +174,8 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
     const { registered } = await build("dev", sampleConfig("dev"), false);
     const password = byType(registered, "random:index/randomPassword:RandomPassword");
     assert.equal(password.length, 1);
-    const write = registered.get("dev-dev-server-1-secret-secrets-dropin")!;
-    assert.match(String(write.inputs.stdin), /generated-token-value/);
+    const write = registered.get("dev-dev-server-1-secrets")!;
+    assert.match(Buffer.from(String(write.inputs.stdin).split("\n")[0]!, "base64").toString("utf8"), /token: generated-token-value/);
     assert.ok(write.secretProps.has("stdin"));
   });
 
@@ -149,6 +186,6 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
     const changed = [...after.values()]
       .filter((r) => JSON.stringify(r.inputs.triggers) !== JSON.stringify(before.get(r.name)?.inputs.triggers))
       .map((r) => r.name);
-    assert.deepEqual(changed.sort(), ["staging-stg-agent-2-apply", "staging-stg-agent-2-file-config-yaml"]);
+    assert.deepEqual(changed.sort(), ["staging-stg-agent-2-apply", "staging-stg-agent-2-bundle"]);
   });
 });

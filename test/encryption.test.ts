@@ -209,9 +209,10 @@ describe("secrets encryption", () => {
       const chain = ["prod-encryption-reencrypt", "prod-encryption-reencrypt-restart-prod-server-1", "prod-encryption-reencrypt-restart-prod-server-2", "prod-encryption-reencrypt-restart-prod-server-3", "prod-encryption-verify"];
       for (let i = 1; i < chain.length; i++) assert.deepEqual(r.get(chain[i]!)!.dependsOn, [chain[i - 1]], chain[i]);
       assert.deepEqual(r.get(chain[0]!)!.dependsOn.sort(), ["prod-prod-server-1-apply", "prod-prod-server-2-apply", "prod-prod-server-3-apply"]);
-      const write = r.get("prod-prod-server-2-secret-encryption-config")!;
+      const write = r.get("prod-prod-server-2-secrets")!;
       assert.ok(write.secretProps.has("stdin"));
       assert.equal(write.inputs.logging, "none");
+      assert.match(String(write.inputs.create), /write \/var\/lib\/rancher\/k3s\/server\/encryption-config\.json 0600|encryption-config/);
       assert.ok(r.get("prod-encryption-verify")!.secretProps.has("stdin"), "the verify script embeds a hash of the keys");
     });
 

@@ -3,9 +3,10 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { ResolvedConfig } from "../components/config/schema";
 import { loadStackConfig } from "../components/config/validate";
-import { nodeInputs } from "../components/node/component";
+import { NODE_CHILDREN, nodeInputs } from "../components/node/component";
+import { renderBundle } from "../components/node/bundle";
 import { planNode } from "../components/node/plan";
-import { policies, TYPES } from "../policies/policies";
+import { policies, SECRETS_CHILD_SUFFIX, TYPES } from "../policies/policies";
 import {
   collectGraph,
   evaluatePack,
@@ -152,14 +153,14 @@ const resourceCases: ResourceCase[] = [
   },
   {
     policy: "secret-commands-not-logged",
-    pass: { type: TYPES.command, name: "n-secret-secrets-dropin", props: { logging: "none" }, additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
+    pass: { type: TYPES.command, name: "n-secrets", props: { logging: "none" }, additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
     fail: { type: TYPES.command, name: "prod-kubeconfig", props: { logging: "stdoutAndStderr" }, additionalSecretOutputs: ["stdout"] },
     expect: /logging must be "none"|stderr not in additionalSecretOutputs/,
   },
   {
     policy: "no-plaintext-secrets",
-    pass: { type: TYPES.copy, name: "n-file-config-yaml", props: { source: new pulumi.asset.StringAsset("node-name: a\ntls-san:\n  - x\n") } },
-    fail: { type: TYPES.copy, name: "n-file-config-yaml", props: { source: new pulumi.asset.StringAsset("node-name: a\ntoken: K10abc::server:xyz\n") } },
+    pass: { type: TYPES.copy, name: "n-bundle", props: { source: new pulumi.asset.StringAsset(renderBundle("n", [{ name: "config.yaml", mode: "0600", content: "node-name: a\ntls-san:\n  - x\n" }])) } },
+    fail: { type: TYPES.copy, name: "n-bundle", props: { source: new pulumi.asset.StringAsset(renderBundle("n", [{ name: "config.yaml", mode: "0600", content: "node-name: a\ntoken: K10abc::server:xyz\n" }])) } },
     expect: /source contains a K3s token/,
   },
   {
@@ -210,6 +211,10 @@ describe("policy pack", () => {
       assert.ok(p.description && p.description.length > 20, p.name);
       assert.ok(p.enforcementLevel, p.name);
     }
+  });
+
+  it("knows the name of the node's secrets command", () => {
+    assert.equal(SECRETS_CHILD_SUFFIX, `-${NODE_CHILDREN.secrets}`);
   });
 
   it("every policy has a passing and a violating case below", () => {

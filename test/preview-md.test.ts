@@ -2,7 +2,8 @@ import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown } from "../components/preview/markdown";
+import { NODE_CHILDREN } from "../components/node/component";
+import { NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown } from "../components/preview/markdown";
 import { REPO } from "./helpers/samples";
 
 const FIXTURES = join(REPO, "test", "fixtures", "preview");
@@ -25,6 +26,10 @@ describe("preview:md", () => {
     assert.deepEqual(parsePropertyPath("triggers[1]"), ["triggers", 1]);
   });
 
+  it("explains the node steps the component registers", () => {
+    assert.deepEqual(NODE_STEPS, { bundle: NODE_CHILDREN.bundle, secrets: NODE_CHILDREN.secrets });
+  });
+
   it("starts with a marker (one comment per stack) and counts by operation", () => {
     assert.ok(md.startsWith("<!-- k3s-platform-preview:prod -->\n"));
     assert.match(md, /\*\*1 to create · 9 to update · 1 to replace · 101 unchanged\*\*/);
@@ -44,7 +49,7 @@ describe("preview:md", () => {
       "`prod-agent-1`", "`prod-agent-1`", "`prod-agent-3`", "`prod-server-1`", "`prod-server-1`", "`prod-server-1`", "`prod-server-2`", "`prod-server-2`",
     ]);
     assert.ok(nodes.includes("| `prod-server-2` | `apply` | 🟡 update | a file K3s reads changed |"));
-    assert.ok(nodes.includes("| `prod-agent-1` | `file-install-k3s-sh` | 🟡 update | file content changed |"));
+    assert.ok(nodes.includes("| `prod-agent-1` | `bundle` | 🟡 update | a staged file changed |"));
     assert.ok(nodes.some((r) => r.includes("`connection.host`: `203.0.113.23` → `203.0.113.33` **(forces replacement)**")));
     assert.ok(!nodes.some((r) => r.includes("os-prep")), "unchanged steps are not listed");
   });
@@ -71,7 +76,7 @@ describe("preview:md", () => {
     const out = previewMarkdown(leaky, { stack: "prod" });
     assert.ok(!out.includes("hunter2"));
     assert.match(out, /`stringData\.password`: \[secret\] → \[secret\]/);
-    assert.match(md, /\| `prod-server-1` \| `secret-secrets-dropin` \| 🟡 update \| secret content changed \(\[secret\]\) \|/);
+    assert.match(md, /\| `prod-server-1` \| `secrets` \| 🟡 update \| secret content changed \(\[secret\]\) \|/);
   });
 
   it("lists policy violations from the event log, mandatory first, table-safe", () => {

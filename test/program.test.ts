@@ -70,8 +70,12 @@ describe("index.ts (the program)", () => {
     const { module, resources, error } = runProgram(sampleRaw("prod"), "prod");
     assert.equal(error, undefined);
     await settle(module);
-    const carriers = resources.filter((r) => JSON.stringify(r.rawInputs).includes(GENERATED_KEY));
-    assert.ok(carriers.some((r) => r.name.endsWith("-secret-encryption-config")), "the key reaches the servers' encryption config");
+    // The secrets command's stdin is one base64 line per secret file.
+    const decoded = (r: (typeof resources)[number]) =>
+      String((r.rawInputs.stdin as { value?: string } | undefined)?.value ?? "").split("\n").map((l) => Buffer.from(l, "base64").toString("utf8")).join("\n");
+    const servers = resources.filter((r) => /-prod-server-\d-secrets$/.test(r.name));
+    assert.equal(servers.length, 3);
+    for (const r of servers) assert.ok(decoded(r).includes(GENERATED_KEY), `${r.name}: the key reaches the server's encryption config`);
     for (const r of resources) assert.deepEqual(plainOccurrences(r.rawInputs, GENERATED_KEY), [], `${r.name} holds the key in plain text`);
     assert.deepEqual(await new Promise((resolve) => (module!.encryptionStatus as pulumi.Output<unknown>).apply(resolve)), {
       mode: "custom",

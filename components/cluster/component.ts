@@ -70,16 +70,29 @@ export function postRegistrationLabelCommand(plan: ClusterPlan): string | undefi
 }
 
 /**
+ * Agents are declared in batches of this many, yielding to the event loop between batches, so
+ * registrations of earlier nodes complete while later ones are declared: declaring all of a large
+ * cluster in one synchronous loop keeps every pending registration (and the stack the Pulumi SDK
+ * records for each of its promises) alive at once, and the garbage collector's work then grows
+ * faster than the node count (`npm run bench`: peak RSS 2.1 GB → 0.75 GB at 1,000 nodes).
+ * Clusters with up to this many agents are declared synchronously, as before.
+ */
+export const AGENT_BATCH = 50;
+
+/**
  * A K3s cluster on existing hosts: the first server initialises it, the other servers join one
  * at a time, agents join in parallel once every server is up. Exposes the admin kubeconfig.
  */
 export class K3sCluster extends pulumi.ComponentResource {
-  readonly nodes: K3sNode[];
+  /** Every node's component, servers first; resolves once all are declared (see AGENT_BATCH). */
+  readonly nodes: Promise<K3sNode[]>;
   readonly kubeconfig: pulumi.Output<string>;
   readonly apiEndpoint: string;
   readonly plan: ClusterPlan;
-  /** The apply steps of every node; Kubernetes objects wait for these. */
-  readonly ready: pulumi.Resource[];
+  /** The apply steps of every node (and the role labels); Kubernetes objects wait for these. */
+  readonly ready: Promise<pulumi.Resource[]>;
+  /** The URNs of `ready`: resolves once the engine has seen every node (tests and the bench wait on it). */
+  readonly registered: pulumi.Output<string[]>;
   /** `k3s secrets-encrypt status` (or the custom config check) after bootstrap; undefined when off. */
   readonly encryptionStatus?: pulumi.Output<EncryptionStatus>;
 
@@ -92,8 +105,15 @@ export class K3sCluster extends pulumi.ComponentResource {
     this.apiEndpoint = built.plan.topology.apiEndpoint;
     this.plan = built.plan;
     this.ready = built.ready;
+    this.registered = pulumi.output(built.ready).apply((all) => pulumi.all(all.map((r) => r.urn)));
     this.encryptionStatus = built.encryptionStatus;
-    this.registerOutputs({ kubeconfig: this.kubeconfig, apiEndpoint: this.apiEndpoint, encryptionStatus: this.encryptionStatus });
+    // `nodes` keeps the program running until every batch is declared; a failure there fails it.
+    this.registerOutputs({
+      kubeconfig: this.kubeconfig,
+      apiEndpoint: this.apiEndpoint,
+      encryptionStatus: this.encryptionStatus,
+      nodes: this.nodes.then((n) => n.length),
+    });
   }
 }
 
@@ -117,9 +137,9 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     }),
   ) as pulumi.Output<NodeSecrets>;
 
-  const nodes: K3sNode[] = [];
+  const declared: K3sNode[] = [];
   const serverApplies: pulumi.Resource[] = [];
-  for (const nodePlan of plan.nodes) {
+  const declare = (nodePlan: ClusterPlan["nodes"][number]) => {
     // The plan lists servers first: each server waits for the one before it, and every agent
     // for the last server, so servers join strictly one at a time and agents in parallel.
     const node = new K3sNode(
@@ -128,21 +148,32 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       { parent },
     );
     if (nodePlan.node.role === "server") serverApplies.push(node.apply);
-    nodes.push(node);
-  }
-  const ready: pulumi.Resource[] = nodes.map((n) => n.apply);
+    declared.push(node);
+  };
+  const servers = plan.nodes.filter((n) => n.node.role === "server");
+  const agents = plan.nodes.filter((n) => n.node.role !== "server");
+  servers.forEach(declare);
+  agents.slice(0, AGENT_BATCH).forEach(declare);
+  const nodes = (async () => {
+    for (let i = AGENT_BATCH; i < agents.length; i += AGENT_BATCH) {
+      await new Promise((resolve) => setImmediate(resolve));
+      agents.slice(i, i + AGENT_BATCH).forEach(declare);
+    }
+    return declared;
+  })();
+  const applies = nodes.then((all) => all.map((n) => n.apply));
 
-  const firstServer = nodes[0];
+  const firstServer = declared[0]!;
   const firstConnection = nodeConnection(config, plan.topology.firstServer, args.sshPrivateKey);
   const labelCommand = postRegistrationLabelCommand(plan);
+  let ready: Promise<pulumi.Resource[]> = applies;
   if (labelCommand) {
-    ready.push(
-      new command.remote.Command(
-        `${name}-node-labels`,
-        { connection: firstConnection, create: labelCommand, update: labelCommand, triggers: [sha256(labelCommand)] },
-        { parent, dependsOn: nodes.map((n) => n.apply) },
-      ),
+    const labels = new command.remote.Command(
+      `${name}-node-labels`,
+      { connection: firstConnection, create: labelCommand, update: labelCommand, triggers: [sha256(labelCommand)] },
+      { parent, dependsOn: applies },
     );
+    ready = applies.then((all) => [...all, labels]);
   }
 
   const fetched = new command.remote.Command(
@@ -162,12 +193,10 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   );
   let encryptionStatus: pulumi.Output<EncryptionStatus> | undefined;
   if (config.encryption.enabled) {
-    const servers = plan.nodes
-      .filter((n) => n.node.role === "server")
-      .map((n) => ({ name: n.node.name, user: n.sshUser, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
+    const serverConnections = servers.map((n) => ({ name: n.node.name, user: n.sshUser, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
     encryptionStatus = new SecretsEncryption(
       `${name}-encryption`,
-      { config, plan, servers, after: serverApplies, keys },
+      { config, plan, servers: serverConnections, after: serverApplies, keys },
       { parent },
     ).status;
   }

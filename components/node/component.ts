@@ -2,7 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { STAGING_DIR } from "../k3s/install";
 import { NODE_CHILDREN } from "./names";
-import { NodePlan, NodeSecrets, secretWriteCommand, sha256 } from "./plan";
+import { NodePlan, NodeSecrets, renderSecretsDocument, sha256 } from "./plan";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
 
@@ -15,12 +15,13 @@ export interface K3sNodeArgs {
   after?: pulumi.Resource[];
 }
 
-// Names of a node's children live in names.ts, so validation can check them for collisions.
+// Names of a node's children live in names.ts (pure: validation and policies can use them).
 export { NODE_CHILDREN };
 
 /**
- * One host: stage files over SFTP, write secret files from stdin, prepare the OS, apply K3s.
- * The OS-prep step runs when its script changes; the apply step when anything K3s reads changes.
+ * One host, five steps: create the staging directory, copy the node's bundle (every staged file
+ * in one self-extracting script), write every secret file from one stdin document, prepare the
+ * OS, apply K3s. OS prep runs when its script changes; apply when anything K3s reads changes.
  */
 export class K3sNode extends pulumi.ComponentResource {
   readonly osPrep: command.remote.Command;
@@ -45,6 +46,7 @@ export function nodeInputs(plan: NodePlan) {
     flags: plan.finalFlags.flags,
     secretFlags: plan.finalFlags.secretFlags,
     hashes: plan.hashes,
+    bundle: { name: plan.bundle.name, sha256: plan.bundle.sha256 },
     files: plan.files.map((f) => ({ name: f.name, target: f.target ?? null, sha256: sha256(f.content) })),
     secretFiles: plan.secretFiles.map((f) => ({ name: f.name, target: f.target })),
   };
@@ -60,38 +62,31 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
     { parent },
   );
 
-  const copies = new Map<string, command.remote.CopyToRemote>();
-  for (const file of plan.files) {
-    copies.set(
-      file.name,
-      new command.remote.CopyToRemote(
-        child(NODE_CHILDREN.file(file.name)),
-        {
-          connection,
-          source: new pulumi.asset.StringAsset(file.content),
-          remotePath: `${STAGING_DIR}/${file.name}`,
-          triggers: [sha256(file.content)],
-        },
-        { parent, dependsOn: [stage] },
-      ),
-    );
-  }
+  const bundle = new command.remote.CopyToRemote(
+    child(NODE_CHILDREN.bundle),
+    {
+      connection,
+      source: new pulumi.asset.StringAsset(plan.bundle.content),
+      remotePath: `${STAGING_DIR}/${plan.bundle.name}`,
+      triggers: [plan.bundle.sha256],
+    },
+    { parent, dependsOn: [stage] },
+  );
 
-  const secretWrites = plan.secretFiles.map((file) => {
-    const write = secretWriteCommand(plan.sshUser, file);
-    return new command.remote.Command(
-      child(NODE_CHILDREN.secret(file.name)),
-      {
-        connection,
-        create: write,
-        update: write,
-        stdin: pulumi.secret(secrets.apply((s) => file.render(s))),
-        logging: command.types.enums.remote.Logging.None,
-        addPreviousOutputInEnv: false,
-      },
-      { parent, additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
-    );
-  });
+  // One document for all secret files; derived from secrets, so it and its hash stay secret.
+  const document = pulumi.secret(secrets.apply((s) => renderSecretsDocument(plan, s)));
+  const secretWrites = new command.remote.Command(
+    child(NODE_CHILDREN.secrets),
+    {
+      connection,
+      create: plan.commands.secrets,
+      update: plan.commands.secrets,
+      stdin: document,
+      logging: command.types.enums.remote.Logging.None,
+      addPreviousOutputInEnv: false,
+    },
+    { parent, additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
+  );
 
   const osPrep = new command.remote.Command(
     child(NODE_CHILDREN.osPrep),
@@ -102,13 +97,11 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
       triggers: [plan.hashes.osPrep],
       addPreviousOutputInEnv: false,
     },
-    { parent, dependsOn: [copies.get("os-prep.sh")!] },
+    { parent, dependsOn: [bundle] },
   );
 
-  // A changed secret re-runs apply; its hash is derived from a secret, so it stays one.
-  const secretsHash = pulumi.secret(
-    secrets.apply((s) => sha256(plan.secretFiles.map((f) => f.render(s)).join("\0"))),
-  );
+  // A changed secret re-runs apply.
+  const secretsHash = pulumi.secret(document.apply(sha256));
   const apply = new command.remote.Command(
     child(NODE_CHILDREN.apply),
     {
@@ -118,7 +111,7 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
       triggers: [plan.hashes.apply, secretsHash],
       addPreviousOutputInEnv: false,
     },
-    { parent, dependsOn: [...copies.values(), ...secretWrites, osPrep, ...(args.after ?? [])] },
+    { parent, dependsOn: [bundle, secretWrites, osPrep, ...(args.after ?? [])] },
   );
 
   return { osPrep, apply };

@@ -22,6 +22,7 @@ import {
 } from "../k3s/render";
 import { renderOsPrepScript } from "../os-prep/render";
 import { raw, Shell, sh } from "../shell/sh";
+import { BUNDLE_NAME, renderBundle, secretsDocument, secretsWriteScript } from "./bundle";
 import { renderUpstreamResolvConf } from "../dns/render";
 import {
   ENCRYPTION_CONFIG_PATH,
@@ -57,6 +58,8 @@ export interface SecretFile {
   target: string;
   mode: string;
   render: (secrets: NodeSecrets) => string;
+  /** Shell that writes stdin to `target` instead of a plain atomic write (e.g. keeping deployed keys). */
+  writeScript?: string;
 }
 
 export interface NodePlan {
@@ -70,9 +73,12 @@ export interface NodePlan {
   secretFiles: SecretFile[];
   /** node-role.kubernetes.io/* and similar: applied with kubectl after the node registers. */
   postRegistrationLabels: Record<string, string>;
+  /** Every staged file in one self-extracting script (bundle.ts): one copy per node. */
+  bundle: { name: string; content: string; sha256: string };
   /** sha256 of what each step runs; used as the steps' triggers. */
   hashes: { osPrep: string; apply: string };
-  commands: { stage: string; osPrep: string; apply: string };
+  /** `secrets` writes every secret file from one stdin document (secretsDocument). */
+  commands: { stage: string; secrets: string; osPrep: string; apply: string };
 }
 
 export interface ClusterPlan {
@@ -193,6 +199,9 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
   );
 
   const applyInputs = files.filter((f) => f.name !== "os-prep.sh").map((f) => `${f.name}\0${f.content}`);
+  const bundle = renderBundle(`node ${node.name} (${role})`, files);
+  // Each step unpacks the bundle before it runs its script: the copy is the only transfer.
+  const runFromBundle = (script: string) => asRoot(sshUser, sh`bash ${`${STAGING_DIR}/${BUNDLE_NAME}`} ${script}`).text;
   return {
     node,
     role,
@@ -202,11 +211,13 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
     files,
     secretFiles,
     postRegistrationLabels: splitNodeLabels(node.labels).postRegistration,
+    bundle: { name: BUNDLE_NAME, content: bundle, sha256: sha256(bundle) },
     hashes: { osPrep: sha256(osPrep), apply: sha256(applyInputs.join("\0")) },
     commands: {
       stage: asRoot(sshUser, sh`install -d -m 0700 -o ${sshUser} ${STAGING_DIR}`).text,
-      osPrep: asRoot(sshUser, sh`bash ${`${STAGING_DIR}/os-prep.sh`}`).text,
-      apply: asRoot(sshUser, sh`bash ${`${STAGING_DIR}/apply.sh`}`).text,
+      secrets: asRoot(sshUser, sh`sh -c ${secretsWriteScript(secretFiles).text}`).text,
+      osPrep: runFromBundle("os-prep.sh"),
+      apply: runFromBundle("apply.sh"),
     },
   };
 }
@@ -224,12 +235,9 @@ export function planCluster(config: ResolvedConfig, options: PlanOptions = {}): 
   };
 }
 
-/** Writes secret content from stdin to `target` with `mode`, atomically, as root. */
-export function secretWriteCommand(user: string, file: SecretFile): string {
-  const dir = file.target.slice(0, file.target.lastIndexOf("/")) || "/";
-  const tmp = `${file.target}.tmp`;
-  const script = sh`umask 077 && mkdir -p ${dir} && cat > ${tmp} && chmod ${file.mode} ${tmp} && mv ${tmp} ${file.target}`;
-  return asRoot(user, sh`sh -c ${script.text}`).text;
+/** The stdin of a node's `secrets` command: every secret file rendered, in plan order. */
+export function renderSecretsDocument(plan: Pick<NodePlan, "secretFiles">, secrets: NodeSecrets): string {
+  return secretsDocument(plan.secretFiles.map((f) => f.render(secrets)));
 }
 
 /**

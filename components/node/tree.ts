@@ -50,6 +50,8 @@ export function renderTree(config: ResolvedConfig, secrets: ReadonlySet<SecretKe
       secretFiles: Object.fromEntries(nodePlan.secretFiles.map((s) => [s.name, s.target])),
       postRegistrationLabels: nodePlan.postRegistrationLabels,
       commands: nodePlan.commands,
+      // Every file above travels in this one self-extracting bundle (components/node/bundle.ts).
+      bundle: { name: nodePlan.bundle.name, sha256: nodePlan.bundle.sha256 },
       hashes: nodePlan.hashes,
     };
     tree.set(`${dir}/plan.json`, JSON.stringify(summary, null, 2) + "\n");

@@ -1,3 +1,5 @@
+import { NODE_CHILDREN } from "../node/names";
+
 /**
  * Turns `pulumi preview --json` output (a PreviewDigest) and, optionally, the engine event log
  * (`--event-log`, where policy violations are: the JSON digest drops them) into the Markdown a
@@ -46,6 +48,8 @@ export const SECRET_MARK = "[secret]";
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 const NODE_TYPE = "k3s-platform:index:K3sNode";
+/** K3sNode child names this summary explains. */
+export const NODE_STEPS = { bundle: NODE_CHILDREN.bundle, secrets: NODE_CHILDREN.secrets } as const;
 const REPLACING = new Set(["replace", "create-replacement", "delete-replaced"]);
 const OP_ORDER = ["create", "update", "replace", "delete", "read", "import", "same"];
 
@@ -129,8 +133,8 @@ function why(stepName: string, keys: string[]): string {
     if (keys.includes("triggers[0]")) reasons.push("a file K3s reads changed");
     if (keys.includes("triggers[1]")) reasons.push(`a secret it reads changed (${SECRET_MARK})`);
   } else if (stepName === "os-prep" && has("triggers")) reasons.push("os-prep.sh changed");
-  else if (stepName.startsWith("file-") && has("source")) reasons.push("file content changed");
-  else if (stepName.startsWith("secret-") && has("stdin")) reasons.push(`secret content changed (${SECRET_MARK})`);
+  else if (stepName === NODE_STEPS.bundle && (has("source") || has("triggers"))) reasons.push("a staged file changed");
+  else if (stepName === NODE_STEPS.secrets && has("stdin")) reasons.push(`secret content changed (${SECRET_MARK})`);
   if (has("connection")) reasons.push("SSH connection settings changed");
   if (has("create") || has("update")) reasons.push("the command itself changed");
   return reasons.join("; ");
@@ -204,7 +208,7 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
       const stepName = name.slice(node.length + 1);
       // Hashes, file contents and secrets are what `why` explains; other keys get their values.
       const explained = /^(triggers|source|stdin)\b/;
-      const details = stepName.startsWith("secret-") ? [] : keys.filter((k) => !explained.test(k)).map(detail);
+      const details = stepName === NODE_STEPS.secrets ? [] : keys.filter((k) => !explained.test(k)).map(detail);
       const reason = [why(stepName, keys), ...details].filter(Boolean).join("<br>");
       const nodeLabel = node.replace(`${options.stack}-`, "");
       nodeRows.push([nodeLabel, `| \`${nodeLabel}\` | \`${stepName}\` | ${ICON[opOf(s)] ?? opOf(s)} | ${reason || "—"} |`]);

@@ -84,6 +84,9 @@ describe("e2e over SSH on test hosts", function () {
       const dropIn = statSync(join(host.upper, PATHS.secretDropIn));
       assert.equal(dropIn.mode & 0o777, 0o600);
       assert.match(read(host, PATHS.secretDropIn), new RegExp(`token: ${TOKEN}`));
+      assert.ok(!existsSync(join(host.upper, `${PATHS.secretDropIn}.tmp`)), "the secrets write leaves no temporary file");
+      assert.equal(read(host, `${STAGING_DIR}/${node.bundle.name}`), node.bundle.content, "one bundle per node");
+      for (const f of node.files) assert.equal(read(host, `${STAGING_DIR}/${f.name}`), f.content, `unpacked ${f.name}`);
       const staging = statSync(join(host.upper, STAGING_DIR));
       assert.equal(staging.uid, 2000, "staging belongs to the SSH user so SFTP can write");
       assert.equal(read(host, "etc/modules-load.d/k3s-platform.conf"), "br_netfilter\noverlay\nvxlan\n");

@@ -6,11 +6,12 @@ import { STAGING_DIR } from "../../components/k3s/install";
 import { postRegistrationLabelCommand } from "../../components/cluster/component";
 import { ResolvedConfig } from "../../components/config/schema";
 import { EncryptionStatus, parseEncryptionStatus, renderRestartScript, renderVerifyScript, rotationPhases } from "../../components/encryption/render";
-import { ClusterPlan, NodePlan, NodeSecrets, rewriteKubeconfig, secretWriteCommand, stdinScriptCommand } from "../../components/node/plan";
+import { ClusterPlan, NodePlan, NodeSecrets, renderSecretsDocument, rewriteKubeconfig, stdinScriptCommand } from "../../components/node/plan";
 
 /**
  * Runs a node's generated steps over real SSH, as the K3sNode component's resources do: stage,
- * copy files (SFTP), write secret files from stdin, OS prep, apply. Host keys are pinned.
+ * copy the bundle (SFTP), write every secret file from one stdin document, OS prep, apply (each
+ * unpacks the bundle first). Host keys are pinned.
  */
 
 export interface TestHost {
@@ -95,8 +96,8 @@ export interface NodeRun {
 export async function applyNode(node: NodePlan, target: SshTarget, secrets: NodeSecrets): Promise<NodeRun> {
   const started = Date.now();
   await must(node, target, "stage", target.run(node.commands.stage));
-  for (const f of node.files) await must(node, target, `copy ${f.name}`, target.copy(f.content, `${STAGING_DIR}/${f.name}`));
-  for (const s of node.secretFiles) await must(node, target, `secret ${s.name}`, target.run(secretWriteCommand(node.sshUser, s), s.render(secrets)));
+  await must(node, target, "bundle", target.copy(node.bundle.content, `${STAGING_DIR}/${node.bundle.name}`));
+  await must(node, target, "secrets", target.run(node.commands.secrets, renderSecretsDocument(node, secrets)));
   const osPrep = await must(node, target, "os-prep", target.run(node.commands.osPrep));
   const apply = await must(node, target, "apply", target.run(node.commands.apply));
   return { osPrep: osPrep.stdout, apply: apply.stdout, started, finished: Date.now() };

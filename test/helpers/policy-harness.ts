@@ -38,7 +38,7 @@ export async function collectGraph(config: ResolvedConfig, stack: string): Promi
     stack,
     { transformations: [recorder.transformation] },
   );
-  await recorder.settle(outputs.kubeconfig);
+  await recorder.settle(outputs.kubeconfig, outputs.registered);
   const byName = recorder.registered;
   const urn = (name: string) => urnOf(stack, byName.get(name)!.type, name);
   return [...byName.values()].map((r) => ({

@@ -94,17 +94,22 @@ export function installMocks(stack: string) {
 
   const transformation: pulumi.ResourceTransformation = (args) => {
     names.set(args.resource, args.name);
-    const deps = ([] as unknown[]).concat((args.opts.dependsOn as unknown) ?? []) as pulumi.Resource[];
     const entry: Registered = {
       type: args.type,
       name: args.name,
       inputs: {},
-      dependsOn: deps.map((d) => names.get(d) ?? "?"),
+      dependsOn: [],
       parent: args.opts.parent ? names.get(args.opts.parent) : undefined,
       secretProps: new Set(),
       additionalSecretOutputs: (args.opts as pulumi.CustomResourceOptions).additionalSecretOutputs ?? [],
     };
     registered.set(args.name, entry);
+    // dependsOn may be a promise of resources (K3sCluster.ready; the SDK turns it into an
+    // Output when it merges options): named once it resolves.
+    const deps = args.opts.dependsOn as unknown;
+    const named = (list: unknown) => (([] as unknown[]).concat(list ?? []) as pulumi.Resource[]).map((d) => names.get(d) ?? "?");
+    if (isThenable(deps) || pulumi.Output.isInstance(deps)) pending.push(settled(deps).then((list) => (entry.dependsOn = named(list))));
+    else entry.dependsOn = named(deps);
     const check = (label: string, value: unknown) => {
       if (pulumi.Output.isInstance(value)) {
         pending.push(pulumi.isSecret(value).then((s) => s && entry.secretProps.add(label)));
@@ -126,4 +131,12 @@ export function installMocks(stack: string) {
       await Promise.all(pending);
     },
   };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return !!value && typeof (value as { then?: unknown }).then === "function";
+}
+
+function settled(value: unknown): Promise<unknown> {
+  return pulumi.Output.isInstance(value) ? new Promise((resolve) => (value as pulumi.Output<unknown>).apply(resolve)) : Promise.resolve(value);
 }
