@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +18,8 @@ import {
   rotationPhases,
   supportsRotateKeys,
 } from "../components/encryption/render";
-import { planNode } from "../components/node/plan";
+import { ENCRYPTION_WRITE_RECORD, renderKeepKeysWrite } from "../components/encryption/keep-keys";
+import { planNode, secretWriteCommand } from "../components/node/plan";
 import { installMocks } from "./helpers/pulumi-mocks";
 import { REPO, sampleConfig, variant } from "./helpers/samples";
 
@@ -190,6 +192,66 @@ describe("secrets encryption", () => {
     assert.equal(readFileSync(log, "utf8"), "");
   });
 
+  describe("keys survive destroy + up (issue 16.2): the host-side write keeps deployed keys", () => {
+    const enc = () => sampleConfig("prod").encryption;
+    const target = "/etc/rancher/k3s/encryption-config.yaml";
+    const write = (root: string, rendered: string) =>
+      spawnSync("sh", ["-c", renderKeepKeysWrite(target, "0600")], { input: rendered, encoding: "utf8", env: { ...process.env, K3S_PLATFORM_ROOT: root } });
+    const keysOf = (text: string, provider: string) =>
+      (parse(text) as { resources: Array<{ providers: Array<Record<string, { keys?: Array<{ name: string; secret: string }> }>> }> }).resources
+        .flatMap((g) => g.providers.map((p) => p[provider]?.keys))
+        .filter((k): k is Array<{ name: string; secret: string }> => !!k);
+    const sha = (t: string) => createHash("sha256").update(t).digest("hex");
+
+    it("first write: the rendered file as is, and a record of what was rendered and written", () => {
+      const root = mkdtempSync(join(scratch, "keep-"));
+      const rendered = renderEncryptionConfig(enc(), { secretbox: [{ name: "secretbox-aaaa", secret: KEY }] });
+      const r = write(root, rendered);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(readFileSync(join(root, target), "utf8"), rendered);
+      assert.equal(readFileSync(join(root, ENCRYPTION_WRITE_RECORD), "utf8"), `rendered ${sha(rendered)}\nwritten ${sha(rendered)}\n`);
+    });
+
+    // Hostile names and secrets: quoted by the YAML renderer, compared unquoted by the parser.
+    const names = ["secretbox-aaaa", "key: with colon", "it's", '"q"', "#hash", "- dash", "k".repeat(200)];
+    for (const oldName of names) {
+      it(`a regenerated key goes first, the deployed one (${JSON.stringify(oldName.slice(0, 20))}) stays readable, repeated writes are stable`, () => {
+        const root = mkdtempSync(join(scratch, "keep-"));
+        const old = { name: oldName, secret: KEY };
+        const fresh = { name: "secretbox-bbbb", secret: "bmV3LWtleS0zMi1ieXRlcy0wMTIzNDU2Nzg5MDEyMzQ1Ng==" };
+        assert.equal(write(root, renderEncryptionConfig(enc(), { secretbox: [old] })).status, 0);
+        const rendered = renderEncryptionConfig(enc(), { secretbox: [fresh] });
+        for (let i = 0; i < 2; i++) {
+          const r = write(root, rendered);
+          assert.equal(r.status, 0, r.stderr);
+          const text = readFileSync(join(root, target), "utf8");
+          for (const keys of keysOf(text, "secretbox")) assert.deepEqual(keys, [fresh, old]);
+          assert.deepEqual(keysOf(text, "identity"), []);
+          assert.equal(readFileSync(join(root, ENCRYPTION_WRITE_RECORD), "utf8"), `rendered ${sha(rendered)}\nwritten ${sha(text)}\n`);
+        }
+      });
+    }
+
+    it("a key name reused with another secret stops the write and leaves the file alone", () => {
+      const root = mkdtempSync(join(scratch, "keep-"));
+      const first = renderEncryptionConfig(enc(), { secretbox: [{ name: "k1", secret: KEY }] });
+      write(root, first);
+      const r = write(root, renderEncryptionConfig(enc(), { secretbox: [{ name: "k1", secret: "b3RoZXIta2V5LTMyLWJ5dGVzLTAxMjM0NTY3ODkwMTIzNA==" }] }));
+      assert.equal(r.status, 3);
+      assert.match(r.stderr, /key k1 of secretbox is deployed with another secret/);
+      assert.equal(readFileSync(join(root, target), "utf8"), first);
+    });
+
+    it("the secret write step uses it; no key in its command line", () => {
+      const config = sampleConfig("prod");
+      const file = planNode(config, config.nodes[0]!).secretFiles.find((f) => f.name === "encryption-config")!;
+      const cmd = secretWriteCommand("deploy", file);
+      assert.match(cmd, /^sudo -n sh -c /);
+      assert.ok(cmd.includes("phase=2"));
+      assert.ok(!cmd.includes(KEY));
+    });
+  });
+
   it("restart script waits for the API", () => {
     assert.match(renderRestartScript("srv-2"), /systemctl restart k3s[\s\S]*readyz/);
   });
@@ -201,8 +263,9 @@ describe("secrets encryption", () => {
       const cluster = new K3sCluster("prod", { config, token: pulumi.secret("t") }, { transformations: [recorder.transformation] });
       await recorder.settle(cluster.kubeconfig);
       const r = recorder.registered;
-      const key = [...r.values()].filter((x) => x.type === "random:index/randomBytes:RandomBytes");
+      const key = [...r.values()].filter((x) => x.type === "random:index/randomPassword:RandomPassword" && x.name.includes("encryption-key"));
       assert.deepEqual(key.map((k) => k.name), ["prod-encryption-key-secretbox"]);
+      assert.equal([...r.values()].filter((x) => x.type === "random:index/randomBytes:RandomBytes").length, 0);
       const chain = ["prod-encryption-reencrypt", "prod-encryption-reencrypt-restart-prod-server-1", "prod-encryption-reencrypt-restart-prod-server-2", "prod-encryption-reencrypt-restart-prod-server-3", "prod-encryption-verify"];
       for (let i = 1; i < chain.length; i++) assert.deepEqual(r.get(chain[i]!)!.dependsOn, [chain[i - 1]], chain[i]);
       assert.deepEqual(r.get(chain[0]!)!.dependsOn.sort(), ["prod-prod-server-1-apply", "prod-prod-server-2-apply", "prod-prod-server-3-apply"]);

@@ -18,6 +18,8 @@ import {
   renderRegistriesYaml,
   renderSecretDropIn,
 } from "../k3s/render";
+import { shellQuote } from "../shell/quote";
+import { renderKeepKeysWrite } from "../encryption/keep-keys";
 import { renderOsPrepScript } from "../os-prep/render";
 import { renderUpstreamResolvConf } from "../dns/render";
 import {
@@ -53,6 +55,8 @@ export interface SecretFile {
   target: string;
   mode: string;
   render: (secrets: NodeSecrets) => string;
+  /** Shell that writes stdin to `target` instead of a plain atomic write (e.g. keeping deployed keys). */
+  writeScript?: string;
 }
 
 export interface NodePlan {
@@ -150,6 +154,7 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
       target: ENCRYPTION_CONFIG_PATH,
       mode: "0600",
       render: (s) => renderEncryptionConfig(config.encryption, s.encryptionKeys ?? {}),
+      writeScript: renderKeepKeysWrite(ENCRYPTION_CONFIG_PATH, "0600"),
     });
   }
   files.push(...(ext.files ?? []));
@@ -201,6 +206,7 @@ export function planCluster(config: ResolvedConfig, options: PlanOptions = {}): 
 
 /** Writes secret content from stdin to `target` with `mode`, atomically, as root. */
 export function secretWriteCommand(user: string, file: SecretFile): string {
+  if (file.writeScript) return asRoot(user, `sh -c ${shellQuote(file.writeScript)}`);
   const dir = file.target.slice(0, file.target.lastIndexOf("/"));
   const script = `umask 077 && mkdir -p ${dir} && cat > ${file.target}.tmp && chmod ${file.mode} ${file.target}.tmp && mv ${file.target}.tmp ${file.target}`;
   return asRoot(user, `sh -c '${script}'`);
