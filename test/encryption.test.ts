@@ -19,6 +19,7 @@ import {
   supportsRotateKeys,
 } from "../components/encryption/render";
 import { ENCRYPTION_WRITE_RECORD, renderKeepKeysWrite } from "../components/encryption/keep-keys";
+import { guardOnce, NO_OP_UPDATE, ONCE_DIR } from "../components/encryption/once";
 import { planNode, secretWriteCommand } from "../components/node/plan";
 import { installMocks } from "./helpers/pulumi-mocks";
 import { REPO, sampleConfig, variant } from "./helpers/samples";
@@ -252,6 +253,31 @@ describe("secrets encryption", () => {
     });
   });
 
+  describe("guardOnce: a one-shot step runs once per trigger value on a host", () => {
+    const run = (root: string, value: string, log: string) =>
+      spawnSync("bash", ["-s"], { input: guardOnce("encryption-rotation-step-1", value, `echo ran >>${JSON.stringify(log)}`), encoding: "utf8", env: { ...process.env, K3S_PLATFORM_ROOT: root } });
+    for (const value of ["1", "2026-11", "it's $(x) `y`", "a\nb"]) {
+      it(`value ${JSON.stringify(value)}: runs, then skips the same value (destroy + up), runs again for a new one`, () => {
+        const root = mkdtempSync(join(scratch, "once-"));
+        const log = join(root, "log");
+        assert.equal(run(root, value, log).status, 0);
+        const again = run(root, value, log);
+        assert.equal(again.status, 0, again.stderr);
+        assert.match(again.stdout, /already done/);
+        assert.equal(readFileSync(log, "utf8"), "ran\n");
+        assert.equal(run(root, `${value}-next`, log).status, 0);
+        assert.equal(readFileSync(log, "utf8"), "ran\nran\n");
+      });
+    }
+
+    it("a failed step is not recorded, so the next up retries it", () => {
+      const root = mkdtempSync(join(scratch, "once-"));
+      const r = spawnSync("bash", ["-s"], { input: guardOnce("x", "1", "exit 7"), encoding: "utf8", env: { ...process.env, K3S_PLATFORM_ROOT: root } });
+      assert.equal(r.status, 7);
+      assert.throws(() => readFileSync(join(root, ONCE_DIR, "x")));
+    });
+  });
+
   it("restart script waits for the API", () => {
     assert.match(renderRestartScript("srv-2"), /systemctl restart k3s[\s\S]*readyz/);
   });
@@ -273,6 +299,52 @@ describe("secrets encryption", () => {
       assert.ok(write.secretProps.has("stdin"));
       assert.equal(write.inputs.logging, "none");
       assert.ok(r.get("prod-encryption-verify")!.secretProps.has("stdin"), "the verify script embeds a hash of the keys");
+    });
+
+    describe("one-shot steps run only when their own trigger changes (issue 16.3)", () => {
+      const build = async (config: ReturnType<typeof sampleConfig>) => {
+        const recorder = installMocks(config.environment);
+        const cluster = new K3sCluster(config.environment, { config, token: pulumi.secret("t") }, { transformations: [recorder.transformation] });
+        await recorder.settle(cluster.kubeconfig);
+        return recorder.registered;
+      };
+      const oneShot = (r: Map<string, { name: string; inputs: Record<string, unknown> }>) =>
+        [...r.values()].filter((x) => /-encryption-(rotate|prepare|reencrypt)/.test(x.name));
+      const rotating = (edit: (raw: Record<string, unknown>) => void = () => {}) =>
+        loadStackConfig(variant("staging", (r) => {
+          r.encryption = { enabled: true, rotation: 1 };
+          edit(r as unknown as Record<string, unknown>);
+        }));
+
+      for (const [label, make] of [
+        ["k3s mode (rotate-keys)", rotating],
+        ["custom mode (re-encrypt)", (edit: (raw: Record<string, unknown>) => void = () => {}) => loadStackConfig(variant("prod", (r) => {
+          r.encryption = { ...r.encryption, rotation: 1 };
+          edit(r as unknown as Record<string, unknown>);
+        }))],
+      ] as const) {
+        it(`${label}: ssh.perDialTimeout changes no one-shot step's triggers, create, update or stdin; update is a no-op`, async () => {
+          const before = await build(make());
+          const after = await build(make((r) => (r.ssh = { ...(r.ssh as object), perDialTimeout: 20 })));
+          const steps = oneShot(before);
+          assert.ok(steps.length >= 2, `one-shot steps: ${steps.map((s) => s.name).join(", ")}`);
+          for (const step of steps) {
+            const next = after.get(step.name)!;
+            assert.equal(step.inputs.update, NO_OP_UPDATE, `${step.name}: Update would run a script`);
+            for (const field of ["triggers", "create", "update", "stdin"]) {
+              assert.deepEqual(next.inputs[field], step.inputs[field], `${step.name}.${field} changed with an SSH setting`);
+            }
+            assert.notDeepEqual(next.inputs.connection, step.inputs.connection, "the test changes the connection");
+          }
+        });
+      }
+
+      it("a rotation bump changes exactly the one-shot steps' triggers (and the verify step's)", async () => {
+        const before = await build(rotating());
+        const after = await build(loadStackConfig(variant("staging", (r) => (r.encryption = { enabled: true, rotation: 2 }))));
+        const changed = [...after.values()].filter((x) => JSON.stringify(x.inputs.triggers) !== JSON.stringify(before.get(x.name)?.inputs.triggers)).map((x) => x.name);
+        assert.deepEqual(changed.sort(), [...oneShot(before).map((x) => x.name), "staging-encryption-verify"].sort());
+      });
     });
 
     it("is absent when encryption is off", async () => {

@@ -16,6 +16,7 @@ import {
   renderVerifyScript,
   rotationPhases,
 } from "./render";
+import { guardOnce, NO_OP_UPDATE } from "./once";
 
 /**
  * Keys for custom mode: the secure key `encryptionKeys` where given, otherwise one generated key
@@ -81,14 +82,16 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
   const rotation = String(config.encryption.rotation ?? "");
   let previous: pulumi.Resource[] = args.after;
 
-  for (const phase of rotationPhases(config)) {
+  // One-shot steps: their trigger is the rotation value alone; any other input change is a
+  // no-op Update, and the host skips a step it already completed for this value (once.ts).
+  rotationPhases(config).forEach((phase, i) => {
     const step = new command.remote.Command(
       `${name}-${phase.name}`,
       {
         connection: first.connection,
         create: stdinScriptCommand(first.user),
-        update: stdinScriptCommand(first.user),
-        stdin: phase.script,
+        update: NO_OP_UPDATE,
+        stdin: guardOnce(`encryption-rotation-step-${i + 1}`, rotation, phase.script),
         triggers: [rotation],
         addPreviousOutputInEnv: false,
       },
@@ -102,8 +105,8 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
         {
           connection: server.connection,
           create: stdinScriptCommand(server.user),
-          update: stdinScriptCommand(server.user),
-          stdin: renderRestartScript(server.name),
+          update: NO_OP_UPDATE,
+          stdin: guardOnce(`encryption-rotation-step-${i + 1}-restart`, rotation, renderRestartScript(server.name)),
           triggers: [rotation],
           addPreviousOutputInEnv: false,
         },
@@ -111,13 +114,15 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
       );
       previous = [restart];
     }
-  }
+  });
 
   const expectedSha =
     config.encryption.mode === "custom"
       ? args.keys.apply((keys) => sha256(renderEncryptionConfig(config.encryption, keys)))
       : pulumi.output("");
   const verifyScript = pulumi.secret(expectedSha.apply((sha) => renderVerifyScript(config, sha || undefined)));
+  // Not one-shot: a read-only check (it finishes a pending enable's re-encryption, which marks
+  // itself done) whose stdout is the `encryptionStatus` output, so Update re-runs it.
   const verify = new command.remote.Command(
     `${name}-verify`,
     {
