@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { STAGING_DIR } from "../../components/k3s/install";
 import { postRegistrationLabelCommand } from "../../components/cluster/component";
 import { ResolvedConfig } from "../../components/config/schema";
@@ -32,7 +32,8 @@ export class SshTarget {
   private readonly knownHosts: string;
 
   constructor(readonly host: TestHost, private readonly keyFile: string, hostKey = host.hostKey) {
-    const dir = mkdtempSync(join(tmpdir(), "k3sp-kh-"));
+    // Beside the run's key, so `hosts.sh down` removes it with the run directory.
+    const dir = mkdtempSync(join(dirname(keyFile), "kh-"));
     this.knownHosts = join(dir, "known_hosts");
     writeFileSync(this.knownHosts, `${host.address} ${hostKey}\n`);
   }
@@ -86,16 +87,20 @@ async function must(node: NodePlan, target: SshTarget, step: string, result: Pro
 export interface NodeRun {
   osPrep: string;
   apply: string;
+  /** When this node's first step started and its last one ended (ms since the epoch). */
+  start: number;
+  end: number;
 }
 
 /** One node's steps, in the order the component's dependsOn gives them. */
 export async function applyNode(node: NodePlan, target: SshTarget, secrets: NodeSecrets): Promise<NodeRun> {
+  const start = Date.now();
   await must(node, target, "stage", target.run(node.commands.stage));
   for (const f of node.files) await must(node, target, `copy ${f.name}`, target.copy(f.content, `${STAGING_DIR}/${f.name}`));
   for (const s of node.secretFiles) await must(node, target, `secret ${s.name}`, target.run(secretWriteCommand(node.sshUser, s), s.render(secrets)));
   const osPrep = await must(node, target, "os-prep", target.run(node.commands.osPrep));
   const apply = await must(node, target, "apply", target.run(node.commands.apply));
-  return { osPrep: osPrep.stdout, apply: apply.stdout };
+  return { osPrep: osPrep.stdout, apply: apply.stdout, start, end: Date.now() };
 }
 
 export interface ClusterRun {
