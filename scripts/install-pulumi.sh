@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 CACHE="${K3S_PLATFORM_CACHE:-$HOME/.cache/k3s-platform}/pulumi"
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
-export GOFLAGS=-mod=mod GOTOOLCHAIN=local
+export GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
 dep() { node -p "require('./package.json').dependencies['$1']"; }
 SDK_VERSION="v$(dep @pulumi/pulumi)"
