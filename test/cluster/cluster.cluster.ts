@@ -13,7 +13,7 @@ import { KubeObject } from "../../components/kube/objects";
 import { renderTenants } from "../../components/tenants/render";
 import { ENVS, REPO, sampleConfig } from "../helpers/samples";
 import { ControlPlane, kubernetesBin } from "./apiserver";
-import { engineMissing, inClusterProgram, inlineStack } from "./engine";
+import { cliPreview, engineMissing, inClusterProgram, inlineStack } from "./engine";
 
 /**
  * `npm run test:cluster`: what the program renders, on a real API server (etcd + kube-apiserver
@@ -27,6 +27,24 @@ const KEY_A = { name: "secretbox-aaaaaaaa", secret: Buffer.alloc(32, 1).toString
 const KEY_B = { name: "secretbox-bbbbbbbb", secret: Buffer.alloc(32, 2).toString("base64") };
 
 const toYaml = (objects: KubeObject[]) => objects.map((o) => stringify(o)).join("---\n");
+
+/**
+ * scripts/preview-fixtures.sh sets UPDATE_PREVIEW_FIXTURES=1: the real CLI's `preview --json
+ * --event-log` output of (b) and (c) then replaces test/fixtures/preview/cluster-*.
+ */
+const FIXTURES = join(REPO, "test", "fixtures", "preview");
+async function savePreview(name: string, run: Promise<{ status: number; json: string; events: string; stderr: string }>, wantStatus: number) {
+  const r = await run;
+  assert.equal(r.status, wantStatus, `preview ${name}: ${r.stderr.slice(-2000)}`);
+  const digest = JSON.parse(r.json) as { steps?: unknown[] };
+  assert.ok(digest, "a JSON digest");
+  for (const text of [r.json, r.events]) assert.doesNotMatch(text, /client-key-data|BEGIN [A-Z ]*PRIVATE KEY/, `preview ${name} shows a credential`);
+  if (process.env.UPDATE_PREVIEW_FIXTURES === "1") {
+    writeFileSync(join(FIXTURES, `${name}.json`), r.json.endsWith("\n") ? r.json : `${r.json}\n`);
+    writeFileSync(join(FIXTURES, `${name}.events.jsonl`), r.events);
+  }
+  return r;
+}
 
 describe("test:cluster — a real API server and the real engine", function () {
   this.timeout(600_000);
@@ -128,6 +146,8 @@ describe("test:cluster — a real API server and the real engine", function () {
       const up = await stack.up({ onEvent });
       assert.deepEqual(ops(), []);
       assert.deepEqual(Object.keys(up.summary.resourceChanges ?? {}), ["same"]);
+      const pre = await savePreview("cluster-nochange", cliPreview(stack, program(prod)), 0);
+      assert.deepEqual(Object.keys((JSON.parse(pre.json) as { changeSummary: object }).changeSummary), ["same"]);
     });
 
     it("(e) a privileged pod in a restricted tenant namespace is refused", () => {
@@ -150,6 +170,7 @@ describe("test:cluster — a real API server and the real engine", function () {
       const pods = (tenant.quota?.pods ?? 100) + 1;
       Object.assign(tenant.quota!, { pods });
       const next = await inlineStack(join(work, "engine"), "prod", program(changed));
+      await savePreview("cluster-quota", cliPreview(next, program(changed)), 0);
       events = [];
       const up = await next.up({ onEvent });
       assert.equal(ops().length, 1, ops().join("\n"));
@@ -170,6 +191,8 @@ describe("test:cluster — a real API server and the real engine", function () {
         (e: Error) => /tenant-pod-security/.test(e.message),
       );
       const policyEvents = events.filter((e) => e.policyEvent).map((e) => e.policyEvent!);
+      const pack = ["--policy-pack", join(REPO, "policies"), "--policy-pack-config", join(REPO, "policies", "config", "prod.json")];
+      await savePreview("cluster-violation", cliPreview(s, program(violating), pack), 255);
       assert.ok(policyEvents.some((p) => p.policyName === "tenant-pod-security" && p.enforcementLevel === "mandatory" && /enforces privileged/.test(p.message)), JSON.stringify(policyEvents));
       // The same pack passes the compliant program (the real engine ran every policy without crashing).
       events = [];

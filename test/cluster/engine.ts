@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import * as k8s from "@pulumi/kubernetes";
@@ -74,4 +75,40 @@ export function inClusterProgram(config: ResolvedConfig, kubeconfig: string, sta
     new CoreDnsTuning(`${stack}-dns`, { config, provider }, { transformations: [skipAwait] });
     return {};
   };
+}
+
+/**
+ * `pulumi preview --json --event-log FILE` through the real CLI for an inline program: the
+ * output preview:md parses (the Automation API's own preview streams events but gives no JSON
+ * digest). Serves the program's language runtime the way the Automation API does (its
+ * LanguageServer, passed to the CLI with --client). Needs PULUMI_DEBUG_COMMANDS=true for
+ * --event-log (pulumi 3.260).
+ */
+export async function cliPreview(stack: Stack, program: PulumiFn, extraArgs: string[] = []): Promise<{ status: number; json: string; events: string; stderr: string }> {
+  // Internal to @pulumi/pulumi, the same modules automation/stack.js uses.
+  const grpc = require("@grpc/grpc-js") as typeof import("@grpc/grpc-js");
+  const { LanguageServer } = require("@pulumi/pulumi/automation/server") as { LanguageServer: new (p: PulumiFn) => { onPulumiExit(e: boolean): void } };
+  const langrpc = require("@pulumi/pulumi/proto/language_grpc_pb") as { LanguageRuntimeService: import("@grpc/grpc-js").ServiceDefinition };
+  const server = new grpc.Server({ "grpc.max_receive_message_length": 500 * 1024 * 1024 });
+  const language = new LanguageServer(program);
+  server.addService(langrpc.LanguageRuntimeService, language as unknown as import("@grpc/grpc-js").UntypedServiceImplementation);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const eventLog = join(stack.workspace.workDir, `preview-${port}.events.jsonl`);
+  const env = { ...process.env, ...(stack.workspace as LocalWorkspace).envVars, PULUMI_DEBUG_COMMANDS: "true" };
+  const child = spawn(
+    join(ENGINE_BIN, "pulumi"),
+    ["preview", "--json", "--event-log", eventLog, "--non-interactive", "--stack", stack.name, `--client=127.0.0.1:${port}`, "--exec-kind", "inline", ...extraArgs],
+    { cwd: stack.workspace.workDir, env, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let json = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (json += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const status = await new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? 1)));
+  language.onPulumiExit(status !== 0);
+  server.forceShutdown();
+  const events = existsSync(eventLog) ? readFileSync(eventLog, "utf8") : "";
+  return { status, json, events, stderr };
 }
