@@ -99,7 +99,7 @@ describe("test:cluster — a real API server and the real engine", function () {
     }
   });
 
-  describe("(b, c, e) the in-cluster layer through the real engine and kubernetes provider", () => {
+  describe("(b, c) the in-cluster layer through the real engine and kubernetes provider", () => {
     let stack: Stack;
     let events: EngineEvent[] = [];
     const onEvent = (e: EngineEvent) => events.push(e);
@@ -113,7 +113,7 @@ describe("test:cluster — a real API server and the real engine", function () {
     before(async function () {
       const missing = engineMissing();
       if (missing) {
-        console.log(`    SKIPPED (b, c, e): ${missing}`);
+        console.log(`    SKIPPED (b, c): ${missing}`);
         this.skip();
       }
       stack = await inlineStack(join(work, "engine"), "prod", program(prod));
@@ -148,20 +148,6 @@ describe("test:cluster — a real API server and the real engine", function () {
       assert.deepEqual(Object.keys(up.summary.resourceChanges ?? {}), ["same"]);
       const pre = await savePreview("cluster-nochange", cliPreview(stack, program(prod)), 0);
       assert.deepEqual(Object.keys((JSON.parse(pre.json) as { changeSummary: object }).changeSummary), ["same"]);
-    });
-
-    it("(e) a privileged pod in a restricted tenant namespace is refused", () => {
-      const tenant = prod.tenants.find((t) => t.podSecurity === "restricted")!;
-      const pod = {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { name: "privileged", namespace: tenant.namespace },
-        spec: { containers: [{ name: "c", image: "registry.k8s.io/pause:3.10", securityContext: { privileged: true } }] },
-      };
-      const r = cp.kubectl(["apply", "-f", "-"], JSON.stringify(pod));
-      assert.notEqual(r.status, 0, "admitted");
-      assert.match(r.stderr, /violates PodSecurity "restricted:latest"/);
-      assert.match(r.stderr, /privileged/);
     });
 
     it("(b) one quota change updates exactly that ResourceQuota", async () => {
@@ -207,6 +193,35 @@ describe("test:cluster — a real API server and the real engine", function () {
       for (const t of prod.tenants) assert.notEqual(cp.kubectl(["get", "namespace", t.namespace]).status, 0, `namespace ${t.namespace} is still there`);
       assert.notEqual(cp.kubectl(["-n", "kube-system", "get", "configmap", "coredns-custom"]).status, 0);
       assert.notEqual(cp.kubectl(["-n", "kube-system", "get", "daemonset", "node-local-dns"]).status, 0);
+    });
+  });
+
+  describe("(e) Pod Security in tenant namespaces", () => {
+    it("a privileged pod in a restricted tenant namespace is refused", () => {
+      const tenant = prod.tenants.find((t) => t.podSecurity === "restricted")!;
+      const ns = renderTenants(prod).find((o) => o.kind === "Namespace" && o.metadata.name === tenant.namespace)!;
+      const made = cp.kubectl(["apply", "--server-side", "--field-manager=test-e", "-f", "-"], toYaml([ns]));
+      assert.equal(made.status, 0, made.stderr);
+      try {
+        // Pods need the namespace's default ServiceAccount (the controller creates it) to reach Pod Security.
+        const deadline = Date.now() + 60_000;
+        while (cp.kubectl(["-n", tenant.namespace, "get", "serviceaccount", "default"]).status !== 0) {
+          assert.ok(Date.now() < deadline, "no default ServiceAccount in the tenant namespace after 60s");
+          spawnSync("sleep", ["0.5"]);
+        }
+        const pod = {
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: "privileged", namespace: tenant.namespace },
+          spec: { containers: [{ name: "c", image: "registry.k8s.io/pause:3.10", securityContext: { privileged: true } }] },
+        };
+        const r = cp.kubectl(["create", "-f", "-"], JSON.stringify(pod));
+        assert.notEqual(r.status, 0, "admitted");
+        assert.match(r.stderr, /violates PodSecurity "restricted:latest"/);
+        assert.match(r.stderr, /privileged/);
+      } finally {
+        cp.kubectl(["delete", "namespace", "--wait=true", "--timeout=180s", tenant.namespace]);
+      }
     });
   });
 
