@@ -84,11 +84,11 @@ describe("test:cluster — a real API server and the real engine", function () {
         // A Namespace inside a dry run is never created, so its objects would be refused: create them first.
         const namespaces = objects.filter((o) => o.kind === "Namespace");
         if (namespaces.length) {
-          const ns = cp.kubectl(["apply", "--server-side", "--field-manager=test-a", "--field-validation=Strict", "-f", "-"], toYaml(namespaces));
+          const ns = cp.kubectl(["apply", "--server-side", "--validate=strict", "--field-manager=test-a", "-f", "-"], toYaml(namespaces));
           assert.equal(ns.status, 0, ns.stderr);
         }
         const rest = objects.filter((o) => o.kind !== "Namespace");
-        const r = cp.kubectl(["apply", "--server-side", "--dry-run=server", "--field-manager=test-a", "--field-validation=Strict", "-f", "-"], toYaml(rest));
+        const r = cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test-a", "-f", "-"], toYaml(rest));
         assert.equal(r.status, 0, `${env}: refused:\n${r.stderr}`);
         assert.equal(r.stdout.trim().split("\n").length, rest.length, r.stdout);
         if (namespaces.length) {
@@ -232,7 +232,7 @@ describe("test:cluster — a real API server and the real engine", function () {
       const kind = resource.split(".")[0]!;
       if (kind === "secrets") return { kind: "Secret", key: "secrets", body: { apiVersion: "v1", kind: "Secret", metadata: { name: "enc-test", namespace: "enc-test" }, stringData: { k: "v" } } };
       if (kind === "configmaps") return { kind: "ConfigMap", key: "configmaps", body: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "enc-test", namespace: "enc-test" }, data: { k: "v" } } };
-      if (kind === "events") return { kind: "Event", key: "events", body: { apiVersion: "v1", kind: "Event", metadata: { name: "enc-test", namespace: "enc-test" }, involvedObject: { kind: "Namespace", name: "enc-test" }, reason: "Test", message: "m", type: "Normal" } };
+      if (kind === "events") return { kind: "Event", key: "events", body: { apiVersion: "v1", kind: "Event", metadata: { name: "enc-test", namespace: "enc-test" }, involvedObject: { kind: "ConfigMap", name: "enc-test", namespace: "enc-test" }, reason: "Test", message: "m", type: "Normal" } };
       throw new Error(`no sample object for ${resource}: extend this test`);
     };
     const expected = (group: (typeof groups)[number], keyName: string) => (group.providers[0] === "identity" ? "k8s\u0000" : `k8s:enc:${group.providers[0]}:v1:${keyName}:`);
