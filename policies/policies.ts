@@ -84,11 +84,29 @@ interface K8sMeta {
 }
 const meta = (r: { props: Record<string, unknown> }) => (r.props.metadata ?? {}) as K8sMeta;
 
+/**
+ * The object behind @pulumi/policy's props proxy. Policies get `props` wrapped in its
+ * unknown-checking proxies (server.js: `unknownCheckingProxy(deserializeProperties(...))`), which
+ * wrap every nested value, Promises included: awaiting a proxied Promise throws "Method
+ * Promise.prototype.then called on incompatible receiver". The proxy answers the key
+ * `__getSpecialProxyTarget` (proxy.js) with its target; plain objects (no proxy) are returned as is.
+ */
+function unproxied<T>(value: T): T {
+  if (!value || typeof value !== "object") return value;
+  const target = (value as Record<string, unknown>)["__getSpecialProxyTarget"];
+  return target && typeof target === "object" ? (target as T) : value;
+}
+
+/** A possibly-Promise property of a props object, awaited on the real Promise, not its proxy. */
+async function settled(obj: unknown, key: string): Promise<unknown> {
+  if (!obj || typeof obj !== "object") return undefined;
+  return await (unproxied(obj) as Record<string, unknown>)[key];
+}
+
 /** Text of a CopyToRemote source (a StringAsset in the engine, whose text is a promise). */
 async function assetText(source: unknown): Promise<string> {
-  if (!source || typeof source !== "object") return "";
-  const text = (source as { text?: unknown }).text;
-  return typeof text === "string" ? text : ((await text) as string | undefined) ?? "";
+  const text = await settled(source, "text");
+  return typeof text === "string" ? text : "";
 }
 
 const SECRET_PATTERNS: Array<[RegExp, string]> = [

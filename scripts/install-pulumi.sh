@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Puts the Pulumi engine on PATH for this project: the CLI, the Node.js language host and the
-# resource plugins the program uses (command, kubernetes, random), at the versions package.json
-# pins. An installed `pulumi` is used when it is new enough and its plugins are present;
-# otherwise everything is built from the Go module proxy into a cache outside the repository
-# (reused on the next run). Prints the bin directory to add to PATH on its last line.
+# Puts the Pulumi engine on PATH for this project. An installed `pulumi` is used when it is new
+# enough and its plugins are present; otherwise what the Go module proxy serves is built into a
+# cache outside the repository (reused on the next run):
+#   - the CLI from github.com/pulumi/pulumi/pkg/v3 at the SDK's version (package.json);
+#   - pulumi-resource-kubernetes from github.com/pulumi/pulumi-kubernetes/provider/v4 at the
+#     version the proxy serves (KUBERNETES_PROVIDER_VERSION), wrapped in a small main package;
+#   - the Node.js language host and the command/random providers only where the proxy serves them
+#     (today it refuses all three: programs run as Automation API inline programs, which need no
+#     language host, and `npm run test:engine` skips without the command/random plugins).
+# The policy-pack analyzer launcher is committed: scripts/bin/pulumi-analyzer-policy-nodejs.
+# Prints the bin directory to add to PATH on its last line (add scripts/bin too).
 #
 # Usage: scripts/install-pulumi.sh [--check]   (--check: only report what is available)
 set -euo pipefail
@@ -12,13 +18,16 @@ cd "$(dirname "$0")/.."
 CACHE="${K3S_PLATFORM_CACHE:-$HOME/.cache/k3s-platform}/pulumi"
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
-export GOFLAGS=-mod=mod GOTOOLCHAIN=local
+export GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
 dep() { node -p "require('./package.json').dependencies['$1']"; }
 SDK_VERSION="v$(dep @pulumi/pulumi)"
 COMMAND_VERSION="v$(dep @pulumi/command)"
 KUBERNETES_VERSION="v$(dep @pulumi/kubernetes)"
 RANDOM_VERSION="v$(dep @pulumi/random)"
+# The proxy serves the provider module only as this pseudo-version (code of 2026-01-15, commit
+# f47bc2d6f199); it is reported as the plugin's version, not the npm SDK's 4.34.2.
+KUBERNETES_PROVIDER_VERSION="${KUBERNETES_PROVIDER_VERSION:-v4.0.0-20260115033456-f47bc2d6f199}"
 
 log() { printf 'install-pulumi: %s\n' "$*" >&2; }
 fail() { log "ERROR: $*"; exit 1; }
@@ -88,21 +97,77 @@ build_language_host() {
   commit="$(commit_of github.com/pulumi/pulumi/pkg/v3 "$SDK_VERSION")"
   time="$(module_info github.com/pulumi/pulumi/pkg/v3 "$SDK_VERSION" | sed -n 's/.*"Time": "\([^"]*\)".*/\1/p' | tr -d ':TZ-')"
   pseudo="v3.0.0-${time}-${commit:0:12}"
-  module_available "$module" "$pseudo" || fail "the Go module proxy does not serve $module@$pseudo (the language host of pulumi $SDK_VERSION)"
+  if ! module_available "$module" "$pseudo"; then
+    log "not served: $module@$pseudo (the language host; inline programs do not need it)"
+    return 0
+  fi
   build "$module" "$pseudo" "$module" "$BIN/pulumi-language-nodejs" "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$SDK_VERSION"
 }
 
 build_provider() {
   local name="$1" module="$2" package="$3" version="$4" ldflag="$5"
   [ -x "$BIN/pulumi-resource-$name" ] && return 0
-  module_available "$module" "$version" || fail "the Go module proxy does not serve $module@$version (pulumi-resource-$name)"
+  if ! module_available "$module" "$version"; then
+    log "not served: $module@$version (pulumi-resource-$name; npm run test:engine skips without it)"
+    return 0
+  fi
   build "$module" "$version" "$package" "$BIN/pulumi-resource-$name" "-X $ldflag=$version"
+}
+
+# pulumi-resource-kubernetes: the module's own main embeds schema-embed.json and
+# terraform-mapping-embed.json, generated files it does not ship. They are schema.json (with
+# .version set) and terraform-mapping.json, minified, as its generate.go writes them.
+build_kubernetes_provider() {
+  local module=github.com/pulumi/pulumi-kubernetes/provider/v4 version="$KUBERNETES_PROVIDER_VERSION" work dir
+  local output="$BIN/pulumi-resource-kubernetes"
+  [ -x "$output" ] && [ "$(cat "$output.version" 2>/dev/null)" = "$version" ] && return 0
+  module_available "$module" "$version" || fail "the Go module proxy does not serve $module@$version (pulumi-resource-kubernetes)"
+  work="$(mktemp -d)"
+  (
+    cd "$work"
+    go mod init k3s-platform.local/kubernetes-provider >/dev/null 2>&1
+    go mod edit -replace github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e
+    go get "$module@$version" >/dev/null
+    dir="$(go list -m -json "$module" | sed -n 's/.*"Dir": "\([^"]*\)".*/\1/p')"
+    VERSION="${version#v}" SRC="$dir/cmd/pulumi-resource-kubernetes" node -e '
+      const fs = require("fs");
+      const schema = JSON.parse(fs.readFileSync(process.env.SRC + "/schema.json", "utf8"));
+      schema.version = process.env.VERSION;
+      fs.writeFileSync("schema-embed.json", JSON.stringify(schema));
+      fs.writeFileSync("terraform-mapping-embed.json", JSON.stringify(JSON.parse(fs.readFileSync(process.env.SRC + "/terraform-mapping.json", "utf8"))));'
+    cat >main.go <<'GO'
+// Generated by scripts/install-pulumi.sh: the provider's own main, with the generated files it embeds.
+package main
+
+import (
+	_ "embed"
+
+	"github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/provider"
+	"github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version"
+)
+
+//go:embed schema-embed.json
+var pulumiSchema []byte
+
+//go:embed terraform-mapping-embed.json
+var terraformMapping []byte
+
+func main() {
+	provider.Serve("kubernetes", version.Version, pulumiSchema, terraformMapping)
+}
+GO
+    go build -trimpath -tags osusergo,grpcnotrace \
+      -ldflags "-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=${version#v}" -o "$output" .
+  )
+  rm -rf "$work"
+  echo "$version" >"$output.version"
+  log "built pulumi-resource-kubernetes $version"
 }
 
 if [ "${1:-}" = "--check" ]; then
   for pair in "github.com/pulumi/pulumi/pkg/v3 $SDK_VERSION" \
     "github.com/pulumi/pulumi-command/provider $COMMAND_VERSION" \
-    "github.com/pulumi/pulumi-kubernetes/provider/v4 $KUBERNETES_VERSION" \
+    "github.com/pulumi/pulumi-kubernetes/provider/v4 $KUBERNETES_PROVIDER_VERSION" \
     "github.com/pulumi/pulumi-random/provider/v4 $RANDOM_VERSION"; do
     if module_available "${pair% *}" "${pair#* }"; then log "available: $pair"; else log "refused:   $pair"; fi
   done
@@ -116,7 +181,8 @@ if installed_is_adequate; then
 fi
 
 start=$SECONDS
-build_cli
+t=$SECONDS; build_cli; log "CLI: $((SECONDS - t))s"
+t=$SECONDS; build_kubernetes_provider; log "kubernetes provider: $((SECONDS - t))s"
 build_language_host
 build_provider command github.com/pulumi/pulumi-command/provider \
   github.com/pulumi/pulumi-command/provider/cmd/pulumi-resource-command "$COMMAND_VERSION" \
@@ -124,10 +190,5 @@ build_provider command github.com/pulumi/pulumi-command/provider \
 build_provider random github.com/pulumi/pulumi-random/provider/v4 \
   github.com/pulumi/pulumi-random/provider/v4/cmd/pulumi-resource-random "$RANDOM_VERSION" \
   github.com/pulumi/pulumi-random/provider/v4/pkg/version.Version
-# pulumi-resource-kubernetes embeds generated schema files its module does not ship; it needs a
-# small main package of our own around provider.Serve (see REFERENCE.md) once the module is served.
-build_provider kubernetes github.com/pulumi/pulumi-kubernetes/provider/v4 \
-  github.com/pulumi/pulumi-kubernetes/provider/v4/cmd/pulumi-resource-kubernetes "$KUBERNETES_VERSION" \
-  github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version
 log "engine ready in $((SECONDS - start))s"
 echo "$BIN"

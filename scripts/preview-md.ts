@@ -40,7 +40,14 @@ function main(): number {
     const args = ["preview", "--stack", values.stack, "--json", "--event-log", eventLog, "--non-interactive"];
     if (values["policy-pack"]) args.push("--policy-pack", values["policy-pack"]);
     if (values["policy-pack-config"]) args.push("--policy-pack-config", values["policy-pack-config"]);
-    const run = spawnSync("pulumi", args, { encoding: "utf8", maxBuffer: 256 * 1024 * 1024, stdio: ["ignore", "pipe", "inherit"] });
+    // `--event-log` exists in pulumi 3.260 only with PULUMI_DEBUG_COMMANDS=true; without it the
+    // preview fails on the unknown flag and the comment would say "No changes".
+    const run = spawnSync("pulumi", args, {
+      encoding: "utf8",
+      maxBuffer: 256 * 1024 * 1024,
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, PULUMI_DEBUG_COMMANDS: "true" },
+    });
     if (run.error) {
       console.error(`preview:md: cannot run pulumi: ${run.error.message}`);
       return 2;

@@ -11,6 +11,7 @@ import {
   renderDnsAutoscaler,
   renderNodeLocalDns,
 } from "../components/dns/render";
+import { PATCH_FORCE } from "../components/dns/render";
 import { planNode } from "../components/node/plan";
 import { ENVS, sampleConfig, variant } from "./helpers/samples";
 
@@ -143,5 +144,14 @@ describe("CoreDNS tuning", () => {
       assert.equal(linearReplicas(params, 1024, 40), 4); // ceil(1024/256)=4, ceil(40/16)=3
       assert.equal(linearReplicas(params, 8192, 500), 10); // capped by max
     });
+  });
+
+  it("objects in kube-system (not ours): only coredns-custom takes over conflicting fields (patchForce); the rest stop on a conflict", () => {
+    for (const env of ENVS) {
+      for (const obj of renderDns(sampleConfig(env))) {
+        const force = obj.metadata.annotations?.[PATCH_FORCE] === "true";
+        assert.equal(force, obj.kind === "ConfigMap" && obj.metadata.name === "coredns-custom", `${env}: ${obj.kind} ${obj.metadata.namespace ?? ""}/${obj.metadata.name}`);
+      }
+    }
   });
 });

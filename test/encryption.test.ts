@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +18,8 @@ import {
   rotationPhases,
   supportsRotateKeys,
 } from "../components/encryption/render";
+import { ENCRYPTION_WRITE_RECORD, renderKeepKeysWrite } from "../components/encryption/keep-keys";
+import { guardOnce, NO_OP_UPDATE, ONCE_DIR } from "../components/encryption/once";
 import { planNode } from "../components/node/plan";
 import { installMocks } from "./helpers/pulumi-mocks";
 import { REPO, sampleConfig, variant } from "./helpers/samples";
@@ -193,6 +196,92 @@ describe("secrets encryption", () => {
     assert.equal(readFileSync(log, "utf8"), "");
   });
 
+  describe("keys survive destroy + up (issue 16.2): the host-side write keeps deployed keys", () => {
+    const enc = () => sampleConfig("prod").encryption;
+    const target = "/etc/rancher/k3s/encryption-config.yaml";
+    const write = (root: string, rendered: string) =>
+      spawnSync("sh", ["-c", renderKeepKeysWrite(target, "0600")], { input: rendered, encoding: "utf8", env: { ...process.env, K3S_PLATFORM_ROOT: root } });
+    const keysOf = (text: string, provider: string) =>
+      (parse(text) as { resources: Array<{ providers: Array<Record<string, { keys?: Array<{ name: string; secret: string }> }>> }> }).resources
+        .flatMap((g) => g.providers.map((p) => p[provider]?.keys))
+        .filter((k): k is Array<{ name: string; secret: string }> => !!k);
+    const sha = (t: string) => createHash("sha256").update(t).digest("hex");
+
+    it("first write: the rendered file as is, and a record of what was rendered and written", () => {
+      const root = mkdtempSync(join(scratch, "keep-"));
+      const rendered = renderEncryptionConfig(enc(), { secretbox: [{ name: "secretbox-aaaa", secret: KEY }] });
+      const r = write(root, rendered);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(readFileSync(join(root, target), "utf8"), rendered);
+      assert.equal(readFileSync(join(root, ENCRYPTION_WRITE_RECORD), "utf8"), `rendered ${sha(rendered)}\nwritten ${sha(rendered)}\n`);
+    });
+
+    // Hostile names and secrets: quoted by the YAML renderer, compared unquoted by the parser.
+    const names = ["secretbox-aaaa", "key: with colon", "it's", '"q"', "#hash", "- dash", "k".repeat(200)];
+    for (const oldName of names) {
+      it(`a regenerated key goes first, the deployed one (${JSON.stringify(oldName.slice(0, 20))}) stays readable, repeated writes are stable`, () => {
+        const root = mkdtempSync(join(scratch, "keep-"));
+        const old = { name: oldName, secret: KEY };
+        const fresh = { name: "secretbox-bbbb", secret: "bmV3LWtleS0zMi1ieXRlcy0wMTIzNDU2Nzg5MDEyMzQ1Ng==" };
+        assert.equal(write(root, renderEncryptionConfig(enc(), { secretbox: [old] })).status, 0);
+        const rendered = renderEncryptionConfig(enc(), { secretbox: [fresh] });
+        for (let i = 0; i < 2; i++) {
+          const r = write(root, rendered);
+          assert.equal(r.status, 0, r.stderr);
+          const text = readFileSync(join(root, target), "utf8");
+          for (const keys of keysOf(text, "secretbox")) assert.deepEqual(keys, [fresh, old]);
+          assert.deepEqual(keysOf(text, "identity"), []);
+          assert.equal(readFileSync(join(root, ENCRYPTION_WRITE_RECORD), "utf8"), `rendered ${sha(rendered)}\nwritten ${sha(text)}\n`);
+        }
+      });
+    }
+
+    it("a key name reused with another secret stops the write and leaves the file alone", () => {
+      const root = mkdtempSync(join(scratch, "keep-"));
+      const first = renderEncryptionConfig(enc(), { secretbox: [{ name: "k1", secret: KEY }] });
+      write(root, first);
+      const r = write(root, renderEncryptionConfig(enc(), { secretbox: [{ name: "k1", secret: "b3RoZXIta2V5LTMyLWJ5dGVzLTAxMjM0NTY3ODkwMTIzNA==" }] }));
+      assert.equal(r.status, 3);
+      assert.match(r.stderr, /key k1 of secretbox is deployed with another secret/);
+      assert.equal(readFileSync(join(root, target), "utf8"), first);
+    });
+
+    it("the secret write step uses it; no key in its command line", () => {
+      const config = sampleConfig("prod");
+      const plan = planNode(config, config.nodes[0]!);
+      assert.ok(plan.secretFiles.some((f) => f.name === "encryption-config" && f.writeScript));
+      const cmd = plan.commands.secrets;
+      assert.match(cmd, /^sudo -n sh -c /);
+      assert.ok(cmd.includes("phase=2"));
+      assert.ok(!cmd.includes(KEY));
+    });
+  });
+
+  describe("guardOnce: a one-shot step runs once per trigger value on a host", () => {
+    const run = (root: string, value: string, log: string) =>
+      spawnSync("bash", ["-s"], { input: guardOnce("encryption-rotation-step-1", value, `echo ran >>${JSON.stringify(log)}`), encoding: "utf8", env: { ...process.env, K3S_PLATFORM_ROOT: root } });
+    for (const value of ["1", "2026-11", "it's $(x) `y`", "a\nb"]) {
+      it(`value ${JSON.stringify(value)}: runs, then skips the same value (destroy + up), runs again for a new one`, () => {
+        const root = mkdtempSync(join(scratch, "once-"));
+        const log = join(root, "log");
+        assert.equal(run(root, value, log).status, 0);
+        const again = run(root, value, log);
+        assert.equal(again.status, 0, again.stderr);
+        assert.match(again.stdout, /already done/);
+        assert.equal(readFileSync(log, "utf8"), "ran\n");
+        assert.equal(run(root, `${value}-next`, log).status, 0);
+        assert.equal(readFileSync(log, "utf8"), "ran\nran\n");
+      });
+    }
+
+    it("a failed step is not recorded, so the next up retries it", () => {
+      const root = mkdtempSync(join(scratch, "once-"));
+      const r = spawnSync("bash", ["-s"], { input: guardOnce("x", "1", "exit 7"), encoding: "utf8", env: { ...process.env, K3S_PLATFORM_ROOT: root } });
+      assert.equal(r.status, 7);
+      assert.throws(() => readFileSync(join(root, ONCE_DIR, "x")));
+    });
+  });
+
   it("restart script waits for the API", () => {
     assert.match(renderRestartScript("srv-2"), /systemctl restart k3s[\s\S]*readyz/);
   });
@@ -204,8 +293,9 @@ describe("secrets encryption", () => {
       const cluster = new K3sCluster("prod", { config, token: pulumi.secret("t") }, { transformations: [recorder.transformation] });
       await recorder.settle(cluster.kubeconfig);
       const r = recorder.registered;
-      const key = [...r.values()].filter((x) => x.type === "random:index/randomBytes:RandomBytes");
+      const key = [...r.values()].filter((x) => x.type === "random:index/randomPassword:RandomPassword" && x.name.includes("encryption-key"));
       assert.deepEqual(key.map((k) => k.name), ["prod-encryption-key-secretbox"]);
+      assert.equal([...r.values()].filter((x) => x.type === "random:index/randomBytes:RandomBytes").length, 0);
       const chain = ["prod-encryption-reencrypt", "prod-encryption-reencrypt-restart-prod-server-1", "prod-encryption-reencrypt-restart-prod-server-2", "prod-encryption-reencrypt-restart-prod-server-3", "prod-encryption-verify"];
       for (let i = 1; i < chain.length; i++) assert.deepEqual(r.get(chain[i]!)!.dependsOn, [chain[i - 1]], chain[i]);
       assert.deepEqual(r.get(chain[0]!)!.dependsOn.sort(), ["prod-prod-server-1-apply", "prod-prod-server-2-apply", "prod-prod-server-3-apply"]);
@@ -214,6 +304,52 @@ describe("secrets encryption", () => {
       assert.equal(write.inputs.logging, "none");
       assert.match(String(write.inputs.create), /write \/var\/lib\/rancher\/k3s\/server\/encryption-config\.json 0600|encryption-config/);
       assert.ok(r.get("prod-encryption-verify")!.secretProps.has("stdin"), "the verify script embeds a hash of the keys");
+    });
+
+    describe("one-shot steps run only when their own trigger changes (issue 16.3)", () => {
+      const build = async (config: ReturnType<typeof sampleConfig>) => {
+        const recorder = installMocks(config.environment);
+        const cluster = new K3sCluster(config.environment, { config, token: pulumi.secret("t") }, { transformations: [recorder.transformation] });
+        await recorder.settle(cluster.kubeconfig);
+        return recorder.registered;
+      };
+      const oneShot = (r: Map<string, { name: string; inputs: Record<string, unknown> }>) =>
+        [...r.values()].filter((x) => /-encryption-(rotate|prepare|reencrypt)/.test(x.name));
+      const rotating = (edit: (raw: Record<string, unknown>) => void = () => {}) =>
+        loadStackConfig(variant("staging", (r) => {
+          r.encryption = { enabled: true, rotation: 1 };
+          edit(r as unknown as Record<string, unknown>);
+        }));
+
+      for (const [label, make] of [
+        ["k3s mode (rotate-keys)", rotating],
+        ["custom mode (re-encrypt)", (edit: (raw: Record<string, unknown>) => void = () => {}) => loadStackConfig(variant("prod", (r) => {
+          r.encryption = { ...r.encryption, rotation: 1 };
+          edit(r as unknown as Record<string, unknown>);
+        }))],
+      ] as const) {
+        it(`${label}: ssh.perDialTimeout changes no one-shot step's triggers, create, update or stdin; update is a no-op`, async () => {
+          const before = await build(make());
+          const after = await build(make((r) => (r.ssh = { ...(r.ssh as object), perDialTimeout: 20 })));
+          const steps = oneShot(before);
+          assert.ok(steps.length >= 2, `one-shot steps: ${steps.map((s) => s.name).join(", ")}`);
+          for (const step of steps) {
+            const next = after.get(step.name)!;
+            assert.equal(step.inputs.update, NO_OP_UPDATE, `${step.name}: Update would run a script`);
+            for (const field of ["triggers", "create", "update", "stdin"]) {
+              assert.deepEqual(next.inputs[field], step.inputs[field], `${step.name}.${field} changed with an SSH setting`);
+            }
+            assert.notDeepEqual(next.inputs.connection, step.inputs.connection, "the test changes the connection");
+          }
+        });
+      }
+
+      it("a rotation bump changes exactly the one-shot steps' triggers (and the verify step's)", async () => {
+        const before = await build(rotating());
+        const after = await build(loadStackConfig(variant("staging", (r) => (r.encryption = { enabled: true, rotation: 2 }))));
+        const changed = [...after.values()].filter((x) => JSON.stringify(x.inputs.triggers) !== JSON.stringify(before.get(x.name)?.inputs.triggers)).map((x) => x.name);
+        assert.deepEqual(changed.sort(), [...oneShot(before).map((x) => x.name), "staging-encryption-verify"].sort());
+      });
     });
 
     it("is absent when encryption is off", async () => {

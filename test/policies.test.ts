@@ -8,6 +8,7 @@ import { renderBundle } from "../components/node/bundle";
 import { planNode } from "../components/node/plan";
 import { policies, SECRETS_CHILD_SUFFIX, TYPES } from "../policies/policies";
 import {
+  asPolicySdkProps,
   collectGraph,
   evaluatePack,
   GraphResource,
@@ -220,6 +221,21 @@ describe("policy pack", () => {
   it("every policy has a passing and a violating case below", () => {
     const covered = new Set([...resourceCases.map((c) => c.policy), ...stackPolicyNames]);
     assert.deepEqual(policies.map((p) => p.name).filter((n) => !covered.has(n)), []);
+  });
+
+  describe("props the way @pulumi/policy hands them (issue 16.1)", () => {
+    it("the harness gives policies the policy SDK's proxies, where a nested Promise cannot be awaited", async () => {
+      const props = await asPolicySdkProps({ source: new pulumi.asset.StringAsset("x: 1\n"), spec: { hard: { cpu: "1" } } });
+      assert.equal((props as Record<string, unknown>)["__isSpecialProxy"], true, "props are not the SDK's proxy");
+      // What crashed every preview in the real engine: `await` on the proxied `text` Promise.
+      await assert.rejects(async () => await (props.source as { text: Promise<string> }).text, /incompatible receiver/);
+    });
+
+    it("no-plaintext-secrets reads a staged file's text through the proxy and still finds a token", async () => {
+      const policy = byName("no-plaintext-secrets") as ResourceValidationPolicy;
+      const bad = { type: TYPES.copy, name: "n-file-config-yaml", props: { source: new pulumi.asset.StringAsset("token: K10abc::server:xyz\n") } };
+      assert.match((await runResourcePolicy(policy, resourceArgs(bad))).join("\n"), /source contains a K3s token/);
+    });
   });
 
   describe("resource policies", () => {

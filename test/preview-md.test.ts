@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { NODE_CHILDREN } from "../components/node/component";
-import { NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown } from "../components/preview/markdown";
+import { NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown, splitPolicyMessage } from "../components/preview/markdown";
 import { REPO } from "./helpers/samples";
 
 const FIXTURES = join(REPO, "test", "fixtures", "preview");
@@ -16,6 +16,18 @@ const rows = (title: string) => {
 };
 
 describe("preview:md", () => {
+  it("policy event messages as the engine writes them: description, then the violation", () => {
+    // pulumi 3.260 + @pulumi/policy 1.21 (test:cluster (c) saves real ones in fixtures/preview/cluster-violation.events.jsonl)
+    assert.deepEqual(splitPolicyMessage("Tenant namespaces enforce a Pod Security level.\nnamespace web enforces privileged; at least restricted is required\n"), {
+      description: "Tenant namespaces enforce a Pod Security level.",
+      violation: "namespace web enforces privileged; at least restricted is required",
+    });
+    assert.deepEqual(splitPolicyMessage("only a violation"), { violation: "only a violation" });
+    const md = previewMarkdown({}, { stack: "x", policyEvents: [{ policyName: "p", policyPackName: "k", enforcementLevel: "mandatory", message: "The description.\nthe violation\n" }] });
+    assert.match(md, /\| `p` \| \(stack\) \| the violation \|/);
+    assert.doesNotMatch(md, /The description/);
+  });
+
   it("parses URNs and property paths", () => {
     assert.deepEqual(parseUrn("urn:pulumi:prod::k3s-platform::a:b:C$command:remote:Command::prod-x-apply"), {
       type: "command:remote:Command",

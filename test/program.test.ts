@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError } from "../components/config/validate";
-import { GENERATED_KEY, plainOccurrences, runProgram, settle } from "./helpers/program";
+import { GENERATED_KEY, MOCK_SECRETS, plainOccurrences, runProgram, settle } from "./helpers/program";
 import { sampleConfig, sampleRaw } from "./helpers/samples";
 
 describe("index.ts (the program)", () => {
@@ -64,6 +64,18 @@ describe("index.ts (the program)", () => {
       await settle(module);
       assert.equal(resources.filter((r) => r.type.startsWith("pulumi:providers:kubernetes") || r.type.startsWith("kubernetes:")).length, 0);
     });
+  });
+
+  it("no secret is, or derives, a resource ID (issue 16.2): no RandomBytes, generated values only behind ID-less resources", async () => {
+    for (const stack of ["dev", "staging", "prod"]) {
+      const { module, resources, error } = runProgram(stack === "prod" ? sampleRaw("prod") : sampleRaw(stack as "dev" | "staging"), stack);
+      assert.equal(error, undefined);
+      await settle(module);
+      assert.deepEqual(resources.filter((r) => r.type === "random:index/randomBytes:RandomBytes").map((r) => r.name), [], `${stack}: RandomBytes' ID is its value`);
+      for (const r of resources) {
+        for (const secret of MOCK_SECRETS) assert.ok(!r.id.includes(secret), `${stack}: ${r.name}'s ID holds a secret`);
+      }
+    }
   });
 
   it("prod: generated encryption keys never appear in a plain input", async () => {

@@ -120,8 +120,20 @@ export function checkCorefile(text: string, kind: "server" | "override"): Corefi
 export function renderCorednsCustom(config: ResolvedConfig): KubeObject | undefined {
   const data = corednsCustomData(config);
   if (Object.keys(data).length === 0) return undefined;
-  return { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "coredns-custom", namespace: "kube-system", labels: MANAGED_BY }, data };
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    // Often made by hand on K3s clusters before k3s-platform arrives. Server-side apply owns each
+    // data key separately: with patchForce, the keys rendered here take over from whoever set
+    // them (kubectl-create, …), keys only others set stay. Without it, `up` stops on a field
+    // conflict. (@pulumi/kubernetes: "pulumi.com/patchForce".) README: "Objects that already exist".
+    metadata: { name: "coredns-custom", namespace: "kube-system", labels: MANAGED_BY, annotations: { [PATCH_FORCE]: "true" } },
+    data,
+  };
 }
+
+/** @pulumi/kubernetes' annotation to take over conflicting fields in a server-side apply. */
+export const PATCH_FORCE = "pulumi.com/patchForce";
 
 /** The kubelet resolv.conf CoreDNS forwards the root zone to, when upstreams are set. */
 export function renderUpstreamResolvConf(config: ResolvedConfig): string | undefined {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
@@ -5,6 +6,7 @@ import { ResolvedConfig } from "../config/schema";
 import { Connection } from "../node/component";
 import { ClusterPlan, sha256, stdinScriptCommand } from "../node/plan";
 import {
+  EncryptionKey,
   EncryptionKeys,
   EncryptionStatus,
   keyedProvidersInUse,
@@ -14,10 +16,15 @@ import {
   renderVerifyScript,
   rotationPhases,
 } from "./render";
+import { guardOnce, NO_OP_UPDATE } from "./once";
 
 /**
- * Keys for custom mode: the secure key `encryptionKeys` where given, otherwise 32 random bytes
- * per provider from @pulumi/random (kept in state as a secret).
+ * Keys for custom mode: the secure key `encryptionKeys` where given, otherwise one generated key
+ * per provider: SHA-256 of a 64-character random.RandomPassword (~380 bits), base64 — 32 bytes.
+ * Not random.RandomBytes: its resource ID is the base64 value, and IDs are stored in plaintext.
+ * RandomPassword's ID is "none" and its result a secret. The key's name carries a random,
+ * non-secret suffix (random.RandomString) so a key generated after `destroy` + `up` never reuses
+ * the name of a key still on the servers (the host-side write keeps those: keep-keys.ts).
  */
 export function encryptionKeys(
   name: string,
@@ -25,16 +32,20 @@ export function encryptionKeys(
   provided: pulumi.Input<EncryptionKeys> | undefined,
   parent: pulumi.Resource,
 ): pulumi.Output<EncryptionKeys> {
-  const generated: Record<string, pulumi.Output<string>> = {};
+  const generated: Record<string, pulumi.Output<EncryptionKey>> = {};
   for (const type of keyedProvidersInUse(config.encryption)) {
-    generated[type] = new random.RandomBytes(`${name}-encryption-key-${type}`, { length: 32 }, { parent }).base64;
+    const password = new random.RandomPassword(`${name}-encryption-key-${type}`, { length: 64, special: false }, { parent });
+    const suffix = new random.RandomString(`${name}-encryption-key-${type}-name`, { length: 8, special: false, upper: false }, { parent });
+    generated[type] = pulumi
+      .all([password.result, suffix.result])
+      .apply(([p, s]) => ({ name: `${type}-${s}`, secret: createHash("sha256").update(p).digest("base64") }));
   }
   return pulumi.secret(
     pulumi.all([pulumi.output(provided ?? {}), pulumi.all(generated)]).apply(([given, fresh]) => {
       const keys: EncryptionKeys = { ...(given as EncryptionKeys) };
-      for (const [type, secret] of Object.entries(fresh)) {
+      for (const [type, key] of Object.entries(fresh)) {
         const t = type as keyof EncryptionKeys;
-        if (!keys[t]?.length) keys[t] = [{ name: `${type}-key-1`, secret }];
+        if (!keys[t]?.length) keys[t] = [key];
       }
       return keys;
     }),
@@ -71,14 +82,16 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
   const rotation = String(config.encryption.rotation ?? "");
   let previous: pulumi.Resource[] = args.after;
 
-  for (const phase of rotationPhases(config)) {
+  // One-shot steps: their trigger is the rotation value alone; any other input change is a
+  // no-op Update, and the host skips a step it already completed for this value (once.ts).
+  rotationPhases(config).forEach((phase, i) => {
     const step = new command.remote.Command(
       `${name}-${phase.name}`,
       {
         connection: first.connection,
         create: stdinScriptCommand(first.user),
-        update: stdinScriptCommand(first.user),
-        stdin: phase.script,
+        update: NO_OP_UPDATE,
+        stdin: guardOnce(`encryption-rotation-step-${i + 1}`, rotation, phase.script),
         triggers: [rotation],
         addPreviousOutputInEnv: false,
       },
@@ -92,8 +105,8 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
         {
           connection: server.connection,
           create: stdinScriptCommand(server.user),
-          update: stdinScriptCommand(server.user),
-          stdin: renderRestartScript(server.name),
+          update: NO_OP_UPDATE,
+          stdin: guardOnce(`encryption-rotation-step-${i + 1}-restart`, rotation, renderRestartScript(server.name)),
           triggers: [rotation],
           addPreviousOutputInEnv: false,
         },
@@ -101,13 +114,15 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
       );
       previous = [restart];
     }
-  }
+  });
 
   const expectedSha =
     config.encryption.mode === "custom"
       ? args.keys.apply((keys) => sha256(renderEncryptionConfig(config.encryption, keys)))
       : pulumi.output("");
   const verifyScript = pulumi.secret(expectedSha.apply((sha) => renderVerifyScript(config, sha || undefined)));
+  // Not one-shot: a read-only check (it finishes a pending enable's re-encryption, which marks
+  // itself done) whose stdout is the `encryptionStatus` output, so Update re-runs it.
   const verify = new command.remote.Command(
     `${name}-verify`,
     {

@@ -2,6 +2,7 @@ import { stringify } from "yaml";
 import { EncryptionConfig, FlagValue, KEYED_PROVIDERS, KeyedProvider, ResolvedConfig } from "../config/schema";
 import { hasSubcommand } from "../k3s/flags";
 import { raw, Shell, sh } from "../shell/sh";
+import { ENCRYPTION_WRITE_RECORD } from "./keep-keys";
 
 /**
  * Secrets encryption at rest, pure: the server flags, the EncryptionConfiguration (custom mode),
@@ -220,8 +221,12 @@ export function renderVerifyScript(config: ResolvedConfig, expectedConfigSha?: s
       ? sh`k3s kubectl get --raw=/readyz/kms-providers >/dev/null || { echo ${`encryption: KMS provider ${enc.custom.kms.name} is not healthy`} >&2; exit 1; }
 `
       : raw("");
+    // The file holds the rendered configuration plus any deployed keys kept (keep-keys.ts): check
+    // that the write step received what this program rendered and that nobody changed the file since.
     return SCRIPT(sh`actual="$(sha256sum ${ENCRYPTION_CONFIG_PATH} | cut -d' ' -f1)"
-if [ "$actual" != ${expectedConfigSha ?? ""} ]; then
+rendered="$(sed -n 's/^rendered //p' ${ENCRYPTION_WRITE_RECORD} 2>/dev/null || true)"
+written="$(sed -n 's/^written //p' ${ENCRYPTION_WRITE_RECORD} 2>/dev/null || true)"
+if [ "$rendered" != ${expectedConfigSha ?? ""} ] || [ "$written" != "$actual" ]; then
   echo ${`encryption: ${ENCRYPTION_CONFIG_PATH} does not hold the configuration k3s-platform wrote`} >&2
   exit 1
 fi

@@ -20,6 +20,7 @@ import {
   configYamlObject,
   secretDropInKeys,
 } from "../k3s/render";
+import { renderKeepKeysWrite } from "../encryption/keep-keys";
 import { renderOsPrepScript } from "../os-prep/render";
 import { raw, Shell, sh } from "../shell/sh";
 import { BUNDLE_NAME, renderBundle, secretsDocument, secretsWriteScript } from "./bundle";
@@ -177,6 +178,7 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
       target: ENCRYPTION_CONFIG_PATH,
       mode: "0600",
       render: (s) => renderEncryptionConfig(config.encryption, s.encryptionKeys ?? {}),
+      writeScript: renderKeepKeysWrite(ENCRYPTION_CONFIG_PATH, "0600"),
     });
   }
   files.push(...(ext.files ?? []));

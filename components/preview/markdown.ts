@@ -62,6 +62,16 @@ export function parseUrn(urn: string): { type: string; name: string; parents: st
 }
 
 /** Reads the engine event log (one JSON event per line) and keeps the policy violations. */
+/**
+ * A policy event's message as the engine writes it: `"<policy description>\n<violation>\n"`
+ * (measured on pulumi 3.260 with @pulumi/policy 1.21). A message of one line is the violation.
+ */
+export function splitPolicyMessage(message: string): { description?: string; violation: string } {
+  const lines = message.split("\n").map((l) => l.trim()).filter((l) => l);
+  if (lines.length < 2) return { violation: lines[0] ?? "" };
+  return { description: lines[0], violation: lines.slice(1).join(" ") };
+}
+
 export function policyEventsFromLog(jsonLines: string): PolicyEvent[] {
   return jsonLines
     .split("\n")
@@ -135,7 +145,9 @@ function why(stepName: string, keys: string[]): string {
   } else if (stepName === "os-prep" && has("triggers")) reasons.push("os-prep.sh changed");
   else if (stepName === NODE_STEPS.bundle && (has("source") || has("triggers"))) reasons.push("a staged file changed");
   else if (stepName === NODE_STEPS.secrets && has("stdin")) reasons.push(`secret content changed (${SECRET_MARK})`);
-  if (has("connection")) reasons.push("SSH connection settings changed");
+  // The command provider marks the whole `connection` secret, so the engine's diff shows only
+  // that it changed, never which host or setting: say so instead of guessing.
+  if (has("connection")) reasons.push(`SSH connection changed (${SECRET_MARK}: the provider keeps all of it secret, so the diff cannot show which host or setting)`);
   if (has("create") || has("update")) reasons.push("the command itself changed");
   return reasons.join("; ");
 }
@@ -185,7 +197,9 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
   // ---- replacements first: they are the dangerous part
   const replacements = steps.filter((s) => REPLACING.has(s.op));
   if (replacements.length) {
-    lines.push(`> [!WARNING]`, `> **${replacements.length} replacement(s)**: the resource is deleted and created again.`);
+    // A replaced command runs its `create` again (a `triggers` change replaces; it never updates),
+    // and the old one's `delete`, if it has one.
+    lines.push(`> [!WARNING]`, `> **${replacements.length} replacement(s)**: a new resource is created and the old one deleted (a command's create runs again).`);
     for (const s of replacements) {
       const { type, name } = parseUrn(s.urn);
       lines.push(`> - \`${name}\` (${type}) because ${(s.replaceReasons ?? []).map((r) => `\`${r}\``).join(", ") || "its provider requires it"}`);
@@ -236,7 +250,7 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
     const sorted = [...events].sort((a, b) => Number(b.enforcementLevel === "mandatory") - Number(a.enforcementLevel === "mandatory"));
     for (const e of sorted) {
       const resource = e.resourceUrn ? `\`${parseUrn(e.resourceUrn).name}\`` : "(stack)";
-      lines.push(`| ${LEVEL_ICON[e.enforcementLevel] ?? e.enforcementLevel} | \`${e.policyName}\` | ${resource} | ${e.message.trim().split("\n")[0]!.replace(/\|/g, "\\|")} |`);
+      lines.push(`| ${LEVEL_ICON[e.enforcementLevel] ?? e.enforcementLevel} | \`${e.policyName}\` | ${resource} | ${splitPolicyMessage(e.message).violation.replace(/\|/g, "\\|")} |`);
     }
     lines.push("");
   } else if (options.policyEvents) {

@@ -216,7 +216,8 @@ describe("e2e over SSH on test hosts", function () {
     const changed = change((raw) => (raw.k3s!.kubelet = { maxPods: 150 }));
     const broken = await applyCluster(changed, targets, secrets);
     assert.deepEqual([...broken.failures.keys()], ["e2e-agent-2"]);
-    assert.match(broken.failures.get("e2e-agent-2")!, /^e2e-agent-2 \(10\.213\.0\.14\): stage failed with status 255: .*(refused|timed out|No route)/);
+    const address = byName("e2e-agent-2").address.replace(/\./g, "\\.");
+    assert.match(broken.failures.get("e2e-agent-2")!, new RegExp(`^e2e-agent-2 \\(${address}\\): stage failed with status 255: .*(refused|timed out|No route)`));
     assert.match(read(byName("e2e-agent-1"), PATHS.configYaml), /max-pods=150/);
     assert.doesNotMatch(read(byName("e2e-agent-2"), PATHS.configYaml), /max-pods=150/, "the unreachable host kept its state");
 
@@ -225,5 +226,24 @@ describe("e2e over SSH on test hosts", function () {
     assert.deepEqual([...healed.failures], []);
     assert.match(read(byName("e2e-agent-2"), PATHS.configYaml), /max-pods=150/);
     assert.match(healed.runs.get("e2e-agent-1")!.apply, /up to date/);
+  });
+
+  it("a second run on this machine gets its own names and network, and its `down` leaves this run alone", async () => {
+    const other = mkdtempSync(join(tmpdir(), "k3sp-e2e-other-"));
+    try {
+      execFileSync("bash", [HOSTS, "up", "1", other], { stdio: "ignore" });
+      const run = (d: string) => readFileSync(join(d, "run.env"), "utf8");
+      assert.notEqual(run(other), run(dir));
+      const [theirs] = JSON.parse(readFileSync(join(other, "hosts.json"), "utf8")) as TestHost[];
+      assert.notEqual(theirs!.address.split(".").slice(0, 3).join("."), hosts[0]!.address.split(".").slice(0, 3).join("."), "separate /24s");
+      assert.equal((await new SshTarget(theirs!, join(other, "id_ed25519")).run("hostname")).status, 0);
+    } finally {
+      execFileSync("bash", [HOSTS, "down", other], { stdio: "ignore" });
+    }
+    assert.ok(!existsSync(other), "down removes its directory");
+    const thisRun = /RUN=(\w+)/.exec(readFileSync(join(dir, "run.env"), "utf8"))![1]!;
+    const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+    assert.equal(namespaces.split("\n").filter((l) => l.startsWith(`k3sp-${thisRun}-h`)).length, hosts.length, "this run's hosts are all still there");
+    for (const host of hosts) assert.equal((await targets.get(plan.nodes.find((n) => n.node.host === host.address)!.node.name)!.run("true")).status, 0, `${host.address} still answers`);
   });
 });

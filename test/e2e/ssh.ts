@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { STAGING_DIR } from "../../components/k3s/install";
 import { postRegistrationLabelCommand } from "../../components/cluster/component";
 import { ResolvedConfig } from "../../components/config/schema";
@@ -33,7 +33,8 @@ export class SshTarget {
   private readonly knownHosts: string;
 
   constructor(readonly host: TestHost, private readonly keyFile: string, hostKey = host.hostKey) {
-    const dir = mkdtempSync(join(tmpdir(), "k3sp-kh-"));
+    // Beside the run's key, so `hosts.sh down` removes it with the run directory.
+    const dir = mkdtempSync(join(dirname(keyFile), "kh-"));
     this.knownHosts = join(dir, "known_hosts");
     writeFileSync(this.knownHosts, `${host.address} ${hostKey}\n`);
   }

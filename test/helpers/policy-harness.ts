@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { serializeProperties } from "@pulumi/pulumi/runtime/rpc";
+import * as gstruct from "google-protobuf/google/protobuf/struct_pb";
 import type {
   EnforcementLevel,
   PolicyResource,
@@ -74,6 +76,28 @@ export function policySettings(policy: AnyPolicy, file: PolicyConfigFile = {}): 
 
 class NotApplicable extends Error {}
 
+/**
+ * @pulumi/policy's own deserialiser and proxy: its analyzer server (server.js, analyze and
+ * analyzeStack) turns the engine's protobuf Struct into `props` with
+ * `unknownCheckingProxy(deserializeProperties(struct, false))`. Not in its typings (internal).
+ */
+const policySdk = {
+  deserializeProperties: (require("@pulumi/policy/deserialize") as { deserializeProperties(s: gstruct.Struct, proxySecrets: boolean): Record<string, unknown> }).deserializeProperties,
+  unknownCheckingProxy: (require("@pulumi/policy/proxy") as { unknownCheckingProxy<T>(v: T): T }).unknownCheckingProxy,
+};
+
+/**
+ * Hands `props` over the way the real engine does: serialised to the wire form by the Pulumi SDK
+ * (assets become {sig, text}), carried as a protobuf Struct, then rebuilt by @pulumi/policy's
+ * deserialiser and wrapped in its unknown-checking proxies. Plain objects would hide what that
+ * does (e.g. a StringAsset's `text` becomes a proxied Promise that cannot be awaited).
+ */
+export async function asPolicySdkProps(props: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const wire = await serializeProperties("policy-harness", props as pulumi.Inputs);
+  const struct = gstruct.Struct.fromJavaScript(wire as Record<string, gstruct.JavaScriptValue>);
+  return policySdk.unknownCheckingProxy(policySdk.deserializeProperties(struct, false));
+}
+
 export function resourceArgs(resource: Pick<GraphResource, "type" | "name" | "props"> & Partial<GraphResource>, config: Record<string, unknown> = {}): ResourceValidationArgs {
   return {
     type: resource.type,
@@ -135,8 +159,9 @@ export interface Violation {
   urn?: string;
 }
 
-export async function runResourcePolicy(policy: ResourceValidationPolicy, args: ResourceValidationArgs): Promise<string[]> {
+export async function runResourcePolicy(policy: ResourceValidationPolicy, plainArgs: ResourceValidationArgs): Promise<string[]> {
   const messages: string[] = [];
+  const args = { ...plainArgs, props: await asPolicySdkProps(plainArgs.props) };
   const validations = ([] as Array<typeof policy.validateResource>).concat(policy.validateResource).flat();
   try {
     for (const v of validations) await (v as (a: ResourceValidationArgs, r: (m: string) => void) => unknown)(args, (m) => messages.push(m));
@@ -146,8 +171,17 @@ export async function runResourcePolicy(policy: ResourceValidationPolicy, args: 
   return messages;
 }
 
-export async function runStackPolicy(policy: StackValidationPolicy, args: StackValidationArgs): Promise<string[]> {
+export async function runStackPolicy(policy: StackValidationPolicy, plainArgs: StackValidationArgs): Promise<string[]> {
   const messages: string[] = [];
+  // Same objects (parents and dependencies point at them), props through the policy SDK.
+  const resources = plainArgs.resources.map((r) => Object.assign(Object.create(Object.getPrototypeOf(r) as object) as PolicyResource, r));
+  const byUrn = new Map(resources.map((r) => [r.urn, r]));
+  for (const r of resources) {
+    (r as { props: Record<string, unknown> }).props = await asPolicySdkProps(r.props);
+    r.dependencies = r.dependencies.map((d) => byUrn.get(d.urn) ?? d);
+    if (r.parent) (r as { parent?: PolicyResource }).parent = byUrn.get(r.parent.urn) ?? r.parent;
+  }
+  const args = { ...plainArgs, resources };
   try {
     await policy.validateStack(args, (m) => messages.push(m));
   } catch (e) {

@@ -1,6 +1,7 @@
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { MOCK_GENERATED, mockState, SECRET_SIG, SPECIAL_SIG } from "./pulumi-mocks";
+import { MOCK_GENERATED, mockId, mockState, SECRET_SIG, SPECIAL_SIG } from "./pulumi-mocks";
 import { REPO } from "./samples";
 import { isSecretKey } from "../../components/config/schema";
 
@@ -10,9 +11,18 @@ export interface ProgramResource {
   provider?: string;
   /** Inputs in wire form: secrets still wrapped, so a test can tell secret from plain. */
   rawInputs: Record<string, unknown>;
+  /** The ID the real provider would give it (mockId). */
+  id: string;
 }
 
-export const GENERATED_KEY = MOCK_GENERATED.key;
+/**
+ * The key the program derives from the mocked RandomPassword result (SHA-256, base64: 32 bytes),
+ * computed here from the mock's input, not read from the program.
+ */
+export const GENERATED_KEY = createHash("sha256").update(MOCK_GENERATED.token).digest("base64");
+
+/** Every secret value the mocks hand the program (tokens, keys): none may show up in plaintext or an ID. */
+export const MOCK_SECRETS = [MOCK_GENERATED.token, GENERATED_KEY];
 
 /** Paths in `value` where `needle` appears outside a secret wrapper. */
 export function plainOccurrences(value: unknown, needle: string, path = ""): string[] {
@@ -32,8 +42,10 @@ export function runProgram(config: Record<string, unknown>, stack = "dev", plain
   pulumi.runtime.setMocks(
     {
       newResource: (args) => {
-        resources.push({ type: args.type, name: args.name, provider: args.provider, rawInputs: args.inputs });
-        return { id: `${args.name}-id`, state: mockState(args) };
+        const state = mockState(args);
+        const id = mockId(args, state);
+        resources.push({ type: args.type, name: args.name, provider: args.provider, rawInputs: args.inputs, id });
+        return { id, state };
       },
       call: (args) => args.inputs,
     },

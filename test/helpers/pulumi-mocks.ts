@@ -53,7 +53,19 @@ export function unwrapSecrets(value: unknown): unknown {
   return value;
 }
 
-export const MOCK_GENERATED = { token: "generated-token-value", key: "R0VORVJBVEVELUtFWS1CWVRFUy0zMi1CWVRFUy1MT05HISE=" };
+export const MOCK_GENERATED = { token: "generated-token-value", keyName: "k3y5uffx", bytes: "UkFORE9NLUJZVEVTLTMyLUJZVEVTLUxPTkctLS0tLS0hIQ==" };
+
+/**
+ * The resource ID the real provider gives (pulumi-random: RandomBytes' ID is its base64 value,
+ * RandomString's its result, RandomPassword's "none" — REFERENCE.md, measured with the engine);
+ * other resources get `<name>-id`. IDs are stored in plaintext, so tests scan them for secrets.
+ */
+export function mockId(args: pulumi.runtime.MockResourceArgs, state: Record<string, unknown>): string {
+  if (args.type === "random:index/randomPassword:RandomPassword") return "none";
+  if (args.type === "random:index/randomString:RandomString") return String(state.result);
+  if (args.type === "random:index/randomBytes:RandomBytes") return String(state.base64);
+  return `${args.name}-id`;
+}
 
 /** What the mocked providers answer: inputs echoed, plus the outputs our program reads. */
 export function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
@@ -63,7 +75,8 @@ export function mockState(args: pulumi.runtime.MockResourceArgs): Record<string,
     state.stderr = "";
   }
   if (args.type === "random:index/randomPassword:RandomPassword") state.result = MOCK_GENERATED.token;
-  if (args.type === "random:index/randomBytes:RandomBytes") state.base64 = MOCK_GENERATED.key;
+  if (args.type === "random:index/randomString:RandomString") state.result = MOCK_GENERATED.keyName;
+  if (args.type === "random:index/randomBytes:RandomBytes") state.base64 = MOCK_GENERATED.bytes;
   return state;
 }
 

@@ -5,18 +5,43 @@
 # as user `deploy` (passwordless sudo). Kernel-, systemd- and K3s-touching commands are
 # stand-ins inside the hosts (root-overlay/), recording what they were asked to do.
 #
-#   hosts.sh up N DIR    create N hosts; writes DIR/hosts.json and DIR/id_ed25519
+# Every run is its own: a run id (random, or K3SP_RUN) names its namespaces (k3sp-<run>-h<I>),
+# veths and bridge (k3b<run>), and it gets a /24 of 10.213.0.0/16 no interface here uses yet;
+# DIR/run.env remembers them, so `down` removes only that run's hosts and two runs on one machine
+# never touch each other.
+#
+#   hosts.sh up N DIR    create N hosts; writes DIR/hosts.json, DIR/id_ed25519, DIR/run.env
 #   hosts.sh stop I DIR  stop host I's sshd (fault injection);  hosts.sh start I DIR  restart it
-#   hosts.sh down DIR    remove everything
+#   hosts.sh down DIR    remove this run's hosts, bridge and DIR
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-BRIDGE=k3sp-br0
-NET=10.213.0
+LOCK=/run/lock/k3sp-hosts.lock
+RUN="" BRIDGE="" NET=""
 
 fail() { echo "hosts: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null || fail "$1 is missing (apt-get install $2)"; }
 
 address() { echo "$NET.$((10 + $1))"; }
+netns() { echo "k3sp-$RUN-h$1"; }
+
+# load_run DIR: this run's id, bridge and network, as `up` chose them; false when DIR has none.
+load_run() {
+  [ -f "$1/run.env" ] || return 1
+  RUN="$(sed -n 's/^RUN=//p' "$1/run.env")"
+  NET="$(sed -n 's/^NET=//p' "$1/run.env")"
+  [[ "$RUN" =~ ^[0-9a-f]{6}$ && "$NET" =~ ^10\.213\.[0-9]+$ ]] || fail "$1/run.env is not a hosts.sh run"
+  BRIDGE="k3b$RUN"
+}
+
+# free_net: the first 10.213.K.0/24 that no interface on this machine has an address in.
+free_net() {
+  local k used
+  used="$(ip -4 -o addr show | awk '{print $4}')"
+  for k in $(seq 0 254); do
+    if ! grep -q "^10\.213\.$k\." <<<"$used"; then echo "10.213.$k"; return 0; fi
+  done
+  fail "no free /24 left in 10.213.0.0/16"
+}
 
 wait_for_ssh() {
   local addr="$1" i
@@ -52,7 +77,7 @@ CONF
   echo "deploy:x:2000:2000:k3s-platform e2e:/home/deploy:/bin/bash" >>"$upper/etc/passwd"
   echo "deploy:x:2000:" >>"$upper/etc/group"
   echo 'deploy:*:19000:0:99999:7:::' >>"$upper/etc/shadow"
-  echo "k3sp-h$i" >"$upper/etc/hostname"
+  echo "k3sp-h$i" >"$upper/etc/hostname"  # inside its own UTS namespace: no clash across runs
   { cat /etc/hosts; echo "127.0.1.1 k3sp-h$i"; } >"$upper/etc/hosts"
   echo "deploy ALL=(ALL) NOPASSWD:ALL" >"$upper/etc/sudoers.d/deploy"
   chmod 0440 "$upper/etc/sudoers.d/deploy"
@@ -64,64 +89,81 @@ CONF
 
 start_host() {
   local i="$1" dir="$2"
-  ip netns exec "k3sp-h$i" unshare --mount --uts --propagation private --fork --kill-child \
+  load_run "$dir" || fail "$dir holds no hosts.sh run"
+  ip netns exec "$(netns "$i")" unshare --mount --uts --propagation private --fork --kill-child \
     bash "$HERE/host-init.sh" "$dir/h$i" >"$dir/h$i/sshd.log" 2>&1 &
   echo $! >"$dir/h$i/pid"
   wait_for_ssh "$(address "$i")"
 }
 
 stop_host() {
-  local pidfile="$2/h$1/pid" i
+  local pidfile="$2/h$1/pid" i ns
+  load_run "$2" || return 0
+  ns="$(netns "$1")"
   if [ -f "$pidfile" ]; then
     kill "$(cat "$pidfile")" 2>/dev/null || true
     rm -f "$pidfile"
   fi
   # Everything left in the host's network namespace (sshd and its sessions) goes too.
-  ip netns pids "k3sp-h$1" 2>/dev/null | xargs -r kill 2>/dev/null || true
+  ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
   for i in $(seq 1 50); do
-    [ -z "$(ip netns pids "k3sp-h$1" 2>/dev/null)" ] && return 0
+    [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && return 0
     sleep 0.1
   done
-  ip netns pids "k3sp-h$1" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+  ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
 }
 
 up() {
-  local n="$1" dir="$2" i
+  local n="$1" dir="$2" i ns
   [ "$(id -u)" -eq 0 ] || fail "must run as root (network namespaces, mounts)"
-  need ip iproute2; need sshd openssh-server; need sudo sudo; need unshare util-linux
+  need ip iproute2; need sshd openssh-server; need sudo sudo; need unshare util-linux; need flock util-linux
   mkdir -p "$dir"
+  ! load_run "$dir" || fail "$dir already holds run $RUN (hosts.sh down $dir first)"
   [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -C "k3s-platform-e2e" -f "$dir/id_ed25519"
-  ip link show "$BRIDGE" >/dev/null 2>&1 || {
-    ip link add "$BRIDGE" type bridge
-    ip addr add "$NET.1/24" dev "$BRIDGE"
-    ip link set "$BRIDGE" up
-  }
+  RUN="${K3SP_RUN:-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')}"
+  [[ "$RUN" =~ ^[0-9a-f]{6}$ ]] || fail "K3SP_RUN must be 6 hex digits"
+  BRIDGE="k3b$RUN"
+  # Choosing a free network and taking it (the bridge address) is one step for concurrent runs.
+  mkdir -p "$(dirname "$LOCK")"
+  exec 9>"$LOCK"
+  flock 9
+  ip link show "$BRIDGE" >/dev/null 2>&1 && fail "bridge $BRIDGE exists: run id $RUN is taken"
+  NET="$(free_net)"
+  ip link add "$BRIDGE" type bridge
+  ip addr add "$NET.1/24" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  printf 'RUN=%s\nNET=%s\n' "$RUN" "$NET" >"$dir/run.env"
+  flock -u 9
+  exec 9>&-
   local json="["
   for i in $(seq 1 "$n"); do
-    ip netns add "k3sp-h$i"
-    ip link add "k3sp-v$i" type veth peer name eth0 netns "k3sp-h$i"
-    ip link set "k3sp-v$i" master "$BRIDGE" up
-    ip -n "k3sp-h$i" addr add "$(address "$i")/24" dev eth0
-    ip -n "k3sp-h$i" link set eth0 up
-    ip -n "k3sp-h$i" link set lo up
+    ns="$(netns "$i")"
+    ip netns add "$ns"
+    ip link add "k3v$RUN$i" type veth peer name eth0 netns "$ns"
+    ip link set "k3v$RUN$i" master "$BRIDGE" up
+    ip -n "$ns" addr add "$(address "$i")/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
     prepare_root "$i" "$dir"
     start_host "$i" "$dir"
     json+="$([ "$i" -gt 1 ] && echo ,){\"index\":$i,\"address\":\"$(address "$i")\",\"user\":\"deploy\",\"upper\":\"$dir/h$i/upper\",\"hostKey\":\"$(cut -d' ' -f1,2 "$dir/h$i/upper/etc/ssh/ssh_host_ed25519_key.pub")\"}"
   done
   echo "$json]" >"$dir/hosts.json"
-  echo "hosts: $n up on $NET.0/24 ($dir/hosts.json)"
+  echo "hosts: $n up on $NET.0/24, run $RUN ($dir/hosts.json)"
 }
 
 down() {
   local dir="$1" ns i
-  for ns in $(ip netns list 2>/dev/null | awk '/^k3sp-h/ {print $1}'); do
-    i="${ns#k3sp-h}"
-    stop_host "$i" "$dir"
-    ip netns del "$ns" 2>/dev/null || true
-  done
-  ip link del "$BRIDGE" 2>/dev/null || true
+  if load_run "$dir"; then
+    for ns in $(ip netns list 2>/dev/null | awk -v p="k3sp-$RUN-h" 'index($1, p) == 1 {print $1}'); do
+      i="${ns#"k3sp-$RUN-h"}"
+      stop_host "$i" "$dir"
+      ip netns del "$ns" 2>/dev/null || true
+    done
+    ip link del "$BRIDGE" 2>/dev/null || true
+  fi
   rm -rf "$dir"
-  echo "hosts: down"
+  echo "hosts: down${RUN:+ (run $RUN)}"
 }
 
 case "${1:-}" in

@@ -1,0 +1,298 @@
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
+import { stringify } from "yaml";
+import { ResolvedConfig } from "../../components/config/schema";
+import { renderDns } from "../../components/dns/render";
+import { renderKeepKeysWrite } from "../../components/encryption/keep-keys";
+import { renderEncryptionConfig, rotationPhases } from "../../components/encryption/render";
+import { KubeObject } from "../../components/kube/objects";
+import { renderTenants } from "../../components/tenants/render";
+import { ENVS, REPO, sampleConfig } from "../helpers/samples";
+import { ControlPlane, kubernetesBin } from "./apiserver";
+import { cliPreview, engineMissing, inClusterProgram, inlineStack } from "./engine";
+
+/**
+ * `npm run test:cluster`: what the program renders, on a real API server (etcd + kube-apiserver
+ * + kube-controller-manager on 127.0.0.1, started and stopped here), through the real Pulumi
+ * engine and kubernetes provider. One control plane for the whole suite; it runs the prod
+ * sample's custom EncryptionConfiguration, as a K3s server in custom mode would.
+ */
+
+const ENCRYPTION_TARGET = "/etc/rancher/k3s/encryption-config.yaml";
+const KEY_A = { name: "secretbox-aaaaaaaa", secret: Buffer.alloc(32, 1).toString("base64") };
+const KEY_B = { name: "secretbox-bbbbbbbb", secret: Buffer.alloc(32, 2).toString("base64") };
+
+const toYaml = (objects: KubeObject[]) => objects.map((o) => stringify(o)).join("---\n");
+
+/**
+ * scripts/preview-fixtures.sh sets UPDATE_PREVIEW_FIXTURES=1: the real CLI's `preview --json
+ * --event-log` output of (b) and (c) then replaces test/fixtures/preview/cluster-*.
+ */
+const FIXTURES = join(REPO, "test", "fixtures", "preview");
+async function savePreview(name: string, run: Promise<{ status: number; json: string; events: string; stderr: string }>, wantStatus: number) {
+  const r = await run;
+  assert.equal(r.status, wantStatus, `preview ${name}: ${r.stderr.slice(-2000)}`);
+  const digest = JSON.parse(r.json) as { steps?: unknown[] };
+  assert.ok(digest, "a JSON digest");
+  for (const text of [r.json, r.events]) assert.doesNotMatch(text, /client-key-data|BEGIN [A-Z ]*PRIVATE KEY/, `preview ${name} shows a credential`);
+  if (process.env.UPDATE_PREVIEW_FIXTURES === "1") {
+    writeFileSync(join(FIXTURES, `${name}.json`), r.json.endsWith("\n") ? r.json : `${r.json}\n`);
+    writeFileSync(join(FIXTURES, `${name}.events.jsonl`), r.events);
+  }
+  return r;
+}
+
+describe("test:cluster — a real API server and the real engine", function () {
+  this.timeout(600_000);
+  const prod = sampleConfig("prod");
+  const work = mkdtempSync(join(tmpdir(), "k3sp-cluster-test-"));
+  const root = join(work, "root");
+  let cp: ControlPlane;
+
+  /** Writes the EncryptionConfiguration the way a server's secret-write step does (keep-keys). */
+  const writeEncryptionConfig = (keys: Array<{ name: string; secret: string }>) => {
+    const r = spawnSync("sh", ["-c", renderKeepKeysWrite(ENCRYPTION_TARGET, "0600")], {
+      input: renderEncryptionConfig(prod.encryption, { secretbox: keys }),
+      encoding: "utf8",
+      env: { ...process.env, K3S_PLATFORM_ROOT: root },
+    });
+    assert.equal(r.status, 0, r.stderr);
+  };
+
+  before(async function () {
+    const missing = engineMissing();
+    if (missing) console.log(`test:cluster: the engine parts (b, c) need: ${missing}`);
+    mkdirSync(root);
+    writeEncryptionConfig([KEY_A]);
+    cp = await new ControlPlane({ encryptionConfig: join(root, ENCRYPTION_TARGET) }).up();
+  });
+  after(async () => {
+    await cp?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  describe("(a) every rendered object of every sample stack is accepted (server-side apply, strict field validation)", () => {
+    for (const env of ENVS) {
+      it(`${env}`, () => {
+        const config = sampleConfig(env);
+        const objects = [...renderTenants(config), ...renderDns(config)];
+        assert.ok(objects.length > 0);
+        // A Namespace inside a dry run is never created, so its objects would be refused: create them first.
+        const namespaces = objects.filter((o) => o.kind === "Namespace");
+        if (namespaces.length) {
+          const ns = cp.kubectl(["apply", "--server-side", "--validate=strict", "--field-manager=test-a", "-f", "-"], toYaml(namespaces));
+          assert.equal(ns.status, 0, ns.stderr);
+        }
+        const rest = objects.filter((o) => o.kind !== "Namespace");
+        const r = cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test-a", "-f", "-"], toYaml(rest));
+        assert.equal(r.status, 0, `${env}: refused:\n${r.stderr}`);
+        assert.equal(r.stdout.trim().split("\n").length, rest.length, r.stdout);
+        if (namespaces.length) {
+          const del = cp.kubectl(["delete", "namespace", "--wait=true", "--timeout=180s", ...namespaces.map((n) => n.metadata.name)]);
+          assert.equal(del.status, 0, del.stderr);
+        }
+      });
+    }
+  });
+
+  describe("(b, c) the in-cluster layer through the real engine and kubernetes provider", () => {
+    let stack: Stack;
+    let events: EngineEvent[] = [];
+    const onEvent = (e: EngineEvent) => events.push(e);
+    const ops = () =>
+      events
+        .filter((e) => e.resOutputsEvent && e.resOutputsEvent.metadata.op !== "same")
+        .map((e) => `${e.resOutputsEvent!.metadata.op} ${e.resOutputsEvent!.metadata.urn.split("::").pop()}`);
+    const kubeconfig = () => readFileSync(cp.kubeconfig, "utf8");
+    const program = (config: ResolvedConfig) => inClusterProgram(config, kubeconfig(), "prod");
+
+    before(async function () {
+      const missing = engineMissing();
+      if (missing) {
+        console.log(`    SKIPPED (b, c): ${missing}`);
+        this.skip();
+      }
+      stack = await inlineStack(join(work, "engine"), "prod", program(prod));
+    });
+
+    it("(7) a coredns-custom made by hand beforehand is adopted: our keys take over, other keys stay", async () => {
+      const made = cp.kubectl([
+        "-n", "kube-system", "create", "configmap", "coredns-custom",
+        "--from-literal=corp.example.com.server=old-by-hand", "--from-literal=byhand.server=kept",
+      ]);
+      assert.equal(made.status, 0, made.stderr);
+      events = [];
+      const up = await stack.up({ onEvent });
+      assert.equal(up.summary.result, "succeeded");
+      const cm = JSON.parse(cp.kubectl(["-n", "kube-system", "get", "configmap", "coredns-custom", "-o", "json"]).stdout) as { data: Record<string, string> };
+      assert.match(cm.data["corp.example.com.server"]!, /^corp\.example\.com:53 \{/);
+      assert.equal(cm.data["byhand.server"], "kept");
+    });
+
+    it("(b) every rendered object exists after up", () => {
+      for (const o of [...renderTenants(prod), ...renderDns(prod)]) {
+        const args = ["get", `${o.kind}.${o.apiVersion.includes("/") ? o.apiVersion.split("/")[0] : ""}`.replace(/\.$/, ""), o.metadata.name];
+        const r = cp.kubectl(o.metadata.namespace ? ["-n", o.metadata.namespace, ...args] : args);
+        assert.equal(r.status, 0, `${o.kind} ${o.metadata.namespace ?? ""}/${o.metadata.name}: ${r.stderr}`);
+      }
+    });
+
+    it("(b) a second up changes nothing", async () => {
+      events = [];
+      const up = await stack.up({ onEvent });
+      assert.deepEqual(ops(), []);
+      assert.deepEqual(Object.keys(up.summary.resourceChanges ?? {}), ["same"]);
+      const pre = await savePreview("cluster-nochange", cliPreview(stack, program(prod)), 0);
+      assert.deepEqual(Object.keys((JSON.parse(pre.json) as { changeSummary: object }).changeSummary), ["same"]);
+    });
+
+    it("(b) one quota change updates exactly that ResourceQuota", async () => {
+      const changed = structuredClone(prod);
+      const tenant = changed.tenants[0]!;
+      const pods = (tenant.quota?.pods ?? 100) + 1;
+      Object.assign(tenant.quota!, { pods });
+      const next = await inlineStack(join(work, "engine"), "prod", program(changed));
+      await savePreview("cluster-quota", cliPreview(next, program(changed)), 0);
+      events = [];
+      const up = await next.up({ onEvent });
+      assert.equal(ops().length, 1, ops().join("\n"));
+      assert.match(ops()[0]!, new RegExp(`^update .*resourcequota-${tenant.namespace}-`));
+      assert.equal(up.summary.resourceChanges?.update, 1);
+      const hard = JSON.parse(cp.kubectl(["-n", tenant.namespace, "get", "resourcequota", "-o", "json"]).stdout) as { items: Array<{ spec: { hard: Record<string, string> } }> };
+      assert.equal(hard.items[0]!.spec.hard.pods, String(pods));
+      stack = next;
+    });
+
+    it("(c) the policy pack runs in the engine, and a privileged tenant fails preview naming the policy", async () => {
+      const violating = structuredClone(prod);
+      violating.tenants[1]!.podSecurity = "privileged";
+      const s = await inlineStack(join(work, "engine"), "prod", program(violating));
+      events = [];
+      await assert.rejects(
+        s.preview({ onEvent, policyPacks: [join(REPO, "policies")], policyPackConfigs: [join(REPO, "policies", "config", "prod.json")] }),
+        (e: Error) => /tenant-pod-security/.test(e.message),
+      );
+      const policyEvents = events.filter((e) => e.policyEvent).map((e) => e.policyEvent!);
+      const pack = ["--policy-pack", join(REPO, "policies"), "--policy-pack-config", join(REPO, "policies", "config", "prod.json")];
+      await savePreview("cluster-violation", cliPreview(s, program(violating), pack), 255);
+      assert.ok(policyEvents.some((p) => p.policyName === "tenant-pod-security" && p.enforcementLevel === "mandatory" && /enforces privileged/.test(p.message)), JSON.stringify(policyEvents));
+      // The same pack passes the compliant program (the real engine ran every policy without crashing).
+      events = [];
+      const ok = await stack.preview({ onEvent, policyPacks: [join(REPO, "policies")], policyPackConfigs: [join(REPO, "policies", "config", "prod.json")] });
+      assert.deepEqual(Object.keys(ok.changeSummary), ["same"]);
+      assert.deepEqual(events.filter((e) => e.policyEvent && e.policyEvent.enforcementLevel === "mandatory").map((e) => e.policyEvent!.message), []);
+    });
+
+    it("(b) destroy removes every object", async () => {
+      const down = await stack.destroy();
+      assert.equal(down.summary.result, "succeeded");
+      for (const t of prod.tenants) assert.notEqual(cp.kubectl(["get", "namespace", t.namespace]).status, 0, `namespace ${t.namespace} is still there`);
+      assert.notEqual(cp.kubectl(["-n", "kube-system", "get", "configmap", "coredns-custom"]).status, 0);
+      assert.notEqual(cp.kubectl(["-n", "kube-system", "get", "daemonset", "node-local-dns"]).status, 0);
+    });
+  });
+
+  describe("(e) Pod Security in tenant namespaces", () => {
+    it("a privileged pod in a restricted tenant namespace is refused", () => {
+      const tenant = prod.tenants.find((t) => t.podSecurity === "restricted")!;
+      const ns = renderTenants(prod).find((o) => o.kind === "Namespace" && o.metadata.name === tenant.namespace)!;
+      const made = cp.kubectl(["apply", "--server-side", "--field-manager=test-e", "-f", "-"], toYaml([ns]));
+      assert.equal(made.status, 0, made.stderr);
+      try {
+        // Pods need the namespace's default ServiceAccount (the controller creates it) to reach Pod Security.
+        const deadline = Date.now() + 60_000;
+        while (cp.kubectl(["-n", tenant.namespace, "get", "serviceaccount", "default"]).status !== 0) {
+          assert.ok(Date.now() < deadline, "no default ServiceAccount in the tenant namespace after 60s");
+          spawnSync("sleep", ["0.5"]);
+        }
+        const pod = {
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: "privileged", namespace: tenant.namespace },
+          spec: { containers: [{ name: "c", image: "registry.k8s.io/pause:3.10", securityContext: { privileged: true } }] },
+        };
+        const r = cp.kubectl(["create", "-f", "-"], JSON.stringify(pod));
+        assert.notEqual(r.status, 0, "admitted");
+        assert.match(r.stderr, /violates PodSecurity "restricted:latest"/);
+        assert.match(r.stderr, /privileged/);
+      } finally {
+        cp.kubectl(["delete", "namespace", "--wait=true", "--timeout=180s", tenant.namespace]);
+      }
+    });
+  });
+
+  describe("(d) the rendered custom EncryptionConfiguration on the API server", () => {
+    const groups = prod.encryption.custom!.resources;
+    const sample = (resource: string) => {
+      // One object of each type the configuration names, in a namespace of its own.
+      const kind = resource.split(".")[0]!;
+      if (kind === "secrets") return { kind: "Secret", key: "secrets", body: { apiVersion: "v1", kind: "Secret", metadata: { name: "enc-test", namespace: "enc-test" }, stringData: { k: "v" } } };
+      if (kind === "configmaps") return { kind: "ConfigMap", key: "configmaps", body: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "enc-test", namespace: "enc-test" }, data: { k: "v" } } };
+      if (kind === "events") return { kind: "Event", key: "events", body: { apiVersion: "v1", kind: "Event", metadata: { name: "enc-test", namespace: "enc-test" }, involvedObject: { kind: "ConfigMap", name: "enc-test", namespace: "enc-test" }, reason: "Test", message: "m", type: "Normal" } };
+      throw new Error(`no sample object for ${resource}: extend this test`);
+    };
+    const expected = (group: (typeof groups)[number], keyName: string) => (group.providers[0] === "identity" ? "k8s\u0000" : `k8s:enc:${group.providers[0]}:v1:${keyName}:`);
+    const check = async (keyName: string) => {
+      for (const group of groups) {
+        for (const resource of group.resources) {
+          const s = sample(resource);
+          const raw = await cp.etcdGet(`/registry/${s.key}/enc-test/enc-test`);
+          assert.ok(raw, `${resource}: not in etcd`);
+          const want = expected(group, keyName);
+          assert.equal(raw.subarray(0, want.length).toString("latin1"), want, `${resource}: stored as ${JSON.stringify(raw.subarray(0, 40).toString("latin1"))}`);
+        }
+      }
+    };
+
+    before(() => {
+      assert.equal(cp.kubectl(["create", "namespace", "enc-test"]).status, 0);
+      for (const group of groups) {
+        for (const resource of group.resources) {
+          const r = cp.kubectl(["create", "-f", "-"], JSON.stringify(sample(resource).body));
+          assert.equal(r.status, 0, r.stderr);
+        }
+      }
+    });
+
+    it("every named resource type is stored with its group's first provider and key", async () => {
+      await check(KEY_A.name);
+    });
+
+    it("after a new key is rolled out (the deployed one kept) and the rotation scripts ran: the new key everywhere, old data still readable", async () => {
+      writeEncryptionConfig([KEY_B]);
+      const deployed = readFileSync(join(root, ENCRYPTION_TARGET), "utf8");
+      assert.ok(deployed.includes(KEY_A.name) && deployed.indexOf(KEY_B.name) < deployed.indexOf(KEY_A.name), "new key first, deployed key kept");
+      // The API server reloads the file on its own (K3s runs it with automatic reload; so does this one).
+      const probe = async () => {
+        cp.kubectl(["-n", "enc-test", "delete", "secret", "reload-probe", "--ignore-not-found"]);
+        cp.kubectl(["-n", "enc-test", "create", "secret", "generic", "reload-probe", "--from-literal=k=v"]);
+        const raw = await cp.etcdGet("/registry/secrets/enc-test/reload-probe");
+        return raw?.subarray(0, 60).toString("latin1").includes(KEY_B.name) ?? false;
+      };
+      const deadline = Date.now() + 180_000;
+      while (!(await probe())) {
+        assert.ok(Date.now() < deadline, "the API server did not pick up the new configuration in 180s");
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+      // Old data is still readable with the kept key.
+      assert.equal(cp.kubectl(["-n", "enc-test", "get", "secret", "enc-test", "-o", "jsonpath={.data.k}"]).stdout, Buffer.from("v").toString("base64"));
+
+      // The rotation phases as the first server runs them; `k3s kubectl` is this API server's kubectl.
+      const bin = join(work, "k3s-bin");
+      mkdirSync(bin, { recursive: true });
+      writeFileSync(join(bin, "k3s"), `#!/bin/sh\n[ "$1" = kubectl ] || { echo "k3s stand-in: only kubectl" >&2; exit 2; }\nshift\nexec '${join(kubernetesBin(), "kubectl")}' --kubeconfig='${cp.kubeconfig}' "$@"\n`);
+      chmodSync(join(bin, "k3s"), 0o755);
+      const rotated = structuredClone(prod);
+      rotated.encryption.rotation = 1;
+      for (const phase of rotationPhases(rotated)) {
+        const r = spawnSync("bash", ["-c", phase.script], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+        assert.equal(r.status, 0, `${phase.name}: ${r.stderr}`);
+      }
+      await check(KEY_B.name);
+    });
+  });
+});
