@@ -11,6 +11,7 @@ import { classifyNodeLabel } from "../components/config/labels";
 import { cidrContains, cidrsOverlap, isIp } from "../components/config/net";
 import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/k3s/flags";
+import { LB_POOL_LABEL, lbPools } from "../components/servicelb/pools";
 
 /**
  * k3s-platform's CrossGuard policies. They read what the program registers: the K3sCluster
@@ -32,7 +33,6 @@ export const TYPES = {
 } as const;
 
 const TENANT_LABEL = "k3s-platform.io/tenant";
-const LB_POOL_LABEL = "svccontroller.k3s.cattle.io/lbpool";
 
 type Policy = ResourceValidationPolicy | StackValidationPolicy;
 type ClusterCheck = (config: ResolvedConfig, args: ResourceValidationArgs, report: ReportViolation) => void;
@@ -514,7 +514,8 @@ const lbNeedsPool: StackValidationPolicy = {
   validateStack: (args, report) => {
     const cluster = args.resources.find((r) => r.type === TYPES.cluster);
     const config = cluster?.props.config as ResolvedConfig | undefined;
-    const pools = new Set((config?.nodes ?? []).map((n) => n.labels[LB_POOL_LABEL]).filter((p): p is string => !!p));
+    // The pools as configured (k3s.serviceLb.pools): the same definition the node labels come from.
+    const pools = new Set(config ? lbPools(config) : []);
     if (pools.size === 0) return;
     for (const svc of args.resources.filter((r) => r.type === TYPES.service)) {
       if ((svc.props.spec as { type?: string } | undefined)?.type !== "LoadBalancer") continue;

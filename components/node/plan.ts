@@ -21,6 +21,10 @@ import {
   secretDropInKeys,
 } from "../k3s/render";
 import { renderOsPrepScript } from "../os-prep/render";
+import { vipWaitSnippet } from "../kube-vip/render";
+import { containerdTemplateFile, serverManifests } from "../manifests/render";
+import { runtimeNodeLabels } from "../runtimes/render";
+import { serviceLbLabelsToRemove, serviceLbNodeLabels } from "../servicelb/pools";
 import { raw, Shell, sh } from "../shell/sh";
 import { renderUpstreamResolvConf } from "../dns/render";
 import {
@@ -44,6 +48,8 @@ export interface StagedFile {
   /** Where apply.sh installs it; scripts that only run from staging have none. */
   target?: string;
   mode: string;
+  /** `false`: K3s picks the file up while running (manifests directory); placing it restarts nothing. */
+  restart?: boolean;
 }
 
 export interface NodeSecrets extends ClusterSecrets {
@@ -70,6 +76,8 @@ export interface NodePlan {
   secretFiles: SecretFile[];
   /** node-role.kubernetes.io/* and similar: applied with kubectl after the node registers. */
   postRegistrationLabels: Record<string, string>;
+  /** Labels k3s-platform manages that this node must not carry (e.g. ServiceLB pool labels). */
+  removedLabels: string[];
   /** sha256 of what each step runs; used as the steps' triggers. */
   hashes: { osPrep: string; apply: string };
   commands: { stage: string; osPrep: string; apply: string };
@@ -173,16 +181,22 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
       render: (s) => renderEncryptionConfig(config.encryption, s.encryptionKeys ?? {}),
     });
   }
+  if (isServer) {
+    for (const m of serverManifests(config)) files.push({ name: m.name, content: m.content, target: m.target, mode: "0600", restart: false });
+  }
+  const template = containerdTemplateFile(config, node);
+  if (template) files.push({ ...template, mode: "0600" });
   files.push(...(ext.files ?? []));
   secretFiles.push(...(ext.secretFiles ?? []));
 
   const placements: Placement[] = files
     .filter((f): f is StagedFile & { target: string } => f.target !== undefined)
-    .map((f) => ({ staged: f.name, target: f.target, mode: f.mode }));
+    .map((f) => ({ staged: f.name, target: f.target, mode: f.mode, ...(f.restart === false ? { restart: false } : {}) }));
 
   const osPrep = renderOsPrepScript(config, node);
   const install = renderInstallScript(config, node);
-  const preInstall = role === "first-server" ? enableOnExistingClusterSnippet(config) : raw("");
+  // Agents join through the API VIP only once it answers (kube-vip comes up after the servers).
+  const preInstall = role === "first-server" ? enableOnExistingClusterSnippet(config) : role === "agent" ? vipWaitSnippet(config) : raw("");
   // The first server sees the running cluster's encryption state before anything is placed.
   const preflight = role === "first-server" ? encryptionModeGuard(config) : raw("");
   const apply = renderApplyScript(config, node, placements, secretFiles.map((s) => s.target), directories, preInstall, preflight);
@@ -201,7 +215,12 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
     sshUser,
     files,
     secretFiles,
-    postRegistrationLabels: splitNodeLabels(node.labels).postRegistration,
+    postRegistrationLabels: {
+      ...splitNodeLabels(node.labels).postRegistration,
+      ...serviceLbNodeLabels(config, node),
+      ...runtimeNodeLabels(node),
+    },
+    removedLabels: serviceLbLabelsToRemove(config, node),
     hashes: { osPrep: sha256(osPrep), apply: sha256(applyInputs.join("\0")) },
     commands: {
       stage: asRoot(sshUser, sh`install -d -m 0700 -o ${sshUser} ${STAGING_DIR}`).text,
