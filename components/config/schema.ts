@@ -360,7 +360,9 @@ export const k3sSchema = z.strictObject({
   registries: registriesSchema.optional(),
   airgap: airgapSchema.prefault({}),
   /** Where the install script is fetched from when not air-gapped (a mirror of get.k3s.io). */
-  installScriptUrl: singleLine(z.url())
+  // singleLine() before z.url(): zod's url check hands on the WHATWG-normalised value (newlines
+  // stripped), so a refinement after it never sees them (property test, seed -1340385526).
+  installScriptUrl: singleLine().pipe(z.url())
     .refine((u) => u.startsWith("https://"), { message: "the install script runs as root: it must come over https:// (no http:// or file://)" })
     .default("https://get.k3s.io"),
   /** sha256 of the install script at installScriptUrl, checked before it runs (required in prod unless air-gapped). */
