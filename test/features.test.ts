@@ -138,7 +138,7 @@ describe("issue 14: Traefik, ServiceLB pools, API VIP, embedded registry, runtim
       assert.match(container.image, /^ghcr\.io\/kube-vip\/kube-vip:v\d+\.\d+\.\d+$/);
       assert.equal(ds.spec.template.spec.hostNetwork, true);
       const terms = ds.spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
-      assert.deepEqual(terms.map((t: any) => t.matchExpressions[0].key), ["node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"]);
+      assert.deepEqual(terms.map((t: any) => t.matchExpressions[0].key), ["node-role.kubernetes.io/control-plane"]);
     });
 
     it("the VIP is a tls-san and, unless apiEndpoint names it, the API endpoint agents and the kubeconfig use", () => {

@@ -74,8 +74,8 @@ export function renderKubeVip(config: ResolvedConfig): KubeObject[] {
               nodeAffinity: {
                 requiredDuringSchedulingIgnoredDuringExecution: {
                   nodeSelectorTerms: [
+                    // Not node-role.kubernetes.io/master: the API server warns it is deprecated (measured on v1.31).
                     { matchExpressions: [{ key: "node-role.kubernetes.io/control-plane", operator: "Exists" }] },
-                    { matchExpressions: [{ key: "node-role.kubernetes.io/master", operator: "Exists" }] },
                   ],
                 },
               },
