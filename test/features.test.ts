@@ -156,6 +156,11 @@ describe("issue 14: Traefik, ServiceLB pools, API VIP, embedded registry, runtim
       assert.equal(second.server, "https://203.0.113.11:6443");
     });
 
+    it("air-gapped (prod), a warning says the kube-vip image must be pre-staged", () => {
+      const result = parseStackConfig(variant("prod", () => {}));
+      assert.ok(result.warnings.some((w) => w.path === "k3s-platform:k3s.apiVip.image" && /imagesDir/.test(w.message)));
+    });
+
     it("agents wait for the VIP before installing; servers do not", () => {
       const plan = planCluster(sampleConfig("prod"));
       for (const n of plan.nodes) {

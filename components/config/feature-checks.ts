@@ -53,6 +53,9 @@ export function featureChecks(config: StackConfig, report: Report, warn: Report)
     for (const [name, range] of [["clusterCidr", k3s.clusterCidr], ["serviceCidr", k3s.serviceCidr]] as const) {
       if (cidrContains(range, vip.address)) report(["k3s", "apiVip", "address"], `${vip.address} lies inside k3s.${name} ${range}`);
     }
+    if (k3s.airgap.enabled) {
+      warn(["k3s", "apiVip", "image"], `air-gapped: ${vip.image} must be in an image tarball in k3s.airgap.imagesDir (or a reachable registry mirror), or agents never see the VIP`);
+    }
     if (k3s.apiEndpoint && isCanonicalIp(k3s.apiEndpoint) && normalizeHost(k3s.apiEndpoint) !== normalizeHost(vip.address)) {
       report(["k3s", "apiEndpoint"], `is ${k3s.apiEndpoint}, but k3s.apiVip.address is ${vip.address}: leave apiEndpoint unset (the VIP is used) or set a DNS name for the VIP`);
     }
