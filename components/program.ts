@@ -4,6 +4,8 @@ import { K3sCluster } from "./cluster/component";
 import { ProgramConfig } from "./config/pulumi-config";
 import { CoreDnsTuning } from "./dns/component";
 import { renderDns } from "./dns/render";
+import { ContainerRuntimes } from "./runtimes/component";
+import { renderRuntimeClasses } from "./runtimes/render";
 import { TenantNamespaces } from "./tenants/component";
 
 /**
@@ -15,7 +17,7 @@ export function buildProgram(program: ProgramConfig, stack: string, opts: pulumi
   // ProgramConfig carries the cluster's arguments under the same names, secrets still secret.
   const cluster = new K3sCluster(stack, { ...program }, opts);
 
-  if (config.tenants.length > 0 || renderDns(config).length > 0) {
+  if (config.tenants.length > 0 || renderDns(config).length > 0 || renderRuntimeClasses(config).length > 0) {
     const provider = new k8s.Provider(
       `${stack}-k8s`,
       { kubeconfig: cluster.kubeconfig, enableServerSideApply: true },
@@ -23,6 +25,7 @@ export function buildProgram(program: ProgramConfig, stack: string, opts: pulumi
     );
     new TenantNamespaces(`${stack}-tenants`, { config, provider }, opts);
     new CoreDnsTuning(`${stack}-dns`, { config, provider }, opts);
+    new ContainerRuntimes(`${stack}-runtimes`, { config, provider }, opts);
   }
 
   return {

@@ -12,6 +12,7 @@ import { cidrContains, cidrsOverlap, isIp } from "../components/config/net";
 import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/k3s/flags";
 import { NODE_CHILDREN } from "../components/node/names";
+import { LB_POOL_LABEL, lbPools } from "../components/servicelb/pools";
 
 /**
  * k3s-platform's CrossGuard policies. They read what the program registers: the K3sCluster
@@ -35,7 +36,6 @@ export const TYPES = {
 const TENANT_LABEL = "k3s-platform.io/tenant";
 /** A K3sNode's secrets command: `<node>-secrets`. */
 export const SECRETS_CHILD_SUFFIX = `-${NODE_CHILDREN.secrets}`;
-const LB_POOL_LABEL = "svccontroller.k3s.cattle.io/lbpool";
 
 type Policy = ResourceValidationPolicy | StackValidationPolicy;
 type ClusterCheck = (config: ResolvedConfig, args: ResourceValidationArgs, report: ReportViolation) => void;
@@ -554,7 +554,8 @@ const lbNeedsPool: StackValidationPolicy = {
   validateStack: (args, report) => {
     const cluster = args.resources.find((r) => r.type === TYPES.cluster);
     const config = cluster?.props.config as ResolvedConfig | undefined;
-    const pools = new Set((config?.nodes ?? []).map((n) => n.labels[LB_POOL_LABEL]).filter((p): p is string => !!p));
+    // The pools as configured (k3s.serviceLb.pools): the same definition the node labels come from.
+    const pools = new Set(config ? lbPools(config) : []);
     if (pools.size === 0) return;
     for (const svc of args.resources.filter((r) => r.type === TYPES.service)) {
       if ((svc.props.spec as { type?: string } | undefined)?.type !== "LoadBalancer") continue;

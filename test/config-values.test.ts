@@ -253,6 +253,7 @@ describe("config values: hostile pass-through, versions, and the format each con
         variant("staging", (r) => {
           r.nodes = names.map((name, i) => ({ name, host: `198.51.100.${30 + i}`, role: i === 0 ? "server" : "agent" }));
           k3s(r).registries = { mirrors: { "docker.io": { endpoint: ["https://registry.example.com"] } } };
+          delete k3s(r).serviceLb; // its pool names the sample's nodes, replaced here
         }),
       );
       const all = planCluster(config).nodes.flatMap(nodeChildNames);

@@ -131,7 +131,7 @@ describe("stack configuration", () => {
       rejects(variant("dev", (r) => (k3s(r).extraAgentConfig = { "etcd-expose-metrics": true })), 'k3s-platform:k3s.extraAgentConfig["etcd-expose-metrics"]', /server-only/));
 
     it("accepts real agent flags in extraAgentConfig", () => {
-      const raw = variant("dev", (r) => (k3s(r).extraAgentConfig = { "kube-proxy-arg": ["metrics-bind-address=0.0.0.0"], snapshotter: "native" }));
+      const raw = variant("dev", (r) => (k3s(r).extraAgentConfig = { "kube-proxy-arg": ["metrics-bind-address=0.0.0.0"], "pause-image": "registry.example.com/pause:3.9" }));
       assert.equal(parseStackConfig(raw).ok, true);
     });
 

@@ -379,6 +379,8 @@ describe("host scripts", () => {
       refuse((r) => (r.k3s!.airgap = { enabled: true, installScriptPath: "/opt/i.sh\ntouch /x" }), /k3s\.airgap\.installScriptPath: must be a single line/);
       refuse((r) => (r.k3s!.extraAgentConfig = { "node-label": ["a=b\ncluster-reset: true"] }), /k3s\.extraAgentConfig.*single line/);
       refuse((r) => (r.k3s!.registries = { configs: { "r.example.com": { tls: { caFile: "/a\u0085b" } } } }), /caFile: must be a single line/);
+      // z.url() strips newlines before later checks see them (found by the property test).
+      refuse((r) => (r.k3s!.installScriptUrl = "https://get.k3s.io/\ntouch /tmp/x\n"), /installScriptUrl: must be a single line/);
     });
     it("refuses an install script that is not https, and a binary not named k3s", () => {
       refuse((r) => (r.k3s!.installScriptUrl = "http://get.k3s.io"), /installScriptUrl: the install script runs as root: it must come over https/);

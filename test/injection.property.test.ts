@@ -54,6 +54,9 @@ const FIELDS: Record<string, Setter> = {
   "encryption.custom.kms.endpoint": (r, v) => (r.encryption = { mode: "custom", custom: { resources: [{ resources: ["secrets"], providers: ["kms"] }], kms: { name: "vault", endpoint: v } } }),
   "encryption.rotation": (r, v) => (r.encryption = { enabled: true, rotation: v }),
   "dns.upstreams[0]": (r, v) => (r.dns = { ...r.dns, upstreams: [v] }),
+  // Issue 14: a pool name reaches the kubectl label command, a runtime name config.yaml.
+  "k3s.serviceLb pool name": (r, v) => (r.k3s!.serviceLb = { pools: { [v]: ["dev-agent-1"] } }),
+  "k3s.defaultRuntime": (r, v) => (r.k3s!.defaultRuntime = v),
 };
 
 function hostile(marker: string): fc.Arbitrary<string> {

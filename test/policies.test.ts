@@ -302,7 +302,7 @@ describe("policy pack", () => {
       });
       assert.deepEqual(await run("loadbalancer-needs-pool", [...prodGraph, lb({})]), [], "no pools configured: nothing to check");
       const pooled = edit(prodGraph, "prod", (r) => {
-        (r.props.config as ResolvedConfig).nodes[3]!.labels["svccontroller.k3s.cattle.io/lbpool"] = "edge";
+        (r.props.config as ResolvedConfig).k3s.serviceLb = { pools: { edge: ["prod-agent-1"] } };
         return r;
       });
       assert.deepEqual(await run("loadbalancer-needs-pool", [...pooled, lb({ "svccontroller.k3s.cattle.io/lbpool": "edge" })]), []);

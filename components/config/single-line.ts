@@ -13,8 +13,9 @@ export const SINGLE_LINE_MESSAGE =
 
 /**
  * The one refinement for every string field that can reach a host: `singleLine()` for a plain
- * string, `singleLine(z.url())` or `singleLine(z.string().startsWith("/"))` to keep other checks.
- * Note: z.url() alone accepts newlines (the WHATWG URL parser strips them), so URLs need it too.
+ * string, `singleLine(z.string().startsWith("/"))` to keep other checks. URLs: `singleLine().pipe(z.url())`,
+ * never `singleLine(z.url())`: z.url() passes on the WHATWG-normalised value with newlines stripped,
+ * so a refinement after it never sees them.
  */
 export function singleLine(): z.ZodString;
 export function singleLine<S extends z.ZodType<string>>(schema: S): S;

@@ -17,6 +17,7 @@ import { kubeResourceName } from "../kube/objects";
 import { nodeChildNames } from "../node/names";
 import { finalNodeFlags, planCluster } from "../node/plan";
 import { renderTenant } from "../tenants/render";
+import { featureChecks } from "./feature-checks";
 import { classifyNodeLabel } from "./labels";
 import { cidrContains, cidrsOverlap, isCanonicalIp, normalizeHost } from "./net";
 import { CONFIG_KEYS, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
@@ -268,6 +269,7 @@ export function crossFieldChecks(config: StackConfig, report: Report, warn: Repo
   checkFlags("extraServerConfig", SERVER_FLAGS, "server");
   checkFlags("extraAgentConfig", AGENT_FLAG_SET, "agent");
 
+  featureChecks(config, report, warn);
   encryptionChecks(config, report);
   tenantChecks(config, report);
   dnsChecks(config, report);
@@ -446,9 +448,16 @@ export function renderedChecks(config: ResolvedConfig, report: Report): void {
 /** Fills the defaults that depend on the environment. */
 export function resolveDefaults(config: StackConfig): ResolvedConfig {
   const hardening = hardeningOf(config);
+  // An API VIP is the API endpoint unless one is named (a DNS name for it), and always a tls-san.
+  const vip = config.k3s.apiVip?.address;
   return {
     ...config,
-    k3s: { ...config.k3s, hardening },
+    k3s: {
+      ...config.k3s,
+      hardening,
+      apiEndpoint: config.k3s.apiEndpoint ?? vip,
+      tlsSan: vip && !config.k3s.tlsSan.includes(vip) ? [...config.k3s.tlsSan, vip] : config.k3s.tlsSan,
+    },
     encryption: { ...config.encryption, enabled: config.encryption.enabled ?? hardening === "cis" },
   };
 }

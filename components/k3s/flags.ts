@@ -128,6 +128,22 @@ const NONROOT_DEVICES: Since = {
   source: "k3s-io/k3s#11200 merged to master 2024-10-30 (v1.32.0); backports to older lines not verified, so they are refused there",
 };
 
+/** The embedded registry mirror left experimental (docs.k3s.io installation/registry-mirror Version Gate). */
+export const EMBEDDED_REGISTRY_GA: Since = {
+  lines: { 29: 12, 30: 8, 31: 4 },
+  source: "docs.k3s.io/installation/registry-mirror Version Gate: GA as of December 2024 releases v1.29.12, v1.30.8, v1.31.4",
+};
+/**
+ * K3s bundles containerd 2.0 (config version 3; user template `config-v3.toml.tmpl`) from these
+ * releases; before, containerd 1.7 reads `config.toml.tmpl` (k3s-io/docs advanced.md Version Gate
+ * "K3s includes containerd 2.0 as of the February 2025 releases: v1.31.6+k3s1 and v1.32.2+k3s1";
+ * k3s-io/k3s#11626).
+ */
+export const CONTAINERD_2: Since = {
+  lines: { 31: 6, 32: 2 },
+  source: "k3s-io/docs advanced.md Version Gate (February 2025 releases v1.31.6+k3s1, v1.32.2+k3s1); k3s-io/k3s#11626",
+};
+
 const f = (name: string, scope: FlagSpec["scope"], cls: FlagClass, use?: string, extra: Partial<FlagSpec> = {}): FlagSpec => ({
   name,
   scope,
@@ -161,10 +177,12 @@ export const FLAGS: readonly FlagSpec[] = [
   pass("lb-server-port", "agent"),
   pass("protect-kernel-defaults", "agent"),
   pass("container-runtime-endpoint", "agent"),
-  pass("default-runtime", "agent"),
+  // default-runtime: November 2023 releases (k3s-io/k3s#8751, fixes #8700; v1.29.0 and backports), predates v1.30.
+  f("default-runtime", "agent", "managed", "k3s.defaultRuntime"),
   pass("image-service-endpoint", "agent"),
   pass("pause-image", "agent"),
-  pass("snapshotter", "agent"),
+  // stargz is a value since v1.20 (K3s advanced docs "Enabling Lazy Pulling of eStargz"), predates v1.30.
+  f("snapshotter", "agent", "managed", "k3s.snapshotter"),
   f("private-registry", "agent", "managed", "k3s.registries (written to /etc/rancher/k3s/registries.yaml)"),
   pass("disable-default-registry-endpoint", "agent"),
   pass("nonroot-devices", "agent", { since: NONROOT_DEVICES }),
@@ -182,7 +200,7 @@ export const FLAGS: readonly FlagSpec[] = [
   pass("enable-pprof", "agent"),
   f("rootless", "agent", "refused", "rootless mode uses other paths and user units than k3s-platform's install and apply scripts"),
   f("prefer-bundled-bin", "agent", "managed", "k3s.preferBundledBin"),
-  pass("docker", "agent"),
+  f("docker", "agent", "managed", "k3s.docker"),
   f("vpn-auth", "agent", "secret", "a file on the host through vpn-auth-file (the key would otherwise land in a staged file)"),
   pass("vpn-auth-file", "agent"),
   pass("disable-apiserver-lb", "agent"),
@@ -255,7 +273,10 @@ export const FLAGS: readonly FlagSpec[] = [
   f("disable-apiserver", "server", "refused", "split-role servers (etcd-only / control-plane-only) are not modelled: readiness checks need the API on every server"),
   f("disable-controller-manager", "server", "refused", "split-role servers are not modelled by k3s-platform"),
   f("disable-etcd", "server", "refused", "split-role servers are not modelled: every server must be an etcd member for quorum checks"),
-  pass("embedded-registry", "server"),
+  // Experimental from v1.29.1 (January 2024), GA in v1.29.12 / v1.30.8 / v1.31.4 (docs.k3s.io
+  // installation/registry-mirror Version Gate): present in every supported release; validation warns
+  // below EMBEDDED_REGISTRY_GA.
+  f("embedded-registry", "server", "managed", "k3s.embeddedRegistry"),
   pass("supervisor-metrics", "server", { since: SUPERVISOR_METRICS }),
   pass("system-default-registry", "server"),
   f("secrets-encryption", "server", "managed", "k3s-platform:encryption"),

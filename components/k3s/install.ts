@@ -118,6 +118,11 @@ export interface Placement {
   /** Where K3s reads it. */
   target: string;
   mode: string;
+  /**
+   * `false` for files K3s picks up while running (the auto-deploying manifests directory): a
+   * change places the file but does not restart K3s. Default: K3s reads it at start only.
+   */
+  restart?: boolean;
 }
 
 /** The list of files apply.sh placed on the last run; files dropped from the plan are removed. */
@@ -148,7 +153,8 @@ export function renderApplyScript(
   const role = nodeRole(config, node);
   const service = serviceName(node);
   const planned = [...placements.map((p) => p.target), ...secretTargets];
-  const fingerprintInputs = joinShell(planned.map((t) => sh`"$ROOT"${t}`), " ");
+  const restartInputs = [...placements.filter((p) => p.restart !== false).map((p) => p.target), ...secretTargets];
+  const fingerprintInputs = joinShell(restartInputs.map((t) => sh`"$ROOT"${t}`), " ");
   const readiness =
     node.role === "server"
       ? sh`until k3s kubectl get --raw=/readyz >/dev/null 2>&1 && k3s kubectl get node "$NODE" >/dev/null 2>&1; do`

@@ -187,6 +187,10 @@ export function configYamlObject(config: ResolvedConfig, node: NodeConfig, extra
     "resolv-conf": config.dns.upstreams.length > 0 ? PATHS.upstreamResolvConf : undefined,
     "protect-kernel-defaults": cis,
     "kubelet-arg": kubeletArgs(k3s),
+    // Runtimes (agent flags: every node runs an agent).
+    "default-runtime": k3s.defaultRuntime,
+    "snapshotter": k3s.snapshotter,
+    "docker": k3s.docker,
   };
 
   if (role === "agent") {
@@ -209,6 +213,8 @@ export function configYamlObject(config: ResolvedConfig, node: NodeConfig, extra
     "cluster-domain": k3s.clusterDomain,
     "flannel-backend": k3s.flannelBackend,
     "disable": k3s.disable,
+    // Cluster-wide, set on servers only (K3s docs: a server flag, agents follow).
+    "embedded-registry": k3s.embeddedRegistry,
     "kube-apiserver-arg": apiServerArgs(k3s),
     "kube-controller-manager-arg": controllerManagerArgs(k3s),
     ...(ds.type === "etcd" ? etcdSnapshotFlags(k3s) : {}),

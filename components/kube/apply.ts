@@ -20,6 +20,7 @@ const CLASSES: Record<string, KubeResourceClass> = {
   "apps/v1/Deployment": k8s.apps.v1.Deployment as unknown as KubeResourceClass,
   "rbac.authorization.k8s.io/v1/ClusterRole": k8s.rbac.v1.ClusterRole as unknown as KubeResourceClass,
   "rbac.authorization.k8s.io/v1/ClusterRoleBinding": k8s.rbac.v1.ClusterRoleBinding as unknown as KubeResourceClass,
+  "node.k8s.io/v1/RuntimeClass": k8s.node.v1.RuntimeClass as unknown as KubeResourceClass,
 };
 
 /**

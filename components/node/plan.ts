@@ -22,6 +22,10 @@ import {
 } from "../k3s/render";
 import { renderKeepKeysWrite } from "../encryption/keep-keys";
 import { renderOsPrepScript } from "../os-prep/render";
+import { vipWaitSnippet } from "../kube-vip/render";
+import { containerdTemplateFile, serverManifests } from "../manifests/render";
+import { runtimeNodeLabels } from "../runtimes/render";
+import { serviceLbLabelsToRemove, serviceLbNodeLabels } from "../servicelb/pools";
 import { raw, Shell, sh } from "../shell/sh";
 import { BUNDLE_NAME, renderBundle, secretsDocument, secretsWriteScript } from "./bundle";
 import { renderUpstreamResolvConf } from "../dns/render";
@@ -46,6 +50,8 @@ export interface StagedFile {
   /** Where apply.sh installs it; scripts that only run from staging have none. */
   target?: string;
   mode: string;
+  /** `false`: K3s picks the file up while running (manifests directory); placing it restarts nothing. */
+  restart?: boolean;
 }
 
 export interface NodeSecrets extends ClusterSecrets {
@@ -76,6 +82,8 @@ export interface NodePlan {
   postRegistrationLabels: Record<string, string>;
   /** Every staged file in one self-extracting script (bundle.ts): one copy per node. */
   bundle: { name: string; content: string; sha256: string };
+  /** Labels k3s-platform manages that this node must not carry (e.g. ServiceLB pool labels). */
+  removedLabels: string[];
   /** sha256 of what each step runs; used as the steps' triggers. */
   hashes: { osPrep: string; apply: string };
   /** `secrets` writes every secret file from one stdin document (secretsDocument). */
@@ -181,16 +189,22 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
       writeScript: renderKeepKeysWrite(ENCRYPTION_CONFIG_PATH, "0600"),
     });
   }
+  if (isServer) {
+    for (const m of serverManifests(config)) files.push({ name: m.name, content: m.content, target: m.target, mode: "0600", restart: false });
+  }
+  const template = containerdTemplateFile(config, node);
+  if (template) files.push({ ...template, mode: "0600" });
   files.push(...(ext.files ?? []));
   secretFiles.push(...(ext.secretFiles ?? []));
 
   const placements: Placement[] = files
     .filter((f): f is StagedFile & { target: string } => f.target !== undefined)
-    .map((f) => ({ staged: f.name, target: f.target, mode: f.mode }));
+    .map((f) => ({ staged: f.name, target: f.target, mode: f.mode, ...(f.restart === false ? { restart: false } : {}) }));
 
   const osPrep = renderOsPrepScript(config, node);
   const install = renderInstallScript(config, node);
-  const preInstall = role === "first-server" ? enableOnExistingClusterSnippet(config) : raw("");
+  // Agents join through the API VIP only once it answers (kube-vip comes up after the servers).
+  const preInstall = role === "first-server" ? enableOnExistingClusterSnippet(config) : role === "agent" ? vipWaitSnippet(config) : raw("");
   // The first server sees the running cluster's encryption state before anything is placed.
   const preflight = role === "first-server" ? encryptionModeGuard(config) : raw("");
   const apply = renderApplyScript(config, node, placements, secretFiles.map((s) => s.target), directories, preInstall, preflight);
@@ -212,7 +226,12 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
     sshUser,
     files,
     secretFiles,
-    postRegistrationLabels: splitNodeLabels(node.labels).postRegistration,
+    postRegistrationLabels: {
+      ...splitNodeLabels(node.labels).postRegistration,
+      ...serviceLbNodeLabels(config, node),
+      ...runtimeNodeLabels(node),
+    },
+    removedLabels: serviceLbLabelsToRemove(config, node),
     bundle: { name: BUNDLE_NAME, content: bundle, sha256: sha256(bundle) },
     hashes: { osPrep: sha256(osPrep), apply: sha256(applyInputs.join("\0")) },
     commands: {

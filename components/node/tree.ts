@@ -1,8 +1,8 @@
 import { ResolvedConfig, SecretKey } from "../config/schema";
-import { stringify } from "yaml";
 import { renderDns } from "../dns/render";
 import { keyedProvidersInUse, renderEncryptionConfig, renderRestartScript, renderVerifyScript, rotationPhases } from "../encryption/render";
-import { KubeObject } from "../kube/objects";
+import { toManifest } from "../kube/manifest";
+import { renderRuntimeClasses } from "../runtimes/render";
 import { renderTenants } from "../tenants/render";
 import { planCluster, PlanOptions } from "./plan";
 
@@ -11,10 +11,7 @@ export function placeholder(key: SecretKey): string {
   return `<redacted: secret k3s-platform:${key}>`;
 }
 
-/** Objects as one multi-document YAML file, the way `kubectl apply -f` reads them. */
-export function toManifest(objects: KubeObject[]): string {
-  return objects.map((o) => stringify(o, { lineWidth: 0, aliasDuplicateObjects: false })).join("---\n");
-}
+export { toManifest };
 
 /**
  * Every file each node would get, keyed `<node>/<file>` (secret files under `<node>/secrets/`,
@@ -60,6 +57,8 @@ export function renderTree(config: ResolvedConfig, secrets: ReadonlySet<SecretKe
   if (tenants.length) tree.set("k8s/tenants.yaml", toManifest(tenants));
   const dns = renderDns(config);
   if (dns.length) tree.set("k8s/dns.yaml", toManifest(dns));
+  const runtimes = renderRuntimeClasses(config);
+  if (runtimes.length) tree.set("k8s/runtimes.yaml", toManifest(runtimes));
   const enc = config.encryption;
   if (enc.enabled) {
     if (enc.mode === "custom") tree.set("encryption/encryption-config.yaml", renderEncryptionConfig(enc, stand.encryptionKeys));

@@ -1,6 +1,7 @@
 import { isIp } from "../config/net";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { API_PORT, CIS_SYSCTLS, nodeAddress } from "../k3s/render";
+import { runtimeChecks } from "../runtimes/render";
 import { heredocBody, joinShell, raw, Shell, sh } from "../shell/sh";
 
 /**
@@ -45,6 +46,12 @@ export function inboundPorts(config: ResolvedConfig, node: NodeConfig): Firewall
     }
   }
   ports.push({ port: "10250", proto: "tcp", why: "kubelet metrics and exec", sources: [...nodes, k3s.clusterCidr] });
+  // Embedded registry mirror (Spegel): every node serves the registry on 6443 and its peer-to-peer
+  // network on 5001, to the other nodes (docs.k3s.io installation/registry-mirror "Requirements").
+  if (k3s.embeddedRegistry) {
+    ports.push({ port: "5001", proto: "tcp", why: "embedded registry mirror (Spegel peer-to-peer)", sources: nodes });
+    if (node.role === "agent") ports.push({ port: String(API_PORT), proto: "tcp", why: "embedded registry mirror (registry API on agents)", sources: nodes });
+  }
   for (const p of flannelPorts(config)) ports.push({ ...p, sources: nodes });
   return ports;
 }
@@ -235,7 +242,7 @@ ${renderFirewall(config, ports)}
 
 # ---------------------------------------------------------------- SELinux
 ${renderSelinux(config)}
-
+${runtimeChecks(config, node)}
 log "done, $changes change(s)"
 `.text;
 }

@@ -54,6 +54,16 @@ if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-ac
   echo "apply[$NODE]: K3s is up to date"
   exit 0
 fi
+# The API VIP (kube-vip on the servers) must answer before this agent joins through it.
+VIP_URL=https://k3s.prod.example.com:6443/ping
+VIP_WAIT=300
+vip_deadline=$((SECONDS + VIP_WAIT))
+until curl -ksf --noproxy '*' --max-time 5 -o /dev/null "$VIP_URL"; do
+  if [ "$SECONDS" -ge "$vip_deadline" ]; then
+    fail "the API VIP $VIP_URL did not answer within ${VIP_WAIT}s (kube-vip on the servers: kubectl -n kube-system logs ds/kube-vip)"
+  fi
+  sleep 2
+done
 
 # Something K3s reads at start changed: restart even when the install script sees no change.
 INSTALL_K3S_FORCE_RESTART=true bash "$STAGING/install-k3s.sh"

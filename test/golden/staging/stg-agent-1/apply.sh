@@ -23,6 +23,7 @@ place() {
 place config.yaml /etc/rancher/k3s/config.yaml 0600
 place registries.yaml /etc/rancher/k3s/registries.yaml 0600
 place resolv.conf /etc/rancher/k3s/resolv.conf 0644
+place containerd.toml.tmpl /var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl 0600
 
 
 require_secret() {
@@ -32,7 +33,7 @@ require_secret /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml
 
 # Files an earlier apply placed that the plan no longer has are removed (a removed registryAuth
 # must not leave credentials behind). Only files listed in the manifest are ever removed.
-planned=(/etc/rancher/k3s/config.yaml /etc/rancher/k3s/registries.yaml /etc/rancher/k3s/resolv.conf /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml)
+planned=(/etc/rancher/k3s/config.yaml /etc/rancher/k3s/registries.yaml /etc/rancher/k3s/resolv.conf /var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml)
 if [ -f "$MANAGED" ]; then
   while IFS= read -r old; do
     [ -n "$old" ] || continue
@@ -50,7 +51,7 @@ fi
 install -d -m 0755 "$(dirname "$STATE")"
 printf '%s\n' "${planned[@]}" >"$MANAGED"
 
-fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/registries.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
+fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/registries.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
 if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
   echo "apply[$NODE]: K3s is up to date"
   exit 0

@@ -126,6 +126,14 @@ fw_from 10250 tcp 198.51.100.10
 fw_from 10250 tcp 198.51.100.20
 fw_from 10250 tcp 198.51.100.21
 fw_from 10250 tcp 10.52.0.0/16
+fw_unscope 5001/tcp
+fw_from 5001 tcp 198.51.100.10
+fw_from 5001 tcp 198.51.100.20
+fw_from 5001 tcp 198.51.100.21
+fw_unscope 6443/tcp
+fw_from 6443 tcp 198.51.100.10
+fw_from 6443 tcp 198.51.100.20
+fw_from 6443 tcp 198.51.100.21
 fw_unscope 8472/udp
 fw_from 8472 udp 198.51.100.10
 fw_from 8472 udp 198.51.100.20
@@ -166,6 +174,14 @@ ufw_from 10250 tcp 198.51.100.10
 ufw_from 10250 tcp 198.51.100.20
 ufw_from 10250 tcp 198.51.100.21
 ufw_from 10250 tcp 10.52.0.0/16
+ufw_unscope 5001/tcp
+ufw_from 5001 tcp 198.51.100.10
+ufw_from 5001 tcp 198.51.100.20
+ufw_from 5001 tcp 198.51.100.21
+ufw_unscope 6443/tcp
+ufw_from 6443 tcp 198.51.100.10
+ufw_from 6443 tcp 198.51.100.20
+ufw_from 6443 tcp 198.51.100.21
 ufw_unscope 8472/udp
 ufw_from 8472 udp 198.51.100.10
 ufw_from 8472 udp 198.51.100.20
@@ -182,6 +198,12 @@ fi
 # ---------------------------------------------------------------- SELinux
 if have getenforce && [ "$(getenforce)" != "Disabled" ]; then
   fail "SELinux is $(getenforce) on this host: set k3s.selinux: true so containerd runs with SELinux support"
+fi
+
+# ---------------------------------------------------------------- container runtimes
+# gpu: nvidia: K3s configures the nvidia runtimes only when it finds the binaries at start.
+if ! have nvidia-container-runtime && [ ! -x "$ROOT"/usr/local/nvidia/toolkit/nvidia-container-runtime ]; then
+  fail "nodes[].gpu is nvidia but nvidia-container-runtime is not installed: install the NVIDIA container toolkit (nvidia-container-runtime) and the driver"
 fi
 
 log "done, $changes change(s)"

@@ -129,6 +129,10 @@ fw_from 10250 tcp 198.51.100.10
 fw_from 10250 tcp 198.51.100.20
 fw_from 10250 tcp 198.51.100.21
 fw_from 10250 tcp 10.52.0.0/16
+fw_unscope 5001/tcp
+fw_from 5001 tcp 198.51.100.10
+fw_from 5001 tcp 198.51.100.20
+fw_from 5001 tcp 198.51.100.21
 fw_unscope 8472/udp
 fw_from 8472 udp 198.51.100.10
 fw_from 8472 udp 198.51.100.20
@@ -172,6 +176,10 @@ ufw_from 10250 tcp 198.51.100.10
 ufw_from 10250 tcp 198.51.100.20
 ufw_from 10250 tcp 198.51.100.21
 ufw_from 10250 tcp 10.52.0.0/16
+ufw_unscope 5001/tcp
+ufw_from 5001 tcp 198.51.100.10
+ufw_from 5001 tcp 198.51.100.20
+ufw_from 5001 tcp 198.51.100.21
 ufw_unscope 8472/udp
 ufw_from 8472 udp 198.51.100.10
 ufw_from 8472 udp 198.51.100.20

@@ -1,0 +1,102 @@
+import { EMBEDDED_REGISTRY_GA, hasFeature, missingFeature, releaseOf } from "../k3s/flags";
+import { LB_POOL_LABEL, SERVICELB_LABELS } from "../servicelb/pools";
+import { cidrContains, isCanonicalIp, normalizeHost } from "./net";
+import { StackConfig } from "./schema";
+
+type Path = ReadonlyArray<string | number>;
+type Report = (path: Path, message: string) => void;
+
+/**
+ * Cross-field checks of the add-on, VIP, registry-mirror and runtime settings (issue 14); called
+ * from crossFieldChecks with the same report/warn callbacks, so every problem carries its path.
+ */
+export function featureChecks(config: StackConfig, report: Report, warn: Report): void {
+  const { k3s, nodes } = config;
+  const disabled = (c: string) => (k3s.disable as string[]).includes(c);
+  const nodeNames = new Set(nodes.map((n) => n.name));
+
+  // --- Traefik
+  if (k3s.traefik && disabled("traefik")) {
+    report(["k3s", "traefik"], "Traefik values configure K3s' packaged Traefik, but k3s.disable lists traefik");
+  }
+
+  // --- ServiceLB pools
+  if (k3s.serviceLb) {
+    if (disabled("servicelb")) report(["k3s", "serviceLb"], "ServiceLB pools need K3s' ServiceLB, but k3s.disable lists servicelb");
+    const member = new Map<string, string>();
+    for (const [pool, members] of Object.entries(k3s.serviceLb.pools)) {
+      members.forEach((name, i) => {
+        const path = ["k3s", "serviceLb", "pools", pool, i];
+        if (!nodeNames.has(name)) return report(path, `no node named "${name}" (nodes: ${[...nodeNames].join(", ")})`);
+        const other = member.get(name);
+        if (other !== undefined) report(path, `node ${name} is already in pool "${other}" (a node carries one ${LB_POOL_LABEL} label)`);
+        else member.set(name, pool);
+      });
+    }
+  }
+  nodes.forEach((node, i) => {
+    for (const key of SERVICELB_LABELS) {
+      if (key in node.labels) report(["nodes", i, "labels", key], `${key} is managed by k3s.serviceLb.pools (one definition for the labels and the policy pack)`);
+    }
+  });
+
+  // --- API VIP
+  const vip = k3s.apiVip;
+  if (vip) {
+    nodes.forEach((node, i) => {
+      for (const [field, address] of [["host", node.host], ["nodeIp", node.nodeIp], ["externalIp", node.externalIp]] as const) {
+        if (address && isCanonicalIp(address) && normalizeHost(address) === normalizeHost(vip.address)) {
+          report(["k3s", "apiVip", "address"], `${vip.address} is nodes[${i}] (${node.name}).${field}; the VIP must be an unused address on the servers' network`);
+        }
+      }
+    });
+    for (const [name, range] of [["clusterCidr", k3s.clusterCidr], ["serviceCidr", k3s.serviceCidr]] as const) {
+      if (cidrContains(range, vip.address)) report(["k3s", "apiVip", "address"], `${vip.address} lies inside k3s.${name} ${range}`);
+    }
+    if (k3s.airgap.enabled) {
+      warn(["k3s", "apiVip", "image"], `air-gapped: ${vip.image} must be in an image tarball in k3s.airgap.imagesDir (or a reachable registry mirror), or agents never see the VIP`);
+    }
+    if (k3s.apiEndpoint && isCanonicalIp(k3s.apiEndpoint) && normalizeHost(k3s.apiEndpoint) !== normalizeHost(vip.address)) {
+      report(["k3s", "apiEndpoint"], `is ${k3s.apiEndpoint}, but k3s.apiVip.address is ${vip.address}: leave apiEndpoint unset (the VIP is used) or set a DNS name for the VIP`);
+    }
+  }
+
+  // --- embedded registry mirror (Spegel)
+  const mirrors = Object.entries(k3s.registries?.mirrors ?? {});
+  if (k3s.embeddedRegistry) {
+    if (mirrors.length === 0) {
+      report(["k3s", "embeddedRegistry"], "the embedded registry mirror only serves registries listed in registries.yaml: add k3s.registries.mirrors entries (e.g. docker.io: {}, or \"*\": {} for every registry)");
+    }
+    if (k3s.docker) report(["k3s", "embeddedRegistry"], "the embedded registry mirror works through K3s' containerd; k3s.docker is true");
+    const release = releaseOf(k3s);
+    if (release && !hasFeature(EMBEDDED_REGISTRY_GA, release)) {
+      warn(["k3s", "embeddedRegistry"], `the embedded registry mirror is experimental here: GA ${missingFeature(EMBEDDED_REGISTRY_GA, release)}`);
+    }
+  }
+  for (const [host, mirror] of mirrors) {
+    if (!mirror.endpoint && !k3s.embeddedRegistry) {
+      report(["k3s", "registries", "mirrors", host, "endpoint"], "a mirror without endpoints only makes sense with k3s.embeddedRegistry: true");
+    }
+  }
+
+  // --- runtimes
+  if (k3s.defaultRuntime?.startsWith("nvidia")) {
+    nodes.forEach((node, i) => {
+      if (node.gpu !== "nvidia") report(["nodes", i, "gpu"], `k3s.defaultRuntime is ${k3s.defaultRuntime} on every node, but ${node.name} does not declare gpu: nvidia (its pods would not start)`);
+    });
+  }
+  if (k3s.docker) {
+    const containerdOnly: Array<[string, boolean]> = [
+      ["snapshotter", k3s.snapshotter !== undefined],
+      ["containerdTemplate", k3s.containerdTemplate !== undefined],
+      ["defaultRuntime", k3s.defaultRuntime !== undefined],
+    ];
+    for (const [key, set] of containerdOnly) if (set) report(["k3s", key], `configures K3s' containerd, which k3s.docker: true replaces with cri-dockerd`);
+    nodes.forEach((node, i) => {
+      if (node.gpu) report(["nodes", i, "gpu"], "K3s configures the NVIDIA runtime in its containerd; with k3s.docker: true configure Docker's nvidia runtime instead");
+    });
+  }
+  if (k3s.containerdTemplate !== undefined && !k3s.containerdTemplate.includes('{{ template "base" . }}')) {
+    warn(["k3s", "containerdTemplate"], 'the template does not extend K3s\' base template ({{ template "base" . }}): it replaces the whole generated config, which then needs upkeep on every K3s upgrade');
+  }
+}
