@@ -20,7 +20,8 @@ export function buildProgram(program: ProgramConfig, stack: string, opts: pulumi
   if (config.tenants.length > 0 || renderDns(config).length > 0 || renderRuntimeClasses(config).length > 0) {
     const provider = new k8s.Provider(
       `${stack}-k8s`,
-      { kubeconfig: cluster.kubeconfig, enableServerSideApply: true },
+      // Secret explicitly: the provider would otherwise keep the credentials in its plain inputs.
+      { kubeconfig: pulumi.secret(cluster.kubeconfig), enableServerSideApply: true },
       { ...opts, dependsOn: cluster.ready },
     );
     new TenantNamespaces(`${stack}-tenants`, { config, provider }, opts);

@@ -6,7 +6,7 @@ import { join } from "node:path";
 
 /**
  * A real Kubernetes control plane on 127.0.0.1 for `npm run test:cluster`: etcd (Debian's
- * etcd-server), kube-apiserver and kube-controller-manager (namespace deletion, default service
+ * etcd-server), kube-apiserver and kube-controller-manager (namespace deletion, ResourceQuota status, default service
  * accounts) built by scripts/install-apiserver.sh. Free ports, self-made certificates, one
  * directory per run; stop() ends every process it started and removes the directory.
  * No nodes and no kubelet: Pods are admitted or refused but never run.
@@ -159,7 +159,7 @@ current-context: test
     this.start("kube-controller-manager", join(bin, "kube-controller-manager"), [
       `--kubeconfig=${this.kubeconfig}`, `--authentication-kubeconfig=${this.kubeconfig}`, `--authorization-kubeconfig=${this.kubeconfig}`,
       "--bind-address=127.0.0.1", `--secure-port=${kcmPort}`, "--leader-elect=false",
-      "--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token",
+      "--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token,resourcequota",
       `--service-account-private-key-file=${c("sa.key")}`, `--root-ca-file=${c("ca.crt")}`,
       "--use-service-account-credentials=false",
     ]);

@@ -70,7 +70,8 @@ export function inClusterProgram(config: ResolvedConfig, kubeconfig: string, sta
       const metadata = { ...(props.metadata ?? {}), annotations: { ...(props.metadata?.annotations ?? {}), "pulumi.com/skipAwait": "true" } };
       return { props: { ...args.props, metadata }, opts: args.opts };
     };
-    const provider = new k8s.Provider(`${stack}-k8s`, { kubeconfig, enableServerSideApply: true });
+    // Secret, as the product's kubeconfig output is (components/program.ts).
+    const provider = new k8s.Provider(`${stack}-k8s`, { kubeconfig: pulumi.secret(kubeconfig), enableServerSideApply: true });
     new TenantNamespaces(`${stack}-tenants`, { config, provider }, { transformations: [skipAwait] });
     new CoreDnsTuning(`${stack}-dns`, { config, provider }, { transformations: [skipAwait] });
     return {};
