@@ -6,8 +6,12 @@ import { encryptionKeys, SecretsEncryption } from "../encryption/component";
 import { EncryptionKeys, EncryptionStatus } from "../encryption/render";
 import { RegistryAuth } from "../k3s/render";
 import { Connection, K3sNode } from "../node/component";
-import { ClusterPlan, NodeSecrets, PlanOptions, planCluster, rewriteKubeconfig, sha256 } from "../node/plan";
+import { ClusterPlan, NodeSecrets, PlanOptions, planCluster, rewriteKubeconfig, sha256, stdinScriptCommand } from "../node/plan";
 import { joinShell, sh } from "../shell/sh";
+import { createTeardowns } from "../decommission/component";
+import { renderInventoryScript } from "../decommission/render";
+import { createCertificateChecks, createCertificateRotation, createTokenRotation, RotationNode } from "../rotation/component";
+import { CertificateExpiry } from "../rotation/render";
 
 export interface K3sClusterArgs {
   config: ResolvedConfig;
@@ -96,6 +100,8 @@ export class K3sCluster extends pulumi.ComponentResource {
   readonly registered: pulumi.Output<string[]>;
   /** `k3s secrets-encrypt status` (or the custom config check) after bootstrap; undefined when off. */
   readonly encryptionStatus?: pulumi.Output<EncryptionStatus>;
+  /** `k3s certificate check` per server: every certificate and the one that expires first. */
+  readonly certificateExpiry: pulumi.Output<Record<string, CertificateExpiry>>;
 
   constructor(name: string, args: K3sClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     // Only the validated, secret-free config is registered as inputs: policies read it.
@@ -108,11 +114,13 @@ export class K3sCluster extends pulumi.ComponentResource {
     this.ready = built.ready;
     this.registered = pulumi.output(built.ready).apply((all) => pulumi.all(all.map((r) => r.urn)));
     this.encryptionStatus = built.encryptionStatus;
+    this.certificateExpiry = built.certificateExpiry;
     // `nodes` keeps the program running until every batch is declared; a failure there fails it.
     this.registerOutputs({
       kubeconfig: this.kubeconfig,
       apiEndpoint: this.apiEndpoint,
       encryptionStatus: this.encryptionStatus,
+      certificateExpiry: this.certificateExpiry,
       nodes: this.nodes.then((n) => n.length),
     });
   }
@@ -138,6 +146,11 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     }),
   ) as pulumi.Output<NodeSecrets>;
 
+  // A new token is rotated on the first server before any drop-in holds it (rotation/render.ts).
+  const firstPlan = plan.nodes[0]!;
+  const firstRotation: RotationNode = { plan: firstPlan, connection: nodeConnection(config, firstPlan.node, args.sshPrivateKey) };
+  const tokenRotation = createTokenRotation(name, config, firstRotation, token, parent);
+
   const declared: K3sNode[] = [];
   const serverApplies: pulumi.Resource[] = [];
   const declare = (nodePlan: ClusterPlan["nodes"][number]) => {
@@ -145,7 +158,13 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     // for the last server, so servers join strictly one at a time and agents in parallel.
     const node = new K3sNode(
       `${name}-${nodePlan.node.name}`,
-      { plan: nodePlan, connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey), secrets, after: serverApplies.slice(-1) },
+      {
+        plan: nodePlan,
+        connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey),
+        secrets,
+        after: serverApplies.slice(-1),
+        secretsAfter: [tokenRotation],
+      },
       { parent },
     );
     if (nodePlan.node.role === "server") serverApplies.push(node.apply);
@@ -201,5 +220,32 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       { parent },
     ).status;
   }
-  return { plan, nodes, kubeconfig, ready, encryptionStatus };
+
+  // Removal (decommission/render.ts): armed teardowns, and a warning for nodes removed without one.
+  createTeardowns(name, config, (n) => nodeConnection(config, n, args.sshPrivateKey), parent);
+  const inventory = renderInventoryScript(config);
+  new command.remote.Command(
+    `${name}-node-inventory`,
+    {
+      connection: firstConnection,
+      create: stdinScriptCommand(firstPlan.sshUser),
+      update: stdinScriptCommand(firstPlan.sshUser),
+      stdin: inventory,
+      triggers: [sha256(inventory)],
+      addPreviousOutputInEnv: false,
+    },
+    { parent, dependsOn: applies },
+  );
+
+  // Certificates: the rotation (one-shot, servers one at a time, then agents), then the expiry check.
+  const rotationNodes: RotationNode[] = plan.nodes.map((n) => ({ plan: n, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
+  const rotated = createCertificateRotation(name, config, rotationNodes, serverApplies.slice(-1), parent);
+  const certificateExpiry = createCertificateChecks(
+    name,
+    config,
+    rotationNodes.filter((n) => n.plan.node.role === "server"),
+    rotated,
+    parent,
+  );
+  return { plan, nodes, kubeconfig, ready, encryptionStatus, certificateExpiry };
 }

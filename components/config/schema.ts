@@ -431,6 +431,12 @@ export const nodeSchema = z.strictObject({
   /** Raspberry Pi boards need cgroup flags on the kernel command line. */
   raspberryPi: z.boolean().default(false),
   ssh: nodeSshSchema.default({}),
+  /**
+   * Removal, step 1 of 2 (README "Removing a node"): `true` arms the teardown (drain, delete the
+   * Node, uninstall K3s) and stops installing or changing anything on the node; deleting the entry
+   * on a later `up` runs the teardown. `false` disarms it; never delete the line to disarm.
+   */
+  decommission: z.boolean().optional(),
 });
 
 // ---------------------------------------------------------------- secrets encryption
@@ -715,6 +721,13 @@ export const stackSchema = z.strictObject({
   encryption: encryptionSchema.prefault({}),
   tenants: z.array(tenantSchema).default([]),
   dns: dnsSchema.prefault({}),
+  /** Client and server certificates (README "Rotating the token / certificates"). */
+  certificates: z
+    .strictObject({
+      /** Bump (a counter or a date) to rotate every server's certificates, one server at a time. */
+      rotation: z.union([singleLine().min(1), z.number()]).optional(),
+    })
+    .optional(),
 });
 
 export type StackInput = z.input<typeof stackSchema>;

@@ -17,6 +17,7 @@ import { kubeResourceName } from "../kube/objects";
 import { nodeChildNames } from "../node/names";
 import { finalNodeFlags, planCluster } from "../node/plan";
 import { renderTenant } from "../tenants/render";
+import { decommissionChecks } from "../decommission/validate";
 import { featureChecks } from "./feature-checks";
 import { classifyNodeLabel } from "./labels";
 import { cidrContains, cidrsOverlap, isCanonicalIp, normalizeHost } from "./net";
@@ -273,6 +274,7 @@ export function crossFieldChecks(config: StackConfig, report: Report, warn: Repo
   encryptionChecks(config, report);
   tenantChecks(config, report);
   dnsChecks(config, report);
+  decommissionChecks(config, report);
 }
 
 function encryptionChecks(config: StackConfig, report: Report): void {

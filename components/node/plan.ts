@@ -26,7 +26,9 @@ import { vipWaitSnippet } from "../kube-vip/render";
 import { containerdTemplateFile, serverManifests } from "../manifests/render";
 import { runtimeNodeLabels } from "../runtimes/render";
 import { serviceLbLabelsToRemove, serviceLbNodeLabels } from "../servicelb/pools";
-import { raw, Shell, sh } from "../shell/sh";
+import { joinShell, raw, Shell, sh } from "../shell/sh";
+import { managedNodes } from "../decommission/render";
+import { rejoinSnippet } from "../decommission/rejoin";
 import { BUNDLE_NAME, renderBundle, secretsDocument, secretsWriteScript } from "./bundle";
 import { renderUpstreamResolvConf } from "../dns/render";
 import {
@@ -92,8 +94,10 @@ export interface NodePlan {
 
 export interface ClusterPlan {
   topology: ClusterTopology;
-  /** Servers in join order (first server first), then agents. */
+  /** Servers in join order (first server first), then agents; nodes armed for removal are left out. */
   nodes: NodePlan[];
+  /** Entries with `decommission: true`: nothing is installed or changed on them any more. */
+  decommissioned: NodeConfig[];
   kubeconfigCommand: string;
 }
 
@@ -205,8 +209,9 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
   const install = renderInstallScript(config, node);
   // Agents join through the API VIP only once it answers (kube-vip comes up after the servers).
   const preInstall = role === "first-server" ? enableOnExistingClusterSnippet(config) : role === "agent" ? vipWaitSnippet(config) : raw("");
-  // The first server sees the running cluster's encryption state before anything is placed.
-  const preflight = role === "first-server" ? encryptionModeGuard(config) : raw("");
+  // The first server sees the running cluster's encryption state before anything is placed, and
+  // joins a running cluster instead of initialising one when its data directory is empty (rebuild).
+  const preflight = role === "first-server" ? joinShell([encryptionModeGuard(config), rejoinSnippet(config)]) : raw("");
   const apply = renderApplyScript(config, node, placements, secretFiles.map((s) => s.target), directories, preInstall, preflight);
   files.push(
     { name: "os-prep.sh", content: osPrep, mode: "0700" },
@@ -245,13 +250,15 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
 
 export function planCluster(config: ResolvedConfig, options: PlanOptions = {}): ClusterPlan {
   const topology = clusterTopology(config);
-  const servers = config.nodes.filter((n) => n.role === "server");
+  const managed = managedNodes(config);
+  const servers = managed.filter((n) => n.role === "server");
   // The first server in config order initialises the cluster; the others join in config order.
-  const ordered = [...servers, ...config.nodes.filter((n) => n.role === "agent")];
+  const ordered = [...servers, ...managed.filter((n) => n.role === "agent")];
   const first = planNode(config, topology.firstServer, options);
   return {
     topology,
     nodes: ordered.map((n) => (n === topology.firstServer ? first : planNode(config, n, options))),
+    decommissioned: config.nodes.filter((n) => n.decommission === true),
     kubeconfigCommand: asRoot(first.sshUser, sh`cat ${PATHS.kubeconfig}`).text,
   };
 }
