@@ -1,7 +1,7 @@
 import { ResolvedConfig } from "../config/schema";
 import { API_PORT, clusterTopology, nodeAddress } from "../k3s/render";
 import { raw, Shell, sh } from "../shell/sh";
-import { managedNodes } from "./render";
+import { managedNodes } from "./nodes";
 
 /**
  * Rebuilding the first server (README "Rebuilding a node"), pure.
@@ -40,7 +40,8 @@ export function rejoinSnippet(config: ResolvedConfig): Shell {
   const peers = peerServerUrls(config);
   const dropIn = sh`"$ROOT"${JOIN_DROPIN}`;
   const probe = peers.length
-    ? sh`for peer in ${peers}; do
+    ? sh`# shellcheck disable=SC2043 # one other server is a list of one
+  for peer in ${peers}; do
     # K3s serves its CA bundle at /cacerts to anyone (a joining node fetches it before trusting).
     if command -v curl >/dev/null 2>&1; then
       answer="$(curl -ksS --max-time ${PROBE_TIMEOUT_SECONDS} "$peer/cacerts" 2>/dev/null || true)"

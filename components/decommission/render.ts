@@ -1,6 +1,8 @@
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { binDir } from "../k3s/install";
 import { clusterTopology } from "../k3s/render";
+import { NO_OP_UPDATE } from "../encryption/once";
+import { asRoot } from "../node/plan";
 import { raw, Shell, sh } from "../shell/sh";
 
 /**
@@ -63,9 +65,42 @@ export function teardownPlans(config: ResolvedConfig): TeardownPlan[] {
     });
 }
 
-/** Nodes the cluster still manages: every entry not armed for removal. */
-export function managedNodes(config: ResolvedConfig): NodeConfig[] {
-  return config.nodes.filter((n) => n.decommission !== true);
+export { managedNodes } from "./nodes";
+
+/** A teardown command as the component declares it (names without the `<stack>-` prefix). */
+export interface TeardownCommand {
+  name: string;
+  /** The host it runs on (its connection). */
+  on: NodeConfig;
+  create: string;
+  update: string;
+  delete: string;
+  dependsOn: string[];
+}
+
+/** Runs a generated script as root, given as one argument (`delete` has no stdin of its own). */
+function asRootScript(user: string, script: string): string {
+  return asRoot(user, sh`bash -c ${script}`).text;
+}
+
+/** Both commands of every teardown, uninstall first (drain depends on it: deleted, so run, first). */
+export function teardownCommands(config: ResolvedConfig): TeardownCommand[] {
+  return teardownPlans(config).flatMap((t) => {
+    const nodeUser = t.node.ssh.user ?? config.ssh.user;
+    const serverUser = t.drainServer.ssh.user ?? config.ssh.user;
+    const uninstall = `${t.node.name}-${TEARDOWN_CHILDREN.uninstall}`;
+    return [
+      { name: uninstall, on: t.node, create: asRootScript(nodeUser, t.armScript), update: NO_OP_UPDATE, delete: asRootScript(nodeUser, t.uninstallScript), dependsOn: [] },
+      {
+        name: `${t.node.name}-${TEARDOWN_CHILDREN.drain}`,
+        on: t.drainServer,
+        create: asRootScript(serverUser, t.armScript),
+        update: NO_OP_UPDATE,
+        delete: asRootScript(serverUser, t.drainScript),
+        dependsOn: [uninstall],
+      },
+    ];
+  });
 }
 
 const SCRIPT = (what: string, node: NodeConfig, body: Shell) => sh`#!/usr/bin/env bash

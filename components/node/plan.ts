@@ -27,7 +27,7 @@ import { containerdTemplateFile, serverManifests } from "../manifests/render";
 import { runtimeNodeLabels } from "../runtimes/render";
 import { serviceLbLabelsToRemove, serviceLbNodeLabels } from "../servicelb/pools";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
-import { managedNodes } from "../decommission/render";
+import { managedNodes } from "../decommission/nodes";
 import { rejoinSnippet } from "../decommission/rejoin";
 import { BUNDLE_NAME, renderBundle, secretsDocument, secretsWriteScript } from "./bundle";
 import { renderUpstreamResolvConf } from "../dns/render";

@@ -2,17 +2,9 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ResolvedConfig } from "../config/schema";
-import { guardOnce, NO_OP_UPDATE } from "../encryption/once";
 import { Connection } from "../node/component";
 import { NodePlan, sha256, stdinScriptCommand } from "../node/plan";
-import {
-  CertificateExpiry,
-  parseCertificateCheck,
-  renderCertificateCheckScript,
-  renderCertificateRotateScript,
-  renderTokenRotateScript,
-  tokenFingerprint,
-} from "./render";
+import { CertificateExpiry, certificateRotationSteps, parseCertificateCheck, renderCertificateCheckScript, tokenFingerprint, tokenRotateStep } from "./render";
 
 export interface RotationNode {
   plan: NodePlan;
@@ -20,8 +12,9 @@ export interface RotationNode {
 }
 
 /**
- * The token-rotate step (render.ts): on the first server, before any node's secrets write.
- * Its only trigger is the salted fingerprint of the token, secret in state.
+ * The token-rotate step (render.ts): on the first server, before any node's secrets write. Its
+ * only trigger is the salted fingerprint of the token, secret in state; other changes are a
+ * no-op Update (one-shot, as encryption/once.ts).
  */
 export function createTokenRotation(
   name: string,
@@ -32,14 +25,14 @@ export function createTokenRotation(
 ): command.remote.Command {
   const salt = new random.RandomPassword(`${name}-token-salt`, { length: 32, special: false }, { parent });
   const fingerprint = pulumi.secret(pulumi.all([salt.result, token]).apply(([s, t]) => [tokenFingerprint(s, t)]));
+  const step = pulumi.output(token).apply((t) => tokenRotateStep(config, first.plan, t));
   return new command.remote.Command(
     `${name}-token-rotate`,
     {
       connection: first.connection,
       create: stdinScriptCommand(first.plan.sshUser),
-      // One-shot: only a new token (the trigger) runs it again; other changes are a no-op Update.
-      update: NO_OP_UPDATE,
-      stdin: pulumi.secret(pulumi.output(token).apply((t) => renderTokenRotateScript(config, first.plan.node, t))),
+      update: step.update,
+      stdin: pulumi.secret(step.stdin),
       triggers: fingerprint,
       addPreviousOutputInEnv: false,
     },
@@ -48,8 +41,8 @@ export function createTokenRotation(
 }
 
 /**
- * `certificates.rotation`: one-shot steps, servers one after another, then the agents (each after
- * the last server). Returns the last step of each chain, for what must wait for the rotation.
+ * `certificates.rotation`: one-shot steps, servers one after another, then the agents. Returns
+ * what must wait for the rotation (the last steps, or `after` when there is none).
  */
 export function createCertificateRotation(
   name: string,
@@ -58,26 +51,22 @@ export function createCertificateRotation(
   after: pulumi.Resource[],
   parent: pulumi.Resource,
 ): pulumi.Resource[] {
-  const rotation = config.certificates?.rotation;
-  if (rotation === undefined) return after;
-  const value = String(rotation);
-  const step = (n: RotationNode, dependsOn: pulumi.Resource[]) =>
-    new command.remote.Command(
-      `${name}-${n.plan.node.name}-rotate-certificates`,
-      {
-        connection: n.connection,
-        create: stdinScriptCommand(n.plan.sshUser),
-        update: NO_OP_UPDATE,
-        stdin: guardOnce("certificate-rotation", value, renderCertificateRotateScript(n.plan.node)),
-        triggers: [value],
-        addPreviousOutputInEnv: false,
-      },
-      { parent, dependsOn },
+  const steps = certificateRotationSteps(config, nodes.map((n) => n.plan));
+  if (steps.length === 0) return after;
+  const created = new Map<string, command.remote.Command>();
+  const connectionOf = new Map(nodes.map((n) => [n.plan.node.name, n.connection]));
+  for (const s of steps) {
+    created.set(
+      s.name,
+      new command.remote.Command(
+        `${name}-${s.name}`,
+        { connection: connectionOf.get(s.on.name)!, create: s.create, update: s.update, stdin: s.stdin, triggers: s.triggers, addPreviousOutputInEnv: false },
+        { parent, dependsOn: s.dependsOn.length ? s.dependsOn.map((d) => created.get(d)!) : after },
+      ),
     );
-  let previous = after;
-  for (const server of nodes.filter((n) => n.plan.node.role === "server")) previous = [step(server, previous)];
-  const agents = nodes.filter((n) => n.plan.node.role !== "server").map((agent) => step(agent, previous));
-  return [...previous, ...agents];
+  }
+  const dependedOn = new Set(steps.flatMap((s) => s.dependsOn));
+  return steps.filter((s) => !dependedOn.has(s.name)).map((s) => created.get(s.name)!);
 }
 
 /** Per server: `k3s certificate check`, re-read after a re-apply or a rotation. */
