@@ -13,6 +13,7 @@ import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../compon
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/k3s/flags";
 import { NODE_CHILDREN } from "../components/node/names";
 import { LB_POOL_LABEL, lbPools } from "../components/servicelb/pools";
+import { decommissionChecks } from "../components/decommission/validate";
 
 /**
  * k3s-platform's CrossGuard policies. They read what the program registers: the K3sCluster
@@ -68,7 +69,8 @@ function prodPolicy(name: string, description: string, check: ClusterCheck, conf
   }, configSchema);
 }
 
-const servers = (c: ResolvedConfig) => c.nodes.filter((n) => n.role === "server");
+/** Servers the cluster keeps: entries armed for removal (`decommission: true`) are leaving. */
+const servers = (c: ResolvedConfig) => c.nodes.filter((n) => n.role === "server" && n.decommission !== true);
 
 function parseVersion(v: string): [number, number, number] | undefined {
   const m = /^v(\d+)\.(\d+)\.(\d+)\+k3s\d+$/.exec(v);
@@ -176,6 +178,17 @@ const oddServerCount = clusterPolicy(
   (config, _args, report) => {
     const n = servers(config).length;
     if (config.k3s.datastore.type === "etcd" && n > 1 && n % 2 === 0) report(`${n} servers: etcd tolerates no more failures than with ${n - 1}`);
+  },
+);
+
+const decommissionQuorum = clusterPolicy(
+  "decommission-keeps-quorum",
+  "Node removal keeps etcd quorum: never the last server, at most floor((n-1)/2) of n servers decommissioned at once, an odd number left in prod.",
+  "mandatory",
+  (config, _args, report) => {
+    const issues: string[] = [];
+    decommissionChecks(config, (_path, message) => issues.push(message));
+    for (const message of issues) report(message);
   },
 );
 
@@ -511,12 +524,16 @@ function applySteps(resources: PolicyResource[], roles: string[], nodes = nodeRo
 
 const serversOneAtATime: StackValidationPolicy = {
   name: "servers-restart-one-at-a-time",
-  description: "Every step that restarts a K3s server (apply, encryption restarts) is ordered against every other, so two servers never restart at once.",
+  description: "Every step that restarts a K3s server (apply, encryption restarts, certificate rotation) is ordered against every other, so two servers never restart at once.",
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
+    const nodes = nodeRoles(args.resources);
+    const serverNames = new Set(args.resources.filter((r) => r.type === TYPES.node && nodes.get(r.urn) !== "agent").map((r) => r.name));
     const restarts = [
-      ...applySteps(args.resources, ["first-server", "server"]),
+      ...applySteps(args.resources, ["first-server", "server"], nodes),
       ...args.resources.filter((r) => r.type === TYPES.command && /-restart-/.test(r.name)),
+      // Certificate rotation stops and starts K3s (rotation/render.ts): `<node>-rotate-certificates`.
+      ...args.resources.filter((r) => r.type === TYPES.command && serverNames.has(r.name.replace(/-rotate-certificates$/, "")) && r.name.endsWith("-rotate-certificates")),
     ];
     const ancestors = ancestorsOf();
     const before = new Map(restarts.map((r) => [r.urn, ancestors(r)]));
@@ -572,6 +589,7 @@ export const policies: Policy[] = [
   prodHardening,
   prodPinnedVersion,
   oddServerCount,
+  decommissionQuorum,
   restrictedLabels,
   finalFlagsCis,
   finalFlagsSafe,

@@ -212,13 +212,11 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     fetched.stdout.apply((raw) => rewriteKubeconfig(raw, plan.topology.apiEndpoint, name)),
   );
   let encryptionStatus: pulumi.Output<EncryptionStatus> | undefined;
+  let encryption: SecretsEncryption | undefined;
   if (config.encryption.enabled) {
     const serverConnections = servers.map((n) => ({ name: n.node.name, user: n.sshUser, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
-    encryptionStatus = new SecretsEncryption(
-      `${name}-encryption`,
-      { config, plan, servers: serverConnections, after: serverApplies, keys },
-      { parent },
-    ).status;
+    encryption = new SecretsEncryption(`${name}-encryption`, { config, plan, servers: serverConnections, after: serverApplies, keys }, { parent });
+    encryptionStatus = encryption.status;
   }
 
   // Removal (decommission/render.ts): armed teardowns, and a warning for nodes removed without one.
@@ -239,7 +237,8 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
 
   // Certificates: the rotation (one-shot, servers one at a time, then agents), then the expiry check.
   const rotationNodes: RotationNode[] = plan.nodes.map((n) => ({ plan: n, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
-  const rotated = createCertificateRotation(name, config, rotationNodes, serverApplies.slice(-1), parent);
+  // After the encryption steps too: their restarts and these must never overlap.
+  const rotated = createCertificateRotation(name, config, rotationNodes, [...serverApplies.slice(-1), ...(encryption ? [encryption.done] : [])], parent);
   const certificateExpiry = createCertificateChecks(
     name,
     config,

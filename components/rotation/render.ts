@@ -78,7 +78,8 @@ fi
 say "k3s token rotate"
 # The old token goes through the environment (K3S_TOKEN); K3s takes the new one only as a flag.
 K3S_TOKEN="$current" k3s token rotate --new-token "$new_password"
-install -d -m 0700 "$(dirname "$MARKER")"
+# mkdir -p, not install -d: the state directory keeps its 0755 (the SSH user reaches staging in it).
+mkdir -p "$(dirname "$MARKER")"
 (umask 077; printf '%s' "$want" >"$MARKER")
 say "rotated; servers restart with the new token one at a time, then agents"`,
   );
