@@ -10,7 +10,7 @@ import type {
 import { classifyNodeLabel } from "../components/config/labels";
 import { cidrContains, cidrsOverlap, isIp } from "../components/config/net";
 import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
-import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/k3s/flags";
+import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/config/flags";
 import { NODE_CHILDREN } from "../components/node/names";
 import { LB_POOL_LABEL, lbPools } from "../components/servicelb/pools";
 

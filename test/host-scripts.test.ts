@@ -7,7 +7,7 @@ import { ResolvedConfig, StackInput } from "../components/config/schema";
 import { loadStackConfig } from "../components/config/validate";
 import { renderReencryptScript, renderRestartScript, renderVerifyScript, rotationPhases } from "../components/encryption/render";
 import { K3S_IMAGES_DIR, renderInstallScript } from "../components/k3s/install";
-import { PATHS } from "../components/k3s/render";
+import { PATHS } from "../components/k3s/paths";
 import { NodePlan, planCluster, planNode } from "../components/node/plan";
 import { postRegistrationLabelCommand } from "../components/cluster/component";
 import { inboundPorts, kernelModules } from "../components/os-prep/render";

@@ -1,4 +1,4 @@
-import { EMBEDDED_REGISTRY_GA, hasFeature, missingFeature, releaseOf } from "../k3s/flags";
+import { EMBEDDED_REGISTRY_GA, hasFeature, missingFeature, releaseOf } from "./flags";
 import { LB_POOL_LABEL, SERVICELB_LABELS } from "../servicelb/pools";
 import { cidrContains, isCanonicalIp, normalizeHost } from "./net";
 import { StackConfig } from "./schema";

@@ -12,7 +12,7 @@ import {
   releaseOf,
   SERVER_FLAGS,
   versionGaps,
-} from "../k3s/flags";
+} from "./flags";
 import { kubeResourceName } from "../kube/objects";
 import { nodeChildNames } from "../node/names";
 import { finalNodeFlags, planCluster } from "../node/plan";

@@ -1,8 +1,13 @@
 import { stringify } from "yaml";
+import type { NodeContext } from "../config/context";
 import { EncryptionConfig, FlagValue, KEYED_PROVIDERS, KeyedProvider, ResolvedConfig } from "../config/schema";
-import { hasSubcommand } from "../k3s/flags";
+import { hasSubcommand } from "../config/flags";
+import type { EncryptionKeys } from "../config/secrets";
+import { PATHS } from "../k3s/paths";
+import { ENCRYPTION_PHASES } from "../names";
+import type { Contribution } from "../plan/contribution";
 import { raw, Shell, sh } from "../shell/sh";
-import { ENCRYPTION_WRITE_RECORD } from "./keep-keys";
+import { ENCRYPTION_WRITE_RECORD, renderKeepKeysWrite } from "./keep-keys";
 
 /**
  * Secrets encryption at rest, pure: the server flags, the EncryptionConfiguration (custom mode),
@@ -10,16 +15,9 @@ import { ENCRYPTION_WRITE_RECORD } from "./keep-keys";
  */
 
 export const ENCRYPTION_CONFIG_PATH = "/etc/rancher/k3s/encryption-config.yaml";
-/** K3s config.yaml (as in k3s/render PATHS; not imported to keep this module free of k3s/render). */
-const CONFIG_YAML_PATH = "/etc/rancher/k3s/config.yaml";
+const CONFIG_YAML_PATH = PATHS.configYaml;
 export const ENABLE_PENDING_MARKER = "/var/lib/k3s-platform/encryption-reencrypt-pending";
 
-export interface EncryptionKey {
-  name: string;
-  /** base64 of 32 random bytes */
-  secret: string;
-}
-export type EncryptionKeys = Partial<Record<KeyedProvider, EncryptionKey[]>>;
 
 /** Keyed providers the custom configuration uses (each needs at least one key). */
 export function keyedProvidersInUse(enc: EncryptionConfig): KeyedProvider[] {
@@ -137,11 +135,11 @@ echo "encryption: \${#resources[@]} resource type(s) re-written with the first k
 export function rotationPhases(config: ResolvedConfig): RotationPhase[] {
   const enc = config.encryption;
   if (!enc.enabled || enc.rotation === undefined) return [];
-  if (enc.mode === "custom") return [{ name: "reencrypt", script: renderReencryptScript(enc) }];
+  if (enc.mode === "custom") return [{ name: ENCRYPTION_PHASES.reencrypt, script: renderReencryptScript(enc) }];
   if (supportsRotateKeys(config.k3s.version, config.k3s.channel)) {
     return [
       {
-        name: "rotate-keys",
+        name: ENCRYPTION_PHASES.rotateKeys,
         script: SCRIPT(sh`k3s secrets-encrypt rotate-keys
 ${WAIT_FOR_STAGE("reencrypt_finished")}
 echo "encryption: keys rotated and secrets re-encrypted"`),
@@ -149,9 +147,9 @@ echo "encryption: keys rotated and secrets re-encrypted"`),
     ];
   }
   return [
-    { name: "prepare", script: SCRIPT(sh`k3s secrets-encrypt prepare\n${WAIT_FOR_STAGE("prepare")}`) },
-    { name: "rotate", script: SCRIPT(sh`k3s secrets-encrypt rotate\n${WAIT_FOR_STAGE("rotate")}`) },
-    { name: "reencrypt", script: SCRIPT(sh`k3s secrets-encrypt reencrypt\n${WAIT_FOR_STAGE("reencrypt_finished")}`) },
+    { name: ENCRYPTION_PHASES.prepare, script: SCRIPT(sh`k3s secrets-encrypt prepare\n${WAIT_FOR_STAGE("prepare")}`) },
+    { name: ENCRYPTION_PHASES.rotate, script: SCRIPT(sh`k3s secrets-encrypt rotate\n${WAIT_FOR_STAGE("rotate")}`) },
+    { name: ENCRYPTION_PHASES.reencrypt, script: SCRIPT(sh`k3s secrets-encrypt reencrypt\n${WAIT_FOR_STAGE("reencrypt_finished")}`) },
   ];
 }
 
@@ -295,5 +293,35 @@ export function parseEncryptionStatus(stdout: string, mode: "k3s" | "custom"): E
     stage: get("stage") as string | undefined,
     activeKey: get("activeKey") as string | undefined,
     hashesMatch: get("hashMatch") as boolean | undefined,
+  };
+}
+
+/** The encryption config's name among the node's secret files. */
+export const ENCRYPTION_CONFIG_FILE = "encryption-config";
+
+/**
+ * encryption concern: every server gets the flags (and, in custom mode, the EncryptionConfiguration
+ * as a secret file that keeps deployed keys); the first server guards the running cluster's mode
+ * before anything is placed and switches encryption on for a running cluster before K3s restarts.
+ */
+export function contribute(ctx: NodeContext): Contribution {
+  const { config, node, role } = ctx;
+  if (node.role !== "server") return {};
+  const enc = config.encryption;
+  return {
+    flags: encryptionServerFlags(config),
+    secretFiles:
+      enc.enabled && enc.mode === "custom"
+        ? [
+            {
+              name: ENCRYPTION_CONFIG_FILE,
+              target: ENCRYPTION_CONFIG_PATH,
+              mode: "0600",
+              render: (s) => renderEncryptionConfig(enc, s.encryptionKeys ?? {}),
+              writeScript: renderKeepKeysWrite(ENCRYPTION_CONFIG_PATH, "0600"),
+            },
+          ]
+        : [],
+    ...(role === "first-server" ? { preflight: encryptionModeGuard(config), preInstall: enableOnExistingClusterSnippet(config) } : {}),
   };
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { ResolvedConfig, StackInput } from "../../components/config/schema";
 import { loadStackConfig } from "../../components/config/validate";
 import { STAGING_DIR } from "../../components/k3s/install";
-import { PATHS } from "../../components/k3s/render";
+import { PATHS } from "../../components/k3s/paths";
 import { ClusterPlan, NodeSecrets, planCluster } from "../../components/node/plan";
 import { REPO } from "../helpers/samples";
 import { parse } from "yaml";

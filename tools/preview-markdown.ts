@@ -1,4 +1,4 @@
-import { NODE_CHILDREN } from "../node/names";
+import { NODE_CHILDREN, parseUrn, TYPES } from "../components/names";
 
 /**
  * Turns `pulumi preview --json` output (a PreviewDigest) and, optionally, the engine event log
@@ -47,19 +47,13 @@ export const SECRET_MARK = "[secret]";
 /** Pulumi's wire signatures (sdk/go/common/resource/sig): the key, and its secret/asset values. */
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-const NODE_TYPE = "k3s-platform:index:K3sNode";
+const NODE_TYPE = TYPES.node;
 /** K3sNode child names this summary explains. */
 export const NODE_STEPS = { bundle: NODE_CHILDREN.bundle, secrets: NODE_CHILDREN.secrets } as const;
 const REPLACING = new Set(["replace", "create-replacement", "delete-replaced"]);
 const OP_ORDER = ["create", "update", "replace", "delete", "read", "import", "same"];
 
-/** `urn:pulumi:stack::project::parent$child$type::name` → its type and name. */
-export function parseUrn(urn: string): { type: string; name: string; parents: string[] } {
-  const parts = urn.split("::");
-  const qualified = parts[2] ?? "";
-  const chain = qualified.split("$");
-  return { type: chain[chain.length - 1] ?? "", name: parts.slice(3).join("::"), parents: chain.slice(0, -1) };
-}
+export { parseUrn };
 
 /** Reads the engine event log (one JSON event per line) and keeps the policy violations. */
 /**
