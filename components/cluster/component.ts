@@ -3,11 +3,16 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { encryptionKeys, SecretsEncryption } from "../encryption/component";
-import { EncryptionKeys, EncryptionStatus } from "../encryption/render";
-import { RegistryAuth } from "../k3s/render";
-import { Connection, K3sNode } from "../node/component";
-import { ClusterPlan, NodeSecrets, PlanOptions, planCluster, rewriteKubeconfig, sha256, stdinScriptCommand } from "../node/plan";
+import type { EncryptionKeys, NodeSecrets, RegistryAuth } from "../config/secrets";
+import { EncryptionStatus } from "../encryption/render";
+import { childName, CLUSTER_CHILDREN, nodeResourceName, TYPES } from "../names";
+import { K3sNode } from "../node/component";
+import { rewriteKubeconfig } from "../node/kubeconfig";
+import { sha256 } from "../plan/hash";
+import { ClusterPlan, planCluster } from "../plan/node";
+import type { Connection } from "../ssh/connection";
 import { joinShell, sh } from "../shell/sh";
+import { stdinScriptCommand } from "../shell/root";
 import { createTeardowns } from "../decommission/component";
 import { renderInventoryScript } from "../decommission/render";
 import { createCertificateChecks, createCertificateRotation, createTokenRotation, RotationNode } from "../rotation/component";
@@ -27,8 +32,6 @@ export interface K3sClusterArgs {
   etcdS3SecretKey?: pulumi.Input<string>;
   /** Keys for custom-mode secrets encryption; generated per provider when absent. */
   encryptionKeys?: pulumi.Input<EncryptionKeys>;
-  /** Extra server material, e.g. from the secrets-encryption component. */
-  server?: PlanOptions["server"];
 }
 
 export function nodeConnection(
@@ -105,7 +108,7 @@ export class K3sCluster extends pulumi.ComponentResource {
 
   constructor(name: string, args: K3sClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     // Only the validated, secret-free config is registered as inputs: policies read it.
-    super("k3s-platform:index:K3sCluster", name, { config: args.config }, opts);
+    super(TYPES.cluster, name, { config: args.config }, opts);
     const built = createCluster(this, name, args);
     this.nodes = built.nodes;
     this.kubeconfig = built.kubeconfig;
@@ -128,11 +131,11 @@ export class K3sCluster extends pulumi.ComponentResource {
 
 function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   const { config } = args;
-  const plan = planCluster(config, { hasRegistryAuth: args.registryAuth !== undefined, server: args.server });
+  const plan = planCluster(config, { hasRegistryAuth: args.registryAuth !== undefined });
 
   const token =
     args.token ??
-    new random.RandomPassword(`${name}-token`, { length: 48, special: false }, { parent }).result;
+    new random.RandomPassword(childName(name, CLUSTER_CHILDREN.token), { length: 48, special: false }, { parent }).result;
   const keys = encryptionKeys(name, config, args.encryptionKeys, parent);
   const secrets: pulumi.Output<NodeSecrets> = pulumi.secret(
     pulumi.output({
@@ -157,7 +160,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     // The plan lists servers first: each server waits for the one before it, and every agent
     // for the last server, so servers join strictly one at a time and agents in parallel.
     const node = new K3sNode(
-      `${name}-${nodePlan.node.name}`,
+      nodeResourceName(name, nodePlan.node.name),
       {
         plan: nodePlan,
         connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey),
@@ -189,41 +192,53 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   let ready: Promise<pulumi.Resource[]> = applies;
   if (labelCommand) {
     const labels = new command.remote.Command(
-      `${name}-node-labels`,
+      childName(name, CLUSTER_CHILDREN.nodeLabels),
       { connection: firstConnection, create: labelCommand, update: labelCommand, triggers: [sha256(labelCommand)] },
       { parent, dependsOn: applies },
     );
     ready = applies.then((all) => [...all, labels]);
   }
 
-  const fetched = new command.remote.Command(
-    `${name}-kubeconfig`,
-    {
-      connection: firstConnection,
-      create: plan.kubeconfigCommand,
-      // Re-read whenever the first server was re-applied (its certificates may have rotated).
-      triggers: [plan.nodes[0].hashes.apply],
-      logging: command.types.enums.remote.Logging.None,
-      addPreviousOutputInEnv: false,
-    },
-    { parent, dependsOn: [firstServer.apply], additionalSecretOutputs: ["stdout", "stderr"] },
-  );
-  const kubeconfig = pulumi.secret(
-    fetched.stdout.apply((raw) => rewriteKubeconfig(raw, plan.topology.apiEndpoint, name)),
-  );
   let encryptionStatus: pulumi.Output<EncryptionStatus> | undefined;
   let encryption: SecretsEncryption | undefined;
   if (config.encryption.enabled) {
     const serverConnections = servers.map((n) => ({ name: n.node.name, user: n.sshUser, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
-    encryption = new SecretsEncryption(`${name}-encryption`, { config, plan, servers: serverConnections, after: serverApplies, keys }, { parent });
+    encryption = new SecretsEncryption(
+      childName(name, CLUSTER_CHILDREN.encryption),
+      { config, plan, servers: serverConnections, after: serverApplies, keys },
+      { parent },
+    );
     encryptionStatus = encryption.status;
   }
+
+  // Certificates: the rotation (one-shot, servers one at a time, then agents; after the
+  // encryption steps, so their restarts never overlap), then the expiry check per server.
+  const rotationNodes: RotationNode[] = plan.nodes.map((n) => ({ plan: n, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
+  const rotated = createCertificateRotation(name, config, rotationNodes, [...serverApplies.slice(-1), ...(encryption ? [encryption.done] : [])], parent);
+  const certificateExpiry = createCertificateChecks(name, config, rotationNodes.filter((n) => n.plan.node.role === "server"), rotated, parent);
+  const rotation = config.certificates?.rotation;
+
+  const fetched = new command.remote.Command(
+    childName(name, CLUSTER_CHILDREN.kubeconfig),
+    {
+      connection: firstConnection,
+      create: plan.kubeconfigCommand,
+      // Re-read whenever the first server was re-applied (its certificates may have rotated).
+      triggers: [plan.nodes[0].hashes.apply, ...(rotation === undefined ? [] : [String(rotation)])],
+      logging: command.types.enums.remote.Logging.None,
+      addPreviousOutputInEnv: false,
+    },
+    { parent, dependsOn: rotation === undefined ? [firstServer.apply] : [firstServer.apply, ...rotated], additionalSecretOutputs: ["stdout", "stderr"] },
+  );
+  const kubeconfig = pulumi.secret(
+    fetched.stdout.apply((raw) => rewriteKubeconfig(raw, plan.topology.apiEndpoint, name)),
+  );
 
   // Removal (decommission/render.ts): armed teardowns, and a warning for nodes removed without one.
   createTeardowns(name, config, (n) => nodeConnection(config, n, args.sshPrivateKey), parent);
   const inventory = renderInventoryScript(config);
   new command.remote.Command(
-    `${name}-node-inventory`,
+    childName(name, CLUSTER_CHILDREN.nodeInventory),
     {
       connection: firstConnection,
       create: stdinScriptCommand(firstPlan.sshUser),
@@ -233,18 +248,6 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       addPreviousOutputInEnv: false,
     },
     { parent, dependsOn: applies },
-  );
-
-  // Certificates: the rotation (one-shot, servers one at a time, then agents), then the expiry check.
-  const rotationNodes: RotationNode[] = plan.nodes.map((n) => ({ plan: n, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
-  // After the encryption steps too: their restarts and these must never overlap.
-  const rotated = createCertificateRotation(name, config, rotationNodes, [...serverApplies.slice(-1), ...(encryption ? [encryption.done] : [])], parent);
-  const certificateExpiry = createCertificateChecks(
-    name,
-    config,
-    rotationNodes.filter((n) => n.plan.node.role === "server"),
-    rotated,
-    parent,
   );
   return { plan, nodes, kubeconfig, ready, encryptionStatus, certificateExpiry };
 }

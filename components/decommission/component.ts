@@ -1,7 +1,8 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
-import { Connection } from "../node/component";
+import { childName } from "../names";
+import type { Connection } from "../ssh/connection";
 import { teardownCommands } from "./render";
 
 /**
@@ -19,7 +20,7 @@ export function createTeardowns(
     created.set(
       t.name,
       new command.remote.Command(
-        `${name}-${t.name}`,
+        childName(name, t.name),
         { connection: connectionOf(t.on), create: t.create, update: t.update, delete: t.delete, addPreviousOutputInEnv: false },
         { parent, dependsOn: t.dependsOn.map((d) => created.get(d)!) },
       ),

@@ -1,5 +1,5 @@
 import { ResolvedConfig } from "../config/schema";
-import { API_PORT, clusterTopology, nodeAddress } from "../k3s/render";
+import { API_PORT, clusterTopology, nodeAddress } from "../config/topology";
 import { raw, Shell, sh } from "../shell/sh";
 import { managedNodes } from "./nodes";
 
@@ -40,8 +40,7 @@ export function rejoinSnippet(config: ResolvedConfig): Shell {
   const peers = peerServerUrls(config);
   const dropIn = sh`"$ROOT"${JOIN_DROPIN}`;
   const probe = peers.length
-    ? sh`# shellcheck disable=SC2043 # one other server is a list of one
-  for peer in ${peers}; do
+    ? sh`${raw(peers.length === 1 ? "# shellcheck disable=SC2043 # one other server: a list of one\n  " : "")}for peer in ${peers}; do
     # K3s serves its CA bundle at /cacerts to anyone (a joining node fetches it before trusting).
     if command -v curl >/dev/null 2>&1; then
       answer="$(curl -ksS --max-time ${PROBE_TIMEOUT_SECONDS} "$peer/cacerts" 2>/dev/null || true)"

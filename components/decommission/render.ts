@@ -1,8 +1,9 @@
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { binDir } from "../k3s/install";
-import { clusterTopology } from "../k3s/render";
+import { clusterTopology } from "../config/topology";
 import { NO_OP_UPDATE } from "../encryption/once";
-import { asRoot } from "../node/plan";
+import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
+import { asRoot } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
 
 /**
@@ -27,8 +28,8 @@ import { raw, Shell, sh } from "../shell/sh";
  * `uninstall`: removing the entry drains first, uninstalls second.
  */
 
-/** Suffixes after `<stack>-<node>-` (siblings of the K3sNode children: names must not clash). */
-export const TEARDOWN_CHILDREN = { drain: "decommission-drain", uninstall: "decommission-uninstall" } as const;
+/** Suffixes after `<stack>-<node>-` (names.ts: siblings of the K3sNode, never its children). */
+export const TEARDOWN_CHILDREN = { drain: NODE_LIFECYCLE_CHILDREN.drain, uninstall: NODE_LIFECYCLE_CHILDREN.uninstall } as const;
 
 /** Seconds `kubectl drain` and `kubectl delete node` may take before the teardown fails. */
 export const DRAIN_TIMEOUT_SECONDS = 300;
@@ -88,11 +89,11 @@ export function teardownCommands(config: ResolvedConfig): TeardownCommand[] {
   return teardownPlans(config).flatMap((t) => {
     const nodeUser = t.node.ssh.user ?? config.ssh.user;
     const serverUser = t.drainServer.ssh.user ?? config.ssh.user;
-    const uninstall = `${t.node.name}-${TEARDOWN_CHILDREN.uninstall}`;
+    const uninstall = nodeLifecycleName(t.node.name, "uninstall");
     return [
       { name: uninstall, on: t.node, create: asRootScript(nodeUser, t.armScript), update: NO_OP_UPDATE, delete: asRootScript(nodeUser, t.uninstallScript), dependsOn: [] },
       {
-        name: `${t.node.name}-${TEARDOWN_CHILDREN.drain}`,
+        name: nodeLifecycleName(t.node.name, "drain"),
         on: t.drainServer,
         create: asRootScript(serverUser, t.armScript),
         update: NO_OP_UPDATE,

@@ -2,8 +2,11 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ResolvedConfig } from "../config/schema";
-import { Connection } from "../node/component";
-import { NodePlan, sha256, stdinScriptCommand } from "../node/plan";
+import { childName, CLUSTER_CHILDREN, nodeLifecycleName } from "../names";
+import type { Connection } from "../ssh/connection";
+import { NodePlan } from "../plan/node";
+import { sha256 } from "../plan/hash";
+import { stdinScriptCommand } from "../shell/root";
 import { CertificateExpiry, certificateRotationSteps, parseCertificateCheck, renderCertificateCheckScript, tokenFingerprint, tokenRotateStep } from "./render";
 
 export interface RotationNode {
@@ -23,15 +26,17 @@ export function createTokenRotation(
   token: pulumi.Input<string>,
   parent: pulumi.Resource,
 ): command.remote.Command {
-  const salt = new random.RandomPassword(`${name}-token-salt`, { length: 32, special: false }, { parent });
+  const salt = new random.RandomPassword(childName(name, CLUSTER_CHILDREN.tokenSalt), { length: 32, special: false }, { parent });
   const fingerprint = pulumi.secret(pulumi.all([salt.result, token]).apply(([s, t]) => [tokenFingerprint(s, t)]));
   const step = pulumi.output(token).apply((t) => tokenRotateStep(config, first.plan, t));
+  // The step's name and commands do not depend on the token; only its stdin does.
+  const step0 = tokenRotateStep(config, first.plan, "");
   return new command.remote.Command(
-    `${name}-token-rotate`,
+    childName(name, step0.name),
     {
       connection: first.connection,
       create: stdinScriptCommand(first.plan.sshUser),
-      update: step.update,
+      update: step0.update,
       stdin: pulumi.secret(step.stdin),
       triggers: fingerprint,
       addPreviousOutputInEnv: false,
@@ -59,7 +64,7 @@ export function createCertificateRotation(
     created.set(
       s.name,
       new command.remote.Command(
-        `${name}-${s.name}`,
+        childName(name, s.name),
         { connection: connectionOf.get(s.on.name)!, create: s.create, update: s.update, stdin: s.stdin, triggers: s.triggers, addPreviousOutputInEnv: false },
         { parent, dependsOn: s.dependsOn.length ? s.dependsOn.map((d) => created.get(d)!) : after },
       ),
@@ -81,7 +86,7 @@ export function createCertificateChecks(
   const script = renderCertificateCheckScript(config);
   const checks = servers.map((s) => {
     const check = new command.remote.Command(
-      `${name}-${s.plan.node.name}-certificate-check`,
+      childName(name, nodeLifecycleName(s.plan.node.name, "certificateCheck")),
       {
         connection: s.connection,
         create: stdinScriptCommand(s.plan.sshUser),

@@ -1,9 +1,10 @@
 import { createHmac } from "node:crypto";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
-import { hasSubcommand, subcommandGap } from "../k3s/flags";
+import { hasSubcommand, subcommandGap } from "../config/flags";
 import { serviceName } from "../k3s/install";
 import { guardOnce, NO_OP_UPDATE } from "../encryption/once";
-import { stdinScriptCommand } from "../node/plan";
+import { CLUSTER_CHILDREN, nodeLifecycleName } from "../names";
+import { stdinScriptCommand } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
 
 /**
@@ -207,7 +208,7 @@ export function certificateRotationSteps(config: ResolvedConfig, hosts: StepHost
   if (rotation === undefined) return [];
   const value = String(rotation);
   const step = (h: StepHost, dependsOn: string[]): RotationStep => ({
-    name: `${h.node.name}-rotate-certificates`,
+    name: nodeLifecycleName(h.node.name, "rotateCertificates"),
     on: h.node,
     create: stdinScriptCommand(h.sshUser),
     update: NO_OP_UPDATE,
@@ -229,7 +230,7 @@ export function certificateRotationSteps(config: ResolvedConfig, hosts: StepHost
 /** The token-rotate step for `newToken`, on the first server; its trigger is added by the component. */
 export function tokenRotateStep(config: ResolvedConfig, first: StepHost, newToken: string): Omit<RotationStep, "triggers" | "dependsOn"> {
   return {
-    name: "token-rotate",
+    name: CLUSTER_CHILDREN.tokenRotate,
     on: first.node,
     create: stdinScriptCommand(first.sshUser),
     update: NO_OP_UPDATE,

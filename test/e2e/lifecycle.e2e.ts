@@ -8,7 +8,7 @@ import { NodeConfig, ResolvedConfig, StackInput } from "../../components/config/
 import { loadStackConfig } from "../../components/config/validate";
 import { teardownCommands } from "../../components/decommission/render";
 import { JOIN_DROPIN } from "../../components/decommission/rejoin";
-import { PATHS } from "../../components/k3s/render";
+import { PATHS } from "../../components/k3s/paths";
 import { planCluster, sha256, stdinScriptCommand } from "../../components/node/plan";
 import {
   CertificateExpiry,
