@@ -105,8 +105,8 @@ ${raw(certificateCheckCommand(config))} 2>&1
 export function renderCertificateRotateScript(node: NodeConfig): string {
   const ready =
     node.role === "server"
-      ? raw(`k3s kubectl get --raw=/readyz >/dev/null 2>&1`)
-      : raw(`systemctl is-active --quiet "$SERVICE"`);
+      ? sh`k3s kubectl get --raw=/readyz >/dev/null 2>&1`
+      : sh`systemctl is-active --quiet "$SERVICE"`;
   return SCRIPT(
     `Certificate rotation on ${node.name}`,
     sh`NODE=${node.name}
