@@ -33,6 +33,10 @@ export function lifecycleLines(steps: PreviewStep[], stack: string): string[] {
     if (s.op === "delete") {
       running.add(node);
       lines.push(`decommission ${node}: drain, delete node, uninstall`);
+      // The entry is still there (its K3sNode is declared): the `decommission` line was deleted.
+      if (kept.some((n) => n.name === nodeResourceName(stack, node))) {
+        lines.push(`⚠️ ${node} stays in the config but its armed teardown runs: set \`decommission: false\` to cancel instead of deleting the line (README: Removing a node)`);
+      }
     } else if (s.op === "create") {
       arming.add(node);
       lines.push(`arm decommission ${node}: nothing changes on it now; deleting its entry drains, deletes the node and uninstalls K3s`);
