@@ -320,8 +320,8 @@ describe("host scripts", () => {
       const by = (port: string) => ports.find((p) => p.port === port)!.sources;
       assert.deepEqual(by("2379-2380"), servers);
       assert.deepEqual(by("8472"), all);
-      assert.deepEqual(by("10250"), [...all, config.k3s.clusterCidr]);
-      assert.deepEqual(by("6443"), ["192.0.2.0/24", ...all, config.k3s.clusterCidr]);
+      assert.deepEqual(by("10250"), [...all, ...config.k3s.clusterCidr]);
+      assert.deepEqual(by("6443"), ["192.0.2.0/24", ...all, ...config.k3s.clusterCidr]);
       assert.equal(inboundPorts(sampleConfig("prod"), sampleConfig("prod").nodes[0]!).find((p) => p.port === "6443")!.sources, "any");
 
       // A host opened by an older version (8472/udp to any) gets that rule closed, then scoped ones.
