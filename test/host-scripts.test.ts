@@ -12,7 +12,7 @@ import { NodePlan, planCluster, planNode } from "../components/plan/node";
 import { postRegistrationLabelCommand } from "../components/cluster/component";
 import { inboundPorts, kernelModules } from "../components/os-prep/render";
 import { raw, sh } from "../components/shell/sh";
-import { ENVS, REPO, sampleConfig, variant } from "./helpers/samples";
+import { ENVS, fixtureConfig, REPO, sampleConfig, variant } from "./helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
 
@@ -48,6 +48,7 @@ function allGeneratedScripts(configs: Array<[string, ResolvedConfig]>): Array<[s
 function variants(): Array<[string, ResolvedConfig]> {
   return [
     ...ENVS.map((env): [string, ResolvedConfig] => [env, sampleConfig(env)]),
+    ["dualstack", fixtureConfig("dualstack")],
     ["pi+selinux+disable", loadStackConfig(variant("dev", (r) => {
       Object.assign(r.k3s!, { version: undefined, channel: "stable", selinux: true, firewall: { mode: "disable" } });
       r.nodes[1]!.raspberryPi = true;
