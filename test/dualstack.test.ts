@@ -119,7 +119,10 @@ describe("dual-stack / IPv6 networking", () => {
         edit(r);
       });
     it("is accepted and joins over a bracketed IPv6 URL", () => {
-      const config = loadStackConfig(v6only((r) => (node(r, 0).host = "2001:db8::10")));
+      const config = loadStackConfig(v6only((r) => {
+        node(r, 0).host = "2001:db8::10";
+        r.dns = {};
+      }));
       assert.equal(configYaml(config, 0)["cluster-dns"], "2001:db8:43::a");
       assert.equal(configYaml(config, 1).server, "https://[2001:db8::10]:6443");
       assert.equal(clusterTopology(config).agentJoinUrl, "https://[2001:db8::10]:6443");
@@ -128,6 +131,8 @@ describe("dual-stack / IPv6 networking", () => {
       rejects(v6only((r) => delete node(r, 1).nodeIp), "k3s-platform:nodes[1] (ds-agent-1).nodeIp", /IPv6-only: set nodeIp to its IPv6 address/));
     it("refuses an IPv4 nodeIp", () =>
       rejects(v6only((r) => (node(r, 1).nodeIp = "192.0.2.20")), "k3s-platform:nodes[1] (ds-agent-1).nodeIp", /is IPv4, but the cluster is IPv6-only/));
+    it("refuses NodeLocal DNSCache (its listener is IPv4 link-local)", () =>
+      rejects(v6only(), "k3s-platform:dns.nodeLocal.enabled", /pods of an IPv6-only cluster cannot reach/));
     it("refuses an IPv4 clusterDns", () =>
       rejects(v6only((r) => (k3s(r).clusterDns = "10.43.0.10")), "k3s-platform:k3s.clusterDns", /10\.43\.0\.10 is IPv4, but serviceCidr 2001:db8:43::\/112 has no IPv4 CIDR/));
   });

@@ -348,6 +348,10 @@ function dnsChecks(config: ResolvedConfig, report: Report): void {
     if (!cidrContains("169.254.0.0/16", dns.nodeLocal.localIp)) {
       report(["dns", "nodeLocal", "localIp"], "NodeLocal DNSCache needs a link-local address (169.254.0.0/16)");
     }
+    // Pods of an IPv6-only cluster have no IPv4 route to the IPv4 link-local listener.
+    if (!k3s.clusterCidr.some((c) => !c.includes(":"))) {
+      report(["dns", "nodeLocal", "enabled"], `NodeLocal DNSCache listens on the IPv4 link-local ${dns.nodeLocal.localIp}, which pods of an IPv6-only cluster cannot reach`);
+    }
   }
   if (dns.autoscaler.max !== undefined && dns.autoscaler.max < dns.autoscaler.min) {
     report(["dns", "autoscaler", "max"], `max ${dns.autoscaler.max} is below min ${dns.autoscaler.min}`);
