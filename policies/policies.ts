@@ -7,7 +7,7 @@ import type {
   StackValidationArgs,
   StackValidationPolicy,
 } from "@pulumi/policy";
-import { clusterDnsInServiceCidr as dnsInServiceCidr, coversSecrets, nodeAddressesInClusterNetworks, podServiceCidrsOverlap, restrictedNodeLabels } from "../components/config/rules";
+import { asList, clusterNetworkFindings, coversSecrets, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "../components/config/rules";
 import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/config/flags";
 import { clusterChildOf, encryptionRestartOf, nodeChildOf, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
@@ -200,21 +200,25 @@ const wellFormedTaints = clusterPolicy(
 
 const disjointNetworks = clusterPolicy(
   "disjoint-networks",
-  "Pod and service CIDRs do not overlap each other or any node address.",
+  "Pod and service CIDRs (per IP family) do not overlap each other or any node address; a dual-stack cluster is dual-stack on every node.",
   "mandatory",
   (config, _args, report) => {
-    const { clusterCidr, serviceCidr } = config.k3s;
-    if (podServiceCidrsOverlap(config.k3s)) report(`clusterCidr ${clusterCidr} overlaps serviceCidr ${serviceCidr}`);
+    for (const f of clusterNetworkFindings(config.k3s)) {
+      if (f.field !== "serviceCidr") continue;
+      const service = f.index === undefined ? asList(config.k3s.serviceCidr).join(",") : asList(config.k3s.serviceCidr)[f.index];
+      report(f.message.startsWith("overlaps") ? `serviceCidr ${service} ${f.message}` : `serviceCidr ${f.message}`);
+    }
     for (const hit of nodeAddressesInClusterNetworks(config)) report(`node ${hit.node} address ${hit.address} is inside ${hit.range}`);
+    for (const f of nodeFamilyFindings(config)) report(`node ${f.node} ${f.field} ${f.message}`);
   },
 );
 
 const clusterDnsInServiceCidr = clusterPolicy(
   "cluster-dns-in-service-cidr",
-  "The cluster DNS address lies inside the service CIDR.",
+  "Each cluster DNS address lies inside the service CIDR of its IP family.",
   "mandatory",
   (config, _args, report) => {
-    if (!dnsInServiceCidr(config.k3s)) report(`clusterDns ${config.k3s.clusterDns} is outside serviceCidr ${config.k3s.serviceCidr}`);
+    for (const f of clusterNetworkFindings(config.k3s)) if (f.field === "clusterDns") report(`clusterDns ${f.message}`);
   },
 );
 

@@ -12,7 +12,7 @@ import { NodePlan, planCluster, planNode } from "../components/plan/node";
 import { postRegistrationLabelCommand } from "../components/cluster/component";
 import { inboundPorts, kernelModules } from "../components/os-prep/render";
 import { raw, sh } from "../components/shell/sh";
-import { ENVS, REPO, sampleConfig, variant } from "./helpers/samples";
+import { ENVS, fixtureConfig, REPO, sampleConfig, variant } from "./helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
 
@@ -48,6 +48,7 @@ function allGeneratedScripts(configs: Array<[string, ResolvedConfig]>): Array<[s
 function variants(): Array<[string, ResolvedConfig]> {
   return [
     ...ENVS.map((env): [string, ResolvedConfig] => [env, sampleConfig(env)]),
+    ["dualstack", fixtureConfig("dualstack")],
     ["pi+selinux+disable", loadStackConfig(variant("dev", (r) => {
       Object.assign(r.k3s!, { version: undefined, channel: "stable", selinux: true, firewall: { mode: "disable" } });
       r.nodes[1]!.raspberryPi = true;
@@ -320,8 +321,8 @@ describe("host scripts", () => {
       const by = (port: string) => ports.find((p) => p.port === port)!.sources;
       assert.deepEqual(by("2379-2380"), servers);
       assert.deepEqual(by("8472"), all);
-      assert.deepEqual(by("10250"), [...all, config.k3s.clusterCidr]);
-      assert.deepEqual(by("6443"), ["192.0.2.0/24", ...all, config.k3s.clusterCidr]);
+      assert.deepEqual(by("10250"), [...all, ...config.k3s.clusterCidr]);
+      assert.deepEqual(by("6443"), ["192.0.2.0/24", ...all, ...config.k3s.clusterCidr]);
       assert.equal(inboundPorts(sampleConfig("prod"), sampleConfig("prod").nodes[0]!).find((p) => p.port === "6443")!.sources, "any");
 
       // A host opened by an older version (8472/udp to any) gets that rule closed, then scoped ones.

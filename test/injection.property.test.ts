@@ -58,6 +58,10 @@ const FIELDS: Record<string, Setter> = {
   // Issue 14: a pool name reaches the kubectl label command, a runtime name config.yaml.
   "k3s.serviceLb pool name": (r, v) => (r.k3s!.serviceLb = { pools: { [v]: ["dev-agent-1"] } }),
   "k3s.defaultRuntime": (r, v) => (r.k3s!.defaultRuntime = v),
+  // Dual-stack values (one per family) reach config.yaml and the firewall rules.
+  "k3s.clusterCidr[1]": (r, v) => (r.k3s!.clusterCidr = ["10.42.0.0/16", v]),
+  "k3s.clusterDns[1]": (r, v) => (r.k3s!.clusterDns = ["10.43.0.10", v]),
+  "nodes[1].nodeIp[1]": (r, v) => (r.nodes[1]!.nodeIp = ["192.0.2.20", v]),
 };
 
 function hostile(marker: string): fc.Arbitrary<string> {

@@ -138,13 +138,13 @@ const resourceCases: ResourceCase[] = [
   {
     policy: "disjoint-networks",
     pass: clusterResource(sampleConfig("prod")),
-    fail: clusterResource(prodWith((c) => (c.nodes[4]!.nodeIp = "10.43.7.7"))),
+    fail: clusterResource(prodWith((c) => (c.nodes[4]!.nodeIp = ["10.43.7.7"]))),
     expect: /prod-agent-2 address 10\.43\.7\.7 is inside 10\.43\.0\.0\/16/,
   },
   {
     policy: "cluster-dns-in-service-cidr",
     pass: clusterResource(sampleConfig("prod")),
-    fail: clusterResource(prodWith((c) => (c.k3s.clusterDns = "10.42.0.10"))),
+    fail: clusterResource(prodWith((c) => (c.k3s.clusterDns = ["10.42.0.10"]))),
     expect: /outside serviceCidr/,
   },
   {

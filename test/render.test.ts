@@ -11,7 +11,7 @@ import { rewriteKubeconfig } from "../components/node/kubeconfig";
 import { planCluster, planNode } from "../components/plan/node";
 import { placeholder, renderTree } from "../tools/tree";
 import { SAMPLE_KUBECONFIG } from "./helpers/pulumi-mocks";
-import { ENVS, REPO, sampleConfig, variant } from "./helpers/samples";
+import { ENVS, FIXTURE_SAMPLES, REPO, sampleConfig, variant } from "./helpers/samples";
 
 const GOLDEN = join(REPO, "test", "golden");
 
@@ -30,9 +30,13 @@ function configYaml(env: (typeof ENVS)[number], nodeIndex: number): Record<strin
 
 describe("renderers", () => {
   describe("golden files (UPDATE_GOLDEN=1 rewrites them; review the diff)", () => {
-    for (const env of ENVS) {
+    const stacks: Array<[string, string]> = [
+      ...ENVS.map((env): [string, string] => [env, join(REPO, `Pulumi.${env}.yaml`)]),
+      ...Object.entries(FIXTURE_SAMPLES),
+    ];
+    for (const [env, stackFile] of stacks) {
       it(`${env}: every node's files match test/golden/${env}`, () => {
-        const file = readStackFile(join(REPO, `Pulumi.${env}.yaml`));
+        const file = readStackFile(stackFile);
         const tree = renderTree(loadStackConfig(file.raw), file.secrets);
         const dir = join(GOLDEN, env);
         if (process.env.UPDATE_GOLDEN) {

@@ -44,14 +44,15 @@ export function featureChecks(config: ResolvedConfig, report: Report, warn: Repo
   const vip = k3s.apiVip;
   if (vip) {
     nodes.forEach((node, i) => {
-      for (const [field, address] of [["host", node.host], ["nodeIp", node.nodeIp], ["externalIp", node.externalIp]] as const) {
+      const addresses = [["host", node.host], ...(node.nodeIp ?? []).map((a) => ["nodeIp", a]), ...(node.externalIp ?? []).map((a) => ["externalIp", a])] as const;
+      for (const [field, address] of addresses) {
         if (address && isCanonicalIp(address) && normalizeHost(address) === normalizeHost(vip.address)) {
           report(["k3s", "apiVip", "address"], `${vip.address} is nodes[${i}] (${node.name}).${field}; the VIP must be an unused address on the servers' network`);
         }
       }
     });
-    for (const [name, range] of [["clusterCidr", k3s.clusterCidr], ["serviceCidr", k3s.serviceCidr]] as const) {
-      if (cidrContains(range, vip.address)) report(["k3s", "apiVip", "address"], `${vip.address} lies inside k3s.${name} ${range}`);
+    for (const [name, ranges] of [["clusterCidr", k3s.clusterCidr], ["serviceCidr", k3s.serviceCidr]] as const) {
+      for (const range of ranges) if (cidrContains(range, vip.address)) report(["k3s", "apiVip", "address"], `${vip.address} lies inside k3s.${name} ${range}`);
     }
     if (k3s.airgap.enabled) {
       warn(["k3s", "apiVip", "image"], `air-gapped: ${vip.image} must be in an image tarball in k3s.airgap.imagesDir (or a reachable registry mirror), or agents never see the VIP`);

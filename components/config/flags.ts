@@ -219,7 +219,10 @@ export const FLAGS: readonly FlagSpec[] = [
   // vxlan, host-gw, none predate v1.30; wireguard-native replaced `wireguard` in v1.26
   // (K3s v1.27.1 release notes); ipsec was removed in v1.27 (k3s-io/k3s#7297).
   f("flannel-backend", "server", "managed", "k3s.flannelBackend"),
-  pass("flannel-ipv6-masq", "server"),
+  // Dual-stack (stable v1.23.7+k3s1) and IPv6-only (v1.22.9+k3s1) predate v1.30 (docs.k3s.io
+  // basic-network-options Version Gates): cluster-cidr, service-cidr, cluster-dns, node-ip and
+  // node-external-ip take one value per family, comma-joined; no `since` needed.
+  f("flannel-ipv6-masq", "server", "managed", "k3s.flannelIpv6Masq"),
   pass("flannel-external-ip", "server"),
   pass("egress-selector-mode", "server"),
   pass("servicelb-namespace", "server"),

@@ -90,3 +90,65 @@ export function isNetworkCidr(cidr: string): boolean {
   const network = addr.kind() === "ipv4" ? ipaddr.IPv4.networkAddressFromCIDR(cidr) : ipaddr.IPv6.networkAddressFromCIDR(cidr);
   return network.toNormalizedString() === addr.toNormalizedString();
 }
+
+// ---------------------------------------------------------------- address families (dual-stack)
+
+export type IpFamily = "ipv4" | "ipv6";
+
+/** The family of an address or CIDR in canonical form (see isCanonicalIp / isCanonicalCidr). */
+export function ipFamily(value: string): IpFamily {
+  return value.includes(":") ? "ipv6" : "ipv4";
+}
+
+/**
+ * One text per address: IPv4 as four decimal parts, IPv6 in RFC 5952 form (lower case, longest
+ * zero run compressed: `2001:DB8:0::1` → `2001:db8::1`). What lands in config.yaml, firewall rules
+ * and NetworkPolicy ipBlocks, so two spellings never become two rules. Input: isCanonicalIp.
+ */
+export function canonicalIp(value: string): string {
+  return ipaddr.parse(value).toString();
+}
+
+/** `canonicalIp` of the address part and the prefix length without leading zeros. Input: isCanonicalCidr. */
+export function canonicalCidr(value: string): string {
+  const [addr, bits] = ipaddr.parseCIDR(value);
+  return `${addr.toString()}/${bits}`;
+}
+
+/** The prefix length of a CIDR (`10.42.0.0/16` → 16). */
+export function prefixLength(cidr: string): number {
+  return ipaddr.parseCIDR(cidr)[1];
+}
+
+/** A single-host CIDR for an address: `/32` for IPv4, `/128` for IPv6 (NetworkPolicy ipBlock). */
+export function hostCidr(ip: string): string {
+  return `${canonicalIp(ip)}/${ipFamily(ip) === "ipv6" ? 128 : 32}`;
+}
+
+/** `::ffff:192.0.2.1` (RFC 4291 §2.5.5.2): an IPv4 host written as IPv6; Kubernetes refuses it in node and network fields. */
+export function isIpv4MappedIpv6(value: string): boolean {
+  const addr = value.split("/")[0]!;
+  if (!ipaddr.IPv6.isValid(addr)) return false;
+  return ipaddr.IPv6.parse(addr).isIPv4MappedAddress();
+}
+
+/** The `index`-th address of a CIDR's network (`10.43.0.0/16`, 10 → `10.43.0.10`), how K3s picks the default cluster DNS. */
+export function indexedIp(cidr: string, index: number): string {
+  const [addr] = ipaddr.parseCIDR(cidr);
+  const network = addr.kind() === "ipv4" ? ipaddr.IPv4.networkAddressFromCIDR(cidr) : ipaddr.IPv6.networkAddressFromCIDR(cidr);
+  const bytes = network.toByteArray();
+  let carry = index;
+  for (let i = bytes.length - 1; i >= 0 && carry > 0; i--) {
+    const sum = bytes[i]! + carry;
+    bytes[i] = sum % 256;
+    carry = Math.floor(sum / 256);
+  }
+  return ipaddr.fromByteArray(bytes).toString();
+}
+
+/** The network address of a CIDR in canonical text (`10.42.1.7/16` → `10.42.0.0/16`). */
+export function networkOf(cidr: string): string {
+  const [addr, bits] = ipaddr.parseCIDR(cidr);
+  const network = addr.kind() === "ipv4" ? ipaddr.IPv4.networkAddressFromCIDR(cidr) : ipaddr.IPv6.networkAddressFromCIDR(cidr);
+  return `${network.toString()}/${bits}`;
+}

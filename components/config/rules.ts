@@ -1,6 +1,6 @@
 import { classifyNodeLabel } from "./labels";
-import { cidrContains, cidrsOverlap, isCanonicalIp } from "./net";
-import type { K3sConfig, NodeConfig } from "./schema";
+import { cidrContains, cidrsOverlap, ipFamily, IpFamily, isCanonicalIp, prefixLength } from "./net";
+import type { NodeConfig } from "./schema";
 
 /**
  * Predicates that both config validation (config/validate.ts, before any host is touched) and
@@ -13,39 +13,196 @@ export function coversSecrets(resources: readonly string[]): boolean {
   return resources.some((r) => r === "secrets" || r === "*.*" || r === "*.");
 }
 
-type Networks = Pick<K3sConfig, "clusterCidr" | "serviceCidr">;
+// ---------------------------------------------------------------- networks (single- and dual-stack)
 
-/** The pod CIDR and the service CIDR overlap. */
+/**
+ * Network rules, single-stack and dual-stack alike. Facts (docs.k3s.io, Networking → "Basic
+ * Network Options", sections "Dual-stack (IPv4 + IPv6) Networking" and "Single-stack IPv6
+ * Networking"; k3s-io/docs docs/networking/basic-network-options.md):
+ * - dual-stack needs a dual-stack `cluster-cidr` and `service-cidr` on every server, and can only
+ *   be chosen when the cluster is first created (not added to an IPv4-only cluster later);
+ * - every node needs `node-ip` with an address of each family: K3s does not auto-detect node
+ *   addresses on a dual-stack cluster and refuses to start with "cluster-cidr and node-ip must
+ *   share the same IP version (IPv4, IPv6 or dual-stack)" (k3s-io/k3s#11735);
+ * - with IPv6 as the primary family (listed first, or IPv6-only) node-ip must be set explicitly,
+ *   the IPv6 address first (the kubelet otherwise takes IPv4 as primary);
+ * - the largest supported `service-cidr` is /12 for IPv4 and /112 for IPv6;
+ * - `flannel-ipv6-masq` applies only to dual-stack or IPv6-only clusters, with any backend but none.
+ * Dual-stack is stable from v1.23.7+k3s1 and IPv6-only from v1.22.9+k3s1: both predate the oldest
+ * release k3s-platform supports (flags.ts OLDEST_SUPPORTED), so nothing here is version-gated.
+ *
+ * Values are read as lists (the schema's output); a plain string (an older pack reading older
+ * state) is taken as a one-entry list. Findings name the field and, for two-entry values, the
+ * index, so validation builds config paths and the policy pack builds messages from one source.
+ */
+
+type OneOrMore = string | readonly string[] | undefined;
+
+/** A field value as a list: `undefined` → [], `"a"` → ["a"]. */
+export function asList(value: OneOrMore): string[] {
+  return value === undefined ? [] : typeof value === "string" ? [value] : [...value];
+}
+
+const FAMILY_NAME: Record<IpFamily, string> = { ipv4: "IPv4", ipv6: "IPv6" };
+const familiesOf = (values: readonly string[]): IpFamily[] => values.map(ipFamily);
+const describe = (families: readonly IpFamily[]) => families.map((f) => FAMILY_NAME[f]).join(" + ");
+
+/** The cluster's IP families in clusterCidr order (primary first): ["ipv4"], ["ipv6"], or both. */
+export function clusterFamilies(k3s: { clusterCidr: OneOrMore }): IpFamily[] {
+  return familiesOf(asList(k3s.clusterCidr));
+}
+
+/** "dual-stack", "IPv4-only" or "IPv6-only", for messages. */
+export function stackName(families: readonly IpFamily[]): string {
+  return families.length === 2 ? `dual-stack (${describe(families)})` : `${FAMILY_NAME[families[0] ?? "ipv4"]}-only`;
+}
+
+export interface NetworkFinding {
+  field: "clusterCidr" | "serviceCidr" | "clusterDns" | "flannelIpv6Masq";
+  /** Entry of a two-entry value; undefined for a one-entry value or the whole field. */
+  index?: number;
+  message: string;
+}
+
+type Networks = { clusterCidr: OneOrMore; serviceCidr: OneOrMore; clusterDns?: OneOrMore };
+
+/** Largest service-cidr K3s supports, per family (docs.k3s.io, dual-stack section). */
+export const LARGEST_SERVICE_CIDR: Record<IpFamily, number> = { ipv4: 12, ipv6: 112 };
+
+const at = (list: readonly string[], i: number) => (list.length > 1 ? i : undefined);
+
+/**
+ * Findings on the cluster's networks: serviceCidr families (same as clusterCidr, same order),
+ * pod/service overlaps per family, service CIDR size, each clusterDns inside the serviceCidr of
+ * its family.
+ */
+export function clusterNetworkFindings(k3s: Networks): NetworkFinding[] {
+  const pods = asList(k3s.clusterCidr);
+  const services = asList(k3s.serviceCidr);
+  const out: NetworkFinding[] = [];
+  const podFamilies = familiesOf(pods);
+  const serviceFamilies = familiesOf(services);
+  if (podFamilies.join() !== serviceFamilies.join()) {
+    out.push({
+      field: "serviceCidr",
+      message: `is ${describe(serviceFamilies)}, but clusterCidr is ${describe(podFamilies)}: both need the same IP families in the same order (the first is the primary family)`,
+    });
+  }
+  services.forEach((service, i) => {
+    for (const pod of pods) if (cidrsOverlap(pod, service)) out.push({ field: "serviceCidr", index: at(services, i), message: `overlaps clusterCidr ${pod}` });
+    const family = ipFamily(service);
+    if (prefixLength(service) < LARGEST_SERVICE_CIDR[family]) {
+      out.push({ field: "serviceCidr", index: at(services, i), message: `${service} is larger than K3s supports for ${FAMILY_NAME[family]} (at most /${LARGEST_SERVICE_CIDR[family]})` });
+    }
+  });
+  const dns = asList(k3s.clusterDns);
+  dns.forEach((ip, i) => {
+    const range = services.find((s) => ipFamily(s) === ipFamily(ip));
+    if (!range) out.push({ field: "clusterDns", index: at(dns, i), message: `${ip} is ${FAMILY_NAME[ipFamily(ip)]}, but serviceCidr ${services.join(", ")} has no ${FAMILY_NAME[ipFamily(ip)]} CIDR` });
+    else if (!cidrContains(range, ip)) out.push({ field: "clusterDns", index: at(dns, i), message: `${ip} is outside serviceCidr ${range}` });
+  });
+  return out;
+}
+
+/** `flannel-ipv6-masq` set where it has no effect (no IPv6 pod network, or flannel off). */
+export function flannelIpv6MasqFinding(k3s: Networks & { flannelIpv6Masq?: boolean; flannelBackend: string }): NetworkFinding | undefined {
+  if (!k3s.flannelIpv6Masq) return undefined;
+  if (!clusterFamilies(k3s).includes("ipv6")) return { field: "flannelIpv6Masq", message: "applies only to dual-stack or IPv6-only clusters: clusterCidr has no IPv6 CIDR" };
+  if (k3s.flannelBackend === "none") return { field: "flannelIpv6Masq", message: "is a flannel option, but flannelBackend is none" };
+  return undefined;
+}
+
+/** The pod CIDR and the service CIDR overlap (any family). */
 export function podServiceCidrsOverlap(k3s: Networks): boolean {
-  return cidrsOverlap(k3s.clusterCidr, k3s.serviceCidr);
+  return clusterNetworkFindings(k3s).some((f) => f.field === "serviceCidr" && f.message.startsWith("overlaps"));
 }
 
-/** The cluster DNS address lies inside the service CIDR (kubelet points pods at it). */
-export function clusterDnsInServiceCidr(k3s: Pick<K3sConfig, "serviceCidr" | "clusterDns">): boolean {
-  return cidrContains(k3s.serviceCidr, k3s.clusterDns);
+/** Every cluster DNS address lies inside the service CIDR of its family (kubelet points pods at it). */
+export function clusterDnsInServiceCidr(k3s: Networks): boolean {
+  return !clusterNetworkFindings(k3s).some((f) => f.field === "clusterDns");
 }
+
+type NodeNetworking = { name: string; host: string; nodeIp?: OneOrMore; externalIp?: OneOrMore };
 
 export interface NodeAddressInNetwork {
   nodeIndex: number;
   node: string;
   field: "nodeIp" | "externalIp" | "host";
+  /** Entry of a two-entry nodeIp/externalIp. */
+  index?: number;
   address: string;
   network: "clusterCidr" | "serviceCidr";
   range: string;
 }
 
-/** Every node address (nodeIp, externalIp, host when it is an IP) inside the pod or service CIDR. */
-export function nodeAddressesInClusterNetworks(config: { k3s: Networks; nodes: readonly Pick<NodeConfig, "name" | "host" | "nodeIp" | "externalIp">[] }): NodeAddressInNetwork[] {
+/** Every node address (nodeIp, externalIp, host when it is an IP) inside a pod or service CIDR. */
+export function nodeAddressesInClusterNetworks(config: { k3s: Networks; nodes: readonly NodeNetworking[] }): NodeAddressInNetwork[] {
   const out: NodeAddressInNetwork[] = [];
   config.nodes.forEach((node, nodeIndex) => {
-    const addresses: Array<[NodeAddressInNetwork["field"], string]> = [["nodeIp", node.nodeIp ?? ""], ["externalIp", node.externalIp ?? ""], ["host", node.host]];
-    for (const [field, address] of addresses) {
+    const nodeIps = asList(node.nodeIp);
+    const externalIps = asList(node.externalIp);
+    const addresses: Array<[NodeAddressInNetwork["field"], string, number | undefined]> = [
+      ...nodeIps.map((a, i): [NodeAddressInNetwork["field"], string, number | undefined] => ["nodeIp", a, at(nodeIps, i)]),
+      ...externalIps.map((a, i): [NodeAddressInNetwork["field"], string, number | undefined] => ["externalIp", a, at(externalIps, i)]),
+      ["host", node.host, undefined],
+    ];
+    for (const [field, address, index] of addresses) {
       if (!isCanonicalIp(address)) continue;
       for (const network of ["clusterCidr", "serviceCidr"] as const) {
-        const range = config.k3s[network];
-        if (cidrContains(range, address)) out.push({ nodeIndex, node: node.name, field, address, network, range });
+        for (const range of asList(config.k3s[network])) {
+          if (cidrContains(range, address)) out.push({ nodeIndex, node: node.name, field, index, address, network, range });
+        }
       }
     }
+  });
+  return out;
+}
+
+export interface NodeFamilyFinding {
+  nodeIndex: number;
+  node: string;
+  field: "nodeIp" | "externalIp";
+  index?: number;
+  message: string;
+}
+
+/**
+ * A dual-stack cluster is dual-stack on every node: each node's nodeIp has exactly the cluster's
+ * families in the cluster's order (K3s refuses to start otherwise, and does not auto-detect node
+ * addresses on dual-stack or IPv6-primary clusters; sources in the section comment above). An
+ * IPv4-only cluster keeps today's rule: nodeIp optional, IPv4 when set. externalIp: only families
+ * the cluster has.
+ */
+export function nodeFamilyFindings(config: { k3s: Networks; nodes: readonly NodeNetworking[] }): NodeFamilyFinding[] {
+  const cluster = clusterFamilies(config.k3s);
+  const stack = stackName(cluster);
+  const out: NodeFamilyFinding[] = [];
+  config.nodes.forEach((node, nodeIndex) => {
+    const base = { nodeIndex, node: node.name };
+    const nodeIps = asList(node.nodeIp);
+    const families = familiesOf(nodeIps);
+    const explicitNeeded = cluster.length === 2 || cluster[0] === "ipv6";
+    if (nodeIps.length === 0) {
+      if (explicitNeeded) {
+        const want = cluster.length === 2 ? `one ${describe(cluster)} address each, in that order` : "its IPv6 address";
+        out.push({ ...base, field: "nodeIp", message: `the cluster is ${stack}: set nodeIp to ${want} (K3s does not auto-detect node addresses here and refuses to start when node-ip and cluster-cidr differ in IP version)` });
+      }
+    } else if (families.join() !== cluster.join()) {
+      const sameSet = families.length === cluster.length && cluster.every((f) => families.includes(f));
+      out.push({
+        ...base,
+        field: "nodeIp",
+        message: sameSet
+          ? `lists ${describe(families)}, but clusterCidr lists ${describe(cluster)}: list the node's addresses in the cluster's family order (the first is the primary address)`
+          : `is ${describe(families)}, but the cluster is ${stack}: node-ip needs ${cluster.length === 2 ? "one address of each family" : `an ${FAMILY_NAME[cluster[0]!]} address`} (K3s: "cluster-cidr and node-ip must share the same IP version")`,
+      });
+    }
+    const externalIps = asList(node.externalIp);
+    externalIps.forEach((ip, i) => {
+      if (!cluster.includes(ipFamily(ip))) {
+        out.push({ ...base, field: "externalIp", index: at(externalIps, i), message: `${ip} is ${FAMILY_NAME[ipFamily(ip)]}, but the cluster is ${stack}` });
+      }
+    });
   });
   return out;
 }

@@ -21,9 +21,14 @@ export interface ClusterTopology {
   apiEndpoint: string;
 }
 
-/** The address K3s advertises for a node: nodeIp when set, else the SSH host. */
+/** The address K3s advertises for a node: its primary nodeIp (the first) when set, else the SSH host. */
 export function nodeAddress(node: NodeConfig): string {
-  return node.nodeIp ?? node.host;
+  return node.nodeIp?.[0] ?? node.host;
+}
+
+/** Every address of a node's own network (each nodeIp, one per family), else the SSH host. */
+export function nodeAddressesOf(node: NodeConfig): string[] {
+  return node.nodeIp && node.nodeIp.length > 0 ? [...node.nodeIp] : [node.host];
 }
 
 /** Throws when there is no server (validation reports that first). */

@@ -20,8 +20,8 @@ import { planCluster } from "../plan/node";
 import { renderTenant } from "../tenants/render";
 import { decommissionChecks } from "../decommission/validate";
 import { featureChecks } from "./feature-checks";
-import { cidrContains, isCanonicalIp, normalizeHost } from "./net";
-import { clusterDnsInServiceCidr, coversSecrets, nodeAddressesInClusterNetworks, podServiceCidrsOverlap, restrictedNodeLabels } from "./rules";
+import { cidrContains, indexedIp, isCanonicalIp, normalizeHost } from "./net";
+import { clusterNetworkFindings, coversSecrets, flannelIpv6MasqFinding, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "./rules";
 import { CONFIG_KEYS, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
 
 export type ConfigPath = ReadonlyArray<string | number>;
@@ -180,15 +180,13 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
     });
   }
 
-  // --- networks (rules.ts: the policy pack checks the same)
-  if (podServiceCidrsOverlap(k3s)) {
-    report(["k3s", "serviceCidr"], `overlaps clusterCidr ${k3s.clusterCidr}`);
-  }
-  if (!clusterDnsInServiceCidr(k3s)) {
-    report(["k3s", "clusterDns"], `${k3s.clusterDns} is outside serviceCidr ${k3s.serviceCidr}`);
-  }
+  // --- networks, single- and dual-stack (rules.ts: the policy pack checks the same)
+  const indexed = (path: ConfigPath, index: number | undefined): ConfigPath => (index === undefined ? path : [...path, index]);
+  const masq = flannelIpv6MasqFinding(k3s);
+  for (const f of [...clusterNetworkFindings(k3s), ...(masq ? [masq] : [])]) report(indexed(["k3s", f.field], f.index), f.message);
+  for (const f of nodeFamilyFindings(config)) report(indexed(["nodes", f.nodeIndex, f.field], f.index), f.message);
   for (const hit of nodeAddressesInClusterNetworks(config)) {
-    report(["nodes", hit.nodeIndex, hit.field], `${hit.address} lies inside k3s.${hit.network} ${hit.range}; pod/service networks must not overlap host addresses`);
+    report(indexed(["nodes", hit.nodeIndex, hit.field], hit.index), `${hit.address} lies inside k3s.${hit.network} ${hit.range}; pod/service networks must not overlap host addresses`);
   }
   const restricted = restrictedNodeLabels(nodes);
 
@@ -341,8 +339,8 @@ function dnsChecks(config: ResolvedConfig, report: Report): void {
     report(["dns"], "DNS settings tune K3s' CoreDNS, but k3s.disable lists coredns");
   }
   dns.upstreams.forEach((ip, i) => {
-    for (const [name, range] of [["serviceCidr", k3s.serviceCidr], ["clusterCidr", k3s.clusterCidr]] as const) {
-      if (cidrContains(range, ip)) report(["dns", "upstreams", i], `${ip} is inside k3s.${name}: CoreDNS would forward to itself`);
+    for (const [name, ranges] of [["serviceCidr", k3s.serviceCidr], ["clusterCidr", k3s.clusterCidr]] as const) {
+      for (const range of ranges) if (cidrContains(range, ip)) report(["dns", "upstreams", i], `${ip} is inside k3s.${name}: CoreDNS would forward to itself`);
     }
   });
   if (dns.stubDomains[k3s.clusterDomain]) {
@@ -351,6 +349,10 @@ function dnsChecks(config: ResolvedConfig, report: Report): void {
   if (dns.nodeLocal.enabled) {
     if (!cidrContains("169.254.0.0/16", dns.nodeLocal.localIp)) {
       report(["dns", "nodeLocal", "localIp"], "NodeLocal DNSCache needs a link-local address (169.254.0.0/16)");
+    }
+    // Pods of an IPv6-only cluster have no IPv4 route to the IPv4 link-local listener.
+    if (!k3s.clusterCidr.some((c) => !c.includes(":"))) {
+      report(["dns", "nodeLocal", "enabled"], `NodeLocal DNSCache listens on the IPv4 link-local ${dns.nodeLocal.localIp}, which pods of an IPv6-only cluster cannot reach`);
     }
   }
   if (dns.autoscaler.max !== undefined && dns.autoscaler.max < dns.autoscaler.min) {
@@ -363,6 +365,7 @@ const TYPED_FLAG_PATHS: Readonly<Record<string, ConfigPath>> = {
   "secrets-encryption": ["encryption", "enabled"],
   "secrets-encryption-provider": ["encryption", "provider"],
   "flannel-backend": ["k3s", "flannelBackend"],
+  "flannel-ipv6-masq": ["k3s", "flannelIpv6Masq"],
   "disable": ["k3s", "disable"],
   "protect-kernel-defaults": ["k3s", "hardening"],
   "kubelet-arg": ["k3s", "kubelet"],
@@ -462,6 +465,8 @@ export function resolveDefaults(config: StackConfig): ResolvedConfig {
     k3s: {
       ...config.k3s,
       hardening,
+      // K3s' own default: the 10th address of each service CIDR (10.43.0.10 for 10.43.0.0/16).
+      clusterDns: config.k3s.clusterDns ?? config.k3s.serviceCidr.map((range) => indexedIp(range, 10)),
       apiEndpoint: config.k3s.apiEndpoint ?? vip,
       tlsSan: vip && !config.k3s.tlsSan.includes(vip) ? [...config.k3s.tlsSan, vip] : config.k3s.tlsSan,
     },

@@ -146,7 +146,8 @@ export function renderUpstreamResolvConf(config: ResolvedConfig): string | undef
 /** The node-cache Corefile (iptables mode: binds the link-local IP and the kube-dns IP). */
 export function nodeLocalCorefile(config: ResolvedConfig): string {
   const { dns, k3s } = config;
-  const bind = `bind ${dns.nodeLocal.localIp} ${k3s.clusterDns}`;
+  // Every kube-dns address (one per family on a dual-stack cluster).
+  const bind = `bind ${[dns.nodeLocal.localIp, ...k3s.clusterDns].join(" ")}`;
   // node-cache fills the __PILLAR__ placeholders itself from -upstreamsvc and /etc/resolv.conf.
   const toCluster = ["forward . __PILLAR__CLUSTER__DNS__ {", ...indent(["force_tcp"]), "}"];
   const clusterBlock = (zone: string, extra: string[]) =>
@@ -202,7 +203,7 @@ export function renderNodeLocalDns(config: ResolvedConfig): KubeObject[] {
                 name: "node-cache",
                 image: dns.nodeLocal.image,
                 resources: { requests: { cpu: "25m", memory: "5Mi" } },
-                args: ["-localip", `${dns.nodeLocal.localIp},${k3s.clusterDns}`, "-conf", "/etc/Corefile", "-upstreamsvc", "kube-dns-upstream"],
+                args: ["-localip", [dns.nodeLocal.localIp, ...k3s.clusterDns].join(","), "-conf", "/etc/Corefile", "-upstreamsvc", "kube-dns-upstream"],
                 securityContext: { capabilities: { add: ["NET_ADMIN"] } },
                 ports: [
                   { containerPort: 53, name: "dns", protocol: "UDP" },

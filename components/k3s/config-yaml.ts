@@ -30,6 +30,14 @@ function compact(map: Record<string, FlagValue | undefined>): FlagMap {
   return out;
 }
 
+/**
+ * A per-family value as K3s reads it: `10.42.0.0/16,2001:db8:42::/56` (docs.k3s.io, "Dual-stack
+ * (IPv4 + IPv6) Networking"); entries are canonical (schema), so the join is the whole escaping.
+ */
+export function perFamily(values: readonly string[] | undefined): string | undefined {
+  return values && values.length > 0 ? values.join(",") : undefined;
+}
+
 function unique<T>(items: T[]): T[] {
   return [...new Set(items)];
 }
@@ -47,8 +55,9 @@ export function configYamlObject(ctx: NodeContext, extra: Record<string, FlagVal
 
   const common: Record<string, FlagValue | undefined> = {
     "node-name": node.name,
-    "node-ip": node.nodeIp,
-    "node-external-ip": node.externalIp,
+    // One address per family, comma-joined as K3s takes dual-stack values (one value stays a plain string).
+    "node-ip": perFamily(node.nodeIp),
+    "node-external-ip": perFamily(node.externalIp),
     "node-label": Object.entries(labels).map(([k, v]) => `${k}=${v}`),
     "node-taint": node.taints,
     "selinux": k3s.selinux,
@@ -77,11 +86,12 @@ export function configYamlObject(ctx: NodeContext, extra: Record<string, FlagVal
     ...common,
     "write-kubeconfig-mode": "0600",
     "tls-san": unique([topology.apiEndpoint, ...k3s.tlsSan]),
-    "cluster-cidr": k3s.clusterCidr,
-    "service-cidr": k3s.serviceCidr,
-    "cluster-dns": k3s.clusterDns,
+    "cluster-cidr": perFamily(k3s.clusterCidr),
+    "service-cidr": perFamily(k3s.serviceCidr),
+    "cluster-dns": perFamily(k3s.clusterDns),
     "cluster-domain": k3s.clusterDomain,
     "flannel-backend": k3s.flannelBackend,
+    "flannel-ipv6-masq": k3s.flannelIpv6Masq,
     "disable": k3s.disable,
     // Cluster-wide, set on servers only (K3s docs: a server flag, agents follow).
     "embedded-registry": k3s.embeddedRegistry,

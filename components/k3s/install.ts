@@ -131,14 +131,15 @@ export interface ApplyHooks {
  */
 export function noProxyList(config: ResolvedConfig, extra: string[] = []): string[] {
   const { k3s } = config;
-  const nodeAddresses = config.nodes.flatMap((n) => [n.host, n.nodeIp, n.externalIp]).filter((a): a is string => !!a);
+  // Both families of a dual-stack node (nodeIp / externalIp are lists, one entry per family).
+  const nodeAddresses = config.nodes.flatMap((n) => [n.host, ...(n.nodeIp ?? []), ...(n.externalIp ?? [])]);
   return [
     ...new Set([
       "127.0.0.0/8",
       "::1",
       "localhost",
-      k3s.clusterCidr,
-      k3s.serviceCidr,
+      ...k3s.clusterCidr,
+      ...k3s.serviceCidr,
       ".svc",
       `.${k3s.clusterDomain}`,
       ...(k3s.apiEndpoint ? [k3s.apiEndpoint] : []),

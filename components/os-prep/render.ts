@@ -1,8 +1,8 @@
-import { isIp } from "../config/net";
+import { ipFamily, isIp } from "../config/net";
 import { CIS_SYSCTLS } from "../cis/render";
 import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
-import { API_PORT, nodeAddress } from "../config/topology";
+import { API_PORT, nodeAddressesOf } from "../config/topology";
 import type { Contribution } from "../plan/contribution";
 import { runtimeChecks } from "../runtimes/render";
 import { heredocBody, joinShell, raw, Shell, sh } from "../shell/sh";
@@ -24,9 +24,17 @@ export interface FirewallPort {
   sources: "any" | string[];
 }
 
-/** Addresses of every node (nodeIp, or host when it is an address; validation requires one). */
+/**
+ * Addresses of every node: each nodeIp (one per family on a dual-stack cluster), or the host when
+ * it is an address (validation requires one). Canonical text (schema), so one address, one rule.
+ */
 export function nodeAddresses(config: ResolvedConfig, role?: NodeConfig["role"]): string[] {
-  return [...new Set(config.nodes.filter((n) => !role || n.role === role).map(nodeAddress).filter(isIp))];
+  return [...new Set(config.nodes.filter((n) => !role || n.role === role).flatMap(nodeAddressesOf).filter(isIp))];
+}
+
+/** Whether the cluster has an IPv6 pod network (dual-stack or IPv6-only). */
+export function hasIpv6(config: ResolvedConfig): boolean {
+  return config.k3s.clusterCidr.some((c) => ipFamily(c) === "ipv6");
 }
 
 /**
@@ -42,13 +50,13 @@ export function inboundPorts(config: ResolvedConfig, node: NodeConfig): Firewall
   if (node.role === "server") {
     const api = k3s.firewall.apiServerSources;
     // Agents, servers and pods (through the kubernetes Service) reach the API too.
-    const apiSources = api.length === 0 ? "any" : [...new Set([...api, ...nodes, k3s.clusterCidr])];
+    const apiSources = api.length === 0 ? "any" : [...new Set([...api, ...nodes, ...k3s.clusterCidr])];
     ports.push({ port: String(API_PORT), proto: "tcp", why: "Kubernetes API / supervisor", sources: apiSources });
     if (k3s.datastore.type === "etcd") {
       ports.push({ port: "2379-2380", proto: "tcp", why: "embedded etcd", sources: nodeAddresses(config, "server") });
     }
   }
-  ports.push({ port: "10250", proto: "tcp", why: "kubelet metrics and exec", sources: [...nodes, k3s.clusterCidr] });
+  ports.push({ port: "10250", proto: "tcp", why: "kubelet metrics and exec", sources: [...nodes, ...k3s.clusterCidr] });
   // Embedded registry mirror (Spegel): every node serves the registry on 6443 and its peer-to-peer
   // network on 5001, to the other nodes (docs.k3s.io installation/registry-mirror "Requirements").
   if (k3s.embeddedRegistry) {
@@ -94,10 +102,15 @@ export function kernelModules(config: ResolvedConfig, node?: NodeConfig): Kernel
   return modules;
 }
 
-/** The sysctls the node needs; the CIS set only when hardening is cis. */
-export function sysctls(cis: boolean): Record<string, string> {
+/**
+ * The sysctls the node needs; the CIS set only when hardening is cis; IPv6 forwarding when the
+ * cluster has an IPv6 pod network (Kubernetes dual-stack prerequisite, kubernetes.io "Dual-stack
+ * support with kubeadm": net.ipv6.conf.all.forwarding=1).
+ */
+export function sysctls(cis: boolean, ipv6 = false): Record<string, string> {
   return {
     "net.ipv4.ip_forward": "1",
+    ...(ipv6 ? { "net.ipv6.conf.all.forwarding": "1" } : {}),
     "net.bridge.bridge-nf-call-iptables": "1",
     "net.bridge.bridge-nf-call-ip6tables": "1",
     ...(cis ? CIS_SYSCTLS : {}),
@@ -144,7 +157,7 @@ export function renderOsPrepScript(ctx: Pick<NodeContext, "config" | "node" | "c
   const { k3s } = config;
   const ports = inboundPorts(config, node);
   const modules = kernelModules(config, node);
-  const wantedSysctls = sysctls(cis);
+  const wantedSysctls = sysctls(cis, hasIpv6(config));
   const servicePorts = node.role === "server" ? [String(API_PORT), "10250"] : ["10250"];
   const sysctlFile = Object.entries(wantedSysctls)
     .map(([k, v]) => `${k} = ${v}`)
@@ -294,7 +307,16 @@ if have ufw; then
 fi`;
   }
   // Pod and service networks: K3s docs ask to trust them (pods reach node ports and each other).
-  const trusted = [config.k3s.clusterCidr, config.k3s.serviceCidr];
+  const trusted = [...config.k3s.clusterCidr, ...config.k3s.serviceCidr];
+  const ipv6 = ports.some((p) => p.sources !== "any" && p.sources.some((s) => ipFamily(s) === "ipv6")) || trusted.some((s) => ipFamily(s) === "ipv6");
+  // ufw drops IPv6 rules unless /etc/default/ufw has IPV6=yes (Ubuntu's default): refuse rather
+  // than leave the IPv6 node addresses unreachable.
+  const ufwIpv6Check = ipv6
+    ? sh`    if grep -qE '^[[:space:]]*IPV6=no' "$ROOT/etc/default/ufw" 2>/dev/null; then
+      fail "ufw has IPv6 disabled (IPV6=no in /etc/default/ufw) but the cluster has IPv6 addresses: set IPV6=yes and run ufw reload"
+    fi
+`
+    : raw(""); // IPv4-only: nothing (the script stays as it was)
   const firewalld = joinShell(
     ports.flatMap((p) =>
       p.sources === "any"
@@ -351,7 +373,7 @@ if have ufw; then
   # Captured once, then matched: no pipe into grep -q (SIGPIPE under pipefail).
   ufw_rules="$(ufw status)"
   if [[ "$ufw_rules" == *"Status: active"* ]]; then
-    ufw_any() {
+${ufwIpv6Check}    ufw_any() {
       if ! grep -qE "^$1[[:space:]]+ALLOW( IN)?[[:space:]]+Anywhere" <<<"$ufw_rules"; then
         ufw allow "$1" >/dev/null
         changed "ufw: allowed $1"

@@ -1,6 +1,7 @@
 import type * as k8s from "@pulumi/kubernetes";
 import { ResolvedConfig, TenantConfig } from "../config/schema";
-import { API_PORT, nodeAddress } from "../config/topology";
+import { hostCidr } from "../config/net";
+import { API_PORT, nodeAddressesOf } from "../config/topology";
 import { KubeObject, MANAGED_BY } from "../kube/objects";
 
 /**
@@ -123,7 +124,8 @@ export function renderNetworkPolicies(config: ResolvedConfig, t: TenantConfig): 
     const to: Peer[] = [{ namespaceSelector: nsSelector("kube-system"), podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }];
     if (config.dns.nodeLocal.enabled) {
       // NodeLocal DNSCache answers on the host network at its link-local address and the kube-dns IP.
-      to.push({ ipBlock: { cidr: `${config.dns.nodeLocal.localIp}/32` } }, { ipBlock: { cidr: `${config.k3s.clusterDns}/32` } });
+      // One ipBlock per family: /32 for IPv4, /128 for IPv6 (dual-stack clusterDns).
+      to.push({ ipBlock: { cidr: hostCidr(config.dns.nodeLocal.localIp) } }, ...config.k3s.clusterDns.map((ip): Peer => ({ ipBlock: { cidr: hostCidr(ip) } })));
     }
     out.push(policy(t, "allow-dns", { podSelector: all, policyTypes: ["Egress"], egress: [{ to, ports: DNS_PORTS }] }));
   }
@@ -158,12 +160,13 @@ export function renderNetworkPolicies(config: ResolvedConfig, t: TenantConfig): 
   }
   if (n.allowApiServer) {
     // The API answers on the servers' own addresses: the Service IP alone is not enough here.
-    const servers = config.nodes.filter((node) => node.role === "server").map((node) => nodeAddress(node));
+    // Every family's address of every server (a dual-stack pod may reach the API over either).
+    const servers = [...new Set(config.nodes.filter((node) => node.role === "server").flatMap(nodeAddressesOf))];
     out.push(
       policy(t, "allow-apiserver", {
         podSelector: all,
         policyTypes: ["Egress"],
-        egress: [{ to: servers.map((ip) => ({ ipBlock: { cidr: ip.includes(":") ? `${ip}/128` : `${ip}/32` } })), ports: [{ protocol: "TCP", port: API_PORT }] }],
+        egress: [{ to: servers.map((ip) => ({ ipBlock: { cidr: hostCidr(ip) } })), ports: [{ protocol: "TCP", port: API_PORT }] }],
       }),
     );
   }

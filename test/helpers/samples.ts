@@ -14,6 +14,21 @@ export function sampleConfig(env: Environment): ResolvedConfig {
   return loadStackConfig(sampleRaw(env));
 }
 
+/**
+ * Sample stacks beyond the three environments, each in its own file, with a golden directory of
+ * the same name (test/golden/<name>): the dual-stack cluster (issue 14).
+ */
+export const FIXTURE_SAMPLES = { dualstack: join(REPO, "test", "fixtures", "dualstack", "Pulumi.dualstack.yaml") } as const;
+export type FixtureSample = keyof typeof FIXTURE_SAMPLES;
+
+export function fixtureRaw(name: FixtureSample): StackInput {
+  return readStackFile(FIXTURE_SAMPLES[name]).raw as StackInput;
+}
+
+export function fixtureConfig(name: FixtureSample): ResolvedConfig {
+  return loadStackConfig(fixtureRaw(name));
+}
+
 /** A deep copy of a sample's raw config, for building variants. */
 export function variant(env: Environment, edit: (raw: StackInput) => void): StackInput {
   const raw = structuredClone(sampleRaw(env));

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { isDnsName } from "../net";
 import { singleLine } from "../single-line";
 import { PACKAGED_COMPONENTS, airgapSchema, apiServerSchema, controllerManagerSchema, datastoreSchema, etcdSnapshotsSchema, firewallSchema, kubeletSchema, proxySchema, registriesSchema } from "./k3s";
-import { DNS_LABEL, cidr, flagValue, hostAddress, imageRef, ipAddress, isLabelValue } from "./primitives";
+import { DNS_LABEL, cidrList, flagValue, hostAddress, imageRef, ipAddress, ipList, isLabelValue } from "./primitives";
 
 /** Packaged add-ons and runtimes inside the `k3s` section (Traefik, ServiceLB pools, the API VIP, snapshotters), and k3sSchema, the whole section. */
 
@@ -50,12 +50,17 @@ export const k3sSchema = z.strictObject({
   channel: z.string().regex(/^(stable|latest|testing|v1\.\d+)$/, "channel must be stable, latest, testing or v1.NN").optional(),
   /** The version the cluster runs now, recorded before an upgrade (policy: no skipped minor). */
   previousVersion: z.string().regex(/^v1\.\d+\.\d+\+k3s\d+$/).optional(),
-  clusterCidr: cidr.default("10.42.0.0/16"),
-  serviceCidr: cidr.default("10.43.0.0/16"),
-  clusterDns: ipAddress.default("10.43.0.10"),
+  /** Pod network(s): one CIDR or one per family (dual-stack); the first is the primary family. Rules: config/rules.ts. */
+  clusterCidr: cidrList.default(["10.42.0.0/16"]),
+  /** Service network(s), the same families in the same order as clusterCidr. */
+  serviceCidr: cidrList.default(["10.43.0.0/16"]),
+  /** Cluster DNS address(es), each inside the serviceCidr of its family. Default (resolveDefaults): the 10th address of each serviceCidr, as K3s picks it. */
+  clusterDns: ipList.optional(),
   clusterDomain: z.string().refine(isDnsName, { message: "not a DNS domain" }).default("cluster.local"),
   disable: z.array(z.enum(PACKAGED_COMPONENTS)).default([]),
   flannelBackend: z.enum(["vxlan", "host-gw", "wireguard-native", "none"]).default("vxlan"),
+  /** `flannel-ipv6-masq`: NAT pod IPv6 traffic leaving the cluster (ULA pod CIDRs); needs an IPv6 clusterCidr and a flannel backend. */
+  flannelIpv6Masq: z.boolean().default(false),
   /** Address clients and agents use for the API (a VIP or load balancer); default: first server. */
   apiEndpoint: hostAddress.optional(),
   tlsSan: z.array(hostAddress).default([]),

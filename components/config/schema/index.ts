@@ -57,7 +57,8 @@ export type DnsConfig = StackConfig["dns"];
 
 /** The stack config with environment-dependent defaults resolved. */
 export type ResolvedConfig = Omit<StackConfig, "k3s" | "encryption"> & {
-  k3s: Omit<K3sConfig, "hardening"> & { hardening: Hardening };
+  /** clusterDns resolved per family (resolveDefaults). */
+  k3s: Omit<K3sConfig, "hardening" | "clusterDns"> & { hardening: Hardening; clusterDns: string[] };
   encryption: Omit<StackConfig["encryption"], "enabled"> & { enabled: boolean };
 };
 export type EncryptionConfig = ResolvedConfig["encryption"];

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { cronProblem } from "../cron";
 import { isCanonicalCidr, isCanonicalIp, isDnsName } from "../net";
 import { singleLine } from "../single-line";
-import { absolutePath, duration } from "./primitives";
+import { absolutePath, duration, firewallSource } from "./primitives";
 
 /** Parts of the `k3s` section (assembled by k3sSchema in addons.ts): version, networks, datastore, kubelet/apiserver/controller-manager settings, registries, proxy, air-gap, snapshots, firewall. */
 
@@ -221,5 +221,5 @@ export const firewallSchema = z.strictObject({
    * Sources allowed to reach the API server (6443/tcp) in mode `open`: CIDRs or addresses.
    * Default: any. The other K3s ports are open only to the cluster's nodes (and pod/service CIDRs).
    */
-  apiServerSources: z.array(singleLine(z.string().refine((v) => isCanonicalCidr(v) || isCanonicalIp(v), { message: "not a CIDR or IP address in canonical form" }))).default([]),
+  apiServerSources: z.array(firewallSource).default([]),
 });

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DNS_LABEL, hostAddress, ipAddress, labelMap, port, sshHostKey, taint } from "./primitives";
+import { DNS_LABEL, hostAddress, ipList, labelMap, port, sshHostKey, taint } from "./primitives";
 
 /** The `ssh` section and `nodes[]`. */
 
@@ -36,8 +36,10 @@ export const nodeSchema = z.strictObject({
   role: z.enum(["server", "agent"]),
   labels: labelMap.default({}),
   taints: z.array(taint).default([]),
-  nodeIp: ipAddress.optional(),
-  externalIp: ipAddress.optional(),
+  /** `node-ip`: one address, or one per family in the cluster's family order (a dual-stack cluster needs both). */
+  nodeIp: ipList.optional(),
+  /** `node-external-ip`: one address or one per family (families the cluster has). */
+  externalIp: ipList.optional(),
   /** GPUs the node carries: `nvidia` checks for the NVIDIA container runtime and labels the node. */
   gpu: z.enum(["nvidia"]).optional(),
   /** Raspberry Pi boards need cgroup flags on the kernel command line. */
