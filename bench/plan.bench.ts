@@ -8,7 +8,7 @@ import { StackInput } from "../components/config/schema";
 import { readStackFile } from "../components/config/stack-file";
 import { loadStackConfig, parseStackConfig } from "../components/config/validate";
 import { planCluster } from "../components/node/plan";
-import { renderTree } from "../components/node/tree";
+import { renderTree } from "../tools/tree";
 import { ControlPlane, missingTools } from "../tools/harness/apiserver";
 import { engineMissing, inClusterProgram, inlineStack } from "../tools/harness/engine";
 import { BenchResource, buildGraph, prodWithNodes, REPO, runPack } from "./graph";

@@ -2,8 +2,8 @@ import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { NODE_CHILDREN } from "../components/node/component";
-import { inputDiffPaths, NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown, splitPolicyMessage } from "../components/preview/markdown";
+import { NODE_CHILDREN } from "../components/names";
+import { inputDiffPaths, NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown, splitPolicyMessage } from "../tools/preview-markdown";
 import { renderDns } from "../components/dns/render";
 import { renderTenants } from "../components/tenants/render";
 import { secretMaterial } from "../tools/harness/preview-output";
@@ -107,7 +107,7 @@ describe("preview:md", () => {
 
   it("the CLI reads saved files (--from, --events) and prints the same Markdown", () => {
     const r = spawnSync(join(REPO, "node_modules", ".bin", "tsx"), [
-      join(REPO, "scripts", "preview-md.ts"), "--stack", "prod",
+      join(REPO, "tools", "preview-md.ts"), "--stack", "prod",
       "--from", join(FIXTURES, "prod-upgrade.json"), "--events", join(FIXTURES, "prod-upgrade.events.jsonl"),
     ], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
@@ -188,7 +188,7 @@ describe("preview:md on real engine output (test/fixtures/preview/cluster-*)", (
 
   it("the CLI prints the same Markdown from the real files", () => {
     const r = spawnSync(join(REPO, "node_modules", ".bin", "tsx"), [
-      join(REPO, "scripts", "preview-md.ts"), "--stack", "prod",
+      join(REPO, "tools", "preview-md.ts"), "--stack", "prod",
       "--from", join(FIXTURES, "cluster-violation.json"), "--events", join(FIXTURES, "cluster-violation.events.jsonl"),
     ], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
