@@ -1,4 +1,5 @@
 import { NODE_CHILDREN, nodeChildOf, parseUrn, TYPES } from "../components/names";
+import { lifecycleLines } from "./preview-lifecycle";
 
 /**
  * Turns `pulumi preview --json` output (a PreviewDigest) and, optionally, the engine event log
@@ -207,6 +208,10 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
     .sort(([a], [b]) => (OP_ORDER.indexOf(a) + 100 * Number(!OP_ORDER.includes(a))) - (OP_ORDER.indexOf(b) + 100 * Number(!OP_ORDER.includes(b))))
     .map(([op, n]) => `${n} ${op === "same" ? "unchanged" : `to ${op}`}`);
   lines.push(counts.length ? `**${counts.join(" · ")}**` : "**No changes.**", "");
+
+  // ---- day-2 operations, one line per phase (decommission, rotations)
+  const operations = lifecycleLines(all, options.stack);
+  if (operations.length) lines.push("#### Operations", "", ...operations.map((l) => `- ${l}`), "");
 
   // ---- replacements first: they are the dangerous part
   const replacements = steps.filter((s) => REPLACING.has(s.op));

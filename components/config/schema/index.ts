@@ -4,6 +4,7 @@ import { dnsSchema } from "./dns";
 import { encryptionSchema } from "./encryption";
 import { nodeSchema, sshSchema } from "./nodes";
 import { tenantSchema } from "./tenants";
+import { singleLine } from "../single-line";
 
 /**
  * The one schema of k3s-platform's stack configuration (`k3s-platform:*` keys in
@@ -35,6 +36,13 @@ export const stackSchema = z.strictObject({
   encryption: encryptionSchema.prefault({}),
   tenants: z.array(tenantSchema).default([]),
   dns: dnsSchema.prefault({}),
+  /** Client and server certificates (README "Rotating the token / certificates"). */
+  certificates: z
+    .strictObject({
+      /** Bump (a counter or a date) to rotate every node's certificates, servers one at a time. */
+      rotation: z.union([singleLine().min(1), z.number()]).optional(),
+    })
+    .optional(),
 });
 
 export type StackInput = z.input<typeof stackSchema>;
