@@ -79,7 +79,9 @@ describe("test:cluster — a real API server and the real engine", function () {
     if (missing) console.log(`test:cluster: the engine parts (b, c) need: ${missing}`);
     mkdirSync(root);
     writeEncryptionConfig([KEY_A]);
-    cp = await new ControlPlane({ encryptionConfig: join(root, ENCRYPTION_TARGET) }).up();
+    // Assigned before up(), so after() stops (and removes) it even when starting fails.
+    cp = new ControlPlane({ encryptionConfig: join(root, ENCRYPTION_TARGET) });
+    await cp.up();
   });
   after(async () => {
     await cp?.stop();

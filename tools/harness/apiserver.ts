@@ -134,8 +134,9 @@ export class ControlPlane {
         return await this.startProcesses();
       } catch (e) {
         const taken = ["etcd", "kube-apiserver", "kube-controller-manager"].some((n) => /address already in use/.test(this.log(n)));
-        if (!taken || attempt >= 3) throw e;
+        // Whatever started is stopped before giving up (measured: a failed start left etcd running).
         await this.stopProcesses();
+        if (!taken || attempt >= 3) throw e;
         for (const n of ["etcd", "kube-apiserver", "kube-controller-manager"]) rmSync(join(this.dir, `${n}.log`), { force: true });
         rmSync(join(this.dir, "etcd"), { recursive: true, force: true });
       }
