@@ -6,9 +6,11 @@ import { ResolvedConfig, StackInput } from "../components/config/schema";
 import { readStackFile } from "../components/config/stack-file";
 import { buildProgram } from "../components/program";
 import { policies } from "../policies/policies";
+import { mockId, mockState } from "../tools/harness/mock-providers";
 
 /**
- * The bench's own minimal Pulumi mock setup (it must not depend on the test helpers): runs the
+ * The bench's own minimal Pulumi mock setup (it must not depend on the test helpers; the mocked
+ * providers' answers are shared with them through tools/harness/mock-providers.ts): runs the
  * whole program under `pulumi.runtime.setMocks`, records what the engine would see (type, name,
  * parent, dependsOn, inputs), and evaluates the policy pack on that graph once per policy.
  */
@@ -54,7 +56,6 @@ function unwrap(value: unknown): unknown {
   return value;
 }
 
-const KUBECONFIG = "apiVersion: v1\nclusters:\n- cluster: {server: 'https://127.0.0.1:6443'}\n  name: default\ncontexts: []\nusers: []\n";
 
 /** Runs the program for `config` under mocks; resolves once the mock engine has seen every resource. */
 export async function buildGraph(config: ResolvedConfig, stack: string): Promise<BenchResource[]> {
@@ -66,13 +67,8 @@ export async function buildGraph(config: ResolvedConfig, stack: string): Promise
       newResource(args) {
         const entry = byName.get(args.name);
         if (entry) entry.inputs = args.inputs as Record<string, unknown>;
-        const state: Record<string, unknown> = { ...args.inputs };
-        if (args.type === "command:remote:Command") {
-          state.stdout = args.name.endsWith("-kubeconfig") ? KUBECONFIG : args.name.endsWith("-verify") ? '{"enabled":true,"mode":"custom"}' : "";
-          state.stderr = "";
-        }
-        if (args.type === "random:index/randomBytes:RandomBytes") state.base64 = Buffer.alloc(32, 1).toString("base64");
-        return { id: `${args.name}-id`, state };
+        const state = mockState(args);
+        return { id: mockId(args, state), state };
       },
       call: (args) => args.inputs,
     },

@@ -1,10 +1,17 @@
-import { spawnSync } from "node:child_process";
-import { cpus, loadavg } from "node:os";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
 import { performance } from "node:perf_hooks";
+import { StackInput } from "../components/config/schema";
+import { readStackFile } from "../components/config/stack-file";
 import { loadStackConfig, parseStackConfig } from "../components/config/validate";
 import { planCluster } from "../components/node/plan";
 import { renderTree } from "../tools/tree";
-import { BenchResource, buildGraph, prodWithNodes, runPack } from "./graph";
+import { ControlPlane, missingTools } from "../tools/harness/apiserver";
+import { engineMissing, inClusterProgram, inlineStack } from "../tools/harness/engine";
+import { BenchResource, buildGraph, prodWithNodes, REPO, runPack } from "./graph";
 
 /**
  * `npm run bench`: what the program costs as a cluster grows, in one run. The prod sample's
@@ -58,21 +65,58 @@ async function graphRun(nodes: number) {
 }
 
 /**
- * Hook for the real-engine comparison (issue 15): `pulumi preview` of the in-cluster layer against
- * a real API server next to a bare program with the same number of resources (goal ≤ 2×). Runs only
- * where the engine and the kubernetes plugin are installed; not implemented yet, says so plainly.
+ * The real-engine comparison (issue 15): `pulumi preview` (Automation API, inline program) of the
+ * in-cluster layer (tenants, DNS: components/tenants, components/dns, the way components/program.ts
+ * wires them) against a real API server (tools/harness/apiserver.ts), next to a bare program that
+ * registers the same number of resources: minimal ConfigMaps in one namespace through the same
+ * provider and API server. Both previews start from an empty stack (every resource a create, so
+ * the provider dry-runs each object on the server). One warm-up preview of each, then
+ * BENCH_ENGINE_RUNS (3) alternating timed runs, medians. Goal: ratio ≤ 2.
+ * Skips, saying why, where the engine or the API server binaries are missing.
  */
-function realEnginePreview(): string {
-  const which = spawnSync("sh", ["-c", "command -v pulumi"], { encoding: "utf8" });
-  if (which.status !== 0) return "skipped: no `pulumi` on PATH (scripts/install-pulumi.sh builds one)";
-  const plugins = spawnSync("pulumi", ["plugin", "ls", "--json"], { encoding: "utf8" });
-  if (plugins.status !== 0 || !/"name":\s*"kubernetes"/.test(plugins.stdout)) {
-    return "skipped: `pulumi` is on PATH but has no kubernetes resource plugin (pulumi plugin ls)";
+async function realEnginePreview(): Promise<string[]> {
+  const missing = [engineMissing(), missingTools()].filter(Boolean).join("; ");
+  if (missing) return [`skipped: ${missing}`];
+  const runs = Number(process.env.BENCH_ENGINE_RUNS ?? 3);
+  const work = mkdtempSync(join(tmpdir(), "k3sp-bench-engine-"));
+  const cp = new ControlPlane();
+  try {
+    await cp.up();
+    const kubeconfig = readFileSync(cp.kubeconfig, "utf8");
+    const config = loadStackConfig(readStackFile(join(REPO, "Pulumi.prod.yaml")).raw as StackInput);
+    const layer = await inlineStack(join(work, "layer"), "layer", inClusterProgram(config, kubeconfig, "prod"));
+    // Resources the layer registers, counted from a preview's steps (stack, provider, components, objects).
+    let count = 0;
+    await layer.preview({ onEvent: (e) => { if (e.resourcePreEvent) count++; } });
+    const bareProgram = async () => {
+      const provider = new k8s.Provider("bare-k8s", { kubeconfig: pulumi.secret(kubeconfig), enableServerSideApply: true });
+      // The stack and the provider are resources too: count - 2 ConfigMaps.
+      for (let i = 0; i < count - 2; i++) {
+        new k8s.core.v1.ConfigMap(`bare-${i}`, { metadata: { name: `bare-${i}`, namespace: "default" }, data: { k: "v" } }, { provider });
+      }
+      return {};
+    };
+    const bare = await inlineStack(join(work, "bare"), "bare", bareProgram);
+    let bareCount = 0;
+    await bare.preview({ onEvent: (e) => { if (e.resourcePreEvent) bareCount++; } });
+    const times = { layer: [] as number[], bare: [] as number[] };
+    for (let i = 0; i < runs; i++) {
+      times.layer.push((await timed(() => layer.preview())).wallMs);
+      times.bare.push((await timed(() => bare.preview())).wallMs);
+    }
+    const l = median(times.layer);
+    const b = median(times.bare);
+    return [
+      `in-cluster layer (prod sample: tenants + DNS), ${count} resources: ${l.toFixed(0)} ms`,
+      `bare program (${bareCount} resources: ConfigMaps, same provider and API server): ${b.toFixed(0)} ms`,
+      `ratio ${(l / b).toFixed(2)} (goal ≤ 2; median of ${runs} after one warm-up each; pulumi preview from an empty stack)`,
+    ];
+  } catch (e) {
+    return [`failed: ${(e as Error).message.split("\n").slice(0, 5).join(" | ")}`];
+  } finally {
+    await cp.stop();
+    rmSync(work, { recursive: true, force: true });
   }
-  // HOOK(real-engine): preview the in-cluster layer (tenants, DNS) with an Automation API inline
-  // program against the API server the test:cluster suite starts, then a bare program registering
-  // the same number of trivial resources; print both and their ratio.
-  return "skipped: engine present, but the real-preview comparison is not implemented yet (bench/plan.bench.ts HOOK(real-engine))";
 }
 
 async function main(): Promise<void> {
@@ -120,7 +164,9 @@ async function main(): Promise<void> {
   console.log("");
   console.log(`Pure layer at ${LARGE} nodes (median of 3): validate ${m("validate").toFixed(0)} ms · plan ${m("plan").toFixed(0)} ms · render ${m("render").toFixed(0)} ms · total ${(m("validate") + m("plan") + m("render")).toFixed(0)} ms`);
   console.log(`Peak memory (max RSS of this process): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
-  console.log(`Real engine preview: ${realEnginePreview()}`);
+  console.log("");
+  console.log("Real engine preview (pulumi CLI + kubernetes provider against a real kube-apiserver):");
+  for (const line of await realEnginePreview()) console.log(`  ${line}`);
   const [end] = loadavg();
   console.log(`\nload average ${end!.toFixed(2)} at end`);
 }

@@ -1,10 +1,13 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { NODE_CHILDREN } from "../components/names";
-import { NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown, splitPolicyMessage } from "../tools/preview-markdown";
-import { REPO } from "./helpers/samples";
+import { inputDiffPaths, NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown, splitPolicyMessage } from "../tools/preview-markdown";
+import { renderDns } from "../components/dns/render";
+import { renderTenants } from "../components/tenants/render";
+import { secretMaterial } from "../tools/harness/preview-output";
+import { REPO, sampleConfig } from "./helpers/samples";
 
 const FIXTURES = join(REPO, "test", "fixtures", "preview");
 const digest = JSON.parse(readFileSync(join(FIXTURES, "prod-upgrade.json"), "utf8")) as PreviewDigest;
@@ -109,5 +112,86 @@ describe("preview:md", () => {
     ], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, md);
+  });
+});
+
+/**
+ * The fixtures scripts/preview-fixtures.sh regenerates from real runs (test:cluster (b), (c): the
+ * real pulumi CLI and kubernetes provider, the in-cluster layer of the prod sample against a real
+ * API server). Expected values come from the prod sample and the renderers, not from the files.
+ */
+describe("preview:md on real engine output (test/fixtures/preview/cluster-*)", () => {
+  const prod = sampleConfig("prod");
+  const read = (name: string) => readFileSync(join(FIXTURES, name), "utf8");
+  const real = (name: string, stack = "prod") =>
+    previewMarkdown(JSON.parse(read(`${name}.json`)) as PreviewDigest, { stack, policyEvents: policyEventsFromLog(read(`${name}.events.jsonl`)) });
+  // Stack, provider, TenantNamespaces, CoreDnsTuning and one resource per rendered object.
+  const resources = 4 + renderTenants(prod).length + renderDns(prod).length;
+
+  it("no fixture carries secret material (kubeconfig keys, PEM blocks, token or password values)", () => {
+    const files = readdirSync(FIXTURES);
+    assert.ok(files.some((f) => f.startsWith("cluster-")), "the real fixtures are there");
+    // Every saved engine output (README.md describes them, naming what is left out).
+    for (const f of files.filter((f) => f.endsWith(".json") || f.endsWith(".jsonl"))) assert.deepEqual(secretMaterial(read(f)), [], f);
+  });
+
+  it("the secret scan finds what it looks for (so a clean result means something)", () => {
+    const kubeconfig = `users:\n- name: a\n  user:\n    client-key-data: ${Buffer.from("-----BEGIN RSA PRIVATE KEY-----").toString("base64")}\n`;
+    assert.deepEqual(secretMaterial(kubeconfig), ["kubeconfig client key", "base64 PEM block"]);
+    assert.deepEqual(secretMaterial("-----BEGIN CERTIFICATE-----"), ["PEM block"]);
+    assert.deepEqual(secretMaterial('{"token":"K10abc"}'), ["token value"]);
+    assert.deepEqual(secretMaterial("token: s3cr3t"), ["token value"]);
+    assert.deepEqual(secretMaterial('{"token":"[secret]","password":"[secret]","tokenFile":"/x"}'), []);
+    assert.deepEqual(secretMaterial('{"4dabf18193072939515e22adb298388d":"1b47061264138c4ac30d75fd1eb44270","plaintext":"\\"x\\""}'), ["secret envelope with plaintext"]);
+  });
+
+  it("a second preview with nothing changed: every resource unchanged", () => {
+    const md = real("cluster-nochange");
+    assert.match(md, new RegExp(`\\*\\*${resources} unchanged\\*\\*`));
+    assert.doesNotMatch(md, /#### (Nodes|Cluster and Kubernetes objects)/);
+  });
+
+  it("one quota change: that ResourceQuota's field old → new, its TenantNamespaces' input, nothing else", () => {
+    const tenant = prod.tenants[0]!;
+    const pods = tenant.quota!.pods!;
+    const md = real("cluster-quota");
+    assert.match(md, new RegExp(`\\*\\*2 to update · ${resources - 2} unchanged\\*\\*`));
+    const objects = md.split("#### Cluster and Kubernetes objects")[1]!.split("\n").filter((l) => l.startsWith("| `"));
+    assert.equal(objects.length, 2, objects.join("\n"));
+    assert.ok(objects.includes(`| \`prod-tenants-resourcequota-${tenant.namespace}-quota\` | ResourceQuota | 🟡 update | \`spec.hard.pods\`: \`${pods}\` → \`${pods + 1}\` |`), objects.join("\n"));
+    // A component: the real engine gives it no detailedDiff, so the row comes from its inputs.
+    assert.ok(objects.includes(`| \`prod-tenants\` | TenantNamespaces | 🟡 update | \`tenants[0].quota.pods\`: \`${pods}\` → \`${pods + 1}\` |`), objects.join("\n"));
+  });
+
+  it("a mandatory violation from the real policy pack: one row naming the policy, the namespace and the violation only", () => {
+    const tenant = prod.tenants[1]!;
+    const md = real("cluster-violation");
+    const section = md.split("#### Policy violations (1, 1 mandatory: this change cannot be applied)")[1];
+    assert.ok(section, md);
+    const rows = section.split("\n").filter((l) => l.startsWith("| 🛑"));
+    assert.deepEqual(rows, [`| 🛑 mandatory | \`tenant-pod-security\` | \`prod-tenants-namespace-${tenant.namespace}\` | namespace ${tenant.namespace} enforces privileged; at least restricted is required |`]);
+    // Built on what (b) deployed: the only object change is the tenant's Pod Security labels.
+    const objects = md.split("#### Cluster and Kubernetes objects")[1]!.split("####")[0]!.split("\n").filter((l) => l.startsWith("| `"));
+    assert.deepEqual(objects.map((r) => r.split("|")[1]!.trim()).sort(), ["`prod-tenants-namespace-" + tenant.namespace + "`", "`prod-tenants`"].sort());
+    assert.ok(objects.find((r) => r.includes("namespace-"))!.includes(`\`metadata.labels["pod-security.kubernetes.io/enforce"]\`: \`${tenant.podSecurity}\` → \`privileged\``));
+    // The CLI failed the preview: its error diagnostic is listed.
+    assert.match(md, /#### Errors\n\n- error: /);
+  });
+
+  it("changed input paths of a step without detailedDiff (components), secrets compared but never shown", () => {
+    assert.deepEqual(inputDiffPaths({ a: { b: [1, 2], "x.y": "s" }, k: "[secret]" }, { a: { b: [1, 3], "x.y": "t" }, k: "[secret]", n: true }), [
+      "a.b[1]", 'a["x.y"]', "n",
+    ]);
+    assert.deepEqual(parsePropertyPath('a["x.y"]'), ["a", "x.y"]);
+    assert.deepEqual(inputDiffPaths({ k: "plain" }, { k: "[secret]" }), ["k"]);
+  });
+
+  it("the CLI prints the same Markdown from the real files", () => {
+    const r = spawnSync(join(REPO, "node_modules", ".bin", "tsx"), [
+      join(REPO, "tools", "preview-md.ts"), "--stack", "prod",
+      "--from", join(FIXTURES, "cluster-violation.json"), "--events", join(FIXTURES, "cluster-violation.events.jsonl"),
+    ], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, real("cluster-violation"));
   });
 });

@@ -151,8 +151,28 @@ function opOf(step: PreviewStep): string {
   return REPLACING.has(step.op) ? "replace" : step.op;
 }
 
+/**
+ * Leaf property paths whose values differ between two inputs, in the engine's path syntax. The
+ * real engine gives component resources (K3sCluster, TenantNamespaces, …) neither a detailedDiff
+ * nor diffReasons (measured with pulumi 3.260: `"detailedDiff": null`), only old and new inputs.
+ */
+export function inputDiffPaths(before: unknown, after: unknown, prefix = ""): string[] {
+  if (isSecret(before) || isSecret(after)) return isSecret(before) && isSecret(after) ? [] : [prefix];
+  const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object";
+  if (isObj(before) && isObj(after) && Array.isArray(before) === Array.isArray(after)) {
+    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])];
+    return keys.flatMap((k) => {
+      const seg = Array.isArray(before) ? `[${k}]` : /^[A-Za-z_$][\w$/-]*$/.test(k) ? `${prefix ? "." : ""}${k}` : `[${JSON.stringify(k)}]`;
+      return inputDiffPaths(before[k], after[k], `${prefix}${seg}`);
+    });
+  }
+  return JSON.stringify(before) === JSON.stringify(after) ? [] : [prefix];
+}
+
 function changedKeys(step: PreviewStep): string[] {
-  return Object.keys(step.detailedDiff ?? {}).length ? Object.keys(step.detailedDiff ?? {}) : step.diffReasons ?? [];
+  if (Object.keys(step.detailedDiff ?? {}).length) return Object.keys(step.detailedDiff ?? {});
+  if (step.diffReasons?.length) return step.diffReasons;
+  return step.op === "update" ? inputDiffPaths(step.oldState?.inputs ?? {}, step.newState?.inputs ?? {}) : [];
 }
 
 const ICON: Record<string, string> = { create: "🟢 create", update: "🟡 update", replace: "🔴 replace", delete: "🔴 delete" };

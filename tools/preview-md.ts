@@ -34,6 +34,9 @@ function main(): number {
     return 0;
   }
 
+  // The event log holds the Node SDK's debug diagnostics, which carry secret inputs' plaintext
+  // (the kubeconfig: README "Secrets in event logs"). It lives only in this directory (mkdtemp:
+  // mode 0700), only policy events are read from it, and it is deleted below.
   const work = mkdtempSync(join(tmpdir(), "preview-md-"));
   try {
     const eventLog = join(work, "events.jsonl");

@@ -13,8 +13,9 @@ import { needsK3sCrd, renderAllObjects } from "../../components/kube/all";
 import { KubeObject } from "../../components/kube/objects";
 import { renderTenants } from "../../components/tenants/render";
 import { ENVS, REPO, sampleConfig } from "../helpers/samples";
-import { ControlPlane, kubernetesBin } from "./apiserver";
-import { cliPreview, engineMissing, inClusterProgram, inlineStack } from "./engine";
+import { ControlPlane, kubernetesBin } from "../../tools/harness/apiserver";
+import { cliPreview, engineMissing, inClusterProgram, inlineStack } from "../../tools/harness/engine";
+import { fixtureEventLog, isDebugDiagnostic, normalisePaths, secretMaterial } from "../../tools/harness/preview-output";
 
 /**
  * `npm run test:cluster`: what the program renders, on a real API server (etcd + kube-apiserver
@@ -39,10 +40,19 @@ async function savePreview(name: string, run: Promise<{ status: number; json: st
   assert.equal(r.status, wantStatus, `preview ${name}: ${r.stderr.slice(-2000)}`);
   const digest = JSON.parse(r.json) as { steps?: unknown[] };
   assert.ok(digest, "a JSON digest");
-  for (const text of [r.json, r.events]) assert.doesNotMatch(text, /client-key-data|BEGIN [A-Z ]*PRIVATE KEY/, `preview ${name} shows a credential`);
+  // The kubeconfig is a secret end to end: the digest shows it as [secret].
+  assert.deepEqual(secretMaterial(r.json), [], `preview ${name}: the JSON digest shows a credential`);
+  // The event log: only the SDK's debug trace may carry it (tools/harness/preview-output.ts);
+  // any other event with a credential is a leak in the product.
+  const events = r.events.split("\n").filter((l) => l.trim() !== "");
+  assert.ok(events.length > 0, `preview ${name}: an event log`);
+  const leaking = events.filter((l) => secretMaterial(l).length > 0 && !isDebugDiagnostic(l));
+  assert.deepEqual(leaking.map((l) => l.slice(0, 200)), [], `preview ${name}: events other than the SDK's debug trace show a credential`);
+  const fixture = { json: normalisePaths(r.json.endsWith("\n") ? r.json : `${r.json}\n`, REPO), events: fixtureEventLog(r.events, REPO) };
+  assert.deepEqual(secretMaterial(fixture.json + fixture.events), []);
   if (process.env.UPDATE_PREVIEW_FIXTURES === "1") {
-    writeFileSync(join(FIXTURES, `${name}.json`), r.json.endsWith("\n") ? r.json : `${r.json}\n`);
-    writeFileSync(join(FIXTURES, `${name}.events.jsonl`), r.events);
+    writeFileSync(join(FIXTURES, `${name}.json`), fixture.json);
+    writeFileSync(join(FIXTURES, `${name}.events.jsonl`), fixture.events);
   }
   return r;
 }
@@ -69,7 +79,9 @@ describe("test:cluster — a real API server and the real engine", function () {
     if (missing) console.log(`test:cluster: the engine parts (b, c) need: ${missing}`);
     mkdirSync(root);
     writeEncryptionConfig([KEY_A]);
-    cp = await new ControlPlane({ encryptionConfig: join(root, ENCRYPTION_TARGET) }).up();
+    // Assigned before up(), so after() stops (and removes) it even when starting fails.
+    cp = new ControlPlane({ encryptionConfig: join(root, ENCRYPTION_TARGET) });
+    await cp.up();
   });
   after(async () => {
     await cp?.stop();
@@ -113,6 +125,8 @@ describe("test:cluster — a real API server and the real engine", function () {
         .map((e) => `${e.resOutputsEvent!.metadata.op} ${e.resOutputsEvent!.metadata.urn.split("::").pop()}`);
     const kubeconfig = () => readFileSync(cp.kubeconfig, "utf8");
     const program = (config: ResolvedConfig) => inClusterProgram(config, kubeconfig(), "prod");
+    /** The config the stack's state was last brought to. */
+    let deployed = prod;
 
     before(async function () {
       const missing = engineMissing();
@@ -163,16 +177,18 @@ describe("test:cluster — a real API server and the real engine", function () {
       await savePreview("cluster-quota", cliPreview(next, program(changed)), 0);
       events = [];
       const up = await next.up({ onEvent });
-      assert.equal(ops().length, 1, ops().join("\n"));
-      assert.match(ops()[0]!, new RegExp(`^update .*resourcequota-${tenant.namespace}-`));
-      assert.equal(up.summary.resourceChanges?.update, 1);
+      stack = next;
+      deployed = changed;
+      // One Kubernetes object; its parent TenantNamespaces records the tenants config as its input, so it is an update too.
+      assert.deepEqual(ops().sort(), [`update prod-tenants`, `update prod-tenants-resourcequota-${tenant.namespace}-quota`], ops().join("\n"));
+      assert.deepEqual(up.summary.resourceChanges, { same: up.summary.resourceChanges!.same, update: 2 });
       const hard = JSON.parse(cp.kubectl(["-n", tenant.namespace, "get", "resourcequota", "-o", "json"]).stdout) as { items: Array<{ spec: { hard: Record<string, string> } }> };
       assert.equal(hard.items[0]!.spec.hard.pods, String(pods));
-      stack = next;
     });
 
     it("(c) the policy pack runs in the engine, and a privileged tenant fails preview naming the policy", async () => {
-      const violating = structuredClone(prod);
+      // On top of what (b) deployed, so the preview shows only the violating change.
+      const violating = structuredClone(deployed);
       violating.tenants[1]!.podSecurity = "privileged";
       const s = await inlineStack(join(work, "engine"), "prod", program(violating));
       events = [];
@@ -199,6 +215,33 @@ describe("test:cluster — a real API server and the real engine", function () {
       for (const t of prod.tenants) assert.notEqual(cp.kubectl(["get", "namespace", t.namespace]).status, 0, `namespace ${t.namespace} is still there`);
       assert.notEqual(cp.kubectl(["-n", "kube-system", "get", "configmap", "coredns-custom"]).status, 0);
       assert.notEqual(cp.kubectl(["-n", "kube-system", "get", "daemonset", "node-local-dns"]).status, 0);
+    });
+
+    it("(7) a node-local-dns DaemonSet from another install is not taken over: up stops naming the object and the other manager; removing it converges", async () => {
+      const other = renderDns(prod).find((o) => o.kind === "DaemonSet" && o.metadata.name === "node-local-dns")!;
+      const theirs = structuredClone(other) as KubeObject & { spec: { template: { spec: { containers: Array<{ image: string }> } } } };
+      theirs.metadata = { name: "node-local-dns", namespace: "kube-system" };
+      theirs.spec.template.spec.containers[0]!.image = "registry.example.com/other/k8s-dns-node-cache:1.0.0";
+      const made = cp.kubectl(["create", "-f", "-"], JSON.stringify(theirs));
+      assert.equal(made.status, 0, made.stderr);
+      await assert.rejects(stack.up(), (e: Error) => {
+        assert.match(e.message, /daemonset-kube-system-node-local-dns/, "names the object");
+        assert.match(e.message, /Server-Side Apply field conflict/);
+        assert.match(e.message, /conflict with "kubectl-create"/, "names the other field manager");
+        assert.match(e.message, /\.image/, "names the field");
+        return true;
+      });
+      const image = () => cp.kubectl(["-n", "kube-system", "get", "daemonset", "node-local-dns", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]).stdout;
+      assert.equal(image(), "registry.example.com/other/k8s-dns-node-cache:1.0.0", "the other install is untouched");
+      // The fix the README names: remove the other install; the next up converges.
+      assert.equal(cp.kubectl(["-n", "kube-system", "delete", "daemonset", "node-local-dns", "--wait=true"]).status, 0);
+      events = [];
+      const up = await stack.up({ onEvent });
+      assert.equal(up.summary.result, "succeeded");
+      assert.equal(image(), (other as typeof theirs).spec.template.spec.containers[0]!.image);
+      const again = await stack.up({ onEvent: () => {} });
+      assert.deepEqual(Object.keys(again.summary.resourceChanges ?? {}), ["same"]);
+      assert.equal((await stack.destroy()).summary.result, "succeeded");
     });
   });
 

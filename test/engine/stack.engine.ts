@@ -8,7 +8,7 @@ import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { StackInput } from "../../components/config/schema";
 import { loadStackConfig } from "../../components/config/validate";
 import { buildProgram } from "../../components/program";
-import { engineMissing, inlineStack } from "../cluster/engine";
+import { engineMissing, inlineStack } from "../../tools/harness/engine";
 import { REPO } from "../helpers/samples";
 import { TestHost } from "../e2e/ssh";
 

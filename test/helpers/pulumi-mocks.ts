@@ -1,4 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
+import { MOCK_GENERATED, mockId, mockState, SAMPLE_KUBECONFIG } from "../../tools/harness/mock-providers";
+
+// The mocked providers' answers live in tools/harness/ so bench/ uses the same ones (it must not import test helpers).
+export { MOCK_GENERATED, mockId, mockState, SAMPLE_KUBECONFIG };
 
 /** What the program registered, as the engine would see it, plus the options mocks don't show. */
 export interface Registered {
@@ -13,26 +17,6 @@ export interface Registered {
   secretProps: Set<string>;
   additionalSecretOutputs: string[];
 }
-
-export const SAMPLE_KUBECONFIG = `apiVersion: v1
-clusters:
-- cluster:
-    certificate-authority-data: Q0EgREFUQQ==
-    server: https://127.0.0.1:6443
-  name: default
-contexts:
-- context:
-    cluster: default
-    user: default
-  name: default
-current-context: default
-kind: Config
-users:
-- name: default
-  user:
-    client-certificate-data: Q0VSVA==
-    client-key-data: S0VZ
-`;
 
 /** The marker key Pulumi's wire format uses for secret values (sdk/nodejs/runtime/rpc). */
 export const SPECIAL_SIG = "4dabf18193072939515e22adb298388d";
@@ -51,33 +35,6 @@ export function unwrapSecrets(value: unknown): unknown {
     return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, unwrapSecrets(v)]));
   }
   return value;
-}
-
-export const MOCK_GENERATED = { token: "generated-token-value", keyName: "k3y5uffx", bytes: "UkFORE9NLUJZVEVTLTMyLUJZVEVTLUxPTkctLS0tLS0hIQ==" };
-
-/**
- * The resource ID the real provider gives (pulumi-random: RandomBytes' ID is its base64 value,
- * RandomString's its result, RandomPassword's "none" — REFERENCE.md, measured with the engine);
- * other resources get `<name>-id`. IDs are stored in plaintext, so tests scan them for secrets.
- */
-export function mockId(args: pulumi.runtime.MockResourceArgs, state: Record<string, unknown>): string {
-  if (args.type === "random:index/randomPassword:RandomPassword") return "none";
-  if (args.type === "random:index/randomString:RandomString") return String(state.result);
-  if (args.type === "random:index/randomBytes:RandomBytes") return String(state.base64);
-  return `${args.name}-id`;
-}
-
-/** What the mocked providers answer: inputs echoed, plus the outputs our program reads. */
-export function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
-  const state: Record<string, unknown> = { ...args.inputs };
-  if (args.type === "command:remote:Command") {
-    state.stdout = args.name.endsWith("-kubeconfig") ? SAMPLE_KUBECONFIG : args.name.endsWith("-verify") ? '{"enabled":true,"mode":"custom"}' : "";
-    state.stderr = "";
-  }
-  if (args.type === "random:index/randomPassword:RandomPassword") state.result = MOCK_GENERATED.token;
-  if (args.type === "random:index/randomString:RandomString") state.result = MOCK_GENERATED.keyName;
-  if (args.type === "random:index/randomBytes:RandomBytes") state.base64 = MOCK_GENERATED.bytes;
-  return state;
 }
 
 /**

@@ -8,7 +8,8 @@ import { LocalWorkspace, PulumiCommand, PulumiFn, Stack } from "@pulumi/pulumi/a
 import { ResolvedConfig } from "../../components/config/schema";
 import { CoreDnsTuning } from "../../components/dns/component";
 import { TenantNamespaces } from "../../components/tenants/component";
-import { REPO } from "../helpers/samples";
+/** The repository root (tools/harness/ is two levels down). */
+export const REPO = join(__dirname, "..", "..");
 
 /**
  * The real Pulumi engine for the test suites: the CLI built by scripts/install-pulumi.sh, the
@@ -54,13 +55,19 @@ export async function inlineStack(dir: string, stackName: string, program: Pulum
   );
 }
 
-const AWAITED_WORKLOADS = new Set(["kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:DaemonSet"]);
+/**
+ * What the provider awaits that needs running Pods: Deployments and DaemonSets become Ready, and a
+ * Service with a selector waits for Endpoints naming a ready Pod (pulumi-kubernetes' await logic;
+ * measured: `kube-system/kube-dns-upstream` held `up` for its full 10-minute timeout here).
+ */
+const AWAITED_WORKLOADS = new Set(["kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:DaemonSet", "kubernetes:core/v1:Service"]);
 
 /**
  * The in-cluster layer the way components/program.ts builds it (TenantNamespaces, CoreDnsTuning,
  * one server-side-apply provider), against `kubeconfig`. The test API server has no nodes, so
- * workloads (NodeLocal DNS, the DNS autoscaler) never become Ready: THIS TEST PROGRAM, not the
- * product, marks them `pulumi.com/skipAwait` so `up` does not wait ten minutes for them.
+ * workloads (NodeLocal DNS, the DNS autoscaler) never become Ready and Services never get
+ * Endpoints: THIS TEST PROGRAM, not the product, marks them `pulumi.com/skipAwait` so `up` does
+ * not wait ten minutes for them. On a K3s cluster the product awaits them.
  */
 export function inClusterProgram(config: ResolvedConfig, kubeconfig: string, stack: string): PulumiFn {
   return async () => {

@@ -1,11 +1,11 @@
 import { ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { createServer, Server } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 
 /**
- * A real Kubernetes control plane on 127.0.0.1 for `npm run test:cluster`: etcd (Debian's
+ * A real Kubernetes control plane on 127.0.0.1 for `npm run test:cluster` and `npm run bench`: etcd (Debian's
  * etcd-server), kube-apiserver and kube-controller-manager (namespace deletion, ResourceQuota status, default service
  * accounts) built by scripts/install-apiserver.sh. Free ports, self-made certificates, one
  * directory per run; stop() ends every process it started and removes the directory.
@@ -29,15 +29,24 @@ export function missingTools(): string {
   return missing.join(", ");
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
+/**
+ * `n` distinct free ports: every listener stays open until all are chosen (closing one before
+ * asking for the next lets the kernel hand out the same port twice — measured: etcd and
+ * kube-apiserver got one port and the API server failed with "address already in use").
+ */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () =>
+      new Promise<Server>((resolve, reject) => {
+        const server = createServer();
+        server.once("error", reject);
+        server.listen(0, "127.0.0.1", () => resolve(server));
+      }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
 }
 
 function openssl(dir: string, ...args: string[]) {
@@ -75,7 +84,17 @@ export class ControlPlane {
   constructor(private readonly options: ControlPlaneOptions = {}) {
     this.dir = mkdtempSync(join(tmpdir(), "k3sp-cluster-"));
     this.kubeconfig = join(this.dir, "admin.kubeconfig");
+    // A runner killed mid-suite (timeout, Ctrl-C, CI cancel) must not leave etcd and the API
+    // server running: they hold ports, memory and CPU on a shared machine.
+    process.once("exit", this.killAll);
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      if (process.listenerCount(signal) === 0) process.once(signal, () => process.exit(128 + (signal === "SIGINT" ? 2 : 15)));
+    }
   }
+
+  private readonly killAll = () => {
+    for (const p of this.processes) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+  };
 
   private start(name: string, command: string, args: string[]): ChildProcess {
     const log = openSync(join(this.dir, `${name}.log`), "a");
@@ -102,15 +121,34 @@ export class ControlPlane {
     throw new Error(`${what} not ready after ${seconds}s\n${this.log("kube-apiserver")}`);
   }
 
+  /**
+   * Starts etcd, kube-apiserver and kube-controller-manager. A port another process took between
+   * choosing and binding it ("address already in use") is retried with new ports, up to 3 times.
+   */
   async up(): Promise<this> {
     const missing = missingTools();
     if (missing) throw new Error(`test:cluster needs ${missing}`);
-    const bin = kubernetesBin();
     makeCertificates(this.dir);
-    const [etcdClient, etcdPeer, apiPort, kcmPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.startProcesses();
+      } catch (e) {
+        const taken = ["etcd", "kube-apiserver", "kube-controller-manager"].some((n) => /address already in use/.test(this.log(n)));
+        // Whatever started is stopped before giving up (measured: a failed start left etcd running).
+        await this.stopProcesses();
+        if (!taken || attempt >= 3) throw e;
+        for (const n of ["etcd", "kube-apiserver", "kube-controller-manager"]) rmSync(join(this.dir, `${n}.log`), { force: true });
+        rmSync(join(this.dir, "etcd"), { recursive: true, force: true });
+      }
+    }
+  }
+
+  private async startProcesses(): Promise<this> {
+    const bin = kubernetesBin();
+    const [etcdClient, etcdPeer, apiPort, kcmPort] = await freePorts(4);
     this.etcdUrl = `http://127.0.0.1:${etcdClient}`;
     this.apiUrl = `https://127.0.0.1:${apiPort}`;
-    mkdirSync(join(this.dir, "etcd"));
+    mkdirSync(join(this.dir, "etcd"), { mode: 0o700 });
     this.start("etcd", "etcd", [
       "--name", "test", "--data-dir", join(this.dir, "etcd"),
       "--listen-client-urls", this.etcdUrl, "--advertise-client-urls", this.etcdUrl,
@@ -181,7 +219,7 @@ current-context: test
     return value === undefined ? undefined : Buffer.from(value, "base64");
   }
 
-  async stop(): Promise<void> {
+  private async stopProcesses(): Promise<void> {
     for (const p of this.processes.reverse()) {
       if (p.exitCode !== null || p.signalCode !== null) continue;
       const gone = new Promise((r) => p.once("exit", r));
@@ -189,6 +227,12 @@ current-context: test
       await Promise.race([gone, new Promise((r) => setTimeout(r, 10_000))]);
       if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
     }
+    this.processes.length = 0;
+  }
+
+  async stop(): Promise<void> {
+    await this.stopProcesses();
+    process.removeListener("exit", this.killAll);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
