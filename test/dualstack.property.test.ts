@@ -79,7 +79,11 @@ function check(raw: StackInput, path: string, field: () => string[], expectIn: "
   assert.deepEqual(entries, expected);
   // Firewall rules: every source is one canonical word.
   const script = plan.files.find((f) => f.name === "os-prep.sh")!.content;
-  const sources = [...script.matchAll(/^(?:fw_from|ufw_from) \S+ (?:tcp|udp) (.*)$/gm)].map((m) => m[1]!);
+  // Scoped rules take their sources from bash arrays declared once (`k3sp_sources_N=(…)`).
+  const arrays = new Map([...script.matchAll(/^(k3sp_sources_\d+)=\((.*)\)$/gm)].map((m) => [m[1]!, m[2]!.split(" ")]));
+  const used = [...script.matchAll(/^(?:fw_scoped|ufw_scoped) \S+ (?:tcp|udp) "\$\{(k3sp_sources_\d+)\[@\]\}"$/gm)].map((m) => m[1]!);
+  for (const name of used) assert.ok(arrays.has(name), `${name} is used but not declared`);
+  const sources = [...arrays.values()].flat();
   assert.ok(sources.length > 0, "firewall mode open renders scoped rules");
   for (const s of sources) assert.ok(isCanonicalAddress(s) || isCanonicalNetwork(s), `firewall source not one canonical address: ${JSON.stringify(s)}`);
   for (const e of expected) assert.ok(sources.includes(e), `${e} has no firewall rule`);

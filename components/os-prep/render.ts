@@ -287,6 +287,35 @@ ${k3sSelinux}
 fi`;
 }
 
+/** Rendered source arrays per cluster: every node's script shares them, so each is quoted once. */
+const sourceArrayCache = new WeakMap<ResolvedConfig, Map<string, Shell>>();
+
+/**
+ * The distinct source lists of `ports` as bash arrays (`k3sp_sources_N=(…)`), in first-use order.
+ * `name(list)` gives a list's array name; `declarations()` the assignments to put before use.
+ */
+function sourceArrays(config: ResolvedConfig, ports: FirewallPort[]) {
+  let rendered = sourceArrayCache.get(config);
+  if (!rendered) sourceArrayCache.set(config, (rendered = new Map()));
+  const cache = rendered;
+  const names = new Map<string, string>();
+  const declarations: Shell[] = [];
+  for (const p of ports) {
+    if (p.sources === "any") continue;
+    const key = p.sources.join(" ");
+    if (names.has(key)) continue;
+    const name = `k3sp_sources_${names.size + 1}`;
+    names.set(key, name);
+    let values = cache.get(key);
+    if (!values) cache.set(key, (values = sh`${p.sources}`));
+    declarations.push(sh`${raw(name)}=(${values})`);
+  }
+  return {
+    name: (sources: string[]) => names.get(sources.join(" "))!,
+    declarations: () => joinShell(declarations),
+  };
+}
+
 /** ufw writes port ranges with a colon. */
 const ufwPort = (p: FirewallPort) => p.port.replace("-", ":");
 
@@ -317,21 +346,17 @@ fi`;
     fi
 `
     : raw(""); // IPv4-only: nothing (the script stays as it was)
-  const firewalld = joinShell(
-    ports.flatMap((p) =>
-      p.sources === "any"
-        ? [sh`fw_any ${`${p.port}/${p.proto}`}`]
-        : [sh`fw_unscope ${`${p.port}/${p.proto}`}`, ...p.sources.map((s) => sh`fw_from ${p.port} ${p.proto} ${s}`)],
-    ),
-  );
-  const ufw = joinShell(
-    ports.flatMap((p) =>
-      p.sources === "any"
-        ? [sh`ufw_any ${`${ufwPort(p)}/${p.proto}`}`]
-        : [sh`ufw_unscope ${`${ufwPort(p)}/${p.proto}`}`, ...p.sources.map((s) => sh`ufw_from ${ufwPort(p)} ${p.proto} ${s}`)],
-    ),
-  );
+  // Each distinct source list becomes one shell array, rendered once per cluster (sourceArrays):
+  // one rule per port per address written out would make every node's script, and rendering all
+  // of them, grow with the square of the node count (`npm run bench`).
+  const lists = sourceArrays(config, ports);
+  const scoped = (p: FirewallPort, port: string, fn: string): Shell =>
+    p.sources === "any" ? sh`${raw(fn)}_any ${`${port}/${p.proto}`}` : sh`${raw(fn)}_scoped ${port} ${p.proto} ${raw(`"\${${lists.name(p.sources)}[@]}"`)}`;
+  const arrays = lists.declarations();
+  const firewalld = joinShell(ports.map((p) => scoped(p, p.port, "fw")));
+  const ufw = joinShell(ports.map((p) => scoped(p, ufwPort(p), "ufw")));
   return sh`# Each K3s port is open only to who needs it (nodes, pod CIDR; the API to apiServerSources).
+${arrays}
 if service_active firewalld; then
   reload=0
   fw_any() {
@@ -358,6 +383,12 @@ if service_active firewalld; then
       changed "firewalld: opened $1/$2 from $3"
       reload=1
     fi
+  }
+  fw_scoped() {
+    local port="$1" proto="$2" source
+    shift 2
+    fw_unscope "$port/$proto"
+    for source in "$@"; do fw_from "$port" "$proto" "$source"; done
   }
 ${firewalld}
   for source in ${trusted}; do
@@ -390,6 +421,12 @@ ${ufwIpv6Check}    ufw_any() {
         ufw allow proto "$2" from "$3" to any port "$1" >/dev/null
         changed "ufw: allowed $1/$2 from $3"
       fi
+    }
+    ufw_scoped() {
+      local port="$1" proto="$2" source
+      shift 2
+      ufw_unscope "$port/$proto"
+      for source in "$@"; do ufw_from "$port" "$proto" "$source"; done
     }
 ${ufw}
     for source in ${trusted}; do

@@ -12,7 +12,7 @@ import { renderEncryptionConfig, rotationPhases } from "../../components/encrypt
 import { needsK3sCrd, renderAllObjects } from "../../components/kube/all";
 import { KubeObject } from "../../components/kube/objects";
 import { renderTenants } from "../../components/tenants/render";
-import { ENVS, REPO, sampleConfig } from "../helpers/samples";
+import { ENVS, fixtureConfig, REPO, sampleConfig } from "../helpers/samples";
 import { ControlPlane, kubernetesBin } from "../../tools/harness/apiserver";
 import { cliPreview, engineMissing, inClusterProgram, inlineStack } from "../../tools/harness/engine";
 import { fixtureEventLog, isDebugDiagnostic, normalisePaths, secretMaterial } from "../../tools/harness/preview-output";
@@ -113,6 +113,28 @@ describe("test:cluster — a real API server and the real engine", function () {
         }
       });
     }
+
+    it("dualstack (fixture sample): applied for real, IPv6 ipBlocks stored as rendered", () => {
+      const objects = renderAllObjects(fixtureConfig("dualstack")).filter((o) => !needsK3sCrd(o));
+      const v6 = objects.filter((o) => o.kind === "NetworkPolicy" && JSON.stringify(o).includes("/128"));
+      assert.ok(v6.length >= 2, "IPv6 ipBlocks are in the set");
+      const namespaces = objects.filter((o) => o.kind === "Namespace");
+      const ns = cp.kubectl(["apply", "--server-side", "--validate=strict", "--field-manager=test-a", "-f", "-"], toYaml(namespaces));
+      assert.equal(ns.status, 0, ns.stderr);
+      const rest = objects.filter((o) => o.kind !== "Namespace");
+      const r = cp.kubectl(["apply", "--server-side", "--validate=strict", "--field-manager=test-a", "-f", "-"], toYaml(rest));
+      assert.equal(r.status, 0, `refused:\n${r.stderr}`);
+      assert.equal(r.stdout.trim().split("\n").length, rest.length, r.stdout);
+      // The API server keeps the ipBlocks as rendered: canonical text is what it stores.
+      for (const policy of v6) {
+        const got = cp.kubectl(["get", "networkpolicy", "-n", policy.metadata.namespace!, policy.metadata.name, "-o", "json"]);
+        assert.equal(got.status, 0, got.stderr);
+        const stored = (JSON.parse(got.stdout) as { spec: unknown }).spec;
+        assert.deepEqual(JSON.parse(JSON.stringify(stored)), JSON.parse(JSON.stringify(policy.spec)));
+      }
+      const cleanup = cp.kubectl(["delete", "-f", "-", "--wait=true", "--timeout=180s"], toYaml([...rest, ...namespaces]));
+      assert.equal(cleanup.status, 0, cleanup.stderr);
+    });
   });
 
   describe("(b, c) the in-cluster layer through the real engine and kubernetes provider", () => {

@@ -95,6 +95,8 @@ done <"$ROOT/etc/sysctl.d/90-k3s-platform.conf"
 
 # ---------------------------------------------------------------- firewall (mode: open)
 # Each K3s port is open only to who needs it (nodes, pod CIDR; the API to apiServerSources).
+k3sp_sources_1=(192.0.2.10 2001:db8::10 192.0.2.20 2001:db8::20 10.42.0.0/16 2001:db8:42::/56)
+k3sp_sources_2=(192.0.2.10 2001:db8::10 192.0.2.20 2001:db8::20)
 if service_active firewalld; then
   reload=0
   fw_any() {
@@ -122,18 +124,14 @@ if service_active firewalld; then
       reload=1
     fi
   }
-fw_unscope 10250/tcp
-fw_from 10250 tcp 192.0.2.10
-fw_from 10250 tcp 2001:db8::10
-fw_from 10250 tcp 192.0.2.20
-fw_from 10250 tcp 2001:db8::20
-fw_from 10250 tcp 10.42.0.0/16
-fw_from 10250 tcp 2001:db8:42::/56
-fw_unscope 8472/udp
-fw_from 8472 udp 192.0.2.10
-fw_from 8472 udp 2001:db8::10
-fw_from 8472 udp 192.0.2.20
-fw_from 8472 udp 2001:db8::20
+  fw_scoped() {
+    local port="$1" proto="$2" source
+    shift 2
+    fw_unscope "$port/$proto"
+    for source in "$@"; do fw_from "$port" "$proto" "$source"; done
+  }
+fw_scoped 10250 tcp "${k3sp_sources_1[@]}"
+fw_scoped 8472 udp "${k3sp_sources_2[@]}"
   for source in 10.42.0.0/16 2001:db8:42::/56 10.43.0.0/16 2001:db8:43::/112; do
     if ! firewall-cmd --permanent --zone=trusted --query-source="$source" >/dev/null 2>&1; then
       firewall-cmd --permanent --zone=trusted --add-source="$source" >/dev/null
@@ -168,18 +166,14 @@ if have ufw; then
         changed "ufw: allowed $1/$2 from $3"
       fi
     }
-ufw_unscope 10250/tcp
-ufw_from 10250 tcp 192.0.2.10
-ufw_from 10250 tcp 2001:db8::10
-ufw_from 10250 tcp 192.0.2.20
-ufw_from 10250 tcp 2001:db8::20
-ufw_from 10250 tcp 10.42.0.0/16
-ufw_from 10250 tcp 2001:db8:42::/56
-ufw_unscope 8472/udp
-ufw_from 8472 udp 192.0.2.10
-ufw_from 8472 udp 2001:db8::10
-ufw_from 8472 udp 192.0.2.20
-ufw_from 8472 udp 2001:db8::20
+    ufw_scoped() {
+      local port="$1" proto="$2" source
+      shift 2
+      ufw_unscope "$port/$proto"
+      for source in "$@"; do ufw_from "$port" "$proto" "$source"; done
+    }
+ufw_scoped 10250 tcp "${k3sp_sources_1[@]}"
+ufw_scoped 8472 udp "${k3sp_sources_2[@]}"
     for source in 10.42.0.0/16 2001:db8:42::/56 10.43.0.0/16 2001:db8:43::/112; do
       if ! grep -qE "ALLOW( IN)?[[:space:]]+${source//./\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
         ufw allow from "$source" to any >/dev/null

@@ -95,6 +95,10 @@ done <"$ROOT/etc/sysctl.d/90-k3s-platform.conf"
 
 # ---------------------------------------------------------------- firewall (mode: open)
 # Each K3s port is open only to who needs it (nodes, pod CIDR; the API to apiServerSources).
+k3sp_sources_1=(192.0.2.0/24 2001:db8:100::/64 192.0.2.10 2001:db8::10 192.0.2.20 2001:db8::20 10.42.0.0/16 2001:db8:42::/56)
+k3sp_sources_2=(192.0.2.10 2001:db8::10)
+k3sp_sources_3=(192.0.2.10 2001:db8::10 192.0.2.20 2001:db8::20 10.42.0.0/16 2001:db8:42::/56)
+k3sp_sources_4=(192.0.2.10 2001:db8::10 192.0.2.20 2001:db8::20)
 if service_active firewalld; then
   reload=0
   fw_any() {
@@ -122,30 +126,16 @@ if service_active firewalld; then
       reload=1
     fi
   }
-fw_unscope 6443/tcp
-fw_from 6443 tcp 192.0.2.0/24
-fw_from 6443 tcp 2001:db8:100::/64
-fw_from 6443 tcp 192.0.2.10
-fw_from 6443 tcp 2001:db8::10
-fw_from 6443 tcp 192.0.2.20
-fw_from 6443 tcp 2001:db8::20
-fw_from 6443 tcp 10.42.0.0/16
-fw_from 6443 tcp 2001:db8:42::/56
-fw_unscope 2379-2380/tcp
-fw_from 2379-2380 tcp 192.0.2.10
-fw_from 2379-2380 tcp 2001:db8::10
-fw_unscope 10250/tcp
-fw_from 10250 tcp 192.0.2.10
-fw_from 10250 tcp 2001:db8::10
-fw_from 10250 tcp 192.0.2.20
-fw_from 10250 tcp 2001:db8::20
-fw_from 10250 tcp 10.42.0.0/16
-fw_from 10250 tcp 2001:db8:42::/56
-fw_unscope 8472/udp
-fw_from 8472 udp 192.0.2.10
-fw_from 8472 udp 2001:db8::10
-fw_from 8472 udp 192.0.2.20
-fw_from 8472 udp 2001:db8::20
+  fw_scoped() {
+    local port="$1" proto="$2" source
+    shift 2
+    fw_unscope "$port/$proto"
+    for source in "$@"; do fw_from "$port" "$proto" "$source"; done
+  }
+fw_scoped 6443 tcp "${k3sp_sources_1[@]}"
+fw_scoped 2379-2380 tcp "${k3sp_sources_2[@]}"
+fw_scoped 10250 tcp "${k3sp_sources_3[@]}"
+fw_scoped 8472 udp "${k3sp_sources_4[@]}"
   for source in 10.42.0.0/16 2001:db8:42::/56 10.43.0.0/16 2001:db8:43::/112; do
     if ! firewall-cmd --permanent --zone=trusted --query-source="$source" >/dev/null 2>&1; then
       firewall-cmd --permanent --zone=trusted --add-source="$source" >/dev/null
@@ -180,30 +170,16 @@ if have ufw; then
         changed "ufw: allowed $1/$2 from $3"
       fi
     }
-ufw_unscope 6443/tcp
-ufw_from 6443 tcp 192.0.2.0/24
-ufw_from 6443 tcp 2001:db8:100::/64
-ufw_from 6443 tcp 192.0.2.10
-ufw_from 6443 tcp 2001:db8::10
-ufw_from 6443 tcp 192.0.2.20
-ufw_from 6443 tcp 2001:db8::20
-ufw_from 6443 tcp 10.42.0.0/16
-ufw_from 6443 tcp 2001:db8:42::/56
-ufw_unscope 2379:2380/tcp
-ufw_from 2379:2380 tcp 192.0.2.10
-ufw_from 2379:2380 tcp 2001:db8::10
-ufw_unscope 10250/tcp
-ufw_from 10250 tcp 192.0.2.10
-ufw_from 10250 tcp 2001:db8::10
-ufw_from 10250 tcp 192.0.2.20
-ufw_from 10250 tcp 2001:db8::20
-ufw_from 10250 tcp 10.42.0.0/16
-ufw_from 10250 tcp 2001:db8:42::/56
-ufw_unscope 8472/udp
-ufw_from 8472 udp 192.0.2.10
-ufw_from 8472 udp 2001:db8::10
-ufw_from 8472 udp 192.0.2.20
-ufw_from 8472 udp 2001:db8::20
+    ufw_scoped() {
+      local port="$1" proto="$2" source
+      shift 2
+      ufw_unscope "$port/$proto"
+      for source in "$@"; do ufw_from "$port" "$proto" "$source"; done
+    }
+ufw_scoped 6443 tcp "${k3sp_sources_1[@]}"
+ufw_scoped 2379:2380 tcp "${k3sp_sources_2[@]}"
+ufw_scoped 10250 tcp "${k3sp_sources_3[@]}"
+ufw_scoped 8472 udp "${k3sp_sources_4[@]}"
     for source in 10.42.0.0/16 2001:db8:42::/56 10.43.0.0/16 2001:db8:43::/112; do
       if ! grep -qE "ALLOW( IN)?[[:space:]]+${source//./\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
         ufw allow from "$source" to any >/dev/null

@@ -101,6 +101,9 @@ done
 
 # ---------------------------------------------------------------- firewall (mode: open)
 # Each K3s port is open only to who needs it (nodes, pod CIDR; the API to apiServerSources).
+k3sp_sources_1=(203.0.113.11 203.0.113.12 203.0.113.13)
+k3sp_sources_2=(203.0.113.11 203.0.113.12 203.0.113.13 203.0.113.21 203.0.113.22 203.0.113.23 10.42.0.0/16)
+k3sp_sources_3=(203.0.113.11 203.0.113.12 203.0.113.13 203.0.113.21 203.0.113.22 203.0.113.23)
 if service_active firewalld; then
   reload=0
   fw_any() {
@@ -128,26 +131,16 @@ if service_active firewalld; then
       reload=1
     fi
   }
+  fw_scoped() {
+    local port="$1" proto="$2" source
+    shift 2
+    fw_unscope "$port/$proto"
+    for source in "$@"; do fw_from "$port" "$proto" "$source"; done
+  }
 fw_any 6443/tcp
-fw_unscope 2379-2380/tcp
-fw_from 2379-2380 tcp 203.0.113.11
-fw_from 2379-2380 tcp 203.0.113.12
-fw_from 2379-2380 tcp 203.0.113.13
-fw_unscope 10250/tcp
-fw_from 10250 tcp 203.0.113.11
-fw_from 10250 tcp 203.0.113.12
-fw_from 10250 tcp 203.0.113.13
-fw_from 10250 tcp 203.0.113.21
-fw_from 10250 tcp 203.0.113.22
-fw_from 10250 tcp 203.0.113.23
-fw_from 10250 tcp 10.42.0.0/16
-fw_unscope 8472/udp
-fw_from 8472 udp 203.0.113.11
-fw_from 8472 udp 203.0.113.12
-fw_from 8472 udp 203.0.113.13
-fw_from 8472 udp 203.0.113.21
-fw_from 8472 udp 203.0.113.22
-fw_from 8472 udp 203.0.113.23
+fw_scoped 2379-2380 tcp "${k3sp_sources_1[@]}"
+fw_scoped 10250 tcp "${k3sp_sources_2[@]}"
+fw_scoped 8472 udp "${k3sp_sources_3[@]}"
   for source in 10.42.0.0/16 10.43.0.0/16; do
     if ! firewall-cmd --permanent --zone=trusted --query-source="$source" >/dev/null 2>&1; then
       firewall-cmd --permanent --zone=trusted --add-source="$source" >/dev/null
@@ -179,26 +172,16 @@ if have ufw; then
         changed "ufw: allowed $1/$2 from $3"
       fi
     }
+    ufw_scoped() {
+      local port="$1" proto="$2" source
+      shift 2
+      ufw_unscope "$port/$proto"
+      for source in "$@"; do ufw_from "$port" "$proto" "$source"; done
+    }
 ufw_any 6443/tcp
-ufw_unscope 2379:2380/tcp
-ufw_from 2379:2380 tcp 203.0.113.11
-ufw_from 2379:2380 tcp 203.0.113.12
-ufw_from 2379:2380 tcp 203.0.113.13
-ufw_unscope 10250/tcp
-ufw_from 10250 tcp 203.0.113.11
-ufw_from 10250 tcp 203.0.113.12
-ufw_from 10250 tcp 203.0.113.13
-ufw_from 10250 tcp 203.0.113.21
-ufw_from 10250 tcp 203.0.113.22
-ufw_from 10250 tcp 203.0.113.23
-ufw_from 10250 tcp 10.42.0.0/16
-ufw_unscope 8472/udp
-ufw_from 8472 udp 203.0.113.11
-ufw_from 8472 udp 203.0.113.12
-ufw_from 8472 udp 203.0.113.13
-ufw_from 8472 udp 203.0.113.21
-ufw_from 8472 udp 203.0.113.22
-ufw_from 8472 udp 203.0.113.23
+ufw_scoped 2379:2380 tcp "${k3sp_sources_1[@]}"
+ufw_scoped 10250 tcp "${k3sp_sources_2[@]}"
+ufw_scoped 8472 udp "${k3sp_sources_3[@]}"
     for source in 10.42.0.0/16 10.43.0.0/16; do
       if ! grep -qE "ALLOW( IN)?[[:space:]]+${source//./\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
         ufw allow from "$source" to any >/dev/null

@@ -94,6 +94,8 @@ done <"$ROOT/etc/sysctl.d/90-k3s-platform.conf"
 
 # ---------------------------------------------------------------- firewall (mode: open)
 # Each K3s port is open only to who needs it (nodes, pod CIDR; the API to apiServerSources).
+k3sp_sources_1=(198.51.100.10 198.51.100.20 198.51.100.21 10.52.0.0/16)
+k3sp_sources_2=(198.51.100.10 198.51.100.20 198.51.100.21)
 if service_active firewalld; then
   reload=0
   fw_any() {
@@ -121,23 +123,16 @@ if service_active firewalld; then
       reload=1
     fi
   }
-fw_unscope 10250/tcp
-fw_from 10250 tcp 198.51.100.10
-fw_from 10250 tcp 198.51.100.20
-fw_from 10250 tcp 198.51.100.21
-fw_from 10250 tcp 10.52.0.0/16
-fw_unscope 5001/tcp
-fw_from 5001 tcp 198.51.100.10
-fw_from 5001 tcp 198.51.100.20
-fw_from 5001 tcp 198.51.100.21
-fw_unscope 6443/tcp
-fw_from 6443 tcp 198.51.100.10
-fw_from 6443 tcp 198.51.100.20
-fw_from 6443 tcp 198.51.100.21
-fw_unscope 8472/udp
-fw_from 8472 udp 198.51.100.10
-fw_from 8472 udp 198.51.100.20
-fw_from 8472 udp 198.51.100.21
+  fw_scoped() {
+    local port="$1" proto="$2" source
+    shift 2
+    fw_unscope "$port/$proto"
+    for source in "$@"; do fw_from "$port" "$proto" "$source"; done
+  }
+fw_scoped 10250 tcp "${k3sp_sources_1[@]}"
+fw_scoped 5001 tcp "${k3sp_sources_2[@]}"
+fw_scoped 6443 tcp "${k3sp_sources_2[@]}"
+fw_scoped 8472 udp "${k3sp_sources_2[@]}"
   for source in 10.52.0.0/16 10.53.0.0/16; do
     if ! firewall-cmd --permanent --zone=trusted --query-source="$source" >/dev/null 2>&1; then
       firewall-cmd --permanent --zone=trusted --add-source="$source" >/dev/null
@@ -169,23 +164,16 @@ if have ufw; then
         changed "ufw: allowed $1/$2 from $3"
       fi
     }
-ufw_unscope 10250/tcp
-ufw_from 10250 tcp 198.51.100.10
-ufw_from 10250 tcp 198.51.100.20
-ufw_from 10250 tcp 198.51.100.21
-ufw_from 10250 tcp 10.52.0.0/16
-ufw_unscope 5001/tcp
-ufw_from 5001 tcp 198.51.100.10
-ufw_from 5001 tcp 198.51.100.20
-ufw_from 5001 tcp 198.51.100.21
-ufw_unscope 6443/tcp
-ufw_from 6443 tcp 198.51.100.10
-ufw_from 6443 tcp 198.51.100.20
-ufw_from 6443 tcp 198.51.100.21
-ufw_unscope 8472/udp
-ufw_from 8472 udp 198.51.100.10
-ufw_from 8472 udp 198.51.100.20
-ufw_from 8472 udp 198.51.100.21
+    ufw_scoped() {
+      local port="$1" proto="$2" source
+      shift 2
+      ufw_unscope "$port/$proto"
+      for source in "$@"; do ufw_from "$port" "$proto" "$source"; done
+    }
+ufw_scoped 10250 tcp "${k3sp_sources_1[@]}"
+ufw_scoped 5001 tcp "${k3sp_sources_2[@]}"
+ufw_scoped 6443 tcp "${k3sp_sources_2[@]}"
+ufw_scoped 8472 udp "${k3sp_sources_2[@]}"
     for source in 10.52.0.0/16 10.53.0.0/16; do
       if ! grep -qE "ALLOW( IN)?[[:space:]]+${source//./\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
         ufw allow from "$source" to any >/dev/null
