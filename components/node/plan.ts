@@ -26,7 +26,8 @@ import { vipWaitSnippet } from "../kube-vip/render";
 import { containerdTemplateFile, serverManifests } from "../manifests/render";
 import { runtimeNodeLabels } from "../runtimes/render";
 import { serviceLbLabelsToRemove, serviceLbNodeLabels } from "../servicelb/pools";
-import { raw, Shell, sh } from "../shell/sh";
+import { joinShell, raw, Shell, sh } from "../shell/sh";
+import { serverPreInstall, upgradeGuard, upgradePostInstall } from "../upgrade/render";
 import { BUNDLE_NAME, renderBundle, secretsDocument, secretsWriteScript } from "./bundle";
 import { renderUpstreamResolvConf } from "../dns/render";
 import {
@@ -204,10 +205,15 @@ export function planNode(config: ResolvedConfig, node: NodeConfig, options: Plan
   const osPrep = renderOsPrepScript(config, node);
   const install = renderInstallScript(config, node);
   // Agents join through the API VIP only once it answers (kube-vip comes up after the servers).
-  const preInstall = role === "first-server" ? enableOnExistingClusterSnippet(config) : role === "agent" ? vipWaitSnippet(config) : raw("");
+  // Upgrades (components/upgrade): guards first, the server's backup/cordon/drain before the
+  // install, wait/uncordon/record after it.
+  const preInstall = joinShell([
+    role === "first-server" ? enableOnExistingClusterSnippet(config) : role === "agent" ? vipWaitSnippet(config) : raw(""),
+    serverPreInstall(config, node),
+  ]);
   // The first server sees the running cluster's encryption state before anything is placed.
-  const preflight = role === "first-server" ? encryptionModeGuard(config) : raw("");
-  const apply = renderApplyScript(config, node, placements, secretFiles.map((s) => s.target), directories, preInstall, preflight);
+  const preflight = joinShell([role === "first-server" ? encryptionModeGuard(config) : raw(""), upgradeGuard(config, node)]);
+  const apply = renderApplyScript(config, node, placements, secretFiles.map((s) => s.target), directories, preInstall, preflight, upgradePostInstall(config, node));
   files.push(
     { name: "os-prep.sh", content: osPrep, mode: "0700" },
     { name: "install-k3s.sh", content: install, mode: "0700" },
