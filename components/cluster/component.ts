@@ -199,18 +199,19 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     }
     return declared;
   })();
-  const applies = nodes.then((all) => [...all.map((n) => n.apply), ...batchSteps]);
+  const applies = nodes.then((all) => all.map((n) => n.apply));
 
   const firstServer = declared[0]!;
   const labelCommand = postRegistrationLabelCommand(plan);
-  let ready: Promise<pulumi.Resource[]> = applies;
+  // Kubernetes objects also wait for the agent batches' uncordon steps.
+  let ready: Promise<pulumi.Resource[]> = applies.then((all) => [...all, ...batchSteps]);
   if (labelCommand) {
     const labels = new command.remote.Command(
       `${name}-node-labels`,
       { connection: firstConnection, create: labelCommand, update: labelCommand, triggers: [sha256(labelCommand)] },
       { parent, dependsOn: applies },
     );
-    ready = applies.then((all) => [...all, labels]);
+    ready = ready.then((all) => [...all, labels]);
   }
 
   const fetched = new command.remote.Command(

@@ -1,4 +1,5 @@
 import { NODE_CHILDREN } from "../node/names";
+import { ClusterConfigView, upgradeSummary } from "../upgrade/summary";
 
 /**
  * Turns `pulumi preview --json` output (a PreviewDigest) and, optionally, the engine event log
@@ -48,6 +49,7 @@ export const SECRET_MARK = "[secret]";
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 const NODE_TYPE = "k3s-platform:index:K3sNode";
+const CLUSTER_TYPE = "k3s-platform:index:K3sCluster";
 /** K3sNode child names this summary explains. */
 export const NODE_STEPS = { bundle: NODE_CHILDREN.bundle, secrets: NODE_CHILDREN.secrets } as const;
 const REPLACING = new Set(["replace", "create-replacement", "delete-replaced"]);
@@ -193,6 +195,12 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
     .sort(([a], [b]) => (OP_ORDER.indexOf(a) + 100 * Number(!OP_ORDER.includes(a))) - (OP_ORDER.indexOf(b) + 100 * Number(!OP_ORDER.includes(b))))
     .map(([op, n]) => `${n} ${op === "same" ? "unchanged" : `to ${op}`}`);
   lines.push(counts.length ? `**${counts.join(" · ")}**` : "**No changes.**", "");
+
+  // ---- day-2 operations, one line per phase (components/upgrade/summary.ts)
+  const operations = steps
+    .filter((s) => parseUrn(s.urn).type === CLUSTER_TYPE && s.op === "update")
+    .flatMap((s) => upgradeSummary(s.oldState?.inputs?.config as ClusterConfigView | undefined, s.newState?.inputs?.config as ClusterConfigView | undefined));
+  if (operations.length) lines.push("#### Operations", "", ...operations.map((o) => `- ${o}`), "");
 
   // ---- replacements first: they are the dangerous part
   const replacements = steps.filter((s) => REPLACING.has(s.op));

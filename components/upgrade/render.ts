@@ -31,7 +31,7 @@ export const CORDON_ANNOTATION = "k3s-platform.io/cordoned-for-upgrade";
 export const SQLITE_DB_DIR = "/var/lib/rancher/k3s/server/db";
 
 /** Shell functions shared by apply.sh and the agent batch commands: read-only node queries and the rules. */
-const LIBRARY = raw(String.raw`# --- upgrade helpers (components/upgrade/render.ts)
+export const UPGRADE_LIBRARY = raw(String.raw`# --- upgrade helpers (components/upgrade/render.ts)
 # kubectl custom-columns print <none> for an absent field.
 NODE_COLUMNS='custom-columns=VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-upgrade'
 LIST_COLUMNS='custom-columns=NAME:.metadata.name,VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable'
@@ -164,7 +164,7 @@ export function upgradeGuard(config: ResolvedConfig, node: NodeConfig): Shell {
   if (!version) return raw("");
   const isServer = node.role === "server";
   return sh`
-${LIBRARY}
+${UPGRADE_LIBRARY}
 TARGET_VERSION=${version}
 VERSION_RECORD="$ROOT"${VERSION_RECORD}
 K3S_BINARY=${binaryPath(config)}
@@ -185,6 +185,8 @@ if [ -f "$ROOT"${`/etc/systemd/system/${node.role === "server" ? "k3s" : "k3s-ag
     check_transition "$NODE" "$RUNNING_VERSION" "$TARGET_VERSION" || exit 1
     UPGRADING=1
     echo "upgrade[$NODE]: upgrading from $RUNNING_VERSION to $TARGET_VERSION"
+    # Another version runs than planned: install even if the staged files look applied.
+    rm -f "$STATE"
   fi
 fi
 `;
@@ -292,7 +294,7 @@ function batchHeader(config: ResolvedConfig, batch: AgentBatch, step: string): S
 set -euo pipefail
 TARGET_VERSION=${config.k3s.version ?? ""}
 AGENTS=(${batch.agents})
-${LIBRARY}
+${UPGRADE_LIBRARY}
 `;
 }
 
