@@ -291,7 +291,7 @@ describe("policy pack", () => {
 
     it("agents-join-after-servers: passes prod, reports an agent that does not wait", async () => {
       assert.deepEqual(await run("agents-join-after-servers", prodGraph), []);
-      const early = edit(prodGraph, "prod-prod-agent-1-apply", (r) => ({ ...r, dependencies: r.dependencies.filter((d) => !d.endsWith("-server-3-apply")) }));
+      const early = edit(prodGraph, "prod-prod-agent-1-apply", (r) => ({ ...r, dependencies: r.dependencies.filter((d) => !d.endsWith("-server-3-apply") && !/-agent-batch-\d+-drain$/.test(d)) }));
       const messages = await run("agents-join-after-servers", early);
       assert.equal(messages.length, 1);
       assert.match(messages[0]!, /prod-prod-agent-1-apply does not wait for prod-prod-server-1-apply, prod-prod-server-2-apply, prod-prod-server-3-apply/);

@@ -173,6 +173,19 @@ describe("upgrades (components/upgrade)", () => {
       }
     });
 
+    it("the batch scripts pass shellcheck and pipe into no early-exit consumer", () => {
+      const config = loadStackConfig(variant("prod", (raw) => (raw.upgrade = { maxUnavailable: 2, drain: { disableEviction: true } })));
+      const paths = upgradeBatches(config).flatMap((b) => [renderAgentBatchDrain(config, b), renderAgentBatchUncordon(config, b)]).map((text, i) => {
+        assert.doesNotMatch(text.replace(/(^|\s)#.*$/gm, ""), /\|\s*(grep\b[^|;&\n]*\s-[A-Za-z]*[qlm]|head\b)/);
+        const path = join(scratch, `batch-${i}.sh`);
+        writeFileSync(path, text);
+        return path;
+      });
+      assert.match(readFileSync(paths[0]!, "utf8"), /drain_for_upgrade "\$agent" 300 --ignore-daemonsets --delete-emptydir-data --disable-eviction/);
+      const lint = run("shellcheck", ["--severity=style", ...paths]);
+      assert.equal(lint.status, 0, lint.out);
+    });
+
     it("without a pinned version (a channel) agents join in parallel after the last server, with no batch steps", async () => {
       const config = loadStackConfig(variant("dev", (raw) => Object.assign(raw.k3s!, { version: undefined, channel: "stable" })));
       const recorder = installMocks("dev");

@@ -77,7 +77,7 @@ cordon_for_upgrade() {
   local node="$1" target="$2" info version ready unschedulable cordoned_for
   info="$(node_info "$node")" || { echo "upgrade[$node]: cannot read node $node from the API" >&2; return 1; }
   read -r version ready unschedulable cordoned_for <<<"$info"
-  if [ "$unschedulable" = true ] && [ "$cordoned_for" = "<none>" ]; then
+  if [ "$unschedulable" = true ] && { [ -z "$cordoned_for" ] || [ "$cordoned_for" = "<none>" ]; }; then
     echo "upgrade[$node]: already cordoned by someone else; it stays cordoned after the upgrade"
     return 0
   fi
@@ -100,7 +100,7 @@ drain_for_upgrade() {
     printf '%s\n' "$out" >&2
     # kubectl drain (k8s.io/kubectl/pkg/drain) names each pod it could not evict as pods/"NAME" -n "NAMESPACE" or pods/NAME -n NAMESPACE.
     pods="$(printf '%s\n' "$out" | { grep -oE 'pods/"?[A-Za-z0-9._-]+"? -n "?[A-Za-z0-9._-]+' || true; } | sed -E 's#pods/"?([A-Za-z0-9._-]+)"? -n "?([A-Za-z0-9._-]+)#\2/\1#' | sort -u | tr '\n' ' ')"
-    echo "upgrade[$node]: drain of $node failed after $((SECONDS - started))s; pods not evicted: ${"$"}{pods:-see the kubectl output above}(a PodDisruptionBudget? kubectl get pdb -A). $node stays cordoned; the next up retries the drain" >&2
+    echo "upgrade[$node]: drain of $node failed after $((SECONDS - started))s; pods not evicted: ${"$"}{pods:-see the kubectl output above }(a PodDisruptionBudget? kubectl get pdb -A). $node stays cordoned; the next up retries the drain" >&2
     return 1
   fi
   echo "upgrade[$node]: drained in $((SECONDS - started))s"
@@ -130,7 +130,7 @@ uncordon_if_ours() {
   local node="$1" info version ready unschedulable cordoned_for
   info="$(node_info "$node")" || { echo "upgrade[$node]: cannot read node $node from the API" >&2; return 1; }
   read -r version ready unschedulable cordoned_for <<<"$info"
-  [ "$cordoned_for" != "<none>" ] || return 0
+  if [ -z "$cordoned_for" ] || [ "$cordoned_for" = "<none>" ]; then return 0; fi
   k3s kubectl uncordon "$node"
   k3s kubectl annotate node "$node" "k3s-platform.io/cordoned-for-upgrade-" >/dev/null
 }
@@ -217,7 +217,7 @@ export function serverPreInstall(config: ResolvedConfig, node: NodeConfig): Shel
   const sqliteCopy =
     ds === "sqlite"
       ? sh`
-if [ "$UPGRADING" = 1 ]; then
+if [ "\${UPGRADING:-0}" = 1 ]; then
   # The sqlite file is consistent only with K3s stopped (WAL); the install restarts it right after.
   DB_DIR="$ROOT"${SQLITE_DB_DIR}
   started=$SECONDS
@@ -230,7 +230,7 @@ if [ "$UPGRADING" = 1 ]; then
 fi`
       : raw("");
   return sh`
-if [ "$UPGRADING" = 1 ]; then
+if [ "\${UPGRADING:-0}" = 1 ]; then
   SNAPSHOT="pre-upgrade-$RUNNING_VERSION-to-$TARGET_VERSION"
   SNAPSHOT="${raw("$")}{SNAPSHOT//+/-}"
   SERVERS=(${servers})
@@ -265,13 +265,13 @@ export function upgradePostInstall(config: ResolvedConfig, node: NodeConfig): Sh
       ? sh`
 cordoned_for="<none>"
 if info="$(node_info "$NODE")"; then read -r _ _ _ cordoned_for <<<"$info"; fi
-if [ "$UPGRADING" = 1 ] || [ "$cordoned_for" != "<none>" ]; then
+if [ "\${UPGRADING:-0}" = 1 ] || { [ -n "$cordoned_for" ] && [ "$cordoned_for" != "<none>" ]; }; then
   wait_ready_version "$NODE" "$TARGET_VERSION" ${config.upgrade.readyTimeout} || exit 1
   uncordon_if_ours "$NODE" || fail "uncordoning $NODE failed"
 fi`
       : raw("");
   return sh`${server}
-if [ "$UPGRADING" = 1 ]; then echo "upgrade[$NODE]: now runs $TARGET_VERSION (was $RUNNING_VERSION)"; fi
+if [ "\${UPGRADING:-0}" = 1 ]; then echo "upgrade[$NODE]: now runs $TARGET_VERSION (was $RUNNING_VERSION)"; fi
 install -d -m 0755 "$(dirname "$VERSION_RECORD")"
 printf '%s\\n' "$TARGET_VERSION" >"$VERSION_RECORD"
 `;

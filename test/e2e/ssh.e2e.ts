@@ -406,6 +406,30 @@ describe("e2e over SSH on test hosts", function () {
     plan = next;
   });
 
+  it("an agent unreachable mid-upgrade fails its own step, naming it; the batches after it wait; the next up converges", async () => {
+    await stageBinary("v1.31.7+k3s1");
+    execFileSync("bash", [HOSTS, "stop", "4", dir]);
+    const next = change((raw) => (raw.k3s!.version = "v1.31.7+k3s1"));
+    let broken;
+    try {
+      broken = await applyAll(next);
+    } finally {
+      execFileSync("bash", [HOSTS, "start", "4", dir]);
+    }
+    assert.deepEqual([...broken.failures.keys()], ["e2e-agent-2"]);
+    assert.match(broken.failures.get("e2e-agent-2")!, /^e2e-agent-2 \([\d.]+\): stage failed with status 255/);
+    assert.deepEqual(nodeObject("e2e-agent-1"), { version: "v1.31.7+k3s1", cordoned: false, annotated: false });
+    assert.deepEqual(nodeObject("e2e-agent-2"), { version: "v1.31.6+k3s1", cordoned: true, annotated: true }, "drained by the first server, then unreachable");
+    assert.ok(!broken.batchSteps.has("agent-batch-2-uncordon"), "the batch's uncordon waits for its agents");
+
+    const healed = await applyAll(next);
+    assert.deepEqual([...healed.failures], []);
+    assert.ok(!healed.batchSteps.has("agent-batch-2-drain"), "the drain step already ran for this version");
+    assert.match(healed.batchSteps.get("agent-batch-2-uncordon")!, /upgrade\[e2e-agent-2\]: Ready with kubelet v1\.31\.7\+k3s1/);
+    for (const n of NAMES) assert.deepEqual(nodeObject(n), { version: "v1.31.7+k3s1", cordoned: false, annotated: false }, n);
+    plan = next;
+  });
+
   after(() => {
     if (upgradeRun) console.log(`      e2e upgrade: ${upgradeRun.seconds.toFixed(1)} s, max concurrent agents ${upgradeRun.maxAgents}`);
   });
