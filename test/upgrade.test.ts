@@ -141,6 +141,74 @@ describe("upgrades (components/upgrade)", () => {
     });
   });
 
+  describe("single-server upgrade on sqlite (scratch root, stub k3s/systemctl)", () => {
+    it("copies the datastore with K3s stopped, skips the drain (no other node), waits for the new kubelet, uncordons", () => {
+      const root = mkdtempSync(join(scratch, "sqlite-"));
+      const stubs = mkdtempSync(join(scratch, "sqlite-stubs-"));
+      const log = join(root, "calls.log");
+      // The one node object: "<kubelet version> <Ready> <unschedulable> <cordoned-for>" (custom-columns order).
+      writeFileSync(join(stubs, "k3s"), `#!/usr/bin/env bash
+echo "k3s $*" >>"$STUB_LOG"
+info="$(cat "$K3S_PLATFORM_ROOT/node-info")"
+case "$*" in
+  "kubectl get node "*custom-columns*) echo "$info" ;;
+  "kubectl get nodes "*) read -r v r u _ <<<"$info"; echo "dev-server-1 $v $r $u" ;;
+  "kubectl cordon "*) read -r v r _ a <<<"$info"; echo "$v $r true $a" >"$K3S_PLATFORM_ROOT/node-info" ;;
+  "kubectl uncordon "*) read -r v r _ a <<<"$info"; echo "$v $r <none> $a" >"$K3S_PLATFORM_ROOT/node-info" ;;
+  "kubectl annotate node dev-server-1 --overwrite "*) read -r v r u _ <<<"$info"; echo "$v $r $u \${*##*=}" >"$K3S_PLATFORM_ROOT/node-info" ;;
+  "kubectl annotate node dev-server-1 "*-) read -r v r u _ <<<"$info"; echo "$v $r $u <none>" >"$K3S_PLATFORM_ROOT/node-info" ;;
+esac
+`);
+      writeFileSync(join(stubs, "systemctl"), `#!/usr/bin/env bash\necho "systemctl $*" >>"$STUB_LOG"\n[ "$1" != is-active ] || [ -e "$K3S_PLATFORM_ROOT/active" ]\n`);
+      for (const f of ["k3s", "systemctl"]) chmodSync(join(stubs, f), 0o755);
+      const planFor = (version: string) => {
+        const config = loadStackConfig(variant("dev", (raw) => Object.assign(raw.k3s!, { version, datastore: { type: "sqlite" } })));
+        return planNode(config, config.nodes.find((n) => n.role === "server")!);
+      };
+      const stageServer = (plan: NodePlan, newVersion: string) => {
+        const staging = mkdtempSync(join(scratch, "staging-"));
+        for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
+        // The install restarts K3s: its kubelet then reports the new version.
+        writeFileSync(join(staging, "install-k3s.sh"), `#!/usr/bin/env bash\necho install >>"$STUB_LOG"\ntouch "$K3S_PLATFORM_ROOT/active"\nread -r _ r u a <"$K3S_PLATFORM_ROOT/node-info"\necho "${newVersion} $r $u $a" >"$K3S_PLATFORM_ROOT/node-info"\n`);
+        for (const secret of plan.secretFiles) {
+          mkdirSync(dirname(join(root, secret.target)), { recursive: true });
+          writeFileSync(join(root, secret.target), "x\n");
+        }
+        return { staging, env: { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, STUB_LOG: log, PATH: `${stubs}:${process.env.PATH}` } };
+      };
+      // A server installed at v1.31.4 by an earlier apply, with its sqlite database.
+      mkdirSync(join(root, "etc/systemd/system"), { recursive: true });
+      writeFileSync(join(root, "etc/systemd/system/k3s.service"), "");
+      mkdirSync(join(root, "var/lib/rancher/k3s/server/db"), { recursive: true });
+      writeFileSync(join(root, "var/lib/rancher/k3s/server/db/state.db"), "db");
+      writeFileSync(join(root, "var/lib/rancher/k3s/server/db/state.db-wal"), "wal");
+      writeFileSync(join(root, "node-info"), "v1.31.4+k3s1 True <none> <none>\n");
+      writeFileSync(join(root, "active"), "");
+      writeFileSync(log, "");
+
+      const s = stageServer(planFor("v1.31.5+k3s1"), "v1.31.5+k3s1");
+      const r = run("bash", [join(s.staging, "apply.sh")], s.env);
+      assert.equal(r.status, 0, r.out);
+      const copy = join(root, "var/lib/rancher/k3s/server/db/pre-upgrade-v1.31.4-k3s1-to-v1.31.5-k3s1");
+      assert.equal(readFileSync(join(copy, "state.db"), "utf8"), "db");
+      assert.equal(readFileSync(join(copy, "state.db-wal"), "utf8"), "wal");
+      assert.match(r.out, /drain skipped: no other Ready, schedulable node/);
+      assert.match(r.out, /datastore copied to .*pre-upgrade-v1\.31\.4-k3s1-to-v1\.31\.5-k3s1 in \d+s/);
+      assert.match(r.out, /Ready with kubelet v1\.31\.5\+k3s1 after \d+s/);
+      const calls = readFileSync(log, "utf8").split("\n").filter((l) => /cordon|systemctl stop|install|annotate/.test(l) && !l.includes("kubectl get"));
+      assert.deepEqual(calls, [
+        "k3s kubectl annotate node dev-server-1 --overwrite k3s-platform.io/cordoned-for-upgrade=v1.31.5+k3s1",
+        "k3s kubectl cordon dev-server-1",
+        "systemctl stop k3s",
+        "install",
+        "k3s kubectl uncordon dev-server-1",
+        "k3s kubectl annotate node dev-server-1 k3s-platform.io/cordoned-for-upgrade-",
+      ]);
+      assert.equal(readFileSync(join(root, "node-info"), "utf8"), "v1.31.5+k3s1 True <none> <none>\n");
+      assert.doesNotMatch(readFileSync(log, "utf8"), /etcd-snapshot/, "no etcd on sqlite");
+    });
+  });
+
   describe("cluster graph (Pulumi mocks)", () => {
     async function graph(config: ResolvedConfig) {
       const recorder = installMocks("staging");
@@ -182,6 +250,13 @@ describe("upgrades (components/upgrade)", () => {
         return path;
       });
       assert.match(readFileSync(paths[0]!, "utf8"), /drain_for_upgrade "\$agent" 300 --ignore-daemonsets --delete-emptydir-data --disable-eviction/);
+      // Every datastore's server apply.sh (the backup step differs): sqlite, external.
+      for (const datastore of [{ type: "sqlite" }, { type: "external" }] as const) {
+        const c = loadStackConfig(variant("dev", (raw) => (raw.k3s!.datastore = datastore)));
+        const path = join(scratch, `apply-${datastore.type}.sh`);
+        writeFileSync(path, planNode(c, c.nodes.find((n) => n.role === "server")!).files.find((f) => f.name === "apply.sh")!.content);
+        paths.push(path);
+      }
       const lint = run("shellcheck", ["--severity=style", ...paths]);
       assert.equal(lint.status, 0, lint.out);
     });

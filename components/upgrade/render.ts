@@ -212,7 +212,7 @@ export function serverPreInstall(config: ResolvedConfig, node: NodeConfig): Shel
   printf '%s\\n' "$out"
   echo "upgrade[$NODE]: etcd snapshot $SNAPSHOT saved in $((SECONDS - started))s"`)
       : ds === "sqlite"
-        ? raw("") // copied after the drain, with K3s stopped (below)
+        ? raw(`echo "upgrade[$NODE]: the sqlite datastore is copied after the drain, with K3s stopped"`)
         : raw(`echo "upgrade[$NODE]: note: the datastore is external; back it up with its own tools before upgrading (no snapshot taken)"`);
   const sqliteCopy =
     ds === "sqlite"
