@@ -3,7 +3,7 @@ import { cpus, loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { loadStackConfig, parseStackConfig } from "../components/config/validate";
 import { planCluster } from "../components/node/plan";
-import { renderTree } from "../components/node/tree";
+import { renderTree } from "../tools/tree";
 import { BenchResource, buildGraph, prodWithNodes, runPack } from "./graph";
 
 /**

@@ -7,11 +7,10 @@ import type {
   StackValidationArgs,
   StackValidationPolicy,
 } from "@pulumi/policy";
-import { classifyNodeLabel } from "../components/config/labels";
-import { cidrContains, cidrsOverlap, isIp } from "../components/config/net";
+import { clusterDnsInServiceCidr as dnsInServiceCidr, coversSecrets, nodeAddressesInClusterNetworks, podServiceCidrsOverlap, restrictedNodeLabels } from "../components/config/rules";
 import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
-import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/k3s/flags";
-import { NODE_CHILDREN } from "../components/node/names";
+import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/config/flags";
+import { clusterChildOf, encryptionRestartOf, nodeChildOf, parseUrn, TYPES } from "../components/names";
 import { LB_POOL_LABEL, lbPools } from "../components/servicelb/pools";
 import { maxUnavailableCount } from "../components/upgrade/versions";
 
@@ -21,22 +20,10 @@ import { maxUnavailableCount } from "../components/upgrade/versions";
  * the Kubernetes objects. Types come from the project's schema module, never re-declared.
  */
 
-export const TYPES = {
-  cluster: "k3s-platform:index:K3sCluster",
-  node: "k3s-platform:index:K3sNode",
-  command: "command:remote:Command",
-  copy: "command:remote:CopyToRemote",
-  namespace: "kubernetes:core/v1:Namespace",
-  resourceQuota: "kubernetes:core/v1:ResourceQuota",
-  limitRange: "kubernetes:core/v1:LimitRange",
-  networkPolicy: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
-  configMap: "kubernetes:core/v1:ConfigMap",
-  service: "kubernetes:core/v1:Service",
-} as const;
+// Type tokens and child names come from the one names module (components/names.ts).
+export { TYPES };
 
 const TENANT_LABEL = "k3s-platform.io/tenant";
-/** A K3sNode's secrets command: `<node>-secrets`. */
-export const SECRETS_CHILD_SUFFIX = `-${NODE_CHILDREN.secrets}`;
 
 type Policy = ResourceValidationPolicy | StackValidationPolicy;
 type ClusterCheck = (config: ResolvedConfig, args: ResourceValidationArgs, report: ReportViolation) => void;
@@ -71,7 +58,6 @@ function prodPolicy(name: string, description: string, check: ClusterCheck, conf
 
 const servers = (c: ResolvedConfig) => c.nodes.filter((n) => n.role === "server");
 
-const coversSecrets = (resources: string[]) => resources.some((r) => r === "secrets" || r === "*.*" || r === "*.");
 
 interface K8sMeta {
   name?: string;
@@ -182,11 +168,7 @@ const restrictedLabels = clusterPolicy(
   "No node label in the kubernetes.io / k8s.io namespaces that NodeRestriction refuses (K3s would not start).",
   "mandatory",
   (config, _args, report) => {
-    for (const node of config.nodes) {
-      for (const key of Object.keys(node.labels)) {
-        if (classifyNodeLabel(key) === "restricted") report(`node ${node.name}: label ${key} is refused by NodeRestriction`);
-      }
-    }
+    for (const { node, key } of restrictedNodeLabels(config.nodes)) report(`node ${node}: label ${key} is refused by NodeRestriction`);
   },
 );
 
@@ -205,13 +187,8 @@ const disjointNetworks = clusterPolicy(
   "mandatory",
   (config, _args, report) => {
     const { clusterCidr, serviceCidr } = config.k3s;
-    if (cidrsOverlap(clusterCidr, serviceCidr)) report(`clusterCidr ${clusterCidr} overlaps serviceCidr ${serviceCidr}`);
-    for (const node of config.nodes) {
-      for (const ip of [node.host, node.nodeIp, node.externalIp]) {
-        if (!ip || !isIp(ip)) continue;
-        for (const range of [clusterCidr, serviceCidr]) if (cidrContains(range, ip)) report(`node ${node.name} address ${ip} is inside ${range}`);
-      }
-    }
+    if (podServiceCidrsOverlap(config.k3s)) report(`clusterCidr ${clusterCidr} overlaps serviceCidr ${serviceCidr}`);
+    for (const hit of nodeAddressesInClusterNetworks(config)) report(`node ${hit.node} address ${hit.address} is inside ${hit.range}`);
   },
 );
 
@@ -220,7 +197,7 @@ const clusterDnsInServiceCidr = clusterPolicy(
   "The cluster DNS address lies inside the service CIDR.",
   "mandatory",
   (config, _args, report) => {
-    if (!cidrContains(config.k3s.serviceCidr, config.k3s.clusterDns)) report(`clusterDns ${config.k3s.clusterDns} is outside serviceCidr ${config.k3s.serviceCidr}`);
+    if (!dnsInServiceCidr(config.k3s)) report(`clusterDns ${config.k3s.clusterDns} is outside serviceCidr ${config.k3s.serviceCidr}`);
   },
 );
 
@@ -316,8 +293,10 @@ const secretCommandsNotLogged: ResourceValidationPolicy = {
   enforcementLevel: "mandatory",
   validateResource: (args, report) => {
     if (args.type !== TYPES.command) return;
-    const writesSecret = args.name.endsWith(SECRETS_CHILD_SUFFIX);
-    const readsSecret = args.name.endsWith("-kubeconfig");
+    // Parsed exactly against the parent's name (`<node>-secrets`, `<cluster>-kubeconfig`).
+    const parent = args.opts.parent ? parseUrn(args.opts.parent) : undefined;
+    const writesSecret = parent?.type === TYPES.node && nodeChildOf(args.name, parent.name) === "secrets";
+    const readsSecret = parent?.type === TYPES.cluster && clusterChildOf(args.name, parent.name) === "kubeconfig";
     if (!writesSecret && !readsSecret) return;
     if (args.props.logging !== "none") report(`${args.name}: logging must be "none"`);
     const wanted = ["stdout", "stderr", ...(writesSecret ? ["stdin"] : [])];
@@ -508,8 +487,16 @@ function nodeRoles(resources: PolicyResource[]): Map<string, string> {
   return new Map(resources.filter((r) => r.type === TYPES.node).map((r) => [r.urn, String(r.props.role)]));
 }
 
+/** The `<node>-apply` command of every K3sNode whose role is in `roles`. */
 function applySteps(resources: PolicyResource[], roles: string[], nodes = nodeRoles(resources)): PolicyResource[] {
-  return resources.filter((r) => r.type === TYPES.command && r.name.endsWith("-apply") && roles.includes(nodes.get(r.parent?.urn ?? "") ?? ""));
+  return resources.filter(
+    (r) => r.type === TYPES.command && r.parent?.type === TYPES.node && nodeChildOf(r.name, r.parent.name) === "apply" && roles.includes(nodes.get(r.parent.urn) ?? ""),
+  );
+}
+
+/** The server restarts of the secrets-encryption lifecycle (`<enc>-<phase>-restart-<server>`). */
+function encryptionRestarts(resources: PolicyResource[]): PolicyResource[] {
+  return resources.filter((r) => r.type === TYPES.command && r.parent?.type === TYPES.secretsEncryption && encryptionRestartOf(r.name, r.parent.name) !== undefined);
 }
 
 const serversOneAtATime: StackValidationPolicy = {
@@ -519,7 +506,7 @@ const serversOneAtATime: StackValidationPolicy = {
   validateStack: (args, report) => {
     const restarts = [
       ...applySteps(args.resources, ["first-server", "server"]),
-      ...args.resources.filter((r) => r.type === TYPES.command && /-restart-/.test(r.name)),
+      ...encryptionRestarts(args.resources),
     ];
     const ancestors = ancestorsOf();
     const before = new Map(restarts.map((r) => [r.urn, ancestors(r)]));

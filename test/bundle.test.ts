@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BundledFile, renderBundle, secretsDocument, secretsWriteScript } from "../components/node/bundle";
 import { shellQuote } from "../components/shell/quote";
-import { planCluster, renderSecretsDocument } from "../components/node/plan";
+import { planCluster, renderSecretsDocument } from "../components/plan/node";
 import { ENVS, sampleConfig } from "./helpers/samples";
 
 /**

@@ -4,8 +4,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { AGENT_BATCH, K3sCluster } from "../components/cluster/component";
 import { Environment } from "../components/config/schema";
 import { loadStackConfig } from "../components/config/validate";
-import { NODE_CHILDREN } from "../components/node/component";
-import { planCluster } from "../components/node/plan";
+import { NODE_CHILDREN } from "../components/names";
+import { planCluster } from "../components/plan/node";
 import { installMocks, Registered } from "./helpers/pulumi-mocks";
 import { ENVS, sampleConfig, variant } from "./helpers/samples";
 

@@ -4,11 +4,13 @@ import { isCanonicalIp, isDnsName } from "../components/config/net";
 import { StackInput } from "../components/config/schema";
 import { splitStackConfig } from "../components/config/stack-file";
 import { loadStackConfig, nearest, parseStackConfig, secretIssues } from "../components/config/validate";
-import { FLAGS, hasSubcommand, releaseOf, versionGaps } from "../components/k3s/flags";
+import { FLAGS, hasSubcommand, releaseOf, versionGaps } from "../components/config/flags";
 import { installEnv } from "../components/k3s/install";
-import { configYamlObject, renderSecretDropIn } from "../components/k3s/render";
-import { nodeChildNames } from "../components/node/names";
-import { planCluster, planNode } from "../components/node/plan";
+import { nodeContext } from "../components/config/context";
+import { configYamlObject } from "../components/k3s/config-yaml";
+import { renderSecretDropIn } from "../components/k3s/secrets-dropin";
+import { nodeChildNames } from "../components/names";
+import { planCluster, planNode } from "../components/plan/node";
 import { renderTenant } from "../components/tenants/render";
 import { ConfigError } from "../components/config/validate";
 import { runProgram } from "./helpers/program";
@@ -316,14 +318,14 @@ describe("config values: hostile pass-through, versions, and the format each con
 
     it("typed flags in config.yaml, S3 credentials only in the servers' secrets drop-in", () => {
       const config = loadStackConfig(withS3());
-      const flags = configYamlObject(config, config.nodes[0]!);
+      const flags = configYamlObject(nodeContext(config, config.nodes[0]!));
       assert.equal(flags["etcd-snapshot-schedule-cron"], "0 */6 * * *");
       assert.equal(flags["etcd-s3"], true);
       assert.equal(flags["etcd-s3-bucket"], "k3s-snapshots");
       assert.equal(flags["etcd-s3-timeout"], "5m");
       assert.ok(!("etcd-s3-access-key" in flags) && !("etcd-s3-secret-key" in flags));
-      assert.ok(!("etcd-s3" in configYamlObject(config, config.nodes[3]!)), "agents get no etcd flags");
-      const dropIn = renderSecretDropIn(config, config.nodes[1]!, { token: "t", etcdS3AccessKey: "AKIAEXAMPLE", etcdS3SecretKey: "SECRETEXAMPLE" });
+      assert.ok(!("etcd-s3" in configYamlObject(nodeContext(config, config.nodes[3]!))), "agents get no etcd flags");
+      const dropIn = renderSecretDropIn(nodeContext(config, config.nodes[1]!), { token: "t", etcdS3AccessKey: "AKIAEXAMPLE", etcdS3SecretKey: "SECRETEXAMPLE" });
       assert.match(dropIn, /etcd-s3-access-key: AKIAEXAMPLE/);
       assert.match(dropIn, /etcd-s3-secret-key: SECRETEXAMPLE/);
       const plan = planNode(config, config.nodes[1]!);

@@ -12,7 +12,7 @@ import {
   renderNodeLocalDns,
 } from "../components/dns/render";
 import { PATCH_FORCE } from "../components/dns/render";
-import { planNode } from "../components/node/plan";
+import { planNode } from "../components/plan/node";
 import { ENVS, sampleConfig, variant } from "./helpers/samples";
 
 describe("CoreDNS tuning", () => {

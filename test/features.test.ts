@@ -10,7 +10,7 @@ import { parseStackConfig } from "../components/config/validate";
 import { vipWaitSnippet } from "../components/kube-vip/render";
 import { needsK3sCrd, renderAllObjects } from "../components/kube/all";
 import { SERVER_MANIFESTS_DIR } from "../components/manifests/render";
-import { planCluster, planNode } from "../components/node/plan";
+import { planCluster, planNode } from "../components/plan/node";
 import { inboundPorts } from "../components/os-prep/render";
 import { containerdTemplateTarget, renderRuntimeClasses } from "../components/runtimes/render";
 import { LB_ENABLE_LABEL, LB_POOL_LABEL, lbPools } from "../components/servicelb/pools";

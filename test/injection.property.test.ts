@@ -8,7 +8,8 @@ import { StackInput } from "../components/config/schema";
 import { CONTROL_CHARACTERS } from "../components/config/single-line";
 import { loadStackConfig } from "../components/config/validate";
 import { renderRestartScript, renderVerifyScript, rotationPhases } from "../components/encryption/render";
-import { planCluster, stdinScriptCommand } from "../components/node/plan";
+import { planCluster } from "../components/plan/node";
+import { stdinScriptCommand } from "../components/shell/root";
 import { postRegistrationLabelCommand } from "../components/cluster/component";
 import { REPO, variant } from "./helpers/samples";
 

@@ -3,10 +3,11 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { ResolvedConfig } from "../components/config/schema";
 import { loadStackConfig } from "../components/config/validate";
-import { NODE_CHILDREN, nodeInputs } from "../components/node/component";
+import { nodeInputs } from "../components/node/component";
 import { renderBundle } from "../components/node/bundle";
-import { planNode } from "../components/node/plan";
-import { policies, SECRETS_CHILD_SUFFIX, TYPES } from "../policies/policies";
+import { planNode } from "../components/plan/node";
+import { clusterChildOf, NODE_CHILDREN, nodeChildOf } from "../components/names";
+import { policies, TYPES } from "../policies/policies";
 import {
   asPolicySdkProps,
   collectGraph,
@@ -44,8 +45,8 @@ const k8s = (type: string, name: string, namespace: string | undefined, body: Re
 
 interface ResourceCase {
   policy: string;
-  pass: { type: string; name: string; props: Record<string, unknown>; additionalSecretOutputs?: string[] };
-  fail: { type: string; name: string; props: Record<string, unknown>; additionalSecretOutputs?: string[] };
+  pass: { type: string; name: string; props: Record<string, unknown>; additionalSecretOutputs?: string[]; parent?: string };
+  fail: { type: string; name: string; props: Record<string, unknown>; additionalSecretOutputs?: string[]; parent?: string };
   expect: RegExp;
   config?: Record<string, unknown>;
 }
@@ -160,8 +161,8 @@ const resourceCases: ResourceCase[] = [
   },
   {
     policy: "secret-commands-not-logged",
-    pass: { type: TYPES.command, name: "n-secrets", props: { logging: "none" }, additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
-    fail: { type: TYPES.command, name: "prod-kubeconfig", props: { logging: "stdoutAndStderr" }, additionalSecretOutputs: ["stdout"] },
+    pass: { type: TYPES.command, name: "n-secrets", parent: urnOf("test", TYPES.node, "n"), props: { logging: "none" }, additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
+    fail: { type: TYPES.command, name: "prod-kubeconfig", parent: urnOf("test", TYPES.cluster, "prod"), props: { logging: "stdoutAndStderr" }, additionalSecretOutputs: ["stdout"] },
     expect: /logging must be "none"|stderr not in additionalSecretOutputs/,
   },
   {
@@ -221,7 +222,11 @@ describe("policy pack", () => {
   });
 
   it("knows the name of the node's secrets command", () => {
-    assert.equal(SECRETS_CHILD_SUFFIX, `-${NODE_CHILDREN.secrets}`);
+    // Parsed against the parent's name, never by suffix: a node named "x-secrets" is not a secrets command.
+    assert.equal(nodeChildOf(`prod-n1-${NODE_CHILDREN.secrets}`, "prod-n1"), "secrets");
+    assert.equal(nodeChildOf(`prod-x-${NODE_CHILDREN.secrets}-${NODE_CHILDREN.apply}`, "prod-x-secrets"), "apply");
+    assert.equal(nodeChildOf(`prod-x-${NODE_CHILDREN.secrets}`, "prod-n1"), undefined);
+    assert.equal(clusterChildOf("prod-kubeconfig-apply", "prod"), undefined);
   });
 
   it("every policy has a passing and a violating case below", () => {

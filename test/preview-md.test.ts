@@ -2,8 +2,8 @@ import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { NODE_CHILDREN } from "../components/node/component";
-import { NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown, splitPolicyMessage } from "../components/preview/markdown";
+import { NODE_CHILDREN } from "../components/names";
+import { NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown, splitPolicyMessage } from "../tools/preview-markdown";
 import { REPO } from "./helpers/samples";
 
 const FIXTURES = join(REPO, "test", "fixtures", "preview");
@@ -104,7 +104,7 @@ describe("preview:md", () => {
 
   it("the CLI reads saved files (--from, --events) and prints the same Markdown", () => {
     const r = spawnSync(join(REPO, "node_modules", ".bin", "tsx"), [
-      join(REPO, "scripts", "preview-md.ts"), "--stack", "prod",
+      join(REPO, "tools", "preview-md.ts"), "--stack", "prod",
       "--from", join(FIXTURES, "prod-upgrade.json"), "--events", join(FIXTURES, "prod-upgrade.events.jsonl"),
     ], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);

@@ -9,7 +9,7 @@ import { REPO, sampleRaw } from "./helpers/samples";
 const TSX = join(REPO, "node_modules", ".bin", "tsx");
 
 function render(args: string[], cwd = REPO) {
-  const r = spawnSync(TSX, [join(REPO, "scripts", "render.ts"), ...args], { cwd, encoding: "utf8" });
+  const r = spawnSync(TSX, [join(REPO, "tools", "render.ts"), ...args], { cwd, encoding: "utf8" });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

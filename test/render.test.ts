@@ -4,11 +4,12 @@ import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { readStackFile } from "../components/config/stack-file";
 import { loadStackConfig } from "../components/config/validate";
-import { AGENT_FLAG_SET, SERVER_FLAGS } from "../components/k3s/flags";
+import { AGENT_FLAG_SET, SERVER_FLAGS } from "../components/config/flags";
 import { installEnv } from "../components/k3s/install";
-import { PATHS } from "../components/k3s/render";
-import { planCluster, planNode, rewriteKubeconfig } from "../components/node/plan";
-import { placeholder, renderTree } from "../components/node/tree";
+import { PATHS } from "../components/k3s/paths";
+import { rewriteKubeconfig } from "../components/node/kubeconfig";
+import { planCluster, planNode } from "../components/plan/node";
+import { placeholder, renderTree } from "../tools/tree";
 import { SAMPLE_KUBECONFIG } from "./helpers/pulumi-mocks";
 import { ENVS, REPO, sampleConfig, variant } from "./helpers/samples";
 

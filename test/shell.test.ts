@@ -6,8 +6,8 @@ import { dirname, join } from "node:path";
 import { ResolvedConfig, StackInput } from "../components/config/schema";
 import { loadStackConfig } from "../components/config/validate";
 import { renderRestartScript, renderVerifyScript, rotationPhases } from "../components/encryption/render";
-import { PATHS } from "../components/k3s/render";
-import { planCluster, planNode } from "../components/node/plan";
+import { PATHS } from "../components/k3s/paths";
+import { planCluster, planNode } from "../components/plan/node";
 import { ENVS, REPO, sampleConfig, variant } from "./helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");

@@ -1,5 +1,6 @@
 import { ResolvedConfig } from "../config/schema";
-import { clusterTopology, PATHS } from "../k3s/render";
+import { clusterTopology } from "../config/topology";
+import { PATHS } from "../k3s/paths";
 import { sh } from "../shell/sh";
 
 /**

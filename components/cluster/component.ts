@@ -3,11 +3,16 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { encryptionKeys, SecretsEncryption } from "../encryption/component";
-import { EncryptionKeys, EncryptionStatus } from "../encryption/render";
-import { RegistryAuth } from "../k3s/render";
-import { Connection, K3sNode } from "../node/component";
-import { ClusterPlan, NodeSecrets, PlanOptions, planCluster, rewriteKubeconfig, sha256, stdinScriptCommand } from "../node/plan";
+import type { EncryptionKeys, NodeSecrets, RegistryAuth } from "../config/secrets";
+import { EncryptionStatus } from "../encryption/render";
+import { agentBatchStepName, childName, CLUSTER_CHILDREN, nodeResourceName, TYPES } from "../names";
+import { K3sNode } from "../node/component";
+import { rewriteKubeconfig } from "../node/kubeconfig";
+import { sha256 } from "../plan/hash";
+import { ClusterPlan, planCluster } from "../plan/node";
+import type { Connection } from "../ssh/connection";
 import { NO_OP_UPDATE } from "../encryption/once";
+import { stdinScriptCommand } from "../shell/root";
 import { AgentBatch, agentBatchesEnabled, renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches } from "../upgrade/render";
 import { joinShell, sh } from "../shell/sh";
 
@@ -25,8 +30,6 @@ export interface K3sClusterArgs {
   etcdS3SecretKey?: pulumi.Input<string>;
   /** Keys for custom-mode secrets encryption; generated per provider when absent. */
   encryptionKeys?: pulumi.Input<EncryptionKeys>;
-  /** Extra server material, e.g. from the secrets-encryption component. */
-  server?: PlanOptions["server"];
 }
 
 export function nodeConnection(
@@ -101,7 +104,7 @@ export class K3sCluster extends pulumi.ComponentResource {
 
   constructor(name: string, args: K3sClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     // Only the validated, secret-free config is registered as inputs: policies read it.
-    super("k3s-platform:index:K3sCluster", name, { config: args.config }, opts);
+    super(TYPES.cluster, name, { config: args.config }, opts);
     const built = createCluster(this, name, args);
     this.nodes = built.nodes;
     this.kubeconfig = built.kubeconfig;
@@ -122,11 +125,11 @@ export class K3sCluster extends pulumi.ComponentResource {
 
 function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   const { config } = args;
-  const plan = planCluster(config, { hasRegistryAuth: args.registryAuth !== undefined, server: args.server });
+  const plan = planCluster(config, { hasRegistryAuth: args.registryAuth !== undefined });
 
   const token =
     args.token ??
-    new random.RandomPassword(`${name}-token`, { length: 48, special: false }, { parent }).result;
+    new random.RandomPassword(childName(name, CLUSTER_CHILDREN.token), { length: 48, special: false }, { parent }).result;
   const keys = encryptionKeys(name, config, args.encryptionKeys, parent);
   const secrets: pulumi.Output<NodeSecrets> = pulumi.secret(
     pulumi.output({
@@ -147,7 +150,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     // The plan lists servers first: each server waits for the one before it, and every agent
     // for the last server (through its batch's drain step), so servers join strictly one at a time.
     const node = new K3sNode(
-      `${name}-${nodePlan.node.name}`,
+      nodeResourceName(name, nodePlan.node.name),
       { plan: nodePlan, connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey), secrets, after },
       { parent },
     );
@@ -169,7 +172,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   const firstUser = plan.nodes[0]!.sshUser;
   const batchStep = (batch: AgentBatch, step: "drain" | "uncordon", script: string, dependsOn: pulumi.Input<pulumi.Resource[]>) => {
     const r = new command.remote.Command(
-      `${name}-agent-batch-${batch.index}-${step}`,
+      agentBatchStepName(name, batch.index, step),
       {
         connection: firstConnection,
         create: stdinScriptCommand(firstUser),
@@ -207,7 +210,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   let ready: Promise<pulumi.Resource[]> = applies.then((all) => [...all, ...batchSteps]);
   if (labelCommand) {
     const labels = new command.remote.Command(
-      `${name}-node-labels`,
+      childName(name, CLUSTER_CHILDREN.nodeLabels),
       { connection: firstConnection, create: labelCommand, update: labelCommand, triggers: [sha256(labelCommand)] },
       { parent, dependsOn: applies },
     );
@@ -215,7 +218,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   }
 
   const fetched = new command.remote.Command(
-    `${name}-kubeconfig`,
+    childName(name, CLUSTER_CHILDREN.kubeconfig),
     {
       connection: firstConnection,
       create: plan.kubeconfigCommand,
@@ -233,7 +236,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   if (config.encryption.enabled) {
     const serverConnections = servers.map((n) => ({ name: n.node.name, user: n.sshUser, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
     encryptionStatus = new SecretsEncryption(
-      `${name}-encryption`,
+      childName(name, CLUSTER_CHILDREN.encryption),
       { config, plan, servers: serverConnections, after: serverApplies, keys },
       { parent },
     ).status;

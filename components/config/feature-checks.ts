@@ -1,7 +1,7 @@
-import { EMBEDDED_REGISTRY_GA, hasFeature, missingFeature, releaseOf } from "../k3s/flags";
+import { EMBEDDED_REGISTRY_GA, hasFeature, missingFeature, releaseOf } from "./flags";
 import { LB_POOL_LABEL, SERVICELB_LABELS } from "../servicelb/pools";
 import { cidrContains, isCanonicalIp, normalizeHost } from "./net";
-import { StackConfig } from "./schema";
+import { ResolvedConfig } from "./schema";
 
 type Path = ReadonlyArray<string | number>;
 type Report = (path: Path, message: string) => void;
@@ -10,7 +10,7 @@ type Report = (path: Path, message: string) => void;
  * Cross-field checks of the add-on, VIP, registry-mirror and runtime settings (issue 14); called
  * from crossFieldChecks with the same report/warn callbacks, so every problem carries its path.
  */
-export function featureChecks(config: StackConfig, report: Report, warn: Report): void {
+export function featureChecks(config: ResolvedConfig, report: Report, warn: Report): void {
   const { k3s, nodes } = config;
   const disabled = (c: string) => (k3s.disable as string[]).includes(c);
   const nodeNames = new Set(nodes.map((n) => n.name));

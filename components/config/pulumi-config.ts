@@ -1,7 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { EncryptionKeys } from "../encryption/render";
-import { RegistryAuth } from "../k3s/render";
 import { PROJECT, ResolvedConfig } from "./schema";
+import type { EncryptionKeys, RegistryAuth } from "./secrets";
 import { splitStackConfig } from "./stack-file";
 import { ConfigError, parseStackConfig, secretIssues } from "./validate";
 

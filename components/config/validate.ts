@@ -12,14 +12,15 @@ import {
   releaseOf,
   SERVER_FLAGS,
   versionGaps,
-} from "../k3s/flags";
+} from "./flags";
 import { kubeResourceName } from "../kube/objects";
-import { nodeChildNames } from "../node/names";
-import { finalNodeFlags, planCluster } from "../node/plan";
+import { nodeChildNames } from "../names";
+// Rendered-output checks need the plan: the one import from config/ to a layer above it.
+import { planCluster } from "../plan/node";
 import { renderTenant } from "../tenants/render";
 import { featureChecks } from "./feature-checks";
-import { classifyNodeLabel } from "./labels";
-import { cidrContains, cidrsOverlap, isCanonicalIp, normalizeHost } from "./net";
+import { cidrContains, isCanonicalIp, normalizeHost } from "./net";
+import { clusterDnsInServiceCidr, coversSecrets, nodeAddressesInClusterNetworks, podServiceCidrsOverlap, restrictedNodeLabels } from "./rules";
 import { CONFIG_KEYS, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
 
 export type ConfigPath = ReadonlyArray<string | number>;
@@ -143,10 +144,17 @@ function keysAt(schema: AnySchema, path: ReadonlyArray<PropertyKey>): string[] {
 
 type Report = (path: ConfigPath, message: string) => void;
 
-const hardeningOf = (config: StackConfig) => config.k3s.hardening ?? (config.environment === "prod" ? "cis" : "none");
+/** Values as written, where a check must tell an explicit value from a resolved default. */
+export interface AsWritten {
+  /** encryption.enabled before the hardening default: `rotation` is refused only when it is explicitly false. */
+  encryptionEnabled?: boolean;
+}
 
-/** Checks that span several fields; the schema has already checked each field alone. */
-export function crossFieldChecks(config: StackConfig, report: Report, warn: Report = () => {}): void {
+/**
+ * Checks that span several fields, on the resolved config (defaults such as hardening filled in
+ * once, by resolveDefaults); the schema has already checked each field alone.
+ */
+export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: Report = () => {}, written: AsWritten = { encryptionEnabled: config.encryption.enabled }): void {
   const { k3s, nodes, environment } = config;
 
   // --- version pinning
@@ -171,24 +179,17 @@ export function crossFieldChecks(config: StackConfig, report: Report, warn: Repo
     });
   }
 
-  // --- networks
-  if (cidrsOverlap(k3s.clusterCidr, k3s.serviceCidr)) {
+  // --- networks (rules.ts: the policy pack checks the same)
+  if (podServiceCidrsOverlap(k3s)) {
     report(["k3s", "serviceCidr"], `overlaps clusterCidr ${k3s.clusterCidr}`);
   }
-  if (!cidrContains(k3s.serviceCidr, k3s.clusterDns)) {
+  if (!clusterDnsInServiceCidr(k3s)) {
     report(["k3s", "clusterDns"], `${k3s.clusterDns} is outside serviceCidr ${k3s.serviceCidr}`);
   }
-  nodes.forEach((node, i) => {
-    const addresses: Array<[string, string]> = [["nodeIp", node.nodeIp ?? ""], ["externalIp", node.externalIp ?? ""], ["host", node.host]];
-    for (const [field, address] of addresses) {
-      if (!isCanonicalIp(address)) continue;
-      for (const [cidrName, range] of [["clusterCidr", k3s.clusterCidr], ["serviceCidr", k3s.serviceCidr]] as const) {
-        if (cidrContains(range, address)) {
-          report(["nodes", i, field], `${address} lies inside k3s.${cidrName} ${range}; pod/service networks must not overlap host addresses`);
-        }
-      }
-    }
-  });
+  for (const hit of nodeAddressesInClusterNetworks(config)) {
+    report(["nodes", hit.nodeIndex, hit.field], `${hit.address} lies inside k3s.${hit.network} ${hit.range}; pod/service networks must not overlap host addresses`);
+  }
+  const restricted = restrictedNodeLabels(nodes);
 
   // --- nodes
   const servers = nodes.filter((n) => n.role === "server");
@@ -207,14 +208,12 @@ export function crossFieldChecks(config: StackConfig, report: Report, warn: Repo
     if (firstHost !== undefined) report(["nodes", i, "host"], `duplicate host "${node.host}" (also nodes[${firstHost}] (${nodes[firstHost]!.name}))`);
     else seenHosts.set(hostKey, i);
 
-    for (const key of Object.keys(node.labels)) {
-      if (classifyNodeLabel(key) === "restricted") {
-        report(
-          ["nodes", i, "labels", key],
-          "labels in the kubernetes.io/k8s.io namespaces are refused by NodeRestriction and K3s would fail to start; " +
-            "use your own prefix, or node-role.kubernetes.io/* (applied after registration)",
-        );
-      }
+    for (const { key } of restricted.filter((r) => r.nodeIndex === i)) {
+      report(
+        ["nodes", i, "labels", key],
+        "labels in the kubernetes.io/k8s.io namespaces are refused by NodeRestriction and K3s would fail to start; " +
+          "use your own prefix, or node-role.kubernetes.io/* (applied after registration)",
+      );
     }
     // Without a pinned host key a swapped host receives the token and SSH session.
     if (!node.ssh.hostKey) {
@@ -270,14 +269,14 @@ export function crossFieldChecks(config: StackConfig, report: Report, warn: Repo
   checkFlags("extraAgentConfig", AGENT_FLAG_SET, "agent");
 
   featureChecks(config, report, warn);
-  encryptionChecks(config, report);
+  encryptionChecks(config, report, written);
   tenantChecks(config, report);
   dnsChecks(config, report);
 }
 
-function encryptionChecks(config: StackConfig, report: Report): void {
+function encryptionChecks(config: ResolvedConfig, report: Report, written: AsWritten): void {
   const { encryption: enc } = config;
-  if (hardeningOf(config) === "cis" && enc.enabled === false) {
+  if (config.k3s.hardening === "cis" && !enc.enabled) {
     report(["encryption", "enabled"], "CIS hardening requires secrets encryption at rest");
   }
   if (enc.mode === "custom" && !enc.custom) report(["encryption", "custom"], "mode: custom needs custom.resources");
@@ -291,15 +290,14 @@ function encryptionChecks(config: StackConfig, report: Report): void {
         report(["encryption", "custom", "resources", i, "providers"], "a provider is listed twice");
       }
     });
-    const coversSecrets = enc.custom.resources.some((g) => g.resources.some((r) => r === "secrets" || r === "*.*" || r === "*."));
-    if (!coversSecrets) report(["encryption", "custom", "resources"], "no resource group covers secrets");
+    if (!enc.custom.resources.some((g) => coversSecrets(g.resources))) report(["encryption", "custom", "resources"], "no resource group covers secrets");
   }
-  if (enc.rotation !== undefined && enc.enabled === false) {
+  if (enc.rotation !== undefined && written.encryptionEnabled === false) {
     report(["encryption", "rotation"], "rotation needs encryption enabled");
   }
 }
 
-function tenantChecks(config: StackConfig, report: Report): void {
+function tenantChecks(config: ResolvedConfig, report: Report): void {
   const seen = new Map<string, number>();
   config.tenants.forEach((tenant, i) => {
     const first = seen.get(tenant.namespace);
@@ -333,7 +331,7 @@ function tenantChecks(config: StackConfig, report: Report): void {
   });
 }
 
-function dnsChecks(config: StackConfig, report: Report): void {
+function dnsChecks(config: ResolvedConfig, report: Report): void {
   const { dns, k3s } = config;
   const customised =
     dns.upstreams.length > 0 || Object.keys(dns.stubDomains).length > 0 || Object.keys(dns.hosts).length > 0 || dns.log || dns.nodeLocal.enabled || dns.autoscaler.enabled;
@@ -385,9 +383,12 @@ function flagPath(config: ResolvedConfig, role: "server" | "agent", flag: string
 export function renderedChecks(config: ResolvedConfig, report: Report): void {
   const release = releaseOf(config.k3s);
   const seen = new Set<string>();
+  // One plan for every check below (the plan lists servers first; checks report in config order).
+  const plan = planCluster(config);
+  const planOf = new Map(plan.nodes.map((p) => [p.node, p]));
   for (const node of config.nodes) {
     const role = node.role;
-    const { flags } = finalNodeFlags(config, node);
+    const { flags } = planOf.get(node)!.finalFlags;
     if (release) {
       for (const gap of versionGaps(flags, release)) {
         const key = `${gap.flag}=${gap.value ?? ""}`;
@@ -413,9 +414,9 @@ export function renderedChecks(config: ResolvedConfig, report: Report): void {
 
   // Generated resource names of the nodes' children (`<stack>-<node>-<suffix>`), across nodes.
   const childOwner = new Map<string, number>();
-  for (const plan of planCluster(config).nodes) {
-    const i = config.nodes.indexOf(plan.node);
-    for (const name of nodeChildNames(plan)) {
+  for (const nodePlan of plan.nodes) {
+    const i = config.nodes.indexOf(nodePlan.node);
+    for (const name of nodeChildNames(nodePlan)) {
       const other = childOwner.get(name);
       if (other !== undefined && other !== i) {
         report(["nodes", i, "name"], `generates the resource name <stack>-${name}, which nodes[${other}] (${config.nodes[other]!.name}) also generates; rename one of them`);
@@ -447,7 +448,8 @@ export function renderedChecks(config: ResolvedConfig, report: Report): void {
 
 /** Fills the defaults that depend on the environment. */
 export function resolveDefaults(config: StackConfig): ResolvedConfig {
-  const hardening = hardeningOf(config);
+  // The one place the hardening default is computed: CIS in prod, none elsewhere.
+  const hardening = config.k3s.hardening ?? (config.environment === "prod" ? "cis" : "none");
   // An API VIP is the API endpoint unless one is named (a DNS name for it), and always a tls-san.
   const vip = config.k3s.apiVip?.address;
   return {
@@ -476,9 +478,9 @@ export function parseStackConfig(raw: unknown): ParseResult {
   const issues: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
   const report: Report = (path, message) => issues.push({ path: formatPath(path, names), message });
-  crossFieldChecks(parsed.data, report, (path, message) => warnings.push({ path: formatPath(path, names), message }));
-  if (issues.length > 0) return { ok: false, issues, warnings };
   const config = resolveDefaults(parsed.data);
+  crossFieldChecks(config, report, (path, message) => warnings.push({ path: formatPath(path, names), message }), { encryptionEnabled: parsed.data.encryption.enabled });
+  if (issues.length > 0) return { ok: false, issues, warnings };
   renderedChecks(config, report);
   if (issues.length > 0) return { ok: false, issues, warnings };
   return { ok: true, config, warnings };

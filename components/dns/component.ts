@@ -1,5 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { TYPES } from "../names";
 import { ResolvedConfig } from "../config/schema";
 import { applyObjects } from "../kube/apply";
 import { renderDns } from "./render";
@@ -12,7 +13,7 @@ export interface CoreDnsTuningArgs {
 /** coredns-custom, and NodeLocal DNSCache and the DNS autoscaler when enabled. */
 export class CoreDnsTuning extends pulumi.ComponentResource {
   constructor(name: string, args: CoreDnsTuningArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("k3s-platform:index:CoreDnsTuning", name, { dns: args.config.dns }, opts);
+    super(TYPES.coreDnsTuning, name, { dns: args.config.dns }, opts);
     const objects = applyObjects(this, name, renderDns(args.config), args.provider);
     this.registerOutputs({ objects: objects.length });
   }

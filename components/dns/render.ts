@@ -1,5 +1,5 @@
 import { DnsConfig, ResolvedConfig } from "../config/schema";
-import { PATHS } from "../k3s/render";
+import { PATHS } from "../k3s/paths";
 import { KubeObject, MANAGED_BY } from "../kube/objects";
 
 /**

@@ -3,11 +3,13 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ResolvedConfig } from "../config/schema";
-import { Connection } from "../node/component";
-import { ClusterPlan, sha256, stdinScriptCommand } from "../node/plan";
+import { childName, ENCRYPTION_CHILDREN, encryptionKeyNames, encryptionRestartName, encryptionStepName, TYPES } from "../names";
+import type { Connection } from "../ssh/connection";
+import type { ClusterPlan } from "../plan/node";
+import { sha256 } from "../plan/hash";
+import { stdinScriptCommand } from "../shell/root";
+import type { EncryptionKey, EncryptionKeys } from "../config/secrets";
 import {
-  EncryptionKey,
-  EncryptionKeys,
   EncryptionStatus,
   keyedProvidersInUse,
   parseEncryptionStatus,
@@ -34,8 +36,8 @@ export function encryptionKeys(
 ): pulumi.Output<EncryptionKeys> {
   const generated: Record<string, pulumi.Output<EncryptionKey>> = {};
   for (const type of keyedProvidersInUse(config.encryption)) {
-    const password = new random.RandomPassword(`${name}-encryption-key-${type}`, { length: 64, special: false }, { parent });
-    const suffix = new random.RandomString(`${name}-encryption-key-${type}-name`, { length: 8, special: false, upper: false }, { parent });
+    const password = new random.RandomPassword(encryptionKeyNames(name, type).key, { length: 64, special: false }, { parent });
+    const suffix = new random.RandomString(encryptionKeyNames(name, type).name, { length: 8, special: false, upper: false }, { parent });
     generated[type] = pulumi
       .all([password.result, suffix.result])
       .apply(([p, s]) => ({ name: `${type}-${s}`, secret: createHash("sha256").update(p).digest("base64") }));
@@ -70,7 +72,7 @@ export class SecretsEncryption extends pulumi.ComponentResource {
   readonly status: pulumi.Output<EncryptionStatus>;
 
   constructor(name: string, args: SecretsEncryptionArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("k3s-platform:index:SecretsEncryption", name, { encryption: args.config.encryption }, opts);
+    super(TYPES.secretsEncryption, name, { encryption: args.config.encryption }, opts);
     this.status = createLifecycle(this, name, args);
     this.registerOutputs({ status: this.status });
   }
@@ -86,7 +88,7 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
   // no-op Update, and the host skips a step it already completed for this value (once.ts).
   rotationPhases(config).forEach((phase, i) => {
     const step = new command.remote.Command(
-      `${name}-${phase.name}`,
+      encryptionStepName(name, phase.name),
       {
         connection: first.connection,
         create: stdinScriptCommand(first.user),
@@ -101,7 +103,7 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
     for (const server of servers) {
       // Servers restart strictly one after another, so etcd keeps its quorum.
       const restart = new command.remote.Command(
-        `${name}-${phase.name}-restart-${server.name}`,
+        encryptionRestartName(name, phase.name, server.name),
         {
           connection: server.connection,
           create: stdinScriptCommand(server.user),
@@ -124,7 +126,7 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
   // Not one-shot: a read-only check (it finishes a pending enable's re-encryption, which marks
   // itself done) whose stdout is the `encryptionStatus` output, so Update re-runs it.
   const verify = new command.remote.Command(
-    `${name}-verify`,
+    childName(name, ENCRYPTION_CHILDREN.verify),
     {
       connection: first.connection,
       create: stdinScriptCommand(first.user),

@@ -1,6 +1,6 @@
+import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
-import { nodeRole, noProxyList } from "./render";
 
 /** Pure renderers for the install step: the install-script invocation and the apply script. */
 
@@ -112,6 +112,43 @@ ${run}
 `.text;
 }
 
+/** The install script's and the apply script's names in the node bundle. */
+export const INSTALL_SCRIPT = "install-k3s.sh";
+export const APPLY_SCRIPT = "apply.sh";
+
+/** apply.sh's hook points, each the concerns' hooks joined in fold order (plan/contribution.ts). */
+export interface ApplyHooks {
+  preflight?: Shell;
+  preInstall?: Shell;
+  postInstall?: Shell;
+}
+
+/**
+ * NO_PROXY for the K3s unit (and CONTAINERD_NO_PROXY): traffic that must never go to the proxy.
+ * Every node address (host, nodeIp, externalIp), the API endpoint and tls-sans, the pod and
+ * service CIDRs, loopback, `.svc` and the cluster domain, then the user's entries. Without the
+ * node addresses, kubelet-to-API and node-to-node traffic went through the proxy (issue 10).
+ */
+export function noProxyList(config: ResolvedConfig, extra: string[] = []): string[] {
+  const { k3s } = config;
+  const nodeAddresses = config.nodes.flatMap((n) => [n.host, n.nodeIp, n.externalIp]).filter((a): a is string => !!a);
+  return [
+    ...new Set([
+      "127.0.0.0/8",
+      "::1",
+      "localhost",
+      k3s.clusterCidr,
+      k3s.serviceCidr,
+      ".svc",
+      `.${k3s.clusterDomain}`,
+      ...(k3s.apiEndpoint ? [k3s.apiEndpoint] : []),
+      ...k3s.tlsSan,
+      ...nodeAddresses,
+      ...extra,
+    ]),
+  ];
+}
+
 export interface Placement {
   /** File name in the staging directory. */
   staged: string;
@@ -143,16 +180,18 @@ export const MANAGED_FILES = `${STATE_DIR}/managed-files`;
  * before the fingerprint is recorded (so a failure there re-runs the whole step next time).
  */
 export function renderApplyScript(
-  config: ResolvedConfig,
-  node: NodeConfig,
+  ctx: Pick<NodeContext, "config" | "node" | "role">,
   placements: Placement[],
   secretTargets: string[],
   directories: string[] = [],
-  preInstall: Shell = raw(""),
-  preflight: Shell = raw(""),
-  postInstall: Shell = raw(""),
+  hooks: ApplyHooks = {},
 ): string {
-  const role = nodeRole(config, node);
+  const { config, node, role } = ctx;
+  const preflight = hooks.preflight ?? raw("");
+  const preInstall = hooks.preInstall ?? raw("");
+  // Only a non-empty hook adds a line: scripts without one stay byte-identical.
+  const postInstall = hooks.postInstall?.text ? sh`${hooks.postInstall}
+` : raw("");
   const service = serviceName(node);
   const planned = [...placements.map((p) => p.target), ...secretTargets];
   const restartInputs = [...placements.filter((p) => p.restart !== false).map((p) => p.target), ...secretTargets];
@@ -214,14 +253,14 @@ fi
 install -d -m 0755 "$(dirname "$STATE")"
 printf '%s\\n' "\${planned[@]}" >"$MANAGED"
 
-fingerprint="$(cat ${fingerprintInputs} "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
+fingerprint="$(cat ${fingerprintInputs} "$STAGING/${raw(INSTALL_SCRIPT)}" | sha256sum | cut -d' ' -f1)"
 if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
   echo "apply[$NODE]: K3s is up to date"
   exit 0
 fi
 ${preInstall}
 # Something K3s reads at start changed: restart even when the install script sees no change.
-INSTALL_K3S_FORCE_RESTART=true bash "$STAGING/install-k3s.sh"
+INSTALL_K3S_FORCE_RESTART=true bash "$STAGING/${raw(INSTALL_SCRIPT)}"
 
 started=$SECONDS
 next=$((SECONDS + 10))
@@ -236,8 +275,7 @@ ${readiness}
   sleep 2
 done
 echo "apply[$NODE]: $SERVICE serves after $((SECONDS - started))s"
-${postInstall}
-echo "$fingerprint" >"$STATE"
+${postInstall}echo "$fingerprint" >"$STATE"
 echo "apply[$NODE]: K3s $VERSION is running"
 `.text;
 }

@@ -1,5 +1,7 @@
+import type { NodeContext } from "../config/context";
 import { ResolvedConfig } from "../config/schema";
-import { API_PORT, clusterTopology } from "../k3s/render";
+import { API_PORT, clusterTopology, ClusterTopology } from "../config/topology";
+import type { Contribution } from "../plan/contribution";
 import { KubeObject, MANAGED_BY } from "../kube/objects";
 import { Shell, sh, raw } from "../shell/sh";
 
@@ -116,10 +118,10 @@ export const VIP_WAIT_SECONDS = 300;
  * `/ping` (the supervisor answers `pong`), so the agent never registers through a VIP no server
  * announces yet (kube-vip starts only once the first server deployed its manifest).
  */
-export function vipWaitSnippet(config: ResolvedConfig): Shell {
+export function vipWaitSnippet(config: ResolvedConfig, topology: ClusterTopology = clusterTopology(config)): Shell {
   if (!config.k3s.apiVip) return raw("");
   // The URL the agent registers with (the VIP, or apiEndpoint's name for it): checks name resolution too.
-  const url = `${clusterTopology(config).agentJoinUrl}/ping`;
+  const url = `${topology.agentJoinUrl}/ping`;
   return sh`# The API VIP (kube-vip on the servers) must answer before this agent joins through it.
 VIP_URL=${url}
 VIP_WAIT=${VIP_WAIT_SECONDS}
@@ -131,4 +133,9 @@ until curl -ksf --noproxy '*' --max-time 5 -o /dev/null "$VIP_URL"; do
   sleep 2
 done
 `;
+}
+
+/** kube-vip concern (node side): agents wait for the VIP before they join through it. */
+export function contribute(ctx: NodeContext): Contribution {
+  return ctx.role === "agent" ? { preInstall: vipWaitSnippet(ctx.config, ctx.topology) } : {};
 }

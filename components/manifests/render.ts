@@ -1,8 +1,9 @@
-import { NodeConfig, ResolvedConfig } from "../config/schema";
+import type { NodeContext } from "../config/context";
+import { ResolvedConfig } from "../config/schema";
+import type { Contribution } from "../plan/contribution";
 import { renderKubeVip, KUBE_VIP_FILE } from "../kube-vip/render";
 import { KubeObject } from "../kube/objects";
 import { toManifest } from "../kube/manifest";
-import { containerdTemplateTarget } from "../runtimes/render";
 import { renderTraefikConfig, TRAEFIK_CONFIG_FILE } from "../traefik/render";
 
 /**
@@ -40,9 +41,9 @@ export function serverManifests(config: ResolvedConfig): ManifestFile[] {
   return out;
 }
 
-/** The node's containerd template file, when k3s.containerdTemplate is set. */
-export function containerdTemplateFile(config: ResolvedConfig, _node: NodeConfig): { name: string; target: string; content: string } | undefined {
-  const template = config.k3s.containerdTemplate;
-  if (template === undefined) return undefined;
-  return { name: "containerd.toml.tmpl", target: containerdTemplateTarget(config), content: template.endsWith("\n") ? template : `${template}\n` };
+
+/** manifests concern: every server's auto-deploying manifests (placed without a K3s restart). */
+export function contribute(ctx: NodeContext): Contribution {
+  if (ctx.node.role !== "server") return {};
+  return { files: serverManifests(ctx.config).map((m) => ({ name: m.name, content: m.content, target: m.target, mode: "0600", restart: false })) };
 }

@@ -1,10 +1,13 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import type { NodeSecrets } from "../config/secrets";
 import { STAGING_DIR } from "../k3s/install";
-import { NODE_CHILDREN } from "./names";
-import { NodePlan, NodeSecrets, renderSecretsDocument, sha256 } from "./plan";
+import { childName, NODE_CHILDREN, TYPES } from "../names";
+import { sha256 } from "../plan/hash";
+import { NodePlan, renderSecretsDocument } from "../plan/node";
+import type { Connection } from "../ssh/connection";
 
-export type Connection = command.types.input.remote.ConnectionArgs;
+export type { Connection };
 
 export interface K3sNodeArgs {
   plan: NodePlan;
@@ -15,7 +18,7 @@ export interface K3sNodeArgs {
   after?: pulumi.Resource[];
 }
 
-// Names of a node's children live in names.ts (pure: validation and policies can use them).
+// Names of a node's children live in components/names.ts (pure: validation and policies can use them).
 export { NODE_CHILDREN };
 
 /**
@@ -28,7 +31,7 @@ export class K3sNode extends pulumi.ComponentResource {
   readonly apply: command.remote.Command;
 
   constructor(name: string, args: K3sNodeArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("k3s-platform:index:K3sNode", name, nodeInputs(args.plan), opts);
+    super(TYPES.node, name, nodeInputs(args.plan), opts);
     const { osPrep, apply } = createNodeResources(this, name, args);
     this.osPrep = osPrep;
     this.apply = apply;
@@ -54,7 +57,7 @@ export function nodeInputs(plan: NodePlan) {
 
 function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
   const { plan, connection, secrets } = args;
-  const child = (suffix: string) => `${name}-${suffix}`;
+  const child = (suffix: string) => childName(name, suffix);
 
   const stage = new command.remote.Command(
     child(NODE_CHILDREN.stage),

@@ -1,6 +1,9 @@
 import { isIp } from "../config/net";
+import { CIS_SYSCTLS } from "../cis/render";
+import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
-import { API_PORT, CIS_SYSCTLS, nodeAddress } from "../k3s/render";
+import { API_PORT, nodeAddress } from "../config/topology";
+import type { Contribution } from "../plan/contribution";
 import { runtimeChecks } from "../runtimes/render";
 import { heredocBody, joinShell, raw, Shell, sh } from "../shell/sh";
 
@@ -91,12 +94,13 @@ export function kernelModules(config: ResolvedConfig, node?: NodeConfig): Kernel
   return modules;
 }
 
-export function sysctls(config: ResolvedConfig): Record<string, string> {
+/** The sysctls the node needs; the CIS set only when hardening is cis. */
+export function sysctls(cis: boolean): Record<string, string> {
   return {
     "net.ipv4.ip_forward": "1",
     "net.bridge.bridge-nf-call-iptables": "1",
     "net.bridge.bridge-nf-call-ip6tables": "1",
-    ...(config.k3s.hardening === "cis" ? CIS_SYSCTLS : {}),
+    ...(cis ? CIS_SYSCTLS : {}),
   };
 }
 
@@ -135,18 +139,19 @@ if [ -n "$cmdline" ]; then
 fi`;
 }
 
-export function renderOsPrepScript(config: ResolvedConfig, node: NodeConfig): string {
+export function renderOsPrepScript(ctx: Pick<NodeContext, "config" | "node" | "cis">): string {
+  const { config, node, cis } = ctx;
   const { k3s } = config;
   const ports = inboundPorts(config, node);
   const modules = kernelModules(config, node);
-  const wantedSysctls = sysctls(config);
+  const wantedSysctls = sysctls(cis);
   const servicePorts = node.role === "server" ? [String(API_PORT), "10250"] : ["10250"];
   const sysctlFile = Object.entries(wantedSysctls)
     .map(([k, v]) => `${k} = ${v}`)
     .join("\n");
   const moduleLoads = joinShell(modules.map((m) => sh`load_module ${m.name} ${m.fix}`));
   const cisCheck =
-    k3s.hardening === "cis"
+    cis
       ? sh`# CIS: kubelet runs with protect-kernel-defaults and refuses to start unless these hold.
 for key in ${Object.keys(CIS_SYSCTLS)}; do
   [ -n "$(sysctl -n "$key" 2>/dev/null || true)" ] || fail "sysctl $key is not available; CIS hardening (protect-kernel-defaults) needs it"
@@ -373,4 +378,12 @@ ${ufw}
     done
   fi
 fi`;
+}
+
+/** The OS-preparation script's name in the node bundle; the `os-prep` step runs it. */
+export const OS_PREP_SCRIPT = "os-prep.sh";
+
+/** os-prep concern: the script its own step runs before apply.sh (it places nothing). */
+export function contribute(ctx: NodeContext): Contribution {
+  return { files: [{ name: OS_PREP_SCRIPT, content: renderOsPrepScript(ctx), mode: "0700" }] };
 }

@@ -1,5 +1,7 @@
-import { CONTAINERD_2, hasFeature, releaseOf } from "../k3s/flags";
+import { CONTAINERD_2, hasFeature, releaseOf } from "../config/flags";
+import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
+import type { Contribution, StagedFile } from "../plan/contribution";
 import { KubeObject, MANAGED_BY } from "../kube/objects";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
 
@@ -62,6 +64,16 @@ export function usesContainerd2(config: Pick<ResolvedConfig, "k3s">): boolean {
   return containerdTemplateTarget(config).endsWith("config-v3.toml.tmpl");
 }
 
+/** The template's name in the node bundle. */
+export const CONTAINERD_TEMPLATE_FILE = "containerd.toml.tmpl";
+
+/** The node's containerd template file, when k3s.containerdTemplate is set. */
+export function containerdTemplateFile(config: Pick<ResolvedConfig, "k3s">): StagedFile | undefined {
+  const template = config.k3s.containerdTemplate;
+  if (template === undefined) return undefined;
+  return { name: CONTAINERD_TEMPLATE_FILE, target: containerdTemplateTarget(config), content: template.endsWith("\n") ? template : `${template}\n`, mode: "0600" };
+}
+
 // ---------------------------------------------------------------- os-prep checks
 
 /** os-prep checks for the runtimes the node uses; fail naming the fix. */
@@ -86,4 +98,10 @@ service_active docker || fail "k3s.docker is true but the docker service is not 
 # ---------------------------------------------------------------- container runtimes
 ${joinShell(checks)}
 ` : raw("");
+}
+
+/** runtimes concern: the containerd template and the runtime labels (GPU) of the node. */
+export function contribute(ctx: NodeContext): Contribution {
+  const template = containerdTemplateFile(ctx.config);
+  return { files: template ? [template] : [], labels: runtimeNodeLabels(ctx.node) };
 }

@@ -1,4 +1,6 @@
+import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig, StackConfig } from "../config/schema";
+import type { Contribution } from "../plan/contribution";
 
 /**
  * ServiceLB node pools, the one definition validation, the node labels and the policy pack
@@ -34,4 +36,9 @@ export function serviceLbNodeLabels(config: WithPools, node: Pick<NodeConfig, "n
 export function serviceLbLabelsToRemove(config: WithPools, node: Pick<NodeConfig, "name">): string[] {
   if (lbPools(config).length === 0 || poolOfNode(config, node.name) !== undefined) return [];
   return [...SERVICELB_LABELS];
+}
+
+/** servicelb concern: the node's pool labels, and the managed labels it must drop. */
+export function contribute(ctx: NodeContext): Contribution {
+  return { labels: serviceLbNodeLabels(ctx.config, ctx.node), removedLabels: serviceLbLabelsToRemove(ctx.config, ctx.node) };
 }

@@ -1,5 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { TYPES } from "../names";
 import { ResolvedConfig } from "../config/schema";
 import { applyObjects } from "../kube/apply";
 import { renderTenants } from "./render";
@@ -14,7 +15,7 @@ export class TenantNamespaces extends pulumi.ComponentResource {
   readonly namespaces: string[];
 
   constructor(name: string, args: TenantNamespacesArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("k3s-platform:index:TenantNamespaces", name, { tenants: args.config.tenants }, opts);
+    super(TYPES.tenantNamespaces, name, { tenants: args.config.tenants }, opts);
     applyObjects(this, name, renderTenants(args.config), args.provider);
     this.namespaces = args.config.tenants.map((t) => t.namespace);
     this.registerOutputs({ namespaces: this.namespaces });

@@ -1,6 +1,6 @@
 import type * as k8s from "@pulumi/kubernetes";
 import { ResolvedConfig, TenantConfig } from "../config/schema";
-import { API_PORT, nodeAddress } from "../k3s/render";
+import { API_PORT, nodeAddress } from "../config/topology";
 import { KubeObject, MANAGED_BY } from "../kube/objects";
 
 /**

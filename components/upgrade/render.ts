@@ -1,6 +1,5 @@
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { STATE_DIR } from "../k3s/install";
-import { nodeRole } from "../k3s/render";
 import { raw, Shell, sh } from "../shell/sh";
 import { agentBatches } from "./versions";
 
@@ -348,6 +347,6 @@ done
 }
 
 /** Whether the cluster component chains agent batches (only with a pinned version to roll out). */
-export function agentBatchesEnabled(config: ResolvedConfig, node?: NodeConfig): boolean {
-  return !!config.k3s.version && (!node || nodeRole(config, node) === "agent");
+export function agentBatchesEnabled(config: ResolvedConfig): boolean {
+  return !!config.k3s.version;
 }

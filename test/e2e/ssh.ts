@@ -6,7 +6,10 @@ import { STAGING_DIR } from "../../components/k3s/install";
 import { postRegistrationLabelCommand } from "../../components/cluster/component";
 import { ResolvedConfig } from "../../components/config/schema";
 import { EncryptionStatus, parseEncryptionStatus, renderRestartScript, renderVerifyScript, rotationPhases } from "../../components/encryption/render";
-import { ClusterPlan, NodePlan, NodeSecrets, renderSecretsDocument, rewriteKubeconfig, stdinScriptCommand } from "../../components/node/plan";
+import type { NodeSecrets } from "../../components/config/secrets";
+import { rewriteKubeconfig } from "../../components/node/kubeconfig";
+import { ClusterPlan, NodePlan, renderSecretsDocument } from "../../components/plan/node";
+import { stdinScriptCommand } from "../../components/shell/root";
 import { agentBatchesEnabled, renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches } from "../../components/upgrade/render";
 
 /**

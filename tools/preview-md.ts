@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { PreviewDigest, policyEventsFromLog, previewMarkdown } from "../components/preview/markdown";
+import { PreviewDigest, policyEventsFromLog, previewMarkdown } from "./preview-markdown";
 
 /**
  * `npm run preview:md -- --stack <env> [--policy-pack policies --policy-pack-config <file>]`

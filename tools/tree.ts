@@ -1,11 +1,11 @@
-import { ResolvedConfig, SecretKey } from "../config/schema";
-import { renderDns } from "../dns/render";
-import { keyedProvidersInUse, renderEncryptionConfig, renderRestartScript, renderVerifyScript, rotationPhases } from "../encryption/render";
-import { toManifest } from "../kube/manifest";
-import { renderRuntimeClasses } from "../runtimes/render";
-import { renderTenants } from "../tenants/render";
-import { planCluster, PlanOptions } from "./plan";
-import { restoreRunbook } from "../backup/runbook";
+import { ResolvedConfig, SecretKey } from "../components/config/schema";
+import { renderDns } from "../components/dns/render";
+import { keyedProvidersInUse, renderEncryptionConfig, renderRestartScript, renderVerifyScript, rotationPhases } from "../components/encryption/render";
+import { toManifest } from "../components/kube/manifest";
+import { renderRuntimeClasses } from "../components/runtimes/render";
+import { renderTenants } from "../components/tenants/render";
+import { planCluster, PlanOptions } from "../components/plan/node";
+import { restoreRunbook } from "../components/backup/runbook";
 
 /** A secret's stand-in in rendered output: names the config key, never a value. */
 export function placeholder(key: SecretKey): string {

@@ -1,4 +1,4 @@
-import type { FlagValue } from "../config/schema";
+import type { FlagValue } from "./schema";
 
 /**
  * The flag table: every long flag `k3s server` / `k3s agent` accept (also the keys of

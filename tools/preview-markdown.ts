@@ -1,5 +1,5 @@
-import { NODE_CHILDREN } from "../node/names";
-import { ClusterConfigView, upgradeSummary } from "../upgrade/summary";
+import { NODE_CHILDREN, nodeChildOf, parseUrn, TYPES } from "../components/names";
+import { ClusterConfigView, upgradeSummary } from "../components/upgrade/summary";
 
 /**
  * Turns `pulumi preview --json` output (a PreviewDigest) and, optionally, the engine event log
@@ -48,20 +48,14 @@ export const SECRET_MARK = "[secret]";
 /** Pulumi's wire signatures (sdk/go/common/resource/sig): the key, and its secret/asset values. */
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-const NODE_TYPE = "k3s-platform:index:K3sNode";
-const CLUSTER_TYPE = "k3s-platform:index:K3sCluster";
+const NODE_TYPE = TYPES.node;
+const CLUSTER_TYPE = TYPES.cluster;
 /** K3sNode child names this summary explains. */
 export const NODE_STEPS = { bundle: NODE_CHILDREN.bundle, secrets: NODE_CHILDREN.secrets } as const;
 const REPLACING = new Set(["replace", "create-replacement", "delete-replaced"]);
 const OP_ORDER = ["create", "update", "replace", "delete", "read", "import", "same"];
 
-/** `urn:pulumi:stack::project::parent$child$type::name` → its type and name. */
-export function parseUrn(urn: string): { type: string; name: string; parents: string[] } {
-  const parts = urn.split("::");
-  const qualified = parts[2] ?? "";
-  const chain = qualified.split("$");
-  return { type: chain[chain.length - 1] ?? "", name: parts.slice(3).join("::"), parents: chain.slice(0, -1) };
-}
+export { parseUrn };
 
 /** Reads the engine event log (one JSON event per line) and keeps the policy violations. */
 /**
@@ -141,10 +135,10 @@ function describeChange(step: PreviewStep, key: string, diff: PropertyDiff): str
 function why(stepName: string, keys: string[]): string {
   const has = (prefix: string) => keys.some((k) => k === prefix || k.startsWith(`${prefix}.`) || k.startsWith(`${prefix}[`));
   const reasons: string[] = [];
-  if (stepName === "apply") {
+  if (stepName === NODE_CHILDREN.apply) {
     if (keys.includes("triggers[0]")) reasons.push("a file K3s reads changed");
     if (keys.includes("triggers[1]")) reasons.push(`a secret it reads changed (${SECRET_MARK})`);
-  } else if (stepName === "os-prep" && has("triggers")) reasons.push("os-prep.sh changed");
+  } else if (stepName === NODE_CHILDREN.osPrep && has("triggers")) reasons.push("os-prep.sh changed");
   else if (stepName === NODE_STEPS.bundle && (has("source") || has("triggers"))) reasons.push("a staged file changed");
   else if (stepName === NODE_STEPS.secrets && has("stdin")) reasons.push(`secret content changed (${SECRET_MARK})`);
   // The command provider marks the whole `connection` secret, so the engine's diff shows only
@@ -217,7 +211,8 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
 
   // ---- per node
   const nodeNames = steps.filter((s) => parseUrn(s.urn).type === NODE_TYPE).map((s) => parseUrn(s.urn).name).sort((a, b) => b.length - a.length);
-  const nodeOf = (name: string) => nodeNames.find((n) => name.startsWith(`${n}-`));
+  // Exact parse against each K3sNode's name (names.ts): `<node>-<one of NODE_CHILDREN>`.
+  const nodeOf = (name: string) => nodeNames.find((n) => nodeChildOf(name, n) !== undefined);
   const nodeRows: Array<[string, string]> = [];
   const otherRows: string[] = [];
   for (const s of changing) {
@@ -227,7 +222,7 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
     const keys = changedKeys(s);
     const detail = (k: string) => describeChange(s, k, s.detailedDiff?.[k] ?? { kind: "update" });
     if (node) {
-      const stepName = name.slice(node.length + 1);
+      const stepName = NODE_CHILDREN[nodeChildOf(name, node)!];
       // Hashes, file contents and secrets are what `why` explains; other keys get their values.
       const explained = /^(triggers|source|stdin)\b/;
       const details = stepName === NODE_STEPS.secrets ? [] : keys.filter((k) => !explained.test(k)).map(detail);

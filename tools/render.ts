@@ -3,7 +3,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parseYamlFile, readStackFile, splitStackConfig, StackFile, StackFileError, stackFilePath } from "../components/config/stack-file";
 import { parseStackConfig, secretIssues } from "../components/config/validate";
-import { renderTree } from "../components/node/tree";
+import { renderTree } from "./tree";
 
 /**
  * `npm run render -- --stack <env> --out <dir>` or `-- --config <file> --out <dir>`:

@@ -1,0 +1,100 @@
+import { z } from "zod";
+import { isDnsName } from "../net";
+import { singleLine } from "../single-line";
+import { PACKAGED_COMPONENTS, airgapSchema, apiServerSchema, controllerManagerSchema, datastoreSchema, etcdSnapshotsSchema, firewallSchema, kubeletSchema, proxySchema, registriesSchema } from "./k3s";
+import { DNS_LABEL, cidr, flagValue, hostAddress, imageRef, ipAddress, isLabelValue } from "./primitives";
+
+/** Packaged add-ons and runtimes inside the `k3s` section (Traefik, ServiceLB pools, the API VIP, snapshotters), and k3sSchema, the whole section. */
+
+// ---------------------------------------------------------------- packaged add-ons, VIP, runtimes
+
+/**
+ * Traefik customisation: `values` is a YAML object rendered as the `valuesContent` of a
+ * HelmChartConfig `kube-system/traefik` (K3s networking docs: never edit traefik.yaml).
+ */
+export const traefikSchema = z.strictObject({
+  values: z.record(z.string().min(1), z.unknown()),
+});
+
+/** A ServiceLB pool name: the value of the node label `svccontroller.k3s.cattle.io/lbpool`. */
+export const lbPoolName = z.string().min(1).refine(isLabelValue, { message: "pool name must be a label value (≤63 chars, alphanumeric, -_.)" });
+
+/** ServiceLB node pools: `{ <pool>: [node names] }` (K3s networking docs, "Controlling ServiceLB Node Selection"). */
+export const serviceLbSchema = z.strictObject({
+  pools: z.record(lbPoolName, z.array(z.string().min(1)).min(1, "a pool needs at least one node")),
+});
+
+/** kube-vip's image, pinned by tag (a digest may be added); bump deliberately. */
+export const KUBE_VIP_IMAGE = "ghcr.io/kube-vip/kube-vip:v0.8.9";
+/** Linux interface names: at most 15 bytes (IFNAMSIZ-1), no slash, colon or whitespace. */
+export const interfaceName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}$/, "not a network interface name (≤15 chars: letters, digits, _ . @ -)");
+
+/** A control-plane VIP announced by kube-vip (ARP) from the servers. */
+export const apiVipSchema = z.strictObject({
+  address: ipAddress,
+  interface: interfaceName,
+  image: imageRef
+    .refine((i) => /:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[a-f0-9]{64})?$/.test(i.replace(/^[^/]*:\d+\//, "")), { message: "pin the image by tag (optionally with @sha256:digest)" })
+    .refine((i) => !/:latest(@|$)/.test(i), { message: "pin a release tag, not latest" })
+    .default(KUBE_VIP_IMAGE),
+});
+
+/** containerd snapshotters K3s accepts for `snapshotter` (K3s agent CLI help; stargz: K3s advanced docs). */
+export const SNAPSHOTTERS = ["overlayfs", "fuse-overlayfs", "native", "stargz"] as const;
+
+export const k3sSchema = z.strictObject({
+  version: z
+    .string()
+    .regex(/^v1\.\d+\.\d+\+k3s\d+$/, "version must be an exact K3s release, e.g. v1.31.4+k3s1")
+    .optional(),
+  channel: z.string().regex(/^(stable|latest|testing|v1\.\d+)$/, "channel must be stable, latest, testing or v1.NN").optional(),
+  clusterCidr: cidr.default("10.42.0.0/16"),
+  serviceCidr: cidr.default("10.43.0.0/16"),
+  clusterDns: ipAddress.default("10.43.0.10"),
+  clusterDomain: z.string().refine(isDnsName, { message: "not a DNS domain" }).default("cluster.local"),
+  disable: z.array(z.enum(PACKAGED_COMPONENTS)).default([]),
+  flannelBackend: z.enum(["vxlan", "host-gw", "wireguard-native", "none"]).default("vxlan"),
+  /** Address clients and agents use for the API (a VIP or load balancer); default: first server. */
+  apiEndpoint: hostAddress.optional(),
+  tlsSan: z.array(hostAddress).default([]),
+  datastore: datastoreSchema.default({ type: "etcd" }),
+  /** Scheduled etcd snapshots; only with datastore etcd. */
+  etcdSnapshots: etcdSnapshotsSchema.optional(),
+  /** Defaults by environment: `cis` in prod, `none` elsewhere. */
+  hardening: z.enum(["cis", "none"]).optional(),
+  selinux: z.boolean().default(false),
+  preferBundledBin: z.boolean().default(false),
+  proxy: proxySchema.optional(),
+  registries: registriesSchema.optional(),
+  airgap: airgapSchema.prefault({}),
+  /** Where the install script is fetched from when not air-gapped (a mirror of get.k3s.io). */
+  // singleLine() before z.url(): zod's url check hands on the WHATWG-normalised value (newlines
+  // stripped), so a refinement after it never sees them (property test, seed -1340385526).
+  installScriptUrl: singleLine().pipe(z.url())
+    .refine((u) => u.startsWith("https://"), { message: "the install script runs as root: it must come over https:// (no http:// or file://)" })
+    .default("https://get.k3s.io"),
+  /** sha256 of the install script at installScriptUrl, checked before it runs (required in prod unless air-gapped). */
+  installScriptSha256: z.string().regex(/^[0-9a-f]{64}$/, "sha256 must be 64 lowercase hex digits").optional(),
+  firewall: firewallSchema.prefault({}),
+  /** Traefik Helm values (HelmChartConfig in the servers' manifests directory). */
+  traefik: traefikSchema.optional(),
+  /** ServiceLB node pools (node labels, allow-list mode). */
+  serviceLb: serviceLbSchema.optional(),
+  /** API VIP through kube-vip; becomes the default apiEndpoint and a tls-san. */
+  apiVip: apiVipSchema.optional(),
+  /** Spegel, K3s' embedded peer-to-peer registry mirror (`embedded-registry`); needs registries.mirrors. */
+  embeddedRegistry: z.boolean().default(false),
+  /** `default-runtime` on every node, e.g. nvidia (then every node needs `gpu: nvidia`). */
+  defaultRuntime: z.string().max(63).regex(DNS_LABEL, "runtime name must be a DNS label (e.g. nvidia, crun)").optional(),
+  /** `docker: true`: cri-dockerd with the host's Docker instead of the embedded containerd. */
+  docker: z.boolean().default(false),
+  /** containerd snapshotter (`snapshotter`), e.g. stargz for lazy pulling of eStargz images. */
+  snapshotter: z.enum(SNAPSHOTTERS).optional(),
+  /** containerd config template (Go template text), placed as config.toml.tmpl or config-v3.toml.tmpl by K3s version. */
+  containerdTemplate: z.string().min(1).optional(),
+  kubelet: kubeletSchema.prefault({}),
+  apiServer: apiServerSchema.prefault({}),
+  controllerManager: controllerManagerSchema.prefault({}),
+  extraServerConfig: z.record(singleLine(), flagValue).default({}),
+  extraAgentConfig: z.record(singleLine(), flagValue).default({}),
+});

@@ -1,0 +1,45 @@
+import { z } from "zod";
+import { singleLine } from "../single-line";
+import { DNS_LABEL, duration } from "./primitives";
+
+/** The `encryption` section (secrets encryption at rest). */
+
+// ---------------------------------------------------------------- secrets encryption
+
+export const ENCRYPTION_PROVIDERS = ["secretbox", "aesgcm", "aescbc", "kms", "identity"] as const;
+export type EncryptionProviderType = (typeof ENCRYPTION_PROVIDERS)[number];
+/** Providers whose keys k3s-platform holds (as the secure key encryptionKeys, or generated). */
+export const KEYED_PROVIDERS = ["secretbox", "aesgcm", "aescbc"] as const;
+export type KeyedProvider = (typeof KEYED_PROVIDERS)[number];
+
+export const encryptionSchema = z.strictObject({
+  /** Default: on when hardening is cis, off otherwise. Must be on at the cluster's first start. */
+  enabled: z.boolean().optional(),
+  /** `k3s`: K3s generates and manages the key; `custom`: we render the EncryptionConfiguration. */
+  mode: z.enum(["k3s", "custom"]).default("k3s"),
+  /** K3s-managed provider (`secrets-encryption-provider`); K3s' own default is aescbc. */
+  provider: z.enum(["aescbc", "secretbox"]).default("aescbc"),
+  custom: z
+    .strictObject({
+      resources: z
+        .array(
+          z.strictObject({
+            /** e.g. secrets, configmaps, *.apps, *.* (wildcards as in EncryptionConfiguration). */
+            resources: z.array(z.string().regex(/^(\*\.\*|\*\.[a-z0-9.-]+|[a-z0-9-]+(\.[a-z0-9.-]+)?)$/, "resource must be name[.group], *.group or *.*")).min(1),
+            /** In order: the first encrypts new writes, all are tried on read. */
+            providers: z.array(z.enum(ENCRYPTION_PROVIDERS)).min(1),
+          }),
+        )
+        .min(1),
+      kms: z
+        .strictObject({
+          name: z.string().regex(DNS_LABEL, "KMS plugin name must be a DNS label"),
+          endpoint: singleLine(z.string().regex(/^unix:\/\/\/.+/, "KMS endpoint must be unix:///path/to/socket")),
+          timeout: duration.default("3s"),
+        })
+        .optional(),
+    })
+    .optional(),
+  /** Bump (a counter or a date) to rotate keys; each change runs one rotation. */
+  rotation: z.union([singleLine().min(1), z.number()]).optional(),
+});

@@ -1,0 +1,72 @@
+import { z } from "zod";
+import { k3sSchema } from "./addons";
+import { dnsSchema } from "./dns";
+import { encryptionSchema } from "./encryption";
+import { nodeSchema, sshSchema } from "./nodes";
+import { tenantSchema } from "./tenants";
+import { upgradeSchema } from "./upgrade";
+
+/**
+ * The one schema of k3s-platform's stack configuration (`k3s-platform:*` keys in
+ * Pulumi.<env>.yaml). Renderers, components and the policy pack all read these types.
+ * Secrets (SECRET_KEYS below) are separate secure keys and never pass through this schema.
+ *
+ * Every value is checked against the format of the consumer it lands in (K3s flags, containerd's
+ * registries.yaml, the API server, CoreDNS, systemd env files); every string that reaches a host is
+ * also `singleLine()` (no newline or control character).
+ */
+
+export * from "./primitives";
+export * from "./k3s";
+export * from "./addons";
+export * from "./nodes";
+export * from "./encryption";
+export * from "./tenants";
+export * from "./dns";
+export * from "./upgrade";
+
+// ---------------------------------------------------------------- the stack
+
+export const ENVIRONMENTS = ["dev", "staging", "prod"] as const;
+
+export const stackSchema = z.strictObject({
+  environment: z.enum(ENVIRONMENTS),
+  k3s: k3sSchema.prefault({}),
+  ssh: sshSchema.prefault({}),
+  nodes: z.array(nodeSchema).min(1, "at least one node is required"),
+  encryption: encryptionSchema.prefault({}),
+  tenants: z.array(tenantSchema).default([]),
+  dns: dnsSchema.prefault({}),
+  upgrade: upgradeSchema.prefault({}),
+});
+
+export type StackInput = z.input<typeof stackSchema>;
+export type StackConfig = z.output<typeof stackSchema>;
+export type K3sConfig = StackConfig["k3s"];
+export type NodeConfig = StackConfig["nodes"][number];
+export type SshConfig = StackConfig["ssh"];
+export type Environment = StackConfig["environment"];
+export type Hardening = "cis" | "none";
+export type TenantConfig = StackConfig["tenants"][number];
+export type DnsConfig = StackConfig["dns"];
+
+/** The stack config with environment-dependent defaults resolved. */
+export type ResolvedConfig = Omit<StackConfig, "k3s" | "encryption"> & {
+  k3s: Omit<K3sConfig, "hardening"> & { hardening: Hardening };
+  encryption: Omit<StackConfig["encryption"], "enabled"> & { enabled: boolean };
+};
+export type EncryptionConfig = ResolvedConfig["encryption"];
+
+/** Config keys that hold secrets, read as Pulumi secrets and never validated as plain data. */
+export const SECRET_KEYS = [
+  "sshPrivateKey", "token", "agentToken", "datastoreEndpoint", "registryAuth", "encryptionKeys",
+  "etcdS3AccessKey", "etcdS3SecretKey",
+] as const;
+export type SecretKey = (typeof SECRET_KEYS)[number];
+
+export function isSecretKey(key: string): key is SecretKey {
+  return (SECRET_KEYS as readonly string[]).includes(key);
+}
+
+/** Non-secret config keys the schema reads, in the order they are documented. */
+export const CONFIG_KEYS = Object.keys(stackSchema.shape) as (keyof StackInput)[];

@@ -1,0 +1,225 @@
+import { z } from "zod";
+import { cronProblem } from "../cron";
+import { isCanonicalCidr, isCanonicalIp, isDnsName } from "../net";
+import { singleLine } from "../single-line";
+import { absolutePath, duration } from "./primitives";
+
+/** Parts of the `k3s` section (assembled by k3sSchema in addons.ts): version, networks, datastore, kubelet/apiserver/controller-manager settings, registries, proxy, air-gap, snapshots, firewall. */
+
+// ---------------------------------------------------------------- k3s
+
+export const PACKAGED_COMPONENTS = [
+  "traefik", "servicelb", "coredns", "metrics-server", "local-storage", "runtimes",
+] as const;
+
+export const EVICTION_SIGNALS = [
+  "memory.available", "nodefs.available", "nodefs.inodesFree", "imagefs.available",
+  "imagefs.inodesFree", "containerfs.available", "containerfs.inodesFree", "pid.available",
+] as const;
+
+export const evictionMap = z.partialRecord(
+  z.enum(EVICTION_SIGNALS),
+  z
+    .string()
+    .regex(/^(\d+(\.\d+)?%|\d+(\.\d+)?([KMGTPE]i?)?)$/, "threshold must be a quantity (200Mi) or a percentage (10%)")
+    // The kubelet refuses a percentage above 100 (pkg/kubelet/eviction/api parseThresholdStatement).
+    .refine((v) => !v.endsWith("%") || Number(v.slice(0, -1)) <= 100, { message: "a percentage threshold must be at most 100%" }),
+);
+
+export const reserved = z.strictObject({
+  cpu: z.string().regex(/^\d+(\.\d+)?m?$/, "cpu must be e.g. 500m or 1").optional(),
+  memory: z.string().regex(/^\d+([KMGTPE]i?)?$/, "memory must be e.g. 512Mi").optional(),
+  ephemeralStorage: z.string().regex(/^\d+([KMGTPE]i?)?$/, "storage must be e.g. 1Gi").optional(),
+  pid: z.number().int().positive().optional(),
+});
+export type Reserved = z.infer<typeof reserved>;
+
+export const kubeletSchema = z.strictObject({
+  evictionHard: evictionMap.optional(),
+  evictionSoft: evictionMap.optional(),
+  evictionSoftGracePeriod: z.partialRecord(z.enum(EVICTION_SIGNALS), duration).optional(),
+  evictionMaxPodGracePeriod: z.number().int().nonnegative().optional(),
+  systemReserved: reserved.optional(),
+  kubeReserved: reserved.optional(),
+  maxPods: z.number().int().min(1).max(2500).optional(),
+  nodeStatusUpdateFrequency: duration.optional(),
+});
+
+export const apiServerSchema = z.strictObject({
+  defaultNotReadyTolerationSeconds: z.number().int().nonnegative().optional(),
+  defaultUnreachableTolerationSeconds: z.number().int().nonnegative().optional(),
+});
+
+export const controllerManagerSchema = z.strictObject({
+  nodeMonitorGracePeriod: duration.optional(),
+  terminatedPodGcThreshold: z.number().int().positive().optional(),
+});
+
+/**
+ * A proxy URL as Go's net/http reads HTTP(S)_PROXY: http, https or socks5, a host, no path.
+ * Credentials are refused: the value lands in the staged install script and the unit's env file.
+ */
+export const proxyUrl = singleLine(z.string()).refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return ["http:", "https:", "socks5:"].includes(u.protocol) && u.hostname !== "" && !u.username && !u.password && (u.pathname === "/" || u.pathname === "") && !u.search && !u.hash;
+    } catch {
+      return false;
+    }
+  },
+  { message: "proxy must be http://, https:// or socks5://host[:port] without credentials, path or query (credentials would land in a staged file)" },
+);
+/** A NO_PROXY entry as Go's httpproxy matches it: `*`, an IP, a CIDR, or a domain (optional leading dot), optionally with :port. */
+export function isNoProxyEntry(v: string): boolean {
+  if (v === "*") return true;
+  if (isCanonicalIp(v) || isCanonicalCidr(v)) return true;
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d{1,5}))?$/.exec(v);
+  if (!m) return false;
+  const host = m[1]!.replace(/^\[|\]$/g, "");
+  if (m[2] !== undefined && Number(m[2]) > 65535) return false;
+  return isCanonicalIp(host) || isDnsName(host.replace(/^\*?\./, ""));
+}
+export const noProxyEntry = singleLine(z.string()).refine(isNoProxyEntry, { message: "NO_PROXY entries are *, an IP, a CIDR or a domain (optionally .domain or :port)" });
+
+export const proxySchema = z.strictObject({
+  httpProxy: proxyUrl.optional(),
+  httpsProxy: proxyUrl.optional(),
+  /** Added to the generated list (node addresses, API endpoint, tls-sans, pod/service CIDRs, cluster domain). */
+  noProxy: z.array(noProxyEntry).default([]),
+  containerdHttpProxy: proxyUrl.optional(),
+  containerdHttpsProxy: proxyUrl.optional(),
+  containerdNoProxy: z.array(noProxyEntry).optional(),
+});
+
+/** containerd registry host: `host[:port]`, or `*` (every registry) as a mirrors key. */
+export const registryHost = singleLine(z.string()).refine((v) => {
+  const m = /^([^:]+)(?::(\d{1,5}))?$/.exec(v);
+  return !!m && (isCanonicalIp(m[1]!) || isDnsName(m[1]!)) && (m[2] === undefined || Number(m[2]) <= 65535);
+}, { message: "registry must be host[:port] (e.g. docker.io, registry.example.com:5000)" });
+/** A mirror endpoint: containerd takes http(s) URLs; credentials belong in the secure key registryAuth. */
+export const registryEndpoint = singleLine(z.string()).refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return ["http:", "https:"].includes(u.protocol) && u.hostname !== "" && !u.username && !u.password && !u.search && !u.hash;
+    } catch {
+      return false;
+    }
+  },
+  { message: "endpoint must be an http(s)://host[:port][/path] URL without credentials (use the secure key registryAuth)" },
+);
+
+export const registriesSchema = z.strictObject({
+  mirrors: z
+    .record(
+      z.union([z.literal("*"), registryHost]),
+      z.strictObject({
+        /** Optional only with k3s.embeddedRegistry (the registry is then mirrored between nodes). */
+        endpoint: z.array(registryEndpoint).min(1).optional(),
+        rewrite: z
+          .record(
+            singleLine().refine((r) => {
+              try {
+                new RegExp(r);
+                return true;
+              } catch {
+                return false;
+              }
+            }, { message: "rewrite key must be a regular expression" }),
+            singleLine(),
+          )
+          .optional(),
+      }),
+    )
+    .default({}),
+  configs: z
+    .record(
+      registryHost,
+      z.strictObject({
+        tls: z
+          .strictObject({
+            caFile: absolutePath.optional(),
+            certFile: absolutePath.optional(),
+            keyFile: absolutePath.optional(),
+            insecureSkipVerify: z.boolean().optional(),
+          })
+          .optional(),
+      }),
+    )
+    .default({}),
+});
+
+export const datastoreSchema = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("etcd") }),
+  z.strictObject({ type: z.literal("sqlite") }),
+  z.strictObject({
+    // The endpoint URL carries credentials, so it comes from the secure key `datastoreEndpoint`.
+    type: z.literal("external"),
+    caFile: absolutePath.optional(),
+    certFile: absolutePath.optional(),
+    keyFile: absolutePath.optional(),
+  }),
+]);
+
+export const airgapSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** Where the install script was pre-staged on every host. */
+  installScriptPath: absolutePath.default("/usr/local/bin/k3s-install.sh"),
+  /**
+   * Where the k3s binary was pre-staged. The install script looks for `${INSTALL_K3S_BIN_DIR}/k3s`,
+   * so the file must be named k3s; its directory is passed as INSTALL_K3S_BIN_DIR.
+   */
+  binaryPath: absolutePath
+    .refine((p) => /\/k3s$/.test(p), { message: "the binary must be named k3s (the install script runs INSTALL_K3S_BIN_DIR/k3s), e.g. /opt/k3s/bin/k3s" })
+    .default("/usr/local/bin/k3s"),
+  /**
+   * Image tarballs pre-staged here; install-k3s.sh copies them to /var/lib/rancher/k3s/agent/images,
+   * the only directory K3s imports from at start.
+   */
+  imagesDir: absolutePath.default("/var/lib/rancher/k3s/agent/images"),
+});
+
+/**
+ * Scheduled etcd snapshots (embedded etcd only). S3 credentials are the secure keys
+ * etcdS3AccessKey / etcdS3SecretKey, written through the secrets drop-in; without them K3s uses
+ * the host's instance credentials.
+ */
+export const etcdSnapshotsSchema = z.strictObject({
+  /** K3s default: every 12 hours at minute 0. */
+  scheduleCron: z
+    .string()
+    .superRefine((v, ctx) => {
+      const problem = cronProblem(v);
+      if (problem) ctx.addIssue({ code: "custom", message: `not a cron schedule: ${problem}` });
+    })
+    .optional(),
+  /** Snapshots kept (K3s default 5). */
+  retention: z.number().int().min(1).optional(),
+  compress: z.boolean().optional(),
+  dir: absolutePath.optional(),
+  s3: z
+    .strictObject({
+      /** Host[:port] of the S3 API, no scheme (K3s default s3.amazonaws.com). */
+      endpoint: registryHost.optional(),
+      endpointCa: absolutePath.optional(),
+      bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not an S3 bucket name (3-63 chars: a-z, 0-9, . and -)"),
+      folder: z.string().regex(/^[A-Za-z0-9!_.*'()\/-]+$/, "folder must be an S3 key prefix (letters, digits, !_.*'()/-)").optional(),
+      region: z.string().regex(/^[a-z0-9-]+$/, "not an S3 region (e.g. us-east-1)").optional(),
+      skipSslVerify: z.boolean().optional(),
+      /** Plain HTTP to the endpoint. */
+      insecure: z.boolean().optional(),
+      timeout: duration.optional(),
+    })
+    .optional(),
+});
+
+export const firewallSchema = z.strictObject({
+  /** `open`: keep firewalld/ufw running with the K3s ports opened; `disable`: turn them off. */
+  mode: z.enum(["open", "disable", "ignore"]).default("open"),
+  /**
+   * Sources allowed to reach the API server (6443/tcp) in mode `open`: CIDRs or addresses.
+   * Default: any. The other K3s ports are open only to the cluster's nodes (and pod/service CIDRs).
+   */
+  apiServerSources: z.array(singleLine(z.string().refine((v) => isCanonicalCidr(v) || isCanonicalIp(v), { message: "not a CIDR or IP address in canonical form" }))).default([]),
+});

@@ -1,0 +1,33 @@
+import { contribute as cis } from "../cis/render";
+import { contribute as dns } from "../dns/contribute";
+import { contribute as encryption } from "../encryption/render";
+import { contribute as k3s } from "../k3s/contribute";
+import { contribute as kubeVip } from "../kube-vip/render";
+import { contribute as manifests } from "../manifests/render";
+import { contribute as osPrep } from "../os-prep/render";
+import { contribute as registries } from "../registries/render";
+import { contribute as runtimes } from "../runtimes/render";
+import { contribute as servicelb } from "../servicelb/pools";
+import { contribute as upgrade } from "../upgrade/contribute";
+import type { Concern } from "./contribution";
+
+/**
+ * The concerns a node's plan is made of, in fold order. The order is the order of the staged
+ * files in the bundle and in apply.sh, of the secret files, of config.yaml's keys and of the
+ * hooks: appending a concern changes nothing before it. os-prep is last because its script runs
+ * from staging (no target) in its own step.
+ */
+export const CONCERNS: readonly Concern[] = [
+  { name: "k3s", contribute: k3s },
+  { name: "registries", contribute: registries },
+  { name: "dns", contribute: dns },
+  { name: "cis", contribute: cis },
+  { name: "encryption", contribute: encryption },
+  { name: "kube-vip", contribute: kubeVip },
+  { name: "manifests", contribute: manifests },
+  { name: "servicelb", contribute: servicelb },
+  { name: "runtimes", contribute: runtimes },
+  { name: "os-prep", contribute: osPrep },
+  // Day-2: hooks only, after every concern's own hooks (e.g. the encryption guard runs first).
+  { name: "upgrade", contribute: upgrade },
+];

@@ -1,0 +1,150 @@
+import { NodeContext, nodeContext } from "../config/context";
+import type { FlagValue, NodeConfig, ResolvedConfig } from "../config/schema";
+import type { NodeSecrets } from "../config/secrets";
+import { ClusterTopology, clusterTopology, NodeRole } from "../config/topology";
+import { FlagMap, mergeFlags, renderConfigYaml } from "../k3s/config-yaml";
+import { APPLY_SCRIPT, INSTALL_SCRIPT, Placement, renderApplyScript, renderInstallScript, STAGING_DIR } from "../k3s/install";
+import { PATHS } from "../k3s/paths";
+import { secretDropInKeys } from "../k3s/secrets-dropin";
+import { BUNDLE_NAME, renderBundle, secretsDocument, secretsWriteScript } from "../node/bundle";
+import { OS_PREP_SCRIPT } from "../os-prep/render";
+import { asRoot } from "../shell/root";
+import { joinShell, Shell, sh } from "../shell/sh";
+import { CONCERNS } from "./concerns";
+import type { Concern, Contribution, SecretFile, StagedFile } from "./contribution";
+import { sha256 } from "./hash";
+
+/**
+ * The per-node plan: every file and command a node gets, computed from config alone by folding
+ * the contributions of CONCERNS in order. Components turn it into resources; `npm run render`
+ * (tools/render.ts) writes it to disk. Pure: no Pulumi, no I/O.
+ */
+
+export type { SecretFile, StagedFile };
+
+/** The name of config.yaml in the bundle: rendered by the plan from every concern's flags. */
+export const CONFIG_YAML_FILE = "config.yaml";
+
+export interface NodePlan {
+  node: NodeConfig;
+  role: NodeRole;
+  hardening: ResolvedConfig["k3s"]["hardening"];
+  /** What K3s reads on this node (config.yaml + drop-in keys), secrets left out. */
+  finalFlags: { flags: Record<string, FlagValue>; secretFlags: string[] };
+  sshUser: string;
+  files: StagedFile[];
+  secretFiles: SecretFile[];
+  /** node-role.kubernetes.io/* and similar: applied with kubectl after the node registers. */
+  postRegistrationLabels: Record<string, string>;
+  /** Every staged file in one self-extracting script (bundle.ts): one copy per node. */
+  bundle: { name: string; content: string; sha256: string };
+  /** Labels k3s-platform manages that this node must not carry (e.g. ServiceLB pool labels). */
+  removedLabels: string[];
+  /** sha256 of what each step runs; used as the steps' triggers. */
+  hashes: { osPrep: string; apply: string };
+  /** `secrets` writes every secret file from one stdin document (secretsDocument). */
+  commands: { stage: string; secrets: string; osPrep: string; apply: string };
+}
+
+export interface ClusterPlan {
+  topology: ClusterTopology;
+  /** Servers in join order (first server first), then agents. */
+  nodes: NodePlan[];
+  kubeconfigCommand: string;
+}
+
+export interface PlanOptions {
+  /** Whether registry credentials exist; if so registries.yaml becomes a secret file. */
+  hasRegistryAuth?: boolean;
+}
+
+/** Every contribution folded into one, in `concerns` order (hooks joined, empty ones dropped). */
+export function foldContributions(ctx: NodeContext, concerns: readonly Concern[] = CONCERNS): Required<Omit<Contribution, "preflight" | "preInstall" | "postInstall">> & {
+  hooks: { preflight: Shell; preInstall: Shell; postInstall: Shell };
+} {
+  const parts = concerns.map((c) => c.contribute(ctx));
+  const hook = (key: "preflight" | "preInstall" | "postInstall") => joinShell(parts.map((p) => p[key]).filter((s): s is Shell => !!s?.text));
+  return {
+    files: parts.flatMap((p) => p.files ?? []),
+    secretFiles: parts.flatMap((p) => p.secretFiles ?? []),
+    flags: parts.reduce<FlagMap>((acc, p) => (p.flags ? mergeFlags(acc, p.flags) : acc), {}),
+    directories: parts.flatMap((p) => p.directories ?? []),
+    labels: Object.assign({}, ...parts.map((p) => p.labels ?? {})) as Record<string, string>,
+    removedLabels: parts.flatMap((p) => p.removedLabels ?? []),
+    hooks: { preflight: hook("preflight"), preInstall: hook("preInstall"), postInstall: hook("postInstall") },
+  };
+}
+
+/**
+ * The flags a node ends up with, as K3s merges them: config.yaml plus the keys of its drop-ins.
+ * `flags` holds no secret (config.yaml never does); `secretFlags` names the drop-in's keys only.
+ * Registered on each K3sNode so policies check what a node really gets.
+ */
+export function finalNodeFlags(config: ResolvedConfig, node: NodeConfig, options: PlanOptions = {}): { flags: Record<string, FlagValue>; secretFlags: string[] } {
+  const ctx = { ...nodeContext(config, node), hasRegistryAuth: options.hasRegistryAuth };
+  return { flags: foldContributions(ctx).flags, secretFlags: secretDropInKeys(ctx) };
+}
+
+export function planNode(config: ResolvedConfig, node: NodeConfig, options: PlanOptions = {}): NodePlan {
+  return planNodeContext({ ...nodeContext(config, node), hasRegistryAuth: options.hasRegistryAuth });
+}
+
+export function planNodeContext(ctx: NodeContext): NodePlan {
+  const { config, node, role, sshUser } = ctx;
+  const folded = foldContributions(ctx);
+  const files: StagedFile[] = [
+    { name: CONFIG_YAML_FILE, content: renderConfigYaml(node.name, folded.flags), target: PATHS.configYaml, mode: "0600" },
+    ...folded.files,
+  ];
+  const { secretFiles } = folded;
+
+  const placements: Placement[] = files
+    .filter((f): f is StagedFile & { target: string } => f.target !== undefined)
+    .map((f) => ({ staged: f.name, target: f.target, mode: f.mode, ...(f.restart === false ? { restart: false } : {}) }));
+  const install = renderInstallScript(config, node);
+  const apply = renderApplyScript(ctx, placements, secretFiles.map((s) => s.target), folded.directories, folded.hooks);
+  files.push({ name: INSTALL_SCRIPT, content: install, mode: "0700" }, { name: APPLY_SCRIPT, content: apply, mode: "0700" });
+
+  const osPrep = files.find((f) => f.name === OS_PREP_SCRIPT)?.content ?? "";
+  const applyInputs = files.filter((f) => f.name !== OS_PREP_SCRIPT).map((f) => `${f.name}\0${f.content}`);
+  const bundle = renderBundle(`node ${node.name} (${role})`, files);
+  // Each step unpacks the bundle before it runs its script: the copy is the only transfer.
+  const runFromBundle = (script: string) => asRoot(sshUser, sh`bash ${`${STAGING_DIR}/${BUNDLE_NAME}`} ${script}`).text;
+  return {
+    node,
+    role,
+    hardening: config.k3s.hardening,
+    finalFlags: { flags: folded.flags, secretFlags: secretDropInKeys(ctx) },
+    sshUser,
+    files,
+    secretFiles,
+    postRegistrationLabels: folded.labels,
+    removedLabels: folded.removedLabels,
+    bundle: { name: BUNDLE_NAME, content: bundle, sha256: sha256(bundle) },
+    hashes: { osPrep: sha256(osPrep), apply: sha256(applyInputs.join("\0")) },
+    commands: {
+      stage: asRoot(sshUser, sh`install -d -m 0700 -o ${sshUser} ${STAGING_DIR}`).text,
+      secrets: asRoot(sshUser, sh`sh -c ${secretsWriteScript(secretFiles).text}`).text,
+      osPrep: runFromBundle(OS_PREP_SCRIPT),
+      apply: runFromBundle(APPLY_SCRIPT),
+    },
+  };
+}
+
+export function planCluster(config: ResolvedConfig, options: PlanOptions = {}): ClusterPlan {
+  const topology = clusterTopology(config);
+  const plan = (n: NodeConfig) => planNodeContext({ ...nodeContext(config, n, topology), hasRegistryAuth: options.hasRegistryAuth });
+  // The first server in config order initialises the cluster; the others join in config order.
+  const ordered = [...config.nodes.filter((n) => n.role === "server"), ...config.nodes.filter((n) => n.role === "agent")];
+  const first = plan(topology.firstServer);
+  return {
+    topology,
+    nodes: ordered.map((n) => (n === topology.firstServer ? first : plan(n))),
+    kubeconfigCommand: asRoot(first.sshUser, sh`cat ${PATHS.kubeconfig}`).text,
+  };
+}
+
+/** The stdin of a node's `secrets` command: every secret file rendered, in plan order. */
+export function renderSecretsDocument(plan: Pick<NodePlan, "secretFiles">, secrets: NodeSecrets): string {
+  return secretsDocument(plan.secretFiles.map((f) => f.render(secrets)));
+}
