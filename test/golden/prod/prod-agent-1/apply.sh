@@ -13,7 +13,6 @@ READY_TIMEOUT=300
 
 fail() { printf 'apply[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
 
-
 # --- upgrade helpers (components/upgrade/render.ts)
 # kubectl custom-columns print <none> for an absent field.
 NODE_COLUMNS='custom-columns=VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-upgrade'
@@ -193,7 +192,6 @@ until curl -ksf --noproxy '*' --max-time 5 -o /dev/null "$VIP_URL"; do
   fi
   sleep 2
 done
-
 
 # Something K3s reads at start changed: restart even when the install script sees no change.
 INSTALL_K3S_FORCE_RESTART=true bash "$STAGING/install-k3s.sh"

@@ -205,7 +205,6 @@ if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-ac
   exit 0
 fi
 
-
 if [ "${UPGRADING:-0}" = 1 ]; then
   SNAPSHOT="pre-upgrade-$RUNNING_VERSION-to-$TARGET_VERSION"
   SNAPSHOT="${SNAPSHOT//+/-}"

@@ -13,7 +13,6 @@ READY_TIMEOUT=300
 
 fail() { printf 'apply[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
 
-
 # --- upgrade helpers (components/upgrade/render.ts)
 # kubectl custom-columns print <none> for an absent field.
 NODE_COLUMNS='custom-columns=VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-upgrade'
@@ -188,7 +187,6 @@ if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-ac
   echo "apply[$NODE]: K3s is up to date"
   exit 0
 fi
-
 
 if [ "${UPGRADING:-0}" = 1 ]; then
   SNAPSHOT="pre-upgrade-$RUNNING_VERSION-to-$TARGET_VERSION"
