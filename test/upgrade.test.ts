@@ -13,7 +13,7 @@ import { PATHS } from "../components/k3s/paths";
 import { NodePlan, planNode } from "../components/node/plan";
 import { previewMarkdown } from "../tools/preview-markdown";
 import { renderTree } from "../tools/tree";
-import { renderAgentBatchDrain, renderAgentBatchUncordon, UPGRADE_LIBRARY, upgradeBatches, VERSION_RECORD } from "../components/upgrade/render";
+import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches, VERSION_RECORD, VERSION_RULES } from "../components/upgrade/render";
 import { upgradeSummary } from "../components/upgrade/summary";
 import { agentBatches, maxUnavailableCount, snapshotName, upgradeProblem } from "../components/upgrade/versions";
 import { installMocks } from "./helpers/pulumi-mocks";
@@ -45,7 +45,7 @@ describe("upgrades (components/upgrade)", () => {
     it("the host's shell rules (check_transition) agree with the TypeScript rules on random versions", () => {
       const version = fc.tuple(fc.integer({ min: 28, max: 40 }), fc.integer({ min: 0, max: 20 }), fc.integer({ min: 1, max: 3 })).map(([m, p, r]) => `v1.${m}.${p}+k3s${r}`);
       const pairs = fc.sample(fc.tuple(version, version), { numRuns: 80, seed: 1313 });
-      const script = `${UPGRADE_LIBRARY.text}\nwhile read -r from to; do if check_transition n "$from" "$to" 2>/dev/null; then echo ok; else echo refused; fi; done\n`;
+      const script = `${VERSION_RULES.text}\nwhile read -r from to; do if check_transition n "$from" "$to" 2>/dev/null; then echo ok; else echo refused; fi; done\n`;
       const r = run("bash", ["-c", script], {}, pairs.map(([a, b]) => `${a} ${b}`).join("\n") + "\n");
       assert.equal(r.status, 0, r.out);
       const shell = r.stdout.trim().split("\n");

@@ -1,6 +1,6 @@
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { STATE_DIR } from "../k3s/install";
-import { raw, Shell, sh } from "../shell/sh";
+import { joinShell, raw, Shell, sh } from "../shell/sh";
 import { agentBatches } from "./versions";
 
 /**
@@ -29,15 +29,8 @@ export const CORDON_ANNOTATION = "k3s-platform.io/cordoned-for-upgrade";
 /** Where the sqlite datastore lives and its pre-upgrade copies go (K3s datastore docs). */
 export const SQLITE_DB_DIR = "/var/lib/rancher/k3s/server/db";
 
-/** Shell functions shared by apply.sh and the agent batch commands: read-only node queries and the rules. */
-export const UPGRADE_LIBRARY = raw(String.raw`# --- upgrade helpers (components/upgrade/render.ts)
-# kubectl custom-columns print <none> for an absent field.
-NODE_COLUMNS='custom-columns=VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-upgrade'
-LIST_COLUMNS='custom-columns=NAME:.metadata.name,VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable'
-# node_info NODE: "<kubelet version> <Ready status> <unschedulable> <cordoned-for>"; fails when the API or node is absent.
-node_info() {
-  k3s kubectl get node "$1" --no-headers -o "$NODE_COLUMNS" 2>/dev/null
-}
+/** The version rules as shell (versions.ts upgradeProblem, tested to agree): every node's guard. */
+export const VERSION_RULES = raw(String.raw`# --- version rules (components/upgrade/render.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
   [[ "$1" =~ ^v1\.([0-9]+)\.([0-9]+)\+k3s([0-9]+)$ ]] || return 1
@@ -58,6 +51,17 @@ check_transition() {
     echo "upgrade[$node]: refusing to skip a minor version on $node: it runs $from, k3s.version asks for $to; upgrade to v1.$((fmin + 1)).x first (Kubernetes version skew policy)" >&2
     return 1
   fi
+}
+# --- end of version rules`);
+
+/** Node queries and cordon/drain/wait/uncordon: servers and the first server's agent batch steps. */
+export const NODE_OPERATIONS = raw(String.raw`# --- node operations (components/upgrade/render.ts)
+# kubectl custom-columns print <none> for an absent field.
+NODE_COLUMNS='custom-columns=VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-upgrade'
+LIST_COLUMNS='custom-columns=NAME:.metadata.name,VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable'
+# node_info NODE: "<kubelet version> <Ready status> <unschedulable> <cordoned-for>"; fails when the API or node is absent.
+node_info() {
+  k3s kubectl get node "$1" --no-headers -o "$NODE_COLUMNS" 2>/dev/null
 }
 # schedulable_others NODE...: how many Ready, schedulable nodes are not in the list.
 schedulable_others() {
@@ -133,7 +137,10 @@ uncordon_if_ours() {
   k3s kubectl uncordon "$node"
   k3s kubectl annotate node "$node" "k3s-platform.io/cordoned-for-upgrade-" >/dev/null
 }
-# --- end of upgrade helpers`);
+# --- end of node operations`);
+
+/** Everything a server or a batch step needs. */
+export const UPGRADE_LIBRARY = joinShell([VERSION_RULES, NODE_OPERATIONS]);
 
 /** kubectl drain arguments from `upgrade.drain` (timeout is passed separately). */
 export function drainArgs(config: ResolvedConfig): string[] {
@@ -163,7 +170,7 @@ export function upgradeGuard(config: ResolvedConfig, node: NodeConfig): Shell {
   if (!version) return raw("");
   const isServer = node.role === "server";
   return sh`
-${UPGRADE_LIBRARY}
+${isServer ? UPGRADE_LIBRARY : VERSION_RULES}
 TARGET_VERSION=${version}
 VERSION_RECORD="$ROOT"${VERSION_RECORD}
 K3S_BINARY=${binaryPath(config)}

@@ -13,14 +13,7 @@ READY_TIMEOUT=300
 
 fail() { printf 'apply[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
 
-# --- upgrade helpers (components/upgrade/render.ts)
-# kubectl custom-columns print <none> for an absent field.
-NODE_COLUMNS='custom-columns=VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-upgrade'
-LIST_COLUMNS='custom-columns=NAME:.metadata.name,VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable'
-# node_info NODE: "<kubelet version> <Ready status> <unschedulable> <cordoned-for>"; fails when the API or node is absent.
-node_info() {
-  k3s kubectl get node "$1" --no-headers -o "$NODE_COLUMNS" 2>/dev/null
-}
+# --- version rules (components/upgrade/render.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
   [[ "$1" =~ ^v1\.([0-9]+)\.([0-9]+)\+k3s([0-9]+)$ ]] || return 1
@@ -42,81 +35,7 @@ check_transition() {
     return 1
   fi
 }
-# schedulable_others NODE...: how many Ready, schedulable nodes are not in the list.
-schedulable_others() {
-  local list name version ready unschedulable count=0 skip n
-  list="$(k3s kubectl get nodes --no-headers -o "$LIST_COLUMNS")" || return 1
-  while read -r name version ready unschedulable; do
-    [ -n "$name" ] || continue
-    skip=0
-    for n in "$@"; do if [ "$n" = "$name" ]; then skip=1; fi; done
-    if [ "$skip" = 0 ] && [ "$ready" = True ] && [ "$unschedulable" != true ]; then count=$((count + 1)); fi
-  done <<<"$list"
-  echo "$count"
-}
-# cordon_for_upgrade NODE TARGET: annotate, then cordon, unless an operator cordoned it (then left as is).
-cordon_for_upgrade() {
-  local node="$1" target="$2" info version ready unschedulable cordoned_for
-  info="$(node_info "$node")" || { echo "upgrade[$node]: cannot read node $node from the API" >&2; return 1; }
-  read -r version ready unschedulable cordoned_for <<<"$info"
-  if [ "$unschedulable" = true ] && { [ -z "$cordoned_for" ] || [ "$cordoned_for" = "<none>" ]; }; then
-    echo "upgrade[$node]: already cordoned by someone else; it stays cordoned after the upgrade"
-    return 0
-  fi
-  # Annotation first: a node cordoned without it would never be uncordoned by a later run.
-  k3s kubectl annotate node "$node" --overwrite "k3s-platform.io/cordoned-for-upgrade=$target" >/dev/null
-  k3s kubectl cordon "$node"
-}
-# drain_for_upgrade NODE TIMEOUT ARGS...: kubectl drain, skipped when no other node could take the pods.
-# A drain that fails names the pods kubectl could not evict; the node stays cordoned.
-drain_for_upgrade() {
-  local node="$1" timeout="$2" others out pods started="$SECONDS"
-  shift 2
-  others="$(schedulable_others "$node")" || { echo "upgrade[$node]: cannot list nodes from the API" >&2; return 1; }
-  if [ "$others" -eq 0 ]; then
-    echo "upgrade[$node]: drain skipped: no other Ready, schedulable node could take its pods"
-    return 0
-  fi
-  echo "upgrade[$node]: draining (timeout ${timeout}s)"
-  if ! out="$(k3s kubectl drain "$node" --timeout="${timeout}s" "$@" 2>&1)"; then
-    printf '%s\n' "$out" >&2
-    # kubectl drain (k8s.io/kubectl/pkg/drain) names each pod it could not evict as pods/"NAME" -n "NAMESPACE" or pods/NAME -n NAMESPACE.
-    pods="$(printf '%s\n' "$out" | { grep -oE 'pods/"?[A-Za-z0-9._-]+"? -n "?[A-Za-z0-9._-]+' || true; } | sed -E 's#pods/"?([A-Za-z0-9._-]+)"? -n "?([A-Za-z0-9._-]+)#\2/\1#' | sort -u | tr '\n' ' ')"
-    echo "upgrade[$node]: drain of $node failed after $((SECONDS - started))s; pods not evicted: ${pods:-see the kubectl output above }(a PodDisruptionBudget? kubectl get pdb -A). $node stays cordoned; the next up retries the drain" >&2
-    return 1
-  fi
-  echo "upgrade[$node]: drained in $((SECONDS - started))s"
-}
-# wait_ready_version NODE TARGET TIMEOUT: until the node is Ready with kubelet TARGET; progress every 10 s.
-wait_ready_version() {
-  local node="$1" target="$2" timeout="$3" info version="?" ready="?" rest started="$SECONDS" next=$((SECONDS + 10))
-  while :; do
-    if info="$(node_info "$node")"; then
-      read -r version ready rest <<<"$info"
-      if [ "$version" = "$target" ] && [ "$ready" = True ]; then break; fi
-    fi
-    if [ $((SECONDS - started)) -ge "$timeout" ]; then
-      echo "upgrade[$node]: $node is not Ready with kubelet $target after ${timeout}s (last seen: kubelet $version, Ready $ready); it stays cordoned; the next up waits again" >&2
-      return 1
-    fi
-    if [ "$SECONDS" -ge "$next" ]; then
-      echo "upgrade[$node]: waiting for Ready with kubelet $target ($((SECONDS - started))s)"
-      next=$((SECONDS + 10))
-    fi
-    sleep 1
-  done
-  echo "upgrade[$node]: Ready with kubelet $target after $((SECONDS - started))s"
-}
-# uncordon_if_ours NODE: uncordons a node the upgrade cordoned (annotation present); others are left alone.
-uncordon_if_ours() {
-  local node="$1" info version ready unschedulable cordoned_for
-  info="$(node_info "$node")" || { echo "upgrade[$node]: cannot read node $node from the API" >&2; return 1; }
-  read -r version ready unschedulable cordoned_for <<<"$info"
-  if [ -z "$cordoned_for" ] || [ "$cordoned_for" = "<none>" ]; then return 0; fi
-  k3s kubectl uncordon "$node"
-  k3s kubectl annotate node "$node" "k3s-platform.io/cordoned-for-upgrade-" >/dev/null
-}
-# --- end of upgrade helpers
+# --- end of version rules
 TARGET_VERSION=v1.31.4+k3s1
 VERSION_RECORD="$ROOT"/var/lib/k3s-platform/k3s-version
 K3S_BINARY=/usr/local/bin/k3s

@@ -30,14 +30,7 @@ if [ -f "$ROOT"/etc/rancher/k3s/config.yaml ]; then
 fi
 
 
-# --- upgrade helpers (components/upgrade/render.ts)
-# kubectl custom-columns print <none> for an absent field.
-NODE_COLUMNS='custom-columns=VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-upgrade'
-LIST_COLUMNS='custom-columns=NAME:.metadata.name,VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable'
-# node_info NODE: "<kubelet version> <Ready status> <unschedulable> <cordoned-for>"; fails when the API or node is absent.
-node_info() {
-  k3s kubectl get node "$1" --no-headers -o "$NODE_COLUMNS" 2>/dev/null
-}
+# --- version rules (components/upgrade/render.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
   [[ "$1" =~ ^v1\.([0-9]+)\.([0-9]+)\+k3s([0-9]+)$ ]] || return 1
@@ -58,6 +51,15 @@ check_transition() {
     echo "upgrade[$node]: refusing to skip a minor version on $node: it runs $from, k3s.version asks for $to; upgrade to v1.$((fmin + 1)).x first (Kubernetes version skew policy)" >&2
     return 1
   fi
+}
+# --- end of version rules
+# --- node operations (components/upgrade/render.ts)
+# kubectl custom-columns print <none> for an absent field.
+NODE_COLUMNS='custom-columns=VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-upgrade'
+LIST_COLUMNS='custom-columns=NAME:.metadata.name,VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable'
+# node_info NODE: "<kubelet version> <Ready status> <unschedulable> <cordoned-for>"; fails when the API or node is absent.
+node_info() {
+  k3s kubectl get node "$1" --no-headers -o "$NODE_COLUMNS" 2>/dev/null
 }
 # schedulable_others NODE...: how many Ready, schedulable nodes are not in the list.
 schedulable_others() {
@@ -133,7 +135,7 @@ uncordon_if_ours() {
   k3s kubectl uncordon "$node"
   k3s kubectl annotate node "$node" "k3s-platform.io/cordoned-for-upgrade-" >/dev/null
 }
-# --- end of upgrade helpers
+# --- end of node operations
 TARGET_VERSION=v1.31.4+k3s1
 VERSION_RECORD="$ROOT"/var/lib/k3s-platform/k3s-version
 K3S_BINARY=/usr/local/bin/k3s
