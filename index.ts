@@ -9,4 +9,5 @@ export const environment = outputs.environment;
 export const apiEndpoint = outputs.apiEndpoint;
 export const kubeconfig = outputs.kubeconfig;
 export const encryptionStatus = outputs.encryptionStatus;
+export const certificateExpiry = outputs.certificateExpiry;
 export const nodes = outputs.nodes;

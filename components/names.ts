@@ -73,12 +73,44 @@ export const CLUSTER_CHILDREN = {
   nodeLabels: "node-labels",
   kubeconfig: "kubeconfig",
   encryption: "encryption",
+  /** Day-2 (issue 13): the token-rotate trigger's salt, the rotation step, the node inventory. */
+  tokenSalt: "token-salt",
+  tokenRotate: "token-rotate",
+  nodeInventory: "node-inventory",
 } as const;
 export type ClusterChild = keyof typeof CLUSTER_CHILDREN;
 
 /** An upgrade batch step of the agents (components/upgrade): `<cluster>-agent-batch-<i>-drain|uncordon`, run on the first server. */
 export function agentBatchStepName(cluster: string, index: number, step: "drain" | "uncordon"): string {
   return childName(cluster, `agent-batch-${index}-${step}`);
+}
+
+/**
+ * Day-2 children of a K3sCluster that belong to one node: `<cluster>-<node>-<suffix>` (siblings
+ * of the K3sNode `<cluster>-<node>`, never its children: a decommissioned node has no K3sNode).
+ */
+export const NODE_LIFECYCLE_CHILDREN = {
+  drain: "decommission-drain",
+  uninstall: "decommission-uninstall",
+  rotateCertificates: "rotate-certificates",
+  certificateCheck: "certificate-check",
+} as const;
+export type NodeLifecycleChild = keyof typeof NODE_LIFECYCLE_CHILDREN;
+
+/** `<node>-<suffix>` of a lifecycle step (without the cluster prefix). */
+export function nodeLifecycleName(node: string, child: NodeLifecycleChild): string {
+  return childName(node, NODE_LIFECYCLE_CHILDREN[child]);
+}
+
+/** Which lifecycle step `child` is and for which node, given the cluster's name; undefined when none. */
+export function nodeLifecycleOf(child: string, cluster: string): { node: string; child: NodeLifecycleChild } | undefined {
+  const rest = childSuffix(child, cluster);
+  if (!rest) return undefined;
+  for (const key of Object.keys(NODE_LIFECYCLE_CHILDREN) as NodeLifecycleChild[]) {
+    const suffix = `-${NODE_LIFECYCLE_CHILDREN[key]}`;
+    if (rest.length > suffix.length && rest.endsWith(suffix)) return { node: rest.slice(0, -suffix.length), child: key };
+  }
+  return undefined;
 }
 
 /** Which cluster child `child` is, given its K3sCluster parent's name. */

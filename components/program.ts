@@ -34,6 +34,8 @@ export function buildProgram(program: ProgramConfig, stack: string, opts: pulumi
     apiEndpoint: cluster.apiEndpoint,
     kubeconfig: cluster.kubeconfig,
     encryptionStatus: cluster.encryptionStatus,
+    /** Per server: every certificate `k3s certificate check` reports and the first to expire. */
+    certificateExpiry: cluster.certificateExpiry,
     nodes: cluster.plan.nodes.map((n) => ({ name: n.node.name, role: n.role, host: n.node.host })),
     /** Not a stack output: resolves once every node is registered (K3sCluster.registered). */
     registered: cluster.registered,

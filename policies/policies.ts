@@ -10,9 +10,10 @@ import type {
 import { clusterDnsInServiceCidr as dnsInServiceCidr, coversSecrets, nodeAddressesInClusterNetworks, podServiceCidrsOverlap, restrictedNodeLabels } from "../components/config/rules";
 import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/config/flags";
-import { clusterChildOf, encryptionRestartOf, nodeChildOf, parseUrn, TYPES } from "../components/names";
+import { clusterChildOf, encryptionRestartOf, nodeChildOf, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
 import { LB_POOL_LABEL, lbPools } from "../components/servicelb/pools";
 import { maxUnavailableCount } from "../components/upgrade/versions";
+import { decommissionChecks } from "../components/decommission/validate";
 
 /**
  * k3s-platform's CrossGuard policies. They read what the program registers: the K3sCluster
@@ -56,7 +57,8 @@ function prodPolicy(name: string, description: string, check: ClusterCheck, conf
   }, configSchema);
 }
 
-const servers = (c: ResolvedConfig) => c.nodes.filter((n) => n.role === "server");
+/** Servers the cluster keeps: entries armed for removal (`decommission: true`) are leaving. */
+const servers = (c: ResolvedConfig) => c.nodes.filter((n) => n.role === "server" && n.decommission !== true);
 
 
 interface K8sMeta {
@@ -161,6 +163,17 @@ const oddServerCount = clusterPolicy(
   },
 );
 
+const decommissionQuorum = clusterPolicy(
+  "decommission-keeps-quorum",
+  "Node removal keeps etcd quorum: never the last server, at most floor((n-1)/2) of n servers decommissioned at once, an odd number left in prod.",
+  "mandatory",
+  (config, _args, report) => {
+    const issues: string[] = [];
+    decommissionChecks(config, (_path, message) => issues.push(message));
+    for (const message of issues) report(message);
+  },
+);
+
 // ---------------------------------------------------------------- nodes and networks
 
 const restrictedLabels = clusterPolicy(
@@ -218,7 +231,7 @@ const upgradeKeepsCapacity = clusterPolicy(
   "An upgrade never takes every agent down at once (upgrade.maxUnavailable is below the agent count).",
   "mandatory",
   (config, _args, report) => {
-    const agents = config.nodes.filter((n) => n.role === "agent").length;
+    const agents = config.nodes.filter((n) => n.role === "agent" && n.decommission !== true).length;
     const batch = maxUnavailableCount(config.upgrade.maxUnavailable, agents);
     if (agents > 1 && batch >= agents) report(`upgrade.maxUnavailable ${config.upgrade.maxUnavailable} drains all ${agents} agents at once; no agent is left to run the workloads`);
   },
@@ -499,14 +512,33 @@ function encryptionRestarts(resources: PolicyResource[]): PolicyResource[] {
   return resources.filter((r) => r.type === TYPES.command && r.parent?.type === TYPES.secretsEncryption && encryptionRestartOf(r.name, r.parent.name) !== undefined);
 }
 
+/**
+ * Certificate rotation steps of servers (`<cluster>-<node>-rotate-certificates`, names.ts): they
+ * stop and start K3s (rotation/render.ts). Parsed against each K3sCluster's name, exactly.
+ */
+function certificateRotations(resources: PolicyResource[], nodes = nodeRoles(resources)): PolicyResource[] {
+  const clusters = resources.filter((r) => r.type === TYPES.cluster).map((r) => r.name);
+  const roleByName = new Map(resources.filter((r) => r.type === TYPES.node).map((r) => [r.name, nodes.get(r.urn)]));
+  return resources.filter((r) => {
+    if (r.type !== TYPES.command) return false;
+    return clusters.some((cluster) => {
+      const step = nodeLifecycleOf(r.name, cluster);
+      const role = step?.child === "rotateCertificates" ? roleByName.get(nodeResourceName(cluster, step.node)) : undefined;
+      return role === "first-server" || role === "server";
+    });
+  });
+}
+
 const serversOneAtATime: StackValidationPolicy = {
   name: "servers-restart-one-at-a-time",
-  description: "Every step that restarts a K3s server (apply, encryption restarts) is ordered against every other, so two servers never restart at once.",
+  description: "Every step that restarts a K3s server (apply, encryption restarts, certificate rotation) is ordered against every other, so two servers never restart at once.",
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
+    const nodes = nodeRoles(args.resources);
     const restarts = [
-      ...applySteps(args.resources, ["first-server", "server"]),
+      ...applySteps(args.resources, ["first-server", "server"], nodes),
       ...encryptionRestarts(args.resources),
+      ...certificateRotations(args.resources, nodes),
     ];
     const ancestors = ancestorsOf();
     const before = new Map(restarts.map((r) => [r.urn, ancestors(r)]));
@@ -562,6 +594,7 @@ export const policies: Policy[] = [
   prodHardening,
   prodPinnedVersion,
   oddServerCount,
+  decommissionQuorum,
   restrictedLabels,
   finalFlagsCis,
   finalFlagsSafe,

@@ -119,8 +119,11 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
         }
         // The token reaches hosts through stdin only: no other input carries it, not even encoded.
         const b64 = Buffer.from(`token: ${TOKEN}`).toString("base64").slice(0, 24);
+        // The token-rotate step carries the new token on stdin too (rotation/render.ts), secret.
+        const rotate = registered.get(`${env}-token-rotate`)!;
+        assert.ok(rotate.secretProps.has("stdin") && rotate.secretProps.has("triggers"), "token-rotate: stdin and trigger secret");
         for (const r of registered.values()) {
-          if (secretWrites.includes(r)) continue;
+          if (secretWrites.includes(r) || r === rotate) continue;
           assert.ok(!JSON.stringify(r.inputs).includes(TOKEN), `${r.name} leaks the token`);
           assert.ok(!JSON.stringify(r.inputs).includes(b64), `${r.name} leaks the token (base64)`);
         }
@@ -180,7 +183,8 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
 
   it("generates the token as a secret when none is configured", async () => {
     const { registered } = await build("dev", sampleConfig("dev"), false);
-    const password = byType(registered, "random:index/randomPassword:RandomPassword");
+    // The other RandomPassword is the token-rotate trigger's salt (rotation/component.ts).
+    const password = byType(registered, "random:index/randomPassword:RandomPassword").filter((p) => !p.name.endsWith("-token-salt"));
     assert.equal(password.length, 1);
     const write = registered.get("dev-dev-server-1-secrets")!;
     assert.match(Buffer.from(String(write.inputs.stdin).split("\n")[0]!, "base64").toString("utf8"), /token: generated-token-value/);

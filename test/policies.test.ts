@@ -99,6 +99,12 @@ const resourceCases: ResourceCase[] = [
     expect: /4 servers/,
   },
   {
+    policy: "decommission-keeps-quorum",
+    pass: clusterResource(prodWith((c) => (c.nodes[3]!.decommission = true))),
+    fail: clusterResource(prodWith((c) => (c.nodes[0]!.decommission = c.nodes[1]!.decommission = true))),
+    expect: /2 of 3 servers are decommissioned at once/,
+  },
+  {
     policy: "no-restricted-node-labels",
     pass: clusterResource(sampleConfig("prod")),
     fail: clusterResource(prodWith((c) => (c.nodes[3]!.labels["kubernetes.io/role"] = "worker"))),

@@ -1,5 +1,6 @@
 import { NODE_CHILDREN, nodeChildOf, parseUrn, TYPES } from "../components/names";
 import { ClusterConfigView, upgradeSummary } from "../components/upgrade/summary";
+import { lifecycleLines } from "./preview-lifecycle";
 
 /**
  * Turns `pulumi preview --json` output (a PreviewDigest) and, optionally, the engine event log
@@ -190,11 +191,15 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
     .map(([op, n]) => `${n} ${op === "same" ? "unchanged" : `to ${op}`}`);
   lines.push(counts.length ? `**${counts.join(" · ")}**` : "**No changes.**", "");
 
-  // ---- day-2 operations, one line per phase (components/upgrade/summary.ts)
-  const operations = steps
-    .filter((s) => parseUrn(s.urn).type === CLUSTER_TYPE && s.op === "update")
-    .flatMap((s) => upgradeSummary(s.oldState?.inputs?.config as ClusterConfigView | undefined, s.newState?.inputs?.config as ClusterConfigView | undefined));
-  if (operations.length) lines.push("#### Operations", "", ...operations.map((o) => `- ${o}`), "");
+  // ---- day-2 operations, one line per phase: upgrades (components/upgrade/summary.ts), then
+  // decommission and rotations (tools/preview-lifecycle.ts)
+  const operations = [
+    ...steps
+      .filter((s) => parseUrn(s.urn).type === CLUSTER_TYPE && s.op === "update")
+      .flatMap((s) => upgradeSummary(s.oldState?.inputs?.config as ClusterConfigView | undefined, s.newState?.inputs?.config as ClusterConfigView | undefined)),
+    ...lifecycleLines(all, options.stack),
+  ];
+  if (operations.length) lines.push("#### Operations", "", ...operations.map((l) => `- ${l}`), "");
 
   // ---- replacements first: they are the dangerous part
   const replacements = steps.filter((s) => REPLACING.has(s.op));

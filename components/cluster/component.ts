@@ -15,6 +15,10 @@ import { NO_OP_UPDATE } from "../encryption/once";
 import { stdinScriptCommand } from "../shell/root";
 import { AgentBatch, agentBatchesEnabled, renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches } from "../upgrade/render";
 import { joinShell, sh } from "../shell/sh";
+import { createTeardowns } from "../decommission/component";
+import { renderInventoryScript } from "../decommission/render";
+import { createCertificateChecks, createCertificateRotation, createTokenRotation, RotationNode } from "../rotation/component";
+import { CertificateExpiry } from "../rotation/render";
 
 export interface K3sClusterArgs {
   config: ResolvedConfig;
@@ -101,6 +105,8 @@ export class K3sCluster extends pulumi.ComponentResource {
   readonly registered: pulumi.Output<string[]>;
   /** `k3s secrets-encrypt status` (or the custom config check) after bootstrap; undefined when off. */
   readonly encryptionStatus?: pulumi.Output<EncryptionStatus>;
+  /** `k3s certificate check` per server: every certificate and the one that expires first. */
+  readonly certificateExpiry: pulumi.Output<Record<string, CertificateExpiry>>;
 
   constructor(name: string, args: K3sClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     // Only the validated, secret-free config is registered as inputs: policies read it.
@@ -113,11 +119,13 @@ export class K3sCluster extends pulumi.ComponentResource {
     this.ready = built.ready;
     this.registered = pulumi.output(built.ready).apply((all) => pulumi.all(all.map((r) => r.urn)));
     this.encryptionStatus = built.encryptionStatus;
+    this.certificateExpiry = built.certificateExpiry;
     // `nodes` keeps the program running until every batch is declared; a failure there fails it.
     this.registerOutputs({
       kubeconfig: this.kubeconfig,
       apiEndpoint: this.apiEndpoint,
       encryptionStatus: this.encryptionStatus,
+      certificateExpiry: this.certificateExpiry,
       nodes: this.nodes.then((n) => n.length),
     });
   }
@@ -143,6 +151,11 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     }),
   ) as pulumi.Output<NodeSecrets>;
 
+  // A new token is rotated on the first server before any drop-in holds it (rotation/render.ts).
+  const firstPlan = plan.nodes[0]!;
+  const firstRotation: RotationNode = { plan: firstPlan, connection: nodeConnection(config, firstPlan.node, args.sshPrivateKey) };
+  const tokenRotation = createTokenRotation(name, config, firstRotation, token, parent);
+
   const declared: K3sNode[] = [];
   const serverApplies: pulumi.Resource[] = [];
   const firstConnection = nodeConnection(config, plan.topology.firstServer, args.sshPrivateKey);
@@ -151,7 +164,13 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     // for the last server (through its batch's drain step), so servers join strictly one at a time.
     const node = new K3sNode(
       nodeResourceName(name, nodePlan.node.name),
-      { plan: nodePlan, connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey), secrets, after },
+      {
+        plan: nodePlan,
+        connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey),
+        secrets,
+        after,
+        secretsAfter: [tokenRotation],
+      },
       { parent },
     );
     if (nodePlan.node.role === "server") serverApplies.push(node.apply);
@@ -217,29 +236,55 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     ready = ready.then((all) => [...all, labels]);
   }
 
+  let encryptionStatus: pulumi.Output<EncryptionStatus> | undefined;
+  let encryption: SecretsEncryption | undefined;
+  if (config.encryption.enabled) {
+    const serverConnections = servers.map((n) => ({ name: n.node.name, user: n.sshUser, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
+    encryption = new SecretsEncryption(
+      childName(name, CLUSTER_CHILDREN.encryption),
+      { config, plan, servers: serverConnections, after: serverApplies, keys },
+      { parent },
+    );
+    encryptionStatus = encryption.status;
+  }
+
+  // Certificates: the rotation (one-shot, servers one at a time, then agents; after the
+  // encryption steps, so their restarts never overlap), then the expiry check per server.
+  const rotationNodes: RotationNode[] = plan.nodes.map((n) => ({ plan: n, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
+  const rotated = createCertificateRotation(name, config, rotationNodes, [...serverApplies.slice(-1), ...(encryption ? [encryption.done] : [])], parent);
+  const certificateExpiry = createCertificateChecks(name, config, rotationNodes.filter((n) => n.plan.node.role === "server"), rotated, parent);
+  const rotation = config.certificates?.rotation;
+
   const fetched = new command.remote.Command(
     childName(name, CLUSTER_CHILDREN.kubeconfig),
     {
       connection: firstConnection,
       create: plan.kubeconfigCommand,
       // Re-read whenever the first server was re-applied (its certificates may have rotated).
-      triggers: [plan.nodes[0].hashes.apply],
+      triggers: [plan.nodes[0].hashes.apply, ...(rotation === undefined ? [] : [String(rotation)])],
       logging: command.types.enums.remote.Logging.None,
       addPreviousOutputInEnv: false,
     },
-    { parent, dependsOn: [firstServer.apply], additionalSecretOutputs: ["stdout", "stderr"] },
+    { parent, dependsOn: rotation === undefined ? [firstServer.apply] : [firstServer.apply, ...rotated], additionalSecretOutputs: ["stdout", "stderr"] },
   );
   const kubeconfig = pulumi.secret(
     fetched.stdout.apply((raw) => rewriteKubeconfig(raw, plan.topology.apiEndpoint, name)),
   );
-  let encryptionStatus: pulumi.Output<EncryptionStatus> | undefined;
-  if (config.encryption.enabled) {
-    const serverConnections = servers.map((n) => ({ name: n.node.name, user: n.sshUser, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
-    encryptionStatus = new SecretsEncryption(
-      childName(name, CLUSTER_CHILDREN.encryption),
-      { config, plan, servers: serverConnections, after: serverApplies, keys },
-      { parent },
-    ).status;
-  }
-  return { plan, nodes, kubeconfig, ready, encryptionStatus };
+
+  // Removal (decommission/render.ts): armed teardowns, and a warning for nodes removed without one.
+  createTeardowns(name, config, (n) => nodeConnection(config, n, args.sshPrivateKey), parent);
+  const inventory = renderInventoryScript(config);
+  new command.remote.Command(
+    childName(name, CLUSTER_CHILDREN.nodeInventory),
+    {
+      connection: firstConnection,
+      create: stdinScriptCommand(firstPlan.sshUser),
+      update: stdinScriptCommand(firstPlan.sshUser),
+      stdin: inventory,
+      triggers: [sha256(inventory)],
+      addPreviousOutputInEnv: false,
+    },
+    { parent, dependsOn: applies },
+  );
+  return { plan, nodes, kubeconfig, ready, encryptionStatus, certificateExpiry };
 }

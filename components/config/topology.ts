@@ -28,7 +28,8 @@ export function nodeAddress(node: NodeConfig): string {
 
 /** Throws when there is no server (validation reports that first). */
 export function clusterTopology(config: ResolvedConfig): ClusterTopology {
-  const firstServer = config.nodes.find((n) => n.role === "server");
+  // A server being decommissioned hands the first slot to the next one (README "Removing a node").
+  const firstServer = config.nodes.find((n) => n.role === "server" && !n.decommission);
   if (!firstServer) throw new Error("no server node (validation should have caught this)");
   const apiEndpoint = config.k3s.apiEndpoint ?? firstServer.host;
   const url = (host: string) => `https://${bracketIpv6(host)}:${API_PORT}`;

@@ -18,6 +18,7 @@ import { nodeChildNames } from "../names";
 // Rendered-output checks need the plan: the one import from config/ to a layer above it.
 import { planCluster } from "../plan/node";
 import { renderTenant } from "../tenants/render";
+import { decommissionChecks } from "../decommission/validate";
 import { featureChecks } from "./feature-checks";
 import { cidrContains, isCanonicalIp, normalizeHost } from "./net";
 import { clusterDnsInServiceCidr, coversSecrets, nodeAddressesInClusterNetworks, podServiceCidrsOverlap, restrictedNodeLabels } from "./rules";
@@ -272,6 +273,7 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   encryptionChecks(config, report, written);
   tenantChecks(config, report);
   dnsChecks(config, report);
+  decommissionChecks(config, report);
 }
 
 function encryptionChecks(config: ResolvedConfig, report: Report, written: AsWritten): void {
@@ -388,7 +390,10 @@ export function renderedChecks(config: ResolvedConfig, report: Report): void {
   const planOf = new Map(plan.nodes.map((p) => [p.node, p]));
   for (const node of config.nodes) {
     const role = node.role;
-    const { flags } = planOf.get(node)!.finalFlags;
+    // A node armed for removal gets no plan (nothing is installed on it any more).
+    const nodePlan = planOf.get(node);
+    if (!nodePlan) continue;
+    const { flags } = nodePlan.finalFlags;
     if (release) {
       for (const gap of versionGaps(flags, release)) {
         const key = `${gap.flag}=${gap.value ?? ""}`;

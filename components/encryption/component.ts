@@ -70,15 +70,19 @@ export interface SecretsEncryptionArgs {
  */
 export class SecretsEncryption extends pulumi.ComponentResource {
   readonly status: pulumi.Output<EncryptionStatus>;
+  /** The last step (verification): later server restarts (certificate rotation) wait for it. */
+  readonly done: pulumi.Resource;
 
   constructor(name: string, args: SecretsEncryptionArgs, opts?: pulumi.ComponentResourceOptions) {
     super(TYPES.secretsEncryption, name, { encryption: args.config.encryption }, opts);
-    this.status = createLifecycle(this, name, args);
+    const { status, verify } = createLifecycle(this, name, args);
+    this.status = status;
+    this.done = verify;
     this.registerOutputs({ status: this.status });
   }
 }
 
-function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsEncryptionArgs): pulumi.Output<EncryptionStatus> {
+function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsEncryptionArgs): { status: pulumi.Output<EncryptionStatus>; verify: pulumi.Resource } {
   const { config, servers } = args;
   const first = servers[0]!;
   const rotation = String(config.encryption.rotation ?? "");
@@ -138,6 +142,6 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
     },
     { parent, dependsOn: previous },
   );
-  return verify.stdout.apply((out) => parseEncryptionStatus(out, config.encryption.mode));
+  return { status: verify.stdout.apply((out) => parseEncryptionStatus(out, config.encryption.mode)), verify };
 }
 

@@ -35,7 +35,7 @@ set -euo pipefail
 ROOT="\${K3S_PLATFORM_ROOT:-}"
 value=${value}
 if [ -f ${marker} ] && [ "$(cat ${marker})" = "$value" ]; then
-  echo ${`${id}:`} already done for trigger "$value" on this host, skipped
+  echo ${`${id}: already done for trigger`} "$value" ${"on this host, skipped"}
   exit 0
 fi
 bash -c ${script}

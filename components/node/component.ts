@@ -16,6 +16,8 @@ export interface K3sNodeArgs {
   secrets: pulumi.Output<NodeSecrets>;
   /** Apply steps that must finish before this node's apply runs (server join order). */
   after?: pulumi.Resource[];
+  /** Steps that must finish before the secret files are rewritten (token rotation). */
+  secretsAfter?: pulumi.Resource[];
 }
 
 // Names of a node's children live in components/names.ts (pure: validation and policies can use them).
@@ -88,7 +90,7 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
       logging: command.types.enums.remote.Logging.None,
       addPreviousOutputInEnv: false,
     },
-    { parent, additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
+    { parent, dependsOn: args.secretsAfter ?? [], additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
   );
 
   const osPrep = new command.remote.Command(

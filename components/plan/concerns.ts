@@ -1,4 +1,5 @@
 import { contribute as cis } from "../cis/render";
+import { contribute as decommission } from "../decommission/contribute";
 import { contribute as dns } from "../dns/contribute";
 import { contribute as encryption } from "../encryption/render";
 import { contribute as k3s } from "../k3s/contribute";
@@ -27,6 +28,8 @@ export const CONCERNS: readonly Concern[] = [
   { name: "manifests", contribute: manifests },
   { name: "servicelb", contribute: servicelb },
   { name: "runtimes", contribute: runtimes },
+  // After encryption: its guard reads the running cluster before the rebuild guard may join one.
+  { name: "decommission", contribute: decommission },
   { name: "os-prep", contribute: osPrep },
   // Day-2: hooks only, after every concern's own hooks (e.g. the encryption guard runs first).
   { name: "upgrade", contribute: upgrade },

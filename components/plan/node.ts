@@ -10,6 +10,7 @@ import { BUNDLE_NAME, renderBundle, secretsDocument, secretsWriteScript } from "
 import { OS_PREP_SCRIPT } from "../os-prep/render";
 import { asRoot } from "../shell/root";
 import { joinShell, Shell, sh } from "../shell/sh";
+import { managedNodes } from "../decommission/nodes";
 import { CONCERNS } from "./concerns";
 import type { Concern, Contribution, SecretFile, StagedFile } from "./contribution";
 import { sha256 } from "./hash";
@@ -48,8 +49,10 @@ export interface NodePlan {
 
 export interface ClusterPlan {
   topology: ClusterTopology;
-  /** Servers in join order (first server first), then agents. */
+  /** Servers in join order (first server first), then agents; nodes armed for removal are left out. */
   nodes: NodePlan[];
+  /** Entries with `decommission: true`: nothing is installed or changed on them any more. */
+  decommissioned: NodeConfig[];
   kubeconfigCommand: string;
 }
 
@@ -135,11 +138,14 @@ export function planCluster(config: ResolvedConfig, options: PlanOptions = {}): 
   const topology = clusterTopology(config);
   const plan = (n: NodeConfig) => planNodeContext({ ...nodeContext(config, n, topology), hasRegistryAuth: options.hasRegistryAuth });
   // The first server in config order initialises the cluster; the others join in config order.
-  const ordered = [...config.nodes.filter((n) => n.role === "server"), ...config.nodes.filter((n) => n.role === "agent")];
+  // Entries armed for removal get no steps at all (README "Removing a node").
+  const managed = managedNodes(config);
+  const ordered = [...managed.filter((n) => n.role === "server"), ...managed.filter((n) => n.role === "agent")];
   const first = plan(topology.firstServer);
   return {
     topology,
     nodes: ordered.map((n) => (n === topology.firstServer ? first : plan(n))),
+    decommissioned: config.nodes.filter((n) => n.decommission === true),
     kubeconfigCommand: asRoot(first.sshUser, sh`cat ${PATHS.kubeconfig}`).text,
   };
 }

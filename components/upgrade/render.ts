@@ -1,4 +1,5 @@
 import { NodeConfig, ResolvedConfig } from "../config/schema";
+import { managedNodes } from "../decommission/nodes";
 import { STATE_DIR } from "../k3s/install";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
 import { agentBatches } from "./versions";
@@ -205,7 +206,7 @@ fi
  */
 export function serverPreInstall(config: ResolvedConfig, node: NodeConfig): Shell {
   if (!config.k3s.version || node.role !== "server") return raw("");
-  const servers = config.nodes.filter((n) => n.role === "server").map((n) => n.name);
+  const servers = managedNodes(config).filter((n) => n.role === "server").map((n) => n.name);
   const ds = config.k3s.datastore.type;
   const backup =
     ds === "etcd"
@@ -290,7 +291,8 @@ export interface AgentBatch {
 }
 
 export function upgradeBatches(config: ResolvedConfig): AgentBatch[] {
-  const agents = config.nodes.filter((n) => n.role === "agent").map((n) => n.name);
+  // Entries armed for removal (decommission: true) are no longer managed: no batch step for them.
+  const agents = managedNodes(config).filter((n) => n.role === "agent").map((n) => n.name);
   return agentBatches(agents, config.upgrade.maxUnavailable).map((a, i) => ({ index: i + 1, agents: a }));
 }
 

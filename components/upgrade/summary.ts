@@ -10,7 +10,7 @@ import { agentBatches, maxUnavailableCount, shortTransition, upgradeProblem } fr
 /** The parts of the registered config this reads; a digest may carry less (then counts are left out). */
 export interface ClusterConfigView {
   k3s?: { version?: string; datastore?: { type?: string } };
-  nodes?: Array<{ name?: string; role?: string }>;
+  nodes?: Array<{ name?: string; role?: string; decommission?: boolean }>;
   upgrade?: unknown;
 }
 
@@ -23,7 +23,7 @@ export function upgradeSummary(before: ClusterConfigView | undefined, after: Clu
   const datastore = after?.k3s?.datastore?.type ?? "etcd";
   const backup = datastore === "etcd" ? "snapshot" : datastore === "sqlite" ? "copy of the sqlite datastore" : "no snapshot (external datastore: back it up first)";
   const phases = [backup];
-  const nodes = after?.nodes;
+  const nodes = after?.nodes?.filter((n) => n.decommission !== true);
   if (nodes) {
     const servers = nodes.filter((n) => n.role === "server").length;
     const agents = nodes.filter((n) => n.role === "agent").length;

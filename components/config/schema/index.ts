@@ -5,6 +5,7 @@ import { encryptionSchema } from "./encryption";
 import { nodeSchema, sshSchema } from "./nodes";
 import { tenantSchema } from "./tenants";
 import { upgradeSchema } from "./upgrade";
+import { singleLine } from "../single-line";
 
 /**
  * The one schema of k3s-platform's stack configuration (`k3s-platform:*` keys in
@@ -37,6 +38,13 @@ export const stackSchema = z.strictObject({
   encryption: encryptionSchema.prefault({}),
   tenants: z.array(tenantSchema).default([]),
   dns: dnsSchema.prefault({}),
+  /** Client and server certificates (README "Rotating the token / certificates"). */
+  certificates: z
+    .strictObject({
+      /** Bump (a counter or a date) to rotate every node's certificates, servers one at a time. */
+      rotation: z.union([singleLine().min(1), z.number()]).optional(),
+    })
+    .optional(),
   upgrade: upgradeSchema.prefault({}),
 });
 

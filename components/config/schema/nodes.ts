@@ -43,4 +43,10 @@ export const nodeSchema = z.strictObject({
   /** Raspberry Pi boards need cgroup flags on the kernel command line. */
   raspberryPi: z.boolean().default(false),
   ssh: nodeSshSchema.default({}),
+  /**
+   * Removal, step 1 of 2 (README "Removing a node"): `true` arms the teardown (drain, delete the
+   * Node, uninstall K3s) and stops installing or changing anything on the node; deleting the entry
+   * on a later `up` runs the teardown. `false` disarms it; never delete the line to disarm.
+   */
+  decommission: z.boolean().optional(),
 });

@@ -30,6 +30,23 @@ if [ -f "$ROOT"/etc/rancher/k3s/config.yaml ]; then
 fi
 
 
+# Rebuild guard (README "Rebuilding a node"): an empty data directory joins a running cluster.
+DB_DIR="$ROOT"/var/lib/rancher/k3s/server/db
+if [ -z "$(ls -A "$DB_DIR" 2>/dev/null || true)" ]; then
+  join_url=""
+  # No other server is configured: nobody to join.
+  if [ -n "$join_url" ]; then
+    install -d -m 0700 "$(dirname "$ROOT"/etc/rancher/k3s/config.yaml.d/40-k3s-platform-join.yaml)"
+    printf '# Written by k3s-platform: this server had no data and joined the running cluster.\nserver: %s\ncluster-init: false\n' "$join_url" >"$ROOT"/etc/rancher/k3s/config.yaml.d/40-k3s-platform-join.yaml
+    chmod 0600 "$ROOT"/etc/rancher/k3s/config.yaml.d/40-k3s-platform-join.yaml
+    echo "apply[$NODE]: the data directory is empty and $join_url serves: joining the running cluster through it (never cluster-init)"
+  else
+    rm -f "$ROOT"/etc/rancher/k3s/config.yaml.d/40-k3s-platform-join.yaml
+    echo "apply[$NODE]: no other configured server answers on :6443: initialising a new cluster (cluster-init)"
+  fi
+fi
+
+
 # --- version rules (components/upgrade/render.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {

@@ -1,0 +1,75 @@
+import { ResolvedConfig } from "../config/schema";
+import { API_PORT, clusterTopology, nodeAddress } from "../config/topology";
+import { raw, Shell, sh } from "../shell/sh";
+import { managedNodes } from "./nodes";
+
+/**
+ * Rebuilding the first server (README "Rebuilding a node"), pure.
+ *
+ * The first server's config.yaml says `cluster-init: true`. On a re-imaged host (empty
+ * `server/db`), or a new host put in the first slot, that would start a second cluster beside
+ * the running one. So before anything is placed, the first server's apply.sh asks the other
+ * configured servers whether they serve: K3s answers `GET /cacerts` on :6443 without credentials
+ * (docs.k3s.io/cli/token, "TLS Bootstrapping": a joining node downloads the CA bundle there with
+ * TLS verification disabled). When one does, a drop-in read after config.yaml (K3s reads
+ * `config.yaml.d/*.yaml` after it, later values win) makes this server join through it:
+ * `server: https://<other>:6443`, `cluster-init: false`. Only when no server answers is it a new
+ * cluster, and `cluster-init` stands. A server with data keeps whatever it has: etcd starts from
+ * its own member data and the drop-in is never rewritten.
+ */
+
+export const JOIN_DROPIN = "/etc/rancher/k3s/config.yaml.d/40-k3s-platform-join.yaml";
+export const SERVER_DB_DIR = "/var/lib/rancher/k3s/server/db";
+/** Seconds each server may take to answer the probe. */
+export const PROBE_TIMEOUT_SECONDS = 5;
+
+/** The URLs the first server probes, in config order: every other server still managed. */
+export function peerServerUrls(config: ResolvedConfig): string[] {
+  const first = clusterTopology(config).firstServer;
+  return managedNodes(config)
+    .filter((n) => n.role === "server" && n.name !== first.name)
+    .map((n) => {
+      const address = nodeAddress(n);
+      return `https://${address.includes(":") ? `[${address}]` : address}:${API_PORT}`;
+    });
+}
+
+/** The first server's preflight (embedded etcd only): join a running cluster rather than init one. */
+export function rejoinSnippet(config: ResolvedConfig): Shell {
+  if (config.k3s.datastore.type !== "etcd") return raw("");
+  const peers = peerServerUrls(config);
+  const dropIn = sh`"$ROOT"${JOIN_DROPIN}`;
+  const probe = peers.length
+    ? sh`${raw(peers.length === 1 ? "# shellcheck disable=SC2043 # one other server: a list of one\n  " : "")}for peer in ${peers}; do
+    # K3s serves its CA bundle at /cacerts to anyone (a joining node fetches it before trusting).
+    if command -v curl >/dev/null 2>&1; then
+      answer="$(curl -ksS --max-time ${PROBE_TIMEOUT_SECONDS} "$peer/cacerts" 2>/dev/null || true)"
+    elif command -v wget >/dev/null 2>&1; then
+      answer="$(wget -qO- --no-check-certificate -T ${PROBE_TIMEOUT_SECONDS} -t 1 "$peer/cacerts" 2>/dev/null || true)"
+    else
+      fail "the data directory is empty and neither curl nor wget is installed to ask the other servers whether a cluster runs; install one (never cluster-init blindly)"
+    fi
+    case "$answer" in
+      *"BEGIN CERTIFICATE"*) join_url="$peer"; break ;;
+      *) ;;
+    esac
+  done`
+    : raw("# No other server is configured: nobody to join.");
+  return sh`
+# Rebuild guard (README "Rebuilding a node"): an empty data directory joins a running cluster.
+DB_DIR="$ROOT"${SERVER_DB_DIR}
+if [ -z "$(ls -A "$DB_DIR" 2>/dev/null || true)" ]; then
+  join_url=""
+  ${probe}
+  if [ -n "$join_url" ]; then
+    install -d -m 0700 "$(dirname ${dropIn})"
+    printf '# Written by k3s-platform: this server had no data and joined the running cluster.\\nserver: %s\\ncluster-init: false\\n' "$join_url" >${dropIn}
+    chmod 0600 ${dropIn}
+    echo "apply[$NODE]: the data directory is empty and $join_url serves: joining the running cluster through it (never cluster-init)"
+  else
+    rm -f ${dropIn}
+    echo "apply[$NODE]: no other configured server answers on :${raw(String(API_PORT))}: initialising a new cluster (cluster-init)"
+  fi
+fi
+`;
+}

@@ -1,0 +1,206 @@
+import { NodeConfig, ResolvedConfig } from "../config/schema";
+import { binDir } from "../k3s/install";
+import { clusterTopology } from "../config/topology";
+import { NO_OP_UPDATE } from "../encryption/once";
+import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
+import { asRoot } from "../shell/root";
+import { raw, Shell, sh } from "../shell/sh";
+
+/**
+ * Node removal in two explicit steps (README "Removing a node"), pure: config in, scripts out.
+ *
+ * `decommission: true` on a node entry *arms* the teardown; deleting the entry later *runs* it.
+ * The teardown lives in the `delete` of two commands that are never replaced: their `triggers`
+ * never change (none are set), so the engine only ever creates, updates (a no-op) or deletes them.
+ * A `triggers` change would replace a command — create the new one, then run the old one's
+ * `delete` (REFERENCE "The Pulumi engine here", measured) — and a teardown there would run on
+ * every change. Arming and disarming change the `delete` text, which is an Update (the no-op
+ * `update`); the engine runs the `delete` kept in state once the entry is gone.
+ *
+ *  - `drain` (on a server): cordon, drain, `kubectl delete node`. A server's Node carries K3s'
+ *    etcd finalizer (`wrangler.cattle.io/managed-etcd-controller`, k3s-io/k3s#2669); `kubectl
+ *    delete node` waits for it, so the etcd member is gone before the uninstall (k3s-io/k3s#9817:
+ *    "If you just want it gone, use kubectl delete node").
+ *  - `uninstall` (on the node): `k3s-uninstall.sh` / `k3s-agent-uninstall.sh`, which the install
+ *    script writes next to the binary (REFERENCE "Uninstall"), then k3s-platform's own state.
+ *
+ * Deletion order: the engine deletes dependents before their dependencies, so `drain` depends on
+ * `uninstall`: removing the entry drains first, uninstalls second.
+ */
+
+/** Suffixes after `<stack>-<node>-` (names.ts: siblings of the K3sNode, never its children). */
+export const TEARDOWN_CHILDREN = { drain: NODE_LIFECYCLE_CHILDREN.drain, uninstall: NODE_LIFECYCLE_CHILDREN.uninstall } as const;
+
+/** Seconds `kubectl drain` and `kubectl delete node` may take before the teardown fails. */
+export const DRAIN_TIMEOUT_SECONDS = 300;
+
+export interface TeardownPlan {
+  node: NodeConfig;
+  armed: boolean;
+  /** The server whose admin kubeconfig drains and deletes the Node (never the node itself). */
+  drainServer: NodeConfig;
+  /** Run on create: records the arming; changes nothing on the host. */
+  armScript: string;
+  drainScript: string;
+  uninstallScript: string;
+}
+
+/**
+ * One teardown per node entry that sets `decommission` (true: armed, false: disarmed — kept
+ * declared so that cancelling is an Update, never a delete that would run the teardown).
+ */
+export function teardownPlans(config: ResolvedConfig): TeardownPlan[] {
+  const topology = clusterTopology(config);
+  return config.nodes
+    .filter((n) => n.decommission !== undefined)
+    .map((node) => {
+      const armed = node.decommission === true;
+      return {
+        node,
+        armed,
+        drainServer: topology.firstServer,
+        armScript: renderArmScript(node, armed),
+        drainScript: armed ? renderDrainScript(node) : renderDisarmedScript(node, "drain"),
+        uninstallScript: armed ? renderUninstallScript(config, node) : renderDisarmedScript(node, "uninstall"),
+      };
+    });
+}
+
+export { managedNodes } from "./nodes";
+
+/** A teardown command as the component declares it (names without the `<stack>-` prefix). */
+export interface TeardownCommand {
+  name: string;
+  /** The host it runs on (its connection). */
+  on: NodeConfig;
+  create: string;
+  update: string;
+  delete: string;
+  dependsOn: string[];
+}
+
+/** Runs a generated script as root, given as one argument (`delete` has no stdin of its own). */
+function asRootScript(user: string, script: string): string {
+  return asRoot(user, sh`bash -c ${script}`).text;
+}
+
+/** Both commands of every teardown, uninstall first (drain depends on it: deleted, so run, first). */
+export function teardownCommands(config: ResolvedConfig): TeardownCommand[] {
+  return teardownPlans(config).flatMap((t) => {
+    const nodeUser = t.node.ssh.user ?? config.ssh.user;
+    const serverUser = t.drainServer.ssh.user ?? config.ssh.user;
+    const uninstall = nodeLifecycleName(t.node.name, "uninstall");
+    return [
+      { name: uninstall, on: t.node, create: asRootScript(nodeUser, t.armScript), update: NO_OP_UPDATE, delete: asRootScript(nodeUser, t.uninstallScript), dependsOn: [] },
+      {
+        name: nodeLifecycleName(t.node.name, "drain"),
+        on: t.drainServer,
+        create: asRootScript(serverUser, t.armScript),
+        update: NO_OP_UPDATE,
+        delete: asRootScript(serverUser, t.drainScript),
+        dependsOn: [uninstall],
+      },
+    ];
+  });
+}
+
+const SCRIPT = (what: string, node: NodeConfig, body: Shell) => sh`#!/usr/bin/env bash
+# ${what} of node ${node.name}, generated by k3s-platform (README "Removing a node").
+set -euo pipefail
+NODE=${node.name}
+started=$SECONDS
+say() { echo "decommission[$NODE]: $* ($((SECONDS - started))s)"; }
+fail() { echo "decommission[$NODE]: $* ($((SECONDS - started))s)" >&2; exit 1; }
+${body}
+`.text;
+
+function renderArmScript(node: NodeConfig, armed: boolean): string {
+  return SCRIPT(
+    "Arming the teardown",
+    node,
+    armed
+      ? raw(`say "armed: deleting this node's entry runs: drain, delete node, uninstall; nothing changed on the host"`)
+      : raw(`say "disarmed: deleting this node's entry leaves K3s installed"`),
+  );
+}
+
+function renderDisarmedScript(node: NodeConfig, step: string): string {
+  return SCRIPT(`Disarmed ${step}`, node, sh`say ${`${step} skipped: the teardown was disarmed (decommission: false); K3s stays installed`}`);
+}
+
+/** Runs on a server as root: cordon, drain, delete the Node (for a server: its etcd member too). */
+export function renderDrainScript(node: NodeConfig): string {
+  return SCRIPT(
+    "Drain and delete",
+    node,
+    sh`TIMEOUT=${DRAIN_TIMEOUT_SECONDS}
+k3s kubectl get --raw=/readyz >/dev/null || fail "the API server on this server does not answer; nothing was changed, the next pulumi up retries"
+# Captured, then matched: no pipe into grep -q under pipefail.
+if ! found="$(k3s kubectl get node "$NODE" -o name 2>&1)"; then
+  case "$found" in
+    *NotFound* | *"not found"*) say "not registered: nothing to drain or delete"; exit 0 ;;
+    *) fail "cannot read Node $NODE: $found" ;;
+  esac
+fi
+say "cordon"
+k3s kubectl cordon "$NODE"
+say "drain"
+if ! out="$(k3s kubectl drain "$NODE" --ignore-daemonsets --delete-emptydir-data --timeout="\${TIMEOUT}s" 2>&1)"; then
+  printf '%s\\n' "$out" >&2
+  fail "drain did not finish (pods above: a PodDisruptionBudget or an unevictable pod); $NODE stays cordoned and installed, the next pulumi up retries"
+fi
+say "delete node (a server leaves etcd before its Node is gone)"
+k3s kubectl delete node "$NODE" --wait=true --timeout="\${TIMEOUT}s"
+say "drained and deleted"`,
+  );
+}
+
+/** Runs on the node as root: the install script's uninstaller, then k3s-platform's state. */
+export function renderUninstallScript(config: ResolvedConfig, node: NodeConfig): string {
+  const dir = config.k3s.airgap.enabled ? binDir(config.k3s.airgap.binaryPath) : "/usr/local/bin";
+  const script = `${dir === "/" ? "" : dir}/${node.role === "server" ? "k3s-uninstall.sh" : "k3s-agent-uninstall.sh"}`;
+  return SCRIPT(
+    "Uninstall",
+    node,
+    sh`ROOT="\${K3S_PLATFORM_ROOT:-}"
+UNINSTALL=${script}
+if [ -x "$ROOT$UNINSTALL" ]; then
+  say "uninstall: $UNINSTALL"
+  "$ROOT$UNINSTALL"
+  say "K3s uninstalled"
+else
+  say "no $UNINSTALL: K3s is not installed, nothing to uninstall"
+fi
+rm -rf "$ROOT"${"/var/lib/k3s-platform"}
+say "k3s-platform state removed; the host can be re-used"`,
+  );
+}
+
+/**
+ * Runs on the first server whenever the list of node entries changes: names every Node the cluster
+ * has registered that no entry lists. Such a node was removed from the config without
+ * `decommission: true` first, so K3s still runs there; this says so (a warning, not a failure).
+ */
+export function renderInventoryScript(config: ResolvedConfig): string {
+  const listed = config.nodes.map((n) => n.name);
+  return sh`#!/usr/bin/env bash
+# Node inventory, generated by k3s-platform (README "Removing a node").
+set -euo pipefail
+listed=(${listed})
+registered="$(k3s kubectl get nodes -o name)"
+unlisted=0
+while IFS= read -r entry; do
+  name="\${entry#node/}"
+  [ -n "$name" ] || continue
+  known=0
+  for n in "\${listed[@]}"; do
+    if [ "$n" = "$name" ]; then known=1; fi
+  done
+  if [ "$known" = 0 ]; then
+    unlisted=$((unlisted + 1))
+    echo "warning: node $name is registered in the cluster but has no entry in the stack config: it was removed without decommission: true, so K3s still runs on it. Add it back with decommission: true, run pulumi up, then remove it (README: Removing a node)." >&2
+  fi
+done <<<"$registered"
+echo "inventory: \${#listed[@]} node entries, $unlisted registered node(s) without one"
+`.text;
+}

@@ -1,0 +1,103 @@
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { ResolvedConfig } from "../config/schema";
+import { childName, CLUSTER_CHILDREN, nodeLifecycleName } from "../names";
+import type { Connection } from "../ssh/connection";
+import { NodePlan } from "../plan/node";
+import { sha256 } from "../plan/hash";
+import { stdinScriptCommand } from "../shell/root";
+import { CertificateExpiry, certificateRotationSteps, parseCertificateCheck, renderCertificateCheckScript, tokenFingerprint, tokenRotateStep } from "./render";
+
+export interface RotationNode {
+  plan: NodePlan;
+  connection: Connection;
+}
+
+/**
+ * The token-rotate step (render.ts): on the first server, before any node's secrets write. Its
+ * only trigger is the salted fingerprint of the token, secret in state; other changes are a
+ * no-op Update (one-shot, as encryption/once.ts).
+ */
+export function createTokenRotation(
+  name: string,
+  config: ResolvedConfig,
+  first: RotationNode,
+  token: pulumi.Input<string>,
+  parent: pulumi.Resource,
+): command.remote.Command {
+  const salt = new random.RandomPassword(childName(name, CLUSTER_CHILDREN.tokenSalt), { length: 32, special: false }, { parent });
+  const fingerprint = pulumi.secret(pulumi.all([salt.result, token]).apply(([s, t]) => [tokenFingerprint(s, t)]));
+  const step = pulumi.output(token).apply((t) => tokenRotateStep(config, first.plan, t));
+  // The step's name and commands do not depend on the token; only its stdin does.
+  const step0 = tokenRotateStep(config, first.plan, "");
+  return new command.remote.Command(
+    childName(name, step0.name),
+    {
+      connection: first.connection,
+      create: stdinScriptCommand(first.plan.sshUser),
+      update: step0.update,
+      stdin: pulumi.secret(step.stdin),
+      triggers: fingerprint,
+      addPreviousOutputInEnv: false,
+    },
+    { parent, additionalSecretOutputs: ["stdin"] },
+  );
+}
+
+/**
+ * `certificates.rotation`: one-shot steps, servers one after another, then the agents. Returns
+ * what must wait for the rotation (the last steps, or `after` when there is none).
+ */
+export function createCertificateRotation(
+  name: string,
+  config: ResolvedConfig,
+  nodes: RotationNode[],
+  after: pulumi.Resource[],
+  parent: pulumi.Resource,
+): pulumi.Resource[] {
+  const steps = certificateRotationSteps(config, nodes.map((n) => n.plan));
+  if (steps.length === 0) return after;
+  const created = new Map<string, command.remote.Command>();
+  const connectionOf = new Map(nodes.map((n) => [n.plan.node.name, n.connection]));
+  for (const s of steps) {
+    created.set(
+      s.name,
+      new command.remote.Command(
+        childName(name, s.name),
+        { connection: connectionOf.get(s.on.name)!, create: s.create, update: s.update, stdin: s.stdin, triggers: s.triggers, addPreviousOutputInEnv: false },
+        { parent, dependsOn: s.dependsOn.length ? s.dependsOn.map((d) => created.get(d)!) : after },
+      ),
+    );
+  }
+  const dependedOn = new Set(steps.flatMap((s) => s.dependsOn));
+  return steps.filter((s) => !dependedOn.has(s.name)).map((s) => created.get(s.name)!);
+}
+
+/** Per server: `k3s certificate check`, re-read after a re-apply or a rotation. */
+export function createCertificateChecks(
+  name: string,
+  config: ResolvedConfig,
+  servers: RotationNode[],
+  after: pulumi.Resource[],
+  parent: pulumi.Resource,
+): pulumi.Output<Record<string, CertificateExpiry>> {
+  const rotation = String(config.certificates?.rotation ?? "");
+  const script = renderCertificateCheckScript(config);
+  const checks = servers.map((s) => {
+    const check = new command.remote.Command(
+      childName(name, nodeLifecycleName(s.plan.node.name, "certificateCheck")),
+      {
+        connection: s.connection,
+        create: stdinScriptCommand(s.plan.sshUser),
+        update: stdinScriptCommand(s.plan.sshUser),
+        stdin: script,
+        triggers: [rotation, sha256(s.plan.hashes.apply)],
+        addPreviousOutputInEnv: false,
+      },
+      { parent, dependsOn: after },
+    );
+    return check.stdout.apply((out) => [s.plan.node.name, parseCertificateCheck(out)] as const);
+  });
+  return pulumi.all(checks).apply((pairs) => Object.fromEntries(pairs));
+}

@@ -1,0 +1,10 @@
+#!/bin/sh
+# e2e stand-in for k3s-agent-uninstall.sh, which the K3s install script writes next to the binary
+# (install.sh create_uninstall). Like the real one: stops the service, removes the unit, its env
+# file, /etc/rancher/k3s, /var/lib/rancher/k3s, the binary and itself; records the call.
+set -eu
+echo "$(date +%s.%N) k3s-agent-uninstall.sh" >>/var/log/k3sp/calls.log
+systemctl stop k3s-agent
+rm -f /etc/systemd/system/k3s-agent.service /etc/systemd/system/k3s-agent.service.env
+rm -rf /etc/rancher/k3s /var/lib/rancher/k3s
+rm -f /usr/local/bin/k3s "$0"

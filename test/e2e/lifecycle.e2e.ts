@@ -1,0 +1,367 @@
+import { strict as assert } from "node:assert";
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { NodeConfig, ResolvedConfig, StackInput } from "../../components/config/schema";
+import { loadStackConfig } from "../../components/config/validate";
+import { teardownCommands } from "../../components/decommission/render";
+import { JOIN_DROPIN } from "../../components/decommission/rejoin";
+import { PATHS } from "../../components/k3s/paths";
+import { planCluster, sha256, stdinScriptCommand } from "../../components/node/plan";
+import {
+  CertificateExpiry,
+  certificateRotationSteps,
+  parseCertificateCheck,
+  renderCertificateCheckScript,
+  tokenFingerprint,
+  tokenRotateStep,
+} from "../../components/rotation/render";
+import { REPO } from "../helpers/samples";
+import { CommandProviderModel, Declared, StepRecord, UpError } from "./provider";
+import { applyCluster, ClusterRun, installRuns, restarts, SshTarget, TestHost } from "./ssh";
+
+/**
+ * Day-2 lifecycle end to end over SSH (issue 13: removal, rebuild, rotation): four test hosts,
+ * the exact commands the components declare, run in the order `pulumi up` gives them
+ * (provider.ts models the command provider and the engine: create / update / replace / delete).
+ * K3s, kubectl, the uninstall scripts and :6443 are stand-ins (hosts/root-overlay) that record
+ * what they were asked; order is asserted on their timestamps.
+ */
+
+const HOSTS = join(REPO, "test", "e2e", "hosts", "hosts.sh");
+const TOKEN_1 = "e2e-lifecycle-token-one-7c1d";
+const TOKEN_2 = "e2e-lifecycle-token-two-93ab";
+/** The token-rotate trigger's salt (a random.RandomPassword in the program). */
+const SALT = "e2e-salt";
+
+type Edit = (raw: StackInput) => void;
+type NodeInput = StackInput["nodes"][number];
+/** An edit to one node entry, while the entry exists (entries come and go in these tests). */
+const onNode = (name: string, edit: (node: NodeInput) => void): Edit => (raw) => {
+  const node = raw.nodes.find((n) => n.name === name);
+  if (node) edit(node);
+};
+
+interface Entry {
+  name: string;
+  host: number;
+  role: "server" | "agent";
+}
+
+describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
+  this.timeout(900_000);
+  const dir = mkdtempSync(join(tmpdir(), "k3sp-e2e-life-"));
+  let hosts: TestHost[];
+  const model = new CommandProviderModel();
+  const targets = new Map<string, SshTarget>();
+  let entries: Entry[] = [
+    { name: "e2e-server-1", host: 0, role: "server" },
+    { name: "e2e-server-2", host: 1, role: "server" },
+    { name: "e2e-agent-1", host: 2, role: "agent" },
+    { name: "e2e-agent-2", host: 3, role: "agent" },
+  ];
+  const edits: Edit[] = [];
+  let token = TOKEN_1;
+  let lastRun: ClusterRun | undefined;
+  let expiry: Record<string, CertificateExpiry> = {};
+
+  const stack = (): ResolvedConfig => {
+    const raw: StackInput = {
+      environment: "dev",
+      k3s: { version: "v1.31.4+k3s1", hardening: "cis", airgap: { enabled: true }, firewall: { mode: "open" } },
+      ssh: { user: "deploy" },
+      nodes: entries.map((e) => ({
+        name: e.name,
+        host: hosts[e.host]!.address,
+        nodeIp: hosts[e.host]!.address,
+        role: e.role,
+        ssh: { hostKey: hosts[e.host]!.hostKey },
+      })),
+    };
+    for (const edit of edits) edit(raw);
+    return loadStackConfig(raw);
+  };
+  const hostOf = (node: NodeConfig) => hosts.find((h) => h.address === node.host)!;
+  const target = (node: NodeConfig) => {
+    const host = hostOf(node);
+    if (!targets.has(host.address)) targets.set(host.address, new SshTarget(host, join(dir, "id_ed25519")));
+    return targets.get(host.address)!;
+  };
+  /** What the command provider stores of `connection` (cluster/component.ts nodeConnection). */
+  const connection = (config: ResolvedConfig, node: NodeConfig) =>
+    JSON.stringify([node.host, node.ssh.port ?? config.ssh.port, node.ssh.user ?? config.ssh.user, config.ssh.perDialTimeout, config.ssh.dialErrorLimit]);
+
+  /** The program's resources for `config`, in declaration order (dependencies first). */
+  const program = (config: ResolvedConfig, afterNodes?: () => void): Declared[] => {
+    const plan = planCluster(config);
+    const first = plan.nodes[0]!;
+    const rotate = tokenRotateStep(config, first, token);
+    const declared: Declared[] = [
+      { ...rotate, target: target(first.node), connection: connection(config, first.node), triggers: [tokenFingerprint(SALT, token)] },
+      {
+        // The K3sNode steps (stage, bundle, secrets, os-prep, apply): each node's secrets wait for token-rotate.
+        name: "nodes",
+        run: async () => {
+          lastRun = await applyCluster(plan, new Map(plan.nodes.map((n) => [n.node.name, target(n.node)])), { token });
+          const failures = [...lastRun.failures.values()];
+          if (failures.length) throw new Error(failures.join("\n"));
+          // Fault injection between the node steps and the lifecycle steps (the engine would not
+          // touch an unchanged node at all; the harness re-runs every node step, idempotently).
+          afterNodes?.();
+        },
+      },
+    ];
+    for (const t of teardownCommands(config)) {
+      declared.push({ name: t.name, target: target(t.on), connection: connection(config, t.on), create: t.create, update: t.update, delete: t.delete, dependsOn: t.dependsOn });
+    }
+    const rotations = certificateRotationSteps(config, plan.nodes);
+    for (const s of rotations) declared.push({ ...s, target: target(s.on), connection: connection(config, s.on) });
+    const checkScript = renderCertificateCheckScript(config);
+    const outputs: Array<[string, string]> = [];
+    for (const server of plan.nodes.filter((n) => n.node.role === "server")) {
+      const name = `${server.node.name}-certificate-check`;
+      outputs.push([server.node.name, name]);
+      declared.push({
+        name,
+        target: target(server.node),
+        connection: connection(config, server.node),
+        create: stdinScriptCommand(server.sshUser),
+        update: stdinScriptCommand(server.sshUser),
+        stdin: checkScript,
+        triggers: [String(config.certificates?.rotation ?? ""), sha256(server.hashes.apply)],
+        dependsOn: rotations.length ? [rotations[rotations.length - 1]!.name] : [],
+      });
+    }
+    declared.push({
+      name: "outputs",
+      run: async () => {
+        // Stack output certificateExpiry: the check's stdout as the provider keeps it in state.
+        expiry = {};
+        for (const [node, resource] of outputs) {
+          const r = model.state.get(resource)!;
+          expiry[node] = parseCertificateCheck((await r.target.run(r.create!, r.stdin)).stdout);
+        }
+      },
+    });
+    return declared;
+  };
+  const up = async (afterNodes?: () => void) => model.up(program(stack(), afterNodes));
+  const opsOf = (steps: StepRecord[], ...names: string[]) => names.map((n) => steps.find((s) => s.name === n)?.op ?? "absent");
+  const hostByName = (name: string) => hosts[entries.find((e) => e.name === name)!.host]!;
+  const calls = (host: TestHost) => (existsSync(join(host.upper, "var/log/k3sp/calls.log")) ? readFileSync(join(host.upper, "var/log/k3sp/calls.log"), "utf8") : "");
+  /** Timestamps of the calls on `host` matching `pattern`. */
+  const callTimes = (host: TestHost, pattern: RegExp) =>
+    calls(host)
+      .split("\n")
+      .filter((l) => pattern.test(l))
+      .map((l) => Number(l.split(" ")[0]));
+  const ssh = (host: TestHost, command: string) => new SshTarget(host, join(dir, "id_ed25519")).run(command);
+
+  before(() => {
+    execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" });
+    execFileSync("bash", [HOSTS, "up", "4", dir], { stdio: "inherit" });
+    hosts = JSON.parse(readFileSync(join(dir, "hosts.json"), "utf8")) as TestHost[];
+  });
+  after(() => execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" }));
+
+  it("bootstrap: no other server answers, so the first server initialises the cluster; expiry per server; a second up is a no-op", async () => {
+    const steps = await up();
+    assert.deepEqual(opsOf(steps, "token-rotate", "e2e-server-1-certificate-check", "e2e-server-2-certificate-check"), ["create", "create", "create"]);
+    assert.match(steps[0]!.stdout, /K3s does not run here yet: nothing to rotate/);
+    assert.match(lastRun!.runs.get("e2e-server-1")!.apply, /no other configured server answers on :6443: initialising a new cluster/);
+    assert.ok(!existsSync(join(hostByName("e2e-server-1").upper, JOIN_DROPIN)), "no join drop-in on a new cluster");
+    assert.match(readFileSync(join(hostByName("e2e-server-1").upper, PATHS.configYaml), "utf8"), /^cluster-init: true$/m);
+    assert.deepEqual(Object.keys(expiry).sort(), ["e2e-server-1", "e2e-server-2"]);
+    const days = (Date.parse(expiry["e2e-server-1"]!.earliest!.expires) - Date.now()) / 86_400_000;
+    assert.ok(days > 364 && days <= 365, `earliest certificate expires in ${days} days`);
+    assert.equal(expiry["e2e-server-1"]!.certificates.length, 3);
+
+    const before = hosts.map(calls);
+    const again = await up();
+    assert.deepEqual([...new Set(again.map((s) => s.op))], ["same"]);
+    for (const [name, run] of lastRun!.runs) assert.match(run.apply, /K3s is up to date/, name);
+    assert.deepEqual(hosts.map(calls), before, "nothing called on any host");
+  });
+
+  it("decommission: arming changes nothing on the node; no other change runs the teardown; removing the entry drains on a server, then uninstalls", async () => {
+    const agent = hostByName("e2e-agent-2");
+    const server = hostByName("e2e-server-1");
+    const installs = installRuns(agent).length;
+    edits.push(onNode("e2e-agent-2", (n) => (n.decommission = true)));
+    const armed = await up();
+    assert.deepEqual(opsOf(armed, "e2e-agent-2-decommission-uninstall", "e2e-agent-2-decommission-drain"), ["create", "create"]);
+    assert.match(armed.find((s) => s.name === "e2e-agent-2-decommission-drain")!.stdout, /decommission\[e2e-agent-2\]: armed/);
+    assert.ok(!lastRun!.runs.has("e2e-agent-2"), "nothing is installed or changed on a decommissioned node");
+    assert.doesNotMatch(calls(server), /cordon|drain|delete node/);
+
+    // Other changes: the node's own entry, its SSH settings, a cluster-wide change, a new token.
+    const unchanged = (steps: StepRecord[]) => {
+      for (const name of ["e2e-agent-2-decommission-uninstall", "e2e-agent-2-decommission-drain"]) {
+        assert.ok(["same", "update"].includes(steps.find((s) => s.name === name)!.op), `${name}: ${steps.find((s) => s.name === name)!.op}`);
+      }
+      assert.doesNotMatch(calls(server), /cordon|drain|delete node/);
+      assert.doesNotMatch(calls(agent), /uninstall/);
+      assert.ok(existsSync(join(agent.upper, "var/lib/k3sp-stub/active/k3s-agent")), "K3s still runs on the node");
+      assert.equal(installRuns(agent).length, installs);
+    };
+    edits.push(onNode("e2e-agent-2", (n) => (n.labels = { "example.com/disk": "ssd" })));
+    edits.push((raw) => (raw.k3s!.kubelet = { maxPods: 150 }));
+    unchanged(await up());
+    edits.push((raw) => (raw.ssh!.perDialTimeout = 20));
+    const sshChange = await up();
+    assert.equal(sshChange.find((s) => s.name === "e2e-agent-2-decommission-drain")!.op, "update", "an SSH change is an Update (the no-op `update`)");
+    unchanged(sshChange);
+
+    // The engine's rule the design avoids: a triggers change replaces, so the old `delete` runs.
+    const probe = (trigger: string) => ({ name: "probe", target: target(stack().nodes[0]!), connection: "c", create: "true", delete: "echo replaced >/tmp/k3sp-probe", triggers: [trigger] });
+    const contrast = new CommandProviderModel();
+    await contrast.up([probe("1")]);
+    assert.deepEqual((await contrast.up([probe("2")]))[0]!.ran, ["create", "delete"]);
+
+    entries = entries.filter((e) => e.name !== "e2e-agent-2");
+    const removed = await up();
+    const deletes = removed.filter((s) => s.op === "delete").map((s) => s.name);
+    assert.deepEqual(deletes, ["e2e-agent-2-decommission-drain", "e2e-agent-2-decommission-uninstall"]);
+    const [cordon] = callTimes(server, /k3s kubectl cordon e2e-agent-2$/);
+    const [drain] = callTimes(server, /k3s kubectl drain e2e-agent-2 --ignore-daemonsets --delete-emptydir-data --timeout=300s$/);
+    const [deleted] = callTimes(server, /k3s kubectl delete node e2e-agent-2 --wait=true --timeout=300s$/);
+    const [uninstalled] = callTimes(agent, /k3s-agent-uninstall\.sh$/);
+    assert.ok(cordon! < drain! && drain! < deleted! && deleted! < uninstalled!, "cordon, drain, delete node on the server, then uninstall on the node");
+    assert.match(removed.find((s) => s.name === "e2e-agent-2-decommission-drain")!.stdout, /decommission\[e2e-agent-2\]: drain \(\d+s\)/);
+    assert.ok(!existsSync(join(agent.upper, "var/lib/k3sp-stub/active/k3s-agent")), "k3s-agent stopped");
+    assert.ok(!existsSync(join(agent.upper, "etc/rancher/k3s/config.yaml")) && !existsSync(join(agent.upper, "var/lib/k3s-platform")), "K3s and k3s-platform state removed");
+
+    const before = hosts.map(calls);
+    const again = await up();
+    assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), [], "a second up is a no-op");
+    assert.deepEqual(hosts.map(calls), before);
+  });
+
+  it("host unreachable mid-removal: the drain ran, the uninstall fails naming the node; the next up finishes only the uninstall", async () => {
+    const agent = hostByName("e2e-agent-1");
+    const server = hostByName("e2e-server-1");
+    edits.push(onNode("e2e-agent-1", (n) => (n.decommission = true)));
+    await up();
+    entries = entries.filter((e) => e.name !== "e2e-agent-1");
+    execFileSync("bash", [HOSTS, "stop", "3", dir]);
+    await assert.rejects(up(), (e: Error) => {
+      assert.ok(e instanceof UpError);
+      assert.equal(e.resource, "e2e-agent-1-decommission-uninstall");
+      assert.match(e.message, /status 255: .*(refused|timed out|No route)/);
+      return true;
+    });
+    assert.equal(callTimes(server, /k3s kubectl delete node e2e-agent-1 /).length, 1, "the drain finished before the failure");
+    assert.ok(model.state.has("e2e-agent-1-decommission-uninstall") && !model.state.has("e2e-agent-1-decommission-drain"));
+
+    execFileSync("bash", [HOSTS, "start", "3", dir]);
+    const healed = await up();
+    assert.deepEqual(healed.filter((s) => s.op === "delete").map((s) => s.name), ["e2e-agent-1-decommission-uninstall"]);
+    assert.equal(callTimes(server, /k3s kubectl (cordon|drain|delete node) e2e-agent-1/).length, 3, "not drained twice");
+    assert.equal(callTimes(agent, /k3s-agent-uninstall\.sh$/).length, 1);
+  });
+
+  it("rebuild: a re-imaged first server (empty data directory) joins through the second server, never cluster-init", async () => {
+    const first = hostByName("e2e-server-1");
+    const second = hostByName("e2e-server-2");
+    // Re-imaged: K3s data, config and k3s-platform state gone (the air-gap binary is pre-staged again).
+    const wiped = await ssh(first, "sudo -n sh -c 'systemctl stop k3s && rm -rf /var/lib/rancher/k3s /etc/rancher/k3s /var/lib/k3s-platform'");
+    assert.equal(wiped.status, 0, wiped.stderr);
+    const installs = installRuns(second).length;
+    await up();
+    assert.match(lastRun!.runs.get("e2e-server-1")!.apply, new RegExp(`the data directory is empty and https://${second.address.replace(/\./g, "\\.")}:6443 serves: joining the running cluster through it \\(never cluster-init\\)`));
+    assert.equal(readFileSync(join(first.upper, JOIN_DROPIN), "utf8").split("\n").slice(1).join("\n"), `server: https://${second.address}:6443\ncluster-init: false\n`);
+    assert.ok(existsSync(join(first.upper, "var/lib/rancher/k3s/server/db/etcd")), "joined: member data exists");
+    assert.equal(installRuns(second).length, installs, "the second server was not touched");
+    const again = await up();
+    assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), []);
+    assert.match(lastRun!.runs.get("e2e-server-1")!.apply, /K3s is up to date/);
+  });
+
+  it("replacing the first server: a new name in the first slot joins the running cluster; servers never restart two at once", async () => {
+    // A third server first (two servers cannot lose one: quorum), on a host whose K3s was uninstalled.
+    const restage = async (host: TestHost) => {
+      const copy = new SshTarget(host, join(dir, "id_ed25519")).copy(readFileSync(join(REPO, "test/e2e/hosts/root-overlay/usr/local/bin/k3s"), "utf8"), "/tmp/k3s");
+      assert.equal(copy.status, 0, copy.stderr);
+      const placed = await ssh(host, "sudo -n install -m 0755 /tmp/k3s /usr/local/bin/k3s");
+      assert.equal(placed.status, 0, placed.stderr);
+    };
+    await restage(hosts[3]!);
+    entries.push({ name: "e2e-server-3", host: 3, role: "server" });
+    await up();
+    assert.match(readFileSync(join(hosts[3]!.upper, PATHS.configYaml), "utf8"), new RegExp(`^server: https://${hosts[0]!.address.replace(/\./g, "\\.")}:6443$`, "m"));
+
+    edits.push(onNode("e2e-server-1", (n) => (n.decommission = true)));
+    await up();
+    // The next server holds the first slot now; its data exists, so it keeps its etcd member.
+    assert.match(readFileSync(join(hosts[1]!.upper, PATHS.configYaml), "utf8"), /^cluster-init: true$/m);
+    assert.ok(!existsSync(join(hosts[1]!.upper, JOIN_DROPIN)));
+
+    await restage(hosts[2]!);
+    const mark = Date.now() / 1000;
+    entries = [{ name: "e2e-server-4", host: 2, role: "server" }, ...entries.filter((e) => e.name !== "e2e-server-1")];
+    const steps = await up();
+    assert.match(lastRun!.runs.get("e2e-server-4")!.apply, new RegExp(`https://${hosts[1]!.address.replace(/\./g, "\\.")}:6443 serves: joining the running cluster`));
+    assert.deepEqual(steps.filter((s) => s.op === "delete").map((s) => s.name), ["e2e-server-1-decommission-drain", "e2e-server-1-decommission-uninstall"]);
+    assert.equal(callTimes(hosts[1]!, /k3s kubectl delete node e2e-server-1 /).length, 1, "drained on the server holding the first slot when it was armed");
+    assert.equal(callTimes(hosts[0]!, /k3s-uninstall\.sh$/).length, 1);
+    // Server installs in this up: one after another, never overlapping.
+    const runs = [hosts[2]!, hosts[1]!, hosts[3]!].flatMap((h) => installRuns(h).filter((r) => r.start >= mark));
+    runs.sort((a, b) => a.start - b.start);
+    for (let i = 1; i < runs.length; i++) assert.ok(runs[i - 1]!.end <= runs[i]!.start, "never two servers at once");
+    assert.ok(runs.length >= 2);
+  });
+
+  it("token rotation: rotated once on the first server before any restart, servers restart one at a time with the new token; a second up is a no-op", async () => {
+    const servers = ["e2e-server-4", "e2e-server-2", "e2e-server-3"].map(hostByName);
+    const mark = Date.now() / 1000;
+    token = TOKEN_2;
+    const steps = await up();
+    assert.equal(steps.find((s) => s.name === "token-rotate")!.op, "replace");
+    const want = createHash("sha256").update(TOKEN_2).digest("hex");
+    const rotated = callTimes(servers[0]!, new RegExp(`k3s token rotate new-token-sha256=${want}$`));
+    assert.equal(rotated.length, 1);
+    const restartAt = servers.map((h) => restarts(h, "k3s").filter((t) => t >= mark));
+    for (const r of restartAt) assert.equal(r.length, 1, "each server restarted once");
+    assert.ok(rotated[0]! < restartAt[0]![0]! && restartAt[0]![0]! < restartAt[1]![0]! && restartAt[1]![0]! < restartAt[2]![0]!, "rotate, then servers one at a time");
+    for (const h of servers) assert.match(readFileSync(join(h.upper, PATHS.secretDropIn), "utf8"), new RegExp(`token: ${TOKEN_2}`));
+    assert.doesNotMatch(calls(servers[0]!), new RegExp(TOKEN_2), "the token itself is never recorded");
+
+    const again = await up();
+    assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), []);
+    assert.equal(callTimes(servers[0]!, /k3s token rotate/).length, 1);
+  });
+
+  it("certificate rotation: stop, rotate, start, servers one at a time; SSH setting changes never re-run it; host down mid-rotation converges", async () => {
+    const servers = ["e2e-server-4", "e2e-server-2", "e2e-server-3"].map(hostByName);
+    const before = expiry["e2e-server-4"]!.earliest!.expires;
+    await new Promise((r) => setTimeout(r, 1100)); // a later issue date is visible in whole seconds
+    edits.push((raw) => (raw.certificates = { rotation: 1 }));
+    const third = String(hosts.indexOf(servers[2]!) + 1);
+    await assert.rejects(up(() => execFileSync("bash", [HOSTS, "stop", third, dir])), (e: Error) => {
+      assert.ok(e instanceof UpError, e.message);
+      assert.equal(e.resource, "e2e-server-3-rotate-certificates");
+      assert.match(e.message, /status 255/);
+      return true;
+    });
+    assert.equal(callTimes(servers[1]!, /k3s certificate rotate/).length, 1, "the servers before it rotated");
+    execFileSync("bash", [HOSTS, "start", String(hosts.indexOf(servers[2]!) + 1), dir]);
+    const healed = await up();
+    assert.deepEqual(healed.filter((s) => s.name.endsWith("-rotate-certificates") && s.op !== "same").map((s) => s.name), ["e2e-server-3-rotate-certificates"]);
+    const rotatedAt = servers.map((h) => callTimes(h, /k3s certificate rotate \(service stopped\)$/));
+    for (const r of rotatedAt) assert.equal(r.length, 1, "each server rotated once, with K3s stopped");
+    assert.ok(rotatedAt[0]![0]! < rotatedAt[1]![0]! && rotatedAt[1]![0]! < rotatedAt[2]![0]!);
+    for (let i = 1; i < servers.length; i++) {
+      const startedBefore = callTimes(servers[i - 1]!, /systemctl start k3s$/).at(-1)!;
+      const stopped = callTimes(servers[i]!, /systemctl stop k3s$/).at(-1)!;
+      assert.ok(startedBefore < stopped, "the previous server is back before the next stops");
+    }
+    assert.ok(expiry["e2e-server-4"]!.earliest!.expires > before, "the expiry output moved");
+
+    edits.push((raw) => (raw.ssh!.dialErrorLimit = 12));
+    const sshChange = await up();
+    assert.deepEqual(sshChange.filter((s) => s.name.endsWith("-rotate-certificates")).map((s) => s.op), ["update", "update", "update"]);
+    for (const h of servers) assert.equal(callTimes(h, /k3s certificate rotate/).length, 1, "an SSH change is the no-op update");
+  });
+});

@@ -1,0 +1,101 @@
+import { strict as assert } from "node:assert";
+import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { ResolvedConfig } from "../components/config/schema";
+import { loadStackConfig } from "../components/config/validate";
+import { lifecycleLines } from "../tools/preview-lifecycle";
+import { PreviewStep, previewMarkdown } from "../tools/preview-markdown";
+import { policies, TYPES } from "../policies/policies";
+import { collectGraph, GraphResource, policySettings, resourceArgs, runResourcePolicy, runStackPolicy, stackArgs } from "./helpers/policy-harness";
+import { sampleConfig, variant } from "./helpers/samples";
+
+/** Lifecycle in the policy pack and in preview:md (issue 13, "Visible and safe"). */
+
+const byName = (name: string) => policies.find((p) => p.name === name)!;
+const cluster = (config: ResolvedConfig) => ({ type: TYPES.cluster, name: config.environment, props: { config } as Record<string, unknown> });
+const resourcePolicy = async (name: string, config: ResolvedConfig) => {
+  const policy = byName(name) as ResourceValidationPolicy;
+  return runResourcePolicy(policy, resourceArgs(cluster(config), policySettings(policy).config));
+};
+
+describe("policy pack: lifecycle guards", () => {
+  it("decommission-keeps-quorum: passes an agent's removal, reports two of three servers at once and an even count left in prod", async () => {
+    const edited = (edit: (c: ResolvedConfig) => void) => {
+      const c = structuredClone(sampleConfig("prod"));
+      edit(c);
+      return c;
+    };
+    assert.deepEqual(await resourcePolicy("decommission-keeps-quorum", edited((c) => (c.nodes[4]!.decommission = true))), []);
+    const two = await resourcePolicy("decommission-keeps-quorum", edited((c) => (c.nodes[0]!.decommission = c.nodes[1]!.decommission = true)));
+    assert.ok(two.some((m) => /2 of 3 servers are decommissioned at once/.test(m)), JSON.stringify(two));
+    const even = await resourcePolicy("decommission-keeps-quorum", edited((c) => (c.nodes[2]!.decommission = true)));
+    assert.ok(even.some((m) => /leaves 2 servers in prod/.test(m)), JSON.stringify(even));
+  });
+
+  it("prod-server-quorum counts the servers that stay: a fourth server being decommissioned is fine", async () => {
+    const config = structuredClone(sampleConfig("prod"));
+    config.nodes.push({ ...structuredClone(config.nodes[0]!), name: "prod-server-4", host: "203.0.113.14", decommission: true });
+    assert.deepEqual(await resourcePolicy("prod-server-quorum", config), []);
+    config.nodes.at(-1)!.decommission = undefined;
+    assert.ok((await resourcePolicy("prod-server-quorum", config)).some((m) => /4 servers/.test(m)));
+  });
+
+  it("servers-restart-one-at-a-time covers certificate rotation: chained after the encryption restarts, a parallel step is reported", async () => {
+    const config = loadStackConfig(variant("prod", (r) => {
+      r.certificates = { rotation: 1 };
+      r.encryption = { ...(r.encryption ?? {}), rotation: 1 };
+    }));
+    const graph: GraphResource[] = await collectGraph(config, "prod");
+    const policy = byName("servers-restart-one-at-a-time") as StackValidationPolicy;
+    const run = (g: GraphResource[]) => runStackPolicy(policy, stackArgs(g, policySettings(policy).config));
+    assert.ok(graph.some((r) => r.name === "prod-prod-server-2-rotate-certificates"));
+    assert.deepEqual(await run(graph), []);
+    const parallel = graph.map((r) => (r.name === "prod-prod-server-3-rotate-certificates" ? { ...r, dependencies: [] } : r));
+    const messages = await run(parallel);
+    assert.ok(messages.some((m) => /prod-prod-server-3-rotate-certificates/.test(m)), JSON.stringify(messages));
+  });
+});
+
+describe("preview:md: one line per lifecycle phase", () => {
+  const urn = (type: string, name: string, parent = "k3s-platform:index:K3sCluster") => `urn:pulumi:prod::k3s-platform::${parent}$${type}::${name}`;
+  const node = (name: string, role: string, op = "same"): PreviewStep => ({ op, urn: urn("k3s-platform:index:K3sNode", `prod-${name}`), newState: { inputs: { role } }, oldState: { inputs: { role } } });
+  const cmd = (name: string, op: string): PreviewStep => ({ op, urn: urn("command:remote:Command", `prod-${name}`) });
+  const base = [node("prod-server-1", "first-server"), node("prod-server-2", "server"), node("prod-server-3", "server"), node("prod-agent-1", "agent")];
+
+  it("arming, running and skipping a decommission", () => {
+    assert.deepEqual(lifecycleLines([...base, cmd("prod-agent-2-decommission-uninstall", "create"), cmd("prod-agent-2-decommission-drain", "create"), node("prod-agent-2", "agent", "delete")], "prod"), [
+      "arm decommission prod-agent-2: nothing changes on it now; deleting its entry drains, deletes the node and uninstalls K3s",
+    ]);
+    assert.deepEqual(lifecycleLines([...base, cmd("prod-agent-2-decommission-drain", "delete"), cmd("prod-agent-2-decommission-uninstall", "delete")], "prod"), [
+      "decommission prod-agent-2: drain, delete node, uninstall",
+    ]);
+    assert.deepEqual(lifecycleLines([...base, node("prod-agent-2", "agent", "create"), cmd("prod-agent-2-decommission-drain", "delete")], "prod"), [
+      "decommission prod-agent-2: drain, delete node, uninstall",
+      "⚠️ prod-agent-2 stays in the config but its armed teardown runs: set `decommission: false` to cancel instead of deleting the line (README: Removing a node)",
+    ]);
+    assert.deepEqual(lifecycleLines([...base, node("prod-agent-3", "agent", "delete")], "prod"), [
+      "⚠️ remove prod-agent-3 without decommission: K3s stays installed and running on the host (README: Removing a node)",
+    ]);
+  });
+
+  it("token, certificate and encryption-key rotation, with the rollout", () => {
+    const lines = lifecycleLines(
+      [
+        ...base,
+        cmd("token-rotate", "replace"),
+        cmd("token-rotate", "create-replacement"),
+        cmd("token-rotate", "delete-replaced"),
+        cmd("prod-server-1-rotate-certificates", "create"),
+        { op: "replace", urn: urn("command:remote:Command", "prod-encryption-rotate-keys", "k3s-platform:index:K3sCluster$k3s-platform:index:SecretsEncryption") },
+      ],
+      "prod",
+    );
+    assert.deepEqual(lines, [
+      "rotate token: 3 servers one at a time, then 1 agent",
+      "rotate certificates: stop, rotate, start; 3 servers one at a time, then 1 agent",
+      "rotate encryption keys (rotate-keys): after each phase 3 servers restart one at a time",
+    ]);
+    const md = previewMarkdown({ steps: [...base, cmd("token-rotate", "replace")] }, { stack: "prod" });
+    assert.match(md, /#### Operations\n\n- rotate token: 3 servers one at a time, then 1 agent\n/);
+    assert.doesNotMatch(previewMarkdown({ steps: base }, { stack: "prod" }), /Operations/);
+  });
+});

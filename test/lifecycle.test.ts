@@ -1,0 +1,321 @@
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { parseStackConfig, loadStackConfig } from "../components/config/validate";
+import { renderInventoryScript, renderDrainScript, renderUninstallScript, teardownCommands, teardownPlans } from "../components/decommission/render";
+import { JOIN_DROPIN, peerServerUrls, rejoinSnippet } from "../components/decommission/rejoin";
+import { planCluster } from "../components/node/plan";
+import {
+  certificateRotationSteps,
+  parseCertificateCheck,
+  renderCertificateCheckScript,
+  renderCertificateRotateScript,
+  renderTokenRotateScript,
+  tokenFingerprint,
+} from "../components/rotation/render";
+import { raw, sh } from "../components/shell/sh";
+import { variant } from "./helpers/samples";
+
+/** Node removal, rebuild and rotation: validation, plans, and the generated scripts run in a sandbox. */
+
+/** A pipe into a consumer that may exit early (as host-scripts.test.ts; not imported: that would run its suite). */
+const EARLY_EXIT_PIPE = /(?<!\|)\|(?!\|)\s*(grep\b[^|;&\n]*\s-[A-Za-z]*[qlm]|grep\b[^|;&\n]*--(quiet|silent|max-count|files-with-matches)|head\b|sed\b[^|;&\n]*\b\d+q\b)/;
+
+const prod = (edit: (nodes: Array<{ name: string; decommission?: boolean }>) => void) =>
+  parseStackConfig(variant("prod", (r) => edit(r.nodes as Array<{ name: string; decommission?: boolean }>)));
+const issues = (r: ReturnType<typeof parseStackConfig>) => (r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`));
+
+/** A sandbox: a fake `k3s`/`systemctl`/`curl` on PATH that record their calls, a scratch root. */
+function sandbox(fakes: Record<string, string>) {
+  const dir = mkdtempSync(join(tmpdir(), "k3sp-life-"));
+  const bin = join(dir, "bin");
+  const root = join(dir, "root");
+  mkdirSync(bin);
+  mkdirSync(root);
+  for (const [name, body] of Object.entries(fakes)) {
+    writeFileSync(join(bin, name), `#!/usr/bin/env bash\necho "${name} $*" >>"${dir}/calls"\n${body}\n`);
+    chmodSync(join(bin, name), 0o755);
+  }
+  const run = (script: string, env: Record<string, string> = {}) => {
+    const r = spawnSync("bash", ["-c", script], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, K3S_PLATFORM_ROOT: root, ...env } });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const calls = () => (existsSync(join(dir, "calls")) ? readFileSync(join(dir, "calls"), "utf8") : "");
+  return { dir, root, run, calls };
+}
+
+describe("decommission: validation", () => {
+  it("refuses the last server, more servers than etcd can lose at once, and an even number left in prod; names the node", () => {
+    assert.deepEqual(issues(prod((n) => (n[3]!.decommission = true))), [], "an agent may go");
+    const two = issues(prod((n) => (n[0]!.decommission = n[1]!.decommission = true)));
+    assert.equal(two.length, 2);
+    assert.match(two[0]!, /^k3s-platform:nodes\[0\] \(prod-server-1\)\.decommission: 2 of 3 servers are decommissioned at once; etcd keeps quorum with at most 1/);
+    const even = issues(prod((n) => (n[1]!.decommission = true)));
+    assert.match(even[0]!, /nodes\[1\] \(prod-server-2\)\.decommission: decommissioning prod-server-2 leaves 2 servers in prod/);
+    const dev = parseStackConfig(variant("dev", (r) => (r.nodes[0]!.decommission = true)));
+    assert.match(issues(dev)[0]!, /decommission: decommissioning dev-server-1 leaves no server/);
+    const twoServers = parseStackConfig(variant("staging", (r) => {
+      r.nodes.splice(1, 0, { ...structuredClone(r.nodes[0]!), name: "stg-server-2", host: "198.51.100.99", nodeIp: undefined, decommission: true });
+    }));
+    assert.match(issues(twoServers).join("\n"), /1 of 2 servers are decommissioned at once; etcd keeps quorum with at most 0/);
+  });
+});
+
+describe("decommission: plan and teardown", () => {
+  const config = loadStackConfig(variant("prod", (r) => {
+    r.environment = "staging"; // two servers left is fine outside prod
+    r.nodes[0]!.decommission = true;
+    r.nodes[4]!.decommission = true;
+    r.nodes[5]!.decommission = false;
+  }));
+
+  it("a decommissioned node gets no steps; the next server takes the first slot (cluster-init) and runs the drains", () => {
+    const plan = planCluster(config);
+    assert.deepEqual(plan.nodes.map((n) => n.node.name), ["prod-server-2", "prod-server-3", "prod-agent-1", "prod-agent-3"]);
+    assert.deepEqual(plan.decommissioned.map((n) => n.name), ["prod-server-1", "prod-agent-2"]);
+    assert.equal(plan.nodes[0]!.role, "first-server");
+    assert.match(plan.nodes[0]!.files.find((f) => f.name === "config.yaml")!.content, /^cluster-init: true$/m);
+    assert.match(plan.nodes[1]!.files.find((f) => f.name === "config.yaml")!.content, /^server: https:\/\/203\.0\.113\.12:6443$/m);
+    assert.deepEqual(teardownPlans(config).map((t) => [t.node.name, t.armed, t.drainServer.name]), [
+      ["prod-server-1", true, "prod-server-2"],
+      ["prod-agent-2", true, "prod-server-2"],
+      ["prod-agent-3", false, "prod-server-2"],
+    ]);
+  });
+
+  it("teardown commands: no triggers, drain depends on uninstall (deleted first), disarmed ones change nothing", () => {
+    const commands = teardownCommands(config);
+    assert.deepEqual(commands.map((c) => [c.name, c.dependsOn]), [
+      ["prod-server-1-decommission-uninstall", []],
+      ["prod-server-1-decommission-drain", ["prod-server-1-decommission-uninstall"]],
+      ["prod-agent-2-decommission-uninstall", []],
+      ["prod-agent-2-decommission-drain", ["prod-agent-2-decommission-uninstall"]],
+      ["prod-agent-3-decommission-uninstall", []],
+      ["prod-agent-3-decommission-drain", ["prod-agent-3-decommission-uninstall"]],
+    ]);
+    for (const c of commands) {
+      assert.ok(!("triggers" in c), c.name);
+      assert.equal(c.update, "true", `${c.name}: an Update runs nothing`);
+      assert.doesNotMatch(c.create, /uninstall\.sh|kubectl/, `${c.name}: arming changes nothing`);
+    }
+    assert.match(commands[0]!.delete, /k3s-uninstall\.sh/);
+    assert.match(commands[2]!.delete, /k3s-agent-uninstall\.sh/);
+    assert.doesNotMatch(commands[4]!.delete + commands[5]!.delete, /uninstall\.sh |kubectl/, "disarmed: the delete is a message");
+  });
+
+  it("the drain runs cordon, drain, delete node; an absent node is a no-op; a blocked drain fails, leaving it cordoned", () => {
+    const script = renderDrainScript(config.nodes[4]!);
+    const ok = sandbox({ k3s: "exit 0" });
+    const r = ok.run(script);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(ok.calls().trim().split("\n"), [
+      "k3s kubectl get --raw=/readyz",
+      "k3s kubectl get node prod-agent-2 -o name",
+      "k3s kubectl cordon prod-agent-2",
+      "k3s kubectl drain prod-agent-2 --ignore-daemonsets --delete-emptydir-data --timeout=300s",
+      "k3s kubectl delete node prod-agent-2 --wait=true --timeout=300s",
+    ]);
+    assert.match(r.stdout, /decommission\[prod-agent-2\]: drain \(\d+s\)/);
+    const gone = sandbox({ k3s: `[ "$2" = get ] && [ "$3" = node ] && { echo 'Error from server (NotFound): nodes "prod-agent-2" not found' >&2; exit 1; }; exit 0` });
+    const g = gone.run(script);
+    assert.equal(g.status, 0, g.stderr);
+    assert.match(g.stdout, /not registered: nothing to drain/);
+    const blocked = sandbox({ k3s: `[ "$2" = drain ] && { echo 'error when evicting pods/"web-0" -n "shop": Cannot evict pod as it would violate the pod'"'"'s disruption budget.' >&2; exit 1; }; exit 0` });
+    const b = blocked.run(script);
+    assert.equal(b.status, 1);
+    assert.match(b.stderr, /web-0/);
+    assert.match(b.stderr, /stays cordoned and installed, the next pulumi up retries/);
+    assert.doesNotMatch(blocked.calls(), /delete node/);
+  });
+
+  it("the uninstall runs the install script's uninstaller and removes k3s-platform state; without one it says so", () => {
+    const s = sandbox({});
+    mkdirSync(join(s.root, "usr/local/bin"), { recursive: true });
+    mkdirSync(join(s.root, "var/lib/k3s-platform/once"), { recursive: true });
+    writeFileSync(join(s.root, "usr/local/bin/k3s-agent-uninstall.sh"), `#!/bin/sh\necho uninstalled >"${s.dir}/ran"\nrm -f "$0"\n`);
+    chmodSync(join(s.root, "usr/local/bin/k3s-agent-uninstall.sh"), 0o755);
+    const script = renderUninstallScript(config, config.nodes[4]!);
+    const r = s.run(script);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(join(s.dir, "ran")));
+    assert.ok(!existsSync(join(s.root, "var/lib/k3s-platform")));
+    const again = s.run(script);
+    assert.match(again.stdout, /no \/usr\/local\/bin\/k3s-agent-uninstall\.sh: K3s is not installed/);
+  });
+
+  it("the inventory warns about registered nodes without an entry", () => {
+    const s = sandbox({ k3s: `printf 'node/prod-server-2\\nnode/old-agent-9\\n'` });
+    const r = s.run(renderInventoryScript(config));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /warning: node old-agent-9 is registered in the cluster but has no entry in the stack config: it was removed without decommission: true, so K3s still runs on it/);
+    assert.doesNotMatch(r.stderr, /prod-server-2/);
+  });
+});
+
+describe("rebuild: the first server joins a running cluster instead of initialising one", () => {
+  const config = loadStackConfig(variant("prod", () => {}));
+  const guard = (snippet: string) => sh`set -euo pipefail
+ROOT="\${K3S_PLATFORM_ROOT:-}"
+NODE=prod-server-1
+fail() { echo "apply[$NODE]: $*" >&2; exit 1; }
+${raw(snippet)}`.text;
+  const script = guard(rejoinSnippet(config).text);
+  const curl = (answering: string) => `case "$*" in *${answering}/cacerts*) echo '-----BEGIN CERTIFICATE-----' ;; *) exit 7 ;; esac`;
+
+  it("probes the other managed servers in order", () => {
+    assert.deepEqual(peerServerUrls(config), ["https://203.0.113.12:6443", "https://203.0.113.13:6443"]);
+  });
+
+  it("empty data directory and a server answering: a join drop-in (server: that one, cluster-init: false)", () => {
+    const s = sandbox({ curl: curl("203.0.113.13:6443") });
+    const r = s.run(script);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /the data directory is empty and https:\/\/203\.0\.113\.13:6443 serves: joining the running cluster through it/);
+    assert.equal(readFileSync(join(s.root, JOIN_DROPIN), "utf8").split("\n").slice(1).join("\n"), "server: https://203.0.113.13:6443\ncluster-init: false\n");
+  });
+
+  it("no server answers: a new cluster (no drop-in, a stale one removed); data present: nothing probed", () => {
+    const s = sandbox({ curl: "exit 7" });
+    mkdirSync(join(s.root, "etc/rancher/k3s/config.yaml.d"), { recursive: true });
+    writeFileSync(join(s.root, JOIN_DROPIN), "server: https://old:6443\n");
+    const r = s.run(script);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /initialising a new cluster \(cluster-init\)/);
+    assert.ok(!existsSync(join(s.root, JOIN_DROPIN)));
+    const d = sandbox({ curl: curl("203.0.113.12:6443") });
+    mkdirSync(join(d.root, "var/lib/rancher/k3s/server/db/etcd"), { recursive: true });
+    const withData = d.run(script);
+    assert.equal(withData.status, 0, withData.stderr);
+    assert.equal(d.calls(), "", "a server with data asks nobody");
+    assert.ok(!existsSync(join(d.root, JOIN_DROPIN)));
+  });
+
+  it("sqlite and external datastores have no guard", () => {
+    const ext = loadStackConfig(variant("dev", (r) => (r.k3s!.datastore = { type: "sqlite" })));
+    assert.equal(rejoinSnippet(ext).text, "");
+  });
+});
+
+describe("rotation", () => {
+  const config = loadStackConfig(variant("prod", (r) => (r.certificates = { rotation: 3 })));
+  const first = config.nodes[0]!;
+  const tokenHost = (token: string, active = true) => {
+    const s = sandbox({ systemctl: active ? "exit 0" : "exit 3", k3s: `echo "K3S_TOKEN=$K3S_TOKEN" >>"$(dirname "$0")/../env"` });
+    mkdirSync(join(s.root, "var/lib/rancher/k3s/server"), { recursive: true });
+    writeFileSync(join(s.root, "var/lib/rancher/k3s/server/token"), `K10abc::server:${token}\n`);
+    return s;
+  };
+
+  it("the token fingerprint is salted and never contains the token", () => {
+    const a = tokenFingerprint("salt-a", "secret-token");
+    assert.notEqual(a, tokenFingerprint("salt-b", "secret-token"));
+    assert.notEqual(a, tokenFingerprint("salt-a", "secret-token2"));
+    assert.match(a, /^[0-9a-f]{64}$/);
+  });
+
+  it("token rotate: once, with the running token from the server's token file; a rerun or the same token does nothing", () => {
+    const s = tokenHost("old-token");
+    const script = renderTokenRotateScript(config, first, "K10ffff::server:new-token");
+    const r = s.run(script);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(s.calls(), /^k3s token rotate --new-token new-token$/m);
+    assert.equal(readFileSync(join(s.dir, "env"), "utf8").trim(), "K3S_TOKEN=K10abc::server:old-token");
+    assert.match(s.run(script).stdout, /already rotated to this token/);
+    assert.equal(s.calls().split("\n").filter((l) => l.startsWith("k3s token")).length, 1);
+    const same = tokenHost("new-token");
+    assert.match(same.run(script).stdout, /the cluster already runs with this token/);
+    const down = tokenHost("old-token", false);
+    assert.match(down.run(script).stdout, /K3s does not run here yet/);
+    assert.doesNotMatch(down.calls(), /k3s token/);
+  });
+
+  it("token rotate: any token reaches K3s verbatim, never as shell", () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 40 }).filter((t) => !t.includes("\0") && !t.includes("\n") && !/^K10.*::/.test(t) && !t.startsWith("server:")), (token) => {
+        const s = tokenHost("old");
+        writeFileSync(join(s.dir, "bin", "k3s"), `#!/usr/bin/env bash\nprintf '%s' "$4" >"${s.dir}/new"\n`);
+        const r = s.run(renderTokenRotateScript(config, first, token));
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(readFileSync(join(s.dir, "new"), "utf8"), token);
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it("certificate rotation: one-shot steps, servers one after another, then agents; stop, rotate, start", () => {
+    const steps = certificateRotationSteps(config, planCluster(config).nodes);
+    assert.deepEqual(steps.map((s) => [s.name, s.dependsOn]), [
+      ["prod-server-1-rotate-certificates", []],
+      ["prod-server-2-rotate-certificates", ["prod-server-1-rotate-certificates"]],
+      ["prod-server-3-rotate-certificates", ["prod-server-2-rotate-certificates"]],
+      ["prod-agent-1-rotate-certificates", ["prod-server-3-rotate-certificates"]],
+      ["prod-agent-2-rotate-certificates", ["prod-server-3-rotate-certificates"]],
+      ["prod-agent-3-rotate-certificates", ["prod-server-3-rotate-certificates"]],
+    ]);
+    for (const s of steps) {
+      assert.deepEqual(s.triggers, ["3"], "its own counter only");
+      assert.equal(s.update, "true");
+    }
+    assert.deepEqual(certificateRotationSteps(loadStackConfig(variant("prod", () => {})), planCluster(config).nodes), []);
+    const s = sandbox({ systemctl: "exit 0", k3s: "exit 0" });
+    const r = s.run(renderCertificateRotateScript(config.nodes[3]!));
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(s.calls().trim().split("\n"), ["systemctl stop k3s-agent", "k3s certificate rotate", "systemctl start k3s-agent", "systemctl is-active --quiet k3s-agent"]);
+    const failing = sandbox({ systemctl: "exit 0", k3s: "exit 1" });
+    const f = failing.run(renderCertificateRotateScript(config.nodes[0]!));
+    assert.equal(f.status, 1);
+    assert.match(failing.calls(), /systemctl start k3s\n$/, "K3s is started again with its old certificates");
+  });
+
+  it("reads `k3s certificate check` in both formats; the check uses --output table only where the release has it", () => {
+    const table = `FILENAME                    SUBJECT                     USAGES       EXPIRES                  RESIDUAL TIME   STATUS
+--------                    -------                     ------       -------                  -------------   ------
+client-kube-proxy.crt       system:kube-proxy           ClientAuth   Jun 09, 2026 10:17 UTC   1 year          OK
+client-kube-proxy.crt       k3s-client-ca@1749464211    CertSign     Jun 07, 2035 10:16 UTC   10 years        OK
+serving-kubelet.crt         ip-10-11-0-14               ServerAuth   Feb 01, 2026 08:05 UTC   1 year          WARNING`;
+    const t = parseCertificateCheck(table);
+    assert.equal(t.certificates.length, 3);
+    assert.deepEqual(t.earliest, { file: "serving-kubelet.crt", subject: "ip-10-11-0-14", expires: "2026-02-01T08:05:00.000Z", status: "WARNING" });
+    const text = `time="2026-09-08T18:17:37+08:00" level=info msg="Server detected, checking agent and server certificates"
+time="2026-09-08T18:17:37+08:00" level=info msg="client-kube-apiserver.crt: certificate system:apiserver (ClientAuth) is ok, expires at 2027-09-08T08:45:21Z"
+time="2026-09-08T18:17:37+08:00" level=warning msg="client-admin.crt: certificate system:admin will expire within 120 days at 2026-12-01T00:00:00Z"`;
+    const l = parseCertificateCheck(text);
+    assert.deepEqual(l.earliest, { file: "client-admin.crt", subject: "system:admin", expires: "2026-12-01T00:00:00.000Z", status: "WARNING" });
+    assert.equal(l.certificates[0]!.subject, "system:apiserver");
+    assert.match(renderCertificateCheckScript(loadStackConfig(variant("prod", (r) => (r.k3s!.version = "v1.31.4+k3s1")))), /k3s certificate check 2>&1/);
+    assert.match(renderCertificateCheckScript(loadStackConfig(variant("prod", (r) => (r.k3s!.version = "v1.33.1+k3s1")))), /k3s certificate check --output table 2>&1/);
+  });
+});
+
+describe("lifecycle scripts pass shellcheck and never pipe into an early-exit consumer", () => {
+  it("every generated lifecycle script", () => {
+    const config = loadStackConfig(variant("prod", (r) => {
+      r.environment = "staging";
+      r.certificates = { rotation: 1 };
+      r.nodes[0]!.decommission = true;
+      r.nodes[5]!.decommission = false;
+    }));
+    const scripts: string[] = [
+      ...teardownCommands(config).flatMap((c) => [c.create, c.delete]),
+      ...teardownPlans(config).flatMap((t) => [t.armScript, t.drainScript, t.uninstallScript]),
+      renderInventoryScript(config),
+      renderTokenRotateScript(config, config.nodes[1]!, "tok"),
+      renderCertificateCheckScript(config),
+      ...config.nodes.map(renderCertificateRotateScript),
+      ...certificateRotationSteps(config, planCluster(config).nodes).map((s) => s.stdin),
+      sh`set -euo pipefail\nROOT=""\nNODE=x\nfail() { exit 1; }\n${rejoinSnippet(config)}`.text,
+    ];
+    const dir = mkdtempSync(join(tmpdir(), "k3sp-life-lint-"));
+    const files = scripts.map((s, i) => {
+      assert.doesNotMatch(s, EARLY_EXIT_PIPE, `script ${i}`);
+      const path = join(dir, `s${i}.sh`);
+      writeFileSync(path, s.startsWith("#!") ? s : `#!/usr/bin/env bash\n${s}`);
+      return path;
+    });
+    const lint = spawnSync("shellcheck", ["--severity=style", ...files], { encoding: "utf8" });
+    assert.equal(lint.status, 0, lint.stdout + lint.stderr);
+  });
+});

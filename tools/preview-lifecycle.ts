@@ -1,0 +1,65 @@
+import { CLUSTER_CHILDREN, childName, ENCRYPTION_PHASES, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
+import type { PreviewStep } from "./preview-markdown";
+
+/**
+ * Day-2 operations in a preview, one line per phase, in the words of README "Removing a node" /
+ * "Rotating the token / certificates" (issue 13, "Visible and safe"). Pure: steps in, lines out.
+ * Names are parsed with components/names.ts against the stack's K3sCluster name (the program
+ * names it after the stack). Reads ops and K3sNode roles only, never values: the interesting
+ * ones (token, connection) are secret in the digest anyway.
+ */
+
+const REPLACING = new Set(["replace", "create-replacement", "delete-replaced"]);
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+export function lifecycleLines(steps: PreviewStep[], stack: string): string[] {
+  const lines: string[] = [];
+  const named = steps.map((s) => ({ ...parseUrn(s.urn), op: REPLACING.has(s.op) ? "replace" : s.op, step: s }));
+
+  // Nodes the program still declares (any op but delete), by role.
+  const nodes = named.filter((s) => s.type === TYPES.node);
+  const roleOf = (s: (typeof nodes)[number]) => String((s.step.newState?.inputs ?? s.step.oldState?.inputs)?.role ?? "");
+  const kept = nodes.filter((s) => s.op !== "delete");
+  const servers = kept.filter((s) => roleOf(s) !== "agent").length;
+  const agents = kept.filter((s) => roleOf(s) === "agent").length;
+  const rollout = () => `${plural(servers, "server")} one at a time${agents ? `, then ${plural(agents, "agent")}` : ""}`;
+  const lifecycle = named.map((s) => ({ ...s, of: nodeLifecycleOf(s.name, stack) })).filter((s) => s.type === TYPES.command && s.of);
+
+  // ---- removal
+  const arming = new Set<string>();
+  const running = new Set<string>();
+  for (const s of lifecycle.filter((l) => l.of!.child === "drain")) {
+    const node = s.of!.node;
+    if (s.op === "delete") {
+      running.add(node);
+      lines.push(`decommission ${node}: drain, delete node, uninstall`);
+      // The entry is still there (its K3sNode is declared): the `decommission` line was deleted.
+      if (kept.some((n) => n.name === nodeResourceName(stack, node))) {
+        lines.push(`⚠️ ${node} stays in the config but its armed teardown runs: set \`decommission: false\` to cancel instead of deleting the line (README: Removing a node)`);
+      }
+    } else if (s.op === "create") {
+      arming.add(node);
+      lines.push(`arm decommission ${node}: nothing changes on it now; deleting its entry drains, deletes the node and uninstalls K3s`);
+    } else if (s.op === "update" && [...(s.step.diffReasons ?? []), ...Object.keys(s.step.detailedDiff ?? {})].includes("delete")) {
+      lines.push(`decommission ${node}: teardown armed or disarmed (the \`delete\` it runs on removal changed)`);
+    }
+  }
+  for (const s of nodes.filter((n) => n.op === "delete")) {
+    const node = s.name.startsWith(`${stack}-`) ? s.name.slice(stack.length + 1) : s.name;
+    if (s.name !== nodeResourceName(stack, node) || arming.has(node) || running.has(node)) continue;
+    lines.push(`⚠️ remove ${node} without decommission: K3s stays installed and running on the host (README: Removing a node)`);
+  }
+
+  // ---- rotation
+  if (named.some((s) => s.op === "replace" && s.name === childName(stack, CLUSTER_CHILDREN.tokenRotate))) lines.push(`rotate token: ${rollout()}`);
+  if (lifecycle.some((s) => s.of!.child === "rotateCertificates" && (s.op === "create" || s.op === "replace"))) {
+    lines.push(`rotate certificates: stop, rotate, start; ${rollout()}`);
+  }
+  const encryption = childName(stack, CLUSTER_CHILDREN.encryption);
+  const phases = named
+    .filter((s) => s.parents.includes(TYPES.secretsEncryption) && (s.op === "create" || s.op === "replace"))
+    .map((s) => (s.name.startsWith(`${encryption}-`) ? s.name.slice(encryption.length + 1) : ""))
+    .filter((p) => (Object.values(ENCRYPTION_PHASES) as string[]).includes(p));
+  if (phases.length) lines.push(`rotate encryption keys (${phases.join(", ")}): after each phase ${plural(servers, "server")} restart one at a time`);
+  return lines;
+}
