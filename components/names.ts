@@ -80,6 +80,11 @@ export const CLUSTER_CHILDREN = {
 } as const;
 export type ClusterChild = keyof typeof CLUSTER_CHILDREN;
 
+/** An upgrade batch step of the agents (components/upgrade): `<cluster>-agent-batch-<i>-drain|uncordon`, run on the first server. */
+export function agentBatchStepName(cluster: string, index: number, step: "drain" | "uncordon"): string {
+  return childName(cluster, `agent-batch-${index}-${step}`);
+}
+
 /**
  * Day-2 children of a K3sCluster that belong to one node: `<cluster>-<node>-<suffix>` (siblings
  * of the K3sNode `<cluster>-<node>`, never its children: a decommissioned node has no K3sNode).

@@ -12,6 +12,7 @@ import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../compon
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/config/flags";
 import { clusterChildOf, encryptionRestartOf, nodeChildOf, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
 import { LB_POOL_LABEL, lbPools } from "../components/servicelb/pools";
+import { maxUnavailableCount } from "../components/upgrade/versions";
 import { decommissionChecks } from "../components/decommission/validate";
 
 /**
@@ -58,11 +59,6 @@ function prodPolicy(name: string, description: string, check: ClusterCheck, conf
 
 /** Servers the cluster keeps: entries armed for removal (`decommission: true`) are leaving. */
 const servers = (c: ResolvedConfig) => c.nodes.filter((n) => n.role === "server" && n.decommission !== true);
-
-function parseVersion(v: string): [number, number, number] | undefined {
-  const m = /^v(\d+)\.(\d+)\.(\d+)\+k3s\d+$/.exec(v);
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
-}
 
 
 interface K8sMeta {
@@ -222,19 +218,26 @@ const clusterDnsInServiceCidr = clusterPolicy(
   },
 );
 
-const upgradeOneMinor = clusterPolicy(
-  "upgrade-one-minor-at-a-time",
-  "A K3s upgrade moves at most one minor version past k3s.previousVersion and never downgrades.",
+// Upgrades. The pack sees the config being deployed, never what a host runs: downgrades and
+// skipped minors are refused on each host (components/upgrade/render.ts upgradeGuard), which
+// reads the running version. What the pack can check is how a version change will roll out.
+const upgradeHonoursBudgets = clusterPolicy(
+  "upgrade-drain-honours-disruption-budgets",
+  "Upgrade drains evict pods through the Eviction API, so PodDisruptionBudgets hold (upgrade.drain.disableEviction is off).",
   "mandatory",
   (config, _args, report) => {
-    const { version, previousVersion } = config.k3s;
-    if (!version || !previousVersion) return;
-    const [to, from] = [parseVersion(version), parseVersion(previousVersion)];
-    if (!to || !from) return;
-    if (to[0] !== from[0]) return report(`major version change ${previousVersion} → ${version}`);
-    if (to[1] - from[1] > 1) report(`${previousVersion} → ${version} skips ${to[1] - from[1] - 1} minor version(s); upgrade one minor at a time`);
-    const newer = to[1] !== from[1] ? to[1] > from[1] : to[2] >= from[2];
-    if (!newer) report(`${previousVersion} → ${version} is a downgrade`);
+    if (config.upgrade.drain.disableEviction) report("upgrade.drain.disableEviction deletes pods instead of evicting them: PodDisruptionBudgets are bypassed during upgrades");
+  },
+);
+
+const upgradeKeepsCapacity = clusterPolicy(
+  "upgrade-keeps-agent-capacity",
+  "An upgrade never takes every agent down at once (upgrade.maxUnavailable is below the agent count).",
+  "mandatory",
+  (config, _args, report) => {
+    const agents = config.nodes.filter((n) => n.role === "agent" && n.decommission !== true).length;
+    const batch = maxUnavailableCount(config.upgrade.maxUnavailable, agents);
+    if (agents > 1 && batch >= agents) report(`upgrade.maxUnavailable ${config.upgrade.maxUnavailable} drains all ${agents} agents at once; no agent is left to run the workloads`);
   },
 );
 
@@ -603,7 +606,8 @@ export const policies: Policy[] = [
   wellFormedTaints,
   disjointNetworks,
   clusterDnsInServiceCidr,
-  upgradeOneMinor,
+  upgradeHonoursBudgets,
+  upgradeKeepsCapacity,
   hostKeysPinned,
   secretCommandsNotLogged,
   noPlaintextSecrets,

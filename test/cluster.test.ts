@@ -77,9 +77,12 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
           const previousApplies = deps.filter((d) => d.endsWith("-apply"));
           assert.deepEqual(previousApplies, i === 0 ? [] : [`${env}-${servers[i - 1]}-apply`]);
         });
+        // Agents wait for their upgrade batch's drain step, which waits for the last server (components/upgrade).
         for (const name of agents) {
-          const deps = applyOf(registered, env, name).dependsOn.filter((d) => d.endsWith("-apply"));
-          assert.deepEqual(deps, [`${env}-${servers[servers.length - 1]}-apply`]);
+          const deps = applyOf(registered, env, name).dependsOn.filter((d) => d.endsWith("-apply") || d.endsWith("-drain"));
+          assert.equal(deps.length, 1, `${name}: ${deps.join(", ")}`);
+          assert.match(deps[0]!, new RegExp(`^${env}-agent-batch-\\d+-drain$`));
+          assert.ok(registered.get(deps[0]!)!.dependsOn.includes(`${env}-${servers[servers.length - 1]}-apply`), `${deps[0]} waits for the last server`);
         }
       });
 
@@ -159,7 +162,11 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
     assert.equal(byType(registered, "k3s-platform:index:K3sNode").length, agents + 1);
     for (let i = 0; i < agents; i++) {
       for (const child of Object.values(NODE_CHILDREN)) assert.ok(registered.has(`staging-big-agent-${i}-${child}`), `big-agent-${i}-${child}`);
-      assert.deepEqual(applyOf(registered, "staging", `big-agent-${i}`).dependsOn.filter((d) => d.endsWith("-apply")), [`staging-${server}-apply`]);
+      // 10% of 107 agents: batches of 10, each after the previous batch's uncordon step (components/upgrade).
+      const batch = Math.floor(i / 10) + 1;
+      assert.deepEqual(applyOf(registered, "staging", `big-agent-${i}`).dependsOn.filter((d) => d.endsWith("-apply") || d.endsWith("-drain")), [`staging-agent-batch-${batch}-drain`]);
+      const drainDeps = registered.get(`staging-agent-batch-${batch}-drain`)!.dependsOn;
+      assert.deepEqual(drainDeps, batch === 1 ? [`staging-${server}-apply`] : [`staging-${server}-apply`, `staging-agent-batch-${batch - 1}-uncordon`]);
     }
     assert.equal((await cluster.nodes).length, agents + 1);
     assert.equal(registered.get("staging-node-labels")?.dependsOn.length ?? agents + 1, agents + 1, "role labels wait for every node");

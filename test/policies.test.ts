@@ -148,10 +148,16 @@ const resourceCases: ResourceCase[] = [
     expect: /outside serviceCidr/,
   },
   {
-    policy: "upgrade-one-minor-at-a-time",
-    pass: clusterResource(prodWith((c) => Object.assign(c.k3s, { previousVersion: "v1.30.9+k3s1", version: "v1.31.4+k3s1" }))),
-    fail: clusterResource(prodWith((c) => Object.assign(c.k3s, { previousVersion: "v1.29.9+k3s1", version: "v1.31.4+k3s1" }))),
-    expect: /skips 1 minor/,
+    policy: "upgrade-drain-honours-disruption-budgets",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.upgrade.drain.disableEviction = true))),
+    expect: /PodDisruptionBudgets are bypassed/,
+  },
+  {
+    policy: "upgrade-keeps-agent-capacity",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.upgrade.maxUnavailable = "100%"))),
+    expect: /drains all \d+ agents at once/,
   },
   {
     policy: "ssh-host-keys-pinned",
@@ -296,7 +302,7 @@ describe("policy pack", () => {
 
     it("agents-join-after-servers: passes prod, reports an agent that does not wait", async () => {
       assert.deepEqual(await run("agents-join-after-servers", prodGraph), []);
-      const early = edit(prodGraph, "prod-prod-agent-1-apply", (r) => ({ ...r, dependencies: r.dependencies.filter((d) => !d.endsWith("-server-3-apply")) }));
+      const early = edit(prodGraph, "prod-prod-agent-1-apply", (r) => ({ ...r, dependencies: r.dependencies.filter((d) => !d.endsWith("-server-3-apply") && !/-agent-batch-\d+-drain$/.test(d)) }));
       const messages = await run("agents-join-after-servers", early);
       assert.equal(messages.length, 1);
       assert.match(messages[0]!, /prod-prod-agent-1-apply does not wait for prod-prod-server-1-apply, prod-prod-server-2-apply, prod-prod-server-3-apply/);
@@ -349,7 +355,7 @@ describe("policy pack", () => {
         variant("prod", (r) => {
           r.nodes[2]!.role = "agent"; // two servers
           r.k3s!.hardening = "none";
-          r.k3s!.previousVersion = "v1.29.9+k3s1";
+          r.upgrade = { drain: { disableEviction: true } };
           r.encryption = { enabled: true, provider: "aescbc" };
           r.tenants![1]!.podSecurity = "baseline";
         }),
@@ -364,7 +370,7 @@ describe("policy pack", () => {
         "prod-server-quorum",
         "ssh-host-keys-pinned",
         "tenant-pod-security",
-        "upgrade-one-minor-at-a-time",
+        "upgrade-drain-honours-disruption-budgets",
       ]);
       const hostKey = violations.filter((v) => v.policy === "ssh-host-keys-pinned");
       assert.ok(hostKey.every((v) => /prod-prod-agent-2-/.test(v.message)), "only the edited node's resources");

@@ -1,4 +1,5 @@
 import { NODE_CHILDREN, nodeChildOf, parseUrn, TYPES } from "../components/names";
+import { ClusterConfigView, upgradeSummary } from "../components/upgrade/summary";
 import { lifecycleLines } from "./preview-lifecycle";
 
 /**
@@ -49,6 +50,7 @@ export const SECRET_MARK = "[secret]";
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 const NODE_TYPE = TYPES.node;
+const CLUSTER_TYPE = TYPES.cluster;
 /** K3sNode child names this summary explains. */
 export const NODE_STEPS = { bundle: NODE_CHILDREN.bundle, secrets: NODE_CHILDREN.secrets } as const;
 const REPLACING = new Set(["replace", "create-replacement", "delete-replaced"]);
@@ -209,8 +211,14 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
     .map(([op, n]) => `${n} ${op === "same" ? "unchanged" : `to ${op}`}`);
   lines.push(counts.length ? `**${counts.join(" · ")}**` : "**No changes.**", "");
 
-  // ---- day-2 operations, one line per phase (decommission, rotations)
-  const operations = lifecycleLines(all, options.stack);
+  // ---- day-2 operations, one line per phase: upgrades (components/upgrade/summary.ts), then
+  // decommission and rotations (tools/preview-lifecycle.ts)
+  const operations = [
+    ...steps
+      .filter((s) => parseUrn(s.urn).type === CLUSTER_TYPE && s.op === "update")
+      .flatMap((s) => upgradeSummary(s.oldState?.inputs?.config as ClusterConfigView | undefined, s.newState?.inputs?.config as ClusterConfigView | undefined)),
+    ...lifecycleLines(all, options.stack),
+  ];
   if (operations.length) lines.push("#### Operations", "", ...operations.map((l) => `- ${l}`), "");
 
   // ---- replacements first: they are the dangerous part

@@ -5,6 +5,7 @@ import { toManifest } from "../components/kube/manifest";
 import { renderRuntimeClasses } from "../components/runtimes/render";
 import { renderTenants } from "../components/tenants/render";
 import { planCluster, PlanOptions } from "../components/plan/node";
+import { restoreRunbook } from "../components/backup/runbook";
 
 /** A secret's stand-in in rendered output: names the config key, never a value. */
 export function placeholder(key: SecretKey): string {
@@ -17,7 +18,7 @@ export { toManifest };
  * Every file each node would get, keyed `<node>/<file>` (secret files under `<node>/secrets/`,
  * with placeholders), plus `<node>/plan.json` describing targets, order and commands; the
  * Kubernetes manifests under `k8s/`; the encryption config (keys redacted) and lifecycle scripts
- * under `encryption/`.
+ * under `encryption/`; the etcd restore runbook under `backup/`.
  */
 export function renderTree(config: ResolvedConfig, secrets: ReadonlySet<SecretKey>, options: PlanOptions = {}): Map<string, string> {
   const plan = planCluster(config, { ...options, hasRegistryAuth: secrets.has("registryAuth") });
@@ -59,6 +60,8 @@ export function renderTree(config: ResolvedConfig, secrets: ReadonlySet<SecretKe
   if (dns.length) tree.set("k8s/dns.yaml", toManifest(dns));
   const runtimes = renderRuntimeClasses(config);
   if (runtimes.length) tree.set("k8s/runtimes.yaml", toManifest(runtimes));
+  // The etcd restore runbook (components/backup): run by hand, never by `up`.
+  for (const [path, script] of restoreRunbook(config)) tree.set(path, script);
   const enc = config.encryption;
   if (enc.enabled) {
     if (enc.mode === "custom") tree.set("encryption/encryption-config.yaml", renderEncryptionConfig(enc, stand.encryptionKeys));

@@ -5,14 +5,16 @@ import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { encryptionKeys, SecretsEncryption } from "../encryption/component";
 import type { EncryptionKeys, NodeSecrets, RegistryAuth } from "../config/secrets";
 import { EncryptionStatus } from "../encryption/render";
-import { childName, CLUSTER_CHILDREN, nodeResourceName, TYPES } from "../names";
+import { agentBatchStepName, childName, CLUSTER_CHILDREN, nodeResourceName, TYPES } from "../names";
 import { K3sNode } from "../node/component";
 import { rewriteKubeconfig } from "../node/kubeconfig";
 import { sha256 } from "../plan/hash";
 import { ClusterPlan, planCluster } from "../plan/node";
 import type { Connection } from "../ssh/connection";
-import { joinShell, sh } from "../shell/sh";
+import { NO_OP_UPDATE } from "../encryption/once";
 import { stdinScriptCommand } from "../shell/root";
+import { AgentBatch, agentBatchesEnabled, renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches } from "../upgrade/render";
+import { joinShell, sh } from "../shell/sh";
 import { createTeardowns } from "../decommission/component";
 import { renderInventoryScript } from "../decommission/render";
 import { createCertificateChecks, createCertificateRotation, createTokenRotation, RotationNode } from "../rotation/component";
@@ -156,47 +158,82 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
 
   const declared: K3sNode[] = [];
   const serverApplies: pulumi.Resource[] = [];
-  const declare = (nodePlan: ClusterPlan["nodes"][number]) => {
+  const firstConnection = nodeConnection(config, plan.topology.firstServer, args.sshPrivateKey);
+  const declare = (nodePlan: ClusterPlan["nodes"][number], after: pulumi.Resource[] = serverApplies.slice(-1)) => {
     // The plan lists servers first: each server waits for the one before it, and every agent
-    // for the last server, so servers join strictly one at a time and agents in parallel.
+    // for the last server (through its batch's drain step), so servers join strictly one at a time.
     const node = new K3sNode(
       nodeResourceName(name, nodePlan.node.name),
       {
         plan: nodePlan,
         connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey),
         secrets,
-        after: serverApplies.slice(-1),
+        after,
         secretsAfter: [tokenRotation],
       },
       { parent },
     );
     if (nodePlan.node.role === "server") serverApplies.push(node.apply);
     declared.push(node);
+    return node;
   };
   const servers = plan.nodes.filter((n) => n.node.role === "server");
   const agents = plan.nodes.filter((n) => n.node.role !== "server");
-  servers.forEach(declare);
-  agents.slice(0, AGENT_BATCH).forEach(declare);
+  servers.forEach((s) => declare(s));
+  // Agents: with a pinned version, in upgrade batches of at most upgrade.maxUnavailable
+  // (components/upgrade): the first server cordons and drains a batch, its agents install in
+  // parallel, the first server waits for them Ready at the new version and uncordons them, then
+  // the next batch starts. Both batch steps run only when the version changes (their trigger);
+  // any other input change runs NO_OP_UPDATE. Without a version, agents join in parallel.
+  const agentPlans = new Map(agents.map((a) => [a.node.name, a]));
+  const batches = agentBatchesEnabled(config) ? upgradeBatches(config) : [{ index: 0, agents: agents.map((a) => a.node.name) }];
+  const batchSteps: pulumi.Resource[] = [];
+  const firstUser = plan.nodes[0]!.sshUser;
+  const batchStep = (batch: AgentBatch, step: "drain" | "uncordon", script: string, dependsOn: pulumi.Input<pulumi.Resource[]>) => {
+    const r = new command.remote.Command(
+      agentBatchStepName(name, batch.index, step),
+      {
+        connection: firstConnection,
+        create: stdinScriptCommand(firstUser),
+        update: NO_OP_UPDATE,
+        stdin: script,
+        triggers: [config.k3s.version ?? ""],
+        addPreviousOutputInEnv: false,
+      },
+      { parent, dependsOn },
+    );
+    batchSteps.push(r);
+    return r;
+  };
   const nodes = (async () => {
-    for (let i = AGENT_BATCH; i < agents.length; i += AGENT_BATCH) {
-      await new Promise((resolve) => setImmediate(resolve));
-      agents.slice(i, i + AGENT_BATCH).forEach(declare);
+    let declaredAgents = 0;
+    let previous: pulumi.Resource | undefined;
+    for (const batch of batches) {
+      const drain = batch.index > 0 ? batchStep(batch, "drain", renderAgentBatchDrain(config, batch), [...serverApplies.slice(-1), ...(previous ? [previous] : [])]) : undefined;
+      const applies: pulumi.Resource[] = [];
+      for (const agent of batch.agents) {
+        // Declared in chunks of AGENT_BATCH, yielding between them (memory; see AGENT_BATCH).
+        if (declaredAgents > 0 && declaredAgents % AGENT_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
+        applies.push(declare(agentPlans.get(agent)!, drain ? [drain] : serverApplies.slice(-1)).apply);
+        declaredAgents++;
+      }
+      if (batch.index > 0) previous = batchStep(batch, "uncordon", renderAgentBatchUncordon(config, batch), applies);
     }
     return declared;
   })();
   const applies = nodes.then((all) => all.map((n) => n.apply));
 
   const firstServer = declared[0]!;
-  const firstConnection = nodeConnection(config, plan.topology.firstServer, args.sshPrivateKey);
   const labelCommand = postRegistrationLabelCommand(plan);
-  let ready: Promise<pulumi.Resource[]> = applies;
+  // Kubernetes objects also wait for the agent batches' uncordon steps.
+  let ready: Promise<pulumi.Resource[]> = applies.then((all) => [...all, ...batchSteps]);
   if (labelCommand) {
     const labels = new command.remote.Command(
       childName(name, CLUSTER_CHILDREN.nodeLabels),
       { connection: firstConnection, create: labelCommand, update: labelCommand, triggers: [sha256(labelCommand)] },
       { parent, dependsOn: applies },
     );
-    ready = applies.then((all) => [...all, labels]);
+    ready = ready.then((all) => [...all, labels]);
   }
 
   let encryptionStatus: pulumi.Output<EncryptionStatus> | undefined;

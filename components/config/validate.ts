@@ -524,9 +524,20 @@ export function secretIssues(config: ResolvedConfig, present: ReadonlySet<Secret
 /** The config keys of the project namespace, for unknown-key suggestions. */
 export const ALL_KEYS: readonly string[] = [...CONFIG_KEYS, ...SECRET_KEYS];
 
+/** Keys earlier releases read, with what replaced them (README changelog). */
+export const REMOVED_KEYS: Readonly<Record<string, string>> = {
+  "k3s.previousVersion":
+    "is no longer needed: each host reads the version it runs and refuses a downgrade or a skipped minor itself; remove it (README changelog 0.2)",
+};
+
 function zodIssue(issue: z.core.$ZodIssue, names: PathNames): ConfigIssue {
   const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p));
   if (issue.code === "unrecognized_keys") {
+    const removed = issue.keys.filter((k) => REMOVED_KEYS[[...path, k].join(".")]);
+    if (removed.length === issue.keys.length) {
+      const k = removed[0]!;
+      return { path: formatPath([...path, k], names), message: `${REMOVED_KEYS[[...path, k].join(".")]}` };
+    }
     const known = path.length === 0 ? ALL_KEYS : keysAt(stackSchema, path);
     if (path.length === 0) {
       return { path: `${PROJECT}:${issue.keys.join(", ")}`, message: `unknown config key${issue.keys.map((k) => didYouMean(k, known)).join("")}` };

@@ -177,7 +177,8 @@ export const MANAGED_FILES = `${STATE_DIR}/managed-files`;
  * file changed (install.sh `get_installed_hashes`: "No change detected so skipping service
  * start"). So a changed fingerprint runs the install with INSTALL_K3S_FORCE_RESTART=true.
  * `preflight` runs before anything is placed (it sees the host as the last apply left it);
- * `preInstall` runs after placement, before the install.
+ * `preInstall` runs after placement, before the install; `postInstall` once the node serves,
+ * before the fingerprint is recorded (so a failure there re-runs the whole step next time).
  */
 export function renderApplyScript(
   ctx: Pick<NodeContext, "config" | "node" | "role">,
@@ -262,14 +263,19 @@ ${preInstall}
 # Something K3s reads at start changed: restart even when the install script sees no change.
 INSTALL_K3S_FORCE_RESTART=true bash "$STAGING/${raw(INSTALL_SCRIPT)}"
 
-deadline=$((SECONDS + READY_TIMEOUT))
+started=$SECONDS
+next=$((SECONDS + 10))
 ${readiness}
-  if [ "$SECONDS" -ge "$deadline" ]; then
+  if [ $((SECONDS - started)) -ge "$READY_TIMEOUT" ]; then
     fail "$SERVICE not ready after \${READY_TIMEOUT}s; see journalctl -u $SERVICE"
+  fi
+  if [ "$SECONDS" -ge "$next" ]; then
+    echo "apply[$NODE]: waiting for $SERVICE to serve ($((SECONDS - started))s)"
+    next=$((SECONDS + 10))
   fi
   sleep 2
 done
-
+echo "apply[$NODE]: $SERVICE serves after $((SECONDS - started))s"
 ${postInstall}echo "$fingerprint" >"$STATE"
 echo "apply[$NODE]: K3s $VERSION is running"
 `.text;

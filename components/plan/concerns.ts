@@ -9,6 +9,7 @@ import { contribute as osPrep } from "../os-prep/render";
 import { contribute as registries } from "../registries/render";
 import { contribute as runtimes } from "../runtimes/render";
 import { contribute as servicelb } from "../servicelb/pools";
+import { contribute as upgrade } from "../upgrade/contribute";
 import type { Concern } from "./contribution";
 
 /**
@@ -30,4 +31,6 @@ export const CONCERNS: readonly Concern[] = [
   // After encryption: its guard reads the running cluster before the rebuild guard may join one.
   { name: "decommission", contribute: decommission },
   { name: "os-prep", contribute: osPrep },
+  // Day-2: hooks only, after every concern's own hooks (e.g. the encryption guard runs first).
+  { name: "upgrade", contribute: upgrade },
 ];

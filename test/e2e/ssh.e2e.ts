@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ResolvedConfig, StackInput } from "../../components/config/schema";
@@ -11,7 +11,7 @@ import type { NodeSecrets } from "../../components/config/secrets";
 import { ClusterPlan, planCluster } from "../../components/plan/node";
 import { REPO } from "../helpers/samples";
 import { parse } from "yaml";
-import { applyCluster, clusterSteps, installRuns, restarts, SshTarget, TestHost } from "./ssh";
+import { applyCluster, clusterEvents, clusterSteps, installRuns, restarts, SshTarget, TestHost } from "./ssh";
 
 /**
  * End to end over real SSH: four test hosts (network namespaces with sshd, see hosts/), a cluster
@@ -33,6 +33,8 @@ function stack(hosts: TestHost[], edits: Edit[]): ResolvedConfig {
   const raw: StackInput = {
     environment: "dev",
     k3s: { version: "v1.31.4+k3s1", hardening: "cis", airgap: { enabled: true }, firewall: { mode: "open" } },
+    // Both agents in one batch until the upgrade tests narrow it to 1.
+    upgrade: { maxUnavailable: 2 },
     ssh: { user: "deploy" },
     nodes: hosts.map((h, i) => ({
       name: names[i]!,
@@ -56,24 +58,32 @@ describe("e2e over SSH on test hosts", function () {
   let targets: Map<string, SshTarget>;
   let plan: ClusterPlan;
   const edits: Edit[] = [];
+  /** The config each plan was made from: applyCluster models the agent batches from it. */
+  const configs = new WeakMap<ClusterPlan, ResolvedConfig>();
+  const planOf = (config: ResolvedConfig) => {
+    const p = planCluster(config);
+    configs.set(p, config);
+    return p;
+  };
   /** Applies one more config change and returns the new plan. */
   const change = (edit: Edit) => {
     edits.push(edit);
-    return planCluster(stack(hosts, edits));
+    return planOf(stack(hosts, edits));
   };
+  const applyAll = (p: ClusterPlan) => applyCluster(p, targets, secrets, configs.get(p) ?? configs.get(plan));
   const byName = (name: string) => hosts.find((h) => h.address === plan.nodes.find((n) => n.node.name === name)!.node.host)!;
 
   before(() => {
     execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" });
     execFileSync("bash", [HOSTS, "up", "4", dir], { stdio: "inherit" });
     hosts = JSON.parse(readFileSync(join(dir, "hosts.json"), "utf8")) as TestHost[];
-    plan = planCluster(stack(hosts, edits));
+    plan = planOf(stack(hosts, edits));
     targets = new Map(plan.nodes.map((n) => [n.node.name, new SshTarget(hosts.find((h) => h.address === n.node.host)!, join(dir, "id_ed25519"))]));
   });
   after(() => execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" }));
 
   it("first run: files and OS prep land on every host; servers install one at a time, then agents", async () => {
-    const result = await applyCluster(plan, targets, secrets);
+    const result = await applyAll(plan);
     assert.deepEqual([...result.failures], []);
     for (const node of plan.nodes) {
       const host = byName(node.node.name);
@@ -123,7 +133,7 @@ describe("e2e over SSH on test hosts", function () {
 
   it("a second run changes nothing: OS prep reports 0 changes and no install runs", async () => {
     const calls = hosts.map((h) => read(h, "var/log/k3sp/calls.log"));
-    const result = await applyCluster(plan, targets, secrets);
+    const result = await applyAll(plan);
     assert.deepEqual([...result.failures], []);
     for (const [name, run] of result.runs) {
       assert.match(run.osPrep, /done, 0 change\(s\)/, name);
@@ -135,7 +145,7 @@ describe("e2e over SSH on test hosts", function () {
 
   it("a change to one agent re-installs that agent only", async () => {
     const changed = change((raw) => (raw.nodes[3]!.labels = { ...raw.nodes[3]!.labels, "example.com/disk": "ssd" }));
-    const result = await applyCluster(changed, targets, secrets);
+    const result = await applyAll(changed);
     assert.deepEqual([...result.failures], []);
     assert.deepEqual(
       plan.nodes.map((n) => installRuns(byName(n.node.name)).length),
@@ -147,7 +157,7 @@ describe("e2e over SSH on test hosts", function () {
 
   it("a server-wide change re-installs the servers one at a time, agents untouched", async () => {
     const changed = change((raw) => (raw.k3s!.etcdSnapshots = { retention: 9 }));
-    const result = await applyCluster(changed, targets, secrets);
+    const result = await applyAll(changed);
     assert.deepEqual([...result.failures], []);
     const s1 = installRuns(byName("e2e-server-1"));
     const s2 = installRuns(byName("e2e-server-2"));
@@ -164,7 +174,7 @@ describe("e2e over SSH on test hosts", function () {
     // Only e2e-agent-1 gets the new registries.yaml (the other nodes keep their current plan).
     const mirrored = planCluster(stack(hosts, [...edits, (raw) => (raw.k3s!.registries = { mirrors: { "docker.io": { endpoint: ["https://mirror.example.com:5000"] } } })]));
     const onlyAgent: ClusterPlan = { ...plan, nodes: plan.nodes.map((n) => (n.node.name === "e2e-agent-1" ? mirrored.nodes.find((m) => m.node.name === n.node.name)! : n)) };
-    const result = await applyCluster(onlyAgent, targets, secrets);
+    const result = await applyAll(onlyAgent);
     assert.deepEqual([...result.failures], []);
     assert.match(read(agent, PATHS.registriesYaml), /mirror\.example\.com:5000/);
     const last = installRuns(agent).at(-1)!;
@@ -215,7 +225,7 @@ describe("e2e over SSH on test hosts", function () {
   it("sshd down on one host: that node fails, naming it; the others converge; after a restart all converge", async () => {
     execFileSync("bash", [HOSTS, "stop", "4", dir]);
     const changed = change((raw) => (raw.k3s!.kubelet = { maxPods: 150 }));
-    const broken = await applyCluster(changed, targets, secrets);
+    const broken = await applyAll(changed);
     assert.deepEqual([...broken.failures.keys()], ["e2e-agent-2"]);
     const address = byName("e2e-agent-2").address.replace(/\./g, "\\.");
     assert.match(broken.failures.get("e2e-agent-2")!, new RegExp(`^e2e-agent-2 \\(${address}\\): stage failed with status 255: .*(refused|timed out|No route)`));
@@ -223,7 +233,7 @@ describe("e2e over SSH on test hosts", function () {
     assert.doesNotMatch(read(byName("e2e-agent-2"), PATHS.configYaml), /max-pods=150/, "the unreachable host kept its state");
 
     execFileSync("bash", [HOSTS, "start", "4", dir]);
-    const healed = await applyCluster(changed, targets, secrets);
+    const healed = await applyAll(changed);
     assert.deepEqual([...healed.failures], []);
     assert.match(read(byName("e2e-agent-2"), PATHS.configYaml), /max-pods=150/);
     assert.match(healed.runs.get("e2e-agent-1")!.apply, /up to date/);
@@ -246,5 +256,182 @@ describe("e2e over SSH on test hosts", function () {
     const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
     assert.equal(namespaces.split("\n").filter((l) => l.startsWith(`k3sp-${thisRun}-h`)).length, hosts.length, "this run's hosts are all still there");
     for (const host of hosts) assert.equal((await targets.get(plan.nodes.find((n) => n.node.host === host.address)!.node.name)!.run("true")).status, 0, `${host.address} still answers`);
+  });
+
+  // ---------------------------------------------------------------- upgrades (components/upgrade)
+
+  /** "Pre-stages" a K3s release on every host, as an air-gap upgrade does: the binary now reports it. */
+  const stageBinary = async (version: string) => {
+    for (const t of targets.values()) {
+      const r = await t.run(`sudo -n sh -c 'echo ${version} >/var/lib/k3sp-stub/binary-version'`);
+      assert.equal(r.status, 0, r.stderr);
+    }
+  };
+  const events = () => clusterEvents(dir);
+  const nodeObject = (name: string) => {
+    const base = join(dir, "cluster", "nodes", name);
+    return {
+      version: readFileSync(join(base, "version"), "utf8").trim(),
+      cordoned: existsSync(join(base, "unschedulable")),
+      annotated: existsSync(join(base, "annotations", "k3s-platform.io_cordoned-for-upgrade")),
+    };
+  };
+  const NAMES = ["e2e-server-1", "e2e-server-2", "e2e-agent-1", "e2e-agent-2"];
+  /** Per node, the upgrade's steps in time: cordon, drain, install, kubelet up at `version`, uncordon. */
+  const timeline = (since: number, name: string, version: string) => {
+    const mine = events().slice(since).filter((e) => e.node === name);
+    const at = (event: string, detail?: string) => mine.find((e) => e.event === event && (detail === undefined || e.detail === detail))?.at ?? NaN;
+    const install = installRuns(byName(name)).at(-1)!;
+    return { cordon: at("cordon"), drainStart: at("drain-start"), drained: at("drained"), installStart: install.start, installEnd: install.end, ready: at("kubelet-start", version), uncordon: at("uncordon") };
+  };
+  /** The most windows [from, to] open at one instant. */
+  const maxConcurrent = (windows: Array<[number, number]>) =>
+    Math.max(...windows.map(([t]) => windows.filter(([a, b]) => a <= t && t < b).length));
+  let upgradeRun: { seconds: number; maxAgents: number } | undefined;
+
+  it("upgrade v1.31.4 → v1.31.5: snapshot first, servers one at a time (cordon → drain → install → Ready at v1.31.5 → uncordon), agents at most maxUnavailable at once", async () => {
+    await stageBinary("v1.31.5+k3s1");
+    const since = events().length;
+    const installsBefore = NAMES.map((n) => installRuns(byName(n)).length);
+    const upgraded = change((raw) => {
+      raw.k3s!.version = "v1.31.5+k3s1";
+      raw.upgrade = { maxUnavailable: 1 };
+    });
+    const started = Date.now();
+    const result = await applyAll(upgraded);
+    const seconds = (Date.now() - started) / 1000;
+    assert.deepEqual([...result.failures], []);
+    assert.deepEqual(NAMES.map((n) => installRuns(byName(n)).length - installsBefore[NAMES.indexOf(n)]!), [1, 1, 1, 1], "each node installed once");
+
+    const snapshots = events().slice(since).filter((e) => e.event === "etcd-snapshot");
+    assert.deepEqual(snapshots.map((e) => [e.node, e.detail]), [["e2e-server-1", "pre-upgrade-v1.31.4-k3s1-to-v1.31.5-k3s1"]], "one snapshot, on the first server");
+    const t = Object.fromEntries(NAMES.map((n) => [n, timeline(since, n, "v1.31.5+k3s1")]));
+    assert.ok(snapshots[0]!.at < t["e2e-server-1"]!.installStart, "the snapshot precedes the first server's install");
+    for (const n of NAMES) {
+      const s = t[n]!;
+      // The install restarts K3s, whose kubelet then reports the new version: Ready falls inside the install.
+      const order = [s.cordon, s.drainStart, s.drained, s.installStart, s.ready, s.uncordon];
+      assert.ok([...order, s.installEnd].every((x) => Number.isFinite(x)), `${n}: every step happened ${JSON.stringify(s)}`);
+      for (let i = 1; i < order.length; i++) assert.ok(order[i - 1]! <= order[i]!, `${n}: cordon → drain → install → Ready at v1.31.5 → uncordon ${JSON.stringify(s)}`);
+      assert.ok(s.installEnd <= s.uncordon, `${n}: uncordoned after the install finished`);
+    }
+    const window = (n: string): [number, number] => [t[n]!.cordon, t[n]!.uncordon];
+    assert.ok(window("e2e-server-1")[1] <= window("e2e-server-2")[0], "servers strictly one at a time");
+    for (const a of ["e2e-agent-1", "e2e-agent-2"]) assert.ok(window("e2e-server-2")[1] <= window(a)[0], `${a} after every server`);
+    const maxAgents = maxConcurrent([window("e2e-agent-1"), window("e2e-agent-2")]);
+    assert.ok(maxAgents <= 1, `at most upgrade.maxUnavailable (1) agents down at once, saw ${maxAgents}`);
+    upgradeRun = { seconds, maxAgents };
+
+    for (const n of NAMES) {
+      assert.deepEqual(nodeObject(n), { version: "v1.31.5+k3s1", cordoned: false, annotated: false }, n);
+      assert.equal(read(byName(n), "var/lib/k3s-platform/k3s-version").trim(), "v1.31.5+k3s1");
+    }
+    const s1 = result.runs.get("e2e-server-1")!.apply;
+    assert.match(s1, /upgrade\[e2e-server-1\]: upgrading from v1\.31\.4\+k3s1 to v1\.31\.5\+k3s1/);
+    assert.match(s1, /upgrade\[e2e-server-1\]: etcd snapshot pre-upgrade-v1\.31\.4-k3s1-to-v1\.31\.5-k3s1 saved in \d+s/);
+    assert.match(s1, /upgrade\[e2e-server-1\]: drained in \d+s/);
+    assert.match(s1, /upgrade\[e2e-server-1\]: Ready with kubelet v1\.31\.5\+k3s1 after \d+s/);
+    assert.match(result.runs.get("e2e-server-2")!.apply, /another server already runs v1\.31\.5\+k3s1/);
+    assert.match(result.batchSteps.get("agent-batch-2-drain")!, /upgrade\[e2e-agent-2\]: drained in \d+s/);
+    assert.match(result.batchSteps.get("agent-batch-2-uncordon")!, /upgrade\[e2e-agent-2\]: Ready with kubelet v1\.31\.5\+k3s1 after \d+s/);
+    console.log(`      upgrade of 2 servers + 2 agents: ${seconds.toFixed(1)} s; most agents down at once: ${maxAgents}`);
+    plan = upgraded;
+  });
+
+  it("a second apply after the upgrade is a no-op", async () => {
+    const since = events().length;
+    const installs = NAMES.map((n) => installRuns(byName(n)).length);
+    const result = await applyAll(plan);
+    assert.deepEqual([...result.failures], []);
+    for (const [name, run] of result.runs) assert.match(run.apply, /K3s is up to date/, name);
+    assert.deepEqual(NAMES.map((n) => installRuns(byName(n)).length), installs);
+    assert.deepEqual(events().slice(since), [], "no cordon, drain, snapshot or restart");
+    assert.deepEqual([...result.batchSteps.keys()], [], "the batch steps' trigger did not change");
+  });
+
+  it("a downgrade and a skipped minor are refused on the host, naming the node and both versions; nothing is placed", async () => {
+    const since = events().length;
+    const configBefore = read(byName("e2e-server-1"), PATHS.configYaml);
+    for (const [version, message] of [
+      ["v1.31.4+k3s1", /refusing to downgrade e2e-server-1 from v1\.31\.5\+k3s1 to v1\.31\.4\+k3s1/],
+      ["v1.33.0+k3s1", /refusing to skip a minor version on e2e-server-1: it runs v1\.31\.5\+k3s1, k3s\.version asks for v1\.33\.0\+k3s1; upgrade to v1\.32\.x first/],
+    ] as const) {
+      const refused = planOf(stack(hosts, [...edits, (raw) => (raw.k3s!.version = version)]));
+      const result = await applyAll(refused);
+      assert.deepEqual([...result.failures.keys()], ["e2e-server-1"], version);
+      assert.match(result.failures.get("e2e-server-1")!, message);
+    }
+    // The agents refuse too, from the first server's batch step (agents run it before draining).
+    assert.equal(read(byName("e2e-server-1"), PATHS.configYaml), configBefore, "nothing placed");
+    assert.deepEqual(events().slice(since), [], "nothing cordoned, drained or restarted");
+  });
+
+  it("a failed snapshot stops the rollout before anything restarts; the next up converges", async () => {
+    await stageBinary("v1.31.6+k3s1");
+    const fail = await targets.get("e2e-server-1")!.run("sudo -n touch /var/lib/k3sp-stub/etcd-snapshot-fail");
+    assert.equal(fail.status, 0);
+    const since = events().length;
+    const installs = NAMES.map((n) => installRuns(byName(n)).length);
+    const next = planOf(stack(hosts, [...edits, (raw) => (raw.k3s!.version = "v1.31.6+k3s1")]));
+    const result = await applyAll(next);
+    assert.deepEqual([...result.failures.keys()], ["e2e-server-1"]);
+    assert.match(result.failures.get("e2e-server-1")!, /etcd snapshot pre-upgrade-v1\.31\.5-k3s1-to-v1\.31\.6-k3s1 failed after \d+s: the upgrade from v1\.31\.5\+k3s1 to v1\.31\.6\+k3s1 stops here, nothing was restarted/);
+    assert.deepEqual(NAMES.map((n) => installRuns(byName(n)).length), installs, "no install ran");
+    assert.deepEqual(events().slice(since), [], "nothing cordoned or restarted");
+    assert.equal(nodeObject("e2e-server-1").cordoned, false);
+    await targets.get("e2e-server-1")!.run("sudo -n rm -f /var/lib/k3sp-stub/etcd-snapshot-fail");
+  });
+
+  it("a drain blocked by a PodDisruptionBudget stops the rollout naming the pods; the node stays cordoned; the next up converges", async () => {
+    const blocked = join(dir, "cluster", "drain-blocked");
+    mkdirSync(blocked, { recursive: true });
+    writeFileSync(join(blocked, "e2e-server-2"), "default/web-0\ndefault/web-1\n");
+    const since = events().length;
+    const installs = NAMES.map((n) => installRuns(byName(n)).length);
+    const next = change((raw) => (raw.k3s!.version = "v1.31.6+k3s1"));
+    const stopped = await applyAll(next);
+    assert.deepEqual([...stopped.failures.keys()], ["e2e-server-2"]);
+    assert.match(stopped.failures.get("e2e-server-2")!, /drain of e2e-server-2 failed after \d+s; pods not evicted: default\/web-0 default\/web-1 .*e2e-server-2 stays cordoned; the next up retries the drain/);
+    assert.deepEqual(NAMES.map((n) => installRuns(byName(n)).length - installs[NAMES.indexOf(n)]!), [1, 0, 0, 0], "server 1 upgraded; server 2 and the agents untouched");
+    assert.deepEqual(nodeObject("e2e-server-2"), { version: "v1.31.5+k3s1", cordoned: true, annotated: true });
+    assert.equal(events().slice(since).filter((e) => e.event === "etcd-snapshot").length, 1);
+
+    rmSync(join(blocked, "e2e-server-2"));
+    const healed = await applyAll(next);
+    assert.deepEqual([...healed.failures], []);
+    assert.match(healed.runs.get("e2e-server-1")!.apply, /up to date/);
+    assert.equal(events().slice(since).filter((e) => e.event === "etcd-snapshot").length, 1, "no second snapshot: the rollout had started");
+    for (const n of NAMES) assert.deepEqual(nodeObject(n), { version: "v1.31.6+k3s1", cordoned: false, annotated: false }, n);
+    const t2 = timeline(since, "e2e-server-2", "v1.31.6+k3s1");
+    for (const a of ["e2e-agent-1", "e2e-agent-2"]) assert.ok(t2.uncordon <= timeline(since, a, "v1.31.6+k3s1").cordon, `${a} after server 2`);
+    plan = next;
+  });
+
+  it("an agent unreachable mid-upgrade fails its own step, naming it; the batches after it wait; the next up converges", async () => {
+    await stageBinary("v1.31.7+k3s1");
+    execFileSync("bash", [HOSTS, "stop", "4", dir]);
+    const next = change((raw) => (raw.k3s!.version = "v1.31.7+k3s1"));
+    let broken;
+    try {
+      broken = await applyAll(next);
+    } finally {
+      execFileSync("bash", [HOSTS, "start", "4", dir]);
+    }
+    assert.deepEqual([...broken.failures.keys()], ["e2e-agent-2"]);
+    assert.match(broken.failures.get("e2e-agent-2")!, /^e2e-agent-2 \([\d.]+\): stage failed with status 255/);
+    assert.deepEqual(nodeObject("e2e-agent-1"), { version: "v1.31.7+k3s1", cordoned: false, annotated: false });
+    assert.deepEqual(nodeObject("e2e-agent-2"), { version: "v1.31.6+k3s1", cordoned: true, annotated: true }, "drained by the first server, then unreachable");
+    assert.ok(!broken.batchSteps.has("agent-batch-2-uncordon"), "the batch's uncordon waits for its agents");
+
+    const healed = await applyAll(next);
+    assert.deepEqual([...healed.failures], []);
+    assert.ok(!healed.batchSteps.has("agent-batch-2-drain"), "the drain step already ran for this version");
+    assert.match(healed.batchSteps.get("agent-batch-2-uncordon")!, /upgrade\[e2e-agent-2\]: Ready with kubelet v1\.31\.7\+k3s1/);
+    for (const n of NAMES) assert.deepEqual(nodeObject(n), { version: "v1.31.7+k3s1", cordoned: false, annotated: false }, n);
+    plan = next;
+  });
+
+  after(() => {
+    if (upgradeRun) console.log(`      e2e upgrade: ${upgradeRun.seconds.toFixed(1)} s, max concurrent agents ${upgradeRun.maxAgents}`);
   });
 });

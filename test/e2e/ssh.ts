@@ -10,6 +10,7 @@ import type { NodeSecrets } from "../../components/config/secrets";
 import { rewriteKubeconfig } from "../../components/node/kubeconfig";
 import { ClusterPlan, NodePlan, renderSecretsDocument } from "../../components/plan/node";
 import { stdinScriptCommand } from "../../components/shell/root";
+import { agentBatchesEnabled, renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches } from "../../components/upgrade/render";
 
 /**
  * Runs a node's generated steps over real SSH, as the K3sNode component's resources do: stage,
@@ -110,15 +111,30 @@ export async function applyNode(node: NodePlan, target: SshTarget, secrets: Node
 export interface ClusterRun {
   runs: Map<string, NodeRun>;
   failures: Map<string, string>;
+  /** Output of the agent batch steps that ran (`agent-batch-<i>-drain|uncordon`). */
+  batchSteps: Map<string, string>;
 }
 
 /**
- * Servers one after another, then agents in parallel once every server is up; a failed node does
- * not stop its siblings (as the engine continues with independent resources).
+ * The command provider's memory of triggered one-shot commands, per test cluster: resource name →
+ * the triggers it was last created with. A command runs its `create` when it is new or its
+ * triggers changed (a replacement); otherwise nothing runs on the host (`update` is NO_OP_UPDATE).
+ * A failed create leaves the old value, so the next run creates it again.
  */
-export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTarget>, secrets: NodeSecrets): Promise<ClusterRun> {
+const providerState = new WeakMap<Map<string, SshTarget>, Map<string, string>>();
+
+/**
+ * The K3sCluster graph, as the engine walks it: servers one after another; then, with a pinned
+ * version, agents in upgrade batches (components/upgrade): the batch's drain step on the first
+ * server, its agents in parallel, its uncordon step, then the next batch; without one, agents in
+ * parallel. A failed step stops what depends on it (later servers, the rest of the batches); a
+ * failed node does not stop its siblings in the same batch (as the engine continues with
+ * independent resources).
+ */
+export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTarget>, secrets: NodeSecrets, config?: ResolvedConfig): Promise<ClusterRun> {
   const runs = new Map<string, NodeRun>();
   const failures = new Map<string, string>();
+  const batchSteps = new Map<string, string>();
   const attempt = async (node: NodePlan) => {
     try {
       runs.set(node.node.name, await applyNode(node, targets.get(node.node.name)!, secrets));
@@ -128,10 +144,36 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   };
   for (const server of plan.nodes.filter((n) => n.node.role === "server")) {
     await attempt(server);
-    if (failures.size) return { runs, failures }; // agents need every server
+    if (failures.size) return { runs, failures, batchSteps }; // agents need every server
   }
-  await Promise.all(plan.nodes.filter((n) => n.node.role === "agent").map(attempt));
-  return { runs, failures };
+  const agents = plan.nodes.filter((n) => n.node.role === "agent");
+  if (!config || !agentBatchesEnabled(config)) {
+    await Promise.all(agents.map(attempt));
+    return { runs, failures, batchSteps };
+  }
+  if (!providerState.has(targets)) providerState.set(targets, new Map());
+  const state = providerState.get(targets)!;
+  const first = plan.nodes[0]!;
+  const firstTarget = targets.get(first.node.name)!;
+  const triggered = async (name: string, script: string): Promise<boolean> => {
+    const triggers = JSON.stringify([config.k3s.version ?? ""]);
+    if (state.get(name) === triggers) return true;
+    const r = await firstTarget.run(stdinScriptCommand(first.sshUser), script);
+    batchSteps.set(name, r.stdout + r.stderr);
+    if (r.status !== 0) {
+      failures.set(name, `${name} (on ${first.node.name}) failed with status ${r.status}: ${r.stderr.trim() || r.stdout.trim()}`);
+      return false;
+    }
+    state.set(name, triggers);
+    return true;
+  };
+  for (const batch of upgradeBatches(config)) {
+    if (!(await triggered(`agent-batch-${batch.index}-drain`, renderAgentBatchDrain(config, batch)))) break;
+    await Promise.all(batch.agents.map((a) => attempt(agents.find((n) => n.node.name === a)!)));
+    if (batch.agents.some((a) => failures.has(a))) break;
+    if (!(await triggered(`agent-batch-${batch.index}-uncordon`, renderAgentBatchUncordon(config, batch)))) break;
+  }
+  return { runs, failures, batchSteps };
 }
 
 /** The install stand-in's records on a host: one entry per run, with its environment. */
@@ -156,6 +198,23 @@ export function installRuns(host: TestHost): Array<{ start: number; end: number;
         else if (line.includes("=")) env[line.slice(0, line.indexOf("="))] = line.slice(line.indexOf("=") + 1);
       }
       return { start: Number(lines[0]), end, env, config };
+    });
+}
+
+/** The shared node-object events (kubelet, kubectl and etcd-snapshot stand-ins), oldest first. */
+export function clusterEvents(runDir: string): Array<{ at: number; event: string; node: string; detail: string }> {
+  let text = "";
+  try {
+    text = readFileSync(join(runDir, "cluster", "events.log"), "utf8");
+  } catch {
+    return [];
+  }
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => {
+      const [at, event, node, ...rest] = line.split(" ");
+      return { at: Number(at), event: event!, node: node!, detail: rest.join(" ") };
     });
 }
 

@@ -48,8 +48,6 @@ export const k3sSchema = z.strictObject({
     .regex(/^v1\.\d+\.\d+\+k3s\d+$/, "version must be an exact K3s release, e.g. v1.31.4+k3s1")
     .optional(),
   channel: z.string().regex(/^(stable|latest|testing|v1\.\d+)$/, "channel must be stable, latest, testing or v1.NN").optional(),
-  /** The version the cluster runs now, recorded before an upgrade (policy: no skipped minor). */
-  previousVersion: z.string().regex(/^v1\.\d+\.\d+\+k3s\d+$/).optional(),
   /** Pod network(s): one CIDR or one per family (dual-stack); the first is the primary family. Rules: config/rules.ts. */
   clusterCidr: cidrList.default(["10.42.0.0/16"]),
   /** Service network(s), the same families in the same order as clusterCidr. */

@@ -4,6 +4,7 @@ import { dnsSchema } from "./dns";
 import { encryptionSchema } from "./encryption";
 import { nodeSchema, sshSchema } from "./nodes";
 import { tenantSchema } from "./tenants";
+import { upgradeSchema } from "./upgrade";
 import { singleLine } from "../single-line";
 
 /**
@@ -23,6 +24,7 @@ export * from "./nodes";
 export * from "./encryption";
 export * from "./tenants";
 export * from "./dns";
+export * from "./upgrade";
 
 // ---------------------------------------------------------------- the stack
 
@@ -43,6 +45,7 @@ export const stackSchema = z.strictObject({
       rotation: z.union([singleLine().min(1), z.number()]).optional(),
     })
     .optional(),
+  upgrade: upgradeSchema.prefault({}),
 });
 
 export type StackInput = z.input<typeof stackSchema>;

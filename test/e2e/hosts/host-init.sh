@@ -7,6 +7,8 @@ hostname "$(cat "$host/upper/etc/hostname")"
 mkdir -p "$host/root"
 mount -t overlay overlay -o "lowerdir=/,upperdir=$host/upper,workdir=$host/work" "$host/root"
 mount -t proc proc "$host/root/proc"
+# Node objects every host of the run shares, as they share one API server (stand-ins: kubelet, kubectl).
+mount --bind "$(dirname "$host")/cluster" "$host/root/var/lib/k3sp-cluster"
 mount --rbind /dev "$host/root/dev"
 # A stand-in kernel view: cgroup v2 with the memory controller; modules appear as modprobe loads them.
 mount -t tmpfs tmpfs "$host/root/sys"

@@ -58,6 +58,8 @@ prepare_root() {
   mkdir -p "$upper/etc/ssh" "$upper/etc/sudoers.d" "$upper/home/deploy/.ssh" "$upper/run/sshd" \
     "$upper/var/log/k3sp" "$upper/var/lib/k3sp-stub" "$upper/tmp" "$dir/h$1/work"
   cp -a "$HERE/root-overlay/." "$upper/"
+  # The run's shared node objects (the API server's view), bind-mounted by host-init.sh.
+  mkdir -p "$dir/cluster" "$upper/var/lib/k3sp-cluster"
   rm -f "$upper"/etc/ssh/ssh_host_*
   ssh-keygen -q -t ed25519 -N "" -C "" -f "$upper/etc/ssh/ssh_host_ed25519_key"
   cat >"$upper/etc/ssh/k3sp_sshd_config" <<CONF

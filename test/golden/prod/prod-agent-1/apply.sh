@@ -13,6 +13,53 @@ READY_TIMEOUT=300
 
 fail() { printf 'apply[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
 
+# --- version rules (components/upgrade/render.ts)
+# version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
+version_parts() {
+  [[ "$1" =~ ^v1\.([0-9]+)\.([0-9]+)\+k3s([0-9]+)$ ]] || return 1
+  echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}"
+}
+# check_transition NODE FROM TO: refuses a downgrade and a skipped minor (Kubernetes version skew policy).
+check_transition() {
+  local node="$1" from="$2" to="$3" fmin fpat frev tmin tpat trev parts
+  parts="$(version_parts "$from")" || { echo "upgrade[$node]: cannot read the running version '$from'; downgrade and skipped-minor checks cannot run" >&2; return 1; }
+  read -r fmin fpat frev <<<"$parts"
+  parts="$(version_parts "$to")" || return 1
+  read -r tmin tpat trev <<<"$parts"
+  if [ "$tmin" -lt "$fmin" ] || { [ "$tmin" -eq "$fmin" ] && { [ "$tpat" -lt "$fpat" ] || { [ "$tpat" -eq "$fpat" ] && [ "$trev" -lt "$frev" ]; }; }; }; then
+    echo "upgrade[$node]: refusing to downgrade $node from $from to $to: K3s does not support downgrades (restore an etcd snapshot instead, README Backups); set k3s.version back to $from or newer" >&2
+    return 1
+  fi
+  if [ "$tmin" -gt $((fmin + 1)) ]; then
+    echo "upgrade[$node]: refusing to skip a minor version on $node: it runs $from, k3s.version asks for $to; upgrade to v1.$((fmin + 1)).x first (Kubernetes version skew policy)" >&2
+    return 1
+  fi
+}
+# --- end of version rules
+TARGET_VERSION=v1.31.4+k3s1
+VERSION_RECORD="$ROOT"/var/lib/k3s-platform/k3s-version
+K3S_BINARY=/usr/local/bin/k3s
+RUNNING_VERSION=""
+UPGRADING=0
+if [ -f "$ROOT"/etc/systemd/system/k3s-agent.service ] || [ -f "$VERSION_RECORD" ]; then
+  : # agents have no admin kubeconfig
+  if [ -z "$RUNNING_VERSION" ] && [ -f "$VERSION_RECORD" ]; then RUNNING_VERSION="$(cat "$VERSION_RECORD")"; fi
+  if [ -z "$RUNNING_VERSION" ] && [ -x "$ROOT$K3S_BINARY" ]; then
+    RUNNING_VERSION="$("$ROOT$K3S_BINARY" --version 2>/dev/null || true)"
+    RUNNING_VERSION="${RUNNING_VERSION#k3s version }"
+    RUNNING_VERSION="${RUNNING_VERSION%% *}"
+  fi
+  if [ -z "$RUNNING_VERSION" ]; then
+    echo "upgrade[$NODE]: warning: K3s is installed but its version could not be read; downgrade and skipped-minor checks skipped"
+  elif [ "$RUNNING_VERSION" != "$TARGET_VERSION" ]; then
+    check_transition "$NODE" "$RUNNING_VERSION" "$TARGET_VERSION" || exit 1
+    UPGRADING=1
+    echo "upgrade[$NODE]: upgrading from $RUNNING_VERSION to $TARGET_VERSION"
+    # Another version runs than planned: install even if the staged files look applied.
+    rm -f "$STATE"
+  fi
+fi
+
 place() {
   if ! cmp -s "$STAGING/$1" "$ROOT$2"; then
     install -D -m "$3" "$STAGING/$1" "$ROOT$2"
@@ -68,13 +115,23 @@ done
 # Something K3s reads at start changed: restart even when the install script sees no change.
 INSTALL_K3S_FORCE_RESTART=true bash "$STAGING/install-k3s.sh"
 
-deadline=$((SECONDS + READY_TIMEOUT))
+started=$SECONDS
+next=$((SECONDS + 10))
 until systemctl is-active --quiet "$SERVICE"; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
+  if [ $((SECONDS - started)) -ge "$READY_TIMEOUT" ]; then
     fail "$SERVICE not ready after ${READY_TIMEOUT}s; see journalctl -u $SERVICE"
+  fi
+  if [ "$SECONDS" -ge "$next" ]; then
+    echo "apply[$NODE]: waiting for $SERVICE to serve ($((SECONDS - started))s)"
+    next=$((SECONDS + 10))
   fi
   sleep 2
 done
+echo "apply[$NODE]: $SERVICE serves after $((SECONDS - started))s"
+
+if [ "${UPGRADING:-0}" = 1 ]; then echo "upgrade[$NODE]: now runs $TARGET_VERSION (was $RUNNING_VERSION)"; fi
+install -d -m 0755 "$(dirname "$VERSION_RECORD")"
+printf '%s\n' "$TARGET_VERSION" >"$VERSION_RECORD"
 
 echo "$fingerprint" >"$STATE"
 echo "apply[$NODE]: K3s $VERSION is running"

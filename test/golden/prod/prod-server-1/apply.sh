@@ -59,6 +59,138 @@ if [ -z "$(ls -A "$DB_DIR" 2>/dev/null || true)" ]; then
   fi
 fi
 
+
+# --- version rules (components/upgrade/render.ts)
+# version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
+version_parts() {
+  [[ "$1" =~ ^v1\.([0-9]+)\.([0-9]+)\+k3s([0-9]+)$ ]] || return 1
+  echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}"
+}
+# check_transition NODE FROM TO: refuses a downgrade and a skipped minor (Kubernetes version skew policy).
+check_transition() {
+  local node="$1" from="$2" to="$3" fmin fpat frev tmin tpat trev parts
+  parts="$(version_parts "$from")" || { echo "upgrade[$node]: cannot read the running version '$from'; downgrade and skipped-minor checks cannot run" >&2; return 1; }
+  read -r fmin fpat frev <<<"$parts"
+  parts="$(version_parts "$to")" || return 1
+  read -r tmin tpat trev <<<"$parts"
+  if [ "$tmin" -lt "$fmin" ] || { [ "$tmin" -eq "$fmin" ] && { [ "$tpat" -lt "$fpat" ] || { [ "$tpat" -eq "$fpat" ] && [ "$trev" -lt "$frev" ]; }; }; }; then
+    echo "upgrade[$node]: refusing to downgrade $node from $from to $to: K3s does not support downgrades (restore an etcd snapshot instead, README Backups); set k3s.version back to $from or newer" >&2
+    return 1
+  fi
+  if [ "$tmin" -gt $((fmin + 1)) ]; then
+    echo "upgrade[$node]: refusing to skip a minor version on $node: it runs $from, k3s.version asks for $to; upgrade to v1.$((fmin + 1)).x first (Kubernetes version skew policy)" >&2
+    return 1
+  fi
+}
+# --- end of version rules
+# --- node operations (components/upgrade/render.ts)
+# kubectl custom-columns print <none> for an absent field.
+NODE_COLUMNS='custom-columns=VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-upgrade'
+LIST_COLUMNS='custom-columns=NAME:.metadata.name,VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable'
+# node_info NODE: "<kubelet version> <Ready status> <unschedulable> <cordoned-for>"; fails when the API or node is absent.
+node_info() {
+  k3s kubectl get node "$1" --no-headers -o "$NODE_COLUMNS" 2>/dev/null
+}
+# schedulable_others NODE...: how many Ready, schedulable nodes are not in the list.
+schedulable_others() {
+  local list name version ready unschedulable count=0 skip n
+  list="$(k3s kubectl get nodes --no-headers -o "$LIST_COLUMNS")" || return 1
+  while read -r name version ready unschedulable; do
+    [ -n "$name" ] || continue
+    skip=0
+    for n in "$@"; do if [ "$n" = "$name" ]; then skip=1; fi; done
+    if [ "$skip" = 0 ] && [ "$ready" = True ] && [ "$unschedulable" != true ]; then count=$((count + 1)); fi
+  done <<<"$list"
+  echo "$count"
+}
+# cordon_for_upgrade NODE TARGET: annotate, then cordon, unless an operator cordoned it (then left as is).
+cordon_for_upgrade() {
+  local node="$1" target="$2" info version ready unschedulable cordoned_for
+  info="$(node_info "$node")" || { echo "upgrade[$node]: cannot read node $node from the API" >&2; return 1; }
+  read -r version ready unschedulable cordoned_for <<<"$info"
+  if [ "$unschedulable" = true ] && { [ -z "$cordoned_for" ] || [ "$cordoned_for" = "<none>" ]; }; then
+    echo "upgrade[$node]: already cordoned by someone else; it stays cordoned after the upgrade"
+    return 0
+  fi
+  # Annotation first: a node cordoned without it would never be uncordoned by a later run.
+  k3s kubectl annotate node "$node" --overwrite "k3s-platform.io/cordoned-for-upgrade=$target" >/dev/null
+  k3s kubectl cordon "$node"
+}
+# drain_for_upgrade NODE TIMEOUT ARGS...: kubectl drain, skipped when no other node could take the pods.
+# A drain that fails names the pods kubectl could not evict; the node stays cordoned.
+drain_for_upgrade() {
+  local node="$1" timeout="$2" others out pods started="$SECONDS"
+  shift 2
+  others="$(schedulable_others "$node")" || { echo "upgrade[$node]: cannot list nodes from the API" >&2; return 1; }
+  if [ "$others" -eq 0 ]; then
+    echo "upgrade[$node]: drain skipped: no other Ready, schedulable node could take its pods"
+    return 0
+  fi
+  echo "upgrade[$node]: draining (timeout ${timeout}s)"
+  if ! out="$(k3s kubectl drain "$node" --timeout="${timeout}s" "$@" 2>&1)"; then
+    printf '%s\n' "$out" >&2
+    # kubectl drain (k8s.io/kubectl/pkg/drain) names each pod it could not evict as pods/"NAME" -n "NAMESPACE" or pods/NAME -n NAMESPACE.
+    pods="$(printf '%s\n' "$out" | { grep -oE 'pods/"?[A-Za-z0-9._-]+"? -n "?[A-Za-z0-9._-]+' || true; } | sed -E 's#pods/"?([A-Za-z0-9._-]+)"? -n "?([A-Za-z0-9._-]+)#\2/\1#' | sort -u | tr '\n' ' ')"
+    echo "upgrade[$node]: drain of $node failed after $((SECONDS - started))s; pods not evicted: ${pods:-see the kubectl output above }(a PodDisruptionBudget? kubectl get pdb -A). $node stays cordoned; the next up retries the drain" >&2
+    return 1
+  fi
+  echo "upgrade[$node]: drained in $((SECONDS - started))s"
+}
+# wait_ready_version NODE TARGET TIMEOUT: until the node is Ready with kubelet TARGET; progress every 10 s.
+wait_ready_version() {
+  local node="$1" target="$2" timeout="$3" info version="?" ready="?" rest started="$SECONDS" next=$((SECONDS + 10))
+  while :; do
+    if info="$(node_info "$node")"; then
+      read -r version ready rest <<<"$info"
+      if [ "$version" = "$target" ] && [ "$ready" = True ]; then break; fi
+    fi
+    if [ $((SECONDS - started)) -ge "$timeout" ]; then
+      echo "upgrade[$node]: $node is not Ready with kubelet $target after ${timeout}s (last seen: kubelet $version, Ready $ready); it stays cordoned; the next up waits again" >&2
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$next" ]; then
+      echo "upgrade[$node]: waiting for Ready with kubelet $target ($((SECONDS - started))s)"
+      next=$((SECONDS + 10))
+    fi
+    sleep 1
+  done
+  echo "upgrade[$node]: Ready with kubelet $target after $((SECONDS - started))s"
+}
+# uncordon_if_ours NODE: uncordons a node the upgrade cordoned (annotation present); others are left alone.
+uncordon_if_ours() {
+  local node="$1" info version ready unschedulable cordoned_for
+  info="$(node_info "$node")" || { echo "upgrade[$node]: cannot read node $node from the API" >&2; return 1; }
+  read -r version ready unschedulable cordoned_for <<<"$info"
+  if [ -z "$cordoned_for" ] || [ "$cordoned_for" = "<none>" ]; then return 0; fi
+  k3s kubectl uncordon "$node"
+  k3s kubectl annotate node "$node" "k3s-platform.io/cordoned-for-upgrade-" >/dev/null
+}
+# --- end of node operations
+TARGET_VERSION=v1.31.4+k3s1
+VERSION_RECORD="$ROOT"/var/lib/k3s-platform/k3s-version
+K3S_BINARY=/usr/local/bin/k3s
+RUNNING_VERSION=""
+UPGRADING=0
+if [ -f "$ROOT"/etc/systemd/system/k3s.service ] || [ -f "$VERSION_RECORD" ]; then
+  if info="$(node_info "$NODE")"; then read -r RUNNING_VERSION _ <<<"$info"; fi
+  if [ "$RUNNING_VERSION" = "<none>" ]; then RUNNING_VERSION=""; fi
+  if [ -z "$RUNNING_VERSION" ] && [ -f "$VERSION_RECORD" ]; then RUNNING_VERSION="$(cat "$VERSION_RECORD")"; fi
+  if [ -z "$RUNNING_VERSION" ] && [ -x "$ROOT$K3S_BINARY" ]; then
+    RUNNING_VERSION="$("$ROOT$K3S_BINARY" --version 2>/dev/null || true)"
+    RUNNING_VERSION="${RUNNING_VERSION#k3s version }"
+    RUNNING_VERSION="${RUNNING_VERSION%% *}"
+  fi
+  if [ -z "$RUNNING_VERSION" ]; then
+    echo "upgrade[$NODE]: warning: K3s is installed but its version could not be read; downgrade and skipped-minor checks skipped"
+  elif [ "$RUNNING_VERSION" != "$TARGET_VERSION" ]; then
+    check_transition "$NODE" "$RUNNING_VERSION" "$TARGET_VERSION" || exit 1
+    UPGRADING=1
+    echo "upgrade[$NODE]: upgrading from $RUNNING_VERSION to $TARGET_VERSION"
+    # Another version runs than planned: install even if the staged files look applied.
+    rm -f "$STATE"
+  fi
+fi
+
 place() {
   if ! cmp -s "$STAGING/$1" "$ROOT$2"; then
     install -D -m "$3" "$STAGING/$1" "$ROOT$2"
@@ -105,16 +237,60 @@ if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-ac
   exit 0
 fi
 
+if [ "${UPGRADING:-0}" = 1 ]; then
+  SNAPSHOT="pre-upgrade-$RUNNING_VERSION-to-$TARGET_VERSION"
+  SNAPSHOT="${SNAPSHOT//+/-}"
+  SERVERS=(prod-server-1 prod-server-2 prod-server-3)
+  first_to_restart=1
+  if list="$(k3s kubectl get nodes --no-headers -o "$LIST_COLUMNS" 2>/dev/null)"; then
+    while read -r name version _; do
+      for s in "${SERVERS[@]}"; do
+        if [ "$s" = "$name" ] && [ "$s" != "$NODE" ] && [ "$version" = "$TARGET_VERSION" ]; then first_to_restart=0; fi
+      done
+    done <<<"$list"
+  fi
+  if [ "$first_to_restart" = 1 ]; then
+  started=$SECONDS
+  echo "upgrade[$NODE]: etcd snapshot $SNAPSHOT before the first server restarts"
+  if ! out="$(k3s etcd-snapshot save --name "$SNAPSHOT" 2>&1)"; then
+    printf '%s\n' "$out" >&2
+    fail "etcd snapshot $SNAPSHOT failed after $((SECONDS - started))s: the upgrade from $RUNNING_VERSION to $TARGET_VERSION stops here, nothing was restarted"
+  fi
+  printf '%s\n' "$out"
+  echo "upgrade[$NODE]: etcd snapshot $SNAPSHOT saved in $((SECONDS - started))s"
+  else
+    echo "upgrade[$NODE]: another server already runs $TARGET_VERSION: the rollout's pre-upgrade backup was taken before it restarted"
+  fi
+  cordon_for_upgrade "$NODE" "$TARGET_VERSION" || fail "cordoning $NODE failed"
+  drain_for_upgrade "$NODE" 300 --ignore-daemonsets --delete-emptydir-data || exit 1
+fi
+
 # Something K3s reads at start changed: restart even when the install script sees no change.
 INSTALL_K3S_FORCE_RESTART=true bash "$STAGING/install-k3s.sh"
 
-deadline=$((SECONDS + READY_TIMEOUT))
+started=$SECONDS
+next=$((SECONDS + 10))
 until k3s kubectl get --raw=/readyz >/dev/null 2>&1 && k3s kubectl get node "$NODE" >/dev/null 2>&1; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
+  if [ $((SECONDS - started)) -ge "$READY_TIMEOUT" ]; then
     fail "$SERVICE not ready after ${READY_TIMEOUT}s; see journalctl -u $SERVICE"
+  fi
+  if [ "$SECONDS" -ge "$next" ]; then
+    echo "apply[$NODE]: waiting for $SERVICE to serve ($((SECONDS - started))s)"
+    next=$((SECONDS + 10))
   fi
   sleep 2
 done
+echo "apply[$NODE]: $SERVICE serves after $((SECONDS - started))s"
+
+cordoned_for="<none>"
+if info="$(node_info "$NODE")"; then read -r _ _ _ cordoned_for <<<"$info"; fi
+if [ "${UPGRADING:-0}" = 1 ] || { [ -n "$cordoned_for" ] && [ "$cordoned_for" != "<none>" ]; }; then
+  wait_ready_version "$NODE" "$TARGET_VERSION" 600 || exit 1
+  uncordon_if_ours "$NODE" || fail "uncordoning $NODE failed"
+fi
+if [ "${UPGRADING:-0}" = 1 ]; then echo "upgrade[$NODE]: now runs $TARGET_VERSION (was $RUNNING_VERSION)"; fi
+install -d -m 0755 "$(dirname "$VERSION_RECORD")"
+printf '%s\n' "$TARGET_VERSION" >"$VERSION_RECORD"
 
 echo "$fingerprint" >"$STATE"
 echo "apply[$NODE]: K3s $VERSION is running"

@@ -1,0 +1,361 @@
+import { NodeConfig, ResolvedConfig } from "../config/schema";
+import { managedNodes } from "../decommission/nodes";
+import { STATE_DIR } from "../k3s/install";
+import { joinShell, raw, Shell, sh } from "../shell/sh";
+import { agentBatches } from "./versions";
+
+/**
+ * Upgrades when `k3s.version` changes, as host-side shell (pure renderers, no Pulumi). The logic
+ * runs on the hosts, in the apply path, so it holds whoever runs `up`:
+ *
+ *  - every node's apply.sh first reads the version it runs (upgradeGuard) and refuses a downgrade
+ *    or a skipped minor, naming the node and both versions, before anything is placed;
+ *  - a server being upgraded, before its install restarts K3s (serverPreInstall): the first server
+ *    of the rollout takes an etcd snapshot (embedded etcd) or copies the sqlite datastore; then
+ *    cordon and drain (skipped when no other node could take the pods);
+ *  - after the install (serverPostInstall): wait until the node is Ready AND its kubelet reports
+ *    the new version (bounded), uncordon what the upgrade cordoned, record the version;
+ *  - agents have no admin kubeconfig: their cordon/drain and wait/uncordon run on the first server,
+ *    in batches of at most `upgrade.maxUnavailable` (renderAgentBatchDrain / renderAgentBatchUncordon,
+ *    one command each per batch, chained batch after batch by the cluster component).
+ *
+ * The node annotation `k3s-platform.io/cordoned-for-upgrade` marks a node this code cordoned, so a
+ * node an operator cordoned stays cordoned, and a rollout that failed half way uncordons on the next `up`.
+ */
+
+/** What apply.sh recorded as running after its last successful install of a pinned version. */
+export const VERSION_RECORD = `${STATE_DIR}/k3s-version`;
+/** Marks the nodes this code cordoned; value: the version being rolled out. */
+export const CORDON_ANNOTATION = "k3s-platform.io/cordoned-for-upgrade";
+/** Where the sqlite datastore lives and its pre-upgrade copies go (K3s datastore docs). */
+export const SQLITE_DB_DIR = "/var/lib/rancher/k3s/server/db";
+
+/** The version rules as shell (versions.ts upgradeProblem, tested to agree): every node's guard. */
+export const VERSION_RULES = raw(String.raw`# --- version rules (components/upgrade/render.ts)
+# version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
+version_parts() {
+  [[ "$1" =~ ^v1\.([0-9]+)\.([0-9]+)\+k3s([0-9]+)$ ]] || return 1
+  echo "${"$"}{BASH_REMATCH[1]} ${"$"}{BASH_REMATCH[2]} ${"$"}{BASH_REMATCH[3]}"
+}
+# check_transition NODE FROM TO: refuses a downgrade and a skipped minor (Kubernetes version skew policy).
+check_transition() {
+  local node="$1" from="$2" to="$3" fmin fpat frev tmin tpat trev parts
+  parts="$(version_parts "$from")" || { echo "upgrade[$node]: cannot read the running version '$from'; downgrade and skipped-minor checks cannot run" >&2; return 1; }
+  read -r fmin fpat frev <<<"$parts"
+  parts="$(version_parts "$to")" || return 1
+  read -r tmin tpat trev <<<"$parts"
+  if [ "$tmin" -lt "$fmin" ] || { [ "$tmin" -eq "$fmin" ] && { [ "$tpat" -lt "$fpat" ] || { [ "$tpat" -eq "$fpat" ] && [ "$trev" -lt "$frev" ]; }; }; }; then
+    echo "upgrade[$node]: refusing to downgrade $node from $from to $to: K3s does not support downgrades (restore an etcd snapshot instead, README Backups); set k3s.version back to $from or newer" >&2
+    return 1
+  fi
+  if [ "$tmin" -gt $((fmin + 1)) ]; then
+    echo "upgrade[$node]: refusing to skip a minor version on $node: it runs $from, k3s.version asks for $to; upgrade to v1.$((fmin + 1)).x first (Kubernetes version skew policy)" >&2
+    return 1
+  fi
+}
+# --- end of version rules`);
+
+/** Node queries and cordon/drain/wait/uncordon: servers and the first server's agent batch steps. */
+export const NODE_OPERATIONS = raw(String.raw`# --- node operations (components/upgrade/render.ts)
+# kubectl custom-columns print <none> for an absent field.
+NODE_COLUMNS='custom-columns=VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-upgrade'
+LIST_COLUMNS='custom-columns=NAME:.metadata.name,VERSION:.status.nodeInfo.kubeletVersion,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable'
+# node_info NODE: "<kubelet version> <Ready status> <unschedulable> <cordoned-for>"; fails when the API or node is absent.
+node_info() {
+  k3s kubectl get node "$1" --no-headers -o "$NODE_COLUMNS" 2>/dev/null
+}
+# schedulable_others NODE...: how many Ready, schedulable nodes are not in the list.
+schedulable_others() {
+  local list name version ready unschedulable count=0 skip n
+  list="$(k3s kubectl get nodes --no-headers -o "$LIST_COLUMNS")" || return 1
+  while read -r name version ready unschedulable; do
+    [ -n "$name" ] || continue
+    skip=0
+    for n in "$@"; do if [ "$n" = "$name" ]; then skip=1; fi; done
+    if [ "$skip" = 0 ] && [ "$ready" = True ] && [ "$unschedulable" != true ]; then count=$((count + 1)); fi
+  done <<<"$list"
+  echo "$count"
+}
+# cordon_for_upgrade NODE TARGET: annotate, then cordon, unless an operator cordoned it (then left as is).
+cordon_for_upgrade() {
+  local node="$1" target="$2" info version ready unschedulable cordoned_for
+  info="$(node_info "$node")" || { echo "upgrade[$node]: cannot read node $node from the API" >&2; return 1; }
+  read -r version ready unschedulable cordoned_for <<<"$info"
+  if [ "$unschedulable" = true ] && { [ -z "$cordoned_for" ] || [ "$cordoned_for" = "<none>" ]; }; then
+    echo "upgrade[$node]: already cordoned by someone else; it stays cordoned after the upgrade"
+    return 0
+  fi
+  # Annotation first: a node cordoned without it would never be uncordoned by a later run.
+  k3s kubectl annotate node "$node" --overwrite "k3s-platform.io/cordoned-for-upgrade=$target" >/dev/null
+  k3s kubectl cordon "$node"
+}
+# drain_for_upgrade NODE TIMEOUT ARGS...: kubectl drain, skipped when no other node could take the pods.
+# A drain that fails names the pods kubectl could not evict; the node stays cordoned.
+drain_for_upgrade() {
+  local node="$1" timeout="$2" others out pods started="$SECONDS"
+  shift 2
+  others="$(schedulable_others "$node")" || { echo "upgrade[$node]: cannot list nodes from the API" >&2; return 1; }
+  if [ "$others" -eq 0 ]; then
+    echo "upgrade[$node]: drain skipped: no other Ready, schedulable node could take its pods"
+    return 0
+  fi
+  echo "upgrade[$node]: draining (timeout ${"$"}{timeout}s)"
+  if ! out="$(k3s kubectl drain "$node" --timeout="${"$"}{timeout}s" "$@" 2>&1)"; then
+    printf '%s\n' "$out" >&2
+    # kubectl drain (k8s.io/kubectl/pkg/drain) names each pod it could not evict as pods/"NAME" -n "NAMESPACE" or pods/NAME -n NAMESPACE.
+    pods="$(printf '%s\n' "$out" | { grep -oE 'pods/"?[A-Za-z0-9._-]+"? -n "?[A-Za-z0-9._-]+' || true; } | sed -E 's#pods/"?([A-Za-z0-9._-]+)"? -n "?([A-Za-z0-9._-]+)#\2/\1#' | sort -u | tr '\n' ' ')"
+    echo "upgrade[$node]: drain of $node failed after $((SECONDS - started))s; pods not evicted: ${"$"}{pods:-see the kubectl output above }(a PodDisruptionBudget? kubectl get pdb -A). $node stays cordoned; the next up retries the drain" >&2
+    return 1
+  fi
+  echo "upgrade[$node]: drained in $((SECONDS - started))s"
+}
+# wait_ready_version NODE TARGET TIMEOUT: until the node is Ready with kubelet TARGET; progress every 10 s.
+wait_ready_version() {
+  local node="$1" target="$2" timeout="$3" info version="?" ready="?" rest started="$SECONDS" next=$((SECONDS + 10))
+  while :; do
+    if info="$(node_info "$node")"; then
+      read -r version ready rest <<<"$info"
+      if [ "$version" = "$target" ] && [ "$ready" = True ]; then break; fi
+    fi
+    if [ $((SECONDS - started)) -ge "$timeout" ]; then
+      echo "upgrade[$node]: $node is not Ready with kubelet $target after ${"$"}{timeout}s (last seen: kubelet $version, Ready $ready); it stays cordoned; the next up waits again" >&2
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$next" ]; then
+      echo "upgrade[$node]: waiting for Ready with kubelet $target ($((SECONDS - started))s)"
+      next=$((SECONDS + 10))
+    fi
+    sleep 1
+  done
+  echo "upgrade[$node]: Ready with kubelet $target after $((SECONDS - started))s"
+}
+# uncordon_if_ours NODE: uncordons a node the upgrade cordoned (annotation present); others are left alone.
+uncordon_if_ours() {
+  local node="$1" info version ready unschedulable cordoned_for
+  info="$(node_info "$node")" || { echo "upgrade[$node]: cannot read node $node from the API" >&2; return 1; }
+  read -r version ready unschedulable cordoned_for <<<"$info"
+  if [ -z "$cordoned_for" ] || [ "$cordoned_for" = "<none>" ]; then return 0; fi
+  k3s kubectl uncordon "$node"
+  k3s kubectl annotate node "$node" "k3s-platform.io/cordoned-for-upgrade-" >/dev/null
+}
+# --- end of node operations`);
+
+/** Everything a server or a batch step needs. */
+export const UPGRADE_LIBRARY = joinShell([VERSION_RULES, NODE_OPERATIONS]);
+
+/** kubectl drain arguments from `upgrade.drain` (timeout is passed separately). */
+export function drainArgs(config: ResolvedConfig): string[] {
+  const d = config.upgrade.drain;
+  return [
+    ...(d.ignoreDaemonSets ? ["--ignore-daemonsets"] : []),
+    ...(d.deleteEmptyDirData ? ["--delete-emptydir-data"] : []),
+    ...(d.disableEviction ? ["--disable-eviction"] : []),
+  ];
+}
+
+/** The installed K3s binary the install script runs (air-gap: the pre-staged one). */
+function binaryPath(config: ResolvedConfig): string {
+  return config.k3s.airgap.enabled ? config.k3s.airgap.binaryPath : "/usr/local/bin/k3s";
+}
+
+/**
+ * apply.sh preflight (every node, with a pinned `k3s.version`): sets RUNNING_VERSION (empty on a
+ * first install) and UPGRADING (1 when the node runs an older release), and refuses a downgrade or
+ * a skipped minor before anything is placed. The running version comes from, in order: the API's
+ * node object (servers; the kubelet that really runs), the version apply.sh recorded after its last
+ * install, the installed binary's `k3s --version` (an air-gap binary pre-staged for the upgrade
+ * already reports the new version, hence last).
+ */
+export function upgradeGuard(config: ResolvedConfig, node: NodeConfig): Shell {
+  const version = config.k3s.version;
+  if (!version) return raw("");
+  const isServer = node.role === "server";
+  return sh`
+${isServer ? UPGRADE_LIBRARY : VERSION_RULES}
+TARGET_VERSION=${version}
+VERSION_RECORD="$ROOT"${VERSION_RECORD}
+K3S_BINARY=${binaryPath(config)}
+RUNNING_VERSION=""
+UPGRADING=0
+if [ -f "$ROOT"${`/etc/systemd/system/${node.role === "server" ? "k3s" : "k3s-agent"}.service`} ] || [ -f "$VERSION_RECORD" ]; then
+  ${isServer ? raw(`if info="$(node_info "$NODE")"; then read -r RUNNING_VERSION _ <<<"$info"; fi
+  if [ "$RUNNING_VERSION" = "<none>" ]; then RUNNING_VERSION=""; fi`) : raw(": # agents have no admin kubeconfig")}
+  if [ -z "$RUNNING_VERSION" ] && [ -f "$VERSION_RECORD" ]; then RUNNING_VERSION="$(cat "$VERSION_RECORD")"; fi
+  if [ -z "$RUNNING_VERSION" ] && [ -x "$ROOT$K3S_BINARY" ]; then
+    RUNNING_VERSION="$("$ROOT$K3S_BINARY" --version 2>/dev/null || true)"
+    RUNNING_VERSION="\${RUNNING_VERSION#k3s version }"
+    RUNNING_VERSION="\${RUNNING_VERSION%% *}"
+  fi
+  if [ -z "$RUNNING_VERSION" ]; then
+    echo "upgrade[$NODE]: warning: K3s is installed but its version could not be read; downgrade and skipped-minor checks skipped"
+  elif [ "$RUNNING_VERSION" != "$TARGET_VERSION" ]; then
+    check_transition "$NODE" "$RUNNING_VERSION" "$TARGET_VERSION" || exit 1
+    UPGRADING=1
+    echo "upgrade[$NODE]: upgrading from $RUNNING_VERSION to $TARGET_VERSION"
+    # Another version runs than planned: install even if the staged files look applied.
+    rm -f "$STATE"
+  fi
+fi
+`;
+}
+
+/**
+ * apply.sh preInstall of a server being upgraded: the pre-upgrade backup (only the first server of
+ * the rollout: no other server runs the new version yet), then cordon and drain. A failure stops
+ * the rollout here: the install has not run, nothing restarted.
+ */
+export function serverPreInstall(config: ResolvedConfig, node: NodeConfig): Shell {
+  if (!config.k3s.version || node.role !== "server") return raw("");
+  const servers = managedNodes(config).filter((n) => n.role === "server").map((n) => n.name);
+  const ds = config.k3s.datastore.type;
+  const backup =
+    ds === "etcd"
+      ? raw(`started=$SECONDS
+  echo "upgrade[$NODE]: etcd snapshot $SNAPSHOT before the first server restarts"
+  if ! out="$(k3s etcd-snapshot save --name "$SNAPSHOT" 2>&1)"; then
+    printf '%s\\n' "$out" >&2
+    fail "etcd snapshot $SNAPSHOT failed after $((SECONDS - started))s: the upgrade from $RUNNING_VERSION to $TARGET_VERSION stops here, nothing was restarted"
+  fi
+  printf '%s\\n' "$out"
+  echo "upgrade[$NODE]: etcd snapshot $SNAPSHOT saved in $((SECONDS - started))s"`)
+      : ds === "sqlite"
+        ? raw(`echo "upgrade[$NODE]: the sqlite datastore is copied after the drain, with K3s stopped"`)
+        : raw(`echo "upgrade[$NODE]: note: the datastore is external; back it up with its own tools before upgrading (no snapshot taken)"`);
+  const sqliteCopy =
+    ds === "sqlite"
+      ? sh`
+if [ "\${UPGRADING:-0}" = 1 ]; then
+  # The sqlite file is consistent only with K3s stopped (WAL); the install restarts it right after.
+  DB_DIR="$ROOT"${SQLITE_DB_DIR}
+  started=$SECONDS
+  systemctl stop "$SERVICE"
+  if ! { mkdir -p "$DB_DIR/$SNAPSHOT" && for f in state.db state.db-wal state.db-shm; do if [ -f "$DB_DIR/$f" ]; then cp -p "$DB_DIR/$f" "$DB_DIR/$SNAPSHOT/$f"; fi; done && [ -f "$DB_DIR/$SNAPSHOT/state.db" ]; }; then
+    systemctl start "$SERVICE"
+    fail "copying the sqlite datastore $DB_DIR/state.db to $DB_DIR/$SNAPSHOT failed: the upgrade from $RUNNING_VERSION to $TARGET_VERSION stops here"
+  fi
+  echo "upgrade[$NODE]: datastore copied to $DB_DIR/$SNAPSHOT in $((SECONDS - started))s"
+fi`
+      : raw("");
+  return sh`
+if [ "\${UPGRADING:-0}" = 1 ]; then
+  SNAPSHOT="pre-upgrade-$RUNNING_VERSION-to-$TARGET_VERSION"
+  SNAPSHOT="${raw("$")}{SNAPSHOT//+/-}"
+  SERVERS=(${servers})
+  first_to_restart=1
+  if list="$(k3s kubectl get nodes --no-headers -o "$LIST_COLUMNS" 2>/dev/null)"; then
+    while read -r name version _; do
+      for s in "${raw("$")}{SERVERS[@]}"; do
+        if [ "$s" = "$name" ] && [ "$s" != "$NODE" ] && [ "$version" = "$TARGET_VERSION" ]; then first_to_restart=0; fi
+      done
+    done <<<"$list"
+  fi
+  if [ "$first_to_restart" = 1 ]; then
+  ${backup}
+  else
+    echo "upgrade[$NODE]: another server already runs $TARGET_VERSION: the rollout's pre-upgrade backup was taken before it restarted"
+  fi
+  cordon_for_upgrade "$NODE" "$TARGET_VERSION" || fail "cordoning $NODE failed"
+  drain_for_upgrade "$NODE" ${config.upgrade.drain.timeout} ${drainArgs(config)} || exit 1
+fi${sqliteCopy}
+`;
+}
+
+/**
+ * apply.sh postInstall: on a server, after an upgrade (or when an earlier run left the node
+ * cordoned for one), wait until Ready with the new kubelet version, then uncordon. Every node
+ * records the version it now runs.
+ */
+export function upgradePostInstall(config: ResolvedConfig, node: NodeConfig): Shell {
+  if (!config.k3s.version) return raw("");
+  const server =
+    node.role === "server"
+      ? sh`
+cordoned_for="<none>"
+if info="$(node_info "$NODE")"; then read -r _ _ _ cordoned_for <<<"$info"; fi
+if [ "\${UPGRADING:-0}" = 1 ] || { [ -n "$cordoned_for" ] && [ "$cordoned_for" != "<none>" ]; }; then
+  wait_ready_version "$NODE" "$TARGET_VERSION" ${config.upgrade.readyTimeout} || exit 1
+  uncordon_if_ours "$NODE" || fail "uncordoning $NODE failed"
+fi`
+      : raw("");
+  return sh`${server}
+if [ "\${UPGRADING:-0}" = 1 ]; then echo "upgrade[$NODE]: now runs $TARGET_VERSION (was $RUNNING_VERSION)"; fi
+install -d -m 0755 "$(dirname "$VERSION_RECORD")"
+printf '%s\\n' "$TARGET_VERSION" >"$VERSION_RECORD"
+`;
+}
+
+/** The first server's view of one agent batch: names in config order. */
+export interface AgentBatch {
+  index: number;
+  agents: string[];
+}
+
+export function upgradeBatches(config: ResolvedConfig): AgentBatch[] {
+  // Entries armed for removal (decommission: true) are no longer managed: no batch step for them.
+  const agents = managedNodes(config).filter((n) => n.role === "agent").map((n) => n.name);
+  return agentBatches(agents, config.upgrade.maxUnavailable).map((a, i) => ({ index: i + 1, agents: a }));
+}
+
+function batchHeader(config: ResolvedConfig, batch: AgentBatch, step: string): Shell {
+  return sh`#!/usr/bin/env bash
+# Generated by k3s-platform: ${step} of agent batch ${batch.index} (${batch.agents.join(", ")}), run on the first server.
+set -euo pipefail
+TARGET_VERSION=${config.k3s.version ?? ""}
+AGENTS=(${batch.agents})
+${UPGRADE_LIBRARY}
+`;
+}
+
+/**
+ * Before the agents of a batch install: each agent that runs an older release is checked
+ * (downgrade, skipped minor), cordoned and drained. Agents not registered yet (first join) or
+ * already at the target are skipped. Runs on the first server (agents have no admin kubeconfig).
+ */
+export function renderAgentBatchDrain(config: ResolvedConfig, batch: AgentBatch): string {
+  const d = config.upgrade.drain;
+  return sh`${batchHeader(config, batch, "cordon and drain")}
+upgrading=()
+for agent in "${raw("$")}{AGENTS[@]}"; do
+  if ! info="$(node_info "$agent")"; then
+    echo "upgrade[$agent]: not registered yet (first join): nothing to drain"
+    continue
+  fi
+  read -r version _ <<<"$info"
+  if [ "$version" = "$TARGET_VERSION" ]; then
+    echo "upgrade[$agent]: already runs $TARGET_VERSION"
+    uncordon_if_ours "$agent"
+    continue
+  fi
+  check_transition "$agent" "$version" "$TARGET_VERSION" || exit 1
+  upgrading+=("$agent")
+done
+[ "${raw("$")}{#upgrading[@]}" -gt 0 ] || exit 0
+BATCH=${batch.index}
+echo "upgrade: batch $BATCH: ${raw("$")}{upgrading[*]} to $TARGET_VERSION"
+for agent in "${raw("$")}{upgrading[@]}"; do
+  cordon_for_upgrade "$agent" "$TARGET_VERSION" || exit 1
+done
+for agent in "${raw("$")}{upgrading[@]}"; do
+  # The rest of the batch is cordoned already, so its pods do not move onto another batch member.
+  drain_for_upgrade "$agent" ${d.timeout} ${drainArgs(config)} || exit 1
+done
+`.text;
+}
+
+/**
+ * After the agents of a batch installed: wait until each is Ready with the new kubelet version
+ * (bounded), then uncordon the ones the upgrade cordoned. The next batch starts only after this.
+ */
+export function renderAgentBatchUncordon(config: ResolvedConfig, batch: AgentBatch): string {
+  return sh`${batchHeader(config, batch, "wait for Ready and uncordon")}
+for agent in "${raw("$")}{AGENTS[@]}"; do
+  wait_ready_version "$agent" "$TARGET_VERSION" ${config.upgrade.readyTimeout}
+  uncordon_if_ours "$agent"
+done
+`.text;
+}
+
+/** Whether the cluster component chains agent batches (only with a pinned version to roll out). */
+export function agentBatchesEnabled(config: ResolvedConfig): boolean {
+  return !!config.k3s.version;
+}

@@ -1,0 +1,42 @@
+import { upgradeSchema } from "../config/schema";
+import { agentBatches, maxUnavailableCount, shortTransition, upgradeProblem } from "./versions";
+
+/**
+ * The one-line description of an upgrade for preview:md, pure: from the K3sCluster component's
+ * config before and after (its registered input). The preview sees the version last deployed, not
+ * what each host runs; the hosts check that (render.ts upgradeGuard), the line only warns early.
+ */
+
+/** The parts of the registered config this reads; a digest may carry less (then counts are left out). */
+export interface ClusterConfigView {
+  k3s?: { version?: string; datastore?: { type?: string } };
+  nodes?: Array<{ name?: string; role?: string; decommission?: boolean }>;
+  upgrade?: unknown;
+}
+
+export function upgradeSummary(before: ClusterConfigView | undefined, after: ClusterConfigView | undefined): string[] {
+  const from = before?.k3s?.version;
+  const to = after?.k3s?.version;
+  if (!from || !to || from === to) return [];
+  const problem = upgradeProblem(from, to);
+  if (problem) return [`upgrade ${shortTransition(from, to)}: **refused on the hosts** (${problem})`];
+  const datastore = after?.k3s?.datastore?.type ?? "etcd";
+  const backup = datastore === "etcd" ? "snapshot" : datastore === "sqlite" ? "copy of the sqlite datastore" : "no snapshot (external datastore: back it up first)";
+  const phases = [backup];
+  const nodes = after?.nodes?.filter((n) => n.decommission !== true);
+  if (nodes) {
+    const servers = nodes.filter((n) => n.role === "server").length;
+    const agents = nodes.filter((n) => n.role === "agent").length;
+    const parsed = upgradeSchema.safeParse(after?.upgrade ?? {});
+    const maxUnavailable = parsed.success ? parsed.data.maxUnavailable : "10%";
+    phases.push(servers === 1 ? "1 server" : `${servers} servers one at a time`);
+    if (agents > 0) {
+      const batches = agentBatches(new Array<number>(agents).fill(0), maxUnavailable).length;
+      const size = maxUnavailableCount(maxUnavailable, agents);
+      phases.push(`${agents} agent${agents === 1 ? "" : "s"} in ${batches} batch${batches === 1 ? "" : "es"}${batches > 1 ? ` of ${size}` : ""}`);
+    }
+  } else {
+    phases.push("servers one at a time", "agents in batches");
+  }
+  return [`upgrade ${shortTransition(from, to)}: ${phases.join(", ")}`];
+}

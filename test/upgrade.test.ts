@@ -1,0 +1,363 @@
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import * as fc from "fast-check";
+import * as pulumi from "@pulumi/pulumi";
+import { restoreRunbook } from "../components/backup/runbook";
+import { K3sCluster } from "../components/cluster/component";
+import { ResolvedConfig } from "../components/config/schema";
+import { loadStackConfig, parseStackConfig } from "../components/config/validate";
+import { PATHS } from "../components/k3s/paths";
+import { NodePlan, planNode } from "../components/node/plan";
+import { previewMarkdown } from "../tools/preview-markdown";
+import { renderTree } from "../tools/tree";
+import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches, VERSION_RECORD, VERSION_RULES } from "../components/upgrade/render";
+import { upgradeSummary } from "../components/upgrade/summary";
+import { agentBatches, maxUnavailableCount, snapshotName, upgradeProblem } from "../components/upgrade/versions";
+import { installMocks } from "./helpers/pulumi-mocks";
+import { REPO, sampleConfig, variant } from "./helpers/samples";
+
+const STUBS = join(REPO, "test", "helpers", "stubs");
+const BACKUP_STUBS = join(REPO, "test", "helpers", "stubs-backup");
+
+function run(cmd: string, args: string[], env: Record<string, string> = {}, input?: string) {
+  const r = spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, ...env }, input });
+  return { status: r.status, out: `${r.stdout}${r.stderr}`, stdout: r.stdout };
+}
+
+describe("upgrades (components/upgrade)", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "k3sp-upgrade-"));
+  after(() => rmSync(scratch, { recursive: true, force: true }));
+
+  describe("version rules", () => {
+    it("allows a patch, a revision or one minor forward; refuses downgrades and skipped minors, naming both versions", () => {
+      for (const [from, to] of [["v1.31.4+k3s1", "v1.31.5+k3s1"], ["v1.31.4+k3s1", "v1.31.4+k3s2"], ["v1.30.9+k3s1", "v1.31.0+k3s1"], ["v1.31.4+k3s1", "v1.31.4+k3s1"]]) {
+        assert.equal(upgradeProblem(from!, to!), undefined, `${from} → ${to}`);
+      }
+      assert.match(upgradeProblem("v1.31.5+k3s1", "v1.31.4+k3s1")!, /v1\.31\.5\+k3s1 → v1\.31\.4\+k3s1 is a downgrade/);
+      assert.match(upgradeProblem("v1.31.4+k3s2", "v1.31.4+k3s1")!, /downgrade/);
+      assert.match(upgradeProblem("v1.29.9+k3s1", "v1.31.4+k3s1")!, /skips 1 minor version\(s\); upgrade to v1\.30 first/);
+      assert.equal(snapshotName("v1.31.4+k3s1", "v1.31.5+k3s1"), "pre-upgrade-v1.31.4-k3s1-to-v1.31.5-k3s1");
+    });
+
+    it("the host's shell rules (check_transition) agree with the TypeScript rules on random versions", () => {
+      const version = fc.tuple(fc.integer({ min: 28, max: 40 }), fc.integer({ min: 0, max: 20 }), fc.integer({ min: 1, max: 3 })).map(([m, p, r]) => `v1.${m}.${p}+k3s${r}`);
+      const pairs = fc.sample(fc.tuple(version, version), { numRuns: 80, seed: 1313 });
+      const script = `${VERSION_RULES.text}\nwhile read -r from to; do if check_transition n "$from" "$to" 2>/dev/null; then echo ok; else echo refused; fi; done\n`;
+      const r = run("bash", ["-c", script], {}, pairs.map(([a, b]) => `${a} ${b}`).join("\n") + "\n");
+      assert.equal(r.status, 0, r.out);
+      const shell = r.stdout.trim().split("\n");
+      assert.equal(shell.length, pairs.length);
+      pairs.forEach(([from, to], i) => assert.equal(shell[i], upgradeProblem(from, to) ? "refused" : "ok", `${from} → ${to}`));
+      assert.ok(shell.includes("ok") && shell.includes("refused"), "both outcomes were tried");
+    });
+
+    it("maxUnavailable: a count as is, a percentage rounded down, at least 1, at most every agent", () => {
+      assert.equal(maxUnavailableCount("10%", 2), 1);
+      assert.equal(maxUnavailableCount("10%", 107), 10);
+      assert.equal(maxUnavailableCount("50%", 3), 1);
+      assert.equal(maxUnavailableCount("100%", 6), 6);
+      assert.equal(maxUnavailableCount(3, 2), 2);
+      assert.equal(maxUnavailableCount(1, 0), 1);
+      assert.deepEqual(agentBatches(["a", "b", "c", "d", "e"], 2), [["a", "b"], ["c", "d"], ["e"]]);
+    });
+  });
+
+  describe("config", () => {
+    it("k3s.previousVersion is refused with a message saying it is no longer needed", () => {
+      const r = parseStackConfig(variant("prod", (raw) => ((raw.k3s as Record<string, unknown>).previousVersion = "v1.31.3+k3s1")));
+      assert.ok(!r.ok);
+      assert.deepEqual(r.issues.map((i) => i.path), ["k3s-platform:k3s.previousVersion"]);
+      assert.match(r.issues[0]!.message, /no longer needed: each host reads the version it runs/);
+    });
+
+    it("types upgrade: defaults, and refuses bad maxUnavailable and drain values with their paths", () => {
+      const config = sampleConfig("dev");
+      assert.deepEqual(config.upgrade, { maxUnavailable: "10%", readyTimeout: 600, drain: { timeout: 300, deleteEmptyDirData: true, ignoreDaemonSets: true, disableEviction: false } });
+      for (const [value, path] of [
+        [{ maxUnavailable: 0 }, "k3s-platform:upgrade.maxUnavailable"],
+        [{ maxUnavailable: "0%" }, "k3s-platform:upgrade.maxUnavailable"],
+        [{ maxUnavailable: "150%" }, "k3s-platform:upgrade.maxUnavailable"],
+        [{ maxUnavailable: "two" }, "k3s-platform:upgrade.maxUnavailable"],
+        [{ drain: { timeout: 0 } }, "k3s-platform:upgrade.drain.timeout"],
+        [{ drain: { force: true } }, "k3s-platform:upgrade.drain"],
+      ] as const) {
+        const r = parseStackConfig(variant("dev", (raw) => ((raw as Record<string, unknown>).upgrade = value)));
+        assert.ok(!r.ok, JSON.stringify(value));
+        assert.deepEqual(r.issues.map((i) => i.path), [path], JSON.stringify(value));
+      }
+    });
+  });
+
+  describe("apply.sh guard on a host", () => {
+    /** Stages a node's files with an install stand-in, as host-scripts.test.ts does. */
+    function stage(plan: NodePlan, root: string) {
+      const staging = mkdtempSync(join(scratch, "staging-"));
+      for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
+      writeFileSync(join(staging, "install-k3s.sh"), `#!/usr/bin/env bash\necho install >>"$K3S_PLATFORM_ROOT/install.log"\nmkdir -p "$K3S_PLATFORM_ROOT/run/active" && touch "$K3S_PLATFORM_ROOT/run/active/k3s-agent"\n`);
+      chmodSync(join(staging, "install-k3s.sh"), 0o755);
+      for (const secret of plan.secretFiles) {
+        mkdirSync(dirname(join(root, secret.target)), { recursive: true });
+        writeFileSync(join(root, secret.target), `${secret.name}: x\n`);
+      }
+      return { staging, env: { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, STUB_LOG: "/dev/null", PATH: `${STUBS}:${process.env.PATH}` } };
+    }
+    const agentOf = (version: string) => {
+      const config = loadStackConfig(variant("dev", (raw) => (raw.k3s!.version = version)));
+      return planNode(config, config.nodes.find((n) => n.role === "agent")!);
+    };
+
+    it("an agent records the version it installed, refuses a downgrade and a skipped minor before placing anything, and upgrades one minor", () => {
+      const root = mkdtempSync(join(scratch, "guard-"));
+      const first = stage(agentOf("v1.31.5+k3s1"), root);
+      const installed = run("bash", [join(first.staging, "apply.sh")], first.env);
+      assert.equal(installed.status, 0, installed.out);
+      assert.equal(readFileSync(join(root, VERSION_RECORD), "utf8"), "v1.31.5+k3s1\n");
+      const configBefore = readFileSync(join(root, PATHS.configYaml), "utf8");
+
+      for (const [version, message] of [
+        ["v1.31.4+k3s1", /refusing to downgrade dev-agent-1 from v1\.31\.5\+k3s1 to v1\.31\.4\+k3s1/],
+        ["v1.33.1+k3s1", /refusing to skip a minor version on dev-agent-1: it runs v1\.31\.5\+k3s1, k3s\.version asks for v1\.33\.1\+k3s1; upgrade to v1\.32\.x first/],
+      ] as const) {
+        const plan = agentOf(version);
+        plan.files.find((f) => f.name === "config.yaml")!.content += "# changed\n";
+        const s = stage(plan, root);
+        const r = run("bash", [join(s.staging, "apply.sh")], s.env);
+        assert.notEqual(r.status, 0, version);
+        assert.match(r.out, message);
+        assert.equal(readFileSync(join(root, PATHS.configYaml), "utf8"), configBefore, "nothing placed");
+      }
+      assert.equal(readFileSync(join(root, "install.log"), "utf8"), "install\n", "no install after a refusal");
+
+      const up = stage(agentOf("v1.32.0+k3s1"), root);
+      const r = run("bash", [join(up.staging, "apply.sh")], up.env);
+      assert.equal(r.status, 0, r.out);
+      assert.match(r.out, /upgrade\[dev-agent-1\]: upgrading from v1\.31\.5\+k3s1 to v1\.32\.0\+k3s1/);
+      assert.match(r.out, /now runs v1\.32\.0\+k3s1 \(was v1\.31\.5\+k3s1\)/);
+      assert.match(r.out, /k3s-agent serves after \d+s/);
+      assert.equal(readFileSync(join(root, VERSION_RECORD), "utf8"), "v1.32.0+k3s1\n");
+    });
+  });
+
+  describe("single-server upgrade on sqlite (scratch root, stub k3s/systemctl)", () => {
+    it("copies the datastore with K3s stopped, skips the drain (no other node), waits for the new kubelet, uncordons", () => {
+      const root = mkdtempSync(join(scratch, "sqlite-"));
+      const stubs = mkdtempSync(join(scratch, "sqlite-stubs-"));
+      const log = join(root, "calls.log");
+      // The one node object: "<kubelet version> <Ready> <unschedulable> <cordoned-for>" (custom-columns order).
+      writeFileSync(join(stubs, "k3s"), `#!/usr/bin/env bash
+echo "k3s $*" >>"$STUB_LOG"
+info="$(cat "$K3S_PLATFORM_ROOT/node-info")"
+case "$*" in
+  "kubectl get node "*custom-columns*) echo "$info" ;;
+  "kubectl get nodes "*) read -r v r u _ <<<"$info"; echo "dev-server-1 $v $r $u" ;;
+  "kubectl cordon "*) read -r v r _ a <<<"$info"; echo "$v $r true $a" >"$K3S_PLATFORM_ROOT/node-info" ;;
+  "kubectl uncordon "*) read -r v r _ a <<<"$info"; echo "$v $r <none> $a" >"$K3S_PLATFORM_ROOT/node-info" ;;
+  "kubectl annotate node dev-server-1 --overwrite "*) read -r v r u _ <<<"$info"; echo "$v $r $u \${*##*=}" >"$K3S_PLATFORM_ROOT/node-info" ;;
+  "kubectl annotate node dev-server-1 "*-) read -r v r u _ <<<"$info"; echo "$v $r $u <none>" >"$K3S_PLATFORM_ROOT/node-info" ;;
+esac
+`);
+      writeFileSync(join(stubs, "systemctl"), `#!/usr/bin/env bash\necho "systemctl $*" >>"$STUB_LOG"\n[ "$1" != is-active ] || [ -e "$K3S_PLATFORM_ROOT/active" ]\n`);
+      for (const f of ["k3s", "systemctl"]) chmodSync(join(stubs, f), 0o755);
+      const planFor = (version: string) => {
+        const config = loadStackConfig(variant("dev", (raw) => Object.assign(raw.k3s!, { version, datastore: { type: "sqlite" } })));
+        return planNode(config, config.nodes.find((n) => n.role === "server")!);
+      };
+      const stageServer = (plan: NodePlan, newVersion: string) => {
+        const staging = mkdtempSync(join(scratch, "staging-"));
+        for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
+        // The install restarts K3s: its kubelet then reports the new version.
+        writeFileSync(join(staging, "install-k3s.sh"), `#!/usr/bin/env bash\necho install >>"$STUB_LOG"\ntouch "$K3S_PLATFORM_ROOT/active"\nread -r _ r u a <"$K3S_PLATFORM_ROOT/node-info"\necho "${newVersion} $r $u $a" >"$K3S_PLATFORM_ROOT/node-info"\n`);
+        for (const secret of plan.secretFiles) {
+          mkdirSync(dirname(join(root, secret.target)), { recursive: true });
+          writeFileSync(join(root, secret.target), "x\n");
+        }
+        return { staging, env: { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, STUB_LOG: log, PATH: `${stubs}:${process.env.PATH}` } };
+      };
+      // A server installed at v1.31.4 by an earlier apply, with its sqlite database.
+      mkdirSync(join(root, "etc/systemd/system"), { recursive: true });
+      writeFileSync(join(root, "etc/systemd/system/k3s.service"), "");
+      mkdirSync(join(root, "var/lib/rancher/k3s/server/db"), { recursive: true });
+      writeFileSync(join(root, "var/lib/rancher/k3s/server/db/state.db"), "db");
+      writeFileSync(join(root, "var/lib/rancher/k3s/server/db/state.db-wal"), "wal");
+      writeFileSync(join(root, "node-info"), "v1.31.4+k3s1 True <none> <none>\n");
+      writeFileSync(join(root, "active"), "");
+      writeFileSync(log, "");
+
+      const s = stageServer(planFor("v1.31.5+k3s1"), "v1.31.5+k3s1");
+      const r = run("bash", [join(s.staging, "apply.sh")], s.env);
+      assert.equal(r.status, 0, r.out);
+      const copy = join(root, "var/lib/rancher/k3s/server/db/pre-upgrade-v1.31.4-k3s1-to-v1.31.5-k3s1");
+      assert.equal(readFileSync(join(copy, "state.db"), "utf8"), "db");
+      assert.equal(readFileSync(join(copy, "state.db-wal"), "utf8"), "wal");
+      assert.match(r.out, /drain skipped: no other Ready, schedulable node/);
+      assert.match(r.out, /datastore copied to .*pre-upgrade-v1\.31\.4-k3s1-to-v1\.31\.5-k3s1 in \d+s/);
+      assert.match(r.out, /Ready with kubelet v1\.31\.5\+k3s1 after \d+s/);
+      const calls = readFileSync(log, "utf8").split("\n").filter((l) => /cordon|systemctl stop|install|annotate/.test(l) && !l.includes("kubectl get"));
+      assert.deepEqual(calls, [
+        "k3s kubectl annotate node dev-server-1 --overwrite k3s-platform.io/cordoned-for-upgrade=v1.31.5+k3s1",
+        "k3s kubectl cordon dev-server-1",
+        "systemctl stop k3s",
+        "install",
+        "k3s kubectl uncordon dev-server-1",
+        "k3s kubectl annotate node dev-server-1 k3s-platform.io/cordoned-for-upgrade-",
+      ]);
+      assert.equal(readFileSync(join(root, "node-info"), "utf8"), "v1.31.5+k3s1 True <none> <none>\n");
+      assert.doesNotMatch(readFileSync(log, "utf8"), /etcd-snapshot/, "no etcd on sqlite");
+    });
+  });
+
+  describe("cluster graph (Pulumi mocks)", () => {
+    async function graph(config: ResolvedConfig) {
+      const recorder = installMocks("staging");
+      const cluster = new K3sCluster("staging", { config, sshPrivateKey: pulumi.secret("k"), token: pulumi.secret("t") }, { transformations: [recorder.transformation] });
+      await recorder.settle(cluster.kubeconfig, cluster.registered);
+      return recorder.registered;
+    }
+
+    it("agent batches: drain and uncordon on the first server, triggered by the version only, chained batch after batch", async () => {
+      const config = loadStackConfig(variant("staging", (raw) => (raw.upgrade = { maxUnavailable: 1 })));
+      const registered = await graph(config);
+      const batches = upgradeBatches(config);
+      const agents = config.nodes.filter((n) => n.role === "agent").map((n) => n.name);
+      assert.equal(batches.length, agents.length);
+      const first = config.nodes.find((n) => n.role === "server")!;
+      const lastServer = config.nodes.filter((n) => n.role === "server").at(-1)!;
+      for (const b of batches) {
+        const drain = registered.get(`staging-agent-batch-${b.index}-drain`)!;
+        const uncordon = registered.get(`staging-agent-batch-${b.index}-uncordon`)!;
+        for (const step of [drain, uncordon]) {
+          assert.equal((step.inputs.connection as { host: string }).host, first.host, "runs on the first server");
+          assert.deepEqual(step.inputs.triggers, [config.k3s.version]);
+          assert.equal(step.inputs.update, "true", "other input changes run nothing");
+        }
+        assert.equal(drain.inputs.stdin, renderAgentBatchDrain(config, b));
+        assert.equal(uncordon.inputs.stdin, renderAgentBatchUncordon(config, b));
+        assert.deepEqual(drain.dependsOn, [`staging-${lastServer.name}-apply`, ...(b.index > 1 ? [`staging-agent-batch-${b.index - 1}-uncordon`] : [])]);
+        assert.deepEqual(uncordon.dependsOn, b.agents.map((a) => `staging-${a}-apply`));
+        for (const a of b.agents) assert.ok(registered.get(`staging-${a}-apply`)!.dependsOn.includes(drain.name), a);
+      }
+    });
+
+    it("the batch scripts pass shellcheck and pipe into no early-exit consumer", () => {
+      const config = loadStackConfig(variant("prod", (raw) => (raw.upgrade = { maxUnavailable: 2, drain: { disableEviction: true } })));
+      const paths = upgradeBatches(config).flatMap((b) => [renderAgentBatchDrain(config, b), renderAgentBatchUncordon(config, b)]).map((text, i) => {
+        assert.doesNotMatch(text.replace(/(^|\s)#.*$/gm, ""), /\|\s*(grep\b[^|;&\n]*\s-[A-Za-z]*[qlm]|head\b)/);
+        const path = join(scratch, `batch-${i}.sh`);
+        writeFileSync(path, text);
+        return path;
+      });
+      assert.match(readFileSync(paths[0]!, "utf8"), /drain_for_upgrade "\$agent" 300 --ignore-daemonsets --delete-emptydir-data --disable-eviction/);
+      // Every datastore's server apply.sh (the backup step differs): sqlite, external.
+      for (const datastore of [{ type: "sqlite" }, { type: "external" }] as const) {
+        const c = loadStackConfig(variant("dev", (raw) => (raw.k3s!.datastore = datastore)));
+        const path = join(scratch, `apply-${datastore.type}.sh`);
+        writeFileSync(path, planNode(c, c.nodes.find((n) => n.role === "server")!).files.find((f) => f.name === "apply.sh")!.content);
+        paths.push(path);
+      }
+      const lint = run("shellcheck", ["--severity=style", ...paths]);
+      assert.equal(lint.status, 0, lint.out);
+    });
+
+    it("without a pinned version (a channel) agents join in parallel after the last server, with no batch steps", async () => {
+      const config = loadStackConfig(variant("dev", (raw) => Object.assign(raw.k3s!, { version: undefined, channel: "stable" })));
+      const recorder = installMocks("dev");
+      const cluster = new K3sCluster("dev", { config, sshPrivateKey: pulumi.secret("k"), token: pulumi.secret("t") }, { transformations: [recorder.transformation] });
+      await recorder.settle(cluster.kubeconfig, cluster.registered);
+      assert.deepEqual([...recorder.registered.keys()].filter((k) => k.includes("agent-batch")), []);
+      const server = config.nodes.find((n) => n.role === "server")!.name;
+      for (const a of config.nodes.filter((n) => n.role === "agent")) assert.ok(recorder.registered.get(`dev-${a.name}-apply`)!.dependsOn.includes(`dev-${server}-apply`));
+    });
+  });
+
+  describe("preview:md", () => {
+    const cluster = (config: ResolvedConfig) => ({ type: "k3s-platform:index:K3sCluster", inputs: { config } });
+    it("one line per phase: snapshot, servers one at a time, agents in batches", () => {
+      const before = sampleConfig("prod");
+      const after = loadStackConfig(variant("prod", (raw) => (raw.k3s!.version = "v1.31.5+k3s1")));
+      assert.deepEqual(upgradeSummary(before, after), ["upgrade v1.31.4 → v1.31.5: snapshot, 3 servers one at a time, 3 agents in 3 batches of 1"]);
+      const two = loadStackConfig(variant("prod", (raw) => ((raw.k3s!.version = "v1.31.5+k3s1"), (raw.upgrade = { maxUnavailable: 2 }))));
+      assert.match(upgradeSummary(before, two)[0]!, /3 agents in 2 batches of 2$/);
+      assert.match(upgradeSummary(before, { ...after, k3s: { ...after.k3s, version: "v1.33.0+k3s1" } })[0]!, /refused on the hosts.*skips 1 minor/);
+      const md = previewMarkdown(
+        { steps: [{ op: "update", urn: "urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod", oldState: cluster(before), newState: cluster(after), detailedDiff: { "config.k3s.version": { kind: "update" } } }] },
+        { stack: "prod" },
+      );
+      assert.match(md, /#### Operations\n\n- upgrade v1\.31\.4 → v1\.31\.5: snapshot, 3 servers one at a time, 3 agents in 3 batches of 1\n/);
+      assert.doesNotMatch(previewMarkdown({ steps: [] }, { stack: "prod" }), /Operations/);
+    });
+  });
+
+  describe("restore runbook (components/backup)", () => {
+    const config = loadStackConfig(variant("prod", (raw) => (raw.k3s!.etcdSnapshots = { dir: "/srv/snapshots", retention: 10 })));
+    const scripts = restoreRunbook(config);
+    /** A first or other server: config.yaml naming it, k3s running, a snapshot on disk. */
+    function host(nodeName: string) {
+      const root = mkdtempSync(join(scratch, "restore-"));
+      mkdirSync(join(root, "etc/rancher/k3s"), { recursive: true });
+      writeFileSync(join(root, PATHS.configYaml), `node-name: ${nodeName}\n`);
+      mkdirSync(join(root, "run/active"), { recursive: true });
+      writeFileSync(join(root, "run/active/k3s"), "");
+      mkdirSync(join(root, "srv/snapshots"), { recursive: true });
+      writeFileSync(join(root, "srv/snapshots/pre-upgrade-a-prod-server-1-1700000000"), "snapshot");
+      mkdirSync(join(root, "var/lib/rancher/k3s/server/db/etcd"), { recursive: true });
+      const log = join(root, "calls.log");
+      writeFileSync(log, "");
+      const env = { K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${BACKUP_STUBS}:${process.env.PATH}` };
+      return { root, log, env };
+    }
+    const script = (name: string) => {
+      const path = join(scratch, name);
+      writeFileSync(path, scripts.get(`backup/${name}`)!);
+      return path;
+    };
+
+    it("npm run render writes the runbook for embedded etcd only; it passes shellcheck", () => {
+      assert.deepEqual([...scripts.keys()], ["backup/restore-etcd.sh", "backup/rejoin-server.sh"]);
+      const tree = renderTree(config, new Set());
+      assert.equal(tree.get("backup/restore-etcd.sh"), scripts.get("backup/restore-etcd.sh"));
+      assert.equal(restoreRunbook(loadStackConfig(variant("dev", (raw) => (raw.k3s!.datastore = { type: "sqlite" })))).size, 0);
+      const lint = run("shellcheck", ["--severity=style", script("restore-etcd.sh"), script("rejoin-server.sh")]);
+      assert.equal(lint.status, 0, lint.out);
+    });
+
+    it("restore on the first server: refuses without --yes, elsewhere, or with a missing snapshot; then stop → cluster-reset from the snapshot → start", () => {
+      const first = host("prod-server-1");
+      const restore = script("restore-etcd.sh");
+      const dry = run("bash", [restore, "pre-upgrade-a-prod-server-1-1700000000"], first.env);
+      assert.equal(dry.status, 2, dry.out);
+      assert.match(dry.out, /nothing done; run again with --yes/);
+      assert.equal(readFileSync(first.log, "utf8"), "", "nothing ran");
+      const other = host("prod-server-2");
+      assert.match(run("bash", [restore, "x", "--yes"], other.env).out, /this host is 'prod-server-2', not the first server prod-server-1/);
+      assert.match(run("bash", [restore, "missing", "--yes"], first.env).out, /no snapshot missing \(looked for the file and in \/srv\/snapshots/);
+
+      const r = run("bash", [restore, "pre-upgrade-a-prod-server-1-1700000000", "--yes"], first.env);
+      assert.equal(r.status, 0, r.out);
+      assert.deepEqual(readFileSync(first.log, "utf8").trim().split("\n"), [
+        "systemctl stop k3s",
+        "k3s server --cluster-reset --cluster-reset-restore-path=/srv/snapshots/pre-upgrade-a-prod-server-1-1700000000",
+        "systemctl start k3s",
+      ]);
+      assert.equal(readFileSync(join(first.root, "restored/from"), "utf8").trim(), "/srv/snapshots/pre-upgrade-a-prod-server-1-1700000000");
+      assert.match(r.out, /now, on every other server: bash rejoin-server.sh --yes/);
+    });
+
+    it("rejoin on the other servers: refuses on the first server; moves the etcd data aside and restarts", () => {
+      const rejoin = script("rejoin-server.sh");
+      const first = host("prod-server-1");
+      const refused = run("bash", [rejoin, "--yes"], first.env);
+      assert.notEqual(refused.status, 0);
+      assert.match(refused.out, /this is the first server prod-server-1/);
+      assert.ok(existsSync(join(first.root, "var/lib/rancher/k3s/server/db/etcd")), "the first server's data stays");
+      const second = host("prod-server-2");
+      const r = run("bash", [rejoin, "--yes"], second.env);
+      assert.equal(r.status, 0, r.out);
+      assert.ok(!existsSync(join(second.root, "var/lib/rancher/k3s/server/db")), "etcd data gone from its place");
+      assert.deepEqual(readFileSync(second.log, "utf8").trim().split("\n"), ["systemctl stop k3s", "systemctl start k3s"]);
+      assert.match(r.out, /rejoins through prod-server-1/);
+    });
+  });
+});
