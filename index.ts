@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { readProgramConfig } from "./components/config/pulumi-config";
+import { readProgramConfig } from "./components/stack/pulumi-config";
 import { buildProgram } from "./components/program";
 
 // Validation runs first and throws on bad input: no resource is registered, no host touched.

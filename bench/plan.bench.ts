@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { performance } from "node:perf_hooks";
 import { StackInput } from "../components/config/schema";
 import { readStackFile } from "../components/config/stack-file";
-import { loadStackConfig, parseStackConfig } from "../components/config/validate";
+import { loadStackConfig, parseStackConfig } from "../components/stack/load";
 import { planCluster } from "../components/node/plan";
 import { renderTree } from "../tools/tree";
 import { ControlPlane, missingTools } from "../tools/harness/apiserver";

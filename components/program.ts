@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { K3sCluster } from "./cluster/component";
-import { ProgramConfig } from "./config/pulumi-config";
+import { ProgramConfig } from "./stack/pulumi-config";
 import { CoreDnsTuning } from "./dns/component";
 import { renderDns } from "./dns/render";
 import { ContainerRuntimes } from "./runtimes/component";

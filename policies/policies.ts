@@ -7,13 +7,12 @@ import type {
   StackValidationArgs,
   StackValidationPolicy,
 } from "@pulumi/policy";
-import { asList, clusterNetworkFindings, coversSecrets, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "../components/config/rules";
+import { asList, clusterNetworkFindings, coversSecrets, decommissionChecks, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "../components/config/rules";
 import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/config/flags";
 import { clusterChildOf, encryptionRestartOf, nodeChildOf, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
 import { LB_POOL_LABEL, lbPools } from "../components/servicelb/pools";
 import { maxUnavailableCount } from "../components/upgrade/versions";
-import { decommissionChecks } from "../components/decommission/validate";
 
 /**
  * k3s-platform's CrossGuard policies. They read what the program registers: the K3sCluster

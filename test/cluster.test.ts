@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { AGENT_BATCH, K3sCluster } from "../components/cluster/component";
 import { Environment } from "../components/config/schema";
-import { loadStackConfig } from "../components/config/validate";
+import { loadStackConfig } from "../components/stack/load";
 import { NODE_CHILDREN } from "../components/names";
 import { planCluster } from "../components/plan/node";
 import { installMocks, Registered } from "./helpers/pulumi-mocks";

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { parse } from "yaml";
-import { parseStackConfig, loadStackConfig } from "../components/config/validate";
+import { parseStackConfig, loadStackConfig } from "../components/stack/load";
 import {
   autoscalerParams,
   checkCorefile,

@@ -4,7 +4,7 @@ import fc from "fast-check";
 import * as ipaddr from "ipaddr.js";
 import { parse } from "yaml";
 import { ResolvedConfig, StackInput } from "../components/config/schema";
-import { parseStackConfig } from "../components/config/validate";
+import { parseStackConfig } from "../components/stack/load";
 import { planNode } from "../components/plan/node";
 import { fixtureConfig, fixtureRaw } from "./helpers/samples";
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { ResolvedConfig, StackInput } from "../components/config/schema";
 import { clusterTopology } from "../components/config/topology";
-import { loadStackConfig, parseStackConfig } from "../components/config/validate";
+import { loadStackConfig, parseStackConfig } from "../components/stack/load";
 import { noProxyList } from "../components/k3s/install";
 import { rewriteKubeconfig } from "../components/node/kubeconfig";
 import { planNode } from "../components/plan/node";

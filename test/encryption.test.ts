@@ -7,7 +7,7 @@ import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 import { K3sCluster } from "../components/cluster/component";
-import { loadStackConfig } from "../components/config/validate";
+import { loadStackConfig } from "../components/stack/load";
 import {
   ENABLE_PENDING_MARKER,
   encryptionServerFlags,

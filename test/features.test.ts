@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
 import { postRegistrationLabelCommand } from "../components/cluster/component";
 import { StackInput } from "../components/config/schema";
-import { parseStackConfig } from "../components/config/validate";
+import { parseStackConfig } from "../components/stack/load";
 import { vipWaitSnippet } from "../components/kube-vip/render";
 import { needsK3sCrd, renderAllObjects } from "../components/kube/all";
 import { SERVER_MANIFESTS_DIR } from "../components/manifests/render";

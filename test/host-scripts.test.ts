@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ResolvedConfig, StackInput } from "../components/config/schema";
-import { loadStackConfig } from "../components/config/validate";
+import { loadStackConfig } from "../components/stack/load";
 import { renderReencryptScript, renderRestartScript, renderVerifyScript, rotationPhases } from "../components/encryption/render";
 import { K3S_IMAGES_DIR, renderInstallScript } from "../components/k3s/install";
 import { PATHS } from "../components/k3s/paths";

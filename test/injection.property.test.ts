@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import fc from "fast-check";
 import { StackInput } from "../components/config/schema";
 import { CONTROL_CHARACTERS } from "../components/config/single-line";
-import { loadStackConfig } from "../components/config/validate";
+import { loadStackConfig } from "../components/stack/load";
 import { renderRestartScript, renderVerifyScript, rotationPhases } from "../components/encryption/render";
 import { planCluster } from "../components/plan/node";
 import { stdinScriptCommand } from "../components/shell/root";

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { ResolvedConfig } from "../components/config/schema";
-import { loadStackConfig } from "../components/config/validate";
+import { loadStackConfig } from "../components/stack/load";
 import { lifecycleLines } from "../tools/preview-lifecycle";
 import { PreviewStep, previewMarkdown } from "../tools/preview-markdown";
 import { policies, TYPES } from "../policies/policies";

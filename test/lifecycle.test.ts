@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { parseStackConfig, loadStackConfig } from "../components/config/validate";
+import { parseStackConfig, loadStackConfig } from "../components/stack/load";
 import { renderInventoryScript, renderDrainScript, renderUninstallScript, teardownCommands, teardownPlans } from "../components/decommission/render";
 import { JOIN_DROPIN, peerServerUrls, rejoinSnippet } from "../components/decommission/rejoin";
 import { planCluster } from "../components/node/plan";

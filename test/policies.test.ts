@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import * as pulumi from "@pulumi/pulumi";
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { ResolvedConfig } from "../components/config/schema";
-import { loadStackConfig } from "../components/config/validate";
+import { loadStackConfig } from "../components/stack/load";
 import { nodeInputs } from "../components/node/component";
 import { renderBundle } from "../components/node/bundle";
 import { planNode } from "../components/plan/node";

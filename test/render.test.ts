@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { readStackFile } from "../components/config/stack-file";
-import { loadStackConfig } from "../components/config/validate";
+import { loadStackConfig } from "../components/stack/load";
 import { nodeContexts } from "../components/config/context";
 import { AGENT_FLAG_SET, SERVER_FLAGS } from "../components/config/flags";
 import { installEnv } from "../components/k3s/install";

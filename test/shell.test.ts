@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, s
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ResolvedConfig, StackInput } from "../components/config/schema";
-import { loadStackConfig } from "../components/config/validate";
+import { loadStackConfig } from "../components/stack/load";
 import { renderRestartScript, renderVerifyScript, rotationPhases } from "../components/encryption/render";
 import { PATHS } from "../components/k3s/paths";
 import { planCluster, planNode } from "../components/plan/node";

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { parseQuantity } from "../components/config/quantity";
-import { parseStackConfig, loadStackConfig } from "../components/config/validate";
+import { parseStackConfig, loadStackConfig } from "../components/stack/load";
 import { KubeObject } from "../components/kube/objects";
 import { renderTenant, renderTenants } from "../components/tenants/render";
 import { ENVS, sampleConfig, variant } from "./helpers/samples";

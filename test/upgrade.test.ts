@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { restoreRunbook } from "../components/backup/runbook";
 import { K3sCluster } from "../components/cluster/component";
 import { ResolvedConfig } from "../components/config/schema";
-import { loadStackConfig, parseStackConfig } from "../components/config/validate";
+import { loadStackConfig, parseStackConfig } from "../components/stack/load";
 import { PATHS } from "../components/k3s/paths";
 import { NodePlan, planNode } from "../components/node/plan";
 import { previewMarkdown } from "../tools/preview-markdown";

@@ -2,7 +2,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, wr
 import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parseYamlFile, readStackFile, splitStackConfig, StackFile, StackFileError, stackFilePath } from "../components/config/stack-file";
-import { parseStackConfig, secretIssues } from "../components/config/validate";
+import { secretIssues } from "../components/config/validate";
+import { parseStackConfig } from "../components/stack/load";
 import { renderTree } from "./tree";
 
 /**

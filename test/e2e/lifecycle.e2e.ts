@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NodeConfig, ResolvedConfig, StackInput } from "../../components/config/schema";
-import { loadStackConfig } from "../../components/config/validate";
+import { loadStackConfig } from "../../components/stack/load";
 import { teardownCommands } from "../../components/decommission/render";
 import { JOIN_DROPIN } from "../../components/decommission/rejoin";
 import { PATHS } from "../../components/k3s/paths";

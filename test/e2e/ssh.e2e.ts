@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ResolvedConfig, StackInput } from "../../components/config/schema";
-import { loadStackConfig } from "../../components/config/validate";
+import { loadStackConfig } from "../../components/stack/load";
 import { STAGING_DIR } from "../../components/k3s/install";
 import { PATHS } from "../../components/k3s/paths";
 import type { NodeSecrets } from "../../components/config/secrets";

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { StackInput } from "../../components/config/schema";
-import { loadStackConfig } from "../../components/config/validate";
+import { loadStackConfig } from "../../components/stack/load";
 import { buildProgram } from "../../components/program";
 import { engineMissing, inlineStack } from "../../tools/harness/engine";
 import { REPO } from "../helpers/samples";

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { readStackFile } from "../../components/config/stack-file";
 import { Environment, ResolvedConfig, StackInput } from "../../components/config/schema";
-import { loadStackConfig } from "../../components/config/validate";
+import { loadStackConfig } from "../../components/stack/load";
 
 export const REPO = join(__dirname, "..", "..");
 export const ENVS: Environment[] = ["dev", "staging", "prod"];

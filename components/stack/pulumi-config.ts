@@ -1,8 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT, ResolvedConfig } from "./schema";
-import type { EncryptionKeys, RegistryAuth } from "./secrets";
-import { splitStackConfig } from "./stack-file";
-import { ConfigError, parseStackConfig, secretIssues } from "./validate";
+import { PROJECT, ResolvedConfig } from "../config/schema";
+import type { EncryptionKeys, RegistryAuth } from "../config/secrets";
+import { splitStackConfig } from "../config/stack-file";
+import { ConfigError, secretIssues } from "../config/validate";
+import { parseStackConfig } from "./load";
 
 /** Everything the program needs from the stack's configuration, secrets kept as secrets. */
 export interface ProgramConfig {
