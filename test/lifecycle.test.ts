@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -227,9 +227,20 @@ describe("rotation", () => {
     assert.equal(s.calls().split("\n").filter((l) => l.startsWith("k3s token")).length, 1);
     const same = tokenHost("new-token");
     assert.match(same.run(script).stdout, /the cluster already runs with this token/);
+    // A cluster exists (token file) but K3s is stopped on the first server: skipping would spend
+    // the trigger while every node restarts with a token the datastore does not know. It fails.
     const down = tokenHost("old-token", false);
-    assert.match(down.run(script).stdout, /K3s does not run here yet/);
+    const stopped = down.run(script);
+    assert.equal(stopped.status, 1);
+    assert.match(stopped.stderr, /installed here .* but not running, so the token cannot be rotated; start k3s on this server and run pulumi up again/);
     assert.doesNotMatch(down.calls(), /k3s token/);
+    assert.ok(!existsSync(join(down.root, "var/lib/k3s-platform/token-rotated")), "no marker: the next up retries");
+    // Stopped but already on this token: nothing to do, no failure.
+    assert.equal(tokenHost("new-token", false).run(script).status, 0);
+    // No token file: no cluster here yet (a new cluster starts with the configured token).
+    const fresh = tokenHost("old-token", false);
+    rmSync(join(fresh.root, "var/lib/rancher/k3s/server/token"));
+    assert.match(fresh.run(script).stdout, /K3s does not run here yet/);
   });
 
   it("token rotate: any token reaches K3s verbatim, never as shell", () => {
