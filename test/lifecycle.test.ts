@@ -143,7 +143,18 @@ describe("decommission: plan and teardown", () => {
     assert.ok(existsSync(join(s.dir, "ran")));
     assert.ok(!existsSync(join(s.root, "var/lib/k3s-platform")));
     const again = s.run(script);
-    assert.match(again.stdout, /no \/usr\/local\/bin\/k3s-agent-uninstall\.sh: K3s is not installed/);
+    assert.match(again.stdout, /no \/usr\/local\/bin\/k3s-agent-uninstall\.sh or \/usr\/local\/bin\/k3s-uninstall\.sh: K3s is not installed/);
+  });
+
+  it("the uninstall removes K3s whatever the host runs: an agent entry on a host with the server's uninstaller", () => {
+    const s = sandbox({});
+    mkdirSync(join(s.root, "usr/local/bin"), { recursive: true });
+    writeFileSync(join(s.root, "usr/local/bin/k3s-uninstall.sh"), `#!/bin/sh\necho server-uninstalled >"${s.dir}/ran"\nrm -f "$0"\n`);
+    chmodSync(join(s.root, "usr/local/bin/k3s-uninstall.sh"), 0o755);
+    const r = s.run(renderUninstallScript(config, config.nodes[4]!));
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(join(s.dir, "ran")), "the server's uninstaller ran");
+    assert.doesNotMatch(r.stdout, /not installed/);
   });
 
   it("the inventory warns about registered nodes without an entry", () => {

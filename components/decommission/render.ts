@@ -155,21 +155,33 @@ say "drained and deleted"`,
   );
 }
 
-/** Runs on the node as root: the install script's uninstaller, then k3s-platform's state. */
+/**
+ * Runs on the node as root: the install script's uninstaller, then k3s-platform's state. Both
+ * uninstallers are tried, the entry's role first: the role in the config may not be what the host
+ * runs (an entry edited while armed, a host re-used), and removing only k3s-platform's state while
+ * K3s keeps running would report a clean removal that did not happen.
+ */
 export function renderUninstallScript(config: ResolvedConfig, node: NodeConfig): string {
   const dir = config.k3s.airgap.enabled ? binDir(config.k3s.airgap.binaryPath) : "/usr/local/bin";
-  const script = `${dir === "/" ? "" : dir}/${node.role === "server" ? "k3s-uninstall.sh" : "k3s-agent-uninstall.sh"}`;
+  const prefix = dir === "/" ? "" : dir;
+  const scripts = node.role === "server" ? ["k3s-uninstall.sh", "k3s-agent-uninstall.sh"] : ["k3s-agent-uninstall.sh", "k3s-uninstall.sh"];
   return SCRIPT(
     "Uninstall",
     node,
     sh`ROOT="\${K3S_PLATFORM_ROOT:-}"
-UNINSTALL=${script}
-if [ -x "$ROOT$UNINSTALL" ]; then
-  say "uninstall: $UNINSTALL"
-  "$ROOT$UNINSTALL"
+TRIED=${scripts.map((s) => `${prefix}/${s}`).join(" or ")}
+uninstalled=0
+for UNINSTALL in ${scripts.map((s) => `${prefix}/${s}`)}; do
+  if [ -x "$ROOT$UNINSTALL" ]; then
+    say "uninstall: $UNINSTALL"
+    "$ROOT$UNINSTALL"
+    uninstalled=1
+  fi
+done
+if [ "$uninstalled" = 1 ]; then
   say "K3s uninstalled"
 else
-  say "no $UNINSTALL: K3s is not installed, nothing to uninstall"
+  say "no $TRIED: K3s is not installed, nothing to uninstall"
 fi
 rm -rf "$ROOT"${"/var/lib/k3s-platform"}
 say "k3s-platform state removed; the host can be re-used"`,
