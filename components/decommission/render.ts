@@ -156,10 +156,11 @@ say "drained and deleted"`,
 }
 
 /**
- * Runs on the node as root: the install script's uninstaller, then k3s-platform's state. Both
- * uninstallers are tried, the entry's role first: the role in the config may not be what the host
- * runs (an entry edited while armed, a host re-used), and removing only k3s-platform's state while
- * K3s keeps running would report a clean removal that did not happen.
+ * Runs on the node as root: the install script's uninstaller, then k3s-platform's state. The
+ * entry's role picks the uninstaller; when the host has only the other role's one, that one runs:
+ * the role in the config may not be what the host runs (an entry edited while armed, a host
+ * re-used), and removing only k3s-platform's state while K3s keeps running would report a clean
+ * removal that did not happen.
  */
 export function renderUninstallScript(config: ResolvedConfig, node: NodeConfig): string {
   const dir = config.k3s.airgap.enabled ? binDir(config.k3s.airgap.binaryPath) : "/usr/local/bin";
@@ -176,6 +177,7 @@ for UNINSTALL in ${scripts.map((s) => `${prefix}/${s}`)}; do
     say "uninstall: $UNINSTALL"
     "$ROOT$UNINSTALL"
     uninstalled=1
+    break
   fi
 done
 if [ "$uninstalled" = 1 ]; then
