@@ -194,6 +194,9 @@ say "k3s-platform state removed; the host can be re-used"`,
  * Runs on the first server whenever the list of node entries changes: names every Node the cluster
  * has registered that no entry lists. Such a node was removed from the config without
  * `decommission: true` first, so K3s still runs there; this says so (a warning, not a failure).
+ * It cannot tell that case from a decommissioned entry removed in this up: the engine runs the
+ * teardown (a delete) after every create and update, so that Node is still registered here. The
+ * warning names both cases rather than tell the operator to redo a removal that is under way.
  */
 export function renderInventoryScript(config: ResolvedConfig): string {
   const listed = config.nodes.map((n) => n.name);
@@ -212,7 +215,7 @@ while IFS= read -r entry; do
   done
   if [ "$known" = 0 ]; then
     unlisted=$((unlisted + 1))
-    echo "warning: node $name is registered in the cluster but has no entry in the stack config: it was removed without decommission: true, so K3s still runs on it. Add it back with decommission: true, run pulumi up, then remove it (README: Removing a node)." >&2
+    echo "warning: node $name is registered in the cluster but has no entry in the stack config. If the entry had decommission: true, its teardown runs after this step in this same up (the engine deletes last) and this warning is moot; otherwise it was removed without decommission: true, so K3s still runs on it: add it back with decommission: true, run pulumi up, then remove it (README: Removing a node)." >&2
   fi
 done <<<"$registered"
 echo "inventory: \${#listed[@]} node entries, $unlisted registered node(s) without one"
