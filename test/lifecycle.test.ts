@@ -113,7 +113,7 @@ describe("decommission: plan and teardown", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(ok.calls().trim().split("\n"), [
       "k3s kubectl get --raw=/readyz",
-      "k3s kubectl get node prod-agent-2 -o name",
+      'k3s kubectl get node prod-agent-2 -o jsonpath={.status.conditions[?(@.type=="Ready")].status}',
       "k3s kubectl cordon prod-agent-2",
       "k3s kubectl drain prod-agent-2 --ignore-daemonsets --delete-emptydir-data --timeout=300s",
       "k3s kubectl delete node prod-agent-2 --wait=true --timeout=300s",
@@ -129,6 +129,15 @@ describe("decommission: plan and teardown", () => {
     assert.match(b.stderr, /web-0/);
     assert.match(b.stderr, /stays cordoned and installed, the next pulumi up retries/);
     assert.doesNotMatch(blocked.calls(), /delete node/);
+  });
+
+  it("the drain of a dead node (Ready=Unknown) deletes the Node without waiting on evictions that never finish", () => {
+    const dead = sandbox({ k3s: `[ "$2" = get ] && [ "$3" = node ] && { echo Unknown; exit 0; }; [ "$2" = drain ] && { sleep 5; exit 1; }; exit 0` });
+    const r = dead.run(renderDrainScript(config.nodes[4]!));
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(dead.calls(), /kubectl (cordon|drain) /);
+    assert.match(dead.calls(), /^k3s kubectl delete node prod-agent-2 --wait=true --timeout=300s$/m);
+    assert.match(r.stdout, /Ready=Unknown .*skipping cordon and drain/);
   });
 
   it("the uninstall runs the install script's uninstaller and removes k3s-platform state; without one it says so", () => {

@@ -135,19 +135,27 @@ export function renderDrainScript(node: NodeConfig): string {
     node,
     sh`TIMEOUT=${DRAIN_TIMEOUT_SECONDS}
 k3s kubectl get --raw=/readyz >/dev/null || fail "the API server on this server does not answer; nothing was changed, the next pulumi up retries"
-# Captured, then matched: no pipe into grep -q under pipefail.
-if ! found="$(k3s kubectl get node "$NODE" -o name 2>&1)"; then
-  case "$found" in
+# Captured, then matched: no pipe into grep -q under pipefail. The Ready condition's status:
+# Unknown means the kubelet stopped reporting (the host is down or gone).
+if ! ready="$(k3s kubectl get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>&1)"; then
+  case "$ready" in
     *NotFound* | *"not found"*) say "not registered: nothing to drain or delete"; exit 0 ;;
-    *) fail "cannot read Node $NODE: $found" ;;
+    *) fail "cannot read Node $NODE: $ready" ;;
   esac
 fi
-say "cordon"
-k3s kubectl cordon "$NODE"
-say "drain"
-if ! out="$(k3s kubectl drain "$NODE" --ignore-daemonsets --delete-emptydir-data --timeout="\${TIMEOUT}s" 2>&1)"; then
-  printf '%s\\n' "$out" >&2
-  fail "drain did not finish (pods above: a PodDisruptionBudget or an unevictable pod); $NODE stays cordoned and installed, the next pulumi up retries"
+if [ "$ready" = Unknown ]; then
+  # Evicted pods of a dead kubelet never finish terminating: kubectl drain would wait on them until
+  # the timeout and fail on every up. Deleting the Node lets the pod garbage collector remove them
+  # (and, for a server, K3s removes its etcd member).
+  say "Ready=Unknown (the kubelet does not report: host down?): skipping cordon and drain"
+else
+  say "cordon"
+  k3s kubectl cordon "$NODE"
+  say "drain"
+  if ! out="$(k3s kubectl drain "$NODE" --ignore-daemonsets --delete-emptydir-data --timeout="\${TIMEOUT}s" 2>&1)"; then
+    printf '%s\\n' "$out" >&2
+    fail "drain did not finish (pods above: a PodDisruptionBudget or an unevictable pod); $NODE stays cordoned and installed, the next pulumi up retries"
+  fi
 fi
 say "delete node (a server leaves etcd before its Node is gone)"
 k3s kubectl delete node "$NODE" --wait=true --timeout="\${TIMEOUT}s"
