@@ -98,8 +98,14 @@ describe("decommission: plan and teardown", () => {
     ]);
     for (const c of commands) {
       assert.ok(!("triggers" in c), c.name);
-      assert.equal(c.update, "true", `${c.name}: an Update runs nothing`);
-      assert.doesNotMatch(c.create, /uninstall\.sh|kubectl/, `${c.name}: arming changes nothing`);
+      assert.ok(c.update === undefined || c.update === "true", `${c.name}: an Update runs nothing`);
+      assert.doesNotMatch(c.create ?? "", /uninstall\.sh|kubectl/, `${c.name}: arming changes nothing`);
+    }
+    // Arming a dead host must be possible (the usual reason to remove a node): nothing but the
+    // removal's delete connects to the node itself (pulumi-command skips an unset create/update).
+    for (const c of commands.filter((c) => c.name.endsWith("-uninstall"))) {
+      assert.equal(c.create, undefined, `${c.name}: no create on the node`);
+      assert.equal(c.update, undefined, `${c.name}: no update on the node`);
     }
     assert.match(commands[0]!.delete, /k3s-uninstall\.sh/);
     assert.match(commands[2]!.delete, /k3s-agent-uninstall\.sh/);
@@ -334,7 +340,7 @@ describe("lifecycle scripts pass shellcheck and never pipe into an early-exit co
       r.nodes[5]!.decommission = false;
     }));
     const scripts: string[] = [
-      ...teardownCommands(config).flatMap((c) => [c.create, c.delete]),
+      ...teardownCommands(config).flatMap((c) => [...(c.create === undefined ? [] : [c.create]), c.delete]),
       ...teardownPlans(config).flatMap((t) => [t.armScript, t.drainScript, t.uninstallScript]),
       renderInventoryScript(config),
       renderTokenRotateScript(config, config.nodes[1]!, "tok"),

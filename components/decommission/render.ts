@@ -73,8 +73,9 @@ export interface TeardownCommand {
   name: string;
   /** The host it runs on (its connection). */
   on: NodeConfig;
-  create: string;
-  update: string;
+  /** Unset: the provider runs nothing and opens no connection (pulumi-command: Create/Update skip a nil command). */
+  create?: string;
+  update?: string;
   delete: string;
   dependsOn: string[];
 }
@@ -91,7 +92,9 @@ export function teardownCommands(config: ResolvedConfig): TeardownCommand[] {
     const serverUser = t.drainServer.ssh.user ?? config.ssh.user;
     const uninstall = nodeLifecycleName(t.node.name, "uninstall");
     return [
-      { name: uninstall, on: t.node, create: asRootScript(nodeUser, t.armScript), update: NO_OP_UPDATE, delete: asRootScript(nodeUser, t.uninstallScript), dependsOn: [] },
+      // No create and no update: arming (or an SSH setting change) never connects to the node,
+      // so a dead host can be decommissioned; only the removal's delete reaches it.
+      { name: uninstall, on: t.node, delete: asRootScript(nodeUser, t.uninstallScript), dependsOn: [] },
       {
         name: nodeLifecycleName(t.node.name, "drain"),
         on: t.drainServer,
