@@ -4,6 +4,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
+import YAML from "yaml";
+import { normalizeHost } from "../components/config/net";
 import { parseStackConfig, loadStackConfig } from "../components/config/validate";
 import { renderInventoryScript, renderDrainScript, renderUninstallScript, teardownCommands, teardownPlans } from "../components/decommission/render";
 import { JOIN_DROPIN, peerServerUrls, rejoinSnippet } from "../components/decommission/rejoin";
@@ -205,6 +207,37 @@ ${raw(snippet)}`.text;
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /the data directory is empty and https:\/\/203\.0\.113\.13:6443 serves: joining the running cluster through it/);
     assert.equal(readFileSync(join(s.root, JOIN_DROPIN), "utf8").split("\n").slice(1).join("\n"), "server: https://203.0.113.13:6443\ncluster-init: false\n");
+  });
+
+  it("any valid server address (IPv4, IPv6, DNS name) reaches the probe and the join drop-in intact", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.ipV4(), fc.ipV6(), fc.domain()), (address) => {
+        const parsed = parseStackConfig(
+          variant("prod", (r) => {
+            const n = r.nodes[2] as { host: string; nodeIp?: string };
+            n.host = address;
+            delete n.nodeIp;
+          }),
+        );
+        fc.pre(parsed.ok);
+        const c = loadStackConfig(variant("prod", (r) => {
+          const n = r.nodes[2] as { host: string; nodeIp?: string };
+          n.host = address;
+          delete n.nodeIp;
+        }));
+        const want = peerServerUrls(c)[1]!;
+        // The fake curl answers only for the third server's exact URL (its last argument).
+        const s = sandbox({ curl: `[ "\${*: -1}" = "$EXPECT/cacerts" ] && echo '-----BEGIN CERTIFICATE-----' || exit 7` });
+        const r = s.run(guard(rejoinSnippet(c).text), { EXPECT: want });
+        assert.equal(r.status, 0, r.stderr);
+        const dropIn = YAML.parse(readFileSync(join(s.root, JOIN_DROPIN), "utf8")) as Record<string, unknown>;
+        assert.deepEqual(dropIn, { server: want, "cluster-init": false });
+        const url = new URL(dropIn.server as string);
+        assert.equal(url.port, "6443");
+        assert.equal(normalizeHost(url.hostname.replace(/^\[|\]$/g, "")), normalizeHost(c.nodes[2]!.host));
+      }),
+      { numRuns: 30 },
+    );
   });
 
   it("no server answers: a new cluster (no drop-in, a stale one removed); data present: nothing probed", () => {
