@@ -55,6 +55,35 @@ describe("policy pack: lifecycle guards", () => {
   });
 });
 
+describe("certificate rotation waits for every node's own apply", () => {
+  it("an agent's rotate step (stop, rotate, start) never overlaps that agent's apply (install, restart) in the same up", async () => {
+    const config = loadStackConfig(variant("prod", (r) => (r.certificates = { rotation: 1 })));
+    const graph = await collectGraph(config, "prod");
+    const byUrn = new Map(graph.map((r) => [r.urn, r]));
+    const reaches = (from: GraphResource, name: string): boolean => {
+      const seen = new Set<string>();
+      const todo = [...from.dependencies];
+      while (todo.length) {
+        const u = todo.pop()!;
+        if (seen.has(u)) continue;
+        seen.add(u);
+        const r = byUrn.get(u);
+        if (!r) continue;
+        if (r.name === name) return true;
+        todo.push(...r.dependencies);
+      }
+      return false;
+    };
+    const rotateSteps = graph.filter((r) => r.name.endsWith("-rotate-certificates"));
+    assert.ok(rotateSteps.length >= 4, rotateSteps.map((r) => r.name).join());
+    for (const node of config.nodes) {
+      const step = graph.find((r) => r.name === `prod-${node.name}-rotate-certificates`)!;
+      assert.ok(step, node.name);
+      assert.ok(reaches(step, `prod-${node.name}-apply`), `${step.name} waits for prod-${node.name}-apply`);
+    }
+  });
+});
+
 describe("preview:md: one line per lifecycle phase", () => {
   const urn = (type: string, name: string, parent = "k3s-platform:index:K3sCluster") => `urn:pulumi:prod::k3s-platform::${parent}$${type}::${name}`;
   const node = (name: string, role: string, op = "same"): PreviewStep => ({ op, urn: urn("k3s-platform:index:K3sNode", `prod-${name}`), newState: { inputs: { role } }, oldState: { inputs: { role } } });

@@ -1,9 +1,11 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
+import YAML from "yaml";
+import { normalizeHost } from "../components/config/net";
 import { parseStackConfig, loadStackConfig } from "../components/stack/load";
 import { renderInventoryScript, renderDrainScript, renderUninstallScript, teardownCommands, teardownPlans } from "../components/decommission/render";
 import { JOIN_DROPIN, peerServerUrls, rejoinSnippet } from "../components/decommission/rejoin";
@@ -98,8 +100,14 @@ describe("decommission: plan and teardown", () => {
     ]);
     for (const c of commands) {
       assert.ok(!("triggers" in c), c.name);
-      assert.equal(c.update, "true", `${c.name}: an Update runs nothing`);
-      assert.doesNotMatch(c.create, /uninstall\.sh|kubectl/, `${c.name}: arming changes nothing`);
+      assert.ok(c.update === undefined || c.update === "true", `${c.name}: an Update runs nothing`);
+      assert.doesNotMatch(c.create ?? "", /uninstall\.sh|kubectl/, `${c.name}: arming changes nothing`);
+    }
+    // Arming a dead host must be possible (the usual reason to remove a node): nothing but the
+    // removal's delete connects to the node itself (pulumi-command skips an unset create/update).
+    for (const c of commands.filter((c) => c.name.endsWith("-uninstall"))) {
+      assert.equal(c.create, undefined, `${c.name}: no create on the node`);
+      assert.equal(c.update, undefined, `${c.name}: no update on the node`);
     }
     assert.match(commands[0]!.delete, /k3s-uninstall\.sh/);
     assert.match(commands[2]!.delete, /k3s-agent-uninstall\.sh/);
@@ -113,7 +121,7 @@ describe("decommission: plan and teardown", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(ok.calls().trim().split("\n"), [
       "k3s kubectl get --raw=/readyz",
-      "k3s kubectl get node prod-agent-2 -o name",
+      'k3s kubectl get node prod-agent-2 -o jsonpath={.status.conditions[?(@.type=="Ready")].status}',
       "k3s kubectl cordon prod-agent-2",
       "k3s kubectl drain prod-agent-2 --ignore-daemonsets --delete-emptydir-data --timeout=300s",
       "k3s kubectl delete node prod-agent-2 --wait=true --timeout=300s",
@@ -131,6 +139,15 @@ describe("decommission: plan and teardown", () => {
     assert.doesNotMatch(blocked.calls(), /delete node/);
   });
 
+  it("the drain of a dead node (Ready=Unknown) deletes the Node without waiting on evictions that never finish", () => {
+    const dead = sandbox({ k3s: `[ "$2" = get ] && [ "$3" = node ] && { echo Unknown; exit 0; }; [ "$2" = drain ] && { sleep 5; exit 1; }; exit 0` });
+    const r = dead.run(renderDrainScript(config.nodes[4]!));
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(dead.calls(), /kubectl (cordon|drain) /);
+    assert.match(dead.calls(), /^k3s kubectl delete node prod-agent-2 --wait=true --timeout=300s$/m);
+    assert.match(r.stdout, /Ready=Unknown .*skipping cordon and drain/);
+  });
+
   it("the uninstall runs the install script's uninstaller and removes k3s-platform state; without one it says so", () => {
     const s = sandbox({});
     mkdirSync(join(s.root, "usr/local/bin"), { recursive: true });
@@ -143,14 +160,29 @@ describe("decommission: plan and teardown", () => {
     assert.ok(existsSync(join(s.dir, "ran")));
     assert.ok(!existsSync(join(s.root, "var/lib/k3s-platform")));
     const again = s.run(script);
-    assert.match(again.stdout, /no \/usr\/local\/bin\/k3s-agent-uninstall\.sh: K3s is not installed/);
+    assert.match(again.stdout, /no \/usr\/local\/bin\/k3s-agent-uninstall\.sh or \/usr\/local\/bin\/k3s-uninstall\.sh: K3s is not installed/);
+  });
+
+  it("the uninstall removes K3s whatever the host runs: an agent entry on a host with the server's uninstaller", () => {
+    const s = sandbox({});
+    mkdirSync(join(s.root, "usr/local/bin"), { recursive: true });
+    writeFileSync(join(s.root, "usr/local/bin/k3s-uninstall.sh"), `#!/bin/sh\necho server-uninstalled >"${s.dir}/ran"\nrm -f "$0"\n`);
+    chmodSync(join(s.root, "usr/local/bin/k3s-uninstall.sh"), 0o755);
+    const r = s.run(renderUninstallScript(config, config.nodes[4]!));
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(join(s.dir, "ran")), "the server's uninstaller ran");
+    assert.doesNotMatch(r.stdout, /not installed/);
   });
 
   it("the inventory warns about registered nodes without an entry", () => {
     const s = sandbox({ k3s: `printf 'node/prod-server-2\\nnode/old-agent-9\\n'` });
     const r = s.run(renderInventoryScript(config));
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /warning: node old-agent-9 is registered in the cluster but has no entry in the stack config: it was removed without decommission: true, so K3s still runs on it/);
+    assert.match(r.stderr, /warning: node old-agent-9 is registered in the cluster but has no entry in the stack config\./);
+    // The engine deletes last: a decommissioned entry removed in this up is still registered when
+    // the inventory runs (its drain comes after), so the warning must not claim it was skipped.
+    assert.match(r.stderr, /If the entry had decommission: true, its teardown runs after this step in this same up/);
+    assert.match(r.stderr, /otherwise it was removed without decommission: true, so K3s still runs on it/);
     assert.doesNotMatch(r.stderr, /prod-server-2/);
   });
 });
@@ -175,6 +207,37 @@ ${raw(snippet)}`.text;
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /the data directory is empty and https:\/\/203\.0\.113\.13:6443 serves: joining the running cluster through it/);
     assert.equal(readFileSync(join(s.root, JOIN_DROPIN), "utf8").split("\n").slice(1).join("\n"), "server: https://203.0.113.13:6443\ncluster-init: false\n");
+  });
+
+  it("any valid server address (IPv4, IPv6, DNS name) reaches the probe and the join drop-in intact", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.ipV4(), fc.ipV6(), fc.domain()), (address) => {
+        const parsed = parseStackConfig(
+          variant("prod", (r) => {
+            const n = r.nodes[2] as { host: string; nodeIp?: string };
+            n.host = address;
+            delete n.nodeIp;
+          }),
+        );
+        fc.pre(parsed.ok);
+        const c = loadStackConfig(variant("prod", (r) => {
+          const n = r.nodes[2] as { host: string; nodeIp?: string };
+          n.host = address;
+          delete n.nodeIp;
+        }));
+        const want = peerServerUrls(c)[1]!;
+        // The fake curl answers only for the third server's exact URL (its last argument).
+        const s = sandbox({ curl: `[ "\${*: -1}" = "$EXPECT/cacerts" ] && echo '-----BEGIN CERTIFICATE-----' || exit 7` });
+        const r = s.run(guard(rejoinSnippet(c).text), { EXPECT: want });
+        assert.equal(r.status, 0, r.stderr);
+        const dropIn = YAML.parse(readFileSync(join(s.root, JOIN_DROPIN), "utf8")) as Record<string, unknown>;
+        assert.deepEqual(dropIn, { server: want, "cluster-init": false });
+        const url = new URL(dropIn.server as string);
+        assert.equal(url.port, "6443");
+        assert.equal(normalizeHost(url.hostname.replace(/^\[|\]$/g, "")), normalizeHost(c.nodes[2]!.host));
+      }),
+      { numRuns: 30 },
+    );
   });
 
   it("no server answers: a new cluster (no drop-in, a stale one removed); data present: nothing probed", () => {
@@ -227,9 +290,20 @@ describe("rotation", () => {
     assert.equal(s.calls().split("\n").filter((l) => l.startsWith("k3s token")).length, 1);
     const same = tokenHost("new-token");
     assert.match(same.run(script).stdout, /the cluster already runs with this token/);
+    // A cluster exists (token file) but K3s is stopped on the first server: skipping would spend
+    // the trigger while every node restarts with a token the datastore does not know. It fails.
     const down = tokenHost("old-token", false);
-    assert.match(down.run(script).stdout, /K3s does not run here yet/);
+    const stopped = down.run(script);
+    assert.equal(stopped.status, 1);
+    assert.match(stopped.stderr, /installed here .* but not running, so the token cannot be rotated; start k3s on this server and run pulumi up again/);
     assert.doesNotMatch(down.calls(), /k3s token/);
+    assert.ok(!existsSync(join(down.root, "var/lib/k3s-platform/token-rotated")), "no marker: the next up retries");
+    // Stopped but already on this token: nothing to do, no failure.
+    assert.equal(tokenHost("new-token", false).run(script).status, 0);
+    // No token file: no cluster here yet (a new cluster starts with the configured token).
+    const fresh = tokenHost("old-token", false);
+    rmSync(join(fresh.root, "var/lib/rancher/k3s/server/token"));
+    assert.match(fresh.run(script).stdout, /K3s does not run here yet/);
   });
 
   it("token rotate: any token reaches K3s verbatim, never as shell", function () {
@@ -302,7 +376,7 @@ describe("lifecycle scripts pass shellcheck and never pipe into an early-exit co
       r.nodes[5]!.decommission = false;
     }));
     const scripts: string[] = [
-      ...teardownCommands(config).flatMap((c) => [c.create, c.delete]),
+      ...teardownCommands(config).flatMap((c) => [...(c.create === undefined ? [] : [c.create]), c.delete]),
       ...teardownPlans(config).flatMap((t) => [t.armScript, t.drainScript, t.uninstallScript]),
       renderInventoryScript(config),
       renderTokenRotateScript(config, config.nodes[1]!, "tok"),

@@ -251,7 +251,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   // Certificates: the rotation (one-shot, servers one at a time, then agents; after the
   // encryption steps, so their restarts never overlap), then the expiry check per server.
   const rotationNodes: RotationNode[] = plan.nodes.map((n) => ({ plan: n, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
-  const rotated = createCertificateRotation(name, config, rotationNodes, [...serverApplies.slice(-1), ...(encryption ? [encryption.done] : [])], parent);
+  const rotated = createCertificateRotation(name, config, rotationNodes, [...serverApplies.slice(-1), ...(encryption ? [encryption.done] : [])], parent, applies);
   const certificateExpiry = createCertificateChecks(name, config, rotationNodes.filter((n) => n.plan.node.role === "server"), rotated, parent);
   const rotation = config.certificates?.rotation;
 

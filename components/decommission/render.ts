@@ -73,8 +73,9 @@ export interface TeardownCommand {
   name: string;
   /** The host it runs on (its connection). */
   on: NodeConfig;
-  create: string;
-  update: string;
+  /** Unset: the provider runs nothing and opens no connection (pulumi-command: Create/Update skip a nil command). */
+  create?: string;
+  update?: string;
   delete: string;
   dependsOn: string[];
 }
@@ -91,7 +92,9 @@ export function teardownCommands(config: ResolvedConfig): TeardownCommand[] {
     const serverUser = t.drainServer.ssh.user ?? config.ssh.user;
     const uninstall = nodeLifecycleName(t.node.name, "uninstall");
     return [
-      { name: uninstall, on: t.node, create: asRootScript(nodeUser, t.armScript), update: NO_OP_UPDATE, delete: asRootScript(nodeUser, t.uninstallScript), dependsOn: [] },
+      // No create and no update: arming (or an SSH setting change) never connects to the node,
+      // so a dead host can be decommissioned; only the removal's delete reaches it.
+      { name: uninstall, on: t.node, delete: asRootScript(nodeUser, t.uninstallScript), dependsOn: [] },
       {
         name: nodeLifecycleName(t.node.name, "drain"),
         on: t.drainServer,
@@ -135,19 +138,27 @@ export function renderDrainScript(node: NodeConfig): string {
     node,
     sh`TIMEOUT=${DRAIN_TIMEOUT_SECONDS}
 k3s kubectl get --raw=/readyz >/dev/null || fail "the API server on this server does not answer; nothing was changed, the next pulumi up retries"
-# Captured, then matched: no pipe into grep -q under pipefail.
-if ! found="$(k3s kubectl get node "$NODE" -o name 2>&1)"; then
-  case "$found" in
+# Captured, then matched: no pipe into grep -q under pipefail. The Ready condition's status:
+# Unknown means the kubelet stopped reporting (the host is down or gone).
+if ! ready="$(k3s kubectl get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>&1)"; then
+  case "$ready" in
     *NotFound* | *"not found"*) say "not registered: nothing to drain or delete"; exit 0 ;;
-    *) fail "cannot read Node $NODE: $found" ;;
+    *) fail "cannot read Node $NODE: $ready" ;;
   esac
 fi
-say "cordon"
-k3s kubectl cordon "$NODE"
-say "drain"
-if ! out="$(k3s kubectl drain "$NODE" --ignore-daemonsets --delete-emptydir-data --timeout="\${TIMEOUT}s" 2>&1)"; then
-  printf '%s\\n' "$out" >&2
-  fail "drain did not finish (pods above: a PodDisruptionBudget or an unevictable pod); $NODE stays cordoned and installed, the next pulumi up retries"
+if [ "$ready" = Unknown ]; then
+  # Evicted pods of a dead kubelet never finish terminating: kubectl drain would wait on them until
+  # the timeout and fail on every up. Deleting the Node lets the pod garbage collector remove them
+  # (and, for a server, K3s removes its etcd member).
+  say "Ready=Unknown (the kubelet does not report: host down?): skipping cordon and drain"
+else
+  say "cordon"
+  k3s kubectl cordon "$NODE"
+  say "drain"
+  if ! out="$(k3s kubectl drain "$NODE" --ignore-daemonsets --delete-emptydir-data --timeout="\${TIMEOUT}s" 2>&1)"; then
+    printf '%s\\n' "$out" >&2
+    fail "drain did not finish (pods above: a PodDisruptionBudget or an unevictable pod); $NODE stays cordoned and installed, the next pulumi up retries"
+  fi
 fi
 say "delete node (a server leaves etcd before its Node is gone)"
 k3s kubectl delete node "$NODE" --wait=true --timeout="\${TIMEOUT}s"
@@ -155,21 +166,35 @@ say "drained and deleted"`,
   );
 }
 
-/** Runs on the node as root: the install script's uninstaller, then k3s-platform's state. */
+/**
+ * Runs on the node as root: the install script's uninstaller, then k3s-platform's state. The
+ * entry's role picks the uninstaller; when the host has only the other role's one, that one runs:
+ * the role in the config may not be what the host runs (an entry edited while armed, a host
+ * re-used), and removing only k3s-platform's state while K3s keeps running would report a clean
+ * removal that did not happen.
+ */
 export function renderUninstallScript(config: ResolvedConfig, node: NodeConfig): string {
   const dir = config.k3s.airgap.enabled ? binDir(config.k3s.airgap.binaryPath) : "/usr/local/bin";
-  const script = `${dir === "/" ? "" : dir}/${node.role === "server" ? "k3s-uninstall.sh" : "k3s-agent-uninstall.sh"}`;
+  const prefix = dir === "/" ? "" : dir;
+  const scripts = node.role === "server" ? ["k3s-uninstall.sh", "k3s-agent-uninstall.sh"] : ["k3s-agent-uninstall.sh", "k3s-uninstall.sh"];
   return SCRIPT(
     "Uninstall",
     node,
     sh`ROOT="\${K3S_PLATFORM_ROOT:-}"
-UNINSTALL=${script}
-if [ -x "$ROOT$UNINSTALL" ]; then
-  say "uninstall: $UNINSTALL"
-  "$ROOT$UNINSTALL"
+TRIED=${scripts.map((s) => `${prefix}/${s}`).join(" or ")}
+uninstalled=0
+for UNINSTALL in ${scripts.map((s) => `${prefix}/${s}`)}; do
+  if [ -x "$ROOT$UNINSTALL" ]; then
+    say "uninstall: $UNINSTALL"
+    "$ROOT$UNINSTALL"
+    uninstalled=1
+    break
+  fi
+done
+if [ "$uninstalled" = 1 ]; then
   say "K3s uninstalled"
 else
-  say "no $UNINSTALL: K3s is not installed, nothing to uninstall"
+  say "no $TRIED: K3s is not installed, nothing to uninstall"
 fi
 rm -rf "$ROOT"${"/var/lib/k3s-platform"}
 say "k3s-platform state removed; the host can be re-used"`,
@@ -180,6 +205,9 @@ say "k3s-platform state removed; the host can be re-used"`,
  * Runs on the first server whenever the list of node entries changes: names every Node the cluster
  * has registered that no entry lists. Such a node was removed from the config without
  * `decommission: true` first, so K3s still runs there; this says so (a warning, not a failure).
+ * It cannot tell that case from a decommissioned entry removed in this up: the engine runs the
+ * teardown (a delete) after every create and update, so that Node is still registered here. The
+ * warning names both cases rather than tell the operator to redo a removal that is under way.
  */
 export function renderInventoryScript(config: ResolvedConfig): string {
   const listed = config.nodes.map((n) => n.name);
@@ -198,7 +226,7 @@ while IFS= read -r entry; do
   done
   if [ "$known" = 0 ]; then
     unlisted=$((unlisted + 1))
-    echo "warning: node $name is registered in the cluster but has no entry in the stack config: it was removed without decommission: true, so K3s still runs on it. Add it back with decommission: true, run pulumi up, then remove it (README: Removing a node)." >&2
+    echo "warning: node $name is registered in the cluster but has no entry in the stack config. If the entry had decommission: true, its teardown runs after this step in this same up (the engine deletes last) and this warning is moot; otherwise it was removed without decommission: true, so K3s still runs on it: add it back with decommission: true, run pulumi up, then remove it (README: Removing a node)." >&2
   fi
 done <<<"$registered"
 echo "inventory: \${#listed[@]} node entries, $unlisted registered node(s) without one"

@@ -47,7 +47,10 @@ export function createTokenRotation(
 
 /**
  * `certificates.rotation`: one-shot steps, servers one after another, then the agents. Returns
- * what must wait for the rotation (the last steps, or `after` when there is none).
+ * what must wait for the rotation (the last steps, or `after` when there is none). `applies`
+ * (every node's apply step) is awaited by the agents' steps too: an agent's apply may restart it
+ * in the same up, and its stop/rotate/start must not overlap that (the servers' chain already
+ * waits for the last server's apply).
  */
 export function createCertificateRotation(
   name: string,
@@ -55,18 +58,21 @@ export function createCertificateRotation(
   nodes: RotationNode[],
   after: pulumi.Resource[],
   parent: pulumi.Resource,
+  applies: Promise<pulumi.Resource[]> = Promise.resolve([]),
 ): pulumi.Resource[] {
   const steps = certificateRotationSteps(config, nodes.map((n) => n.plan));
   if (steps.length === 0) return after;
   const created = new Map<string, command.remote.Command>();
   const connectionOf = new Map(nodes.map((n) => [n.plan.node.name, n.connection]));
   for (const s of steps) {
+    const chain: pulumi.Resource[] = s.dependsOn.length ? s.dependsOn.map((d) => created.get(d)!) : after;
+    const dependsOn: pulumi.Input<pulumi.Resource[]> = s.on.role === "server" ? chain : applies.then((all) => [...chain, ...all]);
     created.set(
       s.name,
       new command.remote.Command(
         childName(name, s.name),
         { connection: connectionOf.get(s.on.name)!, create: s.create, update: s.update, stdin: s.stdin, triggers: s.triggers, addPreviousOutputInEnv: false },
-        { parent, dependsOn: s.dependsOn.length ? s.dependsOn.map((d) => created.get(d)!) : after },
+        { parent, dependsOn },
       ),
     );
   }

@@ -61,7 +61,7 @@ TOKEN_FILE="$ROOT"${SERVER_TOKEN_FILE}
 MARKER="$ROOT"${TOKEN_ROTATED_MARKER}
 GAP=${gap ?? ""}
 new_password="$(password_of ${newToken})"
-if ! systemctl is-active --quiet k3s || [ ! -s "$TOKEN_FILE" ]; then
+if [ ! -s "$TOKEN_FILE" ]; then
   say "K3s does not run here yet: nothing to rotate (a new cluster starts with the configured token)"
   exit 0
 fi
@@ -75,6 +75,10 @@ if [ "$(cat "$MARKER" 2>/dev/null || true)" = "$want" ]; then
   say "already rotated to this token; the servers pick it up as they restart"
   exit 0
 fi
+# A cluster exists (its token file does) but K3s is stopped here: skipping would let every node
+# restart with a token the datastore does not know, and this step would never run again (its
+# trigger would be spent). Fail instead: the trigger stays, the next up retries.
+systemctl is-active --quiet k3s || fail "K3s is installed here ($TOKEN_FILE exists) but not running, so the token cannot be rotated; start k3s on this server and run pulumi up again (no node was given the new token)"
 [ -z "$GAP" ] || fail "$GAP"
 say "k3s token rotate"
 # The old token goes through the environment (K3S_TOKEN); K3s takes the new one only as a flag.
