@@ -4,17 +4,17 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
-import { postRegistrationLabelCommand } from "../components/cluster/component";
-import { StackInput } from "../components/config/schema";
-import { parseStackConfig } from "../components/stack/load";
-import { vipWaitSnippet } from "../components/kube-vip/render";
-import { needsK3sCrd, renderAllObjects } from "../components/kube/all";
-import { SERVER_MANIFESTS_DIR } from "../components/manifests/render";
-import { planCluster, planNode } from "../components/plan/node";
-import { inboundPorts } from "../components/os-prep/render";
-import { containerdTemplateTarget, renderRuntimeClasses } from "../components/runtimes/render";
-import { LB_ENABLE_LABEL, LB_POOL_LABEL, lbPools } from "../components/servicelb/pools";
-import { sampleConfig, variant } from "./helpers/samples";
+import { postRegistrationLabelCommand } from "../../components/cluster/component";
+import { StackInput } from "../../components/config/schema";
+import { parseStackConfig } from "../../components/stack/load";
+import { vipWaitSnippet } from "../../components/kube-vip/render";
+import { needsK3sCrd, renderAllObjects } from "../../components/kube/all";
+import { SERVER_MANIFESTS_DIR } from "../../components/manifests/render";
+import { planCluster, planNode } from "../../components/plan/node";
+import { inboundPorts } from "../../components/os-prep/render";
+import { containerdTemplateTarget, renderRuntimeClasses } from "../../components/runtimes/render";
+import { LB_ENABLE_LABEL, LB_POOL_LABEL, lbPools } from "../../components/servicelb/pools";
+import { sampleConfig, variant } from "../helpers/samples";
 
 /** Asserts the config is rejected with an issue at exactly `path` whose message matches. */
 function rejects(raw: StackInput, path: string, message: RegExp): void {

@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
-import { StackInput } from "../components/config/schema";
-import { ConfigError, formatPath } from "../components/config/validate";
-import { loadStackConfig, parseStackConfig } from "../components/stack/load";
-import { ENVS, sampleConfig, variant } from "./helpers/samples";
+import { StackInput } from "../../../components/config/schema";
+import { ConfigError, formatPath } from "../../../components/config/validate";
+import { loadStackConfig, parseStackConfig } from "../../../components/stack/load";
+import { ENVS, sampleConfig, variant } from "../../helpers/samples";
 
 type Node = StackInput["nodes"][number];
 

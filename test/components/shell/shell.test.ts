@@ -3,12 +3,12 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { ResolvedConfig, StackInput } from "../components/config/schema";
-import { loadStackConfig } from "../components/stack/load";
-import { renderRestartScript, renderVerifyScript, rotationPhases } from "../components/encryption/render";
-import { PATHS } from "../components/k3s/paths";
-import { planCluster, planNode } from "../components/plan/node";
-import { ENVS, REPO, sampleConfig, variant } from "./helpers/samples";
+import { ResolvedConfig, StackInput } from "../../../components/config/schema";
+import { loadStackConfig } from "../../../components/stack/load";
+import { renderRestartScript, renderVerifyScript, rotationPhases } from "../../../components/encryption/render";
+import { PATHS } from "../../../components/k3s/paths";
+import { planCluster, planNode } from "../../../components/plan/node";
+import { ENVS, REPO, sampleConfig, variant } from "../../helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
 

@@ -2,17 +2,17 @@ import { strict as assert } from "node:assert";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
-import { readStackFile } from "../components/config/stack-file";
-import { loadStackConfig } from "../components/stack/load";
-import { nodeContexts } from "../components/config/context";
-import { AGENT_FLAG_SET, SERVER_FLAGS } from "../components/config/flags";
-import { installEnv } from "../components/k3s/install";
-import { PATHS } from "../components/k3s/paths";
-import { rewriteKubeconfig } from "../components/node/kubeconfig";
-import { planCluster, planNode } from "../components/plan/node";
-import { placeholder, renderTree } from "../tools/tree";
-import { SAMPLE_KUBECONFIG } from "./helpers/pulumi-mocks";
-import { ENVS, FIXTURE_SAMPLES, REPO, sampleConfig, variant } from "./helpers/samples";
+import { readStackFile } from "../../../components/config/stack-file";
+import { loadStackConfig } from "../../../components/stack/load";
+import { nodeContexts } from "../../../components/config/context";
+import { AGENT_FLAG_SET, SERVER_FLAGS } from "../../../components/config/flags";
+import { installEnv } from "../../../components/k3s/install";
+import { PATHS } from "../../../components/k3s/paths";
+import { rewriteKubeconfig } from "../../../components/node/kubeconfig";
+import { planCluster, planNode } from "../../../components/plan/node";
+import { placeholder, renderTree } from "../../../tools/tree";
+import { SAMPLE_KUBECONFIG } from "../../helpers/pulumi-mocks";
+import { ENVS, FIXTURE_SAMPLES, REPO, sampleConfig, variant } from "../../helpers/samples";
 
 const GOLDEN = join(REPO, "test", "golden");
 

@@ -1,12 +1,12 @@
 import { strict as assert } from "node:assert";
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import { ResolvedConfig } from "../components/config/schema";
-import { loadStackConfig } from "../components/stack/load";
-import { lifecycleLines } from "../tools/preview-lifecycle";
-import { PreviewStep, previewMarkdown } from "../tools/preview-markdown";
-import { policies, TYPES } from "../policies/policies";
-import { collectGraph, GraphResource, policySettings, resourceArgs, runResourcePolicy, runStackPolicy, stackArgs } from "./helpers/policy-harness";
-import { sampleConfig, variant } from "./helpers/samples";
+import { ResolvedConfig } from "../../components/config/schema";
+import { loadStackConfig } from "../../components/stack/load";
+import { lifecycleLines } from "../../tools/preview-lifecycle";
+import { PreviewStep, previewMarkdown } from "../../tools/preview-markdown";
+import { policies, TYPES } from "../../policies/policies";
+import { collectGraph, GraphResource, policySettings, resourceArgs, runResourcePolicy, runStackPolicy, stackArgs } from "../helpers/policy-harness";
+import { sampleConfig, variant } from "../helpers/samples";
 
 /** Lifecycle in the policy pack and in preview:md (issue 13, "Visible and safe"). */
 

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { REPO } from "./helpers/samples";
+import { REPO } from "../helpers/samples";
 
 /** issue 15: `npm run bench` runs without the test suites, so neither it nor the harness it shares may import them. */
 describe("bench/ and tools/harness/", () => {

@@ -3,10 +3,10 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BundledFile, renderBundle, secretsDocument, secretsWriteScript } from "../components/node/bundle";
-import { shellQuote } from "../components/shell/quote";
-import { planCluster, renderSecretsDocument } from "../components/plan/node";
-import { ENVS, sampleConfig } from "./helpers/samples";
+import { BundledFile, renderBundle, secretsDocument, secretsWriteScript } from "../../../components/node/bundle";
+import { shellQuote } from "../../../components/shell/quote";
+import { planCluster, renderSecretsDocument } from "../../../components/plan/node";
+import { ENVS, sampleConfig } from "../../helpers/samples";
 
 /**
  * The node bundle and the secrets document are run for real (bash / sh in a scratch directory):

@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
-import { K3sCluster } from "../components/cluster/component";
-import { loadStackConfig } from "../components/stack/load";
+import { K3sCluster } from "../../../components/cluster/component";
+import { loadStackConfig } from "../../../components/stack/load";
 import {
   ENABLE_PENDING_MARKER,
   encryptionServerFlags,
@@ -17,12 +17,12 @@ import {
   renderVerifyScript,
   rotationPhases,
   supportsRotateKeys,
-} from "../components/encryption/render";
-import { ENCRYPTION_WRITE_RECORD, renderKeepKeysWrite } from "../components/encryption/keep-keys";
-import { guardOnce, NO_OP_UPDATE, ONCE_DIR } from "../components/encryption/once";
-import { planNode } from "../components/plan/node";
-import { installMocks } from "./helpers/pulumi-mocks";
-import { REPO, sampleConfig, variant } from "./helpers/samples";
+} from "../../../components/encryption/render";
+import { ENCRYPTION_WRITE_RECORD, renderKeepKeysWrite } from "../../../components/encryption/keep-keys";
+import { guardOnce, NO_OP_UPDATE, ONCE_DIR } from "../../../components/encryption/once";
+import { planNode } from "../../../components/plan/node";
+import { installMocks } from "../../helpers/pulumi-mocks";
+import { REPO, sampleConfig, variant } from "../../helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
 const KEY = "c2VjcmV0Ym94LWtleS1ieXRlcy0zMi1ieXRlcy0wMTIzNDU=";

@@ -3,10 +3,10 @@ import { spawnSync } from "node:child_process";
 import fc from "fast-check";
 import * as ipaddr from "ipaddr.js";
 import { parse } from "yaml";
-import { ResolvedConfig, StackInput } from "../components/config/schema";
-import { parseStackConfig } from "../components/stack/load";
-import { planNode } from "../components/plan/node";
-import { fixtureConfig, fixtureRaw } from "./helpers/samples";
+import { ResolvedConfig, StackInput } from "../../../components/config/schema";
+import { parseStackConfig } from "../../../components/stack/load";
+import { planNode } from "../../../components/plan/node";
+import { fixtureConfig, fixtureRaw } from "../../helpers/samples";
 
 /**
  * Property: an IPv6 (or IPv4) value in any spelling, or a hostile string built around one, either

@@ -3,16 +3,16 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { ResolvedConfig, StackInput } from "../components/config/schema";
-import { loadStackConfig } from "../components/stack/load";
-import { renderReencryptScript, renderRestartScript, renderVerifyScript, rotationPhases } from "../components/encryption/render";
-import { K3S_IMAGES_DIR, renderInstallScript } from "../components/k3s/install";
-import { PATHS } from "../components/k3s/paths";
-import { NodePlan, planCluster, planNode } from "../components/plan/node";
-import { postRegistrationLabelCommand } from "../components/cluster/component";
-import { inboundPorts, kernelModules } from "../components/os-prep/render";
-import { raw, sh } from "../components/shell/sh";
-import { ENVS, fixtureConfig, REPO, sampleConfig, variant } from "./helpers/samples";
+import { ResolvedConfig, StackInput } from "../../../components/config/schema";
+import { loadStackConfig } from "../../../components/stack/load";
+import { renderReencryptScript, renderRestartScript, renderVerifyScript, rotationPhases } from "../../../components/encryption/render";
+import { K3S_IMAGES_DIR, renderInstallScript } from "../../../components/k3s/install";
+import { PATHS } from "../../../components/k3s/paths";
+import { NodePlan, planCluster, planNode } from "../../../components/plan/node";
+import { postRegistrationLabelCommand } from "../../../components/cluster/component";
+import { inboundPorts, kernelModules } from "../../../components/os-prep/render";
+import { raw, sh } from "../../../components/shell/sh";
+import { ENVS, fixtureConfig, REPO, sampleConfig, variant } from "../../helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
 

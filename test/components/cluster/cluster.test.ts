@@ -1,13 +1,13 @@
 import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { AGENT_BATCH, K3sCluster } from "../components/cluster/component";
-import { Environment } from "../components/config/schema";
-import { loadStackConfig } from "../components/stack/load";
-import { NODE_CHILDREN } from "../components/names";
-import { planCluster } from "../components/plan/node";
-import { installMocks, Registered } from "./helpers/pulumi-mocks";
-import { ENVS, sampleConfig, variant } from "./helpers/samples";
+import { AGENT_BATCH, K3sCluster } from "../../../components/cluster/component";
+import { Environment } from "../../../components/config/schema";
+import { loadStackConfig } from "../../../components/stack/load";
+import { NODE_CHILDREN } from "../../../components/names";
+import { planCluster } from "../../../components/plan/node";
+import { installMocks, Registered } from "../../helpers/pulumi-mocks";
+import { ENVS, sampleConfig, variant } from "../../helpers/samples";
 
 const SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n";
 const TOKEN = "super-secret-cluster-token";

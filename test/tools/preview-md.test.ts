@@ -2,12 +2,12 @@ import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { NODE_CHILDREN } from "../components/names";
-import { inputDiffPaths, NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown, splitPolicyMessage } from "../tools/preview-markdown";
-import { renderDns } from "../components/dns/render";
-import { renderTenants } from "../components/tenants/render";
-import { secretMaterial } from "../tools/harness/preview-output";
-import { REPO, sampleConfig } from "./helpers/samples";
+import { NODE_CHILDREN } from "../../components/names";
+import { inputDiffPaths, NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown, splitPolicyMessage } from "../../tools/preview-markdown";
+import { renderDns } from "../../components/dns/render";
+import { renderTenants } from "../../components/tenants/render";
+import { secretMaterial } from "../../tools/harness/preview-output";
+import { REPO, sampleConfig } from "../helpers/samples";
 
 const FIXTURES = join(REPO, "test", "fixtures", "preview");
 const digest = JSON.parse(readFileSync(join(FIXTURES, "prod-upgrade.json"), "utf8")) as PreviewDigest;

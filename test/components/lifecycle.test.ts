@@ -5,11 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import YAML from "yaml";
-import { normalizeHost } from "../components/config/net";
-import { parseStackConfig, loadStackConfig } from "../components/stack/load";
-import { renderInventoryScript, renderDrainScript, renderUninstallScript, teardownCommands, teardownPlans } from "../components/decommission/render";
-import { JOIN_DROPIN, peerServerUrls, rejoinSnippet } from "../components/decommission/rejoin";
-import { planCluster } from "../components/node/plan";
+import { normalizeHost } from "../../components/config/net";
+import { parseStackConfig, loadStackConfig } from "../../components/stack/load";
+import { renderInventoryScript, renderDrainScript, renderUninstallScript, teardownCommands, teardownPlans } from "../../components/decommission/render";
+import { JOIN_DROPIN, peerServerUrls, rejoinSnippet } from "../../components/decommission/rejoin";
+import { planCluster } from "../../components/node/plan";
 import {
   certificateRotationSteps,
   parseCertificateCheck,
@@ -17,9 +17,9 @@ import {
   renderCertificateRotateScript,
   renderTokenRotateScript,
   tokenFingerprint,
-} from "../components/rotation/render";
-import { raw, sh } from "../components/shell/sh";
-import { variant } from "./helpers/samples";
+} from "../../components/rotation/render";
+import { raw, sh } from "../../components/shell/sh";
+import { variant } from "../helpers/samples";
 
 /** Node removal, rebuild and rotation: validation, plans, and the generated scripts run in a sandbox. */
 

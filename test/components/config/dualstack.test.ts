@@ -4,17 +4,17 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { ResolvedConfig, StackInput } from "../components/config/schema";
-import { clusterTopology } from "../components/config/topology";
-import { loadStackConfig, parseStackConfig } from "../components/stack/load";
-import { noProxyList } from "../components/k3s/install";
-import { rewriteKubeconfig } from "../components/node/kubeconfig";
-import { planNode } from "../components/plan/node";
-import { renderTenants } from "../components/tenants/render";
-import { policies, TYPES } from "../policies/policies";
-import { resourceArgs, runResourcePolicy } from "./helpers/policy-harness";
-import { SAMPLE_KUBECONFIG } from "./helpers/pulumi-mocks";
-import { ENVS, FIXTURE_SAMPLES, fixtureConfig, fixtureRaw, REPO, sampleConfig, variant } from "./helpers/samples";
+import { ResolvedConfig, StackInput } from "../../../components/config/schema";
+import { clusterTopology } from "../../../components/config/topology";
+import { loadStackConfig, parseStackConfig } from "../../../components/stack/load";
+import { noProxyList } from "../../../components/k3s/install";
+import { rewriteKubeconfig } from "../../../components/node/kubeconfig";
+import { planNode } from "../../../components/plan/node";
+import { renderTenants } from "../../../components/tenants/render";
+import { policies, TYPES } from "../../../policies/policies";
+import { resourceArgs, runResourcePolicy } from "../../helpers/policy-harness";
+import { SAMPLE_KUBECONFIG } from "../../helpers/pulumi-mocks";
+import { ENVS, FIXTURE_SAMPLES, fixtureConfig, fixtureRaw, REPO, sampleConfig, variant } from "../../helpers/samples";
 
 /** Dual-stack / IPv6 (issue 14): values per family, the rules on them, and where they land. */
 

@@ -1,13 +1,13 @@
 import { strict as assert } from "node:assert";
 import * as pulumi from "@pulumi/pulumi";
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import { ResolvedConfig } from "../components/config/schema";
-import { loadStackConfig } from "../components/stack/load";
-import { nodeInputs } from "../components/node/component";
-import { renderBundle } from "../components/node/bundle";
-import { planNode } from "../components/plan/node";
-import { clusterChildOf, NODE_CHILDREN, nodeChildOf } from "../components/names";
-import { policies, TYPES } from "../policies/policies";
+import { ResolvedConfig } from "../../components/config/schema";
+import { loadStackConfig } from "../../components/stack/load";
+import { nodeInputs } from "../../components/node/component";
+import { renderBundle } from "../../components/node/bundle";
+import { planNode } from "../../components/plan/node";
+import { clusterChildOf, NODE_CHILDREN, nodeChildOf } from "../../components/names";
+import { policies, TYPES } from "../../policies/policies";
 import {
   asPolicySdkProps,
   collectGraph,
@@ -19,8 +19,8 @@ import {
   runStackPolicy,
   stackArgs,
   urnOf,
-} from "./helpers/policy-harness";
-import { sampleConfig, variant } from "./helpers/samples";
+} from "../helpers/policy-harness";
+import { sampleConfig, variant } from "../helpers/samples";
 
 const byName = (name: string) => {
   const p = policies.find((x) => x.name === name);

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { parse } from "yaml";
-import { parseStackConfig, loadStackConfig } from "../components/stack/load";
+import { parseStackConfig, loadStackConfig } from "../../../components/stack/load";
 import {
   autoscalerParams,
   checkCorefile,
@@ -10,10 +10,10 @@ import {
   renderDns,
   renderDnsAutoscaler,
   renderNodeLocalDns,
-} from "../components/dns/render";
-import { PATCH_FORCE } from "../components/dns/render";
-import { planNode } from "../components/plan/node";
-import { ENVS, sampleConfig, variant } from "./helpers/samples";
+} from "../../../components/dns/render";
+import { PATCH_FORCE } from "../../../components/dns/render";
+import { planNode } from "../../../components/plan/node";
+import { ENVS, sampleConfig, variant } from "../../helpers/samples";
 
 describe("CoreDNS tuning", () => {
   it("every coredns-custom fragment of every sample parses as Corefile blocks", () => {

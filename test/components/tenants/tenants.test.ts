@@ -1,9 +1,9 @@
 import { strict as assert } from "node:assert";
-import { parseQuantity } from "../components/config/quantity";
-import { parseStackConfig, loadStackConfig } from "../components/stack/load";
-import { KubeObject } from "../components/kube/objects";
-import { renderTenant, renderTenants } from "../components/tenants/render";
-import { ENVS, sampleConfig, variant } from "./helpers/samples";
+import { parseQuantity } from "../../../components/config/quantity";
+import { parseStackConfig, loadStackConfig } from "../../../components/stack/load";
+import { KubeObject } from "../../../components/kube/objects";
+import { renderTenant, renderTenants } from "../../../components/tenants/render";
+import { ENVS, sampleConfig, variant } from "../../helpers/samples";
 
 type Spec = Record<string, unknown>;
 const spec = (o: KubeObject) => o.spec as Spec;

@@ -4,14 +4,14 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import fc from "fast-check";
-import { StackInput } from "../components/config/schema";
-import { CONTROL_CHARACTERS } from "../components/config/single-line";
-import { loadStackConfig } from "../components/stack/load";
-import { renderRestartScript, renderVerifyScript, rotationPhases } from "../components/encryption/render";
-import { planCluster } from "../components/plan/node";
-import { stdinScriptCommand } from "../components/shell/root";
-import { postRegistrationLabelCommand } from "../components/cluster/component";
-import { REPO, variant } from "./helpers/samples";
+import { StackInput } from "../../../components/config/schema";
+import { CONTROL_CHARACTERS } from "../../../components/config/single-line";
+import { loadStackConfig } from "../../../components/stack/load";
+import { renderRestartScript, renderVerifyScript, rotationPhases } from "../../../components/encryption/render";
+import { planCluster } from "../../../components/plan/node";
+import { stdinScriptCommand } from "../../../components/shell/root";
+import { postRegistrationLabelCommand } from "../../../components/cluster/component";
+import { REPO, variant } from "../../helpers/samples";
 
 /**
  * Hostile values in every string field that reaches a host script must never run as a command:

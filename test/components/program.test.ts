@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError } from "../components/config/validate";
-import { GENERATED_KEY, MOCK_SECRETS, plainOccurrences, runProgram, settle } from "./helpers/program";
-import { sampleConfig, sampleRaw } from "./helpers/samples";
+import { ConfigError } from "../../components/config/validate";
+import { GENERATED_KEY, MOCK_SECRETS, plainOccurrences, runProgram, settle } from "../helpers/program";
+import { sampleConfig, sampleRaw } from "../helpers/samples";
 
 describe("index.ts (the program)", () => {
   it("registers nothing and names the config path when validation fails", async () => {

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { REPO, sampleRaw } from "./helpers/samples";
+import { REPO, sampleRaw } from "../helpers/samples";
 
 const TSX = join(REPO, "node_modules", ".bin", "tsx");
 
