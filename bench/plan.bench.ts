@@ -7,7 +7,7 @@ import { performance } from "node:perf_hooks";
 import { StackInput } from "../components/config/schema";
 import { readStackFile } from "../components/config/stack-file";
 import { loadStackConfig, parseStackConfig } from "../components/stack/load";
-import { planCluster } from "../components/node/plan";
+import { planCluster } from "../components/plan/node";
 import { renderTree } from "../tools/tree";
 import { ControlPlane, missingTools } from "../tools/harness/apiserver";
 import { engineMissing, inClusterProgram, inlineStack } from "../tools/harness/engine";

@@ -9,7 +9,7 @@ import { normalizeHost } from "../../components/config/net";
 import { parseStackConfig, loadStackConfig } from "../../components/stack/load";
 import { renderInventoryScript, renderDrainScript, renderUninstallScript, teardownCommands, teardownPlans } from "../../components/decommission/render";
 import { JOIN_DROPIN, peerServerUrls, rejoinSnippet } from "../../components/decommission/rejoin";
-import { planCluster } from "../../components/node/plan";
+import { planCluster } from "../../components/plan/node";
 import {
   certificateRotationSteps,
   parseCertificateCheck,

@@ -9,7 +9,9 @@ import { loadStackConfig } from "../../components/stack/load";
 import { teardownCommands } from "../../components/decommission/render";
 import { JOIN_DROPIN } from "../../components/decommission/rejoin";
 import { PATHS } from "../../components/k3s/paths";
-import { planCluster, sha256, stdinScriptCommand } from "../../components/node/plan";
+import { planCluster } from "../../components/plan/node";
+import { sha256 } from "../../components/plan/hash";
+import { stdinScriptCommand } from "../../components/shell/root";
 import {
   CertificateExpiry,
   certificateRotationSteps,

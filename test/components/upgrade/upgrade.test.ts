@@ -10,7 +10,7 @@ import { K3sCluster } from "../../../components/cluster/component";
 import { ResolvedConfig } from "../../../components/config/schema";
 import { loadStackConfig, parseStackConfig } from "../../../components/stack/load";
 import { PATHS } from "../../../components/k3s/paths";
-import { NodePlan, planNode } from "../../../components/node/plan";
+import { NodePlan, planNode } from "../../../components/plan/node";
 import { previewMarkdown } from "../../../tools/preview-markdown";
 import { renderTree } from "../../../tools/tree";
 import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches, VERSION_RECORD, VERSION_RULES } from "../../../components/upgrade/render";
