@@ -2,6 +2,38 @@ import * as ipaddr from "ipaddr.js";
 
 /** Address math for validation, on ipaddr.js; IPv4 and IPv6 alike. */
 
+/**
+ * ipaddr.js reads every IPv6 text ending in a dotted quad after `::` as IPv4-mapped:
+ * `::1.2.3.4` → `::ffff:102:304`. RFC 4291 §2.3 (and curl, Go's net.ParseIP, the WHATWG URL
+ * parser, so K3s and the API server) read the dotted quad as the last 32 bits: `::102:304`.
+ * Rewriting the tail as two hex groups first gives the address every consumer sees.
+ */
+function hexTail(value: string): string {
+  const m = /^(.*:)(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(value);
+  if (!m || !ipaddr.IPv4.isValidFourPartDecimal(`${m[2]}.${m[3]}.${m[4]}.${m[5]}`)) return value;
+  const [a, b, c, d] = [m[2], m[3], m[4], m[5]].map(Number) as [number, number, number, number];
+  return `${m[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+}
+
+/** ipaddr.parse with the RFC 4291 reading of an embedded dotted quad (see hexTail). */
+export function parseIp(value: string): ipaddr.IPv4 | ipaddr.IPv6 {
+  return ipaddr.parse(value.includes(":") ? hexTail(value) : value);
+}
+
+/** ipaddr.parseCIDR with the RFC 4291 reading of an embedded dotted quad (see hexTail). */
+function parseCidr(value: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
+  const slash = value.indexOf("/");
+  const addr = slash < 0 ? value : value.slice(0, slash);
+  return ipaddr.parseCIDR(addr.includes(":") ? hexTail(addr) + value.slice(addr.length) : value);
+}
+
+/** The network address of a CIDR (`10.42.1.7/16` → 10.42.0.0). */
+function networkAddress(cidr: string): ipaddr.IPv4 | ipaddr.IPv6 {
+  const [addr, bits] = parseCidr(cidr);
+  const text = `${addr.toString()}/${bits}`;
+  return addr.kind() === "ipv4" ? ipaddr.IPv4.networkAddressFromCIDR(text) : ipaddr.IPv6.networkAddressFromCIDR(text);
+}
+
 export function isIp(value: string): boolean {
   return ipaddr.isValid(value) && !value.includes("/");
 }
@@ -13,17 +45,12 @@ export function isCidr(value: string): boolean {
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
 function parseRange(cidr: string): Range {
-  const [addr, bits] = ipaddr.parseCIDR(cidr);
   // Normalise to the network address so "10.42.1.7/16" compares as "10.42.0.0/16".
-  const network =
-    addr.kind() === "ipv4"
-      ? ipaddr.IPv4.networkAddressFromCIDR(cidr)
-      : ipaddr.IPv6.networkAddressFromCIDR(cidr);
-  return [network, bits];
+  return [networkAddress(cidr), parseCidr(cidr)[1]];
 }
 
 function parseAddress(ip: string): ipaddr.IPv4 | ipaddr.IPv6 {
-  const addr = ipaddr.parse(ip);
+  const addr = parseIp(ip);
   // "::ffff:10.0.0.1" is an IPv4 host for our purposes.
   return addr.kind() === "ipv6" && (addr as ipaddr.IPv6).isIPv4MappedAddress()
     ? (addr as ipaddr.IPv6).toIPv4Address()
@@ -51,7 +78,10 @@ export function cidrsOverlap(a: string, b: string): boolean {
  */
 export function isCanonicalIp(value: string): boolean {
   if (ipaddr.IPv4.isValidFourPartDecimal(value)) return true;
-  return value.includes(":") && ipaddr.IPv6.isValid(value) && !value.includes("%");
+  if (!value.includes(":") || !ipaddr.IPv6.isValid(value) || value.includes("%")) return false;
+  // An embedded IPv4 tail in four plain decimal parts only (no `::01.2.3.4`), as for IPv4.
+  const tail = /[^:]*$/.exec(value)![0];
+  return !tail.includes(".") || ipaddr.IPv4.isValidFourPartDecimal(tail);
 }
 
 export function isCanonicalCidr(value: string): boolean {
@@ -63,7 +93,7 @@ export function isCanonicalCidr(value: string): boolean {
 
 /** One spelling per address, for duplicate checks: `2001:DB8::1` and `2001:db8:0::1` are one host. */
 export function normalizeHost(value: string): string {
-  return isCanonicalIp(value) ? ipaddr.parse(value).toNormalizedString() : value.toLowerCase().replace(/\.$/, "");
+  return isCanonicalIp(value) ? parseIp(value).toNormalizedString() : value.toLowerCase().replace(/\.$/, "");
 }
 
 /** What inet_aton would read as an IPv4 address: 1-4 dot-separated decimal, octal or hex numbers. */
@@ -86,9 +116,7 @@ export function isDnsName(value: string): boolean {
 /** True when the CIDR's address is its network address (no host bits set). */
 export function isNetworkCidr(cidr: string): boolean {
   if (!ipaddr.isValidCIDR(cidr)) return false;
-  const addr = ipaddr.parseCIDR(cidr)[0];
-  const network = addr.kind() === "ipv4" ? ipaddr.IPv4.networkAddressFromCIDR(cidr) : ipaddr.IPv6.networkAddressFromCIDR(cidr);
-  return network.toNormalizedString() === addr.toNormalizedString();
+  return networkAddress(cidr).toNormalizedString() === parseCidr(cidr)[0].toNormalizedString();
 }
 
 // ---------------------------------------------------------------- address families (dual-stack)
@@ -106,18 +134,18 @@ export function ipFamily(value: string): IpFamily {
  * and NetworkPolicy ipBlocks, so two spellings never become two rules. Input: isCanonicalIp.
  */
 export function canonicalIp(value: string): string {
-  return ipaddr.parse(value).toString();
+  return parseIp(value).toString();
 }
 
 /** `canonicalIp` of the address part and the prefix length without leading zeros. Input: isCanonicalCidr. */
 export function canonicalCidr(value: string): string {
-  const [addr, bits] = ipaddr.parseCIDR(value);
+  const [addr, bits] = parseCidr(value);
   return `${addr.toString()}/${bits}`;
 }
 
 /** The prefix length of a CIDR (`10.42.0.0/16` → 16). */
 export function prefixLength(cidr: string): number {
-  return ipaddr.parseCIDR(cidr)[1];
+  return parseCidr(cidr)[1];
 }
 
 /** A single-host CIDR for an address: `/32` for IPv4, `/128` for IPv6 (NetworkPolicy ipBlock). */
@@ -129,14 +157,12 @@ export function hostCidr(ip: string): string {
 export function isIpv4MappedIpv6(value: string): boolean {
   const addr = value.split("/")[0]!;
   if (!ipaddr.IPv6.isValid(addr)) return false;
-  return ipaddr.IPv6.parse(addr).isIPv4MappedAddress();
+  return (parseIp(addr) as ipaddr.IPv6).isIPv4MappedAddress();
 }
 
 /** The `index`-th address of a CIDR's network (`10.43.0.0/16`, 10 → `10.43.0.10`), how K3s picks the default cluster DNS. */
 export function indexedIp(cidr: string, index: number): string {
-  const [addr] = ipaddr.parseCIDR(cidr);
-  const network = addr.kind() === "ipv4" ? ipaddr.IPv4.networkAddressFromCIDR(cidr) : ipaddr.IPv6.networkAddressFromCIDR(cidr);
-  const bytes = network.toByteArray();
+  const bytes = networkAddress(cidr).toByteArray();
   let carry = index;
   for (let i = bytes.length - 1; i >= 0 && carry > 0; i--) {
     const sum = bytes[i]! + carry;
@@ -148,7 +174,25 @@ export function indexedIp(cidr: string, index: number): string {
 
 /** The network address of a CIDR in canonical text (`10.42.1.7/16` → `10.42.0.0/16`). */
 export function networkOf(cidr: string): string {
-  const [addr, bits] = ipaddr.parseCIDR(cidr);
-  const network = addr.kind() === "ipv4" ? ipaddr.IPv4.networkAddressFromCIDR(cidr) : ipaddr.IPv6.networkAddressFromCIDR(cidr);
-  return `${network.toString()}/${bits}`;
+  return `${networkAddress(cidr).toString()}/${parseCidr(cidr)[1]}`;
+}
+
+const NOT_A_NODE_ADDRESS: Record<string, string> = {
+  unspecified: "the unspecified address (0.0.0.0/8, ::)",
+  broadcast: "the broadcast address",
+  multicast: "a multicast address",
+  linkLocal: "a link-local address, which is not routed between nodes",
+  loopback: "a loopback address: every node would reach itself there",
+};
+
+/**
+ * Why an address cannot name a node to other nodes (join URL, node-ip, firewall rules, ipBlocks),
+ * or undefined when it can. Ranges from ipaddr.js (RFC 6890 special-purpose registries).
+ * `allowLoopback`: an SSH `host` may be a local tunnel (127.0.0.1 with a port) when nodeIp says
+ * where the other nodes reach it. Input: isCanonicalIp.
+ */
+export function nodeAddressProblem(value: string, allowLoopback = false): string | undefined {
+  const range = parseIp(value).range();
+  if (allowLoopback && range === "loopback") return undefined;
+  return NOT_A_NODE_ADDRESS[range];
 }

@@ -12,7 +12,7 @@ import {
   SERVER_FLAGS,
 } from "./flags";
 import { featureChecks } from "./feature-checks";
-import { cidrContains, indexedIp, isCanonicalIp, normalizeHost } from "./net";
+import { cidrContains, indexedIp, isCanonicalIp, nodeAddressProblem, normalizeHost } from "./net";
 import { clusterNetworkFindings, coversSecrets, decommissionChecks, flannelIpv6MasqFinding, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "./rules";
 import { CONFIG_KEYS, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
 
@@ -163,6 +163,10 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   if (environment === "prod" && !k3s.airgap.enabled && !k3s.installScriptSha256) {
     report(["k3s", "installScriptSha256"], `prod downloads the install script from ${k3s.installScriptUrl}: set its sha256 (sha256sum of the file) so it is checked before it runs as root`);
   }
+  for (const [path, address] of [[["k3s", "apiEndpoint"], k3s.apiEndpoint], [["k3s", "apiVip", "address"], k3s.apiVip?.address]] as const) {
+    const problem = address && isCanonicalIp(address) ? nodeAddressProblem(address) : undefined;
+    if (problem) report([...path], `${address} is ${problem}; nodes and clients dial this address`);
+  }
   // firewall.mode open scopes the K3s ports to node addresses: each node needs one.
   if (k3s.firewall.mode === "open") {
     nodes.forEach((node, i) => {
@@ -205,6 +209,20 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
         "labels in the kubernetes.io/k8s.io namespaces are refused by NodeRestriction and K3s would fail to start; " +
           "use your own prefix, or node-role.kubernetes.io/* (applied after registration)",
       );
+    }
+    // Addresses other nodes dial (join URL, node-ip, firewall rules, ipBlocks) must be unicast.
+    if (isCanonicalIp(node.host)) {
+      const problem = nodeAddressProblem(node.host, node.nodeIp !== undefined);
+      if (problem) {
+        const fix = problem.startsWith("a loopback") ? "; for an SSH tunnel, set nodeIp to where the other nodes reach it" : "";
+        report(["nodes", i, "host"], `node ${node.name}: ${node.host} is ${problem}${fix}`);
+      }
+    }
+    for (const field of ["nodeIp", "externalIp"] as const) {
+      (node[field] ?? []).forEach((address, j) => {
+        const problem = nodeAddressProblem(address);
+        if (problem) report(["nodes", i, field, ...(node[field]!.length > 1 ? [j] : [])], `node ${node.name}: ${address} is ${problem}`);
+      });
     }
     // Without a pinned host key a swapped host receives the token and SSH session.
     if (!node.ssh.hostKey) {

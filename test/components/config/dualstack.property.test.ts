@@ -11,8 +11,9 @@ import { fixtureConfig, fixtureRaw } from "../../helpers/samples";
 /**
  * Property: an IPv6 (or IPv4) value in any spelling, or a hostile string built around one, either
  * is refused at its own config path, or reaches config.yaml and the firewall rules only as the
- * canonical text of the address (ipaddr.js: RFC 5952 for IPv6): no new config.yaml key, no shell
- * word beyond the address, and a script that still parses.
+ * canonical text of the address (RFC 5952 for IPv6): no new config.yaml key, no shell word beyond
+ * the address, and a script that still parses. The oracle is the WHATWG URL parser, not ipaddr.js
+ * (which the product uses, and which reads `::1.2.3.4` as `::ffff:1.2.3.4`).
  */
 
 const RUNS = Number(process.env.K3SP_PROPERTY_RUNS ?? 40);
@@ -22,7 +23,13 @@ function spellings(addr: string): fc.Arbitrary<string> {
   const variants = [addr, addr.toUpperCase()];
   if (ipaddr.IPv6.isValid(addr) && !addr.includes(".")) {
     const parsed = ipaddr.IPv6.parse(addr);
-    variants.push(parsed.parts.map((p) => p.toString(16).padStart(4, "0")).join(":"), parsed.toNormalizedString());
+    const [g6, g7] = [parsed.parts[6]!, parsed.parts[7]!];
+    variants.push(
+      parsed.parts.map((p) => p.toString(16).padStart(4, "0")).join(":"),
+      parsed.toNormalizedString(),
+      // The last 32 bits as a dotted quad (RFC 4291 §2.2, form 3).
+      `${parsed.parts.slice(0, 6).map((p) => p.toString(16)).join(":")}:${g6 >> 8}.${g6 & 255}.${g7 >> 8}.${g7 & 255}`,
+    );
   }
   return fc.constantFrom(...variants);
 }
@@ -45,7 +52,15 @@ const v6Cidr: fc.Arbitrary<string> = fc.oneof(
   fc.tuple(fc.ipV6(), fc.constantFrom(...HOSTILE)).map(([a, h]) => `${a}/56${h}`),
 );
 
-const isCanonicalAddress = (v: string) => ipaddr.isValid(v) && ipaddr.parse(v).toString() === v;
+/** The address as the WHATWG URL parser serialises it (IPv6: RFC 5952, no dotted tail), or undefined. */
+function urlHost(v: string): string | undefined {
+  try {
+    return new URL(`http://${v.includes(":") ? `[${v}]` : v}/`).hostname.replace(/^\[|\]$/g, "");
+  } catch {
+    return undefined;
+  }
+}
+const isCanonicalAddress = (v: string) => urlHost(v) === v;
 const isCanonicalNetwork = (v: string) => {
   const [a, p] = v.split("/");
   return p !== undefined && /^\d{1,3}$/.test(p) && isCanonicalAddress(a!) && String(Number(p)) === p;
@@ -75,7 +90,7 @@ function check(raw: StackInput, path: string, field: () => string[], expectIn: "
   const entries = value.split(",");
   for (const e of entries) assert.ok(expectIn === "node-ip" ? isCanonicalAddress(e) : isCanonicalNetwork(e), `not canonical in config.yaml: ${JSON.stringify(e)}`);
   // The canonical text of what was written, in the order written.
-  const expected = written.map((w) => (w.includes("/") ? `${ipaddr.parse(w.split("/")[0]!).toString()}/${Number(w.split("/")[1])}` : ipaddr.parse(w).toString()));
+  const expected = written.map((w) => (w.includes("/") ? `${urlHost(w.split("/")[0]!)}/${Number(w.split("/")[1])}` : String(urlHost(w))));
   assert.deepEqual(entries, expected);
   // Firewall rules: every source is one canonical word.
   const script = plan.files.find((f) => f.name === "os-prep.sh")!.content;

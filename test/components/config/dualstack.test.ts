@@ -329,3 +329,43 @@ describe("dual-stack / IPv6 networking", () => {
     });
   });
 });
+
+describe("addresses with a dotted IPv4 tail, and addresses that cannot name a node", () => {
+  // RFC 4291 §2.2 form 3: the dotted quad is the last 32 bits. ipaddr.js alone reads `::a.b.c.d`
+  // as `::ffff:a.b.c.d`; curl and K3s (Go net.ParseIP) read `::a.b.c.d` = `::` + 32 bits.
+  it("a dotted tail lands as the address curl and K3s read (the WHATWG URL parser is the oracle)", () => {
+    for (const [written, expected] of [
+      ["2001:db8::192.0.2.33", "2001:db8::c000:221"],
+      ["2001:db8:0:0:0:0:192.0.2.33", "2001:db8::c000:221"],
+      ["2001:db8::1:0.0.0.0", "2001:db8::1:0:0"],
+    ] as const) {
+      assert.equal(new URL(`https://[${written}]/`).hostname, `[${expected}]`, "the oracle agrees with the expected value");
+      const config = loadStackConfig(ds((raw) => (node(raw, 1).nodeIp = ["192.0.2.20", written])));
+      assert.equal(configYaml(config, 1)["node-ip"], `192.0.2.20,${expected}`);
+    }
+  });
+
+  it("a dotted tail with leading zeros is refused, as for IPv4", () => {
+    rejects(ds((raw) => (node(raw, 1).nodeIp = ["192.0.2.20", "2001:db8::192.0.02.33"])), "k3s-platform:nodes[1] (ds-agent-1).nodeIp[1]", /canonical/);
+  });
+
+  it("unspecified, multicast, broadcast and link-local addresses are refused where nodes dial them", () => {
+    for (const [edit, path, message] of [
+      [(raw: StackInput) => { node(raw, 1).host = "::0.0.0.0"; delete node(raw, 1).nodeIp; }, "nodes[1] (ds-agent-1).host", /unspecified/],
+      [(raw: StackInput) => { node(raw, 1).host = "0.0.0.0"; delete node(raw, 1).nodeIp; }, "nodes[1] (ds-agent-1).host", /unspecified/],
+      [(raw: StackInput) => (node(raw, 1).nodeIp = ["224.0.0.5", "2001:db8::20"]), "nodes[1] (ds-agent-1).nodeIp[0]", /multicast/],
+      [(raw: StackInput) => (node(raw, 1).nodeIp = ["192.0.2.20", "fe80::20"]), "nodes[1] (ds-agent-1).nodeIp[1]", /link-local/],
+      [(raw: StackInput) => (node(raw, 1).externalIp = "255.255.255.255"), "nodes[1] (ds-agent-1).externalIp", /broadcast/],
+      [(raw: StackInput) => (k3s(raw).apiEndpoint = "::"), "k3s.apiEndpoint", /unspecified/],
+    ] as const) {
+      rejects(ds(edit), `k3s-platform:${path}`, message);
+    }
+  });
+
+  it("a loopback host is an SSH tunnel only with nodeIp; without it every node would dial itself", () => {
+    rejects(ds((raw) => { node(raw, 1).host = "127.0.0.1"; delete node(raw, 1).nodeIp; }), "k3s-platform:nodes[1] (ds-agent-1).host", /loopback.*set nodeIp/);
+    const tunnel = parseStackConfig(ds((raw) => { node(raw, 1).host = "127.0.0.1"; node(raw, 1).ssh = { port: 2222 }; }));
+    assert.ok(tunnel.ok, tunnel.ok ? "" : tunnel.issues.map((i) => `${i.path}: ${i.message}`).join("\n"));
+    rejects(ds((raw) => (node(raw, 1).nodeIp = ["192.0.2.20", "::1"])), "k3s-platform:nodes[1] (ds-agent-1).nodeIp[1]", /loopback/);
+  });
+});
