@@ -237,7 +237,7 @@ ${raw(snippet)}`.text;
         const host = c.nodes[2]!.host;
         assert.equal(url.hostname, new URL(`https://${host.includes(":") ? `[${host}]` : host}:6443`).hostname);
       }),
-      { numRuns: 30 },
+      { numRuns: Number(process.env.K3SP_PROPERTY_RUNS ?? 30) },
     );
   });
 
