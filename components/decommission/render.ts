@@ -5,6 +5,7 @@ import { NO_OP_UPDATE } from "../encryption/once";
 import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
 import { asRoot } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
+import { MANAGED_NODES_FILE } from "./contribute";
 
 /**
  * Node removal in two explicit steps (README "Removing a node"), pure: config in, scripts out.
@@ -137,6 +138,14 @@ export function renderDrainScript(node: NodeConfig): string {
     "Drain and delete",
     node,
     sh`TIMEOUT=${DRAIN_TIMEOUT_SECONDS}
+ROOT="\${K3S_PLATFORM_ROOT:-}"
+# The delete of a teardown the program no longer declares. When the entry is still managed (its
+# \`decommission: true\` line was deleted, not the entry), refuse: the failed delete keeps both
+# teardown resources, and the uninstall (deleted after this one) never runs.
+MANAGED="$ROOT"${MANAGED_NODES_FILE}
+if [ -f "$MANAGED" ] && grep -qxF -- "$NODE" "$MANAGED"; then
+  fail "$NODE is still a node entry without decommission: true (was that line deleted instead of the entry?): not draining, deleting or uninstalling it; nothing was changed. To keep the node: set decommission: false and run up. To remove it: set decommission: true, run up, then delete the entry"
+fi
 k3s kubectl get --raw=/readyz >/dev/null || fail "the API server on this server does not answer; nothing was changed, the next pulumi up retries"
 # Captured, then matched: no pipe into grep -q under pipefail. The Ready condition's status:
 # Unknown means the kubelet stopped reporting (the host is down or gone).

@@ -2,13 +2,15 @@ import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import fc from "fast-check";
 import YAML from "yaml";
 import { parseStackConfig, loadStackConfig } from "../../components/stack/load";
 import { renderInventoryScript, renderDrainScript, renderUninstallScript, teardownCommands, teardownPlans } from "../../components/decommission/render";
 import { JOIN_DROPIN, peerServerUrls, rejoinSnippet } from "../../components/decommission/rejoin";
-import { planCluster } from "../../components/plan/node";
+import { MANAGED_NODES_FILE } from "../../components/decommission/contribute";
+import { ResolvedConfig } from "../../components/config/schema";
+import { planCluster, planNode } from "../../components/plan/node";
 import {
   certificateRotationSteps,
   parseCertificateCheck,
@@ -136,6 +138,36 @@ describe("decommission: plan and teardown", () => {
     assert.match(b.stderr, /web-0/);
     assert.match(b.stderr, /stays cordoned and installed, the next pulumi up retries/);
     assert.doesNotMatch(blocked.calls(), /delete node/);
+  });
+
+  it("a node its servers still list as managed (the decommission line deleted, not the entry) is refused before anything runs", () => {
+    const script = renderDrainScript(config.nodes[4]!);
+    const listed = sandbox({ k3s: "exit 0" });
+    mkdirSync(join(listed.root, dirname(MANAGED_NODES_FILE)), { recursive: true });
+    writeFileSync(join(listed.root, MANAGED_NODES_FILE), "prod-agent-1\nprod-agent-2\nprod-server-1\n");
+    const r = listed.run(script);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /prod-agent-2 is still a node entry without decommission: true .*nothing was changed/);
+    assert.equal(listed.calls(), "", "no kubectl call at all");
+    // A name that merely contains it (or a prefix of it) is not a match.
+    writeFileSync(join(listed.root, MANAGED_NODES_FILE), "prod-agent-20\nprod-agent\n");
+    assert.equal(listed.run(script).status, 0);
+  });
+
+  it("every server lists the managed entries: arming, disarming by deleting the line, and removing the entry change it (and so re-run each server's apply before any delete)", () => {
+    const managed = (c: ResolvedConfig) =>
+      c.nodes.filter((n) => n.role === "server" && n.decommission !== true).map((n) => planNode(c, n).files.find((f) => f.target === MANAGED_NODES_FILE)?.content);
+    const applyHashes = (c: ResolvedConfig) => c.nodes.filter((n) => n.role === "server" && n.decommission !== true).map((n) => planNode(c, n).hashes.apply);
+    const armed = loadStackConfig(variant("prod", (r) => ((r.nodes[4] as { decommission?: boolean }).decommission = true)));
+    const lineDeleted = loadStackConfig(variant("prod", () => {}));
+    const names = lineDeleted.nodes.map((n) => n.name).sort();
+    for (const list of managed(lineDeleted)) assert.equal(list, names.map((n) => `${n}\n`).join(""));
+    for (const list of managed(armed)) assert.doesNotMatch(list!, /^prod-agent-2$/m);
+    const a = applyHashes(armed);
+    applyHashes(lineDeleted).forEach((h, i) => assert.notEqual(h, a[i], "the list is in the apply hash"));
+    for (const n of lineDeleted.nodes.filter((x) => x.role === "agent")) {
+      assert.ok(!planNode(lineDeleted, n).files.some((f) => f.target === MANAGED_NODES_FILE), "agents have no list");
+    }
   });
 
   it("the drain of a dead node (Ready=Unknown) deletes the Node without waiting on evictions that never finish", () => {

@@ -222,6 +222,31 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     await contrast.up([probe("1")]);
     assert.deepEqual((await contrast.up([probe("2")]))[0]!.ran, ["create", "delete"]);
 
+    // A mistaken diff: the `decommission: true` line deleted instead of the entry. The engine
+    // deletes the teardown resources the program no longer declares; the drain refuses on the
+    // server (the node is in its managed-nodes list again), so nothing is removed.
+    const beforeMistake = hosts.map(calls);
+    edits.push(onNode("e2e-agent-2", (n) => delete n.decommission));
+    await assert.rejects(up(), (e: Error) => {
+      assert.ok(e instanceof UpError, String(e));
+      assert.equal(e.resource, "e2e-agent-2-decommission-drain");
+      assert.match(e.message, /e2e-agent-2 is still a node entry without decommission: true .*set decommission: false/);
+      return true;
+    });
+    assert.match(readFileSync(join(server.upper, "var/lib/k3s-platform/managed-nodes"), "utf8"), /^e2e-agent-2$/m);
+    assert.doesNotMatch(calls(server).slice(beforeMistake[hosts.indexOf(server)]!.length), /cordon|drain|delete node/);
+    assert.doesNotMatch(calls(agent), /uninstall/);
+    assert.ok(existsSync(join(agent.upper, "var/lib/k3sp-stub/active/k3s-agent")), "K3s still runs on the node");
+    assert.ok(model.state.has("e2e-agent-2-decommission-drain") && model.state.has("e2e-agent-2-decommission-uninstall"), "both stay in state");
+    // Converges: `decommission: false` declares them again (an Update: disarmed); then re-arm.
+    edits.push(onNode("e2e-agent-2", (n) => (n.decommission = false)));
+    const disarmed = await up();
+    assert.deepEqual(opsOf(disarmed, "e2e-agent-2-decommission-uninstall", "e2e-agent-2-decommission-drain"), ["update", "update"]);
+    edits.push(onNode("e2e-agent-2", (n) => (n.decommission = true)));
+    await up();
+    assert.doesNotMatch(readFileSync(join(server.upper, "var/lib/k3s-platform/managed-nodes"), "utf8"), /^e2e-agent-2$/m);
+    assert.doesNotMatch(calls(agent), /uninstall/);
+
     entries = entries.filter((e) => e.name !== "e2e-agent-2");
     const removed = await up();
     const deletes = removed.filter((s) => s.op === "delete").map((s) => s.name);

@@ -190,6 +190,7 @@ place registries.yaml /etc/rancher/k3s/registries.yaml 0600
 place resolv.conf /etc/rancher/k3s/resolv.conf 0644
 place manifest-k3s-platform-traefik-config.yaml /var/lib/rancher/k3s/server/manifests/k3s-platform-traefik-config.yaml 0600
 place containerd.toml.tmpl /var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl 0600
+place managed-nodes /var/lib/k3s-platform/managed-nodes 0600
 
 
 require_secret() {
@@ -199,7 +200,7 @@ require_secret /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml
 
 # Files an earlier apply placed that the plan no longer has are removed (a removed registryAuth
 # must not leave credentials behind). Only files listed in the manifest are ever removed.
-planned=(/etc/rancher/k3s/config.yaml /etc/rancher/k3s/registries.yaml /etc/rancher/k3s/resolv.conf /var/lib/rancher/k3s/server/manifests/k3s-platform-traefik-config.yaml /var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml)
+planned=(/etc/rancher/k3s/config.yaml /etc/rancher/k3s/registries.yaml /etc/rancher/k3s/resolv.conf /var/lib/rancher/k3s/server/manifests/k3s-platform-traefik-config.yaml /var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl /var/lib/k3s-platform/managed-nodes /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml)
 if [ -f "$MANAGED" ]; then
   while IFS= read -r old; do
     [ -n "$old" ] || continue
