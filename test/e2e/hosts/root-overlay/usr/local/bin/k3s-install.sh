@@ -13,6 +13,8 @@
 #    Unchanged and INSTALL_K3S_FORCE_RESTART != true: "No change detected so skipping service
 #    start", no restart. Otherwise `systemctl restart <name>` (service_enable_and_start).
 #    INSTALL_K3S_SKIP_START=true: no start at all.
+#  - The uninstaller for that unit only: ${BIN_DIR}/${SYSTEM_NAME}-uninstall.sh, i.e.
+#    k3s-uninstall.sh on a server, k3s-agent-uninstall.sh on an agent (create_uninstall).
 # config.yaml, its drop-ins, registries.yaml and resolv.conf are not hashed: a change to them alone
 # restarts nothing. Each run is also recorded in /var/log/k3sp/install.log for the tests.
 set -eu
@@ -63,6 +65,8 @@ Description=Lightweight Kubernetes (e2e stand-in unit)
 EnvironmentFile=-$env_file
 ExecStart=$BIN_DIR/k3s $exec_cmd $*
 UNIT
+
+install -m 0755 "/usr/local/lib/k3sp/uninstall/$name-uninstall.sh" "$BIN_DIR/$name-uninstall.sh"
 
 sleep 0.3 # a real install takes a while: makes overlapping runs visible in the timestamps
 if [ "${INSTALL_K3S_SKIP_START:-}" = true ]; then
