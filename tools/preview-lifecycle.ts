@@ -32,10 +32,12 @@ export function lifecycleLines(steps: PreviewStep[], stack: string): string[] {
     const node = s.of!.node;
     if (s.op === "delete") {
       running.add(node);
-      lines.push(`decommission ${node}: drain, delete node, uninstall`);
       // The entry is still there (its K3sNode is declared): the `decommission` line was deleted.
+      // The drain refuses a node its server lists as managed, so this up fails there.
       if (kept.some((n) => n.name === nodeResourceName(stack, node))) {
-        lines.push(`⚠️ ${node} stays in the config but its armed teardown runs: set \`decommission: false\` to cancel instead of deleting the line (README: Removing a node)`);
+        lines.push(`⚠️ ${node} stays in the config but its armed teardown is dropped: this up will fail at its drain (refused on the server; nothing is removed). Set \`decommission: false\` to cancel, or delete the whole entry to remove it (README: Removing a node)`);
+      } else {
+        lines.push(`decommission ${node}: drain, delete node, uninstall`);
       }
     } else if (s.op === "create") {
       arming.add(node);

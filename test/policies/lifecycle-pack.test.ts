@@ -98,8 +98,7 @@ describe("preview:md: one line per lifecycle phase", () => {
       "decommission prod-agent-2: drain, delete node, uninstall",
     ]);
     assert.deepEqual(lifecycleLines([...base, node("prod-agent-2", "agent", "create"), cmd("prod-agent-2-decommission-drain", "delete")], "prod"), [
-      "decommission prod-agent-2: drain, delete node, uninstall",
-      "⚠️ prod-agent-2 stays in the config but its armed teardown runs: set `decommission: false` to cancel instead of deleting the line (README: Removing a node)",
+      "⚠️ prod-agent-2 stays in the config but its armed teardown is dropped: this up will fail at its drain (refused on the server; nothing is removed). Set `decommission: false` to cancel, or delete the whole entry to remove it (README: Removing a node)",
     ]);
     assert.deepEqual(lifecycleLines([...base, node("prod-agent-3", "agent", "delete")], "prod"), [
       "⚠️ remove prod-agent-3 without decommission: K3s stays installed and running on the host (README: Removing a node)",
