@@ -412,7 +412,8 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const steps = await up();
     assert.match(lastRun!.runs.get("e2e-server-4")!.apply, new RegExp(`https://${hosts[1]!.address.replace(/\./g, "\\.")}:6443 serves: joining the running cluster`));
     assert.deepEqual(steps.filter((s) => s.op === "delete").map((s) => s.name), ["e2e-server-1-decommission-drain", "e2e-server-1-decommission-uninstall"]);
-    assert.equal(callTimes(hosts[1]!, /k3s kubectl delete node e2e-server-1 /).length, 1, "drained on the server holding the first slot when it was armed");
+    // (Earlier deletes of e2e-server-1 there were the rebuilds' forget steps.)
+    assert.equal(callTimes(hosts[1]!, /k3s kubectl delete node e2e-server-1 /).filter((t) => t >= mark).length, 1, "drained on the server holding the first slot when it was armed");
     assert.equal(callTimes(hosts[0]!, /k3s-uninstall\.sh$/).length, 1);
     // Server installs in this up: one after another, never overlapping.
     const runs = [hosts[2]!, hosts[1]!, hosts[3]!].flatMap((h) => installRuns(h).filter((r) => r.start >= mark));
