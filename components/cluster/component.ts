@@ -247,7 +247,13 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   if (labelCommand) {
     const labels = new command.remote.Command(
       childName(name, CLUSTER_CHILDREN.nodeLabels),
-      { connection: firstConnection, create: labelCommand, update: labelCommand, triggers: [sha256(labelCommand)] },
+      {
+        connection: firstConnection,
+        create: labelCommand,
+        update: labelCommand,
+        // A rebuilt node registers anew (its old Node was deleted): label it again. Only when set.
+        triggers: [sha256(labelCommand), ...plan.nodes.flatMap((n) => rebuildTriggers(n.node).map((v) => `${n.node.name}=${v}`))],
+      },
       { parent, dependsOn: applies },
     );
     ready = ready.then((all) => [...all, labels]);

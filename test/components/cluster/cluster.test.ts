@@ -196,6 +196,7 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
         // The first server's apply.sh holds the join-only guard now (rejoin.ts): its hash moves,
         // and with it the encryption check that re-verifies after any server re-apply.
         "prod-encryption-verify",
+        "prod-node-labels", // a rebuilt node registers anew: its post-registration labels again
       ].sort(),
     );
     for (const [node, value] of [["prod-server-1", "1"], ["prod-agent-1", "2026-11-30"]] as const) {
@@ -211,6 +212,7 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
       assert.ok(String(forget.inputs.stdin).includes('k3s kubectl delete node "$NODE" --wait=true'), "the forget script");
       for (const child of ["stage", "secrets"]) assert.ok(after.get(`prod-${node}-${child}`)!.dependsOn.includes(forget.name), `${node} ${child} waits for the forget`);
     }
+    assert.deepEqual((after.get("prod-node-labels")!.inputs.triggers as string[]).slice(1), ["prod-server-1=1", "prod-agent-1=2026-11-30"]);
     // The first server is forgotten on the next server (no dependency: nothing else runs first);
     // any other node on the first server, after that server's apply.
     const host = (name: string) => (after.get(name)!.inputs.connection as { host: string }).host;
