@@ -386,6 +386,23 @@ esac`;
       assert.deepEqual(deletes(forbidden.calls()), []);
     });
 
+    it("any rebuild value the schema accepts reaches the host verbatim, never as shell (the once-marker holds it)", () => {
+      fc.assert(
+        fc.property(fc.oneof(fc.string({ minLength: 1 }), fc.nat().map(String)), (value) => {
+          const parsed = parseStackConfig(variant("prod", (r) => ((r.nodes[3] as Record<string, unknown>).rebuild = value)));
+          fc.pre(parsed.ok);
+          const step = forgetSteps(parsed.ok ? parsed.config : (undefined as never))[0]!;
+          assert.deepEqual(step.triggers, [value]);
+          const s = sandbox({ k3s: k3s("Unknown") });
+          const r = s.run(step.stdin);
+          assert.equal(r.status, 0, r.stderr);
+          assert.equal(readFileSync(join(s.root, "var/lib/k3s-platform/once/forget-prod-agent-1"), "utf8"), value);
+          rmSync(s.dir, { recursive: true, force: true });
+        }),
+        { numRuns: Number(process.env.K3SP_PROPERTY_RUNS ?? 20) },
+      );
+    });
+
     it("once per value on a host (the step's guard): the same value again runs nothing", () => {
       const step = forgetSteps(loadStackConfig(variant("prod", (r) => (r.nodes[3]!.rebuild = 5))))[0]!;
       const s = sandbox({ k3s: k3s("Unknown") });
