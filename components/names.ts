@@ -94,6 +94,8 @@ export const NODE_LIFECYCLE_CHILDREN = {
   uninstall: "decommission-uninstall",
   rotateCertificates: "rotate-certificates",
   certificateCheck: "certificate-check",
+  /** `nodes[].rebuild`: deletes the old Node on a surviving server before the node's steps re-run. */
+  forget: "rebuild-forget",
 } as const;
 export type NodeLifecycleChild = keyof typeof NODE_LIFECYCLE_CHILDREN;
 

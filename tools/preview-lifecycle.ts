@@ -1,4 +1,4 @@
-import { CLUSTER_CHILDREN, childName, ENCRYPTION_PHASES, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
+import { CLUSTER_CHILDREN, childName, ENCRYPTION_PHASES, NODE_CHILDREN, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
 import type { PreviewStep } from "./preview-markdown";
 
 /**
@@ -50,6 +50,25 @@ export function lifecycleLines(steps: PreviewStep[], stack: string): string[] {
     const node = s.name.startsWith(`${stack}-`) ? s.name.slice(stack.length + 1) : s.name;
     if (s.name !== nodeResourceName(stack, node) || arming.has(node) || running.has(node)) continue;
     lines.push(`⚠️ remove ${node} without decommission: K3s stays installed and running on the host (README: Removing a node)`);
+  }
+
+  // ---- rebuild (README "Rebuilding a node"): the forget step runs, then every step of the node.
+  const forgotten = new Set<string>();
+  for (const s of lifecycle.filter((l) => l.of!.child === "forget" && (l.op === "create" || l.op === "replace"))) {
+    const node = s.of!.node;
+    forgotten.add(node);
+    const first = kept.find((n) => n.name === nodeResourceName(stack, node) && roleOf(n) === "first-server");
+    lines.push(`rebuild ${node}: forget the old node, re-run every step${first ? " (join-only)" : ""}`);
+  }
+  // The only server has nobody to forget it: its stage is replaced with a rebuild value in its
+  // triggers (the staging directory, then the value: node/component.ts).
+  const rebuilt = (s: (typeof named)[number]) => s.op === "replace" && Array.isArray(s.step.newState?.inputs?.triggers) && (s.step.newState!.inputs!.triggers as unknown[]).length > 1;
+  for (const n of kept.filter((k) => roleOf(k) === "first-server")) {
+    const node = n.name.slice(stack.length + 1);
+    const stage = childName(n.name, NODE_CHILDREN.stage);
+    if (!forgotten.has(node) && named.some((s) => s.name === stage && rebuilt(s))) {
+      lines.push(`⚠️ rebuild ${node}: re-run every step on the only server: a new, empty cluster unless a snapshot is restored first (README: Rebuilding a node)`);
+    }
   }
 
   // ---- rotation

@@ -17,6 +17,7 @@ import { AgentBatch, agentBatchesEnabled, renderAgentBatchDrain, renderAgentBatc
 import { joinShell, sh } from "../shell/sh";
 import { createTeardowns } from "../decommission/component";
 import { renderInventoryScript } from "../decommission/render";
+import { forgetSteps, rebuildTriggers } from "../decommission/rebuild";
 import { createCertificateChecks, createCertificateRotation, createTokenRotation, RotationNode } from "../rotation/component";
 import { CertificateExpiry } from "../rotation/render";
 
@@ -159,9 +160,24 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   const declared: K3sNode[] = [];
   const serverApplies: pulumi.Resource[] = [];
   const firstConnection = nodeConnection(config, plan.topology.firstServer, args.sshPrivateKey);
+  // Rebuild (decommission/rebuild.ts): a one-shot "forget" step on a surviving server before the
+  // node's steps; one on the first server waits for that server's apply.
+  const forgets = new Map(forgetSteps(config).map((f) => [f.node.name, f]));
+  const forget = (nodePlan: ClusterPlan["nodes"][number]): pulumi.Resource[] => {
+    const f = forgets.get(nodePlan.node.name);
+    if (!f) return [];
+    return [
+      new command.remote.Command(
+        childName(name, f.name),
+        { connection: nodeConnection(config, f.on, args.sshPrivateKey), create: f.create, update: f.update, stdin: f.stdin, triggers: f.triggers, addPreviousOutputInEnv: false },
+        { parent, dependsOn: f.afterFirstServer ? serverApplies.slice(0, 1) : [] },
+      ),
+    ];
+  };
   const declare = (nodePlan: ClusterPlan["nodes"][number], after: pulumi.Resource[] = serverApplies.slice(-1)) => {
     // The plan lists servers first: each server waits for the one before it, and every agent
     // for the last server (through its batch's drain step), so servers join strictly one at a time.
+    const before = forget(nodePlan);
     const node = new K3sNode(
       nodeResourceName(name, nodePlan.node.name),
       {
@@ -170,6 +186,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
         secrets,
         after,
         secretsAfter: [tokenRotation],
+        before,
       },
       { parent },
     );
@@ -230,7 +247,13 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   if (labelCommand) {
     const labels = new command.remote.Command(
       childName(name, CLUSTER_CHILDREN.nodeLabels),
-      { connection: firstConnection, create: labelCommand, update: labelCommand, triggers: [sha256(labelCommand)] },
+      {
+        connection: firstConnection,
+        create: labelCommand,
+        update: labelCommand,
+        // A rebuilt node registers anew (its old Node was deleted): label it again. Only when set.
+        triggers: [sha256(labelCommand), ...plan.nodes.flatMap((n) => rebuildTriggers(n.node).map((v) => `${n.node.name}=${v}`))],
+      },
       { parent, dependsOn: applies },
     );
     ready = ready.then((all) => [...all, labels]);
@@ -261,7 +284,8 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       connection: firstConnection,
       create: plan.kubeconfigCommand,
       // Re-read whenever the first server was re-applied (its certificates may have rotated).
-      triggers: [plan.nodes[0].hashes.apply, ...(rotation === undefined ? [] : [String(rotation)])],
+      // A rebuilt first server may have started a new cluster (the only server): re-read then too.
+      triggers: [plan.nodes[0].hashes.apply, ...(rotation === undefined ? [] : [String(rotation)]), ...rebuildTriggers(plan.nodes[0].node)],
       logging: command.types.enums.remote.Logging.None,
       addPreviousOutputInEnv: false,
     },

@@ -282,6 +282,29 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   tenantChecks(config, report);
   dnsChecks(config, report);
   decommissionChecks(config, report);
+  rebuildChecks(config, warn);
+}
+
+/**
+ * `nodes[].rebuild` (README "Rebuilding a node"): ignored with `decommission: true` (an armed node
+ * has no steps to re-run; a warning); on the only server there is no cluster to join: the rebuild starts a new,
+ * empty one unless a snapshot is restored first (a warning: that is what a user may want).
+ */
+function rebuildChecks(config: ResolvedConfig, warn: Report): void {
+  const managedServers = config.nodes.filter((n) => n.role === "server" && n.decommission !== true);
+  config.nodes.forEach((node, i) => {
+    if (node.rebuild === undefined) return;
+    if (node.decommission === true) {
+      warn(["nodes", i, "rebuild"], `node ${node.name}: rebuild is ignored while decommission is true (an armed node gets no steps to re-run)`);
+      return;
+    }
+    if (node.role === "server" && managedServers.length === 1) {
+      warn(
+        ["nodes", i, "rebuild"],
+        `node ${node.name} is the only server: there is no cluster to join, so the rebuild starts a new, empty cluster (cluster-init) unless a snapshot is restored first (README "Backups and restore")`,
+      );
+    }
+  });
 }
 
 function encryptionChecks(config: ResolvedConfig, report: Report, written: AsWritten): void {

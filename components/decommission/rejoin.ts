@@ -2,6 +2,7 @@ import { ResolvedConfig } from "../config/schema";
 import { API_PORT, clusterTopology, nodeAddress } from "../config/topology";
 import { raw, Shell, sh } from "../shell/sh";
 import { managedNodes } from "./nodes";
+import { joinOnly } from "./rebuild";
 
 /**
  * Rebuilding the first server (README "Rebuilding a node"), pure.
@@ -16,6 +17,11 @@ import { managedNodes } from "./nodes";
  * `server: https://<other>:6443`, `cluster-init: false`. Only when no server answers is it a new
  * cluster, and `cluster-init` stands. A server with data keeps whatever it has: etcd starts from
  * its own member data and the drop-in is never rewritten.
+ *
+ * Join-only (`rebuild` set on the first server, with other servers configured): the program
+ * knows the cluster existed, so "no server answers" is a partition or an outage, not a new
+ * cluster. The guard then fails, naming the node and the servers it asked, instead of
+ * `cluster-init`: initialising here would start a second cluster beside the running one.
  */
 
 export const JOIN_DROPIN = "/etc/rancher/k3s/config.yaml.d/40-k3s-platform-join.yaml";
@@ -25,12 +31,17 @@ export const PROBE_TIMEOUT_SECONDS = 5;
 
 /** The URLs the first server probes, in config order: every other server still managed. */
 export function peerServerUrls(config: ResolvedConfig): string[] {
+  return peerServers(config).map((p) => p.url);
+}
+
+/** The other managed servers, in config order, with the URL the first server probes. */
+export function peerServers(config: ResolvedConfig): Array<{ name: string; url: string }> {
   const first = clusterTopology(config).firstServer;
   return managedNodes(config)
     .filter((n) => n.role === "server" && n.name !== first.name)
     .map((n) => {
       const address = nodeAddress(n);
-      return `https://${address.includes(":") ? `[${address}]` : address}:${API_PORT}`;
+      return { name: n.name, url: `https://${address.includes(":") ? `[${address}]` : address}:${API_PORT}` };
     });
 }
 
@@ -55,6 +66,12 @@ export function rejoinSnippet(config: ResolvedConfig): Shell {
     esac
   done`
     : raw("# No other server is configured: nobody to join.");
+  const port = raw(String(API_PORT));
+  const noAnswer = joinOnly(config)
+    ? sh`# Join-only (nodes[].rebuild on the first server): the cluster existed, so never cluster-init.
+    fail ${`the data directory is empty and no other server answers on :${API_PORT} (tried ${peerServers(config).map((p) => `${p.name} ${p.url}`).join(", ")}); this server is being rebuilt (nodes[].rebuild), so the cluster exists: refusing to cluster-init a second cluster; bring a server back, or restore a snapshot: README runbook ("Backups and restore")`}`
+    : sh`rm -f ${dropIn}
+    echo "apply[$NODE]: no other configured server answers on :${port}: initialising a new cluster (cluster-init)"`;
   return sh`
 # Rebuild guard (README "Rebuilding a node"): an empty data directory joins a running cluster.
 DB_DIR="$ROOT"${SERVER_DB_DIR}
@@ -67,8 +84,7 @@ if [ -z "$(ls -A "$DB_DIR" 2>/dev/null || true)" ]; then
     chmod 0600 ${dropIn}
     echo "apply[$NODE]: the data directory is empty and $join_url serves: joining the running cluster through it (never cluster-init)"
   else
-    rm -f ${dropIn}
-    echo "apply[$NODE]: no other configured server answers on :${raw(String(API_PORT))}: initialising a new cluster (cluster-init)"
+    ${noAnswer}
   fi
 fi
 `;

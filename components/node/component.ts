@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { NodeSecrets } from "../config/secrets";
 import { STAGING_DIR } from "../k3s/install";
+import { rebuildTriggers } from "../decommission/rebuild";
 import { childName, NODE_CHILDREN, TYPES } from "../names";
 import { sha256 } from "../plan/hash";
 import { NodePlan, renderSecretsDocument } from "../plan/node";
@@ -18,6 +19,8 @@ export interface K3sNodeArgs {
   after?: pulumi.Resource[];
   /** Steps that must finish before the secret files are rewritten (token rotation). */
   secretsAfter?: pulumi.Resource[];
+  /** Steps that must finish before any step of this node runs (the rebuild's forget step). */
+  before?: pulumi.Resource[];
 }
 
 // Names of a node's children live in components/names.ts (pure: validation and policies can use them).
@@ -27,6 +30,8 @@ export { NODE_CHILDREN };
  * One host, five steps: create the staging directory, copy the node's bundle (every staged file
  * in one self-extracting script), write every secret file from one stdin document, prepare the
  * OS, apply K3s. OS prep runs when its script changes; apply when anything K3s reads changes.
+ * `nodes[].rebuild` is added to the triggers of all five (only when set): each new value re-runs
+ * every step on a re-imaged host (decommission/rebuild.ts).
  */
 export class K3sNode extends pulumi.ComponentResource {
   readonly osPrep: command.remote.Command;
@@ -60,11 +65,14 @@ export function nodeInputs(plan: NodePlan) {
 function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
   const { plan, connection, secrets } = args;
   const child = (suffix: string) => childName(name, suffix);
+  // Unset: [] (triggers stay byte-identical to a config without the key).
+  const rebuild = rebuildTriggers(plan.node);
+  const before = args.before ?? [];
 
   const stage = new command.remote.Command(
     child(NODE_CHILDREN.stage),
-    { connection, create: plan.commands.stage, triggers: [STAGING_DIR] },
-    { parent },
+    { connection, create: plan.commands.stage, triggers: [STAGING_DIR, ...rebuild] },
+    { parent, dependsOn: before },
   );
 
   const bundle = new command.remote.CopyToRemote(
@@ -73,7 +81,7 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
       connection,
       source: new pulumi.asset.StringAsset(plan.bundle.content),
       remotePath: `${STAGING_DIR}/${plan.bundle.name}`,
-      triggers: [plan.bundle.sha256],
+      triggers: [plan.bundle.sha256, ...rebuild],
     },
     { parent, dependsOn: [stage] },
   );
@@ -88,9 +96,10 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
       update: plan.commands.secrets,
       stdin: document,
       logging: command.types.enums.remote.Logging.None,
+      ...(rebuild.length ? { triggers: rebuild } : {}),
       addPreviousOutputInEnv: false,
     },
-    { parent, dependsOn: args.secretsAfter ?? [], additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
+    { parent, dependsOn: [...(args.secretsAfter ?? []), ...before], additionalSecretOutputs: ["stdout", "stderr", "stdin"] },
   );
 
   const osPrep = new command.remote.Command(
@@ -99,7 +108,7 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
       connection,
       create: plan.commands.osPrep,
       update: plan.commands.osPrep,
-      triggers: [plan.hashes.osPrep],
+      triggers: [plan.hashes.osPrep, ...rebuild],
       addPreviousOutputInEnv: false,
     },
     { parent, dependsOn: [bundle] },
@@ -113,7 +122,7 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
       connection,
       create: plan.commands.apply,
       update: plan.commands.apply,
-      triggers: [plan.hashes.apply, secretsHash],
+      triggers: [plan.hashes.apply, secretsHash, ...rebuild],
       addPreviousOutputInEnv: false,
     },
     { parent, dependsOn: [bundle, secretWrites, osPrep, ...(args.after ?? [])] },

@@ -1,4 +1,5 @@
 import * as command from "@pulumi/command";
+import { rebuildTriggers } from "../decommission/rebuild";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ResolvedConfig } from "../config/schema";
@@ -98,7 +99,8 @@ export function createCertificateChecks(
         create: stdinScriptCommand(s.plan.sshUser),
         update: stdinScriptCommand(s.plan.sshUser),
         stdin: script,
-        triggers: [rotation, sha256(s.plan.hashes.apply)],
+        // A rebuilt server has new certificates: re-read (rebuild value only when set).
+        triggers: [rotation, sha256(s.plan.hashes.apply), ...rebuildTriggers(s.plan.node)],
         addPreviousOutputInEnv: false,
       },
       { parent, dependsOn: after },

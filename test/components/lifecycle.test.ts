@@ -10,6 +10,8 @@ import { renderInventoryScript, renderDrainScript, renderUninstallScript, teardo
 import { JOIN_DROPIN, peerServerUrls, rejoinSnippet } from "../../components/decommission/rejoin";
 import { MANAGED_NODES_FILE } from "../../components/decommission/contribute";
 import { ResolvedConfig } from "../../components/config/schema";
+import { forgetServer, forgetSteps, rebuildTriggers, renderForgetScript } from "../../components/decommission/rebuild";
+import { NO_OP_UPDATE } from "../../components/encryption/once";
 import { planCluster, planNode } from "../../components/plan/node";
 import {
   certificateRotationSteps,
@@ -295,6 +297,209 @@ ${raw(snippet)}`.text;
   });
 });
 
+describe("rebuild: nodes[].rebuild", () => {
+  const withRebuild = (value: unknown, at = 0) =>
+    parseStackConfig(variant("prod", (r) => ((r.nodes[at] as Record<string, unknown>).rebuild = value)));
+
+  it("takes a counter or a date string; refuses other values with the config path and node", () => {
+    for (const ok of [0, 1, 42, "2026-11-30", "x"]) assert.ok(withRebuild(ok).ok, String(ok));
+    for (const bad of [-1, 1.5, "", "a\nb", true, null, { n: 1 }]) {
+      const found = issues(withRebuild(bad, 1));
+      assert.ok(found.length > 0 && found.every((i) => i.startsWith("k3s-platform:nodes[1] (prod-server-2).rebuild")), `${JSON.stringify(bad)}: ${found.join("; ")}`);
+    }
+  });
+
+  it("warns when the only server is rebuilt (a new, empty cluster) and when an armed node sets it; not otherwise", () => {
+    const warnings = (r: ReturnType<typeof parseStackConfig>) => r.warnings.filter((w) => w.path.endsWith(".rebuild")).map((w) => `${w.path}: ${w.message}`);
+    assert.deepEqual(warnings(withRebuild(1)), []);
+    const single = parseStackConfig(variant("dev", (r) => (r.nodes[0]!.rebuild = 1)));
+    assert.ok(single.ok);
+    assert.deepEqual(warnings(single), [
+      `k3s-platform:nodes[0] (dev-server-1).rebuild: node dev-server-1 is the only server: there is no cluster to join, so the rebuild starts a new, empty cluster (cluster-init) unless a snapshot is restored first (README "Backups and restore")`,
+    ]);
+    const armed = parseStackConfig(variant("prod", (r) => Object.assign(r.nodes[5]!, { rebuild: 1, decommission: true })));
+    assert.ok(armed.ok);
+    assert.match(warnings(armed).join("\n"), /^k3s-platform:nodes\[5\] \(prod-agent-3\)\.rebuild: node prod-agent-3: rebuild is ignored while decommission is true/);
+  });
+
+  it("adds the value as a trigger only when set (unset: none, so unchanged configs keep their triggers)", () => {
+    const config = loadStackConfig(variant("prod", (r) => (r.nodes[0]!.rebuild = 3)));
+    assert.deepEqual(rebuildTriggers(config.nodes[0]!), ["3"]);
+    assert.deepEqual(rebuildTriggers(config.nodes[1]!), []);
+    assert.deepEqual(rebuildTriggers({ rebuild: "2026-11-30" }), ["2026-11-30"]);
+  });
+
+  it("forget steps: the first server on the next managed server, any other node on the first server; none for the only server", () => {
+    const config = loadStackConfig(
+      variant("prod", (r) => {
+        r.nodes[0]!.rebuild = 1;
+        r.nodes[2]!.rebuild = 7;
+        r.nodes[4]!.rebuild = "2026-11-30";
+      }),
+    );
+    const steps = forgetSteps(config);
+    assert.deepEqual(
+      steps.map((f) => [f.name, f.on.name, f.triggers, f.update, f.afterFirstServer]),
+      [
+        ["prod-server-1-rebuild-forget", "prod-server-2", ["1"], NO_OP_UPDATE, false],
+        ["prod-server-3-rebuild-forget", "prod-server-1", ["7"], NO_OP_UPDATE, true],
+        ["prod-agent-2-rebuild-forget", "prod-server-1", ["2026-11-30"], NO_OP_UPDATE, true],
+      ],
+    );
+    const oneServer = loadStackConfig(variant("staging", () => {}));
+    assert.equal(forgetServer(oneServer, oneServer.nodes[0]!), undefined, "the only server: nobody to forget it");
+    assert.equal(forgetServer(oneServer, oneServer.nodes[1]!)!.name, oneServer.nodes[0]!.name, "an agent: the first server");
+    // The first slot moves with a decommissioned first server: the new first one is forgotten on the third.
+    const armed = loadStackConfig(
+      variant("prod", (r) => {
+        r.environment = "staging";
+        r.nodes[0]!.decommission = true;
+        r.nodes[1]!.rebuild = 1;
+      }),
+    );
+    assert.deepEqual(forgetSteps(armed).map((f) => [f.node.name, f.on.name]), [["prod-server-2", "prod-server-3"]]);
+    const single = loadStackConfig(variant("dev", (r) => (r.nodes[0]!.rebuild = 1)));
+    assert.deepEqual(forgetSteps(single), []);
+  });
+
+  describe("the forget script, with a fake kubectl", () => {
+    const config = loadStackConfig(variant("prod", () => {}));
+    const script = renderForgetScript(config.nodes[0]!, config.nodes[1]!);
+    /** A fake `k3s`: the API answers; `get node` prints READY (or NotFound); the secret exists when HAS_SECRET=1. */
+    const k3s = (ready: string) => `case "$2 $3" in
+  "get --raw=/readyz") exit 0 ;;
+  "get node") ${ready === "absent" ? `echo 'Error from server (NotFound): nodes "prod-server-1" not found' >&2; exit 1` : `echo ${ready}`} ;;
+  "get secret") if [ "\${HAS_SECRET:-0}" = 1 ]; then echo "secret/$6"; else echo "Error from server (NotFound): secrets \"$6\" not found" >&2; exit 1; fi ;;
+  "delete node" | "delete secret") exit 0 ;;
+  *) exit 9 ;;
+esac`;
+    const deletes = (calls: string) => calls.split("\n").filter((l) => / delete /.test(l));
+
+    it("NotReady or Unknown: deletes the Node (waiting), then nothing else when K3s removed the secret", () => {
+      for (const ready of ["False", "Unknown"]) {
+        const s = sandbox({ k3s: k3s(ready) });
+        const r = s.run(script);
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stdout, new RegExp(`Node prod-server-1 is not Ready \\(Ready=${ready}\\): deleting it`));
+        assert.deepEqual(deletes(s.calls()), ["k3s kubectl delete node prod-server-1 --wait=true --timeout=300s"]);
+      }
+    });
+
+    it("Ready: skipped with a message, never deleted (the host still runs K3s), the secret untouched", () => {
+      const s = sandbox({ k3s: k3s("True") });
+      const r = s.run(script, { HAS_SECRET: "1" });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /Node prod-server-1 is Ready: its host still runs K3s, so it is kept/);
+      assert.deepEqual(deletes(s.calls()), []);
+    });
+
+    it("absent: nothing to delete; a left-over password secret is deleted", () => {
+      const gone = sandbox({ k3s: k3s("absent") });
+      const r = gone.run(script);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /no Node prod-server-1 is registered: nothing to delete/);
+      assert.deepEqual(deletes(gone.calls()), []);
+      const left = sandbox({ k3s: k3s("absent") });
+      const l = left.run(script, { HAS_SECRET: "1" });
+      assert.equal(l.status, 0, l.stderr);
+      assert.deepEqual(deletes(left.calls()), ["k3s kubectl delete secret -n kube-system prod-server-1.node-password.k3s --wait=true --timeout=300s"]);
+    });
+
+    it("the API does not answer, or the Node cannot be read: fails naming the node and the server, deleting nothing", () => {
+      const down = sandbox({ k3s: "exit 1" });
+      const r = down.run(script);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /rebuild\[prod-server-1\]: the API server on prod-server-2 does not answer, so the old Node cannot be forgotten; nothing was changed/);
+      assert.deepEqual(deletes(down.calls()), []);
+      const forbidden = sandbox({ k3s: `[ "$2 $3" = "get node" ] && { echo 'Error from server (Forbidden): nodes is forbidden' >&2; exit 1; }; exit 0` });
+      const f = forbidden.run(script);
+      assert.equal(f.status, 1);
+      assert.match(f.stderr, /cannot read Node prod-server-1: Error from server \(Forbidden\)/);
+      assert.deepEqual(deletes(forbidden.calls()), []);
+    });
+
+    it("any rebuild value the schema accepts reaches the host verbatim, never as shell (the once-marker holds it)", () => {
+      fc.assert(
+        fc.property(fc.oneof(fc.string({ minLength: 1 }), fc.nat().map(String)), (value) => {
+          const parsed = parseStackConfig(variant("prod", (r) => ((r.nodes[3] as Record<string, unknown>).rebuild = value)));
+          fc.pre(parsed.ok);
+          const step = forgetSteps(parsed.ok ? parsed.config : (undefined as never))[0]!;
+          assert.deepEqual(step.triggers, [value]);
+          const s = sandbox({ k3s: k3s("Unknown") });
+          const r = s.run(step.stdin);
+          assert.equal(r.status, 0, r.stderr);
+          assert.equal(readFileSync(join(s.root, "var/lib/k3s-platform/once/forget-prod-agent-1"), "utf8"), value);
+          rmSync(s.dir, { recursive: true, force: true });
+        }),
+        { numRuns: Number(process.env.K3SP_PROPERTY_RUNS ?? 20) },
+      );
+    });
+
+    it("once per value on a host (the step's guard): the same value again runs nothing", () => {
+      const step = forgetSteps(loadStackConfig(variant("prod", (r) => (r.nodes[3]!.rebuild = 5))))[0]!;
+      const s = sandbox({ k3s: k3s("Unknown") });
+      assert.equal(s.run(step.stdin).status, 0);
+      const again = s.run(step.stdin);
+      assert.equal(again.status, 0, again.stderr);
+      assert.match(again.stdout, /already done for trigger 5/);
+      assert.equal(deletes(s.calls()).length, 1);
+    });
+  });
+
+  describe("join-only guard on a rebuilt first server", () => {
+    const guard = (snippet: string) => sh`set -euo pipefail
+ROOT="\${K3S_PLATFORM_ROOT:-}"
+NODE=prod-server-1
+fail() { echo "apply[$NODE]: $*" >&2; exit 1; }
+${raw(snippet)}`.text;
+    const rebuilt = loadStackConfig(variant("prod", (r) => (r.nodes[0]!.rebuild = 1)));
+    const script = guard(rejoinSnippet(rebuilt).text);
+
+    it("empty data directory and no server answering: fails naming the node and the servers tried, never cluster-init", () => {
+      const s = sandbox({ curl: "exit 7", wget: "exit 4" });
+      const r = s.run(script);
+      assert.equal(r.status, 1);
+      assert.equal(
+        r.stderr.trim(),
+        `apply[prod-server-1]: the data directory is empty and no other server answers on :6443 (tried prod-server-2 https://203.0.113.12:6443, prod-server-3 https://203.0.113.13:6443); this server is being rebuilt (nodes[].rebuild), so the cluster exists: refusing to cluster-init a second cluster; bring a server back, or restore a snapshot: README runbook ("Backups and restore")`,
+      );
+      assert.doesNotMatch(r.stdout, /cluster-init\)/);
+      assert.equal(s.calls().split("\n").filter((l) => l.startsWith("curl")).length, 2, "asked both servers");
+      assert.ok(!existsSync(join(s.root, JOIN_DROPIN)));
+    });
+
+    it("a server answering: joins through it, as without rebuild", () => {
+      const s = sandbox({ curl: `case "$*" in *203.0.113.13:6443/cacerts*) echo '-----BEGIN CERTIFICATE-----' ;; *) exit 7 ;; esac` });
+      const r = s.run(script);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(readFileSync(join(s.root, JOIN_DROPIN), "utf8").split("\n").slice(1).join("\n"), "server: https://203.0.113.13:6443\ncluster-init: false\n");
+    });
+
+    it("without rebuild, or on the only server, no answer still initialises (first creation must)", () => {
+      for (const config of [loadStackConfig(variant("prod", () => {})), loadStackConfig(variant("dev", (r) => (r.nodes[0]!.rebuild = 1)))]) {
+        const s = sandbox({ curl: "exit 7" });
+        const r = s.run(guard(rejoinSnippet(config).text));
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stdout, /initialising a new cluster \(cluster-init\)/);
+      }
+    });
+
+    it("a server with data is left alone, rebuild or not", () => {
+      const d = sandbox({ curl: "exit 7" });
+      mkdirSync(join(d.root, "var/lib/rancher/k3s/server/db/etcd"), { recursive: true });
+      const r = d.run(script);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(d.calls(), "");
+    });
+
+    it("the rebuild value never reaches the script (only the mode): a new value changes triggers, not apply.sh", () => {
+      const other = loadStackConfig(variant("prod", (r) => (r.nodes[0]!.rebuild = "2026-12-01")));
+      assert.equal(rejoinSnippet(other).text, rejoinSnippet(rebuilt).text);
+      assert.notEqual(rejoinSnippet(loadStackConfig(variant("prod", () => {}))).text, rejoinSnippet(rebuilt).text);
+    });
+  });
+});
+
 describe("rotation", () => {
   const config = loadStackConfig(variant("prod", (r) => (r.certificates = { rotation: 3 })));
   const first = config.nodes[0]!;
@@ -417,6 +622,14 @@ describe("lifecycle scripts pass shellcheck and never pipe into an early-exit co
       ...config.nodes.map(renderCertificateRotateScript),
       ...certificateRotationSteps(config, planCluster(config).nodes).map((s) => s.stdin),
       sh`set -euo pipefail\nROOT=""\nNODE=x\nfail() { exit 1; }\n${rejoinSnippet(config)}`.text,
+      // Rebuild: the join-only guard and the forget steps.
+      ...(() => {
+        const rebuilt = loadStackConfig(variant("prod", (r) => {
+          r.nodes[0]!.rebuild = 1;
+          r.nodes[4]!.rebuild = "2026-11-30";
+        }));
+        return [sh`set -euo pipefail\nROOT=""\nNODE=x\nfail() { exit 1; }\n${rejoinSnippet(rebuilt)}`.text, ...forgetSteps(rebuilt).map((f) => f.stdin)];
+      })(),
     ];
     const dir = mkdtempSync(join(tmpdir(), "k3sp-life-lint-"));
     const files = scripts.map((s, i) => {

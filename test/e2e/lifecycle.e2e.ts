@@ -8,8 +8,10 @@ import { NodeConfig, ResolvedConfig, StackInput } from "../../components/config/
 import { loadStackConfig } from "../../components/stack/load";
 import { teardownCommands } from "../../components/decommission/render";
 import { JOIN_DROPIN } from "../../components/decommission/rejoin";
+import { forgetSteps, rebuildTriggers } from "../../components/decommission/rebuild";
+import { STAGING_DIR } from "../../components/k3s/install";
 import { PATHS } from "../../components/k3s/paths";
-import { planCluster } from "../../components/plan/node";
+import { NodePlan, planCluster, renderSecretsDocument } from "../../components/plan/node";
 import { sha256 } from "../../components/plan/hash";
 import { stdinScriptCommand } from "../../components/shell/root";
 import {
@@ -22,7 +24,7 @@ import {
 } from "../../components/rotation/render";
 import { REPO } from "../helpers/samples";
 import { CommandProviderModel, Declared, StepRecord, UpError } from "./provider";
-import { applyCluster, ClusterRun, installRuns, restarts, SshTarget, TestHost } from "./ssh";
+import { applyCluster, ClusterRun, clusterEvents, installRuns, restarts, SshTarget, TestHost } from "./ssh";
 
 /**
  * Day-2 lifecycle end to end over SSH (issue 13: removal, rebuild, rotation): four test hosts,
@@ -95,26 +97,56 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
   const connection = (config: ResolvedConfig, node: NodeConfig) =>
     JSON.stringify([node.host, node.ssh.port ?? config.ssh.port, node.ssh.user ?? config.ssh.user, config.ssh.perDialTimeout, config.ssh.dialErrorLimit]);
 
+  /**
+   * The inputs and `triggers` of a node's five K3sNode steps, as node/component.ts declares them
+   * (the connection, each command, the bundle and secrets hashes, and `rebuild` only when set).
+   */
+  const nodeTriggers = (config: ResolvedConfig, n: NodePlan) => {
+    const rebuild = rebuildTriggers(n.node);
+    const secrets = sha256(renderSecretsDocument(n, { token }));
+    return {
+      connection: connection(config, n.node),
+      stage: [n.commands.stage, STAGING_DIR, ...rebuild],
+      bundle: [n.bundle.sha256, ...rebuild],
+      secrets: [n.commands.secrets, secrets, ...rebuild],
+      osPrep: [n.commands.osPrep, n.hashes.osPrep, ...rebuild],
+      apply: [n.commands.apply, n.hashes.apply, secrets, ...rebuild],
+    };
+  };
+  /** Per node, the step inputs its last successful run had (what the engine keeps in state). */
+  const nodeState = new Map<string, string>();
+
   /** The program's resources for `config`, in declaration order (dependencies first). */
-  const program = (config: ResolvedConfig, afterNodes?: () => void): Declared[] => {
+  const program = (config: ResolvedConfig, afterNodes?: () => void, beforeNodes?: () => Promise<unknown>): Declared[] => {
     const plan = planCluster(config);
     const first = plan.nodes[0]!;
     const rotate = tokenRotateStep(config, first, token);
     const declared: Declared[] = [
       { ...rotate, target: target(first.node), connection: connection(config, first.node), triggers: [tokenFingerprint(SALT, token)] },
-      {
-        // The K3sNode steps (stage, bundle, secrets, os-prep, apply): each node's secrets wait for token-rotate.
-        name: "nodes",
-        run: async () => {
-          lastRun = await applyCluster(plan, new Map(plan.nodes.map((n) => [n.node.name, target(n.node)])), { token });
-          const failures = [...lastRun.failures.values()];
-          if (failures.length) throw new Error(failures.join("\n"));
-          // Fault injection between the node steps and the lifecycle steps (the engine would not
-          // touch an unchanged node at all; the harness re-runs every node step, idempotently).
-          afterNodes?.();
-        },
-      },
     ];
+    // Rebuild: the one-shot forget step of each node with `rebuild`, before that node's steps (the
+    // program orders a non-first node's forget after the first server's apply; only the first
+    // server is rebuilt here, whose forget runs on the second server before any node step).
+    for (const f of forgetSteps(config)) {
+      declared.push({ name: f.name, target: target(f.on), connection: connection(config, f.on), create: f.create, update: f.update, stdin: f.stdin, triggers: f.triggers });
+    }
+    declared.push({
+      // The K3sNode steps (stage, bundle, secrets, os-prep, apply): each node's secrets wait for token-rotate.
+      // As the engine does, a node's steps run only when their inputs or triggers changed since
+      // its last successful run (a changed node re-runs all five here, idempotently; the engine
+      // would run only the changed ones). An unchanged node, even a re-imaged one, gets nothing.
+      name: "nodes",
+      run: async () => {
+        await beforeNodes?.(); // fault injection between the lifecycle steps before the nodes and the nodes
+        const due = plan.nodes.filter((n) => nodeState.get(n.node.name) !== JSON.stringify(nodeTriggers(config, n)));
+        lastRun = await applyCluster({ ...plan, nodes: due }, new Map(plan.nodes.map((n) => [n.node.name, target(n.node)])), { token });
+        for (const n of due) if (lastRun.runs.has(n.node.name)) nodeState.set(n.node.name, JSON.stringify(nodeTriggers(config, n)));
+        const failures = [...lastRun.failures.values()];
+        if (failures.length) throw new Error(failures.join("\n"));
+        // Fault injection between the node steps and the lifecycle steps.
+        afterNodes?.();
+      },
+    });
     for (const t of teardownCommands(config)) {
       declared.push({ name: t.name, target: target(t.on), connection: connection(config, t.on), create: t.create, update: t.update, delete: t.delete, dependsOn: t.dependsOn });
     }
@@ -132,7 +164,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
         create: stdinScriptCommand(server.sshUser),
         update: stdinScriptCommand(server.sshUser),
         stdin: checkScript,
-        triggers: [String(config.certificates?.rotation ?? ""), sha256(server.hashes.apply)],
+        triggers: [String(config.certificates?.rotation ?? ""), sha256(server.hashes.apply), ...rebuildTriggers(server.node)],
         dependsOn: rotations.length ? [rotations[rotations.length - 1]!.name] : [],
       });
     }
@@ -149,7 +181,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     });
     return declared;
   };
-  const up = async (afterNodes?: () => void) => model.up(program(stack(), afterNodes));
+  const up = async (afterNodes?: () => void, beforeNodes?: () => Promise<unknown>) => model.up(program(stack(), afterNodes, beforeNodes));
   const opsOf = (steps: StepRecord[], ...names: string[]) => names.map((n) => steps.find((s) => s.name === n)?.op ?? "absent");
   const hostByName = (name: string) => hosts[entries.find((e) => e.name === name)!.host]!;
   const calls = (host: TestHost) => (existsSync(join(host.upper, "var/log/k3sp/calls.log")) ? readFileSync(join(host.upper, "var/log/k3sp/calls.log"), "utf8") : "");
@@ -183,6 +215,11 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const before = hosts.map(calls);
     const again = await up();
     assert.deepEqual([...new Set(again.map((s) => s.op))], ["same"]);
+    assert.equal(lastRun!.runs.size, 0, "no node step runs: nothing changed");
+    // Every node step re-run anyway (as after `pulumi up --replace`) changes nothing: idempotent.
+    nodeState.clear();
+    await up();
+    assert.equal(lastRun!.runs.size, 4);
     for (const [name, run] of lastRun!.runs) assert.match(run.apply, /K3s is up to date/, name);
     assert.deepEqual(hosts.map(calls), before, "nothing called on any host");
   });
@@ -289,21 +326,90 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     assert.equal(callTimes(agent, /k3s-agent-uninstall\.sh$/).length, 1);
   });
 
-  it("rebuild: a re-imaged first server (empty data directory) joins through the second server, never cluster-init", async () => {
+  it("rebuild: a re-imaged first server gets nothing until `rebuild: 1`; then it is forgotten on the second server and joins through it (node password accepted); a second up runs nothing", async () => {
     const first = hostByName("e2e-server-1");
     const second = hostByName("e2e-server-2");
-    // Re-imaged: K3s data, config and k3s-platform state gone (the air-gap binary is pre-staged again).
-    const wiped = await ssh(first, "sudo -n sh -c 'systemctl stop k3s && rm -rf /var/lib/rancher/k3s /etc/rancher/k3s /var/lib/k3s-platform'");
+    // Re-imaged: K3s data, config, node password and k3s-platform state gone (the air-gap binary is pre-staged again).
+    const wiped = await ssh(first, "sudo -n sh -c 'systemctl stop k3s && rm -rf /var/lib/rancher/k3s /etc/rancher/k3s /etc/rancher/node /var/lib/k3s-platform'");
     assert.equal(wiped.status, 0, wiped.stderr);
+    // The real engine sees no change in the config: nothing runs (README used to say "run up").
+    const idle = await up();
+    assert.deepEqual(idle.filter((s) => s.op !== "same").map((s) => s.name), []);
+    assert.equal(lastRun!.runs.size, 0, "no node step runs without a config change");
+    assert.ok(!existsSync(join(first.upper, PATHS.configYaml)), "still nothing on the re-imaged host");
+
+    edits.push(onNode("e2e-server-1", (n) => (n.rebuild = 1)));
+    // The value is in the triggers of every step of that node (and of no other node).
+    const plan = planCluster(stack());
+    for (const n of plan.nodes) {
+      const { connection: _, ...steps } = nodeTriggers(stack(), n);
+      for (const [step, triggers] of Object.entries(steps)) assert.equal(triggers.at(-1) === "1", n.node.name === "e2e-server-1", `${n.node.name} ${step}`);
+    }
     const installs = installRuns(second).length;
-    await up();
+    const mark = Date.now() / 1000;
+    const steps = await up();
+    const forget = steps.find((s) => s.name === "e2e-server-1-rebuild-forget")!;
+    assert.equal(forget.op, "create");
+    assert.match(forget.stdout, /rebuild\[e2e-server-1\]: Node e2e-server-1 is not Ready \(Ready=Unknown\): deleting it/);
+    assert.equal(callTimes(second, /k3s kubectl delete node e2e-server-1 --wait=true --timeout=300s$/).length, 1, "forgotten on the second server");
+    assert.deepEqual([...lastRun!.runs.keys()], ["e2e-server-1"], "only the rebuilt node's steps run");
     assert.match(lastRun!.runs.get("e2e-server-1")!.apply, new RegExp(`the data directory is empty and https://${second.address.replace(/\./g, "\\.")}:6443 serves: joining the running cluster through it \\(never cluster-init\\)`));
     assert.equal(readFileSync(join(first.upper, JOIN_DROPIN), "utf8").split("\n").slice(1).join("\n"), `server: https://${second.address}:6443\ncluster-init: false\n`);
     assert.ok(existsSync(join(first.upper, "var/lib/rancher/k3s/server/db/etcd")), "joined: member data exists");
+    // The cluster's records (hosts/root-overlay/usr/local/lib/k3sp-stub/join): the old Node, its
+    // password and etcd member deleted first, then a new member and the new password accepted.
+    const identity = /^(delete-node|delete-secret|etcd-|node-password-)/;
+    const events = clusterEvents(dir).filter((e) => e.at >= mark && e.node === "e2e-server-1" && identity.test(e.event));
+    assert.deepEqual(events.map((e) => e.event), ["delete-node", "etcd-member-add", "node-password-created"]);
+    const password = readFileSync(join(first.upper, "etc/rancher/node/password"));
+    assert.equal(readFileSync(join(dir, "cluster/node-passwords/e2e-server-1"), "utf8").trim(), createHash("sha256").update(password).digest("hex"));
     assert.equal(installRuns(second).length, installs, "the second server was not touched");
+
+    const before = hosts.map(calls);
+    const again = await up();
+    assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), [], "a second up is a no-op");
+    assert.equal(lastRun!.runs.size, 0);
+    assert.deepEqual(hosts.map(calls), before);
+  });
+
+  it("rebuild in a partition: `rebuild: 2` while no other server answers refuses to cluster-init (join-only); with the server back the next up joins", async () => {
+    const first = hostByName("e2e-server-1");
+    const second = hostByName("e2e-server-2");
+    const wiped = await ssh(first, "sudo -n sh -c 'systemctl stop k3s && rm -rf /var/lib/rancher/k3s /etc/rancher/k3s /etc/rancher/node /var/lib/k3s-platform'");
+    assert.equal(wiped.status, 0, wiped.stderr);
+    edits.push(onNode("e2e-server-1", (n) => (n.rebuild = 2)));
+    const mark = Date.now() / 1000;
+    // The partition begins after the forget step ran: K3s stops on the only other server.
+    const stop = async () => {
+      const r = await ssh(second, "sudo -n systemctl stop k3s");
+      assert.equal(r.status, 0, r.stderr);
+    };
+    await assert.rejects(
+      up(undefined, stop),
+      (e: Error) => {
+        assert.match(
+          e.message,
+          new RegExp(
+            `apply\\[e2e-server-1\\]: the data directory is empty and no other server answers on :6443 \\(tried e2e-server-2 https://${second.address.replace(/\./g, "\\.")}:6443\\); this server is being rebuilt \\(nodes\\[\\]\\.rebuild\\), so the cluster exists: refusing to cluster-init a second cluster; bring a server back, or restore a snapshot: README runbook`,
+          ),
+        );
+        return true;
+      },
+    );
+    assert.equal(model.state.get("e2e-server-1-rebuild-forget")!.triggers![0], "2", "the forget ran (value 2) before the partition");
+    assert.equal(installRuns(first).filter((r) => r.start >= mark).length, 0, "no install ran on the first server");
+    assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= mark && e.event === "etcd-new-cluster"), [], "no second cluster");
+    assert.ok(!existsSync(join(first.upper, "var/lib/rancher/k3s/server/db/etcd")));
+
+    const started = await ssh(second, "sudo -n systemctl start k3s");
+    assert.equal(started.status, 0, started.stderr);
+    const healed = await up();
+    assert.equal(healed.find((s) => s.name === "e2e-server-1-rebuild-forget")!.op, "same", "forgotten once per value");
+    assert.match(lastRun!.runs.get("e2e-server-1")!.apply, /serves: joining the running cluster through it/);
+    assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= mark && e.node === "e2e-server-1" && e.event.startsWith("etcd-")).map((e) => e.event), ["etcd-member-add"]);
     const again = await up();
     assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), []);
-    assert.match(lastRun!.runs.get("e2e-server-1")!.apply, /K3s is up to date/);
+    assert.equal(lastRun!.runs.size, 0);
   });
 
   it("replacing the first server: a new name in the first slot joins the running cluster; servers never restart two at once", async () => {
@@ -331,7 +437,8 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const steps = await up();
     assert.match(lastRun!.runs.get("e2e-server-4")!.apply, new RegExp(`https://${hosts[1]!.address.replace(/\./g, "\\.")}:6443 serves: joining the running cluster`));
     assert.deepEqual(steps.filter((s) => s.op === "delete").map((s) => s.name), ["e2e-server-1-decommission-drain", "e2e-server-1-decommission-uninstall"]);
-    assert.equal(callTimes(hosts[1]!, /k3s kubectl delete node e2e-server-1 /).length, 1, "drained on the server holding the first slot when it was armed");
+    // (Earlier deletes of e2e-server-1 there were the rebuilds' forget steps.)
+    assert.equal(callTimes(hosts[1]!, /k3s kubectl delete node e2e-server-1 /).filter((t) => t >= mark).length, 1, "drained on the server holding the first slot when it was armed");
     assert.equal(callTimes(hosts[0]!, /k3s-uninstall\.sh$/).length, 1);
     // Server installs in this up: one after another, never overlapping.
     const runs = [hosts[2]!, hosts[1]!, hosts[3]!].flatMap((h) => installRuns(h).filter((r) => r.start >= mark));

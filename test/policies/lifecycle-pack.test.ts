@@ -105,6 +105,24 @@ describe("preview:md: one line per lifecycle phase", () => {
     ]);
   });
 
+  it("a rebuild: the forget step runs (join-only on the first server); the only server warns", () => {
+    assert.deepEqual(lifecycleLines([...base, cmd("prod-server-1-rebuild-forget", "create"), cmd("prod-agent-1-rebuild-forget", "replace")], "prod"), [
+      "rebuild prod-server-1: forget the old node, re-run every step (join-only)",
+      "rebuild prod-agent-1: forget the old node, re-run every step",
+    ]);
+    assert.deepEqual(lifecycleLines([...base, cmd("prod-server-1-rebuild-forget", "same"), cmd("prod-server-1-rebuild-forget", "update")], "prod"), [], "done, or an SSH change: nothing to say");
+    const stage = (triggers: string[]): PreviewStep => ({
+      op: "replace",
+      urn: urn("command:remote:Command", "prod-prod-server-1-stage", "k3s-platform:index:K3sCluster$k3s-platform:index:K3sNode"),
+      newState: { inputs: { triggers } },
+    });
+    const only = [node("prod-server-1", "first-server"), node("prod-agent-1", "agent")];
+    assert.deepEqual(lifecycleLines([...only, stage(["/var/lib/k3s-platform/staging", "1"])], "prod"), [
+      "⚠️ rebuild prod-server-1: re-run every step on the only server: a new, empty cluster unless a snapshot is restored first (README: Rebuilding a node)",
+    ]);
+    assert.deepEqual(lifecycleLines([...only, stage(["/var/lib/k3s-platform/staging"])], "prod"), [], "a stage replaced for another reason is no rebuild");
+  });
+
   it("token, certificate and encryption-key rotation, with the rollout", () => {
     const lines = lifecycleLines(
       [

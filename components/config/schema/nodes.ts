@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { singleLine } from "../single-line";
 import { DNS_LABEL, hostAddress, ipList, labelMap, port, sshHostKey, taint } from "./primitives";
 
 /** The `ssh` section and `nodes[]`. */
@@ -51,4 +52,15 @@ export const nodeSchema = z.strictObject({
    * on a later `up` runs the teardown. `false` disarms it; never delete the line to disarm.
    */
   decommission: z.boolean().optional(),
+  /**
+   * Rebuild (README "Rebuilding a node"): a counter or a date string (`1`, `"2026-11-30"`); each
+   * new value rebuilds the node once, for a host that was re-imaged (its K3s, data and
+   * k3s-platform state are gone). It is added to the `triggers` of every step of the node (stage,
+   * bundle, secrets, os-prep, apply), so all of them run again; before them a one-shot step on a
+   * surviving server deletes the old Node (`kubectl delete node`, only when it is not Ready), which
+   * removes K3s' node-password secret and, for a server, its etcd member. On the first server it
+   * also makes the rebuild guard join-only: with an empty data directory and no other server
+   * answering, apply fails instead of `cluster-init`. Unset: no trigger is added.
+   */
+  rebuild: z.union([singleLine().min(1), z.number().int().nonnegative()]).optional(),
 });

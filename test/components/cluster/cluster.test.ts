@@ -172,6 +172,56 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
     assert.equal(registered.get("staging-node-labels")?.dependsOn.length ?? agents + 1, agents + 1, "role labels wait for every node");
   });
 
+  it("rebuild: the value joins the triggers of every step of that node only; a forget step on a surviving server runs before them", async () => {
+    const before = (await build("prod")).registered;
+    assert.ok(![...before.keys()].some((n) => n.endsWith("-rebuild-forget")), "no forget step without rebuild");
+    const edited = loadStackConfig(
+      variant("prod", (r) => {
+        r.nodes[0]!.rebuild = 1;
+        r.nodes[3]!.rebuild = "2026-11-30";
+      }),
+    );
+    const after = (await build("prod", edited)).registered;
+    const steps = (node: string) => Object.values(NODE_CHILDREN).map((c) => `prod-${node}-${c}`);
+    const changed = [...after.values()].filter((r) => JSON.stringify(r.inputs.triggers) !== JSON.stringify(before.get(r.name)?.inputs.triggers)).map((r) => r.name);
+    assert.deepEqual(
+      changed.sort(),
+      [
+        ...steps("prod-server-1"),
+        ...steps("prod-agent-1"),
+        "prod-prod-server-1-rebuild-forget",
+        "prod-prod-agent-1-rebuild-forget",
+        "prod-kubeconfig", // re-read from the rebuilt first server
+        "prod-prod-server-1-certificate-check", // a rebuilt server has new certificates
+        // The first server's apply.sh holds the join-only guard now (rejoin.ts): its hash moves,
+        // and with it the encryption check that re-verifies after any server re-apply.
+        "prod-encryption-verify",
+        "prod-node-labels", // a rebuilt node registers anew: its post-registration labels again
+      ].sort(),
+    );
+    for (const [node, value] of [["prod-server-1", "1"], ["prod-agent-1", "2026-11-30"]] as const) {
+      for (const name of steps(node)) {
+        const old = (before.get(name)!.inputs.triggers as string[] | undefined) ?? [];
+        const now = after.get(name)!.inputs.triggers as string[];
+        if (node === "prod-agent-1") assert.deepEqual(now, [...old, value], name);
+        else assert.deepEqual([now.length, now.at(-1)], [old.length + 1, value], name); // bundle and apply hashes moved (join-only)
+      }
+      const forget = after.get(`prod-${node}-rebuild-forget`)!;
+      assert.deepEqual(forget.inputs.triggers, [value], "its only trigger: the value (one-shot)");
+      assert.equal(forget.inputs.update, "true", "any other change is the no-op update");
+      assert.ok(String(forget.inputs.stdin).includes('k3s kubectl delete node "$NODE" --wait=true'), "the forget script");
+      for (const child of ["stage", "secrets"]) assert.ok(after.get(`prod-${node}-${child}`)!.dependsOn.includes(forget.name), `${node} ${child} waits for the forget`);
+    }
+    assert.deepEqual((after.get("prod-node-labels")!.inputs.triggers as string[]).slice(1), ["prod-server-1=1", "prod-agent-1=2026-11-30"]);
+    // The first server is forgotten on the next server (no dependency: nothing else runs first);
+    // any other node on the first server, after that server's apply.
+    const host = (name: string) => (after.get(name)!.inputs.connection as { host: string }).host;
+    assert.equal(host("prod-prod-server-1-rebuild-forget"), "203.0.113.12");
+    assert.deepEqual(after.get("prod-prod-server-1-rebuild-forget")!.dependsOn, []);
+    assert.equal(host("prod-prod-agent-1-rebuild-forget"), "203.0.113.11");
+    assert.deepEqual(after.get("prod-prod-agent-1-rebuild-forget")!.dependsOn, ["prod-prod-server-1-apply"]);
+  });
+
   it("pins host keys and routes through the bastion in prod", async () => {
     const { registered } = await build("prod");
     const apply = applyOf(registered, "prod", "prod-agent-1");

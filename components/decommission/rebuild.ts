@@ -1,0 +1,145 @@
+import { NodeConfig, ResolvedConfig } from "../config/schema";
+import { clusterTopology } from "../config/topology";
+import { guardOnce, NO_OP_UPDATE } from "../encryption/once";
+import { nodeLifecycleName } from "../names";
+import { stdinScriptCommand } from "../shell/root";
+import { sh } from "../shell/sh";
+import { managedNodes } from "./nodes";
+
+/**
+ * Rebuilding a re-imaged node (README "Rebuilding a node"), pure: config in, triggers and the
+ * "forget" script out.
+ *
+ * A command runs only when its inputs or `triggers` change (REFERENCE "The Pulumi engine here"),
+ * so a re-imaged host — staged bundle, secrets drop-in, OS prep and K3s all gone — would get
+ * nothing on the next `up`. `nodes[].rebuild` (a counter or a date) is therefore added to the
+ * `triggers` of every step of that node: each new value replaces, so re-runs, all of them. Unset,
+ * nothing is added (an unchanged config keeps byte-identical triggers).
+ *
+ * Before those steps, the cluster must forget the old node: K3s keeps a node-password secret
+ * `<node>.node-password.k3s` in kube-system and refuses a node whose new
+ * `/etc/rancher/node/password` differs ("Node password rejected, duplicate hostname or contents
+ * of '/etc/rancher/node/password' may not match server node-passwd entry"; docs.k3s.io/architecture,
+ * "How Agent Node Registration Works"), and a server's old etcd member makes the join fail with
+ * "duplicate node name found, please use a unique name for this node" (k3s-io/k3s pkg/etcd
+ * etcd.go, join). `kubectl delete node <name>` removes the Node, K3s' node controller removes its
+ * password secret, and for a server K3s' etcd finalizer removes its member first. The "forget"
+ * step does that on a surviving server, once per rebuild value (the one-shot model of
+ * encryption/once.ts: its only trigger is the value, any other change is NO_OP_UPDATE, the host
+ * skips a value it already completed), and only when the Node is not Ready: a Ready Node means
+ * the host still runs K3s, and a live node is never deleted.
+ */
+
+/** Seconds `kubectl delete` may take (a server's etcd finalizer runs first). */
+export const FORGET_TIMEOUT_SECONDS = 300;
+
+/** The extra `triggers` of every step of `node`: `[rebuild value]` when set, else none. */
+export function rebuildTriggers(node: Pick<NodeConfig, "rebuild">): string[] {
+  return node.rebuild === undefined ? [] : [String(node.rebuild)];
+}
+
+/** Whether `node` is the first server being rebuilt with other servers to join: its guard is join-only. */
+export function joinOnly(config: ResolvedConfig): boolean {
+  const first = clusterTopology(config).firstServer;
+  return first.rebuild !== undefined && managedNodes(config).some((n) => n.role === "server" && n.name !== first.name);
+}
+
+/**
+ * The server that forgets `node`: for the first server the next managed server, for any other
+ * node the first server. Undefined for the only server (nothing survives to ask; the rebuild
+ * starts a new cluster, which validation warns about).
+ */
+export function forgetServer(config: ResolvedConfig, node: NodeConfig): NodeConfig | undefined {
+  const first = clusterTopology(config).firstServer;
+  if (node.name !== first.name) return first;
+  return managedNodes(config).find((n) => n.role === "server" && n.name !== first.name);
+}
+
+export interface ForgetStep {
+  /** `<node>-rebuild-forget` (names.ts), without the stack prefix. */
+  name: string;
+  /** The node being rebuilt. */
+  node: NodeConfig;
+  /** The surviving server it runs on. */
+  on: NodeConfig;
+  create: string;
+  update: string;
+  stdin: string;
+  triggers: string[];
+  /** Runs on the first server, so it waits for that server's apply (it may be rebuilt in the same up). */
+  afterFirstServer: boolean;
+}
+
+/** One forget step per managed node with `rebuild` set and a server to run on. */
+export function forgetSteps(config: ResolvedConfig): ForgetStep[] {
+  const first = clusterTopology(config).firstServer;
+  return managedNodes(config).flatMap((node) => {
+    if (node.rebuild === undefined) return [];
+    const on = forgetServer(config, node);
+    if (!on) return [];
+    const value = String(node.rebuild);
+    return [
+      {
+        name: nodeLifecycleName(node.name, "forget"),
+        node,
+        on,
+        create: stdinScriptCommand(on.ssh.user ?? config.ssh.user),
+        update: NO_OP_UPDATE,
+        stdin: guardOnce(`forget-${node.name}`, value, renderForgetScript(node, on)),
+        triggers: [value],
+        afterFirstServer: on.name === first.name,
+      },
+    ];
+  });
+}
+
+/**
+ * Runs on `on` as root: delete the Node `node` when it exists and is not Ready (its password
+ * secret and, for a server, its etcd member go with it), then a left-over password secret.
+ * Absent: nothing to delete. Ready: skipped with a message. The API not answering fails (nothing
+ * changed; the step is retried on the next `up`).
+ */
+export function renderForgetScript(node: NodeConfig, on: NodeConfig): string {
+  const secret = `${node.name}.node-password.k3s`;
+  return sh`#!/usr/bin/env bash
+# Forgetting node ${node.name} before its rebuild, on ${on.name}; generated by k3s-platform (README "Rebuilding a node").
+set -euo pipefail
+NODE=${node.name}
+SERVER=${on.name}
+SECRET=${secret}
+TIMEOUT=${FORGET_TIMEOUT_SECONDS}
+started=$SECONDS
+say() { echo "rebuild[$NODE]: $* ($((SECONDS - started))s)"; }
+fail() { echo "rebuild[$NODE]: $* ($((SECONDS - started))s)" >&2; exit 1; }
+k3s kubectl get --raw=/readyz >/dev/null 2>&1 || fail "the API server on $SERVER does not answer, so the old Node cannot be forgotten; nothing was changed. Bring K3s back on $SERVER (or restore a snapshot: README runbook), then run pulumi up again"
+# The Ready condition's status (custom-columns: one line, captured, then matched; never a pipe).
+if ! ready="$(k3s kubectl get node "$NODE" --no-headers -o 'custom-columns=READY:.status.conditions[?(@.type=="Ready")].status' 2>&1)"; then
+  case "$ready" in
+    *NotFound* | *"not found"*) ready=absent ;;
+    *) fail "cannot read Node $NODE: $ready" ;;
+  esac
+fi
+case "$ready" in
+  absent) say "no Node $NODE is registered: nothing to delete" ;;
+  True)
+    say "Node $NODE is Ready: its host still runs K3s, so it is kept (a live node is never deleted); its steps re-run as they are"
+    exit 0 ;;
+  *)
+    say "Node $NODE is not Ready (Ready=$ready): deleting it (its node-password secret goes with it; for a server, K3s removes its etcd member first)"
+    k3s kubectl delete node "$NODE" --wait=true --timeout="\${TIMEOUT}s"
+    say "Node $NODE deleted" ;;
+esac
+# K3s deletes the password secret with the Node; one left over (an interrupted delete, or a Node
+# deleted by hand before the secret controller ran) would still refuse the new password.
+if left="$(k3s kubectl get secret -n kube-system "$SECRET" -o name 2>&1)"; then
+  say "deleting the left-over secret kube-system/$SECRET"
+  k3s kubectl delete secret -n kube-system "$SECRET" --wait=true --timeout="\${TIMEOUT}s"
+else
+  case "$left" in
+    *NotFound* | *"not found"*) ;;
+    *) fail "cannot read secret kube-system/$SECRET: $left" ;;
+  esac
+fi
+say "forgotten: $NODE can register again with a new node password"
+`.text;
+}
