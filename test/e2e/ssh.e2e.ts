@@ -206,7 +206,7 @@ describe("e2e over SSH on test hosts", function () {
       assert.match(calls, new RegExp(`k3s kubectl label node ${agent} --overwrite node-role\\.kubernetes\\.io/worker=true\n`));
     }
     const kubeconfig = parse(steps.kubeconfig) as { clusters: Array<{ name: string; cluster: { server: string } }> };
-    assert.deepEqual(kubeconfig.clusters.map((c) => [c.name, c.cluster.server]), [["e2e", "https://10.213.0.11:6443"]]);
+    assert.deepEqual(kubeconfig.clusters.map((c) => [c.name, c.cluster.server]), [["e2e", `https://${server1.address}:6443`]]);
     assert.deepEqual(steps.encryptionStatus, { mode: "k3s", enabled: true, stage: "reencrypt_finished", activeKey: "aescbckey-e2e", hashesMatch: true });
     assert.match(calls, /k3s secrets-encrypt rotate-keys/);
     const restartAt = (host: TestHost) => restarts(host, "k3s").slice(restartsBefore.get(host.address)!)[0]!;
