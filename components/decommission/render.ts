@@ -1,5 +1,6 @@
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { binDir } from "../k3s/install";
+import { PATHS } from "../k3s/paths";
 import { clusterTopology } from "../config/topology";
 import { NO_OP_UPDATE } from "../encryption/once";
 import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
@@ -215,6 +216,17 @@ export function renderUninstallScript(config: ResolvedConfig, node: NodeConfig):
     "Uninstall",
     node,
     sh`ROOT="\${K3S_PLATFORM_ROOT:-}"
+# The host may serve another entry by now (renamed while armed, or re-used by a new entry in the
+# same up as this removal: creates and updates run before deletes, so it was installed under its
+# new name first). Its K3s is that entry's: leave it.
+CONFIG="$ROOT"${PATHS.configYaml}
+if [ -f "$CONFIG" ]; then
+  current="$(sed -n 's/^node-name: *//p' "$CONFIG" | tr -d '\\042\\047')" # strip YAML quoting
+  if [ -n "$current" ] && [ "$current" != "$NODE" ]; then
+    say "this host runs node $current now (another entry): K3s and k3s-platform state left in place"
+    exit 0
+  fi
+fi
 TRIED=${paths.join(" or ")}
 uninstalled=0
 for UNINSTALL in ${paths}; do

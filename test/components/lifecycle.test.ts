@@ -284,6 +284,28 @@ describe("decommission: plan and teardown", () => {
     assert.doesNotMatch(r.stdout, /not installed/);
   });
 
+  it("a host that runs another entry's node by now (renamed while armed, or re-used in the same up) is left installed", () => {
+    const s = sandbox({});
+    mkdirSync(join(s.root, "usr/local/bin"), { recursive: true });
+    mkdirSync(join(s.root, "etc/rancher/k3s"), { recursive: true });
+    mkdirSync(join(s.root, "var/lib/k3s-platform"), { recursive: true });
+    writeFileSync(join(s.root, "usr/local/bin/k3s-agent-uninstall.sh"), `#!/bin/sh\necho ran >"${s.dir}/ran"\n`);
+    chmodSync(join(s.root, "usr/local/bin/k3s-agent-uninstall.sh"), 0o755);
+    const script = renderUninstallScript(config, config.nodes[4]!); // prod-agent-2
+    for (const other of ["node-name: prod-agent-7\n", 'node-name: "prod-agent-7"\n']) {
+      writeFileSync(join(s.root, "etc/rancher/k3s/config.yaml"), `cluster-init: false\n${other}`);
+      const r = s.run(script);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /this host runs node prod-agent-7 now/);
+      assert.ok(!existsSync(join(s.dir, "ran")) && existsSync(join(s.root, "var/lib/k3s-platform")), "nothing removed");
+    }
+    // Its own name (quoted or not): uninstalled as usual.
+    writeFileSync(join(s.root, "etc/rancher/k3s/config.yaml"), "node-name: 'prod-agent-2'\n");
+    const own = s.run(script);
+    assert.equal(own.status, 0, own.stderr);
+    assert.ok(existsSync(join(s.dir, "ran")) && !existsSync(join(s.root, "var/lib/k3s-platform")));
+  });
+
   it("a host installed once per role (both uninstallers): both run, the entry's role's first — the real one skips the cleanup while another k3s unit is left", () => {
     const s = sandbox({});
     mkdirSync(join(s.root, "usr/local/bin"), { recursive: true });
