@@ -192,7 +192,8 @@ const NOT_A_NODE_ADDRESS: Record<string, string> = {
  * where the other nodes reach it. Input: isCanonicalIp.
  */
 export function nodeAddressProblem(value: string, allowLoopback = false): string | undefined {
-  const range = parseIp(value).range();
+  // An IPv4-mapped address is its IPv4 address to curl and Go (net.IP.To4): `::ffff:127.0.0.1` is loopback.
+  const range = parseAddress(value).range();
   if (allowLoopback && range === "loopback") return undefined;
   return NOT_A_NODE_ADDRESS[range];
 }

@@ -1,11 +1,13 @@
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { binDir } from "../k3s/install";
+import { PATHS } from "../k3s/paths";
 import { clusterTopology } from "../config/topology";
 import { NO_OP_UPDATE } from "../encryption/once";
 import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
 import { asRoot } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
 import { MANAGED_NODES_FILE } from "./contribute";
+import { MANAGED_NODES_CONFIGMAP, managedNodesManifest } from "./nodes";
 
 /**
  * Node removal in two explicit steps (README "Removing a node"), pure: config in, scripts out.
@@ -142,11 +144,28 @@ ROOT="\${K3S_PLATFORM_ROOT:-}"
 # The delete of a teardown the program no longer declares. When the entry is still managed (its
 # \`decommission: true\` line was deleted, not the entry), refuse: the failed delete keeps both
 # teardown resources, and the uninstall (deleted after this one) never runs.
+still_managed() {
+  fail "$NODE is still a node entry without decommission: true (was that line deleted instead of the entry?): not draining, deleting or uninstalling it; nothing was changed. To keep the node: set decommission: false and run up. To remove it: set decommission: true, run up, then delete the entry"
+}
 MANAGED="$ROOT"${MANAGED_NODES_FILE}
 if [ -f "$MANAGED" ] && grep -qxF -- "$NODE" "$MANAGED"; then
-  fail "$NODE is still a node entry without decommission: true (was that line deleted instead of the entry?): not draining, deleting or uninstalling it; nothing was changed. To keep the node: set decommission: false and run up. To remove it: set decommission: true, run up, then delete the entry"
+  still_managed
 fi
 k3s kubectl get --raw=/readyz >/dev/null || fail "the API server on this server does not answer; nothing was changed, the next pulumi up retries"
+# The cluster's copy of the list (decommission/nodes.ts). This server's file is stale when this
+# server was itself armed in this up (no apply ran here); the node-inventory step rewrote the
+# cluster's copy on the first managed server before the engine ran any delete.
+CM=${MANAGED_NODES_CONFIGMAP.name}
+if cm="$(k3s kubectl get configmap "$CM" -n ${MANAGED_NODES_CONFIGMAP.namespace} -o ${`jsonpath={.data.${MANAGED_NODES_CONFIGMAP.key}}`} 2>&1)"; then
+  case " $cm " in
+    *" $NODE "*) still_managed ;;
+  esac
+else
+  case "$cm" in
+    *NotFound* | *"not found"*) say "no managed-node list in the cluster ($CM): this server's list decides" ;;
+    *) fail "cannot read the managed-node list ($CM): $cm; nothing was changed, the next pulumi up retries" ;;
+  esac
+fi
 # Captured, then matched: no pipe into grep -q under pipefail. The Ready condition's status:
 # Unknown means the kubelet stopped reporting (the host is down or gone).
 if ! ready="$(k3s kubectl get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>&1)"; then
@@ -176,28 +195,45 @@ say "drained and deleted"`,
 }
 
 /**
- * Runs on the node as root: the install script's uninstaller, then k3s-platform's state. The
- * entry's role picks the uninstaller; when the host has only the other role's one, that one runs:
- * the role in the config may not be what the host runs (an entry edited while armed, a host
- * re-used), and removing only k3s-platform's state while K3s keeps running would report a clean
+ * Runs on the node as root: the install script's uninstallers, then k3s-platform's state. Every
+ * uninstaller present runs, the entry's role's first: the role in the config may not be what the
+ * host runs (an entry edited while armed, a host re-used), and a host installed once per role has
+ * both units and both uninstallers — the real one stops every k3s service, removes its own unit,
+ * then, while another `k3s*.service` is left, prints "Additional k3s services installed, skipping
+ * uninstall of k3s" and keeps the data and binary (install.sh create_uninstall); the second one
+ * finishes the job. Removing only k3s-platform's state while K3s stays would report a clean
  * removal that did not happen.
  */
 export function renderUninstallScript(config: ResolvedConfig, node: NodeConfig): string {
-  const dir = config.k3s.airgap.enabled ? binDir(config.k3s.airgap.binaryPath) : "/usr/local/bin";
-  const prefix = dir === "/" ? "" : dir;
+  // Where the install script wrote the uninstaller (its BIN_DIR): INSTALL_K3S_BIN_DIR when
+  // air-gapped; otherwise /usr/local/bin, or /opt/bin when root cannot write /usr/local/bin and
+  // /opt/bin exists (install.sh setup_env: the `k3s-ro-test` probe; read-only /usr on Flatcar and
+  // similar). Looking only in /usr/local/bin would report "not installed" while K3s keeps running.
+  const dirs = config.k3s.airgap.enabled ? [binDir(config.k3s.airgap.binaryPath)] : ["/usr/local/bin", "/opt/bin"];
   const scripts = node.role === "server" ? ["k3s-uninstall.sh", "k3s-agent-uninstall.sh"] : ["k3s-agent-uninstall.sh", "k3s-uninstall.sh"];
+  const paths = scripts.flatMap((s) => dirs.map((d) => `${d === "/" ? "" : d}/${s}`));
   return SCRIPT(
     "Uninstall",
     node,
     sh`ROOT="\${K3S_PLATFORM_ROOT:-}"
-TRIED=${scripts.map((s) => `${prefix}/${s}`).join(" or ")}
+# The host may serve another entry by now (renamed while armed, or re-used by a new entry in the
+# same up as this removal: creates and updates run before deletes, so it was installed under its
+# new name first). Its K3s is that entry's: leave it.
+CONFIG="$ROOT"${PATHS.configYaml}
+if [ -f "$CONFIG" ]; then
+  current="$(sed -n 's/^node-name: *//p' "$CONFIG" | tr -d '\\042\\047')" # strip YAML quoting
+  if [ -n "$current" ] && [ "$current" != "$NODE" ]; then
+    say "this host runs node $current now (another entry): K3s and k3s-platform state left in place"
+    exit 0
+  fi
+fi
+TRIED=${paths.join(" or ")}
 uninstalled=0
-for UNINSTALL in ${scripts.map((s) => `${prefix}/${s}`)}; do
+for UNINSTALL in ${paths}; do
   if [ -x "$ROOT$UNINSTALL" ]; then
     say "uninstall: $UNINSTALL"
     "$ROOT$UNINSTALL"
     uninstalled=1
-    break
   fi
 done
 if [ "$uninstalled" = 1 ]; then
@@ -217,6 +253,8 @@ say "k3s-platform state removed; the host can be re-used"`,
  * It cannot tell that case from a decommissioned entry removed in this up: the engine runs the
  * teardown (a delete) after every create and update, so that Node is still registered here. The
  * warning names both cases rather than tell the operator to redo a removal that is under way.
+ * It also writes the managed-node list into the cluster (decommission/nodes.ts); the list is part
+ * of the script, so the step re-runs whenever an entry is armed, disarmed or its line deleted.
  */
 export function renderInventoryScript(config: ResolvedConfig): string {
   const listed = config.nodes.map((n) => n.name);
@@ -224,6 +262,9 @@ export function renderInventoryScript(config: ResolvedConfig): string {
 # Node inventory, generated by k3s-platform (README "Removing a node").
 set -euo pipefail
 listed=(${listed})
+# The managed-node list in the cluster (decommission/nodes.ts), read by every armed teardown's
+# drain: written here, on the first managed server, before the engine runs any delete.
+k3s kubectl apply -f - >/dev/null <<<${managedNodesManifest(config)}
 registered="$(k3s kubectl get nodes -o name)"
 unlisted=0
 while IFS= read -r entry; do

@@ -124,6 +124,7 @@ describe("decommission: plan and teardown", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(ok.calls().trim().split("\n"), [
       "k3s kubectl get --raw=/readyz",
+      "k3s kubectl get configmap k3s-platform-managed-nodes -n kube-system -o jsonpath={.data.nodes}",
       'k3s kubectl get node prod-agent-2 -o jsonpath={.status.conditions[?(@.type=="Ready")].status}',
       "k3s kubectl cordon prod-agent-2",
       "k3s kubectl drain prod-agent-2 --ignore-daemonsets --delete-emptydir-data --timeout=300s",
@@ -154,6 +155,50 @@ describe("decommission: plan and teardown", () => {
     // A name that merely contains it (or a prefix of it) is not a match.
     writeFileSync(join(listed.root, MANAGED_NODES_FILE), "prod-agent-20\nprod-agent\n");
     assert.equal(listed.run(script).status, 0);
+  });
+
+  it("a node the cluster's managed-node list names is refused even when this server's own list is stale (this server armed in the same up)", () => {
+    const script = renderDrainScript(config.nodes[4]!);
+    // `k3s kubectl get configmap …` prints the ConfigMap's `nodes`; every other call succeeds.
+    const cluster = (nodes: string) => sandbox({ k3s: `[ "$2 $3" = "get configmap" ] && { printf '%s' ${JSON.stringify(nodes)}; exit 0; }; exit 0` });
+    const stale = cluster("prod-agent-1 prod-agent-2 prod-server-1");
+    mkdirSync(join(stale.root, dirname(MANAGED_NODES_FILE)), { recursive: true });
+    writeFileSync(join(stale.root, MANAGED_NODES_FILE), "prod-agent-1\nprod-server-1\n"); // from before the line was deleted
+    const r = stale.run(script);
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stderr, /prod-agent-2 is still a node entry without decommission: true .*nothing was changed/);
+    assert.match(stale.calls(), /^k3s kubectl get configmap k3s-platform-managed-nodes -n kube-system -o jsonpath=\{\.data\.nodes\}$/m);
+    assert.doesNotMatch(stale.calls(), /cordon|drain|delete/);
+    // Whole names only: prefixes and extensions of the name are other nodes.
+    for (const list of ["prod-agent-20 prod-agent", "", "prod-agent-2x"]) assert.equal(cluster(list).run(script).status, 0, `listed: ${list}`);
+    for (const list of ["prod-agent-2", "a prod-agent-2", "prod-agent-2 z"]) assert.equal(cluster(list).run(script).status, 1, `listed: ${list}`);
+    // No list in the cluster: the server's file decides; any other read error changes nothing.
+    const absent = sandbox({ k3s: `[ "$2 $3" = "get configmap" ] && { echo 'Error from server (NotFound): configmaps "k3s-platform-managed-nodes" not found' >&2; exit 1; }; exit 0` });
+    const a = absent.run(script);
+    assert.equal(a.status, 0, a.stderr);
+    assert.match(a.stdout, /no managed-node list in the cluster/);
+    const broken = sandbox({ k3s: `[ "$2 $3" = "get configmap" ] && { echo 'Unable to connect to the server' >&2; exit 1; }; exit 0` });
+    const b = broken.run(script);
+    assert.equal(b.status, 1);
+    assert.match(b.stderr, /cannot read the managed-node list .*Unable to connect.*nothing was changed/);
+    assert.doesNotMatch(broken.calls(), /cordon|drain|delete/);
+  });
+
+  it("the inventory writes the managed entries into the cluster; a deleted decommission line changes its script (so it re-runs before any delete)", () => {
+    const armed = loadStackConfig(variant("prod", (r) => ((r.nodes[4] as { decommission?: boolean }).decommission = true)));
+    const lineDeleted = loadStackConfig(variant("prod", () => {}));
+    const applied = (c: ResolvedConfig) => {
+      const s = sandbox({ k3s: `[ "$2 $3" = "apply -f" ] && cat >"$(dirname "$0")/../applied"; exit 0` });
+      const r = s.run(renderInventoryScript(c));
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(s.calls(), /^k3s kubectl apply -f -$/m);
+      return JSON.parse(readFileSync(join(s.dir, "applied"), "utf8")) as { kind: string; metadata: { name: string; namespace: string }; data: { nodes: string } };
+    };
+    const all = applied(lineDeleted);
+    assert.deepEqual([all.kind, all.metadata.namespace, all.metadata.name], ["ConfigMap", "kube-system", "k3s-platform-managed-nodes"]);
+    assert.deepEqual(all.data.nodes.split(" "), lineDeleted.nodes.map((n) => n.name).sort());
+    assert.deepEqual(applied(armed).data.nodes.split(" "), lineDeleted.nodes.map((n) => n.name).filter((n) => n !== "prod-agent-2").sort());
+    assert.notEqual(renderInventoryScript(armed), renderInventoryScript(lineDeleted));
   });
 
   it("every server lists the managed entries: arming, disarming by deleting the line, and removing the entry change it (and so re-run each server's apply before any delete)", () => {
@@ -193,7 +238,41 @@ describe("decommission: plan and teardown", () => {
     assert.ok(existsSync(join(s.dir, "ran")));
     assert.ok(!existsSync(join(s.root, "var/lib/k3s-platform")));
     const again = s.run(script);
+    // Air-gapped (the prod sample): BIN_DIR is INSTALL_K3S_BIN_DIR, the binary's directory.
     assert.match(again.stdout, /no \/usr\/local\/bin\/k3s-agent-uninstall\.sh or \/usr\/local\/bin\/k3s-uninstall\.sh: K3s is not installed/);
+  });
+
+  it("the uninstall finds the uninstaller where the install script put it: /opt/bin when /usr/local/bin is read-only; INSTALL_K3S_BIN_DIR when air-gapped", () => {
+    // install.sh setup_env: BIN_DIR=/usr/local/bin unless root cannot write there and /opt/bin exists.
+    const online = loadStackConfig(variant("prod", (r) => {
+      r.environment = "staging";
+      r.k3s = { ...r.k3s!, airgap: { enabled: false } };
+    }));
+    const agent = online.nodes.find((n) => n.role === "agent")!;
+    const s = sandbox({});
+    mkdirSync(join(s.root, "opt/bin"), { recursive: true });
+    writeFileSync(join(s.root, "opt/bin/k3s-agent-uninstall.sh"), `#!/bin/sh\necho opt >"${s.dir}/ran"\nrm -f "$0"\n`);
+    chmodSync(join(s.root, "opt/bin/k3s-agent-uninstall.sh"), 0o755);
+    const r = s.run(renderUninstallScript(online, agent));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readFileSync(join(s.dir, "ran"), "utf8"), "opt\n");
+    assert.match(r.stdout, /uninstall: \/opt\/bin\/k3s-agent-uninstall\.sh/);
+    assert.match(s.run(renderUninstallScript(online, agent)).stdout, /no \/usr\/local\/bin\/k3s-agent-uninstall\.sh or \/opt\/bin\/k3s-agent-uninstall\.sh or \/usr\/local\/bin\/k3s-uninstall\.sh or \/opt\/bin\/k3s-uninstall\.sh: K3s is not installed/);
+    // Air-gapped: only the directory the binary was pre-staged in (INSTALL_K3S_BIN_DIR) is BIN_DIR.
+    const airgap = loadStackConfig(variant("prod", (r) => {
+      r.environment = "staging";
+      r.k3s = { ...r.k3s!, airgap: { enabled: true, binaryPath: "/opt/k3s/bin/k3s" } };
+    }));
+    const a = sandbox({});
+    mkdirSync(join(a.root, "opt/k3s/bin"), { recursive: true });
+    writeFileSync(join(a.root, "opt/k3s/bin/k3s-uninstall.sh"), `#!/bin/sh\necho airgap >"${a.dir}/ran"\nrm -f "$0"\n`);
+    chmodSync(join(a.root, "opt/k3s/bin/k3s-uninstall.sh"), 0o755);
+    const server = airgap.nodes.find((n) => n.role === "server")!;
+    const script = renderUninstallScript(airgap, server);
+    assert.doesNotMatch(script, /\/usr\/local\/bin|\/opt\/bin\//);
+    const ar = a.run(script);
+    assert.equal(ar.status, 0, ar.stderr);
+    assert.equal(readFileSync(join(a.dir, "ran"), "utf8"), "airgap\n");
   });
 
   it("the uninstall removes K3s whatever the host runs: an agent entry on a host with the server's uninstaller", () => {
@@ -205,6 +284,40 @@ describe("decommission: plan and teardown", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.ok(existsSync(join(s.dir, "ran")), "the server's uninstaller ran");
     assert.doesNotMatch(r.stdout, /not installed/);
+  });
+
+  it("a host that runs another entry's node by now (renamed while armed, or re-used in the same up) is left installed", () => {
+    const s = sandbox({});
+    mkdirSync(join(s.root, "usr/local/bin"), { recursive: true });
+    mkdirSync(join(s.root, "etc/rancher/k3s"), { recursive: true });
+    mkdirSync(join(s.root, "var/lib/k3s-platform"), { recursive: true });
+    writeFileSync(join(s.root, "usr/local/bin/k3s-agent-uninstall.sh"), `#!/bin/sh\necho ran >"${s.dir}/ran"\n`);
+    chmodSync(join(s.root, "usr/local/bin/k3s-agent-uninstall.sh"), 0o755);
+    const script = renderUninstallScript(config, config.nodes[4]!); // prod-agent-2
+    for (const other of ["node-name: prod-agent-7\n", 'node-name: "prod-agent-7"\n']) {
+      writeFileSync(join(s.root, "etc/rancher/k3s/config.yaml"), `cluster-init: false\n${other}`);
+      const r = s.run(script);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /this host runs node prod-agent-7 now/);
+      assert.ok(!existsSync(join(s.dir, "ran")) && existsSync(join(s.root, "var/lib/k3s-platform")), "nothing removed");
+    }
+    // Its own name (quoted or not): uninstalled as usual.
+    writeFileSync(join(s.root, "etc/rancher/k3s/config.yaml"), "node-name: 'prod-agent-2'\n");
+    const own = s.run(script);
+    assert.equal(own.status, 0, own.stderr);
+    assert.ok(existsSync(join(s.dir, "ran")) && !existsSync(join(s.root, "var/lib/k3s-platform")));
+  });
+
+  it("a host installed once per role (both uninstallers): both run, the entry's role's first — the real one skips the cleanup while another k3s unit is left", () => {
+    const s = sandbox({});
+    mkdirSync(join(s.root, "usr/local/bin"), { recursive: true });
+    for (const u of ["k3s-uninstall.sh", "k3s-agent-uninstall.sh"]) {
+      writeFileSync(join(s.root, "usr/local/bin", u), `#!/bin/sh\necho ${u} >>"${s.dir}/ran"\nrm -f "$0"\n`);
+      chmodSync(join(s.root, "usr/local/bin", u), 0o755);
+    }
+    const r = s.run(renderUninstallScript(config, config.nodes[4]!)); // an agent entry
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readFileSync(join(s.dir, "ran"), "utf8"), "k3s-agent-uninstall.sh\nk3s-uninstall.sh\n");
   });
 
   it("the inventory warns about registered nodes without an entry", () => {

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NodeConfig, ResolvedConfig, StackInput } from "../../components/config/schema";
 import { loadStackConfig } from "../../components/stack/load";
-import { teardownCommands } from "../../components/decommission/render";
+import { renderInventoryScript, teardownCommands } from "../../components/decommission/render";
 import { JOIN_DROPIN } from "../../components/decommission/rejoin";
 import { forgetSteps, rebuildTriggers } from "../../components/decommission/rebuild";
 import { STAGING_DIR } from "../../components/k3s/install";
@@ -150,6 +150,18 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     for (const t of teardownCommands(config)) {
       declared.push({ name: t.name, target: target(t.on), connection: connection(config, t.on), create: t.create, update: t.update, delete: t.delete, dependsOn: t.dependsOn });
     }
+    // The node inventory on the first server (cluster/component.ts): warns, and writes the
+    // managed-node list into the cluster that every drain reads.
+    const inventory = renderInventoryScript(config);
+    declared.push({
+      name: "node-inventory",
+      target: target(first.node),
+      connection: connection(config, first.node),
+      create: stdinScriptCommand(first.sshUser),
+      update: stdinScriptCommand(first.sshUser),
+      stdin: inventory,
+      triggers: [sha256(inventory)],
+    });
     const rotations = certificateRotationSteps(config, plan.nodes);
     for (const s of rotations) declared.push({ ...s, target: target(s.on), connection: connection(config, s.on) });
     const checkScript = renderCertificateCheckScript(config);
@@ -497,5 +509,40 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const sshChange = await up();
     assert.deepEqual(sshChange.filter((s) => s.name.endsWith("-rotate-certificates")).map((s) => s.op), ["update", "update", "update"]);
     for (const h of servers) assert.equal(callTimes(h, /k3s certificate rotate/).length, 1, "an SSH change is the no-op update");
+  });
+
+  it("a decommission line deleted while the server its drain runs on is armed in the same up: the cluster's list refuses it (that server's own list is stale)", async () => {
+    const drainHost = hostByName("e2e-server-4"); // the first server: every drain runs there
+    const node = hostByName("e2e-server-3");
+    edits.push(onNode("e2e-server-3", (n) => (n.decommission = true)));
+    await up();
+    assert.equal(model.state.get("e2e-server-3-decommission-drain")!.target, target(stack().nodes.find((n) => n.name === "e2e-server-4")!));
+    // One up: the drain's server is armed (the first slot moves to e2e-server-2; nothing runs on
+    // e2e-server-4 any more, so its managed-nodes file keeps the list from before) and the
+    // e2e-server-3 line is deleted instead of its entry. The engine runs the stored drain's
+    // delete on e2e-server-4.
+    const mark = Date.now() / 1000;
+    edits.push(onNode("e2e-server-4", (n) => (n.decommission = true)));
+    edits.push(onNode("e2e-server-3", (n) => delete n.decommission));
+    await assert.rejects(up(), (e: Error) => {
+      assert.ok(e instanceof UpError, String(e));
+      assert.equal(e.resource, "e2e-server-3-decommission-drain");
+      assert.match(e.message, /e2e-server-3 is still a node entry without decommission: true/);
+      return true;
+    });
+    assert.doesNotMatch(readFileSync(join(drainHost.upper, "var/lib/k3s-platform/managed-nodes"), "utf8"), /^e2e-server-3$/m, "the drain server's own list is stale: alone it would have let the drain run");
+    assert.deepEqual(callTimes(drainHost, /k3s kubectl (cordon|drain|delete node) e2e-server-3/).filter((t) => t >= mark), []);
+    assert.deepEqual(callTimes(node, /uninstall\.sh$/).filter((t) => t >= mark), [], "not uninstalled (the host's log holds an earlier test's removal)");
+    assert.ok(existsSync(join(node.upper, "var/lib/k3sp-stub/active/k3s")), "K3s still runs on e2e-server-3");
+    assert.ok(model.state.has("e2e-server-3-decommission-drain") && model.state.has("e2e-server-3-decommission-uninstall"));
+
+    // Converges: disarm both; the teardowns stay declared (Updates), nothing is removed.
+    edits.push(onNode("e2e-server-3", (n) => (n.decommission = false)));
+    edits.push(onNode("e2e-server-4", (n) => (n.decommission = false)));
+    await up();
+    const again = await up();
+    assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), []);
+    assert.deepEqual(callTimes(node, /uninstall\.sh$/).filter((t) => t >= mark), []);
+    assert.deepEqual(callTimes(drainHost, /k3s kubectl (cordon|drain|delete node) e2e-server-3/).filter((t) => t >= mark), []);
   });
 });

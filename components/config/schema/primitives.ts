@@ -70,7 +70,8 @@ export const cidrList = perFamily(isCanonicalCidr, CIDR_FORM, canonicalCidr, "CI
 export const ipList = perFamily(isCanonicalIp, IP_FORM, canonicalIp, "address", "192.0.2.10, 2001:db8::10");
 export const ipAddress = z
   .string()
-  .refine(isCanonicalIp, { message: IP_FORM });
+  .refine(isCanonicalIp, { message: IP_FORM })
+  .refine((v) => !isIpv4MappedIpv6(v), { message: MAPPED });
 /**
  * A firewall source (k3s.firewall.apiServerSources): an address or a network CIDR, handed on in the
  * text ufw prints it in (canonicalIp; a /32 or /128 as the bare address; no host bits), so the
@@ -92,7 +93,10 @@ export const hostAddress = singleLine()
   .min(1)
   .refine((v) => isCanonicalIp(v) || isDnsName(v), {
     message: "not a canonical IP address or an RFC 1123 DNS name (octal, hex and single-number addresses are refused)",
-  });
+  })
+  // `::ffff:10.0.0.5` is 10.0.0.5 to curl and Go: a second spelling of a host (the duplicate check
+  // compares text), and one an IPv6 firewall rule never matches (the traffic arrives as IPv4).
+  .refine((v) => !isCanonicalIp(v) || !isIpv4MappedIpv6(v), { message: MAPPED });
 export const absolutePath = singleLine(z.string()).regex(/^\/[^\0]*$/, "must be an absolute path");
 /** A container image reference: [registry[:port]/]path[:tag][@sha256:digest]. */
 export const imageRef = z

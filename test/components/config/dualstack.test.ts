@@ -3,6 +3,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { parse, stringify } from "yaml";
 import { ResolvedConfig, StackInput } from "../../../components/config/schema";
 import { clusterTopology } from "../../../components/config/topology";
@@ -367,5 +368,46 @@ describe("addresses with a dotted IPv4 tail, and addresses that cannot name a no
     const tunnel = parseStackConfig(ds((raw) => { node(raw, 1).host = "127.0.0.1"; node(raw, 1).ssh = { port: 2222 }; }));
     assert.ok(tunnel.ok, tunnel.ok ? "" : tunnel.issues.map((i) => `${i.path}: ${i.message}`).join("\n"));
     rejects(ds((raw) => (node(raw, 1).nodeIp = ["192.0.2.20", "::1"])), "k3s-platform:nodes[1] (ds-agent-1).nodeIp[1]", /loopback/);
+  });
+
+  // Oracle: the WHATWG URL parser (what curl-like clients read), never ipaddr.js.
+  const whatwg = (v: string) => new URL(`https://[${v}]/`).hostname.slice(1, -1);
+  const quad = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((q) => q.join("."));
+
+  it("an IPv4-mapped host or address (::ffff:a.b.c.d, either spelling) is refused: it is the IPv4 host to curl and Go, a second spelling the duplicate check would miss", () => {
+    fc.assert(
+      fc.property(quad, fc.boolean(), fc.constantFrom("host", "apiEndpoint", "apiVip", "dnsUpstream"), (q, hex, field) => {
+        const mapped = hex ? whatwg(`::ffff:${q}`) : `::ffff:${q}`;
+        assert.match(whatwg(mapped), /^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/, "the oracle reads it as IPv4-mapped");
+        const r = parseStackConfig(ds((raw) => {
+          if (field === "host") node(raw, 1).host = mapped;
+          else if (field === "apiEndpoint") k3s(raw).apiEndpoint = mapped;
+          else if (field === "apiVip") k3s(raw).apiVip = { address: mapped, interface: "eth0" };
+          else raw.dns = { ...raw.dns, upstreams: [mapped] };
+        }));
+        assert.ok(!r.ok && r.issues.some((i) => /IPv4-mapped/.test(i.message)), `${field}: ${mapped} accepted`);
+      }),
+      { numRuns: Number(process.env.K3SP_PROPERTY_RUNS ?? 50) },
+    );
+  });
+
+  it("two spellings of one IPv6 host (case, leading zeros, compression, a dotted tail) are one host: the duplicate check fires", () => {
+    const groups = fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 8, maxLength: 8 });
+    fc.assert(
+      fc.property(groups, fc.boolean(), (g, dotted) => {
+        const canonical = whatwg(g.map((x) => x.toString(16)).join(":"));
+        fc.pre(!/^::ffff:/.test(canonical) && !/^(fe[89ab]|ff)/.test(canonical) && canonical !== "::" && canonical !== "::1");
+        const head = g.slice(0, dotted ? 6 : 8).map((x) => x.toString(16).padStart(4, "0").toUpperCase()).join(":");
+        const tail = dotted ? `:${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}` : "";
+        const spelled = head + tail;
+        fc.pre(whatwg(spelled) === canonical && spelled !== canonical); // the oracle: one address
+        const r = parseStackConfig(ds((raw) => {
+          node(raw, 0).host = canonical;
+          node(raw, 1).host = spelled;
+        }));
+        assert.ok(!r.ok && r.issues.some((i) => /duplicate host/.test(i.message)), `${canonical} and ${spelled} both accepted: ${r.ok ? "" : r.issues.map((i) => i.message).join("; ")}`);
+      }),
+      { numRuns: Number(process.env.K3SP_PROPERTY_RUNS ?? 50) },
+    );
   });
 });

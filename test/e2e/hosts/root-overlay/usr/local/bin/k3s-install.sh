@@ -1,7 +1,8 @@
 #!/bin/sh
 # e2e stand-in for the K3s install script (get.k3s.io; source: k3s-io/k3s, install.sh). Written
 # here, not copied; it models the documented behaviour that decides whether K3s restarts:
-#  - BIN_DIR is INSTALL_K3S_BIN_DIR, default /usr/local/bin. With INSTALL_K3S_SKIP_DOWNLOAD=true
+#  - BIN_DIR is INSTALL_K3S_BIN_DIR; unset: /usr/local/bin, or /opt/bin when root cannot write
+#    /usr/local/bin and /opt/bin exists (setup_env, the k3s-ro-test probe). With INSTALL_K3S_SKIP_DOWNLOAD=true
 #    (or =binary) nothing is downloaded and "${BIN_DIR}/k3s" must be executable, else it fails
 #    with "Executable k3s binary not found at ${BIN_DIR}/k3s" (verify_k3s_is_executable).
 #  - The unit name comes from the exec command: server -> k3s, agent -> k3s-agent; the unit is
@@ -28,7 +29,15 @@ case "$exec_cmd" in
   *) cmd="${exec_cmd%% *}" ;;
 esac
 if [ "$cmd" = server ]; then name=k3s; else name="k3s-$cmd"; fi
-BIN_DIR="${INSTALL_K3S_BIN_DIR:-/usr/local/bin}"
+if [ -n "${INSTALL_K3S_BIN_DIR:-}" ]; then
+  BIN_DIR="$INSTALL_K3S_BIN_DIR"
+else
+  # Root cannot write /usr/local/bin (read-only /usr) and /opt/bin exists: /opt/bin (setup_env).
+  BIN_DIR=/usr/local/bin
+  if ! sh -c "touch $BIN_DIR/k3s-ro-test && rm -rf $BIN_DIR/k3s-ro-test" 2>/dev/null && [ -d /opt/bin ]; then
+    BIN_DIR=/opt/bin
+  fi
+fi
 SYSTEMD_DIR="${INSTALL_K3S_SYSTEMD_DIR:-/etc/systemd/system}"
 unit="$SYSTEMD_DIR/$name.service"
 env_file="$unit.env"
