@@ -4,7 +4,7 @@ import { guardOnce, NO_OP_UPDATE } from "../encryption/once";
 import { nodeLifecycleName } from "../names";
 import { stdinScriptCommand } from "../shell/root";
 import { sh } from "../shell/sh";
-import { managedNodes } from "./nodes";
+import { managedNodes, otherServers } from "./nodes";
 
 /**
  * Rebuilding a re-imaged node (README "Rebuilding a node"), pure: config in, triggers and the
@@ -40,8 +40,7 @@ export function rebuildTriggers(node: Pick<NodeConfig, "rebuild">): string[] {
 
 /** Whether `node` is the first server being rebuilt with other servers to join: its guard is join-only. */
 export function joinOnly(config: ResolvedConfig): boolean {
-  const first = clusterTopology(config).firstServer;
-  return first.rebuild !== undefined && managedNodes(config).some((n) => n.role === "server" && n.name !== first.name);
+  return clusterTopology(config).firstServer.rebuild !== undefined && otherServers(config).length > 0;
 }
 
 /**
@@ -51,8 +50,7 @@ export function joinOnly(config: ResolvedConfig): boolean {
  */
 export function forgetServer(config: ResolvedConfig, node: NodeConfig): NodeConfig | undefined {
   const first = clusterTopology(config).firstServer;
-  if (node.name !== first.name) return first;
-  return managedNodes(config).find((n) => n.role === "server" && n.name !== first.name);
+  return node.name !== first.name ? first : otherServers(config)[0];
 }
 
 export interface ForgetStep {

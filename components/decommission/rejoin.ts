@@ -1,7 +1,7 @@
 import { ResolvedConfig } from "../config/schema";
-import { API_PORT, clusterTopology, nodeAddress } from "../config/topology";
+import { API_PORT, nodeAddress } from "../config/topology";
 import { raw, Shell, sh } from "../shell/sh";
-import { managedNodes } from "./nodes";
+import { otherServers } from "./nodes";
 import { joinOnly } from "./rebuild";
 
 /**
@@ -36,13 +36,10 @@ export function peerServerUrls(config: ResolvedConfig): string[] {
 
 /** The other managed servers, in config order, with the URL the first server probes. */
 export function peerServers(config: ResolvedConfig): Array<{ name: string; url: string }> {
-  const first = clusterTopology(config).firstServer;
-  return managedNodes(config)
-    .filter((n) => n.role === "server" && n.name !== first.name)
-    .map((n) => {
-      const address = nodeAddress(n);
-      return { name: n.name, url: `https://${address.includes(":") ? `[${address}]` : address}:${API_PORT}` };
-    });
+  return otherServers(config).map((n) => {
+    const address = nodeAddress(n);
+    return { name: n.name, url: `https://${address.includes(":") ? `[${address}]` : address}:${API_PORT}` };
+  });
 }
 
 /** The first server's preflight (embedded etcd only): join a running cluster rather than init one. */

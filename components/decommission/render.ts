@@ -6,8 +6,7 @@ import { NO_OP_UPDATE } from "../encryption/once";
 import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
 import { asRoot } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
-import { MANAGED_NODES_FILE } from "./contribute";
-import { MANAGED_NODES_CONFIGMAP, managedNodesManifest } from "./nodes";
+import { MANAGED_NODES_CONFIGMAP, MANAGED_NODES_FILE, managedNodesManifest } from "./nodes";
 
 /**
  * Node removal in two explicit steps (README "Removing a node"), pure: config in, scripts out.

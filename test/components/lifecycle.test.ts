@@ -8,7 +8,7 @@ import YAML from "yaml";
 import { parseStackConfig, loadStackConfig } from "../../components/stack/load";
 import { renderInventoryScript, renderDrainScript, renderUninstallScript, teardownCommands, teardownPlans } from "../../components/decommission/render";
 import { JOIN_DROPIN, peerServerUrls, rejoinSnippet } from "../../components/decommission/rejoin";
-import { MANAGED_NODES_FILE } from "../../components/decommission/contribute";
+import { MANAGED_NODES_FILE } from "../../components/decommission/nodes";
 import { ResolvedConfig } from "../../components/config/schema";
 import { forgetServer, forgetSteps, rebuildTriggers, renderForgetScript } from "../../components/decommission/rebuild";
 import { NO_OP_UPDATE } from "../../components/encryption/once";
