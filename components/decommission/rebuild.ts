@@ -4,6 +4,7 @@ import { guardOnce, NO_OP_UPDATE } from "../encryption/once";
 import { nodeLifecycleName } from "../names";
 import { stdinScriptCommand } from "../shell/root";
 import { sh } from "../shell/sh";
+import { NODE_FUNCTIONS } from "./node-ops";
 import { managedNodes, otherServers } from "./nodes";
 
 /**
@@ -110,13 +111,8 @@ started=$SECONDS
 say() { echo "rebuild[$NODE]: $* ($((SECONDS - started))s)"; }
 fail() { echo "rebuild[$NODE]: $* ($((SECONDS - started))s)" >&2; exit 1; }
 k3s kubectl get --raw=/readyz >/dev/null 2>&1 || fail "the API server on $SERVER does not answer, so the old Node cannot be forgotten; nothing was changed. Bring K3s back on $SERVER (or restore a snapshot: README runbook), then run pulumi up again"
-# The Ready condition's status (custom-columns: one line, captured, then matched; never a pipe).
-if ! ready="$(k3s kubectl get node "$NODE" --no-headers -o 'custom-columns=READY:.status.conditions[?(@.type=="Ready")].status' 2>&1)"; then
-  case "$ready" in
-    *NotFound* | *"not found"*) ready=absent ;;
-    *) fail "cannot read Node $NODE: $ready" ;;
-  esac
-fi
+${NODE_FUNCTIONS}
+ready="$(node_ready "$NODE")" || exit 1
 case "$ready" in
   absent) say "no Node $NODE is registered: nothing to delete" ;;
   True)
@@ -124,7 +120,7 @@ case "$ready" in
     exit 0 ;;
   *)
     say "Node $NODE is not Ready (Ready=$ready): deleting it (its node-password secret goes with it; for a server, K3s removes its etcd member first)"
-    k3s kubectl delete node "$NODE" --wait=true --timeout="\${TIMEOUT}s"
+    delete_node "$NODE"
     say "Node $NODE deleted" ;;
 esac
 # K3s deletes the password secret with the Node; one left over (an interrupted delete, or a Node

@@ -7,6 +7,7 @@ import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
 import { asRoot } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
 import { MANAGED_NODES_CONFIGMAP, MANAGED_NODES_FILE, managedNodesManifest } from "./nodes";
+import { NODE_FUNCTIONS } from "./node-ops";
 
 /**
  * Node removal in two explicit steps (README "Removing a node"), pure: config in, scripts out.
@@ -165,13 +166,12 @@ else
     *) fail "cannot read the managed-node list ($CM): $cm; nothing was changed, the next pulumi up retries" ;;
   esac
 fi
-# Captured, then matched: no pipe into grep -q under pipefail. The Ready condition's status:
-# Unknown means the kubelet stopped reporting (the host is down or gone).
-if ! ready="$(k3s kubectl get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>&1)"; then
-  case "$ready" in
-    *NotFound* | *"not found"*) say "not registered: nothing to drain or delete"; exit 0 ;;
-    *) fail "cannot read Node $NODE: $ready" ;;
-  esac
+${NODE_FUNCTIONS}
+# The Ready condition's status: Unknown means the kubelet stopped reporting (the host is down or gone).
+ready="$(node_ready "$NODE")" || exit 1
+if [ "$ready" = absent ]; then
+  say "not registered: nothing to drain or delete"
+  exit 0
 fi
 if [ "$ready" = Unknown ]; then
   # Evicted pods of a dead kubelet never finish terminating: kubectl drain would wait on them until
@@ -188,7 +188,7 @@ else
   fi
 fi
 say "delete node (a server leaves etcd before its Node is gone)"
-k3s kubectl delete node "$NODE" --wait=true --timeout="\${TIMEOUT}s"
+delete_node "$NODE"
 say "drained and deleted"`,
   );
 }

@@ -125,9 +125,10 @@ describe("decommission: plan and teardown", () => {
     assert.deepEqual(ok.calls().trim().split("\n"), [
       "k3s kubectl get --raw=/readyz",
       "k3s kubectl get configmap k3s-platform-managed-nodes -n kube-system -o jsonpath={.data.nodes}",
-      'k3s kubectl get node prod-agent-2 -o jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+      'k3s kubectl get node prod-agent-2 --no-headers -o custom-columns=READY:.status.conditions[?(@.type=="Ready")].status',
       "k3s kubectl cordon prod-agent-2",
       "k3s kubectl drain prod-agent-2 --ignore-daemonsets --delete-emptydir-data --timeout=300s",
+      "k3s kubectl get nodes --no-headers -o custom-columns=NAME:.metadata.name,MEMBER:.metadata.annotations.etcd\\.k3s\\.cattle\\.io/node-name",
       "k3s kubectl delete node prod-agent-2 --wait=true --timeout=300s",
     ]);
     assert.match(r.stdout, /decommission\[prod-agent-2\]: drain \(\d+s\)/);
@@ -224,6 +225,39 @@ describe("decommission: plan and teardown", () => {
     assert.doesNotMatch(dead.calls(), /kubectl (cordon|drain) /);
     assert.match(dead.calls(), /^k3s kubectl delete node prod-agent-2 --wait=true --timeout=300s$/m);
     assert.match(r.stdout, /Ready=Unknown .*skipping cordon and drain/);
+  });
+
+  it("the drain keeps an etcd member another Node carries now (the host serves another entry): marked removed on the old Node in one call, then deleted", () => {
+    const script = renderDrainScript(config.nodes[4]!);
+    /** `get nodes` lists NAME MEMBER as custom-columns prints them (<none>: no annotation). */
+    const k3s = (rows: string) => `case "$2 $3" in
+  "get nodes") printf '%s\\n' ${rows.split("\n").map((row) => JSON.stringify(row)).join(" ")} ;;
+  "get node") echo Unknown ;;
+  *) exit 0 ;;
+esac`;
+    const shared = sandbox({ k3s: k3s("prod-server-1 prod-server-1-5f3a9c01\nprod-agent-2 prod-agent-2-0c0ffee0\nprod-server-7 prod-agent-2-0c0ffee0") });
+    const r = shared.run(script);
+    assert.equal(r.status, 0, r.stderr);
+    const changing = shared.calls().split("\n").filter((l) => /kubectl (annotate|delete) /.test(l));
+    assert.deepEqual(changing, [
+      "k3s kubectl annotate node prod-agent-2 --overwrite etcd.k3s.cattle.io/remove=true etcd.k3s.cattle.io/removed-node-name=prod-agent-2-0c0ffee0",
+      "k3s kubectl delete node prod-agent-2 --wait=true --timeout=300s",
+    ]);
+    assert.match(r.stdout, /etcd member prod-agent-2-0c0ffee0 belongs to Node prod-server-7 now/);
+    // Its own member only (or none, or a member that merely shares a prefix): deleted as it is, K3s removes the member.
+    for (const rows of ["prod-agent-2 prod-agent-2-0c0ffee0\nprod-server-7 prod-agent-2-0c0ffee01", "prod-agent-2 <none>\nprod-server-7 <none>", "prod-server-7 prod-server-7-11111111"]) {
+      const own = sandbox({ k3s: k3s(rows) });
+      const o = own.run(script);
+      assert.equal(o.status, 0, o.stderr);
+      assert.doesNotMatch(own.calls(), /annotate/, rows);
+      assert.match(own.calls(), /^k3s kubectl delete node prod-agent-2 --wait=true --timeout=300s$/m);
+    }
+    // The Nodes cannot be listed: nothing is deleted.
+    const broken = sandbox({ k3s: `[ "$2 $3" = "get nodes" ] && { echo 'Unable to connect to the server' >&2; exit 1; }; [ "$2 $3" = "get node" ] && { echo Unknown; exit 0; }; exit 0` });
+    const b = broken.run(script);
+    assert.equal(b.status, 1);
+    assert.match(b.stderr, /decommission\[prod-agent-2\]: cannot list Nodes: Unable to connect to the server/);
+    assert.doesNotMatch(broken.calls(), /delete node/);
   });
 
   it("the uninstall runs the install script's uninstaller and removes k3s-platform state; without one it says so", () => {
@@ -482,6 +516,8 @@ describe("rebuild: nodes[].rebuild", () => {
     const k3s = (ready: string) => `case "$2 $3" in
   "get --raw=/readyz") exit 0 ;;
   "get node") ${ready === "absent" ? `echo 'Error from server (NotFound): nodes "prod-server-1" not found' >&2; exit 1` : `echo ${ready}`} ;;
+  "get nodes") echo "prod-server-1 \${MEMBER_1:-<none>}"; echo "prod-server-2 prod-server-2-0a1b2c3d"; [ -z "\${MEMBER_OTHER:-}" ] || echo "prod-server-9 $MEMBER_OTHER" ;;
+  "annotate node") exit 0 ;;
   "get secret") if [ "\${HAS_SECRET:-0}" = 1 ]; then echo "secret/$6"; else echo "Error from server (NotFound): secrets \"$6\" not found" >&2; exit 1; fi ;;
   "delete node" | "delete secret") exit 0 ;;
   *) exit 9 ;;
@@ -496,6 +532,22 @@ esac`;
         assert.match(r.stdout, new RegExp(`Node prod-server-1 is not Ready \\(Ready=${ready}\\): deleting it`));
         assert.deepEqual(deletes(s.calls()), ["k3s kubectl delete node prod-server-1 --wait=true --timeout=300s"]);
       }
+    });
+
+    it("an old server Node whose etcd member another Node carries now: marked removed first, so K3s keeps the member", () => {
+      const s = sandbox({ k3s: k3s("Unknown") });
+      const r = s.run(script, { MEMBER_1: "prod-server-1-9a8b7c6d", MEMBER_OTHER: "prod-server-1-9a8b7c6d" });
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(
+        s.calls().split("\n").filter((l) => /kubectl (annotate|delete) /.test(l)),
+        [
+          "k3s kubectl annotate node prod-server-1 --overwrite etcd.k3s.cattle.io/remove=true etcd.k3s.cattle.io/removed-node-name=prod-server-1-9a8b7c6d",
+          "k3s kubectl delete node prod-server-1 --wait=true --timeout=300s",
+        ],
+      );
+      const alone = sandbox({ k3s: k3s("Unknown") });
+      assert.equal(alone.run(script, { MEMBER_1: "prod-server-1-9a8b7c6d" }).status, 0);
+      assert.doesNotMatch(alone.calls(), /annotate/, "its own member: K3s removes it with the Node, as a rebuild needs");
     });
 
     it("Ready: skipped with a message, never deleted (the host still runs K3s), the secret untouched", () => {

@@ -372,7 +372,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     // password and etcd member deleted first, then a new member and the new password accepted.
     const identity = /^(delete-node|delete-secret|etcd-|node-password-)/;
     const events = clusterEvents(dir).filter((e) => e.at >= mark && e.node === "e2e-server-1" && identity.test(e.event));
-    assert.deepEqual(events.map((e) => e.event), ["delete-node", "etcd-member-add", "node-password-created"]);
+    assert.deepEqual(events.map((e) => e.event), ["etcd-member-removed", "delete-node", "etcd-member-add", "node-password-created"]);
     const password = readFileSync(join(first.upper, "etc/rancher/node/password"));
     assert.equal(readFileSync(join(dir, "cluster/node-passwords/e2e-server-1"), "utf8").trim(), createHash("sha256").update(password).digest("hex"));
     assert.equal(installRuns(second).length, installs, "the second server was not touched");
@@ -418,7 +418,8 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const healed = await up();
     assert.equal(healed.find((s) => s.name === "e2e-server-1-rebuild-forget")!.op, "same", "forgotten once per value");
     assert.match(lastRun!.runs.get("e2e-server-1")!.apply, /serves: joining the running cluster through it/);
-    assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= mark && e.node === "e2e-server-1" && e.event.startsWith("etcd-")).map((e) => e.event), ["etcd-member-add"]);
+    // The forget (before the partition) removed the old member; the join added a new one.
+    assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= mark && e.node === "e2e-server-1" && e.event.startsWith("etcd-")).map((e) => e.event), ["etcd-member-removed", "etcd-member-add"]);
     const again = await up();
     assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), []);
     assert.equal(lastRun!.runs.size, 0);
@@ -544,5 +545,37 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), []);
     assert.deepEqual(callTimes(node, /uninstall\.sh$/).filter((t) => t >= mark), []);
     assert.deepEqual(callTimes(drainHost, /k3s kubectl (cordon|drain|delete node) e2e-server-3/).filter((t) => t >= mark), []);
+  });
+
+  it("a host re-used by a new entry in the up that removes its old entry: the old Node goes, the etcd member the new Node carries stays, K3s stays", async () => {
+    const host = hostByName("e2e-server-3");
+    const drainHost = hostByName("e2e-server-4"); // the first server
+    edits.push(onNode("e2e-server-3", (n) => (n.decommission = true)));
+    await up();
+    const member = readFileSync(join(host.upper, "var/lib/rancher/k3s/server/db/etcd/name"), "utf8").trim();
+    assert.ok(existsSync(join(dir, "cluster/etcd-members", member)), `${member} is a member`);
+
+    // One up: the armed entry is deleted and a new entry takes its host. Creates and updates run
+    // before deletes, so the host runs K3s as e2e-server-5 (same data, same member) when the
+    // old entry's teardown runs.
+    const mark = Date.now() / 1000;
+    entries = entries.map((e) => (e.name === "e2e-server-3" ? { ...e, name: "e2e-server-5" } : e));
+    const steps = await up();
+    assert.deepEqual(steps.filter((s) => s.op === "delete").map((s) => s.name), ["e2e-server-3-decommission-drain", "e2e-server-3-decommission-uninstall"]);
+    assert.match(readFileSync(join(host.upper, PATHS.configYaml), "utf8"), /^node-name: e2e-server-5$/m);
+    assert.equal(readFileSync(join(dir, "cluster/nodes/e2e-server-5/annotations/etcd.k3s.cattle.io_node-name"), "utf8").trim(), member, "the new Node carries the old member");
+    assert.match(steps.find((s) => s.name === "e2e-server-3-decommission-drain")!.stdout, new RegExp(`etcd member ${member} belongs to Node e2e-server-5 now`));
+    assert.equal(callTimes(drainHost, /k3s kubectl delete node e2e-server-3 /).filter((t) => t >= mark).length, 1, "the old Node is deleted");
+    assert.ok(!existsSync(join(dir, "cluster/nodes/e2e-server-3")));
+    assert.ok(existsSync(join(dir, "cluster/etcd-members", member)), "the member e2e-server-5 runs on stays in etcd");
+    assert.deepEqual(
+      clusterEvents(dir).filter((e) => e.at >= mark && e.event.startsWith("etcd-member-")).map((e) => `${e.event} ${e.node} ${e.detail}`),
+      [`etcd-member-kept e2e-server-3 ${member}`],
+    );
+    assert.match(steps.find((s) => s.name === "e2e-server-3-decommission-uninstall")!.stdout, /this host runs node e2e-server-5 now/);
+    assert.deepEqual(callTimes(host, /uninstall\.sh$/).filter((t) => t >= mark), [], "K3s is e2e-server-5's: not uninstalled");
+    assert.ok(existsSync(join(host.upper, "var/lib/k3sp-stub/active/k3s")), "K3s still runs on the host");
+    const again = await up();
+    assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), []);
   });
 });

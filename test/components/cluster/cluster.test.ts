@@ -209,7 +209,7 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
       const forget = after.get(`prod-${node}-rebuild-forget`)!;
       assert.deepEqual(forget.inputs.triggers, [value], "its only trigger: the value (one-shot)");
       assert.equal(forget.inputs.update, "true", "any other change is the no-op update");
-      assert.ok(String(forget.inputs.stdin).includes('k3s kubectl delete node "$NODE" --wait=true'), "the forget script");
+      assert.ok(String(forget.inputs.stdin).includes('delete_node "$NODE"'), "the forget script");
       for (const child of ["stage", "secrets"]) assert.ok(after.get(`prod-${node}-${child}`)!.dependsOn.includes(forget.name), `${node} ${child} waits for the forget`);
     }
     assert.deepEqual((after.get("prod-node-labels")!.inputs.triggers as string[]).slice(1), ["prod-server-1=1", "prod-agent-1=2026-11-30"]);
