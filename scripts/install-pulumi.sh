@@ -90,13 +90,17 @@ build_cli() {
     "github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e"
 }
 
-# The language host is its own, untagged module: use the pseudo-version of the CLI's commit.
+# The language host is its own, untagged module: use the pseudo-version of the CLI's commit. The
+# proxy's .info carries that commit only when it recorded the module's origin (proxy.golang.org
+# omits it for pkg/v3 today); without it, ask for whatever it serves as latest.
 build_language_host() {
   [ -x "$BIN/pulumi-language-nodejs" ] && return 0
-  local module=github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3 commit time pseudo
+  local module=github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3 commit time pseudo=latest
   commit="$(commit_of github.com/pulumi/pulumi/pkg/v3 "$SDK_VERSION")"
-  time="$(module_info github.com/pulumi/pulumi/pkg/v3 "$SDK_VERSION" | sed -n 's/.*"Time": "\([^"]*\)".*/\1/p' | tr -d ':TZ-')"
-  pseudo="v3.0.0-${time}-${commit:0:12}"
+  if [ -n "$commit" ]; then
+    time="$(module_info github.com/pulumi/pulumi/pkg/v3 "$SDK_VERSION" | sed -n 's/.*"Time": "\([^"]*\)".*/\1/p' | tr -d ':TZ-')"
+    pseudo="v3.0.0-${time}-${commit:0:12}"
+  fi
   if ! module_available "$module" "$pseudo"; then
     log "not served: $module@$pseudo (the language host; inline programs do not need it)"
     return 0

@@ -205,6 +205,14 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
       .map((l) => Number(l.split(" ")[0]));
   const ssh = (host: TestHost, command: string) => new SshTarget(host, join(dir, "id_ed25519")).run(command);
 
+  /** Pre-stages the air-gap binary again on a host whose K3s was uninstalled (the uninstaller removes it). */
+  const restage = async (host: TestHost) => {
+    const copy = new SshTarget(host, join(dir, "id_ed25519")).copy(readFileSync(join(REPO, "test/e2e/hosts/root-overlay/usr/local/bin/k3s"), "utf8"), "/tmp/k3s");
+    assert.equal(copy.status, 0, copy.stderr);
+    const placed = await ssh(host, "sudo -n install -m 0755 /tmp/k3s /usr/local/bin/k3s");
+    assert.equal(placed.status, 0, placed.stderr);
+  };
+
   before(() => {
     execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" });
     execFileSync("bash", [HOSTS, "up", "4", dir], { stdio: "inherit" });
@@ -427,12 +435,6 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
 
   it("replacing the first server: a new name in the first slot joins the running cluster; servers never restart two at once", async () => {
     // A third server first (two servers cannot lose one: quorum), on a host whose K3s was uninstalled.
-    const restage = async (host: TestHost) => {
-      const copy = new SshTarget(host, join(dir, "id_ed25519")).copy(readFileSync(join(REPO, "test/e2e/hosts/root-overlay/usr/local/bin/k3s"), "utf8"), "/tmp/k3s");
-      assert.equal(copy.status, 0, copy.stderr);
-      const placed = await ssh(host, "sudo -n install -m 0755 /tmp/k3s /usr/local/bin/k3s");
-      assert.equal(placed.status, 0, placed.stderr);
-    };
     await restage(hosts[3]!);
     entries.push({ name: "e2e-server-3", host: 3, role: "server" });
     await up();
@@ -575,6 +577,38 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     assert.match(steps.find((s) => s.name === "e2e-server-3-decommission-uninstall")!.stdout, /this host runs node e2e-server-5 now/);
     assert.deepEqual(callTimes(host, /uninstall\.sh$/).filter((t) => t >= mark), [], "K3s is e2e-server-5's: not uninstalled");
     assert.ok(existsSync(join(host.upper, "var/lib/k3sp-stub/active/k3s")), "K3s still runs on the host");
+    const again = await up();
+    assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), []);
+  });
+
+  it("rebuild of an agent: the re-imaged agent is forgotten on the first server (its node password goes with the Node), then registers with its new password; a second up runs nothing", async () => {
+    const host = hosts[0]!; // free: e2e-server-1 was uninstalled from it
+    await restage(host);
+    entries.push({ name: "e2e-agent-3", host: 0, role: "agent" });
+    await up();
+    assert.ok(existsSync(join(dir, "cluster/node-passwords/e2e-agent-3")), "registered");
+    const firstServer = hostByName("e2e-server-4");
+    // Re-imaged: data, config, node password and k3s-platform state gone (the binary pre-staged again).
+    const wiped = await ssh(host, "sudo -n sh -c 'systemctl stop k3s-agent && rm -rf /var/lib/rancher/k3s /etc/rancher/k3s /etc/rancher/node /var/lib/k3s-platform'");
+    assert.equal(wiped.status, 0, wiped.stderr);
+    const mark = Date.now() / 1000;
+    edits.push(onNode("e2e-agent-3", (n) => (n.rebuild = 1)));
+    const steps = await up();
+    const forget = steps.find((s) => s.name === "e2e-agent-3-rebuild-forget")!;
+    assert.equal(forget.op, "create");
+    assert.match(forget.stdout, /rebuild\[e2e-agent-3\]: Node e2e-agent-3 is not Ready \(Ready=Unknown\): deleting it/);
+    assert.equal(model.state.get("e2e-agent-3-rebuild-forget")!.target, target(stack().nodes.find((n) => n.name === "e2e-server-4")!), "forgotten on the first server");
+    assert.equal(callTimes(firstServer, /k3s kubectl delete node e2e-agent-3 --wait=true --timeout=300s$/).filter((t) => t >= mark).length, 1);
+    assert.deepEqual([...lastRun!.runs.keys()], ["e2e-agent-3"], "only the rebuilt node's steps run");
+    // The old Node and its password record went first; the new password was accepted, not rejected.
+    const identity = /^(delete-node|delete-secret|etcd-|node-password-)/;
+    assert.deepEqual(
+      clusterEvents(dir).filter((e) => e.at >= mark && e.node === "e2e-agent-3" && identity.test(e.event)).map((e) => e.event),
+      ["delete-node", "node-password-created"],
+    );
+    const password = readFileSync(join(host.upper, "etc/rancher/node/password"));
+    assert.equal(readFileSync(join(dir, "cluster/node-passwords/e2e-agent-3"), "utf8").trim(), createHash("sha256").update(password).digest("hex"));
+    assert.ok(existsSync(join(host.upper, "var/lib/k3sp-stub/active/k3s-agent")), "k3s-agent runs again");
     const again = await up();
     assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), []);
   });
