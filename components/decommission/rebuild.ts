@@ -125,13 +125,13 @@ case "$ready" in
 esac
 # K3s deletes the password secret with the Node; one left over (an interrupted delete, or a Node
 # deleted by hand before the secret controller ran) would still refuse the new password.
-if left="$(k3s kubectl get secret -n kube-system "$SECRET" -o name 2>&1)"; then
+if kread get secret -n kube-system "$SECRET" -o name; then
   say "deleting the left-over secret kube-system/$SECRET"
   k3s kubectl delete secret -n kube-system "$SECRET" --wait=true --timeout="\${TIMEOUT}s"
 else
-  case "$left" in
+  case "$KERR" in
     *NotFound* | *"not found"*) ;;
-    *) fail "cannot read secret kube-system/$SECRET: $left" ;;
+    *) fail "cannot read secret kube-system/$SECRET: $KERR" ;;
   esac
 fi
 say "forgotten: $NODE can register again with a new node password"

@@ -152,32 +152,40 @@ if [ -f "$MANAGED" ] && grep -qxF -- "$NODE" "$MANAGED"; then
   still_managed
 fi
 k3s kubectl get --raw=/readyz >/dev/null || fail "the API server on this server does not answer; nothing was changed, the next pulumi up retries"
+${NODE_FUNCTIONS}
 # The cluster's copy of the list (decommission/nodes.ts). This server's file is stale when this
 # server was itself armed in this up (no apply ran here); the node-inventory step rewrote the
 # cluster's copy on the first managed server before the engine ran any delete.
 CM=${MANAGED_NODES_CONFIGMAP.name}
-if cm="$(k3s kubectl get configmap "$CM" -n ${MANAGED_NODES_CONFIGMAP.namespace} -o ${`jsonpath={.data.${MANAGED_NODES_CONFIGMAP.key}}`} 2>&1)"; then
-  case " $cm " in
+if kread get configmap "$CM" -n ${MANAGED_NODES_CONFIGMAP.namespace} -o ${`jsonpath={.data.${MANAGED_NODES_CONFIGMAP.key}}`}; then
+  case " $KOUT " in
     *" $NODE "*) still_managed ;;
   esac
 else
-  case "$cm" in
+  case "$KERR" in
     *NotFound* | *"not found"*) say "no managed-node list in the cluster ($CM): this server's list decides" ;;
-    *) fail "cannot read the managed-node list ($CM): $cm; nothing was changed, the next pulumi up retries" ;;
+    *) fail "cannot read the managed-node list ($CM): $KERR; nothing was changed, the next pulumi up retries" ;;
   esac
 fi
-${NODE_FUNCTIONS}
 # The Ready condition's status: Unknown means the kubelet stopped reporting (the host is down or gone).
 ready="$(node_ready "$NODE")" || exit 1
 if [ "$ready" = absent ]; then
   say "not registered: nothing to drain or delete"
   exit 0
 fi
-if [ "$ready" = Unknown ]; then
+# A host that serves another Node now (a new entry on it, or a rename) runs no kubelet for this
+# one, though its Ready stays True for the node monitor's grace period (40 s by default).
+list_nodes
+successor="$(node_successor "$NODE")"
+if [ "$ready" = Unknown ] || [ -n "$successor" ]; then
   # Evicted pods of a dead kubelet never finish terminating: kubectl drain would wait on them until
   # the timeout and fail on every up. Deleting the Node lets the pod garbage collector remove them
-  # (and, for a server, K3s removes its etcd member).
-  say "Ready=Unknown (the kubelet does not report: host down?): skipping cordon and drain"
+  # (and, for a server, K3s removes its etcd member unless a live Node carries it: delete_node).
+  if [ -n "$successor" ]; then
+    say "its host serves Node $successor now, so no kubelet runs for $NODE: skipping cordon and drain"
+  else
+    say "Ready=Unknown (the kubelet does not report: host down?): skipping cordon and drain"
+  fi
 else
   say "cordon"
   k3s kubectl cordon "$NODE"

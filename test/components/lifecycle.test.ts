@@ -52,6 +52,18 @@ function sandbox(fakes: Record<string, string>) {
   return { dir, root, run, calls };
 }
 
+/**
+ * A fake `k3s` for the drain and forget scripts: `first` (test-specific answers) runs first; then
+ * `get node` prints $READY (default True) and `get nodes` prints $ROWS (custom-columns rows
+ * NAME READY ADDRESS MEMBER REMOVED, `\n`-separated); every other call succeeds silently.
+ */
+const k3sFake = (first = "") => `${first}
+case "$2 $3" in
+  "get node") echo "\${READY:-True}"; exit 0 ;;
+  "get nodes") printf '%b' "\${ROWS:-}"; exit 0 ;;
+esac
+exit 0`;
+
 describe("decommission: validation", () => {
   it("refuses the last server, more servers than etcd can lose at once, and an even number left in prod; names the node", () => {
     assert.deepEqual(issues(prod((n) => (n[3]!.decommission = true))), [], "an agent may go");
@@ -119,16 +131,19 @@ describe("decommission: plan and teardown", () => {
 
   it("the drain runs cordon, drain, delete node; an absent node is a no-op; a blocked drain fails, leaving it cordoned", () => {
     const script = renderDrainScript(config.nodes[4]!);
-    const ok = sandbox({ k3s: "exit 0" });
-    const r = ok.run(script);
+    const ok = sandbox({ k3s: k3sFake() });
+    const r = ok.run(script, { ROWS: "prod-agent-2 True 203.0.113.22 <none> <none>\\nprod-server-1 True 203.0.113.11 prod-server-1-0a1b2c3d <none>\\n" });
     assert.equal(r.status, 0, r.stderr);
+    const nodes =
+      "k3s kubectl get nodes --no-headers -o custom-columns=NAME:.metadata.name,READY:.status.conditions[?(@.type==\"Ready\")].status,ADDRESS:.status.addresses[?(@.type==\"InternalIP\")].address,MEMBER:.metadata.annotations.etcd\\.k3s\\.cattle\\.io/node-name,REMOVED:.metadata.annotations.etcd\\.k3s\\.cattle\\.io/removed-node-name";
     assert.deepEqual(ok.calls().trim().split("\n"), [
       "k3s kubectl get --raw=/readyz",
       "k3s kubectl get configmap k3s-platform-managed-nodes -n kube-system -o jsonpath={.data.nodes}",
       'k3s kubectl get node prod-agent-2 --no-headers -o custom-columns=READY:.status.conditions[?(@.type=="Ready")].status',
+      nodes,
       "k3s kubectl cordon prod-agent-2",
       "k3s kubectl drain prod-agent-2 --ignore-daemonsets --delete-emptydir-data --timeout=300s",
-      "k3s kubectl get nodes --no-headers -o custom-columns=NAME:.metadata.name,MEMBER:.metadata.annotations.etcd\\.k3s\\.cattle\\.io/node-name",
+      nodes,
       "k3s kubectl delete node prod-agent-2 --wait=true --timeout=300s",
     ]);
     assert.match(r.stdout, /decommission\[prod-agent-2\]: drain \(\d+s\)/);
@@ -136,7 +151,7 @@ describe("decommission: plan and teardown", () => {
     const g = gone.run(script);
     assert.equal(g.status, 0, g.stderr);
     assert.match(g.stdout, /not registered: nothing to drain/);
-    const blocked = sandbox({ k3s: `[ "$2" = drain ] && { echo 'error when evicting pods/"web-0" -n "shop": Cannot evict pod as it would violate the pod'"'"'s disruption budget.' >&2; exit 1; }; exit 0` });
+    const blocked = sandbox({ k3s: k3sFake(`[ "$2" = drain ] && { echo 'error when evicting pods/"web-0" -n "shop": Cannot evict pod as it would violate the pod'"'"'s disruption budget.' >&2; exit 1; }`) });
     const b = blocked.run(script);
     assert.equal(b.status, 1);
     assert.match(b.stderr, /web-0/);
@@ -146,7 +161,7 @@ describe("decommission: plan and teardown", () => {
 
   it("a node its servers still list as managed (the decommission line deleted, not the entry) is refused before anything runs", () => {
     const script = renderDrainScript(config.nodes[4]!);
-    const listed = sandbox({ k3s: "exit 0" });
+    const listed = sandbox({ k3s: k3sFake() });
     mkdirSync(join(listed.root, dirname(MANAGED_NODES_FILE)), { recursive: true });
     writeFileSync(join(listed.root, MANAGED_NODES_FILE), "prod-agent-1\nprod-agent-2\nprod-server-1\n");
     const r = listed.run(script);
@@ -161,7 +176,7 @@ describe("decommission: plan and teardown", () => {
   it("a node the cluster's managed-node list names is refused even when this server's own list is stale (this server armed in the same up)", () => {
     const script = renderDrainScript(config.nodes[4]!);
     // `k3s kubectl get configmap …` prints the ConfigMap's `nodes`; every other call succeeds.
-    const cluster = (nodes: string) => sandbox({ k3s: `[ "$2 $3" = "get configmap" ] && { printf '%s' ${JSON.stringify(nodes)}; exit 0; }; exit 0` });
+    const cluster = (nodes: string) => sandbox({ k3s: k3sFake(`[ "$2 $3" = "get configmap" ] && { printf '%s' ${JSON.stringify(nodes)}; exit 0; }`) });
     const stale = cluster("prod-agent-1 prod-agent-2 prod-server-1");
     mkdirSync(join(stale.root, dirname(MANAGED_NODES_FILE)), { recursive: true });
     writeFileSync(join(stale.root, MANAGED_NODES_FILE), "prod-agent-1\nprod-server-1\n"); // from before the line was deleted
@@ -174,11 +189,11 @@ describe("decommission: plan and teardown", () => {
     for (const list of ["prod-agent-20 prod-agent", "", "prod-agent-2x"]) assert.equal(cluster(list).run(script).status, 0, `listed: ${list}`);
     for (const list of ["prod-agent-2", "a prod-agent-2", "prod-agent-2 z"]) assert.equal(cluster(list).run(script).status, 1, `listed: ${list}`);
     // No list in the cluster: the server's file decides; any other read error changes nothing.
-    const absent = sandbox({ k3s: `[ "$2 $3" = "get configmap" ] && { echo 'Error from server (NotFound): configmaps "k3s-platform-managed-nodes" not found' >&2; exit 1; }; exit 0` });
+    const absent = sandbox({ k3s: k3sFake(`[ "$2 $3" = "get configmap" ] && { echo 'Error from server (NotFound): configmaps "k3s-platform-managed-nodes" not found' >&2; exit 1; }`) });
     const a = absent.run(script);
     assert.equal(a.status, 0, a.stderr);
     assert.match(a.stdout, /no managed-node list in the cluster/);
-    const broken = sandbox({ k3s: `[ "$2 $3" = "get configmap" ] && { echo 'Unable to connect to the server' >&2; exit 1; }; exit 0` });
+    const broken = sandbox({ k3s: k3sFake(`[ "$2 $3" = "get configmap" ] && { echo 'Unable to connect to the server' >&2; exit 1; }`) });
     const b = broken.run(script);
     assert.equal(b.status, 1);
     assert.match(b.stderr, /cannot read the managed-node list .*Unable to connect.*nothing was changed/);
@@ -227,37 +242,74 @@ describe("decommission: plan and teardown", () => {
     assert.match(r.stdout, /Ready=Unknown .*skipping cordon and drain/);
   });
 
-  it("the drain keeps an etcd member another Node carries now (the host serves another entry): marked removed on the old Node in one call, then deleted", () => {
+  describe("the drain and forget share delete_node: an etcd member a live Node carries now is kept", () => {
     const script = renderDrainScript(config.nodes[4]!);
-    /** `get nodes` lists NAME MEMBER as custom-columns prints them (<none>: no annotation). */
-    const k3s = (rows: string) => `case "$2 $3" in
-  "get nodes") printf '%s\\n' ${rows.split("\n").map((row) => JSON.stringify(row)).join(" ")} ;;
-  "get node") echo Unknown ;;
-  *) exit 0 ;;
-esac`;
-    const shared = sandbox({ k3s: k3s("prod-server-1 prod-server-1-5f3a9c01\nprod-agent-2 prod-agent-2-0c0ffee0\nprod-server-7 prod-agent-2-0c0ffee0") });
-    const r = shared.run(script);
-    assert.equal(r.status, 0, r.stderr);
-    const changing = shared.calls().split("\n").filter((l) => /kubectl (annotate|delete) /.test(l));
-    assert.deepEqual(changing, [
-      "k3s kubectl annotate node prod-agent-2 --overwrite etcd.k3s.cattle.io/remove=true etcd.k3s.cattle.io/removed-node-name=prod-agent-2-0c0ffee0",
-      "k3s kubectl delete node prod-agent-2 --wait=true --timeout=300s",
-    ]);
-    assert.match(r.stdout, /etcd member prod-agent-2-0c0ffee0 belongs to Node prod-server-7 now/);
-    // Its own member only (or none, or a member that merely shares a prefix): deleted as it is, K3s removes the member.
-    for (const rows of ["prod-agent-2 prod-agent-2-0c0ffee0\nprod-server-7 prod-agent-2-0c0ffee01", "prod-agent-2 <none>\nprod-server-7 <none>", "prod-server-7 prod-server-7-11111111"]) {
-      const own = sandbox({ k3s: k3s(rows) });
-      const o = own.run(script);
-      assert.equal(o.status, 0, o.stderr);
-      assert.doesNotMatch(own.calls(), /annotate/, rows);
-      assert.match(own.calls(), /^k3s kubectl delete node prod-agent-2 --wait=true --timeout=300s$/m);
-    }
-    // The Nodes cannot be listed: nothing is deleted.
-    const broken = sandbox({ k3s: `[ "$2 $3" = "get nodes" ] && { echo 'Unable to connect to the server' >&2; exit 1; }; [ "$2 $3" = "get node" ] && { echo Unknown; exit 0; }; exit 0` });
-    const b = broken.run(script);
-    assert.equal(b.status, 1);
-    assert.match(b.stderr, /decommission\[prod-agent-2\]: cannot list Nodes: Unable to connect to the server/);
-    assert.doesNotMatch(broken.calls(), /delete node/);
+    const run = (rows: string[], env: Record<string, string> = {}, first = "") => {
+      const s = sandbox({ k3s: k3sFake(first), sleep: "exit 0" }); // sleep: the member wait's polls, instant here
+      const r = s.run(script, { READY: "Unknown", ROWS: rows.map((row) => `${row}\\n`).join(""), ...env });
+      return { ...r, calls: s.calls(), changing: s.calls().split("\n").filter((l) => /kubectl (annotate|cordon|drain|delete) /.test(l)) };
+    };
+    const DELETE = "k3s kubectl delete node prod-agent-2 --wait=true --timeout=300s";
+    const MARK = "k3s kubectl annotate node prod-agent-2 --overwrite etcd.k3s.cattle.io/remove=true etcd.k3s.cattle.io/removed-node-name=prod-agent-2-0c0ffee0";
+
+    it("a Ready, unmarked Node on the same host carrying the member: the old Node is marked in one call, then deleted; no cordon or drain (no kubelet runs for it)", () => {
+      const r = run(["prod-server-1 True 203.0.113.11 prod-server-1-5f3a9c01 <none>", "prod-agent-2 True 203.0.113.22 prod-agent-2-0c0ffee0 <none>", "prod-server-7 True 203.0.113.22 prod-agent-2-0c0ffee0 <none>"], { READY: "True" });
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(r.changing, [MARK, DELETE]);
+      assert.match(r.stdout, /its host serves Node prod-server-7 now, so no kubelet runs for prod-agent-2: skipping cordon and drain/);
+      assert.match(r.stdout, /etcd member prod-agent-2-0c0ffee0 belongs to Node prod-server-7 now/);
+    });
+
+    it("no live carrier: deleted as it is (K3s removes the member), whether the carrier is not Ready, itself marked, or only shares a prefix", () => {
+      for (const other of ["prod-server-7 Unknown 203.0.113.77 prod-agent-2-0c0ffee0 <none>", "prod-server-7 True 203.0.113.77 prod-agent-2-0c0ffee0 prod-agent-2-0c0ffee0", "prod-server-7 True 203.0.113.77 prod-agent-2-0c0ffee01 <none>", "prod-server-7 True 203.0.113.77 <none> <none>"]) {
+        const r = run(["prod-agent-2 Unknown 203.0.113.22 prod-agent-2-0c0ffee0 <none>", other]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.deepEqual(r.changing, [DELETE], other);
+      }
+      const agent = run(["prod-agent-2 Unknown 203.0.113.22 <none> <none>", "prod-server-7 True 203.0.113.22 <none> <none>"]);
+      assert.deepEqual(agent.changing, [DELETE], "no member: nothing to keep, no wait");
+      assert.doesNotMatch(agent.stdout, /waiting/);
+    });
+
+    it("two stale Nodes carrying one member, deleted at once: neither keeps it for the other (a dead voter would stay)", () => {
+      const r = run(["prod-agent-2 Unknown 203.0.113.22 prod-agent-2-0c0ffee0 <none>", "prod-agent-9 Unknown 203.0.113.22 prod-agent-2-0c0ffee0 <none>"]);
+      assert.deepEqual(r.changing, [DELETE]);
+    });
+
+    it("a mark left by an earlier attempt whose carrier is gone is cleared in one call before the delete", () => {
+      const r = run(["prod-agent-2 Unknown 203.0.113.22 prod-agent-2-0c0ffee0 prod-agent-2-0c0ffee0"]);
+      assert.deepEqual(r.changing, ["k3s kubectl annotate node prod-agent-2 etcd.k3s.cattle.io/remove- etcd.k3s.cattle.io/removed-node-name-", DELETE]);
+      assert.match(r.stdout, /no live Node uses that member now: clearing it/);
+    });
+
+    it("a Ready Node on the same host without a member yet: waits for it; kept when it appears, deleted as it is when it never does (an agent)", () => {
+      // The second listing shows the member (K3s' metadata controller ran): a counter file picks the rows.
+      const later = `[ "$2 $3" = "get nodes" ] && { n="$(cat "$(dirname "$0")/n" 2>/dev/null || echo 0)"; echo $((n + 1)) >"$(dirname "$0")/n"; if [ "$n" -lt 2 ]; then printf '%b' "$ROWS"; else printf '%b' "$ROWS2"; fi; exit 0; }`;
+      const rows = (member: string) => `prod-agent-2 True 203.0.113.22 prod-agent-2-0c0ffee0 <none>\\nprod-server-7 True 203.0.113.22 ${member} <none>\\n`;
+      const appears = run([], { READY: "True", ROWS: rows("<none>"), ROWS2: rows("prod-agent-2-0c0ffee0") }, later);
+      assert.equal(appears.status, 0, appears.stderr);
+      assert.deepEqual(appears.changing, [MARK, DELETE]);
+      assert.match(appears.stdout, /Node prod-server-7 on the same host has no etcd member name yet .*waiting up to 60s/);
+      const never = run([], { READY: "True", ROWS: rows("<none>"), ROWS2: rows("<none>") }, later);
+      assert.equal(never.status, 0, never.stderr);
+      assert.deepEqual(never.changing, [DELETE]);
+      assert.equal(never.calls.split("\n").filter((l) => l.startsWith("sleep ")).length, 12, "60 s in 5 s polls");
+    });
+
+    it("kubectl's discovery errors on stderr are not read as data; an unexpected Ready value or an unlistable cluster deletes nothing", () => {
+      const noisy = `[ "$2 $3" = "get node" ] && { echo 'E1130 memcache.go:265] couldn'"'"'t get resource list for metrics.k8s.io/v1beta1: the server is currently unable to handle the request' >&2; echo True; exit 0; }`;
+      const r = run(["prod-agent-2 True 203.0.113.22 <none> <none>"], {}, noisy);
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(r.changing.map((l) => l.split(" ")[2]), ["cordon", "drain", "delete"], "Ready=True: cordoned and drained");
+      const odd = run([], { READY: "Maybe" });
+      assert.equal(odd.status, 1);
+      assert.match(odd.stderr, /cannot read Node prod-agent-2: unexpected Ready status: Maybe/);
+      assert.deepEqual(odd.changing, []);
+      const broken = run([], {}, `[ "$2 $3" = "get nodes" ] && { echo 'Unable to connect to the server' >&2; exit 1; }`);
+      assert.equal(broken.status, 1);
+      assert.match(broken.stderr, /decommission\[prod-agent-2\]: cannot list Nodes: Unable to connect to the server/);
+      assert.deepEqual(broken.changing, []);
+    });
   });
 
   it("the uninstall runs the install script's uninstaller and removes k3s-platform state; without one it says so", () => {
@@ -516,7 +568,7 @@ describe("rebuild: nodes[].rebuild", () => {
     const k3s = (ready: string) => `case "$2 $3" in
   "get --raw=/readyz") exit 0 ;;
   "get node") ${ready === "absent" ? `echo 'Error from server (NotFound): nodes "prod-server-1" not found' >&2; exit 1` : `echo ${ready}`} ;;
-  "get nodes") echo "prod-server-1 \${MEMBER_1:-<none>}"; echo "prod-server-2 prod-server-2-0a1b2c3d"; [ -z "\${MEMBER_OTHER:-}" ] || echo "prod-server-9 $MEMBER_OTHER" ;;
+  "get nodes") echo "prod-server-1 ${ready} 203.0.113.11 \${MEMBER_1:-<none>} <none>"; echo "prod-server-2 True 203.0.113.12 prod-server-2-0a1b2c3d <none>"; [ -z "\${MEMBER_OTHER:-}" ] || echo "prod-server-9 True 203.0.113.19 $MEMBER_OTHER <none>" ;;
   "annotate node") exit 0 ;;
   "get secret") if [ "\${HAS_SECRET:-0}" = 1 ]; then echo "secret/$6"; else echo "Error from server (NotFound): secrets \"$6\" not found" >&2; exit 1; fi ;;
   "delete node" | "delete secret") exit 0 ;;
