@@ -1,4 +1,4 @@
-import { raw, Shell } from "../shell/sh";
+import { Shell, sh } from "../shell/sh";
 
 /**
  * Shell functions the drain (render.ts) and the forget (rebuild.ts) scripts share: reading a
@@ -16,9 +16,17 @@ export const ETCD_REMOVED_ANNOTATION = "etcd.k3s.cattle.io/removed-node-name";
 export const MEMBER_WAIT_SECONDS = 60;
 
 const esc = (annotation: string) => annotation.replace(/\./g, "\\.");
+/** The custom-columns of list_nodes (kubectl JSONPath: dots in an annotation key escaped). */
+const NODE_COLUMNS = [
+  "NAME:.metadata.name",
+  'READY:.status.conditions[?(@.type=="Ready")].status',
+  'ADDRESS:.status.addresses[?(@.type=="InternalIP")].address',
+  `MEMBER:.metadata.annotations.${esc(ETCD_MEMBER_ANNOTATION)}`,
+  `REMOVED:.metadata.annotations.${esc(ETCD_REMOVED_ANNOTATION)}`,
+].join(",");
 
 /**
- * `kread ARGS...` runs `k3s kubectl ARGS` with its stdout in KOUT and its stderr in KERR, kept
+ * `kread ARGS...` runs k3s kubectl with ARGS, its stdout in KOUT and its stderr in KERR, kept
  * apart: kubectl prints discovery errors on stderr even when it succeeds (an unavailable
  * metrics.k8s.io APIService: "couldn't get resource list for metrics.k8s.io/v1beta1"), and mixed
  * into a value they would be read as data (a Ready Node taken for a NotReady one).
@@ -34,7 +42,7 @@ const esc = (annotation: string) => annotation.replace(/\./g, "\\.");
  * host serves that Node now (a new entry on it, or a rename), so NODE's kubelet is gone and its
  * pods would never finish terminating; prints nothing otherwise.
  *
- * `delete_node NODE` runs `kubectl delete node NODE` (waiting up to TIMEOUT seconds), first
+ * `delete_node NODE` deletes the Node with kubectl (waiting up to TIMEOUT seconds), first
  * keeping the Node's etcd member when a live Node carries it now. K3s names each server's member
  * in the Node annotation etcd.k3s.cattle.io/node-name (its etcd metadata controller, shortly after
  * the API server starts), and its etcd finalizer removes that member when the Node is deleted
@@ -52,7 +60,7 @@ const esc = (annotation: string) => annotation.replace(/\./g, "\\.");
  *    patch), so K3s removes the dead member. Only our mark can hold both names: K3s' own removal
  *    deletes node-name.
  */
-export const NODE_FUNCTIONS: Shell = raw(`# kread ARGS...: k3s kubectl ARGS; stdout in KOUT, stderr in KERR (apart: discovery errors go to stderr even on success).
+export const NODE_FUNCTIONS: Shell = sh`# kread ARGS...: k3s kubectl ARGS; stdout in KOUT, stderr in KERR (apart: discovery errors go to stderr even on success).
 kread() {
   local err status=0
   err="$(mktemp)"
@@ -76,7 +84,7 @@ node_ready() {
 }
 # list_nodes: NODES, a line per Node: NAME READY ADDRESS MEMBER REMOVED.
 list_nodes() {
-  kread get nodes --no-headers -o 'custom-columns=NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,ADDRESS:.status.addresses[?(@.type=="InternalIP")].address,MEMBER:.metadata.annotations.${esc(ETCD_MEMBER_ANNOTATION)},REMOVED:.metadata.annotations.${esc(ETCD_REMOVED_ANNOTATION)}' || fail "cannot list Nodes: $KERR"
+  kread get nodes --no-headers -o ${`custom-columns=${NODE_COLUMNS}`} || fail "cannot list Nodes: $KERR"
   NODES="$KOUT"
 }
 # node_successor NODE: another Ready Node on NODE's InternalIP, or nothing.
@@ -95,7 +103,7 @@ node_successor() {
 }
 # delete_node NODE: delete the Node; an etcd member a live Node carries now is marked removed on this one first.
 delete_node() {
-  local node="$1" name ready address member removed own="" mark="" host="" user="" pending waited=0
+  local node="$1" name ready address member removed own="" mark="" host="" user="" pending waited=0 wait_max=${MEMBER_WAIT_SECONDS}
   while :; do
     list_nodes
     own="" mark="" host="" user="" pending=""
@@ -108,17 +116,17 @@ delete_node() {
       if [ "$member" = "$own" ] && [ "$removed" = "<none>" ]; then user="$name"; fi
       if [ "$member" = "<none>" ] && [ "$address" = "$host" ]; then pending="$name"; fi
     done <<<"$NODES"
-    if [ -n "$user" ] || [ -z "$pending" ] || [ "$waited" -ge ${MEMBER_WAIT_SECONDS} ]; then break; fi
-    if [ "$waited" = 0 ]; then say "Node $pending on the same host has no etcd member name yet (K3s publishes it shortly after start; an agent never has one): waiting up to ${MEMBER_WAIT_SECONDS}s"; fi
+    if [ -n "$user" ] || [ -z "$pending" ] || [ "$waited" -ge "$wait_max" ]; then break; fi
+    if [ "$waited" = 0 ]; then say "Node $pending on the same host has no etcd member name yet (K3s publishes it shortly after start; an agent never has one): waiting up to \${wait_max}s"; fi
     sleep 5
     waited=$((waited + 5))
   done
   if [ -n "$user" ]; then
     say "etcd member $own belongs to Node $user now (the same host under another name): marking it removed on Node $node, so deleting $node keeps it in etcd"
-    k3s kubectl annotate node "$node" --overwrite ${ETCD_REMOVE_ANNOTATION}=true "${ETCD_REMOVED_ANNOTATION}=$own"
+    k3s kubectl annotate node "$node" --overwrite ${ETCD_REMOVE_ANNOTATION}=true ${ETCD_REMOVED_ANNOTATION}"=$own"
   elif [ -n "$own" ] && [ "$own" != "<none>" ] && [ "$mark" = "$own" ]; then
     say "Node $node carries a mark keeping etcd member $own from an earlier attempt, but no live Node uses that member now: clearing it, so K3s removes the member with the Node"
     k3s kubectl annotate node "$node" ${ETCD_REMOVE_ANNOTATION}- ${ETCD_REMOVED_ANNOTATION}-
   fi
   k3s kubectl delete node "$node" --wait=true --timeout="\${TIMEOUT}s"
-}`);
+}`;
