@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { stringify } from "yaml";
 import { ResolvedConfig } from "../../components/config/schema";
+import { renderDrainScript } from "../../components/decommission/render";
 import { renderDns } from "../../components/dns/render";
 import { renderKeepKeysWrite } from "../../components/encryption/keep-keys";
 import { renderEncryptionConfig, rotationPhases } from "../../components/encryption/render";
@@ -366,4 +367,52 @@ describe("test:cluster — a real API server and the real engine", function () {
       await check(KEY_B.name);
     });
   });
+
+  describe("the drain on a real API server: kubectl's real custom-columns output parsed, the etcd-member mark accepted, Nodes deleted", () => {
+    const MEMBER = "etcd.k3s.cattle.io/node-name";
+    /** A Node as its kubelet and K3s would leave it: InternalIP, Ready, and a server's etcd member annotation. */
+    const node = (name: string, address: string, ready: string, member?: string) => {
+      const created = cp.kubectl(["create", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name, annotations: member ? { [MEMBER]: member } : {} } }));
+      assert.equal(created.status, 0, created.stderr);
+      const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+      const status = { conditions: [{ type: "Ready", status: ready, reason: "KubeletReady", message: "test", lastHeartbeatTime: now, lastTransitionTime: now }], addresses: [{ type: "InternalIP", address }] };
+      const patched = cp.kubectl(["patch", "node", name, "--subresource=status", "--type=merge", "-p", JSON.stringify({ status })]);
+      assert.equal(patched.status, 0, patched.stderr);
+    };
+    const drain = (name: string) => {
+      const bin = join(work, "k3s-drain-bin");
+      mkdirSync(bin, { recursive: true });
+      writeFileSync(join(bin, "k3s"), `#!/bin/sh\n[ "$1" = kubectl ] || { echo "k3s stand-in: only kubectl" >&2; exit 2; }\nshift\nexec '${join(kubernetesBin(), "kubectl")}' --kubeconfig='${cp.kubeconfig}' "$@"\n`);
+      chmodSync(join(bin, "k3s"), 0o755);
+      const script = renderDrainScript({ ...prod.nodes[0]!, name });
+      return spawnSync("bash", ["-c", script], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, K3S_PLATFORM_ROOT: join(work, "drain-root") } });
+    };
+
+    after(() => {
+      cp.kubectl(["delete", "node", "--all", "--wait=false"]);
+    });
+
+    it("a host re-used by another server: no cordon or drain, the old Node marked (one patch, accepted) and deleted, the new one and its member untouched", () => {
+      node("reused-old", "10.250.0.7", "True", "reused-old-5f3a9c01");
+      node("reused-new", "10.250.0.7", "True", "reused-old-5f3a9c01");
+      node("bystander", "10.250.0.8", "True", "bystander-0c0ffee0");
+      const r = drain("reused-old");
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /its host serves Node reused-new now, so no kubelet runs for reused-old: skipping cordon and drain/);
+      assert.match(r.stdout, /etcd member reused-old-5f3a9c01 belongs to Node reused-new now .*: marking it removed on Node reused-old/);
+      assert.match(cp.kubectl(["get", "node", "reused-old"]).stderr, /NotFound/);
+      assert.equal(cp.kubectl(["get", "node", "reused-new", "-o", "jsonpath={.metadata.annotations.etcd\\.k3s\\.cattle\\.io/node-name}"]).stdout, "reused-old-5f3a9c01");
+      assert.equal(cp.kubectl(["get", "node", "reused-new", "-o", "jsonpath={.spec.unschedulable}"]).stdout, "", "the new Node is not cordoned");
+    });
+
+    it("a node on its own host, Ready: cordoned, drained (no pods), deleted; its member not kept (K3s would remove it)", () => {
+      node("alone", "10.250.0.9", "True", "alone-11111111");
+      const r = drain("alone");
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /decommission\[alone\]: cordon .*\n.*decommission\[alone\]: drain /s);
+      assert.doesNotMatch(r.stdout, /marking it removed|skipping cordon/);
+      assert.match(cp.kubectl(["get", "node", "alone"]).stderr, /NotFound/);
+    });
+  });
 });
+
