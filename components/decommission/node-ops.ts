@@ -3,7 +3,7 @@ import { Shell, sh } from "../shell/sh";
 /**
  * Shell functions the drain (render.ts) and the forget (rebuild.ts) scripts share: reading a
  * Node's Ready status and deleting a Node. Both scripts define `say`, `fail` and `TIMEOUT`
- * (seconds) before these are used. Pure text, no values interpolated.
+ * (seconds) before these are used. Only constants of this module are interpolated.
  */
 
 /** K3s' annotation naming a server's embedded-etcd member on its Node (k3s-io/k3s pkg/etcd). */
