@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import * as k8s from "@pulumi/kubernetes";
@@ -10,7 +10,8 @@ import { loadStackConfig, parseStackConfig } from "../components/stack/load";
 import { planCluster } from "../components/plan/node";
 import { renderTree } from "../tools/tree";
 import { ControlPlane, missingTools } from "../tools/harness/apiserver";
-import { engineMissing, inClusterProgram, inlineStack } from "../tools/harness/engine";
+import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
+import { ENGINE_BIN, engineEnv, engineMissing, inClusterProgram, inlineStack, projectEngineMissing, projectStack } from "../tools/harness/engine";
 import { BenchResource, buildGraph, prodWithNodes, REPO, runPack } from "./graph";
 
 /**
@@ -119,9 +120,90 @@ async function realEnginePreview(): Promise<string[]> {
   }
 }
 
+/** Resources a preview announces (the stack, providers and components included), counted from its events. */
+async function previewedResources(stack: Stack): Promise<number> {
+  let count = 0;
+  await stack.preview({ onEvent: (e) => void (e.resourcePreEvent && count++) });
+  return count;
+}
+
+/**
+ * The preview users run (issue 21): `pulumi preview` of this project through the CLI and the
+ * Node.js language host, loaded with Pulumi.yaml's runtime options (tsx, no type-check), for the
+ * prod sample at BENCH_CLI_NODES (30) nodes from an empty stack, next to a bare JavaScript
+ * project registering as many resources (all `remote.Command`, same provider) as the preview
+ * announces (stack, providers and components included, as issue 21 counted them). One
+ * warm-up preview of each, then BENCH_ENGINE_RUNS (3) alternating timed runs, medians. Goal: ratio
+ * ≤ 1.3. Skips, saying why, where the language host or the command/random plugins are missing.
+ */
+async function cliProjectPreview(): Promise<string[]> {
+  const missing = projectEngineMissing(["command", "random", "kubernetes"]);
+  if (missing) return [`skipped: ${missing}`];
+  const runs = Number(process.env.BENCH_ENGINE_RUNS ?? 3);
+  const nodes = Number(process.env.BENCH_CLI_NODES ?? 30);
+  const work = mkdtempSync(join(tmpdir(), "k3sp-bench-cli-"));
+  try {
+    const values = Object.fromEntries(Object.entries(prodWithNodes(nodes)).map(([k, v]) => [`k3s-platform:${k}`, v]));
+    const real = await projectStack(join(work, "real"), "prod", values);
+    const count = await previewedResources(real);
+    // Its stack and its default command provider are resources too: count - 2 commands. The
+    // second bare project also starts the other plugins this project's preview starts (random,
+    // kubernetes), with one resource each in place of two commands: what is left is the program.
+    const bare = await bareProject(work, "bare", count - 2, false);
+    const plugins = await bareProject(work, "plugins", count - 4, true);
+    const counts = { bare: await previewedResources(bare), plugins: await previewedResources(plugins) };
+
+    const times = { real: [] as number[], bare: [] as number[], plugins: [] as number[] };
+    for (let i = 0; i < runs; i++) {
+      times.real.push((await timed(() => real.preview())).wallMs);
+      times.bare.push((await timed(() => bare.preview())).wallMs);
+      times.plugins.push((await timed(() => plugins.preview())).wallMs);
+    }
+    const r = median(times.real);
+    const b = median(times.bare);
+    const p = median(times.plugins);
+    return [
+      `this project (prod sample, ${nodes} nodes), ${count} resources: ${r.toFixed(0)} ms`,
+      `bare JavaScript project (${counts.bare} resources: remote.Command, same provider): ${b.toFixed(0)} ms`,
+      `ratio ${(r / b).toFixed(2)} (goal ≤ 1.3; median of ${runs} after one warm-up each; pulumi preview from an empty stack)`,
+      `bare project that also starts the random and kubernetes plugins (${counts.plugins} resources): ${p.toFixed(0)} ms; ratio to it ${(r / p).toFixed(2)}`,
+    ];
+  } catch (e) {
+    return [`failed: ${(e as Error).message.split("\n").filter((l) => /error|Error/.test(l)).slice(0, 8).join(" | ")}`];
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** A JavaScript project registering `commands` remote.Commands (plus, with `plugins`, one RandomPassword and one kubernetes ConfigMap). */
+async function bareProject(work: string, name: string, commands: number, plugins: boolean): Promise<Stack> {
+  const dir = join(work, name, "project");
+  mkdirSync(dir, { recursive: true });
+  mkdirSync(join(work, name, "state"), { recursive: true });
+  symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
+  writeFileSync(join(dir, "Pulumi.yaml"), `name: ${name}\nruntime:\n  name: nodejs\n  options:\n    typescript: false\n`);
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name, main: "index.js" }));
+  const extra = plugins
+    ? 'new (require("@pulumi/random").RandomPassword)("bare-password", { length: 32 });\n' +
+      'new (require("@pulumi/kubernetes").core.v1.ConfigMap)("bare-map", { data: { k: "v" } });\n'
+    : "";
+  writeFileSync(
+    join(dir, "index.js"),
+    `const command = require("@pulumi/command");\nfor (let i = 0; i < ${commands}; i++) new command.remote.Command("bare-" + i, { connection: { host: "198.18.0." + ((i % 250) + 1), user: "deploy" }, create: "true" });\n${extra}`,
+  );
+  const env = engineEnv(join(work, name));
+  const pulumiCommand = await PulumiCommand.get({ root: join(ENGINE_BIN, ".."), skipVersionCheck: false });
+  return LocalWorkspace.createOrSelectStack({ stackName: name, workDir: dir }, { pulumiCommand, envVars: env, pulumiHome: env.PULUMI_HOME });
+}
+
 async function main(): Promise<void> {
   const [l1] = loadavg();
   console.log(`k3s-platform bench · node ${process.version} · ${cpus().length} CPU(s) · load average ${l1!.toFixed(2)} at start`);
+  // BENCH_ONLY=cli-preview: only the preview users run (the other sections take minutes).
+  if (process.env.BENCH_ONLY === "cli-preview") {
+    for (const line of await cliProjectPreview()) console.log(`  ${line}`);
+    return;
+  }
   console.log(`prod sample settings, 3 servers + N-3 agents; Pulumi mocks (bench/graph.ts) + the whole policy pack\n`);
 
   const sourceMaps = process.env.BENCH_SOURCE_MAPS === "1";
@@ -167,6 +249,9 @@ async function main(): Promise<void> {
   console.log("");
   console.log("Real engine preview (pulumi CLI + kubernetes provider against a real kube-apiserver):");
   for (const line of await realEnginePreview()) console.log(`  ${line}`);
+  console.log("");
+  console.log("Preview as users run it (pulumi CLI + Node.js language host + command provider, no API server):");
+  for (const line of await cliProjectPreview()) console.log(`  ${line}`);
   const [end] = loadavg();
   console.log(`\nload average ${end!.toFixed(2)} at end`);
 }

@@ -77,6 +77,8 @@ export const CLUSTER_CHILDREN = {
   tokenSalt: "token-salt",
   tokenRotate: "token-rotate",
   nodeInventory: "node-inventory",
+  /** Issue 21: the one-shot values the cluster was created with, taken once (encryption/once.ts). */
+  oneShotBaseline: "one-shot-baseline",
 } as const;
 export type ClusterChild = keyof typeof CLUSTER_CHILDREN;
 

@@ -18,7 +18,7 @@ import { joinShell, sh } from "../shell/sh";
 import { createTeardowns } from "../decommission/component";
 import { renderInventoryScript } from "../decommission/render";
 import { forgetSteps, rebuildTriggers } from "../decommission/rebuild";
-import { createCertificateChecks, createCertificateRotation, createTokenRotation, RotationNode } from "../rotation/component";
+import { createBaseline, createCertificateChecks, createCertificateRotation, createTokenRotation, RotationNode } from "../rotation/component";
 import { CertificateExpiry } from "../rotation/render";
 
 export interface K3sClusterArgs {
@@ -156,6 +156,9 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   const firstPlan = plan.nodes[0]!;
   const firstRotation: RotationNode = { plan: firstPlan, connection: nodeConnection(config, firstPlan.node, args.sshPrivateKey) };
   const tokenRotation = createTokenRotation(name, config, firstRotation, token, parent);
+  // One-shot steps do nothing on the up that creates the cluster (encryption/once.ts): the
+  // baseline is taken on the first server before its first install, once per stack.
+  const { step: baselineStep, baseline } = createBaseline(name, config, firstRotation, parent);
 
   const declared: K3sNode[] = [];
   const serverApplies: pulumi.Resource[] = [];
@@ -163,13 +166,15 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   // Rebuild (decommission/rebuild.ts): a one-shot "forget" step on a surviving server before the
   // node's steps; one on the first server waits for that server's apply.
   const forgets = new Map(forgetSteps(config).map((f) => [f.node.name, f]));
+  const forgetStdin = baseline.apply((b) => new Map(forgetSteps(config, b).map((f) => [f.node.name, f.stdin])));
   const forget = (nodePlan: ClusterPlan["nodes"][number]): pulumi.Resource[] => {
     const f = forgets.get(nodePlan.node.name);
     if (!f) return [];
+    const stdin = forgetStdin.apply((m) => m.get(f.node.name)!);
     return [
       new command.remote.Command(
         childName(name, f.name),
-        { connection: nodeConnection(config, f.on, args.sshPrivateKey), create: f.create, update: f.update, stdin: f.stdin, triggers: f.triggers, addPreviousOutputInEnv: false },
+        { connection: nodeConnection(config, f.on, args.sshPrivateKey), create: f.create, update: f.update, stdin, triggers: f.triggers, addPreviousOutputInEnv: false },
         { parent, dependsOn: f.afterFirstServer ? serverApplies.slice(0, 1) : [] },
       ),
     ];
@@ -177,7 +182,8 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   const declare = (nodePlan: ClusterPlan["nodes"][number], after: pulumi.Resource[] = serverApplies.slice(-1)) => {
     // The plan lists servers first: each server waits for the one before it, and every agent
     // for the last server (through its batch's drain step), so servers join strictly one at a time.
-    const before = forget(nodePlan);
+    // The first server's steps wait for the baseline too: it must see the host before any install.
+    const before = [...forget(nodePlan), ...(nodePlan === firstPlan ? [baselineStep] : [])];
     const node = new K3sNode(
       nodeResourceName(name, nodePlan.node.name),
       {
@@ -239,11 +245,13 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     return declared;
   })();
   const applies = nodes.then((all) => all.map((n) => n.apply));
+  // Every node's join: its apply, and the agent batches' uncordon steps (all declared by then).
+  const joined: Promise<pulumi.Resource[]> = applies.then((all) => [...all, ...batchSteps]);
 
   const firstServer = declared[0]!;
   const labelCommand = postRegistrationLabelCommand(plan);
   // Kubernetes objects also wait for the agent batches' uncordon steps.
-  let ready: Promise<pulumi.Resource[]> = applies.then((all) => [...all, ...batchSteps]);
+  let ready: Promise<pulumi.Resource[]> = joined;
   if (labelCommand) {
     const labels = new command.remote.Command(
       childName(name, CLUSTER_CHILDREN.nodeLabels),
@@ -263,20 +271,25 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   let encryption: SecretsEncryption | undefined;
   if (config.encryption.enabled) {
     const serverConnections = servers.map((n) => ({ name: n.node.name, user: n.sshUser, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
+    // After every node joined, agents included: its rotation restarts servers (issue 21).
     encryption = new SecretsEncryption(
       childName(name, CLUSTER_CHILDREN.encryption),
-      { config, plan, servers: serverConnections, after: serverApplies, keys },
+      { config, plan, servers: serverConnections, after: joined, keys, baseline },
       { parent },
     );
     encryptionStatus = encryption.status;
   }
 
-  // Certificates: the rotation (one-shot, servers one at a time, then agents; after the
-  // encryption steps, so their restarts never overlap), then the expiry check per server.
+  // Certificates: the rotation (one-shot, servers one at a time, then agents; after every node
+  // joined, and after the encryption steps, so their restarts never overlap), then the expiry
+  // check per server.
   const rotationNodes: RotationNode[] = plan.nodes.map((n) => ({ plan: n, connection: nodeConnection(config, n.node, args.sshPrivateKey) }));
-  const rotated = createCertificateRotation(name, config, rotationNodes, [...serverApplies.slice(-1), ...(encryption ? [encryption.done] : [])], parent, applies);
+  const done = encryption?.done;
+  const rotationAfter = joined.then((all) => [...all, ...(done ? [done] : [])]);
+  const rotated = createCertificateRotation(name, config, rotationNodes, rotationAfter, parent, baseline);
   const certificateExpiry = createCertificateChecks(name, config, rotationNodes.filter((n) => n.plan.node.role === "server"), rotated, parent);
   const rotation = config.certificates?.rotation;
+  const kubeconfigAfter: pulumi.Input<pulumi.Resource[]> = rotation === undefined ? [firstServer.apply] : rotated.then((r) => [firstServer.apply, ...r]);
 
   const fetched = new command.remote.Command(
     childName(name, CLUSTER_CHILDREN.kubeconfig),
@@ -289,7 +302,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       logging: command.types.enums.remote.Logging.None,
       addPreviousOutputInEnv: false,
     },
-    { parent, dependsOn: rotation === undefined ? [firstServer.apply] : [firstServer.apply, ...rotated], additionalSecretOutputs: ["stdout", "stderr"] },
+    { parent, dependsOn: kubeconfigAfter, additionalSecretOutputs: ["stdout", "stderr"] },
   );
   const kubeconfig = pulumi.secret(
     fetched.stdout.apply((raw) => rewriteKubeconfig(raw, plan.topology.apiEndpoint, name)),

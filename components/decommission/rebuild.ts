@@ -1,6 +1,6 @@
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { clusterTopology } from "../config/topology";
-import { guardOnce, NO_OP_UPDATE } from "../encryption/once";
+import { Baseline, guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "../encryption/once";
 import { nodeLifecycleName } from "../names";
 import { stdinScriptCommand } from "../shell/root";
 import { sh } from "../shell/sh";
@@ -69,8 +69,11 @@ export interface ForgetStep {
   afterFirstServer: boolean;
 }
 
-/** One forget step per managed node with `rebuild` set and a server to run on. */
-export function forgetSteps(config: ResolvedConfig): ForgetStep[] {
+/**
+ * One forget step per managed node with `rebuild` set and a server to run on. `baseline`: the
+ * values the cluster was created with (encryption/once.ts): a new cluster has no old node to forget.
+ */
+export function forgetSteps(config: ResolvedConfig, baseline: Baseline = {}): ForgetStep[] {
   const first = clusterTopology(config).firstServer;
   return managedNodes(config).flatMap((node) => {
     if (node.rebuild === undefined) return [];
@@ -84,7 +87,7 @@ export function forgetSteps(config: ResolvedConfig): ForgetStep[] {
         on,
         create: stdinScriptCommand(on.ssh.user ?? config.ssh.user),
         update: NO_OP_UPDATE,
-        stdin: guardOnce(`forget-${node.name}`, value, renderForgetScript(node, on)),
+        stdin: guardOnce(`forget-${node.name}`, value, renderForgetScript(node, on), baseline[ONE_SHOT_KEYS.rebuild(node.name)]),
         triggers: [value],
         afterFirstServer: on.name === first.name,
       },

@@ -18,7 +18,7 @@ import {
   renderVerifyScript,
   rotationPhases,
 } from "./render";
-import { guardOnce, NO_OP_UPDATE } from "./once";
+import { Baseline, guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "./once";
 
 /**
  * Keys for custom mode: the secure key `encryptionKeys` where given, otherwise one generated key
@@ -59,9 +59,14 @@ export interface SecretsEncryptionArgs {
   plan: ClusterPlan;
   /** Connections of the server nodes, in join order (first server first). */
   servers: Array<{ name: string; connection: Connection; user: string }>;
-  /** Every server's apply step: encryption steps run after the servers are up. */
-  after: pulumi.Resource[];
+  /**
+   * Every node's apply step, agents included: the rotation restarts servers, which must not
+   * happen while a node is still joining (issue 21).
+   */
+  after: pulumi.Input<pulumi.Resource[]>;
   keys: pulumi.Output<EncryptionKeys>;
+  /** The values the cluster was created with (once.ts): on that value nothing rotates. */
+  baseline?: pulumi.Output<Baseline>;
 }
 
 /**
@@ -86,18 +91,20 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
   const { config, servers } = args;
   const first = servers[0]!;
   const rotation = String(config.encryption.rotation ?? "");
-  let previous: pulumi.Resource[] = args.after;
+  let previous: pulumi.Input<pulumi.Resource[]> = args.after;
+  // On the value the cluster was created with, every step records it and does nothing (once.ts).
+  const createdWith = (args.baseline ?? pulumi.output<Baseline>({})).apply((b) => b[ONE_SHOT_KEYS.encryption]);
 
   // One-shot steps: their trigger is the rotation value alone; any other input change is a
   // no-op Update, and the host skips a step it already completed for this value (once.ts).
   rotationPhases(config).forEach((phase, i) => {
-    const step = new command.remote.Command(
+    const step: command.remote.Command = new command.remote.Command(
       encryptionStepName(name, phase.name),
       {
         connection: first.connection,
         create: stdinScriptCommand(first.user),
         update: NO_OP_UPDATE,
-        stdin: guardOnce(`encryption-rotation-step-${i + 1}`, rotation, phase.script),
+        stdin: createdWith.apply((c) => guardOnce(`encryption-rotation-step-${i + 1}`, rotation, phase.script, c)),
         triggers: [rotation],
         addPreviousOutputInEnv: false,
       },
@@ -106,13 +113,13 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
     previous = [step];
     for (const server of servers) {
       // Servers restart strictly one after another, so etcd keeps its quorum.
-      const restart = new command.remote.Command(
+      const restart: command.remote.Command = new command.remote.Command(
         encryptionRestartName(name, phase.name, server.name),
         {
           connection: server.connection,
           create: stdinScriptCommand(server.user),
           update: NO_OP_UPDATE,
-          stdin: guardOnce(`encryption-rotation-step-${i + 1}-restart`, rotation, renderRestartScript(server.name)),
+          stdin: createdWith.apply((c) => guardOnce(`encryption-rotation-step-${i + 1}-restart`, rotation, renderRestartScript(server.name), c)),
           triggers: [rotation],
           addPreviousOutputInEnv: false,
         },

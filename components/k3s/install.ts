@@ -55,7 +55,7 @@ export function binDir(binaryPath: string): string {
 export function renderInstallScript(config: ResolvedConfig, node: NodeConfig): string {
   const { k3s } = config;
   const env = installEnv(config, node);
-  const exports = joinShell(Object.entries(env).map(([k, v]) => sh`export ${raw(k)}=${v}`));
+  const exportLines = joinShell(Object.entries(env).map(([k, v]) => sh`export ${raw(k)}=${v}`));
   const airgap = k3s.airgap;
   const images =
     airgap.imagesDir === K3S_IMAGES_DIR
@@ -107,7 +107,7 @@ sh "$script"`;
 set -euo pipefail
 NODE=${node.name}
 fail() { printf 'install-k3s[%s]: %s\\n' "$NODE" "$*" >&2; exit 1; }
-${exports}
+${exportLines}
 ${run}
 `.text;
 }

@@ -1,5 +1,5 @@
 import * as command from "@pulumi/command";
-import { rebuildTriggers } from "../decommission/rebuild";
+import { joinOnly, rebuildTriggers } from "../decommission/rebuild";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ResolvedConfig } from "../config/schema";
@@ -8,6 +8,7 @@ import type { Connection } from "../ssh/connection";
 import { NodePlan } from "../plan/node";
 import { sha256 } from "../plan/hash";
 import { stdinScriptCommand } from "../shell/root";
+import { Baseline, NO_OP_UPDATE, oneShotValues, parseBaseline, renderBaselineScript } from "../encryption/once";
 import { CertificateExpiry, certificateRotationSteps, parseCertificateCheck, renderCertificateCheckScript, tokenFingerprint, tokenRotateStep } from "./render";
 
 export interface RotationNode {
@@ -47,38 +48,61 @@ export function createTokenRotation(
 }
 
 /**
+ * The one-shot baseline (encryption/once.ts): on the first server, before its first install, once
+ * per stack. Every input is in `ignoreChanges`, so the engine never updates it (an Update would
+ * replace its stdout) and never re-runs it: its stdout stays what it saw in the up that created
+ * it, and the values that up armed. The first server's steps wait for it (`before`).
+ */
+export function createBaseline(name: string, config: ResolvedConfig, first: RotationNode, parent: pulumi.Resource): { step: command.remote.Command; baseline: pulumi.Output<Baseline> } {
+  const step = new command.remote.Command(
+    childName(name, CLUSTER_CHILDREN.oneShotBaseline),
+    {
+      connection: first.connection,
+      create: stdinScriptCommand(first.plan.sshUser),
+      update: NO_OP_UPDATE,
+      // A first server rebuilt with other servers joins a running cluster (decommission/rejoin.ts): not new.
+      stdin: renderBaselineScript(oneShotValues(config), joinOnly(config)),
+      addPreviousOutputInEnv: false,
+    },
+    { parent, ignoreChanges: ["connection", "create", "update", "stdin", "addPreviousOutputInEnv"] },
+  );
+  return { step, baseline: step.stdout.apply(parseBaseline) };
+}
+
+/**
  * `certificates.rotation`: one-shot steps, servers one after another, then the agents. Returns
- * what must wait for the rotation (the last steps, or `after` when there is none). `applies`
- * (every node's apply step) is awaited by the agents' steps too: an agent's apply may restart it
- * in the same up, and its stop/rotate/start must not overlap that (the servers' chain already
- * waits for the last server's apply).
+ * what must wait for the rotation (the last steps, or `after` when there is none). `after` must
+ * hold every node's apply (agents included: their joins must not meet a server stopped for its
+ * rotation, issue 21); the agents' steps wait for the last server's, so for those too. `baseline`:
+ * nothing rotates on the up that created the cluster (encryption/once.ts).
  */
 export function createCertificateRotation(
   name: string,
   config: ResolvedConfig,
   nodes: RotationNode[],
-  after: pulumi.Resource[],
+  after: Promise<pulumi.Resource[]>,
   parent: pulumi.Resource,
-  applies: Promise<pulumi.Resource[]> = Promise.resolve([]),
-): pulumi.Resource[] {
-  const steps = certificateRotationSteps(config, nodes.map((n) => n.plan));
+  baseline: pulumi.Output<Baseline> = pulumi.output<Baseline>({}),
+): Promise<pulumi.Resource[]> {
+  const hosts = nodes.map((n) => n.plan);
+  const steps = certificateRotationSteps(config, hosts);
   if (steps.length === 0) return after;
+  const stdin = baseline.apply((b) => new Map(certificateRotationSteps(config, hosts, [], b).map((s) => [s.name, s.stdin])));
   const created = new Map<string, command.remote.Command>();
   const connectionOf = new Map(nodes.map((n) => [n.plan.node.name, n.connection]));
   for (const s of steps) {
-    const chain: pulumi.Resource[] = s.dependsOn.length ? s.dependsOn.map((d) => created.get(d)!) : after;
-    const dependsOn: pulumi.Input<pulumi.Resource[]> = s.on.role === "server" ? chain : applies.then((all) => [...chain, ...all]);
+    const dependsOn: pulumi.Input<pulumi.Resource[]> = s.dependsOn.length ? s.dependsOn.map((d) => created.get(d)!) : after;
     created.set(
       s.name,
       new command.remote.Command(
         childName(name, s.name),
-        { connection: connectionOf.get(s.on.name)!, create: s.create, update: s.update, stdin: s.stdin, triggers: s.triggers, addPreviousOutputInEnv: false },
+        { connection: connectionOf.get(s.on.name)!, create: s.create, update: s.update, stdin: stdin.apply((m) => m.get(s.name)!), triggers: s.triggers, addPreviousOutputInEnv: false },
         { parent, dependsOn },
       ),
     );
   }
   const dependedOn = new Set(steps.flatMap((s) => s.dependsOn));
-  return steps.filter((s) => !dependedOn.has(s.name)).map((s) => created.get(s.name)!);
+  return Promise.resolve(steps.filter((s) => !dependedOn.has(s.name)).map((s) => created.get(s.name)!));
 }
 
 /** Per server: `k3s certificate check`, re-read after a re-apply or a rotation. */
@@ -86,7 +110,7 @@ export function createCertificateChecks(
   name: string,
   config: ResolvedConfig,
   servers: RotationNode[],
-  after: pulumi.Resource[],
+  after: pulumi.Input<pulumi.Resource[]>,
   parent: pulumi.Resource,
 ): pulumi.Output<Record<string, CertificateExpiry>> {
   const rotation = String(config.certificates?.rotation ?? "");

@@ -2,7 +2,7 @@ import { createHmac } from "node:crypto";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { hasSubcommand, subcommandGap } from "../config/flags";
 import { serviceName } from "../k3s/install";
-import { guardOnce, NO_OP_UPDATE } from "../encryption/once";
+import { Baseline, guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "../encryption/once";
 import { CLUSTER_CHILDREN, nodeLifecycleName } from "../names";
 import { stdinScriptCommand } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
@@ -206,8 +206,10 @@ export interface StepHost {
 /**
  * `certificates.rotation`'s steps: servers one after another (join order), then every agent after
  * the last server. Empty without a rotation value. The first server step waits for `after`.
+ * `baseline`: the values the cluster was created with (encryption/once.ts): on that value a host
+ * records the rotation without running it (K3s issued those certificates in that very up).
  */
-export function certificateRotationSteps(config: ResolvedConfig, hosts: StepHost[], after: string[] = []): RotationStep[] {
+export function certificateRotationSteps(config: ResolvedConfig, hosts: StepHost[], after: string[] = [], baseline: Baseline = {}): RotationStep[] {
   const rotation = config.certificates?.rotation;
   if (rotation === undefined) return [];
   const value = String(rotation);
@@ -216,7 +218,7 @@ export function certificateRotationSteps(config: ResolvedConfig, hosts: StepHost
     on: h.node,
     create: stdinScriptCommand(h.sshUser),
     update: NO_OP_UPDATE,
-    stdin: guardOnce("certificate-rotation", value, renderCertificateRotateScript(h.node)),
+    stdin: guardOnce("certificate-rotation", value, renderCertificateRotateScript(h.node), baseline[ONE_SHOT_KEYS.certificates]),
     triggers: [value],
     dependsOn,
   });

@@ -23,11 +23,11 @@ describe("index.ts (the program)", () => {
   });
 
   it("builds the dev sample and exports the kubeconfig as a secret", async () => {
-    const { module, error } = runProgram(sampleRaw("dev"));
+    const { stackExports, error } = runProgram(sampleRaw("dev"));
     assert.equal(error, undefined);
-    const kubeconfig = module!.kubeconfig as pulumi.Output<string>;
+    const kubeconfig = stackExports!.kubeconfig as pulumi.Output<string>;
     assert.equal(await pulumi.isSecret(kubeconfig), true);
-    assert.deepEqual(module!.nodes, [
+    assert.deepEqual(stackExports!.nodes, [
       { name: "dev-server-1", role: "first-server", host: "192.0.2.10" },
       { name: "dev-agent-1", role: "agent", host: "192.0.2.20" },
     ]);
@@ -36,9 +36,9 @@ describe("index.ts (the program)", () => {
   describe("Kubernetes layer", () => {
     for (const env of ["dev", "staging", "prod"] as const) {
       it(`${env}: every Kubernetes object goes through the cluster's provider`, async () => {
-        const { module, resources, error } = runProgram(sampleRaw(env), env);
+        const { stackExports, resources, error } = runProgram(sampleRaw(env), env);
         assert.equal(error, undefined);
-        await settle(module);
+        await settle(stackExports);
         const providers = resources.filter((r) => r.type === "pulumi:providers:kubernetes");
         assert.deepEqual(providers.map((p) => p.name), [`${env}-k8s`]);
         const objects = resources.filter((r) => r.type.startsWith("kubernetes:"));
@@ -60,17 +60,17 @@ describe("index.ts (the program)", () => {
 
     it("no Kubernetes provider when there is nothing to put in the cluster", async () => {
       const raw = sampleRaw("dev");
-      const { module, resources } = runProgram({ ...raw, tenants: [], dns: {} });
-      await settle(module);
+      const { stackExports, resources } = runProgram({ ...raw, tenants: [], dns: {} });
+      await settle(stackExports);
       assert.equal(resources.filter((r) => r.type.startsWith("pulumi:providers:kubernetes") || r.type.startsWith("kubernetes:")).length, 0);
     });
   });
 
   it("no secret is, or derives, a resource ID (issue 16.2): no RandomBytes, generated values only behind ID-less resources", async () => {
     for (const stack of ["dev", "staging", "prod"]) {
-      const { module, resources, error } = runProgram(stack === "prod" ? sampleRaw("prod") : sampleRaw(stack as "dev" | "staging"), stack);
+      const { stackExports, resources, error } = runProgram(stack === "prod" ? sampleRaw("prod") : sampleRaw(stack as "dev" | "staging"), stack);
       assert.equal(error, undefined);
-      await settle(module);
+      await settle(stackExports);
       assert.deepEqual(resources.filter((r) => r.type === "random:index/randomBytes:RandomBytes").map((r) => r.name), [], `${stack}: RandomBytes' ID is its value`);
       for (const r of resources) {
         for (const secret of MOCK_SECRETS) assert.ok(!r.id.includes(secret), `${stack}: ${r.name}'s ID holds a secret`);
@@ -79,9 +79,9 @@ describe("index.ts (the program)", () => {
   });
 
   it("prod: generated encryption keys never appear in a plain input", async () => {
-    const { module, resources, error } = runProgram(sampleRaw("prod"), "prod");
+    const { stackExports, resources, error } = runProgram(sampleRaw("prod"), "prod");
     assert.equal(error, undefined);
-    await settle(module);
+    await settle(stackExports);
     // The secrets command's stdin is one base64 line per secret file.
     const decoded = (r: (typeof resources)[number]) =>
       String((r.rawInputs.stdin as { value?: string } | undefined)?.value ?? "").split("\n").map((l) => Buffer.from(l, "base64").toString("utf8")).join("\n");
@@ -89,7 +89,7 @@ describe("index.ts (the program)", () => {
     assert.equal(servers.length, 3);
     for (const r of servers) assert.ok(decoded(r).includes(GENERATED_KEY), `${r.name}: the key reaches the server's encryption config`);
     for (const r of resources) assert.deepEqual(plainOccurrences(r.rawInputs, GENERATED_KEY), [], `${r.name} holds the key in plain text`);
-    assert.deepEqual(await new Promise((resolve) => (module!.encryptionStatus as pulumi.Output<unknown>).apply(resolve)), {
+    assert.deepEqual(await new Promise((resolve) => (stackExports!.encryptionStatus as pulumi.Output<unknown>).apply(resolve)), {
       mode: "custom",
       enabled: true,
       configSha256: undefined,

@@ -60,19 +60,19 @@ export function runProgram(config: Record<string, unknown>, stack = "dev", plain
   );
   const entry = join(REPO, "index.ts");
   delete require.cache[require.resolve(entry)];
-  let module: Record<string, unknown> | undefined;
+  let stackExports: Record<string, unknown> | undefined;
   let error: unknown;
   try {
-    module = require(entry) as Record<string, unknown>;
+    stackExports = require(entry) as Record<string, unknown>;
   } catch (e) {
     error = e;
   }
-  return { resources, module, error };
+  return { resources, stackExports, error };
 }
 
 /** Waits until the mocked engine has seen every registration. */
-export async function settle(module: Record<string, unknown> | undefined): Promise<void> {
-  const outputs = Object.values(module ?? {}).filter((v): v is pulumi.Output<unknown> => pulumi.Output.isInstance(v));
+export async function settle(stackExports: Record<string, unknown> | undefined): Promise<void> {
+  const outputs = Object.values(stackExports ?? {}).filter((v): v is pulumi.Output<unknown> => pulumi.Output.isInstance(v));
   await Promise.all(outputs.map((o) => new Promise((resolve) => o.apply(resolve))));
   for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
 }

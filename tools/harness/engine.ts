@@ -1,5 +1,5 @@
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import * as k8s from "@pulumi/kubernetes";
@@ -33,16 +33,8 @@ export function enginePath(): string {
 /** A stack on a file:// backend in `dir`, running `program` inline. */
 export async function inlineStack(dir: string, stackName: string, program: PulumiFn): Promise<Stack> {
   mkdirSync(join(dir, "state"), { recursive: true });
-  process.env.PATH = enginePath();
-  const env = {
-    PULUMI_CONFIG_PASSPHRASE: "k3s-platform-test",
-    PULUMI_BACKEND_URL: `file://${join(dir, "state")}`,
-    PULUMI_HOME: join(dir, "home"),
-    PULUMI_SKIP_UPDATE_CHECK: "true",
-    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-    PULUMI_DEBUG_COMMANDS: "true",
-    PATH: enginePath(),
-  };
+  const env = engineEnv(dir);
+  process.env.PATH = env.PATH;
   const pulumiCommand = await PulumiCommand.get({ root: join(ENGINE_BIN, ".."), skipVersionCheck: false });
   return LocalWorkspace.createOrSelectStack(
     { projectName: "k3s-platform", stackName, program },
@@ -53,6 +45,59 @@ export async function inlineStack(dir: string, stackName: string, program: Pulum
       projectSettings: { name: "k3s-platform", runtime: "nodejs", backend: { url: env.PULUMI_BACKEND_URL } },
     },
   );
+}
+
+/** The Node.js language host the CLI starts for a project directory (not needed by inline programs). */
+export const LANGUAGE_HOST = "pulumi-language-nodejs";
+
+/** Like engineMissing, for a project run as users run it: the language host too. */
+export function projectEngineMissing(plugins: string[]): string {
+  const missing = engineMissing(plugins);
+  const onPath = [ENGINE_BIN, ...(process.env.PATH ?? "").split(delimiter)].some((d) => d && existsSync(join(d, LANGUAGE_HOST)));
+  return [missing, onPath ? "" : `${LANGUAGE_HOST} not found (the Go module proxy does not serve it)`].filter(Boolean).join("; ");
+}
+
+/**
+ * A stack of THIS repository's program as users run it: the CLI starts the Node.js language host,
+ * which loads index.ts with Pulumi.yaml's runtime options. The project directory is a scratch copy
+ * (Pulumi.yaml, package.json, tsconfig.json, index.ts copied; components/ and node_modules/
+ * linked), so the stack file `Pulumi.<stack>.yaml` never lands in the repository. `values` maps
+ * full keys (`k3s-platform:nodes`) to structured values, as a stack file holds them; `secrets`
+ * are set as a user sets them, `pulumi config set --secret KEY` reading the value on stdin (so it
+ * is never on a command line or in an error message).
+ */
+export async function projectStack(dir: string, stackName: string, values: Record<string, unknown>, secrets: Record<string, string> = {}): Promise<Stack> {
+  const project = join(dir, "project");
+  if (!existsSync(project)) {
+    mkdirSync(project, { recursive: true });
+    for (const f of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts"]) copyFileSync(join(REPO, f), join(project, f));
+    for (const d of ["components", "node_modules"]) symlinkSync(join(REPO, d), join(project, d));
+  }
+  mkdirSync(join(dir, "state"), { recursive: true });
+  const env = engineEnv(dir);
+  process.env.PATH = env.PATH;
+  const pulumiCommand = await PulumiCommand.get({ root: join(ENGINE_BIN, ".."), skipVersionCheck: false });
+  const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir: project }, { pulumiCommand, envVars: env, pulumiHome: env.PULUMI_HOME });
+  // `pulumi config set-all --json` takes the format `pulumi config --json` prints.
+  const entries = Object.entries(values).map(([k, v]) => [k, typeof v === "string" ? { value: v } : { value: JSON.stringify(v), objectValue: v }]);
+  await stack.workspace.setAllConfigJson(stackName, JSON.stringify(Object.fromEntries(entries)));
+  for (const [key, value] of Object.entries(secrets)) {
+    execFileSync(join(ENGINE_BIN, "pulumi"), ["config", "set", "--secret", "--stack", stackName, key], { cwd: project, env: { ...process.env, ...env }, input: value, stdio: ["pipe", "ignore", "pipe"] });
+  }
+  return stack;
+}
+
+/** The CLI's environment for a test stack whose state and plugin home live in `dir`. */
+export function engineEnv(dir: string): Record<string, string> {
+  return {
+    PULUMI_CONFIG_PASSPHRASE: "k3s-platform-test",
+    PULUMI_BACKEND_URL: `file://${join(dir, "state")}`,
+    PULUMI_HOME: join(dir, "home"),
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    PULUMI_DEBUG_COMMANDS: "true",
+    PATH: enginePath(),
+  };
 }
 
 /**

@@ -41,16 +41,31 @@ export function mockId(args: pulumi.runtime.MockResourceArgs, state: Record<stri
   return `${args.name}-id`;
 }
 
-/** What the mocked providers answer: inputs echoed, plus the outputs our program reads. */
-export function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
-  const state: Record<string, unknown> = { ...args.inputs };
-  if (args.type === "command:remote:Command") {
-    state.stdout = args.name.endsWith("-kubeconfig") ? SAMPLE_KUBECONFIG : args.name.endsWith("-verify") ? '{"enabled":true,"mode":"custom"}' : "";
-    state.stderr = "";
-  }
-  if (args.type === "random:index/randomPassword:RandomPassword") state.result = MOCK_GENERATED.token;
-  if (args.type === "random:index/randomString:RandomString") state.result = MOCK_GENERATED.keyName;
-  if (args.type === "random:index/randomBytes:RandomBytes") state.base64 = MOCK_GENERATED.bytes;
-  return state;
+/** Outputs the mocked providers add to the echoed inputs, per resource type. */
+export interface MockAnswer {
+  /** Added to every resource of the type. */
+  all?: Record<string, unknown>;
+  /** Added (over `all`) to a resource whose name ends with the key; the first match wins. */
+  bySuffix?: Record<string, Record<string, unknown>>;
 }
 
+/**
+ * The outputs our program reads, as plain data, so a child process that cannot load TypeScript
+ * helpers (test/helpers/cli-path-probe.js, the language host's path) answers exactly the same.
+ */
+export const MOCK_ANSWERS: Record<string, MockAnswer> = {
+  "command:remote:Command": {
+    all: { stdout: "", stderr: "" },
+    bySuffix: { "-kubeconfig": { stdout: SAMPLE_KUBECONFIG }, "-verify": { stdout: '{"enabled":true,"mode":"custom"}' } },
+  },
+  "random:index/randomPassword:RandomPassword": { all: { result: MOCK_GENERATED.token } },
+  "random:index/randomString:RandomString": { all: { result: MOCK_GENERATED.keyName } },
+  "random:index/randomBytes:RandomBytes": { all: { base64: MOCK_GENERATED.bytes } },
+};
+
+/** What the mocked providers answer: inputs echoed, plus the outputs our program reads (MOCK_ANSWERS). */
+export function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
+  const answer = MOCK_ANSWERS[args.type];
+  const bySuffix = Object.entries(answer?.bySuffix ?? {}).find(([suffix]) => args.name.endsWith(suffix))?.[1];
+  return { ...args.inputs, ...answer?.all, ...bySuffix };
+}

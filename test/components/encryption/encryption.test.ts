@@ -298,7 +298,10 @@ describe("secrets encryption", () => {
       assert.equal([...r.values()].filter((x) => x.type === "random:index/randomBytes:RandomBytes").length, 0);
       const chain = ["prod-encryption-reencrypt", "prod-encryption-reencrypt-restart-prod-server-1", "prod-encryption-reencrypt-restart-prod-server-2", "prod-encryption-reencrypt-restart-prod-server-3", "prod-encryption-verify"];
       for (let i = 1; i < chain.length; i++) assert.deepEqual(r.get(chain[i]!)!.dependsOn, [chain[i - 1]], chain[i]);
-      assert.deepEqual(r.get(chain[0]!)!.dependsOn.sort(), ["prod-prod-server-1-apply", "prod-prod-server-2-apply", "prod-prod-server-3-apply"]);
+      // The rotation restarts servers: it waits for every node's join, agents and their batches included (issue 21).
+      const joins = [...r.values()].filter((x) => /-apply$|^prod-agent-batch-\d+-(drain|uncordon)$/.test(x.name)).map((x) => x.name);
+      assert.ok(joins.includes("prod-prod-agent-3-apply"));
+      assert.deepEqual(r.get(chain[0]!)!.dependsOn.sort(), joins.sort());
       const write = r.get("prod-prod-server-2-secrets")!;
       assert.ok(write.secretProps.has("stdin"));
       assert.equal(write.inputs.logging, "none");
