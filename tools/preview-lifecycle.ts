@@ -12,7 +12,13 @@ import type { PreviewStep } from "./preview-markdown";
 const REPLACING = new Set(["replace", "create-replacement", "delete-replaced"]);
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
-export function lifecycleLines(steps: PreviewStep[], stack: string): string[] {
+/** How many servers and agents the stack's config declares (preview:md reads Pulumi.<stack>.yaml). */
+export interface NodeRoles {
+  servers: number;
+  agents: number;
+}
+
+export function lifecycleLines(steps: PreviewStep[], stack: string, roles?: NodeRoles): string[] {
   const lines: string[] = [];
   const named = steps.map((s) => ({ ...parseUrn(s.urn), op: REPLACING.has(s.op) ? "replace" : s.op, step: s }));
 
@@ -20,8 +26,9 @@ export function lifecycleLines(steps: PreviewStep[], stack: string): string[] {
   const nodes = named.filter((s) => s.type === TYPES.node);
   const roleOf = (s: (typeof nodes)[number]) => String((s.step.newState?.inputs ?? s.step.oldState?.inputs)?.role ?? "");
   const kept = nodes.filter((s) => s.op !== "delete");
-  const servers = kept.filter((s) => roleOf(s) !== "agent").length;
-  const agents = kept.filter((s) => roleOf(s) === "agent").length;
+  // The digest lists only changed resources: with no K3sNode step in it, the config's roles count.
+  const servers = roles && kept.length === 0 ? roles.servers : kept.filter((s) => roleOf(s) !== "agent").length;
+  const agents = roles && kept.length === 0 ? roles.agents : kept.filter((s) => roleOf(s) === "agent").length;
   const rollout = () => `${plural(servers, "server")} one at a time${agents ? `, then ${plural(agents, "agent")}` : ""}`;
   const lifecycle = named.map((s) => ({ ...s, of: nodeLifecycleOf(s.name, stack) })).filter((s) => s.type === TYPES.command && s.of);
 
@@ -52,11 +59,20 @@ export function lifecycleLines(steps: PreviewStep[], stack: string): string[] {
     lines.push(`⚠️ remove ${node} without decommission: K3s stays installed and running on the host (README: Removing a node)`);
   }
 
+  // A new cluster (its first server is created in this up): one-shot steps armed in the config are
+  // recorded, not run (components/encryption/once.ts, the one-shot baseline): nothing to rotate yet.
+  const creating = kept.some((n) => roleOf(n) === "first-server" && n.op === "create");
+  const armedAtCreation: string[] = [];
+
   // ---- rebuild (README "Rebuilding a node"): the forget step runs, then every step of the node.
   const forgotten = new Set<string>();
   for (const s of lifecycle.filter((l) => l.of!.child === "forget" && (l.op === "create" || l.op === "replace"))) {
     const node = s.of!.node;
     forgotten.add(node);
+    if (creating) {
+      armedAtCreation.push(`rebuild ${node}`);
+      continue;
+    }
     const first = kept.find((n) => n.name === nodeResourceName(stack, node) && roleOf(n) === "first-server");
     lines.push(`rebuild ${node}: forget the old node, re-run every step${first ? " (join-only)" : ""}`);
   }
@@ -74,13 +90,16 @@ export function lifecycleLines(steps: PreviewStep[], stack: string): string[] {
   // ---- rotation
   if (named.some((s) => s.op === "replace" && s.name === childName(stack, CLUSTER_CHILDREN.tokenRotate))) lines.push(`rotate token: ${rollout()}`);
   if (lifecycle.some((s) => s.of!.child === "rotateCertificates" && (s.op === "create" || s.op === "replace"))) {
-    lines.push(`rotate certificates: stop, rotate, start; ${rollout()}`);
+    if (creating) armedAtCreation.push("certificate rotation");
+    else lines.push(`rotate certificates: stop, rotate, start; ${rollout()}`);
   }
   const encryption = childName(stack, CLUSTER_CHILDREN.encryption);
   const phases = named
     .filter((s) => s.parents.includes(TYPES.secretsEncryption) && (s.op === "create" || s.op === "replace"))
     .map((s) => (s.name.startsWith(`${encryption}-`) ? s.name.slice(encryption.length + 1) : ""))
     .filter((p) => (Object.values(ENCRYPTION_PHASES) as string[]).includes(p));
-  if (phases.length) lines.push(`rotate encryption keys (${phases.join(", ")}): after each phase ${plural(servers, "server")} restart one at a time`);
+  if (phases.length && creating) armedAtCreation.push("encryption key rotation");
+  else if (phases.length) lines.push(`rotate encryption keys (${phases.join(", ")}): after each phase ${plural(servers, "server")} restart one at a time`);
+  if (armedAtCreation.length) lines.push(`new cluster: ${armedAtCreation.join(", ")} recorded as done, nothing runs (nothing to rotate yet); a later value runs it`);
   return lines;
 }

@@ -1,6 +1,6 @@
 import { NODE_CHILDREN, nodeChildOf, parseUrn, TYPES } from "../components/names";
 import { ClusterConfigView, upgradeSummary } from "../components/upgrade/summary";
-import { lifecycleLines } from "./preview-lifecycle";
+import { lifecycleLines, NodeRoles } from "./preview-lifecycle";
 
 /**
  * Turns `pulumi preview --json` output (a PreviewDigest) and, optionally, the engine event log
@@ -183,6 +183,11 @@ const LEVEL_ICON: Record<string, string> = { mandatory: "🛑 mandatory", adviso
 export interface MarkdownOptions {
   stack: string;
   policyEvents?: PolicyEvent[];
+  /**
+   * The stack's nodes by role, from its config: `pulumi preview --json` leaves unchanged
+   * resources out, so a rotation-only preview has no K3sNode step to count them from.
+   */
+  roles?: NodeRoles;
   /** Rows listed per table before the rest is folded into a count. */
   maxRows?: number;
 }
@@ -217,7 +222,7 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
     ...steps
       .filter((s) => parseUrn(s.urn).type === CLUSTER_TYPE && s.op === "update")
       .flatMap((s) => upgradeSummary(s.oldState?.inputs?.config as ClusterConfigView | undefined, s.newState?.inputs?.config as ClusterConfigView | undefined)),
-    ...lifecycleLines(all, options.stack),
+    ...lifecycleLines(all, options.stack, options.roles),
   ];
   if (operations.length) lines.push("#### Operations", "", ...operations.map((l) => `- ${l}`), "");
 

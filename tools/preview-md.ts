@@ -1,8 +1,11 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { readStackFile, stackFilePath } from "../components/config/stack-file";
+import { parseStackConfig } from "../components/stack/load";
+import type { NodeRoles } from "./preview-lifecycle";
 import { PreviewDigest, policyEventsFromLog, previewMarkdown } from "./preview-markdown";
 
 /**
@@ -12,6 +15,20 @@ import { PreviewDigest, policyEventsFromLog, previewMarkdown } from "./preview-m
  * `npm run preview:md -- --from <preview.json> [--events <event-log.jsonl>] --stack <env>`
  * reads saved output instead.
  */
+
+/** Servers and agents in ./Pulumi.<stack>.yaml, when it is there and valid (else the digest's K3sNodes count). */
+function stackRoles(stack: string): NodeRoles | undefined {
+  const file = stackFilePath(".", stack);
+  if (!existsSync(file)) return undefined;
+  try {
+    const result = parseStackConfig(readStackFile(file).raw);
+    if (!result.ok) return undefined;
+    const servers = result.config.nodes.filter((n) => n.role === "server").length;
+    return { servers, agents: result.config.nodes.length - servers };
+  } catch {
+    return undefined;
+  }
+}
 
 function main(): number {
   const { values } = parseArgs({
@@ -27,10 +44,11 @@ function main(): number {
     console.error("preview:md: --stack is required");
     return 2;
   }
+  const roles = stackRoles(values.stack);
   if (values.from) {
     const digest = JSON.parse(readFileSync(values.from, "utf8")) as PreviewDigest;
     const events = values.events ? policyEventsFromLog(readFileSync(values.events, "utf8")) : undefined;
-    process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: events }));
+    process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: events, roles }));
     return 0;
   }
 
@@ -68,7 +86,7 @@ function main(): number {
     } catch {
       events = "";
     }
-    process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: policyEventsFromLog(events) }));
+    process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: policyEventsFromLog(events), roles }));
     return run.status ?? 1;
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -54,6 +54,7 @@ export function createTokenRotation(
  * it, and the values that up armed. The first server's steps wait for it (`before`).
  */
 export function createBaseline(name: string, config: ResolvedConfig, first: RotationNode, parent: pulumi.Resource): { step: command.remote.Command; baseline: pulumi.Output<Baseline> } {
+  const joined = joinOnly(config);
   const step = new command.remote.Command(
     childName(name, CLUSTER_CHILDREN.oneShotBaseline),
     {
@@ -61,8 +62,12 @@ export function createBaseline(name: string, config: ResolvedConfig, first: Rota
       create: stdinScriptCommand(first.plan.sshUser),
       update: NO_OP_UPDATE,
       // A first server rebuilt with other servers joins a running cluster (decommission/rejoin.ts): not new.
-      stdin: renderBaselineScript(oneShotValues(config), joinOnly(config)),
+      stdin: renderBaselineScript(oneShotValues(config), joined),
       addPreviousOutputInEnv: false,
+      // The one input that re-takes the baseline: join-only is decided from the config, not the host,
+      // so an up that failed with `rebuild` on a new stack's first server (its forget step finds no
+      // cluster) must not leave "existing" behind once the user removes it (the host is checked then).
+      triggers: [joined ? "first server joins" : "first server's own state"],
     },
     { parent, ignoreChanges: ["connection", "create", "update", "stdin", "addPreviousOutputInEnv"] },
   );

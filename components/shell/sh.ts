@@ -18,6 +18,7 @@ export class Shell {
 
 /** Trusted shell text, inserted verbatim: use only for text written in this repository. */
 export function raw(text: string): Shell {
+  if (typeof text !== "string") throw new Error(`sh: raw() takes a string, not ${describe(text)}`);
   return new Shell(text);
 }
 
@@ -33,6 +34,13 @@ export function joinShell(parts: Shell[], separator = "\n"): Shell {
 export function heredocBody(body: string, tag = "EOF"): { open: Shell; body: Shell } {
   const h = heredoc(body, tag);
   return { open: raw(h.open), body: raw(`${body}${body.endsWith("\n") || body === "" ? "" : "\n"}${h.close}`) };
+}
+
+/** What a value that is not interpolable is, for the error message. */
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === "number") return `the number ${value}`;
+  return `a value of type ${typeof value === "object" ? (value.constructor?.name ?? "object") : typeof value}`;
 }
 
 export type ShellValue = string | number | Shell | ReadonlyArray<string | number | Shell>;
@@ -88,6 +96,11 @@ function scan(text: string, state: State, lineStart: boolean): State {
 
 function one(value: string | number | Shell, ctx: Context, where: string): string {
   if (value instanceof Shell) return value.text;
+  // A type hole (a misspelt or missing field) must fail the program, never reach a host as the
+  // word "undefined" (issue 21: tsx does not type-check, so this is the runtime guard).
+  if (typeof value !== "string" && !(typeof value === "number" && Number.isFinite(value))) {
+    throw new Error(`sh: ${describe(value)} interpolated after ${JSON.stringify(where.slice(-60))}; only strings, finite numbers and Shell fragments may be`);
+  }
   const text = String(value);
   if (ctx === "comment") return text.replace(/[\x00-\x1f\x7f\u2028\u2029]/g, "?");
   if (ctx !== "word") {

@@ -145,8 +145,14 @@ describe("one-shot day-2 steps on the up that creates the cluster (issue 21)", (
       const { registered, options } = await build(config);
       const step = registered.get(BASELINE("prod"))!;
       assert.equal((step.inputs.connection as { host: string }).host, config.nodes[0]!.host);
-      assert.equal(step.inputs.triggers, undefined, "nothing replaces it");
+      assert.deepEqual(step.inputs.triggers, ["first server's own state"], "only a change of join-only replaces it");
       assert.deepEqual([...(options.get(BASELINE("prod"))!.ignoreChanges ?? [])].sort(), Object.keys(step.inputs).filter((k) => k !== "triggers").sort(), "an Update would run `true` and replace its stdout");
+      // `rebuild` on the first server (join-only) and then without it: the baseline is taken again,
+      // from the host, so a first up that failed with it cannot leave "existing" behind.
+      const joining = loadStackConfig(variant("prod", (r) => (r.nodes[0]!.rebuild = 1)));
+      const rejoin = (await build(joining)).registered.get(BASELINE("prod"))!;
+      assert.deepEqual(rejoin.inputs.triggers, ["first server joins"]);
+      assert.doesNotMatch(String(rejoin.inputs.stdin), /server\/token/, "join-only does not look at the host");
       for (const child of ["stage", "secrets"]) assert.ok(registered.get(`prod-prod-server-1-${child}`)!.dependsOn.includes(step.name), `first server's ${child}`);
       assert.ok(String(step.inputs.stdin).includes(JSON.stringify(oneShotValues(config))));
     });

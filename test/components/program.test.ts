@@ -27,6 +27,8 @@ describe("index.ts (the program)", () => {
     assert.equal(error, undefined);
     const kubeconfig = stackExports!.kubeconfig as pulumi.Output<string>;
     assert.equal(await pulumi.isSecret(kubeconfig), true);
+    assert.deepEqual(stackExports!.encryptionStatus, { enabled: false }, "the dev sample has no secrets encryption: an export, not undefined");
+    assert.ok(Object.values(stackExports!).every((v) => v !== undefined), "no undefined stack output (the engine warns on each)");
     assert.deepEqual(stackExports!.nodes, [
       { name: "dev-server-1", role: "first-server", host: "192.0.2.10" },
       { name: "dev-agent-1", role: "agent", host: "192.0.2.20" },

@@ -140,6 +140,24 @@ describe("preview:md: one line per lifecycle phase", () => {
       "rotate certificates: stop, rotate, start; 3 servers one at a time, then 1 agent",
       "rotate encryption keys (rotate-keys): after each phase 3 servers restart one at a time",
     ]);
+    // Real `pulumi preview --json` leaves unchanged K3sNodes out: the config's roles count then.
+    const rotationOnly = [{ op: "replace", urn: urn("command:remote:Command", "prod-encryption-rotate-keys", "k3s-platform:index:K3sCluster$k3s-platform:index:SecretsEncryption") }];
+    assert.deepEqual(lifecycleLines(rotationOnly, "prod", { servers: 3, agents: 2 }), ["rotate encryption keys (rotate-keys): after each phase 3 servers restart one at a time"]);
+    assert.deepEqual(lifecycleLines([cmd("prod-server-1-rotate-certificates", "replace")], "prod", { servers: 3, agents: 2 }), ["rotate certificates: stop, rotate, start; 3 servers one at a time, then 2 agents"]);
+    // On the up that creates the cluster the same steps are recorded, not run (one-shot baseline).
+    const created = [node("prod-server-1", "first-server", "create"), node("prod-server-2", "server", "create"), node("prod-agent-1", "agent", "create")];
+    assert.deepEqual(
+      lifecycleLines(
+        [
+          ...created,
+          cmd("prod-server-1-rotate-certificates", "create"),
+          cmd("prod-agent-1-rebuild-forget", "create"),
+          { op: "create", urn: urn("command:remote:Command", "prod-encryption-rotate-keys", "k3s-platform:index:K3sCluster$k3s-platform:index:SecretsEncryption") },
+        ],
+        "prod",
+      ),
+      ["new cluster: rebuild prod-agent-1, certificate rotation, encryption key rotation recorded as done, nothing runs (nothing to rotate yet); a later value runs it"],
+    );
     const md = previewMarkdown({ steps: [...base, cmd("token-rotate", "replace")] }, { stack: "prod" });
     assert.match(md, /#### Operations\n\n- rotate token: 3 servers one at a time, then 1 agent\n/);
     assert.doesNotMatch(previewMarkdown({ steps: base }, { stack: "prod" }), /Operations/);

@@ -197,6 +197,7 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
         // and with it the encryption check that re-verifies after any server re-apply.
         "prod-encryption-verify",
         "prod-node-labels", // a rebuilt node registers anew: its post-registration labels again
+        "prod-one-shot-baseline", // the first server is join-only now: the baseline is taken again (encryption/once.ts)
       ].sort(),
     );
     for (const [node, value] of [["prod-server-1", "1"], ["prod-agent-1", "2026-11-30"]] as const) {

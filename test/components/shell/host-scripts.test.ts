@@ -74,6 +74,17 @@ describe("host scripts", () => {
       assert.equal(out.out, `${hostile}|x y|3|${process.env.HOME}|`);
     });
 
+    it("refuses undefined, null, non-finite numbers and objects: a type hole never reaches a host as text (issue 21)", () => {
+      // The values a misspelt field or a missing optional gives at run time, where tsx does not type-check.
+      const holes: unknown[] = [undefined, null, NaN, Infinity, {}, ["ok", undefined], true, () => "x"];
+      for (const hole of holes) {
+        const values = (Array.isArray(hole) ? hole : [hole]) as Array<string | number>;
+        assert.throws(() => sh`IMAGES_DIR=${values}`, /^Error: sh: .* interpolated after "IMAGES_DIR="; only strings/, String(hole));
+      }
+      assert.throws(() => raw(undefined as unknown as string), /raw\(\) takes a string, not undefined/);
+      assert.equal(sh`X=${""} Y=${0}`.text, "X='' Y=0", "an empty string and zero are values");
+    });
+
     it("refuses a value inside quotes, where quoting would not make it one word", () => {
       assert.throws(() => sh`echo "node ${"x"} is missing"`, /inside double quotes/);
       assert.throws(() => sh`echo 'node ${"x"}'`, /inside single quotes/);
