@@ -255,7 +255,10 @@ k3s secrets-encrypt status -o json`);
 /** Restarts K3s on one server and waits until it serves again. */
 export function renderRestartScript(nodeName: string): string {
   return SCRIPT(sh`NODE=${nodeName}
-systemctl restart k3s
+# Stop, then queue the start: the unit is Type=notify with no start timeout (a blocking start may
+# never return) and the loop below bounds the wait; after the stop the old process cannot answer it.
+systemctl stop k3s
+systemctl start --no-block k3s
 deadline=$((SECONDS + 300))
 until k3s kubectl get --raw=/readyz >/dev/null 2>&1; do
   if [ "$SECONDS" -ge "$deadline" ]; then

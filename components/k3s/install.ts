@@ -215,7 +215,7 @@ MANAGED="$ROOT"${MANAGED_FILES}
 NODE=${node.name}
 SERVICE=${service}
 VERSION=${config.k3s.version ?? config.k3s.channel ?? ""}
-READY_TIMEOUT=${READY_TIMEOUT_SECONDS}
+READY_TIMEOUT="\${K3S_PLATFORM_READY_TIMEOUT:-${raw(String(READY_TIMEOUT_SECONDS))}}"
 
 fail() { printf 'apply[%s]: %s\\n' "$NODE" "$*" >&2; exit 1; }
 ${preflight}
@@ -260,8 +260,16 @@ if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-ac
   exit 0
 fi
 ${preInstall}
-# Something K3s reads at start changed: restart even when the install script sees no change.
-INSTALL_K3S_FORCE_RESTART=true bash "$STAGING/${raw(INSTALL_SCRIPT)}"
+# The install script only writes and enables the unit; the restart is ours. K3s' unit is
+# Type=notify with TimeoutStartSec=0, so a blocking \`systemctl start\` waits, with no limit, until
+# K3s reports ready (k3s-io/k3s#11808): a node that never gets ready would stall \`pulumi up\`.
+# So: stop (bounded by the unit's stop timeout), then queue the start (--no-block) and let the
+# readiness loop below bound the wait; after the stop, the old process cannot answer that loop, as
+# it could right after a queued restart. (Something K3s reads at start changed, so it restarts even
+# when the install script itself sees no change.)
+INSTALL_K3S_SKIP_START=true bash "$STAGING/${raw(INSTALL_SCRIPT)}"
+systemctl stop "$SERVICE"
+systemctl start --no-block "$SERVICE"
 
 started=$SECONDS
 next=$((SECONDS + 10))

@@ -120,12 +120,13 @@ say "stop $SERVICE"
 systemctl stop "$SERVICE"
 say "k3s certificate rotate"
 if ! k3s certificate rotate; then
-  systemctl start "$SERVICE" || true
+  systemctl start --no-block "$SERVICE" || true
   echo "rotate-certificates[$NODE]: k3s certificate rotate failed; $SERVICE was started again with its old certificates" >&2
   exit 1
 fi
 say "start $SERVICE"
-systemctl start "$SERVICE"
+# Not blocking: the unit is Type=notify with no start timeout; the loop below bounds the wait.
+systemctl start --no-block "$SERVICE"
 deadline=$((SECONDS + 300))
 until ${ready}; do
   if [ "$SECONDS" -ge "$deadline" ]; then

@@ -230,7 +230,7 @@ if [ "\${UPGRADING:-0}" = 1 ]; then
   started=$SECONDS
   systemctl stop "$SERVICE"
   if ! { mkdir -p "$DB_DIR/$SNAPSHOT" && for f in state.db state.db-wal state.db-shm; do if [ -f "$DB_DIR/$f" ]; then cp -p "$DB_DIR/$f" "$DB_DIR/$SNAPSHOT/$f"; fi; done && [ -f "$DB_DIR/$SNAPSHOT/state.db" ]; }; then
-    systemctl start "$SERVICE"
+    systemctl start --no-block "$SERVICE"
     fail "copying the sqlite datastore $DB_DIR/state.db to $DB_DIR/$SNAPSHOT failed: the upgrade from $RUNNING_VERSION to $TARGET_VERSION stops here"
   fi
   echo "upgrade[$NODE]: datastore copied to $DB_DIR/$SNAPSHOT in $((SECONDS - started))s"

@@ -795,11 +795,11 @@ describe("rotation", () => {
     const s = sandbox({ systemctl: "exit 0", k3s: "exit 0" });
     const r = s.run(renderCertificateRotateScript(config.nodes[3]!));
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(s.calls().trim().split("\n"), ["systemctl stop k3s-agent", "k3s certificate rotate", "systemctl start k3s-agent", "systemctl is-active --quiet k3s-agent"]);
+    assert.deepEqual(s.calls().trim().split("\n"), ["systemctl stop k3s-agent", "k3s certificate rotate", "systemctl start --no-block k3s-agent", "systemctl is-active --quiet k3s-agent"]);
     const failing = sandbox({ systemctl: "exit 0", k3s: "exit 1" });
     const f = failing.run(renderCertificateRotateScript(config.nodes[0]!));
     assert.equal(f.status, 1);
-    assert.match(failing.calls(), /systemctl start k3s\n$/, "K3s is started again with its old certificates");
+    assert.match(failing.calls(), /systemctl start --no-block k3s\n$/, "K3s is started again with its old certificates");
   });
 
   it("reads `k3s certificate check` in both formats; the check uses --output table only where the release has it", () => {

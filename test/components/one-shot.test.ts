@@ -251,10 +251,10 @@ describe("one-shot day-2 steps on the up that creates the cluster (issue 21)", (
       // New values on the cluster created before (the baseline keeps what it saw then): rotations run.
       const up3 = runOneShots((await build(armed(2, "2026-06-01", 2), baseline.stdout)).registered, hosts);
       assert.match(up3.calls.get(config.nodes[0]!.host)!, /^k3s kubectl get secrets --all-namespaces -o name$/m, "custom mode re-writes the secrets");
-      for (const s of servers) assert.match(up3.calls.get([...hosts].find(([, h]) => h === s)![0])!, /^systemctl restart k3s$/m);
+      for (const s of servers) assert.match(up3.calls.get([...hosts].find(([, h]) => h === s)![0])!, /^systemctl start --no-block k3s$/m);
       for (const n of config.nodes) {
         const service = n.role === "server" ? "k3s" : "k3s-agent";
-        assert.match(up3.calls.get(n.host)!, new RegExp(`^systemctl stop ${service}\\nk3s certificate rotate\\nsystemctl start ${service}$`, "m"), n.name);
+        assert.match(up3.calls.get(n.host)!, new RegExp(`^systemctl stop ${service}\\nk3s certificate rotate\\nsystemctl start --no-block ${service}$`, "m"), n.name);
       }
       assert.match(up3.calls.get(config.nodes[0]!.host)!, /^k3s kubectl get node prod-agent-2 /m, "the forget ran");
       for (const s of hosts.values()) assert.equal(s.marker("certificate-rotation"), "2026-06-01");
@@ -269,7 +269,7 @@ describe("one-shot day-2 steps on the up that creates the cluster (issue 21)", (
       const hosts = new Map<string, Host>([[unarmed.nodes[0]!.host, first]]);
       const later = runOneShots((await build(armed(1, 1, 1), baseline.stdout)).registered, hosts);
       assert.match(later.calls.get(unarmed.nodes[0]!.host)!, /^k3s certificate rotate$/m);
-      assert.match(later.calls.get(unarmed.nodes[0]!.host)!, /^systemctl restart k3s$/m);
+      assert.match(later.calls.get(unarmed.nodes[0]!.host)!, /^systemctl start --no-block k3s$/m);
     });
 
     it("a cluster that existed before the baseline (K3s state on the first server), or a first server rebuilt into one: every step runs", async () => {
@@ -291,7 +291,7 @@ describe("one-shot day-2 steps on the up that creates the cluster (issue 21)", (
         assert.deepEqual(parseBaseline(baseline.stdout), {}, label);
         const hosts = new Map<string, Host>([[config.nodes[0]!.host, first]]);
         const up = runOneShots((await build(config, baseline.stdout)).registered, hosts);
-        assert.match(up.calls.get(config.nodes[0]!.host)!, /^systemctl restart k3s$/m, label);
+        assert.match(up.calls.get(config.nodes[0]!.host)!, /^systemctl start --no-block k3s$/m, label);
         for (const n of config.nodes) assert.match(up.calls.get(n.host)!, /k3s certificate rotate/, `${label}: ${n.name}`);
       }
     });

@@ -178,7 +178,8 @@ describe("e2e over SSH on test hosts", function () {
     assert.deepEqual([...result.failures], []);
     assert.match(read(agent, PATHS.registriesYaml), /mirror\.example\.com:5000/);
     const last = installRuns(agent).at(-1)!;
-    assert.equal(last.env.INSTALL_K3S_FORCE_RESTART, "true", "apply forces the restart the install script would skip");
+    assert.equal(last.env.INSTALL_K3S_SKIP_START, "true", "the install only writes the unit: apply restarts it, without blocking (Type=notify)");
+    assert.match(read(agent, "var/log/k3sp/calls.log"), /systemctl stop k3s-agent\n[^\n]* systemctl start --no-block k3s-agent\n(?![\s\S]*systemctl (re)?start k3s-agent\n)/, "the restart is apply's: stop, then a start that does not block");
     for (const h of hosts) {
       const [k3s, k3sAgent] = before.get(h.address)!;
       const expectAgent = h === agent ? k3sAgent! + 1 : k3sAgent!;
@@ -212,7 +213,7 @@ describe("e2e over SSH on test hosts", function () {
     const restartAt = (host: TestHost) => restarts(host, "k3s").slice(restartsBefore.get(host.address)!)[0]!;
     assert.ok(restartAt(server1) < restartAt(byName("e2e-server-2")), "servers restart one after another");
     const agent1 = byName("e2e-agent-1");
-    assert.ok(!/systemctl restart/.test(read(agent1, "var/log/k3sp/calls.log").slice(callsBefore.get(agent1.address)!.length)), "agents do not restart");
+    assert.ok(!/systemctl (re)?start|systemctl stop/.test(read(agent1, "var/log/k3sp/calls.log").slice(callsBefore.get(agent1.address)!.length)), "agents do not restart");
   });
 
   it("a host whose key does not match the pinned one is refused", async () => {

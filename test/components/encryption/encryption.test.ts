@@ -283,7 +283,7 @@ describe("secrets encryption", () => {
   });
 
   it("restart script waits for the API", () => {
-    assert.match(renderRestartScript("srv-2"), /systemctl restart k3s[\s\S]*readyz/);
+    assert.match(renderRestartScript("srv-2"), /systemctl stop k3s\nsystemctl start --no-block k3s[\s\S]*readyz/);
   });
 
   describe("resources (Pulumi mocks)", () => {

@@ -123,6 +123,21 @@ describe("host scripts", () => {
       }
     });
 
+    it("no generated step starts K3s with a blocking systemctl, or restarts it (issue 28)", () => {
+      // K3s' unit is Type=notify with TimeoutStartSec=0: a blocking start may never return. A queued
+      // restart lets the old process answer the readiness check; so: stop, then start --no-block.
+      const unit = String.raw`(\bk3s\b|\bk3s-agent\b|"?\$\{?SERVICE\}?"?)`;
+      const blocking = new RegExp(String.raw`\bsystemctl\s+(restart\b[^\n]*|start\b(?![^\n]*--no-block)[^\n]*)` + unit);
+      for (const bad of ["systemctl restart k3s", "systemctl restart --no-block k3s", 'systemctl start "$SERVICE"', "  systemctl start k3s-agent || true"]) assert.match(bad, blocking, bad);
+      for (const ok of ['systemctl start --no-block "$SERVICE"', "systemctl start --no-block k3s", "systemctl restart firewalld"]) assert.doesNotMatch(ok, blocking, ok);
+      const scripts = allGeneratedScripts(variants());
+      assert.ok(scripts.some(([, text]) => /systemctl start --no-block/.test(text)), "the scripts start K3s somewhere");
+      for (const [name, text] of scripts) {
+        const line = text.split("\n").find((l) => blocking.test(l.replace(/(^|\s)#.*$/, "")));
+        assert.equal(line, undefined, `${name}: ${line}`);
+      }
+    });
+
     it("every generated script of these variants (air-gap images copy, wireguard, wildcards, guard) passes shellcheck", () => {
       const dir = mkdtempSync(join(scratch, "lint-"));
       const paths = allGeneratedScripts(variants())
@@ -176,17 +191,20 @@ describe("host scripts", () => {
       for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
       writeFileSync(
         join(staging, "install-k3s.sh"),
-        `#!/usr/bin/env bash\necho "install force=\${INSTALL_K3S_FORCE_RESTART:-}" >>"$K3S_PLATFORM_ROOT/install.log"\nmkdir -p "$K3S_PLATFORM_ROOT/run/active" && touch "$K3S_PLATFORM_ROOT/run/active/${plan.node.role === "server" ? "k3s" : "k3s-agent"}"\n`,
+        // It starts the unit only without INSTALL_K3S_SKIP_START=true (install.sh service_enable_and_start).
+        `#!/usr/bin/env bash\necho "install skip_start=\${INSTALL_K3S_SKIP_START:-}" >>"$K3S_PLATFORM_ROOT/install.log"\nif [ "\${INSTALL_K3S_SKIP_START:-}" != true ]; then mkdir -p "$K3S_PLATFORM_ROOT/run/active" && touch "$K3S_PLATFORM_ROOT/run/active/${plan.node.role === "server" ? "k3s" : "k3s-agent"}"; fi\n`,
       );
       chmodSync(join(staging, "install-k3s.sh"), 0o755);
       for (const secret of plan.secretFiles) {
         mkdirSync(dirname(join(root, secret.target)), { recursive: true });
         writeFileSync(join(root, secret.target), `${secret.name}: x\n`);
       }
-      return { staging, env: { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, STUB_LOG: "/dev/null", PATH: `${STUBS}:${process.env.PATH}` } };
+      return { staging, env: { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, STUB_LOG: join(root, "systemctl.log"), PATH: `${STUBS}:${process.env.PATH}` } };
     }
+    /** The K3s restarts apply asked systemd for (the systemctl stub's log). */
+    const restarts = (root: string) => (readFileSync(join(root, "systemctl.log"), "utf8").match(/^systemctl stop k3s(-agent)?\nsystemctl start --no-block k3s(-agent)?$/gm) ?? []).length;
 
-    it("a registries.yaml change forces the restart (INSTALL_K3S_FORCE_RESTART=true) that the install script would skip", () => {
+    it("a registries.yaml change restarts K3s, which the install script alone would skip (it only writes the unit)", () => {
       const config = sampleConfig("dev");
       const root = mkdtempSync(join(scratch, "restart-"));
       const first = stage(planNode(config, config.nodes[1]!), root);
@@ -196,8 +214,10 @@ describe("host scripts", () => {
       const r = run("bash", [join(second.staging, "apply.sh")], second.env);
       assert.equal(r.status, 0, r.out);
       assert.match(r.out, /updated \/etc\/rancher\/k3s\/registries\.yaml/);
-      assert.equal(readFileSync(join(root, "install.log"), "utf8"), "install force=true\ninstall force=true\n");
+      assert.equal(readFileSync(join(root, "install.log"), "utf8"), "install skip_start=true\ninstall skip_start=true\n");
+      assert.equal(restarts(root), 2, "one restart per install, asked without blocking");
       assert.match(run("bash", [join(second.staging, "apply.sh")], second.env).out, /up to date/);
+      assert.equal(restarts(root), 2, "nothing changed: no restart");
     });
 
     it("removes a secret file the plan no longer has (registryAuth removed), and only files it placed", () => {
@@ -218,7 +238,8 @@ describe("host scripts", () => {
       assert.ok(!existsSync(join(root, PATHS.registriesYaml)), "the credentials left the host");
       assert.match(r.out, /removed \/etc\/rancher\/k3s\/registries\.yaml/);
       assert.ok(existsSync(join(root, "etc/rancher/k3s/config.yaml.d/99-operator.yaml")), "a file it never placed stays");
-      assert.equal(readFileSync(join(root, "install.log"), "utf8"), "install force=true\n", "K3s restarts to drop the file");
+      assert.equal(readFileSync(join(root, "install.log"), "utf8"), "install skip_start=true\n");
+      assert.equal(restarts(root), 2, "K3s restarts to drop the file");
     });
 
     it("refuses to turn encryption off (or switch mode) on a running cluster unless a migration was recorded", () => {

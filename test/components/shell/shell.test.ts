@@ -241,10 +241,11 @@ describe("generated shell", () => {
       const staging = mkdtempSync(join(scratch, "staging-"));
       const log = join(staging, "install.log");
       for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
-      // Stand-in for the K3s install script: records the run and "starts" the unit.
+      // Stand-in for the K3s install script: records the run; it starts the unit only without
+      // INSTALL_K3S_SKIP_START=true (install.sh service_enable_and_start), so the restart is apply's own.
       writeFileSync(
         join(staging, "install-k3s.sh"),
-        `#!/usr/bin/env bash\necho "install $INSTALL_MARK" >>"${log}"\nmkdir -p "$K3S_PLATFORM_ROOT/run/active" && touch "$K3S_PLATFORM_ROOT/run/active/k3s"\n`,
+        `#!/usr/bin/env bash\necho "install $INSTALL_MARK" >>"${log}"\nif [ "\${INSTALL_K3S_SKIP_START:-}" != true ]; then mkdir -p "$K3S_PLATFORM_ROOT/run/active" && touch "$K3S_PLATFORM_ROOT/run/active/k3s"; fi\n`,
       );
       chmodSync(join(staging, "install-k3s.sh"), 0o755);
       for (const secret of plan.secretFiles) {
@@ -270,6 +271,33 @@ describe("generated shell", () => {
       const third = run("bash", [join(staging, "apply.sh")], { ...env, INSTALL_MARK: "3" });
       assert.equal(third.status, 0, third.out);
       assert.equal(readFileSync(log, "utf8"), "install 1\ninstall 3\n");
+    });
+
+    it("a node that never gets ready: apply fails within its readiness timeout, naming the node; no start blocks (issue 28)", () => {
+      // K3s' unit is Type=notify with TimeoutStartSec=0: a blocking `systemctl restart` of a K3s
+      // that never reports ready never returns (the systemctl stub blocks STUB_BLOCK_SECONDS, then fails).
+      const config = sampleConfig("dev");
+      const plan = planNode(config, config.nodes[1]!);
+      const root = mkdtempSync(join(scratch, "never-ready-"));
+      const staging = mkdtempSync(join(scratch, "staging-"));
+      for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
+      writeFileSync(join(staging, "install-k3s.sh"), `#!/usr/bin/env bash\n[ "\${INSTALL_K3S_SKIP_START:-}" = true ] || systemctl restart k3s-agent\n`);
+      for (const secret of plan.secretFiles) {
+        mkdirSync(dirname(join(root, secret.target)), { recursive: true });
+        writeFileSync(join(root, secret.target), `${secret.name}: x\n`);
+      }
+      mkdirSync(join(root, "run"), { recursive: true });
+      writeFileSync(join(root, "run/never-ready"), "");
+      const t = Date.now();
+      const res = spawnSync("bash", [join(staging, "apply.sh")], {
+        encoding: "utf8",
+        timeout: 25_000,
+        env: { ...process.env, K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, STUB_LOG: "/dev/null", PATH: `${STUBS}:${process.env.PATH}`, K3S_PLATFORM_READY_TIMEOUT: "3", STUB_BLOCK_SECONDS: "20" },
+      });
+      const out = `${res.stdout}${res.stderr}`;
+      assert.notEqual(res.status, 0, out);
+      assert.match(out, /apply\[dev-agent-1\]: k3s-agent not ready after 3s/);
+      assert.ok(Date.now() - t < 15_000, `apply took ${Date.now() - t} ms: something blocked on the unit's start`);
     });
 
     it("refuses to install when the secret drop-in was not written", () => {

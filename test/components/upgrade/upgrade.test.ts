@@ -195,12 +195,14 @@ esac
       assert.match(r.out, /drain skipped: no other Ready, schedulable node/);
       assert.match(r.out, /datastore copied to .*pre-upgrade-v1\.31\.4-k3s1-to-v1\.31\.5-k3s1 in \d+s/);
       assert.match(r.out, /Ready with kubelet v1\.31\.5\+k3s1 after \d+s/);
-      const calls = readFileSync(log, "utf8").split("\n").filter((l) => /cordon|systemctl stop|install|annotate/.test(l) && !l.includes("kubectl get"));
+      const calls = readFileSync(log, "utf8").split("\n").filter((l) => /cordon|systemctl (stop|start)|install|annotate/.test(l) && !l.includes("kubectl get"));
       assert.deepEqual(calls, [
         "k3s kubectl annotate node dev-server-1 --overwrite k3s-platform.io/cordoned-for-upgrade=v1.31.5+k3s1",
         "k3s kubectl cordon dev-server-1",
-        "systemctl stop k3s",
+        "systemctl stop k3s", // for the datastore copy
         "install",
+        "systemctl stop k3s", // apply's restart: stop, then a start that does not block
+        "systemctl start --no-block k3s",
         "k3s kubectl uncordon dev-server-1",
         "k3s kubectl annotate node dev-server-1 k3s-platform.io/cordoned-for-upgrade-",
       ]);

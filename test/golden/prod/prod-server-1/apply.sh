@@ -9,7 +9,7 @@ MANAGED="$ROOT"/var/lib/k3s-platform/managed-files
 NODE=prod-server-1
 SERVICE=k3s
 VERSION=v1.31.4+k3s1
-READY_TIMEOUT=300
+READY_TIMEOUT="${K3S_PLATFORM_READY_TIMEOUT:-300}"
 
 fail() { printf 'apply[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
 
@@ -266,8 +266,16 @@ if [ "${UPGRADING:-0}" = 1 ]; then
   drain_for_upgrade "$NODE" 300 --ignore-daemonsets --delete-emptydir-data || exit 1
 fi
 
-# Something K3s reads at start changed: restart even when the install script sees no change.
-INSTALL_K3S_FORCE_RESTART=true bash "$STAGING/install-k3s.sh"
+# The install script only writes and enables the unit; the restart is ours. K3s' unit is
+# Type=notify with TimeoutStartSec=0, so a blocking `systemctl start` waits, with no limit, until
+# K3s reports ready (k3s-io/k3s#11808): a node that never gets ready would stall `pulumi up`.
+# So: stop (bounded by the unit's stop timeout), then queue the start (--no-block) and let the
+# readiness loop below bound the wait; after the stop, the old process cannot answer that loop, as
+# it could right after a queued restart. (Something K3s reads at start changed, so it restarts even
+# when the install script itself sees no change.)
+INSTALL_K3S_SKIP_START=true bash "$STAGING/install-k3s.sh"
+systemctl stop "$SERVICE"
+systemctl start --no-block "$SERVICE"
 
 started=$SECONDS
 next=$((SECONDS + 10))
