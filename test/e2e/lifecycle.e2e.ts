@@ -502,7 +502,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     for (const r of rotatedAt) assert.equal(r.length, 1, "each server rotated once, with K3s stopped");
     assert.ok(rotatedAt[0]![0]! < rotatedAt[1]![0]! && rotatedAt[1]![0]! < rotatedAt[2]![0]!);
     for (let i = 1; i < servers.length; i++) {
-      const startedBefore = callTimes(servers[i - 1]!, /systemctl start k3s$/).at(-1)!;
+      const startedBefore = callTimes(servers[i - 1]!, /systemctl start --no-block k3s$/).at(-1)!;
       const stopped = callTimes(servers[i]!, /systemctl stop k3s$/).at(-1)!;
       assert.ok(startedBefore < stopped, "the previous server is back before the next stops");
     }
