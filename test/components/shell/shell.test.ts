@@ -234,6 +234,22 @@ describe("generated shell", () => {
   });
 
   describe("apply.sh", () => {
+    /** A scratch root and staging directory holding `plan`'s files, `installer` as install-k3s.sh, and (with `secrets`) its secret files placed. */
+    function stageApply(plan: ReturnType<typeof planNode>, label: string, installer?: string, secrets = true) {
+      const root = mkdtempSync(join(scratch, `${label}-`));
+      const staging = mkdtempSync(join(scratch, "staging-"));
+      for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
+      if (installer !== undefined) {
+        writeFileSync(join(staging, "install-k3s.sh"), installer);
+        chmodSync(join(staging, "install-k3s.sh"), 0o755);
+      }
+      for (const secret of secrets ? plan.secretFiles : []) {
+        mkdirSync(dirname(join(root, secret.target)), { recursive: true });
+        writeFileSync(join(root, secret.target), `${secret.name}: x\n`);
+      }
+      return { root, staging };
+    }
+
     it("installs once, does nothing on a second run, and re-installs when config.yaml changes", () => {
       const config = sampleConfig("prod");
       const plan = planNode(config, config.nodes[0]!);
@@ -277,15 +293,7 @@ describe("generated shell", () => {
       // K3s' unit is Type=notify with TimeoutStartSec=0: a blocking `systemctl restart` of a K3s
       // that never reports ready never returns (the systemctl stub blocks STUB_BLOCK_SECONDS, then fails).
       const config = sampleConfig("dev");
-      const plan = planNode(config, config.nodes[1]!);
-      const root = mkdtempSync(join(scratch, "never-ready-"));
-      const staging = mkdtempSync(join(scratch, "staging-"));
-      for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
-      writeFileSync(join(staging, "install-k3s.sh"), `#!/usr/bin/env bash\n[ "\${INSTALL_K3S_SKIP_START:-}" = true ] || systemctl restart k3s-agent\n`);
-      for (const secret of plan.secretFiles) {
-        mkdirSync(dirname(join(root, secret.target)), { recursive: true });
-        writeFileSync(join(root, secret.target), `${secret.name}: x\n`);
-      }
+      const { root, staging } = stageApply(planNode(config, config.nodes[1]!), "never-ready", `#!/usr/bin/env bash\n[ "\${INSTALL_K3S_SKIP_START:-}" = true ] || systemctl restart k3s-agent\n`);
       mkdirSync(join(root, "run"), { recursive: true });
       writeFileSync(join(root, "run/never-ready"), "");
       const t = Date.now();
@@ -302,10 +310,7 @@ describe("generated shell", () => {
 
     it("refuses to install when the secret drop-in was not written", () => {
       const config = sampleConfig("dev");
-      const plan = planNode(config, config.nodes[1]!);
-      const root = mkdtempSync(join(scratch, "nosecret-"));
-      const staging = mkdtempSync(join(scratch, "staging-"));
-      for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
+      const { root, staging } = stageApply(planNode(config, config.nodes[1]!), "nosecret", undefined, false);
       const res = run("bash", [join(staging, "apply.sh")], { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, PATH: `${STUBS}:${process.env.PATH}` });
       assert.notEqual(res.status, 0);
       assert.match(res.out, /50-k3s-platform-secrets\.yaml is missing/);
