@@ -71,8 +71,16 @@ export function parseYamlFile(path: string): unknown {
         .join("\n"),
     );
   }
-  return doc.toJS();
+  try {
+    // `yaml` refuses alias expansion past maxAliasCount (100) with a ReferenceError ("billion laughs").
+    return doc.toJS({ maxAliasCount: YAML_MAX_ALIAS_COUNT });
+  } catch (e) {
+    throw new StackFileError(`${path}: ${(e as Error).message} (YAML aliases expand past ${YAML_MAX_ALIAS_COUNT} nodes; write the values out)`);
+  }
 }
+
+/** How many nodes YAML aliases may expand to in a stack file (the `yaml` library's default). */
+const YAML_MAX_ALIAS_COUNT = 100;
 
 export function readStackFile(path: string): StackFile {
   const doc = (parseYamlFile(path) ?? {}) as { config?: Record<string, unknown> };

@@ -87,6 +87,19 @@ describe("npm run render", () => {
     assert.doesNotMatch(unknown.stderr, /ENOENT|^\s+at /m);
   });
 
+  it("a YAML alias bomb (billion laughs) is a one-line error naming the file, not a stack trace or a hang", () => {
+    const file = join(out, "bomb.yaml");
+    const levels = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"];
+    for (const name of "bcdefg") levels.push(`${name}: &${name} [${Array(9).fill(`*${String.fromCharCode(name.charCodeAt(0) - 1)}`).join(", ")}]`);
+    writeFileSync(file, `config:\n  k3s-platform:environment: dev\n${levels.map((l) => `  ${l}`).join("\n")}\n`);
+    const t = Date.now();
+    const r = render(["--config", file, "--out", join(out, "bomb")]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^render: ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: .*YAML aliases expand past 100 nodes`, "m"));
+    assert.doesNotMatch(r.stderr, /^\s+at /m);
+    assert.ok(Date.now() - t < 30_000, "the bomb was refused before it expanded");
+  });
+
   it("error paths name the node and suggest the nearest key", () => {
     const raw = sampleRaw("dev") as Record<string, unknown>;
     const nodes = structuredClone(raw.nodes) as Array<Record<string, unknown>>;
