@@ -10,8 +10,8 @@ import { loadStackConfig, parseStackConfig } from "../components/stack/load";
 import { planCluster } from "../components/plan/node";
 import { renderTree } from "../tools/tree";
 import { ControlPlane, missingTools } from "../tools/harness/apiserver";
-import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
-import { ENGINE_BIN, engineEnv, engineMissing, inClusterProgram, inlineStack, projectEngineMissing, projectStack } from "../tools/harness/engine";
+import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { engineMissing, engineWorkspace, inClusterProgram, inlineStack, projectEngineMissing, projectStack } from "../tools/harness/engine";
 import { BenchResource, buildGraph, prodWithNodes, REPO, runPack } from "./graph";
 
 /**
@@ -179,7 +179,6 @@ async function cliProjectPreview(): Promise<string[]> {
 async function bareProject(work: string, name: string, commands: number, plugins: boolean): Promise<Stack> {
   const dir = join(work, name, "project");
   mkdirSync(dir, { recursive: true });
-  mkdirSync(join(work, name, "state"), { recursive: true });
   symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
   writeFileSync(join(dir, "Pulumi.yaml"), `name: ${name}\nruntime:\n  name: nodejs\n  options:\n    typescript: false\n`);
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name, main: "index.js" }));
@@ -191,9 +190,7 @@ async function bareProject(work: string, name: string, commands: number, plugins
     join(dir, "index.js"),
     `const command = require("@pulumi/command");\nfor (let i = 0; i < ${commands}; i++) new command.remote.Command("bare-" + i, { connection: { host: "198.18.0." + ((i % 250) + 1), user: "deploy" }, create: "true" });\n${extra}`,
   );
-  const env = engineEnv(join(work, name));
-  const pulumiCommand = await PulumiCommand.get({ root: join(ENGINE_BIN, ".."), skipVersionCheck: false });
-  return LocalWorkspace.createOrSelectStack({ stackName: name, workDir: dir }, { pulumiCommand, envVars: env, pulumiHome: env.PULUMI_HOME });
+  return LocalWorkspace.createOrSelectStack({ stackName: name, workDir: dir }, await engineWorkspace(join(work, name)));
 }
 
 async function main(): Promise<void> {

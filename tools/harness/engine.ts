@@ -30,20 +30,24 @@ export function enginePath(): string {
   return [ENGINE_BIN, join(REPO, "scripts", "bin"), process.env.PATH ?? ""].join(delimiter);
 }
 
+/**
+ * The engine's workspace options for a test stack whose state and plugin home live in `dir`
+ * (created here): the built CLI, its environment (engineEnv), PATH set for this process too.
+ */
+export async function engineWorkspace(dir: string): Promise<{ pulumiCommand: PulumiCommand; envVars: Record<string, string>; pulumiHome: string }> {
+  mkdirSync(join(dir, "state"), { recursive: true });
+  const envVars = engineEnv(dir);
+  process.env.PATH = envVars.PATH;
+  const pulumiCommand = await PulumiCommand.get({ root: join(ENGINE_BIN, ".."), skipVersionCheck: false });
+  return { pulumiCommand, envVars, pulumiHome: envVars.PULUMI_HOME! };
+}
+
 /** A stack on a file:// backend in `dir`, running `program` inline. */
 export async function inlineStack(dir: string, stackName: string, program: PulumiFn): Promise<Stack> {
-  mkdirSync(join(dir, "state"), { recursive: true });
-  const env = engineEnv(dir);
-  process.env.PATH = env.PATH;
-  const pulumiCommand = await PulumiCommand.get({ root: join(ENGINE_BIN, ".."), skipVersionCheck: false });
+  const workspace = await engineWorkspace(dir);
   return LocalWorkspace.createOrSelectStack(
     { projectName: "k3s-platform", stackName, program },
-    {
-      pulumiCommand,
-      envVars: env,
-      pulumiHome: env.PULUMI_HOME,
-      projectSettings: { name: "k3s-platform", runtime: "nodejs", backend: { url: env.PULUMI_BACKEND_URL } },
-    },
+    { ...workspace, projectSettings: { name: "k3s-platform", runtime: "nodejs", backend: { url: workspace.envVars.PULUMI_BACKEND_URL! } } },
   );
 }
 
@@ -73,16 +77,13 @@ export async function projectStack(dir: string, stackName: string, values: Recor
     for (const f of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts"]) copyFileSync(join(REPO, f), join(project, f));
     for (const d of ["components", "node_modules"]) symlinkSync(join(REPO, d), join(project, d));
   }
-  mkdirSync(join(dir, "state"), { recursive: true });
-  const env = engineEnv(dir);
-  process.env.PATH = env.PATH;
-  const pulumiCommand = await PulumiCommand.get({ root: join(ENGINE_BIN, ".."), skipVersionCheck: false });
-  const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir: project }, { pulumiCommand, envVars: env, pulumiHome: env.PULUMI_HOME });
+  const workspace = await engineWorkspace(dir);
+  const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir: project }, workspace);
   // `pulumi config set-all --json` takes the format `pulumi config --json` prints.
   const entries = Object.entries(values).map(([k, v]) => [k, typeof v === "string" ? { value: v } : { value: JSON.stringify(v), objectValue: v }]);
   await stack.workspace.setAllConfigJson(stackName, JSON.stringify(Object.fromEntries(entries)));
   for (const [key, value] of Object.entries(secrets)) {
-    execFileSync(join(ENGINE_BIN, "pulumi"), ["config", "set", "--secret", "--stack", stackName, key], { cwd: project, env: { ...process.env, ...env }, input: value, stdio: ["pipe", "ignore", "pipe"] });
+    execFileSync(join(ENGINE_BIN, "pulumi"), ["config", "set", "--secret", "--stack", stackName, key], { cwd: project, env: { ...process.env, ...workspace.envVars }, input: value, stdio: ["pipe", "ignore", "pipe"] });
   }
   return stack;
 }
