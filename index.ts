@@ -8,7 +8,6 @@ const outputs = buildProgram(readProgramConfig(), pulumi.getStack());
 export const environment = outputs.environment;
 export const apiEndpoint = outputs.apiEndpoint;
 export const kubeconfig = outputs.kubeconfig;
-// Secrets encryption off: say so (an undefined export only draws an engine warning on every run).
-export const encryptionStatus = outputs.encryptionStatus ?? { enabled: false };
+export const encryptionStatus = outputs.encryptionStatus;
 export const certificateExpiry = outputs.certificateExpiry;
 export const nodes = outputs.nodes;

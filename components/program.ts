@@ -33,7 +33,8 @@ export function buildProgram(program: ProgramConfig, stack: string, opts: pulumi
     environment: config.environment,
     apiEndpoint: cluster.apiEndpoint,
     kubeconfig: cluster.kubeconfig,
-    encryptionStatus: cluster.encryptionStatus,
+    // Secrets encryption off: say so (an undefined output only draws an engine warning on every run).
+    encryptionStatus: cluster.encryptionStatus ?? { enabled: false },
     /** Per server: every certificate `k3s certificate check` reports and the first to expire. */
     certificateExpiry: cluster.certificateExpiry,
     nodes: cluster.plan.nodes.map((n) => ({ name: n.node.name, role: n.role, host: n.node.host })),
