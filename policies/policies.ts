@@ -10,6 +10,8 @@ import type {
 import { asList, clusterNetworkFindings, coversSecrets, decommissionChecks, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "../components/config/rules";
 import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/config/flags";
+import { findingMessage, surfaceVerdict } from "../components/config/surfaces";
+import { formatPath } from "../components/config/validate";
 import { clusterChildOf, encryptionRestartOf, nodeChildOf, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
 import { LB_POOL_LABEL, lbPools } from "../components/servicelb/pools";
 import { maxUnavailableCount } from "../components/upgrade/versions";
@@ -170,6 +172,31 @@ const decommissionQuorum = clusterPolicy(
     const issues: string[] = [];
     decommissionChecks(config, (_path, message) => issues.push(message));
     for (const message of issues) report(message);
+  },
+);
+
+// ---------------------------------------------------------------- free-form surfaces (allowlist)
+
+const freeFormAllowlisted = clusterPolicy(
+  "free-form-settings-allowlisted",
+  "Prod's free-form settings (pass-through flags, *-arg entries, Traefik values, the containerd template, registry and S3 transport, firewall, images) are on the allowlist of settings known not to weaken the cluster, or carry a reasoned exception; no credential sits in a document in any environment.",
+  "mandatory",
+  (config, _args, report) => {
+    const verdict = surfaceVerdict(config);
+    const prod = config.environment === "prod";
+    for (const f of verdict.refused) if (prod || f.setting.endsWith(":credential")) report(`${formatPath(f.path)}: ${findingMessage(f)}`);
+    if (prod) for (const { index, message } of verdict.invalid) report(`${formatPath(["k3s", "exceptions", index, "setting"])}: ${message}`);
+  },
+);
+
+const exceptionsReported = clusterPolicy(
+  "allowlist-exceptions-reported",
+  "Every exception to the free-form allowlist (k3s.exceptions) is reported on every preview with its reason, so reviewers see what a stack keeps off the list.",
+  "advisory",
+  (config, _args, report) => {
+    for (const { finding, exception } of surfaceVerdict(config).excepted) {
+      report(`exception for ${exception.setting} at ${formatPath(finding.path)}: ${finding.message} — reason: ${exception.reason}`);
+    }
   },
 );
 
@@ -599,6 +626,8 @@ export const policies: Policy[] = [
   oddServerCount,
   decommissionQuorum,
   restrictedLabels,
+  freeFormAllowlisted,
+  exceptionsReported,
   finalFlagsCis,
   finalFlagsSafe,
   tenantNotReserved,

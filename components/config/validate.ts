@@ -13,6 +13,7 @@ import {
 } from "./flags";
 import { featureChecks } from "./feature-checks";
 import { cidrContains, indexedIp, isCanonicalIp, nodeAddressProblem, normalizeHost } from "./net";
+import { findingMessage, surfaceVerdict } from "./surfaces";
 import { clusterNetworkFindings, coversSecrets, decommissionChecks, flannelIpv6MasqFinding, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "./rules";
 import { CONFIG_KEYS, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
 
@@ -278,11 +279,28 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   checkFlags("extraAgentConfig", AGENT_FLAG_SET, "agent");
 
   featureChecks(config, report, warn);
+  surfaceChecks(config, report, warn);
   encryptionChecks(config, report, written);
   tenantChecks(config, report);
   dnsChecks(config, report);
   decommissionChecks(config, report);
   rebuildChecks(config, warn);
+}
+
+/**
+ * Free-form surfaces against the allowlist (surfaces.ts): in prod a finding without an exception is
+ * refused, elsewhere a warning; a credential in a document is refused everywhere (it would reach
+ * state and staged files); an exception that covers nothing, or what cannot be excepted, is refused
+ * in prod so it cannot silently cover a later change.
+ */
+function surfaceChecks(config: ResolvedConfig, report: Report, warn: Report): void {
+  const prod = config.environment === "prod";
+  const verdict = surfaceVerdict(config);
+  for (const finding of verdict.refused) {
+    const credential = finding.setting.endsWith(":credential");
+    (prod || credential ? report : warn)(finding.path, findingMessage(finding));
+  }
+  for (const { index, message } of verdict.invalid) (prod ? report : warn)(["k3s", "exceptions", index, "setting"], message);
 }
 
 /**

@@ -111,6 +111,23 @@ const resourceCases: ResourceCase[] = [
     expect: /prod-agent-1: label kubernetes\.io\/role/,
   },
   {
+    policy: "free-form-settings-allowlisted",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.k3s.extraServerConfig = { "etcd-arg": ["client-cert-auth=false"] }))),
+    expect: /k3s\.extraServerConfig\["etcd-arg"\]\[0\]: etcd client-cert-auth=false: only true is known safe/,
+  },
+  {
+    policy: "allowlist-exceptions-reported",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(
+      prodWith((c) => {
+        c.k3s.extraServerConfig = { "etcd-expose-metrics": true };
+        c.k3s.exceptions = [{ setting: "etcd-expose-metrics", reason: "scraped by the in-cluster Prometheus through the node firewall" }];
+      }),
+    ),
+    expect: /exception for etcd-expose-metrics at k3s-platform:k3s\.extraServerConfig\["etcd-expose-metrics"\].*reason: scraped by the in-cluster Prometheus/,
+  },
+  {
     // A pass-through that slipped past validation (config edited after it) is caught from the final flags.
     policy: "node-final-flags-cis",
     pass: nodeResource(sampleConfig("prod"), 3),

@@ -101,5 +101,18 @@ export const k3sSchema = z.strictObject({
   apiServer: apiServerSchema.prefault({}),
   controllerManager: controllerManagerSchema.prefault({}),
   extraServerConfig: z.record(singleLine(), flagValue).default({}),
+  /**
+   * Reasoned exceptions to the prod allowlist of free-form settings (surfaces.ts): `setting` is the
+   * name the refusal printed (`kube-apiserver-arg:token-auth-file`, `firewall.mode`,
+   * `traefik.values:host-path`); the policy pack reports every exception on every preview.
+   */
+  exceptions: z
+    .array(
+      z.strictObject({
+        setting: singleLine().min(1),
+        reason: singleLine().min(20, "say why in at least 20 characters: reviewers read it on every preview"),
+      }),
+    )
+    .default([]),
   extraAgentConfig: z.record(singleLine(), flagValue).default({}),
 });

@@ -6,6 +6,11 @@ import { duration, imageRef, ipAddress } from "./primitives";
 
 // ---------------------------------------------------------------- CoreDNS
 
+/** NodeLocal DNSCache's image, pinned by tag; a prod stack may change it only to a digest of the same repository (surfaces.ts). */
+export const NODE_CACHE_IMAGE = "registry.k8s.io/dns/k8s-dns-node-cache:1.26.0";
+/** cluster-proportional-autoscaler's image, pinned by tag (same rule). */
+export const AUTOSCALER_IMAGE = "registry.k8s.io/cpa/cluster-proportional-autoscaler:v1.9.0";
+
 export const dnsServer = z
   .string()
   .refine((v) => {
@@ -56,7 +61,7 @@ export const dnsSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(false),
       localIp: ipAddress.default("169.254.20.10"),
-      image: imageRef.default("registry.k8s.io/dns/k8s-dns-node-cache:1.26.0"),
+      image: imageRef.default(NODE_CACHE_IMAGE),
     })
     .prefault({}),
   autoscaler: z
@@ -68,7 +73,7 @@ export const dnsSchema = z.strictObject({
       max: z.number().int().positive().optional(),
       preventSinglePointFailure: z.boolean().default(true),
       includeUnschedulableNodes: z.boolean().default(true),
-      image: imageRef.default("registry.k8s.io/cpa/cluster-proportional-autoscaler:v1.9.0"),
+      image: imageRef.default(AUTOSCALER_IMAGE),
     })
     .prefault({}),
 });

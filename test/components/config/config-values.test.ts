@@ -1,9 +1,10 @@
 import { strict as assert } from "node:assert";
 import { cronProblem } from "../../../components/config/cron";
 import { isCanonicalIp, isDnsName } from "../../../components/config/net";
-import { StackInput } from "../../../components/config/schema";
+import { StackInput, stackSchema } from "../../../components/config/schema";
 import { splitStackConfig } from "../../../components/config/stack-file";
-import { nearest, secretIssues } from "../../../components/config/validate";
+import { nearest, resolveDefaults, secretIssues } from "../../../components/config/validate";
+import { surfaceFindings } from "../../../components/config/surfaces";
 import { loadStackConfig, parseStackConfig } from "../../../components/stack/load";
 import { FLAGS, hasSubcommand, releaseOf, versionGaps } from "../../../components/config/flags";
 import { installEnv } from "../../../components/k3s/install";
@@ -36,6 +37,18 @@ const accepts = (raw: StackInput) => {
 };
 
 const k3s = (raw: StackInput): K3s => (raw.k3s ??= {});
+
+/**
+ * Adds an exception for every allowlist finding (surfaces.ts), so the rule under test is what
+ * refuses: exceptions never override the CIS profile, the flag classes or the value shapes.
+ */
+function exceptingAll(raw: StackInput): StackInput {
+  const parsed = stackSchema.safeParse(raw);
+  if (!parsed.success) return raw;
+  const settings = [...new Set(surfaceFindings(resolveDefaults(parsed.data)).filter((f) => f.exceptable).map((f) => f.setting))];
+  if (settings.length) k3s(raw).exceptions = settings.map((setting) => ({ setting, reason: "the rule under test is another one, not the allowlist" }));
+  return raw;
+}
 const prodWith = (edit: (k: K3s, raw: StackInput) => void) => variant("prod", (r) => edit(k3s(r), r));
 
 describe("config values: hostile pass-through, versions, and the format each consumer accepts", () => {
@@ -69,7 +82,7 @@ describe("config values: hostile pass-through, versions, and the format each con
       ["component arg shape", (k) => (k.extraAgentConfig = { "kubelet-arg": ["--max-pods 250"] }), `${agent("kubelet-arg")}[0]`, /not name=value/],
       ["typo in a flag", (k) => (k.extraServerConfig = { "etcd-expose-metric": true }), server("etcd-expose-metric"), /did you mean etcd-expose-metrics\?/],
     ];
-    for (const [name, edit, path, message] of cases) it(`refuses ${name}`, () => rejects(prodWith(edit), path, message));
+    for (const [name, edit, path, message] of cases) it(`refuses ${name}, with an allowlist exception too`, () => rejects(exceptingAll(prodWith(edit)), path, message));
 
     it("outside CIS a looser kubeconfig mode is the user's call", () => {
       accepts(variant("dev", (r) => (k3s(r).extraServerConfig = { "write-kubeconfig-mode": "0644" })));

@@ -233,7 +233,14 @@ describe("renderers", () => {
 
     it("a firewall change re-runs OS prep but not the K3s apply", () => {
       const before = planCluster(sampleConfig("prod"));
-      const after = planCluster(loadStackConfig(variant("prod", (r) => (r.k3s!.firewall = { mode: "disable" }))));
+      const after = planCluster(
+        loadStackConfig(
+          variant("prod", (r) => {
+            r.k3s!.firewall = { mode: "disable" };
+            r.k3s!.exceptions = [{ setting: "firewall.mode", reason: "a test of what a firewall change re-runs, not a stack" }];
+          }),
+        ),
+      );
       after.nodes.forEach((n, i) => {
         assert.notEqual(n.hashes.osPrep, before.nodes[i]!.hashes.osPrep);
         assert.equal(n.hashes.apply, before.nodes[i]!.hashes.apply);

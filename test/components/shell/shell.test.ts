@@ -128,8 +128,8 @@ describe("generated shell", () => {
         firstRunDoes: [
           "modprobe br_netfilter",
           "sysctl -w kernel.panic=10",
-          // prod sets no apiServerSources: the API stays open to any source; etcd only to the servers.
-          "--add-port=6443/tcp",
+          // prod states its apiServerSources: the API only from them (and the nodes); etcd only from the servers.
+          `--add-rich-rule=rule family="ipv4" source address="192.0.2.0/24" port port="6443" protocol="tcp" accept`,
           `--add-rich-rule=rule family="ipv4" source address="203.0.113.12" port port="2379-2380" protocol="tcp" accept`,
           `--add-rich-rule=rule family="ipv4" source address="203.0.113.23" port port="8472" protocol="udp" accept`,
           "--add-source=10.42.0.0/16",

@@ -101,9 +101,10 @@ done
 
 # ---------------------------------------------------------------- firewall (mode: open)
 # Each K3s port is open only to who needs it (nodes, pod CIDR; the API to apiServerSources).
-k3sp_sources_1=(203.0.113.11 203.0.113.12 203.0.113.13)
-k3sp_sources_2=(203.0.113.11 203.0.113.12 203.0.113.13 203.0.113.21 203.0.113.22 203.0.113.23 10.42.0.0/16)
-k3sp_sources_3=(203.0.113.11 203.0.113.12 203.0.113.13 203.0.113.21 203.0.113.22 203.0.113.23)
+k3sp_sources_1=(192.0.2.0/24 198.51.100.0/24 203.0.113.11 203.0.113.12 203.0.113.13 203.0.113.21 203.0.113.22 203.0.113.23 10.42.0.0/16)
+k3sp_sources_2=(203.0.113.11 203.0.113.12 203.0.113.13)
+k3sp_sources_3=(203.0.113.11 203.0.113.12 203.0.113.13 203.0.113.21 203.0.113.22 203.0.113.23 10.42.0.0/16)
+k3sp_sources_4=(203.0.113.11 203.0.113.12 203.0.113.13 203.0.113.21 203.0.113.22 203.0.113.23)
 if service_active firewalld; then
   reload=0
   fw_any() {
@@ -137,10 +138,10 @@ if service_active firewalld; then
     fw_unscope "$port/$proto"
     for source in "$@"; do fw_from "$port" "$proto" "$source"; done
   }
-fw_any 6443/tcp
-fw_scoped 2379-2380 tcp "${k3sp_sources_1[@]}"
-fw_scoped 10250 tcp "${k3sp_sources_2[@]}"
-fw_scoped 8472 udp "${k3sp_sources_3[@]}"
+fw_scoped 6443 tcp "${k3sp_sources_1[@]}"
+fw_scoped 2379-2380 tcp "${k3sp_sources_2[@]}"
+fw_scoped 10250 tcp "${k3sp_sources_3[@]}"
+fw_scoped 8472 udp "${k3sp_sources_4[@]}"
   for source in 10.42.0.0/16 10.43.0.0/16; do
     if ! firewall-cmd --permanent --zone=trusted --query-source="$source" >/dev/null 2>&1; then
       firewall-cmd --permanent --zone=trusted --add-source="$source" >/dev/null
@@ -178,10 +179,10 @@ if have ufw; then
       ufw_unscope "$port/$proto"
       for source in "$@"; do ufw_from "$port" "$proto" "$source"; done
     }
-ufw_any 6443/tcp
-ufw_scoped 2379:2380 tcp "${k3sp_sources_1[@]}"
-ufw_scoped 10250 tcp "${k3sp_sources_2[@]}"
-ufw_scoped 8472 udp "${k3sp_sources_3[@]}"
+ufw_scoped 6443 tcp "${k3sp_sources_1[@]}"
+ufw_scoped 2379:2380 tcp "${k3sp_sources_2[@]}"
+ufw_scoped 10250 tcp "${k3sp_sources_3[@]}"
+ufw_scoped 8472 udp "${k3sp_sources_4[@]}"
     for source in 10.42.0.0/16 10.43.0.0/16; do
       if ! grep -qE "ALLOW( IN)?[[:space:]]+${source//./\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
         ufw allow from "$source" to any >/dev/null

@@ -1,0 +1,266 @@
+import { strict as assert } from "node:assert";
+import * as fc from "fast-check";
+import type { ResourceValidationPolicy } from "@pulumi/policy";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ALLOWED_COMPONENT_ARGS, ALLOWED_FLAGS, COMPONENT_ARG_RISKS, FLAG_RISKS, renderAllowlistMarkdown, STRONG_CIPHERS } from "../../../components/config/allowlist";
+import { COMPONENT_ARG_FLAGS, FLAGS, MANAGED_COMPONENT_ARGS } from "../../../components/config/flags";
+import { ResolvedConfig, StackInput } from "../../../components/config/schema";
+import { resolveDefaults } from "../../../components/config/validate";
+import { stackSchema } from "../../../components/config/schema";
+import { parseStackConfig } from "../../../components/stack/load";
+import { policies, TYPES } from "../../../policies/policies";
+import { resourceArgs, runResourcePolicy } from "../../helpers/policy-harness";
+import { REPO, variant } from "../../helpers/samples";
+
+type K3s = NonNullable<StackInput["k3s"]>;
+type Edit = (raw: StackInput) => void;
+
+const k3s = (raw: StackInput): K3s => (raw.k3s ??= {});
+const key = (k: string) => (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`);
+const server = (k: string) => `k3s-platform:k3s.extraServerConfig${key(k)}`;
+const agent = (k: string) => `k3s-platform:k3s.extraAgentConfig${key(k)}`;
+
+function outcome(env: "dev" | "staging" | "prod", edit: Edit) {
+  const result = parseStackConfig(variant(env, edit));
+  return { ok: result.ok, issues: result.ok ? [] : result.issues, warnings: result.warnings };
+}
+
+/** The pack's verdict on the same edit, applied to the resolved config (a program that skipped validation). */
+async function packSays(env: "dev" | "prod", edit: Edit): Promise<string[]> {
+  const raw = variant(env, edit);
+  const config: ResolvedConfig = resolveDefaults(stackSchema.parse(raw));
+  const policy = policies.find((p) => p.name === "free-form-settings-allowlisted") as ResourceValidationPolicy;
+  return runResourcePolicy(policy, resourceArgs({ type: TYPES.cluster, name: env, props: { config } as Record<string, unknown> }));
+}
+
+const issueAt = (issues: Array<{ path: string; message: string }>, path: string) => issues.find((i) => i.path === path || i.path.startsWith(`${path}[`) || i.path.startsWith(`${path}.`));
+
+/**
+ * The weakenings issue 22 names, each the prod sample plus one change: [name, edit, path the
+ * refusal names, the setting an exception names (undefined: no exception can cover it)].
+ */
+const HOSTILE: Array<[string, Edit, string, string | undefined]> = [
+  ["etcd client-cert-auth=false", (r) => (k3s(r).extraServerConfig = { "etcd-arg": ["client-cert-auth=false"] }), server("etcd-arg"), "etcd-arg:client-cert-auth"],
+  ["etcd auto-tls", (r) => (k3s(r).extraServerConfig = { "etcd-arg": ["auto-tls=true"] }), server("etcd-arg"), "etcd-arg:auto-tls"],
+  ["etcd peer auto-tls", (r) => (k3s(r).extraServerConfig = { "etcd-arg": ["peer-auto-tls=true"] }), server("etcd-arg"), "etcd-arg:peer-auto-tls"],
+  ["etcd plain-HTTP client URL", (r) => (k3s(r).extraServerConfig = { "etcd-arg": ["listen-client-urls=http://0.0.0.0:2379"] }), server("etcd-arg"), "etcd-arg:listen-client-urls"],
+  ["etcd weak ciphers", (r) => (k3s(r).extraServerConfig = { "etcd-arg": ["cipher-suites=TLS_RSA_WITH_AES_128_CBC_SHA"] }), server("etcd-arg"), "etcd-arg:cipher-suites"],
+  ["etcd metrics on every interface", (r) => (k3s(r).extraServerConfig = { "etcd-arg": ["listen-metrics-urls=http://0.0.0.0:2381"] }), server("etcd-arg"), "etcd-arg:listen-metrics-urls"],
+  ["etcd-expose-metrics", (r) => (k3s(r).extraServerConfig = { "etcd-expose-metrics": true }), server("etcd-expose-metrics"), "etcd-expose-metrics"],
+  ["apiserver TLS 1.0", (r) => (k3s(r).extraServerConfig = { "kube-apiserver-arg": ["tls-min-version=VersionTLS10"] }), server("kube-apiserver-arg"), "kube-apiserver-arg:tls-min-version"],
+  ["apiserver token-auth-file", (r) => (k3s(r).extraServerConfig = { "kube-apiserver-arg": ["token-auth-file=/etc/tokens.csv"] }), server("kube-apiserver-arg"), "kube-apiserver-arg:token-auth-file"],
+  ["controller-manager profiling", (r) => (k3s(r).extraServerConfig = { "kube-controller-manager-arg": ["profiling=true"] }), server("kube-controller-manager-arg"), "kube-controller-manager-arg:profiling"],
+  ["scheduler bound to every interface", (r) => (k3s(r).extraServerConfig = { "kube-scheduler-arg": ["bind-address=0.0.0.0"] }), server("kube-scheduler-arg"), "kube-scheduler-arg:bind-address"],
+  ["shared controller credentials", (r) => (k3s(r).extraServerConfig = { "kube-controller-manager-arg": ["use-service-account-credentials=false"] }), server("kube-controller-manager-arg"), "kube-controller-manager-arg:use-service-account-credentials"],
+  ["kubelet without CA verification", (r) => (k3s(r).extraAgentConfig = { "kubelet-arg": ["client-ca-file="] }), agent("kubelet-arg"), "kubelet-arg:client-ca-file"],
+  ["etcd-s3-proxy", (r) => (k3s(r).extraServerConfig = { "etcd-s3-proxy": "http://proxy.example.com:3128" }), server("etcd-s3-proxy"), "etcd-s3-proxy"],
+  ["etcd-s3-config-secret", (r) => (k3s(r).extraServerConfig = { "etcd-s3-config-secret": "s3-settings" }), server("etcd-s3-config-secret"), "etcd-s3-config-secret"],
+  ["firewall disabled", (r) => (k3s(r).firewall = { mode: "disable" }), "k3s-platform:k3s.firewall.mode", "firewall.mode"],
+  ["firewall ignored", (r) => (k3s(r).firewall = { mode: "ignore" }), "k3s-platform:k3s.firewall.mode", "firewall.mode"],
+  ["API server sources unstated", (r) => (k3s(r).firewall = { mode: "open" }), "k3s-platform:k3s.firewall.apiServerSources", undefined],
+  ["API server open to the world", (r) => (k3s(r).firewall = { mode: "open", apiServerSources: ["0.0.0.0/0"] }), "k3s-platform:k3s.firewall.apiServerSources", "firewall.apiServerSources"],
+  ["insecure Traefik dashboard", (r) => (k3s(r).traefik = { values: { ingressRoute: { dashboard: { enabled: true } } } }), "k3s-platform:k3s.traefik.values", "traefik.values:dashboard-without-auth"],
+  ["Traefik api.insecure", (r) => (k3s(r).traefik = { values: { additionalArguments: ["--api.insecure=true"] } }), "k3s-platform:k3s.traefik.values", "traefik.values:dashboard-without-auth"],
+  ["privileged Traefik", (r) => (k3s(r).traefik = { values: { securityContext: { privileged: true } } }), "k3s-platform:k3s.traefik.values", "traefik.values:privileged"],
+  ["Traefik host mount", (r) => (k3s(r).traefik = { values: { deployment: { additionalVolumes: [{ name: "root", hostPath: { path: "/" } }] } } }), "k3s-platform:k3s.traefik.values", "traefik.values:host-path"],
+  ["Traefik host network", (r) => (k3s(r).traefik = { values: { hostNetwork: true } }), "k3s-platform:k3s.traefik.values", "traefik.values:host-namespace"],
+  ["Traefik env secret", (r) => (k3s(r).traefik = { values: { env: [{ name: "CF_API_TOKEN", value: "abc123" }] } }), "k3s-platform:k3s.traefik.values", undefined],
+  ["containerd registry password", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n[plugins."io.containerd.grpc.v1.cri".registry.configs."r.example.com".auth]\n  password = "hunter2"\n'), "k3s-platform:k3s.containerdTemplate", undefined],
+  ["containerd runtime anywhere", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.x.options]\n  BinaryName = "/tmp/runc"\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate:runtime-binary"],
+  ["containerd insecure_skip_verify", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  insecure_skip_verify = true\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate:tls-verification-off"],
+  ["kube-vip from any registry", (r) => (k3s(r).apiVip = { address: "203.0.113.100", interface: "eth0", image: "evil.example.com/kube-vip/kube-vip:v0.8.9" }), "k3s-platform:k3s.apiVip.image", "apiVip.image"],
+  ["plain-HTTP mirror", (r) => (k3s(r).registries = { mirrors: { "docker.io": { endpoint: ["http://mirror.example.com"] } } }), "k3s-platform:k3s.registries.mirrors", "registries.mirrors.docker.io.endpoint"],
+  ["mirror without TLS verification", (r) => (k3s(r).registries = { ...k3s(r).registries, configs: { "r.example.com": { tls: { insecureSkipVerify: true } } } }), "k3s-platform:k3s.registries.configs", "registries.configs.r.example.com.tls.insecureSkipVerify"],
+  ["etcd S3 over HTTP", (r) => (k3s(r).etcdSnapshots = { s3: { bucket: "snaps", insecure: true } }), "k3s-platform:k3s.etcdSnapshots.s3.insecure", "etcdSnapshots.s3.insecure"],
+  ["etcd S3 unverified", (r) => (k3s(r).etcdSnapshots = { s3: { bucket: "snaps", skipSslVerify: true } }), "k3s-platform:k3s.etcdSnapshots.s3.skipSslVerify", "etcdSnapshots.s3.skipSslVerify"],
+];
+
+const REASON = "reviewed with the security team, ticket SEC-1234: needed until the migration ends";
+const withException = (edit: Edit, setting: string): Edit => (r) => {
+  edit(r);
+  k3s(r).exceptions = [...(k3s(r).exceptions ?? []), { setting, reason: REASON }];
+};
+
+describe("prod free-form surfaces: an allowlist, not a denylist (issue 22)", () => {
+  describe("the allowlist table", () => {
+    const passThrough = new Set(FLAGS.filter((f) => f.class === "pass-through").map((f) => f.name));
+    it("lists only pass-through flags, and every *-arg flag with its own entry list", () => {
+      for (const flag of Object.keys(ALLOWED_FLAGS)) assert.ok(passThrough.has(flag), `${flag} is not a pass-through flag`);
+      assert.deepEqual(Object.keys(ALLOWED_COMPONENT_ARGS).sort(), [...COMPONENT_ARG_FLAGS].sort());
+    });
+    it("names risks only for what it leaves off, and never allows a setting rendered from typed config", () => {
+      for (const flag of Object.keys(FLAG_RISKS)) assert.ok(passThrough.has(flag) && !ALLOWED_FLAGS[flag], flag);
+      for (const [flag, args] of Object.entries(ALLOWED_COMPONENT_ARGS)) {
+        for (const name of Object.keys(args)) {
+          assert.ok(!COMPONENT_ARG_RISKS[name], `${flag}:${name} is allowed and named a risk`);
+          assert.ok(!MANAGED_COMPONENT_ARGS[flag]?.[name], `${flag}:${name} is rendered from typed config`);
+        }
+      }
+    });
+    it("docs/allowlist.md is the table as it is (npm run docs:allowlist)", () => {
+      assert.equal(readFileSync(join(REPO, "docs", "allowlist.md"), "utf8"), renderAllowlistMarkdown());
+    });
+    it("the strong cipher list has no CBC, RC4, 3DES or RSA key exchange suite", () => {
+      for (const c of STRONG_CIPHERS) assert.doesNotMatch(c, /CBC|RC4|3DES|^TLS_RSA_WITH_/);
+    });
+  });
+
+  describe("each weakening the issue names", () => {
+    for (const [name, edit, path, setting] of HOSTILE) {
+      it(`${name}: refused in prod at ${path}${setting ? `, kept with an exception for ${setting}` : ", and no exception covers it"}`, async () => {
+        const prod = outcome("prod", edit);
+        assert.equal(prod.ok, false, `${name} passed prod validation`);
+        const hit = issueAt(prod.issues, path);
+        assert.ok(hit, `no issue at ${path}: ${JSON.stringify(prod.issues)}`);
+        assert.ok((await packSays("prod", edit)).some((m) => m.startsWith(path)), "the pack does not refuse it");
+        if (setting) {
+          assert.match(hit.message, new RegExp(`setting: "${setting.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"`));
+          const excepted = outcome("prod", withException(edit, setting));
+          assert.ok(excepted.ok, JSON.stringify(excepted.issues));
+          assert.deepEqual(await packSays("prod", withException(edit, setting)), []);
+        } else {
+          const attempted = outcome("prod", withException(edit, hit.message.match(/setting: "([^"]+)"/)?.[1] ?? (path.endsWith("apiServerSources") ? "firewall.apiServerSources" : name.includes("containerd") ? "containerdTemplate:credential" : "traefik.values:credential")));
+          assert.equal(attempted.ok, false, "an exception covered what none may cover");
+        }
+      });
+    }
+
+    it("staging (and dev) warn instead of refusing, except for credentials", () => {
+      for (const [name, edit, path, setting] of HOSTILE) {
+        if (name === "API server sources unstated") continue; // staging states none: warned already
+        const dev = outcome("staging", edit);
+        if (setting) {
+          assert.ok(dev.ok, `${name}: ${JSON.stringify(dev.issues)}`);
+          assert.ok(issueAt(dev.warnings, path), `${name}: no warning at ${path}`);
+        } else assert.equal(dev.ok, false, `${name}: a credential passed dev`);
+      }
+    });
+  });
+
+  describe("what stays allowed", () => {
+    const safe: Array<[string, Edit]> = [
+      ["OIDC sign-in", (r) => (k3s(r).extraServerConfig = { "kube-apiserver-arg": ["oidc-issuer-url=https://sso.example.com", "oidc-client-id=k3s", "oidc-username-prefix=oidc:", "oidc-groups-claim=groups"] })],
+      ["TLS 1.3 and CIS ciphers", (r) => (k3s(r).extraServerConfig = { "kube-apiserver-arg": ["tls-min-version=VersionTLS13", `tls-cipher-suites=${STRONG_CIPHERS.slice(0, 3).join(",")}`] })],
+      ["etcd tuning", (r) => (k3s(r).extraServerConfig = { "etcd-arg": ["quota-backend-bytes=8589934592", "heartbeat-interval=250", "election-timeout=2500"] })],
+      ["loopback metrics", (r) => (k3s(r).extraAgentConfig = { "kube-proxy-arg": ["metrics-bind-address=127.0.0.1:10249"] })],
+      ["owner-only kubeconfig", (r) => (k3s(r).extraServerConfig = { "write-kubeconfig-mode": "0600" })],
+      ["Traefik values that weaken nothing", (r) => (k3s(r).traefik = { values: { deployment: { replicas: 3 }, ports: { websecure: { tls: { enabled: true } } }, securityContext: { capabilities: { add: ["NET_BIND_SERVICE"] } }, tlsStore: { default: { defaultCertificate: { secretName: "wildcard" } } } } })],
+      ["kube-vip by digest from a configured mirror", (r) => {
+        k3s(r).registries = { mirrors: { "ghcr.io": { endpoint: ["https://registry.example.com"] } }, configs: { "registry.example.com": { tls: { caFile: "/etc/ssl/ca.pem" } } } };
+        k3s(r).apiVip = { address: "203.0.113.100", interface: "eth0", image: `registry.example.com/kube-vip/kube-vip:v0.8.9@sha256:${"a".repeat(64)}` };
+      }],
+    ];
+    for (const [name, edit] of safe) {
+      it(`${name}: accepted in prod, no warning`, () => {
+        const prod = outcome("prod", edit);
+        assert.ok(prod.ok, JSON.stringify(prod.issues));
+        assert.deepEqual(prod.warnings.filter((w) => /allowlist|k3s\.exceptions/.test(w.message)), []);
+        const staging = outcome("staging", edit);
+        assert.deepEqual(staging.warnings.filter((w) => /allowlist|k3s\.exceptions/.test(w.message)), []);
+      });
+    }
+  });
+
+  describe("exceptions", () => {
+    it("an exception no setting needs is refused in prod (it would cover a later change unseen)", () => {
+      const r = outcome("prod", (raw) => (k3s(raw).exceptions = [{ setting: "etcd-expose-metrics", reason: REASON }]));
+      assert.equal(r.ok, false);
+      assert.match(issueAt(r.issues, "k3s-platform:k3s.exceptions[0].setting")!.message, /no setting of this stack needs the exception "etcd-expose-metrics"/);
+    });
+    it("a reason is required and must say something", () => {
+      const r = outcome("prod", withException((raw) => (k3s(raw).extraServerConfig = { "etcd-expose-metrics": true }), "etcd-expose-metrics"));
+      assert.ok(r.ok);
+      const short = outcome("prod", (raw) => {
+        k3s(raw).extraServerConfig = { "etcd-expose-metrics": true };
+        k3s(raw).exceptions = [{ setting: "etcd-expose-metrics", reason: "needed" }];
+      });
+      assert.equal(short.ok, false);
+      assert.match(JSON.stringify(short.issues), /at least 20 characters/);
+    });
+  });
+
+  describe("property: one random free-form change to the prod sample is refused at its path, or is on the allowlist", () => {
+    // Component settings drawn from the allowlist, from the named risks and from random names; values from
+    // a pool of safe-looking and hostile values. The oracle is the table itself plus an independent
+    // rule: whatever is accepted must be an allowlisted name whose value check passes.
+    const argNames = (flag: string) => [...Object.keys(ALLOWED_COMPONENT_ARGS[flag]!), ...Object.keys(COMPONENT_ARG_RISKS)];
+    const values = fc.oneof(
+      fc.constantFrom("true", "false", "0", "1", "10", "VersionTLS10", "VersionTLS13", "TLS1.2", "0.0.0.0", "127.0.0.1", "http://0.0.0.0:2379", "https://sso.example.com", "/etc/x", "5m", "0s", "RS256", "TLS_RSA_WITH_RC4_128_SHA"),
+      fc.string({ maxLength: 12 }).filter((s) => !s.includes("\n")),
+    );
+    const componentChange = fc.constantFrom(...COMPONENT_ARG_FLAGS).chain((flag) =>
+      fc.record({ flag: fc.constant(flag), name: fc.oneof(fc.constantFrom(...argNames(flag)), fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/)), value: values }),
+    );
+    it("component settings (*-arg entries)", () => {
+      fc.assert(
+        fc.property(componentChange, fc.boolean(), ({ flag, name, value }, onAgent) => {
+          if (MANAGED_COMPONENT_ARGS[flag]?.[name]) return; // refused with the typed key elsewhere
+          const scope = FLAGS.find((f) => f.name === flag)!.scope;
+          const map = onAgent && scope === "agent" ? "extraAgentConfig" : "extraServerConfig";
+          const r = outcome("prod", (raw) => (k3s(raw)[map] = { [flag]: [`${name}=${value}`] }));
+          const allowed = ALLOWED_COMPONENT_ARGS[flag]![name];
+          if (r.ok) {
+            assert.ok(allowed, `${flag}:${name} passed prod without being on the allowlist`);
+            assert.equal(allowed.value?.(value, { flannelBackend: "vxlan" }), undefined, `${flag}:${name}=${value} passed with a failing value`);
+          } else {
+            const path = `k3s-platform:k3s.${map}[${JSON.stringify(flag)}]`;
+            assert.ok(issueAt(r.issues, path), `refused, but not at ${path}: ${JSON.stringify(r.issues)}`);
+          }
+        }),
+        { numRuns: 300 },
+      );
+    });
+
+    it("K3s flags", () => {
+      const passThrough = FLAGS.filter((f) => f.class === "pass-through" && !COMPONENT_ARG_FLAGS.includes(f.name)).map((f) => f.name);
+      const flagValue = fc.oneof(fc.boolean(), fc.integer({ min: 0, max: 70000 }), values);
+      fc.assert(
+        fc.property(fc.constantFrom(...passThrough), flagValue, (flag, value) => {
+          const r = outcome("prod", (raw) => (k3s(raw).extraServerConfig = { [flag]: value }));
+          const allowed = ALLOWED_FLAGS[flag];
+          if (r.ok) {
+            assert.ok(allowed, `${flag} passed prod without being on the allowlist`);
+            assert.equal(allowed.value?.(String(value), { flannelBackend: "vxlan" }), undefined, `${flag}: ${String(value)} passed with a failing value`);
+          } else assert.ok(issueAt(r.issues, server(flag)), `refused, but not at ${server(flag)}: ${JSON.stringify(r.issues)}`);
+        }),
+        { numRuns: 300 },
+      );
+    });
+
+    // Traefik values: random trees with hostile leaves planted at random depths. The oracle is the
+    // generator's own record of what it planted, not the scanner.
+    const HOSTILE_LEAVES: Array<[string, unknown]> = [
+      ["privileged", true], ["hostNetwork", true], ["hostPID", true], ["hostPath", { path: "/var/run" }],
+      ["insecureSkipVerify", true], ["password", "hunter2"], ["apiKey", "k-123"], ["allowPrivilegeEscalation", true],
+    ];
+    const benignLeaf = fc.oneof(fc.constantFrom<unknown>(1, "info", false, "web", ["NET_BIND_SERVICE"]), fc.integer());
+    const benignKey = fc.constantFrom("replicas", "logs", "level", "ports", "web", "expose", "service", "annotations", "tolerations", "resources", "limits", "secretName", "existingSecret", "enabled");
+    const tree: fc.Arbitrary<{ value: Record<string, unknown>; planted: string[] }> = fc
+      .record({
+        path: fc.array(benignKey, { minLength: 0, maxLength: 3 }),
+        leaf: fc.option(fc.constantFrom(...HOSTILE_LEAVES), { nil: undefined }),
+        noise: fc.dictionary(benignKey, benignLeaf, { maxKeys: 3 }),
+      })
+      .map(({ path, leaf, noise }) => {
+        const value: Record<string, unknown> = { ...noise };
+        let at = value;
+        for (const key of path) at = (at[key] = { ...(typeof at[key] === "object" && at[key] && !Array.isArray(at[key]) ? (at[key] as object) : {}) }) as Record<string, unknown>;
+        if (leaf) at[leaf[0]] = leaf[1];
+        return { value, planted: leaf ? [leaf[0]] : [] };
+      });
+    it("Traefik values", () => {
+      fc.assert(
+        fc.property(tree, ({ value, planted }) => {
+          const r = outcome("prod", (raw) => (k3s(raw).traefik = { values: value }));
+          if (planted.length === 0) assert.ok(r.ok, `benign values refused: ${JSON.stringify(value)} ${JSON.stringify(r.ok ? [] : r.issues)}`);
+          else {
+            assert.equal(r.ok, false, `planted ${planted.join()} passed: ${JSON.stringify(value)}`);
+            assert.ok(issueAt(r.issues, "k3s-platform:k3s.traefik.values"), JSON.stringify(r.issues));
+          }
+        }),
+        { numRuns: 300 },
+      );
+    });
+  });
+});
