@@ -92,12 +92,14 @@ function componentArgFindings(flag: string, value: FlagValue, path: SurfacePath,
 // ---------------------------------------------------------------- documents
 
 /**
- * Keys whose literal value is a credential (compared without case, `-` or `_`). References to a
- * Secret (`secretName`, `existingSecret`, `...Ref`, `...File`) do not end in these words.
+ * Keys whose literal value is a credential (compared without case, `-`, `_` or `.`). References to
+ * a Secret (`secretName`, `existingSecret`, `...Ref`, `...File`) do not end in these words.
  */
 const CREDENTIAL_KEY = /(password|passwd|passphrase|token|secret|apikey|secretkey|accesskey|privatekey|credential|credentials|clientsecret)$/;
-const CREDENTIAL_EXACT = new Set(["auth", "authorization", "bearer", "identitytoken", "auths"]);
+const CREDENTIAL_EXACT = new Set(["auth", "authorization", "bearer", "identitytoken", "auths", "pass", "pwd"]);
 const NOT_A_CREDENTIAL = /^(existing|use|create|enable|skip|mount)/;
+/** Environment variable names that carry credentials by convention (DB_PASS, API_KEY, GITHUB_TOKEN…). */
+const CREDENTIAL_ENV = /(^|_)(PASS|PASSWD|PASSWORD|PWD|TOKEN|SECRET|KEY|APIKEY|CREDENTIALS?|AUTH)$/i;
 
 function isCredentialKey(key: string): boolean {
   const k = key.toLowerCase().replace(/[-_.]/g, "");
@@ -106,6 +108,12 @@ function isCredentialKey(key: string): boolean {
 const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
 const URL_CREDENTIALS = /[a-z][a-z0-9+.-]*:\/\/[^\s/@:]+:[^\s/@]+@/i;
 const isLiteral = (v: unknown): v is string | number => (typeof v === "string" && v.trim() !== "") || typeof v === "number";
+/**
+ * Whether a chart value turns a switch on. Helm templates test values for truth (`{{ if .Values.x }}`),
+ * where any non-empty string, "false" included, is true: only false, null, 0 and "" are off.
+ */
+const switchedOn = (v: unknown): boolean => !(v === false || v === null || v === undefined || v === 0 || v === "");
+const shown = (v: unknown) => (typeof v === "string" && v.toLowerCase() !== "true" ? `"${v}" (a non-empty string is true to Helm's if)` : String(v));
 
 type DocumentKind = "credential" | "privileged" | "host-namespace" | "host-path" | "tls-verification-off" | "dashboard-without-auth" | "plain-http" | "runtime-binary" | "confinement-off";
 
@@ -141,31 +149,40 @@ export function traefikValuesFindings(values: Record<string, unknown>): Array<{ 
     if (!node || typeof node !== "object") return;
     const obj = node as Record<string, unknown>;
     // An env entry: { name: DB_PASSWORD, value: literal }; valueFrom is the way.
-    if (typeof obj.name === "string" && "value" in obj && isLiteral(obj.value) && isCredentialKey(obj.name)) {
+    if (typeof obj.name === "string" && "value" in obj && isLiteral(obj.value) && (isCredentialKey(obj.name) || CREDENTIAL_ENV.test(obj.name))) {
       out.push({ kind: "credential", at: [...at, "value"], detail: `env ${obj.name}` });
     }
     for (const [key, v] of Object.entries(obj)) {
       const here = [...at, key];
       const k = key.toLowerCase();
       if (isCredentialKey(key) && isLiteral(v)) out.push({ kind: "credential", at: here, detail: key });
-      if ((k === "privileged" || k === "allowprivilegeescalation") && v === true) out.push({ kind: "privileged", at: here, detail: `${key}: true` });
-      if (k === "runasuser" && v === 0) out.push({ kind: "privileged", at: here, detail: "runAsUser: 0 (root)" });
-      if (k === "runasnonroot" && v === false) out.push({ kind: "privileged", at: here, detail: "runAsNonRoot: false" });
-      if (k === "add" && Array.isArray(v) && at[at.length - 1] === "capabilities") {
-        for (const cap of v) if (typeof cap !== "string" || !ALLOWED_CAPABILITIES.has(cap.replace(/^CAP_/, ""))) out.push({ kind: "privileged", at: here, detail: `adds capability ${String(cap)}` });
+      if ((k === "privileged" || k === "allowprivilegeescalation") && switchedOn(v)) out.push({ kind: "privileged", at: here, detail: `${key}: ${shown(v)}` });
+      if (k === "runasuser" && v !== null && v !== "" && Number(v) === 0) out.push({ kind: "privileged", at: here, detail: "runAsUser: 0 (root)" });
+      if (k === "runasnonroot" && (v === false || String(v).toLowerCase() === "false")) out.push({ kind: "privileged", at: here, detail: "runAsNonRoot: false" });
+      if (k === "add" && at[at.length - 1] === "capabilities") {
+        for (const cap of Array.isArray(v) ? v : [v]) {
+          if (typeof cap !== "string" || !ALLOWED_CAPABILITIES.has(cap.toUpperCase().replace(/^CAP_/, ""))) out.push({ kind: "privileged", at: here, detail: `adds capability ${String(cap)}` });
+        }
       }
-      if (["hostnetwork", "hostpid", "hostipc"].includes(k) && v === true) out.push({ kind: "host-namespace", at: here, detail: `${key}: true` });
-      if (k === "hostpath" && v !== undefined && v !== null && v !== false) out.push({ kind: "host-path", at: here, detail: "hostPath volume" });
-      if (k === "insecureskipverify" && v === true) out.push({ kind: "tls-verification-off", at: here, detail: `${key}: true` });
-      if (k === "insecure" && v === true) out.push({ kind: at[at.length - 1] === "api" ? "dashboard-without-auth" : "tls-verification-off", at: here, detail: `${key}: true` });
+      if (["hostnetwork", "hostpid", "hostipc", "hostusers"].includes(k) && (k === "hostusers" ? v === false : switchedOn(v))) out.push({ kind: "host-namespace", at: here, detail: `${key}: ${shown(v)}` });
+      if (k === "hostpath" && switchedOn(v)) out.push({ kind: "host-path", at: here, detail: "hostPath volume" });
+      if (k === "insecureskipverify" && switchedOn(v)) out.push({ kind: "tls-verification-off", at: here, detail: `${key}: ${shown(v)}` });
+      if (k === "insecure" && switchedOn(v)) out.push({ kind: at[at.length - 1] === "api" ? "dashboard-without-auth" : "tls-verification-off", at: here, detail: `${key}: ${shown(v)}` });
       walk(v, here);
     }
   };
   walk(values, []);
-  // The chart's dashboard IngressRoute (ingressRoute.dashboard) without an auth middleware.
-  const dashboard = (values.ingressRoute as Record<string, unknown> | undefined)?.dashboard as Record<string, unknown> | undefined;
-  if (dashboard?.enabled === true && !(Array.isArray(dashboard.middlewares) && dashboard.middlewares.length > 0)) {
+  // The chart's dashboard IngressRoute (ingressRoute.dashboard) without an auth middleware, and
+  // the `traefik` entrypoint (dashboard and API, no auth) exposed on the Service (ports.traefik.expose;
+  // a boolean before chart v25, `{ default: true }` since).
+  const child = (o: unknown, k: string) => (o && typeof o === "object" && !Array.isArray(o) ? (o as Record<string, unknown>)[k] : undefined);
+  const dashboard = child(child(values, "ingressRoute"), "dashboard");
+  if (switchedOn(child(dashboard, "enabled")) && !(Array.isArray(child(dashboard, "middlewares")) && (child(dashboard, "middlewares") as unknown[]).length > 0)) {
     out.push({ kind: "dashboard-without-auth", at: ["ingressRoute", "dashboard", "enabled"], detail: "ingressRoute.dashboard without middlewares" });
+  }
+  const expose = child(child(child(values, "ports"), "traefik"), "expose");
+  if (expose !== undefined && (typeof expose === "object" && expose !== null ? Object.values(expose).some(switchedOn) : switchedOn(expose))) {
+    out.push({ kind: "dashboard-without-auth", at: ["ports", "traefik", "expose"], detail: "the traefik entrypoint (dashboard, API) exposed on the Service" });
   }
   return out;
 }
@@ -183,14 +200,17 @@ export function containerdTemplateFindings(template: string): Array<{ kind: Docu
   const out: Array<{ kind: DocumentKind; line: number; detail: string }> = [];
   template.split("\n").forEach((text, i) => {
     const line = i + 1;
-    const kv = /^\s*"?([A-Za-z_][A-Za-z0-9_-]*)"?\s*=\s*(.*?)\s*(#.*)?$/.exec(text);
-    if (/^\s*\[.*\.auth\]\s*$/.test(text)) out.push({ kind: "credential", line, detail: "a registry auth section" });
+    // A TOML key, bare, quoted or dotted (`registry.configs."r".auth.password = …`): the last part counts.
+    const kv = /^\s*((?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+)(?:\s*\.\s*(?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+))*)\s*=\s*(.*?)\s*(#[^"']*)?$/.exec(text);
+    if (/^\s*\[\[?.*\.\s*["']?auth["']?\s*\]\]?\s*$/.test(text)) out.push({ kind: "credential", line, detail: "a registry auth section" });
     if (PRIVATE_KEY.test(text) || URL_CREDENTIALS.test(text)) out.push({ kind: "credential", line, detail: "a private key or URL credentials" });
     if (!kv) return;
-    const [, key, raw] = kv as unknown as [string, string, string];
+    const parts = [...kv[1]!.matchAll(/"([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+)/g)].map((m) => m[1] ?? m[2] ?? m[3]!);
+    const key = parts[parts.length - 1]!;
+    const raw = kv[2]!;
     const value = raw.replace(/^["']|["']$/g, "");
     const k = key.toLowerCase();
-    if (isCredentialKey(key) && value !== "") out.push({ kind: "credential", line, detail: key });
+    if (isCredentialKey(key) && value !== "" && value !== "{}") out.push({ kind: "credential", line, detail: key });
     if (k === "insecure_skip_verify" && value === "true") out.push({ kind: "tls-verification-off", line, detail: key });
     if ((k === "plain-http" || k === "plain_http") && value === "true") out.push({ kind: "plain-http", line, detail: key });
     if (k === "endpoint" && /["']http:\/\//.test(raw)) out.push({ kind: "plain-http", line, detail: "an http:// endpoint" });
@@ -267,9 +287,11 @@ function exposureFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
       message: "state who may reach the API server (6443/tcp): list your admin, CI and load balancer networks (an explicit 0.0.0.0/0 needs an exception with a reason)",
     });
   }
+  // Broader than a /8 (IPv4) or a /32 (IPv6, an ISP's allocation): a slice of the internet, not a
+  // network the user runs; 0.0.0.0/1 + 128.0.0.0/1 is 0.0.0.0/0 written twice.
   firewall.apiServerSources.forEach((source, i) => {
-    if (source.includes("/") && prefixLength(source) === 0) {
-      out.push({ setting: "firewall.apiServerSources", path: ["k3s", "firewall", "apiServerSources", i], exceptable: true, message: `${source} opens the API server to every address` });
+    if (source.includes("/") && prefixLength(source) < (source.includes(":") ? 32 : 8)) {
+      out.push({ setting: "firewall.apiServerSources", path: ["k3s", "firewall", "apiServerSources", i], exceptable: true, message: `${source} opens the API server to a large part of the internet` });
     }
   });
 }

@@ -72,6 +72,15 @@ const HOSTILE: Array<[string, Edit, string, string | undefined]> = [
   ["kube-vip from any registry", (r) => (k3s(r).apiVip = { address: "203.0.113.100", interface: "eth0", image: "evil.example.com/kube-vip/kube-vip:v0.8.9" }), "k3s-platform:k3s.apiVip.image", "apiVip.image"],
   ["plain-HTTP mirror", (r) => (k3s(r).registries = { mirrors: { "docker.io": { endpoint: ["http://mirror.example.com"] } } }), "k3s-platform:k3s.registries.mirrors", "registries.mirrors.docker.io.endpoint"],
   ["mirror without TLS verification", (r) => (k3s(r).registries = { ...k3s(r).registries, configs: { "r.example.com": { tls: { insecureSkipVerify: true } } } }), "k3s-platform:k3s.registries.configs", "registries.configs.r.example.com.tls.insecureSkipVerify"],
+  // Evasions of the scanners tried after the first round: other spellings of the same weakening.
+  ["API server open through two halves", (r) => (k3s(r).firewall = { mode: "open", apiServerSources: ["0.0.0.0/1", "128.0.0.0/1"] }), "k3s-platform:k3s.firewall.apiServerSources", "firewall.apiServerSources"],
+  ["Traefik capability as a string", (r) => (k3s(r).traefik = { values: { securityContext: { capabilities: { add: "SYS_ADMIN" } } } }), "k3s-platform:k3s.traefik.values", "traefik.values:privileged"],
+  ["Traefik privileged as a string", (r) => (k3s(r).traefik = { values: { securityContext: { privileged: "yes" } } }), "k3s-platform:k3s.traefik.values", "traefik.values:privileged"],
+  ["Traefik dashboard entrypoint exposed", (r) => (k3s(r).traefik = { values: { ports: { traefik: { expose: { default: true } } } } }), "k3s-platform:k3s.traefik.values", "traefik.values:dashboard-without-auth"],
+  ["Traefik env DB_PASS", (r) => (k3s(r).traefik = { values: { env: [{ name: "DB_PASS", value: "hunter2" }] } }), "k3s-platform:k3s.traefik.values", undefined],
+  ["containerd password as a dotted key", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\nplugins."io.containerd.grpc.v1.cri".registry.configs."r".auth.password = "p"\n'), "k3s-platform:k3s.containerdTemplate", undefined],
+  ["containerd auth as an inline table", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  auth = { username = "u", password = "p" }\n'), "k3s-platform:k3s.containerdTemplate", undefined],
+  ["containerd runtime escaping /usr/bin", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  BinaryName = "/usr/bin/../../tmp/runc"\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate:runtime-binary"],
   ["etcd S3 over HTTP", (r) => (k3s(r).etcdSnapshots = { s3: { bucket: "snaps", insecure: true } }), "k3s-platform:k3s.etcdSnapshots.s3.insecure", "etcdSnapshots.s3.insecure"],
   ["etcd S3 unverified", (r) => (k3s(r).etcdSnapshots = { s3: { bucket: "snaps", skipSslVerify: true } }), "k3s-platform:k3s.etcdSnapshots.s3.skipSslVerify", "etcdSnapshots.s3.skipSslVerify"],
 ];
@@ -257,6 +266,33 @@ describe("prod free-form surfaces: an allowlist, not a denylist (issue 22)", () 
           else {
             assert.equal(r.ok, false, `planted ${planted.join()} passed: ${JSON.stringify(value)}`);
             assert.ok(issueAt(r.issues, "k3s-platform:k3s.traefik.values"), JSON.stringify(r.issues));
+          }
+        }),
+        { numRuns: 300 },
+      );
+    });
+
+    // containerd template: base template plus random benign TOML lines and at most one planted
+    // weakening, in any of its spellings; the oracle is what was planted.
+    const PLANTED: string[] = [
+      '  password = "hunter2"', "  token = 'abc'", '  identitytoken = "x"', '[plugins."io.containerd.grpc.v1.cri".registry.configs."r".auth]',
+      'plugins."io.containerd.grpc.v1.cri".registry.configs."r".auth.password = "p"', "  insecure_skip_verify = true", '  endpoint = ["http://m.example.com"]',
+      '  BinaryName = "/tmp/runc"', '  BinaryName = "/usr/bin/../../home/u/runc"', "  disable_apparmor = true",
+    ];
+    const BENIGN: string[] = [
+      '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes."crun"]', '  runtime_type = "io.containerd.runc.v2"', '  BinaryName = "/usr/local/bin/crun"',
+      "  SystemdCgroup = true", '  endpoint = ["https://mirror.example.com"]', "  enable_unprivileged_ports = true", "# password rotation is done by Vault", '  ca_file = "/etc/ssl/ca.pem"',
+    ];
+    it("containerd template", () => {
+      fc.assert(
+        fc.property(fc.array(fc.constantFrom(...BENIGN), { maxLength: 6 }), fc.option(fc.constantFrom(...PLANTED), { nil: undefined }), fc.nat(), (lines, planted, at) => {
+          const body = [...lines];
+          if (planted) body.splice(at % (body.length + 1), 0, planted);
+          const r = outcome("prod", (raw) => (k3s(raw).containerdTemplate = ['{{ template "base" . }}', ...body].join("\n")));
+          if (!planted) assert.ok(r.ok, `benign template refused: ${JSON.stringify(body)} ${JSON.stringify(r.ok ? [] : r.issues)}`);
+          else {
+            assert.equal(r.ok, false, `planted ${planted} passed`);
+            assert.ok(issueAt(r.issues, "k3s-platform:k3s.containerdTemplate"), JSON.stringify(r.issues));
           }
         }),
         { numRuns: 300 },
