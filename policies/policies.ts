@@ -184,7 +184,7 @@ const freeFormAllowlisted = clusterPolicy(
   (config, _args, report) => {
     const verdict = surfaceVerdict(config);
     const prod = config.environment === "prod";
-    for (const f of verdict.refused) if (prod || f.setting.endsWith(":credential")) report(`${formatPath(f.path)}: ${findingMessage(f)}`);
+    for (const f of verdict.refused) if (prod || f.everywhere) report(`${formatPath(f.path)}: ${findingMessage(f)}`);
     if (prod) for (const { index, message } of verdict.invalid) report(`${formatPath(["k3s", "exceptions", index, "setting"])}: ${message}`);
   },
 );

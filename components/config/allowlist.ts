@@ -48,9 +48,16 @@ export const duration: ValueCheck = (v) => (DURATION.test(v.trim()) ? undefined 
 export const positiveDuration: ValueCheck = (v) =>
   !DURATION.test(v.trim()) ? "must be a duration (e.g. 30s, 5m, 1h)" : /^(0+(\.0+)?[a-zµ]+)+$/.test(v.trim()) ? "must not be zero (zero disables the timeout)" : undefined;
 export const oneOf = (...values: string[]): ValueCheck => (v) => (values.includes(v.trim()) ? undefined : `must be one of ${values.join(", ")}`);
-export const absolutePath: ValueCheck = (v) => (/^\/[^\0\n]*$/.test(v) && !v.split("/").includes("..") ? undefined : "must be an absolute path without ..");
+/**
+ * An absolute path under a root-owned system directory: the node runs or trusts what it finds
+ * there as root, so /tmp, /home, /var/tmp or /dev/shm (writable by others) are not known safe.
+ */
+export const SYSTEM_DIRS = ["/etc/", "/usr/", "/opt/", "/var/lib/", "/var/log/", "/srv/"];
+export const absolutePath: ValueCheck = (v) =>
+  /^\/[^\0\n]*$/.test(v) && !v.split("/").includes("..") && SYSTEM_DIRS.some((d) => v.startsWith(d))
+    ? undefined
+    : `must be an absolute path under ${SYSTEM_DIRS.join(", ")} (root-owned directories), without ..`;
 export const dnsName: ValueCheck = (v) => (isDnsName(v) ? undefined : "must be a DNS name");
-export const ipAddress: ValueCheck = (v) => (isCanonicalIp(v) ? undefined : "must be an IP address in canonical form");
 export const matches = (re: RegExp, form: string): ValueCheck => (v) => (re.test(v) ? undefined : `must be ${form}`);
 /** `https://host[:port][/path]`: the component trusts what it fetches there. */
 export const httpsUrl: ValueCheck = (v) => {
@@ -67,7 +74,7 @@ export const loopback = (withPort: boolean): ValueCheck => (v) => {
   const m = withPort ? /^(\[[^\]]+\]|[^:[\]]+|[0-9a-f:]+)(?::(\d{1,5}))?$/i.exec(v.trim()) : [v.trim(), v.trim()];
   const host = m?.[1]?.replace(/^\[|\]$/g, "");
   try {
-    return host && parseIp(host).range() === "loopback" ? undefined : "must be a loopback address (127.0.0.1 or ::1): anything else exposes the endpoint off the node";
+    return host && isCanonicalIp(host) && parseIp(host).range() === "loopback" ? undefined : "must be a loopback address (127.0.0.1 or ::1): anything else exposes the endpoint off the node";
   } catch {
     return "must be a loopback address (127.0.0.1 or ::1)";
   }
@@ -110,9 +117,14 @@ export const ALLOWED_FLAGS: Readonly<Record<string, Allowed>> = {
   "flannel-iface": { why: "chooses the interface flannel uses", value: matches(/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}$/, "an interface name") },
   "vpn-auth-file": { why: "the VPN auth key stays in a root-owned file on the host", value: absolutePath },
   "disable-apiserver-lb": { why: "turns off the agent's local API load balancer", value: anyBool },
-  "advertise-address": { why: "the address the API server advertises", value: ipAddress },
   "tls-san-security": { why: "true (the default) refuses to add SANs for unlisted names", value: only(true) },
-  "service-node-port-range": { why: "the NodePort range", value: matches(/^\d{1,5}-\d{1,5}$/, "a port range such as 30000-32767") },
+  "service-node-port-range": {
+    why: "the NodePort range, inside Kubernetes' default: kube-proxy DNATs node ports before the host firewall sees them, so a wider range can shadow SSH, the API or etcd",
+    value: (v) => {
+      const m = /^(\d{1,5})-(\d{1,5})$/.exec(v.trim());
+      return m && Number(m[1]) >= 30000 && Number(m[2]) <= 32767 && Number(m[1]) <= Number(m[2]) ? undefined : "must be a range inside 30000-32767";
+    },
+  },
   "flannel-external-ip": {
     why: "flannel traffic between external addresses, encrypted only by the wireguard-native backend",
     value: (v, c) => anyBool(v, c) ?? (lower(v) === "true" && c.flannelBackend !== "wireguard-native" ? `flannel traffic over external addresses is plain text with flannelBackend ${c.flannelBackend}; use wireguard-native` : undefined),
@@ -147,6 +159,7 @@ export const FLAG_RISKS: Readonly<Record<string, string>> = {
   "pause-image": "runs an image from any registry in every pod",
   "nonroot-devices": "gives non-root containers access to host devices",
   "bind-address": "moves the K3s listener to an address the firewall rules do not cover",
+  "advertise-address": "becomes the kubernetes Service endpoint every pod uses; per node, not per cluster",
   "flannel-conf": "replaces the network configuration k3s-platform renders",
   "flannel-cni-conf": "replaces the CNI configuration k3s-platform renders",
   "enable-pprof": "serves profiling data on the supervisor port (CIS 1.2.16 wants profiling off)",
@@ -199,16 +212,6 @@ export const ALLOWED_COMPONENT_ARGS: Readonly<Record<string, Readonly<Record<str
     "audit-log-mode": { why: LOGGING, value: oneOf("batch", "blocking", "blocking-strict") },
     "service-account-extend-token-expiration": { why: "false keeps projected tokens short-lived (CIS profile)", value: only(false) },
     "service-account-max-token-expiration": { why: "caps service account token lifetime", value: positiveDuration },
-    "api-audiences": { why: "token audiences the API server accepts", value: matches(/^[^\s,]+(,[^\s,]+)*$/, "a comma-separated list") },
-    "oidc-issuer-url": { why: "single sign-on from an https issuer", value: httpsUrl },
-    "oidc-client-id": { why: "single sign-on client id", value: matches(/^\S+$/, "one word") },
-    "oidc-ca-file": { why: "the CA that verifies the issuer", value: absolutePath },
-    "oidc-username-claim": { why: "single sign-on claim mapping", value: matches(/^\S+$/, "one word") },
-    "oidc-username-prefix": { why: "single sign-on claim mapping (a prefix keeps OIDC users apart from others)", value: matches(/^\S+$/, "one word") },
-    "oidc-groups-claim": { why: "single sign-on claim mapping", value: matches(/^\S+$/, "one word") },
-    "oidc-groups-prefix": { why: "single sign-on claim mapping", value: matches(/^\S+$/, "one word") },
-    "oidc-signing-algs": { why: "asymmetric signing algorithms only", value: matches(/^(RS|ES|PS)(256|384|512)(,(RS|ES|PS)(256|384|512))*$/, "a list of RS/ES/PS 256/384/512") },
-    "oidc-required-claim": { why: "requires a claim on every OIDC token", value: matches(/^[^\s=]+=[^\s]+$/, "claim=value") },
     "request-timeout": tuning(positiveDuration),
     "min-request-timeout": tuning(int(1)),
     "max-requests-inflight": tuning(int(1)),
@@ -227,7 +230,6 @@ export const ALLOWED_COMPONENT_ARGS: Readonly<Record<string, Readonly<Record<str
     "protect-kernel-defaults": { why: "CIS 4.2.6", value: only(true) },
     "make-iptables-util-chains": { why: "CIS 4.2.7", value: only(true) },
     "rotate-certificates": { why: "CIS 4.2.11", value: only(true) },
-    "rotate-server-certificates": { why: "CIS 4.2.12", value: only(true) },
     "seccomp-default": { why: "RuntimeDefault seccomp for every pod", value: only(true) },
     "streaming-connection-idle-timeout": { why: "CIS 4.2.5: not zero", value: positiveDuration },
     "tls-min-version": TLS_MIN,
@@ -251,12 +253,12 @@ export const ALLOWED_COMPONENT_ARGS: Readonly<Record<string, Readonly<Record<str
     "topology-manager-scope": tuning(oneOf("container", "pod")),
     "memory-manager-policy": tuning(oneOf("None", "Static")),
     "reserved-cpus": tuning(matches(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, "a cpuset such as 0-1,6")),
-    "container-log-max-size": tuning(matches(/^\d+(Ki|Mi|Gi)$/, "a size such as 10Mi")),
+    "container-log-max-size": tuning(matches(/^\d+(K|Ki|M|Mi|G|Gi)$/, "a size such as 10Mi")),
     "container-log-max-files": tuning(int(2)),
     "shutdown-grace-period": tuning(duration),
     "shutdown-grace-period-critical-pods": tuning(duration),
     "eviction-pressure-transition-period": tuning(positiveDuration),
-    "fail-swap-on": tuning(anyBool),
+    "fail-swap-on": { why: "true keeps Secret volumes (tmpfs) out of swap on disk (kubernetes.io linux-security)", value: only(true) },
     v: { why: LOGGING, value: verbosity },
   },
   // etcd op-guide configuration; CIS section 2 (K3s sets the TLS flags it names).
@@ -358,6 +360,11 @@ export const COMPONENT_ARG_RISKS: Readonly<Record<string, string>> = {
   "client-ca-file": "replaces the CA that authenticates clients",
   "cluster-signing-duration": "changes the lifetime of every certificate the cluster signs",
   "healthz-bind-address": "serves health endpoints on other interfaces",
+  "api-audiences": "accepts service account tokens minted for other audiences (a token for Vault would work against the API)",
+  "oidc-issuer-url": "adds an identity provider: whoever runs it can log in (an exception names the provider and its prefixes)",
+  "oidc-username-prefix": "with \"-\" or no prefix, OIDC names can claim system: users",
+  "oidc-groups-prefix": "without a prefix, OIDC groups can claim system:masters",
+  "rotate-server-certificates": "K3s approves no kubelet serving CSRs: logs and exec stop working",
 };
 
 // ---------------------------------------------------------------- the table as documentation

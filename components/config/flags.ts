@@ -409,13 +409,16 @@ export function argMap(value: FlagValue | undefined): Map<string, string> {
 const isFalse = (v: FlagValue | undefined) => v === false || v === "false";
 const isTrue = (v: string | undefined) => v !== undefined && v.toLowerCase() === "true";
 
-/** Component args the CIS profile sets: a second value for one of them overrides ours (the last wins). */
+/**
+ * Component args the CIS profile sets that name files k3s-platform renders (the admission and
+ * audit configuration): a second value would replace them unchecked, so it is refused. Profile
+ * args with a value (audit-log-max*, admission plugins, token expiration, kubelet ciphers and
+ * stream timeout) may be set again: the component takes the last value, and cisWeakenings checks
+ * that final value against the profile's minimum.
+ */
 export const CIS_COMPONENT_ARGS: Readonly<Record<string, readonly string[]>> = {
-  "kube-apiserver-arg": [
-    "enable-admission-plugins", "admission-control-config-file", "audit-log-path", "audit-policy-file",
-    "audit-log-maxage", "audit-log-maxbackup", "audit-log-maxsize", "service-account-extend-token-expiration",
-  ],
-  "kubelet-arg": ["streaming-connection-idle-timeout", "tls-cipher-suites"],
+  "kube-apiserver-arg": ["admission-control-config-file", "audit-log-path", "audit-policy-file"],
+  "kubelet-arg": [],
 };
 
 /**

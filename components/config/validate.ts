@@ -296,10 +296,7 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
 function surfaceChecks(config: ResolvedConfig, report: Report, warn: Report): void {
   const prod = config.environment === "prod";
   const verdict = surfaceVerdict(config);
-  for (const finding of verdict.refused) {
-    const credential = finding.setting.endsWith(":credential");
-    (prod || credential ? report : warn)(finding.path, findingMessage(finding));
-  }
+  for (const finding of verdict.refused) (prod || finding.everywhere ? report : warn)(finding.path, findingMessage(finding));
   for (const { index, message } of verdict.invalid) (prod ? report : warn)(["k3s", "exceptions", index, "setting"], message);
 }
 

@@ -122,10 +122,10 @@ const resourceCases: ResourceCase[] = [
     fail: clusterResource(
       prodWith((c) => {
         c.k3s.extraServerConfig = { "etcd-expose-metrics": true };
-        c.k3s.exceptions = [{ setting: "etcd-expose-metrics", reason: "scraped by the in-cluster Prometheus through the node firewall" }];
+        c.k3s.exceptions = [{ setting: "etcd-expose-metrics=true", reason: "scraped by the in-cluster Prometheus through the node firewall" }];
       }),
     ),
-    expect: /exception for etcd-expose-metrics at k3s-platform:k3s\.extraServerConfig\["etcd-expose-metrics"\].*reason: scraped by the in-cluster Prometheus/,
+    expect: /exception for etcd-expose-metrics=true at k3s-platform:k3s\.extraServerConfig\["etcd-expose-metrics"\].*reason: scraped by the in-cluster Prometheus/,
   },
   {
     // A pass-through that slipped past validation (config edited after it) is caught from the final flags.

@@ -45,7 +45,7 @@ const k3s = (raw: StackInput): K3s => (raw.k3s ??= {});
 function exceptingAll(raw: StackInput): StackInput {
   const parsed = stackSchema.safeParse(raw);
   if (!parsed.success) return raw;
-  const settings = [...new Set(surfaceFindings(resolveDefaults(parsed.data)).filter((f) => f.exceptable).map((f) => f.setting))];
+  const settings = [...new Set(surfaceFindings(resolveDefaults(parsed.data)).filter((f) => !f.unexceptable).map((f) => f.setting))];
   if (settings.length) k3s(raw).exceptions = settings.map((setting) => ({ setting, reason: "the rule under test is another one, not the allowlist" }));
   return raw;
 }

@@ -237,7 +237,7 @@ describe("renderers", () => {
         loadStackConfig(
           variant("prod", (r) => {
             r.k3s!.firewall = { mode: "disable" };
-            r.k3s!.exceptions = [{ setting: "firewall.mode", reason: "a test of what a firewall change re-runs, not a stack" }];
+            r.k3s!.exceptions = [{ setting: "firewall.mode=disable", reason: "a test of what a firewall change re-runs, not a stack" }];
           }),
         ),
       );
