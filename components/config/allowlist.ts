@@ -1,6 +1,6 @@
 import { isCanonicalIp, isDnsName, parseIp } from "./net";
 import { DURATION } from "./schema/primitives";
-import { CIS_KUBELET_CIPHERS } from "./flags";
+import { STRONG_CIPHERS } from "./flags";
 
 /**
  * The prod allowlist of pass-through settings: every K3s flag (extraServerConfig /
@@ -24,6 +24,8 @@ export type ValueCheck = (value: string, context: AllowlistContext) => string | 
 /** What a value check may need beyond the value. */
 export interface AllowlistContext {
   flannelBackend: string;
+  /** default-local-storage-path as configured (K3s default /var/lib/rancher/k3s/storage): tenants write there. */
+  localStoragePath: string;
 }
 
 export interface Allowed {
@@ -53,10 +55,31 @@ export const oneOf = (...values: string[]): ValueCheck => (v) => (values.include
  * there as root, so /tmp, /home, /var/tmp or /dev/shm (writable by others) are not known safe.
  */
 export const SYSTEM_DIRS = ["/etc/", "/usr/", "/opt/", "/var/lib/", "/var/log/", "/srv/"];
-export const absolutePath: ValueCheck = (v) =>
-  /^\/[^\0\n]*$/.test(v) && !v.split("/").includes("..") && SYSTEM_DIRS.some((d) => v.startsWith(d))
-    ? undefined
-    : `must be an absolute path under ${SYSTEM_DIRS.join(", ")} (root-owned directories), without ..`;
+/**
+ * Directories workloads write to or K3s reads as cluster-admin, inside SYSTEM_DIRS: pod volumes
+ * (kubelet, local-path), pod logs, and K3s' server and agent state (the manifests directory is
+ * applied as cluster-admin).
+ */
+export const WORKLOAD_DIRS = ["/var/lib/kubelet/", "/var/lib/rancher/k3s/storage/", "/var/lib/rancher/k3s/server/", "/var/lib/rancher/k3s/agent/", "/var/log/pods/", "/var/log/containers/"];
+const under = (path: string, dir: string) => `${path.replace(/\/+$/, "")}/`.startsWith(dir);
+export const absolutePath: ValueCheck = (v, context) => {
+  if (!/^\/[^\0\n]*$/.test(v) || v.split("/").includes("..") || !SYSTEM_DIRS.some((d) => v.startsWith(d))) {
+    return `must be an absolute path under ${SYSTEM_DIRS.join(", ")} (root-owned directories), without ..`;
+  }
+  const writable = [...WORKLOAD_DIRS, `${context.localStoragePath.replace(/\/+$/, "")}/`].find((d) => under(v, d));
+  return writable ? `is under ${writable}, which workloads write to or K3s applies as cluster-admin` : undefined;
+};
+/**
+ * Where local-path volumes go: a data directory of its own (tenants' pods write there), never
+ * under system, K3s or kubelet state.
+ */
+export const dataDirectory: ValueCheck = (v) => {
+  const path = v.replace(/\/+$/, "");
+  const forbidden = ["/etc", "/usr", "/bin", "/sbin", "/lib", "/boot", "/proc", "/sys", "/dev", "/run", "/root", "/tmp", "/var/tmp", "/var/lib/rancher", "/var/lib/kubelet", "/var/lib/containerd", "/var/log"];
+  if (!/^\/[^\0\n]+$/.test(path) || path.split("/").includes("..") || path.split("/").length < 3) return "must be a data directory of its own, e.g. /srv/local-path or /data/k3s-storage";
+  const hit = forbidden.find((d) => path === d || path.startsWith(`${d}/`));
+  return hit ? `is under ${hit}: pods write to local-path volumes, so they must not sit in system or K3s state` : undefined;
+};
 export const dnsName: ValueCheck = (v) => (isDnsName(v) ? undefined : "must be a DNS name");
 export const matches = (re: RegExp, form: string): ValueCheck => (v) => (re.test(v) ? undefined : `must be ${form}`);
 /** `https://host[:port][/path]`: the component trusts what it fetches there. */
@@ -74,17 +97,13 @@ export const loopback = (withPort: boolean): ValueCheck => (v) => {
   const m = withPort ? /^(\[[^\]]+\]|[^:[\]]+|[0-9a-f:]+)(?::(\d{1,5}))?$/i.exec(v.trim()) : [v.trim(), v.trim()];
   const host = m?.[1]?.replace(/^\[|\]$/g, "");
   try {
-    return host && isCanonicalIp(host) && parseIp(host).range() === "loopback" ? undefined : "must be a loopback address (127.0.0.1 or ::1): anything else exposes the endpoint off the node";
+    return host && (host === "localhost" || (isCanonicalIp(host) && parseIp(host).range() === "loopback")) ? undefined : "must be a loopback address (127.0.0.1 or ::1): anything else exposes the endpoint off the node";
   } catch {
     return "must be a loopback address (127.0.0.1 or ::1)";
   }
 };
 
-/**
- * TLS 1.2+ cipher suites allowed: the CIS list (ECDHE with AES-GCM or ChaCha20-Poly1305, the K3s
- * hardening guide's kubelet list) and the TLS 1.3 suites (Go always enables those).
- */
-export const STRONG_CIPHERS: readonly string[] = [...CIS_KUBELET_CIPHERS, "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"];
+export { STRONG_CIPHERS };
 export const strongCiphers: ValueCheck = (v) => {
   const weak = v.split(",").map((c) => c.trim()).filter((c) => !STRONG_CIPHERS.includes(c));
   return weak.length === 0 ? undefined : `includes ciphers outside the CIS list: ${weak.join(", ")}`;
@@ -133,7 +152,7 @@ export const ALLOWED_FLAGS: Readonly<Record<string, Allowed>> = {
   "servicelb-namespace": { why: "the namespace of ServiceLB pods", value: matches(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "a namespace name") },
   "write-kubeconfig-mode": { why: "the admin kubeconfig's mode: owner only", value: ownerOnlyMode },
   "etcd-snapshot-name": { why: "the snapshot name prefix", value: matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "a snapshot name") },
-  "default-local-storage-path": { why: "where local-path volumes live", value: absolutePath },
+  "default-local-storage-path": { why: "where local-path volumes live: a data directory of its own", value: dataDirectory },
   "disable-cloud-controller": { why: "turns a controller off", value: anyBool },
   "disable-kube-proxy": { why: "turns kube-proxy off (a CNI that replaces it)", value: anyBool },
   "disable-helm-controller": { why: "turns a controller off", value: anyBool },

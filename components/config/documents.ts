@@ -12,6 +12,18 @@
  * containerd": K3s runs the template through Go text/template with `.NodeConfig` etc.).
  */
 
+import { STRONG_CIPHERS } from "./flags";
+import { prefixLength } from "./net";
+
+/** Broader than a /8 (IPv4) or a /24 (IPv6): a slice of the internet (same bound as the API server's sources). */
+export function broadCidr(cidr: string): boolean {
+  try {
+    return cidr.includes("/") && prefixLength(cidr) < (cidr.includes(":") ? 24 : 8);
+  } catch {
+    return false;
+  }
+}
+
 export type DocumentKind =
   | "credential"
   | "privileged"
@@ -22,6 +34,8 @@ export type DocumentKind =
   | "weak-tls"
   | "dashboard-without-auth"
   | "tenant-isolation"
+  | "trusted-everyone"
+  | "credential-logging"
   | "plain-http"
   | "runtime-binary"
   | "confinement-off"
@@ -39,6 +53,8 @@ export const KIND_WHY: Record<DocumentKind, string> = {
   "weak-tls": "allows TLS older than 1.2",
   "dashboard-without-auth": "exposes the Traefik dashboard or API without authentication",
   "tenant-isolation": "lets routes cross namespaces or reach external names (tenant isolation)",
+  "trusted-everyone": "trusts forwarded headers or the PROXY protocol from a large part of the internet",
+  "credential-logging": "writes request headers (Authorization, cookies) to the access log",
   "plain-http": "talks to a registry over plain HTTP (no integrity, no confidentiality)",
   "runtime-binary": "runs a container runtime binary from outside the system directories",
   "confinement-off": "turns off AppArmor, SELinux or seccomp confinement",
@@ -101,8 +117,12 @@ export const TRAEFIK_TOP_LEVEL: ReadonlySet<string> = new Set([
   "deployment", "ports", "service", "logs", "metrics", "resources", "tolerations", "nodeSelector", "affinity",
   "topologySpreadConstraints", "priorityClassName", "podDisruptionBudget", "autoscaling", "ingressClass", "ingressRoute",
   "tlsOptions", "tlsStore", "updateStrategy", "readinessProbe", "livenessProbe", "securityContext", "podSecurityContext",
-  "providers",
+  "providers", "certResolvers", "persistence",
 ]);
+/** Under `providers`: the Kubernetes providers (scanned for cross-namespace options); not `file`, whose content is free-form routing. */
+export const TRAEFIK_PROVIDERS: ReadonlySet<string> = new Set(["kubernetesCRD", "kubernetesIngress", "kubernetesGateway"]);
+/** Under `service`: type, metadata and source ranges; not `spec` or `externalIPs` (traffic capture, CVE-2020-8554). */
+export const TRAEFIK_SERVICE: ReadonlySet<string> = new Set(["enabled", "type", "annotations", "labels", "loadBalancerSourceRanges", "ipFamilyPolicy", "ipFamilies", "single", "loadBalancerClass"]);
 /** Under `deployment`: sizing and metadata; not init or extra containers, volumes, lifecycle hooks or DNS. */
 export const TRAEFIK_DEPLOYMENT: ReadonlySet<string> = new Set([
   "enabled", "kind", "replicas", "annotations", "labels", "podAnnotations", "podLabels", "terminationGracePeriodSeconds",
@@ -115,9 +135,11 @@ export function traefikValuesFindings(values: Record<string, unknown>): Document
   for (const key of Object.keys(values)) {
     if (!TRAEFIK_TOP_LEVEL.has(key)) out.push({ kind: "off-list", at: [key], detail: `${key}` });
   }
-  const deployment = values.deployment;
-  if (deployment && typeof deployment === "object" && !Array.isArray(deployment)) {
-    for (const key of Object.keys(deployment)) if (!TRAEFIK_DEPLOYMENT.has(key)) out.push({ kind: "off-list", at: ["deployment", key], detail: `deployment.${key}` });
+  for (const [section, allowed] of [["deployment", TRAEFIK_DEPLOYMENT], ["providers", TRAEFIK_PROVIDERS], ["service", TRAEFIK_SERVICE]] as const) {
+    const node = values[section];
+    if (node && typeof node === "object" && !Array.isArray(node)) {
+      for (const key of Object.keys(node)) if (!allowed.has(key)) out.push({ kind: "off-list", at: [section, key], detail: `${section}.${key}` });
+    }
   }
 
   const walk = (node: unknown, at: ReadonlyArray<string | number>): void => {
@@ -148,6 +170,16 @@ export function traefikValuesFindings(values: Record<string, unknown>): Document
       const here = [...at, key];
       const k = key.toLowerCase();
       if (key.includes("{{")) out.push({ kind: "template-action", at: here, detail: key });
+      // Helm deletes a chart default the user sets to null (security contexts, capability drops…).
+      if (v === null) out.push({ kind: "off-list", at: here, detail: `${key}: null (removes the chart's default)` });
+      if ((k === "trustedips" || k === "sourcerange") && Array.isArray(v)) {
+        for (const cidr of v) if (typeof cidr === "string" && broadCidr(cidr)) out.push({ kind: "trusted-everyone", at: here, detail: `${key} includes ${cidr}` });
+      }
+      if (k === "ciphersuites" && Array.isArray(v)) {
+        const weak = v.filter((c) => !STRONG_CIPHERS.includes(String(c)));
+        if (weak.length) out.push({ kind: "weak-tls", at: here, detail: `cipherSuites ${weak.join(", ")}` });
+      }
+      if (k === "defaultmode" && parent === "headers" && String(v).toLowerCase() !== "drop") out.push({ kind: "credential-logging", at: here, detail: `access log headers ${String(v)}` });
       const secretName = SECRET_NAME_KEYS.some(([p, n]) => p === parent && n === key);
       if (isCredentialKey(key) && literalSecret(v) && !secretName) out.push({ kind: "credential", at: here, detail: key });
       if ((k === "privileged" || k === "allowprivilegeescalation") && switchedOn(v)) out.push({ kind: "privileged", at: here, detail: `${key}: ${shown(v)}` });
@@ -181,11 +213,15 @@ export function traefikValuesFindings(values: Record<string, unknown>): Document
   // and the `traefik` entrypoint (dashboard and API) exposed on the Service (ports.traefik.expose:
   // a boolean before chart v25, `{ default: true }` since).
   const child = (o: unknown, k: string) => (o && typeof o === "object" && !Array.isArray(o) ? (o as Record<string, unknown>)[k] : undefined);
+  // Some chart versions enable the dashboard route by default: any dashboard setting but an explicit
+  // `enabled: false` counts.
   const dashboard = child(child(values, "ingressRoute"), "dashboard");
-  if (switchedOn(child(dashboard, "enabled"))) out.push({ kind: "dashboard-without-auth", at: ["ingressRoute", "dashboard"], detail: "ingressRoute.dashboard enabled" });
-  const expose = child(child(child(values, "ports"), "traefik"), "expose");
-  if (expose !== undefined && (typeof expose === "object" && expose !== null ? Object.values(expose).some(switchedOn) : switchedOn(expose))) {
-    out.push({ kind: "dashboard-without-auth", at: ["ports", "traefik", "expose"], detail: "the traefik entrypoint (dashboard, API) exposed on the Service" });
+  if (dashboard !== undefined && child(dashboard, "enabled") !== false) out.push({ kind: "dashboard-without-auth", at: ["ingressRoute", "dashboard"], detail: "ingressRoute.dashboard" });
+  for (const entrypoint of ["traefik", "metrics"]) {
+    const expose = child(child(child(values, "ports"), entrypoint), "expose");
+    if (expose !== undefined && (typeof expose === "object" && expose !== null ? Object.values(expose).some(switchedOn) : switchedOn(expose))) {
+      out.push({ kind: "dashboard-without-auth", at: ["ports", entrypoint, "expose"], detail: `the ${entrypoint} entrypoint (dashboard, API or metrics) exposed on the Service` });
+    }
   }
   return out;
 }
@@ -194,8 +230,6 @@ export function traefikValuesFindings(values: Record<string, unknown>): Document
 
 /** Directories a containerd runtime binary may come from: the system's and K3s' own. */
 const RUNTIME_DIRS = ["/usr/bin/", "/usr/sbin/", "/usr/local/bin/", "/usr/local/sbin/", "/bin/", "/sbin/", "/usr/local/nvidia/toolkit/", "/var/lib/rancher/k3s/data/"];
-/** The template actions known safe: K3s' base configuration (docs.k3s.io advanced, "Configuring containerd"). */
-const SAFE_ACTION = /^\{\{-?\s*template\s+"base"\s+\.\s*-?\}\}$/;
 /**
  * containerd keys known safe to set (containerd docs/cri/config.md; last part of a dotted key):
  * runtimes and their options, cgroup driver, mirrors over https, CA files, pull tuning. Others
@@ -206,9 +240,11 @@ export const CONTAINERD_KEYS: ReadonlySet<string> = new Set([
   "runtime_type", "BinaryName", "SystemdCgroup", "Root", "NoPivotRoot", "endpoint", "ca_file", "cert_file", "key_file",
   "enable_unprivileged_ports", "enable_unprivileged_icmp", "max_concurrent_downloads", "snapshotter", "default_runtime_name",
   "disable_snapshot_annotations", "discard_unpacked_layers", "max_container_log_line_size", "sandbox_image", "rewrite", "version",
-  "privileged_without_host_devices", "pod_annotations", "container_annotations", "base_runtime_spec", "cni_conf_dir",
+  "privileged_without_host_devices", "device_ownership_from_security_context", "ConfigPath", "cni_conf_dir",
 ]);
-const CONTAINERD_PATH_KEYS = new Set(["BinaryName", "ca_file", "cert_file", "key_file", "base_runtime_spec", "cni_conf_dir", "Root"]);
+const CONTAINERD_PATH_KEYS = new Set(["BinaryName", "ConfigPath", "ca_file", "cert_file", "key_file", "cni_conf_dir", "Root"]);
+/** A runtime shim by name (containerd resolves io.containerd.<name>.v<n> to a binary on PATH); an absolute path runs anything. */
+const RUNTIME_TYPE = /^io\.containerd\.[a-z0-9.]+\.v\d+$/;
 
 /** The key/value pairs of a TOML line: `key = value`, dotted keys, and the pairs of an inline table. */
 function tomlPairs(text: string): Array<{ key: string; raw: string }> {
@@ -225,35 +261,42 @@ function tomlPairs(text: string): Array<{ key: string; raw: string }> {
  * Findings in the containerd config template, line by line (template actions make it unparseable
  * as TOML until K3s renders it, so actions other than the base template are findings themselves).
  */
-export function containerdTemplateFindings(template: string): DocumentHit[] {
-  const out: DocumentHit[] = [];
-  template.split("\n").forEach((text, i) => {
+export function containerdTemplateFindings(template: string): Array<DocumentHit & { table: string }> {
+  const out: Array<DocumentHit & { table: string }> = [];
+  let table = "";
+  template.split("\n").forEach((original, i) => {
     const at = ["line", i + 1];
+    // The safe action is replaced by nothing, so what follows it on the line is scanned as TOML.
+    const text = original.replace(/\{\{-?\s*template\s+"base"\s+\.\s*-?\}\}/g, "");
     const trimmed = text.trim();
-    for (const action of trimmed.match(/\{\{.*?\}\}/g) ?? []) if (!SAFE_ACTION.test(action)) out.push({ kind: "template-action", at, detail: action });
-    if (!trimmed.match(/\{\{.*?\}\}/g) && trimmed.includes("{{")) out.push({ kind: "template-action", at, detail: trimmed.slice(0, 60) });
-    if (PRIVATE_KEY.test(text) || URL_CREDENTIALS.test(text)) out.push({ kind: "credential", at, detail: "a private key or URL credentials" });
+    const header = /^\[\[?(.*?)\]\]?\s*(#.*)?$/.exec(trimmed);
+    if (header) table = header[1]!.replace(/\s+/g, "");
+    const push = (hit: DocumentHit) => out.push({ ...hit, table });
+    for (const action of trimmed.match(/\{\{.*?\}\}/g) ?? []) push({ kind: "template-action", at, detail: action });
+    if (!trimmed.match(/\{\{.*?\}\}/g) && trimmed.includes("{{")) push({ kind: "template-action", at, detail: trimmed.slice(0, 60) });
+    if (PRIVATE_KEY.test(text) || URL_CREDENTIALS.test(text)) push({ kind: "credential", at, detail: "a private key or URL credentials" });
     // Any http:// URL in a string, whatever the key or layout (multi-line arrays, inline tables).
-    if (/["']http:\/\//i.test(text)) out.push({ kind: "plain-http", at, detail: "an http:// URL" });
-    if (trimmed === "" || trimmed.startsWith("#") || trimmed.startsWith("[") || trimmed.startsWith("{{")) return;
+    if (/["']http:\/\//i.test(text)) push({ kind: "plain-http", at, detail: "an http:// URL" });
+    if (trimmed === "" || trimmed.startsWith("#") || header || trimmed.includes("{{")) return;
     for (const { key, raw } of tomlPairs(text)) {
       const value = raw.replace(/^["']|["']$/g, "");
       const literal = value !== "" && value !== "{}" && !value.includes("{{");
       if (isCredentialKey(key)) {
-        if (literal) out.push({ kind: "credential", at, detail: key });
+        if (literal) push({ kind: "credential", at, detail: key });
         continue;
       }
       if (raw.startsWith("{")) continue; // an inline table: its pairs come next
       if (!CONTAINERD_KEYS.has(key)) {
         const wellKnown: Record<string, DocumentKind> = { insecure_skip_verify: "tls-verification-off", plain_http: "plain-http", "plain-http": "plain-http", disable_apparmor: "confinement-off", enable_selinux: "confinement-off" };
-        out.push({ kind: wellKnown[key] ?? "off-list", at, detail: `${key} = ${raw}` });
+        push({ kind: wellKnown[key] ?? "off-list", at, detail: `${key} = ${raw}` });
         continue;
       }
-      if (key === "privileged_without_host_devices" && value !== "false") out.push({ kind: "privileged", at, detail: `${key} = ${raw}` });
+      if (key === "runtime_type" && !RUNTIME_TYPE.test(value)) push({ kind: "runtime-binary", at, detail: `${key} = ${raw}` });
       if (CONTAINERD_PATH_KEYS.has(key) && literal) {
-        const dirs = key === "BinaryName" ? RUNTIME_DIRS : ["/etc/", "/usr/", "/opt/", "/var/lib/rancher/"];
+        // Not the K3s data directory at large: local-path volumes (storage/) are written by pods.
+        const dirs = key === "BinaryName" ? RUNTIME_DIRS : ["/etc/", "/usr/", "/opt/", "/var/lib/rancher/k3s/agent/etc/", "/var/lib/rancher/k3s/data/"];
         if (!(value.startsWith("/") && !value.split("/").includes("..") && dirs.some((d) => value.startsWith(d)))) {
-          out.push({ kind: key === "BinaryName" ? "runtime-binary" : "off-list", at, detail: `${key} = ${raw}` });
+          push({ kind: key === "BinaryName" ? "runtime-binary" : "off-list", at, detail: `${key} = ${raw}` });
         }
       }
     }

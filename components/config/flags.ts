@@ -396,6 +396,12 @@ export const CIS_KUBELET_CIPHERS = [
   "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
 ];
 
+/**
+ * TLS cipher suites known strong: the CIS list above and the TLS 1.3 suites (Go always enables
+ * those; a list naming them is still strong).
+ */
+export const STRONG_CIPHERS: readonly string[] = [...CIS_KUBELET_CIPHERS, "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"];
+
 /** The `name=value` args of a `*-arg` flag; K3s passes repeated names through, the last one wins. */
 export function argMap(value: FlagValue | undefined): Map<string, string> {
   const out = new Map<string, string>();
@@ -480,7 +486,7 @@ export function cisWeakenings(flags: Record<string, FlagValue>, role: "server" |
   const ciphers = kubelet.get("tls-cipher-suites");
   if (ciphers === undefined) out.push(["kubelet-arg", "CIS requires kubelet tls-cipher-suites restricted to strong ciphers"]);
   else {
-    const weak = ciphers.split(",").filter((c) => !CIS_KUBELET_CIPHERS.includes(c.trim()));
+    const weak = ciphers.split(",").filter((c) => !STRONG_CIPHERS.includes(c.trim()));
     if (weak.length) out.push(["kubelet-arg", `kubelet tls-cipher-suites includes ciphers outside the CIS list: ${weak.join(", ")}`]);
   }
   if (role === "agent") return out;

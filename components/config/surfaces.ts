@@ -67,7 +67,8 @@ function pinned(value: unknown): string {
 const valuesOf = (value: FlagValue): string[] => (Array.isArray(value) ? value.map(String) : [String(value)]);
 
 function flagFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
-  const context: AllowlistContext = { flannelBackend: config.k3s.flannelBackend };
+  const storage = config.k3s.extraServerConfig["default-local-storage-path"];
+  const context: AllowlistContext = { flannelBackend: config.k3s.flannelBackend, localStoragePath: typeof storage === "string" ? storage : "/var/lib/rancher/k3s/storage" };
   for (const map of ["extraServerConfig", "extraAgentConfig"] as const) {
     for (const [flag, value] of Object.entries(config.k3s[map])) {
       // Unknown, managed, secret, destructive and refused flags are refused everywhere (validate.ts).
@@ -120,10 +121,10 @@ function valueAt(document: unknown, at: ReadonlyArray<string | number>): unknown
   return at.reduce<unknown>((node, key) => (node && typeof node === "object" ? (node as Record<string | number, unknown>)[key] : undefined), document);
 }
 
-function hitFinding(surface: "traefik.values" | "containerdTemplate", hit: DocumentHit, pinTo: unknown, basePath: SurfacePath): SurfaceFinding {
+function hitFinding(surface: "traefik.values" | "containerdTemplate", hit: DocumentHit & { table?: string }, pinTo: unknown, basePath: SurfacePath): SurfaceFinding {
   const credential = hit.kind === "credential";
-  // Traefik: the value's path; containerd: the line's text (not its number, which moves on edits).
-  const where = surface === "traefik.values" ? `${surface}.${hit.at.join(".")}` : surface;
+  // Traefik: the value's path; containerd: the line's table and text (not its number, which moves on edits).
+  const where = surface === "traefik.values" ? `${surface}.${hit.at.join(".")}` : `${surface}[${hit.table ?? ""}]`;
   return {
     setting: `${where}${pinned(pinTo)}`,
     path: surface === "traefik.values" ? [...basePath, ...hit.at] : basePath,

@@ -67,8 +67,8 @@ const HOSTILE: Array<[string, Edit, string, string | undefined]> = [
   ["Traefik host network", (r) => (k3s(r).traefik = { values: { hostNetwork: true } }), "k3s-platform:k3s.traefik.values", "traefik.values.hostNetwork=true"],
   ["Traefik env secret", (r) => (k3s(r).traefik = { values: { env: [{ name: "CF_API_TOKEN", value: "abc123" }] } }), "k3s-platform:k3s.traefik.values", undefined],
   ["containerd registry password", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n[plugins."io.containerd.grpc.v1.cri".registry.configs."r.example.com".auth]\n  password = "hunter2"\n'), "k3s-platform:k3s.containerdTemplate", undefined],
-  ["containerd runtime anywhere", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.x.options]\n  BinaryName = "/tmp/runc"\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate=BinaryName = \"/tmp/runc\""],
-  ["containerd insecure_skip_verify", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  insecure_skip_verify = true\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate=insecure_skip_verify = true"],
+  ["containerd runtime anywhere", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.x.options]\n  BinaryName = "/tmp/runc"\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.x.options]=BinaryName = \"/tmp/runc\""],
+  ["containerd insecure_skip_verify", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  insecure_skip_verify = true\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate[]=insecure_skip_verify = true"],
   ["kube-vip from any registry", (r) => (k3s(r).apiVip = { address: "203.0.113.100", interface: "eth0", image: "evil.example.com/kube-vip/kube-vip:v0.8.9" }), "k3s-platform:k3s.apiVip.image", undefined],
   ["plain-HTTP mirror", (r) => (k3s(r).registries = { mirrors: { "docker.io": { endpoint: ["http://mirror.example.com"] } } }), "k3s-platform:k3s.registries.mirrors", "registries.mirrors.docker.io.endpoint=http://mirror.example.com"],
   ["mirror without TLS verification", (r) => (k3s(r).registries = { ...k3s(r).registries, configs: { "r.example.com": { tls: { insecureSkipVerify: true } } } }), "k3s-platform:k3s.registries.configs", "registries.configs.r.example.com.tls.insecureSkipVerify=true"],
@@ -80,7 +80,7 @@ const HOSTILE: Array<[string, Edit, string, string | undefined]> = [
   ["Traefik env DB_PASS", (r) => (k3s(r).traefik = { values: { env: [{ name: "DB_PASS", value: "hunter2" }] } }), "k3s-platform:k3s.traefik.values", undefined],
   ["containerd password as a dotted key", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\nplugins."io.containerd.grpc.v1.cri".registry.configs."r".auth.password = "p"\n'), "k3s-platform:k3s.containerdTemplate", undefined],
   ["containerd auth as an inline table", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  auth = { username = "u", password = "p" }\n'), "k3s-platform:k3s.containerdTemplate", undefined],
-  ["containerd runtime escaping /usr/bin", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  BinaryName = "/usr/bin/../../tmp/runc"\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate=BinaryName"],
+  ["containerd runtime escaping /usr/bin", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  BinaryName = "/usr/bin/../../tmp/runc"\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate[]=BinaryName"],
   ["an identity provider of anyone's choosing", (r) => (k3s(r).extraServerConfig = { "kube-apiserver-arg": ["oidc-issuer-url=https://sso.evil.example.net", "oidc-client-id=x", "oidc-groups-claim=groups"] }), server("kube-apiserver-arg"), "kube-apiserver-arg:oidc-issuer-url=https://sso.evil.example.net"],
   ["service account tokens for other audiences", (r) => (k3s(r).extraServerConfig = { "kube-apiserver-arg": ["api-audiences=https://kubernetes.default.svc.cluster.local,k3s,vault"] }), server("kube-apiserver-arg"), "kube-apiserver-arg:api-audiences="],
   ["credential plugins from /tmp", (r) => (k3s(r).extraAgentConfig = { "image-credential-provider-bin-dir": "/tmp", "image-credential-provider-config": "/tmp/c.yaml" }), agent("image-credential-provider-bin-dir"), "image-credential-provider-bin-dir=/tmp"],
@@ -91,11 +91,24 @@ const HOSTILE: Array<[string, Edit, string, string | undefined]> = [
   ["Traefik cross-namespace routes", (r) => (k3s(r).traefik = { values: { providers: { kubernetesCRD: { allowCrossNamespace: true } } } }), "k3s-platform:k3s.traefik.values", "traefik.values.providers.kubernetesCRD.allowCrossNamespace=true"],
   ["Traefik without seccomp", (r) => (k3s(r).traefik = { values: { securityContext: { seccompProfile: { type: "Unconfined" } } } }), "k3s-platform:k3s.traefik.values", "traefik.values.securityContext.seccompProfile.type=Unconfined"],
   ["Traefik TLS 1.0", (r) => (k3s(r).traefik = { values: { tlsOptions: { default: { minVersion: "VersionTLS10" } } } }), "k3s-platform:k3s.traefik.values", "traefik.values.tlsOptions.default.minVersion=VersionTLS10"],
-  ["containerd template action", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  insecure_skip_verify = {{ true }}\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate="],
-  ["containerd inline table", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  tls = { insecure_skip_verify = true }\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate="],
-  ["containerd HTTP endpoint on its own line", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  endpoint = [\n    "HTTP://mirror.example.com",\n  ]\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate="],
-  ["containerd shim from /tmp", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  runtime_path = "/tmp/shim"\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate="],
+  ["containerd template action", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  insecure_skip_verify = {{ true }}\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate[]="],
+  ["containerd inline table", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  tls = { insecure_skip_verify = true }\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate[]="],
+  ["containerd HTTP endpoint on its own line", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  endpoint = [\n    "HTTP://mirror.example.com",\n  ]\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate[]="],
+  ["containerd shim from /tmp", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n  runtime_path = "/tmp/shim"\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate[]="],
   ["HTTP mirror in capitals", (r) => (k3s(r).registries = { mirrors: { "docker.io": { endpoint: ["HTTP://mirror.example.com"] } } }), "k3s-platform:k3s.registries.mirrors", "registries.mirrors.docker.io.endpoint="],
+  // Third round (a second review): what allowlisted keys can still carry.
+  ["local-path volumes in the manifests directory", (r) => (k3s(r).extraServerConfig = { "default-local-storage-path": "/var/lib/rancher/k3s/server/manifests" }), server("default-local-storage-path"), "default-local-storage-path="],
+  ["credential plugins from a pod volume", (r) => (k3s(r).extraAgentConfig = { "image-credential-provider-bin-dir": "/var/lib/kubelet/pods/u/volumes/x", "image-credential-provider-config": "/etc/rancher/c.yaml" }), agent("image-credential-provider-bin-dir"), "image-credential-provider-bin-dir="],
+  ["containerd shim by absolute path", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]\n  runtime_type = "/tmp/shim"\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate[plugins."],
+  ["containerd key after the base action", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}BinaryName = "/tmp/runc"\n'), "k3s-platform:k3s.containerdTemplate", "containerdTemplate[]="],
+  ["Traefik dashboard without enabled", (r) => (k3s(r).traefik = { values: { ingressRoute: { dashboard: { entryPoints: ["websecure"] } } } }), "k3s-platform:k3s.traefik.values", "traefik.values.ingressRoute.dashboard#"],
+  ["Traefik file provider", (r) => (k3s(r).traefik = { values: { providers: { file: { enabled: true, content: "http: {}" } } } }), "k3s-platform:k3s.traefik.values", "traefik.values.providers.file#"],
+  ["Traefik defaults removed with null", (r) => (k3s(r).traefik = { values: { podSecurityContext: { runAsNonRoot: null } } }), "k3s-platform:k3s.traefik.values", "traefik.values.podSecurityContext.runAsNonRoot"],
+  ["Traefik externalIPs", (r) => (k3s(r).traefik = { values: { service: { externalIPs: ["203.0.113.60"] } } }), "k3s-platform:k3s.traefik.values", "traefik.values.service.externalIPs#"],
+  ["Traefik trusts every forwarded header", (r) => (k3s(r).traefik = { values: { ports: { websecure: { forwardedHeaders: { trustedIPs: ["0.0.0.0/0"] } } } } }), "k3s-platform:k3s.traefik.values", "traefik.values.ports.websecure.forwardedHeaders.trustedIPs#"],
+  ["Traefik weak ciphers", (r) => (k3s(r).traefik = { values: { tlsOptions: { default: { cipherSuites: ["TLS_RSA_WITH_3DES_EDE_CBC_SHA"] } } } }), "k3s-platform:k3s.traefik.values", "traefik.values.tlsOptions.default.cipherSuites#"],
+  ["Traefik logs Authorization headers", (r) => (k3s(r).traefik = { values: { logs: { access: { fields: { headers: { defaultmode: "keep" } } } } } }), "k3s-platform:k3s.traefik.values", "traefik.values.logs.access.fields.headers.defaultmode=keep"],
+  ["Traefik metrics on the load balancer", (r) => (k3s(r).traefik = { values: { ports: { metrics: { expose: { default: true } } } } }), "k3s-platform:k3s.traefik.values", "traefik.values.ports.metrics.expose#"],
   ["etcd S3 over HTTP", (r) => (k3s(r).etcdSnapshots = { s3: { bucket: "snaps", insecure: true } }), "k3s-platform:k3s.etcdSnapshots.s3.insecure", "etcdSnapshots.s3.insecure=true"],
   ["etcd S3 unverified", (r) => (k3s(r).etcdSnapshots = { s3: { bucket: "snaps", skipSslVerify: true } }), "k3s-platform:k3s.etcdSnapshots.s3.skipSslVerify", "etcdSnapshots.s3.skipSslVerify=true"],
 ];
@@ -192,6 +205,11 @@ describe("prod free-form surfaces: an allowlist, not a denylist (issue 22)", () 
       ["kube-vip's pinned image through a private https mirror", (r) => {
         k3s(r).registries = { mirrors: { "ghcr.io": { endpoint: ["https://registry.example.com"] } }, configs: { "registry.example.com": { tls: { caFile: "/etc/ssl/ca.pem" } } } };
       }],
+      ["kubelet TLS 1.3 suites", (r) => (k3s(r).extraAgentConfig = { "kubelet-arg": ["tls-cipher-suites=TLS_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"] })],
+      ["kube-proxy metrics on localhost", (r) => (k3s(r).extraAgentConfig = { "kube-proxy-arg": ["metrics-bind-address=localhost:10249"] })],
+      ["local-path volumes on a data disk", (r) => (k3s(r).extraServerConfig = { "default-local-storage-path": "/srv/local-path" })],
+      ["a gVisor runtime without host devices", (r) => (k3s(r).containerdTemplate = '{{ template "base" . }}\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc]\n  runtime_type = "io.containerd.runsc.v1"\n  privileged_without_host_devices = true\n')],
+      ["Traefik Let's Encrypt", (r) => (k3s(r).traefik = { values: { certResolvers: { le: { email: "ops@example.com", tlsChallenge: true } }, persistence: { enabled: true } } })],
       ["stricter audit retention than the CIS profile", (r) => (k3s(r).extraServerConfig = { "kube-apiserver-arg": ["audit-log-maxage=90", "audit-log-maxbackup=20"] })],
     ];
     for (const [name, edit] of safe) {
@@ -245,7 +263,7 @@ describe("prod free-form surfaces: an allowlist, not a denylist (issue 22)", () 
           const allowed = ALLOWED_COMPONENT_ARGS[flag]![name];
           if (r.ok) {
             assert.ok(allowed, `${flag}:${name} passed prod without being on the allowlist`);
-            assert.equal(allowed.value?.(value, { flannelBackend: "vxlan" }), undefined, `${flag}:${name}=${value} passed with a failing value`);
+            assert.equal(allowed.value?.(value, { flannelBackend: "vxlan", localStoragePath: "/var/lib/rancher/k3s/storage" }), undefined, `${flag}:${name}=${value} passed with a failing value`);
           } else {
             const path = `k3s-platform:k3s.${map}[${JSON.stringify(flag)}]`;
             assert.ok(issueAt(r.issues, path), `refused, but not at ${path}: ${JSON.stringify(r.issues)}`);
@@ -264,7 +282,7 @@ describe("prod free-form surfaces: an allowlist, not a denylist (issue 22)", () 
           const allowed = ALLOWED_FLAGS[flag];
           if (r.ok) {
             assert.ok(allowed, `${flag} passed prod without being on the allowlist`);
-            assert.equal(allowed.value?.(String(value), { flannelBackend: "vxlan" }), undefined, `${flag}: ${String(value)} passed with a failing value`);
+            assert.equal(allowed.value?.(String(value), { flannelBackend: "vxlan", localStoragePath: "/var/lib/rancher/k3s/storage" }), undefined, `${flag}: ${String(value)} passed with a failing value`);
           } else assert.ok(issueAt(r.issues, server(flag)), `refused, but not at ${server(flag)}: ${JSON.stringify(r.issues)}`);
         }),
         { numRuns: 300 },
@@ -280,7 +298,7 @@ describe("prod free-form surfaces: an allowlist, not a denylist (issue 22)", () 
     const benignLeaf = fc.oneof(fc.constantFrom<unknown>(1, "info", false, "web", "json"), fc.integer({ min: 1 }));
     const benignKey = fc.constantFrom("replicas", "level", "web", "annotations", "limits", "secretName", "existingSecret", "enabled", "format", "port");
     // Rooted under chart keys on the allowlist, so what refuses a planted leaf is the class scan, not the key list.
-    const topKey = fc.constantFrom("logs", "service", "resources", "tolerations", "metrics", "securityContext", "tlsStore", "podSecurityContext");
+    const topKey = fc.constantFrom("logs", "resources", "tolerations", "metrics", "securityContext", "tlsStore", "podSecurityContext");
     const tree: fc.Arbitrary<{ value: Record<string, unknown>; planted: string[] }> = fc
       .record({
         top: topKey,
@@ -314,7 +332,7 @@ describe("prod free-form surfaces: an allowlist, not a denylist (issue 22)", () 
     const PLANTED: string[] = [
       '  password = "hunter2"', "  token = 'abc'", '  identitytoken = "x"', '  auth = { username = "u", password = "p" }',
       'plugins."io.containerd.grpc.v1.cri".registry.configs."r".auth.password = "p"', "  insecure_skip_verify = true", '  endpoint = ["http://m.example.com"]',
-      '  BinaryName = "/tmp/runc"', '  BinaryName = "/usr/bin/../../home/u/runc"', "  disable_apparmor = true",
+      '  BinaryName = "/tmp/runc"', '  BinaryName = "/usr/bin/../../home/u/runc"', "  disable_apparmor = true", '  runtime_type = "/tmp/shim"',
       '  insecure_skip_verify = {{ .Insecure }}', "  tls = { insecure_skip_verify = true }", '  runtime_path = "/tmp/shim"', '    "HTTP://mirror.example.com",',
     ];
     const BENIGN: string[] = [
