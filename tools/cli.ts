@@ -114,7 +114,7 @@ export function parseCli<O extends Record<string, CliOption>>(spec: CliSpec<O>, 
     seen.add(t.name);
     if (t.value === "") throw new UsageError(`--${t.name} needs a value`);
   }
-  return parsed.values as CliValues<O>;
+  return { ...parsed.values } as CliValues<O>;
 }
 
 /** What a path named on the command line is: a usage error when it is not the kind asked for. */
