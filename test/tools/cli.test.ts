@@ -41,7 +41,8 @@ describe("tools/cli.ts (the CLIs' one parser)", () => {
   for (const [script, file] of [["bench", "bench/plan.bench.ts"], ["docs:allowlist", "tools/docs-allowlist.ts"]] as const) {
     it(`npm run ${script} -- --help prints the help and does nothing else (exit 0); a stray argument is exit 2`, () => {
       const tsx = join(REPO, "node_modules", ".bin", "tsx");
-      const help = spawnSync(tsx, [join(REPO, file), "--help"], { cwd: REPO, encoding: "utf8", env: { ...process.env, BENCH_LARGE: "1" } });
+      // Small sizes: should the help not stop it, the run that starts stays short.
+      const help = spawnSync(tsx, [join(REPO, file), "--help"], { cwd: REPO, encoding: "utf8", env: { ...process.env, BENCH_SMALL: "3", BENCH_LARGE: "3", BENCH_RUNS: "1" } });
       assert.equal(help.status, 0, help.stderr);
       assert.match(help.stdout, new RegExp(`^usage: npm run ${script}\\n`));
       assert.equal(help.stdout.split("\n\n").length >= 3, true, "usage, description, options");
@@ -51,4 +52,17 @@ describe("tools/cli.ts (the CLIs' one parser)", () => {
       assert.match(stray.stderr, new RegExp(`^${script}: unexpected argument "now"`));
     });
   }
+
+  it("npm run lint:workflows (bash) answers the same way: --help exit 0 without building anything, an argument exit 2", () => {
+    const script = join(REPO, "scripts", "lint-workflows.sh");
+    // No go, no actionlint reachable: a run that started would fail (exit 1), not print the help.
+    const env = { ...process.env, PATH: "/usr/bin:/bin", K3S_PLATFORM_CACHE: join(REPO, "no-such-cache") };
+    const help = spawnSync("bash", [script, "--help"], { encoding: "utf8", env });
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /^usage: npm run lint:workflows\n/);
+    const stray = spawnSync("bash", [script, "now"], { encoding: "utf8", env });
+    assert.equal(stray.status, 2);
+    assert.deepEqual(stray.stderr.trimEnd().split("\n"), ['lint:workflows: unexpected argument "now": this command takes no arguments', "usage: npm run lint:workflows"]);
+  });
 });
+
