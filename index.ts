@@ -11,3 +11,5 @@ export const kubeconfig = outputs.kubeconfig;
 export const encryptionStatus = outputs.encryptionStatus;
 export const certificateExpiry = outputs.certificateExpiry;
 export const nodes = outputs.nodes;
+export const k3sVersion = outputs.k3sVersion;
+export const clusterToken = outputs.clusterToken;

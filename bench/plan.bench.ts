@@ -13,6 +13,7 @@ import { ControlPlane, missingTools } from "../tools/harness/apiserver";
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { engineMissing, engineWorkspace, inClusterProgram, inlineStack, projectEngineMissing, projectStack } from "../tools/harness/engine";
 import { BenchResource, buildGraph, prodWithNodes, REPO, runPack } from "./graph";
+import { runCli } from "../tools/cli";
 
 /**
  * `npm run bench`: what the program costs as a cluster grows, in one run. The prod sample's
@@ -253,4 +254,20 @@ async function main(): Promise<void> {
   console.log(`\nload average ${end!.toFixed(2)} at end`);
 }
 
-void main();
+void runCli(
+  {
+    name: "bench",
+    usage: ["npm run bench", "BENCH_ONLY=cli-preview npm run bench"],
+    description:
+      "What the program costs as a cluster grows: the graph under mocks and the policy pack at BENCH_SMALL and\n" +
+      "BENCH_LARGE nodes, the pure layer, then real-engine previews (each skips, saying why, without its tools).\n" +
+      "Takes minutes and most of a small machine; prints as it goes.",
+    options: {},
+    notes: [
+      "environment: BENCH_SMALL (100) and BENCH_LARGE (1000) nodes; BENCH_RUNS (3) runs at the small size;\n" +
+        "BENCH_ENGINE_RUNS (3) timed previews each; BENCH_CLI_NODES (30) nodes in the CLI preview;\n" +
+        "BENCH_ONLY=cli-preview only the CLI preview; BENCH_SOURCE_MAPS=1 keeps source-mapped stack traces on",
+    ],
+  },
+  main,
+);

@@ -30,6 +30,13 @@ const TENANT_LABEL = "k3s-platform.io/tenant";
 type Policy = ResourceValidationPolicy | StackValidationPolicy;
 type ClusterCheck = (config: ResolvedConfig, args: ResourceValidationArgs, report: ReportViolation) => void;
 
+/**
+ * The policies that read only the K3sCluster component's config (clusterPolicy below): `npm run
+ * render` runs these same objects on a config (tools/pack-check.ts), so it warns about what
+ * preview will refuse without a rule of its own.
+ */
+export const clusterConfigPolicies: ResourceValidationPolicy[] = [];
+
 /** A resource policy over the K3sCluster component's config. */
 function clusterPolicy(
   name: string,
@@ -38,7 +45,7 @@ function clusterPolicy(
   check: ClusterCheck,
   configSchema?: ResourceValidationPolicy["configSchema"],
 ): ResourceValidationPolicy {
-  return {
+  const policy: ResourceValidationPolicy = {
     name,
     description,
     enforcementLevel,
@@ -49,6 +56,8 @@ function clusterPolicy(
       if (config) check(config, args, report);
     },
   };
+  clusterConfigPolicies.push(policy);
+  return policy;
 }
 
 /** Same, applied only to prod stacks. */

@@ -2,11 +2,11 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { readStackFile, stackFilePath } from "../components/config/stack-file";
 import { parseStackConfig } from "../components/stack/load";
 import type { NodeRoles } from "./preview-lifecycle";
-import { PreviewDigest, policyEventsFromLog, previewMarkdown } from "./preview-markdown";
+import { PolicyEvent, PreviewDigest, policyEventsFromLog, previewMarkdown } from "./preview-markdown";
+import { checkPath, CliOption, CliSpec, runCli, UsageError } from "./cli";
 
 /**
  * `npm run preview:md -- --stack <env> [--policy-pack policies --policy-pack-config <file>]`
@@ -30,24 +30,50 @@ function stackRoles(stack: string): NodeRoles | undefined {
   }
 }
 
-function main(): number {
-  const { values } = parseArgs({
-    options: {
-      "stack": { type: "string" },
-      "from": { type: "string" },
-      "events": { type: "string" },
-      "policy-pack": { type: "string" },
-      "policy-pack-config": { type: "string" },
-    },
-  });
-  if (!values.stack) {
-    console.error("preview:md: --stack is required");
-    return 2;
+const SPEC = {
+  name: "preview:md",
+  usage: [
+    "npm run preview:md -- --stack <env> [--policy-pack policies --policy-pack-config <file>]",
+    "npm run preview:md -- --stack <env> --from <preview.json> [--events <event-log.jsonl>]",
+  ],
+  description:
+    "Runs pulumi preview for the stack and prints a Markdown summary for a pull request comment (exit status: the\n" +
+    "preview's, after printing), or summarises a saved `pulumi preview --json` output (--from).",
+  options: {
+    "stack": { type: "string", value: "<env>", help: "the stack (its ./Pulumi.<env>.yaml names the servers and agents)" },
+    "from": { type: "string", value: "<preview.json>", help: "a saved `pulumi preview --json` output instead of running pulumi" },
+    "events": { type: "string", value: "<events.jsonl>", help: "with --from: the saved --event-log, for policy violations" },
+    "policy-pack": { type: "string", value: "<dir>", help: "run the preview with this policy pack (policies)" },
+    "policy-pack-config": { type: "string", value: "<file>", help: "the pack's config (policies/config/<env>.json)" },
+  },
+  notes: ["exit status: the preview's (0 when it passed), 1 a file that cannot be read, 2 a usage error"],
+} satisfies CliSpec<Record<string, CliOption>>;
+
+/** A saved file named by `option`, parsed by `parse`: a usage error (one line) when it is missing or not what it should be. */
+function savedFile<T>(option: string, path: string, what: string, parse: (text: string) => T): T {
+  checkPath(option, path, "file");
+  const text = readFileSync(path, "utf8");
+  try {
+    return parse(text);
+  } catch (e) {
+    throw new UsageError(`--${option} ${path} is not ${what} (${(e as Error).message.split("\n")[0]})`);
+  }
+}
+
+function main(values: { [K in keyof typeof SPEC.options]?: string }): number {
+  if (!values.stack) throw new UsageError("--stack <env> is required");
+  if (values.events !== undefined && values.from === undefined) throw new UsageError("--events goes with --from (a live preview writes its own event log)");
+  for (const o of ["policy-pack", "policy-pack-config"] as const) {
+    if (values[o] !== undefined && values.from !== undefined) throw new UsageError(`--${o} is for a live preview; --from reads a saved one`);
   }
   const roles = stackRoles(values.stack);
-  if (values.from) {
-    const digest = JSON.parse(readFileSync(values.from, "utf8")) as PreviewDigest;
-    const events = values.events ? policyEventsFromLog(readFileSync(values.events, "utf8")) : undefined;
+  if (values.from !== undefined) {
+    const digest = savedFile("from", values.from, "a `pulumi preview --json` output", (t) => {
+      const parsed = JSON.parse(t) as unknown;
+      if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("not a JSON object");
+      return parsed as PreviewDigest;
+    });
+    const events: PolicyEvent[] | undefined = values.events === undefined ? undefined : savedFile("events", values.events, "an engine event log (JSON lines)", policyEventsFromLog);
     process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: events, roles }));
     return 0;
   }
@@ -69,10 +95,10 @@ function main(): number {
       stdio: ["ignore", "pipe", "inherit"],
       env: { ...process.env, PULUMI_DEBUG_COMMANDS: "true" },
     });
-    if (run.error) {
-      console.error(`preview:md: cannot run pulumi: ${run.error.message}`);
-      return 2;
+    if ((run.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT") {
+      throw new UsageError("the Pulumi CLI is not on PATH: install it (https://www.pulumi.com/docs/install/, or scripts/install-pulumi.sh where release downloads are blocked), or summarise a saved preview with --from");
     }
+    if (run.error) throw run.error;
     // A failed preview (e.g. a mandatory policy violation) may print no digest; the event log still has the violations.
     let digest: PreviewDigest = {};
     try {
@@ -93,4 +119,4 @@ function main(): number {
   }
 }
 
-process.exitCode = main();
+void runCli(SPEC, main);

@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { parseArgs } from "node:util";
-import { parseYamlFile, readStackFile, splitStackConfig, StackFile, StackFileError, stackFilePath } from "../components/config/stack-file";
-import { secretIssues } from "../components/config/validate";
-import { parseStackConfig } from "../components/stack/load";
+import { parseYamlFile, readStackFile, splitStackConfig, StackFile, stackFilePath } from "../components/config/stack-file";
+import { checkStackFile } from "../components/stack/load";
+import { checkPath, CliOption, CliSpec, ConfigFailure, runCli, UsageError } from "./cli";
+import { clusterConfigFindings } from "./pack-check";
 import { renderTree } from "./tree";
 
 /**
@@ -16,20 +16,29 @@ import { renderTree } from "./tree";
 
 const MANIFEST = ".k3s-platform-render.json";
 
-function usage(message: string): never {
-  console.error(`render: ${message}\nusage: npm run render -- (--stack <env> | --config <file>) --out <dir>`);
-  process.exit(2);
-}
+const SPEC = {
+  name: "render",
+  usage: ["npm run render -- --stack <env> --out <dir>", "npm run render -- --config <file> --out <dir>"],
+  description:
+    "Validates a stack's configuration as the program does and writes what every node would get (secrets as\n" +
+    "placeholders), without the Pulumi engine. Then warns about the policy pack's rules on the cluster's config\n" +
+    "that the config breaks; the rest of the pack and the day-2 operations are checked at preview.",
+  options: {
+    stack: { type: "string", value: "<env>", help: "the stack file ./Pulumi.<env>.yaml" },
+    config: { type: "string", value: "<file>", help: "a stack file elsewhere, or a bare map of k3s-platform:* keys" },
+    out: { type: "string", value: "<dir>", help: "where to write (created when missing; a reused one loses only what render wrote)" },
+  },
+  notes: ["exit status: 0 rendered, 1 the configuration is invalid, 2 a usage error"],
+} satisfies CliSpec<Record<string, CliOption>>;
 
-function load(stack?: string, configFile?: string): { file: StackFile; source: string } {
-  if (stack) {
-    const source = stackFilePath(".", stack);
+/** The stack file named by --stack, or the --config file (either a Pulumi stack file or the bare `k3s-platform:*` map). */
+function load(from: { stack: string } | { config: string }): { file: StackFile; source: string } {
+  if ("stack" in from) {
+    const source = stackFilePath(".", from.stack);
     return { file: readStackFile(source), source };
   }
-  if (!configFile) usage("give --stack or --config");
-  const doc = parseYamlFile(configFile) as Record<string, unknown> | null;
-  // A --config file is either a Pulumi stack file or the bare `k3s-platform:*` map.
-  return { file: splitStackConfig((doc?.config as Record<string, unknown> | undefined) ?? doc ?? {}), source: configFile };
+  const doc = parseYamlFile(from.config) as Record<string, unknown> | null;
+  return { file: splitStackConfig((doc?.config as Record<string, unknown> | undefined) ?? doc ?? {}), source: from.config };
 }
 
 /** Removes what the previous render wrote into `out` (and directories it leaves empty); nothing else. */
@@ -50,42 +59,46 @@ function clearPrevious(out: string): void {
   rmSync(manifest, { force: true });
 }
 
-function fail(source: string, lines: string[]): never {
-  console.error(`invalid configuration in ${source}:`);
-  for (const l of lines) console.error(`  - ${l}`);
-  process.exit(1);
-}
+async function main(values: { stack?: string; config?: string; out?: string }): Promise<number> {
+  if (values.stack !== undefined && values.config !== undefined) throw new UsageError("give --stack or --config, not both");
+  if (values.stack === undefined && values.config === undefined) throw new UsageError("give --stack <env> or --config <file>");
+  if (values.out === undefined) throw new UsageError("--out <dir> is required");
+  checkPath("out", values.out, "directory", true);
+  const out = values.out;
+  let from: { stack: string } | { config: string };
+  if (values.config !== undefined) {
+    checkPath("config", values.config, "file");
+    from = { config: values.config };
+  } else from = { stack: values.stack! };
 
-function main(): void {
-  const { values } = parseArgs({
-    options: { stack: { type: "string" }, config: { type: "string" }, out: { type: "string" } },
-  });
-  if (!values.out) usage("--out is required");
-  let loaded: { file: StackFile; source: string };
-  try {
-    loaded = load(values.stack, values.config);
-  } catch (e) {
-    if (e instanceof StackFileError) {
-      console.error(`render: ${e.message}`);
-      process.exit(1);
-    }
-    throw e;
-  }
-  const { file, source } = loaded;
-  const result = parseStackConfig(file.raw);
+  const { file, source } = load(from);
+  const result = checkStackFile(file);
   for (const w of result.warnings) console.error(`warning: ${w.path}: ${w.message}`);
-  const issues = [...file.issues, ...(result.ok ? secretIssues(result.config, file.secrets) : result.issues)];
-  if (!result.ok || issues.length > 0) fail(source, issues.map((i) => `${i.path}: ${i.message}`));
+  if (!result.ok) throw new ConfigFailure([`invalid configuration in ${source}:`, ...result.issues.map((i) => `  - ${i.path}: ${i.message}`)].join("\n"));
 
   const tree = renderTree(result.config, file.secrets);
-  clearPrevious(values.out);
+  clearPrevious(out);
   for (const [path, content] of tree) {
-    const target = join(values.out, path);
+    const target = join(out, path);
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, content, { mode: path.endsWith(".sh") ? 0o755 : 0o644 });
   }
-  writeFileSync(join(values.out, MANIFEST), JSON.stringify([...tree.keys()].sort(), null, 2) + "\n");
-  console.log(`rendered ${tree.size} files for ${result.config.nodes.length} nodes into ${values.out}`);
+  writeFileSync(join(out, MANIFEST), JSON.stringify([...tree.keys()].sort(), null, 2) + "\n");
+  console.log(`rendered ${tree.size} files for ${result.config.nodes.length} nodes into ${out}`);
+
+  // What preview's policy pack will say about this config, from the pack's own rules.
+  const env = result.config.environment;
+  for (const f of await clusterConfigFindings(result.config)) {
+    const verdict = f.level === "mandatory" ? "preview with the policy pack refuses this" : `${f.level}: preview reports it`;
+    console.error(`warning: policy ${f.policy} (${verdict}): ${f.message}`);
+  }
+  const stack = values.stack ?? "<stack>";
+  console.log(
+    `not checked by render: the policy pack's rules on what the program registers (nodes' flags, commands, Kubernetes objects) and the ` +
+      `day-2 operations against the running cluster (upgrades, removals, rotations); preview checks them: ` +
+      `pulumi preview --stack ${stack} --policy-pack policies --policy-pack-config policies/config/${env}.json`,
+  );
+  return 0;
 }
 
-main();
+void runCli(SPEC, main);

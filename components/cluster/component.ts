@@ -108,6 +108,11 @@ export class K3sCluster extends pulumi.ComponentResource {
   readonly encryptionStatus?: pulumi.Output<EncryptionStatus>;
   /** `k3s certificate check` per server: every certificate and the one that expires first. */
   readonly certificateExpiry: pulumi.Output<Record<string, CertificateExpiry>>;
+  /**
+   * The cluster token (the configured or the generated one), a secret: restoring a snapshot needs
+   * it. Not among the registered outputs, so the component's state is what it was.
+   */
+  readonly token: pulumi.Output<string>;
 
   constructor(name: string, args: K3sClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     // Only the validated, secret-free config is registered as inputs: policies read it.
@@ -121,6 +126,7 @@ export class K3sCluster extends pulumi.ComponentResource {
     this.registered = pulumi.output(built.ready).apply((all) => pulumi.all(all.map((r) => r.urn)));
     this.encryptionStatus = built.encryptionStatus;
     this.certificateExpiry = built.certificateExpiry;
+    this.token = pulumi.secret(built.token);
     // `nodes` keeps the program running until every batch is declared; a failure there fails it.
     this.registerOutputs({
       kubeconfig: this.kubeconfig,
@@ -323,5 +329,5 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     },
     { parent, dependsOn: applies },
   );
-  return { plan, nodes, kubeconfig, ready, encryptionStatus, certificateExpiry };
+  return { plan, nodes, kubeconfig, ready, encryptionStatus, certificateExpiry, token };
 }

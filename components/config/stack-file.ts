@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { LineCounter, parseDocument } from "yaml";
+import { Document, isMap, isScalar, isSeq, LineCounter, Node, parseDocument, visit, YAMLError } from "yaml";
 import { isSecretKey, PROJECT, SecretKey } from "./schema";
 import type { ConfigIssue } from "./validate";
 
@@ -59,14 +59,17 @@ export function parseYamlFile(path: string): unknown {
         : `${path} does not exist`,
     );
   }
+  const text = readFileSync(path, "utf8");
   const lines = new LineCounter();
-  const doc = parseDocument(readFileSync(path, "utf8"), { prettyErrors: false, lineCounter: lines });
+  const doc = parseDocument(text, { prettyErrors: false, lineCounter: lines });
   if (doc.errors.length > 0) {
+    const opened = new Set<Node>();
     throw new StackFileError(
       doc.errors
         .map((e) => {
-          const pos = lines.linePos(e.pos[0]);
-          return `${path}:${pos.line}:${pos.col}: ${e.message.split("\n")[0]}`;
+          const { offset, note } = yamlErrorOffset(doc, e, text, opened);
+          const pos = lines.linePos(offset);
+          return `${path}:${pos.line}:${pos.col}: ${e.message.split("\n")[0]}${note}`;
         })
         .join("\n"),
     );
@@ -77,6 +80,44 @@ export function parseYamlFile(path: string): unknown {
   } catch (e) {
     throw new StackFileError(`${path}: ${(e as Error).message} (YAML aliases expand past ${YAML_MAX_ALIAS_COUNT} nodes; write the values out)`);
   }
+}
+
+/**
+ * Where a YAML error really is. The `yaml` library places several at a line's start or at the
+ * end of the input: an unclosed `[`, `{` or quote at the end (where it noticed), a misindented
+ * key at column 1 of its line. Those move to the opening bracket or quote (`opened` holds the
+ * ones already named, so nested unclosed brackets each get their own) and to the key.
+ */
+function yamlErrorOffset(doc: Document, e: YAMLError, text: string, opened: Set<Node>): { offset: number; note: string } {
+  const at = e.pos[0];
+  const kind = /^Flow (map|sequence) /.exec(e.message)?.[1] ?? (e.code === "MISSING_CHAR" ? /closing ("|')quote/.exec(e.message)?.[1] : undefined);
+  if (kind && (kind !== "map" && kind !== "sequence" || /end with/.test(e.message))) {
+    const candidates: Node[] = [];
+    visit(doc, (_key, visited) => {
+      if (!isMap(visited) && !isSeq(visited) && !isScalar(visited)) return;
+      const node: Node = visited;
+      if (!node.range || node.range[1] !== at || opened.has(node)) return;
+      const flowMap = kind === "map" && isMap(node) && node.flow;
+      const flowSeq = kind === "sequence" && isSeq(node) && node.flow;
+      const quoted = isScalar(node) && node.type === (kind === '"' ? "QUOTE_DOUBLE" : "QUOTE_SINGLE");
+      if (flowMap || flowSeq || quoted) candidates.push(node);
+    });
+    // Innermost first: the library reports nested unclosed collections inside out.
+    const node = candidates.sort((a, b) => b.range![0] - a.range![0])[0];
+    if (node) {
+      opened.add(node);
+      const what = isScalar(node) ? "quote" : `"${text[node.range![0]]}"`;
+      return { offset: node.range![0], note: ` (the ${what} opened here is not closed)` };
+    }
+    return { offset: at, note: "" };
+  }
+  // Inside a line's leading spaces: the problem is what the line starts with.
+  const lineStart = text.lastIndexOf("\n", at - 1) + 1;
+  if (/^ *$/.test(text.slice(lineStart, at)) && text[at] === " ") {
+    const first = text.slice(at).search(/[^ ]/);
+    if (first > 0 && text[at + first] !== "\n" && text[at + first] !== "\r") return { offset: at + first, note: "" };
+  }
+  return { offset: at, note: "" };
 }
 
 /** How many nodes YAML aliases may expand to in a stack file (the `yaml` library's default). */

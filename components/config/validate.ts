@@ -454,11 +454,30 @@ export function parseConfig(raw: unknown, rendered?: (config: ResolvedConfig, re
   return { ok: true, config, warnings };
 }
 
+/** What secretIssues reads of a config: a ResolvedConfig, or secretNeedsOf(raw) when the schema refused it. */
+export interface SecretNeeds {
+  k3s: { datastore: { type: string }; etcdSnapshots?: { s3?: unknown } };
+}
+
+const asRecord = (v: unknown): Record<string, unknown> => (v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+
+/**
+ * SecretNeeds read from raw values the schema refused (elsewhere, or here: a refused datastore is
+ * reported by the schema itself), so a missing secret is reported together with the schema's
+ * problems, not in a second round after they are fixed. Defaults as the schema's: etcd, no S3.
+ */
+export function secretNeedsOf(raw: unknown): SecretNeeds {
+  const k3s = asRecord(asRecord(raw).k3s);
+  const type = asRecord(k3s.datastore).type;
+  const s3 = asRecord(k3s.etcdSnapshots).s3;
+  return { k3s: { datastore: { type: typeof type === "string" ? type : "etcd" }, etcdSnapshots: s3 === undefined || s3 === null ? undefined : { s3 } } };
+}
+
 /**
  * Secure keys the config needs or cannot use, given which are set (`present`). Run by the program
  * on its secrets and by `npm run render` on the stack file's `secure:` entries, alike.
  */
-export function secretIssues(config: ResolvedConfig, present: ReadonlySet<SecretKey>): ConfigIssue[] {
+export function secretIssues(config: SecretNeeds, present: ReadonlySet<SecretKey>): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const need = (key: SecretKey, message: string) => issues.push({ path: `${PROJECT}:${key}`, message });
   if (config.k3s.datastore.type === "external" && !present.has("datastoreEndpoint")) {

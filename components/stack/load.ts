@@ -1,6 +1,7 @@
 import { cisWeakenings, FLAG_BY_NAME, releaseOf, versionGaps } from "../config/flags";
 import type { ResolvedConfig } from "../config/schema";
-import { ConfigError, ConfigPath, formatPath, parseConfig, ParseResult, Report } from "../config/validate";
+import type { StackFile } from "../config/stack-file";
+import { ConfigError, ConfigPath, formatPath, parseConfig, ParseResult, Report, secretIssues, secretNeedsOf } from "../config/validate";
 import { kubeResourceName } from "../kube/objects";
 import { nodeChildNames } from "../names";
 import { planCluster } from "../plan/node";
@@ -15,6 +16,19 @@ import { renderTenant } from "../tenants/render";
 /** Parses raw `k3s-platform:*` values into a resolved config; every check, rendered ones included. */
 export function parseStackConfig(raw: unknown): ParseResult {
   return parseConfig(raw, renderedChecks);
+}
+
+/**
+ * Every check on a stack's values in one round: plaintext secure values (the reader's), the
+ * schema or, when it parses, the cross-field and rendered checks, and the secure keys the config
+ * needs (read from the raw values when the schema refused them). The program and `npm run
+ * render` both call this, so they refuse the same stacks with the same messages.
+ */
+export function checkStackFile(file: StackFile): ParseResult {
+  const result = parseStackConfig(file.raw);
+  const secrets = secretIssues(result.ok ? result.config : secretNeedsOf(file.raw), file.secrets);
+  const issues = [...file.issues, ...(result.ok ? [] : result.issues), ...secrets];
+  return issues.length > 0 ? { ok: false, issues, warnings: result.warnings } : result;
 }
 
 /** Like parseStackConfig, but throws a ConfigError. */

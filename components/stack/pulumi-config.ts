@@ -2,8 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { PROJECT, ResolvedConfig } from "../config/schema";
 import type { EncryptionKeys, RegistryAuth } from "../config/secrets";
 import { splitStackConfig } from "../config/stack-file";
-import { ConfigError, secretIssues } from "../config/validate";
-import { parseStackConfig } from "./load";
+import { ConfigError } from "../config/validate";
+import { checkStackFile } from "./load";
 
 /** Everything the program needs from the stack's configuration, secrets kept as secrets. */
 export interface ProgramConfig {
@@ -43,9 +43,8 @@ export function readProgramConfig(cfg = new pulumi.Config(PROJECT)): ProgramConf
   const all = runtimeConfig.allConfig();
   const values = Object.fromEntries(Object.entries(all).map(([k, v]) => [k, fromEngine(v)]));
   const file = splitStackConfig(values, (fullKey) => runtimeConfig.isConfigSecret(fullKey));
-  const result = parseStackConfig(file.raw);
-  const issues = [...file.issues, ...(result.ok ? secretIssues(result.config, file.secrets) : result.issues)];
-  if (!result.ok || issues.length > 0) throw new ConfigError(issues, `the config of stack ${pulumi.getStack()} (Pulumi.${pulumi.getStack()}.yaml)`);
+  const result = checkStackFile(file);
+  if (!result.ok) throw new ConfigError(result.issues, `the config of stack ${pulumi.getStack()} (Pulumi.${pulumi.getStack()}.yaml)`);
   for (const w of result.warnings) pulumi.log.warn(`${w.path}: ${w.message}`);
   return {
     config: result.config,

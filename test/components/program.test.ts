@@ -1,7 +1,9 @@
 import { strict as assert } from "node:assert";
 import * as pulumi from "@pulumi/pulumi";
+import { parse } from "yaml";
 import { ConfigError } from "../../components/config/validate";
 import { GENERATED_KEY, MOCK_SECRETS, plainOccurrences, runProgram, settle } from "../helpers/program";
+import { MOCK_GENERATED } from "../helpers/pulumi-mocks";
 import { sampleConfig, sampleRaw } from "../helpers/samples";
 
 describe("index.ts (the program)", () => {
@@ -19,6 +21,15 @@ describe("index.ts (the program)", () => {
     const raw = sampleRaw("dev");
     const { error, resources } = runProgram({ ...raw, k3s: { ...raw.k3s, datastore: { type: "external" } } });
     assert.match(String(error), /k3s-platform:datastoreEndpoint/);
+    assert.deepEqual(resources, []);
+  });
+
+  it("reports a schema error and a missing secret in one round", () => {
+    const raw = sampleRaw("dev");
+    const nodes = [raw.nodes[0], { ...raw.nodes[1], role: "worker" }];
+    const { error, resources } = runProgram({ ...raw, nodes, k3s: { ...raw.k3s, datastore: { type: "external" } } });
+    assert.ok(error instanceof ConfigError, String(error));
+    assert.deepEqual(error.issues.map((i) => i.path).sort(), ["k3s-platform:datastoreEndpoint", "k3s-platform:nodes[1] (dev-agent-1).role"]);
     assert.deepEqual(resources, []);
   });
 
@@ -98,4 +109,55 @@ describe("index.ts (the program)", () => {
       providers: undefined,
     });
   });
+
+  describe("outputs a user needs", () => {
+    const resolved = <T>(o: unknown) => new Promise<T>((resolve) => (o as pulumi.Output<T>).apply(resolve));
+
+    for (const env of ["dev", "prod"] as const) {
+      it(`${env}: kubeconfig with a context, cluster and user named after the stack at the API endpoint; the endpoint, nodes and K3s version`, async () => {
+        const stack = `${env}-east`;
+        const { stackExports, error } = runProgram(sampleRaw(env), stack);
+        assert.equal(error, undefined);
+        const config = sampleConfig(env);
+        const firstServer = config.nodes.find((n) => n.role === "server")!;
+        const endpoint = config.k3s.apiEndpoint ?? firstServer.host;
+        assert.equal(stackExports!.apiEndpoint, endpoint);
+        const kubeconfig = parse(await resolved<string>(stackExports!.kubeconfig)) as {
+          "current-context": string;
+          contexts: Array<{ name: string; context: { cluster: string; user: string } }>;
+          clusters: Array<{ name: string; cluster: { server: string } }>;
+        };
+        assert.equal(kubeconfig["current-context"], stack);
+        assert.deepEqual(kubeconfig.contexts.map((c) => [c.name, c.context.cluster, c.context.user]), [[stack, stack, stack]]);
+        assert.deepEqual(kubeconfig.clusters.map((c) => [c.name, c.cluster.server]), [[stack, `https://${endpoint}:6443`]]);
+        assert.deepEqual(
+          (stackExports!.nodes as Array<{ name: string; host: string }>).map((n) => [n.name, n.host]).sort(),
+          config.nodes.filter((n) => n.decommission !== true).map((n) => [n.name, n.host]).sort(),
+        );
+        assert.equal(stackExports!.k3sVersion, config.k3s.version);
+      });
+    }
+
+    it("a channel instead of a version: k3sVersion says channel:<name>", () => {
+      const raw = sampleRaw("dev");
+      const { stackExports, error } = runProgram({ ...raw, k3s: { ...raw.k3s, version: undefined, channel: "stable" } });
+      assert.equal(error, undefined);
+      assert.equal(stackExports!.k3sVersion, "channel:stable");
+    });
+
+    it("clusterToken: a secret output holding the generated token; the configured one when set", async () => {
+      const generated = runProgram(sampleRaw("dev"));
+      const token = generated.stackExports!.clusterToken as pulumi.Output<string>;
+      assert.equal(await pulumi.isSecret(token), true);
+      assert.equal(await resolved<string>(token), MOCK_GENERATED.token);
+      await settle(generated.stackExports);
+      assert.ok(!generated.resources.some((r) => r.type === "k3s-platform:index:K3sCluster" && JSON.stringify(r.rawInputs).includes(MOCK_GENERATED.token)), "not a component input");
+
+      const configured = runProgram({ ...sampleRaw("dev"), token: "configured-token-value" });
+      const mine = configured.stackExports!.clusterToken as pulumi.Output<string>;
+      assert.equal(await pulumi.isSecret(mine), true);
+      assert.equal(await resolved<string>(mine), "configured-token-value");
+    });
+  });
 });
+

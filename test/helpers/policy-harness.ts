@@ -14,6 +14,7 @@ import type {
 import { ResolvedConfig } from "../../components/config/schema";
 import { buildProgram } from "../../components/program";
 import { policies } from "../../policies/policies";
+import { PolicyConfigFile, policySettings } from "../../tools/pack-check";
 import { installMocks } from "./pulumi-mocks";
 import { REPO } from "./samples";
 
@@ -54,24 +55,12 @@ export async function collectGraph(config: ResolvedConfig, stack: string): Promi
   }));
 }
 
-export type PolicyConfigFile = Record<string, EnforcementLevel | ({ enforcementLevel?: EnforcementLevel } & Record<string, unknown>)>;
+export type { PolicyConfigFile };
+// The engine's reading of a pack config, shared with `npm run render` (tools/pack-check.ts).
+export { policySettings };
 
 export function readPolicyConfig(env: string): PolicyConfigFile {
   return JSON.parse(readFileSync(join(REPO, "policies", "config", `${env}.json`), "utf8")) as PolicyConfigFile;
-}
-
-type AnyPolicy = ResourceValidationPolicy | StackValidationPolicy;
-
-/** A policy's settings: schema defaults overlaid with the environment's policy config. */
-export function policySettings(policy: AnyPolicy, file: PolicyConfigFile = {}): { level: EnforcementLevel; config: Record<string, unknown> } {
-  const defaults = Object.fromEntries(
-    Object.entries(policy.configSchema?.properties ?? {}).map(([k, s]) => [k, (s as { default?: unknown }).default]),
-  );
-  const entry = file[policy.name];
-  const fromAll = typeof file.all === "string" ? file.all : undefined;
-  const level = (typeof entry === "string" ? entry : entry?.enforcementLevel) ?? fromAll ?? policy.enforcementLevel ?? "mandatory";
-  const extra = typeof entry === "object" ? Object.fromEntries(Object.entries(entry).filter(([k]) => k !== "enforcementLevel")) : {};
-  return { level, config: { ...defaults, ...extra } };
 }
 
 class NotApplicable extends Error {}

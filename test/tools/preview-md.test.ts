@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NODE_CHILDREN } from "../../components/names";
 import { inputDiffPaths, NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown, splitPolicyMessage } from "../../tools/preview-markdown";
@@ -195,3 +196,64 @@ describe("preview:md on real engine output (test/fixtures/preview/cluster-*)", (
     assert.equal(r.stdout, real("cluster-violation"));
   });
 });
+
+describe("preview:md usage (one parser: tools/cli.ts)", () => {
+  const work = mkdtempSync(join(tmpdir(), "preview-md-cli-"));
+  after(() => rmSync(work, { recursive: true, force: true }));
+  const cli = (args: string[], env: NodeJS.ProcessEnv = process.env) => {
+    const r = spawnSync(join(REPO, "node_modules", ".bin", "tsx"), [join(REPO, "tools", "preview-md.ts"), ...args], { cwd: REPO, encoding: "utf8", env });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const saved = join(FIXTURES, "prod-upgrade.json");
+
+  it("--help prints the usage and every option, exit 0, without running pulumi", () => {
+    const r = cli(["--help"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^usage: npm run preview:md -- /);
+    for (const option of ["--stack <env>", "--from <preview.json>", "--events <events.jsonl>", "--policy-pack <dir>", "--policy-pack-config <file>", "-h, --help"]) assert.ok(r.stdout.includes(option), option);
+  });
+
+  const notJson = join(work, "not.json");
+  const notObject = join(work, "array.json");
+  const notEvents = join(work, "events.jsonl");
+  before(() => {
+    writeFileSync(notJson, "{ not json");
+    writeFileSync(notObject, "[]");
+    writeFileSync(notEvents, "not an event\n");
+  });
+  const misuses: Array<[string, string[], RegExp]> = [
+    ["no --stack", ["--from", saved], /--stack <env> is required/],
+    ["a positional argument", ["prod"], /unexpected argument "prod": this command takes only options/],
+    ["an unknown option", ["--stack", "prod", "--form", saved], /unknown option --form \(did you mean --from\?\)/],
+    ["--from that does not exist", ["--stack", "prod", "--from", join(work, "missing.json")], /--from .*missing\.json does not exist/],
+    ["--from <dir>", ["--stack", "prod", "--from", work], /--from .* is a directory; give a file/],
+    ["--from that is not JSON", ["--stack", "prod", "--from", notJson], /--from .*not\.json is not a `pulumi preview --json` output \(.+\)/],
+    ["--from that is not a JSON object", ["--stack", "prod", "--from", notObject], /--from .*array\.json is not a `pulumi preview --json` output \(not a JSON object\)/],
+    ["--events that is not an event log", ["--stack", "prod", "--from", saved, "--events", notEvents], /--events .*events\.jsonl is not an engine event log \(JSON lines\) \(.+\)/],
+    ["--events without --from", ["--stack", "prod", "--events", notEvents], /--events goes with --from \(a live preview writes its own event log\)/],
+    ["--policy-pack with --from", ["--stack", "prod", "--from", saved, "--policy-pack", "policies"], /--policy-pack is for a live preview; --from reads a saved one/],
+  ];
+  for (const [what, args, message] of misuses) {
+    it(`${what}: one line and the usage on stderr, exit 2, no stack trace`, () => {
+      const r = cli(args);
+      assert.equal(r.status, 2, r.stderr);
+      const lines = r.stderr.trimEnd().split("\n");
+      assert.match(lines[0]!, new RegExp(`^preview:md: ${message.source}$`));
+      assert.match(lines[1]!, /^usage: npm run preview:md -- /);
+      assert.doesNotMatch(r.stderr, /^\s+at /m);
+      assert.equal(r.stdout, "");
+    });
+  }
+
+  it("without pulumi on PATH: says so and how to install it, not spawnSync ENOENT (exit 2)", () => {
+    // A PATH with only node on it.
+    const bin = join(work, "bin");
+    mkdirSync(bin);
+    symlinkSync(process.execPath, join(bin, "node"));
+    const r = cli(["--stack", "dev"], { ...process.env, PATH: bin });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr.split("\n")[0]!, /^preview:md: the Pulumi CLI is not on PATH: install it \(.*scripts\/install-pulumi\.sh.*\)/);
+    assert.doesNotMatch(r.stderr, /ENOENT|^\s+at /m);
+  });
+});
+

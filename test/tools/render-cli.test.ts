@@ -3,8 +3,13 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
+import { clusterConfigFindings } from "../../tools/pack-check";
+import { collectGraph, evaluatePack } from "../helpers/policy-harness";
 import { REPO, sampleRaw } from "../helpers/samples";
+import { loadStackConfig } from "../../components/stack/load";
+import { readStackFile } from "../../components/config/stack-file";
+import { TYPES } from "../../components/names";
 
 const TSX = join(REPO, "node_modules", ".bin", "tsx");
 
@@ -125,5 +130,100 @@ describe("npm run render", () => {
     assert.equal(existsSync(join(dir, "encryption")), false, "dev has no encryption files");
     assert.ok(existsSync(join(dir, "dev-agent-1", "apply.sh")));
     assert.equal(readFileSync(join(dir, "NOTES.md"), "utf8"), "mine", "files render did not write stay");
+  });
+
+  describe("usage (one parser: tools/cli.ts)", () => {
+    it("--help and -h print the usage and every option, exit 0, and write nothing", () => {
+      for (const flag of ["--help", "-h"]) {
+        const r = render([flag, "--out", join(out, "help")]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stdout, /^usage: npm run render -- /);
+        for (const option of ["--stack <env>", "--config <file>", "--out <dir>", "-h, --help"]) assert.ok(r.stdout.includes(option), `${flag}: ${option}`);
+        assert.equal(r.stderr, "");
+        assert.equal(existsSync(join(out, "help")), false);
+      }
+    });
+
+    const file = join(REPO, "Pulumi.dev.yaml");
+    const misuses: Array<[string, string[], RegExp]> = [
+      ["a positional argument", ["prod", "--out", "x"], /unexpected argument "prod": this command takes only options/],
+      ["an unknown option, with the nearest one", ["--stak", "prod", "--out", "x"], /unknown option --stak \(did you mean --stack\?\)/],
+      ["an option without its value", ["--out", "x", "--stack"], /--stack needs a value/],
+      ["an option given twice", ["--stack", "dev", "--stack", "prod", "--out", "x"], /--stack is given more than once/],
+      ["--stack together with --config", ["--stack", "prod", "--config", file, "--out", "x"], /give --stack or --config, not both/],
+      ["neither --stack nor --config", ["--out", "x"], /give --stack <env> or --config <file>/],
+      ["no --out", ["--stack", "dev"], /--out <dir> is required/],
+      ["--config <dir>", ["--config", join(REPO, "tools"), "--out", "x"], /--config .*tools is a directory; give a file/],
+      ["--config that does not exist", ["--config", join(out, "missing.yaml"), "--out", "x"], /--config .*missing\.yaml does not exist/],
+      ["--out <file>", ["--stack", "dev", "--out", join(REPO, "package.json")], /--out .*package\.json is a file; give a directory/],
+    ];
+    for (const [what, args, message] of misuses) {
+      it(`${what}: one line and the usage on stderr, exit 2, no stack trace`, () => {
+        const r = render(args, out);
+        assert.equal(r.status, 2, r.stderr);
+        const lines = r.stderr.trimEnd().split("\n");
+        assert.match(lines[0]!, new RegExp(`^render: ${message.source}$`));
+        assert.match(lines[1]!, /^usage: npm run render -- /);
+        assert.ok(lines.slice(1).every((l) => /^(usage: | {7}npm run render|\(--help)/.test(l)), r.stderr);
+        assert.doesNotMatch(r.stderr, /^\s+at /m);
+        assert.equal(r.stdout, "");
+        assert.equal(existsSync(join(out, "x")), false);
+      });
+    }
+  });
+
+  describe("what render does not check", () => {
+    // The prod sample with its third server made an agent: valid config, two servers.
+    const twoServers = join(out, "prod-2-servers.yaml");
+    before(() => {
+      const doc = parse(readFileSync(join(REPO, "Pulumi.prod.yaml"), "utf8")) as { config: Record<string, Array<{ role: string }>> };
+      const servers = doc.config["k3s-platform:nodes"]!.filter((n) => n.role === "server");
+      servers[servers.length - 1]!.role = "agent";
+      writeFileSync(twoServers, stringify(doc));
+    });
+
+    it("a 2-server prod config renders (exit 0) and warns with the pack's prod-server-quorum rule as mandatory", () => {
+      const r = render(["--config", twoServers, "--out", join(out, "prod-2")]);
+      assert.equal(r.status, 0, r.stderr);
+      const quorum = r.stderr.split("\n").filter((l) => l.startsWith("warning: policy prod-server-quorum (preview with the policy pack refuses this): "));
+      assert.equal(quorum.length, 2, r.stderr); // fewer than minServers (3), and an even count
+      assert.ok(quorum.some((l) => l.includes("2 server")), r.stderr);
+      assert.match(r.stderr, /^warning: policy odd-server-count \(advisory: preview reports it\): /m, "prod.json keeps odd-server-count advisory");
+    });
+
+    it("the unchanged prod sample gets no policy warning; every render names what preview checks", () => {
+      const r = render(["--stack", "prod", "--out", join(out, "prod-ok")]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /warning: policy /);
+      const line = r.stdout.split("\n").find((l) => l.startsWith("not checked by render: "));
+      assert.ok(line, r.stdout);
+      assert.match(line, /policy pack/);
+      assert.match(line, /day-2 operations/);
+      assert.match(line, /pulumi preview --stack prod --policy-pack policies --policy-pack-config policies\/config\/prod\.json/);
+    });
+
+    it("its warnings are the pack's own verdict on the K3sCluster the program registers (same policies, messages and levels)", async () => {
+      const config = loadStackConfig(readStackFile(twoServers).raw);
+      const graph = await collectGraph(config, "prod");
+      const cluster = graph.find((g) => g.type === TYPES.cluster)!;
+      const pack = (await evaluatePack(graph, "prod")).filter((v) => v.urn === cluster.urn).map(({ policy, level, message }) => ({ policy, level, message }));
+      assert.ok(pack.some((v) => v.policy === "prod-server-quorum"), "the pack refuses two prod servers");
+      assert.deepEqual(await clusterConfigFindings(config), pack);
+    });
+  });
+
+  describe("config errors in one round", () => {
+    it("a schema error and a missing secret are reported together (exit 1)", () => {
+      const raw = sampleRaw("dev") as Record<string, unknown> & { k3s: Record<string, unknown>; nodes: Array<Record<string, unknown>> };
+      const nodes = structuredClone(raw.nodes);
+      nodes[1]!.role = "worker";
+      const dir = join(out, "one-round");
+      stackFile(dir, prefixed({ ...raw, nodes, k3s: { ...raw.k3s, datastore: { type: "external" } } }));
+      const r = render(["--stack", "t", "--out", join(dir, "out")], dir);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /k3s-platform:nodes\[1\] \(dev-agent-1\)\.role: /);
+      assert.match(r.stderr, /k3s-platform:datastoreEndpoint: required \(as a secret/);
+      assert.doesNotMatch(r.stderr, /^\s+at /m);
+    });
   });
 });
