@@ -1,4 +1,4 @@
-import { argMap, EMBEDDED_REGISTRY_GA, hasFeature, KUBELET_REFUSES_CGROUP_V1, missingFeature, releaseOf, SERVICELB_MULTIPLE_POOLS } from "./flags";
+import { argMap, CONTAINERD_2, EMBEDDED_REGISTRY_GA, hasFeature, KUBELET_REFUSES_CGROUP_V1, missingFeature, releaseOf, SERVICELB_MULTIPLE_POOLS } from "./flags";
 import { LB_POOL_LABEL, SERVICELB_LABELS } from "../servicelb/pools";
 import { cidrContains, isCanonicalIp, normalizeHost } from "./net";
 import { ResolvedConfig } from "./schema";
@@ -114,6 +114,21 @@ export function featureChecks(config: ResolvedConfig, report: Report, warn: Repo
     nodes.forEach((node, i) => {
       if (node.gpu) report(["nodes", i, "gpu"], "K3s configures the NVIDIA runtime in its containerd; with k3s.docker: true configure Docker's nvidia runtime instead");
     });
+  }
+  // containerd 2 (config version 3) names its CRI runtime plugin io.containerd.cri.v1.runtime, 1.7
+  // (version 2) io.containerd.grpc.v1.cri; a table under the other name is ignored without a word
+  // (K3s v1.32.2+k3s1 release notes: "Containerd 2.0 uses a new config file schema … migrate your
+  // template to config-v3.toml.tmpl"; containerd docs/cri/config.md).
+  const templateRelease = releaseOf(k3s);
+  if (k3s.containerdTemplate !== undefined && templateRelease) {
+    const v3 = hasFeature(CONTAINERD_2, templateRelease);
+    const foreign = v3 ? "io.containerd.grpc.v1.cri" : "io.containerd.cri.v1.";
+    if (k3s.containerdTemplate.includes(foreign)) {
+      warn(
+        ["k3s", "containerdTemplate"],
+        `the template names ${foreign}${v3 ? "" : "*"}, a plugin of containerd ${v3 ? "1.7 (config version 2)" : "2 (config version 3)"}, but ${templateRelease.text} runs containerd ${v3 ? "2: use io.containerd.cri.v1.runtime / io.containerd.cri.v1.images" : "1.7: use io.containerd.grpc.v1.cri"} (containerd ignores the other version's tables)`,
+      );
+    }
   }
   if (k3s.containerdTemplate !== undefined && !k3s.containerdTemplate.includes('{{ template "base" . }}')) {
     warn(["k3s", "containerdTemplate"], 'the template does not extend K3s\' base template ({{ template "base" . }}): it replaces the whole generated config, which then needs upkeep on every K3s upgrade');

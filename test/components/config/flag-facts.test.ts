@@ -62,4 +62,15 @@ describe("facts per flag and value (components/config/flags.ts)", () => {
     const old = optOut("v1.34.9+k3s1");
     assert.ok(old.ok && old.warnings.some((w) => /has no effect before K3s v1\.35/.test(w.message)));
   });
+
+  it("containerd template: a table under the other containerd version's CRI plugin name is a warning (containerd 2 from v1.31.6 / v1.32.2)", () => {
+    const template = (version: string, body: string) =>
+      parseStackConfig(variant("dev", (raw) => Object.assign(k3s(raw), { version, containerdTemplate: `{{ template "base" . }}\n${body}\n` })));
+    const oldSchema = template("v1.37.1+k3s1", '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes."crun"]');
+    assert.ok(oldSchema.ok && oldSchema.warnings.some((w) => w.path === "k3s-platform:k3s.containerdTemplate" && /v1\.37\.1\+k3s1 runs containerd 2: use io\.containerd\.cri\.v1\.runtime/.test(w.message)), JSON.stringify(oldSchema));
+    const newSchema = template("v1.31.4+k3s1", '[plugins."io.containerd.cri.v1.runtime".containerd.runtimes."crun"]');
+    assert.ok(newSchema.ok && newSchema.warnings.some((w) => /v1\.31\.4\+k3s1 runs containerd 1\.7: use io\.containerd\.grpc\.v1\.cri/.test(w.message)));
+    const matching = template("v1.37.1+k3s1", '[plugins."io.containerd.cri.v1.runtime".containerd.runtimes."crun"]');
+    assert.ok(matching.ok && !matching.warnings.some((w) => w.path === "k3s-platform:k3s.containerdTemplate"));
+  });
 });
