@@ -1,4 +1,4 @@
-import { EMBEDDED_REGISTRY_GA, hasFeature, missingFeature, releaseOf } from "./flags";
+import { argMap, CONTAINERD_2, EMBEDDED_REGISTRY_GA, hasFeature, KUBELET_REFUSES_CGROUP_V1, missingFeature, releaseOf, SERVICELB_MULTIPLE_POOLS } from "./flags";
 import { LB_POOL_LABEL, SERVICELB_LABELS } from "../servicelb/pools";
 import { cidrContains, isCanonicalIp, normalizeHost } from "./net";
 import { ResolvedConfig } from "./schema";
@@ -29,7 +29,15 @@ export function featureChecks(config: ResolvedConfig, report: Report, warn: Repo
         const path = ["k3s", "serviceLb", "pools", pool, i];
         if (!nodeNames.has(name)) return report(path, `no node named "${name}" (nodes: ${[...nodeNames].join(", ")})`);
         const other = member.get(name);
-        if (other !== undefined) report(path, `node ${name} is already in pool "${other}" (a node carries one ${LB_POOL_LABEL} label)`);
+        if (other !== undefined) {
+          const release = releaseOf(k3s);
+          const k3sHas = release && hasFeature(SERVICELB_MULTIPLE_POOLS, release);
+          report(
+            path,
+            `node ${name} is already in pool "${other}" (k3s-platform writes one ${LB_POOL_LABEL} label per node` +
+              (k3sHas ? `; K3s itself accepts several pools per node from v1.37.1 (${SERVICELB_MULTIPLE_POOLS.source}), which k3s-platform does not render yet)` : `; more than one pool per node ${release ? missingFeature(SERVICELB_MULTIPLE_POOLS, release) : "needs K3s v1.37.1+"})`),
+          );
+        }
         else member.set(name, pool);
       });
     }
@@ -39,6 +47,16 @@ export function featureChecks(config: ResolvedConfig, report: Report, warn: Repo
       if (key in node.labels) report(["nodes", i, "labels", key], `${key} is managed by k3s.serviceLb.pools (one definition for the labels and the policy pack)`);
     }
   });
+
+  // --- cgroup v1 (KEP-5573): from v1.35 the kubelet refuses cgroup v1 hosts unless fail-cgroupv1=false.
+  const cgroupRelease = releaseOf(k3s);
+  for (const map of ["extraServerConfig", "extraAgentConfig"] as const) {
+    if (argMap(k3s[map]["kubelet-arg"]).get("fail-cgroupv1") !== "false") continue;
+    const note = cgroupRelease && hasFeature(KUBELET_REFUSES_CGROUP_V1, cgroupRelease)
+      ? "keeps the kubelet running on cgroup v1 hosts, which Kubernetes no longer supports (KEP-5573): move the hosts to cgroup v2"
+      : `has no effect before K3s v1.35 (the kubelet accepts cgroup v1 there; ${KUBELET_REFUSES_CGROUP_V1.source})`;
+    warn(["k3s", map, "kubelet-arg"], `fail-cgroupv1=false ${note}`);
+  }
 
   // --- API VIP
   const vip = k3s.apiVip;
@@ -96,6 +114,21 @@ export function featureChecks(config: ResolvedConfig, report: Report, warn: Repo
     nodes.forEach((node, i) => {
       if (node.gpu) report(["nodes", i, "gpu"], "K3s configures the NVIDIA runtime in its containerd; with k3s.docker: true configure Docker's nvidia runtime instead");
     });
+  }
+  // containerd 2 (config version 3) names its CRI runtime plugin io.containerd.cri.v1.runtime, 1.7
+  // (version 2) io.containerd.grpc.v1.cri; a table under the other name is ignored without a word
+  // (K3s v1.32.2+k3s1 release notes: "Containerd 2.0 uses a new config file schema … migrate your
+  // template to config-v3.toml.tmpl"; containerd docs/cri/config.md).
+  const templateRelease = releaseOf(k3s);
+  if (k3s.containerdTemplate !== undefined && templateRelease) {
+    const v3 = hasFeature(CONTAINERD_2, templateRelease);
+    const foreign = v3 ? "io.containerd.grpc.v1.cri" : "io.containerd.cri.v1.";
+    if (k3s.containerdTemplate.includes(foreign)) {
+      warn(
+        ["k3s", "containerdTemplate"],
+        `the template names ${foreign}${v3 ? "" : "*"}, a plugin of containerd ${v3 ? "1.7 (config version 2)" : "2 (config version 3)"}, but ${templateRelease.text} runs containerd ${v3 ? "2: use io.containerd.cri.v1.runtime / io.containerd.cri.v1.images" : "1.7: use io.containerd.grpc.v1.cri"} (containerd ignores the other version's tables)`,
+      );
+    }
   }
   if (k3s.containerdTemplate !== undefined && !k3s.containerdTemplate.includes('{{ template "base" . }}')) {
     warn(["k3s", "containerdTemplate"], 'the template does not extend K3s\' base template ({{ template "base" . }}): it replaces the whole generated config, which then needs upkeep on every K3s upgrade');

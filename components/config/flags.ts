@@ -25,10 +25,15 @@ import type { FlagValue } from "./schema";
 
 export const OLDEST_SUPPORTED = { minor: 30, patch: 0, text: "v1.30.0" } as const;
 
-/** First patch per minor line, e.g. `{ 30: 12, 31: 8, 32: 4 }`, with the source of the fact. */
+/**
+ * First patch per minor line, e.g. `{ 30: 12, 31: 8, 32: 4 }`, with the source of the fact; and,
+ * when K3s removed or renamed the flag or value, `until`: the first patch per line WITHOUT it (a
+ * line not listed but newer than every listed one lacks it too), with its own source.
+ */
 export interface Since {
   lines: Readonly<Record<number, number>>;
   source: string;
+  until?: { lines: Readonly<Record<number, number>>; source: string; use?: string };
 }
 
 /** A K3s release or what a channel stands for (see the module comment). */
@@ -63,10 +68,16 @@ export function isSupportedRelease(release: K3sRelease): boolean {
 /** Whether `release` has a feature first shipped per `since`. */
 export function hasFeature(since: Since | undefined, release: K3sRelease): boolean {
   if (!since) return true;
-  const minors = Object.keys(since.lines).map(Number);
-  const patch = since.lines[release.minor];
+  if (since.until && reached(since.until.lines, release)) return false;
+  // No lines: the feature predates OLDEST_SUPPORTED (a Since that only records a removal).
+  return Object.keys(since.lines).length === 0 || reached(since.lines, release);
+}
+
+/** Whether `release` is at or past the first patch per line in `lines` (see Since). */
+function reached(lines: Readonly<Record<number, number>>, release: K3sRelease): boolean {
+  const patch = lines[release.minor];
   if (patch !== undefined) return release.patch >= patch;
-  return release.minor > Math.max(...minors);
+  return release.minor > Math.max(...Object.keys(lines).map(Number));
 }
 
 /**
@@ -74,8 +85,12 @@ export function hasFeature(since: Since | undefined, release: K3sRelease): boole
  * `needs K3s v1.31.8+ on the v1.31 line (pinned v1.31.4+k3s1)`.
  */
 export function missingFeature(since: Since, release: K3sRelease): string {
-  const patch = since.lines[release.minor];
   const where = release.pinned ? `pinned ${release.text}` : release.text;
+  if (since.until && reached(since.until.lines, release)) {
+    const removed = Object.entries(since.until.lines).map(([minor, p]) => `v1.${minor}.${p}`).join(", ");
+    return `was removed from K3s in ${removed} (${since.until.source})${since.until.use ? `; ${since.until.use}` : ""} (${where})`;
+  }
+  const patch = since.lines[release.minor];
   if (patch !== undefined) return `needs K3s v1.${release.minor}.${patch}+ on the v1.${release.minor} line (${where})`;
   const first = Object.entries(since.lines)
     .map(([minor, p]) => ({ minor: Number(minor), patch: p }))
@@ -126,6 +141,37 @@ const SUPERVISOR_METRICS: Since = {
 const NONROOT_DEVICES: Since = {
   lines: { 32: 0 },
   source: "k3s-io/k3s#11200 merged to master 2024-10-30 (v1.32.0); backports to older lines not verified, so they are refused there",
+};
+
+/** `--etcd-s3-retention`: "Add retention flag specific for s3" in v1.32.8+k3s1 (k3s-io/k3s#12695) and v1.33.4+k3s1 (#12694), docs.k3s.io/release-notes/v1.32.X and v1.33.X; v1.31/v1.30 backports not in the notes searched, so refused there. */
+export const S3_RETENTION: Since = {
+  lines: { 32: 8, 33: 4 },
+  source: "docs.k3s.io/release-notes v1.32.8+k3s1 (k3s-io/k3s#12695), v1.33.4+k3s1 (#12694)",
+};
+/** `--write-kubeconfig-name` (cluster, user and context name in the generated kubeconfig): v1.37.0+k3s1 (k3s-io/k3s#14440, docs.k3s.io/release-notes/v1.37.X). */
+export const WRITE_KUBECONFIG_NAME: Since = {
+  lines: { 37: 0 },
+  source: "docs.k3s.io/release-notes/v1.37.X v1.37.0+k3s1 (k3s-io/k3s#14440)",
+};
+/**
+ * ServiceLB: a node in more than one pool ("Servicelb multiple lbpools", k3s-io/k3s#14547 in the
+ * v1.37.1+k3s1 backports #14631, docs.k3s.io/release-notes/v1.37.X; request: k3s-io/k3s#13894).
+ * Before, a node carries one `svccontroller.k3s.cattle.io/lbpool` label value.
+ */
+export const SERVICELB_MULTIPLE_POOLS: Since = {
+  lines: { 37: 1 },
+  source: "docs.k3s.io/release-notes/v1.37.X v1.37.1+k3s1 (k3s-io/k3s#14547)",
+};
+/**
+ * From Kubernetes v1.35 (K3s v1.35.0) the kubelet refuses to start on a cgroup v1 host: its config
+ * option failCgroupV1 defaults to true (KEP-5573, git.k8s.io/enhancements/keps/sig-node/5573-cgroup-v1-unsupported;
+ * kubernetes/system-validators#59: "To explicitly enable cgroups v1 support, you must set the kubelet
+ * configuration option 'FailCgroupV1' to 'false'"). The host preflight checks the cgroup version
+ * (node preflight, another change); validation notes an opt-out (`kubelet-arg: fail-cgroupv1=false`).
+ */
+export const KUBELET_REFUSES_CGROUP_V1: Since = {
+  lines: { 35: 0 },
+  source: "KEP-5573 (sig-node 5573-cgroup-v1-unsupported), Kubernetes v1.35; kubernetes/system-validators#59",
 };
 
 /** The embedded registry mirror left experimental (docs.k3s.io installation/registry-mirror Version Gate). */
@@ -229,6 +275,7 @@ export const FLAGS: readonly FlagSpec[] = [
   f("write-kubeconfig", "server", "refused", `${SCRIPTS_NEED} kubeconfig path /etc/rancher/k3s/k3s.yaml (the kubeconfig output reads it)`),
   pass("write-kubeconfig-mode", "server"),
   pass("write-kubeconfig-group", "server"),
+  pass("write-kubeconfig-name", "server", { since: WRITE_KUBECONFIG_NAME }),
   pass("helm-job-image", "server"),
   f("agent-token", "server", "secret", "the secure key k3s-platform:agentToken"),
   f("agent-token-file", "server", "secret", "the secure key k3s-platform:agentToken"),
@@ -263,6 +310,7 @@ export const FLAGS: readonly FlagSpec[] = [
   f("etcd-s3-insecure", "server", "managed", "k3s.etcdSnapshots.s3.insecure"),
   f("etcd-s3-timeout", "server", "managed", "k3s.etcdSnapshots.s3.timeout"),
   pass("etcd-s3-proxy", "server", { since: S3_CONFIG_SECRET }),
+  pass("etcd-s3-retention", "server", { since: S3_RETENTION }),
   pass("etcd-s3-config-secret", "server", { since: S3_CONFIG_SECRET }),
   pass("default-local-storage-path", "server"),
   // traefik, servicelb, coredns, metrics-server, local-storage predate v1.30; runtimes (the

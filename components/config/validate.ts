@@ -5,6 +5,7 @@ import {
   COMPONENT_ARG_FLAGS,
   FLAG_BY_NAME,
   isSupportedRelease,
+  type K3sRelease,
   MANAGED_COMPONENT_ARGS,
   OLDEST_SUPPORTED,
   passThroughRefusal,
@@ -12,6 +13,8 @@ import {
   SERVER_FLAGS,
 } from "./flags";
 import { featureChecks } from "./feature-checks";
+import { intermediateStep } from "../upgrade/versions";
+import { isSupportedLine, newerThanKnown, NEWEST_KNOWN, newestOnLine, SUPPORTED_LINES_TEXT } from "./releases";
 import { cidrContains, indexedIp, isCanonicalIp, nodeAddressProblem, normalizeHost } from "./net";
 import { findingMessage, surfaceVerdict } from "./surfaces";
 import { clusterNetworkFindings, coversSecrets, decommissionChecks, flannelIpv6MasqFinding, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "./rules";
@@ -145,6 +148,37 @@ export interface AsWritten {
 }
 
 /**
+ * The pinned release against the release table (releases.ts): newer than every known release is a
+ * warning naming the newest known one; a line past end of support is refused in prod unless
+ * k3s.unsupportedReleaseReason says why, a warning elsewhere; a stale acknowledgement is a warning.
+ */
+function releaseSupportChecks(k3s: ResolvedConfig["k3s"], release: K3sRelease, environment: ResolvedConfig["environment"], report: Report, warn: Report): void {
+  const at: ConfigPath = ["k3s", k3s.version ? "version" : "channel"];
+  if (k3s.version && newerThanKnown(k3s.version)) {
+    warn(at, `${k3s.version} is newer than the newest K3s release k3s-platform knows (${NEWEST_KNOWN.version}, ${NEWEST_KNOWN.date}): flags, upgrade paths and defaults are not checked against it; check the K3s release notes and add it to components/config/releases.ts`);
+  }
+  // Upgrade paths the config alone decides (components/upgrade/paths.ts): a pinned embedded-etcd
+  // release below a required patch release cannot move to the next line from here.
+  if (k3s.version && k3s.datastore.type === "etcd") {
+    const next = `v1.${release.minor + 1}.0+k3s1`;
+    const step = intermediateStep(k3s.version, next, true);
+    if (step) warn(at, `the upgrade to v1.${release.minor + 1} will be refused from ${k3s.version} (embedded etcd): ${step}`);
+  }
+  if (!Number.isFinite(release.minor) || release.minor < OLDEST_SUPPORTED.minor) return;
+  if (isSupportedLine(release.minor)) {
+    if (k3s.unsupportedReleaseReason !== undefined) warn(["k3s", "unsupportedReleaseReason"], `K3s v1.${release.minor} is supported (${SUPPORTED_LINES_TEXT}): remove the acknowledgement`);
+    return;
+  }
+  const newest = newestOnLine(release.minor);
+  const message =
+    `${release.text}: K3s v1.${release.minor} is past end of support (K3s supports the newest three lines: ${SUPPORTED_LINES_TEXT}; newest known release ${NEWEST_KNOWN.version}` +
+    `${newest ? `; the last v1.${release.minor} release was ${newest.version} of ${newest.date}` : ""}): no security fixes reach it. Upgrade one minor at a time`;
+  if (environment !== "prod") warn(at, message);
+  else if (k3s.unsupportedReleaseReason === undefined) report(at, `${message}, or set k3s.unsupportedReleaseReason (why, at least 20 characters) to run it anyway`);
+  else warn(at, `${message} (accepted: k3s.unsupportedReleaseReason "${k3s.unsupportedReleaseReason}")`);
+}
+
+/**
  * Checks that span several fields, on the resolved config (defaults such as hardening filled in
  * once, by resolveDefaults); the schema has already checked each field alone.
  */
@@ -160,6 +194,7 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   if (release && !isSupportedRelease(release)) {
     report([ "k3s", k3s.version ? "version" : "channel"], `${release.text} is older than the oldest supported K3s release ${OLDEST_SUPPORTED.text}`);
   }
+  if (release) releaseSupportChecks(k3s, release, environment, report, warn);
   // The install script runs as root: prod pins what it runs (install-k3s.sh checks it).
   if (environment === "prod" && !k3s.airgap.enabled && !k3s.installScriptSha256) {
     report(["k3s", "installScriptSha256"], `prod downloads the install script from ${k3s.installScriptUrl}: set its sha256 (sha256sum of the file) so it is checked before it runs as root`);

@@ -2,6 +2,7 @@ import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { managedNodes } from "../decommission/nodes";
 import { STATE_DIR } from "../k3s/install";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
+import { REQUIRED_PATCHES } from "./paths";
 import { agentBatches } from "./versions";
 
 /**
@@ -30,21 +31,55 @@ export const CORDON_ANNOTATION = "k3s-platform.io/cordoned-for-upgrade";
 /** Where the sqlite datastore lives and its pre-upgrade copies go (K3s datastore docs). */
 export const SQLITE_DB_DIR = "/var/lib/rancher/k3s/server/db";
 
+/**
+ * The required patch releases of paths.ts UPGRADE_RULES as shell: `check_required_patches NODE FROM
+ * TO ETCD` refuses, on an embedded-etcd member (ETCD = etcd), leaving a line from a release older
+ * than the rule's minimum.
+ */
+function requiredPatchesShell(): Shell {
+  const checks = REQUIRED_PATCHES.map(
+    (rule) => sh`  if [ "$etcd" = etcd ] && [ "$fmin" -eq ${rule.fromMinor} ] && [ "$tmin" -gt ${rule.fromMinor} ] && version_lt "$from" ${rule.minimum}; then
+    echo "upgrade[$node]: refusing $from → $to on $node: upgrade to" ${rule.minimum} "(or a later" ${`v1.${rule.fromMinor}`} "release) first:" ${rule.why} >&2
+    return 1
+  fi`,
+  );
+  return sh`# check_required_patches NODE FROM TO ETCD: the required patch releases (components/upgrade/paths.ts UPGRADE_RULES).
+check_required_patches() {
+  local node="$1" from="$2" to="$3" etcd="$4" fmin tmin
+  read -r fmin _ <<<"$(version_parts "$from")"
+  read -r tmin _ <<<"$(version_parts "$to")"
+${joinShell(checks)}
+  return 0
+}`;
+}
+
 /** The version rules as shell (versions.ts upgradeProblem, tested to agree): every node's guard. */
-export const VERSION_RULES = raw(String.raw`# --- version rules (components/upgrade/render.ts)
+export const VERSION_RULES = joinShell([
+  raw(String.raw`# --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
   [[ "$1" =~ ^v1\.([0-9]+)\.([0-9]+)\+k3s([0-9]+)$ ]] || return 1
   echo "${"$"}{BASH_REMATCH[1]} ${"$"}{BASH_REMATCH[2]} ${"$"}{BASH_REMATCH[3]}"
 }
-# check_transition NODE FROM TO: refuses a downgrade and a skipped minor (Kubernetes version skew policy).
+# version_lt A B: A is an older release than B.
+version_lt() {
+  local a b amin apat arev bmin bpat brev
+  a="$(version_parts "$1")" || return 1
+  b="$(version_parts "$2")" || return 1
+  read -r amin apat arev <<<"$a"
+  read -r bmin bpat brev <<<"$b"
+  [ "$amin" -lt "$bmin" ] || { [ "$amin" -eq "$bmin" ] && { [ "$apat" -lt "$bpat" ] || { [ "$apat" -eq "$bpat" ] && [ "$arev" -lt "$brev" ]; }; }; }
+}`),
+  requiredPatchesShell(),
+  raw(String.raw`# check_transition NODE FROM TO [etcd]: refuses a downgrade, a skipped minor (Kubernetes version
+# skew policy) and, on an embedded-etcd member (4th argument "etcd"), a skipped required patch release.
 check_transition() {
-  local node="$1" from="$2" to="$3" fmin fpat frev tmin tpat trev parts
+  local node="$1" from="$2" to="$3" etcd="${"$"}{4:-}" fmin tmin parts
   parts="$(version_parts "$from")" || { echo "upgrade[$node]: cannot read the running version '$from'; downgrade and skipped-minor checks cannot run" >&2; return 1; }
-  read -r fmin fpat frev <<<"$parts"
+  read -r fmin _ <<<"$parts"
   parts="$(version_parts "$to")" || return 1
-  read -r tmin tpat trev <<<"$parts"
-  if [ "$tmin" -lt "$fmin" ] || { [ "$tmin" -eq "$fmin" ] && { [ "$tpat" -lt "$fpat" ] || { [ "$tpat" -eq "$fpat" ] && [ "$trev" -lt "$frev" ]; }; }; }; then
+  read -r tmin _ <<<"$parts"
+  if version_lt "$to" "$from"; then
     echo "upgrade[$node]: refusing to downgrade $node from $from to $to: K3s does not support downgrades (restore an etcd snapshot instead, README Backups); set k3s.version back to $from or newer" >&2
     return 1
   fi
@@ -52,8 +87,10 @@ check_transition() {
     echo "upgrade[$node]: refusing to skip a minor version on $node: it runs $from, k3s.version asks for $to; upgrade to v1.$((fmin + 1)).x first (Kubernetes version skew policy)" >&2
     return 1
   fi
+  check_required_patches "$node" "$from" "$to" "$etcd"
 }
-# --- end of version rules`);
+# --- end of version rules`),
+]);
 
 /** Node queries and cordon/drain/wait/uncordon: servers and the first server's agent batch steps. */
 export const NODE_OPERATIONS = raw(String.raw`# --- node operations (components/upgrade/render.ts)
@@ -170,6 +207,8 @@ export function upgradeGuard(config: ResolvedConfig, node: NodeConfig): Shell {
   const version = config.k3s.version;
   if (!version) return raw("");
   const isServer = node.role === "server";
+  // Only embedded-etcd members need the required etcd patch releases (paths.ts).
+  const etcdMember = isServer && config.k3s.datastore.type === "etcd";
   return sh`
 ${isServer ? UPGRADE_LIBRARY : VERSION_RULES}
 TARGET_VERSION=${version}
@@ -189,7 +228,7 @@ if [ -f "$ROOT"${`/etc/systemd/system/${node.role === "server" ? "k3s" : "k3s-ag
   if [ -z "$RUNNING_VERSION" ]; then
     echo "upgrade[$NODE]: warning: K3s is installed but its version could not be read; downgrade and skipped-minor checks skipped"
   elif [ "$RUNNING_VERSION" != "$TARGET_VERSION" ]; then
-    check_transition "$NODE" "$RUNNING_VERSION" "$TARGET_VERSION" || exit 1
+    check_transition "$NODE" "$RUNNING_VERSION" "$TARGET_VERSION" ${etcdMember ? "etcd" : ""} || exit 1
     UPGRADING=1
     echo "upgrade[$NODE]: upgrading from $RUNNING_VERSION to $TARGET_VERSION"
     # Another version runs than planned: install even if the staged files look applied.

@@ -1,5 +1,5 @@
 import { upgradeSchema } from "../config/schema";
-import { agentBatches, maxUnavailableCount, shortTransition, upgradeProblem } from "./versions";
+import { agentBatches, intermediateStep, maxUnavailableCount, shortTransition, upgradeProblem } from "./versions";
 
 /**
  * The one-line description of an upgrade for preview:md, pure: from the K3sCluster component's
@@ -18,9 +18,12 @@ export function upgradeSummary(before: ClusterConfigView | undefined, after: Clu
   const from = before?.k3s?.version;
   const to = after?.k3s?.version;
   if (!from || !to || from === to) return [];
-  const problem = upgradeProblem(from, to);
-  if (problem) return [`upgrade ${shortTransition(from, to)}: **refused on the hosts** (${problem})`];
   const datastore = after?.k3s?.datastore?.type ?? "etcd";
+  const problem = upgradeProblem(from, to, datastore === "etcd");
+  if (problem) {
+    const step = intermediateStep(from, to, datastore === "etcd");
+    return [`upgrade ${shortTransition(from, to)}: **refused on the hosts** (${problem})${step ? `; path: ${step}` : ""}`];
+  }
   const backup = datastore === "etcd" ? "snapshot" : datastore === "sqlite" ? "copy of the sqlite datastore" : "no snapshot (external datastore: back it up first)";
   const phases = [backup];
   const nodes = after?.nodes?.filter((n) => n.decommission !== true);

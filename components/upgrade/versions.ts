@@ -2,11 +2,14 @@
  * K3s release arithmetic for upgrades, pure. The same rules run on the host (render.ts renders
  * them as shell, so they hold whoever runs `up`), in the policy pack and in preview:md.
  *
- * Rules (Kubernetes version skew policy, kubernetes.io/releases/version-skew-policy: control planes
- * move one minor at a time; K3s upgrade docs: no downgrades, restore a snapshot instead):
- *  - never to an older release (minor, patch, then the `+k3sN` revision);
- *  - never past the next minor (v1.30.x → v1.32.y skips v1.31).
+ * Rules: the table in paths.ts (UPGRADE_RULES): no downgrade, one minor at a time, and the
+ * required patch releases (an embedded-etcd member leaves v1.33 only from a release with etcd
+ * 3.5.26+, v1.33.7+k3s3).
  */
+
+import { REQUIRED_PATCHES, UPGRADE_RULES, type UpgradeRule } from "./paths";
+
+type RequiredPatch = Extract<UpgradeRule, { kind: "required-patch" }>;
 
 export interface K3sVersion {
   minor: number;
@@ -29,15 +32,50 @@ export function compareVersions(a: K3sVersion, b: K3sVersion): number {
 }
 
 /**
- * Why going from `from` to `to` is refused, or undefined when it is allowed (same version or a
- * step of at most one minor forward). Messages name both versions; `node` is added by callers.
+ * Why going from `from` to `to` is refused, or undefined when it is allowed, by the rules of
+ * paths.ts UPGRADE_RULES (`etcd`: the node is an embedded-etcd member, so the required etcd patch
+ * releases apply). Messages name both versions; `node` is added by callers.
  */
-export function upgradeProblem(from: string, to: string): string | undefined {
+export function upgradeProblem(from: string, to: string, etcd = false): string | undefined {
   const f = parseK3sVersion(from);
   const t = parseK3sVersion(to);
   if (!f || !t) return `cannot compare ${from} and ${to} (expected v1.MINOR.PATCH+k3sN)`;
-  if (compareVersions(t, f) < 0) return `${from} → ${to} is a downgrade (K3s does not support downgrades; restore an etcd snapshot instead)`;
-  if (t.minor > f.minor + 1) return `${from} → ${to} skips ${t.minor - f.minor - 1} minor version(s); upgrade to v1.${f.minor + 1} first`;
+  for (const rule of UPGRADE_RULES) {
+    switch (rule.kind) {
+      case "no-downgrade":
+        if (compareVersions(t, f) < 0) return `${from} → ${to} is a downgrade (K3s does not support downgrades; restore an etcd snapshot instead)`;
+        break;
+      case "one-minor":
+        if (t.minor > f.minor + 1) return `${from} → ${to} skips ${t.minor - f.minor - 1} minor version(s); upgrade to v1.${f.minor + 1} first`;
+        break;
+      case "required-patch": {
+        const first = requiredFirst(rule, f, t, etcd);
+        if (first) return `${from} → ${to}: upgrade to ${first.minimum} (or a later v1.${rule.fromMinor} release) first: ${first.why}`;
+        break;
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The required-patch rule `from → to` breaks, if any. */
+function requiredFirst(rule: RequiredPatch, f: K3sVersion, t: K3sVersion, etcd: boolean): RequiredPatch | undefined {
+  if (!etcd || f.minor !== rule.fromMinor || t.minor <= rule.fromMinor) return undefined;
+  return compareVersions(f, parseK3sVersion(rule.minimum)!) < 0 ? rule : undefined;
+}
+
+/**
+ * The path preview prints for an allowed or refused move: the release to go through first, if a
+ * required-patch rule asks for one (`v1.33.3 → v1.33.7+k3s3 first: etcd 3.5.26 is needed before etcd 3.6 …`).
+ */
+export function intermediateStep(from: string, to: string, etcd: boolean): string | undefined {
+  const f = parseK3sVersion(from);
+  const t = parseK3sVersion(to);
+  if (!f || !t) return undefined;
+  for (const rule of REQUIRED_PATCHES) {
+    const first = requiredFirst(rule, f, t, etcd);
+    if (first) return `${from.replace(/\+k3s\d+$/, "")} → ${first.minimum} first: ${first.why}`;
+  }
   return undefined;
 }
 

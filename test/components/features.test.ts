@@ -297,9 +297,11 @@ describe("issue 14: Traefik, ServiceLB pools, API VIP, embedded registry, runtim
       const config = sampleConfig("staging");
       for (const n of planCluster(config).nodes) {
         const file = n.files.find((f) => f.name === "containerd.toml.tmpl")!;
-        assert.equal(file.target, "/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl");
+        // The staging sample pins v1.37.1+k3s1 (containerd 2, config version 3).
+        assert.equal(file.target, "/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl");
         assert.equal(file.content, config.k3s.containerdTemplate);
-        assert.match(n.files.find((f) => f.name === "apply.sh")!.content.split("\n").find((l) => l.startsWith("fingerprint="))!, /config\.toml\.tmpl/, "containerd reads it at start: a change restarts");
+        assert.match(file.content, /plugins\."io\.containerd\.cri\.v1\.runtime"\.containerd\.runtimes/, "a config-v3 template names containerd 2's CRI runtime plugin");
+        assert.match(n.files.find((f) => f.name === "apply.sh")!.content.split("\n").find((l) => l.startsWith("fingerprint="))!, /config-v3\.toml\.tmpl/, "containerd reads it at start: a change restarts");
       }
       const bare = accepts(variant("dev", (r) => (k3s(r).containerdTemplate = "version = 2\n")));
       assert.ok(bare.warnings.some((w) => w.path === "k3s-platform:k3s.containerdTemplate"));

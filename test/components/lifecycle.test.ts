@@ -817,8 +817,8 @@ time="2026-09-08T18:17:37+08:00" level=warning msg="client-admin.crt: certificat
     const l = parseCertificateCheck(text);
     assert.deepEqual(l.earliest, { file: "client-admin.crt", subject: "system:admin", expires: "2026-12-01T00:00:00.000Z", status: "WARNING" });
     assert.equal(l.certificates[0]!.subject, "system:apiserver");
-    assert.match(renderCertificateCheckScript(loadStackConfig(variant("prod", (r) => (r.k3s!.version = "v1.31.4+k3s1")))), /k3s certificate check 2>&1/);
-    assert.match(renderCertificateCheckScript(loadStackConfig(variant("prod", (r) => (r.k3s!.version = "v1.33.1+k3s1")))), /k3s certificate check --output table 2>&1/);
+    assert.match(renderCertificateCheckScript(loadStackConfig(variant("prod", (r) => Object.assign(r.k3s!, { version: "v1.31.4+k3s1", unsupportedReleaseReason: "test of an old line: certificate check output format" })))), /k3s certificate check 2>&1/);
+    assert.match(renderCertificateCheckScript(loadStackConfig(variant("prod", (r) => Object.assign(r.k3s!, { version: "v1.33.1+k3s1", unsupportedReleaseReason: "test of an old line: certificate check output format" })))), /k3s certificate check --output table 2>&1/);
   });
 });
 

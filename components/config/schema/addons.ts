@@ -48,6 +48,11 @@ export const k3sSchema = z.strictObject({
     .regex(/^v1\.\d+\.\d+\+k3s\d+$/, "version must be an exact K3s release, e.g. v1.31.4+k3s1")
     .optional(),
   channel: z.string().regex(/^(stable|latest|testing|v1\.\d+)$/, "channel must be stable, latest, testing or v1.NN").optional(),
+  /**
+   * Why this stack runs a K3s line past end of support (components/config/releases.ts
+   * SUPPORTED_LINES): without it such a line is refused in prod (a warning elsewhere).
+   */
+  unsupportedReleaseReason: z.string().trim().min(20, "say why in at least 20 characters (who accepted running an unsupported K3s line, until when)").optional(),
   /** Pod network(s): one CIDR or one per family (dual-stack); the first is the primary family. Rules: config/rules.ts. */
   clusterCidr: cidrList.default(["10.42.0.0/16"]),
   /** Service network(s), the same families in the same order as clusterCidr. */

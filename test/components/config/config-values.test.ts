@@ -99,7 +99,7 @@ describe("config values: hostile pass-through, versions, and the format each con
   describe("versions (issue 10 item 2)", () => {
     it("refuses secretbox on v1.31.4 with the path and the first v1.31 release that has it", () => {
       rejects(
-        variant("dev", (r) => (r.encryption = { enabled: true, provider: "secretbox" })),
+        variant("dev", (r) => Object.assign(r, { k3s: { ...r.k3s, version: "v1.31.4+k3s1" }, encryption: { enabled: true, provider: "secretbox" } })),
         "k3s-platform:encryption.provider",
         /^secretbox needs K3s v1\.31\.8\+ on the v1\.31 line \(pinned v1\.31\.4\+k3s1\)$/,
       );

@@ -91,8 +91,8 @@ describe("renderers", () => {
     it("CIS hardening sets the guide's server and kubelet arguments", () => {
       const server = configYaml("prod", 0);
       assert.equal(server["protect-kernel-defaults"], true);
+      // The prod sample's release (v1.37.1+k3s1) has secrets-encryption-provider (v1.33.0+).
       const k3sManaged = loadStackConfig(variant("prod", (r) => {
-        r.k3s!.version = "v1.31.8+k3s1";
         r.encryption = { provider: "secretbox" };
       }));
       const managed = parse(planNode(k3sManaged, k3sManaged.nodes[0]!).files[0]!.content) as Record<string, unknown>;
@@ -169,7 +169,7 @@ describe("renderers", () => {
       const prod = sampleConfig("prod");
       assert.deepEqual(installEnv(prod, prod.nodes[0]!), {
         INSTALL_K3S_EXEC: "server",
-        INSTALL_K3S_VERSION: "v1.31.4+k3s1",
+        INSTALL_K3S_VERSION: "v1.37.1+k3s1",
         INSTALL_K3S_SKIP_DOWNLOAD: "true",
         INSTALL_K3S_BIN_DIR: "/usr/local/bin",
       });

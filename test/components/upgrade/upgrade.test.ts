@@ -13,7 +13,7 @@ import { PATHS } from "../../../components/k3s/paths";
 import { NodePlan, planNode } from "../../../components/plan/node";
 import { previewMarkdown } from "../../../tools/preview-markdown";
 import { renderTree } from "../../../tools/tree";
-import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches, VERSION_RECORD, VERSION_RULES } from "../../../components/upgrade/render";
+import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches, upgradeGuard, VERSION_RECORD, VERSION_RULES } from "../../../components/upgrade/render";
 import { upgradeSummary } from "../../../components/upgrade/summary";
 import { agentBatches, maxUnavailableCount, snapshotName, upgradeProblem } from "../../../components/upgrade/versions";
 import { installMocks } from "../../helpers/pulumi-mocks";
@@ -40,17 +40,30 @@ describe("upgrades (components/upgrade)", () => {
       assert.match(upgradeProblem("v1.31.4+k3s2", "v1.31.4+k3s1")!, /downgrade/);
       assert.match(upgradeProblem("v1.29.9+k3s1", "v1.31.4+k3s1")!, /skips 1 minor version\(s\); upgrade to v1\.30 first/);
       assert.equal(snapshotName("v1.31.4+k3s1", "v1.31.5+k3s1"), "pre-upgrade-v1.31.4-k3s1-to-v1.31.5-k3s1");
+      // The etcd 3.5 → 3.6 step applies to embedded-etcd members only, and names the release to go through.
+      assert.match(upgradeProblem("v1.33.6+k3s1", "v1.34.2+k3s1", true)!, /upgrade to v1\.33\.7\+k3s3 \(or a later v1\.33 release\) first: etcd 3\.5\.26 is needed before etcd 3\.6/);
+      assert.match(upgradeProblem("v1.33.7+k3s1", "v1.34.2+k3s1", true)!, /v1\.33\.7\+k3s3/);
+      assert.equal(upgradeProblem("v1.33.6+k3s1", "v1.34.2+k3s1", false), undefined);
+      assert.equal(upgradeProblem("v1.33.7+k3s3", "v1.34.2+k3s1", true), undefined);
+      assert.equal(upgradeProblem("v1.33.6+k3s1", "v1.33.7+k3s3", true), undefined);
+      assert.equal(upgradeProblem("v1.32.11+k3s1", "v1.33.7+k3s3", true), undefined, "v1.32 → v1.33 stays on etcd 3.5");
     });
 
     it("the host's shell rules (check_transition) agree with the TypeScript rules on random versions", () => {
       const version = fc.tuple(fc.integer({ min: 28, max: 40 }), fc.integer({ min: 0, max: 20 }), fc.integer({ min: 1, max: 3 })).map(([m, p, r]) => `v1.${m}.${p}+k3s${r}`);
-      const pairs = fc.sample(fc.tuple(version, version), { numRuns: 80, seed: 1313 });
-      const script = `${VERSION_RULES.text}\nwhile read -r from to; do if check_transition n "$from" "$to" 2>/dev/null; then echo ok; else echo refused; fi; done\n`;
-      const r = run("bash", ["-c", script], {}, pairs.map(([a, b]) => `${a} ${b}`).join("\n") + "\n");
+      // Around the etcd 3.5 → 3.6 step (v1.33 → v1.34) densely, so the required-patch rule is tried both ways.
+      const nearEtcd = fc.tuple(fc.integer({ min: 32, max: 35 }), fc.integer({ min: 0, max: 9 }), fc.integer({ min: 1, max: 3 })).map(([m, p, r]) => `v1.${m}.${p}+k3s${r}`);
+      const pairs = [
+        ...fc.sample(fc.tuple(version, version, fc.boolean()), { numRuns: 80, seed: 1313 }),
+        ...fc.sample(fc.tuple(nearEtcd, nearEtcd, fc.boolean()), { numRuns: 120, seed: 1314 }),
+      ];
+      const script = `${VERSION_RULES.text}\nwhile read -r from to etcd; do if check_transition n "$from" "$to" "$etcd" 2>/dev/null; then echo ok; else echo refused; fi; done\n`;
+      const r = run("bash", ["-c", script], {}, pairs.map(([a, b, etcd]) => `${a} ${b} ${etcd ? "etcd" : "-"}`).join("\n") + "\n");
       assert.equal(r.status, 0, r.out);
       const shell = r.stdout.trim().split("\n");
       assert.equal(shell.length, pairs.length);
-      pairs.forEach(([from, to], i) => assert.equal(shell[i], upgradeProblem(from, to) ? "refused" : "ok", `${from} → ${to}`));
+      pairs.forEach(([from, to, etcd], i) => assert.equal(shell[i], upgradeProblem(from, to, etcd) ? "refused" : "ok", `${from} → ${to} etcd=${etcd}`));
+      assert.ok(pairs.some(([from, to, etcd], i) => etcd && shell[i] === "refused" && !upgradeProblem(from, to, false)), "the required-patch rule refused some pair");
       assert.ok(shell.includes("ok") && shell.includes("refused"), "both outcomes were tried");
     });
 
@@ -138,6 +151,76 @@ describe("upgrades (components/upgrade)", () => {
       assert.match(r.out, /now runs v1\.32\.0\+k3s1 \(was v1\.31\.5\+k3s1\)/);
       assert.match(r.out, /k3s-agent serves after \d+s/);
       assert.equal(readFileSync(join(root, VERSION_RECORD), "utf8"), "v1.32.0+k3s1\n");
+    });
+  });
+
+  describe("upgrade paths (paths.ts) in the rendered host guard, run in a sandbox", () => {
+    /**
+     * Runs a node's rendered upgradeGuard with a scratch root whose version record says the node
+     * runs `running` (the stub k3s answers no API, so the guard falls back to the record).
+     */
+    function guard(target: string, running: string, opts: { role?: "server" | "agent"; datastore?: "etcd" | "sqlite" } = {}) {
+      const config = loadStackConfig(
+        variant("dev", (raw) => {
+          raw.k3s!.version = target;
+          if (opts.datastore === "sqlite") {
+            raw.k3s!.datastore = { type: "sqlite" };
+            raw.k3s!.etcdSnapshots = undefined;
+          }
+        }),
+      );
+      const node = config.nodes.find((n) => n.role === (opts.role ?? "server"))!;
+      const root = mkdtempSync(join(scratch, "paths-"));
+      mkdirSync(dirname(join(root, VERSION_RECORD)), { recursive: true });
+      writeFileSync(join(root, VERSION_RECORD), `${running}\n`);
+      const script = `set -euo pipefail\nROOT="$K3S_PLATFORM_ROOT"\nNODE=${node.name}\nSTATE="$ROOT/state"\n${upgradeGuard(config, node).text}\necho "guard passed: UPGRADING=$UPGRADING"\n`;
+      return run("bash", ["-c", script], { K3S_PLATFORM_ROOT: root, STUB_LOG: "/dev/null", PATH: `${STUBS}:${process.env.PATH}` });
+    }
+
+    it("refuses a skipped minor and a downgrade, naming the node and both versions", () => {
+      const skip = guard("v1.37.1+k3s1", "v1.35.6+k3s1");
+      assert.notEqual(skip.status, 0);
+      assert.match(skip.out, /upgrade\[dev-server-1\]: refusing to skip a minor version on dev-server-1: it runs v1\.35\.6\+k3s1, k3s\.version asks for v1\.37\.1\+k3s1; upgrade to v1\.36\.x first/);
+      assert.doesNotMatch(skip.out, /guard passed/);
+      const down = guard("v1.37.0+k3s1", "v1.37.1+k3s1");
+      assert.notEqual(down.status, 0);
+      assert.match(down.out, /refusing to downgrade dev-server-1 from v1\.37\.1\+k3s1 to v1\.37\.0\+k3s1/);
+    });
+
+    it("an embedded-etcd server on v1.33 with etcd < 3.5.26 is refused v1.34, naming the release to go through first", () => {
+      // v1.33.6+k3s1 embeds etcd 3.5.21, v1.33.7+k3s1 etcd 3.5.25 (docs.k3s.io/release-notes/v1.33.X):
+      // the +k3s revision matters, v1.33.7+k3s3 is the first with 3.5.26 (k3s-io/k3s#13493).
+      for (const running of ["v1.33.6+k3s1", "v1.33.7+k3s1"]) {
+        const r = guard("v1.34.9+k3s1", running);
+        assert.notEqual(r.status, 0, running);
+        assert.match(r.out, new RegExp(`refusing ${running.replace(/[.+]/g, "\\$&")} → v1\\.34\\.9\\+k3s1 on dev-server-1: upgrade to v1\\.33\\.7\\+k3s3 \\(or a later v1\\.33 release\\) first: etcd 3\\.5\\.26 is needed before etcd 3\\.6`));
+        assert.doesNotMatch(r.out, /guard passed/);
+      }
+    });
+
+    it("the allowed paths pass: through v1.33.7+k3s3, within a line, and without etcd (sqlite server, agent)", () => {
+      for (const [target, running, opts] of [
+        ["v1.34.9+k3s1", "v1.33.7+k3s3", {}],
+        ["v1.33.7+k3s3", "v1.33.3+k3s1", {}],
+        ["v1.37.1+k3s1", "v1.36.3+k3s1", {}],
+        ["v1.34.9+k3s1", "v1.33.3+k3s1", { datastore: "sqlite" }],
+        ["v1.34.9+k3s1", "v1.33.3+k3s1", { role: "agent" }],
+      ] as const) {
+        const r = guard(target, running, opts);
+        assert.equal(r.status, 0, `${running} → ${target} ${JSON.stringify(opts)}: ${r.out}`);
+        assert.match(r.out, /guard passed: UPGRADING=1/);
+      }
+    });
+
+    it("validation warns, from the config alone, that a pinned v1.33 release below the etcd step cannot move to v1.34", () => {
+      const r = parseStackConfig(variant("dev", (raw) => (raw.k3s!.version = "v1.33.3+k3s1")));
+      assert.ok(r.ok);
+      assert.ok(
+        r.warnings.some((w) => w.path === "k3s-platform:k3s.version" && /the upgrade to v1\.34 will be refused from v1\.33\.3\+k3s1 \(embedded etcd\): v1\.33\.3 → v1\.33\.7\+k3s3 first: etcd 3\.5\.26/.test(w.message)),
+        r.warnings.map((w) => w.message).join("\n"),
+      );
+      const fixed = parseStackConfig(variant("dev", (raw) => (raw.k3s!.version = "v1.33.7+k3s3")));
+      assert.ok(fixed.ok && !fixed.warnings.some((w) => /will be refused/.test(w.message)));
     });
   });
 
@@ -277,17 +360,24 @@ esac
   describe("preview:md", () => {
     const cluster = (config: ResolvedConfig) => ({ type: "k3s-platform:index:K3sCluster", inputs: { config } });
     it("one line per phase: snapshot, servers one at a time, agents in batches", () => {
-      const before = sampleConfig("prod");
-      const after = loadStackConfig(variant("prod", (raw) => (raw.k3s!.version = "v1.31.5+k3s1")));
-      assert.deepEqual(upgradeSummary(before, after), ["upgrade v1.31.4 → v1.31.5: snapshot, 3 servers one at a time, 3 agents in 3 batches of 1"]);
-      const two = loadStackConfig(variant("prod", (raw) => ((raw.k3s!.version = "v1.31.5+k3s1"), (raw.upgrade = { maxUnavailable: 2 }))));
+      const before = loadStackConfig(variant("prod", (raw) => (raw.k3s!.version = "v1.37.0+k3s1")));
+      const after = sampleConfig("prod");
+      assert.equal(after.k3s.version, "v1.37.1+k3s1", "the prod sample pins v1.37.1+k3s1");
+      assert.deepEqual(upgradeSummary(before, after), ["upgrade v1.37.0 → v1.37.1: snapshot, 3 servers one at a time, 3 agents in 3 batches of 1"]);
+      const two = loadStackConfig(variant("prod", (raw) => (raw.upgrade = { maxUnavailable: 2 })));
       assert.match(upgradeSummary(before, two)[0]!, /3 agents in 2 batches of 2$/);
-      assert.match(upgradeSummary(before, { ...after, k3s: { ...after.k3s, version: "v1.33.0+k3s1" } })[0]!, /refused on the hosts.*skips 1 minor/);
+      assert.match(upgradeSummary({ ...before, k3s: { ...before.k3s, version: "v1.35.6+k3s1" } }, after)[0]!, /refused on the hosts.*skips 1 minor/);
+      // The etcd 3.5 → 3.6 step: preview names the release to go through first (paths.ts).
+      assert.equal(
+        upgradeSummary({ k3s: { version: "v1.33.3+k3s1" } }, { k3s: { version: "v1.34.9+k3s1", datastore: { type: "etcd" } } })[0],
+        "upgrade v1.33.3 → v1.34.9: **refused on the hosts** (v1.33.3+k3s1 → v1.34.9+k3s1: upgrade to v1.33.7+k3s3 (or a later v1.33 release) first: etcd 3.5.26 is needed before etcd 3.6 (removed etcd members come back as \"zombie members\" otherwise)); path: v1.33.3 → v1.33.7+k3s3 first: etcd 3.5.26 is needed before etcd 3.6 (removed etcd members come back as \"zombie members\" otherwise)",
+      );
+      assert.match(upgradeSummary({ k3s: { version: "v1.33.3+k3s1" } }, { k3s: { version: "v1.34.9+k3s1", datastore: { type: "sqlite" } } })[0]!, /^upgrade v1\.33\.3 → v1\.34\.9: copy of the sqlite datastore/);
       const md = previewMarkdown(
         { steps: [{ op: "update", urn: "urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod", oldState: cluster(before), newState: cluster(after), detailedDiff: { "config.k3s.version": { kind: "update" } } }] },
         { stack: "prod" },
       );
-      assert.match(md, /#### Operations\n\n- upgrade v1\.31\.4 → v1\.31\.5: snapshot, 3 servers one at a time, 3 agents in 3 batches of 1\n/);
+      assert.match(md, /#### Operations\n\n- upgrade v1\.37\.0 → v1\.37\.1: snapshot, 3 servers one at a time, 3 agents in 3 batches of 1\n/);
       assert.doesNotMatch(previewMarkdown({ steps: [] }, { stack: "prod" }), /Operations/);
     });
   });

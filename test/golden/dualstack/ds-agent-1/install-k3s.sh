@@ -4,7 +4,7 @@ set -euo pipefail
 NODE=ds-agent-1
 fail() { printf 'install-k3s[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
 export INSTALL_K3S_EXEC=agent
-export INSTALL_K3S_VERSION=v1.31.4+k3s1
+export INSTALL_K3S_VERSION=v1.37.1+k3s1
 URL=https://get.k3s.io
 WANT_SHA256=''
 script="$(mktemp)"

@@ -8,25 +8,46 @@ STATE="$ROOT"/var/lib/k3s-platform/applied
 MANAGED="$ROOT"/var/lib/k3s-platform/managed-files
 NODE=prod-agent-1
 SERVICE=k3s-agent
-VERSION=v1.31.4+k3s1
+VERSION=v1.37.1+k3s1
 READY_TIMEOUT="${K3S_PLATFORM_READY_TIMEOUT:-300}"
 
 fail() { printf 'apply[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
 
-# --- version rules (components/upgrade/render.ts)
+# --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
   [[ "$1" =~ ^v1\.([0-9]+)\.([0-9]+)\+k3s([0-9]+)$ ]] || return 1
   echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}"
 }
-# check_transition NODE FROM TO: refuses a downgrade and a skipped minor (Kubernetes version skew policy).
+# version_lt A B: A is an older release than B.
+version_lt() {
+  local a b amin apat arev bmin bpat brev
+  a="$(version_parts "$1")" || return 1
+  b="$(version_parts "$2")" || return 1
+  read -r amin apat arev <<<"$a"
+  read -r bmin bpat brev <<<"$b"
+  [ "$amin" -lt "$bmin" ] || { [ "$amin" -eq "$bmin" ] && { [ "$apat" -lt "$bpat" ] || { [ "$apat" -eq "$bpat" ] && [ "$arev" -lt "$brev" ]; }; }; }
+}
+# check_required_patches NODE FROM TO ETCD: the required patch releases (components/upgrade/paths.ts UPGRADE_RULES).
+check_required_patches() {
+  local node="$1" from="$2" to="$3" etcd="$4" fmin tmin
+  read -r fmin _ <<<"$(version_parts "$from")"
+  read -r tmin _ <<<"$(version_parts "$to")"
+  if [ "$etcd" = etcd ] && [ "$fmin" -eq 33 ] && [ "$tmin" -gt 33 ] && version_lt "$from" v1.33.7+k3s3; then
+    echo "upgrade[$node]: refusing $from → $to on $node: upgrade to" v1.33.7+k3s3 "(or a later" v1.33 "release) first:" 'etcd 3.5.26 is needed before etcd 3.6 (removed etcd members come back as "zombie members" otherwise)' >&2
+    return 1
+  fi
+  return 0
+}
+# check_transition NODE FROM TO [etcd]: refuses a downgrade, a skipped minor (Kubernetes version
+# skew policy) and, on an embedded-etcd member (4th argument "etcd"), a skipped required patch release.
 check_transition() {
-  local node="$1" from="$2" to="$3" fmin fpat frev tmin tpat trev parts
+  local node="$1" from="$2" to="$3" etcd="${4:-}" fmin tmin parts
   parts="$(version_parts "$from")" || { echo "upgrade[$node]: cannot read the running version '$from'; downgrade and skipped-minor checks cannot run" >&2; return 1; }
-  read -r fmin fpat frev <<<"$parts"
+  read -r fmin _ <<<"$parts"
   parts="$(version_parts "$to")" || return 1
-  read -r tmin tpat trev <<<"$parts"
-  if [ "$tmin" -lt "$fmin" ] || { [ "$tmin" -eq "$fmin" ] && { [ "$tpat" -lt "$fpat" ] || { [ "$tpat" -eq "$fpat" ] && [ "$trev" -lt "$frev" ]; }; }; }; then
+  read -r tmin _ <<<"$parts"
+  if version_lt "$to" "$from"; then
     echo "upgrade[$node]: refusing to downgrade $node from $from to $to: K3s does not support downgrades (restore an etcd snapshot instead, README Backups); set k3s.version back to $from or newer" >&2
     return 1
   fi
@@ -34,9 +55,10 @@ check_transition() {
     echo "upgrade[$node]: refusing to skip a minor version on $node: it runs $from, k3s.version asks for $to; upgrade to v1.$((fmin + 1)).x first (Kubernetes version skew policy)" >&2
     return 1
   fi
+  check_required_patches "$node" "$from" "$to" "$etcd"
 }
 # --- end of version rules
-TARGET_VERSION=v1.31.4+k3s1
+TARGET_VERSION=v1.37.1+k3s1
 VERSION_RECORD="$ROOT"/var/lib/k3s-platform/k3s-version
 K3S_BINARY=/usr/local/bin/k3s
 RUNNING_VERSION=""
@@ -52,7 +74,7 @@ if [ -f "$ROOT"/etc/systemd/system/k3s-agent.service ] || [ -f "$VERSION_RECORD"
   if [ -z "$RUNNING_VERSION" ]; then
     echo "upgrade[$NODE]: warning: K3s is installed but its version could not be read; downgrade and skipped-minor checks skipped"
   elif [ "$RUNNING_VERSION" != "$TARGET_VERSION" ]; then
-    check_transition "$NODE" "$RUNNING_VERSION" "$TARGET_VERSION" || exit 1
+    check_transition "$NODE" "$RUNNING_VERSION" "$TARGET_VERSION" '' || exit 1
     UPGRADING=1
     echo "upgrade[$NODE]: upgrading from $RUNNING_VERSION to $TARGET_VERSION"
     # Another version runs than planned: install even if the staged files look applied.

@@ -4,14 +4,14 @@ set -euo pipefail
 NODE=prod-server-2
 fail() { printf 'install-k3s[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
 export INSTALL_K3S_EXEC=server
-export INSTALL_K3S_VERSION=v1.31.4+k3s1
+export INSTALL_K3S_VERSION=v1.37.1+k3s1
 export INSTALL_K3S_SKIP_DOWNLOAD=true
 export INSTALL_K3S_BIN_DIR=/usr/local/bin
 # Air-gap: the binary, images and install script were pre-staged on the host.
 ROOT="${K3S_PLATFORM_ROOT:-}"
 BINARY=/usr/local/bin/k3s
 INSTALLER=/usr/local/bin/k3s-install.sh
-WANT_VERSION=v1.31.4+k3s1
+WANT_VERSION=v1.37.1+k3s1
 [ -x "$ROOT$BINARY" ] || fail "air-gap binary $BINARY is missing or not executable (k3s.airgap.binaryPath)"
 # Captured, then matched: a pipe into grep -q can fail at random under pipefail (SIGPIPE).
 have_version="$("$ROOT$BINARY" --version)"

@@ -4,7 +4,7 @@ set -euo pipefail
 NODE=stg-agent-1
 fail() { printf 'install-k3s[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
 export INSTALL_K3S_EXEC=agent
-export INSTALL_K3S_VERSION=v1.31.4+k3s1
+export INSTALL_K3S_VERSION=v1.37.1+k3s1
 export HTTP_PROXY=http://proxy.example.com:3128
 export HTTPS_PROXY=http://proxy.example.com:3128
 export NO_PROXY=127.0.0.0/8,::1,localhost,10.52.0.0/16,10.53.0.0/16,.svc,.cluster.local,k3s-staging.example.com,198.51.100.10,198.51.100.20,198.51.100.21,198.51.100.0/24,.example.com
