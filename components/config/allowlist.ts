@@ -151,6 +151,7 @@ export const ALLOWED_FLAGS: Readonly<Record<string, Allowed>> = {
   "egress-selector-mode": { why: "how the API server reaches kubelets; disabled is left out", value: oneOf("agent", "cluster", "pod") },
   "servicelb-namespace": { why: "the namespace of ServiceLB pods", value: matches(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "a namespace name") },
   "write-kubeconfig-mode": { why: "the admin kubeconfig's mode: owner only", value: ownerOnlyMode },
+  "etcd-s3-retention": { why: "how many S3 snapshots are kept", value: int(1) },
   "etcd-snapshot-name": { why: "the snapshot name prefix", value: matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "a snapshot name") },
   "default-local-storage-path": { why: "where local-path volumes live: a data directory of its own", value: dataDirectory },
   "disable-cloud-controller": { why: "turns a controller off", value: anyBool },
