@@ -21,7 +21,7 @@ import { raw, sh } from "../shell/sh";
  * (a value set for the first time) looks the same to both. So the stack keeps a baseline, taken
  * once, before the first server's first install: whether that server had no K3s state yet (K3s'
  * own token file and datastore directory), and if so, the one-shot values of that up
- * (createBaseline, the `<stack>-one-shot-baseline` step, which never runs again). A step whose
+ * (operations/baseline.ts, the `<stack>-one-shot-baseline` step, which never runs again). A step whose
  * value is the one the cluster was created with, on a host that has no record of the step, records
  * the value and does nothing (guardOnce's `createdWith`); any other value runs as before.
  */
