@@ -5,7 +5,7 @@ import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { encryptionKeys, SecretsEncryption } from "../encryption/component";
 import type { EncryptionKeys, NodeSecrets, RegistryAuth } from "../config/secrets";
 import { EncryptionStatus } from "../encryption/render";
-import { parseBaseline } from "../encryption/once";
+import { parseBaseline } from "../operations/once";
 import { childName, CLUSTER_CHILDREN, nodeLifecycleName, nodeResourceName, TYPES } from "../names";
 import { K3sNode } from "../node/component";
 import { rewriteKubeconfig } from "../node/kubeconfig";

@@ -1,6 +1,6 @@
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { clusterTopology } from "../config/topology";
-import { Baseline, guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "../encryption/once";
+import { Baseline, guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "../operations/once";
 import { nodeLifecycleName } from "../names";
 import { stdinScriptCommand } from "../shell/root";
 import { sh } from "../shell/sh";

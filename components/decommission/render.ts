@@ -2,7 +2,7 @@ import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { binDir } from "../k3s/install";
 import { PATHS } from "../k3s/paths";
 import { clusterTopology } from "../config/topology";
-import { NO_OP_UPDATE } from "../encryption/once";
+import { NO_OP_UPDATE } from "../operations/once";
 import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
 import { asRoot } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";

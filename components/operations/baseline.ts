@@ -1,5 +1,5 @@
 import { joinOnly } from "../decommission/rebuild";
-import { NO_OP_UPDATE, oneShotValues, renderBaselineScript } from "../encryption/once";
+import { NO_OP_UPDATE, oneShotValues, renderBaselineScript } from "./once";
 import { CLUSTER_CHILDREN } from "../names";
 import { stdinScriptCommand } from "../shell/root";
 import { Operation } from "./step";

@@ -1,5 +1,5 @@
 import { renderEncryptionConfig, renderRestartScript, renderVerifyScript, rotationPhases } from "../encryption/render";
-import { guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "../encryption/once";
+import { guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "./once";
 import { childName, CLUSTER_CHILDREN, ENCRYPTION_CHILDREN, encryptionRestartName, encryptionStepName } from "../names";
 import { sha256 } from "../plan/hash";
 import { stdinScriptCommand } from "../shell/root";

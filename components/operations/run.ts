@@ -2,7 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { NodeConfig } from "../config/schema";
 import type { EncryptionKeys } from "../config/secrets";
-import type { Baseline } from "../encryption/once";
+import type { Baseline } from "./once";
 import { childName } from "../names";
 import type { Connection } from "../ssh/connection";
 import { runOrder } from "./index";

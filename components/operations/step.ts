@@ -1,6 +1,6 @@
 import type { NodeConfig, ResolvedConfig } from "../config/schema";
 import type { EncryptionKeys } from "../config/secrets";
-import type { Baseline } from "../encryption/once";
+import type { Baseline } from "./once";
 import type { ClusterPlan } from "../plan/node";
 
 /**

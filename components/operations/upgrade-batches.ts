@@ -1,4 +1,4 @@
-import { NO_OP_UPDATE } from "../encryption/once";
+import { NO_OP_UPDATE } from "./once";
 import { stdinScriptCommand } from "../shell/root";
 import { renderAgentBatchDrain, renderAgentBatchUncordon } from "../upgrade/render";
 import { agentJoinBatches, batchStepName } from "./order";

@@ -2,7 +2,7 @@ import { createHmac } from "node:crypto";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { hasSubcommand, subcommandGap } from "../config/flags";
 import { serviceName } from "../k3s/install";
-import { Baseline, guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "../encryption/once";
+import { Baseline, guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "../operations/once";
 import { CLUSTER_CHILDREN, nodeLifecycleName } from "../names";
 import { stdinScriptCommand } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
