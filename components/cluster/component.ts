@@ -142,6 +142,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   // Every step of every operation the config arms, in run order (operations/index.ts), declared
   // in one loop (operations/run.ts): node steps become K3sNodes, the others remote commands.
   const declared: K3sNode[] = [];
+  const plans = new Map(plan.nodes.map((n) => [n.node.name, n]));
   const steps = runSteps(operationSteps(config, plan), {
     cluster: name,
     parents: { cluster: parent, encryption },
@@ -153,7 +154,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       encryptionKeys: () => keys,
     },
     declareNode: (step, waits) => {
-      const nodePlan = plan.nodes.find((n) => n.node.name === step.name)!;
+      const nodePlan = plans.get(step.name)!;
       const node = new K3sNode(
         nodeResourceName(name, step.name),
         { plan: nodePlan, connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey), secrets, ...waits },

@@ -12,7 +12,7 @@ export const decommission: Operation = {
   name: "decommission",
   description: "decommission: true arms a teardown; deleting the entry runs it (drain and delete the Node on a server, then uninstall K3s)",
   steps(config) {
-    // Each command's script as written (its delete runs it through `bash -c` as root), for render.
+    // Each command's script as written (its delete runs it as root, as one argument), for render.
     const scripts = new Map(
       teardownPlans(config).flatMap((p) => [
         [nodeLifecycleName(p.node.name, "drain"), p.drainScript],

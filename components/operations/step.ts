@@ -94,7 +94,7 @@ export interface Step {
   previousOutputInEnv?: true;
   /** Inputs the engine never updates after creation (`once-per-stack`). */
   ignoreChanges?: string[];
-  /** For render, when the step sends no stdin: the script its command runs (a teardown's delete runs it through `bash -c`). */
+  /** For render, when the step sends no stdin: the script its command runs (a teardown's delete runs it as one argument). */
   script?: StepValue<string>;
 }
 
