@@ -13,6 +13,7 @@ import { Operation } from "./step";
 export const baseline: Operation = {
   name: "baseline",
   description: "the one-shot values the cluster was created with, taken once before the first server's first install",
+  owns: (name) => name === CLUSTER_CHILDREN.oneShotBaseline,
   steps(config, plan) {
     const first = plan.nodes[0]!;
     const joined = joinOnly(config);

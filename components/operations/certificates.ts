@@ -1,5 +1,5 @@
 import { rebuildTriggers } from "../decommission/rebuild";
-import { nodeLifecycleName } from "../names";
+import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
 import type { ClusterPlan } from "../plan/node";
 import type { ResolvedConfig } from "../config/schema";
 import { sha256 } from "../plan/hash";
@@ -7,7 +7,7 @@ import { certificateRotationSteps, renderCertificateCheckScript } from "../rotat
 import { stdinScriptCommand } from "../shell/root";
 import { ENCRYPTION_VERIFY } from "./encryption";
 import { joinedRefs } from "./order";
-import { Operation, Step } from "./step";
+import { endsWithAny, Operation, Step } from "./step";
 
 /**
  * `certificates.rotation` (rotation/render.ts): one-shot, servers one after another, then every
@@ -32,6 +32,7 @@ export function rotationDone(config: ResolvedConfig, plan: ClusterPlan): string[
 export const certificates: Operation = {
   name: "certificates",
   description: "certificates.rotation: stop, k3s certificate rotate, start; servers one at a time, then agents; then the expiry check per server",
+  owns: endsWithAny(NODE_LIFECYCLE_CHILDREN.rotateCertificates, NODE_LIFECYCLE_CHILDREN.certificateCheck),
   steps(config, plan) {
     const after = rotationAfter(config, plan);
     const rotations = certificateRotationSteps(config, plan.nodes).map(

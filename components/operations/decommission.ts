@@ -1,6 +1,6 @@
 import { teardownCommands, teardownPlans } from "../decommission/render";
-import { nodeLifecycleName } from "../names";
-import { Operation } from "./step";
+import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
+import { endsWithAny, Operation } from "./step";
 
 /**
  * Node removal in two explicit steps (decommission/render.ts): `decommission: true` arms the
@@ -11,6 +11,8 @@ import { Operation } from "./step";
 export const decommission: Operation = {
   name: "decommission",
   description: "decommission: true arms a teardown; deleting the entry runs it (drain and delete the Node on a server, then uninstall K3s)",
+  runsOnDelete: true,
+  owns: endsWithAny(NODE_LIFECYCLE_CHILDREN.drain, NODE_LIFECYCLE_CHILDREN.uninstall),
   steps(config) {
     // Each command's script as written (its delete runs it as root, as one argument), for render.
     const scripts = new Map(

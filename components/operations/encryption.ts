@@ -22,6 +22,8 @@ export const ENCRYPTION_VERIFY = childName(PARENT, ENCRYPTION_CHILDREN.verify);
 export const encryption: Operation = {
   name: "encryption",
   description: "secrets encryption: key rotation phases (each followed by a rolling server restart), then verification",
+  // Every command under the SecretsEncryption component (its keys are random resources, not commands).
+  owns: (name) => name.startsWith(`${PARENT}-`),
   steps(config, plan) {
     if (!config.encryption.enabled) return [];
     const servers = plan.nodes.filter((n) => n.node.role === "server");

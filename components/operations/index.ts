@@ -37,6 +37,11 @@ export const OPERATIONS: readonly Operation[] = [
   inventory,
 ];
 
+/** The operation a command step of this name (without the stack prefix) belongs to, for readers without the config. */
+export function operationOf(name: string, operations: readonly Operation[] = OPERATIONS): Operation | undefined {
+  return operations.find((o) => o.owns?.(name));
+}
+
 /** Every step of every operation `config` arms, in list order (not yet in run order). */
 export function operationSteps(config: ResolvedConfig, plan: ClusterPlan, operations: readonly Operation[] = OPERATIONS): Step[] {
   return operations.flatMap((o) => o.steps(config, plan));

@@ -13,6 +13,7 @@ import { Operation } from "./step";
 export const inventory: Operation = {
   name: "inventory",
   description: "the managed-node list written into the cluster, and a warning for registered nodes without an entry",
+  owns: (name) => name === CLUSTER_CHILDREN.nodeInventory,
   steps(config, plan) {
     const script = renderInventoryScript(config);
     const first = plan.nodes[0]!;

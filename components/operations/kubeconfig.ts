@@ -10,6 +10,7 @@ import { applyOf, Operation } from "./step";
 export const kubeconfig: Operation = {
   name: "kubeconfig",
   description: "the admin kubeconfig, read from the first server after its apply (and after a certificate rotation)",
+  owns: (name) => name === CLUSTER_CHILDREN.kubeconfig,
   steps(config, plan) {
     const first = plan.nodes[0]!;
     const rotation = config.certificates?.rotation;

@@ -12,6 +12,7 @@ import { appliedRefs } from "./order";
 export const nodeLabels: Operation = {
   name: "node-labels",
   description: "labels K3s may not set at registration (node-role.kubernetes.io/*), from the first server after every node joined",
+  owns: (name) => name === CLUSTER_CHILDREN.nodeLabels,
   steps(config, plan) {
     const command = postRegistrationLabelCommand(plan);
     if (!command) return [];

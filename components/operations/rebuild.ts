@@ -1,5 +1,6 @@
 import { forgetSteps } from "../decommission/rebuild";
-import { applyOf, Operation, Step } from "./step";
+import { NODE_LIFECYCLE_CHILDREN } from "../names";
+import { applyOf, endsWithAny, Operation, Step } from "./step";
 
 /**
  * `nodes[].rebuild` (README "Rebuilding a node"): the one-shot "forget" step of each rebuilt node,
@@ -10,6 +11,7 @@ import { applyOf, Operation, Step } from "./step";
 export const rebuild: Operation = {
   name: "rebuild",
   description: "nodes[].rebuild: forget the old Node on a surviving server, once per value, before the node's steps re-run",
+  owns: endsWithAny(NODE_LIFECYCLE_CHILDREN.forget),
   steps(config, plan) {
     const first = plan.nodes[0]!.node.name;
     return forgetSteps(config).map(

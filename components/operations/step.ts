@@ -123,6 +123,18 @@ export interface Operation {
   /** What it is for, one line: plan.md's heading. */
   description: string;
   steps(config: ResolvedConfig, plan: ClusterPlan): Step[];
+  /**
+   * Whether a command's name (without the `<stack>-` prefix) is one of this operation's steps,
+   * for readers that have resource names but no config (preview:md). Absent: none is a command.
+   */
+  owns?(name: string): boolean;
+  /** Its steps run when deleted (teardowns): a preview's delete of one runs it; of any other step, nothing. */
+  runsOnDelete?: true;
+}
+
+/** `owns` for steps named `<node>-<suffix>` (names.ts NODE_LIFECYCLE_CHILDREN). */
+export function endsWithAny(...suffixes: string[]): (name: string) => boolean {
+  return (name) => suffixes.some((s) => name.length > s.length + 1 && name.endsWith(`-${s}`));
 }
 
 /** The SSH user a step's host is reached as. */

@@ -1,4 +1,5 @@
 import { tokenFingerprint, tokenRotateStep } from "../rotation/render";
+import { CLUSTER_CHILDREN } from "../names";
 import { stdinScriptCommand } from "../shell/root";
 import { Operation } from "./step";
 
@@ -11,6 +12,7 @@ import { Operation } from "./step";
 export const tokenRotation: Operation = {
   name: "token-rotation",
   description: "a new token: k3s token rotate on the first server before any node gets it",
+  owns: (name) => name === CLUSTER_CHILDREN.tokenRotate,
   steps(config, plan) {
     const first = plan.nodes[0]!;
     // The step's name and commands do not depend on the token; only its stdin does.

@@ -15,6 +15,8 @@ import { applyOf, Operation, Step } from "./step";
 export const upgradeBatches: Operation = {
   name: "upgrade-batches",
   description: "agents in batches of upgrade.maxUnavailable: drain a batch on the first server, install it, wait Ready and uncordon it",
+  // names.ts agentBatchStepSuffix: agent-batch-<i>-drain|uncordon.
+  owns: (name) => /^agent-batch-[0-9]+-(drain|uncordon)$/.test(name),
   steps(config, plan) {
     const first = plan.nodes[0]!;
     const lastServer = plan.nodes.filter((n) => n.node.role === "server").slice(-1)[0]!.node.name;

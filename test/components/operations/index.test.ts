@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { OPERATIONS, operationSteps, runOrder } from "../../../components/operations";
+import { OPERATIONS, operationOf, operationSteps, runOrder } from "../../../components/operations";
 import type { Operation, Step } from "../../../components/operations/step";
 import { planCluster } from "../../../components/plan/node";
 import { ENVS, fixtureConfig, sampleConfig } from "../../helpers/samples";
@@ -62,5 +62,18 @@ describe("operations: one ordered list, one run order (issue 23)", () => {
     const step = (name: string, waits: string[]): Step => ({ name, operation: "t", host: plan.nodes[0]!.node, parent: "cluster", runs: "on-change", restartsK3s: false, summary: "", after: waits });
     assert.throws(() => runOrder([step("a", ["nowhere"])]), /step a waits for nowhere, which no operation declares/);
     assert.throws(() => runOrder([step("a", ["b"]), step("b", ["a"])]), /cycle: a, b/);
+  });
+});
+
+describe("operations: names without the config (operationOf, for preview:md)", () => {
+  it("every command step is owned by exactly its own operation", () => {
+    for (const [label, config] of configs()) {
+      for (const s of operationSteps(config, planCluster(config)).filter((x) => x.runs !== "node")) {
+        assert.deepEqual(OPERATIONS.filter((o) => o.owns?.(s.name)).map((o) => o.name), [s.operation], `${label}: ${s.name}`);
+        assert.equal(operationOf(s.name)?.name, s.operation);
+      }
+    }
+    assert.equal(operationOf("prod-server-1-apply"), undefined, "a node's own step belongs to no day-2 operation");
+    assert.equal(operationOf("agent-batch-x-drain"), undefined);
   });
 });
