@@ -84,7 +84,12 @@ export type ClusterChild = keyof typeof CLUSTER_CHILDREN;
 
 /** An upgrade batch step of the agents (components/upgrade): `<cluster>-agent-batch-<i>-drain|uncordon`, run on the first server. */
 export function agentBatchStepName(cluster: string, index: number, step: "drain" | "uncordon"): string {
-  return childName(cluster, `agent-batch-${index}-${step}`);
+  return childName(cluster, agentBatchStepSuffix(index, step));
+}
+
+/** The suffix of an agent batch step after `<cluster>-`: `agent-batch-<i>-drain|uncordon`. */
+export function agentBatchStepSuffix(index: number, step: "drain" | "uncordon"): string {
+  return `agent-batch-${index}-${step}`;
 }
 
 /**

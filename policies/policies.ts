@@ -12,7 +12,9 @@ import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../compon
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/config/flags";
 import { findingMessage, surfaceVerdict } from "../components/config/surfaces";
 import { formatPath } from "../components/config/validate";
-import { clusterChildOf, encryptionRestartOf, nodeChildOf, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
+import { childName, clusterChildOf, NODE_CHILDREN, nodeChildOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
+import { operationSteps } from "../components/operations";
+import { planCluster } from "../components/plan/node";
 import { LB_POOL_LABEL, lbPools } from "../components/servicelb/pools";
 import { maxUnavailableCount } from "../components/upgrade/versions";
 
@@ -546,26 +548,23 @@ function applySteps(resources: PolicyResource[], roles: string[], nodes = nodeRo
   );
 }
 
-/** The server restarts of the secrets-encryption lifecycle (`<enc>-<phase>-restart-<server>`). */
-function encryptionRestarts(resources: PolicyResource[]): PolicyResource[] {
-  return resources.filter((r) => r.type === TYPES.command && r.parent?.type === TYPES.secretsEncryption && encryptionRestartOf(r.name, r.parent.name) !== undefined);
-}
-
 /**
- * Certificate rotation steps of servers (`<cluster>-<node>-rotate-certificates`, names.ts): they
- * stop and start K3s (rotation/render.ts). Parsed against each K3sCluster's name, exactly.
+ * The steps that stop or restart K3s on a server, as the operations list declares them
+ * (components/operations: every step with `restartsK3s` on a server; a node step restarts through
+ * its apply), from each K3sCluster's registered config: the list the program declared its steps
+ * from, so a new restarting operation is checked without a line here. Matched by exact name.
  */
-function certificateRotations(resources: PolicyResource[], nodes = nodeRoles(resources)): PolicyResource[] {
-  const clusters = resources.filter((r) => r.type === TYPES.cluster).map((r) => r.name);
-  const roleByName = new Map(resources.filter((r) => r.type === TYPES.node).map((r) => [r.name, nodes.get(r.urn)]));
-  return resources.filter((r) => {
-    if (r.type !== TYPES.command) return false;
-    return clusters.some((cluster) => {
-      const step = nodeLifecycleOf(r.name, cluster);
-      const role = step?.child === "rotateCertificates" ? roleByName.get(nodeResourceName(cluster, step.node)) : undefined;
-      return role === "first-server" || role === "server";
-    });
-  });
+function serverRestarts(resources: PolicyResource[]): PolicyResource[] {
+  const names = new Set<string>();
+  for (const cluster of resources.filter((r) => r.type === TYPES.cluster && r.props.config)) {
+    // A plain copy: the policy SDK hands props over as proxies.
+    const config = JSON.parse(JSON.stringify(cluster.props.config)) as ResolvedConfig;
+    for (const step of operationSteps(config, planCluster(config))) {
+      if (!step.restartsK3s || step.host.role !== "server" || step.runs === "on-delete") continue;
+      names.add(step.runs === "node" ? childName(nodeResourceName(cluster.name, step.name), NODE_CHILDREN.apply) : childName(cluster.name, step.name));
+    }
+  }
+  return resources.filter((r) => r.type === TYPES.command && names.has(r.name));
 }
 
 const serversOneAtATime: StackValidationPolicy = {
@@ -573,12 +572,7 @@ const serversOneAtATime: StackValidationPolicy = {
   description: "Every step that restarts a K3s server (apply, encryption restarts, certificate rotation) is ordered against every other, so two servers never restart at once.",
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
-    const nodes = nodeRoles(args.resources);
-    const restarts = [
-      ...applySteps(args.resources, ["first-server", "server"], nodes),
-      ...encryptionRestarts(args.resources),
-      ...certificateRotations(args.resources, nodes),
-    ];
+    const restarts = serverRestarts(args.resources);
     const ancestors = ancestorsOf();
     const before = new Map(restarts.map((r) => [r.urn, ancestors(r)]));
     for (let i = 0; i < restarts.length; i++) {

@@ -1,4 +1,5 @@
-import { CLUSTER_CHILDREN, childName, ENCRYPTION_PHASES, NODE_CHILDREN, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
+import { CLUSTER_CHILDREN, childName, childSuffix, ENCRYPTION_PHASES, NODE_CHILDREN, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
+import { OPERATIONS, operationOf } from "../components/operations";
 import type { PreviewStep } from "./preview-markdown";
 
 /**
@@ -102,4 +103,25 @@ export function lifecycleLines(steps: PreviewStep[], stack: string, roles?: Node
   else if (phases.length) lines.push(`rotate encryption keys (${phases.join(", ")}): after each phase ${plural(servers, "server")} restart one at a time`);
   if (armedAtCreation.length) lines.push(`new cluster: ${armedAtCreation.join(", ")} recorded as done, nothing runs (nothing to rotate yet); a later value runs it`);
   return lines;
+}
+
+
+/**
+ * One line: the operations whose steps this preview runs (creates or replaces; deletes, for a
+ * teardown), in the order
+ * they run (components/operations OPERATIONS, the list the program declares them from), with how
+ * many steps each. Steps are told apart by name against the stack's K3sCluster name (operationOf).
+ */
+export function runOrderLines(steps: PreviewStep[], stack: string): string[] {
+  const counts = new Map<string, number>();
+  for (const s of steps) {
+    const { type, name } = parseUrn(s.urn);
+    if (type !== TYPES.command) continue;
+    const operation = operationOf(childSuffix(name, stack) ?? "");
+    // Created or replaced (counted once) steps run; a deleted one only when it is a teardown.
+    const runs = s.op === "create" || s.op === "replace" || (s.op === "delete" && operation?.runsOnDelete === true);
+    if (operation && runs) counts.set(operation.name, (counts.get(operation.name) ?? 0) + 1);
+  }
+  const parts = OPERATIONS.filter((o) => counts.has(o.name)).map((o) => `${o.name} (${plural(counts.get(o.name)!, "step")})`);
+  return parts.length ? [`day-2 steps in the order they run: ${parts.join(" → ")}`] : [];
 }

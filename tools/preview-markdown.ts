@@ -1,6 +1,6 @@
 import { NODE_CHILDREN, nodeChildOf, parseUrn, TYPES } from "../components/names";
 import { ClusterConfigView, upgradeSummary } from "../components/upgrade/summary";
-import { lifecycleLines, NodeRoles } from "./preview-lifecycle";
+import { lifecycleLines, NodeRoles, runOrderLines } from "./preview-lifecycle";
 
 /**
  * Turns `pulumi preview --json` output (a PreviewDigest) and, optionally, the engine event log
@@ -223,6 +223,7 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
       .filter((s) => parseUrn(s.urn).type === CLUSTER_TYPE && s.op === "update")
       .flatMap((s) => upgradeSummary(s.oldState?.inputs?.config as ClusterConfigView | undefined, s.newState?.inputs?.config as ClusterConfigView | undefined)),
     ...lifecycleLines(all, options.stack, options.roles),
+    ...runOrderLines(all, options.stack),
   ];
   if (operations.length) lines.push("#### Operations", "", ...operations.map((l) => `- ${l}`), "");
 

@@ -6,6 +6,7 @@ import { renderRuntimeClasses } from "../components/runtimes/render";
 import { renderTenants } from "../components/tenants/render";
 import { planCluster, PlanOptions } from "../components/plan/node";
 import { restoreRunbook } from "../components/backup/runbook";
+import { renderOperations } from "../components/operations/render";
 
 /** A secret's stand-in in rendered output: names the config key, never a value. */
 export function placeholder(key: SecretKey): string {
@@ -18,7 +19,8 @@ export { toManifest };
  * Every file each node would get, keyed `<node>/<file>` (secret files under `<node>/secrets/`,
  * with placeholders), plus `<node>/plan.json` describing targets, order and commands; the
  * Kubernetes manifests under `k8s/`; the encryption config (keys redacted) and lifecycle scripts
- * under `encryption/`; the etcd restore runbook under `backup/`.
+ * under `encryption/`; the etcd restore runbook under `backup/`; every day-2 step in run order
+ * under `operations/` (components/operations/render.ts).
  */
 export function renderTree(config: ResolvedConfig, secrets: ReadonlySet<SecretKey>, options: PlanOptions = {}): Map<string, string> {
   const plan = planCluster(config, { ...options, hasRegistryAuth: secrets.has("registryAuth") });
@@ -69,5 +71,9 @@ export function renderTree(config: ResolvedConfig, secrets: ReadonlySet<SecretKe
     for (const phase of rotationPhases(config)) tree.set(`encryption/rotate-${phase.name}.sh`, phase.script);
     if (rotationPhases(config).length) tree.set("encryption/restart-server.sh", renderRestartScript("<server>"));
   }
+  // Facts only the engine knows: secrets as placeholders, the baseline of an existing cluster
+  // (every one-shot step runs: the script shown is the one that does the work).
+  const facts = { baseline: {}, token: stand.token, tokenSalt: "<token fingerprint salt>", encryptionKeys: stand.encryptionKeys };
+  for (const [path, content] of renderOperations(config, plan, facts)) tree.set(path, content);
   return tree;
 }

@@ -7,7 +7,7 @@ import { rejoinSnippet } from "./rejoin";
  * The node-lifecycle concern's share of a node's plan: the first server's rebuild guard (join a
  * running cluster instead of `cluster-init` when its data directory is empty, rejoin.ts), and on
  * every server the managed-node list the teardown checks (nodes.ts MANAGED_NODES_FILE). The
- * removal itself (teardown commands) is not per-node plan material: decommission/component.ts.
+ * removal itself (teardown commands) is not per-node plan material: operations/decommission.ts.
  */
 export function contribute(ctx: NodeContext): Contribution {
   if (ctx.node.role !== "server") return {};

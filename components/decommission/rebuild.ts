@@ -1,7 +1,8 @@
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { clusterTopology } from "../config/topology";
-import { Baseline, guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "../encryption/once";
+import { Baseline, guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "../operations/once";
 import { nodeLifecycleName } from "../names";
+import type { HostCommand } from "../operations/step";
 import { stdinScriptCommand } from "../shell/root";
 import { sh } from "../shell/sh";
 import { NODE_FUNCTIONS } from "./node-ops";
@@ -54,17 +55,10 @@ export function forgetServer(config: ResolvedConfig, node: NodeConfig): NodeConf
   return node.name !== first.name ? first : otherServers(config)[0];
 }
 
-export interface ForgetStep {
-  /** `<node>-rebuild-forget` (names.ts), without the stack prefix. */
-  name: string;
-  /** The node being rebuilt. */
+/** A forget step: always a one-shot command sent on stdin, with the node it forgets. */
+export interface ForgetStep extends Required<Pick<HostCommand, "name" | "on" | "create" | "update" | "stdin" | "triggers">> {
+  /** The node being rebuilt (`on` is the surviving server it runs on; `name` is `<node>-rebuild-forget`). */
   node: NodeConfig;
-  /** The surviving server it runs on. */
-  on: NodeConfig;
-  create: string;
-  update: string;
-  stdin: string;
-  triggers: string[];
   /** Runs on the first server, so it waits for that server's apply (it may be rebuilt in the same up). */
   afterFirstServer: boolean;
 }

@@ -2,8 +2,9 @@ import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { binDir } from "../k3s/install";
 import { PATHS } from "../k3s/paths";
 import { clusterTopology } from "../config/topology";
-import { NO_OP_UPDATE } from "../encryption/once";
+import { NO_OP_UPDATE } from "../operations/once";
 import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
+import type { HostCommand } from "../operations/step";
 import { asRoot } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
 import { MANAGED_NODES_CONFIGMAP, MANAGED_NODES_FILE, managedNodesManifest } from "./nodes";
@@ -72,16 +73,11 @@ export function teardownPlans(config: ResolvedConfig): TeardownPlan[] {
 export { managedNodes } from "./nodes";
 
 /** A teardown command as the component declares it (names without the `<stack>-` prefix). */
-export interface TeardownCommand {
-  name: string;
-  /** The host it runs on (its connection). */
-  on: NodeConfig;
-  /** Unset: the provider runs nothing and opens no connection (pulumi-command: Create/Update skip a nil command). */
-  create?: string;
-  update?: string;
-  delete: string;
-  dependsOn: string[];
-}
+/**
+ * A teardown command: its script is its `delete`; `create`/`update` unset means the provider runs
+ * nothing and opens no connection (pulumi-command: Create/Update skip a nil command).
+ */
+export type TeardownCommand = Pick<HostCommand, "name" | "on" | "create" | "update"> & Required<Pick<HostCommand, "delete" | "dependsOn">>;
 
 /** Runs a generated script as root, given as one argument (`delete` has no stdin of its own). */
 function asRootScript(user: string, script: string): string {

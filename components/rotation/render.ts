@@ -2,8 +2,9 @@ import { createHmac } from "node:crypto";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { hasSubcommand, subcommandGap } from "../config/flags";
 import { serviceName } from "../k3s/install";
-import { Baseline, guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "../encryption/once";
+import { Baseline, guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "../operations/once";
 import { CLUSTER_CHILDREN, nodeLifecycleName } from "../names";
+import type { HostCommand } from "../operations/step";
 import { stdinScriptCommand } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
 
@@ -187,16 +188,7 @@ export function parseCertificateCheck(output: string): CertificateExpiry {
 }
 
 /** A one-shot rotation step as the component declares it (names without the `<stack>-` prefix). */
-export interface RotationStep {
-  name: string;
-  /** The host it runs on (its connection). */
-  on: NodeConfig;
-  create: string;
-  update: string;
-  stdin: string;
-  triggers: string[];
-  dependsOn: string[];
-}
+export type RotationStep = Required<Pick<HostCommand, "name" | "on" | "create" | "update" | "stdin" | "triggers" | "dependsOn">>;
 
 /** Who runs where: the node and its SSH user (as NodePlan has them). */
 export interface StepHost {

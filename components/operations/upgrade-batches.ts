@@ -1,0 +1,48 @@
+import { NO_OP_UPDATE } from "./once";
+import { stdinScriptCommand } from "../shell/root";
+import { renderAgentBatchDrain, renderAgentBatchUncordon } from "../upgrade/render";
+import { agentJoinBatches, batchStepName } from "./order";
+import { applyOf, Operation, Step } from "./step";
+
+/**
+ * Agents in upgrade batches of at most `upgrade.maxUnavailable` (components/upgrade): the first
+ * server cordons and drains a batch, its agents install in parallel, the first server waits for
+ * them Ready at the new version and uncordons them, then the next batch starts. Both batch steps
+ * run only when the version changes (their trigger); any other input change is a no-op Update.
+ * Without a pinned version there are no batches: agents join in parallel.
+ */
+
+export const upgradeBatches: Operation = {
+  name: "upgrade-batches",
+  description: "agents in batches of upgrade.maxUnavailable: drain a batch on the first server, install it, wait Ready and uncordon it",
+  // names.ts agentBatchStepSuffix: agent-batch-<i>-drain|uncordon.
+  owns: (name) => /^agent-batch-[0-9]+-(drain|uncordon)$/.test(name),
+  steps(config, plan) {
+    const first = plan.nodes[0]!;
+    const lastServer = plan.nodes.filter((n) => n.node.role === "server").slice(-1)[0]!.node.name;
+    const steps: Step[] = [];
+    let previous: string | undefined;
+    for (const batch of agentJoinBatches(config, plan).filter((b) => b.index > 0)) {
+      const step = (which: "drain" | "uncordon", stdin: string, after: string[], summary: string): Step => ({
+        name: batchStepName(batch, which),
+        operation: "upgrade-batches",
+        host: first.node,
+        parent: "cluster",
+        runs: "once",
+        restartsK3s: false,
+        summary,
+        after,
+        create: stdinScriptCommand(first.sshUser),
+        update: NO_OP_UPDATE,
+        stdin,
+        triggers: [config.k3s.version ?? ""],
+      });
+      steps.push(
+        step("drain", renderAgentBatchDrain(config, batch), [applyOf(lastServer), ...(previous ? [previous] : [])], `batch ${batch.index} (${batch.agents.join(", ")}): cordon and drain the agents that run an older release, on ${first.node.name}`),
+        step("uncordon", renderAgentBatchUncordon(config, batch), batch.agents.map(applyOf), `batch ${batch.index}: wait until each agent is Ready at ${config.k3s.version ?? ""}, uncordon what the upgrade cordoned`),
+      );
+      previous = batchStepName(batch, "uncordon");
+    }
+    return steps;
+  },
+};
