@@ -11,6 +11,8 @@ import { planCluster, planNode } from "../../../components/plan/node";
 import { ENVS, REPO, sampleConfig, variant } from "../../helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
+/** The install script stand-in that follows install.sh (test/helpers/install-standin.sh). */
+const INSTALL_STANDIN = join(REPO, "test", "helpers", "install-standin.sh");
 
 /** Configs that together exercise every branch of the script templates. */
 function scriptVariants(): Array<[string, ResolvedConfig]> {
@@ -234,10 +236,33 @@ describe("generated shell", () => {
   });
 
   describe("apply.sh", () => {
-    /** A scratch root and staging directory holding `plan`'s files, `installer` as install-k3s.sh, and (with `secrets`) its secret files placed. */
-    function stageApply(plan: ReturnType<typeof planNode>, label: string, installer?: string, secrets = true) {
+    /**
+     * `root` as a host apply.sh's preflight accepts: systemd running (/run/systemd/system),
+     * cgroup v2 (/sys/fs/cgroup/cgroup.controllers) and, air-gapped, the pinned binary (a script
+     * reporting `binary`, default the pinned release) and the install script stand-in in place.
+     */
+    function hostRoot(root: string, config: ResolvedConfig, binary = config.k3s.version ?? "") {
+      mkdirSync(join(root, "run/systemd/system"), { recursive: true });
+      mkdirSync(join(root, "sys/fs/cgroup"), { recursive: true });
+      writeFileSync(join(root, "sys/fs/cgroup/cgroup.controllers"), "cpu memory pids\n");
+      if (config.k3s.airgap.enabled) {
+        fakeBinary(root, config.k3s.airgap.binaryPath, binary);
+        mkdirSync(dirname(join(root, config.k3s.airgap.installScriptPath)), { recursive: true });
+        writeFileSync(join(root, config.k3s.airgap.installScriptPath), readFileSync(INSTALL_STANDIN, "utf8"));
+      }
+    }
+    /** A stand-in k3s binary at `path` under `root` that reports `version`, as `k3s --version` does. */
+    function fakeBinary(root: string, path: string, version: string) {
+      mkdirSync(dirname(join(root, path)), { recursive: true });
+      writeFileSync(join(root, path), `#!/bin/sh\necho "k3s version ${version} (stand-in)"\n`);
+      chmodSync(join(root, path), 0o755);
+    }
+
+    /** A scratch root (hostRoot) and staging directory holding `plan`'s files, `installer` as install-k3s.sh, and (with `secrets`) its secret files placed. */
+    function stageApply(config: ResolvedConfig, plan: ReturnType<typeof planNode>, label: string, installer?: string, secrets = true) {
       const root = mkdtempSync(join(scratch, `${label}-`));
       const staging = mkdtempSync(join(scratch, "staging-"));
+      hostRoot(root, config);
       for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
       if (installer !== undefined) {
         writeFileSync(join(staging, "install-k3s.sh"), installer);
@@ -255,6 +280,7 @@ describe("generated shell", () => {
       const plan = planNode(config, config.nodes[0]!);
       const root = mkdtempSync(join(scratch, "apply-"));
       const staging = mkdtempSync(join(scratch, "staging-"));
+      hostRoot(root, config);
       const log = join(staging, "install.log");
       for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
       // Stand-in for the K3s install script: records the run; it starts the unit only without
@@ -293,7 +319,7 @@ describe("generated shell", () => {
       // K3s' unit is Type=notify with TimeoutStartSec=0: a blocking `systemctl restart` of a K3s
       // that never reports ready never returns (the systemctl stub blocks STUB_BLOCK_SECONDS, then fails).
       const config = sampleConfig("dev");
-      const { root, staging } = stageApply(planNode(config, config.nodes[1]!), "never-ready", `#!/usr/bin/env bash\n[ "\${INSTALL_K3S_SKIP_START:-}" = true ] || systemctl restart k3s-agent\n`);
+      const { root, staging } = stageApply(config, planNode(config, config.nodes[1]!), "never-ready", `#!/usr/bin/env bash\n[ "\${INSTALL_K3S_SKIP_START:-}" = true ] || systemctl restart k3s-agent\n`);
       mkdirSync(join(root, "run"), { recursive: true });
       writeFileSync(join(root, "run/never-ready"), "");
       const log = join(root, "systemctl.log");
@@ -304,7 +330,7 @@ describe("generated shell", () => {
       });
       const out = `${res.stdout}${res.stderr}`;
       assert.notEqual(res.status, 0, out);
-      assert.match(out, /apply\[dev-agent-1\]: k3s-agent not ready after 3s/);
+      assert.match(out, new RegExp(`apply\\[dev-agent-1\\]: host ${config.nodes[1]!.host.replace(/\./g, "\\.")}, step start: k3s-agent not ready after 3s`));
       const calls = readFileSync(log, "utf8");
       assert.match(calls, /^systemctl start --no-block k3s-agent$/m);
       assert.doesNotMatch(calls, /^systemctl (restart|start) (?!--no-block)/m, "a start that blocks");
@@ -312,7 +338,7 @@ describe("generated shell", () => {
 
     it("refuses to install when the secret drop-in was not written", () => {
       const config = sampleConfig("dev");
-      const { root, staging } = stageApply(planNode(config, config.nodes[1]!), "nosecret", undefined, false);
+      const { root, staging } = stageApply(config, planNode(config, config.nodes[1]!), "nosecret", undefined, false);
       const res = run("bash", [join(staging, "apply.sh")], { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, PATH: `${STUBS}:${process.env.PATH}` });
       assert.notEqual(res.status, 0);
       assert.match(res.out, /50-k3s-platform-secrets\.yaml is missing/);
