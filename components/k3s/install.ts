@@ -362,7 +362,7 @@ if [ -x "$ROOT$PIN_BINARY" ] && { [ -f "$ROOT"${unitFiles(serviceName(node)).uni
   pinned="$("$ROOT$PIN_BINARY" --version 2>/dev/null || true)"
   pinned="\${pinned#k3s version }"
   pinned="\${pinned%% *}"
-  [[ "$pinned" =~ ^v1\.[0-9]+\.[0-9]+\+k3s[0-9]+$ ]] || fail "host $HOST: cannot read the release $PIN_BINARY runs; refusing to let channel $CHANNEL pick one (set k3s.version)"
+  [[ "$pinned" =~ ^v1\\.[0-9]+\\.[0-9]+\\+k3s[0-9]+$ ]] || fail "host $HOST: cannot read the release $PIN_BINARY runs; refusing to let channel $CHANNEL pick one (set k3s.version)"
   export INSTALL_K3S_VERSION="$pinned"
   echo "apply[$NODE]: channel $CHANNEL: pinned to the running $pinned (upgrade by setting k3s.version)"
 fi

@@ -43,7 +43,8 @@ export function renderHostPreflight(config: ResolvedConfig, node: NodeConfig): S
     minor === undefined
       ? raw(`[ -f "$ROOT/sys/fs/cgroup/cgroup.controllers" ] || echo "apply[$NODE]: warning: $HOST runs cgroup v1; K3s releases from v1.35 refuse it (KEP-5573)"`)
       : minor > CGROUP_V1_LAST_MINOR
-        ? sh`[ -f "$ROOT/sys/fs/cgroup/cgroup.controllers" ] || preflight_fail "the host runs cgroup v1 (no /sys/fs/cgroup/cgroup.controllers) and ${k3s.version ?? ""} (Kubernetes 1.${minor}) refuses cgroup v1 (KEP-5573); boot it with the unified hierarchy (systemd.unified_cgroup_hierarchy=1)"`
+        ? sh`CGROUP_RELEASE=${k3s.version ?? ""}
+[ -f "$ROOT/sys/fs/cgroup/cgroup.controllers" ] || preflight_fail "the host runs cgroup v1 (no /sys/fs/cgroup/cgroup.controllers) and $CGROUP_RELEASE refuses cgroup v1 (Kubernetes 1.35+, KEP-5573); boot it with the unified hierarchy (systemd.unified_cgroup_hierarchy=1)"`
         : raw("");
   const airgap = k3s.airgap;
   const binary = airgap.enabled
@@ -111,13 +112,15 @@ export function renderDownloadPreflight(config: ResolvedConfig): Shell {
   if (k3s.airgap.enabled || !k3s.installScriptSha256) return raw("");
   return sh`
 # Preflight: the install script's digest, before anything is disrupted (components/k3s/preflight.ts).
+SCRIPT_URL=${k3s.installScriptUrl}
+WANT_SCRIPT_SHA256=${k3s.installScriptSha256}
 checked_script="$(mktemp)"
-if ! curl -sfL --proto '=https' --retry 3 --max-time 120 -o "$checked_script" ${k3s.installScriptUrl}; then
+if ! curl -sfL --proto '=https' --retry 3 --max-time 120 -o "$checked_script" "$SCRIPT_URL"; then
   rm -f "$checked_script"
-  preflight_fail "cannot download the install script from "${k3s.installScriptUrl}
+  preflight_fail "cannot download the install script from $SCRIPT_URL"
 fi
 have_sha256="$(sha256sum "$checked_script" | cut -d' ' -f1)"
 rm -f "$checked_script"
-[ "$have_sha256" = ${k3s.installScriptSha256} ] || preflight_fail "the install script from "${k3s.installScriptUrl}" has sha256 $have_sha256, not "${k3s.installScriptSha256}" (k3s.installScriptSha256)"
+[ "$have_sha256" = "$WANT_SCRIPT_SHA256" ] || preflight_fail "the install script from $SCRIPT_URL has sha256 $have_sha256, not $WANT_SCRIPT_SHA256 (k3s.installScriptSha256)"
 `;
 }

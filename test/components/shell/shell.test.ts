@@ -21,6 +21,9 @@ function scriptVariants(): Array<[string, ResolvedConfig]> {
       Object.assign(r.k3s!, { version: undefined, channel: "stable", selinux: true, firewall: { mode: "disable" } });
       r.nodes[1]!.raspberryPi = true;
     }],
+    ["dev: Kubernetes 1.35 (cgroup v2 required), install script digest", (r) => {
+      Object.assign(r.k3s!, { version: "v1.35.1+k3s1", installScriptSha256: "0".repeat(64) });
+    }],
     ["dev: air-gap with selinux, wireguard, firewall ignored", (r) => {
       Object.assign(r.k3s!, { airgap: { enabled: true }, selinux: true, flannelBackend: "wireguard-native", firewall: { mode: "ignore" } });
     }],
@@ -334,6 +337,171 @@ describe("generated shell", () => {
       const calls = readFileSync(log, "utf8");
       assert.match(calls, /^systemctl start --no-block k3s-agent$/m);
       assert.doesNotMatch(calls, /^systemctl (restart|start) (?!--no-block)/m, "a start that blocks");
+    });
+
+    describe("against the install script stand-in (issue 28)", () => {
+      /**
+       * A host for `config.nodes[index]` with the plan's own install-k3s.sh: air-gapped, the install
+       * script stand-in (install-standin.sh) is pre-staged; downloading, a curl stub serves it.
+       * `channels/<name>` holds the release a channel resolves to. `installed` makes K3s look
+       * installed at that release (unit, version record, binary, active unit).
+       */
+      function standinHost(config: ResolvedConfig, index: number, label: string, installed?: string) {
+        const plan = planNode(config, config.nodes[index]!);
+        const { root, staging } = stageApply(config, plan, label);
+        const service = plan.role === "server" ? "k3s" : "k3s-agent";
+        const bin = join(root, "..", `${label}-bin`);
+        const channels = join(root, "..", `${label}-channels`);
+        mkdirSync(bin);
+        mkdirSync(channels);
+        // curl -sfL ... -o FILE URL: the install script's download, served from the stand-in.
+        writeFileSync(join(bin, "curl"), `#!/bin/sh\nwhile [ "$#" -gt 0 ]; do if [ "$1" = -o ]; then cp "${INSTALL_STANDIN}" "$2"; fi; shift; done\n`);
+        chmodSync(join(bin, "curl"), 0o755);
+        if (installed) {
+          const binary = config.k3s.airgap.enabled ? config.k3s.airgap.binaryPath : "/usr/local/bin/k3s";
+          fakeBinary(root, binary, installed);
+          mkdirSync(join(root, "etc/systemd/system"), { recursive: true });
+          writeFileSync(join(root, `etc/systemd/system/${service}.service`), "[Service]\n");
+          mkdirSync(join(root, "var/lib/k3s-platform"), { recursive: true });
+          writeFileSync(join(root, "var/lib/k3s-platform/k3s-version"), `${installed}\n`);
+          mkdirSync(join(root, "run/active"), { recursive: true });
+          writeFileSync(join(root, `run/active/${service}`), "");
+        }
+        const logs = { stub: join(root, "..", `${label}-stub.log`), installs: join(root, "..", `${label}-installs.log`) };
+        const env = {
+          K3S_PLATFORM_ROOT: root,
+          K3S_PLATFORM_STAGING: staging,
+          STUB_LOG: logs.stub,
+          STANDIN_LOG: logs.installs,
+          STANDIN_CHANNELS: channels,
+          PATH: `${bin}:${STUBS}:${process.env.PATH}`,
+        };
+        const apply = (extra: Record<string, string> = {}) => run("bash", ["-c", 'umask 077 && exec bash "$1"', "apply", join(staging, "apply.sh")], { ...env, ...extra });
+        const read = (path: string) => { try { return readFileSync(path, "utf8"); } catch { return ""; } };
+        return { plan, root, staging, channels, service, logs, apply, read };
+      }
+      const upgraded = (env: "prod" | "staging", edit: (k3s: Record<string, unknown>) => void = () => {}) =>
+        loadStackConfig(variant(env, (r) => { Object.assign(r.k3s!, { version: "v1.31.5+k3s1" }); edit(r.k3s as Record<string, unknown>); }));
+
+      it("air-gap upgrade without the new release: fails in preflight naming host and file; nothing placed, no snapshot, no cordon", () => {
+        const config = upgraded("prod");
+        const h = standinHost(config, 1, "no-release", "v1.31.4+k3s1");
+        const before = snapshot(h.root);
+        const res = h.apply();
+        assert.notEqual(res.status, 0, res.out);
+        const host = config.nodes[1]!.host;
+        assert.ok(res.out.includes(`preflight on host ${host}: the air-gap binary for v1.31.5+k3s1 is missing`), res.out);
+        assert.ok(res.out.includes(`${config.k3s.airgap.binaryPath}-v1.31.5+k3s1 is absent`), res.out);
+        assert.deepEqual(snapshot(h.root), before, "the host is as the last apply left it");
+        assert.doesNotMatch(h.read(h.logs.stub), /etcd-snapshot|cordon|drain|systemctl/);
+      });
+
+      it("air-gap: a release staged beside the running one is checked and swapped in by the upgrade only", () => {
+        const config = upgraded("prod");
+        const binary = config.k3s.airgap.binaryPath;
+        const h = standinHost(config, 3, "staged", "v1.31.4+k3s1");
+        fakeBinary(h.root, `${binary}-v1.31.5+k3s1`, "v1.31.5+k3s1");
+        const res = h.apply();
+        assert.equal(res.status, 0, res.out);
+        assert.match(h.read(join(h.root, binary)), /k3s version v1\.31\.5\+k3s1/);
+        assert.match(h.read(h.logs.installs), /^install version=v1\.31\.5\+k3s1/m);
+
+        // A digest that does not match the staged release: refused before anything changes.
+        const pinned = upgraded("prod", (k3s) => { k3s.version = "v1.31.6+k3s1"; (k3s.airgap as Record<string, unknown>).binarySha256 = "0".repeat(64); });
+        const g = standinHost(pinned, 3, "staged-digest", "v1.31.5+k3s1");
+        fakeBinary(g.root, `${binary}-v1.31.6+k3s1`, "v1.31.6+k3s1");
+        const before = snapshot(g.root);
+        const refused = g.apply();
+        assert.notEqual(refused.status, 0, refused.out);
+        assert.ok(refused.out.includes(`${binary}-v1.31.6+k3s1 has sha256`), refused.out);
+        assert.deepEqual(snapshot(g.root), before);
+      });
+
+      it("refuses, naming the host, an OpenRC host, a host without systemd, cgroup v1 under Kubernetes 1.35, a full disk; nothing placed", () => {
+        const dev = sampleConfig("dev");
+        const k135 = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: "v1.35.1+k3s1" })));
+        const cases: Array<[string, ResolvedConfig, (root: string) => void, RegExp, Record<string, string>?]> = [
+          ["openrc", dev, (root) => { mkdirSync(join(root, "sbin"), { recursive: true }); writeFileSync(join(root, "sbin/openrc-run"), ""); chmodSync(join(root, "sbin/openrc-run"), 0o755); }, /OpenRC/],
+          ["no-systemd", dev, (root) => rmSync(join(root, "run/systemd"), { recursive: true }), /systemd is not running/],
+          ["cgroup-v1", k135, (root) => rmSync(join(root, "sys/fs/cgroup/cgroup.controllers")), /cgroup v1 .*v1\.35\.1\+k3s1/],
+          ["disk", dev, () => {}, /MiB free/, { K3S_PLATFORM_MIN_FREE_MIB: String(Number.MAX_SAFE_INTEGER) }],
+        ];
+        for (const [label, config, breakHost, why, extra] of cases) {
+          const h = standinHost(config, 1, label);
+          breakHost(h.root);
+          const before = snapshot(h.root);
+          const res = h.apply(extra);
+          assert.notEqual(res.status, 0, `${label}: ${res.out}`);
+          assert.ok(res.out.includes(`preflight on host ${config.nodes[1]!.host}`), `${label}: ${res.out}`);
+          assert.match(res.out, why, label);
+          assert.deepEqual(snapshot(h.root), before, `${label}: nothing placed`);
+          assert.equal(h.read(h.logs.installs), "", `${label}: no install`);
+        }
+        // The same host, unbroken, installs: the checks refuse only what they name.
+        const ok = standinHost(k135, 1, "k135-ok");
+        const res = ok.apply();
+        assert.equal(res.status, 0, res.out);
+      });
+
+      it("download mode: a wrong install script digest stops the upgrade before its snapshot and cordon", () => {
+        const config = upgraded("staging", (k3s) => { k3s.installScriptSha256 = "0".repeat(64); });
+        const h = standinHost(config, 0, "digest", "v1.31.4+k3s1");
+        const res = h.apply();
+        assert.notEqual(res.status, 0, res.out);
+        assert.ok(res.out.includes(`preflight on host ${config.nodes[0]!.host}: the install script from`), res.out);
+        assert.doesNotMatch(h.read(h.logs.stub), /etcd-snapshot|cordon|drain/);
+        assert.equal(h.read(h.logs.installs), "");
+      });
+
+      it("unit files: written 0644 under bundle.sh's umask 077; a hand edit (unit, env file, /etc/default) is corrected by the next apply", () => {
+        const config = sampleConfig("dev");
+        const h = standinHost(config, 1, "drift");
+        writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
+        const unit = join(h.root, `etc/systemd/system/${h.service}.service`);
+        const envFile = `${unit}.env`;
+        assert.equal(h.apply().status, 0);
+        assert.equal(statSync(unit).mode & 0o777, 0o644, "unit mode");
+        assert.equal(statSync(envFile).mode & 0o777, 0o600, "env file mode (install.sh chmod 0600)");
+        const installed = readFileSync(unit, "utf8");
+        const installs = () => h.read(h.logs.installs).split("\n").filter(Boolean).length;
+        assert.match(h.apply().out, /up to date/);
+        assert.equal(installs(), 1);
+
+        writeFileSync(unit, installed.replace("TimeoutStartSec=0", "TimeoutStartSec=0\nEnvironment=HAND=edit"));
+        const fixed = h.apply();
+        assert.equal(fixed.status, 0, fixed.out);
+        assert.equal(installs(), 2, "a hand-edited unit re-runs the install");
+        assert.equal(readFileSync(unit, "utf8"), installed);
+
+        writeFileSync(envFile, "K3S_HAND=edit\n");
+        assert.equal(h.apply().status, 0);
+        assert.equal(installs(), 3, "a hand-edited env file re-runs the install");
+
+        mkdirSync(join(h.root, "etc/default"), { recursive: true });
+        writeFileSync(join(h.root, `etc/default/${h.service}`), "K3S_HAND=edit\n");
+        assert.equal(h.apply().status, 0);
+        assert.equal(installs(), 4, "an /etc/default override re-runs the install");
+        assert.equal(statSync(join(h.root, `etc/default/${h.service}`), { throwIfNoEntry: false }), undefined, "moved aside");
+
+        // A host applied before the unit record existed adopts its files: no restart.
+        rmSync(join(h.root, "var/lib/k3s-platform/applied-unit"));
+        writeFileSync(unit, `${installed}# unrecorded\n`);
+        assert.match(h.apply().out, /up to date/);
+        assert.equal(installs(), 4);
+      });
+
+      it("channel stack: the channel picks the release at the first install; a config change later never upgrades", () => {
+        const config = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
+        const h = standinHost(config, 1, "channel");
+        writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
+        assert.equal(h.apply().status, 0);
+        writeFileSync(join(h.channels, "stable"), "v1.32.1+k3s1\n"); // the channel moved on
+        writeFileSync(join(h.staging, "config.yaml"), `${h.plan.files.find((f) => f.name === "config.yaml")!.content}debug: true\n`);
+        const res = h.apply();
+        assert.equal(res.status, 0, res.out);
+        assert.deepEqual(h.read(h.logs.installs).split("\n").filter(Boolean), ["install version=v1.31.4+k3s1 channel=stable", "install version=v1.31.4+k3s1 channel=stable"]);
+        assert.match(h.read(join(h.root, "usr/local/bin/k3s")), /v1\.31\.4\+k3s1/);
+      });
     });
 
     it("refuses to install when the secret drop-in was not written", () => {

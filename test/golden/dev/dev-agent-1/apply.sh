@@ -15,15 +15,14 @@ fail() { printf 'apply[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
 
 # --- preflight (components/k3s/preflight.ts): nothing is placed, snapshotted, cordoned or drained yet
 HOST=192.0.2.20
-TARGET_RELEASE=v1.31.4+k3s1
 preflight_fail() { fail "preflight on host $HOST: $*; nothing was changed on this node"; }
-# Init system: K3s runs as a systemd unit here; sd_booted(3): systemd runs iff /run/systemd/system exists.
-if [ ! -d "$ROOT/run/systemd/system" ]; then
-  if [ -d "$ROOT/run/openrc" ] || [ -x "$ROOT/sbin/openrc-run" ]; then
-    preflight_fail "the host runs OpenRC; k3s-platform manages K3s as a systemd unit only (OpenRC hosts are not supported)"
-  fi
-  preflight_fail "systemd is not running (no /run/systemd/system); k3s-platform manages K3s as a systemd unit"
+# Init system: K3s runs as a systemd unit here. The install script takes its OpenRC path whenever
+# /sbin/openrc-run is executable, even beside systemd (install.sh setup_env: HAS_OPENRC first).
+if [ -x "$ROOT/sbin/openrc-run" ]; then
+  preflight_fail "the host has OpenRC (/sbin/openrc-run), which the K3s install script would use; k3s-platform supports systemd hosts only"
 fi
+# sd_booted(3): systemd is the running init iff /run/systemd/system exists.
+[ -d "$ROOT/run/systemd/system" ] || preflight_fail "systemd is not running (no /run/systemd/system); k3s-platform manages K3s as a systemd unit"
 command -v systemctl >/dev/null || preflight_fail "systemctl is not installed"
 
 # Free disk on the filesystem that holds (or will hold) K3s' data directory.
