@@ -5,6 +5,7 @@ import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { encryptionKeys, SecretsEncryption } from "../encryption/component";
 import type { EncryptionKeys, NodeSecrets, RegistryAuth } from "../config/secrets";
 import { EncryptionStatus } from "../encryption/render";
+import { batchBoundSeconds, customTimeouts, stepBounds } from "../k3s/timeouts";
 import { agentBatchStepName, childName, CLUSTER_CHILDREN, nodeResourceName, TYPES } from "../names";
 import { K3sNode } from "../node/component";
 import { rewriteKubeconfig } from "../node/kubeconfig";
@@ -175,7 +176,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       new command.remote.Command(
         childName(name, f.name),
         { connection: nodeConnection(config, f.on, args.sshPrivateKey), create: f.create, update: f.update, stdin, triggers: f.triggers, addPreviousOutputInEnv: false },
-        { parent, dependsOn: f.afterFirstServer ? serverApplies.slice(0, 1) : [] },
+        { parent, dependsOn: f.afterFirstServer ? serverApplies.slice(0, 1) : [], customTimeouts: customTimeouts(stepBounds().forget) },
       ),
     ];
   };
@@ -223,7 +224,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
         triggers: [config.k3s.version ?? ""],
         addPreviousOutputInEnv: false,
       },
-      { parent, dependsOn },
+      { parent, dependsOn, customTimeouts: customTimeouts(batchBoundSeconds(config, batch.agents.length, step)) },
     );
     batchSteps.push(r);
     return r;

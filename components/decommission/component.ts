@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { childName } from "../names";
 import type { Connection } from "../ssh/connection";
+import { customTimeouts, stepBounds } from "../k3s/timeouts";
 import { teardownCommands } from "./render";
 
 /**
@@ -22,7 +23,7 @@ export function createTeardowns(
       new command.remote.Command(
         childName(name, t.name),
         { connection: connectionOf(t.on), create: t.create, update: t.update, delete: t.delete, addPreviousOutputInEnv: false },
-        { parent, dependsOn: t.dependsOn.map((d) => created.get(d)!) },
+        { parent, dependsOn: t.dependsOn.map((d) => created.get(d)!), customTimeouts: customTimeouts(stepBounds().decommission) },
       ),
     );
   }

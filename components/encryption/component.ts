@@ -3,6 +3,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ResolvedConfig } from "../config/schema";
+import { customTimeouts, stepBounds } from "../k3s/timeouts";
 import { childName, ENCRYPTION_CHILDREN, encryptionKeyNames, encryptionRestartName, encryptionStepName, TYPES } from "../names";
 import type { Connection } from "../ssh/connection";
 import type { ClusterPlan } from "../plan/node";
@@ -108,7 +109,7 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
         triggers: [rotation],
         addPreviousOutputInEnv: false,
       },
-      { parent, dependsOn: previous },
+      { parent, dependsOn: previous, customTimeouts: customTimeouts(stepBounds().encryptionStage) },
     );
     previous = [step];
     for (const server of servers) {
@@ -123,7 +124,7 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
           triggers: [rotation],
           addPreviousOutputInEnv: false,
         },
-        { parent, dependsOn: previous },
+        { parent, dependsOn: previous, customTimeouts: customTimeouts(stepBounds().encryptionRestart) },
       );
       previous = [restart];
     }
@@ -147,7 +148,7 @@ function createLifecycle(parent: SecretsEncryption, name: string, args: SecretsE
       triggers: [rotation, sha256(args.plan.nodes.filter((n) => n.node.role === "server").map((n) => n.hashes.apply).join())],
       addPreviousOutputInEnv: false,
     },
-    { parent, dependsOn: previous },
+    { parent, dependsOn: previous, customTimeouts: customTimeouts(stepBounds().encryptionStage) },
   );
   return { status: verify.stdout.apply((out) => parseEncryptionStatus(out, config.encryption.mode)), verify };
 }

@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { NodeSecrets } from "../config/secrets";
 import { STAGING_DIR } from "../k3s/install";
+import { customTimeouts } from "../k3s/timeouts";
 import { rebuildTriggers } from "../decommission/rebuild";
 import { childName, NODE_CHILDREN, TYPES } from "../names";
 import { sha256 } from "../plan/hash";
@@ -125,7 +126,9 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
       triggers: [plan.hashes.apply, secretsHash, ...rebuild],
       addPreviousOutputInEnv: false,
     },
-    { parent, dependsOn: [bundle, secretWrites, osPrep, ...(args.after ?? [])] },
+    // Above the sum of apply.sh's own bounded waits (k3s/timeouts.ts): the script's message, naming
+    // host and step, comes first; this is the backstop for a hung SSH session.
+    { parent, dependsOn: [bundle, secretWrites, osPrep, ...(args.after ?? [])], customTimeouts: customTimeouts(plan.applyBoundSeconds) },
   );
 
   return { osPrep, apply };

@@ -5,6 +5,7 @@ import { ClusterTopology, clusterTopology, NodeRole } from "../config/topology";
 import { FlagMap, mergeFlags, renderConfigYaml } from "../k3s/config-yaml";
 import { APPLY_SCRIPT, INSTALL_SCRIPT, Placement, renderApplyScript, renderInstallScript, STAGING_DIR } from "../k3s/install";
 import { PATHS } from "../k3s/paths";
+import { applyBoundSeconds } from "../k3s/timeouts";
 import { secretDropInKeys } from "../k3s/secrets-dropin";
 import { BUNDLE_NAME, renderBundle, secretsDocument, secretsWriteScript } from "../node/bundle";
 import { OS_PREP_SCRIPT } from "../os-prep/render";
@@ -43,6 +44,8 @@ export interface NodePlan {
   removedLabels: string[];
   /** sha256 of what each step runs; used as the steps' triggers. */
   hashes: { osPrep: string; apply: string };
+  /** Seconds apply.sh may wait in all (its bounded waits summed): the apply step's customTimeouts sit above it. */
+  applyBoundSeconds: number;
   /** `secrets` writes every secret file from one stdin document (secretsDocument). */
   commands: { stage: string; secrets: string; osPrep: string; apply: string };
 }
@@ -125,6 +128,7 @@ export function planNodeContext(ctx: NodeContext): NodePlan {
     removedLabels: folded.removedLabels,
     bundle: { name: BUNDLE_NAME, content: bundle, sha256: sha256(bundle) },
     hashes: { osPrep: sha256(osPrep), apply: sha256(applyInputs.join("\0")) },
+    applyBoundSeconds: applyBoundSeconds(config, node),
     commands: {
       stage: asRoot(sshUser, sh`install -d -m 0700 -o ${sshUser} ${STAGING_DIR}`).text,
       secrets: asRoot(sshUser, sh`sh -c ${secretsWriteScript(secretFiles).text}`).text,

@@ -3,6 +3,7 @@ import { joinOnly, rebuildTriggers } from "../decommission/rebuild";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ResolvedConfig } from "../config/schema";
+import { customTimeouts, stepBounds } from "../k3s/timeouts";
 import { childName, CLUSTER_CHILDREN, nodeLifecycleName } from "../names";
 import type { Connection } from "../ssh/connection";
 import { NodePlan } from "../plan/node";
@@ -102,7 +103,7 @@ export function createCertificateRotation(
       new command.remote.Command(
         childName(name, s.name),
         { connection: connectionOf.get(s.on.name)!, create: s.create, update: s.update, stdin: stdin.apply((m) => m.get(s.name)!), triggers: s.triggers, addPreviousOutputInEnv: false },
-        { parent, dependsOn },
+        { parent, dependsOn, customTimeouts: customTimeouts(stepBounds().certificateRotation) },
       ),
     );
   }

@@ -7,12 +7,12 @@ import { ResolvedConfig, StackInput } from "../../../components/config/schema";
 import { loadStackConfig } from "../../../components/stack/load";
 import { renderRestartScript, renderVerifyScript, rotationPhases } from "../../../components/encryption/render";
 import { PATHS } from "../../../components/k3s/paths";
+import { customTimeouts, stepBounds } from "../../../components/k3s/timeouts";
 import { planCluster, planNode } from "../../../components/plan/node";
+import { fakeBinary, hostRoot, INSTALL_STANDIN } from "../../helpers/host-root";
 import { ENVS, REPO, sampleConfig, variant } from "../../helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
-/** The install script stand-in that follows install.sh (test/helpers/install-standin.sh). */
-const INSTALL_STANDIN = join(REPO, "test", "helpers", "install-standin.sh");
 
 /** Configs that together exercise every branch of the script templates. */
 function scriptVariants(): Array<[string, ResolvedConfig]> {
@@ -91,6 +91,35 @@ describe("generated shell", () => {
     assert.ok(files.length >= 40, `expected many scripts, got ${files.length}`);
     const lint = run("shellcheck", ["--severity=style", ...files]);
     assert.equal(lint.status, 0, lint.out);
+  });
+
+  it("every apply step's customTimeouts sit above the sum of its script's own bounded waits (issue 28)", () => {
+    // Read from the rendered scripts, not from the budget: each bound a script declares, summed.
+    const waits = (script: string) =>
+      [
+        /READY_TIMEOUT:-(\d+)/g,
+        /\btimeout (\d+) /g,
+        /--max-time (\d+)/g,
+        /\bdeadline=\$\(\(SECONDS \+ (\d+)\)\)/g,
+        /^VIP_WAIT=(\d+)$/gm,
+        /drain_for_upgrade "\$NODE" (\d+)/g,
+        /wait_ready_version "\$NODE" "\$TARGET_VERSION" (\d+)/g,
+      ].reduce((sum, re) => sum + [...script.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0), 0);
+    const minutes = (t: string | undefined) => Number(/^(\d+)m$/.exec(t ?? "")?.[1]) * 60;
+    let checked = 0;
+    for (const [label, config] of scriptVariants()) {
+      for (const nodePlan of planCluster(config).nodes) {
+        const script = nodePlan.files.find((f) => f.name === "apply.sh")!.content;
+        const bound = waits(script);
+        assert.ok(bound >= 300, `${label} ${nodePlan.node.name}: the readiness wait is found (${bound})`);
+        const t = customTimeouts(nodePlan.applyBoundSeconds);
+        for (const op of [t.create, t.update, t.delete]) assert.ok(minutes(op) > bound, `${label} ${nodePlan.node.name}: ${op} is not above ${bound}s`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 10);
+    const restart = waits(renderRestartScript("srv"));
+    assert.ok(restart > 0 && minutes(customTimeouts(stepBounds().encryptionRestart).update) > restart);
   });
 
   it("the repository's own shell (scripts, CI, test hosts, stand-ins, stubs) passes shellcheck", () => {
@@ -239,28 +268,6 @@ describe("generated shell", () => {
   });
 
   describe("apply.sh", () => {
-    /**
-     * `root` as a host apply.sh's preflight accepts: systemd running (/run/systemd/system),
-     * cgroup v2 (/sys/fs/cgroup/cgroup.controllers) and, air-gapped, the pinned binary (a script
-     * reporting `binary`, default the pinned release) and the install script stand-in in place.
-     */
-    function hostRoot(root: string, config: ResolvedConfig, binary = config.k3s.version ?? "") {
-      mkdirSync(join(root, "run/systemd/system"), { recursive: true });
-      mkdirSync(join(root, "sys/fs/cgroup"), { recursive: true });
-      writeFileSync(join(root, "sys/fs/cgroup/cgroup.controllers"), "cpu memory pids\n");
-      if (config.k3s.airgap.enabled) {
-        fakeBinary(root, config.k3s.airgap.binaryPath, binary);
-        mkdirSync(dirname(join(root, config.k3s.airgap.installScriptPath)), { recursive: true });
-        writeFileSync(join(root, config.k3s.airgap.installScriptPath), readFileSync(INSTALL_STANDIN, "utf8"));
-      }
-    }
-    /** A stand-in k3s binary at `path` under `root` that reports `version`, as `k3s --version` does. */
-    function fakeBinary(root: string, path: string, version: string) {
-      mkdirSync(dirname(join(root, path)), { recursive: true });
-      writeFileSync(join(root, path), `#!/bin/sh\necho "k3s version ${version} (stand-in)"\n`);
-      chmodSync(join(root, path), 0o755);
-    }
-
     /** A scratch root (hostRoot) and staging directory holding `plan`'s files, `installer` as install-k3s.sh, and (with `secrets`) its secret files placed. */
     function stageApply(config: ResolvedConfig, plan: ReturnType<typeof planNode>, label: string, installer?: string, secrets = true) {
       const root = mkdtempSync(join(scratch, `${label}-`));

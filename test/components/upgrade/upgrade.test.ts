@@ -17,6 +17,7 @@ import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches, VERSIO
 import { upgradeSummary } from "../../../components/upgrade/summary";
 import { agentBatches, maxUnavailableCount, snapshotName, upgradeProblem } from "../../../components/upgrade/versions";
 import { installMocks } from "../../helpers/pulumi-mocks";
+import { systemdHost } from "../../helpers/host-root";
 import { REPO, sampleConfig, variant } from "../../helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
@@ -95,6 +96,7 @@ describe("upgrades (components/upgrade)", () => {
     /** Stages a node's files with an install stand-in, as host-scripts.test.ts does. */
     function stage(plan: NodePlan, root: string) {
       const staging = mkdtempSync(join(scratch, "staging-"));
+      systemdHost(root);
       for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
       writeFileSync(join(staging, "install-k3s.sh"), `#!/usr/bin/env bash\necho install >>"$K3S_PLATFORM_ROOT/install.log"\nmkdir -p "$K3S_PLATFORM_ROOT/run/active" && touch "$K3S_PLATFORM_ROOT/run/active/k3s-agent"\n`);
       chmodSync(join(staging, "install-k3s.sh"), 0o755);
@@ -167,6 +169,7 @@ esac
       };
       const stageServer = (plan: NodePlan, newVersion: string) => {
         const staging = mkdtempSync(join(scratch, "staging-"));
+        systemdHost(root);
         for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
         // The install restarts K3s: its kubelet then reports the new version.
         writeFileSync(join(staging, "install-k3s.sh"), `#!/usr/bin/env bash\necho install >>"$STUB_LOG"\ntouch "$K3S_PLATFORM_ROOT/active"\nread -r _ r u a <"$K3S_PLATFORM_ROOT/node-info"\necho "${newVersion} $r $u $a" >"$K3S_PLATFORM_ROOT/node-info"\n`);

@@ -323,7 +323,7 @@ if [ "${UPGRADING:-0}" = 1 ]; then
   if [ "$first_to_restart" = 1 ]; then
   started=$SECONDS
   echo "upgrade[$NODE]: etcd snapshot $SNAPSHOT before the first server restarts"
-  if ! out="$(k3s etcd-snapshot save --name "$SNAPSHOT" 2>&1)"; then
+  if ! out="$(timeout 600 k3s etcd-snapshot save --name "$SNAPSHOT" 2>&1)"; then
     printf '%s\n' "$out" >&2
     fail "etcd snapshot $SNAPSHOT failed after $((SECONDS - started))s: the upgrade from $RUNNING_VERSION to $TARGET_VERSION stops here, nothing was restarted"
   fi
