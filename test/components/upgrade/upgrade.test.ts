@@ -293,6 +293,13 @@ esac
       assert.match(md, /#### Operations\n\n- upgrade v1\.31\.4 → v1\.31\.5: snapshot, 3 servers one at a time, 3 agents in 3 batches of 1\n/);
       assert.doesNotMatch(previewMarkdown({ steps: [] }, { stack: "prod" }), /Operations/);
     });
+    it("a channel stack: the preview says running nodes keep their release (issue 28)", () => {
+      const pinned = sampleConfig("dev");
+      const channel = loadStackConfig(variant("dev", (raw) => Object.assign(raw.k3s!, { version: undefined, channel: "stable" })));
+      assert.deepEqual(upgradeSummary(pinned, channel), [`K3s release: channel stable picks the release at each node's first install; running nodes keep theirs (${pinned.k3s.version}): set k3s.version to upgrade`]);
+      assert.deepEqual(upgradeSummary(undefined, channel), ["K3s release: channel stable picks the release at each node's first install; running nodes keep theirs: set k3s.version to upgrade"]);
+      assert.deepEqual(upgradeSummary(channel, channel), [], "an unchanged channel says nothing");
+    });
   });
 
   describe("restore runbook (components/backup)", () => {
