@@ -1,7 +1,7 @@
 import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
-import { renderDownloadPreflight, renderHostPreflight } from "./preflight";
+import { renderDownloadPreflight, renderHostPreflight, renderReleasePreflight } from "./preflight";
 
 /** Pure renderers for the install step: the install-script invocation and the apply script. */
 
@@ -239,7 +239,7 @@ VERSION=${config.k3s.version ?? config.k3s.channel ?? ""}
 READY_TIMEOUT="\${K3S_PLATFORM_READY_TIMEOUT:-${raw(String(READY_TIMEOUT_SECONDS))}}"
 
 fail() { printf 'apply[%s]: %s\\n' "$NODE" "$*" >&2; exit 1; }
-${renderHostPreflight(config, node)}${preflight}
+${renderHostPreflight(config, node)}${preflight}${renderReleasePreflight(config)}
 place() {
   if ! cmp -s "$STAGING/$1" "$ROOT$2"; then
     install -D -m "$3" "$STAGING/$1" "$ROOT$2"

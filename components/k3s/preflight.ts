@@ -46,9 +46,39 @@ export function renderHostPreflight(config: ResolvedConfig, node: NodeConfig): S
         ? sh`CGROUP_RELEASE=${k3s.version ?? ""}
 [ -f "$ROOT/sys/fs/cgroup/cgroup.controllers" ] || preflight_fail "the host runs cgroup v1 (no /sys/fs/cgroup/cgroup.controllers) and $CGROUP_RELEASE refuses cgroup v1 (Kubernetes 1.35+, KEP-5573); boot it with the unified hierarchy (systemd.unified_cgroup_hierarchy=1)"`
         : raw("");
+  return sh`
+# --- preflight (components/k3s/preflight.ts): nothing is placed, snapshotted, cordoned or drained yet
+HOST=${node.host}
+preflight_fail() { fail "preflight on host $HOST: $*; nothing was changed on this node"; }
+# Init system: K3s runs as a systemd unit here. The install script takes its OpenRC path whenever
+# /sbin/openrc-run is executable, even beside systemd (install.sh setup_env: HAS_OPENRC first).
+if [ -x "$ROOT/sbin/openrc-run" ]; then
+  preflight_fail "the host has OpenRC (/sbin/openrc-run), which the K3s install script would use; k3s-platform supports systemd hosts only"
+fi
+# sd_booted(3): systemd is the running init iff /run/systemd/system exists.
+[ -d "$ROOT/run/systemd/system" ] || preflight_fail "systemd is not running (no /run/systemd/system); k3s-platform manages K3s as a systemd unit"
+command -v systemctl >/dev/null || preflight_fail "systemctl is not installed"
+${cgroup}
+# Free disk on the filesystem that holds (or will hold) K3s' data directory.
+MIN_FREE_MIB="\${K3S_PLATFORM_MIN_FREE_MIB:-${raw(String(MIN_FREE_MIB))}}"
+data_dir=${K3S_DATA_DIR}
+while [ ! -d "$ROOT$data_dir" ] && [ "$data_dir" != / ]; do data_dir="$(dirname "$data_dir")"; done
+free_kib="$(df -Pk "$ROOT$data_dir" | awk 'NR == 2 { print $4 }')"
+[ "$((free_kib / 1024))" -ge "$MIN_FREE_MIB" ] || preflight_fail "only $((free_kib / 1024)) MiB free on the filesystem of $data_dir; K3s needs at least $MIN_FREE_MIB MiB"
+# --- end of preflight
+`;
+}
+
+/**
+ * Air-gap: the pinned release and the install script on the host. Rendered after the concerns'
+ * guards (the version guard refuses a downgrade or skipped minor with its own message first),
+ * still before anything is placed.
+ */
+export function renderReleasePreflight(config: ResolvedConfig): Shell {
+  const { k3s } = config;
   const airgap = k3s.airgap;
-  const binary = airgap.enabled
-    ? sh`
+  if (!airgap.enabled) return raw("");
+  return sh`
 # Air-gap: the pinned release must be on the host, at binaryPath or staged beside it (versioned).
 TARGET_RELEASE=${k3s.version ?? ""}
 BINARY=${airgap.binaryPath}
@@ -78,28 +108,7 @@ if [ -n "$WANT_BINARY_SHA256" ]; then
   [ "$have" = "$WANT_BINARY_SHA256" ] || preflight_fail "$checked has sha256 $have, not $WANT_BINARY_SHA256 (k3s.airgap.binarySha256)"
 fi
 INSTALLER=${airgap.installScriptPath}
-[ -f "$ROOT$INSTALLER" ] || preflight_fail "the air-gap install script $INSTALLER is missing (k3s.airgap.installScriptPath)"`
-    : raw("");
-  return sh`
-# --- preflight (components/k3s/preflight.ts): nothing is placed, snapshotted, cordoned or drained yet
-HOST=${node.host}
-preflight_fail() { fail "preflight on host $HOST: $*; nothing was changed on this node"; }
-# Init system: K3s runs as a systemd unit here. The install script takes its OpenRC path whenever
-# /sbin/openrc-run is executable, even beside systemd (install.sh setup_env: HAS_OPENRC first).
-if [ -x "$ROOT/sbin/openrc-run" ]; then
-  preflight_fail "the host has OpenRC (/sbin/openrc-run), which the K3s install script would use; k3s-platform supports systemd hosts only"
-fi
-# sd_booted(3): systemd is the running init iff /run/systemd/system exists.
-[ -d "$ROOT/run/systemd/system" ] || preflight_fail "systemd is not running (no /run/systemd/system); k3s-platform manages K3s as a systemd unit"
-command -v systemctl >/dev/null || preflight_fail "systemctl is not installed"
-${cgroup}
-# Free disk on the filesystem that holds (or will hold) K3s' data directory.
-MIN_FREE_MIB="\${K3S_PLATFORM_MIN_FREE_MIB:-${raw(String(MIN_FREE_MIB))}}"
-data_dir=${K3S_DATA_DIR}
-while [ ! -d "$ROOT$data_dir" ] && [ "$data_dir" != / ]; do data_dir="$(dirname "$data_dir")"; done
-free_kib="$(df -Pk "$ROOT$data_dir" | awk 'NR == 2 { print $4 }')"
-[ "$((free_kib / 1024))" -ge "$MIN_FREE_MIB" ] || preflight_fail "only $((free_kib / 1024)) MiB free on the filesystem of $data_dir; K3s needs at least $MIN_FREE_MIB MiB"${binary}
-# --- end of preflight
+[ -f "$ROOT$INSTALLER" ] || preflight_fail "the air-gap install script $INSTALLER is missing (k3s.airgap.installScriptPath)"
 `;
 }
 

@@ -31,36 +31,6 @@ data_dir=/var/lib/rancher/k3s
 while [ ! -d "$ROOT$data_dir" ] && [ "$data_dir" != / ]; do data_dir="$(dirname "$data_dir")"; done
 free_kib="$(df -Pk "$ROOT$data_dir" | awk 'NR == 2 { print $4 }')"
 [ "$((free_kib / 1024))" -ge "$MIN_FREE_MIB" ] || preflight_fail "only $((free_kib / 1024)) MiB free on the filesystem of $data_dir; K3s needs at least $MIN_FREE_MIB MiB"
-# Air-gap: the pinned release must be on the host, at binaryPath or staged beside it (versioned).
-TARGET_RELEASE=v1.31.4+k3s1
-BINARY=/usr/local/bin/k3s
-STAGED_BINARY=/usr/local/bin/k3s-v1.31.4+k3s1
-WANT_BINARY_SHA256=''
-# binary_version FILE: the release FILE reports ("k3s version v1.31.4+k3s1 (hash)"), captured, not piped into grep.
-binary_version() {
-  local out
-  out="$("$1" --version 2>/dev/null)" || return 1
-  out="${out#k3s version }"
-  echo "${out%% *}"
-}
-NEW_BINARY=""
-if [ -x "$ROOT$BINARY" ] && [ "$(binary_version "$ROOT$BINARY" || true)" = "$TARGET_RELEASE" ]; then
-  :
-elif [ -x "$ROOT$STAGED_BINARY" ]; then
-  have="$(binary_version "$ROOT$STAGED_BINARY" || true)"
-  [ "$have" = "$TARGET_RELEASE" ] || preflight_fail "the staged release $STAGED_BINARY reports '$have', not $TARGET_RELEASE"
-  NEW_BINARY="$STAGED_BINARY"
-else
-  have="$( { [ -x "$ROOT$BINARY" ] && binary_version "$ROOT$BINARY"; } || echo "no executable")"
-  preflight_fail "the air-gap binary for $TARGET_RELEASE is missing: $BINARY is $have and $STAGED_BINARY is absent (stage the new release at $STAGED_BINARY; the upgrade moves it to $BINARY)"
-fi
-if [ -n "$WANT_BINARY_SHA256" ]; then
-  checked="${NEW_BINARY:-$BINARY}"
-  have="$(sha256sum "$ROOT$checked" | cut -d' ' -f1)"
-  [ "$have" = "$WANT_BINARY_SHA256" ] || preflight_fail "$checked has sha256 $have, not $WANT_BINARY_SHA256 (k3s.airgap.binarySha256)"
-fi
-INSTALLER=/usr/local/bin/k3s-install.sh
-[ -f "$ROOT$INSTALLER" ] || preflight_fail "the air-gap install script $INSTALLER is missing (k3s.airgap.installScriptPath)"
 # --- end of preflight
 
 # --- version rules (components/upgrade/render.ts)
@@ -193,6 +163,37 @@ if [ -f "$ROOT"/etc/systemd/system/k3s.service ] || [ -f "$VERSION_RECORD" ]; th
     rm -f "$STATE"
   fi
 fi
+
+# Air-gap: the pinned release must be on the host, at binaryPath or staged beside it (versioned).
+TARGET_RELEASE=v1.31.4+k3s1
+BINARY=/usr/local/bin/k3s
+STAGED_BINARY=/usr/local/bin/k3s-v1.31.4+k3s1
+WANT_BINARY_SHA256=''
+# binary_version FILE: the release FILE reports ("k3s version v1.31.4+k3s1 (hash)"), captured, not piped into grep.
+binary_version() {
+  local out
+  out="$("$1" --version 2>/dev/null)" || return 1
+  out="${out#k3s version }"
+  echo "${out%% *}"
+}
+NEW_BINARY=""
+if [ -x "$ROOT$BINARY" ] && [ "$(binary_version "$ROOT$BINARY" || true)" = "$TARGET_RELEASE" ]; then
+  :
+elif [ -x "$ROOT$STAGED_BINARY" ]; then
+  have="$(binary_version "$ROOT$STAGED_BINARY" || true)"
+  [ "$have" = "$TARGET_RELEASE" ] || preflight_fail "the staged release $STAGED_BINARY reports '$have', not $TARGET_RELEASE"
+  NEW_BINARY="$STAGED_BINARY"
+else
+  have="$( { [ -x "$ROOT$BINARY" ] && binary_version "$ROOT$BINARY"; } || echo "no executable")"
+  preflight_fail "the air-gap binary for $TARGET_RELEASE is missing: $BINARY is $have and $STAGED_BINARY is absent (stage the new release at $STAGED_BINARY; the upgrade moves it to $BINARY)"
+fi
+if [ -n "$WANT_BINARY_SHA256" ]; then
+  checked="${NEW_BINARY:-$BINARY}"
+  have="$(sha256sum "$ROOT$checked" | cut -d' ' -f1)"
+  [ "$have" = "$WANT_BINARY_SHA256" ] || preflight_fail "$checked has sha256 $have, not $WANT_BINARY_SHA256 (k3s.airgap.binarySha256)"
+fi
+INSTALLER=/usr/local/bin/k3s-install.sh
+[ -f "$ROOT$INSTALLER" ] || preflight_fail "the air-gap install script $INSTALLER is missing (k3s.airgap.installScriptPath)"
 
 place() {
   if ! cmp -s "$STAGING/$1" "$ROOT$2"; then
