@@ -147,42 +147,6 @@ describe("e2e over SSH on test hosts", function () {
     assert.deepEqual(hosts.map((h) => read(h, "var/log/k3sp/calls.log")), calls, "no modprobe/sysctl/systemctl call the second time");
   });
 
-  it("a hand edit of a unit or its env file is corrected by the next run, on that node only (issue 28)", async () => {
-    const agent = byName("e2e-agent-2");
-    const unit = "etc/systemd/system/k3s-agent.service";
-    const written = read(agent, unit);
-    const edit = await targets.get("e2e-agent-2")!.run(`sudo -n sh -c 'echo Environment=HAND=edit >>/${unit}'`);
-    assert.equal(edit.status, 0, edit.stderr);
-    const installs = NAMES.map((n) => installRuns(byName(n)).length);
-    const result = await applyAll(plan);
-    assert.deepEqual([...result.failures], []);
-    assert.match(result.runs.get("e2e-agent-2")!.apply, /changed outside k3s-platform: re-installing/);
-    assert.equal(read(agent, unit), written, "the install script rewrote the unit");
-    assert.deepEqual(NAMES.map((n) => installRuns(byName(n)).length), installs.map((c, i) => (NAMES[i] === "e2e-agent-2" ? c + 1 : c)));
-    const again = await applyAll(plan);
-    assert.match(again.runs.get("e2e-agent-2")!.apply, /K3s is up to date/);
-  });
-
-  it("an OpenRC host is refused in preflight, naming the host; nothing placed, nothing installed (issue 28)", async () => {
-    const agent = byName("e2e-agent-1");
-    const t = targets.get("e2e-agent-1")!;
-    // The install script takes its OpenRC path whenever /sbin/openrc-run is executable (install.sh setup_env).
-    assert.equal((await t.run("sudo -n sh -c 'printf \"#!/bin/sh\\n\" >/sbin/openrc-run && chmod 0755 /sbin/openrc-run'")).status, 0);
-    try {
-      const changed = planOf(stack(hosts, [...edits, (raw) => (raw.nodes[2]!.labels = { ...raw.nodes[2]!.labels, "example.com/zone": "b" })]));
-      const configBefore = read(agent, PATHS.configYaml);
-      const installs = installRuns(agent).length;
-      const result = await applyAll(changed);
-      assert.deepEqual([...result.failures.keys()], ["e2e-agent-1"]);
-      assert.ok(result.failures.get("e2e-agent-1")!.includes(`preflight on host ${agent.address}: the host has OpenRC`), result.failures.get("e2e-agent-1"));
-      assert.equal(read(agent, PATHS.configYaml), configBefore, "nothing placed");
-      assert.equal(installRuns(agent).length, installs, "no install ran");
-      assert.ok(!existsSync(join(agent.upper, "etc/init.d/k3s-agent")), "the install script's OpenRC path never ran");
-    } finally {
-      await t.run("sudo -n rm -f /sbin/openrc-run");
-    }
-  });
-
   it("a change to one agent re-installs that agent only", async () => {
     const changed = change((raw) => (raw.nodes[3]!.labels = { ...raw.nodes[3]!.labels, "example.com/disk": "ssd" }));
     const result = await applyAll(changed);
@@ -234,6 +198,42 @@ describe("e2e over SSH on test hosts", function () {
     assert.match(direct.stdout, /No change detected so skipping service start/);
     assert.equal(restarts(agent, "k3s-agent").length, before.get(agent.address)![1]! + 1, "no restart without INSTALL_K3S_FORCE_RESTART");
     plan = onlyAgent;
+  });
+
+  it("a hand edit of a unit or its env file is corrected by the next run, on that node only (issue 28)", async () => {
+    const agent = byName("e2e-agent-2");
+    const unit = "etc/systemd/system/k3s-agent.service";
+    const written = read(agent, unit);
+    const edit = await targets.get("e2e-agent-2")!.run(`sudo -n sh -c 'echo Environment=HAND=edit >>/${unit}'`);
+    assert.equal(edit.status, 0, edit.stderr);
+    const installs = NAMES.map((n) => installRuns(byName(n)).length);
+    const result = await applyAll(plan);
+    assert.deepEqual([...result.failures], []);
+    assert.match(result.runs.get("e2e-agent-2")!.apply, /changed outside k3s-platform: re-installing/);
+    assert.equal(read(agent, unit), written, "the install script rewrote the unit");
+    assert.deepEqual(NAMES.map((n) => installRuns(byName(n)).length), installs.map((c, i) => (NAMES[i] === "e2e-agent-2" ? c + 1 : c)));
+    const again = await applyAll(plan);
+    assert.match(again.runs.get("e2e-agent-2")!.apply, /K3s is up to date/);
+  });
+
+  it("an OpenRC host is refused in preflight, naming the host; nothing placed, nothing installed (issue 28)", async () => {
+    const agent = byName("e2e-agent-1");
+    const t = targets.get("e2e-agent-1")!;
+    // The install script takes its OpenRC path whenever /sbin/openrc-run is executable (install.sh setup_env).
+    assert.equal((await t.run("sudo -n sh -c 'printf \"#!/bin/sh\\n\" >/sbin/openrc-run && chmod 0755 /sbin/openrc-run'")).status, 0);
+    try {
+      const changed = planOf(stack(hosts, [...edits, (raw) => (raw.nodes[2]!.labels = { ...raw.nodes[2]!.labels, "example.com/zone": "b" })]));
+      const configBefore = read(agent, PATHS.configYaml);
+      const installs = installRuns(agent).length;
+      const result = await applyAll(changed);
+      assert.deepEqual([...result.failures.keys()], ["e2e-agent-1"]);
+      assert.ok(result.failures.get("e2e-agent-1")!.includes(`preflight on host ${agent.address}: the host has OpenRC`), result.failures.get("e2e-agent-1"));
+      assert.equal(read(agent, PATHS.configYaml), configBefore, "nothing placed");
+      assert.equal(installRuns(agent).length, installs, "no install ran");
+      assert.ok(!existsSync(join(agent.upper, "etc/init.d/k3s-agent")), "the install script's OpenRC path never ran");
+    } finally {
+      await t.run("sudo -n rm -f /sbin/openrc-run");
+    }
   });
 
   it("cluster steps: role labels, the kubeconfig, encryption verified, a rotation restarts servers one at a time", async () => {
