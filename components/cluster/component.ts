@@ -233,13 +233,26 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     let declaredAgents = 0;
     let previous: pulumi.Resource | undefined;
     for (const batch of batches) {
-      const drain = batch.index > 0 ? batchStep(batch, "drain", renderAgentBatchDrain(config, batch), [...serverApplies.slice(-1), ...(previous ? [previous] : [])]) : undefined;
+      // The drain waits for its agents' preflight steps (k3s/preflight.ts): an agent whose host
+      // lacks what its install needs is never cordoned. They are declared with the agents, after
+      // the drain, so the drain's dependency is settled once they exist.
+      let settlePreflights: (r: pulumi.Resource[]) => void = () => {};
+      const preflights = new Promise<pulumi.Resource[]>((resolve) => (settlePreflights = resolve));
+      const prior = [...serverApplies.slice(-1), ...(previous ? [previous] : [])]; // now: `previous` moves on below
+      const drain = batch.index > 0 ? batchStep(batch, "drain", renderAgentBatchDrain(config, batch), pulumi.output(preflights).apply((p) => [...prior, ...p])) : undefined;
       const applies: pulumi.Resource[] = [];
-      for (const agent of batch.agents) {
-        // Declared in chunks of AGENT_BATCH, yielding between them (memory; see AGENT_BATCH).
-        if (declaredAgents > 0 && declaredAgents % AGENT_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
-        applies.push(declare(agentPlans.get(agent)!, drain ? [drain] : serverApplies.slice(-1)).apply);
-        declaredAgents++;
+      const batchPreflights: pulumi.Resource[] = [];
+      try {
+        for (const agent of batch.agents) {
+          // Declared in chunks of AGENT_BATCH, yielding between them (memory; see AGENT_BATCH).
+          if (declaredAgents > 0 && declaredAgents % AGENT_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
+          const node = declare(agentPlans.get(agent)!, drain ? [drain] : serverApplies.slice(-1));
+          applies.push(node.apply);
+          if (node.preflight) batchPreflights.push(node.preflight);
+          declaredAgents++;
+        }
+      } finally {
+        settlePreflights(batchPreflights);
       }
       if (batch.index > 0) previous = batchStep(batch, "uncordon", renderAgentBatchUncordon(config, batch), applies);
     }

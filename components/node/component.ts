@@ -37,12 +37,15 @@ export { NODE_CHILDREN };
 export class K3sNode extends pulumi.ComponentResource {
   readonly osPrep: command.remote.Command;
   readonly apply: command.remote.Command;
+  /** Agents in upgrade batches: the host checks their batch's drain waits for. */
+  readonly preflight?: command.remote.Command;
 
   constructor(name: string, args: K3sNodeArgs, opts?: pulumi.ComponentResourceOptions) {
     super(TYPES.node, name, nodeInputs(args.plan), opts);
-    const { osPrep, apply } = createNodeResources(this, name, args);
+    const { osPrep, apply, preflight } = createNodeResources(this, name, args);
     this.osPrep = osPrep;
     this.apply = apply;
+    this.preflight = preflight;
     this.registerOutputs({ osPrepStdout: osPrep.stdout, applyStdout: apply.stdout });
   }
 }
@@ -131,5 +134,20 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
     { parent, dependsOn: [bundle, secretWrites, osPrep, ...(args.after ?? [])], customTimeouts: customTimeouts(plan.applyBoundSeconds) },
   );
 
-  return { osPrep, apply };
+  // Read-only host checks (k3s/preflight.ts); re-run whenever what apply runs changes.
+  const preflight = plan.commands.preflight
+    ? new command.remote.Command(
+        child(NODE_CHILDREN.preflight),
+        {
+          connection,
+          create: plan.commands.preflight,
+          update: plan.commands.preflight,
+          triggers: [plan.hashes.apply, ...rebuild],
+          addPreviousOutputInEnv: false,
+        },
+        { parent, dependsOn: [bundle] },
+      )
+    : undefined;
+
+  return { osPrep, apply, preflight };
 }

@@ -476,14 +476,37 @@ describe("e2e over SSH on test hosts", function () {
     assert.deepEqual([...broken.failures.keys()], ["e2e-agent-2"]);
     assert.match(broken.failures.get("e2e-agent-2")!, /^e2e-agent-2 \([\d.]+\): stage failed with status 255/);
     assert.deepEqual(nodeObject("e2e-agent-1"), { version: "v1.31.7+k3s1", cordoned: false, annotated: false });
-    assert.deepEqual(nodeObject("e2e-agent-2"), { version: "v1.31.6+k3s1", cordoned: true, annotated: true }, "drained by the first server, then unreachable");
+    // Its preflight step (issue 28) could not reach it, and the batch's drain waits for that step:
+    // an unreachable agent is never cordoned.
+    assert.deepEqual(nodeObject("e2e-agent-2"), { version: "v1.31.6+k3s1", cordoned: false, annotated: false }, "never cordoned");
+    assert.ok(!broken.batchSteps.has("agent-batch-2-drain"), "the batch's drain waits for its agents' preflight");
     assert.ok(!broken.batchSteps.has("agent-batch-2-uncordon"), "the batch's uncordon waits for its agents");
 
     const healed = await applyAll(next);
     assert.deepEqual([...healed.failures], []);
-    assert.ok(!healed.batchSteps.has("agent-batch-2-drain"), "the drain step already ran for this version");
+    assert.ok(healed.batchSteps.has("agent-batch-2-drain"), "the drain runs once its agent's preflight passed");
     assert.match(healed.batchSteps.get("agent-batch-2-uncordon")!, /upgrade\[e2e-agent-2\]: Ready with kubelet v1\.31\.7\+k3s1/);
     for (const n of NAMES) assert.deepEqual(nodeObject(n), { version: "v1.31.7+k3s1", cordoned: false, annotated: false }, n);
+    plan = next;
+  });
+
+  it("an agent whose host lacks the staged release fails its preflight; its batch is never drained, the agent stays schedulable (issue 28)", async () => {
+    for (const name of ["e2e-server-1", "e2e-server-2"]) {
+      const r = await targets.get(name)!.run("sudo -n sh -c 'echo v1.31.8+k3s1 >/var/lib/k3sp-stub/binary-version'");
+      assert.equal(r.status, 0, r.stderr);
+    }
+    const next = change((raw) => (raw.k3s!.version = "v1.31.8+k3s1"));
+    const result = await applyAll(next);
+    assert.deepEqual([...result.failures.keys()], ["e2e-agent-1"]);
+    const host = byName("e2e-agent-1").address;
+    assert.ok(result.failures.get("e2e-agent-1")!.includes(`preflight on host ${host}: the air-gap binary for v1.31.8+k3s1 is missing`), result.failures.get("e2e-agent-1"));
+    assert.ok(!result.batchSteps.has("agent-batch-1-drain"), "the drain waits for the preflight");
+    for (const n of ["e2e-agent-1", "e2e-agent-2"]) assert.deepEqual(nodeObject(n), { version: "v1.31.7+k3s1", cordoned: false, annotated: false }, n);
+
+    await stageBinary("v1.31.8+k3s1");
+    const healed = await applyAll(next);
+    assert.deepEqual([...healed.failures], []);
+    for (const n of NAMES) assert.deepEqual(nodeObject(n), { version: "v1.31.8+k3s1", cordoned: false, annotated: false }, n);
     plan = next;
   });
 

@@ -450,6 +450,22 @@ describe("generated shell", () => {
         assert.equal(res.status, 0, res.out);
       });
 
+      it("an agent's preflight.sh (run before its batch's drain) refuses a missing release naming the host, and changes nothing either way", () => {
+        const config = upgraded("prod");
+        const h = standinHost(config, 3, "agent-preflight", "v1.31.4+k3s1");
+        const script = join(h.staging, "preflight.sh");
+        const before = snapshot(h.root);
+        const refused = run("bash", [script], { K3S_PLATFORM_ROOT: h.root, PATH: `${STUBS}:${process.env.PATH}` });
+        assert.notEqual(refused.status, 0, refused.out);
+        assert.ok(refused.out.includes(`preflight on host ${config.nodes[3]!.host}: the air-gap binary for v1.31.5+k3s1 is missing`), refused.out);
+        fakeBinary(h.root, `${config.k3s.airgap.binaryPath}-v1.31.5+k3s1`, "v1.31.5+k3s1");
+        const staged = snapshot(h.root);
+        const ok = run("bash", [script], { K3S_PLATFORM_ROOT: h.root, PATH: `${STUBS}:${process.env.PATH}` });
+        assert.equal(ok.status, 0, ok.out);
+        assert.deepEqual(snapshot(h.root), staged, "read-only");
+        assert.notDeepEqual(before, staged);
+      });
+
       it("download mode: a wrong install script digest stops the upgrade before its snapshot and cordon", () => {
         const config = upgraded("staging", (k3s) => { k3s.installScriptSha256 = "0".repeat(64); });
         const h = standinHost(config, 0, "digest", "v1.31.4+k3s1");

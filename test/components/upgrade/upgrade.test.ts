@@ -240,7 +240,8 @@ esac
         }
         assert.equal(drain.inputs.stdin, renderAgentBatchDrain(config, b));
         assert.equal(uncordon.inputs.stdin, renderAgentBatchUncordon(config, b));
-        assert.deepEqual(drain.dependsOn, [`staging-${lastServer.name}-apply`, ...(b.index > 1 ? [`staging-agent-batch-${b.index - 1}-uncordon`] : [])]);
+        // The drain waits for its agents' preflight (issue 28): a host that lacks what it needs is never cordoned.
+        assert.deepEqual(drain.dependsOn, [`staging-${lastServer.name}-apply`, ...(b.index > 1 ? [`staging-agent-batch-${b.index - 1}-uncordon`] : []), ...b.agents.map((a) => `staging-${a}-preflight`)]);
         assert.deepEqual(uncordon.dependsOn, b.agents.map((a) => `staging-${a}-apply`));
         for (const a of b.agents) assert.ok(registered.get(`staging-${a}-apply`)!.dependsOn.includes(drain.name), a);
       }
