@@ -134,7 +134,9 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
     { parent, dependsOn: [bundle, secretWrites, osPrep, ...(args.after ?? [])], customTimeouts: customTimeouts(plan.applyBoundSeconds) },
   );
 
-  // Read-only host checks (k3s/preflight.ts); re-run whenever what apply runs changes.
+  // Read-only host checks (k3s/preflight.ts) for the upgrade batch's drain, which waits for them.
+  // Triggered by the version, as the drain is: on any other change an unreachable agent must not
+  // hold back the other agents of its batch (an unchanged step does not log in).
   const preflight = plan.commands.preflight
     ? new command.remote.Command(
         child(NODE_CHILDREN.preflight),
@@ -142,7 +144,7 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
           connection,
           create: plan.commands.preflight,
           update: plan.commands.preflight,
-          triggers: [plan.hashes.apply, ...rebuild],
+          triggers: [plan.targetVersion ?? "", ...rebuild],
           addPreviousOutputInEnv: false,
         },
         { parent, dependsOn: [bundle] },

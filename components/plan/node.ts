@@ -46,6 +46,8 @@ export interface NodePlan {
   removedLabels: string[];
   /** sha256 of what each step runs; used as the steps' triggers. */
   hashes: { osPrep: string; apply: string };
+  /** The pinned release (`k3s.version`), when there is one. */
+  targetVersion?: string;
   /** Seconds apply.sh may wait in all (its bounded waits summed): the apply step's customTimeouts sit above it. */
   applyBoundSeconds: number;
   /** `secrets` writes every secret file from one stdin document (secretsDocument); `preflight`: agents in upgrade batches only. */
@@ -135,6 +137,7 @@ export function planNodeContext(ctx: NodeContext): NodePlan {
     bundle: { name: BUNDLE_NAME, content: bundle, sha256: sha256(bundle) },
     hashes: { osPrep: sha256(osPrep), apply: sha256(applyInputs.join("\0")) },
     applyBoundSeconds: applyBoundSeconds(config, node),
+    ...(config.k3s.version ? { targetVersion: config.k3s.version } : {}),
     commands: {
       stage: asRoot(sshUser, sh`install -d -m 0700 -o ${sshUser} ${STAGING_DIR}`).text,
       secrets: asRoot(sshUser, sh`sh -c ${secretsWriteScript(secretFiles).text}`).text,

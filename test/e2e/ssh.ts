@@ -167,13 +167,20 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
     state.set(name, triggers);
     return true;
   };
-  /** An agent's preflight step (bundle first): the batch's drain waits for it, as the cluster component's does. */
+  /**
+   * An agent's preflight step (bundle first): the batch's drain waits for it, as the cluster
+   * component's does; like the drain, it runs when the version (its trigger) changed.
+   */
   const preflight = async (node: NodePlan) => {
     const target = targets.get(node.node.name)!;
+    const key = `${node.node.name}-preflight`;
+    const triggers = JSON.stringify([config.k3s.version ?? ""]);
+    if (!node.commands.preflight || state.get(key) === triggers) return true;
     try {
       await must(node, target, "stage", target.run(node.commands.stage));
       await must(node, target, "bundle", target.copy(node.bundle.content, `${STAGING_DIR}/${node.bundle.name}`));
-      if (node.commands.preflight) await must(node, target, "preflight", target.run(node.commands.preflight));
+      await must(node, target, "preflight", target.run(node.commands.preflight));
+      state.set(key, triggers);
       return true;
     } catch (e) {
       failures.set(node.node.name, (e as Error).message);

@@ -253,6 +253,6 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
     const changed = [...after.values()]
       .filter((r) => JSON.stringify(r.inputs.triggers) !== JSON.stringify(before.get(r.name)?.inputs.triggers))
       .map((r) => r.name);
-    assert.deepEqual(changed.sort(), ["staging-stg-agent-2-apply", "staging-stg-agent-2-bundle", "staging-stg-agent-2-preflight"]);
+    assert.deepEqual(changed.sort(), ["staging-stg-agent-2-apply", "staging-stg-agent-2-bundle"]);
   });
 });

@@ -244,6 +244,8 @@ esac
         assert.deepEqual(drain.dependsOn, [`staging-${lastServer.name}-apply`, ...(b.index > 1 ? [`staging-agent-batch-${b.index - 1}-uncordon`] : []), ...b.agents.map((a) => `staging-${a}-preflight`)]);
         assert.deepEqual(uncordon.dependsOn, b.agents.map((a) => `staging-${a}-apply`));
         for (const a of b.agents) assert.ok(registered.get(`staging-${a}-apply`)!.dependsOn.includes(drain.name), a);
+        // Like the drain, the preflight runs when the version changes: on other changes an unreachable agent holds back nobody.
+        for (const a of b.agents) assert.deepEqual(registered.get(`staging-${a}-preflight`)!.inputs.triggers, [config.k3s.version], a);
       }
     });
 
