@@ -44,6 +44,8 @@ export const NODE_CHILDREN = {
   secrets: "secrets",
   osPrep: "os-prep",
   apply: "apply",
+  /** Agents in upgrade batches only: the host checks, before the batch's drain (k3s/preflight.ts). */
+  preflight: "preflight",
 } as const;
 export type NodeChild = keyof typeof NODE_CHILDREN;
 

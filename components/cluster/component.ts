@@ -167,7 +167,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
         { parent },
       );
       declared.push(node);
-      return node.apply;
+      return { apply: node.apply, ...(node.preflight ? { preflight: node.preflight } : {}) };
     },
     agentChunk: AGENT_BATCH,
   });

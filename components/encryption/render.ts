@@ -75,8 +75,13 @@ export interface RotationPhase {
   script: string;
 }
 
+/** How long a secrets-encryption stage may take before its step fails. */
+export const ENCRYPTION_STAGE_WAIT_SECONDS = 1800;
+/** How long a server restarted by the encryption lifecycle may take to serve again. */
+export const ENCRYPTION_RESTART_READY_SECONDS = 300;
+
 /** Polls the status until the rotation stage is reached (output captured: no pipe into grep -q). */
-const WAIT_FOR_STAGE = (stage: string) => sh`deadline=$((SECONDS + 1800))
+const WAIT_FOR_STAGE = (stage: string) => sh`deadline=$((SECONDS + ${ENCRYPTION_STAGE_WAIT_SECONDS}))
 until [[ "$(k3s secrets-encrypt status 2>/dev/null || true)" == *${`Current Rotation Stage: ${stage}`}* ]]; do
   if [ "$SECONDS" -ge "$deadline" ]; then
     echo ${`encryption: stage ${stage} not reached after 30 minutes`} >&2
@@ -259,10 +264,10 @@ export function renderRestartScript(nodeName: string): string {
 # never return) and the loop below bounds the wait; after the stop the old process cannot answer it.
 systemctl stop k3s
 systemctl start --no-block k3s
-deadline=$((SECONDS + 300))
+deadline=$((SECONDS + ${ENCRYPTION_RESTART_READY_SECONDS}))
 until k3s kubectl get --raw=/readyz >/dev/null 2>&1; do
   if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "encryption: k3s on $NODE not ready 300s after restart" >&2
+    echo "encryption: k3s on $NODE not ready ${raw(String(ENCRYPTION_RESTART_READY_SECONDS))}s after restart (step: encryption restart)" >&2
     exit 1
   fi
   sleep 2

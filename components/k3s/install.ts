@@ -1,12 +1,31 @@
 import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
+import { renderDownloadPreflight, renderHostPreflight, renderReleasePreflight } from "./preflight";
 
 /** Pure renderers for the install step: the install-script invocation and the apply script. */
 
 export const STAGING_DIR = "/var/lib/k3s-platform/staging";
 export const STATE_DIR = "/var/lib/k3s-platform";
 export const READY_TIMEOUT_SECONDS = 300;
+/** The install script's bound (download mode fetches a ~70 MB binary); `timeout` kills it after. */
+export const INSTALL_TIMEOUT_SECONDS = 600;
+/** systemd's DefaultTimeoutStopSec: K3s' unit sets none, so `systemctl stop` returns within it. */
+export const STOP_TIMEOUT_SECONDS = 90;
+
+/**
+ * The files K3s' unit reads besides config.yaml, as the real install script writes them
+ * (k3s-io/k3s install.sh create_systemd_service_file: `EnvironmentFile=-/etc/default/%N`,
+ * `EnvironmentFile=-/etc/sysconfig/%N`, `EnvironmentFile=-${FILE_K3S_ENV}`; FILE_K3S_SERVICE =
+ * /etc/systemd/system/${SYSTEM_NAME}.service, FILE_K3S_ENV = ${FILE_K3S_SERVICE}.env).
+ */
+export function unitFiles(service: string): { unit: string; env: string; overrides: string[] } {
+  return {
+    unit: `/etc/systemd/system/${service}.service`,
+    env: `/etc/systemd/system/${service}.service.env`,
+    overrides: [`/etc/default/${service}`, `/etc/sysconfig/${service}`],
+  };
+}
 
 export function serviceName(node: NodeConfig): string {
   return node.role === "server" ? "k3s" : "k3s-agent";
@@ -194,6 +213,8 @@ export function renderApplyScript(
   const postInstall = hooks.postInstall?.text ? sh`${hooks.postInstall}
 ` : raw("");
   const service = serviceName(node);
+  const units = unitFiles(service);
+  const channelPin = renderChannelPin(config, node);
   const planned = [...placements.map((p) => p.target), ...secretTargets];
   const restartInputs = [...placements.filter((p) => p.restart !== false).map((p) => p.target), ...secretTargets];
   const fingerprintInputs = joinShell(restartInputs.map((t) => sh`"$ROOT"${t}`), " ");
@@ -218,7 +239,7 @@ VERSION=${config.k3s.version ?? config.k3s.channel ?? ""}
 READY_TIMEOUT="\${K3S_PLATFORM_READY_TIMEOUT:-${raw(String(READY_TIMEOUT_SECONDS))}}"
 
 fail() { printf 'apply[%s]: %s\\n' "$NODE" "$*" >&2; exit 1; }
-${preflight}
+${renderHostPreflight(config, node)}${preflight}${renderReleasePreflight(config)}
 place() {
   if ! cmp -s "$STAGING/$1" "$ROOT$2"; then
     install -D -m "$3" "$STAGING/$1" "$ROOT$2"
@@ -255,27 +276,60 @@ install -d -m 0755 "$(dirname "$STATE")"
 printf '%s\\n' "\${planned[@]}" >"$MANAGED"
 
 fingerprint="$(cat ${fingerprintInputs} "$STAGING/${raw(INSTALL_SCRIPT)}" | sha256sum | cut -d' ' -f1)"
+# What the install script writes and the unit reads (install.sh: the unit, its env file, and the
+# /etc/default and /etc/sysconfig files the unit also reads): a hand edit there is drift, corrected
+# by re-running the install. Recorded apart from the fingerprint above: a host applied before this
+# record existed adopts its files as they are (no restart on the first up of a newer k3s-platform).
+UNIT_STATE="$ROOT"${STATE_DIR + "/applied-unit"}
+UNIT_FILES=(${units.unit} ${units.env} ${units.overrides})
+unit_fingerprint() {
+  local f
+  for f in "\${UNIT_FILES[@]}"; do
+    if [ -f "$ROOT$f" ]; then printf '%s\\n' "$f"; cat "$ROOT$f"; fi
+  done | sha256sum | cut -d' ' -f1
+}
 if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
-  echo "apply[$NODE]: K3s is up to date"
-  exit 0
+  if [ ! -f "$UNIT_STATE" ]; then
+    unit_fingerprint >"$UNIT_STATE"
+    echo "apply[$NODE]: K3s is up to date (unit files recorded)"
+    exit 0
+  fi
+  if [ "$(unit_fingerprint)" = "$(cat "$UNIT_STATE")" ]; then
+    echo "apply[$NODE]: K3s is up to date"
+    exit 0
+  fi
+  echo "apply[$NODE]: the unit or its environment files changed outside k3s-platform: re-installing"
 fi
-${preInstall}
-# The install script only writes and enables the unit; the restart is ours. K3s' unit is
+${renderDownloadPreflight(config)}${preInstall}
+# The environment files k3s-platform never writes override the unit's own: moved aside, so K3s
+# runs with exactly the planned environment.
+for f in ${units.overrides}; do
+  if [ -f "$ROOT$f" ]; then
+    mv -f "$ROOT$f" "$ROOT$f.moved-by-k3s-platform"
+    echo "apply[$NODE]: moved $f aside to $f.moved-by-k3s-platform (it overrides the unit's environment)"
+  fi
+done
+${channelPin}${renderBinarySwap(config)}# The install script only writes and enables the unit; the restart is ours. K3s' unit is
 # Type=notify with TimeoutStartSec=0, so a blocking \`systemctl start\` waits, with no limit, until
 # K3s reports ready (k3s-io/k3s#11808): a node that never gets ready would stall \`pulumi up\`.
 # So: stop (bounded by the unit's stop timeout), then queue the start (--no-block) and let the
 # readiness loop below bound the wait; after the stop, the old process cannot answer that loop, as
 # it could right after a queued restart. (Something K3s reads at start changed, so it restarts even
 # when the install script itself sees no change.)
-INSTALL_K3S_SKIP_START=true bash "$STAGING/${raw(INSTALL_SCRIPT)}"
-systemctl stop "$SERVICE"
+# umask 022: bundle.sh runs with umask 077, and the install script writes the unit with tee, under
+# the caller's umask (install.sh create_systemd_service_file); a 0600 unit makes systemd warn on
+# every reload. The script itself makes the env file 0600 (create_env_file: chmod 0600).
+if ! (umask 022 && INSTALL_K3S_SKIP_START=true timeout ${raw(String(INSTALL_TIMEOUT_SECONDS))} bash "$STAGING/${raw(INSTALL_SCRIPT)}"); then
+  fail "host $HOST, step install: the K3s install script failed or ran over ${raw(String(INSTALL_TIMEOUT_SECONDS))}s"
+fi
+timeout ${raw(String(STOP_TIMEOUT_SECONDS + 30))} systemctl stop "$SERVICE" || fail "host $HOST, step stop: systemctl stop $SERVICE failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
 systemctl start --no-block "$SERVICE"
 
 started=$SECONDS
 next=$((SECONDS + 10))
 ${readiness}
   if [ $((SECONDS - started)) -ge "$READY_TIMEOUT" ]; then
-    fail "$SERVICE not ready after \${READY_TIMEOUT}s; see journalctl -u $SERVICE"
+    fail "host $HOST, step start: $SERVICE not ready after \${READY_TIMEOUT}s; see journalctl -u $SERVICE on $HOST"
   fi
   if [ "$SECONDS" -ge "$next" ]; then
     echo "apply[$NODE]: waiting for $SERVICE to serve ($((SECONDS - started))s)"
@@ -285,6 +339,48 @@ ${readiness}
 done
 echo "apply[$NODE]: $SERVICE serves after $((SECONDS - started))s"
 ${postInstall}echo "$fingerprint" >"$STATE"
+unit_fingerprint >"$UNIT_STATE"
 echo "apply[$NODE]: K3s $VERSION is running"
 `.text;
+}
+
+/**
+ * Channel stacks (issue 28): the install script resolves INSTALL_K3S_CHANNEL on every run and
+ * replaces the binary when the channel moved (install.sh get_release_version; an
+ * INSTALL_K3S_VERSION in the environment wins over the channel). The channel picks the release at
+ * the first install only; once K3s is installed, every later install is pinned to the release it
+ * runs, so a config change never upgrades K3s. Upgrades go through `k3s.version` (the upgrade flow).
+ */
+export function renderChannelPin(config: ResolvedConfig, node: NodeConfig): Shell {
+  const { k3s } = config;
+  if (k3s.version || !k3s.channel) return raw("");
+  const binary = k3s.airgap.enabled ? k3s.airgap.binaryPath : "/usr/local/bin/k3s";
+  return sh`# Channel ${k3s.channel}: pinned to the running release once installed (components/k3s/install.ts renderChannelPin).
+PIN_BINARY=${binary}
+CHANNEL=${k3s.channel}
+if [ -x "$ROOT$PIN_BINARY" ] && { [ -f "$ROOT"${unitFiles(serviceName(node)).unit} ] || [ -f "$STATE" ]; }; then
+  pinned="$("$ROOT$PIN_BINARY" --version 2>/dev/null || true)"
+  pinned="\${pinned#k3s version }"
+  pinned="\${pinned%% *}"
+  [[ "$pinned" =~ ^v1\\.[0-9]+\\.[0-9]+\\+k3s[0-9]+$ ]] || fail "host $HOST: cannot read the release $PIN_BINARY runs; refusing to let channel $CHANNEL pick one (set k3s.version)"
+  export INSTALL_K3S_VERSION="$pinned"
+  echo "apply[$NODE]: channel $CHANNEL: pinned to the running $pinned (upgrade by setting k3s.version)"
+fi
+`;
+}
+
+/**
+ * Air-gap (issue 28): a release staged beside the running one (preflight found and checked it,
+ * NEW_BINARY) replaces binaryPath here, after the upgrade's snapshot, cordon and drain, right
+ * before the install. Copied then renamed: the running K3s keeps its inode, the unit never sees a
+ * half-written binary.
+ */
+export function renderBinarySwap(config: ResolvedConfig): Shell {
+  if (!config.k3s.airgap.enabled) return raw("");
+  return raw(`if [ -n "\${NEW_BINARY:-}" ]; then
+  install -m 0755 "$ROOT$NEW_BINARY" "$ROOT$BINARY.k3s-platform-new"
+  mv -f "$ROOT$BINARY.k3s-platform-new" "$ROOT$BINARY"
+  echo "apply[$NODE]: $BINARY is now $TARGET_RELEASE (from $NEW_BINARY)"
+fi
+`);
 }

@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { NodeSecrets } from "../config/secrets";
 import { STAGING_DIR } from "../k3s/install";
+import { customTimeouts } from "../k3s/timeouts";
 import { rebuildTriggers } from "../decommission/rebuild";
 import { childName, NODE_CHILDREN, TYPES } from "../names";
 import { sha256 } from "../plan/hash";
@@ -36,12 +37,15 @@ export { NODE_CHILDREN };
 export class K3sNode extends pulumi.ComponentResource {
   readonly osPrep: command.remote.Command;
   readonly apply: command.remote.Command;
+  /** Agents in upgrade batches: the host checks their batch's drain waits for. */
+  readonly preflight?: command.remote.Command;
 
   constructor(name: string, args: K3sNodeArgs, opts?: pulumi.ComponentResourceOptions) {
     super(TYPES.node, name, nodeInputs(args.plan), opts);
-    const { osPrep, apply } = createNodeResources(this, name, args);
+    const { osPrep, apply, preflight } = createNodeResources(this, name, args);
     this.osPrep = osPrep;
     this.apply = apply;
+    this.preflight = preflight;
     this.registerOutputs({ osPrepStdout: osPrep.stdout, applyStdout: apply.stdout });
   }
 }
@@ -125,8 +129,27 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
       triggers: [plan.hashes.apply, secretsHash, ...rebuild],
       addPreviousOutputInEnv: false,
     },
-    { parent, dependsOn: [bundle, secretWrites, osPrep, ...(args.after ?? [])] },
+    // Above the sum of apply.sh's own bounded waits (k3s/timeouts.ts): the script's message, naming
+    // host and step, comes first; this is the backstop for a hung SSH session.
+    { parent, dependsOn: [bundle, secretWrites, osPrep, ...(args.after ?? [])], customTimeouts: customTimeouts(plan.applyBoundSeconds) },
   );
 
-  return { osPrep, apply };
+  // Read-only host checks (k3s/preflight.ts) for the upgrade batch's drain, which waits for them.
+  // Triggered by the version, as the drain is: on any other change an unreachable agent must not
+  // hold back the other agents of its batch (an unchanged step does not log in).
+  const preflight = plan.commands.preflight
+    ? new command.remote.Command(
+        child(NODE_CHILDREN.preflight),
+        {
+          connection,
+          create: plan.commands.preflight,
+          update: plan.commands.preflight,
+          triggers: [plan.targetVersion ?? "", ...rebuild],
+          addPreviousOutputInEnv: false,
+        },
+        { parent, dependsOn: [bundle] },
+      )
+    : undefined;
+
+  return { osPrep, apply, preflight };
 }

@@ -1,3 +1,4 @@
+import { stepBounds } from "../k3s/timeouts";
 import { rebuildTriggers } from "../decommission/rebuild";
 import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
 import type { ClusterPlan } from "../plan/node";
@@ -50,6 +51,7 @@ export const certificates: Operation = {
         // The host records without running the value the cluster was created with (encryption/once.ts).
         stdin: { needs: ["baseline"], render: (facts) => certificateRotationSteps(config, plan.nodes, [], facts.baseline).find((r) => r.name === s.name)!.stdin },
         triggers: s.triggers,
+        timeoutSeconds: stepBounds().certificateRotation,
       }),
     );
     const rotation = String(config.certificates?.rotation ?? "");

@@ -1,3 +1,4 @@
+import { stepBounds } from "../k3s/timeouts";
 import { teardownCommands, teardownPlans } from "../decommission/render";
 import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
 import { endsWithAny, Operation } from "./step";
@@ -39,6 +40,7 @@ export const decommission: Operation = {
         ...(t.update !== undefined ? { update: t.update } : {}),
         delete: t.delete,
         script: scripts.get(t.name),
+        timeoutSeconds: stepBounds().decommission,
       };
     });
   },

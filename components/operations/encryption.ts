@@ -1,3 +1,4 @@
+import { stepBounds } from "../k3s/timeouts";
 import { renderEncryptionConfig, renderRestartScript, renderVerifyScript, rotationPhases } from "../encryption/render";
 import { guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "./once";
 import { childName, CLUSTER_CHILDREN, ENCRYPTION_CHILDREN, encryptionRestartName, encryptionStepName } from "../names";
@@ -44,6 +45,7 @@ export const encryption: Operation = {
       update: NO_OP_UPDATE,
       stdin: { needs: ["baseline"], render: (facts) => guardOnce(id, rotation, script, facts.baseline[ONE_SHOT_KEYS.encryption]) },
       triggers: [rotation],
+      timeoutSeconds: restartsK3s ? stepBounds().encryptionRestart : stepBounds().encryptionStage,
     });
     rotationPhases(config).forEach((phase, i) => {
       const step = oneShot(encryptionStepName(PARENT, phase.name), first, `encryption-rotation-step-${i + 1}`, phase.script, false, `phase ${phase.name} on ${first.node.name}, once per encryption.rotation value ${rotation}`);
@@ -82,6 +84,7 @@ export const encryption: Operation = {
       secretInputs: ["stdin"],
       // Re-verify whenever a server was re-applied or a rotation ran.
       triggers: [rotation, sha256(servers.map((n) => n.hashes.apply).join())],
+      timeoutSeconds: stepBounds().encryptionStage,
     };
     return [...steps, verify];
   },

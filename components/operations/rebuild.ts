@@ -1,3 +1,4 @@
+import { stepBounds } from "../k3s/timeouts";
 import { forgetSteps } from "../decommission/rebuild";
 import { NODE_LIFECYCLE_CHILDREN } from "../names";
 import { applyOf, endsWithAny, Operation, Step } from "./step";
@@ -30,6 +31,7 @@ export const rebuild: Operation = {
         // The host guard records a value the cluster was created with (encryption/once.ts).
         stdin: { needs: ["baseline"], render: (facts) => forgetSteps(config, facts.baseline).find((g) => g.name === f.name)!.stdin },
         triggers: f.triggers,
+        timeoutSeconds: stepBounds().forget,
       }),
     );
   },

@@ -3,10 +3,11 @@ import * as pulumi from "@pulumi/pulumi";
 import type { NodeConfig } from "../config/schema";
 import type { EncryptionKeys } from "../config/secrets";
 import type { Baseline } from "./once";
+import { customTimeouts } from "../k3s/timeouts";
 import { childName } from "../names";
 import type { Connection } from "../ssh/connection";
 import { runOrder } from "./index";
-import { applyOf, FactName, Facts, isFromFacts, Step, StepValue } from "./step";
+import { applyOf, FactName, Facts, isFromFacts, preflightOf, Step, StepValue } from "./step";
 
 /**
  * The one loop that turns steps (operations/index.ts, in run order) into resources: a
@@ -42,8 +43,8 @@ export interface RunArgs {
   parents: { cluster: pulumi.Resource; encryption?: pulumi.Resource };
   connectionOf: (node: NodeConfig) => Connection;
   facts: FactSources;
-  /** Declares the K3sNode of a node step; returns its apply step. */
-  declareNode: (step: Step, waits: NodeWaits) => pulumi.Resource;
+  /** Declares the K3sNode of a node step; returns its apply step and, for an agent in upgrade batches, its preflight. */
+  declareNode: (step: Step, waits: NodeWaits) => { apply: pulumi.Resource; preflight?: pulumi.Resource };
   /**
    * Agents past this many are declared in chunks of this many, yielding to the event loop before
    * each chunk (memory, cluster/component.ts AGENT_BATCH); every other step is declared at once.
@@ -138,19 +139,21 @@ export function runSteps(listed: readonly Step[], args: RunArgs): StepResources 
       s.name,
       new command.remote.Command(childName(args.cluster, s.name), inputs, {
         parent,
-        dependsOn: dependsOn(s.after),
+        dependsOn: s.awaits?.length ? all([...s.after, ...s.awaits]) : dependsOn(s.after),
+        ...(s.timeoutSeconds !== undefined ? { customTimeouts: customTimeouts(s.timeoutSeconds) } : {}),
         ...(s.secretOutputs ? { additionalSecretOutputs: s.secretOutputs } : {}),
         ...(s.ignoreChanges ? { ignoreChanges: s.ignoreChanges } : {}),
       }),
     );
   };
   const declareNode = (s: Step) => {
-    const apply = args.declareNode(s, {
+    const { apply, preflight } = args.declareNode(s, {
       after: declaredNow(s.after, s.name),
       before: declaredNow(before.get(s.name) ?? [], s.name),
       secretsAfter: declaredNow(secretsAfter.get(s.name) ?? [], s.name),
     });
     record(applyOf(s.name), apply);
+    if (preflight) record(preflightOf(s.name), preflight);
   };
 
   const later: Step[] = [];
@@ -165,6 +168,9 @@ export function runSteps(listed: readonly Step[], args: RunArgs): StepResources 
       await new Promise((resolve) => setImmediate(resolve));
       for (const s of later.slice(i, i + args.agentChunk)) declareNode(s);
     }
+    // An awaited name no node declared would leave its step waiting forever: fail by name instead.
+    const missing = steps.flatMap((s) => s.awaits ?? []).filter((n) => !created.has(n));
+    if (missing.length) throw new Error(`steps await ${missing.join(", ")}, which no node declared`);
   })();
   return { get: (name) => created.get(name), all, declared };
 }

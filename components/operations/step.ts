@@ -73,6 +73,14 @@ export interface Step {
   summary: string;
   /** Names (as above) of the steps that must finish first, in dependsOn order. */
   after: string[];
+  /**
+   * Node sub-steps declared after this step (they wait for it through `gates` or `after`) that it
+   * must nevertheless wait for: an agent's `<node>-preflight` for its batch's drain. Outside the
+   * run order (it would be a cycle); resolved when the node is declared.
+   */
+  awaits?: string[];
+  /** Seconds its script may take at most (its own bounded waits, k3s/timeouts.ts): customTimeouts sit above. */
+  timeoutSeconds?: number;
   /** Node steps that wait for this one (they name no day-2 step themselves). */
   gates?: Gate[];
   /** Command inputs (@pulumi/command remote.Command), as the provider receives them. */
@@ -145,4 +153,9 @@ export function sshUserOf(config: ResolvedConfig, node: NodeConfig): string {
 /** The name a node step's apply answers to in `after` (node/component.ts names it `<node>-apply`). */
 export function applyOf(node: string): string {
   return `${node}-apply`;
+}
+
+/** The name an agent's preflight check answers to in `awaits` (node/component.ts `<node>-preflight`). */
+export function preflightOf(node: string): string {
+  return `${node}-preflight`;
 }

@@ -2,7 +2,8 @@ import { NO_OP_UPDATE } from "./once";
 import { stdinScriptCommand } from "../shell/root";
 import { renderAgentBatchDrain, renderAgentBatchUncordon } from "../upgrade/render";
 import { agentJoinBatches, batchStepName } from "./order";
-import { applyOf, Operation, Step } from "./step";
+import { batchBoundSeconds } from "../k3s/timeouts";
+import { applyOf, Operation, preflightOf, Step } from "./step";
 
 /**
  * Agents in upgrade batches of at most `upgrade.maxUnavailable` (components/upgrade): the first
@@ -22,6 +23,7 @@ export const upgradeBatches: Operation = {
     const lastServer = plan.nodes.filter((n) => n.node.role === "server").slice(-1)[0]!.node.name;
     const steps: Step[] = [];
     let previous: string | undefined;
+    const preflights = new Set(plan.nodes.filter((n) => n.commands.preflight).map((n) => n.node.name));
     for (const batch of agentJoinBatches(config, plan).filter((b) => b.index > 0)) {
       const step = (which: "drain" | "uncordon", stdin: string, after: string[], summary: string): Step => ({
         name: batchStepName(batch, which),
@@ -36,6 +38,10 @@ export const upgradeBatches: Operation = {
         update: NO_OP_UPDATE,
         stdin,
         triggers: [config.k3s.version ?? ""],
+        timeoutSeconds: batchBoundSeconds(config, batch.agents.length, which),
+        // The drain waits for its agents' preflight checks (k3s/preflight.ts): an agent whose host
+        // lacks what its install needs is never cordoned.
+        ...(which === "drain" ? { awaits: batch.agents.filter((a) => preflights.has(a)).map(preflightOf) } : {}),
       });
       steps.push(
         step("drain", renderAgentBatchDrain(config, batch), [applyOf(lastServer), ...(previous ? [previous] : [])], `batch ${batch.index} (${batch.agents.join(", ")}): cordon and drain the agents that run an older release, on ${first.node.name}`),

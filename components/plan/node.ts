@@ -5,6 +5,9 @@ import { ClusterTopology, clusterTopology, NodeRole } from "../config/topology";
 import { FlagMap, mergeFlags, renderConfigYaml } from "../k3s/config-yaml";
 import { APPLY_SCRIPT, INSTALL_SCRIPT, Placement, renderApplyScript, renderInstallScript, STAGING_DIR } from "../k3s/install";
 import { PATHS } from "../k3s/paths";
+import { PREFLIGHT_SCRIPT, renderPreflightScript } from "../k3s/preflight";
+import { applyBoundSeconds } from "../k3s/timeouts";
+import { agentBatchesEnabled } from "../upgrade/render";
 import { secretDropInKeys } from "../k3s/secrets-dropin";
 import { BUNDLE_NAME, renderBundle, secretsDocument, secretsWriteScript } from "../node/bundle";
 import { OS_PREP_SCRIPT } from "../os-prep/render";
@@ -43,8 +46,12 @@ export interface NodePlan {
   removedLabels: string[];
   /** sha256 of what each step runs; used as the steps' triggers. */
   hashes: { osPrep: string; apply: string };
-  /** `secrets` writes every secret file from one stdin document (secretsDocument). */
-  commands: { stage: string; secrets: string; osPrep: string; apply: string };
+  /** The pinned release (`k3s.version`), when there is one. */
+  targetVersion?: string;
+  /** Seconds apply.sh may wait in all (its bounded waits summed): the apply step's customTimeouts sit above it. */
+  applyBoundSeconds: number;
+  /** `secrets` writes every secret file from one stdin document (secretsDocument); `preflight`: agents in upgrade batches only. */
+  commands: { stage: string; secrets: string; osPrep: string; apply: string; preflight?: string };
 }
 
 export interface ClusterPlan {
@@ -107,6 +114,10 @@ export function planNodeContext(ctx: NodeContext): NodePlan {
   const install = renderInstallScript(config, node);
   const apply = renderApplyScript(ctx, placements, secretFiles.map((s) => s.target), folded.directories, folded.hooks);
   files.push({ name: INSTALL_SCRIPT, content: install, mode: "0700" }, { name: APPLY_SCRIPT, content: apply, mode: "0700" });
+  // An agent in upgrade batches is cordoned and drained by the first server before its own apply
+  // runs: its preconditions get a step of their own, which the batch's drain waits for.
+  const agentPreflight = node.role === "agent" && agentBatchesEnabled(config);
+  if (agentPreflight) files.push({ name: PREFLIGHT_SCRIPT, content: renderPreflightScript(config, node), mode: "0700" });
 
   const osPrep = files.find((f) => f.name === OS_PREP_SCRIPT)?.content ?? "";
   const applyInputs = files.filter((f) => f.name !== OS_PREP_SCRIPT).map((f) => `${f.name}\0${f.content}`);
@@ -125,11 +136,14 @@ export function planNodeContext(ctx: NodeContext): NodePlan {
     removedLabels: folded.removedLabels,
     bundle: { name: BUNDLE_NAME, content: bundle, sha256: sha256(bundle) },
     hashes: { osPrep: sha256(osPrep), apply: sha256(applyInputs.join("\0")) },
+    applyBoundSeconds: applyBoundSeconds(config, node),
+    ...(config.k3s.version ? { targetVersion: config.k3s.version } : {}),
     commands: {
       stage: asRoot(sshUser, sh`install -d -m 0700 -o ${sshUser} ${STAGING_DIR}`).text,
       secrets: asRoot(sshUser, sh`sh -c ${secretsWriteScript(secretFiles).text}`).text,
       osPrep: runFromBundle(OS_PREP_SCRIPT),
       apply: runFromBundle(APPLY_SCRIPT),
+      ...(agentPreflight ? { preflight: runFromBundle(PREFLIGHT_SCRIPT) } : {}),
     },
   };
 }

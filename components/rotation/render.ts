@@ -8,6 +8,9 @@ import type { HostCommand } from "../operations/step";
 import { stdinScriptCommand } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
 
+/** How long a node may take to serve again after its certificate rotation restart. */
+export const ROTATION_READY_SECONDS = 300;
+
 /**
  * Token and certificate rotation (README "Rotating the token / certificates"), pure.
  *
@@ -128,10 +131,10 @@ fi
 say "start $SERVICE"
 # Not blocking: the unit is Type=notify with no start timeout; the loop below bounds the wait.
 systemctl start --no-block "$SERVICE"
-deadline=$((SECONDS + 300))
+deadline=$((SECONDS + ${ROTATION_READY_SECONDS}))
 until ${ready}; do
   if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "rotate-certificates[$NODE]: $SERVICE not ready 300s after the rotation; see journalctl -u $SERVICE" >&2
+    echo "rotate-certificates[$NODE]: $SERVICE not ready ${raw(String(ROTATION_READY_SECONDS))}s after the rotation; see journalctl -u $SERVICE" >&2
     exit 1
   fi
   sleep 2

@@ -28,6 +28,8 @@ import { agentBatches } from "./versions";
 export const VERSION_RECORD = `${STATE_DIR}/k3s-version`;
 /** Marks the nodes this code cordoned; value: the version being rolled out. */
 export const CORDON_ANNOTATION = "k3s-platform.io/cordoned-for-upgrade";
+/** The pre-upgrade etcd snapshot's bound: a snapshot still running then fails the step (nothing restarted yet). */
+export const SNAPSHOT_TIMEOUT_SECONDS = 600;
 /** Where the sqlite datastore lives and its pre-upgrade copies go (K3s datastore docs). */
 export const SQLITE_DB_DIR = "/var/lib/rancher/k3s/server/db";
 
@@ -251,7 +253,7 @@ export function serverPreInstall(config: ResolvedConfig, node: NodeConfig): Shel
     ds === "etcd"
       ? raw(`started=$SECONDS
   echo "upgrade[$NODE]: etcd snapshot $SNAPSHOT before the first server restarts"
-  if ! out="$(k3s etcd-snapshot save --name "$SNAPSHOT" 2>&1)"; then
+  if ! out="$(timeout ${SNAPSHOT_TIMEOUT_SECONDS} k3s etcd-snapshot save --name "$SNAPSHOT" 2>&1)"; then
     printf '%s\\n' "$out" >&2
     fail "etcd snapshot $SNAPSHOT failed after $((SECONDS - started))s: the upgrade from $RUNNING_VERSION to $TARGET_VERSION stops here, nothing was restarted"
   fi

@@ -9,7 +9,7 @@ import { agentBatches, intermediateStep, maxUnavailableCount, shortTransition, u
 
 /** The parts of the registered config this reads; a digest may carry less (then counts are left out). */
 export interface ClusterConfigView {
-  k3s?: { version?: string; datastore?: { type?: string } };
+  k3s?: { version?: string; channel?: string; datastore?: { type?: string } };
   nodes?: Array<{ name?: string; role?: string; decommission?: boolean }>;
   upgrade?: unknown;
 }
@@ -17,6 +17,12 @@ export interface ClusterConfigView {
 export function upgradeSummary(before: ClusterConfigView | undefined, after: ClusterConfigView | undefined): string[] {
   const from = before?.k3s?.version;
   const to = after?.k3s?.version;
+  // A channel never upgrades a running node (apply.sh pins the release it runs, k3s/install.ts
+  // renderChannelPin): the preview says so, and what a version-to-channel change keeps.
+  const channel = after?.k3s?.channel;
+  if (!to && channel && (before?.k3s?.channel !== channel || from)) {
+    return [`K3s release: channel ${channel} picks the release at each node's first install; running nodes keep theirs${from ? ` (${from})` : ""}: set k3s.version to upgrade`];
+  }
   if (!from || !to || from === to) return [];
   const datastore = after?.k3s?.datastore?.type ?? "etcd";
   const problem = upgradeProblem(from, to, datastore === "etcd");

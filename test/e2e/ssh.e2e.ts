@@ -113,6 +113,10 @@ describe("e2e over SSH on test hosts", function () {
       const unit = node.node.role === "server" ? "k3s" : "k3s-agent";
       assert.equal(restarts(host, unit).length, 1, `${node.node.name}: ${unit} started once`);
       assert.ok(existsSync(join(host.upper, `etc/systemd/system/${unit}.service.env`)), "the install script wrote the unit's env file");
+      // The bundle runs with umask 077; the install script writes the unit with tee under the
+      // caller's umask: apply runs it under 022 (issue 28), and the env file is chmod 0600 by the script.
+      assert.equal(statSync(join(host.upper, `etc/systemd/system/${unit}.service`)).mode & 0o777, 0o644, `${unit}.service mode`);
+      assert.equal(statSync(join(host.upper, `etc/systemd/system/${unit}.service.env`)).mode & 0o777, 0o600, `${unit}.service.env mode`);
     }
     const [s1, s2, a1, a2] = ["e2e-server-1", "e2e-server-2", "e2e-agent-1", "e2e-agent-2"].map((n) => installRuns(byName(n))[0]!);
     assert.ok(s1!.end <= s2!.start, "the second server installs after the first finished");
@@ -194,6 +198,42 @@ describe("e2e over SSH on test hosts", function () {
     assert.match(direct.stdout, /No change detected so skipping service start/);
     assert.equal(restarts(agent, "k3s-agent").length, before.get(agent.address)![1]! + 1, "no restart without INSTALL_K3S_FORCE_RESTART");
     plan = onlyAgent;
+  });
+
+  it("a hand edit of a unit or its env file is corrected by the next run, on that node only (issue 28)", async () => {
+    const agent = byName("e2e-agent-2");
+    const unit = "etc/systemd/system/k3s-agent.service";
+    const written = read(agent, unit);
+    const edit = await targets.get("e2e-agent-2")!.run(`sudo -n sh -c 'echo Environment=HAND=edit >>/${unit}'`);
+    assert.equal(edit.status, 0, edit.stderr);
+    const installs = NAMES.map((n) => installRuns(byName(n)).length);
+    const result = await applyAll(plan);
+    assert.deepEqual([...result.failures], []);
+    assert.match(result.runs.get("e2e-agent-2")!.apply, /changed outside k3s-platform: re-installing/);
+    assert.equal(read(agent, unit), written, "the install script rewrote the unit");
+    assert.deepEqual(NAMES.map((n) => installRuns(byName(n)).length), installs.map((c, i) => (NAMES[i] === "e2e-agent-2" ? c + 1 : c)));
+    const again = await applyAll(plan);
+    assert.match(again.runs.get("e2e-agent-2")!.apply, /K3s is up to date/);
+  });
+
+  it("an OpenRC host is refused in preflight, naming the host; nothing placed, nothing installed (issue 28)", async () => {
+    const agent = byName("e2e-agent-1");
+    const t = targets.get("e2e-agent-1")!;
+    // The install script takes its OpenRC path whenever /sbin/openrc-run is executable (install.sh setup_env).
+    assert.equal((await t.run("sudo -n sh -c 'printf \"#!/bin/sh\\n\" >/sbin/openrc-run && chmod 0755 /sbin/openrc-run'")).status, 0);
+    try {
+      const changed = planOf(stack(hosts, [...edits, (raw) => (raw.nodes[2]!.labels = { ...raw.nodes[2]!.labels, "example.com/zone": "b" })]));
+      const configBefore = read(agent, PATHS.configYaml);
+      const installs = installRuns(agent).length;
+      const result = await applyAll(changed);
+      assert.deepEqual([...result.failures.keys()], ["e2e-agent-1"]);
+      assert.ok(result.failures.get("e2e-agent-1")!.includes(`preflight on host ${agent.address}: the host has OpenRC`), result.failures.get("e2e-agent-1"));
+      assert.equal(read(agent, PATHS.configYaml), configBefore, "nothing placed");
+      assert.equal(installRuns(agent).length, installs, "no install ran");
+      assert.ok(!existsSync(join(agent.upper, "etc/init.d/k3s-agent")), "the install script's OpenRC path never ran");
+    } finally {
+      await t.run("sudo -n rm -f /sbin/openrc-run");
+    }
   });
 
   it("cluster steps: role labels, the kubeconfig, encryption verified, a rotation restarts servers one at a time", async () => {
@@ -367,6 +407,21 @@ describe("e2e over SSH on test hosts", function () {
     assert.deepEqual(events().slice(since), [], "nothing cordoned, drained or restarted");
   });
 
+  it("an air-gap upgrade whose release is not staged fails in preflight, naming the host and the path; nothing placed, nothing cordoned (issue 28)", async () => {
+    const since = events().length;
+    const configBefore = read(byName("e2e-server-1"), PATHS.configYaml);
+    const installs = NAMES.map((n) => installRuns(byName(n)).length);
+    const unstaged = planOf(stack(hosts, [...edits, (raw) => (raw.k3s!.version = "v1.31.7+k3s1")]));
+    const result = await applyAll(unstaged);
+    assert.deepEqual([...result.failures.keys()], ["e2e-server-1"]);
+    const host = byName("e2e-server-1").address;
+    assert.ok(result.failures.get("e2e-server-1")!.includes(`preflight on host ${host}: the air-gap binary for v1.31.7+k3s1 is missing`), result.failures.get("e2e-server-1"));
+    assert.ok(result.failures.get("e2e-server-1")!.includes("/usr/local/bin/k3s-v1.31.7+k3s1 is absent"));
+    assert.equal(read(byName("e2e-server-1"), PATHS.configYaml), configBefore, "nothing placed");
+    assert.deepEqual(NAMES.map((n) => installRuns(byName(n)).length), installs, "no install ran");
+    assert.deepEqual(events().slice(since), [], "nothing snapshotted, cordoned or restarted");
+  });
+
   it("a failed snapshot stops the rollout before anything restarts; the next up converges", async () => {
     await stageBinary("v1.31.6+k3s1");
     const fail = await targets.get("e2e-server-1")!.run("sudo -n touch /var/lib/k3sp-stub/etcd-snapshot-fail");
@@ -421,14 +476,37 @@ describe("e2e over SSH on test hosts", function () {
     assert.deepEqual([...broken.failures.keys()], ["e2e-agent-2"]);
     assert.match(broken.failures.get("e2e-agent-2")!, /^e2e-agent-2 \([\d.]+\): stage failed with status 255/);
     assert.deepEqual(nodeObject("e2e-agent-1"), { version: "v1.31.7+k3s1", cordoned: false, annotated: false });
-    assert.deepEqual(nodeObject("e2e-agent-2"), { version: "v1.31.6+k3s1", cordoned: true, annotated: true }, "drained by the first server, then unreachable");
+    // Its preflight step (issue 28) could not reach it, and the batch's drain waits for that step:
+    // an unreachable agent is never cordoned.
+    assert.deepEqual(nodeObject("e2e-agent-2"), { version: "v1.31.6+k3s1", cordoned: false, annotated: false }, "never cordoned");
+    assert.ok(!broken.batchSteps.has("agent-batch-2-drain"), "the batch's drain waits for its agents' preflight");
     assert.ok(!broken.batchSteps.has("agent-batch-2-uncordon"), "the batch's uncordon waits for its agents");
 
     const healed = await applyAll(next);
     assert.deepEqual([...healed.failures], []);
-    assert.ok(!healed.batchSteps.has("agent-batch-2-drain"), "the drain step already ran for this version");
+    assert.ok(healed.batchSteps.has("agent-batch-2-drain"), "the drain runs once its agent's preflight passed");
     assert.match(healed.batchSteps.get("agent-batch-2-uncordon")!, /upgrade\[e2e-agent-2\]: Ready with kubelet v1\.31\.7\+k3s1/);
     for (const n of NAMES) assert.deepEqual(nodeObject(n), { version: "v1.31.7+k3s1", cordoned: false, annotated: false }, n);
+    plan = next;
+  });
+
+  it("an agent whose host lacks the staged release fails its preflight; its batch is never drained, the agent stays schedulable (issue 28)", async () => {
+    for (const name of ["e2e-server-1", "e2e-server-2"]) {
+      const r = await targets.get(name)!.run("sudo -n sh -c 'echo v1.31.8+k3s1 >/var/lib/k3sp-stub/binary-version'");
+      assert.equal(r.status, 0, r.stderr);
+    }
+    const next = change((raw) => (raw.k3s!.version = "v1.31.8+k3s1"));
+    const result = await applyAll(next);
+    assert.deepEqual([...result.failures.keys()], ["e2e-agent-1"]);
+    const host = byName("e2e-agent-1").address;
+    assert.ok(result.failures.get("e2e-agent-1")!.includes(`preflight on host ${host}: the air-gap binary for v1.31.8+k3s1 is missing`), result.failures.get("e2e-agent-1"));
+    assert.ok(!result.batchSteps.has("agent-batch-1-drain"), "the drain waits for the preflight");
+    for (const n of ["e2e-agent-1", "e2e-agent-2"]) assert.deepEqual(nodeObject(n), { version: "v1.31.7+k3s1", cordoned: false, annotated: false }, n);
+
+    await stageBinary("v1.31.8+k3s1");
+    const healed = await applyAll(next);
+    assert.deepEqual([...healed.failures], []);
+    for (const n of NAMES) assert.deepEqual(nodeObject(n), { version: "v1.31.8+k3s1", cordoned: false, annotated: false }, n);
     plan = next;
   });
 

@@ -167,7 +167,29 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
     state.set(name, triggers);
     return true;
   };
+  /**
+   * An agent's preflight step (bundle first): the batch's drain waits for it, as the cluster
+   * component's does; like the drain, it runs when the version (its trigger) changed.
+   */
+  const preflight = async (node: NodePlan) => {
+    const target = targets.get(node.node.name)!;
+    const key = `${node.node.name}-preflight`;
+    const triggers = JSON.stringify([config.k3s.version ?? ""]);
+    if (!node.commands.preflight || state.get(key) === triggers) return true;
+    try {
+      await must(node, target, "stage", target.run(node.commands.stage));
+      await must(node, target, "bundle", target.copy(node.bundle.content, `${STAGING_DIR}/${node.bundle.name}`));
+      await must(node, target, "preflight", target.run(node.commands.preflight));
+      state.set(key, triggers);
+      return true;
+    } catch (e) {
+      failures.set(node.node.name, (e as Error).message);
+      return false;
+    }
+  };
   for (const batch of upgradeBatches(config)) {
+    const ready = await Promise.all(batch.agents.map((a) => preflight(agents.find((n) => n.node.name === a)!)));
+    if (ready.includes(false)) break;
     if (!(await triggered(`agent-batch-${batch.index}-drain`, renderAgentBatchDrain(config, batch)))) break;
     await Promise.all(batch.agents.map((a) => attempt(agents.find((n) => n.node.name === a)!)));
     if (batch.agents.some((a) => failures.has(a))) break;

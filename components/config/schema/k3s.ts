@@ -174,6 +174,12 @@ export const airgapSchema = z.strictObject({
     .refine((p) => /\/k3s$/.test(p), { message: "the binary must be named k3s (the install script runs INSTALL_K3S_BIN_DIR/k3s), e.g. /opt/k3s/bin/k3s" })
     .default("/usr/local/bin/k3s"),
   /**
+   * sha256 of the pinned release's binary (the `k3s` line of the release's sha256sum-<arch>.txt):
+   * checked in preflight, on the staged `<binaryPath>-<version>` or on binaryPath, before anything
+   * is disrupted. Unset: only the version the binary reports is checked.
+   */
+  binarySha256: z.string().regex(/^[0-9a-f]{64}$/, "sha256 must be 64 lowercase hex digits").optional(),
+  /**
    * Image tarballs pre-staged here; install-k3s.sh copies them to /var/lib/rancher/k3s/agent/images,
    * the only directory K3s imports from at start.
    */

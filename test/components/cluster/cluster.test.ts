@@ -48,13 +48,15 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
 
       before(async () => ({ registered, kubeconfig } = await build(env)));
 
-      it("has one K3sNode per node with exactly stage, bundle, secrets, os-prep and apply", () => {
+      it("has one K3sNode per node with exactly stage, bundle, secrets, os-prep and apply (and preflight: agents in upgrade batches)", () => {
         assert.equal(byType(registered, "k3s-platform:index:K3sNode").length, config.nodes.length);
         for (const node of config.nodes) {
           const prefix = `${env}-${node.name}`;
           const children = [...registered.values()].filter((r) => r.parent === prefix).map((r) => r.name.slice(prefix.length + 1));
-          assert.deepEqual(children.sort(), ["apply", "bundle", "os-prep", "secrets", "stage"], node.name);
-          assert.deepEqual(Object.values(NODE_CHILDREN).sort(), children.sort());
+          // Every sample pins k3s.version: its agents upgrade in batches, whose drain waits for their preflight.
+          const preflight = node.role === "agent" ? ["preflight"] : [];
+          assert.deepEqual(children.sort(), ["apply", "bundle", "os-prep", ...preflight, "secrets", "stage"], node.name);
+          assert.deepEqual(Object.values(NODE_CHILDREN).filter((c) => c !== "preflight" || preflight.length).sort(), children.sort());
         }
       });
 
@@ -162,11 +164,12 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
     assert.equal(byType(registered, "k3s-platform:index:K3sNode").length, agents + 1);
     for (let i = 0; i < agents; i++) {
       for (const child of Object.values(NODE_CHILDREN)) assert.ok(registered.has(`staging-big-agent-${i}-${child}`), `big-agent-${i}-${child}`);
+      const batchAgents = Array.from({ length: agents }, (_, j) => j).filter((j) => Math.floor(j / 10) + 1 === Math.floor(i / 10) + 1).map((j) => `staging-big-agent-${j}-preflight`);
       // 10% of 107 agents: batches of 10, each after the previous batch's uncordon step (components/upgrade).
       const batch = Math.floor(i / 10) + 1;
       assert.deepEqual(applyOf(registered, "staging", `big-agent-${i}`).dependsOn.filter((d) => d.endsWith("-apply") || d.endsWith("-drain")), [`staging-agent-batch-${batch}-drain`]);
       const drainDeps = registered.get(`staging-agent-batch-${batch}-drain`)!.dependsOn;
-      assert.deepEqual(drainDeps, batch === 1 ? [`staging-${server}-apply`] : [`staging-${server}-apply`, `staging-agent-batch-${batch - 1}-uncordon`]);
+      assert.deepEqual(drainDeps, [`staging-${server}-apply`, ...(batch === 1 ? [] : [`staging-agent-batch-${batch - 1}-uncordon`]), ...batchAgents]);
     }
     assert.equal((await cluster.nodes).length, agents + 1);
     assert.equal(registered.get("staging-node-labels")?.dependsOn.length ?? agents + 1, agents + 1, "role labels wait for every node");
@@ -182,7 +185,8 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
       }),
     );
     const after = (await build("prod", edited)).registered;
-    const steps = (node: string) => Object.values(NODE_CHILDREN).map((c) => `prod-${node}-${c}`);
+    // Servers have no preflight step of their own (their apply.sh checks first).
+    const steps = (node: string) => Object.values(NODE_CHILDREN).filter((c) => c !== "preflight" || node.includes("agent")).map((c) => `prod-${node}-${c}`);
     const changed = [...after.values()].filter((r) => JSON.stringify(r.inputs.triggers) !== JSON.stringify(before.get(r.name)?.inputs.triggers)).map((r) => r.name);
     assert.deepEqual(
       changed.sort(),

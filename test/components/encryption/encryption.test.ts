@@ -177,8 +177,10 @@ describe("secrets encryption", () => {
     const plan = planNode(config, config.nodes[0]!);
     const apply = plan.files.find((f) => f.name === "apply.sh")!.content;
     const snippetStart = apply.indexOf("# Secrets encryption on a running cluster");
-    assert.ok(snippetStart > 0 && snippetStart < apply.indexOf('bash "$STAGING/install-k3s.sh"'), "enable runs before the restart");
-    const snippet = apply.slice(snippetStart, apply.indexOf('bash "$STAGING/install-k3s.sh"'));
+    // Up to the line that runs the install script (the script's text from there on is the install).
+    const installLine = apply.lastIndexOf("\n", apply.indexOf('bash "$STAGING/install-k3s.sh"'));
+    assert.ok(snippetStart > 0 && snippetStart < installLine, "enable runs before the restart");
+    const snippet = apply.slice(snippetStart, installLine);
 
     const root = mkdtempSync(join(scratch, "enable-"));
     mkdirSync(join(root, "run/active"), { recursive: true });

@@ -12,6 +12,7 @@ import { NodePlan, planCluster, planNode } from "../../../components/plan/node";
 import { postRegistrationLabelCommand } from "../../../components/cluster/component";
 import { inboundPorts, kernelModules } from "../../../components/os-prep/render";
 import { raw, sh } from "../../../components/shell/sh";
+import { systemdHost } from "../../helpers/host-root";
 import { ENVS, fixtureConfig, REPO, sampleConfig, variant } from "../../helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
@@ -188,6 +189,7 @@ describe("host scripts", () => {
     /** Stages a node's files with an install stand-in that records its environment. */
     function stage(plan: NodePlan, root: string) {
       const staging = mkdtempSync(join(scratch, "staging-"));
+      systemdHost(root);
       for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
       writeFileSync(
         join(staging, "install-k3s.sh"),

@@ -7,7 +7,9 @@ import { ResolvedConfig, StackInput } from "../../../components/config/schema";
 import { loadStackConfig } from "../../../components/stack/load";
 import { renderRestartScript, renderVerifyScript, rotationPhases } from "../../../components/encryption/render";
 import { PATHS } from "../../../components/k3s/paths";
+import { customTimeouts, stepBounds } from "../../../components/k3s/timeouts";
 import { planCluster, planNode } from "../../../components/plan/node";
+import { fakeBinary, hostRoot, INSTALL_STANDIN } from "../../helpers/host-root";
 import { ENVS, REPO, sampleConfig, variant } from "../../helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
@@ -18,6 +20,9 @@ function scriptVariants(): Array<[string, ResolvedConfig]> {
     ["dev: raspberry pi, selinux, firewall disabled, channel", (r) => {
       Object.assign(r.k3s!, { version: undefined, channel: "stable", selinux: true, firewall: { mode: "disable" } });
       r.nodes[1]!.raspberryPi = true;
+    }],
+    ["dev: Kubernetes 1.35 (cgroup v2 required), install script digest", (r) => {
+      Object.assign(r.k3s!, { version: "v1.35.1+k3s1", installScriptSha256: "0".repeat(64) });
     }],
     ["dev: air-gap with selinux, wireguard, firewall ignored", (r) => {
       Object.assign(r.k3s!, { airgap: { enabled: true }, selinux: true, flannelBackend: "wireguard-native", firewall: { mode: "ignore" } });
@@ -86,6 +91,35 @@ describe("generated shell", () => {
     assert.ok(files.length >= 40, `expected many scripts, got ${files.length}`);
     const lint = run("shellcheck", ["--severity=style", ...files]);
     assert.equal(lint.status, 0, lint.out);
+  });
+
+  it("every apply step's customTimeouts sit above the sum of its script's own bounded waits (issue 28)", () => {
+    // Read from the rendered scripts, not from the budget: each bound a script declares, summed.
+    const waits = (script: string) =>
+      [
+        /READY_TIMEOUT:-(\d+)/g,
+        /\btimeout (\d+) /g,
+        /--max-time (\d+)/g,
+        /\bdeadline=\$\(\(SECONDS \+ (\d+)\)\)/g,
+        /^VIP_WAIT=(\d+)$/gm,
+        /drain_for_upgrade "\$NODE" (\d+)/g,
+        /wait_ready_version "\$NODE" "\$TARGET_VERSION" (\d+)/g,
+      ].reduce((sum, re) => sum + [...script.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0), 0);
+    const minutes = (t: string | undefined) => Number(/^(\d+)m$/.exec(t ?? "")?.[1]) * 60;
+    let checked = 0;
+    for (const [label, config] of scriptVariants()) {
+      for (const nodePlan of planCluster(config).nodes) {
+        const script = nodePlan.files.find((f) => f.name === "apply.sh")!.content;
+        const bound = waits(script);
+        assert.ok(bound >= 300, `${label} ${nodePlan.node.name}: the readiness wait is found (${bound})`);
+        const t = customTimeouts(nodePlan.applyBoundSeconds);
+        for (const op of [t.create, t.update, t.delete]) assert.ok(minutes(op) > bound, `${label} ${nodePlan.node.name}: ${op} is not above ${bound}s`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 10);
+    const restart = waits(renderRestartScript("srv"));
+    assert.ok(restart > 0 && minutes(customTimeouts(stepBounds().encryptionRestart).update) > restart);
   });
 
   it("the repository's own shell (scripts, CI, test hosts, stand-ins, stubs) passes shellcheck", () => {
@@ -234,10 +268,11 @@ describe("generated shell", () => {
   });
 
   describe("apply.sh", () => {
-    /** A scratch root and staging directory holding `plan`'s files, `installer` as install-k3s.sh, and (with `secrets`) its secret files placed. */
-    function stageApply(plan: ReturnType<typeof planNode>, label: string, installer?: string, secrets = true) {
+    /** A scratch root (hostRoot) and staging directory holding `plan`'s files, `installer` as install-k3s.sh, and (with `secrets`) its secret files placed. */
+    function stageApply(config: ResolvedConfig, plan: ReturnType<typeof planNode>, label: string, installer?: string, secrets = true) {
       const root = mkdtempSync(join(scratch, `${label}-`));
       const staging = mkdtempSync(join(scratch, "staging-"));
+      hostRoot(root, config);
       for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
       if (installer !== undefined) {
         writeFileSync(join(staging, "install-k3s.sh"), installer);
@@ -255,6 +290,7 @@ describe("generated shell", () => {
       const plan = planNode(config, config.nodes[0]!);
       const root = mkdtempSync(join(scratch, "apply-"));
       const staging = mkdtempSync(join(scratch, "staging-"));
+      hostRoot(root, config);
       const log = join(staging, "install.log");
       for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
       // Stand-in for the K3s install script: records the run; it starts the unit only without
@@ -293,7 +329,7 @@ describe("generated shell", () => {
       // K3s' unit is Type=notify with TimeoutStartSec=0: a blocking `systemctl restart` of a K3s
       // that never reports ready never returns (the systemctl stub blocks STUB_BLOCK_SECONDS, then fails).
       const config = sampleConfig("dev");
-      const { root, staging } = stageApply(planNode(config, config.nodes[1]!), "never-ready", `#!/usr/bin/env bash\n[ "\${INSTALL_K3S_SKIP_START:-}" = true ] || systemctl restart k3s-agent\n`);
+      const { root, staging } = stageApply(config, planNode(config, config.nodes[1]!), "never-ready", `#!/usr/bin/env bash\n[ "\${INSTALL_K3S_SKIP_START:-}" = true ] || systemctl restart k3s-agent\n`);
       mkdirSync(join(root, "run"), { recursive: true });
       writeFileSync(join(root, "run/never-ready"), "");
       const log = join(root, "systemctl.log");
@@ -304,15 +340,196 @@ describe("generated shell", () => {
       });
       const out = `${res.stdout}${res.stderr}`;
       assert.notEqual(res.status, 0, out);
-      assert.match(out, /apply\[dev-agent-1\]: k3s-agent not ready after 3s/);
+      assert.match(out, new RegExp(`apply\\[dev-agent-1\\]: host ${config.nodes[1]!.host.replace(/\./g, "\\.")}, step start: k3s-agent not ready after 3s`));
       const calls = readFileSync(log, "utf8");
       assert.match(calls, /^systemctl start --no-block k3s-agent$/m);
       assert.doesNotMatch(calls, /^systemctl (restart|start) (?!--no-block)/m, "a start that blocks");
     });
 
+    describe("against the install script stand-in (issue 28)", () => {
+      /**
+       * A host for `config.nodes[index]` with the plan's own install-k3s.sh: air-gapped, the install
+       * script stand-in (install-standin.sh) is pre-staged; downloading, a curl stub serves it.
+       * `channels/<name>` holds the release a channel resolves to. `installed` makes K3s look
+       * installed at that release (unit, version record, binary, active unit).
+       */
+      function standinHost(config: ResolvedConfig, index: number, label: string, installed?: string) {
+        const plan = planNode(config, config.nodes[index]!);
+        const { root, staging } = stageApply(config, plan, label);
+        const service = plan.role === "server" ? "k3s" : "k3s-agent";
+        const bin = join(root, "..", `${label}-bin`);
+        const channels = join(root, "..", `${label}-channels`);
+        mkdirSync(bin);
+        mkdirSync(channels);
+        // curl -sfL ... -o FILE URL: the install script's download, served from the stand-in.
+        writeFileSync(join(bin, "curl"), `#!/bin/sh\nwhile [ "$#" -gt 0 ]; do if [ "$1" = -o ]; then cp "${INSTALL_STANDIN}" "$2"; fi; shift; done\n`);
+        chmodSync(join(bin, "curl"), 0o755);
+        if (installed) {
+          const binary = config.k3s.airgap.enabled ? config.k3s.airgap.binaryPath : "/usr/local/bin/k3s";
+          fakeBinary(root, binary, installed);
+          mkdirSync(join(root, "etc/systemd/system"), { recursive: true });
+          writeFileSync(join(root, `etc/systemd/system/${service}.service`), "[Service]\n");
+          mkdirSync(join(root, "var/lib/k3s-platform"), { recursive: true });
+          writeFileSync(join(root, "var/lib/k3s-platform/k3s-version"), `${installed}\n`);
+          mkdirSync(join(root, "run/active"), { recursive: true });
+          writeFileSync(join(root, `run/active/${service}`), "");
+        }
+        const logs = { stub: join(root, "..", `${label}-stub.log`), installs: join(root, "..", `${label}-installs.log`) };
+        const env = {
+          K3S_PLATFORM_ROOT: root,
+          K3S_PLATFORM_STAGING: staging,
+          STUB_LOG: logs.stub,
+          STANDIN_LOG: logs.installs,
+          STANDIN_CHANNELS: channels,
+          PATH: `${bin}:${STUBS}:${process.env.PATH}`,
+        };
+        const apply = (extra: Record<string, string> = {}) => run("bash", ["-c", 'umask 077 && exec bash "$1"', "apply", join(staging, "apply.sh")], { ...env, ...extra });
+        const read = (path: string) => { try { return readFileSync(path, "utf8"); } catch { return ""; } };
+        return { plan, root, staging, channels, service, logs, apply, read };
+      }
+      const upgraded = (env: "prod" | "staging", edit: (k3s: Record<string, unknown>) => void = () => {}) =>
+        loadStackConfig(variant(env, (r) => { Object.assign(r.k3s!, { version: "v1.37.1+k3s1" }); edit(r.k3s as Record<string, unknown>); }));
+
+      it("air-gap upgrade without the new release: fails in preflight naming host and file; nothing placed, no snapshot, no cordon", () => {
+        const config = upgraded("prod");
+        const h = standinHost(config, 1, "no-release", "v1.37.0+k3s1");
+        const before = snapshot(h.root);
+        const res = h.apply();
+        assert.notEqual(res.status, 0, res.out);
+        const host = config.nodes[1]!.host;
+        assert.ok(res.out.includes(`preflight on host ${host}: the air-gap binary for v1.37.1+k3s1 is missing`), res.out);
+        assert.ok(res.out.includes(`${config.k3s.airgap.binaryPath}-v1.37.1+k3s1 is absent`), res.out);
+        assert.deepEqual(snapshot(h.root), before, "the host is as the last apply left it");
+        assert.doesNotMatch(h.read(h.logs.stub), /etcd-snapshot|cordon|drain|systemctl/);
+      });
+
+      it("air-gap: a release staged beside the running one is checked and swapped in by the upgrade only", () => {
+        const config = upgraded("prod");
+        const binary = config.k3s.airgap.binaryPath;
+        const h = standinHost(config, 3, "staged", "v1.37.0+k3s1");
+        fakeBinary(h.root, `${binary}-v1.37.1+k3s1`, "v1.37.1+k3s1");
+        const res = h.apply();
+        assert.equal(res.status, 0, res.out);
+        assert.match(h.read(join(h.root, binary)), /k3s version v1\.37\.1\+k3s1/);
+        assert.match(h.read(h.logs.installs), /^install version=v1\.37\.1\+k3s1/m);
+
+        // A digest that does not match the staged release: refused before anything changes.
+        const pinned = upgraded("prod", (k3s) => { k3s.version = "v1.37.2+k3s1"; (k3s.airgap as Record<string, unknown>).binarySha256 = "0".repeat(64); });
+        const g = standinHost(pinned, 3, "staged-digest", "v1.37.1+k3s1");
+        fakeBinary(g.root, `${binary}-v1.37.2+k3s1`, "v1.37.2+k3s1");
+        const before = snapshot(g.root);
+        const refused = g.apply();
+        assert.notEqual(refused.status, 0, refused.out);
+        assert.ok(refused.out.includes(`${binary}-v1.37.2+k3s1 has sha256`), refused.out);
+        assert.deepEqual(snapshot(g.root), before);
+      });
+
+      it("refuses, naming the host, an OpenRC host, a host without systemd, cgroup v1 under Kubernetes 1.35, a full disk; nothing placed", () => {
+        const dev = sampleConfig("dev");
+        const k135 = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: "v1.35.1+k3s1" })));
+        const cases: Array<[string, ResolvedConfig, (root: string) => void, RegExp, Record<string, string>?]> = [
+          ["openrc", dev, (root) => { mkdirSync(join(root, "sbin"), { recursive: true }); writeFileSync(join(root, "sbin/openrc-run"), ""); chmodSync(join(root, "sbin/openrc-run"), 0o755); }, /OpenRC/],
+          ["no-systemd", dev, (root) => rmSync(join(root, "run/systemd"), { recursive: true }), /systemd is not running/],
+          ["cgroup-v1", k135, (root) => rmSync(join(root, "sys/fs/cgroup/cgroup.controllers")), /cgroup v1 .*v1\.35\.1\+k3s1/],
+          ["disk", dev, () => {}, /MiB free/, { K3S_PLATFORM_MIN_FREE_MIB: String(Number.MAX_SAFE_INTEGER) }],
+        ];
+        for (const [label, config, breakHost, why, extra] of cases) {
+          const h = standinHost(config, 1, label);
+          breakHost(h.root);
+          const before = snapshot(h.root);
+          const res = h.apply(extra);
+          assert.notEqual(res.status, 0, `${label}: ${res.out}`);
+          assert.ok(res.out.includes(`preflight on host ${config.nodes[1]!.host}`), `${label}: ${res.out}`);
+          assert.match(res.out, why, label);
+          assert.deepEqual(snapshot(h.root), before, `${label}: nothing placed`);
+          assert.equal(h.read(h.logs.installs), "", `${label}: no install`);
+        }
+        // The same host, unbroken, installs: the checks refuse only what they name.
+        const ok = standinHost(k135, 1, "k135-ok");
+        const res = ok.apply();
+        assert.equal(res.status, 0, res.out);
+      });
+
+      it("an agent's preflight.sh (run before its batch's drain) refuses a missing release naming the host, and changes nothing either way", () => {
+        const config = upgraded("prod");
+        const h = standinHost(config, 3, "agent-preflight", "v1.37.0+k3s1");
+        const script = join(h.staging, "preflight.sh");
+        const before = snapshot(h.root);
+        const refused = run("bash", [script], { K3S_PLATFORM_ROOT: h.root, PATH: `${STUBS}:${process.env.PATH}` });
+        assert.notEqual(refused.status, 0, refused.out);
+        assert.ok(refused.out.includes(`preflight on host ${config.nodes[3]!.host}: the air-gap binary for v1.37.1+k3s1 is missing`), refused.out);
+        fakeBinary(h.root, `${config.k3s.airgap.binaryPath}-v1.37.1+k3s1`, "v1.37.1+k3s1");
+        const staged = snapshot(h.root);
+        const ok = run("bash", [script], { K3S_PLATFORM_ROOT: h.root, PATH: `${STUBS}:${process.env.PATH}` });
+        assert.equal(ok.status, 0, ok.out);
+        assert.deepEqual(snapshot(h.root), staged, "read-only");
+        assert.notDeepEqual(before, staged);
+      });
+
+      it("download mode: a wrong install script digest stops the upgrade before its snapshot and cordon", () => {
+        const config = upgraded("staging", (k3s) => { k3s.installScriptSha256 = "0".repeat(64); });
+        const h = standinHost(config, 0, "digest", "v1.37.0+k3s1");
+        const res = h.apply();
+        assert.notEqual(res.status, 0, res.out);
+        assert.ok(res.out.includes(`preflight on host ${config.nodes[0]!.host}: the install script from`), res.out);
+        assert.doesNotMatch(h.read(h.logs.stub), /etcd-snapshot|cordon|drain/);
+        assert.equal(h.read(h.logs.installs), "");
+      });
+
+      it("unit files: written 0644 under bundle.sh's umask 077; a hand edit (unit, env file, /etc/default) is corrected by the next apply", () => {
+        const config = sampleConfig("dev");
+        const h = standinHost(config, 1, "drift");
+        writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
+        const unit = join(h.root, `etc/systemd/system/${h.service}.service`);
+        const envFile = `${unit}.env`;
+        assert.equal(h.apply().status, 0);
+        assert.equal(statSync(unit).mode & 0o777, 0o644, "unit mode");
+        assert.equal(statSync(envFile).mode & 0o777, 0o600, "env file mode (install.sh chmod 0600)");
+        const installed = readFileSync(unit, "utf8");
+        const installs = () => h.read(h.logs.installs).split("\n").filter(Boolean).length;
+        assert.match(h.apply().out, /up to date/);
+        assert.equal(installs(), 1);
+
+        writeFileSync(unit, installed.replace("TimeoutStartSec=0", "TimeoutStartSec=0\nEnvironment=HAND=edit"));
+        const fixed = h.apply();
+        assert.equal(fixed.status, 0, fixed.out);
+        assert.equal(installs(), 2, "a hand-edited unit re-runs the install");
+        assert.equal(readFileSync(unit, "utf8"), installed);
+
+        writeFileSync(envFile, "K3S_HAND=edit\n");
+        assert.equal(h.apply().status, 0);
+        assert.equal(installs(), 3, "a hand-edited env file re-runs the install");
+
+        mkdirSync(join(h.root, "etc/default"), { recursive: true });
+        writeFileSync(join(h.root, `etc/default/${h.service}`), "K3S_HAND=edit\n");
+        assert.equal(h.apply().status, 0);
+        assert.equal(installs(), 4, "an /etc/default override re-runs the install");
+        assert.equal(statSync(join(h.root, `etc/default/${h.service}`), { throwIfNoEntry: false }), undefined, "moved aside");
+
+        // A host applied before the unit record existed adopts its files: no restart.
+        rmSync(join(h.root, "var/lib/k3s-platform/applied-unit"));
+        writeFileSync(unit, `${installed}# unrecorded\n`);
+        assert.match(h.apply().out, /up to date/);
+        assert.equal(installs(), 4);
+      });
+
+      it("channel stack: the channel picks the release at the first install; a config change later never upgrades", () => {
+        const config = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
+        const h = standinHost(config, 1, "channel");
+        writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
+        assert.equal(h.apply().status, 0);
+        writeFileSync(join(h.channels, "stable"), "v1.32.1+k3s1\n"); // the channel moved on
+        writeFileSync(join(h.staging, "config.yaml"), `${h.plan.files.find((f) => f.name === "config.yaml")!.content}debug: true\n`);
+        const res = h.apply();
+        assert.equal(res.status, 0, res.out);
+        assert.deepEqual(h.read(h.logs.installs).split("\n").filter(Boolean), ["install version=v1.31.4+k3s1 channel=stable", "install version=v1.31.4+k3s1 channel=stable"]);
+        assert.match(h.read(join(h.root, "usr/local/bin/k3s")), /v1\.31\.4\+k3s1/);
+      });
+    });
+
     it("refuses to install when the secret drop-in was not written", () => {
       const config = sampleConfig("dev");
-      const { root, staging } = stageApply(planNode(config, config.nodes[1]!), "nosecret", undefined, false);
+      const { root, staging } = stageApply(config, planNode(config, config.nodes[1]!), "nosecret", undefined, false);
       const res = run("bash", [join(staging, "apply.sh")], { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, PATH: `${STUBS}:${process.env.PATH}` });
       assert.notEqual(res.status, 0);
       assert.match(res.out, /50-k3s-platform-secrets\.yaml is missing/);

@@ -17,6 +17,7 @@ import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches, upgrad
 import { upgradeSummary } from "../../../components/upgrade/summary";
 import { agentBatches, maxUnavailableCount, snapshotName, upgradeProblem } from "../../../components/upgrade/versions";
 import { installMocks } from "../../helpers/pulumi-mocks";
+import { systemdHost } from "../../helpers/host-root";
 import { REPO, sampleConfig, variant } from "../../helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
@@ -108,6 +109,7 @@ describe("upgrades (components/upgrade)", () => {
     /** Stages a node's files with an install stand-in, as host-scripts.test.ts does. */
     function stage(plan: NodePlan, root: string) {
       const staging = mkdtempSync(join(scratch, "staging-"));
+      systemdHost(root);
       for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
       writeFileSync(join(staging, "install-k3s.sh"), `#!/usr/bin/env bash\necho install >>"$K3S_PLATFORM_ROOT/install.log"\nmkdir -p "$K3S_PLATFORM_ROOT/run/active" && touch "$K3S_PLATFORM_ROOT/run/active/k3s-agent"\n`);
       chmodSync(join(staging, "install-k3s.sh"), 0o755);
@@ -250,6 +252,7 @@ esac
       };
       const stageServer = (plan: NodePlan, newVersion: string) => {
         const staging = mkdtempSync(join(scratch, "staging-"));
+        systemdHost(root);
         for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
         // The install restarts K3s: its kubelet then reports the new version.
         writeFileSync(join(staging, "install-k3s.sh"), `#!/usr/bin/env bash\necho install >>"$STUB_LOG"\ntouch "$K3S_PLATFORM_ROOT/active"\nread -r _ r u a <"$K3S_PLATFORM_ROOT/node-info"\necho "${newVersion} $r $u $a" >"$K3S_PLATFORM_ROOT/node-info"\n`);
@@ -320,9 +323,12 @@ esac
         }
         assert.equal(drain.inputs.stdin, renderAgentBatchDrain(config, b));
         assert.equal(uncordon.inputs.stdin, renderAgentBatchUncordon(config, b));
-        assert.deepEqual(drain.dependsOn, [`staging-${lastServer.name}-apply`, ...(b.index > 1 ? [`staging-agent-batch-${b.index - 1}-uncordon`] : [])]);
+        // The drain waits for its agents' preflight (issue 28): a host that lacks what it needs is never cordoned.
+        assert.deepEqual(drain.dependsOn, [`staging-${lastServer.name}-apply`, ...(b.index > 1 ? [`staging-agent-batch-${b.index - 1}-uncordon`] : []), ...b.agents.map((a) => `staging-${a}-preflight`)]);
         assert.deepEqual(uncordon.dependsOn, b.agents.map((a) => `staging-${a}-apply`));
         for (const a of b.agents) assert.ok(registered.get(`staging-${a}-apply`)!.dependsOn.includes(drain.name), a);
+        // Like the drain, the preflight runs when the version changes: on other changes an unreachable agent holds back nobody.
+        for (const a of b.agents) assert.deepEqual(registered.get(`staging-${a}-preflight`)!.inputs.triggers, [config.k3s.version], a);
       }
     });
 
@@ -379,6 +385,13 @@ esac
       );
       assert.match(md, /#### Operations\n\n- upgrade v1\.37\.0 → v1\.37\.1: snapshot, 3 servers one at a time, 3 agents in 3 batches of 1\n/);
       assert.doesNotMatch(previewMarkdown({ steps: [] }, { stack: "prod" }), /Operations/);
+    });
+    it("a channel stack: the preview says running nodes keep their release (issue 28)", () => {
+      const pinned = sampleConfig("dev");
+      const channel = loadStackConfig(variant("dev", (raw) => Object.assign(raw.k3s!, { version: undefined, channel: "stable" })));
+      assert.deepEqual(upgradeSummary(pinned, channel), [`K3s release: channel stable picks the release at each node's first install; running nodes keep theirs (${pinned.k3s.version}): set k3s.version to upgrade`]);
+      assert.deepEqual(upgradeSummary(undefined, channel), ["K3s release: channel stable picks the release at each node's first install; running nodes keep theirs: set k3s.version to upgrade"]);
+      assert.deepEqual(upgradeSummary(channel, channel), [], "an unchanged channel says nothing");
     });
   });
 

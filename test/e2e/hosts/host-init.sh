@@ -17,4 +17,7 @@ echo "cpuset cpu io memory hugetlb pids rdma misc" >"$host/root/sys/fs/cgroup/cg
 mount -t tmpfs tmpfs "$host/root/run"
 mount -t tmpfs tmpfs "$host/root/tmp"
 mkdir -p "$host/root/run/sshd"
+# A systemd host as apply.sh's preflight sees it (sd_booted(3): /run/systemd/system exists); the
+# units themselves are the systemctl stand-in's.
+mkdir -p "$host/root/run/systemd/system"
 exec chroot "$host/root" /usr/sbin/sshd -D -e -f /etc/ssh/k3sp_sshd_config

@@ -9,7 +9,7 @@ systemctl start --no-block k3s
 deadline=$((SECONDS + 300))
 until k3s kubectl get --raw=/readyz >/dev/null 2>&1; do
   if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "encryption: k3s on $NODE not ready 300s after restart" >&2
+    echo "encryption: k3s on $NODE not ready 300s after restart (step: encryption restart)" >&2
     exit 1
   fi
   sleep 2

@@ -13,6 +13,27 @@ READY_TIMEOUT="${K3S_PLATFORM_READY_TIMEOUT:-300}"
 
 fail() { printf 'apply[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
 
+# --- preflight (components/k3s/preflight.ts): nothing is placed, snapshotted, cordoned or drained yet
+HOST=198.51.100.10
+preflight_fail() { fail "preflight on host $HOST: $*; nothing was changed on this node"; }
+# Init system: K3s runs as a systemd unit here. The install script takes its OpenRC path whenever
+# /sbin/openrc-run is executable, even beside systemd (install.sh setup_env: HAS_OPENRC first).
+if [ -x "$ROOT/sbin/openrc-run" ]; then
+  preflight_fail "the host has OpenRC (/sbin/openrc-run), which the K3s install script would use; k3s-platform supports systemd hosts only"
+fi
+# sd_booted(3): systemd is the running init iff /run/systemd/system exists.
+[ -d "$ROOT/run/systemd/system" ] || preflight_fail "systemd is not running (no /run/systemd/system); k3s-platform manages K3s as a systemd unit"
+command -v systemctl >/dev/null || preflight_fail "systemctl is not installed"
+CGROUP_RELEASE=v1.37.1+k3s1
+[ -f "$ROOT/sys/fs/cgroup/cgroup.controllers" ] || preflight_fail "the host runs cgroup v1 (no /sys/fs/cgroup/cgroup.controllers) and $CGROUP_RELEASE refuses cgroup v1 (Kubernetes 1.35+, KEP-5573); boot it with the unified hierarchy (systemd.unified_cgroup_hierarchy=1)"
+# Free disk on the filesystem that holds (or will hold) K3s' data directory.
+MIN_FREE_MIB="${K3S_PLATFORM_MIN_FREE_MIB:-1024}"
+data_dir=/var/lib/rancher/k3s
+while [ ! -d "$ROOT$data_dir" ] && [ "$data_dir" != / ]; do data_dir="$(dirname "$data_dir")"; done
+free_kib="$(df -Pk "$ROOT$data_dir" | awk 'NR == 2 { print $4 }')"
+[ "$((free_kib / 1024))" -ge "$MIN_FREE_MIB" ] || preflight_fail "only $((free_kib / 1024)) MiB free on the filesystem of $data_dir; K3s needs at least $MIN_FREE_MIB MiB"
+# --- end of preflight
+
 # Secrets-encryption guard: a running cluster's encryption is not dropped or switched silently.
 ENC_WANT=k3s
 ENC_MIGRATED=/var/lib/k3s-platform/encryption-migrated
@@ -241,9 +262,29 @@ install -d -m 0755 "$(dirname "$STATE")"
 printf '%s\n' "${planned[@]}" >"$MANAGED"
 
 fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/registries.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
+# What the install script writes and the unit reads (install.sh: the unit, its env file, and the
+# /etc/default and /etc/sysconfig files the unit also reads): a hand edit there is drift, corrected
+# by re-running the install. Recorded apart from the fingerprint above: a host applied before this
+# record existed adopts its files as they are (no restart on the first up of a newer k3s-platform).
+UNIT_STATE="$ROOT"/var/lib/k3s-platform/applied-unit
+UNIT_FILES=(/etc/systemd/system/k3s.service /etc/systemd/system/k3s.service.env /etc/default/k3s /etc/sysconfig/k3s)
+unit_fingerprint() {
+  local f
+  for f in "${UNIT_FILES[@]}"; do
+    if [ -f "$ROOT$f" ]; then printf '%s\n' "$f"; cat "$ROOT$f"; fi
+  done | sha256sum | cut -d' ' -f1
+}
 if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
-  echo "apply[$NODE]: K3s is up to date"
-  exit 0
+  if [ ! -f "$UNIT_STATE" ]; then
+    unit_fingerprint >"$UNIT_STATE"
+    echo "apply[$NODE]: K3s is up to date (unit files recorded)"
+    exit 0
+  fi
+  if [ "$(unit_fingerprint)" = "$(cat "$UNIT_STATE")" ]; then
+    echo "apply[$NODE]: K3s is up to date"
+    exit 0
+  fi
+  echo "apply[$NODE]: the unit or its environment files changed outside k3s-platform: re-installing"
 fi
 # Secrets encryption on a running cluster that started without it: enable, restart, reencrypt.
 if systemctl is-active --quiet k3s; then
@@ -272,7 +313,7 @@ if [ "${UPGRADING:-0}" = 1 ]; then
   if [ "$first_to_restart" = 1 ]; then
   started=$SECONDS
   echo "upgrade[$NODE]: etcd snapshot $SNAPSHOT before the first server restarts"
-  if ! out="$(k3s etcd-snapshot save --name "$SNAPSHOT" 2>&1)"; then
+  if ! out="$(timeout 600 k3s etcd-snapshot save --name "$SNAPSHOT" 2>&1)"; then
     printf '%s\n' "$out" >&2
     fail "etcd snapshot $SNAPSHOT failed after $((SECONDS - started))s: the upgrade from $RUNNING_VERSION to $TARGET_VERSION stops here, nothing was restarted"
   fi
@@ -285,6 +326,14 @@ if [ "${UPGRADING:-0}" = 1 ]; then
   drain_for_upgrade "$NODE" 300 --ignore-daemonsets --delete-emptydir-data || exit 1
 fi
 
+# The environment files k3s-platform never writes override the unit's own: moved aside, so K3s
+# runs with exactly the planned environment.
+for f in /etc/default/k3s /etc/sysconfig/k3s; do
+  if [ -f "$ROOT$f" ]; then
+    mv -f "$ROOT$f" "$ROOT$f.moved-by-k3s-platform"
+    echo "apply[$NODE]: moved $f aside to $f.moved-by-k3s-platform (it overrides the unit's environment)"
+  fi
+done
 # The install script only writes and enables the unit; the restart is ours. K3s' unit is
 # Type=notify with TimeoutStartSec=0, so a blocking `systemctl start` waits, with no limit, until
 # K3s reports ready (k3s-io/k3s#11808): a node that never gets ready would stall `pulumi up`.
@@ -292,15 +341,20 @@ fi
 # readiness loop below bound the wait; after the stop, the old process cannot answer that loop, as
 # it could right after a queued restart. (Something K3s reads at start changed, so it restarts even
 # when the install script itself sees no change.)
-INSTALL_K3S_SKIP_START=true bash "$STAGING/install-k3s.sh"
-systemctl stop "$SERVICE"
+# umask 022: bundle.sh runs with umask 077, and the install script writes the unit with tee, under
+# the caller's umask (install.sh create_systemd_service_file); a 0600 unit makes systemd warn on
+# every reload. The script itself makes the env file 0600 (create_env_file: chmod 0600).
+if ! (umask 022 && INSTALL_K3S_SKIP_START=true timeout 600 bash "$STAGING/install-k3s.sh"); then
+  fail "host $HOST, step install: the K3s install script failed or ran over 600s"
+fi
+timeout 120 systemctl stop "$SERVICE" || fail "host $HOST, step stop: systemctl stop $SERVICE failed or ran over 120s"
 systemctl start --no-block "$SERVICE"
 
 started=$SECONDS
 next=$((SECONDS + 10))
 until k3s kubectl get --raw=/readyz >/dev/null 2>&1 && k3s kubectl get node "$NODE" >/dev/null 2>&1; do
   if [ $((SECONDS - started)) -ge "$READY_TIMEOUT" ]; then
-    fail "$SERVICE not ready after ${READY_TIMEOUT}s; see journalctl -u $SERVICE"
+    fail "host $HOST, step start: $SERVICE not ready after ${READY_TIMEOUT}s; see journalctl -u $SERVICE on $HOST"
   fi
   if [ "$SECONDS" -ge "$next" ]; then
     echo "apply[$NODE]: waiting for $SERVICE to serve ($((SECONDS - started))s)"
@@ -321,4 +375,5 @@ install -d -m 0755 "$(dirname "$VERSION_RECORD")"
 printf '%s\n' "$TARGET_VERSION" >"$VERSION_RECORD"
 
 echo "$fingerprint" >"$STATE"
+unit_fingerprint >"$UNIT_STATE"
 echo "apply[$NODE]: K3s $VERSION is running"

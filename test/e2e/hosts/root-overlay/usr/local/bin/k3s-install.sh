@@ -14,6 +14,17 @@
 #    Unchanged and INSTALL_K3S_FORCE_RESTART != true: "No change detected so skipping service
 #    start", no restart. Otherwise `systemctl restart <name>` (service_enable_and_start).
 #    INSTALL_K3S_SKIP_START=true: no start at all.
+#  - Init system: /sbin/openrc-run executable -> the OpenRC path (an /etc/init.d/<name> script
+#    instead of the systemd unit; the stand-in stops there), tested before systemd (setup_env: HAS_OPENRC first). apply.sh's preflight
+#    refuses such a host before the script runs.
+#  - Release: INSTALL_K3S_VERSION wins; else INSTALL_K3S_CHANNEL (default stable) is resolved on
+#    every run (get_release_version, the channel URL's redirect; here /var/lib/k3sp-stub/channels/
+#    <channel>), and a download replaces the binary when the release differs (download_and_verify;
+#    here the stand-in binary's binary-version). Air-gapped (SKIP_DOWNLOAD) nothing is resolved.
+#  - File modes: the env file is touched and chmod 0600 before it is filled (create_env_file); the
+#    unit is written with tee, so its mode follows the caller's umask (create_systemd_service_file).
+#    The unit is Type=notify with TimeoutStartSec=0 and reads /etc/default/%N, /etc/sysconfig/%N
+#    and the env file (EnvironmentFile=-...).
 #  - The uninstaller for that unit only: ${BIN_DIR}/${SYSTEM_NAME}-uninstall.sh, i.e.
 #    k3s-uninstall.sh on a server, k3s-agent-uninstall.sh on an agent (create_uninstall).
 # config.yaml, its drop-ins, registries.yaml and resolv.conf are not hashed: a change to them alone
@@ -56,8 +67,27 @@ case "${INSTALL_K3S_SKIP_DOWNLOAD:-}" in
     info "Skipping k3s download and verify"
     [ -x "$BIN_DIR/k3s" ] || fatal "Executable k3s binary not found at $BIN_DIR/k3s"
     ;;
-  *) fatal "e2e stand-in: downloads are not modelled (the test hosts are air-gapped)" ;;
+  *)
+    if [ -n "${INSTALL_K3S_VERSION:-}" ]; then
+      release="$INSTALL_K3S_VERSION"
+    else
+      channel="${INSTALL_K3S_CHANNEL:-stable}"
+      info "Finding release for channel $channel"
+      release="$(cat "/var/lib/k3sp-stub/channels/$channel" 2>/dev/null)" || fatal "e2e stand-in: no release for channel $channel"
+    fi
+    info "Using $release as release"
+    echo "$release" >/var/lib/k3sp-stub/binary-version
+    ;;
 esac
+
+if [ -x /sbin/openrc-run ]; then
+  mkdir -p /etc/init.d
+  printf '#!/sbin/openrc-run\ncommand="%s/k3s"\n' "$BIN_DIR" >"/etc/init.d/$name"
+  chmod 0755 "/etc/init.d/$name"
+  info "openrc: Creating service file /etc/init.d/$name"
+  printf 'done %s\n' "$(date +%s.%N)" >>"$log"
+  exit 0
+fi
 
 mkdir -p "$SYSTEMD_DIR"
 rm -f "$unit" "$env_file"
@@ -67,11 +97,15 @@ exported="$(export -p)"
 chmod 0600 "$env_file"
 printf '%s\n' "$exported" | while read -r _ assignment; do printf '%s\n' "$assignment"; done | grep -E '^(K3S|CONTAINERD)_' >>"$env_file" || true
 printf '%s\n' "$exported" | while read -r _ assignment; do printf '%s\n' "$assignment"; done | grep -Ei '^(NO|HTTP|HTTPS)_PROXY' >>"$env_file" || true
-cat >"$unit" <<UNIT
+tee "$unit" >/dev/null <<UNIT
 [Unit]
 Description=Lightweight Kubernetes (e2e stand-in unit)
 [Service]
+Type=notify
+EnvironmentFile=-/etc/default/%N
+EnvironmentFile=-/etc/sysconfig/%N
 EnvironmentFile=-$env_file
+TimeoutStartSec=0
 ExecStart=$BIN_DIR/k3s $exec_cmd $*
 UNIT
 
