@@ -45,10 +45,12 @@ set -euo pipefail
 dir="$(cd "$(dirname "\${BASH_SOURCE[0]}")" && pwd)"
 umask 077
 
+# The temporary name carries this run's PID: two steps of one node may unpack the same bundle at
+# once (an agent's preflight beside its os-prep), and a shared name lets one run move the other's.
 unpack() {
-  printf '%s' "$3" >"$dir/.$1.tmp"
-  chmod "$2" "$dir/.$1.tmp"
-  mv -f "$dir/.$1.tmp" "$dir/$1"
+  printf '%s' "$3" >"$dir/.$1.$$.tmp"
+  chmod "$2" "$dir/.$1.$$.tmp"
+  mv -f "$dir/.$1.$$.tmp" "$dir/$1"
 }
 
 ${body}

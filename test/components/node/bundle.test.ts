@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -66,6 +66,17 @@ describe("node bundle (one copy per node)", () => {
       assert.equal((statSync(join(dir, f.name)).mode & 0o777).toString(8), f.mode.slice(1), f.name);
     }
     assert.ok(!existsSync(join(dir, "PWNED")), "nothing in a file's content ran");
+    assert.deepEqual(readdirSync(dir).filter((x) => x.endsWith(".tmp")), [], "no temporary file is left");
+  });
+
+  it("two runs of one bundle at once (an agent's preflight beside its os-prep) both succeed and leave the same files", async () => {
+    // The engine ran both on one host in parallel and one run's mv found its temporary file gone.
+    const files: BundledFile[] = Array.from({ length: 150 }, (_, i) => ({ name: `f-${i}.txt`, content: `content ${i}\n`.repeat(20), mode: "0600" }));
+    const dir = fresh();
+    writeFileSync(join(dir, "bundle.sh"), renderBundle("test", files));
+    const runs = Array.from({ length: 6 }, () => new Promise<number | null>((resolve) => spawn("bash", [join(dir, "bundle.sh")], { stdio: "ignore" }).on("close", resolve)));
+    assert.deepEqual(await Promise.all(runs), Array(6).fill(0), "a concurrent run failed");
+    for (const f of files) assert.equal(readFileSync(join(dir, f.name), "utf8"), f.content, f.name);
     assert.deepEqual(readdirSync(dir).filter((x) => x.endsWith(".tmp")), [], "no temporary file is left");
   });
 
