@@ -1,6 +1,6 @@
 import { CLUSTER_CHILDREN, childName, childSuffix, ENCRYPTION_PHASES, NODE_CHILDREN, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
 import { OPERATIONS, operationOf } from "../components/operations";
-import type { PreviewStep } from "./preview-markdown";
+import type { PreviewStep } from "./preview-types";
 
 /**
  * Day-2 operations in a preview, one line per phase, in the words of README "Removing a node" /

@@ -1,6 +1,7 @@
 import { NODE_CHILDREN, nodeChildOf, parseUrn, TYPES } from "../components/names";
 import { ClusterConfigView, upgradeSummary } from "../components/upgrade/summary";
 import { lifecycleLines, NodeRoles, runOrderLines } from "./preview-lifecycle";
+import type { PreviewStep, PropertyDiff } from "./preview-types";
 
 /**
  * Turns `pulumi preview --json` output (a PreviewDigest) and, optionally, the engine event log
@@ -9,26 +10,8 @@ import { lifecycleLines, NodeRoles, runOrderLines } from "./preview-lifecycle";
  * not secret; secrets always print as [secret].
  */
 
-export interface PropertyDiff {
-  kind: string;
-  inputDiff?: boolean;
-}
-
-export interface PreviewState {
-  type?: string;
-  inputs?: Record<string, unknown>;
-  parent?: string;
-}
-
-export interface PreviewStep {
-  op: string;
-  urn: string;
-  oldState?: PreviewState;
-  newState?: PreviewState;
-  diffReasons?: string[];
-  replaceReasons?: string[];
-  detailedDiff?: Record<string, PropertyDiff> | null;
-}
+// The step shapes live beside nothing else, so preview-lifecycle.ts reads them without importing this file.
+export type { PreviewState, PreviewStep, PropertyDiff } from "./preview-types";
 
 export interface PreviewDigest {
   steps?: PreviewStep[];

@@ -2,7 +2,7 @@ import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { clusterTopology } from "../config/topology";
 import { Baseline, guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "../operations/once";
 import { nodeLifecycleName } from "../names";
-import type { HostCommand } from "../operations/step";
+import type { HostCommand } from "../operations/host-command";
 import { stdinScriptCommand } from "../shell/root";
 import { sh } from "../shell/sh";
 import { NODE_FUNCTIONS } from "./node-ops";

@@ -4,7 +4,7 @@ import { PATHS } from "../k3s/paths";
 import { clusterTopology } from "../config/topology";
 import { NO_OP_UPDATE } from "../operations/once";
 import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
-import type { HostCommand } from "../operations/step";
+import type { HostCommand } from "../operations/host-command";
 import { asRoot } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
 import { MANAGED_NODES_CONFIGMAP, MANAGED_NODES_FILE, managedNodesManifest } from "./nodes";

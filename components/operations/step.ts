@@ -106,24 +106,8 @@ export interface Step {
   script?: StepValue<string>;
 }
 
-/**
- * A remote command as a renderer gives it to its operation (decommission/render.ts teardowns,
- * decommission/rebuild.ts forget steps, rotation/render.ts rotations): the command inputs, the
- * host it runs on as `on`, and the names it waits for. Each renderer's type picks the fields it
- * always sets; its operation turns them into Steps.
- */
-export interface HostCommand {
-  /** The resource name without the `<stack>-` prefix. */
-  name: string;
-  /** The host it runs on (its connection). */
-  on: NodeConfig;
-  create?: string;
-  update?: string;
-  delete?: string;
-  stdin?: string;
-  triggers?: string[];
-  dependsOn?: string[];
-}
+/** A remote command as a renderer gives it (operations/host-command.ts: below the plan, so renderers need not import it). */
+export type { HostCommand } from "./host-command";
 
 /** An operation: a name (the `operations/` folder of `npm run render`) and its pure steps. */
 export interface Operation {

@@ -4,7 +4,7 @@ import { hasSubcommand, subcommandGap } from "../config/flags";
 import { serviceName } from "../k3s/install";
 import { Baseline, guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "../operations/once";
 import { CLUSTER_CHILDREN, nodeLifecycleName } from "../names";
-import type { HostCommand } from "../operations/step";
+import type { HostCommand } from "../operations/host-command";
 import { stdinScriptCommand } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
 
