@@ -36,7 +36,7 @@ export function childSuffix(child: string, parent: string): string | undefined {
 
 /**
  * Names of a node's children (suffixes after `<stack>-<node>-`). Changed in 0.2 (one bundle copy
- * and one secrets command instead of one resource per file): see README "Changelog".
+ * and one secrets command instead of one resource per file): see docs/changelog.md.
  */
 export const NODE_CHILDREN = {
   stage: "stage",

@@ -40,7 +40,7 @@ export function buildProgram(program: ProgramConfig, stack: string, opts: pulumi
     nodes: cluster.plan.nodes.map((n) => ({ name: n.node.name, role: n.role, host: n.node.host })),
     /** The configured release (`channel:<name>` when only a channel is set: nodes run what it served at install). */
     k3sVersion: config.k3s.version ?? `channel:${config.k3s.channel ?? ""}`,
-    /** A secret: `pulumi stack output clusterToken --show-secrets` (README "Backups and restore": a restore needs it). */
+    /** A secret: `pulumi stack output clusterToken --show-secrets` (docs/backup-and-restore.md: a restore needs it). */
     clusterToken: cluster.token,
     /** Not a stack output: resolves once every node is registered (K3sCluster.registered). */
     registered: cluster.registered,

@@ -15,7 +15,7 @@ import { clusterConfigPolicies, TYPES } from "../policies/policies";
 /** A pack config file (`--policy-pack-config`): `all` and per-policy levels, or objects with a level and settings. */
 export type PolicyConfigFile = Record<string, EnforcementLevel | ({ enforcementLevel?: EnforcementLevel } & Record<string, unknown>)>;
 
-/** The pack config preview passes for `environment` (README "Policy pack"), or none (the pack's defaults). */
+/** The pack config preview passes for `environment` (docs/policy-pack.md), or none (the pack's defaults). */
 export function packConfigFor(environment: string): PolicyConfigFile {
   const file = join(__dirname, "..", "policies", "config", `${environment}.json`);
   return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as PolicyConfigFile) : {};

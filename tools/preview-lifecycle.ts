@@ -3,7 +3,7 @@ import { OPERATIONS, operationOf } from "../components/operations";
 import type { PreviewStep } from "./preview-types";
 
 /**
- * Day-2 operations in a preview, one line per phase, in the words of README "Removing a node" /
+ * Day-2 operations in a preview, one line per phase, in the words of docs/removing-and-replacing-nodes.md "Removing a node" /
  * "Rotating the token / certificates" (issue 13, "Visible and safe"). Pure: steps in, lines out.
  * Names are parsed with components/names.ts against the stack's K3sCluster name (the program
  * names it after the stack). Reads ops and K3sNode roles only, never values: the interesting
@@ -43,7 +43,7 @@ export function lifecycleLines(steps: PreviewStep[], stack: string, roles?: Node
       // The entry is still there (its K3sNode is declared): the `decommission` line was deleted.
       // The drain refuses a node its server lists as managed, so this up fails there.
       if (kept.some((n) => n.name === nodeResourceName(stack, node))) {
-        lines.push(`⚠️ ${node} stays in the config but its armed teardown is dropped: this up will fail at its drain (refused on the server; nothing is removed). Set \`decommission: false\` to cancel, or delete the whole entry to remove it (README: Removing a node)`);
+        lines.push(`⚠️ ${node} stays in the config but its armed teardown is dropped: this up will fail at its drain (refused on the server; nothing is removed). Set \`decommission: false\` to cancel, or delete the whole entry to remove it (docs/removing-and-replacing-nodes.md)`);
       } else {
         lines.push(`decommission ${node}: drain, delete node, uninstall`);
       }
@@ -57,7 +57,7 @@ export function lifecycleLines(steps: PreviewStep[], stack: string, roles?: Node
   for (const s of nodes.filter((n) => n.op === "delete")) {
     const node = s.name.startsWith(`${stack}-`) ? s.name.slice(stack.length + 1) : s.name;
     if (s.name !== nodeResourceName(stack, node) || arming.has(node) || running.has(node)) continue;
-    lines.push(`⚠️ remove ${node} without decommission: K3s stays installed and running on the host (README: Removing a node)`);
+    lines.push(`⚠️ remove ${node} without decommission: K3s stays installed and running on the host (docs/removing-and-replacing-nodes.md)`);
   }
 
   // A new cluster (its first server is created in this up): one-shot steps armed in the config are
@@ -65,7 +65,7 @@ export function lifecycleLines(steps: PreviewStep[], stack: string, roles?: Node
   const creating = kept.some((n) => roleOf(n) === "first-server" && n.op === "create");
   const armedAtCreation: string[] = [];
 
-  // ---- rebuild (README "Rebuilding a node"): the forget step runs, then every step of the node.
+  // ---- rebuild (docs/rebuilding.md): the forget step runs, then every step of the node.
   const forgotten = new Set<string>();
   for (const s of lifecycle.filter((l) => l.of!.child === "forget" && (l.op === "create" || l.op === "replace"))) {
     const node = s.of!.node;
@@ -84,7 +84,7 @@ export function lifecycleLines(steps: PreviewStep[], stack: string, roles?: Node
     const node = n.name.slice(stack.length + 1);
     const stage = childName(n.name, NODE_CHILDREN.stage);
     if (!forgotten.has(node) && named.some((s) => s.name === stage && rebuilt(s))) {
-      lines.push(`⚠️ rebuild ${node}: re-run every step on the only server: a new, empty cluster unless a snapshot is restored first (README: Rebuilding a node)`);
+      lines.push(`⚠️ rebuild ${node}: re-run every step on the only server: a new, empty cluster unless a snapshot is restored first (docs/rebuilding.md)`);
     }
   }
 

@@ -79,7 +79,7 @@ function main(values: { [K in keyof typeof SPEC.options]?: string }): number {
   }
 
   // The event log holds the Node SDK's debug diagnostics, which carry secret inputs' plaintext
-  // (the kubeconfig: README "Secrets in event logs"). It lives only in this directory (mkdtemp:
+  // (the kubeconfig: docs/testing-and-ci.md "Secrets in event logs"). It lives only in this directory (mkdtemp:
   // mode 0700), only policy events are read from it, and it is deleted below.
   const work = mkdtempSync(join(tmpdir(), "preview-md-"));
   try {

@@ -10,7 +10,7 @@
  * embedded etcd / containerd / Traefik versions) and the GitHub release pages
  * https://github.com/k3s-io/k3s/releases/tag/<version> ("Embedded Component Versions").
  *
- * How the list is kept current (README "Supported K3s releases"): when K3s publishes a release,
+ * How the list is kept current (docs/upgrading.md "Supported K3s releases and upgrade paths"): when K3s publishes a release,
  * add its row to KNOWN_RELEASES (version, date, etcd, source); when a new minor line appears, add
  * the line to RELEASE_LINES; SUPPORTED_LINES follows (the newest three lines). A pinned release
  * newer than the newest known one is a validation warning naming NEWEST_KNOWN, so a stale table

@@ -33,7 +33,7 @@ export function nodeAddressesOf(node: NodeConfig): string[] {
 
 /** Throws when there is no server (validation reports that first). */
 export function clusterTopology(config: ResolvedConfig): ClusterTopology {
-  // A server being decommissioned hands the first slot to the next one (README "Removing a node").
+  // A server being decommissioned hands the first slot to the next one (docs/removing-and-replacing-nodes.md "Removing a node").
   const firstServer = config.nodes.find((n) => n.role === "server" && !n.decommission);
   if (!firstServer) throw new Error("no server node (validation should have caught this)");
   const apiEndpoint = config.k3s.apiEndpoint ?? firstServer.host;

@@ -336,7 +336,7 @@ function surfaceChecks(config: ResolvedConfig, report: Report, warn: Report): vo
 }
 
 /**
- * `nodes[].rebuild` (README "Rebuilding a node"): ignored with `decommission: true` (an armed node
+ * `nodes[].rebuild` (docs/rebuilding.md): ignored with `decommission: true` (an armed node
  * has no steps to re-run; a warning); on the only server there is no cluster to join: the rebuild starts a new,
  * empty one unless a snapshot is restored first (a warning: that is what a user may want).
  */
@@ -351,7 +351,7 @@ function rebuildChecks(config: ResolvedConfig, warn: Report): void {
     if (node.role === "server" && managedServers.length === 1) {
       warn(
         ["nodes", i, "rebuild"],
-        `node ${node.name} is the only server: there is no cluster to join, so the rebuild starts a new, empty cluster (cluster-init) unless a snapshot is restored first (README "Backups and restore")`,
+        `node ${node.name} is the only server: there is no cluster to join, so the rebuild starts a new, empty cluster (cluster-init) unless a snapshot is restored first (docs/backup-and-restore.md)`,
       );
     }
   });
@@ -529,10 +529,10 @@ export function secretIssues(config: SecretNeeds, present: ReadonlySet<SecretKey
 /** The config keys of the project namespace, for unknown-key suggestions. */
 export const ALL_KEYS: readonly string[] = [...CONFIG_KEYS, ...SECRET_KEYS];
 
-/** Keys earlier releases read, with what replaced them (README changelog). */
+/** Keys earlier releases read, with what replaced them (docs/changelog.md). */
 export const REMOVED_KEYS: Readonly<Record<string, string>> = {
   "k3s.previousVersion":
-    "is no longer needed: each host reads the version it runs and refuses a downgrade or a skipped minor itself; remove it (README changelog 0.2)",
+    "is no longer needed: each host reads the version it runs and refuses a downgrade or a skipped minor itself; remove it (docs/changelog.md, 0.2)",
 };
 
 function zodIssue(issue: z.core.$ZodIssue, names: PathNames): ConfigIssue {

@@ -9,7 +9,7 @@ import { NODE_FUNCTIONS } from "./node-ops";
 import { managedNodes, otherServers } from "./nodes";
 
 /**
- * Rebuilding a re-imaged node (README "Rebuilding a node"), pure: config in, triggers and the
+ * Rebuilding a re-imaged node (docs/rebuilding.md), pure: config in, triggers and the
  * "forget" script out.
  *
  * A command runs only when its inputs or `triggers` change (REFERENCE "The Pulumi engine here"),

@@ -5,7 +5,7 @@ import { otherServers } from "./nodes";
 import { joinOnly } from "./rebuild";
 
 /**
- * Rebuilding the first server (README "Rebuilding a node"), pure.
+ * Rebuilding the first server (docs/rebuilding.md), pure.
  *
  * The first server's config.yaml says `cluster-init: true`. On a re-imaged host (empty
  * `server/db`), or a new host put in the first slot, that would start a second cluster beside

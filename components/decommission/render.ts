@@ -11,7 +11,7 @@ import { MANAGED_NODES_CONFIGMAP, MANAGED_NODES_FILE, managedNodesManifest } fro
 import { NODE_FUNCTIONS } from "./node-ops";
 
 /**
- * Node removal in two explicit steps (README "Removing a node"), pure: config in, scripts out.
+ * Node removal in two explicit steps (docs/removing-and-replacing-nodes.md "Removing a node"), pure: config in, scripts out.
  *
  * `decommission: true` on a node entry *arms* the teardown; deleting the entry later *runs* it.
  * The teardown lives in the `delete` of two commands that are never replaced: their `triggers`

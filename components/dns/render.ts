@@ -126,7 +126,7 @@ export function renderCorednsCustom(config: ResolvedConfig): KubeObject | undefi
     // Often made by hand on K3s clusters before k3s-platform arrives. Server-side apply owns each
     // data key separately: with patchForce, the keys rendered here take over from whoever set
     // them (kubectl-create, …), keys only others set stay. Without it, `up` stops on a field
-    // conflict. (@pulumi/kubernetes: "pulumi.com/patchForce".) README: "Objects that already exist".
+    // conflict. (@pulumi/kubernetes: "pulumi.com/patchForce".) docs/in-cluster.md "Objects that already exist".
     metadata: { name: "coredns-custom", namespace: "kube-system", labels: MANAGED_BY, annotations: { [PATCH_FORCE]: "true" } },
     data,
   };

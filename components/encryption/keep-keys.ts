@@ -9,7 +9,7 @@ import { sh } from "../shell/sh";
  * tries every listed one on read (Kubernetes "Encrypting Confidential Data at Rest"), so data
  * written with a key the program no longer knows — after `destroy` then `up` regenerated the
  * keys, or after a key was replaced in config — stays readable. The program never drops a key;
- * retiring one after a re-encryption is a deliberate manual edit (README).
+ * retiring one after a re-encryption is a deliberate manual edit (docs/in-cluster.md).
  *
  * A deployed key whose name the new file reuses with another secret stops the write (exit 3):
  * the stored values carry the key name (`k8s:enc:<provider>:v1:<name>:`), so two secrets under

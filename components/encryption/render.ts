@@ -183,7 +183,7 @@ export function encryptionModeOf(config: ResolvedConfig): "off" | "k3s" | "custo
   return config.encryption.enabled ? config.encryption.mode : "off";
 }
 
-/** Marker an operator writes after a documented encryption migration (README, "Secrets encryption"). */
+/** Marker an operator writes after a documented encryption migration (docs/in-cluster.md "Secrets encryption at rest"). */
 export const ENCRYPTION_MIGRATED_MARKER = "/var/lib/k3s-platform/encryption-migrated";
 
 /**

@@ -4,7 +4,7 @@ import { NODE_LIFECYCLE_CHILDREN } from "../names";
 import { applyOf, endsWithAny, Operation, Step } from "./step";
 
 /**
- * `nodes[].rebuild` (README "Rebuilding a node"): the one-shot "forget" step of each rebuilt node,
+ * `nodes[].rebuild` (docs/rebuilding.md): the one-shot "forget" step of each rebuilt node,
  * on a surviving server, before any step of that node (decommission/rebuild.ts renders it). One on
  * the first server waits for that server's apply (it may be rebuilt in the same up). The rebuild
  * value itself joins the node's own triggers (node/component.ts), not a step here.

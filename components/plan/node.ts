@@ -152,7 +152,7 @@ export function planCluster(config: ResolvedConfig, options: PlanOptions = {}): 
   const topology = clusterTopology(config);
   const plan = (n: NodeConfig) => planNodeContext({ ...nodeContext(config, n, topology), hasRegistryAuth: options.hasRegistryAuth });
   // The first server in config order initialises the cluster; the others join in config order.
-  // Entries armed for removal get no steps at all (README "Removing a node").
+  // Entries armed for removal get no steps at all (docs/removing-and-replacing-nodes.md "Removing a node").
   const managed = managedNodes(config);
   const ordered = [...managed.filter((n) => n.role === "server"), ...managed.filter((n) => n.role === "agent")];
   const first = plan(topology.firstServer);

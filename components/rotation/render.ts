@@ -12,7 +12,7 @@ import { raw, Shell, sh } from "../shell/sh";
 export const ROTATION_READY_SECONDS = 300;
 
 /**
- * Token and certificate rotation (README "Rotating the token / certificates"), pure.
+ * Token and certificate rotation (docs/rotation.md), pure.
  *
  * Token: a new `token` secret is detected by a salted hash (HMAC-SHA256 keyed by a per-stack
  * random salt, itself a secret) used as the `token-rotate` step's only trigger, kept secret in

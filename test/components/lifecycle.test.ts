@@ -514,7 +514,7 @@ describe("rebuild: nodes[].rebuild", () => {
     const single = parseStackConfig(variant("dev", (r) => (r.nodes[0]!.rebuild = 1)));
     assert.ok(single.ok);
     assert.deepEqual(warnings(single), [
-      `k3s-platform:nodes[0] (dev-server-1).rebuild: node dev-server-1 is the only server: there is no cluster to join, so the rebuild starts a new, empty cluster (cluster-init) unless a snapshot is restored first (README "Backups and restore")`,
+      `k3s-platform:nodes[0] (dev-server-1).rebuild: node dev-server-1 is the only server: there is no cluster to join, so the rebuild starts a new, empty cluster (cluster-init) unless a snapshot is restored first (docs/backup-and-restore.md)`,
     ]);
     const armed = parseStackConfig(variant("prod", (r) => Object.assign(r.nodes[5]!, { rebuild: 1, decommission: true })));
     assert.ok(armed.ok);

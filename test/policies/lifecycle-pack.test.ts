@@ -98,10 +98,10 @@ describe("preview:md: one line per lifecycle phase", () => {
       "decommission prod-agent-2: drain, delete node, uninstall",
     ]);
     assert.deepEqual(lifecycleLines([...base, node("prod-agent-2", "agent", "create"), cmd("prod-agent-2-decommission-drain", "delete")], "prod"), [
-      "⚠️ prod-agent-2 stays in the config but its armed teardown is dropped: this up will fail at its drain (refused on the server; nothing is removed). Set `decommission: false` to cancel, or delete the whole entry to remove it (README: Removing a node)",
+      "⚠️ prod-agent-2 stays in the config but its armed teardown is dropped: this up will fail at its drain (refused on the server; nothing is removed). Set `decommission: false` to cancel, or delete the whole entry to remove it (docs/removing-and-replacing-nodes.md)",
     ]);
     assert.deepEqual(lifecycleLines([...base, node("prod-agent-3", "agent", "delete")], "prod"), [
-      "⚠️ remove prod-agent-3 without decommission: K3s stays installed and running on the host (README: Removing a node)",
+      "⚠️ remove prod-agent-3 without decommission: K3s stays installed and running on the host (docs/removing-and-replacing-nodes.md)",
     ]);
   });
 
@@ -118,7 +118,7 @@ describe("preview:md: one line per lifecycle phase", () => {
     });
     const only = [node("prod-server-1", "first-server"), node("prod-agent-1", "agent")];
     assert.deepEqual(lifecycleLines([...only, stage(["/var/lib/k3s-platform/staging", "1"])], "prod"), [
-      "⚠️ rebuild prod-server-1: re-run every step on the only server: a new, empty cluster unless a snapshot is restored first (README: Rebuilding a node)",
+      "⚠️ rebuild prod-server-1: re-run every step on the only server: a new, empty cluster unless a snapshot is restored first (docs/rebuilding.md)",
     ]);
     assert.deepEqual(lifecycleLines([...only, stage(["/var/lib/k3s-platform/staging"])], "prod"), [], "a stage replaced for another reason is no rebuild");
   });

@@ -38,7 +38,7 @@ export const stackSchema = z.strictObject({
   encryption: encryptionSchema.prefault({}),
   tenants: z.array(tenantSchema).default([]),
   dns: dnsSchema.prefault({}),
-  /** Client and server certificates (README "Rotating the token / certificates"). */
+  /** Client and server certificates (docs/rotation.md). */
   certificates: z
     .strictObject({
       /** Bump (a counter or a date) to rotate every node's certificates, servers one at a time. */

@@ -47,13 +47,13 @@ export const nodeSchema = z.strictObject({
   raspberryPi: z.boolean().default(false),
   ssh: nodeSshSchema.default({}),
   /**
-   * Removal, step 1 of 2 (README "Removing a node"): `true` arms the teardown (drain, delete the
+   * Removal, step 1 of 2 (docs/removing-and-replacing-nodes.md "Removing a node"): `true` arms the teardown (drain, delete the
    * Node, uninstall K3s) and stops installing or changing anything on the node; deleting the entry
    * on a later `up` runs the teardown. `false` disarms it; never delete the line to disarm.
    */
   decommission: z.boolean().optional(),
   /**
-   * Rebuild (README "Rebuilding a node"): a counter or a date string (`1`, `"2026-11-30"`); each
+   * Rebuild (docs/rebuilding.md): a counter or a date string (`1`, `"2026-11-30"`); each
    * new value rebuilds the node once, for a host that was re-imaged (its K3s, data and
    * k3s-platform state are gone). It is added to the `triggers` of every step of the node (stage,
    * bundle, secrets, os-prep, apply), so all of them run again; before them a one-shot step on a
