@@ -10,7 +10,7 @@ import type {
 import { asList, clusterNetworkFindings, coversSecrets, decommissionChecks, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "../components/config/rules";
 import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/config/flags";
-import { findingMessage, surfaceVerdict } from "../components/config/surfaces";
+import { surfaceIssues, surfaceVerdict } from "../components/config/surfaces";
 import { formatPath } from "../components/config/validate";
 import { childName, clusterChildOf, NODE_CHILDREN, nodeChildOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
 import { operationSteps } from "../components/operations";
@@ -193,10 +193,7 @@ const freeFormAllowlisted = clusterPolicy(
   "Prod's free-form settings (pass-through flags, *-arg entries, Traefik values, the containerd template, registry and S3 transport, firewall, images) are on the allowlist of settings known not to weaken the cluster, or carry a reasoned exception; no credential sits in a document in any environment.",
   "mandatory",
   (config, _args, report) => {
-    const verdict = surfaceVerdict(config);
-    const prod = config.environment === "prod";
-    for (const f of verdict.refused) if (prod || f.everywhere) report(`${formatPath(f.path)}: ${findingMessage(f)}`);
-    if (prod) for (const { index, message } of verdict.invalid) report(`${formatPath(["k3s", "exceptions", index, "setting"])}: ${message}`);
+    for (const issue of surfaceIssues(config)) if (issue.refused) report(`${formatPath(issue.path)}: ${issue.message}`);
   },
 );
 

@@ -272,8 +272,9 @@ export function containerdTemplateFindings(template: string): Array<DocumentHit 
     const header = /^\[\[?(.*?)\]\]?\s*(#.*)?$/.exec(trimmed);
     if (header) table = header[1]!.replace(/\s+/g, "");
     const push = (hit: DocumentHit) => out.push({ ...hit, table });
-    for (const action of trimmed.match(/\{\{.*?\}\}/g) ?? []) push({ kind: "template-action", at, detail: action });
-    if (!trimmed.match(/\{\{.*?\}\}/g) && trimmed.includes("{{")) push({ kind: "template-action", at, detail: trimmed.slice(0, 60) });
+    const actions = trimmed.match(/\{\{.*?\}\}/g) ?? [];
+    for (const action of actions) push({ kind: "template-action", at, detail: action });
+    if (actions.length === 0 && trimmed.includes("{{")) push({ kind: "template-action", at, detail: trimmed.slice(0, 60) });
     if (PRIVATE_KEY.test(text) || URL_CREDENTIALS.test(text)) push({ kind: "credential", at, detail: "a private key or URL credentials" });
     // Any http:// URL in a string, whatever the key or layout (multi-line arrays, inline tables).
     if (/["']http:\/\//i.test(text)) push({ kind: "plain-http", at, detail: "an http:// URL" });

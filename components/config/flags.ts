@@ -472,7 +472,6 @@ const isTrue = (v: string | undefined) => v !== undefined && v.toLowerCase() ===
  */
 export const CIS_COMPONENT_ARGS: Readonly<Record<string, readonly string[]>> = {
   "kube-apiserver-arg": ["admission-control-config-file", "audit-log-path", "audit-policy-file"],
-  "kubelet-arg": [],
 };
 
 /**
@@ -530,7 +529,6 @@ export function cisWeakenings(flags: Record<string, FlagValue>, role: "server" |
   if (isFalse(kubelet.get("protect-kernel-defaults"))) out.push(["kubelet-arg", "kubelet protect-kernel-defaults=false"]);
   if (isFalse(kubelet.get("make-iptables-util-chains"))) out.push(["kubelet-arg", "kubelet make-iptables-util-chains=false"]);
   if (["0", "0s"].includes(kubelet.get("streaming-connection-idle-timeout") ?? "")) out.push(["kubelet-arg", "kubelet streaming-connection-idle-timeout=0 keeps idle streams open forever"]);
-  for (const name of overridden(flags["kubelet-arg"], CIS_COMPONENT_ARGS["kubelet-arg"]!)) out.push(["kubelet-arg", `kubelet ${name} is set twice: a later value overrides the CIS one`]);
   const ciphers = kubelet.get("tls-cipher-suites");
   if (ciphers === undefined) out.push(["kubelet-arg", "CIS requires kubelet tls-cipher-suites restricted to strong ciphers"]);
   else {

@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
 import { ALLOWED_COMPONENT_ARGS, ALLOWED_FLAGS, AllowlistContext, COMPONENT_ARG_RISKS, FLAG_RISKS } from "./allowlist";
-import { containerdTemplateFindings, DocumentHit, KIND_WHY, traefikValuesFindings } from "./documents";
+import { broadCidr, containerdTemplateFindings, DocumentHit, KIND_WHY, traefikValuesFindings } from "./documents";
 import { COMPONENT_ARG_FLAGS, FLAG_BY_NAME, MANAGED_COMPONENT_ARGS } from "./flags";
-import { prefixLength } from "./net";
 import type { FlagValue, ResolvedConfig } from "./schema";
 import { KUBE_VIP_IMAGE } from "./schema/addons";
 import { AUTOSCALER_IMAGE, NODE_CACHE_IMAGE } from "./schema/dns";
@@ -183,10 +182,9 @@ function exposureFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
       unexceptable: "state the sources the API server is open to",
     });
   }
-  // Broader than a /8 (IPv4) or a /24 (IPv6): a slice of the internet, not a network the user
-  // runs; 0.0.0.0/1 + 128.0.0.0/1 is 0.0.0.0/0 written twice.
+  // A slice of the internet, not a network the user runs: 0.0.0.0/1 + 128.0.0.0/1 is 0.0.0.0/0 written twice.
   firewall.apiServerSources.forEach((source, i) => {
-    if (source.includes("/") && prefixLength(source) < (source.includes(":") ? 24 : 8)) {
+    if (broadCidr(source)) {
       out.push({ setting: `firewall.apiServerSources=${source}`, path: ["k3s", "firewall", "apiServerSources", i], message: `${source} opens the API server to a large part of the internet` });
     }
   });
@@ -275,4 +273,25 @@ export function surfaceVerdict(config: ResolvedConfig, findings = surfaceFinding
     });
   }
   return verdict;
+}
+
+/** A finding or an invalid exception as validation and the pack report it: refused, or (outside prod) a warning. */
+export interface SurfaceIssue {
+  path: SurfacePath;
+  message: string;
+  refused: boolean;
+}
+
+/**
+ * What the stack's free-form surfaces come to: in prod every unexcepted finding and every invalid
+ * exception is refused; elsewhere they are warnings, except credentials, refused everywhere. The one
+ * decision validation (surfaceChecks) and the pack (free-form-settings-allowlisted) both report.
+ */
+export function surfaceIssues(config: ResolvedConfig): SurfaceIssue[] {
+  const prod = config.environment === "prod";
+  const verdict = surfaceVerdict(config);
+  return [
+    ...verdict.refused.map((f) => ({ path: f.path, message: findingMessage(f), refused: prod || f.everywhere === true })),
+    ...verdict.invalid.map(({ index, message }) => ({ path: ["k3s", "exceptions", index, "setting"], message, refused: prod })),
+  ];
 }

@@ -16,7 +16,7 @@ import { featureChecks } from "./feature-checks";
 import { intermediateStep } from "../upgrade/versions";
 import { isSupportedLine, newerThanKnown, NEWEST_KNOWN, newestOnLine, SUPPORTED_LINES_TEXT } from "./releases";
 import { cidrContains, indexedIp, isCanonicalIp, nodeAddressProblem, normalizeHost } from "./net";
-import { findingMessage, surfaceVerdict } from "./surfaces";
+import { surfaceIssues } from "./surfaces";
 import { clusterNetworkFindings, coversSecrets, decommissionChecks, flannelIpv6MasqFinding, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "./rules";
 import { CONFIG_KEYS, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
 
@@ -329,10 +329,7 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
  * in prod so it cannot silently cover a later change.
  */
 function surfaceChecks(config: ResolvedConfig, report: Report, warn: Report): void {
-  const prod = config.environment === "prod";
-  const verdict = surfaceVerdict(config);
-  for (const finding of verdict.refused) (prod || finding.everywhere ? report : warn)(finding.path, findingMessage(finding));
-  for (const { index, message } of verdict.invalid) (prod ? report : warn)(["k3s", "exceptions", index, "setting"], message);
+  for (const issue of surfaceIssues(config)) (issue.refused ? report : warn)(issue.path, issue.message);
 }
 
 /**

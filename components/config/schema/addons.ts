@@ -107,9 +107,10 @@ export const k3sSchema = z.strictObject({
   controllerManager: controllerManagerSchema.prefault({}),
   extraServerConfig: z.record(singleLine(), flagValue).default({}),
   /**
-   * Reasoned exceptions to the prod allowlist of free-form settings (surfaces.ts): `setting` is the
-   * name the refusal printed (`kube-apiserver-arg:token-auth-file`, `firewall.mode`,
-   * `traefik.values:host-path`); the policy pack reports every exception on every preview.
+   * Reasoned exceptions to the prod allowlist of free-form settings (surfaces.ts): `setting` is what
+   * the refusal printed, the setting with its value (`kube-apiserver-arg:token-auth-file=/etc/tokens.csv`,
+   * `firewall.mode=disable`, or a digest for a structure: `traefik.values.extraObjects#3f2a…`); the
+   * policy pack reports every exception on every preview.
    */
   exceptions: z
     .array(
