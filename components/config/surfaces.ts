@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { ALLOWED_COMPONENT_ARGS, ALLOWED_FLAGS, AllowlistContext, COMPONENT_ARG_RISKS, FLAG_RISKS } from "./allowlist";
-import { broadCidr, containerdTemplateFindings, DocumentHit, KIND_WHY, traefikValuesFindings } from "./documents";
+import { broadCidr, containerdTemplateFindings, DocumentHit, isCredentialKey, KIND_WHY, traefikValuesFindings } from "./documents";
 import { COMPONENT_ARG_FLAGS, FLAG_BY_NAME, MANAGED_COMPONENT_ARGS } from "./flags";
 import type { FlagValue, ResolvedConfig } from "./schema";
 import { KUBE_VIP_IMAGE } from "./schema/addons";
@@ -101,6 +101,18 @@ function componentArgFindings(flag: string, value: FlagValue, path: SurfacePath,
     const name = (eq < 0 ? entry : entry.slice(0, eq)).replace(/^-+/, "");
     const argValue = eq < 0 ? "true" : entry.slice(eq + 1);
     if (MANAGED_COMPONENT_ARGS[flag]?.[name]) return; // refused with the typed key (validate.ts)
+    // A credential as a component flag (`oidc-client-secret=…`) lands in config.yaml on every node and
+    // in state: refused everywhere like a credential in a document, and its value never echoed.
+    if (isCredentialKey(name) && argValue !== "" && !argValue.startsWith("/")) {
+      out.push({
+        setting: `${flag}:${name}${pinned({ digest: argValue })}`,
+        path: at,
+        message: `${component} ${name}=… ${KIND_WHY.credential}`,
+        unexceptable: "credentials come from secure config keys or Kubernetes Secrets",
+        everywhere: true,
+      });
+      return;
+    }
     const setting = `${flag}:${name}${pinned(argValue)}`;
     const allowed = allowedArgs[name];
     if (!allowed) {

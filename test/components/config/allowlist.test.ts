@@ -171,6 +171,19 @@ describe("prod free-form surfaces: an allowlist, not a denylist (issue 22)", () 
       });
     }
 
+    it("a credential in a *-arg entry is refused in every environment, by validation and the pack, without echoing it", async () => {
+      const edit: Edit = (r) => (k3s(r).extraServerConfig = { "kube-apiserver-arg": ["oidc-client-secret=s3cr3t-value"] });
+      for (const env of ["dev", "prod"] as const) {
+        const r = outcome(env, edit);
+        assert.equal(r.ok, false, `${env} accepted a credential in kube-apiserver-arg`);
+        assert.ok(issueAt(r.issues, server("kube-apiserver-arg")), JSON.stringify(r.issues));
+        assert.doesNotMatch(JSON.stringify([...r.issues, ...r.warnings]), /s3cr3t-value/);
+        const pack = await packSays(env, edit);
+        assert.ok(pack.some((m) => m.startsWith(server("kube-apiserver-arg"))), JSON.stringify(pack));
+        assert.doesNotMatch(pack.join("\n"), /s3cr3t-value/);
+      }
+    });
+
     it("an exception covers the value it names, not the setting at any value", () => {
       const edit: Edit = (r) => (k3s(r).extraServerConfig = { "etcd-arg": ["listen-client-urls=https://127.0.0.1:2379"] });
       const kept = outcome("prod", withException(edit, "etcd-arg:listen-client-urls=https://127.0.0.1:2379"));
