@@ -89,6 +89,11 @@ export function agentBatchStepName(cluster: string, index: number, step: "drain"
   return childName(cluster, agentBatchStepSuffix(index, step));
 }
 
+/** A maintenance group's step after `<cluster>-`: `maintenance-<i>-drain|uncordon`, run on the group's watcher server. */
+export function maintenanceGroupStepSuffix(index: number, step: "drain" | "uncordon"): string {
+  return `maintenance-${index}-${step}`;
+}
+
 /** The suffix of an agent batch step after `<cluster>-`: `agent-batch-<i>-drain|uncordon`. */
 export function agentBatchStepSuffix(index: number, step: "drain" | "uncordon"): string {
   return `agent-batch-${index}-${step}`;
@@ -105,6 +110,15 @@ export const NODE_LIFECYCLE_CHILDREN = {
   certificateCheck: "certificate-check",
   /** `nodes[].rebuild`: deletes the old Node on a surviving server before the node's steps re-run. */
   forget: "rebuild-forget",
+  /** `restore` (operations/restore.ts): check the snapshot, stop every server, reset, rejoin, restart agents. */
+  restoreCheck: "restore-check",
+  restoreStop: "restore-stop",
+  restoreReset: "restore-reset",
+  restoreRejoin: "restore-rejoin",
+  restoreRestart: "restore-restart",
+  /** `maintenance` (operations/maintenance.ts): the node's command and reboot, then its check over SSH. */
+  maintenanceRun: "maintenance-run",
+  maintenanceBack: "maintenance-back",
 } as const;
 export type NodeLifecycleChild = keyof typeof NODE_LIFECYCLE_CHILDREN;
 

@@ -73,7 +73,13 @@ export function renderTree(config: ResolvedConfig, secrets: ReadonlySet<SecretKe
   }
   // Facts only the engine knows: secrets as placeholders, the baseline of an existing cluster
   // (every one-shot step runs: the script shown is the one that does the work).
-  const facts = { baseline: {}, token: stand.token, tokenSalt: "<token fingerprint salt>", encryptionKeys: stand.encryptionKeys };
+  const facts = {
+    baseline: {},
+    token: stand.token,
+    tokenSalt: "<token fingerprint salt>",
+    encryptionKeys: stand.encryptionKeys,
+    restoreToken: secrets.has("restoreToken") ? placeholder("restoreToken") : "",
+  };
   for (const [path, content] of renderOperations(config, plan, facts)) tree.set(path, content);
   return tree;
 }

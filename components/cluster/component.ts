@@ -30,6 +30,8 @@ export interface K3sClusterArgs {
   /** S3 credentials for etcd snapshots (k3s.etcdSnapshots.s3), into the servers' secrets drop-in. */
   etcdS3AccessKey?: pulumi.Input<string>;
   etcdS3SecretKey?: pulumi.Input<string>;
+  /** `restoreToken`: the token a snapshot to restore was taken with (operations/restore.ts); only the restore step reads it. */
+  restoreToken?: pulumi.Input<string>;
   /** Keys for custom-mode secrets encryption; generated per provider when absent. */
   encryptionKeys?: pulumi.Input<EncryptionKeys>;
 }
@@ -158,6 +160,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       token: () => token,
       tokenSalt: () => salt.result,
       encryptionKeys: () => keys,
+      restoreToken: () => args.restoreToken ?? "",
     },
     declareNode: (step, waits) => {
       const nodePlan = plans.get(step.name)!;

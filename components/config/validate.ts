@@ -17,6 +17,7 @@ import { intermediateStep } from "../upgrade/versions";
 import { isSupportedLine, newerThanKnown, NEWEST_KNOWN, newestOnLine, SUPPORTED_LINES_TEXT } from "./releases";
 import { cidrContains, indexedIp, isCanonicalIp, nodeAddressProblem, normalizeHost } from "./net";
 import { surfaceIssues } from "./surfaces";
+import { maintenanceCommandProblem } from "./maintenance-commands";
 import { clusterNetworkFindings, coversSecrets, decommissionChecks, flannelIpv6MasqFinding, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "./rules";
 import { CONFIG_KEYS, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
 
@@ -320,6 +321,55 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   dnsChecks(config, report);
   decommissionChecks(config, report);
   rebuildChecks(config, warn);
+  restoreChecks(config, report);
+  maintenanceChecks(config, report);
+}
+
+/**
+ * `restore` (docs/backup-and-restore.md): embedded etcd only (K3s' cluster reset restores etcd
+ * snapshots, docs.k3s.io/cli/etcd-snapshot); an S3 source needs k3s.etcdSnapshots.s3 (K3s reads the
+ * bucket from config.yaml) and takes the snapshot's file name only ("give only the filename").
+ */
+function restoreChecks(config: ResolvedConfig, report: Report): void {
+  const r = config.restore;
+  if (!r) return;
+  if (config.k3s.datastore.type !== "etcd") {
+    report(["restore"], `restores an embedded-etcd snapshot, but k3s.datastore.type is ${config.k3s.datastore.type}: restore that datastore with its own tools and remove restore`);
+  }
+  if (r.source === "s3" && !config.k3s.etcdSnapshots?.s3) report(["restore", "source"], "s3 needs k3s.etcdSnapshots.s3 (K3s reads the bucket, folder and credentials from it); use source: local for a file on the first server");
+  if (r.source === "s3" && r.snapshot.includes("/")) report(["restore", "snapshot"], "an S3 snapshot is named by its file name only (K3s adds the bucket and folder from k3s.etcdSnapshots.s3)");
+}
+
+/**
+ * `maintenance` (docs/maintenance.md): listed nodes exist and are managed; a reboot of the only
+ * server is refused (no other server can watch it come back: cordon, drain and the wait run on a
+ * server's API); in prod the command must be one of MAINTENANCE_COMMANDS (it runs as root on
+ * every node it covers: allowlisted, not filtered).
+ */
+function maintenanceChecks(config: ResolvedConfig, report: Report): void {
+  const m = config.maintenance;
+  if (!m) return;
+  const managed = config.nodes.filter((n) => n.decommission !== true);
+  if (m.nodes !== "all") {
+    const seen = new Set<string>();
+    m.nodes.forEach((name, i) => {
+      const node = config.nodes.find((n) => n.name === name);
+      if (!node) report(["maintenance", "nodes", i], `no node named ${name} (nodes: ${config.nodes.map((n) => n.name).join(", ")})`);
+      else if (node.decommission === true) report(["maintenance", "nodes", i], `node ${name} is armed for decommission: it gets no maintenance`);
+      if (seen.has(name)) report(["maintenance", "nodes", i], `node ${name} is listed twice`);
+      seen.add(name);
+    });
+  }
+  const servers = managed.filter((n) => n.role === "server");
+  const covered = m.nodes === "all" ? managed : managed.filter((n) => (m.nodes as string[]).includes(n.name));
+  if (m.reboot && servers.length === 1 && covered.some((n) => n.name === servers[0]!.name)) {
+    report(["maintenance", "reboot"], `node ${servers[0]!.name} is the only server: no other server can watch it come back (the wait and uncordon run on a server's API); reboot it by hand, or leave it out of maintenance.nodes`);
+  }
+  if (!m.command && !m.reboot) report(["maintenance"], "sets neither command nor reboot: nothing to do on a drained node");
+  if (m.command && config.environment === "prod") {
+    const problem = maintenanceCommandProblem(m.command);
+    if (problem) report(["maintenance", "command"], problem);
+  }
 }
 
 /**
@@ -489,6 +539,7 @@ export function parseConfig(raw: unknown, rendered?: (config: ResolvedConfig, re
 /** What secretIssues reads of a config: a ResolvedConfig, or secretNeedsOf(raw) when the schema refused it. */
 export interface SecretNeeds {
   k3s: { datastore: { type: string }; etcdSnapshots?: { s3?: unknown } };
+  restore?: unknown;
 }
 
 const asRecord = (v: unknown): Record<string, unknown> => (v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
@@ -502,7 +553,11 @@ export function secretNeedsOf(raw: unknown): SecretNeeds {
   const k3s = asRecord(asRecord(raw).k3s);
   const type = asRecord(k3s.datastore).type;
   const s3 = asRecord(k3s.etcdSnapshots).s3;
-  return { k3s: { datastore: { type: typeof type === "string" ? type : "etcd" }, etcdSnapshots: s3 === undefined || s3 === null ? undefined : { s3 } } };
+  const restore = asRecord(raw).restore;
+  return {
+    k3s: { datastore: { type: typeof type === "string" ? type : "etcd" }, etcdSnapshots: s3 === undefined || s3 === null ? undefined : { s3 } },
+    ...(restore === undefined || restore === null ? {} : { restore }),
+  };
 }
 
 /**
@@ -520,6 +575,7 @@ export function secretIssues(config: SecretNeeds, present: ReadonlySet<SecretKey
   const secret = present.has("etcdS3SecretKey");
   if ((access || secret) && !s3) need(access ? "etcdS3AccessKey" : "etcdS3SecretKey", "set, but k3s.etcdSnapshots.s3 is not configured");
   else if (access !== secret) need(access ? "etcdS3SecretKey" : "etcdS3AccessKey", "etcdS3AccessKey and etcdS3SecretKey are set together (or neither, for instance credentials)");
+  if (present.has("restoreToken") && config.restore === undefined) need("restoreToken", "set, but restore is not configured (it is read only by a restore; remove it: pulumi config rm restoreToken)");
   return issues;
 }
 

@@ -9,6 +9,7 @@ import { join } from "./join";
 import { kubeconfig } from "./kubeconfig";
 import { nodeLabels } from "./node-labels";
 import { rebuild } from "./rebuild";
+import { restore } from "./restore";
 import { applyOf, isFromFacts, Operation, Step } from "./step";
 import { tokenRotation } from "./token-rotation";
 import { upgradeBatches } from "./upgrade-batches";
@@ -31,6 +32,8 @@ export const OPERATIONS: readonly Operation[] = [
   // After every node joined: each restarts servers one at a time, never together (issue 21).
   encryption,
   certificates,
+  // Restore: every server stops at once (the K3s procedure), after every other restart.
+  restore,
   kubeconfig,
   // Removal runs on delete (after every create and update); the inventory writes the list it checks.
   decommission,

@@ -25,6 +25,7 @@ export interface FactSources {
   token: () => pulumi.Input<string>;
   tokenSalt: () => pulumi.Input<string>;
   encryptionKeys: () => pulumi.Input<EncryptionKeys>;
+  restoreToken: () => pulumi.Input<string>;
 }
 
 /** What a node step waits for: resolved from other steps' `after`, and gates. */
@@ -61,7 +62,7 @@ export interface StepResources {
   declared: Promise<void>;
 }
 
-const NO_FACTS: Facts = { baseline: {}, token: "", tokenSalt: "", encryptionKeys: {} };
+const NO_FACTS: Facts = { baseline: {}, token: "", tokenSalt: "", encryptionKeys: {}, restoreToken: "" };
 
 /**
  * Declares `listed` (operationSteps: in OPERATIONS order) in run order (runOrder). A node waits

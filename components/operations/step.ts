@@ -23,6 +23,8 @@ export interface Facts {
   token: string;
   tokenSalt: string;
   encryptionKeys: EncryptionKeys;
+  /** `restoreToken` (a secret): the token a snapshot to restore was taken with; empty when not set. */
+  restoreToken: string;
 }
 export type FactName = keyof Facts;
 

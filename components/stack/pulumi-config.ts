@@ -16,6 +16,8 @@ export interface ProgramConfig {
   encryptionKeys?: pulumi.Output<EncryptionKeys>;
   etcdS3AccessKey?: pulumi.Output<string>;
   etcdS3SecretKey?: pulumi.Output<string>;
+  /** The token an etcd snapshot was taken with, for `restore` (docs/backup-and-restore.md). */
+  restoreToken?: pulumi.Output<string>;
 }
 
 // The engine's config map and its secret keys. `isConfigSecret` is how the SDK itself tells secret
@@ -56,5 +58,6 @@ export function readProgramConfig(cfg = new pulumi.Config(PROJECT)): ProgramConf
     encryptionKeys: cfg.getSecretObject<EncryptionKeys>("encryptionKeys"),
     etcdS3AccessKey: cfg.getSecret("etcdS3AccessKey"),
     etcdS3SecretKey: cfg.getSecret("etcdS3SecretKey"),
+    restoreToken: cfg.getSecret("restoreToken"),
   };
 }

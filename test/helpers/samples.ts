@@ -22,6 +22,7 @@ export function sampleConfig(env: Environment): ResolvedConfig {
 export const FIXTURE_SAMPLES = {
   dualstack: join(REPO, "test", "fixtures", "dualstack", "Pulumi.dualstack.yaml"),
   day2: join(REPO, "test", "fixtures", "day2", "Pulumi.day2.yaml"),
+  "day2-ops": join(REPO, "test", "fixtures", "day2-ops", "Pulumi.day2-ops.yaml"),
 } as const;
 export type FixtureSample = keyof typeof FIXTURE_SAMPLES;
 

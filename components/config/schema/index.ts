@@ -5,6 +5,7 @@ import { encryptionSchema } from "./encryption";
 import { nodeSchema, sshSchema } from "./nodes";
 import { tenantSchema } from "./tenants";
 import { upgradeSchema } from "./upgrade";
+import { maintenanceSchema, restoreSchema } from "./restore";
 import { singleLine } from "../single-line";
 
 /**
@@ -25,6 +26,7 @@ export * from "./encryption";
 export * from "./tenants";
 export * from "./dns";
 export * from "./upgrade";
+export * from "./restore";
 
 // ---------------------------------------------------------------- the stack
 
@@ -46,6 +48,10 @@ export const stackSchema = z.strictObject({
     })
     .optional(),
   upgrade: upgradeSchema.prefault({}),
+  /** Restore an etcd snapshot with `pulumi up`, once per id (docs/backup-and-restore.md). */
+  restore: restoreSchema.optional(),
+  /** Rolling node maintenance, once per id (docs/maintenance.md). */
+  maintenance: maintenanceSchema.optional(),
 });
 
 export type StackInput = z.input<typeof stackSchema>;
@@ -69,7 +75,7 @@ export type EncryptionConfig = ResolvedConfig["encryption"];
 /** Config keys that hold secrets, read as Pulumi secrets and never validated as plain data. */
 export const SECRET_KEYS = [
   "sshPrivateKey", "token", "agentToken", "datastoreEndpoint", "registryAuth", "encryptionKeys",
-  "etcdS3AccessKey", "etcdS3SecretKey",
+  "etcdS3AccessKey", "etcdS3SecretKey", "restoreToken",
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 

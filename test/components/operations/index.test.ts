@@ -56,7 +56,7 @@ describe("operations: one ordered list, one run order (issue 23)", () => {
     const before = runOrder(operationSteps(config, plan));
     const after = runOrder(operationSteps(config, plan, [...OPERATIONS, extra]));
     // Same steps, same inputs (render functions compared by what they render for one set of facts).
-    const view = (s: Step) => JSON.stringify(s, (_k, v: unknown) => (typeof v === "object" && v !== null && "render" in v ? (v as { render: (f: object) => unknown }).render({ baseline: {}, token: "t", tokenSalt: "s", encryptionKeys: {} }) : v));
+    const view = (s: Step) => JSON.stringify(s, (_k, v: unknown) => (typeof v === "object" && v !== null && "render" in v ? (v as { render: (f: object) => unknown }).render({ baseline: {}, token: "t", tokenSalt: "s", encryptionKeys: {}, restoreToken: "" }) : v));
     assert.deepEqual(after.slice(0, before.length).map(view), before.map(view));
     assert.equal(after[after.length - 1]!.name, "extra-step");
     const step = (name: string, waits: string[]): Step => ({ name, operation: "t", host: plan.nodes[0]!.node, parent: "cluster", runs: "on-change", restartsK3s: false, summary: "", after: waits });

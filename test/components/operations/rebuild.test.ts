@@ -29,7 +29,7 @@ describe("operation rebuild", () => {
     const stdin = step!.stdin as FromFacts<string>;
     assert.deepEqual(stdin.needs, ["baseline"]);
     const created = parseBaseline(`${BASELINE_CREATED} ${JSON.stringify({ [ONE_SHOT_KEYS.rebuild("d2-server-1")]: "1" })}`);
-    const facts = { baseline: {}, token: "", tokenSalt: "", encryptionKeys: {} };
+    const facts = { baseline: {}, token: "", tokenSalt: "", encryptionKeys: {}, restoreToken: "" };
     assert.doesNotMatch(stdin.render(facts), /the cluster was created with trigger/);
     assert.match(stdin.render({ ...facts, baseline: created }), /the cluster was created with trigger/);
   });

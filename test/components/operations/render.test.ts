@@ -5,7 +5,7 @@ import { planCluster } from "../../../components/plan/node";
 import { day2, sample } from "./helpers";
 
 describe("operations: render (npm run render writes operations/)", () => {
-  const facts = { baseline: {}, token: "<token>", tokenSalt: "<salt>", encryptionKeys: { secretbox: [{ name: "k", secret: "<key>" }] } };
+  const facts = { baseline: {}, token: "<token>", tokenSalt: "<salt>", encryptionKeys: { secretbox: [{ name: "k", secret: "<key>" }] }, restoreToken: "" };
 
   it("plan.json lists every step in run order; each command step's script is a file", () => {
     const config = day2();

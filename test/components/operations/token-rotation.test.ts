@@ -4,7 +4,7 @@ import type { FromFacts } from "../../../components/operations/step";
 import { sample, stepsOf } from "./helpers";
 
 describe("operation token-rotation", () => {
-  const facts = (token: string, tokenSalt = "salt") => ({ baseline: {}, token, tokenSalt, encryptionKeys: {} });
+  const facts = (token: string, tokenSalt = "salt") => ({ baseline: {}, token, tokenSalt, encryptionKeys: {}, restoreToken: "" });
 
   it("on the first server, before every node's secrets write; stdin and trigger secret, from the token and its salt", () => {
     const { steps, plan } = stepsOf(tokenRotation, sample("prod"));

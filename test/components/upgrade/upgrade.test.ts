@@ -444,7 +444,8 @@ esac
       assert.deepEqual(readFileSync(first.log, "utf8").trim().split("\n"), [
         "systemctl stop k3s",
         "k3s server --cluster-reset --cluster-reset-restore-path=/srv/snapshots/pre-upgrade-a-prod-server-1-1700000000",
-        "systemctl start k3s",
+        // Queued, then a bounded wait for Ready: the restore step's own fragment (backup/restore.ts).
+        "systemctl start --no-block k3s",
       ]);
       assert.equal(readFileSync(join(first.root, "restored/from"), "utf8").trim(), "/srv/snapshots/pre-upgrade-a-prod-server-1-1700000000");
       assert.match(r.out, /now, on every other server: bash rejoin-server.sh --yes/);
@@ -461,8 +462,8 @@ esac
       const r = run("bash", [rejoin, "--yes"], second.env);
       assert.equal(r.status, 0, r.out);
       assert.ok(!existsSync(join(second.root, "var/lib/rancher/k3s/server/db")), "etcd data gone from its place");
-      assert.deepEqual(readFileSync(second.log, "utf8").trim().split("\n"), ["systemctl stop k3s", "systemctl start k3s"]);
-      assert.match(r.out, /rejoins through prod-server-1/);
+      assert.deepEqual(readFileSync(second.log, "utf8").trim().split("\n"), ["systemctl stop k3s", "systemctl start --no-block k3s"]);
+      assert.match(r.out, /rejoined through prod-server-1/);
     });
   });
 });

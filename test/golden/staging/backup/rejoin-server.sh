@@ -8,20 +8,42 @@ ROOT="${K3S_PLATFORM_ROOT:-}"
 FIRST=stg-server-1
 SERVERS=()
 CONFIG="$ROOT"/etc/rancher/k3s/config.yaml
-DB_DIR="$ROOT"/var/lib/rancher/k3s/server/db
+DB=/var/lib/rancher/k3s/server/db
 fail() { printf 'rejoin: %s\n' "$*" >&2; exit 1; }
 
-[ "${1:-}" = --yes ] || { echo "rejoin: removes $DB_DIR on this server and restarts k3s; run with --yes"; exit 2; }
+[ "${1:-}" = --yes ] || { echo "rejoin: moves $DB aside on this server and restarts k3s; run with --yes"; exit 2; }
 node_name="$(sed -n 's/^node-name: //p' "$CONFIG" 2>/dev/null || true)"
 [ "$node_name" != "$FIRST" ] || fail "this is the first server $FIRST: it holds the restored data; run restore-etcd.sh there, never this"
 member=0
 for s in "${SERVERS[@]}"; do if [ "$s" = "$node_name" ]; then member=1; fi; done
 [ "$member" = 1 ] || fail "this host is '${node_name:-not a k3s-platform node}', not one of the other servers (${SERVERS[*]})"
 
+# The rejoin exactly as the restore step runs it (components/backup/restore.ts rejoinFragment).
+NODE="$node_name"
+ASIDE="$(date +%Y%m%d%H%M%S)"
 started=$SECONDS
-systemctl stop k3s
-# Kept aside, not deleted: a mistaken run can be undone.
-aside="$DB_DIR.before-restore-$(date +%Y%m%d%H%M%S)"
-if [ -d "$DB_DIR" ]; then mv "$DB_DIR" "$aside"; echo "rejoin[$node_name]: moved $DB_DIR to $aside"; fi
-systemctl start k3s
-echo "rejoin[$node_name]: k3s started; it rejoins through $FIRST ($((SECONDS - started))s)"
+say() { echo "rejoin[$NODE]: $* ($((SECONDS - started))s)"; }
+# wait_ready NODE TIMEOUT: until this server's API reports NODE Ready (bounded); progress every 10 s.
+wait_ready() {
+  local node="$1" timeout="$2" ready started="$SECONDS" next=$((SECONDS + 10))
+  while :; do
+    ready="$(k3s kubectl get node "$node" --no-headers -o 'custom-columns=READY:.status.conditions[?(@.type=="Ready")].status' 2>/dev/null || true)"
+    if [ "$ready" = True ]; then return 0; fi
+    if [ $((SECONDS - started)) -ge "$timeout" ]; then return 1; fi
+    if [ "$SECONDS" -ge "$next" ]; then echo "waiting for $node to be Ready ($((SECONDS - started))s)"; next=$((SECONDS + 10)); fi
+    sleep 2
+  done
+}
+DB_DIR="$ROOT"/var/lib/rancher/k3s/server/db
+timeout 120 systemctl stop k3s || fail "systemctl stop k3s failed or ran over 120s"
+if [ -d "$DB_DIR" ]; then
+  aside="$DB_DIR.before-restore-$ASIDE"
+  if [ -e "$aside" ]; then aside="$aside-$(date +%s)"; fi
+  mv "$DB_DIR" "$aside"
+  say "moved its etcd data $DB_DIR to $aside"
+fi
+say "start k3s: it rejoins the restored cluster"
+systemctl start --no-block k3s
+wait_ready "$NODE" 300 || fail "$NODE is not Ready 300s after rejoining; see journalctl -u k3s"
+say "rejoined, Ready"
+echo "rejoin[$node_name]: it rejoined through $FIRST"

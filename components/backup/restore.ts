@@ -1,0 +1,322 @@
+import { stringify } from "yaml";
+import type { NodeConfig, ResolvedConfig } from "../config/schema";
+import { clusterTopology } from "../config/topology";
+import { managedNodes } from "../decommission/nodes";
+import { STOP_TIMEOUT_SECONDS } from "../k3s/install";
+import { PATHS } from "../k3s/paths";
+import { ONCE_DIR } from "../operations/once";
+import { heredocBody, raw, Shell, sh } from "../shell/sh";
+
+/**
+ * Restoring an embedded-etcd snapshot (`restore` in the stack config, docs/backup-and-restore.md),
+ * pure: the scripts of each step, for `pulumi up` (operations/restore.ts) and for the by-hand
+ * runbook (backup/runbook.ts), which embeds the same fragments.
+ *
+ * Procedure (docs.k3s.io/cli/etcd-snapshot, "Restoring Snapshots", tab "Multiple Servers"):
+ *  1. stop K3s on all servers;
+ *  2. on one server: `k3s server --cluster-reset --cluster-reset-restore-path=<snapshot>` (K3s
+ *     restores, resets etcd membership to this member, prints "Managed etcd cluster membership has
+ *     been reset, restart without --cluster-reset flag now" and exits), then start K3s. "If an
+ *     etcd-s3 backup configuration is defined within the K3s config file, the k3s restore will
+ *     attempt to pull the snapshot file from the configured S3 bucket ... To restore from a local
+ *     snapshot file, where an etcd-s3 backup configuration is present, add the argument
+ *     `--etcd-s3=false` and pass the full path". K3s leaves `db/reset-flag`, which refuses a second
+ *     reset until K3s has started normally;
+ *  3. on every other server: "delete the data directory, /var/lib/rancher/k3s/server/db/" and start
+ *     K3s to join the restored cluster (here one at a time, each Ready before the next);
+ *  4. agents restart ("Agents and control-plane servers can be started normally").
+ * A snapshot taken with another token ("Restoring To New Hosts": "you must pass the server token
+ * that was originally used when taking the snapshot"; "If there is a token set in the K3s config
+ * file, make sure it is the same") needs that token: the secure key `restoreToken`.
+ */
+
+export const ETCD_DB_DIR = "/var/lib/rancher/k3s/server/db";
+/** K3s' guard against a second reset (docs, see above): removed when K3s starts normally. */
+export const RESET_FLAG = `${ETCD_DB_DIR}/reset-flag`;
+export const DEFAULT_SNAPSHOT_DIR = `${ETCD_DB_DIR}/snapshots`;
+/** Where the reset step records that its reset ran for a restore id (a retry never resets twice). */
+export const RESTORE_STATE_DIR = "/var/lib/k3s-platform/restore";
+/**
+ * A drop-in carrying `restoreToken` while the first server resets and starts: config.yaml.d files
+ * are read in name order, the last value of a key wins (docs.k3s.io/installation/configuration,
+ * "Multiple Config Files"), so it overrides the secrets drop-in (50-…). Written from the step's
+ * secret stdin under umask 077, removed when the step ends.
+ */
+export const RESTORE_TOKEN_DROPIN = "/etc/rancher/k3s/config.yaml.d/90-k3s-platform-restore-token.yaml";
+
+/** How long `k3s server --cluster-reset` may take (an S3 download and the restore). */
+export const CLUSTER_RESET_SECONDS = 900;
+/** How long a server or agent may take to be Ready after its restart in a restore. */
+export const RESTORE_READY_SECONDS = 300;
+
+export type RestoreConfig = NonNullable<ResolvedConfig["restore"]>;
+
+/** The directory local snapshots land in (k3s.etcdSnapshots.dir, else K3s' default). */
+export function snapshotDir(config: ResolvedConfig): string {
+  return config.k3s.etcdSnapshots?.dir ?? DEFAULT_SNAPSHOT_DIR;
+}
+
+/** What K3s is given as `--cluster-reset-restore-path`: s3: the name; local: the path, or the name in the snapshot directory. */
+export function restorePath(config: ResolvedConfig, restore: RestoreConfig): string {
+  if (restore.source === "s3" || restore.snapshot.startsWith("/")) return restore.snapshot;
+  return `${snapshotDir(config)}/${restore.snapshot}`;
+}
+
+/**
+ * When a snapshot was taken, read from its name: K3s names snapshots `<name>-<node>-<unix time>`
+ * (docs.k3s.io/cli/etcd-snapshot, "Creating Snapshots"), optionally `.zip` when compressed.
+ * Undefined for a name without that suffix.
+ */
+export function snapshotTime(snapshot: string): Date | undefined {
+  const m = /-(\d{10})(\.zip)?$/.exec(snapshot);
+  return m ? new Date(Number(m[1]) * 1000) : undefined;
+}
+
+/** The servers in restore order: the first server (it resets), then the others (they rejoin). */
+export function restoreServers(config: ResolvedConfig): { first: NodeConfig; others: NodeConfig[]; agents: NodeConfig[] } {
+  const first = clusterTopology(config).firstServer;
+  const managed = managedNodes(config);
+  return {
+    first,
+    others: managed.filter((n) => n.role === "server" && n.name !== first.name),
+    agents: managed.filter((n) => n.role === "agent"),
+  };
+}
+
+/** `wait_ready NODE TIMEOUT`: until the API on this server says NODE is Ready, bounded; false when the time runs out. */
+export const WAIT_READY = raw(String.raw`# wait_ready NODE TIMEOUT: until this server's API reports NODE Ready (bounded); progress every 10 s.
+wait_ready() {
+  local node="$1" timeout="$2" ready started="$SECONDS" next=$((SECONDS + 10))
+  while :; do
+    ready="$(k3s kubectl get node "$node" --no-headers -o 'custom-columns=READY:.status.conditions[?(@.type=="Ready")].status' 2>/dev/null || true)"
+    if [ "$ready" = True ]; then return 0; fi
+    if [ $((SECONDS - started)) -ge "$timeout" ]; then return 1; fi
+    if [ "$SECONDS" -ge "$next" ]; then echo "waiting for $node to be Ready ($((SECONDS - started))s)"; next=$((SECONDS + 10)); fi
+    sleep 2
+  done
+}`);
+
+/**
+ * The reset, as both the step and the runbook run it, on the first server. Expects `NODE`,
+ * `SNAPSHOT` (what --cluster-reset-restore-path gets), `FROM_S3` (1 or 0), `ROOT`, `say`, `fail`
+ * and wait_ready. Skips the reset when K3s' reset-flag shows one already ran and K3s has not
+ * started since (a retry after a failed start), then starts K3s and waits for Ready.
+ */
+export function resetFragment(config: ResolvedConfig): Shell {
+  const s3Configured = config.k3s.etcdSnapshots?.s3 !== undefined;
+  return sh`RESET_FLAG="$ROOT"${RESET_FLAG}
+reset_args=(--cluster-reset "--cluster-reset-restore-path=$SNAPSHOT")
+if [ "$FROM_S3" = 1 ]; then
+  # K3s reads the bucket, folder and credentials from config.yaml and the secrets drop-in.
+  reset_args+=(--etcd-s3)
+${s3Configured ? raw(`else
+  # A local file while S3 is configured: without this K3s looks for the name in the bucket.
+  reset_args+=(--etcd-s3=false)
+`) : raw("")}fi
+if [ -e "$RESET_FLAG" ]; then
+  say "the K3s reset-flag is present: a cluster reset already ran here and K3s has not started since; starting it (never resetting twice)"
+else
+  timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
+  say "k3s server \${reset_args[*]}"
+  status=0
+  out="$(timeout ${CLUSTER_RESET_SECONDS} k3s server "\${reset_args[@]}" 2>&1)" || status=$?
+  printf '%s\\n' "$out"
+  case "$out" in
+    *"cluster membership has been reset"*) ;;
+    *) [ "$status" = 0 ] || fail "k3s server --cluster-reset from $SNAPSHOT failed (status $status); K3s stays stopped on every server and nothing was restored: fix the cause (the output above) and run pulumi up again" ;;
+  esac
+fi
+say "start k3s"
+# Not blocking: the unit is Type=notify with no start timeout; wait_ready bounds the wait.
+systemctl start --no-block k3s
+wait_ready "$NODE" ${RESTORE_READY_SECONDS} || fail "$NODE is not Ready ${raw(String(RESTORE_READY_SECONDS))}s after starting from the restored snapshot; see journalctl -u k3s"
+say "restored from $SNAPSHOT, Ready"`;
+}
+
+/**
+ * A rejoining server, as both the step and the runbook run it: stop K3s, move its etcd data aside
+ * (kept, not deleted: a mistaken run can be undone; the docs' "Backup and delete"), start K3s and
+ * wait until Ready: it joins the restored cluster through the first server (config.yaml `server:`).
+ * Expects `NODE`, `ROOT`, `ASIDE` (the directory name suffix), `say`, `fail` and wait_ready.
+ */
+export function rejoinFragment(): Shell {
+  return sh`DB_DIR="$ROOT"${ETCD_DB_DIR}
+timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
+if [ -d "$DB_DIR" ]; then
+  aside="$DB_DIR.before-restore-$ASIDE"
+  if [ -e "$aside" ]; then aside="$aside-$(date +%s)"; fi
+  mv "$DB_DIR" "$aside"
+  say "moved its etcd data $DB_DIR to $aside"
+fi
+say "start k3s: it rejoins the restored cluster"
+systemctl start --no-block k3s
+wait_ready "$NODE" ${RESTORE_READY_SECONDS} || fail "$NODE is not Ready ${raw(String(RESTORE_READY_SECONDS))}s after rejoining; see journalctl -u k3s"
+say "rejoined, Ready"`;
+}
+
+/**
+ * A restore step's script: runs `body` at most once per restore id on this host, recorded under
+ * ONCE_DIR/restore-<step> as operations/once.ts guardOnce records (same file, same format). Unlike
+ * guardOnce the body runs in this shell, not as `bash -c <script>`: the reset's body may carry
+ * restoreToken, which must never be a process argument.
+ */
+function script(what: string, node: NodeConfig, id: string, body: Shell): string {
+  return sh`#!/usr/bin/env bash
+# Generated by k3s-platform: restore ${id}, ${what} on ${node.name}, once per restore id.
+# Source: docs.k3s.io/cli/etcd-snapshot, "Restoring Snapshots" (components/backup/restore.ts).
+set -euo pipefail
+ROOT="\${K3S_PLATFORM_ROOT:-}"
+NODE=${node.name}
+STEP=${what}
+ONCE="$ROOT"${`${ONCE_DIR}/restore-${what}`}
+value=${id}
+started=$SECONDS
+say() { echo "restore[$NODE] $STEP: $* ($((SECONDS - started))s)"; }
+fail() { echo "restore[$NODE] $STEP: $*" >&2; exit 1; }
+if [ -f "$ONCE" ] && [ "$(cat "$ONCE")" = "$value" ]; then
+  say "already done for restore id $value on this host, skipped"
+  exit 0
+fi
+${body}
+mkdir -p "$(dirname "$ONCE")"
+printf '%s' "$value" >"$ONCE.tmp"
+mv "$ONCE.tmp" "$ONCE"
+`.text;
+}
+
+/**
+ * Before anything stops, on the first server: the snapshot exists (local: the file; s3: `k3s
+ * etcd-snapshot ls` lists it, read through the running server's S3 settings) and no earlier reset
+ * is pending. Prints when the snapshot was taken: what is lost is everything written after it.
+ */
+export function renderRestoreCheck(config: ResolvedConfig, restore: RestoreConfig, id: string): string {
+  const { first } = restoreServers(config);
+  const path = restorePath(config, restore);
+  const taken = snapshotTime(restore.snapshot);
+  const when = taken ? `taken ${taken.toISOString()} (from its name)` : "its time is not in its name";
+  const source =
+    restore.source === "s3"
+      ? sh`if ! list="$(k3s etcd-snapshot ls 2>&1)"; then
+  printf '%s\\n' "$list" >&2
+  fail "k3s etcd-snapshot ls failed: cannot see the S3 snapshots; nothing was stopped"
+fi
+found=0
+while read -r name location _; do
+  if [ "$name" = "$SNAPSHOT" ] && [ "\${location#s3://}" != "$location" ]; then found=1; fi
+done <<<"$list"
+[ "$found" = 1 ] || fail "no snapshot $SNAPSHOT in S3 (k3s etcd-snapshot ls lists them); nothing was stopped"`
+      : sh`[ -f "$ROOT$SNAPSHOT" ] || fail "no snapshot file $SNAPSHOT on $NODE (k3s etcd-snapshot ls lists them); nothing was stopped"
+say "snapshot file $SNAPSHOT, written $(date -u -r "$ROOT$SNAPSHOT" +%Y-%m-%dT%H:%M:%SZ)"`;
+  return script(
+    "check",
+    first,
+    id,
+    sh`SNAPSHOT=${path}
+[ ! -e "$ROOT"${RESET_FLAG} ] || fail ${`the K3s reset-flag ${RESET_FLAG} is present: a cluster reset ran and K3s has not started since; start k3s here (systemctl start k3s) first; nothing was stopped`}
+${source}
+say ${`restoring ${restore.source} snapshot ${restore.snapshot}, ${when}: everything written to the cluster after it is lost; K3s stops on every server next`}`,
+  );
+}
+
+/** Stops K3s on one server (every server stops before the reset: the documented exception to one at a time). */
+export function renderRestoreStop(node: NodeConfig, id: string): string {
+  return script(
+    "stop",
+    node,
+    id,
+    sh`timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
+say "k3s stopped"`,
+  );
+}
+
+/** The secrets the reset step may carry (its stdin is kept secret in state). */
+export interface RestoreSecrets {
+  /** The cluster token K3s runs with (the `token` config key or the generated one). */
+  token: string;
+  /** `restoreToken`: the token the snapshot was taken with, when it differs. */
+  restoreToken?: string;
+}
+
+/**
+ * The first server's reset: cluster-reset from the snapshot, start, Ready. With `restoreToken`,
+ * K3s resets and starts with that token (a 0600 drop-in, removed on exit), then the token is
+ * rotated back to the configured one (`k3s token rotate`, docs.k3s.io/cli/token: the old token
+ * through K3S_TOKEN, the new one as K3s takes it, a flag) and K3s restarts with it. A reset that
+ * ran is recorded per id, so a retry after a later failure never resets again.
+ */
+export function renderRestoreReset(config: ResolvedConfig, restore: RestoreConfig, id: string, secrets?: RestoreSecrets): string {
+  const { first } = restoreServers(config);
+  const withToken = secrets?.restoreToken !== undefined;
+  const dropIn = withToken ? heredocBody(stringify({ token: secrets.restoreToken }, { lineWidth: 0 })) : undefined;
+  const tokenSetup = dropIn
+    ? sh`password_of() { local t="$1"; t="\${t#K10*::}"; t="\${t#server:}"; printf '%s' "$t"; }
+restore_token=${secrets!.restoreToken!}
+current_token=${secrets!.token}
+DROPIN="$ROOT"${RESTORE_TOKEN_DROPIN}
+if [ "$(password_of "$restore_token")" = "$(password_of "$current_token")" ]; then
+  say "restoreToken is the configured token: nothing to switch"
+  restore_token=""
+else
+  trap 'rm -f "$DROPIN"' EXIT
+  mkdir -p "$(dirname "$DROPIN")"
+  (umask 077; cat >"$DROPIN" ${dropIn.open}
+${dropIn.body}
+)
+  say "K3s resets and starts with restoreToken (the snapshot's token)"
+fi
+`
+    : raw("");
+  const rotateBack = dropIn
+    ? sh`
+if [ -n "$restore_token" ]; then
+  say "k3s token rotate back to the configured token"
+  K3S_TOKEN="$restore_token" k3s token rotate --new-token "$(password_of "$current_token")" || fail "k3s token rotate back to the configured token failed: K3s runs with restoreToken; run pulumi up again"
+  rm -f "$DROPIN"
+  timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed"
+  systemctl start --no-block k3s
+  wait_ready "$NODE" ${RESTORE_READY_SECONDS} || fail "$NODE is not Ready ${raw(String(RESTORE_READY_SECONDS))}s after restarting with the configured token; see journalctl -u k3s"
+  say "runs with the configured token again"
+fi`
+    : raw("");
+  return script(
+    "reset",
+    first,
+    id,
+    sh`SNAPSHOT=${restorePath(config, restore)}
+FROM_S3=${restore.source === "s3" ? "1" : "0"}
+${WAIT_READY}
+${tokenSetup}${resetFragment(config)}${rotateBack}`,
+  );
+}
+
+/** Another server rejoins the restored cluster (one at a time: each waits for the one before). */
+export function renderRestoreRejoin(node: NodeConfig, id: string): string {
+  return script(
+    "rejoin",
+    node,
+    id,
+    sh`ASIDE=${id}
+${WAIT_READY}
+${rejoinFragment()}`,
+  );
+}
+
+/** An agent restarts after the servers (it reconnects to the restored cluster); bounded wait for its unit. */
+export function renderRestoreAgentRestart(node: NodeConfig, id: string): string {
+  return script(
+    "restart",
+    node,
+    id,
+    sh`timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s-agent || fail "systemctl stop k3s-agent failed"
+systemctl start --no-block k3s-agent
+deadline=$((SECONDS + ${RESTORE_READY_SECONDS}))
+until systemctl is-active --quiet k3s-agent; do
+  if [ "$SECONDS" -ge "$deadline" ]; then fail "k3s-agent is not active ${raw(String(RESTORE_READY_SECONDS))}s after its restart; see journalctl -u k3s-agent"; fi
+  sleep 2
+done
+say "k3s-agent restarted"`,
+  );
+}
+
+/** The config.yaml path the runbook reads the node name from. */
+export const CONFIG_YAML = PATHS.configYaml;

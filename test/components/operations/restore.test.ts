@@ -1,0 +1,230 @@
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as fc from "fast-check";
+import { RESET_FLAG, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
+import { restoreSchema } from "../../../components/config/schema";
+import { secretIssues } from "../../../components/config/validate";
+import { PATHS } from "../../../components/k3s/paths";
+import { rotationDone } from "../../../components/operations/certificates";
+import { clusterSteps } from "../../../components/operations";
+import { restore, restoreStepNames } from "../../../components/operations/restore";
+import type { Facts, FromFacts, Step } from "../../../components/operations/step";
+import { parseStackConfig } from "../../../components/stack/load";
+import { REPO, variant } from "../../helpers/samples";
+import { sample, stepsOf } from "./helpers";
+
+const STUBS = join(REPO, "test", "helpers", "stubs-backup");
+const SNAPSHOT = "pre-upgrade-prod-server-1-1765065600";
+const FACTS: Facts = { baseline: {}, token: "K10ca::server:current-pass", tokenSalt: "", encryptionKeys: {}, restoreToken: "" };
+const stdinOf = (s: Step, facts: Partial<Facts> = {}) => (typeof s.stdin === "string" ? s.stdin : (s.stdin as FromFacts<string>).render({ ...FACTS, ...facts }));
+
+describe("operation restore", () => {
+  const withRestore = (r: Record<string, unknown>, edit: (raw: ReturnType<typeof variant>) => void = () => {}) =>
+    sample("prod", (raw) => {
+      raw.k3s!.etcdSnapshots = { dir: "/srv/snapshots", s3: { bucket: "snaps", folder: "prod" } };
+      raw.restore = r as never;
+      edit(raw);
+    });
+
+  it("check, every server stops (others first), the first server resets, the others rejoin one at a time, agents restart; after the rotations", () => {
+    const { steps, config, plan } = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
+    assert.deepEqual(
+      steps.map((s) => `${s.name} ${s.after.join(",")}`),
+      [
+        `prod-server-1-restore-check ${rotationDone(config, plan).join(",")}`,
+        "prod-server-2-restore-stop prod-server-1-restore-check",
+        "prod-server-3-restore-stop prod-server-2-restore-stop",
+        "prod-server-1-restore-stop prod-server-3-restore-stop",
+        "prod-server-1-restore-reset prod-server-1-restore-stop",
+        "prod-server-2-restore-rejoin prod-server-1-restore-reset",
+        "prod-server-3-restore-rejoin prod-server-2-restore-rejoin",
+        "prod-agent-1-restore-restart prod-server-3-restore-rejoin",
+        "prod-agent-2-restore-restart prod-server-3-restore-rejoin",
+        "prod-agent-3-restore-restart prod-server-3-restore-rejoin",
+      ],
+    );
+    assert.deepEqual(steps.map((s) => s.name), restoreStepNames(config));
+    assert.ok(steps.every((s) => s.runs === "once" && s.update === "true" && JSON.stringify(s.triggers) === '["1"]'), "one-shot per restore.id");
+    assert.deepEqual(steps.filter((s) => !s.restartsK3s).map((s) => s.name), ["prod-server-1-restore-check"]);
+    assert.deepEqual(steps.find((s) => s.name.endsWith("-reset"))!.secretInputs, ["stdin"], "the reset's stdin may carry restoreToken");
+    // In the whole run order, after every other restart (rotations) and before nothing that restarts.
+    const order = clusterSteps(config, plan).map((s) => s.name);
+    assert.ok(order.indexOf("prod-server-1-restore-check") > Math.max(...rotationDone(config, plan).map((n) => order.indexOf(n))));
+    assert.deepEqual(stepsOf(restore, sample("prod")).steps, [], "not armed: no step");
+  });
+
+  it("validation names the config path: embedded etcd only, s3 needs etcdSnapshots.s3 and a file name, snapshot names are words; restoreToken without restore is refused", () => {
+    const issues = (edit: Parameters<typeof variant>[1]) => {
+      const r = parseStackConfig(variant("prod", edit));
+      return r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
+    };
+    const sqlite = issues((raw) => {
+      raw.k3s!.datastore = { type: "sqlite" };
+      raw.nodes = raw.nodes.filter((n) => n.name === "prod-server-1");
+      raw.restore = { id: 1, snapshot: SNAPSHOT };
+    });
+    assert.ok(sqlite.some((i) => /^k3s-platform:restore: restores an embedded-etcd snapshot, but k3s\.datastore\.type is sqlite/.test(i)), sqlite.join("\n"));
+    assert.match(issues((raw) => (raw.restore = { id: 1, snapshot: SNAPSHOT, source: "s3" })).join("\n"), /k3s-platform:restore\.source: s3 needs k3s\.etcdSnapshots\.s3/);
+    assert.match(
+      issues((raw) => {
+        raw.k3s!.etcdSnapshots = { s3: { bucket: "snaps" } };
+        raw.restore = { id: 1, snapshot: "/srv/x", source: "s3" };
+      }).join("\n"),
+      /k3s-platform:restore\.snapshot: an S3 snapshot is named by its file name only/,
+    );
+    for (const bad of ["../etc/shadow", "/srv/../etc/shadow", "a;reboot", "$(id)", "a b", "-rf", "x\ny"]) {
+      assert.match(issues((raw) => (raw.restore = { id: 1, snapshot: bad })).join("\n"), /k3s-platform:restore\.snapshot: /, bad);
+    }
+    const needs = { k3s: { datastore: { type: "etcd" } } };
+    assert.deepEqual(secretIssues(needs, new Set(["restoreToken"])).map((i) => i.path), ["k3s-platform:restoreToken"]);
+    assert.deepEqual(secretIssues({ ...needs, restore: {} }, new Set(["restoreToken"])), []);
+  });
+
+  it("property: a snapshot the schema accepts is one plain word (no shell, YAML or path metacharacter reaches a script)", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 40 }), (s) => {
+        const r = restoreSchema.safeParse({ id: 1, snapshot: s });
+        if (r.success) assert.match(r.data.snapshot, /^\/?[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/);
+        if (r.success) assert.ok(!r.data.snapshot.split("/").includes(".."));
+      }),
+      { numRuns: 100 },
+    );
+    assert.equal(snapshotTime(SNAPSHOT)!.toISOString(), "2025-12-07T00:00:00.000Z");
+    assert.equal(snapshotTime("my-backup"), undefined);
+  });
+
+  describe("the scripts, run against stand-ins of K3s' documented restore (test/helpers/stubs-backup)", () => {
+    const scratch = mkdtempSync(join(tmpdir(), "k3sp-restore-"));
+    after(() => rmSync(scratch, { recursive: true, force: true }));
+    /** A server's root: config.yaml (node name, S3 as the stack renders it), k3s running, a snapshot. */
+    const host = (node: string, snapshotToken?: string) => {
+      const root = mkdtempSync(join(scratch, `${node}-`));
+      mkdirSync(join(root, "etc/rancher/k3s/config.yaml.d"), { recursive: true });
+      writeFileSync(join(root, PATHS.configYaml), `node-name: ${node}\netcd-s3: true\netcd-s3-bucket: snaps\n`);
+      writeFileSync(join(root, PATHS.secretDropIn), `token: "K10ca::server:current-pass"\n`);
+      mkdirSync(join(root, "run/active"), { recursive: true });
+      writeFileSync(join(root, "run/active/k3s"), "");
+      mkdirSync(join(root, "srv/snapshots"), { recursive: true });
+      writeFileSync(join(root, `srv/snapshots/${SNAPSHOT}`), snapshotToken ? `token=${snapshotToken}\n` : "snapshot\n");
+      mkdirSync(join(root, "var/lib/rancher/k3s/server/db/etcd"), { recursive: true });
+      const log = join(root, "calls.log");
+      writeFileSync(log, "");
+      return { root, log, env: { ...process.env, K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${STUBS}:${process.env.PATH}` } };
+    };
+    const exec = (h: ReturnType<typeof host>, script: string) => {
+      const r = spawnSync("bash", ["-s"], { input: script, encoding: "utf8", env: h.env });
+      return { status: r.status, out: `${r.stdout}${r.stderr}`, stderr: r.stderr };
+    };
+    const calls = (h: ReturnType<typeof host>) => readFileSync(h.log, "utf8").trim().split("\n").filter(Boolean);
+
+    it("a missing snapshot fails the check naming host and step, before anything stops", () => {
+      const { steps } = stepsOf(restore, withRestore({ id: 1, snapshot: "absent-1765065600" }));
+      const first = host("prod-server-1");
+      const r = exec(first, stdinOf(steps[0]!));
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /^restore\[prod-server-1\] check: no snapshot file \/srv\/snapshots\/absent-1765065600 on prod-server-1 .*nothing was stopped/m);
+      assert.deepEqual(calls(first), []);
+      assert.ok(existsSync(join(first.root, "run/active/k3s")));
+    });
+
+    it("local snapshot with S3 configured: --etcd-s3=false and the full path; stop, reset, start, Ready; every step once per id", () => {
+      const { steps } = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
+      const first = host("prod-server-1");
+      const second = host("prod-server-2");
+      const byName = (n: string) => stdinOf(steps.find((s) => s.name === n)!);
+      const check = exec(first, byName("prod-server-1-restore-check"));
+      assert.equal(check.status, 0, check.out);
+      assert.match(check.out, /restoring local snapshot pre-upgrade-prod-server-1-1765065600, taken 2025-12-07T00:00:00\.000Z \(from its name\): everything written to the cluster after it is lost/);
+      for (const [h, n] of [[second, "prod-server-2-restore-stop"], [first, "prod-server-1-restore-stop"]] as const) assert.equal(exec(h, byName(n)).status, 0);
+      assert.ok(!existsSync(join(first.root, "run/active/k3s")) && !existsSync(join(second.root, "run/active/k3s")), "every server stopped");
+      const reset = exec(first, byName("prod-server-1-restore-reset"));
+      assert.equal(reset.status, 0, reset.out);
+      assert.deepEqual(calls(first), [
+        "systemctl stop k3s",
+        "systemctl stop k3s",
+        `k3s server --cluster-reset --cluster-reset-restore-path=/srv/snapshots/${SNAPSHOT} --etcd-s3=false`,
+        "systemctl start --no-block k3s",
+      ]);
+      assert.ok(!existsSync(join(first.root, RESET_FLAG)), "K3s started normally: its reset-flag is gone");
+      const rejoin = exec(second, byName("prod-server-2-restore-rejoin"));
+      assert.equal(rejoin.status, 0, rejoin.out);
+      assert.ok(!existsSync(join(second.root, "var/lib/rancher/k3s/server/db")) && existsSync(join(second.root, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")), "etcd data moved aside");
+      // A second run of any step (a second up on a host that finished it) does nothing.
+      const before = [calls(first), calls(second)];
+      for (const s of steps.filter((s) => /server-[12]/.test(s.name))) {
+        const r = exec(s.host.name === "prod-server-1" ? first : second, stdinOf(s));
+        assert.equal(r.status, 0, r.out);
+        assert.match(r.out, /already done for restore id 1 on this host, skipped/);
+      }
+      assert.deepEqual([calls(first), calls(second)], before);
+    });
+
+    it("a reset K3s refuses stops the restore naming host and step; the retry after K3s started never resets twice", () => {
+      const { steps } = stepsOf(restore, withRestore({ id: 2, snapshot: SNAPSHOT }));
+      const first = host("prod-server-1");
+      const reset = stdinOf(steps.find((s) => s.name === "prod-server-1-restore-reset")!);
+      writeFileSync(join(first.root, "run/active/k3s"), ""); // stays running: the stand-in's etcd port is taken
+      const stubbornStop = join(first.root, "bin");
+      mkdirSync(stubbornStop);
+      writeFileSync(join(stubbornStop, "systemctl"), `#!/usr/bin/env bash\n[ "$1" = stop ] && exit 0\nexec ${STUBS}/systemctl "$@"\n`, { mode: 0o755 });
+      const refused = spawnSync("bash", ["-s"], { input: reset, encoding: "utf8", env: { ...first.env, PATH: `${stubbornStop}:${first.env.PATH}` } });
+      assert.equal(refused.status, 1);
+      assert.match(refused.stderr, /^restore\[prod-server-1\] reset: k3s server --cluster-reset from \/srv\/snapshots\/\S+ failed \(status 1\); K3s stays stopped on every server and nothing was restored/m);
+      // A reset that ran but whose start failed leaves the reset-flag: the retry only starts K3s.
+      mkdirSync(join(first.root, "var/lib/rancher/k3s/server/db"), { recursive: true });
+      writeFileSync(join(first.root, RESET_FLAG), "");
+      rmSync(join(first.root, "run/active/k3s"));
+      writeFileSync(first.log, "");
+      const retry = exec(first, reset);
+      assert.equal(retry.status, 0, retry.out);
+      assert.match(retry.out, /reset-flag is present: a cluster reset already ran here .*never resetting twice/);
+      assert.deepEqual(calls(first), ["systemctl start --no-block k3s"]);
+    });
+
+    it("s3 source: the file name with --etcd-s3, checked with k3s etcd-snapshot ls first", () => {
+      const { steps } = stepsOf(restore, withRestore({ id: 3, snapshot: SNAPSHOT, source: "s3" }));
+      const first = host("prod-server-1");
+      const check = stdinOf(steps[0]!);
+      assert.match(exec(first, check).stderr, /check: no snapshot pre-upgrade-prod-server-1-1765065600 in S3/);
+      mkdirSync(join(first.root, "s3"));
+      writeFileSync(join(first.root, "s3", SNAPSHOT), "snapshot\n");
+      assert.equal(exec(first, check).status, 0);
+      writeFileSync(first.log, "");
+      rmSync(join(first.root, "run/active/k3s"));
+      const r = exec(first, stdinOf(steps.find((s) => s.name.endsWith("-reset"))!));
+      assert.equal(r.status, 0, r.out);
+      assert.ok(calls(first).includes(`k3s server --cluster-reset --cluster-reset-restore-path=${SNAPSHOT} --etcd-s3`), calls(first).join("\n"));
+    });
+
+    it("restoreToken: without it K3s refuses a snapshot of another token; with it the reset runs with it (never on a command line), rotates back, and the drop-in is gone", () => {
+      const { steps } = stepsOf(restore, withRestore({ id: 4, snapshot: SNAPSHOT }));
+      const reset = steps.find((s) => s.name.endsWith("-reset"))!;
+      const without = host("prod-server-1", "K10ca::server:old-pass");
+      rmSync(join(without.root, "run/active/k3s"));
+      const refused = exec(without, stdinOf(reset));
+      assert.equal(refused.status, 1);
+      assert.match(refused.out, /encrypted with different token/);
+
+      const first = host("prod-server-1", "K10ca::server:old-pass");
+      rmSync(join(first.root, "run/active/k3s"));
+      const script = stdinOf(reset, { restoreToken: "K10ca::server:old-pass" });
+      const r = exec(first, script);
+      assert.equal(r.status, 0, r.out);
+      assert.deepEqual(calls(first), [
+        "systemctl stop k3s",
+        `k3s server --cluster-reset --cluster-reset-restore-path=/srv/snapshots/${SNAPSHOT} --etcd-s3=false`,
+        "systemctl start --no-block k3s",
+        // The old token goes through K3S_TOKEN; the configured one as K3s takes it (docs.k3s.io/cli/token).
+        "k3s token rotate --new-token current-pass",
+        "systemctl stop k3s",
+        "systemctl start --no-block k3s",
+      ]);
+      assert.ok(!existsSync(join(first.root, RESTORE_TOKEN_DROPIN)), "the restore-token drop-in is removed");
+      assert.doesNotMatch(readFileSync(first.log, "utf8"), /old-pass/, "restoreToken never on a command line");
+      assert.doesNotMatch(script, /bash -c/, "the script runs in the shell that reads it: no argument carries it");
+    });
+  });
+});
