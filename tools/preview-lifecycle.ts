@@ -1,6 +1,8 @@
 import { CLUSTER_CHILDREN, childName, childSuffix, ENCRYPTION_PHASES, NODE_CHILDREN, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
 import { OPERATIONS, operationOf } from "../components/operations";
 import type { PreviewStep } from "./preview-types";
+import { snapshotTime } from "../components/backup/restore";
+import type { ResolvedConfig } from "../components/config/schema";
 
 /**
  * Day-2 operations in a preview, one line per phase, in the words of docs/removing-and-replacing-nodes.md "Removing a node" /
@@ -101,6 +103,7 @@ export function lifecycleLines(steps: PreviewStep[], stack: string, roles?: Node
     .filter((p) => (Object.values(ENCRYPTION_PHASES) as string[]).includes(p));
   if (phases.length && creating) armedAtCreation.push("encryption key rotation");
   else if (phases.length) lines.push(`rotate encryption keys (${phases.join(", ")}): after each phase ${plural(servers, "server")} restart one at a time`);
+  lines.push(...restoreLines(lifecycle, named));
   if (armedAtCreation.length) lines.push(`new cluster: ${armedAtCreation.join(", ")} recorded as done, nothing runs (nothing to rotate yet); a later value runs it`);
   return lines;
 }
@@ -124,4 +127,39 @@ export function runOrderLines(steps: PreviewStep[], stack: string): string[] {
   }
   const parts = OPERATIONS.filter((o) => counts.has(o.name)).map((o) => `${o.name} (${plural(counts.get(o.name)!, "step")})`);
   return parts.length ? [`day-2 steps in the order they run: ${parts.join(" → ")}`] : [];
+}
+
+type Named = ReturnType<typeof parseUrn> & { op: string; step: PreviewStep };
+type Lifecycle = Named & { of?: ReturnType<typeof nodeLifecycleOf> };
+
+/** The K3sCluster's registered config in this preview (its inputs carry the validated, secret-free config). */
+function clusterConfig(named: Named[]): Partial<ResolvedConfig> | undefined {
+  const cluster = named.find((s) => s.type === TYPES.cluster);
+  return (cluster?.step.newState?.inputs?.config ?? cluster?.step.oldState?.inputs?.config) as Partial<ResolvedConfig> | undefined;
+}
+
+/**
+ * `restore` (operations/restore.ts): what is lost and which hosts restart, in words. The snapshot
+ * and its time come from the cluster's config (K3s names snapshots `<name>-<node>-<unix time>`);
+ * the hosts from the steps this up runs.
+ */
+function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
+  const running = lifecycle.filter((l) => l.of!.child.startsWith("restore") && (l.op === "create" || l.op === "replace"));
+  if (!running.length) return [];
+  const nodesOf = (child: string) => running.filter((l) => l.of!.child === child).map((l) => l.of!.node);
+  const stops = nodesOf("restoreStop");
+  const [reset] = nodesOf("restoreReset");
+  const rejoins = nodesOf("restoreRejoin");
+  const agents = nodesOf("restoreRestart");
+  const r = clusterConfig(named)?.restore;
+  const taken = r ? snapshotTime(r.snapshot) : undefined;
+  const what = r ? `snapshot ${r.snapshot} (${r.source ?? "local"})` : "the configured snapshot";
+  const lost = taken ? `everything written to the cluster after ${taken.toISOString()} (when it was taken) is lost` : "everything written to the cluster after it was taken is lost";
+  const parts = [
+    stops.length ? `K3s stops on ${plural(stops.length, "server")} at once (${stops.join(", ")})` : "",
+    reset ? `${reset} resets from it and starts` : "",
+    rejoins.length ? `${rejoins.join(", ")} rejoin${rejoins.length === 1 ? "s" : ""} one at a time (etcd data moved aside)` : "",
+    agents.length ? `${plural(agents.length, "agent")} restart` : "",
+  ].filter(Boolean);
+  return [`⚠️ restore ${what}: ${lost}; ${parts.join(", then ")} (docs/backup-and-restore.md)`];
 }

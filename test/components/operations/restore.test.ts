@@ -13,6 +13,11 @@ import { clusterSteps } from "../../../components/operations";
 import { restore, restoreStepNames } from "../../../components/operations/restore";
 import type { Facts, FromFacts, Step } from "../../../components/operations/step";
 import { parseStackConfig } from "../../../components/stack/load";
+import type { StackValidationPolicy } from "@pulumi/policy";
+import { policies } from "../../../policies/policies";
+import { lifecycleLines } from "../../../tools/preview-lifecycle";
+import type { PreviewStep } from "../../../tools/preview-markdown";
+import { collectGraph, policySettings, runStackPolicy, stackArgs } from "../../helpers/policy-harness";
 import { REPO, variant } from "../../helpers/samples";
 import { sample, stepsOf } from "./helpers";
 
@@ -94,6 +99,29 @@ describe("operation restore", () => {
     );
     assert.equal(snapshotTime(SNAPSHOT)!.toISOString(), "2025-12-07T00:00:00.000Z");
     assert.equal(snapshotTime("my-backup"), undefined);
+  });
+
+  it("the pack's servers-restart-one-at-a-time passes the program's restore (every stop, reset and rejoin ordered); a parallel rejoin is reported", async () => {
+    const config = withRestore({ id: 1, snapshot: SNAPSHOT });
+    const graph = await collectGraph(config, "prod");
+    const policy = policies.find((p) => p.name === "servers-restart-one-at-a-time") as StackValidationPolicy;
+    const run = (g: typeof graph) => runStackPolicy(policy, stackArgs(g, policySettings(policy).config));
+    assert.ok(graph.some((r) => r.name === "prod-prod-server-3-restore-rejoin"));
+    assert.deepEqual(await run(graph), []);
+    const parallel = graph.map((r) => (r.name === "prod-prod-server-3-restore-rejoin" ? { ...r, dependencies: [] } : r));
+    assert.ok((await run(parallel)).some((m) => /prod-prod-server-3-restore-rejoin/.test(m)));
+  });
+
+  it("preview:md says what is lost (from the snapshot's time) and which hosts restart", () => {
+    const config = withRestore({ id: 1, snapshot: SNAPSHOT });
+    const urn = (type: string, name: string, parent = "k3s-platform:index:K3sCluster") => `urn:pulumi:prod::k3s-platform::${parent}$${type}::${name}`;
+    const cluster: PreviewStep = { op: "update", urn: `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod`, newState: { inputs: { config } } };
+    const steps: PreviewStep[] = [cluster, ...restoreStepNames(config).map((n): PreviewStep => ({ op: "create", urn: urn("command:remote:Command", `prod-${n}`) }))];
+    assert.deepEqual(lifecycleLines(steps, "prod"), [
+      "⚠️ restore snapshot pre-upgrade-prod-server-1-1765065600 (local): everything written to the cluster after 2025-12-07T00:00:00.000Z (when it was taken) is lost; " +
+        "K3s stops on 3 servers at once (prod-server-2, prod-server-3, prod-server-1), then prod-server-1 resets from it and starts, then prod-server-2, prod-server-3 rejoin one at a time (etcd data moved aside), then 3 agents restart (docs/backup-and-restore.md)",
+    ]);
+    assert.deepEqual(lifecycleLines([cluster, ...steps.slice(1).map((s) => ({ ...s, op: "same" }))], "prod"), [], "a second up: nothing runs, nothing said");
   });
 
   describe("the scripts, run against stand-ins of K3s' documented restore (test/helpers/stubs-backup)", () => {
