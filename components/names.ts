@@ -89,8 +89,8 @@ export function agentBatchStepName(cluster: string, index: number, step: "drain"
   return childName(cluster, agentBatchStepSuffix(index, step));
 }
 
-/** A maintenance group's step after `<cluster>-`: `maintenance-<i>-drain|uncordon`, run on the group's watcher server. */
-export function maintenanceGroupStepSuffix(index: number, step: "drain" | "uncordon"): string {
+/** A maintenance group's step after `<cluster>-`: `maintenance-<i>-drain|wait|uncordon`, run on the group's watcher server. */
+export function maintenanceGroupStepSuffix(index: number, step: "drain" | "wait" | "uncordon"): string {
   return `maintenance-${index}-${step}`;
 }
 

@@ -2,6 +2,7 @@ import { CLUSTER_CHILDREN, childName, childSuffix, ENCRYPTION_PHASES, NODE_CHILD
 import { OPERATIONS, operationOf } from "../components/operations";
 import type { PreviewStep } from "./preview-types";
 import { snapshotTime } from "../components/backup/restore";
+import { maintenanceGroups } from "../components/maintenance/render";
 import type { ResolvedConfig } from "../components/config/schema";
 
 /**
@@ -104,6 +105,7 @@ export function lifecycleLines(steps: PreviewStep[], stack: string, roles?: Node
   if (phases.length && creating) armedAtCreation.push("encryption key rotation");
   else if (phases.length) lines.push(`rotate encryption keys (${phases.join(", ")}): after each phase ${plural(servers, "server")} restart one at a time`);
   lines.push(...restoreLines(lifecycle, named));
+  lines.push(...maintenanceLines(lifecycle, named, creating));
   if (armedAtCreation.length) lines.push(`new cluster: ${armedAtCreation.join(", ")} recorded as done, nothing runs (nothing to rotate yet); a later value runs it`);
   return lines;
 }
@@ -162,4 +164,24 @@ function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
     agents.length ? `${plural(agents.length, "agent")} restart` : "",
   ].filter(Boolean);
   return [`⚠️ restore ${what}: ${lost}; ${parts.join(", then ")} (docs/backup-and-restore.md)`];
+}
+
+/**
+ * `maintenance` (operations/maintenance.ts): which nodes, in which groups, what runs on them, in
+ * words. Groups come from the cluster's config (the program's own grouping); the nodes from the
+ * run steps this up creates. A new cluster records it without running (the one-shot baseline).
+ */
+function maintenanceLines(lifecycle: Lifecycle[], named: Named[], creating: boolean): string[] {
+  const nodes = new Set(lifecycle.filter((l) => l.of!.child === "maintenanceRun" && (l.op === "create" || l.op === "replace")).map((l) => l.of!.node));
+  if (!nodes.size) return [];
+  const config = clusterConfig(named) as ResolvedConfig | undefined;
+  const m = config?.maintenance;
+  if (creating) return [`new cluster: maintenance ${m?.id ?? ""} recorded as done, nothing runs (nothing to patch yet); a later id runs it`];
+  if (!config || !m) return [`maintenance on ${plural(nodes.size, "node")}: cordon, drain, run, uncordon, one group at a time`];
+  const what = [m.command ? `run \`${m.command.join(" ")}\` as root` : "", m.reboot ? "reboot and wait for the new boot" : ""].filter(Boolean).join(", ");
+  const groups = maintenanceGroups(config, m).filter((g) => g.nodes.some((n) => nodes.has(n.name)));
+  const servers = groups.filter((g) => g.nodes[0]!.role === "server").map((g) => g.nodes[0]!.name);
+  const agents = groups.filter((g) => g.nodes[0]!.role !== "server").map((g) => `(${g.nodes.map((n) => n.name).join(", ")})`);
+  const order = [servers.length ? `servers one at a time (${servers.join(", ")})` : "", agents.length ? `agents in ${agents.length} batch${agents.length === 1 ? "" : "es"} of up to ${Math.max(...groups.filter((g) => g.nodes[0]!.role !== "server").map((g) => g.nodes.length))} ${agents.join(" ")}` : ""].filter(Boolean).join(", then ");
+  return [`maintenance ${m.id}: cordon, drain, ${what}, uncordon; ${order} (docs/maintenance.md)`];
 }

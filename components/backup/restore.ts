@@ -119,7 +119,7 @@ else
   timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
   say "k3s server \${reset_args[*]}"
   status=0
-  out="$(timeout ${CLUSTER_RESET_SECONDS} k3s server "\${reset_args[@]}" 2>&1)" || status=$?
+  out="$(timeout ${CLUSTER_RESET_SECONDS} k3s server "\${reset_args[@]}" </dev/null 2>&1)" || status=$?
   printf '%s\\n' "$out"
   case "$out" in
     *"cluster membership has been reset"*) ;;
@@ -270,7 +270,7 @@ fi
     ? sh`
 if [ -n "$restore_token" ]; then
   say "k3s token rotate back to the configured token"
-  K3S_TOKEN="$restore_token" k3s token rotate --new-token "$(password_of "$current_token")" || fail "k3s token rotate back to the configured token failed: K3s runs with restoreToken; run pulumi up again"
+  K3S_TOKEN="$restore_token" k3s token rotate --new-token "$(password_of "$current_token")" </dev/null || fail "k3s token rotate back to the configured token failed: K3s runs with restoreToken; run pulumi up again"
   rm -f "$DROPIN"
   timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed"
   systemctl start --no-block k3s

@@ -7,6 +7,7 @@ import { encryption } from "./encryption";
 import { inventory } from "./inventory";
 import { join } from "./join";
 import { kubeconfig } from "./kubeconfig";
+import { maintenance } from "./maintenance";
 import { nodeLabels } from "./node-labels";
 import { rebuild } from "./rebuild";
 import { restore } from "./restore";
@@ -34,6 +35,8 @@ export const OPERATIONS: readonly Operation[] = [
   certificates,
   // Restore: every server stops at once (the K3s procedure), after every other restart.
   restore,
+  // Rolling maintenance: servers one at a time, then agent batches, after the restore.
+  maintenance,
   kubeconfig,
   // Removal runs on delete (after every create and update); the inventory writes the list it checks.
   decommission,

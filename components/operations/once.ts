@@ -80,6 +80,7 @@ export const ONE_SHOT_KEYS = {
   encryption: "encryption.rotation",
   certificates: "certificates.rotation",
   rebuild: (node: string) => `nodes.${node}.rebuild`,
+  maintenance: "maintenance.id",
 } as const;
 
 /** The one-shot values the config arms, by key; unset ones are left out. */
@@ -88,6 +89,7 @@ export function oneShotValues(config: ResolvedConfig): Record<string, string> {
   if (config.encryption.enabled && config.encryption.rotation !== undefined) values[ONE_SHOT_KEYS.encryption] = String(config.encryption.rotation);
   if (config.certificates?.rotation !== undefined) values[ONE_SHOT_KEYS.certificates] = String(config.certificates.rotation);
   for (const node of config.nodes) if (node.rebuild !== undefined) values[ONE_SHOT_KEYS.rebuild(node.name)] = String(node.rebuild);
+  if (config.maintenance) values[ONE_SHOT_KEYS.maintenance] = String(config.maintenance.id);
   return values;
 }
 

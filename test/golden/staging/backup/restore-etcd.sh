@@ -80,7 +80,7 @@ else
   timeout 120 systemctl stop k3s || fail "systemctl stop k3s failed or ran over 120s"
   say "k3s server ${reset_args[*]}"
   status=0
-  out="$(timeout 900 k3s server "${reset_args[@]}" 2>&1)" || status=$?
+  out="$(timeout 900 k3s server "${reset_args[@]}" </dev/null 2>&1)" || status=$?
   printf '%s\n' "$out"
   case "$out" in
     *"cluster membership has been reset"*) ;;

@@ -6,4 +6,4 @@ if [ -s "$ROOT"/var/lib/rancher/k3s/server/token ] || [ -n "$(ls -A "$ROOT"/var/
   echo "one-shot baseline: K3s already holds a cluster here: every one-shot step runs"
   exit 0
 fi
-echo 'one-shot baseline: new cluster, created with' '{}'
+echo 'one-shot baseline: new cluster, created with' '{"maintenance.id":"2026-12-07"}'

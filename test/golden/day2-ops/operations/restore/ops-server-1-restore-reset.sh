@@ -58,7 +58,7 @@ else
   timeout 120 systemctl stop k3s || fail "systemctl stop k3s failed or ran over 120s"
   say "k3s server ${reset_args[*]}"
   status=0
-  out="$(timeout 900 k3s server "${reset_args[@]}" 2>&1)" || status=$?
+  out="$(timeout 900 k3s server "${reset_args[@]}" </dev/null 2>&1)" || status=$?
   printf '%s\n' "$out"
   case "$out" in
     *"cluster membership has been reset"*) ;;
@@ -72,7 +72,7 @@ wait_ready "$NODE" 300 || fail "$NODE is not Ready 300s after starting from the 
 say "restored from $SNAPSHOT, Ready"
 if [ -n "$restore_token" ]; then
   say "k3s token rotate back to the configured token"
-  K3S_TOKEN="$restore_token" k3s token rotate --new-token "$(password_of "$current_token")" || fail "k3s token rotate back to the configured token failed: K3s runs with restoreToken; run pulumi up again"
+  K3S_TOKEN="$restore_token" k3s token rotate --new-token "$(password_of "$current_token")" </dev/null || fail "k3s token rotate back to the configured token failed: K3s runs with restoreToken; run pulumi up again"
   rm -f "$DROPIN"
   timeout 120 systemctl stop k3s || fail "systemctl stop k3s failed"
   systemctl start --no-block k3s

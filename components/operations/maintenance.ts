@@ -1,0 +1,76 @@
+import {
+  COMMAND_SECONDS,
+  maintenanceGroups,
+  REBOOT_SECONDS,
+  renderMaintenanceBack,
+  renderMaintenanceDrain,
+  renderMaintenanceRun,
+  renderMaintenanceUncordon,
+  renderMaintenanceWait,
+} from "../maintenance/render";
+import type { NodeConfig } from "../config/schema";
+import { maintenanceGroupStepSuffix, NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
+import { stdinScriptCommand } from "../shell/root";
+import { rotationDone } from "./certificates";
+import { guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "./once";
+import { restoreDone } from "./restore";
+import { endsWithAny, Operation, sshUserOf, Step } from "./step";
+
+/**
+ * `maintenance` (docs/maintenance.md; scripts: maintenance/render.ts), once per `maintenance.id`:
+ * servers one at a time, then agents in batches of upgrade.maxUnavailable; per group: drain (on
+ * the watcher server), run on each node (command, reboot), wait for the new boot and back over
+ * SSH (reboot only), uncordon. Each group waits for the one before; the first waits for every
+ * other day-2 restart (rotations, a restore). One-shot like the rotations: every step records
+ * the id it completed on its host (once.ts guardOnce), and a maintenance armed in the up that
+ * creates the cluster records without running (the baseline: there is nothing to patch yet).
+ */
+export const maintenance: Operation = {
+  name: "maintenance",
+  description: "maintenance: servers one at a time, then agents in batches of upgrade.maxUnavailable: cordon and drain, run the command, reboot and wait for the new boot, uncordon; once per maintenance.id",
+  owns: (name) => /^maintenance-[0-9]+-(drain|wait|uncordon)$/.test(name) || endsWithAny(NODE_LIFECYCLE_CHILDREN.maintenanceRun, NODE_LIFECYCLE_CHILDREN.maintenanceBack)(name),
+  steps(config, plan) {
+    const m = config.maintenance;
+    if (!m) return [];
+    const id = String(m.id);
+    const steps: Step[] = [];
+    let previous = restoreDone(config, rotationDone(config, plan));
+    const step = (name: string, host: NodeConfig, summary: string, guard: string, script: string, restartsK3s: boolean, timeoutSeconds: number, after: string[]): Step => {
+      const s: Step = {
+        name,
+        operation: "maintenance",
+        host,
+        parent: "cluster",
+        runs: "once",
+        restartsK3s,
+        summary,
+        after,
+        create: stdinScriptCommand(sshUserOf(config, host)),
+        update: NO_OP_UPDATE,
+        // The host records the id it completed; the id the cluster was created with runs nothing (once.ts).
+        stdin: { needs: ["baseline"], render: (facts) => guardOnce(guard, id, script, facts.baseline[ONE_SHOT_KEYS.maintenance]) },
+        triggers: [id],
+        timeoutSeconds,
+      };
+      steps.push(s);
+      return s;
+    };
+    const what = [m.command ? `run ${m.command.join(" ")}` : "", m.reboot ? "reboot" : ""].filter(Boolean).join(", then ");
+    for (const g of maintenanceGroups(config, m)) {
+      const names = g.nodes.map((n) => n.name).join(", ");
+      const group = (s: "drain" | "wait" | "uncordon") => maintenanceGroupStepSuffix(g.index, s);
+      const drain = step(group("drain"), g.watcher, `group ${g.index} (${names}): cordon and drain, on ${g.watcher.name}`, `maintenance-${g.index}-drain`, renderMaintenanceDrain(config, m, g), false, g.nodes.length * config.upgrade.drain.timeout, previous);
+      const runs = g.nodes.map((n) =>
+        step(nodeLifecycleName(n.name, "maintenanceRun"), n, `${n.name}: ${what}`, "maintenance-run", renderMaintenanceRun(m, n), m.reboot, COMMAND_SECONDS, [drain.name]),
+      );
+      let last = runs.map((r) => r.name);
+      if (m.reboot) {
+        const wait = step(group("wait"), g.watcher, `group ${g.index}: wait until ${names} report${g.nodes.length === 1 ? "s" : ""} a new boot ID and Ready, on ${g.watcher.name}`, `maintenance-${g.index}-wait`, renderMaintenanceWait(config, m, g), false, g.nodes.length * (config.upgrade.readyTimeout + REBOOT_SECONDS), last);
+        last = g.nodes.map((n) => step(nodeLifecycleName(n.name, "maintenanceBack"), n, `${n.name}: back after the reboot: answers SSH, K3s active`, "maintenance-back", renderMaintenanceBack(m, n), false, 300, [wait.name]).name);
+      }
+      const uncordon = step(group("uncordon"), g.watcher, `group ${g.index}: wait Ready, uncordon what this maintenance cordoned, on ${g.watcher.name}`, `maintenance-${g.index}-uncordon`, renderMaintenanceUncordon(config, m, g), false, g.nodes.length * config.upgrade.readyTimeout, last);
+      previous = [uncordon.name];
+    }
+    return steps;
+  },
+};

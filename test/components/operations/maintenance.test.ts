@@ -1,0 +1,113 @@
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import * as fc from "fast-check";
+import { maintenanceCommand } from "../../../components/config/schema";
+import { MAINTENANCE_COMMANDS } from "../../../components/config/maintenance-commands";
+import { renderMaintenanceRun } from "../../../components/maintenance/render";
+import { maintenance } from "../../../components/operations/maintenance";
+import { ONE_SHOT_KEYS, oneShotValues } from "../../../components/operations/once";
+import { restoreDone } from "../../../components/operations/restore";
+import { rotationDone } from "../../../components/operations/certificates";
+import type { Facts, FromFacts, Step } from "../../../components/operations/step";
+import { parseStackConfig } from "../../../components/stack/load";
+import { lifecycleLines } from "../../../tools/preview-lifecycle";
+import type { PreviewStep } from "../../../tools/preview-markdown";
+import { variant } from "../../helpers/samples";
+import { sample, stepsOf } from "./helpers";
+
+const FACTS: Facts = { baseline: {}, token: "", tokenSalt: "", encryptionKeys: {}, restoreToken: "" };
+const stdinOf = (s: Step, facts: Partial<Facts> = {}) => (s.stdin as FromFacts<string>).render({ ...FACTS, ...facts });
+
+describe("operation maintenance", () => {
+  const patch = { id: 1, command: ["apt-get", "-y", "upgrade"], reboot: true };
+
+  it("servers one at a time (watched by another server), then agents in upgrade.maxUnavailable batches: drain, run, wait, back, uncordon; each group after the last", () => {
+    const { steps, config, plan } = stepsOf(maintenance, sample("prod", (raw) => ((raw.maintenance = patch), (raw.upgrade = { maxUnavailable: 2 }))));
+    const line = (s: Step) => `${s.name}@${s.host.name} <- ${s.after.join(",")}`;
+    assert.deepEqual(steps.slice(0, 5).map(line), [
+      `maintenance-1-drain@prod-server-2 <- ${restoreDone(config, rotationDone(config, plan)).join(",")}`,
+      "prod-server-1-maintenance-run@prod-server-1 <- maintenance-1-drain",
+      "maintenance-1-wait@prod-server-2 <- prod-server-1-maintenance-run",
+      "prod-server-1-maintenance-back@prod-server-1 <- maintenance-1-wait",
+      "maintenance-1-uncordon@prod-server-2 <- prod-server-1-maintenance-back",
+    ]);
+    assert.equal(line(steps[5]!), "maintenance-2-drain@prod-server-1 <- maintenance-1-uncordon", "the next server only after the first is back and uncordoned");
+    const agentGroups = steps.filter((s) => /^maintenance-[0-9]+-drain$/.test(s.name)).map((s) => s.summary);
+    assert.deepEqual(agentGroups.slice(3), ["group 4 (prod-agent-1, prod-agent-2): cordon and drain, on prod-server-1", "group 5 (prod-agent-3): cordon and drain, on prod-server-1"]);
+    assert.deepEqual(steps.filter((s) => s.restartsK3s).map((s) => s.name), ["prod-server-1", "prod-server-2", "prod-server-3", "prod-agent-1", "prod-agent-2", "prod-agent-3"].map((n) => `${n}-maintenance-run`));
+    assert.ok(steps.every((s) => s.runs === "once" && s.update === "true" && JSON.stringify(s.triggers) === '["1"]'));
+  });
+
+  it("without reboot: drain, run, uncordon only; `nodes` limits it to the listed nodes", () => {
+    const { steps } = stepsOf(maintenance, sample("prod", (raw) => (raw.maintenance = { id: "2026-12-07", command: ["apt-get", "-y", "upgrade"], nodes: ["prod-server-3", "prod-agent-2"] })));
+    assert.deepEqual(
+      steps.map((s) => s.name),
+      ["maintenance-1-drain", "prod-server-3-maintenance-run", "maintenance-1-uncordon", "maintenance-2-drain", "prod-agent-2-maintenance-run", "maintenance-2-uncordon"],
+    );
+    assert.equal(steps[0]!.host.name, "prod-server-1");
+    assert.deepEqual(stepsOf(maintenance, sample("prod")).steps, []);
+  });
+
+  it("one-shot with the baseline: a maintenance armed when the cluster is created records without running; a later id runs", () => {
+    const config = sample("dev", (raw) => (raw.maintenance = { id: 3, reboot: true, nodes: ["dev-agent-1"] }));
+    assert.equal(oneShotValues(config)[ONE_SHOT_KEYS.maintenance], "3");
+    const [drain] = stepsOf(maintenance, config).steps;
+    assert.match(stdinOf(drain!, { baseline: { [ONE_SHOT_KEYS.maintenance]: "3" } }), /the cluster was created with trigger/);
+    assert.doesNotMatch(stdinOf(drain!, { baseline: { [ONE_SHOT_KEYS.maintenance]: "2" } }), /the cluster was created with trigger/);
+  });
+
+  it("validation names the path: unknown or armed nodes, rebooting the only server, nothing to do, and in prod a command off the allowlist", () => {
+    const issues = (env: "dev" | "prod", edit: Parameters<typeof variant>[1]) => {
+      const r = parseStackConfig(variant(env, edit));
+      return r.ok ? "" : r.issues.map((i) => `${i.path}: ${i.message}`).join("\n");
+    };
+    assert.match(issues("prod", (raw) => (raw.maintenance = { id: 1, reboot: true, nodes: ["prod-server-9"] })), /k3s-platform:maintenance\.nodes\[0\]: no node named prod-server-9/);
+    assert.match(
+      issues("dev", (raw) => {
+        raw.nodes = raw.nodes.filter((n) => n.role !== "server" || n.name === raw.nodes[0]!.name);
+        raw.maintenance = { id: 1, reboot: true };
+      }),
+      /k3s-platform:maintenance\.reboot: node \S+ is the only server: no other server can watch it come back/,
+    );
+    assert.match(issues("dev", (raw) => (raw.maintenance = { id: 1 })), /k3s-platform:maintenance: sets neither command nor reboot/);
+    assert.match(issues("prod", (raw) => (raw.maintenance = { id: 1, command: ["curl", "-o", "/tmp/x", "https://example.com/x"] })), /k3s-platform:maintenance\.command: prod runs only a known OS-patching command here/);
+    assert.equal(issues("prod", (raw) => (raw.maintenance = { id: 1, command: [...MAINTENANCE_COMMANDS[1]!.argv] })), "");
+    assert.equal(issues("dev", (raw) => (raw.maintenance = { id: 1, command: ["/usr/local/bin/patch-host", "--all"] })), "", "outside prod any single command");
+    assert.match(issues("dev", (raw) => (raw.maintenance = { id: 1, command: ["apt-get update && reboot"] })), /k3s-platform:maintenance\.command\[0\]: the program/);
+  });
+
+  it("property: the node runs exactly the argv the schema accepts, one word per entry, never through a shell", () => {
+    const node = sample("dev").nodes[0]!;
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: "grapheme", maxLength: 12 }), { maxLength: 4 }), (args) => {
+        const argv = ["printf", "<%s>\\n", ...args];
+        const parsed = maintenanceCommand.safeParse(argv);
+        if (!parsed.success) return;
+        const r = spawnSync("bash", ["-s"], { input: renderMaintenanceRun({ id: 1, command: parsed.data, reboot: false, nodes: "all" }, node), encoding: "utf8", env: { ...process.env, K3S_PLATFORM_ROOT: "/nonexistent" } });
+        assert.equal(r.status, 0, r.stderr);
+        const printed = r.stdout.split("\n").filter((l) => l.startsWith("<")).join("\n");
+        assert.equal(printed, args.map((a) => `<${a}>`).join("\n") || "<>");
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("preview:md says what runs as root where, in which groups; nothing on a second up", () => {
+    const { steps, config } = stepsOf(maintenance, sample("prod", (raw) => ((raw.maintenance = patch), (raw.upgrade = { maxUnavailable: 2 }))));
+    const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
+    const cluster: PreviewStep = { op: "update", urn: "urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod", newState: { inputs: { config } } };
+    const preview = steps.map((s): PreviewStep => ({ op: "create", urn: urn(s.name) }));
+    assert.deepEqual(lifecycleLines([cluster, ...preview], "prod"), [
+      "maintenance 1: cordon, drain, run `apt-get -y upgrade` as root, reboot and wait for the new boot, uncordon; servers one at a time (prod-server-1, prod-server-2, prod-server-3), then agents in 2 batches of up to 2 (prod-agent-1, prod-agent-2) (prod-agent-3) (docs/maintenance.md)",
+    ]);
+    assert.deepEqual(lifecycleLines([cluster, ...preview.map((p) => ({ ...p, op: "same" }))], "prod"), []);
+  });
+
+  it("a failing command stops there, naming node and step", () => {
+    const node = sample("dev").nodes[0]!;
+    const r = spawnSync("bash", ["-s"], { input: renderMaintenanceRun({ id: 1, command: ["false"], reboot: true, nodes: "all" }, node), encoding: "utf8" });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`^maintenance\\[${node.name}\\] run \\(on ${node.name}\\): the command failed \\(status 1\\): ${node.name} stays cordoned and the maintenance stops here`, "m"));
+    assert.doesNotMatch(r.stdout, /reboot in/, "no reboot after a failed command");
+  });
+});
