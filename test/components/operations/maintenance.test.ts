@@ -12,6 +12,9 @@ import type { Facts, FromFacts, Step } from "../../../components/operations/step
 import { parseStackConfig } from "../../../components/stack/load";
 import { lifecycleLines } from "../../../tools/preview-lifecycle";
 import type { PreviewStep } from "../../../tools/preview-markdown";
+import type { StackValidationPolicy } from "@pulumi/policy";
+import { policies } from "../../../policies/policies";
+import { collectGraph, policySettings, runStackPolicy, stackArgs } from "../../helpers/policy-harness";
 import { variant } from "../../helpers/samples";
 import { sample, stepsOf } from "./helpers";
 
@@ -101,6 +104,16 @@ describe("operation maintenance", () => {
       "maintenance 1: cordon, drain, run `apt-get -y upgrade` as root, reboot and wait for the new boot, uncordon; servers one at a time (prod-server-1, prod-server-2, prod-server-3), then agents in 2 batches of up to 2 (prod-agent-1, prod-agent-2) (prod-agent-3) (docs/maintenance.md)",
     ]);
     assert.deepEqual(lifecycleLines([cluster, ...preview.map((p) => ({ ...p, op: "same" }))], "prod"), []);
+  });
+
+  it("the pack's servers-restart-one-at-a-time passes the program's maintenance; a server's run step without its group's order is reported", async () => {
+    const graph = await collectGraph(sample("prod", (raw) => (raw.maintenance = patch)), "prod");
+    const policy = policies.find((p) => p.name === "servers-restart-one-at-a-time") as StackValidationPolicy;
+    const run = (g: typeof graph) => runStackPolicy(policy, stackArgs(g, policySettings(policy).config));
+    assert.ok(graph.some((r) => r.name === "prod-prod-server-2-maintenance-run"));
+    assert.deepEqual(await run(graph), []);
+    const parallel = graph.map((r) => (r.name === "prod-prod-server-2-maintenance-run" ? { ...r, dependencies: [] } : r));
+    assert.ok((await run(parallel)).some((m) => /prod-prod-server-2-maintenance-run/.test(m)));
   });
 
   it("a failing command stops there, naming node and step", () => {
