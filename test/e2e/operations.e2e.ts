@@ -1,0 +1,243 @@
+import { strict as assert } from "node:assert";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { NodeConfig, ResolvedConfig, StackInput } from "../../components/config/schema";
+import { clusterSteps as operationsInRunOrder } from "../../components/operations";
+import { Baseline, parseBaseline } from "../../components/operations/once";
+import { restoreStepNames } from "../../components/operations/restore";
+import { Facts, isFromFacts, Step, StepValue } from "../../components/operations/step";
+import { planCluster } from "../../components/plan/node";
+import { loadStackConfig } from "../../components/stack/load";
+import { REPO } from "../helpers/samples";
+import { CommandProviderModel, Declared, StepRecord, UpError } from "./provider";
+import { applyCluster, clusterEvents, SshTarget, TestHost } from "./ssh";
+
+/**
+ * Restore and rolling maintenance end to end over SSH (issue 23, operations 1 and 3): three
+ * servers and an agent on test hosts. The program is derived from the operations list itself
+ * (components/operations OPERATIONS, in runOrder: every command step as the cluster component
+ * declares it, facts rendered as the engine would), run by the command provider model
+ * (provider.ts); the node steps run through applyCluster, as in the other suites. K3s is the
+ * stand-in of hosts/root-overlay: `k3s server --cluster-reset` (lib/k3sp-stub/cluster-reset),
+ * `systemctl reboot`, node boot IDs. Order is asserted on the timestamps they record.
+ */
+
+const HOSTS = join(REPO, "test", "e2e", "hosts", "hosts.sh");
+const TOKEN = "e2e-operations-token-41c9";
+type Edit = (raw: StackInput) => void;
+
+describe("e2e over SSH: restore and rolling maintenance (issue 23)", function () {
+  this.timeout(900_000);
+  const dir = mkdtempSync(join(tmpdir(), "k3sp-e2e-ops-"));
+  let hosts: TestHost[];
+  const model = new CommandProviderModel();
+  const targets = new Map<string, SshTarget>();
+  const edits: Edit[] = [];
+  const names = ["e2e-server-1", "e2e-server-2", "e2e-server-3", "e2e-agent-1"];
+  let baseline: Baseline = {};
+  /** Per node, the inputs its last successful run had (what the engine keeps in state). */
+  const nodeState = new Map<string, string>();
+  /** Fault injection: runs just before the named step. */
+  let fault: { step: string; run: () => void } | undefined;
+
+  const stack = (): ResolvedConfig => {
+    const raw: StackInput = {
+      environment: "dev",
+      k3s: { version: "v1.31.4+k3s1", hardening: "cis", airgap: { enabled: true }, firewall: { mode: "open" } },
+      ssh: { user: "deploy" },
+      upgrade: { maxUnavailable: 1 },
+      nodes: hosts.map((h, i) => ({ name: names[i]!, host: h.address, nodeIp: h.address, role: i < 3 ? "server" : "agent", ssh: { hostKey: h.hostKey } })),
+    };
+    for (const edit of edits) edit(raw);
+    return loadStackConfig(raw);
+  };
+  const hostOf = (node: NodeConfig) => hosts.find((h) => h.address === node.host)!;
+  const host = (name: string) => hosts[names.indexOf(name)]!;
+  const target = (node: NodeConfig) => {
+    const h = hostOf(node);
+    if (!targets.has(h.address)) targets.set(h.address, new SshTarget(h, join(dir, "id_ed25519")));
+    return targets.get(h.address)!;
+  };
+  /** What the command provider stores of `connection` (cluster/component.ts nodeConnection). */
+  const connection = (config: ResolvedConfig, node: NodeConfig) => JSON.stringify([node.host, node.ssh.port ?? config.ssh.port, node.ssh.user ?? config.ssh.user]);
+
+  /**
+   * The program for `config`, from the operations list in run order: node steps (and the upgrade
+   * batches around them) run through applyCluster, every other step is the command the cluster
+   * component declares (operations/run.ts): same name, host, commands, stdin and triggers.
+   */
+  const program = (config: ResolvedConfig): Declared[] => {
+    const plan = planCluster(config);
+    const facts: Facts = { baseline, token: TOKEN, tokenSalt: "e2e-salt", encryptionKeys: {}, restoreToken: "" };
+    const value = <T>(v: StepValue<T> | undefined): T | undefined => (isFromFacts(v) ? v.render(facts) : v);
+    const steps = operationsInRunOrder(config, plan);
+    const firstNode = steps.findIndex((s) => s.runs === "node");
+    const command = (s: Step): Declared => {
+      const old = model.state.get(s.name);
+      // `ignoreChanges` (the baseline, once per stack): the engine keeps what it created.
+      if (s.ignoreChanges && old) return old;
+      return { name: s.name, target: target(s.host), connection: connection(config, s.host), create: s.create, update: s.update, delete: s.delete, stdin: value(s.stdin), triggers: value(s.triggers), dependsOn: s.after };
+    };
+    const declared: Declared[] = [];
+    for (const s of steps.slice(0, firstNode)) declared.push(command(s));
+    declared.push({
+      name: "nodes",
+      run: async () => {
+        const key = (n: (typeof plan.nodes)[number]) => JSON.stringify([n.commands, n.hashes, n.bundle.sha256]);
+        const due = plan.nodes.filter((n) => nodeState.get(n.node.name) !== key(n));
+        if (!due.length) return;
+        // Agents in parallel (no batch steps: the upgrade suites cover those).
+        const run = await applyCluster({ ...plan, nodes: due }, new Map(plan.nodes.map((n) => [n.node.name, target(n.node)])), { token: TOKEN });
+        for (const n of due) if (run.runs.has(n.node.name)) nodeState.set(n.node.name, key(n));
+        if (run.failures.size) throw new Error([...run.failures.values()].join("\n"));
+      },
+    });
+    for (const s of steps.slice(firstNode).filter((s) => s.runs !== "node" && s.operation !== "upgrade-batches")) {
+      if (fault?.step === s.name) declared.push({ name: `fault before ${s.name}`, run: async () => fault!.run() });
+      declared.push(command(s));
+    }
+    return declared;
+  };
+  const up = async () => {
+    const records = await model.up(program(stack()));
+    const taken = records.find((r) => r.name === "one-shot-baseline" && r.op === "create");
+    if (taken) baseline = parseBaseline(taken.stdout);
+    return records;
+  };
+  const ran = (records: StepRecord[]) => records.filter((r) => r.op !== "same").map((r) => r.name);
+  const record = (records: StepRecord[], name: string) => records.find((r) => r.name === name)!;
+  const calls = (h: TestHost) => (existsSync(join(h.upper, "var/log/k3sp/calls.log")) ? readFileSync(join(h.upper, "var/log/k3sp/calls.log"), "utf8") : "");
+  const ssh = (h: TestHost, command: string) => new SshTarget(h, join(dir, "id_ed25519")).run(command);
+  const events = (since: number, event: RegExp) => clusterEvents(dir).filter((e) => e.at >= since && event.test(e.event));
+
+  before(() => {
+    execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" });
+    execFileSync("bash", [HOSTS, "up", "4", dir], { stdio: "inherit" });
+    hosts = JSON.parse(readFileSync(join(dir, "hosts.json"), "utf8")) as TestHost[];
+  });
+  after(() => execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" }));
+
+  it("bootstrap from the derived program; a second up is a no-op", async () => {
+    await up();
+    assert.equal(nodeState.size, 4);
+    const again = await up();
+    assert.deepEqual(ran(again), []);
+  });
+
+  let snapshot = "";
+  it("restore: every server stops, the first resets from the snapshot, the others rejoin one at a time, the agent restarts; data after the snapshot is gone; a second up is a no-op", async () => {
+    const first = host("e2e-server-1");
+    writeFileSync(join(dir, "cluster/data"), "written-before-the-snapshot");
+    const saved = await ssh(first, "sudo -n k3s etcd-snapshot save --name e2e-restore");
+    assert.equal(saved.status, 0, saved.stderr);
+    snapshot = /Snapshot (\S+) saved/.exec(saved.stdout)![1]!;
+    writeFileSync(join(dir, "cluster/data"), "written-after-the-snapshot");
+
+    const mark = Date.now() / 1000;
+    edits.push((raw) => (raw.restore = { id: 1, snapshot }));
+    const records = await up();
+    const names = restoreStepNames(stack());
+    assert.deepEqual(ran(records), names, "only the restore runs");
+    // Run order on the model's clock: each step after the one before; the agent after every server.
+    for (let i = 1; i < names.length; i++) assert.ok(record(records, names[i - 1]!).finished <= record(records, names[i]!).started, `${names[i - 1]} before ${names[i]}`);
+    assert.match(record(records, "e2e-server-1-restore-check").stdout, /everything written to the cluster after it is lost/);
+    assert.equal(readFileSync(join(dir, "cluster/data"), "utf8").trim(), "written-before-the-snapshot", "the snapshot's data is back; what came after is lost");
+    assert.match(calls(first), new RegExp(`k3s server --cluster-reset --cluster-reset-restore-path=/var/lib/rancher/k3s/server/db/snapshots/${snapshot}\\n`));
+    // Membership: reset to the first server's member, then each other server joins, in order.
+    assert.deepEqual(
+      events(mark, /^(etcd-cluster-reset|etcd-member-add|etcd-removed-member-refused)$/).map((e) => `${e.event} ${e.node}`),
+      ["etcd-cluster-reset e2e-server-1", "etcd-member-add e2e-server-2", "etcd-member-add e2e-server-3"],
+    );
+    // Servers come back one at a time: each kubelet starts after the one before it (stop-all is the exception).
+    const starts = ["e2e-server-1", "e2e-server-2", "e2e-server-3"].map((n) => events(mark, /^kubelet-start$/).filter((e) => e.node === n).map((e) => e.at));
+    for (const s of starts) assert.equal(s.length, 1);
+    assert.ok(starts[0]![0]! < starts[1]![0]! && starts[1]![0]! < starts[2]![0]!);
+    const firstStops = ["e2e-server-1", "e2e-server-2", "e2e-server-3"].map((n) => events(mark, /^kubelet-stop$/).find((e) => e.node === n)!.at);
+    assert.ok(Math.max(...firstStops) < starts[0]![0]!, "every server stopped before the reset (the documented exception)");
+    for (const n of ["e2e-server-2", "e2e-server-3"]) assert.ok(existsSync(join(host(n).upper, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")), `${n}: etcd data moved aside`);
+
+    const before = hosts.map(calls);
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
+    assert.deepEqual(hosts.map(calls), before, "nothing called on any host");
+  });
+
+  it("restore failing mid-way (a server unreachable for its rejoin) stops the rest naming host and step; the next up finishes only what is left", async () => {
+    const third = String(names.indexOf("e2e-server-3") + 1);
+    fault = { step: "e2e-server-3-restore-rejoin", run: () => execFileSync("bash", [HOSTS, "stop", third, dir]) };
+    edits.push((raw) => (raw.restore = { id: 2, snapshot }));
+    await assert.rejects(up(), (e: Error) => {
+      assert.ok(e instanceof UpError, e.message);
+      assert.equal(e.resource, "e2e-server-3-restore-rejoin");
+      assert.match(e.message, /status 255/);
+      assert.ok(!e.steps.some((s) => s.name === "e2e-agent-1-restore-restart"), "the agent step did not run");
+      return true;
+    });
+    fault = undefined;
+    execFileSync("bash", [HOSTS, "start", third, dir]);
+    const resets = calls(host("e2e-server-1")).match(/--cluster-reset /g)!.length;
+    const healed = await up();
+    assert.deepEqual(ran(healed), ["e2e-server-3-restore-rejoin", "e2e-agent-1-restore-restart"]);
+    assert.equal(calls(host("e2e-server-1")).match(/--cluster-reset /g)!.length, resets, "never reset twice");
+    assert.deepEqual(ran(await up()), []);
+  });
+
+  it("a missing snapshot fails the check naming host and step before any server stops", async () => {
+    const stopsBefore = hosts.map((h) => (calls(h).match(/systemctl stop k3s\n/g) ?? []).length);
+    edits.push((raw) => (raw.restore = { id: 3, snapshot: "absent-1765065600" }));
+    await assert.rejects(up(), (e: Error) => {
+      assert.ok(e instanceof UpError, e.message);
+      assert.equal(e.resource, "e2e-server-1-restore-check");
+      assert.match(e.message, /restore\[e2e-server-1\] check: no snapshot file \/var\/lib\/rancher\/k3s\/server\/db\/snapshots\/absent-1765065600 on e2e-server-1 .*nothing was stopped/);
+      return true;
+    });
+    assert.deepEqual(hosts.map((h) => (calls(h).match(/systemctl stop k3s\n/g) ?? []).length), stopsBefore, "nothing stopped");
+    edits.push((raw) => delete raw.restore);
+    await up();
+  });
+
+  it("maintenance: servers one at a time, then the agent: cordon, drain, run, reboot (new boot ID), back, uncordon; never two servers down; a second up is a no-op", async () => {
+    const mark = Date.now() / 1000;
+    edits.push((raw) => (raw.maintenance = { id: 1, command: ["touch", "/var/lib/k3sp-stub/patched"], reboot: true }));
+    const records = await up();
+    assert.ok(ran(records).every((n) => /maintenance/.test(n)) && ran(records).length === 4 * 5, ran(records).join(", "));
+    for (const h of hosts) assert.ok(existsSync(join(h.upper, "var/lib/k3sp-stub/patched")), "the command ran on every node");
+    const at = (event: string, node: string) => events(mark, new RegExp(`^${event}$`)).filter((e) => e.node === node).map((e) => e.at);
+    let previousUncordon = 0;
+    for (const node of names) {
+      const [cordon] = at("cordon", node);
+      const [down] = at("reboot-down", node);
+      const [back] = at("kubelet-start", node);
+      const [uncordon] = at("uncordon", node);
+      assert.ok(previousUncordon < cordon! && cordon! < down! && down! < back! && back! < uncordon!, `${node}: cordon, reboot, back, uncordon in order, after the node before`);
+      previousUncordon = uncordon!;
+      assert.match(record(records, `maintenance-${names.indexOf(node) + 1}-wait`).stdout, new RegExp(`maintenance\\[${node}\\] wait .*rebooted \\(boot ID [0-9a-f-]+\\) and Ready`));
+    }
+    // Never two servers down at once: each server's kubelet is back before the next one stops.
+    const downs = ["e2e-server-1", "e2e-server-2", "e2e-server-3"].map((n) => [at("kubelet-stop", n)[0]!, at("kubelet-start", n)[0]!] as const);
+    for (let i = 1; i < downs.length; i++) assert.ok(downs[i - 1]![1] < downs[i]![0], "servers down one at a time");
+    for (const n of names) assert.ok(!existsSync(join(dir, "cluster/nodes", n, "unschedulable")), `${n} uncordoned`);
+
+    const before = hosts.map(calls);
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
+    assert.deepEqual(hosts.map(calls), before);
+  });
+
+  it("maintenance with a failing command stops at that node, naming host and step; it stays cordoned; fixed, the next up finishes", async () => {
+    edits.push((raw) => (raw.maintenance = { id: 2, command: ["false"], nodes: ["e2e-agent-1"] }));
+    await assert.rejects(up(), (e: Error) => {
+      assert.ok(e instanceof UpError, e.message);
+      assert.equal(e.resource, "e2e-agent-1-maintenance-run");
+      assert.match(e.message, /maintenance\[e2e-agent-1\] run \(on e2e-agent-1\): the command failed \(status 1\): e2e-agent-1 stays cordoned/);
+      return true;
+    });
+    assert.ok(existsSync(join(dir, "cluster/nodes/e2e-agent-1/unschedulable")), "stays cordoned");
+    edits.push((raw) => (raw.maintenance = { id: 2, command: ["true"], nodes: ["e2e-agent-1"] }));
+    const healed = await up();
+    // The steps of maintenance 1 the program no longer declares are deleted too; they have no delete command.
+    assert.deepEqual(ran(healed.filter((r) => r.op !== "delete")), ["e2e-agent-1-maintenance-run", "maintenance-1-uncordon"]);
+    assert.ok(healed.filter((r) => r.op === "delete").every((r) => r.ran.length === 0));
+    assert.ok(!existsSync(join(dir, "cluster/nodes/e2e-agent-1/unschedulable")), "uncordoned");
+  });
+});
