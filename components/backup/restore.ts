@@ -157,7 +157,7 @@ say "rejoined, Ready"`;
 /**
  * A restore step's script: runs `body` at most once per restore id on this host, recorded under
  * ONCE_DIR/restore-<step> as operations/once.ts guardOnce records (same file, same format). Unlike
- * guardOnce the body runs in this shell, not as `bash -c <script>`: the reset's body may carry
+ * guardOnce the body runs in this shell, not as an argument of bash -c: the reset's body may carry
  * restoreToken, which must never be a process argument.
  */
 function script(what: string, node: NodeConfig, id: string, body: Shell): string {
