@@ -282,6 +282,8 @@ interface NodeProps {
   node?: { name?: string };
   role?: string;
   hardening?: string;
+  /** What enforces NetworkPolicy instead of K3s' controller (registered only then). */
+  networkPolicyBy?: string;
   flags?: Record<string, FlagValue>;
   secretFlags?: string[];
 }
@@ -307,7 +309,7 @@ const finalFlagsCis = nodeFlagsPolicy(
   (props, report) => {
     if (props.hardening !== "cis") return;
     const role = props.role === "agent" ? "agent" : "server";
-    for (const [flag, message] of cisWeakenings(props.flags, role)) report(`node ${props.node?.name}: ${flag}: ${message}`);
+    for (const [flag, message] of cisWeakenings(props.flags, role, props.networkPolicyBy)) report(`node ${props.node?.name}: ${flag}: ${message}`);
   },
 );
 

@@ -108,7 +108,7 @@ export function clusterNetworkFindings(k3s: Networks): NetworkFinding[] {
 export function flannelIpv6MasqFinding(k3s: Networks & { flannelIpv6Masq?: boolean; flannelBackend: string }): NetworkFinding | undefined {
   if (!k3s.flannelIpv6Masq) return undefined;
   if (!clusterFamilies(k3s).includes("ipv6")) return { field: "flannelIpv6Masq", message: "applies only to dual-stack or IPv6-only clusters: clusterCidr has no IPv6 CIDR" };
-  if (k3s.flannelBackend === "none") return { field: "flannelIpv6Masq", message: "is a flannel option, but flannelBackend is none" };
+  if (k3s.flannelBackend === "none" && !(k3s as { cni?: { type: string } }).cni) return { field: "flannelIpv6Masq", message: "is a flannel option, but flannelBackend is none" };
   return undefined;
 }
 
