@@ -151,7 +151,6 @@ export const ALLOWED_FLAGS: Readonly<Record<string, Allowed>> = {
   "etcd-snapshot-name": { why: "the snapshot name prefix", value: matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "a snapshot name") },
   "default-local-storage-path": { why: "where local-path volumes live: a data directory of its own", value: dataDirectory },
   "disable-cloud-controller": { why: "turns a controller off", value: anyBool },
-  "disable-kube-proxy": { why: "turns kube-proxy off (a CNI that replaces it)", value: anyBool },
   "disable-helm-controller": { why: "turns a controller off", value: anyBool },
   // Containers: their entries are checked against ALLOWED_COMPONENT_ARGS.
   "kubelet-arg": { why: "entries checked one by one" },

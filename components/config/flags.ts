@@ -321,7 +321,9 @@ export const FLAGS: readonly FlagSpec[] = [
   f("disable", "server", "managed", "k3s.disable"),
   pass("disable-scheduler", "server"),
   pass("disable-cloud-controller", "server"),
-  pass("disable-kube-proxy", "server"),
+  // Only a CNI that replaces kube-proxy may turn it off; flannel does not, and without kube-proxy no
+  // Service (the API Service, cluster DNS) answers pods (docs.k3s.io basic-network-options "Custom CNI").
+  f("disable-kube-proxy", "server", "managed", "k3s.cni: { type: cilium } (kubeProxyReplacement) or { type: none, replacesKubeProxy: true }; flannel does not replace kube-proxy, so without it no Service would answer pods"),
   pass("disable-network-policy", "server"),
   pass("disable-helm-controller", "server"),
   f("disable-apiserver", "server", "refused", "split-role servers (etcd-only / control-plane-only) are not modelled: readiness checks need the API on every server"),

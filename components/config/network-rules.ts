@@ -128,30 +128,31 @@ export function dnsReachabilityFindings(config: Pick<ResolvedConfig, "k3s" | "dn
 
 const withExtra = (config: ResolvedConfig, flag: string): Array<["extraServerConfig" | "extraAgentConfig", unknown]> =>
   (["extraServerConfig", "extraAgentConfig"] as const).filter((m) => flag in config.k3s[m]).map((m) => [m, config.k3s[m][flag]]);
-const isTrue = (v: unknown) => v === true || v === "true";
 
 /**
  * The fault kind in CNI settings: a backend or a plugin without its companion flags, or a flag the
- * chosen CNI makes unworkable. `written`: the k3s section before defaults (an explicit
- * flannelBackend is told from the resolved one).
+ * chosen CNI makes unworkable. Read on the resolved config, so validation and the policy pack (on
+ * the registered config) apply the same rules: with flannel the resolved flannelBackend is none
+ * only when written so; with another CNI it is something else, or flannelIpv6Masq true, only when
+ * written so (defaultFlannelBackend, defaultFlannelIpv6Masq).
  */
-export function cniFindings(config: ResolvedConfig, written: { flannelBackend?: string; flannelIpv6Masq?: boolean } = {}): Finding[] {
+export function cniFindings(config: ResolvedConfig): Finding[] {
   const { k3s } = config;
   const out: Finding[] = [];
   const cni = cniType(k3s);
   const refuse = (path: ReadonlyArray<string | number>, message: string) => out.push({ path, message });
   const warn = (path: ReadonlyArray<string | number>, message: string) => out.push({ path, message, warning: true });
 
-  if (cni === "flannel" && written.flannelBackend === "none") {
+  if (cni === "flannel" && k3s.flannelBackend === "none") {
     refuse(
       ["k3s", "flannelBackend"],
       "none turns flannel off without saying what replaces it: K3s would keep its own network-policy controller, which collides with the replacement CNI's (docs.k3s.io basic-network-options \"Custom CNI\": set disable-network-policy as well), and CIS hardening forbids turning it off by hand. Set k3s.cni: { type: none } (your own CNI; renders flannel-backend none with disable-network-policy) or { type: cilium }, and remove flannelBackend",
     );
   }
-  if (cni !== "flannel" && written.flannelBackend !== undefined && written.flannelBackend !== "none") {
-    refuse(["k3s", "flannelBackend"], `${written.flannelBackend} is a flannel backend, but k3s.cni.type is ${cni}, which runs without flannel: remove flannelBackend`);
+  if (cni !== "flannel" && k3s.flannelBackend !== "none") {
+    refuse(["k3s", "flannelBackend"], `${k3s.flannelBackend} is a flannel backend, but k3s.cni.type is ${cni}, which runs without flannel: remove flannelBackend`);
   }
-  if (cni !== "flannel" && written.flannelIpv6Masq === true) {
+  if (cni !== "flannel" && k3s.flannelIpv6Masq) {
     refuse(["k3s", "flannelIpv6Masq"], `is a flannel option, but k3s.cni.type is ${cni}${cni === "cilium" ? " (Cilium masquerades IPv6 itself: enableIPv6Masquerade)" : ""}`);
   }
 
@@ -159,15 +160,14 @@ export function cniFindings(config: ResolvedConfig, written: { flannelBackend?: 
   if (cni !== "flannel") {
     for (const [map] of withExtra(config, "disable-network-policy")) refuse(["k3s", map, "disable-network-policy"], `is set by k3s.cni.type ${cni} (K3s' policy controller is off); remove it`);
   }
-  for (const [map, value] of withExtra(config, "disable-kube-proxy")) {
-    if (!isTrue(value)) continue;
-    const path = ["k3s", map, "disable-kube-proxy"];
-    if (cni === "flannel") refuse(path, "flannel does not replace kube-proxy: without it no Service (the kubernetes API Service, cluster DNS) is reachable from pods. Only a CNI that replaces kube-proxy may turn it off: k3s.cni { type: cilium } or { type: none, replacesKubeProxy: true }");
-    else refuse(path, `is set from ${cni === "cilium" ? "k3s.cni.kubeProxyReplacement" : "k3s.cni.replacesKubeProxy"}; remove it`);
-  }
   if (cni !== "flannel") {
     for (const flag of ["flannel-iface", "flannel-conf", "flannel-cni-conf"]) {
       for (const [map] of withExtra(config, flag)) refuse(["k3s", map, flag], `is a flannel setting, but k3s.cni.type is ${cni} (flannel is off): it has no effect`);
+    }
+  }
+  if (cni === "none") {
+    for (const [map, value] of withExtra(config, "egress-selector-mode")) {
+      if (value === "pod") warn(["k3s", map, "egress-selector-mode"], "pod does not work with a CNI that allocates pod addresses itself instead of the nodes' PodCIDR (docs.k3s.io basic-network-options \"Control-Plane Egress Selector configuration\"): keep it only if yours uses the PodCIDR");
     }
   }
   if (cni === "cilium") {

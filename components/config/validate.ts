@@ -146,9 +146,6 @@ export type Report = (path: ConfigPath, message: string) => void;
 export interface AsWritten {
   /** encryption.enabled before the hardening default: `rotation` is refused only when it is explicitly false. */
   encryptionEnabled?: boolean;
-  /** k3s.flannelBackend / flannelIpv6Masq as written (unset: the CNI's default). */
-  flannelBackend?: string;
-  flannelIpv6Masq?: boolean;
 }
 
 /**
@@ -225,7 +222,7 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
     report(indexed(["nodes", hit.nodeIndex, hit.field], hit.index), `${hit.address} lies inside k3s.${hit.network} ${hit.range}; pod/service networks must not overlap host addresses`);
   }
   // The fault kind "accepted by K3s, cannot work where it lands" (network-rules.ts): CNI companion flags, IPv6 egress.
-  for (const f of [...cniFindings(config, written), ...ipv6EgressFindings(config)]) (f.warning ? warn : report)(f.path, f.message);
+  for (const f of [...cniFindings(config), ...ipv6EgressFindings(config)]) (f.warning ? warn : report)(f.path, f.message);
   const restricted = restrictedNodeLabels(nodes);
 
   // --- nodes
@@ -488,11 +485,7 @@ export function parseConfig(raw: unknown, rendered?: (config: ResolvedConfig, re
   const warnings: ConfigIssue[] = [];
   const report: Report = (path, message) => issues.push({ path: formatPath(path, names), message });
   const config = resolveDefaults(parsed.data);
-  crossFieldChecks(config, report, (path, message) => warnings.push({ path: formatPath(path, names), message }), {
-    encryptionEnabled: parsed.data.encryption.enabled,
-    flannelBackend: parsed.data.k3s.flannelBackend,
-    flannelIpv6Masq: parsed.data.k3s.flannelIpv6Masq,
-  });
+  crossFieldChecks(config, report, (path, message) => warnings.push({ path: formatPath(path, names), message }), { encryptionEnabled: parsed.data.encryption.enabled });
   if (issues.length > 0) return { ok: false, issues, warnings };
   rendered?.(config, report);
   if (issues.length > 0) return { ok: false, issues, warnings };

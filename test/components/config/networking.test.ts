@@ -4,6 +4,7 @@ import { parse } from "yaml";
 import { cisWeakenings } from "../../../components/config/flags";
 import { ResolvedConfig, StackInput } from "../../../components/config/schema";
 import { secretIssues } from "../../../components/config/validate";
+import { noProxyList } from "../../../components/k3s/install";
 import { renderSecretDropIn, vpnAuth } from "../../../components/k3s/secrets-dropin";
 import { serverManifests } from "../../../components/manifests/render";
 import { inboundPorts, kernelModules } from "../../../components/os-prep/render";
@@ -56,7 +57,7 @@ describe("networking (issue 27): CNI selection, nodes across networks, and setti
 
     it("disable-kube-proxy with flannel (no Service would work) is refused in every environment", () => {
       for (const env of ["dev", "prod"] as const) {
-        rejects(variant(env, (r) => (k3s(r).extraServerConfig = { "disable-kube-proxy": true })), 'k3s-platform:k3s.extraServerConfig["disable-kube-proxy"]', /flannel does not replace kube-proxy/);
+        rejects(variant(env, (r) => (k3s(r).extraServerConfig = { "disable-kube-proxy": true })), 'k3s-platform:k3s.extraServerConfig["disable-kube-proxy"]', /flannel does not replace kube-proxy.*no Service would answer pods/);
       }
     });
 
@@ -263,7 +264,8 @@ describe("networking (issue 27): CNI selection, nodes across networks, and setti
         assert.equal(dropIn["vpn-auth"], "name=tailscale,joinKey=tskey-auth-abc,controlServerURL=https://headscale.example.com", `${i}`);
         assert.ok(!("vpn-auth" in configYaml(config, i)));
       }
-      // the tailnet ranges may reach the overlay; os-prep checks the tailscale client
+      // the tailnet ranges may reach the overlay and bypass the proxy; os-prep checks the tailscale client
+      assert.ok(noProxyList(config).includes("100.64.0.0/10") && !noProxyList(sampleConfig("dev")).includes("100.64.0.0/10"));
       const agent = config.nodes.findIndex((n) => n.role === "agent");
       assert.ok((inboundPorts(config, config.nodes[agent]!).find((p) => p.port === "8472")!.sources as string[]).includes("100.64.0.0/10"));
       assert.match(planNode(config, config.nodes[agent]!).files.find((f) => f.name === "os-prep.sh")!.content, /have tailscale \|\| fail/);
