@@ -18,6 +18,8 @@ import { KubeObject, MANAGED_BY } from "../kube/objects";
  * - `ipam.mode: cluster-pool` with the pod CIDRs = `k3s.clusterCidr` per family and the node mask
  *   kube-controller-manager uses (/24 IPv4, /64 IPv6), so pods get the addresses the firewall
  *   rules, NetworkPolicy ipBlocks and NO_PROXY already name;
+ * - `policyCIDRMatchMode: [nodes]`: NetworkPolicy ipBlocks match node addresses (the tenants'
+ *   API-server allow), as with K3s' own policy controller;
  * - `kubeProxyReplacement` (K3s then runs with disable-kube-proxy), `routingMode: tunnel` with the
  *   chosen `tunnelProtocol` (the ports os-prep opens), `hubble.enabled`.
  * The CNI binary and configuration paths stay Cilium's defaults (/opt/cni/bin, /etc/cni/net.d):
@@ -51,6 +53,10 @@ export function ciliumValues(config: ResolvedConfig): Record<string, unknown> {
       },
     },
     hubble: { enabled: cni.hubble },
+    // The tenants' API-server allow is an ipBlock of the servers' node addresses; by default Cilium's
+    // CIDR selectors never match cluster nodes, so that allow would drop (docs.cilium.io
+    // security/policy/layer3 "Selecting nodes with CIDR / ipBlock"; cilium/cilium#28421).
+    policyCIDRMatchMode: ["nodes"],
     // Two operators need two nodes to spread over (the chart's anti-affinity); one server, one operator.
     operator: { replicas: servers > 1 ? 2 : 1 },
   };

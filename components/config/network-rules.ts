@@ -181,6 +181,13 @@ export function cniFindings(config: ResolvedConfig): Finding[] {
         refuse(["k3s", "clusterCidr", ...(k3s.clusterCidr.length > 1 ? [i] : [])], `${range} is too small for Cilium's cluster pool: each node takes a /${NODE_MASK[ipFamily(range)]} from it`);
       }
     });
+    // NodeLocal DNSCache listens on the cluster DNS address and relies on kube-proxy's iptables rules
+    // for it (components/dns/render.ts); Cilium's kube-proxy replacement load-balances that address in
+    // eBPF before the host sees it (docs.cilium.io network/kubernetes/local-redirect-policy "Node-local DNS cache").
+    const cilium = k3s.cni?.type === "cilium" ? k3s.cni : undefined;
+    if (cilium?.kubeProxyReplacement && config.dns.nodeLocal.enabled) {
+      refuse(["dns", "nodeLocal", "enabled"], "NodeLocal DNSCache intercepts the cluster DNS address through kube-proxy's iptables rules, which Cilium's kube-proxy replacement bypasses: pods would never reach it (Cilium's Local Redirect Policy is the way there); turn it off or set k3s.cni.kubeProxyReplacement: false");
+    }
     for (const [map] of withExtra(config, "lb-server-port")) {
       refuse(["k3s", map, "lb-server-port"], `Cilium reaches the API through K3s' node-local load balancer on 127.0.0.1:${LOCAL_API_PORT} (the pod network does not exist yet when it starts); a different port leaves it without an API`);
     }

@@ -69,6 +69,13 @@ describe("networking (issue 27): CNI selection, nodes across networks, and setti
       rejects(cilium((k) => (k.extraServerConfig = { "egress-selector-mode": "pod" })), 'k3s-platform:k3s.extraServerConfig["egress-selector-mode"]', /own IPAM|allocates pod addresses itself/);
       rejects(cilium((k) => (k.extraAgentConfig = { "lb-server-port": 7000 })), 'k3s-platform:k3s.extraAgentConfig["lb-server-port"]', /127\.0\.0\.1:6444/);
       rejects(cilium((k) => (k.clusterCidr = "10.42.0.0/25")), "k3s-platform:k3s.clusterCidr", /too small for Cilium's cluster pool/);
+      const nodeLocal = (kubeProxyReplacement: boolean) =>
+        variant("dev", (r) => {
+          k3s(r).cni = { type: "cilium", kubeProxyReplacement };
+          r.dns = { nodeLocal: { enabled: true } };
+        });
+      rejects(nodeLocal(true), "k3s-platform:dns.nodeLocal.enabled", /bypasses/);
+      accepts(nodeLocal(false));
     });
 
     it("host-gw across networks (it needs layer-2 reach between all nodes) is refused", () => {
@@ -190,6 +197,8 @@ describe("networking (issue 27): CNI selection, nodes across networks, and setti
       assert.match(String(object.spec.version), /^1\.\d+\.\d+$/);
       const values = parse(String(object.spec.valuesContent)) as Record<string, unknown>;
       assert.deepEqual([values.k8sServiceHost, values.k8sServicePort, values.kubeProxyReplacement], ["127.0.0.1", 6444, true]);
+      // the tenants' API-server allow is an ipBlock of node addresses: Cilium must let CIDRs select nodes
+      assert.deepEqual(values.policyCIDRMatchMode, ["nodes"]);
       assert.deepEqual((values.ipam as { operator: Record<string, unknown> }).operator.clusterPoolIPv4PodCIDRList, config.k3s.clusterCidr);
       // agents get no manifests; the HelmChart restarts nothing (placed while K3s runs)
       assert.ok(!planNode(config, config.nodes[3]!).files.some((f) => f.name.includes("cilium")));
