@@ -99,7 +99,9 @@ export function podUnreachableUpstream(ip: string, config: Pick<ResolvedConfig, 
   if (problem?.startsWith("a loopback")) {
     return `${ip} is a loopback address: CoreDNS runs in a pod's network namespace, where it is the pod itself (a host resolver such as systemd-resolved's 127.0.0.53 is out of reach; CoreDNS loop plugin docs): name the resolver's network address`;
   }
-  if (problem && !problem.startsWith("a link-local")) return `${ip} is ${problem}; CoreDNS cannot send queries there`;
+  // IPv4 link-local resolvers are reached through the node (a cloud's 169.254.169.253); an IPv6
+  // link-local address needs an interface zone, which the pod's interface is not.
+  if (problem && (!problem.startsWith("a link-local") || ipFamily(ip) === "ipv6")) return `${ip} is ${problem}; CoreDNS cannot send queries there from a pod`;
   const families = clusterFamilies(config.k3s);
   if (!families.includes(ipFamily(ip))) {
     return `${ip} is ${ipFamily(ip) === "ipv6" ? "IPv6" : "IPv4"}, but the pod network (k3s.clusterCidr) has no ${ipFamily(ip) === "ipv6" ? "IPv6" : "IPv4"} CIDR: pods have no route to it`;

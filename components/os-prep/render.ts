@@ -96,8 +96,9 @@ export function cniPorts(config: ResolvedConfig): Array<Omit<FirewallPort, "sour
     case "vxlan":
       return [{ port: "8472", proto: "udp", why: "flannel VXLAN" }];
     case "wireguard-native":
+      // One port per family the pod network has: an IPv6-only cluster needs only 51821.
       return [
-        { port: "51820", proto: "udp", why: "flannel WireGuard (IPv4)" },
+        ...(config.k3s.clusterCidr.some((c) => ipFamily(c) === "ipv4") ? [{ port: "51820", proto: "udp" as const, why: "flannel WireGuard (IPv4)" }] : []),
         ...(hasIpv6(config) ? [{ port: "51821", proto: "udp" as const, why: "flannel WireGuard (IPv6)" }] : []),
       ];
     default:

@@ -98,6 +98,11 @@ describe("networking (issue 27): CNI selection, nodes across networks, and setti
     it("an upstream of a family the pod network lacks, the unspecified address, or NodeLocal DNSCache's own address is refused", () => {
       rejects(variant("dev", (r) => (r.dns = { upstreams: ["2001:db8::53"] })), "k3s-platform:dns.upstreams[0]", /no IPv6 CIDR/);
       rejects(variant("dev", (r) => (r.dns = { upstreams: ["0.0.0.0"] })), "k3s-platform:dns.upstreams[0]", /unspecified/);
+      const v6 = structuredClone(fixtureRaw("dualstack"));
+      v6.dns = { upstreams: ["fe80::1"] };
+      rejects(v6, "k3s-platform:dns.upstreams[0]", /link-local/);
+      // a cloud's IPv4 link-local resolver is reached through the node
+      accepts(variant("dev", (r) => (r.dns = { upstreams: ["169.254.169.253"] })));
       rejects(variant("dev", (r) => (r.dns = { upstreams: ["169.254.20.10"], nodeLocal: { enabled: true } })), "k3s-platform:dns.upstreams[0]", /NodeLocal DNSCache's own address/);
     });
 
@@ -227,6 +232,11 @@ describe("networking (issue 27): CNI selection, nodes across networks, and setti
       const ds = fixtureConfig("dualstack");
       const wgDs = loadStackConfig({ ...fixtureRaw("dualstack"), k3s: { ...fixtureRaw("dualstack").k3s, flannelBackend: "wireguard-native" } });
       assert.ok(ports(wgDs, 1).includes("51821/udp") && !ports(ds, 1).includes("51821/udp"));
+      const v6only = loadStackConfig(variant("dev", (r) => {
+        Object.assign(k3s(r), { flannelBackend: "wireguard-native", clusterCidr: "2001:db8:42::/56", serviceCidr: "2001:db8:43::/112", clusterDns: undefined });
+        r.nodes.forEach((n, i) => (n.nodeIp = `2001:db8::${10 + i}`));
+      }));
+      assert.deepEqual(ports(v6only, agent).filter((p) => p.startsWith("518")), ["51821/udp"]);
     });
   });
 
