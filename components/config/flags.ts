@@ -190,6 +190,17 @@ export const CONTAINERD_2: Since = {
   source: "k3s-io/docs advanced.md Version Gate (February 2025 releases v1.31.6+k3s1, v1.32.2+k3s1); k3s-io/k3s#11626",
 };
 
+/**
+ * Backends K3s removed: `wireguard` (v1.26) and `ipsec` (v1.27), both replaced by
+ * wireguard-native (docs.k3s.io basic-network-options "Migrating from wireguard or ipsec to
+ * wireguard-native"; k3s-io/k3s#7297). Every supported release lacks them, so they are refused
+ * with the replacement named instead of zod's generic "invalid option".
+ */
+export const REMOVED_FLANNEL_BACKENDS: Readonly<Record<string, string>> = {
+  wireguard: "the wireguard backend was removed in K3s v1.26 (it needed the wg tool): use wireguard-native",
+  ipsec: "the ipsec backend was removed in K3s v1.27 (strongSwan is no longer shipped): use wireguard-native",
+};
+
 const f = (name: string, scope: FlagSpec["scope"], cls: FlagClass, use?: string, extra: Partial<FlagSpec> = {}): FlagSpec => ({
   name,
   scope,

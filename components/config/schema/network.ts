@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { REMOVED_FLANNEL_BACKENDS } from "../flags";
 import { singleLine } from "../single-line";
 
 /**
@@ -11,16 +12,6 @@ import { singleLine } from "../single-line";
 /** flannel backends K3s accepts today (docs.k3s.io networking/basic-network-options). */
 export const FLANNEL_BACKENDS = ["vxlan", "host-gw", "wireguard-native", "none"] as const;
 
-/**
- * Backends K3s removed: `wireguard` (v1.26) and `ipsec` (v1.27), both replaced by
- * wireguard-native (docs.k3s.io basic-network-options "Migrating from wireguard or ipsec to
- * wireguard-native"; k3s-io/k3s#7297). Every supported release lacks them, so they are refused
- * with the replacement named instead of zod's generic "invalid option".
- */
-export const REMOVED_FLANNEL_BACKENDS: Readonly<Record<string, string>> = {
-  wireguard: "the wireguard backend was removed in K3s v1.26 (it needed the wg tool): use wireguard-native",
-  ipsec: "the ipsec backend was removed in K3s v1.27 (strongSwan is no longer shipped): use wireguard-native",
-};
 
 /** `k3s.flannelBackend`, refusing a removed backend with its replacement named. */
 export const flannelBackend = z.enum(FLANNEL_BACKENDS, {
