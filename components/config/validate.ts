@@ -119,8 +119,11 @@ function keysAt(schema: AnySchema, path: ReadonlyArray<PropertyKey>): string[] {
     case "catch":
     case "nonoptional":
       return keysAt(def.innerType as AnySchema, path);
-    case "pipe":
-      return keysAt(def.in as AnySchema, path);
+    case "pipe": {
+      // A preprocess is a pipe from a transform (no keys) into the schema that has them.
+      const before = keysAt(def.in as AnySchema, path);
+      return before.length ? before : keysAt(def.out as AnySchema, path);
+    }
     case "union":
       return [...new Set((def.options as AnySchema[]).flatMap((o) => keysAt(o, path)))];
     case "array":

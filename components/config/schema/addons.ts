@@ -2,7 +2,7 @@ import { z } from "zod";
 import { isDnsName } from "../net";
 import { singleLine } from "../single-line";
 import { PACKAGED_COMPONENTS, airgapSchema, apiServerSchema, controllerManagerSchema, datastoreSchema, etcdSnapshotsSchema, firewallSchema, kubeletSchema, proxySchema, registriesSchema } from "./k3s";
-import { cniSchema, flannelBackend, vpnSchema } from "./network";
+import { cniInput, flannelBackend, vpnSchema } from "./network";
 import { DNS_LABEL, cidrList, flagValue, hostAddress, imageRef, ipAddress, ipList, isLabelValue } from "./primitives";
 
 /** Packaged add-ons and runtimes inside the `k3s` section (Traefik, ServiceLB pools, the API VIP, snapshotters), and k3sSchema, the whole section. */
@@ -65,9 +65,9 @@ export const k3sSchema = z.strictObject({
   /**
    * The network plugin (docs/networking.md): `{ type: flannel }` (the default when unset, with
    * flannelBackend), `{ type: none }` (bring your own) or `{ type: cilium }` (installed through
-   * K3s' helm-controller).
+   * K3s' helm-controller); a bare name (`cni: cilium`) is that type with its defaults.
    */
-  cni: cniSchema.optional(),
+  cni: cniInput.optional(),
   /** flannel's backend (cni flannel only). Default (resolveDefaults): vxlan with flannel, none with any other cni. */
   flannelBackend: flannelBackend.optional(),
   /**

@@ -62,6 +62,8 @@ export const cniSchema = z.discriminatedUnion("type", [
     hubble: z.boolean().default(false),
   }),
 ]);
+/** `cni: cilium` is `cni: { type: cilium }`: the name alone, every option at its default. */
+export const cniInput = z.preprocess((v) => (typeof v === "string" ? { type: v } : v), cniSchema);
 export type CniConfig = z.output<typeof cniSchema>;
 export type CniType = CniConfig["type"];
 

@@ -153,6 +153,13 @@ describe("networking (issue 27): CNI selection, nodes across networks, and setti
       }
     });
 
+    it("a bare name is that CNI with its defaults; a typo names the nearest option", () => {
+      const short = loadStackConfig(variant("dev", (r) => ((k3s(r) as Record<string, unknown>).cni = "cilium")));
+      const long = loadStackConfig(variant("dev", (r) => (k3s(r).cni = { type: "cilium" })));
+      assert.deepEqual(short.k3s.cni, long.k3s.cni);
+      rejects(variant("dev", (r) => ((k3s(r) as Record<string, unknown>).cni = { type: "cilium", hubbel: true })), "k3s-platform:k3s.cni", /hubbel \(did you mean hubble\?\)/);
+    });
+
     it("none: the companion flags; kube-proxy goes only when the CNI replaces it", () => {
       const none = (replacesKubeProxy?: boolean) => loadStackConfig(variant("dev", (r) => (k3s(r).cni = { type: "none", ...(replacesKubeProxy === undefined ? {} : { replacesKubeProxy }) })));
       assert.deepEqual(
