@@ -112,9 +112,14 @@ export function podUnreachableUpstream(ip: string, config: Pick<ResolvedConfig, 
   return undefined;
 }
 
-/** The fault kind in DNS: upstreams and stub-domain servers a pod cannot reach. */
+/** The fault kind in DNS: upstreams and stub-domain servers a pod cannot reach; host entries pointing at the pod itself (a warning). */
 export function dnsReachabilityFindings(config: Pick<ResolvedConfig, "k3s" | "dns">): Finding[] {
   const out: Finding[] = [];
+  for (const [name, ip] of Object.entries(config.dns.hosts)) {
+    if (isCanonicalIp(ip) && nodeAddressProblem(ip)?.startsWith("a loopback")) {
+      out.push({ path: ["dns", "hosts", name], warning: true, message: `${ip} is a loopback address: a pod resolving ${name} reaches itself, not the host that serves it; name the host's network address` });
+    }
+  }
   config.dns.upstreams.forEach((ip, i) => {
     const why = podUnreachableUpstream(ip, config);
     if (why) out.push({ path: ["dns", "upstreams", i], message: why });
@@ -183,16 +188,17 @@ export function cniFindings(config: ResolvedConfig): Finding[] {
         refuse(["k3s", "clusterCidr", ...(k3s.clusterCidr.length > 1 ? [i] : [])], `${range} is too small for Cilium's cluster pool: each node takes a /${NODE_MASK[ipFamily(range)]} from it`);
       }
     });
-    // NodeLocal DNSCache listens on the cluster DNS address and relies on kube-proxy's iptables rules
-    // for it (components/dns/render.ts); Cilium's kube-proxy replacement load-balances that address in
-    // eBPF before the host sees it (docs.cilium.io network/kubernetes/local-redirect-policy "Node-local DNS cache").
-    const cilium = k3s.cni?.type === "cilium" ? k3s.cni : undefined;
-    if (cilium?.kubeProxyReplacement && config.dns.nodeLocal.enabled) {
-      refuse(["dns", "nodeLocal", "enabled"], "NodeLocal DNSCache intercepts the cluster DNS address through kube-proxy's iptables rules, which Cilium's kube-proxy replacement bypasses: pods would never reach it (Cilium's Local Redirect Policy is the way there); turn it off or set k3s.cni.kubeProxyReplacement: false");
-    }
     for (const [map] of withExtra(config, "lb-server-port")) {
       refuse(["k3s", map, "lb-server-port"], `Cilium reaches the API through K3s' node-local load balancer on 127.0.0.1:${LOCAL_API_PORT} (the pod network does not exist yet when it starts); a different port leaves it without an API`);
     }
+  }
+
+  // NodeLocal DNSCache listens on the cluster DNS address and relies on kube-proxy's iptables rules
+  // for it (components/dns/render.ts); a CNI that replaces kube-proxy load-balances that address in
+  // eBPF before the host sees it (docs.cilium.io network/kubernetes/local-redirect-policy "Node-local DNS cache").
+  if (cniReplacesKubeProxy(k3s) && config.dns.nodeLocal.enabled) {
+    const off = cni === "cilium" ? "k3s.cni.kubeProxyReplacement: false" : "k3s.cni.replacesKubeProxy: false";
+    refuse(["dns", "nodeLocal", "enabled"], `NodeLocal DNSCache intercepts the cluster DNS address through kube-proxy's iptables rules, which a CNI replacing kube-proxy bypasses: pods would never reach it (Cilium's Local Redirect Policy is the way there); turn it off or set ${off}`);
   }
 
   // flannel backends: host-gw routes pod subnets through node addresses, so every node needs direct L2 reach.

@@ -323,7 +323,7 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   surfaceChecks(config, report, warn);
   encryptionChecks(config, report, written);
   tenantChecks(config, report);
-  dnsChecks(config, report);
+  dnsChecks(config, report, warn);
   decommissionChecks(config, report);
   rebuildChecks(config, warn);
 }
@@ -417,9 +417,9 @@ function tenantChecks(config: ResolvedConfig, report: Report): void {
   });
 }
 
-function dnsChecks(config: ResolvedConfig, report: Report): void {
+function dnsChecks(config: ResolvedConfig, report: Report, warn: Report): void {
   const { dns, k3s } = config;
-  for (const f of dnsReachabilityFindings(config)) report(f.path, f.message);
+  for (const f of dnsReachabilityFindings(config)) (f.warning ? warn : report)(f.path, f.message);
   const customised =
     dns.upstreams.length > 0 || Object.keys(dns.stubDomains).length > 0 || Object.keys(dns.hosts).length > 0 || dns.log || dns.nodeLocal.enabled || dns.autoscaler.enabled;
   if (customised && k3s.disable.includes("coredns")) {

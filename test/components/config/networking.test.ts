@@ -76,6 +76,7 @@ describe("networking (issue 27): CNI selection, nodes across networks, and setti
         });
       rejects(nodeLocal(true), "k3s-platform:dns.nodeLocal.enabled", /bypasses/);
       accepts(nodeLocal(false));
+      rejects(variant("dev", (r) => { k3s(r).cni = { type: "none", replacesKubeProxy: true }; r.dns = { nodeLocal: { enabled: true } }; }), "k3s-platform:dns.nodeLocal.enabled", /replacesKubeProxy: false/);
     });
 
     it("host-gw across networks (it needs layer-2 reach between all nodes) is refused", () => {
@@ -101,6 +102,7 @@ describe("networking (issue 27): CNI selection, nodes across networks, and setti
       const v6 = structuredClone(fixtureRaw("dualstack"));
       v6.dns = { upstreams: ["fe80::1"] };
       rejects(v6, "k3s-platform:dns.upstreams[0]", /link-local/);
+      warns(variant("dev", (r) => (r.dns = { hosts: { "vault.example.com": "127.0.0.1" } })), 'k3s-platform:dns.hosts["vault.example.com"]', /reaches itself/);
       // a cloud's IPv4 link-local resolver is reached through the node
       accepts(variant("dev", (r) => (r.dns = { upstreams: ["169.254.169.253"] })));
       rejects(variant("dev", (r) => (r.dns = { upstreams: ["169.254.20.10"], nodeLocal: { enabled: true } })), "k3s-platform:dns.upstreams[0]", /NodeLocal DNSCache's own address/);
