@@ -2,7 +2,7 @@ import { z } from "zod";
 import { k3sSchema } from "./addons";
 import { dnsSchema } from "./dns";
 import { encryptionSchema } from "./encryption";
-import { nodeSchema, sshSchema } from "./nodes";
+import { nodeSchema, poolName, poolSchema, sshSchema } from "./nodes";
 import { tenantSchema } from "./tenants";
 import { upgradeSchema } from "./upgrade";
 import { singleLine } from "../single-line";
@@ -34,6 +34,8 @@ export const stackSchema = z.strictObject({
   environment: z.enum(ENVIRONMENTS),
   k3s: k3sSchema.prefault({}),
   ssh: sshSchema.prefault({}),
+  /** Shared node settings by pool name (docs/node-pools.md); resolved into `nodes` before validation. */
+  pools: z.record(poolName, poolSchema).optional(),
   nodes: z.array(nodeSchema).min(1, "at least one node is required"),
   encryption: encryptionSchema.prefault({}),
   tenants: z.array(tenantSchema).default([]),
@@ -59,7 +61,7 @@ export type TenantConfig = StackConfig["tenants"][number];
 export type DnsConfig = StackConfig["dns"];
 
 /** The stack config with environment-dependent defaults resolved. */
-export type ResolvedConfig = Omit<StackConfig, "k3s" | "encryption"> & {
+export type ResolvedConfig = Omit<StackConfig, "k3s" | "encryption" | "pools"> & {
   /** clusterDns resolved per family (resolveDefaults). */
   k3s: Omit<K3sConfig, "hardening" | "clusterDns"> & { hardening: Hardening; clusterDns: string[] };
   encryption: Omit<StackConfig["encryption"], "enabled"> & { enabled: boolean };
