@@ -226,6 +226,22 @@ function imageFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
   }
 }
 
+/**
+ * A hook (docs/hooks.md) is a command run as root on every node it applies to: nothing about it is
+ * known safe, so each one is a finding, pinned to its point and command (a changed command is a new
+ * finding, reviewed again; which nodes it runs on may change with the pool or role it names).
+ */
+function hookFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
+  (config.hooks ?? []).forEach((hook, i) => {
+    const where = hook.nodes || hook.roles ? [...(hook.nodes ?? []), ...(hook.roles ?? []).map((r) => `every ${r}`)].join(", ") : "every node";
+    out.push({
+      setting: `hooks.${hook.name}${pinned({ at: hook.at, command: hook.command })}`,
+      path: ["hooks", i],
+      message: `hook ${hook.name} runs ${JSON.stringify(hook.command)} as root at ${hook.at} on ${where || "no node"}`,
+    });
+  });
+}
+
 /** Every departure from what is known safe, in config order of the surfaces. */
 export function surfaceFindings(config: ResolvedConfig): SurfaceFinding[] {
   const out: SurfaceFinding[] = [];
@@ -234,6 +250,7 @@ export function surfaceFindings(config: ResolvedConfig): SurfaceFinding[] {
   transportFindings(config, out);
   exposureFindings(config, out);
   imageFindings(config, out);
+  hookFindings(config, out);
   return out;
 }
 

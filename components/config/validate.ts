@@ -16,6 +16,7 @@ import { featureChecks } from "./feature-checks";
 import { intermediateStep } from "../upgrade/versions";
 import { isSupportedLine, newerThanKnown, NEWEST_KNOWN, newestOnLine, SUPPORTED_LINES_TEXT } from "./releases";
 import { cidrContains, indexedIp, isCanonicalIp, nodeAddressProblem, normalizeHost } from "./net";
+import { hookSelectorChecks, resolveHookPools } from "./hooks";
 import { PoolResolution, resolvePools } from "./pools";
 import { surfaceIssues } from "./surfaces";
 import { clusterNetworkFindings, coversSecrets, decommissionChecks, flannelIpv6MasqFinding, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "./rules";
@@ -56,7 +57,7 @@ export function pathNamesFrom(raw: unknown, pools: PoolResolution = resolvePools
     const list = root[String(path[0])];
     if (!Array.isArray(list)) return undefined;
     const entry = list[path[1]] as Record<string, unknown> | undefined;
-    const name = path[0] === "nodes" ? entry?.name : path[0] === "tenants" ? entry?.namespace : undefined;
+    const name = path[0] === "nodes" || path[0] === "hooks" ? entry?.name : path[0] === "tenants" ? entry?.namespace : undefined;
     if (typeof name !== "string" || name.length === 0) return undefined;
     const pool = path[0] === "nodes" ? pools.inherited(path[1], path.slice(2)) : undefined;
     return pool === undefined ? name : `${name}, from pools.${pool}`;
@@ -488,9 +489,11 @@ export function resolveDefaults(config: StackConfig): ResolvedConfig {
   // An API VIP is the API endpoint unless one is named (a DNS name for it), and always a tls-san.
   const vip = config.k3s.apiVip?.address;
   // Pools are resolved into the nodes (config/pools.ts): what a node runs reads the same either way.
-  const { pools: _pools, ...rest } = config;
+  const { pools: _pools, hooks: _hooks, ...rest } = config;
+  const hooks = resolveHookPools(config);
   return {
     ...rest,
+    ...(hooks ? { hooks } : {}),
     ...(_pools === undefined && !config.nodes.some((n) => n.pool !== undefined) ? {} : { nodes: config.nodes.map(({ pool: _pool, ...node }) => node) }),
     k3s: {
       ...config.k3s,
@@ -529,6 +532,8 @@ export function parseConfig(raw: unknown, rendered?: (config: ResolvedConfig, re
   const issues: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
   const report: Report = (path, message) => issues.push({ path: formatPath(path, names), message });
+  // Before resolveDefaults drops the pools the selectors name.
+  hookSelectorChecks(parsed.data, report);
   const config = resolveDefaults(parsed.data);
   crossFieldChecks(config, report, (path, message) => warnings.push({ path: formatPath(path, names), message }), { encryptionEnabled: parsed.data.encryption.enabled });
   if (issues.length > 0) return { ok: false, issues, warnings };

@@ -2,6 +2,7 @@ import { contribute as cis } from "../cis/render";
 import { contribute as decommission } from "../decommission/contribute";
 import { contribute as dns } from "../dns/contribute";
 import { contribute as encryption } from "../encryption/render";
+import { contribute as hooks } from "../hooks/render";
 import { contribute as k3s } from "../k3s/contribute";
 import { contribute as kubeVip } from "../kube-vip/render";
 import { contribute as manifests } from "../manifests/render";
@@ -33,4 +34,6 @@ export const CONCERNS: readonly Concern[] = [
   { name: "os-prep", contribute: osPrep },
   // Day-2: hooks only, after every concern's own hooks (e.g. the encryption guard runs first).
   { name: "upgrade", contribute: upgrade },
+  // The user's hooks (docs/hooks.md): beforeUpgrade after the upgrade's drain, the rest last.
+  { name: "hooks", contribute: hooks },
 ];
