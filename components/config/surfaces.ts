@@ -242,6 +242,26 @@ function hookFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
   });
 }
 
+/**
+ * An identity provider for the API server (docs/oidc.md) lets whoever runs it log in: like
+ * `oidc-issuer-url` on the allowlist, each is a finding, pinned to its issuer, audiences, claim
+ * mappings and rules (not its CA, which rotates), so the exception names the provider and prefixes.
+ */
+function authenticationFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
+  (config.k3s.apiServer.authentication?.jwt ?? []).forEach((j, i) => {
+    const { username, groups } = j.claimMappings;
+    const risks = [
+      ...(username.prefix === "" ? [`no username prefix: its names (claim ${username.claim}) can claim any user, system: ones included`] : []),
+      ...(groups && groups.prefix === "" ? [`no groups prefix: its groups (claim ${groups.claim}) can claim system:masters`] : []),
+    ];
+    out.push({
+      setting: `apiServer.authentication.jwt:${j.issuer.url}${pinned({ audiences: j.issuer.audiences, claimMappings: j.claimMappings, claimValidationRules: j.claimValidationRules ?? [] })}`,
+      path: ["k3s", "apiServer", "authentication", "jwt", i],
+      message: `${j.issuer.url} becomes an identity provider of the API server: whoever controls it logs in as "${username.prefix}<${username.claim}>"${groups ? ` with groups "${groups.prefix}<${groups.claim}>"` : ""}${risks.length ? `; ${risks.join("; ")}` : ""}`,
+    });
+  });
+}
+
 /** Every departure from what is known safe, in config order of the surfaces. */
 export function surfaceFindings(config: ResolvedConfig): SurfaceFinding[] {
   const out: SurfaceFinding[] = [];
@@ -250,6 +270,7 @@ export function surfaceFindings(config: ResolvedConfig): SurfaceFinding[] {
   transportFindings(config, out);
   exposureFindings(config, out);
   imageFindings(config, out);
+  authenticationFindings(config, out);
   hookFindings(config, out);
   return out;
 }

@@ -16,6 +16,7 @@ import { featureChecks } from "./feature-checks";
 import { intermediateStep } from "../upgrade/versions";
 import { isSupportedLine, newerThanKnown, NEWEST_KNOWN, newestOnLine, SUPPORTED_LINES_TEXT } from "./releases";
 import { cidrContains, indexedIp, isCanonicalIp, nodeAddressProblem, normalizeHost } from "./net";
+import { authenticationChecks } from "./authentication";
 import { hookSelectorChecks, resolveHookPools } from "./hooks";
 import { PoolResolution, resolvePools } from "./pools";
 import { surfaceIssues } from "./surfaces";
@@ -321,6 +322,7 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   checkFlags("extraAgentConfig", AGENT_FLAG_SET, "agent");
 
   featureChecks(config, report, warn);
+  authenticationChecks(config, report);
   surfaceChecks(config, report, warn);
   encryptionChecks(config, report, written);
   tenantChecks(config, report);

@@ -1,3 +1,4 @@
+import { contribute as authentication } from "../authentication/render";
 import { contribute as cis } from "../cis/render";
 import { contribute as decommission } from "../decommission/contribute";
 import { contribute as dns } from "../dns/contribute";
@@ -25,6 +26,8 @@ export const CONCERNS: readonly Concern[] = [
   { name: "dns", contribute: dns },
   { name: "cis", contribute: cis },
   { name: "encryption", contribute: encryption },
+  // The API server's OIDC providers (servers only).
+  { name: "authentication", contribute: authentication },
   { name: "kube-vip", contribute: kubeVip },
   { name: "manifests", contribute: manifests },
   { name: "servicelb", contribute: servicelb },

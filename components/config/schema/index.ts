@@ -27,6 +27,7 @@ export * from "./tenants";
 export * from "./dns";
 export * from "./upgrade";
 export * from "./hooks";
+export * from "./authentication";
 
 // ---------------------------------------------------------------- the stack
 
