@@ -7,6 +7,7 @@ import fc from "fast-check";
 import type { ResolvedConfig, StackInput } from "../../../components/config/schema";
 import { HOOKS_SCRIPT, hooksDigest, renderHooksScript } from "../../../components/hooks/render";
 import { hookSummary } from "../../../components/hooks/summary";
+import { previewMarkdown } from "../../../tools/preview-markdown";
 import { NodePlan, planNode } from "../../../components/plan/node";
 import { loadStackConfig, parseStackConfig } from "../../../components/stack/load";
 import { systemdHost } from "../../helpers/host-root";
@@ -156,6 +157,15 @@ describe("hooks (issue 27)", () => {
       ]);
       assert.deepEqual(hookSummary({ hooks: [h] }, {}), ['hook h removed: `["/bin/echo","a"]` as root at afterInstall on every agent no longer runs']);
       assert.deepEqual(hookSummary({ hooks: [h] }, { hooks: [h] }), []);
+      // Through the Markdown a PR comment shows, from the K3sCluster component's registered config.
+      const before = sampleConfig("dev");
+      const after = loadStackConfig(withHooks("dev", [{ name: "h", at: "afterInstall", command: ["/bin/echo", "a"], roles: ["agent"] }]));
+      const state = (config: ResolvedConfig) => ({ inputs: { config: JSON.parse(JSON.stringify(config)) as Record<string, unknown> } });
+      const md = previewMarkdown(
+        { steps: [{ op: "update", urn: "urn:pulumi:dev::k3s-platform::k3s-platform:index:K3sCluster::dev", oldState: state(before), newState: state(after), detailedDiff: { hooks: { kind: "add" } } }] },
+        { stack: "dev" },
+      );
+      assert.match(md, /#### Operations\n\n- hook h added: runs `\["\/bin\/echo","a"\]` as root at afterInstall on every agent: apply re-runs on those nodes\n/);
     });
   });
 
