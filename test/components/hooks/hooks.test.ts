@@ -170,6 +170,27 @@ describe("hooks (issue 27)", () => {
   });
 
   describe("on a host (sandbox)", () => {
+    /** Stages a node's files with an install stand-in and its secret files in place, as the secrets step would. */
+    function stageApply(plan: NodePlan, dir: string, root: string, installer: string) {
+      const staging = mkdtempSync(join(dir, "staging-"));
+      for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
+      writeFileSync(join(staging, "install-k3s.sh"), installer, { mode: 0o755 });
+      for (const secret of plan.secretFiles) {
+        mkdirSync(dirname(join(root, secret.target)), { recursive: true });
+        writeFileSync(join(root, secret.target), `${secret.name}: x\n`);
+      }
+      return { staging, env: { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, STUB_LOG: join(root, "systemctl.log"), PATH: `${STUBS}:${process.env.PATH}` } };
+    }
+
+    /** A scratch directory with a recorder and a host root apply.sh's preflight accepts. */
+    function hostSandbox(name: string) {
+      const dir = mkdtempSync(join(scratch, name));
+      const root = join(dir, "root");
+      mkdirSync(root);
+      systemdHost(root);
+      return { dir, root, ...recorder(dir) };
+    }
+
     /** A recorder program: appends its arguments, NUL-separated, one record per run. */
     function recorder(dir: string): { program: string; log: string } {
       const program = join(dir, "record-args");
@@ -206,22 +227,11 @@ describe("hooks (issue 27)", () => {
     });
 
     it("apply.sh: afterInstall runs after the first install, not again when nothing changed, again (without a restart) when the hook changed, and a failed hook is retried without a restart", () => {
-      const dir = mkdtempSync(join(scratch, "apply-"));
-      const { program, log } = recorder(dir);
-      const root = join(dir, "root");
-      mkdirSync(root);
-      systemdHost(root);
+      const { dir, program, log, root } = hostSandbox("apply-");
       const config = (arg: string) => loadStackConfig(withHooks("dev", [{ name: "h", at: "afterInstall", command: [program, arg], roles: ["agent"] }]));
       const apply = (c: ResolvedConfig) => {
-        const plan = planOf(c, "dev-agent-1");
-        const staging = mkdtempSync(join(dir, "staging-"));
-        for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
-        writeFileSync(join(staging, "install-k3s.sh"), "#!/usr/bin/env bash\n", { mode: 0o755 });
-        for (const secret of plan.secretFiles) {
-          mkdirSync(dirname(join(root, secret.target)), { recursive: true });
-          writeFileSync(join(root, secret.target), `${secret.name}: x\n`);
-        }
-        return run("bash", [join(staging, "apply.sh")], { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, STUB_LOG: join(root, "systemctl.log"), PATH: `${STUBS}:${process.env.PATH}` });
+        const { staging, env } = stageApply(planOf(c, "dev-agent-1"), dir, root, "#!/usr/bin/env bash\n");
+        return run("bash", [join(staging, "apply.sh")], env);
       };
       const runs = () => (existsSync(log) ? readFileSync(log, "utf8").split("\n").filter(Boolean) : []);
       const restarts = () => (readFileSync(join(root, "systemctl.log"), "utf8").match(/^systemctl start --no-block k3s-agent$/gm) ?? []).length;
@@ -265,29 +275,17 @@ describe("hooks (issue 27)", () => {
     });
 
     it("apply.sh on an agent being upgraded: beforeUpgrade before the install, afterUpgrade after it serves, both with the versions; a plain re-apply runs neither", () => {
-      const dir = mkdtempSync(join(scratch, "upgrade-apply-"));
-      const { program, log } = recorder(dir);
-      const root = join(dir, "root");
-      mkdirSync(root);
-      systemdHost(root);
+      const { dir, program, log, root } = hostSandbox("upgrade-apply-");
       const args = ["sh", "-c", `"$0" "$K3S_PLATFORM_HOOK" "$K3S_PLATFORM_UPGRADE_FROM" "$K3S_PLATFORM_UPGRADE_TO"`, program];
       const config = loadStackConfig(withHooks("dev", [
         { name: "before", at: "beforeUpgrade", command: args, roles: ["agent"] },
         { name: "after", at: "afterUpgrade", command: args, roles: ["agent"] },
       ]));
-      const plan = planOf(config, "dev-agent-1");
-      const staging = mkdtempSync(join(dir, "staging-"));
-      for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
       // The install stand-in logs when it runs, so the order is visible in the recorder's log.
-      writeFileSync(join(staging, "install-k3s.sh"), `#!/usr/bin/env bash\nprintf 'install\\n' >>${JSON.stringify(log)}\n`, { mode: 0o755 });
-      for (const secret of plan.secretFiles) {
-        mkdirSync(dirname(join(root, secret.target)), { recursive: true });
-        writeFileSync(join(root, secret.target), `${secret.name}: x\n`);
-      }
+      const { staging, env } = stageApply(planOf(config, "dev-agent-1"), dir, root, `#!/usr/bin/env bash\nprintf 'install\\n' >>${JSON.stringify(log)}\n`);
       // The node ran the previous minor (what the upgrade guard reads on an agent: the version record).
       mkdirSync(join(root, "var/lib/k3s-platform"), { recursive: true });
       writeFileSync(join(root, "var/lib/k3s-platform/k3s-version"), "v1.36.2+k3s1\n");
-      const env = { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, STUB_LOG: join(root, "systemctl.log"), PATH: `${STUBS}:${process.env.PATH}` };
       let r = run("bash", [join(staging, "apply.sh")], env);
       assert.equal(r.status, 0, r.out);
       const to = config.k3s.version!;
