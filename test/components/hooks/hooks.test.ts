@@ -134,6 +134,16 @@ describe("hooks (issue 27)", () => {
       }
     });
 
+    it("the apply step's timeout backstop grows by the hooks at apply's points (a slow hook is stopped by its own bound first)", () => {
+      const base = planOf(sampleConfig("dev"), "dev-agent-1").applyBoundSeconds;
+      const config = hooked([
+        { name: "a", at: "afterInstall", command: ["true"], timeoutSeconds: 900 },
+        { name: "b", at: "beforeUpgrade", command: ["true"], timeoutSeconds: 600 },
+        { name: "c", at: "beforeOsPrep", command: ["true"], timeoutSeconds: 3600 },
+      ]);
+      assert.equal(planOf(config, "dev-agent-1").applyBoundSeconds, base + 1500);
+    });
+
     it("shellcheck passes on hooks.sh and on apply.sh / os-prep.sh with every point in use", () => {
       const config = hooked(["beforeOsPrep", "afterInstall", "beforeUpgrade", "afterUpgrade"].map((at, i) => ({ name: `h${i}`, at: at as Hook["at"], command: ["/bin/echo", `it's "${at}" $(x)`] })));
       const dir = mkdtempSync(join(scratch, "lint-"));
