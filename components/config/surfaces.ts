@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { ALLOWED_COMPONENT_ARGS, ALLOWED_FLAGS, AllowlistContext, COMPONENT_ARG_RISKS, FLAG_RISKS } from "./allowlist";
-import { broadCidr, containerdTemplateFindings, DocumentHit, isCredentialKey, KIND_WHY, traefikValuesFindings } from "./documents";
+import { argumentCredential, broadCidr, containerdTemplateFindings, DocumentHit, isCredentialKey, KIND_WHY, traefikValuesFindings } from "./documents";
 import { COMPONENT_ARG_FLAGS, FLAG_BY_NAME, MANAGED_COMPONENT_ARGS } from "./flags";
 import type { FlagValue, ResolvedConfig } from "./schema";
 import { KUBE_VIP_IMAGE } from "./schema/addons";
@@ -233,11 +233,29 @@ function imageFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
  */
 function hookFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
   (config.hooks ?? []).forEach((hook, i) => {
+    // A credential in the command reaches hooks.sh on every node and state: refused everywhere, never echoed.
+    const secret = new Set<number>();
+    hook.command.forEach((arg, j) => {
+      const flag = /^--?([A-Za-z][\w.-]*)$/.exec(arg)?.[1];
+      const next = hook.command[j + 1];
+      const afterFlag = flag !== undefined && isCredentialKey(flag) && next !== undefined && next.trim() !== "" && !next.startsWith("/");
+      if (!argumentCredential(arg) && !afterFlag) return;
+      const k = afterFlag ? j + 1 : j;
+      secret.add(k);
+      out.push({
+        setting: `hooks.${hook.name}.command[${k}]${pinned({ digest: hook.command[k] })}`,
+        path: ["hooks", i, "command", k],
+        message: `hook ${hook.name}: argument ${k} holds a credential in clear (${afterFlag ? `the value of ${arg}` : "a key, URL credentials, a password/token assignment or an Authorization header"}): it would land in hooks.sh on every node it runs on and in Pulumi state; let the hook read it on the host (a root-only file)`,
+        unexceptable: "credentials never sit in the stack config",
+        everywhere: true,
+      });
+    });
+    const shown = hook.command.map((arg, j) => (secret.has(j) ? "…" : arg));
     const where = hook.nodes || hook.roles ? [...(hook.nodes ?? []), ...(hook.roles ?? []).map((r) => `every ${r}`)].join(", ") : "every node";
     out.push({
       setting: `hooks.${hook.name}${pinned({ at: hook.at, command: hook.command })}`,
       path: ["hooks", i],
-      message: `hook ${hook.name} runs ${JSON.stringify(hook.command)} as root at ${hook.at} on ${where || "no node"}`,
+      message: `hook ${hook.name} runs ${JSON.stringify(shown)} as root at ${hook.at} on ${where || "no node"}`,
     });
   });
 }

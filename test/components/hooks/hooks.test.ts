@@ -57,6 +57,27 @@ describe("hooks (issue 27)", () => {
       assert.ok(warningsOf(withHooks("dev", [hook])).some((w) => w.startsWith("k3s-platform:hooks[0] (mount-data)")));
     });
 
+    it("a credential in a hook's command is refused in every environment, without echoing it", () => {
+      const cases: Array<[string[], number]> = [
+        [["curl", "-H", "Authorization: Bearer s3cr3t-value", "https://inventory.example.com"], 2],
+        [["/usr/local/bin/register", "--token", "s3cr3t-value"], 2],
+        [["/usr/local/bin/register", "--password=s3cr3t-value"], 1],
+        [["sh", "-c", "curl https://user:s3cr3t-value@inventory.example.com/"], 2],
+      ];
+      for (const [command, index] of cases) {
+        const found = issuesOf(withHooks("dev", [{ name: "reg", at: "afterInstall", command }]));
+        const hit = found.find((i) => i.startsWith(`k3s-platform:hooks[0] (reg).command[${index}]: hook reg: argument ${index} holds a credential in clear`));
+        assert.ok(hit, `${JSON.stringify(command)}:\n${found.join("\n")}`);
+        assert.ok(!found.some((i) => i.includes("s3cr3t-value")), "the value is never echoed");
+        const prod = issuesOf(withHooks("prod", [{ name: "reg", at: "afterInstall", command }]));
+        assert.ok(prod.some((i) => i.startsWith("k3s-platform:hooks[0] (reg): hook reg runs")), prod.join("\n"));
+        assert.ok(!prod.some((i) => i.includes("s3cr3t-value")), "not in prod's refusal of the hook either");
+      }
+      // A file the hook reads on the host is how: no finding beyond the hook itself.
+      assert.deepEqual(issuesOf(withHooks("dev", [{ name: "reg", at: "afterInstall", command: ["/usr/local/bin/register", "--token-file", "/etc/inventory/token"] }])), []);
+      assert.deepEqual(issuesOf(withHooks("dev", [{ name: "reg", at: "afterInstall", command: ["/usr/local/bin/register", "--token", "/etc/inventory/token"] }])), []);
+    });
+
     it("selectors name what exists: unknown nodes and pools, duplicate names, unknown points are refused with their paths", () => {
       const found = issuesOf(
         withHooks("dev", [
