@@ -491,12 +491,12 @@ export function resolveDefaults(config: StackConfig): ResolvedConfig {
   // An API VIP is the API endpoint unless one is named (a DNS name for it), and always a tls-san.
   const vip = config.k3s.apiVip?.address;
   // Pools are resolved into the nodes (config/pools.ts): what a node runs reads the same either way.
-  const { pools: _pools, hooks: _hooks, ...rest } = config;
+  const { pools, hooks: _hooks, ...rest } = config;
   const hooks = resolveHookPools(config);
   return {
     ...rest,
     ...(hooks ? { hooks } : {}),
-    ...(_pools === undefined && !config.nodes.some((n) => n.pool !== undefined) ? {} : { nodes: config.nodes.map(({ pool: _pool, ...node }) => node) }),
+    ...(pools === undefined && !config.nodes.some((n) => n.pool !== undefined) ? {} : { nodes: config.nodes.map(({ pool: _pool, ...node }) => node) }),
     k3s: {
       ...config.k3s,
       hardening,
