@@ -87,7 +87,7 @@ const ARGUMENT_CREDENTIAL = /(password|passwd|token|secret|apikey|api-key|creden
 const AUTHORIZATION_HEADER = /authorization:\s*(bearer|basic)\s+\S/i;
 
 /**
- * Whether a command line argument (or a run of them, `sh -c "…"`) carries a credential in clear:
+ * Whether a command line argument (or a shell line passed as one) carries a credential in clear:
  * a private key, URL credentials, `password=…`-style assignments or an Authorization header.
  */
 export function argumentCredential(text: string): boolean {
