@@ -32,6 +32,8 @@ export interface K3sClusterArgs {
   etcdS3SecretKey?: pulumi.Input<string>;
   /** `restoreToken`: the token a snapshot to restore was taken with (operations/restore.ts); only the restore step reads it. */
   restoreToken?: pulumi.Input<string>;
+  /** Tailscale auth key (k3s.vpn), into every node's secrets drop-in as vpn-auth. */
+  vpnAuthKey?: pulumi.Input<string>;
   /** Keys for custom-mode secrets encryption; generated per provider when absent. */
   encryptionKeys?: pulumi.Input<EncryptionKeys>;
 }
@@ -139,6 +141,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       datastoreEndpoint: args.datastoreEndpoint,
       etcdS3AccessKey: args.etcdS3AccessKey,
       etcdS3SecretKey: args.etcdS3SecretKey,
+      vpnAuthKey: args.vpnAuthKey,
       registryAuth: args.registryAuth,
       encryptionKeys: keys,
     }),

@@ -18,6 +18,7 @@ export interface ProgramConfig {
   etcdS3SecretKey?: pulumi.Output<string>;
   /** The token an etcd snapshot was taken with, for `restore` (docs/backup-and-restore.md). */
   restoreToken?: pulumi.Output<string>;
+  vpnAuthKey?: pulumi.Output<string>;
 }
 
 // The engine's config map and its secret keys. `isConfigSecret` is how the SDK itself tells secret
@@ -59,5 +60,6 @@ export function readProgramConfig(cfg = new pulumi.Config(PROJECT)): ProgramConf
     etcdS3AccessKey: cfg.getSecret("etcdS3AccessKey"),
     etcdS3SecretKey: cfg.getSecret("etcdS3SecretKey"),
     restoreToken: cfg.getSecret("restoreToken"),
+    vpnAuthKey: cfg.getSecret("vpnAuthKey"),
   };
 }
