@@ -45,6 +45,14 @@ describe("every sample stack validates and renders on each supported K3s minor (
     assert.ok(releaseWarnings(unknown.warnings).length > 0, JSON.stringify(unknown.warnings));
   });
 
+  it("a sample with a setting a supported release renamed fails here (Traefik chart v40: providers.kubernetesIngressNginx, config/packaged.ts)", () => {
+    const file = readStackFile(SAMPLE_FILES.staging!);
+    const raw = structuredClone(file.raw) as { k3s: { traefik?: { values: Record<string, unknown> } } };
+    raw.k3s.traefik = { values: { ...raw.k3s.traefik?.values, providers: { kubernetesIngressNginx: { enabled: true } } } };
+    const failing = SUPPORTED_LINES.filter((minor) => !checkStackFile(pinned({ ...file, raw }, newestOnLine(minor)!.version)).ok);
+    assert.deepEqual(failing, SUPPORTED_LINES, "the newest patch of every supported line packages the v40 chart");
+  });
+
   for (const [sample, path] of Object.entries(SAMPLE_FILES)) {
     for (const minor of SUPPORTED_LINES) {
       const version = newestOnLine(minor)!.version;

@@ -48,6 +48,11 @@ describe("upgrades (components/upgrade)", () => {
       assert.equal(upgradeProblem("v1.33.7+k3s3", "v1.34.2+k3s1", true), undefined);
       assert.equal(upgradeProblem("v1.33.6+k3s1", "v1.33.7+k3s3", true), undefined);
       assert.equal(upgradeProblem("v1.32.11+k3s1", "v1.33.7+k3s3", true), undefined, "v1.32 → v1.33 stays on etcd 3.5");
+      // etcd 3.6 → 3.7 (etcd.io/docs/v3.7/upgrades/upgrade_3_7: 3.6 members on 3.6.11+ first).
+      assert.match(upgradeProblem("v1.36.1+k3s1", "v1.37.1+k3s1", true)!, /upgrade to v1\.36\.2\+k3s1 \(or a later v1\.36 release\) first: etcd 3\.6\.11 is needed before etcd 3\.7/);
+      assert.equal(upgradeProblem("v1.36.2+k3s1", "v1.37.1+k3s1", true), undefined);
+      assert.equal(upgradeProblem("v1.36.1+k3s1", "v1.37.1+k3s1", false), undefined, "not an embedded-etcd member");
+      assert.equal(upgradeProblem("v1.35.6+k3s1", "v1.36.1+k3s1", true), undefined, "v1.35 → v1.36 stays on etcd 3.6");
     });
 
     it("the host's shell rules (check_transition) agree with the TypeScript rules on random versions", () => {
