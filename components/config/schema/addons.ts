@@ -24,8 +24,13 @@ export const serviceLbSchema = z.strictObject({
   pools: z.record(lbPoolName, z.array(z.string().min(1)).min(1, "a pool needs at least one node")),
 });
 
-/** kube-vip's image, pinned by tag (a digest may be added); bump deliberately. */
-export const KUBE_VIP_IMAGE = "ghcr.io/kube-vip/kube-vip:v0.8.9";
+/**
+ * kube-vip's image, pinned by tag (prod adds the digest: config/surfaces.ts); bump deliberately.
+ * v1.2.2: the newest release in kube-vip's own chart (kube-vip/helm-charts#109, 2026-08-05,
+ * "update to v1.2.2"); its manifest names the prefix length `vip_subnet` (renamed from `vip_cidr`
+ * in v0.9.0: kube-vip release notes, quoted in kubernetes-sigs/kubespray#12815).
+ */
+export const KUBE_VIP_IMAGE = "ghcr.io/kube-vip/kube-vip:v1.2.2";
 /** Linux interface names: at most 15 bytes (IFNAMSIZ-1), no slash, colon or whitespace. */
 export const interfaceName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}$/, "not a network interface name (≤15 chars: letters, digits, _ . @ -)");
 

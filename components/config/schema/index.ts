@@ -5,6 +5,7 @@ import { encryptionSchema } from "./encryption";
 import { nodeSchema, sshSchema } from "./nodes";
 import { tenantSchema } from "./tenants";
 import { upgradeSchema } from "./upgrade";
+import { registryHost } from "./k3s";
 import { singleLine } from "../single-line";
 
 /**
@@ -46,6 +47,18 @@ export const stackSchema = z.strictObject({
     })
     .optional(),
   upgrade: upgradeSchema.prefault({}),
+  /**
+   * The container images k3s-platform deploys (kube-vip, NodeLocal DNSCache, the DNS autoscaler):
+   * `registries` lists the registries they may come from (`host[:port]`, as in the image
+   * reference; a mirror of your own). Unset: the registries of the pinned defaults
+   * (`ghcr.io`, `registry.k8s.io`). Prod refuses an image from another registry or without a
+   * `@sha256:` digest (config/surfaces.ts imageFindings).
+   */
+  images: z
+    .strictObject({
+      registries: z.array(registryHost).min(1).optional(),
+    })
+    .prefault({}),
 });
 
 export type StackInput = z.input<typeof stackSchema>;
