@@ -258,22 +258,25 @@ const clusterDnsInServiceCidr = clusterPolicy(
 // UPGRADE_RULES, through versions.ts upgradeProblem, as validation, preview:md and the host guard
 // read it). What each host runs is checked on the host (components/upgrade/render.ts upgradeGuard).
 
-/** What the pack reads of the `<cluster>-deployed` StackReference: its outputs are the last `up`'s stack outputs. */
-interface DeployedProps {
-  outputs?: { k3sVersion?: unknown };
+/**
+ * What the pack reads of the K3sCluster component's outputs (stack policies see outputs):
+ * `deployed.k3sVersion`, the last `up`'s stack output, read through the `<cluster>-deployed`
+ * StackReference (components/cluster/component.ts).
+ */
+interface DeployedView {
+  deployed?: { k3sVersion?: unknown };
 }
 
 const upgradePathAllowed: StackValidationPolicy = {
   name: "upgrade-path-allowed",
   description:
-    "A change of k3s.version from the release the last `up` deployed follows the upgrade rules (components/upgrade/paths.ts): no downgrade, one minor at a time, the required patch releases first (etcd 3.5.26 before etcd 3.6).",
+    "A change of k3s.version from the release the last `up` deployed follows the upgrade rules (components/upgrade/paths.ts): no downgrade, one minor at a time, the required patch releases first (etcd 3.5.26 before etcd 3.6, 3.6.11 before 3.7).",
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
     const cluster = args.resources.find((r) => r.type === TYPES.cluster);
     const config = cluster?.props.config as ResolvedConfig | undefined;
     const to = config?.k3s.version;
-    const deployed = args.resources.find((r) => r.type === TYPES.stackReference && r.parent?.urn === cluster?.urn && clusterChildOf(r.name, cluster!.name) === "deployed");
-    const from = (deployed?.props as DeployedProps | undefined)?.outputs?.k3sVersion;
+    const from = (cluster?.props as DeployedView | undefined)?.deployed?.k3sVersion;
     // A new stack has no outputs yet; a channel (`channel:<name>`) pins no release to compare.
     if (!config || !to || typeof from !== "string" || !from.startsWith("v")) return;
     const problem = upgradeProblem(from, to, config.k3s.datastore.type === "etcd");

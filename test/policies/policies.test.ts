@@ -347,18 +347,16 @@ describe("policy pack", () => {
 
   describe("upgrade-path-allowed: the pack reads the upgrade rules table (components/upgrade/paths.ts) against the release the last up deployed (issue 24)", () => {
     /**
-     * The `<stack>-deployed` StackReference as the engine hands it to a stack policy: its outputs
-     * are the stack's outputs of the last `up` (k3sVersion among them; components/program.ts).
+     * The K3sCluster as the engine hands it to a stack policy (its outputs): `config`, and
+     * `deployed.k3sVersion`, the last up's stack output read through the `<stack>-deployed`
+     * StackReference (components/cluster/component.ts; the engine test sees it for real).
      */
     const withDeployed = (graph: GraphResource[], k3sVersion: string | undefined, edit?: (c: ResolvedConfig) => void): GraphResource[] =>
       graph.map((r) => {
-        if (r.type === TYPES.stackReference) return { ...r, props: { ...r.props, outputs: k3sVersion === undefined ? {} : { k3sVersion } } };
-        if (r.type === TYPES.cluster && edit) {
-          const c = structuredClone(r.props.config as ResolvedConfig);
-          edit(c);
-          return { ...r, props: { ...r.props, config: c } };
-        }
-        return r;
+        if (r.type !== TYPES.cluster) return r;
+        const c = structuredClone(r.props.config as ResolvedConfig);
+        edit?.(c);
+        return { ...r, props: { ...r.props, config: c, deployed: { k3sVersion } } };
       });
     const to = (version: string) => (c: ResolvedConfig) => (c.k3s.version = version);
     const run = async (graph: GraphResource[]) => runStackPolicy(byName("upgrade-path-allowed") as StackValidationPolicy, stackArgs(graph));
