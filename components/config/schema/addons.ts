@@ -16,6 +16,8 @@ export const traefikSchema = z.strictObject({
   values: z.record(z.string().min(1), z.unknown()),
 });
 
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "sha256 must be 64 lowercase hex digits");
+
 /** A ServiceLB pool name: the value of the node label `svccontroller.k3s.cattle.io/lbpool`. */
 export const lbPoolName = z.string().min(1).refine(isLabelValue, { message: "pool name must be a label value (≤63 chars, alphanumeric, -_.)" });
 
@@ -90,6 +92,16 @@ export const k3sSchema = z.strictObject({
     .default("https://get.k3s.io"),
   /** sha256 of the install script at installScriptUrl, checked before it runs (required in prod unless air-gapped). */
   installScriptSha256: z.string().regex(/^[0-9a-f]{64}$/, "sha256 must be 64 lowercase hex digits").optional(),
+  /**
+   * Download mode: sha256 of the pinned release's k3s binary, as the release's
+   * `sha256sum-<arch>.txt` lists it (`k3s` for amd64, `k3s-arm64`, `k3s-armhf`, `k3s-s390x`): one
+   * digest when every host has the same architecture, or one per K3s architecture name. Checked
+   * on the host before anything is disrupted (components/k3s/binary-pin.ts). Air-gapped:
+   * `airgap.binarySha256`.
+   */
+  binarySha256: z
+    .union([sha256Hex, z.strictObject({ amd64: sha256Hex.optional(), arm64: sha256Hex.optional(), arm: sha256Hex.optional(), s390x: sha256Hex.optional() })])
+    .optional(),
   firewall: firewallSchema.prefault({}),
   /** Traefik Helm values (HelmChartConfig in the servers' manifests directory). */
   traefik: traefikSchema.optional(),
