@@ -1,3 +1,4 @@
+import { TAILSCALE_RANGES } from "../config/network-rules";
 import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
@@ -141,6 +142,8 @@ export interface ApplyHooks {
   preflight?: Shell;
   preInstall?: Shell;
   postInstall?: Shell;
+  final?: Shell;
+  upToDate?: Shell;
 }
 
 /**
@@ -165,6 +168,9 @@ export function noProxyList(config: ResolvedConfig, extra: string[] = []): strin
       ...(k3s.apiEndpoint ? [k3s.apiEndpoint] : []),
       ...k3s.tlsSan,
       ...nodeAddresses,
+      // k3s.vpn: K3s advertises the servers' tailnet addresses (k3s-io/k3s pkg/cli/server: "Changed
+      // advertise-address to … due to VPN"), which agents then dial: never through the proxy.
+      ...(k3s.vpn ? TAILSCALE_RANGES : []),
       ...extra,
     ]),
   ];
@@ -213,6 +219,10 @@ export function renderApplyScript(
   // Only a non-empty hook adds a line: scripts without one stay byte-identical.
   const postInstall = hooks.postInstall?.text ? sh`${hooks.postInstall}
 ` : raw("");
+  const final = hooks.final?.text ? sh`${hooks.final}
+` : raw("");
+  // Before each "up to date" exit, indented to its place.
+  const upToDate = hooks.upToDate?.text ? raw(`${hooks.upToDate.text.replace(/^/gm, "    ")}\n`) : raw("");
   const service = serviceName(node);
   const units = unitFiles(service);
   const channelPin = renderChannelPin(config, node);
@@ -293,11 +303,11 @@ if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-ac
   if [ ! -f "$UNIT_STATE" ]; then
     unit_fingerprint >"$UNIT_STATE"
     echo "apply[$NODE]: K3s is up to date (unit files recorded)"
-    exit 0
+${upToDate}    exit 0
   fi
   if [ "$(unit_fingerprint)" = "$(cat "$UNIT_STATE")" ]; then
     echo "apply[$NODE]: K3s is up to date"
-    exit 0
+${upToDate}    exit 0
   fi
   echo "apply[$NODE]: the unit or its environment files changed outside k3s-platform: re-installing"
 fi
@@ -342,7 +352,7 @@ echo "apply[$NODE]: $SERVICE serves after $((SECONDS - started))s"
 ${postInstall}echo "$fingerprint" >"$STATE"
 unit_fingerprint >"$UNIT_STATE"
 echo "apply[$NODE]: K3s $VERSION is running"
-`.text;
+${final}`.text;
 }
 
 /**

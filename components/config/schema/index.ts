@@ -2,10 +2,12 @@ import { z } from "zod";
 import { k3sSchema } from "./addons";
 import { dnsSchema } from "./dns";
 import { encryptionSchema } from "./encryption";
-import { nodeSchema, sshSchema } from "./nodes";
+import { HookConfig, hookSchema } from "./hooks";
+import { nodeSchema, poolName, poolSchema, sshSchema } from "./nodes";
 import { tenantSchema } from "./tenants";
 import { upgradeSchema } from "./upgrade";
 import { registryHost } from "./k3s";
+import { FLANNEL_BACKENDS } from "./network";
 import { singleLine } from "../single-line";
 
 /**
@@ -21,11 +23,14 @@ import { singleLine } from "../single-line";
 export * from "./primitives";
 export * from "./k3s";
 export * from "./addons";
+export * from "./network";
 export * from "./nodes";
 export * from "./encryption";
 export * from "./tenants";
 export * from "./dns";
 export * from "./upgrade";
+export * from "./hooks";
+export * from "./authentication";
 
 // ---------------------------------------------------------------- the stack
 
@@ -35,6 +40,8 @@ export const stackSchema = z.strictObject({
   environment: z.enum(ENVIRONMENTS),
   k3s: k3sSchema.prefault({}),
   ssh: sshSchema.prefault({}),
+  /** Shared node settings by pool name (docs/node-pools.md); resolved into `nodes` before validation. */
+  pools: z.record(poolName, poolSchema).optional(),
   nodes: z.array(nodeSchema).min(1, "at least one node is required"),
   encryption: encryptionSchema.prefault({}),
   tenants: z.array(tenantSchema).default([]),
@@ -47,6 +54,8 @@ export const stackSchema = z.strictObject({
     })
     .optional(),
   upgrade: upgradeSchema.prefault({}),
+  /** The user's commands at named points of a node's life (docs/hooks.md); refused in prod without an exception. */
+  hooks: z.array(hookSchema).optional(),
   /**
    * The container images k3s-platform deploys (kube-vip, NodeLocal DNSCache, the DNS autoscaler):
    * `registries` lists the registries they may come from (`host[:port]`, as in the image
@@ -68,21 +77,32 @@ export type NodeConfig = StackConfig["nodes"][number];
 export type SshConfig = StackConfig["ssh"];
 export type Environment = StackConfig["environment"];
 export type Hardening = "cis" | "none";
+export type FlannelBackend = (typeof FLANNEL_BACKENDS)[number];
 export type TenantConfig = StackConfig["tenants"][number];
 export type DnsConfig = StackConfig["dns"];
 
 /** The stack config with environment-dependent defaults resolved. */
-export type ResolvedConfig = Omit<StackConfig, "k3s" | "encryption"> & {
+export type ResolvedConfig = Omit<StackConfig, "k3s" | "encryption" | "pools" | "hooks"> & {
+  /** Hooks with their pools resolved into node names (config/hooks.ts). */
+  hooks?: ResolvedHook[];
   /** clusterDns resolved per family (resolveDefaults). */
-  k3s: Omit<K3sConfig, "hardening" | "clusterDns"> & { hardening: Hardening; clusterDns: string[] };
+  k3s: Omit<K3sConfig, "hardening" | "clusterDns" | "flannelBackend" | "flannelIpv6Masq"> & {
+    hardening: Hardening;
+    clusterDns: string[];
+    /** Resolved: vxlan with cni flannel, none with any other cni (config/validate.ts resolveDefaults). */
+    flannelBackend: FlannelBackend;
+    flannelIpv6Masq: boolean;
+  };
   encryption: Omit<StackConfig["encryption"], "enabled"> & { enabled: boolean };
 };
 export type EncryptionConfig = ResolvedConfig["encryption"];
+/** A hook as renderers read it: `pools` resolved into `nodes` (members of the pools added). */
+export type ResolvedHook = Omit<HookConfig, "pools">;
 
 /** Config keys that hold secrets, read as Pulumi secrets and never validated as plain data. */
 export const SECRET_KEYS = [
   "sshPrivateKey", "token", "agentToken", "datastoreEndpoint", "registryAuth", "encryptionKeys",
-  "etcdS3AccessKey", "etcdS3SecretKey",
+  "etcdS3AccessKey", "etcdS3SecretKey", "vpnAuthKey",
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
