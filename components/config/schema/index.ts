@@ -7,6 +7,7 @@ import { nodeSchema, poolName, poolSchema, sshSchema } from "./nodes";
 import { tenantSchema } from "./tenants";
 import { upgradeSchema } from "./upgrade";
 import { maintenanceSchema, restoreSchema } from "./restore";
+import { registryHost } from "./k3s";
 import { FLANNEL_BACKENDS } from "./network";
 import { singleLine } from "../single-line";
 
@@ -61,6 +62,18 @@ export const stackSchema = z.strictObject({
   maintenance: maintenanceSchema.optional(),
   /** The user's commands at named points of a node's life (docs/hooks.md); refused in prod without an exception. */
   hooks: z.array(hookSchema).optional(),
+  /**
+   * The container images k3s-platform deploys (kube-vip, NodeLocal DNSCache, the DNS autoscaler):
+   * `registries` lists the registries they may come from (`host[:port]`, as in the image
+   * reference; a mirror of your own). Unset: the registries of the pinned defaults
+   * (`ghcr.io`, `registry.k8s.io`). Prod refuses an image from another registry or without a
+   * `@sha256:` digest (config/surfaces.ts imageFindings).
+   */
+  images: z
+    .strictObject({
+      registries: z.array(registryHost).min(1).optional(),
+    })
+    .prefault({}),
 });
 
 export type StackInput = z.input<typeof stackSchema>;
