@@ -17,6 +17,8 @@ import { intermediateStep } from "../upgrade/versions";
 import { isSupportedLine, newerThanKnown, NEWEST_KNOWN, newestOnLine, SUPPORTED_LINES_TEXT } from "./releases";
 import { cidrContains, indexedIp, isCanonicalIp, nodeAddressProblem, normalizeHost } from "./net";
 import { surfaceIssues } from "./surfaces";
+import { proxyBypassAddresses, uncoveredAddresses } from "./node-networks";
+import { nodeAddressesOf } from "./topology";
 import { clusterNetworkFindings, coversSecrets, decommissionChecks, flannelIpv6MasqFinding, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "./rules";
 import { CONFIG_KEYS, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
 
@@ -320,6 +322,36 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   dnsChecks(config, report);
   decommissionChecks(config, report);
   rebuildChecks(config, warn);
+  nodeNetworkChecks(config, report);
+}
+
+/**
+ * Node networks (config/node-networks.ts, issue 26): each node's own address (nodeIp, else the
+ * host) lies in a declared `k3s.nodeNetworks` CIDR; with a proxy, every address K3s dials a node on in one of the node networks or a CIDR/address of
+ * the NO_PROXY entries the user gave (noProxy; containerdNoProxy for containerd's). NO_PROXY no
+ * longer lists node addresses one by one, so an address outside them would go to the proxy.
+ */
+function nodeNetworkChecks(config: ResolvedConfig, report: Report): void {
+  const { k3s } = config;
+  const declared = k3s.nodeNetworks ?? [];
+  if (declared.length > 0) {
+    // The firewall admits node traffic from these networks: each node's own address must be in one.
+    for (const { node, index, address } of uncoveredAddresses(config.nodes, declared, nodeAddressesOf)) {
+      report(["nodes", index], `node ${node.name}: address ${address} is in none of k3s.nodeNetworks (${declared.join(", ")}), so the other nodes' firewalls would refuse its traffic: add its network there`);
+    }
+  }
+  const p = k3s.proxy;
+  if (!p) return;
+  const check = (entries: string[], path: ConfigPath, variable: string) => {
+    for (const { node, index, address } of uncoveredAddresses(config.nodes, [...declared, ...entries], proxyBypassAddresses)) {
+      report(
+        path,
+        `node ${node.name} (nodes[${index}]): address ${address} is covered by no CIDR or address of k3s.nodeNetworks or ${path.join(".")}, so ${variable} would send traffic to it through the proxy: declare the node network in k3s.nodeNetworks (K3s' proxy docs recommend CIDRs), or add it to ${path.join(".")}`,
+      );
+    }
+  };
+  if (p.httpProxy || p.httpsProxy) check(p.noProxy, ["k3s", "proxy", "noProxy"], "NO_PROXY");
+  if (p.containerdHttpProxy || p.containerdHttpsProxy) check(p.containerdNoProxy ?? p.noProxy, ["k3s", "proxy", p.containerdNoProxy ? "containerdNoProxy" : "noProxy"], "CONTAINERD_NO_PROXY");
 }
 
 /**

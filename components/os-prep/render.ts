@@ -4,6 +4,7 @@ import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { API_PORT, nodeAddressesOf } from "../config/topology";
 import type { Contribution } from "../plan/contribution";
+import { nodeSources } from "../config/node-networks";
 import { runtimeChecks } from "../runtimes/render";
 import { heredocBody, joinShell, raw, Shell, sh } from "../shell/sh";
 
@@ -41,11 +42,14 @@ export function hasIpv6(config: ResolvedConfig): boolean {
  * Inbound ports a node must accept (K3s docs, "Inbound Rules for K3s Nodes"), each scoped to who
  * needs it: the API server from `k3s.firewall.apiServerSources` (default any), etcd from the
  * servers, the kubelet from the nodes and the pod CIDR (metrics-server), flannel from the nodes
- * (K3s warns that the VXLAN port must not be exposed).
+ * (K3s warns that the VXLAN port must not be exposed). "The nodes" are `k3s.nodeNetworks` when
+ * declared, else each node's address.
  */
 export function inboundPorts(config: ResolvedConfig, node: NodeConfig): FirewallPort[] {
   const { k3s } = config;
-  const nodes = nodeAddresses(config);
+  // The node networks when declared (config/node-networks.ts): then a membership change leaves
+  // every other node's firewall step as it is. etcd stays scoped to the servers' own addresses.
+  const nodes = nodeSources(config);
   const ports: FirewallPort[] = [];
   if (node.role === "server") {
     const api = k3s.firewall.apiServerSources;

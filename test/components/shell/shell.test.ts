@@ -513,6 +513,61 @@ describe("generated shell", () => {
         assert.equal(installs(), 4);
       });
 
+      it("NO_PROXY moving from every node address to the networks that cover them restarts nothing; a real NO_PROXY change restarts (issue 26)", () => {
+        const config = sampleConfig("staging");
+        const index = config.nodes.findIndex((n) => n.role === "agent");
+        const h = standinHost(config, index, "noproxy");
+        const planned = h.plan.files.find((f) => f.name === "install-k3s.sh")!.content;
+        const line = planned.split("\n").find((l) => l.startsWith("export NO_PROXY="))!;
+        // Before issue 26 every node address was listed ahead of the user's entries (install.ts noProxyList).
+        const addresses = config.nodes.flatMap((n) => [n.host, ...(n.nodeIp ?? []), ...(n.externalIp ?? [])]);
+        assert.ok(addresses.length >= 3 && addresses.every((a) => a.startsWith("198.51.100.")), addresses.join(","));
+        const legacy = (extra: string[]) => planned.replace(line, line.replace("198.51.100.0/24", [...extra, "198.51.100.0/24"].join(",")));
+        const installs = () => h.read(h.logs.installs).split("\n").filter(Boolean).length;
+        const envFile = join(h.root, "etc/systemd/system/k3s-agent.service.env");
+        writeFileSync(join(h.staging, "install-k3s.sh"), legacy(addresses));
+        assert.equal(h.apply().status, 0);
+        assert.equal(installs(), 1);
+        assert.match(readFileSync(envFile, "utf8"), new RegExp(`NO_PROXY=.*${addresses[0]!.replace(/\./g, "\\.")}`));
+        const restarts = () => (h.read(h.logs.stub).match(/^systemctl stop k3s-agent$/gm) ?? []).length;
+        const restartsBefore = restarts();
+
+        // The new plan: the env file still lists the addresses, which 198.51.100.0/24 covers.
+        writeFileSync(join(h.staging, "install-k3s.sh"), planned);
+        const moved = h.apply();
+        assert.equal(moved.status, 0, moved.out);
+        assert.match(moved.out, /NO_PROXY here lists entries the planned value covers/);
+        assert.match(moved.out, /up to date/);
+        assert.equal(installs(), 1, "no install");
+        assert.equal(restarts(), restartsBefore, "no restart");
+        // The real install script writes the value single-quoted (install.sh create_env_file: `sh -c export`).
+        writeFileSync(envFile, readFileSync(envFile, "utf8").replace(/^NO_PROXY=(.*)$/m, "NO_PROXY='$1'"));
+        rmSync(join(h.root, "var/lib/k3s-platform/applied-unit")); // adopted as they are, as after an older apply
+        const quoted = h.apply();
+        assert.equal(quoted.status, 0, quoted.out);
+        assert.match(quoted.out, /NO_PROXY here lists entries the planned value covers/);
+        assert.equal(installs(), 1, "no install");
+
+        // An uncovered address dropped (203.0.113.7 is outside every planned entry): a real change.
+        const h2 = standinHost(config, index, "noproxy-uncovered");
+        writeFileSync(join(h2.staging, "install-k3s.sh"), legacy([...addresses, "203.0.113.7"]));
+        assert.equal(h2.apply().status, 0);
+        writeFileSync(join(h2.staging, "install-k3s.sh"), planned);
+        const changed = h2.apply();
+        assert.equal(changed.status, 0, changed.out);
+        assert.doesNotMatch(changed.out, /up to date/);
+        assert.equal(h2.read(h2.logs.installs).split("\n").filter(Boolean).length, 2, "re-installed");
+        assert.doesNotMatch(readFileSync(join(h2.root, "etc/systemd/system/k3s-agent.service.env"), "utf8"), /203\.0\.113\.7/);
+
+        // An entry added to the planned value (a new noProxy domain): a real change as well.
+        const added = loadStackConfig(variant("staging", (r) => r.k3s!.proxy!.noProxy!.push(".corp.example.net")));
+        writeFileSync(join(h.staging, "install-k3s.sh"), planNode(added, added.nodes[index]!).files.find((f) => f.name === "install-k3s.sh")!.content);
+        const grown = h.apply();
+        assert.equal(grown.status, 0, grown.out);
+        assert.equal(installs(), 2, "re-installed");
+        assert.match(readFileSync(envFile, "utf8"), /\.corp\.example\.net/);
+      });
+
       it("channel stack: the channel picks the release at the first install; a config change later never upgrades", () => {
         const config = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
         const h = standinHost(config, 1, "channel");

@@ -229,7 +229,6 @@ place() {
 }
 
 place config.yaml /etc/rancher/k3s/config.yaml 0600
-place managed-nodes /var/lib/k3s-platform/managed-nodes 0600
 
 
 require_secret() {
@@ -239,7 +238,7 @@ require_secret /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml
 
 # Files an earlier apply placed that the plan no longer has are removed (a removed registryAuth
 # must not leave credentials behind). Only files listed in the manifest are ever removed.
-planned=(/etc/rancher/k3s/config.yaml /var/lib/k3s-platform/managed-nodes /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml)
+planned=(/etc/rancher/k3s/config.yaml /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml)
 if [ -f "$MANAGED" ]; then
   while IFS= read -r old; do
     [ -n "$old" ] || continue

@@ -230,7 +230,6 @@ place resolv.conf /etc/rancher/k3s/resolv.conf 0644
 place psa.yaml /var/lib/rancher/k3s/server/psa.yaml 0600
 place audit.yaml /var/lib/rancher/k3s/server/audit.yaml 0600
 place manifest-k3s-platform-kube-vip.yaml /var/lib/rancher/k3s/server/manifests/k3s-platform-kube-vip.yaml 0600
-place managed-nodes /var/lib/k3s-platform/managed-nodes 0600
 install -d -m 0700 "$ROOT"/var/lib/rancher/k3s/server/logs
 
 require_secret() {
@@ -241,7 +240,7 @@ require_secret /etc/rancher/k3s/encryption-config.yaml
 
 # Files an earlier apply placed that the plan no longer has are removed (a removed registryAuth
 # must not leave credentials behind). Only files listed in the manifest are ever removed.
-planned=(/etc/rancher/k3s/config.yaml /etc/rancher/k3s/resolv.conf /var/lib/rancher/k3s/server/psa.yaml /var/lib/rancher/k3s/server/audit.yaml /var/lib/rancher/k3s/server/manifests/k3s-platform-kube-vip.yaml /var/lib/k3s-platform/managed-nodes /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml /etc/rancher/k3s/encryption-config.yaml)
+planned=(/etc/rancher/k3s/config.yaml /etc/rancher/k3s/resolv.conf /var/lib/rancher/k3s/server/psa.yaml /var/lib/rancher/k3s/server/audit.yaml /var/lib/rancher/k3s/server/manifests/k3s-platform-kube-vip.yaml /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml /etc/rancher/k3s/encryption-config.yaml)
 if [ -f "$MANAGED" ]; then
   while IFS= read -r old; do
     [ -n "$old" ] || continue
