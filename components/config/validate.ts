@@ -342,13 +342,17 @@ function nodeNetworkChecks(config: ResolvedConfig, report: Report): void {
   }
   const p = k3s.proxy;
   if (!p) return;
+  // One issue per setting, naming the first uncovered addresses: a 1,000-node cluster outside its
+  // noProxy gets one actionable line, not a thousand.
   const check = (entries: string[], path: ConfigPath, variable: string) => {
-    for (const { node, index, address } of uncoveredAddresses(config.nodes, [...declared, ...entries], proxyBypassAddresses)) {
-      report(
-        path,
-        `node ${node.name} (nodes[${index}]): address ${address} is covered by no CIDR or address of k3s.nodeNetworks or ${path.join(".")}, so ${variable} would send traffic to it through the proxy: declare the node network in k3s.nodeNetworks (K3s' proxy docs recommend CIDRs), or add it to ${path.join(".")}`,
-      );
-    }
+    const uncovered = uncoveredAddresses(config.nodes, [...declared, ...entries], proxyBypassAddresses);
+    if (uncovered.length === 0) return;
+    const named = uncovered.slice(0, 3).map(({ node, index, address }) => `node ${node.name} (nodes[${index}]): address ${address}`);
+    const more = uncovered.length > 3 ? ` and ${uncovered.length - 3} more address(es)` : "";
+    report(
+      path,
+      `${named.join("; ")}${more} ${uncovered.length === 1 ? "is" : "are"} covered by no CIDR or address of k3s.nodeNetworks or ${path.join(".")}, so ${variable} would send that traffic through the proxy: declare the node networks in k3s.nodeNetworks (K3s' proxy docs recommend CIDRs), or add them to ${path.join(".")}`,
+    );
   };
   if (p.httpProxy || p.httpsProxy) check(p.noProxy, ["k3s", "proxy", "noProxy"], "NO_PROXY");
   if (p.containerdHttpProxy || p.containerdHttpsProxy) check(p.containerdNoProxy ?? p.noProxy, ["k3s", "proxy", p.containerdNoProxy ? "containerdNoProxy" : "noProxy"], "CONTAINERD_NO_PROXY");

@@ -36,12 +36,13 @@ export function applyBoundSeconds(config: ResolvedConfig, node: NodeConfig): num
   const download = !k3s.airgap.enabled && k3s.installScriptSha256 ? DOWNLOAD_CHECK_SECONDS : 0;
   const start = INSTALL_TIMEOUT_SECONDS + STOP_BOUND_SECONDS + READY_TIMEOUT_SECONDS;
   // A server being upgraded: snapshot, drain, then the wait for Ready at the new version (upgrade/render.ts).
-  const upgrade = k3s.version && node.role === "server" ? SNAPSHOT_TIMEOUT_SECONDS + config.upgrade.drain.timeout + config.upgrade.readyTimeout : 0;
+  // Any other restart of a running server drains it and waits for Ready too (issue 26).
+  const drain = node.role === "server" ? (k3s.version ? SNAPSHOT_TIMEOUT_SECONDS : 0) + config.upgrade.drain.timeout + config.upgrade.readyTimeout : 0;
   // The first server enabling encryption on a running cluster waits for the re-encryption (encryption/render.ts).
   const encryption = config.encryption.enabled !== false && node.role === "server" ? ENCRYPTION_STAGE_WAIT_SECONDS : 0;
   // Agents wait for the API VIP before they join (kube-vip/render.ts).
   const vip = node.role === "agent" ? VIP_WAIT_SECONDS : 0;
-  return download + start + upgrade + encryption + vip;
+  return download + start + drain + encryption + vip;
 }
 
 /** Bounds of the other steps that restart or wait for K3s (a function: read at call time, never during module loading). */

@@ -246,7 +246,11 @@ fi
  * the rollout here: the install has not run, nothing restarted.
  */
 export function serverPreInstall(config: ResolvedConfig, node: NodeConfig): Shell {
-  if (!config.k3s.version || node.role !== "server") return raw("");
+  if (node.role !== "server") return raw("");
+  if (!config.k3s.version) return sh`
+${NODE_OPERATIONS}
+CORDON_FOR=""${serverRestartDrain(config)}
+`;
   const servers = managedNodes(config).filter((n) => n.role === "server").map((n) => n.name);
   const ds = config.k3s.datastore.type;
   const backup =
@@ -278,6 +282,7 @@ if [ "\${UPGRADING:-0}" = 1 ]; then
 fi`
       : raw("");
   return sh`
+CORDON_FOR=""
 if [ "\${UPGRADING:-0}" = 1 ]; then
   SNAPSHOT="pre-upgrade-$RUNNING_VERSION-to-$TARGET_VERSION"
   SNAPSHOT="${raw("$")}{SNAPSHOT//+/-}"
@@ -295,10 +300,33 @@ if [ "\${UPGRADING:-0}" = 1 ]; then
   else
     echo "upgrade[$NODE]: another server already runs $TARGET_VERSION: the rollout's pre-upgrade backup was taken before it restarted"
   fi
-  cordon_for_upgrade "$NODE" "$TARGET_VERSION" || fail "cordoning $NODE failed"
-  drain_for_upgrade "$NODE" ${config.upgrade.drain.timeout} ${drainArgs(config)} || exit 1
-fi${sqliteCopy}
+  CORDON_FOR="$TARGET_VERSION"
+fi${serverRestartDrain(config)}${sqliteCopy}
 `;
+}
+
+/**
+ * apply.sh preInstall of a server: the cordon and drain before the restart, for an upgrade
+ * (CORDON_FOR: the target release) and for a restart that is not one (issue 26: K3s inputs changed
+ * on a running server, as this hook runs only when apply.sh restarts K3s; CORDON_FOR: the release
+ * it runs), which upgradePostInstall waits for (Ready) before it uncordons. Servers restart one at a time (their
+ * applies are chained in join order). A server whose API does not answer is restarted without a
+ * drain (a message says so): a broken server must stay fixable by a config change.
+ */
+function serverRestartDrain(config: ResolvedConfig): Shell {
+  return sh`
+if [ "\${UPGRADING:-0}" != 1 ] && systemctl is-active --quiet "$SERVICE"; then
+  if info="$(node_info "$NODE")"; then
+    read -r CORDON_FOR _ <<<"$info"
+    echo "upgrade[$NODE]: K3s inputs changed: cordon and drain before the restart"
+  else
+    echo "upgrade[$NODE]: the API does not answer for $NODE: restarting without a drain"
+  fi
+fi
+if [ -n "$CORDON_FOR" ]; then
+  cordon_for_upgrade "$NODE" "$CORDON_FOR" || fail "cordoning $NODE failed"
+  drain_for_upgrade "$NODE" ${config.upgrade.drain.timeout} ${drainArgs(config)} || exit 1
+fi`;
 }
 
 /**
@@ -307,17 +335,18 @@ fi${sqliteCopy}
  * records the version it now runs.
  */
 export function upgradePostInstall(config: ResolvedConfig, node: NodeConfig): Shell {
-  if (!config.k3s.version) return raw("");
   const server =
     node.role === "server"
       ? sh`
 cordoned_for="<none>"
 if info="$(node_info "$NODE")"; then read -r _ _ _ cordoned_for <<<"$info"; fi
 if [ "\${UPGRADING:-0}" = 1 ] || { [ -n "$cordoned_for" ] && [ "$cordoned_for" != "<none>" ]; }; then
-  wait_ready_version "$NODE" "$TARGET_VERSION" ${config.upgrade.readyTimeout} || exit 1
+  # The release to wait for: the rollout's target, or (a restart that is no upgrade) the one it ran.
+  wait_ready_version "$NODE" "${config.k3s.version ? raw("$TARGET_VERSION") : raw("$cordoned_for")}" ${config.upgrade.readyTimeout} || exit 1
   uncordon_if_ours "$NODE" || fail "uncordoning $NODE failed"
 fi`
       : raw("");
+  if (!config.k3s.version) return server;
   return sh`${server}
 if [ "\${UPGRADING:-0}" = 1 ]; then echo "upgrade[$NODE]: now runs $TARGET_VERSION (was $RUNNING_VERSION)"; fi
 install -d -m 0755 "$(dirname "$VERSION_RECORD")"

@@ -157,6 +157,7 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
       const template = r.nodes.find((n) => n.role === "agent")!;
       r.nodes = [...r.nodes.filter((n) => n.role === "server"), ...Array.from({ length: agents }, (_, i) => ({ ...structuredClone(template), name: `big-agent-${i}`, host: `198.18.1.${i + 1}` }))];
       delete r.k3s!.serviceLb; // its pools name the sample's agents, replaced here
+      r.k3s!.nodeNetworks = ["198.51.100.0/24", "198.18.0.0/15"]; // the nodes' networks: NO_PROXY covers them (issue 26)
     });
     const config = loadStackConfig(raw);
     const { registered, cluster } = await build("staging", config);

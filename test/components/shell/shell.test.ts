@@ -103,7 +103,7 @@ describe("generated shell", () => {
         /\bdeadline=\$\(\(SECONDS \+ (\d+)\)\)/g,
         /^VIP_WAIT=(\d+)$/gm,
         /drain_for_upgrade "\$NODE" (\d+)/g,
-        /wait_ready_version "\$NODE" "\$TARGET_VERSION" (\d+)/g,
+        /wait_ready_version "\$NODE" "\$(?:TARGET_VERSION|cordoned_for)" (\d+)/g,
       ].reduce((sum, re) => sum + [...script.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0), 0);
     const minutes = (t: string | undefined) => Number(/^(\d+)m$/.exec(t ?? "")?.[1]) * 60;
     let checked = 0;
@@ -165,7 +165,8 @@ describe("generated shell", () => {
           // prod states its apiServerSources: the API only from them (and the nodes); etcd only from the servers.
           `--add-rich-rule=rule family="ipv4" source address="192.0.2.0/24" port port="6443" protocol="tcp" accept`,
           `--add-rich-rule=rule family="ipv4" source address="203.0.113.12" port port="2379-2380" protocol="tcp" accept`,
-          `--add-rich-rule=rule family="ipv4" source address="203.0.113.23" port port="8472" protocol="udp" accept`,
+          // Flannel from the node network (k3s.nodeNetworks), not from each node (issue 26).
+          `--add-rich-rule=rule family="ipv4" source address="203.0.113.0/24" port port="8472" protocol="udp" accept`,
           "--add-source=10.42.0.0/16",
           "firewall-cmd --reload",
         ],

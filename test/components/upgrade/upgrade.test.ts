@@ -240,7 +240,7 @@ case "$*" in
   "kubectl get nodes "*) read -r v r u _ <<<"$info"; echo "dev-server-1 $v $r $u" ;;
   "kubectl cordon "*) read -r v r _ a <<<"$info"; echo "$v $r true $a" >"$K3S_PLATFORM_ROOT/node-info" ;;
   "kubectl uncordon "*) read -r v r _ a <<<"$info"; echo "$v $r <none> $a" >"$K3S_PLATFORM_ROOT/node-info" ;;
-  "kubectl annotate node dev-server-1 --overwrite "*) read -r v r u _ <<<"$info"; echo "$v $r $u \${*##*=}" >"$K3S_PLATFORM_ROOT/node-info" ;;
+  "kubectl annotate node dev-server-1 --overwrite "*) read -r v r u _ <<<"$info"; last="\${!#}"; echo "$v $r $u \${last##*=}" >"$K3S_PLATFORM_ROOT/node-info" ;;
   "kubectl annotate node dev-server-1 "*-) read -r v r u _ <<<"$info"; echo "$v $r $u <none>" >"$K3S_PLATFORM_ROOT/node-info" ;;
 esac
 `);
@@ -294,6 +294,31 @@ esac
       ]);
       assert.equal(readFileSync(join(root, "node-info"), "utf8"), "v1.31.5+k3s1 True <none> <none>\n");
       assert.doesNotMatch(readFileSync(log, "utf8"), /etcd-snapshot/, "no etcd on sqlite");
+
+      // Issue 26: a K3s input change on the running server (no upgrade) goes through cordon and
+      // drain as well, marked with the release it runs; pinned or on a channel alike.
+      const restarted = (config: ResolvedConfig) => {
+        writeFileSync(log, "");
+        const plan = planNode(config, config.nodes.find((n) => n.role === "server")!);
+        const c = stageServer(plan, "v1.31.5+k3s1");
+        const out = run("bash", [join(c.staging, "apply.sh")], c.env);
+        assert.equal(out.status, 0, out.out);
+        assert.match(out.out, /K3s inputs changed: cordon and drain before the restart/);
+        assert.deepEqual(readFileSync(log, "utf8").split("\n").filter((l) => /cordon|systemctl (stop|start)|install|annotate/.test(l) && !l.includes("kubectl get")), [
+          "k3s kubectl annotate node dev-server-1 --overwrite k3s-platform.io/cordoned-for-upgrade=v1.31.5+k3s1",
+          "k3s kubectl cordon dev-server-1",
+          "install",
+          "systemctl stop k3s",
+          "systemctl start --no-block k3s",
+          "k3s kubectl uncordon dev-server-1",
+          "k3s kubectl annotate node dev-server-1 k3s-platform.io/cordoned-for-upgrade-",
+        ]);
+        assert.equal(readFileSync(join(root, "node-info"), "utf8"), "v1.31.5+k3s1 True <none> <none>\n");
+      };
+      const edited = (k3s: Record<string, unknown>, maxPods: number) =>
+        loadStackConfig(variant("dev", (raw) => Object.assign(raw.k3s!, { datastore: { type: "sqlite" }, kubelet: { maxPods } }, k3s)));
+      restarted(edited({ version: "v1.31.5+k3s1" }, 150));
+      restarted(edited({ version: undefined, channel: "v1.31" }, 160));
     });
   });
 

@@ -166,7 +166,7 @@ applied_env() {
 ipv4_int() {
   [[ "$1" =~ ^([0-9]{1,3}).([0-9]{1,3}).([0-9]{1,3}).([0-9]{1,3})$ ]] || return 1
   local a=$((10#${BASH_REMATCH[1]})) b=$((10#${BASH_REMATCH[2]})) c=$((10#${BASH_REMATCH[3]})) d=$((10#${BASH_REMATCH[4]}))
-  [ "$a" -le 255 ] && [ "$b" -le 255 ] && [ "$c" -le 255 ] && [ "$d" -le 255 ] || return 1
+  if [ "$a" -gt 255 ] || [ "$b" -gt 255 ] || [ "$c" -gt 255 ] || [ "$d" -gt 255 ]; then return 1; fi
   echo $(((a << 24) | (b << 16) | (c << 8) | d))
 }
 # no_proxy_covers ENTRY LIST...: a LIST entry keeps everything ENTRY names off the proxy.
@@ -179,7 +179,7 @@ no_proxy_covers() {
     if [ -n "$ip" ] && [[ "$e" == */* ]]; then
       net="$(ipv4_int "${e%/*}")" || continue
       bits="${e#*/}"
-      [[ "$bits" =~ ^[0-9]{1,2}$ ]] && [ "$bits" -le 32 ] || continue
+      if ! [[ "$bits" =~ ^[0-9]{1,2}$ ]] || [ "$bits" -gt 32 ]; then continue; fi
       mask=$(((0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF))
       if [ $((ip & mask)) -eq $((net & mask)) ]; then return 0; fi
     elif [ -z "$ip" ] && [[ "$entry" != */* && "$entry" != *:* && "$e" != */* && "$e" != *:* ]] && [ -n "$e" ]; then

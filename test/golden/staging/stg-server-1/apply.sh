@@ -285,7 +285,7 @@ applied_env() {
 ipv4_int() {
   [[ "$1" =~ ^([0-9]{1,3}).([0-9]{1,3}).([0-9]{1,3}).([0-9]{1,3})$ ]] || return 1
   local a=$((10#${BASH_REMATCH[1]})) b=$((10#${BASH_REMATCH[2]})) c=$((10#${BASH_REMATCH[3]})) d=$((10#${BASH_REMATCH[4]}))
-  [ "$a" -le 255 ] && [ "$b" -le 255 ] && [ "$c" -le 255 ] && [ "$d" -le 255 ] || return 1
+  if [ "$a" -gt 255 ] || [ "$b" -gt 255 ] || [ "$c" -gt 255 ] || [ "$d" -gt 255 ]; then return 1; fi
   echo $(((a << 24) | (b << 16) | (c << 8) | d))
 }
 # no_proxy_covers ENTRY LIST...: a LIST entry keeps everything ENTRY names off the proxy.
@@ -298,7 +298,7 @@ no_proxy_covers() {
     if [ -n "$ip" ] && [[ "$e" == */* ]]; then
       net="$(ipv4_int "${e%/*}")" || continue
       bits="${e#*/}"
-      [[ "$bits" =~ ^[0-9]{1,2}$ ]] && [ "$bits" -le 32 ] || continue
+      if ! [[ "$bits" =~ ^[0-9]{1,2}$ ]] || [ "$bits" -gt 32 ]; then continue; fi
       mask=$(((0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF))
       if [ $((ip & mask)) -eq $((net & mask)) ]; then return 0; fi
     elif [ -z "$ip" ] && [[ "$entry" != */* && "$entry" != *:* && "$e" != */* && "$e" != *:* ]] && [ -n "$e" ]; then
@@ -384,6 +384,7 @@ if systemctl is-active --quiet k3s; then
 fi
 
 
+CORDON_FOR=""
 if [ "${UPGRADING:-0}" = 1 ]; then
   SNAPSHOT="pre-upgrade-$RUNNING_VERSION-to-$TARGET_VERSION"
   SNAPSHOT="${SNAPSHOT//+/-}"
@@ -408,7 +409,18 @@ if [ "${UPGRADING:-0}" = 1 ]; then
   else
     echo "upgrade[$NODE]: another server already runs $TARGET_VERSION: the rollout's pre-upgrade backup was taken before it restarted"
   fi
-  cordon_for_upgrade "$NODE" "$TARGET_VERSION" || fail "cordoning $NODE failed"
+  CORDON_FOR="$TARGET_VERSION"
+fi
+if [ "${UPGRADING:-0}" != 1 ] && systemctl is-active --quiet "$SERVICE"; then
+  if info="$(node_info "$NODE")"; then
+    read -r CORDON_FOR _ <<<"$info"
+    echo "upgrade[$NODE]: K3s inputs changed: cordon and drain before the restart"
+  else
+    echo "upgrade[$NODE]: the API does not answer for $NODE: restarting without a drain"
+  fi
+fi
+if [ -n "$CORDON_FOR" ]; then
+  cordon_for_upgrade "$NODE" "$CORDON_FOR" || fail "cordoning $NODE failed"
   drain_for_upgrade "$NODE" 300 --ignore-daemonsets --delete-emptydir-data || exit 1
 fi
 
@@ -453,6 +465,7 @@ echo "apply[$NODE]: $SERVICE serves after $((SECONDS - started))s"
 cordoned_for="<none>"
 if info="$(node_info "$NODE")"; then read -r _ _ _ cordoned_for <<<"$info"; fi
 if [ "${UPGRADING:-0}" = 1 ] || { [ -n "$cordoned_for" ] && [ "$cordoned_for" != "<none>" ]; }; then
+  # The release to wait for: the rollout's target, or (a restart that is no upgrade) the one it ran.
   wait_ready_version "$NODE" "$TARGET_VERSION" 600 || exit 1
   uncordon_if_ours "$NODE" || fail "uncordoning $NODE failed"
 fi
