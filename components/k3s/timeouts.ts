@@ -6,7 +6,6 @@ import { MEMBER_WAIT_SECONDS } from "../decommission/node-ops";
 import { ENCRYPTION_RESTART_READY_SECONDS, ENCRYPTION_STAGE_WAIT_SECONDS } from "../encryption/render";
 import { VIP_WAIT_SECONDS } from "../kube-vip/render";
 import { ROTATION_READY_SECONDS } from "../rotation/render";
-import { SNAPSHOT_TIMEOUT_SECONDS } from "../upgrade/render";
 import { INSTALL_TIMEOUT_SECONDS, READY_TIMEOUT_SECONDS, STOP_TIMEOUT_SECONDS } from "./install";
 
 /**
@@ -44,6 +43,9 @@ export function applyBoundSeconds(config: ResolvedConfig, node: NodeConfig): num
   const vip = node.role === "agent" ? VIP_WAIT_SECONDS : 0;
   return download + start + drain + encryption + vip;
 }
+
+/** The pre-upgrade etcd snapshot's bound: a snapshot still running then fails the step (nothing restarted yet). */
+export const SNAPSHOT_TIMEOUT_SECONDS = 600;
 
 /** Bounds of the other steps that restart or wait for K3s (a function: read at call time, never during module loading). */
 export function stepBounds() {

@@ -4,6 +4,7 @@ import { STATE_DIR } from "../k3s/install";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
 import { REQUIRED_PATCHES } from "./paths";
 import { agentBatches } from "./versions";
+import { applyBoundSeconds, SNAPSHOT_TIMEOUT_SECONDS } from "../k3s/timeouts";
 
 /**
  * Upgrades when `k3s.version` changes, as host-side shell (pure renderers, no Pulumi). The logic
@@ -28,8 +29,8 @@ import { agentBatches } from "./versions";
 export const VERSION_RECORD = `${STATE_DIR}/k3s-version`;
 /** Marks the nodes this code cordoned; value: the version being rolled out. */
 export const CORDON_ANNOTATION = "k3s-platform.io/cordoned-for-upgrade";
-/** The pre-upgrade etcd snapshot's bound: a snapshot still running then fails the step (nothing restarted yet). */
-export const SNAPSHOT_TIMEOUT_SECONDS = 600;
+// The pre-upgrade etcd snapshot's bound lives with the other bounds (k3s/timeouts.ts).
+export { SNAPSHOT_TIMEOUT_SECONDS };
 /** Where the sqlite datastore lives and its pre-upgrade copies go (K3s datastore docs). */
 export const SQLITE_DB_DIR = "/var/lib/rancher/k3s/server/db";
 
@@ -376,15 +377,66 @@ ${UPGRADE_LIBRARY}
 `;
 }
 
+/** The longest apply of these agents (k3s/timeouts.ts applyBoundSeconds): they install in parallel. */
+function agentApplyBound(config: ResolvedConfig, agents: string[]): number {
+  return Math.max(0, ...config.nodes.filter((n) => agents.includes(n.name)).map((n) => applyBoundSeconds(config, n)));
+}
+
+/** Seconds a batch's drain may wait for the batch before it (previousBatchWait): its installs, then its uncordon's waits. */
+export function previousBatchWaitSeconds(config: ResolvedConfig, previous: number, agentApplySeconds: number): number {
+  return agentApplySeconds + previous * config.upgrade.readyTimeout;
+}
+
 /**
- * Before the agents of a batch install: each agent that runs an older release is checked
- * (downgrade, skipped minor), cordoned and drained. Agents not registered yet (first join) or
- * already at the target are skipped. Runs on the first server (agents have no admin kubeconfig).
+ * The rolling order, kept on the host (issue 26): the drain of batch k follows the drain of batch
+ * k-1 in the engine's graph, not its agents' installs, so agents that join for the first time
+ * (nothing to drain) join in one wave. Before it cordons anything, it waits until no agent of the
+ * batch before carries the upgrade's cordon annotation: those are uncordoned by that batch's
+ * uncordon step, after their installs, once Ready at the new release. An agent an operator
+ * cordoned (no annotation) is not waited for. One `kubectl get nodes` per poll, bounded.
+ */
+function previousBatchWait(config: ResolvedConfig, batch: AgentBatch): Shell {
+  const previous = upgradeBatches(config).find((b) => b.index === batch.index - 1);
+  if (!previous) return raw("");
+  return sh`PREVIOUS=(${previous.agents})
+PREVIOUS_BATCH=${previous.index}
+THIS_BATCH=${batch.index}
+PREVIOUS_WAIT="\${K3S_PLATFORM_PREVIOUS_BATCH_WAIT:-${raw(String(previousBatchWaitSeconds(config, previous.agents.length, agentApplyBound(config, previous.agents))))}}"
+CORDON_COLUMNS='custom-columns=NAME:.metadata.name,CORDONED_FOR:.metadata.annotations.k3s-platform\\.io/cordoned-for-upgrade'
+started=$SECONDS
+next=$((SECONDS + 10))
+while :; do
+  list="$(k3s kubectl get nodes --no-headers -o "$CORDON_COLUMNS")" || fail "cannot list nodes from the API"
+  pending=""
+  while read -r name cordoned_for; do
+    for agent in "${raw("$")}{PREVIOUS[@]}"; do
+      if [ "$agent" = "$name" ] && [ -n "$cordoned_for" ] && [ "$cordoned_for" != "<none>" ]; then pending="$pending $name"; fi
+    done
+  done <<<"$list"
+  [ -n "$pending" ] || break
+  if [ $((SECONDS - started)) -ge "$PREVIOUS_WAIT" ]; then
+    fail "batch $PREVIOUS_BATCH is not done after ${raw("$")}{PREVIOUS_WAIT}s: still cordoned for the upgrade:$pending (its uncordon step uncordons them once Ready); nothing in batch $THIS_BATCH was cordoned"
+  fi
+  if [ "$SECONDS" -ge "$next" ]; then
+    echo "upgrade: batch $THIS_BATCH waits for batch $PREVIOUS_BATCH:$pending ($((SECONDS - started))s)"
+    next=$((SECONDS + 10))
+  fi
+  sleep 2
+done
+`;
+}
+
+/**
+ * Before the agents of a batch install: once the batch before is done (previousBatchWait), each
+ * agent that runs an older release is checked (downgrade, skipped minor), cordoned and drained.
+ * Agents not registered yet (first join) or already at the target are skipped. Runs on the first
+ * server (agents have no admin kubeconfig).
  */
 export function renderAgentBatchDrain(config: ResolvedConfig, batch: AgentBatch): string {
   const d = config.upgrade.drain;
   return sh`${batchHeader(config, batch, "cordon and drain")}
-upgrading=()
+fail() { echo "upgrade: $*" >&2; exit 1; }
+${previousBatchWait(config, batch)}upgrading=()
 for agent in "${raw("$")}{AGENTS[@]}"; do
   if ! info="$(node_info "$agent")"; then
     echo "upgrade[$agent]: not registered yet (first join): nothing to drain"
