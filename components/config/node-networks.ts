@@ -54,8 +54,14 @@ export function nodeNetworks(config: ResolvedConfig): string[] {
  * address (nodeIp, or the host). With networks, adding or removing a node changes no other node's
  * firewall step; without, each membership change re-runs it everywhere (no K3s restart).
  */
-export function nodeSources(config: ResolvedConfig): string[] {
-  const declared = config.k3s.nodeNetworks;
-  if (declared && declared.length > 0) return [...declared];
-  return [...new Set(config.nodes.flatMap(nodeAddressesOf).filter(isIp))];
+export function nodeSources(config: ResolvedConfig): readonly string[] {
+  let sources = sourcesCache.get(config);
+  if (!sources) {
+    const declared = config.k3s.nodeNetworks;
+    sources = declared && declared.length > 0 ? [...declared] : [...new Set(config.nodes.flatMap(nodeAddressesOf).filter(isIp))];
+    sourcesCache.set(config, sources);
+  }
+  return sources;
 }
+/** Per cluster, once: every node's firewall asks for it, and without networks it parses every node's address. */
+const sourcesCache = new WeakMap<ResolvedConfig, readonly string[]>();
