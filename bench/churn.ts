@@ -1,8 +1,8 @@
-import type { StackInput } from "../components/config/schema";
+import type { ResolvedConfig, StackInput } from "../components/config/schema";
 import { clusterSteps } from "../components/operations";
 import { applyOf } from "../components/operations/step";
 import { churn, type Churn } from "../components/plan/churn";
-import { planCluster } from "../components/plan/node";
+import { type ClusterPlan, planCluster } from "../components/plan/node";
 import { loadStackConfig } from "../components/stack/load";
 import { prodWithNodes } from "./graph";
 
@@ -67,11 +67,24 @@ export interface ChurnRow {
   serversOneAtATime: boolean;
 }
 
+/** Config and plan per stack input (most changes start from the same sample): planned once. */
+const planned = new Map<string, { config: ResolvedConfig; plan: ClusterPlan }>();
+function plannedOf(raw: StackInput) {
+  const key = JSON.stringify(raw);
+  let hit = planned.get(key);
+  if (!hit) {
+    const config = loadStackConfig(raw);
+    planned.set(key, (hit = { config, plan: planCluster(config) }));
+    // A few are enough (the shared "before" of a size); the rest is garbage for the collector.
+    if (planned.size > 4) planned.delete(planned.keys().next().value!);
+  }
+  return hit;
+}
+
 export function churnRow(change: ChurnChange, nodes: number): ChurnRow {
-  const before = loadStackConfig(change.before(nodes));
-  const after = loadStackConfig(change.after(nodes));
-  const c = churn(before, after);
-  const plan = planCluster(after);
+  const before = plannedOf(change.before(nodes));
+  const { config: after, plan } = plannedOf(change.after(nodes));
+  const c = churn(before.config, after, { before: before.plan, after: plan });
   const servers = plan.nodes.filter((n) => n.node.role === "server").map((n) => n.node.name);
   const restartedServers = servers.filter((s) => c.restart.includes(s));
   // Each server's apply waits for the one before it in join order (operations/join.ts).

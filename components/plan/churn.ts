@@ -4,7 +4,7 @@ import { isFromFacts, type Facts, type Step, type StepValue } from "../operation
 import { INSTALL_SCRIPT } from "../k3s/install";
 import { keyedProvidersInUse } from "../encryption/render";
 import { sha256 } from "./hash";
-import { NodePlan, planCluster } from "./node";
+import { ClusterPlan, NodePlan, planCluster } from "./node";
 
 /**
  * What a change costs on the hosts (issue 26), from the plans of two configs alone: which existing
@@ -75,9 +75,10 @@ function stepRuns(s: Step, before: Step | undefined, fa: Facts, fb: Facts): bool
   return a.update !== b.update && s.update !== undefined;
 }
 
-export function churn(before: ResolvedConfig, after: ResolvedConfig): Churn {
-  const pa = planCluster(before);
-  const pb = planCluster(after);
+/** `plans`: the two configs' plans when the caller has them (planCluster of each, else computed here). */
+export function churn(before: ResolvedConfig, after: ResolvedConfig, plans?: { before: ClusterPlan; after: ClusterPlan }): Churn {
+  const pa = plans?.before ?? planCluster(before);
+  const pb = plans?.after ?? planCluster(after);
   const old = new Map(pa.nodes.map((n) => [n.node.name, n]));
   const now = new Map(pb.nodes.map((n) => [n.node.name, n]));
   const both = pb.nodes.filter((n) => old.has(n.node.name));
