@@ -548,6 +548,21 @@ describe("generated shell", () => {
         assert.equal(quoted.status, 0, quoted.out);
         assert.match(quoted.out, /NO_PROXY here lists entries the planned value covers/);
         assert.equal(installs(), 1, "no install");
+        // Another change restarts K3s with the planned value, and records what it installed: the
+        // next apply finds it up to date (the kept value is no longer on the host).
+        const configYaml = h.plan.files.find((f) => f.name === "config.yaml")!.content;
+        writeFileSync(join(h.staging, "config.yaml"), `${configYaml}debug: true\n`);
+        const other = h.apply();
+        assert.equal(other.status, 0, other.out);
+        assert.equal(installs(), 2, "installed for the other change");
+        assert.doesNotMatch(readFileSync(envFile, "utf8"), new RegExp(addresses[0]!.replace(/\./g, "\\.") + "(,|$)", "m"), "the planned NO_PROXY is on the host now");
+        const settled = h.apply();
+        assert.match(settled.out, /K3s is up to date/);
+        assert.doesNotMatch(settled.out, /NO_PROXY here lists/);
+        assert.equal(installs(), 2, "nothing more");
+        writeFileSync(join(h.staging, "config.yaml"), configYaml);
+        assert.equal(h.apply().status, 0);
+        assert.equal(installs(), 3, "config.yaml back as planned");
 
         // An uncovered address dropped (203.0.113.7 is outside every planned entry): a real change.
         const h2 = standinHost(config, index, "noproxy-uncovered");
@@ -565,7 +580,7 @@ describe("generated shell", () => {
         writeFileSync(join(h.staging, "install-k3s.sh"), planNode(added, added.nodes[index]!).files.find((f) => f.name === "install-k3s.sh")!.content);
         const grown = h.apply();
         assert.equal(grown.status, 0, grown.out);
-        assert.equal(installs(), 2, "re-installed");
+        assert.equal(installs(), 4, "re-installed");
         assert.match(readFileSync(envFile, "utf8"), /\.corp\.example\.net/);
       });
 

@@ -141,6 +141,7 @@ fi
 install -d -m 0755 "$(dirname "$STATE")"
 printf '%s\n' "${planned[@]}" >"$MANAGED"
 
+fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/registries.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
 # A NO_PROXY equivalent to the planned one is kept (components/k3s/install.ts renderNoProxyCarryOver).
 ENV_FILE="$ROOT"/etc/systemd/system/k3s-agent.service.env
 INSTALL_AS_APPLIED="$(mktemp)"
@@ -224,10 +225,16 @@ carry_no_proxy() {
 ' "$line"; fi
   done <"$INSTALL_AS_APPLIED" >"$INSTALL_AS_APPLIED.new"
   mv -f "$INSTALL_AS_APPLIED.new" "$INSTALL_AS_APPLIED"
+  CARRIED=1
   echo "apply[$NODE]: $1 here lists entries the planned value covers (node addresses before the node networks): equivalent, kept until K3s restarts for another reason"
 }
+CARRIED=0
 carry_no_proxy NO_PROXY 127.0.0.0/8,::1,localhost,10.52.0.0/16,10.53.0.0/16,.svc,.cluster.local,k3s-staging.example.com,198.51.100.0/24,.example.com
-fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/registries.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$INSTALL_AS_APPLIED" | sha256sum | cut -d' ' -f1)"
+# Compared with the record: the fingerprint of what runs. Recorded after an install: the planned one.
+kept_fingerprint="$fingerprint"
+if [ "$CARRIED" = 1 ]; then
+  kept_fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/registries.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$INSTALL_AS_APPLIED" | sha256sum | cut -d' ' -f1)"
+fi
 rm -f "$INSTALL_AS_APPLIED"
 # What the install script writes and the unit reads (install.sh: the unit, its env file, and the
 # /etc/default and /etc/sysconfig files the unit also reads): a hand edit there is drift, corrected
@@ -241,7 +248,7 @@ unit_fingerprint() {
     if [ -f "$ROOT$f" ]; then printf '%s\n' "$f"; cat "$ROOT$f"; fi
   done | sha256sum | cut -d' ' -f1
 }
-if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
+if [ "$kept_fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
   if [ ! -f "$UNIT_STATE" ]; then
     unit_fingerprint >"$UNIT_STATE"
     echo "apply[$NODE]: K3s is up to date (unit files recorded)"
