@@ -1,14 +1,8 @@
 import { NO_OP_UPDATE } from "./once";
 import { stdinScriptCommand } from "../shell/root";
 import { previousBatchWaitSeconds, renderAgentBatchDrain, renderAgentBatchUncordon } from "../upgrade/render";
-import type { ClusterPlan } from "../plan/node";
 import { agentJoinBatches, batchStepName } from "./order";
 import { batchBoundSeconds } from "../k3s/timeouts";
-
-/** The longest apply bound among these agents (they install in parallel). */
-function agentApplyBound(plan: ClusterPlan, agents: string[]): number {
-  return Math.max(0, ...plan.nodes.filter((n) => agents.includes(n.node.name)).map((n) => n.applyBoundSeconds));
-}
 import { applyOf, Operation, preflightOf, Step } from "./step";
 
 /**
@@ -35,7 +29,6 @@ export const upgradeBatches: Operation = {
     const lastServer = plan.nodes.filter((n) => n.node.role === "server").slice(-1)[0]!.node.name;
     const steps: Step[] = [];
     let previous: string | undefined;
-    let previousAgents: string[] | undefined;
     const preflights = new Set(plan.nodes.filter((n) => n.commands.preflight).map((n) => n.node.name));
     for (const batch of agentJoinBatches(config, plan).filter((b) => b.index > 0)) {
       const step = (which: "drain" | "uncordon", stdin: string, after: string[], summary: string): Step => ({
@@ -51,7 +44,7 @@ export const upgradeBatches: Operation = {
         update: NO_OP_UPDATE,
         stdin,
         triggers: [config.k3s.version ?? ""],
-        timeoutSeconds: batchBoundSeconds(config, batch.agents.length, which) + (which === "drain" && previousAgents ? previousBatchWaitSeconds(config, previousAgents.length, agentApplyBound(plan, previousAgents)) : 0),
+        timeoutSeconds: batchBoundSeconds(config, batch.agents.length, which) + (which === "drain" ? previousBatchWaitSeconds(config, batch) : 0),
         // The drain waits for its agents' preflight checks (k3s/preflight.ts): an agent whose host
         // lacks what its install needs is never cordoned.
         ...(which === "drain" ? { awaits: batch.agents.filter((a) => preflights.has(a)).map(preflightOf) } : {}),
@@ -61,7 +54,6 @@ export const upgradeBatches: Operation = {
         step("uncordon", renderAgentBatchUncordon(config, batch), batch.agents.map(applyOf), `batch ${batch.index}: wait until each agent is Ready at ${config.k3s.version ?? ""}, uncordon what the upgrade cordoned`),
       );
       previous = batchStepName(batch, "drain");
-      previousAgents = batch.agents;
     }
     return steps;
   },

@@ -382,9 +382,13 @@ function agentApplyBound(config: ResolvedConfig, agents: string[]): number {
   return Math.max(0, ...config.nodes.filter((n) => agents.includes(n.name)).map((n) => applyBoundSeconds(config, n)));
 }
 
-/** Seconds a batch's drain may wait for the batch before it (previousBatchWait): its installs, then its uncordon's waits. */
-export function previousBatchWaitSeconds(config: ResolvedConfig, previous: number, agentApplySeconds: number): number {
-  return agentApplySeconds + previous * config.upgrade.readyTimeout;
+/**
+ * Seconds a batch's drain may wait for the batch before it (previousBatchWait): that batch's
+ * installs (in parallel), then its uncordon's waits for Ready (one after another); 0 for the first.
+ */
+export function previousBatchWaitSeconds(config: ResolvedConfig, batch: AgentBatch): number {
+  const previous = upgradeBatches(config).find((b) => b.index === batch.index - 1);
+  return previous ? agentApplyBound(config, previous.agents) + previous.agents.length * config.upgrade.readyTimeout : 0;
 }
 
 /**
@@ -401,7 +405,7 @@ function previousBatchWait(config: ResolvedConfig, batch: AgentBatch): Shell {
   return sh`PREVIOUS=(${previous.agents})
 PREVIOUS_BATCH=${previous.index}
 THIS_BATCH=${batch.index}
-PREVIOUS_WAIT="\${K3S_PLATFORM_PREVIOUS_BATCH_WAIT:-${raw(String(previousBatchWaitSeconds(config, previous.agents.length, agentApplyBound(config, previous.agents))))}}"
+PREVIOUS_WAIT="\${K3S_PLATFORM_PREVIOUS_BATCH_WAIT:-${raw(String(previousBatchWaitSeconds(config, batch)))}}"
 CORDON_COLUMNS='custom-columns=NAME:.metadata.name,CORDONED_FOR:.metadata.annotations.k3s-platform\\.io/cordoned-for-upgrade'
 started=$SECONDS
 next=$((SECONDS + 10))
