@@ -5,6 +5,7 @@ import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { API_PORT, nodeAddressesOf } from "../config/topology";
 import type { Contribution } from "../plan/contribution";
 import { nodeSources } from "../config/node-networks";
+import { osPrepHookCall } from "../hooks/render";
 import { runtimeChecks } from "../runtimes/render";
 import { heredocBody, joinShell, raw, Shell, sh } from "../shell/sh";
 
@@ -216,7 +217,7 @@ write_file() {
   rm -f "$tmp"
   changed "wrote $1"
 }
-
+${osPrepHookCall(config, node)}
 # ---------------------------------------------------------------- Raspberry Pi cgroups
 ${raspberryPiBlock(node)}
 
