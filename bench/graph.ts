@@ -28,6 +28,9 @@ export function prodWithNodes(total: number): StackInput {
     host: `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`,
   }));
   raw.nodes = [...servers, ...agents];
+  // The agents' network joins the sample's node networks (validation: every node in one).
+  const k3s = raw.k3s as { nodeNetworks?: string[] };
+  if (k3s.nodeNetworks) k3s.nodeNetworks = [...k3s.nodeNetworks, "198.18.0.0/15"];
   return raw;
 }
 

@@ -14,6 +14,7 @@ import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { engineMissing, engineWorkspace, inClusterProgram, inlineStack, projectEngineMissing, projectStack } from "../tools/harness/engine";
 import { BenchResource, buildGraph, prodWithNodes, REPO, runPack } from "./graph";
 import { runCli } from "../tools/cli";
+import { churnTable } from "./churn";
 
 /**
  * `npm run bench`: what the program costs as a cluster grows, in one run. The prod sample's
@@ -194,12 +195,59 @@ async function bareProject(work: string, name: string, commands: number, plugins
   return LocalWorkspace.createOrSelectStack({ stackName: name, workDir: dir }, await engineWorkspace(join(work, name)));
 }
 
+/**
+ * The churn table (issue 26, bench/churn.ts): what one change costs on the hosts, counted from the
+ * plans before and after it, at BENCH_CHURN_SIZES (10,100) nodes. Goals: adding or removing a node
+ * changes no other node's K3s inputs; a tenant change touches no host; a server-wide flag restarts
+ * the servers only, one at a time.
+ */
+function churnSection(): void {
+  const sizes = (process.env.BENCH_CHURN_SIZES ?? "10,100").split(",").map(Number);
+  console.log("Churn: existing nodes whose os-prep / apply re-runs, whose K3s restarts; day-2 steps that run; existing hosts logged in to");
+  for (const line of churnTable(sizes)) console.log(`  ${line}`);
+}
+
+/**
+ * The pure layer's scaling (issue 26): validation (parseStackConfig) and planning (planCluster) at
+ * BENCH_PURE_SMALL (500) and BENCH_PURE_LARGE (5000) nodes, median of BENCH_PURE_RUNS (3) after a
+ * warm-up; linear is 10, the goal ≤ 10.5.
+ */
+async function pureScaling(): Promise<void> {
+  const small = Number(process.env.BENCH_PURE_SMALL ?? 500);
+  const large = Number(process.env.BENCH_PURE_LARGE ?? 5000);
+  const runs = Number(process.env.BENCH_PURE_RUNS ?? 3);
+  const measure = async (nodes: number) => {
+    const raw = prodWithNodes(nodes);
+    const config = loadStackConfig(raw);
+    const times = { validate: [] as number[], plan: [] as number[] };
+    for (let i = 0; i < runs; i++) {
+      times.validate.push((await timed(() => parseStackConfig(raw))).cpuMs);
+      times.plan.push((await timed(() => planCluster(config))).cpuMs);
+    }
+    return { validate: median(times.validate), plan: median(times.plan) };
+  };
+  await measure(50); // warm-up
+  const a = await measure(small);
+  const b = await measure(large);
+  console.log(`Pure layer, ${small} → ${large} nodes (cpu ms, median of ${runs}; linear ${(large / small).toFixed(0)}, goal ≤ 10.5):`);
+  console.log(`  validate ${a.validate.toFixed(0)} → ${b.validate.toFixed(0)} ms: ratio ${(b.validate / a.validate).toFixed(2)}`);
+  console.log(`  plan     ${a.plan.toFixed(0)} → ${b.plan.toFixed(0)} ms: ratio ${(b.plan / a.plan).toFixed(2)}`);
+}
+
 async function main(): Promise<void> {
   const [l1] = loadavg();
   console.log(`k3s-platform bench · node ${process.version} · ${cpus().length} CPU(s) · load average ${l1!.toFixed(2)} at start`);
   // BENCH_ONLY=cli-preview: only the preview users run (the other sections take minutes).
   if (process.env.BENCH_ONLY === "cli-preview") {
     for (const line of await cliProjectPreview()) console.log(`  ${line}`);
+    return;
+  }
+  if (process.env.BENCH_ONLY === "churn") {
+    churnSection();
+    return;
+  }
+  if (process.env.BENCH_ONLY === "pure") {
+    await pureScaling();
     return;
   }
   console.log(`prod sample settings, 3 servers + N-3 agents; Pulumi mocks (bench/graph.ts) + the whole policy pack\n`);
@@ -245,6 +293,10 @@ async function main(): Promise<void> {
   console.log(`Pure layer at ${LARGE} nodes (median of 3): validate ${m("validate").toFixed(0)} ms · plan ${m("plan").toFixed(0)} ms · render ${m("render").toFixed(0)} ms · total ${(m("validate") + m("plan") + m("render")).toFixed(0)} ms`);
   console.log(`Peak memory (max RSS of this process): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
   console.log("");
+  await pureScaling();
+  console.log("");
+  churnSection();
+  console.log("");
   console.log("Real engine preview (pulumi CLI + kubernetes provider against a real kube-apiserver):");
   for (const line of await realEnginePreview()) console.log(`  ${line}`);
   console.log("");
@@ -257,7 +309,7 @@ async function main(): Promise<void> {
 void runCli(
   {
     name: "bench",
-    usage: ["npm run bench", "BENCH_ONLY=cli-preview npm run bench"],
+    usage: ["npm run bench", "BENCH_ONLY=cli-preview npm run bench", "BENCH_ONLY=churn npm run bench", "BENCH_ONLY=pure npm run bench"],
     description:
       "What the program costs as a cluster grows: the graph under mocks and the policy pack at BENCH_SMALL and\n" +
       "BENCH_LARGE nodes, the pure layer, then real-engine previews (each skips, saying why, without its tools).\n" +
@@ -266,7 +318,9 @@ void runCli(
     notes: [
       "environment: BENCH_SMALL (100) and BENCH_LARGE (1000) nodes; BENCH_RUNS (3) runs at the small size;\n" +
         "BENCH_ENGINE_RUNS (3) timed previews each; BENCH_CLI_NODES (30) nodes in the CLI preview;\n" +
-        "BENCH_ONLY=cli-preview only the CLI preview; BENCH_SOURCE_MAPS=1 keeps source-mapped stack traces on",
+        "BENCH_ONLY=cli-preview only the CLI preview; BENCH_SOURCE_MAPS=1 keeps source-mapped stack traces on;\n" +
+        "BENCH_ONLY=churn only the churn table (BENCH_CHURN_SIZES, 10,100); BENCH_ONLY=pure only the pure layer's\n" +
+        "scaling (BENCH_PURE_SMALL 500, BENCH_PURE_LARGE 5000, BENCH_PURE_RUNS 3)",
     ],
   },
   main,

@@ -168,6 +168,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   // Every step of every operation the config arms, in run order (operations/index.ts), declared
   // in one loop (operations/run.ts): node steps become K3sNodes, the others remote commands.
   const declared: K3sNode[] = [];
+  let firstNode: K3sNode | undefined;
   const plans = new Map(plan.nodes.map((n) => [n.node.name, n]));
   const steps = runSteps(operationSteps(config, plan), {
     cluster: name,
@@ -182,11 +183,18 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     },
     declareNode: (step, waits) => {
       const nodePlan = plans.get(step.name)!;
+      // The first server's own steps go first in the engine's queue (issue 26): every other node's
+      // steps wait for its OS preparation, so its apply (the cluster's creation, which every other
+      // apply waits for) starts without queueing behind every node's stage, bundle and os-prep
+      // (`pulumi up --parallel` runs 4 × CPUs steps at once by default). The others prepare while it
+      // initialises the cluster. Run order declares the first server first.
+      const before = firstNode ? [...waits.before, firstNode.osPrep] : waits.before;
       const node = new K3sNode(
         nodeResourceName(name, step.name),
-        { plan: nodePlan, connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey), secrets, ...waits },
+        { plan: nodePlan, connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey), secrets, ...waits, before },
         { parent },
       );
+      if (nodePlan === plan.nodes[0]) firstNode = node;
       declared.push(node);
       return { apply: node.apply, ...(node.preflight ? { preflight: node.preflight } : {}) };
     },

@@ -21,6 +21,8 @@ import { hookSelectorChecks, resolveHookPools } from "./hooks";
 import { PoolResolution, resolvePools } from "./pools";
 import { surfaceIssues } from "./surfaces";
 import { maintenanceCommandProblem } from "./maintenance-commands";
+import { proxyBypassAddresses, uncoveredAddresses } from "./node-networks";
+import { nodeAddressesOf } from "./topology";
 import { cniFindings, defaultFlannelBackend, defaultFlannelIpv6Masq, dnsReachabilityFindings, ipv6EgressFindings } from "./network-rules";
 import { clusterNetworkFindings, coversSecrets, decommissionChecks, flannelIpv6MasqFinding, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "./rules";
 import { CONFIG_KEYS, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
@@ -340,6 +342,7 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   rebuildChecks(config, warn);
   restoreChecks(config, report);
   maintenanceChecks(config, report);
+  nodeNetworkChecks(config, report);
 }
 
 /**
@@ -387,6 +390,39 @@ function maintenanceChecks(config: ResolvedConfig, report: Report): void {
     const problem = maintenanceCommandProblem(m.command);
     if (problem) report(["maintenance", "command"], problem);
   }
+}
+
+/**
+ * Node networks (config/node-networks.ts, issue 26): each node's own address (nodeIp, else the
+ * host) lies in a declared `k3s.nodeNetworks` CIDR; with a proxy, every address K3s dials a node on in one of the node networks or a CIDR/address of
+ * the NO_PROXY entries the user gave (noProxy; containerdNoProxy for containerd's). NO_PROXY no
+ * longer lists node addresses one by one, so an address outside them would go to the proxy.
+ */
+function nodeNetworkChecks(config: ResolvedConfig, report: Report): void {
+  const { k3s } = config;
+  const declared = k3s.nodeNetworks ?? [];
+  if (declared.length > 0) {
+    // The firewall admits node traffic from these networks: each node's own address must be in one.
+    for (const { node, index, address } of uncoveredAddresses(config.nodes, declared, nodeAddressesOf)) {
+      report(["nodes", index], `node ${node.name}: address ${address} is in none of k3s.nodeNetworks (${declared.join(", ")}), so the other nodes' firewalls would refuse its traffic: add its network there`);
+    }
+  }
+  const p = k3s.proxy;
+  if (!p) return;
+  // One issue per setting, naming the first uncovered addresses: a 1,000-node cluster outside its
+  // noProxy gets one actionable line, not a thousand.
+  const check = (entries: string[], path: ConfigPath, variable: string) => {
+    const uncovered = uncoveredAddresses(config.nodes, [...declared, ...entries], proxyBypassAddresses);
+    if (uncovered.length === 0) return;
+    const named = uncovered.slice(0, 3).map(({ node, index, address }) => `node ${node.name} (nodes[${index}]): address ${address}`);
+    const more = uncovered.length > 3 ? ` and ${uncovered.length - 3} more address(es)` : "";
+    report(
+      path,
+      `${named.join("; ")}${more} ${uncovered.length === 1 ? "is" : "are"} covered by no CIDR or address of k3s.nodeNetworks or ${path.join(".")}, so ${variable} would send that traffic through the proxy: declare the node networks in k3s.nodeNetworks (K3s' proxy docs recommend CIDRs), or add them to ${path.join(".")}`,
+    );
+  };
+  if (p.httpProxy || p.httpsProxy) check(p.noProxy, ["k3s", "proxy", "noProxy"], "NO_PROXY");
+  if (p.containerdHttpProxy || p.containerdHttpsProxy) check(p.containerdNoProxy ?? p.noProxy, ["k3s", "proxy", p.containerdNoProxy ? "containerdNoProxy" : "noProxy"], "CONTAINERD_NO_PROXY");
 }
 
 /**

@@ -1,17 +1,15 @@
 import type { NodeContext } from "../config/context";
 import type { Contribution } from "../plan/contribution";
-import { MANAGED_NODES_FILE, managedNodeNames } from "./nodes";
 import { rejoinSnippet } from "./rejoin";
 
 /**
  * The node-lifecycle concern's share of a node's plan: the first server's rebuild guard (join a
- * running cluster instead of `cluster-init` when its data directory is empty, rejoin.ts), and on
- * every server the managed-node list the teardown checks (nodes.ts MANAGED_NODES_FILE). The
- * removal itself (teardown commands) is not per-node plan material: operations/decommission.ts.
+ * running cluster instead of `cluster-init` when its data directory is empty, rejoin.ts). The
+ * managed-node list the teardown checks lives in one place, the cluster (nodes.ts
+ * MANAGED_NODES_CONFIGMAP, written by the node-inventory step): a copy on every server made each
+ * membership change re-run every server's apply (issue 26). The removal itself (teardown
+ * commands) is not per-node plan material: operations/decommission.ts.
  */
 export function contribute(ctx: NodeContext): Contribution {
-  if (ctx.node.role !== "server") return {};
-  const content = managedNodeNames(ctx.config).map((n) => `${n}\n`).join("");
-  const managed = { name: "managed-nodes", target: MANAGED_NODES_FILE, content, mode: "0600", restart: false };
-  return ctx.role === "first-server" ? { preflight: rejoinSnippet(ctx.config), files: [managed] } : { files: [managed] };
+  return ctx.role === "first-server" ? { preflight: rejoinSnippet(ctx.config) } : {};
 }

@@ -19,23 +19,22 @@ export function otherServers(config: ResolvedConfig): NodeConfig[] {
 }
 
 /**
- * On every server: the managed entries' names, one per line (decommission/contribute.ts). An
- * armed teardown's drain (render.ts) reads it on the server it runs on and refuses to remove a
- * node that is listed: deleting a `decommission: true` line instead of the entry would otherwise
- * drop the teardown resources, and the engine runs a dropped resource's `delete`. The file changes
- * with the managed set, so the servers' apply re-places it (no restart) before the engine runs
- * any delete (deletes come after every create and update).
+ * Where servers kept a copy of the managed-node list before issue 26 (one line per name). No longer
+ * placed: apply.sh removes it from a server as a file the plan no longer has (its managed-files
+ * manifest), and the drain no longer reads it.
  */
 export const MANAGED_NODES_FILE = `${STATE_DIR}/managed-nodes`;
 
 /**
- * The managed-node list inside the cluster: ConfigMap `kube-system/k3s-platform-managed-nodes`,
- * key `nodes`, the names space-separated (node names are DNS labels: no space in one). The
+ * The managed-node list, in one place: ConfigMap `kube-system/k3s-platform-managed-nodes`, key
+ * `nodes`, the names space-separated (node names are DNS labels: no space in one). The
  * node-inventory step writes it on the first managed server whenever the managed set changes,
- * before the engine runs any delete. A drain reads it there as well as the server's own
- * managed-nodes file: the drain runs on the server stored in its state, which may have stopped
- * being applied in this very up (armed itself), so its file can be stale; the cluster's copy is
- * current whichever server reads it.
+ * before the engine runs any delete (deletes come after every create and update). An armed
+ * teardown's drain (render.ts) reads it and refuses to remove a node that is listed: deleting a
+ * `decommission: true` line instead of the entry would otherwise drop the teardown resources, and
+ * the engine runs a dropped resource's `delete`. The drain runs on the server stored in its state,
+ * which may have stopped being applied in this very up; the cluster's copy is current whichever
+ * server reads it.
  */
 export const MANAGED_NODES_CONFIGMAP = { namespace: "kube-system", name: "k3s-platform-managed-nodes", key: "nodes" } as const;
 

@@ -7,7 +7,7 @@ import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
 import type { HostCommand } from "../operations/host-command";
 import { asRoot } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
-import { MANAGED_NODES_CONFIGMAP, MANAGED_NODES_FILE, managedNodesManifest } from "./nodes";
+import { MANAGED_NODES_CONFIGMAP, managedNodesManifest } from "./nodes";
 import { NODE_FUNCTIONS } from "./node-ops";
 
 /**
@@ -136,22 +136,16 @@ export function renderDrainScript(node: NodeConfig): string {
     "Drain and delete",
     node,
     sh`TIMEOUT=${DRAIN_TIMEOUT_SECONDS}
-ROOT="\${K3S_PLATFORM_ROOT:-}"
 # The delete of a teardown the program no longer declares. When the entry is still managed (its
 # \`decommission: true\` line was deleted, not the entry), refuse: the failed delete keeps both
 # teardown resources, and the uninstall (deleted after this one) never runs.
 still_managed() {
   fail "$NODE is still a node entry without decommission: true (was that line deleted instead of the entry?): not draining, deleting or uninstalling it; nothing was changed. To keep the node: set decommission: false and run up. To remove it: set decommission: true, run up, then delete the entry"
 }
-MANAGED="$ROOT"${MANAGED_NODES_FILE}
-if [ -f "$MANAGED" ] && grep -qxF -- "$NODE" "$MANAGED"; then
-  still_managed
-fi
 k3s kubectl get --raw=/readyz >/dev/null || fail "the API server on this server does not answer; nothing was changed, the next pulumi up retries"
 ${NODE_FUNCTIONS}
-# The cluster's copy of the list (decommission/nodes.ts). This server's file is stale when this
-# server was itself armed in this up (no apply ran here); the node-inventory step rewrote the
-# cluster's copy on the first managed server before the engine ran any delete.
+# The managed-node list, kept in the cluster only (decommission/nodes.ts): the node-inventory step
+# rewrote it on the first managed server before the engine ran any delete.
 CM=${MANAGED_NODES_CONFIGMAP.name}
 if kread get configmap "$CM" -n ${MANAGED_NODES_CONFIGMAP.namespace} -o ${`jsonpath={.data.${MANAGED_NODES_CONFIGMAP.key}}`}; then
   case " $KOUT " in
@@ -159,7 +153,7 @@ if kread get configmap "$CM" -n ${MANAGED_NODES_CONFIGMAP.namespace} -o ${`jsonp
   esac
 else
   case "$KERR" in
-    *NotFound* | *"not found"*) say "no managed-node list in the cluster ($CM): this server's list decides" ;;
+    *NotFound* | *"not found"*) say "warning: no managed-node list in the cluster ($CM; the node-inventory step writes it): cannot check that $NODE is no longer managed" ;;
     *) fail "cannot read the managed-node list ($CM): $KERR; nothing was changed, the next pulumi up retries" ;;
   esac
 fi

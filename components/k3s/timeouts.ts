@@ -8,7 +8,6 @@ import { MEMBER_WAIT_SECONDS } from "../decommission/node-ops";
 import { ENCRYPTION_RESTART_READY_SECONDS, ENCRYPTION_STAGE_WAIT_SECONDS } from "../encryption/render";
 import { VIP_WAIT_SECONDS } from "../kube-vip/render";
 import { ROTATION_READY_SECONDS } from "../rotation/render";
-import { SNAPSHOT_TIMEOUT_SECONDS } from "../upgrade/render";
 import { INSTALL_TIMEOUT_SECONDS, READY_TIMEOUT_SECONDS, STOP_TIMEOUT_SECONDS } from "./install";
 
 /**
@@ -38,15 +37,19 @@ export function applyBoundSeconds(config: ResolvedConfig, node: NodeConfig): num
   const download = !k3s.airgap.enabled && k3s.installScriptSha256 ? DOWNLOAD_CHECK_SECONDS : 0;
   const start = INSTALL_TIMEOUT_SECONDS + STOP_BOUND_SECONDS + READY_TIMEOUT_SECONDS;
   // A server being upgraded: snapshot, drain, then the wait for Ready at the new version (upgrade/render.ts).
-  const upgrade = k3s.version && node.role === "server" ? SNAPSHOT_TIMEOUT_SECONDS + config.upgrade.drain.timeout + config.upgrade.readyTimeout : 0;
+  // Any other restart of a running server drains it and waits for Ready too (issue 26).
+  const drain = node.role === "server" ? (k3s.version ? SNAPSHOT_TIMEOUT_SECONDS : 0) + config.upgrade.drain.timeout + config.upgrade.readyTimeout : 0;
   // The first server enabling encryption on a running cluster waits for the re-encryption (encryption/render.ts).
   const encryption = config.encryption.enabled !== false && node.role === "server" ? ENCRYPTION_STAGE_WAIT_SECONDS : 0;
   // Agents wait for the API VIP before they join (kube-vip/render.ts).
   const vip = node.role === "agent" ? VIP_WAIT_SECONDS : 0;
   // The user's hooks at apply's points, each bounded by its own timeout (hooks/render.ts).
   const hooks = HOOK_POINTS.filter((p) => p.step === "apply").flatMap((p) => hooksAt(config, node, p.name)).reduce((sum, h) => sum + h.timeoutSeconds, 0);
-  return download + start + upgrade + encryption + vip + hooks;
+  return download + start + drain + encryption + vip + hooks;
 }
+
+/** The pre-upgrade etcd snapshot's bound: a snapshot still running then fails the step (nothing restarted yet). */
+export const SNAPSHOT_TIMEOUT_SECONDS = 600;
 
 /** Bounds of the other steps that restart or wait for K3s (a function: read at call time, never during module loading). */
 export function stepBounds() {

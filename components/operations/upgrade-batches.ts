@@ -1,6 +1,6 @@
 import { NO_OP_UPDATE } from "./once";
 import { stdinScriptCommand } from "../shell/root";
-import { renderAgentBatchDrain, renderAgentBatchUncordon } from "../upgrade/render";
+import { previousBatchWaitSeconds, renderAgentBatchDrain, renderAgentBatchUncordon } from "../upgrade/render";
 import { agentJoinBatches, batchStepName } from "./order";
 import { batchBoundSeconds } from "../k3s/timeouts";
 import { applyOf, Operation, preflightOf, Step } from "./step";
@@ -11,6 +11,12 @@ import { applyOf, Operation, preflightOf, Step } from "./step";
  * them Ready at the new version and uncordons them, then the next batch starts. Both batch steps
  * run only when the version changes (their trigger); any other input change is a no-op Update.
  * Without a pinned version there are no batches: agents join in parallel.
+ *
+ * The order between batches is kept on the host, not by the graph (issue 26): batch k's drain
+ * follows batch k-1's drain, and waits there until batch k-1's agents are uncordoned (its uncordon
+ * step runs after their installs). Agents that have never joined have nothing to drain, so the
+ * drains pass at once and a new cluster's agents join in one wave; with the graph chained through
+ * each batch's installs, they joined one batch at a time.
  */
 
 export const upgradeBatches: Operation = {
@@ -38,7 +44,7 @@ export const upgradeBatches: Operation = {
         update: NO_OP_UPDATE,
         stdin,
         triggers: [config.k3s.version ?? ""],
-        timeoutSeconds: batchBoundSeconds(config, batch.agents.length, which),
+        timeoutSeconds: batchBoundSeconds(config, batch.agents.length, which) + (which === "drain" ? previousBatchWaitSeconds(config, batch) : 0),
         // The drain waits for its agents' preflight checks (k3s/preflight.ts): an agent whose host
         // lacks what its install needs is never cordoned.
         ...(which === "drain" ? { awaits: batch.agents.filter((a) => preflights.has(a)).map(preflightOf) } : {}),
@@ -47,7 +53,7 @@ export const upgradeBatches: Operation = {
         step("drain", renderAgentBatchDrain(config, batch), [applyOf(lastServer), ...(previous ? [previous] : [])], `batch ${batch.index} (${batch.agents.join(", ")}): cordon and drain the agents that run an older release, on ${first.node.name}`),
         step("uncordon", renderAgentBatchUncordon(config, batch), batch.agents.map(applyOf), `batch ${batch.index}: wait until each agent is Ready at ${config.k3s.version ?? ""}, uncordon what the upgrade cordoned`),
       );
-      previous = batchStepName(batch, "uncordon");
+      previous = batchStepName(batch, "drain");
     }
     return steps;
   },

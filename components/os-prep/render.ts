@@ -5,6 +5,7 @@ import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { API_PORT, nodeAddressesOf } from "../config/topology";
 import type { Contribution } from "../plan/contribution";
+import { nodeSources } from "../config/node-networks";
 import { osPrepHookCall } from "../hooks/render";
 import { runtimeChecks } from "../runtimes/render";
 import { heredocBody, joinShell, raw, Shell, sh } from "../shell/sh";
@@ -23,7 +24,7 @@ export interface FirewallPort {
   proto: "tcp" | "udp";
   why: string;
   /** Who may connect: "any", or the addresses/CIDRs allowed (K3s "Inbound Rules": nodes only). */
-  sources: "any" | string[];
+  sources: "any" | readonly string[];
 }
 
 /**
@@ -43,11 +44,26 @@ export function hasIpv6(config: ResolvedConfig): boolean {
  * Inbound ports a node must accept (K3s docs, "Inbound Rules for K3s Nodes"), each scoped to who
  * needs it: the API server from `k3s.firewall.apiServerSources` (default any), etcd from the
  * servers, the kubelet from the nodes and the pod CIDR (metrics-server), flannel from the nodes
- * (K3s warns that the VXLAN port must not be exposed).
+ * (K3s warns that the VXLAN port must not be exposed). "The nodes" are `k3s.nodeNetworks` when
+ * declared, else each node's address.
  */
-export function inboundPorts(config: ResolvedConfig, node: NodeConfig): FirewallPort[] {
+export function inboundPorts(config: ResolvedConfig, node: NodeConfig): readonly FirewallPort[] {
+  // The ports depend on the role only: computed once per role and cluster, so every node's script
+  // shares the same source lists (sourceArrays keys them by identity). Per node, the lists cost
+  // time with the cluster's size, and the whole plan its square (`npm run bench`, issue 26).
+  let byRole = portsCache.get(config);
+  if (!byRole) portsCache.set(config, (byRole = new Map()));
+  let ports = byRole.get(node.role);
+  if (!ports) byRole.set(node.role, (ports = roleInboundPorts(config, node.role)));
+  return ports;
+}
+const portsCache = new WeakMap<ResolvedConfig, Map<NodeConfig["role"], readonly FirewallPort[]>>();
+
+function roleInboundPorts(config: ResolvedConfig, role: NodeConfig["role"]): FirewallPort[] {
   const { k3s } = config;
-  const nodes = nodeAddresses(config);
+  // The node networks when declared (config/node-networks.ts): then a membership change leaves
+  // every other node's firewall step as it is. etcd stays scoped to the servers' own addresses.
+  const nodes = nodeSources(config);
   // Across networks the other nodes arrive from their external addresses (flannelExternalIp: the
   // overlay and the agents' join, docs.k3s.io networking/distributed-multicloud "allow access to the
   // listed ports on both internal and external addresses") or from their tailnet addresses (k3s.vpn:
@@ -56,7 +72,7 @@ export function inboundPorts(config: ResolvedConfig, node: NodeConfig): Firewall
     ...new Set([...nodes, ...(k3s.flannelExternalIp ? config.nodes.flatMap(externalAddressesOf) : []), ...(k3s.vpn ? TAILSCALE_RANGES : [])]),
   ];
   const ports: FirewallPort[] = [];
-  if (node.role === "server") {
+  if (role === "server") {
     const api = k3s.firewall.apiServerSources;
     // Agents, servers and pods (through the kubernetes Service) reach the API too.
     const apiSources = api.length === 0 ? "any" : [...new Set([...api, ...peers, ...k3s.clusterCidr])];
@@ -70,7 +86,7 @@ export function inboundPorts(config: ResolvedConfig, node: NodeConfig): Firewall
   // network on 5001, to the other nodes (docs.k3s.io installation/registry-mirror "Requirements").
   if (k3s.embeddedRegistry) {
     ports.push({ port: "5001", proto: "tcp", why: "embedded registry mirror (Spegel peer-to-peer)", sources: nodes });
-    if (node.role === "agent") ports.push({ port: String(API_PORT), proto: "tcp", why: "embedded registry mirror (registry API on agents)", sources: nodes });
+    if (role === "agent") ports.push({ port: String(API_PORT), proto: "tcp", why: "embedded registry mirror (registry API on agents)", sources: nodes });
   }
   for (const p of cniPorts(config)) ports.push({ ...p, sources: peers });
   return ports;
@@ -327,6 +343,14 @@ ${k3sSelinux}
 fi`;
 }
 
+/** A source list's text, once per list (inboundPorts hands every node of a role the same lists). */
+const keys = new WeakMap<readonly string[], string>();
+function keyOf(sources: readonly string[]): string {
+  let key = keys.get(sources);
+  if (key === undefined) keys.set(sources, (key = sources.join(" ")));
+  return key;
+}
+
 /** Rendered source arrays per cluster: every node's script shares them, so each is quoted once. */
 const sourceArrayCache = new WeakMap<ResolvedConfig, Map<string, Shell>>();
 
@@ -334,7 +358,7 @@ const sourceArrayCache = new WeakMap<ResolvedConfig, Map<string, Shell>>();
  * The distinct source lists of `ports` as bash arrays (`k3sp_sources_N=(…)`), in first-use order.
  * `name(list)` gives a list's array name; `declarations()` the assignments to put before use.
  */
-function sourceArrays(config: ResolvedConfig, ports: FirewallPort[]) {
+function sourceArrays(config: ResolvedConfig, ports: readonly FirewallPort[]) {
   let rendered = sourceArrayCache.get(config);
   if (!rendered) sourceArrayCache.set(config, (rendered = new Map()));
   const cache = rendered;
@@ -342,7 +366,7 @@ function sourceArrays(config: ResolvedConfig, ports: FirewallPort[]) {
   const declarations: Shell[] = [];
   for (const p of ports) {
     if (p.sources === "any") continue;
-    const key = p.sources.join(" ");
+    const key = keyOf(p.sources);
     if (names.has(key)) continue;
     const name = `k3sp_sources_${names.size + 1}`;
     names.set(key, name);
@@ -351,15 +375,23 @@ function sourceArrays(config: ResolvedConfig, ports: FirewallPort[]) {
     declarations.push(sh`${raw(name)}=(${values})`);
   }
   return {
-    name: (sources: string[]) => names.get(sources.join(" "))!,
+    name: (sources: readonly string[]) => names.get(keyOf(sources))!,
     declarations: () => joinShell(declarations),
   };
+}
+
+/** Whether a source list has an IPv6 entry, once per list (every node of a role shares them). */
+const ipv6Lists = new WeakMap<readonly string[], boolean>();
+function hasIpv6Source(sources: readonly string[]): boolean {
+  let v6 = ipv6Lists.get(sources);
+  if (v6 === undefined) ipv6Lists.set(sources, (v6 = sources.some((s) => ipFamily(s) === "ipv6")));
+  return v6;
 }
 
 /** ufw writes port ranges with a colon. */
 const ufwPort = (p: FirewallPort) => p.port.replace("-", ":");
 
-function renderFirewall(config: ResolvedConfig, ports: FirewallPort[]): Shell {
+function renderFirewall(config: ResolvedConfig, ports: readonly FirewallPort[]): Shell {
   const { mode } = config.k3s.firewall;
   if (mode === "ignore") return raw("# firewall left alone (k3s.firewall.mode: ignore)");
   if (mode === "disable") {
@@ -377,7 +409,7 @@ fi`;
   }
   // Pod and service networks: K3s docs ask to trust them (pods reach node ports and each other).
   const trusted = [...config.k3s.clusterCidr, ...config.k3s.serviceCidr];
-  const ipv6 = ports.some((p) => p.sources !== "any" && p.sources.some((s) => ipFamily(s) === "ipv6")) || trusted.some((s) => ipFamily(s) === "ipv6");
+  const ipv6 = ports.some((p) => p.sources !== "any" && hasIpv6Source(p.sources)) || trusted.some((s) => ipFamily(s) === "ipv6");
   // ufw drops IPv6 rules unless /etc/default/ufw has IPV6=yes (Ubuntu's default): refuse rather
   // than leave the IPv6 node addresses unreachable.
   const ufwIpv6Check = ipv6

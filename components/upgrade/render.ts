@@ -4,6 +4,7 @@ import { STATE_DIR } from "../k3s/install";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
 import { REQUIRED_PATCHES } from "./paths";
 import { agentBatches } from "./versions";
+import { applyBoundSeconds, SNAPSHOT_TIMEOUT_SECONDS } from "../k3s/timeouts";
 
 /**
  * Upgrades when `k3s.version` changes, as host-side shell (pure renderers, no Pulumi). The logic
@@ -28,8 +29,8 @@ import { agentBatches } from "./versions";
 export const VERSION_RECORD = `${STATE_DIR}/k3s-version`;
 /** Marks the nodes this code cordoned; value: the version being rolled out. */
 export const CORDON_ANNOTATION = "k3s-platform.io/cordoned-for-upgrade";
-/** The pre-upgrade etcd snapshot's bound: a snapshot still running then fails the step (nothing restarted yet). */
-export const SNAPSHOT_TIMEOUT_SECONDS = 600;
+// The pre-upgrade etcd snapshot's bound lives with the other bounds (k3s/timeouts.ts).
+export { SNAPSHOT_TIMEOUT_SECONDS };
 /** Where the sqlite datastore lives and its pre-upgrade copies go (K3s datastore docs). */
 export const SQLITE_DB_DIR = "/var/lib/rancher/k3s/server/db";
 
@@ -246,7 +247,11 @@ fi
  * the rollout here: the install has not run, nothing restarted.
  */
 export function serverPreInstall(config: ResolvedConfig, node: NodeConfig): Shell {
-  if (!config.k3s.version || node.role !== "server") return raw("");
+  if (node.role !== "server") return raw("");
+  if (!config.k3s.version) return sh`
+${NODE_OPERATIONS}
+CORDON_FOR=""${serverRestartDrain(config)}
+`;
   const servers = managedNodes(config).filter((n) => n.role === "server").map((n) => n.name);
   const ds = config.k3s.datastore.type;
   const backup =
@@ -278,6 +283,7 @@ if [ "\${UPGRADING:-0}" = 1 ]; then
 fi`
       : raw("");
   return sh`
+CORDON_FOR=""
 if [ "\${UPGRADING:-0}" = 1 ]; then
   SNAPSHOT="pre-upgrade-$RUNNING_VERSION-to-$TARGET_VERSION"
   SNAPSHOT="${raw("$")}{SNAPSHOT//+/-}"
@@ -295,10 +301,33 @@ if [ "\${UPGRADING:-0}" = 1 ]; then
   else
     echo "upgrade[$NODE]: another server already runs $TARGET_VERSION: the rollout's pre-upgrade backup was taken before it restarted"
   fi
-  cordon_for_upgrade "$NODE" "$TARGET_VERSION" || fail "cordoning $NODE failed"
-  drain_for_upgrade "$NODE" ${config.upgrade.drain.timeout} ${drainArgs(config)} || exit 1
-fi${sqliteCopy}
+  CORDON_FOR="$TARGET_VERSION"
+fi${serverRestartDrain(config)}${sqliteCopy}
 `;
+}
+
+/**
+ * apply.sh preInstall of a server: the cordon and drain before the restart, for an upgrade
+ * (CORDON_FOR: the target release) and for a restart that is not one (issue 26: K3s inputs changed
+ * on a running server, as this hook runs only when apply.sh restarts K3s; CORDON_FOR: the release
+ * it runs), which upgradePostInstall waits for (Ready) before it uncordons. Servers restart one at a time (their
+ * applies are chained in join order). A server whose API does not answer is restarted without a
+ * drain (a message says so): a broken server must stay fixable by a config change.
+ */
+function serverRestartDrain(config: ResolvedConfig): Shell {
+  return sh`
+if [ "\${UPGRADING:-0}" != 1 ] && systemctl is-active --quiet "$SERVICE"; then
+  if info="$(node_info "$NODE")"; then
+    read -r CORDON_FOR _ <<<"$info"
+    echo "upgrade[$NODE]: K3s inputs changed: cordon and drain before the restart"
+  else
+    echo "upgrade[$NODE]: the API does not answer for $NODE: restarting without a drain"
+  fi
+fi
+if [ -n "$CORDON_FOR" ]; then
+  cordon_for_upgrade "$NODE" "$CORDON_FOR" || fail "cordoning $NODE failed"
+  drain_for_upgrade "$NODE" ${config.upgrade.drain.timeout} ${drainArgs(config)} || exit 1
+fi`;
 }
 
 /**
@@ -307,17 +336,18 @@ fi${sqliteCopy}
  * records the version it now runs.
  */
 export function upgradePostInstall(config: ResolvedConfig, node: NodeConfig): Shell {
-  if (!config.k3s.version) return raw("");
   const server =
     node.role === "server"
       ? sh`
 cordoned_for="<none>"
 if info="$(node_info "$NODE")"; then read -r _ _ _ cordoned_for <<<"$info"; fi
 if [ "\${UPGRADING:-0}" = 1 ] || { [ -n "$cordoned_for" ] && [ "$cordoned_for" != "<none>" ]; }; then
-  wait_ready_version "$NODE" "$TARGET_VERSION" ${config.upgrade.readyTimeout} || exit 1
+  # The release to wait for: the rollout's target, or (a restart that is no upgrade) the one it ran.
+  wait_ready_version "$NODE" "${config.k3s.version ? raw("$TARGET_VERSION") : raw("$cordoned_for")}" ${config.upgrade.readyTimeout} || exit 1
   uncordon_if_ours "$NODE" || fail "uncordoning $NODE failed"
 fi`
       : raw("");
+  if (!config.k3s.version) return server;
   return sh`${server}
 if [ "\${UPGRADING:-0}" = 1 ]; then echo "upgrade[$NODE]: now runs $TARGET_VERSION (was $RUNNING_VERSION)"; fi
 install -d -m 0755 "$(dirname "$VERSION_RECORD")"
@@ -347,15 +377,70 @@ ${UPGRADE_LIBRARY}
 `;
 }
 
+/** The longest apply of these agents (k3s/timeouts.ts applyBoundSeconds): they install in parallel. */
+function agentApplyBound(config: ResolvedConfig, agents: string[]): number {
+  return Math.max(0, ...config.nodes.filter((n) => agents.includes(n.name)).map((n) => applyBoundSeconds(config, n)));
+}
+
 /**
- * Before the agents of a batch install: each agent that runs an older release is checked
- * (downgrade, skipped minor), cordoned and drained. Agents not registered yet (first join) or
- * already at the target are skipped. Runs on the first server (agents have no admin kubeconfig).
+ * Seconds a batch's drain may wait for the batch before it (previousBatchWait): that batch's
+ * installs (in parallel), then its uncordon's waits for Ready (one after another); 0 for the first.
+ */
+export function previousBatchWaitSeconds(config: ResolvedConfig, batch: AgentBatch): number {
+  const previous = upgradeBatches(config).find((b) => b.index === batch.index - 1);
+  return previous ? agentApplyBound(config, previous.agents) + previous.agents.length * config.upgrade.readyTimeout : 0;
+}
+
+/**
+ * The rolling order, kept on the host (issue 26): the drain of batch k follows the drain of batch
+ * k-1 in the engine's graph, not its agents' installs, so agents that join for the first time
+ * (nothing to drain) join in one wave. Before it cordons anything, it waits until no agent of the
+ * batch before carries the upgrade's cordon annotation: those are uncordoned by that batch's
+ * uncordon step, after their installs, once Ready at the new release. An agent an operator
+ * cordoned (no annotation) is not waited for. One `kubectl get nodes` per poll, bounded.
+ */
+function previousBatchWait(config: ResolvedConfig, batch: AgentBatch): Shell {
+  const previous = upgradeBatches(config).find((b) => b.index === batch.index - 1);
+  if (!previous) return raw("");
+  return sh`PREVIOUS=(${previous.agents})
+PREVIOUS_BATCH=${previous.index}
+THIS_BATCH=${batch.index}
+PREVIOUS_WAIT="\${K3S_PLATFORM_PREVIOUS_BATCH_WAIT:-${raw(String(previousBatchWaitSeconds(config, batch)))}}"
+CORDON_COLUMNS='custom-columns=NAME:.metadata.name,CORDONED_FOR:.metadata.annotations.k3s-platform\\.io/cordoned-for-upgrade'
+started=$SECONDS
+next=$((SECONDS + 10))
+while :; do
+  list="$(k3s kubectl get nodes --no-headers -o "$CORDON_COLUMNS")" || fail "cannot list nodes from the API"
+  pending=""
+  while read -r name cordoned_for; do
+    for agent in "${raw("$")}{PREVIOUS[@]}"; do
+      if [ "$agent" = "$name" ] && [ -n "$cordoned_for" ] && [ "$cordoned_for" != "<none>" ]; then pending="$pending $name"; fi
+    done
+  done <<<"$list"
+  [ -n "$pending" ] || break
+  if [ $((SECONDS - started)) -ge "$PREVIOUS_WAIT" ]; then
+    fail "batch $PREVIOUS_BATCH is not done after ${raw("$")}{PREVIOUS_WAIT}s: still cordoned for the upgrade:$pending (its uncordon step uncordons them once Ready); nothing in batch $THIS_BATCH was cordoned"
+  fi
+  if [ "$SECONDS" -ge "$next" ]; then
+    echo "upgrade: batch $THIS_BATCH waits for batch $PREVIOUS_BATCH:$pending ($((SECONDS - started))s)"
+    next=$((SECONDS + 10))
+  fi
+  sleep 2
+done
+`;
+}
+
+/**
+ * Before the agents of a batch install: once the batch before is done (previousBatchWait), each
+ * agent that runs an older release is checked (downgrade, skipped minor), cordoned and drained.
+ * Agents not registered yet (first join) or already at the target are skipped. Runs on the first
+ * server (agents have no admin kubeconfig).
  */
 export function renderAgentBatchDrain(config: ResolvedConfig, batch: AgentBatch): string {
   const d = config.upgrade.drain;
   return sh`${batchHeader(config, batch, "cordon and drain")}
-upgrading=()
+fail() { echo "upgrade: $*" >&2; exit 1; }
+${previousBatchWait(config, batch)}upgrading=()
 for agent in "${raw("$")}{AGENTS[@]}"; do
   if ! info="$(node_info "$agent")"; then
     echo "upgrade[$agent]: not registered yet (first join): nothing to drain"

@@ -111,6 +111,7 @@ describe("one-shot day-2 steps on the up that creates the cluster (issue 21)", (
             ...Array.from({ length: 2 * AGENT_BATCH + 3 }, (_, i) => ({ ...structuredClone(template), name: `big-agent-${i}`, host: `198.18.1.${i + 1}` })),
           ];
           delete r.k3s!.serviceLb; // its pools name the sample's agents, replaced here
+          r.k3s!.nodeNetworks = ["198.51.100.0/24", "198.18.0.0/15"]; // the nodes' networks: NO_PROXY covers them (issue 26)
         })),
       ],
       [

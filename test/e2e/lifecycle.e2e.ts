@@ -260,7 +260,8 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
       for (const name of ["e2e-agent-2-decommission-uninstall", "e2e-agent-2-decommission-drain"]) {
         assert.ok(["same", "update"].includes(steps.find((s) => s.name === name)!.op), `${name}: ${steps.find((s) => s.name === name)!.op}`);
       }
-      assert.doesNotMatch(calls(server), /cordon|drain|delete node/);
+      // The server's own restart for the cluster-wide change is cordoned and drained (issue 26): not the agent's teardown.
+      assert.doesNotMatch(calls(server), /(cordon|drain|delete node) e2e-agent-2/);
       assert.doesNotMatch(calls(agent), /uninstall/);
       assert.ok(existsSync(join(agent.upper, "var/lib/k3sp-stub/active/k3s-agent")), "K3s still runs on the node");
       assert.equal(installRuns(agent).length, installs);
@@ -281,7 +282,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
 
     // A mistaken diff: the `decommission: true` line deleted instead of the entry. The engine
     // deletes the teardown resources the program no longer declares; the drain refuses on the
-    // server (the node is in its managed-nodes list again), so nothing is removed.
+    // server (the cluster's managed-node list names the node again), so nothing is removed.
     const beforeMistake = hosts.map(calls);
     edits.push(onNode("e2e-agent-2", (n) => delete n.decommission));
     await assert.rejects(up(), (e: Error) => {
@@ -290,7 +291,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
       assert.match(e.message, /e2e-agent-2 is still a node entry without decommission: true .*set decommission: false/);
       return true;
     });
-    assert.match(readFileSync(join(server.upper, "var/lib/k3s-platform/managed-nodes"), "utf8"), /^e2e-agent-2$/m);
+    assert.ok(!existsSync(join(server.upper, "var/lib/k3s-platform/managed-nodes")), "the list lives in the cluster only (issue 26)");
     assert.doesNotMatch(calls(server).slice(beforeMistake[hosts.indexOf(server)]!.length), /cordon|drain|delete node/);
     assert.doesNotMatch(calls(agent), /uninstall/);
     assert.ok(existsSync(join(agent.upper, "var/lib/k3sp-stub/active/k3s-agent")), "K3s still runs on the node");
@@ -301,7 +302,6 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     assert.deepEqual(opsOf(disarmed, "e2e-agent-2-decommission-uninstall", "e2e-agent-2-decommission-drain"), ["update", "update"]);
     edits.push(onNode("e2e-agent-2", (n) => (n.decommission = true)));
     await up();
-    assert.doesNotMatch(readFileSync(join(server.upper, "var/lib/k3s-platform/managed-nodes"), "utf8"), /^e2e-agent-2$/m);
     assert.doesNotMatch(calls(agent), /uninstall/);
 
     entries = entries.filter((e) => e.name !== "e2e-agent-2");
@@ -521,8 +521,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     await up();
     assert.equal(model.state.get("e2e-server-3-decommission-drain")!.target, target(stack().nodes.find((n) => n.name === "e2e-server-4")!));
     // One up: the drain's server is armed (the first slot moves to e2e-server-2; nothing runs on
-    // e2e-server-4 any more, so its managed-nodes file keeps the list from before) and the
-    // e2e-server-3 line is deleted instead of its entry. The engine runs the stored drain's
+    // e2e-server-4 any more) and the e2e-server-3 line is deleted instead of its entry. The engine runs the stored drain's
     // delete on e2e-server-4.
     const mark = Date.now() / 1000;
     edits.push(onNode("e2e-server-4", (n) => (n.decommission = true)));
@@ -533,7 +532,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
       assert.match(e.message, /e2e-server-3 is still a node entry without decommission: true/);
       return true;
     });
-    assert.doesNotMatch(readFileSync(join(drainHost.upper, "var/lib/k3s-platform/managed-nodes"), "utf8"), /^e2e-server-3$/m, "the drain server's own list is stale: alone it would have let the drain run");
+    assert.ok(!existsSync(join(drainHost.upper, "var/lib/k3s-platform/managed-nodes")), "no server keeps a copy of the list (issue 26): the cluster's is the one");
     assert.deepEqual(callTimes(drainHost, /k3s kubectl (cordon|drain|delete node) e2e-server-3/).filter((t) => t >= mark), []);
     assert.deepEqual(callTimes(node, /uninstall\.sh$/).filter((t) => t >= mark), [], "not uninstalled (the host's log holds an earlier test's removal)");
     assert.ok(existsSync(join(node.upper, "var/lib/k3sp-stub/active/k3s")), "K3s still runs on e2e-server-3");

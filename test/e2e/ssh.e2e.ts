@@ -10,6 +10,8 @@ import { PATHS } from "../../components/k3s/paths";
 import type { NodeSecrets } from "../../components/config/secrets";
 import { ClusterPlan, planCluster } from "../../components/plan/node";
 import { REPO } from "../helpers/samples";
+import { renderBundle } from "../../components/node/bundle";
+import { sha256 } from "../../components/plan/hash";
 import { parse } from "yaml";
 import { applyCluster, clusterEvents, clusterSteps, installRuns, restarts, SshTarget, TestHost } from "./ssh";
 
@@ -297,6 +299,48 @@ describe("e2e over SSH on test hosts", function () {
     const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
     assert.equal(namespaces.split("\n").filter((l) => l.startsWith(`k3sp-${thisRun}-h`)).length, hosts.length, "this run's hosts are all still there");
     for (const host of hosts) assert.equal((await targets.get(plan.nodes.find((n) => n.node.host === host.address)!.node.name)!.run("true")).status, 0, `${host.address} still answers`);
+  });
+
+  it("an existing cluster moves to node networks in one run that restarts nothing: NO_PROXY listed every node address, now the network covering them (issue 26)", async () => {
+    const subnet = `${hosts[0]!.address.split(".").slice(0, 3).join(".")}.0/24`;
+    const proxy = (raw: StackInput) => (raw.k3s!.proxy = { httpProxy: "http://proxy.example.com:3128", noProxy: [subnet] });
+    // As an earlier k3s-platform rendered it: every node address listed before the user's entries,
+    // the firewall scoped to each node (no k3s.nodeNetworks).
+    const legacyConfig = stack(hosts, [...edits, proxy]);
+    const addresses = legacyConfig.nodes.flatMap((n) => [n.host, ...(n.nodeIp ?? [])]).filter((a, i, all) => all.indexOf(a) === i);
+    const legacyPlan = planOf(legacyConfig);
+    const legacy: ClusterPlan = {
+      ...legacyPlan,
+      nodes: legacyPlan.nodes.map((n) => {
+        const files = n.files.map((f) => (f.name === "install-k3s.sh" ? { ...f, content: f.content.replace(`,${subnet}\n`, `,${addresses.join(",")},${subnet}\n`) } : f));
+        assert.notDeepEqual(files, n.files, "the legacy NO_PROXY is rendered");
+        const content = renderBundle(`node ${n.node.name} (${n.role})`, files);
+        return { ...n, files, bundle: { ...n.bundle, content, sha256: sha256(content) } };
+      }),
+    };
+    configs.set(legacy, legacyConfig);
+    const first = await applyAll(legacy);
+    assert.deepEqual([...first.failures], []);
+    for (const h of hosts) assert.match(read(h, `etc/systemd/system/${h === byName("e2e-server-1") || h === byName("e2e-server-2") ? "k3s" : "k3s-agent"}.service.env`), new RegExp(`NO_PROXY=.*${h.address.replace(/\./g, "\\.")}`));
+    const installs = hosts.map((h) => installRuns(h).length);
+    const restarted = hosts.map((h) => [restarts(h, "k3s").length, restarts(h, "k3s-agent").length]);
+
+    // The new model: k3s.nodeNetworks declared, NO_PROXY without node addresses.
+    const moved = change((raw) => {
+      proxy(raw);
+      raw.k3s!.nodeNetworks = [subnet];
+    });
+    const result = await applyAll(moved);
+    assert.deepEqual([...result.failures], []);
+    for (const [name, run] of result.runs) {
+      assert.match(run.apply, /NO_PROXY here lists entries the planned value covers/, name);
+      assert.match(run.apply, /K3s is up to date/, name);
+      assert.match(run.osPrep, /done, \d+ change\(s\)/, name);
+    }
+    assert.deepEqual(hosts.map((h) => installRuns(h).length), installs, "no install ran");
+    assert.deepEqual(hosts.map((h) => [restarts(h, "k3s").length, restarts(h, "k3s-agent").length]), restarted, "nothing restarted");
+    assert.ok(!existsSync(join(byName("e2e-server-1").upper, "var/lib/k3s-platform/managed-nodes")), "no server keeps the managed-node list");
+    plan = moved;
   });
 
   // ---------------------------------------------------------------- upgrades (components/upgrade)

@@ -3,7 +3,7 @@ import { isDnsName } from "../net";
 import { singleLine } from "../single-line";
 import { PACKAGED_COMPONENTS, airgapSchema, apiServerSchema, controllerManagerSchema, datastoreSchema, etcdSnapshotsSchema, firewallSchema, kubeletSchema, proxySchema, registriesSchema } from "./k3s";
 import { cniInput, flannelBackend, vpnSchema } from "./network";
-import { DNS_LABEL, cidrList, flagValue, hostAddress, imageRef, ipAddress, ipList, isLabelValue } from "./primitives";
+import { DNS_LABEL, cidrList, flagValue, hostAddress, imageRef, ipAddress, ipList, isLabelValue, networkCidr } from "./primitives";
 
 /** Packaged add-ons and runtimes inside the `k3s` section (Traefik, ServiceLB pools, the API VIP, snapshotters), and k3sSchema, the whole section. */
 
@@ -94,6 +94,12 @@ export const k3sSchema = z.strictObject({
   /** Address clients and agents use for the API (a VIP or load balancer); default: first server. */
   apiEndpoint: hostAddress.optional(),
   tlsSan: z.array(hostAddress).default([]),
+  /**
+   * The networks every node address (nodeIp, externalIp, an address host) lies in, as CIDRs. NO_PROXY
+   * and the firewall's node sources carry these instead of each node's address, so adding or
+   * removing a node changes no other node's K3s inputs (issue 26; docs/adding-nodes.md).
+   */
+  nodeNetworks: z.array(networkCidr).min(1, "list at least one CIDR, or leave nodeNetworks out").optional(),
   datastore: datastoreSchema.default({ type: "etcd" }),
   /** Scheduled etcd snapshots; only with datastore etcd. */
   etcdSnapshots: etcdSnapshotsSchema.optional(),

@@ -88,6 +88,16 @@ export const firewallSource = singleLine(z.string())
     return Number(bits) === (ipFamily(c) === "ipv6" ? 128 : 32) ? addr! : c;
   });
 
+/**
+ * A network CIDR (`k3s.nodeNetworks`): canonical text, no host bits (ufw and firewalld print the
+ * network address, so a rule with host bits would never match its own status line).
+ */
+export const networkCidr = singleLine(z.string())
+  .refine(isCanonicalCidr, { message: CIDR_FORM })
+  .refine((v) => !isIpv4MappedIpv6(v), { message: MAPPED })
+  .refine((v) => !isCanonicalCidr(v) || isNetworkCidr(v), { message: "host bits set: use the network address (e.g. 192.0.2.0/24)" })
+  .transform(canonicalCidr);
+
 /** An IP address in canonical form or an RFC 1123 DNS name (see net.ts). */
 export const hostAddress = singleLine()
   .min(1)

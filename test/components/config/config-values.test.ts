@@ -154,18 +154,40 @@ describe("config values: hostile pass-through, versions, and the format each con
   });
 
   describe("values where they land (issue 10 item 3)", () => {
-    it("NO_PROXY holds every node address, the API endpoint, tls-sans, pod/service CIDRs and the cluster domain", () => {
-      const config = loadStackConfig(
-        variant("staging", (r) => {
-          (r.nodes[1] as Node).nodeIp = "198.51.100.120";
-          (r.nodes[1] as Node).externalIp = "203.0.113.120";
-          k3s(r).apiEndpoint = "api.staging.example.com";
-        }),
-      );
+    it("NO_PROXY holds the node networks, never a node address, the API endpoint, tls-sans, pod/service CIDRs and the cluster domain (issue 26)", () => {
+      const edit = (r: StackInput) => {
+        (r.nodes[1] as Node).nodeIp = "198.51.100.120";
+        (r.nodes[1] as Node).externalIp = "203.0.113.120";
+        k3s(r).apiEndpoint = "api.staging.example.com";
+      };
+      // 203.0.113.120 is in no noProxy entry: refused, naming node and address, before any host is touched.
+      rejects(variant("staging", edit), "k3s-platform:k3s.proxy.noProxy", /node stg-agent-1 \(nodes\[1\]\): address 203\.0\.113\.120 is covered by no CIDR or address of k3s\.nodeNetworks or k3s\.proxy\.noProxy/);
+      // Many uncovered nodes: one issue naming the first three and how many more.
+      const many = parseStackConfig(variant("staging", (r) => {
+        for (let i = 0; i < 40; i++) r.nodes.push({ ...structuredClone(r.nodes[1]!), name: `far-${i}`, host: `192.0.2.${i + 1}` } as Node);
+        delete k3s(r).serviceLb;
+      }));
+      assert.ok(!many.ok);
+      const issues = many.ok ? [] : many.issues.filter((i) => i.path === "k3s-platform:k3s.proxy.noProxy");
+      assert.equal(issues.length, 1, issues.map((i) => i.message).join("\n"));
+      assert.match(issues[0]!.message, /far-0 .*192\.0\.2\.1;.*far-2 .*and 37 more address\(es\) are covered by no CIDR/);
+      const config = loadStackConfig(variant("staging", (r) => { edit(r); k3s(r).nodeNetworks = ["198.51.100.0/24", "203.0.113.0/24"]; }));
       const noProxy = installEnv(config, config.nodes[1]!).NO_PROXY!.split(",");
-      for (const want of ["198.51.100.10", "198.51.100.20", "198.51.100.120", "203.0.113.120", "198.51.100.21", "api.staging.example.com", "k3s-staging.example.com", "10.52.0.0/16", "10.53.0.0/16", "localhost", "127.0.0.0/8", ".svc", ".cluster.local", "198.51.100.0/24"]) {
+      for (const want of ["203.0.113.0/24", "198.51.100.0/24", "api.staging.example.com", "k3s-staging.example.com", "10.52.0.0/16", "10.53.0.0/16", "localhost", "127.0.0.0/8", ".svc", ".cluster.local"]) {
         assert.ok(noProxy.includes(want), `${want} missing from NO_PROXY ${noProxy.join(",")}`);
       }
+      for (const address of config.nodes.flatMap((n) => [n.host, ...(n.nodeIp ?? []), ...(n.externalIp ?? [])])) {
+        assert.ok(!noProxy.includes(address), `${address}: a node address in NO_PROXY changes every node's env file with the membership`);
+      }
+      // A node added in a covered network leaves every node's NO_PROXY as it was.
+      const grown = loadStackConfig(variant("staging", (r) => {
+        edit(r);
+        k3s(r).nodeNetworks = ["198.51.100.0/24", "203.0.113.0/24"];
+        r.nodes.push({ ...structuredClone(r.nodes[1]!), name: "stg-agent-9", host: "198.51.100.99", nodeIp: undefined, externalIp: "203.0.113.99" } as Node);
+      }));
+      for (const n of config.nodes) assert.equal(installEnv(grown, grown.nodes.find((g) => g.name === n.name)!).NO_PROXY, installEnv(config, n).NO_PROXY, n.name);
+      // The declared networks must hold every node's own address (the firewall admits node traffic from them).
+      rejects(variant("dev", (r) => (k3s(r).nodeNetworks = ["192.0.2.0/28"])), "k3s-platform:nodes[1] (dev-agent-1)", /address 192\.0\.2\.\d+ is in none of k3s\.nodeNetworks/);
     });
 
     it("API server allow: a server known only by DNS name is refused naming both paths; nodeIp is used when set", () => {
@@ -202,7 +224,8 @@ describe("config values: hostile pass-through, versions, and the format each con
       rejects(proxy({ httpsProxy: "http://user:pw@proxy.example.com:3128" }), "k3s-platform:k3s.proxy.httpsProxy", /without credentials/);
       rejects(proxy({ httpsProxy: "ftp://proxy.example.com" }), "k3s-platform:k3s.proxy.httpsProxy", /http:\/\/, https:\/\/ or socks5/);
       rejects(proxy({ noProxy: ["not a host"] }), "k3s-platform:k3s.proxy.noProxy[0]", /NO_PROXY entries/);
-      accepts(proxy({ noProxy: ["*.internal.example.com", ".corp", "10.0.0.0/8", "registry:5000", "[2001:db8::1]:443"] }));
+      // 198.51.100.0/24: the staging nodes' network (validation: NO_PROXY must cover every node, issue 26).
+      accepts(proxy({ noProxy: ["*.internal.example.com", ".corp", "10.0.0.0/8", "registry:5000", "[2001:db8::1]:443", "198.51.100.0/24"] }));
       const mirror = (m: Record<string, unknown>) => variant("staging", (r) => (k3s(r).registries = { mirrors: m as never }));
       rejects(mirror({ "docker.io": { endpoint: ["ftp://mirror.example.com"] } }), 'k3s-platform:k3s.registries.mirrors["docker.io"].endpoint[0]', /http\(s\)/);
       rejects(mirror({ "docker.io": { endpoint: ["https://u:p@mirror.example.com"] } }), 'k3s-platform:k3s.registries.mirrors["docker.io"].endpoint[0]', /registryAuth/);

@@ -89,11 +89,16 @@ describe("dual-stack / IPv6 networking", () => {
       assert.equal(agent.server, "https://192.0.2.10:6443");
     });
 
-    it("NO_PROXY lists both families: node addresses, pod and service CIDRs", () => {
-      const list = noProxyList(config);
-      for (const entry of ["10.42.0.0/16", "2001:db8:42::/56", "10.43.0.0/16", "2001:db8:43::/112", "192.0.2.10", "2001:db8::10", "2001:db8:ffff::10", "2001:db8::20", "192.0.2.20"]) {
+    it("NO_PROXY lists both families: node networks, pod and service CIDRs; a proxy must cover both families of every node (issue 26)", () => {
+      const proxied = (noProxy: string[]) => ds((r) => Object.assign(k3s(r), { proxy: { httpProxy: "http://proxy.example.com:3128", noProxy }, nodeNetworks: ["192.0.2.0/24", "2001:db8::/32"] }));
+      const proxiedConfig = loadStackConfig(proxied(["203.0.113.0/24"]));
+      const list = noProxyList(proxiedConfig, proxiedConfig.k3s.proxy!.noProxy);
+      for (const entry of ["10.42.0.0/16", "2001:db8:42::/56", "10.43.0.0/16", "2001:db8:43::/112", "192.0.2.0/24", "2001:db8::/32", "203.0.113.0/24"]) {
         assert.ok(list.includes(entry), `${entry} not in ${list.join(",")}`);
       }
+      for (const address of ["192.0.2.10", "2001:db8::10", "2001:db8:ffff::10", "2001:db8::20", "192.0.2.20"]) assert.ok(!list.includes(address), address);
+      // The externalIp 203.0.113.10 is in no node network: the user's noProxy must cover it.
+      rejects(proxied([]), "k3s-platform:k3s.proxy.noProxy", /address 203\.0\.113\.10 is covered by no CIDR/);
     });
 
     it("NetworkPolicy ipBlocks per family: /32 and /128, canonical network CIDRs", () => {

@@ -180,7 +180,10 @@ describe("secrets encryption", () => {
     // Up to the line that runs the install script (the script's text from there on is the install).
     const installLine = apply.lastIndexOf("\n", apply.indexOf('bash "$STAGING/install-k3s.sh"'));
     assert.ok(snippetStart > 0 && snippetStart < installLine, "enable runs before the restart");
-    const snippet = apply.slice(snippetStart, installLine);
+    // Up to the upgrade concern's hook after it (the cordon and drain before a restart, issue 26).
+    const drainHook = apply.indexOf('\nCORDON_FOR=""', snippetStart);
+    assert.ok(drainHook > snippetStart && drainHook < installLine, "the drain hook follows, before the install");
+    const snippet = apply.slice(snippetStart, drainHook);
 
     const root = mkdtempSync(join(scratch, "enable-"));
     mkdirSync(join(root, "run/active"), { recursive: true });

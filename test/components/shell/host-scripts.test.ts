@@ -356,13 +356,34 @@ describe("host scripts", () => {
     it("firewall open: intra-cluster ports only from the nodes, the API from apiServerSources", () => {
       const config = loadStackConfig(variant("prod", (r) => (r.k3s!.firewall = { mode: "open", apiServerSources: ["192.0.2.0/24"] })));
       const servers = config.nodes.filter((n) => n.role === "server").map((n) => n.host);
-      const all = config.nodes.map((n) => n.host);
-      const ports = inboundPorts(config, config.nodes[0]!);
-      const by = (port: string) => ports.find((p) => p.port === port)!.sources;
+      // Without k3s.nodeNetworks, "the nodes" are each node's address.
+      const unnetworked = loadStackConfig(variant("prod", (r) => {
+        r.k3s!.firewall = { mode: "open", apiServerSources: ["192.0.2.0/24"] };
+        delete r.k3s!.nodeNetworks;
+      }));
+      const all = unnetworked.nodes.map((n) => n.host);
+      const portsOf = (c: typeof config, node = c.nodes[0]!) => (port: string) => inboundPorts(c, node).find((p) => p.port === port)!.sources;
+      const each = portsOf(unnetworked);
+      assert.deepEqual(each("2379-2380"), servers);
+      assert.deepEqual(each("8472"), all);
+      assert.deepEqual(each("10250"), [...all, ...config.k3s.clusterCidr]);
+      assert.deepEqual(each("6443"), ["192.0.2.0/24", ...all, ...config.k3s.clusterCidr]);
+      // With them (the prod sample declares 203.0.113.0/24), the networks: etcd stays the servers'.
+      const by = portsOf(config);
+      assert.deepEqual(config.k3s.nodeNetworks, ["203.0.113.0/24"]);
       assert.deepEqual(by("2379-2380"), servers);
-      assert.deepEqual(by("8472"), all);
-      assert.deepEqual(by("10250"), [...all, ...config.k3s.clusterCidr]);
-      assert.deepEqual(by("6443"), ["192.0.2.0/24", ...all, ...config.k3s.clusterCidr]);
+      assert.deepEqual(by("8472"), ["203.0.113.0/24"]);
+      assert.deepEqual(by("10250"), ["203.0.113.0/24", ...config.k3s.clusterCidr]);
+      assert.deepEqual(by("6443"), ["192.0.2.0/24", "203.0.113.0/24", ...config.k3s.clusterCidr]);
+      // Issue 26: an agent added or removed changes no other node's firewall (nor its os-prep step).
+      const grown = loadStackConfig(variant("prod", (r) => {
+        r.k3s!.firewall = { mode: "open", apiServerSources: ["192.0.2.0/24"] };
+        r.nodes.push({ ...structuredClone(r.nodes[5]!), name: "prod-agent-9", host: "203.0.113.29" });
+      }));
+      for (const node of config.nodes) {
+        assert.deepEqual(inboundPorts(grown, grown.nodes.find((n) => n.name === node.name)!), inboundPorts(config, node), node.name);
+        assert.equal(planNode(grown, grown.nodes.find((n) => n.name === node.name)!).hashes.osPrep, planNode(config, node).hashes.osPrep, node.name);
+      }
       // Without apiServerSources (staging states none) the API stays open to any source.
       assert.equal(inboundPorts(sampleConfig("staging"), sampleConfig("staging").nodes[0]!).find((p) => p.port === "6443")!.sources, "any");
 

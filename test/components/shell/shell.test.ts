@@ -103,7 +103,7 @@ describe("generated shell", () => {
         /\bdeadline=\$\(\(SECONDS \+ (\d+)\)\)/g,
         /^VIP_WAIT=(\d+)$/gm,
         /drain_for_upgrade "\$NODE" (\d+)/g,
-        /wait_ready_version "\$NODE" "\$TARGET_VERSION" (\d+)/g,
+        /wait_ready_version "\$NODE" "\$(?:TARGET_VERSION|cordoned_for)" (\d+)/g,
       ].reduce((sum, re) => sum + [...script.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0), 0);
     const minutes = (t: string | undefined) => Number(/^(\d+)m$/.exec(t ?? "")?.[1]) * 60;
     let checked = 0;
@@ -165,7 +165,8 @@ describe("generated shell", () => {
           // prod states its apiServerSources: the API only from them (and the nodes); etcd only from the servers.
           `--add-rich-rule=rule family="ipv4" source address="192.0.2.0/24" port port="6443" protocol="tcp" accept`,
           `--add-rich-rule=rule family="ipv4" source address="203.0.113.12" port port="2379-2380" protocol="tcp" accept`,
-          `--add-rich-rule=rule family="ipv4" source address="203.0.113.23" port port="8472" protocol="udp" accept`,
+          // Flannel from the node network (k3s.nodeNetworks), not from each node (issue 26).
+          `--add-rich-rule=rule family="ipv4" source address="203.0.113.0/24" port port="8472" protocol="udp" accept`,
           "--add-source=10.42.0.0/16",
           "firewall-cmd --reload",
         ],
@@ -558,6 +559,76 @@ describe("generated shell", () => {
         writeFileSync(unit, `${installed}# unrecorded\n`);
         assert.match(h.apply().out, /up to date/);
         assert.equal(installs(), 4);
+      });
+
+      it("NO_PROXY moving from every node address to the networks that cover them restarts nothing; a real NO_PROXY change restarts (issue 26)", () => {
+        const config = sampleConfig("staging");
+        const index = config.nodes.findIndex((n) => n.role === "agent");
+        const h = standinHost(config, index, "noproxy");
+        const planned = h.plan.files.find((f) => f.name === "install-k3s.sh")!.content;
+        const line = planned.split("\n").find((l) => l.startsWith("export NO_PROXY="))!;
+        // Before issue 26 every node address was listed ahead of the user's entries (install.ts noProxyList).
+        const addresses = config.nodes.flatMap((n) => [n.host, ...(n.nodeIp ?? []), ...(n.externalIp ?? [])]);
+        assert.ok(addresses.length >= 3 && addresses.every((a) => a.startsWith("198.51.100.")), addresses.join(","));
+        const legacy = (extra: string[]) => planned.replace(line, line.replace("198.51.100.0/24", [...extra, "198.51.100.0/24"].join(",")));
+        const installs = () => h.read(h.logs.installs).split("\n").filter(Boolean).length;
+        const envFile = join(h.root, "etc/systemd/system/k3s-agent.service.env");
+        writeFileSync(join(h.staging, "install-k3s.sh"), legacy(addresses));
+        assert.equal(h.apply().status, 0);
+        assert.equal(installs(), 1);
+        assert.match(readFileSync(envFile, "utf8"), new RegExp(`NO_PROXY=.*${addresses[0]!.replace(/\./g, "\\.")}`));
+        const restarts = () => (h.read(h.logs.stub).match(/^systemctl stop k3s-agent$/gm) ?? []).length;
+        const restartsBefore = restarts();
+
+        // The new plan: the env file still lists the addresses, which 198.51.100.0/24 covers.
+        writeFileSync(join(h.staging, "install-k3s.sh"), planned);
+        const moved = h.apply();
+        assert.equal(moved.status, 0, moved.out);
+        assert.match(moved.out, /NO_PROXY here lists entries the planned value covers/);
+        assert.match(moved.out, /up to date/);
+        assert.equal(installs(), 1, "no install");
+        assert.equal(restarts(), restartsBefore, "no restart");
+        // The real install script writes the value single-quoted (install.sh create_env_file: `sh -c export`).
+        writeFileSync(envFile, readFileSync(envFile, "utf8").replace(/^NO_PROXY=(.*)$/m, "NO_PROXY='$1'"));
+        rmSync(join(h.root, "var/lib/k3s-platform/applied-unit")); // adopted as they are, as after an older apply
+        const quoted = h.apply();
+        assert.equal(quoted.status, 0, quoted.out);
+        assert.match(quoted.out, /NO_PROXY here lists entries the planned value covers/);
+        assert.equal(installs(), 1, "no install");
+        // Another change restarts K3s with the planned value, and records what it installed: the
+        // next apply finds it up to date (the kept value is no longer on the host).
+        const configYaml = h.plan.files.find((f) => f.name === "config.yaml")!.content;
+        writeFileSync(join(h.staging, "config.yaml"), `${configYaml}debug: true\n`);
+        const other = h.apply();
+        assert.equal(other.status, 0, other.out);
+        assert.equal(installs(), 2, "installed for the other change");
+        assert.doesNotMatch(readFileSync(envFile, "utf8"), new RegExp(addresses[0]!.replace(/\./g, "\\.") + "(,|$)", "m"), "the planned NO_PROXY is on the host now");
+        const settled = h.apply();
+        assert.match(settled.out, /K3s is up to date/);
+        assert.doesNotMatch(settled.out, /NO_PROXY here lists/);
+        assert.equal(installs(), 2, "nothing more");
+        writeFileSync(join(h.staging, "config.yaml"), configYaml);
+        assert.equal(h.apply().status, 0);
+        assert.equal(installs(), 3, "config.yaml back as planned");
+
+        // An uncovered address dropped (203.0.113.7 is outside every planned entry): a real change.
+        const h2 = standinHost(config, index, "noproxy-uncovered");
+        writeFileSync(join(h2.staging, "install-k3s.sh"), legacy([...addresses, "203.0.113.7"]));
+        assert.equal(h2.apply().status, 0);
+        writeFileSync(join(h2.staging, "install-k3s.sh"), planned);
+        const changed = h2.apply();
+        assert.equal(changed.status, 0, changed.out);
+        assert.doesNotMatch(changed.out, /up to date/);
+        assert.equal(h2.read(h2.logs.installs).split("\n").filter(Boolean).length, 2, "re-installed");
+        assert.doesNotMatch(readFileSync(join(h2.root, "etc/systemd/system/k3s-agent.service.env"), "utf8"), /203\.0\.113\.7/);
+
+        // An entry added to the planned value (a new noProxy domain): a real change as well.
+        const added = loadStackConfig(variant("staging", (r) => r.k3s!.proxy!.noProxy!.push(".corp.example.net")));
+        writeFileSync(join(h.staging, "install-k3s.sh"), planNode(added, added.nodes[index]!).files.find((f) => f.name === "install-k3s.sh")!.content);
+        const grown = h.apply();
+        assert.equal(grown.status, 0, grown.out);
+        assert.equal(installs(), 4, "re-installed");
+        assert.match(readFileSync(envFile, "utf8"), /\.corp\.example\.net/);
       });
 
       it("channel stack: the channel picks the release at the first install; a config change later never upgrades", () => {

@@ -261,7 +261,7 @@ case "$*" in
   "kubectl get nodes "*) read -r v r u _ <<<"$info"; echo "dev-server-1 $v $r $u" ;;
   "kubectl cordon "*) read -r v r _ a <<<"$info"; echo "$v $r true $a" >"$K3S_PLATFORM_ROOT/node-info" ;;
   "kubectl uncordon "*) read -r v r _ a <<<"$info"; echo "$v $r <none> $a" >"$K3S_PLATFORM_ROOT/node-info" ;;
-  "kubectl annotate node dev-server-1 --overwrite "*) read -r v r u _ <<<"$info"; echo "$v $r $u \${*##*=}" >"$K3S_PLATFORM_ROOT/node-info" ;;
+  "kubectl annotate node dev-server-1 --overwrite "*) read -r v r u _ <<<"$info"; last="\${!#}"; echo "$v $r $u \${last##*=}" >"$K3S_PLATFORM_ROOT/node-info" ;;
   "kubectl annotate node dev-server-1 "*-) read -r v r u _ <<<"$info"; echo "$v $r $u <none>" >"$K3S_PLATFORM_ROOT/node-info" ;;
 esac
 `);
@@ -315,6 +315,31 @@ esac
       ]);
       assert.equal(readFileSync(join(root, "node-info"), "utf8"), "v1.31.5+k3s1 True <none> <none>\n");
       assert.doesNotMatch(readFileSync(log, "utf8"), /etcd-snapshot/, "no etcd on sqlite");
+
+      // Issue 26: a K3s input change on the running server (no upgrade) goes through cordon and
+      // drain as well, marked with the release it runs; pinned or on a channel alike.
+      const restarted = (config: ResolvedConfig) => {
+        writeFileSync(log, "");
+        const plan = planNode(config, config.nodes.find((n) => n.role === "server")!);
+        const c = stageServer(plan, "v1.31.5+k3s1");
+        const out = run("bash", [join(c.staging, "apply.sh")], c.env);
+        assert.equal(out.status, 0, out.out);
+        assert.match(out.out, /K3s inputs changed: cordon and drain before the restart/);
+        assert.deepEqual(readFileSync(log, "utf8").split("\n").filter((l) => /cordon|systemctl (stop|start)|install|annotate/.test(l) && !l.includes("kubectl get")), [
+          "k3s kubectl annotate node dev-server-1 --overwrite k3s-platform.io/cordoned-for-upgrade=v1.31.5+k3s1",
+          "k3s kubectl cordon dev-server-1",
+          "install",
+          "systemctl stop k3s",
+          "systemctl start --no-block k3s",
+          "k3s kubectl uncordon dev-server-1",
+          "k3s kubectl annotate node dev-server-1 k3s-platform.io/cordoned-for-upgrade-",
+        ]);
+        assert.equal(readFileSync(join(root, "node-info"), "utf8"), "v1.31.5+k3s1 True <none> <none>\n");
+      };
+      const edited = (k3s: Record<string, unknown>, maxPods: number) =>
+        loadStackConfig(variant("dev", (raw) => Object.assign(raw.k3s!, { datastore: { type: "sqlite" }, kubelet: { maxPods } }, k3s)));
+      restarted(edited({ version: "v1.31.5+k3s1" }, 150));
+      restarted(edited({ version: undefined, channel: "v1.31" }, 160));
     });
   });
 
@@ -345,12 +370,83 @@ esac
         assert.equal(drain.inputs.stdin, renderAgentBatchDrain(config, b));
         assert.equal(uncordon.inputs.stdin, renderAgentBatchUncordon(config, b));
         // The drain waits for its agents' preflight (issue 28): a host that lacks what it needs is never cordoned.
-        assert.deepEqual(drain.dependsOn, [`staging-${lastServer.name}-apply`, ...(b.index > 1 ? [`staging-agent-batch-${b.index - 1}-uncordon`] : []), ...b.agents.map((a) => `staging-${a}-preflight`)]);
+        // Batch after batch through the drains (issue 26): the wait for the batch before is on the host.
+        assert.deepEqual(drain.dependsOn, [`staging-${lastServer.name}-apply`, ...(b.index > 1 ? [`staging-agent-batch-${b.index - 1}-drain`] : []), ...b.agents.map((a) => `staging-${a}-preflight`)]);
         assert.deepEqual(uncordon.dependsOn, b.agents.map((a) => `staging-${a}-apply`));
         for (const a of b.agents) assert.ok(registered.get(`staging-${a}-apply`)!.dependsOn.includes(drain.name), a);
         // Like the drain, the preflight runs when the version changes: on other changes an unreachable agent holds back nobody.
         for (const a of b.agents) assert.deepEqual(registered.get(`staging-${a}-preflight`)!.inputs.triggers, [config.k3s.version], a);
       }
+    });
+
+    it("a new cluster joins its agents in one wave: no agent's steps wait for another agent's apply; the first server's steps wait for no other node (issue 26)", async () => {
+      const config = loadStackConfig(variant("staging", (raw) => {
+        raw.upgrade = { maxUnavailable: 1 };
+        const template = raw.nodes.find((n) => n.role === "agent")!;
+        raw.nodes.push(...Array.from({ length: 6 }, (_, i) => ({ ...structuredClone(template), name: `stg-agent-${i + 3}`, host: `198.51.100.${30 + i}` })));
+        delete raw.k3s!.serviceLb;
+      }));
+      assert.ok(upgradeBatches(config).length >= 8, "one agent per batch");
+      const registered = await graph(config);
+      const closure = (name: string): Set<string> => {
+        const seen = new Set<string>();
+        const visit = (n: string) => {
+          for (const d of registered.get(n)?.dependsOn ?? []) if (!seen.has(d)) { seen.add(d); visit(d); }
+        };
+        visit(name);
+        return seen;
+      };
+      const agents = config.nodes.filter((n) => n.role === "agent").map((n) => n.name);
+      for (const a of agents) {
+        const waits = [...closure(`staging-${a}-apply`)].filter((d) => /-apply$/.test(d) && agents.some((o) => d === `staging-${o}-apply`));
+        assert.deepEqual(waits, [], `${a}'s apply waits for other agents' installs`);
+      }
+      const first = config.nodes.find((n) => n.role === "server")!.name;
+      const firstSteps = ["stage", "bundle", "secrets", "os-prep", "apply"].map((c) => `staging-${first}-${c}`);
+      for (const step of firstSteps) assert.ok(registered.has(step), step);
+      for (const step of firstSteps) {
+        const others = [...closure(step)].filter((d) => config.nodes.some((n) => n.name !== first && d.startsWith(`staging-${n.name}-`)));
+        assert.deepEqual(others, [], `${step} waits for another node's steps`);
+      }
+      for (const n of config.nodes.filter((x) => x.name !== first)) {
+        assert.ok(registered.get(`staging-${n.name}-stage`)!.dependsOn.includes(`staging-${first}-os-prep`), `${n.name}'s first step waits for the first server's os-prep`);
+      }
+    });
+
+    it("a batch's drain waits on the host until the batch before is uncordoned, then drains its own; nothing cordoned: no wait (issue 26)", () => {
+      const config = loadStackConfig(variant("staging", (raw) => (raw.upgrade = { maxUnavailable: 1 })));
+      const [, second] = upgradeBatches(config);
+      const script = join(scratch, "drain-2.sh");
+      writeFileSync(script, renderAgentBatchDrain(config, second!));
+      const stubs = mkdtempSync(join(scratch, "batch-stubs-"));
+      const state = join(stubs, "polls");
+      // `get nodes` answers with the previous batch's agent cordoned for the upgrade until the Nth poll.
+      writeFileSync(join(stubs, "k3s"), `#!/usr/bin/env bash
+echo "k3s $*" >>"$STUB_LOG"
+case "$*" in
+  "kubectl get nodes --no-headers -o custom-columns=NAME:.metadata.name,CORDONED_FOR:.metadata.annotations.k3s-platform\\.io/cordoned-for-upgrade")
+    n=$(($(cat "${state}" 2>/dev/null || echo 0) + 1)); echo "$n" >"${state}"
+    if [ "$n" -lt "$CLEARED_AT" ]; then echo "stg-agent-1 v1.37.1+k3s1"; else echo "stg-agent-1 <none>"; fi ;;
+  "kubectl get node "*) echo "Error from server (NotFound)" >&2; exit 1 ;;
+esac
+`);
+      chmodSync(join(stubs, "k3s"), 0o755);
+      const go = (clearedAt: number, wait = "60") => {
+        rmSync(state, { force: true });
+        const log = join(stubs, `log-${clearedAt}`);
+        const r = run("bash", [script], { STUB_LOG: log, CLEARED_AT: String(clearedAt), K3S_PLATFORM_PREVIOUS_BATCH_WAIT: wait, PATH: `${stubs}:${process.env.PATH}` });
+        return { ...r, polls: Number(readFileSync(state, "utf8")) };
+      };
+      const now = go(1);
+      assert.equal(now.status, 0, now.out);
+      assert.equal(now.polls, 1, "nothing cordoned: one look, no wait");
+      assert.match(now.out, /not registered yet \(first join\): nothing to drain/);
+      const later = go(2);
+      assert.equal(later.status, 0, later.out);
+      assert.equal(later.polls, 2, "waited for batch 1's uncordon");
+      const never = go(1000, "1");
+      assert.notEqual(never.status, 0);
+      assert.match(never.out, /batch 1 is not done after 1s: still cordoned for the upgrade: stg-agent-1 .*nothing in batch 2 was cordoned/);
     });
 
     it("the batch scripts pass shellcheck and pipe into no early-exit consumer", () => {

@@ -200,7 +200,6 @@ place() {
 
 place config.yaml /etc/rancher/k3s/config.yaml 0600
 place authentication-config.yaml /var/lib/rancher/k3s/server/authentication-config.yaml 0600
-place managed-nodes /var/lib/k3s-platform/managed-nodes 0600
 
 
 require_secret() {
@@ -210,7 +209,7 @@ require_secret /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml
 
 # Files an earlier apply placed that the plan no longer has are removed (a removed registryAuth
 # must not leave credentials behind). Only files listed in the manifest are ever removed.
-planned=(/etc/rancher/k3s/config.yaml /var/lib/rancher/k3s/server/authentication-config.yaml /var/lib/k3s-platform/managed-nodes /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml)
+planned=(/etc/rancher/k3s/config.yaml /var/lib/rancher/k3s/server/authentication-config.yaml /etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml)
 if [ -f "$MANAGED" ]; then
   while IFS= read -r old; do
     [ -n "$old" ] || continue
@@ -258,6 +257,7 @@ if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-ac
   echo "apply[$NODE]: the unit or its environment files changed outside k3s-platform: re-installing"
 fi
 
+CORDON_FOR=""
 if [ "${UPGRADING:-0}" = 1 ]; then
   SNAPSHOT="pre-upgrade-$RUNNING_VERSION-to-$TARGET_VERSION"
   SNAPSHOT="${SNAPSHOT//+/-}"
@@ -282,7 +282,18 @@ if [ "${UPGRADING:-0}" = 1 ]; then
   else
     echo "upgrade[$NODE]: another server already runs $TARGET_VERSION: the rollout's pre-upgrade backup was taken before it restarted"
   fi
-  cordon_for_upgrade "$NODE" "$TARGET_VERSION" || fail "cordoning $NODE failed"
+  CORDON_FOR="$TARGET_VERSION"
+fi
+if [ "${UPGRADING:-0}" != 1 ] && systemctl is-active --quiet "$SERVICE"; then
+  if info="$(node_info "$NODE")"; then
+    read -r CORDON_FOR _ <<<"$info"
+    echo "upgrade[$NODE]: K3s inputs changed: cordon and drain before the restart"
+  else
+    echo "upgrade[$NODE]: the API does not answer for $NODE: restarting without a drain"
+  fi
+fi
+if [ -n "$CORDON_FOR" ]; then
+  cordon_for_upgrade "$NODE" "$CORDON_FOR" || fail "cordoning $NODE failed"
   drain_for_upgrade "$NODE" 300 --ignore-daemonsets --delete-emptydir-data || exit 1
 fi
 
@@ -331,6 +342,7 @@ echo "apply[$NODE]: $SERVICE serves after $((SECONDS - started))s"
 cordoned_for="<none>"
 if info="$(node_info "$NODE")"; then read -r _ _ _ cordoned_for <<<"$info"; fi
 if [ "${UPGRADING:-0}" = 1 ] || { [ -n "$cordoned_for" ] && [ "$cordoned_for" != "<none>" ]; }; then
+  # The release to wait for: the rollout's target, or (a restart that is no upgrade) the one it ran.
   wait_ready_version "$NODE" "$TARGET_VERSION" 600 || exit 1
   uncordon_if_ours "$NODE" || fail "uncordoning $NODE failed"
 fi

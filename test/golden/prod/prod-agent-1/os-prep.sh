@@ -101,8 +101,8 @@ done
 
 # ---------------------------------------------------------------- firewall (mode: open)
 # Each K3s port is open only to who needs it (nodes, pod CIDR; the API to apiServerSources).
-k3sp_sources_1=(203.0.113.11 203.0.113.12 203.0.113.13 203.0.113.21 203.0.113.22 203.0.113.23 10.42.0.0/16)
-k3sp_sources_2=(203.0.113.11 203.0.113.12 203.0.113.13 203.0.113.21 203.0.113.22 203.0.113.23)
+k3sp_sources_1=(203.0.113.0/24 10.42.0.0/16)
+k3sp_sources_2=(203.0.113.0/24)
 if service_active firewalld; then
   reload=0
   fw_any() {

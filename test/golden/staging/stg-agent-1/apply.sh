@@ -146,6 +146,100 @@ install -d -m 0755 "$(dirname "$STATE")"
 printf '%s\n' "${planned[@]}" >"$MANAGED"
 
 fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/registries.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
+# A NO_PROXY equivalent to the planned one is kept (components/k3s/install.ts renderNoProxyCarryOver).
+ENV_FILE="$ROOT"/etc/systemd/system/k3s-agent.service.env
+INSTALL_AS_APPLIED="$(mktemp)"
+cp "$STAGING/install-k3s.sh" "$INSTALL_AS_APPLIED"
+# applied_env NAME: NAME's value in the unit's env file, its quotes removed; fails when absent.
+applied_env() {
+  local line
+  [ -f "$ENV_FILE" ] || return 1
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in
+      "$1="*)
+        line="${line#"$1="}"
+        case "$line" in "'"*"'" | '"'*'"') line="${line:1:${#line}-2}" ;; *) ;; esac
+        printf '%s' "$line"
+        return 0
+        ;;
+      *) ;;
+    esac
+  done <"$ENV_FILE"
+  return 1
+}
+# ipv4_int A: the IPv4 address A as a number; fails for anything else.
+ipv4_int() {
+  [[ "$1" =~ ^([0-9]{1,3}).([0-9]{1,3}).([0-9]{1,3}).([0-9]{1,3})$ ]] || return 1
+  local a=$((10#${BASH_REMATCH[1]})) b=$((10#${BASH_REMATCH[2]})) c=$((10#${BASH_REMATCH[3]})) d=$((10#${BASH_REMATCH[4]}))
+  if [ "$a" -gt 255 ] || [ "$b" -gt 255 ] || [ "$c" -gt 255 ] || [ "$d" -gt 255 ]; then return 1; fi
+  echo $(((a << 24) | (b << 16) | (c << 8) | d))
+}
+# no_proxy_covers ENTRY LIST...: a LIST entry keeps everything ENTRY names off the proxy.
+no_proxy_covers() {
+  local entry="$1" e ip net bits mask
+  shift
+  ip="$(ipv4_int "$entry")" || ip=""
+  for e in "$@"; do
+    [ "$e" != "*" ] || return 0
+    if [ -n "$ip" ] && [[ "$e" == */* ]]; then
+      net="$(ipv4_int "${e%/*}")" || continue
+      bits="${e#*/}"
+      if ! [[ "$bits" =~ ^[0-9]{1,2}$ ]] || [ "$bits" -gt 32 ]; then continue; fi
+      mask=$(((0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF))
+      if [ $((ip & mask)) -eq $((net & mask)) ]; then return 0; fi
+    elif [ -z "$ip" ] && [[ "$entry" != */* && "$entry" != *:* && "$e" != */* && "$e" != *:* ]] && [ -n "$e" ]; then
+      # Names: "d" covers d and every name under it, ".d" every name under d.
+      if [ "$entry" = "$e" ] || [[ "$entry" == *".${e#.}" ]]; then return 0; fi
+    fi
+  done
+  return 1
+}
+# no_proxy_equivalent APPLIED PLANNED: every planned entry is applied, every other applied one covered.
+no_proxy_equivalent() {
+  local -a applied planned
+  local e p found
+  IFS=, read -r -a applied <<<"$1"
+  IFS=, read -r -a planned <<<"$2"
+  for p in "${planned[@]}"; do
+    found=0
+    for e in "${applied[@]}"; do if [ "$e" = "$p" ]; then found=1; break; fi; done
+    [ "$found" = 1 ] || return 1
+  done
+  for e in "${applied[@]}"; do
+    found=0
+    for p in "${planned[@]}"; do if [ "$e" = "$p" ]; then found=1; break; fi; done
+    [ "$found" = 1 ] || no_proxy_covers "$e" "${planned[@]}" || return 1
+  done
+}
+# quoted V: V as the renderer writes it in an export line (components/shell/quote.ts shellQuote).
+quoted() {
+  if [[ "$1" =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then printf '%s' "$1"; else printf "'%s'" "$1"; fi
+}
+# carry_no_proxy NAME PLANNED: the applied value replaces the planned one in INSTALL_AS_APPLIED when equivalent.
+carry_no_proxy() {
+  local applied want have line
+  applied="$(applied_env "$1")" || return 0
+  [ "$applied" != "$2" ] || return 0
+  no_proxy_equivalent "$applied" "$2" || return 0
+  want="export $1=$(quoted "$2")"
+  have="export $1=$(quoted "$applied")"
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [ "$line" = "$want" ]; then printf '%s
+' "$have"; else printf '%s
+' "$line"; fi
+  done <"$INSTALL_AS_APPLIED" >"$INSTALL_AS_APPLIED.new"
+  mv -f "$INSTALL_AS_APPLIED.new" "$INSTALL_AS_APPLIED"
+  CARRIED=1
+  echo "apply[$NODE]: $1 here lists entries the planned value covers (node addresses before the node networks): equivalent, kept until K3s restarts for another reason"
+}
+CARRIED=0
+carry_no_proxy NO_PROXY 127.0.0.0/8,::1,localhost,10.52.0.0/16,10.53.0.0/16,.svc,.cluster.local,k3s-staging.example.com,198.51.100.0/24,.example.com
+# Compared with the record: the fingerprint of what runs. Recorded after an install: the planned one.
+kept_fingerprint="$fingerprint"
+if [ "$CARRIED" = 1 ]; then
+  kept_fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/registries.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$INSTALL_AS_APPLIED" | sha256sum | cut -d' ' -f1)"
+fi
+rm -f "$INSTALL_AS_APPLIED"
 # What the install script writes and the unit reads (install.sh: the unit, its env file, and the
 # /etc/default and /etc/sysconfig files the unit also reads): a hand edit there is drift, corrected
 # by re-running the install. Recorded apart from the fingerprint above: a host applied before this
@@ -158,7 +252,7 @@ unit_fingerprint() {
     if [ -f "$ROOT$f" ]; then printf '%s\n' "$f"; cat "$ROOT$f"; fi
   done | sha256sum | cut -d' ' -f1
 }
-if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
+if [ "$kept_fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
   if [ ! -f "$UNIT_STATE" ]; then
     unit_fingerprint >"$UNIT_STATE"
     echo "apply[$NODE]: K3s is up to date (unit files recorded)"

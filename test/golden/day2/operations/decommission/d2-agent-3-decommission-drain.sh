@@ -6,17 +6,12 @@ started=$SECONDS
 say() { echo "decommission[$NODE]: $* ($((SECONDS - started))s)"; }
 fail() { echo "decommission[$NODE]: $* ($((SECONDS - started))s)" >&2; exit 1; }
 TIMEOUT=300
-ROOT="${K3S_PLATFORM_ROOT:-}"
 # The delete of a teardown the program no longer declares. When the entry is still managed (its
 # `decommission: true` line was deleted, not the entry), refuse: the failed delete keeps both
 # teardown resources, and the uninstall (deleted after this one) never runs.
 still_managed() {
   fail "$NODE is still a node entry without decommission: true (was that line deleted instead of the entry?): not draining, deleting or uninstalling it; nothing was changed. To keep the node: set decommission: false and run up. To remove it: set decommission: true, run up, then delete the entry"
 }
-MANAGED="$ROOT"/var/lib/k3s-platform/managed-nodes
-if [ -f "$MANAGED" ] && grep -qxF -- "$NODE" "$MANAGED"; then
-  still_managed
-fi
 k3s kubectl get --raw=/readyz >/dev/null || fail "the API server on this server does not answer; nothing was changed, the next pulumi up retries"
 # kread ARGS...: k3s kubectl ARGS; stdout in KOUT, stderr in KERR (apart: discovery errors go to stderr even on success).
 kread() {
@@ -88,9 +83,8 @@ delete_node() {
   fi
   k3s kubectl delete node "$node" --wait=true --timeout="${TIMEOUT}s"
 }
-# The cluster's copy of the list (decommission/nodes.ts). This server's file is stale when this
-# server was itself armed in this up (no apply ran here); the node-inventory step rewrote the
-# cluster's copy on the first managed server before the engine ran any delete.
+# The managed-node list, kept in the cluster only (decommission/nodes.ts): the node-inventory step
+# rewrote it on the first managed server before the engine ran any delete.
 CM=k3s-platform-managed-nodes
 if kread get configmap "$CM" -n kube-system -o 'jsonpath={.data.nodes}'; then
   case " $KOUT " in
@@ -98,7 +92,7 @@ if kread get configmap "$CM" -n kube-system -o 'jsonpath={.data.nodes}'; then
   esac
 else
   case "$KERR" in
-    *NotFound* | *"not found"*) say "no managed-node list in the cluster ($CM): this server's list decides" ;;
+    *NotFound* | *"not found"*) say "warning: no managed-node list in the cluster ($CM; the node-inventory step writes it): cannot check that $NODE is no longer managed" ;;
     *) fail "cannot read the managed-node list ($CM): $KERR; nothing was changed, the next pulumi up retries" ;;
   esac
 fi

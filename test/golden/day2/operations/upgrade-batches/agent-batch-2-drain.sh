@@ -136,6 +136,32 @@ uncordon_if_ours() {
 }
 # --- end of node operations
 
+fail() { echo "upgrade: $*" >&2; exit 1; }
+PREVIOUS=(d2-agent-1)
+PREVIOUS_BATCH=1
+THIS_BATCH=2
+PREVIOUS_WAIT="${K3S_PLATFORM_PREVIOUS_BATCH_WAIT:-1920}"
+CORDON_COLUMNS='custom-columns=NAME:.metadata.name,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-upgrade'
+started=$SECONDS
+next=$((SECONDS + 10))
+while :; do
+  list="$(k3s kubectl get nodes --no-headers -o "$CORDON_COLUMNS")" || fail "cannot list nodes from the API"
+  pending=""
+  while read -r name cordoned_for; do
+    for agent in "${PREVIOUS[@]}"; do
+      if [ "$agent" = "$name" ] && [ -n "$cordoned_for" ] && [ "$cordoned_for" != "<none>" ]; then pending="$pending $name"; fi
+    done
+  done <<<"$list"
+  [ -n "$pending" ] || break
+  if [ $((SECONDS - started)) -ge "$PREVIOUS_WAIT" ]; then
+    fail "batch $PREVIOUS_BATCH is not done after ${PREVIOUS_WAIT}s: still cordoned for the upgrade:$pending (its uncordon step uncordons them once Ready); nothing in batch $THIS_BATCH was cordoned"
+  fi
+  if [ "$SECONDS" -ge "$next" ]; then
+    echo "upgrade: batch $THIS_BATCH waits for batch $PREVIOUS_BATCH:$pending ($((SECONDS - started))s)"
+    next=$((SECONDS + 10))
+  fi
+  sleep 2
+done
 upgrading=()
 for agent in "${AGENTS[@]}"; do
   if ! info="$(node_info "$agent")"; then

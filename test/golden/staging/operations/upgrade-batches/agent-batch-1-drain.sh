@@ -136,6 +136,7 @@ uncordon_if_ours() {
 }
 # --- end of node operations
 
+fail() { echo "upgrade: $*" >&2; exit 1; }
 upgrading=()
 for agent in "${AGENTS[@]}"; do
   if ! info="$(node_info "$agent")"; then
