@@ -318,7 +318,7 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   encryptionChecks(config, report, written);
   tenantChecks(config, report);
   dnsChecks(config, report);
-  decommissionChecks(config, report);
+  decommissionChecks(config, report, warn);
   rebuildChecks(config, warn);
 }
 
