@@ -92,7 +92,7 @@ export { managedNodes } from "./nodes";
 export type TeardownCommand = Pick<HostCommand, "name" | "on" | "create" | "update"> & Required<Pick<HostCommand, "delete" | "dependsOn">>;
 
 /** Runs a generated script as root, given as one argument (`delete` has no stdin of its own). */
-function asRootScript(user: string, script: string): string {
+export function asRootScript(user: string, script: string): string {
   return asRoot(user, sh`bash -c ${script}`).text;
 }
 
@@ -315,13 +315,6 @@ fi
  * removal that did not happen.
  */
 export function renderUninstallScript(config: ResolvedConfig, node: NodeConfig): string {
-  // Where the install script wrote the uninstaller (its BIN_DIR): INSTALL_K3S_BIN_DIR when
-  // air-gapped; otherwise /usr/local/bin, or /opt/bin when root cannot write /usr/local/bin and
-  // /opt/bin exists (install.sh setup_env: the `k3s-ro-test` probe; read-only /usr on Flatcar and
-  // similar). Looking only in /usr/local/bin would report "not installed" while K3s keeps running.
-  const dirs = config.k3s.airgap.enabled ? [binDir(config.k3s.airgap.binaryPath)] : ["/usr/local/bin", "/opt/bin"];
-  const scripts = node.role === "server" ? ["k3s-uninstall.sh", "k3s-agent-uninstall.sh"] : ["k3s-agent-uninstall.sh", "k3s-uninstall.sh"];
-  const paths = scripts.flatMap((s) => dirs.map((d) => `${d === "/" ? "" : d}/${s}`));
   return SCRIPT(
     "Uninstall",
     node,
@@ -329,15 +322,36 @@ export function renderUninstallScript(config: ResolvedConfig, node: NodeConfig):
 # The host may serve another entry by now (renamed while armed, or re-used by a new entry in the
 # same up as this removal: creates and updates run before deletes, so it was installed under its
 # new name first). Its K3s is that entry's: leave it.
-CONFIG="$ROOT"${PATHS.configYaml}
+${leaveAnotherEntrysK3s()}
+${uninstallK3s(config, node)}`,
+  );
+}
+
+/** Exits 0 (saying so) when the host's config.yaml names another node: its K3s is that entry's. Needs ROOT, NODE, say. */
+export function leaveAnotherEntrysK3s(): Shell {
+  return sh`CONFIG="$ROOT"${PATHS.configYaml}
 if [ -f "$CONFIG" ]; then
   current="$(sed -n 's/^node-name: *//p' "$CONFIG" | tr -d '\\042\\047')" # strip YAML quoting
   if [ -n "$current" ] && [ "$current" != "$NODE" ]; then
     say "this host runs node $current now (another entry): K3s and k3s-platform state left in place"
     exit 0
   fi
-fi
-TRIED=${paths.join(" or ")}
+fi`;
+}
+
+/**
+ * Every K3s uninstaller present on the host (the entry's role's first), then k3s-platform's state
+ * (see renderUninstallScript). Needs ROOT and say.
+ */
+export function uninstallK3s(config: ResolvedConfig, node: NodeConfig): Shell {
+  // Where the install script wrote the uninstaller (its BIN_DIR): INSTALL_K3S_BIN_DIR when
+  // air-gapped; otherwise /usr/local/bin, or /opt/bin when root cannot write /usr/local/bin and
+  // /opt/bin exists (install.sh setup_env: the `k3s-ro-test` probe; read-only /usr on Flatcar and
+  // similar). Looking only in /usr/local/bin would report "not installed" while K3s keeps running.
+  const dirs = config.k3s.airgap.enabled ? [binDir(config.k3s.airgap.binaryPath)] : ["/usr/local/bin", "/opt/bin"];
+  const scripts = node.role === "server" ? ["k3s-uninstall.sh", "k3s-agent-uninstall.sh"] : ["k3s-agent-uninstall.sh", "k3s-uninstall.sh"];
+  const paths = scripts.flatMap((s) => dirs.map((d) => `${d === "/" ? "" : d}/${s}`));
+  return sh`TRIED=${paths.join(" or ")}
 uninstalled=0
 for UNINSTALL in ${paths}; do
   if [ -x "$ROOT$UNINSTALL" ]; then
@@ -352,8 +366,7 @@ else
   say "no $TRIED: K3s is not installed, nothing to uninstall"
 fi
 rm -rf "$ROOT"${"/var/lib/k3s-platform"}
-say "k3s-platform state removed; the host can be re-used"`,
-  );
+say "k3s-platform state removed; the host can be re-used"`;
 }
 
 /**
