@@ -10,6 +10,7 @@ import { clusterSteps } from "../../components/operations";
 import { destroy } from "../../components/operations/destroy";
 import { planCluster, planNode } from "../../components/plan/node";
 import { parseStackConfig, loadStackConfig } from "../../components/stack/load";
+import { osPrepRoot } from "../helpers/os-prep-root";
 import { programConfig, registeredGraph } from "../helpers/resource-graph";
 import { fixtureConfig, REPO, variant } from "../helpers/samples";
 
@@ -223,19 +224,7 @@ describe("uninstallOnDestroy: the scripts, run in a sandbox", function () {
       return { status: r.status, out: `${r.stdout}${r.stderr}` };
     };
     const prepared = (active: "firewalld" | "ufw") => {
-      const root = mkdtempSync(join(scratch, `${active}-`));
-      mkdirSync(join(root, "sys/fs/cgroup"), { recursive: true });
-      writeFileSync(join(root, "sys/fs/cgroup/cgroup.controllers"), "memory\n");
-      for (const m of ["br_netfilter", "overlay", "vxlan"]) mkdirSync(join(root, "sys/module", m), { recursive: true });
-      if (active === "firewalld") {
-        mkdirSync(join(root, "run/active"), { recursive: true });
-        writeFileSync(join(root, "run/active/firewalld"), "");
-      } else {
-        mkdirSync(join(root, "ufw"), { recursive: true });
-        writeFileSync(join(root, "ufw/active"), "");
-        mkdirSync(join(root, "etc/default"), { recursive: true });
-        writeFileSync(join(root, "etc/default/ufw"), "IPV6=yes\n");
-      }
+      const root = osPrepRoot(scratch, active, active === "ufw" ? "IPV6=yes\n" : undefined);
       const prep = run(root, planNode(dual, first).files.find((f) => f.name === "os-prep.sh")!.content);
       assert.equal(prep.status, 0, prep.out);
       mkdirSync(dirname(join(root, DESTROY_MARK_FILE)), { recursive: true });
