@@ -145,6 +145,24 @@ describe("preview:md: one line per lifecycle phase", () => {
     ]);
   });
 
+  it("uninstall on destroy armed or turned off; protection on or off (issue 23)", () => {
+    assert.deepEqual(lifecycleLines([...base, cmd("destroy-begin", "create"), cmd("prod-agent-1-destroy-uninstall", "create"), cmd("prod-server-1-destroy-uninstall", "create")], "prod"), [
+      "arm uninstall on destroy: pulumi destroy will uninstall K3s from 2 nodes, agents first, servers last, one at a time; nothing changes on a host now",
+    ]);
+    assert.deepEqual(lifecycleLines([...base, cmd("destroy-begin", "delete"), cmd("prod-agent-1-destroy-uninstall", "delete")], "prod"), [
+      "uninstall on destroy turned off: its steps are dropped and uninstall nothing (they run only on nodes destroy-begin marked)",
+    ]);
+    const guard = (op: string, from: boolean | undefined, to: boolean): PreviewStep => ({
+      op,
+      urn: "urn:pulumi:prod::k3s-platform::k3s-platform:index:DestroyGuard::prod-destroy-guard",
+      ...(from === undefined ? {} : { oldState: { protect: from } }),
+      newState: { protect: to },
+    });
+    assert.deepEqual(lifecycleLines([...base, guard("update", true, false)], "prod"), ["⚠️ protect: false: after this up, pulumi destroy deletes the stack (docs/destroy.md)"]);
+    assert.deepEqual(lifecycleLines([...base, guard("create", undefined, true)], "prod"), ["protected: pulumi destroy deletes nothing until an up with protect: false (docs/destroy.md)"]);
+    assert.deepEqual(lifecycleLines([...base, guard("same", true, true)], "prod"), []);
+  });
+
   it("a rebuild: the forget step runs (join-only on the first server); the only server warns", () => {
     assert.deepEqual(lifecycleLines([...base, cmd("prod-server-1-rebuild-forget", "create"), cmd("prod-agent-1-rebuild-forget", "replace")], "prod"), [
       "rebuild prod-server-1: forget the old node, re-run every step (join-only)",
