@@ -293,7 +293,11 @@ export function decommissionChecks(
     } else if (config.k3s.datastore.type === "etcd" && armed.length > tolerated) {
       report(
         path,
-        `${armed.length} of ${standing} servers are decommissioned at once; etcd keeps quorum with at most ${tolerated} leaving together: decommission ${tolerated === 0 ? "none until a server is added" : `at most ${tolerated}`}, delete ${tolerated === 1 ? "its entry" : "their entries"} (removed one at a time), then the next`,
+        `${armed.length} of ${standing} servers are decommissioned at once; etcd keeps quorum with at most ${tolerated} leaving together: ${
+          tolerated === 0
+            ? "add a server first, then decommission one"
+            : `decommission at most ${tolerated}, delete ${tolerated === 1 ? "its entry" : "their entries"} (they leave one at a time), then the next`
+        }`,
       );
     } else if (config.environment === "prod" && staying % 2 === 0) {
       advise(
