@@ -117,25 +117,42 @@ say "marked $marked Node(s): each node's uninstall runs next, one at a time"`,
 export function renderDestroyUninstallScript(config: ResolvedConfig, node: NodeConfig, first: NodeConfig): string {
   const isFirst = node.name === first.name;
   const kubeconfig = node.role === "agent" ? sh` --kubeconfig=${AGENT_KUBECONFIG}` : raw("");
+  // The first server has destroy-begin's mark; the others read their Node's annotation (stdout and
+  // stderr apart: kubectl prints discovery warnings on stderr even when it succeeds). Each node
+  // records the mark on itself before it changes anything, so a destroy resumed after a failure
+  // here finishes even though its Node is gone by then.
   const check = isFirst
     ? sh`if [ ! -f "$ROOT"${DESTROY_MARK_FILE} ]; then
   say "not marked by destroy-begin (an up dropped this command, or the destroy stopped before): K3s stays installed"
   exit 0
 fi`
-    : sh`if ! mark="$(k3s kubectl get node "$NODE" --no-headers -o ${`custom-columns=MARK:.metadata.annotations.${esc(DESTROY_ANNOTATION)}`}${kubeconfig} 2>&1)"; then
-  case "$mark" in
-    *NotFound* | *"not found"*) mark=absent ;;
-    *) fail "cannot read Node $NODE: $mark; nothing was changed, the next pulumi destroy retries" ;;
-  esac
-fi
-if [ "$mark" != true ]; then
-  say "not marked by destroy-begin (an up dropped this command: an entry or the setting removed): K3s stays installed"
-  exit 0
+    : sh`if [ ! -f "$ROOT"${DESTROY_MARK_FILE} ]; then
+  err="$(mktemp)"
+  if ! mark="$(k3s kubectl get node "$NODE" --no-headers -o ${`custom-columns=MARK:.metadata.annotations.${esc(DESTROY_ANNOTATION)}`}${kubeconfig} 2>"$err")"; then
+    problem="$(cat "$err")"
+    rm -f "$err"
+    case "$problem" in
+      *NotFound* | *"not found"*) mark=absent ;;
+      *) fail "cannot read Node $NODE: $problem; nothing was changed, the next pulumi destroy retries" ;;
+    esac
+  fi
+  rm -f "$err"
+  if [ "$mark" != true ]; then
+    say "not marked by destroy-begin (an up dropped this command: an entry or the setting removed): K3s stays installed"
+    exit 0
+  fi
+  mkdir -p "$ROOT"${STATE_DIR}
+  touch "$ROOT"${DESTROY_MARK_FILE}
 fi`;
   const leave =
     node.role === "server" && !isFirst
       ? sh`say "delete Node $NODE through the first server (K3s removes its etcd member; the others keep quorum)"
-k3s kubectl delete node "$NODE" --wait=true --timeout=${`${DESTROY_DELETE_TIMEOUT_SECONDS}s`} ${`--server=https://${bracketIpv6(nodeAddress(first))}:${API_PORT}`}
+if ! out="$(k3s kubectl delete node "$NODE" --wait=true --timeout=${`${DESTROY_DELETE_TIMEOUT_SECONDS}s`} ${`--server=https://${bracketIpv6(nodeAddress(first))}:${API_PORT}`} 2>&1)"; then
+  case "$out" in
+    *NotFound* | *"not found"*) say "Node $NODE is gone already (an earlier attempt)" ;;
+    *) fail "cannot delete Node $NODE through the first server: $out; K3s still runs here, the next pulumi destroy retries" ;;
+  esac
+fi
 `
       : raw("");
   return PRELUDE(

@@ -198,6 +198,16 @@ describe("uninstallOnDestroy: the scripts, run in a sandbox", function () {
     const r = s.run(renderDestroyUninstallScript(config, node("prod-server-2"), plan.first));
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(s.calls().slice(1), ["k3s kubectl delete node prod-server-2 --wait=true --timeout=300s --server=https://203.0.113.11:6443", "k3s-uninstall.sh"]);
+    assert.ok(existsSync(join(s.root, DESTROY_MARK_FILE)) === false, "the node's own mark goes with k3s-platform's state");
+    // Resumed after a failure past the Node's deletion (the uninstall failed): its own mark decides.
+    const resumed = sandbox(`[ "$2 $3" = "get node" ] && { echo 'Error from server (NotFound): nodes "prod-server-2" not found' >&2; exit 1; }
+[ "$2 $3" = "delete node" ] && { echo 'Error from server (NotFound): nodes "prod-server-2" not found' >&2; exit 1; }`);
+    mkdirSync(dirname(join(resumed.root, DESTROY_MARK_FILE)), { recursive: true });
+    writeFileSync(join(resumed.root, DESTROY_MARK_FILE), "");
+    const again = resumed.run(renderDestroyUninstallScript(config, node("prod-server-2"), plan.first));
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /Node prod-server-2 is gone already/);
+    assert.deepEqual(resumed.calls().filter((c) => !/kubectl/.test(c)), ["k3s-uninstall.sh"]);
     const first = renderDestroyUninstallScript(config, plan.first, plan.first);
     const unmarked = sandbox("");
     assert.match(unmarked.run(first).stdout, /not marked by destroy-begin/);

@@ -6,15 +6,23 @@ ROOT="${K3S_PLATFORM_ROOT:-}"
 started=$SECONDS
 say() { echo "destroy[$NODE]: $* ($((SECONDS - started))s)"; }
 fail() { echo "destroy[$NODE]: $* ($((SECONDS - started))s)" >&2; exit 1; }
-if ! mark="$(k3s kubectl get node "$NODE" --no-headers -o 'custom-columns=MARK:.metadata.annotations.k3s-platform\.io/destroy' --kubeconfig=/var/lib/rancher/k3s/agent/kubelet.kubeconfig 2>&1)"; then
-  case "$mark" in
-    *NotFound* | *"not found"*) mark=absent ;;
-    *) fail "cannot read Node $NODE: $mark; nothing was changed, the next pulumi destroy retries" ;;
-  esac
-fi
-if [ "$mark" != true ]; then
-  say "not marked by destroy-begin (an up dropped this command: an entry or the setting removed): K3s stays installed"
-  exit 0
+if [ ! -f "$ROOT"/var/lib/k3s-platform/destroying ]; then
+  err="$(mktemp)"
+  if ! mark="$(k3s kubectl get node "$NODE" --no-headers -o 'custom-columns=MARK:.metadata.annotations.k3s-platform\.io/destroy' --kubeconfig=/var/lib/rancher/k3s/agent/kubelet.kubeconfig 2>"$err")"; then
+    problem="$(cat "$err")"
+    rm -f "$err"
+    case "$problem" in
+      *NotFound* | *"not found"*) mark=absent ;;
+      *) fail "cannot read Node $NODE: $problem; nothing was changed, the next pulumi destroy retries" ;;
+    esac
+  fi
+  rm -f "$err"
+  if [ "$mark" != true ]; then
+    say "not marked by destroy-begin (an up dropped this command: an entry or the setting removed): K3s stays installed"
+    exit 0
+  fi
+  mkdir -p "$ROOT"/var/lib/k3s-platform
+  touch "$ROOT"/var/lib/k3s-platform/destroying
 fi
 CONFIG="$ROOT"/etc/rancher/k3s/config.yaml
 if [ -f "$CONFIG" ]; then

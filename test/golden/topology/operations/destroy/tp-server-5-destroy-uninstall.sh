@@ -6,15 +6,23 @@ ROOT="${K3S_PLATFORM_ROOT:-}"
 started=$SECONDS
 say() { echo "destroy[$NODE]: $* ($((SECONDS - started))s)"; }
 fail() { echo "destroy[$NODE]: $* ($((SECONDS - started))s)" >&2; exit 1; }
-if ! mark="$(k3s kubectl get node "$NODE" --no-headers -o 'custom-columns=MARK:.metadata.annotations.k3s-platform\.io/destroy' 2>&1)"; then
-  case "$mark" in
-    *NotFound* | *"not found"*) mark=absent ;;
-    *) fail "cannot read Node $NODE: $mark; nothing was changed, the next pulumi destroy retries" ;;
-  esac
-fi
-if [ "$mark" != true ]; then
-  say "not marked by destroy-begin (an up dropped this command: an entry or the setting removed): K3s stays installed"
-  exit 0
+if [ ! -f "$ROOT"/var/lib/k3s-platform/destroying ]; then
+  err="$(mktemp)"
+  if ! mark="$(k3s kubectl get node "$NODE" --no-headers -o 'custom-columns=MARK:.metadata.annotations.k3s-platform\.io/destroy' 2>"$err")"; then
+    problem="$(cat "$err")"
+    rm -f "$err"
+    case "$problem" in
+      *NotFound* | *"not found"*) mark=absent ;;
+      *) fail "cannot read Node $NODE: $problem; nothing was changed, the next pulumi destroy retries" ;;
+    esac
+  fi
+  rm -f "$err"
+  if [ "$mark" != true ]; then
+    say "not marked by destroy-begin (an up dropped this command: an entry or the setting removed): K3s stays installed"
+    exit 0
+  fi
+  mkdir -p "$ROOT"/var/lib/k3s-platform
+  touch "$ROOT"/var/lib/k3s-platform/destroying
 fi
 CONFIG="$ROOT"/etc/rancher/k3s/config.yaml
 if [ -f "$CONFIG" ]; then
@@ -25,7 +33,12 @@ if [ -f "$CONFIG" ]; then
   fi
 fi
 say "delete Node $NODE through the first server (K3s removes its etcd member; the others keep quorum)"
-k3s kubectl delete node "$NODE" --wait=true --timeout=300s --server=https://192.0.2.31:6443
+if ! out="$(k3s kubectl delete node "$NODE" --wait=true --timeout=300s --server=https://192.0.2.31:6443 2>&1)"; then
+  case "$out" in
+    *NotFound* | *"not found"*) say "Node $NODE is gone already (an earlier attempt)" ;;
+    *) fail "cannot delete Node $NODE through the first server: $out; K3s still runs here, the next pulumi destroy retries" ;;
+  esac
+fi
 have() { command -v "$1" >/dev/null 2>&1; }
 service_active() { have systemctl && systemctl is-active --quiet "$1" 2>/dev/null; }
 changed() { say "$*"; }
