@@ -1,4 +1,5 @@
 import { NODE_CHILDREN, nodeChildOf, parseUrn, TYPES } from "../components/names";
+import { hookSummary, HookView } from "../components/hooks/summary";
 import { ClusterConfigView, upgradeSummary } from "../components/upgrade/summary";
 import { lifecycleLines, NodeRoles, runOrderLines } from "./preview-lifecycle";
 import type { PreviewStep, PropertyDiff } from "./preview-types";
@@ -204,7 +205,10 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
   const operations = [
     ...steps
       .filter((s) => parseUrn(s.urn).type === CLUSTER_TYPE && s.op === "update")
-      .flatMap((s) => upgradeSummary(s.oldState?.inputs?.config as ClusterConfigView | undefined, s.newState?.inputs?.config as ClusterConfigView | undefined)),
+      .flatMap((s) => [
+        ...upgradeSummary(s.oldState?.inputs?.config as ClusterConfigView | undefined, s.newState?.inputs?.config as ClusterConfigView | undefined),
+        ...hookSummary(s.oldState?.inputs?.config as { hooks?: HookView[] } | undefined, s.newState?.inputs?.config as { hooks?: HookView[] } | undefined),
+      ]),
     ...lifecycleLines(all, options.stack, options.roles),
     ...runOrderLines(all, options.stack),
   ];

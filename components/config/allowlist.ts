@@ -375,7 +375,6 @@ export const COMPONENT_ARG_RISKS: Readonly<Record<string, string>> = {
   "listen-peer-urls": "moves etcd's peer listener (plain http or other interfaces)",
   "listen-metrics-urls": "serves etcd metrics on other interfaces or without TLS",
   "allowed-unsafe-sysctls": "lets pods change kernel settings of the host",
-  "authentication-config": "can enable anonymous access per endpoint",
   "authorization-config": "replaces the authorizer chain",
   "client-ca-file": "replaces the CA that authenticates clients",
   "cluster-signing-duration": "changes the lifetime of every certificate the cluster signs",

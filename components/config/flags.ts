@@ -190,6 +190,19 @@ export const CONTAINERD_2: Since = {
   source: "k3s-io/docs advanced.md Version Gate (February 2025 releases v1.31.6+k3s1, v1.32.2+k3s1); k3s-io/k3s#11626",
 };
 
+/**
+ * The structured AuthenticationConfiguration (`kube-apiserver --authentication-config`, KEP-3331):
+ * alpha in Kubernetes v1.29 (apiserver.config.k8s.io/v1alpha1, behind a gate), beta and on by
+ * default from v1.30 (v1beta1; kubernetes/website#45108 "Starting Kubernetes 1.30 … only requires
+ * specifying --authentication-config"), stable in v1.34 (v1; kubernetes/enhancements#3331 stable
+ * target v1.34, kubernetes/kubernetes#131916). Every supported release (OLDEST_SUPPORTED v1.30)
+ * reads v1beta1; from v1.34 k3s-platform writes v1.
+ */
+export const AUTHENTICATION_CONFIG_V1: Since = {
+  lines: { 34: 0 },
+  source: "KEP-3331 stable in Kubernetes v1.34 (kubernetes/enhancements#3331, kubernetes/kubernetes#131916)",
+};
+
 const f = (name: string, scope: FlagSpec["scope"], cls: FlagClass, use?: string, extra: Partial<FlagSpec> = {}): FlagSpec => ({
   name,
   scope,
@@ -494,6 +507,7 @@ export const MANAGED_COMPONENT_ARGS: Readonly<Record<string, Readonly<Record<str
     "default-unreachable-toleration-seconds": "k3s.apiServer.defaultUnreachableTolerationSeconds",
     "encryption-provider-config": "k3s-platform:encryption (mode: custom)",
     "encryption-provider-config-automatic-reload": "k3s-platform:encryption (mode: custom)",
+    "authentication-config": "k3s.apiServer.authentication",
   },
   "kube-controller-manager-arg": {
     "node-monitor-grace-period": "k3s.controllerManager.nodeMonitorGracePeriod",

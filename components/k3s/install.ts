@@ -140,6 +140,8 @@ export interface ApplyHooks {
   preflight?: Shell;
   preInstall?: Shell;
   postInstall?: Shell;
+  final?: Shell;
+  upToDate?: Shell;
 }
 
 /**
@@ -212,6 +214,10 @@ export function renderApplyScript(
   // Only a non-empty hook adds a line: scripts without one stay byte-identical.
   const postInstall = hooks.postInstall?.text ? sh`${hooks.postInstall}
 ` : raw("");
+  const final = hooks.final?.text ? sh`${hooks.final}
+` : raw("");
+  // Before each "up to date" exit, indented to its place.
+  const upToDate = hooks.upToDate?.text ? raw(`${hooks.upToDate.text.replace(/^/gm, "    ")}\n`) : raw("");
   const service = serviceName(node);
   const units = unitFiles(service);
   const channelPin = renderChannelPin(config, node);
@@ -292,11 +298,11 @@ if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-ac
   if [ ! -f "$UNIT_STATE" ]; then
     unit_fingerprint >"$UNIT_STATE"
     echo "apply[$NODE]: K3s is up to date (unit files recorded)"
-    exit 0
+${upToDate}    exit 0
   fi
   if [ "$(unit_fingerprint)" = "$(cat "$UNIT_STATE")" ]; then
     echo "apply[$NODE]: K3s is up to date"
-    exit 0
+${upToDate}    exit 0
   fi
   echo "apply[$NODE]: the unit or its environment files changed outside k3s-platform: re-installing"
 fi
@@ -341,7 +347,7 @@ echo "apply[$NODE]: $SERVICE serves after $((SECONDS - started))s"
 ${postInstall}echo "$fingerprint" >"$STATE"
 unit_fingerprint >"$UNIT_STATE"
 echo "apply[$NODE]: K3s $VERSION is running"
-`.text;
+${final}`.text;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { API_PORT, nodeAddressesOf } from "../config/topology";
 import type { Contribution } from "../plan/contribution";
+import { osPrepHookCall } from "../hooks/render";
 import { runtimeChecks } from "../runtimes/render";
 import { heredocBody, joinShell, raw, Shell, sh } from "../shell/sh";
 
@@ -200,7 +201,7 @@ write_file() {
   rm -f "$tmp"
   changed "wrote $1"
 }
-
+${osPrepHookCall(config, node)}
 # ---------------------------------------------------------------- Raspberry Pi cgroups
 ${raspberryPiBlock(node)}
 

@@ -2,7 +2,8 @@ import { z } from "zod";
 import { k3sSchema } from "./addons";
 import { dnsSchema } from "./dns";
 import { encryptionSchema } from "./encryption";
-import { nodeSchema, sshSchema } from "./nodes";
+import { HookConfig, hookSchema } from "./hooks";
+import { nodeSchema, poolName, poolSchema, sshSchema } from "./nodes";
 import { tenantSchema } from "./tenants";
 import { upgradeSchema } from "./upgrade";
 import { singleLine } from "../single-line";
@@ -25,6 +26,8 @@ export * from "./encryption";
 export * from "./tenants";
 export * from "./dns";
 export * from "./upgrade";
+export * from "./hooks";
+export * from "./authentication";
 
 // ---------------------------------------------------------------- the stack
 
@@ -34,6 +37,8 @@ export const stackSchema = z.strictObject({
   environment: z.enum(ENVIRONMENTS),
   k3s: k3sSchema.prefault({}),
   ssh: sshSchema.prefault({}),
+  /** Shared node settings by pool name (docs/node-pools.md); resolved into `nodes` before validation. */
+  pools: z.record(poolName, poolSchema).optional(),
   nodes: z.array(nodeSchema).min(1, "at least one node is required"),
   encryption: encryptionSchema.prefault({}),
   tenants: z.array(tenantSchema).default([]),
@@ -46,6 +51,8 @@ export const stackSchema = z.strictObject({
     })
     .optional(),
   upgrade: upgradeSchema.prefault({}),
+  /** The user's commands at named points of a node's life (docs/hooks.md); refused in prod without an exception. */
+  hooks: z.array(hookSchema).optional(),
   /**
    * `pulumi destroy` uninstalls K3s from every node (agents first, servers last, one at a time) and
    * removes the firewall rules os-prep opened (docs/destroy.md). Unset or false: K3s stays.
@@ -69,12 +76,16 @@ export type TenantConfig = StackConfig["tenants"][number];
 export type DnsConfig = StackConfig["dns"];
 
 /** The stack config with environment-dependent defaults resolved. */
-export type ResolvedConfig = Omit<StackConfig, "k3s" | "encryption"> & {
+export type ResolvedConfig = Omit<StackConfig, "k3s" | "encryption" | "pools" | "hooks"> & {
+  /** Hooks with their pools resolved into node names (config/hooks.ts). */
+  hooks?: ResolvedHook[];
   /** clusterDns resolved per family (resolveDefaults). */
   k3s: Omit<K3sConfig, "hardening" | "clusterDns"> & { hardening: Hardening; clusterDns: string[] };
   encryption: Omit<StackConfig["encryption"], "enabled"> & { enabled: boolean };
 };
 export type EncryptionConfig = ResolvedConfig["encryption"];
+/** A hook as renderers read it: `pools` resolved into `nodes` (members of the pools added). */
+export type ResolvedHook = Omit<HookConfig, "pools">;
 
 /** Config keys that hold secrets, read as Pulumi secrets and never validated as plain data. */
 export const SECRET_KEYS = [

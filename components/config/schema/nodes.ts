@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { singleLine } from "../single-line";
+import { kubeletSchema } from "./k3s";
 import { DNS_LABEL, hostAddress, ipList, labelMap, port, sshHostKey, taint } from "./primitives";
 
 /** The `ssh` section and `nodes[]`. */
@@ -28,6 +29,15 @@ export const nodeSshSchema = z.strictObject({
   hostKey: sshHostKey.optional(),
 });
 
+/**
+ * A node's own kubelet settings, over k3s.kubelet field by field (a reserved map merges key by
+ * key): the capacity settings that differ between machines of one cluster.
+ */
+export const nodeKubeletSchema = kubeletSchema.pick({ systemReserved: true, kubeReserved: true, maxPods: true });
+
+/** A pool's name (`pools.<name>`, `nodes[].pool`): a DNS label. */
+export const poolName = z.string().max(63).regex(DNS_LABEL, "pool name must be a lowercase DNS label (a-z, 0-9, -)");
+
 export const nodeSchema = z.strictObject({
   name: z
     .string()
@@ -46,6 +56,13 @@ export const nodeSchema = z.strictObject({
   /** Raspberry Pi boards need cgroup flags on the kernel command line. */
   raspberryPi: z.boolean().default(false),
   ssh: nodeSshSchema.default({}),
+  /** kubelet capacity settings of this node, over k3s.kubelet (docs/node-pools.md). */
+  kubelet: nodeKubeletSchema.optional(),
+  /**
+   * The pool (`pools.<name>`) whose settings this node takes where it sets none (docs/node-pools.md);
+   * resolved before validation (config/pools.ts) and not kept in the resolved config.
+   */
+  pool: poolName.optional(),
   /**
    * Removal, step 1 of 2 (docs/removing-and-replacing-nodes.md "Removing a node"): `true` arms the teardown (drain, delete the
    * Node, uninstall K3s) and stops installing or changing anything on the node; deleting the entry
@@ -64,3 +81,22 @@ export const nodeSchema = z.strictObject({
    */
   rebuild: z.union([singleLine().min(1), z.number().int().nonnegative()]).optional(),
 });
+
+/**
+ * `pools.<name>`: the settings a group of nodes shares (docs/node-pools.md). A node naming the
+ * pool takes each one it does not set itself: maps (labels, ssh, kubelet and its reserved maps)
+ * merge key by key with the node's keys winning, lists (taints) and scalars are replaced whole.
+ * Per-host settings (name, host, nodeIp, externalIp, ssh.hostKey, decommission, rebuild) stay on
+ * the node.
+ */
+export const poolSchema = z.strictObject({
+  role: z.enum(["server", "agent"]).optional(),
+  labels: labelMap.optional(),
+  taints: z.array(taint).optional(),
+  gpu: z.enum(["nvidia"]).optional(),
+  raspberryPi: z.boolean().optional(),
+  ssh: nodeSshSchema.omit({ hostKey: true }).optional(),
+  kubelet: nodeKubeletSchema.optional(),
+});
+/** The node fields a pool can hold (poolSchema's keys), for resolution and provenance. */
+export const POOL_FIELDS = Object.keys(poolSchema.shape) as ReadonlyArray<keyof z.infer<typeof poolSchema>>;
