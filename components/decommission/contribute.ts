@@ -1,6 +1,6 @@
 import type { NodeContext } from "../config/context";
 import type { Contribution } from "../plan/contribution";
-import { rejoinSnippet } from "./rejoin";
+import { rejoinSnippet, sqliteGuard } from "./rejoin";
 
 /**
  * The node-lifecycle concern's share of a node's plan: the first server's rebuild guard (join a
@@ -11,5 +11,6 @@ import { rejoinSnippet } from "./rejoin";
  * commands) is not per-node plan material: operations/decommission.ts.
  */
 export function contribute(ctx: NodeContext): Contribution {
-  return ctx.role === "first-server" ? { preflight: rejoinSnippet(ctx.config) } : {};
+  if (ctx.role !== "first-server") return {};
+  return { preflight: ctx.config.k3s.datastore.type === "sqlite" ? sqliteGuard() : rejoinSnippet(ctx.config) };
 }

@@ -86,7 +86,9 @@ delete_node() {
 # The managed-node list, kept in the cluster only (decommission/nodes.ts): the node-inventory step
 # rewrote it on the first managed server before the engine ran any delete.
 CM=k3s-platform-managed-nodes
+CLUSTER_LIST=""
 if kread get configmap "$CM" -n kube-system -o 'jsonpath={.data.nodes}'; then
+  CLUSTER_LIST="$KOUT"
   case " $KOUT " in
     *" $NODE "*) still_managed ;;
   esac
