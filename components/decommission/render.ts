@@ -234,7 +234,7 @@ say "drained and deleted"`,
  *     on Nodes not marked removed) must have a majority on Ready Nodes, or the removal is refused
  *     naming the Nodes that are down. A member a Ready Node on the same host carries now stays
  *     (delete_node keeps it), so nothing leaves etcd and nothing is counted.
- * Runs after list_nodes (NODES) and the managed-list reads (CLUSTER_LIST, MANAGED).
+ * Runs after list_nodes (NODES) and the managed-list read (CLUSTER_LIST: the cluster's copy, the only one since issue 26).
  */
 function serverQuorumGuard(peers: readonly string[]): Shell {
   return sh`PEERS=(${peers})
@@ -243,7 +243,7 @@ still_listed() {
   if [ -n "$CLUSTER_LIST" ]; then
     case " $CLUSTER_LIST " in *" $1 "*) return 0 ;; *) return 1 ;; esac
   fi
-  if [ -f "$MANAGED" ]; then grep -qxF -- "$1" "$MANAGED"; return; fi
+  # No list in the cluster (not written yet): every peer counts as listed, so it is waited for.
   return 0
 }
 waited=0
