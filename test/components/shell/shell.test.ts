@@ -513,6 +513,26 @@ describe("generated shell", () => {
         assert.equal(installs(), 4);
       });
 
+      it("a change to apply.sh alone (its messages now name docs pages; issue 25) re-runs it and restarts nothing", () => {
+        const config = sampleConfig("dev");
+        const h = standinHost(config, 0, "messages");
+        writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
+        const script = join(h.staging, "apply.sh");
+        const current = readFileSync(script, "utf8");
+        assert.ok(current.includes("docs/backup-and-restore.md"));
+        // apply.sh as 0.1 rendered it: the same steps, messages naming README sections.
+        writeFileSync(script, current.replaceAll("docs/backup-and-restore.md", 'README runbook ("Backups and restore")'));
+        assert.equal(h.apply().status, 0);
+        const stops = () => (h.read(h.logs.stub).match(/^systemctl stop /gm) ?? []).length;
+        assert.equal(stops(), 1, "the first install starts K3s");
+        writeFileSync(script, current);
+        const res = h.apply();
+        assert.equal(res.status, 0, res.out);
+        assert.match(res.out, /K3s is up to date/);
+        assert.equal(h.read(h.logs.installs).split("\n").filter(Boolean).length, 1, "the install script did not run again");
+        assert.equal(stops(), 1, "nothing restarted");
+      });
+
       it("channel stack: the channel picks the release at the first install; a config change later never upgrades", () => {
         const config = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
         const h = standinHost(config, 1, "channel");
