@@ -46,12 +46,12 @@ if [ -f "$ROOT"/etc/rancher/k3s/config.yaml ]; then
     *) ;;
   esac
   if [ "$enc_have" != off ] && [ "$enc_have" != "$ENC_WANT" ] && [ "$(cat "$ROOT$ENC_MIGRATED" 2>/dev/null || true)" != "$ENC_WANT" ]; then
-    fail "secrets encryption on this running cluster is $enc_have; the config asks for $ENC_WANT, which leaves data written under the dropped provider unreadable. Migrate first (README: Secrets encryption, turning it off or changing mode), record it with: echo $ENC_WANT > $ENC_MIGRATED on this server, then run pulumi up again"
+    fail "secrets encryption on this running cluster is $enc_have; the config asks for $ENC_WANT, which leaves data written under the dropped provider unreadable. Migrate first (docs/in-cluster.md#secrets-encryption-at-rest-k3s-platformencryption: turning it off or changing mode), record it with: echo $ENC_WANT > $ENC_MIGRATED on this server, then run pulumi up again"
   fi
 fi
 
 
-# Rebuild guard (README "Rebuilding a node"): an empty data directory joins a running cluster.
+# Rebuild guard (docs/rebuilding.md): an empty data directory joins a running cluster.
 DB_DIR="$ROOT"/var/lib/rancher/k3s/server/db
 if [ -z "$(ls -A "$DB_DIR" 2>/dev/null || true)" ]; then
   join_url=""
@@ -103,7 +103,7 @@ check_transition() {
   parts="$(version_parts "$to")" || return 1
   read -r tmin _ <<<"$parts"
   if version_lt "$to" "$from"; then
-    echo "upgrade[$node]: refusing to downgrade $node from $from to $to: K3s does not support downgrades (restore an etcd snapshot instead, README Backups); set k3s.version back to $from or newer" >&2
+    echo "upgrade[$node]: refusing to downgrade $node from $from to $to: K3s does not support downgrades (restore an etcd snapshot instead: docs/backup-and-restore.md); set k3s.version back to $from or newer" >&2
     return 1
   fi
   if [ "$tmin" -gt $((fmin + 1)) ]; then
