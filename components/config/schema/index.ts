@@ -31,21 +31,20 @@ export * from "./upgrade";
 export const ENVIRONMENTS = ["dev", "staging", "prod"] as const;
 
 export const stackSchema = z.strictObject({
-  environment: z.enum(ENVIRONMENTS),
-  k3s: k3sSchema.prefault({}),
-  ssh: sshSchema.prefault({}),
-  nodes: z.array(nodeSchema).min(1, "at least one node is required"),
-  encryption: encryptionSchema.prefault({}),
-  tenants: z.array(tenantSchema).default([]),
-  dns: dnsSchema.prefault({}),
-  /** Client and server certificates (docs/rotation.md). */
+  environment: z.enum(ENVIRONMENTS).describe("The stack's environment; drives defaults (prod: hardening cis, no channel, the allowlist of free-form settings)."),
+  k3s: k3sSchema.prefault({}).describe("K3s itself: release, networks, datastore, hardening, registries, air-gap, firewall, add-ons."),
+  ssh: sshSchema.prefault({}).describe("How k3s-platform reaches every host (defaults for nodes[].ssh)."),
+  nodes: z.array(nodeSchema).min(1, "at least one node is required").describe("The hosts of the cluster; the first server initialises it."),
+  encryption: encryptionSchema.prefault({}).describe("Secrets encryption at rest (docs/in-cluster.md)."),
+  tenants: z.array(tenantSchema).default([]).describe("Tenant namespaces with Pod Security, quotas, limits and network policies (docs/in-cluster.md)."),
+  dns: dnsSchema.prefault({}).describe("CoreDNS tuning, NodeLocal DNSCache and the DNS autoscaler (docs/in-cluster.md)."),
   certificates: z
     .strictObject({
       /** Bump (a counter or a date) to rotate every node's certificates, servers one at a time. */
-      rotation: z.union([singleLine().min(1), z.number()]).optional(),
+      rotation: z.union([singleLine().min(1), z.number()]).optional().describe("Bump (a counter or a date) to rotate every node's client and server certificates, servers one at a time."),
     })
-    .optional(),
-  upgrade: upgradeSchema.prefault({}),
+    .optional().describe("Client and server certificates (docs/rotation.md)."),
+  upgrade: upgradeSchema.prefault({}).describe("How a k3s.version change rolls out (docs/upgrading.md)."),
 });
 
 export type StackInput = z.input<typeof stackSchema>;
@@ -72,6 +71,18 @@ export const SECRET_KEYS = [
   "etcdS3AccessKey", "etcdS3SecretKey",
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
+
+/** What each secure key holds (docs/configuration-reference.md). */
+export const SECRET_DESCRIPTIONS: Record<SecretKey, string> = {
+  sshPrivateKey: "The SSH private key for every host (and the bastion); absent: the SSH agent.",
+  token: "The cluster token; generated when absent (stack output clusterToken; a restore needs it).",
+  agentToken: "An agent-only join token (`agent-token`), optional.",
+  datastoreEndpoint: "The external datastore's URL with its credentials; required with k3s.datastore.type external.",
+  registryAuth: "Registry credentials: `{ \"<registry host>\": { username, password } }` (registries.yaml configs.auth).",
+  encryptionKeys: "Keys of the custom encryption mode: `{ secretbox: [{ name, secret }] }`; generated when absent.",
+  etcdS3AccessKey: "S3 access key for k3s.etcdSnapshots.s3 (set with etcdS3SecretKey; neither: the host's instance credentials).",
+  etcdS3SecretKey: "S3 secret key for k3s.etcdSnapshots.s3.",
+};
 
 export function isSecretKey(key: string): key is SecretKey {
   return (SECRET_KEYS as readonly string[]).includes(key);
