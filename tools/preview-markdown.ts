@@ -1,4 +1,6 @@
-import { NODE_CHILDREN, nodeChildOf, parseUrn, TYPES } from "../components/names";
+import { childName, NODE_CHILDREN, nodeChildOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
+import { rolloutLegend, rolloutMermaid, StepState } from "../components/operations/mermaid";
+import type { Step } from "../components/operations/step";
 import { ClusterConfigView, upgradeSummary } from "../components/upgrade/summary";
 import { lifecycleLines, NodeRoles, runOrderLines } from "./preview-lifecycle";
 import type { PreviewStep, PropertyDiff } from "./preview-types";
@@ -173,6 +175,22 @@ export interface MarkdownOptions {
   roles?: NodeRoles;
   /** Rows listed per table before the rest is folded into a count. */
   maxRows?: number;
+  /** The stack's steps in run order (clusterSteps of its config): drawn as the rollout diagram. */
+  rollout?: readonly Step[];
+}
+
+/**
+ * Whether this preview runs a step: any of its resources is created, replaced or updated (a node
+ * step: the K3sNode or one of its children; a day-2 step: the command `<stack>-…-<name>`).
+ */
+function rolloutState(steps: PreviewStep[], stack: string): (step: Step) => StepState {
+  const changed = steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => parseUrn(s.urn).name);
+  return (step) => {
+    const runs = step.runs === "node"
+      ? changed.some((n) => n === nodeResourceName(stack, step.name) || nodeChildOf(n, nodeResourceName(stack, step.name)) !== undefined)
+      : changed.some((n) => n.startsWith(`${stack}-`) && (n === childName(stack, step.name) || n.endsWith(`-${step.name}`)));
+    return runs ? "run" : "idle";
+  };
 }
 
 export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions): string {
@@ -209,6 +227,11 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
     ...runOrderLines(all, options.stack),
   ];
   if (operations.length) lines.push("#### Operations", "", ...operations.map((l) => `- ${l}`), "");
+
+  // ---- the rollout as a picture (GitHub renders ```mermaid), when this preview changes something
+  if (options.rollout?.length && changing.length) {
+    lines.push("#### Rollout", "", rolloutMermaid(options.rollout, rolloutState(all, options.stack)), "", rolloutLegend(true), "");
+  }
 
   // ---- replacements first: they are the dangerous part
   const replacements = steps.filter((s) => REPLACING.has(s.op));
