@@ -288,7 +288,7 @@ unit_fingerprint() {
     if [ -f "$ROOT$f" ]; then printf '%s\\n' "$f"; cat "$ROOT$f"; fi
   done | sha256sum | cut -d' ' -f1
 }
-if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
+if [ "\${UPGRADING:-0}" != 1 ] && [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
   if [ ! -f "$UNIT_STATE" ]; then
     unit_fingerprint >"$UNIT_STATE"
     echo "apply[$NODE]: K3s is up to date (unit files recorded)"

@@ -233,8 +233,9 @@ if [ -f "$ROOT"${`/etc/systemd/system/${node.role === "server" ? "k3s" : "k3s-ag
     check_transition "$NODE" "$RUNNING_VERSION" "$TARGET_VERSION" ${etcdMember ? "etcd" : ""} || exit 1
     UPGRADING=1
     echo "upgrade[$NODE]: upgrading from $RUNNING_VERSION to $TARGET_VERSION"
-    # Another version runs than planned: install even if the staged files look applied.
-    rm -f "$STATE"
+    # Another version runs than planned: UPGRADING makes apply install even if the staged files
+    # look applied. The applied record stays until the install succeeds: a refusal below (the
+    # release preflight) leaves the host as it was, and reverting k3s.version restarts nothing.
   fi
 fi
 `;

@@ -403,6 +403,26 @@ describe("generated shell", () => {
         assert.doesNotMatch(h.read(h.logs.stub), /etcd-snapshot|cordon|drain|systemctl/);
       });
 
+      it("air-gap upgrade refused for a missing release keeps the applied record: reverting k3s.version restarts nothing (real install.sh run, issue 28)", () => {
+        const running = upgraded("prod");
+        const h = standinHost(running, 3, "bump-revert");
+        assert.equal(h.apply().status, 0);
+        const stage = (config: ResolvedConfig) => { for (const f of planNode(config, config.nodes[3]!).files) writeFileSync(join(h.staging, f.name), f.content); };
+        const stops = () => (h.read(h.logs.stub).match(/^systemctl stop /gm) ?? []).length;
+        assert.equal(stops(), 1);
+        const before = snapshot(h.root);
+        stage(upgraded("prod", (k3s) => { k3s.version = "v1.37.2+k3s1"; }));
+        const refused = h.apply();
+        assert.notEqual(refused.status, 0, refused.out);
+        assert.match(refused.out, /the air-gap binary for v1\.37\.2\+k3s1 is missing/);
+        assert.deepEqual(snapshot(h.root), before, "nothing changed, the applied record included");
+        stage(running);
+        const reverted = h.apply();
+        assert.equal(reverted.status, 0, reverted.out);
+        assert.match(reverted.out, /K3s is up to date/);
+        assert.equal(stops(), 1, "no restart");
+      });
+
       it("air-gap: a release staged beside the running one is checked and swapped in by the upgrade only", () => {
         const config = upgraded("prod");
         const binary = config.k3s.airgap.binaryPath;

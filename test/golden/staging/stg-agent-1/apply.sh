@@ -98,8 +98,9 @@ if [ -f "$ROOT"/etc/systemd/system/k3s-agent.service ] || [ -f "$VERSION_RECORD"
     check_transition "$NODE" "$RUNNING_VERSION" "$TARGET_VERSION" '' || exit 1
     UPGRADING=1
     echo "upgrade[$NODE]: upgrading from $RUNNING_VERSION to $TARGET_VERSION"
-    # Another version runs than planned: install even if the staged files look applied.
-    rm -f "$STATE"
+    # Another version runs than planned: UPGRADING makes apply install even if the staged files
+    # look applied. The applied record stays until the install succeeds: a refusal below (the
+    # release preflight) leaves the host as it was, and reverting k3s.version restarts nothing.
   fi
 fi
 
@@ -154,7 +155,7 @@ unit_fingerprint() {
     if [ -f "$ROOT$f" ]; then printf '%s\n' "$f"; cat "$ROOT$f"; fi
   done | sha256sum | cut -d' ' -f1
 }
-if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
+if [ "${UPGRADING:-0}" != 1 ] && [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
   if [ ! -f "$UNIT_STATE" ]; then
     unit_fingerprint >"$UNIT_STATE"
     echo "apply[$NODE]: K3s is up to date (unit files recorded)"
