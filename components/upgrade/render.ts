@@ -192,11 +192,6 @@ export function drainArgs(config: ResolvedConfig): string[] {
   ];
 }
 
-/** The installed K3s binary the install script runs (air-gap: the pre-staged one). */
-function binaryPath(config: ResolvedConfig): string {
-  return config.k3s.airgap.enabled ? config.k3s.airgap.binaryPath : "/usr/local/bin/k3s";
-}
-
 /**
  * apply.sh preflight (every node, with a pinned `k3s.version`): sets RUNNING_VERSION (empty on a
  * first install) and UPGRADING (1 when the node runs an older release), and refuses a downgrade or
@@ -215,7 +210,6 @@ export function upgradeGuard(config: ResolvedConfig, node: NodeConfig): Shell {
 ${isServer ? UPGRADE_LIBRARY : VERSION_RULES}
 TARGET_VERSION=${version}
 VERSION_RECORD="$ROOT"${VERSION_RECORD}
-K3S_BINARY=${binaryPath(config)}
 RUNNING_VERSION=""
 UPGRADING=0
 if [ -f "$ROOT"${`/etc/systemd/system/${node.role === "server" ? "k3s" : "k3s-agent"}.service`} ] || [ -f "$VERSION_RECORD" ]; then

@@ -14,7 +14,7 @@ export const bastionSchema = z.strictObject({
 });
 
 export const sshSchema = z.strictObject({
-  user: z.string().regex(/^[a-z_][a-z0-9_-]*[$]?$/, "not a valid Unix user name").default("root").describe("The SSH user; when not root it needs passwordless `sudo -n`."),
+  user: z.string().regex(/^[a-z_][a-z0-9_-]*[$]?$/, "not a valid Unix user name").default("root").describe("The SSH user; when not root it needs passwordless sudo (sudo -n)."),
   port: port.default(22).describe("The SSH port."),
   bastion: bastionSchema.optional().describe("A jump host every connection goes through."),
   /** Seconds per dial attempt and number of failed dials before giving up. */
