@@ -345,6 +345,7 @@ ${channelPin}${renderBinarySwap(config)}# The install script only writes and ena
 if ! (umask 022 && INSTALL_K3S_SKIP_START=true timeout ${raw(String(INSTALL_TIMEOUT_SECONDS))} bash "$STAGING/${raw(INSTALL_SCRIPT)}"); then
   fail "host $HOST, step install: the K3s install script failed or ran over ${raw(String(INSTALL_TIMEOUT_SECONDS))}s"
 fi
+resolve_k3s_binary
 timeout ${raw(String(STOP_TIMEOUT_SECONDS + 30))} systemctl stop "$SERVICE" || fail "host $HOST, step stop: systemctl stop $SERVICE failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
 systemctl start --no-block "$SERVICE"
 
@@ -376,17 +377,23 @@ echo "apply[$NODE]: K3s $(running_release) is running${raw(config.k3s.version ? 
  * digest record read it.
  */
 export function renderInstalledBinary(config: ResolvedConfig, node: NodeConfig): Shell {
-  if (config.k3s.airgap.enabled) return sh`K3S_BINARY=${config.k3s.airgap.binaryPath}
+  if (config.k3s.airgap.enabled) return sh`resolve_k3s_binary() { K3S_BINARY=${config.k3s.airgap.binaryPath}; }
+resolve_k3s_binary
 `;
+  // Resolved again after the install: a first install on a read-only /usr puts it in /opt/bin.
   return sh`# The k3s binary the unit runs: its ExecStart, else where install.sh puts it (setup_env: /usr/local/bin, or /opt/bin).
-K3S_BINARY=/usr/local/bin/k3s
-if [ -f "$ROOT"${unitFiles(serviceName(node)).unit} ]; then
-  exec_start="$(sed -n 's/^ExecStart=//p' "$ROOT"${unitFiles(serviceName(node)).unit})"
-  exec_start="\${exec_start%% *}"
-  if [ -n "$exec_start" ]; then K3S_BINARY="$exec_start"; fi
-elif [ ! -e "$ROOT/usr/local/bin/k3s" ] && [ -x "$ROOT/opt/bin/k3s" ]; then
-  K3S_BINARY=/opt/bin/k3s
-fi
+resolve_k3s_binary() {
+  local exec_start
+  K3S_BINARY=/usr/local/bin/k3s
+  if [ -f "$ROOT"${unitFiles(serviceName(node)).unit} ]; then
+    exec_start="$(sed -n 's/^ExecStart=//p' "$ROOT"${unitFiles(serviceName(node)).unit})"
+    exec_start="\${exec_start%% *}"
+    if [ -n "$exec_start" ]; then K3S_BINARY="$exec_start"; fi
+  elif [ ! -e "$ROOT/usr/local/bin/k3s" ] && [ -x "$ROOT/opt/bin/k3s" ]; then
+    K3S_BINARY=/opt/bin/k3s
+  fi
+}
+resolve_k3s_binary
 `;
 }
 

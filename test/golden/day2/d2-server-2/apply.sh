@@ -32,14 +32,18 @@ free_kib="$(df -Pk "$ROOT$data_dir" | awk 'NR == 2 { print $4 }')"
 [ "$((free_kib / 1024))" -ge "$MIN_FREE_MIB" ] || preflight_fail "only $((free_kib / 1024)) MiB free on the filesystem of $data_dir; K3s needs at least $MIN_FREE_MIB MiB"
 # --- end of preflight
 # The k3s binary the unit runs: its ExecStart, else where install.sh puts it (setup_env: /usr/local/bin, or /opt/bin).
-K3S_BINARY=/usr/local/bin/k3s
-if [ -f "$ROOT"/etc/systemd/system/k3s.service ]; then
-  exec_start="$(sed -n 's/^ExecStart=//p' "$ROOT"/etc/systemd/system/k3s.service)"
-  exec_start="${exec_start%% *}"
-  if [ -n "$exec_start" ]; then K3S_BINARY="$exec_start"; fi
-elif [ ! -e "$ROOT/usr/local/bin/k3s" ] && [ -x "$ROOT/opt/bin/k3s" ]; then
-  K3S_BINARY=/opt/bin/k3s
-fi
+resolve_k3s_binary() {
+  local exec_start
+  K3S_BINARY=/usr/local/bin/k3s
+  if [ -f "$ROOT"/etc/systemd/system/k3s.service ]; then
+    exec_start="$(sed -n 's/^ExecStart=//p' "$ROOT"/etc/systemd/system/k3s.service)"
+    exec_start="${exec_start%% *}"
+    if [ -n "$exec_start" ]; then K3S_BINARY="$exec_start"; fi
+  elif [ ! -e "$ROOT/usr/local/bin/k3s" ] && [ -x "$ROOT/opt/bin/k3s" ]; then
+    K3S_BINARY=/opt/bin/k3s
+  fi
+}
+resolve_k3s_binary
 
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
@@ -330,6 +334,7 @@ done
 if ! (umask 022 && INSTALL_K3S_SKIP_START=true timeout 600 bash "$STAGING/install-k3s.sh"); then
   fail "host $HOST, step install: the K3s install script failed or ran over 600s"
 fi
+resolve_k3s_binary
 timeout 120 systemctl stop "$SERVICE" || fail "host $HOST, step stop: systemctl stop $SERVICE failed or ran over 120s"
 systemctl start --no-block "$SERVICE"
 

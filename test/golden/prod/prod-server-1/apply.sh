@@ -32,7 +32,8 @@ while [ ! -d "$ROOT$data_dir" ] && [ "$data_dir" != / ]; do data_dir="$(dirname 
 free_kib="$(df -Pk "$ROOT$data_dir" | awk 'NR == 2 { print $4 }')"
 [ "$((free_kib / 1024))" -ge "$MIN_FREE_MIB" ] || preflight_fail "only $((free_kib / 1024)) MiB free on the filesystem of $data_dir; K3s needs at least $MIN_FREE_MIB MiB"
 # --- end of preflight
-K3S_BINARY=/usr/local/bin/k3s
+resolve_k3s_binary() { K3S_BINARY=/usr/local/bin/k3s; }
+resolve_k3s_binary
 
 # Secrets-encryption guard: a running cluster's encryption is not dropped or switched silently.
 ENC_WANT=custom
@@ -411,6 +412,7 @@ fi
 if ! (umask 022 && INSTALL_K3S_SKIP_START=true timeout 600 bash "$STAGING/install-k3s.sh"); then
   fail "host $HOST, step install: the K3s install script failed or ran over 600s"
 fi
+resolve_k3s_binary
 timeout 120 systemctl stop "$SERVICE" || fail "host $HOST, step stop: systemctl stop $SERVICE failed or ran over 120s"
 systemctl start --no-block "$SERVICE"
 
