@@ -177,6 +177,37 @@ export interface MarkdownOptions {
   maxRows?: number;
   /** The stack's steps in run order (clusterSteps of its config): drawn as the rollout diagram. */
   rollout?: readonly Step[];
+  /** `k3s.channel` of a stack without `k3s.version` (from its config): the release line says so. */
+  channel?: string;
+}
+
+/** The release an apply step's stdout reports (apply.sh: "K3s <release> is running" / "K3s is up to date (<release>)"). */
+export function releaseFromApplyStdout(stdout: string): string | undefined {
+  const found = [...stdout.matchAll(/K3s (v1\.\d+\.\d+\+k3s\d+) is running|K3s is up to date \((v1\.\d+\.\d+\+k3s\d+)/g)];
+  const last = found[found.length - 1];
+  return last?.[1] ?? last?.[2];
+}
+
+/**
+ * The releases the hosts ran at the last `up`, from each `<node>-apply` step's recorded stdout
+ * (the preview needs no network and no host: a channel is not asked at preview). A channel stack
+ * (issue 28) says that the channel resolved only at the first install and stays pinned.
+ */
+export function releaseLines(steps: PreviewStep[], stack: string, channel?: string): string[] {
+  const byRelease = new Map<string, string[]>();
+  for (const s of steps) {
+    const { type, name } = parseUrn(s.urn);
+    const stdout = s.oldState?.outputs?.stdout;
+    if (type !== TYPES.command || !name.endsWith(`-${NODE_CHILDREN.apply}`) || typeof stdout !== "string") continue;
+    const release = releaseFromApplyStdout(stdout);
+    if (!release) continue;
+    const node = name.slice(`${stack}-`.length, -`-${NODE_CHILDREN.apply}`.length);
+    byRelease.set(release, [...(byRelease.get(release) ?? []), node]);
+  }
+  const ran = [...byRelease].sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true })).map(([release, nodes]) => `${release} (${nodes.sort().join(", ")})`).join("; ");
+  if (!channel) return ran ? [`K3s on the hosts at the last up: ${ran}`] : [];
+  if (!ran) return [`channel ${channel}: the hosts resolve it at their first install (not known before up; preview asks no channel), then stay on that release`];
+  return [`channel ${channel}: the hosts run ${ran}, pinned at their first install; this up keeps it (preview asks no channel; to upgrade, set k3s.version)`];
 }
 
 /**
@@ -225,6 +256,7 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
       .flatMap((s) => upgradeSummary(s.oldState?.inputs?.config as ClusterConfigView | undefined, s.newState?.inputs?.config as ClusterConfigView | undefined)),
     ...lifecycleLines(all, options.stack, options.roles),
     ...runOrderLines(all, options.stack),
+    ...releaseLines(all, options.stack, options.channel),
   ];
   if (operations.length) lines.push("#### Operations", "", ...operations.map((l) => `- ${l}`), "");
 

@@ -23,14 +23,19 @@ import { checkPath, CliOption, CliSpec, runCli, UsageError } from "./cli";
  * From ./Pulumi.<stack>.yaml, when it is there and valid: servers and agents (else the digest's
  * K3sNodes count) and the steps in run order (the rollout diagram; without them, none).
  */
-function fromStackFile(stack: string): { roles?: NodeRoles; rollout?: Step[] } {
+function fromStackFile(stack: string): { roles?: NodeRoles; rollout?: Step[]; channel?: string } {
   const file = stackFilePath(".", stack);
   if (!existsSync(file)) return {};
   try {
     const result = parseStackConfig(readStackFile(file).raw);
     if (!result.ok) return {};
     const servers = result.config.nodes.filter((n) => n.role === "server").length;
-    return { roles: { servers, agents: result.config.nodes.length - servers }, rollout: clusterSteps(result.config, planCluster(result.config)) };
+    const { version, channel } = result.config.k3s;
+    return {
+      roles: { servers, agents: result.config.nodes.length - servers },
+      rollout: clusterSteps(result.config, planCluster(result.config)),
+      ...(version === undefined && channel !== undefined ? { channel } : {}),
+    };
   } catch {
     return {};
   }
@@ -72,7 +77,7 @@ function main(values: { [K in keyof typeof SPEC.options]?: string }): number {
   for (const o of ["policy-pack", "policy-pack-config"] as const) {
     if (values[o] !== undefined && values.from !== undefined) throw new UsageError(`--${o} is for a live preview; --from reads a saved one`);
   }
-  const { roles, rollout } = fromStackFile(values.stack);
+  const { roles, rollout, channel } = fromStackFile(values.stack);
   if (values.from !== undefined) {
     const digest = savedFile("from", values.from, "a `pulumi preview --json` output", (t) => {
       const parsed = JSON.parse(t) as unknown;
@@ -80,7 +85,7 @@ function main(values: { [K in keyof typeof SPEC.options]?: string }): number {
       return parsed as PreviewDigest;
     });
     const events: PolicyEvent[] | undefined = values.events === undefined ? undefined : savedFile("events", values.events, "an engine event log (JSON lines)", policyEventsFromLog);
-    process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: events, roles, rollout }));
+    process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: events, roles, rollout, channel }));
     return 0;
   }
 
@@ -118,7 +123,7 @@ function main(values: { [K in keyof typeof SPEC.options]?: string }): number {
     } catch {
       events = "";
     }
-    process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: policyEventsFromLog(events), roles, rollout }));
+    process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: policyEventsFromLog(events), roles, rollout, channel }));
     return run.status ?? 1;
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { renderRestartScript, renderVerifyScript, rotationPhases } from "../../.
 import { PATHS } from "../../../components/k3s/paths";
 import { customTimeouts, stepBounds } from "../../../components/k3s/timeouts";
 import { planCluster, planNode } from "../../../components/plan/node";
+import { releaseFromApplyStdout } from "../../../tools/preview-markdown";
 import { fakeBinary, hostRoot, INSTALL_STANDIN } from "../../helpers/host-root";
 import { ENVS, REPO, sampleConfig, variant } from "../../helpers/samples";
 
@@ -588,6 +589,9 @@ describe("generated shell", () => {
         assert.match(res.out, /pinned to the running v1\.31\.4\+k3s1/);
         assert.match(h.read(join(h.root, "opt/bin/k3s")), /v1\.31\.4\+k3s1/, "the channel did not upgrade it");
         assert.match(res.out, /K3s v1\.31\.4\+k3s1 is running \(channel stable, pinned to this release\)/);
+        // preview:md reads the release from this stdout (recorded by the engine as the apply step's output).
+        assert.equal(releaseFromApplyStdout(res.out), "v1.31.4+k3s1");
+        assert.equal(releaseFromApplyStdout(h.apply().out), "v1.31.4+k3s1", "up to date says it too");
       });
 
       it("a binary replaced outside k3s-platform is drift: downloaded, the install restores the release; air-gapped, refused naming host and file (issue 28)", () => {
