@@ -48,7 +48,7 @@ export const dnsSchema = z.strictObject({
       z.strictObject({ servers: z.array(dnsServer).min(1).describe("The domain's DNS servers, IP[:port]."), forward: forwardOptionsSchema.optional().describe("`forward` options for this domain."), cache: cacheSchema.optional().describe("`cache` options for this domain.") }),
     )
     .default({}).describe("Stub domains: their own server blocks (`<domain>.server` in coredns-custom)."),
-  forward: forwardOptionsSchema.prefault({}).describe("Defaults for every block we render (stub domains, NodeLocal DNSCache's upstream)."),
+  forward: forwardOptionsSchema.prefault({}).describe("Defaults for every block k3s-platform renders (stub domains, NodeLocal DNSCache's upstream)."),
   cache: cacheSchema.prefault({}).describe("Default `cache` options of those blocks."),
   hosts: z.record(z.string().refine(isDnsName, { message: "not a DNS name" }), ipAddress).default({}).describe("Extra host entries: name → address, served from their own zones."),
   log: z.boolean().default(false).describe("Query logging in the main zone (the `log` plugin through `log.override`)."),

@@ -14,7 +14,7 @@ export type KeyedProvider = (typeof KEYED_PROVIDERS)[number];
 
 export const encryptionSchema = z.strictObject({
   enabled: z.boolean().optional().describe("Default: on when hardening is cis, off otherwise. Must be on at the cluster's first start."),
-  mode: z.enum(["k3s", "custom"]).default("k3s").describe("`k3s`: K3s generates and manages the key; `custom`: we render the EncryptionConfiguration."),
+  mode: z.enum(["k3s", "custom"]).default("k3s").describe("`k3s`: K3s generates and manages the key; `custom`: k3s-platform renders the EncryptionConfiguration."),
   provider: z.enum(["aescbc", "secretbox"]).default("aescbc").describe("K3s-managed provider (`secrets-encryption-provider`); K3s' own default is aescbc."),
   custom: z
     .strictObject({
