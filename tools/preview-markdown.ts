@@ -1,4 +1,5 @@
 import { childName, NODE_CHILDREN, nodeChildOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
+import { hookSummary, HookView } from "../components/hooks/summary";
 import { rolloutLegend, rolloutMermaid, StepState } from "../components/operations/mermaid";
 import type { Step } from "../components/operations/step";
 import { ClusterConfigView, upgradeSummary } from "../components/upgrade/summary";
@@ -253,7 +254,10 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
   const operations = [
     ...steps
       .filter((s) => parseUrn(s.urn).type === CLUSTER_TYPE && s.op === "update")
-      .flatMap((s) => upgradeSummary(s.oldState?.inputs?.config as ClusterConfigView | undefined, s.newState?.inputs?.config as ClusterConfigView | undefined)),
+      .flatMap((s) => [
+        ...upgradeSummary(s.oldState?.inputs?.config as ClusterConfigView | undefined, s.newState?.inputs?.config as ClusterConfigView | undefined),
+        ...hookSummary(s.oldState?.inputs?.config as { hooks?: HookView[] } | undefined, s.newState?.inputs?.config as { hooks?: HookView[] } | undefined),
+      ]),
     ...lifecycleLines(all, options.stack, options.roles),
     ...runOrderLines(all, options.stack),
     ...releaseLines(all, options.stack, options.channel),

@@ -83,6 +83,17 @@ const URL_CREDENTIALS = /[a-z][a-z0-9+.-]*:\/\/[^\s/@:]+:[^\s/@]+@/i;
 /** `--metrics.influxdb2.token=…`, `--hub.token=…`, `password=…` inside an argument string. */
 const ARGUMENT_CREDENTIAL = /(password|passwd|token|secret|apikey|api-key|credentials?)=\S/i;
 
+/** `Authorization: Bearer …` / `Basic …` as a header argument (curl -H, wget --header). */
+const AUTHORIZATION_HEADER = /authorization:\s*(bearer|basic)\s+\S/i;
+
+/**
+ * Whether a command line argument (or a shell line passed as one) carries a credential in clear:
+ * a private key, URL credentials, `password=…`-style assignments or an Authorization header.
+ */
+export function argumentCredential(text: string): boolean {
+  return PRIVATE_KEY.test(text) || URL_CREDENTIALS.test(text) || ARGUMENT_CREDENTIAL.test(text) || AUTHORIZATION_HEADER.test(text);
+}
+
 export function isCredentialKey(key: string): boolean {
   const k = key.toLowerCase().replace(/[-_.]/g, "");
   return CREDENTIAL_EXACT.has(k) || (CREDENTIAL_KEY.test(k) && !REFERENCE_KEY.test(k));

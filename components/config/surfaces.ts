@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { ALLOWED_COMPONENT_ARGS, ALLOWED_FLAGS, AllowlistContext, COMPONENT_ARG_RISKS, FLAG_RISKS } from "./allowlist";
-import { broadCidr, containerdTemplateFindings, DocumentHit, isCredentialKey, KIND_WHY, traefikValuesFindings } from "./documents";
+import { argumentCredential, broadCidr, containerdTemplateFindings, DocumentHit, isCredentialKey, KIND_WHY, traefikValuesFindings } from "./documents";
 import { COMPONENT_ARG_FLAGS, FLAG_BY_NAME, MANAGED_COMPONENT_ARGS } from "./flags";
 import type { FlagValue, ResolvedConfig } from "./schema";
 import { KUBE_VIP_IMAGE } from "./schema/addons";
@@ -226,6 +226,60 @@ function imageFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
   }
 }
 
+/**
+ * A hook (docs/hooks.md) is a command run as root on every node it applies to: nothing about it is
+ * known safe, so each one is a finding, pinned to its point and command (a changed command is a new
+ * finding, reviewed again; which nodes it runs on may change with the pool or role it names).
+ */
+function hookFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
+  (config.hooks ?? []).forEach((hook, i) => {
+    // A credential in the command reaches hooks.sh on every node and state: refused everywhere, never echoed.
+    const secret = new Set<number>();
+    hook.command.forEach((arg, j) => {
+      const flag = /^--?([A-Za-z][\w.-]*)$/.exec(arg)?.[1];
+      const next = hook.command[j + 1];
+      const afterFlag = flag !== undefined && isCredentialKey(flag) && next !== undefined && next.trim() !== "" && !next.startsWith("/");
+      if (!argumentCredential(arg) && !afterFlag) return;
+      const k = afterFlag ? j + 1 : j;
+      secret.add(k);
+      out.push({
+        setting: `hooks.${hook.name}.command[${k}]${pinned({ digest: hook.command[k] })}`,
+        path: ["hooks", i, "command", k],
+        message: `hook ${hook.name}: argument ${k} holds a credential in clear (${afterFlag ? `the value of ${arg}` : "a key, URL credentials, a password/token assignment or an Authorization header"}): it would land in hooks.sh on every node it runs on and in Pulumi state; let the hook read it on the host (a root-only file)`,
+        unexceptable: "credentials never sit in the stack config",
+        everywhere: true,
+      });
+    });
+    const shown = hook.command.map((arg, j) => (secret.has(j) ? "…" : arg));
+    const where = hook.nodes || hook.roles ? [...(hook.nodes ?? []), ...(hook.roles ?? []).map((r) => `every ${r}`)].join(", ") : "every node";
+    out.push({
+      setting: `hooks.${hook.name}${pinned({ at: hook.at, command: hook.command })}`,
+      path: ["hooks", i],
+      message: `hook ${hook.name} runs ${JSON.stringify(shown)} as root at ${hook.at} on ${where || "no node"}`,
+    });
+  });
+}
+
+/**
+ * An identity provider for the API server (docs/oidc.md) lets whoever runs it log in: like
+ * `oidc-issuer-url` on the allowlist, each is a finding, pinned to its issuer, audiences, claim
+ * mappings and rules (not its CA, which rotates), so the exception names the provider and prefixes.
+ */
+function authenticationFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
+  (config.k3s.apiServer.authentication?.jwt ?? []).forEach((j, i) => {
+    const { username, groups } = j.claimMappings;
+    const risks = [
+      ...(username.prefix === "" ? [`no username prefix: its names (claim ${username.claim}) can claim any user, system: ones included`] : []),
+      ...(groups && groups.prefix === "" ? [`no groups prefix: its groups (claim ${groups.claim}) can claim system:masters`] : []),
+    ];
+    out.push({
+      setting: `apiServer.authentication.jwt:${j.issuer.url}${pinned({ audiences: j.issuer.audiences, claimMappings: j.claimMappings, claimValidationRules: j.claimValidationRules ?? [] })}`,
+      path: ["k3s", "apiServer", "authentication", "jwt", i],
+      message: `${j.issuer.url} becomes an identity provider of the API server: whoever controls it logs in as "${username.prefix}<${username.claim}>"${groups ? ` with groups "${groups.prefix}<${groups.claim}>"` : ""}${risks.length ? `; ${risks.join("; ")}` : ""}`,
+    });
+  });
+}
+
 /** Every departure from what is known safe, in config order of the surfaces. */
 export function surfaceFindings(config: ResolvedConfig): SurfaceFinding[] {
   const out: SurfaceFinding[] = [];
@@ -234,6 +288,8 @@ export function surfaceFindings(config: ResolvedConfig): SurfaceFinding[] {
   transportFindings(config, out);
   exposureFindings(config, out);
   imageFindings(config, out);
+  authenticationFindings(config, out);
+  hookFindings(config, out);
   return out;
 }
 

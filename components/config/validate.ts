@@ -16,7 +16,11 @@ import { featureChecks } from "./feature-checks";
 import { intermediateStep } from "../upgrade/versions";
 import { isSupportedLine, newerThanKnown, NEWEST_KNOWN, newestOnLine, SUPPORTED_LINES_TEXT } from "./releases";
 import { cidrContains, indexedIp, isCanonicalIp, nodeAddressProblem, normalizeHost } from "./net";
+import { authenticationChecks } from "./authentication";
+import { hookSelectorChecks, resolveHookPools } from "./hooks";
+import { PoolResolution, resolvePools } from "./pools";
 import { surfaceIssues } from "./surfaces";
+import { cniFindings, defaultFlannelBackend, defaultFlannelIpv6Masq, dnsReachabilityFindings, ipv6EgressFindings } from "./network-rules";
 import { clusterNetworkFindings, coversSecrets, decommissionChecks, flannelIpv6MasqFinding, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "./rules";
 import { CONFIG_KEYS, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
 
@@ -44,16 +48,21 @@ const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 /** What a list index stands for, so paths read `nodes[1] (dev-agent-1)`. */
 export type PathNames = (path: ConfigPath, index: number) => string | undefined;
 
-/** Names list entries after the entry's own name: nodes by `name`, tenants by `namespace`. */
-export function pathNamesFrom(raw: unknown): PathNames {
+/**
+ * Names list entries after the entry's own name: nodes by `name`, tenants by `namespace`. A node's
+ * value that came from its pool (config/pools.ts) names the pool too: `nodes[3] (gpu-1, from pools.gpu)`.
+ */
+export function pathNamesFrom(raw: unknown, pools: PoolResolution = resolvePools(raw)): PathNames {
   const root = (raw && typeof raw === "object" ? raw : {}) as Record<string, unknown>;
   return (path, index) => {
     if (index !== 1 || typeof path[1] !== "number") return undefined;
     const list = root[String(path[0])];
     if (!Array.isArray(list)) return undefined;
     const entry = list[path[1]] as Record<string, unknown> | undefined;
-    const name = path[0] === "nodes" ? entry?.name : path[0] === "tenants" ? entry?.namespace : undefined;
-    return typeof name === "string" && name.length > 0 ? name : undefined;
+    const name = path[0] === "nodes" || path[0] === "hooks" ? entry?.name : path[0] === "tenants" ? entry?.namespace : undefined;
+    if (typeof name !== "string" || name.length === 0) return undefined;
+    const pool = path[0] === "nodes" ? pools.inherited(path[1], path.slice(2)) : undefined;
+    return pool === undefined ? name : `${name}, from pools.${pool}`;
   };
 }
 
@@ -118,8 +127,11 @@ function keysAt(schema: AnySchema, path: ReadonlyArray<PropertyKey>): string[] {
     case "catch":
     case "nonoptional":
       return keysAt(def.innerType as AnySchema, path);
-    case "pipe":
-      return keysAt(def.in as AnySchema, path);
+    case "pipe": {
+      // A preprocess is a pipe from a transform (no keys) into the schema that has them.
+      const before = keysAt(def.in as AnySchema, path);
+      return before.length ? before : keysAt(def.out as AnySchema, path);
+    }
     case "union":
       return [...new Set((def.options as AnySchema[]).flatMap((o) => keysAt(o, path)))];
     case "array":
@@ -220,6 +232,8 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   for (const hit of nodeAddressesInClusterNetworks(config)) {
     report(indexed(["nodes", hit.nodeIndex, hit.field], hit.index), `${hit.address} lies inside k3s.${hit.network} ${hit.range}; pod/service networks must not overlap host addresses`);
   }
+  // The fault kind "accepted by K3s, cannot work where it lands" (network-rules.ts): CNI companion flags, IPv6 egress.
+  for (const f of [...cniFindings(config), ...ipv6EgressFindings(config)]) (f.warning ? warn : report)(f.path, f.message);
   const restricted = restrictedNodeLabels(nodes);
 
   // --- nodes
@@ -314,10 +328,11 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   checkFlags("extraAgentConfig", AGENT_FLAG_SET, "agent");
 
   featureChecks(config, report, warn);
+  authenticationChecks(config, report);
   surfaceChecks(config, report, warn);
   encryptionChecks(config, report, written);
   tenantChecks(config, report);
-  dnsChecks(config, report);
+  dnsChecks(config, report, warn);
   decommissionChecks(config, report);
   rebuildChecks(config, warn);
 }
@@ -411,8 +426,9 @@ function tenantChecks(config: ResolvedConfig, report: Report): void {
   });
 }
 
-function dnsChecks(config: ResolvedConfig, report: Report): void {
+function dnsChecks(config: ResolvedConfig, report: Report, warn: Report): void {
   const { dns, k3s } = config;
+  for (const f of dnsReachabilityFindings(config)) (f.warning ? warn : report)(f.path, f.message);
   const customised =
     dns.upstreams.length > 0 || Object.keys(dns.stubDomains).length > 0 || Object.keys(dns.hosts).length > 0 || dns.log || dns.nodeLocal.enabled || dns.autoscaler.enabled;
   if (customised && k3s.disable.includes("coredns")) {
@@ -440,17 +456,59 @@ function dnsChecks(config: ResolvedConfig, report: Report): void {
   }
 }
 
-/** Fills the defaults that depend on the environment. */
+/**
+ * Schema issues with pool provenance: a bad value a node inherited from its pool is reported once,
+ * at the pool's path, naming the nodes that inherit it (the pool's own check gives the same issue).
+ */
+function poolIssues(zodIssues: z.core.$ZodIssue[], pools: PoolResolution, names: PathNames): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const byPoolPath = new Map<string, { issue: ConfigIssue; nodes: string[] }>();
+  for (const zi of zodIssues) {
+    const path = zi.path.map((p) => (typeof p === "symbol" ? String(p) : p));
+    const nodeIndex = path[0] === "nodes" && typeof path[1] === "number" ? path[1] : undefined;
+    const pool = nodeIndex === undefined ? undefined : pools.inherited(nodeIndex, path.slice(2));
+    const issue = zodIssue(pool === undefined ? zi : { ...zi, path: ["pools", pool, ...path.slice(2)] }, names);
+    const atPool = pool !== undefined || path[0] === "pools";
+    if (!atPool) {
+      out.push(issue);
+      continue;
+    }
+    const key = `${issue.path}\0${issue.message}`;
+    let entry = byPoolPath.get(key);
+    if (!entry) {
+      entry = { issue, nodes: [] };
+      byPoolPath.set(key, entry);
+      out.push(issue);
+    }
+    const nodeName = nodeIndex === undefined ? undefined : names(path, 1);
+    if (nodeName) entry.nodes.push(nodeName.replace(/, from pools\..*$/, ""));
+  }
+  for (const { issue, nodes } of byPoolPath.values()) {
+    if (nodes.length === 0) continue;
+    const shown = nodes.length > 5 ? `${nodes.slice(0, 5).join(", ")} and ${nodes.length - 5} more` : nodes.join(", ");
+    issue.message += ` (inherited by node${nodes.length === 1 ? "" : "s"} ${shown})`;
+  }
+  return out;
+}
+
+/** Fills the defaults that depend on the environment; drops `pools` (resolved into the nodes by parseConfig). */
 export function resolveDefaults(config: StackConfig): ResolvedConfig {
   // The one place the hardening default is computed: CIS in prod, none elsewhere.
   const hardening = config.k3s.hardening ?? (config.environment === "prod" ? "cis" : "none");
   // An API VIP is the API endpoint unless one is named (a DNS name for it), and always a tls-san.
   const vip = config.k3s.apiVip?.address;
+  // Pools are resolved into the nodes (config/pools.ts): what a node runs reads the same either way.
+  const { pools, hooks: _hooks, ...rest } = config;
+  const hooks = resolveHookPools(config);
   return {
-    ...config,
+    ...rest,
+    ...(hooks ? { hooks } : {}),
+    ...(pools === undefined && !config.nodes.some((n) => n.pool !== undefined) ? {} : { nodes: config.nodes.map(({ pool: _pool, ...node }) => node) }),
     k3s: {
       ...config.k3s,
       hardening,
+      flannelBackend: defaultFlannelBackend(config.k3s),
+      flannelIpv6Masq: defaultFlannelIpv6Masq(config.k3s),
       // K3s' own default: the 10th address of each service CIDR (10.43.0.10 for 10.43.0.0/16).
       clusterDns: config.k3s.clusterDns ?? config.k3s.serviceCidr.map((range) => indexedIp(range, 10)),
       apiEndpoint: config.k3s.apiEndpoint ?? vip,
@@ -470,14 +528,23 @@ export type ParseResult =
  * that need what the config renders; `parseStackConfig` (stack/load.ts) runs them all.
  */
 export function parseConfig(raw: unknown, rendered?: (config: ResolvedConfig, report: Report) => void): ParseResult {
-  const names = pathNamesFrom(raw);
-  const parsed = stackSchema.safeParse(raw);
+  // Pools first (config/pools.ts): the schema and every check below see whole nodes.
+  const pools = resolvePools(raw);
+  const names = pathNamesFrom(raw, pools);
+  const unknownPools: ConfigIssue[] = pools.unknown.map(({ nodeIndex, pool, known }) => ({
+    path: formatPath(["nodes", nodeIndex, "pool"], names),
+    message: `no pool "${pool}" in k3s-platform:pools${known.length ? ` (pools: ${known.join(", ")})` : " (there is no pools section)"}${didYouMean(pool, known)}`,
+  }));
+  const parsed = stackSchema.safeParse(pools.raw);
   if (!parsed.success) {
-    return { ok: false, issues: parsed.error.issues.map((i) => zodIssue(i, names)), warnings: [] };
+    return { ok: false, issues: [...unknownPools, ...poolIssues(parsed.error.issues, pools, names)], warnings: [] };
   }
+  if (unknownPools.length > 0) return { ok: false, issues: unknownPools, warnings: [] };
   const issues: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
   const report: Report = (path, message) => issues.push({ path: formatPath(path, names), message });
+  // Before resolveDefaults drops the pools the selectors name.
+  hookSelectorChecks(parsed.data, report);
   const config = resolveDefaults(parsed.data);
   crossFieldChecks(config, report, (path, message) => warnings.push({ path: formatPath(path, names), message }), { encryptionEnabled: parsed.data.encryption.enabled });
   if (issues.length > 0) return { ok: false, issues, warnings };
@@ -488,7 +555,7 @@ export function parseConfig(raw: unknown, rendered?: (config: ResolvedConfig, re
 
 /** What secretIssues reads of a config: a ResolvedConfig, or secretNeedsOf(raw) when the schema refused it. */
 export interface SecretNeeds {
-  k3s: { datastore: { type: string }; etcdSnapshots?: { s3?: unknown } };
+  k3s: { datastore: { type: string }; etcdSnapshots?: { s3?: unknown }; vpn?: unknown };
 }
 
 const asRecord = (v: unknown): Record<string, unknown> => (v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
@@ -502,7 +569,8 @@ export function secretNeedsOf(raw: unknown): SecretNeeds {
   const k3s = asRecord(asRecord(raw).k3s);
   const type = asRecord(k3s.datastore).type;
   const s3 = asRecord(k3s.etcdSnapshots).s3;
-  return { k3s: { datastore: { type: typeof type === "string" ? type : "etcd" }, etcdSnapshots: s3 === undefined || s3 === null ? undefined : { s3 } } };
+  const vpn = k3s.vpn === undefined || k3s.vpn === null ? undefined : k3s.vpn;
+  return { k3s: { datastore: { type: typeof type === "string" ? type : "etcd" }, etcdSnapshots: s3 === undefined || s3 === null ? undefined : { s3 }, vpn } };
 }
 
 /**
@@ -520,6 +588,9 @@ export function secretIssues(config: SecretNeeds, present: ReadonlySet<SecretKey
   const secret = present.has("etcdS3SecretKey");
   if ((access || secret) && !s3) need(access ? "etcdS3AccessKey" : "etcdS3SecretKey", "set, but k3s.etcdSnapshots.s3 is not configured");
   else if (access !== secret) need(access ? "etcdS3SecretKey" : "etcdS3AccessKey", "etcdS3AccessKey and etcdS3SecretKey are set together (or neither, for instance credentials)");
+  if (config.k3s.vpn && !present.has("vpnAuthKey")) {
+    need("vpnAuthKey", `required (as a secret: pulumi config set --secret ${PROJECT}:vpnAuthKey <tailscale auth key>) when k3s.vpn is set`);
+  } else if (!config.k3s.vpn && present.has("vpnAuthKey")) need("vpnAuthKey", "set, but k3s.vpn is not configured");
   return issues;
 }
 

@@ -10,6 +10,20 @@ import { PATHS } from "./paths";
 
 type ArgsContext = Pick<NodeContext, "config" | "cis">;
 
+/** k3s.kubelet with the node's own settings over it (`nodes[].kubelet`, often from its pool): reserved maps merge key by key. */
+export function nodeKubelet(config: NodeContext["config"], node?: Pick<NodeContext["node"], "kubelet">): NodeContext["config"]["k3s"]["kubelet"] {
+  const base = config.k3s.kubelet;
+  const own = node?.kubelet;
+  if (!own) return base;
+  const reserved = (a: Reserved | undefined, b: Reserved | undefined) => (b ? { ...a, ...b } : a);
+  return {
+    ...base,
+    systemReserved: reserved(base.systemReserved, own.systemReserved),
+    kubeReserved: reserved(base.kubeReserved, own.kubeReserved),
+    maxPods: own.maxPods ?? base.maxPods,
+  };
+}
+
 function reservedArg(r: Reserved | undefined): string | undefined {
   if (!r) return undefined;
   const parts: string[] = [];
@@ -29,8 +43,8 @@ function args(pairs: Array<[string, string | number | undefined]>): string[] {
   return pairs.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
 }
 
-export function kubeletArgs({ config, cis }: ArgsContext): string[] {
-  const k = config.k3s.kubelet;
+export function kubeletArgs({ config, cis, node }: ArgsContext & { node?: Pick<NodeContext["node"], "kubelet"> }): string[] {
+  const k = nodeKubelet(config, node);
   return args([
     ["eviction-hard", signalMap(k.evictionHard, "<")],
     ["eviction-soft", signalMap(k.evictionSoft, "<")],

@@ -1,3 +1,4 @@
+import { TAILSCALE_RANGES } from "../config/network-rules";
 import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
@@ -140,6 +141,8 @@ export interface ApplyHooks {
   preflight?: Shell;
   preInstall?: Shell;
   postInstall?: Shell;
+  final?: Shell;
+  upToDate?: Shell;
 }
 
 /**
@@ -164,6 +167,9 @@ export function noProxyList(config: ResolvedConfig, extra: string[] = []): strin
       ...(k3s.apiEndpoint ? [k3s.apiEndpoint] : []),
       ...k3s.tlsSan,
       ...nodeAddresses,
+      // k3s.vpn: K3s advertises the servers' tailnet addresses (k3s-io/k3s pkg/cli/server: "Changed
+      // advertise-address to … due to VPN"), which agents then dial: never through the proxy.
+      ...(k3s.vpn ? TAILSCALE_RANGES : []),
       ...extra,
     ]),
   ];
@@ -212,6 +218,10 @@ export function renderApplyScript(
   // Only a non-empty hook adds a line: scripts without one stay byte-identical.
   const postInstall = hooks.postInstall?.text ? sh`${hooks.postInstall}
 ` : raw("");
+  const final = hooks.final?.text ? sh`${hooks.final}
+` : raw("");
+  // Before each "up to date" exit, indented to its place.
+  const upToDate = hooks.upToDate?.text ? raw(`${hooks.upToDate.text.replace(/^/gm, "    ")}\n`) : raw("");
   const service = serviceName(node);
   const units = unitFiles(service);
   const channelPin = renderChannelPin(config, node);
@@ -304,7 +314,7 @@ if [ "\${UPGRADING:-0}" != 1 ] && [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null
     unit_fingerprint >"$UNIT_STATE"
     binary_fingerprint >"$BINARY_STATE"
     echo "apply[$NODE]: K3s is up to date ($(running_release); unit files recorded)"
-    exit 0
+${upToDate}    exit 0
   fi
   if [ ! -f "$BINARY_STATE" ]; then
     binary_fingerprint >"$BINARY_STATE"
@@ -316,7 +326,7 @@ if [ "\${UPGRADING:-0}" != 1 ] && [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null
   binary_was="$(cat "$BINARY_STATE")"
   if [ "$unit_same" = 1 ] && [ "$binary_now" = "$binary_was" ]; then
     echo "apply[$NODE]: K3s is up to date ($(running_release))"
-    exit 0
+${upToDate}    exit 0
   fi
   if [ "$unit_same" = 0 ]; then
     echo "apply[$NODE]: the unit or its environment files changed outside k3s-platform: re-installing"
@@ -366,7 +376,7 @@ ${postInstall}echo "$fingerprint" >"$STATE"
 unit_fingerprint >"$UNIT_STATE"
 binary_fingerprint >"$BINARY_STATE"
 echo "apply[$NODE]: K3s $(running_release) is running${raw(config.k3s.version ? "" : ` (channel ${config.k3s.channel ?? "stable"}, pinned to this release)`)}"
-`.text;
+${final}`.text;
 }
 
 /**

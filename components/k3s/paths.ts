@@ -5,6 +5,7 @@ export const PATHS = {
   registriesYaml: "/etc/rancher/k3s/registries.yaml",
   psaYaml: "/var/lib/rancher/k3s/server/psa.yaml",
   auditYaml: "/var/lib/rancher/k3s/server/audit.yaml",
+  authenticationConfig: "/var/lib/rancher/k3s/server/authentication-config.yaml",
   auditLogDir: "/var/lib/rancher/k3s/server/logs",
   kubeconfig: "/etc/rancher/k3s/k3s.yaml",
   upstreamResolvConf: "/etc/rancher/k3s/resolv.conf",

@@ -1,5 +1,7 @@
 import type * as pulumi from "@pulumi/pulumi";
+import { hooksAt } from "../config/hooks";
 import type { NodeConfig, ResolvedConfig } from "../config/schema";
+import { HOOK_POINTS } from "../config/schema/hooks";
 import { DRAIN_TIMEOUT_SECONDS } from "../decommission/render";
 import { FORGET_TIMEOUT_SECONDS } from "../decommission/rebuild";
 import { MEMBER_WAIT_SECONDS } from "../decommission/node-ops";
@@ -41,7 +43,9 @@ export function applyBoundSeconds(config: ResolvedConfig, node: NodeConfig): num
   const encryption = config.encryption.enabled !== false && node.role === "server" ? ENCRYPTION_STAGE_WAIT_SECONDS : 0;
   // Agents wait for the API VIP before they join (kube-vip/render.ts).
   const vip = node.role === "agent" ? VIP_WAIT_SECONDS : 0;
-  return download + start + upgrade + encryption + vip;
+  // The user's hooks at apply's points, each bounded by its own timeout (hooks/render.ts).
+  const hooks = HOOK_POINTS.filter((p) => p.step === "apply").flatMap((p) => hooksAt(config, node, p.name)).reduce((sum, h) => sum + h.timeoutSeconds, 0);
+  return download + start + upgrade + encryption + vip + hooks;
 }
 
 /** Bounds of the other steps that restart or wait for K3s (a function: read at call time, never during module loading). */

@@ -1,7 +1,9 @@
+import { contribute as authentication } from "../authentication/render";
 import { contribute as cis } from "../cis/render";
 import { contribute as decommission } from "../decommission/contribute";
 import { contribute as dns } from "../dns/contribute";
 import { contribute as encryption } from "../encryption/render";
+import { contribute as hooks } from "../hooks/render";
 import { contribute as k3s } from "../k3s/contribute";
 import { contribute as kubeVip } from "../kube-vip/render";
 import { contribute as manifests } from "../manifests/render";
@@ -24,6 +26,8 @@ export const CONCERNS: readonly Concern[] = [
   { name: "dns", contribute: dns },
   { name: "cis", contribute: cis },
   { name: "encryption", contribute: encryption },
+  // The API server's OIDC providers (servers only).
+  { name: "authentication", contribute: authentication },
   { name: "kube-vip", contribute: kubeVip },
   { name: "manifests", contribute: manifests },
   { name: "servicelb", contribute: servicelb },
@@ -33,4 +37,6 @@ export const CONCERNS: readonly Concern[] = [
   { name: "os-prep", contribute: osPrep },
   // Day-2: hooks only, after every concern's own hooks (e.g. the encryption guard runs first).
   { name: "upgrade", contribute: upgrade },
+  // The user's hooks (docs/hooks.md): beforeUpgrade after the upgrade's drain, the rest last.
+  { name: "hooks", contribute: hooks },
 ];

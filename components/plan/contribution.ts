@@ -52,6 +52,10 @@ export interface Contribution {
   preInstall?: Shell;
   /** apply.sh: after K3s is (re)started and ready (runs only when something K3s reads changed). */
   postInstall?: Shell;
+  /** apply.sh: last, after the restart's fingerprint is recorded (a failure here never restarts K3s again). */
+  final?: Shell;
+  /** apply.sh: when nothing K3s reads changed, before it exits "up to date". */
+  upToDate?: Shell;
   /** Applied with kubectl after the node registers (node-role.kubernetes.io/* and similar). */
   labels?: Record<string, string>;
   /** Labels k3s-platform manages that this node must not carry. */

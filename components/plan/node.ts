@@ -1,3 +1,4 @@
+import { networkPolicyEnforcer } from "../config/network-rules";
 import { NodeContext, nodeContext } from "../config/context";
 import type { FlagValue, NodeConfig, ResolvedConfig } from "../config/schema";
 import type { NodeSecrets } from "../config/secrets";
@@ -10,6 +11,7 @@ import { applyBoundSeconds } from "../k3s/timeouts";
 import { agentBatchesEnabled } from "../upgrade/render";
 import { secretDropInKeys } from "../k3s/secrets-dropin";
 import { BUNDLE_NAME, renderBundle, secretsDocument, secretsWriteScript } from "../node/bundle";
+import { HOOKS_SCRIPT, hookTriggers } from "../hooks/render";
 import { OS_PREP_SCRIPT } from "../os-prep/render";
 import { asRoot } from "../shell/root";
 import { joinShell, Shell, sh } from "../shell/sh";
@@ -33,6 +35,8 @@ export interface NodePlan {
   node: NodeConfig;
   role: NodeRole;
   hardening: ResolvedConfig["k3s"]["hardening"];
+  /** What enforces NetworkPolicy instead of K3s' controller (cilium, or the stack's statement); unset with flannel. */
+  networkPolicyBy?: string;
   /** What K3s reads on this node (config.yaml + drop-in keys), secrets left out. */
   finalFlags: { flags: Record<string, FlagValue>; secretFlags: string[] };
   sshUser: string;
@@ -69,11 +73,13 @@ export interface PlanOptions {
 }
 
 /** Every contribution folded into one, in `concerns` order (hooks joined, empty ones dropped). */
-export function foldContributions(ctx: NodeContext, concerns: readonly Concern[] = CONCERNS): Required<Omit<Contribution, "preflight" | "preInstall" | "postInstall">> & {
-  hooks: { preflight: Shell; preInstall: Shell; postInstall: Shell };
+type ApplyHookKey = "preflight" | "preInstall" | "postInstall" | "final" | "upToDate";
+
+export function foldContributions(ctx: NodeContext, concerns: readonly Concern[] = CONCERNS): Required<Omit<Contribution, ApplyHookKey>> & {
+  hooks: Record<ApplyHookKey, Shell>;
 } {
   const parts = concerns.map((c) => c.contribute(ctx));
-  const hook = (key: "preflight" | "preInstall" | "postInstall") => joinShell(parts.map((p) => p[key]).filter((s): s is Shell => !!s?.text));
+  const hook = (key: ApplyHookKey) => joinShell(parts.map((p) => p[key]).filter((s): s is Shell => !!s?.text));
   return {
     files: parts.flatMap((p) => p.files ?? []),
     secretFiles: parts.flatMap((p) => p.secretFiles ?? []),
@@ -81,7 +87,7 @@ export function foldContributions(ctx: NodeContext, concerns: readonly Concern[]
     directories: parts.flatMap((p) => p.directories ?? []),
     labels: Object.assign({}, ...parts.map((p) => p.labels ?? {})) as Record<string, string>,
     removedLabels: parts.flatMap((p) => p.removedLabels ?? []),
-    hooks: { preflight: hook("preflight"), preInstall: hook("preInstall"), postInstall: hook("postInstall") },
+    hooks: { preflight: hook("preflight"), preInstall: hook("preInstall"), postInstall: hook("postInstall"), final: hook("final"), upToDate: hook("upToDate") },
   };
 }
 
@@ -119,8 +125,11 @@ export function planNodeContext(ctx: NodeContext): NodePlan {
   const agentPreflight = node.role === "agent" && agentBatchesEnabled(config);
   if (agentPreflight) files.push({ name: PREFLIGHT_SCRIPT, content: renderPreflightScript(config, node), mode: "0700" });
 
-  const osPrep = files.find((f) => f.name === OS_PREP_SCRIPT)?.content ?? "";
-  const applyInputs = files.filter((f) => f.name !== OS_PREP_SCRIPT).map((f) => `${f.name}\0${f.content}`);
+  // Each step's trigger holds its own script and the hooks at its own points (hooks/render.ts):
+  // hooks.sh itself is in neither, so a hook's change re-runs only the step at its point.
+  const triggers = hookTriggers(config, node);
+  const osPrep = [files.find((f) => f.name === OS_PREP_SCRIPT)?.content ?? "", ...triggers.osPrep].join("\0");
+  const applyInputs = [...files.filter((f) => f.name !== OS_PREP_SCRIPT && f.name !== HOOKS_SCRIPT).map((f) => `${f.name}\0${f.content}`), ...triggers.apply];
   const bundle = renderBundle(`node ${node.name} (${role})`, files);
   // Each step unpacks the bundle before it runs its script: the copy is the only transfer.
   const runFromBundle = (script: string) => asRoot(sshUser, sh`bash ${`${STAGING_DIR}/${BUNDLE_NAME}`} ${script}`).text;
@@ -128,6 +137,7 @@ export function planNodeContext(ctx: NodeContext): NodePlan {
     node,
     role,
     hardening: config.k3s.hardening,
+    ...(networkPolicyEnforcer(config.k3s) ? { networkPolicyBy: networkPolicyEnforcer(config.k3s)! } : {}),
     finalFlags: { flags: folded.flags, secretFlags: secretDropInKeys(ctx) },
     sshUser,
     files,

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { stringify } from "yaml";
 import { ResolvedConfig } from "../../components/config/schema";
@@ -13,8 +13,13 @@ import { renderEncryptionConfig, rotationPhases } from "../../components/encrypt
 import { needsK3sCrd, renderAllObjects } from "../../components/kube/all";
 import { KubeObject } from "../../components/kube/objects";
 import { renderTenants } from "../../components/tenants/render";
-import { ENVS, fixtureConfig, REPO, sampleConfig } from "../helpers/samples";
-import { ControlPlane, kubernetesBin } from "../../tools/harness/apiserver";
+import { ENVS, fixtureConfig, REPO, sampleConfig, variant } from "../helpers/samples";
+import { ControlPlane, freePorts, K8S_VERSION, kubernetesBin } from "../../tools/harness/apiserver";
+import { Issuer, startIssuer } from "../../tools/harness/oidc-issuer";
+import { authenticationApiVersion } from "../../components/authentication/render";
+import { PATHS } from "../../components/k3s/paths";
+import { planNode } from "../../components/plan/node";
+import { loadStackConfig } from "../../components/stack/load";
 import { cliPreview, engineMissing, inClusterProgram, inlineStack } from "../../tools/harness/engine";
 import { fixtureEventLog, isDebugDiagnostic, normalisePaths, secretMaterial } from "../../tools/harness/preview-output";
 
@@ -75,18 +80,82 @@ describe("test:cluster — a real API server and the real engine", function () {
     assert.equal(r.status, 0, r.stderr);
   };
 
+  let issuer: Issuer | undefined;
+  /** The stack the OIDC part renders: dev, pinned to this API server's release, with the stand-in issuer (issue 27). */
+  let oidcConfig: ResolvedConfig;
+
   before(async function () {
     const missing = engineMissing();
     if (missing) console.log(`test:cluster: the engine parts (b, c) need: ${missing}`);
     mkdirSync(root);
     writeEncryptionConfig([KEY_A]);
+    // The servers' AuthenticationConfiguration as the program renders it for this release
+    // (v1.31: apiserver.config.k8s.io/v1beta1), placed where apply.sh puts it.
+    issuer = await startIssuer(work, (await freePorts(1))[0]!);
+    oidcConfig = loadStackConfig(variant("dev", (r) => {
+      r.k3s!.version = `${K8S_VERSION}+k3s1`;
+      r.k3s!.apiServer = {
+        authentication: {
+          jwt: [{
+            issuer: { url: issuer!.url, audiences: ["kubernetes", "kubectl"], certificateAuthority: issuer!.ca },
+            claimMappings: { username: { claim: "email", prefix: "oidc:" }, groups: { claim: "groups", prefix: "oidc:" } },
+            claimValidationRules: [{ claim: "hd", requiredValue: "example.com" }],
+          }],
+        },
+      };
+    }));
+    const server = planNode(oidcConfig, oidcConfig.nodes[0]!);
+    const authFile = server.files.find((f) => f.target === PATHS.authenticationConfig)!;
+    mkdirSync(dirname(join(root, authFile.target!)), { recursive: true });
+    writeFileSync(join(root, authFile.target!), authFile.content);
     // Assigned before up(), so after() stops (and removes) it even when starting fails.
-    cp = new ControlPlane({ encryptionConfig: join(root, ENCRYPTION_TARGET) });
+    cp = new ControlPlane({ encryptionConfig: join(root, ENCRYPTION_TARGET), authenticationConfig: join(root, authFile.target!) });
     await cp.up();
   });
   after(async () => {
+    issuer?.stop();
     await cp?.stop();
     rmSync(work, { recursive: true, force: true });
+  });
+
+  describe("(f) OIDC through the rendered AuthenticationConfiguration (issue 27)", () => {
+    /** `kubectl auth whoami` with only a bearer token (no client certificate to fall back on). */
+    const whoami = (token: string) => {
+      const kubeconfig = join(work, "oidc.kubeconfig");
+      writeFileSync(kubeconfig, readFileSync(cp.kubeconfig, "utf8").replace(/users:[\s\S]*?contexts:/, `users:\n- name: admin\n  user:\n    token: ${token}\ncontexts:`));
+      const r = spawnSync(join(kubernetesBin(), "kubectl"), [`--kubeconfig=${kubeconfig}`, "auth", "whoami", "-o", "json"], { encoding: "utf8" });
+      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+    };
+    const claims = { aud: "kubectl", sub: "u-1", email: "alice@example.com", email_verified: true, groups: ["devs"], hd: "example.com" };
+
+    it("the API server started with the file (it exits on one it refuses), of the apiVersion for its release", () => {
+      const file = readFileSync(join(root, PATHS.authenticationConfig), "utf8");
+      assert.match(file, new RegExp(`^apiVersion: ${authenticationApiVersion(oidcConfig.k3s).replace(/[./]/g, "\\$&")}$`, "m"));
+      assert.equal(cp.kubectl(["get", "--raw=/readyz"]).status, 0);
+    });
+
+    it("an ID token of the provider logs in with the prefixed user and groups", async () => {
+      // The authenticator fetches discovery and keys in the background after start: retry briefly.
+      let last = whoami(issuer!.token(claims));
+      for (let i = 0; i < 60 && last.status !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 1000));
+        last = whoami(issuer!.token(claims));
+      }
+      assert.equal(last.status, 0, last.stderr);
+      const info = (JSON.parse(last.stdout) as { status: { userInfo: { username: string; groups: string[] } } }).status.userInfo;
+      assert.equal(info.username, "oidc:alice@example.com");
+      assert.ok(info.groups.includes("oidc:devs"), JSON.stringify(info.groups));
+      assert.ok(info.groups.includes("system:authenticated"));
+    });
+
+    it("a token for another audience, or failing a claim rule, is refused", () => {
+      assert.equal(whoami(issuer!.token(claims)).status, 0, "the provider is ready (previous test)");
+      for (const bad of [{ ...claims, aud: "other-app" }, { ...claims, hd: "evil.example" }]) {
+        const r = whoami(issuer!.token(bad));
+        assert.notEqual(r.status, 0, JSON.stringify(bad));
+        assert.match(r.stderr, /Unauthorized|must be logged in/i);
+      }
+    });
   });
 
   describe("(a) every rendered object of every sample stack is accepted (server-side apply, strict field validation)", () => {
@@ -114,6 +183,26 @@ describe("test:cluster — a real API server and the real engine", function () {
         }
       });
     }
+
+    it("cilium (fixture sample, issue 27): the tenants' default-deny NetworkPolicies are accepted as with flannel", () => {
+      // What the API server can show: the same policy objects, accepted. That they drop traffic
+      // only a running CNI (Cilium here) shows: docs/networking.md "Tenants' default-deny policies".
+      const config = fixtureConfig("cilium");
+      const all = renderAllObjects(config);
+      assert.deepEqual([...new Set(all.filter(needsK3sCrd).map((o) => o.kind))], ["HelmChart"], "only the Cilium HelmChart needs K3s' CRDs");
+      const objects = all.filter((o) => !needsK3sCrd(o));
+      const denies = objects.filter((o) => o.kind === "NetworkPolicy" && /deny/.test(o.metadata.name));
+      assert.ok(denies.length >= 1, "default-deny policies are in the set");
+      const namespaces = objects.filter((o) => o.kind === "Namespace");
+      const ns = cp.kubectl(["apply", "--server-side", "--validate=strict", "--field-manager=test-a", "-f", "-"], toYaml(namespaces));
+      assert.equal(ns.status, 0, ns.stderr);
+      const rest = objects.filter((o) => o.kind !== "Namespace");
+      const r = cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test-a", "-f", "-"], toYaml(rest));
+      assert.equal(r.status, 0, `refused:\n${r.stderr}`);
+      assert.equal(r.stdout.trim().split("\n").length, rest.length, r.stdout);
+      const del = cp.kubectl(["delete", "namespace", "--wait=true", "--timeout=180s", ...namespaces.map((n) => n.metadata.name)]);
+      assert.equal(del.status, 0, del.stderr);
+    });
 
     it("dualstack (fixture sample): applied for real, IPv6 ipBlocks stored as rendered", () => {
       const objects = renderAllObjects(fixtureConfig("dualstack")).filter((o) => !needsK3sCrd(o));

@@ -117,6 +117,22 @@ const resourceCases: ResourceCase[] = [
     expect: /k3s\.extraServerConfig\["etcd-arg"\]\[0\]: etcd client-cert-auth=false: only true is known safe/,
   },
   {
+    // Issue 27: a hook is root on every node it selects; the pack refuses it without an exception, as validation does.
+    policy: "free-form-settings-allowlisted",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.hooks = [{ name: "mount-data", at: "beforeOsPrep", command: ["/usr/local/sbin/mount-data"], roles: ["agent"], timeoutSeconds: 300 }]))),
+    expect: /k3s-platform:hooks\[0\]: hook mount-data runs \["\/usr\/local\/sbin\/mount-data"\] as root at beforeOsPrep on every agent/,
+  },
+  {
+    // Issue 27: an OIDC provider for the API server, like oidc-issuer-url on the allowlist.
+    policy: "free-form-settings-allowlisted",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(
+      prodWith((c) => (c.k3s.apiServer.authentication = { jwt: [{ issuer: { url: "https://login.example.com", audiences: ["kubernetes"] }, claimMappings: { username: { claim: "sub", prefix: "oidc:" } } }] })),
+    ),
+    expect: /k3s-platform:k3s\.apiServer\.authentication\.jwt\[0\]: https:\/\/login\.example\.com becomes an identity provider of the API server/,
+  },
+  {
     policy: "allowlist-exceptions-reported",
     pass: clusterResource(sampleConfig("prod")),
     fail: clusterResource(
@@ -163,6 +179,19 @@ const resourceCases: ResourceCase[] = [
     pass: clusterResource(sampleConfig("prod")),
     fail: clusterResource(prodWith((c) => (c.k3s.clusterDns = ["10.42.0.10"]))),
     expect: /outside serviceCidr/,
+  },
+  {
+    // Issue 27: flannel-backend none without a CNI choice rendered without disable-network-policy.
+    policy: "network-settings-workable",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.k3s.flannelBackend = "none"))),
+    expect: /k3s\.flannelBackend: none turns flannel off/,
+  },
+  {
+    policy: "network-settings-workable",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.dns.upstreams = ["127.0.0.53"]))),
+    expect: /dns\.upstreams\.0: 127\.0\.0\.53 is a loopback address/,
   },
   {
     policy: "upgrade-drain-honours-disruption-budgets",

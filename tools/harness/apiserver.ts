@@ -34,7 +34,7 @@ export function missingTools(): string {
  * asking for the next lets the kernel hand out the same port twice — measured: etcd and
  * kube-apiserver got one port and the API server failed with "address already in use").
  */
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: n }, () =>
       new Promise<Server>((resolve, reject) => {
@@ -72,6 +72,8 @@ export interface ControlPlaneOptions {
   encryptionConfig?: string;
   /** Extra admission plugins (PodSecurity is on by default). */
   admissionPlugins?: string[];
+  /** An AuthenticationConfiguration file (--authentication-config), as a K3s server passes it. */
+  authenticationConfig?: string;
 }
 
 export class ControlPlane {
@@ -169,6 +171,7 @@ export class ControlPlane {
       "--authorization-mode=Node,RBAC",
       "--allow-privileged=true",
       `--enable-admission-plugins=${["NodeRestriction", ...(this.options.admissionPlugins ?? [])].join(",")}`,
+      ...(this.options.authenticationConfig ? [`--authentication-config=${this.options.authenticationConfig}`] : []),
       ...(this.options.encryptionConfig
         ? [`--encryption-provider-config=${this.options.encryptionConfig}`, "--encryption-provider-config-automatic-reload=true"]
         : []),

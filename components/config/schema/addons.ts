@@ -2,6 +2,7 @@ import { z } from "zod";
 import { isDnsName } from "../net";
 import { singleLine } from "../single-line";
 import { PACKAGED_COMPONENTS, airgapSchema, apiServerSchema, controllerManagerSchema, datastoreSchema, etcdSnapshotsSchema, firewallSchema, kubeletSchema, proxySchema, registriesSchema } from "./k3s";
+import { cniInput, flannelBackend, vpnSchema } from "./network";
 import { DNS_LABEL, cidrList, flagValue, hostAddress, imageRef, ipAddress, ipList, isLabelValue } from "./primitives";
 
 /** Packaged add-ons and runtimes inside the `k3s` section (Traefik, ServiceLB pools, the API VIP, snapshotters), and k3sSchema, the whole section. */
@@ -57,8 +58,12 @@ export const k3sSchema = z.strictObject({
   clusterDns: ipList.optional().describe("`cluster-dns`: one address per family, each inside its serviceCidr (default: the 10th address of each, as K3s picks it)."),
   clusterDomain: z.string().refine(isDnsName, { message: "not a DNS domain" }).default("cluster.local").describe("`cluster-domain`."),
   disable: z.array(z.enum(PACKAGED_COMPONENTS)).default([]).describe("Packaged components K3s does not deploy (`disable`)."),
-  flannelBackend: z.enum(["vxlan", "host-gw", "wireguard-native", "none"]).default("vxlan").describe("`flannel-backend`; `none` when a CNI brings its own."),
-  flannelIpv6Masq: z.boolean().default(false).describe("`flannel-ipv6-masq`: NAT pod IPv6 traffic leaving the cluster (ULA pod CIDRs); needs an IPv6 clusterCidr and a flannel backend."),
+  cni: cniInput.optional().describe("The network plugin (docs/networking.md): `{ type: flannel }` (the default when unset, with flannelBackend), `{ type: none }` (bring your own) or `{ type: cilium }` (installed through K3s' helm-controller); a bare name (`cni: cilium`) is that type with its defaults."),
+  /** flannel's backend (cni flannel only). Default (resolveDefaults): vxlan with flannel, none with any other cni. */
+  flannelBackend: flannelBackend.optional().describe("`flannel-backend`; `none` when a CNI brings its own."),
+  flannelIpv6Masq: z.boolean().optional().describe("`flannel-ipv6-masq`: NAT pod IPv6 traffic leaving the cluster; needs an IPv6 clusterCidr and flannel. Default (resolveDefaults): on when an IPv6 clusterCidr is unique-local (fc00::/7), which is never routed back to the pods (docs.k3s.io basic-network-options, dual-stack section)."),
+  flannelExternalIp: z.boolean().optional().describe("`flannel-external-ip`: flannel sends pod traffic to the nodes' externalIp (nodes on different networks, docs.k3s.io networking/distributed-multicloud); needs flannelBackend wireguard-native (encrypted) and externalIp on every node."),
+  vpn: vpnSchema.optional().describe("Nodes mesh over Tailscale (`vpn-auth`); its auth key is the secure key `vpnAuthKey`."),
   /** Address clients and agents use for the API (a VIP or load balancer); default: first server. */
   apiEndpoint: hostAddress.optional().describe("Address clients and agents use for the API (a VIP or load balancer); default: apiVip.address, else the first server. Added to tls-san."),
   tlsSan: z.array(hostAddress).default([]).describe("More `tls-san` names or addresses for the API server certificate."),

@@ -2,9 +2,11 @@ import { z } from "zod";
 import { k3sSchema } from "./addons";
 import { dnsSchema } from "./dns";
 import { encryptionSchema } from "./encryption";
-import { nodeSchema, sshSchema } from "./nodes";
+import { HookConfig, hookSchema } from "./hooks";
+import { nodeSchema, poolName, poolSchema, sshSchema } from "./nodes";
 import { tenantSchema } from "./tenants";
 import { upgradeSchema } from "./upgrade";
+import { FLANNEL_BACKENDS } from "./network";
 import { singleLine } from "../single-line";
 
 /**
@@ -20,11 +22,14 @@ import { singleLine } from "../single-line";
 export * from "./primitives";
 export * from "./k3s";
 export * from "./addons";
+export * from "./network";
 export * from "./nodes";
 export * from "./encryption";
 export * from "./tenants";
 export * from "./dns";
 export * from "./upgrade";
+export * from "./hooks";
+export * from "./authentication";
 
 // ---------------------------------------------------------------- the stack
 
@@ -34,6 +39,7 @@ export const stackSchema = z.strictObject({
   environment: z.enum(ENVIRONMENTS).describe("The stack's environment; drives defaults (prod: hardening cis, no channel, the allowlist of free-form settings)."),
   k3s: k3sSchema.prefault({}).describe("K3s itself: release, networks, datastore, hardening, registries, air-gap, firewall, add-ons."),
   ssh: sshSchema.prefault({}).describe("How k3s-platform reaches every host (defaults for nodes[].ssh)."),
+  pools: z.record(poolName, poolSchema).optional().describe("Shared node settings by pool name (docs/node-pools.md); resolved into `nodes` before validation."),
   nodes: z.array(nodeSchema).min(1, "at least one node is required").describe("The hosts of the cluster; the first server initialises it."),
   encryption: encryptionSchema.prefault({}).describe("Secrets encryption at rest (docs/in-cluster.md)."),
   tenants: z.array(tenantSchema).default([]).describe("Tenant namespaces with Pod Security, quotas, limits and network policies (docs/in-cluster.md)."),
@@ -45,6 +51,7 @@ export const stackSchema = z.strictObject({
     })
     .optional().describe("Client and server certificates (docs/rotation.md)."),
   upgrade: upgradeSchema.prefault({}).describe("How a k3s.version change rolls out (docs/upgrading.md)."),
+  hooks: z.array(hookSchema).optional().describe("The user's commands at named points of a node's life (docs/hooks.md); refused in prod without an exception."),
 });
 
 export type StackInput = z.input<typeof stackSchema>;
@@ -54,21 +61,32 @@ export type NodeConfig = StackConfig["nodes"][number];
 export type SshConfig = StackConfig["ssh"];
 export type Environment = StackConfig["environment"];
 export type Hardening = "cis" | "none";
+export type FlannelBackend = (typeof FLANNEL_BACKENDS)[number];
 export type TenantConfig = StackConfig["tenants"][number];
 export type DnsConfig = StackConfig["dns"];
 
 /** The stack config with environment-dependent defaults resolved. */
-export type ResolvedConfig = Omit<StackConfig, "k3s" | "encryption"> & {
+export type ResolvedConfig = Omit<StackConfig, "k3s" | "encryption" | "pools" | "hooks"> & {
+  /** Hooks with their pools resolved into node names (config/hooks.ts). */
+  hooks?: ResolvedHook[];
   /** clusterDns resolved per family (resolveDefaults). */
-  k3s: Omit<K3sConfig, "hardening" | "clusterDns"> & { hardening: Hardening; clusterDns: string[] };
+  k3s: Omit<K3sConfig, "hardening" | "clusterDns" | "flannelBackend" | "flannelIpv6Masq"> & {
+    hardening: Hardening;
+    clusterDns: string[];
+    /** Resolved: vxlan with cni flannel, none with any other cni (config/validate.ts resolveDefaults). */
+    flannelBackend: FlannelBackend;
+    flannelIpv6Masq: boolean;
+  };
   encryption: Omit<StackConfig["encryption"], "enabled"> & { enabled: boolean };
 };
 export type EncryptionConfig = ResolvedConfig["encryption"];
+/** A hook as renderers read it: `pools` resolved into `nodes` (members of the pools added). */
+export type ResolvedHook = Omit<HookConfig, "pools">;
 
 /** Config keys that hold secrets, read as Pulumi secrets and never validated as plain data. */
 export const SECRET_KEYS = [
   "sshPrivateKey", "token", "agentToken", "datastoreEndpoint", "registryAuth", "encryptionKeys",
-  "etcdS3AccessKey", "etcdS3SecretKey",
+  "etcdS3AccessKey", "etcdS3SecretKey", "vpnAuthKey",
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
@@ -82,6 +100,7 @@ export const SECRET_DESCRIPTIONS: Record<SecretKey, string> = {
   encryptionKeys: "Keys of the custom encryption mode: `{ secretbox: [{ name, secret }] }`; generated when absent.",
   etcdS3AccessKey: "S3 access key for k3s.etcdSnapshots.s3 (set with etcdS3SecretKey; neither: the host's instance credentials).",
   etcdS3SecretKey: "S3 secret key for k3s.etcdSnapshots.s3.",
+  vpnAuthKey: "The VPN auth key for k3s.vpn (`vpn-auth`, e.g. a Tailscale auth key); written through the secrets drop-in.",
 };
 
 export function isSecretKey(key: string): key is SecretKey {

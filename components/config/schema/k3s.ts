@@ -2,6 +2,7 @@ import { z } from "zod";
 import { cronProblem } from "../cron";
 import { isCanonicalCidr, isCanonicalIp, isDnsName } from "../net";
 import { singleLine } from "../single-line";
+import { apiServerAuthenticationSchema } from "./authentication";
 import { absolutePath, duration, firewallSource } from "./primitives";
 
 /** Parts of the `k3s` section (assembled by k3sSchema in addons.ts): version, networks, datastore, kubelet/apiserver/controller-manager settings, registries, proxy, air-gap, snapshots, firewall. */
@@ -48,6 +49,7 @@ export const kubeletSchema = z.strictObject({
 export const apiServerSchema = z.strictObject({
   defaultNotReadyTolerationSeconds: z.number().int().nonnegative().optional().describe("`default-not-ready-toleration-seconds` (300 by default): how long pods stay on a NotReady node."),
   defaultUnreachableTolerationSeconds: z.number().int().nonnegative().optional().describe("`default-unreachable-toleration-seconds` (300 by default): how long pods stay on an unreachable node."),
+  authentication: apiServerAuthenticationSchema.optional().describe("OIDC identity providers, as a structured AuthenticationConfiguration file on the servers (docs/oidc.md)."),
 });
 
 export const controllerManagerSchema = z.strictObject({

@@ -62,6 +62,8 @@ const FIELDS: Record<string, Setter> = {
   "k3s.clusterCidr[1]": (r, v) => (r.k3s!.clusterCidr = ["10.42.0.0/16", v]),
   "k3s.clusterDns[1]": (r, v) => (r.k3s!.clusterDns = ["10.43.0.10", v]),
   "nodes[1].nodeIp[1]": (r, v) => (r.nodes[1]!.nodeIp = ["192.0.2.20", v]),
+  // Issue 27: a hook's arguments reach hooks.sh, run by apply.sh after the install.
+  "hooks[0].command[1]": (r, v) => (r.hooks = [{ name: "h", at: "afterInstall", command: ["/bin/true", v] }]),
 };
 
 function hostile(marker: string): fc.Arbitrary<string> {
