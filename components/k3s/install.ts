@@ -3,6 +3,7 @@ import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
 import { renderDownloadPreflight, renderHostPreflight, renderReleasePreflight } from "./preflight";
+import { renderBinaryPinCheck, renderBinaryPinPreflight } from "./binary-pin";
 
 /** Pure renderers for the install step: the install-script invocation and the apply script. */
 
@@ -333,7 +334,7 @@ ${upToDate}    exit 0
   else
 ${binaryDrift(config)}  fi
 fi
-${renderDownloadPreflight(config)}${preInstall}
+${renderDownloadPreflight(config)}${renderBinaryPinPreflight(config)}${preInstall}
 # The environment files k3s-platform never writes override the unit's own: moved aside, so K3s
 # runs with exactly the planned environment.
 for f in ${units.overrides}; do
@@ -356,7 +357,7 @@ if ! (umask 022 && INSTALL_K3S_SKIP_START=true timeout ${raw(String(INSTALL_TIME
   fail "host $HOST, step install: the K3s install script failed or ran over ${raw(String(INSTALL_TIMEOUT_SECONDS))}s"
 fi
 resolve_k3s_binary
-timeout ${raw(String(STOP_TIMEOUT_SECONDS + 30))} systemctl stop "$SERVICE" || fail "host $HOST, step stop: systemctl stop $SERVICE failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
+${renderBinaryPinCheck(config)}timeout ${raw(String(STOP_TIMEOUT_SECONDS + 30))} systemctl stop "$SERVICE" || fail "host $HOST, step stop: systemctl stop $SERVICE failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
 systemctl start --no-block "$SERVICE"
 
 started=$SECONDS

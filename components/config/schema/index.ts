@@ -6,6 +6,7 @@ import { HookConfig, hookSchema } from "./hooks";
 import { nodeSchema, poolName, poolSchema, sshSchema } from "./nodes";
 import { tenantSchema } from "./tenants";
 import { upgradeSchema } from "./upgrade";
+import { registryHost } from "./k3s";
 import { FLANNEL_BACKENDS } from "./network";
 import { singleLine } from "../single-line";
 
@@ -52,6 +53,18 @@ export const stackSchema = z.strictObject({
     .optional().describe("Client and server certificates (docs/rotation.md)."),
   upgrade: upgradeSchema.prefault({}).describe("How a k3s.version change rolls out (docs/upgrading.md)."),
   hooks: z.array(hookSchema).optional().describe("The user's commands at named points of a node's life (docs/hooks.md); refused in prod without an exception."),
+  /**
+   * The container images k3s-platform deploys (kube-vip, NodeLocal DNSCache, the DNS autoscaler):
+   * `registries` lists the registries they may come from (`host[:port]`, as in the image
+   * reference; a mirror of your own). Unset: the registries of the pinned defaults
+   * (`ghcr.io`, `registry.k8s.io`). Prod refuses an image from another registry or without a
+   * `@sha256:` digest (config/surfaces.ts imageFindings).
+   */
+  images: z
+    .strictObject({
+      registries: z.array(registryHost).min(1).optional().describe("The registries (host[:port]) the deployed images may come from; unset: those of the pinned defaults (ghcr.io, registry.k8s.io)."),
+    })
+    .prefault({}).describe("The container images k3s-platform deploys (kube-vip, NodeLocal DNSCache, the DNS autoscaler); prod refuses one from another registry or without a @sha256: digest."),
 });
 
 export type StackInput = z.input<typeof stackSchema>;
