@@ -1,5 +1,7 @@
-import { NODE_CHILDREN, nodeChildOf, parseUrn, TYPES } from "../components/names";
+import { childName, NODE_CHILDREN, nodeChildOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
 import { hookSummary, HookView } from "../components/hooks/summary";
+import { rolloutLegend, rolloutMermaid, StepState } from "../components/operations/mermaid";
+import type { Step } from "../components/operations/step";
 import { ClusterConfigView, upgradeSummary } from "../components/upgrade/summary";
 import { lifecycleLines, NodeRoles, runOrderLines } from "./preview-lifecycle";
 import type { PreviewStep, PropertyDiff } from "./preview-types";
@@ -174,6 +176,53 @@ export interface MarkdownOptions {
   roles?: NodeRoles;
   /** Rows listed per table before the rest is folded into a count. */
   maxRows?: number;
+  /** The stack's steps in run order (clusterSteps of its config): drawn as the rollout diagram. */
+  rollout?: readonly Step[];
+  /** `k3s.channel` of a stack without `k3s.version` (from its config): the release line says so. */
+  channel?: string;
+}
+
+/** The release an apply step's stdout reports (apply.sh: "K3s <release> is running" / "K3s is up to date (<release>)"). */
+export function releaseFromApplyStdout(stdout: string): string | undefined {
+  const found = [...stdout.matchAll(/K3s (v1\.\d+\.\d+\+k3s\d+) is running|K3s is up to date \((v1\.\d+\.\d+\+k3s\d+)/g)];
+  const last = found[found.length - 1];
+  return last?.[1] ?? last?.[2];
+}
+
+/**
+ * The releases the hosts ran at the last `up`, from each `<node>-apply` step's recorded stdout
+ * (the preview needs no network and no host: a channel is not asked at preview). A channel stack
+ * (issue 28) says that the channel resolved only at the first install and stays pinned.
+ */
+export function releaseLines(steps: PreviewStep[], stack: string, channel?: string): string[] {
+  const byRelease = new Map<string, string[]>();
+  for (const s of steps) {
+    const { type, name } = parseUrn(s.urn);
+    const stdout = s.oldState?.outputs?.stdout;
+    if (type !== TYPES.command || !name.endsWith(`-${NODE_CHILDREN.apply}`) || typeof stdout !== "string") continue;
+    const release = releaseFromApplyStdout(stdout);
+    if (!release) continue;
+    const node = name.slice(`${stack}-`.length, -`-${NODE_CHILDREN.apply}`.length);
+    byRelease.set(release, [...(byRelease.get(release) ?? []), node]);
+  }
+  const ran = [...byRelease].sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true })).map(([release, nodes]) => `${release} (${nodes.sort().join(", ")})`).join("; ");
+  if (!channel) return ran ? [`K3s on the hosts at the last up: ${ran}`] : [];
+  if (!ran) return [`channel ${channel}: the hosts resolve it at their first install (not known before up; preview asks no channel), then stay on that release`];
+  return [`channel ${channel}: the hosts run ${ran}, pinned at their first install; this up keeps it (preview asks no channel; to upgrade, set k3s.version)`];
+}
+
+/**
+ * Whether this preview runs a step: any of its resources is created, replaced or updated (a node
+ * step: the K3sNode or one of its children; a day-2 step: the command `<stack>-…-<name>`).
+ */
+function rolloutState(steps: PreviewStep[], stack: string): (step: Step) => StepState {
+  const changed = steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => parseUrn(s.urn).name);
+  return (step) => {
+    const runs = step.runs === "node"
+      ? changed.some((n) => n === nodeResourceName(stack, step.name) || nodeChildOf(n, nodeResourceName(stack, step.name)) !== undefined)
+      : changed.some((n) => n.startsWith(`${stack}-`) && (n === childName(stack, step.name) || n.endsWith(`-${step.name}`)));
+    return runs ? "run" : "idle";
+  };
 }
 
 export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions): string {
@@ -211,8 +260,14 @@ export function previewMarkdown(digest: PreviewDigest, options: MarkdownOptions)
       ]),
     ...lifecycleLines(all, options.stack, options.roles),
     ...runOrderLines(all, options.stack),
+    ...releaseLines(all, options.stack, options.channel),
   ];
   if (operations.length) lines.push("#### Operations", "", ...operations.map((l) => `- ${l}`), "");
+
+  // ---- the rollout as a picture (GitHub renders ```mermaid), when this preview changes something
+  if (options.rollout?.length && changing.length) {
+    lines.push("#### Rollout", "", rolloutMermaid(options.rollout, rolloutState(all, options.stack)), "", rolloutLegend(true), "");
+  }
 
   // ---- replacements first: they are the dangerous part
   const replacements = steps.filter((s) => REPLACING.has(s.op));

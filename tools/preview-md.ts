@@ -3,6 +3,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readStackFile, stackFilePath } from "../components/config/stack-file";
+import { clusterSteps } from "../components/operations";
+import type { Step } from "../components/operations/step";
+import { planCluster } from "../components/plan/node";
 import { parseStackConfig } from "../components/stack/load";
 import type { NodeRoles } from "./preview-lifecycle";
 import { PolicyEvent, PreviewDigest, policyEventsFromLog, previewMarkdown } from "./preview-markdown";
@@ -16,17 +19,25 @@ import { checkPath, CliOption, CliSpec, runCli, UsageError } from "./cli";
  * reads saved output instead.
  */
 
-/** Servers and agents in ./Pulumi.<stack>.yaml, when it is there and valid (else the digest's K3sNodes count). */
-function stackRoles(stack: string): NodeRoles | undefined {
+/**
+ * From ./Pulumi.<stack>.yaml, when it is there and valid: servers and agents (else the digest's
+ * K3sNodes count) and the steps in run order (the rollout diagram; without them, none).
+ */
+function fromStackFile(stack: string): { roles?: NodeRoles; rollout?: Step[]; channel?: string } {
   const file = stackFilePath(".", stack);
-  if (!existsSync(file)) return undefined;
+  if (!existsSync(file)) return {};
   try {
     const result = parseStackConfig(readStackFile(file).raw);
-    if (!result.ok) return undefined;
+    if (!result.ok) return {};
     const servers = result.config.nodes.filter((n) => n.role === "server").length;
-    return { servers, agents: result.config.nodes.length - servers };
+    const { version, channel } = result.config.k3s;
+    return {
+      roles: { servers, agents: result.config.nodes.length - servers },
+      rollout: clusterSteps(result.config, planCluster(result.config)),
+      ...(version === undefined && channel !== undefined ? { channel } : {}),
+    };
   } catch {
-    return undefined;
+    return {};
   }
 }
 
@@ -66,7 +77,7 @@ function main(values: { [K in keyof typeof SPEC.options]?: string }): number {
   for (const o of ["policy-pack", "policy-pack-config"] as const) {
     if (values[o] !== undefined && values.from !== undefined) throw new UsageError(`--${o} is for a live preview; --from reads a saved one`);
   }
-  const roles = stackRoles(values.stack);
+  const { roles, rollout, channel } = fromStackFile(values.stack);
   if (values.from !== undefined) {
     const digest = savedFile("from", values.from, "a `pulumi preview --json` output", (t) => {
       const parsed = JSON.parse(t) as unknown;
@@ -74,7 +85,7 @@ function main(values: { [K in keyof typeof SPEC.options]?: string }): number {
       return parsed as PreviewDigest;
     });
     const events: PolicyEvent[] | undefined = values.events === undefined ? undefined : savedFile("events", values.events, "an engine event log (JSON lines)", policyEventsFromLog);
-    process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: events, roles }));
+    process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: events, roles, rollout, channel }));
     return 0;
   }
 
@@ -112,7 +123,7 @@ function main(values: { [K in keyof typeof SPEC.options]?: string }): number {
     } catch {
       events = "";
     }
-    process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: policyEventsFromLog(events), roles }));
+    process.stdout.write(previewMarkdown(digest, { stack: values.stack, policyEvents: policyEventsFromLog(events), roles, rollout, channel }));
     return run.status ?? 1;
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -8,6 +8,8 @@ export interface PropertyDiff {
 export interface PreviewState {
   type?: string;
   inputs?: Record<string, unknown>;
+  /** What the last `up` recorded (the engine prints the old state's outputs in the digest). */
+  outputs?: Record<string, unknown>;
   parent?: string;
   /** The resource option (apitype ResourceV3 `protect`). */
   protect?: boolean;

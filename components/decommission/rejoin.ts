@@ -84,11 +84,11 @@ export function rejoinSnippet(config: ResolvedConfig): Shell {
   const port = raw(String(API_PORT));
   const noAnswer = joinOnly(config)
     ? sh`# Join-only (nodes[].rebuild on the first server): the cluster existed, so never cluster-init.
-    fail ${`the data directory is empty and no other server answers on :${API_PORT} (tried ${peerServers(config).map((p) => `${p.name} ${p.url}`).join(", ")}); this server is being rebuilt (nodes[].rebuild), so the cluster exists: refusing to cluster-init a second cluster; bring a server back, or restore a snapshot: README runbook ("Backups and restore")`}`
+    fail ${`the data directory is empty and no other server answers on :${API_PORT} (tried ${peerServers(config).map((p) => `${p.name} ${p.url}`).join(", ")}); this server is being rebuilt (nodes[].rebuild), so the cluster exists: refusing to cluster-init a second cluster; bring a server back, or restore a snapshot: docs/backup-and-restore.md`}`
     : sh`rm -f ${dropIn}
     echo "apply[$NODE]: no other configured server answers on :${port}: initialising a new cluster (cluster-init)"`;
   return sh`
-# Rebuild guard (README "Rebuilding a node"): an empty data directory joins a running cluster.
+# Rebuild guard (docs/rebuilding.md): an empty data directory joins a running cluster.
 DB_DIR="$ROOT"${SERVER_DB_DIR}
 if [ -z "$(ls -A "$DB_DIR" 2>/dev/null || true)" ]; then
   join_url=""

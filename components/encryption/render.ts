@@ -207,7 +207,7 @@ if [ -f "$ROOT"${CONFIG_YAML_PATH} ]; then
     *) ;;
   esac
   if [ "$enc_have" != off ] && [ "$enc_have" != "$ENC_WANT" ] && [ "$(cat "$ROOT$ENC_MIGRATED" 2>/dev/null || true)" != "$ENC_WANT" ]; then
-    fail "secrets encryption on this running cluster is $enc_have; the config asks for $ENC_WANT, which leaves data written under the dropped provider unreadable. Migrate first (README: Secrets encryption, turning it off or changing mode), record it with: echo $ENC_WANT > $ENC_MIGRATED on this server, then run pulumi up again"
+    fail "secrets encryption on this running cluster is $enc_have; the config asks for $ENC_WANT, which leaves data written under the dropped provider unreadable. Migrate first (docs/in-cluster.md#secrets-encryption-at-rest-k3s-platformencryption: turning it off or changing mode), record it with: echo $ENC_WANT > $ENC_MIGRATED on this server, then run pulumi up again"
   fi
 fi
 `;

@@ -59,15 +59,15 @@ export WANT_K3S_SHA256
 
 /**
  * After the install script, before the restart: the binary it put in place has the pinned digest
- * (install.sh puts it in /usr/local/bin, or /opt/bin when /usr/local/bin is read-only: setup_env).
+ * (K3S_BINARY: the unit's ExecStart; install.sh puts it in /usr/local/bin, or /opt/bin when
+ * /usr/local/bin is read-only: setup_env).
  * On a mismatch the running K3s is left as it is, and the message says not to restart it.
  */
 export function renderBinaryPinCheck(config: ResolvedConfig): Shell {
   const { k3s } = config;
   if (k3s.airgap.enabled || !k3s.binarySha256 || !k3s.version) return raw("");
   return sh`if [ -n "\${WANT_K3S_SHA256:-}" ]; then
-  installed_k3s="$ROOT/usr/local/bin/k3s"
-  [ -x "$installed_k3s" ] || installed_k3s="$ROOT/opt/bin/k3s"
+  installed_k3s="$ROOT$K3S_BINARY" # where the unit runs it, resolved again after the install (install.ts renderInstalledBinary)
   have_k3s_sha256="$(sha256sum "$installed_k3s" | cut -d' ' -f1)"
   [ "$have_k3s_sha256" = "$WANT_K3S_SHA256" ] || fail "host $HOST, step install: \${installed_k3s#"$ROOT"} has sha256 $have_k3s_sha256, not $WANT_K3S_SHA256 (k3s.binarySha256); K3s was not restarted: do not restart it before the binary is replaced"
 fi

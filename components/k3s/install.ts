@@ -249,11 +249,10 @@ STATE="$ROOT"${STATE_DIR + "/applied"}
 MANAGED="$ROOT"${MANAGED_FILES}
 NODE=${node.name}
 SERVICE=${service}
-VERSION=${config.k3s.version ?? config.k3s.channel ?? ""}
 READY_TIMEOUT="\${K3S_PLATFORM_READY_TIMEOUT:-${raw(String(READY_TIMEOUT_SECONDS))}}"
 
 fail() { printf 'apply[%s]: %s\\n' "$NODE" "$*" >&2; exit 1; }
-${renderHostPreflight(config, node)}${preflight}${renderReleasePreflight(config)}
+${renderHostPreflight(config, node)}${renderInstalledBinary(config, node)}${preflight}${renderReleasePreflight(config)}
 place() {
   if ! cmp -s "$STAGING/$1" "$ROOT$2"; then
     install -D -m "$3" "$STAGING/$1" "$ROOT$2"
@@ -302,17 +301,41 @@ unit_fingerprint() {
     if [ -f "$ROOT$f" ]; then printf '%s\\n' "$f"; cat "$ROOT$f"; fi
   done | sha256sum | cut -d' ' -f1
 }
-if [ "${noProxyCarry.compared}" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
+# The binary the unit runs, by digest (issue 28): replaced outside k3s-platform, it is what K3s runs
+# at its next restart (a crash, a reboot). Recorded apart, and adopted when there is no record yet.
+BINARY_STATE="$ROOT"${STATE_DIR + "/applied-binary"}
+binary_fingerprint() {
+  if [ -f "$ROOT$K3S_BINARY" ]; then sha256sum "$ROOT$K3S_BINARY" | cut -d' ' -f1; fi
+}
+running_release() {
+  local v
+  v="$("$ROOT$K3S_BINARY" --version 2>/dev/null || true)"
+  v="\${v#k3s version }"
+  printf '%s' "\${v%% *}"
+}
+if [ "\${UPGRADING:-0}" != 1 ] && [ "${noProxyCarry.compared}" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
   if [ ! -f "$UNIT_STATE" ]; then
     unit_fingerprint >"$UNIT_STATE"
-    echo "apply[$NODE]: K3s is up to date (unit files recorded)"
+    binary_fingerprint >"$BINARY_STATE"
+    echo "apply[$NODE]: K3s is up to date ($(running_release); unit files recorded)"
 ${upToDate}    exit 0
   fi
-  if [ "$(unit_fingerprint)" = "$(cat "$UNIT_STATE")" ]; then
-    echo "apply[$NODE]: K3s is up to date"
+  if [ ! -f "$BINARY_STATE" ]; then
+    binary_fingerprint >"$BINARY_STATE"
+    echo "apply[$NODE]: recorded the sha256 of $K3S_BINARY"
+  fi
+  unit_same=0
+  if [ "$(unit_fingerprint)" = "$(cat "$UNIT_STATE")" ]; then unit_same=1; fi
+  binary_now="$(binary_fingerprint)"
+  binary_was="$(cat "$BINARY_STATE")"
+  if [ "$unit_same" = 1 ] && [ "$binary_now" = "$binary_was" ]; then
+    echo "apply[$NODE]: K3s is up to date ($(running_release))"
 ${upToDate}    exit 0
   fi
-  echo "apply[$NODE]: the unit or its environment files changed outside k3s-platform: re-installing"
+  if [ "$unit_same" = 0 ]; then
+    echo "apply[$NODE]: the unit or its environment files changed outside k3s-platform: re-installing"
+  else
+${binaryDrift(config)}  fi
 fi
 ${renderDownloadPreflight(config)}${renderBinaryPinPreflight(config)}${preInstall}
 # The environment files k3s-platform never writes override the unit's own: moved aside, so K3s
@@ -336,6 +359,7 @@ ${channelPin}${renderBinarySwap(config)}# The install script only writes and ena
 if ! (umask 022 && INSTALL_K3S_SKIP_START=true timeout ${raw(String(INSTALL_TIMEOUT_SECONDS))} bash "$STAGING/${raw(INSTALL_SCRIPT)}"); then
   fail "host $HOST, step install: the K3s install script failed or ran over ${raw(String(INSTALL_TIMEOUT_SECONDS))}s"
 fi
+resolve_k3s_binary
 ${renderBinaryPinCheck(config)}timeout ${raw(String(STOP_TIMEOUT_SECONDS + 30))} systemctl stop "$SERVICE" || fail "host $HOST, step stop: systemctl stop $SERVICE failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
 systemctl start --no-block "$SERVICE"
 
@@ -354,8 +378,50 @@ done
 echo "apply[$NODE]: $SERVICE serves after $((SECONDS - started))s"
 ${postInstall}echo "$fingerprint" >"$STATE"
 unit_fingerprint >"$UNIT_STATE"
-echo "apply[$NODE]: K3s $VERSION is running"
+binary_fingerprint >"$BINARY_STATE"
+echo "apply[$NODE]: K3s $(running_release) is running${raw(config.k3s.version ? "" : ` (channel ${config.k3s.channel ?? "stable"}, pinned to this release)`)}"
 ${final}`.text;
+}
+
+/**
+ * K3S_BINARY, the k3s binary the unit runs (issue 28), pure. Air-gapped: binaryPath (its directory
+ * is INSTALL_K3S_BIN_DIR). Downloaded: the installed unit's ExecStart, else where install.sh puts
+ * it (setup_env: /usr/local/bin, or /opt/bin when root cannot write /usr/local/bin and /opt/bin
+ * exists, as on hosts with a read-only /usr). The version rules, the channel pin and the binary's
+ * digest record read it.
+ */
+export function renderInstalledBinary(config: ResolvedConfig, node: NodeConfig): Shell {
+  if (config.k3s.airgap.enabled) return sh`resolve_k3s_binary() { K3S_BINARY=${config.k3s.airgap.binaryPath}; }
+resolve_k3s_binary
+`;
+  // Resolved again after the install: a first install on a read-only /usr puts it in /opt/bin.
+  return sh`# The k3s binary the unit runs: its ExecStart, else where install.sh puts it (setup_env: /usr/local/bin, or /opt/bin).
+resolve_k3s_binary() {
+  local exec_start
+  K3S_BINARY=/usr/local/bin/k3s
+  if [ -f "$ROOT"${unitFiles(serviceName(node)).unit} ]; then
+    exec_start="$(sed -n 's/^ExecStart=//p' "$ROOT"${unitFiles(serviceName(node)).unit})"
+    exec_start="\${exec_start%% *}"
+    if [ -n "$exec_start" ]; then K3S_BINARY="$exec_start"; fi
+  elif [ ! -e "$ROOT/usr/local/bin/k3s" ] && [ -x "$ROOT/opt/bin/k3s" ]; then
+    K3S_BINARY=/opt/bin/k3s
+  fi
+}
+resolve_k3s_binary
+`;
+}
+
+/**
+ * The binary changed since the last apply while nothing else did. Downloaded: drift, corrected by
+ * re-running the install (install.sh installed_hash_matches: a binary that is not the release's is
+ * downloaded again). Air-gapped there is no release to restore it from, and restarting would run
+ * whatever was copied there: refused, naming the host, the file and the way out.
+ */
+function binaryDrift(config: ResolvedConfig): Shell {
+  if (!config.k3s.airgap.enabled) return raw(`    echo "apply[$NODE]: $K3S_BINARY changed outside k3s-platform (sha256 $binary_now, recorded $binary_was): re-installing the release"
+`);
+  return raw(`    fail "host $HOST: $K3S_BINARY changed outside k3s-platform (sha256 $binary_now, recorded $binary_was after the last apply): K3s would run it at its next restart. Put the release back; or, to upgrade, stage the new release at $K3S_BINARY-<version> and set k3s.version (docs/upgrading.md); to keep this binary as it is: rm $BINARY_STATE on $HOST, then run pulumi up again"
+`);
 }
 
 /**
@@ -368,15 +434,13 @@ ${final}`.text;
 export function renderChannelPin(config: ResolvedConfig, node: NodeConfig): Shell {
   const { k3s } = config;
   if (k3s.version || !k3s.channel) return raw("");
-  const binary = k3s.airgap.enabled ? k3s.airgap.binaryPath : "/usr/local/bin/k3s";
   return sh`# Channel ${k3s.channel}: pinned to the running release once installed (components/k3s/install.ts renderChannelPin).
-PIN_BINARY=${binary}
 CHANNEL=${k3s.channel}
-if [ -x "$ROOT$PIN_BINARY" ] && { [ -f "$ROOT"${unitFiles(serviceName(node)).unit} ] || [ -f "$STATE" ]; }; then
-  pinned="$("$ROOT$PIN_BINARY" --version 2>/dev/null || true)"
+if [ -x "$ROOT$K3S_BINARY" ] && { [ -f "$ROOT"${unitFiles(serviceName(node)).unit} ] || [ -f "$STATE" ]; }; then
+  pinned="$("$ROOT$K3S_BINARY" --version 2>/dev/null || true)"
   pinned="\${pinned#k3s version }"
   pinned="\${pinned%% *}"
-  [[ "$pinned" =~ ^v1\\.[0-9]+\\.[0-9]+\\+k3s[0-9]+$ ]] || fail "host $HOST: cannot read the release $PIN_BINARY runs; refusing to let channel $CHANNEL pick one (set k3s.version)"
+  [[ "$pinned" =~ ^v1\\.[0-9]+\\.[0-9]+\\+k3s[0-9]+$ ]] || fail "host $HOST: cannot read the release $K3S_BINARY runs; refusing to let channel $CHANNEL pick one (set k3s.version)"
   export INSTALL_K3S_VERSION="$pinned"
   echo "apply[$NODE]: channel $CHANNEL: pinned to the running $pinned (upgrade by setting k3s.version)"
 fi

@@ -20,6 +20,12 @@ export function batchStepName(batch: AgentBatch, step: "drain" | "uncordon"): st
   return agentBatchStepSuffix(batch.index, step);
 }
 
+/** The batch index of a batch step name (`agent-batch-<i>-drain|uncordon`, agentBatchStepSuffix), else undefined. */
+export function agentBatchOf(name: string): number | undefined {
+  const m = /^agent-batch-(\d+)-(drain|uncordon)$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
 /** Node names in the order their steps are declared: servers (first server first), then agents by batch. */
 export function joinOrder(config: ResolvedConfig, plan: ClusterPlan): string[] {
   const servers = plan.nodes.filter((n) => n.node.role === "server").map((n) => n.node.name);

@@ -1,6 +1,7 @@
 import type { ResolvedConfig } from "../config/schema";
 import type { ClusterPlan } from "../plan/node";
 import { clusterSteps, OPERATIONS } from "./index";
+import { rolloutLegend, rolloutMermaid } from "./mermaid";
 import { Facts, isFromFacts, Step, StepValue } from "./step";
 
 /**
@@ -38,7 +39,8 @@ function value<T>(v: StepValue<T> | undefined, facts: Facts): T | undefined {
 /** Files keyed `operations/<path>`: plan.md, plan.json and one script per command step. */
 export function renderOperations(config: ResolvedConfig, plan: ClusterPlan, facts: Facts): Map<string, string> {
   const files = new Map<string, string>();
-  const steps: RenderedStep[] = clusterSteps(config, plan).map((s, order) => {
+  const ordered = clusterSteps(config, plan);
+  const steps: RenderedStep[] = ordered.map((s, order) => {
     // What the host runs: the stdin it is sent, or the script its command runs (a teardown's delete).
     const script = value(s.stdin, facts) ?? value(s.script, facts);
     const path = script === undefined ? undefined : `${s.operation}/${s.name}.sh`;
@@ -61,7 +63,7 @@ export function renderOperations(config: ResolvedConfig, plan: ClusterPlan, fact
     };
   });
   files.set("operations/plan.json", JSON.stringify({ operations: OPERATIONS.map((o) => o.name), steps }, null, 2) + "\n");
-  files.set("operations/plan.md", renderPlanMarkdown(steps));
+  files.set("operations/plan.md", renderPlanMarkdown(steps, rolloutMermaid(ordered)));
   return files;
 }
 
@@ -73,7 +75,7 @@ const RUNS: Record<Step["runs"], string> = {
   node: "its node's steps",
 };
 
-function renderPlanMarkdown(steps: RenderedStep[]): string {
+function renderPlanMarkdown(steps: RenderedStep[], rollout: string): string {
   const cell = (text: string) => text.replace(/\|/g, "\\|");
   const lines = [
     "# Day-2 steps, in the order `pulumi up` declares them",
@@ -82,6 +84,12 @@ function renderPlanMarkdown(steps: RenderedStep[]): string {
     "components/operations/index.ts). A step runs only after every step in its *after* column;",
     "steps that wait for nothing in common may run in parallel. A node step is that node's stage,",
     "bundle, secrets, os-prep and apply (`<node>/plan.json`); `<node>-apply` is its last.",
+    "",
+    "## Rollout",
+    "",
+    rollout,
+    "",
+    rolloutLegend(false),
     "",
     "## Operations",
     "",

@@ -83,7 +83,7 @@ check_transition() {
   parts="$(version_parts "$to")" || return 1
   read -r tmin _ <<<"$parts"
   if version_lt "$to" "$from"; then
-    echo "upgrade[$node]: refusing to downgrade $node from $from to $to: K3s does not support downgrades (restore an etcd snapshot instead, README Backups); set k3s.version back to $from or newer" >&2
+    echo "upgrade[$node]: refusing to downgrade $node from $from to $to: K3s does not support downgrades (restore an etcd snapshot instead: docs/backup-and-restore.md); set k3s.version back to $from or newer" >&2
     return 1
   fi
   if [ "$tmin" -gt $((fmin + 1)) ]; then
@@ -193,11 +193,6 @@ export function drainArgs(config: ResolvedConfig): string[] {
   ];
 }
 
-/** The installed K3s binary the install script runs (air-gap: the pre-staged one). */
-function binaryPath(config: ResolvedConfig): string {
-  return config.k3s.airgap.enabled ? config.k3s.airgap.binaryPath : "/usr/local/bin/k3s";
-}
-
 /**
  * apply.sh preflight (every node, with a pinned `k3s.version`): sets RUNNING_VERSION (empty on a
  * first install) and UPGRADING (1 when the node runs an older release), and refuses a downgrade or
@@ -216,7 +211,6 @@ export function upgradeGuard(config: ResolvedConfig, node: NodeConfig): Shell {
 ${isServer ? UPGRADE_LIBRARY : VERSION_RULES}
 TARGET_VERSION=${version}
 VERSION_RECORD="$ROOT"${VERSION_RECORD}
-K3S_BINARY=${binaryPath(config)}
 RUNNING_VERSION=""
 UPGRADING=0
 if [ -f "$ROOT"${`/etc/systemd/system/${node.role === "server" ? "k3s" : "k3s-agent"}.service`} ] || [ -f "$VERSION_RECORD" ]; then
@@ -234,8 +228,9 @@ if [ -f "$ROOT"${`/etc/systemd/system/${node.role === "server" ? "k3s" : "k3s-ag
     check_transition "$NODE" "$RUNNING_VERSION" "$TARGET_VERSION" ${etcdMember ? "etcd" : ""} || exit 1
     UPGRADING=1
     echo "upgrade[$NODE]: upgrading from $RUNNING_VERSION to $TARGET_VERSION"
-    # Another version runs than planned: install even if the staged files look applied.
-    rm -f "$STATE"
+    # Another version runs than planned: UPGRADING makes apply install even if the staged files
+    # look applied. The applied record stays until the install succeeds: a refusal below (the
+    # release preflight) leaves the host as it was, and reverting k3s.version restarts nothing.
   fi
 fi
 `;

@@ -769,7 +769,7 @@ ${raw(snippet)}`.text;
       assert.equal(r.status, 1);
       assert.equal(
         r.stderr.trim(),
-        `apply[prod-server-1]: the data directory is empty and no other server answers on :6443 (tried prod-server-2 https://203.0.113.12:6443, prod-server-3 https://203.0.113.13:6443); this server is being rebuilt (nodes[].rebuild), so the cluster exists: refusing to cluster-init a second cluster; bring a server back, or restore a snapshot: README runbook ("Backups and restore")`,
+        `apply[prod-server-1]: the data directory is empty and no other server answers on :6443 (tried prod-server-2 https://203.0.113.12:6443, prod-server-3 https://203.0.113.13:6443); this server is being rebuilt (nodes[].rebuild), so the cluster exists: refusing to cluster-init a second cluster; bring a server back, or restore a snapshot: docs/backup-and-restore.md`,
       );
       assert.doesNotMatch(r.stdout, /cluster-init\)/);
       assert.equal(s.calls().split("\n").filter((l) => l.startsWith("curl")).length, 2, "asked both servers");

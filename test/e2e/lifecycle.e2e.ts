@@ -417,7 +417,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
         assert.match(
           e.message,
           new RegExp(
-            `apply\\[e2e-server-1\\]: the data directory is empty and no other server answers on :6443 \\(tried e2e-server-2 https://${second.address.replace(/\./g, "\\.")}:6443\\); this server is being rebuilt \\(nodes\\[\\]\\.rebuild\\), so the cluster exists: refusing to cluster-init a second cluster; bring a server back, or restore a snapshot: README runbook`,
+            `apply\\[e2e-server-1\\]: the data directory is empty and no other server answers on :6443 \\(tried e2e-server-2 https://${second.address.replace(/\./g, "\\.")}:6443\\); this server is being rebuilt \\(nodes\\[\\]\\.rebuild\\), so the cluster exists: refusing to cluster-init a second cluster; bring a server back, or restore a snapshot: docs/backup-and-restore\\.md`,
           ),
         );
         return true;

@@ -112,6 +112,8 @@ describe("e2e over SSH on test hosts", function () {
       assert.equal(runs[0]!.env.INSTALL_K3S_VERSION, "v1.31.4+k3s1");
       assert.equal(runs[0]!.env.INSTALL_K3S_SKIP_DOWNLOAD, "true");
       assert.equal(runs[0]!.env.INSTALL_K3S_BIN_DIR, "/usr/local/bin");
+      // apply starts K3s itself: the script's own start, which rewrites iptables first, never runs (issue 28).
+      assert.equal(runs[0]!.startedK3s, false, `${node.node.name}: the install script did not start K3s`);
       const unit = node.node.role === "server" ? "k3s" : "k3s-agent";
       assert.equal(restarts(host, unit).length, 1, `${node.node.name}: ${unit} started once`);
       assert.ok(existsSync(join(host.upper, `etc/systemd/system/${unit}.service.env`)), "the install script wrote the unit's env file");

@@ -199,7 +199,7 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
 }
 
 /** The install stand-in's records on a host: one entry per run, with its environment. */
-export function installRuns(host: TestHost): Array<{ start: number; end: number; env: Record<string, string>; config: string }> {
+export function installRuns(host: TestHost): Array<{ start: number; end: number; env: Record<string, string>; config: string; startedK3s: boolean }> {
   let text = "";
   try {
     text = readFileSync(join(host.upper, "var/log/k3sp/install.log"), "utf8");
@@ -214,12 +214,14 @@ export function installRuns(host: TestHost): Array<{ start: number; end: number;
       const env: Record<string, string> = {};
       let config = "";
       let end = NaN;
+      let startedK3s = false;
       for (const line of lines.slice(1)) {
         if (line.startsWith("config.yaml ")) config = line.slice(12);
+        else if (line.startsWith("start ")) startedK3s = true;
         else if (line.startsWith("done ")) end = Number(line.slice(5));
         else if (line.includes("=")) env[line.slice(0, line.indexOf("="))] = line.slice(line.indexOf("=") + 1);
       }
-      return { start: Number(lines[0]), end, env, config };
+      return { start: Number(lines[0]), end, env, config, startedK3s };
     });
 }
 

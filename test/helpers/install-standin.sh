@@ -8,25 +8,44 @@
 #    $STANDIN_CHANNELS/<channel>). Download mode installs that release over ${BIN_DIR}/k3s when it
 #    differs (download_and_verify); INSTALL_K3S_SKIP_DOWNLOAD=true only needs ${BIN_DIR}/k3s
 #    executable (verify_k3s_is_executable).
-#  - The env file is created, chmod 0600, then filled (create_env_file); the unit is written with
-#    `tee`, so its mode follows the caller's umask (create_systemd_service_file). The unit reads
-#    /etc/default/%N, /etc/sysconfig/%N and the env file (EnvironmentFile=-...).
+#  - BIN_DIR: INSTALL_K3S_BIN_DIR; unset, /usr/local/bin, or /opt/bin when root cannot write
+#    /usr/local/bin (the k3s-ro-test probe) and /opt/bin exists (setup_env). Here a host whose
+#    /usr/local/bin is not a directory stands for a read-only /usr.
+#  - The env file is created, chmod 0600, then filled with every K3S_* and CONTAINERD_* variable,
+#    then the (NO|HTTP|HTTPS)_PROXY ones in any case, as `export` prints them (NAME='value')
+#    (create_env_file); the unit is written with `tee`, so its mode follows the caller's umask
+#    (create_systemd_service_file). The unit reads /etc/default/%N, /etc/sysconfig/%N and the env
+#    file (EnvironmentFile=-...).
 #  - Hashes of binary, unit and env file before and after (get_installed_hashes); unchanged and no
-#    INSTALL_K3S_FORCE_RESTART: no restart; INSTALL_K3S_SKIP_START=true: no start at all.
+#    INSTALL_K3S_FORCE_RESTART: no restart; INSTALL_K3S_SKIP_START=true: no start at all, and so
+#    no iptables rewrite either: only on a start, iptables-save | grep -v KUBE- | grep -iv flannel |
+#    iptables-restore runs first, for iptables and ip6tables, when both tools exist and the rules
+#    hold no "-A CNI-HOSTPORT-MASQ -j MASQUERADE" (service_enable_and_start, has_working_xtables);
+#    logged here as "xtables <tool>".
 # Each run appends "install version=<release> channel=<channel>" to $STANDIN_LOG.
 set -eu
 ROOT="${K3S_PLATFORM_ROOT:?}"
 case "${INSTALL_K3S_EXEC:-server}" in agent*) name=k3s-agent ;; *) name=k3s ;; esac
-BIN_DIR="${INSTALL_K3S_BIN_DIR:-/usr/local/bin}"
+if [ -n "${INSTALL_K3S_BIN_DIR:-}" ]; then
+  BIN_DIR="$INSTALL_K3S_BIN_DIR"
+else
+  BIN_DIR=/usr/local/bin
+  if ! sh -c "touch $ROOT$BIN_DIR/k3s-ro-test && rm -rf $ROOT$BIN_DIR/k3s-ro-test" 2>/dev/null && [ -d "$ROOT/opt/bin" ]; then
+    BIN_DIR=/opt/bin
+  fi
+fi
 unit="/etc/systemd/system/$name.service"
 env_file="$unit.env"
 hashes() { sha256sum "$ROOT$BIN_DIR/k3s" "$ROOT$unit" "$ROOT$env_file" 2>&1 || true; }
 before="$(hashes)"
 
 if [ -x "$ROOT/sbin/openrc-run" ]; then
-  mkdir -p "$ROOT/etc/init.d"
+  # The OpenRC path: /etc/init.d/<name>, its env file /etc/rancher/k3s/<name>.env, rc-update add
+  # (setup_env, create_openrc_service_file, openrc_enable).
+  mkdir -p "$ROOT/etc/init.d" "$ROOT/etc/rancher/k3s"
   printf '#!/sbin/openrc-run\ncommand=%s/k3s\n' "$BIN_DIR" >"$ROOT/etc/init.d/$name"
-  echo "install openrc" >>"${STANDIN_LOG:-/dev/null}"
+  : >"$ROOT/etc/rancher/k3s/$name.env"
+  echo "install openrc (rc-update add $name default)" >>"${STANDIN_LOG:-/dev/null}"
   exit 0
 fi
 
@@ -50,7 +69,9 @@ echo "install version=$release channel=$channel" >>"${STANDIN_LOG:-/dev/null}"
 mkdir -p "$ROOT/etc/systemd/system"
 touch "$ROOT$env_file"
 chmod 0600 "$ROOT$env_file"
-env | grep -E '^(K3S_|CONTAINERD_|HTTPS?_PROXY=|NO_PROXY=)' | sort | tee "$ROOT$env_file" >/dev/null || true
+exported="$(export -p)"
+printf '%s\n' "$exported" | while read -r _ assignment; do printf '%s\n' "$assignment"; done | grep -E '^(K3S|CONTAINERD)_' | tee "$ROOT$env_file" >/dev/null || true
+printf '%s\n' "$exported" | while read -r _ assignment; do printf '%s\n' "$assignment"; done | grep -Ei '^(NO|HTTP|HTTPS)_PROXY' | tee -a "$ROOT$env_file" >/dev/null || true
 tee "$ROOT$unit" >/dev/null <<UNIT
 [Unit]
 Description=Lightweight Kubernetes (sandbox stand-in)
@@ -68,5 +89,10 @@ if [ "${INSTALL_K3S_SKIP_START:-}" = true ]; then
 elif [ "$before" = "$(hashes)" ] && [ "${INSTALL_K3S_FORCE_RESTART:-}" != true ]; then
   echo "[INFO]  No change detected so skipping service start"
 else
+  for xtables in iptables ip6tables; do
+    if command -v "$xtables-save" >/dev/null && command -v "$xtables-restore" >/dev/null; then
+      echo "xtables $xtables" >>"${STANDIN_LOG:-/dev/null}"
+    fi
+  done
   systemctl restart "$name"
 fi

@@ -38,7 +38,7 @@ describe("tools/cli.ts (the CLIs' one parser)", () => {
     assert.match(help, /-h, --help +print this help/);
   });
 
-  for (const [script, file] of [["bench", "bench/plan.bench.ts"], ["docs:allowlist", "tools/docs-allowlist.ts"]] as const) {
+  for (const [script, file] of [["bench", "bench/plan.bench.ts"], ["docs:allowlist", "tools/docs-allowlist.ts"], ["docs:config", "tools/docs-config.ts"]] as const) {
     it(`npm run ${script} -- --help prints the help and does nothing else (exit 0); a stray argument is exit 2`, () => {
       const tsx = join(REPO, "node_modules", ".bin", "tsx");
       // Small sizes: should the help not stop it, the run that starts stays short.

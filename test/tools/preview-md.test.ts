@@ -4,7 +4,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NODE_CHILDREN } from "../../components/names";
-import { inputDiffPaths, NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown, splitPolicyMessage } from "../../tools/preview-markdown";
+import { clusterSteps } from "../../components/operations";
+import { planCluster } from "../../components/plan/node";
+import { inputDiffPaths, NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown, releaseFromApplyStdout, splitPolicyMessage } from "../../tools/preview-markdown";
 import { renderDns } from "../../components/dns/render";
 import { renderTenants } from "../../components/tenants/render";
 import { secretMaterial } from "../../tools/harness/preview-output";
@@ -106,13 +108,49 @@ describe("preview:md", () => {
     assert.match(previewMarkdown(digest, { stack: "prod", policyEvents: [] }), /No policy violations\./);
   });
 
+  it("draws the rollout (issue 25): the stack's steps as a Mermaid flowchart, the ones this preview runs filled", () => {
+    const config = sampleConfig("prod");
+    const rollout = clusterSteps(config, planCluster(config));
+    const withRollout = previewMarkdown(digest, { stack: "prod", policyEvents: events, rollout });
+    const section = withRollout.split("#### Rollout\n\n")[1]!.split("\n####")[0]!;
+    assert.match(section, /^```mermaid\nflowchart TD\n[\s\S]*\n```\n\nOrange border: restarts K3s/);
+    const id = (label: string) => new RegExp(String.raw`([sb]\d+)\["${label}"\]`).exec(section)?.[1];
+    const runs = /^  class (\S+) run$/m.exec(section)![1]!.split(",");
+    const idle = /^  class (\S+) idle$/m.exec(section)![1]!.split(",");
+    // The fixture changes servers 1 and 2, agents 1 and 3; server 3, agent 2 and the kubeconfig read stay as they are.
+    for (const changed of [id("prod-server-1"), id("prod-server-2"), id("1 agent: prod-agent-1"), id("1 agent: prod-agent-3")]) assert.ok(runs.includes(changed!), `${changed} in ${runs.join(",")}`);
+    for (const same of [id("prod-server-3"), id("1 agent: prod-agent-2"), id("kubeconfig: kubeconfig")]) assert.ok(idle.includes(same!), `${same} in ${idle.join(",")}`);
+    // Without the stack's steps, or without changes, no picture.
+    assert.doesNotMatch(md, /#### Rollout/);
+    assert.doesNotMatch(previewMarkdown(JSON.parse(readFileSync(join(FIXTURES, "prod-nochange.json"), "utf8")) as PreviewDigest, { stack: "prod", rollout }), /#### Rollout/);
+  });
+
+  it("says which release the hosts ran at the last up, from each apply step's recorded stdout; a channel stack says it stays pinned (issue 28)", () => {
+    const applyStep = (node: string, stdout: string, op = "same") => ({ op, urn: `urn:pulumi:dev::k3s-platform::k3s-platform:index:K3sCluster$k3s-platform:index:K3sNode$command:remote:Command::dev-${node}-apply`, oldState: { inputs: {}, outputs: { stdout } } });
+    const steps = [
+      applyStep("dev-server-1", "apply[dev-server-1]: channel stable: pinned to the running v1.36.3+k3s1 (upgrade by setting k3s.version)\napply[dev-server-1]: K3s v1.36.3+k3s1 is running (channel stable, pinned to this release)\n", "update"),
+      applyStep("dev-agent-1", "apply[dev-agent-1]: K3s is up to date (v1.36.3+k3s1)\n"),
+      applyStep("dev-agent-2", "apply[dev-agent-2]: K3s is up to date (v1.36.2+k3s1)\n"),
+    ];
+    const out = previewMarkdown({ steps }, { stack: "dev", channel: "stable" });
+    assert.match(out, /- channel stable: the hosts run v1\.36\.2\+k3s1 \(dev-agent-2\); v1\.36\.3\+k3s1 \(dev-agent-1, dev-server-1\), pinned at their first install; this up keeps it \(preview asks no channel; to upgrade, set k3s\.version\)/);
+    assert.match(previewMarkdown({ steps }, { stack: "dev" }), /- K3s on the hosts at the last up: v1\.36\.2\+k3s1 \(dev-agent-2\); v1\.36\.3\+k3s1/);
+    // Before the first up (no recorded stdout) the channel's release is not known: said so.
+    assert.match(previewMarkdown({ steps: [applyStep("dev-server-1", "")] }, { stack: "dev", channel: "stable" }), /channel stable: the hosts resolve it at their first install \(not known before up/);
+    assert.equal(releaseFromApplyStdout("apply[x]: K3s v1.37.1+k3s1 is running\n"), "v1.37.1+k3s1");
+    assert.equal(releaseFromApplyStdout("apply[x]: K3s is up to date (v1.37.1+k3s1; unit files recorded)\n"), "v1.37.1+k3s1");
+    assert.equal(releaseFromApplyStdout("apply[x]: K3s  is running\n"), undefined);
+  });
+
   it("the CLI reads saved files (--from, --events) and prints the same Markdown", () => {
     const r = spawnSync(join(REPO, "node_modules", ".bin", "tsx"), [
       join(REPO, "tools", "preview-md.ts"), "--stack", "prod",
       "--from", join(FIXTURES, "prod-upgrade.json"), "--events", join(FIXTURES, "prod-upgrade.events.jsonl"),
     ], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout, md);
+    // It reads ./Pulumi.prod.yaml too: the rollout of the prod sample is drawn.
+    const prod = sampleConfig("prod");
+    assert.equal(r.stdout, previewMarkdown(digest, { stack: "prod", policyEvents: events, rollout: clusterSteps(prod, planCluster(prod)) }));
   });
 });
 
@@ -193,7 +231,7 @@ describe("preview:md on real engine output (test/fixtures/preview/cluster-*)", (
       "--from", join(FIXTURES, "cluster-violation.json"), "--events", join(FIXTURES, "cluster-violation.events.jsonl"),
     ], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout, real("cluster-violation"));
+    assert.equal(r.stdout, previewMarkdown(JSON.parse(read("cluster-violation.json")) as PreviewDigest, { stack: "prod", policyEvents: policyEventsFromLog(read("cluster-violation.events.jsonl")), rollout: clusterSteps(prod, planCluster(prod)) }));
   });
 });
 

@@ -47,33 +47,28 @@ const issuerUrl = singleLine().refine(
 
 /** A claim name and the prefix the API server puts before its value (`""`: none). */
 const claimMapping = z.strictObject({
-  claim: singleLine().min(1),
-  /** Required by the API server when `claim` is set; `""` turns prefixing off. */
-  prefix: singleLine(z.string().max(256)).refine((p) => !p.startsWith("system:"), { message: "a prefix must not start with system: (names under system: are Kubernetes' own)" }),
+  claim: singleLine().min(1).describe("The token claim the value comes from."),
+  prefix: singleLine(z.string().max(256)).refine((p) => !p.startsWith("system:"), { message: "a prefix must not start with system: (names under system: are Kubernetes' own)" }).describe("Required by the API server when `claim` is set; `\"\"` turns prefixing off."),
 });
 
 export const jwtAuthenticatorSchema = z.strictObject({
   issuer: z.strictObject({
-    /** Must equal the token's `iss` claim; discovery is read from `<url>/.well-known/openid-configuration`. */
-    url: issuerUrl,
-    /** The client ID(s) a token's `aud` must contain (one is enough; MatchAny is rendered for several). */
-    audiences: z.array(singleLine().min(1)).min(1, "at least one audience (the client ID)"),
-    /** PEM certificate(s) that verify the issuer's TLS; default: the host's trusted roots. */
+    url: issuerUrl.describe("Must equal the token's `iss` claim; discovery is read from `<url>/.well-known/openid-configuration`."),
+    audiences: z.array(singleLine().min(1)).min(1, "at least one audience (the client ID)").describe("The client ID(s) a token's `aud` must contain (one is enough; MatchAny is rendered for several)."),
     certificateAuthority: z.string().superRefine((v, ctx) => {
       const problem = caBundleProblem(v);
       if (problem) ctx.addIssue({ code: "custom", message: problem });
-    }).optional(),
-  }),
+    }).optional().describe("PEM certificate(s) that verify the issuer's TLS; default: the host's trusted roots."),
+  }).describe("The OIDC issuer."),
   claimMappings: z.strictObject({
-    username: claimMapping,
-    groups: claimMapping.optional(),
-    uid: z.strictObject({ claim: singleLine().min(1) }).optional(),
-  }),
-  /** Claims a token must carry with these values (e.g. `hd: example.com`). */
-  claimValidationRules: z.array(z.strictObject({ claim: singleLine().min(1), requiredValue: singleLine() })).optional(),
+    username: claimMapping.describe("The claim that names the user, and its prefix."),
+    groups: claimMapping.optional().describe("The claim that lists the user's groups, and its prefix."),
+    uid: z.strictObject({ claim: singleLine().min(1).describe("The claim that holds the user's unique ID.") }).optional().describe("The claim that holds the user's unique ID."),
+  }).describe("How the token's claims become the Kubernetes user."),
+  claimValidationRules: z.array(z.strictObject({ claim: singleLine().min(1).describe("The claim."), requiredValue: singleLine().describe("The value it must have.") })).optional().describe("Claims a token must carry with these values (e.g. `hd: example.com`)."),
 });
 
 export const apiServerAuthenticationSchema = z.strictObject({
-  jwt: z.array(jwtAuthenticatorSchema).min(1).max(64, "the API server accepts at most 64 JWT authenticators"),
+  jwt: z.array(jwtAuthenticatorSchema).min(1).max(64, "the API server accepts at most 64 JWT authenticators").describe("JWT authenticators, one per OIDC provider (at most 64)."),
 });
 export type ApiServerAuthentication = z.output<typeof apiServerAuthenticationSchema>;

@@ -23,61 +23,56 @@ export const dnsServer = z
   }, { message: "DNS server must be an IP address, optionally with :port" });
 
 export const forwardOptionsSchema = z.strictObject({
-  maxConcurrent: z.number().int().positive().optional(),
-  policy: z.enum(["random", "round_robin", "sequential"]).optional(),
-  healthCheck: duration.optional(),
-  forceTcp: z.boolean().optional(),
+  maxConcurrent: z.number().int().positive().optional().describe("`forward` `max_concurrent`."),
+  policy: z.enum(["random", "round_robin", "sequential"]).optional().describe("`forward` `policy`."),
+  healthCheck: duration.optional().describe("`forward` `health_check` interval."),
+  forceTcp: z.boolean().optional().describe("`forward` `force_tcp`."),
 });
 
 export const cacheSchema = z.strictObject({
-  successCapacity: z.number().int().positive().optional(),
-  successTtl: z.number().int().positive().optional(),
-  denialCapacity: z.number().int().positive().optional(),
-  denialTtl: z.number().int().positive().optional(),
+  successCapacity: z.number().int().positive().optional().describe("`cache` `success` capacity."),
+  successTtl: z.number().int().positive().optional().describe("`cache` `success` TTL, seconds."),
+  denialCapacity: z.number().int().positive().optional().describe("`cache` `denial` capacity."),
+  denialTtl: z.number().int().positive().optional().describe("`cache` `denial` TTL, seconds."),
   prefetch: z
     .strictObject({
-      amount: z.number().int().positive(),
-      duration: duration.optional(),
-      percentage: z.number().int().min(0).max(100).optional(),
+      amount: z.number().int().positive().describe("`prefetch` AMOUNT: queries before a name is prefetched."),
+      duration: duration.optional().describe("`prefetch` DURATION."),
+      percentage: z.number().int().min(0).max(100).optional().describe("`prefetch` PERCENTAGE of the TTL left."),
     })
-    .optional(),
-  serveStale: duration.optional(),
+    .optional().describe("`cache` `prefetch`."),
+  serveStale: duration.optional().describe("`cache` `serve_stale` duration."),
 });
 
 export const dnsSchema = z.strictObject({
-  /** Upstream resolvers for names outside the cluster (become the kubelet resolv.conf CoreDNS forwards to). */
-  upstreams: z.array(ipAddress).default([]),
-  /** Stub domains: their own server blocks (`<domain>.server` in coredns-custom). */
+  upstreams: z.array(ipAddress).default([]).describe("Upstream resolvers for names outside the cluster (become the kubelet resolv.conf CoreDNS forwards to)."),
   stubDomains: z
     .record(
       z.string().refine(isDnsName, { message: "not a DNS domain" }),
-      z.strictObject({ servers: z.array(dnsServer).min(1), forward: forwardOptionsSchema.optional(), cache: cacheSchema.optional() }),
+      z.strictObject({ servers: z.array(dnsServer).min(1).describe("The domain's DNS servers, IP[:port]."), forward: forwardOptionsSchema.optional().describe("`forward` options for this domain."), cache: cacheSchema.optional().describe("`cache` options for this domain.") }),
     )
-    .default({}),
-  /** Defaults for every block we render (stub domains, NodeLocal DNSCache's upstream). */
-  forward: forwardOptionsSchema.prefault({}),
-  cache: cacheSchema.prefault({}),
-  /** Extra host entries: name → address, served from their own zones. */
-  hosts: z.record(z.string().refine(isDnsName, { message: "not a DNS name" }), ipAddress).default({}),
-  /** Query logging in the main zone (the `log` plugin through `log.override`). */
-  log: z.boolean().default(false),
+    .default({}).describe("Stub domains: their own server blocks (`<domain>.server` in coredns-custom)."),
+  forward: forwardOptionsSchema.prefault({}).describe("Defaults for every block k3s-platform renders (stub domains, NodeLocal DNSCache's upstream)."),
+  cache: cacheSchema.prefault({}).describe("Default `cache` options of those blocks."),
+  hosts: z.record(z.string().refine(isDnsName, { message: "not a DNS name" }), ipAddress).default({}).describe("Extra host entries: name → address, served from their own zones."),
+  log: z.boolean().default(false).describe("Query logging in the main zone (the `log` plugin through `log.override`)."),
   nodeLocal: z
     .strictObject({
-      enabled: z.boolean().default(false),
-      localIp: ipAddress.default("169.254.20.10"),
-      image: imageRef.default(NODE_CACHE_IMAGE),
+      enabled: z.boolean().default(false).describe("Run NodeLocal DNSCache (a DaemonSet on every node)."),
+      localIp: ipAddress.default("169.254.20.10").describe("The link-local address it listens on."),
+      image: imageRef.default(NODE_CACHE_IMAGE).describe("Its image; prod may change it only to a digest of the same repository."),
     })
-    .prefault({}),
+    .prefault({}).describe("NodeLocal DNSCache."),
   autoscaler: z
     .strictObject({
-      enabled: z.boolean().default(false),
-      coresPerReplica: z.number().positive().default(256),
-      nodesPerReplica: z.number().positive().default(16),
-      min: z.number().int().positive().default(1),
-      max: z.number().int().positive().optional(),
-      preventSinglePointFailure: z.boolean().default(true),
-      includeUnschedulableNodes: z.boolean().default(true),
-      image: imageRef.default(AUTOSCALER_IMAGE),
+      enabled: z.boolean().default(false).describe("Scale CoreDNS with cluster-proportional-autoscaler."),
+      coresPerReplica: z.number().positive().default(256).describe("`coresPerReplica` (linear mode)."),
+      nodesPerReplica: z.number().positive().default(16).describe("`nodesPerReplica` (linear mode)."),
+      min: z.number().int().positive().default(1).describe("Fewest replicas."),
+      max: z.number().int().positive().optional().describe("Most replicas (unset: no limit)."),
+      preventSinglePointFailure: z.boolean().default(true).describe("At least 2 replicas when there is more than one node."),
+      includeUnschedulableNodes: z.boolean().default(true).describe("Count cordoned nodes too."),
+      image: imageRef.default(AUTOSCALER_IMAGE).describe("Its image; prod may change it only to a digest of the same repository."),
     })
-    .prefault({}),
+    .prefault({}).describe("The DNS autoscaler: replicas = max(ceil(cores/coresPerReplica), ceil(nodes/nodesPerReplica)), clamped to min..max."),
 });

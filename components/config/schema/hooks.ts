@@ -25,19 +25,13 @@ export const HOOK_POINT_NAMES = HOOK_POINTS.map((p) => p.name) as unknown as rea
 export const HOOK_MAX_SECONDS = 3600;
 
 export const hookSchema = z.strictObject({
-  /** Names the hook in logs, render, preview and its prod exception. */
-  name: z.string().max(63).regex(DNS_LABEL, "hook name must be a lowercase DNS label (a-z, 0-9, -)"),
-  at: z.enum(HOOK_POINT_NAMES, { error: `one of ${HOOK_POINTS.map((p) => p.name).join(", ")}` }),
-  /**
-   * The command as an argument list, run as root without a shell (`["/usr/local/bin/mount-data", "--fs", "xfs"]`):
-   * each entry is one argument, quoted byte for byte; for shell syntax, write `["sh", "-c", "…"]`.
-   */
-  command: z.array(singleLine(z.string().max(4096))).min(1, "a command needs at least the program to run").refine((c) => c[0] !== "", { message: "the program (first entry) is empty" }),
+  name: z.string().max(63).regex(DNS_LABEL, "hook name must be a lowercase DNS label (a-z, 0-9, -)").describe("Names the hook in logs, render, preview and its prod exception."),
+  at: z.enum(HOOK_POINT_NAMES, { error: `one of ${HOOK_POINTS.map((p) => p.name).join(", ")}` }).describe("The point of the node's life it runs at (docs/hooks.md)."),
+  command: z.array(singleLine(z.string().max(4096))).min(1, "a command needs at least the program to run").refine((c) => c[0] !== "", { message: "the program (first entry) is empty" }).describe("The command as an argument list, run as root without a shell (`[\"/usr/local/bin/mount-data\", \"--fs\", \"xfs\"]`): each entry is one argument, quoted byte for byte; for shell syntax, write `[\"sh\", \"-c\", \"…\"]`."),
   /** Where it runs: nodes named here, members of these pools, nodes of these roles (any that matches); none: every node. */
-  nodes: z.array(z.string().min(1)).min(1).optional(),
-  pools: z.array(poolName).min(1).optional(),
-  roles: z.array(z.enum(["server", "agent"])).min(1).optional(),
-  /** Seconds the hook may run before it is stopped and its step fails (default 300). */
-  timeoutSeconds: z.number().int().min(1).max(HOOK_MAX_SECONDS).default(300),
+  nodes: z.array(z.string().min(1)).min(1).optional().describe("Where it runs: nodes named here, members of the pools below, nodes of the roles below (any that matches); none of the three: every node."),
+  pools: z.array(poolName).min(1).optional().describe("Pools whose members it runs on."),
+  roles: z.array(z.enum(["server", "agent"])).min(1).optional().describe("Roles whose nodes it runs on."),
+  timeoutSeconds: z.number().int().min(1).max(HOOK_MAX_SECONDS).default(300).describe("Seconds the hook may run before it is stopped and its step fails (default 300)."),
 });
 export type HookConfig = z.output<typeof hookSchema>;

@@ -32,34 +32,26 @@ const chartVersion = z.string().regex(/^1\.\d+\.\d+$/, "an exact Cilium chart ve
 
 export const cniSchema = z.discriminatedUnion("type", [
   /** flannel, K3s' embedded CNI, with `k3s.flannelBackend` (the default when `cni` is unset). */
-  z.strictObject({ type: z.literal("flannel") }),
+  z.strictObject({ type: z.literal("flannel").describe("`flannel`: K3s' embedded CNI, with k3s.flannelBackend (the default when cni is unset).") }),
   /**
    * Bring your own CNI: K3s runs with `flannel-backend: none` and `disable-network-policy` (its
    * own policy controller would fight the CNI's: docs.k3s.io basic-network-options "Custom CNI").
    */
   z.strictObject({
-    type: z.literal("none"),
-    /** The CNI replaces kube-proxy (eBPF service routing): renders `disable-kube-proxy: true`. */
-    replacesKubeProxy: z.boolean().default(false),
-    /**
-     * What enforces NetworkPolicy in this cluster, in words reviewers read (`calico 3.29 via the
-     * tigera-operator`). K3s' own controller is off, so CIS hardening (prod) needs it stated.
-     */
-    networkPolicyEnforcedBy: singleLine().trim().min(3, "name the CNI that enforces NetworkPolicy (e.g. calico 3.29)").optional(),
+    type: z.literal("none").describe("`none`: bring your own CNI; K3s runs with flannel-backend none and disable-network-policy."),
+    replacesKubeProxy: z.boolean().default(false).describe("The CNI replaces kube-proxy (eBPF service routing): renders `disable-kube-proxy: true`."),
+    networkPolicyEnforcedBy: singleLine().trim().min(3, "name the CNI that enforces NetworkPolicy (e.g. calico 3.29)").optional().describe("What enforces NetworkPolicy in this cluster, in words reviewers read (`calico 3.29 via the tigera-operator`). K3s' own controller is off, so CIS hardening (prod) needs it stated."),
   }),
   /**
    * Cilium, installed by K3s' helm-controller from a HelmChart in the servers' manifests
    * directory; it enforces NetworkPolicy itself.
    */
   z.strictObject({
-    type: z.literal("cilium"),
-    version: chartVersion.default(CILIUM_CHART_VERSION),
-    /** Cilium replaces kube-proxy (K3s then runs without it: `disable-kube-proxy`). */
-    kubeProxyReplacement: z.boolean().default(true),
-    /** Overlay between nodes: vxlan (8472/udp) or geneve (6081/udp). */
-    tunnelProtocol: z.enum(["vxlan", "geneve"]).default("vxlan"),
-    /** Hubble flow observability (the agents then serve 4244/tcp to the other nodes). */
-    hubble: z.boolean().default(false),
+    type: z.literal("cilium").describe("`cilium`: Cilium, installed by K3s' helm-controller from the servers' manifests directory."),
+    version: chartVersion.default(CILIUM_CHART_VERSION).describe("The Cilium chart version, exact (e.g. 1.18.6)."),
+    kubeProxyReplacement: z.boolean().default(true).describe("Cilium replaces kube-proxy (K3s then runs without it: `disable-kube-proxy`)."),
+    tunnelProtocol: z.enum(["vxlan", "geneve"]).default("vxlan").describe("Overlay between nodes: vxlan (8472/udp) or geneve (6081/udp)."),
+    hubble: z.boolean().default(false).describe("Hubble flow observability (the agents then serve 4244/tcp to the other nodes)."),
   }),
 ]);
 /** `cni: cilium` is `cni: { type: cilium }`: the name alone, every option at its default. */
@@ -73,8 +65,7 @@ export type CniType = CniConfig["type"];
  * only in the secrets drop-in (config.yaml.d), never a command line or a staged file.
  */
 export const vpnSchema = z.strictObject({
-  provider: z.literal("tailscale"),
-  /** Your own control server (headscale), `controlServerURL=` in vpn-auth; https only. */
+  provider: z.literal("tailscale").describe("The VPN K3s integrates: `tailscale`."),
   controlServerUrl: singleLine()
     .refine((v) => {
       try {
@@ -84,6 +75,6 @@ export const vpnSchema = z.strictObject({
         return false;
       }
     }, { message: "an https:// URL without credentials or commas (it is one field of vpn-auth)" })
-    .optional(),
+    .optional().describe("Your own control server (headscale), `controlServerURL=` in vpn-auth; https only."),
 });
 export type VpnConfig = z.output<typeof vpnSchema>;

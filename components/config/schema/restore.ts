@@ -24,15 +24,13 @@ const SNAPSHOT = /^(\/[A-Za-z0-9._-]+)+$|^[A-Za-z0-9][A-Za-z0-9._-]*$/;
  * moved aside, agents restart. Everything written to the cluster after the snapshot is lost.
  */
 export const restoreSchema = z.strictObject({
-  /** Bump (a counter or a date) to restore again; the same value never restores twice. */
-  id: oneShotId,
-  /** The snapshot: a file name in the snapshot directory (k3s.etcdSnapshots.dir) or an absolute path; for s3, the object's file name. */
+  id: oneShotId.describe("Bump (a counter or a date) to restore again; the same value never restores twice."),
   snapshot: singleLine()
     .max(255)
     .regex(SNAPSHOT, "a snapshot is a file name (letters, digits, . _ -) or an absolute path of such names")
-    .refine((v) => !v.split("/").includes("..") && !v.split("/").includes("."), { message: "a snapshot path has no . or .. segment" }),
-  /** Where K3s reads it: `local` (the first server's disk) or `s3` (k3s.etcdSnapshots.s3's bucket and folder). */
-  source: z.enum(["local", "s3"]).default("local"),
+    .refine((v) => !v.split("/").includes("..") && !v.split("/").includes("."), { message: "a snapshot path has no . or .. segment" })
+    .describe("The snapshot: a file name in the snapshot directory (k3s.etcdSnapshots.dir) or an absolute path; for s3, the object's file name."),
+  source: z.enum(["local", "s3"]).default("local").describe("Where K3s reads it: `local` (the first server's disk) or `s3` (k3s.etcdSnapshots.s3's bucket and folder)."),
 });
 
 /**
@@ -56,12 +54,8 @@ export const maintenanceCommand = z
  * when asked (the Node comes back Ready with a new boot ID, the host answers SSH), uncordon.
  */
 export const maintenanceSchema = z.strictObject({
-  /** Bump (a counter or a date) to run it again; the same value never runs twice. */
-  id: oneShotId,
-  /** Run on each node while it is drained (argv, as root). */
-  command: maintenanceCommand.optional(),
-  /** Reboot each node after the command. */
-  reboot: z.boolean().default(false),
-  /** Which nodes: `all` (every managed node) or a list of node names. */
-  nodes: z.union([z.literal("all"), z.array(singleLine().min(1)).min(1)]).default("all"),
+  id: oneShotId.describe("Bump (a counter or a date) to run it again; the same value never runs twice."),
+  command: maintenanceCommand.optional().describe("Run on each node while it is drained: argv (program and arguments, no shell), as root; prod accepts only the OS-patching commands of docs/maintenance.md."),
+  reboot: z.boolean().default(false).describe("Reboot each node after the command; the node must come back Ready with a new boot ID."),
+  nodes: z.union([z.literal("all"), z.array(singleLine().min(1)).min(1)]).default("all").describe("Which nodes: `all` (every managed node) or a list of node names."),
 });

@@ -13,7 +13,7 @@ export const quantity = z
   .refine(isQuantity, { message: "not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 10Gi)" })
   .refine((q) => (parseQuantity(q) ?? 0) >= 0, { message: "must not be negative" });
 export const count = z.number().int().nonnegative();
-export const cpuMemory = z.strictObject({ cpu: quantity.optional(), memory: quantity.optional() });
+export const cpuMemory = z.strictObject({ cpu: quantity.optional().describe("CPU, a quantity (e.g. `500m`)."), memory: quantity.optional().describe("Memory, a quantity (e.g. `512Mi`).") });
 
 export function lessOrEqual(ctx: z.RefinementCtx, a: string | number | undefined, b: string | number | undefined, path: (string | number)[], message: string) {
   if (a === undefined || b === undefined) return;
@@ -24,26 +24,25 @@ export function lessOrEqual(ctx: z.RefinementCtx, a: string | number | undefined
 
 export const quotaSchema = z
   .strictObject({
-    requestsCpu: quantity.optional(),
-    requestsMemory: quantity.optional(),
-    limitsCpu: quantity.optional(),
-    limitsMemory: quantity.optional(),
-    pods: count.optional(),
-    services: count.optional(),
-    servicesLoadBalancers: count.optional(),
-    servicesNodePorts: count.optional(),
-    configmaps: count.optional(),
-    secrets: count.optional(),
-    persistentVolumeClaims: count.optional(),
-    requestsStorage: quantity.optional(),
+    requestsCpu: quantity.optional().describe("ResourceQuota `requests.cpu`."),
+    requestsMemory: quantity.optional().describe("ResourceQuota `requests.memory`."),
+    limitsCpu: quantity.optional().describe("ResourceQuota `limits.cpu`."),
+    limitsMemory: quantity.optional().describe("ResourceQuota `limits.memory`."),
+    pods: count.optional().describe("ResourceQuota `pods`."),
+    services: count.optional().describe("ResourceQuota `services`."),
+    servicesLoadBalancers: count.optional().describe("ResourceQuota `services.loadbalancers`."),
+    servicesNodePorts: count.optional().describe("ResourceQuota `services.nodeports`."),
+    configmaps: count.optional().describe("ResourceQuota `configmaps`."),
+    secrets: count.optional().describe("ResourceQuota `secrets`."),
+    persistentVolumeClaims: count.optional().describe("ResourceQuota `persistentvolumeclaims`."),
+    requestsStorage: quantity.optional().describe("ResourceQuota `requests.storage`."),
     storageClasses: z
       .record(
         z.string().regex(DNS_SUBDOMAIN, "not a StorageClass name"),
-        z.strictObject({ requestsStorage: quantity.optional(), persistentVolumeClaims: count.optional() }),
+        z.strictObject({ requestsStorage: quantity.optional().describe("`<class>.storageclass.storage.k8s.io/requests.storage`."), persistentVolumeClaims: count.optional().describe("`<class>.storageclass.storage.k8s.io/persistentvolumeclaims`.") }),
       )
-      .default({}),
-    /** Scope this quota to pods of one PriorityClass (scopeSelector PriorityClass In [...]). */
-    priorityClass: z.string().regex(DNS_SUBDOMAIN).optional(),
+      .default({}).describe("Per StorageClass: StorageClass name → its storage quotas."),
+    priorityClass: z.string().regex(DNS_SUBDOMAIN).optional().describe("Scope this quota to pods of one PriorityClass (scopeSelector PriorityClass In [...])."),
   })
   .superRefine((q, ctx) => {
     lessOrEqual(ctx, q.requestsCpu, q.limitsCpu, ["requestsCpu"], `requests.cpu ${q.requestsCpu} exceeds limits.cpu ${q.limitsCpu}`);
@@ -54,20 +53,19 @@ export const limitsSchema = z
   .strictObject({
     container: z
       .strictObject({
-        default: cpuMemory.optional(),
-        defaultRequest: cpuMemory.optional(),
-        min: cpuMemory.optional(),
-        max: cpuMemory.optional(),
-        /** The API server requires each ratio to be at least 1 (limit ≥ request). */
+        default: cpuMemory.optional().describe("LimitRange container `default` (the limits a container gets)."),
+        defaultRequest: cpuMemory.optional().describe("LimitRange container `defaultRequest`."),
+        min: cpuMemory.optional().describe("LimitRange container `min`."),
+        max: cpuMemory.optional().describe("LimitRange container `max`."),
         maxLimitRequestRatio: z
           .strictObject({
-            cpu: quantity.refine((q) => (parseQuantity(q) ?? 0) >= 1, { message: "a limit/request ratio must be at least 1" }).optional(),
-            memory: quantity.refine((q) => (parseQuantity(q) ?? 0) >= 1, { message: "a limit/request ratio must be at least 1" }).optional(),
+            cpu: quantity.refine((q) => (parseQuantity(q) ?? 0) >= 1, { message: "a limit/request ratio must be at least 1" }).optional().describe("CPU limit/request ratio, at least 1."),
+            memory: quantity.refine((q) => (parseQuantity(q) ?? 0) >= 1, { message: "a limit/request ratio must be at least 1" }).optional().describe("Memory limit/request ratio, at least 1."),
           })
-          .optional(),
+          .optional().describe("The API server requires each ratio to be at least 1 (limit ≥ request)."),
       })
-      .optional(),
-    pvc: z.strictObject({ min: quantity.optional(), max: quantity.optional() }).optional(),
+      .optional().describe("A LimitRange for containers."),
+    pvc: z.strictObject({ min: quantity.optional().describe("Smallest claim (quantity)."), max: quantity.optional().describe("Largest claim (quantity).") }).optional().describe("A LimitRange for PersistentVolumeClaims."),
   })
   .superRefine((l, ctx) => {
     const c = l.container;
@@ -98,43 +96,39 @@ export const networkPort = z.strictObject({
     z.string().refine((v) => v.length <= 15 && /^[a-z0-9]([a-z0-9]|-(?!-))*[a-z0-9]$|^[a-z]$/.test(v) && /[a-z]/.test(v), {
       message: "named port must be an IANA service name (≤15 chars, a-z, 0-9, single hyphens, one letter at least)",
     }),
-  ]),
-  protocol: z.enum(["TCP", "UDP", "SCTP"]).default("TCP"),
+  ]).describe("A port number or an IANA service name."),
+  protocol: z.enum(["TCP", "UDP", "SCTP"]).default("TCP").describe("The port's protocol."),
 });
 
 export const networkAllowSchema = z
   .strictObject({
-    name: z.string().max(50).regex(DNS_LABEL, "policy name must be a DNS label"),
-    direction: z.enum(["ingress", "egress"]).default("ingress"),
-    /** Peers: namespaces (by kubernetes.io/metadata.name), optionally narrowed to pods; CIDRs. */
-    namespaces: z.array(z.string().max(63).regex(DNS_LABEL, "namespace must be a DNS label")).default([]),
-    podSelector: labelMap.optional(),
-    /** ipBlock CIDRs: network addresses (the API server refuses host bits, e.g. 10.0.0.1/24, from K8s 1.33). */
-    cidrs: z.array(cidr.refine(isNetworkCidr, { message: "host bits set: use the network address (e.g. 10.0.0.0/24)" })).default([]),
-    ports: z.array(networkPort).default([]),
+    name: z.string().max(50).regex(DNS_LABEL, "policy name must be a DNS label").describe("The NetworkPolicy's name suffix (a DNS label)."),
+    direction: z.enum(["ingress", "egress"]).default("ingress").describe("Traffic into (`ingress`) or out of (`egress`) the tenant's pods."),
+    namespaces: z.array(z.string().max(63).regex(DNS_LABEL, "namespace must be a DNS label")).default([]).describe("Peers: namespaces (by kubernetes.io/metadata.name), optionally narrowed to pods; CIDRs."),
+    podSelector: labelMap.optional().describe("Narrows the peers to pods with these labels."),
+    cidrs: z.array(cidr.refine(isNetworkCidr, { message: "host bits set: use the network address (e.g. 10.0.0.0/24)" })).default([]).describe("ipBlock CIDRs: network addresses (the API server refuses host bits, e.g. 10.0.0.1/24, from K8s 1.33)."),
+    ports: z.array(networkPort).default([]).describe("Ports allowed (none: every port)."),
   })
   .refine((a) => a.namespaces.length > 0 || a.cidrs.length > 0 || a.podSelector !== undefined, {
     message: "an allow needs namespaces, cidrs or a podSelector (an empty peer list would allow everything)",
   });
 
 export const tenantNetworkSchema = z.strictObject({
-  defaultDeny: z.boolean().default(true),
-  allowDns: z.boolean().default(true),
-  allowSameNamespace: z.boolean().default(true),
+  defaultDeny: z.boolean().default(true).describe("A default-deny policy for ingress and egress."),
+  allowDns: z.boolean().default(true).describe("Egress to cluster DNS (TCP and UDP 53)."),
+  allowSameNamespace: z.boolean().default(true).describe("Traffic between the tenant's own pods."),
   /** Default: on when Traefik is not disabled. */
-  allowIngressController: z.boolean().optional(),
+  allowIngressController: z.boolean().optional().describe("Ingress from Traefik. Default: on when Traefik is not disabled."),
   /** Default: on when metrics-server is not disabled. */
-  allowMetricsServer: z.boolean().default(true),
-  /** Egress to the Kubernetes API: server node IPs on 6443, not just the Service IP. */
-  allowApiServer: z.boolean().default(false),
-  allows: z.array(networkAllowSchema).default([]),
-  /** kube-router NFLOG rate for dropped packets (annotations on every policy). */
+  allowMetricsServer: z.boolean().default(true).describe("Ingress from metrics-server. Default: on when metrics-server is not disabled."),
+  allowApiServer: z.boolean().default(false).describe("Egress to the Kubernetes API: server node IPs on 6443, not just the Service IP."),
+  allows: z.array(networkAllowSchema).default([]).describe("More allows, one NetworkPolicy each."),
   nflog: z
     .strictObject({
-      limit: z.string().regex(/^\d+\/(second|minute|hour|day)$/, "limit must be N/second|minute|hour|day").optional(),
-      burst: z.number().int().positive().optional(),
+      limit: z.string().regex(/^\d+\/(second|minute|hour|day)$/, "limit must be N/second|minute|hour|day").optional().describe("Log rate, `N/second|minute|hour|day`."),
+      burst: z.number().int().positive().optional().describe("Log burst."),
     })
-    .optional(),
+    .optional().describe("kube-router NFLOG rate for dropped packets (annotations on every policy)."),
 });
 
 /**
@@ -158,10 +152,10 @@ export const tenantSchema = z.strictObject({
     .regex(DNS_LABEL, "namespace must be a DNS label")
     .refine((n) => !isReservedNamespace(n), {
       message: `system and Pod-Security-exempt namespaces (${RESERVED_NAMESPACES.join(", ")}) cannot be tenants`,
-    }),
-  labels: labelMap.default({}),
-  podSecurity: z.enum(["privileged", "baseline", "restricted"]).default("restricted"),
-  quota: quotaSchema.optional(),
-  limits: limitsSchema.optional(),
-  network: tenantNetworkSchema.prefault({}),
+    }).describe("The tenant's namespace (a DNS label; system and Pod-Security-exempt namespaces are refused)."),
+  labels: labelMap.default({}).describe("Labels on the namespace."),
+  podSecurity: z.enum(["privileged", "baseline", "restricted"]).default("restricted").describe("The Pod Security level enforced (also audit and warn)."),
+  quota: quotaSchema.optional().describe("A ResourceQuota."),
+  limits: limitsSchema.optional().describe("LimitRanges."),
+  network: tenantNetworkSchema.prefault({}).describe("NetworkPolicies."),
 });

@@ -4,14 +4,10 @@ import { z } from "zod";
 
 /** `kubectl drain` options for upgrades (kubectl drain flags of the same names). */
 export const drainSchema = z.strictObject({
-  /** Seconds `kubectl drain` may take (`--timeout`); a drain still blocked then fails the step. */
-  timeout: z.number().int().min(1).max(86400).default(300),
-  /** `--delete-emptydir-data`: pods with emptyDir volumes (metrics-server has one) are evicted, their scratch data lost. */
-  deleteEmptyDirData: z.boolean().default(true),
-  /** `--ignore-daemonsets`: DaemonSet pods stay (K3s runs several: svclb, kube-vip); without it drain refuses. */
-  ignoreDaemonSets: z.boolean().default(true),
-  /** `--disable-eviction`: delete pods instead of evicting them, bypassing PodDisruptionBudgets. */
-  disableEviction: z.boolean().default(false),
+  timeout: z.number().int().min(1).max(86400).default(300).describe("Seconds `kubectl drain` may take (`--timeout`); a drain still blocked then fails the step."),
+  deleteEmptyDirData: z.boolean().default(true).describe("`--delete-emptydir-data`: pods with emptyDir volumes (metrics-server has one) are evicted, their scratch data lost."),
+  ignoreDaemonSets: z.boolean().default(true).describe("`--ignore-daemonsets`: DaemonSet pods stay (K3s runs several: svclb, kube-vip); without it drain refuses."),
+  disableEviction: z.boolean().default(false).describe("`--disable-eviction`: delete pods instead of evicting them, bypassing PodDisruptionBudgets."),
 });
 
 /**
@@ -24,8 +20,7 @@ export const upgradeSchema = z.strictObject({
       z.number().int().min(1),
       z.string().regex(/^(100|[1-9][0-9]?)%$/, "a percentage must be 1% to 100% (e.g. 25%)"),
     ])
-    .default("10%"),
-  drain: drainSchema.prefault({}),
-  /** Seconds to wait, after the install, for the node to be Ready with the new kubelet version. */
-  readyTimeout: z.number().int().min(10).max(86400).default(600),
+    .default("10%").describe("Agents upgraded at once: a count, or a percentage of the agents (rounded down, at least 1)."),
+  drain: drainSchema.prefault({}).describe("`kubectl drain` options for nodes being upgraded."),
+  readyTimeout: z.number().int().min(10).max(86400).default(600).describe("Seconds to wait, after the install, for the node to be Ready with the new kubelet version."),
 });

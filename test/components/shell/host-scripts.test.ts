@@ -7,6 +7,7 @@ import { ResolvedConfig, StackInput } from "../../../components/config/schema";
 import { loadStackConfig, parseStackConfig } from "../../../components/stack/load";
 import { renderReencryptScript, renderRestartScript, renderVerifyScript, rotationPhases } from "../../../components/encryption/render";
 import { K3S_IMAGES_DIR, renderInstallScript } from "../../../components/k3s/install";
+import { renderOperations } from "../../../components/operations/render";
 import { PATHS } from "../../../components/k3s/paths";
 import { NodePlan, planCluster, planNode } from "../../../components/plan/node";
 import { postRegistrationLabelCommand } from "../../../components/cluster/component";
@@ -185,6 +186,42 @@ describe("host scripts", () => {
         const r = run("bash", [script], { K3S_PLATFORM_ROOT: root, PATH: `${STUBS}:${process.env.PATH}` });
         assert.equal(r.status, 0, r.out);
         assert.match(r.out, /"enable":true/);
+      }
+    });
+  });
+
+  describe("messages and comments name docs pages that exist (issue 25)", () => {
+    /** GitHub's heading anchor: lower case, punctuation but `-` and `_` dropped, spaces to `-`. */
+    const anchor = (heading: string) => heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, "").replace(/\s/g, "-");
+
+    it("no generated script names a README section (the README is the front door; its old sections moved to docs/)", () => {
+      for (const [name, text] of everyScript()) assert.doesNotMatch(text, /\bREADME\b/, name);
+    });
+
+    /** Node scripts and every operation's script, with removal and rebuild armed. */
+    function everyScript(): Array<[string, string]> {
+      const facts = { baseline: {}, token: "<token>", tokenSalt: "<salt>", encryptionKeys: { secretbox: [{ name: "k", secret: "<key>" }], aescbc: [{ name: "k", secret: "<key>" }] }, restoreToken: "" };
+      const armed = loadStackConfig(variant("prod", (r) => { r.nodes[3]!.rebuild = 1; r.nodes[4]!.decommission = true; }));
+      const configs = [...variants(), ["prod+rebuild+decommission", armed] as [string, ResolvedConfig]];
+      const ops = configs.flatMap(([label, config]) => [...renderOperations(config, planCluster(config), facts)].filter(([path]) => path.endsWith(".sh")).map(([path, text]): [string, string] => [`${label}/${path}`, text]));
+      return [...allGeneratedScripts(configs), ...ops];
+    }
+
+    it("every docs/<page>.md[#anchor] a generated script names is a page with that heading", () => {
+      const seen = new Set<string>();
+      for (const [name, text] of everyScript()) {
+        for (const m of text.matchAll(/docs\/([a-z0-9-]+\.md)(?:#([a-z0-9-]+))?/g)) {
+          seen.add(m[0]);
+          const page = join(REPO, "docs", m[1]!);
+          assert.ok(existsSync(page), `${name}: ${m[0]}: no such page`);
+          if (m[2] === undefined) continue;
+          const anchors = readFileSync(page, "utf8").split("\n").filter((l) => /^#+ /.test(l)).map((l) => anchor(l.replace(/^#+ /, "")));
+          assert.ok(anchors.includes(m[2]), `${name}: ${m[0]}: no such heading (${anchors.join(", ")})`);
+        }
+      }
+      // The test reads what it means to: the messages that named README sections now name these.
+      for (const link of ["docs/backup-and-restore.md", "docs/rebuilding.md", "docs/removing-and-replacing-nodes.md#removing-a-node", "docs/in-cluster.md#secrets-encryption-at-rest-k3s-platformencryption"]) {
+        assert.ok(seen.has(link), `${link} is named somewhere (${[...seen].join(", ")})`);
       }
     });
   });

@@ -9,6 +9,7 @@ import { renderRestartScript, renderVerifyScript, rotationPhases } from "../../.
 import { PATHS } from "../../../components/k3s/paths";
 import { customTimeouts, stepBounds } from "../../../components/k3s/timeouts";
 import { planCluster, planNode } from "../../../components/plan/node";
+import { releaseFromApplyStdout } from "../../../tools/preview-markdown";
 import { fakeBinary, hostRoot, INSTALL_STANDIN } from "../../helpers/host-root";
 import { ENVS, REPO, sampleConfig, variant } from "../../helpers/samples";
 
@@ -386,7 +387,7 @@ describe("generated shell", () => {
         };
         const apply = (extra: Record<string, string> = {}) => run("bash", ["-c", 'umask 077 && exec bash "$1"', "apply", join(staging, "apply.sh")], { ...env, ...extra });
         const read = (path: string) => { try { return readFileSync(path, "utf8"); } catch { return ""; } };
-        return { plan, root, staging, channels, service, logs, apply, read };
+        return { plan, root, staging, channels, service, logs, env, apply, read };
       }
       const upgraded = (env: "prod" | "staging", edit: (k3s: Record<string, unknown>) => void = () => {}) =>
         loadStackConfig(variant(env, (r) => { Object.assign(r.k3s!, { version: "v1.37.1+k3s1" }); edit(r.k3s as Record<string, unknown>); }));
@@ -402,6 +403,26 @@ describe("generated shell", () => {
         assert.ok(res.out.includes(`${config.k3s.airgap.binaryPath}-v1.37.1+k3s1 is absent`), res.out);
         assert.deepEqual(snapshot(h.root), before, "the host is as the last apply left it");
         assert.doesNotMatch(h.read(h.logs.stub), /etcd-snapshot|cordon|drain|systemctl/);
+      });
+
+      it("air-gap upgrade refused for a missing release keeps the applied record: reverting k3s.version restarts nothing (real install.sh run, issue 28)", () => {
+        const running = upgraded("prod");
+        const h = standinHost(running, 3, "bump-revert");
+        assert.equal(h.apply().status, 0);
+        const stage = (config: ResolvedConfig) => { for (const f of planNode(config, config.nodes[3]!).files) writeFileSync(join(h.staging, f.name), f.content); };
+        const stops = () => (h.read(h.logs.stub).match(/^systemctl stop /gm) ?? []).length;
+        assert.equal(stops(), 1);
+        const before = snapshot(h.root);
+        stage(upgraded("prod", (k3s) => { k3s.version = "v1.37.2+k3s1"; }));
+        const refused = h.apply();
+        assert.notEqual(refused.status, 0, refused.out);
+        assert.match(refused.out, /the air-gap binary for v1\.37\.2\+k3s1 is missing/);
+        assert.deepEqual(snapshot(h.root), before, "nothing changed, the applied record included");
+        stage(running);
+        const reverted = h.apply();
+        assert.equal(reverted.status, 0, reverted.out);
+        assert.match(reverted.out, /K3s is up to date/);
+        assert.equal(stops(), 1, "no restart");
       });
 
       it("air-gap: a release staged beside the running one is checked and swapped in by the upgrade only", () => {
@@ -561,6 +582,26 @@ describe("generated shell", () => {
         assert.equal(installs(), 4);
       });
 
+      it("a change to apply.sh alone (its messages now name docs pages; issue 25) re-runs it and restarts nothing", () => {
+        const config = sampleConfig("dev");
+        const h = standinHost(config, 0, "messages");
+        writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
+        const script = join(h.staging, "apply.sh");
+        const current = readFileSync(script, "utf8");
+        assert.ok(current.includes("docs/backup-and-restore.md"));
+        // apply.sh as 0.1 rendered it: the same steps, messages naming README sections.
+        writeFileSync(script, current.replaceAll("docs/backup-and-restore.md", 'README runbook ("Backups and restore")'));
+        assert.equal(h.apply().status, 0);
+        const stops = () => (h.read(h.logs.stub).match(/^systemctl stop /gm) ?? []).length;
+        assert.equal(stops(), 1, "the first install starts K3s");
+        writeFileSync(script, current);
+        const res = h.apply();
+        assert.equal(res.status, 0, res.out);
+        assert.match(res.out, /K3s is up to date/);
+        assert.equal(h.read(h.logs.installs).split("\n").filter(Boolean).length, 1, "the install script did not run again");
+        assert.equal(stops(), 1, "nothing restarted");
+      });
+
       it("NO_PROXY moving from every node address to the networks that cover them restarts nothing; a real NO_PROXY change restarts (issue 26)", () => {
         const config = sampleConfig("staging");
         const index = config.nodes.findIndex((n) => n.role === "agent");
@@ -642,6 +683,98 @@ describe("generated shell", () => {
         assert.equal(res.status, 0, res.out);
         assert.deepEqual(h.read(h.logs.installs).split("\n").filter(Boolean), ["install version=v1.31.4+k3s1 channel=stable", "install version=v1.31.4+k3s1 channel=stable"]);
         assert.match(h.read(join(h.root, "usr/local/bin/k3s")), /v1\.31\.4\+k3s1/);
+      });
+
+      const channelStack = () => loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
+
+      it("channel stack on a host with a read-only /usr/local/bin: the pin finds the binary where the unit runs it (/opt/bin; issue 28)", () => {
+        const config = channelStack();
+        const h = standinHost(config, 1, "opt-bin");
+        // install.sh setup_env: root cannot write /usr/local/bin (here: not a directory) and /opt/bin exists.
+        mkdirSync(join(h.root, "usr/local"), { recursive: true });
+        writeFileSync(join(h.root, "usr/local/bin"), "");
+        mkdirSync(join(h.root, "opt/bin"), { recursive: true });
+        writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
+        const first = h.apply();
+        assert.equal(first.status, 0, first.out);
+        assert.match(h.read(join(h.root, "opt/bin/k3s")), /v1\.31\.4\+k3s1/);
+        // Found against the real install.sh: the first install's binary is where the unit now runs it.
+        assert.match(first.out, /K3s v1\.31\.4\+k3s1 is running/);
+        writeFileSync(join(h.channels, "stable"), "v1.32.1+k3s1\n");
+        writeFileSync(join(h.staging, "config.yaml"), `${h.plan.files.find((f) => f.name === "config.yaml")!.content}debug: true\n`);
+        const res = h.apply();
+        assert.equal(res.status, 0, res.out);
+        assert.match(res.out, /pinned to the running v1\.31\.4\+k3s1/);
+        assert.match(h.read(join(h.root, "opt/bin/k3s")), /v1\.31\.4\+k3s1/, "the channel did not upgrade it");
+        assert.match(res.out, /K3s v1\.31\.4\+k3s1 is running \(channel stable, pinned to this release\)/);
+        // preview:md reads the release from this stdout (recorded by the engine as the apply step's output).
+        assert.equal(releaseFromApplyStdout(res.out), "v1.31.4+k3s1");
+        assert.equal(releaseFromApplyStdout(h.apply().out), "v1.31.4+k3s1", "up to date says it too");
+      });
+
+      it("a binary replaced outside k3s-platform is drift: downloaded, the install restores the release; air-gapped, refused naming host and file (issue 28)", () => {
+        const installs = (h: ReturnType<typeof standinHost>) => h.read(h.logs.installs).split("\n").filter(Boolean).length;
+        const d = standinHost(channelStack(), 1, "swap-download");
+        writeFileSync(join(d.channels, "stable"), "v1.31.4+k3s1\n");
+        assert.equal(d.apply().status, 0);
+        const release = d.read(join(d.root, "usr/local/bin/k3s"));
+        writeFileSync(join(d.root, "usr/local/bin/k3s"), `${release}# swapped\n`);
+        const fixed = d.apply();
+        assert.equal(fixed.status, 0, fixed.out);
+        assert.match(fixed.out, /\/usr\/local\/bin\/k3s changed outside k3s-platform \(sha256 [0-9a-f]{64}, recorded [0-9a-f]{64}\): re-installing the release/);
+        assert.equal(installs(d), 2);
+        assert.equal(d.read(join(d.root, "usr/local/bin/k3s")), release, "the release's binary is back");
+        assert.match(d.apply().out, /K3s is up to date \(v1\.31\.4\+k3s1\)/);
+
+        const config = upgraded("prod");
+        const a = standinHost(config, 3, "swap-airgap");
+        assert.equal(a.apply().status, 0);
+        const binary = join(a.root, config.k3s.airgap.binaryPath);
+        writeFileSync(binary, `${readFileSync(binary, "utf8")}# swapped\n`);
+        const stops = () => (a.read(a.logs.stub).match(/^systemctl stop /gm) ?? []).length;
+        const refused = a.apply();
+        assert.notEqual(refused.status, 0, refused.out);
+        assert.ok(refused.out.includes(`host ${config.nodes[3]!.host}: ${config.k3s.airgap.binaryPath} changed outside k3s-platform`), refused.out);
+        assert.equal(stops(), 1, "not restarted onto it");
+        rmSync(join(a.root, "var/lib/k3s-platform/applied-binary"));
+        const adopted = a.apply();
+        assert.equal(adopted.status, 0, adopted.out);
+        assert.match(adopted.out, /recorded the sha256 of/);
+        assert.match(adopted.out, /K3s is up to date/);
+        assert.equal(stops(), 1);
+      });
+
+      it("a host applied before the binary record existed adopts its binary: no restart", () => {
+        const config = sampleConfig("dev");
+        const h = standinHost(config, 1, "binary-adopt");
+        writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
+        assert.equal(h.apply().status, 0);
+        rmSync(join(h.root, "var/lib/k3s-platform/applied-binary"));
+        const res = h.apply();
+        assert.match(res.out, /recorded the sha256 of \/usr\/local\/bin\/k3s\napply\[dev-agent-1\]: K3s is up to date/);
+        assert.equal(h.read(h.logs.installs).split("\n").filter(Boolean).length, 1);
+      });
+
+      it("install.sh rewrites iptables only when it starts K3s itself; apply never lets it (INSTALL_K3S_SKIP_START=true): no rewrite on a forced restart (issue 28)", () => {
+        const config = sampleConfig("dev");
+        const h = standinHost(config, 0, "xtables");
+        writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
+        const xtables = mkdtempSync(join(h.root, "..", "xtables-"));
+        for (const tool of ["iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"]) {
+          writeFileSync(join(xtables, tool), "#!/bin/sh\n");
+          chmodSync(join(xtables, tool), 0o755);
+        }
+        const path = { PATH: `${xtables}:${h.env.PATH}` };
+        assert.equal(h.apply(path).status, 0);
+        writeFileSync(join(h.staging, "config.yaml"), `${h.plan.files.find((f) => f.name === "config.yaml")!.content}debug: true\n`);
+        const restart = h.apply(path);
+        assert.equal(restart.status, 0, restart.out);
+        assert.equal(h.read(h.logs.installs).split("\n").filter((l) => l.startsWith("install ")).length, 2, "installed twice");
+        assert.doesNotMatch(h.read(h.logs.installs), /xtables/);
+        // The stand-in does model the rewrite: the same script, let start K3s itself, runs it.
+        const direct = spawnSync("sh", [INSTALL_STANDIN], { encoding: "utf8", env: { ...process.env, ...h.env, ...path, INSTALL_K3S_FORCE_RESTART: "true" } });
+        assert.equal(direct.status, 0, direct.stderr);
+        assert.match(h.read(h.logs.installs), /^xtables iptables\nxtables ip6tables$/m);
       });
     });
 

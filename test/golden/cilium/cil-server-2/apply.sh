@@ -8,7 +8,6 @@ STATE="$ROOT"/var/lib/k3s-platform/applied
 MANAGED="$ROOT"/var/lib/k3s-platform/managed-files
 NODE=cil-server-2
 SERVICE=k3s
-VERSION=v1.37.1+k3s1
 READY_TIMEOUT="${K3S_PLATFORM_READY_TIMEOUT:-300}"
 
 fail() { printf 'apply[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
@@ -33,6 +32,8 @@ while [ ! -d "$ROOT$data_dir" ] && [ "$data_dir" != / ]; do data_dir="$(dirname 
 free_kib="$(df -Pk "$ROOT$data_dir" | awk 'NR == 2 { print $4 }')"
 [ "$((free_kib / 1024))" -ge "$MIN_FREE_MIB" ] || preflight_fail "only $((free_kib / 1024)) MiB free on the filesystem of $data_dir; K3s needs at least $MIN_FREE_MIB MiB"
 # --- end of preflight
+resolve_k3s_binary() { K3S_BINARY=/usr/local/bin/k3s; }
+resolve_k3s_binary
 
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
@@ -73,7 +74,7 @@ check_transition() {
   parts="$(version_parts "$to")" || return 1
   read -r tmin _ <<<"$parts"
   if version_lt "$to" "$from"; then
-    echo "upgrade[$node]: refusing to downgrade $node from $from to $to: K3s does not support downgrades (restore an etcd snapshot instead, README Backups); set k3s.version back to $from or newer" >&2
+    echo "upgrade[$node]: refusing to downgrade $node from $from to $to: K3s does not support downgrades (restore an etcd snapshot instead: docs/backup-and-restore.md); set k3s.version back to $from or newer" >&2
     return 1
   fi
   if [ "$tmin" -gt $((fmin + 1)) ]; then
@@ -168,7 +169,6 @@ uncordon_if_ours() {
 # --- end of node operations
 TARGET_VERSION=v1.37.1+k3s1
 VERSION_RECORD="$ROOT"/var/lib/k3s-platform/k3s-version
-K3S_BINARY=/usr/local/bin/k3s
 RUNNING_VERSION=""
 UPGRADING=0
 if [ -f "$ROOT"/etc/systemd/system/k3s.service ] || [ -f "$VERSION_RECORD" ]; then
@@ -186,8 +186,9 @@ if [ -f "$ROOT"/etc/systemd/system/k3s.service ] || [ -f "$VERSION_RECORD" ]; th
     check_transition "$NODE" "$RUNNING_VERSION" "$TARGET_VERSION" etcd || exit 1
     UPGRADING=1
     echo "upgrade[$NODE]: upgrading from $RUNNING_VERSION to $TARGET_VERSION"
-    # Another version runs than planned: install even if the staged files look applied.
-    rm -f "$STATE"
+    # Another version runs than planned: UPGRADING makes apply install even if the staged files
+    # look applied. The applied record stays until the install succeeds: a refusal below (the
+    # release preflight) leaves the host as it was, and reverting k3s.version restarts nothing.
   fi
 fi
 
@@ -273,17 +274,42 @@ unit_fingerprint() {
     if [ -f "$ROOT$f" ]; then printf '%s\n' "$f"; cat "$ROOT$f"; fi
   done | sha256sum | cut -d' ' -f1
 }
-if [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
+# The binary the unit runs, by digest (issue 28): replaced outside k3s-platform, it is what K3s runs
+# at its next restart (a crash, a reboot). Recorded apart, and adopted when there is no record yet.
+BINARY_STATE="$ROOT"/var/lib/k3s-platform/applied-binary
+binary_fingerprint() {
+  if [ -f "$ROOT$K3S_BINARY" ]; then sha256sum "$ROOT$K3S_BINARY" | cut -d' ' -f1; fi
+}
+running_release() {
+  local v
+  v="$("$ROOT$K3S_BINARY" --version 2>/dev/null || true)"
+  v="${v#k3s version }"
+  printf '%s' "${v%% *}"
+}
+if [ "${UPGRADING:-0}" != 1 ] && [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null || true)" ] && systemctl is-active --quiet "$SERVICE"; then
   if [ ! -f "$UNIT_STATE" ]; then
     unit_fingerprint >"$UNIT_STATE"
-    echo "apply[$NODE]: K3s is up to date (unit files recorded)"
+    binary_fingerprint >"$BINARY_STATE"
+    echo "apply[$NODE]: K3s is up to date ($(running_release); unit files recorded)"
     exit 0
   fi
-  if [ "$(unit_fingerprint)" = "$(cat "$UNIT_STATE")" ]; then
-    echo "apply[$NODE]: K3s is up to date"
+  if [ ! -f "$BINARY_STATE" ]; then
+    binary_fingerprint >"$BINARY_STATE"
+    echo "apply[$NODE]: recorded the sha256 of $K3S_BINARY"
+  fi
+  unit_same=0
+  if [ "$(unit_fingerprint)" = "$(cat "$UNIT_STATE")" ]; then unit_same=1; fi
+  binary_now="$(binary_fingerprint)"
+  binary_was="$(cat "$BINARY_STATE")"
+  if [ "$unit_same" = 1 ] && [ "$binary_now" = "$binary_was" ]; then
+    echo "apply[$NODE]: K3s is up to date ($(running_release))"
     exit 0
   fi
-  echo "apply[$NODE]: the unit or its environment files changed outside k3s-platform: re-installing"
+  if [ "$unit_same" = 0 ]; then
+    echo "apply[$NODE]: the unit or its environment files changed outside k3s-platform: re-installing"
+  else
+    fail "host $HOST: $K3S_BINARY changed outside k3s-platform (sha256 $binary_now, recorded $binary_was after the last apply): K3s would run it at its next restart. Put the release back; or, to upgrade, stage the new release at $K3S_BINARY-<version> and set k3s.version (docs/upgrading.md); to keep this binary as it is: rm $BINARY_STATE on $HOST, then run pulumi up again"
+  fi
 fi
 
 CORDON_FOR=""
@@ -352,6 +378,7 @@ fi
 if ! (umask 022 && INSTALL_K3S_SKIP_START=true timeout 600 bash "$STAGING/install-k3s.sh"); then
   fail "host $HOST, step install: the K3s install script failed or ran over 600s"
 fi
+resolve_k3s_binary
 timeout 120 systemctl stop "$SERVICE" || fail "host $HOST, step stop: systemctl stop $SERVICE failed or ran over 120s"
 systemctl start --no-block "$SERVICE"
 
@@ -382,4 +409,5 @@ printf '%s\n' "$TARGET_VERSION" >"$VERSION_RECORD"
 
 echo "$fingerprint" >"$STATE"
 unit_fingerprint >"$UNIT_STATE"
-echo "apply[$NODE]: K3s $VERSION is running"
+binary_fingerprint >"$BINARY_STATE"
+echo "apply[$NODE]: K3s $(running_release) is running"

@@ -42,7 +42,7 @@ check_transition() {
   parts="$(version_parts "$to")" || return 1
   read -r tmin _ <<<"$parts"
   if version_lt "$to" "$from"; then
-    echo "upgrade[$node]: refusing to downgrade $node from $from to $to: K3s does not support downgrades (restore an etcd snapshot instead, README Backups); set k3s.version back to $from or newer" >&2
+    echo "upgrade[$node]: refusing to downgrade $node from $from to $to: K3s does not support downgrades (restore an etcd snapshot instead: docs/backup-and-restore.md); set k3s.version back to $from or newer" >&2
     return 1
   fi
   if [ "$tmin" -gt $((fmin + 1)) ]; then

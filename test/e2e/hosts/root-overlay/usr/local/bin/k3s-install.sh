@@ -12,8 +12,8 @@
 #    inside a value becomes a line of its own) (create_env_file).
 #  - get_installed_hashes: sha256 of the binary, the unit file and the env file, before and after.
 #    Unchanged and INSTALL_K3S_FORCE_RESTART != true: "No change detected so skipping service
-#    start", no restart. Otherwise `systemctl restart <name>` (service_enable_and_start).
-#    INSTALL_K3S_SKIP_START=true: no start at all.
+#    start", no restart. Otherwise the iptables rewrite below, then `systemctl restart <name>`
+#    (service_enable_and_start). INSTALL_K3S_SKIP_START=true: no start at all, no rewrite.
 #  - Init system: /sbin/openrc-run executable -> the OpenRC path (an /etc/init.d/<name> script
 #    instead of the systemd unit; the stand-in stops there), tested before systemd (setup_env: HAS_OPENRC first). apply.sh's preflight
 #    refuses such a host before the script runs.
@@ -117,6 +117,15 @@ if [ "${INSTALL_K3S_SKIP_START:-}" = true ]; then
 elif [ "$pre_hashes" = "$(installed_hashes)" ] && [ "${INSTALL_K3S_FORCE_RESTART:-}" != true ]; then
   info "No change detected so skipping service start"
 else
+  # The script's own start: first iptables and ip6tables are rewritten without the KUBE- and
+  # flannel rules, when both tools exist and the rules hold no "-A CNI-HOSTPORT-MASQ -j MASQUERADE"
+  # (service_enable_and_start, has_working_xtables); recorded as "start" (and "xtables <tool>").
+  printf 'start %s\n' "$(date +%s.%N)" >>"$log"
+  for xtables in iptables ip6tables; do
+    if command -v "$xtables-save" >/dev/null && command -v "$xtables-restore" >/dev/null; then
+      printf 'xtables %s\n' "$xtables" >>"$log"
+    fi
+  done
   info "systemd: Starting $name"
   systemctl restart "$name"
 fi

@@ -1,0 +1,163 @@
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ResolvedConfig } from "../../../components/config/schema";
+import { planNode } from "../../../components/plan/node";
+import { loadStackConfig } from "../../../components/stack/load";
+import { REPO, sampleConfig, variant } from "../../helpers/samples";
+
+/**
+ * The rendered apply scripts against K3s' real install script (issue 28), when
+ * K3SP_REAL_INSTALL_SH names a copy of it (install.sh of k3s-io/k3s, kept outside the repository;
+ * never committed). Needs root, unshare and overlayfs: each host is a private mount namespace whose
+ * /etc, /usr/local, /usr/sbin, /opt, /var/lib and /run are overlays writing into a directory of
+ * its own, with stub systemctl, k3s and curl (test/helpers/stubs; the channel server and GitHub
+ * served from files). Without the variable no test is declared: CI runs the same checks against
+ * the stand-in (shell.test.ts "against the install script stand-in").
+ */
+const REAL = process.env.K3SP_REAL_INSTALL_SH;
+const STUBS = join(REPO, "test", "helpers", "stubs");
+
+const CURL = `#!/bin/bash
+# /ping answers; get.k3s.io serves the real script; the channel server redirects to the release in
+# $CHANNELS/<channel>; GitHub serves a stand-in binary per release and its sha256sum file.
+out=""; url=""; effective=0
+while [ $# -gt 0 ]; do
+  case "$1" in -o) out="$2"; shift ;; -w) effective=1; shift ;; --max-time|--retry|--proto|-H) shift ;; http*) url="$1" ;; esac
+  shift
+done
+fake() { printf '#!/bin/sh\\necho "k3s version %s (stand-in)"\\n' "$1"; }
+case "$url" in
+  */ping) ;;
+  https://get.k3s.io*) cp "$REAL_INSTALL_SH" "$out" ;;
+  */v1-release/channels/*) if [ "$effective" = 1 ]; then printf 'https://github.com/k3s-io/k3s/releases/tag/%s' "$(cat "$CHANNELS/\${url##*/}")"; fi ;;
+  */sha256sum-amd64.txt) rel="\${url%/*}"; printf '%s  k3s\\n' "$(fake "\${rel##*/}" | sha256sum | cut -d' ' -f1)" >"$out" ;;
+  */k3s) rel="\${url%/*}"; fake "\${rel##*/}" >"$out"; chmod 0755 "$out" ;;
+  *) exit 22 ;;
+esac
+`;
+const XTABLES = `#!/bin/sh\necho "$(basename "$0")" >>"$STUB_LOG"\n`;
+const SANDBOX = `set -e
+host="$1"; shift
+ov() { mkdir -p "$host/$2.upper" "$host/$2.work"; mount -t overlay overlay -o "lowerdir=$1,upperdir=$host/$2.upper,workdir=$host/$2.work" "$1"; }
+mkdir -p /opt
+ov /etc etc; ov /usr/local usr-local; ov /usr/sbin usr-sbin; ov /var/lib var-lib; ov /run run; ov /opt opt
+mount -t tmpfs cgroup /sys/fs/cgroup
+echo "cpu memory pids" >/sys/fs/cgroup/cgroup.controllers
+mkdir -p /run/systemd/system
+exec "$@"`;
+
+if (REAL) {
+  describe("apply.sh against the real install.sh (K3SP_REAL_INSTALL_SH, issue 28)", function () {
+    this.timeout(120_000);
+    const scratch = mkdtempSync(join(tmpdir(), "k3sp-real-"));
+    const bin = join(scratch, "bin");
+    mkdirSync(bin);
+    for (const [name, text] of [["curl", CURL], ["iptables-save", XTABLES], ["iptables-restore", XTABLES], ["ip6tables-save", XTABLES], ["ip6tables-restore", XTABLES]]) {
+      writeFileSync(join(bin, name!), text!);
+      chmodSync(join(bin, name!), 0o755);
+    }
+    after(() => rmSync(scratch, { recursive: true, force: true }));
+
+    /** A host for `config.nodes[index]`: `run` runs a command in it, `apply` the node's current plan. */
+    function host(config: ResolvedConfig, index: number, label: string) {
+      const dir = join(scratch, label);
+      const staging = join(scratch, `${label}-staging`);
+      const channels = join(scratch, `${label}-channels`);
+      for (const d of [dir, staging, channels]) mkdirSync(d);
+      const log = join(dir, "..", `${label}.log`);
+      writeFileSync(log, "");
+      const run = (cmd: string, env: Record<string, string> = {}) => {
+        const r = spawnSync("unshare", ["-m", "--propagation", "private", "bash", "-c", SANDBOX, "sandbox", dir, "bash", "-c", cmd], {
+          encoding: "utf8",
+          env: { ...process.env, ...env, STUB_LOG: log, CHANNELS: channels, REAL_INSTALL_SH: REAL!, PATH: `${bin}:${STUBS}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin` },
+        });
+        return { status: r.status, out: `${r.stdout}${r.stderr}` };
+      };
+      const stage = (c: ResolvedConfig) => {
+        const plan = planNode(c, c.nodes[index]!);
+        for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
+        return plan;
+      };
+      const plan = stage(config);
+      const setup = [
+        config.k3s.airgap.enabled ? `install -D -m 0755 "$REAL_INSTALL_SH" ${config.k3s.airgap.installScriptPath}` : "true",
+        ...plan.secretFiles.map((s) => `install -d -m 0700 "$(dirname ${s.target})" && echo '${s.name}: x' >${s.target}`),
+      ];
+      assert.equal(run(setup.join(" && ")).status, 0);
+      const apply = (env: Record<string, string> = {}) => run('umask 077 && exec bash "$K3S_PLATFORM_STAGING/apply.sh"', { ...env, K3S_PLATFORM_STAGING: staging, K3S_PLATFORM_READY_TIMEOUT: "20" });
+      const binary = (path: string, release: string) => run(`mkdir -p "$(dirname ${path})" && printf '#!/bin/sh\\necho "k3s version %s (stand-in)"\\n' ${release} >${path} && chmod 0755 ${path}`);
+      const stops = () => (readFileSync(log, "utf8").match(/^systemctl stop /gm) ?? []).length;
+      // What apply and the install script wrote on the host: the overlays' upper directories (/run aside: the stubs' state).
+      const files = () => spawnSync("bash", ["-c", 'cd "$1" && find etc.upper usr-local.upper usr-sbin.upper var-lib.upper opt.upper -type f -print0 | sort -z | xargs -0r sha256sum', "files", dir], { encoding: "utf8" }).stdout;
+      return { run, apply, stage, binary, stops, files, channels, log };
+    }
+
+    it("air-gap: first install, nothing on a second run, one restart on a config change; unit 0644, env 0600; no iptables rewrite", () => {
+      const config = sampleConfig("prod");
+      const h = host(config, 0, "airgap");
+      h.binary(config.k3s.airgap.binaryPath, config.k3s.version!);
+      const first = h.apply();
+      assert.equal(first.status, 0, first.out);
+      assert.match(first.out, /systemd: Creating service file \/etc\/systemd\/system\/k3s\.service/);
+      assert.match(h.run("stat -c %a /etc/systemd/system/k3s.service /etc/systemd/system/k3s.service.env").out, /^644\n600\n$/);
+      assert.match(h.apply().out, /K3s is up to date \(v1\.37\.1\+k3s1\)/);
+      assert.equal(h.stops(), 1);
+      const changed = loadStackConfig(variant("prod", (r) => (r.k3s!.clusterDomain = "other.local")));
+      h.stage(changed);
+      assert.equal(h.apply().status, 0);
+      assert.equal(h.stops(), 2, "one restart");
+      assert.doesNotMatch(readFileSync(h.log, "utf8"), /tables-(save|restore)/, "install.sh's iptables rewrite never ran");
+
+      // A hand edit of the unit is corrected, with one restart.
+      h.run("sed -i 's/^TimeoutStartSec=0/TimeoutStartSec=0\\nEnvironment=HAND=edit/' /etc/systemd/system/k3s.service");
+      const fixed = h.apply();
+      assert.match(fixed.out, /changed outside k3s-platform: re-installing/);
+      assert.equal(h.run("grep -c HAND /etc/systemd/system/k3s.service || true").out.trim(), "0");
+      assert.equal(h.stops(), 3);
+    });
+
+    it("air-gap version bump: refused without the staged release, the host as it was; staged, swapped in by the upgrade", () => {
+      const running = loadStackConfig(variant("prod", () => {}));
+      const h = host(running, 3, "bump");
+      h.binary(running.k3s.airgap.binaryPath, running.k3s.version!);
+      assert.equal(h.apply().status, 0);
+      const before = h.files();
+      h.stage(loadStackConfig(variant("prod", (r) => (r.k3s!.version = "v1.37.2+k3s1"))));
+      const refused = h.apply();
+      assert.notEqual(refused.status, 0);
+      assert.match(refused.out, /preflight on host .*the air-gap binary for v1\.37\.2\+k3s1 is missing/);
+      assert.equal(h.files(), before);
+      h.binary(`${running.k3s.airgap.binaryPath}-v1.37.2+k3s1`, "v1.37.2+k3s1");
+      const upgraded = h.apply();
+      assert.equal(upgraded.status, 0, upgraded.out);
+      assert.match(upgraded.out, /K3s v1\.37\.2\+k3s1 is running/);
+    });
+
+    it("channel stack (download mode): the channel picks the release once; a config change after it moved keeps it", () => {
+      const config = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
+      const h = host(config, 0, "channel");
+      writeFileSync(join(h.channels, "stable"), "v1.36.3+k3s1\n");
+      assert.equal(h.apply().status, 0);
+      writeFileSync(join(h.channels, "stable"), "v1.37.1+k3s1\n");
+      h.stage(loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable", clusterDomain: "other.local" }))));
+      const res = h.apply();
+      assert.equal(res.status, 0, res.out);
+      assert.match(res.out, /K3s v1\.36\.3\+k3s1 is running \(channel stable/);
+    });
+
+    it("OpenRC host: refused in preflight, nothing written", () => {
+      const config = sampleConfig("prod");
+      const h = host(config, 0, "openrc");
+      h.binary(config.k3s.airgap.binaryPath, config.k3s.version!);
+      h.run("printf '#!/bin/sh\\n' >/usr/sbin/openrc-run && chmod 0755 /usr/sbin/openrc-run");
+      const before = h.files();
+      const res = h.apply();
+      assert.notEqual(res.status, 0);
+      assert.match(res.out, /the host has OpenRC/);
+      assert.equal(h.files(), before);
+    });
+  });
+}
