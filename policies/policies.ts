@@ -10,6 +10,7 @@ import type {
 import { asList, clusterNetworkFindings, coversSecrets, decommissionChecks, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "../components/config/rules";
 import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/config/flags";
+import { cniFindings, dnsReachabilityFindings } from "../components/config/network-rules";
 import { surfaceIssues, surfaceVerdict } from "../components/config/surfaces";
 import { formatPath } from "../components/config/validate";
 import { childName, clusterChildOf, NODE_CHILDREN, nodeChildOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
@@ -252,6 +253,17 @@ const clusterDnsInServiceCidr = clusterPolicy(
   },
 );
 
+// Settings K3s accepts but that cannot work where they land (issue 27): the same rules validation
+// applies (components/config/network-rules.ts), on the config the program registers.
+const networkSettingsWorkable = clusterPolicy(
+  "network-settings-workable",
+  "The CNI has its companion flags (flannel-backend none only with a CNI choice, which turns K3s' policy controller off), nodes across networks have the transport they need, and no DNS upstream is out of a pod's reach (loopback, a family the pod network lacks).",
+  "mandatory",
+  (config, _args, report) => {
+    for (const f of [...cniFindings(config), ...dnsReachabilityFindings(config)]) if (!f.warning) report(`${f.path.join(".")}: ${f.message}`);
+  },
+);
+
 // Upgrades. The pack sees the config being deployed, never what a host runs: downgrades and
 // skipped minors are refused on each host (components/upgrade/render.ts upgradeGuard), which
 // reads the running version. What the pack can check is how a version change will roll out.
@@ -282,6 +294,8 @@ interface NodeProps {
   node?: { name?: string };
   role?: string;
   hardening?: string;
+  /** What enforces NetworkPolicy instead of K3s' controller (registered only then). */
+  networkPolicyBy?: string;
   flags?: Record<string, FlagValue>;
   secretFlags?: string[];
 }
@@ -307,7 +321,7 @@ const finalFlagsCis = nodeFlagsPolicy(
   (props, report) => {
     if (props.hardening !== "cis") return;
     const role = props.role === "agent" ? "agent" : "server";
-    for (const [flag, message] of cisWeakenings(props.flags, role)) report(`node ${props.node?.name}: ${flag}: ${message}`);
+    for (const [flag, message] of cisWeakenings(props.flags, role, props.networkPolicyBy)) report(`node ${props.node?.name}: ${flag}: ${message}`);
   },
 );
 
@@ -634,6 +648,7 @@ export const policies: Policy[] = [
   wellFormedTaints,
   disjointNetworks,
   clusterDnsInServiceCidr,
+  networkSettingsWorkable,
   upgradeHonoursBudgets,
   upgradeKeepsCapacity,
   hostKeysPinned,

@@ -30,6 +30,7 @@ export function renderTree(config: ResolvedConfig, secrets: ReadonlySet<SecretKe
     datastoreEndpoint: placeholder("datastoreEndpoint"),
     etcdS3AccessKey: secrets.has("etcdS3AccessKey") ? placeholder("etcdS3AccessKey") : undefined,
     etcdS3SecretKey: secrets.has("etcdS3SecretKey") ? placeholder("etcdS3SecretKey") : undefined,
+    vpnAuthKey: secrets.has("vpnAuthKey") ? placeholder("vpnAuthKey") : undefined,
     registryAuth: secrets.has("registryAuth")
       ? { "<each registry>": { username: placeholder("registryAuth"), password: placeholder("registryAuth") } }
       : undefined,

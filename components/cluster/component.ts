@@ -30,6 +30,8 @@ export interface K3sClusterArgs {
   /** S3 credentials for etcd snapshots (k3s.etcdSnapshots.s3), into the servers' secrets drop-in. */
   etcdS3AccessKey?: pulumi.Input<string>;
   etcdS3SecretKey?: pulumi.Input<string>;
+  /** Tailscale auth key (k3s.vpn), into every node's secrets drop-in as vpn-auth. */
+  vpnAuthKey?: pulumi.Input<string>;
   /** Keys for custom-mode secrets encryption; generated per provider when absent. */
   encryptionKeys?: pulumi.Input<EncryptionKeys>;
 }
@@ -137,6 +139,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       datastoreEndpoint: args.datastoreEndpoint,
       etcdS3AccessKey: args.etcdS3AccessKey,
       etcdS3SecretKey: args.etcdS3SecretKey,
+      vpnAuthKey: args.vpnAuthKey,
       registryAuth: args.registryAuth,
       encryptionKeys: keys,
     }),

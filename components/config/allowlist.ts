@@ -144,10 +144,6 @@ export const ALLOWED_FLAGS: Readonly<Record<string, Allowed>> = {
       return m && Number(m[1]) >= 30000 && Number(m[2]) <= 32767 && Number(m[1]) <= Number(m[2]) ? undefined : "must be a range inside 30000-32767";
     },
   },
-  "flannel-external-ip": {
-    why: "flannel traffic between external addresses, encrypted only by the wireguard-native backend",
-    value: (v, c) => anyBool(v, c) ?? (lower(v) === "true" && c.flannelBackend !== "wireguard-native" ? `flannel traffic over external addresses is plain text with flannelBackend ${c.flannelBackend}; use wireguard-native` : undefined),
-  },
   "egress-selector-mode": { why: "how the API server reaches kubelets; disabled is left out", value: oneOf("agent", "cluster", "pod") },
   "servicelb-namespace": { why: "the namespace of ServiceLB pods", value: matches(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "a namespace name") },
   "write-kubeconfig-mode": { why: "the admin kubeconfig's mode: owner only", value: ownerOnlyMode },
@@ -155,7 +151,6 @@ export const ALLOWED_FLAGS: Readonly<Record<string, Allowed>> = {
   "etcd-snapshot-name": { why: "the snapshot name prefix", value: matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "a snapshot name") },
   "default-local-storage-path": { why: "where local-path volumes live: a data directory of its own", value: dataDirectory },
   "disable-cloud-controller": { why: "turns a controller off", value: anyBool },
-  "disable-kube-proxy": { why: "turns kube-proxy off (a CNI that replaces it)", value: anyBool },
   "disable-helm-controller": { why: "turns a controller off", value: anyBool },
   // Containers: their entries are checked against ALLOWED_COMPONENT_ARGS.
   "kubelet-arg": { why: "entries checked one by one" },

@@ -191,6 +191,17 @@ export const CONTAINERD_2: Since = {
 };
 
 /**
+ * Backends K3s removed: `wireguard` (v1.26) and `ipsec` (v1.27), both replaced by
+ * wireguard-native (docs.k3s.io basic-network-options "Migrating from wireguard or ipsec to
+ * wireguard-native"; k3s-io/k3s#7297). Every supported release lacks them, so they are refused
+ * with the replacement named instead of zod's generic "invalid option".
+ */
+export const REMOVED_FLANNEL_BACKENDS: Readonly<Record<string, string>> = {
+  wireguard: "the wireguard backend was removed in K3s v1.26 (it needed the wg tool): use wireguard-native",
+  ipsec: "the ipsec backend was removed in K3s v1.27 (strongSwan is no longer shipped): use wireguard-native",
+};
+
+/**
  * The structured AuthenticationConfiguration (`kube-apiserver --authentication-config`, KEP-3331):
  * alpha in Kubernetes v1.29 (apiserver.config.k8s.io/v1alpha1, behind a gate), beta and on by
  * default from v1.30 (v1beta1; kubernetes/website#45108 "Starting Kubernetes 1.30 … only requires
@@ -260,7 +271,8 @@ export const FLAGS: readonly FlagSpec[] = [
   f("rootless", "agent", "refused", "rootless mode uses other paths and user units than k3s-platform's install and apply scripts"),
   f("prefer-bundled-bin", "agent", "managed", "k3s.preferBundledBin"),
   f("docker", "agent", "managed", "k3s.docker"),
-  f("vpn-auth", "agent", "secret", "a file on the host through vpn-auth-file (the key would otherwise land in a staged file)"),
+  // vpn-auth (Tailscale): v1.27.3 / v1.26.6 / v1.25.11 (docs.k3s.io networking/distributed-multicloud), predates v1.30.
+  f("vpn-auth", "agent", "secret", "k3s.vpn with the secure key k3s-platform:vpnAuthKey (written to the secrets drop-in)"),
   pass("vpn-auth-file", "agent"),
   pass("disable-apiserver-lb", "agent"),
 
@@ -276,13 +288,15 @@ export const FLAGS: readonly FlagSpec[] = [
   f("cluster-dns", "server", "managed", "k3s.clusterDns"),
   f("cluster-domain", "server", "managed", "k3s.clusterDomain"),
   // vxlan, host-gw, none predate v1.30; wireguard-native replaced `wireguard` in v1.26
-  // (K3s v1.27.1 release notes); ipsec was removed in v1.27 (k3s-io/k3s#7297).
-  f("flannel-backend", "server", "managed", "k3s.flannelBackend"),
+  // (K3s v1.27.1 release notes); ipsec was removed in v1.27 (k3s-io/k3s#7297): the schema refuses
+  // both with the replacement named (schema/network.ts REMOVED_FLANNEL_BACKENDS).
+  f("flannel-backend", "server", "managed", "k3s.flannelBackend (or k3s.cni)"),
   // Dual-stack (stable v1.23.7+k3s1) and IPv6-only (v1.22.9+k3s1) predate v1.30 (docs.k3s.io
   // basic-network-options Version Gates): cluster-cidr, service-cidr, cluster-dns, node-ip and
   // node-external-ip take one value per family, comma-joined; no `since` needed.
   f("flannel-ipv6-masq", "server", "managed", "k3s.flannelIpv6Masq"),
-  pass("flannel-external-ip", "server"),
+  // flannel-external-ip predates v1.30 (docs.k3s.io networking/distributed-multicloud).
+  f("flannel-external-ip", "server", "managed", "k3s.flannelExternalIp"),
   pass("egress-selector-mode", "server"),
   pass("servicelb-namespace", "server"),
   f("write-kubeconfig", "server", "refused", `${SCRIPTS_NEED} kubeconfig path /etc/rancher/k3s/k3s.yaml (the kubeconfig output reads it)`),
@@ -331,7 +345,9 @@ export const FLAGS: readonly FlagSpec[] = [
   f("disable", "server", "managed", "k3s.disable"),
   pass("disable-scheduler", "server"),
   pass("disable-cloud-controller", "server"),
-  pass("disable-kube-proxy", "server"),
+  // Only a CNI that replaces kube-proxy may turn it off; flannel does not, and without kube-proxy no
+  // Service (the API Service, cluster DNS) answers pods (docs.k3s.io basic-network-options "Custom CNI").
+  f("disable-kube-proxy", "server", "managed", "k3s.cni: { type: cilium } (kubeProxyReplacement) or { type: none, replacesKubeProxy: true }; flannel does not replace kube-proxy, so without it no Service would answer pods"),
   pass("disable-network-policy", "server"),
   pass("disable-helm-controller", "server"),
   f("disable-apiserver", "server", "refused", "split-role servers (etcd-only / control-plane-only) are not modelled: readiness checks need the API on every server"),
@@ -529,8 +545,10 @@ function overridden(value: FlagValue | undefined, names: readonly string[]): str
  * What in a node's final flags (config.yaml + drop-ins) undoes the K3s CIS profile. The one
  * predicate behind validation (on what the config renders) and the `node-final-flags-cis`
  * policy (on the flags registered on each K3sNode). Returns `[flag, message]` pairs.
+ * `networkPolicyBy`: what enforces NetworkPolicy instead of K3s' controller (config/network-rules.ts
+ * networkPolicyEnforcer), registered on the node as `networkPolicyBy`.
  */
-export function cisWeakenings(flags: Record<string, FlagValue>, role: "server" | "agent"): Array<[string, string]> {
+export function cisWeakenings(flags: Record<string, FlagValue>, role: "server" | "agent", networkPolicyBy?: string): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   if (flags["protect-kernel-defaults"] !== true && flags["protect-kernel-defaults"] !== "true") {
     out.push(["protect-kernel-defaults", "CIS requires protect-kernel-defaults: true"]);
@@ -561,7 +579,10 @@ export function cisWeakenings(flags: Record<string, FlagValue>, role: "server" |
     out.push(["secrets-encryption", "CIS requires secrets encryption at rest"]);
   }
   const noNetpol = flags["disable-network-policy"];
-  if (noNetpol === true || noNetpol === "true") {
+  // K3s' controller may be off only when another engine enforces policy (Cilium, or a CNI the stack
+  // names in k3s.cni.networkPolicyEnforcedBy) and flannel is off (the CNI is that engine's).
+  const replaced = networkPolicyBy !== undefined && flags["flannel-backend"] === "none";
+  if ((noNetpol === true || noNetpol === "true") && !replaced) {
     out.push(["disable-network-policy", "CIS expects NetworkPolicies enforced in every namespace"]);
   }
   const plugins = (api.get("enable-admission-plugins") ?? "").split(",");

@@ -105,10 +105,11 @@ export function clusterNetworkFindings(k3s: Networks): NetworkFinding[] {
 }
 
 /** `flannel-ipv6-masq` set where it has no effect (no IPv6 pod network, or flannel off). */
-export function flannelIpv6MasqFinding(k3s: Networks & { flannelIpv6Masq?: boolean; flannelBackend: string }): NetworkFinding | undefined {
+export function flannelIpv6MasqFinding(k3s: Networks & { flannelIpv6Masq?: boolean; flannelBackend: string; cni?: { type: string } }): NetworkFinding | undefined {
   if (!k3s.flannelIpv6Masq) return undefined;
   if (!clusterFamilies(k3s).includes("ipv6")) return { field: "flannelIpv6Masq", message: "applies only to dual-stack or IPv6-only clusters: clusterCidr has no IPv6 CIDR" };
-  if (k3s.flannelBackend === "none") return { field: "flannelIpv6Masq", message: "is a flannel option, but flannelBackend is none" };
+  // With another CNI (flannel off) network-rules.ts cniFindings names k3s.cni instead.
+  if (k3s.flannelBackend === "none" && !k3s.cni) return { field: "flannelIpv6Masq", message: "is a flannel option, but flannelBackend is none" };
   return undefined;
 }
 

@@ -13,6 +13,8 @@ export interface ClusterSecrets {
   datastoreEndpoint?: string;
   etcdS3AccessKey?: string;
   etcdS3SecretKey?: string;
+  /** Tailscale auth key for k3s.vpn (vpn-auth `joinKey`). */
+  vpnAuthKey?: string;
 }
 
 /** `registryAuth`: registries.yaml `configs.<host>.auth` per registry host (containerd fields). */

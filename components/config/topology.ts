@@ -42,7 +42,9 @@ export function clusterTopology(config: ResolvedConfig): ClusterTopology {
     firstServer,
     apiEndpoint,
     serverJoinUrl: url(nodeAddress(firstServer)),
-    agentJoinUrl: url(config.k3s.apiEndpoint ?? nodeAddress(firstServer)),
+    // Across networks an agent reaches the first server at its external address (docs.k3s.io
+    // networking/distributed-multicloud: "K3S_URL … should use the SERVER_EXTERNAL_IP").
+    agentJoinUrl: url(config.k3s.apiEndpoint ?? (config.k3s.flannelExternalIp ? firstServer.externalIp?.[0] : undefined) ?? nodeAddress(firstServer)),
   };
 }
 

@@ -20,6 +20,7 @@ import { authenticationChecks } from "./authentication";
 import { hookSelectorChecks, resolveHookPools } from "./hooks";
 import { PoolResolution, resolvePools } from "./pools";
 import { surfaceIssues } from "./surfaces";
+import { cniFindings, defaultFlannelBackend, defaultFlannelIpv6Masq, dnsReachabilityFindings, ipv6EgressFindings } from "./network-rules";
 import { clusterNetworkFindings, coversSecrets, decommissionChecks, flannelIpv6MasqFinding, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "./rules";
 import { CONFIG_KEYS, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
 
@@ -126,8 +127,11 @@ function keysAt(schema: AnySchema, path: ReadonlyArray<PropertyKey>): string[] {
     case "catch":
     case "nonoptional":
       return keysAt(def.innerType as AnySchema, path);
-    case "pipe":
-      return keysAt(def.in as AnySchema, path);
+    case "pipe": {
+      // A preprocess is a pipe from a transform (no keys) into the schema that has them.
+      const before = keysAt(def.in as AnySchema, path);
+      return before.length ? before : keysAt(def.out as AnySchema, path);
+    }
     case "union":
       return [...new Set((def.options as AnySchema[]).flatMap((o) => keysAt(o, path)))];
     case "array":
@@ -228,6 +232,8 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   for (const hit of nodeAddressesInClusterNetworks(config)) {
     report(indexed(["nodes", hit.nodeIndex, hit.field], hit.index), `${hit.address} lies inside k3s.${hit.network} ${hit.range}; pod/service networks must not overlap host addresses`);
   }
+  // The fault kind "accepted by K3s, cannot work where it lands" (network-rules.ts): CNI companion flags, IPv6 egress.
+  for (const f of [...cniFindings(config), ...ipv6EgressFindings(config)]) (f.warning ? warn : report)(f.path, f.message);
   const restricted = restrictedNodeLabels(nodes);
 
   // --- nodes
@@ -326,7 +332,7 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   surfaceChecks(config, report, warn);
   encryptionChecks(config, report, written);
   tenantChecks(config, report);
-  dnsChecks(config, report);
+  dnsChecks(config, report, warn);
   decommissionChecks(config, report);
   rebuildChecks(config, warn);
 }
@@ -420,8 +426,9 @@ function tenantChecks(config: ResolvedConfig, report: Report): void {
   });
 }
 
-function dnsChecks(config: ResolvedConfig, report: Report): void {
+function dnsChecks(config: ResolvedConfig, report: Report, warn: Report): void {
   const { dns, k3s } = config;
+  for (const f of dnsReachabilityFindings(config)) (f.warning ? warn : report)(f.path, f.message);
   const customised =
     dns.upstreams.length > 0 || Object.keys(dns.stubDomains).length > 0 || Object.keys(dns.hosts).length > 0 || dns.log || dns.nodeLocal.enabled || dns.autoscaler.enabled;
   if (customised && k3s.disable.includes("coredns")) {
@@ -500,6 +507,8 @@ export function resolveDefaults(config: StackConfig): ResolvedConfig {
     k3s: {
       ...config.k3s,
       hardening,
+      flannelBackend: defaultFlannelBackend(config.k3s),
+      flannelIpv6Masq: defaultFlannelIpv6Masq(config.k3s),
       // K3s' own default: the 10th address of each service CIDR (10.43.0.10 for 10.43.0.0/16).
       clusterDns: config.k3s.clusterDns ?? config.k3s.serviceCidr.map((range) => indexedIp(range, 10)),
       apiEndpoint: config.k3s.apiEndpoint ?? vip,
@@ -546,7 +555,7 @@ export function parseConfig(raw: unknown, rendered?: (config: ResolvedConfig, re
 
 /** What secretIssues reads of a config: a ResolvedConfig, or secretNeedsOf(raw) when the schema refused it. */
 export interface SecretNeeds {
-  k3s: { datastore: { type: string }; etcdSnapshots?: { s3?: unknown } };
+  k3s: { datastore: { type: string }; etcdSnapshots?: { s3?: unknown }; vpn?: unknown };
 }
 
 const asRecord = (v: unknown): Record<string, unknown> => (v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
@@ -560,7 +569,8 @@ export function secretNeedsOf(raw: unknown): SecretNeeds {
   const k3s = asRecord(asRecord(raw).k3s);
   const type = asRecord(k3s.datastore).type;
   const s3 = asRecord(k3s.etcdSnapshots).s3;
-  return { k3s: { datastore: { type: typeof type === "string" ? type : "etcd" }, etcdSnapshots: s3 === undefined || s3 === null ? undefined : { s3 } } };
+  const vpn = k3s.vpn === undefined || k3s.vpn === null ? undefined : k3s.vpn;
+  return { k3s: { datastore: { type: typeof type === "string" ? type : "etcd" }, etcdSnapshots: s3 === undefined || s3 === null ? undefined : { s3 }, vpn } };
 }
 
 /**
@@ -578,6 +588,9 @@ export function secretIssues(config: SecretNeeds, present: ReadonlySet<SecretKey
   const secret = present.has("etcdS3SecretKey");
   if ((access || secret) && !s3) need(access ? "etcdS3AccessKey" : "etcdS3SecretKey", "set, but k3s.etcdSnapshots.s3 is not configured");
   else if (access !== secret) need(access ? "etcdS3SecretKey" : "etcdS3AccessKey", "etcdS3AccessKey and etcdS3SecretKey are set together (or neither, for instance credentials)");
+  if (config.k3s.vpn && !present.has("vpnAuthKey")) {
+    need("vpnAuthKey", `required (as a secret: pulumi config set --secret ${PROJECT}:vpnAuthKey <tailscale auth key>) when k3s.vpn is set`);
+  } else if (!config.k3s.vpn && present.has("vpnAuthKey")) need("vpnAuthKey", "set, but k3s.vpn is not configured");
   return issues;
 }
 

@@ -2,6 +2,7 @@ import { stringify } from "yaml";
 import type { NodeContext } from "../config/context";
 import { splitNodeLabels } from "../config/labels";
 import type { FlagValue, K3sConfig } from "../config/schema";
+import { acrossNetworks, cniReplacesKubeProxy, cniType, externalAddressesOf } from "../config/network-rules";
 import { apiServerArgs, controllerManagerArgs, kubeletArgs } from "./args";
 import { generatedHeader, PATHS } from "./paths";
 
@@ -85,13 +86,19 @@ export function configYamlObject(ctx: NodeContext, extra: Record<string, FlagVal
     "datastore-keyfile": ds.type === "external" ? ds.keyFile : undefined,
     ...common,
     "write-kubeconfig-mode": "0600",
-    "tls-san": unique([topology.apiEndpoint, ...k3s.tlsSan]),
+    // Across networks, agents and clients reach a server at its external address: it must be in the certificate.
+    "tls-san": unique([topology.apiEndpoint, ...k3s.tlsSan, ...(acrossNetworks(k3s) ? externalAddressesOf(node) : [])]),
     "cluster-cidr": perFamily(k3s.clusterCidr),
     "service-cidr": perFamily(k3s.serviceCidr),
     "cluster-dns": perFamily(k3s.clusterDns),
     "cluster-domain": k3s.clusterDomain,
     "flannel-backend": k3s.flannelBackend,
     "flannel-ipv6-masq": k3s.flannelIpv6Masq,
+    "flannel-external-ip": k3s.flannelExternalIp,
+    // Any CNI but flannel brings its own policy engine: K3s' controller would collide with it
+    // (docs.k3s.io basic-network-options "Custom CNI"); kube-proxy goes only when the CNI replaces it.
+    "disable-network-policy": cniType(k3s) !== "flannel" || undefined,
+    "disable-kube-proxy": cniReplacesKubeProxy(k3s) || undefined,
     "disable": k3s.disable,
     // Cluster-wide, set on servers only (K3s docs: a server flag, agents follow).
     "embedded-registry": k3s.embeddedRegistry,

@@ -1,3 +1,4 @@
+import { TAILSCALE_RANGES } from "../config/network-rules";
 import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
@@ -166,6 +167,9 @@ export function noProxyList(config: ResolvedConfig, extra: string[] = []): strin
       ...(k3s.apiEndpoint ? [k3s.apiEndpoint] : []),
       ...k3s.tlsSan,
       ...nodeAddresses,
+      // k3s.vpn: K3s advertises the servers' tailnet addresses (k3s-io/k3s pkg/cli/server: "Changed
+      // advertise-address to … due to VPN"), which agents then dial: never through the proxy.
+      ...(k3s.vpn ? TAILSCALE_RANGES : []),
       ...extra,
     ]),
   ];

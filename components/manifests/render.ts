@@ -5,6 +5,7 @@ import { renderKubeVip, KUBE_VIP_FILE } from "../kube-vip/render";
 import { KubeObject } from "../kube/objects";
 import { toManifest } from "../kube/manifest";
 import { renderTraefikConfig, TRAEFIK_CONFIG_FILE } from "../traefik/render";
+import { CILIUM_FILE, renderCiliumChart } from "../cni/render";
 
 /**
  * Files for K3s' auto-deploying manifests directory on every server (K3s docs "Auto-Deploying
@@ -38,6 +39,8 @@ export function serverManifests(config: ResolvedConfig): ManifestFile[] {
   const traefik = renderTraefikConfig(config);
   add(TRAEFIK_CONFIG_FILE, traefik ? [traefik] : []);
   add(KUBE_VIP_FILE, renderKubeVip(config));
+  const cilium = renderCiliumChart(config);
+  add(CILIUM_FILE, cilium ? [cilium] : []);
   return out;
 }
 

@@ -56,6 +56,8 @@ export function nodeInputs(plan: NodePlan) {
     node: plan.node,
     role: plan.role,
     hardening: plan.hardening,
+    // Registered only when K3s' NetworkPolicy controller is replaced (no change for flannel stacks).
+    ...(plan.networkPolicyBy ? { networkPolicyBy: plan.networkPolicyBy } : {}),
     // The final non-secret flags (config.yaml + drop-in keys): the CIS and flag policies read these.
     flags: plan.finalFlags.flags,
     secretFlags: plan.finalFlags.secretFlags,

@@ -1,5 +1,6 @@
 import { ipFamily, isIp } from "../config/net";
 import { CIS_SYSCTLS } from "../cis/render";
+import { externalAddressesOf, TAILSCALE_RANGES } from "../config/network-rules";
 import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { API_PORT, nodeAddressesOf } from "../config/topology";
@@ -47,11 +48,18 @@ export function hasIpv6(config: ResolvedConfig): boolean {
 export function inboundPorts(config: ResolvedConfig, node: NodeConfig): FirewallPort[] {
   const { k3s } = config;
   const nodes = nodeAddresses(config);
+  // Across networks the other nodes arrive from their external addresses (flannelExternalIp: the
+  // overlay and the agents' join, docs.k3s.io networking/distributed-multicloud "allow access to the
+  // listed ports on both internal and external addresses") or from their tailnet addresses (k3s.vpn:
+  // K3s moves node-ip and flannel onto the tailnet).
+  const peers = [
+    ...new Set([...nodes, ...(k3s.flannelExternalIp ? config.nodes.flatMap(externalAddressesOf) : []), ...(k3s.vpn ? TAILSCALE_RANGES : [])]),
+  ];
   const ports: FirewallPort[] = [];
   if (node.role === "server") {
     const api = k3s.firewall.apiServerSources;
     // Agents, servers and pods (through the kubernetes Service) reach the API too.
-    const apiSources = api.length === 0 ? "any" : [...new Set([...api, ...nodes, ...k3s.clusterCidr])];
+    const apiSources = api.length === 0 ? "any" : [...new Set([...api, ...peers, ...k3s.clusterCidr])];
     ports.push({ port: String(API_PORT), proto: "tcp", why: "Kubernetes API / supervisor", sources: apiSources });
     if (k3s.datastore.type === "etcd") {
       ports.push({ port: "2379-2380", proto: "tcp", why: "embedded etcd", sources: nodeAddresses(config, "server") });
@@ -64,22 +72,38 @@ export function inboundPorts(config: ResolvedConfig, node: NodeConfig): Firewall
     ports.push({ port: "5001", proto: "tcp", why: "embedded registry mirror (Spegel peer-to-peer)", sources: nodes });
     if (node.role === "agent") ports.push({ port: String(API_PORT), proto: "tcp", why: "embedded registry mirror (registry API on agents)", sources: nodes });
   }
-  for (const p of flannelPorts(config)) ports.push({ ...p, sources: nodes });
+  for (const p of cniPorts(config)) ports.push({ ...p, sources: peers });
   return ports;
 }
 
-/** UDP ports of the flannel backend (K3s networking docs). */
-export function flannelPorts(config: ResolvedConfig): Array<Omit<FirewallPort, "sources">> {
+/**
+ * Node-to-node ports of the CNI and its transport, opened to the cluster's nodes only. flannel:
+ * VXLAN 8472/udp, WireGuard 51820/udp and 51821/udp when IPv6 is used (docs.k3s.io
+ * installation/requirements "Inbound Rules for K3s Nodes"; host-gw routes over the node network;
+ * none: "the ports needed by Flannel are not needed by K3s"). Cilium (docs.cilium.io
+ * operations/system_requirements "Firewall Rules"): its overlay (VXLAN 8472/udp or Geneve 6081/udp),
+ * cluster health checks 4240/tcp, and the Hubble server 4244/tcp when Hubble is on.
+ */
+export function cniPorts(config: ResolvedConfig): Array<Omit<FirewallPort, "sources">> {
+  const cni = config.k3s.cni;
+  if (cni?.type === "cilium") {
+    return [
+      cni.tunnelProtocol === "geneve" ? { port: "6081", proto: "udp", why: "Cilium Geneve overlay" } : { port: "8472", proto: "udp", why: "Cilium VXLAN overlay" },
+      { port: "4240", proto: "tcp", why: "Cilium cluster health checks" },
+      ...(cni.hubble ? [{ port: "4244", proto: "tcp" as const, why: "Hubble server" }] : []),
+    ];
+  }
   switch (config.k3s.flannelBackend) {
     case "vxlan":
       return [{ port: "8472", proto: "udp", why: "flannel VXLAN" }];
     case "wireguard-native":
+      // One port per family the pod network has: an IPv6-only cluster needs only 51821.
       return [
-        { port: "51820", proto: "udp", why: "flannel WireGuard (IPv4)" },
-        { port: "51821", proto: "udp", why: "flannel WireGuard (IPv6)" },
+        ...(config.k3s.clusterCidr.some((c) => ipFamily(c) === "ipv4") ? [{ port: "51820", proto: "udp" as const, why: "flannel WireGuard (IPv4)" }] : []),
+        ...(hasIpv6(config) ? [{ port: "51821", proto: "udp" as const, why: "flannel WireGuard (IPv6)" }] : []),
       ];
     default:
-      return []; // host-gw routes over the node network; none has no flannel
+      return []; // host-gw routes over the node network; none has no flannel (the user's CNI opens its own)
   }
 }
 
@@ -97,6 +121,9 @@ export function kernelModules(config: ResolvedConfig, node?: NodeConfig): Kernel
     { name: "overlay", fix: "install the kernel's overlay filesystem module (containerd's snapshotter needs it)" },
   ];
   if (config.k3s.flannelBackend === "vxlan") modules.push({ name: "vxlan", fix: `install the vxlan kernel module (flannel-backend: vxlan)${pi}` });
+  // Cilium's tunnel devices are kernel vxlan / geneve devices (cilium_vxlan, cilium_geneve).
+  const cilium = config.k3s.cni?.type === "cilium" ? config.k3s.cni : undefined;
+  if (cilium) modules.push({ name: cilium.tunnelProtocol, fix: `install the ${cilium.tunnelProtocol} kernel module (k3s.cni cilium, tunnelProtocol ${cilium.tunnelProtocol})${pi}` });
   if (config.k3s.flannelBackend === "wireguard-native") {
     modules.push({ name: "wireguard", fix: "flannel-backend wireguard-native needs the wireguard module: kernel >= 5.6, or install wireguard-dkms" });
   }
@@ -261,9 +288,21 @@ ${renderFirewall(config, ports)}
 
 # ---------------------------------------------------------------- SELinux
 ${renderSelinux(config)}
-${runtimeChecks(config, node)}
+${runtimeChecks(config, node)}${vpnCheck(config)}
 log "done, $changes change(s)"
 `.text;
+}
+
+/**
+ * k3s.vpn: K3s drives the host's tailscale client (`tailscale up` with the auth key) at start
+ * (docs.k3s.io networking/distributed-multicloud step 4: install Tailscale on every node first).
+ */
+function vpnCheck(config: ResolvedConfig): Shell {
+  if (!config.k3s.vpn) return raw("");
+  return sh`
+# ---------------------------------------------------------------- VPN (k3s.vpn: tailscale)
+have tailscale || fail "k3s.vpn is tailscale but the tailscale client is not installed: install it (curl -fsSL https://tailscale.com/install.sh | sh) before K3s starts"
+`;
 }
 
 function renderSelinux(config: ResolvedConfig): Shell {

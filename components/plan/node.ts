@@ -1,3 +1,4 @@
+import { networkPolicyEnforcer } from "../config/network-rules";
 import { NodeContext, nodeContext } from "../config/context";
 import type { FlagValue, NodeConfig, ResolvedConfig } from "../config/schema";
 import type { NodeSecrets } from "../config/secrets";
@@ -34,6 +35,8 @@ export interface NodePlan {
   node: NodeConfig;
   role: NodeRole;
   hardening: ResolvedConfig["k3s"]["hardening"];
+  /** What enforces NetworkPolicy instead of K3s' controller (cilium, or the stack's statement); unset with flannel. */
+  networkPolicyBy?: string;
   /** What K3s reads on this node (config.yaml + drop-in keys), secrets left out. */
   finalFlags: { flags: Record<string, FlagValue>; secretFlags: string[] };
   sshUser: string;
@@ -134,6 +137,7 @@ export function planNodeContext(ctx: NodeContext): NodePlan {
     node,
     role,
     hardening: config.k3s.hardening,
+    ...(networkPolicyEnforcer(config.k3s) ? { networkPolicyBy: networkPolicyEnforcer(config.k3s)! } : {}),
     finalFlags: { flags: folded.flags, secretFlags: secretDropInKeys(ctx) },
     sshUser,
     files,

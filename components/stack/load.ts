@@ -44,6 +44,9 @@ const TYPED_FLAG_PATHS: Readonly<Record<string, ConfigPath>> = {
   "secrets-encryption-provider": ["encryption", "provider"],
   "flannel-backend": ["k3s", "flannelBackend"],
   "flannel-ipv6-masq": ["k3s", "flannelIpv6Masq"],
+  "flannel-external-ip": ["k3s", "flannelExternalIp"],
+  "disable-network-policy": ["k3s", "cni"],
+  "disable-kube-proxy": ["k3s", "cni"],
   "disable": ["k3s", "disable"],
   "protect-kernel-defaults": ["k3s", "hardening"],
   "kubelet-arg": ["k3s", "kubelet"],
@@ -85,7 +88,7 @@ export function renderedChecks(config: ResolvedConfig, report: Report): void {
       }
     }
     if (config.k3s.hardening === "cis") {
-      for (const [flag, message] of cisWeakenings(flags, role)) {
+      for (const [flag, message] of cisWeakenings(flags, role, nodePlan.networkPolicyBy)) {
         const key = `cis:${role}:${flag}:${message}`;
         if (seen.has(key)) continue;
         seen.add(key);

@@ -16,6 +16,7 @@ export interface ProgramConfig {
   encryptionKeys?: pulumi.Output<EncryptionKeys>;
   etcdS3AccessKey?: pulumi.Output<string>;
   etcdS3SecretKey?: pulumi.Output<string>;
+  vpnAuthKey?: pulumi.Output<string>;
 }
 
 // The engine's config map and its secret keys. `isConfigSecret` is how the SDK itself tells secret
@@ -56,5 +57,6 @@ export function readProgramConfig(cfg = new pulumi.Config(PROJECT)): ProgramConf
     encryptionKeys: cfg.getSecretObject<EncryptionKeys>("encryptionKeys"),
     etcdS3AccessKey: cfg.getSecret("etcdS3AccessKey"),
     etcdS3SecretKey: cfg.getSecret("etcdS3SecretKey"),
+    vpnAuthKey: cfg.getSecret("vpnAuthKey"),
   };
 }

@@ -184,6 +184,26 @@ describe("test:cluster — a real API server and the real engine", function () {
       });
     }
 
+    it("cilium (fixture sample, issue 27): the tenants' default-deny NetworkPolicies are accepted as with flannel", () => {
+      // What the API server can show: the same policy objects, accepted. That they drop traffic
+      // only a running CNI (Cilium here) shows: docs/networking.md "Tenants' default-deny policies".
+      const config = fixtureConfig("cilium");
+      const all = renderAllObjects(config);
+      assert.deepEqual([...new Set(all.filter(needsK3sCrd).map((o) => o.kind))], ["HelmChart"], "only the Cilium HelmChart needs K3s' CRDs");
+      const objects = all.filter((o) => !needsK3sCrd(o));
+      const denies = objects.filter((o) => o.kind === "NetworkPolicy" && /deny/.test(o.metadata.name));
+      assert.ok(denies.length >= 1, "default-deny policies are in the set");
+      const namespaces = objects.filter((o) => o.kind === "Namespace");
+      const ns = cp.kubectl(["apply", "--server-side", "--validate=strict", "--field-manager=test-a", "-f", "-"], toYaml(namespaces));
+      assert.equal(ns.status, 0, ns.stderr);
+      const rest = objects.filter((o) => o.kind !== "Namespace");
+      const r = cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test-a", "-f", "-"], toYaml(rest));
+      assert.equal(r.status, 0, `refused:\n${r.stderr}`);
+      assert.equal(r.stdout.trim().split("\n").length, rest.length, r.stdout);
+      const del = cp.kubectl(["delete", "namespace", "--wait=true", "--timeout=180s", ...namespaces.map((n) => n.metadata.name)]);
+      assert.equal(del.status, 0, del.stderr);
+    });
+
     it("dualstack (fixture sample): applied for real, IPv6 ipBlocks stored as rendered", () => {
       const objects = renderAllObjects(fixtureConfig("dualstack")).filter((o) => !needsK3sCrd(o));
       const v6 = objects.filter((o) => o.kind === "NetworkPolicy" && JSON.stringify(o).includes("/128"));

@@ -17,13 +17,16 @@ export function sampleConfig(env: Environment): ResolvedConfig {
 /**
  * Sample stacks beyond the three environments, each in its own file, with a golden directory of
  * the same name (test/golden/<name>): the dual-stack cluster (issue 14), every day-2 operation
- * armed at once (issue 23), pools, hooks and OIDC (issue 27).
+ * armed at once (issue 23), pools, hooks and OIDC (issue 27), Cilium under CIS and nodes across
+ * networks on WireGuard (issue 27).
  */
 export const FIXTURE_SAMPLES = {
   dualstack: join(REPO, "test", "fixtures", "dualstack", "Pulumi.dualstack.yaml"),
   day2: join(REPO, "test", "fixtures", "day2", "Pulumi.day2.yaml"),
   // Issue 27: 50 agents written as a pool, with hooks at every point and an OIDC provider.
   pools: join(REPO, "test", "fixtures", "pools", "Pulumi.pools.yaml"),
+  cilium: join(REPO, "test", "fixtures", "cilium", "Pulumi.cilium.yaml"),
+  wireguard: join(REPO, "test", "fixtures", "wireguard", "Pulumi.wireguard.yaml"),
 } as const;
 export type FixtureSample = keyof typeof FIXTURE_SAMPLES;
 

@@ -181,6 +181,19 @@ const resourceCases: ResourceCase[] = [
     expect: /outside serviceCidr/,
   },
   {
+    // Issue 27: flannel-backend none without a CNI choice rendered without disable-network-policy.
+    policy: "network-settings-workable",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.k3s.flannelBackend = "none"))),
+    expect: /k3s\.flannelBackend: none turns flannel off/,
+  },
+  {
+    policy: "network-settings-workable",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.dns.upstreams = ["127.0.0.53"]))),
+    expect: /dns\.upstreams\.0: 127\.0\.0\.53 is a loopback address/,
+  },
+  {
     policy: "upgrade-drain-honours-disruption-budgets",
     pass: clusterResource(sampleConfig("prod")),
     fail: clusterResource(prodWith((c) => (c.upgrade.drain.disableEviction = true))),

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { isDnsName } from "../net";
 import { singleLine } from "../single-line";
 import { PACKAGED_COMPONENTS, airgapSchema, apiServerSchema, controllerManagerSchema, datastoreSchema, etcdSnapshotsSchema, firewallSchema, kubeletSchema, proxySchema, registriesSchema } from "./k3s";
+import { cniInput, flannelBackend, vpnSchema } from "./network";
 import { DNS_LABEL, cidrList, flagValue, hostAddress, imageRef, ipAddress, ipList, isLabelValue } from "./primitives";
 
 /** Packaged add-ons and runtimes inside the `k3s` section (Traefik, ServiceLB pools, the API VIP, snapshotters), and k3sSchema, the whole section. */
@@ -61,9 +62,28 @@ export const k3sSchema = z.strictObject({
   clusterDns: ipList.optional(),
   clusterDomain: z.string().refine(isDnsName, { message: "not a DNS domain" }).default("cluster.local"),
   disable: z.array(z.enum(PACKAGED_COMPONENTS)).default([]),
-  flannelBackend: z.enum(["vxlan", "host-gw", "wireguard-native", "none"]).default("vxlan"),
-  /** `flannel-ipv6-masq`: NAT pod IPv6 traffic leaving the cluster (ULA pod CIDRs); needs an IPv6 clusterCidr and a flannel backend. */
-  flannelIpv6Masq: z.boolean().default(false),
+  /**
+   * The network plugin (docs/networking.md): `{ type: flannel }` (the default when unset, with
+   * flannelBackend), `{ type: none }` (bring your own) or `{ type: cilium }` (installed through
+   * K3s' helm-controller); a bare name (`cni: cilium`) is that type with its defaults.
+   */
+  cni: cniInput.optional(),
+  /** flannel's backend (cni flannel only). Default (resolveDefaults): vxlan with flannel, none with any other cni. */
+  flannelBackend: flannelBackend.optional(),
+  /**
+   * `flannel-ipv6-masq`: NAT pod IPv6 traffic leaving the cluster; needs an IPv6 clusterCidr and
+   * flannel. Default (resolveDefaults): on when an IPv6 clusterCidr is unique-local (fc00::/7), which
+   * is never routed back to the pods (docs.k3s.io basic-network-options, dual-stack section).
+   */
+  flannelIpv6Masq: z.boolean().optional(),
+  /**
+   * `flannel-external-ip`: flannel sends pod traffic to the nodes' externalIp (nodes on different
+   * networks, docs.k3s.io networking/distributed-multicloud); needs flannelBackend wireguard-native
+   * (encrypted) and externalIp on every node.
+   */
+  flannelExternalIp: z.boolean().optional(),
+  /** Nodes mesh over Tailscale (`vpn-auth`); its auth key is the secure key `vpnAuthKey`. */
+  vpn: vpnSchema.optional(),
   /** Address clients and agents use for the API (a VIP or load balancer); default: first server. */
   apiEndpoint: hostAddress.optional(),
   tlsSan: z.array(hostAddress).default([]),

@@ -6,6 +6,7 @@ import { HookConfig, hookSchema } from "./hooks";
 import { nodeSchema, poolName, poolSchema, sshSchema } from "./nodes";
 import { tenantSchema } from "./tenants";
 import { upgradeSchema } from "./upgrade";
+import { FLANNEL_BACKENDS } from "./network";
 import { singleLine } from "../single-line";
 
 /**
@@ -21,6 +22,7 @@ import { singleLine } from "../single-line";
 export * from "./primitives";
 export * from "./k3s";
 export * from "./addons";
+export * from "./network";
 export * from "./nodes";
 export * from "./encryption";
 export * from "./tenants";
@@ -62,6 +64,7 @@ export type NodeConfig = StackConfig["nodes"][number];
 export type SshConfig = StackConfig["ssh"];
 export type Environment = StackConfig["environment"];
 export type Hardening = "cis" | "none";
+export type FlannelBackend = (typeof FLANNEL_BACKENDS)[number];
 export type TenantConfig = StackConfig["tenants"][number];
 export type DnsConfig = StackConfig["dns"];
 
@@ -70,7 +73,13 @@ export type ResolvedConfig = Omit<StackConfig, "k3s" | "encryption" | "pools" | 
   /** Hooks with their pools resolved into node names (config/hooks.ts). */
   hooks?: ResolvedHook[];
   /** clusterDns resolved per family (resolveDefaults). */
-  k3s: Omit<K3sConfig, "hardening" | "clusterDns"> & { hardening: Hardening; clusterDns: string[] };
+  k3s: Omit<K3sConfig, "hardening" | "clusterDns" | "flannelBackend" | "flannelIpv6Masq"> & {
+    hardening: Hardening;
+    clusterDns: string[];
+    /** Resolved: vxlan with cni flannel, none with any other cni (config/validate.ts resolveDefaults). */
+    flannelBackend: FlannelBackend;
+    flannelIpv6Masq: boolean;
+  };
   encryption: Omit<StackConfig["encryption"], "enabled"> & { enabled: boolean };
 };
 export type EncryptionConfig = ResolvedConfig["encryption"];
@@ -80,7 +89,7 @@ export type ResolvedHook = Omit<HookConfig, "pools">;
 /** Config keys that hold secrets, read as Pulumi secrets and never validated as plain data. */
 export const SECRET_KEYS = [
   "sshPrivateKey", "token", "agentToken", "datastoreEndpoint", "registryAuth", "encryptionKeys",
-  "etcdS3AccessKey", "etcdS3SecretKey",
+  "etcdS3AccessKey", "etcdS3SecretKey", "vpnAuthKey",
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 

@@ -50,6 +50,10 @@ function variants(): Array<[string, ResolvedConfig]> {
   return [
     ...ENVS.map((env): [string, ResolvedConfig] => [env, sampleConfig(env)]),
     ["dualstack", fixtureConfig("dualstack")],
+    // Issue 27: Cilium under CIS, flannel across networks, a Tailscale mesh.
+    ["cilium", fixtureConfig("cilium")],
+    ["wireguard", fixtureConfig("wireguard")],
+    ["vpn", loadStackConfig(variant("dev", (r) => (r.k3s!.vpn = { provider: "tailscale" })))],
     ["pi+selinux+disable", loadStackConfig(variant("dev", (r) => {
       Object.assign(r.k3s!, { version: undefined, channel: "stable", selinux: true, firewall: { mode: "disable" } });
       r.nodes[1]!.raspberryPi = true;
@@ -337,7 +341,9 @@ describe("host scripts", () => {
     it("derives modules and ports from the flannel backend, datastore and role", () => {
       const wg = loadStackConfig(variant("dev", (r) => (r.k3s!.flannelBackend = "wireguard-native")));
       assert.deepEqual(kernelModules(wg).map((m) => m.name), ["br_netfilter", "overlay", "wireguard"]);
-      assert.deepEqual(inboundPorts(wg, wg.nodes[1]!).map((p) => `${p.port}/${p.proto}`), ["10250/tcp", "51820/udp", "51821/udp"]);
+      // 51821/udp is WireGuard's IPv6 port, opened only when the cluster uses IPv6 (docs.k3s.io
+      // installation/requirements "Inbound Rules"; issue 27): dev is IPv4-only.
+      assert.deepEqual(inboundPorts(wg, wg.nodes[1]!).map((p) => `${p.port}/${p.proto}`), ["10250/tcp", "51820/udp"]);
       const hostGw = loadStackConfig(variant("dev", (r) => (r.k3s!.flannelBackend = "host-gw")));
       assert.deepEqual(kernelModules(hostGw).map((m) => m.name), ["br_netfilter", "overlay"]);
       assert.deepEqual(inboundPorts(hostGw, hostGw.nodes[0]!).map((p) => p.port), ["6443", "2379-2380", "10250"]);
@@ -378,6 +384,28 @@ describe("host scripts", () => {
       assert.ok(!rules.includes("port 8472/udp") && !rules.includes("port 6443/tcp"), rules.join("\n"));
       assert.ok(rules.includes(`rich rule family="ipv4" source address="192.0.2.0/24" port port="6443" protocol="tcp" accept`));
       assert.ok(!rules.some((l) => l.includes('port="2379-2380"') && l.includes("203.0.113.21")), "agents do not reach etcd");
+    });
+  });
+
+  describe("nodes across networks (issue 27)", () => {
+    it("k3s.vpn: os-prep stops before K3s when the tailscale client is missing, and passes with it", () => {
+      const config = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { vpn: { provider: "tailscale" }, firewall: { mode: "ignore" } })));
+      const root = mkdtempSync(join(scratch, "vpn-"));
+      mkdirSync(join(root, "sys/fs/cgroup"), { recursive: true });
+      writeFileSync(join(root, "sys/fs/cgroup/cgroup.controllers"), "memory\n");
+      const log = join(root, "stub.log");
+      writeFileSync(log, "");
+      const script = join(root, "os-prep.sh");
+      writeFileSync(script, file(planNode(config, config.nodes[1]!), "os-prep.sh"));
+      const env = { K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${STUBS}:${process.env.PATH}` };
+      const without = run("bash", [script], env);
+      assert.notEqual(without.status, 0);
+      assert.match(without.out, /tailscale client is not installed/);
+      const bin = join(root, "bin");
+      mkdirSync(bin);
+      writeFileSync(join(bin, "tailscale"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+      const withIt = run("bash", [script], { ...env, PATH: `${bin}:${env.PATH}` });
+      assert.equal(withIt.status, 0, withIt.out);
     });
   });
 
