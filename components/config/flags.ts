@@ -191,17 +191,6 @@ export const CONTAINERD_2: Since = {
 };
 
 /**
- * Backends K3s removed: `wireguard` (v1.26) and `ipsec` (v1.27), both replaced by
- * wireguard-native (docs.k3s.io basic-network-options "Migrating from wireguard or ipsec to
- * wireguard-native"; k3s-io/k3s#7297). Every supported release lacks them, so they are refused
- * with the replacement named instead of zod's generic "invalid option".
- */
-export const REMOVED_FLANNEL_BACKENDS: Readonly<Record<string, string>> = {
-  wireguard: "the wireguard backend was removed in K3s v1.26 (it needed the wg tool): use wireguard-native",
-  ipsec: "the ipsec backend was removed in K3s v1.27 (strongSwan is no longer shipped): use wireguard-native",
-};
-
-/**
  * The structured AuthenticationConfiguration (`kube-apiserver --authentication-config`, KEP-3331):
  * alpha in Kubernetes v1.29 (apiserver.config.k8s.io/v1alpha1, behind a gate), beta and on by
  * default from v1.30 (v1beta1; kubernetes/website#45108 "Starting Kubernetes 1.30 … only requires

@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { REMOVED_FLANNEL_BACKENDS } from "../flags";
 import { singleLine } from "../single-line";
 
 /**
@@ -8,6 +7,17 @@ import { singleLine } from "../single-line";
  * they render: k3s/config-yaml.ts (flags), cni/render.ts (the Cilium HelmChart), os-prep (ports).
  * Docs: docs/networking.md.
  */
+
+/**
+ * Backends K3s removed: `wireguard` (v1.26) and `ipsec` (v1.27), both replaced by
+ * wireguard-native (docs.k3s.io basic-network-options "Migrating from wireguard or ipsec to
+ * wireguard-native"; k3s-io/k3s#7297). Every supported release lacks them, so they are refused
+ * with the replacement named instead of zod's generic "invalid option".
+ */
+export const REMOVED_FLANNEL_BACKENDS: Readonly<Record<string, string>> = {
+  wireguard: "the wireguard backend was removed in K3s v1.26 (it needed the wg tool): use wireguard-native",
+  ipsec: "the ipsec backend was removed in K3s v1.27 (strongSwan is no longer shipped): use wireguard-native",
+};
 
 /** flannel backends K3s accepts today (docs.k3s.io networking/basic-network-options). */
 export const FLANNEL_BACKENDS = ["vxlan", "host-gw", "wireguard-native", "none"] as const;
