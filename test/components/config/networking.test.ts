@@ -120,7 +120,7 @@ describe("networking (issue 27): CNI selection, nodes across networks, and setti
 
     it("every sample and fixture stack still validates", () => {
       for (const env of ["dev", "staging", "prod"] as const) accepts(variant(env, () => {}));
-      for (const name of ["cilium", "day2", "dualstack", "pools", "wireguard"]) accepts(structuredClone(fixtureRaw(name)));
+      for (const name of ["cilium", "day2", "dualstack", "pools", "wireguard"] as const) accepts(structuredClone(fixtureRaw(name)));
     });
   });
 
