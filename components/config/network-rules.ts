@@ -214,9 +214,17 @@ export function cniFindings(config: ResolvedConfig): Finding[] {
       const message = "sends pod traffic between the nodes' external addresses in plain VXLAN, and K3s warns the VXLAN port must never face the internet (docs.k3s.io installation/requirements): use flannelBackend wireguard-native (encrypted; docs.k3s.io networking/distributed-multicloud)";
       (config.environment === "prod" ? refuse : warn)(["k3s", "flannelExternalIp"], message);
     }
+    const families = clusterFamilies(k3s);
     config.nodes.forEach((node, i) => {
       if (!node.externalIp?.length) {
         refuse(["nodes", i, "externalIp"], `node ${node.name}: k3s.flannelExternalIp sends pod traffic to every node's external address, but this node has none (flannel would fall back to its internal address, which nodes on other networks cannot reach): set externalIp`);
+        return;
+      }
+      // flannel keeps one public address per family of the pod network (its public-ip and
+      // public-ipv6 node annotations); a family without an external address falls back to the internal one.
+      const missing = families.filter((f) => !node.externalIp!.some((ip) => ipFamily(ip) === f));
+      if (missing.length) {
+        refuse(["nodes", i, "externalIp"], `node ${node.name}: the pod network (k3s.clusterCidr) has ${missing.map((f) => (f === "ipv6" ? "IPv6" : "IPv4")).join(" and ")} but externalIp has no such address: flannel would send that family's pod traffic to the node's internal address, which nodes on other networks cannot reach; add one`);
       }
     });
     if (k3s.vpn) refuse(["k3s", "vpn"], "the Tailscale mesh and flannelExternalIp are two transports for the same traffic: choose one");

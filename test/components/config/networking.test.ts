@@ -363,6 +363,16 @@ describe("networking (issue 27): CNI selection, nodes across networks, and setti
       );
     });
 
+    it("flannelExternalIp on a dual-stack pod network: a node needs an external address of each family (review of issue 27)", () => {
+      const dual = (externalIp: string[]) =>
+        variant("dev", (r) => {
+          Object.assign(k3s(r), { flannelBackend: "wireguard-native", flannelExternalIp: true, clusterCidr: ["10.42.0.0/16", "2001:db8:42::/56"], serviceCidr: ["10.43.0.0/16", "2001:db8:43::/112"], flannelIpv6Masq: true });
+          r.nodes.forEach((n, i) => Object.assign(n, { nodeIp: [`192.0.2.${10 + i}`, `2001:db8:1::${10 + i}`], externalIp: externalIp.map((ip) => ip.replace("X", String(10 + i))) }));
+        });
+      rejects(dual(["203.0.113.X"]), "k3s-platform:nodes[0] (dev-server-1).externalIp", /has IPv6 but externalIp has no such address/);
+      accepts(dual(["203.0.113.X", "2001:db8:ff::X"]));
+    });
+
     it("vpn with another CNI, or with flannelExternalIp, is refused; across networks with several etcd servers warns", () => {
       rejects(variant("dev", (r) => Object.assign(k3s(r), { vpn: { provider: "tailscale" }, cni: { type: "cilium" } })), "k3s-platform:k3s.vpn", /no flannel to move/);
       const raw = structuredClone(fixtureRaw("wireguard"));
