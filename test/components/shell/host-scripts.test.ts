@@ -387,24 +387,30 @@ describe("host scripts", () => {
     });
   });
 
+  /** A node's os-prep.sh in a sandbox root with the stubs; `bin` (first on PATH) takes more stand-ins. */
+  function osPrepSandbox(prefix: string, config: ResolvedConfig, nodeIndex: number) {
+    const root = mkdtempSync(join(scratch, prefix));
+    mkdirSync(join(root, "sys/fs/cgroup"), { recursive: true });
+    writeFileSync(join(root, "sys/fs/cgroup/cgroup.controllers"), "memory\n");
+    const log = join(root, "stub.log");
+    writeFileSync(log, "");
+    const bin = join(root, "bin");
+    mkdirSync(bin);
+    const script = join(root, "os-prep.sh");
+    writeFileSync(script, file(planNode(config, config.nodes[nodeIndex]!), "os-prep.sh"));
+    const env = { K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${bin}:${STUBS}:${process.env.PATH}` };
+    return { root, bin, run: () => run("bash", [script], env) };
+  }
+
   describe("nodes across networks (issue 27)", () => {
     it("k3s.vpn: os-prep stops before K3s when the tailscale client is missing, and passes with it", () => {
       const config = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { vpn: { provider: "tailscale" }, firewall: { mode: "ignore" } })));
-      const root = mkdtempSync(join(scratch, "vpn-"));
-      mkdirSync(join(root, "sys/fs/cgroup"), { recursive: true });
-      writeFileSync(join(root, "sys/fs/cgroup/cgroup.controllers"), "memory\n");
-      const log = join(root, "stub.log");
-      writeFileSync(log, "");
-      const script = join(root, "os-prep.sh");
-      writeFileSync(script, file(planNode(config, config.nodes[1]!), "os-prep.sh"));
-      const env = { K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${STUBS}:${process.env.PATH}` };
-      const without = run("bash", [script], env);
+      const { bin, run: osPrep } = osPrepSandbox("vpn-", config, 1);
+      const without = osPrep();
       assert.notEqual(without.status, 0);
       assert.match(without.out, /tailscale client is not installed/);
-      const bin = join(root, "bin");
-      mkdirSync(bin);
       writeFileSync(join(bin, "tailscale"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
-      const withIt = run("bash", [script], { ...env, PATH: `${bin}:${env.PATH}` });
+      const withIt = osPrep();
       assert.equal(withIt.status, 0, withIt.out);
     });
   });
@@ -415,18 +421,9 @@ describe("host scripts", () => {
     // Networking"). The `ip` stand-in prints what `ip -6 route show default proto ra` prints on a
     // host with SLAAC on eth0 and a VLAN eth0.100 (iproute2 ip-route(8) output format).
     function osPrepRun(config: ResolvedConfig, routes: string) {
-      const root = mkdtempSync(join(scratch, "ra-"));
-      mkdirSync(join(root, "sys/fs/cgroup"), { recursive: true });
-      writeFileSync(join(root, "sys/fs/cgroup/cgroup.controllers"), "memory\n");
-      const log = join(root, "stub.log");
-      writeFileSync(log, "");
-      const bin = join(root, "bin");
-      mkdirSync(bin);
+      const { root, bin, run: again } = osPrepSandbox("ra-", config, 0);
       writeFileSync(join(bin, "ip"), `#!/bin/sh\n[ "$*" = "-6 route show default proto ra" ] || { echo "ip stand-in: unexpected $*" >&2; exit 2; }\nprintf '%s' '${routes}'\n`, { mode: 0o755 });
-      const script = join(root, "os-prep.sh");
-      writeFileSync(script, file(planNode(config, config.nodes[0]!), "os-prep.sh"));
-      const env = { K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${bin}:${STUBS}:${process.env.PATH}` };
-      return { root, again: () => run("bash", [script], env), first: run("bash", [script], env) };
+      return { root, again, first: again() };
     }
     const dualStack = () => {
       const raw = structuredClone(fixtureRaw("dualstack"));
