@@ -75,6 +75,8 @@ export async function buildGraph(config: ResolvedConfig, stack: string): Promise
     "k3s-platform",
     stack,
     false,
+    // The organization the file backend reports (StackReference names are <organization>/<project>/<stack>).
+    "organization",
   );
   const transformation: pulumi.ResourceTransformation = (args) => {
     names.set(args.resource, args.name);

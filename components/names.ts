@@ -21,6 +21,7 @@ export const TYPES = {
   networkPolicy: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
   configMap: "kubernetes:core/v1:ConfigMap",
   service: "kubernetes:core/v1:Service",
+  stackReference: "pulumi:pulumi:StackReference",
 } as const;
 
 /** `<parent>-<suffix>`: how every child is named after its parent. */
@@ -81,6 +82,8 @@ export const CLUSTER_CHILDREN = {
   nodeInventory: "node-inventory",
   /** Issue 21: the one-shot values the cluster was created with, taken once (encryption/once.ts). */
   oneShotBaseline: "one-shot-baseline",
+  /** Issue 24: a StackReference to this stack itself, whose outputs are the last `up`'s (k3sVersion): the pack's upgrade-path check reads it. */
+  deployed: "deployed",
 } as const;
 export type ClusterChild = keyof typeof CLUSTER_CHILDREN;
 

@@ -17,7 +17,7 @@ import { childName, clusterChildOf, NODE_CHILDREN, nodeChildOf, nodeResourceName
 import { operationSteps } from "../components/operations";
 import { planCluster } from "../components/plan/node";
 import { LB_POOL_LABEL, lbPools } from "../components/servicelb/pools";
-import { maxUnavailableCount } from "../components/upgrade/versions";
+import { maxUnavailableCount, upgradeProblem } from "../components/upgrade/versions";
 
 /**
  * k3s-platform's CrossGuard policies. They read what the program registers: the K3sCluster
@@ -264,9 +264,38 @@ const networkSettingsWorkable = clusterPolicy(
   },
 );
 
-// Upgrades. The pack sees the config being deployed, never what a host runs: downgrades and
-// skipped minors are refused on each host (components/upgrade/render.ts upgradeGuard), which
-// reads the running version. What the pack can check is how a version change will roll out.
+// Upgrades. The pack sees the config being deployed and, through the cluster's StackReference to
+// its own stack (component.ts, CLUSTER_CHILDREN.deployed), the release the last `up` deployed: a
+// change between the two is checked against the one table of upgrade rules (upgrade/paths.ts
+// UPGRADE_RULES, through versions.ts upgradeProblem, as validation, preview:md and the host guard
+// read it). What each host runs is checked on the host (components/upgrade/render.ts upgradeGuard).
+
+/**
+ * What the pack reads of the K3sCluster component's outputs (stack policies see outputs):
+ * `deployed.k3sVersion`, the last `up`'s stack output, read through the `<cluster>-deployed`
+ * StackReference (components/cluster/component.ts).
+ */
+interface DeployedView {
+  deployed?: { k3sVersion?: unknown };
+}
+
+const upgradePathAllowed: StackValidationPolicy = {
+  name: "upgrade-path-allowed",
+  description:
+    "A change of k3s.version from the release the last `up` deployed follows the upgrade rules (components/upgrade/paths.ts): no downgrade, one minor at a time, the required patch releases first (etcd 3.5.26 before etcd 3.6, 3.6.11 before 3.7).",
+  enforcementLevel: "mandatory",
+  validateStack: (args, report) => {
+    const cluster = args.resources.find((r) => r.type === TYPES.cluster);
+    const config = cluster?.props.config as ResolvedConfig | undefined;
+    const to = config?.k3s.version;
+    const from = (cluster?.props as DeployedView | undefined)?.deployed?.k3sVersion;
+    // A new stack has no outputs yet; a channel (`channel:<name>`) pins no release to compare.
+    if (!config || !to || typeof from !== "string" || !from.startsWith("v")) return;
+    const problem = upgradeProblem(from, to, config.k3s.datastore.type === "etcd");
+    if (problem) report(`k3s.version: the last up deployed ${from}; ${problem}`, cluster!.urn);
+  },
+};
+
 const upgradeHonoursBudgets = clusterPolicy(
   "upgrade-drain-honours-disruption-budgets",
   "Upgrade drains evict pods through the Eviction API, so PodDisruptionBudgets hold (upgrade.drain.disableEviction is off).",
@@ -651,6 +680,7 @@ export const policies: Policy[] = [
   networkSettingsWorkable,
   upgradeHonoursBudgets,
   upgradeKeepsCapacity,
+  upgradePathAllowed,
   hostKeysPinned,
   secretCommandsNotLogged,
   noPlaintextSecrets,

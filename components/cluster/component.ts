@@ -113,8 +113,23 @@ export class K3sCluster extends pulumi.ComponentResource {
     this.encryptionStatus = built.encryptionStatus;
     this.certificateExpiry = built.certificateExpiry;
     this.token = pulumi.secret(built.token);
+    // The release the last `up` deployed, for the policy pack (upgrade-path-allowed): a policy never
+    // sees a resource's old inputs (@pulumi/policy's ResourceValidationArgs and the analyzer
+    // protocol carry only the new ones), but a StackReference to this very stack reads its last
+    // outputs (the engine reads it in preview and up; measured with the CLI v3.260.0 and a file
+    // backend: each run sees the previous run's `k3sVersion`). Its outputs hold the stack's secret
+    // outputs as secrets, ciphertext in state like the originals. Stack policies do not see the
+    // reference itself (a read resource; measured: absent from AnalyzeStack's resources), so the
+    // value is registered below as this component's output `deployed.k3sVersion`: an output, not
+    // an input, so it changes no diff.
+    const deployed = new pulumi.StackReference(childName(name, CLUSTER_CHILDREN.deployed), { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}` }, { parent: this });
+    // `config` again as an output: stack policies see a resource's outputs, not its inputs
+    // (the engine's AnalyzeStack passes `v.Outputs`: pulumi/pulumi pkg/resource/deploy/step_generator.go
+    // AnalyzeResources), so without it the stack policies reading the config saw nothing.
     // `nodes` keeps the program running until every batch is declared; a failure there fails it.
     this.registerOutputs({
+      config: args.config,
+      deployed: { k3sVersion: deployed.getOutput("k3sVersion") },
       kubeconfig: this.kubeconfig,
       apiEndpoint: this.apiEndpoint,
       encryptionStatus: this.encryptionStatus,

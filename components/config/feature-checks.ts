@@ -1,6 +1,7 @@
 import { argMap, CONTAINERD_2, EMBEDDED_REGISTRY_GA, hasFeature, KUBELET_REFUSES_CGROUP_V1, missingFeature, releaseOf, SERVICELB_MULTIPLE_POOLS } from "./flags";
 import { LB_POOL_LABEL, SERVICELB_LABELS } from "../servicelb/pools";
 import { cidrContains, isCanonicalIp, normalizeHost } from "./net";
+import { GATEWAY_API_CRDS, traefikChartKeyFindings, traefikGatewayProviderOn } from "./packaged";
 import { ResolvedConfig } from "./schema";
 
 type Path = ReadonlyArray<string | number>;
@@ -18,6 +19,18 @@ export function featureChecks(config: ResolvedConfig, report: Report, warn: Repo
   // --- Traefik
   if (k3s.traefik && disabled("traefik")) {
     report(["k3s", "traefik"], "Traefik values configure K3s' packaged Traefik, but k3s.disable lists traefik");
+  }
+  // Keys spelled for another chart than the pinned release packages (packaged.ts): refused in
+  // every environment, since the chart drops them without a word.
+  const traefikRelease = releaseOf(k3s);
+  if (k3s.traefik && traefikRelease) {
+    for (const f of traefikChartKeyFindings(k3s.traefik.values, traefikRelease)) report(["k3s", "traefik", "values", ...f.at], f.message);
+    if (traefikGatewayProviderOn(k3s.traefik.values) && !hasFeature(GATEWAY_API_CRDS, traefikRelease)) {
+      warn(
+        ["k3s", "traefik", "values", "providers", "kubernetesGateway"],
+        `Traefik's Gateway API provider needs the Gateway API CRDs, which K3s ships only from v1.37 (${GATEWAY_API_CRDS.source}): on ${traefikRelease.text} install them (kubernetes-sigs/gateway-api standard-install.yaml) before this up; from v1.37 K3s ships them itself`,
+      );
+    }
   }
 
   // --- ServiceLB pools

@@ -441,6 +441,16 @@ export const SUBCOMMANDS = {
     source: "k3s-io/k3s#12049 and backports #12286-#12289 (validated 2025-05-15 on the branches after v1.30.12/v1.31.8/v1.32.4/v1.33.0)",
   },
   "etcd-snapshot save": undefined,
+  // `k3s certificate rotate-ca` exists since v1.25 (k3s-io/k3s#7079), but until the October 2025
+  // backports a rotated CA did not reach the supervisor's serving certificate at once (k3s-io/k3s#13006,
+  // #13007: "CA cert rotation does not trigger immediate update to dynamiclistener cert"): the fix
+  // "Create dynamic-cert-regenerate file in CA cert rotation handler" ships in v1.33.6+k3s1 and
+  // v1.34.2+k3s1 (docs.k3s.io/release-notes/v1.33.X, v1.34.X "Backports for 2025-10"), and every
+  // later line. k3s-platform runs no CA rotation; docs/rotation.md names this gate for the manual one.
+  "certificate rotate-ca": {
+    lines: { 33: 6, 34: 2 },
+    source: "k3s-io/k3s#13006/#13007; docs.k3s.io/release-notes/v1.33.X (v1.33.6+k3s1), v1.34.X (v1.34.2+k3s1): Backports for 2025-10",
+  },
 } as const satisfies Record<string, Since | undefined>;
 export type Subcommand = keyof typeof SUBCOMMANDS;
 

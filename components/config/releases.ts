@@ -74,6 +74,8 @@ export const KNOWN_RELEASES: readonly KnownRelease[] = [
   { version: "v1.33.5+k3s1", date: "2025-09-22", etcd: "3.5.21", source: NOTES(33) },
   { version: "v1.33.4+k3s1", date: "2025-08-25", etcd: "3.5.21", source: NOTES(33) },
   { version: "v1.33.3+k3s1", date: "2025-07-26", etcd: "3.5.21", source: NOTES(33) },
+  { version: "v1.33.2+k3s1", date: "2025-06-30", etcd: "3.5.21", source: NOTES(33) },
+  { version: "v1.33.1+k3s1", date: "2025-05-23", etcd: "3.5.21", source: NOTES(33) },
   { version: "v1.33.0+k3s1", date: "2025-05-08", etcd: "3.5.21", source: NOTES(33) },
 
   { version: "v1.34.9+k3s1", date: "2026-06", etcd: "3.6.12", source: `${GH("v1.34.9+k3s1")}: "Backports for 2026-06"` },
@@ -82,11 +84,19 @@ export const KNOWN_RELEASES: readonly KnownRelease[] = [
 
   { version: "v1.35.6+k3s1", date: "2026-06", etcd: "3.6.12", source: `${GH("v1.35.6+k3s1")}: "Backports for 2026-06"` },
   { version: "v1.35.5+k3s1", date: "2026-05", etcd: "3.6.7", source: `${GH("v1.35.5+k3s1")}: "Backports for 2026-05"` },
+  { version: "v1.35.4+k3s1", date: "2026-04-27", etcd: "3.6.7", source: NOTES(35) },
+  { version: "v1.35.3+k3s1", date: "2026-03-28", etcd: "3.6.7", source: NOTES(35) },
+  { version: "v1.35.2+k3s1", date: "2026-03-04", etcd: "3.6.7", source: NOTES(35) },
+  { version: "v1.35.1+k3s1", date: "2026-02-12", etcd: "3.6.7", source: NOTES(35) },
+  { version: "v1.35.0+k3s3", date: "2026-02-03", etcd: "3.6.7", source: NOTES(35) },
+  { version: "v1.35.0+k3s1", date: "2025-12-23", etcd: "3.6.6", source: NOTES(35) },
 
   // v1.36.3+k3s1: named by the v1.37.0+k3s1 notes ("Changes since v1.36.3+k3s1", "Update stable
   // channel to v1.36.3+k3s1", k3s-io/k3s#14492); its own row is not in the stored release notes.
   { version: "v1.36.3+k3s1", date: "before 2026-09-14", source: `${NOTES(37)} (v1.37.0+k3s1 changes since v1.36.3+k3s1; k3s-io/k3s#14492)` },
-  { version: "v1.36.2+k3s1", date: "2026-06", etcd: "3.6.12", source: `${GH("v1.36.2+k3s1")}: "Backports for 2026-06"` },
+  // The first v1.36 release with etcd 3.6.11+, required before etcd 3.7 (upgrade/paths.ts), and
+  // with the Traefik chart v40 (config/packaged.ts).
+  { version: "v1.36.2+k3s1", date: "2026-06-24", etcd: "3.6.12", source: NOTES(36) },
   { version: "v1.36.1+k3s1", date: "2026-05-20", etcd: "3.6.7", source: NOTES(36) },
   { version: "v1.36.0+k3s1", date: "2026-05-06", etcd: "3.6.7", source: NOTES(36) },
 

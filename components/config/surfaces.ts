@@ -5,6 +5,7 @@ import { COMPONENT_ARG_FLAGS, FLAG_BY_NAME, MANAGED_COMPONENT_ARGS } from "./fla
 import type { FlagValue, ResolvedConfig } from "./schema";
 import { KUBE_VIP_IMAGE } from "./schema/addons";
 import { AUTOSCALER_IMAGE, NODE_CACHE_IMAGE } from "./schema/dns";
+import { hasDigest, parseImageRef } from "./image-ref";
 
 /**
  * Free-form surfaces of a stack (issue 22): pass-through flags and `*-arg` entries, Traefik values,
@@ -202,27 +203,60 @@ function exposureFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
   });
 }
 
+/** The images k3s-platform deploys, with the config path that sets each and its pinned default. */
+export function deployedImages(config: ResolvedConfig): Array<{ name: string; path: SurfacePath; image: string; fallback: string }> {
+  const all: Array<{ name: string; path: SurfacePath; image: string | undefined; fallback: string }> = [
+    { name: "apiVip.image", path: ["k3s", "apiVip", "image"], image: config.k3s.apiVip?.image, fallback: KUBE_VIP_IMAGE },
+    { name: "dns.nodeLocal.image", path: ["dns", "nodeLocal", "image"], image: config.dns.nodeLocal.enabled ? config.dns.nodeLocal.image : undefined, fallback: NODE_CACHE_IMAGE },
+    { name: "dns.autoscaler.image", path: ["dns", "autoscaler", "image"], image: config.dns.autoscaler.enabled ? config.dns.autoscaler.image : undefined, fallback: AUTOSCALER_IMAGE },
+  ];
+  return all.filter((i): i is typeof i & { image: string } => i.image !== undefined);
+}
+
+/** The registries images may come from: `images.registries`, or those of the pinned defaults. */
+export function allowedRegistries(config: ResolvedConfig): string[] {
+  // An older pack reading older state may see no images field.
+  return config.images?.registries ?? [...new Set([KUBE_VIP_IMAGE, NODE_CACHE_IMAGE, AUTOSCALER_IMAGE].map((i) => parseImageRef(i).registry))];
+}
+
 /**
  * An image the program deploys with host privileges (kube-vip on the servers' host network,
- * NodeLocal DNSCache, the DNS autoscaler): in prod only the pinned default is known safe. A mirror
- * (k3s.registries) serves the same reference; a different reference needs an exception naming it,
- * and is refused outright without a digest (a tag can be re-pushed).
+ * NodeLocal DNSCache, the DNS autoscaler). Known safe in prod: the pinned default's repository
+ * and tag, from a registry in `images.registries` (a mirror of your own serves the same path),
+ * pinned by `@sha256:` digest. Without a digest (a tag can be re-pushed: the defaults are
+ * tag-only, k3s-platform cannot learn their digests for you) or from another registry, refused
+ * (no exception: the digest and the registry list are the statement); another repository or tag
+ * needs an exception naming it.
  */
 function imageFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
-  const images: Array<[string, SurfacePath, string | undefined, string]> = [
-    ["apiVip.image", ["k3s", "apiVip", "image"], config.k3s.apiVip?.image, KUBE_VIP_IMAGE],
-    ["dns.nodeLocal.image", ["dns", "nodeLocal", "image"], config.dns.nodeLocal.enabled ? config.dns.nodeLocal.image : undefined, NODE_CACHE_IMAGE],
-    ["dns.autoscaler.image", ["dns", "autoscaler", "image"], config.dns.autoscaler.enabled ? config.dns.autoscaler.image : undefined, AUTOSCALER_IMAGE],
-  ];
-  for (const [name, path, image, fallback] of images) {
-    if (!image || image === fallback) continue;
-    const digest = /@sha256:[a-f0-9]{64}$/.test(image);
-    out.push({
-      setting: `${name}=${image}`,
-      path,
-      message: `${image} is not the image k3s-platform pins (${fallback}); it runs with host privileges on the nodes${digest ? "" : ", and a tag without @sha256: digest can be re-pushed"}`,
-      ...(digest ? {} : { unexceptable: "pin a changed image by digest (@sha256:…)" }),
-    });
+  const registries = allowedRegistries(config);
+  for (const { name, path, image, fallback } of deployedImages(config)) {
+    const ref = parseImageRef(image);
+    const pinned = parseImageRef(fallback);
+    if (!registries.includes(ref.registry)) {
+      out.push({
+        setting: `${name}=${image}`,
+        path,
+        message: `${image} comes from ${ref.registry}, not a registry in images.registries (${registries.join(", ")}); it runs with host privileges on the nodes`,
+        unexceptable: "list the registry in images.registries",
+      });
+    }
+    if (!hasDigest(image)) {
+      out.push({
+        setting: `${name}=${image}`,
+        path,
+        message: `${image} has no @sha256: digest: a tag can be re-pushed; pin the digest your registry reports (crane digest ${image}, or skopeo inspect docker://${image})`,
+        unexceptable: "pin the image by digest (@sha256:…)",
+      });
+    }
+    if (ref.path !== pinned.path || ref.tag !== pinned.tag) {
+      out.push({
+        setting: `${name}=${image}`,
+        path,
+        message: `${image} is not the image k3s-platform pins (${fallback}, from any listed registry); it runs with host privileges on the nodes`,
+        ...(hasDigest(image) ? {} : { unexceptable: "pin a changed image by digest (@sha256:…)" }),
+      });
+    }
   }
 }
 

@@ -207,6 +207,8 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
     report([ "k3s", k3s.version ? "version" : "channel"], `${release.text} is older than the oldest supported K3s release ${OLDEST_SUPPORTED.text}`);
   }
   if (release) releaseSupportChecks(k3s, release, environment, report, warn);
+  if (k3s.binarySha256 !== undefined && k3s.airgap.enabled) report(["k3s", "binarySha256"], "air-gapped, the pre-staged binary's digest is k3s.airgap.binarySha256; k3s.binarySha256 is for download mode");
+  if (k3s.binarySha256 !== undefined && !k3s.version) report(["k3s", "binarySha256"], "a binary digest belongs to one release: pin k3s.version");
   // The install script runs as root: prod pins what it runs (install-k3s.sh checks it).
   if (environment === "prod" && !k3s.airgap.enabled && !k3s.installScriptSha256) {
     report(["k3s", "installScriptSha256"], `prod downloads the install script from ${k3s.installScriptUrl}: set its sha256 (sha256sum of the file) so it is checked before it runs as root`);

@@ -3,6 +3,7 @@ import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
 import { renderDownloadPreflight, renderHostPreflight, renderReleasePreflight } from "./preflight";
+import { renderBinaryPinCheck, renderBinaryPinPreflight } from "./binary-pin";
 
 /** Pure renderers for the install step: the install-script invocation and the apply script. */
 
@@ -310,7 +311,7 @@ ${upToDate}    exit 0
   fi
   echo "apply[$NODE]: the unit or its environment files changed outside k3s-platform: re-installing"
 fi
-${renderDownloadPreflight(config)}${preInstall}
+${renderDownloadPreflight(config)}${renderBinaryPinPreflight(config)}${preInstall}
 # The environment files k3s-platform never writes override the unit's own: moved aside, so K3s
 # runs with exactly the planned environment.
 for f in ${units.overrides}; do
@@ -332,7 +333,7 @@ ${channelPin}${renderBinarySwap(config)}# The install script only writes and ena
 if ! (umask 022 && INSTALL_K3S_SKIP_START=true timeout ${raw(String(INSTALL_TIMEOUT_SECONDS))} bash "$STAGING/${raw(INSTALL_SCRIPT)}"); then
   fail "host $HOST, step install: the K3s install script failed or ran over ${raw(String(INSTALL_TIMEOUT_SECONDS))}s"
 fi
-timeout ${raw(String(STOP_TIMEOUT_SECONDS + 30))} systemctl stop "$SERVICE" || fail "host $HOST, step stop: systemctl stop $SERVICE failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
+${renderBinaryPinCheck(config)}timeout ${raw(String(STOP_TIMEOUT_SECONDS + 30))} systemctl stop "$SERVICE" || fail "host $HOST, step stop: systemctl stop $SERVICE failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
 systemctl start --no-block "$SERVICE"
 
 started=$SECONDS

@@ -1,3 +1,4 @@
+import { renderBinaryPinPreflight } from "./binary-pin";
 import type { NodeConfig, ResolvedConfig } from "../config/schema";
 import { raw, Shell, sh } from "../shell/sh";
 
@@ -151,6 +152,6 @@ ROOT="\${K3S_PLATFORM_ROOT:-}"
 NODE=${node.name}
 fail() { printf 'preflight[%s]: %s\\n' "$NODE" "$*" >&2; exit 1; }
 RELEASE=${config.k3s.version ?? ""}
-${renderHostPreflight(config, node)}${renderReleasePreflight(config)}echo "preflight[$NODE]: host $HOST is ready for K3s $RELEASE"
+${renderHostPreflight(config, node)}${renderReleasePreflight(config)}${renderBinaryPinPreflight(config)}echo "preflight[$NODE]: host $HOST is ready for K3s $RELEASE"
 `.text;
 }

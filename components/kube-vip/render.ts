@@ -28,7 +28,8 @@ export function renderKubeVip(config: ResolvedConfig): KubeObject[] {
     vip_arp: "true",
     port: String(API_PORT),
     vip_interface: vip.interface,
-    vip_cidr: vip.address.includes(":") ? "128" : "32",
+    // The VIP's prefix length: `vip_subnet` since kube-vip v0.9.0 (was `vip_cidr`; KUBE_VIP_IMAGE).
+    vip_subnet: vip.address.includes(":") ? "128" : "32",
     dns_mode: "first",
     cp_enable: "true",
     cp_namespace: NAMESPACE,

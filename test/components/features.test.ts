@@ -135,7 +135,12 @@ describe("issue 14: Traefik, ServiceLB pools, API VIP, embedded registry, runtim
       assert.equal(env.vip_arp, "true");
       assert.equal(env.cp_enable, "true");
       assert.equal(env.svc_enable, "false");
-      assert.match(container.image, /^ghcr\.io\/kube-vip\/kube-vip:v\d+\.\d+\.\d+$/);
+      // The prod sample mirrors the pinned release and pins its digest (surfaces.ts imageFindings).
+      assert.equal(container.image, config.k3s.apiVip!.image);
+      assert.match(container.image, /\/kube-vip\/kube-vip:v\d+\.\d+\.\d+@sha256:[a-f0-9]{64}$/);
+      // kube-vip v0.9.0 renamed vip_cidr to vip_subnet (KUBE_VIP_IMAGE is v1.2.2).
+      assert.equal(env.vip_subnet, "32");
+      assert.equal(env.vip_cidr, undefined);
       assert.equal(ds.spec.template.spec.hostNetwork, true);
       const terms = ds.spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
       assert.deepEqual(terms.map((t: any) => t.matchExpressions[0].key), ["node-role.kubernetes.io/control-plane"]);

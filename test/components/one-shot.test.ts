@@ -45,6 +45,8 @@ async function build(config: ResolvedConfig, baselineStdout = "") {
     "k3s-platform",
     stack,
     false,
+    // The organization the file backend reports (StackReference names are <organization>/<project>/<stack>).
+    "organization",
   );
   const options = new Map<string, pulumi.CustomResourceOptions>();
   const resources: pulumi.Resource[] = [];

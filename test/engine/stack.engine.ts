@@ -46,7 +46,8 @@ describe("test:engine — the project through the real CLI, language host and pr
   /** Resources the engine reported with an operation other than `same`, as "op name". */
   const changed = (opts: { components?: boolean } = { components: true }) =>
     events
-      .filter((e) => e.resOutputsEvent && e.resOutputsEvent.metadata.op !== "same")
+      // `read`: the cluster's StackReference to its own stack (the last up's outputs, for the pack's upgrade-path check) is read on every run and changes nothing.
+      .filter((e) => e.resOutputsEvent && e.resOutputsEvent.metadata.op !== "same" && e.resOutputsEvent.metadata.op !== "read")
       // Our component resources (K3sCluster, K3sNode) run nothing: they show `update` when their inputs change.
       .filter((e) => opts.components || !e.resOutputsEvent!.metadata.type.startsWith("k3s-platform:"))
       .map((e) => `${e.resOutputsEvent!.metadata.op} ${e.resOutputsEvent!.metadata.urn.split("::").pop()}`);
@@ -123,6 +124,19 @@ describe("test:engine — the project through the real CLI, language host and pr
     assert.deepEqual(changed(), []);
     assert.deepEqual(allLogins(), before);
     assert.equal(logins(ROLES.length - 1), 0, "the host that is not a node yet was logged in to");
+  });
+
+  it("the pack reads the release the last up deployed: a skipped minor in preview is reported by upgrade-path-allowed (issue 24)", async () => {
+    // The engine hands a stack policy each resource's outputs (K3sCluster registers its config as
+    // one) and the StackReference's read of this stack's last outputs (k3sVersion: VERSION).
+    // A release validation accepts (secretbox needs v1.31.8+, so no downgrade on this line), two minors up.
+    await withConfig(raw((r) => (r.k3s = { ...r.k3s!, version: "v1.33.7+k3s3" })));
+    const seen: EngineEvent[] = [];
+    await stack.preview({ policyPacks: [join(REPO, "policies")], policyPackConfigs: [join(REPO, "policies", "config", "dev.json")], onEvent: (e) => seen.push(e) });
+    const reported = seen.filter((e) => e.policyEvent?.policyName === "upgrade-path-allowed").map((e) => e.policyEvent!.message);
+    assert.equal(reported.length, 1, JSON.stringify(reported));
+    assert.match(reported[0]!, new RegExp(`the last up deployed ${VERSION.replace(/[.+]/g, "\\$&")}; .*skips 1 minor version\\(s\\); upgrade to v1\\.32 first`));
+    await withConfig(raw());
   });
 
   it("one agent changed: only that agent's steps run, and only its host is logged in to", async () => {

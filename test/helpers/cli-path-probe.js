@@ -38,6 +38,8 @@ pulumi.runtime.setMocks(
   process.env.PROBE_PROJECT,
   process.env.PROBE_STACK,
   false,
+  // The organization the file backend reports (StackReference names are <organization>/<project>/<stack>).
+  "organization",
 );
 process.on("exit", () => writeFileSync(process.env.PROBE_OUT, JSON.stringify({ resources })));
 

@@ -52,6 +52,8 @@ export function runProgram(config: Record<string, unknown>, stack = "dev", plain
     "k3s-platform",
     stack,
     false,
+    // The organization the file backend reports (StackReference names are <organization>/<project>/<stack>).
+    "organization",
   );
   // As the engine does: every value a string (objects as JSON), secure keys listed as secret.
   pulumi.runtime.setAllConfig(

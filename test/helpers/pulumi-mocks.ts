@@ -60,6 +60,8 @@ export function installMocks(stack: string) {
     "k3s-platform",
     stack,
     false,
+    // The organization the file backend reports (StackReference names are <organization>/<project>/<stack>).
+    "organization",
   );
 
   const transformation: pulumi.ResourceTransformation = (args) => {

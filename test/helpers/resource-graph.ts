@@ -73,6 +73,8 @@ export async function registeredGraph(run: GraphRun): Promise<GraphResource[]> {
     "k3s-platform",
     stack,
     false,
+    // The organization the file backend reports (StackReference names are <organization>/<project>/<stack>).
+    "organization",
   );
   const names = new WeakMap<pulumi.Resource, string>();
   const seen: Array<{ resource: pulumi.Resource; type: string; name: string; opts: pulumi.CustomResourceOptions; deps: Promise<string[]> }> = [];

@@ -381,6 +381,65 @@ describe("policy pack", () => {
     });
   });
 
+  describe("upgrade-path-allowed: the pack reads the upgrade rules table (components/upgrade/paths.ts) against the release the last up deployed (issue 24)", () => {
+    /**
+     * The K3sCluster as the engine hands it to a stack policy (its outputs): `config`, and
+     * `deployed.k3sVersion`, the last up's stack output read through the `<stack>-deployed`
+     * StackReference (components/cluster/component.ts; the engine test sees it for real).
+     */
+    const withDeployed = (graph: GraphResource[], k3sVersion: string | undefined, edit?: (c: ResolvedConfig) => void): GraphResource[] =>
+      graph.map((r) => {
+        if (r.type !== TYPES.cluster) return r;
+        const c = structuredClone(r.props.config as ResolvedConfig);
+        edit?.(c);
+        return { ...r, props: { ...r.props, config: c, deployed: { k3sVersion } } };
+      });
+    const to = (version: string) => (c: ResolvedConfig) => (c.k3s.version = version);
+    const run = async (graph: GraphResource[]) => runStackPolicy(byName("upgrade-path-allowed") as StackValidationPolicy, stackArgs(graph));
+    let prodGraph: GraphResource[];
+    before(async () => {
+      prodGraph = await collectGraph(sampleConfig("prod"), "prod");
+    });
+
+    it("the cluster registers the StackReference to its own stack, as its child", () => {
+      const ref = prodGraph.filter((r) => r.type === TYPES.stackReference);
+      assert.equal(ref.length, 1);
+      assert.equal(ref[0]!.name, "prod-deployed");
+      assert.equal(ref[0]!.parent, urnOf("prod", TYPES.cluster, "prod"));
+      assert.match(String(ref[0]!.props.name), /\/k3s-platform\/prod$/);
+    });
+
+    it("passes a new stack, an unchanged release, a patch and a one-minor step", async () => {
+      const current = sampleConfig("prod").k3s.version!;
+      assert.deepEqual(await run(withDeployed(prodGraph, undefined)), [], "a new stack has no outputs yet");
+      assert.deepEqual(await run(withDeployed(prodGraph, current)), []);
+      assert.deepEqual(await run(withDeployed(prodGraph, "v1.36.3+k3s1")), []);
+      assert.deepEqual(await run(withDeployed(prodGraph, "v1.37.0+k3s1")), []);
+      assert.deepEqual(await run(withDeployed(prodGraph, "channel:stable")), [], "a channel pins no release to compare");
+    });
+
+    it("refuses a downgrade, a skipped minor and the etcd 3.6 step without v1.33.7+k3s3 (etcd 3.5.26: k3s-io/k3s#13493), naming both releases", async () => {
+      const down = await run(withDeployed(prodGraph, "v1.37.1+k3s2"));
+      assert.equal(down.length, 1);
+      assert.match(down[0]!, /the last up deployed v1\.37\.1\+k3s2; .*is a downgrade/);
+      assert.match((await run(withDeployed(prodGraph, "v1.35.6+k3s1")))[0]!, /skips 1 minor version\(s\); upgrade to v1\.36 first/);
+      const etcd = await run(withDeployed(prodGraph, "v1.33.6+k3s1", to("v1.34.9+k3s1")));
+      assert.match(etcd[0]!, /upgrade to v1\.33\.7\+k3s3 \(or a later v1\.33 release\) first: etcd 3\.5\.26 is needed before etcd 3\.6/);
+      assert.deepEqual(await run(withDeployed(prodGraph, "v1.33.7+k3s3", to("v1.34.9+k3s1"))), []);
+      // The etcd rule is for embedded-etcd members only (paths.ts), as on the hosts.
+      const external = (c: ResolvedConfig) => {
+        c.k3s.version = "v1.34.9+k3s1";
+        c.k3s.datastore = { ...c.k3s.datastore, type: "external" } as ResolvedConfig["k3s"]["datastore"];
+      };
+      assert.deepEqual(await run(withDeployed(prodGraph, "v1.33.6+k3s1", external)), []);
+    });
+
+    it("fails the prod pack (mandatory) on a refused path, and nothing else does", async () => {
+      const violations = await evaluatePack(withDeployed(await collectGraph(sampleConfig("prod"), "prod"), "v1.35.6+k3s1"), "prod");
+      assert.deepEqual(violations.filter((v) => v.level === "mandatory").map((v) => v.policy), ["upgrade-path-allowed"]);
+    });
+  });
+
   describe("the whole pack on the sample stacks", () => {
     it("prod sample: zero mandatory violations under the prod policy config", async () => {
       const violations = await evaluatePack(await collectGraph(sampleConfig("prod"), "prod"), "prod");
@@ -431,4 +490,4 @@ describe("policy pack", () => {
   });
 });
 
-const stackPolicyNames = ["tenant-namespace-guardrails", "servers-restart-one-at-a-time", "agents-join-after-servers", "loadbalancer-needs-pool"];
+const stackPolicyNames = ["tenant-namespace-guardrails", "servers-restart-one-at-a-time", "agents-join-after-servers", "loadbalancer-needs-pool", "upgrade-path-allowed"];

@@ -61,6 +61,8 @@ export const MOCK_ANSWERS: Record<string, MockAnswer> = {
   "random:index/randomPassword:RandomPassword": { all: { result: MOCK_GENERATED.token } },
   "random:index/randomString:RandomString": { all: { result: MOCK_GENERATED.keyName } },
   "random:index/randomBytes:RandomBytes": { all: { base64: MOCK_GENERATED.bytes } },
+  // A stack with no outputs yet (a first preview): the cluster's StackReference to itself.
+  "pulumi:pulumi:StackReference": { all: { outputs: {}, secretOutputNames: [] } },
 };
 
 /** What the mocked providers answer: inputs echoed, plus the outputs our program reads (MOCK_ANSWERS). */

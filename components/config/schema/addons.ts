@@ -17,6 +17,8 @@ export const traefikSchema = z.strictObject({
   values: z.record(z.string().min(1), z.unknown()),
 });
 
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "sha256 must be 64 lowercase hex digits");
+
 /** A ServiceLB pool name: the value of the node label `svccontroller.k3s.cattle.io/lbpool`. */
 export const lbPoolName = z.string().min(1).refine(isLabelValue, { message: "pool name must be a label value (≤63 chars, alphanumeric, -_.)" });
 
@@ -25,8 +27,13 @@ export const serviceLbSchema = z.strictObject({
   pools: z.record(lbPoolName, z.array(z.string().min(1)).min(1, "a pool needs at least one node")),
 });
 
-/** kube-vip's image, pinned by tag (a digest may be added); bump deliberately. */
-export const KUBE_VIP_IMAGE = "ghcr.io/kube-vip/kube-vip:v0.8.9";
+/**
+ * kube-vip's image, pinned by tag (prod adds the digest: config/surfaces.ts); bump deliberately.
+ * v1.2.2: the newest release in kube-vip's own chart (kube-vip/helm-charts#109, 2026-08-05,
+ * "update to v1.2.2"); its manifest names the prefix length `vip_subnet` (renamed from `vip_cidr`
+ * in v0.9.0: kube-vip release notes, quoted in kubernetes-sigs/kubespray#12815).
+ */
+export const KUBE_VIP_IMAGE = "ghcr.io/kube-vip/kube-vip:v1.2.2";
 /** Linux interface names: at most 15 bytes (IFNAMSIZ-1), no slash, colon or whitespace. */
 export const interfaceName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}$/, "not a network interface name (≤15 chars: letters, digits, _ . @ -)");
 
@@ -105,6 +112,16 @@ export const k3sSchema = z.strictObject({
     .default("https://get.k3s.io"),
   /** sha256 of the install script at installScriptUrl, checked before it runs (required in prod unless air-gapped). */
   installScriptSha256: z.string().regex(/^[0-9a-f]{64}$/, "sha256 must be 64 lowercase hex digits").optional(),
+  /**
+   * Download mode: sha256 of the pinned release's k3s binary, as the release's
+   * `sha256sum-<arch>.txt` lists it (`k3s` for amd64, `k3s-arm64`, `k3s-armhf`, `k3s-s390x`): one
+   * digest when every host has the same architecture, or one per K3s architecture name. Checked
+   * on the host before anything is disrupted (components/k3s/binary-pin.ts). Air-gapped:
+   * `airgap.binarySha256`.
+   */
+  binarySha256: z
+    .union([sha256Hex, z.strictObject({ amd64: sha256Hex.optional(), arm64: sha256Hex.optional(), arm: sha256Hex.optional(), s390x: sha256Hex.optional() })])
+    .optional(),
   firewall: firewallSchema.prefault({}),
   /** Traefik Helm values (HelmChartConfig in the servers' manifests directory). */
   traefik: traefikSchema.optional(),

@@ -6,10 +6,14 @@ import { duration, imageRef, ipAddress } from "./primitives";
 
 // ---------------------------------------------------------------- CoreDNS
 
-/** NodeLocal DNSCache's image, pinned by tag; a prod stack may change it only to a digest of the same repository (surfaces.ts). */
-export const NODE_CACHE_IMAGE = "registry.k8s.io/dns/k8s-dns-node-cache:1.26.0";
-/** cluster-proportional-autoscaler's image, pinned by tag (same rule). */
-export const AUTOSCALER_IMAGE = "registry.k8s.io/cpa/cluster-proportional-autoscaler:v1.9.0";
+/**
+ * NodeLocal DNSCache's image, pinned by tag; prod pins its digest (surfaces.ts). 1.26.8: the tag
+ * of the upstream nodelocaldns manifest (kubernetes/kubernetes cluster/addons/dns/nodelocaldns,
+ * as 2026 projects following it quote it); the flags rendered (dns/render.ts) are that manifest's.
+ */
+export const NODE_CACHE_IMAGE = "registry.k8s.io/dns/k8s-dns-node-cache:1.26.8";
+/** cluster-proportional-autoscaler's image, pinned by tag (same rule). v1.10.3: the current release of kubernetes-sigs/cluster-proportional-autoscaler as 2026 manifests quote it. */
+export const AUTOSCALER_IMAGE = "registry.k8s.io/cpa/cluster-proportional-autoscaler:v1.10.3";
 
 export const dnsServer = z
   .string()

@@ -6,6 +6,7 @@ import { HookConfig, hookSchema } from "./hooks";
 import { nodeSchema, poolName, poolSchema, sshSchema } from "./nodes";
 import { tenantSchema } from "./tenants";
 import { upgradeSchema } from "./upgrade";
+import { registryHost } from "./k3s";
 import { FLANNEL_BACKENDS } from "./network";
 import { singleLine } from "../single-line";
 
@@ -55,6 +56,18 @@ export const stackSchema = z.strictObject({
   upgrade: upgradeSchema.prefault({}),
   /** The user's commands at named points of a node's life (docs/hooks.md); refused in prod without an exception. */
   hooks: z.array(hookSchema).optional(),
+  /**
+   * The container images k3s-platform deploys (kube-vip, NodeLocal DNSCache, the DNS autoscaler):
+   * `registries` lists the registries they may come from (`host[:port]`, as in the image
+   * reference; a mirror of your own). Unset: the registries of the pinned defaults
+   * (`ghcr.io`, `registry.k8s.io`). Prod refuses an image from another registry or without a
+   * `@sha256:` digest (config/surfaces.ts imageFindings).
+   */
+  images: z
+    .strictObject({
+      registries: z.array(registryHost).min(1).optional(),
+    })
+    .prefault({}),
 });
 
 export type StackInput = z.input<typeof stackSchema>;

@@ -38,7 +38,18 @@ describe("the K3s release table (components/config/releases.ts)", () => {
     assert.equal(firstReleaseWithEtcd(32, "3.5.26"), "v1.32.11+k3s3");
     assert.equal(embeddedEtcd("v1.33.7+k3s1"), "3.5.25");
     assert.equal(embeddedEtcd("v1.32.11+k3s1"), "3.5.25");
-    assert.deepEqual(REQUIRED_PATCHES.map((r) => [r.fromMinor, r.minimum, r.etcdAtLeast]), [[33, "v1.33.7+k3s3", "3.5.26"]]);
+    assert.deepEqual(REQUIRED_PATCHES.map((r) => [r.fromMinor, r.minimum, r.etcdAtLeast]), [[33, "v1.33.7+k3s3", "3.5.26"], [36, "v1.36.2+k3s1", "3.6.11"]]);
+  });
+
+  it("etcd 3.6 → 3.7 (v1.36 → v1.37): members on 3.6.11+ first (etcd.io/docs/v3.7/upgrades/upgrade_3_7); v1.36.2+k3s1 is the first v1.36 release with it (etcd 3.6.12; v1.36.1 has 3.6.7)", () => {
+    assert.equal(RELEASE_LINES.find((l) => l.minor === 36)!.etcdMinor, "3.6");
+    assert.equal(RELEASE_LINES.find((l) => l.minor === 37)!.etcdMinor, "3.7");
+    assert.equal(embeddedEtcd("v1.36.1+k3s1"), "3.6.7");
+    assert.equal(embeddedEtcd("v1.36.2+k3s1"), "3.6.12");
+    assert.equal(firstReleaseWithEtcd(36, "3.6.11"), "v1.36.2+k3s1");
+    // Every line boundary where the etcd minor changes has a required-patch rule (and no other does).
+    const steps = RELEASE_LINES.filter((l) => { const next = RELEASE_LINES.find((n) => n.minor === l.minor + 1); return next && next.etcdMinor !== l.etcdMinor; }).map((l) => l.minor);
+    assert.deepEqual(REQUIRED_PATCHES.map((r) => r.fromMinor), steps);
   });
 
   it("supported: the newest three lines (v1.35, v1.36, v1.37); the newest known release is v1.37.1+k3s1 of 2026-09-30", () => {

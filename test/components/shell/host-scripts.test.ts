@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ResolvedConfig, StackInput } from "../../../components/config/schema";
-import { loadStackConfig } from "../../../components/stack/load";
+import { loadStackConfig, parseStackConfig } from "../../../components/stack/load";
 import { renderReencryptScript, renderRestartScript, renderVerifyScript, rotationPhases } from "../../../components/encryption/render";
 import { K3S_IMAGES_DIR, renderInstallScript } from "../../../components/k3s/install";
 import { PATHS } from "../../../components/k3s/paths";
@@ -494,6 +494,20 @@ describe("host scripts", () => {
       refuse((r) => (r.k3s!.installScriptUrl = "file:///tmp/install.sh"), /installScriptUrl/);
       refuse((r) => (r.k3s!.airgap = { enabled: true, binaryPath: "/opt/k3s/bin/k3s-v1.31" }), /binaryPath: the binary must be named k3s/);
     });
+    it("k3s.binarySha256 (issue 24): download mode with a pinned release only; one digest or one per architecture", () => {
+      const pinned = (edit: (k3s: Record<string, unknown>) => void) => parseStackConfig(variant("dev", (r) => edit(r.k3s as Record<string, unknown>)));
+      assert.ok(pinned((k) => (k.binarySha256 = "a".repeat(64))).ok);
+      assert.ok(pinned((k) => (k.binarySha256 = { amd64: "a".repeat(64), arm64: "b".repeat(64) })).ok);
+      const bad = (edit: (k3s: Record<string, unknown>) => void, message: RegExp) => {
+        const r = pinned(edit);
+        assert.ok(!r.ok && r.issues.some((i) => i.path.startsWith("k3s-platform:k3s.binarySha256") && message.test(i.message)), JSON.stringify(r));
+      };
+      bad((k) => (k.binarySha256 = "A".repeat(64)), /64 lowercase hex/);
+      bad((k) => (k.binarySha256 = { riscv64: "a".repeat(64) }), /./);
+      bad((k) => Object.assign(k, { binarySha256: "a".repeat(64), airgap: { enabled: true } }), /k3s\.airgap\.binarySha256/);
+      bad((k) => Object.assign(k, { binarySha256: "a".repeat(64), version: undefined, channel: "stable" }), /pin k3s\.version/);
+    });
+
     it("requires installScriptSha256 in prod unless air-gapped", () => {
       assert.throws(() => loadStackConfig(variant("prod", (r) => (r.k3s!.airgap = { enabled: false }))), /k3s\.installScriptSha256: .*prod/);
       loadStackConfig(variant("prod", (r) => Object.assign(r.k3s!, { airgap: { enabled: false }, installScriptSha256: "a".repeat(64) })));

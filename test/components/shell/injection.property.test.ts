@@ -41,6 +41,8 @@ const FIELDS: Record<string, Setter> = {
   "k3s.airgap.imagesDir": (r, v) => (r.k3s!.airgap = { enabled: true, imagesDir: v }),
   "k3s.installScriptUrl": (r, v) => (r.k3s!.installScriptUrl = v),
   "k3s.installScriptSha256": (r, v) => (r.k3s!.installScriptSha256 = v),
+  "k3s.binarySha256": (r, v) => (r.k3s!.binarySha256 = v),
+  "k3s.binarySha256.arm64": (r, v) => (r.k3s!.binarySha256 = { arm64: v }),
   "k3s.proxy.httpProxy": (r, v) => (r.k3s!.proxy = { httpProxy: v }),
   "k3s.proxy.noProxy[0]": (r, v) => (r.k3s!.proxy = { httpProxy: "http://proxy.example.com:3128", noProxy: [v] }),
   "k3s.proxy.containerdNoProxy[0]": (r, v) => (r.k3s!.proxy = { containerdHttpProxy: "http://proxy.example.com:3128", containerdNoProxy: [v] }),

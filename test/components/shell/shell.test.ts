@@ -21,8 +21,8 @@ function scriptVariants(): Array<[string, ResolvedConfig]> {
       Object.assign(r.k3s!, { version: undefined, channel: "stable", selinux: true, firewall: { mode: "disable" } });
       r.nodes[1]!.raspberryPi = true;
     }],
-    ["dev: Kubernetes 1.35 (cgroup v2 required), install script digest", (r) => {
-      Object.assign(r.k3s!, { version: "v1.35.1+k3s1", installScriptSha256: "0".repeat(64) });
+    ["dev: Kubernetes 1.35 (cgroup v2 required), install script and binary digests", (r) => {
+      Object.assign(r.k3s!, { version: "v1.35.1+k3s1", installScriptSha256: "0".repeat(64), binarySha256: { amd64: "1".repeat(64), arm64: "2".repeat(64) } });
     }],
     ["dev: air-gap with selinux, wireguard, firewall ignored", (r) => {
       Object.assign(r.k3s!, { airgap: { enabled: true }, selinux: true, flannelBackend: "wireguard-native", firewall: { mode: "ignore" } });
@@ -464,6 +464,53 @@ describe("generated shell", () => {
         assert.equal(ok.status, 0, ok.out);
         assert.deepEqual(snapshot(h.root), staged, "read-only");
         assert.notDeepEqual(before, staged);
+      });
+
+      it("download mode, k3s.binarySha256 (issue 24): checked against the release's sha256sum-<arch>.txt before the snapshot and cordon, and on the installed binary before the restart", () => {
+        // The stand-in install script writes this binary for the release (install-standin.sh).
+        const standinBinary = (release: string) => `#!/bin/sh\necho "k3s version ${release} (stand-in)"\n`;
+        const sha = (text: string) => spawnSync("sha256sum", { input: text, encoding: "utf8" }).stdout.split(" ")[0]!;
+        const real = sha(standinBinary("v1.37.1+k3s1"));
+        /** A host whose curl serves the install script, and `listed` as the k3s line of the release's checksum file (install.sh download_hash). */
+        const host = (label: string, pin: string, listed: string) => {
+          const config = upgraded("staging", (k3s) => { k3s.binarySha256 = pin; });
+          // An agent: its cordon and drain run in its batch's steps on the first server, not in its apply.
+          const h = standinHost(config, config.nodes.findIndex((n) => n.role === "agent"), label, "v1.37.0+k3s1");
+          const urls = join(h.root, "..", `${label}-urls.log`);
+          writeFileSync(
+            join(h.root, "..", `${label}-bin`, "curl"),
+            `#!/bin/sh\nout=""; url=""\nwhile [ "$#" -gt 0 ]; do case "$1" in -o) out="$2"; shift ;; http*) url="$1" ;; esac; shift; done\necho "$url" >>${urls}\ncase "$url" in */sha256sum-amd64.txt) printf '%s  k3s\\n%s  k3s-airgap-images-amd64.tar.zst\\n' ${listed} ${"e".repeat(64)} >"$out" ;; *) cp "${INSTALL_STANDIN}" "$out" ;; esac\n`,
+            { mode: 0o755 },
+          );
+          return { h, config, urls: () => h.read(urls) };
+        };
+        if (spawnSync("uname", ["-m"], { encoding: "utf8" }).stdout.trim() !== "x86_64") return; // the stubbed checksum file is amd64's
+
+        const ok = host("binpin-ok", real, real);
+        const res = ok.h.apply();
+        assert.equal(res.status, 0, res.out);
+        assert.match(ok.urls(), /^https:\/\/github\.com\/k3s-io\/k3s\/releases\/download\/v1\.37\.1\+k3s1\/sha256sum-amd64\.txt$/m);
+        assert.match(ok.h.read(ok.h.logs.installs), /^install version=v1\.37\.1\+k3s1/m);
+
+        // The release's checksum file lists another binary than the pin: refused before anything is disrupted.
+        const wrong = host("binpin-wrong", "0".repeat(64), real);
+        const refused = wrong.h.apply();
+        assert.notEqual(refused.status, 0, refused.out);
+        assert.ok(refused.out.includes(`preflight on host ${wrong.config.nodes.find((n) => n.role === "agent")!.host}: ${"https://github.com/k3s-io/k3s/releases/download/v1.37.1+k3s1/sha256sum-amd64.txt"} lists sha256 '${real}' for k3s, not ${"0".repeat(64)} (k3s.binarySha256)`), refused.out);
+        assert.doesNotMatch(wrong.h.read(wrong.h.logs.stub), /etcd-snapshot|cordon|drain|systemctl stop/);
+        assert.equal(wrong.h.read(wrong.h.logs.installs), "");
+        // The agent's own preflight step (before its batch's drain on the first server) refuses it too.
+        const early = run("bash", [join(wrong.h.staging, "preflight.sh")], { K3S_PLATFORM_ROOT: wrong.h.root, PATH: `${join(wrong.h.root, "..", "binpin-wrong-bin")}:${STUBS}:${process.env.PATH}` });
+        assert.notEqual(early.status, 0, early.out);
+        assert.match(early.out, /lists sha256 '[0-9a-f]{64}' for k3s, not 0{64} \(k3s\.binarySha256\)/);
+
+        // The checksum file agrees with the pin, but the binary put in place does not: K3s is not restarted.
+        const other = "f".repeat(64);
+        const swapped = host("binpin-swapped", other, other);
+        const stopped = swapped.h.apply();
+        assert.notEqual(stopped.status, 0, stopped.out);
+        assert.match(stopped.out, /step install: \/usr\/local\/bin\/k3s has sha256 [0-9a-f]{64}, not f{64} \(k3s\.binarySha256\); K3s was not restarted/);
+        assert.doesNotMatch(swapped.h.read(swapped.h.logs.stub), /systemctl (stop|start)/);
       });
 
       it("download mode: a wrong install script digest stops the upgrade before its snapshot and cordon", () => {

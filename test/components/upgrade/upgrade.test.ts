@@ -48,15 +48,20 @@ describe("upgrades (components/upgrade)", () => {
       assert.equal(upgradeProblem("v1.33.7+k3s3", "v1.34.2+k3s1", true), undefined);
       assert.equal(upgradeProblem("v1.33.6+k3s1", "v1.33.7+k3s3", true), undefined);
       assert.equal(upgradeProblem("v1.32.11+k3s1", "v1.33.7+k3s3", true), undefined, "v1.32 → v1.33 stays on etcd 3.5");
+      // etcd 3.6 → 3.7 (etcd.io/docs/v3.7/upgrades/upgrade_3_7: 3.6 members on 3.6.11+ first).
+      assert.match(upgradeProblem("v1.36.1+k3s1", "v1.37.1+k3s1", true)!, /upgrade to v1\.36\.2\+k3s1 \(or a later v1\.36 release\) first: etcd 3\.6\.11 is needed before etcd 3\.7/);
+      assert.equal(upgradeProblem("v1.36.2+k3s1", "v1.37.1+k3s1", true), undefined);
+      assert.equal(upgradeProblem("v1.36.1+k3s1", "v1.37.1+k3s1", false), undefined, "not an embedded-etcd member");
+      assert.equal(upgradeProblem("v1.35.6+k3s1", "v1.36.1+k3s1", true), undefined, "v1.35 → v1.36 stays on etcd 3.6");
     });
 
     it("the host's shell rules (check_transition) agree with the TypeScript rules on random versions", () => {
       const version = fc.tuple(fc.integer({ min: 28, max: 40 }), fc.integer({ min: 0, max: 20 }), fc.integer({ min: 1, max: 3 })).map(([m, p, r]) => `v1.${m}.${p}+k3s${r}`);
-      // Around the etcd 3.5 → 3.6 step (v1.33 → v1.34) densely, so the required-patch rule is tried both ways.
-      const nearEtcd = fc.tuple(fc.integer({ min: 32, max: 35 }), fc.integer({ min: 0, max: 9 }), fc.integer({ min: 1, max: 3 })).map(([m, p, r]) => `v1.${m}.${p}+k3s${r}`);
+      // Around the etcd steps (v1.33 → v1.34: 3.5 → 3.6; v1.36 → v1.37: 3.6 → 3.7) densely, so each required-patch rule is tried both ways.
+      const nearEtcd = fc.oneof(fc.integer({ min: 32, max: 35 }), fc.integer({ min: 35, max: 38 })).chain((m) => fc.tuple(fc.constant(m), fc.integer({ min: 0, max: 9 }), fc.integer({ min: 1, max: 3 }))).map(([m, p, r]) => `v1.${m}.${p}+k3s${r}`);
       const pairs = [
         ...fc.sample(fc.tuple(version, version, fc.boolean()), { numRuns: 80, seed: 1313 }),
-        ...fc.sample(fc.tuple(nearEtcd, nearEtcd, fc.boolean()), { numRuns: 120, seed: 1314 }),
+        ...fc.sample(fc.tuple(nearEtcd, nearEtcd, fc.boolean()), { numRuns: 240, seed: 1314 }),
       ];
       const script = `${VERSION_RULES.text}\nwhile read -r from to etcd; do if check_transition n "$from" "$to" "$etcd" 2>/dev/null; then echo ok; else echo refused; fi; done\n`;
       const r = run("bash", ["-c", script], {}, pairs.map(([a, b, etcd]) => `${a} ${b} ${etcd ? "etcd" : "-"}`).join("\n") + "\n");
@@ -64,7 +69,12 @@ describe("upgrades (components/upgrade)", () => {
       const shell = r.stdout.trim().split("\n");
       assert.equal(shell.length, pairs.length);
       pairs.forEach(([from, to, etcd], i) => assert.equal(shell[i], upgradeProblem(from, to, etcd) ? "refused" : "ok", `${from} → ${to} etcd=${etcd}`));
-      assert.ok(pairs.some(([from, to, etcd], i) => etcd && shell[i] === "refused" && !upgradeProblem(from, to, false)), "the required-patch rule refused some pair");
+      for (const minor of [33, 36]) {
+        assert.ok(
+          pairs.some(([from, to, etcd], i) => etcd && from.startsWith(`v1.${minor}.`) && shell[i] === "refused" && !upgradeProblem(from, to, false)),
+          `the v1.${minor} required-patch rule refused some pair`,
+        );
+      }
       assert.ok(shell.includes("ok") && shell.includes("refused"), "both outcomes were tried");
     });
 
@@ -222,6 +232,17 @@ describe("upgrades (components/upgrade)", () => {
         r.warnings.map((w) => w.message).join("\n"),
       );
       const fixed = parseStackConfig(variant("dev", (raw) => (raw.k3s!.version = "v1.33.7+k3s3")));
+      assert.ok(fixed.ok && !fixed.warnings.some((w) => /will be refused/.test(w.message)));
+    });
+
+    it("likewise a pinned v1.36 release below v1.36.2+k3s1 cannot move to v1.37 (etcd 3.6.11 before 3.7, etcd.io upgrade_3_7)", () => {
+      const r = parseStackConfig(variant("dev", (raw) => (raw.k3s!.version = "v1.36.1+k3s1")));
+      assert.ok(r.ok);
+      assert.ok(
+        r.warnings.some((w) => w.path === "k3s-platform:k3s.version" && /the upgrade to v1\.37 will be refused from v1\.36\.1\+k3s1 \(embedded etcd\): v1\.36\.1 → v1\.36\.2\+k3s1 first: etcd 3\.6\.11 is needed before etcd 3\.7/.test(w.message)),
+        r.warnings.map((w) => w.message).join("\n"),
+      );
+      const fixed = parseStackConfig(variant("dev", (raw) => (raw.k3s!.version = "v1.36.2+k3s1")));
       assert.ok(fixed.ok && !fixed.warnings.some((w) => /will be refused/.test(w.message)));
     });
   });

@@ -27,6 +27,10 @@ check_required_patches() {
     echo "upgrade[$node]: refusing $from → $to on $node: upgrade to" v1.33.7+k3s3 "(or a later" v1.33 "release) first:" 'etcd 3.5.26 is needed before etcd 3.6 (removed etcd members come back as "zombie members" otherwise)' >&2
     return 1
   fi
+  if [ "$etcd" = etcd ] && [ "$fmin" -eq 36 ] && [ "$tmin" -gt 36 ] && version_lt "$from" v1.36.2+k3s1; then
+    echo "upgrade[$node]: refusing $from → $to on $node: upgrade to" v1.36.2+k3s1 "(or a later" v1.36 "release) first:" 'etcd 3.6.11 is needed before etcd 3.7 (earlier 3.6 patch releases may not be compatible with a rolling upgrade to 3.7)' >&2
+    return 1
+  fi
   return 0
 }
 # check_transition NODE FROM TO [etcd]: refuses a downgrade, a skipped minor (Kubernetes version
