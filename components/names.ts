@@ -13,6 +13,7 @@ export const TYPES = {
   coreDnsTuning: "k3s-platform:index:CoreDnsTuning",
   tenantNamespaces: "k3s-platform:index:TenantNamespaces",
   containerRuntimes: "k3s-platform:index:ContainerRuntimes",
+  destroyGuard: "k3s-platform:index:DestroyGuard",
   command: "command:remote:Command",
   copy: "command:remote:CopyToRemote",
   namespace: "kubernetes:core/v1:Namespace",
@@ -84,6 +85,10 @@ export const CLUSTER_CHILDREN = {
   oneShotBaseline: "one-shot-baseline",
   /** Issue 24: a StackReference to this stack itself, whose outputs are the last `up`'s (k3sVersion): the pack's upgrade-path check reads it. */
   deployed: "deployed",
+  /** Issue 23: `uninstallOnDestroy`'s first step on destroy (marks the nodes), on the first server. */
+  destroyBegin: "destroy-begin",
+  /** Issue 23: the protected component that makes `pulumi destroy` refuse (program.ts). */
+  destroyGuard: "destroy-guard",
 } as const;
 export type ClusterChild = keyof typeof CLUSTER_CHILDREN;
 
@@ -108,6 +113,8 @@ export const NODE_LIFECYCLE_CHILDREN = {
   certificateCheck: "certificate-check",
   /** `nodes[].rebuild`: deletes the old Node on a surviving server before the node's steps re-run. */
   forget: "rebuild-forget",
+  /** `uninstallOnDestroy`: the node's uninstall, run by `pulumi destroy` (destroy/render.ts). */
+  destroyUninstall: "destroy-uninstall",
 } as const;
 export type NodeLifecycleChild = keyof typeof NODE_LIFECYCLE_CHILDREN;
 

@@ -1,12 +1,33 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { K3sCluster } from "./cluster/component";
+import { childName, CLUSTER_CHILDREN, TYPES } from "./names";
 import { ProgramConfig } from "./stack/pulumi-config";
 import { CoreDnsTuning } from "./dns/component";
 import { renderDns } from "./dns/render";
 import { ContainerRuntimes } from "./runtimes/component";
 import { renderRuntimeClasses } from "./runtimes/render";
 import { TenantNamespaces } from "./tenants/component";
+
+/** Whether the stack is protected from `pulumi destroy` (k3s-platform:protect; default: prod). */
+export function protectsStack(config: ProgramConfig["config"]): boolean {
+  return config.protect ?? config.environment === "prod";
+}
+
+/**
+ * A protected component that depends on every resource of the stack (a component in dependsOn
+ * stands for all its custom children: @pulumi/pulumi runtime/dependsOn.ts). `pulumi destroy`
+ * deletes it first (dependents go before their dependencies) and fails there, "cannot be deleted
+ * because it is protected", and the engine skips everything it depends on (deployment_executor.go:
+ * the transitive dependencies of an errored delete), so nothing is deleted, preview included.
+ * Setting `protect: false` and running `up` records protect off; then destroy proceeds. Only this
+ * one resource is protected: protecting the others would also refuse the replacements and deletes
+ * day-2 operations make in an ordinary `up`.
+ */
+function destroyGuard(stack: string, cluster: K3sCluster, inCluster: pulumi.Resource[], protect: boolean, opts: pulumi.ComponentResourceOptions): void {
+  const everything = cluster.nodes.then(() => [cluster, ...inCluster]);
+  new pulumi.ComponentResource(TYPES.destroyGuard, childName(stack, CLUSTER_CHILDREN.destroyGuard), {}, { ...opts, protect, dependsOn: everything });
+}
 
 /**
  * The whole stack: the cluster over SSH, then the in-cluster layer through a provider built from
@@ -17,6 +38,7 @@ export function buildProgram(program: ProgramConfig, stack: string, opts: pulumi
   // ProgramConfig carries the cluster's arguments under the same names, secrets still secret.
   const cluster = new K3sCluster(stack, { ...program }, opts);
 
+  const inCluster: pulumi.Resource[] = [];
   if (config.tenants.length > 0 || renderDns(config).length > 0 || renderRuntimeClasses(config).length > 0) {
     const provider = new k8s.Provider(
       `${stack}-k8s`,
@@ -24,10 +46,16 @@ export function buildProgram(program: ProgramConfig, stack: string, opts: pulumi
       { kubeconfig: pulumi.secret(cluster.kubeconfig), enableServerSideApply: true },
       { ...opts, dependsOn: cluster.ready },
     );
-    new TenantNamespaces(`${stack}-tenants`, { config, provider }, opts);
-    new CoreDnsTuning(`${stack}-dns`, { config, provider }, opts);
-    new ContainerRuntimes(`${stack}-runtimes`, { config, provider }, opts);
+    inCluster.push(
+      provider,
+      new TenantNamespaces(`${stack}-tenants`, { config, provider }, opts),
+      new CoreDnsTuning(`${stack}-dns`, { config, provider }, opts),
+      new ContainerRuntimes(`${stack}-runtimes`, { config, provider }, opts),
+    );
   }
+  // Declared whenever protection was ever on (prod, or set): `protect: false` must reach the engine
+  // in an `up` before the guard may go (Pulumi deletes no protected resource, its own guard included).
+  if (config.protect !== undefined || config.environment === "prod") destroyGuard(stack, cluster, inCluster, protectsStack(config), opts);
 
   return {
     environment: config.environment,

@@ -7,7 +7,17 @@ import type {
   StackValidationArgs,
   StackValidationPolicy,
 } from "@pulumi/policy";
-import { asList, clusterNetworkFindings, coversSecrets, decommissionChecks, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "../components/config/rules";
+import {
+  asList,
+  clusterNetworkFindings,
+  coversSecrets,
+  decommissionChecks,
+  nodeAddressesInClusterNetworks,
+  nodeFamilyFindings,
+  prodServerCountFindings,
+  restrictedNodeLabels,
+  serverCounts,
+} from "../components/config/rules";
 import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/config/flags";
 import { cniFindings, dnsReachabilityFindings, podCidrAllocationFindings } from "../components/config/network-rules";
@@ -70,9 +80,6 @@ function prodPolicy(name: string, description: string, check: ClusterCheck, conf
   }, configSchema);
 }
 
-/** Servers the cluster keeps: entries armed for removal (`decommission: true`) are leaving. */
-const servers = (c: ResolvedConfig) => c.nodes.filter((n) => n.role === "server" && n.decommission !== true);
-
 
 interface K8sMeta {
   name?: string;
@@ -118,12 +125,10 @@ const SECRET_PATTERNS: Array<[RegExp, string]> = [
 
 const prodServerQuorum = prodPolicy(
   "prod-server-quorum",
-  "Prod runs at least `minServers` servers, an odd number, so embedded etcd keeps quorum through a failure.",
+  "Prod runs at least `minServers` servers after every up, an odd number, so embedded etcd keeps quorum through a failure (armed servers count: they run until their entry is deleted).",
   (config, args, report) => {
     const { minServers } = args.getConfig<{ minServers: number }>();
-    const n = servers(config).length;
-    if (n < minServers) report(`prod has ${n} server(s); at least ${minServers} are required`);
-    if (n % 2 === 0) report(`prod has ${n} servers; use an odd number so etcd keeps quorum`);
+    for (const message of prodServerCountFindings(config, minServers)) report(message);
   },
   { properties: { minServers: { type: "integer", minimum: 1, default: 3 } } },
 );
@@ -171,14 +176,14 @@ const oddServerCount = clusterPolicy(
   "With more than one server, an even count adds no fault tolerance to etcd.",
   "advisory",
   (config, _args, report) => {
-    const n = servers(config).length;
+    const n = serverCounts(config).standing;
     if (config.k3s.datastore.type === "etcd" && n > 1 && n % 2 === 0) report(`${n} servers: etcd tolerates no more failures than with ${n - 1}`);
   },
 );
 
 const decommissionQuorum = clusterPolicy(
   "decommission-keeps-quorum",
-  "Node removal keeps etcd quorum: never the last server, at most floor((n-1)/2) of n servers decommissioned at once, an odd number left in prod.",
+  "Node removal keeps etcd quorum: never the last server, at most floor((n-1)/2) of n servers decommissioned at once (prod-server-quorum judges the count left when their entries are deleted).",
   "mandatory",
   (config, _args, report) => {
     const issues: string[] = [];

@@ -102,6 +102,21 @@ export function lifecycleLines(steps: PreviewStep[], stack: string, roles?: Node
   if (phases.length && creating) armedAtCreation.push("encryption key rotation");
   else if (phases.length) lines.push(`rotate encryption keys (${phases.join(", ")}): after each phase ${plural(servers, "server")} restart one at a time`);
   if (armedAtCreation.length) lines.push(`new cluster: ${armedAtCreation.join(", ")} recorded as done, nothing runs (nothing to rotate yet); a later value runs it`);
+
+  // ---- destroy (docs/destroy.md): uninstallOnDestroy and protect
+  const begin = named.find((s) => s.type === TYPES.command && s.name === childName(stack, CLUSTER_CHILDREN.destroyBegin));
+  const uninstalls = lifecycle.filter((s) => s.of!.child === "destroyUninstall" && s.op === "create").length;
+  if (begin?.op === "create") {
+    lines.push(`arm uninstall on destroy: pulumi destroy will uninstall K3s${uninstalls ? ` from ${plural(uninstalls, "node")}` : ""}, agents first, servers last, one at a time; nothing changes on a host now`);
+  } else if (begin?.op === "delete") {
+    lines.push("uninstall on destroy turned off: its steps are dropped and uninstall nothing (they run only on nodes destroy-begin marked)");
+  }
+  const guard = named.find((s) => s.type === TYPES.destroyGuard);
+  if (guard && guard.step.oldState?.protect === true && guard.step.newState?.protect === false) {
+    lines.push("⚠️ protect: false: after this up, pulumi destroy deletes the stack (docs/destroy.md)");
+  } else if (guard && guard.step.newState?.protect === true && guard.step.oldState?.protect !== true) {
+    lines.push("protected: pulumi destroy deletes nothing until an up with protect: false (docs/destroy.md)");
+  }
   return lines;
 }
 

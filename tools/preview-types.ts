@@ -9,6 +9,8 @@ export interface PreviewState {
   type?: string;
   inputs?: Record<string, unknown>;
   parent?: string;
+  /** The resource option (apitype ResourceV3 `protect`). */
+  protect?: boolean;
 }
 
 export interface PreviewStep {

@@ -190,9 +190,11 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     agentChunk: AGENT_BATCH,
   });
   const nodes = steps.declared.then(() => declared);
-  // Kubernetes objects wait for every node's join (its apply, the agent batches) and the labels.
+  // Kubernetes objects wait for every node's join (its apply, the agent batches) and the labels;
+  // and for destroy-begin (uninstallOnDestroy), so a destroy deletes them while the API answers.
   const labels = steps.get(CLUSTER_CHILDREN.nodeLabels);
-  const ready = steps.all(joinedRefs(config, plan)).then((all) => [...all, ...(labels ? [labels] : [])]);
+  const begin = steps.get(CLUSTER_CHILDREN.destroyBegin);
+  const ready = steps.all(joinedRefs(config, plan)).then((all) => [...all, ...(labels ? [labels] : []), ...(begin ? [begin] : [])]);
 
   const verify = steps.get(ENCRYPTION_VERIFY) as command.remote.Command | undefined;
   const encryptionStatus = encryption && verify ? encryption.complete(verify) : undefined;

@@ -217,28 +217,94 @@ export function restrictedNodeLabels(nodes: readonly Pick<NodeConfig, "name" | "
   );
 }
 
+// ---------------------------------------------------------------- servers and quorum
+
 /**
- * Refusals for `decommission` (before any host is touched): the last server, more servers at once
- * than etcd can lose (floor((n-1)/2) of n: a member stopped before K3s removed it still counts
- * towards quorum), and an even number of servers left in prod.
+ * Server quorum, judged on the whole change an `up` makes (docs/removing-and-replacing-nodes.md).
+ * An armed entry (`decommission: true`) changes nothing on its host: K3s keeps running there, as
+ * an etcd member, until the entry is deleted, and then the engine removes it after every create
+ * and update of that `up` (deletes run last), so a server added in the same change has joined
+ * before the old one leaves. Hence two counts:
+ *  - standing after this `up`: every server entry, armed ones included (what prod must keep odd);
+ *  - left once the armed ones' entries are deleted: the entries not armed.
+ * A prod replacement is therefore two `up`s with three servers standing after each: arm the old
+ * server alone, then add the new one and delete the old entry in one change. Adding first would
+ * leave four standing; deleting without adding, two. Pure; validation (config/validate.ts) and the
+ * policy pack (policies/policies.ts) both call these, each wording only its own prefix.
  */
-export function decommissionChecks(config: StackConfig, report: (path: ReadonlyArray<string | number>, message: string) => void): void {
-  const servers = config.nodes.map((n, i) => ({ n, i })).filter(({ n }) => n.role === "server");
-  const leaving = servers.filter(({ n }) => n.decommission === true);
-  if (leaving.length === 0) return;
-  const staying = servers.length - leaving.length;
-  const tolerated = Math.floor((servers.length - 1) / 2);
-  for (const { n, i } of leaving) {
-    const path = ["nodes", i, "decommission"];
+export interface ServerCounts {
+  /** Server entries, armed ones included: the servers running after this `up`. */
+  standing: number;
+  /** Servers armed for removal (`decommission: true`), with their entry index. */
+  armed: Array<{ node: Pick<NodeConfig, "name">; index: number }>;
+  /** Servers left once the armed entries are deleted. */
+  staying: number;
+}
+
+export function serverCounts(config: Pick<StackConfig, "nodes">): ServerCounts {
+  const servers = config.nodes.map((node, index) => ({ node, index })).filter(({ node }) => node.role === "server");
+  const armed = servers.filter(({ node }) => node.decommission === true);
+  return { standing: servers.length, armed, staying: servers.length - armed.length };
+}
+
+/** How a prod change reaches an odd number of servers, for a message that would otherwise stop at "no". */
+const REPLACE_PATH =
+  "to replace a server, arm the old one alone (decommission: true, pulumi up: three keep running), then add the new server and delete the old entry in one change (the new server joins before the old one is removed)";
+
+/**
+ * Prod's server count after this `up` (the pack's `prod-server-quorum`): at least `minServers`,
+ * an odd number. Each message names the armed servers it counted and the path that passes.
+ */
+export function prodServerCountFindings(config: Pick<StackConfig, "nodes">, minServers: number): string[] {
+  const { standing, armed } = serverCounts(config);
+  const still = armed.length ? ` (counting ${armed.map((a) => a.node.name).join(", ")}: armed, ${armed.length === 1 ? "it keeps" : "they keep"} running until ${armed.length === 1 ? "its entry is" : "their entries are"} deleted)` : "";
+  const out: string[] = [];
+  if (standing < minServers) {
+    out.push(`prod has ${standing} server(s) after this up${still}; at least ${minServers} are required: if a server's entry was deleted, add its replacement in this same change (${REPLACE_PATH})`);
+  }
+  if (standing % 2 === 0) {
+    out.push(
+      `prod has ${standing} servers after this up${still}; use an odd number so etcd keeps quorum: ${armed.length ? "add a replacement in the change that deletes the armed entry, not while the armed server still runs" : REPLACE_PATH}`,
+    );
+  }
+  return out;
+}
+
+/**
+ * Refusals and advice for `decommission` (before any host is touched): the last server; more
+ * servers armed at once than etcd can lose (floor((n-1)/2) of n: a member stopped before K3s
+ * removed it still counts towards quorum; the teardowns then run one server at a time). In prod,
+ * an armed server whose removal alone would leave an even number is advice, not a refusal:
+ * arming stops nothing, and deleting the entry is judged then (prodServerCountFindings), so the
+ * advice names the change that passes. `advise` receives it (validation warns; the pack, whose
+ * levels are refusals, does not take advice).
+ */
+export function decommissionChecks(
+  config: StackConfig,
+  report: (path: ReadonlyArray<string | number>, message: string) => void,
+  advise: (path: ReadonlyArray<string | number>, message: string) => void = () => {},
+): void {
+  const { standing, armed, staying } = serverCounts(config);
+  if (armed.length === 0) return;
+  const tolerated = Math.floor((standing - 1) / 2);
+  for (const { node, index } of armed) {
+    const path = ["nodes", index, "decommission"];
     if (staying === 0) {
-      report(path, `decommissioning ${n.name} leaves no server; a cluster needs at least one (remove the whole stack with pulumi destroy instead)`);
-    } else if (config.k3s.datastore.type === "etcd" && leaving.length > tolerated) {
+      report(path, `decommissioning ${node.name} leaves no server; a cluster needs at least one (remove the whole stack with pulumi destroy instead)`);
+    } else if (config.k3s.datastore.type === "etcd" && armed.length > tolerated) {
       report(
         path,
-        `${leaving.length} of ${servers.length} servers are decommissioned at once; etcd keeps quorum with at most ${tolerated} leaving together: decommission one, remove it, then the next`,
+        `${armed.length} of ${standing} servers are decommissioned at once; etcd keeps quorum with at most ${tolerated} leaving together: ${
+          tolerated === 0
+            ? "add a server first, then decommission one"
+            : `decommission at most ${tolerated}, delete ${tolerated === 1 ? "its entry" : "their entries"} (they leave one at a time), then the next`
+        }`,
       );
     } else if (config.environment === "prod" && staying % 2 === 0) {
-      report(path, `decommissioning ${n.name} leaves ${staying} servers in prod; keep an odd number so etcd keeps quorum (add a server first)`);
+      advise(
+        path,
+        `${node.name} is armed: deleting its entry alone would leave ${staying} servers in prod, which is refused (an even number); delete it in the change that adds its replacement (role: server: it joins first, then ${node.name} is removed, and ${staying + 1} stay)${staying >= 4 ? `, or arm one more server to shrink to ${staying - 1}` : ""}`,
+      );
     }
   }
 }

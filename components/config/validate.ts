@@ -242,7 +242,10 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   const servers = nodes.filter((n) => n.role === "server");
   if (servers.length === 0) report(["nodes"], "at least one node must have role: server");
   if (k3s.datastore.type === "sqlite" && servers.length > 1) {
-    report(["k3s", "datastore"], `sqlite supports a single server, but ${servers.length} nodes have role: server (use etcd or external)`);
+    report(
+      ["k3s", "datastore"],
+      `sqlite supports a single server, but ${servers.length} nodes have role: server: to grow a sqlite server into an HA control plane, set k3s.datastore.type: etcd in this same change (the server restarts with cluster-init and K3s converts its sqlite data to embedded etcd, then the new servers join one at a time: docs.k3s.io/datastore/ha-embedded); or use external`,
+    );
   }
   const seenNames = new Map<string, number>();
   const seenHosts = new Map<string, number>();
@@ -335,7 +338,7 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   encryptionChecks(config, report, written);
   tenantChecks(config, report);
   dnsChecks(config, report, warn);
-  decommissionChecks(config, report);
+  decommissionChecks(config, report, warn);
   rebuildChecks(config, warn);
 }
 

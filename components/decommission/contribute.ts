@@ -1,7 +1,7 @@
 import type { NodeContext } from "../config/context";
 import type { Contribution } from "../plan/contribution";
 import { MANAGED_NODES_FILE, managedNodeNames } from "./nodes";
-import { rejoinSnippet } from "./rejoin";
+import { rejoinSnippet, sqliteGuard } from "./rejoin";
 
 /**
  * The node-lifecycle concern's share of a node's plan: the first server's rebuild guard (join a
@@ -13,5 +13,6 @@ export function contribute(ctx: NodeContext): Contribution {
   if (ctx.node.role !== "server") return {};
   const content = managedNodeNames(ctx.config).map((n) => `${n}\n`).join("");
   const managed = { name: "managed-nodes", target: MANAGED_NODES_FILE, content, mode: "0600", restart: false };
-  return ctx.role === "first-server" ? { preflight: rejoinSnippet(ctx.config), files: [managed] } : { files: [managed] };
+  if (ctx.role !== "first-server") return { files: [managed] };
+  return { preflight: ctx.config.k3s.datastore.type === "sqlite" ? sqliteGuard() : rejoinSnippet(ctx.config), files: [managed] };
 }

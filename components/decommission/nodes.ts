@@ -37,7 +37,7 @@ export const MANAGED_NODES_FILE = `${STATE_DIR}/managed-nodes`;
  * being applied in this very up (armed itself), so its file can be stale; the cluster's copy is
  * current whichever server reads it.
  */
-export const MANAGED_NODES_CONFIGMAP = { namespace: "kube-system", name: "k3s-platform-managed-nodes", key: "nodes" } as const;
+export const MANAGED_NODES_CONFIGMAP = { namespace: "kube-system", name: "k3s-platform-managed-nodes", key: "nodes", uninstallOnDestroyKey: "uninstallOnDestroy" } as const;
 
 /** The ConfigMap as JSON (`kubectl apply -f -` reads JSON as well as YAML). */
 export function managedNodesManifest(config: ResolvedConfig): string {
@@ -46,6 +46,11 @@ export function managedNodesManifest(config: ResolvedConfig): string {
     apiVersion: "v1",
     kind: "ConfigMap",
     metadata: { name: MANAGED_NODES_CONFIGMAP.name, namespace: MANAGED_NODES_CONFIGMAP.namespace, labels: { "app.kubernetes.io/managed-by": "k3s-platform" } },
-    data: { [MANAGED_NODES_CONFIGMAP.key]: names.join(" ") },
+    data: {
+      [MANAGED_NODES_CONFIGMAP.key]: names.join(" "),
+      // Read by destroy-begin's delete (destroy/render.ts): absent or "false" after an up that
+      // turned it off, so dropping the destroy commands then uninstalls nothing.
+      ...(config.uninstallOnDestroy !== undefined ? { [MANAGED_NODES_CONFIGMAP.uninstallOnDestroyKey]: String(config.uninstallOnDestroy) } : {}),
+    },
   });
 }

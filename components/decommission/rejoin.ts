@@ -42,6 +42,24 @@ export function peerServers(config: ResolvedConfig): Array<{ name: string; url: 
   });
 }
 
+/**
+ * The single server's preflight with `datastore.type: sqlite`: a server with embedded etcd data
+ * stays on etcd. K3s picks embedded etcd whenever its database files are on disk (docs.k3s.io
+ * datastore: sqlite is used only "if no other datastore configuration is present and no embedded
+ * etcd database files are present on disk") and converts only sqlite to etcd, never back (a
+ * single server restarted with cluster-init: docs.k3s.io/datastore/ha-embedded, "Existing
+ * single-node clusters"; k3s-io/k3s#4650). So sqlite configured on such a server would describe a
+ * cluster that is not there: refused before anything changes.
+ */
+export function sqliteGuard(): Shell {
+  return sh`
+# Datastore guard: K3s converts sqlite to embedded etcd, never back (docs.k3s.io/datastore).
+if [ -d "$ROOT"${`${SERVER_DB_DIR}/etcd`} ]; then
+  fail ${`this server runs embedded etcd (${SERVER_DB_DIR}/etcd exists) and K3s does not convert etcd back to sqlite: keep k3s.datastore.type: etcd (docs/removing-and-replacing-nodes.md "Topology changes"); nothing was changed`}
+fi
+`;
+}
+
 /** The first server's preflight (embedded etcd only): join a running cluster rather than init one. */
 export function rejoinSnippet(config: ResolvedConfig): Shell {
   if (config.k3s.datastore.type !== "etcd") return raw("");

@@ -7,7 +7,7 @@ import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
 import type { HostCommand } from "../operations/host-command";
 import { asRoot } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
-import { MANAGED_NODES_CONFIGMAP, MANAGED_NODES_FILE, managedNodesManifest } from "./nodes";
+import { MANAGED_NODES_CONFIGMAP, MANAGED_NODES_FILE, managedNodes, managedNodesManifest } from "./nodes";
 import { NODE_FUNCTIONS } from "./node-ops";
 
 /**
@@ -38,6 +38,18 @@ export const TEARDOWN_CHILDREN = { drain: NODE_LIFECYCLE_CHILDREN.drain, uninsta
 /** Seconds `kubectl drain` and `kubectl delete node` may take before the teardown fails. */
 export const DRAIN_TIMEOUT_SECONDS = 300;
 
+/**
+ * Seconds a server's drain waits for the other managed servers to be registered etcd members
+ * before it removes its own (a server added in the same `up` joins first: the engine deletes last,
+ * and K3s publishes the member annotation shortly after start).
+ */
+export const JOIN_WAIT_SECONDS = 300;
+
+/** The managed servers' names in config order: the peers an armed server's drain waits for. */
+function managedServerNames(config: ResolvedConfig): string[] {
+  return managedNodes(config).filter((n) => n.role === "server").map((n) => n.name);
+}
+
 export interface TeardownPlan {
   node: NodeConfig;
   armed: boolean;
@@ -64,7 +76,7 @@ export function teardownPlans(config: ResolvedConfig): TeardownPlan[] {
         armed,
         drainServer: topology.firstServer,
         armScript: renderArmScript(node, armed),
-        drainScript: armed ? renderDrainScript(node) : renderDisarmedScript(node, "drain"),
+        drainScript: armed ? renderDrainScript(node, node.role === "server" ? managedServerNames(config) : []) : renderDisarmedScript(node, "drain"),
         uninstallScript: armed ? renderUninstallScript(config, node) : renderDisarmedScript(node, "uninstall"),
       };
     });
@@ -80,20 +92,31 @@ export { managedNodes } from "./nodes";
 export type TeardownCommand = Pick<HostCommand, "name" | "on" | "create" | "update"> & Required<Pick<HostCommand, "delete" | "dependsOn">>;
 
 /** Runs a generated script as root, given as one argument (`delete` has no stdin of its own). */
-function asRootScript(user: string, script: string): string {
+export function asRootScript(user: string, script: string): string {
   return asRoot(user, sh`bash -c ${script}`).text;
 }
 
 /** Both commands of every teardown, uninstall first (drain depends on it: deleted, so run, first). */
 export function teardownCommands(config: ResolvedConfig): TeardownCommand[] {
-  return teardownPlans(config).flatMap((t) => {
+  const plans = teardownPlans(config);
+  // Armed servers leave one at a time, in config order: each server's uninstall depends on the
+  // next one's drain, so the engine deletes (runs) drain A, uninstall A, drain B, uninstall B, and
+  // B's etcd member is removed only after A's is gone and A stopped (a 5 -> 3 shrink passes 4).
+  const servers = plans.filter((t) => t.armed && t.node.role === "server").map((t) => t.node.name);
+  const nextServer = new Map(servers.slice(0, -1).map((name, i) => [name, servers[i + 1]!]));
+  return plans.flatMap((t) => {
     const nodeUser = t.node.ssh.user ?? config.ssh.user;
     const serverUser = t.drainServer.ssh.user ?? config.ssh.user;
     const uninstall = nodeLifecycleName(t.node.name, "uninstall");
     return [
       // No create and no update: arming (or an SSH setting change) never connects to the node,
       // so a dead host can be decommissioned; only the removal's delete reaches it.
-      { name: uninstall, on: t.node, delete: asRootScript(nodeUser, t.uninstallScript), dependsOn: [] },
+      {
+        name: uninstall,
+        on: t.node,
+        delete: asRootScript(nodeUser, t.uninstallScript),
+        dependsOn: nextServer.has(t.node.name) ? [nodeLifecycleName(nextServer.get(t.node.name)!, "drain")] : [],
+      },
       {
         name: nodeLifecycleName(t.node.name, "drain"),
         on: t.drainServer,
@@ -130,8 +153,14 @@ function renderDisarmedScript(node: NodeConfig, step: string): string {
   return SCRIPT(`Disarmed ${step}`, node, sh`say ${`${step} skipped: the teardown was disarmed (decommission: false); K3s stays installed`}`);
 }
 
-/** Runs on a server as root: cordon, drain, delete the Node (for a server: its etcd member too). */
-export function renderDrainScript(node: NodeConfig): string {
+/**
+ * Runs on a server as root: cordon, drain, delete the Node (for a server: its etcd member too).
+ * `servers`: for a server, the managed servers when the removal was armed (the script is kept in
+ * state from then); before anything, it waits for each that is still managed to be a registered
+ * etcd member, and refuses when removing this member would leave etcd without a Ready majority.
+ */
+export function renderDrainScript(node: NodeConfig, servers: readonly string[] = []): string {
+  const peers = servers.filter((s) => s !== node.name);
   return SCRIPT(
     "Drain and delete",
     node,
@@ -153,7 +182,9 @@ ${NODE_FUNCTIONS}
 # server was itself armed in this up (no apply ran here); the node-inventory step rewrote the
 # cluster's copy on the first managed server before the engine ran any delete.
 CM=${MANAGED_NODES_CONFIGMAP.name}
+CLUSTER_LIST=""
 if kread get configmap "$CM" -n ${MANAGED_NODES_CONFIGMAP.namespace} -o ${`jsonpath={.data.${MANAGED_NODES_CONFIGMAP.key}}`}; then
+  CLUSTER_LIST="$KOUT"
   case " $KOUT " in
     *" $NODE "*) still_managed ;;
   esac
@@ -173,7 +204,7 @@ fi
 # one, though its Ready stays True for the node monitor's grace period (40 s by default).
 list_nodes
 successor="$(node_successor "$NODE")"
-if [ "$ready" = Unknown ] || [ -n "$successor" ]; then
+${node.role === "server" ? serverQuorumGuard(peers) : raw("")}if [ "$ready" = Unknown ] || [ -n "$successor" ]; then
   # Evicted pods of a dead kubelet never finish terminating: kubectl drain would wait on them until
   # the timeout and fail on every up. Deleting the Node lets the pod garbage collector remove them
   # (and, for a server, K3s removes its etcd member unless a live Node carries it: delete_node).
@@ -198,6 +229,82 @@ say "drained and deleted"`,
 }
 
 /**
+ * A server's removal keeps etcd whole (docs/removing-and-replacing-nodes.md "Replacing a server"):
+ *  1. Joined first: every peer still managed (the cluster's list, else this server's file) is a
+ *     registered Node that, once Ready, names its etcd member (K3s' etcd metadata controller sets
+ *     etcd.k3s.cattle.io/node-name shortly after start): waited for up to JOIN_WAIT_SECONDS, as a
+ *     server added in this `up` may still be publishing it. A peer that is down (not Ready) is not
+ *     waited for: the count below decides.
+ *  2. Quorum: etcd needs a majority of its members (floor(n/2)+1, etcd docs "FAQ: What is
+ *     failure tolerance?"). After this Node's member goes, the members left (distinct member names
+ *     on Nodes not marked removed) must have a majority on Ready Nodes, or the removal is refused
+ *     naming the Nodes that are down. A member a Ready Node on the same host carries now stays
+ *     (delete_node keeps it), so nothing leaves etcd and nothing is counted.
+ * Runs after list_nodes (NODES) and the managed-list reads (CLUSTER_LIST, MANAGED).
+ */
+function serverQuorumGuard(peers: readonly string[]): Shell {
+  return sh`PEERS=(${peers})
+JOIN_WAIT=${JOIN_WAIT_SECONDS}
+still_listed() {
+  if [ -n "$CLUSTER_LIST" ]; then
+    case " $CLUSTER_LIST " in *" $1 "*) return 0 ;; *) return 1 ;; esac
+  fi
+  if [ -f "$MANAGED" ]; then grep -qxF -- "$1" "$MANAGED"; return; fi
+  return 0
+}
+waited=0
+while :; do
+  joining=""
+  for peer in "\${PEERS[@]}"; do
+    still_listed "$peer" || continue
+    state=absent
+    while read -r name ready address member removed; do
+      if [ "$name" = "$peer" ]; then state="$ready/$member"; fi
+    done <<<"$NODES"
+    case "$state" in
+      absent | "<none>/"* | "True/<none>") joining="$joining $peer" ;;
+    esac
+  done
+  if [ -z "$joining" ]; then break; fi
+  if [ "$waited" -ge "$JOIN_WAIT" ]; then
+    fail "server(s)$joining not registered as etcd members after \${JOIN_WAIT}s: removing $NODE before they joined could cost etcd its quorum; nothing was changed, the next pulumi up retries"
+  fi
+  if [ "$waited" = 0 ]; then say "waiting for server(s)$joining to join etcd before $NODE leaves (up to \${JOIN_WAIT}s)"; fi
+  sleep 5
+  waited=$((waited + 5))
+  list_nodes
+done
+own="" carried=0 members=() up=0 down=""
+while read -r name ready address member removed; do
+  if [ "$name" = "$NODE" ]; then own="$member"; fi
+done <<<"$NODES"
+if [ -n "$own" ] && [ "$own" != "<none>" ]; then
+  while read -r name ready address member removed; do
+    if [ "$name" = "$NODE" ] || [ "$member" = "<none>" ] || [ "$removed" = "$member" ]; then continue; fi
+    if [ "$member" = "$own" ]; then
+      if [ "$ready" = True ]; then carried=1; fi
+      continue
+    fi
+    case " \${members[*]} " in *" $member "*) continue ;; esac
+    members+=("$member")
+    if [ "$ready" = True ]; then up=$((up + 1)); else down="$down $name"; fi
+  done <<<"$NODES"
+  if [ "$carried" = 0 ]; then
+    left=\${#members[@]}
+    need=$((left / 2 + 1))
+    if [ "$left" = 0 ]; then
+      fail "$NODE carries the last etcd member: removing it would end the cluster; nothing was changed"
+    fi
+    if [ "$up" -lt "$need" ]; then
+      fail "after $NODE leaves, $up of $left etcd members are on Ready Nodes and etcd needs $need: bring back$down first; nothing was changed, the next pulumi up retries"
+    fi
+    say "etcd keeps quorum: $left members left, $up on Ready Nodes (needs $need)"
+  fi
+fi
+`;
+}
+
+/**
  * Runs on the node as root: the install script's uninstallers, then k3s-platform's state. Every
  * uninstaller present runs, the entry's role's first: the role in the config may not be what the
  * host runs (an entry edited while armed, a host re-used), and a host installed once per role has
@@ -208,13 +315,6 @@ say "drained and deleted"`,
  * removal that did not happen.
  */
 export function renderUninstallScript(config: ResolvedConfig, node: NodeConfig): string {
-  // Where the install script wrote the uninstaller (its BIN_DIR): INSTALL_K3S_BIN_DIR when
-  // air-gapped; otherwise /usr/local/bin, or /opt/bin when root cannot write /usr/local/bin and
-  // /opt/bin exists (install.sh setup_env: the `k3s-ro-test` probe; read-only /usr on Flatcar and
-  // similar). Looking only in /usr/local/bin would report "not installed" while K3s keeps running.
-  const dirs = config.k3s.airgap.enabled ? [binDir(config.k3s.airgap.binaryPath)] : ["/usr/local/bin", "/opt/bin"];
-  const scripts = node.role === "server" ? ["k3s-uninstall.sh", "k3s-agent-uninstall.sh"] : ["k3s-agent-uninstall.sh", "k3s-uninstall.sh"];
-  const paths = scripts.flatMap((s) => dirs.map((d) => `${d === "/" ? "" : d}/${s}`));
   return SCRIPT(
     "Uninstall",
     node,
@@ -222,15 +322,36 @@ export function renderUninstallScript(config: ResolvedConfig, node: NodeConfig):
 # The host may serve another entry by now (renamed while armed, or re-used by a new entry in the
 # same up as this removal: creates and updates run before deletes, so it was installed under its
 # new name first). Its K3s is that entry's: leave it.
-CONFIG="$ROOT"${PATHS.configYaml}
+${leaveAnotherEntrysK3s()}
+${uninstallK3s(config, node)}`,
+  );
+}
+
+/** Exits 0 (saying so) when the host's config.yaml names another node: its K3s is that entry's. Needs ROOT, NODE, say. */
+export function leaveAnotherEntrysK3s(): Shell {
+  return sh`CONFIG="$ROOT"${PATHS.configYaml}
 if [ -f "$CONFIG" ]; then
   current="$(sed -n 's/^node-name: *//p' "$CONFIG" | tr -d '\\042\\047')" # strip YAML quoting
   if [ -n "$current" ] && [ "$current" != "$NODE" ]; then
     say "this host runs node $current now (another entry): K3s and k3s-platform state left in place"
     exit 0
   fi
-fi
-TRIED=${paths.join(" or ")}
+fi`;
+}
+
+/**
+ * Every K3s uninstaller present on the host (the entry's role's first), then k3s-platform's state
+ * (see renderUninstallScript). Needs ROOT and say.
+ */
+export function uninstallK3s(config: ResolvedConfig, node: NodeConfig): Shell {
+  // Where the install script wrote the uninstaller (its BIN_DIR): INSTALL_K3S_BIN_DIR when
+  // air-gapped; otherwise /usr/local/bin, or /opt/bin when root cannot write /usr/local/bin and
+  // /opt/bin exists (install.sh setup_env: the `k3s-ro-test` probe; read-only /usr on Flatcar and
+  // similar). Looking only in /usr/local/bin would report "not installed" while K3s keeps running.
+  const dirs = config.k3s.airgap.enabled ? [binDir(config.k3s.airgap.binaryPath)] : ["/usr/local/bin", "/opt/bin"];
+  const scripts = node.role === "server" ? ["k3s-uninstall.sh", "k3s-agent-uninstall.sh"] : ["k3s-agent-uninstall.sh", "k3s-uninstall.sh"];
+  const paths = scripts.flatMap((s) => dirs.map((d) => `${d === "/" ? "" : d}/${s}`));
+  return sh`TRIED=${paths.join(" or ")}
 uninstalled=0
 for UNINSTALL in ${paths}; do
   if [ -x "$ROOT$UNINSTALL" ]; then
@@ -245,8 +366,7 @@ else
   say "no $TRIED: K3s is not installed, nothing to uninstall"
 fi
 rm -rf "$ROOT"${"/var/lib/k3s-platform"}
-say "k3s-platform state removed; the host can be re-used"`,
-  );
+say "k3s-platform state removed; the host can be re-used"`;
 }
 
 /**

@@ -2,7 +2,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { hooksAt } from "../config/hooks";
 import type { NodeConfig, ResolvedConfig } from "../config/schema";
 import { HOOK_POINTS } from "../config/schema/hooks";
-import { DRAIN_TIMEOUT_SECONDS } from "../decommission/render";
+import { DRAIN_TIMEOUT_SECONDS, JOIN_WAIT_SECONDS } from "../decommission/render";
 import { FORGET_TIMEOUT_SECONDS } from "../decommission/rebuild";
 import { MEMBER_WAIT_SECONDS } from "../decommission/node-ops";
 import { ENCRYPTION_RESTART_READY_SECONDS, ENCRYPTION_STAGE_WAIT_SECONDS } from "../encryption/render";
@@ -57,8 +57,8 @@ export function stepBounds() {
     encryptionStage: ENCRYPTION_STAGE_WAIT_SECONDS,
     /** rotation/render.ts: stop, rotate, start, readiness loop. */
     certificateRotation: STOP_TIMEOUT_SECONDS + ROTATION_READY_SECONDS,
-    /** decommission/render.ts: drain, then deleting the Node (after waiting for a carrier's member). */
-    decommission: DRAIN_TIMEOUT_SECONDS + MEMBER_WAIT_SECONDS + DRAIN_TIMEOUT_SECONDS,
+    /** decommission/render.ts: a server's wait for its peers to join, drain, then deleting the Node (after waiting for a carrier's member). */
+    decommission: JOIN_WAIT_SECONDS + DRAIN_TIMEOUT_SECONDS + MEMBER_WAIT_SECONDS + DRAIN_TIMEOUT_SECONDS,
     /** decommission/rebuild.ts: the forget step's deletes. */
     forget: FORGET_TIMEOUT_SECONDS * 2 + MEMBER_WAIT_SECONDS,
   } as const;

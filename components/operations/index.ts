@@ -3,6 +3,7 @@ import type { ClusterPlan } from "../plan/node";
 import { baseline } from "./baseline";
 import { certificates } from "./certificates";
 import { decommission } from "./decommission";
+import { destroy } from "./destroy";
 import { encryption } from "./encryption";
 import { inventory } from "./inventory";
 import { join } from "./join";
@@ -35,6 +36,8 @@ export const OPERATIONS: readonly Operation[] = [
   // Removal runs on delete (after every create and update); the inventory writes the list it checks.
   decommission,
   inventory,
+  // Run only by pulumi destroy (uninstallOnDestroy): destroy-begin, then the nodes one at a time.
+  destroy,
 ];
 
 /** The operation a command step of this name (without the stack prefix) belongs to, for readers without the config. */

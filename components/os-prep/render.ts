@@ -509,6 +509,90 @@ ${ufw}
 fi`;
 }
 
+/**
+ * The reverse of renderFirewall's "open" mode, for the uninstall on destroy (components/destroy):
+ * removes every rule os-prep opens on this node (the same ports, sources and trusted pod/service
+ * networks; firewalld: `--remove-port`, `--remove-rich-rule`, `--zone=trusted --remove-source`,
+ * then one `--reload`; ufw: `ufw delete <the same rule>`). Each removal is guarded by its query,
+ * so a second run changes nothing. A firewall os-prep disabled (mode: disable) stays disabled and
+ * one left alone (mode: ignore) is not touched: both are said. Needs `changed` and `have`.
+ */
+export function renderFirewallRemoval(config: ResolvedConfig, node: NodeConfig): Shell {
+  const { mode } = config.k3s.firewall;
+  if (mode === "ignore") return raw(`say "firewall left alone (k3s.firewall.mode: ignore)"`);
+  if (mode === "disable") return raw(`say "the firewall os-prep disabled stays disabled (k3s.firewall.mode: disable): enable it by hand if the host needs it"`);
+  const ports = inboundPorts(config, node);
+  const trusted = [...config.k3s.clusterCidr, ...config.k3s.serviceCidr];
+  const lists = sourceArrays(config, ports);
+  const scoped = (p: FirewallPort, port: string, fn: string): Shell =>
+    p.sources === "any" ? sh`${raw(fn)}_any ${`${port}/${p.proto}`}` : sh`${raw(fn)}_scoped ${port} ${p.proto} ${raw(`"\${${lists.name(p.sources)}[@]}"`)}`;
+  const firewalld = joinShell(ports.map((p) => scoped(p, p.port, "fw")));
+  const ufw = joinShell(ports.map((p) => scoped(p, ufwPort(p), "ufw")));
+  return sh`# The rules os-prep opened for K3s on this node, removed (components/os-prep/render.ts).
+${lists.declarations()}
+if service_active firewalld; then
+  reload=0
+  fw_any() {
+    if firewall-cmd --permanent --query-port="$1" >/dev/null 2>&1; then
+      firewall-cmd --permanent --remove-port="$1" >/dev/null
+      changed "firewalld: closed $1"
+      reload=1
+    fi
+  }
+  fw_scoped() {
+    local port="$1" proto="$2" source family rule
+    shift 2
+    for source in "$@"; do
+      family=ipv4
+      case "$source" in *:*) family=ipv6 ;; *) ;; esac
+      rule="rule family=\\"$family\\" source address=\\"$source\\" port port=\\"$port\\" protocol=\\"$proto\\" accept"
+      if firewall-cmd --permanent --query-rich-rule="$rule" >/dev/null 2>&1; then
+        firewall-cmd --permanent --remove-rich-rule="$rule" >/dev/null
+        changed "firewalld: closed $port/$proto from $source"
+        reload=1
+      fi
+    done
+  }
+${firewalld}
+  for source in ${trusted}; do
+    if firewall-cmd --permanent --zone=trusted --query-source="$source" >/dev/null 2>&1; then
+      firewall-cmd --permanent --zone=trusted --remove-source="$source" >/dev/null
+      changed "firewalld: no longer trusts $source"
+      reload=1
+    fi
+  done
+  if [ "$reload" = 1 ]; then firewall-cmd --reload >/dev/null; fi
+fi
+if have ufw; then
+  ufw_rules="$(ufw status)"
+  if [[ "$ufw_rules" == *"Status: active"* ]]; then
+    ufw_any() {
+      if grep -qE "^$1[[:space:]]+ALLOW( IN)?[[:space:]]+Anywhere" <<<"$ufw_rules"; then
+        ufw delete allow "$1" >/dev/null
+        changed "ufw: removed $1"
+      fi
+    }
+    ufw_scoped() {
+      local port="$1" proto="$2" source
+      shift 2
+      for source in "$@"; do
+        if grep -qE "^\${port}/\${proto}[[:space:]]+ALLOW( IN)?[[:space:]]+\${source//./\\\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
+          ufw delete allow proto "$proto" from "$source" to any port "$port" >/dev/null
+          changed "ufw: removed $port/$proto from $source"
+        fi
+      done
+    }
+${ufw}
+    for source in ${trusted}; do
+      if grep -qE "ALLOW( IN)?[[:space:]]+\${source//./\\\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
+        ufw delete allow from "$source" to any >/dev/null
+        changed "ufw: removed from $source"
+      fi
+    done
+  fi
+fi`;
+}
+
 /** The OS-preparation script's name in the node bundle; the `os-prep` step runs it. */
 export const OS_PREP_SCRIPT = "os-prep.sh";
 

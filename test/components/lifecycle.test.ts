@@ -70,8 +70,17 @@ describe("decommission: validation", () => {
     const two = issues(prod((n) => (n[0]!.decommission = n[1]!.decommission = true)));
     assert.equal(two.length, 2);
     assert.match(two[0]!, /^k3s-platform:nodes\[0\] \(prod-server-1\)\.decommission: 2 of 3 servers are decommissioned at once; etcd keeps quorum with at most 1/);
-    const even = issues(prod((n) => (n[1]!.decommission = true)));
-    assert.match(even[0]!, /nodes\[1\] \(prod-server-2\)\.decommission: decommissioning prod-server-2 leaves 2 servers in prod/);
+    // Arming one of three prod servers stops nothing (three keep running): allowed, with the path
+    // that completes the replacement; deleting the entry is judged then (the pack's prod-server-quorum).
+    const armedOne = prod((n) => (n[1]!.decommission = true));
+    assert.deepEqual(issues(armedOne), []);
+    assert.ok(armedOne.ok);
+    assert.deepEqual(
+      armedOne.warnings.filter((w) => w.path.includes("decommission")).map((w) => `${w.path}: ${w.message}`),
+      [
+        "k3s-platform:nodes[1] (prod-server-2).decommission: prod-server-2 is armed: deleting its entry alone would leave 2 servers in prod, which is refused (an even number); delete it in the change that adds its replacement (role: server: it joins first, then prod-server-2 is removed, and 3 stay)",
+      ],
+    );
     const dev = parseStackConfig(variant("dev", (r) => (r.nodes[0]!.decommission = true)));
     assert.match(issues(dev)[0]!, /decommission: decommissioning dev-server-1 leaves no server/);
     const twoServers = parseStackConfig(variant("staging", (r) => {
@@ -240,6 +249,96 @@ describe("decommission: plan and teardown", () => {
     assert.doesNotMatch(dead.calls(), /kubectl (cordon|drain) /);
     assert.match(dead.calls(), /^k3s kubectl delete node prod-agent-2 --wait=true --timeout=300s$/m);
     assert.match(r.stdout, /Ready=Unknown .*skipping cordon and drain/);
+  });
+
+  describe("a server's removal keeps etcd whole: its peers join first, a Ready majority stays (issue 23: replacing a server, shrinking)", () => {
+    const server = config.nodes[0]!; // prod-server-1, armed
+    const row = (name: string, ready: string, member = `${name}-m`) => `${name} ${ready} 203.0.113.${name.slice(-1)} ${member} <none>\\n`;
+    /** k3s fake whose `get nodes` prints $ROWS for the first $JOIN_AFTER listings, then $JOINED. */
+    const joining = `[ "$2 $3" = "get nodes" ] && {
+  f="$(dirname "$0")/../listings"; n="$(cat "$f" 2>/dev/null || echo 0)"; echo $((n + 1)) >"$f"
+  if [ "$n" -ge "\${JOIN_AFTER:-0}" ]; then printf '%b' "\${JOINED:-$ROWS}"; else printf '%b' "$ROWS"; fi; exit 0; }`;
+    const run = (peers: string[], env: Record<string, string>, first = joining) => {
+      const s = sandbox({ k3s: k3sFake(first), sleep: "exit 0" }); // the polls' sleeps are instant here
+      const r = s.run(renderDrainScript(server, peers), env);
+      return { ...r, calls: s.calls(), changing: s.calls().split("\n").filter((l) => /kubectl (annotate|cordon|drain|delete) /.test(l)) };
+    };
+    const three = row("prod-server-1", "True") + row("prod-server-2", "True") + row("prod-server-3", "True");
+
+    it("the plan bakes the managed servers of the arming up into an armed server's drain (an agent's has none)", () => {
+      const [first] = teardownPlans(config);
+      assert.match(first!.drainScript, /^PEERS=\(prod-server-2 prod-server-3\)$/m);
+      assert.doesNotMatch(teardownPlans(config)[1]!.drainScript, /PEERS=/);
+    });
+
+    it("a server added in the same up is waited for until it names its etcd member; then the removal runs, after it", () => {
+      const r = run(["prod-server-2", "prod-server-3", "prod-server-4"], { ROWS: three + row("prod-server-4", "True", "<none>"), JOINED: three + row("prod-server-4", "True"), JOIN_AFTER: "3" });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /waiting for server\(s\) prod-server-4 to join etcd before prod-server-1 leaves \(up to 300s\)/);
+      assert.match(r.stdout, /etcd keeps quorum: 3 members left, 3 on Ready Nodes \(needs 2\)/);
+      assert.deepEqual(r.changing, ["k3s kubectl cordon prod-server-1", "k3s kubectl drain prod-server-1 --ignore-daemonsets --delete-emptydir-data --timeout=300s", "k3s kubectl delete node prod-server-1 --wait=true --timeout=300s"]);
+      assert.ok(r.calls.split("\n").filter((l) => /get nodes/.test(l)).length >= 4, "listed until the member appeared");
+    });
+
+    it("a peer that never joins fails the removal naming it, after the bounded wait, with nothing changed", () => {
+      const r = run(["prod-server-2", "prod-server-3", "prod-server-4"], { ROWS: three });
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /decommission\[prod-server-1\]: server\(s\) prod-server-4 not registered as etcd members after 300s: removing prod-server-1 before they joined could cost etcd its quorum; nothing was changed/);
+      assert.deepEqual(r.changing, []);
+    });
+
+    it("a peer no longer managed (the cluster's list) is not waited for", () => {
+      const listed = `[ "$2 $3" = "get configmap" ] && { printf '%s' "prod-agent-1 prod-server-2 prod-server-3"; exit 0; }\n${joining}`;
+      const r = run(["prod-server-2", "prod-server-3", "prod-server-4"], { ROWS: three }, listed);
+      assert.equal(r.status, 0, r.stderr);
+      assert.doesNotMatch(r.stdout, /waiting for/);
+    });
+
+    it("refuses when the members left would have no Ready majority, naming the Nodes that are down; a dead member's own removal passes", () => {
+      const down = row("prod-server-1", "True") + row("prod-server-2", "Unknown") + row("prod-server-3", "False") + row("prod-server-4", "True");
+      const r = run(["prod-server-2", "prod-server-3", "prod-server-4"], { ROWS: down });
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /after prod-server-1 leaves, 1 of 3 etcd members are on Ready Nodes and etcd needs 2: bring back prod-server-2 prod-server-3 first; nothing was changed/);
+      assert.deepEqual(r.changing, []);
+      // The leaving server is the dead one: two of two left are Ready.
+      const dead = row("prod-server-1", "Unknown") + row("prod-server-2", "True") + row("prod-server-3", "True");
+      const d = run(["prod-server-2", "prod-server-3"], { ROWS: dead, READY: "Unknown" });
+      assert.equal(d.status, 0, d.stderr);
+      assert.match(d.stdout, /etcd keeps quorum: 2 members left, 2 on Ready Nodes \(needs 2\)/);
+      // The last member never leaves.
+      const alone = run([], { ROWS: row("prod-server-1", "True") });
+      assert.equal(alone.status, 1);
+      assert.match(alone.stderr, /prod-server-1 carries the last etcd member/);
+    });
+
+    it("a member a Ready Node on the same host carries now stays: nothing leaves etcd, nothing is counted", () => {
+      const reused = row("prod-server-1", "True") + "prod-server-9 True 203.0.113.1 prod-server-1-m <none>\\n" + row("prod-server-2", "Unknown") + row("prod-server-3", "Unknown");
+      const r = run(["prod-server-2", "prod-server-3"], { ROWS: reused });
+      assert.equal(r.status, 0, r.stderr);
+      assert.doesNotMatch(r.stdout, /etcd keeps quorum/);
+    });
+  });
+
+  it("armed servers leave one at a time (a 5 -> 3 shrink): each server's uninstall waits on the next one's drain, so the engine runs drain, uninstall, drain, uninstall", () => {
+    const shrink = loadStackConfig(variant("prod", (r) => {
+      const extra = (n: number) => ({ ...structuredClone(r.nodes[0]!), name: `prod-server-${n}`, host: `203.0.113.1${n}`, nodeIp: undefined });
+      r.nodes.splice(3, 0, extra(4), extra(5));
+      r.nodes[1]!.decommission = r.nodes[3]!.decommission = true;
+      r.nodes[6]!.decommission = true; // an agent: not chained
+    }));
+    const deps = new Map(teardownCommands(shrink).map((c) => [c.name, c.dependsOn]));
+    assert.deepEqual(deps.get("prod-server-2-decommission-uninstall"), ["prod-server-4-decommission-drain"]);
+    assert.deepEqual(deps.get("prod-server-4-decommission-uninstall"), []);
+    assert.deepEqual(deps.get(`${shrink.nodes[6]!.name}-decommission-uninstall`), []);
+    // The engine deletes dependents before their dependencies: the order it runs the four deletes.
+    const order: string[] = [];
+    const visit = (name: string) => {
+      if (order.includes(name)) return;
+      for (const [dependent, on] of deps) if (on.includes(name)) visit(dependent);
+      order.push(name);
+    };
+    for (const name of [...deps.keys()].filter((n) => /server-[24]/.test(n))) visit(name);
+    assert.deepEqual(order, ["prod-server-2-decommission-drain", "prod-server-2-decommission-uninstall", "prod-server-4-decommission-drain", "prod-server-4-decommission-uninstall"]);
   });
 
   describe("the drain and forget share delete_node: an etcd member a live Node carries now is kept", () => {

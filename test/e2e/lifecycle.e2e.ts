@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NodeConfig, ResolvedConfig, StackInput } from "../../components/config/schema";
@@ -22,12 +22,14 @@ import {
   tokenFingerprint,
   tokenRotateStep,
 } from "../../components/rotation/render";
+import { destroy } from "../../components/operations/destroy";
 import { REPO } from "../helpers/samples";
 import { CommandProviderModel, Declared, StepRecord, UpError } from "./provider";
 import { applyCluster, ClusterRun, clusterEvents, installRuns, restarts, SshTarget, TestHost } from "./ssh";
 
 /**
- * Day-2 lifecycle end to end over SSH (issue 13: removal, rebuild, rotation): four test hosts,
+ * Day-2 lifecycle end to end over SSH (issue 13: removal, rebuild, rotation; issue 23: replacing
+ * a server, shrinking the control plane): six test hosts,
  * the exact commands the components declare, run in the order `pulumi up` gives them
  * (provider.ts models the command provider and the engine: create / update / replace / delete).
  * K3s, kubectl, the uninstall scripts and :6443 are stand-ins (hosts/root-overlay) that record
@@ -162,6 +164,10 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
       stdin: inventory,
       triggers: [sha256(inventory)],
     });
+    // uninstallOnDestroy (operations/destroy.ts): commands that run only when deleted.
+    for (const d of destroy.steps(config, plan)) {
+      declared.push({ name: d.name, target: target(d.host), connection: connection(config, d.host), create: d.create, update: d.update, delete: d.delete, dependsOn: d.after });
+    }
     const rotations = certificateRotationSteps(config, plan.nodes);
     for (const s of rotations) declared.push({ ...s, target: target(s.on), connection: connection(config, s.on) });
     const checkScript = renderCertificateCheckScript(config);
@@ -215,7 +221,8 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
 
   before(() => {
     execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" });
-    execFileSync("bash", [HOSTS, "up", "4", dir], { stdio: "inherit" });
+    // Six: four for the entries below, two free for the topology changes at the end (issue 23).
+    execFileSync("bash", [HOSTS, "up", "6", dir], { stdio: "inherit" });
     hosts = JSON.parse(readFileSync(join(dir, "hosts.json"), "utf8")) as TestHost[];
   });
   after(() => execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" }));
@@ -616,5 +623,191 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     assert.ok(existsSync(join(host.upper, "var/lib/k3sp-stub/active/k3s-agent")), "k3s-agent runs again");
     const again = await up();
     assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), []);
+  });
+
+  /** Members of the stand-in etcd (lib/k3sp-stub/join), and the count after each member event since `mark`. */
+  const members = () => readdirSync(join(dir, "cluster/etcd-members"));
+  const memberCounts = (start: number, mark: number) => {
+    const counts = [start];
+    for (const e of clusterEvents(dir).filter((e) => e.at >= mark)) {
+      if (e.event === "etcd-member-add") counts.push(counts.at(-1)! + 1);
+      if (e.event === "etcd-member-removed") counts.push(counts.at(-1)! - 1);
+    }
+    return counts;
+  };
+  const eventAt = (mark: number, event: string, node: string) => clusterEvents(dir).find((e) => e.at >= mark && e.event === event && e.node === node)?.at;
+
+  it("replacing a server (the prod path, issue 23): arm the old one alone, then add the new one and delete the old entry in one up: it joins first, then the old one leaves; three members at every point; a second up is a no-op", async () => {
+    // Servers now: e2e-server-4 (first), e2e-server-2, e2e-server-5. Host 4 is free.
+    assert.deepEqual(stack().nodes.filter((n) => n.role === "server").map((n) => n.name), ["e2e-server-4", "e2e-server-2", "e2e-server-5"]);
+    const old = hostByName("e2e-server-2");
+    assert.equal(members().length, 3);
+    edits.push(onNode("e2e-server-2", (n) => (n.decommission = true)));
+    const mark = Date.now() / 1000;
+    await up();
+    assert.equal(members().length, 3, "arming stops nothing");
+    assert.deepEqual(callTimes(old, /uninstall\.sh$/).filter((t) => t >= mark), []);
+
+    entries = [...entries.filter((e) => e.name !== "e2e-server-2"), { name: "e2e-server-6", host: 4, role: "server" }];
+    const swap = Date.now() / 1000;
+    const steps = await up();
+    assert.deepEqual(steps.filter((s) => s.op === "delete").map((s) => s.name), ["e2e-server-2-decommission-drain", "e2e-server-2-decommission-uninstall"]);
+    const joined = eventAt(swap, "etcd-member-add", "e2e-server-6");
+    const left = eventAt(swap, "etcd-member-removed", "e2e-server-2");
+    const [uninstalled] = callTimes(old, /k3s-uninstall\.sh$/).filter((t) => t >= swap);
+    assert.ok(joined && left && uninstalled, `joined ${joined}, left ${left}, uninstalled ${uninstalled}`);
+    assert.ok(joined < left && left < uninstalled!, "the new server joins, then the old one leaves etcd, then it is uninstalled");
+    assert.deepEqual(memberCounts(3, swap), [3, 4, 3], "never fewer than three members");
+    assert.match(steps.find((s) => s.name === "e2e-server-2-decommission-drain")!.stdout, /etcd keeps quorum: 3 members left, 3 on Ready Nodes \(needs 2\)/);
+    assert.equal(members().length, 3);
+    const again = await up();
+    assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), [], "a second up is a no-op");
+  });
+
+  it("shrinking the control plane 5 -> 3 (issue 23): two armed servers leave one at a time, each after etcd removed the one before; a removal that would cost quorum stops the up naming the step and the Nodes that are down; the next up finishes", async () => {
+    // Grow to five: e2e-server-7 on host 1 (e2e-server-2's, uninstalled), e2e-server-8 on host 5.
+    await restage(hosts[1]!);
+    entries.push({ name: "e2e-server-7", host: 1, role: "server" }, { name: "e2e-server-8", host: 5, role: "server" });
+    await up();
+    assert.equal(members().length, 5);
+    edits.push(onNode("e2e-server-4", (n) => (n.decommission = true)), onNode("e2e-server-5", (n) => (n.decommission = true)));
+    await up();
+    assert.equal(members().length, 5, "arming stops nothing");
+
+    // Two of the three that stay go down after the node steps of the removing up (the node
+    // controller marks a Node whose kubelet stopped posting Ready=Unknown): removing a member
+    // then would leave 2 of 4 on Ready Nodes.
+    const readyFile = (name: string) => join(dir, "cluster/nodes", name, "ready");
+    const setReady = (status: string) => () => {
+      for (const name of ["e2e-server-7", "e2e-server-8"]) writeFileSync(readyFile(name), `${status}\n`);
+    };
+    const host4 = hostByName("e2e-server-4");
+    const failed = Date.now() / 1000;
+    entries = entries.filter((e) => e.name !== "e2e-server-4" && e.name !== "e2e-server-5");
+    await assert.rejects(up(setReady("Unknown")), (e: Error) => {
+      assert.ok(e instanceof UpError, String(e));
+      assert.equal(e.resource, "e2e-server-4-decommission-drain");
+      assert.match(e.message, /decommission\[e2e-server-4\]: after e2e-server-4 leaves, 2 of 4 etcd members are on Ready Nodes and etcd needs 3: bring back e2e-server-7 e2e-server-8 first; nothing was changed/);
+      return true;
+    });
+    assert.equal(members().length, 5, "no member removed");
+    assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= failed && /^(cordon|drain|delete-node|etcd-member)/.test(e.event)), [], "nothing removed, the second server untouched");
+    assert.ok(model.state.has("e2e-server-4-decommission-uninstall") && model.state.has("e2e-server-5-decommission-drain"));
+
+    setReady("True")();
+    const mark = Date.now() / 1000;
+    const steps = await up();
+    assert.deepEqual(steps.filter((s) => s.op === "delete").map((s) => s.name), [
+      "e2e-server-4-decommission-drain",
+      "e2e-server-4-decommission-uninstall",
+      "e2e-server-5-decommission-drain",
+      "e2e-server-5-decommission-uninstall",
+    ]);
+    const gone4 = eventAt(mark, "etcd-member-removed", "e2e-server-4")!;
+    const [stopped4] = callTimes(host4, /k3s-uninstall\.sh$/).filter((t) => t >= mark);
+    const cordon5 = eventAt(mark, "cordon", "e2e-server-5")!;
+    const gone5 = eventAt(mark, "etcd-member-removed", "e2e-server-5")!;
+    assert.ok(gone4 && stopped4 && cordon5 && gone5, JSON.stringify({ gone4, stopped4, cordon5, gone5 }));
+    assert.ok(gone4 < stopped4! && stopped4! < cordon5 && cordon5 < gone5, "e2e-server-4 leaves etcd and is uninstalled before e2e-server-5 is touched");
+    assert.deepEqual(memberCounts(5, mark), [5, 4, 3]);
+    assert.deepEqual(members().length, 3);
+    const again = await up();
+    assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), [], "a second up is a no-op");
+  });
+
+  it("pulumi destroy with uninstallOnDestroy (issue 23): turning it off uninstalls nothing; destroy marks the nodes, then uninstalls the agent, the other servers (each leaving etcd first) and the first server, one at a time; a host down stops it naming the step; the next destroy finishes; a second is a no-op", async () => {
+    // Now: e2e-agent-3 (host 0) and the servers e2e-server-6 (the first, host 4), -7 (host 1), -8 (host 5).
+    const names = ["e2e-agent-3", "e2e-server-8", "e2e-server-7", "e2e-server-6"].map((n) => `${n}-destroy-uninstall`);
+    const nodeHosts = ["e2e-agent-3", "e2e-server-8", "e2e-server-7", "e2e-server-6"].map(hostByName);
+    const uninstallCalls = (since: number) => nodeHosts.flatMap((h) => callTimes(h, /uninstall\.sh$/).filter((t) => t >= since));
+    edits.push((raw) => (raw.uninstallOnDestroy = true));
+    const armedAt = Date.now() / 1000;
+    const armed = await up();
+    assert.deepEqual(opsOf(armed, "destroy-begin", ...names), ["create", "create", "create", "create", "create"]);
+    assert.match(armed.find((s) => s.name === "destroy-begin")!.stdout, /armed: pulumi destroy uninstalls K3s from every node/);
+
+    // Turned off: the engine deletes the dropped commands, and each finds no mark.
+    edits.push((raw) => (raw.uninstallOnDestroy = false));
+    const off = await up();
+    assert.deepEqual(off.filter((s) => s.op === "delete").map((s) => s.name).sort(), ["destroy-begin", ...names].sort());
+    assert.match(off.find((s) => s.name === "destroy-begin")!.stdout, /not a destroy, nothing marked/);
+    for (const n of names) assert.match(off.find((s) => s.name === n)!.stdout, /not marked by destroy-begin/, n);
+    assert.deepEqual(uninstallCalls(armedAt), [], "nothing uninstalled");
+    edits.push((raw) => (raw.uninstallOnDestroy = true));
+    await up();
+    assert.equal(members().length, 3);
+
+    // pulumi destroy: the program declares nothing, the engine deletes everything in state.
+    execFileSync("bash", [HOSTS, "stop", "1", dir]); // host 0: e2e-agent-3
+    const mark = Date.now() / 1000;
+    await assert.rejects(model.up([]), (e: Error) => {
+      assert.ok(e instanceof UpError, String(e));
+      assert.equal(e.resource, "e2e-agent-3-destroy-uninstall");
+      assert.match(e.message, /status 255: .*(refused|timed out|No route)/);
+      return true;
+    });
+    assert.ok(!model.state.has("destroy-begin") && names.every((n) => model.state.has(n)), "destroy-begin ran; every uninstall is still to do");
+    assert.deepEqual(uninstallCalls(mark), [], "no server touched after the failure");
+    assert.equal(members().length, 3);
+
+    execFileSync("bash", [HOSTS, "start", "1", dir]);
+    const destroyed = await model.up([]);
+    assert.deepEqual(destroyed.filter((s) => names.includes(s.name)).map((s) => s.name), names, "agent, then the other servers (last first), then the first server");
+    const [agentGone] = callTimes(nodeHosts[0]!, /k3s-agent-uninstall\.sh$/).filter((t) => t >= mark);
+    const left8 = eventAt(mark, "etcd-member-removed", "e2e-server-8")!;
+    const [gone8] = callTimes(nodeHosts[1]!, /k3s-uninstall\.sh$/).filter((t) => t >= mark);
+    const left7 = eventAt(mark, "etcd-member-removed", "e2e-server-7")!;
+    const [gone7] = callTimes(nodeHosts[2]!, /k3s-uninstall\.sh$/).filter((t) => t >= mark);
+    const [gone6] = callTimes(nodeHosts[3]!, /k3s-uninstall\.sh$/).filter((t) => t >= mark);
+    const order = [agentGone, left8, gone8, left7, gone7, gone6];
+    assert.ok(order.every((t) => t !== undefined) && order.every((t, i) => i === 0 || order[i - 1]! < t!), `in order: ${JSON.stringify(order)}`);
+    assert.deepEqual(memberCounts(3, mark), [3, 2, 1], "each server leaves etcd (through the first server) before it stops: the rest keep quorum");
+    for (const h of nodeHosts) {
+      for (const unit of ["k3s", "k3s-agent"]) assert.ok(!existsSync(join(h.upper, "var/lib/k3sp-stub/active", unit)), `${h.address}: ${unit} stopped`);
+      assert.ok(!existsSync(join(h.upper, "var/lib/k3s-platform")), `${h.address}: k3s-platform state removed`);
+    }
+    assert.equal(model.state.size, 0, "nothing left in state");
+    assert.deepEqual(await model.up([]), [], "a second destroy is a no-op");
+  });
+
+  it("a single sqlite server becomes HA embedded etcd (issue 23): in one up it restarts with cluster-init (K3s converts its data), then two servers join one at a time; a second up is a no-op; back to sqlite is refused on the host naming node and step", async () => {
+    for (const h of [0, 1, 2]) await restage(hosts[h]!); // uninstalled by the tests above
+    entries = [{ name: "e2e-sq-1", host: 0, role: "server" }];
+    edits.push((raw) => {
+      raw.k3s!.datastore = { type: "sqlite" };
+      delete raw.uninstallOnDestroy;
+    });
+    await up();
+    const db = (h: number, path: string) => existsSync(join(hosts[h]!.upper, "var/lib/rancher/k3s/server/db", path));
+    assert.ok(db(0, "state.db") && !db(0, "etcd"), "a sqlite server");
+    assert.doesNotMatch(readFileSync(join(hosts[0]!.upper, PATHS.configYaml), "utf8"), /cluster-init/);
+
+    edits.push((raw) => (raw.k3s!.datastore = { type: "etcd" }));
+    entries.push({ name: "e2e-sq-2", host: 1, role: "server" }, { name: "e2e-sq-3", host: 2, role: "server" });
+    const mark = Date.now() / 1000;
+    await up();
+    assert.match(readFileSync(join(hosts[0]!.upper, PATHS.configYaml), "utf8"), /^cluster-init: true$/m);
+    const converted = eventAt(mark, "etcd-sqlite-converted", "e2e-sq-1");
+    const joined2 = eventAt(mark, "etcd-member-add", "e2e-sq-2");
+    const joined3 = eventAt(mark, "etcd-member-add", "e2e-sq-3");
+    assert.ok(converted && joined2 && joined3 && converted < joined2 && joined2 < joined3, `converted, then one join at a time: ${JSON.stringify({ converted, joined2, joined3 })}`);
+    assert.equal(eventAt(mark, "etcd-new-cluster", "e2e-sq-1"), undefined, "the data is converted, not a new cluster");
+    const runs = [0, 1, 2].flatMap((h) => installRuns(hosts[h]!).filter((r) => r.start >= mark)).sort((a, b) => a.start - b.start);
+    for (let i = 1; i < runs.length; i++) assert.ok(runs[i - 1]!.end <= runs[i]!.start, "never two servers at once");
+    const again = await up();
+    assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), [], "a second up is a no-op");
+    assert.equal(lastRun!.runs.size, 0);
+
+    // K3s converts one way only: sqlite configured on a server with etcd data fails its apply first.
+    const restarts = callTimes(hosts[0]!, /systemctl (restart|start) k3s/).length;
+    edits.push((raw) => (raw.k3s!.datastore = { type: "sqlite" }));
+    const three = entries;
+    entries = entries.slice(0, 1);
+    await assert.rejects(up(), /apply\[e2e-sq-1\]: this server runs embedded etcd .*K3s does not convert etcd back to sqlite/);
+    assert.equal(callTimes(hosts[0]!, /systemctl (restart|start) k3s/).length, restarts, "nothing restarted");
+    edits.pop();
+    entries = three;
+    const healed = await up();
+    assert.deepEqual(healed.filter((s) => s.op !== "same" && s.op !== "update").map((s) => s.name), []);
   });
 });

@@ -250,4 +250,43 @@ describe("test:engine — the project through the real CLI, language host and pr
     const leaked = [...secrets].filter((s) => plain.includes(s));
     assert.deepEqual(leaked.map((s) => `${s.slice(0, 6)}… (${s.length} chars)`), [], "secret values in the plain export");
   });
+
+  it("protect (issue 23): pulumi destroy refuses and deletes nothing while protect is on; protect: false applied by an up, then destroy uninstalls every node (agents first, the first server last) and leaves nothing", async () => {
+    const resources = async () => ((await stack.exportStack()).deployment as { resources?: unknown[] }).resources?.length ?? 0;
+    const uninstalls = (i: number) =>
+      calls(hosts[i]!)
+        .split("\n")
+        .filter((l) => /k3s(-agent)?-uninstall\.sh$/.test(l))
+        .map((l) => Number(l.split(" ")[0]));
+    // The previous test's config, plus the two settings: only the destroy steps are new.
+    const config = (extra: Partial<StackInput>) =>
+      raw((r) => {
+        r.nodes![4]!.labels = { "example.com/ssd": "true" };
+        r.ssh = { ...r.ssh, perDialTimeout: 20 };
+        r.k3s = { ...r.k3s!, kubelet: { maxPods: 150 } };
+        r.encryption = { ...r.encryption!, rotation: 2 };
+        Object.assign(r, extra);
+      });
+    await withConfig(config({ protect: true, uninstallOnDestroy: true }));
+    await stack.up({ onEvent });
+    const before = await resources();
+    const callsBefore = hosts.map(calls);
+    await assert.rejects(stack.destroy(), /protected/);
+    assert.equal(await resources(), before, "nothing was deleted");
+    assert.deepEqual(hosts.map(calls), callsBefore, "nothing ran on a host");
+
+    await withConfig(config({ protect: false, uninstallOnDestroy: true }));
+    await stack.up({ onEvent });
+    assert.equal((await stack.destroy()).summary.result, "succeeded");
+    const nodes = hosts.slice(0, members).map((_, i) => ({ role: ROLES[i], at: uninstalls(i) }));
+    for (const [i, n] of nodes.entries()) assert.equal(n.at.length, 1, `host ${i + 1} (${n.role}) uninstalled once`);
+    const agents = nodes.filter((n) => n.role === "agent").map((n) => n.at[0]!);
+    const servers = nodes.filter((n) => n.role === "server").map((n) => n.at[0]!);
+    assert.ok(Math.max(...agents) < Math.min(...servers), "agents first");
+    assert.equal(Math.max(...servers), nodes[0]!.at[0], "the first server last");
+    for (const [i, h] of hosts.slice(0, members).entries()) {
+      for (const unit of ["k3s", "k3s-agent"]) assert.ok(!existsSync(join(h.upper, "var/lib/k3sp-stub/active", unit)), `host ${i + 1}: ${unit} still active`);
+    }
+    assert.equal(await resources(), 0, "the stack is empty");
+  });
 });

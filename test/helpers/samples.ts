@@ -18,7 +18,7 @@ export function sampleConfig(env: Environment): ResolvedConfig {
  * Sample stacks beyond the three environments, each in its own file, with a golden directory of
  * the same name (test/golden/<name>): the dual-stack cluster (issue 14), every day-2 operation
  * armed at once (issue 23), pools, hooks and OIDC (issue 27), Cilium under CIS and nodes across
- * networks on WireGuard (issue 27).
+ * networks on WireGuard (issue 27), a control plane shrinking with uninstallOnDestroy (issue 23).
  */
 export const FIXTURE_SAMPLES = {
   dualstack: join(REPO, "test", "fixtures", "dualstack", "Pulumi.dualstack.yaml"),
@@ -27,6 +27,7 @@ export const FIXTURE_SAMPLES = {
   pools: join(REPO, "test", "fixtures", "pools", "Pulumi.pools.yaml"),
   cilium: join(REPO, "test", "fixtures", "cilium", "Pulumi.cilium.yaml"),
   wireguard: join(REPO, "test", "fixtures", "wireguard", "Pulumi.wireguard.yaml"),
+  topology: join(REPO, "test", "fixtures", "topology", "Pulumi.topology.yaml"),
 } as const;
 export type FixtureSample = keyof typeof FIXTURE_SAMPLES;
 

@@ -27,16 +27,56 @@ describe("policy pack: lifecycle guards", () => {
     assert.deepEqual(await resourcePolicy("decommission-keeps-quorum", edited((c) => (c.nodes[4]!.decommission = true))), []);
     const two = await resourcePolicy("decommission-keeps-quorum", edited((c) => (c.nodes[0]!.decommission = c.nodes[1]!.decommission = true)));
     assert.ok(two.some((m) => /2 of 3 servers are decommissioned at once/.test(m)), JSON.stringify(two));
-    const even = await resourcePolicy("decommission-keeps-quorum", edited((c) => (c.nodes[2]!.decommission = true)));
-    assert.ok(even.some((m) => /leaves 2 servers in prod/.test(m)), JSON.stringify(even));
+    // Arming one of three stops nothing: the count is judged when its entry goes (prod-server-quorum).
+    assert.deepEqual(await resourcePolicy("decommission-keeps-quorum", edited((c) => (c.nodes[2]!.decommission = true))), []);
   });
 
-  it("prod-server-quorum counts the servers that stay: a fourth server being decommissioned is fine", async () => {
-    const config = structuredClone(sampleConfig("prod"));
-    config.nodes.push({ ...structuredClone(config.nodes[0]!), name: "prod-server-4", host: "203.0.113.14", decommission: true });
-    assert.deepEqual(await resourcePolicy("prod-server-quorum", config), []);
-    config.nodes.at(-1)!.decommission = undefined;
-    assert.ok((await resourcePolicy("prod-server-quorum", config)).some((m) => /4 servers/.test(m)));
+  describe("replacing a prod server: the quorum rules judge the whole change (issue 23)", () => {
+    const prodSample = () => structuredClone(sampleConfig("prod"));
+    const newServer = (c: ResolvedConfig) => ({ ...structuredClone(c.nodes[0]!), name: "prod-server-4", host: "203.0.113.14" });
+    const verdict = async (config: ResolvedConfig) => [
+      ...(await resourcePolicy("prod-server-quorum", config)),
+      ...(await resourcePolicy("decommission-keeps-quorum", config)),
+    ];
+    it("the path that passes: arm the old server alone (3 still run), then add the new one and delete the old entry in one change (3 after the up)", async () => {
+      const armed = prodSample();
+      armed.nodes[2]!.decommission = true;
+      assert.deepEqual(await verdict(armed), []);
+      const swapped = prodSample();
+      swapped.nodes.splice(2, 1, newServer(swapped));
+      assert.deepEqual(await verdict(swapped), []);
+    });
+    it("adding first leaves 4 running (an armed server runs until its entry is deleted); the message names the path that passes", async () => {
+      const added = prodSample();
+      added.nodes.push(newServer(added));
+      const plain = await resourcePolicy("prod-server-quorum", added);
+      assert.equal(plain.length, 1, JSON.stringify(plain));
+      assert.match(plain[0]!, /^prod has 4 servers after this up; use an odd number so etcd keeps quorum: to replace a server, arm the old one alone \(decommission: true, pulumi up: three keep running\), then add the new server and delete the old entry in one change/);
+      added.nodes[2]!.decommission = true;
+      const armedToo = await resourcePolicy("prod-server-quorum", added);
+      assert.equal(armedToo.length, 1, JSON.stringify(armedToo));
+      assert.match(armedToo[0]!, /^prod has 4 servers after this up \(counting prod-server-3: armed, it keeps running until its entry is deleted\); use an odd number/);
+    });
+    it("deleting the armed entry without a replacement leaves 2: refused, naming the replacement path", async () => {
+      const removed = prodSample();
+      removed.nodes.splice(2, 1);
+      const messages = await resourcePolicy("prod-server-quorum", removed);
+      assert.equal(messages.length, 2, JSON.stringify(messages));
+      assert.match(messages[0]!, /^prod has 2 server\(s\) after this up; at least 3 are required: if a server's entry was deleted, add its replacement in this same change/);
+      assert.match(messages[1]!, /^prod has 2 servers after this up; use an odd number/);
+    });
+    it("a 5 -> 3 shrink: two of five armed passes (5 run), deleting both entries passes (3); three of five at once is refused", async () => {
+      const five = prodSample();
+      five.nodes.splice(3, 0, { ...newServer(five) }, { ...newServer(five), name: "prod-server-5", host: "203.0.113.15" });
+      assert.deepEqual(await verdict(five), []);
+      five.nodes[3]!.decommission = five.nodes[4]!.decommission = true;
+      assert.deepEqual(await verdict(five), []);
+      const three = structuredClone(five);
+      three.nodes[0]!.decommission = true;
+      assert.ok((await verdict(three)).some((m) => /3 of 5 servers are decommissioned at once; etcd keeps quorum with at most 2/.test(m)));
+      five.nodes.splice(3, 2);
+      assert.deepEqual(await verdict(five), []);
+    });
   });
 
   it("servers-restart-one-at-a-time covers certificate rotation: chained after the encryption restarts, a parallel step is reported", async () => {
@@ -103,6 +143,24 @@ describe("preview:md: one line per lifecycle phase", () => {
     assert.deepEqual(lifecycleLines([...base, node("prod-agent-3", "agent", "delete")], "prod"), [
       "⚠️ remove prod-agent-3 without decommission: K3s stays installed and running on the host (docs/removing-and-replacing-nodes.md)",
     ]);
+  });
+
+  it("uninstall on destroy armed or turned off; protection on or off (issue 23)", () => {
+    assert.deepEqual(lifecycleLines([...base, cmd("destroy-begin", "create"), cmd("prod-agent-1-destroy-uninstall", "create"), cmd("prod-server-1-destroy-uninstall", "create")], "prod"), [
+      "arm uninstall on destroy: pulumi destroy will uninstall K3s from 2 nodes, agents first, servers last, one at a time; nothing changes on a host now",
+    ]);
+    assert.deepEqual(lifecycleLines([...base, cmd("destroy-begin", "delete"), cmd("prod-agent-1-destroy-uninstall", "delete")], "prod"), [
+      "uninstall on destroy turned off: its steps are dropped and uninstall nothing (they run only on nodes destroy-begin marked)",
+    ]);
+    const guard = (op: string, from: boolean | undefined, to: boolean): PreviewStep => ({
+      op,
+      urn: "urn:pulumi:prod::k3s-platform::k3s-platform:index:DestroyGuard::prod-destroy-guard",
+      ...(from === undefined ? {} : { oldState: { protect: from } }),
+      newState: { protect: to },
+    });
+    assert.deepEqual(lifecycleLines([...base, guard("update", true, false)], "prod"), ["⚠️ protect: false: after this up, pulumi destroy deletes the stack (docs/destroy.md)"]);
+    assert.deepEqual(lifecycleLines([...base, guard("create", undefined, true)], "prod"), ["protected: pulumi destroy deletes nothing until an up with protect: false (docs/destroy.md)"]);
+    assert.deepEqual(lifecycleLines([...base, guard("same", true, true)], "prod"), []);
   });
 
   it("a rebuild: the forget step runs (join-only on the first server); the only server warns", () => {

@@ -68,6 +68,16 @@ export const stackSchema = z.strictObject({
       registries: z.array(registryHost).min(1).optional(),
     })
     .prefault({}),
+  /**
+   * `pulumi destroy` uninstalls K3s from every node (agents first, servers last, one at a time) and
+   * removes the firewall rules os-prep opened (docs/destroy.md). Unset or false: K3s stays.
+   */
+  uninstallOnDestroy: z.boolean().optional(),
+  /**
+   * Pulumi `protect` for the stack (docs/destroy.md): `pulumi destroy` refuses until this is false
+   * and an `up` ran. Default: true in prod, false elsewhere.
+   */
+  protect: z.boolean().optional(),
 });
 
 export type StackInput = z.input<typeof stackSchema>;

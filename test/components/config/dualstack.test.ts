@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -15,6 +15,7 @@ import { renderTenants } from "../../../components/tenants/render";
 import { policies, TYPES } from "../../../policies/policies";
 import { resourceArgs, runResourcePolicy } from "../../helpers/policy-harness";
 import { SAMPLE_KUBECONFIG } from "../../helpers/pulumi-mocks";
+import { osPrepRoot } from "../../helpers/os-prep-root";
 import { ENVS, FIXTURE_SAMPLES, fixtureConfig, fixtureRaw, REPO, sampleConfig, variant } from "../../helpers/samples";
 
 /** Dual-stack / IPv6 (issue 14): values per family, the rules on them, and where they land. */
@@ -268,21 +269,7 @@ describe("dual-stack / IPv6 networking", () => {
     const config = fixtureConfig("dualstack");
 
     function sandbox(active: "firewalld" | "ufw", ufwDefault?: string) {
-      const root = mkdtempSync(join(scratch, `${active}-`));
-      mkdirSync(join(root, "sys/fs/cgroup"), { recursive: true });
-      writeFileSync(join(root, "sys/fs/cgroup/cgroup.controllers"), "memory\n");
-      for (const m of ["br_netfilter", "overlay", "vxlan"]) mkdirSync(join(root, "sys/module", m), { recursive: true });
-      if (active === "firewalld") {
-        mkdirSync(join(root, "run/active"), { recursive: true });
-        writeFileSync(join(root, "run/active/firewalld"), "");
-      } else {
-        mkdirSync(join(root, "ufw"), { recursive: true });
-        writeFileSync(join(root, "ufw/active"), "");
-      }
-      if (ufwDefault !== undefined) {
-        mkdirSync(join(root, "etc/default"), { recursive: true });
-        writeFileSync(join(root, "etc/default/ufw"), ufwDefault);
-      }
+      const root = osPrepRoot(scratch, active, ufwDefault);
       const script = join(root, "os-prep.sh");
       writeFileSync(script, osPrep(config, 0));
       const log = join(root, "stub.log");

@@ -92,7 +92,9 @@ delete_node() {
 # server was itself armed in this up (no apply ran here); the node-inventory step rewrote the
 # cluster's copy on the first managed server before the engine ran any delete.
 CM=k3s-platform-managed-nodes
+CLUSTER_LIST=""
 if kread get configmap "$CM" -n kube-system -o 'jsonpath={.data.nodes}'; then
+  CLUSTER_LIST="$KOUT"
   case " $KOUT " in
     *" $NODE "*) still_managed ;;
   esac
