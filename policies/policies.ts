@@ -20,7 +20,7 @@ import {
 } from "../components/config/rules";
 import { FlagValue, isReservedNamespace, ResolvedConfig, TAINT } from "../components/config/schema";
 import { cisWeakenings, FLAG_BY_NAME, SECRET_FLAGS } from "../components/config/flags";
-import { cniFindings, dnsReachabilityFindings } from "../components/config/network-rules";
+import { cniFindings, dnsReachabilityFindings, podCidrAllocationFindings } from "../components/config/network-rules";
 import { surfaceIssues, surfaceVerdict } from "../components/config/surfaces";
 import { formatPath } from "../components/config/validate";
 import { childName, clusterChildOf, NODE_CHILDREN, nodeChildOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
@@ -262,10 +262,10 @@ const clusterDnsInServiceCidr = clusterPolicy(
 // applies (components/config/network-rules.ts), on the config the program registers.
 const networkSettingsWorkable = clusterPolicy(
   "network-settings-workable",
-  "The CNI has its companion flags (flannel-backend none only with a CNI choice, which turns K3s' policy controller off), nodes across networks have the transport they need, and no DNS upstream is out of a pod's reach (loopback, a family the pod network lacks).",
+  "The CNI has its companion flags (flannel-backend none only with a CNI choice, which turns K3s' policy controller off), nodes across networks have the transport they need, every node gets a pod CIDR block kube-controller-manager can allocate, and no DNS upstream is out of a pod's reach (loopback, a family the pod network lacks).",
   "mandatory",
   (config, _args, report) => {
-    for (const f of [...cniFindings(config), ...dnsReachabilityFindings(config)]) if (!f.warning) report(`${f.path.join(".")}: ${f.message}`);
+    for (const f of [...cniFindings(config), ...podCidrAllocationFindings(config), ...dnsReachabilityFindings(config)]) if (!f.warning) report(`${f.path.join(".")}: ${f.message}`);
   },
 );
 

@@ -94,6 +94,33 @@ export function argumentCredential(text: string): boolean {
   return PRIVATE_KEY.test(text) || URL_CREDENTIALS.test(text) || ARGUMENT_CREDENTIAL.test(text) || AUTHORIZATION_HEADER.test(text);
 }
 
+/** `NAME=value` shell assignments and `env NAME=value` arguments; the value stops at shell punctuation. */
+const ASSIGNMENT = /(?:^|[\s;&|(])([A-Za-z_][A-Za-z0-9_]*)=(['"]?)([^\s;&|'"]+)/g;
+/** A credential header other than Authorization (`X-Api-Key: …`, `Private-Token: …`, `Cookie: …`). */
+const CREDENTIAL_HEADER = /(?:^|[\s'"])(?:[\w-]*(?:api-?key|token|secret|password|auth)[\w-]*|cookie):[ \t]*([^\s'"]+)/gi;
+/** curl's `-u user:password` (also `--user`, `--proxy-user`, `-U`) inside a shell line. */
+const BASIC_AUTH_ARGUMENT = /(?:^|\s)(?:-u|-U|--user|--proxy-user)(?:\s+|=)(['"]?)[^\s:'"]+:([^\s'"]+)/g;
+/** A value that names where the credential is, not the credential: a file or a shell expansion. */
+const isReference = (value: string): boolean => value.startsWith("/") || value.startsWith("$") || value.startsWith("@");
+
+/**
+ * A hook's argument (docs/hooks.md) that carries a credential in clear: what argumentCredential
+ * finds, and what a command line run by root adds to it: credential-named assignments
+ * (`MYSQL_PWD=…`, `API_KEY=…`, `env GITHUB_TOKEN=…`), credential headers (`X-Api-Key: …`) and
+ * basic-auth user:password arguments (curl `-u`). A file path or a `$VAR` expansion is a reference,
+ * not a credential.
+ */
+export function hookArgumentCredential(text: string): boolean {
+  if (argumentCredential(text)) return true;
+  for (const m of text.matchAll(ASSIGNMENT)) if (CREDENTIAL_ENV.test(m[1]!) && !isReference(m[3]!)) return true;
+  for (const m of text.matchAll(CREDENTIAL_HEADER)) if (!isReference(m[1]!)) return true;
+  for (const m of text.matchAll(BASIC_AUTH_ARGUMENT)) if (!isReference(m[2]!)) return true;
+  return false;
+}
+
+/** Flags whose next argument is `user:password` (curl -u/--user/--proxy-user, -U). */
+export const BASIC_AUTH_FLAGS: ReadonlySet<string> = new Set(["-u", "-U", "--user", "--proxy-user"]);
+
 export function isCredentialKey(key: string): boolean {
   const k = key.toLowerCase().replace(/[-_.]/g, "");
   return CREDENTIAL_EXACT.has(k) || (CREDENTIAL_KEY.test(k) && !REFERENCE_KEY.test(k));

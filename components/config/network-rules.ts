@@ -1,4 +1,5 @@
 import { cidrContains, ipFamily, isCanonicalIp, nodeAddressProblem, prefixLength } from "./net";
+import { argMap } from "./flags";
 import { clusterFamilies } from "./rules";
 import type { CniType, FlannelBackend, NodeConfig, ResolvedConfig, StackConfig } from "./schema";
 
@@ -213,9 +214,17 @@ export function cniFindings(config: ResolvedConfig): Finding[] {
       const message = "sends pod traffic between the nodes' external addresses in plain VXLAN, and K3s warns the VXLAN port must never face the internet (docs.k3s.io installation/requirements): use flannelBackend wireguard-native (encrypted; docs.k3s.io networking/distributed-multicloud)";
       (config.environment === "prod" ? refuse : warn)(["k3s", "flannelExternalIp"], message);
     }
+    const families = clusterFamilies(k3s);
     config.nodes.forEach((node, i) => {
       if (!node.externalIp?.length) {
         refuse(["nodes", i, "externalIp"], `node ${node.name}: k3s.flannelExternalIp sends pod traffic to every node's external address, but this node has none (flannel would fall back to its internal address, which nodes on other networks cannot reach): set externalIp`);
+        return;
+      }
+      // flannel keeps one public address per family of the pod network (its public-ip and
+      // public-ipv6 node annotations); a family without an external address falls back to the internal one.
+      const missing = families.filter((f) => !node.externalIp!.some((ip) => ipFamily(ip) === f));
+      if (missing.length) {
+        refuse(["nodes", i, "externalIp"], `node ${node.name}: the pod network (k3s.clusterCidr) has ${missing.map((f) => (f === "ipv6" ? "IPv6" : "IPv4")).join(" and ")} but externalIp has no such address: flannel would send that family's pod traffic to the node's internal address, which nodes on other networks cannot reach; add one`);
       }
     });
     if (k3s.vpn) refuse(["k3s", "vpn"], "the Tailscale mesh and flannelExternalIp are two transports for the same traffic: choose one");
@@ -225,6 +234,18 @@ export function cniFindings(config: ResolvedConfig): Finding[] {
   }
   if ((k3s.flannelExternalIp || k3s.vpn) && k3s.datastore.type === "etcd" && config.nodes.filter((n) => n.role === "server").length > 1) {
     warn(["k3s", k3s.vpn ? "vpn" : "flannelExternalIp"], "embedded etcd is not supported across networks: all servers must reach each other on their private addresses (docs.k3s.io networking/distributed-multicloud); keep the servers in one location and spread only agents");
+  }
+  // Set by hand, these have no effect: without kube-proxy nothing reads kube-proxy-arg; with vpn-auth
+  // K3s replaces the flannel interface with the tailnet's (k3s-io/k3s pkg/agent/config "Overwrite
+  // nodeip and flannel interface").
+  if (cniReplacesKubeProxy(k3s)) {
+    for (const [map] of withExtra(config, "kube-proxy-arg")) refuse(["k3s", map, "kube-proxy-arg"], `has no effect: k3s.cni.type ${cni} replaces kube-proxy (K3s runs with disable-kube-proxy), so no kube-proxy reads it; remove it`);
+  }
+  if (k3s.vpn) {
+    for (const [map] of withExtra(config, "flannel-iface")) refuse(["k3s", map, "flannel-iface"], "has no effect: with k3s.vpn K3s replaces the flannel interface with the tailnet's (k3s-io/k3s pkg/agent/config); remove it");
+    config.nodes.forEach((node, i) => {
+      if (node.externalIp?.length) warn(["nodes", i, "externalIp"], `node ${node.name}: with k3s.vpn K3s replaces node-external-ip with the node's tailnet address (k3s-io/k3s pkg/agent/config "VPN provider overrides node-external-ip"); this externalIp reaches only tls-san and the firewall`);
+    });
   }
   if (k3s.vpn) {
     config.nodes.forEach((node, i) => {
@@ -240,6 +261,61 @@ export function cniFindings(config: ResolvedConfig): Finding[] {
     if (k3s.hardening === "cis") refuse(["k3s", "cni", "networkPolicyEnforcedBy"], `${message} (k3s.hardening is cis: CIS 5.3.2 expects NetworkPolicies enforced)`);
     else if (config.tenants.some((t) => t.network.defaultDeny)) warn(["k3s", "cni", "networkPolicyEnforcedBy"], message);
   }
+  return out;
+}
+
+/**
+ * The fault kind in pod address allocation: kube-controller-manager (K3s runs it with
+ * allocate-node-cidrs) cuts one block per node out of each `k3s.clusterCidr` range, /24 (IPv4) and
+ * /64 (IPv6) unless `node-cidr-mask-size*` says otherwise. K3s accepts any pairing; these cannot work
+ * (kubernetes v1.31 cmd/kube-controller-manager/app/core.go setNodeCIDRMaskSizes and
+ * pkg/controller/nodeipam/ipam/cidrset/cidr_set.go):
+ * - `node-cidr-mask-size` on a dual-stack cluster, beside `-ipv4`/`-ipv6`, or the other family's flag
+ *   on a single-stack cluster: kube-controller-manager refuses to start;
+ * - an IPv6 node block more than 16 bits longer than its range (a /32 cluster CIDR with /64 blocks):
+ *   "the node CIDR size is too big", kube-controller-manager refuses to start;
+ * - a range no larger than a node block, or with fewer blocks than the stack has nodes: a node
+ *   without a block never gets a pod network ("no remaining CIDRs left to allocate").
+ * Cilium's own pool (components/cni/render.ts) takes the same default blocks; cniFindings refuses a
+ * range too small for it, so that case is named once.
+ */
+export function podCidrAllocationFindings(config: ResolvedConfig): Finding[] {
+  const { k3s } = config;
+  const out: Finding[] = [];
+  const path = ["k3s", "extraServerConfig", "kube-controller-manager-arg"] as const;
+  const args = argMap(k3s.extraServerConfig["kube-controller-manager-arg"]);
+  const families = k3s.clusterCidr.map(ipFamily);
+  const dualStack = new Set(families).size > 1;
+  const flag = (name: string): number | undefined => (args.has(name) ? Number(args.get(name)) : undefined);
+  const both = flag("node-cidr-mask-size");
+  const perFamily = { ipv4: flag("node-cidr-mask-size-ipv4"), ipv6: flag("node-cidr-mask-size-ipv6") };
+  if (both !== undefined && dualStack) {
+    out.push({ path, message: "node-cidr-mask-size is not allowed on a dual-stack cluster: kube-controller-manager refuses to start; use node-cidr-mask-size-ipv4 and node-cidr-mask-size-ipv6" });
+  } else if (both !== undefined && (perFamily.ipv4 !== undefined || perFamily.ipv6 !== undefined)) {
+    out.push({ path, message: "node-cidr-mask-size beside node-cidr-mask-size-ipv4/-ipv6: kube-controller-manager refuses to start; keep one" });
+  }
+  if (!dualStack) {
+    const other = families[0] === "ipv6" ? "ipv4" : "ipv6";
+    if (perFamily[other] !== undefined) {
+      out.push({ path, message: `node-cidr-mask-size-${other} on a single-stack ${families[0] === "ipv6" ? "IPv6" : "IPv4"} cluster: kube-controller-manager refuses to start; use ${both === undefined ? `node-cidr-mask-size-${families[0]} or ` : ""}node-cidr-mask-size` });
+    }
+  }
+  if (out.length) return out;
+  const nodes = config.nodes.length;
+  k3s.clusterCidr.forEach((range, i) => {
+    const family = ipFamily(range);
+    const mask = perFamily[family] ?? both ?? NODE_MASK[family];
+    const at = ["k3s", "clusterCidr", ...(k3s.clusterCidr.length > 1 ? [i] : [])];
+    const prefix = prefixLength(range);
+    if (cniType(k3s) === "cilium" && prefix >= NODE_MASK[family]) return; // cniFindings: too small for Cilium's pool
+    if (family === "ipv6" && mask - prefix > 16) {
+      out.push({ path: at, message: `${range} with /${mask} node blocks: kube-controller-manager allows at most 16 bits between an IPv6 cluster CIDR and its node blocks and refuses to start ("the node CIDR size is too big"); use a /${mask - 16} or longer prefix` });
+    } else if (prefix > mask) {
+      out.push({ path: at, message: `${range} is smaller than one node's /${mask} pod block: no node would get a pod network` });
+    } else if (mask - prefix < 31 && 2 ** (mask - prefix) < nodes) {
+      out.push({ path: at, message: `${range} holds ${2 ** (mask - prefix)} node block(s) of /${mask}, but the stack has ${nodes} nodes: the rest would never get a pod network (kube-controller-manager: "no remaining CIDRs left to allocate")` });
+    }
+  });
   return out;
 }
 

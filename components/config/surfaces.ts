@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { ALLOWED_COMPONENT_ARGS, ALLOWED_FLAGS, AllowlistContext, COMPONENT_ARG_RISKS, FLAG_RISKS } from "./allowlist";
-import { argumentCredential, broadCidr, containerdTemplateFindings, DocumentHit, isCredentialKey, KIND_WHY, traefikValuesFindings } from "./documents";
+import { BASIC_AUTH_FLAGS, broadCidr, containerdTemplateFindings, DocumentHit, hookArgumentCredential, isCredentialKey, KIND_WHY, traefikValuesFindings } from "./documents";
 import { COMPONENT_ARG_FLAGS, FLAG_BY_NAME, MANAGED_COMPONENT_ARGS } from "./flags";
 import type { FlagValue, ResolvedConfig } from "./schema";
 import { KUBE_VIP_IMAGE } from "./schema/addons";
@@ -272,14 +272,16 @@ function hookFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
     hook.command.forEach((arg, j) => {
       const flag = /^--?([A-Za-z][\w.-]*)$/.exec(arg)?.[1];
       const next = hook.command[j + 1];
-      const afterFlag = flag !== undefined && isCredentialKey(flag) && next !== undefined && next.trim() !== "" && !next.startsWith("/");
-      if (!argumentCredential(arg) && !afterFlag) return;
+      const afterFlag =
+        next !== undefined && next.trim() !== "" && !next.startsWith("/") &&
+        ((flag !== undefined && isCredentialKey(flag)) || (BASIC_AUTH_FLAGS.has(arg) && /^[^:]*:./.test(next) && !next.startsWith("$")));
+      if (!hookArgumentCredential(arg) && !afterFlag) return;
       const k = afterFlag ? j + 1 : j;
       secret.add(k);
       out.push({
         setting: `hooks.${hook.name}.command[${k}]${pinned({ digest: hook.command[k] })}`,
         path: ["hooks", i, "command", k],
-        message: `hook ${hook.name}: argument ${k} holds a credential in clear (${afterFlag ? `the value of ${arg}` : "a key, URL credentials, a password/token assignment or an Authorization header"}): it would land in hooks.sh on every node it runs on and in Pulumi state; let the hook read it on the host (a root-only file)`,
+        message: `hook ${hook.name}: argument ${k} holds a credential in clear (${afterFlag ? `the value of ${arg}` : "a key, URL credentials, a password/token/key assignment, an Authorization or credential header, or user:password"}): it would land in hooks.sh on every node it runs on and in Pulumi state; let the hook read it on the host (a root-only file)`,
         unexceptable: "credentials never sit in the stack config",
         everywhere: true,
       });

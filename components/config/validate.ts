@@ -23,7 +23,7 @@ import { surfaceIssues } from "./surfaces";
 import { maintenanceCommandProblem } from "./maintenance-commands";
 import { proxyBypassAddresses, uncoveredAddresses } from "./node-networks";
 import { nodeAddressesOf } from "./topology";
-import { cniFindings, defaultFlannelBackend, defaultFlannelIpv6Masq, dnsReachabilityFindings, ipv6EgressFindings } from "./network-rules";
+import { cniFindings, defaultFlannelBackend, defaultFlannelIpv6Masq, dnsReachabilityFindings, ipv6EgressFindings, podCidrAllocationFindings } from "./network-rules";
 import { clusterNetworkFindings, coversSecrets, decommissionChecks, flannelIpv6MasqFinding, nodeAddressesInClusterNetworks, nodeFamilyFindings, restrictedNodeLabels } from "./rules";
 import { CONFIG_KEYS, PROJECT, ResolvedConfig, SECRET_KEYS, SecretKey, StackConfig, stackSchema } from "./schema";
 
@@ -238,7 +238,7 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
     report(indexed(["nodes", hit.nodeIndex, hit.field], hit.index), `${hit.address} lies inside k3s.${hit.network} ${hit.range}; pod/service networks must not overlap host addresses`);
   }
   // The fault kind "accepted by K3s, cannot work where it lands" (network-rules.ts): CNI companion flags, IPv6 egress.
-  for (const f of [...cniFindings(config), ...ipv6EgressFindings(config)]) (f.warning ? warn : report)(f.path, f.message);
+  for (const f of [...cniFindings(config), ...podCidrAllocationFindings(config), ...ipv6EgressFindings(config)]) (f.warning ? warn : report)(f.path, f.message);
   const restricted = restrictedNodeLabels(nodes);
 
   // --- nodes

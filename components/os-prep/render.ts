@@ -196,6 +196,35 @@ if [ -n "$cmdline" ]; then
 fi`;
 }
 
+/** Where os-prep keeps accept_ra=2 for the interfaces it found with a default route from router advertisements. */
+export const ACCEPT_RA_SYSCTL_FILE = "/etc/sysctl.d/91-k3s-platform-accept-ra.conf";
+
+/**
+ * IPv6 forwarding (sysctls above) makes the kernel ignore router advertisements unless an
+ * interface's accept_ra is 2 (kernel Documentation/networking/ip-sysctl "accept_ra: 2 - Overrule
+ * forwarding behaviour"): a default route learned from them expires and the node loses IPv6 egress
+ * (docs.k3s.io networking/basic-network-options, "Single-stack IPv6 Networking": set accept_ra=2).
+ * Only the interfaces whose default route came from an advertisement (`proto ra`) are changed: they
+ * already accept advertisements, so nothing new is trusted; statically routed hosts are untouched.
+ * A sysctl key names a VLAN interface's dots as slashes (sysctl.d(5)).
+ */
+const raAcceptance = sh`# ---------------------------------------------------------------- IPv6 router advertisements
+ra_file="$ROOT"${ACCEPT_RA_SYSCTL_FILE}
+ra_routes="$(ip -6 route show default proto ra 2>/dev/null || true)"
+while read -r ra_dev; do
+  [ -n "$ra_dev" ] || continue
+  key="net.ipv6.conf.\${ra_dev//./\\/}.accept_ra"
+  if [ "$(sysctl -n "$key" 2>/dev/null || true)" != 2 ]; then
+    sysctl -q -w "$key=2" >/dev/null || fail "cannot set sysctl $key=2 (the default route of $ra_dev comes from router advertisements, which IPv6 forwarding ignores otherwise)"
+    changed "set sysctl $key=2: $ra_dev's default route comes from router advertisements"
+  fi
+  touch "$ra_file"
+  if ! grep -qxF "$key = 2" "$ra_file"; then
+    printf '%s = 2\\n' "$key" >>"$ra_file"
+    changed "wrote $key = 2 to \${ra_file#"$ROOT"}"
+  fi
+done < <(sed -n 's/.* dev \\([^ ]*\\).*/\\1/p' <<<"$ra_routes" | sort -u)`;
+
 export function renderOsPrepScript(ctx: Pick<NodeContext, "config" | "node" | "cis">): string {
   const { config, node, cis } = ctx;
   const { k3s } = config;
@@ -297,7 +326,8 @@ while IFS='=' read -r key value; do
     changed "set sysctl $key=$value"
   fi
 done <"$ROOT/etc/sysctl.d/90-k3s-platform.conf"
-${cisCheck}
+${hasIpv6(config) ? sh`${raAcceptance}
+` : raw("")}${cisCheck}
 
 # ---------------------------------------------------------------- firewall (mode: ${k3s.firewall.mode})
 ${renderFirewall(config, ports)}

@@ -194,6 +194,13 @@ const resourceCases: ResourceCase[] = [
     expect: /dns\.upstreams\.0: 127\.0\.0\.53 is a loopback address/,
   },
   {
+    // Review of issue 27: a /32 IPv6 pod range with /64 node blocks stops kube-controller-manager.
+    policy: "network-settings-workable",
+    pass: clusterResource(sampleConfig("prod")),
+    fail: clusterResource(prodWith((c) => (c.k3s.clusterCidr = ["10.42.0.0/24"]))),
+    expect: /k3s\.clusterCidr: 10\.42\.0\.0\/24 holds 1 node block\(s\) of \/24, but the stack has \d+ nodes/,
+  },
+  {
     policy: "upgrade-drain-honours-disruption-budgets",
     pass: clusterResource(sampleConfig("prod")),
     fail: clusterResource(prodWith((c) => (c.upgrade.drain.disableEviction = true))),

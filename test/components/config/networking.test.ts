@@ -88,6 +88,58 @@ describe("networking (issue 27): CNI selection, nodes across networks, and setti
     });
   });
 
+  describe("the fault kind in pod address allocation: kube-controller-manager's node blocks (review of issue 27)", () => {
+    const dual = () => structuredClone(fixtureRaw("dualstack"));
+    const kcm = (raw: StackInput, ...args: string[]) => ((k3s(raw).extraServerConfig ??= {})["kube-controller-manager-arg"] = args, raw);
+    const podCidr = (raw: StackInput, ...cidrs: string[]) => ((k3s(raw).clusterCidr = cidrs.length === 1 ? cidrs[0]! : cidrs), raw);
+
+    it("an IPv6 range more than 16 bits shorter than its /64 node blocks (kube-controller-manager refuses to start) is refused; /48 is accepted", () => {
+      rejects(podCidr(dual(), "10.42.0.0/16", "fd00:42::/32"), "k3s-platform:k3s.clusterCidr[1]", /at most 16 bits.*refuses to start.*\/48 or longer/);
+      accepts(podCidr(dual(), "10.42.0.0/16", "fd00:42::/48"));
+      rejects(kcm(podCidr(dual(), "10.42.0.0/16", "fd00:42::/56"), "node-cidr-mask-size-ipv6=80"), "k3s-platform:k3s.clusterCidr[1]", /\/80 node blocks.*\/64 or longer/);
+    });
+
+    it("a range smaller than one node block, or with fewer blocks than nodes, is refused naming both numbers", () => {
+      rejects(variant("dev", (r) => podCidr(r, "10.42.0.0/25")), "k3s-platform:k3s.clusterCidr", /10\.42\.0\.0\/25 is smaller than one node's \/24 pod block/);
+      rejects(variant("dev", (r) => podCidr(r, "10.42.0.0/24")), "k3s-platform:k3s.clusterCidr", /holds 1 node block\(s\) of \/24, but the stack has 2 nodes/);
+      accepts(variant("dev", (r) => podCidr(r, "10.42.0.0/23")));
+      // a smaller node block fits more nodes
+      accepts(variant("dev", (r) => kcm(podCidr(r, "10.42.0.0/24"), "node-cidr-mask-size=25")));
+      // Cilium's own pool check names the too-small range once
+      const { issues } = issuesOf(variant("dev", (r) => { k3s(r).cni = { type: "cilium" }; podCidr(r, "10.42.0.0/25"); }));
+      assert.equal(issues.filter((i) => i.startsWith("k3s-platform:k3s.clusterCidr: ")).length, 1, issues.join("\n"));
+    });
+
+    it("node-cidr-mask-size flags kube-controller-manager refuses for the cluster's families are refused", () => {
+      rejects(kcm(dual(), "node-cidr-mask-size=24"), 'k3s-platform:k3s.extraServerConfig["kube-controller-manager-arg"]', /not allowed on a dual-stack cluster/);
+      accepts(kcm(dual(), "node-cidr-mask-size-ipv4=24", "node-cidr-mask-size-ipv6=64"));
+      rejects(variant("dev", (r) => kcm(r, "node-cidr-mask-size-ipv6=64")), 'k3s-platform:k3s.extraServerConfig["kube-controller-manager-arg"]', /node-cidr-mask-size-ipv6 on a single-stack IPv4 cluster/);
+      rejects(variant("dev", (r) => kcm(r, "node-cidr-mask-size=24", "node-cidr-mask-size-ipv4=24")), 'k3s-platform:k3s.extraServerConfig["kube-controller-manager-arg"]', /beside node-cidr-mask-size-ipv4/);
+      accepts(variant("dev", (r) => kcm(r, "node-cidr-mask-size-ipv4=24")));
+    });
+
+    it("every sample and fixture stack still validates", () => {
+      for (const env of ["dev", "staging", "prod"] as const) accepts(variant(env, () => {}));
+      for (const name of ["cilium", "day2", "dualstack", "pools", "wireguard"] as const) accepts(structuredClone(fixtureRaw(name)));
+    });
+  });
+
+  describe("settings with no effect where they land (review of issue 27)", () => {
+    it("kube-proxy-arg beside a CNI that replaces kube-proxy is refused; kept when kube-proxy runs", () => {
+      const withCni = (cni: K3s["cni"]) => variant("dev", (r) => { k3s(r).cni = cni; k3s(r).extraAgentConfig = { "kube-proxy-arg": ["proxy-mode=ipvs"] }; });
+      rejects(withCni({ type: "cilium" }), 'k3s-platform:k3s.extraAgentConfig["kube-proxy-arg"]', /cilium replaces kube-proxy.*no kube-proxy reads it/);
+      rejects(withCni({ type: "none", replacesKubeProxy: true, networkPolicyEnforcedBy: "calico" }), 'k3s-platform:k3s.extraAgentConfig["kube-proxy-arg"]', /none replaces kube-proxy/);
+      accepts(withCni({ type: "cilium", kubeProxyReplacement: false }));
+    });
+
+    it("with vpn, flannel-iface (K3s replaces it with the tailnet interface) is refused and externalIp warns", () => {
+      const vpn = (edit: (r: StackInput) => void) => variant("dev", (r) => { k3s(r).vpn = { provider: "tailscale" }; edit(r); });
+      rejects(vpn((r) => (k3s(r).extraAgentConfig = { "flannel-iface": "eth1" })), 'k3s-platform:k3s.extraAgentConfig["flannel-iface"]', /tailnet/);
+      const { warnings } = issuesOf(vpn((r) => (r.nodes[1]!.externalIp = "198.51.100.21")));
+      assert.ok(warnings.some((w) => w.startsWith("k3s-platform:nodes[1] (dev-agent-1).externalIp: ") && /replaces node-external-ip/.test(w)), warnings.join("\n"));
+    });
+  });
+
   describe("the fault kind in DNS: upstreams a pod cannot reach from its own network namespace", () => {
     it("a loopback resolver (systemd-resolved's 127.0.0.53) as upstream or stub server is refused", () => {
       rejects(variant("dev", (r) => (r.dns = { upstreams: ["127.0.0.53"] })), "k3s-platform:dns.upstreams[0]", /loopback.*pod itself/);
@@ -309,6 +361,16 @@ describe("networking (issue 27): CNI selection, nodes across networks, and setti
         }),
         { numRuns: 100 },
       );
+    });
+
+    it("flannelExternalIp on a dual-stack pod network: a node needs an external address of each family (review of issue 27)", () => {
+      const dual = (externalIp: string[]) =>
+        variant("dev", (r) => {
+          Object.assign(k3s(r), { flannelBackend: "wireguard-native", flannelExternalIp: true, clusterCidr: ["10.42.0.0/16", "2001:db8:42::/56"], serviceCidr: ["10.43.0.0/16", "2001:db8:43::/112"], flannelIpv6Masq: true });
+          r.nodes.forEach((n, i) => Object.assign(n, { nodeIp: [`192.0.2.${10 + i}`, `2001:db8:1::${10 + i}`], externalIp: externalIp.map((ip) => ip.replace("X", String(10 + i))) }));
+        });
+      rejects(dual(["203.0.113.X"]), "k3s-platform:nodes[0] (dev-server-1).externalIp", /has IPv6 but externalIp has no such address/);
+      accepts(dual(["203.0.113.X", "2001:db8:ff::X"]));
     });
 
     it("vpn with another CNI, or with flannelExternalIp, is refused; across networks with several etcd servers warns", () => {

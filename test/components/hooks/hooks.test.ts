@@ -63,6 +63,13 @@ describe("hooks (issue 27)", () => {
         [["/usr/local/bin/register", "--token", "s3cr3t-value"], 2],
         [["/usr/local/bin/register", "--password=s3cr3t-value"], 1],
         [["sh", "-c", "curl https://user:s3cr3t-value@inventory.example.com/"], 2],
+        // review of issue 27: accepted (and echoed in the hook's own warning) before
+        [["curl", "-u", "admin:s3cr3t-value", "https://inventory.example.com"], 2],
+        [["sh", "-c", "curl --user admin:s3cr3t-value https://inventory.example.com"], 2],
+        [["env", "MYSQL_PWD=s3cr3t-value", "mysql", "-e", "select 1"], 1],
+        [["sh", "-c", "API_KEY='s3cr3t-value' /usr/local/bin/register"], 2],
+        [["curl", "-H", "X-Api-Key: s3cr3t-value", "https://inventory.example.com"], 2],
+        [["sh", "-c", "curl -H 'Private-Token: s3cr3t-value' https://gitlab.example.com/api"], 2],
       ];
       for (const [command, index] of cases) {
         const found = issuesOf(withHooks("dev", [{ name: "reg", at: "afterInstall", command }]));
@@ -76,6 +83,14 @@ describe("hooks (issue 27)", () => {
       // A file the hook reads on the host is how: no finding beyond the hook itself.
       assert.deepEqual(issuesOf(withHooks("dev", [{ name: "reg", at: "afterInstall", command: ["/usr/local/bin/register", "--token-file", "/etc/inventory/token"] }])), []);
       assert.deepEqual(issuesOf(withHooks("dev", [{ name: "reg", at: "afterInstall", command: ["/usr/local/bin/register", "--token", "/etc/inventory/token"] }])), []);
+      // References are how: a file, a variable read on the host, a command substitution.
+      for (const command of [
+        ["sh", "-c", "curl -H \"X-Api-Key: $(cat /etc/inventory/key)\" https://inventory.example.com"],
+        ["sh", "-c", "API_KEY=\"$(cat /etc/inventory/key)\" /usr/local/bin/register"],
+        ["curl", "-u", "$INVENTORY_USER", "https://inventory.example.com"],
+        ["env", "KUBECONFIG=/etc/rancher/k3s/k3s.yaml", "kubectl", "get", "nodes"],
+        ["sh", "-c", "lbctl disable \"$K3S_PLATFORM_NODE\""],
+      ]) assert.deepEqual(issuesOf(withHooks("dev", [{ name: "reg", at: "afterInstall", command }])), [], JSON.stringify(command));
     });
 
     it("selectors name what exists: unknown nodes and pools, duplicate names, unknown points are refused with their paths", () => {

@@ -14,7 +14,7 @@ import { postRegistrationLabelCommand } from "../../../components/cluster/compon
 import { inboundPorts, kernelModules } from "../../../components/os-prep/render";
 import { raw, sh } from "../../../components/shell/sh";
 import { systemdHost } from "../../helpers/host-root";
-import { ENVS, fixtureConfig, REPO, sampleConfig, variant } from "../../helpers/samples";
+import { ENVS, fixtureConfig, fixtureRaw, REPO, sampleConfig, variant } from "../../helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
 
@@ -445,25 +445,68 @@ describe("host scripts", () => {
     });
   });
 
+  /** A node's os-prep.sh in a sandbox root with the stubs; `bin` (first on PATH) takes more stand-ins. */
+  function osPrepSandbox(prefix: string, config: ResolvedConfig, nodeIndex: number) {
+    const root = mkdtempSync(join(scratch, prefix));
+    mkdirSync(join(root, "sys/fs/cgroup"), { recursive: true });
+    writeFileSync(join(root, "sys/fs/cgroup/cgroup.controllers"), "memory\n");
+    const log = join(root, "stub.log");
+    writeFileSync(log, "");
+    const bin = join(root, "bin");
+    mkdirSync(bin);
+    const script = join(root, "os-prep.sh");
+    writeFileSync(script, file(planNode(config, config.nodes[nodeIndex]!), "os-prep.sh"));
+    const env = { K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${bin}:${STUBS}:${process.env.PATH}` };
+    return { root, bin, run: () => run("bash", [script], env) };
+  }
+
   describe("nodes across networks (issue 27)", () => {
     it("k3s.vpn: os-prep stops before K3s when the tailscale client is missing, and passes with it", () => {
       const config = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { vpn: { provider: "tailscale" }, firewall: { mode: "ignore" } })));
-      const root = mkdtempSync(join(scratch, "vpn-"));
-      mkdirSync(join(root, "sys/fs/cgroup"), { recursive: true });
-      writeFileSync(join(root, "sys/fs/cgroup/cgroup.controllers"), "memory\n");
-      const log = join(root, "stub.log");
-      writeFileSync(log, "");
-      const script = join(root, "os-prep.sh");
-      writeFileSync(script, file(planNode(config, config.nodes[1]!), "os-prep.sh"));
-      const env = { K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${STUBS}:${process.env.PATH}` };
-      const without = run("bash", [script], env);
+      const { bin, run: osPrep } = osPrepSandbox("vpn-", config, 1);
+      const without = osPrep();
       assert.notEqual(without.status, 0);
       assert.match(without.out, /tailscale client is not installed/);
-      const bin = join(root, "bin");
-      mkdirSync(bin);
       writeFileSync(join(bin, "tailscale"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
-      const withIt = run("bash", [script], { ...env, PATH: `${bin}:${env.PATH}` });
+      const withIt = osPrep();
       assert.equal(withIt.status, 0, withIt.out);
+    });
+  });
+
+  describe("IPv6 forwarding and router advertisements (review of issue 27)", () => {
+    // os-prep turns IPv6 forwarding on; the kernel then ignores router advertisements unless
+    // accept_ra is 2, so a default route learned from them expires (docs.k3s.io "Single-stack IPv6
+    // Networking"). The `ip` stand-in prints what `ip -6 route show default proto ra` prints on a
+    // host with SLAAC on eth0 and a VLAN eth0.100 (iproute2 ip-route(8) output format).
+    function osPrepRun(config: ResolvedConfig, routes: string) {
+      const { root, bin, run: again } = osPrepSandbox("ra-", config, 0);
+      writeFileSync(join(bin, "ip"), `#!/bin/sh\n[ "$*" = "-6 route show default proto ra" ] || { echo "ip stand-in: unexpected $*" >&2; exit 2; }\nprintf '%s' '${routes}'\n`, { mode: 0o755 });
+      return { root, again, first: again() };
+    }
+    const dualStack = () => {
+      const raw = structuredClone(fixtureRaw("dualstack"));
+      raw.k3s!.firewall = { mode: "ignore" };
+      return loadStackConfig(raw);
+    };
+    const ra = "default via fe80::1 dev eth0 proto ra metric 1024 expires 1790sec hoplimit 64 pref medium\ndefault via fe80::2 dev eth0.100 proto ra metric 1025 expires 1790sec pref medium\n";
+
+    it("keeps accepting advertisements (accept_ra 2, persisted) on the interfaces whose default route came from one, once", () => {
+      const { root, first, again } = osPrepRun(dualStack(), ra);
+      assert.equal(first.status, 0, first.out);
+      assert.equal(readFileSync(join(root, "proc/sys/net/ipv6/conf/all/forwarding"), "utf8").trim(), "1");
+      for (const dev of ["eth0", "eth0/100"]) assert.equal(readFileSync(join(root, `proc/sys/net/ipv6/conf/${dev}/accept_ra`), "utf8").trim(), "2", dev);
+      assert.equal(readFileSync(join(root, "etc/sysctl.d/91-k3s-platform-accept-ra.conf"), "utf8"), "net.ipv6.conf.eth0.accept_ra = 2\nnet.ipv6.conf.eth0/100.accept_ra = 2\n");
+      const second = again();
+      assert.equal(second.status, 0, second.out);
+      assert.doesNotMatch(second.out, /accept_ra/, "idempotent: nothing changes on the second run");
+    });
+
+    it("leaves hosts with static routes, and clusters without IPv6, untouched", () => {
+      const staticHost = osPrepRun(dualStack(), "");
+      assert.equal(staticHost.first.status, 0, staticHost.first.out);
+      assert.ok(!existsSync(join(staticHost.root, "etc/sysctl.d/91-k3s-platform-accept-ra.conf")));
+      const v4 = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { firewall: { mode: "ignore" } })));
+      assert.doesNotMatch(file(planNode(v4, v4.nodes[0]!), "os-prep.sh"), /accept_ra|proto ra/);
     });
   });
 

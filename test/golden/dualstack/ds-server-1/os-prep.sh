@@ -91,6 +91,22 @@ while IFS='=' read -r key value; do
     changed "set sysctl $key=$value"
   fi
 done <"$ROOT/etc/sysctl.d/90-k3s-platform.conf"
+# ---------------------------------------------------------------- IPv6 router advertisements
+ra_file="$ROOT"/etc/sysctl.d/91-k3s-platform-accept-ra.conf
+ra_routes="$(ip -6 route show default proto ra 2>/dev/null || true)"
+while read -r ra_dev; do
+  [ -n "$ra_dev" ] || continue
+  key="net.ipv6.conf.${ra_dev//./\/}.accept_ra"
+  if [ "$(sysctl -n "$key" 2>/dev/null || true)" != 2 ]; then
+    sysctl -q -w "$key=2" >/dev/null || fail "cannot set sysctl $key=2 (the default route of $ra_dev comes from router advertisements, which IPv6 forwarding ignores otherwise)"
+    changed "set sysctl $key=2: $ra_dev's default route comes from router advertisements"
+  fi
+  touch "$ra_file"
+  if ! grep -qxF "$key = 2" "$ra_file"; then
+    printf '%s = 2\n' "$key" >>"$ra_file"
+    changed "wrote $key = 2 to ${ra_file#"$ROOT"}"
+  fi
+done < <(sed -n 's/.* dev \([^ ]*\).*/\1/p' <<<"$ra_routes" | sort -u)
 # no CIS hardening: kubelet does not check kernel defaults
 
 # ---------------------------------------------------------------- firewall (mode: open)
