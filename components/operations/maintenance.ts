@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import {
   COMMAND_SECONDS,
   maintenanceGroups,
@@ -35,7 +36,7 @@ export const maintenance: Operation = {
     const id = String(m.id);
     const steps: Step[] = [];
     let previous = restoreDone(config, rotationDone(config, plan));
-    const step = (name: string, host: NodeConfig, summary: string, guard: string, script: string, restartsK3s: boolean, timeoutSeconds: number, after: string[]): Step => {
+    const step = (name: string, host: NodeConfig, summary: string, guard: string, script: string, restartsK3s: boolean, timeoutSeconds: number, after: string[], covers: string[] = []): Step => {
       const s: Step = {
         name,
         operation: "maintenance",
@@ -49,7 +50,7 @@ export const maintenance: Operation = {
         update: NO_OP_UPDATE,
         // The host records the id it completed; the id the cluster was created with runs nothing (once.ts).
         stdin: { needs: ["baseline"], render: (facts) => guardOnce(guard, id, script, facts.baseline[ONE_SHOT_KEYS.maintenance]) },
-        triggers: [id],
+        triggers: [id, ...covers],
         timeoutSeconds,
       };
       steps.push(s);
@@ -59,16 +60,21 @@ export const maintenance: Operation = {
     for (const g of maintenanceGroups(config, m)) {
       const names = g.nodes.map((n) => n.name).join(", ");
       const group = (s: "drain" | "wait" | "uncordon") => maintenanceGroupStepSuffix(g.index, s);
-      const drain = step(group("drain"), g.watcher, `group ${g.index} (${names}): cordon and drain, on ${g.watcher.name}`, `maintenance-${g.index}-drain`, renderMaintenanceDrain(config, m, g), false, g.nodes.length * config.upgrade.drain.timeout, previous);
+      // A group step is named by its place, but adding or removing a node moves groups: its
+      // trigger and its record on the watcher carry the nodes it covers, so a moved group runs
+      // again (skipped when the same nodes' group finished there) and never skips on another's record.
+      const covers = g.nodes.map((n) => n.name);
+      const record = (s: "drain" | "wait" | "uncordon") => `maintenance-${createHash("sha256").update(covers.join(",")).digest("hex").slice(0, 12)}-${s}`;
+      const drain = step(group("drain"), g.watcher, `group ${g.index} (${names}): cordon and drain, on ${g.watcher.name}`, record("drain"), renderMaintenanceDrain(config, m, g), false, g.nodes.length * config.upgrade.drain.timeout, previous, covers);
       const runs = g.nodes.map((n) =>
         step(nodeLifecycleName(n.name, "maintenanceRun"), n, `${n.name}: ${what}`, "maintenance-run", renderMaintenanceRun(m, n), m.reboot, COMMAND_SECONDS, [drain.name]),
       );
       let last = runs.map((r) => r.name);
       if (m.reboot) {
-        const wait = step(group("wait"), g.watcher, `group ${g.index}: wait until ${names} report${g.nodes.length === 1 ? "s" : ""} a new boot ID and Ready, on ${g.watcher.name}`, `maintenance-${g.index}-wait`, renderMaintenanceWait(config, m, g), false, g.nodes.length * (config.upgrade.readyTimeout + REBOOT_SECONDS), last);
+        const wait = step(group("wait"), g.watcher, `group ${g.index}: wait until ${names} report${g.nodes.length === 1 ? "s" : ""} a new boot ID and Ready, on ${g.watcher.name}`, record("wait"), renderMaintenanceWait(config, m, g), false, g.nodes.length * (config.upgrade.readyTimeout + REBOOT_SECONDS), last, covers);
         last = g.nodes.map((n) => step(nodeLifecycleName(n.name, "maintenanceBack"), n, `${n.name}: back after the reboot: answers SSH, K3s active`, "maintenance-back", renderMaintenanceBack(m, n), false, 300, [wait.name]).name);
       }
-      const uncordon = step(group("uncordon"), g.watcher, `group ${g.index}: wait Ready, uncordon what this maintenance cordoned, on ${g.watcher.name}`, `maintenance-${g.index}-uncordon`, renderMaintenanceUncordon(config, m, g), false, g.nodes.length * config.upgrade.readyTimeout, last);
+      const uncordon = step(group("uncordon"), g.watcher, `group ${g.index}: wait Ready, uncordon what this maintenance cordoned, on ${g.watcher.name}`, record("uncordon"), renderMaintenanceUncordon(config, m, g), false, g.nodes.length * config.upgrade.readyTimeout, last, covers);
       previous = [uncordon.name];
     }
     return steps;

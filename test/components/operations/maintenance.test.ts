@@ -12,6 +12,7 @@ import type { Facts, FromFacts, Step } from "../../../components/operations/step
 import { parseStackConfig } from "../../../components/stack/load";
 import { lifecycleLines } from "../../../tools/preview-lifecycle";
 import type { PreviewStep } from "../../../tools/preview-markdown";
+import type { StackInput } from "../../../components/config/schema";
 import type { StackValidationPolicy } from "@pulumi/policy";
 import { policies } from "../../../policies/policies";
 import { collectGraph, policySettings, runStackPolicy, stackArgs } from "../../helpers/policy-harness";
@@ -38,7 +39,32 @@ describe("operation maintenance", () => {
     const agentGroups = steps.filter((s) => /^maintenance-[0-9]+-drain$/.test(s.name)).map((s) => s.summary);
     assert.deepEqual(agentGroups.slice(3), ["group 4 (prod-agent-1, prod-agent-2): cordon and drain, on prod-server-1", "group 5 (prod-agent-3): cordon and drain, on prod-server-1"]);
     assert.deepEqual(steps.filter((s) => s.restartsK3s).map((s) => s.name), ["prod-server-1", "prod-server-2", "prod-server-3", "prod-agent-1", "prod-agent-2", "prod-agent-3"].map((n) => `${n}-maintenance-run`));
-    assert.ok(steps.every((s) => s.runs === "once" && s.update === "true" && JSON.stringify(s.triggers) === '["1"]'));
+    assert.ok(steps.every((s) => s.runs === "once" && s.update === "true" && JSON.stringify(s.triggers).startsWith('["1"')));
+    // A group step's trigger also names its nodes (a node added or removed moves groups).
+    assert.deepEqual(steps.find((s) => s.name === "maintenance-4-drain")!.triggers, ["1", "prod-agent-1", "prod-agent-2"]);
+  });
+
+  it("a node added while a maintenance is still armed: no group step keeps its name and trigger for other nodes, no group reuses another group's record (the shifted groups re-run nothing done, the new node is drained first)", () => {
+    const arm = (raw: StackInput) => ((raw.maintenance = patch), (raw.upgrade = { maxUnavailable: 1 }));
+    const before = stepsOf(maintenance, sample("prod", arm)).steps;
+    // A fourth server (replacing one, docs/removing-and-replacing-nodes.md): servers come first, so every agent group moves.
+    const after = stepsOf(maintenance, sample("prod", (raw) => {
+      arm(raw);
+      const s3 = raw.nodes!.find((n) => n.name === "prod-server-3")!;
+      raw.nodes!.splice(raw.nodes!.indexOf(s3) + 1, 0, { ...s3, name: "prod-server-4", host: "203.0.113.14" });
+    })).steps;
+    const group = /^maintenance-[0-9]+-(drain|wait|uncordon)$/;
+    const nodesOf = (s: Step) => /^NODES=\((.*)\)$/m.exec(stdinOf(s))![1];
+    const recordOf = (s: Step) => /once\/([a-z0-9-]+)/.exec(stdinOf(s))![1];
+    const old = new Map(before.filter((s) => group.test(s.name)).map((s) => [s.name, s]));
+    const records = new Map(before.filter((s) => group.test(s.name)).map((s) => [`${s.host.name} ${recordOf(s)}`, nodesOf(s)]));
+    for (const s of after.filter((x) => group.test(x.name))) {
+      const was = old.get(s.name);
+      if (was && JSON.stringify(was.triggers) === JSON.stringify(s.triggers)) assert.equal(nodesOf(s), nodesOf(was), `${s.name} keeps its trigger but now covers other nodes: Pulumi would not run it again`);
+      const recorded = records.get(`${s.host.name} ${recordOf(s)}`);
+      if (recorded !== undefined) assert.equal(nodesOf(s), recorded, `${s.name} on ${s.host.name} would find the record another group left and skip`);
+    }
+    assert.ok(after.some((s) => group.test(s.name) && nodesOf(s) === "prod-server-4"), "the new server has its own group");
   });
 
   it("without reboot: drain, run, uncordon only; `nodes` limits it to the listed nodes", () => {
