@@ -146,14 +146,14 @@ const prodEncryption = prodPolicy(
   "Prod encrypts secrets at rest with a provider stronger than aescbc (secretbox, or a custom configuration).",
   (config, _args, report) => {
     const enc = config.encryption;
-    if (!enc.enabled) return report("prod must enable secrets encryption at rest");
+    if (!enc.enabled) return report("k3s-platform:encryption.enabled: prod must enable secrets encryption at rest (set encryption.enabled: true)");
     if (enc.mode === "k3s" && enc.provider === "aescbc") {
-      report("aescbc is rated weak (padding oracle): use provider secretbox or a custom configuration");
+      report("k3s-platform:encryption.provider: aescbc (the default) is rated weak (padding oracle): set encryption.provider: secretbox, or a custom configuration");
     }
     if (enc.mode === "custom") {
       const group = enc.custom?.resources.find((g) => coversSecrets(g.resources));
       const first = group?.providers[0];
-      if (first === "aescbc" || first === "identity") report(`secrets are written with ${first}; use secretbox, aesgcm or kms first`);
+      if (first === "aescbc" || first === "identity") report(`k3s-platform:encryption.custom.resources: secrets are written with ${first}; put secretbox, aesgcm or kms first`);
     }
   },
 );

@@ -1,4 +1,5 @@
 import { renderBinaryPinPreflight } from "./binary-pin";
+import { argMap } from "../config/flags";
 import type { NodeConfig, ResolvedConfig } from "../config/schema";
 import { raw, Shell, sh } from "../shell/sh";
 
@@ -40,8 +41,15 @@ export function renderHostPreflight(config: ResolvedConfig, node: NodeConfig): S
   const { k3s } = config;
   const minor = kubernetesMinor(k3s.version);
   // Channel stacks do not know the release here (the script resolves it): cgroup v1 only warns.
+  // So does the kubelet opt-out `kubelet-arg: fail-cgroupv1=false` in the node's config.yaml map
+  // (KEP-5573; kubernetes/system-validators#59): with it the kubelet starts on cgroup v1, and
+  // validation (feature-checks.ts) already warns about it.
+  const kubeletArgs = (node.role === "server" ? k3s.extraServerConfig : k3s.extraAgentConfig)["kubelet-arg"];
+  const optedOut = argMap(kubeletArgs).get("fail-cgroupv1") === "false";
   const cgroup =
-    minor === undefined
+    optedOut
+      ? raw(`[ -f "$ROOT/sys/fs/cgroup/cgroup.controllers" ] || echo "apply[$NODE]: warning: $HOST runs cgroup v1; kubelet-arg fail-cgroupv1=false keeps the kubelet starting there, unsupported by Kubernetes from v1.35 (KEP-5573)"`)
+      : minor === undefined
       ? raw(`[ -f "$ROOT/sys/fs/cgroup/cgroup.controllers" ] || echo "apply[$NODE]: warning: $HOST runs cgroup v1; K3s releases from v1.35 refuse it (KEP-5573)"`)
       : minor > CGROUP_V1_LAST_MINOR
         ? sh`CGROUP_RELEASE=${k3s.version ?? ""}

@@ -74,9 +74,16 @@ export function intermediateStep(from: string, to: string, etcd: boolean): strin
   if (!f || !t) return undefined;
   for (const rule of REQUIRED_PATCHES) {
     const first = requiredFirst(rule, f, t, etcd);
-    if (first) return `${from.replace(/\+k3s\d+$/, "")} → ${first.minimum} first: ${first.why}`;
+    // `v1.33.7+k3s1` keeps its revision when the release to go through is another revision of the same patch (`v1.33.7+k3s3`).
+    if (first) return `${shortFrom(from, first.minimum)} → ${first.minimum} first: ${first.why}`;
   }
   return undefined;
+}
+
+/** `from` without its `+k3sN` revision, unless `via` is the same patch (then only the revision tells them apart). */
+function shortFrom(from: string, via: string): string {
+  const short = from.replace(/\+k3s\d+$/, "");
+  return short === via.replace(/\+k3s\d+$/, "") ? from : short;
 }
 
 /** `v1.31.4+k3s1 → v1.31.5+k3s1` printed as `v1.31.4 → v1.31.5` when the K3s revisions match. */

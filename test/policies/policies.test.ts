@@ -78,7 +78,7 @@ const resourceCases: ResourceCase[] = [
     policy: "prod-secrets-encryption",
     pass: clusterResource(sampleConfig("prod")),
     fail: clusterResource(prodWith((c) => (c.encryption = { enabled: true, mode: "k3s", provider: "aescbc" }))),
-    expect: /aescbc is rated weak/,
+    expect: /k3s-platform:encryption\.provider: aescbc \(the default\) is rated weak .*set encryption\.provider: secretbox/,
   },
   {
     policy: "prod-cis-hardening",

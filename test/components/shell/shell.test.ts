@@ -472,6 +472,16 @@ describe("generated shell", () => {
         assert.equal(res.status, 0, res.out);
       });
 
+      it("cgroup v1 under Kubernetes 1.35 with the kubelet opt-out fail-cgroupv1=false: a warning naming the host, not a refusal (KEP-5573)", () => {
+        const optedOut = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: "v1.35.1+k3s1", extraAgentConfig: { "kubelet-arg": ["fail-cgroupv1=false"] } })));
+        assert.equal(optedOut.nodes[1]!.role, "agent");
+        const h = standinHost(optedOut, 1, "cgroup-v1-opt-out");
+        rmSync(join(h.root, "sys/fs/cgroup/cgroup.controllers"));
+        const res = h.apply();
+        assert.equal(res.status, 0, res.out);
+        assert.ok(res.out.includes(`warning: ${optedOut.nodes[1]!.host} runs cgroup v1; kubelet-arg fail-cgroupv1=false`), res.out);
+      });
+
       it("an agent's preflight.sh (run before its batch's drain) refuses a missing release naming the host, and changes nothing either way", () => {
         const config = upgraded("prod");
         const h = standinHost(config, 3, "agent-preflight", "v1.37.0+k3s1");

@@ -15,7 +15,7 @@ import { previewMarkdown } from "../../../tools/preview-markdown";
 import { renderTree } from "../../../tools/tree";
 import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches, upgradeGuard, VERSION_RECORD, VERSION_RULES } from "../../../components/upgrade/render";
 import { upgradeSummary } from "../../../components/upgrade/summary";
-import { agentBatches, maxUnavailableCount, snapshotName, upgradeProblem } from "../../../components/upgrade/versions";
+import { agentBatches, intermediateStep, maxUnavailableCount, snapshotName, upgradeProblem } from "../../../components/upgrade/versions";
 import { installMocks } from "../../helpers/pulumi-mocks";
 import { systemdHost } from "../../helpers/host-root";
 import { REPO, sampleConfig, variant } from "../../helpers/samples";
@@ -53,6 +53,12 @@ describe("upgrades (components/upgrade)", () => {
       assert.equal(upgradeProblem("v1.36.2+k3s1", "v1.37.1+k3s1", true), undefined);
       assert.equal(upgradeProblem("v1.36.1+k3s1", "v1.37.1+k3s1", false), undefined, "not an embedded-etcd member");
       assert.equal(upgradeProblem("v1.35.6+k3s1", "v1.36.1+k3s1", true), undefined, "v1.35 → v1.36 stays on etcd 3.6");
+    });
+
+    it("the path preview prints keeps the revision when the release to go through is the same patch (v1.33.7+k3s1 → v1.33.7+k3s3)", () => {
+      assert.match(intermediateStep("v1.33.7+k3s1", "v1.34.2+k3s1", true)!, /^v1\.33\.7\+k3s1 → v1\.33\.7\+k3s3 first: etcd 3\.5\.26/);
+      assert.match(intermediateStep("v1.33.3+k3s1", "v1.34.2+k3s1", true)!, /^v1\.33\.3 → v1\.33\.7\+k3s3 first/);
+      assert.equal(intermediateStep("v1.33.7+k3s3", "v1.34.2+k3s1", true), undefined);
     });
 
     it("the host's shell rules (check_transition) agree with the TypeScript rules on random versions", () => {
