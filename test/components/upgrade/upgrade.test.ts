@@ -512,8 +512,8 @@ esac
     it("a channel stack: the preview says running nodes keep their release (issue 28)", () => {
       const pinned = sampleConfig("dev");
       const channel = loadStackConfig(variant("dev", (raw) => Object.assign(raw.k3s!, { version: undefined, channel: "stable" })));
-      assert.deepEqual(upgradeSummary(pinned, channel), [`K3s release: channel stable picks the release at each node's first install; running nodes keep theirs (${pinned.k3s.version}): set k3s.version to upgrade`]);
-      assert.deepEqual(upgradeSummary(undefined, channel), ["K3s release: channel stable picks the release at each node's first install; running nodes keep theirs: set k3s.version to upgrade"]);
+      assert.deepEqual(upgradeSummary(pinned, channel), [`K3s release: channel stable is resolved once for the whole cluster (adopted from the first server when K3s runs there: ${pinned.k3s.version}); every node installs that release: set k3s.version to upgrade`]);
+      assert.deepEqual(upgradeSummary(undefined, channel), ["K3s release: channel stable is resolved once for the whole cluster (adopted from the first server when K3s runs there); every node installs that release: set k3s.version to upgrade"]);
       assert.deepEqual(upgradeSummary(channel, channel), [], "an unchanged channel says nothing");
     });
   });
