@@ -405,8 +405,8 @@ done
 # the caller's umask (install.sh create_systemd_service_file); a 0600 unit makes systemd warn on
 # every reload. The script itself makes the env file 0600 (create_env_file: chmod 0600).
 # env -i (issue 28): install.sh copies every K3S_* and CONTAINERD_* variable of its environment, and
-# the proxy ones in any case, into the unit's env file (create_env_file: `sh -c export | ... | grep -E
-# '^(K3S|CONTAINERD)_'`): a K3S_TOKEN or K3S_PLATFORM_* exported by a login shell or by the caller
+# the proxy ones in any case, into the unit's env file (create_env_file: sh -c export | ... | grep -E
+# '^(K3S|CONTAINERD)_'): a K3S_TOKEN or K3S_PLATFORM_* exported by a login shell or by the caller
 # would reach the unit. It runs with PATH and the run's own variables only; install-k3s.sh exports
 # the planned ones. K3S_PLATFORM_ROOT is the test sandbox's root, never set on a host.
 install_env=(PATH="$PATH" INSTALL_K3S_SKIP_START=true)
