@@ -328,7 +328,8 @@ esac
         writeFileSync(log, "");
         const plan = planNode(config, config.nodes.find((n) => n.role === "server")!);
         const c = stageServer(plan, "v1.31.5+k3s1");
-        const out = run("bash", [join(c.staging, "apply.sh")], c.env);
+        // On the channel stack, the cluster's release as the k3s-release step recorded it (ignored when pinned).
+        const out = run("bash", [join(c.staging, "apply.sh")], { ...c.env, K3S_PLATFORM_CLUSTER_RELEASE: "v1.31.5+k3s1" });
         assert.equal(out.status, 0, out.out);
         assert.match(out.out, /K3s inputs changed: cordon and drain before the restart/);
         assert.deepEqual(readFileSync(log, "utf8").split("\n").filter((l) => /cordon|systemctl (stop|start)|install|annotate/.test(l) && !l.includes("kubectl get")), [
