@@ -1,11 +1,10 @@
 import { strict as assert } from "node:assert";
-import * as pulumi from "@pulumi/pulumi";
-import { K3sCluster } from "../../../components/cluster/component";
 import type { ResolvedConfig } from "../../../components/config/schema";
 import { parseRelease } from "../../../components/k3s/release";
 import { CLUSTER_CHILDREN } from "../../../components/names";
 import { loadStackConfig } from "../../../components/stack/load";
-import { installMocks, mockId, mockState, Registered, unwrapSecrets } from "../../helpers/pulumi-mocks";
+import { buildClusterWithStdout } from "../../helpers/cluster-mocks";
+import type { Registered } from "../../helpers/pulumi-mocks";
 import { variant } from "../../helpers/samples";
 
 /**
@@ -13,40 +12,8 @@ import { variant } from "../../helpers/samples";
  * passed to every node's apply; a node added or rebuilt later installs it, not what the channel
  * serves by then. Under Pulumi mocks, the release step answering `stdout`.
  */
-async function build(config: ResolvedConfig, stdout: string) {
-  const stack = config.environment;
-  const recorder = installMocks(stack);
-  pulumi.runtime.setMocks(
-    {
-      newResource(args) {
-        const entry = recorder.registered.get(args.name);
-        if (entry) entry.inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
-        const state = mockState(args);
-        if (args.name === `${stack}-${CLUSTER_CHILDREN.k3sRelease}`) state.stdout = stdout;
-        return { id: mockId(args, state), state };
-      },
-      call: (args) => args.inputs,
-    },
-    "k3s-platform",
-    stack,
-    false,
-    "organization",
-  );
-  const options = new Map<string, pulumi.CustomResourceOptions>();
-  const resources: pulumi.Resource[] = [];
-  const capture: pulumi.ResourceTransformation = (args) => {
-    options.set(args.name, args.opts as pulumi.CustomResourceOptions);
-    resources.push(args.resource);
-    return undefined;
-  };
-  const cluster = new K3sCluster(stack, { config, token: pulumi.secret("t") }, { transformations: [recorder.transformation, capture] });
-  await recorder.settle(cluster.kubeconfig, cluster.registered, cluster.certificateExpiry);
-  for (let seen = -1; seen !== resources.length; ) {
-    seen = resources.length;
-    await Promise.all(resources.map((r) => new Promise((resolve) => r.urn.apply(resolve))));
-    await recorder.settle();
-  }
-  return { registered: recorder.registered, options };
+function build(config: ResolvedConfig, stdout: string) {
+  return buildClusterWithStdout(config, { [`${config.environment}-${CLUSTER_CHILDREN.k3sRelease}`]: stdout });
 }
 
 const channelStack = () => loadStackConfig(variant("staging", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
