@@ -18,6 +18,8 @@ export { CLUSTER_RELEASE_VARIABLE, followsChannel };
 export const CHANNEL_URL = "https://update.k3s.io/v1-release/channels";
 /** The line the release step prints; the release follows. */
 export const RELEASE_LINE = "k3s-platform cluster release:";
+/** The channel lookup's bound: curl --max-time 60 --retry 3 (four attempts, 1+2+4 s apart). */
+export const RELEASE_TIMEOUT_SECONDS = 4 * 60 + 7;
 /** A K3s release as install.sh takes it in INSTALL_K3S_VERSION. */
 export const RELEASE_PATTERN = /^v1\.\d+\.\d+\+k3s\d+$/;
 

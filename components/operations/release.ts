@@ -1,4 +1,4 @@
-import { followsChannel, renderReleaseScript } from "../k3s/release";
+import { followsChannel, RELEASE_TIMEOUT_SECONDS, renderReleaseScript } from "../k3s/release";
 import { CLUSTER_CHILDREN } from "../names";
 import { stdinScriptCommand } from "../shell/root";
 import { NO_OP_UPDATE } from "./once";
@@ -31,6 +31,7 @@ export const release: Operation = {
         gates: [{ node: first.node.name, steps: "all" }],
         create: stdinScriptCommand(first.sshUser),
         update: NO_OP_UPDATE,
+        timeoutSeconds: RELEASE_TIMEOUT_SECONDS,
         stdin: renderReleaseScript(config, first.node),
         ignoreChanges: ["connection", "create", "update", "stdin", "addPreviousOutputInEnv"],
       },
