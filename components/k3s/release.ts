@@ -71,3 +71,14 @@ export function parseRelease(stdout: string | undefined): string | undefined {
   const release = line?.slice(RELEASE_LINE.length + 1).trim();
   return release && RELEASE_PATTERN.test(release) ? release : undefined;
 }
+
+/**
+ * The channel a recorded release step was run for, from its recorded inputs (the script's
+ * `CHANNEL=` line; Pulumi keeps the first up's stdin, every input being ignored) or its stdout
+ * (`<node>: channel <name> at <url>`); undefined when neither says. preview:md compares it with
+ * the configured channel: a changed `channel` moves nothing (issue 28).
+ */
+export function recordedChannel(stdin: unknown, stdout: unknown): string | undefined {
+  const fromStdin = typeof stdin === "string" ? /^CHANNEL='?([^'\s]+)'?$/m.exec(stdin)?.[1] : undefined;
+  return fromStdin ?? (typeof stdout === "string" ? /^\S+: channel (\S+) at /m.exec(stdout)?.[1] : undefined);
+}
