@@ -32,7 +32,8 @@ function destroyGuard(stack: string, cluster: K3sCluster, inCluster: pulumi.Reso
 /** A channel stack's recorded release, or `channel:<name>` while it cannot be read. */
 function k3sRelease(cluster: K3sCluster, channel: string): pulumi.Input<string> {
   const fallback = `channel:${channel}`;
-  return cluster.release ? cluster.release.apply((r) => r ?? fallback) : fallback;
+  // With the channel-change warning (K3sCluster.channelChange): the export is awaited, so is it.
+  return cluster.release ? pulumi.all([cluster.release, cluster.channelChange]).apply(([r]) => r ?? fallback) : fallback;
 }
 
 /**

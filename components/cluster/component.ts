@@ -5,7 +5,7 @@ import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { encryptionKeys, SecretsEncryption } from "../encryption/component";
 import type { EncryptionKeys, NodeSecrets, RegistryAuth } from "../config/secrets";
 import { EncryptionStatus } from "../encryption/render";
-import { parseRelease } from "../k3s/release";
+import { channelChangeWarning, parseRelease } from "../k3s/release";
 import { parseBaseline } from "../operations/once";
 import { childName, CLUSTER_CHILDREN, nodeLifecycleName, nodeResourceName, TYPES } from "../names";
 import { K3sNode } from "../node/component";
@@ -109,6 +109,8 @@ export class K3sCluster extends pulumi.ComponentResource {
    * later move to `k3s.version` against the release the cluster really runs.
    */
   readonly release?: pulumi.Output<string | undefined>;
+  /** On a channel stack: the warning logged when `k3s.channel` changed after the release was recorded (k3s/release.ts channelChangeWarning). */
+  readonly channelChange?: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: K3sClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     // Only the validated, secret-free config is registered as inputs: policies read it.
@@ -124,6 +126,7 @@ export class K3sCluster extends pulumi.ComponentResource {
     this.certificateExpiry = built.certificateExpiry;
     this.token = pulumi.secret(built.token);
     if (built.release) this.release = built.release;
+    if (built.channelChange) this.channelChange = built.channelChange;
     // The release the last `up` deployed, for the policy pack (upgrade-path-allowed): a policy never
     // sees a resource's old inputs (@pulumi/policy's ResourceValidationArgs and the analyzer
     // protocol carry only the new ones), but a StackReference to this very stack reads its last
@@ -226,7 +229,13 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   const certificateExpiry = pulumi.all(checks).apply((pairs) => Object.fromEntries(pairs));
   const releaseStep = steps.get(CLUSTER_CHILDREN.k3sRelease) as command.remote.Command | undefined;
   const release = releaseStep?.stdout.apply(parseRelease);
+  // Pulumi keeps the step's first stdin (every input ignored): a changed channel is said, not silent.
+  const channelChange = releaseStep?.stdin.apply((stdin) => {
+    const warning = channelChangeWarning(config, stdin);
+    if (warning) void pulumi.log.warn(warning, releaseStep);
+    return warning;
+  });
   const fetched = steps.get(CLUSTER_CHILDREN.kubeconfig) as command.remote.Command;
   const kubeconfig = pulumi.secret(fetched.stdout.apply((raw) => rewriteKubeconfig(raw, plan.topology.apiEndpoint, name)));
-  return { plan, nodes, kubeconfig, ready, encryptionStatus, certificateExpiry, token, release };
+  return { plan, nodes, kubeconfig, ready, encryptionStatus, certificateExpiry, token, release, channelChange };
 }

@@ -82,3 +82,15 @@ export function recordedChannel(stdin: unknown, stdout: unknown): string | undef
   const fromStdin = typeof stdin === "string" ? /^CHANNEL='?([^'\s]+)'?$/m.exec(stdin)?.[1] : undefined;
   return fromStdin ?? (typeof stdout === "string" ? /^\S+: channel (\S+) at /m.exec(stdout)?.[1] : undefined);
 }
+
+/**
+ * The warning for a `k3s.channel` changed after the release was recorded (issue 28 review): the
+ * release step ignores every input, so the change moves nothing; said on every preview and up
+ * rather than silently. `recordedStdin` is the step's kept stdin (its first up's script).
+ */
+export function channelChangeWarning(config: ResolvedConfig, recordedStdin: string | undefined): string | undefined {
+  const was = recordedChannel(recordedStdin, undefined);
+  const now = config.k3s.channel ?? "stable";
+  if (was === undefined || was === now) return undefined;
+  return `k3s-platform:k3s.channel: ${now}, but the cluster's release was recorded from channel ${was} at its first up and a channel never moves it: this change has no effect; to move the cluster, set k3s.version (docs/upgrading.md, Channels)`;
+}
