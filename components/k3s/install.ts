@@ -40,8 +40,10 @@ export function serviceName(node: NodeConfig): string {
 export function installEnv(config: ResolvedConfig, node: NodeConfig): Record<string, string> {
   const { k3s } = config;
   const env: Record<string, string> = { INSTALL_K3S_EXEC: node.role };
+  // A channel stack installs the cluster's release (apply.sh exports it as INSTALL_K3S_VERSION,
+  // renderClusterReleaseGuard), never the channel: INSTALL_K3S_CHANNEL is not exported, so a
+  // changed `channel` value leaves install-k3s.sh, and so every node's fingerprint, as it was.
   if (k3s.version) env.INSTALL_K3S_VERSION = k3s.version;
-  else if (k3s.channel) env.INSTALL_K3S_CHANNEL = k3s.channel;
   if (k3s.airgap.enabled) {
     env.INSTALL_K3S_SKIP_DOWNLOAD = "true";
     // The install script looks for `${INSTALL_K3S_BIN_DIR}/k3s` (default /usr/local/bin/k3s).
@@ -289,7 +291,7 @@ fi
 install -d -m 0755 "$(dirname "$STATE")"
 printf '%s\\n' "\${planned[@]}" >"$MANAGED"
 
-fingerprint="$(cat ${fingerprintInputs} "$STAGING/${raw(INSTALL_SCRIPT)}" | sha256sum | cut -d' ' -f1)"${noProxyCarry.shell}
+fingerprint="$(cat ${fingerprintInputs} "$STAGING/${raw(INSTALL_SCRIPT)}" | sha256sum | cut -d' ' -f1)"${noProxyCarry.shell}${renderChannelRecordAdoption(config, node, fingerprintInputs, noProxyCarry.compared)}
 # What the install script writes and the unit reads (install.sh: the unit, its env file, and the
 # /etc/default and /etc/sysconfig files the unit also reads): a hand edit there is drift, corrected
 # by re-running the install. Recorded apart from the fingerprint above: a host applied before this
@@ -460,6 +462,36 @@ if [ -x "$ROOT$K3S_BINARY" ] && { [ -f "$ROOT"${unit} ] || [ -f "$STATE" ]; }; t
 fi
 export INSTALL_K3S_VERSION="$CLUSTER_RELEASE"
 `;
+}
+
+/**
+ * apply.sh on a channel stack, after the fingerprint: install-k3s.sh used to export
+ * INSTALL_K3S_CHANNEL=<channel> beside the cluster's release, which the install script prefers
+ * (install.sh get_release_version: INSTALL_K3S_VERSION first), so that line never changed what a
+ * node installed. A record taken over the script with that line (rebuilt here, after the
+ * INSTALL_K3S_EXEC line, where installEnv put it) is the same install: the record is rewritten,
+ * and the node is not restarted on the first up of a k3s-platform without the line.
+ */
+function renderChannelRecordAdoption(config: ResolvedConfig, node: NodeConfig, fingerprintInputs: Shell, compared: Shell): Shell {
+  if (!followsChannel(config)) return raw("");
+  const execLine = sh`export INSTALL_K3S_EXEC=${node.role}`.text;
+  const channelLine = sh`export INSTALL_K3S_CHANNEL=${config.k3s.channel ?? "stable"}`.text;
+  return sh`
+# A record taken while install-k3s.sh still exported the channel is the same install: adopted
+# (components/k3s/install.ts renderChannelRecordAdoption).
+if [ -f "$STATE" ] && [ "${compared}" != "$(cat "$STATE")" ]; then
+  legacy_install="$(mktemp)"
+  while IFS= read -r line || [ -n "$line" ]; do
+    printf '%s\\n' "$line"
+    if [ "$line" = ${execLine} ]; then printf '%s\\n' ${channelLine}; fi
+  done <"$STAGING/${raw(INSTALL_SCRIPT)}" >"$legacy_install"
+  legacy_fingerprint="$(cat ${fingerprintInputs} "$legacy_install" | sha256sum | cut -d' ' -f1)"
+  rm -f "$legacy_install"
+  if [ "$legacy_fingerprint" = "$(cat "$STATE")" ]; then
+    echo "${compared}" >"$STATE"
+    echo "apply[$NODE]: recorded the install without INSTALL_K3S_CHANNEL (the cluster's release is what it installs)"
+  fi
+fi`;
 }
 
 /**

@@ -769,6 +769,44 @@ describe("generated shell", () => {
         assert.match(missing.out, /no cluster release for channel stable/);
       });
 
+      it("channel stack: a changed k3s.channel value restarts no node, the release stays; a node applied while install-k3s.sh still exported the channel is adopted, not restarted (review of issue 28)", () => {
+        const onChannel = (channel: string) => loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel })));
+        const stable = onChannel("stable");
+        const h = standinHost(stable, 1, "channel-changed");
+        writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
+        writeFileSync(join(h.channels, "latest"), "v1.33.0+k3s1\n");
+        const release = parseRelease(h.releaseStep().out)!;
+        assert.equal(h.applyWith(release).status, 0);
+        const installs = () => h.read(h.logs.installs).split("\n").filter(Boolean).length;
+        assert.equal(installs(), 1);
+        // The next up with channel latest stages its bundle; the k3s-release step ignores the change.
+        for (const f of planNode(onChannel("latest"), stable.nodes[1]!).files) writeFileSync(join(h.staging, f.name), f.content);
+        const changed = h.applyWith(release);
+        assert.equal(changed.status, 0, changed.out);
+        assert.match(changed.out, /K3s is up to date \(v1\.31\.4\+k3s1\)/);
+        assert.equal(installs(), 1, "no re-install, no restart: the channel value is not what the node installs");
+        assert.match(h.read(join(h.root, "usr/local/bin/k3s")), /v1\.31\.4\+k3s1/);
+
+        // A node whose record was taken over the older install-k3s.sh, which exported INSTALL_K3S_CHANNEL
+        // (INSTALL_K3S_VERSION, the cluster's release, always won over it): the same install, adopted.
+        const old = standinHost(stable, 1, "channel-legacy-record");
+        writeFileSync(join(old.channels, "stable"), "v1.31.4+k3s1\n");
+        const planned = old.plan.files.find((f) => f.name === "install-k3s.sh")!.content;
+        assert.doesNotMatch(planned, /INSTALL_K3S_CHANNEL/, "the channel is not exported: the cluster's release is");
+        writeFileSync(join(old.staging, "install-k3s.sh"), planned.replace(/^export INSTALL_K3S_EXEC=agent$/m, "$&\nexport INSTALL_K3S_CHANNEL=stable"));
+        assert.equal(old.applyWith(release).status, 0);
+        writeFileSync(join(old.staging, "install-k3s.sh"), planned);
+        const adopted = old.applyWith(release);
+        assert.equal(adopted.status, 0, adopted.out);
+        assert.match(adopted.out, /recorded the install without INSTALL_K3S_CHANNEL[\s\S]*K3s is up to date/);
+        assert.equal(old.read(old.logs.installs).split("\n").filter(Boolean).length, 1, "adopted: no restart on the first up of this k3s-platform");
+        assert.match(old.applyWith(release).out, /K3s is up to date/, "and from then on");
+        // A real change still restarts it.
+        writeFileSync(join(old.staging, "config.yaml"), `${old.plan.files.find((f) => f.name === "config.yaml")!.content}debug: true\n`);
+        assert.equal(old.applyWith(release).status, 0);
+        assert.equal(old.read(old.logs.installs).split("\n").filter(Boolean).length, 2);
+      });
+
       const channelStack = () => loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
 
       it("channel stack on a host with a read-only /usr/local/bin: the pin finds the binary where the unit runs it (/opt/bin; issue 28)", () => {
