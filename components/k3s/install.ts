@@ -291,7 +291,7 @@ fi
 install -d -m 0755 "$(dirname "$STATE")"
 printf '%s\\n' "\${planned[@]}" >"$MANAGED"
 
-fingerprint="$(cat ${fingerprintInputs} "$STAGING/${raw(INSTALL_SCRIPT)}" | sha256sum | cut -d' ' -f1)"${noProxyCarry.shell}${renderChannelRecordAdoption(config, node, fingerprintInputs, noProxyCarry.compared)}
+fingerprint="$(cat ${fingerprintInputs} "$STAGING/${raw(INSTALL_SCRIPT)}" | sha256sum | cut -d' ' -f1)"${noProxyCarry.shell}${renderRecordAdoption(config, node, fingerprintInputs, noProxyCarry.compared)}
 # What the install script writes and the unit reads (install.sh: the unit, its env file, and the
 # /etc/default and /etc/sysconfig files the unit also reads): a hand edit there is drift, corrected
 # by re-running the install. Recorded apart from the fingerprint above: a host applied before this
@@ -465,32 +465,55 @@ export INSTALL_K3S_VERSION="$CLUSTER_RELEASE"
 }
 
 /**
- * apply.sh on a channel stack, after the fingerprint: install-k3s.sh used to export
- * INSTALL_K3S_CHANNEL=<channel> beside the cluster's release, which the install script prefers
- * (install.sh get_release_version: INSTALL_K3S_VERSION first), so that line never changed what a
- * node installed. A record taken over the script with that line (rebuilt here, after the
- * INSTALL_K3S_EXEC line, where installEnv put it) is the same install: the record is rewritten,
- * and the node is not restarted on the first up of a k3s-platform without the line.
+ * apply.sh, after the fingerprint: records taken over an install-k3s.sh that differs from the
+ * planned one only in how the release was named, for the same release, are the same install; the
+ * record is rewritten and the node is not restarted (review of issue 28). install.sh prefers
+ * INSTALL_K3S_VERSION over INSTALL_K3S_CHANNEL (get_release_version), so:
+ * - a channel stack: install-k3s.sh used to export INSTALL_K3S_CHANNEL=<channel> (after the
+ *   INSTALL_K3S_EXEC line, where installEnv put it) beside the cluster's release, which won;
+ * - a pinned stack outside prod (prod never follows a channel): it may have followed a channel
+ *   that installed this very release, with no release line (or, before, the channel line). Only
+ *   when no upgrade is due (UPGRADING, the upgrade guard: the node runs the pinned release), so an
+ *   upgrade from a channel's release still installs.
  */
-function renderChannelRecordAdoption(config: ResolvedConfig, node: NodeConfig, fingerprintInputs: Shell, compared: Shell): Shell {
-  if (!followsChannel(config)) return raw("");
-  const execLine = sh`export INSTALL_K3S_EXEC=${node.role}`.text;
-  const channelLine = sh`export INSTALL_K3S_CHANNEL=${config.k3s.channel ?? "stable"}`.text;
+function renderRecordAdoption(config: ResolvedConfig, node: NodeConfig, fingerprintInputs: Shell, compared: Shell): Shell {
+  const version = config.k3s.version;
+  let from: string;
+  let variants: string[];
+  // The channel stack's guard (renderClusterReleaseGuard) already refused a node on another release.
+  let runs = raw("");
+  if (followsChannel(config)) {
+    from = sh`export INSTALL_K3S_EXEC=${node.role}`.text;
+    variants = [`${from}\n${sh`export INSTALL_K3S_CHANNEL=${config.k3s.channel ?? "stable"}`.text}`];
+  } else if (version && config.environment !== "prod" && !config.k3s.airgap.enabled) {
+    from = sh`export INSTALL_K3S_VERSION=${version}`.text;
+    const minor = /^v1\.(\d+)\./.exec(version)?.[1];
+    variants = ["", ...["stable", "latest", "testing", `v1.${minor}`].map((c) => sh`export INSTALL_K3S_CHANNEL=${c}`.text)];
+    // RUNNING_VERSION: what the node runs, as the upgrade guard read it (components/upgrade/render.ts).
+    runs = sh` && [ "\${RUNNING_VERSION:-}" = ${version} ]`;
+  } else return raw("");
   return sh`
-# A record taken while install-k3s.sh still exported the channel is the same install: adopted
-# (components/k3s/install.ts renderChannelRecordAdoption).
-if [ -f "$STATE" ] && [ "${compared}" != "$(cat "$STATE")" ]; then
+# A record taken over install-k3s.sh naming the same release otherwise is the same install: adopted
+# (components/k3s/install.ts renderRecordAdoption).
+if [ "\${UPGRADING:-0}" != 1 ]${runs} && [ -f "$STATE" ] && [ "${compared}" != "$(cat "$STATE")" ]; then
+  recorded="$(cat "$STATE")"
   legacy_install="$(mktemp)"
-  while IFS= read -r line || [ -n "$line" ]; do
-    printf '%s\\n' "$line"
-    if [ "$line" = ${execLine} ]; then printf '%s\\n' ${channelLine}; fi
-  done <"$STAGING/${raw(INSTALL_SCRIPT)}" >"$legacy_install"
-  legacy_fingerprint="$(cat ${fingerprintInputs} "$legacy_install" | sha256sum | cut -d' ' -f1)"
+  legacy_variants=(${joinShell(variants.map((v) => sh`${v}`), " ")})
+  for legacy in "\${legacy_variants[@]}"; do
+    while IFS= read -r line || [ -n "$line" ]; do
+      if [ "$line" != ${from} ]; then
+        printf '%s\\n' "$line"
+      elif [ -n "$legacy" ]; then
+        printf '%s\\n' "$legacy"
+      fi
+    done <"$STAGING/${raw(INSTALL_SCRIPT)}" >"$legacy_install"
+    if [ "$(cat ${fingerprintInputs} "$legacy_install" | sha256sum | cut -d' ' -f1)" = "$recorded" ]; then
+      echo "${compared}" >"$STATE"
+      echo "apply[$NODE]: recorded the install as planned (the same release, named otherwise before)"
+      break
+    fi
+  done
   rm -f "$legacy_install"
-  if [ "$legacy_fingerprint" = "$(cat "$STATE")" ]; then
-    echo "${compared}" >"$STATE"
-    echo "apply[$NODE]: recorded the install without INSTALL_K3S_CHANNEL (the cluster's release is what it installs)"
-  fi
 fi`;
 }
 

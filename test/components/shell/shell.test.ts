@@ -798,13 +798,46 @@ describe("generated shell", () => {
         writeFileSync(join(old.staging, "install-k3s.sh"), planned);
         const adopted = old.applyWith(release);
         assert.equal(adopted.status, 0, adopted.out);
-        assert.match(adopted.out, /recorded the install without INSTALL_K3S_CHANNEL[\s\S]*K3s is up to date/);
+        assert.match(adopted.out, /recorded the install as planned[\s\S]*K3s is up to date/);
         assert.equal(old.read(old.logs.installs).split("\n").filter(Boolean).length, 1, "adopted: no restart on the first up of this k3s-platform");
         assert.match(old.applyWith(release).out, /K3s is up to date/, "and from then on");
         // A real change still restarts it.
         writeFileSync(join(old.staging, "config.yaml"), `${old.plan.files.find((f) => f.name === "config.yaml")!.content}debug: true\n`);
         assert.equal(old.applyWith(release).status, 0);
         assert.equal(old.read(old.logs.installs).split("\n").filter(Boolean).length, 2);
+      });
+
+      it("channel stack pinned to its own release (k3s.version = the recorded release) restarts no node; pinned to another, it upgrades (review of issue 28)", () => {
+        const stable = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
+        const pinnedTo = (version: string) => loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version, channel: undefined })));
+        const installs = (h: ReturnType<typeof standinHost>) => h.read(h.logs.installs).split("\n").filter(Boolean);
+        const onChannel = (label: string, legacyLine: boolean) => {
+          const h = standinHost(stable, 1, label);
+          writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
+          const release = parseRelease(h.releaseStep().out)!;
+          // legacyLine: applied by a k3s-platform whose install-k3s.sh still exported the channel.
+          const script = h.plan.files.find((f) => f.name === "install-k3s.sh")!.content;
+          if (legacyLine) writeFileSync(join(h.staging, "install-k3s.sh"), script.replace(/^export INSTALL_K3S_EXEC=agent$/m, "$&\nexport INSTALL_K3S_CHANNEL=stable"));
+          assert.equal(h.applyWith(release).status, 0);
+          return { h, release };
+        };
+        for (const legacyLine of [false, true]) {
+          const { h, release } = onChannel(`pin-same-${legacyLine}`, legacyLine);
+          for (const f of planNode(pinnedTo(release), stable.nodes[1]!).files) writeFileSync(join(h.staging, f.name), f.content);
+          const pinned = h.apply();
+          assert.equal(pinned.status, 0, pinned.out);
+          assert.match(pinned.out, /recorded the install as planned[\s\S]*K3s is up to date \(v1\.31\.4\+k3s1\)/);
+          assert.equal(installs(h).length, 1, `legacy line ${legacyLine}: no re-install, no restart`);
+          assert.equal(h.read(h.logs.stub).match(/systemctl stop/g)?.length, 1, "stopped once: at the first install");
+        }
+        // Pinned to a newer release: the upgrade flow installs it, the adoption does not skip it.
+        const { h } = onChannel("pin-newer", false);
+        writeFileSync(join(h.channels, "stable"), "v1.31.5+k3s1\n");
+        for (const f of planNode(pinnedTo("v1.31.5+k3s1"), stable.nodes[1]!).files) writeFileSync(join(h.staging, f.name), f.content);
+        const upgraded = h.apply();
+        assert.equal(upgraded.status, 0, upgraded.out);
+        assert.doesNotMatch(upgraded.out, /recorded the install as planned/);
+        assert.deepEqual(installs(h).map((l) => l.split(" ")[1]), ["version=v1.31.4+k3s1", "version=v1.31.5+k3s1"]);
       });
 
       const channelStack = () => loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
