@@ -1,7 +1,7 @@
 import { CLUSTER_CHILDREN, childName, childSuffix, ENCRYPTION_PHASES, NODE_CHILDREN, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
 import { OPERATIONS, operationOf } from "../components/operations";
 import type { PreviewStep } from "./preview-types";
-import { snapshotTime } from "../components/backup/restore";
+import { parseRestoreCovered, snapshotTime } from "../components/backup/restore";
 import { maintenanceGroups } from "../components/maintenance/render";
 import type { ResolvedConfig } from "../components/config/schema";
 
@@ -161,14 +161,23 @@ function clusterConfig(named: Named[]): Partial<ResolvedConfig> | undefined {
  * the hosts from the steps this up runs.
  */
 function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
-  const running = lifecycle.filter((l) => l.of!.child.startsWith("restore") && (l.op === "create" || l.op === "replace"));
-  if (!running.length) return [];
+  const created = lifecycle.filter((l) => l.of!.child.startsWith("restore") && (l.op === "create" || l.op === "replace"));
+  if (!created.length) return [];
+  const r = clusterConfig(named)?.restore;
+  // A check this up does not create ran before: its record (stdout) lists the nodes the restore
+  // covered; a step created on any other node runs nothing (a node that joined after it).
+  const check = lifecycle.find((l) => l.of!.child === "restoreCheck");
+  const ranBefore = check !== undefined && check.op !== "create" && check.op !== "replace";
+  const covered = ranBefore ? new Set(parseRestoreCovered(String(check.step.oldState?.outputs?.stdout ?? ""), String(r?.id ?? ""))) : undefined;
+  const running = created.filter((l) => !covered || covered.has(l.of!.node));
+  const inert = [...new Set(created.filter((l) => !running.includes(l)).map((l) => l.of!.node))];
+  const note = inert.length ? [`restore ${String(r?.id ?? "")} ran before ${inert.join(", ")} joined: nothing of it runs on ${inert.length === 1 ? "it" : "them"} (docs/backup-and-restore.md)`] : [];
+  if (!running.length) return note;
   const nodesOf = (child: string) => running.filter((l) => l.of!.child === child).map((l) => l.of!.node);
   const stops = nodesOf("restoreStop");
   const [reset] = nodesOf("restoreReset");
   const rejoins = nodesOf("restoreRejoin");
   const agents = nodesOf("restoreRestart");
-  const r = clusterConfig(named)?.restore;
   const taken = r ? snapshotTime(r.snapshot) : undefined;
   const what = r ? `snapshot ${r.snapshot} (${r.source ?? "local"})` : "the configured snapshot";
   const lost = taken ? `everything written to the cluster after ${taken.toISOString()} (when it was taken) is lost` : "everything written to the cluster after it was taken is lost";
@@ -178,7 +187,7 @@ function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
     rejoins.length ? `${rejoins.join(", ")} rejoin${rejoins.length === 1 ? "s" : ""} one at a time (etcd data moved aside)` : "",
     agents.length ? `${plural(agents.length, "agent")} restart` : "",
   ].filter(Boolean);
-  return [`⚠️ restore ${what}: ${lost}; ${parts.join(", then ")} (docs/backup-and-restore.md)`];
+  return [`⚠️ restore ${what}: ${lost}; ${parts.join(", then ")} (docs/backup-and-restore.md)`, ...note];
 }
 
 /**

@@ -6,6 +6,8 @@ import { encryptionKeys, SecretsEncryption } from "../encryption/component";
 import type { EncryptionKeys, NodeSecrets, RegistryAuth } from "../config/secrets";
 import { EncryptionStatus } from "../encryption/render";
 import { parseBaseline } from "../operations/once";
+import { parseRestoreCovered } from "../backup/restore";
+import { restoreStepNames } from "../operations/restore";
 import { childName, CLUSTER_CHILDREN, nodeLifecycleName, nodeResourceName, TYPES } from "../names";
 import { K3sNode } from "../node/component";
 import { rewriteKubeconfig } from "../node/kubeconfig";
@@ -180,6 +182,11 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       tokenSalt: () => salt.result,
       encryptionKeys: () => keys,
       restoreToken: () => args.restoreToken ?? "",
+      // The nodes the restore covered: its check's record, printed on every run (backup/restore.ts).
+      restoreCovered: (get) => {
+        const check = config.restore && (get(restoreStepNames(config)[0]!) as command.remote.Command | undefined);
+        return check ? check.stdout.apply((out) => parseRestoreCovered(out, String(config.restore!.id))) : pulumi.output([]);
+      },
     },
     declareNode: (step, waits) => {
       const nodePlan = plans.get(step.name)!;
