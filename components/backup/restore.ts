@@ -5,7 +5,7 @@ import { managedNodes } from "../decommission/nodes";
 import { STOP_TIMEOUT_SECONDS } from "../k3s/install";
 import { PATHS } from "../k3s/paths";
 import { ONCE_DIR } from "../operations/once";
-import { asRoot } from "../shell/root";
+import { coveredRecordPath, coversLine, parseCovered, printCovered, printCoveredCommand, writeCovered } from "../operations/covered";
 import { heredocBody, raw, Shell, sh } from "../shell/sh";
 
 /**
@@ -37,14 +37,8 @@ export const RESET_FLAG = `${ETCD_DB_DIR}/reset-flag`;
 export const DEFAULT_SNAPSHOT_DIR = `${ETCD_DB_DIR}/snapshots`;
 /** Where the reset step records that its reset ran for a restore id (a retry never resets twice). */
 export const RESTORE_STATE_DIR = "/var/lib/k3s-platform/restore";
-/**
- * The first server's record of the nodes a restore covered (the managed nodes when its check
- * ran), one line `RESTORE_COVERS {"id":…,"nodes":[…]}`: the check step prints it, on create and
- * on every later run (its update only prints it), so the program reads it from the check's stdout
- * and a node that joined after the restore ran gets no restore step body (operations/restore.ts).
- */
-export const RESTORE_COVERED = `${RESTORE_STATE_DIR}/covered`;
-export const RESTORE_COVERS = "restore covers:";
+/** The first server's record of the nodes a restore covered (operations/covered.ts; the check writes and prints it). */
+export const RESTORE_COVERED = coveredRecordPath("restore");
 /**
  * A drop-in carrying `restoreToken` while the first server resets and starts: config.yaml.d files
  * are read in name order, the last value of a key wins (docs.k3s.io/installation/configuration,
@@ -94,34 +88,17 @@ export function restoreServers(config: ResolvedConfig): { first: NodeConfig; oth
 
 /** The record line of the nodes restore `id` covers. */
 export function restoreCoversLine(id: string, nodes: readonly string[]): string {
-  return `${RESTORE_COVERS} ${JSON.stringify({ id, nodes })}`;
+  return coversLine("restore", id, nodes);
 }
 
-/**
- * The nodes restore `id` covered, read from the check step's stdout (restoreCoversLine); empty
- * when no line of that id is there (a record lost with its host, or an older id's): then no node
- * without its own record of the id runs anything, the side that never stops a server twice.
- */
+/** The nodes restore `id` covered, from the check step's stdout (operations/covered.ts parseCovered). */
 export function parseRestoreCovered(stdout: string | undefined, id: string): string[] {
-  for (const line of (stdout ?? "").split("\n").reverse()) {
-    if (!line.startsWith(`${RESTORE_COVERS} `)) continue;
-    try {
-      const parsed = JSON.parse(line.slice(RESTORE_COVERS.length + 1)) as { id?: unknown; nodes?: unknown };
-      if (parsed.id === id && Array.isArray(parsed.nodes)) return parsed.nodes.filter((n): n is string => typeof n === "string");
-    } catch {
-      // Unreadable: as if absent.
-    }
-  }
-  return [];
+  return parseCovered(stdout, "restore", id);
 }
 
-/**
- * What the check step runs on Update (a connection or script change, or the managed nodes
- * changing the record it would write): it only prints the record its create wrote, so the
- * check's stdout, which the other steps read, stays the nodes the restore covered.
- */
+/** The check's update: it only prints the record (operations/covered.ts). */
 export function restoreCoveredPrint(user: string): string {
-  return sh`${asRoot(user, sh`cat ${RESTORE_COVERED}`)} 2>/dev/null || true`.text;
+  return printCoveredCommand(user, "restore");
 }
 
 /** `wait_ready NODE TIMEOUT`: until the API on this server says NODE is Ready, bounded; false when the time runs out. */
@@ -258,26 +235,10 @@ say "snapshot file $SNAPSHOT, written $(date -u -r "$ROOT$SNAPSHOT" +%Y-%m-%dT%H
 [ ! -e "$ROOT"${RESET_FLAG} ] || fail ${`the K3s reset-flag ${RESET_FLAG} is present: a cluster reset ran and K3s has not started since; start k3s here (systemctl start k3s) first; nothing was stopped`}
 ${source}
 say ${`restoring ${restore.source} snapshot ${restore.snapshot}, ${when}: everything written to the cluster after it is lost; K3s stops on every server next`}
-COVERED="$ROOT"${RESTORE_COVERED}
-mkdir -p "$(dirname "$COVERED")"
-printf '%s\\n' ${restoreCoversLine(id, [first, ...others, ...agents].map((n) => n.name))} >"$COVERED.tmp"
-mv "$COVERED.tmp" "$COVERED"`,
+${writeCovered("restore", id, [first, ...others, ...agents].map((n) => n.name))}`,
     // Printed on every run, a skipped one too: the program reads the covered nodes from this stdout.
-    sh`if [ -f "$ROOT"${RESTORE_COVERED} ]; then cat "$ROOT"${RESTORE_COVERED}; fi
-`,
+    printCovered("restore"),
   );
-}
-
-/**
- * A restore step's script on a node the restore did not cover (it joined after the restore ran,
- * `covered` being the check's record): nothing stops, nothing moves; it only says so.
- */
-export function renderRestoreNotCovered(node: NodeConfig, what: string, id: string, covered: readonly string[]): string {
-  return sh`#!/usr/bin/env bash
-# Generated by k3s-platform: restore ${id}, ${what} on ${node.name}: this node joined after the restore ran.
-set -euo pipefail
-echo ${`restore[${node.name}] ${what}: restore ${id} ran before this node joined (it covered ${covered.join(", ") || "no node on record"}): nothing to do`}
-`.text;
 }
 
 /** Stops K3s on one server (every server stops before the reset: the documented exception to one at a time). */

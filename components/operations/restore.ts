@@ -1,7 +1,6 @@
 import {
   renderRestoreAgentRestart,
   renderRestoreCheck,
-  renderRestoreNotCovered,
   renderRestoreRejoin,
   renderRestoreReset,
   renderRestoreStop,
@@ -16,6 +15,7 @@ import { NODE_LIFECYCLE_CHILDREN, NodeLifecycleChild, nodeLifecycleName } from "
 import type { ClusterPlan } from "../plan/node";
 import { stdinScriptCommand } from "../shell/root";
 import { rotationDone } from "./certificates";
+import { isCovered, renderNotCovered } from "./covered";
 import { NO_OP_UPDATE } from "./once";
 import { endsWithAny, isFromFacts, Operation, sshUserOf, Step, StepValue } from "./step";
 
@@ -111,9 +111,9 @@ export const restore: Operation = {
           : {
               needs: [...ownNeeds, "restoreCovered"],
               render: (facts) =>
-                facts.restoreCovered === undefined || facts.restoreCovered.includes(node.name)
+                isCovered(facts.restoreCovered, node.name)
                   ? isFromFacts(script) ? script.render(facts) : script
-                  : renderRestoreNotCovered(node, RESTORE_SCRIPT_STEP[child], id, facts.restoreCovered),
+                  : renderNotCovered("restore", node, RESTORE_SCRIPT_STEP[child], id, facts.restoreCovered ?? []),
             };
       const s: Step = {
         name,

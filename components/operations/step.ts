@@ -31,6 +31,8 @@ export interface Facts {
    * is not asked (`npm run render`, plan churn): every node the config manages.
    */
   restoreCovered?: readonly string[];
+  /** The nodes the armed maintenance covered (its `maintenance-record` step's stdout); undefined as above. */
+  maintenanceCovered?: readonly string[];
 }
 export type FactName = keyof Facts;
 

@@ -8,6 +8,8 @@ import { clusterSteps as operationsInRunOrder } from "../../components/operation
 import { Baseline, parseBaseline } from "../../components/operations/once";
 import { restoreStepNames } from "../../components/operations/restore";
 import { parseRestoreCovered } from "../../components/backup/restore";
+import { parseCovered } from "../../components/operations/covered";
+import { MAINTENANCE_RECORD } from "../../components/operations/maintenance";
 import { Facts, isFromFacts, Step, StepValue } from "../../components/operations/step";
 import { planCluster } from "../../components/plan/node";
 import { loadStackConfig } from "../../components/stack/load";
@@ -36,7 +38,7 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
   const model = new CommandProviderModel();
   const targets = new Map<string, SshTarget>();
   const edits: Edit[] = [];
-  const names = ["e2e-server-1", "e2e-server-2", "e2e-server-3", "e2e-agent-1", "e2e-server-4", "e2e-agent-2"];
+  const names = ["e2e-server-1", "e2e-server-2", "e2e-server-3", "e2e-agent-1", "e2e-server-4", "e2e-agent-2", "e2e-agent-3", "e2e-agent-4", "e2e-agent-0"];
   /** The nodes of the stack until the last test adds the other two. */
   const initial = names.slice(0, 4);
   let baseline: Baseline = {};
@@ -87,10 +89,18 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
       if (s.ignoreChanges && old) return old;
       const declared: Declared = { name: s.name, target: target(s.host), connection: connection(config, s.host), create: s.create, update: s.update, delete: s.delete, stdin: value(s.stdin), triggers: value(s.triggers), dependsOn: s.after };
       // Rendered from the restore check's stdout (an Output in the program): resolved when its turn comes.
+      // Rendered from a recording step's stdout (an Output in the program): resolved when its turn comes.
       const stdin = s.stdin;
-      if (config.restore && isFromFacts(stdin) && stdin.needs.includes("restoreCovered")) {
-        const check = restoreStepNames(config)[0]!;
-        return { ...declared, stdinFrom: (stdoutOf) => stdin.render({ ...facts, restoreCovered: parseRestoreCovered(stdoutOf(check), String(config.restore!.id)) }) };
+      if (isFromFacts(stdin) && (stdin.needs.includes("restoreCovered") || stdin.needs.includes("maintenanceCovered"))) {
+        return {
+          ...declared,
+          stdinFrom: (stdoutOf) =>
+            stdin.render({
+              ...facts,
+              ...(config.restore ? { restoreCovered: parseCovered(stdoutOf(restoreStepNames(config)[0]!), "restore", String(config.restore.id)) } : {}),
+              ...(config.maintenance ? { maintenanceCovered: parseCovered(stdoutOf(MAINTENANCE_RECORD), "maintenance", String(config.maintenance.id)) } : {}),
+            }),
+        };
       }
       return declared;
     };
@@ -215,7 +225,7 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     const mark = Date.now() / 1000;
     edits.push((raw) => (raw.maintenance = { id: 1, command: ["touch", "/var/lib/k3sp-stub/patched"], reboot: true }));
     const records = await up();
-    assert.ok(ran(records).every((n) => /maintenance/.test(n)) && ran(records).length === 4 * 5, ran(records).join(", "));
+    assert.ok(ran(records).every((n) => /maintenance/.test(n)) && ran(records).length === 1 + 4 * 5, ran(records).join(", "));
     for (const h of initial.map(host)) assert.ok(existsSync(join(h.upper, "var/lib/k3sp-stub/patched")), "the command ran on every node");
     const at = (event: string, node: string) => events(mark, new RegExp(`^${event}$`)).filter((e) => e.node === node).map((e) => e.at);
     let previousUncordon = 0;
@@ -285,6 +295,48 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     });
     assert.ok(!existsSync(join(host("e2e-server-4").upper, "var/lib/rancher/k3s/server/db.before-restore-4")), "the new server's etcd data stays");
     assert.ok(existsSync(join(host("e2e-server-4").upper, "var/lib/rancher/k3s/server/db/etcd")));
+
+    const again = hosts.map(calls);
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
+    assert.deepEqual(hosts.map(calls), again);
+  });
+  it("maintenance in agent batches of 2 (maxUnavailable 2, 4 agents): an agent added first with maintenance still set reshuffles the batches, yet nothing is drained or rebooted again and the new agent is not maintained", async () => {
+    // Two more agents join in the up that arms the maintenance: they join first, so it covers them.
+    edits.push((raw) => {
+      raw.upgrade = { maxUnavailable: 2 };
+      raw.nodes.push(nodeEntry("e2e-agent-3"), nodeEntry("e2e-agent-4"));
+      raw.maintenance = { id: 3, command: ["touch", "/var/lib/k3sp-stub/patched-3"], reboot: true };
+    });
+    const agents = ["e2e-agent-1", "e2e-agent-2", "e2e-agent-3", "e2e-agent-4"];
+    const armed = Date.now() / 1000;
+    const first = await up();
+    const maintained = ["e2e-server-1", "e2e-server-2", "e2e-server-3", "e2e-agent-1", "e2e-server-4", "e2e-agent-2", "e2e-agent-3", "e2e-agent-4"];
+    assert.deepEqual(parseCovered(record(first, MAINTENANCE_RECORD).stdout, "maintenance", "3"), maintained, "the record: every node of the config, in its order");
+    for (const n of maintained) assert.equal(events(armed, /^reboot-down$/).filter((e) => e.node === n).length, 1, `${n} rebooted once`);
+    // Batches of two: both agents of a batch are cordoned before either reboots.
+    const at = (event: string, node: string) => events(armed, new RegExp(`^${event}$`)).find((e) => e.node === node)!.at;
+    assert.ok(Math.max(at("cordon", "e2e-agent-1"), at("cordon", "e2e-agent-2")) < Math.min(at("reboot-down", "e2e-agent-1"), at("reboot-down", "e2e-agent-2")), "agents 1 and 2 are one batch");
+
+    const mark = Date.now() / 1000;
+    edits.push((raw) => raw.nodes.splice(raw.nodes.findIndex((n) => n.name === "e2e-agent-1"), 0, nodeEntry("e2e-agent-0")));
+    // The new agent's own install (re)starts its K3s; from the maintenance's first step on, nothing may stop.
+    let joined = 0;
+    fault = { step: MAINTENANCE_RECORD, run: () => (joined = Date.now() / 1000) };
+    const records = await up();
+    fault = undefined;
+    assert.ok(joined > 0 && nodeState.has("e2e-agent-0"), "joined");
+    assert.deepEqual(events(mark, /^(cordon|drain|reboot-down|kubelet-stop)$/).filter((e) => e.node !== "e2e-agent-0"), [], "nothing cordoned, drained, rebooted or stopped");
+    assert.deepEqual(events(joined, /^(cordon|drain|reboot-down|kubelet-stop)$/), [], "after the join, not on the new agent either");
+    assert.ok(!existsSync(join(host("e2e-agent-0").upper, "var/lib/k3sp-stub/patched-3")), "the new agent's command did not run");
+    for (const step of ["e2e-agent-0-maintenance-run", "e2e-agent-0-maintenance-back"]) {
+      assert.match(record(records, step).stdout, /maintenance 3 ran before this node joined \(it covered e2e-server-1, .*e2e-agent-4\): nothing to do/);
+    }
+    // The batches moved (their triggers name their nodes): they ran, and skipped every node done for id 3.
+    const moved = ran(records).filter((n) => /^maintenance-[0-9]+-drain$/.test(n));
+    assert.ok(moved.length > 0, "the shifted batches re-ran");
+    for (const n of moved) assert.doesNotMatch(record(records, n).stdout, /cordoned|drained/, `${n}: nothing cordoned or drained`);
+    assert.ok(moved.some((n) => /already maintained for id 3 .*skipped/.test(record(records, n).stdout)));
+    for (const n of agents) assert.ok(!existsSync(join(dir, "cluster/nodes", n, "unschedulable")), `${n} schedulable`);
 
     const again = hosts.map(calls);
     assert.deepEqual(ran(await up()), [], "a second up is a no-op");
