@@ -81,7 +81,7 @@ export const CLUSTER_CHILDREN = {
   tokenSalt: "token-salt",
   tokenRotate: "token-rotate",
   nodeInventory: "node-inventory",
-  /** Issue 21: the one-shot values the cluster was created with, taken once (encryption/once.ts). */
+  /** Issue 21: the one-shot values the cluster was created with, taken once (operations/once.ts). */
   oneShotBaseline: "one-shot-baseline",
   /** Issue 24: a StackReference to this stack itself, whose outputs are the last `up`'s (k3sVersion): the pack's upgrade-path check reads it. */
   deployed: "deployed",

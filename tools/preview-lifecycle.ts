@@ -66,7 +66,7 @@ export function lifecycleLines(steps: PreviewStep[], stack: string, roles?: Node
   }
 
   // A new cluster (its first server is created in this up): one-shot steps armed in the config are
-  // recorded, not run (components/encryption/once.ts, the one-shot baseline): nothing to rotate yet.
+  // recorded, not run (components/operations/once.ts, the one-shot baseline): nothing to rotate yet.
   const creating = kept.some((n) => roleOf(n) === "first-server" && n.op === "create");
   const armedAtCreation: string[] = [];
 

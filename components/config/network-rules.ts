@@ -245,10 +245,6 @@ export function cniFindings(config: ResolvedConfig): Finding[] {
     for (const [map] of withExtra(config, "flannel-iface")) refuse(["k3s", map, "flannel-iface"], "has no effect: with k3s.vpn K3s replaces the flannel interface with the tailnet's (k3s-io/k3s pkg/agent/config); remove it");
     config.nodes.forEach((node, i) => {
       if (node.externalIp?.length) warn(["nodes", i, "externalIp"], `node ${node.name}: with k3s.vpn K3s replaces node-external-ip with the node's tailnet address (k3s-io/k3s pkg/agent/config "VPN provider overrides node-external-ip"); this externalIp reaches only tls-san and the firewall`);
-    });
-  }
-  if (k3s.vpn) {
-    config.nodes.forEach((node, i) => {
       if (node.nodeIp?.length) warn(["nodes", i, "nodeIp"], `node ${node.name}: with k3s.vpn K3s replaces node-ip with the node's tailnet address (k3s-io/k3s pkg/agent/config); this nodeIp is used only for the SSH-side checks and the firewall`);
     });
   }
@@ -337,7 +333,7 @@ export function ipv6EgressFindings(config: ResolvedConfig): Finding[] {
   }));
 }
 
-/** Node addresses other nodes reach across networks: each externalIp, else its node addresses. */
+/** Node addresses other nodes reach across networks: its externalIp list (empty when unset; validation requires it with flannelExternalIp). */
 export function externalAddressesOf(node: NodeConfig): string[] {
   return node.externalIp?.length ? [...node.externalIp] : [];
 }

@@ -27,7 +27,7 @@ import { managedNodes, otherServers } from "./nodes";
  * etcd.go, join). `kubectl delete node <name>` removes the Node, K3s' node controller removes its
  * password secret, and for a server K3s' etcd finalizer removes its member first. The "forget"
  * step does that on a surviving server, once per rebuild value (the one-shot model of
- * encryption/once.ts: its only trigger is the value, any other change is NO_OP_UPDATE, the host
+ * operations/once.ts: its only trigger is the value, any other change is NO_OP_UPDATE, the host
  * skips a value it already completed), and only when the Node is not Ready: a Ready Node means
  * the host still runs K3s, and a live node is never deleted.
  */
@@ -65,7 +65,7 @@ export interface ForgetStep extends Required<Pick<HostCommand, "name" | "on" | "
 
 /**
  * One forget step per managed node with `rebuild` set and a server to run on. `baseline`: the
- * values the cluster was created with (encryption/once.ts): a new cluster has no old node to forget.
+ * values the cluster was created with (operations/once.ts): a new cluster has no old node to forget.
  */
 export function forgetSteps(config: ResolvedConfig, baseline: Baseline = {}): ForgetStep[] {
   const first = clusterTopology(config).firstServer;

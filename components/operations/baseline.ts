@@ -5,7 +5,7 @@ import { stdinScriptCommand } from "../shell/root";
 import { Operation } from "./step";
 
 /**
- * The one-shot baseline (encryption/once.ts): on the first server, before its first install, once
+ * The one-shot baseline (operations/once.ts): on the first server, before its first install, once
  * per stack. Every input is ignored after creation, so the engine never updates it (an Update
  * would replace its stdout) and never re-runs it: its stdout stays what it saw in the up that
  * created it (the `baseline` fact every one-shot step reads), and the values that up armed.

@@ -48,7 +48,7 @@ export const certificates: Operation = {
         after: s.dependsOn.length ? s.dependsOn : after,
         create: s.create,
         update: s.update,
-        // The host records without running the value the cluster was created with (encryption/once.ts).
+        // The host records without running the value the cluster was created with (operations/once.ts).
         stdin: { needs: ["baseline"], render: (facts) => certificateRotationSteps(config, plan.nodes, [], facts.baseline).find((r) => r.name === s.name)!.stdin },
         triggers: s.triggers,
         timeoutSeconds: stepBounds().certificateRotation,

@@ -28,7 +28,7 @@ export const rebuild: Operation = {
         gates: [{ node: f.node.name, steps: "all" }],
         create: f.create,
         update: f.update,
-        // The host guard records a value the cluster was created with (encryption/once.ts).
+        // The host guard records a value the cluster was created with (operations/once.ts).
         stdin: { needs: ["baseline"], render: (facts) => forgetSteps(config, facts.baseline).find((g) => g.name === f.name)!.stdin },
         triggers: f.triggers,
         timeoutSeconds: stepBounds().forget,

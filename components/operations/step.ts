@@ -14,7 +14,7 @@ import type { ClusterPlan } from "../plan/node";
 
 /**
  * Values only the engine knows when the program runs, which some scripts and triggers are
- * rendered from: the one-shot baseline the stack was created with (encryption/once.ts), the
+ * rendered from: the one-shot baseline the stack was created with (operations/once.ts), the
  * cluster token and its fingerprint's salt (secrets), the custom-mode encryption keys (secrets).
  * `npm run render` fills them with placeholders.
  */
@@ -50,7 +50,7 @@ export function isFromFacts<T>(value: StepValue<T> | undefined): value is FromFa
 /**
  * How often a step runs on its host:
  *  - `once`: per value of its trigger (update is a no-op; a new value replaces it; the host guard
- *    of encryption/once.ts skips a value it already completed);
+ *    of operations/once.ts skips a value it already completed);
  *  - `once-per-stack`: created once and never updated (every input ignored after creation);
  *  - `on-change`: whenever one of its inputs changes (update runs the script again);
  *  - `on-delete`: the script is its `delete`, run when the resource leaves the program (teardown);

@@ -27,7 +27,7 @@ export const ROTATION_READY_SECONDS = 300;
  * (k3s/flags.ts SUBCOMMANDS); docs: "all servers and any agents that originally joined with the
  * old token must be restarted with the new token".
  *
- * Certificates: `certificates.rotation` is a one-shot trigger (encryption/once.ts model): per
+ * Certificates: `certificates.rotation` is a one-shot trigger (operations/once.ts model): per
  * server, one after the other, `systemctl stop k3s; k3s certificate rotate; systemctl start k3s`
  * (docs.k3s.io/cli/certificate "Rotating Client and Server Certificates"), then each agent
  * (servers first, then agents: k3s-io/k3s discussion #10024).
@@ -202,7 +202,7 @@ export interface StepHost {
 /**
  * `certificates.rotation`'s steps: servers one after another (join order), then every agent after
  * the last server. Empty without a rotation value. The first server step waits for `after`.
- * `baseline`: the values the cluster was created with (encryption/once.ts): on that value a host
+ * `baseline`: the values the cluster was created with (operations/once.ts): on that value a host
  * records the rotation without running it (K3s issued those certificates in that very up).
  */
 export function certificateRotationSteps(config: ResolvedConfig, hosts: StepHost[], after: string[] = [], baseline: Baseline = {}): RotationStep[] {

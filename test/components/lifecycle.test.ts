@@ -11,7 +11,7 @@ import { JOIN_DROPIN, peerServerUrls, rejoinSnippet } from "../../components/dec
 import { MANAGED_NODES_FILE } from "../../components/decommission/nodes";
 import { ResolvedConfig } from "../../components/config/schema";
 import { forgetServer, forgetSteps, rebuildTriggers, renderForgetScript } from "../../components/decommission/rebuild";
-import { NO_OP_UPDATE } from "../../components/encryption/once";
+import { NO_OP_UPDATE } from "../../components/operations/once";
 import { planCluster, planNode } from "../../components/plan/node";
 import {
   certificateRotationSteps,

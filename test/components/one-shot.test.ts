@@ -6,7 +6,7 @@ import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { AGENT_BATCH, K3sCluster } from "../../components/cluster/component";
 import { ResolvedConfig } from "../../components/config/schema";
-import { BASELINE_CREATED, guardOnce, ONCE_DIR, oneShotValues, parseBaseline, renderBaselineScript } from "../../components/encryption/once";
+import { BASELINE_CREATED, guardOnce, ONCE_DIR, oneShotValues, parseBaseline, renderBaselineScript } from "../../components/operations/once";
 import { CLUSTER_CHILDREN, TYPES } from "../../components/names";
 import { loadStackConfig } from "../../components/stack/load";
 import { installMocks, mockId, mockState, Registered, unwrapSecrets } from "../helpers/pulumi-mocks";

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AGENT_BATCH } from "../../components/cluster/component";
 import { StackInput } from "../../components/config/schema";
-import { BASELINE_CREATED } from "../../components/encryption/once";
+import { BASELINE_CREATED } from "../../components/operations/once";
 import { loadStackConfig } from "../../components/stack/load";
 import { GraphResource, programConfig, registeredGraph } from "../helpers/resource-graph";
 import { fixtureRaw, REPO, sampleRaw, variant } from "../helpers/samples";

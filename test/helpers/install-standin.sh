@@ -5,7 +5,7 @@
 #    systemd host (setup_env: HAS_OPENRC is tested first).
 #  - Release: INSTALL_K3S_VERSION wins; else the channel INSTALL_K3S_CHANNEL (default stable) is
 #    resolved on every run (get_release_version: the channel URL's redirect target; here the file
-#    $STANDIN_CHANNELS/<channel>). Download mode installs that release over ${BIN_DIR}/k3s when it
+#    $ROOT/var/lib/k3sp-stub/channels/<channel>, as on the e2e hosts). Download mode installs that release over ${BIN_DIR}/k3s when it
 #    differs (download_and_verify); INSTALL_K3S_SKIP_DOWNLOAD=true only needs ${BIN_DIR}/k3s
 #    executable (verify_k3s_is_executable).
 #  - BIN_DIR: INSTALL_K3S_BIN_DIR; unset, /usr/local/bin, or /opt/bin when root cannot write
@@ -13,7 +13,8 @@
 #    /usr/local/bin is not a directory stands for a read-only /usr.
 #  - The env file is created, chmod 0600, then filled with every K3S_* and CONTAINERD_* variable,
 #    then the (NO|HTTP|HTTPS)_PROXY ones in any case, as `export` prints them (NAME='value')
-#    (create_env_file); the unit is written with `tee`, so its mode follows the caller's umask
+#    (create_env_file; K3S_PLATFORM_ROOT aside: the sandbox's own root, which a host never has);
+#    the unit is written with `tee`, so its mode follows the caller's umask
 #    (create_systemd_service_file). The unit reads /etc/default/%N, /etc/sysconfig/%N and the env
 #    file (EnvironmentFile=-...).
 #  - Hashes of binary, unit and env file before and after (get_installed_hashes); unchanged and no
@@ -22,9 +23,12 @@
 #    iptables-restore runs first, for iptables and ip6tables, when both tools exist and the rules
 #    hold no "-A CNI-HOSTPORT-MASQ -j MASQUERADE" (service_enable_and_start, has_working_xtables);
 #    logged here as "xtables <tool>".
-# Each run appends "install version=<release> channel=<channel>" to $STANDIN_LOG.
+# Each run appends "install version=<release> channel=<channel>" to $ROOT/var/log/k3sp/install.log.
+# Paths under the sandbox root, not variables: apply.sh runs the install under `env -i`.
 set -eu
 ROOT="${K3S_PLATFORM_ROOT:?}"
+mkdir -p "$ROOT/var/log/k3sp"
+STANDIN_LOG="$ROOT/var/log/k3sp/install.log"
 case "${INSTALL_K3S_EXEC:-server}" in agent*) name=k3s-agent ;; *) name=k3s ;; esac
 if [ -n "${INSTALL_K3S_BIN_DIR:-}" ]; then
   BIN_DIR="$INSTALL_K3S_BIN_DIR"
@@ -45,7 +49,7 @@ if [ -x "$ROOT/sbin/openrc-run" ]; then
   mkdir -p "$ROOT/etc/init.d" "$ROOT/etc/rancher/k3s"
   printf '#!/sbin/openrc-run\ncommand=%s/k3s\n' "$BIN_DIR" >"$ROOT/etc/init.d/$name"
   : >"$ROOT/etc/rancher/k3s/$name.env"
-  echo "install openrc (rc-update add $name default)" >>"${STANDIN_LOG:-/dev/null}"
+  echo "install openrc (rc-update add $name default)" >>"$STANDIN_LOG"
   exit 0
 fi
 
@@ -53,7 +57,7 @@ channel="${INSTALL_K3S_CHANNEL:-stable}"
 if [ -n "${INSTALL_K3S_VERSION:-}" ]; then
   release="$INSTALL_K3S_VERSION"
 else
-  release="$(cat "${STANDIN_CHANNELS:?}/$channel")"
+  release="$(cat "$ROOT/var/lib/k3sp-stub/channels/$channel")"
 fi
 case "${INSTALL_K3S_SKIP_DOWNLOAD:-}" in
   true | binary)
@@ -64,13 +68,13 @@ case "${INSTALL_K3S_SKIP_DOWNLOAD:-}" in
     chmod 0755 "$ROOT$BIN_DIR/k3s.tmp"
     if ! cmp -s "$ROOT$BIN_DIR/k3s.tmp" "$ROOT$BIN_DIR/k3s"; then mv -f "$ROOT$BIN_DIR/k3s.tmp" "$ROOT$BIN_DIR/k3s"; else rm -f "$ROOT$BIN_DIR/k3s.tmp"; fi ;;
 esac
-echo "install version=$release channel=$channel" >>"${STANDIN_LOG:-/dev/null}"
+echo "install version=$release channel=$channel" >>"$STANDIN_LOG"
 
 mkdir -p "$ROOT/etc/systemd/system"
 touch "$ROOT$env_file"
 chmod 0600 "$ROOT$env_file"
 exported="$(export -p)"
-printf '%s\n' "$exported" | while read -r _ assignment; do printf '%s\n' "$assignment"; done | grep -E '^(K3S|CONTAINERD)_' | tee "$ROOT$env_file" >/dev/null || true
+printf '%s\n' "$exported" | while read -r _ assignment; do printf '%s\n' "$assignment"; done | grep -E '^(K3S|CONTAINERD)_' | grep -v '^K3S_PLATFORM_ROOT=' | tee "$ROOT$env_file" >/dev/null || true
 printf '%s\n' "$exported" | while read -r _ assignment; do printf '%s\n' "$assignment"; done | grep -Ei '^(NO|HTTP|HTTPS)_PROXY' | tee -a "$ROOT$env_file" >/dev/null || true
 tee "$ROOT$unit" >/dev/null <<UNIT
 [Unit]
@@ -91,7 +95,7 @@ elif [ "$before" = "$(hashes)" ] && [ "${INSTALL_K3S_FORCE_RESTART:-}" != true ]
 else
   for xtables in iptables ip6tables; do
     if command -v "$xtables-save" >/dev/null && command -v "$xtables-restore" >/dev/null; then
-      echo "xtables $xtables" >>"${STANDIN_LOG:-/dev/null}"
+      echo "xtables $xtables" >>"$STANDIN_LOG"
     fi
   done
   systemctl restart "$name"

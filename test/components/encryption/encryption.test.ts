@@ -19,7 +19,7 @@ import {
   supportsRotateKeys,
 } from "../../../components/encryption/render";
 import { ENCRYPTION_WRITE_RECORD, renderKeepKeysWrite } from "../../../components/encryption/keep-keys";
-import { guardOnce, NO_OP_UPDATE, ONCE_DIR } from "../../../components/encryption/once";
+import { guardOnce, NO_OP_UPDATE, ONCE_DIR } from "../../../components/operations/once";
 import { planNode } from "../../../components/plan/node";
 import { installMocks } from "../../helpers/pulumi-mocks";
 import { REPO, sampleConfig, variant } from "../../helpers/samples";

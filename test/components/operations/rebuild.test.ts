@@ -1,8 +1,7 @@
 import { strict as assert } from "node:assert";
-import { BASELINE_CREATED, ONE_SHOT_KEYS } from "../../../components/encryption/once";
+import { BASELINE_CREATED, ONE_SHOT_KEYS, parseBaseline } from "../../../components/operations/once";
 import { rebuild } from "../../../components/operations/rebuild";
 import type { FromFacts } from "../../../components/operations/step";
-import { parseBaseline } from "../../../components/encryption/once";
 import { day2, sample, stepsOf } from "./helpers";
 
 describe("operation rebuild", () => {

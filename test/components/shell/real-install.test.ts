@@ -20,7 +20,13 @@ import { REPO, sampleConfig, variant } from "../../helpers/samples";
 const REAL = process.env.K3SP_REAL_INSTALL_SH;
 const STUBS = join(REPO, "test", "helpers", "stubs");
 
+/**
+ * The stubs' settings, for a stub run by install.sh: apply.sh runs the install under `env -i`
+ * (issue 28), so STUB_LOG, CHANNELS and REAL_INSTALL_SH come from the file the sandbox writes.
+ */
+const STUB_ENV = `[ -n "\${STUB_LOG:-}" ] || . /run/k3sp-stub.env`;
 const CURL = `#!/bin/bash
+${STUB_ENV}
 # /ping answers; get.k3s.io serves the real script; the channel server redirects to the release in
 # $CHANNELS/<channel>; GitHub serves a stand-in binary per release and its sha256sum file.
 out=""; url=""; effective=0
@@ -38,7 +44,7 @@ case "$url" in
   *) exit 22 ;;
 esac
 `;
-const XTABLES = `#!/bin/sh\necho "$(basename "$0")" >>"$STUB_LOG"\n`;
+const XTABLES = `#!/bin/sh\n${STUB_ENV}\necho "$(basename "$0")" >>"$STUB_LOG"\n`;
 const SANDBOX = `set -e
 host="$1"; shift
 ov() { mkdir -p "$host/$2.upper" "$host/$2.work"; mount -t overlay overlay -o "lowerdir=$1,upperdir=$host/$2.upper,workdir=$host/$2.work" "$1"; }
@@ -47,6 +53,7 @@ ov /etc etc; ov /usr/local usr-local; ov /usr/sbin usr-sbin; ov /var/lib var-lib
 mount -t tmpfs cgroup /sys/fs/cgroup
 echo "cpu memory pids" >/sys/fs/cgroup/cgroup.controllers
 mkdir -p /run/systemd/system
+printf 'STUB_LOG=%q\\nCHANNELS=%q\\nREAL_INSTALL_SH=%q\\n' "$STUB_LOG" "$CHANNELS" "$REAL_INSTALL_SH" >/run/k3sp-stub.env
 exec "$@"`;
 
 if (REAL) {
@@ -146,6 +153,17 @@ if (REAL) {
       const res = h.apply();
       assert.equal(res.status, 0, res.out);
       assert.match(res.out, /K3s v1\.36\.3\+k3s1 is running \(channel stable/);
+    });
+
+    it("the caller's K3S_*, K3S_PLATFORM_* and proxy variables never reach the unit's env file (env -i); the planned proxy does", () => {
+      const config = loadStackConfig(variant("staging", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
+      const h = host(config, 1, "hostile-env");
+      writeFileSync(join(h.channels, "stable"), "v1.36.3+k3s1\n");
+      const res = h.apply({ K3S_TOKEN: "hostile-token", K3S_URL: "https://evil.example:6443", CONTAINERD_HOSTILE: "1", https_proxy: "http://evil.example:3128" });
+      assert.equal(res.status, 0, res.out);
+      const envFile = h.run("cat /etc/systemd/system/k3s-agent.service.env").out;
+      assert.doesNotMatch(envFile, /hostile|evil|K3S_PLATFORM|STUB_LOG/, envFile);
+      assert.match(envFile, /^HTTPS_PROXY='http:\/\/proxy\.example\.com:3128'$/m);
     });
 
     it("OpenRC host: refused in preflight, nothing written", () => {

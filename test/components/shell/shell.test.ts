@@ -295,19 +295,21 @@ describe("generated shell", () => {
       hostRoot(root, config);
       const log = join(staging, "install.log");
       for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
-      // Stand-in for the K3s install script: records the run; it starts the unit only without
+      // Stand-in for the K3s install script: records the run (marked from a file: apply.sh runs it under env -i); it starts the unit only without
       // INSTALL_K3S_SKIP_START=true (install.sh service_enable_and_start), so the restart is apply's own.
       writeFileSync(
         join(staging, "install-k3s.sh"),
-        `#!/usr/bin/env bash\necho "install $INSTALL_MARK" >>"${log}"\nif [ "\${INSTALL_K3S_SKIP_START:-}" != true ]; then mkdir -p "$K3S_PLATFORM_ROOT/run/active" && touch "$K3S_PLATFORM_ROOT/run/active/k3s"; fi\n`,
+        `#!/usr/bin/env bash\necho "install $(cat "${join(staging, "mark")}")" >>"${log}"\nif [ "\${INSTALL_K3S_SKIP_START:-}" != true ]; then mkdir -p "$K3S_PLATFORM_ROOT/run/active" && touch "$K3S_PLATFORM_ROOT/run/active/k3s"; fi\n`,
       );
       chmodSync(join(staging, "install-k3s.sh"), 0o755);
       for (const secret of plan.secretFiles) {
         mkdirSync(dirname(join(root, secret.target)), { recursive: true });
         writeFileSync(join(root, secret.target), `${secret.name}: x\n`);
       }
-      const env = { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, STUB_LOG: "/dev/null", PATH: `${STUBS}:${process.env.PATH}`, INSTALL_MARK: "1" };
+      const env = { K3S_PLATFORM_ROOT: root, K3S_PLATFORM_STAGING: staging, STUB_LOG: "/dev/null", PATH: `${STUBS}:${process.env.PATH}` };
+      const mark = (n: string) => writeFileSync(join(staging, "mark"), n);
 
+      mark("1");
       const first = run("bash", [join(staging, "apply.sh")], env);
       assert.equal(first.status, 0, first.out);
       assert.equal(readFileSync(join(root, PATHS.configYaml), "utf8"), plan.files.find((f) => f.name === "config.yaml")!.content);
@@ -317,12 +319,14 @@ describe("generated shell", () => {
       // The state directory is the staging directory's parent: the SSH user must still traverse it.
       assert.equal(statSync(join(root, "var/lib/k3s-platform")).mode & 0o777, 0o755);
 
-      const second = run("bash", [join(staging, "apply.sh")], { ...env, INSTALL_MARK: "2" });
+      mark("2");
+      const second = run("bash", [join(staging, "apply.sh")], env);
       assert.equal(second.status, 0, second.out);
       assert.match(second.out, /up to date/);
 
       writeFileSync(join(staging, "config.yaml"), plan.files.find((f) => f.name === "config.yaml")!.content + "debug: true\n");
-      const third = run("bash", [join(staging, "apply.sh")], { ...env, INSTALL_MARK: "3" });
+      mark("3");
+      const third = run("bash", [join(staging, "apply.sh")], env);
       assert.equal(third.status, 0, third.out);
       assert.equal(readFileSync(log, "utf8"), "install 1\ninstall 3\n");
     });
@@ -360,9 +364,10 @@ describe("generated shell", () => {
         const { root, staging } = stageApply(config, plan, label);
         const service = plan.role === "server" ? "k3s" : "k3s-agent";
         const bin = join(root, "..", `${label}-bin`);
-        const channels = join(root, "..", `${label}-channels`);
+        // Under the sandbox root: apply.sh runs the install under env -i (install-standin.sh).
+        const channels = join(root, "var/lib/k3sp-stub/channels");
         mkdirSync(bin);
-        mkdirSync(channels);
+        mkdirSync(channels, { recursive: true });
         // curl -sfL ... -o FILE URL: the install script's download, served from the stand-in.
         writeFileSync(join(bin, "curl"), `#!/bin/sh\nwhile [ "$#" -gt 0 ]; do if [ "$1" = -o ]; then cp "${INSTALL_STANDIN}" "$2"; fi; shift; done\n`);
         chmodSync(join(bin, "curl"), 0o755);
@@ -376,13 +381,11 @@ describe("generated shell", () => {
           mkdirSync(join(root, "run/active"), { recursive: true });
           writeFileSync(join(root, `run/active/${service}`), "");
         }
-        const logs = { stub: join(root, "..", `${label}-stub.log`), installs: join(root, "..", `${label}-installs.log`) };
+        const logs = { stub: join(root, "..", `${label}-stub.log`), installs: join(root, "var/log/k3sp/install.log") };
         const env = {
           K3S_PLATFORM_ROOT: root,
           K3S_PLATFORM_STAGING: staging,
           STUB_LOG: logs.stub,
-          STANDIN_LOG: logs.installs,
-          STANDIN_CHANNELS: channels,
           PATH: `${bin}:${STUBS}:${process.env.PATH}`,
         };
         const apply = (extra: Record<string, string> = {}) => run("bash", ["-c", 'umask 077 && exec bash "$1"', "apply", join(staging, "apply.sh")], { ...env, ...extra });
@@ -553,6 +556,32 @@ describe("generated shell", () => {
         assert.ok(res.out.includes(`preflight on host ${config.nodes[0]!.host}: the install script from`), res.out);
         assert.doesNotMatch(h.read(h.logs.stub), /etcd-snapshot|cordon|drain/);
         assert.equal(h.read(h.logs.installs), "");
+      });
+
+      it("the install runs under env -i: K3S_*, K3S_PLATFORM_* and proxy variables of the caller's environment never reach the unit's env file; the planned ones do (issue 28)", () => {
+        // install.sh create_env_file copies every K3S_*, CONTAINERD_* and (any case) *_PROXY variable
+        // it sees: a login shell's export would end up in the unit.
+        const config = sampleConfig("staging");
+        const h = standinHost(config, 1, "hostile-env");
+        writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
+        const hostile = {
+          K3S_TOKEN: "hostile-token",
+          K3S_URL: "https://evil.example:6443",
+          K3S_PLATFORM_READY_TIMEOUT: "20",
+          CONTAINERD_HOSTILE: "1",
+          https_proxy: "http://evil.example:3128",
+          NO_PROXY: "evil.example",
+        };
+        const res = h.apply(hostile);
+        assert.equal(res.status, 0, res.out);
+        const envFile = h.read(join(h.root, `etc/systemd/system/${h.service}.service.env`));
+        for (const [name, value] of Object.entries(hostile)) {
+          assert.ok(!envFile.includes(name === "NO_PROXY" ? value : `${name}=`), `${name} reached the env file:\n${envFile}`);
+        }
+        assert.doesNotMatch(envFile, /K3S_PLATFORM|STUB_LOG/);
+        // The planned proxy (Pulumi.staging.yaml k3s.proxy) is there, as install-k3s.sh exports it.
+        assert.match(envFile, /^HTTPS_PROXY='http:\/\/proxy\.example\.com:3128'$/m);
+        assert.match(envFile, /^NO_PROXY='127\.0\.0\.0\/8,/m);
       });
 
       it("unit files: written 0644 under bundle.sh's umask 077; a hand edit (unit, env file, /etc/default) is corrected by the next apply", () => {

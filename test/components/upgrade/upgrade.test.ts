@@ -281,8 +281,8 @@ esac
         const staging = mkdtempSync(join(scratch, "staging-"));
         systemdHost(root);
         for (const f of plan.files) writeFileSync(join(staging, f.name), f.content);
-        // The install restarts K3s: its kubelet then reports the new version.
-        writeFileSync(join(staging, "install-k3s.sh"), `#!/usr/bin/env bash\necho install >>"$STUB_LOG"\ntouch "$K3S_PLATFORM_ROOT/active"\nread -r _ r u a <"$K3S_PLATFORM_ROOT/node-info"\necho "${newVersion} $r $u $a" >"$K3S_PLATFORM_ROOT/node-info"\n`);
+        // The install restarts K3s: its kubelet then reports the new version. (apply.sh runs it under env -i: the log path is written in.)
+        writeFileSync(join(staging, "install-k3s.sh"), `#!/usr/bin/env bash\necho install >>"${log}"\ntouch "$K3S_PLATFORM_ROOT/active"\nread -r _ r u a <"$K3S_PLATFORM_ROOT/node-info"\necho "${newVersion} $r $u $a" >"$K3S_PLATFORM_ROOT/node-info"\n`);
         for (const secret of plan.secretFiles) {
           mkdirSync(dirname(join(root, secret.target)), { recursive: true });
           writeFileSync(join(root, secret.target), "x\n");

@@ -403,7 +403,16 @@ done
 # umask 022: bundle.sh runs with umask 077, and the install script writes the unit with tee, under
 # the caller's umask (install.sh create_systemd_service_file); a 0600 unit makes systemd warn on
 # every reload. The script itself makes the env file 0600 (create_env_file: chmod 0600).
-if ! (umask 022 && INSTALL_K3S_SKIP_START=true timeout 600 bash "$STAGING/install-k3s.sh"); then
+# env -i (issue 28): install.sh copies every K3S_* and CONTAINERD_* variable of its environment, and
+# the proxy ones in any case, into the unit's env file (create_env_file: sh -c export | ... | grep -E
+# '^(K3S|CONTAINERD)_'): a K3S_TOKEN or K3S_PLATFORM_* exported by a login shell or by the caller
+# would reach the unit. It runs with PATH and the run's own variables only; install-k3s.sh exports
+# the planned ones. K3S_PLATFORM_ROOT is the test sandbox's root, never set on a host.
+install_env=(PATH="$PATH" INSTALL_K3S_SKIP_START=true)
+for name in INSTALL_K3S_VERSION K3S_PLATFORM_ROOT; do
+  if [ -n "${!name+x}" ]; then install_env+=("$name=${!name}"); fi
+done
+if ! (umask 022 && env -i "${install_env[@]}" timeout 600 bash "$STAGING/install-k3s.sh"); then
   fail "host $HOST, step install: the K3s install script failed or ran over 600s"
 fi
 resolve_k3s_binary
