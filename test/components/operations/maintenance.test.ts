@@ -157,10 +157,9 @@ describe("operation maintenance", () => {
     }));
     const again = exec(later.steps.find((s) => s.name === MAINTENANCE_RECORD)!.stdin as string);
     assert.deepEqual(parseCovered(again.stdout, "maintenance", "1"), covered, "recorded once per id: the new agent stays out");
-    rmSync(root, { recursive: true, force: true });
     const facts = { maintenanceCovered: covered };
     for (const name of ["prod-agent-0-maintenance-run", "prod-agent-0-maintenance-back"]) {
-      const r = spawnSync("bash", ["-s"], { input: stdinOf(later.steps.find((s) => s.name === name)!, facts), encoding: "utf8" });
+      const r = exec(stdinOf(later.steps.find((s) => s.name === name)!, facts));
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /maintenance 1 ran before this node joined \(it covered prod-server-1, .*prod-agent-3\): nothing to do/);
       assert.doesNotMatch(stdinOf(later.steps.find((s) => s.name === name)!, facts), /apt-get|reboot/);
@@ -177,6 +176,7 @@ describe("operation maintenance", () => {
     const recordStep: PreviewStep = { op: "update", urn: urn(MAINTENANCE_RECORD), oldState: { outputs: { stdout: first.stdout } } };
     const created = ["prod-agent-0-maintenance-run", "prod-agent-0-maintenance-back"].map((n): PreviewStep => ({ op: "create", urn: urn(n) }));
     assert.deepEqual(lifecycleLines([cluster, recordStep, ...created], "prod"), ["maintenance 1 ran before prod-agent-0 joined: nothing of it runs on it (docs/maintenance.md)"]);
+    rmSync(root, { recursive: true, force: true });
   });
 
   it("the pack's servers-restart-one-at-a-time passes the program's maintenance; a server's run step without its group's order is reported", async () => {
