@@ -194,8 +194,10 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
         return record ? record.stdout.apply((out) => parseCovered(out, "maintenance", String(config.maintenance!.id))) : pulumi.output([]);
       },
     },
-    declareNode: (step, waits) => {
+    declareNode: (step, waits, get) => {
       const nodePlan = plans.get(step.name)!;
+      // A channel stack's release (operations/release.ts), declared before every node step: each apply installs it.
+      const releaseStep = get(CLUSTER_CHILDREN.k3sRelease) as command.remote.Command | undefined;
       // The first server's own steps go first in the engine's queue (issue 26): every other node's
       // steps wait for its OS preparation, so its apply (the cluster's creation, which every other
       // apply waits for) starts without queueing behind every node's stage, bundle and os-prep
@@ -204,7 +206,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       const before = firstNode ? [...waits.before, firstNode.osPrep] : waits.before;
       const node = new K3sNode(
         nodeResourceName(name, step.name),
-        { plan: nodePlan, connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey), secrets, ...waits, before },
+        { plan: nodePlan, connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey), secrets, ...waits, before, ...(releaseStep ? { release: releaseStep.stdout } : {}) },
         { parent },
       );
       if (nodePlan === plan.nodes[0]) firstNode = node;
