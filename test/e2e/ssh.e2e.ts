@@ -151,7 +151,8 @@ describe("e2e over SSH on test hosts", function () {
     assert.deepEqual(hosts.map((h) => read(h, "var/log/k3sp/calls.log")), calls, "no modprobe/sysctl/systemctl call the second time");
   });
 
-  it("a change to one agent re-installs that agent only", async () => {
+  it("a change to one agent re-installs that agent only, cordoned and drained before its restart, uncordoned once Ready (issue 26)", async () => {
+    const since = Date.now() / 1000;
     const changed = change((raw) => (raw.nodes[3]!.labels = { ...raw.nodes[3]!.labels, "example.com/disk": "ssd" }));
     const result = await applyAll(changed);
     assert.deepEqual([...result.failures], []);
@@ -160,6 +161,16 @@ describe("e2e over SSH on test hosts", function () {
       [1, 1, 1, 2],
     );
     assert.match(read(byName("e2e-agent-2"), PATHS.configYaml), /example\.com\/disk=ssd/);
+    // The batch (both agents) ran its steps: the agent whose K3s inputs changed is drained, the other is not.
+    const events = clusterEvents(dir).filter((e) => e.at >= since);
+    const at = (event: string, node: string) => events.find((e) => e.event === event && e.node === node)?.at;
+    const restarted = restarts(byName("e2e-agent-2"), "k3s-agent").at(-1)!;
+    assert.ok(restarted >= since, "e2e-agent-2 restarted");
+    assert.ok(at("cordon", "e2e-agent-2")! < restarted, `cordoned before the restart: ${JSON.stringify(events)}`);
+    assert.ok(at("drained", "e2e-agent-2")! < restarted, "drained before the restart");
+    assert.ok(at("uncordon", "e2e-agent-2")! > restarted, "uncordoned after it");
+    assert.deepEqual(events.filter((e) => e.node === "e2e-agent-1" && /cordon|drain/.test(e.event)), [], "the unchanged agent of the batch is left alone");
+    assert.equal(restarts(byName("e2e-agent-1"), "k3s-agent").length, 1);
     plan = changed;
   });
 
