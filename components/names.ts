@@ -83,6 +83,8 @@ export const CLUSTER_CHILDREN = {
   nodeInventory: "node-inventory",
   /** Issue 21: the one-shot values the cluster was created with, taken once (operations/once.ts). */
   oneShotBaseline: "one-shot-baseline",
+  /** Issue 28: a channel stack's K3s release, resolved once; every node installs it (operations/release.ts). */
+  k3sRelease: "k3s-release",
   /** Issue 24: a StackReference to this stack itself, whose outputs are the last `up`'s (k3sVersion): the pack's upgrade-path check reads it. */
   deployed: "deployed",
   /** Issue 23: `uninstallOnDestroy`'s first step on destroy (marks the nodes), on the first server. */

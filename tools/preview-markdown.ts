@@ -1,4 +1,5 @@
-import { childName, NODE_CHILDREN, nodeChildOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
+import { childName, CLUSTER_CHILDREN, NODE_CHILDREN, nodeChildOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
+import { parseRelease } from "../components/k3s/release";
 import { hookSummary, HookView } from "../components/hooks/summary";
 import { rolloutLegend, rolloutMermaid, StepState } from "../components/operations/mermaid";
 import type { Step } from "../components/operations/step";
@@ -207,8 +208,11 @@ export function releaseLines(steps: PreviewStep[], stack: string, channel?: stri
   }
   const ran = [...byRelease].sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true })).map(([release, nodes]) => `${release} (${nodes.sort().join(", ")})`).join("; ");
   if (!channel) return ran ? [`K3s on the hosts at the last up: ${ran}`] : [];
-  if (!ran) return [`channel ${channel}: the hosts resolve it at their first install (not known before up; preview asks no channel), then stay on that release`];
-  return [`channel ${channel}: the hosts run ${ran}, pinned at their first install; this up keeps it (preview asks no channel; to upgrade, set k3s.version)`];
+  // The cluster's release, recorded once by the k3s-release step (components/k3s/release.ts).
+  const recorded = steps.find((s) => s.urn.endsWith(`::${stack}-${CLUSTER_CHILDREN.k3sRelease}`));
+  const release = parseRelease(typeof recorded?.oldState?.outputs?.stdout === "string" ? recorded.oldState.outputs.stdout : undefined);
+  if (!release) return [`channel ${channel}: resolved once, on the first server before its first install (\`${stack}-${CLUSTER_CHILDREN.k3sRelease}\`; preview asks no channel); every node installs that release, nodes added later included${ran ? `; the hosts ran ${ran}` : ""}`];
+  return [`channel ${channel}: the cluster's release is ${release} (recorded at its first up); every node installs it, nodes added later included; this up keeps it${ran ? ` (the hosts ran ${ran})` : ""}; to move the cluster, set k3s.version (the upgrade flow)`];
 }
 
 /**

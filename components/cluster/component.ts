@@ -6,6 +6,10 @@ import { encryptionKeys, SecretsEncryption } from "../encryption/component";
 import type { EncryptionKeys, NodeSecrets, RegistryAuth } from "../config/secrets";
 import { EncryptionStatus } from "../encryption/render";
 import { parseBaseline } from "../operations/once";
+import { parseRestoreCovered } from "../backup/restore";
+import { restoreStepNames } from "../operations/restore";
+import { MAINTENANCE_RECORD } from "../operations/maintenance";
+import { parseCovered } from "../operations/covered";
 import { childName, CLUSTER_CHILDREN, nodeLifecycleName, nodeResourceName, TYPES } from "../names";
 import { K3sNode } from "../node/component";
 import { rewriteKubeconfig } from "../node/kubeconfig";
@@ -180,9 +184,20 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       tokenSalt: () => salt.result,
       encryptionKeys: () => keys,
       restoreToken: () => args.restoreToken ?? "",
+      // The nodes the restore covered: its check's record, printed on every run (backup/restore.ts).
+      restoreCovered: (get) => {
+        const check = config.restore && (get(restoreStepNames(config)[0]!) as command.remote.Command | undefined);
+        return check ? check.stdout.apply((out) => parseRestoreCovered(out, String(config.restore!.id))) : pulumi.output([]);
+      },
+      maintenanceCovered: (get) => {
+        const record = config.maintenance && (get(MAINTENANCE_RECORD) as command.remote.Command | undefined);
+        return record ? record.stdout.apply((out) => parseCovered(out, "maintenance", String(config.maintenance!.id))) : pulumi.output([]);
+      },
     },
-    declareNode: (step, waits) => {
+    declareNode: (step, waits, get) => {
       const nodePlan = plans.get(step.name)!;
+      // A channel stack's release (operations/release.ts), declared before every node step: each apply installs it.
+      const releaseStep = get(CLUSTER_CHILDREN.k3sRelease) as command.remote.Command | undefined;
       // The first server's own steps go first in the engine's queue (issue 26): every other node's
       // steps wait for its OS preparation, so its apply (the cluster's creation, which every other
       // apply waits for) starts without queueing behind every node's stage, bundle and os-prep
@@ -191,7 +206,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       const before = firstNode ? [...waits.before, firstNode.osPrep] : waits.before;
       const node = new K3sNode(
         nodeResourceName(name, step.name),
-        { plan: nodePlan, connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey), secrets, ...waits, before },
+        { plan: nodePlan, connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey), secrets, ...waits, before, ...(releaseStep ? { release: releaseStep.stdout } : {}) },
         { parent },
       );
       if (nodePlan === plan.nodes[0]) firstNode = node;

@@ -3,7 +3,9 @@ import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
 import { nodeNetworks } from "../config/node-networks";
-import { renderDownloadPreflight, renderHostPreflight, renderReleasePreflight } from "./preflight";
+import { CLUSTER_RELEASE_VARIABLE, renderDownloadPreflight, renderHostPreflight, renderReleasePreflight } from "./preflight";
+
+export { CLUSTER_RELEASE_VARIABLE };
 import { renderBinaryPinCheck, renderBinaryPinPreflight } from "./binary-pin";
 
 /** Pure renderers for the install step: the install-script invocation and the apply script. */
@@ -227,7 +229,6 @@ export function renderApplyScript(
   const upToDate = hooks.upToDate?.text ? raw(`${hooks.upToDate.text.replace(/^/gm, "    ")}\n`) : raw("");
   const service = serviceName(node);
   const units = unitFiles(service);
-  const channelPin = renderChannelPin(config, node);
   const planned = [...placements.map((p) => p.target), ...secretTargets];
   const restartInputs = [...placements.filter((p) => p.restart !== false).map((p) => p.target), ...secretTargets];
   const fingerprintInputs = joinShell(restartInputs.map((t) => sh`"$ROOT"${t}`), " ");
@@ -252,7 +253,7 @@ SERVICE=${service}
 READY_TIMEOUT="\${K3S_PLATFORM_READY_TIMEOUT:-${raw(String(READY_TIMEOUT_SECONDS))}}"
 
 fail() { printf 'apply[%s]: %s\\n' "$NODE" "$*" >&2; exit 1; }
-${renderHostPreflight(config, node)}${renderInstalledBinary(config, node)}${preflight}${renderReleasePreflight(config)}
+${renderHostPreflight(config, node)}${renderInstalledBinary(config, node)}${renderClusterReleaseGuard(config, node)}${preflight}${renderReleasePreflight(config)}
 place() {
   if ! cmp -s "$STAGING/$1" "$ROOT$2"; then
     install -D -m "$3" "$STAGING/$1" "$ROOT$2"
@@ -346,7 +347,7 @@ for f in ${units.overrides}; do
     echo "apply[$NODE]: moved $f aside to $f.moved-by-k3s-platform (it overrides the unit's environment)"
   fi
 done
-${channelPin}${renderBinarySwap(config)}# The install script only writes and enables the unit; the restart is ours. K3s' unit is
+${renderBinarySwap(config)}# The install script only writes and enables the unit; the restart is ours. K3s' unit is
 # Type=notify with TimeoutStartSec=0, so a blocking \`systemctl start\` waits, with no limit, until
 # K3s reports ready (k3s-io/k3s#11808): a node that never gets ready would stall \`pulumi up\`.
 # So: stop (bounded by the unit's stop timeout), then queue the start (--no-block) and let the
@@ -388,7 +389,7 @@ echo "apply[$NODE]: $SERVICE serves after $((SECONDS - started))s"
 ${postInstall}echo "$fingerprint" >"$STATE"
 unit_fingerprint >"$UNIT_STATE"
 binary_fingerprint >"$BINARY_STATE"
-echo "apply[$NODE]: K3s $(running_release) is running${raw(config.k3s.version ? "" : ` (channel ${config.k3s.channel ?? "stable"}, pinned to this release)`)}"
+echo "apply[$NODE]: K3s $(running_release) is running${raw(config.k3s.version ? "" : ` (channel ${config.k3s.channel ?? "stable"}: the cluster's release)`)}"
 ${final}`.text;
 }
 
@@ -433,26 +434,31 @@ function binaryDrift(config: ResolvedConfig): Shell {
 `);
 }
 
+/** Whether the stack follows a channel (no pinned k3s.version): its cluster release is recorded once (k3s/release.ts). */
+export function followsChannel(config: ResolvedConfig): boolean {
+  return !config.k3s.version && config.k3s.channel !== undefined;
+}
+
 /**
- * Channel stacks (issue 28): the install script resolves INSTALL_K3S_CHANNEL on every run and
- * replaces the binary when the channel moved (install.sh get_release_version; an
- * INSTALL_K3S_VERSION in the environment wins over the channel). The channel picks the release at
- * the first install only; once K3s is installed, every later install is pinned to the release it
- * runs, so a config change never upgrades K3s. Upgrades go through `k3s.version` (the upgrade flow).
+ * apply.sh on a channel stack, in preflight (before anything is placed): the cluster's release from
+ * K3S_PLATFORM_CLUSTER_RELEASE; a node that runs K3s must run exactly it (a node of another
+ * release is refused, naming host, both releases and the way out); the install is pinned to it.
  */
-export function renderChannelPin(config: ResolvedConfig, node: NodeConfig): Shell {
-  const { k3s } = config;
-  if (k3s.version || !k3s.channel) return raw("");
-  return sh`# Channel ${k3s.channel}: pinned to the running release once installed (components/k3s/install.ts renderChannelPin).
-CHANNEL=${k3s.channel}
-if [ -x "$ROOT$K3S_BINARY" ] && { [ -f "$ROOT"${unitFiles(serviceName(node)).unit} ] || [ -f "$STATE" ]; }; then
-  pinned="$("$ROOT$K3S_BINARY" --version 2>/dev/null || true)"
-  pinned="\${pinned#k3s version }"
-  pinned="\${pinned%% *}"
-  [[ "$pinned" =~ ^v1\\.[0-9]+\\.[0-9]+\\+k3s[0-9]+$ ]] || fail "host $HOST: cannot read the release $K3S_BINARY runs; refusing to let channel $CHANNEL pick one (set k3s.version)"
-  export INSTALL_K3S_VERSION="$pinned"
-  echo "apply[$NODE]: channel $CHANNEL: pinned to the running $pinned (upgrade by setting k3s.version)"
+export function renderClusterReleaseGuard(config: ResolvedConfig, node: NodeConfig): Shell {
+  if (!followsChannel(config)) return raw("");
+  const unit = `/etc/systemd/system/${node.role === "server" ? "k3s" : "k3s-agent"}.service`;
+  return sh`
+# Channel ${config.k3s.channel ?? "stable"}: the cluster's release, recorded once per stack (<stack>-k3s-release; components/k3s/release.ts).
+CHANNEL=${config.k3s.channel ?? "stable"}
+CLUSTER_RELEASE="\${${raw(CLUSTER_RELEASE_VARIABLE)}:-}"
+[[ "$CLUSTER_RELEASE" =~ ^v1\\.[0-9]+\\.[0-9]+\\+k3s[0-9]+$ ]] || preflight_fail "no cluster release for channel $CHANNEL (${raw(CLUSTER_RELEASE_VARIABLE)}='$CLUSTER_RELEASE'; the k3s-release step records it)"
+if [ -x "$ROOT$K3S_BINARY" ] && { [ -f "$ROOT"${unit} ] || [ -f "$STATE" ]; }; then
+  running="$("$ROOT$K3S_BINARY" --version 2>/dev/null || true)"
+  running="\${running#k3s version }"
+  running="\${running%% *}"
+  [ "$running" = "$CLUSTER_RELEASE" ] || preflight_fail "it runs K3s '$running', the cluster's release (channel $CHANNEL, recorded at the first up) is $CLUSTER_RELEASE; a channel never moves a node: set k3s.version to the release the cluster should run (the upgrade flow moves every node there; docs/upgrading.md)"
 fi
+export INSTALL_K3S_VERSION="$CLUSTER_RELEASE"
 `;
 }
 

@@ -13,6 +13,9 @@ import { raw, Shell, sh } from "../shell/sh";
  * an install will run (after the fingerprint check), still before the upgrade's snapshot and cordon.
  */
 
+/** The variable apply.sh reads the cluster's release from on a channel stack (k3s/release.ts; set on its command line, never a secret). */
+export const CLUSTER_RELEASE_VARIABLE = "K3S_PLATFORM_CLUSTER_RELEASE";
+
 /** Free space needed on the filesystem of K3s' data directory (images, etcd, containerd snapshots). */
 export const MIN_FREE_MIB = 1024;
 /** K3s' data directory (K3s default `data-dir`); the free-disk check looks at its filesystem. */
@@ -40,8 +43,8 @@ export function stagedBinaryPath(binaryPath: string, version: string): string {
 export function renderHostPreflight(config: ResolvedConfig, node: NodeConfig): Shell {
   const { k3s } = config;
   const minor = kubernetesMinor(k3s.version);
-  // Channel stacks do not know the release here (the script resolves it): cgroup v1 only warns.
-  // So does the kubelet opt-out `kubelet-arg: fail-cgroupv1=false` in the node's config.yaml map
+  // Channel stacks: the cluster's release (K3S_PLATFORM_CLUSTER_RELEASE, recorded once per stack,
+  // k3s/release.ts) decides at run time, the same hard check. The kubelet opt-out `kubelet-arg: fail-cgroupv1=false` in the node's config.yaml map
   // (KEP-5573; kubernetes/system-validators#59): with it the kubelet starts on cgroup v1, and
   // validation (feature-checks.ts) already warns about it.
   const kubeletArgs = (node.role === "server" ? k3s.extraServerConfig : k3s.extraAgentConfig)["kubelet-arg"];
@@ -50,7 +53,10 @@ export function renderHostPreflight(config: ResolvedConfig, node: NodeConfig): S
     optedOut
       ? raw(`[ -f "$ROOT/sys/fs/cgroup/cgroup.controllers" ] || echo "apply[$NODE]: warning: $HOST runs cgroup v1; kubelet-arg fail-cgroupv1=false keeps the kubelet starting there, unsupported by Kubernetes from v1.35 (KEP-5573)"`)
       : minor === undefined
-      ? raw(`[ -f "$ROOT/sys/fs/cgroup/cgroup.controllers" ] || echo "apply[$NODE]: warning: $HOST runs cgroup v1; K3s releases from v1.35 refuse it (KEP-5573)"`)
+      ? sh`CGROUP_RELEASE="\${${raw(CLUSTER_RELEASE_VARIABLE)}:-}"
+if [[ "$CGROUP_RELEASE" =~ ^v1\\.([0-9]+)\\. ]] && [ "\${BASH_REMATCH[1]}" -gt ${raw(String(CGROUP_V1_LAST_MINOR))} ] && [ ! -f "$ROOT/sys/fs/cgroup/cgroup.controllers" ]; then
+  preflight_fail "the host runs cgroup v1 (no /sys/fs/cgroup/cgroup.controllers) and the cluster's release $CGROUP_RELEASE (channel ${raw(k3s.channel ?? "stable")}) refuses cgroup v1 (Kubernetes 1.35+, KEP-5573); boot it with the unified hierarchy (systemd.unified_cgroup_hierarchy=1)"
+fi`
       : minor > CGROUP_V1_LAST_MINOR
         ? sh`CGROUP_RELEASE=${k3s.version ?? ""}
 [ -f "$ROOT/sys/fs/cgroup/cgroup.controllers" ] || preflight_fail "the host runs cgroup v1 (no /sys/fs/cgroup/cgroup.controllers) and $CGROUP_RELEASE refuses cgroup v1 (Kubernetes 1.35+, KEP-5573); boot it with the unified hierarchy (systemd.unified_cgroup_hierarchy=1)"`

@@ -6,7 +6,7 @@ import { customTimeouts } from "../k3s/timeouts";
 import { rebuildTriggers } from "../decommission/rebuild";
 import { childName, NODE_CHILDREN, TYPES } from "../names";
 import { sha256 } from "../plan/hash";
-import { NodePlan, renderSecretsDocument } from "../plan/node";
+import { applyWithRelease, NodePlan, renderSecretsDocument } from "../plan/node";
 import { restartDigest } from "../plan/restart";
 import type { Connection } from "../ssh/connection";
 
@@ -23,6 +23,8 @@ export interface K3sNodeArgs {
   secretsAfter?: pulumi.Resource[];
   /** Steps that must finish before any step of this node runs (the rebuild's forget step). */
   before?: pulumi.Resource[];
+  /** A channel stack: the k3s-release step's stdout (k3s/release.ts); the apply installs that release. */
+  release?: pulumi.Output<string>;
 }
 
 // Names of a node's children live in components/names.ts (pure: validation and policies can use them).
@@ -123,12 +125,13 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
 
   // A changed secret re-runs apply.
   const secretsHash = pulumi.secret(document.apply(sha256));
+  const applyCommand = args.release ? args.release.apply((stdout) => applyWithRelease(plan, stdout)) : plan.commands.apply;
   const apply = new command.remote.Command(
     child(NODE_CHILDREN.apply),
     {
       connection,
-      create: plan.commands.apply,
-      update: plan.commands.apply,
+      create: applyCommand,
+      update: applyCommand,
       triggers: [plan.hashes.apply, secretsHash, ...rebuild],
       addPreviousOutputInEnv: false,
     },

@@ -11,6 +11,7 @@ import { kubeconfig } from "./kubeconfig";
 import { maintenance } from "./maintenance";
 import { nodeLabels } from "./node-labels";
 import { rebuild } from "./rebuild";
+import { release } from "./release";
 import { restore } from "./restore";
 import { applyOf, isFromFacts, Operation, Step } from "./step";
 import { tokenRotation } from "./token-rotation";
@@ -27,6 +28,7 @@ export const OPERATIONS: readonly Operation[] = [
   // Before the node steps: forget a rebuilt node, take the baseline, rotate the token.
   rebuild,
   baseline,
+  release,
   tokenRotation,
   join,
   upgradeBatches,

@@ -26,6 +26,8 @@ export interface FactSources {
   tokenSalt: () => pulumi.Input<string>;
   encryptionKeys: () => pulumi.Input<EncryptionKeys>;
   restoreToken: () => pulumi.Input<string>;
+  restoreCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
+  maintenanceCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
 }
 
 /** What a node step waits for: resolved from other steps' `after`, and gates. */
@@ -45,7 +47,7 @@ export interface RunArgs {
   connectionOf: (node: NodeConfig) => Connection;
   facts: FactSources;
   /** Declares the K3sNode of a node step; returns its apply step and, for an agent in upgrade batches, its preflight. */
-  declareNode: (step: Step, waits: NodeWaits) => { apply: pulumi.Resource; preflight?: pulumi.Resource };
+  declareNode: (step: Step, waits: NodeWaits, get: (name: string) => pulumi.Resource | undefined) => { apply: pulumi.Resource; preflight?: pulumi.Resource };
   /**
    * Agents past this many are declared in chunks of this many, yielding to the event loop before
    * each chunk (memory, cluster/component.ts AGENT_BATCH); every other step is declared at once.
@@ -152,7 +154,7 @@ export function runSteps(listed: readonly Step[], args: RunArgs): StepResources 
       after: declaredNow(s.after, s.name),
       before: declaredNow(before.get(s.name) ?? [], s.name),
       secretsAfter: declaredNow(secretsAfter.get(s.name) ?? [], s.name),
-    });
+    }, (name) => created.get(name));
     record(applyOf(s.name), apply);
     if (preflight) record(preflightOf(s.name), preflight);
   };

@@ -4,7 +4,8 @@ import type { FlagValue, NodeConfig, ResolvedConfig } from "../config/schema";
 import type { NodeSecrets } from "../config/secrets";
 import { ClusterTopology, clusterTopology, NodeRole } from "../config/topology";
 import { FlagMap, mergeFlags, renderConfigYaml } from "../k3s/config-yaml";
-import { APPLY_SCRIPT, INSTALL_SCRIPT, Placement, renderApplyScript, renderInstallScript, STAGING_DIR } from "../k3s/install";
+import { APPLY_SCRIPT, CLUSTER_RELEASE_VARIABLE, INSTALL_SCRIPT, Placement, renderApplyScript, renderInstallScript, STAGING_DIR } from "../k3s/install";
+import { parseRelease } from "../k3s/release";
 import { PATHS } from "../k3s/paths";
 import { PREFLIGHT_SCRIPT, renderPreflightScript } from "../k3s/preflight";
 import { applyBoundSeconds } from "../k3s/timeouts";
@@ -14,7 +15,7 @@ import { BUNDLE_NAME, renderBundle, secretsDocument, secretsWriteScript } from "
 import { HOOKS_SCRIPT, hookTriggers } from "../hooks/render";
 import { OS_PREP_SCRIPT } from "../os-prep/render";
 import { asRoot } from "../shell/root";
-import { joinShell, Shell, sh } from "../shell/sh";
+import { joinShell, raw, Shell, sh } from "../shell/sh";
 import { managedNodes } from "../decommission/nodes";
 import { CONCERNS } from "./concerns";
 import type { Concern, Contribution, SecretFile, StagedFile } from "./contribution";
@@ -156,6 +157,16 @@ export function planNodeContext(ctx: NodeContext): NodePlan {
       ...(agentPreflight ? { preflight: runFromBundle(PREFLIGHT_SCRIPT) } : {}),
     },
   };
+}
+
+/**
+ * The apply command of a node on a channel stack: apply.sh with the cluster's release (the
+ * k3s-release step's stdout, k3s/release.ts) in K3S_PLATFORM_CLUSTER_RELEASE. An unreadable stdout
+ * gives an empty value, which apply.sh refuses in preflight, naming the host.
+ */
+export function applyWithRelease(plan: NodePlan, releaseStdout: string | undefined): string {
+  const release = parseRelease(releaseStdout) ?? "";
+  return asRoot(plan.sshUser, sh`env ${raw(CLUSTER_RELEASE_VARIABLE)}=${release} bash ${`${STAGING_DIR}/${BUNDLE_NAME}`} ${APPLY_SCRIPT}`).text;
 }
 
 export function planCluster(config: ResolvedConfig, options: PlanOptions = {}): ClusterPlan {

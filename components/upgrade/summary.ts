@@ -17,11 +17,11 @@ export interface ClusterConfigView {
 export function upgradeSummary(before: ClusterConfigView | undefined, after: ClusterConfigView | undefined): string[] {
   const from = before?.k3s?.version;
   const to = after?.k3s?.version;
-  // A channel never upgrades a running node (apply.sh pins the release it runs, k3s/install.ts
-  // renderChannelPin): the preview says so, and what a version-to-channel change keeps.
+  // A channel never upgrades the cluster (one release, recorded once by the k3s-release step,
+  // k3s/release.ts): the preview says so, and what a version-to-channel change keeps.
   const channel = after?.k3s?.channel;
   if (!to && channel && (before?.k3s?.channel !== channel || from)) {
-    return [`K3s release: channel ${channel} picks the release at each node's first install; running nodes keep theirs${from ? ` (${from})` : ""}: set k3s.version to upgrade`];
+    return [`K3s release: channel ${channel} is resolved once for the whole cluster (adopted from the first server when K3s runs there${from ? `: ${from}` : ""}); every node installs that release: set k3s.version to upgrade`];
   }
   if (!from || !to || from === to) return [];
   const datastore = after?.k3s?.datastore?.type ?? "etcd";

@@ -6,6 +6,7 @@ import { parse } from "yaml";
 import { readStackFile } from "../../components/config/stack-file";
 import { checkStackFile } from "../../components/stack/load";
 import { REPO } from "../helpers/samples";
+import { pageAnchors } from "../helpers/markdown";
 
 /**
  * The documentation is checked like code (issue 25): every ```yaml block in README.md and
@@ -101,9 +102,14 @@ describe("docs: README.md and docs/*.md are checked (issue 25)", () => {
   });
 
   for (const page of PAGES) {
-    it(`${page}: every relative link points at an existing file`, () => {
+    it(`${page}: every relative link points at an existing file, and at an existing heading when it names one`, () => {
       const broken = relativeLinks(page)
-        .filter(({ target }) => !existsSync(resolve(dirname(join(REPO, page)), decodeURIComponent(target.split("#")[0]!))))
+        .filter(({ target }) => {
+          const [path, anchor] = decodeURIComponent(target).split("#");
+          const file = path ? resolve(dirname(join(REPO, page)), path) : join(REPO, page);
+          if (!existsSync(file)) return true;
+          return anchor !== undefined && file.endsWith(".md") && !pageAnchors(file).includes(anchor);
+        })
         .map(({ target, line }) => `${page}:${line}: ${target}`);
       assert.deepEqual(broken, []);
     });

@@ -125,18 +125,20 @@ describe("preview:md", () => {
     assert.doesNotMatch(previewMarkdown(JSON.parse(readFileSync(join(FIXTURES, "prod-nochange.json"), "utf8")) as PreviewDigest, { stack: "prod", rollout }), /#### Rollout/);
   });
 
-  it("says which release the hosts ran at the last up, from each apply step's recorded stdout; a channel stack says it stays pinned (issue 28)", () => {
+  it("says which release the hosts ran at the last up, from each apply step's recorded stdout; a channel stack names the cluster's recorded release (issue 28)", () => {
     const applyStep = (node: string, stdout: string, op = "same") => ({ op, urn: `urn:pulumi:dev::k3s-platform::k3s-platform:index:K3sCluster$k3s-platform:index:K3sNode$command:remote:Command::dev-${node}-apply`, oldState: { inputs: {}, outputs: { stdout } } });
     const steps = [
       applyStep("dev-server-1", "apply[dev-server-1]: channel stable: pinned to the running v1.36.3+k3s1 (upgrade by setting k3s.version)\napply[dev-server-1]: K3s v1.36.3+k3s1 is running (channel stable, pinned to this release)\n", "update"),
       applyStep("dev-agent-1", "apply[dev-agent-1]: K3s is up to date (v1.36.3+k3s1)\n"),
       applyStep("dev-agent-2", "apply[dev-agent-2]: K3s is up to date (v1.36.2+k3s1)\n"),
     ];
-    const out = previewMarkdown({ steps }, { stack: "dev", channel: "stable" });
-    assert.match(out, /- channel stable: the hosts run v1\.36\.2\+k3s1 \(dev-agent-2\); v1\.36\.3\+k3s1 \(dev-agent-1, dev-server-1\), pinned at their first install; this up keeps it \(preview asks no channel; to upgrade, set k3s\.version\)/);
+    // The cluster's release as the k3s-release step recorded it (components/k3s/release.ts).
+    const releaseStep = { op: "same", urn: "urn:pulumi:dev::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::dev-k3s-release", oldState: { inputs: {}, outputs: { stdout: "dev-server-1: channel stable at https://update.k3s.io/v1-release/channels\nk3s-platform cluster release: v1.36.3+k3s1\n" } } };
+    const out = previewMarkdown({ steps: [releaseStep, ...steps] }, { stack: "dev", channel: "stable" });
+    assert.match(out, /- channel stable: the cluster's release is v1\.36\.3\+k3s1 \(recorded at its first up\); every node installs it, nodes added later included; this up keeps it \(the hosts ran v1\.36\.2\+k3s1 \(dev-agent-2\); v1\.36\.3\+k3s1 \(dev-agent-1, dev-server-1\)\); to move the cluster, set k3s\.version/);
     assert.match(previewMarkdown({ steps }, { stack: "dev" }), /- K3s on the hosts at the last up: v1\.36\.2\+k3s1 \(dev-agent-2\); v1\.36\.3\+k3s1/);
     // Before the first up (no recorded stdout) the channel's release is not known: said so.
-    assert.match(previewMarkdown({ steps: [applyStep("dev-server-1", "")] }, { stack: "dev", channel: "stable" }), /channel stable: the hosts resolve it at their first install \(not known before up/);
+    assert.match(previewMarkdown({ steps: [applyStep("dev-server-1", "")] }, { stack: "dev", channel: "stable" }), /channel stable: resolved once, on the first server before its first install \(`dev-k3s-release`; preview asks no channel\); every node installs that release, nodes added later included/);
     assert.equal(releaseFromApplyStdout("apply[x]: K3s v1.37.1+k3s1 is running\n"), "v1.37.1+k3s1");
     assert.equal(releaseFromApplyStdout("apply[x]: K3s is up to date (v1.37.1+k3s1; unit files recorded)\n"), "v1.37.1+k3s1");
     assert.equal(releaseFromApplyStdout("apply[x]: K3s  is running\n"), undefined);

@@ -55,7 +55,7 @@ export const k3sSchema = z.strictObject({
     .string()
     .regex(/^v1\.\d+\.\d+\+k3s\d+$/, "version must be an exact K3s release, e.g. v1.31.4+k3s1")
     .optional().describe("Exact K3s release, e.g. `v1.37.1+k3s1` (v1.30.0 or newer); required in prod and air-gapped."),
-  channel: z.string().regex(/^(stable|latest|testing|v1\.\d+)$/, "channel must be stable, latest, testing or v1.NN").optional().describe("Outside prod, instead of version: `stable`, `latest`, `testing` or `v1.NN`; resolved at the first install, never an upgrade later (docs/upgrading.md)."),
+  channel: z.string().regex(/^(stable|latest|testing|v1\.\d+)$/, "channel must be stable, latest, testing or v1.NN").optional().describe("Outside prod, instead of version: `stable`, `latest`, `testing` or `v1.NN`; resolved once for the whole cluster at the first up (every node, added later too, installs that release); never an upgrade later: set version to move (docs/upgrading.md)."),
   unsupportedReleaseReason: z.string().trim().min(20, "say why in at least 20 characters (who accepted running an unsupported K3s line, until when)").optional().describe("Why this stack runs a K3s line past end of support (components/config/releases.ts SUPPORTED_LINES): without it such a line is refused in prod (a warning elsewhere)."),
   /** Pod network(s): one CIDR or one per family (dual-stack); the first is the primary family. Rules: config/rules.ts. */
   clusterCidr: cidrList.default(["10.42.0.0/16"]).describe("`cluster-cidr`: pod network(s), one CIDR or one per family (dual-stack; the first is the primary family)."),

@@ -15,6 +15,7 @@ import { inboundPorts, kernelModules } from "../../../components/os-prep/render"
 import { raw, sh } from "../../../components/shell/sh";
 import { systemdHost } from "../../helpers/host-root";
 import { ENVS, fixtureConfig, fixtureRaw, REPO, sampleConfig, variant } from "../../helpers/samples";
+import { pageAnchors } from "../../helpers/markdown";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
 
@@ -191,9 +192,6 @@ describe("host scripts", () => {
   });
 
   describe("messages and comments name docs pages that exist (issue 25)", () => {
-    /** GitHub's heading anchor: lower case, punctuation but `-` and `_` dropped, spaces to `-`. */
-    const anchor = (heading: string) => heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, "").replace(/\s/g, "-");
-
     it("no generated script names a README section (the README is the front door; its old sections moved to docs/)", () => {
       for (const [name, text] of everyScript()) assert.doesNotMatch(text, /\bREADME\b/, name);
     });
@@ -215,7 +213,7 @@ describe("host scripts", () => {
           const page = join(REPO, "docs", m[1]!);
           assert.ok(existsSync(page), `${name}: ${m[0]}: no such page`);
           if (m[2] === undefined) continue;
-          const anchors = readFileSync(page, "utf8").split("\n").filter((l) => /^#+ /.test(l)).map((l) => anchor(l.replace(/^#+ /, "")));
+          const anchors = pageAnchors(page);
           assert.ok(anchors.includes(m[2]), `${name}: ${m[0]}: no such heading (${anchors.join(", ")})`);
         }
       }

@@ -4,6 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ResolvedConfig } from "../../../components/config/schema";
+import { parseRelease, renderReleaseScript } from "../../../components/k3s/release";
 import { planNode } from "../../../components/plan/node";
 import { loadStackConfig } from "../../../components/stack/load";
 import { REPO, sampleConfig, variant } from "../../helpers/samples";
@@ -51,7 +52,7 @@ ov() { mkdir -p "$host/$2.upper" "$host/$2.work"; mount -t overlay overlay -o "l
 mkdir -p /opt
 ov /etc etc; ov /usr/local usr-local; ov /usr/sbin usr-sbin; ov /var/lib var-lib; ov /run run; ov /opt opt
 mount -t tmpfs cgroup /sys/fs/cgroup
-echo "cpu memory pids" >/sys/fs/cgroup/cgroup.controllers
+[ -n "\${CGROUP_V1:-}" ] || echo "cpu memory pids" >/sys/fs/cgroup/cgroup.controllers
 mkdir -p /run/systemd/system
 printf 'STUB_LOG=%q\\nCHANNELS=%q\\nREAL_INSTALL_SH=%q\\n' "$STUB_LOG" "$CHANNELS" "$REAL_INSTALL_SH" >/run/k3sp-stub.env
 exec "$@"`;
@@ -99,7 +100,9 @@ if (REAL) {
       const stops = () => (readFileSync(log, "utf8").match(/^systemctl stop /gm) ?? []).length;
       // What apply and the install script wrote on the host: the overlays' upper directories (/run aside: the stubs' state).
       const files = () => spawnSync("bash", ["-c", 'cd "$1" && find etc.upper usr-local.upper usr-sbin.upper var-lib.upper opt.upper -type f -print0 | sort -z | xargs -0r sha256sum', "files", dir], { encoding: "utf8" }).stdout;
-      return { run, apply, stage, binary, stops, files, channels, log };
+      /** The k3s-release step (operations/release.ts) on this host: the release it records. */
+      const releaseStep = () => run(renderReleaseScript(config, config.nodes[index]!));
+      return { run, apply, stage, binary, stops, files, channels, log, releaseStep };
     }
 
     it("air-gap: first install, nothing on a second run, one restart on a config change; unit 0644, env 0600; no iptables rewrite", () => {
@@ -143,23 +146,56 @@ if (REAL) {
       assert.match(upgraded.out, /K3s v1\.37\.2\+k3s1 is running/);
     });
 
-    it("channel stack (download mode): the channel picks the release once; a config change after it moved keeps it", () => {
-      const config = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
+    it("channel stack (download mode): one release, recorded once; a config change after the channel moved keeps it; a node added after the move installs the recorded release; a node on another release is refused; cgroup v1 refused for a v1.35+ release", () => {
+      const channelConfig = (edit: (k3s: Record<string, unknown>) => void = () => {}) =>
+        loadStackConfig(variant("dev", (r) => { Object.assign(r.k3s!, { version: undefined, channel: "stable" }); edit(r.k3s as Record<string, unknown>); }));
+      const config = channelConfig();
       const h = host(config, 0, "channel");
       writeFileSync(join(h.channels, "stable"), "v1.36.3+k3s1\n");
-      assert.equal(h.apply().status, 0);
+      const step = h.releaseStep();
+      assert.equal(step.status, 0, step.out);
+      const release = parseRelease(step.out)!;
+      assert.equal(release, "v1.36.3+k3s1");
+      const withRelease = { K3S_PLATFORM_CLUSTER_RELEASE: release };
+      assert.equal(h.apply(withRelease).status, 0);
       writeFileSync(join(h.channels, "stable"), "v1.37.1+k3s1\n");
-      h.stage(loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable", clusterDomain: "other.local" }))));
-      const res = h.apply();
+      h.stage(channelConfig((k3s) => (k3s.clusterDomain = "other.local")));
+      const res = h.apply(withRelease);
       assert.equal(res.status, 0, res.out);
-      assert.match(res.out, /K3s v1\.36\.3\+k3s1 is running \(channel stable/);
+      assert.match(res.out, /K3s v1\.36\.3\+k3s1 is running \(channel stable: the cluster's release\)/);
+
+      // An agent added after the channel moved: the real install.sh downloads the recorded release.
+      const agent = host(config, 1, "channel-agent");
+      writeFileSync(join(agent.channels, "stable"), "v1.37.1+k3s1\n");
+      const added = agent.apply(withRelease);
+      assert.equal(added.status, 0, added.out);
+      assert.match(agent.run("/usr/local/bin/k3s --version").out, /^k3s version v1\.36\.3\+k3s1 /);
+
+      // A node that runs another release: refused before anything is written.
+      const other = host(config, 1, "channel-other");
+      other.binary("/usr/local/bin/k3s", "v1.37.1+k3s1");
+      other.run("mkdir -p /etc/systemd/system && printf '[Service]\\nExecStart=/usr/local/bin/k3s agent\\n' >/etc/systemd/system/k3s-agent.service");
+      const before = other.files();
+      const refused = other.apply(withRelease);
+      assert.notEqual(refused.status, 0, refused.out);
+      assert.match(refused.out, /it runs K3s 'v1\.37\.1\+k3s1', the cluster's release \(channel stable, recorded at the first up\) is v1\.36\.3\+k3s1/);
+      assert.equal(other.files(), before);
+
+      // cgroup v1 with a v1.35+ cluster release: the same hard preflight check as a pinned stack.
+      const v1 = host(config, 1, "channel-cgroup-v1");
+      const cgroupBefore = v1.files();
+      const cgroup = v1.apply({ ...withRelease, CGROUP_V1: "1" });
+      assert.notEqual(cgroup.status, 0, cgroup.out);
+      assert.match(cgroup.out, /preflight on host .*cgroup v1 .*the cluster's release v1\.36\.3\+k3s1 \(channel stable\)/);
+      assert.equal(v1.files(), cgroupBefore);
     });
 
     it("the caller's K3S_*, K3S_PLATFORM_* and proxy variables never reach the unit's env file (env -i); the planned proxy does", () => {
       const config = loadStackConfig(variant("staging", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
       const h = host(config, 1, "hostile-env");
       writeFileSync(join(h.channels, "stable"), "v1.36.3+k3s1\n");
-      const res = h.apply({ K3S_TOKEN: "hostile-token", K3S_URL: "https://evil.example:6443", CONTAINERD_HOSTILE: "1", https_proxy: "http://evil.example:3128" });
+      // K3S_PLATFORM_CLUSTER_RELEASE (the channel stack's release, on apply's command line) is a K3S_* variable too.
+      const res = h.apply({ K3S_PLATFORM_CLUSTER_RELEASE: "v1.36.3+k3s1", K3S_TOKEN: "hostile-token", K3S_URL: "https://evil.example:6443", CONTAINERD_HOSTILE: "1", https_proxy: "http://evil.example:3128" });
       assert.equal(res.status, 0, res.out);
       const envFile = h.run("cat /etc/systemd/system/k3s-agent.service.env").out;
       assert.doesNotMatch(envFile, /hostile|evil|K3S_PLATFORM|STUB_LOG/, envFile);

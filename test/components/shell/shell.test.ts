@@ -10,6 +10,7 @@ import { PATHS } from "../../../components/k3s/paths";
 import { customTimeouts, stepBounds } from "../../../components/k3s/timeouts";
 import { planCluster, planNode } from "../../../components/plan/node";
 import { releaseFromApplyStdout } from "../../../tools/preview-markdown";
+import { parseRelease, renderReleaseScript } from "../../../components/k3s/release";
 import { fakeBinary, hostRoot, INSTALL_STANDIN } from "../../helpers/host-root";
 import { ENVS, REPO, sampleConfig, variant } from "../../helpers/samples";
 
@@ -368,8 +369,13 @@ describe("generated shell", () => {
         const channels = join(root, "var/lib/k3sp-stub/channels");
         mkdirSync(bin);
         mkdirSync(channels, { recursive: true });
-        // curl -sfL ... -o FILE URL: the install script's download, served from the stand-in.
-        writeFileSync(join(bin, "curl"), `#!/bin/sh\nwhile [ "$#" -gt 0 ]; do if [ "$1" = -o ]; then cp "${INSTALL_STANDIN}" "$2"; fi; shift; done\n`);
+        // curl -sfL ... -o FILE URL: the install script's download, served from the stand-in. With
+        // -w '%{url_effective}' on a channel URL: the redirect target, the release tag (install.sh
+        // get_release_version; the k3s-release step resolves a channel so).
+        writeFileSync(
+          join(bin, "curl"),
+          `#!/bin/sh\nw=0; url=""; out=""\nwhile [ "$#" -gt 0 ]; do case "$1" in -o) out="$2"; shift ;; -w) w=1; shift ;; http*) url="$1" ;; esac; shift; done\nif [ "$w" = 1 ]; then printf 'https://github.com/k3s-io/k3s/releases/tag/%s' "$(cat "${channels}/\${url##*/}")"; elif [ -n "$out" ] && [ "$out" != /dev/null ]; then cp "${INSTALL_STANDIN}" "$out"; fi\n`,
+        );
         chmodSync(join(bin, "curl"), 0o755);
         if (installed) {
           const binary = config.k3s.airgap.enabled ? config.k3s.airgap.binaryPath : "/usr/local/bin/k3s";
@@ -390,7 +396,11 @@ describe("generated shell", () => {
         };
         const apply = (extra: Record<string, string> = {}) => run("bash", ["-c", 'umask 077 && exec bash "$1"', "apply", join(staging, "apply.sh")], { ...env, ...extra });
         const read = (path: string) => { try { return readFileSync(path, "utf8"); } catch { return ""; } };
-        return { plan, root, staging, channels, service, logs, env, apply, read };
+        /** The k3s-release step (operations/release.ts) run on this host: its stdout, as the engine keeps it. */
+        const releaseStep = () => run("bash", ["-c", renderReleaseScript(config, config.nodes[index]!)], env);
+        /** apply with the cluster's release of a channel stack, as the node's apply command passes it. */
+        const applyWith = (release: string, extra: Record<string, string> = {}) => apply({ K3S_PLATFORM_CLUSTER_RELEASE: release, ...extra });
+        return { plan, root, staging, channels, service, logs, env, apply, applyWith, releaseStep, read };
       }
       const upgraded = (env: "prod" | "staging", edit: (k3s: Record<string, unknown>) => void = () => {}) =>
         loadStackConfig(variant(env, (r) => { Object.assign(r.k3s!, { version: "v1.37.1+k3s1" }); edit(r.k3s as Record<string, unknown>); }));
@@ -452,11 +462,14 @@ describe("generated shell", () => {
       it("refuses, naming the host, an OpenRC host, a host without systemd, cgroup v1 under Kubernetes 1.35, a full disk; nothing placed", () => {
         const dev = sampleConfig("dev");
         const k135 = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: "v1.35.1+k3s1" })));
+        const channel = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
         const cases: Array<[string, ResolvedConfig, (root: string) => void, RegExp, Record<string, string>?]> = [
           ["openrc", dev, (root) => { mkdirSync(join(root, "sbin"), { recursive: true }); writeFileSync(join(root, "sbin/openrc-run"), ""); chmodSync(join(root, "sbin/openrc-run"), 0o755); }, /OpenRC/],
           ["no-systemd", dev, (root) => rmSync(join(root, "run/systemd"), { recursive: true }), /systemd is not running/],
           ["cgroup-v1", k135, (root) => rmSync(join(root, "sys/fs/cgroup/cgroup.controllers")), /cgroup v1 .*v1\.35\.1\+k3s1/],
           ["disk", dev, () => {}, /MiB free/, { K3S_PLATFORM_MIN_FREE_MIB: String(Number.MAX_SAFE_INTEGER) }],
+          // A channel stack: the cluster's release (k3s-release step) decides, the same hard check (issue 28).
+          ["cgroup-v1-channel", channel, (root) => rmSync(join(root, "sys/fs/cgroup/cgroup.controllers")), /cgroup v1 .*the cluster's release v1\.35\.1\+k3s1 \(channel stable\)/, { K3S_PLATFORM_CLUSTER_RELEASE: "v1.35.1+k3s1" }],
         ];
         for (const [label, config, breakHost, why, extra] of cases) {
           const h = standinHost(config, 1, label);
@@ -473,6 +486,11 @@ describe("generated shell", () => {
         const ok = standinHost(k135, 1, "k135-ok");
         const res = ok.apply();
         assert.equal(res.status, 0, res.out);
+        // A channel stack whose release predates v1.35 runs on cgroup v1 (no refusal).
+        const v134 = standinHost(channel, 1, "channel-v134-cgroup-v1");
+        rmSync(join(v134.root, "sys/fs/cgroup/cgroup.controllers"));
+        const older = v134.applyWith("v1.34.2+k3s1");
+        assert.equal(older.status, 0, older.out);
       });
 
       it("cgroup v1 under Kubernetes 1.35 with the kubelet opt-out fail-cgroupv1=false: a warning naming the host, not a refusal (KEP-5573)", () => {
@@ -712,17 +730,43 @@ describe("generated shell", () => {
         assert.match(readFileSync(envFile, "utf8"), /\.corp\.example\.net/);
       });
 
-      it("channel stack: the channel picks the release at the first install; a config change later never upgrades", () => {
+      it("channel stack: one release for the cluster, resolved once; a config change after the channel moved keeps it; a node added after the move installs the recorded release; a node on another release is refused (issue 28)", () => {
         const config = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
-        const h = standinHost(config, 1, "channel");
-        writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
-        assert.equal(h.apply().status, 0);
-        writeFileSync(join(h.channels, "stable"), "v1.32.1+k3s1\n"); // the channel moved on
-        writeFileSync(join(h.staging, "config.yaml"), `${h.plan.files.find((f) => f.name === "config.yaml")!.content}debug: true\n`);
-        const res = h.apply();
-        assert.equal(res.status, 0, res.out);
-        assert.deepEqual(h.read(h.logs.installs).split("\n").filter(Boolean), ["install version=v1.31.4+k3s1 channel=stable", "install version=v1.31.4+k3s1 channel=stable"]);
-        assert.match(h.read(join(h.root, "usr/local/bin/k3s")), /v1\.31\.4\+k3s1/);
+        const server = standinHost(config, 0, "channel-server");
+        writeFileSync(join(server.channels, "stable"), "v1.31.4+k3s1\n");
+        const step = server.releaseStep();
+        assert.equal(step.status, 0, step.out);
+        const release = parseRelease(step.out)!;
+        assert.equal(release, "v1.31.4+k3s1", "the channel's release at the first up");
+        assert.equal(server.applyWith(release).status, 0);
+
+        // The channel moves on; a config change on the server and a new agent, after the move.
+        writeFileSync(join(server.channels, "stable"), "v1.32.1+k3s1\n");
+        writeFileSync(join(server.staging, "config.yaml"), `${server.plan.files.find((f) => f.name === "config.yaml")!.content}debug: true\n`);
+        const changed = server.applyWith(release);
+        assert.equal(changed.status, 0, changed.out);
+        assert.deepEqual(server.read(server.logs.installs).split("\n").filter(Boolean), ["install version=v1.31.4+k3s1 channel=stable", "install version=v1.31.4+k3s1 channel=stable"]);
+        const agent = standinHost(config, 1, "channel-agent-added");
+        writeFileSync(join(agent.channels, "stable"), "v1.32.1+k3s1\n");
+        const added = agent.applyWith(release);
+        assert.equal(added.status, 0, added.out);
+        assert.deepEqual(agent.read(agent.logs.installs).split("\n").filter(Boolean), ["install version=v1.31.4+k3s1 channel=stable"], "the recorded release, not the channel's v1.32.1");
+        assert.match(agent.read(join(agent.root, "usr/local/bin/k3s")), /v1\.31\.4\+k3s1/);
+        assert.match(added.out, /K3s v1\.31\.4\+k3s1 is running \(channel stable: the cluster's release\)/);
+        // The step created again (a channel stack switched back from k3s.version) adopts what the first server runs.
+        assert.equal(parseRelease(server.releaseStep().out), "v1.31.4+k3s1");
+
+        // A node that runs another release (added by hand, or before this record): refused in preflight, nothing changed.
+        const other = standinHost(config, 1, "channel-other-release", "v1.32.1+k3s1");
+        const before = snapshot(other.root);
+        const refused = other.applyWith(release);
+        assert.notEqual(refused.status, 0, refused.out);
+        assert.ok(refused.out.includes(`preflight on host ${config.nodes[1]!.host}: it runs K3s 'v1.32.1+k3s1', the cluster's release (channel stable, recorded at the first up) is v1.31.4+k3s1`), refused.out);
+        assert.deepEqual(snapshot(other.root), before);
+        // Without a release (an apply command not rendered from the k3s-release step): refused too.
+        const missing = agent.apply();
+        assert.notEqual(missing.status, 0, missing.out);
+        assert.match(missing.out, /no cluster release for channel stable/);
       });
 
       const channelStack = () => loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
@@ -735,36 +779,38 @@ describe("generated shell", () => {
         writeFileSync(join(h.root, "usr/local/bin"), "");
         mkdirSync(join(h.root, "opt/bin"), { recursive: true });
         writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
-        const first = h.apply();
+        const release = parseRelease(h.releaseStep().out)!;
+        const first = h.applyWith(release);
         assert.equal(first.status, 0, first.out);
         assert.match(h.read(join(h.root, "opt/bin/k3s")), /v1\.31\.4\+k3s1/);
         // Found against the real install.sh: the first install's binary is where the unit now runs it.
         assert.match(first.out, /K3s v1\.31\.4\+k3s1 is running/);
         writeFileSync(join(h.channels, "stable"), "v1.32.1+k3s1\n");
         writeFileSync(join(h.staging, "config.yaml"), `${h.plan.files.find((f) => f.name === "config.yaml")!.content}debug: true\n`);
-        const res = h.apply();
+        // The k3s-release step is never re-run; re-run here, it adopts the running release from /opt/bin.
+        assert.equal(parseRelease(h.releaseStep().out), "v1.31.4+k3s1");
+        const res = h.applyWith(release);
         assert.equal(res.status, 0, res.out);
-        assert.match(res.out, /pinned to the running v1\.31\.4\+k3s1/);
         assert.match(h.read(join(h.root, "opt/bin/k3s")), /v1\.31\.4\+k3s1/, "the channel did not upgrade it");
-        assert.match(res.out, /K3s v1\.31\.4\+k3s1 is running \(channel stable, pinned to this release\)/);
+        assert.match(res.out, /K3s v1\.31\.4\+k3s1 is running \(channel stable: the cluster's release\)/);
         // preview:md reads the release from this stdout (recorded by the engine as the apply step's output).
         assert.equal(releaseFromApplyStdout(res.out), "v1.31.4+k3s1");
-        assert.equal(releaseFromApplyStdout(h.apply().out), "v1.31.4+k3s1", "up to date says it too");
+        assert.equal(releaseFromApplyStdout(h.applyWith(release).out), "v1.31.4+k3s1", "up to date says it too");
       });
 
       it("a binary replaced outside k3s-platform is drift: downloaded, the install restores the release; air-gapped, refused naming host and file (issue 28)", () => {
         const installs = (h: ReturnType<typeof standinHost>) => h.read(h.logs.installs).split("\n").filter(Boolean).length;
         const d = standinHost(channelStack(), 1, "swap-download");
         writeFileSync(join(d.channels, "stable"), "v1.31.4+k3s1\n");
-        assert.equal(d.apply().status, 0);
+        assert.equal(d.applyWith("v1.31.4+k3s1").status, 0);
         const release = d.read(join(d.root, "usr/local/bin/k3s"));
         writeFileSync(join(d.root, "usr/local/bin/k3s"), `${release}# swapped\n`);
-        const fixed = d.apply();
+        const fixed = d.applyWith("v1.31.4+k3s1");
         assert.equal(fixed.status, 0, fixed.out);
         assert.match(fixed.out, /\/usr\/local\/bin\/k3s changed outside k3s-platform \(sha256 [0-9a-f]{64}, recorded [0-9a-f]{64}\): re-installing the release/);
         assert.equal(installs(d), 2);
         assert.equal(d.read(join(d.root, "usr/local/bin/k3s")), release, "the release's binary is back");
-        assert.match(d.apply().out, /K3s is up to date \(v1\.31\.4\+k3s1\)/);
+        assert.match(d.applyWith("v1.31.4+k3s1").out, /K3s is up to date \(v1\.31\.4\+k3s1\)/);
 
         const config = upgraded("prod");
         const a = standinHost(config, 3, "swap-airgap");

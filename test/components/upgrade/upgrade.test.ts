@@ -329,7 +329,8 @@ esac
         writeFileSync(log, "");
         const plan = planNode(config, config.nodes.find((n) => n.role === "server")!);
         const c = stageServer(plan, "v1.31.5+k3s1");
-        const out = run("bash", [join(c.staging, "apply.sh")], c.env);
+        // On the channel stack, the cluster's release as the k3s-release step recorded it (ignored when pinned).
+        const out = run("bash", [join(c.staging, "apply.sh")], { ...c.env, K3S_PLATFORM_CLUSTER_RELEASE: "v1.31.5+k3s1" });
         assert.equal(out.status, 0, out.out);
         assert.match(out.out, /K3s inputs changed: cordon and drain before the restart/);
         assert.deepEqual(readFileSync(log, "utf8").split("\n").filter((l) => /cordon|systemctl (stop|start)|install|annotate/.test(l) && !l.includes("kubectl get")), [
@@ -575,8 +576,8 @@ esac
     it("a channel stack: the preview says running nodes keep their release (issue 28)", () => {
       const pinned = sampleConfig("dev");
       const channel = loadStackConfig(variant("dev", (raw) => Object.assign(raw.k3s!, { version: undefined, channel: "stable" })));
-      assert.deepEqual(upgradeSummary(pinned, channel), [`K3s release: channel stable picks the release at each node's first install; running nodes keep theirs (${pinned.k3s.version}): set k3s.version to upgrade`]);
-      assert.deepEqual(upgradeSummary(undefined, channel), ["K3s release: channel stable picks the release at each node's first install; running nodes keep theirs: set k3s.version to upgrade"]);
+      assert.deepEqual(upgradeSummary(pinned, channel), [`K3s release: channel stable is resolved once for the whole cluster (adopted from the first server when K3s runs there: ${pinned.k3s.version}); every node installs that release: set k3s.version to upgrade`]);
+      assert.deepEqual(upgradeSummary(undefined, channel), ["K3s release: channel stable is resolved once for the whole cluster (adopted from the first server when K3s runs there); every node installs that release: set k3s.version to upgrade"]);
       assert.deepEqual(upgradeSummary(channel, channel), [], "an unchanged channel says nothing");
     });
   });

@@ -1,0 +1,55 @@
+import { strict as assert } from "node:assert";
+import type { ResolvedConfig } from "../../../components/config/schema";
+import { parseRelease } from "../../../components/k3s/release";
+import { CLUSTER_CHILDREN } from "../../../components/names";
+import { loadStackConfig } from "../../../components/stack/load";
+import { buildClusterWithStdout } from "../../helpers/cluster-mocks";
+import type { Registered } from "../../helpers/pulumi-mocks";
+import { variant } from "../../helpers/samples";
+
+/**
+ * Issue 28: a channel stack's release is the cluster's, resolved once (the k3s-release step) and
+ * passed to every node's apply; a node added or rebuilt later installs it, not what the channel
+ * serves by then. Under Pulumi mocks, the release step answering `stdout`.
+ */
+function build(config: ResolvedConfig, stdout: string) {
+  return buildClusterWithStdout(config, { [`${config.environment}-${CLUSTER_CHILDREN.k3sRelease}`]: stdout });
+}
+
+const channelStack = () => loadStackConfig(variant("staging", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
+const applies = (registered: Map<string, Registered>) => [...registered.values()].filter((r) => r.type === "command:remote:Command" && r.name.endsWith("-apply"));
+
+describe("a channel stack's cluster release (issue 28)", function () {
+  this.timeout(60_000);
+
+  it("every node's apply installs the release the k3s-release step recorded; the step runs once per stack, before the first server's steps", async () => {
+    const config = channelStack();
+    const { registered, options } = await build(config, "stg-server-1: channel stable at https://update.k3s.io/v1-release/channels\nk3s-platform cluster release: v1.36.3+k3s1\n");
+    const step = registered.get(`staging-${CLUSTER_CHILDREN.k3sRelease}`);
+    assert.ok(step, "the k3s-release step is declared");
+    assert.match(String(step.inputs.stdin), /curl -w '%\{url_effective\}' -L -s -S .*"\$CHANNEL_URL\/\$CHANNEL" -o \/dev\/null/);
+    assert.deepEqual(options.get(step.name)?.ignoreChanges, ["connection", "create", "update", "stdin", "addPreviousOutputInEnv"], "never re-run: its stdout stays the release of the first up");
+    const nodes = applies(registered);
+    assert.equal(nodes.length, config.nodes.length);
+    for (const apply of nodes) {
+      assert.ok(String(apply.inputs.create).includes("env K3S_PLATFORM_CLUSTER_RELEASE=v1.36.3+k3s1 bash /var/lib/k3s-platform/staging/bundle.sh apply.sh"), `${apply.name}: ${String(apply.inputs.create)}`);
+      assert.equal(apply.inputs.update, apply.inputs.create);
+    }
+    // The first server's own steps wait for it (it resolves before the first install).
+    const firstStage = registered.get(`staging-${config.nodes[0]!.name}-stage`)!;
+    assert.ok(firstStage.dependsOn.includes(step.name), firstStage.dependsOn.join(", "));
+  });
+
+  it("an unreadable record gives an empty release, which apply.sh refuses in preflight; a pinned stack has no step and an unchanged apply command", async () => {
+    const unreadable = await build(channelStack(), "k3s-platform cluster release: latest\n");
+    for (const apply of applies(unreadable.registered)) assert.ok(String(apply.inputs.create).includes("env K3S_PLATFORM_CLUSTER_RELEASE='' bash"), String(apply.inputs.create));
+    const pinned = await build(loadStackConfig(variant("staging", () => {})), "");
+    assert.equal(pinned.registered.get(`staging-${CLUSTER_CHILDREN.k3sRelease}`), undefined);
+    for (const apply of applies(pinned.registered)) assert.doesNotMatch(String(apply.inputs.create), /CLUSTER_RELEASE/);
+  });
+
+  it("parseRelease reads the release line only, and only a K3s release", () => {
+    assert.equal(parseRelease("x\nk3s-platform cluster release: v1.31.4+k3s1\n"), "v1.31.4+k3s1");
+    for (const bad of ["", "k3s-platform cluster release: v1.31.4", "k3s-platform cluster release: v1.31.4+k3s1; rm -rf /", "release: v1.31.4+k3s1"]) assert.equal(parseRelease(bad), undefined, bad);
+  });
+});

@@ -1,0 +1,48 @@
+import * as pulumi from "@pulumi/pulumi";
+import { K3sCluster } from "../../components/cluster/component";
+import type { ResolvedConfig } from "../../components/config/schema";
+import { installMocks, mockId, mockState, Registered, unwrapSecrets } from "./pulumi-mocks";
+
+/**
+ * The cluster under Pulumi mocks, with some steps answering a recorded stdout (by resource name:
+ * what they printed on the hosts in an earlier up, e.g. the one-shot baseline or the k3s-release
+ * step). Resolves once every resource is registered, those that wait for such a stdout included.
+ */
+export async function buildClusterWithStdout(config: ResolvedConfig, stdout: Record<string, string> = {}): Promise<{ registered: Map<string, Registered>; options: Map<string, pulumi.CustomResourceOptions> }> {
+  const stack = config.environment;
+  const recorder = installMocks(stack);
+  // The same mocks as installMocks, except the recorded stdouts.
+  pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const entry = recorder.registered.get(args.name);
+        if (entry) entry.inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
+        const state = mockState(args);
+        if (stdout[args.name] !== undefined) state.stdout = stdout[args.name];
+        return { id: mockId(args, state), state };
+      },
+      call: (args) => args.inputs,
+    },
+    "k3s-platform",
+    stack,
+    false,
+    // The organization the file backend reports (StackReference names are <organization>/<project>/<stack>).
+    "organization",
+  );
+  const options = new Map<string, pulumi.CustomResourceOptions>();
+  const resources: pulumi.Resource[] = [];
+  const capture: pulumi.ResourceTransformation = (args) => {
+    options.set(args.name, args.opts as pulumi.CustomResourceOptions);
+    resources.push(args.resource);
+    return undefined;
+  };
+  const cluster = new K3sCluster(stack, { config, token: pulumi.secret("t") }, { transformations: [recorder.transformation, capture] });
+  await recorder.settle(cluster.kubeconfig, cluster.registered, cluster.certificateExpiry);
+  // Steps whose inputs wait for a recorded stdout register later: wait until every URN is known.
+  for (let seen = -1; seen !== resources.length; ) {
+    seen = resources.length;
+    await Promise.all(resources.map((r) => new Promise((resolve) => r.urn.apply(resolve))));
+    await recorder.settle();
+  }
+  return { registered: recorder.registered, options };
+}
