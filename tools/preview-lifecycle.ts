@@ -2,6 +2,8 @@ import { CLUSTER_CHILDREN, childName, childSuffix, ENCRYPTION_PHASES, NODE_CHILD
 import { OPERATIONS, operationOf } from "../components/operations";
 import type { PreviewStep } from "./preview-types";
 import { snapshotTime } from "../components/backup/restore";
+import { CoveringOperation, parseCovered } from "../components/operations/covered";
+import { MAINTENANCE_RECORD } from "../components/operations/maintenance";
 import { maintenanceGroups } from "../components/maintenance/render";
 import type { ResolvedConfig } from "../components/config/schema";
 
@@ -105,7 +107,7 @@ export function lifecycleLines(steps: PreviewStep[], stack: string, roles?: Node
   if (phases.length && creating) armedAtCreation.push("encryption key rotation");
   else if (phases.length) lines.push(`rotate encryption keys (${phases.join(", ")}): after each phase ${plural(servers, "server")} restart one at a time`);
   lines.push(...restoreLines(lifecycle, named));
-  lines.push(...maintenanceLines(lifecycle, named, creating));
+  lines.push(...maintenanceLines(lifecycle, named, creating, stack));
   if (armedAtCreation.length) lines.push(`new cluster: ${armedAtCreation.join(", ")} recorded as done, nothing runs (nothing to rotate yet); a later value runs it`);
 
   // ---- destroy (docs/destroy.md): uninstallOnDestroy and protect
@@ -147,6 +149,20 @@ export function runOrderLines(steps: PreviewStep[], stack: string): string[] {
 }
 
 type Named = ReturnType<typeof parseUrn> & { op: string; step: PreviewStep };
+
+/**
+ * The nodes an operation's recording step (the restore's check, `maintenance-record`) listed when
+ * it ran before this up (operations/covered.ts); undefined when it runs in this up: every node.
+ */
+function coveredBefore(record: Named | undefined, operation: CoveringOperation, id: string): Set<string> | undefined {
+  if (!record || record.op === "create" || record.op === "replace") return undefined;
+  return new Set(parseCovered(String(record.step.oldState?.outputs?.stdout ?? ""), operation, id));
+}
+
+/** The line for steps created on nodes that joined after the operation ran: they run nothing. */
+function inertLine(operation: CoveringOperation, id: string, nodes: readonly string[]): string[] {
+  return nodes.length ? [`${operation} ${id} ran before ${nodes.join(", ")} joined: nothing of it runs on ${nodes.length === 1 ? "it" : "them"} (docs/${operation === "restore" ? "backup-and-restore" : "maintenance"}.md)`] : [];
+}
 type Lifecycle = Named & { of?: ReturnType<typeof nodeLifecycleOf> };
 
 /** The K3sCluster's registered config in this preview (its inputs carry the validated, secret-free config). */
@@ -161,14 +177,21 @@ function clusterConfig(named: Named[]): Partial<ResolvedConfig> | undefined {
  * the hosts from the steps this up runs.
  */
 function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
-  const running = lifecycle.filter((l) => l.of!.child.startsWith("restore") && (l.op === "create" || l.op === "replace"));
-  if (!running.length) return [];
+  const created = lifecycle.filter((l) => l.of!.child.startsWith("restore") && (l.op === "create" || l.op === "replace"));
+  if (!created.length) return [];
+  const r = clusterConfig(named)?.restore;
+  // A check this up does not create ran before: its record (stdout) lists the nodes the restore
+  // covered; a step created on any other node runs nothing (a node that joined after it).
+  const covered = coveredBefore(lifecycle.find((l) => l.of!.child === "restoreCheck"), "restore", String(r?.id ?? ""));
+  const running = created.filter((l) => !covered || covered.has(l.of!.node));
+  const inert = [...new Set(created.filter((l) => !running.includes(l)).map((l) => l.of!.node))];
+  const note = inertLine("restore", String(r?.id ?? ""), inert);
+  if (!running.length) return note;
   const nodesOf = (child: string) => running.filter((l) => l.of!.child === child).map((l) => l.of!.node);
   const stops = nodesOf("restoreStop");
   const [reset] = nodesOf("restoreReset");
   const rejoins = nodesOf("restoreRejoin");
   const agents = nodesOf("restoreRestart");
-  const r = clusterConfig(named)?.restore;
   const taken = r ? snapshotTime(r.snapshot) : undefined;
   const what = r ? `snapshot ${r.snapshot} (${r.source ?? "local"})` : "the configured snapshot";
   const lost = taken ? `everything written to the cluster after ${taken.toISOString()} (when it was taken) is lost` : "everything written to the cluster after it was taken is lost";
@@ -178,7 +201,7 @@ function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
     rejoins.length ? `${rejoins.join(", ")} rejoin${rejoins.length === 1 ? "s" : ""} one at a time (etcd data moved aside)` : "",
     agents.length ? `${plural(agents.length, "agent")} restart` : "",
   ].filter(Boolean);
-  return [`⚠️ restore ${what}: ${lost}; ${parts.join(", then ")} (docs/backup-and-restore.md)`];
+  return [`⚠️ restore ${what}: ${lost}; ${parts.join(", then ")} (docs/backup-and-restore.md)`, ...note];
 }
 
 /**
@@ -186,11 +209,15 @@ function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
  * words. Groups come from the cluster's config (the program's own grouping); the nodes from the
  * run steps this up creates. A new cluster records it without running (the one-shot baseline).
  */
-function maintenanceLines(lifecycle: Lifecycle[], named: Named[], creating: boolean): string[] {
-  const nodes = new Set(lifecycle.filter((l) => l.of!.child === "maintenanceRun" && (l.op === "create" || l.op === "replace")).map((l) => l.of!.node));
-  if (!nodes.size) return [];
+function maintenanceLines(lifecycle: Lifecycle[], named: Named[], creating: boolean, stack: string): string[] {
+  const created = lifecycle.filter((l) => l.of!.child === "maintenanceRun" && (l.op === "create" || l.op === "replace")).map((l) => l.of!.node);
+  if (!created.length) return [];
   const config = clusterConfig(named) as ResolvedConfig | undefined;
   const m = config?.maintenance;
+  const covered = coveredBefore(named.find((s) => s.type === TYPES.command && s.name === `${stack}-${MAINTENANCE_RECORD}`), "maintenance", String(m?.id ?? ""));
+  const nodes = new Set(created.filter((n) => !covered || covered.has(n)));
+  const note = inertLine("maintenance", String(m?.id ?? ""), created.filter((n) => !nodes.has(n)));
+  if (!nodes.size) return note;
   if (creating) return [`new cluster: maintenance ${m?.id ?? ""} recorded as done, nothing runs (nothing to patch yet); a later id runs it`];
   if (!config || !m) return [`maintenance on ${plural(nodes.size, "node")}: cordon, drain, run, uncordon, one group at a time`];
   const what = [m.command ? `run \`${m.command.join(" ")}\` as root` : "", m.reboot ? "reboot and wait for the new boot" : ""].filter(Boolean).join(", ");
@@ -198,5 +225,5 @@ function maintenanceLines(lifecycle: Lifecycle[], named: Named[], creating: bool
   const servers = groups.filter((g) => g.nodes[0]!.role === "server").map((g) => g.nodes[0]!.name);
   const agents = groups.filter((g) => g.nodes[0]!.role !== "server").map((g) => `(${g.nodes.map((n) => n.name).join(", ")})`);
   const order = [servers.length ? `servers one at a time (${servers.join(", ")})` : "", agents.length ? `agents in ${agents.length} batch${agents.length === 1 ? "" : "es"} of up to ${Math.max(...groups.filter((g) => g.nodes[0]!.role !== "server").map((g) => g.nodes.length))} ${agents.join(" ")}` : ""].filter(Boolean).join(", then ");
-  return [`maintenance ${m.id}: cordon, drain, ${what}, uncordon; ${order} (docs/maintenance.md)`];
+  return [`maintenance ${m.id}: cordon, drain, ${what}, uncordon; ${order} (docs/maintenance.md)`, ...note];
 }

@@ -7,6 +7,10 @@ import type { EncryptionKeys, NodeSecrets, RegistryAuth } from "../config/secret
 import { EncryptionStatus } from "../encryption/render";
 import { channelChangeWarning, parseRelease } from "../k3s/release";
 import { parseBaseline } from "../operations/once";
+import { parseRestoreCovered } from "../backup/restore";
+import { restoreStepNames } from "../operations/restore";
+import { MAINTENANCE_RECORD } from "../operations/maintenance";
+import { parseCovered } from "../operations/covered";
 import { childName, CLUSTER_CHILDREN, nodeLifecycleName, nodeResourceName, TYPES } from "../names";
 import { K3sNode } from "../node/component";
 import { rewriteKubeconfig } from "../node/kubeconfig";
@@ -192,6 +196,15 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       tokenSalt: () => salt.result,
       encryptionKeys: () => keys,
       restoreToken: () => args.restoreToken ?? "",
+      // The nodes the restore covered: its check's record, printed on every run (backup/restore.ts).
+      restoreCovered: (get) => {
+        const check = config.restore && (get(restoreStepNames(config)[0]!) as command.remote.Command | undefined);
+        return check ? check.stdout.apply((out) => parseRestoreCovered(out, String(config.restore!.id))) : pulumi.output([]);
+      },
+      maintenanceCovered: (get) => {
+        const record = config.maintenance && (get(MAINTENANCE_RECORD) as command.remote.Command | undefined);
+        return record ? record.stdout.apply((out) => parseCovered(out, "maintenance", String(config.maintenance!.id))) : pulumi.output([]);
+      },
     },
     declareNode: (step, waits, get) => {
       const nodePlan = plans.get(step.name)!;

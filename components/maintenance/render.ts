@@ -23,6 +23,12 @@ import { agentBatches } from "../upgrade/versions";
 
 /** Marks the nodes a maintenance cordoned; value: the maintenance id. */
 export const CORDON_ANNOTATION = "k3s-platform.io/cordoned-for-maintenance";
+/**
+ * Marks a node whose maintenance finished (set by its group's uncordon); value: the maintenance
+ * id. The record is per node, not per group: when batches reshuffle (a node added or removed with
+ * `maintenance` still set), a node already done for this id is skipped by whichever group holds it.
+ */
+export const MAINTAINED_ANNOTATION = "k3s-platform.io/maintained";
 /** Where the watcher keeps the boot IDs it saw before a reboot. */
 export const BOOT_ID_DIR = `${STATE_DIR}/maintenance`;
 /** How long a rebooting node may take to report a new boot ID and Ready (on top of upgrade.readyTimeout). */
@@ -64,11 +70,25 @@ export function maintenanceGroups(config: ResolvedConfig, m: MaintenanceConfig):
   return groups.map((nodes, i) => ({ index: i + 1, nodes, watcher: watcherOf(nodes) }));
 }
 
-const NODE_STATE = raw(String.raw`# node_state NODE: "<Ready> <unschedulable> <cordoned-for-maintenance> <bootID>" from the API (<none> when absent).
-MAINT_COLUMNS='custom-columns=READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-maintenance,BOOT:.status.nodeInfo.bootID'
+const NODE_STATE = raw(String.raw`# node_state NODE: "<Ready> <unschedulable> <cordoned-for-maintenance> <bootID> <maintained>" from the API (<none> when absent).
+MAINT_COLUMNS='custom-columns=READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-maintenance,BOOT:.status.nodeInfo.bootID,MAINTAINED:.metadata.annotations.k3s-platform\.io/maintained'
 node_state() {
   k3s kubectl get node "$1" --no-headers -o "$MAINT_COLUMNS" 2>/dev/null
+}
+# maintained NODE: whether NODE finished this maintenance id (its MAINTAINED annotation, set by its uncordon).
+maintained() {
+  local info done_for
+  info="$(node_state "$1")" || return 1
+  read -r _ _ _ _ done_for <<<"$info"
+  [ "$done_for" = "$ID" ]
 }`);
+
+/** Drops from NODES every node already maintained for this id (whichever group did it). */
+const SKIP_MAINTAINED = raw(`todo=()
+for node in "\${NODES[@]}"; do
+  if maintained "$node"; then say "$node" "already maintained for id $ID (annotation ${MAINTAINED_ANNOTATION}): skipped"; else todo+=("$node"); fi
+done
+NODES=("\${todo[@]}")`);
 
 function header(what: string, id: string, on: NodeConfig, nodes: string[]): Shell {
   return sh`#!/usr/bin/env bash
@@ -95,6 +115,7 @@ export function renderMaintenanceDrain(config: ResolvedConfig, m: MaintenanceCon
   const names = group.nodes.map((n) => n.name);
   return sh`${header("drain", String(m.id), group.watcher, names)}BOOT_DIR="$ROOT"${BOOT_ID_DIR}
 ${NODE_STATE}
+${SKIP_MAINTAINED}
 list="$(k3s kubectl get nodes --no-headers -o 'custom-columns=NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable')" || fail "$ON" "cannot list nodes from the API"
 others=0
 while read -r name ready unschedulable; do
@@ -106,7 +127,7 @@ done <<<"$list"
 mkdir -p "$BOOT_DIR"
 for node in "\${NODES[@]}"; do
   info="$(node_state "$node")" || fail "$node" "cannot read node $node from the API"
-  read -r _ unschedulable cordoned_for boot <<<"$info"
+  read -r _ unschedulable cordoned_for boot _ <<<"$info"
   printf '%s\\n' "$boot" >"$BOOT_DIR/$node.boot-id"
   if [ "$unschedulable" = true ] && { [ -z "$cordoned_for" ] || [ "$cordoned_for" = "<none>" ]; }; then
     say "$node" "already cordoned by someone else: it stays cordoned after the maintenance"
@@ -161,13 +182,14 @@ export function renderMaintenanceWait(config: ResolvedConfig, m: MaintenanceConf
   const bound = config.upgrade.readyTimeout + REBOOT_SECONDS;
   return sh`${header("wait", String(m.id), group.watcher, group.nodes.map((n) => n.name))}BOOT_DIR="$ROOT"${BOOT_ID_DIR}
 ${NODE_STATE}
+${SKIP_MAINTAINED}
 for node in "\${NODES[@]}"; do
   before="$(cat "$BOOT_DIR/$node.boot-id" 2>/dev/null || true)"
   deadline=$((SECONDS + ${bound}))
   next=$((SECONDS + 10))
   ready="?" boot="?"
   while :; do
-    if info="$(node_state "$node")"; then read -r ready _ _ boot <<<"$info"; fi
+    if info="$(node_state "$node")"; then read -r ready _ _ boot _ <<<"$info"; fi
     if [ "$boot" != "$before" ] && [ "$boot" != "<none>" ] && [ "$ready" = True ]; then break; fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       fail "$node" "$node did not come back ${raw(String(bound))}s after its reboot (boot ID before $before, now $boot; Ready $ready); it stays cordoned; the next up waits again"
@@ -197,6 +219,7 @@ say "$NODE" ${`back: answers SSH, ${unit} active`}
 export function renderMaintenanceUncordon(config: ResolvedConfig, m: MaintenanceConfig, group: MaintenanceGroup): string {
   const bound = config.upgrade.readyTimeout;
   return sh`${header("uncordon", String(m.id), group.watcher, group.nodes.map((n) => n.name))}${NODE_STATE}
+${SKIP_MAINTAINED}
 for node in "\${NODES[@]}"; do
   deadline=$((SECONDS + ${bound}))
   ready="?" cordoned_for="<none>"
@@ -213,6 +236,7 @@ for node in "\${NODES[@]}"; do
   else
     say "$node" "left as it was (not cordoned by this maintenance)"
   fi
+  k3s kubectl annotate node "$node" --overwrite ${`${MAINTAINED_ANNOTATION}=`}"$ID" >/dev/null
 done
 `.text;
 }

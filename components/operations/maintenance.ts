@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
 import {
   COMMAND_SECONDS,
+  coveredNodes,
+  MaintenanceGroup,
   maintenanceGroups,
   REBOOT_SECONDS,
   renderMaintenanceBack,
@@ -15,7 +17,12 @@ import { stdinScriptCommand } from "../shell/root";
 import { rotationDone } from "./certificates";
 import { guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "./once";
 import { restoreDone } from "./restore";
-import { endsWithAny, Operation, sshUserOf, Step } from "./step";
+import { endsWithAny, Facts, Operation, sshUserOf, Step } from "./step";
+import { isCovered, printCoveredCommand, renderCoveredRecord, renderNotCovered } from "./covered";
+import { managedNodes } from "../decommission/nodes";
+
+/** The step that records the nodes a maintenance covers (on the first server; its stdout is the `maintenanceCovered` fact). */
+export const MAINTENANCE_RECORD = "maintenance-record";
 
 /**
  * `maintenance` (docs/maintenance.md; scripts: maintenance/render.ts), once per `maintenance.id`:
@@ -29,14 +36,18 @@ import { endsWithAny, Operation, sshUserOf, Step } from "./step";
 export const maintenance: Operation = {
   name: "maintenance",
   description: "maintenance: servers one at a time, then agents in batches of upgrade.maxUnavailable: cordon and drain, run the command, reboot and wait for the new boot, uncordon; once per maintenance.id",
-  owns: (name) => /^maintenance-[0-9]+-(drain|wait|uncordon)$/.test(name) || endsWithAny(NODE_LIFECYCLE_CHILDREN.maintenanceRun, NODE_LIFECYCLE_CHILDREN.maintenanceBack)(name),
+  owns: (name) => name === MAINTENANCE_RECORD || /^maintenance-[0-9]+-(drain|wait|uncordon)$/.test(name) || endsWithAny(NODE_LIFECYCLE_CHILDREN.maintenanceRun, NODE_LIFECYCLE_CHILDREN.maintenanceBack)(name),
   steps(config, plan) {
     const m = config.maintenance;
     if (!m) return [];
     const id = String(m.id);
     const steps: Step[] = [];
     let previous = restoreDone(config, rotationDone(config, plan));
-    const step = (name: string, host: NodeConfig, summary: string, guard: string, script: string, restartsK3s: boolean, timeoutSeconds: number, after: string[], covers: string[] = []): Step => {
+    const covered = coveredNodes(config, m).map((n) => n.name);
+    const first = managedNodes(config).filter((n) => n.role === "server")[0]!;
+    /** The nodes of a group this maintenance covered (its record; all of them where not known). */
+    const ofRecord = (g: MaintenanceGroup, facts: Facts): MaintenanceGroup => ({ ...g, nodes: g.nodes.filter((n) => isCovered(facts.maintenanceCovered, n.name)) });
+    const step = (name: string, host: NodeConfig, summary: string, guard: string, script: (facts: Facts) => string, restartsK3s: boolean, timeoutSeconds: number, after: string[], covers: string[] = []): Step => {
       const s: Step = {
         name,
         operation: "maintenance",
@@ -49,32 +60,53 @@ export const maintenance: Operation = {
         create: stdinScriptCommand(sshUserOf(config, host)),
         update: NO_OP_UPDATE,
         // The host records the id it completed; the id the cluster was created with runs nothing (once.ts).
-        stdin: { needs: ["baseline"], render: (facts) => guardOnce(guard, id, script, facts.baseline[ONE_SHOT_KEYS.maintenance]) },
+        stdin: { needs: ["baseline", "maintenanceCovered"], render: (facts) => guardOnce(guard, id, script(facts), facts.baseline[ONE_SHOT_KEYS.maintenance]) },
         triggers: [id, ...covers],
         timeoutSeconds,
       };
       steps.push(s);
       return s;
     };
+    // The nodes this id covers, recorded on the first server when it first runs: a node that joins
+    // later, with `maintenance` still set, is not maintained (operations/covered.ts).
+    const record: Step = {
+      name: MAINTENANCE_RECORD,
+      operation: "maintenance",
+      host: first,
+      parent: "cluster",
+      runs: "once",
+      restartsK3s: false,
+      summary: `on ${first.name}: record the nodes maintenance ${id} covers (${covered.join(", ")}); nodes that join later are not maintained`,
+      after: previous,
+      create: stdinScriptCommand(sshUserOf(config, first)),
+      update: printCoveredCommand(sshUserOf(config, first), "maintenance"),
+      stdin: renderCoveredRecord("maintenance", id, covered),
+      triggers: [id],
+      timeoutSeconds: 60,
+    };
+    steps.push(record);
+    previous = [record.name];
     const what = [m.command ? `run ${m.command.join(" ")}` : "", m.reboot ? "reboot" : ""].filter(Boolean).join(", then ");
     for (const g of maintenanceGroups(config, m)) {
       const names = g.nodes.map((n) => n.name).join(", ");
       const group = (s: "drain" | "wait" | "uncordon") => maintenanceGroupStepSuffix(g.index, s);
       // A group step is named by its place, but adding or removing a node moves groups: its
       // trigger and its record on the watcher carry the nodes it covers, so a moved group runs
-      // again (skipped when the same nodes' group finished there) and never skips on another's record.
+      // again and never skips on another's record; its scripts then skip every node already
+      // maintained for this id (the node's annotation, maintenance/render.ts) or not covered.
       const covers = g.nodes.map((n) => n.name);
-      const record = (s: "drain" | "wait" | "uncordon") => `maintenance-${createHash("sha256").update(covers.join(",")).digest("hex").slice(0, 12)}-${s}`;
-      const drain = step(group("drain"), g.watcher, `group ${g.index} (${names}): cordon and drain, on ${g.watcher.name}`, record("drain"), renderMaintenanceDrain(config, m, g), false, g.nodes.length * config.upgrade.drain.timeout, previous, covers);
+      const groupRecord = (s: "drain" | "wait" | "uncordon") => `maintenance-${createHash("sha256").update(covers.join(",")).digest("hex").slice(0, 12)}-${s}`;
+      const drain = step(group("drain"), g.watcher, `group ${g.index} (${names}): cordon and drain, on ${g.watcher.name}`, groupRecord("drain"), (f) => renderMaintenanceDrain(config, m, ofRecord(g, f)), false, g.nodes.length * config.upgrade.drain.timeout, previous, covers);
+      const perNode = (n: NodeConfig, what: string, script: () => string) => (f: Facts) => (isCovered(f.maintenanceCovered, n.name) ? script() : renderNotCovered("maintenance", n, what, id, f.maintenanceCovered ?? []));
       const runs = g.nodes.map((n) =>
-        step(nodeLifecycleName(n.name, "maintenanceRun"), n, `${n.name}: ${what}`, "maintenance-run", renderMaintenanceRun(m, n), m.reboot, COMMAND_SECONDS, [drain.name]),
+        step(nodeLifecycleName(n.name, "maintenanceRun"), n, `${n.name}: ${what}`, "maintenance-run", perNode(n, "run", () => renderMaintenanceRun(m, n)), m.reboot, COMMAND_SECONDS, [drain.name]),
       );
       let last = runs.map((r) => r.name);
       if (m.reboot) {
-        const wait = step(group("wait"), g.watcher, `group ${g.index}: wait until ${names} report${g.nodes.length === 1 ? "s" : ""} a new boot ID and Ready, on ${g.watcher.name}`, record("wait"), renderMaintenanceWait(config, m, g), false, g.nodes.length * (config.upgrade.readyTimeout + REBOOT_SECONDS), last, covers);
-        last = g.nodes.map((n) => step(nodeLifecycleName(n.name, "maintenanceBack"), n, `${n.name}: back after the reboot: answers SSH, K3s active`, "maintenance-back", renderMaintenanceBack(m, n), false, 300, [wait.name]).name);
+        const wait = step(group("wait"), g.watcher, `group ${g.index}: wait until ${names} report${g.nodes.length === 1 ? "s" : ""} a new boot ID and Ready, on ${g.watcher.name}`, groupRecord("wait"), (f) => renderMaintenanceWait(config, m, ofRecord(g, f)), false, g.nodes.length * (config.upgrade.readyTimeout + REBOOT_SECONDS), last, covers);
+        last = g.nodes.map((n) => step(nodeLifecycleName(n.name, "maintenanceBack"), n, `${n.name}: back after the reboot: answers SSH, K3s active`, "maintenance-back", perNode(n, "back", () => renderMaintenanceBack(m, n)), false, 300, [wait.name]).name);
       }
-      const uncordon = step(group("uncordon"), g.watcher, `group ${g.index}: wait Ready, uncordon what this maintenance cordoned, on ${g.watcher.name}`, record("uncordon"), renderMaintenanceUncordon(config, m, g), false, g.nodes.length * config.upgrade.readyTimeout, last, covers);
+      const uncordon = step(group("uncordon"), g.watcher, `group ${g.index}: wait Ready, uncordon what this maintenance cordoned, on ${g.watcher.name}`, groupRecord("uncordon"), (f) => renderMaintenanceUncordon(config, m, ofRecord(g, f)), false, g.nodes.length * config.upgrade.readyTimeout, last, covers);
       previous = [uncordon.name];
     }
     return steps;

@@ -4,6 +4,7 @@ import {
   renderRestoreRejoin,
   renderRestoreReset,
   renderRestoreStop,
+  restoreCoveredPrint,
   restoreServers,
   CLUSTER_RESET_SECONDS,
   RESTORE_READY_SECONDS,
@@ -14,8 +15,19 @@ import { NODE_LIFECYCLE_CHILDREN, NodeLifecycleChild, nodeLifecycleName } from "
 import type { ClusterPlan } from "../plan/node";
 import { stdinScriptCommand } from "../shell/root";
 import { rotationDone } from "./certificates";
+import { isCovered, renderNotCovered } from "./covered";
 import { NO_OP_UPDATE } from "./once";
-import { endsWithAny, Operation, sshUserOf, Step, StepValue } from "./step";
+import { endsWithAny, isFromFacts, Operation, sshUserOf, Step, StepValue } from "./step";
+
+/** The step word each restore script says (backup/restore.ts `script`'s STEP). */
+type RestoreChild = Extract<NodeLifecycleChild, `restore${string}`>;
+const RESTORE_SCRIPT_STEP: Record<RestoreChild, string> = {
+  restoreCheck: "check",
+  restoreStop: "stop",
+  restoreReset: "reset",
+  restoreRejoin: "rejoin",
+  restoreRestart: "restart",
+};
 
 /**
  * `restore` (docs/backup-and-restore.md; scripts: backup/restore.ts), once per `restore.id`: on
@@ -29,6 +41,13 @@ import { endsWithAny, Operation, sshUserOf, Step, StepValue } from "./step";
  *
  * Unlike the rotations, a restore armed in the `up` that creates the cluster runs (no baseline):
  * that is how a snapshot is restored onto new hosts (with `restoreToken`, the old cluster's token).
+ *
+ * A restore covers exactly the nodes the config manages when its check runs (nodes added in that
+ * same `up` included: they join before the restore, into the cluster it then resets). The check
+ * records them on the first server and prints the record on every run (its update only prints
+ * it); every other step reads it (the `restoreCovered` fact) and on a node outside it runs
+ * nothing. So `restore` left in the config is inert: a later `up` that adds a server or an agent
+ * stops nothing, moves no etcd data and restarts nothing, on the new node or any other.
  */
 
 /** The step names of a restore, in run order. */
@@ -72,17 +91,32 @@ export const restore: Operation = {
     const { first, others, agents } = restoreServers(config);
     const steps: Step[] = [];
     let previous = rotationDone(config, plan);
+    const check = nodeLifecycleName(first.name, "restoreCheck");
     const step = (
       node: NodeConfig,
-      child: NodeLifecycleChild,
+      child: RestoreChild,
       summary: string,
-      stdin: StepValue<string>,
+      script: StepValue<string>,
       restartsK3s: boolean,
       timeoutSeconds: number,
       after = previous,
     ): Step => {
+      const name = nodeLifecycleName(node.name, child);
+      const ownNeeds = isFromFacts(script) ? script.needs : [];
+      // Every step but the check runs its body only on a node the restore covered (the check's
+      // record): a node that joined after the restore ran, with `restore` still set, runs nothing.
+      const stdin: StepValue<string> =
+        name === check
+          ? script
+          : {
+              needs: [...ownNeeds, "restoreCovered"],
+              render: (facts) =>
+                isCovered(facts.restoreCovered, node.name)
+                  ? isFromFacts(script) ? script.render(facts) : script
+                  : renderNotCovered("restore", node, RESTORE_SCRIPT_STEP[child], id, facts.restoreCovered ?? []),
+            };
       const s: Step = {
-        name: nodeLifecycleName(node.name, child),
+        name,
         operation: "restore",
         host: node,
         parent: "cluster",
@@ -91,7 +125,8 @@ export const restore: Operation = {
         summary,
         after,
         create: stdinScriptCommand(sshUserOf(config, node)),
-        update: NO_OP_UPDATE,
+        // The check's update prints its record again (the others read it from its stdout).
+        update: name === check ? restoreCoveredPrint(sshUserOf(config, node)) : NO_OP_UPDATE,
         stdin,
         triggers: [id],
         timeoutSeconds,

@@ -26,6 +26,8 @@ export interface FactSources {
   tokenSalt: () => pulumi.Input<string>;
   encryptionKeys: () => pulumi.Input<EncryptionKeys>;
   restoreToken: () => pulumi.Input<string>;
+  restoreCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
+  maintenanceCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
 }
 
 /** What a node step waits for: resolved from other steps' `after`, and gates. */

@@ -25,6 +25,14 @@ export interface Facts {
   encryptionKeys: EncryptionKeys;
   /** `restoreToken` (a secret): the token a snapshot to restore was taken with; empty when not set. */
   restoreToken: string;
+  /**
+   * The nodes the armed restore covered (its check step's record, backup/restore.ts
+   * parseRestoreCovered): the other restore steps run only on those. Undefined where the engine
+   * is not asked (`npm run render`, plan churn): every node the config manages.
+   */
+  restoreCovered?: readonly string[];
+  /** The nodes the armed maintenance covered (its `maintenance-record` step's stdout); undefined as above. */
+  maintenanceCovered?: readonly string[];
 }
 export type FactName = keyof Facts;
 

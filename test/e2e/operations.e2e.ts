@@ -7,6 +7,9 @@ import { NodeConfig, ResolvedConfig, StackInput } from "../../components/config/
 import { clusterSteps as operationsInRunOrder } from "../../components/operations";
 import { Baseline, parseBaseline } from "../../components/operations/once";
 import { restoreStepNames } from "../../components/operations/restore";
+import { parseRestoreCovered } from "../../components/backup/restore";
+import { parseCovered } from "../../components/operations/covered";
+import { MAINTENANCE_RECORD } from "../../components/operations/maintenance";
 import { Facts, isFromFacts, Step, StepValue } from "../../components/operations/step";
 import { planCluster } from "../../components/plan/node";
 import { loadStackConfig } from "../../components/stack/load";
@@ -35,7 +38,9 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
   const model = new CommandProviderModel();
   const targets = new Map<string, SshTarget>();
   const edits: Edit[] = [];
-  const names = ["e2e-server-1", "e2e-server-2", "e2e-server-3", "e2e-agent-1"];
+  const names = ["e2e-server-1", "e2e-server-2", "e2e-server-3", "e2e-agent-1", "e2e-server-4", "e2e-agent-2", "e2e-agent-3", "e2e-agent-4", "e2e-agent-0"];
+  /** The nodes of the stack until the last test adds the other two. */
+  const initial = names.slice(0, 4);
   let baseline: Baseline = {};
   /** Per node, the inputs its last successful run had (what the engine keeps in state). */
   const nodeState = new Map<string, string>();
@@ -48,10 +53,14 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
       k3s: { version: "v1.31.4+k3s1", hardening: "cis", airgap: { enabled: true }, firewall: { mode: "open" } },
       ssh: { user: "deploy" },
       upgrade: { maxUnavailable: 1 },
-      nodes: hosts.map((h, i) => ({ name: names[i]!, host: h.address, nodeIp: h.address, role: i < 3 ? "server" : "agent", ssh: { hostKey: h.hostKey } })),
+      nodes: initial.map(nodeEntry),
     };
     for (const edit of edits) edit(raw);
     return loadStackConfig(raw);
+  };
+  const nodeEntry = (name: string) => {
+    const h = host(name);
+    return { name, host: h.address, nodeIp: h.address, role: name.includes("server") ? ("server" as const) : ("agent" as const), ssh: { hostKey: h.hostKey } };
   };
   const hostOf = (node: NodeConfig) => hosts.find((h) => h.address === node.host)!;
   const host = (name: string) => hosts[names.indexOf(name)]!;
@@ -78,7 +87,22 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
       const old = model.state.get(s.name);
       // `ignoreChanges` (the baseline, once per stack): the engine keeps what it created.
       if (s.ignoreChanges && old) return old;
-      return { name: s.name, target: target(s.host), connection: connection(config, s.host), create: s.create, update: s.update, delete: s.delete, stdin: value(s.stdin), triggers: value(s.triggers), dependsOn: s.after };
+      const declared: Declared = { name: s.name, target: target(s.host), connection: connection(config, s.host), create: s.create, update: s.update, delete: s.delete, stdin: value(s.stdin), triggers: value(s.triggers), dependsOn: s.after };
+      // Rendered from the restore check's stdout (an Output in the program): resolved when its turn comes.
+      // Rendered from a recording step's stdout (an Output in the program): resolved when its turn comes.
+      const stdin = s.stdin;
+      if (isFromFacts(stdin) && (stdin.needs.includes("restoreCovered") || stdin.needs.includes("maintenanceCovered"))) {
+        return {
+          ...declared,
+          stdinFrom: (stdoutOf) =>
+            stdin.render({
+              ...facts,
+              ...(config.restore ? { restoreCovered: parseCovered(stdoutOf(restoreStepNames(config)[0]!), "restore", String(config.restore.id)) } : {}),
+              ...(config.maintenance ? { maintenanceCovered: parseCovered(stdoutOf(MAINTENANCE_RECORD), "maintenance", String(config.maintenance.id)) } : {}),
+            }),
+        };
+      }
+      return declared;
     };
     const declared: Declared[] = [];
     for (const s of steps.slice(0, firstNode)) declared.push(command(s));
@@ -114,7 +138,7 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
 
   before(() => {
     execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" });
-    execFileSync("bash", [HOSTS, "up", "4", dir], { stdio: "inherit" });
+    execFileSync("bash", [HOSTS, "up", String(names.length), dir], { stdio: "inherit" });
     hosts = JSON.parse(readFileSync(join(dir, "hosts.json"), "utf8")) as TestHost[];
   });
   after(() => execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" }));
@@ -201,11 +225,11 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     const mark = Date.now() / 1000;
     edits.push((raw) => (raw.maintenance = { id: 1, command: ["touch", "/var/lib/k3sp-stub/patched"], reboot: true }));
     const records = await up();
-    assert.ok(ran(records).every((n) => /maintenance/.test(n)) && ran(records).length === 4 * 5, ran(records).join(", "));
-    for (const h of hosts) assert.ok(existsSync(join(h.upper, "var/lib/k3sp-stub/patched")), "the command ran on every node");
+    assert.ok(ran(records).every((n) => /maintenance/.test(n)) && ran(records).length === 1 + 4 * 5, ran(records).join(", "));
+    for (const h of initial.map(host)) assert.ok(existsSync(join(h.upper, "var/lib/k3sp-stub/patched")), "the command ran on every node");
     const at = (event: string, node: string) => events(mark, new RegExp(`^${event}$`)).filter((e) => e.node === node).map((e) => e.at);
     let previousUncordon = 0;
-    for (const node of names) {
+    for (const node of initial) {
       const [cordon] = at("cordon", node);
       const [down] = at("reboot-down", node);
       const [back] = at("kubelet-start", node);
@@ -217,7 +241,7 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     // Never two servers down at once: each server's kubelet is back before the next one stops.
     const downs = ["e2e-server-1", "e2e-server-2", "e2e-server-3"].map((n) => [at("kubelet-stop", n)[0]!, at("kubelet-start", n)[0]!] as const);
     for (let i = 1; i < downs.length; i++) assert.ok(downs[i - 1]![1] < downs[i]![0], "servers down one at a time");
-    for (const n of names) assert.ok(!existsSync(join(dir, "cluster/nodes", n, "unschedulable")), `${n} uncordoned`);
+    for (const n of initial) assert.ok(!existsSync(join(dir, "cluster/nodes", n, "unschedulable")), `${n} uncordoned`);
 
     const before = hosts.map(calls);
     assert.deepEqual(ran(await up()), [], "a second up is a no-op");
@@ -239,5 +263,83 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     assert.deepEqual(ran(healed.filter((r) => r.op !== "delete")), ["e2e-agent-1-maintenance-run", "maintenance-1-uncordon"]);
     assert.ok(healed.filter((r) => r.op === "delete").every((r) => r.ran.length === 0));
     assert.ok(!existsSync(join(dir, "cluster/nodes/e2e-agent-1/unschedulable")), "uncordoned");
+  });
+  it("restore left in the config covers only the nodes it ran on: a server and an agent added later join, and nothing stops, no etcd data moves, nothing restarts anywhere", async () => {
+    edits.push((raw) => (raw.restore = { id: 4, snapshot }));
+    assert.deepEqual(ran(await up()).filter((n) => /restore/.test(n)), restoreStepNames(stack()), "restore 4 ran on the four nodes");
+    const mark = Date.now() / 1000;
+    const before = hosts.map(calls);
+    edits.push((raw) => raw.nodes.push(nodeEntry("e2e-server-4"), nodeEntry("e2e-agent-2")));
+    // The new nodes' own install (re)starts their K3s; from just before the first restore step on, nothing may.
+    let joined = { at: 0, calls: [] as string[] };
+    fault = { step: "e2e-server-4-restore-stop", run: () => (joined = { at: Date.now() / 1000, calls: hosts.map(calls) }) };
+    const records = await up();
+    fault = undefined;
+    assert.ok(joined.at > 0);
+    assert.equal(nodeState.size, 6, "both joined");
+    const added = ["e2e-server-4-restore-stop", "e2e-server-4-restore-rejoin", "e2e-agent-2-restore-restart"];
+    // The check's script lists the nodes it would record, so it updates: its update only prints the record.
+    // (Adding nodes also re-runs the on-change reads: certificate checks, inventory, kubeconfig.)
+    assert.deepEqual(ran(records).filter((n) => /restore/.test(n)).sort(), ["e2e-server-1-restore-check", ...added].sort());
+    assert.equal(record(records, "e2e-server-1-restore-check").op, "update");
+    assert.deepEqual(parseRestoreCovered(record(records, "e2e-server-1-restore-check").stdout, "4"), initial, "the record still covers the four nodes it ran on");
+    for (const n of added) assert.match(record(records, n).stdout, /restore 4 ran before this node joined \(it covered e2e-server-1, e2e-server-2, e2e-server-3, e2e-agent-1\): nothing to do/);
+    // Nothing stopped or restarted anywhere, no reset, no etcd data moved: only the server's join.
+    assert.deepEqual(events(mark, /^(kubelet-stop|etcd-cluster-reset|reboot-down)$/).filter((e) => initial.includes(e.node)), [], "the four nodes: no stop, reset or reboot");
+    assert.deepEqual(events(joined.at, /^(kubelet-stop|kubelet-start|etcd-cluster-reset|etcd-member-add|reboot-down)$/), [], "after the joins: nothing stops or starts anywhere");
+    assert.deepEqual(events(mark, /^etcd-member-add$/).map((e) => e.node), ["e2e-server-4"]);
+    hosts.forEach((h, i) => {
+      // (The inventory and labels steps apply their objects through the first server's kubectl.)
+      if (initial.includes(names[i]!)) assert.doesNotMatch(calls(h).slice(before[i]!.length), /systemctl|--cluster-reset|reboot/, `${names[i]}: no stop, restart or reset`);
+      assert.doesNotMatch(calls(h).slice(joined.calls[i]!.length), /systemctl (stop|restart|start)|--cluster-reset/, `${names[i]}: no stop, restart or reset after its join`);
+    });
+    assert.ok(!existsSync(join(host("e2e-server-4").upper, "var/lib/rancher/k3s/server/db.before-restore-4")), "the new server's etcd data stays");
+    assert.ok(existsSync(join(host("e2e-server-4").upper, "var/lib/rancher/k3s/server/db/etcd")));
+
+    const again = hosts.map(calls);
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
+    assert.deepEqual(hosts.map(calls), again);
+  });
+  it("maintenance in agent batches of 2 (maxUnavailable 2, 4 agents): an agent added first with maintenance still set reshuffles the batches, yet nothing is drained or rebooted again and the new agent is not maintained", async () => {
+    // Two more agents join in the up that arms the maintenance: they join first, so it covers them.
+    edits.push((raw) => {
+      raw.upgrade = { maxUnavailable: 2 };
+      raw.nodes.push(nodeEntry("e2e-agent-3"), nodeEntry("e2e-agent-4"));
+      raw.maintenance = { id: 3, command: ["touch", "/var/lib/k3sp-stub/patched-3"], reboot: true };
+    });
+    const agents = ["e2e-agent-1", "e2e-agent-2", "e2e-agent-3", "e2e-agent-4"];
+    const armed = Date.now() / 1000;
+    const first = await up();
+    const maintained = ["e2e-server-1", "e2e-server-2", "e2e-server-3", "e2e-agent-1", "e2e-server-4", "e2e-agent-2", "e2e-agent-3", "e2e-agent-4"];
+    assert.deepEqual(parseCovered(record(first, MAINTENANCE_RECORD).stdout, "maintenance", "3"), maintained, "the record: every node of the config, in its order");
+    for (const n of maintained) assert.equal(events(armed, /^reboot-down$/).filter((e) => e.node === n).length, 1, `${n} rebooted once`);
+    // Batches of two: both agents of a batch are cordoned before either reboots.
+    const at = (event: string, node: string) => events(armed, new RegExp(`^${event}$`)).find((e) => e.node === node)!.at;
+    assert.ok(Math.max(at("cordon", "e2e-agent-1"), at("cordon", "e2e-agent-2")) < Math.min(at("reboot-down", "e2e-agent-1"), at("reboot-down", "e2e-agent-2")), "agents 1 and 2 are one batch");
+
+    const mark = Date.now() / 1000;
+    edits.push((raw) => raw.nodes.splice(raw.nodes.findIndex((n) => n.name === "e2e-agent-1"), 0, nodeEntry("e2e-agent-0")));
+    // The new agent's own install (re)starts its K3s; from the maintenance's first step on, nothing may stop.
+    let joined = 0;
+    fault = { step: MAINTENANCE_RECORD, run: () => (joined = Date.now() / 1000) };
+    const records = await up();
+    fault = undefined;
+    assert.ok(joined > 0 && nodeState.has("e2e-agent-0"), "joined");
+    assert.deepEqual(events(mark, /^(cordon|drain|reboot-down|kubelet-stop)$/).filter((e) => e.node !== "e2e-agent-0"), [], "nothing cordoned, drained, rebooted or stopped");
+    assert.deepEqual(events(joined, /^(cordon|drain|reboot-down|kubelet-stop)$/), [], "after the join, not on the new agent either");
+    assert.ok(!existsSync(join(host("e2e-agent-0").upper, "var/lib/k3sp-stub/patched-3")), "the new agent's command did not run");
+    for (const step of ["e2e-agent-0-maintenance-run", "e2e-agent-0-maintenance-back"]) {
+      assert.match(record(records, step).stdout, /maintenance 3 ran before this node joined \(it covered e2e-server-1, .*e2e-agent-4\): nothing to do/);
+    }
+    // The batches moved (their triggers name their nodes): they ran, and skipped every node done for id 3.
+    const moved = ran(records).filter((n) => /^maintenance-[0-9]+-drain$/.test(n));
+    assert.ok(moved.length > 0, "the shifted batches re-ran");
+    for (const n of moved) assert.doesNotMatch(record(records, n).stdout, /cordoned|drained/, `${n}: nothing cordoned or drained`);
+    assert.ok(moved.some((n) => /already maintained for id 3 .*skipped/.test(record(records, n).stdout)));
+    for (const n of agents) assert.ok(!existsSync(join(dir, "cluster/nodes", n, "unschedulable")), `${n} schedulable`);
+
+    const again = hosts.map(calls);
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
+    assert.deepEqual(hosts.map(calls), again);
   });
 });

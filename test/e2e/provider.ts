@@ -27,6 +27,13 @@ export interface CommandResource {
   stdin?: string;
   triggers?: readonly string[];
   dependsOn?: readonly string[];
+  /**
+   * A stdin rendered from other resources' outputs (an Output input in the program): resolved
+   * when the resource's turn comes, from the `stdout` state holds then (dependencies first).
+   */
+  stdinFrom?: (stdoutOf: (name: string) => string | undefined) => string;
+  /** Output: the stdout of the last create or update (the provider keeps it in state; a same step keeps it). */
+  stdout?: string;
 }
 
 /** A program step that is not a command resource (the node steps the K3sNode harness runs). */
@@ -80,24 +87,24 @@ export class CommandProviderModel {
         await d.run();
         continue;
       }
-      const r = d;
+      const r: CommandResource = d.stdinFrom ? { ...d, stdin: d.stdinFrom((name) => this.state.get(name)?.stdout) } : d;
       const old = this.state.get(r.name);
       const started = Date.now();
       if (!old) {
         const stdout = await run(r, "create", "create");
-        this.state.set(r.name, r);
+        this.state.set(r.name, { ...r, stdout });
         steps.push({ name: r.name, op: "create", ran: r.create ? ["create"] : [], stdout, started, finished: Date.now() });
       } else if (!same(old.triggers, r.triggers)) {
         const created = await run(r, "create", "replace (create)");
         const deleted = await run(old, "delete", "replace (delete)");
-        this.state.set(r.name, r);
+        this.state.set(r.name, { ...r, stdout: created });
         steps.push({ name: r.name, op: "replace", ran: ["create", ...(old.delete ? ["delete"] : [])], stdout: created + deleted, started, finished: Date.now() });
       } else if (INPUTS.some((k) => old[k] !== r[k])) {
         const stdout = await run(r, "update", "update");
-        this.state.set(r.name, r);
+        this.state.set(r.name, { ...r, stdout });
         steps.push({ name: r.name, op: "update", ran: [r.update ? "update" : "create"], stdout, started, finished: Date.now() });
       } else {
-        this.state.set(r.name, r);
+        this.state.set(r.name, { ...r, stdout: old.stdout });
         steps.push({ name: r.name, op: "same", ran: [], stdout: "", started, finished: started });
       }
     }

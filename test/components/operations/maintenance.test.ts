@@ -4,7 +4,11 @@ import * as fc from "fast-check";
 import { maintenanceCommand } from "../../../components/config/schema";
 import { MAINTENANCE_COMMANDS } from "../../../components/config/maintenance-commands";
 import { renderMaintenanceRun } from "../../../components/maintenance/render";
-import { maintenance } from "../../../components/operations/maintenance";
+import { maintenance, MAINTENANCE_RECORD } from "../../../components/operations/maintenance";
+import { parseCovered } from "../../../components/operations/covered";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ONE_SHOT_KEYS, oneShotValues } from "../../../components/operations/once";
 import { restoreDone } from "../../../components/operations/restore";
 import { rotationDone } from "../../../components/operations/certificates";
@@ -28,18 +32,21 @@ describe("operation maintenance", () => {
   it("servers one at a time (watched by another server), then agents in upgrade.maxUnavailable batches: drain, run, wait, back, uncordon; each group after the last", () => {
     const { steps, config, plan } = stepsOf(maintenance, sample("prod", (raw) => ((raw.maintenance = patch), (raw.upgrade = { maxUnavailable: 2 }))));
     const line = (s: Step) => `${s.name}@${s.host.name} <- ${s.after.join(",")}`;
-    assert.deepEqual(steps.slice(0, 5).map(line), [
-      `maintenance-1-drain@prod-server-2 <- ${restoreDone(config, rotationDone(config, plan)).join(",")}`,
+    assert.deepEqual(steps.slice(0, 6).map(line), [
+      `maintenance-record@prod-server-1 <- ${restoreDone(config, rotationDone(config, plan)).join(",")}`,
+      "maintenance-1-drain@prod-server-2 <- maintenance-record",
       "prod-server-1-maintenance-run@prod-server-1 <- maintenance-1-drain",
       "maintenance-1-wait@prod-server-2 <- prod-server-1-maintenance-run",
       "prod-server-1-maintenance-back@prod-server-1 <- maintenance-1-wait",
       "maintenance-1-uncordon@prod-server-2 <- prod-server-1-maintenance-back",
     ]);
-    assert.equal(line(steps[5]!), "maintenance-2-drain@prod-server-1 <- maintenance-1-uncordon", "the next server only after the first is back and uncordoned");
+    assert.equal(line(steps[6]!), "maintenance-2-drain@prod-server-1 <- maintenance-1-uncordon", "the next server only after the first is back and uncordoned");
     const agentGroups = steps.filter((s) => /^maintenance-[0-9]+-drain$/.test(s.name)).map((s) => s.summary);
     assert.deepEqual(agentGroups.slice(3), ["group 4 (prod-agent-1, prod-agent-2): cordon and drain, on prod-server-1", "group 5 (prod-agent-3): cordon and drain, on prod-server-1"]);
     assert.deepEqual(steps.filter((s) => s.restartsK3s).map((s) => s.name), ["prod-server-1", "prod-server-2", "prod-server-3", "prod-agent-1", "prod-agent-2", "prod-agent-3"].map((n) => `${n}-maintenance-run`));
-    assert.ok(steps.every((s) => s.runs === "once" && s.update === "true" && JSON.stringify(s.triggers).startsWith('["1"')));
+    assert.ok(steps.every((s) => s.runs === "once" && JSON.stringify(s.triggers).startsWith('["1"')));
+    // An update runs nothing on a host; the record's only prints the record (what the program reads).
+    assert.deepEqual(steps.filter((s) => s.update !== "true").map((s) => `${s.name}: ${s.update}`), ["maintenance-record: sudo -n cat /var/lib/k3s-platform/maintenance/covered 2>/dev/null || true"]);
     // A group step's trigger also names its nodes (a node added or removed moves groups).
     assert.deepEqual(steps.find((s) => s.name === "maintenance-4-drain")!.triggers, ["1", "prod-agent-1", "prod-agent-2"]);
   });
@@ -71,16 +78,16 @@ describe("operation maintenance", () => {
     const { steps } = stepsOf(maintenance, sample("prod", (raw) => (raw.maintenance = { id: "2026-12-07", command: ["apt-get", "-y", "upgrade"], nodes: ["prod-server-3", "prod-agent-2"] })));
     assert.deepEqual(
       steps.map((s) => s.name),
-      ["maintenance-1-drain", "prod-server-3-maintenance-run", "maintenance-1-uncordon", "maintenance-2-drain", "prod-agent-2-maintenance-run", "maintenance-2-uncordon"],
+      ["maintenance-record", "maintenance-1-drain", "prod-server-3-maintenance-run", "maintenance-1-uncordon", "maintenance-2-drain", "prod-agent-2-maintenance-run", "maintenance-2-uncordon"],
     );
-    assert.equal(steps[0]!.host.name, "prod-server-1");
+    assert.equal(steps[1]!.host.name, "prod-server-1");
     assert.deepEqual(stepsOf(maintenance, sample("prod")).steps, []);
   });
 
   it("one-shot with the baseline: a maintenance armed when the cluster is created records without running; a later id runs", () => {
     const config = sample("dev", (raw) => (raw.maintenance = { id: 3, reboot: true, nodes: ["dev-agent-1"] }));
     assert.equal(oneShotValues(config)[ONE_SHOT_KEYS.maintenance], "3");
-    const [drain] = stepsOf(maintenance, config).steps;
+    const [, drain] = stepsOf(maintenance, config).steps;
     assert.match(stdinOf(drain!, { baseline: { [ONE_SHOT_KEYS.maintenance]: "3" } }), /the cluster was created with trigger/);
     assert.doesNotMatch(stdinOf(drain!, { baseline: { [ONE_SHOT_KEYS.maintenance]: "2" } }), /the cluster was created with trigger/);
   });
@@ -130,6 +137,46 @@ describe("operation maintenance", () => {
       "maintenance 1: cordon, drain, run `apt-get -y upgrade` as root, reboot and wait for the new boot, uncordon; servers one at a time (prod-server-1, prod-server-2, prod-server-3), then agents in 2 batches of up to 2 (prod-agent-1, prod-agent-2) (prod-agent-3) (docs/maintenance.md)",
     ]);
     assert.deepEqual(lifecycleLines([cluster, ...preview.map((p) => ({ ...p, op: "same" }))], "prod"), []);
+  });
+
+  it("a node that joined after the maintenance ran (not in its record) is not maintained: its run and back run nothing, every group drops it; the record is written once per id and printed on every run; preview says so", () => {
+    const arm = (raw: StackInput) => ((raw.maintenance = patch), (raw.upgrade = { maxUnavailable: 2 }));
+    const armed = stepsOf(maintenance, sample("prod", arm));
+    const root = mkdtempSync(join(tmpdir(), "k3sp-maint-record-"));
+    const exec = (script: string) => spawnSync("bash", ["-s"], { input: script, encoding: "utf8", env: { ...process.env, K3S_PLATFORM_ROOT: root } });
+    const record = armed.steps.find((s) => s.name === MAINTENANCE_RECORD)!;
+    const first = exec(record.stdin as string);
+    assert.equal(first.status, 0, first.stderr);
+    const covered = parseCovered(first.stdout, "maintenance", "1");
+    assert.deepEqual(covered, ["prod-server-1", "prod-server-2", "prod-server-3", "prod-agent-1", "prod-agent-2", "prod-agent-3"]);
+    // A later up with a new agent listed first: the record step's stdin changed, but a re-run keeps the record.
+    const later = stepsOf(maintenance, sample("prod", (raw) => {
+      arm(raw);
+      const a1 = raw.nodes!.find((n) => n.name === "prod-agent-1")!;
+      raw.nodes!.splice(raw.nodes!.indexOf(a1), 0, { ...a1, name: "prod-agent-0", host: "203.0.113.20" });
+    }));
+    const again = exec(later.steps.find((s) => s.name === MAINTENANCE_RECORD)!.stdin as string);
+    assert.deepEqual(parseCovered(again.stdout, "maintenance", "1"), covered, "recorded once per id: the new agent stays out");
+    const facts = { maintenanceCovered: covered };
+    for (const name of ["prod-agent-0-maintenance-run", "prod-agent-0-maintenance-back"]) {
+      const r = exec(stdinOf(later.steps.find((s) => s.name === name)!, facts));
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /maintenance 1 ran before this node joined \(it covered prod-server-1, .*prod-agent-3\): nothing to do/);
+      assert.doesNotMatch(stdinOf(later.steps.find((s) => s.name === name)!, facts), /apt-get|reboot/);
+    }
+    const group = later.steps.find((s) => s.name === "maintenance-4-drain")!;
+    assert.deepEqual(group.triggers, ["1", "prod-agent-0", "prod-agent-1"], "the batches moved");
+    assert.match(stdinOf(group, facts), /^NODES=\(prod-agent-1\)$/m, "the new agent is dropped; prod-agent-1 is skipped on the host when its annotation says done");
+    assert.match(stdinOf(group, facts), /if maintained "\$node"; then say "\$node" "already maintained for id \$ID/);
+    // Nodes of the record render as before (no Update noise on a later up).
+    for (const s of armed.steps.filter((x) => x.name.endsWith("-maintenance-run"))) assert.equal(stdinOf(later.steps.find((x) => x.name === s.name)!, facts), stdinOf(s, facts));
+
+    const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
+    const cluster: PreviewStep = { op: "same", urn: "urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod", newState: { inputs: { config: later.config } } };
+    const recordStep: PreviewStep = { op: "update", urn: urn(MAINTENANCE_RECORD), oldState: { outputs: { stdout: first.stdout } } };
+    const created = ["prod-agent-0-maintenance-run", "prod-agent-0-maintenance-back"].map((n): PreviewStep => ({ op: "create", urn: urn(n) }));
+    assert.deepEqual(lifecycleLines([cluster, recordStep, ...created], "prod"), ["maintenance 1 ran before prod-agent-0 joined: nothing of it runs on it (docs/maintenance.md)"]);
+    rmSync(root, { recursive: true, force: true });
   });
 
   it("the pack's servers-restart-one-at-a-time passes the program's maintenance; a server's run step without its group's order is reported", async () => {

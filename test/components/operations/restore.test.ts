@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as fc from "fast-check";
-import { RESET_FLAG, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
+import { parseRestoreCovered, RESET_FLAG, RESTORE_COVERED, restoreCoversLine, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
 import { restoreSchema } from "../../../components/config/schema";
 import { secretIssues } from "../../../components/config/validate";
 import { PATHS } from "../../../components/k3s/paths";
@@ -24,6 +24,12 @@ import { sample, stepsOf } from "./helpers";
 const STUBS = join(REPO, "test", "helpers", "stubs-backup");
 const SNAPSHOT = "pre-upgrade-prod-server-1-1765065600";
 const FACTS: Facts = { baseline: {}, token: "K10ca::server:current-pass", tokenSalt: "", encryptionKeys: {}, restoreToken: "" };
+/** The prod sample's nodes, and a server and an agent added after them. */
+const ORIGINAL_NODES = ["prod-server-1", "prod-server-2", "prod-server-3", "prod-agent-1", "prod-agent-2", "prod-agent-3"];
+const addNodes = (raw: ReturnType<typeof variant>) => {
+  const like = (name: string) => raw.nodes.find((n) => n.name === name)!;
+  raw.nodes.push({ ...like("prod-server-3"), name: "prod-server-4", host: "203.0.113.14" }, { ...like("prod-agent-3"), name: "prod-agent-4", host: "203.0.113.24" });
+};
 const stdinOf = (s: Step, facts: Partial<Facts> = {}) => (typeof s.stdin === "string" ? s.stdin : (s.stdin as FromFacts<string>).render({ ...FACTS, ...facts }));
 
 describe("operation restore", () => {
@@ -52,7 +58,9 @@ describe("operation restore", () => {
       ],
     );
     assert.deepEqual(steps.map((s) => s.name), restoreStepNames(config));
-    assert.ok(steps.every((s) => s.runs === "once" && s.update === "true" && JSON.stringify(s.triggers) === '["1"]'), "one-shot per restore.id");
+    assert.ok(steps.every((s) => s.runs === "once" && JSON.stringify(s.triggers) === '["1"]'), "one-shot per restore.id");
+    // An update runs nothing on a host: the check's only prints the record it wrote (what the others read).
+    assert.deepEqual(steps.map((s) => s.update), steps.map((s, i) => (i === 0 ? `sudo -n cat ${RESTORE_COVERED} 2>/dev/null || true` : "true")));
     assert.deepEqual(steps.filter((s) => !s.restartsK3s).map((s) => s.name), ["prod-server-1-restore-check"]);
     assert.deepEqual(steps.find((s) => s.name.endsWith("-reset"))!.secretInputs, ["stdin"], "the reset's stdin may carry restoreToken");
     // In the whole run order, after every other restart (rotations) and before nothing that restarts.
@@ -122,6 +130,19 @@ describe("operation restore", () => {
         "K3s stops on 3 servers at once (prod-server-2, prod-server-3, prod-server-1), then prod-server-1 resets from it and starts, then prod-server-2, prod-server-3 rejoin one at a time (etcd data moved aside), then 3 agents restart (docs/backup-and-restore.md)",
     ]);
     assert.deepEqual(lifecycleLines([cluster, ...steps.slice(1).map((s) => ({ ...s, op: "same" }))], "prod"), [], "a second up: nothing runs, nothing said");
+  });
+
+  it("preview:md: restore steps created on nodes that joined after the restore ran (its check's record) say they run nothing; a covered node's retry is still announced", () => {
+    const config = withRestore({ id: 1, snapshot: SNAPSHOT }, addNodes);
+    const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
+    const cluster: PreviewStep = { op: "same", urn: `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod`, newState: { inputs: { config } } };
+    const record = `restore[prod-server-1] check: ...\n${restoreCoversLine("1", ORIGINAL_NODES)}\n`;
+    const check: PreviewStep = { op: "update", urn: urn("prod-server-1-restore-check"), oldState: { outputs: { stdout: record } } };
+    const added = ["prod-server-4-restore-stop", "prod-server-4-restore-rejoin", "prod-agent-4-restore-restart"].map((n): PreviewStep => ({ op: "create", urn: urn(n) }));
+    assert.deepEqual(lifecycleLines([cluster, check, ...added], "prod"), ["restore 1 ran before prod-server-4, prod-agent-4 joined: nothing of it runs on them (docs/backup-and-restore.md)"]);
+    // A covered server whose rejoin failed last time (nothing in state): its retry does run.
+    const retry: PreviewStep = { op: "create", urn: urn("prod-server-3-restore-rejoin") };
+    assert.match(lifecycleLines([cluster, check, retry], "prod")[0]!, /^⚠️ restore .*prod-server-3 rejoins one at a time/);
   });
 
   describe("the scripts, run against stand-ins of K3s' documented restore (test/helpers/stubs-backup)", () => {
@@ -253,6 +274,41 @@ describe("operation restore", () => {
       assert.ok(!existsSync(join(first.root, RESTORE_TOKEN_DROPIN)), "the restore-token drop-in is removed");
       assert.doesNotMatch(readFileSync(first.log, "utf8"), /old-pass/, "restoreToken never on a command line");
       assert.doesNotMatch(script, /bash -c/, "the script runs in the shell that reads it: no argument carries it");
+    });
+    it("a restore covers exactly the nodes of its check's record: steps of nodes that joined later run nothing; a node added in the arming up is covered", () => {
+      const armed = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
+      const first = host("prod-server-1");
+      const check = exec(first, stdinOf(armed.steps[0]!));
+      assert.equal(check.status, 0, check.out);
+      const covered = parseRestoreCovered(check.out, "1");
+      assert.deepEqual(covered, ORIGINAL_NODES, "the managed nodes when the check ran");
+      assert.deepEqual(parseRestoreCovered(readFileSync(join(first.root, RESTORE_COVERED), "utf8"), "1"), ORIGINAL_NODES, "recorded on the first server");
+      assert.deepEqual(parseRestoreCovered(exec(first, stdinOf(armed.steps[0]!)).out, "1"), ORIGINAL_NODES, "a skipped run prints the record too");
+      assert.deepEqual(parseRestoreCovered(check.out, "2"), [], "another id's record covers nothing");
+
+      // Later: a server and an agent join with restore 1 still set.
+      const later = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }, addNodes));
+      const byName = (steps: Step[], n: string) => steps.find((s) => s.name === n)!;
+      for (const s of armed.steps.slice(1)) assert.equal(stdinOf(byName(later.steps, s.name), { restoreCovered: covered }), stdinOf(s, { restoreCovered: covered }), `${s.name}: unchanged, no Update`);
+      for (const name of ["prod-server-4-restore-stop", "prod-server-4-restore-rejoin", "prod-agent-4-restore-restart"]) {
+        const joined = host(name.replace(/-restore-.*/, ""));
+        const r = exec(joined, stdinOf(byName(later.steps, name), { restoreCovered: covered }));
+        assert.equal(r.status, 0, r.out);
+        assert.match(r.out, /restore 1 ran before this node joined \(it covered prod-server-1, .*\): nothing to do/);
+        assert.deepEqual(calls(joined), [], `${name}: nothing stopped or started`);
+        assert.ok(existsSync(join(joined.root, "run/active/k3s")) && existsSync(join(joined.root, "var/lib/rancher/k3s/server/db/etcd")), `${name}: K3s runs, etcd data in place`);
+      }
+      assert.ok(later.steps.find((s) => s.name === "prod-server-1-restore-check")!.update!.includes(`cat ${RESTORE_COVERED}`), "the check's update prints its record again");
+
+      // Armed in the up that adds them: they join first, the check records them, the restore covers them.
+      const fresh = host("prod-server-1");
+      const sameUp = exec(fresh, stdinOf(later.steps[0]!));
+      const coveredNow = parseRestoreCovered(sameUp.out, "1");
+      assert.deepEqual(coveredNow, [...ORIGINAL_NODES.slice(0, 3), "prod-server-4", ...ORIGINAL_NODES.slice(3), "prod-agent-4"]);
+      const joined = host("prod-server-4");
+      const rejoin = exec(joined, stdinOf(byName(later.steps, "prod-server-4-restore-rejoin"), { restoreCovered: coveredNow }));
+      assert.equal(rejoin.status, 0, rejoin.out);
+      assert.ok(existsSync(join(joined.root, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")), "covered: its etcd data moved aside, it rejoins");
     });
   });
 });

@@ -19,11 +19,23 @@ started=$SECONDS
 say() { echo "maintenance[$1] $STEP (on $ON): ${*:2} ($((SECONDS - started))s)"; }
 fail() { echo "maintenance[$1] $STEP (on $ON): ${*:2}" >&2; exit 1; }
 BOOT_DIR="$ROOT"/var/lib/k3s-platform/maintenance
-# node_state NODE: "<Ready> <unschedulable> <cordoned-for-maintenance> <bootID>" from the API (<none> when absent).
-MAINT_COLUMNS='\''custom-columns=READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-maintenance,BOOT:.status.nodeInfo.bootID'\''
+# node_state NODE: "<Ready> <unschedulable> <cordoned-for-maintenance> <bootID> <maintained>" from the API (<none> when absent).
+MAINT_COLUMNS='\''custom-columns=READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-maintenance,BOOT:.status.nodeInfo.bootID,MAINTAINED:.metadata.annotations.k3s-platform\.io/maintained'\''
 node_state() {
   k3s kubectl get node "$1" --no-headers -o "$MAINT_COLUMNS" 2>/dev/null
 }
+# maintained NODE: whether NODE finished this maintenance id (its MAINTAINED annotation, set by its uncordon).
+maintained() {
+  local info done_for
+  info="$(node_state "$1")" || return 1
+  read -r _ _ _ _ done_for <<<"$info"
+  [ "$done_for" = "$ID" ]
+}
+todo=()
+for node in "${NODES[@]}"; do
+  if maintained "$node"; then say "$node" "already maintained for id $ID (annotation k3s-platform.io/maintained): skipped"; else todo+=("$node"); fi
+done
+NODES=("${todo[@]}")
 list="$(k3s kubectl get nodes --no-headers -o '\''custom-columns=NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable'\'')" || fail "$ON" "cannot list nodes from the API"
 others=0
 while read -r name ready unschedulable; do
@@ -35,7 +47,7 @@ done <<<"$list"
 mkdir -p "$BOOT_DIR"
 for node in "${NODES[@]}"; do
   info="$(node_state "$node")" || fail "$node" "cannot read node $node from the API"
-  read -r _ unschedulable cordoned_for boot <<<"$info"
+  read -r _ unschedulable cordoned_for boot _ <<<"$info"
   printf '\''%s\n'\'' "$boot" >"$BOOT_DIR/$node.boot-id"
   if [ "$unschedulable" = true ] && { [ -z "$cordoned_for" ] || [ "$cordoned_for" = "<none>" ]; }; then
     say "$node" "already cordoned by someone else: it stays cordoned after the maintenance"

@@ -19,18 +19,30 @@ started=$SECONDS
 say() { echo "maintenance[$1] $STEP (on $ON): ${*:2} ($((SECONDS - started))s)"; }
 fail() { echo "maintenance[$1] $STEP (on $ON): ${*:2}" >&2; exit 1; }
 BOOT_DIR="$ROOT"/var/lib/k3s-platform/maintenance
-# node_state NODE: "<Ready> <unschedulable> <cordoned-for-maintenance> <bootID>" from the API (<none> when absent).
-MAINT_COLUMNS='\''custom-columns=READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-maintenance,BOOT:.status.nodeInfo.bootID'\''
+# node_state NODE: "<Ready> <unschedulable> <cordoned-for-maintenance> <bootID> <maintained>" from the API (<none> when absent).
+MAINT_COLUMNS='\''custom-columns=READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-maintenance,BOOT:.status.nodeInfo.bootID,MAINTAINED:.metadata.annotations.k3s-platform\.io/maintained'\''
 node_state() {
   k3s kubectl get node "$1" --no-headers -o "$MAINT_COLUMNS" 2>/dev/null
 }
+# maintained NODE: whether NODE finished this maintenance id (its MAINTAINED annotation, set by its uncordon).
+maintained() {
+  local info done_for
+  info="$(node_state "$1")" || return 1
+  read -r _ _ _ _ done_for <<<"$info"
+  [ "$done_for" = "$ID" ]
+}
+todo=()
+for node in "${NODES[@]}"; do
+  if maintained "$node"; then say "$node" "already maintained for id $ID (annotation k3s-platform.io/maintained): skipped"; else todo+=("$node"); fi
+done
+NODES=("${todo[@]}")
 for node in "${NODES[@]}"; do
   before="$(cat "$BOOT_DIR/$node.boot-id" 2>/dev/null || true)"
   deadline=$((SECONDS + 1200))
   next=$((SECONDS + 10))
   ready="?" boot="?"
   while :; do
-    if info="$(node_state "$node")"; then read -r ready _ _ boot <<<"$info"; fi
+    if info="$(node_state "$node")"; then read -r ready _ _ boot _ <<<"$info"; fi
     if [ "$boot" != "$before" ] && [ "$boot" != "<none>" ] && [ "$ready" = True ]; then break; fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       fail "$node" "$node did not come back 1200s after its reboot (boot ID before $before, now $boot; Ready $ready); it stays cordoned; the next up waits again"

@@ -18,11 +18,23 @@ ID=2026-12-07
 started=$SECONDS
 say() { echo "maintenance[$1] $STEP (on $ON): ${*:2} ($((SECONDS - started))s)"; }
 fail() { echo "maintenance[$1] $STEP (on $ON): ${*:2}" >&2; exit 1; }
-# node_state NODE: "<Ready> <unschedulable> <cordoned-for-maintenance> <bootID>" from the API (<none> when absent).
-MAINT_COLUMNS='\''custom-columns=READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-maintenance,BOOT:.status.nodeInfo.bootID'\''
+# node_state NODE: "<Ready> <unschedulable> <cordoned-for-maintenance> <bootID> <maintained>" from the API (<none> when absent).
+MAINT_COLUMNS='\''custom-columns=READY:.status.conditions[?(@.type=="Ready")].status,UNSCHEDULABLE:.spec.unschedulable,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-maintenance,BOOT:.status.nodeInfo.bootID,MAINTAINED:.metadata.annotations.k3s-platform\.io/maintained'\''
 node_state() {
   k3s kubectl get node "$1" --no-headers -o "$MAINT_COLUMNS" 2>/dev/null
 }
+# maintained NODE: whether NODE finished this maintenance id (its MAINTAINED annotation, set by its uncordon).
+maintained() {
+  local info done_for
+  info="$(node_state "$1")" || return 1
+  read -r _ _ _ _ done_for <<<"$info"
+  [ "$done_for" = "$ID" ]
+}
+todo=()
+for node in "${NODES[@]}"; do
+  if maintained "$node"; then say "$node" "already maintained for id $ID (annotation k3s-platform.io/maintained): skipped"; else todo+=("$node"); fi
+done
+NODES=("${todo[@]}")
 for node in "${NODES[@]}"; do
   deadline=$((SECONDS + 600))
   ready="?" cordoned_for="<none>"
@@ -39,6 +51,7 @@ for node in "${NODES[@]}"; do
   else
     say "$node" "left as it was (not cordoned by this maintenance)"
   fi
+  k3s kubectl annotate node "$node" --overwrite k3s-platform.io/maintained="$ID" >/dev/null
 done
 '
 mkdir -p "$(dirname "$ROOT"/var/lib/k3s-platform/once/maintenance-aa88788f79c2-uncordon)"

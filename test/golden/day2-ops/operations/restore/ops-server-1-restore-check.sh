@@ -12,6 +12,7 @@ say() { echo "restore[$NODE] $STEP: $* ($((SECONDS - started))s)"; }
 fail() { echo "restore[$NODE] $STEP: $*" >&2; exit 1; }
 if [ -f "$ONCE" ] && [ "$(cat "$ONCE")" = "$value" ]; then
   say "already done for restore id $value on this host, skipped"
+if [ -f "$ROOT"/var/lib/k3s-platform/restore/covered ]; then cat "$ROOT"/var/lib/k3s-platform/restore/covered; fi
   exit 0
 fi
 SNAPSHOT=/srv/etcd-snapshots/pre-upgrade-ops-server-1-1765065600
@@ -19,6 +20,11 @@ SNAPSHOT=/srv/etcd-snapshots/pre-upgrade-ops-server-1-1765065600
 [ -f "$ROOT$SNAPSHOT" ] || fail "no snapshot file $SNAPSHOT on $NODE (k3s etcd-snapshot ls lists them); nothing was stopped"
 say "snapshot file $SNAPSHOT, written $(date -u -r "$ROOT$SNAPSHOT" +%Y-%m-%dT%H:%M:%SZ)"
 say 'restoring local snapshot pre-upgrade-ops-server-1-1765065600, taken 2025-12-07T00:00:00.000Z (from its name): everything written to the cluster after it is lost; K3s stops on every server next'
+COVERED="$ROOT"/var/lib/k3s-platform/restore/covered
+mkdir -p "$(dirname "$COVERED")"
+printf '%s\n' 'restore covers: {"id":"1","nodes":["ops-server-1","ops-server-2","ops-server-3","ops-agent-1","ops-agent-2","ops-agent-3"]}' >"$COVERED.tmp"
+mv "$COVERED.tmp" "$COVERED"
+if [ -f "$ROOT"/var/lib/k3s-platform/restore/covered ]; then cat "$ROOT"/var/lib/k3s-platform/restore/covered; fi
 mkdir -p "$(dirname "$ONCE")"
 printf '%s' "$value" >"$ONCE.tmp"
 mv "$ONCE.tmp" "$ONCE"
