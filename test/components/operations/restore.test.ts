@@ -96,6 +96,31 @@ describe("operation restore", () => {
     assert.deepEqual(secretIssues({ ...needs, restore: {} }, new Set(["restoreToken"])), []);
   });
 
+  it("validation refuses a restore while a server is armed for decommission (it keeps running K3s, an etcd member the restore would not stop), naming the node and both ways out", () => {
+    const issues = (edit: Parameters<typeof variant>[1]) => {
+      const r = parseStackConfig(variant("prod", edit));
+      return r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
+    };
+    for (const armed of ["prod-server-1", "prod-server-3"]) {
+      const found = issues((raw) => {
+        raw.nodes.push({ ...raw.nodes.find((n) => n.name === "prod-server-3")!, name: "prod-server-4", host: "203.0.113.14" });
+        raw.nodes.find((n) => n.name === armed)!.decommission = true;
+        raw.restore = { id: 1, snapshot: SNAPSHOT };
+      });
+      const index = ["prod-server-1", "prod-server-2", "prod-server-3"].indexOf(armed);
+      assert.ok(
+        found.some((i) => i.startsWith(`k3s-platform:nodes[${index}] (${armed}).decommission: `) && i.includes("restore") && i.includes("delete its entry") && i.includes("decommission: false")),
+        found.join("\n"),
+      );
+    }
+    // An armed agent runs no etcd member: the restore may run (its agents restart only the managed ones).
+    const agentArmed = issues((raw) => {
+      raw.nodes.find((n) => n.name === "prod-agent-3")!.decommission = true;
+      raw.restore = { id: 1, snapshot: SNAPSHOT };
+    });
+    assert.ok(!agentArmed.some((i) => /decommission/.test(i) && /restore/.test(i)), agentArmed.join("\n"));
+  });
+
   it("property: a snapshot the schema accepts is one plain word (no shell, YAML or path metacharacter reaches a script)", () => {
     fc.assert(
       fc.property(fc.string({ unit: "binary", maxLength: 40 }), (s) => {
