@@ -139,6 +139,21 @@ describe("operation maintenance", () => {
     assert.deepEqual(lifecycleLines([cluster, ...preview.map((p) => ({ ...p, op: "same" }))], "prod"), []);
   });
 
+  it("preview:md: command, reboot or nodes changed under the same maintenance.id says what ran does not run again (set a new id)", () => {
+    const config = (m: StackInput["maintenance"]) => sample("prod", (raw) => ((raw.maintenance = m), (raw.upgrade = { maxUnavailable: 2 })));
+    const cluster = (before: StackInput["maintenance"], now: StackInput["maintenance"]): PreviewStep => ({
+      op: "update",
+      urn: "urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod",
+      oldState: { inputs: { config: config(before) } },
+      newState: { inputs: { config: config(now) } },
+    });
+    assert.deepEqual(lifecycleLines([cluster(patch, { ...patch, command: ["dnf", "-y", "upgrade"], nodes: ["prod-agent-1"] })], "prod"), [
+      "⚠️ maintenance 1: maintenance.command, maintenance.nodes changed under the same id: every step that already ran for maintenance 1 is not run again, and nodes it did not cover when it first ran are not added; set a new maintenance.id to run it (docs/maintenance.md)",
+    ]);
+    assert.deepEqual(lifecycleLines([cluster(patch, patch)], "prod"), []);
+    assert.deepEqual(lifecycleLines([cluster(patch, { ...patch, id: 2, command: ["dnf", "-y", "upgrade"] })], "prod"), []);
+  });
+
   it("a node that joined after the maintenance ran (not in its record) is not maintained: its run and back run nothing, every group drops it; the record is written once per id and printed on every run; preview says so", () => {
     const arm = (raw: StackInput) => ((raw.maintenance = patch), (raw.upgrade = { maxUnavailable: 2 }));
     const armed = stepsOf(maintenance, sample("prod", arm));

@@ -157,6 +157,24 @@ describe("operation restore", () => {
     assert.deepEqual(lifecycleLines([cluster, ...steps.slice(1).map((s) => ({ ...s, op: "same" }))], "prod"), [], "a second up: nothing runs, nothing said");
   });
 
+  it("preview:md: a snapshot or source changed under the same restore.id says the restore does not run again (set a new id); a new id, or the first arming, says nothing of it", () => {
+    const cluster = (before: Record<string, unknown> | undefined, now: Record<string, unknown>): PreviewStep => ({
+      op: "update",
+      urn: "urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod",
+      oldState: { inputs: { config: withRestore(before ?? {}, (raw) => (before ? undefined : delete raw.restore)) } },
+      newState: { inputs: { config: withRestore(now) } },
+    });
+    const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
+    const updated = restoreStepNames(withRestore({ id: 1, snapshot: SNAPSHOT })).map((n): PreviewStep => ({ op: "update", urn: urn(n) }));
+    const lines = lifecycleLines([cluster({ id: 1, snapshot: SNAPSHOT }, { id: 1, snapshot: "other-prod-server-1-1765152000", source: "s3" }), ...updated], "prod");
+    assert.deepEqual(lines, [
+      "⚠️ restore 1: restore.snapshot, restore.source changed under the same id: every step that already ran for restore 1 is not run again, so this restores nothing there; set a new restore.id to restore other-prod-server-1-1765152000 (docs/backup-and-restore.md)",
+    ]);
+    assert.deepEqual(lifecycleLines([cluster({ id: 1, snapshot: SNAPSHOT }, { id: 1, snapshot: SNAPSHOT }), ...updated], "prod"), [], "nothing changed: nothing said");
+    assert.ok(!lifecycleLines([cluster({ id: 1, snapshot: SNAPSHOT }, { id: 2, snapshot: "other-1765152000" })], "prod").some((l) => /same id/.test(l)), "a new id is a new restore");
+    assert.ok(!lifecycleLines([cluster(undefined, { id: 1, snapshot: SNAPSHOT })], "prod").some((l) => /same id/.test(l)), "first arming");
+  });
+
   it("preview:md: restore steps created on nodes that joined after the restore ran (its check's record) say they run nothing; a covered node's retry is still announced", () => {
     const config = withRestore({ id: 1, snapshot: SNAPSHOT }, addNodes);
     const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
