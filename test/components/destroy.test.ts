@@ -267,10 +267,16 @@ describe("uninstallOnDestroy: the scripts, run in a sandbox", function () {
         const rulesPath = join(root, file);
         assert.ok(readFileSync(rulesPath, "utf8").trim().split("\n").length > 5, "os-prep opened rules");
         writeFileSync(rulesPath, `${readFileSync(rulesPath, "utf8")}${foreign}\n`);
+        // A source an earlier config listed, still in os-prep's record (issue 26): it goes too.
+        const recordPath = join(root, "var/lib/k3s-platform/firewall-sources");
+        const dropped = active === "firewalld" ? 'rich rule family="ipv4" source address="198.18.0.0/15" port port="10250" protocol="tcp" accept' : `${"10250/tcp".padEnd(26)} ALLOW       198.18.0.0/15`;
+        writeFileSync(rulesPath, `${readFileSync(rulesPath, "utf8")}${dropped}\n`);
+        writeFileSync(recordPath, `${readFileSync(recordPath, "utf8")}${active} 10250 tcp 198.18.0.0/15\n`);
         const script = renderDestroyUninstallScript(ds, first, first);
         const r = run(root, script);
         assert.equal(r.status, 0, r.out);
         assert.deepEqual(readFileSync(rulesPath, "utf8").trim().split("\n"), [foreign]);
+        assert.ok(!existsSync(recordPath), "the record goes with the rules");
         mkdirSync(dirname(join(root, DESTROY_MARK_FILE)), { recursive: true });
         writeFileSync(join(root, DESTROY_MARK_FILE), "");
         const again = run(root, script);
