@@ -2,6 +2,7 @@ import { TAILSCALE_RANGES } from "../config/network-rules";
 import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
+import { CIDR_FUNCTIONS } from "../shell/cidr";
 import { nodeNetworks } from "../config/node-networks";
 import { clusterTopology, nodeAddress } from "../config/topology";
 import { isIp } from "../config/net";
@@ -489,15 +490,15 @@ const NO_PROXY_VARIABLES = ["NO_PROXY", "CONTAINERD_NO_PROXY"] as const;
 
 /**
  * apply.sh, before the fingerprint, with a proxy: a NO_PROXY the host's env file holds that differs
- * from the planned one only by entries the planned one covers (an IPv4 address inside one of its
- * IPv4 CIDRs, a name under one of its domains, anything under `*`) keeps all traffic where it goes:
- * the fingerprint is then taken over the install script as it was applied (the export line with
+ * from the planned one only by entries the planned one covers (an IPv4 or IPv6 address inside one
+ * of its CIDRs of the same family: shell/cidr.ts; a name under one of its domains; anything under
+ * `*`) keeps all traffic where it goes: the fingerprint is then taken over the install script as it was applied (the export line with
  * that value), so the running K3s is not restarted for it. This is the move from the NO_PROXY that
  * listed every node address (before issue 26) to the node networks: an existing cluster whose
  * noProxy covered its nodes changes no running node. An install records the planned fingerprint
- * (what it installed); `compared` is what the record is compared with. Anything else (an entry added, an uncovered
- * entry dropped, an IPv6 address dropped) restarts K3s as any changed input does; so does any
- * other change, which then installs the planned value. Go's NO_PROXY matching:
+ * (what it installed); `compared` is what the record is compared with. Anything else (an entry
+ * added, an uncovered entry dropped) restarts K3s as any changed input does; so does any other
+ * change, which then installs the planned value. Go's NO_PROXY matching:
  * golang.org/x/net/http/httpproxy (CL 115255). The env file format: install.sh create_env_file
  * writes each variable as the shell's `export` prints it, NAME='value' (quotes removed here).
  * Without a proxy: nothing, and apply.sh is as it was.
@@ -530,27 +531,18 @@ applied_env() {
   done <"$ENV_FILE"
   return 1
 }
-# ipv4_int A: the IPv4 address A as a number; fails for anything else.
-ipv4_int() {
-  [[ "$1" =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] || return 1
-  local a=$((10#\${BASH_REMATCH[1]})) b=$((10#\${BASH_REMATCH[2]})) c=$((10#\${BASH_REMATCH[3]})) d=$((10#\${BASH_REMATCH[4]}))
-  if [ "$a" -gt 255 ] || [ "$b" -gt 255 ] || [ "$c" -gt 255 ] || [ "$d" -gt 255 ]; then return 1; fi
-  echo $(((a << 24) | (b << 16) | (c << 8) | d))
-}
+${CIDR_FUNCTIONS}
 # no_proxy_covers ENTRY LIST...: a LIST entry keeps everything ENTRY names off the proxy.
 no_proxy_covers() {
-  local entry="$1" e ip net bits mask
+  local entry="$1" e ip=0
   shift
-  ip="$(ipv4_int "$entry")" || ip=""
+  # An address of either family (a dual-stack cluster listed each node's IPv6 address too).
+  if ipv4_int "$entry" >/dev/null || ipv6_hex "$entry" >/dev/null; then ip=1; fi
   for e in "$@"; do
     [ "$e" != "*" ] || return 0
-    if [ -n "$ip" ] && [[ "$e" == */* ]]; then
-      net="$(ipv4_int "\${e%/*}")" || continue
-      bits="\${e#*/}"
-      if ! [[ "$bits" =~ ^[0-9]{1,2}$ ]] || [ "$bits" -gt 32 ]; then continue; fi
-      mask=$(((0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF))
-      if [ $((ip & mask)) -eq $((net & mask)) ]; then return 0; fi
-    elif [ -z "$ip" ] && [[ "$entry" != */* && "$entry" != *:* && "$e" != */* && "$e" != *:* ]] && [ -n "$e" ]; then
+    if [ "$ip" = 1 ] && [[ "$e" == */* ]]; then
+      if cidr_contains "$e" "$entry"; then return 0; fi
+    elif [ "$ip" = 0 ] && [[ "$entry" != */* && "$entry" != *:* && "$e" != */* && "$e" != *:* ]] && [ -n "$e" ]; then
       # Names: "d" covers d and every name under it, ".d" every name under d.
       if [ "$entry" = "$e" ] || [[ "$entry" == *".\${e#.}" ]]; then return 0; fi
     fi

@@ -12,7 +12,7 @@ import { planCluster, planNode } from "../../../components/plan/node";
 import { releaseFromApplyStdout } from "../../../tools/preview-markdown";
 import { parseRelease, renderReleaseScript } from "../../../components/k3s/release";
 import { fakeBinary, hostRoot, INSTALL_STANDIN } from "../../helpers/host-root";
-import { ENVS, REPO, sampleConfig, variant } from "../../helpers/samples";
+import { ENVS, fixtureRaw, REPO, sampleConfig, variant } from "../../helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
 
@@ -728,6 +728,52 @@ describe("generated shell", () => {
         assert.equal(grown.status, 0, grown.out);
         assert.equal(installs(), 4, "re-installed");
         assert.match(readFileSync(envFile, "utf8"), /\.corp\.example\.net/);
+      });
+
+      it("a dual-stack cluster moves to node networks with 0 restarts: the IPv6 node addresses NO_PROXY listed are covered by the IPv6 network; an uncovered IPv6 address still restarts (issue 26)", () => {
+        // Before the fix apply.sh's carry-over knew IPv4 CIDRs only: each node's old IPv6 address
+        // counted as dropped, and every dual-stack node restarted once on the move.
+        const networks = ["192.0.2.0/24", "203.0.113.0/24", "2001:db8::/32"];
+        const raw = fixtureRaw("dualstack");
+        raw.k3s!.proxy = { httpProxy: "http://proxy.example.com:3128", noProxy: [] };
+        raw.k3s!.nodeNetworks = networks;
+        const config = loadStackConfig(raw);
+        for (const index of config.nodes.keys()) {
+          const node = config.nodes[index]!;
+          const h = standinHost(config, index, `noproxy-ds-${index}`);
+          const planned = h.plan.files.find((f) => f.name === "install-k3s.sh")!.content;
+          const line = planned.split("\n").find((l) => l.startsWith("export NO_PROXY="))!;
+          // As before issue 26: every node address (both families, canonical text) ahead of the networks.
+          const addresses = [...new Set(config.nodes.flatMap((n) => [n.host, ...(n.nodeIp ?? []), ...(n.externalIp ?? [])]))];
+          assert.ok(addresses.some((a) => a.includes(":")) && addresses.some((a) => a.includes(".")), addresses.join(","));
+          const legacy = (extra: string[]) => planned.replace(line, line.replace(networks[0]!, [...extra, networks[0]!].join(",")));
+          assert.notEqual(legacy(addresses), planned);
+          const service = node.role === "server" ? "k3s" : "k3s-agent";
+          const installs = () => h.read(h.logs.installs).split("\n").filter(Boolean).length;
+          const restarts = () => (h.read(h.logs.stub).match(new RegExp(`^systemctl (stop|restart) ${service}$`, "gm")) ?? []).length;
+          writeFileSync(join(h.staging, "install-k3s.sh"), legacy(addresses));
+          assert.equal(h.apply().status, 0);
+          assert.match(readFileSync(join(h.root, `etc/systemd/system/${service}.service.env`), "utf8"), /NO_PROXY=.*2001:db8::20/);
+          const before = [installs(), restarts()];
+
+          writeFileSync(join(h.staging, "install-k3s.sh"), planned);
+          const moved = h.apply();
+          assert.equal(moved.status, 0, moved.out);
+          assert.match(moved.out, /NO_PROXY here lists entries the planned value covers/, node.name);
+          assert.match(moved.out, /K3s is up to date/, node.name);
+          assert.deepEqual([installs(), restarts()], before, `${node.name}: no install, 0 restarts`);
+          assert.match(h.apply().out, /K3s is up to date/, "a second run too");
+
+          // An IPv6 address outside every planned entry dropped: a real change, K3s restarts.
+          const h2 = standinHost(config, index, `noproxy-ds-uncovered-${index}`);
+          writeFileSync(join(h2.staging, "install-k3s.sh"), legacy([...addresses, "2001:db9::7"]));
+          assert.equal(h2.apply().status, 0);
+          writeFileSync(join(h2.staging, "install-k3s.sh"), planned);
+          const changed = h2.apply();
+          assert.equal(changed.status, 0, changed.out);
+          assert.doesNotMatch(changed.out, /up to date/);
+          assert.equal(h2.read(h2.logs.installs).split("\n").filter(Boolean).length, 2, "re-installed");
+        }
       });
 
       it("channel stack: one release for the cluster, resolved once; a config change after the channel moved keeps it; a node added after the move installs the recorded release; a node on another release is refused (issue 28)", () => {
