@@ -69,6 +69,23 @@ describe("uninstallOnDestroy: the plan and the steps", () => {
     assert.ok(names.indexOf("prod-server-1-destroy-uninstall") < names.indexOf("destroy-begin"));
     assert.equal(JSON.parse(managedNodesManifest(config)).data.uninstallOnDestroy, "true");
   });
+
+  it("pulumi destroy runs every armed entry's own teardown before destroy-begin, so no removal overlaps the destroy's uninstalls (two servers never leave at once)", () => {
+    const check = (config: ResolvedConfig) => {
+      const steps = clusterSteps(config, planCluster(config));
+      // The engine deletes a resource before everything it depends on, and only then: a teardown
+      // that (through its after) depends on destroy-begin is deleted (runs) before it.
+      const waitsFor = (name: string, seen = new Set<string>()): Set<string> => {
+        for (const a of steps.find((s) => s.name === name)?.after ?? []) if (!seen.has(a)) (seen.add(a), waitsFor(a, seen));
+        return seen;
+      };
+      const teardowns = steps.filter((s) => s.operation === "decommission").map((s) => s.name);
+      assert.ok(teardowns.length >= 2, "an armed entry: a drain and an uninstall");
+      for (const t of teardowns) assert.ok(waitsFor(t).has("destroy-begin"), `${t} is deleted before destroy-begin (it waits for: ${[...waitsFor(t)].join(", ")})`);
+    };
+    check(armed((r) => ((r.nodes[4] as { decommission?: boolean }).decommission = true)));
+    check(fixtureConfig("topology"));
+  });
 });
 
 describe("protect: pulumi destroy on prod needs a config change first (issue 23)", () => {
