@@ -4,6 +4,8 @@ import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
 import { CIDR_FUNCTIONS } from "../shell/cidr";
 import { nodeNetworks } from "../config/node-networks";
+import { clusterTopology, nodeAddress } from "../config/topology";
+import { isIp } from "../config/net";
 import { CLUSTER_RELEASE_VARIABLE, renderDownloadPreflight, renderHostPreflight, renderReleasePreflight } from "./preflight";
 
 export { CLUSTER_RELEASE_VARIABLE };
@@ -174,6 +176,10 @@ export function noProxyList(config: ResolvedConfig, extra: string[] = []): strin
       `.${k3s.clusterDomain}`,
       ...(k3s.apiEndpoint ? [k3s.apiEndpoint] : []),
       ...k3s.tlsSan,
+      // The first server's address, when a name: joining servers (and agents without apiEndpoint)
+      // dial it (topology.ts serverJoinUrl/agentJoinUrl) and no node network covers a name. An
+      // address is covered by nodeNetworks/noProxy (validated), so it is not listed.
+      ...[nodeAddress(clusterTopology(config).firstServer)].filter((a) => !isIp(a)),
       ...nodeNetworks(config),
       // k3s.vpn: K3s advertises the servers' tailnet addresses (k3s-io/k3s pkg/cli/server: "Changed
       // advertise-address to … due to VPN"), which agents then dial: never through the proxy.
