@@ -455,7 +455,7 @@ export function followsChannel(config: ResolvedConfig): boolean {
  */
 export function renderClusterReleaseGuard(config: ResolvedConfig, node: NodeConfig): Shell {
   if (!followsChannel(config)) return raw("");
-  const unit = `/etc/systemd/system/${node.role === "server" ? "k3s" : "k3s-agent"}.service`;
+  const { unit } = unitFiles(serviceName(node));
   return sh`
 # Channel ${config.k3s.channel ?? "stable"}: the cluster's release, recorded once per stack (<stack>-k3s-release; components/k3s/release.ts).
 CHANNEL=${config.k3s.channel ?? "stable"}
