@@ -44,6 +44,12 @@ export function withoutNodeNetworks(raw: StackInput): StackInput {
   return raw;
 }
 
+/** The stack behind a proxy whose noProxy names every node address (how a stack without node networks keeps them off it). */
+export function withNoProxyNamingEveryNode(raw: StackInput): StackInput {
+  raw.k3s = { ...raw.k3s, proxy: { httpProxy: "http://proxy.example.com:3128", noProxy: raw.nodes.map((n) => n.host) } };
+  return raw;
+}
+
 export interface BenchResource {
   type: string;
   name: string;

@@ -12,7 +12,7 @@ import { renderTree } from "../tools/tree";
 import { ControlPlane, missingTools } from "../tools/harness/apiserver";
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { engineMissing, engineWorkspace, inClusterProgram, inlineStack, projectEngineMissing, projectStack } from "../tools/harness/engine";
-import { BenchResource, buildGraph, prodWithNodes, REPO, runPack, withoutNodeNetworks } from "./graph";
+import { BenchResource, buildGraph, prodWithNodes, REPO, runPack, withNoProxyNamingEveryNode, withoutNodeNetworks } from "./graph";
 import { runCli } from "../tools/cli";
 import { churnTable } from "./churn";
 
@@ -214,7 +214,8 @@ function churnSection(): void {
  * work is deterministic and other load on the machine only ever adds to it, and a 500-node run
  * (~0.2 s) is short enough for one burst to move a median of three by a fifth. Two stacks: the prod sample
  * (k3s.nodeNetworks declared) and the same without nodeNetworks, whose firewall sources name every
- * node address. Then the nodes' bytes: each plan's bundle and step triggers, which the plan renders
+ * node address, and that one with a proxy whose noProxy names every node (each node's NO_PROXY then
+ * does too, in its install script and apply.sh). Then the nodes' bytes: each plan's bundle and step triggers, which the plan renders
  * and hashes on first read (when the node's resources are written, components/node/component.ts).
  * Without nodeNetworks every os-prep.sh lists every node, so those bytes grow with the square of
  * the node count: the line says how many there are.
@@ -227,6 +228,7 @@ async function pureScaling(): Promise<void> {
   const stacks = [
     { label: "with k3s.nodeNetworks (prod sample)", raw: (n: number) => prodWithNodes(n) },
     { label: "without k3s.nodeNetworks", raw: (n: number) => withoutNodeNetworks(prodWithNodes(n)) },
+    { label: "without k3s.nodeNetworks, a proxy whose noProxy names every node", raw: (n: number) => withNoProxyNamingEveryNode(withoutNodeNetworks(prodWithNodes(n))) },
   ];
   const measure = async (raw: StackInput) => {
     const config = loadStackConfig(raw);

@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { prodWithNodes, withoutNodeNetworks } from "../../bench/graph";
+import { prodWithNodes, withNoProxyNamingEveryNode, withoutNodeNetworks } from "../../bench/graph";
 import { parseStackConfig } from "../../components/stack/load";
 
 /**
@@ -11,6 +11,7 @@ describe("bench stacks (bench/graph.ts)", () => {
   for (const [label, nodes, raw] of [
     ["with k3s.nodeNetworks", 5000, () => prodWithNodes(5000)],
     ["without k3s.nodeNetworks", 1000, () => withoutNodeNetworks(prodWithNodes(1000))],
+    ["without k3s.nodeNetworks, noProxy naming every node", 1000, () => withNoProxyNamingEveryNode(withoutNodeNetworks(prodWithNodes(1000)))],
   ] as const) {
     it(`prod sample at ${nodes} nodes ${label} validates`, function () {
       this.timeout(60_000);
