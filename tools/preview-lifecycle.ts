@@ -1,7 +1,7 @@
 import { CLUSTER_CHILDREN, childName, childSuffix, ENCRYPTION_PHASES, NODE_CHILDREN, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
 import { OPERATIONS, operationOf } from "../components/operations";
 import type { PreviewStep } from "./preview-types";
-import { snapshotTime } from "../components/backup/restore";
+import { parseRestoreResetDone, snapshotTime } from "../components/backup/restore";
 import { CoveringOperation, parseCovered } from "../components/operations/covered";
 import { MAINTENANCE_RECORD } from "../components/operations/maintenance";
 import { maintenanceGroups } from "../components/maintenance/render";
@@ -182,7 +182,15 @@ function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
   const r = clusterConfig(named)?.restore;
   // A check this up does not create ran before: its record (stdout) lists the nodes the restore
   // covered; a step created on any other node runs nothing (a node that joined after it).
-  const covered = coveredBefore(lifecycle.find((l) => l.of!.child === "restoreCheck"), "restore", String(r?.id ?? ""));
+  const check = lifecycle.find((l) => l.of!.child === "restoreCheck");
+  const covered = coveredBefore(check, "restore", String(r?.id ?? ""));
+  // Its reset was done before this up: a node re-added under a covered name since stops nothing;
+  // its rejoin or restart runs only where this restore stopped K3s (a retry), said apart below.
+  const resetDone = covered !== undefined && parseRestoreResetDone(String(check?.step.oldState?.outputs?.stdout ?? ""), String(r?.id ?? ""));
+  if (resetDone) {
+    const nodes = [...new Set(created.map((l) => l.of!.node))];
+    return [`restore ${r?.id ?? ""}'s reset was done before this up: on ${nodes.join(", ")} nothing stops; a rejoin or agent restart runs only where restore ${r?.id ?? ""} stopped K3s (a retry) (docs/backup-and-restore.md)`];
+  }
   const running = created.filter((l) => !covered || covered.has(l.of!.node));
   const inert = [...new Set(created.filter((l) => !running.includes(l)).map((l) => l.of!.node))];
   const note = inertLine("restore", String(r?.id ?? ""), inert);

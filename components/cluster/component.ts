@@ -6,7 +6,7 @@ import { encryptionKeys, SecretsEncryption } from "../encryption/component";
 import type { EncryptionKeys, NodeSecrets, RegistryAuth } from "../config/secrets";
 import { EncryptionStatus } from "../encryption/render";
 import { parseBaseline } from "../operations/once";
-import { parseRestoreCovered } from "../backup/restore";
+import { parseRestoreCovered, parseRestoreResetDone } from "../backup/restore";
 import { restoreStepNames } from "../operations/restore";
 import { MAINTENANCE_RECORD } from "../operations/maintenance";
 import { parseCovered } from "../operations/covered";
@@ -188,6 +188,11 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       restoreCovered: (get) => {
         const check = config.restore && (get(restoreStepNames(config)[0]!) as command.remote.Command | undefined);
         return check ? check.stdout.apply((out) => parseRestoreCovered(out, String(config.restore!.id))) : pulumi.output([]);
+      },
+      // Whether the restore's reset on the first server was done: the same record says so.
+      restoreResetDone: (get) => {
+        const check = config.restore && (get(restoreStepNames(config)[0]!) as command.remote.Command | undefined);
+        return check ? check.stdout.apply((out) => parseRestoreResetDone(out, String(config.restore!.id))) : pulumi.output(false);
       },
       maintenanceCovered: (get) => {
         const record = config.maintenance && (get(MAINTENANCE_RECORD) as command.remote.Command | undefined);

@@ -27,6 +27,7 @@ export interface FactSources {
   encryptionKeys: () => pulumi.Input<EncryptionKeys>;
   restoreToken: () => pulumi.Input<string>;
   restoreCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
+  restoreResetDone: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<boolean>;
   maintenanceCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
 }
 

@@ -31,6 +31,12 @@ export interface Facts {
    * is not asked (`npm run render`, plan churn): every node the config manages.
    */
   restoreCovered?: readonly string[];
+  /**
+   * Whether the armed restore's reset on the first server was done before this `up` (its check's
+   * record, backup/restore.ts parseRestoreResetDone): then a node's stop runs nothing and an
+   * agent's restart runs only where one began. Undefined (render): not done.
+   */
+  restoreResetDone?: boolean;
   /** The nodes the armed maintenance covered (its `maintenance-record` step's stdout); undefined as above. */
   maintenanceCovered?: readonly string[];
 }

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as fc from "fast-check";
-import { parseRestoreCovered, RESET_FLAG, RESTORE_COVERED, restoreCoversLine, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
+import { parseRestoreCovered, parseRestoreResetDone, RESET_FLAG, RESTORE_COVERED, restoreCoversLine, RESTORE_RESTARTING, RESTORE_STOPPED, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
 import { restoreSchema } from "../../../components/config/schema";
 import { secretIssues } from "../../../components/config/validate";
 import { PATHS } from "../../../components/k3s/paths";
@@ -306,9 +306,58 @@ describe("operation restore", () => {
       const coveredNow = parseRestoreCovered(sameUp.out, "1");
       assert.deepEqual(coveredNow, [...ORIGINAL_NODES.slice(0, 3), "prod-server-4", ...ORIGINAL_NODES.slice(3), "prod-agent-4"]);
       const joined = host("prod-server-4");
+      assert.equal(exec(joined, stdinOf(byName(later.steps, "prod-server-4-restore-stop"), { restoreCovered: coveredNow })).status, 0);
       const rejoin = exec(joined, stdinOf(byName(later.steps, "prod-server-4-restore-rejoin"), { restoreCovered: coveredNow }));
       assert.equal(rejoin.status, 0, rejoin.out);
       assert.ok(existsSync(join(joined.root, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")), "covered: its etcd data moved aside, it rejoins");
+    });
+
+    it("a node removed and re-added under its name after the reset (a fresh host, restore still set) stops nothing, moves no etcd data, restarts nothing; a rejoin or restart begun before the re-add still runs on a retry", () => {
+      const { steps } = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
+      const byName = (n: string) => steps.find((s) => s.name === n)!;
+      const first = host("prod-server-1");
+      const check = exec(first, stdinOf(steps[0]!));
+      assert.equal(check.status, 0, check.out);
+      assert.equal(parseRestoreResetDone(check.out, "1"), false, "before the reset: not done");
+      const covered = parseRestoreCovered(check.out, "1");
+      // The arming up: prod-server-2 stops (its K3s gets the marker), the first server resets.
+      const second = host("prod-server-2");
+      for (const [h, n] of [[second, "prod-server-2-restore-stop"], [first, "prod-server-1-restore-stop"]] as const) assert.equal(exec(h, stdinOf(byName(n), { restoreCovered: covered })).status, 0);
+      assert.equal(readFileSync(join(second.root, RESTORE_STOPPED), "utf8"), "1", "the stop marks the K3s it stopped");
+      assert.equal(exec(first, stdinOf(byName("prod-server-1-restore-reset"), { restoreCovered: covered })).status, 0);
+      // The check's update prints the record: it now says the reset is done.
+      const printed = spawnSync("bash", ["-c", `cat "${first.root}${RESTORE_COVERED}"`], { encoding: "utf8" }).stdout;
+      assert.equal(parseRestoreResetDone(printed, "1"), true);
+      assert.equal(parseRestoreResetDone(printed, "2"), false, "another id's reset is not this one's");
+      assert.deepEqual(parseRestoreCovered(printed, "1"), covered, "the record still covers the same nodes");
+      const after = { restoreCovered: covered, restoreResetDone: true };
+
+      // prod-server-3 and prod-agent-1 were removed and re-added under their names: fresh hosts,
+      // in the record, K3s running, no marker; their steps are new resources.
+      const third = host("prod-server-3");
+      const agent = host("prod-agent-1");
+      for (const [h, n] of [[third, "prod-server-3-restore-stop"], [third, "prod-server-3-restore-rejoin"], [agent, "prod-agent-1-restore-restart"]] as const) {
+        const r = exec(h, stdinOf(byName(n), after));
+        assert.equal(r.status, 0, r.out);
+        assert.match(r.out, /reset of restore 1 was done before this node joined the cluster: nothing to do|not stopped by restore 1 .*no etcd data moves|no restart of it began on this K3s: nothing to restart/, n);
+      }
+      assert.deepEqual(calls(third), [], "nothing stopped or started on the re-added server");
+      assert.deepEqual(calls(agent), [], "nothing restarted on the re-added agent");
+      assert.ok(existsSync(join(third.root, "run/active/k3s")), "its K3s runs");
+      assert.ok(existsSync(join(third.root, "var/lib/rancher/k3s/server/db/etcd")) && !existsSync(join(third.root, "var/lib/rancher/k3s/server/db.before-restore-1")), "its etcd data stays");
+      assert.doesNotMatch(stdinOf(byName("prod-server-3-restore-stop"), after), /systemctl/, "the stop renders no stop at all");
+
+      // A retry after the reset (prod-server-2's rejoin failed in the arming up): its K3s carries the marker, so it rejoins.
+      const rejoin = exec(second, stdinOf(byName("prod-server-2-restore-rejoin"), after));
+      assert.equal(rejoin.status, 0, rejoin.out);
+      assert.ok(existsSync(join(second.root, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")), "the server restore 1 stopped rejoins");
+      // An agent whose restart began (and failed) before: it restarts on the retry.
+      const began = host("prod-agent-2");
+      mkdirSync(join(began.root, "var/lib/rancher/k3s/agent"), { recursive: true });
+      writeFileSync(join(began.root, RESTORE_RESTARTING), "1");
+      const restarted = exec(began, stdinOf(byName("prod-agent-2-restore-restart"), after));
+      assert.equal(restarted.status, 0, restarted.out);
+      assert.ok(calls(began).includes("systemctl stop k3s-agent"), "its restart runs again");
     });
   });
 });

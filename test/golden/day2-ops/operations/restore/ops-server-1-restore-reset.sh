@@ -70,6 +70,10 @@ say "start k3s"
 systemctl start --no-block k3s
 wait_ready "$NODE" 300 || fail "$NODE is not Ready 300s after starting from the restored snapshot; see journalctl -u k3s"
 say "restored from $SNAPSHOT, Ready"
+# The record the check prints on every run says the reset is done: a node that joins from now on
+# (added, or removed and re-added under its name) stops and restarts nothing for this id.
+mkdir -p "$ROOT"/var/lib/k3s-platform/restore
+printf '%s\n' 'restore reset done: 1' >>"$ROOT"/var/lib/k3s-platform/restore/covered
 if [ -n "$restore_token" ]; then
   say "k3s token rotate back to the configured token"
   K3S_TOKEN="$restore_token" k3s token rotate --new-token "$(password_of "$current_token")" </dev/null || fail "k3s token rotate back to the configured token failed: K3s runs with restoreToken; run pulumi up again"
