@@ -8,6 +8,7 @@ import { PATHS } from "../k3s/paths";
 import { ONCE_DIR } from "../operations/once";
 import { coveredRecordPath, coversLine, parseCovered, printCovered, printCoveredCommand, writeCovered } from "../operations/covered";
 import { heredocBody, raw, Shell, sh } from "../shell/sh";
+import { CURL_WHY, REQUIRE_CURL, TOKEN_ROTATE } from "../rotation/token-request";
 
 /**
  * Restoring an embedded-etcd snapshot (`restore` in the stack config, docs/backup-and-restore.md),
@@ -230,7 +231,7 @@ mv "$ONCE.tmp" "$ONCE"
  * Records the nodes the restore covers (RESTORE_COVERED: the managed nodes now, those that joined
  * in this `up` included, as they joined before the restore) and prints the record on every run.
  */
-export function renderRestoreCheck(config: ResolvedConfig, restore: RestoreConfig, id: string): string {
+export function renderRestoreCheck(config: ResolvedConfig, restore: RestoreConfig, id: string, restoreTokenSet = false): string {
   const { first, others, agents } = restoreServers(config);
   const path = restorePath(config, restore);
   const taken = snapshotTime(restore.snapshot);
@@ -253,7 +254,9 @@ say "snapshot file $SNAPSHOT, written $(date -u -r "$ROOT$SNAPSHOT" +%Y-%m-%dT%H
     first,
     id,
     sh`SNAPSHOT=${path}
-[ ! -e "$ROOT"${RESET_FLAG} ] || fail ${`the K3s reset-flag ${RESET_FLAG} is present: a cluster reset ran and K3s has not started since; start k3s here (systemctl start k3s) first; nothing was stopped`}
+${restoreTokenSet ? sh`# restoreToken is set: the reset rotates the token back with curl (rotation/token-request.ts).
+command -v curl >/dev/null 2>&1 || fail ${`curl is not installed on ${first.name}, which step reset needs (restoreToken is set): ${CURL_WHY}; install curl there and run pulumi up again; nothing was stopped`}
+` : raw("")}[ ! -e "$ROOT"${RESET_FLAG} ] || fail ${`the K3s reset-flag ${RESET_FLAG} is present: a cluster reset ran and K3s has not started since; start k3s here (systemctl start k3s) first; nothing was stopped`}
 ${source}
 say ${`restoring ${restore.source} snapshot ${restore.snapshot}, ${when}: everything written to the cluster after it is lost; K3s stops on every server next`}
 ${writeCovered("restore", id, [first, ...others, ...agents].map((n) => n.name))}`,
@@ -299,9 +302,10 @@ export interface RestoreSecrets {
 /**
  * The first server's reset: cluster-reset from the snapshot, start, Ready. With `restoreToken`,
  * K3s resets and starts with that token (a 0600 drop-in, removed on exit), then the token is
- * rotated back to the configured one (`k3s token rotate`, docs.k3s.io/cli/token: the old token
- * through K3S_TOKEN, the new one as K3s takes it, a flag) and K3s restarts with it. A reset that
- * ran is recorded per id, so a retry after a later failure never resets again.
+ * rotated back to the configured one (the request `k3s token rotate` makes, docs.k3s.io/cli/token,
+ * sent with curl from its stdin: rotation/token-request.ts, no token on a command line) and K3s
+ * restarts with it. A reset that ran is recorded per id, so a retry after a later failure never
+ * resets again.
  */
 export function renderRestoreReset(config: ResolvedConfig, restore: RestoreConfig, id: string, secrets?: RestoreSecrets): string {
   const { first } = restoreServers(config);
@@ -309,6 +313,7 @@ export function renderRestoreReset(config: ResolvedConfig, restore: RestoreConfi
   const dropIn = withToken ? heredocBody(stringify({ token: secrets.restoreToken }, { lineWidth: 0 })) : undefined;
   const tokenSetup = dropIn
     ? sh`password_of() { local t="$1"; t="\${t#K10*::}"; t="\${t#server:}"; printf '%s' "$t"; }
+${REQUIRE_CURL}${TOKEN_ROTATE}
 restore_token=${secrets!.restoreToken!}
 current_token=${secrets!.token}
 DROPIN="$ROOT"${RESTORE_TOKEN_DROPIN}
@@ -316,6 +321,8 @@ if [ "$(password_of "$restore_token")" = "$(password_of "$current_token")" ]; th
   say "restoreToken is the configured token: nothing to switch"
   restore_token=""
 else
+  # The check refused a host without curl before anything stopped; this is the step's own guard.
+  require_curl reset
   trap 'rm -f "$DROPIN"' EXIT
   mkdir -p "$(dirname "$DROPIN")"
   (umask 077; cat >"$DROPIN" ${dropIn.open}
@@ -328,8 +335,10 @@ fi
   const rotateBack = dropIn
     ? sh`
 if [ -n "$restore_token" ]; then
-  say "k3s token rotate back to the configured token"
-  K3S_TOKEN="$restore_token" k3s token rotate --new-token "$(password_of "$current_token")" </dev/null || fail "k3s token rotate back to the configured token failed: K3s runs with restoreToken; run pulumi up again"
+  say "rotate the token back to the configured one (PUT /v1-k3s/token, as k3s token rotate does)"
+  # The request k3s token rotate makes, its configuration on curl's stdin: no token is a process
+  # argument (rotation/token-request.ts); it fails naming what K3s answered.
+  token_rotate "$restore_token" "$(password_of "$current_token")"
   rm -f "$DROPIN"
   timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed"
   systemctl start --no-block k3s

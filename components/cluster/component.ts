@@ -184,6 +184,8 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       tokenSalt: () => salt.result,
       encryptionKeys: () => keys,
       restoreToken: () => args.restoreToken ?? "",
+      // Only whether it is set, unsecret: the restore's check (not secret in state) requires curl then.
+      restoreTokenSet: () => pulumi.unsecret(pulumi.output(args.restoreToken ?? "").apply((t) => t !== "")),
       // The nodes the restore covered: its check's record, printed on every run (backup/restore.ts).
       restoreCovered: (get) => {
         const check = config.restore && (get(restoreStepNames(config)[0]!) as command.remote.Command | undefined);

@@ -141,7 +141,7 @@ export const restore: Operation = {
       return s;
     };
     const lost = `everything written to the cluster after snapshot ${r.snapshot} was taken is lost`;
-    previous = [step(first, "restoreCheck", `${first.name}: the ${r.source} snapshot ${r.snapshot} exists; nothing stops yet (${lost})`, renderRestoreCheck(config, r, id), false, 120).name];
+    previous = [step(first, "restoreCheck", `${first.name}: the ${r.source} snapshot ${r.snapshot} exists; nothing stops yet (${lost})`, { needs: ["restoreTokenSet"], render: (facts) => renderRestoreCheck(config, r, id, facts.restoreTokenSet === true) }, false, 120).name];
     // Every server stops (the other servers first, the first server last): the documented exception.
     for (const server of [...others, first]) {
       previous = [step(server, "restoreStop", `${server.name}: stop K3s (every server stops before the reset)`, renderRestoreStop(server, id), true, STOP_BOUND).name];

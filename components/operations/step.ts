@@ -25,6 +25,8 @@ export interface Facts {
   encryptionKeys: EncryptionKeys;
   /** `restoreToken` (a secret): the token a snapshot to restore was taken with; empty when not set. */
   restoreToken: string;
+  /** Whether `restoreToken` is set (not secret: only that it is): the restore's check then requires curl. Undefined (render): not set. */
+  restoreTokenSet?: boolean;
   /**
    * The nodes the armed restore covered (its check step's record, backup/restore.ts
    * parseRestoreCovered): the other restore steps run only on those. Undefined where the engine

@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as fc from "fast-check";
@@ -8,6 +9,7 @@ import { parseRestoreCovered, parseRestoreResetDone, RESET_FLAG, RESTORE_COVERED
 import { restoreSchema } from "../../../components/config/schema";
 import { secretIssues } from "../../../components/config/validate";
 import { PATHS } from "../../../components/k3s/paths";
+import { SERVER_CA_FILE } from "../../../components/rotation/token-request";
 import { rotationDone } from "../../../components/operations/certificates";
 import { clusterSteps } from "../../../components/operations";
 import { restore, restoreStepNames } from "../../../components/operations/restore";
@@ -159,6 +161,8 @@ describe("operation restore", () => {
       mkdirSync(join(root, "srv/snapshots"), { recursive: true });
       writeFileSync(join(root, `srv/snapshots/${SNAPSHOT}`), snapshotToken ? `token=${snapshotToken}\n` : "snapshot\n");
       mkdirSync(join(root, "var/lib/rancher/k3s/server/db/etcd"), { recursive: true });
+      mkdirSync(join(root, "var/lib/rancher/k3s/server/tls"), { recursive: true });
+      writeFileSync(join(root, SERVER_CA_FILE), "-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n");
       const log = join(root, "calls.log");
       writeFileSync(log, "");
       return { root, log, env: { ...process.env, K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${STUBS}:${process.env.PATH}` } };
@@ -260,21 +264,44 @@ describe("operation restore", () => {
       const first = host("prod-server-1", "K10ca::server:old-pass");
       rmSync(join(first.root, "run/active/k3s"));
       const script = stdinOf(reset, { restoreToken: "K10ca::server:old-pass" });
-      const r = exec(first, script);
+      // Every process the script starts, with its argv (strace -f -e execve): neither token in any.
+      const trace = join(first.root, "execve.log");
+      const traced = spawnSync("strace", ["-f", "-qq", "-e", "trace=execve", "-s", "65536", "-o", trace, "bash", "-s"], { input: script, encoding: "utf8", env: first.env });
+      const r = { status: traced.status, out: `${traced.stdout}${traced.stderr}` };
       assert.equal(r.status, 0, r.out);
       assert.deepEqual(calls(first), [
         "systemctl stop k3s",
         `k3s server --cluster-reset --cluster-reset-restore-path=/srv/snapshots/${SNAPSHOT} --etcd-s3=false`,
         "systemctl start --no-block k3s",
-        // The old token goes through K3S_TOKEN; the configured one as K3s takes it (docs.k3s.io/cli/token).
-        "k3s token rotate --new-token current-pass",
+        // Rotated back by K3s' token endpoint (the request k3s token rotate makes), the curl
+        // configuration on stdin: the stand-in authenticated old-pass and recorded the new one's hash.
+        "curl -K -",
+        `token endpoint: rotated new-token-sha256=${createHash("sha256").update("current-pass").digest("hex")}`,
         "systemctl stop k3s",
         "systemctl start --no-block k3s",
       ]);
+      const execs = readFileSync(trace, "utf8").split("\n").filter((l) => l.includes("execve("));
+      assert.ok(execs.some((l) => /"curl", "-K", "-"\]/.test(l)));
+      for (const secret of ["old-pass", "current-pass"]) assert.ok(!execs.some((l) => l.includes(secret)), `${secret} in no process's argv`);
+      assert.equal(readFileSync(join(first.root, "var/lib/rancher/k3s/server/token"), "utf8").trim().replace(/^K10[0-9a-f]*::/, ""), "server:current-pass", "K3s runs with the configured token again");
       assert.ok(!existsSync(join(first.root, RESTORE_TOKEN_DROPIN)), "the restore-token drop-in is removed");
       assert.doesNotMatch(readFileSync(first.log, "utf8"), /old-pass/, "restoreToken never on a command line");
       assert.doesNotMatch(script, /bash -c/, "the script runs in the shell that reads it: no argument carries it");
     });
+    it("restoreToken set and no curl on the first server: the check refuses before anything stops, naming host, step and why", () => {
+      const { steps } = stepsOf(restore, withRestore({ id: 5, snapshot: SNAPSHOT }));
+      const first = host("prod-server-1");
+      const tools = join(first.root, "tools");
+      mkdirSync(tools);
+      for (const t of ["bash", "cat", "date", "mkdir", "mv", "dirname"]) symlinkSync(spawnSync("bash", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim(), join(tools, t));
+      const run = (facts: Partial<Facts>) => spawnSync("/bin/bash", ["-s"], { input: stdinOf(steps[0]!, facts), encoding: "utf8", env: { ...first.env, PATH: tools } });
+      const refused = run({ restoreTokenSet: true });
+      assert.equal(refused.status, 1);
+      assert.match(refused.stderr, /^restore\[prod-server-1\] check: curl is not installed on prod-server-1, which step reset needs \(restoreToken is set\): K3s' token rotation request is sent with curl .*; install curl there and run pulumi up again; nothing was stopped$/m);
+      assert.ok(!existsSync(join(first.root, RESTORE_COVERED)), "nothing recorded, nothing stopped");
+      assert.equal(run({}).status, 0, "without restoreToken curl is not needed");
+    });
+
     it("a restore covers exactly the nodes of its check's record: steps of nodes that joined later run nothing; a node added in the arming up is covered", () => {
       const armed = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
       const first = host("prod-server-1");
