@@ -145,6 +145,12 @@ describe("operation restore", () => {
     // A covered server whose rejoin failed last time (nothing in state): its retry does run.
     const retry: PreviewStep = { op: "create", urn: urn("prod-server-3-restore-rejoin") };
     assert.match(lifecycleLines([cluster, check, retry], "prod")[0]!, /^⚠️ restore .*prod-server-3 rejoins one at a time/);
+    // The reset was done before this up (the record says so): a server re-added under a covered name is not announced as stopping.
+    const done: PreviewStep = { ...check, oldState: { outputs: { stdout: `${record}restore reset done: 1\n` } } };
+    const readded = ["prod-server-3-restore-stop", "prod-server-3-restore-rejoin"].map((n): PreviewStep => ({ op: "create", urn: urn(n) }));
+    assert.deepEqual(lifecycleLines([cluster, done, ...readded], "prod"), [
+      "restore 1's reset was done before this up: on prod-server-3 nothing stops; a rejoin or agent restart runs only where restore 1 stopped K3s (a retry) (docs/backup-and-restore.md)",
+    ]);
   });
 
   describe("the scripts, run against stand-ins of K3s' documented restore (test/helpers/stubs-backup)", () => {
