@@ -71,7 +71,7 @@ function nodeUids(lines: readonly string[], prefix: string): Map<string, string>
 }
 
 /**
- * Shell that prints `<prefix>NAME UID` for every Node the API lists (expects `k3s kubectl` on a
+ * Shell that prints "<prefix>NAME UID" for every Node the API lists (expects k3s kubectl on a
  * server; fails the script, naming what, when the API does not answer).
  */
 function printNodeUids(prefix: string): Shell {
