@@ -29,6 +29,13 @@ function destroyGuard(stack: string, cluster: K3sCluster, inCluster: pulumi.Reso
   new pulumi.ComponentResource(TYPES.destroyGuard, childName(stack, CLUSTER_CHILDREN.destroyGuard), {}, { ...opts, protect, dependsOn: everything });
 }
 
+/** A channel stack's recorded release, or `channel:<name>` while it cannot be read. */
+function k3sRelease(cluster: K3sCluster, channel: string): pulumi.Input<string> {
+  const fallback = `channel:${channel}`;
+  // With the channel-change warning (K3sCluster.channelChange): the export is awaited, so is it.
+  return cluster.release ? pulumi.all([cluster.release, cluster.channelChange]).apply(([r]) => r ?? fallback) : fallback;
+}
+
 /**
  * The whole stack: the cluster over SSH, then the in-cluster layer through a provider built from
  * the cluster's kubeconfig. `opts` reaches every top-level component (tests pass transformations).
@@ -66,8 +73,12 @@ export function buildProgram(program: ProgramConfig, stack: string, opts: pulumi
     /** Per server: every certificate `k3s certificate check` reports and the first to expire. */
     certificateExpiry: cluster.certificateExpiry,
     nodes: cluster.plan.nodes.map((n) => ({ name: n.node.name, role: n.role, host: n.node.host })),
-    /** The configured release (`channel:<name>` when only a channel is set: nodes run what it served at install). */
-    k3sVersion: config.k3s.version ?? `channel:${config.k3s.channel ?? ""}`,
+    /**
+     * The cluster's release: `k3s.version`, or on a channel stack the release the k3s-release step
+     * recorded (issue 28), which every node runs; `channel:<name>` only while that record is
+     * unreadable. The pack's upgrade-path check reads it at the next up (a move to k3s.version).
+     */
+    k3sVersion: config.k3s.version ?? k3sRelease(cluster, config.k3s.channel ?? ""),
     /** A secret: `pulumi stack output clusterToken --show-secrets` (docs/backup-and-restore.md: a restore needs it). */
     clusterToken: cluster.token,
     /** Not a stack output: resolves once every node is registered (K3sCluster.registered). */

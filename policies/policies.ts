@@ -294,7 +294,9 @@ const upgradePathAllowed: StackValidationPolicy = {
     const config = cluster?.props.config as ResolvedConfig | undefined;
     const to = config?.k3s.version;
     const from = (cluster?.props as DeployedView | undefined)?.deployed?.k3sVersion;
-    // A new stack has no outputs yet; a channel (`channel:<name>`) pins no release to compare.
+    // A new stack has no outputs yet. A channel stack's output is the release its k3s-release step
+    // recorded (program.ts), so its move to k3s.version is checked like any other; `channel:<name>`
+    // (an unreadable record, or an output written before the record existed) has nothing to compare.
     if (!config || !to || typeof from !== "string" || !from.startsWith("v")) return;
     const problem = upgradeProblem(from, to, config.k3s.datastore.type === "etcd");
     if (problem) report(`k3s.version: the last up deployed ${from}; ${problem}`, cluster!.urn);

@@ -106,6 +106,7 @@ export function lifecycleLines(steps: PreviewStep[], stack: string, roles?: Node
     .filter((p) => (Object.values(ENCRYPTION_PHASES) as string[]).includes(p));
   if (phases.length && creating) armedAtCreation.push("encryption key rotation");
   else if (phases.length) lines.push(`rotate encryption keys (${phases.join(", ")}): after each phase ${plural(servers, "server")} restart one at a time`);
+  lines.push(...sameIdLines(named));
   lines.push(...restoreLines(lifecycle, named));
   lines.push(...maintenanceLines(lifecycle, named, creating, stack));
   if (armedAtCreation.length) lines.push(`new cluster: ${armedAtCreation.join(", ")} recorded as done, nothing runs (nothing to rotate yet); a later value runs it`);
@@ -169,6 +170,44 @@ type Lifecycle = Named & { of?: ReturnType<typeof nodeLifecycleOf> };
 function clusterConfig(named: Named[]): Partial<ResolvedConfig> | undefined {
   const cluster = named.find((s) => s.type === TYPES.cluster);
   return (cluster?.step.newState?.inputs?.config ?? cluster?.step.oldState?.inputs?.config) as Partial<ResolvedConfig> | undefined;
+}
+
+/** Per one-shot operation: the settings a new id runs again (the id aside), and what to do instead. */
+const ONE_SHOT_SETTINGS = {
+  restore: {
+    keys: ["snapshot", "source"],
+    doc: "backup-and-restore",
+    instead: (r: Record<string, unknown>) => `, so this restores nothing there; set a new restore.id to restore ${String(r.snapshot)}`,
+  },
+  maintenance: {
+    keys: ["command", "reboot", "nodes"],
+    doc: "maintenance",
+    instead: () => ", and nodes it did not cover when it first ran are not added; set a new maintenance.id to run it",
+  },
+} as const;
+
+/**
+ * `restore` or `maintenance` changed under the same id: every step that finished for that id
+ * skips it on its host (operations/once.ts guardOnce) and the covered nodes are recorded once per
+ * id (operations/covered.ts), so the change alone runs nothing where the operation ran. The engine
+ * shows only updates of its steps; this says it in words, naming the way that runs it.
+ */
+function sameIdLines(named: Named[]): string[] {
+  const cluster = named.find((s) => s.type === TYPES.cluster);
+  const before = cluster?.step.oldState?.inputs?.config as Partial<ResolvedConfig> | undefined;
+  const now = cluster?.step.newState?.inputs?.config as Partial<ResolvedConfig> | undefined;
+  const lines: string[] = [];
+  for (const operation of ["restore", "maintenance"] as const) {
+    const was = before?.[operation] as Record<string, unknown> | undefined;
+    const is = now?.[operation] as Record<string, unknown> | undefined;
+    if (!was || !is || String(was.id) !== String(is.id)) continue;
+    const { keys, doc, instead } = ONE_SHOT_SETTINGS[operation];
+    const changed = keys.filter((k) => JSON.stringify(was[k] ?? null) !== JSON.stringify(is[k] ?? null));
+    if (!changed.length) continue;
+    const id = `${operation} ${String(is.id)}`;
+    lines.push(`⚠️ ${id}: ${changed.map((k) => `${operation}.${k}`).join(", ")} changed under the same id: every step that already ran for ${id} is not run again${instead(is)} (docs/${doc}.md)`);
+  }
+  return lines;
 }
 
 /**

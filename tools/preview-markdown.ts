@@ -1,5 +1,5 @@
 import { childName, CLUSTER_CHILDREN, NODE_CHILDREN, nodeChildOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
-import { parseRelease } from "../components/k3s/release";
+import { parseRelease, recordedChannel } from "../components/k3s/release";
 import { hookSummary, HookView } from "../components/hooks/summary";
 import { rolloutLegend, rolloutMermaid, StepState } from "../components/operations/mermaid";
 import type { Step } from "../components/operations/step";
@@ -210,9 +210,13 @@ export function releaseLines(steps: PreviewStep[], stack: string, channel?: stri
   if (!channel) return ran ? [`K3s on the hosts at the last up: ${ran}`] : [];
   // The cluster's release, recorded once by the k3s-release step (components/k3s/release.ts).
   const recorded = steps.find((s) => s.urn.endsWith(`::${stack}-${CLUSTER_CHILDREN.k3sRelease}`));
-  const release = parseRelease(typeof recorded?.oldState?.outputs?.stdout === "string" ? recorded.oldState.outputs.stdout : undefined);
+  const old = recorded?.oldState;
+  const release = parseRelease(typeof old?.outputs?.stdout === "string" ? old.outputs.stdout : undefined);
   if (!release) return [`channel ${channel}: resolved once, on the first server before its first install (\`${stack}-${CLUSTER_CHILDREN.k3sRelease}\`; preview asks no channel); every node installs that release, nodes added later included${ran ? `; the hosts ran ${ran}` : ""}`];
-  return [`channel ${channel}: the cluster's release is ${release} (recorded at its first up); every node installs it, nodes added later included; this up keeps it${ran ? ` (the hosts ran ${ran})` : ""}; to move the cluster, set k3s.version (the upgrade flow)`];
+  // A changed `channel` value is ignored by the step (operations/release.ts): say so, not silently.
+  const was = recordedChannel(old?.inputs?.stdin ?? old?.outputs?.stdin, old?.outputs?.stdout);
+  const changed = was !== undefined && was !== channel ? ` (k3s.channel changed from ${was}: that moves nothing, the release stays)` : "";
+  return [`channel ${channel}${changed}: the cluster's release is ${release} (recorded at its first up); every node installs it, nodes added later included; this up keeps it${ran ? ` (the hosts ran ${ran})` : ""}; to move the cluster, set k3s.version (the upgrade flow)`];
 }
 
 /**

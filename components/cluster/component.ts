@@ -5,6 +5,7 @@ import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { encryptionKeys, SecretsEncryption } from "../encryption/component";
 import type { EncryptionKeys, NodeSecrets, RegistryAuth } from "../config/secrets";
 import { EncryptionStatus } from "../encryption/render";
+import { channelChangeWarning, parseRelease } from "../k3s/release";
 import { parseBaseline } from "../operations/once";
 import { parseRestoreCovered, parseRestoreResetDone } from "../backup/restore";
 import { restoreStepNames } from "../operations/restore";
@@ -105,6 +106,15 @@ export class K3sCluster extends pulumi.ComponentResource {
    * it. Not among the registered outputs, so the component's state is what it was.
    */
   readonly token: pulumi.Output<string>;
+  /**
+   * A channel stack's release (issue 28): what the `<stack>-k3s-release` step recorded (a K3s
+   * release, `v1.MINOR.PATCH+k3sN`), undefined when its stdout is unreadable; absent on a pinned
+   * stack. The `k3sVersion` stack output carries it, so the pack's upgrade-path check compares a
+   * later move to `k3s.version` against the release the cluster really runs.
+   */
+  readonly release?: pulumi.Output<string | undefined>;
+  /** On a channel stack: the warning logged when `k3s.channel` changed after the release was recorded (k3s/release.ts channelChangeWarning). */
+  readonly channelChange?: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: K3sClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     // Only the validated, secret-free config is registered as inputs: policies read it.
@@ -119,6 +129,8 @@ export class K3sCluster extends pulumi.ComponentResource {
     this.encryptionStatus = built.encryptionStatus;
     this.certificateExpiry = built.certificateExpiry;
     this.token = pulumi.secret(built.token);
+    if (built.release) this.release = built.release;
+    if (built.channelChange) this.channelChange = built.channelChange;
     // The release the last `up` deployed, for the policy pack (upgrade-path-allowed): a policy never
     // sees a resource's old inputs (@pulumi/policy's ResourceValidationArgs and the analyzer
     // protocol carry only the new ones), but a StackReference to this very stack reads its last
@@ -235,7 +247,15 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
     .filter((n) => n.node.role === "server")
     .map((n) => (steps.get(nodeLifecycleName(n.node.name, "certificateCheck")) as command.remote.Command).stdout.apply((out) => [n.node.name, parseCertificateCheck(out)] as const));
   const certificateExpiry = pulumi.all(checks).apply((pairs) => Object.fromEntries(pairs));
+  const releaseStep = steps.get(CLUSTER_CHILDREN.k3sRelease) as command.remote.Command | undefined;
+  const release = releaseStep?.stdout.apply(parseRelease);
+  // Pulumi keeps the step's first stdin (every input ignored): a changed channel is said, not silent.
+  const channelChange = releaseStep?.stdin.apply((stdin) => {
+    const warning = channelChangeWarning(config, stdin);
+    if (warning) void pulumi.log.warn(warning, releaseStep);
+    return warning;
+  });
   const fetched = steps.get(CLUSTER_CHILDREN.kubeconfig) as command.remote.Command;
   const kubeconfig = pulumi.secret(fetched.stdout.apply((raw) => rewriteKubeconfig(raw, plan.topology.apiEndpoint, name)));
-  return { plan, nodes, kubeconfig, ready, encryptionStatus, certificateExpiry, token };
+  return { plan, nodes, kubeconfig, ready, encryptionStatus, certificateExpiry, token, release, channelChange };
 }

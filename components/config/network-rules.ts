@@ -301,7 +301,9 @@ export function podCidrAllocationFindings(config: ResolvedConfig): Finding[] {
   k3s.clusterCidr.forEach((range, i) => {
     const family = ipFamily(range);
     const mask = perFamily[family] ?? both ?? NODE_MASK[family];
-    const at = ["k3s", "clusterCidr", ...(k3s.clusterCidr.length > 1 ? [i] : [])];
+    // Named where the user chose the pairing: the mask flag when set, else the range.
+    const fromFlag = perFamily[family] !== undefined || both !== undefined;
+    const at = fromFlag ? path : ["k3s", "clusterCidr", ...(k3s.clusterCidr.length > 1 ? [i] : [])];
     const prefix = prefixLength(range);
     if (cniType(k3s) === "cilium" && prefix >= NODE_MASK[family]) return; // cniFindings: too small for Cilium's pool
     if (family === "ipv6" && mask - prefix > 16) {

@@ -13,7 +13,8 @@ import { nodeAddressesOf } from "./topology";
 /**
  * The addresses K3s dials a node on, which must bypass the proxy: each nodeIp and externalIp, and
  * the host when it is an address. An SSH host *name* is not among them: K3s registers and dials a
- * node by its node IP (`--node-ip`, else the address of the host), never by the name SSH used.
+ * node by its node IP (`--node-ip`, else the address of the host); the one name nodes dial, the
+ * first server's host as the join URL, is listed in NO_PROXY itself (k3s/install.ts noProxyList).
  */
 export function proxyBypassAddresses(node: NodeConfig): string[] {
   return [...new Set([...(isIp(node.host) ? [node.host] : []), ...(node.nodeIp ?? []), ...(node.externalIp ?? [])])];

@@ -2,7 +2,10 @@ import { TAILSCALE_RANGES } from "../config/network-rules";
 import type { NodeContext } from "../config/context";
 import { NodeConfig, ResolvedConfig } from "../config/schema";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
+import { CIDR_FUNCTIONS } from "../shell/cidr";
 import { nodeNetworks } from "../config/node-networks";
+import { clusterTopology, nodeAddress } from "../config/topology";
+import { isIp } from "../config/net";
 import { CLUSTER_RELEASE_VARIABLE, renderDownloadPreflight, renderHostPreflight, renderReleasePreflight } from "./preflight";
 
 export { CLUSTER_RELEASE_VARIABLE };
@@ -40,8 +43,10 @@ export function serviceName(node: NodeConfig): string {
 export function installEnv(config: ResolvedConfig, node: NodeConfig): Record<string, string> {
   const { k3s } = config;
   const env: Record<string, string> = { INSTALL_K3S_EXEC: node.role };
+  // A channel stack installs the cluster's release (apply.sh exports it as INSTALL_K3S_VERSION,
+  // renderClusterReleaseGuard), never the channel: INSTALL_K3S_CHANNEL is not exported, so a
+  // changed `channel` value leaves install-k3s.sh, and so every node's fingerprint, as it was.
   if (k3s.version) env.INSTALL_K3S_VERSION = k3s.version;
-  else if (k3s.channel) env.INSTALL_K3S_CHANNEL = k3s.channel;
   if (k3s.airgap.enabled) {
     env.INSTALL_K3S_SKIP_DOWNLOAD = "true";
     // The install script looks for `${INSTALL_K3S_BIN_DIR}/k3s` (default /usr/local/bin/k3s).
@@ -171,6 +176,10 @@ export function noProxyList(config: ResolvedConfig, extra: string[] = []): strin
       `.${k3s.clusterDomain}`,
       ...(k3s.apiEndpoint ? [k3s.apiEndpoint] : []),
       ...k3s.tlsSan,
+      // The first server's address, when a name: joining servers (and agents without apiEndpoint)
+      // dial it (topology.ts serverJoinUrl/agentJoinUrl) and no node network covers a name. An
+      // address is covered by nodeNetworks/noProxy (validated), so it is not listed.
+      ...[nodeAddress(clusterTopology(config).firstServer)].filter((a) => !isIp(a)),
       ...nodeNetworks(config),
       // k3s.vpn: K3s advertises the servers' tailnet addresses (k3s-io/k3s pkg/cli/server: "Changed
       // advertise-address to … due to VPN"), which agents then dial: never through the proxy.
@@ -289,7 +298,7 @@ fi
 install -d -m 0755 "$(dirname "$STATE")"
 printf '%s\\n' "\${planned[@]}" >"$MANAGED"
 
-fingerprint="$(cat ${fingerprintInputs} "$STAGING/${raw(INSTALL_SCRIPT)}" | sha256sum | cut -d' ' -f1)"${noProxyCarry.shell}
+fingerprint="$(cat ${fingerprintInputs} "$STAGING/${raw(INSTALL_SCRIPT)}" | sha256sum | cut -d' ' -f1)"${noProxyCarry.shell}${renderRecordAdoption(config, node, fingerprintInputs, noProxyCarry.compared)}
 # What the install script writes and the unit reads (install.sh: the unit, its env file, and the
 # /etc/default and /etc/sysconfig files the unit also reads): a hand edit there is drift, corrected
 # by re-running the install. Recorded apart from the fingerprint above: a host applied before this
@@ -446,7 +455,7 @@ export function followsChannel(config: ResolvedConfig): boolean {
  */
 export function renderClusterReleaseGuard(config: ResolvedConfig, node: NodeConfig): Shell {
   if (!followsChannel(config)) return raw("");
-  const unit = `/etc/systemd/system/${node.role === "server" ? "k3s" : "k3s-agent"}.service`;
+  const { unit } = unitFiles(serviceName(node));
   return sh`
 # Channel ${config.k3s.channel ?? "stable"}: the cluster's release, recorded once per stack (<stack>-k3s-release; components/k3s/release.ts).
 CHANNEL=${config.k3s.channel ?? "stable"}
@@ -460,6 +469,59 @@ if [ -x "$ROOT$K3S_BINARY" ] && { [ -f "$ROOT"${unit} ] || [ -f "$STATE" ]; }; t
 fi
 export INSTALL_K3S_VERSION="$CLUSTER_RELEASE"
 `;
+}
+
+/**
+ * apply.sh, after the fingerprint: records taken over an install-k3s.sh that differs from the
+ * planned one only in how the release was named, for the same release, are the same install; the
+ * record is rewritten and the node is not restarted (review of issue 28). install.sh prefers
+ * INSTALL_K3S_VERSION over INSTALL_K3S_CHANNEL (get_release_version), so:
+ * - a channel stack: install-k3s.sh used to export INSTALL_K3S_CHANNEL=<channel> (after the
+ *   INSTALL_K3S_EXEC line, where installEnv put it) beside the cluster's release, which won;
+ * - a pinned stack outside prod (prod never follows a channel): it may have followed a channel
+ *   that installed this very release, with no release line (or, before, the channel line). Only
+ *   when no upgrade is due (UPGRADING, the upgrade guard: the node runs the pinned release), so an
+ *   upgrade from a channel's release still installs.
+ */
+function renderRecordAdoption(config: ResolvedConfig, node: NodeConfig, fingerprintInputs: Shell, compared: Shell): Shell {
+  const version = config.k3s.version;
+  let from: string;
+  let variants: string[];
+  // The channel stack's guard (renderClusterReleaseGuard) already refused a node on another release.
+  let runs = raw("");
+  if (followsChannel(config)) {
+    from = sh`export INSTALL_K3S_EXEC=${node.role}`.text;
+    variants = [`${from}\n${sh`export INSTALL_K3S_CHANNEL=${config.k3s.channel ?? "stable"}`.text}`];
+  } else if (version && config.environment !== "prod" && !config.k3s.airgap.enabled) {
+    from = sh`export INSTALL_K3S_VERSION=${version}`.text;
+    const minor = /^v1\.(\d+)\./.exec(version)?.[1];
+    variants = ["", ...["stable", "latest", "testing", `v1.${minor}`].map((c) => sh`export INSTALL_K3S_CHANNEL=${c}`.text)];
+    // RUNNING_VERSION: what the node runs, as the upgrade guard read it (components/upgrade/render.ts).
+    runs = sh` && [ "\${RUNNING_VERSION:-}" = ${version} ]`;
+  } else return raw("");
+  return sh`
+# A record taken over install-k3s.sh naming the same release otherwise is the same install: adopted
+# (components/k3s/install.ts renderRecordAdoption).
+if [ "\${UPGRADING:-0}" != 1 ]${runs} && [ -f "$STATE" ] && [ "${compared}" != "$(cat "$STATE")" ]; then
+  recorded="$(cat "$STATE")"
+  legacy_install="$(mktemp)"
+  legacy_variants=(${joinShell(variants.map((v) => sh`${v}`), " ")})
+  for legacy in "\${legacy_variants[@]}"; do
+    while IFS= read -r line || [ -n "$line" ]; do
+      if [ "$line" != ${from} ]; then
+        printf '%s\\n' "$line"
+      elif [ -n "$legacy" ]; then
+        printf '%s\\n' "$legacy"
+      fi
+    done <"$STAGING/${raw(INSTALL_SCRIPT)}" >"$legacy_install"
+    if [ "$(cat ${fingerprintInputs} "$legacy_install" | sha256sum | cut -d' ' -f1)" = "$recorded" ]; then
+      echo "${compared}" >"$STATE"
+      echo "apply[$NODE]: recorded the install as planned (the same release, named otherwise before)"
+      break
+    fi
+  done
+  rm -f "$legacy_install"
+fi`;
 }
 
 /**
@@ -483,15 +545,15 @@ const NO_PROXY_VARIABLES = ["NO_PROXY", "CONTAINERD_NO_PROXY"] as const;
 
 /**
  * apply.sh, before the fingerprint, with a proxy: a NO_PROXY the host's env file holds that differs
- * from the planned one only by entries the planned one covers (an IPv4 address inside one of its
- * IPv4 CIDRs, a name under one of its domains, anything under `*`) keeps all traffic where it goes:
- * the fingerprint is then taken over the install script as it was applied (the export line with
+ * from the planned one only by entries the planned one covers (an IPv4 or IPv6 address inside one
+ * of its CIDRs of the same family: shell/cidr.ts; a name under one of its domains; anything under
+ * `*`) keeps all traffic where it goes: the fingerprint is then taken over the install script as it was applied (the export line with
  * that value), so the running K3s is not restarted for it. This is the move from the NO_PROXY that
  * listed every node address (before issue 26) to the node networks: an existing cluster whose
  * noProxy covered its nodes changes no running node. An install records the planned fingerprint
- * (what it installed); `compared` is what the record is compared with. Anything else (an entry added, an uncovered
- * entry dropped, an IPv6 address dropped) restarts K3s as any changed input does; so does any
- * other change, which then installs the planned value. Go's NO_PROXY matching:
+ * (what it installed); `compared` is what the record is compared with. Anything else (an entry
+ * added, an uncovered entry dropped) restarts K3s as any changed input does; so does any other
+ * change, which then installs the planned value. Go's NO_PROXY matching:
  * golang.org/x/net/http/httpproxy (CL 115255). The env file format: install.sh create_env_file
  * writes each variable as the shell's `export` prints it, NAME='value' (quotes removed here).
  * Without a proxy: nothing, and apply.sh is as it was.
@@ -524,27 +586,18 @@ applied_env() {
   done <"$ENV_FILE"
   return 1
 }
-# ipv4_int A: the IPv4 address A as a number; fails for anything else.
-ipv4_int() {
-  [[ "$1" =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] || return 1
-  local a=$((10#\${BASH_REMATCH[1]})) b=$((10#\${BASH_REMATCH[2]})) c=$((10#\${BASH_REMATCH[3]})) d=$((10#\${BASH_REMATCH[4]}))
-  if [ "$a" -gt 255 ] || [ "$b" -gt 255 ] || [ "$c" -gt 255 ] || [ "$d" -gt 255 ]; then return 1; fi
-  echo $(((a << 24) | (b << 16) | (c << 8) | d))
-}
+${CIDR_FUNCTIONS}
 # no_proxy_covers ENTRY LIST...: a LIST entry keeps everything ENTRY names off the proxy.
 no_proxy_covers() {
-  local entry="$1" e ip net bits mask
+  local entry="$1" e ip=0
   shift
-  ip="$(ipv4_int "$entry")" || ip=""
+  # An address of either family (a dual-stack cluster listed each node's IPv6 address too).
+  if ipv4_int "$entry" >/dev/null || ipv6_hex "$entry" >/dev/null; then ip=1; fi
   for e in "$@"; do
     [ "$e" != "*" ] || return 0
-    if [ -n "$ip" ] && [[ "$e" == */* ]]; then
-      net="$(ipv4_int "\${e%/*}")" || continue
-      bits="\${e#*/}"
-      if ! [[ "$bits" =~ ^[0-9]{1,2}$ ]] || [ "$bits" -gt 32 ]; then continue; fi
-      mask=$(((0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF))
-      if [ $((ip & mask)) -eq $((net & mask)) ]; then return 0; fi
-    elif [ -z "$ip" ] && [[ "$entry" != */* && "$entry" != *:* && "$e" != */* && "$e" != *:* ]] && [ -n "$e" ]; then
+    if [ "$ip" = 1 ] && [[ "$e" == */* ]]; then
+      if cidr_contains "$e" "$entry"; then return 0; fi
+    elif [ "$ip" = 0 ] && [[ "$entry" != */* && "$entry" != *:* && "$e" != */* && "$e" != *:* ]] && [ -n "$e" ]; then
       # Names: "d" covers d and every name under it, ".d" every name under d.
       if [ "$entry" = "$e" ] || [[ "$entry" == *".\${e#.}" ]]; then return 0; fi
     fi

@@ -71,3 +71,26 @@ export function parseRelease(stdout: string | undefined): string | undefined {
   const release = line?.slice(RELEASE_LINE.length + 1).trim();
   return release && RELEASE_PATTERN.test(release) ? release : undefined;
 }
+
+/**
+ * The channel a recorded release step was run for, from its recorded inputs (the script's
+ * `CHANNEL=` line; Pulumi keeps the first up's stdin, every input being ignored) or its stdout
+ * (`<node>: channel <name> at <url>`); undefined when neither says. preview:md compares it with
+ * the configured channel: a changed `channel` moves nothing (issue 28).
+ */
+export function recordedChannel(stdin: unknown, stdout: unknown): string | undefined {
+  const fromStdin = typeof stdin === "string" ? /^CHANNEL='?([^'\s]+)'?$/m.exec(stdin)?.[1] : undefined;
+  return fromStdin ?? (typeof stdout === "string" ? /^\S+: channel (\S+) at /m.exec(stdout)?.[1] : undefined);
+}
+
+/**
+ * The warning for a `k3s.channel` changed after the release was recorded (issue 28 review): the
+ * release step ignores every input, so the change moves nothing; said on every preview and up
+ * rather than silently. `recordedStdin` is the step's kept stdin (its first up's script).
+ */
+export function channelChangeWarning(config: ResolvedConfig, recordedStdin: string | undefined): string | undefined {
+  const was = recordedChannel(recordedStdin, undefined);
+  const now = config.k3s.channel ?? "stable";
+  if (was === undefined || was === now) return undefined;
+  return `k3s-platform:k3s.channel: ${now}, but the cluster's release was recorded from channel ${was} at its first up and a channel never moves it: this change has no effect; to move the cluster, set k3s.version (docs/upgrading.md, Channels)`;
+}

@@ -7,6 +7,7 @@ import { rebuildTriggers } from "../decommission/rebuild";
 import { childName, NODE_CHILDREN, TYPES } from "../names";
 import { sha256 } from "../plan/hash";
 import { applyWithRelease, NodePlan, renderSecretsDocument } from "../plan/node";
+import { restartDigest } from "../plan/restart";
 import type { Connection } from "../ssh/connection";
 
 export type { Connection };
@@ -140,8 +141,10 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
   );
 
   // Read-only host checks (k3s/preflight.ts) for the upgrade batch's drain, which waits for them.
-  // Triggered by the version, as the drain is: on any other change an unreachable agent must not
-  // hold back the other agents of its batch (an unchanged step does not log in).
+  // Triggered by the version and this agent's K3s inputs, as its batch's drain is (issue 26: a
+  // restart goes through the drain too): an agent that restarts and cannot be reached fails here,
+  // before anything is cordoned; on any other change an unreachable agent holds back nothing (an
+  // unchanged step does not log in).
   const preflight = plan.commands.preflight
     ? new command.remote.Command(
         child(NODE_CHILDREN.preflight),
@@ -149,7 +152,7 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
           connection,
           create: plan.commands.preflight,
           update: plan.commands.preflight,
-          triggers: [plan.targetVersion ?? "", ...rebuild],
+          triggers: [plan.targetVersion ?? "", restartDigest(plan), ...rebuild],
           addPreviousOutputInEnv: false,
         },
         { parent, dependsOn: [bundle] },

@@ -1,6 +1,7 @@
 import { stepBounds } from "../k3s/timeouts";
 import { teardownCommands, teardownPlans } from "../decommission/render";
-import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
+import { destroyPlan } from "../destroy/render";
+import { CLUSTER_CHILDREN, NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
 import { endsWithAny, Operation } from "./step";
 
 /**
@@ -35,7 +36,9 @@ export const decommission: Operation = {
         summary: drain
           ? `on ${t.on.name}, when the entry is deleted: cordon, drain and delete the Node (a server leaves etcd first)`
           : `on the node itself, when the entry is deleted (after the drain): uninstall K3s and k3s-platform state`,
-        after: t.dependsOn,
+        // With uninstallOnDestroy, pulumi destroy runs every armed teardown before destroy-begin
+        // (dependents are deleted first): no removal overlaps the destroy's one-at-a-time uninstalls.
+        after: !drain && destroyPlan(config) ? [...t.dependsOn, CLUSTER_CHILDREN.destroyBegin] : t.dependsOn,
         ...(t.create !== undefined ? { create: t.create } : {}),
         ...(t.update !== undefined ? { update: t.update } : {}),
         delete: t.delete,

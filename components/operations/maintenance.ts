@@ -10,6 +10,7 @@ import {
   renderMaintenanceRun,
   renderMaintenanceUncordon,
   renderMaintenanceWait,
+  renderMaintenanceRelease,
 } from "../maintenance/render";
 import type { NodeConfig } from "../config/schema";
 import { maintenanceGroupStepSuffix, NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
@@ -20,6 +21,7 @@ import { restoreDone } from "./restore";
 import { endsWithAny, Facts, Operation, sshUserOf, Step } from "./step";
 import { isCovered, renderCoveredRecord, renderNotCovered } from "./covered";
 import { managedNodes } from "../decommission/nodes";
+import { asRootScript } from "../decommission/render";
 
 /** The step that records the nodes a maintenance covers (on the first server; its stdout is the `maintenanceCovered` fact). */
 export const MAINTENANCE_RECORD = "maintenance-record";
@@ -77,13 +79,16 @@ export const maintenance: Operation = {
       parent: "cluster",
       runs: "once",
       restartsK3s: false,
-      summary: `on ${first.name}: record the nodes maintenance ${id} covers (${covered.join(", ")}); nodes that join later are not maintained`,
+      summary: `on ${first.name}: record the nodes maintenance ${id} covers (${covered.join(", ")}); nodes that join later are not maintained; when maintenance ${id} leaves the config, uncordon what it cordoned and never uncordoned`,
       after: previous,
       create: stdinScriptCommand(sshUserOf(config, first)),
       // The update runs the script again: it records nothing more for this id and prints the
       // record with the Nodes' UIDs now, so a node removed and re-added since is not covered.
       update: stdinScriptCommand(sshUserOf(config, first)),
       stdin: renderCoveredRecord("maintenance", id, covered),
+      // Removed, or replaced by a new id: no node stays cordoned for a maintenance no longer asked for.
+      delete: asRootScript(sshUserOf(config, first), renderMaintenanceRelease(id)),
+      onRemoval: renderMaintenanceRelease(id),
       triggers: [id],
       timeoutSeconds: 60,
     };

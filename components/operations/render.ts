@@ -30,6 +30,8 @@ export interface RenderedStep {
   triggers?: string[];
   /** The script's file under `operations/`, when the step sends one. */
   script?: string;
+  /** The file of the script its delete runs, when it also sends stdin. */
+  onRemoval?: string;
 }
 
 function value<T>(v: StepValue<T> | undefined, facts: Facts): T | undefined {
@@ -45,6 +47,8 @@ export function renderOperations(config: ResolvedConfig, plan: ClusterPlan, fact
     const script = value(s.stdin, facts) ?? value(s.script, facts);
     const path = script === undefined ? undefined : `${s.operation}/${s.name}.sh`;
     if (path && script !== undefined) files.set(`operations/${path}`, script);
+    const onRemoval = s.onRemoval === undefined ? undefined : `${s.operation}/${s.name}.on-removal.sh`;
+    if (onRemoval) files.set(`operations/${onRemoval}`, s.onRemoval!);
     const triggers = value(s.triggers, facts);
     return {
       order,
@@ -60,6 +64,7 @@ export function renderOperations(config: ResolvedConfig, plan: ClusterPlan, fact
       ...(s.update !== undefined ? { update: s.update } : {}),
       ...(triggers !== undefined ? { triggers } : {}),
       ...(path ? { script: path } : {}),
+      ...(onRemoval ? { onRemoval } : {}),
     };
   });
   files.set("operations/plan.json", JSON.stringify({ operations: OPERATIONS.map((o) => o.name), steps }, null, 2) + "\n");

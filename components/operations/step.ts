@@ -122,6 +122,8 @@ export interface Step {
   ignoreChanges?: string[];
   /** For render, when the step sends no stdin: the script its command runs (a teardown's delete runs it as one argument). */
   script?: StepValue<string>;
+  /** For render, when a step that sends stdin also has a `delete`: the script that delete runs (`<step>.on-removal.sh`). */
+  onRemoval?: string;
 }
 
 /** A remote command as a renderer gives it (operations/host-command.ts: below the plan, so renderers need not import it). */

@@ -3,6 +3,8 @@ import { stdinScriptCommand } from "../shell/root";
 import { previousBatchWaitSeconds, renderAgentBatchDrain, renderAgentBatchUncordon } from "../upgrade/render";
 import { agentJoinBatches, batchStepName } from "./order";
 import { batchBoundSeconds } from "../k3s/timeouts";
+import { sha256 } from "../plan/hash";
+import { batchInputs } from "../plan/restart";
 import { applyOf, Operation, preflightOf, Step } from "./step";
 
 /**
@@ -11,6 +13,12 @@ import { applyOf, Operation, preflightOf, Step } from "./step";
  * them Ready at the new version and uncordons them, then the next batch starts. Both batch steps
  * run only when the version changes (their trigger); any other input change is a no-op Update.
  * Without a pinned version there are no batches: agents join in parallel.
+ *
+ * An agent's restart that is not an upgrade goes through its batch too (issue 26): both steps'
+ * triggers carry the digest of the batch's K3s inputs (plan/restart.ts), so a change that restarts
+ * an agent (its labels, taints, kubelet args, a cluster-wide agent flag) runs its batch's drain,
+ * which cordons and drains the agents whose inputs differ from their Node's record, and its
+ * uncordon, which records them once Ready. Batches whose agents' inputs did not change run nothing.
  *
  * The order between batches is kept on the host, not by the graph (issue 26): batch k's drain
  * follows batch k-1's drain, and waits there until batch k-1's agents are uncordoned (its uncordon
@@ -31,6 +39,8 @@ export const upgradeBatches: Operation = {
     let previous: string | undefined;
     const preflights = new Set(plan.nodes.filter((n) => n.commands.preflight).map((n) => n.node.name));
     for (const batch of agentJoinBatches(config, plan).filter((b) => b.index > 0)) {
+      const inputs = batchInputs(plan, batch);
+      const triggers = [config.k3s.version ?? "", sha256([...inputs.values()].join("\n"))];
       const step = (which: "drain" | "uncordon", stdin: string, after: string[], summary: string): Step => ({
         name: batchStepName(batch, which),
         operation: "upgrade-batches",
@@ -43,15 +53,15 @@ export const upgradeBatches: Operation = {
         create: stdinScriptCommand(first.sshUser),
         update: NO_OP_UPDATE,
         stdin,
-        triggers: [config.k3s.version ?? ""],
+        triggers,
         timeoutSeconds: batchBoundSeconds(config, batch.agents.length, which) + (which === "drain" ? previousBatchWaitSeconds(config, batch) : 0),
         // The drain waits for its agents' preflight checks (k3s/preflight.ts): an agent whose host
         // lacks what its install needs is never cordoned.
         ...(which === "drain" ? { awaits: batch.agents.filter((a) => preflights.has(a)).map(preflightOf) } : {}),
       });
       steps.push(
-        step("drain", renderAgentBatchDrain(config, batch), [applyOf(lastServer), ...(previous ? [previous] : [])], `batch ${batch.index} (${batch.agents.join(", ")}): cordon and drain the agents that run an older release, on ${first.node.name}`),
-        step("uncordon", renderAgentBatchUncordon(config, batch), batch.agents.map(applyOf), `batch ${batch.index}: wait until each agent is Ready at ${config.k3s.version ?? ""}, uncordon what the upgrade cordoned`),
+        step("drain", renderAgentBatchDrain(config, batch, inputs), [applyOf(lastServer), ...(previous ? [previous] : [])], `batch ${batch.index} (${batch.agents.join(", ")}): cordon and drain the agents that run an older release or whose K3s inputs changed, on ${first.node.name}`),
+        step("uncordon", renderAgentBatchUncordon(config, batch, inputs), batch.agents.map(applyOf), `batch ${batch.index}: wait until each agent is Ready at ${config.k3s.version ?? ""}, record their K3s inputs, uncordon what the upgrade or a restart cordoned`),
       );
       previous = batchStepName(batch, "drain");
     }

@@ -9,6 +9,7 @@ import { nodeSources } from "../config/node-networks";
 import { osPrepHookCall } from "../hooks/render";
 import { runtimeChecks } from "../runtimes/render";
 import { heredocBody, joinShell, raw, Shell, sh } from "../shell/sh";
+import { CIDR_FUNCTIONS } from "../shell/cidr";
 
 /**
  * Renders the idempotent OS-preparation script a node runs before K3s is installed: preflight
@@ -418,6 +419,75 @@ function hasIpv6Source(sources: readonly string[]): boolean {
   return v6;
 }
 
+/** Where os-prep records the scoped rules it opened: what is ours to close (see FIREWALL_RECORD). */
+export const FIREWALL_RECORD_FILE = "/var/lib/k3s-platform/firewall-sources";
+
+/**
+ * The record of the scoped rules os-prep opened, one `BACKEND PORT PROTO SOURCE` line each
+ * (FIREWALL_RECORD_FILE): firewalld's rich rules carry no comment to tag them with, so the record
+ * is the tag for both backends. A recorded rule whose source is no longer listed (a network or
+ * apiServerSources entry dropped, a port opened to any now) is closed; any other rule on the host
+ * is the user's and stays. A host firewalled before the record existed (issue 26: the move from
+ * per-node addresses to k3s.nodeNetworks) has its earlier per-address rules found instead: on one
+ * of our ports, from a single address inside a network that port lists now, which the network
+ * rule already admits, so closing it changes no one's access. Needs cidr_contains (shell/cidr.ts).
+ */
+const FIREWALL_RECORD = raw(`FW_RECORD="$ROOT${FIREWALL_RECORD_FILE}"
+fw_wanted=()
+fw_recorded=()
+fw_legacy=1
+if [ -f "$FW_RECORD" ]; then
+  mapfile -t fw_recorded <"$FW_RECORD"
+  fw_legacy=0
+fi
+# fw_is_wanted ENTRY: whether this run opened (or found open) ENTRY.
+fw_is_wanted() {
+  local w
+  for w in "\${fw_wanted[@]}"; do [ "$w" != "$1" ] || return 0; done
+  return 1
+}
+# fw_legacy_rule "BACKEND PORT PROTO SOURCE": before the record, whether this is the per-address
+# rule an earlier version opened for a node: from one address, inside a network this port lists now.
+fw_legacy_rule() {
+  local backend port proto src w b p q net
+  read -r backend port proto src <<<"$1"
+  src="\${src%/32}"
+  src="\${src%/128}"
+  [ "$fw_legacy" = 1 ] && [[ "$src" != */* ]] || return 1
+  ! fw_is_wanted "$1" || return 1
+  for w in "\${fw_wanted[@]}"; do
+    read -r b p q net <<<"$w"
+    if [ "$b" = "$backend" ] && [ "$p" = "$port" ] && [ "$q" = "$proto" ] && [[ "$net" == */* ]] && cidr_contains "$net" "$src"; then return 0; fi
+  done
+  return 1
+}
+# fw_prune BACKEND: closes (BACKEND_close PORT PROTO SOURCE) each recorded rule no longer wanted.
+fw_prune() {
+  local e b p q src
+  for e in "\${fw_recorded[@]}"; do
+    read -r b p q src <<<"$e"
+    [ "$b" = "$1" ] || continue
+    fw_is_wanted "$e" || "$1_close" "$p" "$q" "$src"
+  done
+}
+# fw_record ACTIVE...: writes the record: what this run wants, and what inactive backends had.
+fw_record() {
+  local e b a keep
+  local -a next=("\${fw_wanted[@]}")
+  for e in "\${fw_recorded[@]}"; do
+    read -r b _ <<<"$e"
+    keep=1
+    for a in "$@"; do [ "$a" != "$b" ] || keep=0; done
+    if [ "$keep" = 1 ] && ! fw_is_wanted "$e"; then next+=("$e"); fi
+  done
+  if [ "\${#next[@]}" -eq 0 ] && [ ! -f "$FW_RECORD" ]; then return 0; fi
+  if [ ! -f "$FW_RECORD" ] || [ "$(printf '%s\\n' "\${next[@]}")" != "$(cat "$FW_RECORD")" ]; then
+    mkdir -p "$(dirname "$FW_RECORD")"
+    printf '%s\\n' "\${next[@]}" >"$FW_RECORD.new"
+    mv -f "$FW_RECORD.new" "$FW_RECORD"
+  fi
+}`);
+
 /** ufw writes port ranges with a colon. */
 const ufwPort = (p: FirewallPort) => p.port.replace("-", ":");
 
@@ -459,6 +529,9 @@ fi`;
   const ufw = joinShell(ports.map((p) => scoped(p, ufwPort(p), "ufw")));
   return sh`# Each K3s port is open only to who needs it (nodes, pod CIDR; the API to apiServerSources).
 ${arrays}
+${CIDR_FUNCTIONS}
+${FIREWALL_RECORD}
+fw_active=()
 if service_active firewalld; then
   reload=0
   fw_any() {
@@ -485,6 +558,17 @@ if service_active firewalld; then
       changed "firewalld: opened $1/$2 from $3"
       reload=1
     fi
+    fw_wanted+=("firewalld $1 $2 $3")
+  }
+  firewalld_close() {
+    local family=ipv4 rule
+    case "$3" in *:*) family=ipv6 ;; *) ;; esac
+    rule="rule family=\\"$family\\" source address=\\"$3\\" port port=\\"$1\\" protocol=\\"$2\\" accept"
+    if firewall-cmd --permanent --query-rich-rule="$rule" >/dev/null 2>&1; then
+      firewall-cmd --permanent --remove-rich-rule="$rule" >/dev/null
+      changed "firewalld: closed $1/$2 from $3 (no longer a cluster source)"
+      reload=1
+    fi
   }
   fw_scoped() {
     local port="$1" proto="$2" source
@@ -493,6 +577,17 @@ if service_active firewalld; then
     for source in "$@"; do fw_from "$port" "$proto" "$source"; done
   }
 ${firewalld}
+  if [ "$fw_legacy" = 1 ]; then
+    # The rich rules fw_from adds, as firewall-cmd --list-rich-rules prints them (one a line).
+    rich_re='^rule family="ipv[46]" source address="([^"]+)" port port="([0-9-]+)" protocol="(tcp|udp)" accept$'
+    while IFS= read -r line; do
+      [[ "$line" =~ $rich_re ]] || continue
+      entry="firewalld \${BASH_REMATCH[2]} \${BASH_REMATCH[3]} \${BASH_REMATCH[1]}"
+      if fw_legacy_rule "$entry"; then fw_recorded+=("$entry"); fi
+    done < <(firewall-cmd --permanent --list-rich-rules 2>/dev/null || true)
+  fi
+  fw_prune firewalld
+  fw_active+=(firewalld)
   for source in ${trusted}; do
     if ! firewall-cmd --permanent --zone=trusted --query-source="$source" >/dev/null 2>&1; then
       firewall-cmd --permanent --zone=trusted --add-source="$source" >/dev/null
@@ -523,6 +618,13 @@ ${ufwIpv6Check}    ufw_any() {
         ufw allow proto "$2" from "$3" to any port "$1" >/dev/null
         changed "ufw: allowed $1/$2 from $3"
       fi
+      fw_wanted+=("ufw $1 $2 $3")
+    }
+    ufw_close() {
+      if grep -qE "^$1/$2[[:space:]]+ALLOW( IN)?[[:space:]]+\${3//./\\\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
+        ufw delete allow proto "$2" from "$3" to any port "$1" >/dev/null
+        changed "ufw: removed $1/$2 from $3 (no longer a cluster source)"
+      fi
     }
     ufw_scoped() {
       local port="$1" proto="$2" source
@@ -531,6 +633,15 @@ ${ufwIpv6Check}    ufw_any() {
       for source in "$@"; do ufw_from "$port" "$proto" "$source"; done
     }
 ${ufw}
+    if [ "$fw_legacy" = 1 ]; then
+      while IFS= read -r line; do
+        [[ "$line" =~ ^([0-9:]+)/(tcp|udp)[[:space:]]+ALLOW([[:space:]]IN)?[[:space:]]+([0-9A-Fa-f:.]+)[[:space:]]*$ ]] || continue
+        entry="ufw \${BASH_REMATCH[1]} \${BASH_REMATCH[2]} \${BASH_REMATCH[4]}"
+        if fw_legacy_rule "$entry"; then fw_recorded+=("$entry"); fi
+      done <<<"$ufw_rules"
+    fi
+    fw_prune ufw
+    fw_active+=(ufw)
     for source in ${trusted}; do
       if ! grep -qE "ALLOW( IN)?[[:space:]]+\${source//./\\\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
         ufw allow from "$source" to any >/dev/null
@@ -538,13 +649,14 @@ ${ufw}
       fi
     done
   fi
-fi`;
+fi
+fw_record "\${fw_active[@]}"`;
 }
 
 /**
  * The reverse of renderFirewall's "open" mode, for the uninstall on destroy (components/destroy):
  * removes every rule os-prep opens on this node (the same ports, sources and trusted pod/service
- * networks; firewalld: `--remove-port`, `--remove-rich-rule`, `--zone=trusted --remove-source`,
+ * networks, and the rules its record names: FIREWALL_RECORD; firewalld: `--remove-port`, `--remove-rich-rule`, `--zone=trusted --remove-source`,
  * then one `--reload`; ufw: `ufw delete <the same rule>`). Each removal is guarded by its query,
  * so a second run changes nothing. A firewall os-prep disabled (mode: disable) stays disabled and
  * one left alone (mode: ignore) is not touched: both are said. Needs `changed` and `have`.
@@ -562,6 +674,16 @@ export function renderFirewallRemoval(config: ResolvedConfig, node: NodeConfig):
   const ufw = joinShell(ports.map((p) => scoped(p, ufwPort(p), "ufw")));
   return sh`# The rules os-prep opened for K3s on this node, removed (components/os-prep/render.ts).
 ${lists.declarations()}
+${CIDR_FUNCTIONS}
+${FIREWALL_RECORD}
+# recorded_scoped BACKEND: removes the recorded rules too (sources an earlier config listed).
+recorded_scoped() {
+  local e b p q src
+  for e in "\${fw_recorded[@]}"; do
+    read -r b p q src <<<"$e"
+    [ "$b" != "$1" ] || "$2" "$p" "$q" "$src"
+  done
+}
 if service_active firewalld; then
   reload=0
   fw_any() {
@@ -586,6 +708,7 @@ if service_active firewalld; then
     done
   }
 ${firewalld}
+  recorded_scoped firewalld fw_scoped
   for source in ${trusted}; do
     if firewall-cmd --permanent --zone=trusted --query-source="$source" >/dev/null 2>&1; then
       firewall-cmd --permanent --zone=trusted --remove-source="$source" >/dev/null
@@ -615,6 +738,7 @@ if have ufw; then
       done
     }
 ${ufw}
+    recorded_scoped ufw ufw_scoped
     for source in ${trusted}; do
       if grep -qE "ALLOW( IN)?[[:space:]]+\${source//./\\\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
         ufw delete allow from "$source" to any >/dev/null
@@ -622,7 +746,8 @@ ${ufw}
       fi
     done
   fi
-fi`;
+fi
+rm -f "$FW_RECORD"`;
 }
 
 /** The OS-preparation script's name in the node bundle; the `os-prep` step runs it. */

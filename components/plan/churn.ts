@@ -1,10 +1,11 @@
 import type { ResolvedConfig } from "../config/schema";
 import { clusterSteps } from "../operations";
 import { isFromFacts, type Facts, type Step, type StepValue } from "../operations/step";
-import { INSTALL_SCRIPT } from "../k3s/install";
 import { keyedProvidersInUse } from "../encryption/render";
-import { sha256 } from "./hash";
 import { ClusterPlan, NodePlan, planCluster } from "./node";
+import { restartDigest } from "./restart";
+
+export { restartDigest };
 
 /**
  * What a change costs on the hosts (issue 26), from the plans of two configs alone: which existing
@@ -36,12 +37,6 @@ export interface Churn {
   restartingSteps: string[];
   /** Hosts of existing nodes the change logs in to (a node step or a day-2 step on them). */
   hosts: string[];
-}
-
-/** sha256 of what apply.sh fingerprints before deciding to restart K3s (the fingerprint's inputs). */
-export function restartDigest(plan: NodePlan): string {
-  const read = plan.files.filter((f) => (f.target !== undefined && f.restart !== false) || f.name === INSTALL_SCRIPT);
-  return sha256([...read.map((f) => `${f.target ?? f.name}\0${f.content}`), ...plan.secretFiles.map((s) => s.target)].join("\0"));
 }
 
 /** The same stand-in facts on both sides: secrets and keys are not what a config change changes. */

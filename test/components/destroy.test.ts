@@ -69,6 +69,23 @@ describe("uninstallOnDestroy: the plan and the steps", () => {
     assert.ok(names.indexOf("prod-server-1-destroy-uninstall") < names.indexOf("destroy-begin"));
     assert.equal(JSON.parse(managedNodesManifest(config)).data.uninstallOnDestroy, "true");
   });
+
+  it("pulumi destroy runs every armed entry's own teardown before destroy-begin, so no removal overlaps the destroy's uninstalls (two servers never leave at once)", () => {
+    const check = (config: ResolvedConfig) => {
+      const steps = clusterSteps(config, planCluster(config));
+      // The engine deletes a resource before everything it depends on, and only then: a teardown
+      // that (through its after) depends on destroy-begin is deleted (runs) before it.
+      const waitsFor = (name: string, seen = new Set<string>()): Set<string> => {
+        for (const a of steps.find((s) => s.name === name)?.after ?? []) if (!seen.has(a)) (seen.add(a), waitsFor(a, seen));
+        return seen;
+      };
+      const teardowns = steps.filter((s) => s.operation === "decommission").map((s) => s.name);
+      assert.ok(teardowns.length >= 2, "an armed entry: a drain and an uninstall");
+      for (const t of teardowns) assert.ok(waitsFor(t).has("destroy-begin"), `${t} is deleted before destroy-begin (it waits for: ${[...waitsFor(t)].join(", ")})`);
+    };
+    check(armed((r) => ((r.nodes[4] as { decommission?: boolean }).decommission = true)));
+    check(fixtureConfig("topology"));
+  });
 });
 
 describe("protect: pulumi destroy on prod needs a config change first (issue 23)", () => {
@@ -250,10 +267,16 @@ describe("uninstallOnDestroy: the scripts, run in a sandbox", function () {
         const rulesPath = join(root, file);
         assert.ok(readFileSync(rulesPath, "utf8").trim().split("\n").length > 5, "os-prep opened rules");
         writeFileSync(rulesPath, `${readFileSync(rulesPath, "utf8")}${foreign}\n`);
+        // A source an earlier config listed, still in os-prep's record (issue 26): it goes too.
+        const recordPath = join(root, "var/lib/k3s-platform/firewall-sources");
+        const dropped = active === "firewalld" ? 'rich rule family="ipv4" source address="198.18.0.0/15" port port="10250" protocol="tcp" accept' : `${"10250/tcp".padEnd(26)} ALLOW       198.18.0.0/15`;
+        writeFileSync(rulesPath, `${readFileSync(rulesPath, "utf8")}${dropped}\n`);
+        writeFileSync(recordPath, `${readFileSync(recordPath, "utf8")}${active} 10250 tcp 198.18.0.0/15\n`);
         const script = renderDestroyUninstallScript(ds, first, first);
         const r = run(root, script);
         assert.equal(r.status, 0, r.out);
         assert.deepEqual(readFileSync(rulesPath, "utf8").trim().split("\n"), [foreign]);
+        assert.ok(!existsSync(recordPath), "the record goes with the rules");
         mkdirSync(dirname(join(root, DESTROY_MARK_FILE)), { recursive: true });
         writeFileSync(join(root, DESTROY_MARK_FILE), "");
         const again = run(root, script);

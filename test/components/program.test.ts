@@ -138,11 +138,15 @@ describe("index.ts (the program)", () => {
       });
     }
 
-    it("a channel instead of a version: k3sVersion says channel:<name>", () => {
+    it("a channel instead of a version: k3sVersion is the release the k3s-release step recorded (issue 28), channel:<name> while it is unreadable", async () => {
       const raw = sampleRaw("dev");
-      const { stackExports, error } = runProgram({ ...raw, k3s: { ...raw.k3s, version: undefined, channel: "stable" } });
-      assert.equal(error, undefined);
-      assert.equal(stackExports!.k3sVersion, "channel:stable");
+      const channel = { ...raw, k3s: { ...raw.k3s, version: undefined, channel: "stable" } };
+      // What the step prints on the first server (components/k3s/release.ts RELEASE_LINE).
+      const recorded = runProgram(channel, "dev", [], { "dev-k3s-release": "dev-server-1: channel stable at https://update.k3s.io/v1-release/channels\nk3s-platform cluster release: v1.36.3+k3s1\n" });
+      assert.equal(recorded.error, undefined);
+      assert.equal(await resolved<string>(recorded.stackExports!.k3sVersion), "v1.36.3+k3s1", "the pack's upgrade-path check compares a move to k3s.version against it");
+      const unreadable = runProgram(channel, "dev", [], { "dev-k3s-release": "k3s-platform cluster release: latest\n" });
+      assert.equal(await resolved<string>(unreadable.stackExports!.k3sVersion), "channel:stable");
     });
 
     it("clusterToken: a secret output holding the generated token; the configured one when set", async () => {

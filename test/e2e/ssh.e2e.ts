@@ -151,7 +151,8 @@ describe("e2e over SSH on test hosts", function () {
     assert.deepEqual(hosts.map((h) => read(h, "var/log/k3sp/calls.log")), calls, "no modprobe/sysctl/systemctl call the second time");
   });
 
-  it("a change to one agent re-installs that agent only", async () => {
+  it("a change to one agent re-installs that agent only, cordoned and drained before its restart, uncordoned once Ready (issue 26)", async () => {
+    const since = Date.now() / 1000;
     const changed = change((raw) => (raw.nodes[3]!.labels = { ...raw.nodes[3]!.labels, "example.com/disk": "ssd" }));
     const result = await applyAll(changed);
     assert.deepEqual([...result.failures], []);
@@ -160,6 +161,16 @@ describe("e2e over SSH on test hosts", function () {
       [1, 1, 1, 2],
     );
     assert.match(read(byName("e2e-agent-2"), PATHS.configYaml), /example\.com\/disk=ssd/);
+    // The batch (both agents) ran its steps: the agent whose K3s inputs changed is drained, the other is not.
+    const events = clusterEvents(dir).filter((e) => e.at >= since);
+    const at = (event: string, node: string) => events.find((e) => e.event === event && e.node === node)?.at;
+    const restarted = restarts(byName("e2e-agent-2"), "k3s-agent").at(-1)!;
+    assert.ok(restarted >= since, "e2e-agent-2 restarted");
+    assert.ok(at("cordon", "e2e-agent-2")! < restarted, `cordoned before the restart: ${JSON.stringify(events)}`);
+    assert.ok(at("drained", "e2e-agent-2")! < restarted, "drained before the restart");
+    assert.ok(at("uncordon", "e2e-agent-2")! > restarted, "uncordoned after it");
+    assert.deepEqual(events.filter((e) => e.node === "e2e-agent-1" && /cordon|drain/.test(e.event)), [], "the unchanged agent of the batch is left alone");
+    assert.equal(restarts(byName("e2e-agent-1"), "k3s-agent").length, 1);
     plan = changed;
   });
 
@@ -267,21 +278,25 @@ describe("e2e over SSH on test hosts", function () {
     assert.match(r.stderr, /host key|HOST IDENTIFICATION/i);
   });
 
-  it("sshd down on one host: that node fails, naming it; the others converge; after a restart all converge", async () => {
+  it("sshd down on one host: that node fails, naming it; the servers converge, its agent batch waits (nothing cordoned: issue 26); after a restart all converge", async () => {
     execFileSync("bash", [HOSTS, "stop", "4", dir]);
     const changed = change((raw) => (raw.k3s!.kubelet = { maxPods: 150 }));
     const broken = await applyAll(changed);
     assert.deepEqual([...broken.failures.keys()], ["e2e-agent-2"]);
     const address = byName("e2e-agent-2").address.replace(/\./g, "\\.");
     assert.match(broken.failures.get("e2e-agent-2")!, new RegExp(`^e2e-agent-2 \\(${address}\\): stage failed with status 255: .*(refused|timed out|No route)`));
-    assert.match(read(byName("e2e-agent-1"), PATHS.configYaml), /max-pods=150/);
+    for (const server of ["e2e-server-1", "e2e-server-2"]) assert.match(read(byName(server), PATHS.configYaml), /max-pods=150/, server);
+    // The kubelet change restarts both agents, one batch (maxUnavailable 2): the unreachable agent's
+    // preflight fails before the batch's drain, so its batch-mate is neither cordoned nor restarted.
+    assert.doesNotMatch(read(byName("e2e-agent-1"), PATHS.configYaml), /max-pods=150/, "the batch waited for the unreachable agent");
     assert.doesNotMatch(read(byName("e2e-agent-2"), PATHS.configYaml), /max-pods=150/, "the unreachable host kept its state");
 
     execFileSync("bash", [HOSTS, "start", "4", dir]);
     const healed = await applyAll(changed);
     assert.deepEqual([...healed.failures], []);
     assert.match(read(byName("e2e-agent-2"), PATHS.configYaml), /max-pods=150/);
-    assert.match(healed.runs.get("e2e-agent-1")!.apply, /up to date/);
+    assert.match(read(byName("e2e-agent-1"), PATHS.configYaml), /max-pods=150/);
+    assert.match(healed.runs.get("e2e-server-1")!.apply, /up to date/);
   });
 
   it("a second run on this machine gets its own names and network, and its `down` leaves this run alone", async () => {

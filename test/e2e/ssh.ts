@@ -10,6 +10,8 @@ import type { NodeSecrets } from "../../components/config/secrets";
 import { rewriteKubeconfig } from "../../components/node/kubeconfig";
 import { ClusterPlan, NodePlan, renderSecretsDocument } from "../../components/plan/node";
 import { stdinScriptCommand } from "../../components/shell/root";
+import { sha256 } from "../../components/plan/hash";
+import { batchInputs, restartDigest } from "../../components/plan/restart";
 import { agentBatchesEnabled, renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches } from "../../components/upgrade/render";
 
 /**
@@ -155,8 +157,9 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   const state = providerState.get(targets)!;
   const first = plan.nodes[0]!;
   const firstTarget = targets.get(first.node.name)!;
-  const triggered = async (name: string, script: string): Promise<boolean> => {
-    const triggers = JSON.stringify([config.k3s.version ?? ""]);
+  // A batch step's triggers (operations/upgrade-batches.ts): the version and its agents' K3s inputs.
+  const triggered = async (name: string, script: string, inputs: Map<string, string>): Promise<boolean> => {
+    const triggers = JSON.stringify([config.k3s.version ?? "", sha256([...inputs.values()].join("\n"))]);
     if (state.get(name) === triggers) return true;
     const r = await firstTarget.run(stdinScriptCommand(first.sshUser), script);
     batchSteps.set(name, r.stdout + r.stderr);
@@ -169,12 +172,12 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   };
   /**
    * An agent's preflight step (bundle first): the batch's drain waits for it, as the cluster
-   * component's does; like the drain, it runs when the version (its trigger) changed.
+   * component's does; like the drain, it runs when the version or its K3s inputs (its triggers) changed.
    */
   const preflight = async (node: NodePlan) => {
     const target = targets.get(node.node.name)!;
     const key = `${node.node.name}-preflight`;
-    const triggers = JSON.stringify([config.k3s.version ?? ""]);
+    const triggers = JSON.stringify([config.k3s.version ?? "", restartDigest(node)]);
     if (!node.commands.preflight || state.get(key) === triggers) return true;
     try {
       await must(node, target, "stage", target.run(node.commands.stage));
@@ -190,10 +193,11 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   for (const batch of upgradeBatches(config)) {
     const ready = await Promise.all(batch.agents.map((a) => preflight(agents.find((n) => n.node.name === a)!)));
     if (ready.includes(false)) break;
-    if (!(await triggered(`agent-batch-${batch.index}-drain`, renderAgentBatchDrain(config, batch)))) break;
+    const inputs = batchInputs(plan, batch);
+    if (!(await triggered(`agent-batch-${batch.index}-drain`, renderAgentBatchDrain(config, batch, inputs), inputs))) break;
     await Promise.all(batch.agents.map((a) => attempt(agents.find((n) => n.node.name === a)!)));
     if (batch.agents.some((a) => failures.has(a))) break;
-    if (!(await triggered(`agent-batch-${batch.index}-uncordon`, renderAgentBatchUncordon(config, batch)))) break;
+    if (!(await triggered(`agent-batch-${batch.index}-uncordon`, renderAgentBatchUncordon(config, batch, inputs), inputs))) break;
   }
   return { runs, failures, batchSteps };
 }

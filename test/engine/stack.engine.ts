@@ -8,7 +8,7 @@ import { StackInput } from "../../components/config/schema";
 import { K3S_IMAGES_DIR } from "../../components/k3s/install";
 import { engineEnv, projectEngineMissing, projectStack } from "../../tools/harness/engine";
 import { REPO } from "../helpers/samples";
-import { TestHost } from "../e2e/ssh";
+import { clusterEvents, TestHost } from "../e2e/ssh";
 
 /**
  * `npm run test:engine`: this repository's program as users run it: `pulumi preview` / `up` of
@@ -139,16 +139,28 @@ describe("test:engine — the project through the real CLI, language host and pr
     await withConfig(raw());
   });
 
-  it("one agent changed: only that agent's steps run, and only its host is logged in to", async () => {
+  it("one agent changed: only that agent's steps and its batch's drain and uncordon run (on the first server: it is drained before its K3s restarts, issue 26); no other host is logged in to", async () => {
     const before = allLogins();
+    const since = Date.now() / 1000;
     await withConfig(raw((r) => (r.nodes![4]!.labels = { "example.com/ssd": "true" })));
     events = [];
     await stack.up({ onEvent });
     const ops = changed({ components: false });
-    assert.ok(ops.length > 0 && ops.every((c) => c.includes("eng-agent-5")), ops.join("\n"));
+    const batchSteps = ops.filter((c) => /agent-batch-\d+-(drain|uncordon)$/.test(c));
+    // A trigger change replaces a command (create-replacement, replace, delete-replaced): one batch's two steps.
+    assert.deepEqual([...new Set(batchSteps.map((c) => c.split("-agent-batch-")[1]))].sort(), ["2-drain", "2-uncordon"], ops.join("\n"));
+    assert.ok(ops.length > 2 && ops.every((c) => c.includes("eng-agent-5") || batchSteps.includes(c)), ops.join("\n"));
     const after = allLogins();
     assert.ok(after[4]! > before[4]!, "the changed agent's host was not logged in to");
-    assert.deepEqual([...after.slice(0, 4), after[5]], [...before.slice(0, 4), before[5]], "another host was logged in to");
+    assert.ok(after[0]! > before[0]!, "the first server (its batch steps) was not logged in to");
+    assert.deepEqual([...after.slice(1, 4), after[5]], [...before.slice(1, 4), before[5]], "another host was logged in to");
+    // The restart (its labels are a K3s input) came between the cordon and drain and the uncordon.
+    const restartedAt = readFileSync(join(hosts[4]!.upper, "var/lib/k3sp-stub/restarts/k3s-agent"), "utf8").split("\n").filter(Boolean).map(Number).at(-1)!;
+    assert.ok(restartedAt >= since, "eng-agent-5's K3s did not restart");
+    const cluster = clusterEvents(hostsDir).filter((e) => e.at >= since && e.node === "eng-agent-5");
+    const at = (event: string) => cluster.find((e) => e.event === event)?.at ?? NaN;
+    assert.ok(at("drained") < restartedAt && at("uncordon") > restartedAt, JSON.stringify(cluster));
+    assert.deepEqual(clusterEvents(hostsDir).filter((e) => e.at >= since && e.node !== "eng-agent-5" && /cordon|drain/.test(e.event)), [], "another node was cordoned");
   });
 
   it("an SSH setting changed: the steps update, none restarts K3s or rotates", async () => {

@@ -8,16 +8,21 @@ import { installMocks, mockId, mockState, Registered, unwrapSecrets } from "./pu
  * what they printed on the hosts in an earlier up, e.g. the one-shot baseline or the k3s-release
  * step). Resolves once every resource is registered, those that wait for such a stdout included.
  */
-export async function buildClusterWithStdout(config: ResolvedConfig, stdout: Record<string, string> = {}): Promise<{ registered: Map<string, Registered>; options: Map<string, pulumi.CustomResourceOptions> }> {
+export async function buildClusterWithStdout(
+  config: ResolvedConfig,
+  stdout: Record<string, string> = {},
+  /** Other recorded outputs by resource name (e.g. the stdin Pulumi kept for a step whose inputs are ignored). */
+  recorded: Record<string, Record<string, unknown>> = {},
+): Promise<{ registered: Map<string, Registered>; options: Map<string, pulumi.CustomResourceOptions>; cluster: K3sCluster }> {
   const stack = config.environment;
   const recorder = installMocks(stack);
-  // The same mocks as installMocks, except the recorded stdouts.
+  // The same mocks as installMocks, except the recorded stdouts and outputs.
   pulumi.runtime.setMocks(
     {
       newResource(args) {
         const entry = recorder.registered.get(args.name);
         if (entry) entry.inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
-        const state = mockState(args);
+        const state = { ...mockState(args), ...recorded[args.name] };
         if (stdout[args.name] !== undefined) state.stdout = stdout[args.name];
         return { id: mockId(args, state), state };
       },
@@ -44,5 +49,5 @@ export async function buildClusterWithStdout(config: ResolvedConfig, stdout: Rec
     await Promise.all(resources.map((r) => new Promise((resolve) => r.urn.apply(resolve))));
     await recorder.settle();
   }
-  return { registered: recorder.registered, options };
+  return { registered: recorder.registered, options, cluster };
 }

@@ -36,13 +36,15 @@ export function plainOccurrences(value: unknown, needle: string, path = ""): str
   return [];
 }
 
-/** Loads index.ts afresh under mocks with the given `k3s-platform:*` config. */
-export function runProgram(config: Record<string, unknown>, stack = "dev", plaintextSecrets: string[] = []) {
+/** Loads index.ts afresh under mocks with the given `k3s-platform:*` config (and steps' recorded `stdout`, by resource name). */
+export function runProgram(config: Record<string, unknown>, stack = "dev", plaintextSecrets: string[] = [], stdout: Record<string, string> = {}) {
   const resources: ProgramResource[] = [];
   pulumi.runtime.setMocks(
     {
       newResource: (args) => {
         const state = mockState(args);
+        // A step answering what it printed on the hosts (by resource name), e.g. the k3s-release step.
+        if (stdout[args.name] !== undefined) state.stdout = stdout[args.name];
         const id = mockId(args, state);
         resources.push({ type: args.type, name: args.name, provider: args.provider, rawInputs: args.inputs, id });
         return { id, state };

@@ -415,7 +415,7 @@ describe("policy pack", () => {
       assert.deepEqual(await run(withDeployed(prodGraph, current)), []);
       assert.deepEqual(await run(withDeployed(prodGraph, "v1.36.3+k3s1")), []);
       assert.deepEqual(await run(withDeployed(prodGraph, "v1.37.0+k3s1")), []);
-      assert.deepEqual(await run(withDeployed(prodGraph, "channel:stable")), [], "a channel pins no release to compare");
+      assert.deepEqual(await run(withDeployed(prodGraph, "channel:stable")), [], "an unreadable channel record has no release to compare");
     });
 
     it("refuses a downgrade, a skipped minor and the etcd 3.6 step without v1.33.7+k3s3 (etcd 3.5.26: k3s-io/k3s#13493), naming both releases", async () => {

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { NODE_CHILDREN } from "../../components/names";
 import { clusterSteps } from "../../components/operations";
 import { planCluster } from "../../components/plan/node";
+import { recordedChannel, renderReleaseScript } from "../../components/k3s/release";
 import { inputDiffPaths, NODE_STEPS, parsePropertyPath, parseUrn, PreviewDigest, policyEventsFromLog, previewMarkdown, releaseFromApplyStdout, splitPolicyMessage } from "../../tools/preview-markdown";
 import { renderDns } from "../../components/dns/render";
 import { renderTenants } from "../../components/tenants/render";
@@ -142,6 +143,22 @@ describe("preview:md", () => {
     assert.equal(releaseFromApplyStdout("apply[x]: K3s v1.37.1+k3s1 is running\n"), "v1.37.1+k3s1");
     assert.equal(releaseFromApplyStdout("apply[x]: K3s is up to date (v1.37.1+k3s1; unit files recorded)\n"), "v1.37.1+k3s1");
     assert.equal(releaseFromApplyStdout("apply[x]: K3s  is running\n"), undefined);
+  });
+
+  it("a changed k3s.channel is named, not silent: the recorded release stays (issue 28 review)", () => {
+    // The step as the first up ran it for channel stable: its stdin (kept: every input is ignored) and stdout.
+    const dev = sampleConfig("dev");
+    const stableConfig = { ...dev, k3s: { ...dev.k3s, version: undefined, channel: "stable" } } as typeof dev;
+    const stdin = renderReleaseScript(stableConfig, dev.nodes[0]!);
+    const releaseStep = (inputs: Record<string, unknown>, stdout: string) => ({ op: "same", urn: "urn:pulumi:dev::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::dev-k3s-release", oldState: { inputs, outputs: { stdout } } });
+    const adopted = "dev-server-1: the release dev-server-1 runs (adopted: nothing upgrades)\nk3s-platform cluster release: v1.36.3+k3s1\n";
+    const moved = previewMarkdown({ steps: [releaseStep({ stdin }, adopted)] }, { stack: "dev", channel: "latest" });
+    assert.match(moved, /- channel latest \(k3s\.channel changed from stable: that moves nothing, the release stays\): the cluster's release is v1\.36\.3\+k3s1/);
+    // From the stdout when no inputs are in the digest; unchanged: no such note.
+    const resolved = "dev-server-1: channel v1.31 at https://update.k3s.io/v1-release/channels\nk3s-platform cluster release: v1.31.4+k3s1\n";
+    assert.match(previewMarkdown({ steps: [releaseStep({}, resolved)] }, { stack: "dev", channel: "stable" }), /channel stable \(k3s\.channel changed from v1\.31:/);
+    assert.doesNotMatch(previewMarkdown({ steps: [releaseStep({ stdin }, adopted)] }, { stack: "dev", channel: "stable" }), /changed from/);
+    assert.equal(recordedChannel(undefined, adopted), undefined, "adopted, no inputs: unknown, not guessed");
   });
 
   it("the CLI reads saved files (--from, --events) and prints the same Markdown", () => {

@@ -88,7 +88,7 @@ export const proxySchema = z.strictObject({
   httpProxy: proxyUrl.optional().describe("`HTTP_PROXY` in the unit's env file (http, https or socks5 URL, no credentials)."),
   httpsProxy: proxyUrl.optional().describe("`HTTPS_PROXY` in the unit's env file."),
   /** Added to the generated list (node addresses, API endpoint, tls-sans, pod/service CIDRs, cluster domain). */
-  noProxy: z.array(noProxyEntry).default([]).describe("`NO_PROXY` entries added to the generated list (loopback, pod/service CIDRs, .svc, the cluster domain, the API endpoint, tls-sans, node addresses)."),
+  noProxy: z.array(noProxyEntry).default([]).describe("`NO_PROXY` entries added to the generated list (loopback, pod/service CIDRs, .svc, the cluster domain, the API endpoint, tls-sans, the first server's host when a name, k3s.nodeNetworks; never a node address)."),
   containerdHttpProxy: proxyUrl.optional().describe("`CONTAINERD_HTTP_PROXY`: a proxy for image pulls only."),
   containerdHttpsProxy: proxyUrl.optional().describe("`CONTAINERD_HTTPS_PROXY`: a proxy for image pulls only."),
   containerdNoProxy: z.array(noProxyEntry).optional().describe("`CONTAINERD_NO_PROXY` entries."),

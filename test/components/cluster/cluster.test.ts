@@ -248,13 +248,13 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
     assert.ok(write.secretProps.has("stdin"));
   });
 
-  it("a changed agent label changes that agent's apply trigger and nothing else", async () => {
+  it("a changed agent label changes that agent's apply and preflight triggers and its batch's drain and uncordon (a restart goes through them, issue 26), nothing else", async () => {
     const before = (await build("staging")).registered;
     const edited = loadStackConfig(variant("staging", (r) => (r.nodes[2]!.labels = { ...r.nodes[2]!.labels, "example.com/ssd": "true" })));
     const after = (await build("staging", edited)).registered;
     const changed = [...after.values()]
       .filter((r) => JSON.stringify(r.inputs.triggers) !== JSON.stringify(before.get(r.name)?.inputs.triggers))
       .map((r) => r.name);
-    assert.deepEqual(changed.sort(), ["staging-stg-agent-2-apply", "staging-stg-agent-2-bundle"]);
+    assert.deepEqual(changed.sort(), ["staging-agent-batch-2-drain", "staging-agent-batch-2-uncordon", "staging-stg-agent-2-apply", "staging-stg-agent-2-bundle", "staging-stg-agent-2-preflight"]);
   });
 });

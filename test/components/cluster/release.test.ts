@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import type { ResolvedConfig } from "../../../components/config/schema";
-import { parseRelease } from "../../../components/k3s/release";
+import { parseRelease, recordedChannel, renderReleaseScript } from "../../../components/k3s/release";
 import { CLUSTER_CHILDREN } from "../../../components/names";
 import { loadStackConfig } from "../../../components/stack/load";
 import { buildClusterWithStdout } from "../../helpers/cluster-mocks";
@@ -46,6 +46,22 @@ describe("a channel stack's cluster release (issue 28)", function () {
     const pinned = await build(loadStackConfig(variant("staging", () => {})), "");
     assert.equal(pinned.registered.get(`staging-${CLUSTER_CHILDREN.k3sRelease}`), undefined);
     for (const apply of applies(pinned.registered)) assert.doesNotMatch(String(apply.inputs.create), /CLUSTER_RELEASE/);
+  });
+
+  it("a k3s.channel changed after the release was recorded is warned about on every run, not silent; the release stays (review of issue 28)", async () => {
+    const stable = channelStack();
+    const latest = loadStackConfig(variant("staging", (r) => Object.assign(r.k3s!, { version: undefined, channel: "latest" })));
+    const name = `staging-${CLUSTER_CHILDREN.k3sRelease}`;
+    // Pulumi kept the first up's stdin (the step ignores every input): the script for channel stable.
+    const firstUp = { [name]: { stdin: renderReleaseScript(stable, stable.nodes[0]!) } };
+    const stdout = "stg-server-1: channel stable at https://update.k3s.io/v1-release/channels\nk3s-platform cluster release: v1.36.3+k3s1\n";
+    const moved = await buildClusterWithStdout(latest, { [name]: stdout }, firstUp);
+    const warning = await new Promise<string | undefined>((resolve) => moved.cluster.channelChange!.apply(resolve));
+    assert.match(warning ?? "", /^k3s-platform:k3s\.channel: latest, but the cluster's release was recorded from channel stable .*this change has no effect; to move the cluster, set k3s\.version/);
+    for (const apply of applies(moved.registered)) assert.ok(String(apply.inputs.create).includes("K3S_PLATFORM_CLUSTER_RELEASE=v1.36.3+k3s1 "), "the release stays");
+    const same = await buildClusterWithStdout(stable, { [name]: stdout }, firstUp);
+    assert.equal(await new Promise((resolve) => same.cluster.channelChange!.apply(resolve)), undefined);
+    for (const channel of ["stable", "latest", "testing", "v1.31"]) assert.equal(recordedChannel(renderReleaseScript(loadStackConfig(variant("staging", (r) => Object.assign(r.k3s!, { version: undefined, channel }))), stable.nodes[0]!), undefined), channel);
   });
 
   it("parseRelease reads the release line only, and only a K3s release", () => {

@@ -190,6 +190,25 @@ describe("config values: hostile pass-through, versions, and the format each con
       rejects(variant("dev", (r) => (k3s(r).nodeNetworks = ["192.0.2.0/28"])), "k3s-platform:nodes[1] (dev-agent-1)", /address 192\.0\.2\.\d+ is in none of k3s\.nodeNetworks/);
     });
 
+    it("NO_PROXY keeps the first server's host name the nodes join through (review of issue 26)", () => {
+      // dev: firewall disabled, so a host name without nodeIp is accepted; K3s then dials the first
+      // server by that name (server: https://<name>:6443): no node network covers a name.
+      const named = (extra: boolean) =>
+        loadStackConfig(variant("dev", (r) => {
+          (r.nodes[0] as Node).host = "dev-server-1.lab.example.com";
+          k3s(r).proxy = { httpsProxy: "http://proxy.example.com:3128", noProxy: ["192.0.2.0/24"] };
+          if (extra) r.nodes.push({ ...structuredClone(r.nodes[1]!), name: "dev-agent-9", host: "192.0.2.99" } as Node);
+        }));
+      const config = named(false);
+      for (const n of config.nodes) {
+        const noProxy = installEnv(config, n).NO_PROXY!.split(",");
+        assert.ok(noProxy.includes("dev-server-1.lab.example.com"), `${n.name}: NO_PROXY ${noProxy.join(",")}`);
+      }
+      // Still independent of the membership: an added agent changes no node's NO_PROXY.
+      const grown = named(true);
+      for (const n of config.nodes) assert.equal(installEnv(grown, grown.nodes.find((g) => g.name === n.name)!).NO_PROXY, installEnv(config, n).NO_PROXY, n.name);
+    });
+
     it("API server allow: a server known only by DNS name is refused naming both paths; nodeIp is used when set", () => {
       const byName = (nodeIp?: string) =>
         variant("dev", (r) => {

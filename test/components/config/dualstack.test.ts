@@ -320,6 +320,68 @@ describe("dual-stack / IPv6 networking", () => {
       assert.notEqual(refused.status, 0);
       assert.match(refused.out, /ufw has IPv6 disabled \(IPV6=no in \/etc\/default\/ufw\)/);
     });
+
+    // Issue 26: the move from per-node addresses to k3s.nodeNetworks closes the per-address rules
+    // an earlier version opened (it kept no record), in the same run, restarting nothing; later, a
+    // recorded source no longer listed is closed; the user's own rules stay.
+    const networks = ["192.0.2.0/24", "2001:db8::/64"];
+    const moved = loadStackConfig(ds((r) => (k3s(r).nodeNetworks = networks)));
+    const narrowed = loadStackConfig(ds((r) => (k3s(r).nodeNetworks = ["192.0.2.0/24", "2001:db8::/80"])));
+    const byBackend = {
+      firewalld: {
+        file: "fw/rules",
+        rule: (port: string, proto: string, source: string) => `rich rule family="${source.includes(":") ? "ipv6" : "ipv4"}" source address="${source}" port port="${port}" protocol="${proto}" accept`,
+        etcd: "2379-2380",
+      },
+      ufw: {
+        file: "ufw/rules",
+        rule: (port: string, proto: string, source: string) => `${`${port}/${proto}`.padEnd(26)} ALLOW       ${source}`,
+        etcd: "2379:2380",
+      },
+    } as const;
+    for (const active of ["firewalld", "ufw"] as const) {
+      it(`${active}: the move to node networks closes the earlier per-address rules, keeps the user's, restarts nothing; a second run changes nothing; a network dropped later is closed (issue 26)`, () => {
+        const { rule, file, etcd } = byBackend[active];
+        const { root, run } = sandbox(active, active === "ufw" ? "IPV6=yes\n" : undefined);
+        const rulesPath = join(root, file);
+        const rules = () => readFileSync(rulesPath, "utf8").split("\n").filter(Boolean);
+        const script = join(root, "os-prep.sh");
+        // As an earlier version left the host: every node address on the node ports, no record.
+        assert.equal(run().status, 0);
+        rmSync(join(root, "var/lib/k3s-platform/firewall-sources"));
+        const nodeAddresses = config.nodes.flatMap((n) => n.nodeIp ?? []);
+        const perAddress = nodeAddresses.flatMap((a) => [rule("10250", "tcp", a), rule("8472", "udp", a)]);
+        for (const r of perAddress) assert.ok(rules().includes(r), `the earlier rule ${r}`);
+        // The user's own: an SSH port, and a K3s port from an address outside every node network.
+        const own = [active === "firewalld" ? "port 22/tcp" : rule("22", "tcp", "Anywhere"), rule("10250", "tcp", "198.51.100.7"), rule("10250", "tcp", "2001:db9::7")];
+        writeFileSync(rulesPath, `${[...rules(), ...own].join("\n")}\n`);
+
+        writeFileSync(script, planNode(moved, moved.nodes[0]!).files.find((f) => f.name === "os-prep.sh")!.content);
+        const move = run();
+        assert.equal(move.status, 0, move.out);
+        const after = rules();
+        for (const r of perAddress) assert.ok(!after.includes(r), `closed: ${r}`);
+        for (const n of networks) assert.ok(after.includes(rule("10250", "tcp", n)) && after.includes(rule("8472", "udp", n)), `opened to ${n}`);
+        for (const r of own) assert.ok(after.includes(r), `the user's rule stays: ${r}`);
+        // etcd stays scoped to the servers' own addresses (they are listed, so they are kept).
+        assert.ok(after.includes(rule(etcd, "tcp", "2001:db8::10")) && after.includes(rule(etcd, "tcp", "192.0.2.10")), "etcd rules kept");
+        assert.match(move.out, /no longer a cluster source/);
+        assert.doesNotMatch(readFileSync(join(root, "stub.log"), "utf8"), /systemctl (stop|restart|start) k3s/, "os-prep restarts nothing");
+        const second = run();
+        assert.equal(second.status, 0, second.out);
+        assert.match(second.out, /done, 0 change\(s\)/);
+        assert.deepEqual(rules(), after, "a second run changes nothing");
+
+        // With the record: a network no longer listed is closed, the one listed now opened.
+        writeFileSync(script, planNode(narrowed, narrowed.nodes[0]!).files.find((f) => f.name === "os-prep.sh")!.content);
+        const narrow = run();
+        assert.equal(narrow.status, 0, narrow.out);
+        assert.ok(!rules().includes(rule("10250", "tcp", "2001:db8::/64")), "the dropped network's rule is closed");
+        assert.ok(rules().includes(rule("10250", "tcp", "2001:db8::/80")));
+        for (const r of own) assert.ok(rules().includes(r), `the user's rule stays: ${r}`);
+        assert.match(run().out, /done, 0 change\(s\)/);
+      });
+    }
   });
 });
 

@@ -7,7 +7,7 @@ import { renderMaintenanceRun } from "../../../components/maintenance/render";
 import { maintenance, MAINTENANCE_RECORD } from "../../../components/operations/maintenance";
 import { parseCovered } from "../../../components/operations/covered";
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ONE_SHOT_KEYS, oneShotValues } from "../../../components/operations/once";
@@ -166,6 +166,65 @@ describe("operation maintenance", () => {
       "maintenance 1: cordon, drain, run `apt-get -y upgrade` as root, reboot and wait for the new boot, uncordon; servers one at a time (prod-server-1, prod-server-2, prod-server-3), then agents in 2 batches of up to 2 (prod-agent-1, prod-agent-2) (prod-agent-3) (docs/maintenance.md)",
     ]);
     assert.deepEqual(lifecycleLines([cluster, ...preview.map((p) => ({ ...p, op: "same" }))], "prod"), []);
+  });
+
+  it("preview:md: command, reboot or nodes changed under the same maintenance.id says what ran does not run again (set a new id)", () => {
+    const config = (m: StackInput["maintenance"]) => sample("prod", (raw) => ((raw.maintenance = m), (raw.upgrade = { maxUnavailable: 2 })));
+    const cluster = (before: StackInput["maintenance"], now: StackInput["maintenance"]): PreviewStep => ({
+      op: "update",
+      urn: "urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod",
+      oldState: { inputs: { config: config(before) } },
+      newState: { inputs: { config: config(now) } },
+    });
+    assert.deepEqual(lifecycleLines([cluster(patch, { ...patch, command: ["dnf", "-y", "upgrade"], nodes: ["prod-agent-1"] })], "prod"), [
+      "⚠️ maintenance 1: maintenance.command, maintenance.nodes changed under the same id: every step that already ran for maintenance 1 is not run again, and nodes it did not cover when it first ran are not added; set a new maintenance.id to run it (docs/maintenance.md)",
+    ]);
+    assert.deepEqual(lifecycleLines([cluster(patch, patch)], "prod"), []);
+    assert.deepEqual(lifecycleLines([cluster(patch, { ...patch, id: 2, command: ["dnf", "-y", "upgrade"] })], "prod"), []);
+  });
+
+  it("a maintenance that leaves the config (removed, or a new id) uncordons the nodes it cordoned and never uncordoned (a failed or abandoned run); an operator's cordon, another id's and an unreachable API are left alone", () => {
+    const armed = stepsOf(maintenance, sample("prod", (raw) => (raw.maintenance = patch)));
+    const record = armed.steps.find((s) => s.name === MAINTENANCE_RECORD)!;
+    assert.deepEqual(record.triggers, ["1"], "a new id replaces the record: the old one's delete runs");
+    assert.ok(record.delete?.startsWith("sudo -n bash -c "), "the delete runs the release as root, on the first server");
+    assert.equal(record.host.name, "prod-server-1");
+    const dir = mkdtempSync(join(tmpdir(), "k3sp-maint-release-"));
+    try {
+      // A stand-in for `k3s kubectl`: Nodes and their cordoned-for-maintenance annotation from $NODES, calls logged.
+      const bin = join(dir, "bin");
+      mkdirSync(bin);
+      writeFileSync(
+        join(bin, "k3s"),
+        `#!/usr/bin/env bash
+[ "$1" = kubectl ] || exit 2
+shift
+echo "$*" >>"$STUB_LOG"
+[ -z "\${API_DOWN:-}" ] || { echo "The connection to the server 127.0.0.1:6443 was refused" >&2; exit 1; }
+case "$1" in get) printf '%s\n' "$NODES" ;; uncordon | annotate) ;; *) exit 2 ;; esac
+`,
+      );
+      chmodSync(join(bin, "k3s"), 0o755);
+      const log = join(dir, "calls");
+      const run = (nodes: string, extra: Record<string, string> = {}) => {
+        writeFileSync(log, "");
+        const r = spawnSync("bash", ["-c", record.onRemoval!], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, STUB_LOG: log, NODES: nodes, ...extra } });
+        const all = readFileSync(log, "utf8").trim().split("\n").filter(Boolean);
+        return { status: r.status, out: r.stdout + r.stderr, gets: all.filter((l) => l.startsWith("get ")), calls: all.filter((l) => !l.startsWith("get ")) };
+      };
+      const r = run("prod-server-1 <none>\nprod-agent-1 1\nprod-agent-2 <none>\nprod-agent-3 2");
+      assert.equal(r.status, 0, r.out);
+      assert.deepEqual(r.calls, ["uncordon prod-agent-1", "annotate node prod-agent-1 k3s-platform.io/cordoned-for-maintenance-"]);
+      assert.match(r.out, /maintenance\[prod-agent-1\] .*uncordoned/);
+      // kubectl's custom columns read an annotation key with its dots escaped (JSONPath), as the drain does.
+      assert.deepEqual(r.gets, [String.raw`get nodes --no-headers -o custom-columns=NAME:.metadata.name,CORDONED_FOR:.metadata.annotations.k3s-platform\.io/cordoned-for-maintenance`]);
+      const down = run("", { API_DOWN: "1" });
+      assert.equal(down.status, 0, "a destroy or a lost first server must not be blocked by it");
+      assert.match(down.out, /nothing uncordoned/);
+      assert.deepEqual(down.calls, []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("a node that joined after the maintenance ran (not in its record) is not maintained: its run and back run nothing, every group drops it; the record is written once per id and printed on every run; preview says so", () => {

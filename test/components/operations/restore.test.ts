@@ -98,6 +98,31 @@ describe("operation restore", () => {
     assert.deepEqual(secretIssues({ ...needs, restore: {} }, new Set(["restoreToken"])), []);
   });
 
+  it("validation refuses a restore while a server is armed for decommission (it keeps running K3s, an etcd member the restore would not stop), naming the node and both ways out", () => {
+    const issues = (edit: Parameters<typeof variant>[1]) => {
+      const r = parseStackConfig(variant("prod", edit));
+      return r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
+    };
+    for (const armed of ["prod-server-1", "prod-server-3"]) {
+      const found = issues((raw) => {
+        raw.nodes.push({ ...raw.nodes.find((n) => n.name === "prod-server-3")!, name: "prod-server-4", host: "203.0.113.14" });
+        raw.nodes.find((n) => n.name === armed)!.decommission = true;
+        raw.restore = { id: 1, snapshot: SNAPSHOT };
+      });
+      const index = ["prod-server-1", "prod-server-2", "prod-server-3"].indexOf(armed);
+      assert.ok(
+        found.some((i) => i.startsWith(`k3s-platform:nodes[${index}] (${armed}).decommission: `) && i.includes("restore") && i.includes("delete its entry") && i.includes("decommission: false")),
+        found.join("\n"),
+      );
+    }
+    // An armed agent runs no etcd member: the restore may run (its agents restart only the managed ones).
+    const agentArmed = issues((raw) => {
+      raw.nodes.find((n) => n.name === "prod-agent-3")!.decommission = true;
+      raw.restore = { id: 1, snapshot: SNAPSHOT };
+    });
+    assert.ok(!agentArmed.some((i) => /decommission/.test(i) && /restore/.test(i)), agentArmed.join("\n"));
+  });
+
   it("property: a snapshot the schema accepts is one plain word (no shell, YAML or path metacharacter reaches a script)", () => {
     fc.assert(
       fc.property(fc.string({ unit: "binary", maxLength: 40 }), (s) => {
@@ -132,6 +157,24 @@ describe("operation restore", () => {
         "K3s stops on 3 servers at once (prod-server-2, prod-server-3, prod-server-1), then prod-server-1 resets from it and starts, then prod-server-2, prod-server-3 rejoin one at a time (etcd data moved aside), then 3 agents restart (docs/backup-and-restore.md)",
     ]);
     assert.deepEqual(lifecycleLines([cluster, ...steps.slice(1).map((s) => ({ ...s, op: "same" }))], "prod"), [], "a second up: nothing runs, nothing said");
+  });
+
+  it("preview:md: a snapshot or source changed under the same restore.id says the restore does not run again (set a new id); a new id, or the first arming, says nothing of it", () => {
+    const cluster = (before: Record<string, unknown> | undefined, now: Record<string, unknown>): PreviewStep => ({
+      op: "update",
+      urn: "urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod",
+      oldState: { inputs: { config: withRestore(before ?? {}, (raw) => (before ? undefined : delete raw.restore)) } },
+      newState: { inputs: { config: withRestore(now) } },
+    });
+    const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
+    const updated = restoreStepNames(withRestore({ id: 1, snapshot: SNAPSHOT })).map((n): PreviewStep => ({ op: "update", urn: urn(n) }));
+    const lines = lifecycleLines([cluster({ id: 1, snapshot: SNAPSHOT }, { id: 1, snapshot: "other-prod-server-1-1765152000", source: "s3" }), ...updated], "prod");
+    assert.deepEqual(lines, [
+      "⚠️ restore 1: restore.snapshot, restore.source changed under the same id: every step that already ran for restore 1 is not run again, so this restores nothing there; set a new restore.id to restore other-prod-server-1-1765152000 (docs/backup-and-restore.md)",
+    ]);
+    assert.deepEqual(lifecycleLines([cluster({ id: 1, snapshot: SNAPSHOT }, { id: 1, snapshot: SNAPSHOT }), ...updated], "prod"), [], "nothing changed: nothing said");
+    assert.ok(!lifecycleLines([cluster({ id: 1, snapshot: SNAPSHOT }, { id: 2, snapshot: "other-1765152000" })], "prod").some((l) => /same id/.test(l)), "a new id is a new restore");
+    assert.ok(!lifecycleLines([cluster(undefined, { id: 1, snapshot: SNAPSHOT })], "prod").some((l) => /same id/.test(l)), "first arming");
   });
 
   it("preview:md: restore steps created on nodes that joined after the restore ran (its check's record) say they run nothing; a covered node's retry is still announced", () => {

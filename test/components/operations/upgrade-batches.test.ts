@@ -3,7 +3,7 @@ import { upgradeBatches } from "../../../components/operations/upgrade-batches";
 import { sample, stepsOf } from "./helpers";
 
 describe("operation upgrade-batches", () => {
-  it("a drain and an uncordon per batch of maxUnavailable agents, drains chained (the wait for the batch before is on the host, issue 26); the version is the only trigger", () => {
+  it("a drain and an uncordon per batch of maxUnavailable agents, drains chained (the wait for the batches before is on the host, issue 26); triggered by the version and the batch's K3s inputs", () => {
     const config = sample("prod", (r) => (r.upgrade = { maxUnavailable: 2 }));
     const { steps } = stepsOf(upgradeBatches, config);
     // 3 agents in batches of 2: two batches.
@@ -13,8 +13,14 @@ describe("operation upgrade-batches", () => {
     assert.deepEqual(steps[2]!.after, ["prod-server-3-apply", "agent-batch-1-drain"]);
     // The second drain's bound covers the wait for the first batch: its installs and its Ready waits.
     assert.ok(steps[2]!.timeoutSeconds! > steps[0]!.timeoutSeconds! + 2 * config.upgrade.readyTimeout, String(steps[2]!.timeoutSeconds));
+    // A batch's two steps share the trigger; another batch's agents have other inputs.
+    assert.deepEqual(steps[0]!.triggers, steps[1]!.triggers);
+    assert.notDeepEqual(steps[0]!.triggers, steps[2]!.triggers);
     for (const s of steps) {
-      assert.deepEqual(s.triggers, [config.k3s.version]);
+      const triggers = s.triggers as string[];
+      assert.equal(triggers.length, 2);
+      assert.equal(triggers[0], config.k3s.version);
+      assert.match(triggers[1]!, /^[0-9a-f]{64}$/);
       assert.equal(s.host.name, "prod-server-1");
       assert.equal(s.update, "true");
     }

@@ -7,6 +7,7 @@ import { loadStackConfig } from "../../../components/stack/load";
 import { nodeContexts } from "../../../components/config/context";
 import { AGENT_FLAG_SET, SERVER_FLAGS } from "../../../components/config/flags";
 import { installEnv } from "../../../components/k3s/install";
+import { churn } from "../../../components/plan/churn";
 import { PATHS } from "../../../components/k3s/paths";
 import { rewriteKubeconfig } from "../../../components/node/kubeconfig";
 import { planCluster, planNode } from "../../../components/plan/node";
@@ -180,11 +181,18 @@ describe("renderers", () => {
       for (const part of ["10.52.0.0/16", "10.53.0.0/16", ".svc", ".cluster.local", "198.51.100.0/24"]) assert.ok(env.NO_PROXY!.split(",").includes(part), part);
     });
 
-    it("uses a channel only when no version is set", () => {
+    it("a channel stack exports neither the channel nor a version: apply.sh exports the cluster's release (issue 28)", () => {
       const config = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
       const env = installEnv(config, config.nodes[0]!);
-      assert.equal(env.INSTALL_K3S_CHANNEL, "stable");
+      assert.equal(env.INSTALL_K3S_CHANNEL, undefined, "a changed channel value must not change install-k3s.sh (every node's fingerprint)");
       assert.equal(env.INSTALL_K3S_VERSION, undefined);
+    });
+
+    it("a changed k3s.channel restarts no node (what a change costs, plan/churn.ts; review of issue 28)", () => {
+      const onChannel = (channel: string) => loadStackConfig(variant("staging", (r) => Object.assign(r.k3s!, { version: undefined, channel })));
+      const cost = churn(onChannel("stable"), onChannel("latest"));
+      assert.deepEqual(cost.restart, []);
+      assert.deepEqual(cost.restartingSteps, []);
     });
   });
 

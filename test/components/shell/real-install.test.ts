@@ -163,6 +163,12 @@ if (REAL) {
       const res = h.apply(withRelease);
       assert.equal(res.status, 0, res.out);
       assert.match(res.out, /K3s v1\.36\.3\+k3s1 is running \(channel stable: the cluster's release\)/);
+      // A changed channel value (review of issue 28): nothing K3s reads changed, no restart.
+      writeFileSync(join(h.channels, "latest"), "v1.37.1+k3s1\n");
+      h.stage(channelConfig((k3s) => Object.assign(k3s, { clusterDomain: "other.local", channel: "latest" })));
+      const moved = h.apply(withRelease);
+      assert.equal(moved.status, 0, moved.out);
+      assert.match(moved.out, /K3s is up to date \(v1\.36\.3\+k3s1\)/);
 
       // An agent added after the channel moved: the real install.sh downloads the recorded release.
       const agent = host(config, 1, "channel-agent");

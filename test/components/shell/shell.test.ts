@@ -12,7 +12,7 @@ import { planCluster, planNode } from "../../../components/plan/node";
 import { releaseFromApplyStdout } from "../../../tools/preview-markdown";
 import { parseRelease, renderReleaseScript } from "../../../components/k3s/release";
 import { fakeBinary, hostRoot, INSTALL_STANDIN } from "../../helpers/host-root";
-import { ENVS, REPO, sampleConfig, variant } from "../../helpers/samples";
+import { ENVS, fixtureRaw, REPO, sampleConfig, variant } from "../../helpers/samples";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
 
@@ -730,6 +730,52 @@ describe("generated shell", () => {
         assert.match(readFileSync(envFile, "utf8"), /\.corp\.example\.net/);
       });
 
+      it("a dual-stack cluster moves to node networks with 0 restarts: the IPv6 node addresses NO_PROXY listed are covered by the IPv6 network; an uncovered IPv6 address still restarts (issue 26)", () => {
+        // Before the fix apply.sh's carry-over knew IPv4 CIDRs only: each node's old IPv6 address
+        // counted as dropped, and every dual-stack node restarted once on the move.
+        const networks = ["192.0.2.0/24", "203.0.113.0/24", "2001:db8::/32"];
+        const raw = fixtureRaw("dualstack");
+        raw.k3s!.proxy = { httpProxy: "http://proxy.example.com:3128", noProxy: [] };
+        raw.k3s!.nodeNetworks = networks;
+        const config = loadStackConfig(raw);
+        for (const index of config.nodes.keys()) {
+          const node = config.nodes[index]!;
+          const h = standinHost(config, index, `noproxy-ds-${index}`);
+          const planned = h.plan.files.find((f) => f.name === "install-k3s.sh")!.content;
+          const line = planned.split("\n").find((l) => l.startsWith("export NO_PROXY="))!;
+          // As before issue 26: every node address (both families, canonical text) ahead of the networks.
+          const addresses = [...new Set(config.nodes.flatMap((n) => [n.host, ...(n.nodeIp ?? []), ...(n.externalIp ?? [])]))];
+          assert.ok(addresses.some((a) => a.includes(":")) && addresses.some((a) => a.includes(".")), addresses.join(","));
+          const legacy = (extra: string[]) => planned.replace(line, line.replace(networks[0]!, [...extra, networks[0]!].join(",")));
+          assert.notEqual(legacy(addresses), planned);
+          const service = node.role === "server" ? "k3s" : "k3s-agent";
+          const installs = () => h.read(h.logs.installs).split("\n").filter(Boolean).length;
+          const restarts = () => (h.read(h.logs.stub).match(new RegExp(`^systemctl (stop|restart) ${service}$`, "gm")) ?? []).length;
+          writeFileSync(join(h.staging, "install-k3s.sh"), legacy(addresses));
+          assert.equal(h.apply().status, 0);
+          assert.match(readFileSync(join(h.root, `etc/systemd/system/${service}.service.env`), "utf8"), /NO_PROXY=.*2001:db8::20/);
+          const before = [installs(), restarts()];
+
+          writeFileSync(join(h.staging, "install-k3s.sh"), planned);
+          const moved = h.apply();
+          assert.equal(moved.status, 0, moved.out);
+          assert.match(moved.out, /NO_PROXY here lists entries the planned value covers/, node.name);
+          assert.match(moved.out, /K3s is up to date/, node.name);
+          assert.deepEqual([installs(), restarts()], before, `${node.name}: no install, 0 restarts`);
+          assert.match(h.apply().out, /K3s is up to date/, "a second run too");
+
+          // An IPv6 address outside every planned entry dropped: a real change, K3s restarts.
+          const h2 = standinHost(config, index, `noproxy-ds-uncovered-${index}`);
+          writeFileSync(join(h2.staging, "install-k3s.sh"), legacy([...addresses, "2001:db9::7"]));
+          assert.equal(h2.apply().status, 0);
+          writeFileSync(join(h2.staging, "install-k3s.sh"), planned);
+          const changed = h2.apply();
+          assert.equal(changed.status, 0, changed.out);
+          assert.doesNotMatch(changed.out, /up to date/);
+          assert.equal(h2.read(h2.logs.installs).split("\n").filter(Boolean).length, 2, "re-installed");
+        }
+      });
+
       it("channel stack: one release for the cluster, resolved once; a config change after the channel moved keeps it; a node added after the move installs the recorded release; a node on another release is refused (issue 28)", () => {
         const config = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
         const server = standinHost(config, 0, "channel-server");
@@ -767,6 +813,77 @@ describe("generated shell", () => {
         const missing = agent.apply();
         assert.notEqual(missing.status, 0, missing.out);
         assert.match(missing.out, /no cluster release for channel stable/);
+      });
+
+      it("channel stack: a changed k3s.channel value restarts no node, the release stays; a node applied while install-k3s.sh still exported the channel is adopted, not restarted (review of issue 28)", () => {
+        const onChannel = (channel: string) => loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel })));
+        const stable = onChannel("stable");
+        const h = standinHost(stable, 1, "channel-changed");
+        writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
+        writeFileSync(join(h.channels, "latest"), "v1.33.0+k3s1\n");
+        const release = parseRelease(h.releaseStep().out)!;
+        assert.equal(h.applyWith(release).status, 0);
+        const installs = () => h.read(h.logs.installs).split("\n").filter(Boolean).length;
+        assert.equal(installs(), 1);
+        // The next up with channel latest stages its bundle; the k3s-release step ignores the change.
+        for (const f of planNode(onChannel("latest"), stable.nodes[1]!).files) writeFileSync(join(h.staging, f.name), f.content);
+        const changed = h.applyWith(release);
+        assert.equal(changed.status, 0, changed.out);
+        assert.match(changed.out, /K3s is up to date \(v1\.31\.4\+k3s1\)/);
+        assert.equal(installs(), 1, "no re-install, no restart: the channel value is not what the node installs");
+        assert.match(h.read(join(h.root, "usr/local/bin/k3s")), /v1\.31\.4\+k3s1/);
+
+        // A node whose record was taken over the older install-k3s.sh, which exported INSTALL_K3S_CHANNEL
+        // (INSTALL_K3S_VERSION, the cluster's release, always won over it): the same install, adopted.
+        const old = standinHost(stable, 1, "channel-legacy-record");
+        writeFileSync(join(old.channels, "stable"), "v1.31.4+k3s1\n");
+        const planned = old.plan.files.find((f) => f.name === "install-k3s.sh")!.content;
+        assert.doesNotMatch(planned, /INSTALL_K3S_CHANNEL/, "the channel is not exported: the cluster's release is");
+        writeFileSync(join(old.staging, "install-k3s.sh"), planned.replace(/^export INSTALL_K3S_EXEC=agent$/m, "$&\nexport INSTALL_K3S_CHANNEL=stable"));
+        assert.equal(old.applyWith(release).status, 0);
+        writeFileSync(join(old.staging, "install-k3s.sh"), planned);
+        const adopted = old.applyWith(release);
+        assert.equal(adopted.status, 0, adopted.out);
+        assert.match(adopted.out, /recorded the install as planned[\s\S]*K3s is up to date/);
+        assert.equal(old.read(old.logs.installs).split("\n").filter(Boolean).length, 1, "adopted: no restart on the first up of this k3s-platform");
+        assert.match(old.applyWith(release).out, /K3s is up to date/, "and from then on");
+        // A real change still restarts it.
+        writeFileSync(join(old.staging, "config.yaml"), `${old.plan.files.find((f) => f.name === "config.yaml")!.content}debug: true\n`);
+        assert.equal(old.applyWith(release).status, 0);
+        assert.equal(old.read(old.logs.installs).split("\n").filter(Boolean).length, 2);
+      });
+
+      it("channel stack pinned to its own release (k3s.version = the recorded release) restarts no node; pinned to another, it upgrades (review of issue 28)", () => {
+        const stable = loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));
+        const pinnedTo = (version: string) => loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version, channel: undefined })));
+        const installs = (h: ReturnType<typeof standinHost>) => h.read(h.logs.installs).split("\n").filter(Boolean);
+        const onChannel = (label: string, legacyLine: boolean) => {
+          const h = standinHost(stable, 1, label);
+          writeFileSync(join(h.channels, "stable"), "v1.31.4+k3s1\n");
+          const release = parseRelease(h.releaseStep().out)!;
+          // legacyLine: applied by a k3s-platform whose install-k3s.sh still exported the channel.
+          const script = h.plan.files.find((f) => f.name === "install-k3s.sh")!.content;
+          if (legacyLine) writeFileSync(join(h.staging, "install-k3s.sh"), script.replace(/^export INSTALL_K3S_EXEC=agent$/m, "$&\nexport INSTALL_K3S_CHANNEL=stable"));
+          assert.equal(h.applyWith(release).status, 0);
+          return { h, release };
+        };
+        for (const legacyLine of [false, true]) {
+          const { h, release } = onChannel(`pin-same-${legacyLine}`, legacyLine);
+          for (const f of planNode(pinnedTo(release), stable.nodes[1]!).files) writeFileSync(join(h.staging, f.name), f.content);
+          const pinned = h.apply();
+          assert.equal(pinned.status, 0, pinned.out);
+          assert.match(pinned.out, /recorded the install as planned[\s\S]*K3s is up to date \(v1\.31\.4\+k3s1\)/);
+          assert.equal(installs(h).length, 1, `legacy line ${legacyLine}: no re-install, no restart`);
+          assert.equal(h.read(h.logs.stub).match(/systemctl stop/g)?.length, 1, "stopped once: at the first install");
+        }
+        // Pinned to a newer release: the upgrade flow installs it, the adoption does not skip it.
+        const { h } = onChannel("pin-newer", false);
+        writeFileSync(join(h.channels, "stable"), "v1.31.5+k3s1\n");
+        for (const f of planNode(pinnedTo("v1.31.5+k3s1"), stable.nodes[1]!).files) writeFileSync(join(h.staging, f.name), f.content);
+        const upgraded = h.apply();
+        assert.equal(upgraded.status, 0, upgraded.out);
+        assert.doesNotMatch(upgraded.out, /recorded the install as planned/);
+        assert.deepEqual(installs(h).map((l) => l.split(" ")[1]), ["version=v1.31.4+k3s1", "version=v1.31.5+k3s1"]);
       });
 
       const channelStack = () => loadStackConfig(variant("dev", (r) => Object.assign(r.k3s!, { version: undefined, channel: "stable" })));

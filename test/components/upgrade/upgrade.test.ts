@@ -10,7 +10,8 @@ import { K3sCluster } from "../../../components/cluster/component";
 import { ResolvedConfig } from "../../../components/config/schema";
 import { loadStackConfig, parseStackConfig } from "../../../components/stack/load";
 import { PATHS } from "../../../components/k3s/paths";
-import { NodePlan, planNode } from "../../../components/plan/node";
+import { NodePlan, planCluster, planNode } from "../../../components/plan/node";
+import { batchInputs } from "../../../components/plan/restart";
 import { previewMarkdown } from "../../../tools/preview-markdown";
 import { renderTree } from "../../../tools/tree";
 import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches, upgradeGuard, VERSION_RECORD, VERSION_RULES } from "../../../components/upgrade/render";
@@ -358,9 +359,15 @@ esac
       return recorder.registered;
     }
 
-    it("agent batches: drain and uncordon on the first server, triggered by the version only, chained batch after batch", async () => {
+    it("agent batches: drain and uncordon on the first server, triggered by the version and their agents' K3s inputs, chained batch after batch", async () => {
       const config = loadStackConfig(variant("staging", (raw) => (raw.upgrade = { maxUnavailable: 1 })));
       const registered = await graph(config);
+      // One agent's labels (a K3s input: node-label in its config.yaml) changed: only its batch's triggers change (issue 26).
+      const labelled = loadStackConfig(variant("staging", (raw) => {
+        raw.upgrade = { maxUnavailable: 1 };
+        raw.nodes.find((n) => n.role === "agent")!.labels = { "example.com/disk": "ssd" };
+      }));
+      const relabelled = await graph(labelled);
       const batches = upgradeBatches(config);
       const agents = config.nodes.filter((n) => n.role === "agent").map((n) => n.name);
       assert.equal(batches.length, agents.length);
@@ -371,18 +378,28 @@ esac
         const uncordon = registered.get(`staging-agent-batch-${b.index}-uncordon`)!;
         for (const step of [drain, uncordon]) {
           assert.equal((step.inputs.connection as { host: string }).host, first.host, "runs on the first server");
-          assert.deepEqual(step.inputs.triggers, [config.k3s.version]);
+          assert.equal((step.inputs.triggers as string[])[0], config.k3s.version);
           assert.equal(step.inputs.update, "true", "other input changes run nothing");
         }
-        assert.equal(drain.inputs.stdin, renderAgentBatchDrain(config, b));
-        assert.equal(uncordon.inputs.stdin, renderAgentBatchUncordon(config, b));
+        const changed = (name: string) => JSON.stringify(registered.get(name)!.inputs.triggers) !== JSON.stringify(relabelled.get(name)!.inputs.triggers);
+        for (const which of ["drain", "uncordon"]) {
+          assert.equal(changed(`staging-agent-batch-${b.index}-${which}`), b.index === 1, `batch ${b.index} (${b.agents.join(", ")}) ${which}: triggers changed only for the relabelled agent's batch`);
+        }
+        const inputs = batchInputs(planCluster(config), b);
+        assert.equal(drain.inputs.stdin, renderAgentBatchDrain(config, b, inputs));
+        assert.equal(uncordon.inputs.stdin, renderAgentBatchUncordon(config, b, inputs));
         // The drain waits for its agents' preflight (issue 28): a host that lacks what it needs is never cordoned.
         // Batch after batch through the drains (issue 26): the wait for the batch before is on the host.
         assert.deepEqual(drain.dependsOn, [`staging-${lastServer.name}-apply`, ...(b.index > 1 ? [`staging-agent-batch-${b.index - 1}-drain`] : []), ...b.agents.map((a) => `staging-${a}-preflight`)]);
         assert.deepEqual(uncordon.dependsOn, b.agents.map((a) => `staging-${a}-apply`));
         for (const a of b.agents) assert.ok(registered.get(`staging-${a}-apply`)!.dependsOn.includes(drain.name), a);
         // Like the drain, the preflight runs when the version changes: on other changes an unreachable agent holds back nobody.
-        for (const a of b.agents) assert.deepEqual(registered.get(`staging-${a}-preflight`)!.inputs.triggers, [config.k3s.version], a);
+        for (const a of b.agents) {
+          const triggers = registered.get(`staging-${a}-preflight`)!.inputs.triggers as string[];
+          assert.equal(triggers[0], config.k3s.version, a);
+          // Its own K3s inputs too (issue 26): an agent that restarts and cannot be reached fails before its batch is cordoned.
+          assert.equal(changed(`staging-${a}-preflight`), b.index === 1, `${a}'s preflight triggers changed only for the relabelled agent`);
+        }
       }
     });
 
@@ -424,7 +441,7 @@ esac
       const config = loadStackConfig(variant("staging", (raw) => (raw.upgrade = { maxUnavailable: 1 })));
       const [, second] = upgradeBatches(config);
       const script = join(scratch, "drain-2.sh");
-      writeFileSync(script, renderAgentBatchDrain(config, second!));
+      writeFileSync(script, renderAgentBatchDrain(config, second!, batchInputs(planCluster(config), second!)));
       const stubs = mkdtempSync(join(scratch, "batch-stubs-"));
       const state = join(stubs, "polls");
       // `get nodes` answers with the previous batch's agent cordoned for the upgrade until the Nth poll.
@@ -456,9 +473,55 @@ esac
       assert.match(never.out, /batch 1 is not done after 1s: still cordoned for the upgrade: stg-agent-1 .*nothing in batch 2 was cordoned/);
     });
 
+    it("a running agent whose K3s inputs changed is cordoned and drained by its batch's drain, its record written by the uncordon; a matching or absent record drains nothing (issue 26)", () => {
+      const config = loadStackConfig(variant("staging", (raw) => (raw.upgrade = { maxUnavailable: 1 })));
+      const [firstBatch] = upgradeBatches(config);
+      const agent = firstBatch!.agents[0]!;
+      const inputs = batchInputs(planCluster(config), firstBatch!);
+      const planned = inputs.get(agent)!;
+      assert.match(planned, /^[0-9a-f]{64}$/);
+      const drain = join(scratch, "drain-inputs.sh");
+      const uncordon = join(scratch, "uncordon-inputs.sh");
+      writeFileSync(drain, renderAgentBatchDrain(config, firstBatch!, inputs));
+      writeFileSync(uncordon, renderAgentBatchUncordon(config, firstBatch!, inputs));
+      const stubs = mkdtempSync(join(scratch, "inputs-stubs-"));
+      // The agent runs the target release, Ready; its Node records RECORDED (<none>: no record); one other node takes pods.
+      writeFileSync(join(stubs, "k3s"), `#!/usr/bin/env bash
+echo "k3s $*" >>"$STUB_LOG"
+case "$*" in
+  *"custom-columns=INPUTS:.metadata.annotations.k3s-platform\\.io/k3s-inputs") echo "$RECORDED" ;;
+  "kubectl get node ${agent} "*) echo "${config.k3s.version} True <none> $CORDONED_FOR" ;;
+  "kubectl get nodes "*) echo "stg-server-1 ${config.k3s.version} True <none>"; echo "${agent} ${config.k3s.version} True <none>" ;;
+esac
+`);
+      chmodSync(join(stubs, "k3s"), 0o755);
+      const go = (script: string, recorded: string, cordonedFor = "<none>") => {
+        const log = join(stubs, `log-${Math.random().toString(16).slice(2)}`);
+        const r = run("bash", [script], { STUB_LOG: log, RECORDED: recorded, CORDONED_FOR: cordonedFor, PATH: `${stubs}:${process.env.PATH}` });
+        return { ...r, calls: existsSync(log) ? readFileSync(log, "utf8") : "" };
+      };
+      const changed = go(drain, "0".repeat(64));
+      assert.equal(changed.status, 0, changed.out);
+      assert.match(changed.out, /its K3s inputs changed: cordon and drain before its apply restarts it/);
+      assert.match(changed.calls, new RegExp(`kubectl annotate node ${agent} --overwrite k3s-platform.io/cordoned-for-upgrade=${config.k3s.version!.replace(/[.+]/g, "\\$&")}\n`));
+      assert.match(changed.calls, new RegExp(`kubectl cordon ${agent}\n`));
+      assert.match(changed.calls, new RegExp(`kubectl drain ${agent} --timeout=`));
+      for (const recorded of [planned, "<none>"]) {
+        const same = go(drain, recorded);
+        assert.equal(same.status, 0, same.out);
+        assert.doesNotMatch(same.calls, /kubectl (cordon|drain|annotate)/, `record ${recorded}: nothing cordoned`);
+      }
+      const after = go(uncordon, "0".repeat(64), config.k3s.version!);
+      assert.equal(after.status, 0, after.out);
+      const record = after.calls.indexOf(`kubectl annotate node ${agent} --overwrite k3s-platform.io/k3s-inputs=${planned}\n`);
+      assert.ok(record >= 0, after.calls);
+      assert.ok(after.calls.indexOf(`kubectl uncordon ${agent}`) > record, "recorded, then uncordoned");
+    });
+
     it("the batch scripts pass shellcheck and pipe into no early-exit consumer", () => {
       const config = loadStackConfig(variant("prod", (raw) => (raw.upgrade = { maxUnavailable: 2, drain: { disableEviction: true } })));
-      const paths = upgradeBatches(config).flatMap((b) => [renderAgentBatchDrain(config, b), renderAgentBatchUncordon(config, b)]).map((text, i) => {
+      const plan = planCluster(config);
+      const paths = upgradeBatches(config).flatMap((b) => [renderAgentBatchDrain(config, b, batchInputs(plan, b)), renderAgentBatchUncordon(config, b, batchInputs(plan, b))]).map((text, i) => {
         assert.doesNotMatch(text.replace(/(^|\s)#.*$/gm, ""), /\|\s*(grep\b[^|;&\n]*\s-[A-Za-z]*[qlm]|head\b)/);
         const path = join(scratch, `batch-${i}.sh`);
         writeFileSync(path, text);

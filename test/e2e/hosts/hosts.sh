@@ -119,6 +119,12 @@ up() {
   local n="$1" dir="$2" i ns
   [ "$(id -u)" -eq 0 ] || fail "must run as root (network namespaces, mounts)"
   need ip iproute2; need sshd openssh-server; need sudo sudo; need unshare util-linux; need flock util-linux
+  # Each host's root is an overlay of this machine's /: K3s or k3s-platform state here would show
+  # on every host (and a host's removal of it reads as present in its upper layer: a whiteout).
+  local p
+  for p in /var/lib/k3s-platform /var/lib/rancher /etc/rancher; do
+    [ ! -e "$p" ] || fail "this machine has $p: every test host is an overlay of /, so each would start with it; remove it (a test that ran a script without its sandbox root leaves it) or use a machine without K3s"
+  done
   mkdir -p "$dir"
   ! load_run "$dir" || fail "$dir already holds run $RUN (hosts.sh down $dir first)"
   [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -C "k3s-platform-e2e" -f "$dir/id_ed25519"

@@ -273,6 +273,28 @@ install -d -m 0755 "$(dirname "$STATE")"
 printf '%s\n' "${planned[@]}" >"$MANAGED"
 
 fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
+# A record taken over install-k3s.sh naming the same release otherwise is the same install: adopted
+# (components/k3s/install.ts renderRecordAdoption).
+if [ "${UPGRADING:-0}" != 1 ] && [ "${RUNNING_VERSION:-}" = v1.37.1+k3s1 ] && [ -f "$STATE" ] && [ "$fingerprint" != "$(cat "$STATE")" ]; then
+  recorded="$(cat "$STATE")"
+  legacy_install="$(mktemp)"
+  legacy_variants=('' 'export INSTALL_K3S_CHANNEL=stable' 'export INSTALL_K3S_CHANNEL=latest' 'export INSTALL_K3S_CHANNEL=testing' 'export INSTALL_K3S_CHANNEL=v1.37')
+  for legacy in "${legacy_variants[@]}"; do
+    while IFS= read -r line || [ -n "$line" ]; do
+      if [ "$line" != 'export INSTALL_K3S_VERSION=v1.37.1+k3s1' ]; then
+        printf '%s\n' "$line"
+      elif [ -n "$legacy" ]; then
+        printf '%s\n' "$legacy"
+      fi
+    done <"$STAGING/install-k3s.sh" >"$legacy_install"
+    if [ "$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$legacy_install" | sha256sum | cut -d' ' -f1)" = "$recorded" ]; then
+      echo "$fingerprint" >"$STATE"
+      echo "apply[$NODE]: recorded the install as planned (the same release, named otherwise before)"
+      break
+    fi
+  done
+  rm -f "$legacy_install"
+fi
 # What the install script writes and the unit reads (install.sh: the unit, its env file, and the
 # /etc/default and /etc/sysconfig files the unit also reads): a hand edit there is drift, corrected
 # by re-running the install. Recorded apart from the fingerprint above: a host applied before this

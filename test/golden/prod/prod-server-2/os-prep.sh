@@ -105,6 +105,121 @@ k3sp_sources_1=(192.0.2.0/24 198.51.100.0/24 203.0.113.0/24 10.42.0.0/16)
 k3sp_sources_2=(203.0.113.11 203.0.113.12 203.0.113.13)
 k3sp_sources_3=(203.0.113.0/24 10.42.0.0/16)
 k3sp_sources_4=(203.0.113.0/24)
+# ipv4_int A: the IPv4 address A as a number; fails for anything else.
+ipv4_int() {
+  [[ "$1" =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] || return 1
+  local a=$((10#${BASH_REMATCH[1]})) b=$((10#${BASH_REMATCH[2]})) c=$((10#${BASH_REMATCH[3]})) d=$((10#${BASH_REMATCH[4]}))
+  if [ "$a" -gt 255 ] || [ "$b" -gt 255 ] || [ "$c" -gt 255 ] || [ "$d" -gt 255 ]; then return 1; fi
+  echo $(((a << 24) | (b << 16) | (c << 8) | d))
+}
+# ipv6_hex A: the IPv6 address A as 32 hex digits ("::" expanded); fails for anything else.
+ipv6_hex() {
+  local a="${1,,}" head tail g out="" fill
+  local -a hs=() ts=()
+  [[ "$a" == *:* && "$a" =~ ^[0-9a-f:]+$ ]] || return 1
+  if [[ "$a" == :* && "$a" != ::* ]] || [[ "$a" == *: && "$a" != *:: ]]; then return 1; fi
+  if [[ "$a" == *::* ]]; then
+    head="${a%%::*}"
+    tail="${a#*::}"
+    [[ "$tail" != *::* ]] || return 1
+    [ -z "$head" ] || IFS=: read -r -a hs <<<"$head"
+    [ -z "$tail" ] || IFS=: read -r -a ts <<<"$tail"
+    fill=$((8 - ${#hs[@]} - ${#ts[@]}))
+    [ "$fill" -ge 1 ] || return 1
+  else
+    IFS=: read -r -a hs <<<"$a"
+    [ "${#hs[@]}" -eq 8 ] || return 1
+    fill=0
+  fi
+  for g in "${hs[@]}"; do
+    [[ "$g" =~ ^[0-9a-f]{1,4}$ ]] || return 1
+    out+="$(printf '%04x' "$((16#$g))")"
+  done
+  while [ "$fill" -gt 0 ]; do out+="0000"; fill=$((fill - 1)); done
+  for g in "${ts[@]}"; do
+    [[ "$g" =~ ^[0-9a-f]{1,4}$ ]] || return 1
+    out+="$(printf '%04x' "$((16#$g))")"
+  done
+  printf '%s' "$out"
+}
+# cidr_contains CIDR A: whether CIDR (net/bits) holds the address A of the same family.
+cidr_contains() {
+  local net="${1%/*}" bits="${1#*/}" a n mask whole rest
+  [[ "$1" == */* && "$bits" =~ ^[0-9]{1,3}$ ]] || return 1
+  bits=$((10#$bits))
+  if a="$(ipv4_int "$2")"; then
+    n="$(ipv4_int "$net")" || return 1
+    [ "$bits" -le 32 ] || return 1
+    mask=$(((0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF))
+    [ $((a & mask)) -eq $((n & mask)) ]
+    return
+  fi
+  a="$(ipv6_hex "$2")" || return 1
+  n="$(ipv6_hex "$net")" || return 1
+  [ "$bits" -le 128 ] || return 1
+  whole=$((bits / 4))
+  rest=$((bits % 4))
+  [ "${a:0:whole}" = "${n:0:whole}" ] || return 1
+  [ "$rest" -ne 0 ] || return 0
+  mask=$(((0xF << (4 - rest)) & 0xF))
+  [ $((16#${a:whole:1} & mask)) -eq $((16#${n:whole:1} & mask)) ]
+}
+FW_RECORD="$ROOT/var/lib/k3s-platform/firewall-sources"
+fw_wanted=()
+fw_recorded=()
+fw_legacy=1
+if [ -f "$FW_RECORD" ]; then
+  mapfile -t fw_recorded <"$FW_RECORD"
+  fw_legacy=0
+fi
+# fw_is_wanted ENTRY: whether this run opened (or found open) ENTRY.
+fw_is_wanted() {
+  local w
+  for w in "${fw_wanted[@]}"; do [ "$w" != "$1" ] || return 0; done
+  return 1
+}
+# fw_legacy_rule "BACKEND PORT PROTO SOURCE": before the record, whether this is the per-address
+# rule an earlier version opened for a node: from one address, inside a network this port lists now.
+fw_legacy_rule() {
+  local backend port proto src w b p q net
+  read -r backend port proto src <<<"$1"
+  src="${src%/32}"
+  src="${src%/128}"
+  [ "$fw_legacy" = 1 ] && [[ "$src" != */* ]] || return 1
+  ! fw_is_wanted "$1" || return 1
+  for w in "${fw_wanted[@]}"; do
+    read -r b p q net <<<"$w"
+    if [ "$b" = "$backend" ] && [ "$p" = "$port" ] && [ "$q" = "$proto" ] && [[ "$net" == */* ]] && cidr_contains "$net" "$src"; then return 0; fi
+  done
+  return 1
+}
+# fw_prune BACKEND: closes (BACKEND_close PORT PROTO SOURCE) each recorded rule no longer wanted.
+fw_prune() {
+  local e b p q src
+  for e in "${fw_recorded[@]}"; do
+    read -r b p q src <<<"$e"
+    [ "$b" = "$1" ] || continue
+    fw_is_wanted "$e" || "$1_close" "$p" "$q" "$src"
+  done
+}
+# fw_record ACTIVE...: writes the record: what this run wants, and what inactive backends had.
+fw_record() {
+  local e b a keep
+  local -a next=("${fw_wanted[@]}")
+  for e in "${fw_recorded[@]}"; do
+    read -r b _ <<<"$e"
+    keep=1
+    for a in "$@"; do [ "$a" != "$b" ] || keep=0; done
+    if [ "$keep" = 1 ] && ! fw_is_wanted "$e"; then next+=("$e"); fi
+  done
+  if [ "${#next[@]}" -eq 0 ] && [ ! -f "$FW_RECORD" ]; then return 0; fi
+  if [ ! -f "$FW_RECORD" ] || [ "$(printf '%s\n' "${next[@]}")" != "$(cat "$FW_RECORD")" ]; then
+    mkdir -p "$(dirname "$FW_RECORD")"
+    printf '%s\n' "${next[@]}" >"$FW_RECORD.new"
+    mv -f "$FW_RECORD.new" "$FW_RECORD"
+  fi
+}
+fw_active=()
 if service_active firewalld; then
   reload=0
   fw_any() {
@@ -131,6 +246,17 @@ if service_active firewalld; then
       changed "firewalld: opened $1/$2 from $3"
       reload=1
     fi
+    fw_wanted+=("firewalld $1 $2 $3")
+  }
+  firewalld_close() {
+    local family=ipv4 rule
+    case "$3" in *:*) family=ipv6 ;; *) ;; esac
+    rule="rule family=\"$family\" source address=\"$3\" port port=\"$1\" protocol=\"$2\" accept"
+    if firewall-cmd --permanent --query-rich-rule="$rule" >/dev/null 2>&1; then
+      firewall-cmd --permanent --remove-rich-rule="$rule" >/dev/null
+      changed "firewalld: closed $1/$2 from $3 (no longer a cluster source)"
+      reload=1
+    fi
   }
   fw_scoped() {
     local port="$1" proto="$2" source
@@ -142,6 +268,17 @@ fw_scoped 6443 tcp "${k3sp_sources_1[@]}"
 fw_scoped 2379-2380 tcp "${k3sp_sources_2[@]}"
 fw_scoped 10250 tcp "${k3sp_sources_3[@]}"
 fw_scoped 8472 udp "${k3sp_sources_4[@]}"
+  if [ "$fw_legacy" = 1 ]; then
+    # The rich rules fw_from adds, as firewall-cmd --list-rich-rules prints them (one a line).
+    rich_re='^rule family="ipv[46]" source address="([^"]+)" port port="([0-9-]+)" protocol="(tcp|udp)" accept$'
+    while IFS= read -r line; do
+      [[ "$line" =~ $rich_re ]] || continue
+      entry="firewalld ${BASH_REMATCH[2]} ${BASH_REMATCH[3]} ${BASH_REMATCH[1]}"
+      if fw_legacy_rule "$entry"; then fw_recorded+=("$entry"); fi
+    done < <(firewall-cmd --permanent --list-rich-rules 2>/dev/null || true)
+  fi
+  fw_prune firewalld
+  fw_active+=(firewalld)
   for source in 10.42.0.0/16 10.43.0.0/16; do
     if ! firewall-cmd --permanent --zone=trusted --query-source="$source" >/dev/null 2>&1; then
       firewall-cmd --permanent --zone=trusted --add-source="$source" >/dev/null
@@ -172,6 +309,13 @@ if have ufw; then
         ufw allow proto "$2" from "$3" to any port "$1" >/dev/null
         changed "ufw: allowed $1/$2 from $3"
       fi
+      fw_wanted+=("ufw $1 $2 $3")
+    }
+    ufw_close() {
+      if grep -qE "^$1/$2[[:space:]]+ALLOW( IN)?[[:space:]]+${3//./\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
+        ufw delete allow proto "$2" from "$3" to any port "$1" >/dev/null
+        changed "ufw: removed $1/$2 from $3 (no longer a cluster source)"
+      fi
     }
     ufw_scoped() {
       local port="$1" proto="$2" source
@@ -183,6 +327,15 @@ ufw_scoped 6443 tcp "${k3sp_sources_1[@]}"
 ufw_scoped 2379:2380 tcp "${k3sp_sources_2[@]}"
 ufw_scoped 10250 tcp "${k3sp_sources_3[@]}"
 ufw_scoped 8472 udp "${k3sp_sources_4[@]}"
+    if [ "$fw_legacy" = 1 ]; then
+      while IFS= read -r line; do
+        [[ "$line" =~ ^([0-9:]+)/(tcp|udp)[[:space:]]+ALLOW([[:space:]]IN)?[[:space:]]+([0-9A-Fa-f:.]+)[[:space:]]*$ ]] || continue
+        entry="ufw ${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[4]}"
+        if fw_legacy_rule "$entry"; then fw_recorded+=("$entry"); fi
+      done <<<"$ufw_rules"
+    fi
+    fw_prune ufw
+    fw_active+=(ufw)
     for source in 10.42.0.0/16 10.43.0.0/16; do
       if ! grep -qE "ALLOW( IN)?[[:space:]]+${source//./\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
         ufw allow from "$source" to any >/dev/null
@@ -191,6 +344,7 @@ ufw_scoped 8472 udp "${k3sp_sources_4[@]}"
     done
   fi
 fi
+fw_record "${fw_active[@]}"
 
 # ---------------------------------------------------------------- SELinux
 if have getenforce && [ "$(getenforce)" != "Disabled" ]; then

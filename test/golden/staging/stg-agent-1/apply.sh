@@ -181,25 +181,74 @@ applied_env() {
 }
 # ipv4_int A: the IPv4 address A as a number; fails for anything else.
 ipv4_int() {
-  [[ "$1" =~ ^([0-9]{1,3}).([0-9]{1,3}).([0-9]{1,3}).([0-9]{1,3})$ ]] || return 1
+  [[ "$1" =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] || return 1
   local a=$((10#${BASH_REMATCH[1]})) b=$((10#${BASH_REMATCH[2]})) c=$((10#${BASH_REMATCH[3]})) d=$((10#${BASH_REMATCH[4]}))
   if [ "$a" -gt 255 ] || [ "$b" -gt 255 ] || [ "$c" -gt 255 ] || [ "$d" -gt 255 ]; then return 1; fi
   echo $(((a << 24) | (b << 16) | (c << 8) | d))
 }
+# ipv6_hex A: the IPv6 address A as 32 hex digits ("::" expanded); fails for anything else.
+ipv6_hex() {
+  local a="${1,,}" head tail g out="" fill
+  local -a hs=() ts=()
+  [[ "$a" == *:* && "$a" =~ ^[0-9a-f:]+$ ]] || return 1
+  if [[ "$a" == :* && "$a" != ::* ]] || [[ "$a" == *: && "$a" != *:: ]]; then return 1; fi
+  if [[ "$a" == *::* ]]; then
+    head="${a%%::*}"
+    tail="${a#*::}"
+    [[ "$tail" != *::* ]] || return 1
+    [ -z "$head" ] || IFS=: read -r -a hs <<<"$head"
+    [ -z "$tail" ] || IFS=: read -r -a ts <<<"$tail"
+    fill=$((8 - ${#hs[@]} - ${#ts[@]}))
+    [ "$fill" -ge 1 ] || return 1
+  else
+    IFS=: read -r -a hs <<<"$a"
+    [ "${#hs[@]}" -eq 8 ] || return 1
+    fill=0
+  fi
+  for g in "${hs[@]}"; do
+    [[ "$g" =~ ^[0-9a-f]{1,4}$ ]] || return 1
+    out+="$(printf '%04x' "$((16#$g))")"
+  done
+  while [ "$fill" -gt 0 ]; do out+="0000"; fill=$((fill - 1)); done
+  for g in "${ts[@]}"; do
+    [[ "$g" =~ ^[0-9a-f]{1,4}$ ]] || return 1
+    out+="$(printf '%04x' "$((16#$g))")"
+  done
+  printf '%s' "$out"
+}
+# cidr_contains CIDR A: whether CIDR (net/bits) holds the address A of the same family.
+cidr_contains() {
+  local net="${1%/*}" bits="${1#*/}" a n mask whole rest
+  [[ "$1" == */* && "$bits" =~ ^[0-9]{1,3}$ ]] || return 1
+  bits=$((10#$bits))
+  if a="$(ipv4_int "$2")"; then
+    n="$(ipv4_int "$net")" || return 1
+    [ "$bits" -le 32 ] || return 1
+    mask=$(((0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF))
+    [ $((a & mask)) -eq $((n & mask)) ]
+    return
+  fi
+  a="$(ipv6_hex "$2")" || return 1
+  n="$(ipv6_hex "$net")" || return 1
+  [ "$bits" -le 128 ] || return 1
+  whole=$((bits / 4))
+  rest=$((bits % 4))
+  [ "${a:0:whole}" = "${n:0:whole}" ] || return 1
+  [ "$rest" -ne 0 ] || return 0
+  mask=$(((0xF << (4 - rest)) & 0xF))
+  [ $((16#${a:whole:1} & mask)) -eq $((16#${n:whole:1} & mask)) ]
+}
 # no_proxy_covers ENTRY LIST...: a LIST entry keeps everything ENTRY names off the proxy.
 no_proxy_covers() {
-  local entry="$1" e ip net bits mask
+  local entry="$1" e ip=0
   shift
-  ip="$(ipv4_int "$entry")" || ip=""
+  # An address of either family (a dual-stack cluster listed each node's IPv6 address too).
+  if ipv4_int "$entry" >/dev/null || ipv6_hex "$entry" >/dev/null; then ip=1; fi
   for e in "$@"; do
     [ "$e" != "*" ] || return 0
-    if [ -n "$ip" ] && [[ "$e" == */* ]]; then
-      net="$(ipv4_int "${e%/*}")" || continue
-      bits="${e#*/}"
-      if ! [[ "$bits" =~ ^[0-9]{1,2}$ ]] || [ "$bits" -gt 32 ]; then continue; fi
-      mask=$(((0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF))
-      if [ $((ip & mask)) -eq $((net & mask)) ]; then return 0; fi
-    elif [ -z "$ip" ] && [[ "$entry" != */* && "$entry" != *:* && "$e" != */* && "$e" != *:* ]] && [ -n "$e" ]; then
+    if [ "$ip" = 1 ] && [[ "$e" == */* ]]; then
+      if cidr_contains "$e" "$entry"; then return 0; fi
+    elif [ "$ip" = 0 ] && [[ "$entry" != */* && "$entry" != *:* && "$e" != */* && "$e" != *:* ]] && [ -n "$e" ]; then
       # Names: "d" covers d and every name under it, ".d" every name under d.
       if [ "$entry" = "$e" ] || [[ "$entry" == *".${e#.}" ]]; then return 0; fi
     fi
@@ -252,6 +301,28 @@ if [ "$CARRIED" = 1 ]; then
   kept_fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/registries.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$INSTALL_AS_APPLIED" | sha256sum | cut -d' ' -f1)"
 fi
 rm -f "$INSTALL_AS_APPLIED"
+# A record taken over install-k3s.sh naming the same release otherwise is the same install: adopted
+# (components/k3s/install.ts renderRecordAdoption).
+if [ "${UPGRADING:-0}" != 1 ] && [ "${RUNNING_VERSION:-}" = v1.37.1+k3s1 ] && [ -f "$STATE" ] && [ "$kept_fingerprint" != "$(cat "$STATE")" ]; then
+  recorded="$(cat "$STATE")"
+  legacy_install="$(mktemp)"
+  legacy_variants=('' 'export INSTALL_K3S_CHANNEL=stable' 'export INSTALL_K3S_CHANNEL=latest' 'export INSTALL_K3S_CHANNEL=testing' 'export INSTALL_K3S_CHANNEL=v1.37')
+  for legacy in "${legacy_variants[@]}"; do
+    while IFS= read -r line || [ -n "$line" ]; do
+      if [ "$line" != 'export INSTALL_K3S_VERSION=v1.37.1+k3s1' ]; then
+        printf '%s\n' "$line"
+      elif [ -n "$legacy" ]; then
+        printf '%s\n' "$legacy"
+      fi
+    done <"$STAGING/install-k3s.sh" >"$legacy_install"
+    if [ "$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/registries.yaml "$ROOT"/etc/rancher/k3s/resolv.conf "$ROOT"/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$legacy_install" | sha256sum | cut -d' ' -f1)" = "$recorded" ]; then
+      echo "$kept_fingerprint" >"$STATE"
+      echo "apply[$NODE]: recorded the install as planned (the same release, named otherwise before)"
+      break
+    fi
+  done
+  rm -f "$legacy_install"
+fi
 # What the install script writes and the unit reads (install.sh: the unit, its env file, and the
 # /etc/default and /etc/sysconfig files the unit also reads): a hand edit there is drift, corrected
 # by re-running the install. Recorded apart from the fingerprint above: a host applied before this

@@ -3,6 +3,9 @@
 set -euo pipefail
 TARGET_VERSION=v1.31.4+k3s1
 AGENTS=(ops-agent-1 ops-agent-2)
+# Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
+# records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
+INPUTS=(1ce1c0c11f35ed6cae645dd8e65c92678ada0328b27c33f8d62ad89d6d875a81 42987dfb9cd47bf985ef490a60c49b87402a7e106de60cef669d06990c9232d3)
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -136,7 +139,9 @@ uncordon_if_ours() {
 }
 # --- end of node operations
 
-for agent in "${AGENTS[@]}"; do
+for i in "${!AGENTS[@]}"; do
+  agent="${AGENTS[$i]}"
   wait_ready_version "$agent" "$TARGET_VERSION" 600
+  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" >/dev/null
   uncordon_if_ours "$agent"
 done

@@ -3,6 +3,9 @@
 set -euo pipefail
 TARGET_VERSION=v1.37.1+k3s1
 AGENTS=(agent-6 agent-7 agent-8 agent-9 agent-10)
+# Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
+# records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
+INPUTS=(1bbdeeb75a3ef9c242fed2d78f2399b4c4bfcd63c1423132ee8e355b219a3a87 c373d5cd9ef7fec279d628e2c259f2682ae246f2390e5605246f8ef5186622cf 1c581fbaf54aa15026f8700da6aef1b08deae43f156ab82c13edad52efae6512 4af1b3b37178c6ba97b237cc5c8fa21f5621a1dce250c6d2f9df3ed06a6f9228 fd78999db88ca36b91cba2383e6ab06993ab0c7865a9b4daefb94ee007256733)
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -137,6 +140,7 @@ uncordon_if_ours() {
 # --- end of node operations
 
 fail() { echo "upgrade: $*" >&2; exit 1; }
+INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs'
 PREVIOUS=(agent-1 agent-2 agent-3 agent-4 agent-5)
 PREVIOUS_BATCH=1
 THIS_BATCH=2
@@ -163,13 +167,20 @@ while :; do
   sleep 2
 done
 upgrading=()
-for agent in "${AGENTS[@]}"; do
+for i in "${!AGENTS[@]}"; do
+  agent="${AGENTS[$i]}"
   if ! info="$(node_info "$agent")"; then
     echo "upgrade[$agent]: not registered yet (first join): nothing to drain"
     continue
   fi
   read -r version _ <<<"$info"
   if [ "$version" = "$TARGET_VERSION" ]; then
+    applied="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || applied="<none>"
+    if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ]; then
+      echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
+      upgrading+=("$agent")
+      continue
+    fi
     echo "upgrade[$agent]: already runs $TARGET_VERSION"
     uncordon_if_ours "$agent"
     continue
@@ -179,7 +190,7 @@ for agent in "${AGENTS[@]}"; do
 done
 [ "${#upgrading[@]}" -gt 0 ] || exit 0
 BATCH=2
-echo "upgrade: batch $BATCH: ${upgrading[*]} to $TARGET_VERSION"
+echo "upgrade: batch $BATCH: ${upgrading[*]} (restarting at $TARGET_VERSION)"
 for agent in "${upgrading[@]}"; do
   cordon_for_upgrade "$agent" "$TARGET_VERSION" || exit 1
 done

@@ -3,6 +3,9 @@
 set -euo pipefail
 TARGET_VERSION=v1.37.1+k3s1
 AGENTS=(agent-16 agent-17 agent-18 agent-19 agent-20)
+# Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
+# records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
+INPUTS=(5f7c1fc8088da0006931fbd88778eb2d10cff13a5bed2800f5f9da690dca357c 189f0d00472b2ce12ba65f7885fc0e0309d6c5ca84ade658e53a910caa029d9e fd36be3e1abcc4a4aac5967610d8009f21e570b3b1770fa7ccb683f2ea6cff4a 61a346f7ecc2267d12b3a5f637683100f2675365c9525f8398642d4bdf6deadc 4cc4f9f257febea43fa361b3b5634b74ee0334fd2575bb03dbca6bc25a711132)
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -137,7 +140,8 @@ uncordon_if_ours() {
 # --- end of node operations
 
 fail() { echo "upgrade: $*" >&2; exit 1; }
-PREVIOUS=(agent-11 agent-12 agent-13 agent-14 agent-15)
+INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs'
+PREVIOUS=(agent-1 agent-2 agent-3 agent-4 agent-5 agent-6 agent-7 agent-8 agent-9 agent-10 agent-11 agent-12 agent-13 agent-14 agent-15)
 PREVIOUS_BATCH=3
 THIS_BATCH=4
 PREVIOUS_WAIT="${K3S_PLATFORM_PREVIOUS_BATCH_WAIT:-4380}"
@@ -163,13 +167,20 @@ while :; do
   sleep 2
 done
 upgrading=()
-for agent in "${AGENTS[@]}"; do
+for i in "${!AGENTS[@]}"; do
+  agent="${AGENTS[$i]}"
   if ! info="$(node_info "$agent")"; then
     echo "upgrade[$agent]: not registered yet (first join): nothing to drain"
     continue
   fi
   read -r version _ <<<"$info"
   if [ "$version" = "$TARGET_VERSION" ]; then
+    applied="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || applied="<none>"
+    if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ]; then
+      echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
+      upgrading+=("$agent")
+      continue
+    fi
     echo "upgrade[$agent]: already runs $TARGET_VERSION"
     uncordon_if_ours "$agent"
     continue
@@ -179,7 +190,7 @@ for agent in "${AGENTS[@]}"; do
 done
 [ "${#upgrading[@]}" -gt 0 ] || exit 0
 BATCH=4
-echo "upgrade: batch $BATCH: ${upgrading[*]} to $TARGET_VERSION"
+echo "upgrade: batch $BATCH: ${upgrading[*]} (restarting at $TARGET_VERSION)"
 for agent in "${upgrading[@]}"; do
   cordon_for_upgrade "$agent" "$TARGET_VERSION" || exit 1
 done

@@ -3,6 +3,9 @@
 set -euo pipefail
 TARGET_VERSION=v1.37.1+k3s1
 AGENTS=(agent-31 agent-32 agent-33 agent-34 agent-35)
+# Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
+# records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
+INPUTS=(e8036e519ffb30c079d8cfabe130d8d63e21a9c7c07723f9a50cecc61cc22a29 1debdce3830e9406ee97c0d57573cc624bb5d039c8639eb3b8206f7d7a220d79 ff4d282860c5b893fa4aa6dcf55fbda54a7446f6c48a51d16a8ddf313660e78b a15230d7db2085f36eef97cab8a44874a5d0c77443684fb3f037ce38339702b0 4ac8538ecb1b86943c9a715e2a3c5659f3c08e004a97749c43bb2673ef365d54)
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -137,7 +140,8 @@ uncordon_if_ours() {
 # --- end of node operations
 
 fail() { echo "upgrade: $*" >&2; exit 1; }
-PREVIOUS=(agent-26 agent-27 agent-28 agent-29 agent-30)
+INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs'
+PREVIOUS=(agent-1 agent-2 agent-3 agent-4 agent-5 agent-6 agent-7 agent-8 agent-9 agent-10 agent-11 agent-12 agent-13 agent-14 agent-15 agent-16 agent-17 agent-18 agent-19 agent-20 agent-21 agent-22 agent-23 agent-24 agent-25 agent-26 agent-27 agent-28 agent-29 agent-30)
 PREVIOUS_BATCH=6
 THIS_BATCH=7
 PREVIOUS_WAIT="${K3S_PLATFORM_PREVIOUS_BATCH_WAIT:-4380}"
@@ -163,13 +167,20 @@ while :; do
   sleep 2
 done
 upgrading=()
-for agent in "${AGENTS[@]}"; do
+for i in "${!AGENTS[@]}"; do
+  agent="${AGENTS[$i]}"
   if ! info="$(node_info "$agent")"; then
     echo "upgrade[$agent]: not registered yet (first join): nothing to drain"
     continue
   fi
   read -r version _ <<<"$info"
   if [ "$version" = "$TARGET_VERSION" ]; then
+    applied="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || applied="<none>"
+    if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ]; then
+      echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
+      upgrading+=("$agent")
+      continue
+    fi
     echo "upgrade[$agent]: already runs $TARGET_VERSION"
     uncordon_if_ours "$agent"
     continue
@@ -179,7 +190,7 @@ for agent in "${AGENTS[@]}"; do
 done
 [ "${#upgrading[@]}" -gt 0 ] || exit 0
 BATCH=7
-echo "upgrade: batch $BATCH: ${upgrading[*]} to $TARGET_VERSION"
+echo "upgrade: batch $BATCH: ${upgrading[*]} (restarting at $TARGET_VERSION)"
 for agent in "${upgrading[@]}"; do
   cordon_for_upgrade "$agent" "$TARGET_VERSION" || exit 1
 done

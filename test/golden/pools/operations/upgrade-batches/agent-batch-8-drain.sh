@@ -3,6 +3,9 @@
 set -euo pipefail
 TARGET_VERSION=v1.37.1+k3s1
 AGENTS=(agent-36 agent-37 agent-38 agent-39 agent-40)
+# Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
+# records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
+INPUTS=(2070c65903f0540699b9183222a5ab306d7b95ce4bafbc33473ed8aa65dd7ef0 3bfd501a80a3f44d061bb50d3466e083350d1a2f333ec59f4b4302090ad79a74 61154dffd15bd1532244148b3236f405a5f81f0f1842bd88fe8cf6178c24dc8b 66fd40693bc9b009dcb8d869f2842910433ab004481fbddac16ce10d902862b8 254eefff7407a5f37d61871401e79604a96950c68a8935bdad66f5d4954d1a89)
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -137,7 +140,8 @@ uncordon_if_ours() {
 # --- end of node operations
 
 fail() { echo "upgrade: $*" >&2; exit 1; }
-PREVIOUS=(agent-31 agent-32 agent-33 agent-34 agent-35)
+INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs'
+PREVIOUS=(agent-1 agent-2 agent-3 agent-4 agent-5 agent-6 agent-7 agent-8 agent-9 agent-10 agent-11 agent-12 agent-13 agent-14 agent-15 agent-16 agent-17 agent-18 agent-19 agent-20 agent-21 agent-22 agent-23 agent-24 agent-25 agent-26 agent-27 agent-28 agent-29 agent-30 agent-31 agent-32 agent-33 agent-34 agent-35)
 PREVIOUS_BATCH=7
 THIS_BATCH=8
 PREVIOUS_WAIT="${K3S_PLATFORM_PREVIOUS_BATCH_WAIT:-4380}"
@@ -163,13 +167,20 @@ while :; do
   sleep 2
 done
 upgrading=()
-for agent in "${AGENTS[@]}"; do
+for i in "${!AGENTS[@]}"; do
+  agent="${AGENTS[$i]}"
   if ! info="$(node_info "$agent")"; then
     echo "upgrade[$agent]: not registered yet (first join): nothing to drain"
     continue
   fi
   read -r version _ <<<"$info"
   if [ "$version" = "$TARGET_VERSION" ]; then
+    applied="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || applied="<none>"
+    if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ]; then
+      echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
+      upgrading+=("$agent")
+      continue
+    fi
     echo "upgrade[$agent]: already runs $TARGET_VERSION"
     uncordon_if_ours "$agent"
     continue
@@ -179,7 +190,7 @@ for agent in "${AGENTS[@]}"; do
 done
 [ "${#upgrading[@]}" -gt 0 ] || exit 0
 BATCH=8
-echo "upgrade: batch $BATCH: ${upgrading[*]} to $TARGET_VERSION"
+echo "upgrade: batch $BATCH: ${upgrading[*]} (restarting at $TARGET_VERSION)"
 for agent in "${upgrading[@]}"; do
   cordon_for_upgrade "$agent" "$TARGET_VERSION" || exit 1
 done

@@ -3,6 +3,9 @@
 set -euo pipefail
 TARGET_VERSION=v1.37.1+k3s1
 AGENTS=(stg-agent-1)
+# Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
+# records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
+INPUTS=(37705388322dd963b5730cec91ee170477ba7fd3272cfe59761781bb99c760a1)
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -136,7 +139,9 @@ uncordon_if_ours() {
 }
 # --- end of node operations
 
-for agent in "${AGENTS[@]}"; do
+for i in "${!AGENTS[@]}"; do
+  agent="${AGENTS[$i]}"
   wait_ready_version "$agent" "$TARGET_VERSION" 600
+  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" >/dev/null
   uncordon_if_ours "$agent"
 done

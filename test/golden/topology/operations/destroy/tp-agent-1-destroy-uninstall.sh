@@ -38,6 +38,128 @@ changed() { say "$*"; }
 # The rules os-prep opened for K3s on this node, removed (components/os-prep/render.ts).
 k3sp_sources_1=(192.0.2.31 192.0.2.32 192.0.2.33 192.0.2.34 192.0.2.35 192.0.2.41 192.0.2.42 10.42.0.0/16)
 k3sp_sources_2=(192.0.2.31 192.0.2.32 192.0.2.33 192.0.2.34 192.0.2.35 192.0.2.41 192.0.2.42)
+# ipv4_int A: the IPv4 address A as a number; fails for anything else.
+ipv4_int() {
+  [[ "$1" =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] || return 1
+  local a=$((10#${BASH_REMATCH[1]})) b=$((10#${BASH_REMATCH[2]})) c=$((10#${BASH_REMATCH[3]})) d=$((10#${BASH_REMATCH[4]}))
+  if [ "$a" -gt 255 ] || [ "$b" -gt 255 ] || [ "$c" -gt 255 ] || [ "$d" -gt 255 ]; then return 1; fi
+  echo $(((a << 24) | (b << 16) | (c << 8) | d))
+}
+# ipv6_hex A: the IPv6 address A as 32 hex digits ("::" expanded); fails for anything else.
+ipv6_hex() {
+  local a="${1,,}" head tail g out="" fill
+  local -a hs=() ts=()
+  [[ "$a" == *:* && "$a" =~ ^[0-9a-f:]+$ ]] || return 1
+  if [[ "$a" == :* && "$a" != ::* ]] || [[ "$a" == *: && "$a" != *:: ]]; then return 1; fi
+  if [[ "$a" == *::* ]]; then
+    head="${a%%::*}"
+    tail="${a#*::}"
+    [[ "$tail" != *::* ]] || return 1
+    [ -z "$head" ] || IFS=: read -r -a hs <<<"$head"
+    [ -z "$tail" ] || IFS=: read -r -a ts <<<"$tail"
+    fill=$((8 - ${#hs[@]} - ${#ts[@]}))
+    [ "$fill" -ge 1 ] || return 1
+  else
+    IFS=: read -r -a hs <<<"$a"
+    [ "${#hs[@]}" -eq 8 ] || return 1
+    fill=0
+  fi
+  for g in "${hs[@]}"; do
+    [[ "$g" =~ ^[0-9a-f]{1,4}$ ]] || return 1
+    out+="$(printf '%04x' "$((16#$g))")"
+  done
+  while [ "$fill" -gt 0 ]; do out+="0000"; fill=$((fill - 1)); done
+  for g in "${ts[@]}"; do
+    [[ "$g" =~ ^[0-9a-f]{1,4}$ ]] || return 1
+    out+="$(printf '%04x' "$((16#$g))")"
+  done
+  printf '%s' "$out"
+}
+# cidr_contains CIDR A: whether CIDR (net/bits) holds the address A of the same family.
+cidr_contains() {
+  local net="${1%/*}" bits="${1#*/}" a n mask whole rest
+  [[ "$1" == */* && "$bits" =~ ^[0-9]{1,3}$ ]] || return 1
+  bits=$((10#$bits))
+  if a="$(ipv4_int "$2")"; then
+    n="$(ipv4_int "$net")" || return 1
+    [ "$bits" -le 32 ] || return 1
+    mask=$(((0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF))
+    [ $((a & mask)) -eq $((n & mask)) ]
+    return
+  fi
+  a="$(ipv6_hex "$2")" || return 1
+  n="$(ipv6_hex "$net")" || return 1
+  [ "$bits" -le 128 ] || return 1
+  whole=$((bits / 4))
+  rest=$((bits % 4))
+  [ "${a:0:whole}" = "${n:0:whole}" ] || return 1
+  [ "$rest" -ne 0 ] || return 0
+  mask=$(((0xF << (4 - rest)) & 0xF))
+  [ $((16#${a:whole:1} & mask)) -eq $((16#${n:whole:1} & mask)) ]
+}
+FW_RECORD="$ROOT/var/lib/k3s-platform/firewall-sources"
+fw_wanted=()
+fw_recorded=()
+fw_legacy=1
+if [ -f "$FW_RECORD" ]; then
+  mapfile -t fw_recorded <"$FW_RECORD"
+  fw_legacy=0
+fi
+# fw_is_wanted ENTRY: whether this run opened (or found open) ENTRY.
+fw_is_wanted() {
+  local w
+  for w in "${fw_wanted[@]}"; do [ "$w" != "$1" ] || return 0; done
+  return 1
+}
+# fw_legacy_rule "BACKEND PORT PROTO SOURCE": before the record, whether this is the per-address
+# rule an earlier version opened for a node: from one address, inside a network this port lists now.
+fw_legacy_rule() {
+  local backend port proto src w b p q net
+  read -r backend port proto src <<<"$1"
+  src="${src%/32}"
+  src="${src%/128}"
+  [ "$fw_legacy" = 1 ] && [[ "$src" != */* ]] || return 1
+  ! fw_is_wanted "$1" || return 1
+  for w in "${fw_wanted[@]}"; do
+    read -r b p q net <<<"$w"
+    if [ "$b" = "$backend" ] && [ "$p" = "$port" ] && [ "$q" = "$proto" ] && [[ "$net" == */* ]] && cidr_contains "$net" "$src"; then return 0; fi
+  done
+  return 1
+}
+# fw_prune BACKEND: closes (BACKEND_close PORT PROTO SOURCE) each recorded rule no longer wanted.
+fw_prune() {
+  local e b p q src
+  for e in "${fw_recorded[@]}"; do
+    read -r b p q src <<<"$e"
+    [ "$b" = "$1" ] || continue
+    fw_is_wanted "$e" || "$1_close" "$p" "$q" "$src"
+  done
+}
+# fw_record ACTIVE...: writes the record: what this run wants, and what inactive backends had.
+fw_record() {
+  local e b a keep
+  local -a next=("${fw_wanted[@]}")
+  for e in "${fw_recorded[@]}"; do
+    read -r b _ <<<"$e"
+    keep=1
+    for a in "$@"; do [ "$a" != "$b" ] || keep=0; done
+    if [ "$keep" = 1 ] && ! fw_is_wanted "$e"; then next+=("$e"); fi
+  done
+  if [ "${#next[@]}" -eq 0 ] && [ ! -f "$FW_RECORD" ]; then return 0; fi
+  if [ ! -f "$FW_RECORD" ] || [ "$(printf '%s\n' "${next[@]}")" != "$(cat "$FW_RECORD")" ]; then
+    mkdir -p "$(dirname "$FW_RECORD")"
+    printf '%s\n' "${next[@]}" >"$FW_RECORD.new"
+    mv -f "$FW_RECORD.new" "$FW_RECORD"
+  fi
+}
+# recorded_scoped BACKEND: removes the recorded rules too (sources an earlier config listed).
+recorded_scoped() {
+  local e b p q src
+  for e in "${fw_recorded[@]}"; do
+    read -r b p q src <<<"$e"
+    [ "$b" != "$1" ] || "$2" "$p" "$q" "$src"
+  done
+}
 if service_active firewalld; then
   reload=0
   fw_any() {
@@ -63,6 +185,7 @@ if service_active firewalld; then
   }
 fw_scoped 10250 tcp "${k3sp_sources_1[@]}"
 fw_scoped 8472 udp "${k3sp_sources_2[@]}"
+  recorded_scoped firewalld fw_scoped
   for source in 10.42.0.0/16 10.43.0.0/16; do
     if firewall-cmd --permanent --zone=trusted --query-source="$source" >/dev/null 2>&1; then
       firewall-cmd --permanent --zone=trusted --remove-source="$source" >/dev/null
@@ -93,6 +216,7 @@ if have ufw; then
     }
 ufw_scoped 10250 tcp "${k3sp_sources_1[@]}"
 ufw_scoped 8472 udp "${k3sp_sources_2[@]}"
+    recorded_scoped ufw ufw_scoped
     for source in 10.42.0.0/16 10.43.0.0/16; do
       if grep -qE "ALLOW( IN)?[[:space:]]+${source//./\\.}([[:space:]]|$)" <<<"$ufw_rules"; then
         ufw delete allow from "$source" to any >/dev/null
@@ -101,6 +225,7 @@ ufw_scoped 8472 udp "${k3sp_sources_2[@]}"
     done
   fi
 fi
+rm -f "$FW_RECORD"
 TRIED='/usr/local/bin/k3s-agent-uninstall.sh or /opt/bin/k3s-agent-uninstall.sh or /usr/local/bin/k3s-uninstall.sh or /opt/bin/k3s-uninstall.sh'
 uninstalled=0
 for UNINSTALL in /usr/local/bin/k3s-agent-uninstall.sh /opt/bin/k3s-agent-uninstall.sh /usr/local/bin/k3s-uninstall.sh /opt/bin/k3s-uninstall.sh; do

@@ -3,6 +3,9 @@
 set -euo pipefail
 TARGET_VERSION=v1.31.4+k3s1
 AGENTS=(tp-agent-1)
+# Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
+# records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
+INPUTS=(dd805f823ade55e3a12c6fd017a5c986092c4c90d1c5292d05e15b302a60ab33)
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -137,14 +140,22 @@ uncordon_if_ours() {
 # --- end of node operations
 
 fail() { echo "upgrade: $*" >&2; exit 1; }
+INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs'
 upgrading=()
-for agent in "${AGENTS[@]}"; do
+for i in "${!AGENTS[@]}"; do
+  agent="${AGENTS[$i]}"
   if ! info="$(node_info "$agent")"; then
     echo "upgrade[$agent]: not registered yet (first join): nothing to drain"
     continue
   fi
   read -r version _ <<<"$info"
   if [ "$version" = "$TARGET_VERSION" ]; then
+    applied="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || applied="<none>"
+    if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ]; then
+      echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
+      upgrading+=("$agent")
+      continue
+    fi
     echo "upgrade[$agent]: already runs $TARGET_VERSION"
     uncordon_if_ours "$agent"
     continue
@@ -154,7 +165,7 @@ for agent in "${AGENTS[@]}"; do
 done
 [ "${#upgrading[@]}" -gt 0 ] || exit 0
 BATCH=1
-echo "upgrade: batch $BATCH: ${upgrading[*]} to $TARGET_VERSION"
+echo "upgrade: batch $BATCH: ${upgrading[*]} (restarting at $TARGET_VERSION)"
 for agent in "${upgrading[@]}"; do
   cordon_for_upgrade "$agent" "$TARGET_VERSION" || exit 1
 done
