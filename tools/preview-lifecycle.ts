@@ -248,7 +248,29 @@ function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
     rejoins.length ? `${rejoins.join(", ")} rejoin${rejoins.length === 1 ? "s" : ""} one at a time (etcd data moved aside)` : "",
     agents.length ? `${plural(agents.length, "agent")} restart` : "",
   ].filter(Boolean);
-  return [`⚠️ restore ${what}: ${lost}; ${parts.join(", then ")} (docs/backup-and-restore.md)`, ...note];
+  return [`⚠️ restore ${what}: ${lost}; ${parts.join(", then ")} (docs/backup-and-restore.md)`, ...outsideServersLines(named, reset !== undefined), ...note];
+}
+
+/**
+ * Servers the restore this up runs does not stop (docs/backup-and-restore.md): armed for
+ * decommission, or their entry deleted in this change (the engine runs teardowns after every
+ * create and update, so after the restore). They keep running K3s through the reset, so the
+ * restore's check refuses them on the host before anything stops (backup/restore.ts
+ * unstoppedServersFragment); this says it at preview. From the cluster's config before and after.
+ */
+function outsideServersLines(named: Named[], resetRuns: boolean): string[] {
+  if (!resetRuns) return [];
+  const cluster = named.find((s) => s.type === TYPES.cluster);
+  const before = (cluster?.step.oldState?.inputs?.config as Partial<ResolvedConfig> | undefined)?.nodes ?? [];
+  const now = (cluster?.step.newState?.inputs?.config as Partial<ResolvedConfig> | undefined)?.nodes ?? [];
+  const armed = now.filter((n) => n.role === "server" && n.decommission === true).map((n) => n.name);
+  const deleted = before.filter((n) => n.role === "server" && !now.some((m) => m.name === n.name)).map((n) => n.name);
+  const outside = [...armed, ...deleted];
+  if (!outside.length) return [];
+  const why = [armed.length ? `${armed.join(", ")} armed for decommission` : "", deleted.length ? `${deleted.join(", ")} deleted from the config` : ""].filter(Boolean).join(", ");
+  return [
+    `⚠️ restore: ${why}: K3s keeps running there through this up (a teardown runs after the restore), so the restore check will refuse before any server stops; finish the removal in an up without restore first, then restore (docs/backup-and-restore.md)`,
+  ];
 }
 
 /**

@@ -59,6 +59,18 @@ export const RESTORE_RESTARTING = "/var/lib/rancher/k3s/agent/k3s-platform-resto
  */
 export const RESTORE_TOKEN_DROPIN = "/etc/rancher/k3s/config.yaml.d/90-k3s-platform-restore-token.yaml";
 
+/**
+ * The label K3s sets to "true" on every server's Node (k3s-io/k3s pkg/util ControlPlaneRoleLabelKey,
+ * set by pkg/server setNodeLabelsAndAnnotations when the server starts; K3s' own secrets-encryption
+ * code lists servers by it). Split-role servers are refused (config/flags.ts), so every server is
+ * an etcd member and carries it.
+ */
+export const CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane";
+/** The columns the restore check lists Nodes with (kubectl JSONPath: the label key's dots escaped). */
+export const SERVER_NODE_COLUMNS = `custom-columns=NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,CONTROL_PLANE:.metadata.labels.${CONTROL_PLANE_LABEL.replace(/\./g, "\\.")}`;
+/** How long the check retries listing Nodes before it goes on without that list (a broken API is what a restore repairs). */
+export const NODE_LIST_SECONDS = 30;
+
 /** How long `k3s server --cluster-reset` may take (an S3 download and the restore). */
 export const CLUSTER_RESET_SECONDS = 900;
 /** How long a server or agent may take to be Ready after its restart in a restore. */
@@ -258,11 +270,54 @@ ${restoreTokenSet ? sh`# restoreToken is set: the reset rotates the token back w
 command -v curl >/dev/null 2>&1 || fail ${`curl is not installed on ${first.name}, which step reset needs (restoreToken is set): ${CURL_WHY}; install curl there and run pulumi up again; nothing was stopped`}
 ` : raw("")}[ ! -e "$ROOT"${RESET_FLAG} ] || fail ${`the K3s reset-flag ${RESET_FLAG} is present: a cluster reset ran and K3s has not started since; start k3s here (systemctl start k3s) first; nothing was stopped`}
 ${source}
+${unstoppedServersFragment([...others, first].map((n) => n.name))}
 say ${`restoring ${restore.source} snapshot ${restore.snapshot}, ${when}: everything written to the cluster after it is lost; K3s stops on every server next`}
 ${writeCovered("restore", id, [first, ...others, ...agents].map((n) => n.name))}`,
     // Printed on every run, a skipped one too: the program reads the covered nodes from this stdout.
     printCovered("restore"),
   );
+}
+
+/**
+ * The check's guard against a server this restore would not stop (expects `say` and `fail`): K3s'
+ * cluster reset needs K3s stopped on every server, and every other server's etcd data removed
+ * before it rejoins (docs.k3s.io/cli/etcd-snapshot, "Restoring Snapshots"); the restore stops and
+ * rejoins only the servers the config manages. A server armed for decommission, or whose entry is
+ * deleted in this `up` (the engine runs its teardown after every create and update, so after the
+ * restore), or removed without decommission, keeps running K3s with the old etcd membership
+ * through the reset. So every Ready Node labelled CONTROL_PLANE_LABEL must be one of `stops`, or
+ * the check fails naming it, before anything stops. A server that is not Ready (its K3s down) is
+ * named in a warning. When the API does not answer for NODE_LIST_SECONDS the check goes on with a
+ * warning: a broken cluster is what a restore repairs.
+ */
+export function unstoppedServersFragment(stops: readonly string[]): Shell {
+  return sh`# A cluster reset needs K3s stopped on every server (docs.k3s.io/cli/etcd-snapshot): a Ready
+# server Node (K3s labels it ${raw(CONTROL_PLANE_LABEL)}=true) this restore does not stop refuses it.
+STOPS=(${stops})
+nodes="" listed=0
+for ((try = 1; try <= ${NODE_LIST_SECONDS / 2}; try++)); do
+  # stdout only: kubectl prints discovery warnings on stderr even when it succeeds.
+  if nodes="$(k3s kubectl get nodes --no-headers -o ${SERVER_NODE_COLUMNS} 2>/dev/null)"; then listed=1; break; fi
+  sleep 2
+done
+if [ "$listed" = 0 ]; then
+  say ${`warning: the API did not list the Nodes for ${NODE_LIST_SECONDS}s (k3s kubectl get nodes): cannot check that no server outside the config runs K3s; a cluster reset needs K3s stopped on every server, and this restore stops only ${stops.join(", ")}`}
+else
+  unstopped=() down=()
+  while read -r name ready control_plane; do
+    [ "$control_plane" = true ] || continue
+    ours=0
+    for s in "\${STOPS[@]}"; do if [ "$s" = "$name" ]; then ours=1; fi; done
+    [ "$ours" = 0 ] || continue
+    if [ "$ready" = True ]; then unstopped+=("$name"); else down+=("$name"); fi
+  done <<<"$nodes"
+  if [ "\${#down[@]}" -gt 0 ]; then
+    say "warning: server Node(s) \${down[*]} are not Ready and this restore does not stop them: if K3s starts there again, stop it, move /var/lib/rancher/k3s/server/db aside and let it rejoin (or decommission it), or it keeps the old etcd membership"
+  fi
+  if [ "\${#unstopped[@]}" -gt 0 ]; then
+    fail "K3s runs as a server on \${unstopped[*]} (a Ready Node labelled ${raw(CONTROL_PLANE_LABEL)}=true), which this restore does not stop: not a server of the config (armed for decommission, or its entry deleted: its teardown runs only after the restore, or never without decommission); a cluster reset needs K3s stopped on every server (docs.k3s.io/cli/etcd-snapshot). Finish the removal first in an up without restore (decommission: true, then delete the entry), or keep it in the config as a server, or stop K3s there (systemctl stop k3s); then set restore and run pulumi up again; nothing was stopped"
+  fi
+fi`;
 }
 
 /** Stops K3s on one server (every server stops before the reset: the documented exception to one at a time). */

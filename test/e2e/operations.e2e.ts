@@ -226,6 +226,39 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     await up();
   });
 
+  it("a server whose entry is deleted in the up that sets restore (its teardown would run after the restore) is refused by the check before any server stops, naming it and the fix; nothing stops anywhere", async () => {
+    // Up 1: arm e2e-server-3's removal (no restore): nothing changes on it.
+    edits.push((raw) => (raw.nodes.find((n) => n.name === "e2e-server-3")!.decommission = true));
+    await up();
+    // Up 2: delete its entry and set restore 5. The engine deletes (runs the teardown) after every
+    // create and update, so K3s would still run there, with the old etcd membership, through the reset.
+    const mark = Date.now() / 1000;
+    const before = hosts.map(calls);
+    edits.push((raw) => {
+      raw.nodes = raw.nodes.filter((n) => n.name !== "e2e-server-3");
+      raw.restore = { id: 5, snapshot };
+    });
+    await assert.rejects(up(), (e: Error) => {
+      assert.ok(e instanceof UpError, e.message);
+      assert.equal(e.resource, "e2e-server-1-restore-check");
+      assert.match(e.message, /restore\[e2e-server-1\] check: K3s runs as a server on e2e-server-3 \(a Ready Node labelled node-role\.kubernetes\.io\/control-plane=true\), which this restore does not stop: .*Finish the removal first in an up without restore .*nothing was stopped/);
+      assert.ok(!e.steps.some((s) => /restore-(stop|reset|rejoin|restart)$/.test(s.name) || /decommission/.test(s.name)), "no restore step and no teardown ran");
+      return true;
+    });
+    assert.deepEqual(events(mark, /^(kubelet-stop|etcd-cluster-reset|etcd-member-removed|delete-node|cordon)$/), [], "nothing stopped, reset, drained or removed anywhere");
+    hosts.forEach((h, i) => assert.doesNotMatch(calls(h).slice(before[i]!.length), /systemctl (stop|restart)|--cluster-reset/, `${names[i]}: nothing stopped`));
+    // Cancelled: the entry back, disarmed, no restore; then the decommission line dropped. Nothing runs on a host.
+    edits.push((raw) => {
+      raw.nodes.splice(2, 0, { ...nodeEntry("e2e-server-3"), decommission: false });
+      delete raw.restore;
+    });
+    await up();
+    edits.push((raw) => delete raw.nodes.find((n) => n.name === "e2e-server-3")!.decommission);
+    await up();
+    assert.deepEqual(events(mark, /^(kubelet-stop|etcd-cluster-reset|etcd-member-removed|delete-node|cordon)$/), []);
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
+  });
+
   it("maintenance: servers one at a time, then the agent: cordon, drain, run, reboot (new boot ID), back, uncordon; never two servers down; a second up is a no-op", async () => {
     const mark = Date.now() / 1000;
     edits.push((raw) => (raw.maintenance = { id: 1, command: ["touch", "/var/lib/k3sp-stub/patched"], reboot: true }));

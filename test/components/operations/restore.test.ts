@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as fc from "fast-check";
 import { parseRestoreCovered, parseRestoreResetDone, RESET_FLAG, RESTORE_COVERED, restoreCoversLine, RESTORE_RESTARTING, RESTORE_STOPPED, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
-import { restoreSchema } from "../../../components/config/schema";
+import { type ResolvedConfig, restoreSchema } from "../../../components/config/schema";
 import { secretIssues } from "../../../components/config/validate";
 import { PATHS } from "../../../components/k3s/paths";
 import { SERVER_CA_FILE } from "../../../components/rotation/token-request";
@@ -98,29 +98,36 @@ describe("operation restore", () => {
     assert.deepEqual(secretIssues({ ...needs, restore: {} }, new Set(["restoreToken"])), []);
   });
 
-  it("validation refuses a restore while a server is armed for decommission (it keeps running K3s, an etcd member the restore would not stop), naming the node and both ways out", () => {
+  it("validation leaves a restore with a server armed for decommission to the host check (after the restore ran, a decommission must work); preview:md warns when the restore runs in the same change", () => {
     const issues = (edit: Parameters<typeof variant>[1]) => {
       const r = parseStackConfig(variant("prod", edit));
       return r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
     };
-    for (const armed of ["prod-server-1", "prod-server-3"]) {
-      const found = issues((raw) => {
-        raw.nodes.push({ ...raw.nodes.find((n) => n.name === "prod-server-3")!, name: "prod-server-4", host: "203.0.113.14" });
-        raw.nodes.find((n) => n.name === armed)!.decommission = true;
-        raw.restore = { id: 1, snapshot: SNAPSHOT };
-      });
-      const index = ["prod-server-1", "prod-server-2", "prod-server-3"].indexOf(armed);
-      assert.ok(
-        found.some((i) => i.startsWith(`k3s-platform:nodes[${index}] (${armed}).decommission: `) && i.includes("restore") && i.includes("delete its entry") && i.includes("decommission: false")),
-        found.join("\n"),
-      );
-    }
-    // An armed agent runs no etcd member: the restore may run (its agents restart only the managed ones).
-    const agentArmed = issues((raw) => {
-      raw.nodes.find((n) => n.name === "prod-agent-3")!.decommission = true;
+    const armed = (raw: ReturnType<typeof variant>) => {
+      raw.nodes.push({ ...raw.nodes.find((n) => n.name === "prod-server-3")!, name: "prod-server-4", host: "203.0.113.14" });
+      raw.nodes.find((n) => n.name === "prod-server-3")!.decommission = true;
       raw.restore = { id: 1, snapshot: SNAPSHOT };
+    };
+    assert.deepEqual(issues(armed).filter((i) => /restore/.test(i)), []);
+    // Preview: the restore runs in this up while prod-server-3 is armed and prod-server-5 is deleted.
+    const now = sample("prod", armed);
+    const before = sample("prod", (raw) => {
+      armed(raw);
+      delete raw.restore;
+      raw.nodes.push({ ...raw.nodes.find((n) => n.name === "prod-server-2")!, name: "prod-server-5", host: "203.0.113.15" });
     });
-    assert.ok(!agentArmed.some((i) => /decommission/.test(i) && /restore/.test(i)), agentArmed.join("\n"));
+    const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
+    const cluster = (old: ResolvedConfig): PreviewStep => ({ op: "update", urn: "urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod", oldState: { inputs: { config: old } }, newState: { inputs: { config: now } } });
+    const created = restoreStepNames(now).map((n): PreviewStep => ({ op: "create", urn: urn(n) }));
+    const lines = lifecycleLines([cluster(before), ...created], "prod");
+    assert.ok(
+      lines.includes(
+        "⚠️ restore: prod-server-3 armed for decommission, prod-server-5 deleted from the config: K3s keeps running there through this up (a teardown runs after the restore), so the restore check will refuse before any server stops; finish the removal in an up without restore first, then restore (docs/backup-and-restore.md)",
+      ),
+      lines.join("\n"),
+    );
+    // The restore ran before (its steps are not created): a decommission then says nothing of it.
+    assert.ok(!lifecycleLines([cluster(before)], "prod").some((l) => /restore/.test(l)));
   });
 
   it("property: a snapshot the schema accepts is one plain word (no shell, YAML or path metacharacter reaches a script)", () => {
@@ -230,6 +237,49 @@ describe("operation restore", () => {
       assert.match(r.stderr, /^restore\[prod-server-1\] check: no snapshot file \/srv\/snapshots\/absent-1765065600 on prod-server-1 .*nothing was stopped/m);
       assert.deepEqual(calls(first), []);
       assert.ok(existsSync(join(first.root, "run/active/k3s")));
+    });
+
+    it("a Ready server Node this restore does not stop (armed for decommission, or its entry deleted) fails the check naming it and the fix, before anything stops; a server Node not Ready is a warning; agents do not count; an API that does not answer is a warning", () => {
+      const { steps } = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
+      const check = stdinOf(steps[0]!);
+      const withNodes = (rows: string) => {
+        const h = host("prod-server-1");
+        mkdirSync(join(h.root, "api"));
+        writeFileSync(join(h.root, "api/nodes"), rows);
+        return h;
+      };
+      const ours = "prod-server-1 True true\nprod-server-2 True true\nprod-server-3 True true\nprod-agent-1 True <none>\n";
+      // prod-server-9: a server whose entry is gone (or armed); its K3s runs. An agent K3s labels nothing.
+      const first = withNodes(`${ours}prod-server-9 True true\nprod-agent-9 True <none>\n`);
+      const refused = exec(first, check);
+      assert.equal(refused.status, 1, refused.out);
+      assert.match(
+        refused.stderr,
+        /^restore\[prod-server-1\] check: K3s runs as a server on prod-server-9 \(a Ready Node labelled node-role\.kubernetes\.io\/control-plane=true\), which this restore does not stop: .*Finish the removal first in an up without restore \(decommission: true, then delete the entry\), or keep it in the config as a server, or stop K3s there .*nothing was stopped$/m,
+      );
+      assert.doesNotMatch(refused.stderr, /prod-agent-9/);
+      assert.deepEqual(calls(first), [], "nothing stopped");
+      assert.ok(existsSync(join(first.root, "run/active/k3s")) && !existsSync(join(first.root, RESTORE_COVERED)), "K3s runs, nothing recorded: the next up checks again");
+      // Its K3s stopped (by hand, or its removal finished): the same host's next check passes.
+      writeFileSync(join(first.root, "api/nodes"), `${ours}prod-server-9 Unknown true\n`);
+      const warned = exec(first, check);
+      assert.equal(warned.status, 0, warned.out);
+      assert.match(warned.out, /check: warning: server Node\(s\) prod-server-9 are not Ready and this restore does not stop them/);
+      assert.deepEqual(parseRestoreCovered(warned.out, "1"), ORIGINAL_NODES);
+      // Only the servers this restore stops: it passes without a word.
+      const clean = exec(withNodes(ours), check);
+      assert.equal(clean.status, 0, clean.out);
+      assert.doesNotMatch(clean.out, /warning/);
+      // The API does not answer (a broken cluster is what a restore repairs): a bounded retry, then a warning.
+      const down = withNodes(ours);
+      const bin = join(down.root, "bin");
+      mkdirSync(bin);
+      writeFileSync(join(bin, "sleep"), `#!/usr/bin/env bash\necho "sleep $*" >>"${join(down.root, "sleeps")}"\n`, { mode: 0o755 });
+      writeFileSync(join(bin, "k3s"), `#!/usr/bin/env bash\n[ "$1" = kubectl ] && exit 1\nexec ${STUBS}/k3s "$@"\n`, { mode: 0o755 });
+      const blind = spawnSync("bash", ["-s"], { input: check, encoding: "utf8", env: { ...down.env, PATH: `${bin}:${down.env.PATH}` } });
+      assert.equal(blind.status, 0, blind.stderr);
+      assert.match(blind.stdout, /check: warning: the API did not list the Nodes for 30s .*this restore stops only prod-server-2, prod-server-3, prod-server-1/);
+      assert.equal(readFileSync(join(down.root, "sleeps"), "utf8").split("\n").filter(Boolean).length, 15, "retried 15 times, 2 s apart");
     });
 
     it("local snapshot with S3 configured: --etcd-s3=false and the full path; stop, reset, start, Ready; every step once per id", () => {
@@ -342,7 +392,8 @@ describe("operation restore", () => {
       const first = host("prod-server-1");
       const tools = join(first.root, "tools");
       mkdirSync(tools);
-      for (const t of ["bash", "cat", "date", "mkdir", "mv", "dirname"]) symlinkSync(spawnSync("bash", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim(), join(tools, t));
+      symlinkSync(join(STUBS, "k3s"), join(tools, "k3s"));
+      for (const t of ["bash", "cat", "date", "mkdir", "mv", "dirname", "sed"]) symlinkSync(spawnSync("bash", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim(), join(tools, t));
       const run = (facts: Partial<Facts>) => spawnSync("/bin/bash", ["-s"], { input: stdinOf(steps[0]!, facts), encoding: "utf8", env: { ...first.env, PATH: tools } });
       const refused = run({ restoreTokenSet: true });
       assert.equal(refused.status, 1);
