@@ -28,6 +28,7 @@ export interface FactSources {
   restoreToken: () => pulumi.Input<string>;
   restoreCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
   maintenanceCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
+  clusterRelease: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<string | undefined>;
 }
 
 /** What a node step waits for: resolved from other steps' `after`, and gates. */
