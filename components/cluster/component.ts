@@ -212,6 +212,11 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
         const record = config.maintenance && (get(MAINTENANCE_RECORD) as command.remote.Command | undefined);
         return record ? record.stdout.apply((out) => parseCovered(out, "maintenance", String(config.maintenance!.id))) : pulumi.output([]);
       },
+      // A channel stack's release (operations/release.ts): the agent batch steps' target there.
+      clusterRelease: (get) => {
+        const release = get(CLUSTER_CHILDREN.k3sRelease) as command.remote.Command | undefined;
+        return release ? release.stdout.apply(parseRelease) : pulumi.output(undefined);
+      },
     },
     declareNode: (step, waits, get) => {
       const nodePlan = plans.get(step.name)!;

@@ -30,6 +30,7 @@ export interface FactSources {
   restoreCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
   restoreResetDone: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<boolean>;
   maintenanceCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
+  clusterRelease: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<string | undefined>;
 }
 
 /** What a node step waits for: resolved from other steps' `after`, and gates. */

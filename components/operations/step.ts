@@ -41,6 +41,13 @@ export interface Facts {
   restoreResetDone?: boolean;
   /** The nodes the armed maintenance covered (its `maintenance-record` step's stdout); undefined as above. */
   maintenanceCovered?: readonly string[];
+  /**
+   * A channel stack's release (`v1.MINOR.PATCH+k3sN`): what its k3s-release step recorded
+   * (k3s/release.ts parseRelease of its stdout); the agent batch steps' target there. Undefined
+   * where the engine is not asked, or when that stdout is unreadable (the batch steps then fail,
+   * naming it, before anything is cordoned).
+   */
+  clusterRelease?: string;
 }
 export type FactName = keyof Facts;
 
