@@ -80,6 +80,8 @@ export function renderTree(config: ResolvedConfig, secrets: ReadonlySet<SecretKe
     tokenSalt: "<token fingerprint salt>",
     encryptionKeys: stand.encryptionKeys,
     restoreToken: secrets.has("restoreToken") ? placeholder("restoreToken") : "",
+    // A channel stack's agent batch steps run at the release its k3s-release step records.
+    clusterRelease: "<the release k3s-release recorded>",
   };
   for (const [path, content] of renderOperations(config, plan, facts)) tree.set(path, content);
   return tree;

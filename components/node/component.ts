@@ -2,11 +2,12 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { NodeSecrets } from "../config/secrets";
 import { STAGING_DIR } from "../k3s/install";
+import { PREFLIGHT_SCRIPT } from "../k3s/agent-preflight";
 import { customTimeouts } from "../k3s/timeouts";
 import { rebuildTriggers } from "../decommission/rebuild";
 import { childName, NODE_CHILDREN, TYPES } from "../names";
 import { sha256 } from "../plan/hash";
-import { applyWithRelease, NodePlan, renderSecretsDocument } from "../plan/node";
+import { applyWithRelease, NodePlan, renderSecretsDocument, runWithRelease } from "../plan/node";
 import { restartDigest } from "../plan/restart";
 import type { Connection } from "../ssh/connection";
 
@@ -145,13 +146,15 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
   // restart goes through the drain too): an agent that restarts and cannot be reached fails here,
   // before anything is cordoned; on any other change an unreachable agent holds back nothing (an
   // unchanged step does not log in).
+  // A channel stack: with the cluster's release, as the apply (its guard refuses another release).
+  const preflightCommand = args.release ? args.release.apply((stdout) => runWithRelease(plan, PREFLIGHT_SCRIPT, stdout)) : plan.commands.preflight;
   const preflight = plan.commands.preflight
     ? new command.remote.Command(
         child(NODE_CHILDREN.preflight),
         {
           connection,
-          create: plan.commands.preflight,
-          update: plan.commands.preflight,
+          create: preflightCommand,
+          update: preflightCommand,
           triggers: [plan.targetVersion ?? "", restartDigest(plan), ...rebuild],
           addPreviousOutputInEnv: false,
         },

@@ -1,19 +1,13 @@
 import type { ResolvedConfig } from "../config/schema";
 import { agentBatchStepSuffix } from "../names";
 import type { ClusterPlan } from "../plan/node";
-import { AgentBatch, agentBatchesEnabled, upgradeBatches } from "../upgrade/render";
+import { AgentBatch, upgradeBatches } from "../upgrade/render";
 import { applyOf } from "./step";
 
 /**
  * The join order several operations refer to (join.ts declares it, upgrade-batches.ts chains its
  * batches through it, and every step that waits for "every node joined" lists it), pure.
  */
-
-/** The agents by batch: upgrade batches with a pinned version (index 1…), else one batch 0 of all. */
-export function agentJoinBatches(config: ResolvedConfig, plan: ClusterPlan): AgentBatch[] {
-  const agents = plan.nodes.filter((n) => n.node.role !== "server").map((n) => n.node.name);
-  return agentBatchesEnabled(config) ? upgradeBatches(config) : [{ index: 0, agents }];
-}
 
 /** The name (without the stack prefix) of a batch step: `agent-batch-<i>-drain|uncordon`. */
 export function batchStepName(batch: AgentBatch, step: "drain" | "uncordon"): string {
@@ -26,10 +20,14 @@ export function agentBatchOf(name: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** Node names in the order their steps are declared: servers (first server first), then agents by batch. */
+/**
+ * Node names in the order their steps are declared: servers (first server first), then agents by
+ * upgrade batch, pinned and channel stacks alike (issue 26: a channel stack's running agents
+ * restart drained, in batches, as a pinned stack's do).
+ */
 export function joinOrder(config: ResolvedConfig, plan: ClusterPlan): string[] {
   const servers = plan.nodes.filter((n) => n.node.role === "server").map((n) => n.node.name);
-  return [...servers, ...agentJoinBatches(config, plan).flatMap((b) => b.agents)];
+  return [...servers, ...upgradeBatches(config).flatMap((b) => b.agents)];
 }
 
 /** Every node's apply in join order: what the label and inventory steps wait for. */
@@ -39,6 +37,6 @@ export function appliedRefs(config: ResolvedConfig, plan: ClusterPlan): string[]
 
 /** Every node's apply, then every batch step: "every node joined", which day-2 restarts wait for (issue 21). */
 export function joinedRefs(config: ResolvedConfig, plan: ClusterPlan): string[] {
-  const batches = agentJoinBatches(config, plan).filter((b) => b.index > 0);
+  const batches = upgradeBatches(config);
   return [...appliedRefs(config, plan), ...batches.flatMap((b) => [batchStepName(b, "drain"), batchStepName(b, "uncordon")])];
 }

@@ -26,8 +26,11 @@ export interface FactSources {
   tokenSalt: () => pulumi.Input<string>;
   encryptionKeys: () => pulumi.Input<EncryptionKeys>;
   restoreToken: () => pulumi.Input<string>;
+  restoreTokenSet: () => pulumi.Output<boolean>;
   restoreCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
+  restoreResetDone: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<boolean>;
   maintenanceCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
+  clusterRelease: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<string | undefined>;
 }
 
 /** What a node step waits for: resolved from other steps' `after`, and gates. */

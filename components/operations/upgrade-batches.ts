@@ -1,18 +1,22 @@
 import { NO_OP_UPDATE } from "./once";
 import { stdinScriptCommand } from "../shell/root";
-import { previousBatchWaitSeconds, renderAgentBatchDrain, renderAgentBatchUncordon } from "../upgrade/render";
-import { agentJoinBatches, batchStepName } from "./order";
+import { AgentBatch, previousBatchWaitSeconds, renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches as batchesOf } from "../upgrade/render";
+import { batchStepName } from "./order";
 import { batchBoundSeconds } from "../k3s/timeouts";
+import { followsChannel } from "../k3s/release";
+import type { ResolvedConfig } from "../config/schema";
 import { sha256 } from "../plan/hash";
 import { batchInputs } from "../plan/restart";
-import { applyOf, Operation, preflightOf, Step } from "./step";
+import { applyOf, Operation, preflightOf, Step, StepValue } from "./step";
 
 /**
  * Agents in upgrade batches of at most `upgrade.maxUnavailable` (components/upgrade): the first
  * server cordons and drains a batch, its agents install in parallel, the first server waits for
  * them Ready at the new version and uncordons them, then the next batch starts. Both batch steps
  * run only when the version changes (their trigger); any other input change is a no-op Update.
- * Without a pinned version there are no batches: agents join in parallel.
+ * A channel stack has the same batches (issue 26): their target is the cluster's release, the one
+ * its k3s-release step recorded (the `clusterRelease` fact, operations/release.ts), which never
+ * moves; so there they run for restarts only.
  *
  * An agent's restart that is not an upgrade goes through its batch too (issue 26): both steps'
  * triggers carry the digest of the batch's K3s inputs (plan/restart.ts), so a change that restarts
@@ -38,10 +42,10 @@ export const upgradeBatches: Operation = {
     const steps: Step[] = [];
     let previous: string | undefined;
     const preflights = new Set(plan.nodes.filter((n) => n.commands.preflight).map((n) => n.node.name));
-    for (const batch of agentJoinBatches(config, plan).filter((b) => b.index > 0)) {
+    for (const batch of batchesOf(config)) {
       const inputs = batchInputs(plan, batch);
       const triggers = [config.k3s.version ?? "", sha256([...inputs.values()].join("\n"))];
-      const step = (which: "drain" | "uncordon", stdin: string, after: string[], summary: string): Step => ({
+      const step = (which: "drain" | "uncordon", after: string[], summary: string): Step => ({
         name: batchStepName(batch, which),
         operation: "upgrade-batches",
         host: first.node,
@@ -52,7 +56,7 @@ export const upgradeBatches: Operation = {
         after,
         create: stdinScriptCommand(first.sshUser),
         update: NO_OP_UPDATE,
-        stdin,
+        stdin: batchScript(config, batch, which === "drain" ? renderAgentBatchDrain : renderAgentBatchUncordon, inputs),
         triggers,
         timeoutSeconds: batchBoundSeconds(config, batch.agents.length, which) + (which === "drain" ? previousBatchWaitSeconds(config, batch) : 0),
         // The drain waits for its agents' preflight checks (k3s/preflight.ts): an agent whose host
@@ -60,11 +64,25 @@ export const upgradeBatches: Operation = {
         ...(which === "drain" ? { awaits: batch.agents.filter((a) => preflights.has(a)).map(preflightOf) } : {}),
       });
       steps.push(
-        step("drain", renderAgentBatchDrain(config, batch, inputs), [applyOf(lastServer), ...(previous ? [previous] : [])], `batch ${batch.index} (${batch.agents.join(", ")}): cordon and drain the agents that run an older release or whose K3s inputs changed, on ${first.node.name}`),
-        step("uncordon", renderAgentBatchUncordon(config, batch, inputs), batch.agents.map(applyOf), `batch ${batch.index}: wait until each agent is Ready at ${config.k3s.version ?? ""}, record their K3s inputs, uncordon what the upgrade or a restart cordoned`),
+        step("drain", [applyOf(lastServer), ...(previous ? [previous] : [])], `batch ${batch.index} (${batch.agents.join(", ")}): cordon and drain the agents that run an older release or whose K3s inputs changed, on ${first.node.name}`),
+        step("uncordon", batch.agents.map(applyOf), `batch ${batch.index}: wait until each agent is Ready at ${config.k3s.version ?? "the cluster's release"}, record their K3s inputs, uncordon what the upgrade or a restart cordoned`),
       );
       previous = batchStepName(batch, "drain");
     }
     return steps;
   },
 };
+
+/**
+ * A batch step's script: at `k3s.version`, or on a channel stack at the release its k3s-release
+ * step recorded, known once the engine ran it (the `clusterRelease` fact).
+ */
+function batchScript(
+  config: ResolvedConfig,
+  batch: AgentBatch,
+  render: (config: ResolvedConfig, batch: AgentBatch, inputs: ReadonlyMap<string, string>, clusterRelease?: string) => string,
+  inputs: ReadonlyMap<string, string>,
+): StepValue<string> {
+  if (!followsChannel(config)) return render(config, batch, inputs);
+  return { needs: ["clusterRelease"], render: (facts) => render(config, batch, inputs, facts.clusterRelease) };
+}

@@ -7,9 +7,8 @@ import { FlagMap, mergeFlags, renderConfigYaml } from "../k3s/config-yaml";
 import { APPLY_SCRIPT, CLUSTER_RELEASE_VARIABLE, INSTALL_SCRIPT, Placement, renderApplyScript, renderInstallScript, STAGING_DIR } from "../k3s/install";
 import { parseRelease } from "../k3s/release";
 import { PATHS } from "../k3s/paths";
-import { PREFLIGHT_SCRIPT, renderPreflightScript } from "../k3s/preflight";
+import { PREFLIGHT_SCRIPT, renderPreflightScript } from "../k3s/agent-preflight";
 import { applyBoundSeconds } from "../k3s/timeouts";
-import { agentBatchesEnabled } from "../upgrade/render";
 import { secretDropInKeys } from "../k3s/secrets-dropin";
 import { BUNDLE_NAME, checkBundleFiles, renderBundle, secretsDocument, secretsWriteScript } from "../node/bundle";
 import { HOOKS_SCRIPT, hookTriggers } from "../hooks/render";
@@ -55,7 +54,7 @@ export interface NodePlan {
   targetVersion?: string;
   /** Seconds apply.sh may wait in all (its bounded waits summed): the apply step's customTimeouts sit above it. */
   applyBoundSeconds: number;
-  /** `secrets` writes every secret file from one stdin document (secretsDocument); `preflight`: agents in upgrade batches only. */
+  /** `secrets` writes every secret file from one stdin document (secretsDocument); `preflight`: agents only. */
   commands: { stage: string; secrets: string; osPrep: string; apply: string; preflight?: string };
 }
 
@@ -121,9 +120,10 @@ export function planNodeContext(ctx: NodeContext): NodePlan {
   const install = renderInstallScript(config, node);
   const apply = renderApplyScript(ctx, placements, secretFiles.map((s) => s.target), folded.directories, folded.hooks);
   files.push({ name: INSTALL_SCRIPT, content: install, mode: "0700" }, { name: APPLY_SCRIPT, content: apply, mode: "0700" });
-  // An agent in upgrade batches is cordoned and drained by the first server before its own apply
-  // runs: its preconditions get a step of their own, which the batch's drain waits for.
-  const agentPreflight = node.role === "agent" && agentBatchesEnabled(config);
+  // An agent (in upgrade batches, pinned and channel stacks alike) is cordoned and drained by the
+  // first server before its own apply runs: its preconditions get a step of their own, which the
+  // batch's drain waits for.
+  const agentPreflight = node.role === "agent";
   if (agentPreflight) files.push({ name: PREFLIGHT_SCRIPT, content: renderPreflightScript(config, node), mode: "0700" });
 
   // Each step's trigger holds its own script and the hooks at its own points (hooks/render.ts):
@@ -196,8 +196,13 @@ function once<T>(make: () => T): () => T {
  * gives an empty value, which apply.sh refuses in preflight, naming the host.
  */
 export function applyWithRelease(plan: NodePlan, releaseStdout: string | undefined): string {
+  return runWithRelease(plan, APPLY_SCRIPT, releaseStdout);
+}
+
+/** A bundle script (apply.sh, an agent's preflight.sh) with the cluster's release in K3S_PLATFORM_CLUSTER_RELEASE, as above. */
+export function runWithRelease(plan: NodePlan, script: string, releaseStdout: string | undefined): string {
   const release = parseRelease(releaseStdout) ?? "";
-  return asRoot(plan.sshUser, sh`env ${raw(CLUSTER_RELEASE_VARIABLE)}=${release} bash ${`${STAGING_DIR}/${BUNDLE_NAME}`} ${APPLY_SCRIPT}`).text;
+  return asRoot(plan.sshUser, sh`env ${raw(CLUSTER_RELEASE_VARIABLE)}=${release} bash ${`${STAGING_DIR}/${BUNDLE_NAME}`} ${script}`).text;
 }
 
 export function planCluster(config: ResolvedConfig, options: PlanOptions = {}): ClusterPlan {

@@ -6,11 +6,12 @@ import { join } from "node:path";
 import { ResolvedConfig, StackInput } from "../../components/config/schema";
 import type { NodeSecrets } from "../../components/config/secrets";
 import { parseRelease, renderReleaseScript } from "../../components/k3s/release";
-import { applyWithRelease, ClusterPlan, planCluster } from "../../components/plan/node";
+import { PREFLIGHT_SCRIPT } from "../../components/k3s/agent-preflight";
+import { applyWithRelease, ClusterPlan, planCluster, runWithRelease } from "../../components/plan/node";
 import { stdinScriptCommand } from "../../components/shell/root";
 import { loadStackConfig } from "../../components/stack/load";
 import { REPO } from "../helpers/samples";
-import { applyCluster, installRuns, SshTarget, TestHost } from "./ssh";
+import { applyCluster, clusterEvents, installRuns, restarts, SshTarget, TestHost } from "./ssh";
 
 /**
  * A channel stack end to end over SSH (issue 28): the channel moves between two `up`s, and a node
@@ -19,6 +20,8 @@ import { applyCluster, installRuns, SshTarget, TestHost } from "./ssh";
  * stack, its stdout kept); every apply runs with the command built from that stdout. Download
  * mode: install-k3s.sh fetches the install script stand-in and the channel resolves through the
  * hosts' curl stand-in (root-overlay/usr/local/bin/curl), both from /var/lib/k3sp-stub/channels.
+ * Agents go through their upgrade batches as on a pinned stack (issue 26): the batch steps and
+ * each agent's preflight run with the recorded release, as the cluster component renders them.
  */
 
 const HOSTS = join(REPO, "test", "e2e", "hosts", "hosts.sh");
@@ -31,6 +34,8 @@ describe("e2e over SSH: a channel stack runs one release (issue 28)", function (
   let targets: Map<string, SshTarget>;
   /** The k3s-release step's stdout, as the engine keeps it: taken once, in the first up. */
   let recorded: string | undefined;
+  /** Node name → its host (one map for the whole run: the harness keeps the batch steps' provider state per map). */
+  let byName: Map<string, SshTarget>;
 
   const stack = (agents: number, edit: (raw: StackInput) => void = () => {}): ResolvedConfig => {
     const raw: StackInput = {
@@ -54,18 +59,25 @@ describe("e2e over SSH: a channel stack runs one release (issue 28)", function (
       assert.equal(r.status, 0, r.stderr);
       recorded = r.stdout;
     }
-    const withRelease = { ...plan, nodes: plan.nodes.map((n) => ({ ...n, commands: { ...n.commands, apply: applyWithRelease(n, recorded) } })) };
-    const byName = new Map(plan.nodes.map((n) => [n.node.name, targets.get(n.node.host)!]));
-    return applyCluster(withRelease, byName, secrets, config);
+    const withRelease = {
+      ...plan,
+      nodes: plan.nodes.map((n) => ({
+        ...n,
+        commands: { ...n.commands, apply: applyWithRelease(n, recorded), ...(n.commands.preflight ? { preflight: runWithRelease(n, PREFLIGHT_SCRIPT, recorded) } : {}) },
+      })),
+    };
+    for (const n of plan.nodes) byName.set(n.node.name, targets.get(n.node.host)!);
+    return applyCluster(withRelease, byName, secrets, config, parseRelease(recorded));
   };
   const host = (i: number) => hosts[i]!;
   const binaryVersion = (h: TestHost) => readFileSync(join(h.upper, "var/lib/k3sp-stub/binary-version"), "utf8").trim();
 
   before(() => {
     execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" });
-    execFileSync("bash", [HOSTS, "up", "2", dir], { stdio: "inherit" });
+    execFileSync("bash", [HOSTS, "up", "4", dir], { stdio: "inherit" });
     hosts = JSON.parse(readFileSync(join(dir, "hosts.json"), "utf8")) as TestHost[];
     targets = new Map(hosts.map((h) => [h.address, new SshTarget(h, join(dir, "id_ed25519"))]));
+    byName = new Map();
   });
   after(() => execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" }));
 
@@ -93,11 +105,45 @@ describe("e2e over SSH: a channel stack runs one release (issue 28)", function (
     assert.match(run.runs.get("ch-agent-1")!.apply, /K3s v1\.31\.4\+k3s1 is running \(channel stable: the cluster's release\)/);
   });
 
-  it("a node that runs another release is refused in preflight, naming the host and both releases", async () => {
+  it("an agent-wide change restarts the running agents in batches of maxUnavailable, each cordoned and drained before its restart, as on a pinned stack (issue 26)", async () => {
+    const agents = ["ch-agent-1", "ch-agent-2", "ch-agent-3"];
+    const edit = (labels: boolean) => (raw: StackInput) => {
+      raw.k3s!.clusterDomain = "other.local";
+      raw.upgrade = { maxUnavailable: 1 };
+      if (labels) for (const n of raw.nodes.filter((n) => n.role === "agent")) n.labels = { ...n.labels, "example.com/tier": "batch" };
+    };
+    // Two agents join (nothing to drain), one per batch.
+    const joined = await up(stack(3, edit(false)));
+    assert.deepEqual([...joined.failures], []);
+    assert.match(joined.batchSteps.get("agent-batch-2-drain")!, /upgrade\[ch-agent-2\]: not registered yet \(first join\): nothing to drain/);
+    const since = Date.now() / 1000;
+    const before = hosts.slice(0, 4).map((h) => installRuns(h).length);
+    const run = await up(stack(3, edit(true)));
+    assert.deepEqual([...run.failures], []);
+    assert.deepEqual(hosts.slice(0, 4).map((h, i) => installRuns(h).length - before[i]!), [0, 1, 1, 1], "every agent re-installed once; the server not");
+    const events = clusterEvents(dir).filter((e) => e.at >= since);
+    const at = (event: string, node: string) => events.find((e) => e.event === event && e.node === node)?.at;
+    const windows = agents.map((a, i): [number, number] => {
+      const restarted = restarts(host(i + 1), "k3s-agent").at(-1)!;
+      const [cordon, drained, uncordon] = [at("cordon", a), at("drained", a), at("uncordon", a)];
+      assert.ok(restarted >= since, `${a} restarted`);
+      assert.ok(cordon! <= drained! && drained! < restarted && restarted < uncordon!, `${a}: cordon → drained → restart → uncordon ${JSON.stringify({ cordon, drained, restarted, uncordon })}`);
+      assert.match(run.batchSteps.get(`agent-batch-${i + 1}-drain`)!, new RegExp(`upgrade\\[${a}\\]: its K3s inputs changed: cordon and drain`));
+      assert.match(run.batchSteps.get(`agent-batch-${i + 1}-uncordon`)!, new RegExp(`upgrade\\[${a}\\]: Ready with kubelet v1\\.31\\.4\\+k3s1`));
+      return [cordon!, uncordon!];
+    });
+    for (let i = 1; i < windows.length; i++) assert.ok(windows[i - 1]![1] <= windows[i]![0], `batch ${i + 1} starts after batch ${i} is uncordoned: ${JSON.stringify(windows)}`);
+    assert.equal(restarts(host(0), "k3s").filter((t) => t >= since).length, 0, "the server did not restart");
+  });
+
+  it("a node that runs another release is refused in preflight, naming the host and both releases; its batch cordons nothing", async () => {
     const t = targets.get(host(1).address)!;
     assert.equal((await t.run("sudo -n sh -c 'echo v1.32.1+k3s1 >/var/lib/k3sp-stub/binary-version'")).status, 0);
+    const since = Date.now() / 1000;
+    const installs = installRuns(host(1)).length;
     const run = await up(stack(1, (raw) => (raw.k3s!.clusterDomain = "third.local")));
     assert.ok(run.failures.get("ch-agent-1")?.includes(`preflight on host ${host(1).address}: it runs K3s 'v1.32.1+k3s1', the cluster's release (channel stable, recorded at the first up) is v1.31.4+k3s1`), run.failures.get("ch-agent-1"));
-    assert.equal(installRuns(host(1)).length, 1, "no install ran");
+    assert.equal(installRuns(host(1)).length, installs, "no install ran");
+    assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= since && e.node === "ch-agent-1" && /cordon|drain/.test(e.event)), [], "never cordoned");
   });
 });

@@ -12,7 +12,7 @@ import { ClusterPlan, NodePlan, renderSecretsDocument } from "../../components/p
 import { stdinScriptCommand } from "../../components/shell/root";
 import { sha256 } from "../../components/plan/hash";
 import { batchInputs, restartDigest } from "../../components/plan/restart";
-import { agentBatchesEnabled, renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches } from "../../components/upgrade/render";
+import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches } from "../../components/upgrade/render";
 
 /**
  * Runs a node's generated steps over real SSH, as the K3sNode component's resources do: stage,
@@ -126,14 +126,15 @@ export interface ClusterRun {
 const providerState = new WeakMap<Map<string, SshTarget>, Map<string, string>>();
 
 /**
- * The K3sCluster graph, as the engine walks it: servers one after another; then, with a pinned
- * version, agents in upgrade batches (components/upgrade): the batch's drain step on the first
- * server, its agents in parallel, its uncordon step, then the next batch; without one, agents in
- * parallel. A failed step stops what depends on it (later servers, the rest of the batches); a
+ * The K3sCluster graph, as the engine walks it: servers one after another; then agents in upgrade
+ * batches (components/upgrade; pinned and channel stacks alike, issue 26): the batch's drain step
+ * on the first server, its agents in parallel, its uncordon step, then the next batch; without a
+ * config, agents in parallel. `clusterRelease`: a channel stack's recorded release (the batch
+ * steps' `clusterRelease` fact). A failed step stops what depends on it (later servers, the rest of the batches); a
  * failed node does not stop its siblings in the same batch (as the engine continues with
  * independent resources).
  */
-export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTarget>, secrets: NodeSecrets, config?: ResolvedConfig): Promise<ClusterRun> {
+export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTarget>, secrets: NodeSecrets, config?: ResolvedConfig, clusterRelease?: string): Promise<ClusterRun> {
   const runs = new Map<string, NodeRun>();
   const failures = new Map<string, string>();
   const batchSteps = new Map<string, string>();
@@ -149,7 +150,7 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
     if (failures.size) return { runs, failures, batchSteps }; // agents need every server
   }
   const agents = plan.nodes.filter((n) => n.node.role === "agent");
-  if (!config || !agentBatchesEnabled(config)) {
+  if (!config) {
     await Promise.all(agents.map(attempt));
     return { runs, failures, batchSteps };
   }
@@ -194,10 +195,10 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
     const ready = await Promise.all(batch.agents.map((a) => preflight(agents.find((n) => n.node.name === a)!)));
     if (ready.includes(false)) break;
     const inputs = batchInputs(plan, batch);
-    if (!(await triggered(`agent-batch-${batch.index}-drain`, renderAgentBatchDrain(config, batch, inputs), inputs))) break;
+    if (!(await triggered(`agent-batch-${batch.index}-drain`, renderAgentBatchDrain(config, batch, inputs, clusterRelease), inputs))) break;
     await Promise.all(batch.agents.map((a) => attempt(agents.find((n) => n.node.name === a)!)));
     if (batch.agents.some((a) => failures.has(a))) break;
-    if (!(await triggered(`agent-batch-${batch.index}-uncordon`, renderAgentBatchUncordon(config, batch, inputs), inputs))) break;
+    if (!(await triggered(`agent-batch-${batch.index}-uncordon`, renderAgentBatchUncordon(config, batch, inputs, clusterRelease), inputs))) break;
   }
   return { runs, failures, batchSteps };
 }

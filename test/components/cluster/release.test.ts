@@ -3,6 +3,7 @@ import type { ResolvedConfig } from "../../../components/config/schema";
 import { parseRelease, recordedChannel, renderReleaseScript } from "../../../components/k3s/release";
 import { CLUSTER_CHILDREN } from "../../../components/names";
 import { loadStackConfig } from "../../../components/stack/load";
+import { upgradeBatches } from "../../../components/upgrade/render";
 import { buildClusterWithStdout } from "../../helpers/cluster-mocks";
 import type { Registered } from "../../helpers/pulumi-mocks";
 import { variant } from "../../helpers/samples";
@@ -38,6 +39,15 @@ describe("a channel stack's cluster release (issue 28)", function () {
     // The first server's own steps wait for it (it resolves before the first install).
     const firstStage = registered.get(`staging-${config.nodes[0]!.name}-stage`)!;
     assert.ok(firstStage.dependsOn.includes(step.name), firstStage.dependsOn.join(", "));
+    // Issue 26: the agents' upgrade batches run at that release; each agent's preflight checks it.
+    const batches = [...registered.values()].filter((r) => /-agent-batch-\d+-(drain|uncordon)$/.test(r.name));
+    assert.equal(batches.length, 2 * upgradeBatches(config).length);
+    assert.ok(batches.length > 0);
+    for (const b of batches) assert.match(String(b.inputs.stdin), /^TARGET_VERSION=v1\.36\.3\+k3s1$/m, b.name);
+    for (const agent of config.nodes.filter((n) => n.role === "agent")) {
+      const preflight = registered.get(`staging-${agent.name}-preflight`)!;
+      assert.ok(String(preflight.inputs.create).includes("env K3S_PLATFORM_CLUSTER_RELEASE=v1.36.3+k3s1 bash /var/lib/k3s-platform/staging/bundle.sh preflight.sh"), String(preflight.inputs.create));
+    }
   });
 
   it("an unreadable record gives an empty release, which apply.sh refuses in preflight; a pinned stack has no step and an unchanged apply command", async () => {

@@ -15,8 +15,8 @@ describe("operation join", () => {
     assert.ok(steps.every((s) => s.runs === "node" && s.restartsK3s));
   });
 
-  it("without a pinned version every agent joins after the last server, in parallel", () => {
-    const { steps } = stepsOf(join, sample("staging", (r) => ((r.k3s!.version = undefined), (r.k3s!.channel = "stable"))));
-    assert.deepEqual(steps.filter((s) => s.host.role === "agent").map((s) => s.after), [["stg-server-1-apply"], ["stg-server-1-apply"]]);
+  it("a channel stack's agents join after their batch's drain, as a pinned stack's (issue 26)", () => {
+    const { steps } = stepsOf(join, sample("staging", (r) => ((r.k3s!.version = undefined), (r.k3s!.channel = "stable"), (r.upgrade = { maxUnavailable: 1 }))));
+    assert.deepEqual(steps.filter((s) => s.host.role === "agent").map((s) => s.after), [["agent-batch-1-drain"], ["agent-batch-2-drain"]]);
   });
 });

@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
 import { upgradeBatches } from "../../../components/operations/upgrade-batches";
+import { isFromFacts, Step } from "../../../components/operations/step";
 import { sample, stepsOf } from "./helpers";
 
 describe("operation upgrade-batches", () => {
@@ -26,7 +27,20 @@ describe("operation upgrade-batches", () => {
     }
   });
 
-  it("no batch steps without a pinned version", () => {
-    assert.deepEqual(stepsOf(upgradeBatches, sample("staging", (r) => ((r.k3s!.version = undefined), (r.k3s!.channel = "stable")))).steps, []);
+  it("a channel stack has the batches of a pinned one (issue 26): same steps, order, waits and bounds; its scripts run at the release its k3s-release step recorded", () => {
+    const pinned = stepsOf(upgradeBatches, sample("staging", (r) => (r.upgrade = { maxUnavailable: 1 }))).steps;
+    const { steps } = stepsOf(upgradeBatches, sample("staging", (r) => ((r.k3s!.version = undefined), (r.k3s!.channel = "stable"), (r.upgrade = { maxUnavailable: 1 }))));
+    const shape = (s: Step) => ({ name: s.name, after: s.after, awaits: s.awaits, host: s.host.name, runs: s.runs, timeoutSeconds: s.timeoutSeconds, update: s.update });
+    assert.equal(pinned.length, 4, "2 agents, batches of 1");
+    assert.deepEqual(steps.map(shape), pinned.map(shape));
+    // Each drain waits for its agents' preflight (the release check among them: k3s/agent-preflight.ts).
+    assert.deepEqual(steps[0]!.awaits, ["stg-agent-1-preflight"]);
+    for (const s of steps) {
+      assert.ok(isFromFacts(s.stdin), `${s.name}: its script needs the recorded release`);
+      assert.deepEqual(s.stdin.needs, ["clusterRelease"]);
+      const script = s.stdin.render({ baseline: {}, token: "", tokenSalt: "", encryptionKeys: {}, restoreToken: "", clusterRelease: "v1.36.3+k3s1" });
+      assert.match(script, /^TARGET_VERSION=v1\.36\.3\+k3s1$/m);
+      assert.equal((s.triggers as string[])[0], "", "the release never moves: only the K3s inputs trigger them");
+    }
   });
 });

@@ -518,6 +518,41 @@ esac
       assert.ok(after.calls.indexOf(`kubectl uncordon ${agent}`) > record, "recorded, then uncordoned");
     });
 
+    it("a channel stack's batch drains a running agent whose K3s inputs changed, at the release its k3s-release step recorded; with no readable record it cordons nothing (issue 26)", () => {
+      const config = loadStackConfig(variant("staging", (raw) => ((raw.k3s!.version = undefined), (raw.k3s!.channel = "stable"), (raw.upgrade = { maxUnavailable: 1 }))));
+      const release = "v1.36.3+k3s1";
+      const [firstBatch] = upgradeBatches(config);
+      const agent = firstBatch!.agents[0]!;
+      const inputs = batchInputs(planCluster(config), firstBatch!);
+      const stubs = mkdtempSync(join(scratch, "channel-stubs-"));
+      // The agent runs the cluster's release, Ready, its Node records other inputs; one other node takes pods.
+      writeFileSync(join(stubs, "k3s"), `#!/usr/bin/env bash
+echo "k3s $*" >>"$STUB_LOG"
+case "$*" in
+  *"custom-columns=INPUTS:.metadata.annotations.k3s-platform\\.io/k3s-inputs") echo "${"0".repeat(64)}" ;;
+  "kubectl get node ${agent} "*) echo "${release} True <none> <none>" ;;
+  "kubectl get nodes "*) echo "stg-server-1 ${release} True <none>"; echo "${agent} ${release} True <none>" ;;
+esac
+`);
+      chmodSync(join(stubs, "k3s"), 0o755);
+      const go = (recorded: string | undefined) => {
+        const script = join(scratch, `channel-drain-${recorded ?? "none"}.sh`);
+        writeFileSync(script, renderAgentBatchDrain(config, firstBatch!, inputs, recorded));
+        const log = join(stubs, `log-${recorded ?? "none"}`);
+        const r = run("bash", [script], { STUB_LOG: log, PATH: `${stubs}:${process.env.PATH}` });
+        return { ...r, calls: existsSync(log) ? readFileSync(log, "utf8") : "" };
+      };
+      const drained = go(release);
+      assert.equal(drained.status, 0, drained.out);
+      assert.match(drained.out, /its K3s inputs changed: cordon and drain before its apply restarts it/);
+      assert.match(drained.calls, new RegExp(`kubectl annotate node ${agent} --overwrite k3s-platform.io/cordoned-for-upgrade=v1\\.36\\.3\\+k3s1\n`));
+      assert.match(drained.calls, new RegExp(`kubectl cordon ${agent}\n[^]*kubectl drain ${agent} --timeout=`));
+      const none = go(undefined);
+      assert.notEqual(none.status, 0);
+      assert.match(none.out, /no cluster release for channel stable \(the k3s-release step records it; got ''\): nothing cordoned/);
+      assert.equal(none.calls, "", "nothing asked of the API");
+    });
+
     it("the batch scripts pass shellcheck and pipe into no early-exit consumer", () => {
       const config = loadStackConfig(variant("prod", (raw) => (raw.upgrade = { maxUnavailable: 2, drain: { disableEviction: true } })));
       const plan = planCluster(config);
@@ -539,14 +574,22 @@ esac
       assert.equal(lint.status, 0, lint.out);
     });
 
-    it("without a pinned version (a channel) agents join in parallel after the last server, with no batch steps", async () => {
+    it("a channel stack's agents join in upgrade batches, as a pinned stack's (issue 26): each agent's apply after its batch's drain, which waits for the last server and its agents' preflight", async () => {
       const config = loadStackConfig(variant("dev", (raw) => Object.assign(raw.k3s!, { version: undefined, channel: "stable" })));
       const recorder = installMocks("dev");
       const cluster = new K3sCluster("dev", { config, sshPrivateKey: pulumi.secret("k"), token: pulumi.secret("t") }, { transformations: [recorder.transformation] });
       await recorder.settle(cluster.kubeconfig, cluster.registered);
-      assert.deepEqual([...recorder.registered.keys()].filter((k) => k.includes("agent-batch")), []);
-      const server = config.nodes.find((n) => n.role === "server")!.name;
-      for (const a of config.nodes.filter((n) => n.role === "agent")) assert.ok(recorder.registered.get(`dev-${a.name}-apply`)!.dependsOn.includes(`dev-${server}-apply`));
+      const server = config.nodes.filter((n) => n.role === "server").at(-1)!.name;
+      for (const batch of upgradeBatches(config)) {
+        const drain = recorder.registered.get(`dev-agent-batch-${batch.index}-drain`);
+        assert.ok(drain, `batch ${batch.index}'s drain is declared`);
+        assert.ok(drain.dependsOn.includes(`dev-${server}-apply`), drain.dependsOn.join(", "));
+        for (const a of batch.agents) {
+          assert.ok(drain.dependsOn.includes(`dev-${a}-preflight`), `${a}'s preflight first: ${drain.dependsOn.join(", ")}`);
+          assert.ok(recorder.registered.get(`dev-${a}-apply`)!.dependsOn.includes(drain.name), `${a} after its batch's drain`);
+        }
+        assert.ok(recorder.registered.get(`dev-agent-batch-${batch.index}-uncordon`), `batch ${batch.index}'s uncordon is declared`);
+      }
     });
   });
 
