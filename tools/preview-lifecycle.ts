@@ -1,7 +1,7 @@
 import { CLUSTER_CHILDREN, childName, childSuffix, ENCRYPTION_PHASES, NODE_CHILDREN, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
 import { OPERATIONS, operationOf } from "../components/operations";
 import type { PreviewStep } from "./preview-types";
-import { snapshotTime } from "../components/backup/restore";
+import { parseRestoreResetDone, snapshotTime } from "../components/backup/restore";
 import { CoveringOperation, parseCovered } from "../components/operations/covered";
 import { MAINTENANCE_RECORD } from "../components/operations/maintenance";
 import { maintenanceGroups } from "../components/maintenance/render";
@@ -221,7 +221,15 @@ function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
   const r = clusterConfig(named)?.restore;
   // A check this up does not create ran before: its record (stdout) lists the nodes the restore
   // covered; a step created on any other node runs nothing (a node that joined after it).
-  const covered = coveredBefore(lifecycle.find((l) => l.of!.child === "restoreCheck"), "restore", String(r?.id ?? ""));
+  const check = lifecycle.find((l) => l.of!.child === "restoreCheck");
+  const covered = coveredBefore(check, "restore", String(r?.id ?? ""));
+  // Its reset was done before this up: a node re-added under a covered name since stops nothing;
+  // its rejoin or restart runs only where this restore stopped K3s (a retry), said apart below.
+  const resetDone = covered !== undefined && parseRestoreResetDone(String(check?.step.oldState?.outputs?.stdout ?? ""), String(r?.id ?? ""));
+  if (resetDone) {
+    const nodes = [...new Set(created.map((l) => l.of!.node))];
+    return [`restore ${r?.id ?? ""}'s reset was done before this up: on ${nodes.join(", ")} nothing stops; a rejoin or agent restart runs only where restore ${r?.id ?? ""} stopped K3s (a retry) (docs/backup-and-restore.md)`];
+  }
   const running = created.filter((l) => !covered || covered.has(l.of!.node));
   const inert = [...new Set(created.filter((l) => !running.includes(l)).map((l) => l.of!.node))];
   const note = inertLine("restore", String(r?.id ?? ""), inert);
@@ -240,7 +248,29 @@ function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
     rejoins.length ? `${rejoins.join(", ")} rejoin${rejoins.length === 1 ? "s" : ""} one at a time (etcd data moved aside)` : "",
     agents.length ? `${plural(agents.length, "agent")} restart` : "",
   ].filter(Boolean);
-  return [`⚠️ restore ${what}: ${lost}; ${parts.join(", then ")} (docs/backup-and-restore.md)`, ...note];
+  return [`⚠️ restore ${what}: ${lost}; ${parts.join(", then ")} (docs/backup-and-restore.md)`, ...outsideServersLines(named, reset !== undefined), ...note];
+}
+
+/**
+ * Servers the restore this up runs does not stop (docs/backup-and-restore.md): armed for
+ * decommission, or their entry deleted in this change (the engine runs teardowns after every
+ * create and update, so after the restore). They keep running K3s through the reset, so the
+ * restore's check refuses them on the host before anything stops (backup/restore.ts
+ * unstoppedServersFragment); this says it at preview. From the cluster's config before and after.
+ */
+function outsideServersLines(named: Named[], resetRuns: boolean): string[] {
+  if (!resetRuns) return [];
+  const cluster = named.find((s) => s.type === TYPES.cluster);
+  const before = (cluster?.step.oldState?.inputs?.config as Partial<ResolvedConfig> | undefined)?.nodes ?? [];
+  const now = (cluster?.step.newState?.inputs?.config as Partial<ResolvedConfig> | undefined)?.nodes ?? [];
+  const armed = now.filter((n) => n.role === "server" && n.decommission === true).map((n) => n.name);
+  const deleted = before.filter((n) => n.role === "server" && !now.some((m) => m.name === n.name)).map((n) => n.name);
+  const outside = [...armed, ...deleted];
+  if (!outside.length) return [];
+  const why = [armed.length ? `${armed.join(", ")} armed for decommission` : "", deleted.length ? `${deleted.join(", ")} deleted from the config` : ""].filter(Boolean).join(", ");
+  return [
+    `⚠️ restore: ${why}: K3s keeps running there through this up (a teardown runs after the restore), so the restore check will refuse before any server stops; finish the removal in an up without restore first, then restore (docs/backup-and-restore.md)`,
+  ];
 }
 
 /**

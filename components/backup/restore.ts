@@ -1,3 +1,4 @@
+import { posix } from "node:path";
 import { stringify } from "yaml";
 import type { NodeConfig, ResolvedConfig } from "../config/schema";
 import { clusterTopology } from "../config/topology";
@@ -7,6 +8,7 @@ import { PATHS } from "../k3s/paths";
 import { ONCE_DIR } from "../operations/once";
 import { coveredRecordPath, coversLine, parseCovered, printCovered, printCoveredCommand, writeCovered } from "../operations/covered";
 import { heredocBody, raw, Shell, sh } from "../shell/sh";
+import { CURL_WHY, REQUIRE_CURL, TOKEN_ROTATE } from "../rotation/token-request";
 
 /**
  * Restoring an embedded-etcd snapshot (`restore` in the stack config, docs/backup-and-restore.md),
@@ -40,12 +42,34 @@ export const RESTORE_STATE_DIR = "/var/lib/k3s-platform/restore";
 /** The first server's record of the nodes a restore covered (operations/covered.ts; the check writes and prints it). */
 export const RESTORE_COVERED = coveredRecordPath("restore");
 /**
+ * What a server's restore stop leaves in K3s' own data directory: the restore id that stopped
+ * this K3s. Its rejoin moves etcd data aside only when it is there: a host whose K3s was installed
+ * after the reset (the node removed and re-added under its name, so k3s-uninstall.sh removed
+ * /var/lib/rancher/k3s, or a fresh host) has none, and rejoining it would add a second etcd member
+ * for the host (K3s names members <hostname>-<random>: the one it joined with stays).
+ */
+export const RESTORE_STOPPED = "/var/lib/rancher/k3s/server/k3s-platform-restore-stopped";
+/** An agent's restart writes its restore id here before it stops k3s-agent (a retry after the reset finds it). */
+export const RESTORE_RESTARTING = "/var/lib/rancher/k3s/agent/k3s-platform-restore-restarting";
+/**
  * A drop-in carrying `restoreToken` while the first server resets and starts: config.yaml.d files
  * are read in name order, the last value of a key wins (docs.k3s.io/installation/configuration,
  * "Multiple Config Files"), so it overrides the secrets drop-in (50-…). Written from the step's
  * secret stdin under umask 077, removed when the step ends.
  */
 export const RESTORE_TOKEN_DROPIN = "/etc/rancher/k3s/config.yaml.d/90-k3s-platform-restore-token.yaml";
+
+/**
+ * The label K3s sets to "true" on every server's Node (k3s-io/k3s pkg/util ControlPlaneRoleLabelKey,
+ * set by pkg/server setNodeLabelsAndAnnotations when the server starts; K3s' own secrets-encryption
+ * code lists servers by it). Split-role servers are refused (config/flags.ts), so every server is
+ * an etcd member and carries it.
+ */
+export const CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane";
+/** The columns the restore check lists Nodes with (kubectl JSONPath: the label key's dots escaped). */
+export const SERVER_NODE_COLUMNS = `custom-columns=NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,CONTROL_PLANE:.metadata.labels.${CONTROL_PLANE_LABEL.replace(/\./g, "\\.")}`;
+/** How long the check retries listing Nodes before it goes on without that list (a broken API is what a restore repairs). */
+export const NODE_LIST_SECONDS = 30;
 
 /** How long `k3s server --cluster-reset` may take (an S3 download and the restore). */
 export const CLUSTER_RESET_SECONDS = 900;
@@ -94,6 +118,16 @@ export function restoreCoversLine(id: string, nodes: readonly string[]): string 
 /** The nodes restore `id` covered, from the check step's stdout (operations/covered.ts parseCovered). */
 export function parseRestoreCovered(stdout: string | undefined, id: string): string[] {
   return parseCovered(stdout, "restore", id);
+}
+
+/** The line the reset appends to the record once the first server's reset for `id` is done (the check prints it). */
+export function resetDoneLine(id: string): string {
+  return `restore reset done: ${id}`;
+}
+
+/** Whether the first server's reset for `id` is done, from the check's stdout (resetDoneLine). */
+export function parseRestoreResetDone(stdout: string | undefined, id: string): boolean {
+  return (stdout ?? "").split("\n").includes(resetDoneLine(id));
 }
 
 /** The check's update: it only prints the record (operations/covered.ts). */
@@ -209,7 +243,7 @@ mv "$ONCE.tmp" "$ONCE"
  * Records the nodes the restore covers (RESTORE_COVERED: the managed nodes now, those that joined
  * in this `up` included, as they joined before the restore) and prints the record on every run.
  */
-export function renderRestoreCheck(config: ResolvedConfig, restore: RestoreConfig, id: string): string {
+export function renderRestoreCheck(config: ResolvedConfig, restore: RestoreConfig, id: string, restoreTokenSet = false): string {
   const { first, others, agents } = restoreServers(config);
   const path = restorePath(config, restore);
   const taken = snapshotTime(restore.snapshot);
@@ -232,13 +266,58 @@ say "snapshot file $SNAPSHOT, written $(date -u -r "$ROOT$SNAPSHOT" +%Y-%m-%dT%H
     first,
     id,
     sh`SNAPSHOT=${path}
-[ ! -e "$ROOT"${RESET_FLAG} ] || fail ${`the K3s reset-flag ${RESET_FLAG} is present: a cluster reset ran and K3s has not started since; start k3s here (systemctl start k3s) first; nothing was stopped`}
+${restoreTokenSet ? sh`# restoreToken is set: the reset rotates the token back with curl (rotation/token-request.ts).
+command -v curl >/dev/null 2>&1 || fail ${`curl is not installed on ${first.name}, which step reset needs (restoreToken is set): ${CURL_WHY}; install curl there and run pulumi up again; nothing was stopped`}
+` : raw("")}[ ! -e "$ROOT"${RESET_FLAG} ] || fail ${`the K3s reset-flag ${RESET_FLAG} is present: a cluster reset ran and K3s has not started since; start k3s here (systemctl start k3s) first; nothing was stopped`}
 ${source}
+${unstoppedServersFragment([...others, first].map((n) => n.name))}
 say ${`restoring ${restore.source} snapshot ${restore.snapshot}, ${when}: everything written to the cluster after it is lost; K3s stops on every server next`}
 ${writeCovered("restore", id, [first, ...others, ...agents].map((n) => n.name))}`,
     // Printed on every run, a skipped one too: the program reads the covered nodes from this stdout.
     printCovered("restore"),
   );
+}
+
+/**
+ * The check's guard against a server this restore would not stop (expects `say` and `fail`): K3s'
+ * cluster reset needs K3s stopped on every server, and every other server's etcd data removed
+ * before it rejoins (docs.k3s.io/cli/etcd-snapshot, "Restoring Snapshots"); the restore stops and
+ * rejoins only the servers the config manages. A server armed for decommission, or whose entry is
+ * deleted in this `up` (the engine runs its teardown after every create and update, so after the
+ * restore), or removed without decommission, keeps running K3s with the old etcd membership
+ * through the reset. So every Ready Node labelled CONTROL_PLANE_LABEL must be one of `stops`, or
+ * the check fails naming it, before anything stops. A server that is not Ready (its K3s down) is
+ * named in a warning. When the API does not answer for NODE_LIST_SECONDS the check goes on with a
+ * warning: a broken cluster is what a restore repairs.
+ */
+export function unstoppedServersFragment(stops: readonly string[]): Shell {
+  return sh`# A cluster reset needs K3s stopped on every server (docs.k3s.io/cli/etcd-snapshot): a Ready
+# server Node (K3s labels it ${raw(CONTROL_PLANE_LABEL)}=true) this restore does not stop refuses it.
+STOPS=(${stops})
+nodes="" listed=0
+for ((try = 1; try <= ${NODE_LIST_SECONDS / 2}; try++)); do
+  # stdout only: kubectl prints discovery warnings on stderr even when it succeeds.
+  if nodes="$(k3s kubectl get nodes --no-headers -o ${SERVER_NODE_COLUMNS} 2>/dev/null)"; then listed=1; break; fi
+  sleep 2
+done
+if [ "$listed" = 0 ]; then
+  say ${`warning: the API did not list the Nodes for ${NODE_LIST_SECONDS}s (k3s kubectl get nodes): cannot check that no server outside the config runs K3s; a cluster reset needs K3s stopped on every server, and this restore stops only ${stops.join(", ")}`}
+else
+  unstopped=() down=()
+  while read -r name ready control_plane; do
+    [ "$control_plane" = true ] || continue
+    ours=0
+    for s in "\${STOPS[@]}"; do if [ "$s" = "$name" ]; then ours=1; fi; done
+    [ "$ours" = 0 ] || continue
+    if [ "$ready" = True ]; then unstopped+=("$name"); else down+=("$name"); fi
+  done <<<"$nodes"
+  if [ "\${#down[@]}" -gt 0 ]; then
+    say "warning: server Node(s) \${down[*]} are not Ready and this restore does not stop them: if K3s starts there again, stop it, move /var/lib/rancher/k3s/server/db aside and let it rejoin (or decommission it), or it keeps the old etcd membership"
+  fi
+  if [ "\${#unstopped[@]}" -gt 0 ]; then
+    fail "K3s runs as a server on \${unstopped[*]} (a Ready Node labelled ${raw(CONTROL_PLANE_LABEL)}=true), which this restore does not stop: not a server of the config (armed for decommission, or its entry deleted: its teardown runs only after the restore, or never without decommission); a cluster reset needs K3s stopped on every server (docs.k3s.io/cli/etcd-snapshot). Finish the removal first in an up without restore (decommission: true, then delete the entry), or keep it in the config as a server, or stop K3s there (systemctl stop k3s); then set restore and run pulumi up again; nothing was stopped"
+  fi
+fi`;
 }
 
 /** Stops K3s on one server (every server stops before the reset: the documented exception to one at a time). */
@@ -248,8 +327,23 @@ export function renderRestoreStop(node: NodeConfig, id: string): string {
     node,
     id,
     sh`timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
+mkdir -p "$ROOT"${posix.dirname(RESTORE_STOPPED)}
+printf '%s' "$value" >"$ROOT"${RESTORE_STOPPED}
 say "k3s stopped"`,
   );
+}
+
+/**
+ * A stop or an agent's restart on a node that joined after the first server's reset for `id` (a
+ * node removed and re-added under its name since, with `restore` still set): the restore is over
+ * for the cluster it joined, so nothing stops or restarts; it only says so.
+ */
+export function renderRestoreAfterReset(node: NodeConfig, what: string, id: string): string {
+  return sh`#!/usr/bin/env bash
+# Generated by k3s-platform: restore ${id}, ${what} on ${node.name}: the reset ran before this node joined.
+set -euo pipefail
+echo ${`restore[${node.name}] ${what}: the reset of restore ${id} was done before this node joined the cluster: nothing to do`}
+`.text;
 }
 
 /** The secrets the reset step may carry (its stdin is kept secret in state). */
@@ -263,9 +357,10 @@ export interface RestoreSecrets {
 /**
  * The first server's reset: cluster-reset from the snapshot, start, Ready. With `restoreToken`,
  * K3s resets and starts with that token (a 0600 drop-in, removed on exit), then the token is
- * rotated back to the configured one (`k3s token rotate`, docs.k3s.io/cli/token: the old token
- * through K3S_TOKEN, the new one as K3s takes it, a flag) and K3s restarts with it. A reset that
- * ran is recorded per id, so a retry after a later failure never resets again.
+ * rotated back to the configured one (the request `k3s token rotate` makes, docs.k3s.io/cli/token,
+ * sent with curl from its stdin: rotation/token-request.ts, no token on a command line) and K3s
+ * restarts with it. A reset that ran is recorded per id, so a retry after a later failure never
+ * resets again.
  */
 export function renderRestoreReset(config: ResolvedConfig, restore: RestoreConfig, id: string, secrets?: RestoreSecrets): string {
   const { first } = restoreServers(config);
@@ -273,6 +368,7 @@ export function renderRestoreReset(config: ResolvedConfig, restore: RestoreConfi
   const dropIn = withToken ? heredocBody(stringify({ token: secrets.restoreToken }, { lineWidth: 0 })) : undefined;
   const tokenSetup = dropIn
     ? sh`password_of() { local t="$1"; t="\${t#K10*::}"; t="\${t#server:}"; printf '%s' "$t"; }
+${REQUIRE_CURL}${TOKEN_ROTATE}
 restore_token=${secrets!.restoreToken!}
 current_token=${secrets!.token}
 DROPIN="$ROOT"${RESTORE_TOKEN_DROPIN}
@@ -280,6 +376,8 @@ if [ "$(password_of "$restore_token")" = "$(password_of "$current_token")" ]; th
   say "restoreToken is the configured token: nothing to switch"
   restore_token=""
 else
+  # The check refused a host without curl before anything stopped; this is the step's own guard.
+  require_curl reset
   trap 'rm -f "$DROPIN"' EXIT
   mkdir -p "$(dirname "$DROPIN")"
   (umask 077; cat >"$DROPIN" ${dropIn.open}
@@ -292,8 +390,10 @@ fi
   const rotateBack = dropIn
     ? sh`
 if [ -n "$restore_token" ]; then
-  say "k3s token rotate back to the configured token"
-  K3S_TOKEN="$restore_token" k3s token rotate --new-token "$(password_of "$current_token")" </dev/null || fail "k3s token rotate back to the configured token failed: K3s runs with restoreToken; run pulumi up again"
+  say "rotate the token back to the configured one (PUT /v1-k3s/token, as k3s token rotate does)"
+  # The request k3s token rotate makes, its configuration on curl's stdin: no token is a process
+  # argument (rotation/token-request.ts); it fails naming what K3s answered.
+  token_rotate "$restore_token" "$(password_of "$current_token")"
   rm -f "$DROPIN"
   timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed"
   systemctl start --no-block k3s
@@ -308,7 +408,11 @@ fi`
     sh`SNAPSHOT=${restorePath(config, restore)}
 FROM_S3=${restore.source === "s3" ? "1" : "0"}
 ${WAIT_READY}
-${tokenSetup}${resetFragment(config)}${rotateBack}`,
+${tokenSetup}${resetFragment(config)}
+# The record the check prints on every run says the reset is done: a node that joins from now on
+# (added, or removed and re-added under its name) stops and restarts nothing for this id.
+mkdir -p "$ROOT"${posix.dirname(RESTORE_COVERED)}
+printf '%s\\n' ${resetDoneLine(id)} >>"$ROOT"${RESTORE_COVERED}${rotateBack}`,
   );
 }
 
@@ -320,17 +424,32 @@ export function renderRestoreRejoin(node: NodeConfig, id: string): string {
     id,
     sh`ASIDE=${id}
 ${WAIT_READY}
+if [ "$(cat "$ROOT"${RESTORE_STOPPED} 2>/dev/null || true)" != "$value" ]; then
+  say ${`K3s here was not stopped by restore ${id} (installed after its reset: the node was removed and re-added, or the host is new): it stays as it is, no etcd data moves`}
+  exit 0
+fi
 ${rejoinFragment()}`,
   );
 }
 
-/** An agent restarts after the servers (it reconnects to the restored cluster); bounded wait for its unit. */
-export function renderRestoreAgentRestart(node: NodeConfig, id: string): string {
+/**
+ * An agent restarts after the servers (it reconnects to the restored cluster); bounded wait for
+ * its unit. `resetDone`: the first server's reset was done before this `up` (the check's record):
+ * then only a restart begun in an earlier `up` (RESTORE_RESTARTING) runs again; an agent whose
+ * K3s was installed since (removed and re-added) restarts nothing.
+ */
+export function renderRestoreAgentRestart(node: NodeConfig, id: string, resetDone = false): string {
   return script(
     "restart",
     node,
     id,
-    sh`timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s-agent || fail "systemctl stop k3s-agent failed"
+    sh`${resetDone ? sh`if [ "$(cat "$ROOT"${RESTORE_RESTARTING} 2>/dev/null || true)" != "$value" ]; then
+  say ${`the reset of restore ${id} was done before this up and no restart of it began on this K3s: nothing to restart`}
+  exit 0
+fi
+` : raw("")}mkdir -p "$ROOT"${posix.dirname(RESTORE_RESTARTING)}
+printf '%s' "$value" >"$ROOT"${RESTORE_RESTARTING}
+timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s-agent || fail "systemctl stop k3s-agent failed"
 systemctl start --no-block k3s-agent
 deadline=$((SECONDS + ${RESTORE_READY_SECONDS}))
 until systemctl is-active --quiet k3s-agent; do

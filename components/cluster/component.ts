@@ -7,7 +7,7 @@ import type { EncryptionKeys, NodeSecrets, RegistryAuth } from "../config/secret
 import { EncryptionStatus } from "../encryption/render";
 import { channelChangeWarning, parseRelease } from "../k3s/release";
 import { parseBaseline } from "../operations/once";
-import { parseRestoreCovered } from "../backup/restore";
+import { parseRestoreCovered, parseRestoreResetDone } from "../backup/restore";
 import { restoreStepNames } from "../operations/restore";
 import { MAINTENANCE_RECORD } from "../operations/maintenance";
 import { parseCovered } from "../operations/covered";
@@ -196,10 +196,17 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       tokenSalt: () => salt.result,
       encryptionKeys: () => keys,
       restoreToken: () => args.restoreToken ?? "",
+      // Only whether it is set, unsecret: the restore's check (not secret in state) requires curl then.
+      restoreTokenSet: () => pulumi.unsecret(pulumi.output(args.restoreToken ?? "").apply((t) => t !== "")),
       // The nodes the restore covered: its check's record, printed on every run (backup/restore.ts).
       restoreCovered: (get) => {
         const check = config.restore && (get(restoreStepNames(config)[0]!) as command.remote.Command | undefined);
         return check ? check.stdout.apply((out) => parseRestoreCovered(out, String(config.restore!.id))) : pulumi.output([]);
+      },
+      // Whether the restore's reset on the first server was done: the same record says so.
+      restoreResetDone: (get) => {
+        const check = config.restore && (get(restoreStepNames(config)[0]!) as command.remote.Command | undefined);
+        return check ? check.stdout.apply((out) => parseRestoreResetDone(out, String(config.restore!.id))) : pulumi.output(false);
       },
       maintenanceCovered: (get) => {
         const record = config.maintenance && (get(MAINTENANCE_RECORD) as command.remote.Command | undefined);

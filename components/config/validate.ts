@@ -361,16 +361,6 @@ function restoreChecks(config: ResolvedConfig, report: Report): void {
   }
   if (r.source === "s3" && !config.k3s.etcdSnapshots?.s3) report(["restore", "source"], "s3 needs k3s.etcdSnapshots.s3 (K3s reads the bucket, folder and credentials from it); use source: local for a file on the first server");
   if (r.source === "s3" && r.snapshot.includes("/")) report(["restore", "snapshot"], "an S3 snapshot is named by its file name only (K3s adds the bucket and folder from k3s.etcdSnapshots.s3)");
-  // K3s' cluster reset needs K3s stopped on every server (docs.k3s.io/cli/etcd-snapshot). An armed
-  // server keeps running K3s, an etcd member, until its entry is deleted, and the restore neither
-  // stops nor rejoins it (it covers the managed nodes only).
-  config.nodes.forEach((node, i) => {
-    if (node.role !== "server" || node.decommission !== true) return;
-    report(
-      ["nodes", i, "decommission"],
-      `${node.name} is armed for decommission while restore is set: it keeps running K3s (an etcd member) until its entry is deleted, and the restore stops only the managed servers, but a cluster reset needs K3s stopped on every server; finish the removal first (delete its entry, pulumi up) or disarm it (decommission: false), then restore`,
-    );
-  });
 }
 
 /**

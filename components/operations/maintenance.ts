@@ -19,7 +19,7 @@ import { rotationDone } from "./certificates";
 import { guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "./once";
 import { restoreDone } from "./restore";
 import { endsWithAny, Facts, Operation, sshUserOf, Step } from "./step";
-import { isCovered, printCoveredCommand, renderCoveredRecord, renderNotCovered } from "./covered";
+import { isCovered, renderCoveredRecord, renderNotCovered } from "./covered";
 import { managedNodes } from "../decommission/nodes";
 import { asRootScript } from "../decommission/render";
 
@@ -69,8 +69,9 @@ export const maintenance: Operation = {
       steps.push(s);
       return s;
     };
-    // The nodes this id covers, recorded on the first server when it first runs: a node that joins
-    // later, with `maintenance` still set, is not maintained (operations/covered.ts).
+    // The nodes this id covers, recorded on the first server when it first runs, each with its
+    // Node's UID: a node that joins later, or is removed and re-added under its name (a new Node,
+    // a fresh host), with `maintenance` still set, is not maintained (operations/covered.ts).
     const record: Step = {
       name: MAINTENANCE_RECORD,
       operation: "maintenance",
@@ -81,7 +82,9 @@ export const maintenance: Operation = {
       summary: `on ${first.name}: record the nodes maintenance ${id} covers (${covered.join(", ")}); nodes that join later are not maintained; when maintenance ${id} leaves the config, uncordon what it cordoned and never uncordoned`,
       after: previous,
       create: stdinScriptCommand(sshUserOf(config, first)),
-      update: printCoveredCommand(sshUserOf(config, first), "maintenance"),
+      // The update runs the script again: it records nothing more for this id and prints the
+      // record with the Nodes' UIDs now, so a node removed and re-added since is not covered.
+      update: stdinScriptCommand(sshUserOf(config, first)),
       stdin: renderCoveredRecord("maintenance", id, covered),
       // Removed, or replaced by a new id: no node stays cordoned for a maintenance no longer asked for.
       delete: asRootScript(sshUserOf(config, first), renderMaintenanceRelease(id)),

@@ -1,4 +1,5 @@
 import {
+  renderRestoreAfterReset,
   renderRestoreAgentRestart,
   renderRestoreCheck,
   renderRestoreRejoin,
@@ -105,15 +106,20 @@ export const restore: Operation = {
       const ownNeeds = isFromFacts(script) ? script.needs : [];
       // Every step but the check runs its body only on a node the restore covered (the check's
       // record): a node that joined after the restore ran, with `restore` still set, runs nothing.
+      // A stop, once the first server's reset is done (the record says so), runs nothing either:
+      // the node it would stop joined the restored cluster after the reset (re-added under its
+      // name); its rejoin and restart check the host's own marker (backup/restore.ts).
       const stdin: StepValue<string> =
         name === check
           ? script
           : {
-              needs: [...ownNeeds, "restoreCovered"],
+              needs: [...ownNeeds, "restoreCovered", "restoreResetDone"],
               render: (facts) =>
-                isCovered(facts.restoreCovered, node.name)
-                  ? isFromFacts(script) ? script.render(facts) : script
-                  : renderNotCovered("restore", node, RESTORE_SCRIPT_STEP[child], id, facts.restoreCovered ?? []),
+                !isCovered(facts.restoreCovered, node.name)
+                  ? renderNotCovered("restore", node, RESTORE_SCRIPT_STEP[child], id, facts.restoreCovered ?? [])
+                  : child === "restoreStop" && facts.restoreResetDone
+                    ? renderRestoreAfterReset(node, RESTORE_SCRIPT_STEP[child], id)
+                    : isFromFacts(script) ? script.render(facts) : script,
             };
       const s: Step = {
         name,
@@ -135,7 +141,7 @@ export const restore: Operation = {
       return s;
     };
     const lost = `everything written to the cluster after snapshot ${r.snapshot} was taken is lost`;
-    previous = [step(first, "restoreCheck", `${first.name}: the ${r.source} snapshot ${r.snapshot} exists; nothing stops yet (${lost})`, renderRestoreCheck(config, r, id), false, 120).name];
+    previous = [step(first, "restoreCheck", `${first.name}: the ${r.source} snapshot ${r.snapshot} exists; nothing stops yet (${lost})`, { needs: ["restoreTokenSet"], render: (facts) => renderRestoreCheck(config, r, id, facts.restoreTokenSet === true) }, false, 120).name];
     // Every server stops (the other servers first, the first server last): the documented exception.
     for (const server of [...others, first]) {
       previous = [step(server, "restoreStop", `${server.name}: stop K3s (every server stops before the reset)`, renderRestoreStop(server, id), true, STOP_BOUND).name];
@@ -156,7 +162,7 @@ export const restore: Operation = {
     }
     const lastServer = previous;
     for (const agent of agents) {
-      step(agent, "restoreRestart", `${agent.name}: restart k3s-agent after the servers`, renderRestoreAgentRestart(agent, id), true, STOP_BOUND + RESTORE_READY_SECONDS, lastServer);
+      step(agent, "restoreRestart", `${agent.name}: restart k3s-agent after the servers`, { needs: ["restoreResetDone"], render: (facts) => renderRestoreAgentRestart(agent, id, facts.restoreResetDone === true) }, true, STOP_BOUND + RESTORE_READY_SECONDS, lastServer);
     }
     return steps;
   },

@@ -26,7 +26,9 @@ export interface FactSources {
   tokenSalt: () => pulumi.Input<string>;
   encryptionKeys: () => pulumi.Input<EncryptionKeys>;
   restoreToken: () => pulumi.Input<string>;
+  restoreTokenSet: () => pulumi.Output<boolean>;
   restoreCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
+  restoreResetDone: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<boolean>;
   maintenanceCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
   clusterRelease: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<string | undefined>;
 }

@@ -25,12 +25,20 @@ export interface Facts {
   encryptionKeys: EncryptionKeys;
   /** `restoreToken` (a secret): the token a snapshot to restore was taken with; empty when not set. */
   restoreToken: string;
+  /** Whether `restoreToken` is set (not secret: only that it is): the restore's check then requires curl. Undefined (render): not set. */
+  restoreTokenSet?: boolean;
   /**
    * The nodes the armed restore covered (its check step's record, backup/restore.ts
    * parseRestoreCovered): the other restore steps run only on those. Undefined where the engine
    * is not asked (`npm run render`, plan churn): every node the config manages.
    */
   restoreCovered?: readonly string[];
+  /**
+   * Whether the armed restore's reset on the first server was done before this `up` (its check's
+   * record, backup/restore.ts parseRestoreResetDone): then a node's stop runs nothing and an
+   * agent's restart runs only where one began. Undefined (render): not done.
+   */
+  restoreResetDone?: boolean;
   /** The nodes the armed maintenance covered (its `maintenance-record` step's stdout); undefined as above. */
   maintenanceCovered?: readonly string[];
   /**

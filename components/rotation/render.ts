@@ -7,6 +7,7 @@ import { CLUSTER_CHILDREN, nodeLifecycleName } from "../names";
 import type { HostCommand } from "../operations/host-command";
 import { stdinScriptCommand } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
+import { REQUIRE_CURL, TOKEN_ROTATE } from "./token-request";
 
 /** How long a node may take to serve again after its certificate rotation restart. */
 export const ROTATION_READY_SECONDS = 300;
@@ -23,9 +24,11 @@ export const ROTATION_READY_SECONDS = 300;
  * (K3s writes it there in secure format, docs.k3s.io/cli/token "Server") and rotates only when
  * that differs from the new one and no earlier run already rotated to it (a host marker holding
  * the new token's SHA-256, root-only). The drop-ins then change, so every apply re-runs: servers
- * restart one at a time (join order), agents after them. `k3s token rotate` appeared in v1.28.3
- * (k3s/flags.ts SUBCOMMANDS); docs: "all servers and any agents that originally joined with the
- * old token must be restarted with the new token".
+ * restart one at a time (join order), agents after them. The rotation is the request `k3s token
+ * rotate` makes (rotation/token-request.ts: PUT /v1-k3s/token with curl, no token on a command
+ * line), which appeared with that command in v1.28.3 (k3s/flags.ts SUBCOMMANDS); docs: "all
+ * servers and any agents that originally joined with the old token must be restarted with the
+ * new token".
  *
  * Certificates: `certificates.rotation` is a one-shot trigger (operations/once.ts model): per
  * server, one after the other, `systemctl stop k3s; k3s certificate rotate; systemctl start k3s`
@@ -61,6 +64,7 @@ NODE=${node.name}
 say() { echo "rotate-token[$NODE]: $* ($((SECONDS - started))s)"; }
 fail() { echo "rotate-token[$NODE]: $*" >&2; exit 1; }
 password_of() { local t="$1"; t="\${t#K10*::}"; t="\${t#server:}"; printf '%s' "$t"; }
+${REQUIRE_CURL}${TOKEN_ROTATE}
 TOKEN_FILE="$ROOT"${SERVER_TOKEN_FILE}
 MARKER="$ROOT"${TOKEN_ROTATED_MARKER}
 GAP=${gap ?? ""}
@@ -84,9 +88,11 @@ fi
 # trigger would be spent). Fail instead: the trigger stays, the next up retries.
 systemctl is-active --quiet k3s || fail "K3s is installed here ($TOKEN_FILE exists) but not running, so the token cannot be rotated; start k3s on this server and run pulumi up again (no node was given the new token)"
 [ -z "$GAP" ] || fail "$GAP"
-say "k3s token rotate"
-# The old token goes through the environment (K3S_TOKEN); K3s takes the new one only as a flag.
-K3S_TOKEN="$current" k3s token rotate --new-token "$new_password"
+require_curl token-rotate
+say "rotate the token (PUT /v1-k3s/token, as k3s token rotate does)"
+# Not \`k3s token rotate --new-token\`: the new token would be a process argument. The same
+# request, its whole configuration on curl's stdin (rotation/token-request.ts).
+token_rotate "$current" "$new_password"
 # mkdir -p, not install -d: the state directory keeps its 0755 (the SSH user reaches staging in it).
 mkdir -p "$(dirname "$MARKER")"
 (umask 077; printf '%s' "$want" >"$MARKER")

@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
-import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import fc from "fast-check";
@@ -22,7 +23,11 @@ import {
   tokenFingerprint,
 } from "../../components/rotation/render";
 import { raw, sh } from "../../components/shell/sh";
-import { variant } from "../helpers/samples";
+import { REPO, variant } from "../helpers/samples";
+import { SERVER_CA_FILE } from "../../components/rotation/token-request";
+
+/** K3s' token endpoint as the server answers it (the curl stand-in's model; its sources in the file). */
+const TOKEN_ENDPOINT_MODEL = join(REPO, "test/e2e/hosts/root-overlay/usr/local/lib/k3sp-stub/token-endpoint");
 
 /** Node removal, rebuild and rotation: validation, plans, and the generated scripts run in a sandbox. */
 
@@ -811,12 +816,19 @@ ${raw(snippet)}`.text;
 describe("rotation", () => {
   const config = loadStackConfig(variant("prod", (r) => (r.certificates = { rotation: 3 })));
   const first = config.nodes[0]!;
+  /** The first server: its token file, its server CA, K3s' token endpoint (the curl stand-in: test/helpers/stubs-backup/curl). */
   const tokenHost = (token: string, active = true) => {
-    const s = sandbox({ systemctl: active ? "exit 0" : "exit 3", k3s: `echo "K3S_TOKEN=$K3S_TOKEN" >>"$(dirname "$0")/../env"` });
-    mkdirSync(join(s.root, "var/lib/rancher/k3s/server"), { recursive: true });
+    const s = sandbox({ systemctl: active ? "exit 0" : "exit 3", k3s: "", curl: `K3SP_ROOT="$K3S_PLATFORM_ROOT" K3SP_ACTIVE="$K3S_PLATFORM_ROOT/run/active/k3s" K3SP_LOG="$(dirname "$0")/../calls" exec python3 ${TOKEN_ENDPOINT_MODEL} "$@"` });
+    mkdirSync(join(s.root, "var/lib/rancher/k3s/server/tls"), { recursive: true });
     writeFileSync(join(s.root, "var/lib/rancher/k3s/server/token"), `K10abc::server:${token}\n`);
+    writeFileSync(join(s.root, SERVER_CA_FILE), "-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n");
+    if (active) {
+      mkdirSync(join(s.root, "run/active"), { recursive: true });
+      writeFileSync(join(s.root, "run/active/k3s"), "");
+    }
     return s;
   };
+  const passwordIn = (s: ReturnType<typeof tokenHost>) => readFileSync(join(s.root, "var/lib/rancher/k3s/server/token"), "utf8").trim().replace(/^K10[0-9a-f]*::server:/, "");
 
   it("the token fingerprint is salted and never contains the token", () => {
     const a = tokenFingerprint("salt-a", "secret-token");
@@ -830,10 +842,15 @@ describe("rotation", () => {
     const script = renderTokenRotateScript(config, first, "K10ffff::server:new-token");
     const r = s.run(script);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(s.calls(), /^k3s token rotate --new-token new-token$/m);
-    assert.equal(readFileSync(join(s.dir, "env"), "utf8").trim(), "K3S_TOKEN=K10abc::server:old-token");
+    // K3s' endpoint authenticated the old token's password and rotated to the new one.
+    assert.equal(passwordIn(s), "new-token");
+    assert.match(s.calls(), new RegExp(`^token endpoint: rotated new-token-sha256=${createHash("sha256").update("new-token").digest("hex")}$`, "m"));
+    assert.deepEqual([...new Set(s.calls().split("\n").filter((l) => l.startsWith("curl")))], ["curl -K -"], "curl's only arguments: read the configuration from stdin");
+    assert.match(s.run(script).stdout, /the cluster already runs with this token/, "K3s wrote its token file: a rerun sees it");
+    assert.equal(s.calls().split("\n").filter((l) => l.startsWith("token endpoint: rotated")).length, 1);
+    // The marker alone (K3s restarted since with an older drop-in, say) also stops a second rotation.
+    writeFileSync(join(s.root, "var/lib/rancher/k3s/server/token"), "K10abc::server:old-token\n");
     assert.match(s.run(script).stdout, /already rotated to this token/);
-    assert.equal(s.calls().split("\n").filter((l) => l.startsWith("k3s token")).length, 1);
     const same = tokenHost("new-token");
     assert.match(same.run(script).stdout, /the cluster already runs with this token/);
     // A cluster exists (token file) but K3s is stopped on the first server: skipping would spend
@@ -842,7 +859,7 @@ describe("rotation", () => {
     const stopped = down.run(script);
     assert.equal(stopped.status, 1);
     assert.match(stopped.stderr, /installed here .* but not running, so the token cannot be rotated; start k3s on this server and run pulumi up again/);
-    assert.doesNotMatch(down.calls(), /k3s token/);
+    assert.doesNotMatch(down.calls(), /curl|token endpoint/);
     assert.ok(!existsSync(join(down.root, "var/lib/k3s-platform/token-rotated")), "no marker: the next up retries");
     // Stopped but already on this token: nothing to do, no failure.
     assert.equal(tokenHost("new-token", false).run(script).status, 0);
@@ -852,17 +869,52 @@ describe("rotation", () => {
     assert.match(fresh.run(script).stdout, /K3s does not run here yet/);
   });
 
+  it("token rotate: neither token is an argument of any process (every execve traced); K3s' refusal and a host without curl stop the step naming host and step, nothing rotated", () => {
+    const s = tokenHost("old-secret-9f2a");
+    const trace = join(s.dir, "execve.log");
+    const r = spawnSync("strace", ["-f", "-qq", "-e", "trace=execve", "-s", "65536", "-o", trace, "bash", "-s"], {
+      input: renderTokenRotateScript(config, first, "new-secret-71c3"),
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${join(s.dir, "bin")}:${process.env.PATH}`, K3S_PLATFORM_ROOT: s.root },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(passwordIn(s), "new-secret-71c3", "rotated");
+    const execs = readFileSync(trace, "utf8").split("\n").filter((l) => l.includes("execve("));
+    assert.ok(execs.some((l) => /"curl", "-K", "-"\]/.test(l)), "curl ran, its configuration on stdin");
+    for (const secret of ["old-secret-9f2a", "new-secret-71c3"]) assert.ok(!execs.some((l) => l.includes(secret)), `${secret} in no process's argv`);
+
+    // K3s refuses the old token (the token file holds another password than the one sent): 403, named.
+    const refused = tokenHost("old-token");
+    const model = join(refused.dir, "bin", "curl");
+    writeFileSync(model, readFileSync(model, "utf8").replace("K3SP_ROOT=", 'printf "%s" "K10abc::server:other" >"$K3S_PLATFORM_ROOT/var/lib/rancher/k3s/server/token"; K3SP_ROOT='));
+    const no = refused.run(renderTokenRotateScript(config, first, "new-token"));
+    assert.equal(no.status, 1);
+    assert.match(no.stderr, /^rotate-token\[prod-server-1\]: K3s refused the token rotation \(HTTP 403\): the old token is not the one this server runs with; nothing was rotated$/m);
+    assert.ok(!existsSync(join(refused.root, "var/lib/k3s-platform/token-rotated")), "no marker: the next up retries");
+
+    // No curl on the host: refused before anything changes, naming host, step and why.
+    const bare = tokenHost("old-token");
+    const tools = join(bare.dir, "tools");
+    mkdirSync(tools);
+    for (const t of ["bash", "cat", "sha256sum", "cut", "mkdir", "dirname", "sleep"]) symlinkSync(execFileSync("bash", ["-c", `command -v ${t}`], { encoding: "utf8" }).trim(), join(tools, t));
+    rmSync(join(bare.dir, "bin", "curl"));
+    const noCurl = spawnSync("/bin/bash", ["-s"], { input: renderTokenRotateScript(config, first, "new-token"), encoding: "utf8", env: { PATH: `${join(bare.dir, "bin")}:${tools}`, K3S_PLATFORM_ROOT: bare.root } });
+    assert.equal(noCurl.status, 1);
+    assert.match(noCurl.stderr, /^rotate-token\[prod-server-1\]: curl is not installed on prod-server-1, which step token-rotate needs: K3s' token rotation request is sent with curl .* no token is ever on a command line; install curl there and run pulumi up again \(nothing was changed\)$/m);
+    assert.equal(passwordIn(bare), "old-token", "nothing rotated");
+  });
+
   it("token rotate: any token reaches K3s verbatim, never as shell", function () {
     // Each run spawns bash and a stand-in: seconds apiece on a loaded machine, so the budget is
     // the property's, not mocha's 60 s default (the injection property test does the same).
     this.timeout(600_000);
     fc.assert(
-      fc.property(fc.string({ minLength: 1, maxLength: 40 }).filter((t) => !t.includes("\0") && !t.includes("\n") && !/^K10.*::/.test(t) && !t.startsWith("server:")), (token) => {
+      // Control characters are refused (K3s' token file is one line); everything else arrives as is.
+      fc.property(fc.string({ minLength: 1, maxLength: 40 }).filter((t) => !/[\x00-\x1f\x7f]/.test(t) && !/^K10.*::/.test(t) && !t.startsWith("server:") && t.trim() === t), (token) => {
         const s = tokenHost("old");
-        writeFileSync(join(s.dir, "bin", "k3s"), `#!/usr/bin/env bash\nprintf '%s' "$4" >"${s.dir}/new"\n`);
         const r = s.run(renderTokenRotateScript(config, first, token));
         assert.equal(r.status, 0, r.stderr);
-        assert.equal(readFileSync(join(s.dir, "new"), "utf8"), token);
+        assert.equal(passwordIn(s), token);
       }),
       { numRuns: Number(process.env.K3SP_PROPERTY_RUNS ?? 25) },
     );

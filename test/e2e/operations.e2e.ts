@@ -1,13 +1,13 @@
 import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NodeConfig, ResolvedConfig, StackInput } from "../../components/config/schema";
 import { clusterSteps as operationsInRunOrder } from "../../components/operations";
 import { Baseline, parseBaseline } from "../../components/operations/once";
 import { restoreStepNames } from "../../components/operations/restore";
-import { parseRestoreCovered } from "../../components/backup/restore";
+import { parseRestoreCovered, parseRestoreResetDone } from "../../components/backup/restore";
 import { parseCovered } from "../../components/operations/covered";
 import { MAINTENANCE_RECORD } from "../../components/operations/maintenance";
 import { Facts, isFromFacts, Step, StepValue } from "../../components/operations/step";
@@ -91,13 +91,18 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
       // Rendered from the restore check's stdout (an Output in the program): resolved when its turn comes.
       // Rendered from a recording step's stdout (an Output in the program): resolved when its turn comes.
       const stdin = s.stdin;
-      if (isFromFacts(stdin) && (stdin.needs.includes("restoreCovered") || stdin.needs.includes("maintenanceCovered"))) {
+      if (isFromFacts(stdin) && (stdin.needs.includes("restoreCovered") || stdin.needs.includes("restoreResetDone") || stdin.needs.includes("maintenanceCovered"))) {
         return {
           ...declared,
           stdinFrom: (stdoutOf) =>
             stdin.render({
               ...facts,
-              ...(config.restore ? { restoreCovered: parseCovered(stdoutOf(restoreStepNames(config)[0]!), "restore", String(config.restore.id)) } : {}),
+              ...(config.restore
+                ? {
+                    restoreCovered: parseCovered(stdoutOf(restoreStepNames(config)[0]!), "restore", String(config.restore.id)),
+                    restoreResetDone: parseRestoreResetDone(stdoutOf(restoreStepNames(config)[0]!), String(config.restore.id)),
+                  }
+                : {}),
               ...(config.maintenance ? { maintenanceCovered: parseCovered(stdoutOf(MAINTENANCE_RECORD), "maintenance", String(config.maintenance.id)) } : {}),
             }),
         };
@@ -221,6 +226,39 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     await up();
   });
 
+  it("a server whose entry is deleted in the up that sets restore (its teardown would run after the restore) is refused by the check before any server stops, naming it and the fix; nothing stops anywhere", async () => {
+    // Up 1: arm e2e-server-3's removal (no restore): nothing changes on it.
+    edits.push((raw) => (raw.nodes.find((n) => n.name === "e2e-server-3")!.decommission = true));
+    await up();
+    // Up 2: delete its entry and set restore 5. The engine deletes (runs the teardown) after every
+    // create and update, so K3s would still run there, with the old etcd membership, through the reset.
+    const mark = Date.now() / 1000;
+    const before = hosts.map(calls);
+    edits.push((raw) => {
+      raw.nodes = raw.nodes.filter((n) => n.name !== "e2e-server-3");
+      raw.restore = { id: 5, snapshot };
+    });
+    await assert.rejects(up(), (e: Error) => {
+      assert.ok(e instanceof UpError, e.message);
+      assert.equal(e.resource, "e2e-server-1-restore-check");
+      assert.match(e.message, /restore\[e2e-server-1\] check: K3s runs as a server on e2e-server-3 \(a Ready Node labelled node-role\.kubernetes\.io\/control-plane=true\), which this restore does not stop: .*Finish the removal first in an up without restore .*nothing was stopped/);
+      assert.ok(!e.steps.some((s) => /restore-(stop|reset|rejoin|restart)$/.test(s.name) || /decommission/.test(s.name)), "no restore step and no teardown ran");
+      return true;
+    });
+    assert.deepEqual(events(mark, /^(kubelet-stop|etcd-cluster-reset|etcd-member-removed|delete-node|cordon)$/), [], "nothing stopped, reset, drained or removed anywhere");
+    hosts.forEach((h, i) => assert.doesNotMatch(calls(h).slice(before[i]!.length), /systemctl (stop|restart)|--cluster-reset/, `${names[i]}: nothing stopped`));
+    // Cancelled: the entry back, disarmed, no restore; then the decommission line dropped. Nothing runs on a host.
+    edits.push((raw) => {
+      raw.nodes.splice(2, 0, { ...nodeEntry("e2e-server-3"), decommission: false });
+      delete raw.restore;
+    });
+    await up();
+    edits.push((raw) => delete raw.nodes.find((n) => n.name === "e2e-server-3")!.decommission);
+    await up();
+    assert.deepEqual(events(mark, /^(kubelet-stop|etcd-cluster-reset|etcd-member-removed|delete-node|cordon)$/), []);
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
+  });
+
   it("maintenance: servers one at a time, then the agent: cordon, drain, run, reboot (new boot ID), back, uncordon; never two servers down; a second up is a no-op", async () => {
     const mark = Date.now() / 1000;
     edits.push((raw) => (raw.maintenance = { id: 1, command: ["touch", "/var/lib/k3sp-stub/patched"], reboot: true }));
@@ -280,7 +318,11 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     const added = ["e2e-server-4-restore-stop", "e2e-server-4-restore-rejoin", "e2e-agent-2-restore-restart"];
     // The check's script lists the nodes it would record, so it updates: its update only prints the record.
     // (Adding nodes also re-runs the on-change reads: certificate checks, inventory, kubeconfig.)
-    assert.deepEqual(ran(records).filter((n) => /restore/.test(n)).sort(), ["e2e-server-1-restore-check", ...added].sort());
+    // The check's record now says the reset is done: the earlier nodes' stop and restart render
+    // their after-reset script, an Update that runs the no-op `update` only (nothing on a host).
+    const noOp = ["e2e-server-1-restore-stop", "e2e-server-2-restore-stop", "e2e-server-3-restore-stop", "e2e-agent-1-restore-restart"];
+    assert.deepEqual(ran(records).filter((n) => /restore/.test(n)).sort(), ["e2e-server-1-restore-check", ...added, ...noOp].sort());
+    for (const n of noOp) assert.deepEqual([record(records, n).op, record(records, n).ran], ["update", ["update"]], n);
     assert.equal(record(records, "e2e-server-1-restore-check").op, "update");
     assert.deepEqual(parseRestoreCovered(record(records, "e2e-server-1-restore-check").stdout, "4"), initial, "the record still covers the four nodes it ran on");
     for (const n of added) assert.match(record(records, n).stdout, /restore 4 ran before this node joined \(it covered e2e-server-1, e2e-server-2, e2e-server-3, e2e-agent-1\): nothing to do/);
@@ -337,6 +379,56 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     for (const n of moved) assert.doesNotMatch(record(records, n).stdout, /cordoned|drained/, `${n}: nothing cordoned or drained`);
     assert.ok(moved.some((n) => /already maintained for id 3 .*skipped/.test(record(records, n).stdout)));
     for (const n of agents) assert.ok(!existsSync(join(dir, "cluster/nodes", n, "unschedulable")), `${n} schedulable`);
+
+    const again = hosts.map(calls);
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
+    assert.deepEqual(hosts.map(calls), again);
+  });
+  it("restore and maintenance left in the config: a server and an agent removed (decommission, then the entry) and re-added under their names on fresh hosts stop nothing, move no etcd data, drain or reboot nothing; one etcd member per server", async () => {
+    // Restore 4 and maintenance 3 ran on both nodes (tests above) and are still set.
+    const leaving = ["e2e-server-3", "e2e-agent-1"];
+    edits.push((raw) => raw.nodes.forEach((n) => leaving.includes(n.name) && (n.decommission = true)));
+    await up();
+    edits.push((raw) => (raw.nodes = raw.nodes.filter((n) => !leaving.includes(n.name))));
+    await up();
+    const members = () => readdirSync(join(dir, "cluster/etcd-members"));
+    assert.equal(members().length, 3, "the removed server's member is gone");
+    // Fresh hosts under the same names: nothing of k3s-platform or K3s left on them.
+    for (const n of leaving) {
+      const i = String(names.indexOf(n) + 1);
+      execFileSync("bash", [HOSTS, "stop", i, dir]);
+      for (const d of ["var/lib/k3s-platform", "var/lib/rancher", "etc/rancher"]) rmSync(join(host(n).upper, d), { recursive: true, force: true });
+      // The stand-ins a new host starts with (hosts.sh prepare_root): the uninstall removed /usr/local/bin/k3s.
+      cpSync(join(REPO, "test/e2e/hosts/root-overlay"), host(n).upper, { recursive: true });
+      execFileSync("bash", [HOSTS, "start", i, dir]);
+      nodeState.delete(n);
+    }
+    const mark = Date.now() / 1000;
+    edits.push((raw) => raw.nodes.push(...leaving.map(nodeEntry)));
+    // Their install starts their K3s; from just before the first restore step on, nothing may stop or start.
+    let joined = { at: 0, calls: [] as string[] };
+    fault = { step: "e2e-server-3-restore-stop", run: () => (joined = { at: Date.now() / 1000, calls: hosts.map(calls) }) };
+    const records = await up();
+    fault = undefined;
+    assert.ok(joined.at > 0 && leaving.every((n) => nodeState.has(n)), "both joined");
+    const check = record(records, "e2e-server-1-restore-check");
+    assert.equal(check.op, "update", "the node set changed: the check prints its record again");
+    assert.equal(parseRestoreResetDone(check.stdout, "4"), true, "the record says the reset of restore 4 is done");
+    assert.ok(parseRestoreCovered(check.stdout, "4").includes("e2e-server-3"), "the name is in the record: only the reset-done rule and the host's marker keep it out");
+    assert.match(record(records, "e2e-server-3-restore-stop").stdout, /the reset of restore 4 was done before this node joined the cluster: nothing to do/);
+    assert.match(record(records, "e2e-server-3-restore-rejoin").stdout, /not stopped by restore 4 .*no etcd data moves/);
+    assert.match(record(records, "e2e-agent-1-restore-restart").stdout, /no restart of it began on this K3s: nothing to restart/);
+    const maintained = parseCovered(record(records, MAINTENANCE_RECORD).stdout, "maintenance", "3");
+    for (const n of leaving) {
+      assert.ok(!maintained.includes(n), `${n}: a new Node (new UID), not the one maintenance 3 covered`);
+      assert.match(record(records, `${n}-maintenance-run`).stdout, /maintenance 3 ran before this node joined/);
+    }
+    assert.deepEqual(events(joined.at, /^(kubelet-stop|kubelet-start|etcd-cluster-reset|etcd-member-add|etcd-join-refused|cordon|drain-start|reboot-down)$/), [], "after the joins: nothing stops, starts, drains or reboots anywhere");
+    assert.deepEqual(events(mark, /^etcd-member-add$/).map((e) => e.node), ["e2e-server-3"], "the fresh server joined once");
+    assert.equal(members().length, 4, "one member per server: e2e-server-1, -2, -4 and the re-added -3");
+    assert.equal(members().filter((m) => m.startsWith("e2e-server-3-")).length, 1);
+    assert.ok(!existsSync(join(host("e2e-server-3").upper, "var/lib/rancher/k3s/server/db.before-restore-4")), "its etcd data stays");
+    hosts.forEach((h, i) => assert.doesNotMatch(calls(h).slice(joined.calls[i]!.length), /systemctl (stop|restart|start)|--cluster-reset|reboot/, `${names[i]}: nothing after the joins`));
 
     const again = hosts.map(calls);
     assert.deepEqual(ran(await up()), [], "a second up is a no-op");

@@ -6,7 +6,8 @@ import { MAINTENANCE_COMMANDS } from "../../../components/config/maintenance-com
 import { renderMaintenanceRun } from "../../../components/maintenance/render";
 import { maintenance, MAINTENANCE_RECORD } from "../../../components/operations/maintenance";
 import { parseCovered } from "../../../components/operations/covered";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ONE_SHOT_KEYS, oneShotValues } from "../../../components/operations/once";
@@ -22,6 +23,33 @@ import { policies } from "../../../policies/policies";
 import { collectGraph, policySettings, runStackPolicy, stackArgs } from "../../helpers/policy-harness";
 import { variant } from "../../helpers/samples";
 import { sample, stepsOf } from "./helpers";
+
+/** The nodes of the prod sample, every one registered. */
+const ALL_NODES = ["prod-server-1", "prod-server-2", "prod-server-3", "prod-agent-1", "prod-agent-2", "prod-agent-3", "prod-agent-0"];
+
+/**
+ * A `k3s` on PATH whose `kubectl get nodes --no-headers -o custom-columns=NAME:.metadata.name,UID:.metadata.uid`
+ * lists the Nodes of `$root/nodes/<name>` with the UID each got when created (as the API server
+ * assigns .metadata.uid once per object: kubernetes.io/docs/concepts/overview/working-with-objects/names/#uids).
+ * Returns the directory to put first on PATH.
+ */
+function apiServer(root: string, nodes: readonly string[]): string {
+  const bin = join(root, "bin");
+  mkdirSync(bin, { recursive: true });
+  for (const n of nodes) {
+    mkdirSync(join(root, "nodes", n), { recursive: true });
+    if (!existsSync(join(root, "nodes", n, "uid"))) writeFileSync(join(root, "nodes", n, "uid"), randomUUID());
+  }
+  writeFileSync(
+    join(bin, "k3s"),
+    `#!/usr/bin/env bash
+[ "$*" = "kubectl get nodes --no-headers -o custom-columns=NAME:.metadata.name,UID:.metadata.uid" ] || { echo "not modelled: $*" >&2; exit 2; }
+for d in "$K3S_PLATFORM_ROOT"/nodes/*/; do printf '%s %s\\n' "$(basename "$d")" "$(cat "$d/uid")"; done
+`,
+    { mode: 0o755 },
+  );
+  return bin;
+}
 
 const FACTS: Facts = { baseline: {}, token: "", tokenSalt: "", encryptionKeys: {}, restoreToken: "" };
 const stdinOf = (s: Step, facts: Partial<Facts> = {}) => (s.stdin as FromFacts<string>).render({ ...FACTS, ...facts });
@@ -45,8 +73,9 @@ describe("operation maintenance", () => {
     assert.deepEqual(agentGroups.slice(3), ["group 4 (prod-agent-1, prod-agent-2): cordon and drain, on prod-server-1", "group 5 (prod-agent-3): cordon and drain, on prod-server-1"]);
     assert.deepEqual(steps.filter((s) => s.restartsK3s).map((s) => s.name), ["prod-server-1", "prod-server-2", "prod-server-3", "prod-agent-1", "prod-agent-2", "prod-agent-3"].map((n) => `${n}-maintenance-run`));
     assert.ok(steps.every((s) => s.runs === "once" && JSON.stringify(s.triggers).startsWith('["1"')));
-    // An update runs nothing on a host; the record's only prints the record (what the program reads).
-    assert.deepEqual(steps.filter((s) => s.update !== "true").map((s) => `${s.name}: ${s.update}`), ["maintenance-record: sudo -n cat /var/lib/k3s-platform/maintenance/covered 2>/dev/null || true"]);
+    // An update runs nothing on a host; the record's runs its script again, which records nothing
+    // more for the id and prints the record with the Nodes' UIDs now (what the program reads).
+    assert.deepEqual(steps.filter((s) => s.update !== "true").map((s) => `${s.name}: ${s.update}`), ["maintenance-record: sudo -n bash -s"]);
     // A group step's trigger also names its nodes (a node added or removed moves groups).
     assert.deepEqual(steps.find((s) => s.name === "maintenance-4-drain")!.triggers, ["1", "prod-agent-1", "prod-agent-2"]);
   });
@@ -202,7 +231,7 @@ case "$1" in get) printf '%s\n' "$NODES" ;; uncordon | annotate) ;; *) exit 2 ;;
     const arm = (raw: StackInput) => ((raw.maintenance = patch), (raw.upgrade = { maxUnavailable: 2 }));
     const armed = stepsOf(maintenance, sample("prod", arm));
     const root = mkdtempSync(join(tmpdir(), "k3sp-maint-record-"));
-    const exec = (script: string) => spawnSync("bash", ["-s"], { input: script, encoding: "utf8", env: { ...process.env, K3S_PLATFORM_ROOT: root } });
+    const exec = (script: string) => spawnSync("bash", ["-s"], { input: script, encoding: "utf8", env: { ...process.env, K3S_PLATFORM_ROOT: root, PATH: `${apiServer(root, ALL_NODES)}:${process.env.PATH}` } });
     const record = armed.steps.find((s) => s.name === MAINTENANCE_RECORD)!;
     const first = exec(record.stdin as string);
     assert.equal(first.status, 0, first.stderr);
@@ -235,6 +264,36 @@ case "$1" in get) printf '%s\n' "$NODES" ;; uncordon | annotate) ;; *) exit 2 ;;
     const recordStep: PreviewStep = { op: "update", urn: urn(MAINTENANCE_RECORD), oldState: { outputs: { stdout: first.stdout } } };
     const created = ["prod-agent-0-maintenance-run", "prod-agent-0-maintenance-back"].map((n): PreviewStep => ({ op: "create", urn: urn(n) }));
     assert.deepEqual(lifecycleLines([cluster, recordStep, ...created], "prod"), ["maintenance 1 ran before prod-agent-0 joined: nothing of it runs on it (docs/maintenance.md)"]);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it("a node removed and re-added under its name after the maintenance ran (a new Node, a new UID) is not covered: its steps and its group run nothing on it; the nodes kept stay covered", () => {
+    const arm = (raw: StackInput) => ((raw.maintenance = patch), (raw.upgrade = { maxUnavailable: 2 }));
+    const { steps } = stepsOf(maintenance, sample("prod", arm));
+    const root = mkdtempSync(join(tmpdir(), "k3sp-maint-readd-"));
+    const nodes = ["prod-server-1", "prod-server-2", "prod-server-3", "prod-agent-1", "prod-agent-2", "prod-agent-3"];
+    const exec = (script: string) => spawnSync("bash", ["-s"], { input: script, encoding: "utf8", env: { ...process.env, K3S_PLATFORM_ROOT: root, PATH: `${apiServer(root, nodes)}:${process.env.PATH}` } });
+    const record = steps.find((s) => s.name === MAINTENANCE_RECORD)!;
+    const first = exec(record.stdin as string);
+    assert.equal(first.status, 0, first.stderr);
+    assert.deepEqual(parseCovered(first.stdout, "maintenance", "1"), nodes);
+    // prod-agent-1 and prod-server-3 are removed (their Nodes deleted) and re-added: new Node objects.
+    rmSync(join(root, "nodes", "prod-agent-1"), { recursive: true });
+    rmSync(join(root, "nodes", "prod-server-3"), { recursive: true });
+    const again = exec(record.stdin as string);
+    assert.equal(again.status, 0, again.stderr);
+    const covered = parseCovered(again.stdout, "maintenance", "1");
+    assert.deepEqual(covered, ["prod-server-1", "prod-server-2", "prod-agent-2", "prod-agent-3"], "the re-added nodes are not the Nodes it covered");
+    // Not registered yet when the record printed: not the Node it covered either.
+    rmSync(join(root, "nodes", "prod-agent-2"), { recursive: true });
+    const printed = exec(record.stdin as string).stdout.split("\n").filter((l) => !l.startsWith("maintenance node now: prod-agent-2 ")).join("\n");
+    assert.ok(!parseCovered(printed, "maintenance", "1").includes("prod-agent-2"));
+    const facts = { maintenanceCovered: covered };
+    for (const name of ["prod-agent-1-maintenance-run", "prod-agent-1-maintenance-back", "prod-server-3-maintenance-run"]) {
+      assert.match(stdinOf(steps.find((s) => s.name === name)!, facts), /maintenance 1 ran before this node joined/, name);
+    }
+    assert.match(stdinOf(steps.find((s) => s.name === "maintenance-4-drain")!, facts), /^NODES=\(prod-agent-2\)$/m, "its batch drains only the node it covered");
+    assert.match(stdinOf(steps.find((s) => s.name === "maintenance-3-drain")!, facts), /^NODES=\(\)$/m, "the re-added server's group drains nothing");
     rmSync(root, { recursive: true, force: true });
   });
 

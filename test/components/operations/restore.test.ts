@@ -1,13 +1,15 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as fc from "fast-check";
-import { parseRestoreCovered, RESET_FLAG, RESTORE_COVERED, restoreCoversLine, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
-import { restoreSchema } from "../../../components/config/schema";
+import { parseRestoreCovered, parseRestoreResetDone, RESET_FLAG, RESTORE_COVERED, restoreCoversLine, RESTORE_RESTARTING, RESTORE_STOPPED, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
+import { type ResolvedConfig, restoreSchema } from "../../../components/config/schema";
 import { secretIssues } from "../../../components/config/validate";
 import { PATHS } from "../../../components/k3s/paths";
+import { SERVER_CA_FILE } from "../../../components/rotation/token-request";
 import { rotationDone } from "../../../components/operations/certificates";
 import { clusterSteps } from "../../../components/operations";
 import { restore, restoreStepNames } from "../../../components/operations/restore";
@@ -96,29 +98,36 @@ describe("operation restore", () => {
     assert.deepEqual(secretIssues({ ...needs, restore: {} }, new Set(["restoreToken"])), []);
   });
 
-  it("validation refuses a restore while a server is armed for decommission (it keeps running K3s, an etcd member the restore would not stop), naming the node and both ways out", () => {
+  it("validation leaves a restore with a server armed for decommission to the host check (after the restore ran, a decommission must work); preview:md warns when the restore runs in the same change", () => {
     const issues = (edit: Parameters<typeof variant>[1]) => {
       const r = parseStackConfig(variant("prod", edit));
       return r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
     };
-    for (const armed of ["prod-server-1", "prod-server-3"]) {
-      const found = issues((raw) => {
-        raw.nodes.push({ ...raw.nodes.find((n) => n.name === "prod-server-3")!, name: "prod-server-4", host: "203.0.113.14" });
-        raw.nodes.find((n) => n.name === armed)!.decommission = true;
-        raw.restore = { id: 1, snapshot: SNAPSHOT };
-      });
-      const index = ["prod-server-1", "prod-server-2", "prod-server-3"].indexOf(armed);
-      assert.ok(
-        found.some((i) => i.startsWith(`k3s-platform:nodes[${index}] (${armed}).decommission: `) && i.includes("restore") && i.includes("delete its entry") && i.includes("decommission: false")),
-        found.join("\n"),
-      );
-    }
-    // An armed agent runs no etcd member: the restore may run (its agents restart only the managed ones).
-    const agentArmed = issues((raw) => {
-      raw.nodes.find((n) => n.name === "prod-agent-3")!.decommission = true;
+    const armed = (raw: ReturnType<typeof variant>) => {
+      raw.nodes.push({ ...raw.nodes.find((n) => n.name === "prod-server-3")!, name: "prod-server-4", host: "203.0.113.14" });
+      raw.nodes.find((n) => n.name === "prod-server-3")!.decommission = true;
       raw.restore = { id: 1, snapshot: SNAPSHOT };
+    };
+    assert.deepEqual(issues(armed).filter((i) => /restore/.test(i)), []);
+    // Preview: the restore runs in this up while prod-server-3 is armed and prod-server-5 is deleted.
+    const now = sample("prod", armed);
+    const before = sample("prod", (raw) => {
+      armed(raw);
+      delete raw.restore;
+      raw.nodes.push({ ...raw.nodes.find((n) => n.name === "prod-server-2")!, name: "prod-server-5", host: "203.0.113.15" });
     });
-    assert.ok(!agentArmed.some((i) => /decommission/.test(i) && /restore/.test(i)), agentArmed.join("\n"));
+    const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
+    const cluster = (old: ResolvedConfig): PreviewStep => ({ op: "update", urn: "urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod", oldState: { inputs: { config: old } }, newState: { inputs: { config: now } } });
+    const created = restoreStepNames(now).map((n): PreviewStep => ({ op: "create", urn: urn(n) }));
+    const lines = lifecycleLines([cluster(before), ...created], "prod");
+    assert.ok(
+      lines.includes(
+        "⚠️ restore: prod-server-3 armed for decommission, prod-server-5 deleted from the config: K3s keeps running there through this up (a teardown runs after the restore), so the restore check will refuse before any server stops; finish the removal in an up without restore first, then restore (docs/backup-and-restore.md)",
+      ),
+      lines.join("\n"),
+    );
+    // The restore ran before (its steps are not created): a decommission then says nothing of it.
+    assert.ok(!lifecycleLines([cluster(before)], "prod").some((l) => /restore/.test(l)));
   });
 
   it("property: a snapshot the schema accepts is one plain word (no shell, YAML or path metacharacter reaches a script)", () => {
@@ -186,6 +195,12 @@ describe("operation restore", () => {
     // A covered server whose rejoin failed last time (nothing in state): its retry does run.
     const retry: PreviewStep = { op: "create", urn: urn("prod-server-3-restore-rejoin") };
     assert.match(lifecycleLines([cluster, check, retry], "prod")[0]!, /^⚠️ restore .*prod-server-3 rejoins one at a time/);
+    // The reset was done before this up (the record says so): a server re-added under a covered name is not announced as stopping.
+    const done: PreviewStep = { ...check, oldState: { outputs: { stdout: `${record}restore reset done: 1\n` } } };
+    const readded = ["prod-server-3-restore-stop", "prod-server-3-restore-rejoin"].map((n): PreviewStep => ({ op: "create", urn: urn(n) }));
+    assert.deepEqual(lifecycleLines([cluster, done, ...readded], "prod"), [
+      "restore 1's reset was done before this up: on prod-server-3 nothing stops; a rejoin or agent restart runs only where restore 1 stopped K3s (a retry) (docs/backup-and-restore.md)",
+    ]);
   });
 
   describe("the scripts, run against stand-ins of K3s' documented restore (test/helpers/stubs-backup)", () => {
@@ -202,6 +217,8 @@ describe("operation restore", () => {
       mkdirSync(join(root, "srv/snapshots"), { recursive: true });
       writeFileSync(join(root, `srv/snapshots/${SNAPSHOT}`), snapshotToken ? `token=${snapshotToken}\n` : "snapshot\n");
       mkdirSync(join(root, "var/lib/rancher/k3s/server/db/etcd"), { recursive: true });
+      mkdirSync(join(root, "var/lib/rancher/k3s/server/tls"), { recursive: true });
+      writeFileSync(join(root, SERVER_CA_FILE), "-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n");
       const log = join(root, "calls.log");
       writeFileSync(log, "");
       return { root, log, env: { ...process.env, K3S_PLATFORM_ROOT: root, STUB_LOG: log, PATH: `${STUBS}:${process.env.PATH}` } };
@@ -220,6 +237,49 @@ describe("operation restore", () => {
       assert.match(r.stderr, /^restore\[prod-server-1\] check: no snapshot file \/srv\/snapshots\/absent-1765065600 on prod-server-1 .*nothing was stopped/m);
       assert.deepEqual(calls(first), []);
       assert.ok(existsSync(join(first.root, "run/active/k3s")));
+    });
+
+    it("a Ready server Node this restore does not stop (armed for decommission, or its entry deleted) fails the check naming it and the fix, before anything stops; a server Node not Ready is a warning; agents do not count; an API that does not answer is a warning", () => {
+      const { steps } = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
+      const check = stdinOf(steps[0]!);
+      const withNodes = (rows: string) => {
+        const h = host("prod-server-1");
+        mkdirSync(join(h.root, "api"));
+        writeFileSync(join(h.root, "api/nodes"), rows);
+        return h;
+      };
+      const ours = "prod-server-1 True true\nprod-server-2 True true\nprod-server-3 True true\nprod-agent-1 True <none>\n";
+      // prod-server-9: a server whose entry is gone (or armed); its K3s runs. An agent K3s labels nothing.
+      const first = withNodes(`${ours}prod-server-9 True true\nprod-agent-9 True <none>\n`);
+      const refused = exec(first, check);
+      assert.equal(refused.status, 1, refused.out);
+      assert.match(
+        refused.stderr,
+        /^restore\[prod-server-1\] check: K3s runs as a server on prod-server-9 \(a Ready Node labelled node-role\.kubernetes\.io\/control-plane=true\), which this restore does not stop: .*Finish the removal first in an up without restore \(decommission: true, then delete the entry\), or keep it in the config as a server, or stop K3s there .*nothing was stopped$/m,
+      );
+      assert.doesNotMatch(refused.stderr, /prod-agent-9/);
+      assert.deepEqual(calls(first), [], "nothing stopped");
+      assert.ok(existsSync(join(first.root, "run/active/k3s")) && !existsSync(join(first.root, RESTORE_COVERED)), "K3s runs, nothing recorded: the next up checks again");
+      // Its K3s stopped (by hand, or its removal finished): the same host's next check passes.
+      writeFileSync(join(first.root, "api/nodes"), `${ours}prod-server-9 Unknown true\n`);
+      const warned = exec(first, check);
+      assert.equal(warned.status, 0, warned.out);
+      assert.match(warned.out, /check: warning: server Node\(s\) prod-server-9 are not Ready and this restore does not stop them/);
+      assert.deepEqual(parseRestoreCovered(warned.out, "1"), ORIGINAL_NODES);
+      // Only the servers this restore stops: it passes without a word.
+      const clean = exec(withNodes(ours), check);
+      assert.equal(clean.status, 0, clean.out);
+      assert.doesNotMatch(clean.out, /warning/);
+      // The API does not answer (a broken cluster is what a restore repairs): a bounded retry, then a warning.
+      const down = withNodes(ours);
+      const bin = join(down.root, "bin");
+      mkdirSync(bin);
+      writeFileSync(join(bin, "sleep"), `#!/usr/bin/env bash\necho "sleep $*" >>"${join(down.root, "sleeps")}"\n`, { mode: 0o755 });
+      writeFileSync(join(bin, "k3s"), `#!/usr/bin/env bash\n[ "$1" = kubectl ] && exit 1\nexec ${STUBS}/k3s "$@"\n`, { mode: 0o755 });
+      const blind = spawnSync("bash", ["-s"], { input: check, encoding: "utf8", env: { ...down.env, PATH: `${bin}:${down.env.PATH}` } });
+      assert.equal(blind.status, 0, blind.stderr);
+      assert.match(blind.stdout, /check: warning: the API did not list the Nodes for 30s .*this restore stops only prod-server-2, prod-server-3, prod-server-1/);
+      assert.equal(readFileSync(join(down.root, "sleeps"), "utf8").split("\n").filter(Boolean).length, 15, "retried 15 times, 2 s apart");
     });
 
     it("local snapshot with S3 configured: --etcd-s3=false and the full path; stop, reset, start, Ready; every step once per id", () => {
@@ -303,21 +363,45 @@ describe("operation restore", () => {
       const first = host("prod-server-1", "K10ca::server:old-pass");
       rmSync(join(first.root, "run/active/k3s"));
       const script = stdinOf(reset, { restoreToken: "K10ca::server:old-pass" });
-      const r = exec(first, script);
+      // Every process the script starts, with its argv (strace -f -e execve): neither token in any.
+      const trace = join(first.root, "execve.log");
+      const traced = spawnSync("strace", ["-f", "-qq", "-e", "trace=execve", "-s", "65536", "-o", trace, "bash", "-s"], { input: script, encoding: "utf8", env: first.env });
+      const r = { status: traced.status, out: `${traced.stdout}${traced.stderr}` };
       assert.equal(r.status, 0, r.out);
       assert.deepEqual(calls(first), [
         "systemctl stop k3s",
         `k3s server --cluster-reset --cluster-reset-restore-path=/srv/snapshots/${SNAPSHOT} --etcd-s3=false`,
         "systemctl start --no-block k3s",
-        // The old token goes through K3S_TOKEN; the configured one as K3s takes it (docs.k3s.io/cli/token).
-        "k3s token rotate --new-token current-pass",
+        // Rotated back by K3s' token endpoint (the request k3s token rotate makes), the curl
+        // configuration on stdin: the stand-in authenticated old-pass and recorded the new one's hash.
+        "curl -K -",
+        `token endpoint: rotated new-token-sha256=${createHash("sha256").update("current-pass").digest("hex")}`,
         "systemctl stop k3s",
         "systemctl start --no-block k3s",
       ]);
+      const execs = readFileSync(trace, "utf8").split("\n").filter((l) => l.includes("execve("));
+      assert.ok(execs.some((l) => /"curl", "-K", "-"\]/.test(l)));
+      for (const secret of ["old-pass", "current-pass"]) assert.ok(!execs.some((l) => l.includes(secret)), `${secret} in no process's argv`);
+      assert.equal(readFileSync(join(first.root, "var/lib/rancher/k3s/server/token"), "utf8").trim().replace(/^K10[0-9a-f]*::/, ""), "server:current-pass", "K3s runs with the configured token again");
       assert.ok(!existsSync(join(first.root, RESTORE_TOKEN_DROPIN)), "the restore-token drop-in is removed");
       assert.doesNotMatch(readFileSync(first.log, "utf8"), /old-pass/, "restoreToken never on a command line");
       assert.doesNotMatch(script, /bash -c/, "the script runs in the shell that reads it: no argument carries it");
     });
+    it("restoreToken set and no curl on the first server: the check refuses before anything stops, naming host, step and why", () => {
+      const { steps } = stepsOf(restore, withRestore({ id: 5, snapshot: SNAPSHOT }));
+      const first = host("prod-server-1");
+      const tools = join(first.root, "tools");
+      mkdirSync(tools);
+      symlinkSync(join(STUBS, "k3s"), join(tools, "k3s"));
+      for (const t of ["bash", "cat", "date", "mkdir", "mv", "dirname", "sed"]) symlinkSync(spawnSync("bash", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim(), join(tools, t));
+      const run = (facts: Partial<Facts>) => spawnSync("/bin/bash", ["-s"], { input: stdinOf(steps[0]!, facts), encoding: "utf8", env: { ...first.env, PATH: tools } });
+      const refused = run({ restoreTokenSet: true });
+      assert.equal(refused.status, 1);
+      assert.match(refused.stderr, /^restore\[prod-server-1\] check: curl is not installed on prod-server-1, which step reset needs \(restoreToken is set\): K3s' token rotation request is sent with curl .*; install curl there and run pulumi up again; nothing was stopped$/m);
+      assert.ok(!existsSync(join(first.root, RESTORE_COVERED)), "nothing recorded, nothing stopped");
+      assert.equal(run({}).status, 0, "without restoreToken curl is not needed");
+    });
+
     it("a restore covers exactly the nodes of its check's record: steps of nodes that joined later run nothing; a node added in the arming up is covered", () => {
       const armed = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
       const first = host("prod-server-1");
@@ -349,9 +433,58 @@ describe("operation restore", () => {
       const coveredNow = parseRestoreCovered(sameUp.out, "1");
       assert.deepEqual(coveredNow, [...ORIGINAL_NODES.slice(0, 3), "prod-server-4", ...ORIGINAL_NODES.slice(3), "prod-agent-4"]);
       const joined = host("prod-server-4");
+      assert.equal(exec(joined, stdinOf(byName(later.steps, "prod-server-4-restore-stop"), { restoreCovered: coveredNow })).status, 0);
       const rejoin = exec(joined, stdinOf(byName(later.steps, "prod-server-4-restore-rejoin"), { restoreCovered: coveredNow }));
       assert.equal(rejoin.status, 0, rejoin.out);
       assert.ok(existsSync(join(joined.root, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")), "covered: its etcd data moved aside, it rejoins");
+    });
+
+    it("a node removed and re-added under its name after the reset (a fresh host, restore still set) stops nothing, moves no etcd data, restarts nothing; a rejoin or restart begun before the re-add still runs on a retry", () => {
+      const { steps } = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
+      const byName = (n: string) => steps.find((s) => s.name === n)!;
+      const first = host("prod-server-1");
+      const check = exec(first, stdinOf(steps[0]!));
+      assert.equal(check.status, 0, check.out);
+      assert.equal(parseRestoreResetDone(check.out, "1"), false, "before the reset: not done");
+      const covered = parseRestoreCovered(check.out, "1");
+      // The arming up: prod-server-2 stops (its K3s gets the marker), the first server resets.
+      const second = host("prod-server-2");
+      for (const [h, n] of [[second, "prod-server-2-restore-stop"], [first, "prod-server-1-restore-stop"]] as const) assert.equal(exec(h, stdinOf(byName(n), { restoreCovered: covered })).status, 0);
+      assert.equal(readFileSync(join(second.root, RESTORE_STOPPED), "utf8"), "1", "the stop marks the K3s it stopped");
+      assert.equal(exec(first, stdinOf(byName("prod-server-1-restore-reset"), { restoreCovered: covered })).status, 0);
+      // The check's update prints the record: it now says the reset is done.
+      const printed = spawnSync("bash", ["-c", `cat "${first.root}${RESTORE_COVERED}"`], { encoding: "utf8" }).stdout;
+      assert.equal(parseRestoreResetDone(printed, "1"), true);
+      assert.equal(parseRestoreResetDone(printed, "2"), false, "another id's reset is not this one's");
+      assert.deepEqual(parseRestoreCovered(printed, "1"), covered, "the record still covers the same nodes");
+      const after = { restoreCovered: covered, restoreResetDone: true };
+
+      // prod-server-3 and prod-agent-1 were removed and re-added under their names: fresh hosts,
+      // in the record, K3s running, no marker; their steps are new resources.
+      const third = host("prod-server-3");
+      const agent = host("prod-agent-1");
+      for (const [h, n] of [[third, "prod-server-3-restore-stop"], [third, "prod-server-3-restore-rejoin"], [agent, "prod-agent-1-restore-restart"]] as const) {
+        const r = exec(h, stdinOf(byName(n), after));
+        assert.equal(r.status, 0, r.out);
+        assert.match(r.out, /reset of restore 1 was done before this node joined the cluster: nothing to do|not stopped by restore 1 .*no etcd data moves|no restart of it began on this K3s: nothing to restart/, n);
+      }
+      assert.deepEqual(calls(third), [], "nothing stopped or started on the re-added server");
+      assert.deepEqual(calls(agent), [], "nothing restarted on the re-added agent");
+      assert.ok(existsSync(join(third.root, "run/active/k3s")), "its K3s runs");
+      assert.ok(existsSync(join(third.root, "var/lib/rancher/k3s/server/db/etcd")) && !existsSync(join(third.root, "var/lib/rancher/k3s/server/db.before-restore-1")), "its etcd data stays");
+      assert.doesNotMatch(stdinOf(byName("prod-server-3-restore-stop"), after), /systemctl/, "the stop renders no stop at all");
+
+      // A retry after the reset (prod-server-2's rejoin failed in the arming up): its K3s carries the marker, so it rejoins.
+      const rejoin = exec(second, stdinOf(byName("prod-server-2-restore-rejoin"), after));
+      assert.equal(rejoin.status, 0, rejoin.out);
+      assert.ok(existsSync(join(second.root, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")), "the server restore 1 stopped rejoins");
+      // An agent whose restart began (and failed) before: it restarts on the retry.
+      const began = host("prod-agent-2");
+      mkdirSync(join(began.root, "var/lib/rancher/k3s/agent"), { recursive: true });
+      writeFileSync(join(began.root, RESTORE_RESTARTING), "1");
+      const restarted = exec(began, stdinOf(byName("prod-agent-2-restore-restart"), after));
+      assert.equal(restarted.status, 0, restarted.out);
+      assert.ok(calls(began).includes("systemctl stop k3s-agent"), "its restart runs again");
     });
   });
 });

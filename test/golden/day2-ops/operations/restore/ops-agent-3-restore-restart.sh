@@ -14,6 +14,8 @@ if [ -f "$ONCE" ] && [ "$(cat "$ONCE")" = "$value" ]; then
   say "already done for restore id $value on this host, skipped"
   exit 0
 fi
+mkdir -p "$ROOT"/var/lib/rancher/k3s/agent
+printf '%s' "$value" >"$ROOT"/var/lib/rancher/k3s/agent/k3s-platform-restore-restarting
 timeout 120 systemctl stop k3s-agent || fail "systemctl stop k3s-agent failed"
 systemctl start --no-block k3s-agent
 deadline=$((SECONDS + 300))

@@ -19,6 +19,33 @@ SNAPSHOT=/srv/etcd-snapshots/pre-upgrade-ops-server-1-1765065600
 [ ! -e "$ROOT"/var/lib/rancher/k3s/server/db/reset-flag ] || fail 'the K3s reset-flag /var/lib/rancher/k3s/server/db/reset-flag is present: a cluster reset ran and K3s has not started since; start k3s here (systemctl start k3s) first; nothing was stopped'
 [ -f "$ROOT$SNAPSHOT" ] || fail "no snapshot file $SNAPSHOT on $NODE (k3s etcd-snapshot ls lists them); nothing was stopped"
 say "snapshot file $SNAPSHOT, written $(date -u -r "$ROOT$SNAPSHOT" +%Y-%m-%dT%H:%M:%SZ)"
+# A cluster reset needs K3s stopped on every server (docs.k3s.io/cli/etcd-snapshot): a Ready
+# server Node (K3s labels it node-role.kubernetes.io/control-plane=true) this restore does not stop refuses it.
+STOPS=(ops-server-2 ops-server-3 ops-server-1)
+nodes="" listed=0
+for ((try = 1; try <= 15; try++)); do
+  # stdout only: kubectl prints discovery warnings on stderr even when it succeeds.
+  if nodes="$(k3s kubectl get nodes --no-headers -o 'custom-columns=NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,CONTROL_PLANE:.metadata.labels.node-role\.kubernetes\.io/control-plane' 2>/dev/null)"; then listed=1; break; fi
+  sleep 2
+done
+if [ "$listed" = 0 ]; then
+  say 'warning: the API did not list the Nodes for 30s (k3s kubectl get nodes): cannot check that no server outside the config runs K3s; a cluster reset needs K3s stopped on every server, and this restore stops only ops-server-2, ops-server-3, ops-server-1'
+else
+  unstopped=() down=()
+  while read -r name ready control_plane; do
+    [ "$control_plane" = true ] || continue
+    ours=0
+    for s in "${STOPS[@]}"; do if [ "$s" = "$name" ]; then ours=1; fi; done
+    [ "$ours" = 0 ] || continue
+    if [ "$ready" = True ]; then unstopped+=("$name"); else down+=("$name"); fi
+  done <<<"$nodes"
+  if [ "${#down[@]}" -gt 0 ]; then
+    say "warning: server Node(s) ${down[*]} are not Ready and this restore does not stop them: if K3s starts there again, stop it, move /var/lib/rancher/k3s/server/db aside and let it rejoin (or decommission it), or it keeps the old etcd membership"
+  fi
+  if [ "${#unstopped[@]}" -gt 0 ]; then
+    fail "K3s runs as a server on ${unstopped[*]} (a Ready Node labelled node-role.kubernetes.io/control-plane=true), which this restore does not stop: not a server of the config (armed for decommission, or its entry deleted: its teardown runs only after the restore, or never without decommission); a cluster reset needs K3s stopped on every server (docs.k3s.io/cli/etcd-snapshot). Finish the removal first in an up without restore (decommission: true, then delete the entry), or keep it in the config as a server, or stop K3s there (systemctl stop k3s); then set restore and run pulumi up again; nothing was stopped"
+  fi
+fi
 say 'restoring local snapshot pre-upgrade-ops-server-1-1765065600, taken 2025-12-07T00:00:00.000Z (from its name): everything written to the cluster after it is lost; K3s stops on every server next'
 COVERED="$ROOT"/var/lib/k3s-platform/restore/covered
 mkdir -p "$(dirname "$COVERED")"

@@ -28,6 +28,48 @@ wait_ready() {
   done
 }
 password_of() { local t="$1"; t="${t#K10*::}"; t="${t#server:}"; printf '%s' "$t"; }
+require_curl() {
+  command -v curl >/dev/null 2>&1 || fail "curl is not installed on $NODE, which step $1 needs: K3s' token rotation request is sent with curl (PUT /v1-k3s/token, as k3s token rotate sends it) so that no token is ever on a command line; install curl there and run pulumi up again (nothing was changed)"
+}
+# token_password TOKEN: the password K3s checks for TOKEN (k3s-io/k3s pkg/clientaccess/token.go parseToken).
+token_password() {
+  local t="$1"
+  case "$t" in
+    K10*::*) t="${t#K10*::}"; case "$t" in *:*) t="${t#*:}" ;; esac ;;
+  esac
+  printf '%s' "$t"
+}
+# quoted S: S as a double-quoted value of curl's config syntax and of JSON alike: backslash and
+# double quote escaped (no control characters: token_rotate refuses them).
+quoted() { local s="$1"; s="${s//\\/\\\\}"; s="${s//\"/\\\"}"; printf '"%s"' "$s"; }
+# token_rotate OLD NEW (rotation/token-request.ts): PUT https://127.0.0.1:6443/v1-k3s/token as k3s token rotate does.
+token_rotate() {
+  local old="$1" new="$2" out status=0 code body
+  case "$old$new" in *[[:cntrl:]]*) fail "a token holds a control character, which K3s' token cannot carry; nothing was rotated" ;; esac
+  out="$(printf '%s\n' \
+    "url = $(quoted "https://127.0.0.1:6443/v1-k3s/token")" \
+    'request = "PUT"' \
+    "user = $(quoted "server:$(token_password "$old")")" \
+    "data-binary = $(quoted "{\"newToken\":$(quoted "$new")}")" \
+    'header = "Content-Type: application/json"' \
+    "cacert = $(quoted "$ROOT/var/lib/rancher/k3s/server/tls/server-ca.crt")" \
+    'noproxy = "*"' \
+    'max-time = 30' \
+    'silent' \
+    'show-error' \
+    'write-out = "\n%{http_code}"' | curl -K - 2>&1)" || status=$?
+  code="${out##*$'\n'}"
+  body="${out%$'\n'*}"
+  [ "$status" = 0 ] || fail "the token rotation request to K3s (PUT https://127.0.0.1:6443/v1-k3s/token) failed: curl status $status: $out; nothing was rotated"
+  case "$code" in
+    200) ;;
+    401 | 403) fail "K3s refused the token rotation (HTTP $code): the old token is not the one this server runs with; nothing was rotated" ;;
+    *) fail "K3s did not rotate the token (HTTP $code): $body" ;;
+  esac
+  # As k3s token rotate does: "wait for etcd db propagation delay".
+  sleep 1
+}
+
 restore_token='<redacted: secret k3s-platform:restoreToken>'
 current_token='<redacted: secret k3s-platform:token>'
 DROPIN="$ROOT"/etc/rancher/k3s/config.yaml.d/90-k3s-platform-restore-token.yaml
@@ -35,6 +77,8 @@ if [ "$(password_of "$restore_token")" = "$(password_of "$current_token")" ]; th
   say "restoreToken is the configured token: nothing to switch"
   restore_token=""
 else
+  # The check refused a host without curl before anything stopped; this is the step's own guard.
+  require_curl reset
   trap 'rm -f "$DROPIN"' EXIT
   mkdir -p "$(dirname "$DROPIN")"
   (umask 077; cat >"$DROPIN" <<'EOF'
@@ -70,9 +114,15 @@ say "start k3s"
 systemctl start --no-block k3s
 wait_ready "$NODE" 300 || fail "$NODE is not Ready 300s after starting from the restored snapshot; see journalctl -u k3s"
 say "restored from $SNAPSHOT, Ready"
+# The record the check prints on every run says the reset is done: a node that joins from now on
+# (added, or removed and re-added under its name) stops and restarts nothing for this id.
+mkdir -p "$ROOT"/var/lib/k3s-platform/restore
+printf '%s\n' 'restore reset done: 1' >>"$ROOT"/var/lib/k3s-platform/restore/covered
 if [ -n "$restore_token" ]; then
-  say "k3s token rotate back to the configured token"
-  K3S_TOKEN="$restore_token" k3s token rotate --new-token "$(password_of "$current_token")" </dev/null || fail "k3s token rotate back to the configured token failed: K3s runs with restoreToken; run pulumi up again"
+  say "rotate the token back to the configured one (PUT /v1-k3s/token, as k3s token rotate does)"
+  # The request k3s token rotate makes, its configuration on curl's stdin: no token is a process
+  # argument (rotation/token-request.ts); it fails naming what K3s answered.
+  token_rotate "$restore_token" "$(password_of "$current_token")"
   rm -f "$DROPIN"
   timeout 120 systemctl stop k3s || fail "systemctl stop k3s failed"
   systemctl start --no-block k3s

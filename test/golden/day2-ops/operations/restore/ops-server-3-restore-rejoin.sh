@@ -26,6 +26,10 @@ wait_ready() {
     sleep 2
   done
 }
+if [ "$(cat "$ROOT"/var/lib/rancher/k3s/server/k3s-platform-restore-stopped 2>/dev/null || true)" != "$value" ]; then
+  say 'K3s here was not stopped by restore 1 (installed after its reset: the node was removed and re-added, or the host is new): it stays as it is, no etcd data moves'
+  exit 0
+fi
 DB_DIR="$ROOT"/var/lib/rancher/k3s/server/db
 timeout 120 systemctl stop k3s || fail "systemctl stop k3s failed or ran over 120s"
 if [ -d "$DB_DIR" ]; then

@@ -7,6 +7,48 @@ NODE=server-1
 say() { echo "rotate-token[$NODE]: $* ($((SECONDS - started))s)"; }
 fail() { echo "rotate-token[$NODE]: $*" >&2; exit 1; }
 password_of() { local t="$1"; t="${t#K10*::}"; t="${t#server:}"; printf '%s' "$t"; }
+require_curl() {
+  command -v curl >/dev/null 2>&1 || fail "curl is not installed on $NODE, which step $1 needs: K3s' token rotation request is sent with curl (PUT /v1-k3s/token, as k3s token rotate sends it) so that no token is ever on a command line; install curl there and run pulumi up again (nothing was changed)"
+}
+# token_password TOKEN: the password K3s checks for TOKEN (k3s-io/k3s pkg/clientaccess/token.go parseToken).
+token_password() {
+  local t="$1"
+  case "$t" in
+    K10*::*) t="${t#K10*::}"; case "$t" in *:*) t="${t#*:}" ;; esac ;;
+  esac
+  printf '%s' "$t"
+}
+# quoted S: S as a double-quoted value of curl's config syntax and of JSON alike: backslash and
+# double quote escaped (no control characters: token_rotate refuses them).
+quoted() { local s="$1"; s="${s//\\/\\\\}"; s="${s//\"/\\\"}"; printf '"%s"' "$s"; }
+# token_rotate OLD NEW (rotation/token-request.ts): PUT https://127.0.0.1:6443/v1-k3s/token as k3s token rotate does.
+token_rotate() {
+  local old="$1" new="$2" out status=0 code body
+  case "$old$new" in *[[:cntrl:]]*) fail "a token holds a control character, which K3s' token cannot carry; nothing was rotated" ;; esac
+  out="$(printf '%s\n' \
+    "url = $(quoted "https://127.0.0.1:6443/v1-k3s/token")" \
+    'request = "PUT"' \
+    "user = $(quoted "server:$(token_password "$old")")" \
+    "data-binary = $(quoted "{\"newToken\":$(quoted "$new")}")" \
+    'header = "Content-Type: application/json"' \
+    "cacert = $(quoted "$ROOT/var/lib/rancher/k3s/server/tls/server-ca.crt")" \
+    'noproxy = "*"' \
+    'max-time = 30' \
+    'silent' \
+    'show-error' \
+    'write-out = "\n%{http_code}"' | curl -K - 2>&1)" || status=$?
+  code="${out##*$'\n'}"
+  body="${out%$'\n'*}"
+  [ "$status" = 0 ] || fail "the token rotation request to K3s (PUT https://127.0.0.1:6443/v1-k3s/token) failed: curl status $status: $out; nothing was rotated"
+  case "$code" in
+    200) ;;
+    401 | 403) fail "K3s refused the token rotation (HTTP $code): the old token is not the one this server runs with; nothing was rotated" ;;
+    *) fail "K3s did not rotate the token (HTTP $code): $body" ;;
+  esac
+  # As k3s token rotate does: "wait for etcd db propagation delay".
+  sleep 1
+}
+
 TOKEN_FILE="$ROOT"/var/lib/rancher/k3s/server/token
 MARKER="$ROOT"/var/lib/k3s-platform/token-rotated
 GAP=''
@@ -30,9 +72,11 @@ fi
 # trigger would be spent). Fail instead: the trigger stays, the next up retries.
 systemctl is-active --quiet k3s || fail "K3s is installed here ($TOKEN_FILE exists) but not running, so the token cannot be rotated; start k3s on this server and run pulumi up again (no node was given the new token)"
 [ -z "$GAP" ] || fail "$GAP"
-say "k3s token rotate"
-# The old token goes through the environment (K3S_TOKEN); K3s takes the new one only as a flag.
-K3S_TOKEN="$current" k3s token rotate --new-token "$new_password"
+require_curl token-rotate
+say "rotate the token (PUT /v1-k3s/token, as k3s token rotate does)"
+# Not `k3s token rotate --new-token`: the new token would be a process argument. The same
+# request, its whole configuration on curl's stdin (rotation/token-request.ts).
+token_rotate "$current" "$new_password"
 # mkdir -p, not install -d: the state directory keeps its 0755 (the SSH user reaches staging in it).
 mkdir -p "$(dirname "$MARKER")"
 (umask 077; printf '%s' "$want" >"$MARKER")
