@@ -242,6 +242,9 @@ mv "$ONCE.tmp" "$ONCE"
  * is pending. Prints when the snapshot was taken: what is lost is everything written after it.
  * Records the nodes the restore covers (RESTORE_COVERED: the managed nodes now, those that joined
  * in this `up` included, as they joined before the restore) and prints the record on every run.
+ * On a server this restore's stop already ran on (the first slot moved to it after the restore:
+ * the old first server armed for decommission, removed, or reordered), the restore is over: it
+ * records no node and the reset as done, so no step of it runs again (no second cluster reset).
  */
 export function renderRestoreCheck(config: ResolvedConfig, restore: RestoreConfig, id: string, restoreTokenSet = false): string {
   const { first, others, agents } = restoreServers(config);
@@ -265,14 +268,23 @@ say "snapshot file $SNAPSHOT, written $(date -u -r "$ROOT$SNAPSHOT" +%Y-%m-%dT%H
     "check",
     first,
     id,
-    sh`SNAPSHOT=${path}
+    sh`# This host holds the first slot now, but this restore's stop ran here: the restore ran with
+# another first server (it was armed for decommission, removed, or listed after this one since).
+# Its reset is done; running the check, then the reset here, would reset the running cluster.
+if [ "$(cat "$ROOT"${`${ONCE_DIR}/restore-stop`} 2>/dev/null || true)" = "$value" ]; then
+  say ${`restore ${id} already ran in this cluster (K3s on ${first.name} was stopped by it): nothing of it runs again; set a new restore.id to restore again`}
+${writeCovered("restore", id, [])}
+  printf '%s\\n' ${resetDoneLine(id)} >>"$COVERED"
+else
+SNAPSHOT=${path}
 ${restoreTokenSet ? sh`# restoreToken is set: the reset rotates the token back with curl (rotation/token-request.ts).
 command -v curl >/dev/null 2>&1 || fail ${`curl is not installed on ${first.name}, which step reset needs (restoreToken is set): ${CURL_WHY}; install curl there and run pulumi up again; nothing was stopped`}
 ` : raw("")}[ ! -e "$ROOT"${RESET_FLAG} ] || fail ${`the K3s reset-flag ${RESET_FLAG} is present: a cluster reset ran and K3s has not started since; start k3s here (systemctl start k3s) first; nothing was stopped`}
 ${source}
 ${unstoppedServersFragment([...others, first].map((n) => n.name))}
 say ${`restoring ${restore.source} snapshot ${restore.snapshot}, ${when}: everything written to the cluster after it is lost; K3s stops on every server next`}
-${writeCovered("restore", id, [first, ...others, ...agents].map((n) => n.name))}`,
+${writeCovered("restore", id, [first, ...others, ...agents].map((n) => n.name))}
+fi`,
     // Printed on every run, a skipped one too: the program reads the covered nodes from this stdout.
     printCovered("restore"),
   );

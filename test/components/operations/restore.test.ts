@@ -439,6 +439,33 @@ describe("operation restore", () => {
       assert.ok(existsSync(join(joined.root, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")), "covered: its etcd data moved aside, it rejoins");
     });
 
+    it("restore left in the config when the first server changes (it is armed for decommission, Ready or its host dead): the new first server, stopped and rejoined by that restore, runs nothing of it again; no cluster reset on a running cluster", () => {
+      const ran = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
+      const byName = (steps: Step[], n: string) => steps.find((s) => s.name === n)!;
+      // prod-server-2 took part in restore 1 (prod-server-1 reset): it stopped, then rejoined.
+      const second = host("prod-server-2");
+      for (const n of ["prod-server-2-restore-stop", "prod-server-2-restore-rejoin"]) assert.equal(exec(second, stdinOf(byName(ran.steps, n), { restoreCovered: ORIGINAL_NODES })).status, 0);
+      writeFileSync(join(second.root, "run/active/k3s"), "");
+      // Later, restore 1 still set: prod-server-1 is armed, so prod-server-2 holds the first slot.
+      const moved = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }, (raw) => (raw.nodes[0]!.decommission = true)));
+      const check = byName(moved.steps, "prod-server-2-restore-check");
+      for (const oldFirst of ["prod-server-1 Unknown true", "prod-server-1 True true"]) {
+        mkdirSync(join(second.root, "api"), { recursive: true });
+        writeFileSync(join(second.root, "api/nodes"), `${oldFirst}\nprod-server-2 True true\nprod-server-3 True true\n`);
+        rmSync(join(second.root, "var/lib/k3s-platform/once/restore-check"), { force: true });
+        writeFileSync(second.log, "");
+        const checked = exec(second, stdinOf(check));
+        assert.equal(checked.status, 0, checked.out);
+        assert.match(checked.out, /check: restore 1 already ran in this cluster \(K3s on prod-server-2 was stopped by it\): nothing of it runs again; set a new restore\.id to restore again/);
+        const facts = { restoreCovered: parseRestoreCovered(checked.out, "1"), restoreResetDone: parseRestoreResetDone(checked.out, "1") };
+        assert.deepEqual(facts, { restoreCovered: [], restoreResetDone: true });
+        const reset = exec(second, stdinOf(byName(moved.steps, "prod-server-2-restore-reset"), facts));
+        assert.equal(reset.status, 0, reset.out);
+        assert.deepEqual(calls(second), [], `${oldFirst}: no stop, no cluster reset, no start`);
+        assert.ok(existsSync(join(second.root, "run/active/k3s")), "K3s still runs");
+      }
+    });
+
     it("a node removed and re-added under its name after the reset (a fresh host, restore still set) stops nothing, moves no etcd data, restarts nothing; a rejoin or restart begun before the re-add still runs on a retry", () => {
       const { steps } = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
       const byName = (n: string) => steps.find((s) => s.name === n)!;

@@ -15,6 +15,17 @@ if [ -f "$ONCE" ] && [ "$(cat "$ONCE")" = "$value" ]; then
 if [ -f "$ROOT"/var/lib/k3s-platform/restore/covered ]; then cat "$ROOT"/var/lib/k3s-platform/restore/covered; fi
   exit 0
 fi
+# This host holds the first slot now, but this restore's stop ran here: the restore ran with
+# another first server (it was armed for decommission, removed, or listed after this one since).
+# Its reset is done; running the check, then the reset here, would reset the running cluster.
+if [ "$(cat "$ROOT"/var/lib/k3s-platform/once/restore-stop 2>/dev/null || true)" = "$value" ]; then
+  say 'restore 1 already ran in this cluster (K3s on ops-server-1 was stopped by it): nothing of it runs again; set a new restore.id to restore again'
+COVERED="$ROOT"/var/lib/k3s-platform/restore/covered
+mkdir -p "$(dirname "$COVERED")"
+printf '%s\n' 'restore covers: {"id":"1","nodes":[]}' >"$COVERED.tmp"
+mv "$COVERED.tmp" "$COVERED"
+  printf '%s\n' 'restore reset done: 1' >>"$COVERED"
+else
 SNAPSHOT=/srv/etcd-snapshots/pre-upgrade-ops-server-1-1765065600
 [ ! -e "$ROOT"/var/lib/rancher/k3s/server/db/reset-flag ] || fail 'the K3s reset-flag /var/lib/rancher/k3s/server/db/reset-flag is present: a cluster reset ran and K3s has not started since; start k3s here (systemctl start k3s) first; nothing was stopped'
 [ -f "$ROOT$SNAPSHOT" ] || fail "no snapshot file $SNAPSHOT on $NODE (k3s etcd-snapshot ls lists them); nothing was stopped"
@@ -51,6 +62,7 @@ COVERED="$ROOT"/var/lib/k3s-platform/restore/covered
 mkdir -p "$(dirname "$COVERED")"
 printf '%s\n' 'restore covers: {"id":"1","nodes":["ops-server-1","ops-server-2","ops-server-3","ops-agent-1","ops-agent-2","ops-agent-3"]}' >"$COVERED.tmp"
 mv "$COVERED.tmp" "$COVERED"
+fi
 if [ -f "$ROOT"/var/lib/k3s-platform/restore/covered ]; then cat "$ROOT"/var/lib/k3s-platform/restore/covered; fi
 mkdir -p "$(dirname "$ONCE")"
 printf '%s' "$value" >"$ONCE.tmp"
