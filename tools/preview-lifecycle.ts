@@ -219,9 +219,13 @@ function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
   const created = lifecycle.filter((l) => l.of!.child.startsWith("restore") && (l.op === "create" || l.op === "replace"));
   if (!created.length) return [];
   const r = clusterConfig(named)?.restore;
+  const id = String(r?.id ?? "");
+  const checks = lifecycle.filter((l) => l.of!.child === "restoreCheck");
   // A check this up does not create ran before: its record (stdout) lists the nodes the restore
   // covered; a step created on any other node runs nothing (a node that joined after it).
-  const check = lifecycle.find((l) => l.of!.child === "restoreCheck");
+  const check = checks.find((l) => l.op !== "delete") ?? checks[0];
+  const moved = firstSlotMovedLines(checks, check, r?.snapshot, id);
+  if (moved) return moved;
   const covered = coveredBefore(check, "restore", String(r?.id ?? ""));
   // Its reset was done before this up: a node re-added under a covered name since stops nothing;
   // its rejoin or restart runs only where this restore stopped K3s (a retry), said apart below.
@@ -249,6 +253,27 @@ function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
     agents.length ? `${plural(agents.length, "agent")} restart` : "",
   ].filter(Boolean);
   return [`⚠️ restore ${what}: ${lost}; ${parts.join(", then ")} (docs/backup-and-restore.md)`, ...outsideServersLines(named, reset !== undefined), ...note];
+}
+
+/**
+ * The first slot moved after restore `id` ran (the old first server armed, removed or listed
+ * after another): the old first server's check goes (its record in state), a check is created on
+ * the new one. A new first server the restore stopped records the restore as done and runs
+ * nothing of it (backup/restore.ts renderRestoreCheck); one that joined after it cannot tell, and
+ * would restore the snapshot again on the running cluster: said as a warning, with the way out.
+ */
+function firstSlotMovedLines(checks: Lifecycle[], check: Lifecycle | undefined, snapshot: string | undefined, id: string): string[] | undefined {
+  if (!check || (check.op !== "create" && check.op !== "replace")) return undefined;
+  const stdout = (l: Lifecycle) => String(l.step.oldState?.outputs?.stdout ?? "");
+  const before = checks.find((l) => l.op === "delete" && (parseRestoreResetDone(stdout(l), id) || parseCovered(stdout(l), "restore", id).length > 0));
+  if (!before) return undefined;
+  const [was, now] = [before.of!.node, check.of!.node];
+  if (parseCovered(stdout(before), "restore", id).includes(now)) {
+    return [`restore ${id} ran with ${was} as the first server; ${now} holds the first slot now and was stopped by that restore: nothing of it runs again (docs/backup-and-restore.md)`];
+  }
+  return [
+    `⚠️ restore ${id} ran with ${was} as the first server; ${now} takes the first slot but joined after it: its check cannot tell that restore ${id} ran and would restore ${snapshot ?? "the snapshot"} again on the running cluster: remove restore from the config in this change (docs/backup-and-restore.md)`,
+  ];
 }
 
 /**

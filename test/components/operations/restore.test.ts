@@ -203,6 +203,27 @@ describe("operation restore", () => {
     ]);
   });
 
+  it("preview:md: the first slot moved after the restore ran (old first armed): a new first server the restore stopped runs nothing of it; one that joined after it is a warning naming the way out", () => {
+    const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
+    const record = `${restoreCoversLine("1", ORIGINAL_NODES)}\nrestore reset done: 1\n`;
+    const oldCheck: PreviewStep = { op: "delete", urn: urn("prod-server-1-restore-check"), oldState: { outputs: { stdout: record } } };
+    const lines = (first: string) => {
+      const config = withRestore({ id: 1, snapshot: SNAPSHOT }, (raw) => {
+        addNodes(raw);
+        raw.nodes[0]!.decommission = true;
+        const i = raw.nodes.findIndex((n) => n.name === first);
+        raw.nodes.splice(1, 0, ...raw.nodes.splice(i, 1));
+      });
+      const cluster: PreviewStep = { op: "update", urn: `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod`, newState: { inputs: { config } } };
+      const created = [`${first}-restore-check`, `${first}-restore-reset`].map((n): PreviewStep => ({ op: "create", urn: urn(n) }));
+      return lifecycleLines([cluster, oldCheck, ...created, { op: "delete", urn: urn("prod-server-1-restore-stop") }], "prod").filter((l) => l.includes("restore"));
+    };
+    assert.deepEqual(lines("prod-server-2"), ["restore 1 ran with prod-server-1 as the first server; prod-server-2 holds the first slot now and was stopped by that restore: nothing of it runs again (docs/backup-and-restore.md)"]);
+    assert.deepEqual(lines("prod-server-4"), [
+      `⚠️ restore 1 ran with prod-server-1 as the first server; prod-server-4 takes the first slot but joined after it: its check cannot tell that restore 1 ran and would restore ${SNAPSHOT} again on the running cluster: remove restore from the config in this change (docs/backup-and-restore.md)`,
+    ]);
+  });
+
   describe("the scripts, run against stand-ins of K3s' documented restore (test/helpers/stubs-backup)", () => {
     const scratch = mkdtempSync(join(tmpdir(), "k3sp-restore-"));
     after(() => rmSync(scratch, { recursive: true, force: true }));
