@@ -4,6 +4,7 @@ import type { PreviewStep } from "./preview-types";
 import { parseRestoreResetDone, snapshotTime } from "../components/backup/restore";
 import { CoveringOperation, parseCovered } from "../components/operations/covered";
 import { MAINTENANCE_RECORD } from "../components/operations/maintenance";
+import { restoreStepNames } from "../components/operations/restore";
 import { maintenanceGroups } from "../components/maintenance/render";
 import type { ResolvedConfig } from "../components/config/schema";
 
@@ -108,6 +109,7 @@ export function lifecycleLines(steps: PreviewStep[], stack: string, roles?: Node
   else if (phases.length) lines.push(`rotate encryption keys (${phases.join(", ")}): after each phase ${plural(servers, "server")} restart one at a time`);
   lines.push(...sameIdLines(named));
   lines.push(...restoreLines(lifecycle, named));
+  lines.push(...restoreRemovedLines(lifecycle, named, stack));
   lines.push(...maintenanceLines(lifecycle, named, creating, stack));
   if (armedAtCreation.length) lines.push(`new cluster: ${armedAtCreation.join(", ")} recorded as done, nothing runs (nothing to rotate yet); a later value runs it`);
 
@@ -253,6 +255,35 @@ function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
     agents.length ? `${plural(agents.length, "agent")} restart` : "",
   ].filter(Boolean);
   return [`⚠️ restore ${what}: ${lost}; ${parts.join(", then ")} (docs/backup-and-restore.md)`, ...outsideServersLines(named, reset !== undefined), ...note];
+}
+
+/**
+ * `restore` removed from the config before every step of it finished (a step failed, and the
+ * user changed their mind): its steps are dropped and their deletes run nothing, so a server its
+ * stop stopped stays stopped (the first server too, before its reset), and no later `up` starts
+ * it. Said from the steps in state (a step that finished is there, deleted now) against the steps
+ * the old config declared (operations/restore.ts restoreStepNames), with the way that finishes it.
+ */
+function restoreRemovedLines(lifecycle: Lifecycle[], named: Named[], stack: string): string[] {
+  const cluster = named.find((s) => s.type === TYPES.cluster);
+  const before = cluster?.step.oldState?.inputs?.config as ResolvedConfig | undefined;
+  const now = cluster?.step.newState?.inputs?.config as Partial<ResolvedConfig> | undefined;
+  if (!before?.restore || !now || now.restore) return [];
+  const finished = new Set(lifecycle.filter((l) => l.op === "delete" && l.of!.child.startsWith("restore")).map((l) => childSuffix(l.name, stack)));
+  let expected: string[];
+  try {
+    expected = restoreStepNames(before);
+  } catch {
+    return [];
+  }
+  // Nothing ran past a check that never finished: nothing was stopped.
+  if (!finished.has(expected[0]!)) return [];
+  const unfinished = expected.filter((n) => !finished.has(n));
+  if (!unfinished.length) return [];
+  const id = String(before.restore.id);
+  return [
+    `⚠️ restore ${id} is removed before it finished: ${unfinished.join(", ")} never completed, and K3s stays stopped where its stop ran; set restore back with id ${id} to finish it (each host skips what it finished), then remove it (docs/backup-and-restore.md)`,
+  ];
 }
 
 /**

@@ -224,6 +224,22 @@ describe("operation restore", () => {
     ]);
   });
 
+  it("preview:md: restore removed before it finished (a step failed, then a change of mind) names the steps that never completed and how to finish; removed after it finished, or before its check finished, says nothing", () => {
+    const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
+    const was = withRestore({ id: 1, snapshot: SNAPSHOT });
+    const { restore: _dropped, ...now } = was;
+    const cluster: PreviewStep = { op: "update", urn: `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod`, oldState: { inputs: { config: was } }, newState: { inputs: { config: now } } };
+    const all = restoreStepNames(was);
+    const deleting = (names: string[]) => names.map((n): PreviewStep => ({ op: "delete", urn: urn(n) }));
+    // The reset ran; prod-server-2's rejoin failed: it, prod-server-3's rejoin and the agents' restarts never completed.
+    const upTo = all.indexOf("prod-server-1-restore-reset") + 1;
+    assert.deepEqual(lifecycleLines([cluster, ...deleting(all.slice(0, upTo))], "prod"), [
+      `⚠️ restore 1 is removed before it finished: ${all.slice(upTo).join(", ")} never completed, and K3s stays stopped where its stop ran; set restore back with id 1 to finish it (each host skips what it finished), then remove it (docs/backup-and-restore.md)`,
+    ]);
+    assert.deepEqual(lifecycleLines([cluster, ...deleting(all)], "prod"), [], "finished: removing it changes nothing");
+    assert.deepEqual(lifecycleLines([cluster], "prod"), [], "its check never finished: nothing stopped");
+  });
+
   describe("the scripts, run against stand-ins of K3s' documented restore (test/helpers/stubs-backup)", () => {
     const scratch = mkdtempSync(join(tmpdir(), "k3sp-restore-"));
     after(() => rmSync(scratch, { recursive: true, force: true }));
