@@ -434,4 +434,21 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     assert.deepEqual(ran(await up()), [], "a second up is a no-op");
     assert.deepEqual(hosts.map(calls), again);
   });
+  it("restore left in the config when the first server is armed for decommission: the new first server, stopped by that restore, runs nothing of it; no cluster reset, no stop after the nodes' own steps", async () => {
+    // Restore 4 is still set; e2e-server-2 took part in it (stopped, rejoined). Arming e2e-server-1 gives it the first slot.
+    edits.push((raw) => raw.nodes.forEach((n) => n.name === "e2e-server-1" && (n.decommission = true)));
+    let nodesDone = 0;
+    fault = { step: "e2e-server-2-restore-check", run: () => (nodesDone = Date.now() / 1000) };
+    const records = await up();
+    fault = undefined;
+    assert.ok(nodesDone > 0);
+    const check = record(records, "e2e-server-2-restore-check");
+    assert.equal(check.op, "create");
+    assert.match(check.stdout, /restore 4 already ran in this cluster \(K3s on e2e-server-2 was stopped by it\): nothing of it runs again/);
+    assert.match(record(records, "e2e-server-2-restore-reset").stdout, /restore 4 ran before this node joined .*nothing to do/);
+    assert.deepEqual(events(nodesDone, /^(kubelet-stop|kubelet-start|etcd-cluster-reset|etcd-member-add)$/), [], "after the nodes' own steps: no stop, start or reset anywhere");
+    const again = hosts.map(calls);
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
+    assert.deepEqual(hosts.map(calls), again);
+  });
 });
