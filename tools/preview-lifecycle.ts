@@ -2,7 +2,7 @@ import { CLUSTER_CHILDREN, childName, childSuffix, ENCRYPTION_PHASES, NODE_CHILD
 import { OPERATIONS, operationOf } from "../components/operations";
 import type { PreviewStep } from "./preview-types";
 import { parseRestoreResetDone, snapshotTime } from "../components/backup/restore";
-import { CoveringOperation, parseCovered } from "../components/operations/covered";
+import { CoveringOperation, notCoveredText, parseCovered } from "../components/operations/covered";
 import { MAINTENANCE_RECORD } from "../components/operations/maintenance";
 import { maintenanceGroups } from "../components/maintenance/render";
 import type { ResolvedConfig } from "../components/config/schema";
@@ -161,9 +161,9 @@ function coveredBefore(record: Named | undefined, operation: CoveringOperation, 
   return new Set(parseCovered(String(record.step.oldState?.outputs?.stdout ?? ""), operation, id));
 }
 
-/** The line for steps created on nodes that joined after the operation ran: they run nothing. */
+/** The line for steps created on nodes the operation did not cover when it ran (covered.ts notCoveredText): they run nothing. */
 function inertLine(operation: CoveringOperation, id: string, nodes: readonly string[]): string[] {
-  return nodes.length ? [`${operation} ${id} ran before ${nodes.join(", ")} joined: nothing of it runs on ${nodes.length === 1 ? "it" : "them"} (docs/${operation === "restore" ? "backup-and-restore" : "maintenance"}.md)`] : [];
+  return nodes.length ? [`${notCoveredText(operation, id, nodes)} (docs/${operation === "restore" ? "backup-and-restore" : "maintenance"}.md)`] : [];
 }
 type Lifecycle = Named & { of?: ReturnType<typeof nodeLifecycleOf> };
 
