@@ -15,7 +15,7 @@ import {
 import { featureChecks } from "./feature-checks";
 import { intermediateStep } from "../upgrade/versions";
 import { isSupportedLine, newerThanKnown, NEWEST_KNOWN, newestOnLine, SUPPORTED_LINES_TEXT } from "./releases";
-import { cidrContains, indexedIp, isCanonicalIp, nodeAddressProblem, normalizeHost } from "./net";
+import { cidrContains, indexedIp, isCanonicalIp, isIp, nodeAddressProblem, normalizeHost } from "./net";
 import { authenticationChecks } from "./authentication";
 import { hookSelectorChecks, resolveHookPools } from "./hooks";
 import { PoolResolution, resolvePools } from "./pools";
@@ -345,7 +345,7 @@ export function crossFieldChecks(config: ResolvedConfig, report: Report, warn: R
   rebuildChecks(config, warn);
   restoreChecks(config, report);
   maintenanceChecks(config, report);
-  nodeNetworkChecks(config, report);
+  nodeNetworkChecks(config, report, warn);
 }
 
 /**
@@ -401,7 +401,7 @@ function maintenanceChecks(config: ResolvedConfig, report: Report): void {
  * the NO_PROXY entries the user gave (noProxy; containerdNoProxy for containerd's). NO_PROXY no
  * longer lists node addresses one by one, so an address outside them would go to the proxy.
  */
-function nodeNetworkChecks(config: ResolvedConfig, report: Report): void {
+function nodeNetworkChecks(config: ResolvedConfig, report: Report, warn: Report): void {
   const { k3s } = config;
   const declared = k3s.nodeNetworks ?? [];
   if (declared.length > 0) {
@@ -426,6 +426,19 @@ function nodeNetworkChecks(config: ResolvedConfig, report: Report): void {
   };
   if (p.httpProxy || p.httpsProxy) check(p.noProxy, ["k3s", "proxy", "noProxy"], "NO_PROXY");
   if (p.containerdHttpProxy || p.containerdHttpsProxy) check(p.containerdNoProxy ?? p.noProxy, ["k3s", "proxy", p.containerdNoProxy ? "containerdNoProxy" : "noProxy"], "CONTAINERD_NO_PROXY");
+  // A host that is a DNS name with no nodeIp (issue 26): K3s dials the node on the address it
+  // detects on the host (--node-ip unset: the default route's interface, docs.k3s.io/cli/agent),
+  // which the config does not know, so whether NO_PROXY covers it cannot be checked. Refused in
+  // prod, a warning elsewhere; `*` in noProxy keeps every address off the proxy.
+  const proxied = !!(p.httpProxy || p.httpsProxy || p.containerdHttpProxy || p.containerdHttpsProxy);
+  if (!proxied || [...p.noProxy, ...(p.containerdNoProxy ?? [])].includes("*")) return;
+  const unknown = config.nodes.map((node, index) => ({ node, index })).filter(({ node }) => !node.decommission && !isIp(node.host) && !node.nodeIp?.length);
+  for (const { node, index } of unknown) {
+    (config.environment === "prod" ? report : warn)(
+      ["nodes", index, "nodeIp"],
+      `node ${node.name}: host ${node.host} is a name and nodeIp is not set, so K3s dials this node on the address it detects on the host, which k3s.proxy's NO_PROXY must cover and this config cannot check: set nodes[${index}].nodeIp to that address (inside k3s.nodeNetworks or k3s.proxy.noProxy; docs/configuration.md, proxy)`,
+    );
+  }
 }
 
 /**

@@ -547,7 +547,10 @@ const NO_PROXY_VARIABLES = ["NO_PROXY", "CONTAINERD_NO_PROXY"] as const;
  * apply.sh, before the fingerprint, with a proxy: a NO_PROXY the host's env file holds that differs
  * from the planned one only by entries the planned one covers (an IPv4 or IPv6 address inside one
  * of its CIDRs of the same family: shell/cidr.ts; a name under one of its domains; anything under
- * `*`) keeps all traffic where it goes: the fingerprint is then taken over the install script as it was applied (the export line with
+ * `*`; a node's SSH host name listed right before an address the planned value covers, as the
+ * list of before issue 26 had each node's host then its node IP: K3s dials nodes by address, and
+ * the first server's join name stays listed) keeps all traffic where it goes: the fingerprint is
+ * then taken over the install script as it was applied (the export line with
  * that value), so the running K3s is not restarted for it. This is the move from the NO_PROXY that
  * listed every node address (before issue 26) to the node networks: an existing cluster whose
  * noProxy covered its nodes changes no running node. An install records the planned fingerprint
@@ -604,10 +607,29 @@ no_proxy_covers() {
   done
   return 1
 }
-# no_proxy_equivalent APPLIED PLANNED: every planned entry is applied, every other applied one covered.
+# is_ip ENTRY: an address of either family (no CIDR, no name).
+is_ip() {
+  ipv4_int "$1" >/dev/null || ipv6_hex "$1" >/dev/null
+}
+# node_host_covered NAME NEXT PLANNED...: NAME is a node's SSH host name as the NO_PROXY of before
+# the node networks listed it, each node's host directly followed by its node addresses (install.ts
+# noProxyList before issue 26): NEXT, the entry after it, is an address the planned value covers
+# and no longer lists. K3s dials nodes by address, never by SSH host name (a first server joined
+# by its host name keeps it listed), so dropping such a name keeps all K3s traffic where it goes.
+node_host_covered() {
+  local name="$1" next="$2" p
+  shift 2
+  [[ -n "$name" && "$name" != */* && "$name" != *:* && "$name" != "*" ]] || return 1
+  ! is_ip "$name" || return 1
+  if [ -z "$next" ] || ! is_ip "$next"; then return 1; fi
+  for p in "$@"; do [ "$p" != "$next" ] || return 1; done
+  no_proxy_covers "$next" "$@"
+}
+# no_proxy_equivalent APPLIED PLANNED: every planned entry is applied, every other applied one
+# covered (by a planned entry, or a node's host name whose address is: node_host_covered).
 no_proxy_equivalent() {
   local -a applied planned
-  local e p found
+  local e p found i
   IFS=, read -r -a applied <<<"$1"
   IFS=, read -r -a planned <<<"$2"
   for p in "\${planned[@]}"; do
@@ -615,10 +637,11 @@ no_proxy_equivalent() {
     for e in "\${applied[@]}"; do if [ "$e" = "$p" ]; then found=1; break; fi; done
     [ "$found" = 1 ] || return 1
   done
-  for e in "\${applied[@]}"; do
+  for i in "\${!applied[@]}"; do
+    e="\${applied[$i]}"
     found=0
     for p in "\${planned[@]}"; do if [ "$e" = "$p" ]; then found=1; break; fi; done
-    [ "$found" = 1 ] || no_proxy_covers "$e" "\${planned[@]}" || return 1
+    [ "$found" = 1 ] || no_proxy_covers "$e" "\${planned[@]}" || node_host_covered "$e" "\${applied[$((i + 1))]:-}" "\${planned[@]}" || return 1
   done
 }
 # quoted V: V as the renderer writes it in an export line (components/shell/quote.ts shellQuote).

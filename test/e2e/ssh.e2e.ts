@@ -318,13 +318,16 @@ describe("e2e over SSH on test hosts", function () {
     for (const host of hosts) assert.equal((await targets.get(plan.nodes.find((n) => n.node.host === host.address)!.node.name)!.run("true")).status, 0, `${host.address} still answers`);
   });
 
-  it("an existing cluster moves to node networks in one run that restarts nothing: NO_PROXY listed every node address, now the network covering them (issue 26)", async () => {
+  it("an existing cluster moves to node networks in one run that restarts nothing: NO_PROXY listed every node's host name and address, now the network covering them (issue 26)", async () => {
     const subnet = `${hosts[0]!.address.split(".").slice(0, 3).join(".")}.0/24`;
     const proxy = (raw: StackInput) => (raw.k3s!.proxy = { httpProxy: "http://proxy.example.com:3128", noProxy: [subnet] });
-    // As an earlier k3s-platform rendered it: every node address listed before the user's entries,
-    // the firewall scoped to each node (no k3s.nodeNetworks).
+    // As an earlier k3s-platform rendered it: every node's host then its node IP listed before the
+    // user's entries, the firewall scoped to each node (no k3s.nodeNetworks). The hosts stand for
+    // DNS names here (`<node>.nodes.corp.internal`, as a cluster whose hosts are names had them
+    // listed; SSH reaches the test hosts by address), which no planned entry covers: only their
+    // node IP does.
     const legacyConfig = stack(hosts, [...edits, proxy]);
-    const addresses = legacyConfig.nodes.flatMap((n) => [n.host, ...(n.nodeIp ?? [])]).filter((a, i, all) => all.indexOf(a) === i);
+    const addresses = legacyConfig.nodes.flatMap((n) => [`${n.name}.nodes.corp.internal`, ...(n.nodeIp ?? [])]).filter((a, i, all) => all.indexOf(a) === i);
     const legacyPlan = planOf(legacyConfig);
     const legacy: ClusterPlan = {
       ...legacyPlan,
@@ -338,7 +341,7 @@ describe("e2e over SSH on test hosts", function () {
     configs.set(legacy, legacyConfig);
     const first = await applyAll(legacy);
     assert.deepEqual([...first.failures], []);
-    for (const h of hosts) assert.match(read(h, `etc/systemd/system/${h === byName("e2e-server-1") || h === byName("e2e-server-2") ? "k3s" : "k3s-agent"}.service.env`), new RegExp(`NO_PROXY=.*${h.address.replace(/\./g, "\\.")}`));
+    for (const h of hosts) assert.match(read(h, `etc/systemd/system/${h === byName("e2e-server-1") || h === byName("e2e-server-2") ? "k3s" : "k3s-agent"}.service.env`), new RegExp(`NO_PROXY=.*\\.nodes\\.corp\\.internal,${h.address.replace(/\./g, "\\.")}`));
     const installs = hosts.map((h) => installRuns(h).length);
     const restarted = hosts.map((h) => [restarts(h, "k3s").length, restarts(h, "k3s-agent").length]);
 

@@ -209,6 +209,28 @@ describe("config values: hostile pass-through, versions, and the format each con
       for (const n of config.nodes) assert.equal(installEnv(grown, grown.nodes.find((g) => g.name === n.name)!).NO_PROXY, installEnv(config, n).NO_PROXY, n.name);
     });
 
+    it("with a proxy, a node whose host is a name and has no nodeIp (K3s dials the address it detects, which NO_PROXY must cover): refused in prod naming the node, a warning elsewhere; nodeIp or `*` settles it (issue 26)", () => {
+      // Only without the firewall's node scoping (mode open already needs nodeIp for a name host).
+      const named = (env: "prod" | "dev", edit: (node: Node, raw: StackInput) => void = () => {}) =>
+        variant(env, (r) => {
+          const node = r.nodes.find((n) => n.role === "agent") as Node;
+          Object.assign(node, { host: `${node.name}.nodes.example.com`, nodeIp: undefined });
+          k3s(r).firewall = { mode: "ignore" };
+          k3s(r).exceptions = [{ setting: "firewall.mode=ignore", reason: "the hosts' firewall is managed by the platform team" }];
+          k3s(r).proxy = { httpsProxy: "http://proxy.example.com:3128", noProxy: env === "prod" ? [] : ["192.0.2.0/24"] };
+          edit(node, r);
+        });
+      rejects(named("prod"), "k3s-platform:nodes[3] (prod-agent-1).nodeIp", /host prod-agent-1\.nodes\.example\.com is a name and nodeIp is not set, so K3s dials this node on the address it detects on the host.*set nodes\[3\]\.nodeIp/);
+      accepts(named("prod", (n) => (n.nodeIp = "203.0.113.21")));
+      accepts(named("prod", (_n, r) => (k3s(r).proxy!.noProxy = ["*"])));
+      const dev = parseStackConfig(named("dev"));
+      assert.ok(dev.ok, dev.ok ? "" : dev.issues.map((i) => i.message).join("\n"));
+      assert.ok(dev.warnings.some((w) => w.path === "k3s-platform:nodes[1] (dev-agent-1).nodeIp" && /is a name and nodeIp is not set/.test(w.message)), JSON.stringify(dev.warnings));
+      // Without a proxy nothing goes through one: no finding.
+      const direct = parseStackConfig(named("dev", (_n, r) => delete k3s(r).proxy));
+      assert.ok(direct.ok && !direct.warnings.some((w) => /nodeIp is not set/.test(w.message)));
+    });
+
     it("API server allow: a server known only by DNS name is refused naming both paths; nodeIp is used when set", () => {
       const byName = (nodeIp?: string) =>
         variant("dev", (r) => {

@@ -194,6 +194,21 @@ describe("renderers", () => {
       assert.deepEqual(cost.restart, []);
       assert.deepEqual(cost.restartingSteps, []);
     });
+
+    it("an agent-wide change costs a channel stack what it costs a pinned one: the agents restart, each drained by its batch's two steps on the first server (issue 26)", () => {
+      const stack = (channel: boolean, labels: boolean) =>
+        loadStackConfig(
+          variant("staging", (r) => {
+            if (channel) Object.assign(r.k3s!, { version: undefined, channel: "stable" });
+            r.upgrade = { maxUnavailable: 1 };
+            if (labels) for (const n of r.nodes.filter((n) => n.role === "agent")) n.labels = { ...n.labels, "example.com/tier": "batch" };
+          }),
+        );
+      const [pinned, onChannel] = [false, true].map((channel) => churn(stack(channel, false), stack(channel, true)));
+      assert.deepEqual(onChannel!.restart, ["stg-agent-1", "stg-agent-2"]);
+      assert.deepEqual(onChannel!.steps, ["agent-batch-1-drain", "agent-batch-1-uncordon", "agent-batch-2-drain", "agent-batch-2-uncordon"]);
+      assert.deepEqual(onChannel, pinned);
+    });
   });
 
   describe("CIS files", () => {

@@ -405,6 +405,17 @@ describe("generated shell", () => {
       const upgraded = (env: "prod" | "staging", edit: (k3s: Record<string, unknown>) => void = () => {}) =>
         loadStackConfig(variant(env, (r) => { Object.assign(r.k3s!, { version: "v1.37.1+k3s1" }); edit(r.k3s as Record<string, unknown>); }));
 
+
+      /** Apply with the planned install script over the legacy NO_PROXY: kept (carried over), no install, no restart. */
+      function movesWithoutRestart(h: ReturnType<typeof standinHost>, planned: string, name: string, counts: () => number[]): void {
+        const before = counts();
+        writeFileSync(join(h.staging, "install-k3s.sh"), planned);
+        const moved = h.apply();
+        assert.equal(moved.status, 0, moved.out);
+        assert.match(moved.out, /NO_PROXY here lists entries the planned value covers/, name);
+        assert.match(moved.out, /K3s is up to date/, name);
+        assert.deepEqual(counts(), before, `${name}: no install, 0 restarts`);
+      }
       it("air-gap upgrade without the new release: fails in preflight naming host and file; nothing placed, no snapshot, no cordon", () => {
         const config = upgraded("prod");
         const h = standinHost(config, 1, "no-release", "v1.37.0+k3s1");
@@ -754,14 +765,7 @@ describe("generated shell", () => {
           writeFileSync(join(h.staging, "install-k3s.sh"), legacy(addresses));
           assert.equal(h.apply().status, 0);
           assert.match(readFileSync(join(h.root, `etc/systemd/system/${service}.service.env`), "utf8"), /NO_PROXY=.*2001:db8::20/);
-          const before = [installs(), restarts()];
-
-          writeFileSync(join(h.staging, "install-k3s.sh"), planned);
-          const moved = h.apply();
-          assert.equal(moved.status, 0, moved.out);
-          assert.match(moved.out, /NO_PROXY here lists entries the planned value covers/, node.name);
-          assert.match(moved.out, /K3s is up to date/, node.name);
-          assert.deepEqual([installs(), restarts()], before, `${node.name}: no install, 0 restarts`);
+          movesWithoutRestart(h, planned, node.name, () => [installs(), restarts()]);
           assert.match(h.apply().out, /K3s is up to date/, "a second run too");
 
           // An IPv6 address outside every planned entry dropped: a real change, K3s restarts.
@@ -773,6 +777,50 @@ describe("generated shell", () => {
           assert.equal(changed.status, 0, changed.out);
           assert.doesNotMatch(changed.out, /up to date/);
           assert.equal(h2.read(h2.logs.installs).split("\n").filter(Boolean).length, 2, "re-installed");
+        }
+      });
+
+      it("a cluster whose node hosts are DNS names moves to node networks with 0 restarts: each host name NO_PROXY listed before its covered node IP is dropped safely; any other dropped name still restarts (issue 26)", () => {
+        // Before the fix a dropped host name counted as an uncovered entry: every node of a
+        // DNS-name cluster restarted once on the move.
+        const config = loadStackConfig(
+          variant("staging", (r) => {
+            for (const n of r.nodes) Object.assign(n, { nodeIp: [n.host], host: `${n.name}.nodes.corp.internal` });
+          }),
+        );
+        for (const index of config.nodes.keys()) {
+          const node = config.nodes[index]!;
+          const h = standinHost(config, index, `noproxy-dns-${index}`);
+          const planned = h.plan.files.find((f) => f.name === "install-k3s.sh")!.content;
+          const line = planned.split("\n").find((l) => l.startsWith("export NO_PROXY="))!;
+          // Nodes join the first server at its node IP (topology.ts): no host name is listed.
+          assert.doesNotMatch(line, /\.nodes\.corp\.internal/);
+          // As before issue 26: each node's host, then its node IPs, ahead of the user's entries.
+          const addresses = config.nodes.flatMap((n) => [n.host, ...(n.nodeIp ?? []), ...(n.externalIp ?? [])]);
+          const legacy = (entries: string[]) => planned.replace(line, line.replace("198.51.100.0/24", [...entries, "198.51.100.0/24"].join(",")));
+          const service = node.role === "server" ? "k3s" : "k3s-agent";
+          const installs = (host = h) => host.read(host.logs.installs).split("\n").filter(Boolean).length;
+          const restarts = () => (h.read(h.logs.stub).match(new RegExp(`^systemctl (stop|restart) ${service}$`, "gm")) ?? []).length;
+          writeFileSync(join(h.staging, "install-k3s.sh"), legacy(addresses));
+          assert.equal(h.apply().status, 0);
+          assert.match(readFileSync(join(h.root, `etc/systemd/system/${service}.service.env`), "utf8"), /NO_PROXY=.*stg-agent-2\.nodes\.corp\.internal,198\.51\.100\.21/);
+          movesWithoutRestart(h, planned, node.name, () => [installs(), restarts()]);
+
+          // A dropped name not right before a covered node address (a host without nodeIp, a name
+          // the user dropped from noProxy) is a real change: K3s restarts with the planned value.
+          for (const [i, stray] of [["old-node.nodes.corp.internal"], ["gone.nodes.corp.internal", "203.0.113.7"], ["mirror.corp.internal", "198.51.100.20"]].entries()) {
+            const h2 = standinHost(config, index, `noproxy-dns-stray-${index}-${i}`);
+            // The last: its address stays listed as the user wrote it, so the name was no node's host entry.
+            const withStray = stray.includes("198.51.100.20") ? legacy([...addresses.filter((a) => a !== "198.51.100.20"), ...stray]).replace(",198.51.100.0/24", ",198.51.100.0/24,198.51.100.20") : legacy([...addresses, ...stray]);
+            const plannedHere = stray.includes("198.51.100.20") ? planned.replace(",198.51.100.0/24", ",198.51.100.0/24,198.51.100.20") : planned;
+            writeFileSync(join(h2.staging, "install-k3s.sh"), withStray);
+            assert.equal(h2.apply().status, 0);
+            writeFileSync(join(h2.staging, "install-k3s.sh"), plannedHere);
+            const changed = h2.apply();
+            assert.equal(changed.status, 0, changed.out);
+            assert.doesNotMatch(changed.out, /up to date/, `${node.name}: ${stray.join(",")}`);
+            assert.equal(installs(h2), 2, `${node.name}: re-installed without ${stray[0]}`);
+          }
         }
       });
 

@@ -255,10 +255,29 @@ no_proxy_covers() {
   done
   return 1
 }
-# no_proxy_equivalent APPLIED PLANNED: every planned entry is applied, every other applied one covered.
+# is_ip ENTRY: an address of either family (no CIDR, no name).
+is_ip() {
+  ipv4_int "$1" >/dev/null || ipv6_hex "$1" >/dev/null
+}
+# node_host_covered NAME NEXT PLANNED...: NAME is a node's SSH host name as the NO_PROXY of before
+# the node networks listed it, each node's host directly followed by its node addresses (install.ts
+# noProxyList before issue 26): NEXT, the entry after it, is an address the planned value covers
+# and no longer lists. K3s dials nodes by address, never by SSH host name (a first server joined
+# by its host name keeps it listed), so dropping such a name keeps all K3s traffic where it goes.
+node_host_covered() {
+  local name="$1" next="$2" p
+  shift 2
+  [[ -n "$name" && "$name" != */* && "$name" != *:* && "$name" != "*" ]] || return 1
+  ! is_ip "$name" || return 1
+  if [ -z "$next" ] || ! is_ip "$next"; then return 1; fi
+  for p in "$@"; do [ "$p" != "$next" ] || return 1; done
+  no_proxy_covers "$next" "$@"
+}
+# no_proxy_equivalent APPLIED PLANNED: every planned entry is applied, every other applied one
+# covered (by a planned entry, or a node's host name whose address is: node_host_covered).
 no_proxy_equivalent() {
   local -a applied planned
-  local e p found
+  local e p found i
   IFS=, read -r -a applied <<<"$1"
   IFS=, read -r -a planned <<<"$2"
   for p in "${planned[@]}"; do
@@ -266,10 +285,11 @@ no_proxy_equivalent() {
     for e in "${applied[@]}"; do if [ "$e" = "$p" ]; then found=1; break; fi; done
     [ "$found" = 1 ] || return 1
   done
-  for e in "${applied[@]}"; do
+  for i in "${!applied[@]}"; do
+    e="${applied[$i]}"
     found=0
     for p in "${planned[@]}"; do if [ "$e" = "$p" ]; then found=1; break; fi; done
-    [ "$found" = 1 ] || no_proxy_covers "$e" "${planned[@]}" || return 1
+    [ "$found" = 1 ] || no_proxy_covers "$e" "${planned[@]}" || node_host_covered "$e" "${applied[$((i + 1))]:-}" "${planned[@]}" || return 1
   done
 }
 # quoted V: V as the renderer writes it in an export line (components/shell/quote.ts shellQuote).
