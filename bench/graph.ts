@@ -28,9 +28,25 @@ export function prodWithNodes(total: number): StackInput {
     host: `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`,
   }));
   raw.nodes = [...servers, ...agents];
+  const k3s = raw.k3s as { nodeNetworks?: string[]; clusterCidr?: string | string[] };
   // The agents' network joins the sample's node networks (validation: every node in one).
-  const k3s = raw.k3s as { nodeNetworks?: string[] };
   if (k3s.nodeNetworks) k3s.nodeNetworks = [...k3s.nodeNetworks, "198.18.0.0/15"];
+  // kube-controller-manager gives each node a /24 of the pod range, and validation refuses a range
+  // with fewer blocks than nodes: past the sample's /16 (256 nodes), a range with room for all
+  // below the sample's service range 10.43.0.0/16 (up to 8,192 nodes: 10.0.0.0/11).
+  if (total > 256) k3s.clusterCidr = `10.0.0.0/${24 - Math.ceil(Math.log2(total))}`;
+  return raw;
+}
+
+/** The stack without k3s.nodeNetworks: the firewall sources list every node address instead. */
+export function withoutNodeNetworks(raw: StackInput): StackInput {
+  delete (raw.k3s as { nodeNetworks?: string[] }).nodeNetworks;
+  return raw;
+}
+
+/** The stack behind a proxy whose noProxy names every node address (how a stack without node networks keeps them off it). */
+export function withNoProxyNamingEveryNode(raw: StackInput): StackInput {
+  raw.k3s = { ...raw.k3s, proxy: { httpProxy: "http://proxy.example.com:3128", noProxy: raw.nodes.map((n) => n.host) } };
   return raw;
 }
 

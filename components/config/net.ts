@@ -63,6 +63,41 @@ export function cidrContains(cidr: string, ip: string): boolean {
   return addr.kind() === range[0].kind() && addr.match(range);
 }
 
+/**
+ * `(ip) => cidrs.some((c) => cidrContains(c, ip))` for many addresses against one list: the ranges
+ * indexed once by family and prefix length (a Set of network addresses per length), so a lookup
+ * masks the address once per distinct length instead of parsing every range (a list naming every
+ * node, asked about every node, is otherwise quadratic). Same answers as the pairwise form
+ * (property-tested); throws where cidrContains would, on an address that does not parse.
+ */
+export function cidrSetContains(cidrs: readonly string[]): (ip: string) => boolean {
+  const byLength = new Map<string, { kind: string; length: number; networks: Set<string> }>();
+  for (const cidr of cidrs) {
+    const [network, length] = parseRange(cidr);
+    const group = `${network.kind()}/${length}`;
+    let entry = byLength.get(group);
+    if (!entry) byLength.set(group, (entry = { kind: network.kind(), length, networks: new Set() }));
+    entry.networks.add(maskedBits(network, length));
+  }
+  const groups = [...byLength.values()];
+  return (ip) => {
+    if (groups.length === 0) return false;
+    const addr = parseAddress(ip);
+    return groups.some((g) => g.kind === addr.kind() && g.networks.has(maskedBits(addr, g.length)));
+  };
+}
+
+/** The first `length` bits of an address, as text: equal exactly when ipaddr's `match` on that length says so. */
+function maskedBits(addr: ipaddr.IPv4 | ipaddr.IPv6, length: number): string {
+  return addr
+    .toByteArray()
+    .map((byte, i) => {
+      const bits = Math.max(0, Math.min(8, length - 8 * i));
+      return byte & ((0xff << (8 - bits)) & 0xff);
+    })
+    .join(".");
+}
+
 export function cidrsOverlap(a: string, b: string): boolean {
   const ra = parseRange(a);
   const rb = parseRange(b);

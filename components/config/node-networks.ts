@@ -1,4 +1,4 @@
-import { cidrContains, ipFamily, isCanonicalCidr, isIp } from "./net";
+import { cidrContains, cidrSetContains, ipFamily, isCanonicalCidr, isIp } from "./net";
 import type { NodeConfig, ResolvedConfig } from "./schema";
 import { nodeAddressesOf } from "./topology";
 
@@ -31,14 +31,25 @@ export function noProxyEntryCovers(entry: string, address: string): boolean {
   return entry === address;
 }
 
-/** The entries among `entries` that keep `address` off the proxy. */
-export function coveredBy(entries: readonly string[], address: string): boolean {
-  return entries.some((e) => noProxyEntryCovers(e, address));
+/**
+ * Whether some entry of `entries` keeps an address off the proxy: `entries.some((e) =>
+ * noProxyEntryCovers(e, address))`, with the entries indexed once (addresses in a Set, CIDRs by
+ * family and prefix length: cidrSetContains), because a noProxy may list every node and is asked
+ * about every node. Same answers as the pairwise form (property-tested).
+ */
+export function noProxyCoverage(entries: readonly string[]): (address: string) => boolean {
+  if (entries.includes("*")) return () => true;
+  const isRange = (e: string) => isCanonicalCidr(e) && e.includes("/");
+  const exact = new Set(entries.filter((e) => !isRange(e)));
+  const ranges = entries.filter(isRange);
+  const inRange = { ipv4: cidrSetContains(ranges.filter((r) => ipFamily(r) === "ipv4")), ipv6: cidrSetContains(ranges.filter((r) => ipFamily(r) === "ipv6")) };
+  return (address) => exact.has(address) || inRange[ipFamily(address)](address);
 }
 
 /** Each node address no entry of `entries` covers, with its node: what validation names. */
 export function uncoveredAddresses(nodes: readonly NodeConfig[], entries: readonly string[], addressesOf: (n: NodeConfig) => string[]): Array<{ node: NodeConfig; index: number; address: string }> {
-  return nodes.flatMap((node, index) => addressesOf(node).filter((a) => isIp(a) && !coveredBy(entries, a)).map((address) => ({ node, index, address })));
+  const covered = noProxyCoverage(entries);
+  return nodes.flatMap((node, index) => addressesOf(node).filter((a) => isIp(a) && !covered(a)).map((address) => ({ node, index, address })));
 }
 
 /**

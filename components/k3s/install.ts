@@ -58,13 +58,27 @@ export function installEnv(config: ResolvedConfig, node: NodeConfig): Record<str
   if (p) {
     if (p.httpProxy) env.HTTP_PROXY = p.httpProxy;
     if (p.httpsProxy) env.HTTPS_PROXY = p.httpsProxy;
-    if (p.httpProxy || p.httpsProxy) env.NO_PROXY = noProxyList(config, p.noProxy).join(",");
+    if (p.httpProxy || p.httpsProxy) env.NO_PROXY = noProxyValue(config, p.noProxy);
     if (p.containerdHttpProxy) env.CONTAINERD_HTTP_PROXY = p.containerdHttpProxy;
     if (p.containerdHttpsProxy) env.CONTAINERD_HTTPS_PROXY = p.containerdHttpsProxy;
-    if (p.containerdHttpProxy || p.containerdHttpsProxy) env.CONTAINERD_NO_PROXY = noProxyList(config, p.containerdNoProxy ?? p.noProxy).join(",");
+    if (p.containerdHttpProxy || p.containerdHttpsProxy) env.CONTAINERD_NO_PROXY = noProxyValue(config, p.containerdNoProxy ?? p.noProxy);
   }
   return env;
 }
+
+/**
+ * noProxyList as the variable's value, once per cluster and list: every node's install script and
+ * apply.sh carry the same text, and a noProxy may name every node (then a list per node would make
+ * planning quadratic: `npm run bench`, issue 26).
+ */
+function noProxyValue(config: ResolvedConfig, extra: string[]): string {
+  let values = noProxyValues.get(config);
+  if (!values) noProxyValues.set(config, (values = new Map()));
+  let value = values.get(extra);
+  if (value === undefined) values.set(extra, (value = noProxyList(config, extra).join(",")));
+  return value;
+}
+const noProxyValues = new WeakMap<ResolvedConfig, Map<string[], string>>();
 
 /** Where K3s imports image tarballs from at start (K3s air-gap docs). */
 export const K3S_IMAGES_DIR = "/var/lib/rancher/k3s/agent/images";

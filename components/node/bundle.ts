@@ -20,6 +20,17 @@ export interface BundledFile {
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const MODE = /^0?[0-7]{3}$/;
 
+/** Throws on a name or mode renderBundle could not place safely, without rendering anything. */
+export function checkBundleFiles(label: string, files: readonly Pick<BundledFile, "name" | "mode">[]): void {
+  const seen = new Set<string>();
+  for (const f of files) {
+    if (!SAFE_NAME.test(f.name)) throw new Error(`bundle ${label}: file name ${JSON.stringify(f.name)} is not a plain file name`);
+    if (!MODE.test(f.mode)) throw new Error(`bundle ${label}: ${f.name} has mode ${JSON.stringify(f.mode)}, not an octal mode`);
+    if (seen.has(f.name)) throw new Error(`bundle ${label}: ${f.name} appears twice`);
+    seen.add(f.name);
+  }
+}
+
 /**
  * bundle.sh: run as 'bash bundle.sh [script]', it writes every file next to itself (each to a temporary
  * name, then renamed, so a file is never seen half-written), then runs `script` from there.
@@ -28,13 +39,7 @@ const MODE = /^0?[0-7]{3}$/;
  * that could not be placed safely (a programming error: names come from the plan).
  */
 export function renderBundle(label: string, files: BundledFile[]): string {
-  const seen = new Set<string>();
-  for (const f of files) {
-    if (!SAFE_NAME.test(f.name)) throw new Error(`bundle ${label}: file name ${JSON.stringify(f.name)} is not a plain file name`);
-    if (!MODE.test(f.mode)) throw new Error(`bundle ${label}: ${f.name} has mode ${JSON.stringify(f.mode)}, not an octal mode`);
-    if (seen.has(f.name)) throw new Error(`bundle ${label}: ${f.name} appears twice`);
-    seen.add(f.name);
-  }
+  checkBundleFiles(label, files);
   const body = joinShell(files.map((f) => sh`unpack ${f.name} ${f.mode} ${f.content}`));
   return sh`#!/usr/bin/env bash
 # Contents are single-quoted on purpose: nothing in them may expand here.

@@ -384,12 +384,23 @@ function keyOf(sources: readonly string[]): string {
 
 /** Rendered source arrays per cluster: every node's script shares them, so each is quoted once. */
 const sourceArrayCache = new WeakMap<ResolvedConfig, Map<string, Shell>>();
+/** sourceArrays per port list (inboundPorts gives every node of a role the same one): declared once per role. */
+const sourceArraysCache = new WeakMap<readonly FirewallPort[], SourceArrays>();
+
+interface SourceArrays {
+  /** A list's array name. */
+  name: (sources: readonly string[]) => string;
+  /** The assignments to put before use: one shared text, so a node's script holds it without copying it. */
+  declarations: () => Shell;
+}
 
 /**
  * The distinct source lists of `ports` as bash arrays (`k3sp_sources_N=(…)`), in first-use order.
  * `name(list)` gives a list's array name; `declarations()` the assignments to put before use.
  */
-function sourceArrays(config: ResolvedConfig, ports: readonly FirewallPort[]) {
+function sourceArrays(config: ResolvedConfig, ports: readonly FirewallPort[]): SourceArrays {
+  const known = sourceArraysCache.get(ports);
+  if (known) return known;
   let rendered = sourceArrayCache.get(config);
   if (!rendered) sourceArrayCache.set(config, (rendered = new Map()));
   const cache = rendered;
@@ -405,10 +416,10 @@ function sourceArrays(config: ResolvedConfig, ports: readonly FirewallPort[]) {
     if (!values) cache.set(key, (values = sh`${p.sources}`));
     declarations.push(sh`${raw(name)}=(${values})`);
   }
-  return {
-    name: (sources: readonly string[]) => names.get(keyOf(sources))!,
-    declarations: () => joinShell(declarations),
-  };
+  const declared = joinShell(declarations);
+  const arrays: SourceArrays = { name: (sources) => names.get(keyOf(sources))!, declarations: () => declared };
+  sourceArraysCache.set(ports, arrays);
+  return arrays;
 }
 
 /** Whether a source list has an IPv6 entry, once per list (every node of a role shares them). */

@@ -10,7 +10,7 @@ import { PATHS } from "../k3s/paths";
 import { PREFLIGHT_SCRIPT, renderPreflightScript } from "../k3s/agent-preflight";
 import { applyBoundSeconds } from "../k3s/timeouts";
 import { secretDropInKeys } from "../k3s/secrets-dropin";
-import { BUNDLE_NAME, renderBundle, secretsDocument, secretsWriteScript } from "../node/bundle";
+import { BUNDLE_NAME, checkBundleFiles, renderBundle, secretsDocument, secretsWriteScript } from "../node/bundle";
 import { HOOKS_SCRIPT, hookTriggers } from "../hooks/render";
 import { OS_PREP_SCRIPT } from "../os-prep/render";
 import { asRoot } from "../shell/root";
@@ -129,9 +129,19 @@ export function planNodeContext(ctx: NodeContext): NodePlan {
   // Each step's trigger holds its own script and the hooks at its own points (hooks/render.ts):
   // hooks.sh itself is in neither, so a hook's change re-runs only the step at its point.
   const triggers = hookTriggers(config, node);
-  const osPrep = [files.find((f) => f.name === OS_PREP_SCRIPT)?.content ?? "", ...triggers.osPrep].join("\0");
+  const osPrep = [files.find((f) => f.name === OS_PREP_SCRIPT)?.content ?? "", ...triggers.osPrep];
   const applyInputs = [...files.filter((f) => f.name !== OS_PREP_SCRIPT && f.name !== HOOKS_SCRIPT).map((f) => `${f.name}\0${f.content}`), ...triggers.apply];
-  const bundle = renderBundle(`node ${node.name} (${role})`, files);
+  // The bundle and the triggers are the node's bytes (without k3s.nodeNetworks os-prep.sh names
+  // every node, so they grow with the cluster): rendered and hashed on first read, when the node's
+  // resources are written. Validation plans every node but reads neither, and stays linear
+  // (`npm run bench`, issue 26). A snapshot of the files, so a later change to `files` can't reach them.
+  const label = `node ${node.name} (${role})`;
+  const bundled = files.map(({ name, content, mode }) => ({ name, content, mode }));
+  checkBundleFiles(label, bundled);
+  const bundle = once(() => renderBundle(label, bundled));
+  const bundleSha = once(() => sha256(bundle()));
+  const osPrepHash = once(() => sha256(osPrep.join("\0")));
+  const applyHash = once(() => sha256(applyInputs.join("\0")));
   // Each step unpacks the bundle before it runs its script: the copy is the only transfer.
   const runFromBundle = (script: string) => asRoot(sshUser, sh`bash ${`${STAGING_DIR}/${BUNDLE_NAME}`} ${script}`).text;
   return {
@@ -145,8 +155,23 @@ export function planNodeContext(ctx: NodeContext): NodePlan {
     secretFiles,
     postRegistrationLabels: folded.labels,
     removedLabels: folded.removedLabels,
-    bundle: { name: BUNDLE_NAME, content: bundle, sha256: sha256(bundle) },
-    hashes: { osPrep: sha256(osPrep), apply: sha256(applyInputs.join("\0")) },
+    bundle: {
+      name: BUNDLE_NAME,
+      get content() {
+        return bundle();
+      },
+      get sha256() {
+        return bundleSha();
+      },
+    },
+    hashes: {
+      get osPrep() {
+        return osPrepHash();
+      },
+      get apply() {
+        return applyHash();
+      },
+    },
     applyBoundSeconds: applyBoundSeconds(config, node),
     ...(config.k3s.version ? { targetVersion: config.k3s.version } : {}),
     commands: {
@@ -157,6 +182,12 @@ export function planNodeContext(ctx: NodeContext): NodePlan {
       ...(agentPreflight ? { preflight: runFromBundle(PREFLIGHT_SCRIPT) } : {}),
     },
   };
+}
+
+/** `make()` on the first call, the same value after. */
+function once<T>(make: () => T): () => T {
+  let value: { v: T } | undefined;
+  return () => (value ??= { v: make() }).v;
 }
 
 /**

@@ -24,7 +24,11 @@ export function raw(text: string): Shell {
 
 /** Fragments joined with a separator (newline by default). */
 export function joinShell(parts: Shell[], separator = "\n"): Shell {
-  return new Shell(parts.map((p) => p.text).join(separator));
+  // `+`, not Array.join: a part may be a long text every node's script shares (a NO_PROXY or a
+  // firewall source list naming every node), which join would copy into each; `+` links it.
+  let text = "";
+  parts.forEach((p, i) => (text = i === 0 ? p.text : text + separator + p.text));
+  return new Shell(text);
 }
 
 /**

@@ -103,8 +103,9 @@ export function renderedChecks(config: ResolvedConfig, report: Report): void {
 
   // Generated resource names of the nodes' children (`<stack>-<node>-<suffix>`), across nodes.
   const childOwner = new Map<string, number>();
+  const indexOf = new Map(config.nodes.map((n, i) => [n, i]));
   for (const nodePlan of plan.nodes) {
-    const i = config.nodes.indexOf(nodePlan.node);
+    const i = indexOf.get(nodePlan.node)!;
     for (const name of nodeChildNames(nodePlan)) {
       const other = childOwner.get(name);
       if (other !== undefined && other !== i) {
