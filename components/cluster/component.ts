@@ -85,7 +85,8 @@ export const AGENT_BATCH = 50;
 
 /**
  * A K3s cluster on existing hosts: the first server initialises it, the other servers join one
- * at a time, agents join in parallel once every server is up. Exposes the admin kubeconfig.
+ * at a time, agents that never joined install in one wave once every server is up (running
+ * agents restart in their upgrade batches). Exposes the admin kubeconfig.
  */
 export class K3sCluster extends pulumi.ComponentResource {
   /** Every node's component, servers first; resolves once all are declared (see AGENT_BATCH). */

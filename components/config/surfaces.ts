@@ -201,6 +201,17 @@ function exposureFindings(config: ResolvedConfig, out: SurfaceFinding[]): void {
       out.push({ setting: `firewall.apiServerSources=${source}`, path: ["k3s", "firewall", "apiServerSources", i], message: `${source} opens the API server to a large part of the internet` });
     }
   });
+  // The firewall admits node traffic from the node networks (issue 26): a broad one opens the
+  // kubelet, flannel's unauthenticated VXLAN and the API server to that slice of the internet.
+  (config.k3s.nodeNetworks ?? []).forEach((network, i) => {
+    if (broadCidr(network)) {
+      out.push({
+        setting: `nodeNetworks=${network}`,
+        path: ["k3s", "nodeNetworks", i],
+        message: `${network} is not a network of nodes but a large part of the internet: the firewall admits node traffic (the kubelet 10250/tcp, flannel 8472/udp, the API server 6443/tcp) from every k3s.nodeNetworks entry; list the networks your nodes are on`,
+      });
+    }
+  });
 }
 
 /** The images k3s-platform deploys, with the config path that sets each and its pinned default. */

@@ -73,6 +73,8 @@ const HOSTILE: Array<[string, Edit, string, string | undefined]> = [
   ["plain-HTTP mirror", (r) => (k3s(r).registries = { mirrors: { "docker.io": { endpoint: ["http://mirror.example.com"] } } }), "k3s-platform:k3s.registries.mirrors", "registries.mirrors.docker.io.endpoint=http://mirror.example.com"],
   ["mirror without TLS verification", (r) => (k3s(r).registries = { ...k3s(r).registries, configs: { "r.example.com": { tls: { insecureSkipVerify: true } } } }), "k3s-platform:k3s.registries.configs", "registries.configs.r.example.com.tls.insecureSkipVerify=true"],
   // Evasions of the scanners tried after the first round: other spellings of the same weakening.
+  ["node networks open to the world", (r) => (k3s(r).nodeNetworks = ["0.0.0.0/0"]), "k3s-platform:k3s.nodeNetworks", "nodeNetworks=0.0.0.0/0"],
+  ["node networks through two halves", (r) => (k3s(r).nodeNetworks = ["0.0.0.0/1", "128.0.0.0/1"]), "k3s-platform:k3s.nodeNetworks", "nodeNetworks=0.0.0.0/1"],
   ["API server open through two halves", (r) => (k3s(r).firewall = { mode: "open", apiServerSources: ["0.0.0.0/1", "128.0.0.0/1"] }), "k3s-platform:k3s.firewall.apiServerSources", "firewall.apiServerSources=0.0.0.0/1"],
   ["Traefik capability as a string", (r) => (k3s(r).traefik = { values: { securityContext: { capabilities: { add: "SYS_ADMIN" } } } }), "k3s-platform:k3s.traefik.values", "traefik.values.securityContext.capabilities.add=SYS_ADMIN"],
   ["Traefik privileged as a string", (r) => (k3s(r).traefik = { values: { securityContext: { privileged: "yes" } } }), "k3s-platform:k3s.traefik.values", "traefik.values.securityContext.privileged=yes"],
