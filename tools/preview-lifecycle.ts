@@ -2,7 +2,7 @@ import { CLUSTER_CHILDREN, childName, childSuffix, ENCRYPTION_PHASES, NODE_CHILD
 import { OPERATIONS, operationOf } from "../components/operations";
 import type { PreviewStep } from "./preview-types";
 import { parseRestoreResetDone, snapshotTime } from "../components/backup/restore";
-import { CoveringOperation, parseCovered } from "../components/operations/covered";
+import { CoveringOperation, notCoveredText, parseCovered } from "../components/operations/covered";
 import { MAINTENANCE_RECORD } from "../components/operations/maintenance";
 import { maintenanceGroups } from "../components/maintenance/render";
 import type { ResolvedConfig } from "../components/config/schema";
@@ -106,6 +106,7 @@ export function lifecycleLines(steps: PreviewStep[], stack: string, roles?: Node
     .filter((p) => (Object.values(ENCRYPTION_PHASES) as string[]).includes(p));
   if (phases.length && creating) armedAtCreation.push("encryption key rotation");
   else if (phases.length) lines.push(`rotate encryption keys (${phases.join(", ")}): after each phase ${plural(servers, "server")} restart one at a time`);
+  lines.push(...datastoreLines(named));
   lines.push(...sameIdLines(named));
   lines.push(...restoreLines(lifecycle, named));
   lines.push(...maintenanceLines(lifecycle, named, creating, stack));
@@ -160,9 +161,9 @@ function coveredBefore(record: Named | undefined, operation: CoveringOperation, 
   return new Set(parseCovered(String(record.step.oldState?.outputs?.stdout ?? ""), operation, id));
 }
 
-/** The line for steps created on nodes that joined after the operation ran: they run nothing. */
+/** The line for steps created on nodes the operation did not cover when it ran (covered.ts notCoveredText): they run nothing. */
 function inertLine(operation: CoveringOperation, id: string, nodes: readonly string[]): string[] {
-  return nodes.length ? [`${operation} ${id} ran before ${nodes.join(", ")} joined: nothing of it runs on ${nodes.length === 1 ? "it" : "them"} (docs/${operation === "restore" ? "backup-and-restore" : "maintenance"}.md)`] : [];
+  return nodes.length ? [`${notCoveredText(operation, id, nodes)} (docs/${operation === "restore" ? "backup-and-restore" : "maintenance"}.md)`] : [];
 }
 type Lifecycle = Named & { of?: ReturnType<typeof nodeLifecycleOf> };
 
@@ -170,6 +171,31 @@ type Lifecycle = Named & { of?: ReturnType<typeof nodeLifecycleOf> };
 function clusterConfig(named: Named[]): Partial<ResolvedConfig> | undefined {
   const cluster = named.find((s) => s.type === TYPES.cluster);
   return (cluster?.step.newState?.inputs?.config ?? cluster?.step.oldState?.inputs?.config) as Partial<ResolvedConfig> | undefined;
+}
+
+/**
+ * sqlite -> embedded etcd (docs/removing-and-replacing-nodes.md "Topology changes"): K3s converts
+ * the sqlite data only on the server restarted with `cluster-init`, the first server of `nodes`
+ * ("the existing server must be the one with cluster-init", docs.k3s.io/datastore/ha-embedded).
+ * The config alone cannot tell which server holds the data; the previous config can: its first
+ * server. Listed below a new server, its data would not be converted (the new server joins it or
+ * starts an empty cluster; its own apply then refuses: decommission/rejoin.ts sqliteHolderGuard).
+ */
+function datastoreLines(named: Named[]): string[] {
+  const cluster = named.find((s) => s.type === TYPES.cluster);
+  const before = cluster?.step.oldState?.inputs?.config as Partial<ResolvedConfig> | undefined;
+  const now = cluster?.step.newState?.inputs?.config as Partial<ResolvedConfig> | undefined;
+  if (before?.k3s?.datastore?.type !== "sqlite" || now?.k3s?.datastore?.type !== "etcd") return [];
+  const firstOf = (c: Partial<ResolvedConfig>) => (c.nodes ?? []).find((n) => n.role === "server" && n.decommission !== true)?.name;
+  const holder = firstOf(before);
+  const first = firstOf(now);
+  if (!holder || !first || holder === first) return [];
+  const where = (now.nodes ?? []).some((n) => n.name === holder && n.role === "server")
+    ? `list ${holder} first in nodes`
+    : `keep ${holder} in nodes, listed first`;
+  return [
+    `⚠️ sqlite → embedded etcd: ${holder} holds the sqlite data, but ${first} is listed first (cluster-init): K3s converts the data only on the server started with cluster-init, so it would not be converted; ${where} (docs/removing-and-replacing-nodes.md)`,
+  ];
 }
 
 /** Per one-shot operation: the settings a new id runs again (the id aside), and what to do instead. */

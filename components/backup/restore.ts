@@ -39,6 +39,13 @@ export const RESET_FLAG = `${ETCD_DB_DIR}/reset-flag`;
 export const DEFAULT_SNAPSHOT_DIR = `${ETCD_DB_DIR}/snapshots`;
 /** Where the reset step records that its reset ran for a restore id (a retry never resets twice). */
 export const RESTORE_STATE_DIR = "/var/lib/k3s-platform/restore";
+/**
+ * The restore id whose cluster reset ran on this server (RESTORE_STATE_DIR): written once K3s
+ * said the membership was reset. K3s' reset-flag is removed when K3s starts normally, so after a
+ * start whose wait for Ready failed only this record keeps the step's retry from resetting again
+ * (which would throw away what was written since and reset the membership twice).
+ */
+export const RESET_RECORD = `${RESTORE_STATE_DIR}/reset-ran`;
 /** The first server's record of the nodes a restore covered (operations/covered.ts; the check writes and prints it). */
 export const RESTORE_COVERED = coveredRecordPath("restore");
 /**
@@ -152,9 +159,11 @@ wait_ready() {
  * The reset, as both the step and the runbook run it, on the first server. Expects `NODE`,
  * `SNAPSHOT` (what --cluster-reset-restore-path gets), `FROM_S3` (1 or 0), `ROOT`, `say`, `fail`
  * and wait_ready. Skips the reset when K3s' reset-flag shows one already ran and K3s has not
- * started since (a retry after a failed start), then starts K3s and waits for Ready.
+ * started since (a retry after a failed start), or, with the step's restore `id` (not the
+ * runbook), when RESET_RECORD holds it (a retry after K3s started but was not Ready in time), then
+ * starts K3s and waits for Ready.
  */
-export function resetFragment(config: ResolvedConfig): Shell {
+export function resetFragment(config: ResolvedConfig, id?: string): Shell {
   const s3Configured = config.k3s.etcdSnapshots?.s3 !== undefined;
   return sh`RESET_FLAG="$ROOT"${RESET_FLAG}
 reset_args=(--cluster-reset "--cluster-reset-restore-path=$SNAPSHOT")
@@ -167,7 +176,9 @@ ${s3Configured ? raw(`else
 `) : raw("")}fi
 if [ -e "$RESET_FLAG" ]; then
   say "the K3s reset-flag is present: a cluster reset already ran here and K3s has not started since; starting it (never resetting twice)"
-else
+${id === undefined ? raw("") : sh`elif [ "$(cat "$ROOT"${RESET_RECORD} 2>/dev/null || true)" = ${id} ]; then
+  say ${`the cluster reset of restore ${id} already ran here (K3s started since, a retry): starting it (never resetting twice)`}
+`}else
   timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
   say "k3s server \${reset_args[*]}"
   status=0
@@ -177,7 +188,9 @@ else
     *"cluster membership has been reset"*) ;;
     *) [ "$status" = 0 ] || fail "k3s server --cluster-reset from $SNAPSHOT failed (status $status); K3s stays stopped on every server and nothing was restored: fix the cause (the output above) and run pulumi up again" ;;
   esac
-fi
+${id === undefined ? raw("") : sh`  mkdir -p "$ROOT"${RESTORE_STATE_DIR}
+  printf '%s' ${id} >"$ROOT"${RESET_RECORD}
+`}fi
 say "start k3s"
 # Not blocking: the unit is Type=notify with no start timeout; wait_ready bounds the wait.
 systemctl start --no-block k3s
@@ -408,7 +421,7 @@ fi`
     sh`SNAPSHOT=${restorePath(config, restore)}
 FROM_S3=${restore.source === "s3" ? "1" : "0"}
 ${WAIT_READY}
-${tokenSetup}${resetFragment(config)}
+${tokenSetup}${resetFragment(config, id)}
 # The record the check prints on every run says the reset is done: a node that joins from now on
 # (added, or removed and re-added under its name) stops and restarts nothing for this id.
 mkdir -p "$ROOT"${posix.dirname(RESTORE_COVERED)}

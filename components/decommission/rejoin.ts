@@ -60,6 +60,24 @@ fi
 `;
 }
 
+/**
+ * Every other server's preflight with `datastore.type: etcd`: a server holding sqlite data
+ * (`db/state.db`, no `db/etcd`) must be the first server. K3s converts a single server's sqlite
+ * data to embedded etcd only when that server restarts with `cluster-init` (docs.k3s.io
+ * datastore/ha-embedded, "Existing single-node clusters": "the existing server must be the one
+ * with cluster-init"); started with `server:` instead it joins the first server's etcd and its
+ * sqlite data is never read again. Listing a new server above the sqlite one (a sqlite -> etcd
+ * change) does that: refused before anything is placed on this server, naming the fix.
+ */
+export function sqliteHolderGuard(first: string): Shell {
+  return sh`
+# Datastore guard: sqlite data converts to etcd only on the server started with cluster-init (docs.k3s.io/datastore/ha-embedded).
+if [ -f "$ROOT"${`${SERVER_DB_DIR}/state.db`} ] && [ ! -d "$ROOT"${`${SERVER_DB_DIR}/etcd`} ]; then
+  fail ${`this server holds the cluster's sqlite data (${SERVER_DB_DIR}/state.db, no embedded etcd yet), but ${first} is the first server (cluster-init): K3s converts sqlite to embedded etcd only on the server started with cluster-init, and joining ${first} would leave this data unread; list this server first in nodes (docs/removing-and-replacing-nodes.md "Topology changes"); nothing was changed here`}
+fi
+`;
+}
+
 /** The first server's preflight (embedded etcd only): join a running cluster rather than init one. */
 export function rejoinSnippet(config: ResolvedConfig): Shell {
   if (config.k3s.datastore.type !== "etcd") return raw("");

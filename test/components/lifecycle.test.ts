@@ -173,6 +173,17 @@ describe("decommission: plan and teardown", () => {
     assert.doesNotMatch(blocked.calls(), /delete node/);
   });
 
+  it("the program's drain fails naming the node and the server its drain ran on (it never runs on the node itself)", () => {
+    const plan = teardownPlans(config).find((t) => t.node.name === "prod-agent-2")!;
+    assert.equal(plan.drainServer.name, "prod-server-2");
+    const blocked = sandbox({ k3s: k3sFake(`[ "$2" = drain ] && { echo 'error when evicting pods/"web-0" -n "shop": Cannot evict pod' >&2; exit 1; }`) });
+    const b = blocked.run(plan.drainScript);
+    assert.equal(b.status, 1);
+    assert.match(b.stderr, /^decommission\[prod-agent-2\] drain on prod-server-2: drain did not finish .*prod-agent-2 stays cordoned and installed/m);
+    // Its progress keeps the node's own prefix.
+    assert.match(b.stdout, /^decommission\[prod-agent-2\]: cordon/m);
+  });
+
   it("a server's own managed-nodes file (placed before issue 26, stale now) no longer decides: the cluster's list does", () => {
     const script = renderDrainScript(config.nodes[4]!);
     const listed = sandbox({ k3s: k3sFake() });

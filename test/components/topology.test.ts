@@ -3,7 +3,10 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SERVER_DB_DIR, sqliteGuard } from "../../components/decommission/rejoin";
+import { writeFileSync } from "node:fs";
+import { SERVER_DB_DIR, sqliteGuard, sqliteHolderGuard } from "../../components/decommission/rejoin";
+import { lifecycleLines } from "../../tools/preview-lifecycle";
+import type { PreviewStep } from "../../tools/preview-markdown";
 import { planNode } from "../../components/plan/node";
 import { loadStackConfig, parseStackConfig } from "../../components/stack/load";
 import { variant } from "../helpers/samples";
@@ -58,5 +61,42 @@ describe("topology: a single sqlite server becomes HA embedded etcd", () => {
     assert.match(refused.stderr, /apply\[n\]: this server runs embedded etcd \(\/var\/lib\/rancher\/k3s\/server\/db\/etcd exists\) and K3s does not convert etcd back to sqlite: keep k3s\.datastore\.type: etcd .*nothing was changed/);
     const passed = run(false);
     assert.equal(passed.status, 0, passed.stderr);
+  });
+
+  it("a new server listed above the sqlite server: that server's apply refuses before anything is placed, naming the first server and the fix; preview:md says it from the previous config", () => {
+    const wrong = loadStackConfig(dev((r) => {
+      r.k3s!.datastore = { type: "etcd" };
+      r.nodes.unshift(server("dev-server-0", "192.0.2.100"));
+      r.nodes.push(server("dev-server-3", "192.0.2.103"));
+    }));
+    const holder = wrong.nodes.find((n) => n.name !== "dev-server-0" && n.role === "server")!;
+    const apply = planNode(wrong, holder).files.find((f) => f.name === "apply.sh")!.content;
+    assert.ok(apply.includes(sqliteHolderGuard("dev-server-0").text), "the other servers' apply.sh carries the guard");
+    const sqlite = loadStackConfig(dev((r) => (r.k3s!.datastore = { type: "sqlite" })));
+    assert.doesNotMatch(planNode(sqlite, sqlite.nodes[0]!).files.find((f) => f.name === "apply.sh")!.content, /holds the cluster's sqlite data/, "not on a sqlite stack");
+
+    const run = (db: "sqlite" | "converted" | "empty") => {
+      const root = mkdtempSync(join(tmpdir(), "k3sp-topology-"));
+      mkdirSync(join(root, SERVER_DB_DIR, db === "converted" ? "etcd" : ""), { recursive: true });
+      if (db !== "empty") writeFileSync(join(root, SERVER_DB_DIR, "state.db"), "");
+      const script = `set -euo pipefail\nROOT=${JSON.stringify(root)}\nfail() { echo "apply[n]: $*" >&2; exit 1; }\n${sqliteHolderGuard("dev-server-0").text}\necho passed`;
+      return spawnSync("bash", ["-c", script], { encoding: "utf8" });
+    };
+    const refused = run("sqlite");
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /^apply\[n\]: this server holds the cluster's sqlite data \(\/var\/lib\/rancher\/k3s\/server\/db\/state\.db, no embedded etcd yet\), but dev-server-0 is the first server \(cluster-init\): .*list this server first in nodes .*nothing was changed here$/m);
+    assert.equal(run("converted").status, 0, "converted (etcd beside state.db): a server may be listed anywhere");
+    assert.equal(run("empty").status, 0, "a new server");
+
+    const before = loadStackConfig(dev((r) => (r.k3s!.datastore = { type: "sqlite" })));
+    const cluster = (old: object, now: object): PreviewStep => ({ op: "update", urn: "urn:pulumi:dev::k3s-platform::k3s-platform:index:K3sCluster::dev", oldState: { inputs: { config: old } }, newState: { inputs: { config: now } } });
+    assert.deepEqual(lifecycleLines([cluster(before, wrong)], "dev"), [
+      `⚠️ sqlite → embedded etcd: ${holder.name} holds the sqlite data, but dev-server-0 is listed first (cluster-init): K3s converts the data only on the server started with cluster-init, so it would not be converted; list ${holder.name} first in nodes (docs/removing-and-replacing-nodes.md)`,
+    ]);
+    const right = loadStackConfig(dev((r) => {
+      r.k3s!.datastore = { type: "etcd" };
+      r.nodes.push(server("dev-server-0", "192.0.2.100"), server("dev-server-3", "192.0.2.103"));
+    }));
+    assert.deepEqual(lifecycleLines([cluster(before, right)], "dev"), [], "the sqlite server first: nothing said");
   });
 });

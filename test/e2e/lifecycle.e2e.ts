@@ -688,7 +688,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     await assert.rejects(up(setReady("Unknown")), (e: Error) => {
       assert.ok(e instanceof UpError, String(e));
       assert.equal(e.resource, "e2e-server-4-decommission-drain");
-      assert.match(e.message, /decommission\[e2e-server-4\]: after e2e-server-4 leaves, 2 of 4 etcd members are on Ready Nodes and etcd needs 3: bring back e2e-server-7 e2e-server-8 first; nothing was changed/);
+      assert.match(e.message, /decommission\[e2e-server-4\] drain on e2e-server-\d+: after e2e-server-4 leaves, 2 of 4 etcd members are on Ready Nodes and etcd needs 3: bring back e2e-server-7 e2e-server-8 first; nothing was changed/);
       return true;
     });
     assert.equal(members().length, 5, "no member removed");
@@ -782,6 +782,26 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const db = (h: number, path: string) => existsSync(join(hosts[h]!.upper, "var/lib/rancher/k3s/server/db", path));
     assert.ok(db(0, "state.db") && !db(0, "etcd"), "a sqlite server");
     assert.doesNotMatch(readFileSync(join(hosts[0]!.upper, PATHS.configYaml), "utf8"), /cluster-init/);
+
+    // The wrong order: a new server listed above the sqlite one gets cluster-init. Here the sqlite
+    // server's K3s is down, so the new one's probe finds nobody and it starts a cluster of its own;
+    // the sqlite server's apply then refuses before anything is placed: its data stays as it was.
+    await restage(hosts[3]!);
+    assert.equal((await ssh(hosts[0]!, "sudo -n systemctl stop k3s")).status, 0);
+    const wrong = Date.now() / 1000;
+    const sqliteConfig = readFileSync(join(hosts[0]!.upper, PATHS.configYaml), "utf8");
+    edits.push((raw) => (raw.k3s!.datastore = { type: "etcd" }));
+    entries = [{ name: "e2e-sq-0", host: 3, role: "server" }, ...entries];
+    await assert.rejects(up(), /apply\[e2e-sq-1\]: this server holds the cluster's sqlite data .*but e2e-sq-0 is the first server \(cluster-init\): .*list this server first in nodes/);
+    assert.ok(eventAt(wrong, "etcd-new-cluster", "e2e-sq-0"), "the new first server started a cluster of its own");
+    assert.ok(db(0, "state.db") && !db(0, "etcd"), "the sqlite data stays: not converted, not joined");
+    assert.equal(readFileSync(join(hosts[0]!.upper, PATHS.configYaml), "utf8"), sqliteConfig, "nothing placed on the sqlite server");
+    assert.deepEqual(callTimes(hosts[0]!, /systemctl (restart|start) k3s/).filter((t) => t >= wrong), [], "not restarted");
+    // Fixed: the new server goes (its cluster stopped), the sqlite server runs again, in the right order below.
+    assert.equal((await ssh(hosts[3]!, "sudo -n systemctl stop k3s")).status, 0);
+    entries = entries.filter((e) => e.name !== "e2e-sq-0");
+    edits.pop();
+    assert.equal((await ssh(hosts[0]!, "sudo -n systemctl start k3s")).status, 0);
 
     edits.push((raw) => (raw.k3s!.datastore = { type: "etcd" }));
     entries.push({ name: "e2e-sq-2", host: 1, role: "server" }, { name: "e2e-sq-3", host: 2, role: "server" });

@@ -63,6 +63,9 @@ export class SshTarget {
       let stderr = "";
       child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
       child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      // ssh may exit before it reads its stdin (a host down: connection refused); the write then
+      // fails with EPIPE, which must not surface as an uncaught error: the exit status says it.
+      child.stdin.on("error", () => {});
       child.stdin.end(stdin ?? "");
       child.on("close", (code) => resolve({ status: code ?? 1, stdout, stderr }));
     });

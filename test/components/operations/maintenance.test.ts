@@ -249,7 +249,7 @@ case "$1" in get) printf '%s\n' "$NODES" ;; uncordon | annotate) ;; *) exit 2 ;;
     for (const name of ["prod-agent-0-maintenance-run", "prod-agent-0-maintenance-back"]) {
       const r = exec(stdinOf(later.steps.find((s) => s.name === name)!, facts));
       assert.equal(r.status, 0, r.stderr);
-      assert.match(r.stdout, /maintenance 1 ran before this node joined \(it covered prod-server-1, .*prod-agent-3\): nothing to do/);
+      assert.match(r.stdout, /maintenance 1 did not cover this node when it ran \(it covered prod-server-1, .*prod-agent-3; it joined since, or maintenance\.nodes did not choose it then\): nothing to do; set a new maintenance\.id to maintain it$/m);
       assert.doesNotMatch(stdinOf(later.steps.find((s) => s.name === name)!, facts), /apt-get|reboot/);
     }
     const group = later.steps.find((s) => s.name === "maintenance-4-drain")!;
@@ -263,7 +263,18 @@ case "$1" in get) printf '%s\n' "$NODES" ;; uncordon | annotate) ;; *) exit 2 ;;
     const cluster: PreviewStep = { op: "same", urn: "urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster::prod", newState: { inputs: { config: later.config } } };
     const recordStep: PreviewStep = { op: "update", urn: urn(MAINTENANCE_RECORD), oldState: { outputs: { stdout: first.stdout } } };
     const created = ["prod-agent-0-maintenance-run", "prod-agent-0-maintenance-back"].map((n): PreviewStep => ({ op: "create", urn: urn(n) }));
-    assert.deepEqual(lifecycleLines([cluster, recordStep, ...created], "prod"), ["maintenance 1 ran before prod-agent-0 joined: nothing of it runs on it (docs/maintenance.md)"]);
+    assert.deepEqual(lifecycleLines([cluster, recordStep, ...created], "prod"), ["maintenance 1 did not cover prod-agent-0 when it ran (it joined since, or maintenance.nodes did not choose it then): nothing of it runs on it; set a new maintenance.id to maintain it (docs/maintenance.md)"]);
+
+    // Listed in the config all along but not chosen when maintenance 1 ran: maintenance.nodes
+    // names prod-agent-3 later under the same id. It did not join since: the words say both.
+    const chosen = ["prod-server-1", "prod-agent-1"];
+    const narrow = stepsOf(maintenance, sample("prod", (raw) => ((raw.maintenance = { ...patch, nodes: [...chosen, "prod-agent-3"] }), (raw.upgrade = { maxUnavailable: 2 }))));
+    const fresh = mkdtempSync(join(tmpdir(), "k3sp-maint-chosen-"));
+    const notChosen = spawnSync("bash", ["-s"], { input: stdinOf(narrow.steps.find((s) => s.name === "prod-agent-3-maintenance-run")!, { maintenanceCovered: chosen }), encoding: "utf8", env: { ...process.env, K3S_PLATFORM_ROOT: fresh } });
+    rmSync(fresh, { recursive: true, force: true });
+    assert.equal(notChosen.status, 0, notChosen.stderr);
+    assert.match(notChosen.stdout, /^maintenance\[prod-agent-3\] run: maintenance 1 did not cover this node when it ran \(it covered prod-server-1, prod-agent-1; .*maintenance\.nodes did not choose it then\): nothing to do; set a new maintenance\.id to maintain it$/m);
+    assert.doesNotMatch(notChosen.stdout, /ran before this node joined/);
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -290,7 +301,7 @@ case "$1" in get) printf '%s\n' "$NODES" ;; uncordon | annotate) ;; *) exit 2 ;;
     assert.ok(!parseCovered(printed, "maintenance", "1").includes("prod-agent-2"));
     const facts = { maintenanceCovered: covered };
     for (const name of ["prod-agent-1-maintenance-run", "prod-agent-1-maintenance-back", "prod-server-3-maintenance-run"]) {
-      assert.match(stdinOf(steps.find((s) => s.name === name)!, facts), /maintenance 1 ran before this node joined/, name);
+      assert.match(stdinOf(steps.find((s) => s.name === name)!, facts), /maintenance 1 did not cover this node when it ran/, name);
     }
     assert.match(stdinOf(steps.find((s) => s.name === "maintenance-4-drain")!, facts), /^NODES=\(prod-agent-2\)$/m, "its batch drains only the node it covered");
     assert.match(stdinOf(steps.find((s) => s.name === "maintenance-3-drain")!, facts), /^NODES=\(\)$/m, "the re-added server's group drains nothing");

@@ -5,12 +5,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as fc from "fast-check";
-import { parseRestoreCovered, parseRestoreResetDone, RESET_FLAG, RESTORE_COVERED, restoreCoversLine, RESTORE_RESTARTING, RESTORE_STOPPED, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
+import { parseRestoreCovered, parseRestoreResetDone, RESET_FLAG, RESET_RECORD, RESTORE_COVERED, restoreCoversLine, RESTORE_RESTARTING, RESTORE_STOPPED, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
 import { type ResolvedConfig, restoreSchema } from "../../../components/config/schema";
 import { secretIssues } from "../../../components/config/validate";
 import { PATHS } from "../../../components/k3s/paths";
 import { SERVER_CA_FILE } from "../../../components/rotation/token-request";
 import { rotationDone } from "../../../components/operations/certificates";
+import { ONCE_DIR } from "../../../components/operations/once";
 import { clusterSteps } from "../../../components/operations";
 import { restore, restoreStepNames } from "../../../components/operations/restore";
 import type { Facts, FromFacts, Step } from "../../../components/operations/step";
@@ -334,6 +335,21 @@ describe("operation restore", () => {
       assert.equal(retry.status, 0, retry.out);
       assert.match(retry.out, /reset-flag is present: a cluster reset already ran here .*never resetting twice/);
       assert.deepEqual(calls(first), ["systemctl start --no-block k3s"]);
+      // A reset that ran, then K3s started (its reset-flag gone) but was not Ready in time: the
+      // step's record of the id keeps the retry from resetting again.
+      const started = host("prod-server-1");
+      rmSync(join(started.root, "run/active/k3s"));
+      const ran = exec(started, reset);
+      assert.equal(ran.status, 0, ran.out);
+      assert.equal(readFileSync(join(started.root, RESET_RECORD), "utf8"), "2", "the reset of id 2 is recorded");
+      assert.ok(!existsSync(join(started.root, RESET_FLAG)), "K3s started: its reset-flag is gone");
+      rmSync(join(started.root, "run/active/k3s"));
+      rmSync(join(started.root, ONCE_DIR, "restore-reset"));
+      writeFileSync(started.log, "");
+      const again = exec(started, reset);
+      assert.equal(again.status, 0, again.out);
+      assert.match(again.out, /the cluster reset of restore 2 already ran here \(K3s started since, a retry\): starting it \(never resetting twice\)/);
+      assert.deepEqual(calls(started), ["systemctl start --no-block k3s"], "no stop, no second --cluster-reset");
     });
 
     it("s3 source: the file name with --etcd-s3, checked with k3s etcd-snapshot ls first", () => {

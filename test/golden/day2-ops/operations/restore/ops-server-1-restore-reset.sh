@@ -98,6 +98,8 @@ else
 fi
 if [ -e "$RESET_FLAG" ]; then
   say "the K3s reset-flag is present: a cluster reset already ran here and K3s has not started since; starting it (never resetting twice)"
+elif [ "$(cat "$ROOT"/var/lib/k3s-platform/restore/reset-ran 2>/dev/null || true)" = 1 ]; then
+  say 'the cluster reset of restore 1 already ran here (K3s started since, a retry): starting it (never resetting twice)'
 else
   timeout 120 systemctl stop k3s || fail "systemctl stop k3s failed or ran over 120s"
   say "k3s server ${reset_args[*]}"
@@ -108,6 +110,8 @@ else
     *"cluster membership has been reset"*) ;;
     *) [ "$status" = 0 ] || fail "k3s server --cluster-reset from $SNAPSHOT failed (status $status); K3s stays stopped on every server and nothing was restored: fix the cause (the output above) and run pulumi up again" ;;
   esac
+  mkdir -p "$ROOT"/var/lib/k3s-platform/restore
+  printf '%s' 1 >"$ROOT"/var/lib/k3s-platform/restore/reset-ran
 fi
 say "start k3s"
 # Not blocking: the unit is Type=notify with no start timeout; wait_ready bounds the wait.

@@ -4,7 +4,8 @@ set -euo pipefail
 NODE=tp-server-2
 started=$SECONDS
 say() { echo "decommission[$NODE]: $* ($((SECONDS - started))s)"; }
-fail() { echo "decommission[$NODE]: $* ($((SECONDS - started))s)" >&2; exit 1; }
+ON=tp-server-1
+fail() { echo "decommission[$NODE] drain on $ON: $* ($((SECONDS - started))s)" >&2; exit 1; }
 TIMEOUT=300
 # The delete of a teardown the program no longer declares. When the entry is still managed (its
 # `decommission: true` line was deleted, not the entry), refuse: the failed delete keeps both
