@@ -13,7 +13,7 @@ import { ControlPlane, missingTools } from "../tools/harness/apiserver";
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { engineMissing, engineWorkspace, inClusterProgram, inlineStack, projectEngineMissing, projectStack } from "../tools/harness/engine";
 import { BenchResource, buildGraph, prodWithNodes, REPO, runPack, withNoProxyNamingEveryNode, withoutNodeNetworks } from "./graph";
-import { runCli } from "../tools/cli";
+import { runCli, UsageError } from "../tools/cli";
 import { churnTable } from "./churn";
 
 /**
@@ -273,7 +273,12 @@ async function pureScaling(): Promise<void> {
   }
 }
 
+/** The sections BENCH_ONLY may name; anything else is refused before the bench starts (it takes minutes). */
+const SECTIONS = ["cli-preview", "churn", "pure"];
+
 async function main(): Promise<void> {
+  const only = process.env.BENCH_ONLY;
+  if (only && !SECTIONS.includes(only)) throw new UsageError(`BENCH_ONLY=${only} names no section (${SECTIONS.join(", ")}); unset it for the whole bench`);
   const [l1] = loadavg();
   console.log(`k3s-platform bench · node ${process.version} · ${cpus().length} CPU(s) · load average ${l1!.toFixed(2)} at start`);
   // BENCH_ONLY=cli-preview: only the preview users run (the other sections take minutes).

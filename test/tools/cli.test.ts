@@ -53,6 +53,16 @@ describe("tools/cli.ts (the CLIs' one parser)", () => {
     });
   }
 
+  it("BENCH_ONLY naming no section is a usage error (exit 2) in one line, not the whole bench (review of issue 26)", () => {
+    const tsx = join(REPO, "node_modules", ".bin", "tsx");
+    // Small sizes and a bound: should the misspelt section not stop it, the run that starts stays short.
+    const env = { ...process.env, BENCH_ONLY: "chrun", BENCH_SMALL: "3", BENCH_LARGE: "3", BENCH_RUNS: "1", BENCH_ENGINE_RUNS: "1", BENCH_CLI_NODES: "3", BENCH_PURE_SMALL: "3", BENCH_PURE_LARGE: "3", BENCH_PURE_RUNS: "1", BENCH_CHURN_SIZES: "4" };
+    const r = spawnSync(tsx, [join(REPO, "bench", "plan.bench.ts")], { cwd: REPO, encoding: "utf8", env, timeout: 60_000 });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /^bench: BENCH_ONLY=chrun names no section \(cli-preview, churn, pure\)/);
+    assert.doesNotMatch(r.stdout, /load average/, "the run did not start");
+  });
+
   it("npm run lint:workflows (bash) answers the same way: --help exit 0 without building anything, an argument exit 2", () => {
     const script = join(REPO, "scripts", "lint-workflows.sh");
     // No go, no actionlint reachable: a run that started would fail (exit 1), not print the help.
