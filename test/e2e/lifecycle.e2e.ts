@@ -23,6 +23,7 @@ import {
   tokenRotateStep,
 } from "../../components/rotation/render";
 import { destroy } from "../../components/operations/destroy";
+import { CLUSTER_CHILDREN, NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../../components/names";
 import { REPO } from "../helpers/samples";
 import { CommandProviderModel, Declared, StepRecord, UpError } from "./provider";
 import { applyCluster, ClusterRun, clusterEvents, installRuns, restarts, SshTarget, TestHost } from "./ssh";
@@ -156,7 +157,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     // managed-node list into the cluster that every drain reads.
     const inventory = renderInventoryScript(config);
     declared.push({
-      name: "node-inventory",
+      name: CLUSTER_CHILDREN.nodeInventory,
       target: target(first.node),
       connection: connection(config, first.node),
       create: stdinScriptCommand(first.sshUser),
@@ -173,7 +174,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const checkScript = renderCertificateCheckScript(config);
     const outputs: Array<[string, string]> = [];
     for (const server of plan.nodes.filter((n) => n.node.role === "server")) {
-      const name = `${server.node.name}-certificate-check`;
+      const name = nodeLifecycleName(server.node.name, "certificateCheck");
       outputs.push([server.node.name, name]);
       declared.push({
         name,
@@ -229,7 +230,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
 
   it("bootstrap: no other server answers, so the first server initialises the cluster; expiry per server; a second up is a no-op", async () => {
     const steps = await up();
-    assert.deepEqual(opsOf(steps, "token-rotate", "e2e-server-1-certificate-check", "e2e-server-2-certificate-check"), ["create", "create", "create"]);
+    assert.deepEqual(opsOf(steps, CLUSTER_CHILDREN.tokenRotate, nodeLifecycleName("e2e-server-1", "certificateCheck"), nodeLifecycleName("e2e-server-2", "certificateCheck")), ["create", "create", "create"]);
     assert.match(steps[0]!.stdout, /K3s does not run here yet: nothing to rotate/);
     assert.match(lastRun!.runs.get("e2e-server-1")!.apply, /no other configured server answers on :6443: initialising a new cluster/);
     assert.ok(!existsSync(join(hostByName("e2e-server-1").upper, JOIN_DROPIN)), "no join drop-in on a new cluster");
@@ -257,14 +258,14 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const installs = installRuns(agent).length;
     edits.push(onNode("e2e-agent-2", (n) => (n.decommission = true)));
     const armed = await up();
-    assert.deepEqual(opsOf(armed, "e2e-agent-2-decommission-uninstall", "e2e-agent-2-decommission-drain"), ["create", "create"]);
-    assert.match(armed.find((s) => s.name === "e2e-agent-2-decommission-drain")!.stdout, /decommission\[e2e-agent-2\]: armed/);
+    assert.deepEqual(opsOf(armed, nodeLifecycleName("e2e-agent-2", "uninstall"), nodeLifecycleName("e2e-agent-2", "drain")), ["create", "create"]);
+    assert.match(armed.find((s) => s.name === nodeLifecycleName("e2e-agent-2", "drain"))!.stdout, /decommission\[e2e-agent-2\]: armed/);
     assert.ok(!lastRun!.runs.has("e2e-agent-2"), "nothing is installed or changed on a decommissioned node");
     assert.doesNotMatch(calls(server), /cordon|drain|delete node/);
 
     // Other changes: the node's own entry, its SSH settings, a cluster-wide change, a new token.
     const unchanged = (steps: StepRecord[]) => {
-      for (const name of ["e2e-agent-2-decommission-uninstall", "e2e-agent-2-decommission-drain"]) {
+      for (const name of [nodeLifecycleName("e2e-agent-2", "uninstall"), nodeLifecycleName("e2e-agent-2", "drain")]) {
         assert.ok(["same", "update"].includes(steps.find((s) => s.name === name)!.op), `${name}: ${steps.find((s) => s.name === name)!.op}`);
       }
       // The server's own restart for the cluster-wide change is cordoned and drained (issue 26): not the agent's teardown.
@@ -278,7 +279,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     unchanged(await up());
     edits.push((raw) => (raw.ssh!.perDialTimeout = 20));
     const sshChange = await up();
-    assert.equal(sshChange.find((s) => s.name === "e2e-agent-2-decommission-drain")!.op, "update", "an SSH change is an Update (the no-op `update`)");
+    assert.equal(sshChange.find((s) => s.name === nodeLifecycleName("e2e-agent-2", "drain"))!.op, "update", "an SSH change is an Update (the no-op `update`)");
     unchanged(sshChange);
 
     // The engine's rule the design avoids: a triggers change replaces, so the old `delete` runs.
@@ -294,7 +295,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     edits.push(onNode("e2e-agent-2", (n) => delete n.decommission));
     await assert.rejects(up(), (e: Error) => {
       assert.ok(e instanceof UpError, String(e));
-      assert.equal(e.resource, "e2e-agent-2-decommission-drain");
+      assert.equal(e.resource, nodeLifecycleName("e2e-agent-2", "drain"));
       assert.match(e.message, /e2e-agent-2 is still a node entry without decommission: true .*set decommission: false/);
       return true;
     });
@@ -302,11 +303,11 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     assert.doesNotMatch(calls(server).slice(beforeMistake[hosts.indexOf(server)]!.length), /cordon|drain|delete node/);
     assert.doesNotMatch(calls(agent), /uninstall/);
     assert.ok(existsSync(join(agent.upper, "var/lib/k3sp-stub/active/k3s-agent")), "K3s still runs on the node");
-    assert.ok(model.state.has("e2e-agent-2-decommission-drain") && model.state.has("e2e-agent-2-decommission-uninstall"), "both stay in state");
+    assert.ok(model.state.has(nodeLifecycleName("e2e-agent-2", "drain")) && model.state.has(nodeLifecycleName("e2e-agent-2", "uninstall")), "both stay in state");
     // Converges: `decommission: false` declares them again (an Update: disarmed); then re-arm.
     edits.push(onNode("e2e-agent-2", (n) => (n.decommission = false)));
     const disarmed = await up();
-    assert.deepEqual(opsOf(disarmed, "e2e-agent-2-decommission-uninstall", "e2e-agent-2-decommission-drain"), ["update", "update"]);
+    assert.deepEqual(opsOf(disarmed, nodeLifecycleName("e2e-agent-2", "uninstall"), nodeLifecycleName("e2e-agent-2", "drain")), ["update", "update"]);
     edits.push(onNode("e2e-agent-2", (n) => (n.decommission = true)));
     await up();
     assert.doesNotMatch(calls(agent), /uninstall/);
@@ -314,13 +315,13 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     entries = entries.filter((e) => e.name !== "e2e-agent-2");
     const removed = await up();
     const deletes = removed.filter((s) => s.op === "delete").map((s) => s.name);
-    assert.deepEqual(deletes, ["e2e-agent-2-decommission-drain", "e2e-agent-2-decommission-uninstall"]);
+    assert.deepEqual(deletes, [nodeLifecycleName("e2e-agent-2", "drain"), nodeLifecycleName("e2e-agent-2", "uninstall")]);
     const [cordon] = callTimes(server, /k3s kubectl cordon e2e-agent-2$/);
     const [drain] = callTimes(server, /k3s kubectl drain e2e-agent-2 --ignore-daemonsets --delete-emptydir-data --timeout=300s$/);
     const [deleted] = callTimes(server, /k3s kubectl delete node e2e-agent-2 --wait=true --timeout=300s$/);
     const [uninstalled] = callTimes(agent, /k3s-agent-uninstall\.sh$/);
     assert.ok(cordon! < drain! && drain! < deleted! && deleted! < uninstalled!, "cordon, drain, delete node on the server, then uninstall on the node");
-    assert.match(removed.find((s) => s.name === "e2e-agent-2-decommission-drain")!.stdout, /decommission\[e2e-agent-2\]: drain \(\d+s\)/);
+    assert.match(removed.find((s) => s.name === nodeLifecycleName("e2e-agent-2", "drain"))!.stdout, /decommission\[e2e-agent-2\]: drain \(\d+s\)/);
     assert.ok(!existsSync(join(agent.upper, "var/lib/k3sp-stub/active/k3s-agent")), "k3s-agent stopped");
     assert.ok(!existsSync(join(agent.upper, "etc/rancher/k3s/config.yaml")) && !existsSync(join(agent.upper, "var/lib/k3s-platform")), "K3s and k3s-platform state removed");
 
@@ -339,16 +340,16 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     execFileSync("bash", [HOSTS, "stop", "3", dir]);
     await assert.rejects(up(), (e: Error) => {
       assert.ok(e instanceof UpError);
-      assert.equal(e.resource, "e2e-agent-1-decommission-uninstall");
+      assert.equal(e.resource, nodeLifecycleName("e2e-agent-1", "uninstall"));
       assert.match(e.message, /status 255: .*(refused|timed out|No route)/);
       return true;
     });
     assert.equal(callTimes(server, /k3s kubectl delete node e2e-agent-1 /).length, 1, "the drain finished before the failure");
-    assert.ok(model.state.has("e2e-agent-1-decommission-uninstall") && !model.state.has("e2e-agent-1-decommission-drain"));
+    assert.ok(model.state.has(nodeLifecycleName("e2e-agent-1", "uninstall")) && !model.state.has(nodeLifecycleName("e2e-agent-1", "drain")));
 
     execFileSync("bash", [HOSTS, "start", "3", dir]);
     const healed = await up();
-    assert.deepEqual(healed.filter((s) => s.op === "delete").map((s) => s.name), ["e2e-agent-1-decommission-uninstall"]);
+    assert.deepEqual(healed.filter((s) => s.op === "delete").map((s) => s.name), [nodeLifecycleName("e2e-agent-1", "uninstall")]);
     assert.equal(callTimes(server, /k3s kubectl (cordon|drain|delete node) e2e-agent-1/).length, 3, "not drained twice");
     assert.equal(callTimes(agent, /k3s-agent-uninstall\.sh$/).length, 1);
   });
@@ -375,7 +376,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const installs = installRuns(second).length;
     const mark = Date.now() / 1000;
     const steps = await up();
-    const forget = steps.find((s) => s.name === "e2e-server-1-rebuild-forget")!;
+    const forget = steps.find((s) => s.name === nodeLifecycleName("e2e-server-1", "forget"))!;
     assert.equal(forget.op, "create");
     assert.match(forget.stdout, /rebuild\[e2e-server-1\]: Node e2e-server-1 is not Ready \(Ready=Unknown\): deleting it/);
     assert.equal(callTimes(second, /k3s kubectl delete node e2e-server-1 --wait=true --timeout=300s$/).length, 1, "forgotten on the second server");
@@ -423,7 +424,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
         return true;
       },
     );
-    assert.equal(model.state.get("e2e-server-1-rebuild-forget")!.triggers![0], "2", "the forget ran (value 2) before the partition");
+    assert.equal(model.state.get(nodeLifecycleName("e2e-server-1", "forget"))!.triggers![0], "2", "the forget ran (value 2) before the partition");
     assert.equal(installRuns(first).filter((r) => r.start >= mark).length, 0, "no install ran on the first server");
     assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= mark && e.event === "etcd-new-cluster"), [], "no second cluster");
     assert.ok(!existsSync(join(first.upper, "var/lib/rancher/k3s/server/db/etcd")));
@@ -431,7 +432,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const started = await ssh(second, "sudo -n systemctl start k3s");
     assert.equal(started.status, 0, started.stderr);
     const healed = await up();
-    assert.equal(healed.find((s) => s.name === "e2e-server-1-rebuild-forget")!.op, "same", "forgotten once per value");
+    assert.equal(healed.find((s) => s.name === nodeLifecycleName("e2e-server-1", "forget"))!.op, "same", "forgotten once per value");
     assert.match(lastRun!.runs.get("e2e-server-1")!.apply, /serves: joining the running cluster through it/);
     // The forget (before the partition) removed the old member; the join added a new one.
     assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= mark && e.node === "e2e-server-1" && e.event.startsWith("etcd-")).map((e) => e.event), ["etcd-member-removed", "etcd-member-add"]);
@@ -458,7 +459,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     entries = [{ name: "e2e-server-4", host: 2, role: "server" }, ...entries.filter((e) => e.name !== "e2e-server-1")];
     const steps = await up();
     assert.match(lastRun!.runs.get("e2e-server-4")!.apply, new RegExp(`https://${hosts[1]!.address.replace(/\./g, "\\.")}:6443 serves: joining the running cluster`));
-    assert.deepEqual(steps.filter((s) => s.op === "delete").map((s) => s.name), ["e2e-server-1-decommission-drain", "e2e-server-1-decommission-uninstall"]);
+    assert.deepEqual(steps.filter((s) => s.op === "delete").map((s) => s.name), [nodeLifecycleName("e2e-server-1", "drain"), nodeLifecycleName("e2e-server-1", "uninstall")]);
     // (Earlier deletes of e2e-server-1 there were the rebuilds' forget steps.)
     assert.equal(callTimes(hosts[1]!, /k3s kubectl delete node e2e-server-1 /).filter((t) => t >= mark).length, 1, "drained on the server holding the first slot when it was armed");
     assert.equal(callTimes(hosts[0]!, /k3s-uninstall\.sh$/).length, 1);
@@ -474,7 +475,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const mark = Date.now() / 1000;
     token = TOKEN_2;
     const steps = await up();
-    assert.equal(steps.find((s) => s.name === "token-rotate")!.op, "replace");
+    assert.equal(steps.find((s) => s.name === CLUSTER_CHILDREN.tokenRotate)!.op, "replace");
     const want = createHash("sha256").update(TOKEN_2).digest("hex");
     // Rotated through K3s' token endpoint (the curl stand-in models it): no token in any argv.
     const rotated = callTimes(servers[0]!, new RegExp(`token endpoint: rotated new-token-sha256=${want}$`));
@@ -499,14 +500,14 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const third = String(hosts.indexOf(servers[2]!) + 1);
     await assert.rejects(up(() => execFileSync("bash", [HOSTS, "stop", third, dir])), (e: Error) => {
       assert.ok(e instanceof UpError, e.message);
-      assert.equal(e.resource, "e2e-server-3-rotate-certificates");
+      assert.equal(e.resource, nodeLifecycleName("e2e-server-3", "rotateCertificates"));
       assert.match(e.message, /status 255/);
       return true;
     });
     assert.equal(callTimes(servers[1]!, /k3s certificate rotate/).length, 1, "the servers before it rotated");
     execFileSync("bash", [HOSTS, "start", String(hosts.indexOf(servers[2]!) + 1), dir]);
     const healed = await up();
-    assert.deepEqual(healed.filter((s) => s.name.endsWith("-rotate-certificates") && s.op !== "same").map((s) => s.name), ["e2e-server-3-rotate-certificates"]);
+    assert.deepEqual(healed.filter((s) => s.name.endsWith(`-${NODE_LIFECYCLE_CHILDREN.rotateCertificates}`) && s.op !== "same").map((s) => s.name), [nodeLifecycleName("e2e-server-3", "rotateCertificates")]);
     const rotatedAt = servers.map((h) => callTimes(h, /k3s certificate rotate \(service stopped\)$/));
     for (const r of rotatedAt) assert.equal(r.length, 1, "each server rotated once, with K3s stopped");
     assert.ok(rotatedAt[0]![0]! < rotatedAt[1]![0]! && rotatedAt[1]![0]! < rotatedAt[2]![0]!);
@@ -519,7 +520,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
 
     edits.push((raw) => (raw.ssh!.dialErrorLimit = 12));
     const sshChange = await up();
-    assert.deepEqual(sshChange.filter((s) => s.name.endsWith("-rotate-certificates")).map((s) => s.op), ["update", "update", "update"]);
+    assert.deepEqual(sshChange.filter((s) => s.name.endsWith(`-${NODE_LIFECYCLE_CHILDREN.rotateCertificates}`)).map((s) => s.op), ["update", "update", "update"]);
     for (const h of servers) assert.equal(callTimes(h, /k3s certificate rotate/).length, 1, "an SSH change is the no-op update");
   });
 
@@ -528,7 +529,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const node = hostByName("e2e-server-3");
     edits.push(onNode("e2e-server-3", (n) => (n.decommission = true)));
     await up();
-    assert.equal(model.state.get("e2e-server-3-decommission-drain")!.target, target(stack().nodes.find((n) => n.name === "e2e-server-4")!));
+    assert.equal(model.state.get(nodeLifecycleName("e2e-server-3", "drain"))!.target, target(stack().nodes.find((n) => n.name === "e2e-server-4")!));
     // One up: the drain's server is armed (the first slot moves to e2e-server-2; nothing runs on
     // e2e-server-4 any more) and the e2e-server-3 line is deleted instead of its entry. The engine runs the stored drain's
     // delete on e2e-server-4.
@@ -537,7 +538,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     edits.push(onNode("e2e-server-3", (n) => delete n.decommission));
     await assert.rejects(up(), (e: Error) => {
       assert.ok(e instanceof UpError, String(e));
-      assert.equal(e.resource, "e2e-server-3-decommission-drain");
+      assert.equal(e.resource, nodeLifecycleName("e2e-server-3", "drain"));
       assert.match(e.message, /e2e-server-3 is still a node entry without decommission: true/);
       return true;
     });
@@ -545,7 +546,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     assert.deepEqual(callTimes(drainHost, /k3s kubectl (cordon|drain|delete node) e2e-server-3/).filter((t) => t >= mark), []);
     assert.deepEqual(callTimes(node, /uninstall\.sh$/).filter((t) => t >= mark), [], "not uninstalled (the host's log holds an earlier test's removal)");
     assert.ok(existsSync(join(node.upper, "var/lib/k3sp-stub/active/k3s")), "K3s still runs on e2e-server-3");
-    assert.ok(model.state.has("e2e-server-3-decommission-drain") && model.state.has("e2e-server-3-decommission-uninstall"));
+    assert.ok(model.state.has(nodeLifecycleName("e2e-server-3", "drain")) && model.state.has(nodeLifecycleName("e2e-server-3", "uninstall")));
 
     // Converges: disarm both; the teardowns stay declared (Updates), nothing is removed.
     edits.push(onNode("e2e-server-3", (n) => (n.decommission = false)));
@@ -571,10 +572,10 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const mark = Date.now() / 1000;
     entries = entries.map((e) => (e.name === "e2e-server-3" ? { ...e, name: "e2e-server-5" } : e));
     const steps = await up();
-    assert.deepEqual(steps.filter((s) => s.op === "delete").map((s) => s.name), ["e2e-server-3-decommission-drain", "e2e-server-3-decommission-uninstall"]);
+    assert.deepEqual(steps.filter((s) => s.op === "delete").map((s) => s.name), [nodeLifecycleName("e2e-server-3", "drain"), nodeLifecycleName("e2e-server-3", "uninstall")]);
     assert.match(readFileSync(join(host.upper, PATHS.configYaml), "utf8"), /^node-name: e2e-server-5$/m);
     assert.equal(readFileSync(join(dir, "cluster/nodes/e2e-server-5/annotations/etcd.k3s.cattle.io_node-name"), "utf8").trim(), member, "the new Node carries the old member");
-    const drain = steps.find((s) => s.name === "e2e-server-3-decommission-drain")!.stdout;
+    const drain = steps.find((s) => s.name === nodeLifecycleName("e2e-server-3", "drain"))!.stdout;
     // Its Ready is still True (the node monitor's grace period), but no kubelet runs for it: a drain
     // would wait on evictions until its timeout (the kubectl stand-in models that) and fail the up.
     assert.match(drain, /its host serves Node e2e-server-5 now, so no kubelet runs for e2e-server-3: skipping cordon and drain/);
@@ -587,7 +588,7 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
       clusterEvents(dir).filter((e) => e.at >= mark && e.event.startsWith("etcd-member-")).map((e) => `${e.event} ${e.node} ${e.detail}`),
       [`etcd-member-kept e2e-server-3 ${member}`],
     );
-    assert.match(steps.find((s) => s.name === "e2e-server-3-decommission-uninstall")!.stdout, /this host runs node e2e-server-5 now/);
+    assert.match(steps.find((s) => s.name === nodeLifecycleName("e2e-server-3", "uninstall"))!.stdout, /this host runs node e2e-server-5 now/);
     assert.deepEqual(callTimes(host, /uninstall\.sh$/).filter((t) => t >= mark), [], "K3s is e2e-server-5's: not uninstalled");
     assert.ok(existsSync(join(host.upper, "var/lib/k3sp-stub/active/k3s")), "K3s still runs on the host");
     const again = await up();
@@ -607,10 +608,10 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const mark = Date.now() / 1000;
     edits.push(onNode("e2e-agent-3", (n) => (n.rebuild = 1)));
     const steps = await up();
-    const forget = steps.find((s) => s.name === "e2e-agent-3-rebuild-forget")!;
+    const forget = steps.find((s) => s.name === nodeLifecycleName("e2e-agent-3", "forget"))!;
     assert.equal(forget.op, "create");
     assert.match(forget.stdout, /rebuild\[e2e-agent-3\]: Node e2e-agent-3 is not Ready \(Ready=Unknown\): deleting it/);
-    assert.equal(model.state.get("e2e-agent-3-rebuild-forget")!.target, target(stack().nodes.find((n) => n.name === "e2e-server-4")!), "forgotten on the first server");
+    assert.equal(model.state.get(nodeLifecycleName("e2e-agent-3", "forget"))!.target, target(stack().nodes.find((n) => n.name === "e2e-server-4")!), "forgotten on the first server");
     assert.equal(callTimes(firstServer, /k3s kubectl delete node e2e-agent-3 --wait=true --timeout=300s$/).filter((t) => t >= mark).length, 1);
     assert.deepEqual([...lastRun!.runs.keys()], ["e2e-agent-3"], "only the rebuilt node's steps run");
     // The old Node and its password record went first; the new password was accepted, not rejected.
@@ -652,14 +653,14 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     entries = [...entries.filter((e) => e.name !== "e2e-server-2"), { name: "e2e-server-6", host: 4, role: "server" }];
     const swap = Date.now() / 1000;
     const steps = await up();
-    assert.deepEqual(steps.filter((s) => s.op === "delete").map((s) => s.name), ["e2e-server-2-decommission-drain", "e2e-server-2-decommission-uninstall"]);
+    assert.deepEqual(steps.filter((s) => s.op === "delete").map((s) => s.name), [nodeLifecycleName("e2e-server-2", "drain"), nodeLifecycleName("e2e-server-2", "uninstall")]);
     const joined = eventAt(swap, "etcd-member-add", "e2e-server-6");
     const left = eventAt(swap, "etcd-member-removed", "e2e-server-2");
     const [uninstalled] = callTimes(old, /k3s-uninstall\.sh$/).filter((t) => t >= swap);
     assert.ok(joined && left && uninstalled, `joined ${joined}, left ${left}, uninstalled ${uninstalled}`);
     assert.ok(joined < left && left < uninstalled!, "the new server joins, then the old one leaves etcd, then it is uninstalled");
     assert.deepEqual(memberCounts(3, swap), [3, 4, 3], "never fewer than three members");
-    assert.match(steps.find((s) => s.name === "e2e-server-2-decommission-drain")!.stdout, /etcd keeps quorum: 3 members left, 3 on Ready Nodes \(needs 2\)/);
+    assert.match(steps.find((s) => s.name === nodeLifecycleName("e2e-server-2", "drain"))!.stdout, /etcd keeps quorum: 3 members left, 3 on Ready Nodes \(needs 2\)/);
     assert.equal(members().length, 3);
     const again = await up();
     assert.deepEqual(again.filter((s) => s.op !== "same").map((s) => s.name), [], "a second up is a no-op");
@@ -687,22 +688,22 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     entries = entries.filter((e) => e.name !== "e2e-server-4" && e.name !== "e2e-server-5");
     await assert.rejects(up(setReady("Unknown")), (e: Error) => {
       assert.ok(e instanceof UpError, String(e));
-      assert.equal(e.resource, "e2e-server-4-decommission-drain");
+      assert.equal(e.resource, nodeLifecycleName("e2e-server-4", "drain"));
       assert.match(e.message, /decommission\[e2e-server-4\] drain on e2e-server-\d+: after e2e-server-4 leaves, 2 of 4 etcd members are on Ready Nodes and etcd needs 3: bring back e2e-server-7 e2e-server-8 first; nothing was changed/);
       return true;
     });
     assert.equal(members().length, 5, "no member removed");
     assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= failed && /^(cordon|drain|delete-node|etcd-member)/.test(e.event)), [], "nothing removed, the second server untouched");
-    assert.ok(model.state.has("e2e-server-4-decommission-uninstall") && model.state.has("e2e-server-5-decommission-drain"));
+    assert.ok(model.state.has(nodeLifecycleName("e2e-server-4", "uninstall")) && model.state.has(nodeLifecycleName("e2e-server-5", "drain")));
 
     setReady("True")();
     const mark = Date.now() / 1000;
     const steps = await up();
     assert.deepEqual(steps.filter((s) => s.op === "delete").map((s) => s.name), [
-      "e2e-server-4-decommission-drain",
-      "e2e-server-4-decommission-uninstall",
-      "e2e-server-5-decommission-drain",
-      "e2e-server-5-decommission-uninstall",
+      nodeLifecycleName("e2e-server-4", "drain"),
+      nodeLifecycleName("e2e-server-4", "uninstall"),
+      nodeLifecycleName("e2e-server-5", "drain"),
+      nodeLifecycleName("e2e-server-5", "uninstall"),
     ]);
     const gone4 = eventAt(mark, "etcd-member-removed", "e2e-server-4")!;
     const [stopped4] = callTimes(host4, /k3s-uninstall\.sh$/).filter((t) => t >= mark);
@@ -718,20 +719,20 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
 
   it("pulumi destroy with uninstallOnDestroy (issue 23): turning it off uninstalls nothing; destroy marks the nodes, then uninstalls the agent, the other servers (each leaving etcd first) and the first server, one at a time; a host down stops it naming the step; the next destroy finishes; a second is a no-op", async () => {
     // Now: e2e-agent-3 (host 0) and the servers e2e-server-6 (the first, host 4), -7 (host 1), -8 (host 5).
-    const names = ["e2e-agent-3", "e2e-server-8", "e2e-server-7", "e2e-server-6"].map((n) => `${n}-destroy-uninstall`);
+    const names = ["e2e-agent-3", "e2e-server-8", "e2e-server-7", "e2e-server-6"].map((n) => nodeLifecycleName(n, "destroyUninstall"));
     const nodeHosts = ["e2e-agent-3", "e2e-server-8", "e2e-server-7", "e2e-server-6"].map(hostByName);
     const uninstallCalls = (since: number) => nodeHosts.flatMap((h) => callTimes(h, /uninstall\.sh$/).filter((t) => t >= since));
     edits.push((raw) => (raw.uninstallOnDestroy = true));
     const armedAt = Date.now() / 1000;
     const armed = await up();
-    assert.deepEqual(opsOf(armed, "destroy-begin", ...names), ["create", "create", "create", "create", "create"]);
-    assert.match(armed.find((s) => s.name === "destroy-begin")!.stdout, /armed: pulumi destroy uninstalls K3s from every node/);
+    assert.deepEqual(opsOf(armed, CLUSTER_CHILDREN.destroyBegin, ...names), ["create", "create", "create", "create", "create"]);
+    assert.match(armed.find((s) => s.name === CLUSTER_CHILDREN.destroyBegin)!.stdout, /armed: pulumi destroy uninstalls K3s from every node/);
 
     // Turned off: the engine deletes the dropped commands, and each finds no mark.
     edits.push((raw) => (raw.uninstallOnDestroy = false));
     const off = await up();
-    assert.deepEqual(off.filter((s) => s.op === "delete").map((s) => s.name).sort(), ["destroy-begin", ...names].sort());
-    assert.match(off.find((s) => s.name === "destroy-begin")!.stdout, /not a destroy, nothing marked/);
+    assert.deepEqual(off.filter((s) => s.op === "delete").map((s) => s.name).sort(), [CLUSTER_CHILDREN.destroyBegin, ...names].sort());
+    assert.match(off.find((s) => s.name === CLUSTER_CHILDREN.destroyBegin)!.stdout, /not a destroy, nothing marked/);
     for (const n of names) assert.match(off.find((s) => s.name === n)!.stdout, /not marked by destroy-begin/, n);
     assert.deepEqual(uninstallCalls(armedAt), [], "nothing uninstalled");
     edits.push((raw) => (raw.uninstallOnDestroy = true));
@@ -743,11 +744,11 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     const mark = Date.now() / 1000;
     await assert.rejects(model.up([]), (e: Error) => {
       assert.ok(e instanceof UpError, String(e));
-      assert.equal(e.resource, "e2e-agent-3-destroy-uninstall");
+      assert.equal(e.resource, nodeLifecycleName("e2e-agent-3", "destroyUninstall"));
       assert.match(e.message, /status 255: .*(refused|timed out|No route)/);
       return true;
     });
-    assert.ok(!model.state.has("destroy-begin") && names.every((n) => model.state.has(n)), "destroy-begin ran; every uninstall is still to do");
+    assert.ok(!model.state.has(CLUSTER_CHILDREN.destroyBegin) && names.every((n) => model.state.has(n)), "destroy-begin ran; every uninstall is still to do");
     assert.deepEqual(uninstallCalls(mark), [], "no server touched after the failure");
     assert.equal(members().length, 3);
 
