@@ -78,6 +78,21 @@ export const SERVER_NODE_COLUMNS = `custom-columns=NAME:.metadata.name,READY:.st
 /** How long the check retries listing Nodes before it goes on without that list (a broken API is what a restore repairs). */
 export const NODE_LIST_SECONDS = 30;
 
+/**
+ * Shell: the one-line record at `path` under $ROOT (a restore id), empty when there is none. The
+ * restore's markers (RESET_RECORD, RESTORE_STOPPED, RESTORE_RESTARTING, the stop's once-record)
+ * are all read this way.
+ */
+function readRecord(path: string): Shell {
+  return sh`"$(cat "$ROOT"${path} 2>/dev/null || true)"`;
+}
+
+/** Shell: writes this step's restore id (`$value`) as the one-line record at `path` under $ROOT. */
+function writeRecord(path: string): Shell {
+  return sh`mkdir -p "$ROOT"${posix.dirname(path)}
+printf '%s' "$value" >"$ROOT"${path}`;
+}
+
 /** How long `k3s server --cluster-reset` may take (an S3 download and the restore). */
 export const CLUSTER_RESET_SECONDS = 900;
 /** How long a server or agent may take to be Ready after its restart in a restore. */
@@ -176,7 +191,7 @@ ${s3Configured ? raw(`else
 `) : raw("")}fi
 if [ -e "$RESET_FLAG" ]; then
   say "the K3s reset-flag is present: a cluster reset already ran here and K3s has not started since; starting it (never resetting twice)"
-${id === undefined ? raw("") : sh`elif [ "$(cat "$ROOT"${RESET_RECORD} 2>/dev/null || true)" = ${id} ]; then
+${id === undefined ? raw("") : sh`elif [ ${readRecord(RESET_RECORD)} = ${id} ]; then
   say ${`the cluster reset of restore ${id} already ran here (K3s started since, a retry): starting it (never resetting twice)`}
 `}else
   timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
@@ -284,7 +299,7 @@ say "snapshot file $SNAPSHOT, written $(date -u -r "$ROOT$SNAPSHOT" +%Y-%m-%dT%H
     sh`# This host holds the first slot now, but this restore's stop ran here: the restore ran with
 # another first server (it was armed for decommission, removed, or listed after this one since).
 # Its reset is done; running the check, then the reset here, would reset the running cluster.
-if [ "$(cat "$ROOT"${`${ONCE_DIR}/restore-stop`} 2>/dev/null || true)" = "$value" ]; then
+if [ ${readRecord(`${ONCE_DIR}/restore-stop`)} = "$value" ]; then
   say ${`restore ${id} already ran in this cluster (K3s on ${first.name} was stopped by it): nothing of it runs again; set a new restore.id to restore again`}
 ${writeCovered("restore", id, [])}
   printf '%s\\n' ${resetDoneLine(id)} >>"$COVERED"
@@ -352,8 +367,7 @@ export function renderRestoreStop(node: NodeConfig, id: string): string {
     node,
     id,
     sh`timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
-mkdir -p "$ROOT"${posix.dirname(RESTORE_STOPPED)}
-printf '%s' "$value" >"$ROOT"${RESTORE_STOPPED}
+${writeRecord(RESTORE_STOPPED)}
 say "k3s stopped"`,
   );
 }
@@ -449,7 +463,7 @@ export function renderRestoreRejoin(node: NodeConfig, id: string): string {
     id,
     sh`ASIDE=${id}
 ${WAIT_READY}
-if [ "$(cat "$ROOT"${RESTORE_STOPPED} 2>/dev/null || true)" != "$value" ]; then
+if [ ${readRecord(RESTORE_STOPPED)} != "$value" ]; then
   say ${`K3s here was not stopped by restore ${id} (installed after its reset: the node was removed and re-added, or the host is new): it stays as it is, no etcd data moves`}
   exit 0
 fi
@@ -468,12 +482,11 @@ export function renderRestoreAgentRestart(node: NodeConfig, id: string, resetDon
     "restart",
     node,
     id,
-    sh`${resetDone ? sh`if [ "$(cat "$ROOT"${RESTORE_RESTARTING} 2>/dev/null || true)" != "$value" ]; then
+    sh`${resetDone ? sh`if [ ${readRecord(RESTORE_RESTARTING)} != "$value" ]; then
   say ${`the reset of restore ${id} was done before this up and no restart of it began on this K3s: nothing to restart`}
   exit 0
 fi
-` : raw("")}mkdir -p "$ROOT"${posix.dirname(RESTORE_RESTARTING)}
-printf '%s' "$value" >"$ROOT"${RESTORE_RESTARTING}
+` : raw("")}${writeRecord(RESTORE_RESTARTING)}
 timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s-agent || fail "systemctl stop k3s-agent failed"
 systemctl start --no-block k3s-agent
 deadline=$((SECONDS + ${RESTORE_READY_SECONDS}))
