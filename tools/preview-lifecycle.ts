@@ -171,8 +171,17 @@ type Lifecycle = Named & { of?: ReturnType<typeof nodeLifecycleOf> };
 
 /** The K3sCluster's registered config in this preview (its inputs carry the validated, secret-free config). */
 function clusterConfig(named: Named[]): Partial<ResolvedConfig> | undefined {
+  const { before, now } = clusterConfigs(named);
+  return now ?? before;
+}
+
+/** The K3sCluster's registered config before this preview (state) and after it (the program). */
+function clusterConfigs(named: Named[]): { before?: Partial<ResolvedConfig>; now?: Partial<ResolvedConfig> } {
   const cluster = named.find((s) => s.type === TYPES.cluster);
-  return (cluster?.step.newState?.inputs?.config ?? cluster?.step.oldState?.inputs?.config) as Partial<ResolvedConfig> | undefined;
+  return {
+    before: cluster?.step.oldState?.inputs?.config as Partial<ResolvedConfig> | undefined,
+    now: cluster?.step.newState?.inputs?.config as Partial<ResolvedConfig> | undefined,
+  };
 }
 
 /**
@@ -184,9 +193,7 @@ function clusterConfig(named: Named[]): Partial<ResolvedConfig> | undefined {
  * starts an empty cluster; its own apply then refuses: decommission/rejoin.ts sqliteHolderGuard).
  */
 function datastoreLines(named: Named[]): string[] {
-  const cluster = named.find((s) => s.type === TYPES.cluster);
-  const before = cluster?.step.oldState?.inputs?.config as Partial<ResolvedConfig> | undefined;
-  const now = cluster?.step.newState?.inputs?.config as Partial<ResolvedConfig> | undefined;
+  const { before, now } = clusterConfigs(named);
   if (before?.k3s?.datastore?.type !== "sqlite" || now?.k3s?.datastore?.type !== "etcd") return [];
   const firstOf = (c: Partial<ResolvedConfig>) => (c.nodes ?? []).find((n) => n.role === "server" && n.decommission !== true)?.name;
   const holder = firstOf(before);
@@ -221,9 +228,7 @@ const ONE_SHOT_SETTINGS = {
  * shows only updates of its steps; this says it in words, naming the way that runs it.
  */
 function sameIdLines(named: Named[]): string[] {
-  const cluster = named.find((s) => s.type === TYPES.cluster);
-  const before = cluster?.step.oldState?.inputs?.config as Partial<ResolvedConfig> | undefined;
-  const now = cluster?.step.newState?.inputs?.config as Partial<ResolvedConfig> | undefined;
+  const { before, now } = clusterConfigs(named);
   const lines: string[] = [];
   for (const operation of ["restore", "maintenance"] as const) {
     const was = before?.[operation] as Record<string, unknown> | undefined;
@@ -291,9 +296,10 @@ function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
  * the old config declared (operations/restore.ts restoreStepNames), with the way that finishes it.
  */
 function restoreRemovedLines(lifecycle: Lifecycle[], named: Named[], stack: string): string[] {
-  const cluster = named.find((s) => s.type === TYPES.cluster);
-  const before = cluster?.step.oldState?.inputs?.config as ResolvedConfig | undefined;
-  const now = cluster?.step.newState?.inputs?.config as Partial<ResolvedConfig> | undefined;
+  const configs = clusterConfigs(named);
+  // The state's config is the validated one the program registered: whole, so the steps it declared can be named.
+  const before = configs.before as ResolvedConfig | undefined;
+  const now = configs.now;
   if (!before?.restore || !now || now.restore) return [];
   const finished = new Set(lifecycle.filter((l) => l.op === "delete" && l.of!.child.startsWith("restore")).map((l) => childSuffix(l.name, stack)));
   let expected: string[];
@@ -342,9 +348,9 @@ function firstSlotMovedLines(checks: Lifecycle[], check: Lifecycle | undefined, 
  */
 function outsideServersLines(named: Named[], resetRuns: boolean): string[] {
   if (!resetRuns) return [];
-  const cluster = named.find((s) => s.type === TYPES.cluster);
-  const before = (cluster?.step.oldState?.inputs?.config as Partial<ResolvedConfig> | undefined)?.nodes ?? [];
-  const now = (cluster?.step.newState?.inputs?.config as Partial<ResolvedConfig> | undefined)?.nodes ?? [];
+  const configs = clusterConfigs(named);
+  const before = configs.before?.nodes ?? [];
+  const now = configs.now?.nodes ?? [];
   const armed = now.filter((n) => n.role === "server" && n.decommission === true).map((n) => n.name);
   const deleted = before.filter((n) => n.role === "server" && !now.some((m) => m.name === n.name)).map((n) => n.name);
   const outside = [...armed, ...deleted];
