@@ -10,9 +10,13 @@ import type { NodeSecrets } from "../../components/config/secrets";
 import { rewriteKubeconfig } from "../../components/node/kubeconfig";
 import { ClusterPlan, NodePlan, renderSecretsDocument } from "../../components/plan/node";
 import { stdinScriptCommand } from "../../components/shell/root";
-import { sha256 } from "../../components/plan/hash";
-import { batchInputs, restartDigest } from "../../components/plan/restart";
-import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches } from "../../components/upgrade/render";
+import { agentSecretInputs, batchInputs } from "../../components/plan/restart";
+import { AgentBatch, BatchInputs, renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches } from "../../components/upgrade/render";
+import { batchTriggers } from "../../components/operations/upgrade-batches";
+import { preflightTriggers } from "../../components/node/component";
+
+/** The stack's token salt, as the cluster component's RandomPassword keeps it: the key of the agents' secret digests. */
+export const E2E_TOKEN_SALT = "e2e-token-salt-0123456789abcdefghij";
 
 /**
  * Runs a node's generated steps over real SSH, as the K3sNode component's resources do: stage,
@@ -161,9 +165,11 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   const state = providerState.get(targets)!;
   const first = plan.nodes[0]!;
   const firstTarget = targets.get(first.node.name)!;
-  // A batch step's triggers (operations/upgrade-batches.ts): the version and its agents' K3s inputs.
-  const triggered = async (name: string, script: string, inputs: Map<string, string>): Promise<boolean> => {
-    const triggers = JSON.stringify([config.k3s.version ?? "", sha256([...inputs.values()].join("\n"))]);
+  // The `secretInputs` fact (cluster/component.ts): each agent's keyed digest of its secret files.
+  const secretInputs = agentSecretInputs(plan, secrets, E2E_TOKEN_SALT);
+  // A batch step's triggers (operations/upgrade-batches.ts): the version, its agents' K3s inputs and secret digests.
+  const triggered = async (name: string, script: string, batch: AgentBatch, inputs: BatchInputs): Promise<boolean> => {
+    const triggers = JSON.stringify(batchTriggers(config, batch, inputs));
     if (state.get(name) === triggers) return true;
     const r = await firstTarget.run(stdinScriptCommand(first.sshUser), script);
     batchSteps.set(name, r.stdout + r.stderr);
@@ -181,7 +187,7 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   const preflight = async (node: NodePlan) => {
     const target = targets.get(node.node.name)!;
     const key = `${node.node.name}-preflight`;
-    const triggers = JSON.stringify([config.k3s.version ?? "", restartDigest(node)]);
+    const triggers = JSON.stringify(preflightTriggers(node, secretInputs[node.node.name]!));
     if (!node.commands.preflight || state.get(key) === triggers) return true;
     try {
       await must(node, target, "stage", target.run(node.commands.stage));
@@ -197,11 +203,11 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   for (const batch of upgradeBatches(config)) {
     const ready = await Promise.all(batch.agents.map((a) => preflight(agents.find((n) => n.node.name === a)!)));
     if (ready.includes(false)) break;
-    const inputs = batchInputs(plan, batch);
-    if (!(await triggered(`agent-batch-${batch.index}-drain`, renderAgentBatchDrain(config, batch, inputs, clusterRelease), inputs))) break;
+    const inputs = { k3s: batchInputs(plan, batch), secrets: secretInputs };
+    if (!(await triggered(`agent-batch-${batch.index}-drain`, renderAgentBatchDrain(config, batch, inputs, clusterRelease), batch, inputs))) break;
     await Promise.all(batch.agents.map((a) => attempt(agents.find((n) => n.node.name === a)!)));
     if (batch.agents.some((a) => failures.has(a))) break;
-    if (!(await triggered(`agent-batch-${batch.index}-uncordon`, renderAgentBatchUncordon(config, batch, inputs, clusterRelease), inputs))) break;
+    if (!(await triggered(`agent-batch-${batch.index}-uncordon`, renderAgentBatchUncordon(config, batch, inputs, clusterRelease), batch, inputs))) break;
   }
   return { runs, failures, batchSteps };
 }
