@@ -84,7 +84,7 @@ export const upgradeBatches: Operation = {
  * batch's two steps run once (the drain cordons nothing for it: no Node records it yet; the
  * uncordon records it). Render and churn (no `secretInputs`) see the placeholders.
  */
-export function batchTriggers(config: ResolvedConfig, batch: AgentBatch, inputs: BatchInputs): string[] {
+function batchTriggers(config: ResolvedConfig, batch: AgentBatch, inputs: BatchInputs): string[] {
   const secrets = batch.agents.map((a) => secretInputsOf(inputs, a));
   return [config.k3s.version ?? "", sha256([...inputs.k3s.values()].join("\n")), sha256(secrets.join("\n"))];
 }

@@ -10,9 +10,11 @@ import type { NodeSecrets } from "../../components/config/secrets";
 import { rewriteKubeconfig } from "../../components/node/kubeconfig";
 import { ClusterPlan, NodePlan, renderSecretsDocument } from "../../components/plan/node";
 import { stdinScriptCommand } from "../../components/shell/root";
-import { agentSecretInputs, batchInputs } from "../../components/plan/restart";
-import { AgentBatch, BatchInputs, renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches } from "../../components/upgrade/render";
-import { batchTriggers } from "../../components/operations/upgrade-batches";
+import { agentSecretInputs } from "../../components/plan/restart";
+import { upgradeBatches } from "../../components/upgrade/render";
+import { OPERATIONS } from "../../components/operations";
+import { batchStepName } from "../../components/operations/order";
+import { Facts, isFromFacts, preflightOf, Step } from "../../components/operations/step";
 import { preflightTriggers } from "../../components/node/component";
 
 /** The stack's token salt, as the cluster component's RandomPassword keeps it: the key of the agents' secret digests. */
@@ -120,8 +122,23 @@ export async function applyNode(node: NodePlan, target: SshTarget, secrets: Node
 export interface ClusterRun {
   runs: Map<string, NodeRun>;
   failures: Map<string, string>;
-  /** Output of the agent batch steps that ran (`agent-batch-<i>-drain|uncordon`). */
+  /** Output of the agent batch steps that ran, by step name (operations/order.ts batchStepName). */
   batchSteps: Map<string, string>;
+}
+
+/** The upgrade-batches operation of OPERATIONS: its steps are the batch steps the cluster component declares. */
+const UPGRADE_BATCHES = OPERATIONS.find((o) => o.name === "upgrade-batches")!;
+
+/**
+ * The name of the upgrade-batches step that drains or uncordons `agent`'s batch, from the
+ * operation itself (its steps, named by operations/order.ts batchStepName).
+ */
+export function batchStepOf(config: ResolvedConfig, agent: string, which: "drain" | "uncordon"): string {
+  const batch = upgradeBatches(config).find((b) => b.agents.includes(agent));
+  if (!batch) throw new Error(`${agent} is in no upgrade batch`);
+  const name = batchStepName(batch, which);
+  if (!UPGRADE_BATCHES.owns?.(name)) throw new Error(`${name} is not a step of the upgrade-batches operation`);
+  return name;
 }
 
 /**
@@ -136,8 +153,9 @@ const providerState = new WeakMap<Map<string, SshTarget>, Map<string, string>>()
  * The K3sCluster graph, as the engine walks it: servers one after another; then agents in upgrade
  * batches (components/upgrade; pinned and channel stacks alike, issue 26): the batch's drain step
  * on the first server, its agents in parallel, its uncordon step, then the next batch; without a
- * config, agents in parallel. `clusterRelease`: a channel stack's recorded release (the batch
- * steps' `clusterRelease` fact). A failed step stops what depends on it (later servers, the rest of the batches); a
+ * config, agents in parallel. The batch steps are those the upgrade-batches operation of
+ * OPERATIONS declares (name, stdin, triggers), as the cluster component runs them.
+ * `clusterRelease`: a channel stack's recorded release (the batch steps' `clusterRelease` fact). A failed step stops what depends on it (later servers, the rest of the batches); a
  * failed node does not stop its siblings in the same batch (as the engine continues with
  * independent resources).
  */
@@ -167,9 +185,16 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   const firstTarget = targets.get(first.node.name)!;
   // The `secretInputs` fact (cluster/component.ts): each agent's keyed digest of its secret files.
   const secretInputs = agentSecretInputs(plan, secrets, E2E_TOKEN_SALT);
-  // A batch step's triggers (operations/upgrade-batches.ts): the version, its agents' K3s inputs and secret digests.
-  const triggered = async (name: string, script: string, batch: AgentBatch, inputs: BatchInputs): Promise<boolean> => {
-    const triggers = JSON.stringify(batchTriggers(config, batch, inputs));
+  // The batch steps as the upgrade-batches operation declares them: name, stdin, triggers (the
+  // version, its agents' K3s inputs and secret digests). A channel stack's scripts read the recorded release.
+  const declared = new Map(UPGRADE_BATCHES.steps(config, plan).map((s) => [s.name, s]));
+  const facts = { clusterRelease, secretInputs } as Facts; // the only facts the batch steps read
+  const value = <T>(v: Step["stdin"] | Step["triggers"]) => (isFromFacts(v) ? v.render(facts) : v) as T;
+  const triggered = async (name: string): Promise<boolean> => {
+    const step = declared.get(name);
+    if (!step) throw new Error(`the upgrade-batches operation declares no step ${name}`);
+    const triggers = JSON.stringify(value<string[]>(step.triggers));
+    const script = value<string>(step.stdin);
     if (state.get(name) === triggers) return true;
     const r = await firstTarget.run(stdinScriptCommand(first.sshUser), script);
     batchSteps.set(name, r.stdout + r.stderr);
@@ -186,7 +211,7 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
    */
   const preflight = async (node: NodePlan) => {
     const target = targets.get(node.node.name)!;
-    const key = `${node.node.name}-preflight`;
+    const key = preflightOf(node.node.name);
     const triggers = JSON.stringify(preflightTriggers(node, secretInputs[node.node.name]!));
     if (!node.commands.preflight || state.get(key) === triggers) return true;
     try {
@@ -203,11 +228,10 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   for (const batch of upgradeBatches(config)) {
     const ready = await Promise.all(batch.agents.map((a) => preflight(agents.find((n) => n.node.name === a)!)));
     if (ready.includes(false)) break;
-    const inputs = { k3s: batchInputs(plan, batch), secrets: secretInputs };
-    if (!(await triggered(`agent-batch-${batch.index}-drain`, renderAgentBatchDrain(config, batch, inputs, clusterRelease), batch, inputs))) break;
+    if (!(await triggered(batchStepName(batch, "drain")))) break;
     await Promise.all(batch.agents.map((a) => attempt(agents.find((n) => n.node.name === a)!)));
     if (batch.agents.some((a) => failures.has(a))) break;
-    if (!(await triggered(`agent-batch-${batch.index}-uncordon`, renderAgentBatchUncordon(config, batch, inputs, clusterRelease), batch, inputs))) break;
+    if (!(await triggered(batchStepName(batch, "uncordon")))) break;
   }
   return { runs, failures, batchSteps };
 }
