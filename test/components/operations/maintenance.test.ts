@@ -11,8 +11,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ONE_SHOT_KEYS, oneShotValues } from "../../../components/operations/once";
-import { restoreDone } from "../../../components/operations/restore";
 import { rotationDone } from "../../../components/operations/certificates";
+import { restoreAbandoned } from "../../../components/operations/restore-abandoned";
 import type { Facts, FromFacts, Step } from "../../../components/operations/step";
 import { parseStackConfig } from "../../../components/stack/load";
 import { lifecycleLines } from "../../../tools/preview-lifecycle";
@@ -60,8 +60,10 @@ describe("operation maintenance", () => {
   it("servers one at a time (watched by another server), then agents in upgrade.maxUnavailable batches: drain, run, wait, back, uncordon; each group after the last", () => {
     const { steps, config, plan } = stepsOf(maintenance, sample("prod", (raw) => ((raw.maintenance = patch), (raw.upgrade = { maxUnavailable: 2 }))));
     const line = (s: Step) => `${s.name}@${s.host.name} <- ${s.after.join(",")}`;
+    assert.deepEqual(restoreAbandoned.steps(config, plan)[0]!.after, rotationDone(config, plan));
     assert.deepEqual(steps.slice(0, 6).map(line), [
-      `maintenance-record@prod-server-1 <- ${restoreDone(config, rotationDone(config, plan)).join(",")}`,
+      // No restore armed: after the chain that converges an unfinished one (operations/restore-abandoned.ts), which follows the rotations.
+      `maintenance-record@prod-server-1 <- ${restoreAbandoned.steps(config, plan).at(-1)!.name}`,
       "maintenance-1-drain@prod-server-2 <- maintenance-record",
       "prod-server-1-maintenance-run@prod-server-1 <- maintenance-1-drain",
       "maintenance-1-wait@prod-server-2 <- prod-server-1-maintenance-run",

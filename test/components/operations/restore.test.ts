@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as fc from "fast-check";
-import { parseRestoreCovered, parseRestoreResetDone, RESET_FLAG, RESET_RECORD, RESTORE_COVERED, restoreCoversLine, RESTORE_RESTARTING, RESTORE_STOPPED, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
+import { ABANDONED_RESET_LINE, parseAbandonedReset, parseRestoreCovered, parseRestoreResetDone, RESET_FLAG, RESET_RECORD, RESTORE_COVERED, restoreCoversLine, RESTORE_RESTARTING, RESTORE_STOPPED, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
 import { type ResolvedConfig, restoreSchema } from "../../../components/config/schema";
 import { secretIssues } from "../../../components/config/validate";
 import { PATHS } from "../../../components/k3s/paths";
@@ -14,6 +14,7 @@ import { rotationDone } from "../../../components/operations/certificates";
 import { ONCE_DIR } from "../../../components/operations/once";
 import { clusterSteps } from "../../../components/operations";
 import { restore, restoreStepNames } from "../../../components/operations/restore";
+import { restoreAbandoned } from "../../../components/operations/restore-abandoned";
 import type { Facts, FromFacts, Step } from "../../../components/operations/step";
 import { parseStackConfig } from "../../../components/stack/load";
 import type { StackValidationPolicy } from "@pulumi/policy";
@@ -225,7 +226,7 @@ describe("operation restore", () => {
     ]);
   });
 
-  it("preview:md: restore removed before it finished (a step failed, then a change of mind) names the steps that never completed and how to finish; removed after it finished, or before its check finished, says nothing", () => {
+  it("preview:md: restore removed before it finished (a step failed, then a change of mind) names the steps that never completed and what this up runs instead (start as it was, or rejoin after the reset); removed after it finished, or before its check finished, says nothing of it", () => {
     const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
     const was = withRestore({ id: 1, snapshot: SNAPSHOT });
     const { restore: _dropped, ...now } = was;
@@ -235,7 +236,12 @@ describe("operation restore", () => {
     // The reset ran; prod-server-2's rejoin failed: it, prod-server-3's rejoin and the agents' restarts never completed.
     const upTo = all.indexOf("prod-server-1-restore-reset") + 1;
     assert.deepEqual(lifecycleLines([cluster, ...deleting(all.slice(0, upTo))], "prod"), [
-      `⚠️ restore 1 is removed before it finished: ${all.slice(upTo).join(", ")} never completed, and K3s stays stopped where its stop ran; set restore back with id 1 to finish it (each host skips what it finished), then remove it (docs/backup-and-restore.md)`,
+      `⚠️ restore 1 is removed before it finished (${all.slice(upTo).join(", ")} never completed): this up converges what it left: its cluster reset ran on prod-server-1: prod-server-2, prod-server-3 rejoin it one at a time (etcd data moved aside); agents prod-agent-1, prod-agent-2, prod-agent-3 are not restarted (they reconnect to the restored cluster on their own); servers it never stopped are not touched (docs/backup-and-restore.md)`,
+    ]);
+    // The reset failed (or never started): prod-server-2 and prod-server-3 stopped, prod-server-1's stop never completed.
+    const stopped = all.indexOf("prod-server-1-restore-stop");
+    assert.deepEqual(lifecycleLines([cluster, ...deleting(all.slice(0, stopped))], "prod"), [
+      `⚠️ restore 1 is removed before it finished (${all.slice(stopped).join(", ")} never completed): this up converges what it left: no cluster reset ran: K3s starts again as it was on prod-server-2, prod-server-3 (the servers its stop stopped), one at a time, etcd data untouched; servers it never stopped are not touched (docs/backup-and-restore.md)`,
     ]);
     assert.deepEqual(lifecycleLines([cluster, ...deleting(all)], "prod"), [], "finished: removing it changes nothing");
     assert.deepEqual(lifecycleLines([cluster], "prod"), [], "its check never finished: nothing stopped");
@@ -517,6 +523,118 @@ describe("operation restore", () => {
         assert.deepEqual(calls(second), [], `${oldFirst}: no stop, no cluster reset, no start`);
         assert.ok(existsSync(join(second.root, "run/active/k3s")), "K3s still runs");
       }
+    });
+
+    describe("restore removed from the config before it finished: the restore-abandoned chain converges every server from its own markers", () => {
+      const armed = () => stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
+      const removed = () => stepsOf(restoreAbandoned, withRestore({ id: 1, snapshot: SNAPSHOT }, (raw) => delete raw.restore));
+      const byName = (steps: Step[], n: string) => steps.find((s) => s.name === n)!;
+      /** The armed restore's steps on the three servers up to (not including) `until`. */
+      const runUpTo = (until: string) => {
+        const { steps } = armed();
+        const hosts = new Map(["prod-server-1", "prod-server-2", "prod-server-3"].map((n) => [n, host(n)]));
+        for (const s of steps) {
+          if (s.name === until) break;
+          if (!hosts.has(s.host.name)) continue;
+          const r = exec(hosts.get(s.host.name)!, stdinOf(s, { restoreCovered: ORIGINAL_NODES }));
+          assert.equal(r.status, 0, `${s.name}: ${r.out}`);
+        }
+        for (const h of hosts.values()) writeFileSync(h.log, "");
+        return hosts;
+      };
+      /** The chain in order: the first server's stdout is the others' fact. */
+      const converge = (hosts: Map<string, ReturnType<typeof host>>) => {
+        const { steps } = removed();
+        const outs: string[] = [];
+        let fact: string | undefined;
+        for (const s of steps) {
+          const r = exec(hosts.get(s.host.name)!, stdinOf(s, { restoreAbandonedReset: fact }));
+          assert.equal(r.status, 0, `${s.name}: ${r.out}`);
+          if (fact === undefined) fact = parseAbandonedReset(r.out);
+          outs.push(r.out);
+        }
+        return outs;
+      };
+
+      it("a chain on every server (first server first), one at a time, only while no restore is armed, only on embedded etcd", () => {
+        const { steps, config, plan } = removed();
+        assert.deepEqual(steps.map((s) => `${s.name} ${s.after.join(",")}`), [
+          `prod-server-1-restore-abandoned ${rotationDone(config, plan).join(",")}`,
+          "prod-server-2-restore-abandoned prod-server-1-restore-abandoned",
+          "prod-server-3-restore-abandoned prod-server-2-restore-abandoned",
+        ]);
+        assert.ok(steps.every((s) => s.runs === "once" && s.update === "true" && s.restartsK3s && s.triggers === undefined));
+        assert.deepEqual(stepsOf(restoreAbandoned, withRestore({ id: 1, snapshot: SNAPSHOT })).steps, [], "a restore armed: its own steps run");
+        assert.deepEqual(stepsOf(restoreAbandoned, sample("dev")).steps.length, sample("dev").k3s.datastore.type === "etcd" ? 1 : 0);
+      });
+
+      it("the reset failed after every server stopped: each server starts K3s as it was, its restore records gone (the same id set again runs the whole restore); a second run touches nothing", () => {
+        const hosts = runUpTo("prod-server-1-restore-reset");
+        for (const h of hosts.values()) assert.ok(!existsSync(join(h.root, "run/active/k3s")), "stopped by the restore");
+        const outs = converge(hosts);
+        for (const [name, h] of hosts) {
+          assert.deepEqual(calls(h), ["systemctl start --no-block k3s"], `${name}: started, nothing else`);
+          assert.ok(existsSync(join(h.root, "run/active/k3s")) && existsSync(join(h.root, "var/lib/rancher/k3s/server/db/etcd")), `${name}: runs on its own etcd data`);
+          assert.ok(!existsSync(join(h.root, RESTORE_STOPPED)) && !existsSync(join(h.root, ONCE_DIR, "restore-stop")), `${name}: the stop's records are gone`);
+        }
+        assert.ok(!existsSync(join(hosts.get("prod-server-1")!.root, ONCE_DIR, "restore-check")), "the check runs again for the same id");
+        assert.match(outs[0]!, /abandoned: restore 1 stopped K3s here and was removed before any cluster reset: start K3s as it was/);
+        assert.ok(!outs[0]!.includes(ABANDONED_RESET_LINE));
+        for (const h of hosts.values()) writeFileSync(h.log, "");
+        for (const out of converge(hosts)) assert.match(out, /no restore stopped K3s here: nothing to do/);
+        for (const h of hosts.values()) assert.deepEqual(calls(h), [], "a second up calls nothing");
+        // The same id armed again: the whole restore runs (check, stops, reset), never a reset on running servers.
+        const again = armed();
+        const first = hosts.get("prod-server-1")!;
+        const check = exec(first, stdinOf(again.steps[0]!));
+        assert.match(check.out, /restoring local snapshot/);
+        assert.doesNotMatch(exec(hosts.get("prod-server-2")!, stdinOf(byName(again.steps, "prod-server-2-restore-stop"), { restoreCovered: ORIGINAL_NODES })).out, /already done/);
+      });
+
+      it("the reset ran and a rejoin failed: the reset server is left as it is, each server that did not rejoin rejoins it with its etcd data moved aside; the same id set again runs nothing", () => {
+        const hosts = runUpTo("prod-server-3-restore-rejoin");
+        const third = hosts.get("prod-server-3")!;
+        const outs = converge(hosts);
+        assert.equal(parseAbandonedReset(outs[0]), "1", "the first server says its reset ran");
+        assert.deepEqual(calls(hosts.get("prod-server-1")!), [], "the reset server: nothing");
+        assert.deepEqual(calls(hosts.get("prod-server-2")!), [], "rejoined already: nothing");
+        assert.deepEqual(calls(third), ["systemctl stop k3s", "systemctl start --no-block k3s"]);
+        assert.ok(existsSync(join(third.root, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")) && existsSync(join(third.root, "run/active/k3s")), "rejoined with its etcd data moved aside");
+        for (const h of hosts.values()) writeFileSync(h.log, "");
+        converge(hosts);
+        for (const h of hosts.values()) assert.deepEqual(calls(h), [], "a second up calls nothing");
+        // Armed again with id 1: every step finds its host's record (never a second reset).
+        for (const s of armed().steps.filter((s) => hosts.has(s.host.name))) {
+          const r = exec(hosts.get(s.host.name)!, stdinOf(s, { restoreCovered: ORIGINAL_NODES }));
+          assert.match(r.out, /already done for restore id 1 on this host, skipped/, s.name);
+        }
+        for (const h of hosts.values()) assert.deepEqual(calls(h), []);
+      });
+
+      it("the reset ran but its start failed (K3s' reset-flag left): the first server starts on the restored data and records the reset done; the others rejoin it", () => {
+        const hosts = runUpTo("prod-server-1-restore-reset");
+        const first = hosts.get("prod-server-1")!;
+        mkdirSync(join(first.root, "var/lib/rancher/k3s/server/db"), { recursive: true });
+        writeFileSync(join(first.root, RESET_FLAG), "");
+        const outs = converge(hosts);
+        assert.equal(parseAbandonedReset(outs[0]), "1");
+        assert.deepEqual(calls(first), ["systemctl start --no-block k3s"]);
+        assert.equal(parseRestoreResetDone(readFileSync(join(first.root, RESTORE_COVERED), "utf8"), "1"), true, "the check's record says the reset is done");
+        for (const n of ["prod-server-2", "prod-server-3"]) {
+          assert.deepEqual(calls(hosts.get(n)!), ["systemctl stop k3s", "systemctl start --no-block k3s"], n);
+          assert.ok(existsSync(join(hosts.get(n)!.root, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")), `${n}: rejoined`);
+        }
+      });
+
+      it("a host no restore stopped (never armed, a new server, an agent-less cluster's first up) is only read: nothing called, nothing written", () => {
+        const fresh = new Map(["prod-server-1", "prod-server-2", "prod-server-3"].map((n) => [n, host(n)]));
+        const outs = converge(fresh);
+        for (const [n, h] of fresh) {
+          assert.deepEqual(calls(h), [], n);
+          assert.ok(!existsSync(join(h.root, "var/lib/k3s-platform")), `${n}: nothing written`);
+        }
+        for (const out of outs) assert.match(out, /no restore stopped K3s here: nothing to do/);
+      });
     });
 
     it("a node removed and re-added under its name after the reset (a fresh host, restore still set) stops nothing, moves no etcd data, restarts nothing; a rejoin or restart begun before the re-add still runs on a retry", () => {
