@@ -236,7 +236,8 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     });
     fault = undefined;
     rmSync(join(dir, "cluster/fail-cluster-reset"));
-    for (const n of servers) assert.equal(events(mark, /^kubelet-stop$/).filter((e) => e.node === n).length, 1, `${n} stopped by the restore`);
+    // (The reset stops the first server's K3s again before --cluster-reset: a second stop event there.)
+    for (const n of servers) assert.ok(events(mark, /^kubelet-stop$/).some((e) => e.node === n), `${n} stopped by the restore`);
     for (const n of servers) assert.notEqual((await ssh(host(n), "systemctl is-active --quiet k3s")).status, 0, `${n}: K3s stays stopped before the fix`);
 
     // A change of mind: restore removed. The restore-abandoned chain converges every server.
