@@ -2,7 +2,7 @@ import { CLUSTER_CHILDREN, childName, childSuffix, ENCRYPTION_PHASES, NODE_CHILD
 import { OPERATIONS, operationOf } from "../components/operations";
 import type { PreviewStep } from "./preview-types";
 import { parseRestoreResetDone, restoreServers, snapshotTime } from "../components/backup/restore";
-import { CoveringOperation, notCoveredText, parseCovered } from "../components/operations/covered";
+import { CoveringOperation, notCoveredText, OPERATIONS_CONFIGMAP, parseCovered } from "../components/operations/covered";
 import { MAINTENANCE_RECORD } from "../components/operations/maintenance";
 import { restoreStepNames } from "../components/operations/restore";
 import { maintenanceGroups } from "../components/maintenance/render";
@@ -337,8 +337,10 @@ function restoreRemovedLines(lifecycle: Lifecycle[], named: Named[], stack: stri
  * The first slot moved after restore `id` ran (the old first server armed, removed or listed
  * after another): the old first server's check goes (its record in state), a check is created on
  * the new one. A new first server the restore stopped records the restore as done and runs
- * nothing of it (backup/restore.ts renderRestoreCheck); one that joined after it cannot tell, and
- * would restore the snapshot again on the running cluster: said as a warning, with the way out.
+ * nothing of it (backup/restore.ts renderRestoreCheck); one that joined after it reads the record
+ * the reset wrote into the restored cluster (ConfigMap kube-system/k3s-platform-operations), and
+ * only without it (an older restore, an API not answering) would restore again: a warning saying
+ * both, with the way out.
  */
 function firstSlotMovedLines(checks: Lifecycle[], check: Lifecycle | undefined, snapshot: string | undefined, id: string): string[] | undefined {
   if (!check || (check.op !== "create" && check.op !== "replace")) return undefined;
@@ -349,8 +351,11 @@ function firstSlotMovedLines(checks: Lifecycle[], check: Lifecycle | undefined, 
   if (parseCovered(stdout(before), "restore", id).includes(now)) {
     return [`restore ${id} ran with ${was} as the first server; ${now} holds the first slot now and was stopped by that restore: nothing of it runs again (docs/backup-and-restore.md)`];
   }
+  // The reset wrote its record into the restored cluster (backup/restore.ts, ConfigMap
+  // kube-system/k3s-platform-operations): the check reads it there. A restore run by a version
+  // that did not write it, or an API that does not answer, leaves the check only its host.
   return [
-    `⚠️ restore ${id} ran with ${was} as the first server; ${now} takes the first slot but joined after it: its check cannot tell that restore ${id} ran and would restore ${snapshot ?? "the snapshot"} again on the running cluster: remove restore from the config in this change (docs/backup-and-restore.md)`,
+    `⚠️ restore ${id} ran with ${was} as the first server; ${now} takes the first slot but joined after it: its check reads the record restore ${id} wrote into the cluster (ConfigMap ${OPERATIONS_CONFIGMAP.namespace}/${OPERATIONS_CONFIGMAP.name}) and then runs nothing of it; without that record (a restore run before the cluster kept it, or the API not answering) it would restore ${snapshot ?? "the snapshot"} again on the running cluster: to be sure, remove restore from the config in this change (docs/backup-and-restore.md)`,
   ];
 }
 

@@ -6,7 +6,7 @@ import { managedNodes } from "../decommission/nodes";
 import { STOP_TIMEOUT_SECONDS } from "../k3s/install";
 import { PATHS } from "../k3s/paths";
 import { ONCE_DIR } from "../operations/once";
-import { coveredRecordPath, coversLine, parseCovered, printCovered, printCoveredCommand, writeCovered } from "../operations/covered";
+import { coveredRecordPath, coversLine, OPERATIONS_CONFIGMAP, parseCovered, printCovered, printCoveredCommand, readClusterRecord, writeClusterRecord, writeCovered } from "../operations/covered";
 import { heredocBody, raw, Shell, sh } from "../shell/sh";
 import { CURL_WHY, REQUIRE_CURL, TOKEN_ROTATE } from "../rotation/token-request";
 
@@ -270,9 +270,11 @@ mv "$ONCE.tmp" "$ONCE"
  * is pending. Prints when the snapshot was taken: what is lost is everything written after it.
  * Records the nodes the restore covers (RESTORE_COVERED: the managed nodes now, those that joined
  * in this `up` included, as they joined before the restore) and prints the record on every run.
- * On a server this restore's stop already ran on (the first slot moved to it after the restore:
- * the old first server armed for decommission, removed, or reordered), the restore is over: it
- * records no node and the reset as done, so no step of it runs again (no second cluster reset).
+ * On a server this restore's stop already ran on, or in a cluster that holds this restore's record
+ * (the reset writes it into the restored cluster: operations/covered.ts OPERATIONS_CONFIGMAP), the
+ * first slot moved after the restore (the old first server armed for decommission, removed, or
+ * reordered; the new one maybe joined after it): the restore is over: it records no node and the
+ * reset as done, so no step of it runs again (no second cluster reset).
  */
 export function renderRestoreCheck(config: ResolvedConfig, restore: RestoreConfig, id: string, restoreTokenSet = false): string {
   const { first, others, agents } = restoreServers(config);
@@ -296,11 +298,19 @@ say "snapshot file $SNAPSHOT, written $(date -u -r "$ROOT$SNAPSHOT" +%Y-%m-%dT%H
     "check",
     first,
     id,
-    sh`# This host holds the first slot now, but this restore's stop ran here: the restore ran with
-# another first server (it was armed for decommission, removed, or listed after this one since).
-# Its reset is done; running the check, then the reset here, would reset the running cluster.
+    sh`# This host holds the first slot now, but this restore ran with another first server (it was
+# armed for decommission, removed, or listed after this one since): this restore's stop ran here,
+# or the cluster's record of it (written into the restored cluster by its reset) says so. Its
+# reset is done; running the check, then the reset here, would reset the running cluster.
+${readClusterRecord("restore", id)}
+already=""
 if [ ${readRecord(`${ONCE_DIR}/restore-stop`)} = "$value" ]; then
-  say ${`restore ${id} already ran in this cluster (K3s on ${first.name} was stopped by it): nothing of it runs again; set a new restore.id to restore again`}
+  already=${`K3s on ${first.name} was stopped by it`}
+elif [ -n "$cluster_record" ]; then
+  already=${`the cluster's record says so: ConfigMap ${OPERATIONS_CONFIGMAP.namespace}/${OPERATIONS_CONFIGMAP.name}`}
+fi
+if [ -n "$already" ]; then
+  say ${`restore ${id} already ran in this cluster (`}"$already"${`): nothing of it runs again; set a new restore.id to restore again`}
 ${writeCovered("restore", id, [])}
   printf '%s\\n' ${resetDoneLine(id)} >>"$COVERED"
 else
@@ -451,7 +461,11 @@ ${tokenSetup}${resetFragment(config, id)}
 # The record the check prints on every run says the reset is done: a node that joins from now on
 # (added, or removed and re-added under its name) stops and restarts nothing for this id.
 mkdir -p "$ROOT"${posix.dirname(RESTORE_COVERED)}
-printf '%s\\n' ${resetDoneLine(id)} >>"$ROOT"${RESTORE_COVERED}${rotateBack}`,
+printf '%s\\n' ${resetDoneLine(id)} >>"$ROOT"${RESTORE_COVERED}${rotateBack}
+# The same record in the restored cluster, written only now: the reset rolled etcd back to the
+# snapshot, so anything written before it is gone. A server that takes the first slot later
+# (one that joined after this restore included) reads it in its check and runs nothing of it.
+${writeClusterRecord("restore", id, sh`"$ROOT"${RESTORE_COVERED}`)}`,
   );
 }
 

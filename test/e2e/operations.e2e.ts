@@ -487,11 +487,10 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     assert.deepEqual(ran(await up()), [], "a second up is a no-op");
     assert.deepEqual(hosts.map(calls), again);
   });
-  it("restore left in the config when the first server is armed for decommission: the new first server, stopped by that restore, runs nothing of it; no cluster reset, no stop after the nodes' own steps", async () => {
-    // Restore 4 is still set; e2e-server-2 took part in it (stopped, rejoined). Arming e2e-server-1 gives it the first slot.
-    // (Maintenance 3 is removed first: a first slot that moves re-records its coverage, a gap of its own.)
-    edits.push((raw) => delete raw.maintenance);
-    await up();
+  it("restore and maintenance left in the config when the first server is armed for decommission: the new first server, stopped by that restore, runs nothing of it; the maintenance record is the cluster's (nodes that joined or were re-added since stay out); no cluster reset, no stop, no drain after the nodes' own steps", async () => {
+    // Restore 4 and maintenance 3 are still set; e2e-server-2 took part in both. Arming e2e-server-1 gives it the first slot.
+    // What maintenance 3 recorded when it ran (the batches test above).
+    const maintainedBefore = ["e2e-server-1", "e2e-server-2", "e2e-server-3", "e2e-agent-1", "e2e-server-4", "e2e-agent-2", "e2e-agent-3", "e2e-agent-4"];
     edits.push((raw) => raw.nodes.forEach((n) => n.name === "e2e-server-1" && (n.decommission = true)));
     let nodesDone = 0;
     fault = { step: "e2e-server-2-restore-check", run: () => (nodesDone = Date.now() / 1000) };
@@ -502,7 +501,36 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     assert.equal(check.op, "create");
     assert.match(check.stdout, /restore 4 already ran in this cluster \(K3s on e2e-server-2 was stopped by it\): nothing of it runs again/);
     assert.match(record(records, "e2e-server-2-restore-reset").stdout, /restore 4 ran before this node joined .*nothing to do/);
-    assert.deepEqual(events(nodesDone, /^(kubelet-stop|kubelet-start|etcd-cluster-reset|etcd-member-add)$/), [], "after the nodes' own steps: no stop, start or reset anywhere");
+    // The maintenance record moved to e2e-server-2 (an Update runs its script there): it reads the
+    // cluster's record of maintenance 3 instead of recording the nodes of today.
+    const moved = record(records, MAINTENANCE_RECORD);
+    assert.doesNotMatch(moved.stdout, /recorded in the cluster/, "nothing recorded again");
+    const maintained = parseCovered(moved.stdout, "maintenance", "3");
+    for (const n of ["e2e-agent-0", "e2e-server-3", "e2e-agent-1"]) assert.ok(!maintained.includes(n), `${n} (joined or re-added after maintenance 3) stays out`);
+    assert.deepEqual(maintained, maintainedBefore.filter((n) => n !== "e2e-server-3" && n !== "e2e-agent-1"), "the nodes maintenance 3 covered, the re-added ones out (new UIDs)");
+    assert.deepEqual(events(nodesDone, /^(kubelet-stop|kubelet-start|etcd-cluster-reset|etcd-member-add|cordon|drain-start|reboot-down)$/), [], "after the nodes' own steps: no stop, start, reset, cordon, drain or reboot anywhere");
+    const again = hosts.map(calls);
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
+    assert.deepEqual(hosts.map(calls), again);
+  });
+  it("restore and maintenance left in the config when the first slot moves to a server that joined after the restore (the old first server removed, the next one armed): its check reads the record the restore's reset wrote into the restored cluster and runs nothing; no reset, stop or drain; a second up is a no-op", async () => {
+    // e2e-server-4 joined after restore 4 (its steps only said so): no record of restore 4 on its host.
+    edits.push((raw) => (raw.nodes = raw.nodes.filter((n) => n.name !== "e2e-server-1")));
+    await up();
+    edits.push((raw) => raw.nodes.forEach((n) => n.name === "e2e-server-2" && (n.decommission = true)));
+    let nodesDone = 0;
+    fault = { step: "e2e-server-4-restore-check", run: () => (nodesDone = Date.now() / 1000) };
+    const records = await up();
+    fault = undefined;
+    assert.ok(nodesDone > 0);
+    const check = record(records, "e2e-server-4-restore-check");
+    assert.equal(check.op, "create");
+    assert.match(check.stdout, /restore 4 already ran in this cluster \(the cluster's record says so: ConfigMap kube-system\/k3s-platform-operations\): nothing of it runs again/);
+    assert.equal(parseRestoreResetDone(check.stdout, "4"), true);
+    assert.doesNotMatch(calls(host("e2e-server-4")), /--cluster-reset/);
+    const maintained = parseCovered(record(records, MAINTENANCE_RECORD).stdout, "maintenance", "3");
+    assert.ok(maintained.includes("e2e-server-4") && !maintained.includes("e2e-agent-0"), "the cluster's record of maintenance 3, read on e2e-server-4");
+    assert.deepEqual(events(nodesDone, /^(kubelet-stop|kubelet-start|etcd-cluster-reset|etcd-member-add|cordon|drain-start|reboot-down)$/), [], "after the nodes' own steps: no stop, start, reset, cordon, drain or reboot anywhere");
     const again = hosts.map(calls);
     assert.deepEqual(ran(await up()), [], "a second up is a no-op");
     assert.deepEqual(hosts.map(calls), again);

@@ -205,7 +205,7 @@ describe("operation restore", () => {
     ]);
   });
 
-  it("preview:md: the first slot moved after the restore ran (old first armed): a new first server the restore stopped runs nothing of it; one that joined after it is a warning naming the way out", () => {
+  it("preview:md: the first slot moved after the restore ran (old first armed): a new first server the restore stopped runs nothing of it; one that joined after it reads the cluster's record, a warning says so and names the way out when that record is missing", () => {
     const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
     const record = `${restoreCoversLine("1", ORIGINAL_NODES)}\nrestore reset done: 1\n`;
     const oldCheck: PreviewStep = { op: "delete", urn: urn("prod-server-1-restore-check"), oldState: { outputs: { stdout: record } } };
@@ -222,7 +222,7 @@ describe("operation restore", () => {
     };
     assert.deepEqual(lines("prod-server-2"), ["restore 1 ran with prod-server-1 as the first server; prod-server-2 holds the first slot now and was stopped by that restore: nothing of it runs again (docs/backup-and-restore.md)"]);
     assert.deepEqual(lines("prod-server-4"), [
-      `⚠️ restore 1 ran with prod-server-1 as the first server; prod-server-4 takes the first slot but joined after it: its check cannot tell that restore 1 ran and would restore ${SNAPSHOT} again on the running cluster: remove restore from the config in this change (docs/backup-and-restore.md)`,
+      `⚠️ restore 1 ran with prod-server-1 as the first server; prod-server-4 takes the first slot but joined after it: its check reads the record restore 1 wrote into the cluster (ConfigMap kube-system/k3s-platform-operations) and then runs nothing of it; without that record (a restore run before the cluster kept it, or the API not answering) it would restore ${SNAPSHOT} again on the running cluster: to be sure, remove restore from the config in this change (docs/backup-and-restore.md)`,
     ]);
   });
 
@@ -452,7 +452,7 @@ describe("operation restore", () => {
       const tools = join(first.root, "tools");
       mkdirSync(tools);
       symlinkSync(join(STUBS, "k3s"), join(tools, "k3s"));
-      for (const t of ["bash", "cat", "date", "mkdir", "mv", "dirname", "sed"]) symlinkSync(spawnSync("bash", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim(), join(tools, t));
+      for (const t of ["bash", "cat", "date", "mkdir", "mv", "dirname", "sed", "mktemp", "rm", "base64"]) symlinkSync(spawnSync("bash", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim(), join(tools, t));
       const run = (facts: Partial<Facts>) => spawnSync("/bin/bash", ["-s"], { input: stdinOf(steps[0]!, facts), encoding: "utf8", env: { ...first.env, PATH: tools } });
       const refused = run({ restoreTokenSet: true });
       assert.equal(refused.status, 1);
@@ -635,6 +635,39 @@ describe("operation restore", () => {
         }
         for (const out of outs) assert.match(out, /no restore stopped K3s here: nothing to do/);
       });
+    });
+
+    it("the first slot moves to a server that joined after the restore (no marker of it on its host): its check reads the record the reset wrote into the restored cluster and runs nothing of it; no second cluster reset on the running cluster", () => {
+      const api = mkdtempSync(join(scratch, "api-"));
+      const { steps } = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
+      const byName = (list: Step[], n: string) => list.find((s) => s.name === n)!;
+      const first = host("prod-server-1");
+      const shared = (h: ReturnType<typeof host>) => ({ ...h, env: { ...h.env, STUB_API: api } });
+      const one = shared(first);
+      assert.equal(exec(one, stdinOf(steps[0]!)).status, 0);
+      assert.equal(exec(one, stdinOf(byName(steps, "prod-server-1-restore-stop"), { restoreCovered: ORIGINAL_NODES })).status, 0);
+      // A record written before the reset would be rolled back with etcd: the check writes none.
+      assert.ok(!existsSync(join(api, "configmaps")), "nothing in the cluster before the reset");
+      const reset = exec(one, stdinOf(byName(steps, "prod-server-1-restore-reset"), { restoreCovered: ORIGINAL_NODES }));
+      assert.equal(reset.status, 0, reset.out);
+      assert.match(reset.out, /reset: recorded in the cluster \(ConfigMap kube-system\/k3s-platform-operations, key restore-[0-9a-f]{16}\)/);
+      // Later, restore 1 still set: prod-server-1 is armed; prod-server-2 was removed and re-added
+      // since (a fresh host: no marker, no once-record) and now holds the first slot.
+      const moved = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }, (raw) => (raw.nodes[0]!.decommission = true)));
+      const fresh = shared(host("prod-server-2"));
+      mkdirSync(join(fresh.root, "api"), { recursive: true });
+      writeFileSync(join(fresh.root, "api/nodes"), "prod-server-1 True true\nprod-server-2 True true\nprod-server-3 True true\n");
+      const check = exec(fresh, stdinOf(byName(moved.steps, "prod-server-2-restore-check")));
+      assert.equal(check.status, 0, check.out);
+      assert.match(check.out, /check: restore 1 already ran in this cluster \(the cluster's record says so: ConfigMap kube-system\/k3s-platform-operations\): nothing of it runs again; set a new restore\.id to restore again/);
+      const facts = { restoreCovered: parseRestoreCovered(check.out, "1"), restoreResetDone: parseRestoreResetDone(check.out, "1") };
+      assert.deepEqual(facts, { restoreCovered: [], restoreResetDone: true });
+      for (const n of ["prod-server-2-restore-stop", "prod-server-2-restore-reset"]) assert.equal(exec(fresh, stdinOf(byName(moved.steps, n), facts)).status, 0);
+      assert.deepEqual(calls(fresh), [], "no stop, no cluster reset, no start");
+      assert.ok(existsSync(join(fresh.root, "run/active/k3s")), "K3s still runs");
+      // Without the cluster's record (an older restore, or the API not answering), the fresh host cannot tell: its check would go on.
+      const blind = host("prod-server-2");
+      assert.match(exec(blind, stdinOf(byName(moved.steps, "prod-server-2-restore-check"))).out, /restoring local snapshot/);
     });
 
     it("a node removed and re-added under its name after the reset (a fresh host, restore still set) stops nothing, moves no etcd data, restarts nothing; a rejoin or restart begun before the re-add still runs on a retry", () => {
