@@ -416,12 +416,13 @@ export function renderRestoreReset(config: ResolvedConfig, restore: RestoreConfi
   const withToken = secrets?.restoreToken !== undefined;
   const dropIn = withToken ? heredocBody(stringify({ token: secrets.restoreToken }, { lineWidth: 0 })) : undefined;
   const tokenSetup = dropIn
-    ? sh`password_of() { local t="$1"; t="\${t#K10*::}"; t="\${t#server:}"; printf '%s' "$t"; }
-${REQUIRE_CURL}${TOKEN_ROTATE}
+    ? sh`${REQUIRE_CURL}${TOKEN_ROTATE}
 restore_token=${secrets!.restoreToken!}
 current_token=${secrets!.token}
 DROPIN="$ROOT"${RESTORE_TOKEN_DROPIN}
-if [ "$(password_of "$restore_token")" = "$(password_of "$current_token")" ]; then
+current_password="$(token_password "$current_token")" || fail "the token config key is not a token K3s takes (K10<CA hash>::<user>:<password> or <password>); K3s stays stopped on every server and nothing was restored: correct it and run pulumi up again"
+restore_password="$(token_password "$restore_token")" || fail "restoreToken is not a token K3s takes (K10<CA hash>::<user>:<password> or <password>); K3s stays stopped on every server and nothing was restored: correct it and run pulumi up again"
+if [ "$restore_password" = "$current_password" ]; then
   say "restoreToken is the configured token: nothing to switch"
   restore_token=""
 else
@@ -442,7 +443,7 @@ if [ -n "$restore_token" ]; then
   say "rotate the token back to the configured one (PUT /v1-k3s/token, as k3s token rotate does)"
   # The request k3s token rotate makes, its configuration on curl's stdin: no token is a process
   # argument (rotation/token-request.ts); it fails naming what K3s answered.
-  token_rotate "$restore_token" "$(password_of "$current_token")"
+  token_rotate "$restore_token" "$current_password"
   rm -f "$DROPIN"
   timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed"
   systemctl start --no-block k3s

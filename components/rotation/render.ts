@@ -53,7 +53,7 @@ ${body}
 
 /**
  * The token-rotate step's stdin (a secret: it carries the new token). Runs on the first server.
- * Passwords are compared without K3s' secure-format prefix (`K10<ca hash>::server:`).
+ * Passwords are compared as K3s reads them from a token (rotation/token-request.ts token_password).
  */
 export function renderTokenRotateScript(config: ResolvedConfig, node: NodeConfig, newToken: string): string {
   const gap = subcommandGap("token rotate", config.k3s);
@@ -63,18 +63,18 @@ export function renderTokenRotateScript(config: ResolvedConfig, node: NodeConfig
 NODE=${node.name}
 say() { echo "rotate-token[$NODE]: $* ($((SECONDS - started))s)"; }
 fail() { echo "rotate-token[$NODE]: $*" >&2; exit 1; }
-password_of() { local t="$1"; t="\${t#K10*::}"; t="\${t#server:}"; printf '%s' "$t"; }
 ${REQUIRE_CURL}${TOKEN_ROTATE}
 TOKEN_FILE="$ROOT"${SERVER_TOKEN_FILE}
 MARKER="$ROOT"${TOKEN_ROTATED_MARKER}
 GAP=${gap ?? ""}
-new_password="$(password_of ${newToken})"
 if [ ! -s "$TOKEN_FILE" ]; then
   say "K3s does not run here yet: nothing to rotate (a new cluster starts with the configured token)"
   exit 0
 fi
+new_password="$(token_password ${newToken})" || fail "the configured token is not one K3s takes: K10<CA hash>::<user>:<password> (a 64-character CA hash) or a bare password, not a bootstrap token (k3s-io/k3s pkg/cluster/storage.go normalizeToken); correct the token config key (no node was given it)"
 current="$(cat "$TOKEN_FILE")"
-if [ "$(password_of "$current")" = "$new_password" ]; then
+current_password="$(token_password "$current")" || fail "$TOKEN_FILE does not hold a token K3s writes (K10<CA hash>::server:<password>); nothing was rotated"
+if [ "$current_password" = "$new_password" ]; then
   say "the cluster already runs with this token"
   exit 0
 fi

@@ -46,26 +46,66 @@ export const REQUIRE_CURL: Shell = sh`require_curl() {
 }
 `;
 
-/** `token_rotate OLD NEW`: rotates K3s' server token from OLD (any form) to the password NEW. */
-export const TOKEN_ROTATE: Shell = raw(`# token_password TOKEN: the password K3s checks for TOKEN (k3s-io/k3s pkg/clientaccess/token.go parseToken).
+/**
+ * `token_password TOKEN`: prints the password K3s takes from TOKEN, as k3s-io/k3s
+ * pkg/clientaccess/token.go parseToken @0566d45 (lines 183-230) reads it, via ParseUsernamePassword
+ * and pkg/cluster/storage.go normalizeToken @0663681 (the password the server keys its bootstrap
+ * data with and checks basic auth against). Status 1 and nothing printed when K3s refuses TOKEN
+ * ("failed to normalize token; must be in format K10<CA-HASH>::<USERNAME>:<PASSWORD> or
+ * <PASSWORD>"): empty, a CA hash that is neither empty nor 64 bytes, no `<user>:<password>` with a
+ * non-empty password, or a bootstrap token `<id>.<secret>` (k8s.io/cluster-bootstrap
+ * BootstrapTokenPattern `[a-z0-9]{6}\.[a-z0-9]{16}`: it carries no password).
+ *
+ * parseToken, step by step: a token not starting with `K10` is a bootstrap token or gets `K10:::`
+ * in front, so a bare token (`server:pw`, `a::b` too) is its own password; then `K10` is cut,
+ * the rest split at the first `::` into CA hash and credentials (no `::`: all credentials), and
+ * the credentials split at the first `:` into user and password. Byte lengths (LC_ALL=C), as Go's
+ * len(). Only parameter expansion, `case` and `[[ =~ ]]`: TOKEN is never evaluated.
+ * The one definition every generated script uses (token rotation, restore's reset): one spelling,
+ * one test (test/components/rotation/token-password.test.ts).
+ */
+export const TOKEN_PASSWORD: Shell = raw(`# token_password TOKEN: the password K3s takes from TOKEN, status 1 for a token K3s refuses
+# (k3s-io/k3s pkg/clientaccess/token.go parseToken, rotation/token-request.ts).
 token_password() {
-  local t="$1"
+  local LC_ALL=C t="$1" hash bootstrap='^[a-z0-9]{6}[.][a-z0-9]{16}$'
+  [ -n "$t" ] || return 1
+  # A bare password or bootstrap token becomes a K10 token with an empty CA hash.
   case "$t" in
-    K10*::*) t="\${t#K10*::}"; case "$t" in *:*) t="\${t#*:}" ;; esac ;;
+    K10*) ;;
+    *) if [[ $t =~ $bootstrap ]]; then t="K10::$t"; else t="K10:::$t"; fi ;;
   esac
+  t="\${t#K10}"
+  case "$t" in
+    *::*)
+      hash="\${t%%::*}"
+      t="\${t#*::}"
+      [ -z "$hash" ] || [ "\${#hash}" -eq 64 ] || return 1
+      ;;
+  esac
+  # Credentials: a bootstrap token (no password), else <user>:<password>, the password not empty.
+  if [[ $t =~ $bootstrap ]]; then return 1; fi
+  case "$t" in *:*) t="\${t#*:}" ;; *) return 1 ;; esac
+  [ -n "$t" ] || return 1
   printf '%s' "$t"
 }
-# quoted S: S as a double-quoted value of curl's config syntax and of JSON alike: backslash and
+`);
+
+/**
+ * `token_rotate OLD NEW`: rotates K3s' server token from OLD (any form K3s takes) to the password
+ * NEW. Carries TOKEN_PASSWORD, so a script that includes it has `token_password` too.
+ */
+export const TOKEN_ROTATE: Shell = raw(`${TOKEN_PASSWORD.text}# quoted S: S as a double-quoted value of curl's config syntax and of JSON alike: backslash and
 # double quote escaped (no control characters: token_rotate refuses them).
 quoted() { local s="$1"; s="\${s//\\\\/\\\\\\\\}"; s="\${s//\\"/\\\\\\"}"; printf '"%s"' "$s"; }
 # token_rotate OLD NEW (rotation/token-request.ts): PUT ${K3S_LOCAL_SERVER}${TOKEN_ENDPOINT} as k3s token rotate does.
 token_rotate() {
-  local old="$1" new="$2" out status=0 code body
+  local old="$1" new="$2" password out status=0 code body
   case "$old$new" in *[[:cntrl:]]*) fail "a token holds a control character, which K3s' token cannot carry; nothing was rotated" ;; esac
+  password="$(token_password "$old")" || fail "the token to rotate from is not one K3s takes (K10<CA hash>::<user>:<password> or <password>); nothing was rotated"
   out="$(printf '%s\\n' \\
     "url = $(quoted "${K3S_LOCAL_SERVER}${TOKEN_ENDPOINT}")" \\
     'request = "PUT"' \\
-    "user = $(quoted "server:$(token_password "$old")")" \\
+    "user = $(quoted "server:$password")" \\
     "data-binary = $(quoted "{\\"newToken\\":$(quoted "$new")}")" \\
     'header = "Content-Type: application/json"' \\
     "cacert = $(quoted "$ROOT${SERVER_CA_FILE}")" \\

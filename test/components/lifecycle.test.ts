@@ -827,11 +827,13 @@ ${raw(snippet)}`.text;
 describe("rotation", () => {
   const config = loadStackConfig(variant("prod", (r) => (r.certificates = { rotation: 3 })));
   const first = config.nodes[0]!;
+  /** A CA hash as K3s writes it in server/token: 64 hex digits (parseToken refuses other lengths). */
+  const CA_HASH = createHash("sha256").update("stand-in CA").digest("hex");
   /** The first server: its token file, its server CA, K3s' token endpoint (the curl stand-in: test/helpers/stubs-backup/curl). */
   const tokenHost = (token: string, active = true) => {
     const s = sandbox({ systemctl: active ? "exit 0" : "exit 3", k3s: "", curl: `K3SP_ROOT="$K3S_PLATFORM_ROOT" K3SP_ACTIVE="$K3S_PLATFORM_ROOT/run/active/k3s" K3SP_LOG="$(dirname "$0")/../calls" exec python3 ${TOKEN_ENDPOINT_MODEL} "$@"` });
     mkdirSync(join(s.root, "var/lib/rancher/k3s/server/tls"), { recursive: true });
-    writeFileSync(join(s.root, "var/lib/rancher/k3s/server/token"), `K10abc::server:${token}\n`);
+    writeFileSync(join(s.root, "var/lib/rancher/k3s/server/token"), `K10${CA_HASH}::server:${token}\n`);
     writeFileSync(join(s.root, SERVER_CA_FILE), "-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n");
     if (active) {
       mkdirSync(join(s.root, "run/active"), { recursive: true });
@@ -850,7 +852,7 @@ describe("rotation", () => {
 
   it("token rotate: once, with the running token from the server's token file; a rerun or the same token does nothing", () => {
     const s = tokenHost("old-token");
-    const script = renderTokenRotateScript(config, first, "K10ffff::server:new-token");
+    const script = renderTokenRotateScript(config, first, `K10${"f".repeat(64)}::server:new-token`);
     const r = s.run(script);
     assert.equal(r.status, 0, r.stderr);
     // K3s' endpoint authenticated the old token's password and rotated to the new one.
@@ -860,7 +862,7 @@ describe("rotation", () => {
     assert.match(s.run(script).stdout, /the cluster already runs with this token/, "K3s wrote its token file: a rerun sees it");
     assert.equal(s.calls().split("\n").filter((l) => l.startsWith("token endpoint: rotated")).length, 1);
     // The marker alone (K3s restarted since with an older drop-in, say) also stops a second rotation.
-    writeFileSync(join(s.root, "var/lib/rancher/k3s/server/token"), "K10abc::server:old-token\n");
+    writeFileSync(join(s.root, "var/lib/rancher/k3s/server/token"), `K10${CA_HASH}::server:old-token\n`);
     assert.match(s.run(script).stdout, /already rotated to this token/);
     const same = tokenHost("new-token");
     assert.match(same.run(script).stdout, /the cluster already runs with this token/);
@@ -920,8 +922,9 @@ describe("rotation", () => {
     // the property's, not mocha's 60 s default (the injection property test does the same).
     this.timeout(600_000);
     fc.assert(
-      // Control characters are refused (K3s' token file is one line); everything else arrives as is.
-      fc.property(fc.string({ minLength: 1, maxLength: 40 }).filter((t) => !/[\x00-\x1f\x7f]/.test(t) && !/^K10.*::/.test(t) && !t.startsWith("server:") && t.trim() === t), (token) => {
+      // Control characters are refused (K3s' token file is one line); a bare token (not K10..., not a
+      // bootstrap token) is its own password, `server:x` too (parseToken, rotation/token-request.ts).
+      fc.property(fc.string({ minLength: 1, maxLength: 40 }).filter((t) => !/[\x00-\x1f\x7f]/.test(t) && !t.startsWith("K10") && !/^[a-z0-9]{6}\.[a-z0-9]{16}$/.test(t) && t.trim() === t), (token) => {
         const s = tokenHost("old");
         const r = s.run(renderTokenRotateScript(config, first, token));
         assert.equal(r.status, 0, r.stderr);

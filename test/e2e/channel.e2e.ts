@@ -11,7 +11,7 @@ import { applyWithRelease, ClusterPlan, planCluster, runWithRelease } from "../.
 import { stdinScriptCommand } from "../../components/shell/root";
 import { loadStackConfig } from "../../components/stack/load";
 import { REPO } from "../helpers/samples";
-import { applyCluster, clusterEvents, installRuns, restarts, SshTarget, TestHost } from "./ssh";
+import { applyCluster, batchStepOf, clusterEvents, installRuns, restarts, SshTarget, TestHost } from "./ssh";
 
 /**
  * A channel stack end to end over SSH (issue 28): the channel moves between two `up`s, and a node
@@ -113,12 +113,14 @@ describe("e2e over SSH: a channel stack runs one release (issue 28)", function (
       if (labels) for (const n of raw.nodes.filter((n) => n.role === "agent")) n.labels = { ...n.labels, "example.com/tier": "batch" };
     };
     // Two agents join (nothing to drain), one per batch.
-    const joined = await up(stack(3, edit(false)));
+    const joinedConfig = stack(3, edit(false));
+    const joined = await up(joinedConfig);
     assert.deepEqual([...joined.failures], []);
-    assert.match(joined.batchSteps.get("agent-batch-2-drain")!, /upgrade\[ch-agent-2\]: not registered yet \(first join\): nothing to drain/);
+    assert.match(joined.batchSteps.get(batchStepOf(joinedConfig, "ch-agent-2", "drain"))!, /upgrade\[ch-agent-2\]: not registered yet \(first join\): nothing to drain/);
     const since = Date.now() / 1000;
     const before = hosts.slice(0, 4).map((h) => installRuns(h).length);
-    const run = await up(stack(3, edit(true)));
+    const changed = stack(3, edit(true));
+    const run = await up(changed);
     assert.deepEqual([...run.failures], []);
     assert.deepEqual(hosts.slice(0, 4).map((h, i) => installRuns(h).length - before[i]!), [0, 1, 1, 1], "every agent re-installed once; the server not");
     const events = clusterEvents(dir).filter((e) => e.at >= since);
@@ -128,8 +130,8 @@ describe("e2e over SSH: a channel stack runs one release (issue 28)", function (
       const [cordon, drained, uncordon] = [at("cordon", a), at("drained", a), at("uncordon", a)];
       assert.ok(restarted >= since, `${a} restarted`);
       assert.ok(cordon! <= drained! && drained! < restarted && restarted < uncordon!, `${a}: cordon → drained → restart → uncordon ${JSON.stringify({ cordon, drained, restarted, uncordon })}`);
-      assert.match(run.batchSteps.get(`agent-batch-${i + 1}-drain`)!, new RegExp(`upgrade\\[${a}\\]: its K3s inputs changed: cordon and drain`));
-      assert.match(run.batchSteps.get(`agent-batch-${i + 1}-uncordon`)!, new RegExp(`upgrade\\[${a}\\]: Ready with kubelet v1\\.31\\.4\\+k3s1`));
+      assert.match(run.batchSteps.get(batchStepOf(changed, a, "drain"))!, new RegExp(`upgrade\\[${a}\\]: its K3s inputs changed: cordon and drain`));
+      assert.match(run.batchSteps.get(batchStepOf(changed, a, "uncordon"))!, new RegExp(`upgrade\\[${a}\\]: Ready with kubelet v1\\.31\\.4\\+k3s1`));
       return [cordon!, uncordon!];
     });
     for (let i = 1; i < windows.length; i++) assert.ok(windows[i - 1]![1] <= windows[i]![0], `batch ${i + 1} starts after batch ${i} is uncordoned: ${JSON.stringify(windows)}`);

@@ -13,7 +13,7 @@ import { REPO } from "../helpers/samples";
 import { renderBundle } from "../../components/node/bundle";
 import { sha256 } from "../../components/plan/hash";
 import { parse } from "yaml";
-import { applyCluster, clusterEvents, clusterSteps, installRuns, restarts, SshTarget, TestHost } from "./ssh";
+import { applyCluster, batchStepOf, clusterEvents, clusterSteps, installRuns, restarts, SshTarget, TestHost } from "./ssh";
 
 /**
  * End to end over real SSH: four test hosts (network namespaces with sshd, see hosts/), a cluster
@@ -73,6 +73,8 @@ describe("e2e over SSH on test hosts", function () {
     return planOf(stack(hosts, edits));
   };
   const applyAll = (p: ClusterPlan) => applyCluster(p, targets, secrets, configs.get(p) ?? configs.get(plan));
+  /** The name of the upgrade-batches step (OPERATIONS) that drains or uncordons `agent`'s batch in plan `p`. */
+  const batchStep = (p: ClusterPlan, agent: string, which: "drain" | "uncordon") => batchStepOf(configs.get(p)!, agent, which);
   const byName = (name: string) => hosts.find((h) => h.address === plan.nodes.find((n) => n.node.name === name)!.node.host)!;
 
   before(() => {
@@ -437,8 +439,8 @@ describe("e2e over SSH on test hosts", function () {
     assert.match(s1, /upgrade\[e2e-server-1\]: drained in \d+s/);
     assert.match(s1, /upgrade\[e2e-server-1\]: Ready with kubelet v1\.31\.5\+k3s1 after \d+s/);
     assert.match(result.runs.get("e2e-server-2")!.apply, /another server already runs v1\.31\.5\+k3s1/);
-    assert.match(result.batchSteps.get("agent-batch-2-drain")!, /upgrade\[e2e-agent-2\]: drained in \d+s/);
-    assert.match(result.batchSteps.get("agent-batch-2-uncordon")!, /upgrade\[e2e-agent-2\]: Ready with kubelet v1\.31\.5\+k3s1 after \d+s/);
+    assert.match(result.batchSteps.get(batchStep(upgraded, "e2e-agent-2", "drain"))!, /upgrade\[e2e-agent-2\]: drained in \d+s/);
+    assert.match(result.batchSteps.get(batchStep(upgraded, "e2e-agent-2", "uncordon"))!, /upgrade\[e2e-agent-2\]: Ready with kubelet v1\.31\.5\+k3s1 after \d+s/);
     console.log(`      upgrade of 2 servers + 2 agents: ${seconds.toFixed(1)} s; most agents down at once: ${maxAgents}`);
     plan = upgraded;
   });
@@ -543,13 +545,13 @@ describe("e2e over SSH on test hosts", function () {
     // Its preflight step (issue 28) could not reach it, and the batch's drain waits for that step:
     // an unreachable agent is never cordoned.
     assert.deepEqual(nodeObject("e2e-agent-2"), { version: "v1.31.6+k3s1", cordoned: false, annotated: false }, "never cordoned");
-    assert.ok(!broken.batchSteps.has("agent-batch-2-drain"), "the batch's drain waits for its agents' preflight");
-    assert.ok(!broken.batchSteps.has("agent-batch-2-uncordon"), "the batch's uncordon waits for its agents");
+    assert.ok(!broken.batchSteps.has(batchStep(next, "e2e-agent-2", "drain")), "the batch's drain waits for its agents' preflight");
+    assert.ok(!broken.batchSteps.has(batchStep(next, "e2e-agent-2", "uncordon")), "the batch's uncordon waits for its agents");
 
     const healed = await applyAll(next);
     assert.deepEqual([...healed.failures], []);
-    assert.ok(healed.batchSteps.has("agent-batch-2-drain"), "the drain runs once its agent's preflight passed");
-    assert.match(healed.batchSteps.get("agent-batch-2-uncordon")!, /upgrade\[e2e-agent-2\]: Ready with kubelet v1\.31\.7\+k3s1/);
+    assert.ok(healed.batchSteps.has(batchStep(next, "e2e-agent-2", "drain")), "the drain runs once its agent's preflight passed");
+    assert.match(healed.batchSteps.get(batchStep(next, "e2e-agent-2", "uncordon"))!, /upgrade\[e2e-agent-2\]: Ready with kubelet v1\.31\.7\+k3s1/);
     for (const n of NAMES) assert.deepEqual(nodeObject(n), { version: "v1.31.7+k3s1", cordoned: false, annotated: false }, n);
     plan = next;
   });
@@ -564,7 +566,7 @@ describe("e2e over SSH on test hosts", function () {
     assert.deepEqual([...result.failures.keys()], ["e2e-agent-1"]);
     const host = byName("e2e-agent-1").address;
     assert.ok(result.failures.get("e2e-agent-1")!.includes(`preflight on host ${host}: the air-gap binary for v1.31.8+k3s1 is missing`), result.failures.get("e2e-agent-1"));
-    assert.ok(!result.batchSteps.has("agent-batch-1-drain"), "the drain waits for the preflight");
+    assert.ok(!result.batchSteps.has(batchStep(next, "e2e-agent-1", "drain")), "the drain waits for the preflight");
     for (const n of ["e2e-agent-1", "e2e-agent-2"]) assert.deepEqual(nodeObject(n), { version: "v1.31.7+k3s1", cordoned: false, annotated: false }, n);
 
     await stageBinary("v1.31.8+k3s1");

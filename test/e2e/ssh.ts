@@ -10,9 +10,11 @@ import type { NodeSecrets } from "../../components/config/secrets";
 import { rewriteKubeconfig } from "../../components/node/kubeconfig";
 import { ClusterPlan, NodePlan, renderSecretsDocument } from "../../components/plan/node";
 import { stdinScriptCommand } from "../../components/shell/root";
-import { sha256 } from "../../components/plan/hash";
-import { batchInputs, restartDigest } from "../../components/plan/restart";
-import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches } from "../../components/upgrade/render";
+import { restartDigest } from "../../components/plan/restart";
+import { upgradeBatches } from "../../components/upgrade/render";
+import { OPERATIONS } from "../../components/operations";
+import { batchStepName } from "../../components/operations/order";
+import { Facts, isFromFacts, preflightOf, Step } from "../../components/operations/step";
 
 /**
  * Runs a node's generated steps over real SSH, as the K3sNode component's resources do: stage,
@@ -116,8 +118,23 @@ export async function applyNode(node: NodePlan, target: SshTarget, secrets: Node
 export interface ClusterRun {
   runs: Map<string, NodeRun>;
   failures: Map<string, string>;
-  /** Output of the agent batch steps that ran (`agent-batch-<i>-drain|uncordon`). */
+  /** Output of the agent batch steps that ran, by step name (operations/order.ts batchStepName). */
   batchSteps: Map<string, string>;
+}
+
+/** The upgrade-batches operation of OPERATIONS: its steps are the batch steps the cluster component declares. */
+const UPGRADE_BATCHES = OPERATIONS.find((o) => o.name === "upgrade-batches")!;
+
+/**
+ * The name of the upgrade-batches step that drains or uncordons `agent`'s batch, from the
+ * operation itself (its steps, named by operations/order.ts batchStepName).
+ */
+export function batchStepOf(config: ResolvedConfig, agent: string, which: "drain" | "uncordon"): string {
+  const batch = upgradeBatches(config).find((b) => b.agents.includes(agent));
+  if (!batch) throw new Error(`${agent} is in no upgrade batch`);
+  const name = batchStepName(batch, which);
+  if (!UPGRADE_BATCHES.owns?.(name)) throw new Error(`${name} is not a step of the upgrade-batches operation`);
+  return name;
 }
 
 /**
@@ -132,8 +149,9 @@ const providerState = new WeakMap<Map<string, SshTarget>, Map<string, string>>()
  * The K3sCluster graph, as the engine walks it: servers one after another; then agents in upgrade
  * batches (components/upgrade; pinned and channel stacks alike, issue 26): the batch's drain step
  * on the first server, its agents in parallel, its uncordon step, then the next batch; without a
- * config, agents in parallel. `clusterRelease`: a channel stack's recorded release (the batch
- * steps' `clusterRelease` fact). A failed step stops what depends on it (later servers, the rest of the batches); a
+ * config, agents in parallel. The batch steps are those the upgrade-batches operation of
+ * OPERATIONS declares (name, stdin, triggers), as the cluster component runs them.
+ * `clusterRelease`: a channel stack's recorded release (the batch steps' `clusterRelease` fact). A failed step stops what depends on it (later servers, the rest of the batches); a
  * failed node does not stop its siblings in the same batch (as the engine continues with
  * independent resources).
  */
@@ -161,9 +179,16 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   const state = providerState.get(targets)!;
   const first = plan.nodes[0]!;
   const firstTarget = targets.get(first.node.name)!;
-  // A batch step's triggers (operations/upgrade-batches.ts): the version and its agents' K3s inputs.
-  const triggered = async (name: string, script: string, inputs: Map<string, string>): Promise<boolean> => {
-    const triggers = JSON.stringify([config.k3s.version ?? "", sha256([...inputs.values()].join("\n"))]);
+  // The batch steps as the upgrade-batches operation declares them: name, stdin, triggers (the
+  // version and its agents' K3s inputs). A channel stack's scripts read the recorded release.
+  const declared = new Map(UPGRADE_BATCHES.steps(config, plan).map((s) => [s.name, s]));
+  const facts = { clusterRelease } as Facts; // the only fact the batch steps read
+  const value = <T>(v: Step["stdin"] | Step["triggers"]) => (isFromFacts(v) ? v.render(facts) : v) as T;
+  const triggered = async (name: string): Promise<boolean> => {
+    const step = declared.get(name);
+    if (!step) throw new Error(`the upgrade-batches operation declares no step ${name}`);
+    const triggers = JSON.stringify(value<string[]>(step.triggers));
+    const script = value<string>(step.stdin);
     if (state.get(name) === triggers) return true;
     const r = await firstTarget.run(stdinScriptCommand(first.sshUser), script);
     batchSteps.set(name, r.stdout + r.stderr);
@@ -180,7 +205,7 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
    */
   const preflight = async (node: NodePlan) => {
     const target = targets.get(node.node.name)!;
-    const key = `${node.node.name}-preflight`;
+    const key = preflightOf(node.node.name);
     const triggers = JSON.stringify([config.k3s.version ?? "", restartDigest(node)]);
     if (!node.commands.preflight || state.get(key) === triggers) return true;
     try {
@@ -197,11 +222,10 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   for (const batch of upgradeBatches(config)) {
     const ready = await Promise.all(batch.agents.map((a) => preflight(agents.find((n) => n.node.name === a)!)));
     if (ready.includes(false)) break;
-    const inputs = batchInputs(plan, batch);
-    if (!(await triggered(`agent-batch-${batch.index}-drain`, renderAgentBatchDrain(config, batch, inputs, clusterRelease), inputs))) break;
+    if (!(await triggered(batchStepName(batch, "drain")))) break;
     await Promise.all(batch.agents.map((a) => attempt(agents.find((n) => n.node.name === a)!)));
     if (batch.agents.some((a) => failures.has(a))) break;
-    if (!(await triggered(`agent-batch-${batch.index}-uncordon`, renderAgentBatchUncordon(config, batch, inputs, clusterRelease), inputs))) break;
+    if (!(await triggered(batchStepName(batch, "uncordon")))) break;
   }
   return { runs, failures, batchSteps };
 }

@@ -27,7 +27,9 @@ import { sample, stepsOf } from "./helpers";
 
 const STUBS = join(REPO, "test", "helpers", "stubs-backup");
 const SNAPSHOT = "pre-upgrade-prod-server-1-1765065600";
-const FACTS: Facts = { baseline: {}, token: "K10ca::server:current-pass", tokenSalt: "", encryptionKeys: {}, restoreToken: "" };
+/** A secure token's prefix and CA hash (64 hex digits: K3s' parseToken refuses other lengths). */
+const K10 = `K10${"ca".repeat(32)}`;
+const FACTS: Facts = { baseline: {}, token: `${K10}::server:current-pass`, tokenSalt: "", encryptionKeys: {}, restoreToken: "" };
 /** The prod sample's nodes, and a server and an agent added after them. */
 const ORIGINAL_NODES = ["prod-server-1", "prod-server-2", "prod-server-3", "prod-agent-1", "prod-agent-2", "prod-agent-3"];
 const addNodes = (raw: ReturnType<typeof variant>) => {
@@ -255,7 +257,7 @@ describe("operation restore", () => {
       const root = mkdtempSync(join(scratch, `${node}-`));
       mkdirSync(join(root, "etc/rancher/k3s/config.yaml.d"), { recursive: true });
       writeFileSync(join(root, PATHS.configYaml), `node-name: ${node}\netcd-s3: true\netcd-s3-bucket: snaps\n`);
-      writeFileSync(join(root, PATHS.secretDropIn), `token: "K10ca::server:current-pass"\n`);
+      writeFileSync(join(root, PATHS.secretDropIn), `token: "${K10}::server:current-pass"\n`);
       mkdirSync(join(root, "run/active"), { recursive: true });
       writeFileSync(join(root, "run/active/k3s"), "");
       mkdirSync(join(root, "srv/snapshots"), { recursive: true });
@@ -413,15 +415,15 @@ describe("operation restore", () => {
     it("restoreToken: without it K3s refuses a snapshot of another token; with it the reset runs with it (never on a command line), rotates back, and the drop-in is gone", () => {
       const { steps } = stepsOf(restore, withRestore({ id: 4, snapshot: SNAPSHOT }));
       const reset = steps.find((s) => s.name.endsWith("-reset"))!;
-      const without = host("prod-server-1", "K10ca::server:old-pass");
+      const without = host("prod-server-1", `${K10}::server:old-pass`);
       rmSync(join(without.root, "run/active/k3s"));
       const refused = exec(without, stdinOf(reset));
       assert.equal(refused.status, 1);
       assert.match(refused.out, /encrypted with different token/);
 
-      const first = host("prod-server-1", "K10ca::server:old-pass");
+      const first = host("prod-server-1", `${K10}::server:old-pass`);
       rmSync(join(first.root, "run/active/k3s"));
-      const script = stdinOf(reset, { restoreToken: "K10ca::server:old-pass" });
+      const script = stdinOf(reset, { restoreToken: `${K10}::server:old-pass` });
       // Every process the script starts, with its argv (strace -f -e execve): neither token in any.
       const trace = join(first.root, "execve.log");
       const traced = spawnSync("strace", ["-f", "-qq", "-e", "trace=execve", "-s", "65536", "-o", trace, "bash", "-s"], { input: script, encoding: "utf8", env: first.env });

@@ -27,16 +27,31 @@ wait_ready() {
     sleep 2
   done
 }
-password_of() { local t="$1"; t="${t#K10*::}"; t="${t#server:}"; printf '%s' "$t"; }
 require_curl() {
   command -v curl >/dev/null 2>&1 || fail "curl is not installed on $NODE, which step $1 needs: K3s' token rotation request is sent with curl (PUT /v1-k3s/token, as k3s token rotate sends it) so that no token is ever on a command line; install curl there and run pulumi up again (nothing was changed)"
 }
-# token_password TOKEN: the password K3s checks for TOKEN (k3s-io/k3s pkg/clientaccess/token.go parseToken).
+# token_password TOKEN: the password K3s takes from TOKEN, status 1 for a token K3s refuses
+# (k3s-io/k3s pkg/clientaccess/token.go parseToken, rotation/token-request.ts).
 token_password() {
-  local t="$1"
+  local LC_ALL=C t="$1" hash bootstrap='^[a-z0-9]{6}[.][a-z0-9]{16}$'
+  [ -n "$t" ] || return 1
+  # A bare password or bootstrap token becomes a K10 token with an empty CA hash.
   case "$t" in
-    K10*::*) t="${t#K10*::}"; case "$t" in *:*) t="${t#*:}" ;; esac ;;
+    K10*) ;;
+    *) if [[ $t =~ $bootstrap ]]; then t="K10::$t"; else t="K10:::$t"; fi ;;
   esac
+  t="${t#K10}"
+  case "$t" in
+    *::*)
+      hash="${t%%::*}"
+      t="${t#*::}"
+      [ -z "$hash" ] || [ "${#hash}" -eq 64 ] || return 1
+      ;;
+  esac
+  # Credentials: a bootstrap token (no password), else <user>:<password>, the password not empty.
+  if [[ $t =~ $bootstrap ]]; then return 1; fi
+  case "$t" in *:*) t="${t#*:}" ;; *) return 1 ;; esac
+  [ -n "$t" ] || return 1
   printf '%s' "$t"
 }
 # quoted S: S as a double-quoted value of curl's config syntax and of JSON alike: backslash and
@@ -44,12 +59,13 @@ token_password() {
 quoted() { local s="$1"; s="${s//\\/\\\\}"; s="${s//\"/\\\"}"; printf '"%s"' "$s"; }
 # token_rotate OLD NEW (rotation/token-request.ts): PUT https://127.0.0.1:6443/v1-k3s/token as k3s token rotate does.
 token_rotate() {
-  local old="$1" new="$2" out status=0 code body
+  local old="$1" new="$2" password out status=0 code body
   case "$old$new" in *[[:cntrl:]]*) fail "a token holds a control character, which K3s' token cannot carry; nothing was rotated" ;; esac
+  password="$(token_password "$old")" || fail "the token to rotate from is not one K3s takes (K10<CA hash>::<user>:<password> or <password>); nothing was rotated"
   out="$(printf '%s\n' \
     "url = $(quoted "https://127.0.0.1:6443/v1-k3s/token")" \
     'request = "PUT"' \
-    "user = $(quoted "server:$(token_password "$old")")" \
+    "user = $(quoted "server:$password")" \
     "data-binary = $(quoted "{\"newToken\":$(quoted "$new")}")" \
     'header = "Content-Type: application/json"' \
     "cacert = $(quoted "$ROOT/var/lib/rancher/k3s/server/tls/server-ca.crt")" \
@@ -73,7 +89,9 @@ token_rotate() {
 restore_token='<redacted: secret k3s-platform:restoreToken>'
 current_token='<redacted: secret k3s-platform:token>'
 DROPIN="$ROOT"/etc/rancher/k3s/config.yaml.d/90-k3s-platform-restore-token.yaml
-if [ "$(password_of "$restore_token")" = "$(password_of "$current_token")" ]; then
+current_password="$(token_password "$current_token")" || fail "the token config key is not a token K3s takes (K10<CA hash>::<user>:<password> or <password>); K3s stays stopped on every server and nothing was restored: correct it and run pulumi up again"
+restore_password="$(token_password "$restore_token")" || fail "restoreToken is not a token K3s takes (K10<CA hash>::<user>:<password> or <password>); K3s stays stopped on every server and nothing was restored: correct it and run pulumi up again"
+if [ "$restore_password" = "$current_password" ]; then
   say "restoreToken is the configured token: nothing to switch"
   restore_token=""
 else
@@ -126,7 +144,7 @@ if [ -n "$restore_token" ]; then
   say "rotate the token back to the configured one (PUT /v1-k3s/token, as k3s token rotate does)"
   # The request k3s token rotate makes, its configuration on curl's stdin: no token is a process
   # argument (rotation/token-request.ts); it fails naming what K3s answered.
-  token_rotate "$restore_token" "$(password_of "$current_token")"
+  token_rotate "$restore_token" "$current_password"
   rm -f "$DROPIN"
   timeout 120 systemctl stop k3s || fail "systemctl stop k3s failed"
   systemctl start --no-block k3s

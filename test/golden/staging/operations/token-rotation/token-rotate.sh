@@ -6,16 +6,31 @@ ROOT="${K3S_PLATFORM_ROOT:-}"
 NODE=stg-server-1
 say() { echo "rotate-token[$NODE]: $* ($((SECONDS - started))s)"; }
 fail() { echo "rotate-token[$NODE]: $*" >&2; exit 1; }
-password_of() { local t="$1"; t="${t#K10*::}"; t="${t#server:}"; printf '%s' "$t"; }
 require_curl() {
   command -v curl >/dev/null 2>&1 || fail "curl is not installed on $NODE, which step $1 needs: K3s' token rotation request is sent with curl (PUT /v1-k3s/token, as k3s token rotate sends it) so that no token is ever on a command line; install curl there and run pulumi up again (nothing was changed)"
 }
-# token_password TOKEN: the password K3s checks for TOKEN (k3s-io/k3s pkg/clientaccess/token.go parseToken).
+# token_password TOKEN: the password K3s takes from TOKEN, status 1 for a token K3s refuses
+# (k3s-io/k3s pkg/clientaccess/token.go parseToken, rotation/token-request.ts).
 token_password() {
-  local t="$1"
+  local LC_ALL=C t="$1" hash bootstrap='^[a-z0-9]{6}[.][a-z0-9]{16}$'
+  [ -n "$t" ] || return 1
+  # A bare password or bootstrap token becomes a K10 token with an empty CA hash.
   case "$t" in
-    K10*::*) t="${t#K10*::}"; case "$t" in *:*) t="${t#*:}" ;; esac ;;
+    K10*) ;;
+    *) if [[ $t =~ $bootstrap ]]; then t="K10::$t"; else t="K10:::$t"; fi ;;
   esac
+  t="${t#K10}"
+  case "$t" in
+    *::*)
+      hash="${t%%::*}"
+      t="${t#*::}"
+      [ -z "$hash" ] || [ "${#hash}" -eq 64 ] || return 1
+      ;;
+  esac
+  # Credentials: a bootstrap token (no password), else <user>:<password>, the password not empty.
+  if [[ $t =~ $bootstrap ]]; then return 1; fi
+  case "$t" in *:*) t="${t#*:}" ;; *) return 1 ;; esac
+  [ -n "$t" ] || return 1
   printf '%s' "$t"
 }
 # quoted S: S as a double-quoted value of curl's config syntax and of JSON alike: backslash and
@@ -23,12 +38,13 @@ token_password() {
 quoted() { local s="$1"; s="${s//\\/\\\\}"; s="${s//\"/\\\"}"; printf '"%s"' "$s"; }
 # token_rotate OLD NEW (rotation/token-request.ts): PUT https://127.0.0.1:6443/v1-k3s/token as k3s token rotate does.
 token_rotate() {
-  local old="$1" new="$2" out status=0 code body
+  local old="$1" new="$2" password out status=0 code body
   case "$old$new" in *[[:cntrl:]]*) fail "a token holds a control character, which K3s' token cannot carry; nothing was rotated" ;; esac
+  password="$(token_password "$old")" || fail "the token to rotate from is not one K3s takes (K10<CA hash>::<user>:<password> or <password>); nothing was rotated"
   out="$(printf '%s\n' \
     "url = $(quoted "https://127.0.0.1:6443/v1-k3s/token")" \
     'request = "PUT"' \
-    "user = $(quoted "server:$(token_password "$old")")" \
+    "user = $(quoted "server:$password")" \
     "data-binary = $(quoted "{\"newToken\":$(quoted "$new")}")" \
     'header = "Content-Type: application/json"' \
     "cacert = $(quoted "$ROOT/var/lib/rancher/k3s/server/tls/server-ca.crt")" \
@@ -52,13 +68,14 @@ token_rotate() {
 TOKEN_FILE="$ROOT"/var/lib/rancher/k3s/server/token
 MARKER="$ROOT"/var/lib/k3s-platform/token-rotated
 GAP=''
-new_password="$(password_of '<redacted: secret k3s-platform:token>')"
 if [ ! -s "$TOKEN_FILE" ]; then
   say "K3s does not run here yet: nothing to rotate (a new cluster starts with the configured token)"
   exit 0
 fi
+new_password="$(token_password '<redacted: secret k3s-platform:token>')" || fail "the configured token is not one K3s takes: K10<CA hash>::<user>:<password> (a 64-character CA hash) or a bare password, not a bootstrap token (k3s-io/k3s pkg/cluster/storage.go normalizeToken); correct the token config key (no node was given it)"
 current="$(cat "$TOKEN_FILE")"
-if [ "$(password_of "$current")" = "$new_password" ]; then
+current_password="$(token_password "$current")" || fail "$TOKEN_FILE does not hold a token K3s writes (K10<CA hash>::server:<password>); nothing was rotated"
+if [ "$current_password" = "$new_password" ]; then
   say "the cluster already runs with this token"
   exit 0
 fi
