@@ -67,13 +67,15 @@ fi
  * datastore/ha-embedded, "Existing single-node clusters": "the existing server must be the one
  * with cluster-init"); started with `server:` instead it joins the first server's etcd and its
  * sqlite data is never read again. Listing a new server above the sqlite one (a sqlite -> etcd
- * change) does that: refused before anything is placed on this server, naming the fix.
+ * change) does that: refused in this server's apply before it places anything, naming the fix.
+ * Not before any host changed: the first server's apply ran before this one, and this server's
+ * secrets write and OS prep beside it (docs/removing-and-replacing-nodes.md says what catches what).
  */
 export function sqliteHolderGuard(first: string): Shell {
   return sh`
 # Datastore guard: sqlite data converts to etcd only on the server started with cluster-init (docs.k3s.io/datastore/ha-embedded).
 if [ -f "$ROOT"${`${SERVER_DB_DIR}/state.db`} ] && [ ! -d "$ROOT"${`${SERVER_DB_DIR}/etcd`} ]; then
-  fail ${`this server holds the cluster's sqlite data (${SERVER_DB_DIR}/state.db, no embedded etcd yet), but ${first} is the first server (cluster-init): K3s converts sqlite to embedded etcd only on the server started with cluster-init, and joining ${first} would leave this data unread; list this server first in nodes (docs/removing-and-replacing-nodes.md "Topology changes"); nothing was changed here`}
+  fail ${`this server holds the cluster's sqlite data (${SERVER_DB_DIR}/state.db, no embedded etcd yet), but ${first} is the first server (cluster-init): K3s converts sqlite to embedded etcd only on the server started with cluster-init, and joining ${first} would leave this data unread; list this server first in nodes, and if ${first} started a new cluster of its own, remove K3s there (k3s-uninstall.sh) before the next up (docs/removing-and-replacing-nodes.md "Topology changes"); this apply changed nothing here: K3s keeps running on its sqlite data`}
 fi
 `;
 }

@@ -37,7 +37,7 @@ resolve_k3s_binary
 
 # Datastore guard: sqlite data converts to etcd only on the server started with cluster-init (docs.k3s.io/datastore/ha-embedded).
 if [ -f "$ROOT"/var/lib/rancher/k3s/server/db/state.db ] && [ ! -d "$ROOT"/var/lib/rancher/k3s/server/db/etcd ]; then
-  fail 'this server holds the cluster'\''s sqlite data (/var/lib/rancher/k3s/server/db/state.db, no embedded etcd yet), but cil-server-1 is the first server (cluster-init): K3s converts sqlite to embedded etcd only on the server started with cluster-init, and joining cil-server-1 would leave this data unread; list this server first in nodes (docs/removing-and-replacing-nodes.md "Topology changes"); nothing was changed here'
+  fail 'this server holds the cluster'\''s sqlite data (/var/lib/rancher/k3s/server/db/state.db, no embedded etcd yet), but cil-server-1 is the first server (cluster-init): K3s converts sqlite to embedded etcd only on the server started with cluster-init, and joining cil-server-1 would leave this data unread; list this server first in nodes, and if cil-server-1 started a new cluster of its own, remove K3s there (k3s-uninstall.sh) before the next up (docs/removing-and-replacing-nodes.md "Topology changes"); this apply changed nothing here: K3s keeps running on its sqlite data'
 fi
 
 
