@@ -50,7 +50,7 @@ export const RESET_RECORD = `${RESTORE_STATE_DIR}/reset-ran`;
 export const RESTORE_COVERED = coveredRecordPath("restore");
 /**
  * What a server's restore stop leaves in K3s' own data directory: the restore id that stopped
- * this K3s. Its rejoin moves etcd data aside only when it is there: a host whose K3s was installed
+ * this K3s (written before the stop: one that failed or ran over its bound may have stopped it). Its rejoin moves etcd data aside only when it is there: a host whose K3s was installed
  * after the reset (the node removed and re-added under its name, so k3s-uninstall.sh removed
  * /var/lib/rancher/k3s, or a fresh host) has none, and rejoining it would add a second etcd member
  * for the host (K3s names members <hostname>-<random>: the one it joined with stays).
@@ -376,8 +376,10 @@ export function renderRestoreStop(node: NodeConfig, id: string): string {
     "stop",
     node,
     id,
-    sh`timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
-${writeRecord(RESTORE_STOPPED)}
+    // The marker first: a stop that fails or runs over its bound may stop K3s all the same
+    // (killing systemctl does not cancel its job), and restore-abandoned starts K3s only where it is.
+    sh`${writeRecord(RESTORE_STOPPED)}
+timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
 say "k3s stopped"`,
   );
 }

@@ -597,6 +597,22 @@ describe("operation restore", () => {
         assert.deepEqual(stepsOf(restoreAbandoned, sample("dev")).steps.length, sample("dev").k3s.datastore.type === "etcd" ? 1 : 0);
       });
 
+      it("a stop that ran over its bound (systemctl's wait killed by timeout, while systemd's stop job went on and stopped K3s) fails the step; removed then, the restore-abandoned step starts K3s there too", () => {
+        const hosts = runUpTo("prod-server-3-restore-stop");
+        const third = hosts.get("prod-server-3")!;
+        const stop = armed().steps.find((s) => s.name === "prod-server-3-restore-stop")!;
+        // systemctl(1): the client waits for the job; killing the client does not cancel it.
+        const r = exec({ ...third, env: { ...third.env, STUB_STOP_TIMES_OUT: "1" } }, stdinOf(stop, { restoreCovered: ORIGINAL_NODES }));
+        assert.equal(r.status, 1, r.out);
+        assert.match(r.stderr, /restore\[prod-server-3\] stop: systemctl stop k3s failed or ran over/);
+        assert.ok(!existsSync(join(third.root, "run/active/k3s")), "K3s stopped there all the same");
+        for (const h of hosts.values()) writeFileSync(h.log, "");
+        converge(hosts);
+        assert.deepEqual(calls(third), ["systemctl start --no-block k3s"], "started again");
+        assert.ok(existsSync(join(third.root, "run/active/k3s")));
+        assert.deepEqual(calls(hosts.get("prod-server-1")!), [], "the first server, never stopped: nothing");
+      });
+
       it("the reset failed after every server stopped: each server starts K3s as it was, its restore records gone (the same id set again runs the whole restore); a second run touches nothing", () => {
         const hosts = runUpTo("prod-server-1-restore-reset");
         for (const h of hosts.values()) assert.ok(!existsSync(join(h.root, "run/active/k3s")), "stopped by the restore");
