@@ -602,7 +602,8 @@ describe("operation restore", () => {
         const third = hosts.get("prod-server-3")!;
         const stop = armed().steps.find((s) => s.name === "prod-server-3-restore-stop")!;
         // systemctl(1): the client waits for the job; killing the client does not cancel it.
-        const r = exec({ ...third, env: { ...third.env, STUB_STOP_TIMES_OUT: "1" } }, stdinOf(stop, { restoreCovered: ORIGINAL_NODES }));
+        const timesOut: Record<string, string> = { STUB_STOP_TIMES_OUT: "1" };
+        const r = exec({ ...third, env: { ...third.env, ...timesOut } }, stdinOf(stop, { restoreCovered: ORIGINAL_NODES }));
         assert.equal(r.status, 1, r.out);
         assert.match(r.stderr, /restore\[prod-server-3\] stop: systemctl stop k3s failed or ran over/);
         assert.ok(!existsSync(join(third.root, "run/active/k3s")), "K3s stopped there all the same");
