@@ -15,6 +15,7 @@ import { childName, CLUSTER_CHILDREN, nodeLifecycleName, nodeResourceName, TYPES
 import { K3sNode } from "../node/component";
 import { rewriteKubeconfig } from "../node/kubeconfig";
 import { ClusterPlan, planCluster } from "../plan/node";
+import { agentSecretInputs } from "../plan/restart";
 import type { Connection } from "../ssh/connection";
 import { operationSteps } from "../operations";
 import { ENCRYPTION_VERIFY } from "../operations/encryption";
@@ -180,6 +181,15 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   ) as pulumi.Output<NodeSecrets>;
   // The token-rotate trigger's salt (operations/token-rotation.ts): a secret, kept per stack.
   const salt = new random.RandomPassword(childName(name, CLUSTER_CHILDREN.tokenSalt), { length: 32, special: false }, { parent });
+  // Each agent's keyed digest of its secret files (issue 26, plan/restart.ts secretInputsDigest),
+  // keyed by that salt: its batch steps and its preflight compare it, so a changed registryAuth
+  // password, vpnAuthKey or token drains the agents that read it before they restart. Unsecreted
+  // on purpose: an HMAC under a key the reader does not hold reveals nothing of the secrets (not
+  // even a guess can be checked), and a secret trigger or script would hide every change of them
+  // from the preview (the other inputs stay readable; the digest is all a reviewer sees).
+  // In the program, not on the host: the first server, where the batch steps run, never reads an
+  // agent's secret files, and passing secrets to a script on stdin would put them on that host.
+  const secretInputs = pulumi.unsecret(pulumi.all([secrets, salt.result]).apply(([s, key]) => agentSecretInputs(plan, s, key)));
   const encryption = config.encryption.enabled ? new SecretsEncryption(childName(name, CLUSTER_CHILDREN.encryption), { config }, { parent }) : undefined;
 
   // Every step of every operation the config arms, in run order (operations/index.ts), declared
@@ -218,6 +228,7 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
         const release = get(CLUSTER_CHILDREN.k3sRelease) as command.remote.Command | undefined;
         return release ? release.stdout.apply(parseRelease) : pulumi.output(undefined);
       },
+      secretInputs: () => secretInputs,
     },
     declareNode: (step, waits, get) => {
       const nodePlan = plans.get(step.name)!;
@@ -231,7 +242,15 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       const before = firstNode ? [...waits.before, firstNode.osPrep] : waits.before;
       const node = new K3sNode(
         nodeResourceName(name, step.name),
-        { plan: nodePlan, connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey), secrets, ...waits, before, ...(releaseStep ? { release: releaseStep.stdout } : {}) },
+        {
+          plan: nodePlan,
+          connection: nodeConnection(config, nodePlan.node, args.sshPrivateKey),
+          secrets,
+          ...(nodePlan.node.role === "agent" ? { secretInputs: secretInputs.apply((all) => all[nodePlan.node.name] ?? "") } : {}),
+          ...waits,
+          before,
+          ...(releaseStep ? { release: releaseStep.stdout } : {}),
+        },
         { parent },
       );
       if (nodePlan === plan.nodes[0]) firstNode = node;

@@ -26,6 +26,8 @@ export interface K3sNodeArgs {
   before?: pulumi.Resource[];
   /** A channel stack: the k3s-release step's stdout (k3s/release.ts); the apply installs that release. */
   release?: pulumi.Output<string>;
+  /** An agent: the keyed digest of its secret files (plan/restart.ts secretInputsDigest), among its preflight's triggers. */
+  secretInputs?: pulumi.Output<string>;
 }
 
 // Names of a node's children live in components/names.ts (pure: validation and policies can use them).
@@ -142,8 +144,9 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
   );
 
   // Read-only host checks (k3s/preflight.ts) for the upgrade batch's drain, which waits for them.
-  // Triggered by the version and this agent's K3s inputs, as its batch's drain is (issue 26: a
-  // restart goes through the drain too): an agent that restarts and cannot be reached fails here,
+  // Triggered by the version and this agent's K3s inputs, its secret files' among them (the keyed
+  // digest), as its batch's drain is (issue 26: a restart goes through the drain too): an agent
+  // that restarts and cannot be reached fails here,
   // before anything is cordoned; on any other change an unreachable agent holds back nothing (an
   // unchanged step does not log in).
   // A channel stack: with the cluster's release, as the apply (its guard refuses another release).
@@ -155,7 +158,7 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
           connection,
           create: preflightCommand,
           update: preflightCommand,
-          triggers: [plan.targetVersion ?? "", restartDigest(plan), ...rebuild],
+          triggers: preflightTriggers(plan, args.secretInputs ?? "", rebuild),
           addPreviousOutputInEnv: false,
         },
         { parent, dependsOn: [bundle] },
@@ -163,4 +166,9 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
     : undefined;
 
   return { osPrep, apply, preflight };
+}
+
+/** An agent's preflight triggers: the version, its restart digest, the keyed digest of its secret files, `rebuild`. */
+export function preflightTriggers<S extends pulumi.Input<string>>(plan: NodePlan, secretInputs: S, rebuild: string[] = []): Array<string | S> {
+  return [plan.targetVersion ?? "", restartDigest(plan), secretInputs, ...rebuild];
 }

@@ -31,6 +31,7 @@ export interface FactSources {
   restoreResetDone: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<boolean>;
   maintenanceCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
   clusterRelease: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<string | undefined>;
+  secretInputs: () => pulumi.Output<Readonly<Record<string, string>>>;
 }
 
 /** What a node step waits for: resolved from other steps' `after`, and gates. */

@@ -48,6 +48,13 @@ export interface Facts {
    * naming it, before anything is cordoned).
    */
   clusterRelease?: string;
+  /**
+   * Each agent → the keyed digest of its secret files (plan/restart.ts secretInputsDigest; not
+   * secret: it reveals nothing of them): what its batch steps compare with the one its Node
+   * records. Undefined where the engine is not asked (`npm run render`, plan churn): a
+   * placeholder per agent (upgrade/render.ts).
+   */
+  secretInputs?: Readonly<Record<string, string>>;
 }
 export type FactName = keyof Facts;
 

@@ -1,13 +1,13 @@
 import { NO_OP_UPDATE } from "./once";
 import { stdinScriptCommand } from "../shell/root";
-import { AgentBatch, previousBatchWaitSeconds, renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches as batchesOf } from "../upgrade/render";
+import { AgentBatch, BatchInputs, previousBatchWaitSeconds, secretInputsOf, renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches as batchesOf } from "../upgrade/render";
 import { batchStepName } from "./order";
 import { batchBoundSeconds } from "../k3s/timeouts";
 import { followsChannel } from "../k3s/release";
 import type { ResolvedConfig } from "../config/schema";
 import { sha256 } from "../plan/hash";
 import { batchInputs } from "../plan/restart";
-import { applyOf, Operation, preflightOf, Step, StepValue } from "./step";
+import { applyOf, Facts, Operation, preflightOf, Step, StepValue } from "./step";
 
 /**
  * Agents in upgrade batches of at most `upgrade.maxUnavailable` (components/upgrade): the first
@@ -23,6 +23,11 @@ import { applyOf, Operation, preflightOf, Step, StepValue } from "./step";
  * an agent (its labels, taints, kubelet args, a cluster-wide agent flag) runs its batch's drain,
  * which cordons and drains the agents whose inputs differ from their Node's record, and its
  * uncordon, which records them once Ready. Batches whose agents' inputs did not change run nothing.
+ * The same for a change of an agent's secret files (a registryAuth password, vpnAuthKey, token
+ * changed outside the rotation; apply.sh fingerprints their content): the triggers and scripts
+ * carry each agent's keyed digest of them (the `secretInputs` fact, plan/restart.ts
+ * secretInputsDigest), so such a change drains exactly the agents that read the changed file,
+ * batch by batch, instead of restarting every agent at once undrained.
  *
  * The order between batches is kept on the host, not by the graph (issue 26): batch k's drain
  * follows batch k-1's drain, and waits there until batch k-1's agents are uncordoned (its uncordon
@@ -44,7 +49,7 @@ export const upgradeBatches: Operation = {
     const preflights = new Set(plan.nodes.filter((n) => n.commands.preflight).map((n) => n.node.name));
     for (const batch of batchesOf(config)) {
       const inputs = batchInputs(plan, batch);
-      const triggers = [config.k3s.version ?? "", sha256([...inputs.values()].join("\n"))];
+      const triggers: StepValue<string[]> = { needs: ["secretInputs"], render: (facts) => batchTriggers(config, batch, { k3s: inputs, secrets: facts.secretInputs }) };
       const step = (which: "drain" | "uncordon", after: string[], summary: string): Step => ({
         name: batchStepName(batch, which),
         operation: "upgrade-batches",
@@ -74,15 +79,28 @@ export const upgradeBatches: Operation = {
 };
 
 /**
- * A batch step's script: at `k3s.version`, or on a channel stack at the release its k3s-release
- * step recorded, known once the engine ran it (the `clusterRelease` fact).
+ * A batch step's triggers: the version, the digest of its agents' restart digests, and (issue 26)
+ * of their keyed secret digests. The last one is new: on the first up of this version every
+ * batch's two steps run once (the drain cordons nothing for it: no Node records it yet; the
+ * uncordon records it). Render and churn (no `secretInputs`) see the placeholders.
+ */
+function batchTriggers(config: ResolvedConfig, batch: AgentBatch, inputs: BatchInputs): string[] {
+  const secrets = batch.agents.map((a) => secretInputsOf(inputs, a));
+  return [config.k3s.version ?? "", sha256([...inputs.k3s.values()].join("\n")), sha256(secrets.join("\n"))];
+}
+
+/**
+ * A batch step's script, with its agents' keyed secret digests (the `secretInputs` fact): at
+ * `k3s.version`, or on a channel stack at the release its k3s-release step recorded, known once
+ * the engine ran it (the `clusterRelease` fact).
  */
 function batchScript(
   config: ResolvedConfig,
   batch: AgentBatch,
-  render: (config: ResolvedConfig, batch: AgentBatch, inputs: ReadonlyMap<string, string>, clusterRelease?: string) => string,
+  render: (config: ResolvedConfig, batch: AgentBatch, inputs: BatchInputs, clusterRelease?: string) => string,
   inputs: ReadonlyMap<string, string>,
 ): StepValue<string> {
-  if (!followsChannel(config)) return render(config, batch, inputs);
-  return { needs: ["clusterRelease"], render: (facts) => render(config, batch, inputs, facts.clusterRelease) };
+  const of = (facts: Facts): BatchInputs => ({ k3s: inputs, secrets: facts.secretInputs });
+  if (!followsChannel(config)) return { needs: ["secretInputs"], render: (facts) => render(config, batch, of(facts)) };
+  return { needs: ["clusterRelease", "secretInputs"], render: (facts) => render(config, batch, of(facts), facts.clusterRelease) };
 }

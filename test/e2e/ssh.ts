@@ -10,11 +10,15 @@ import type { NodeSecrets } from "../../components/config/secrets";
 import { rewriteKubeconfig } from "../../components/node/kubeconfig";
 import { ClusterPlan, NodePlan, renderSecretsDocument } from "../../components/plan/node";
 import { stdinScriptCommand } from "../../components/shell/root";
-import { restartDigest } from "../../components/plan/restart";
+import { agentSecretInputs } from "../../components/plan/restart";
 import { upgradeBatches } from "../../components/upgrade/render";
 import { OPERATIONS } from "../../components/operations";
 import { batchStepName } from "../../components/operations/order";
 import { Facts, isFromFacts, preflightOf, Step } from "../../components/operations/step";
+import { preflightTriggers } from "../../components/node/component";
+
+/** The stack's token salt, as the cluster component's RandomPassword keeps it: the key of the agents' secret digests. */
+export const E2E_TOKEN_SALT = "e2e-token-salt-0123456789abcdefghij";
 
 /**
  * Runs a node's generated steps over real SSH, as the K3sNode component's resources do: stage,
@@ -179,10 +183,12 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   const state = providerState.get(targets)!;
   const first = plan.nodes[0]!;
   const firstTarget = targets.get(first.node.name)!;
+  // The `secretInputs` fact (cluster/component.ts): each agent's keyed digest of its secret files.
+  const secretInputs = agentSecretInputs(plan, secrets, E2E_TOKEN_SALT);
   // The batch steps as the upgrade-batches operation declares them: name, stdin, triggers (the
-  // version and its agents' K3s inputs). A channel stack's scripts read the recorded release.
+  // version, its agents' K3s inputs and secret digests). A channel stack's scripts read the recorded release.
   const declared = new Map(UPGRADE_BATCHES.steps(config, plan).map((s) => [s.name, s]));
-  const facts = { clusterRelease } as Facts; // the only fact the batch steps read
+  const facts = { clusterRelease, secretInputs } as Facts; // the only facts the batch steps read
   const value = <T>(v: Step["stdin"] | Step["triggers"]) => (isFromFacts(v) ? v.render(facts) : v) as T;
   const triggered = async (name: string): Promise<boolean> => {
     const step = declared.get(name);
@@ -206,7 +212,7 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   const preflight = async (node: NodePlan) => {
     const target = targets.get(node.node.name)!;
     const key = preflightOf(node.node.name);
-    const triggers = JSON.stringify([config.k3s.version ?? "", restartDigest(node)]);
+    const triggers = JSON.stringify(preflightTriggers(node, secretInputs[node.node.name]!));
     if (!node.commands.preflight || state.get(key) === triggers) return true;
     try {
       await must(node, target, "stage", target.run(node.commands.stage));

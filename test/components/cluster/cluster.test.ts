@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { AGENT_BATCH, K3sCluster } from "../../../components/cluster/component";
 import { Environment } from "../../../components/config/schema";
+import type { RegistryAuth } from "../../../components/config/secrets";
 import { loadStackConfig } from "../../../components/stack/load";
 import { NODE_CHILDREN } from "../../../components/names";
 import { planCluster } from "../../../components/plan/node";
@@ -12,7 +13,7 @@ import { ENVS, sampleConfig, variant } from "../../helpers/samples";
 const SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n";
 const TOKEN = "super-secret-cluster-token";
 
-async function build(env: Environment, config = sampleConfig(env), withToken = true) {
+async function build(env: Environment, config = sampleConfig(env), withToken = true, registryAuth?: RegistryAuth) {
   const recorder = installMocks(env);
   const cluster = new K3sCluster(
     env,
@@ -20,6 +21,7 @@ async function build(env: Environment, config = sampleConfig(env), withToken = t
       config,
       sshPrivateKey: pulumi.secret(SSH_KEY),
       token: withToken ? pulumi.secret(TOKEN) : undefined,
+      ...(registryAuth ? { registryAuth: pulumi.secret(registryAuth) } : {}),
     },
     { transformations: [recorder.transformation] },
   );
@@ -256,5 +258,31 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
       .filter((r) => JSON.stringify(r.inputs.triggers) !== JSON.stringify(before.get(r.name)?.inputs.triggers))
       .map((r) => r.name);
     assert.deepEqual(changed.sort(), ["staging-agent-batch-2-drain", "staging-agent-batch-2-uncordon", "staging-stg-agent-2-apply", "staging-stg-agent-2-bundle", "staging-stg-agent-2-preflight"]);
+  });
+
+  it("a registryAuth password change moves every agent's preflight and batch triggers, as readable keyed digests; the password is in no input but the secrets writes (issue 26)", async () => {
+    const auth = (password: string): RegistryAuth => ({ "registry.example.com": { username: "ci", password } });
+    const [one, two] = ["registry-password-one", "registry-password-two"];
+    const before = (await build("staging", sampleConfig("staging"), true, auth(one))).registered;
+    const after = (await build("staging", sampleConfig("staging"), true, auth(two))).registered;
+    const changed = [...after.values()].filter((r) => JSON.stringify(r.inputs.triggers) !== JSON.stringify(before.get(r.name)?.inputs.triggers)).map((r) => r.name);
+    const agents = sampleConfig("staging").nodes.filter((n) => n.role === "agent").map((n) => n.name);
+    const servers = sampleConfig("staging").nodes.filter((n) => n.role === "server").map((n) => n.name);
+    const batches = [...after.keys()].filter((n) => /-agent-batch-\d+-(drain|uncordon)$/.test(n));
+    // Every node's apply (its secret file changed: apply.sh restarts it); the agents' preflights
+    // and every batch (all agents read registries.yaml): their restarts are drained, batch by batch.
+    assert.deepEqual(changed.sort(), [...batches, ...servers.map((n) => `staging-${n}-apply`), ...agents.flatMap((n) => [`staging-${n}-apply`, `staging-${n}-preflight`])].sort());
+    for (const name of [...batches, ...agents.map((n) => `staging-${n}-preflight`)]) {
+      const r = after.get(name)!;
+      assert.ok(!r.secretProps.has("triggers") && !r.secretProps.has("stdin"), `${name}: readable in a preview`);
+      assert.match(JSON.stringify(r.inputs.triggers), /[0-9a-f]{64}/);
+    }
+    for (const r of after.values()) {
+      if (r.name.endsWith("-secrets")) {
+        assert.ok(r.secretProps.has("stdin"), `${r.name}: the password travels on its secret stdin`);
+        continue;
+      }
+      for (const password of [one, two]) assert.ok(!JSON.stringify(r.inputs).includes(password), `${r.name} leaks the registry password`);
+    }
   });
 });

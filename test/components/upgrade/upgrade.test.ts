@@ -11,13 +11,13 @@ import { ResolvedConfig } from "../../../components/config/schema";
 import { loadStackConfig, parseStackConfig } from "../../../components/stack/load";
 import { PATHS } from "../../../components/k3s/paths";
 import { NodePlan, planCluster, planNode } from "../../../components/plan/node";
-import { batchInputs } from "../../../components/plan/restart";
+import { agentSecretInputs, batchInputs } from "../../../components/plan/restart";
 import { previewMarkdown } from "../../../tools/preview-markdown";
 import { renderTree } from "../../../tools/tree";
 import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches, upgradeGuard, VERSION_RECORD, VERSION_RULES } from "../../../components/upgrade/render";
 import { upgradeSummary } from "../../../components/upgrade/summary";
 import { agentBatches, intermediateStep, maxUnavailableCount, snapshotName, upgradeProblem } from "../../../components/upgrade/versions";
-import { installMocks } from "../../helpers/pulumi-mocks";
+import { installMocks, MOCK_GENERATED } from "../../helpers/pulumi-mocks";
 import { systemdHost } from "../../helpers/host-root";
 import { REPO, sampleConfig, variant } from "../../helpers/samples";
 
@@ -385,7 +385,10 @@ esac
         for (const which of ["drain", "uncordon"]) {
           assert.equal(changed(`staging-agent-batch-${b.index}-${which}`), b.index === 1, `batch ${b.index} (${b.agents.join(", ")}) ${which}: triggers changed only for the relabelled agent's batch`);
         }
-        const inputs = batchInputs(planCluster(config), b);
+        // The keyed digests of the agents' secret files (issue 26): the mocks' token salt keys them.
+        const plan = planCluster(config);
+        const secrets = agentSecretInputs(plan, { token: "t" }, MOCK_GENERATED.token);
+        const inputs = { k3s: batchInputs(plan, b), secrets };
         assert.equal(drain.inputs.stdin, renderAgentBatchDrain(config, b, inputs));
         assert.equal(uncordon.inputs.stdin, renderAgentBatchUncordon(config, b, inputs));
         // The drain waits for its agents' preflight (issue 28): a host that lacks what it needs is never cordoned.
@@ -441,7 +444,7 @@ esac
       const config = loadStackConfig(variant("staging", (raw) => (raw.upgrade = { maxUnavailable: 1 })));
       const [, second] = upgradeBatches(config);
       const script = join(scratch, "drain-2.sh");
-      writeFileSync(script, renderAgentBatchDrain(config, second!, batchInputs(planCluster(config), second!)));
+      writeFileSync(script, renderAgentBatchDrain(config, second!, { k3s: batchInputs(planCluster(config), second!) }));
       const stubs = mkdtempSync(join(scratch, "batch-stubs-"));
       const state = join(stubs, "polls");
       // `get nodes` answers with the previous batch's agent cordoned for the upgrade until the Nth poll.
@@ -477,9 +480,12 @@ esac
       const config = loadStackConfig(variant("staging", (raw) => (raw.upgrade = { maxUnavailable: 1 })));
       const [firstBatch] = upgradeBatches(config);
       const agent = firstBatch!.agents[0]!;
-      const inputs = batchInputs(planCluster(config), firstBatch!);
-      const planned = inputs.get(agent)!;
+      const plan = planCluster(config);
+      const inputs = { k3s: batchInputs(plan, firstBatch!), secrets: agentSecretInputs(plan, { token: "t" }, "salt") };
+      const planned = inputs.k3s.get(agent)!;
+      const plannedSecrets = inputs.secrets[agent]!;
       assert.match(planned, /^[0-9a-f]{64}$/);
+      assert.match(plannedSecrets, /^[0-9a-f]{64}$/);
       const drain = join(scratch, "drain-inputs.sh");
       const uncordon = join(scratch, "uncordon-inputs.sh");
       writeFileSync(drain, renderAgentBatchDrain(config, firstBatch!, inputs));
@@ -489,15 +495,15 @@ esac
       writeFileSync(join(stubs, "k3s"), `#!/usr/bin/env bash
 echo "k3s $*" >>"$STUB_LOG"
 case "$*" in
-  *"custom-columns=INPUTS:.metadata.annotations.k3s-platform\\.io/k3s-inputs") echo "$RECORDED" ;;
+  *"custom-columns=INPUTS:.metadata.annotations.k3s-platform\\.io/k3s-inputs,SECRET_INPUTS:.metadata.annotations.k3s-platform\\.io/k3s-secret-inputs") echo "$RECORDED $RECORDED_SECRETS" ;;
   "kubectl get node ${agent} "*) echo "${config.k3s.version} True <none> $CORDONED_FOR" ;;
   "kubectl get nodes "*) echo "stg-server-1 ${config.k3s.version} True <none>"; echo "${agent} ${config.k3s.version} True <none>" ;;
 esac
 `);
       chmodSync(join(stubs, "k3s"), 0o755);
-      const go = (script: string, recorded: string, cordonedFor = "<none>") => {
+      const go = (script: string, recorded: string, cordonedFor = "<none>", recordedSecrets = plannedSecrets) => {
         const log = join(stubs, `log-${Math.random().toString(16).slice(2)}`);
-        const r = run("bash", [script], { STUB_LOG: log, RECORDED: recorded, CORDONED_FOR: cordonedFor, PATH: `${stubs}:${process.env.PATH}` });
+        const r = run("bash", [script], { STUB_LOG: log, RECORDED: recorded, RECORDED_SECRETS: recordedSecrets, CORDONED_FOR: cordonedFor, PATH: `${stubs}:${process.env.PATH}` });
         return { ...r, calls: existsSync(log) ? readFileSync(log, "utf8") : "" };
       };
       const changed = go(drain, "0".repeat(64));
@@ -506,14 +512,20 @@ esac
       assert.match(changed.calls, new RegExp(`kubectl annotate node ${agent} --overwrite k3s-platform.io/cordoned-for-upgrade=${config.k3s.version!.replace(/[.+]/g, "\\$&")}\n`));
       assert.match(changed.calls, new RegExp(`kubectl cordon ${agent}\n`));
       assert.match(changed.calls, new RegExp(`kubectl drain ${agent} --timeout=`));
-      for (const recorded of [planned, "<none>"]) {
-        const same = go(drain, recorded);
+      // Its secret files changed (the keyed digest its Node records differs): drained the same way.
+      const secret = go(drain, planned, "<none>", "1".repeat(64));
+      assert.equal(secret.status, 0, secret.out);
+      assert.match(secret.out, /its secret files changed: cordon and drain before its apply restarts it/);
+      assert.match(secret.calls, new RegExp(`kubectl cordon ${agent}\n[^]*kubectl drain ${agent} --timeout=`));
+      // No record of the secret files (an agent recorded before it existed): adopted, nothing drained.
+      for (const [recorded, secrets] of [[planned, plannedSecrets], ["<none>", plannedSecrets], [planned, "<none>"], ["<none>", "<none>"]] as const) {
+        const same = go(drain, recorded, "<none>", secrets);
         assert.equal(same.status, 0, same.out);
-        assert.doesNotMatch(same.calls, /kubectl (cordon|drain|annotate)/, `record ${recorded}: nothing cordoned`);
+        assert.doesNotMatch(same.calls, /kubectl (cordon|drain|annotate)/, `record ${recorded} ${secrets}: nothing cordoned`);
       }
       const after = go(uncordon, "0".repeat(64), config.k3s.version!);
       assert.equal(after.status, 0, after.out);
-      const record = after.calls.indexOf(`kubectl annotate node ${agent} --overwrite k3s-platform.io/k3s-inputs=${planned}\n`);
+      const record = after.calls.indexOf(`kubectl annotate node ${agent} --overwrite k3s-platform.io/k3s-inputs=${planned} k3s-platform.io/k3s-secret-inputs=${plannedSecrets}\n`);
       assert.ok(record >= 0, after.calls);
       assert.ok(after.calls.indexOf(`kubectl uncordon ${agent}`) > record, "recorded, then uncordoned");
     });
@@ -523,13 +535,13 @@ esac
       const release = "v1.36.3+k3s1";
       const [firstBatch] = upgradeBatches(config);
       const agent = firstBatch!.agents[0]!;
-      const inputs = batchInputs(planCluster(config), firstBatch!);
+      const inputs = { k3s: batchInputs(planCluster(config), firstBatch!) };
       const stubs = mkdtempSync(join(scratch, "channel-stubs-"));
       // The agent runs the cluster's release, Ready, its Node records other inputs; one other node takes pods.
       writeFileSync(join(stubs, "k3s"), `#!/usr/bin/env bash
 echo "k3s $*" >>"$STUB_LOG"
 case "$*" in
-  *"custom-columns=INPUTS:.metadata.annotations.k3s-platform\\.io/k3s-inputs") echo "${"0".repeat(64)}" ;;
+  *"custom-columns=INPUTS:"*) echo "${"0".repeat(64)} <none>" ;;
   "kubectl get node ${agent} "*) echo "${release} True <none> <none>" ;;
   "kubectl get nodes "*) echo "stg-server-1 ${release} True <none>"; echo "${agent} ${release} True <none>" ;;
 esac
@@ -556,7 +568,7 @@ esac
     it("the batch scripts pass shellcheck and pipe into no early-exit consumer", () => {
       const config = loadStackConfig(variant("prod", (raw) => (raw.upgrade = { maxUnavailable: 2, drain: { disableEviction: true } })));
       const plan = planCluster(config);
-      const paths = upgradeBatches(config).flatMap((b) => [renderAgentBatchDrain(config, b, batchInputs(plan, b)), renderAgentBatchUncordon(config, b, batchInputs(plan, b))]).map((text, i) => {
+      const paths = upgradeBatches(config).flatMap((b) => [renderAgentBatchDrain(config, b, { k3s: batchInputs(plan, b) }), renderAgentBatchUncordon(config, b, { k3s: batchInputs(plan, b) })]).map((text, i) => {
         assert.doesNotMatch(text.replace(/(^|\s)#.*$/gm, ""), /\|\s*(grep\b[^|;&\n]*\s-[A-Za-z]*[qlm]|head\b)/);
         const path = join(scratch, `batch-${i}.sh`);
         writeFileSync(path, text);

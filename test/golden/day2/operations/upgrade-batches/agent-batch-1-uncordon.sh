@@ -6,6 +6,9 @@ AGENTS=(d2-agent-1)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(7fd8c884b96104d6a65d49a3a7a8bf491b0a3af79e24c8fe7d546cf990fecca9)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of d2-agent-1>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -142,6 +145,6 @@ uncordon_if_ours() {
 for i in "${!AGENTS[@]}"; do
   agent="${AGENTS[$i]}"
   wait_ready_version "$agent" "$TARGET_VERSION" 600
-  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" >/dev/null
+  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" "k3s-platform.io/k3s-secret-inputs=${SECRET_INPUTS[$i]}" >/dev/null
   uncordon_if_ours "$agent"
 done

@@ -6,6 +6,9 @@ AGENTS=(agent-1 agent-2 agent-3 agent-4 agent-5)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(909bcfaa51c50097edcafaa6b5cee942a51e2b69ce39ebeab20147c31b491486 cd875879947a9474efb5085962f3900ede25f800bd6a41dbe151be705e1b8900 fcdd8169c0a583a0e3a391cec828e581ac8a431a569759407faaf9dcfdafb4a1 51b5299e70d92a658f2f6470849fc10c2818ccc7e9e2bc9b37d8faaf9792c2ee 9ec69ec959ec54c200481f7a3ee33ae54d0adfd83a3a713bee53d7e9d12d672f)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-1>' '<keyed digest of the secret files of agent-2>' '<keyed digest of the secret files of agent-3>' '<keyed digest of the secret files of agent-4>' '<keyed digest of the secret files of agent-5>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -142,6 +145,6 @@ uncordon_if_ours() {
 for i in "${!AGENTS[@]}"; do
   agent="${AGENTS[$i]}"
   wait_ready_version "$agent" "$TARGET_VERSION" 600
-  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" >/dev/null
+  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" "k3s-platform.io/k3s-secret-inputs=${SECRET_INPUTS[$i]}" >/dev/null
   uncordon_if_ours "$agent"
 done

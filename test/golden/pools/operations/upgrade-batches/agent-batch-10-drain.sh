@@ -6,6 +6,9 @@ AGENTS=(agent-46 agent-47 agent-48 agent-49 agent-50)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(62524aedc5f27bfe3ad14c91c42c7a3cdfd0353f6737d4244a89bd4308380920 2328b6c0560f8a4bdda99328a95bebd45c35f9688c37b1af6ac031c787043738 954bf2c44e71ccf0a1562bbc0e085b3f1ef45f192f22870bb086f90603fcc9da 21d5bc1a91a48b7ce66c95d9cf003a34ff327ea627bd86bee95cea1071c00f1a 4ae8633b3d66b706a026d9632fc6f2e54c898594a4b8a6a978fa792c8f532778)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-46>' '<keyed digest of the secret files of agent-47>' '<keyed digest of the secret files of agent-48>' '<keyed digest of the secret files of agent-49>' '<keyed digest of the secret files of agent-50>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -140,7 +143,7 @@ uncordon_if_ours() {
 # --- end of node operations
 
 fail() { echo "upgrade: $*" >&2; exit 1; }
-INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs'
+INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs,SECRET_INPUTS:.metadata.annotations.k3s-platform\.io/k3s-secret-inputs'
 PREVIOUS=(agent-1 agent-2 agent-3 agent-4 agent-5 agent-6 agent-7 agent-8 agent-9 agent-10 agent-11 agent-12 agent-13 agent-14 agent-15 agent-16 agent-17 agent-18 agent-19 agent-20 agent-21 agent-22 agent-23 agent-24 agent-25 agent-26 agent-27 agent-28 agent-29 agent-30 agent-31 agent-32 agent-33 agent-34 agent-35 agent-36 agent-37 agent-38 agent-39 agent-40 agent-41 agent-42 agent-43 agent-44 agent-45)
 PREVIOUS_BATCH=9
 THIS_BATCH=10
@@ -175,9 +178,16 @@ for i in "${!AGENTS[@]}"; do
   fi
   read -r version _ <<<"$info"
   if [ "$version" = "$TARGET_VERSION" ]; then
-    applied="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || applied="<none>"
+    recorded="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || recorded="<none> <none>"
+    read -r applied applied_secrets <<<"$recorded"
     if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ]; then
       echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
+      upgrading+=("$agent")
+      continue
+    fi
+    # No record of its secret files yet (recorded before the annotation existed): adopted by the uncordon step.
+    if [ -n "${applied_secrets:-}" ] && [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${SECRET_INPUTS[$i]}" ]; then
+      echo "upgrade[$agent]: its secret files changed: cordon and drain before its apply restarts it"
       upgrading+=("$agent")
       continue
     fi

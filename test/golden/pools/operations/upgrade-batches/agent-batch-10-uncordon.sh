@@ -6,6 +6,9 @@ AGENTS=(agent-46 agent-47 agent-48 agent-49 agent-50)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(62524aedc5f27bfe3ad14c91c42c7a3cdfd0353f6737d4244a89bd4308380920 2328b6c0560f8a4bdda99328a95bebd45c35f9688c37b1af6ac031c787043738 954bf2c44e71ccf0a1562bbc0e085b3f1ef45f192f22870bb086f90603fcc9da 21d5bc1a91a48b7ce66c95d9cf003a34ff327ea627bd86bee95cea1071c00f1a 4ae8633b3d66b706a026d9632fc6f2e54c898594a4b8a6a978fa792c8f532778)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-46>' '<keyed digest of the secret files of agent-47>' '<keyed digest of the secret files of agent-48>' '<keyed digest of the secret files of agent-49>' '<keyed digest of the secret files of agent-50>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -142,6 +145,6 @@ uncordon_if_ours() {
 for i in "${!AGENTS[@]}"; do
   agent="${AGENTS[$i]}"
   wait_ready_version "$agent" "$TARGET_VERSION" 600
-  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" >/dev/null
+  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" "k3s-platform.io/k3s-secret-inputs=${SECRET_INPUTS[$i]}" >/dev/null
   uncordon_if_ours "$agent"
 done

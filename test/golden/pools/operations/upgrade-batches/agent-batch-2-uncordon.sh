@@ -6,6 +6,9 @@ AGENTS=(agent-6 agent-7 agent-8 agent-9 agent-10)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(1bbdeeb75a3ef9c242fed2d78f2399b4c4bfcd63c1423132ee8e355b219a3a87 c373d5cd9ef7fec279d628e2c259f2682ae246f2390e5605246f8ef5186622cf 1c581fbaf54aa15026f8700da6aef1b08deae43f156ab82c13edad52efae6512 4af1b3b37178c6ba97b237cc5c8fa21f5621a1dce250c6d2f9df3ed06a6f9228 fd78999db88ca36b91cba2383e6ab06993ab0c7865a9b4daefb94ee007256733)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-6>' '<keyed digest of the secret files of agent-7>' '<keyed digest of the secret files of agent-8>' '<keyed digest of the secret files of agent-9>' '<keyed digest of the secret files of agent-10>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -142,6 +145,6 @@ uncordon_if_ours() {
 for i in "${!AGENTS[@]}"; do
   agent="${AGENTS[$i]}"
   wait_ready_version "$agent" "$TARGET_VERSION" 600
-  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" >/dev/null
+  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" "k3s-platform.io/k3s-secret-inputs=${SECRET_INPUTS[$i]}" >/dev/null
   uncordon_if_ours "$agent"
 done

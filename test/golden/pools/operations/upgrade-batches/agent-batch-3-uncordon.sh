@@ -6,6 +6,9 @@ AGENTS=(agent-11 agent-12 agent-13 agent-14 agent-15)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(02226fa06bace59207ee2a06162e999640cc0a1cb2a87570bbb062d04b13ff67 7afcd2a5d56b53ed1425930449ffd77f81104731f53068ef52042baf5fcb8449 7f1a341803eaa72c1bd5f495b53d12154f8284f3be67ede9fd3326364f48734a 67a652ddae8dffd50b45ab7f8a8f245f3def9d23c0fe1a1976e14f35dfad20fb 5c91bc7959eede60d516ce5f87cec02416f6fbf9648602b0dc2a34d2e27d8e45)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-11>' '<keyed digest of the secret files of agent-12>' '<keyed digest of the secret files of agent-13>' '<keyed digest of the secret files of agent-14>' '<keyed digest of the secret files of agent-15>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -142,6 +145,6 @@ uncordon_if_ours() {
 for i in "${!AGENTS[@]}"; do
   agent="${AGENTS[$i]}"
   wait_ready_version "$agent" "$TARGET_VERSION" 600
-  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" >/dev/null
+  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" "k3s-platform.io/k3s-secret-inputs=${SECRET_INPUTS[$i]}" >/dev/null
   uncordon_if_ours "$agent"
 done

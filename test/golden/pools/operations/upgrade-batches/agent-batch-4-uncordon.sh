@@ -6,6 +6,9 @@ AGENTS=(agent-16 agent-17 agent-18 agent-19 agent-20)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(5f7c1fc8088da0006931fbd88778eb2d10cff13a5bed2800f5f9da690dca357c 189f0d00472b2ce12ba65f7885fc0e0309d6c5ca84ade658e53a910caa029d9e fd36be3e1abcc4a4aac5967610d8009f21e570b3b1770fa7ccb683f2ea6cff4a 61a346f7ecc2267d12b3a5f637683100f2675365c9525f8398642d4bdf6deadc 4cc4f9f257febea43fa361b3b5634b74ee0334fd2575bb03dbca6bc25a711132)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-16>' '<keyed digest of the secret files of agent-17>' '<keyed digest of the secret files of agent-18>' '<keyed digest of the secret files of agent-19>' '<keyed digest of the secret files of agent-20>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -142,6 +145,6 @@ uncordon_if_ours() {
 for i in "${!AGENTS[@]}"; do
   agent="${AGENTS[$i]}"
   wait_ready_version "$agent" "$TARGET_VERSION" 600
-  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" >/dev/null
+  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" "k3s-platform.io/k3s-secret-inputs=${SECRET_INPUTS[$i]}" >/dev/null
   uncordon_if_ours "$agent"
 done

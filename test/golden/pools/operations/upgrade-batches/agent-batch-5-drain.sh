@@ -6,6 +6,9 @@ AGENTS=(agent-21 agent-22 agent-23 agent-24 agent-25)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(4ec75eef53fadee414de380e1f918a9aff20331bd2351e8ae31c150bac501f4c 9999ab9577a006b9903d2d5e5fcedaf73dad4ee28655de9db7238697012c5e77 28baa796855e5ba08432bbd108291034a2ad68f73615cdf3792b0d7f8b27cc83 7d743815441ab0db34911e6b5125dd56a7ef16e84f174636162ecef7125ee240 3a6a150909c928f98c5c1dc9fc2459dd455e9e0965a72c009cc034a5143c7d91)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-21>' '<keyed digest of the secret files of agent-22>' '<keyed digest of the secret files of agent-23>' '<keyed digest of the secret files of agent-24>' '<keyed digest of the secret files of agent-25>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -140,7 +143,7 @@ uncordon_if_ours() {
 # --- end of node operations
 
 fail() { echo "upgrade: $*" >&2; exit 1; }
-INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs'
+INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs,SECRET_INPUTS:.metadata.annotations.k3s-platform\.io/k3s-secret-inputs'
 PREVIOUS=(agent-1 agent-2 agent-3 agent-4 agent-5 agent-6 agent-7 agent-8 agent-9 agent-10 agent-11 agent-12 agent-13 agent-14 agent-15 agent-16 agent-17 agent-18 agent-19 agent-20)
 PREVIOUS_BATCH=4
 THIS_BATCH=5
@@ -175,9 +178,16 @@ for i in "${!AGENTS[@]}"; do
   fi
   read -r version _ <<<"$info"
   if [ "$version" = "$TARGET_VERSION" ]; then
-    applied="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || applied="<none>"
+    recorded="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || recorded="<none> <none>"
+    read -r applied applied_secrets <<<"$recorded"
     if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ]; then
       echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
+      upgrading+=("$agent")
+      continue
+    fi
+    # No record of its secret files yet (recorded before the annotation existed): adopted by the uncordon step.
+    if [ -n "${applied_secrets:-}" ] && [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${SECRET_INPUTS[$i]}" ]; then
+      echo "upgrade[$agent]: its secret files changed: cordon and drain before its apply restarts it"
       upgrading+=("$agent")
       continue
     fi

@@ -6,6 +6,9 @@ AGENTS=(agent-21 agent-22 agent-23 agent-24 agent-25)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(4ec75eef53fadee414de380e1f918a9aff20331bd2351e8ae31c150bac501f4c 9999ab9577a006b9903d2d5e5fcedaf73dad4ee28655de9db7238697012c5e77 28baa796855e5ba08432bbd108291034a2ad68f73615cdf3792b0d7f8b27cc83 7d743815441ab0db34911e6b5125dd56a7ef16e84f174636162ecef7125ee240 3a6a150909c928f98c5c1dc9fc2459dd455e9e0965a72c009cc034a5143c7d91)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-21>' '<keyed digest of the secret files of agent-22>' '<keyed digest of the secret files of agent-23>' '<keyed digest of the secret files of agent-24>' '<keyed digest of the secret files of agent-25>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -142,6 +145,6 @@ uncordon_if_ours() {
 for i in "${!AGENTS[@]}"; do
   agent="${AGENTS[$i]}"
   wait_ready_version "$agent" "$TARGET_VERSION" 600
-  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" >/dev/null
+  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" "k3s-platform.io/k3s-secret-inputs=${SECRET_INPUTS[$i]}" >/dev/null
   uncordon_if_ours "$agent"
 done

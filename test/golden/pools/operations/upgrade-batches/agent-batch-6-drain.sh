@@ -6,6 +6,9 @@ AGENTS=(agent-26 agent-27 agent-28 agent-29 agent-30)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(0713405526d886e58b41547e1f58b09f1f028b685d4ac79123f4741519a25242 273cf93b6d9ecc7ec03c3036c90be1befe60e61a86c638667db7331532b5ecc6 f950ac699d3c71b23a827eef8fe657cb459a73c6a2d81597b5d7692b6e1919cb 550639bb31ff03383e5336b07432af375ee0a60a6584f18763594e4eabd810e7 cbc2d09c7519abc9e5b8612b0c32e6219144a014cd2e23f23bb9cad281c188a9)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-26>' '<keyed digest of the secret files of agent-27>' '<keyed digest of the secret files of agent-28>' '<keyed digest of the secret files of agent-29>' '<keyed digest of the secret files of agent-30>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -140,7 +143,7 @@ uncordon_if_ours() {
 # --- end of node operations
 
 fail() { echo "upgrade: $*" >&2; exit 1; }
-INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs'
+INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs,SECRET_INPUTS:.metadata.annotations.k3s-platform\.io/k3s-secret-inputs'
 PREVIOUS=(agent-1 agent-2 agent-3 agent-4 agent-5 agent-6 agent-7 agent-8 agent-9 agent-10 agent-11 agent-12 agent-13 agent-14 agent-15 agent-16 agent-17 agent-18 agent-19 agent-20 agent-21 agent-22 agent-23 agent-24 agent-25)
 PREVIOUS_BATCH=5
 THIS_BATCH=6
@@ -175,9 +178,16 @@ for i in "${!AGENTS[@]}"; do
   fi
   read -r version _ <<<"$info"
   if [ "$version" = "$TARGET_VERSION" ]; then
-    applied="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || applied="<none>"
+    recorded="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || recorded="<none> <none>"
+    read -r applied applied_secrets <<<"$recorded"
     if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ]; then
       echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
+      upgrading+=("$agent")
+      continue
+    fi
+    # No record of its secret files yet (recorded before the annotation existed): adopted by the uncordon step.
+    if [ -n "${applied_secrets:-}" ] && [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${SECRET_INPUTS[$i]}" ]; then
+      echo "upgrade[$agent]: its secret files changed: cordon and drain before its apply restarts it"
       upgrading+=("$agent")
       continue
     fi

@@ -6,6 +6,9 @@ AGENTS=(agent-26 agent-27 agent-28 agent-29 agent-30)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(0713405526d886e58b41547e1f58b09f1f028b685d4ac79123f4741519a25242 273cf93b6d9ecc7ec03c3036c90be1befe60e61a86c638667db7331532b5ecc6 f950ac699d3c71b23a827eef8fe657cb459a73c6a2d81597b5d7692b6e1919cb 550639bb31ff03383e5336b07432af375ee0a60a6584f18763594e4eabd810e7 cbc2d09c7519abc9e5b8612b0c32e6219144a014cd2e23f23bb9cad281c188a9)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-26>' '<keyed digest of the secret files of agent-27>' '<keyed digest of the secret files of agent-28>' '<keyed digest of the secret files of agent-29>' '<keyed digest of the secret files of agent-30>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -142,6 +145,6 @@ uncordon_if_ours() {
 for i in "${!AGENTS[@]}"; do
   agent="${AGENTS[$i]}"
   wait_ready_version "$agent" "$TARGET_VERSION" 600
-  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" >/dev/null
+  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" "k3s-platform.io/k3s-secret-inputs=${SECRET_INPUTS[$i]}" >/dev/null
   uncordon_if_ours "$agent"
 done

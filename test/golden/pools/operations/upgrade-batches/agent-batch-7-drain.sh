@@ -6,6 +6,9 @@ AGENTS=(agent-31 agent-32 agent-33 agent-34 agent-35)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(e8036e519ffb30c079d8cfabe130d8d63e21a9c7c07723f9a50cecc61cc22a29 1debdce3830e9406ee97c0d57573cc624bb5d039c8639eb3b8206f7d7a220d79 ff4d282860c5b893fa4aa6dcf55fbda54a7446f6c48a51d16a8ddf313660e78b a15230d7db2085f36eef97cab8a44874a5d0c77443684fb3f037ce38339702b0 4ac8538ecb1b86943c9a715e2a3c5659f3c08e004a97749c43bb2673ef365d54)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-31>' '<keyed digest of the secret files of agent-32>' '<keyed digest of the secret files of agent-33>' '<keyed digest of the secret files of agent-34>' '<keyed digest of the secret files of agent-35>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -140,7 +143,7 @@ uncordon_if_ours() {
 # --- end of node operations
 
 fail() { echo "upgrade: $*" >&2; exit 1; }
-INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs'
+INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs,SECRET_INPUTS:.metadata.annotations.k3s-platform\.io/k3s-secret-inputs'
 PREVIOUS=(agent-1 agent-2 agent-3 agent-4 agent-5 agent-6 agent-7 agent-8 agent-9 agent-10 agent-11 agent-12 agent-13 agent-14 agent-15 agent-16 agent-17 agent-18 agent-19 agent-20 agent-21 agent-22 agent-23 agent-24 agent-25 agent-26 agent-27 agent-28 agent-29 agent-30)
 PREVIOUS_BATCH=6
 THIS_BATCH=7
@@ -175,9 +178,16 @@ for i in "${!AGENTS[@]}"; do
   fi
   read -r version _ <<<"$info"
   if [ "$version" = "$TARGET_VERSION" ]; then
-    applied="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || applied="<none>"
+    recorded="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || recorded="<none> <none>"
+    read -r applied applied_secrets <<<"$recorded"
     if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ]; then
       echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
+      upgrading+=("$agent")
+      continue
+    fi
+    # No record of its secret files yet (recorded before the annotation existed): adopted by the uncordon step.
+    if [ -n "${applied_secrets:-}" ] && [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${SECRET_INPUTS[$i]}" ]; then
+      echo "upgrade[$agent]: its secret files changed: cordon and drain before its apply restarts it"
       upgrading+=("$agent")
       continue
     fi

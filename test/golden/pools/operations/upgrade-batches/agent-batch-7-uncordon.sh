@@ -6,6 +6,9 @@ AGENTS=(agent-31 agent-32 agent-33 agent-34 agent-35)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(e8036e519ffb30c079d8cfabe130d8d63e21a9c7c07723f9a50cecc61cc22a29 1debdce3830e9406ee97c0d57573cc624bb5d039c8639eb3b8206f7d7a220d79 ff4d282860c5b893fa4aa6dcf55fbda54a7446f6c48a51d16a8ddf313660e78b a15230d7db2085f36eef97cab8a44874a5d0c77443684fb3f037ce38339702b0 4ac8538ecb1b86943c9a715e2a3c5659f3c08e004a97749c43bb2673ef365d54)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-31>' '<keyed digest of the secret files of agent-32>' '<keyed digest of the secret files of agent-33>' '<keyed digest of the secret files of agent-34>' '<keyed digest of the secret files of agent-35>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -142,6 +145,6 @@ uncordon_if_ours() {
 for i in "${!AGENTS[@]}"; do
   agent="${AGENTS[$i]}"
   wait_ready_version "$agent" "$TARGET_VERSION" 600
-  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" >/dev/null
+  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" "k3s-platform.io/k3s-secret-inputs=${SECRET_INPUTS[$i]}" >/dev/null
   uncordon_if_ours "$agent"
 done

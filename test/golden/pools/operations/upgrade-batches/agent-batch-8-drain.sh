@@ -6,6 +6,9 @@ AGENTS=(agent-36 agent-37 agent-38 agent-39 agent-40)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(2070c65903f0540699b9183222a5ab306d7b95ce4bafbc33473ed8aa65dd7ef0 3bfd501a80a3f44d061bb50d3466e083350d1a2f333ec59f4b4302090ad79a74 61154dffd15bd1532244148b3236f405a5f81f0f1842bd88fe8cf6178c24dc8b 66fd40693bc9b009dcb8d869f2842910433ab004481fbddac16ce10d902862b8 254eefff7407a5f37d61871401e79604a96950c68a8935bdad66f5d4954d1a89)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-36>' '<keyed digest of the secret files of agent-37>' '<keyed digest of the secret files of agent-38>' '<keyed digest of the secret files of agent-39>' '<keyed digest of the secret files of agent-40>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -140,7 +143,7 @@ uncordon_if_ours() {
 # --- end of node operations
 
 fail() { echo "upgrade: $*" >&2; exit 1; }
-INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs'
+INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs,SECRET_INPUTS:.metadata.annotations.k3s-platform\.io/k3s-secret-inputs'
 PREVIOUS=(agent-1 agent-2 agent-3 agent-4 agent-5 agent-6 agent-7 agent-8 agent-9 agent-10 agent-11 agent-12 agent-13 agent-14 agent-15 agent-16 agent-17 agent-18 agent-19 agent-20 agent-21 agent-22 agent-23 agent-24 agent-25 agent-26 agent-27 agent-28 agent-29 agent-30 agent-31 agent-32 agent-33 agent-34 agent-35)
 PREVIOUS_BATCH=7
 THIS_BATCH=8
@@ -175,9 +178,16 @@ for i in "${!AGENTS[@]}"; do
   fi
   read -r version _ <<<"$info"
   if [ "$version" = "$TARGET_VERSION" ]; then
-    applied="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || applied="<none>"
+    recorded="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || recorded="<none> <none>"
+    read -r applied applied_secrets <<<"$recorded"
     if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ]; then
       echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
+      upgrading+=("$agent")
+      continue
+    fi
+    # No record of its secret files yet (recorded before the annotation existed): adopted by the uncordon step.
+    if [ -n "${applied_secrets:-}" ] && [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${SECRET_INPUTS[$i]}" ]; then
+      echo "upgrade[$agent]: its secret files changed: cordon and drain before its apply restarts it"
       upgrading+=("$agent")
       continue
     fi

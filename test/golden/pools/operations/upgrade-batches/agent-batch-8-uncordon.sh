@@ -6,6 +6,9 @@ AGENTS=(agent-36 agent-37 agent-38 agent-39 agent-40)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(2070c65903f0540699b9183222a5ab306d7b95ce4bafbc33473ed8aa65dd7ef0 3bfd501a80a3f44d061bb50d3466e083350d1a2f333ec59f4b4302090ad79a74 61154dffd15bd1532244148b3236f405a5f81f0f1842bd88fe8cf6178c24dc8b 66fd40693bc9b009dcb8d869f2842910433ab004481fbddac16ce10d902862b8 254eefff7407a5f37d61871401e79604a96950c68a8935bdad66f5d4954d1a89)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-36>' '<keyed digest of the secret files of agent-37>' '<keyed digest of the secret files of agent-38>' '<keyed digest of the secret files of agent-39>' '<keyed digest of the secret files of agent-40>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -142,6 +145,6 @@ uncordon_if_ours() {
 for i in "${!AGENTS[@]}"; do
   agent="${AGENTS[$i]}"
   wait_ready_version "$agent" "$TARGET_VERSION" 600
-  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" >/dev/null
+  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" "k3s-platform.io/k3s-secret-inputs=${SECRET_INPUTS[$i]}" >/dev/null
   uncordon_if_ours "$agent"
 done

@@ -6,6 +6,9 @@ AGENTS=(agent-41 agent-42 agent-43 agent-44 agent-45)
 # Per agent, the digest of what its K3s reads at start (plan/restart.ts restartDigest); its Node
 # records the one it last restarted with (annotation k3s-platform.io/k3s-inputs).
 INPUTS=(dc1824aef5d13c1cf5567decc797ce1fb463900944e44f61d5a63196be2355e1 2b1eeeae34b3d86ee618b2d7509f2c3a7ae0a35901bb0dbda1c1cc444a7de635 3ad913727e517d6fbefba029fb7a82e81c2cfbc537e4346ae6e023e4d9955d66 1c136709ca0b5fcc9911d7ff9c5ec1cc25a15fc63dcab9144cba602454dfb242 bfb757ed5bb7c8cdf01f19dd98b994528da8cb4367bd193658bcf7a558c587ba)
+# And the keyed digest of its secret files (plan/restart.ts secretInputsDigest: reveals nothing of
+# them); its Node records the one it last restarted with (annotation k3s-platform.io/k3s-secret-inputs).
+SECRET_INPUTS=('<keyed digest of the secret files of agent-41>' '<keyed digest of the secret files of agent-42>' '<keyed digest of the secret files of agent-43>' '<keyed digest of the secret files of agent-44>' '<keyed digest of the secret files of agent-45>')
 # --- version rules (components/upgrade/render.ts, from components/upgrade/paths.ts)
 # version_parts V: "MINOR PATCH REVISION" of v1.MINOR.PATCH+k3sREVISION.
 version_parts() {
@@ -142,6 +145,6 @@ uncordon_if_ours() {
 for i in "${!AGENTS[@]}"; do
   agent="${AGENTS[$i]}"
   wait_ready_version "$agent" "$TARGET_VERSION" 600
-  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" >/dev/null
+  k3s kubectl annotate node "$agent" --overwrite "k3s-platform.io/k3s-inputs=${INPUTS[$i]}" "k3s-platform.io/k3s-secret-inputs=${SECRET_INPUTS[$i]}" >/dev/null
   uncordon_if_ours "$agent"
 done
