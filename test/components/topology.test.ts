@@ -15,6 +15,15 @@ import { variant } from "../helpers/samples";
 
 const dev = (edit: Parameters<typeof variant>[1]) => variant("dev", edit);
 const server = (name: string, host: string) => ({ name, host, role: "server" as const });
+/** sqlite -> etcd with a new server (dev-server-0) listed above the sqlite server (`holder`). */
+const newServerFirst = () => {
+  const wrong = loadStackConfig(dev((r) => {
+    r.k3s!.datastore = { type: "etcd" };
+    r.nodes.unshift(server("dev-server-0", "192.0.2.100"));
+    r.nodes.push(server("dev-server-3", "192.0.2.103"));
+  }));
+  return { wrong, holder: wrong.nodes.find((n) => n.name !== "dev-server-0" && n.role === "server")! };
+};
 
 describe("topology: a single sqlite server becomes HA embedded etcd", () => {
   it("validation names the path: sqlite with more servers is refused, naming etcd in the same change; etcd with the new servers passes", () => {
@@ -64,12 +73,7 @@ describe("topology: a single sqlite server becomes HA embedded etcd", () => {
   });
 
   it("a new server listed above the sqlite server: that server's apply refuses before anything is placed, naming the first server and the fix; preview:md says it from the previous config", () => {
-    const wrong = loadStackConfig(dev((r) => {
-      r.k3s!.datastore = { type: "etcd" };
-      r.nodes.unshift(server("dev-server-0", "192.0.2.100"));
-      r.nodes.push(server("dev-server-3", "192.0.2.103"));
-    }));
-    const holder = wrong.nodes.find((n) => n.name !== "dev-server-0" && n.role === "server")!;
+    const { wrong, holder } = newServerFirst();
     const apply = planNode(wrong, holder).files.find((f) => f.name === "apply.sh")!.content;
     assert.ok(apply.includes(sqliteHolderGuard("dev-server-0").text), "the other servers' apply.sh carries the guard");
     const sqlite = loadStackConfig(dev((r) => (r.k3s!.datastore = { type: "sqlite" })));
@@ -101,12 +105,7 @@ describe("topology: a single sqlite server becomes HA embedded etcd", () => {
   });
 
   describe("a new server listed above the running sqlite server: its own apply refuses before K3s is installed there", () => {
-    const wrong = loadStackConfig(dev((r) => {
-      r.k3s!.datastore = { type: "etcd" };
-      r.nodes.unshift(server("dev-server-0", "192.0.2.100"));
-      r.nodes.push(server("dev-server-3", "192.0.2.103"));
-    }));
-    const holder = wrong.nodes.find((n) => n.name !== "dev-server-0" && n.role === "server")!;
+    const { wrong, holder } = newServerFirst();
     const holderUrl = `https://${holder.host}:6443`;
     /**
      * The first server's rebuild guard, run with fake curl/wget on PATH that answer as K3s does
