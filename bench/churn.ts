@@ -10,7 +10,10 @@ import { prodWithNodes } from "./graph";
  * The churn table of `npm run bench` (issue 26): what one change costs on the hosts, from the plans
  * of the config before and after it (components/plan/churn.ts), on the prod sample with N nodes.
  * Counts, not times: how many existing nodes re-run os-prep, re-run apply, restart K3s; how many
- * day-2 steps run; how many existing hosts the change logs in to.
+ * day-2 steps run; how many existing hosts the change logs in to. "restart" counts the nodes whose
+ * K3s inputs change (plan/restart.ts restartDigest, what apply.sh fingerprints): apply.sh restarts
+ * each, except where only NO_PROXY changed and the host's value is equivalent (it keeps it), which
+ * only the host knows; the "restarts" text names those rows (Churn.noProxyOnly).
  */
 
 /** One change: the config before it and after it, from the prod sample at `nodes` nodes. */
@@ -26,6 +29,7 @@ const edited = (nodes: number, edit: (raw: StackInput) => void): StackInput => {
   edit(raw);
   return raw;
 };
+const PROXY = "http://proxy.example.com:3128";
 const lastAgent = (raw: StackInput): Agent => raw.nodes.at(-1)!;
 const armed = (nodes: number) => edited(nodes, (r) => (lastAgent(r).decommission = true));
 
@@ -49,6 +53,13 @@ export const CHURN_CHANGES: readonly ChurnChange[] = [
       delete raw.k3s!.nodeNetworks;
       return raw;
     },
+  },
+  {
+    // apply.sh keeps the host's NO_PROXY (no restart) when the planned one only drops entries it
+    // covers (k3s/install.ts renderNoProxyCarryOver): the plans count it as "restart" (noProxyOnly).
+    name: "drop a covered noProxy",
+    before: (n) => edited(n, (r) => (r.k3s = { ...r.k3s, proxy: { httpProxy: PROXY, noProxy: [".corp.example", "git.corp.example"] } })),
+    after: (n) => edited(n, (r) => (r.k3s = { ...r.k3s, proxy: { httpProxy: PROXY, noProxy: [".corp.example"] } })),
   },
   {
     name: "one server-wide flag",
@@ -102,7 +113,13 @@ export function churnTable(sizes: readonly number[]): string[] {
       const r = churnRow(change, nodes);
       const c = r.churn;
       const restarts =
-        c.restart.length === 0 ? "none" : r.restartedServers.length === c.restart.length ? `servers only${r.serversOneAtATime ? ", one at a time" : ""}` : c.restart.join(", ");
+        c.restart.length === 0
+          ? "none"
+          : c.noProxyOnly.length === c.restart.length
+            ? "NO_PROXY only: no restart where the host's is equivalent (agents still drained)"
+            : r.restartedServers.length === c.restart.length
+              ? `servers only${r.serversOneAtATime ? ", one at a time" : ""}`
+              : c.restart.join(", ");
       lines.push(
         `${change.name.padEnd(26)}${String(nodes).padStart(6)}${String(c.osPrep.length).padStart(9)}${String(c.apply.length).padStart(7)}${String(c.restart.length).padStart(9)}${String(c.steps.length).padStart(7)}${String(c.hosts.length).padStart(7)}  ${restarts}`,
       );

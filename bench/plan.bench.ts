@@ -203,7 +203,7 @@ async function bareProject(work: string, name: string, commands: number, plugins
  */
 function churnSection(): void {
   const sizes = (process.env.BENCH_CHURN_SIZES ?? "10,100").split(",").map(Number);
-  console.log("Churn: existing nodes whose os-prep / apply re-runs, whose K3s restarts; day-2 steps that run; existing hosts logged in to");
+  console.log(`Churn: existing nodes whose os-prep / apply re-runs, whose K3s inputs change ("restart": apply.sh restarts it unless only NO_PROXY changed and the host's is equivalent); day-2 steps that run; existing hosts logged in to`);
   for (const line of churnTable(sizes)) console.log(`  ${line}`);
 }
 

@@ -4,6 +4,7 @@ import { isFromFacts, type Facts, type Step, type StepValue } from "../operation
 import { keyedProvidersInUse } from "../encryption/render";
 import { ClusterPlan, NodePlan, planCluster } from "./node";
 import { restartDigest } from "./restart";
+import { INSTALL_SCRIPT } from "../k3s/install";
 
 export { restartDigest };
 
@@ -31,6 +32,15 @@ export interface Churn {
   osPrep: string[];
   apply: string[];
   restart: string[];
+  /**
+   * The nodes of `restart` whose K3s inputs differ only in install-k3s.sh's NO_PROXY or
+   * CONTAINERD_NO_PROXY line. apply.sh keeps the host's value when it is equivalent to the planned
+   * one (k3s/install.ts renderNoProxyCarryOver: e.g. the planned value only drops entries another
+   * of its entries covers) and then restarts nothing; which it does, only the host's env file
+   * tells, so from the plans these are "restarts unless the host's value is equivalent". Their
+   * agents' upgrade batch still cordons and drains them (the drain compares restart digests).
+   */
+  noProxyOnly: string[];
   /** Day-2 command steps that run (created, updated or replaced), by name. */
   steps: string[];
   /** Day-2 steps among `steps` that stop or restart K3s on their host. */
@@ -90,8 +100,21 @@ export function churn(before: ResolvedConfig, after: ResolvedConfig, plans?: { b
     osPrep: changed((n) => n.hashes.osPrep),
     apply: changed((n) => n.hashes.apply),
     restart: changed(restartDigest),
+    noProxyOnly: changed(restartDigest).filter((name) => restartDigestBesideNoProxy(old.get(name)!) === restartDigestBesideNoProxy(now.get(name)!)),
     steps: running.map((s) => s.name),
     restartingSteps: running.filter((s) => s.restartsK3s).map((s) => s.name),
     hosts: [...hosts],
   };
+}
+
+/** An install-k3s.sh line apply.sh may keep as the host has it (renderNoProxyCarryOver's NO_PROXY_VARIABLES). */
+const NO_PROXY_LINE = /^export (CONTAINERD_)?NO_PROXY=.*$/gm;
+
+/**
+ * restartDigest with install-k3s.sh's NO_PROXY lines left out: equal on both sides when those
+ * lines are all that changed. For the churn count only: whether apply.sh restarts for them is
+ * decided on the host (renderNoProxyCarryOver), never from this.
+ */
+function restartDigestBesideNoProxy(plan: NodePlan): string {
+  return restartDigest({ ...plan, files: plan.files.map((f) => (f.name === INSTALL_SCRIPT ? { ...f, content: f.content.replace(NO_PROXY_LINE, "") } : f)) });
 }
