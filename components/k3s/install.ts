@@ -393,7 +393,12 @@ if ! (umask 022 && env -i "\${install_env[@]}" timeout ${raw(String(INSTALL_TIME
   fail "host $HOST, step install: the K3s install script failed or ran over ${raw(String(INSTALL_TIMEOUT_SECONDS))}s"
 fi
 resolve_k3s_binary
-${renderBinaryPinCheck(config)}timeout ${raw(String(STOP_TIMEOUT_SECONDS + 30))} systemctl stop "$SERVICE" || fail "host $HOST, step stop: systemctl stop $SERVICE failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
+${renderBinaryPinCheck(config)}# From here K3s restarts with what was placed: until this apply records it below, the record says
+# so, and the next apply restarts K3s whatever it places (an apply that fails after the stop, e.g.
+# not ready in time, then the change taken back, would otherwise find the old files recorded as
+# applied and leave K3s running the new ones). Existence still means "applied before".
+echo "restart pending" >"$STATE"
+timeout ${raw(String(STOP_TIMEOUT_SECONDS + 30))} systemctl stop "$SERVICE" || fail "host $HOST, step stop: systemctl stop $SERVICE failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
 systemctl start --no-block "$SERVICE"
 
 started=$SECONDS

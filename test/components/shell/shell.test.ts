@@ -741,6 +741,37 @@ describe("generated shell", () => {
         assert.match(readFileSync(envFile, "utf8"), /\.corp\.example\.net/);
       });
 
+      it("an apply that fails after K3s restarted (not ready in time), then the change taken back: the next apply restarts K3s onto the files it places, instead of recording them as running (review of issue 26)", () => {
+        const config = sampleConfig("staging");
+        const h = standinHost(config, config.nodes.findIndex((n) => n.role === "agent"), "revert-after-failed-start");
+        const configYaml = h.plan.files.find((f) => f.name === "config.yaml")!.content;
+        const placed = join(h.root, "etc/rancher/k3s/config.yaml");
+        const restarts = () => (h.read(h.logs.stub).match(/^systemctl stop k3s-agent$/gm) ?? []).length;
+        assert.equal(h.apply().status, 0);
+        // The change: K3s restarts with it but reports ready only after the apply's wait.
+        writeFileSync(join(h.staging, "config.yaml"), `${configYaml}debug: true\n`);
+        writeFileSync(join(h.root, "run/never-ready"), "");
+        const failed = h.apply({ K3S_PLATFORM_READY_TIMEOUT: "1" });
+        assert.equal(failed.status, 1, failed.out);
+        assert.match(failed.out, /not ready after 1s/);
+        const runningWith = readFileSync(placed, "utf8");
+        assert.match(runningWith, /debug: true/, "K3s was restarted with the change");
+        rmSync(join(h.root, "run/never-ready"));
+        writeFileSync(join(h.root, "run/active/k3s-agent"), "");
+        // The change taken back: the apply places the old config.yaml; K3s runs the new one.
+        writeFileSync(join(h.staging, "config.yaml"), configYaml);
+        const before = restarts();
+        const back = h.apply();
+        assert.equal(back.status, 0, back.out);
+        assert.equal(restarts(), before + 1, `K3s restarted onto the config it was taken back to\n${back.out}`);
+        assert.doesNotMatch(readFileSync(placed, "utf8"), /debug: true/);
+        // Converged: the run after restarts nothing.
+        const again = h.apply();
+        assert.equal(again.status, 0, again.out);
+        assert.equal(restarts(), before + 1, again.out);
+        assert.match(again.out, /K3s is up to date/);
+      });
+
       it("a dual-stack cluster moves to node networks with 0 restarts: the IPv6 node addresses NO_PROXY listed are covered by the IPv6 network; an uncovered IPv6 address still restarts (issue 26)", () => {
         // Before the fix apply.sh's carry-over knew IPv4 CIDRs only: each node's old IPv6 address
         // counted as dropped, and every dual-stack node restarted once on the move.

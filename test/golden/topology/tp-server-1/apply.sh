@@ -441,6 +441,11 @@ if ! (umask 022 && env -i "${install_env[@]}" timeout 600 bash "$STAGING/install
   fail "host $HOST, step install: the K3s install script failed or ran over 600s"
 fi
 resolve_k3s_binary
+# From here K3s restarts with what was placed: until this apply records it below, the record says
+# so, and the next apply restarts K3s whatever it places (an apply that fails after the stop, e.g.
+# not ready in time, then the change taken back, would otherwise find the old files recorded as
+# applied and leave K3s running the new ones). Existence still means "applied before".
+echo "restart pending" >"$STATE"
 timeout 120 systemctl stop "$SERVICE" || fail "host $HOST, step stop: systemctl stop $SERVICE failed or ran over 120s"
 systemctl start --no-block "$SERVICE"
 
