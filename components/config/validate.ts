@@ -424,8 +424,30 @@ function nodeNetworkChecks(config: ResolvedConfig, report: Report, warn: Report)
       `${named.join("; ")}${more} ${uncovered.length === 1 ? "is" : "are"} covered by no CIDR or address of k3s.nodeNetworks or ${path.join(".")}, so ${variable} would send that traffic through the proxy: declare the node networks in k3s.nodeNetworks (K3s' proxy docs recommend CIDRs), or add them to ${path.join(".")}`,
     );
   };
-  if (p.httpProxy || p.httpsProxy) check(p.noProxy, ["k3s", "proxy", "noProxy"], "NO_PROXY");
-  if (p.containerdHttpProxy || p.containerdHttpsProxy) check(p.containerdNoProxy ?? p.noProxy, ["k3s", "proxy", p.containerdNoProxy ? "containerdNoProxy" : "noProxy"], "CONTAINERD_NO_PROXY");
+  // Covered, but only by entries naming a node's own address (review of issue 26): the next node
+  // added or removed means editing that list, which changes NO_PROXY on every node, and each
+  // restarts. A warning: it works, it just costs what the node networks were made to avoid.
+  const byAddress = (entries: string[], path: ConfigPath, variable: string) => {
+    if (uncoveredAddresses(config.nodes, [...declared, ...entries], proxyBypassAddresses).length > 0) return;
+    const ranges = [...declared, ...entries.filter((e) => e.includes("/") || e === "*")];
+    const listed = uncoveredAddresses(config.nodes, ranges, proxyBypassAddresses);
+    if (listed.length === 0) return;
+    const named = listed.slice(0, 3).map(({ node, address }) => `${address} (${node.name})`);
+    const more = listed.length > 3 ? ` and ${listed.length - 3} more` : "";
+    warn(
+      path,
+      `${variable} covers node address(es) ${named.join(", ")}${more} only by listing them: adding or removing a node then means editing ${path.join(".")}, which changes ${variable} on every node and restarts each; declare the node networks in k3s.nodeNetworks (or a CIDR in ${path.join(".")}) instead (docs/adding-nodes.md)`,
+    );
+  };
+  if (p.httpProxy || p.httpsProxy) {
+    check(p.noProxy, ["k3s", "proxy", "noProxy"], "NO_PROXY");
+    byAddress(p.noProxy, ["k3s", "proxy", "noProxy"], "NO_PROXY");
+  }
+  if (p.containerdHttpProxy || p.containerdHttpsProxy) {
+    const path: ConfigPath = ["k3s", "proxy", p.containerdNoProxy ? "containerdNoProxy" : "noProxy"];
+    check(p.containerdNoProxy ?? p.noProxy, path, "CONTAINERD_NO_PROXY");
+    if (p.containerdNoProxy || !(p.httpProxy || p.httpsProxy)) byAddress(p.containerdNoProxy ?? p.noProxy, path, "CONTAINERD_NO_PROXY");
+  }
   // A host that is a DNS name with no nodeIp (issue 26): K3s dials the node on the address it
   // detects on the host (--node-ip unset: the default route's interface, docs.k3s.io/cli/agent),
   // which the config does not know, so whether NO_PROXY covers it cannot be checked. Refused in

@@ -190,6 +190,25 @@ describe("config values: hostile pass-through, versions, and the format each con
       rejects(variant("dev", (r) => (k3s(r).nodeNetworks = ["192.0.2.0/28"])), "k3s-platform:nodes[1] (dev-agent-1)", /address 192\.0\.2\.\d+ is in none of k3s\.nodeNetworks/);
     });
 
+    it("a noProxy that covers the nodes only by listing their addresses is a warning naming them: the next membership change would edit it and restart every node (review of issue 26)", () => {
+      const staging = (noProxy: string[], containerdNoProxy?: string[]) =>
+        parseStackConfig(variant("staging", (r) => (k3s(r).proxy = { ...k3s(r).proxy!, noProxy, ...(containerdNoProxy ? { containerdHttpProxy: "http://proxy.example.com:3128", containerdNoProxy } : {}) })));
+      const addresses = sampleRaw("staging").nodes.map((n) => n.host as string);
+      const listing = staging(addresses);
+      assert.ok(listing.ok, listing.ok ? "" : listing.issues.map((i) => i.message).join("\n"));
+      const warned = listing.warnings.filter((w) => w.path === "k3s-platform:k3s.proxy.noProxy" && /only by listing them/.test(w.message));
+      assert.equal(warned.length, 1, JSON.stringify(listing.warnings));
+      for (const n of sampleRaw("staging").nodes) assert.ok(warned[0]!.message.includes(`${n.host as string} (${n.name})`), warned[0]!.message);
+      assert.match(warned[0]!.message, /changes NO_PROXY on every node and restarts each; declare the node networks in k3s\.nodeNetworks/);
+      // A CIDR (in noProxy, or k3s.nodeNetworks) covering them: no warning, with or without the addresses listed too.
+      for (const covered of [staging(["198.51.100.0/24"]), staging([...addresses, "198.51.100.0/24"]), parseStackConfig(variant("staging", (r) => ((k3s(r).nodeNetworks = ["198.51.100.0/24"]), (k3s(r).proxy!.noProxy = addresses))))]) {
+        assert.ok(covered.ok && !covered.warnings.some((w) => /only by listing them/.test(w.message)), JSON.stringify(covered.ok && covered.warnings));
+      }
+      // containerd's own list is checked under its own path.
+      const containerd = staging(["198.51.100.0/24"], addresses);
+      assert.ok(containerd.ok && containerd.warnings.some((w) => w.path === "k3s-platform:k3s.proxy.containerdNoProxy" && /CONTAINERD_NO_PROXY covers node address/.test(w.message)), JSON.stringify(containerd.ok && containerd.warnings));
+    });
+
     it("NO_PROXY keeps the first server's host name the nodes join through (review of issue 26)", () => {
       // dev: firewall disabled, so a host name without nodeIp is accepted; K3s then dials the first
       // server by that name (server: https://<name>:6443): no node network covers a name.
