@@ -332,7 +332,7 @@ function restoreRemovedLines(lifecycle: Lifecycle[], named: Named[], stack: stri
     const stopped = of(expected.filter((n) => finished.has(n)), "restoreStop");
     const what = resetRan
       ? `its cluster reset ran on ${first.name}: ${of(unfinished, "restoreRejoin").join(", ") || "no server"} rejoin${of(unfinished, "restoreRejoin").length === 1 ? "s" : ""} it one at a time (etcd data moved aside)${of(unfinished, "restoreRestart").length ? `; agents ${of(unfinished, "restoreRestart").join(", ")} are not restarted (they reconnect to the restored cluster on their own)` : ""}`
-      : `no cluster reset ran: K3s starts again as it was on ${stopped.join(", ")} (the servers its stop stopped), one at a time, etcd data untouched`;
+      : `no cluster reset ran: K3s starts again as it was on ${stopped.join(", ")} (the servers its stop stopped), one at a time (each Ready before the next, once a quorum runs), etcd data untouched`;
     return [`⚠️ restore ${id} is removed before it finished (${unfinished.join(", ")} never completed): this up converges what it left: ${what}; servers it never stopped are not touched (docs/backup-and-restore.md)`];
   };
   const lines = unfinishedLines();

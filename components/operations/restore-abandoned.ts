@@ -1,4 +1,4 @@
-import { renderRestoreAbandoned, restoreServers, QUORUM_WAIT_SECONDS, RESTORE_READY_SECONDS } from "../backup/restore";
+import { renderRestoreAbandoned, restoreServers, RESTORE_READY_SECONDS } from "../backup/restore";
 import type { NodeConfig, ResolvedConfig } from "../config/schema";
 import { STOP_TIMEOUT_SECONDS } from "../k3s/install";
 import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
@@ -21,7 +21,10 @@ import { endsWithAny, Operation, sshUserOf, Step } from "./step";
  * after the reset, the reset server started and each other server rejoined with its etcd data
  * moved aside, as the restore's own rejoin does. A chain, one server at a time, the first server
  * first (the one that holds a reset); its stdout says whether the reset ran there (the
- * `restoreAbandonedReset` fact the others read).
+ * `restoreAbandonedReset` fact the others read). Only the servers an etcd quorum needs before
+ * any can be Ready go on without waiting; from the one that makes the quorum on, each step ends
+ * only once it and every server before it are Ready, or fails naming the one that is not
+ * (renderRestoreAbandoned), so the next server never acts while one before it is not Ready.
  */
 export const restoreAbandoned: Operation = {
   name: "restore-abandoned",
@@ -31,8 +34,8 @@ export const restoreAbandoned: Operation = {
     const chain = abandonedChain(config);
     const steps: Step[] = [];
     let previous = rotationDone(config, plan);
+    const servers = chain.map(({ server }) => server.name);
     chain.forEach(({ server, name }, i) => {
-      const last = i === chain.length - 1;
       steps.push({
         name,
         operation: "restore-abandoned",
@@ -45,8 +48,9 @@ export const restoreAbandoned: Operation = {
         after: previous,
         create: stdinScriptCommand(sshUserOf(config, server)),
         update: NO_OP_UPDATE,
-        stdin: i === 0 ? renderRestoreAbandoned(server, last) : { needs: ["restoreAbandonedReset"], render: (facts) => renderRestoreAbandoned(server, last, facts.restoreAbandonedReset) },
-        timeoutSeconds: STOP_TIMEOUT_SECONDS + 30 + RESTORE_READY_SECONDS + QUORUM_WAIT_SECONDS,
+        stdin: i === 0 ? renderRestoreAbandoned(server, servers) : { needs: ["restoreAbandonedReset"], render: (facts) => renderRestoreAbandoned(server, servers, facts.restoreAbandonedReset) },
+        // A rejoin stops K3s, then waits for Ready; a start waits for Ready (backup/restore.ts).
+        timeoutSeconds: STOP_TIMEOUT_SECONDS + 30 + RESTORE_READY_SECONDS,
       });
       previous = [name];
     });

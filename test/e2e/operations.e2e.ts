@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NodeConfig, ResolvedConfig, StackInput } from "../../components/config/schema";
@@ -220,7 +220,7 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     assert.deepEqual(ran(await up()), []);
   });
 
-  it("restore removed after its reset failed (every server stopped): the next up without restore starts K3s on every server as it was, one at a time, no reset; a second up is a no-op", async () => {
+  it("restore removed after its reset failed (every server stopped): the next up without restore starts K3s on every server as it was, no reset: the first server (1 of 3 etcd members, no quorum alone) without waiting, then each only after every server before it is Ready (a slow kubelet on the second holds the third back); a second up is a no-op", async () => {
     const servers = ["e2e-server-1", "e2e-server-2", "e2e-server-3"];
     const data = readFileSync(join(dir, "cluster/data"), "utf8");
     const members = readdirSync(join(dir, "cluster/etcd-members")).sort();
@@ -243,17 +243,28 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     for (const n of servers) assert.ok(!active(n), `${n}: K3s stays stopped before the fix`);
 
     // A change of mind: restore removed. The restore-abandoned chain converges every server.
+    // e2e-server-2's kubelet reports Ready only 70 s after it starts (the kubelet stand-in's
+    // fault hook): longer than the 60 s a server before the last once waited before the next started.
+    const slow = join(dir, "cluster/ready-delay/e2e-server-2");
+    mkdirSync(join(dir, "cluster/ready-delay"), { recursive: true });
+    writeFileSync(slow, "70");
     const stopped = Date.now() / 1000;
     edits.push((raw) => delete raw.restore);
     const records = await up();
+    rmSync(slow);
     const chain = servers.map((n) => `${n}-restore-abandoned`);
     assert.deepEqual(ran(records).filter((n) => /abandoned/.test(n)), chain);
     for (const n of chain) assert.equal(record(records, n).op, "create");
     for (let i = 1; i < chain.length; i++) assert.ok(record(records, chain[i - 1]!).finished <= record(records, chain[i]!).started, "one server at a time");
     for (const n of servers) assert.match(record(records, `${n}-restore-abandoned`).stdout, /restore 6 stopped K3s here and was removed before any cluster reset: start K3s as it was/);
+    assert.match(record(records, "e2e-server-1-restore-abandoned").stdout, /cannot be Ready before 2 of the 3 servers run \(a quorum\): the next server starts now/);
+    assert.match(record(records, "e2e-server-3-restore-abandoned").stdout, /K3s runs again; e2e-server-1, e2e-server-2, e2e-server-3 Ready/);
     const starts = servers.map((n) => events(stopped, /^kubelet-start$/).filter((e) => e.node === n).map((e) => e.at));
     for (const s of starts) assert.equal(s.length, 1, "each server starts once");
     assert.ok(starts[0]![0]! < starts[1]![0]! && starts[1]![0]! < starts[2]![0]!, "in chain order");
+    // The stand-in's Ready time of e2e-server-2 (nodes/<name>/ready-at): the third starts only after it.
+    const secondReady = Number(readFileSync(join(dir, "cluster/nodes/e2e-server-2/ready-at"), "utf8"));
+    assert.ok(starts[2]![0]! >= secondReady, `e2e-server-3 started at ${starts[2]![0]!}, before e2e-server-2 was Ready at ${secondReady}`);
     for (const n of servers) assert.ok(active(n), `${n}: K3s runs again`);
     assert.deepEqual(events(stopped, /^(etcd-cluster-reset|etcd-member-add|etcd-removed-member-refused|kubelet-stop)$/), [], "no reset, no rejoin, nothing stopped");
     assert.equal(readFileSync(join(dir, "cluster/data"), "utf8"), data, "the cluster's data is what it was: nothing restored");

@@ -5,8 +5,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as fc from "fast-check";
-import { ABANDONED_RESET_LINE, parseAbandonedReset, parseRestoreCovered, parseRestoreResetDone, RESET_FLAG, RESET_RECORD, RESTORE_COVERED, restoreCoversLine, RESTORE_RESTARTING, RESTORE_STOPPED, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
-import { type ResolvedConfig, restoreSchema } from "../../../components/config/schema";
+import { ABANDONED_RESET_LINE, parseAbandonedReset, renderRestoreAbandoned, parseRestoreCovered, parseRestoreResetDone, RESET_FLAG, RESET_RECORD, RESTORE_COVERED, restoreCoversLine, RESTORE_RESTARTING, RESTORE_STOPPED, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
+import { type NodeConfig, type ResolvedConfig, restoreSchema } from "../../../components/config/schema";
 import { secretIssues } from "../../../components/config/validate";
 import { PATHS } from "../../../components/k3s/paths";
 import { SERVER_CA_FILE } from "../../../components/rotation/token-request";
@@ -248,7 +248,7 @@ describe("operation restore", () => {
     // The reset failed (or never started): prod-server-2 and prod-server-3 stopped, prod-server-1's stop never completed.
     const stopped = all.indexOf("prod-server-1-restore-stop");
     assert.deepEqual(lifecycleLines([cluster, ...deleting(all.slice(0, stopped))], "prod"), [
-      `⚠️ restore 1 is removed before it finished (${all.slice(stopped).join(", ")} never completed): this up converges what it left: no cluster reset ran: K3s starts again as it was on prod-server-2, prod-server-3 (the servers its stop stopped), one at a time, etcd data untouched; servers it never stopped are not touched (docs/backup-and-restore.md)`,
+      `⚠️ restore 1 is removed before it finished (${all.slice(stopped).join(", ")} never completed): this up converges what it left: no cluster reset ran: K3s starts again as it was on prod-server-2, prod-server-3 (the servers its stop stopped), one at a time (each Ready before the next, once a quorum runs), etcd data untouched; servers it never stopped are not touched (docs/backup-and-restore.md)`,
     ]);
     assert.deepEqual(lifecycleLines([cluster, ...deleting(all)], "prod"), [], "finished: removing it changes nothing");
     assert.deepEqual(lifecycleLines([cluster], "prod"), [], "its check never finished: nothing stopped");
@@ -635,6 +635,63 @@ describe("operation restore", () => {
         const check = exec(first, stdinOf(again.steps[0]!));
         assert.match(check.out, /restoring local snapshot/);
         assert.doesNotMatch(exec(hosts.get("prod-server-2")!, stdinOf(byName(again.steps, "prod-server-2-restore-stop"), { restoreCovered: ORIGINAL_NODES })).out, /already done/);
+      });
+
+      it("the reset failed after every server stopped: a server the quorum does not need yet starts and the next one follows; from the server that makes the quorum (2 of 3) on, each waits until it and every server before it are Ready, or fails naming the one that is not, and the chain stops there; the retry finishes it", () => {
+        const hosts = runUpTo("prod-server-1-restore-reset");
+        const { steps } = removed();
+        const [first, second, third] = steps.map((s) => stdinOf(s, { restoreAbandonedReset: "" }));
+        // A fast clock: `sleep` advances $SECONDS instead of waiting (bash lets a script set it), so
+        // the 300 s bound runs out at once; BASH_ENV is read by the non-interactive bash -s.
+        const clock = join(scratch, "fast-clock.sh");
+        writeFileSync(clock, 'sleep() { SECONDS=$((SECONDS + ${1%.*})); }\n');
+        const run = (n: string, script: string) => {
+          const h = hosts.get(n)!;
+          return exec({ ...h, env: { ...h.env, BASH_ENV: clock } as typeof h.env }, script);
+        };
+        // prod-server-1 alone is 1 of 3 etcd members: it cannot be Ready, so it does not wait for it.
+        const notReady = (n: string, nodes: string[]) => {
+          mkdirSync(join(hosts.get(n)!.root, "api"), { recursive: true });
+          writeFileSync(join(hosts.get(n)!.root, "api/not-ready"), nodes.join("\n") + "\n");
+        };
+        notReady("prod-server-1", ["prod-server-1"]);
+        const alone = run("prod-server-1", first!);
+        assert.equal(alone.status, 0, alone.out);
+        assert.match(alone.out, /K3s started; its etcd member cannot be Ready before 2 of the 3 servers run \(a quorum\): the next server starts now; the step on prod-server-2 waits until prod-server-1, prod-server-2 are Ready/);
+        // prod-server-2 makes the quorum, but its Node does not become Ready: the step fails naming it; prod-server-3 never starts.
+        notReady("prod-server-2", ["prod-server-2"]);
+        const stuck = run("prod-server-2", second!);
+        assert.equal(stuck.status, 1, stuck.out);
+        assert.match(stuck.stderr, /^restore\[prod-server-2\] abandoned: prod-server-2 is not Ready 300s after K3s started again on prod-server-1, prod-server-2 \(etcd needs 2 of the 3 servers running\); the next server does not start until it is: see journalctl -u k3s on prod-server-2, then run pulumi up again$/m);
+        assert.ok(existsSync(join(hosts.get("prod-server-2")!.root, RESTORE_STOPPED)), "its marker stays: the retry waits again");
+        // The server before it not Ready (seen from prod-server-2's API): named, the chain stops too.
+        notReady("prod-server-2", ["prod-server-1"]);
+        const before = run("prod-server-2", second!);
+        assert.equal(before.status, 1, before.out);
+        assert.match(before.stderr, /abandoned: prod-server-1 is not Ready 300s after K3s started again on prod-server-1, prod-server-2/);
+        // Every Node Ready: the retry passes, and prod-server-3 (the last) waits for all three.
+        notReady("prod-server-2", []);
+        const ready = run("prod-server-2", second!);
+        assert.equal(ready.status, 0, ready.out);
+        assert.match(ready.out, /K3s runs again; prod-server-1, prod-server-2 Ready/);
+        assert.ok(!existsSync(join(hosts.get("prod-server-2")!.root, RESTORE_STOPPED)));
+        notReady("prod-server-3", ["prod-server-3"]);
+        assert.match(run("prod-server-3", third!).stderr, /prod-server-3 is not Ready 300s after K3s started again on prod-server-1, prod-server-2, prod-server-3 \(etcd needs 2 of the 3 servers running\)/);
+      });
+
+      it("the quorum decides who waits: of 5 servers the first two start without waiting, the third waits for the first three, each later one for all before it; 1 server waits for itself", () => {
+        const chain = ["s1", "s2", "s3", "s4", "s5"];
+        const script = (name: string, of: string[]) => renderRestoreAbandoned({ name } as NodeConfig, of);
+        for (const n of ["s1", "s2"]) {
+          assert.match(script(n, chain), /the next server starts now; the step on s3 waits until s1, s2, s3 are Ready/, n);
+          assert.doesNotMatch(script(n, chain), /for server in/, n);
+        }
+        assert.match(script("s3", chain), /^for server in s1 s2 s3; do$/m);
+        assert.match(script("s5", chain), /^for server in s1 s2 s3 s4 s5; do$/m);
+        assert.match(script("s1", ["s1"]), /^for server in s1; do$/m);
+        assert.match(script("s2", ["s1", "s2"]), /^for server in s1 s2; do$/m);
+        assert.doesNotMatch(script("s1", ["s1", "s2"]), /for server in/);
+        assert.throws(() => script("s9", chain), /s9 is not in the chain/);
       });
 
       it("the reset ran and a rejoin failed: the reset server is left as it is, each server that did not rejoin rejoins it with its etcd data moved aside; the same id set again runs nothing", () => {
