@@ -1,4 +1,4 @@
-import { renderRestoreAbandoned, restoreServers, RESTORE_READY_SECONDS } from "../backup/restore";
+import { renderRestoreAbandoned, renderRestoreAbandonedAgent, restoreServers, RESTORE_READY_SECONDS } from "../backup/restore";
 import type { NodeConfig, ResolvedConfig } from "../config/schema";
 import { STOP_TIMEOUT_SECONDS } from "../k3s/install";
 import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
@@ -25,10 +25,12 @@ import { endsWithAny, Operation, sshUserOf, Step } from "./step";
  * any can be Ready go on without waiting; from the one that makes the quorum on, each step ends
  * only once it and every server before it are Ready, or fails naming the one that is not
  * (renderRestoreAbandoned), so the next server never acts while one before it is not Ready.
+ * Then every agent, in parallel: k3s-agent starts where the restore's agent restart stopped it
+ * and did not finish (renderRestoreAbandonedAgent); elsewhere only files are read.
  */
 export const restoreAbandoned: Operation = {
   name: "restore-abandoned",
-  description: "while no restore is armed: on each server the stop of an unfinished restore left stopped, start K3s as it was (before the reset) or rejoin the reset server (after it); one server at a time; nothing on any other host",
+  description: "while no restore is armed: on each server the stop of an unfinished restore left stopped, start K3s as it was (before the reset) or rejoin the reset server (after it), one server at a time; then on each agent its restart left stopped, start k3s-agent; nothing on any other host",
   owns: endsWithAny(NODE_LIFECYCLE_CHILDREN.restoreAbandoned),
   steps(config, plan: ClusterPlan) {
     const chain = abandonedChain(config);
@@ -54,6 +56,24 @@ export const restoreAbandoned: Operation = {
       });
       previous = [name];
     });
+    // Agents after every server (a restore restarts them last), in parallel as its restarts run.
+    for (const { agent, name } of abandonedAgents(config)) {
+      steps.push({
+        name,
+        operation: "restore-abandoned",
+        host: agent,
+        parent: "cluster",
+        runs: "once",
+        // It starts k3s-agent where a restore's restart left it stopped.
+        restartsK3s: true,
+        summary: `${agent.name}: if an unfinished restore's restart stopped k3s-agent here, start it; otherwise nothing`,
+        after: previous,
+        create: stdinScriptCommand(sshUserOf(config, agent)),
+        update: NO_OP_UPDATE,
+        stdin: renderRestoreAbandonedAgent(agent),
+        timeoutSeconds: RESTORE_READY_SECONDS + 30,
+      });
+    }
     return steps;
   },
 };
@@ -69,13 +89,21 @@ function abandonedChain(config: ResolvedConfig): Array<{ server: NodeConfig; nam
   return [first, ...others].map((server) => ({ server, name: nodeLifecycleName(server.name, "restoreAbandoned") }));
 }
 
+/** The agents' steps (after the chain), with the same arming as the chain. */
+function abandonedAgents(config: ResolvedConfig): Array<{ agent: NodeConfig; name: string }> {
+  if (!abandonedChain(config).length) return [];
+  return restoreServers(config).agents.map((agent) => ({ agent, name: nodeLifecycleName(agent.name, "restoreAbandoned") }));
+}
+
 /** The first server's restore-abandoned step: its stdout says where a reset ran (the `restoreAbandonedReset` fact). */
 export function restoreAbandonedFirst(config: ResolvedConfig): string | undefined {
   return abandonedChain(config)[0]?.name;
 }
 
-/** The step that ends the chain (maintenance waits for it), or `fallback` when there is none. */
+/** The steps that end restore-abandoned (maintenance waits for them): the agents', else the chain's last; `fallback` when there is none. */
 export function restoreAbandonedDone(config: ResolvedConfig, fallback: string[]): string[] {
+  const agents = abandonedAgents(config);
+  if (agents.length) return agents.map((a) => a.name);
   const last = abandonedChain(config).at(-1);
   return last ? [last.name] : fallback;
 }

@@ -278,6 +278,40 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     assert.deepEqual(hosts.map(calls), before, "nothing called on any host");
   });
 
+  it("restore removed after an agent's restart failed once k3s-agent was stopped: the next up without restore starts k3s-agent there, after the servers (which finished: nothing runs on them); a second up is a no-op", async () => {
+    const agent = host("e2e-agent-1");
+    const agentActive = () => existsSync(join(agent.upper, "var/lib/k3sp-stub/active/k3s-agent"));
+    // The systemctl stand-in's fault hook: the agent's stop runs over its bound (the unit stops all the same).
+    const hook = join(dir, "cluster/stop-times-out/e2e-agent-1");
+    mkdirSync(join(dir, "cluster/stop-times-out"), { recursive: true });
+    writeFileSync(hook, "");
+    edits.push((raw) => (raw.restore = { id: 7, snapshot }));
+    await assert.rejects(up(), (e: Error) => {
+      assert.ok(e instanceof UpError, e.message);
+      assert.equal(e.resource, "e2e-agent-1-restore-restart");
+      assert.match(e.message, /restore\[e2e-agent-1\] restart: systemctl stop k3s-agent failed/);
+      return true;
+    });
+    rmSync(hook);
+    assert.ok(!agentActive(), "k3s-agent left stopped by the failed restart");
+
+    const mark = Date.now() / 1000;
+    edits.push((raw) => delete raw.restore);
+    const records = await up();
+    const servers = ["e2e-server-1", "e2e-server-2", "e2e-server-3"].map((n) => `${n}-restore-abandoned`);
+    assert.deepEqual(ran(records).filter((n) => /abandoned/.test(n)), [...servers, "e2e-agent-1-restore-abandoned"]);
+    for (const n of servers) assert.ok(record(records, n).finished <= record(records, "e2e-agent-1-restore-abandoned").started, `${n} before the agent`);
+    assert.match(record(records, "e2e-server-1-restore-abandoned").stdout, /restore 7 finished its reset here: nothing to do/);
+    for (const n of ["e2e-server-2", "e2e-server-3"]) assert.match(record(records, `${n}-restore-abandoned`).stdout, /restore 7 finished here \(rejoined\): nothing to do/);
+    assert.match(record(records, "e2e-agent-1-restore-abandoned").stdout, /restore 7 stopped k3s-agent here and was removed before its restart finished: start k3s-agent/);
+    assert.ok(agentActive(), "k3s-agent runs again");
+    assert.deepEqual(events(mark, /^(etcd-cluster-reset|etcd-member-add|kubelet-stop)$/), [], "no reset, no rejoin, nothing stopped");
+    assert.deepEqual(events(mark, /^kubelet-start$/).map((e) => e.node), ["e2e-agent-1"], "only the agent starts");
+    const before = hosts.map(calls);
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
+    assert.deepEqual(hosts.map(calls), before, "nothing called on any host");
+  });
+
   it("a missing snapshot fails the check naming host and step before any server stops", async () => {
     const stopsBefore = hosts.map((h) => (calls(h).match(/systemctl stop k3s\n/g) ?? []).length);
     edits.push((raw) => (raw.restore = { id: 3, snapshot: "absent-1765065600" }));

@@ -11,10 +11,10 @@ import { secretIssues } from "../../../components/config/validate";
 import { PATHS } from "../../../components/k3s/paths";
 import { SERVER_CA_FILE } from "../../../components/rotation/token-request";
 import { rotationDone } from "../../../components/operations/certificates";
-import { ONCE_DIR } from "../../../components/operations/once";
+import { NO_OP_UPDATE, ONCE_DIR } from "../../../components/operations/once";
 import { clusterSteps } from "../../../components/operations";
 import { restore, restoreStepNames } from "../../../components/operations/restore";
-import { restoreAbandoned } from "../../../components/operations/restore-abandoned";
+import { restoreAbandoned, restoreAbandonedDone } from "../../../components/operations/restore-abandoned";
 import type { Facts, FromFacts, Step } from "../../../components/operations/step";
 import { parseStackConfig } from "../../../components/stack/load";
 import type { StackValidationPolicy } from "@pulumi/policy";
@@ -243,7 +243,12 @@ describe("operation restore", () => {
     // The reset ran; prod-server-2's rejoin failed: it, prod-server-3's rejoin and the agents' restarts never completed.
     const upTo = all.indexOf("prod-server-1-restore-reset") + 1;
     assert.deepEqual(lifecycleLines([cluster, ...deleting(all.slice(0, upTo))], "prod"), [
-      `⚠️ restore 1 is removed before it finished (${all.slice(upTo).join(", ")} never completed): this up converges what it left: its cluster reset ran on prod-server-1: prod-server-2, prod-server-3 rejoin it one at a time (etcd data moved aside); agents prod-agent-1, prod-agent-2, prod-agent-3 are not restarted (they reconnect to the restored cluster on their own); servers it never stopped are not touched (docs/backup-and-restore.md)`,
+      `⚠️ restore 1 is removed before it finished (${all.slice(upTo).join(", ")} never completed): this up converges what it left: its cluster reset ran on prod-server-1: prod-server-2, prod-server-3 rejoin it one at a time (etcd data moved aside); then k3s-agent starts again on prod-agent-1, prod-agent-2, prod-agent-3 wherever the restore's restart stopped it (agents whose restart never began reconnect on their own); servers it never stopped are not touched (docs/backup-and-restore.md)`,
+    ]);
+    // Every server rejoined; prod-agent-1's restart finished, the other agents' did not (one failed after its stop).
+    const agentsLeft = all.indexOf("prod-agent-2-restore-restart");
+    assert.deepEqual(lifecycleLines([cluster, ...deleting(all.slice(0, agentsLeft))], "prod"), [
+      `⚠️ restore 1 is removed before it finished (prod-agent-2-restore-restart, prod-agent-3-restore-restart never completed): this up converges what it left: its cluster reset ran on prod-server-1: every other server rejoined it; then k3s-agent starts again on prod-agent-2, prod-agent-3 wherever the restore's restart stopped it (agents whose restart never began reconnect on their own); servers it never stopped are not touched (docs/backup-and-restore.md)`,
     ]);
     // The reset failed (or never started): prod-server-2 and prod-server-3 stopped, prod-server-1's stop never completed.
     const stopped = all.indexOf("prod-server-1-restore-stop");
@@ -577,6 +582,7 @@ describe("operation restore", () => {
         const outs: string[] = [];
         let fact: string | undefined;
         for (const s of steps) {
+          if (!hosts.has(s.host.name)) continue;
           const r = exec(hosts.get(s.host.name)!, stdinOf(s, { restoreAbandonedReset: fact }));
           assert.equal(r.status, 0, `${s.name}: ${r.out}`);
           if (fact === undefined) fact = parseAbandonedReset(r.out);
@@ -591,10 +597,16 @@ describe("operation restore", () => {
           `prod-server-1-restore-abandoned ${rotationDone(config, plan).join(",")}`,
           "prod-server-2-restore-abandoned prod-server-1-restore-abandoned",
           "prod-server-3-restore-abandoned prod-server-2-restore-abandoned",
+          // The agents after every server, in parallel (as the restore restarts them).
+          "prod-agent-1-restore-abandoned prod-server-3-restore-abandoned",
+          "prod-agent-2-restore-abandoned prod-server-3-restore-abandoned",
+          "prod-agent-3-restore-abandoned prod-server-3-restore-abandoned",
         ]);
-        assert.ok(steps.every((s) => s.runs === "once" && s.update === "true" && s.restartsK3s && s.triggers === undefined));
+        assert.ok(steps.every((s) => s.runs === "once" && s.update === NO_OP_UPDATE && s.restartsK3s && s.triggers === undefined));
+        assert.deepEqual(restoreAbandonedDone(config, []), ["prod-agent-1-restore-abandoned", "prod-agent-2-restore-abandoned", "prod-agent-3-restore-abandoned"], "maintenance waits for the agents");
         assert.deepEqual(stepsOf(restoreAbandoned, withRestore({ id: 1, snapshot: SNAPSHOT })).steps, [], "a restore armed: its own steps run");
-        assert.deepEqual(stepsOf(restoreAbandoned, sample("dev")).steps.length, sample("dev").k3s.datastore.type === "etcd" ? 1 : 0);
+        const dev = sample("dev");
+        assert.deepEqual(stepsOf(restoreAbandoned, dev).steps.length, dev.k3s.datastore.type === "etcd" ? dev.nodes.length : 0, "one step per server and agent (dev)");
       });
 
       it("a stop that ran over its bound (systemctl's wait killed by timeout, while systemd's stop job went on and stopped K3s) fails the step; removed then, the restore-abandoned step starts K3s there too", () => {
@@ -727,6 +739,40 @@ describe("operation restore", () => {
           assert.deepEqual(calls(hosts.get(n)!), ["systemctl stop k3s", "systemctl start --no-block k3s"], n);
           assert.ok(existsSync(join(hosts.get(n)!.root, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")), `${n}: rejoined`);
         }
+      });
+
+      it("agents: where the restore's restart stopped k3s-agent and did not finish (its stop ran over its bound), k3s-agent starts again and the restart is recorded done; an agent whose restart finished, or never began, is only read; a second run calls nothing", () => {
+        const agents = new Map(["prod-agent-1", "prod-agent-2", "prod-agent-3"].map((n) => {
+          const h = host(n);
+          rmSync(join(h.root, "run/active/k3s"));
+          writeFileSync(join(h.root, "run/active/k3s-agent"), "");
+          return [n, h] as const;
+        }));
+        const restart = (n: string) => armed().steps.find((s) => s.name === `${n}-restore-restart`)!;
+        // prod-agent-2's restart finished; prod-agent-1's stop ran over its bound (k3s-agent stopped all the same); prod-agent-3's never began.
+        assert.equal(exec(agents.get("prod-agent-2")!, stdinOf(restart("prod-agent-2"), { restoreCovered: ORIGINAL_NODES })).status, 0);
+        const one = agents.get("prod-agent-1")!;
+        const failed = exec({ ...one, env: { ...one.env, STUB_STOP_TIMES_OUT: "1" } as typeof one.env }, stdinOf(restart("prod-agent-1"), { restoreCovered: ORIGINAL_NODES }));
+        assert.equal(failed.status, 1, failed.out);
+        assert.ok(!existsSync(join(one.root, "run/active/k3s-agent")), "k3s-agent left stopped");
+        for (const h of agents.values()) writeFileSync(h.log, "");
+        const scripts = removed().steps.filter((s) => agents.has(s.host.name));
+        assert.deepEqual(scripts.map((s) => s.name), [...agents.keys()].map((n) => `${n}-restore-abandoned`));
+        const outs = new Map(scripts.map((s) => [s.host.name, exec(agents.get(s.host.name)!, stdinOf(s))]));
+        for (const [n, r] of outs) assert.equal(r.status, 0, `${n}: ${r.out}`);
+        assert.match(outs.get("prod-agent-1")!.out, /restore 1 stopped k3s-agent here and was removed before its restart finished: start k3s-agent/);
+        assert.ok(calls(one).includes("systemctl start --no-block k3s-agent") && existsSync(join(one.root, "run/active/k3s-agent")), "k3s-agent runs again");
+        assert.equal(readFileSync(join(one.root, ONCE_DIR, "restore-restart"), "utf8"), "1", "the restart is recorded done");
+        for (const n of ["prod-agent-2", "prod-agent-3"]) {
+          assert.match(outs.get(n)!.out, /no unfinished restore restart of k3s-agent here: nothing to do/, n);
+          assert.deepEqual(calls(agents.get(n)!), [], `${n}: only files read`);
+        }
+        assert.ok(!existsSync(join(agents.get("prod-agent-3")!.root, "var/lib/k3s-platform")), "prod-agent-3: nothing written");
+        for (const h of agents.values()) writeFileSync(h.log, "");
+        for (const s of scripts) assert.match(exec(agents.get(s.host.name)!, stdinOf(s)).out, /nothing to do/);
+        for (const h of agents.values()) assert.deepEqual(calls(h), [], "a second run calls nothing");
+        // The same id armed again: prod-agent-1's restart is done for it.
+        assert.match(exec(one, stdinOf(restart("prod-agent-1"), { restoreCovered: ORIGINAL_NODES })).out, /already done for restore id 1 on this host, skipped/);
       });
 
       it("a host no restore stopped (never armed, a new server, an agent-less cluster's first up) is only read: nothing called, nothing written", () => {
