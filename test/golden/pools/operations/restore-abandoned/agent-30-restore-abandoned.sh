@@ -16,15 +16,17 @@ if [ -z "$value" ] || [ "$(cat "$ROOT"/var/lib/k3s-platform/once/restore-restart
 fi
 if systemctl is-active --quiet k3s-agent; then
   say "restore $value was removed before its restart of k3s-agent finished here; k3s-agent runs: nothing to start"
-else
-  say "restore $value stopped k3s-agent here and was removed before its restart finished: start k3s-agent"
-  systemctl start --no-block k3s-agent
-  deadline=$((SECONDS + 300))
-  until systemctl is-active --quiet k3s-agent; do
-    if [ "$SECONDS" -ge "$deadline" ]; then fail "k3s-agent is not active 300s after starting it again; see journalctl -u k3s-agent, then run pulumi up again"; fi
-    sleep 2
-  done
-  say "k3s-agent runs again"
+  mkdir -p "$ROOT"/var/lib/k3s-platform/once
+printf '%s' "$value" >"$ROOT"/var/lib/k3s-platform/once/restore-restart
+  exit 0
 fi
+say "restore $value stopped k3s-agent here and was removed before its restart finished: start k3s-agent"
+systemctl start --no-block k3s-agent
+deadline=$((SECONDS + 300))
+until systemctl is-active --quiet k3s-agent; do
+  if [ "$SECONDS" -ge "$deadline" ]; then fail "k3s-agent is not active 300s after starting it again; see journalctl -u k3s-agent"; fi
+  sleep 2
+done
+say "k3s-agent runs again"
 mkdir -p "$ROOT"/var/lib/k3s-platform/once
 printf '%s' "$value" >"$ROOT"/var/lib/k3s-platform/once/restore-restart
