@@ -64,8 +64,9 @@ export const restoreAbandoned: Operation = {
         host: agent,
         parent: "cluster",
         runs: "once",
-        // It starts k3s-agent where a restore's restart left it stopped.
-        restartsK3s: true,
+        // It only starts a k3s-agent a restore's restart left stopped: it never stops or restarts a
+        // running one (adding an agent creates this step on it, which only reads files there).
+        restartsK3s: false,
         summary: `${agent.name}: if an unfinished restore's restart stopped k3s-agent here, start it; otherwise nothing`,
         after: previous,
         create: stdinScriptCommand(sshUserOf(config, agent)),

@@ -602,7 +602,9 @@ describe("operation restore", () => {
           "prod-agent-2-restore-abandoned prod-server-3-restore-abandoned",
           "prod-agent-3-restore-abandoned prod-server-3-restore-abandoned",
         ]);
-        assert.ok(steps.every((s) => s.runs === "once" && s.update === NO_OP_UPDATE && s.restartsK3s && s.triggers === undefined));
+        assert.ok(steps.every((s) => s.runs === "once" && s.update === NO_OP_UPDATE && s.triggers === undefined));
+        // The servers' steps stop (a rejoin) and start K3s; an agent's only starts a stopped k3s-agent.
+        assert.deepEqual(steps.filter((s) => s.restartsK3s).map((s) => s.host.role), ["server", "server", "server"]);
         assert.deepEqual(restoreAbandonedDone(config, []), ["prod-agent-1-restore-abandoned", "prod-agent-2-restore-abandoned", "prod-agent-3-restore-abandoned"], "maintenance waits for the agents");
         assert.deepEqual(stepsOf(restoreAbandoned, withRestore({ id: 1, snapshot: SNAPSHOT })).steps, [], "a restore armed: its own steps run");
         const dev = sample("dev");
