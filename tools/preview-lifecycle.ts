@@ -310,7 +310,8 @@ function restoreRemovedLines(lifecycle: Lifecycle[], named: Named[], stack: stri
   // The state's config is the validated one the program registered: whole, so the steps it declared can be named.
   const before = configs.before as ResolvedConfig | undefined;
   const now = configs.now;
-  const chain = lifecycle.filter((l) => l.of!.child === "restoreAbandoned" && l.op === "create").map((l) => l.of!.node);
+  // Created (a stack's first up with them), or replaced (their trigger goes back to none as restore is removed).
+  const chain = lifecycle.filter((l) => l.of!.child === "restoreAbandoned" && (l.op === "create" || l.op === "replace")).map((l) => l.of!.node);
   const unfinishedLines = (): string[] | undefined => {
     if (!before?.restore || !now || now.restore) return undefined;
     const finished = new Set(lifecycle.filter((l) => l.op === "delete" && l.of!.child.startsWith("restore")).map((l) => childSuffix(l.name, stack)));
@@ -338,7 +339,7 @@ function restoreRemovedLines(lifecycle: Lifecycle[], named: Named[], stack: stri
   };
   const lines = unfinishedLines();
   if (lines) return lines;
-  if (chain.length && before && !before.restore) return [`restore-abandoned on ${chain.join(", ")}: checks each node for a restore left unfinished; nothing changes on a host without one (docs/backup-and-restore.md)`];
+  if (chain.length && before && !before.restore && !now?.restore) return [`restore-abandoned on ${chain.join(", ")}: checks each node for a restore left unfinished; nothing changes on a host without one (docs/backup-and-restore.md)`];
   return [];
 }
 

@@ -1,4 +1,4 @@
-import { renderRestoreAbandoned, renderRestoreAbandonedAgent, restoreServers, RESTORE_READY_SECONDS } from "../backup/restore";
+import { renderRestoreAbandoned, renderRestoreAbandonedAgent, renderRestoreAbandonedArmed, restoreServers, RESTORE_READY_SECONDS } from "../backup/restore";
 import type { NodeConfig, ResolvedConfig } from "../config/schema";
 import { STOP_TIMEOUT_SECONDS } from "../k3s/install";
 import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
@@ -30,10 +30,10 @@ import { endsWithAny, Operation, sshUserOf, Step } from "./step";
  */
 export const restoreAbandoned: Operation = {
   name: "restore-abandoned",
-  description: "while no restore is armed: on each server the stop of an unfinished restore left stopped, start K3s as it was (before the reset) or rejoin the reset server (after it), one server at a time; then on each agent its restart left stopped, start k3s-agent; nothing on any other host",
+  description: "while no restore is armed: on each server the stop of an unfinished restore left stopped, start K3s as it was (before the reset) or rejoin the reset server (after it), one server at a time; then on each agent its restart left stopped, start k3s-agent; nothing on any other host (while a restore is armed, the same steps only carry its id)",
   owns: endsWithAny(NODE_LIFECYCLE_CHILDREN.restoreAbandoned),
   steps(config, plan: ClusterPlan) {
-    const chain = abandonedChain(config);
+    const chain = abandonedChain(config, true);
     const steps: Step[] = [];
     let previous = rotationDone(config, plan);
     const servers = chain.map(({ server }) => server.name);
@@ -57,7 +57,7 @@ export const restoreAbandoned: Operation = {
       previous = [name];
     });
     // Agents after every server (a restore restarts them last), in parallel as its restarts run.
-    for (const { agent, name } of abandonedAgents(config)) {
+    for (const { agent, name } of abandonedAgents(config, true)) {
       steps.push({
         name,
         operation: "restore-abandoned",
@@ -75,24 +75,45 @@ export const restoreAbandoned: Operation = {
         timeoutSeconds: RESTORE_READY_SECONDS + 30,
       });
     }
-    return steps;
+    const armed = config.restore ? String(config.restore.id) : undefined;
+    return armed === undefined ? steps : steps.map((step) => whileArmed(step, armed));
   },
 };
+
+/**
+ * A step while restore `id` is armed: it carries the id as its trigger and only says so (the
+ * restore's own steps act). The engine deletes resources a program no longer declares only at
+ * the end of an `up` that succeeds, so if these steps were absent while a restore is armed, an
+ * arming `up` that fails (the case this operation exists for) would leave them in state
+ * unchanged, and the `up` that removes `restore` would find them the same and run nothing. With
+ * the trigger, that `up` changes it (back to none): the engine replaces each step, and its
+ * create runs the converging script.
+ */
+function whileArmed(step: Step, id: string): Step {
+  return {
+    ...step,
+    restartsK3s: false,
+    summary: `${step.host.name}: restore ${id} is armed (its own steps act): nothing; the up that removes restore runs this step's convergence`,
+    stdin: renderRestoreAbandonedArmed(step.host, id),
+    triggers: [`restore ${id} armed`],
+    timeoutSeconds: 60,
+  };
+}
 
 /**
  * The chain, in run order: each server (the first server first, restoreServers) with its step's
  * name; empty while a restore is armed or the datastore is not embedded etcd. The steps, their
  * first (restoreAbandonedFirst) and their last (restoreAbandonedDone) are read from here.
  */
-function abandonedChain(config: ResolvedConfig): Array<{ server: NodeConfig; name: string }> {
-  if (config.restore || config.k3s.datastore.type !== "etcd") return [];
+function abandonedChain(config: ResolvedConfig, evenArmed = false): Array<{ server: NodeConfig; name: string }> {
+  if ((config.restore && !evenArmed) || config.k3s.datastore.type !== "etcd") return [];
   const { first, others } = restoreServers(config);
   return [first, ...others].map((server) => ({ server, name: nodeLifecycleName(server.name, "restoreAbandoned") }));
 }
 
 /** The agents' steps (after the chain), with the same arming as the chain. */
-function abandonedAgents(config: ResolvedConfig): Array<{ agent: NodeConfig; name: string }> {
-  if (!abandonedChain(config).length) return [];
+function abandonedAgents(config: ResolvedConfig, evenArmed = false): Array<{ agent: NodeConfig; name: string }> {
+  if (!abandonedChain(config, evenArmed).length) return [];
   return restoreServers(config).agents.map((agent) => ({ agent, name: nodeLifecycleName(agent.name, "restoreAbandoned") }));
 }
 
@@ -101,10 +122,14 @@ export function restoreAbandonedFirst(config: ResolvedConfig): string | undefine
   return abandonedChain(config)[0]?.name;
 }
 
-/** The steps that end restore-abandoned (maintenance waits for them): the agents', else the chain's last; `fallback` when there is none. */
+/**
+ * The steps that end restore-abandoned: the agents', else the chain's last; `fallback` when there
+ * is none. Maintenance waits for them; an armed restore's first step too (whileArmed: the steps
+ * take the restore's id as their trigger before any step of the restore can fail).
+ */
 export function restoreAbandonedDone(config: ResolvedConfig, fallback: string[]): string[] {
-  const agents = abandonedAgents(config);
+  const agents = abandonedAgents(config, true);
   if (agents.length) return agents.map((a) => a.name);
-  const last = abandonedChain(config).at(-1);
+  const last = abandonedChain(config, true).at(-1);
   return last ? [last.name] : fallback;
 }
