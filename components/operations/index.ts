@@ -71,12 +71,11 @@ export function operationSteps(config: ResolvedConfig, plan: ClusterPlan, operat
 function reportingFailure(s: Step): Step {
   if (s.create === undefined && s.update === undefined && s.delete === undefined) return s;
   const site = { node: s.host.name, host: s.host.host, step: s.name };
-  const wrap = (command: string | undefined) => (command === undefined ? undefined : reportFailure(site, command));
   return {
     ...s,
-    ...(s.create !== undefined ? { create: wrap(s.create) } : {}),
-    ...(s.update !== undefined ? { update: wrap(s.update) } : {}),
-    ...(s.delete !== undefined ? { delete: wrap(s.delete) } : {}),
+    ...(s.create !== undefined ? { create: reportFailure(site, s.create) } : {}),
+    ...(s.update !== undefined ? { update: reportFailure(site, s.update) } : {}),
+    ...(s.delete !== undefined ? { delete: reportFailure(site, s.delete) } : {}),
   };
 }
 
