@@ -6,6 +6,7 @@ import { encryptionKeys, SecretsEncryption } from "../encryption/component";
 import type { EncryptionKeys, NodeSecrets, RegistryAuth } from "../config/secrets";
 import { EncryptionStatus } from "../encryption/render";
 import { channelChangeWarning, parseRelease } from "../k3s/release";
+import { parseRestartVerdict } from "../k3s/agent-preflight";
 import { parseBaseline } from "../operations/once";
 import { parseRestoreCovered, parseRestoreResetDone } from "../backup/restore";
 import { restoreStepNames } from "../operations/restore";
@@ -195,6 +196,11 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   // Every step of every operation the config arms, in run order (operations/index.ts), declared
   // in one loop (operations/run.ts): node steps become K3sNodes, the others remote commands.
   const declared: K3sNode[] = [];
+  // Each agent's preflight (declared after its batch's drain, which reads its answer): filled
+  // as the nodes are declared, read once all are (issue 26: drain only what will restart).
+  const preflights = new Map<string, pulumi.Output<string>>();
+  let allDeclared!: () => void;
+  const preflightsDeclared = new Promise<void>((r) => (allDeclared = r));
   let firstNode: K3sNode | undefined;
   const plans = new Map(plan.nodes.map((n) => [n.node.name, n]));
   const steps = runSteps(operationSteps(config, plan), {
@@ -229,6 +235,10 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
         return release ? release.stdout.apply(parseRelease) : pulumi.output(undefined);
       },
       secretInputs: () => secretInputs,
+      restartVerdicts: () =>
+        pulumi
+          .output(preflightsDeclared.then(() => pulumi.all(Object.fromEntries(preflights))))
+          .apply((out) => Object.fromEntries(Object.entries(out).map(([agent, stdout]) => [agent, parseRestartVerdict(stdout)]))),
     },
     declareNode: (step, waits, get) => {
       const nodePlan = plans.get(step.name)!;
@@ -255,10 +265,12 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       );
       if (nodePlan === plan.nodes[0]) firstNode = node;
       declared.push(node);
+      if (node.preflight) preflights.set(step.name, node.preflight.stdout);
       return { apply: node.apply, ...(node.preflight ? { preflight: node.preflight } : {}) };
     },
     agentChunk: AGENT_BATCH,
   });
+  void steps.declared.then(allDeclared);
   const nodes = steps.declared.then(() => declared);
   // Kubernetes objects wait for every node's join (its apply, the agent batches) and the labels;
   // and for destroy-begin (uninstallOnDestroy), so a destroy deletes them while the API answers.

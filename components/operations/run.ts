@@ -32,6 +32,7 @@ export interface FactSources {
   maintenanceCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
   clusterRelease: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<string | undefined>;
   secretInputs: () => pulumi.Output<Readonly<Record<string, string>>>;
+  restartVerdicts: () => pulumi.Output<Readonly<Record<string, boolean>>>;
 }
 
 /** What a node step waits for: resolved from other steps' `after`, and gates. */

@@ -55,6 +55,13 @@ export interface Facts {
    * placeholder per agent (upgrade/render.ts).
    */
   secretInputs?: Readonly<Record<string, string>>;
+  /**
+   * Each agent → whether its apply will restart K3s (issue 26): its `<node>-preflight` runs its
+   * own apply.sh as a dry run (k3s/install.ts renderApplyScript) and says so (k3s/agent-preflight.ts
+   * parseRestartVerdict). Its batch's drain drains an agent whose inputs changed only when it says
+   * yes. Undefined where the engine is not asked (render, churn): every agent restarts.
+   */
+  restartVerdicts?: Readonly<Record<string, boolean>>;
 }
 export type FactName = keyof Facts;
 

@@ -7,7 +7,7 @@ import { followsChannel } from "../k3s/release";
 import type { ResolvedConfig } from "../config/schema";
 import { sha256 } from "../plan/hash";
 import { batchInputs } from "../plan/restart";
-import { applyOf, Facts, Operation, preflightOf, Step, StepValue } from "./step";
+import { applyOf, FactName, Facts, Operation, preflightOf, Step, StepValue } from "./step";
 
 /**
  * Agents in upgrade batches of at most `upgrade.maxUnavailable` (components/upgrade): the first
@@ -61,7 +61,7 @@ export const upgradeBatches: Operation = {
         after,
         create: stdinScriptCommand(first.sshUser),
         update: NO_OP_UPDATE,
-        stdin: batchScript(config, batch, which === "drain" ? renderAgentBatchDrain : renderAgentBatchUncordon, inputs),
+        stdin: which === "drain" ? batchScript(config, batch, renderAgentBatchDrain, inputs, true) : batchScript(config, batch, renderAgentBatchUncordon, inputs),
         triggers,
         timeoutSeconds: batchBoundSeconds(config, batch.agents.length, which) + (which === "drain" ? previousBatchWaitSeconds(config, batch) : 0),
         // The drain waits for its agents' preflight checks (k3s/preflight.ts): an agent whose host
@@ -99,8 +99,11 @@ function batchScript(
   batch: AgentBatch,
   render: (config: ResolvedConfig, batch: AgentBatch, inputs: BatchInputs, clusterRelease?: string) => string,
   inputs: ReadonlyMap<string, string>,
+  verdicts = false,
 ): StepValue<string> {
-  const of = (facts: Facts): BatchInputs => ({ k3s: inputs, secrets: facts.secretInputs });
-  if (!followsChannel(config)) return { needs: ["secretInputs"], render: (facts) => render(config, batch, of(facts)) };
-  return { needs: ["clusterRelease", "secretInputs"], render: (facts) => render(config, batch, of(facts), facts.clusterRelease) };
+  const of = (facts: Facts): BatchInputs => ({ k3s: inputs, secrets: facts.secretInputs, ...(verdicts ? { restarts: facts.restartVerdicts } : {}) });
+  // The drain also reads its agents' preflight answers (issue 26): will the apply restart K3s?
+  const needs: FactName[] = ["secretInputs", ...(verdicts ? (["restartVerdicts"] as const) : [])];
+  if (!followsChannel(config)) return { needs, render: (facts) => render(config, batch, of(facts)) };
+  return { needs: ["clusterRelease", ...needs], render: (facts) => render(config, batch, of(facts), facts.clusterRelease) };
 }

@@ -373,6 +373,8 @@ export function upgradeBatches(config: ResolvedConfig): AgentBatch[] {
 export interface BatchInputs {
   k3s: ReadonlyMap<string, string>;
   secrets?: Readonly<Record<string, string>>;
+  /** Whether each agent's apply will restart K3s (its preflight's dry run); undefined: every agent's will. */
+  restarts?: Readonly<Record<string, boolean>>;
 }
 
 /** An agent's keyed secret digest, or render's placeholder. */
@@ -507,6 +509,8 @@ export function renderAgentBatchDrain(config: ResolvedConfig, batch: AgentBatch,
   const column = (annotation: string) => annotation.replace(/\./g, "\\.");
   return sh`${batchHeader(config, batch, "cordon and drain", inputs, clusterRelease)}
 fail() { echo "upgrade: $*" >&2; exit 1; }
+# Per agent, whether its apply will restart K3s: its preflight ran its apply.sh as a dry run (issue 26).
+RESTARTS=(${batch.agents.map((a) => (inputs.restarts?.[a] === false ? "no" : "yes"))})
 INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.${raw(column(INPUTS_ANNOTATION))},SECRET_INPUTS:.metadata.annotations.${raw(column(SECRET_INPUTS_ANNOTATION))}'
 ${previousBatchWait(config, batch)}upgrading=()
 for i in "${raw("$")}{!AGENTS[@]}"; do
@@ -519,13 +523,18 @@ for i in "${raw("$")}{!AGENTS[@]}"; do
   if [ "$version" = "$TARGET_VERSION" ]; then
     recorded="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || recorded="<none> <none>"
     read -r applied applied_secrets <<<"$recorded"
+    if [ "$applied" != "<none>" ] && [ "$applied" != "${raw("$")}{INPUTS[$i]}" ] && [ "${raw("$")}{RESTARTS[$i]}" = no ]; then
+      echo "upgrade[$agent]: its K3s inputs changed, but its apply keeps K3s running (its preflight's dry run, e.g. an equivalent NO_PROXY kept): not drained"
+      uncordon_if_ours "$agent"
+      continue
+    fi
     if [ "$applied" != "<none>" ] && [ "$applied" != "${raw("$")}{INPUTS[$i]}" ]; then
       echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
       upgrading+=("$agent")
       continue
     fi
     # No record of its secret files yet (recorded before the annotation existed): adopted by the uncordon step.
-    if [ -n "${raw("$")}{applied_secrets:-}" ] && [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${raw("$")}{SECRET_INPUTS[$i]}" ]; then
+    if [ -n "${raw("$")}{applied_secrets:-}" ] && [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${raw("$")}{SECRET_INPUTS[$i]}" ] && [ "${raw("$")}{RESTARTS[$i]}" = yes ]; then
       echo "upgrade[$agent]: its secret files changed: cordon and drain before its apply restarts it"
       upgrading+=("$agent")
       continue

@@ -352,8 +352,15 @@ describe("e2e over SSH on test hosts", function () {
       proxy(raw);
       raw.k3s!.nodeNetworks = [subnet];
     });
+    const since = Date.now() / 1000;
     const result = await applyAll(moved);
     assert.deepEqual([...result.failures], []);
+    // Every agent's K3s inputs changed (its NO_PROXY line), so its batch's drain ran: the agent's
+    // preflight said its apply keeps K3s running (apply.sh's own dry run), so nothing was cordoned.
+    for (const agent of moved.nodes.filter((n) => n.node.role === "agent")) {
+      assert.match(result.batchSteps.get(batchStep(moved, agent.node.name, "drain")) ?? "", new RegExp(`upgrade\\[${agent.node.name}\\]: its K3s inputs changed, but its apply keeps K3s running`), agent.node.name);
+    }
+    assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= since && /cordon|drain/.test(e.event)), [], "no cordon or drain");
     for (const [name, run] of result.runs) {
       assert.match(run.apply, /NO_PROXY here lists entries the planned value covers/, name);
       assert.match(run.apply, /K3s is up to date/, name);

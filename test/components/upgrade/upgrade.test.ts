@@ -14,6 +14,7 @@ import { NodePlan, planCluster, planNode } from "../../../components/plan/node";
 import { agentSecretInputs, batchInputs } from "../../../components/plan/restart";
 import { previewMarkdown } from "../../../tools/preview-markdown";
 import { renderTree } from "../../../tools/tree";
+import { parseRestartVerdict } from "../../../components/k3s/agent-preflight";
 import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches, upgradeGuard, VERSION_RECORD, VERSION_RULES } from "../../../components/upgrade/render";
 import { upgradeSummary } from "../../../components/upgrade/summary";
 import { agentBatches, intermediateStep, maxUnavailableCount, snapshotName, upgradeProblem } from "../../../components/upgrade/versions";
@@ -523,6 +524,23 @@ esac
         assert.equal(same.status, 0, same.out);
         assert.doesNotMatch(same.calls, /kubectl (cordon|drain|annotate)/, `record ${recorded} ${secrets}: nothing cordoned`);
       }
+      // Its preflight's dry run says its apply keeps K3s running (an equivalent NO_PROXY kept): nothing
+      // cordoned or drained for changed inputs or secret files; the uncordon still records them.
+      const keeps = join(scratch, "drain-keeps.sh");
+      writeFileSync(keeps, renderAgentBatchDrain(config, firstBatch!, { ...inputs, restarts: { [agent]: false } }));
+      for (const [recorded, secrets] of [["0".repeat(64), plannedSecrets], [planned, "1".repeat(64)]] as const) {
+        const kept = go(keeps, recorded, "<none>", secrets);
+        assert.equal(kept.status, 0, kept.out);
+        assert.doesNotMatch(kept.calls, /kubectl (cordon|drain|annotate)/, `record ${recorded} ${secrets}: nothing cordoned`);
+      }
+      // The answer as the preflight's stdout gives it: only an explicit "no" keeps an agent schedulable.
+      assert.deepEqual(
+        ["preflight ok\napply[a]: dry run: restarts K3s: no\n", "apply[a]: dry run: restarts K3s: yes", "", "apply[a]: dry run: restarts K3s: no, maybe"].map(parseRestartVerdict),
+        [false, true, true, true],
+      );
+      // A yes, or no answer (undefined), drains as above.
+      writeFileSync(keeps, renderAgentBatchDrain(config, firstBatch!, { ...inputs, restarts: { [agent]: true } }));
+      assert.match(go(keeps, "0".repeat(64)).calls, new RegExp(`kubectl cordon ${agent}\n[^]*kubectl drain ${agent} --timeout=`));
       const after = go(uncordon, "0".repeat(64), config.k3s.version!);
       assert.equal(after.status, 0, after.out);
       const record = after.calls.indexOf(`kubectl annotate node ${agent} --overwrite k3s-platform.io/k3s-inputs=${planned} k3s-platform.io/k3s-secret-inputs=${plannedSecrets}\n`);

@@ -143,6 +143,8 @@ uncordon_if_ours() {
 # --- end of node operations
 
 fail() { echo "upgrade: $*" >&2; exit 1; }
+# Per agent, whether its apply will restart K3s: its preflight ran its apply.sh as a dry run (issue 26).
+RESTARTS=(yes yes)
 INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs,SECRET_INPUTS:.metadata.annotations.k3s-platform\.io/k3s-secret-inputs'
 upgrading=()
 for i in "${!AGENTS[@]}"; do
@@ -155,13 +157,18 @@ for i in "${!AGENTS[@]}"; do
   if [ "$version" = "$TARGET_VERSION" ]; then
     recorded="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || recorded="<none> <none>"
     read -r applied applied_secrets <<<"$recorded"
+    if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ] && [ "${RESTARTS[$i]}" = no ]; then
+      echo "upgrade[$agent]: its K3s inputs changed, but its apply keeps K3s running (its preflight's dry run, e.g. an equivalent NO_PROXY kept): not drained"
+      uncordon_if_ours "$agent"
+      continue
+    fi
     if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ]; then
       echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
       upgrading+=("$agent")
       continue
     fi
     # No record of its secret files yet (recorded before the annotation existed): adopted by the uncordon step.
-    if [ -n "${applied_secrets:-}" ] && [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${SECRET_INPUTS[$i]}" ]; then
+    if [ -n "${applied_secrets:-}" ] && [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${SECRET_INPUTS[$i]}" ] && [ "${RESTARTS[$i]}" = yes ]; then
       echo "upgrade[$agent]: its secret files changed: cordon and drain before its apply restarts it"
       upgrading+=("$agent")
       continue
