@@ -126,6 +126,8 @@ export const NODE_LIFECYCLE_CHILDREN = {
   restoreReset: "restore-reset",
   restoreRejoin: "restore-rejoin",
   restoreRestart: "restore-restart",
+  /** While no restore is armed (operations/restore-abandoned.ts): converge what an unfinished restore left stopped. */
+  restoreAbandoned: "restore-abandoned",
   /** `maintenance` (operations/maintenance.ts): the node's command and reboot, then its check over SSH. */
   maintenanceRun: "maintenance-run",
   maintenanceBack: "maintenance-back",

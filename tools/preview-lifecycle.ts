@@ -1,8 +1,8 @@
-import { CLUSTER_CHILDREN, childName, childSuffix, ENCRYPTION_PHASES, NODE_CHILDREN, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
+import { CLUSTER_CHILDREN, childName, childSuffix, ENCRYPTION_PHASES, NODE_CHILDREN, NODE_LIFECYCLE_CHILDREN, NodeLifecycleChild, nodeLifecycleName, nodeLifecycleOf, nodeResourceName, parseUrn, TYPES } from "../components/names";
 import { OPERATIONS, operationOf } from "../components/operations";
 import type { PreviewStep } from "./preview-types";
-import { parseRestoreResetDone, snapshotTime } from "../components/backup/restore";
-import { CoveringOperation, notCoveredText, parseCovered } from "../components/operations/covered";
+import { parseRestoreResetDone, restoreServers, snapshotTime } from "../components/backup/restore";
+import { CoveringOperation, notCoveredText, OPERATIONS_CONFIGMAP, parseCovered } from "../components/operations/covered";
 import { MAINTENANCE_RECORD } from "../components/operations/maintenance";
 import { restoreStepNames } from "../components/operations/restore";
 import { maintenanceGroups } from "../components/maintenance/render";
@@ -249,7 +249,7 @@ function sameIdLines(named: Named[]): string[] {
  * the hosts from the steps this up runs.
  */
 function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
-  const created = lifecycle.filter((l) => l.of!.child.startsWith("restore") && (l.op === "create" || l.op === "replace"));
+  const created = lifecycle.filter((l) => l.of!.child.startsWith("restore") && l.of!.child !== "restoreAbandoned" && (l.op === "create" || l.op === "replace"));
   if (!created.length) return [];
   const r = clusterConfig(named)?.restore;
   const id = String(r?.id ?? "");
@@ -290,40 +290,57 @@ function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
 
 /**
  * `restore` removed from the config before every step of it finished (a step failed, and the
- * user changed their mind): its steps are dropped and their deletes run nothing, so a server its
- * stop stopped stays stopped (the first server too, before its reset), and no later `up` starts
- * it. Said from the steps in state (a step that finished is there, deleted now) against the steps
- * the old config declared (operations/restore.ts restoreStepNames), with the way that finishes it.
+ * user changed their mind): its steps are dropped and their deletes run nothing; the
+ * restore-abandoned chain created in the same up (operations/restore-abandoned.ts) converges
+ * what it left, from each host's markers. Said from the steps in state (a step that finished is
+ * there, deleted now) against the steps the old config declared (operations/restore.ts
+ * restoreStepNames): whether the cluster reset ran decides between "start as it was" and
+ * "rejoin". Otherwise the chain's creation (a stack's first up with it) is one line: it only reads.
  */
 function restoreRemovedLines(lifecycle: Lifecycle[], named: Named[], stack: string): string[] {
   const configs = clusterConfigs(named);
   // The state's config is the validated one the program registered: whole, so the steps it declared can be named.
   const before = configs.before as ResolvedConfig | undefined;
   const now = configs.now;
-  if (!before?.restore || !now || now.restore) return [];
-  const finished = new Set(lifecycle.filter((l) => l.op === "delete" && l.of!.child.startsWith("restore")).map((l) => childSuffix(l.name, stack)));
-  let expected: string[];
-  try {
-    expected = restoreStepNames(before);
-  } catch {
-    return [];
-  }
-  // Nothing ran past a check that never finished: nothing was stopped.
-  if (!finished.has(expected[0]!)) return [];
-  const unfinished = expected.filter((n) => !finished.has(n));
-  if (!unfinished.length) return [];
-  const id = String(before.restore.id);
-  return [
-    `⚠️ restore ${id} is removed before it finished: ${unfinished.join(", ")} never completed, and K3s stays stopped where its stop ran; set restore back with id ${id} to finish it (each host skips what it finished), then remove it (docs/backup-and-restore.md)`,
-  ];
+  const chain = lifecycle.filter((l) => l.of!.child === "restoreAbandoned" && l.op === "create").map((l) => l.of!.node);
+  const unfinishedLines = (): string[] | undefined => {
+    if (!before?.restore || !now || now.restore) return undefined;
+    const finished = new Set(lifecycle.filter((l) => l.op === "delete" && l.of!.child.startsWith("restore")).map((l) => childSuffix(l.name, stack)));
+    let expected: string[];
+    try {
+      expected = restoreStepNames(before);
+    } catch {
+      return undefined;
+    }
+    // Nothing ran past a check that never finished: nothing was stopped.
+    if (!finished.has(expected[0]!)) return undefined;
+    const unfinished = expected.filter((n) => !finished.has(n));
+    if (!unfinished.length) return undefined;
+    const id = String(before.restore.id);
+    const { first } = restoreServers(before);
+    const nodeOf = (name: string, child: NodeLifecycleChild) => (name.endsWith(`-${NODE_LIFECYCLE_CHILDREN[child]}`) ? name.slice(0, -NODE_LIFECYCLE_CHILDREN[child].length - 1) : undefined);
+    const of = (names: string[], child: NodeLifecycleChild) => names.map((n) => nodeOf(n, child)).filter((n): n is string => n !== undefined);
+    const resetRan = finished.has(nodeLifecycleName(first.name, "restoreReset"));
+    const stopped = of(expected.filter((n) => finished.has(n)), "restoreStop");
+    const what = resetRan
+      ? `its cluster reset ran on ${first.name}: ${of(unfinished, "restoreRejoin").join(", ") || "no server"} rejoin${of(unfinished, "restoreRejoin").length === 1 ? "s" : ""} it one at a time (etcd data moved aside)${of(unfinished, "restoreRestart").length ? `; agents ${of(unfinished, "restoreRestart").join(", ")} are not restarted (they reconnect to the restored cluster on their own)` : ""}`
+      : `no cluster reset ran: K3s starts again as it was on ${stopped.join(", ")} (the servers its stop stopped), one at a time, etcd data untouched`;
+    return [`⚠️ restore ${id} is removed before it finished (${unfinished.join(", ")} never completed): this up converges what it left: ${what}; servers it never stopped are not touched (docs/backup-and-restore.md)`];
+  };
+  const lines = unfinishedLines();
+  if (lines) return lines;
+  if (chain.length && before && !before.restore) return [`restore-abandoned on ${chain.join(", ")}: checks each server for a restore left unfinished; nothing changes on a host without one (docs/backup-and-restore.md)`];
+  return [];
 }
 
 /**
  * The first slot moved after restore `id` ran (the old first server armed, removed or listed
  * after another): the old first server's check goes (its record in state), a check is created on
  * the new one. A new first server the restore stopped records the restore as done and runs
- * nothing of it (backup/restore.ts renderRestoreCheck); one that joined after it cannot tell, and
- * would restore the snapshot again on the running cluster: said as a warning, with the way out.
+ * nothing of it (backup/restore.ts renderRestoreCheck); one that joined after it reads the record
+ * the reset wrote into the restored cluster (ConfigMap kube-system/k3s-platform-operations), and
+ * only without it (an older restore, an API not answering) would restore again: a warning saying
+ * both, with the way out.
  */
 function firstSlotMovedLines(checks: Lifecycle[], check: Lifecycle | undefined, snapshot: string | undefined, id: string): string[] | undefined {
   if (!check || (check.op !== "create" && check.op !== "replace")) return undefined;
@@ -334,8 +351,11 @@ function firstSlotMovedLines(checks: Lifecycle[], check: Lifecycle | undefined, 
   if (parseCovered(stdout(before), "restore", id).includes(now)) {
     return [`restore ${id} ran with ${was} as the first server; ${now} holds the first slot now and was stopped by that restore: nothing of it runs again (docs/backup-and-restore.md)`];
   }
+  // The reset wrote its record into the restored cluster (backup/restore.ts, ConfigMap
+  // kube-system/k3s-platform-operations): the check reads it there. A restore run by a version
+  // that did not write it, or an API that does not answer, leaves the check only its host.
   return [
-    `⚠️ restore ${id} ran with ${was} as the first server; ${now} takes the first slot but joined after it: its check cannot tell that restore ${id} ran and would restore ${snapshot ?? "the snapshot"} again on the running cluster: remove restore from the config in this change (docs/backup-and-restore.md)`,
+    `⚠️ restore ${id} ran with ${was} as the first server; ${now} takes the first slot but joined after it: its check reads the record restore ${id} wrote into the cluster (ConfigMap ${OPERATIONS_CONFIGMAP.namespace}/${OPERATIONS_CONFIGMAP.name}) and then runs nothing of it; without that record (a restore run before the cluster kept it, or the API not answering) it would restore ${snapshot ?? "the snapshot"} again on the running cluster: to be sure, remove restore from the config in this change (docs/backup-and-restore.md)`,
   ];
 }
 

@@ -6,7 +6,7 @@ import { managedNodes } from "../decommission/nodes";
 import { STOP_TIMEOUT_SECONDS } from "../k3s/install";
 import { PATHS } from "../k3s/paths";
 import { ONCE_DIR } from "../operations/once";
-import { coveredRecordPath, coversLine, parseCovered, printCovered, printCoveredCommand, writeCovered } from "../operations/covered";
+import { coveredRecordPath, coversLine, OPERATIONS_CONFIGMAP, parseCovered, printCovered, printCoveredCommand, readClusterRecord, writeClusterRecord, writeCovered } from "../operations/covered";
 import { heredocBody, raw, Shell, sh } from "../shell/sh";
 import { CURL_WHY, REQUIRE_CURL, TOKEN_ROTATE } from "../rotation/token-request";
 
@@ -270,9 +270,11 @@ mv "$ONCE.tmp" "$ONCE"
  * is pending. Prints when the snapshot was taken: what is lost is everything written after it.
  * Records the nodes the restore covers (RESTORE_COVERED: the managed nodes now, those that joined
  * in this `up` included, as they joined before the restore) and prints the record on every run.
- * On a server this restore's stop already ran on (the first slot moved to it after the restore:
- * the old first server armed for decommission, removed, or reordered), the restore is over: it
- * records no node and the reset as done, so no step of it runs again (no second cluster reset).
+ * On a server this restore's stop already ran on, or in a cluster that holds this restore's record
+ * (the reset writes it into the restored cluster: operations/covered.ts OPERATIONS_CONFIGMAP), the
+ * first slot moved after the restore (the old first server armed for decommission, removed, or
+ * reordered; the new one maybe joined after it): the restore is over: it records no node and the
+ * reset as done, so no step of it runs again (no second cluster reset).
  */
 export function renderRestoreCheck(config: ResolvedConfig, restore: RestoreConfig, id: string, restoreTokenSet = false): string {
   const { first, others, agents } = restoreServers(config);
@@ -296,11 +298,19 @@ say "snapshot file $SNAPSHOT, written $(date -u -r "$ROOT$SNAPSHOT" +%Y-%m-%dT%H
     "check",
     first,
     id,
-    sh`# This host holds the first slot now, but this restore's stop ran here: the restore ran with
-# another first server (it was armed for decommission, removed, or listed after this one since).
-# Its reset is done; running the check, then the reset here, would reset the running cluster.
+    sh`# This host holds the first slot now, but this restore ran with another first server (it was
+# armed for decommission, removed, or listed after this one since): this restore's stop ran here,
+# or the cluster's record of it (written into the restored cluster by its reset) says so. Its
+# reset is done; running the check, then the reset here, would reset the running cluster.
+${readClusterRecord("restore", id)}
+already=""
 if [ ${readRecord(`${ONCE_DIR}/restore-stop`)} = "$value" ]; then
-  say ${`restore ${id} already ran in this cluster (K3s on ${first.name} was stopped by it): nothing of it runs again; set a new restore.id to restore again`}
+  already=${`K3s on ${first.name} was stopped by it`}
+elif [ -n "$cluster_record" ]; then
+  already=${`the cluster's record says so: ConfigMap ${OPERATIONS_CONFIGMAP.namespace}/${OPERATIONS_CONFIGMAP.name}`}
+fi
+if [ -n "$already" ]; then
+  say ${`restore ${id} already ran in this cluster (`}"$already"${`): nothing of it runs again; set a new restore.id to restore again`}
 ${writeCovered("restore", id, [])}
   printf '%s\\n' ${resetDoneLine(id)} >>"$COVERED"
 else
@@ -452,7 +462,11 @@ ${tokenSetup}${resetFragment(config, id)}
 # The record the check prints on every run says the reset is done: a node that joins from now on
 # (added, or removed and re-added under its name) stops and restarts nothing for this id.
 mkdir -p "$ROOT"${posix.dirname(RESTORE_COVERED)}
-printf '%s\\n' ${resetDoneLine(id)} >>"$ROOT"${RESTORE_COVERED}${rotateBack}`,
+printf '%s\\n' ${resetDoneLine(id)} >>"$ROOT"${RESTORE_COVERED}${rotateBack}
+# The same record in the restored cluster, written only now: the reset rolled etcd back to the
+# snapshot, so anything written before it is gone. A server that takes the first slot later
+# (one that joined after this restore included) reads it in its check and runs nothing of it.
+${writeClusterRecord("restore", id, sh`"$ROOT"${RESTORE_COVERED}`)}`,
   );
 }
 
@@ -501,3 +515,109 @@ say "k3s-agent restarted"`,
 
 /** The config.yaml path the runbook reads the node name from. */
 export const CONFIG_YAML = PATHS.configYaml;
+
+/**
+ * What the restore-abandoned step (operations/restore-abandoned.ts) on the server that ran a
+ * restore's cluster reset prints, followed by the restore id: the other servers' steps read it
+ * (parseAbandonedReset, the `restoreAbandonedReset` fact) to tell "rejoin the reset server" from
+ * "start as it was".
+ */
+export const ABANDONED_RESET_LINE = "restore reset ran here: ";
+
+/** The restore id whose reset ran on the server that printed `stdout` (ABANDONED_RESET_LINE); "" when none. */
+export function parseAbandonedReset(stdout: string | undefined): string {
+  const line = (stdout ?? "").split("\n").find((l) => l.startsWith(ABANDONED_RESET_LINE));
+  return line ? line.slice(ABANDONED_RESET_LINE.length).trim() : "";
+}
+
+/** How long a server started as it was waits for Ready before the next one starts (its etcd member may wait for a quorum). */
+export const QUORUM_WAIT_SECONDS = 60;
+
+/**
+ * A restore removed from the config before it finished (a step failed, then `restore` was
+ * deleted): its steps are dropped and run nothing, so without this K3s stays stopped wherever its
+ * stop ran. One script per server, in a chain (the first server first, then the others in config
+ * order, one at a time), converging each host from its own restore markers to where the K3s docs
+ * (docs.k3s.io/cli/etcd-snapshot, "Restoring Snapshots"; docs.k3s.io/cli/cluster-reset) leave a
+ * cluster:
+ *  - no RESTORE_STOPPED here, or the restore finished here (its reset or rejoin once-record holds
+ *    the id): nothing is touched (a no-op `up` stays one);
+ *  - the cluster reset ran here (RESET_RECORD, K3s' reset-flag, or the reset's once-record): this
+ *    server holds the restored cluster: K3s starts ("restart without --cluster-reset flag now"),
+ *    Ready; the reset is recorded as done (RESTORE_COVERED's resetDoneLine, its once-record), so
+ *    the same id set again never resets twice; prints ABANDONED_RESET_LINE;
+ *  - another server's reset ran for this id (`resetId`, the first server's step's line): its etcd
+ *    data names the old membership, so it rejoins the reset server as the restore's own rejoin
+ *    does ("Backup and delete ${datadir}/server/db on each peer etcd server and rejoin"):
+ *    rejoinFragment, then the rejoin's once-record;
+ *  - no reset ran: the data is intact: K3s starts as it was; the stop's records go (RESTORE_STOPPED,
+ *    the stop's and the check's once-records), so the same id set again runs the whole restore.
+ *    Every server the restore stopped is down, so an etcd member may wait for a quorum: a server
+ *    that is not `last` waits QUORUM_WAIT_SECONDS and lets the next one start; the last waits
+ *    RESTORE_READY_SECONDS and fails if its Node is not Ready.
+ * `resetId`: undefined for the chain's first step (it reads nothing) and in `npm run render`.
+ */
+export function renderRestoreAbandoned(node: NodeConfig, last: boolean, resetId?: string): string {
+  const once = (what: string) => `${ONCE_DIR}/restore-${what}`;
+  const writeOnce = (what: string) => sh`mkdir -p "$ROOT"${ONCE_DIR}
+printf '%s' "$value" >"$ROOT"${once(what)}`;
+  return sh`#!/usr/bin/env bash
+# Generated by k3s-platform: restore-abandoned on ${node.name}: converges a restore removed from
+# the config before it finished; touches nothing on a host its stop never stopped.
+# Source: docs.k3s.io/cli/etcd-snapshot, "Restoring Snapshots" (components/backup/restore.ts).
+set -euo pipefail
+ROOT="\${K3S_PLATFORM_ROOT:-}"
+NODE=${node.name}
+STEP=abandoned
+started=$SECONDS
+say() { echo "restore[$NODE] $STEP: $* ($((SECONDS - started))s)"; }
+fail() { echo "restore[$NODE] $STEP: $*" >&2; exit 1; }
+${WAIT_READY}
+value=${readRecord(RESTORE_STOPPED)}
+if [ -z "$value" ]; then
+  say "no restore stopped K3s here: nothing to do"
+  exit 0
+fi
+if [ -e "$ROOT"${RESET_FLAG} ] || [ ${readRecord(RESET_RECORD)} = "$value" ] || [ ${readRecord(once("reset"))} = "$value" ]; then
+  # The fact the other servers' steps read (parseAbandonedReset), printed on every run.
+  printf '%s%s\\n' ${ABANDONED_RESET_LINE} "$value"
+  if [ ${readRecord(once("reset"))} = "$value" ]; then
+    say "restore $value finished its reset here: nothing to do"
+    exit 0
+  fi
+  say "the cluster reset of restore $value ran here and restore was removed before it finished: start K3s on the restored data"
+  systemctl start --no-block k3s
+  wait_ready "$NODE" ${RESTORE_READY_SECONDS} || fail "$NODE is not Ready ${raw(String(RESTORE_READY_SECONDS))}s after starting on the restored data; see journalctl -u k3s"
+  mkdir -p "$ROOT"${posix.dirname(RESTORE_COVERED)}
+  printf '%s%s\\n' ${resetDoneLine("")} "$value" >>"$ROOT"${RESTORE_COVERED}
+  ${writeOnce("reset")}
+  say "runs the restored cluster, Ready"
+  exit 0
+fi
+if [ ${readRecord(once("rejoin"))} = "$value" ]; then
+  say "restore $value finished here (rejoined): nothing to do"
+  exit 0
+fi
+reset_id=${resetId ?? ""}
+if [ -n "$reset_id" ] && [ "$reset_id" = "$value" ]; then
+  say "restore $value reset the cluster on another server and was removed before this server rejoined: rejoin it"
+  ASIDE="$value"
+${rejoinFragment()}
+  ${writeOnce("rejoin")}
+  exit 0
+fi
+say "restore $value stopped K3s here and was removed before any cluster reset: start K3s as it was (its etcd data untouched)"
+systemctl start --no-block k3s
+${last
+  ? sh`wait_ready "$NODE" ${RESTORE_READY_SECONDS} || fail "$NODE is not Ready ${raw(String(RESTORE_READY_SECONDS))}s after starting K3s again; see journalctl -u k3s"
+ready=1`
+  : sh`ready=0
+if wait_ready "$NODE" ${QUORUM_WAIT_SECONDS}; then ready=1; fi`}
+rm -f "$ROOT"${RESTORE_STOPPED} "$ROOT"${once("stop")} "$ROOT"${once("check")}
+if [ "$ready" = 1 ]; then
+  say "K3s runs again, Ready"
+else
+  say "K3s started, not Ready yet: its etcd member waits for a quorum of servers; the next server starts"
+fi
+`.text;
+}

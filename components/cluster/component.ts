@@ -8,8 +8,9 @@ import { EncryptionStatus } from "../encryption/render";
 import { channelChangeWarning, parseRelease } from "../k3s/release";
 import { parseRestartVerdict } from "../k3s/agent-preflight";
 import { parseBaseline } from "../operations/once";
-import { parseRestoreCovered, parseRestoreResetDone } from "../backup/restore";
+import { parseAbandonedReset, parseRestoreCovered, parseRestoreResetDone } from "../backup/restore";
 import { restoreStepNames } from "../operations/restore";
+import { restoreAbandonedFirst } from "../operations/restore-abandoned";
 import { MAINTENANCE_RECORD } from "../operations/maintenance";
 import { parseCovered } from "../operations/covered";
 import { childName, CLUSTER_CHILDREN, nodeLifecycleName, nodeResourceName, TYPES } from "../names";
@@ -224,6 +225,12 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       restoreResetDone: (get) => {
         const check = config.restore && (get(restoreStepNames(config)[0]!) as command.remote.Command | undefined);
         return check ? check.stdout.apply((out) => parseRestoreResetDone(out, String(config.restore!.id))) : pulumi.output(false);
+      },
+      // Where an unfinished restore's reset ran: the first server's restore-abandoned step says so.
+      restoreAbandonedReset: (get) => {
+        const name = restoreAbandonedFirst(config);
+        const step = name === undefined ? undefined : (get(name) as command.remote.Command | undefined);
+        return step ? step.stdout.apply(parseAbandonedReset) : pulumi.output("");
       },
       maintenanceCovered: (get) => {
         const record = config.maintenance && (get(MAINTENANCE_RECORD) as command.remote.Command | undefined);

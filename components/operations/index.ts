@@ -13,6 +13,7 @@ import { nodeLabels } from "./node-labels";
 import { rebuild } from "./rebuild";
 import { release } from "./release";
 import { restore } from "./restore";
+import { restoreAbandoned } from "./restore-abandoned";
 import { applyOf, isFromFacts, Operation, Step } from "./step";
 import { tokenRotation } from "./token-rotation";
 import { upgradeBatches } from "./upgrade-batches";
@@ -38,6 +39,8 @@ export const OPERATIONS: readonly Operation[] = [
   certificates,
   // Restore: every server stops at once (the K3s procedure), after every other restart.
   restore,
+  // While no restore is armed: converge one that was removed before it finished.
+  restoreAbandoned,
   // Rolling maintenance: servers one at a time, then agent batches, after the restore.
   maintenance,
   kubeconfig,

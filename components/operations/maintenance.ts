@@ -18,6 +18,7 @@ import { stdinScriptCommand } from "../shell/root";
 import { rotationDone } from "./certificates";
 import { guardOnce, NO_OP_UPDATE, ONE_SHOT_KEYS } from "./once";
 import { restoreDone } from "./restore";
+import { restoreAbandonedDone } from "./restore-abandoned";
 import { endsWithAny, Facts, Operation, sshUserOf, Step } from "./step";
 import { isCovered, renderCoveredRecord, renderNotCovered } from "./covered";
 import { managedNodes } from "../decommission/nodes";
@@ -44,7 +45,8 @@ export const maintenance: Operation = {
     if (!m) return [];
     const id = String(m.id);
     const steps: Step[] = [];
-    let previous = restoreDone(config, rotationDone(config, plan));
+    // After a restore, or the chain converging one that was removed unfinished.
+    let previous = restoreDone(config, restoreAbandonedDone(config, rotationDone(config, plan)));
     const covered = coveredNodes(config, m).map((n) => n.name);
     const first = managedNodes(config).filter((n) => n.role === "server")[0]!;
     /** The nodes of a group this maintenance covered (its record; all of them where not known). */

@@ -21,7 +21,7 @@ import { NO_OP_UPDATE } from "./once";
 import { endsWithAny, isFromFacts, Operation, sshUserOf, Step, StepValue } from "./step";
 
 /** The step word each restore script says (backup/restore.ts `script`'s STEP). */
-type RestoreChild = Extract<NodeLifecycleChild, `restore${string}`>;
+type RestoreChild = Exclude<Extract<NodeLifecycleChild, `restore${string}`>, "restoreAbandoned">;
 const RESTORE_SCRIPT_STEP: Record<RestoreChild, string> = {
   restoreCheck: "check",
   restoreStop: "stop",

@@ -29,6 +29,7 @@ export interface FactSources {
   restoreTokenSet: () => pulumi.Output<boolean>;
   restoreCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
   restoreResetDone: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<boolean>;
+  restoreAbandonedReset: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<string>;
   maintenanceCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
   clusterRelease: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<string | undefined>;
   secretInputs: () => pulumi.Output<Readonly<Record<string, string>>>;

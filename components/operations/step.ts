@@ -39,6 +39,12 @@ export interface Facts {
    * agent's restart runs only where one began. Undefined (render): not done.
    */
   restoreResetDone?: boolean;
+  /**
+   * The restore id whose cluster reset ran on the first server, from its restore-abandoned step's
+   * stdout (backup/restore.ts parseAbandonedReset): the other servers' steps rejoin it then. ""
+   * when none; undefined (render): none.
+   */
+  restoreAbandonedReset?: string;
   /** The nodes the armed maintenance covered (its `maintenance-record` step's stdout); undefined as above. */
   maintenanceCovered?: readonly string[];
   /**

@@ -7,7 +7,8 @@ import { NodeConfig, ResolvedConfig, StackInput } from "../../components/config/
 import { clusterSteps as operationsInRunOrder } from "../../components/operations";
 import { Baseline, parseBaseline } from "../../components/operations/once";
 import { restoreStepNames } from "../../components/operations/restore";
-import { parseRestoreCovered, parseRestoreResetDone } from "../../components/backup/restore";
+import { parseAbandonedReset, parseRestoreCovered, parseRestoreResetDone } from "../../components/backup/restore";
+import { restoreAbandonedFirst } from "../../components/operations/restore-abandoned";
 import { parseCovered } from "../../components/operations/covered";
 import { MAINTENANCE_RECORD } from "../../components/operations/maintenance";
 import { Facts, isFromFacts, Step, StepValue } from "../../components/operations/step";
@@ -91,7 +92,7 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
       // Rendered from the restore check's stdout (an Output in the program): resolved when its turn comes.
       // Rendered from a recording step's stdout (an Output in the program): resolved when its turn comes.
       const stdin = s.stdin;
-      if (isFromFacts(stdin) && (stdin.needs.includes("restoreCovered") || stdin.needs.includes("restoreResetDone") || stdin.needs.includes("maintenanceCovered"))) {
+      if (isFromFacts(stdin) && (stdin.needs.includes("restoreCovered") || stdin.needs.includes("restoreResetDone") || stdin.needs.includes("maintenanceCovered") || stdin.needs.includes("restoreAbandonedReset"))) {
         return {
           ...declared,
           stdinFrom: (stdoutOf) =>
@@ -103,6 +104,7 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
                     restoreResetDone: parseRestoreResetDone(stdoutOf(restoreStepNames(config)[0]!), String(config.restore.id)),
                   }
                 : {}),
+              ...(restoreAbandonedFirst(config) ? { restoreAbandonedReset: parseAbandonedReset(stdoutOf(restoreAbandonedFirst(config)!)) } : {}),
               ...(config.maintenance ? { maintenanceCovered: parseCovered(stdoutOf(MAINTENANCE_RECORD), "maintenance", String(config.maintenance.id)) } : {}),
             }),
         };
@@ -136,6 +138,12 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     return records;
   };
   const ran = (records: StepRecord[]) => records.filter((r) => r.op !== "same").map((r) => r.name);
+  /** The restore-abandoned chain (no restore armed) leaves the program when a restore is set: deleted, it runs nothing. */
+  const withoutAbandonedDropped = (records: StepRecord[]) => {
+    const dropped = records.filter((r) => /-restore-abandoned$/.test(r.name) && r.op === "delete");
+    for (const r of dropped) assert.deepEqual(r.ran, [], `${r.name}: its delete runs nothing`);
+    return records.filter((r) => !dropped.includes(r));
+  };
   const record = (records: StepRecord[], name: string) => records.find((r) => r.name === name)!;
   const calls = (h: TestHost) => (existsSync(join(h.upper, "var/log/k3sp/calls.log")) ? readFileSync(join(h.upper, "var/log/k3sp/calls.log"), "utf8") : "");
   const ssh = (h: TestHost, command: string) => new SshTarget(h, join(dir, "id_ed25519")).run(command);
@@ -166,7 +174,7 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
 
     const mark = Date.now() / 1000;
     edits.push((raw) => (raw.restore = { id: 1, snapshot }));
-    const records = await up();
+    const records = withoutAbandonedDropped(await up());
     const names = restoreStepNames(stack());
     assert.deepEqual(ran(records), names, "only the restore runs");
     // Run order on the model's clock: each step after the one before; the agent after every server.
@@ -210,6 +218,53 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     assert.deepEqual(ran(healed), ["e2e-server-3-restore-rejoin", "e2e-agent-1-restore-restart"]);
     assert.equal(calls(host("e2e-server-1")).match(/--cluster-reset /g)!.length, resets, "never reset twice");
     assert.deepEqual(ran(await up()), []);
+  });
+
+  it("restore removed after its reset failed (every server stopped): the next up without restore starts K3s on every server as it was, one at a time, no reset; a second up is a no-op", async () => {
+    const servers = ["e2e-server-1", "e2e-server-2", "e2e-server-3"];
+    const data = readFileSync(join(dir, "cluster/data"), "utf8");
+    const members = readdirSync(join(dir, "cluster/etcd-members")).sort();
+    // The fault hook of the cluster-reset stand-in (lib/k3sp-stub/cluster-reset): K3s fails the reset.
+    fault = { step: "e2e-server-1-restore-reset", run: () => writeFileSync(join(dir, "cluster/fail-cluster-reset"), "") };
+    edits.push((raw) => (raw.restore = { id: 6, snapshot }));
+    const mark = Date.now() / 1000;
+    await assert.rejects(up(), (e: Error) => {
+      assert.ok(e instanceof UpError, e.message);
+      assert.equal(e.resource, "e2e-server-1-restore-reset");
+      assert.match(e.message, /k3s server --cluster-reset from \S+ failed/);
+      return true;
+    });
+    fault = undefined;
+    rmSync(join(dir, "cluster/fail-cluster-reset"));
+    // (The reset stops the first server's K3s again before --cluster-reset: a second stop event there.)
+    for (const n of servers) assert.ok(events(mark, /^kubelet-stop$/).some((e) => e.node === n), `${n} stopped by the restore`);
+    // The systemctl stand-in's unit marker (hosts/root-overlay/usr/local/sbin/systemctl): active while it exists.
+    const active = (n: string) => existsSync(join(host(n).upper, "var/lib/k3sp-stub/active/k3s"));
+    for (const n of servers) assert.ok(!active(n), `${n}: K3s stays stopped before the fix`);
+
+    // A change of mind: restore removed. The restore-abandoned chain converges every server.
+    const stopped = Date.now() / 1000;
+    edits.push((raw) => delete raw.restore);
+    const records = await up();
+    const chain = servers.map((n) => `${n}-restore-abandoned`);
+    assert.deepEqual(ran(records).filter((n) => /abandoned/.test(n)), chain);
+    for (const n of chain) assert.equal(record(records, n).op, "create");
+    for (let i = 1; i < chain.length; i++) assert.ok(record(records, chain[i - 1]!).finished <= record(records, chain[i]!).started, "one server at a time");
+    for (const n of servers) assert.match(record(records, `${n}-restore-abandoned`).stdout, /restore 6 stopped K3s here and was removed before any cluster reset: start K3s as it was/);
+    const starts = servers.map((n) => events(stopped, /^kubelet-start$/).filter((e) => e.node === n).map((e) => e.at));
+    for (const s of starts) assert.equal(s.length, 1, "each server starts once");
+    assert.ok(starts[0]![0]! < starts[1]![0]! && starts[1]![0]! < starts[2]![0]!, "in chain order");
+    for (const n of servers) assert.ok(active(n), `${n}: K3s runs again`);
+    assert.deepEqual(events(stopped, /^(etcd-cluster-reset|etcd-member-add|etcd-removed-member-refused|kubelet-stop)$/), [], "no reset, no rejoin, nothing stopped");
+    assert.equal(readFileSync(join(dir, "cluster/data"), "utf8"), data, "the cluster's data is what it was: nothing restored");
+    assert.deepEqual(readdirSync(join(dir, "cluster/etcd-members")).sort(), members, "the same etcd members");
+    for (const n of servers) {
+      const ready = await ssh(host("e2e-server-1"), `sudo -n k3s kubectl get node ${n} --no-headers -o 'custom-columns=READY:.status.conditions[?(@.type=="Ready")].status'`);
+      assert.equal(ready.stdout.trim(), "True", `${n} Ready`);
+    }
+    const before = hosts.map(calls);
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
+    assert.deepEqual(hosts.map(calls), before, "nothing called on any host");
   });
 
   it("a missing snapshot fails the check naming host and step before any server stops", async () => {
@@ -304,7 +359,7 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
   });
   it("restore left in the config covers only the nodes it ran on: a server and an agent added later join, and nothing stops, no etcd data moves, nothing restarts anywhere", async () => {
     edits.push((raw) => (raw.restore = { id: 4, snapshot }));
-    assert.deepEqual(ran(await up()).filter((n) => /restore/.test(n)), restoreStepNames(stack()), "restore 4 ran on the four nodes");
+    assert.deepEqual(ran(withoutAbandonedDropped(await up())).filter((n) => /restore/.test(n)), restoreStepNames(stack()), "restore 4 ran on the four nodes");
     const mark = Date.now() / 1000;
     const before = hosts.map(calls);
     edits.push((raw) => raw.nodes.push(nodeEntry("e2e-server-4"), nodeEntry("e2e-agent-2")));
@@ -434,11 +489,10 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     assert.deepEqual(ran(await up()), [], "a second up is a no-op");
     assert.deepEqual(hosts.map(calls), again);
   });
-  it("restore left in the config when the first server is armed for decommission: the new first server, stopped by that restore, runs nothing of it; no cluster reset, no stop after the nodes' own steps", async () => {
-    // Restore 4 is still set; e2e-server-2 took part in it (stopped, rejoined). Arming e2e-server-1 gives it the first slot.
-    // (Maintenance 3 is removed first: a first slot that moves re-records its coverage, a gap of its own.)
-    edits.push((raw) => delete raw.maintenance);
-    await up();
+  it("restore and maintenance left in the config when the first server is armed for decommission: the new first server, stopped by that restore, runs nothing of it; the maintenance record is the cluster's (nodes that joined or were re-added since stay out); no cluster reset, no stop, no drain after the nodes' own steps", async () => {
+    // Restore 4 and maintenance 3 are still set; e2e-server-2 took part in both. Arming e2e-server-1 gives it the first slot.
+    // What maintenance 3 recorded when it ran (the batches test above).
+    const maintainedBefore = ["e2e-server-1", "e2e-server-2", "e2e-server-3", "e2e-agent-1", "e2e-server-4", "e2e-agent-2", "e2e-agent-3", "e2e-agent-4"];
     edits.push((raw) => raw.nodes.forEach((n) => n.name === "e2e-server-1" && (n.decommission = true)));
     let nodesDone = 0;
     fault = { step: "e2e-server-2-restore-check", run: () => (nodesDone = Date.now() / 1000) };
@@ -449,7 +503,36 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     assert.equal(check.op, "create");
     assert.match(check.stdout, /restore 4 already ran in this cluster \(K3s on e2e-server-2 was stopped by it\): nothing of it runs again/);
     assert.match(record(records, "e2e-server-2-restore-reset").stdout, /restore 4 ran before this node joined .*nothing to do/);
-    assert.deepEqual(events(nodesDone, /^(kubelet-stop|kubelet-start|etcd-cluster-reset|etcd-member-add)$/), [], "after the nodes' own steps: no stop, start or reset anywhere");
+    // The maintenance record moved to e2e-server-2 (an Update runs its script there): it reads the
+    // cluster's record of maintenance 3 instead of recording the nodes of today.
+    const moved = record(records, MAINTENANCE_RECORD);
+    assert.doesNotMatch(moved.stdout, /recorded in the cluster/, "nothing recorded again");
+    const maintained = parseCovered(moved.stdout, "maintenance", "3");
+    for (const n of ["e2e-agent-0", "e2e-server-3", "e2e-agent-1"]) assert.ok(!maintained.includes(n), `${n} (joined or re-added after maintenance 3) stays out`);
+    assert.deepEqual(maintained, maintainedBefore.filter((n) => n !== "e2e-server-3" && n !== "e2e-agent-1"), "the nodes maintenance 3 covered, the re-added ones out (new UIDs)");
+    assert.deepEqual(events(nodesDone, /^(kubelet-stop|kubelet-start|etcd-cluster-reset|etcd-member-add|cordon|drain-start|reboot-down)$/), [], "after the nodes' own steps: no stop, start, reset, cordon, drain or reboot anywhere");
+    const again = hosts.map(calls);
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
+    assert.deepEqual(hosts.map(calls), again);
+  });
+  it("restore and maintenance left in the config when the first slot moves to a server that joined after the restore (the old first server removed, the next one armed): its check reads the record the restore's reset wrote into the restored cluster and runs nothing; no reset, stop or drain; a second up is a no-op", async () => {
+    // e2e-server-4 joined after restore 4 (its steps only said so): no record of restore 4 on its host.
+    edits.push((raw) => (raw.nodes = raw.nodes.filter((n) => n.name !== "e2e-server-1")));
+    await up();
+    edits.push((raw) => raw.nodes.forEach((n) => n.name === "e2e-server-2" && (n.decommission = true)));
+    let nodesDone = 0;
+    fault = { step: "e2e-server-4-restore-check", run: () => (nodesDone = Date.now() / 1000) };
+    const records = await up();
+    fault = undefined;
+    assert.ok(nodesDone > 0);
+    const check = record(records, "e2e-server-4-restore-check");
+    assert.equal(check.op, "create");
+    assert.match(check.stdout, /restore 4 already ran in this cluster \(the cluster's record says so: ConfigMap kube-system\/k3s-platform-operations\): nothing of it runs again/);
+    assert.equal(parseRestoreResetDone(check.stdout, "4"), true);
+    assert.doesNotMatch(calls(host("e2e-server-4")), /--cluster-reset/);
+    const maintained = parseCovered(record(records, MAINTENANCE_RECORD).stdout, "maintenance", "3");
+    assert.ok(maintained.includes("e2e-server-4") && !maintained.includes("e2e-agent-0"), "the cluster's record of maintenance 3, read on e2e-server-4");
+    assert.deepEqual(events(nodesDone, /^(kubelet-stop|kubelet-start|etcd-cluster-reset|etcd-member-add|cordon|drain-start|reboot-down)$/), [], "after the nodes' own steps: no stop, start, reset, cordon, drain or reboot anywhere");
     const again = hosts.map(calls);
     assert.deepEqual(ran(await up()), [], "a second up is a no-op");
     assert.deepEqual(hosts.map(calls), again);

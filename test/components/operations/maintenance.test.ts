@@ -5,14 +5,15 @@ import { maintenanceCommand } from "../../../components/config/schema";
 import { MAINTENANCE_COMMANDS } from "../../../components/config/maintenance-commands";
 import { renderMaintenanceRun } from "../../../components/maintenance/render";
 import { maintenance, MAINTENANCE_RECORD } from "../../../components/operations/maintenance";
-import { parseCovered } from "../../../components/operations/covered";
+import { clusterRecordKey, parseCovered, readClusterRecord, writeClusterRecord } from "../../../components/operations/covered";
+import { raw } from "../../../components/shell/sh";
 import { randomUUID } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ONE_SHOT_KEYS, oneShotValues } from "../../../components/operations/once";
-import { restoreDone } from "../../../components/operations/restore";
 import { rotationDone } from "../../../components/operations/certificates";
+import { restoreAbandoned } from "../../../components/operations/restore-abandoned";
 import type { Facts, FromFacts, Step } from "../../../components/operations/step";
 import { parseStackConfig } from "../../../components/stack/load";
 import { lifecycleLines } from "../../../tools/preview-lifecycle";
@@ -21,7 +22,7 @@ import type { StackInput } from "../../../components/config/schema";
 import type { StackValidationPolicy } from "@pulumi/policy";
 import { policies } from "../../../policies/policies";
 import { collectGraph, policySettings, runStackPolicy, stackArgs } from "../../helpers/policy-harness";
-import { variant } from "../../helpers/samples";
+import { REPO, variant } from "../../helpers/samples";
 import { sample, stepsOf } from "./helpers";
 
 /** The nodes of the prod sample, every one registered. */
@@ -33,23 +34,27 @@ const ALL_NODES = ["prod-server-1", "prod-server-2", "prod-server-3", "prod-agen
  * assigns .metadata.uid once per object: kubernetes.io/docs/concepts/overview/working-with-objects/names/#uids).
  * Returns the directory to put first on PATH.
  */
-function apiServer(root: string, nodes: readonly string[]): string {
+function apiServer(root: string, nodes: readonly string[], api = root): string {
   const bin = join(root, "bin");
   mkdirSync(bin, { recursive: true });
   for (const n of nodes) {
-    mkdirSync(join(root, "nodes", n), { recursive: true });
-    if (!existsSync(join(root, "nodes", n, "uid"))) writeFileSync(join(root, "nodes", n, "uid"), randomUUID());
+    mkdirSync(join(api, "nodes", n), { recursive: true });
+    if (!existsSync(join(api, "nodes", n, "uid"))) writeFileSync(join(api, "nodes", n, "uid"), randomUUID());
   }
+  // ConfigMaps (the operations' cluster records): test/helpers/kubectl-configmap.sh, state shared through `api`.
   writeFileSync(
     join(bin, "k3s"),
     `#!/usr/bin/env bash
+if [ "$1 \${3:-}" = "kubectl configmap" ]; then shift; STUB_API=${JSON.stringify(api)} exec ${JSON.stringify(CONFIGMAP_STANDIN)} "$@"; fi
+[ -z "\${STUB_API_DOWN:-}" ] || { echo "The connection to the server 127.0.0.1:6443 was refused" >&2; exit 1; }
 [ "$*" = "kubectl get nodes --no-headers -o custom-columns=NAME:.metadata.name,UID:.metadata.uid" ] || { echo "not modelled: $*" >&2; exit 2; }
-for d in "$K3S_PLATFORM_ROOT"/nodes/*/; do printf '%s %s\\n' "$(basename "$d")" "$(cat "$d/uid")"; done
+for d in ${JSON.stringify(api)}/nodes/*/; do printf '%s %s\\n' "$(basename "$d")" "$(cat "$d/uid")"; done
 `,
     { mode: 0o755 },
   );
   return bin;
 }
+const CONFIGMAP_STANDIN = join(REPO, "test", "helpers", "kubectl-configmap.sh");
 
 const FACTS: Facts = { baseline: {}, token: "", tokenSalt: "", encryptionKeys: {}, restoreToken: "" };
 const stdinOf = (s: Step, facts: Partial<Facts> = {}) => (s.stdin as FromFacts<string>).render({ ...FACTS, ...facts });
@@ -60,8 +65,10 @@ describe("operation maintenance", () => {
   it("servers one at a time (watched by another server), then agents in upgrade.maxUnavailable batches: drain, run, wait, back, uncordon; each group after the last", () => {
     const { steps, config, plan } = stepsOf(maintenance, sample("prod", (raw) => ((raw.maintenance = patch), (raw.upgrade = { maxUnavailable: 2 }))));
     const line = (s: Step) => `${s.name}@${s.host.name} <- ${s.after.join(",")}`;
+    assert.deepEqual(restoreAbandoned.steps(config, plan)[0]!.after, rotationDone(config, plan));
     assert.deepEqual(steps.slice(0, 6).map(line), [
-      `maintenance-record@prod-server-1 <- ${restoreDone(config, rotationDone(config, plan)).join(",")}`,
+      // No restore armed: after the chain that converges an unfinished one (operations/restore-abandoned.ts), which follows the rotations.
+      `maintenance-record@prod-server-1 <- ${restoreAbandoned.steps(config, plan).at(-1)!.name}`,
       "maintenance-1-drain@prod-server-2 <- maintenance-record",
       "prod-server-1-maintenance-run@prod-server-1 <- maintenance-1-drain",
       "maintenance-1-wait@prod-server-2 <- prod-server-1-maintenance-run",
@@ -276,6 +283,62 @@ case "$1" in get) printf '%s\n' "$NODES" ;; uncordon | annotate) ;; *) exit 2 ;;
     assert.match(notChosen.stdout, /^maintenance\[prod-agent-3\] run: maintenance 1 did not cover this node when it ran \(it covered prod-server-1, prod-agent-1; .*maintenance\.nodes did not choose it then\): nothing to do; set a new maintenance\.id to maintain it$/m);
     assert.doesNotMatch(notChosen.stdout, /ran before this node joined/);
     rmSync(root, { recursive: true, force: true });
+  });
+
+  it("property: the cluster record's key is a valid ConfigMap key for every id the schema accepts, and any record text round-trips through the ConfigMap (base64: no quoting reaches the shell or the patch JSON)", () => {
+    const ids = fc.oneof(fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/), fc.nat().map(String));
+    fc.assert(fc.property(ids, fc.constantFrom("restore", "maintenance") as fc.Arbitrary<"restore" | "maintenance">, (id, op) => /^[-._a-zA-Z0-9]{1,253}$/.test(clusterRecordKey(op, id))));
+    const api = mkdtempSync(join(tmpdir(), "k3sp-record-api-"));
+    const root = mkdtempSync(join(tmpdir(), "k3sp-record-host-"));
+    const bin = apiServer(root, [], api);
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", minLength: 1, maxLength: 200 }).filter((t) => !t.includes("\0") && !t.endsWith("\n")), ids, (text, id) => {
+        writeFileSync(join(root, "record"), text);
+        const script = `set -euo pipefail\nsay() { echo "$*" >&2; }\n${writeClusterRecord("maintenance", id, raw(JSON.stringify(join(root, "record")))).text}\n${readClusterRecord("maintenance", id).text}\nprintf '%s' "$cluster_record"`;
+        const r = spawnSync("bash", ["-c", script], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+        return r.status === 0 && r.stdout === text;
+      }),
+      { numRuns: 60 },
+    );
+    for (const d of [api, root]) rmSync(d, { recursive: true, force: true });
+  });
+
+  it("the first slot moves after the maintenance ran (the old first server armed, an agent joined since): the new first server's record step reads the cluster's record (ConfigMap kube-system/k3s-platform-operations) and records nothing again: the agent stays out; with the API down it falls back to its host", () => {
+    const arm = (raw: StackInput) => ((raw.maintenance = patch), (raw.upgrade = { maxUnavailable: 2 }));
+    const api = mkdtempSync(join(tmpdir(), "k3sp-maint-api-"));
+    const hostRoot = (n: string) => mkdtempSync(join(tmpdir(), `k3sp-maint-${n}-`));
+    const [one, two] = [hostRoot("server-1"), hostRoot("server-2")];
+    const nodes = ALL_NODES.filter((n) => n !== "prod-agent-0");
+    const exec = (root: string, script: string, env: Record<string, string> = {}) =>
+      spawnSync("bash", ["-s"], { input: script, encoding: "utf8", env: { ...process.env, ...env, K3S_PLATFORM_ROOT: root, PATH: `${apiServer(root, nodes, api)}:${process.env.PATH}` } });
+    const armed = stepsOf(maintenance, sample("prod", arm));
+    assert.equal(armed.steps.find((s) => s.name === MAINTENANCE_RECORD)!.host.name, "prod-server-1");
+    const first = exec(one, armed.steps.find((s) => s.name === MAINTENANCE_RECORD)!.stdin as string);
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, /recorded in the cluster \(ConfigMap kube-system\/k3s-platform-operations, key maintenance-[0-9a-f]{16}\)/);
+    const covered = parseCovered(first.stdout, "maintenance", "1");
+    assert.deepEqual(covered, nodes);
+    // Later: prod-agent-0 joined, prod-server-1 is armed for decommission: prod-server-2 holds the first slot.
+    apiServer(two, ALL_NODES, api);
+    const moved = stepsOf(maintenance, sample("prod", (raw) => {
+      arm(raw);
+      raw.nodes![0]!.decommission = true;
+      const a1 = raw.nodes!.find((n) => n.name === "prod-agent-1")!;
+      raw.nodes!.splice(raw.nodes!.indexOf(a1), 0, { ...a1, name: "prod-agent-0", host: "203.0.113.20" });
+    }));
+    const record = moved.steps.find((s) => s.name === MAINTENANCE_RECORD)!;
+    assert.equal(record.host.name, "prod-server-2");
+    const read = exec(two, record.stdin as string);
+    assert.equal(read.status, 0, read.stderr);
+    assert.deepEqual(parseCovered(read.stdout, "maintenance", "1"), covered, "the cluster's record: prod-agent-0 stays out");
+    assert.doesNotMatch(read.stdout, /recorded in the cluster/, "nothing recorded again");
+    const facts = { maintenanceCovered: parseCovered(read.stdout, "maintenance", "1") };
+    assert.match(exec(two, stdinOf(moved.steps.find((s) => s.name === "prod-agent-0-maintenance-run")!, facts)).stdout, /maintenance 1 did not cover this node when it ran/);
+    // The API does not answer: no cluster record to read, and the step says that only its host's records decide.
+    const three = hostRoot("server-2b");
+    const blind = exec(three, record.stdin as string, { STUB_API_DOWN: "1" });
+    assert.match(blind.stdout, /warning: the API did not answer for the cluster's record of maintenance 1/);
+    for (const d of [api, one, two, three]) rmSync(d, { recursive: true, force: true });
   });
 
   it("a node removed and re-added under its name after the maintenance ran (a new Node, a new UID) is not covered: its steps and its group run nothing on it; the nodes kept stay covered", () => {

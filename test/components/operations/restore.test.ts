@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as fc from "fast-check";
-import { parseRestoreCovered, parseRestoreResetDone, RESET_FLAG, RESET_RECORD, RESTORE_COVERED, restoreCoversLine, RESTORE_RESTARTING, RESTORE_STOPPED, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
+import { ABANDONED_RESET_LINE, parseAbandonedReset, parseRestoreCovered, parseRestoreResetDone, RESET_FLAG, RESET_RECORD, RESTORE_COVERED, restoreCoversLine, RESTORE_RESTARTING, RESTORE_STOPPED, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
 import { type ResolvedConfig, restoreSchema } from "../../../components/config/schema";
 import { secretIssues } from "../../../components/config/validate";
 import { PATHS } from "../../../components/k3s/paths";
@@ -14,6 +14,7 @@ import { rotationDone } from "../../../components/operations/certificates";
 import { ONCE_DIR } from "../../../components/operations/once";
 import { clusterSteps } from "../../../components/operations";
 import { restore, restoreStepNames } from "../../../components/operations/restore";
+import { restoreAbandoned } from "../../../components/operations/restore-abandoned";
 import type { Facts, FromFacts, Step } from "../../../components/operations/step";
 import { parseStackConfig } from "../../../components/stack/load";
 import type { StackValidationPolicy } from "@pulumi/policy";
@@ -206,7 +207,7 @@ describe("operation restore", () => {
     ]);
   });
 
-  it("preview:md: the first slot moved after the restore ran (old first armed): a new first server the restore stopped runs nothing of it; one that joined after it is a warning naming the way out", () => {
+  it("preview:md: the first slot moved after the restore ran (old first armed): a new first server the restore stopped runs nothing of it; one that joined after it reads the cluster's record, a warning says so and names the way out when that record is missing", () => {
     const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
     const record = `${restoreCoversLine("1", ORIGINAL_NODES)}\nrestore reset done: 1\n`;
     const oldCheck: PreviewStep = { op: "delete", urn: urn("prod-server-1-restore-check"), oldState: { outputs: { stdout: record } } };
@@ -223,11 +224,11 @@ describe("operation restore", () => {
     };
     assert.deepEqual(lines("prod-server-2"), ["restore 1 ran with prod-server-1 as the first server; prod-server-2 holds the first slot now and was stopped by that restore: nothing of it runs again (docs/backup-and-restore.md)"]);
     assert.deepEqual(lines("prod-server-4"), [
-      `⚠️ restore 1 ran with prod-server-1 as the first server; prod-server-4 takes the first slot but joined after it: its check cannot tell that restore 1 ran and would restore ${SNAPSHOT} again on the running cluster: remove restore from the config in this change (docs/backup-and-restore.md)`,
+      `⚠️ restore 1 ran with prod-server-1 as the first server; prod-server-4 takes the first slot but joined after it: its check reads the record restore 1 wrote into the cluster (ConfigMap kube-system/k3s-platform-operations) and then runs nothing of it; without that record (a restore run before the cluster kept it, or the API not answering) it would restore ${SNAPSHOT} again on the running cluster: to be sure, remove restore from the config in this change (docs/backup-and-restore.md)`,
     ]);
   });
 
-  it("preview:md: restore removed before it finished (a step failed, then a change of mind) names the steps that never completed and how to finish; removed after it finished, or before its check finished, says nothing", () => {
+  it("preview:md: restore removed before it finished (a step failed, then a change of mind) names the steps that never completed and what this up runs instead (start as it was, or rejoin after the reset); removed after it finished, or before its check finished, says nothing of it", () => {
     const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
     const was = withRestore({ id: 1, snapshot: SNAPSHOT });
     const { restore: _dropped, ...now } = was;
@@ -237,7 +238,12 @@ describe("operation restore", () => {
     // The reset ran; prod-server-2's rejoin failed: it, prod-server-3's rejoin and the agents' restarts never completed.
     const upTo = all.indexOf("prod-server-1-restore-reset") + 1;
     assert.deepEqual(lifecycleLines([cluster, ...deleting(all.slice(0, upTo))], "prod"), [
-      `⚠️ restore 1 is removed before it finished: ${all.slice(upTo).join(", ")} never completed, and K3s stays stopped where its stop ran; set restore back with id 1 to finish it (each host skips what it finished), then remove it (docs/backup-and-restore.md)`,
+      `⚠️ restore 1 is removed before it finished (${all.slice(upTo).join(", ")} never completed): this up converges what it left: its cluster reset ran on prod-server-1: prod-server-2, prod-server-3 rejoin it one at a time (etcd data moved aside); agents prod-agent-1, prod-agent-2, prod-agent-3 are not restarted (they reconnect to the restored cluster on their own); servers it never stopped are not touched (docs/backup-and-restore.md)`,
+    ]);
+    // The reset failed (or never started): prod-server-2 and prod-server-3 stopped, prod-server-1's stop never completed.
+    const stopped = all.indexOf("prod-server-1-restore-stop");
+    assert.deepEqual(lifecycleLines([cluster, ...deleting(all.slice(0, stopped))], "prod"), [
+      `⚠️ restore 1 is removed before it finished (${all.slice(stopped).join(", ")} never completed): this up converges what it left: no cluster reset ran: K3s starts again as it was on prod-server-2, prod-server-3 (the servers its stop stopped), one at a time, etcd data untouched; servers it never stopped are not touched (docs/backup-and-restore.md)`,
     ]);
     assert.deepEqual(lifecycleLines([cluster, ...deleting(all)], "prod"), [], "finished: removing it changes nothing");
     assert.deepEqual(lifecycleLines([cluster], "prod"), [], "its check never finished: nothing stopped");
@@ -448,7 +454,7 @@ describe("operation restore", () => {
       const tools = join(first.root, "tools");
       mkdirSync(tools);
       symlinkSync(join(STUBS, "k3s"), join(tools, "k3s"));
-      for (const t of ["bash", "cat", "date", "mkdir", "mv", "dirname", "sed"]) symlinkSync(spawnSync("bash", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim(), join(tools, t));
+      for (const t of ["bash", "cat", "date", "mkdir", "mv", "dirname", "sed", "mktemp", "rm", "base64"]) symlinkSync(spawnSync("bash", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim(), join(tools, t));
       const run = (facts: Partial<Facts>) => spawnSync("/bin/bash", ["-s"], { input: stdinOf(steps[0]!, facts), encoding: "utf8", env: { ...first.env, PATH: tools } });
       const refused = run({ restoreTokenSet: true });
       assert.equal(refused.status, 1);
@@ -519,6 +525,151 @@ describe("operation restore", () => {
         assert.deepEqual(calls(second), [], `${oldFirst}: no stop, no cluster reset, no start`);
         assert.ok(existsSync(join(second.root, "run/active/k3s")), "K3s still runs");
       }
+    });
+
+    describe("restore removed from the config before it finished: the restore-abandoned chain converges every server from its own markers", () => {
+      const armed = () => stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
+      const removed = () => stepsOf(restoreAbandoned, withRestore({ id: 1, snapshot: SNAPSHOT }, (raw) => delete raw.restore));
+      const byName = (steps: Step[], n: string) => steps.find((s) => s.name === n)!;
+      /** The armed restore's steps on the three servers up to (not including) `until`. */
+      const runUpTo = (until: string) => {
+        const { steps } = armed();
+        const hosts = new Map(["prod-server-1", "prod-server-2", "prod-server-3"].map((n) => [n, host(n)]));
+        for (const s of steps) {
+          if (s.name === until) break;
+          if (!hosts.has(s.host.name)) continue;
+          const r = exec(hosts.get(s.host.name)!, stdinOf(s, { restoreCovered: ORIGINAL_NODES }));
+          assert.equal(r.status, 0, `${s.name}: ${r.out}`);
+        }
+        for (const h of hosts.values()) writeFileSync(h.log, "");
+        return hosts;
+      };
+      /** The chain in order: the first server's stdout is the others' fact. */
+      const converge = (hosts: Map<string, ReturnType<typeof host>>) => {
+        const { steps } = removed();
+        const outs: string[] = [];
+        let fact: string | undefined;
+        for (const s of steps) {
+          const r = exec(hosts.get(s.host.name)!, stdinOf(s, { restoreAbandonedReset: fact }));
+          assert.equal(r.status, 0, `${s.name}: ${r.out}`);
+          if (fact === undefined) fact = parseAbandonedReset(r.out);
+          outs.push(r.out);
+        }
+        return outs;
+      };
+
+      it("a chain on every server (first server first), one at a time, only while no restore is armed, only on embedded etcd", () => {
+        const { steps, config, plan } = removed();
+        assert.deepEqual(steps.map((s) => `${s.name} ${s.after.join(",")}`), [
+          `prod-server-1-restore-abandoned ${rotationDone(config, plan).join(",")}`,
+          "prod-server-2-restore-abandoned prod-server-1-restore-abandoned",
+          "prod-server-3-restore-abandoned prod-server-2-restore-abandoned",
+        ]);
+        assert.ok(steps.every((s) => s.runs === "once" && s.update === "true" && s.restartsK3s && s.triggers === undefined));
+        assert.deepEqual(stepsOf(restoreAbandoned, withRestore({ id: 1, snapshot: SNAPSHOT })).steps, [], "a restore armed: its own steps run");
+        assert.deepEqual(stepsOf(restoreAbandoned, sample("dev")).steps.length, sample("dev").k3s.datastore.type === "etcd" ? 1 : 0);
+      });
+
+      it("the reset failed after every server stopped: each server starts K3s as it was, its restore records gone (the same id set again runs the whole restore); a second run touches nothing", () => {
+        const hosts = runUpTo("prod-server-1-restore-reset");
+        for (const h of hosts.values()) assert.ok(!existsSync(join(h.root, "run/active/k3s")), "stopped by the restore");
+        const outs = converge(hosts);
+        for (const [name, h] of hosts) {
+          assert.deepEqual(calls(h), ["systemctl start --no-block k3s"], `${name}: started, nothing else`);
+          assert.ok(existsSync(join(h.root, "run/active/k3s")) && existsSync(join(h.root, "var/lib/rancher/k3s/server/db/etcd")), `${name}: runs on its own etcd data`);
+          assert.ok(!existsSync(join(h.root, RESTORE_STOPPED)) && !existsSync(join(h.root, ONCE_DIR, "restore-stop")), `${name}: the stop's records are gone`);
+        }
+        assert.ok(!existsSync(join(hosts.get("prod-server-1")!.root, ONCE_DIR, "restore-check")), "the check runs again for the same id");
+        assert.match(outs[0]!, /abandoned: restore 1 stopped K3s here and was removed before any cluster reset: start K3s as it was/);
+        assert.ok(!outs[0]!.includes(ABANDONED_RESET_LINE));
+        for (const h of hosts.values()) writeFileSync(h.log, "");
+        for (const out of converge(hosts)) assert.match(out, /no restore stopped K3s here: nothing to do/);
+        for (const h of hosts.values()) assert.deepEqual(calls(h), [], "a second up calls nothing");
+        // The same id armed again: the whole restore runs (check, stops, reset), never a reset on running servers.
+        const again = armed();
+        const first = hosts.get("prod-server-1")!;
+        const check = exec(first, stdinOf(again.steps[0]!));
+        assert.match(check.out, /restoring local snapshot/);
+        assert.doesNotMatch(exec(hosts.get("prod-server-2")!, stdinOf(byName(again.steps, "prod-server-2-restore-stop"), { restoreCovered: ORIGINAL_NODES })).out, /already done/);
+      });
+
+      it("the reset ran and a rejoin failed: the reset server is left as it is, each server that did not rejoin rejoins it with its etcd data moved aside; the same id set again runs nothing", () => {
+        const hosts = runUpTo("prod-server-3-restore-rejoin");
+        const third = hosts.get("prod-server-3")!;
+        const outs = converge(hosts);
+        assert.equal(parseAbandonedReset(outs[0]), "1", "the first server says its reset ran");
+        assert.deepEqual(calls(hosts.get("prod-server-1")!), [], "the reset server: nothing");
+        assert.deepEqual(calls(hosts.get("prod-server-2")!), [], "rejoined already: nothing");
+        assert.deepEqual(calls(third), ["systemctl stop k3s", "systemctl start --no-block k3s"]);
+        assert.ok(existsSync(join(third.root, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")) && existsSync(join(third.root, "run/active/k3s")), "rejoined with its etcd data moved aside");
+        for (const h of hosts.values()) writeFileSync(h.log, "");
+        converge(hosts);
+        for (const h of hosts.values()) assert.deepEqual(calls(h), [], "a second up calls nothing");
+        // Armed again with id 1: every step finds its host's record (never a second reset).
+        for (const s of armed().steps.filter((s) => hosts.has(s.host.name))) {
+          const r = exec(hosts.get(s.host.name)!, stdinOf(s, { restoreCovered: ORIGINAL_NODES }));
+          assert.match(r.out, /already done for restore id 1 on this host, skipped/, s.name);
+        }
+        for (const h of hosts.values()) assert.deepEqual(calls(h), []);
+      });
+
+      it("the reset ran but its start failed (K3s' reset-flag left): the first server starts on the restored data and records the reset done; the others rejoin it", () => {
+        const hosts = runUpTo("prod-server-1-restore-reset");
+        const first = hosts.get("prod-server-1")!;
+        mkdirSync(join(first.root, "var/lib/rancher/k3s/server/db"), { recursive: true });
+        writeFileSync(join(first.root, RESET_FLAG), "");
+        const outs = converge(hosts);
+        assert.equal(parseAbandonedReset(outs[0]), "1");
+        assert.deepEqual(calls(first), ["systemctl start --no-block k3s"]);
+        assert.equal(parseRestoreResetDone(readFileSync(join(first.root, RESTORE_COVERED), "utf8"), "1"), true, "the check's record says the reset is done");
+        for (const n of ["prod-server-2", "prod-server-3"]) {
+          assert.deepEqual(calls(hosts.get(n)!), ["systemctl stop k3s", "systemctl start --no-block k3s"], n);
+          assert.ok(existsSync(join(hosts.get(n)!.root, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")), `${n}: rejoined`);
+        }
+      });
+
+      it("a host no restore stopped (never armed, a new server, an agent-less cluster's first up) is only read: nothing called, nothing written", () => {
+        const fresh = new Map(["prod-server-1", "prod-server-2", "prod-server-3"].map((n) => [n, host(n)]));
+        const outs = converge(fresh);
+        for (const [n, h] of fresh) {
+          assert.deepEqual(calls(h), [], n);
+          assert.ok(!existsSync(join(h.root, "var/lib/k3s-platform")), `${n}: nothing written`);
+        }
+        for (const out of outs) assert.match(out, /no restore stopped K3s here: nothing to do/);
+      });
+    });
+
+    it("the first slot moves to a server that joined after the restore (no marker of it on its host): its check reads the record the reset wrote into the restored cluster and runs nothing of it; no second cluster reset on the running cluster", () => {
+      const api = mkdtempSync(join(scratch, "api-"));
+      const { steps } = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
+      const byName = (list: Step[], n: string) => list.find((s) => s.name === n)!;
+      const first = host("prod-server-1");
+      const shared = (h: ReturnType<typeof host>) => ({ ...h, env: { ...h.env, STUB_API: api } });
+      const one = shared(first);
+      assert.equal(exec(one, stdinOf(steps[0]!)).status, 0);
+      assert.equal(exec(one, stdinOf(byName(steps, "prod-server-1-restore-stop"), { restoreCovered: ORIGINAL_NODES })).status, 0);
+      // A record written before the reset would be rolled back with etcd: the check writes none.
+      assert.ok(!existsSync(join(api, "configmaps")), "nothing in the cluster before the reset");
+      const reset = exec(one, stdinOf(byName(steps, "prod-server-1-restore-reset"), { restoreCovered: ORIGINAL_NODES }));
+      assert.equal(reset.status, 0, reset.out);
+      assert.match(reset.out, /reset: recorded in the cluster \(ConfigMap kube-system\/k3s-platform-operations, key restore-[0-9a-f]{16}\)/);
+      // Later, restore 1 still set: prod-server-1 is armed; prod-server-2 was removed and re-added
+      // since (a fresh host: no marker, no once-record) and now holds the first slot.
+      const moved = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }, (raw) => (raw.nodes[0]!.decommission = true)));
+      const fresh = shared(host("prod-server-2"));
+      mkdirSync(join(fresh.root, "api"), { recursive: true });
+      writeFileSync(join(fresh.root, "api/nodes"), "prod-server-1 True true\nprod-server-2 True true\nprod-server-3 True true\n");
+      const check = exec(fresh, stdinOf(byName(moved.steps, "prod-server-2-restore-check")));
+      assert.equal(check.status, 0, check.out);
+      assert.match(check.out, /check: restore 1 already ran in this cluster \(the cluster's record says so: ConfigMap kube-system\/k3s-platform-operations\): nothing of it runs again; set a new restore\.id to restore again/);
+      const facts = { restoreCovered: parseRestoreCovered(check.out, "1"), restoreResetDone: parseRestoreResetDone(check.out, "1") };
+      assert.deepEqual(facts, { restoreCovered: [], restoreResetDone: true });
+      for (const n of ["prod-server-2-restore-stop", "prod-server-2-restore-reset"]) assert.equal(exec(fresh, stdinOf(byName(moved.steps, n), facts)).status, 0);
+      assert.deepEqual(calls(fresh), [], "no stop, no cluster reset, no start");
+      assert.ok(existsSync(join(fresh.root, "run/active/k3s")), "K3s still runs");
+      // Without the cluster's record (an older restore, or the API not answering), the fresh host cannot tell: its check would go on.
+      const blind = host("prod-server-2");
+      assert.match(exec(blind, stdinOf(byName(moved.steps, "prod-server-2-restore-check"))).out, /restoring local snapshot/);
     });
 
     it("a node removed and re-added under its name after the reset (a fresh host, restore still set) stops nothing, moves no etcd data, restarts nothing; a rejoin or restart begun before the re-add still runs on a retry", () => {

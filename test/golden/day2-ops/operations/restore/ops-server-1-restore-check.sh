@@ -15,11 +15,30 @@ if [ -f "$ONCE" ] && [ "$(cat "$ONCE")" = "$value" ]; then
 if [ -f "$ROOT"/var/lib/k3s-platform/restore/covered ]; then cat "$ROOT"/var/lib/k3s-platform/restore/covered; fi
   exit 0
 fi
-# This host holds the first slot now, but this restore's stop ran here: the restore ran with
-# another first server (it was armed for decommission, removed, or listed after this one since).
-# Its reset is done; running the check, then the reset here, would reset the running cluster.
+# This host holds the first slot now, but this restore ran with another first server (it was
+# armed for decommission, removed, or listed after this one since): this restore's stop ran here,
+# or the cluster's record of it (written into the restored cluster by its reset) says so. Its
+# reset is done; running the check, then the reset here, would reset the running cluster.
+cluster_record="" cluster_api=0
+cm_err="$(mktemp)"
+if cm_out="$(k3s kubectl get configmap k3s-platform-operations -n kube-system -o 'jsonpath={.data.restore-6b86b273ff34fce1}' 2>"$cm_err")"; then
+  cluster_api=1
+  if [ -n "$cm_out" ]; then cluster_record="$(printf '%s' "$cm_out" | base64 -d 2>/dev/null)" || cluster_record=""; fi
+else
+  case "$(cat "$cm_err")" in
+    *NotFound* | *"not found"*) cluster_api=1 ;;
+    *) say 'warning: the API did not answer for the cluster'\''s record of restore 1 (ConfigMap kube-system/k3s-platform-operations): only this host'\''s records decide' ;;
+  esac
+fi
+rm -f "$cm_err"
+already=""
 if [ "$(cat "$ROOT"/var/lib/k3s-platform/once/restore-stop 2>/dev/null || true)" = "$value" ]; then
-  say 'restore 1 already ran in this cluster (K3s on ops-server-1 was stopped by it): nothing of it runs again; set a new restore.id to restore again'
+  already='K3s on ops-server-1 was stopped by it'
+elif [ -n "$cluster_record" ]; then
+  already='the cluster'\''s record says so: ConfigMap kube-system/k3s-platform-operations'
+fi
+if [ -n "$already" ]; then
+  say 'restore 1 already ran in this cluster ('"$already"'): nothing of it runs again; set a new restore.id to restore again'
 COVERED="$ROOT"/var/lib/k3s-platform/restore/covered
 mkdir -p "$(dirname "$COVERED")"
 printf '%s\n' 'restore covers: {"id":"1","nodes":[]}' >"$COVERED.tmp"

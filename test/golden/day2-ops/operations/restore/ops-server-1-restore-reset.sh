@@ -151,6 +151,16 @@ if [ -n "$restore_token" ]; then
   wait_ready "$NODE" 300 || fail "$NODE is not Ready 300s after restarting with the configured token; see journalctl -u k3s"
   say "runs with the configured token again"
 fi
+# The same record in the restored cluster, written only now: the reset rolled etcd back to the
+# snapshot, so anything written before it is gone. A server that takes the first slot later
+# (one that joined after this restore included) reads it in its check and runs nothing of it.
+b64="$(base64 -w0 <"$ROOT"/var/lib/k3s-platform/restore/covered)"
+k3s kubectl create configmap k3s-platform-operations -n kube-system >/dev/null 2>&1 || true
+if k3s kubectl patch configmap k3s-platform-operations -n kube-system --type merge -p "{\"data\":{\"restore-6b86b273ff34fce1\":\"$b64\"}}" >/dev/null; then
+  say 'recorded in the cluster (ConfigMap kube-system/k3s-platform-operations, key restore-6b86b273ff34fce1): a server that takes the first slot later reads it'
+else
+  say 'warning: could not record it in the cluster (ConfigMap kube-system/k3s-platform-operations): only this host keeps the record'
+fi
 mkdir -p "$(dirname "$ONCE")"
 printf '%s' "$value" >"$ONCE.tmp"
 mv "$ONCE.tmp" "$ONCE"
