@@ -1,9 +1,10 @@
 import { strict as assert } from "node:assert";
+import { createHash, createHmac } from "node:crypto";
 import * as fc from "fast-check";
 import { upgradeBatches } from "../../../components/operations/upgrade-batches";
 import { Facts, isFromFacts, Step, StepValue } from "../../../components/operations/step";
 import type { NodeSecrets } from "../../../components/config/secrets";
-import { planCluster } from "../../../components/plan/node";
+import { planCluster, renderSecretsDocument } from "../../../components/plan/node";
 import { agentSecretInputs } from "../../../components/plan/restart";
 import { sample, stepsOf } from "./helpers";
 
@@ -61,8 +62,12 @@ describe("operation upgrade-batches", () => {
   });
 
   describe("secret files (issue 26): a change of their content drains the agents that read them, batch by batch", () => {
-    // Three agents, one per batch; registryAuth makes registries.yaml a secret file on every node.
-    const config = sample("prod", (r) => (r.upgrade = { maxUnavailable: 1 }));
+    // Three agents, one per batch; registryAuth makes registries.yaml a secret file on every node,
+    // k3s.vpn puts vpnAuthKey in every node's secrets drop-in (else the property below checks no vpn key).
+    const config = sample("prod", (r) => {
+      r.upgrade = { maxUnavailable: 1 };
+      r.k3s = { ...r.k3s, vpn: { provider: "tailscale" } };
+    });
     const plan = planCluster(config, { hasRegistryAuth: true });
     const steps = upgradeBatches.steps(config, plan);
     const base: NodeSecrets = { token: "cluster-token", etcdS3SecretKey: "s3-one", registryAuth: { "registry.example.com": { username: "ci", password: "first-password" } } };
@@ -97,6 +102,20 @@ describe("operation upgrade-batches", () => {
       assert.deepEqual(moved(base, withAgentToken), steps.map((s) => s.name));
       assert.deepEqual(moved(withAgentToken, { ...withAgentToken, token: "cluster-token-2" }), []);
       assert.deepEqual(moved(withAgentToken, { ...withAgentToken, agentToken: "agent-token-2" }), steps.map((s) => s.name));
+    });
+
+    it("a vpnAuthKey moves every agent's batch (each reads it in its drop-in)", () => {
+      assert.deepEqual(moved({ ...base, vpnAuthKey: "tskey-auth-one" }, { ...base, vpnAuthKey: "tskey-auth-two" }), steps.map((s) => s.name));
+    });
+
+    it("a low-entropy secret's digest cannot be checked without the stack's key: another key gives another digest, and none is an unkeyed hash of the secret files", () => {
+      const weak: NodeSecrets = { ...base, vpnAuthKey: "a", registryAuth: { "registry.example.com": { username: "ci", password: "a" } } };
+      const agent = plan.nodes.find((n) => n.node.role === "agent")!;
+      const digest = agentSecretInputs(plan, weak, SALT)[agent.node.name]!;
+      assert.notEqual(digest, agentSecretInputs(plan, weak, `${SALT}x`)[agent.node.name], "keyed by the salt");
+      const document = renderSecretsDocument(agent, weak);
+      const unkeyed = [createHash("sha256").update(document).digest("hex"), createHmac("sha256", "").update(document).digest("hex"), createHmac("sha256", SALT).update(document).digest("hex")];
+      assert.ok(!unkeyed.includes(digest), "not a plain or salt-only hash of what the secrets step writes");
     });
 
     it("property: no secret reaches a batch script, a trigger or the annotation value (fast-check over secret strings)", () => {
