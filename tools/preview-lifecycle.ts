@@ -268,8 +268,16 @@ function restoreLines(lifecycle: Lifecycle[], named: Named[]): string[] {
     return [`restore ${r?.id ?? ""}'s reset was done before this up: on ${nodes.join(", ")} nothing stops; a rejoin or agent restart runs only where restore ${r?.id ?? ""} stopped K3s (a retry) (docs/backup-and-restore.md)`];
   }
   const running = created.filter((l) => !covered || covered.has(l.of!.node));
-  const inert = [...new Set(created.filter((l) => !running.includes(l)).map((l) => l.of!.node))];
-  const note = inertLine("restore", String(r?.id ?? ""), inert);
+  // A server outside the record whose stop is created while the reset has not run yet (it is
+  // created in this up too): it joined the cluster the reset replaces, and its stop refuses
+  // (backup/restore.ts renderRestoreJoinedBeforeReset). An empty record stops nothing.
+  const resetPending = lifecycle.some((l) => l.of!.child === "restoreReset" && (l.op === "create" || l.op === "replace"));
+  const refused = resetPending && covered?.size ? [...new Set(created.filter((l) => l.of!.child === "restoreStop" && !covered.has(l.of!.node)).map((l) => l.of!.node))] : [];
+  const refusedLines = refused.length
+    ? [`⚠️ restore ${r?.id ?? ""}: ${refused.join(", ")} joined after its check ran and before its cluster reset, so the restore does not stop ${refused.length === 1 ? "it" : "them"} and ${refused.length === 1 ? "its" : "their"} stop fails before anything stops there (a server left running through the reset keeps the old etcd membership): remove restore from the config in this change, or set a new restore.id, whose check covers every server (docs/backup-and-restore.md)`]
+    : [];
+  const inert = [...new Set(created.filter((l) => !running.includes(l)).map((l) => l.of!.node))].filter((n) => !refused.includes(n));
+  const note = [...refusedLines, ...inertLine("restore", String(r?.id ?? ""), inert)];
   if (!running.length) return note;
   const nodesOf = (child: string) => running.filter((l) => l.of!.child === child).map((l) => l.of!.node);
   const stops = nodesOf("restoreStop");

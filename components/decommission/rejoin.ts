@@ -80,13 +80,38 @@ fi
 `;
 }
 
+/**
+ * Whether a peer that answers `/cacerts` runs embedded etcd, asked without credentials (no token
+ * on this host's command line, none needed). `GET /db/info` is the etcd member list a joining
+ * server reads first (k3s-io/k3s pkg/etcd/etcd.go ClientURLs: `clientAccessInfo.Get("/db/info")`).
+ * K3s routes it only on a server with a managed datastore, which is embedded etcd alone
+ * (pkg/cluster/managed.go initClusterDB @0663681, registerDBHandlers in later versions:
+ * `if c.managedDB == nil { return handler, nil }`; "Kine and other external etcd clusters are NOT
+ * considered managed"). There it sits behind `auth.IsLocalOrHasRole("k3s:server")` (pkg/etcd/etcd.go
+ * handler; anonymous from localhost since k3s-io/k3s#10001), whose doAuth answers an
+ * unauthenticated remote request `403 forbidden` (pkg/server/auth/auth.go @3f5eec4: `!ok ||
+ * !hasRole` -> StatusForbidden; 401 only when the authenticator errs or is not set up yet). A
+ * sqlite server has no such route: the path falls through the supervisor's routers
+ * (pkg/server/handlers/router.go @1be7bd2, NotFoundHandler chain ending in APIServer) to
+ * kube-apiserver, which K3s starts with `--anonymous-auth=false` (pkg/daemons/control/server.go,
+ * unless kube-apiserver-arg gives an authentication-config), so it answers `401 Unauthorized`;
+ * that is the 401 a server joining a sqlite one fails with (k3s-io/k3s#2463).
+ *
+ * So 401 means the peer runs without embedded etcd: the first server refuses to join it. Anything
+ * else (403; 200 from a local address; no answer; 5xx) joins as before. The one misreading: an
+ * etcd server whose authenticator is not set up yet answers 401 too; that refusal names the fix
+ * and the next `up` asks again.
+ */
+export const DB_INFO_WITHOUT_ETCD = 401;
+
 /** The first server's preflight (embedded etcd only): join a running cluster rather than init one. */
 export function rejoinSnippet(config: ResolvedConfig): Shell {
   if (config.k3s.datastore.type !== "etcd") return raw("");
-  const peers = peerServerUrls(config);
+  const peers = peerServers(config);
   const dropIn = sh`"$ROOT"${JOIN_DROPIN}`;
   const probe = peers.length
-    ? sh`${raw(peers.length === 1 ? "# shellcheck disable=SC2043 # one other server: a list of one\n  " : "")}for peer in ${peers}; do
+    ? sh`${raw(peers.length === 1 ? "# shellcheck disable=SC2043 # one other server: a list of one\n  " : "")}for candidate in ${peers.map((p) => `${p.name}=${p.url}`)}; do
+    peer="\${candidate#*=}"
     # K3s serves its CA bundle at /cacerts to anyone (a joining node fetches it before trusting).
     if command -v curl >/dev/null 2>&1; then
       answer="$(curl -ksS --max-time ${PROBE_TIMEOUT_SECONDS} "$peer/cacerts" 2>/dev/null || true)"
@@ -96,7 +121,7 @@ export function rejoinSnippet(config: ResolvedConfig): Shell {
       fail "the data directory is empty and neither curl nor wget is installed to ask the other servers whether a cluster runs; install one (never cluster-init blindly)"
     fi
     case "$answer" in
-      *"BEGIN CERTIFICATE"*) join_url="$peer"; break ;;
+      *"BEGIN CERTIFICATE"*) join_url="$peer"; join_node="\${candidate%%=*}"; break ;;
       *) ;;
     esac
   done`
@@ -104,7 +129,7 @@ export function rejoinSnippet(config: ResolvedConfig): Shell {
   const port = raw(String(API_PORT));
   const noAnswer = joinOnly(config)
     ? sh`# Join-only (nodes[].rebuild on the first server): the cluster existed, so never cluster-init.
-    fail ${`the data directory is empty and no other server answers on :${API_PORT} (tried ${peerServers(config).map((p) => `${p.name} ${p.url}`).join(", ")}); this server is being rebuilt (nodes[].rebuild), so the cluster exists: refusing to cluster-init a second cluster; bring a server back, or restore a snapshot: docs/backup-and-restore.md`}`
+    fail ${`the data directory is empty and no other server answers on :${API_PORT} (tried ${peers.map((p) => `${p.name} ${p.url}`).join(", ")}); this server is being rebuilt (nodes[].rebuild), so the cluster exists: refusing to cluster-init a second cluster; bring a server back, or restore a snapshot: docs/backup-and-restore.md`}`
     : sh`rm -f ${dropIn}
     echo "apply[$NODE]: no other configured server answers on :${port}: initialising a new cluster (cluster-init)"`;
   return sh`
@@ -112,8 +137,20 @@ export function rejoinSnippet(config: ResolvedConfig): Shell {
 DB_DIR="$ROOT"${SERVER_DB_DIR}
 if [ -z "$(ls -A "$DB_DIR" 2>/dev/null || true)" ]; then
   join_url=""
+  join_node=""
   ${probe}
   if [ -n "$join_url" ]; then
+    # Only an embedded-etcd server can be joined: one answering /db/info as a sqlite server does
+    # (decommission/rejoin.ts DB_INFO_WITHOUT_ETCD) is refused before K3s is installed or started here.
+    if command -v curl >/dev/null 2>&1; then
+      db_info="$(curl -ksS -o /dev/null -w '%{http_code}' --max-time ${PROBE_TIMEOUT_SECONDS} "$join_url/db/info" 2>/dev/null || true)"
+    else
+      db_info="$(wget -S -O /dev/null --no-check-certificate -T ${PROBE_TIMEOUT_SECONDS} -t 1 "$join_url/db/info" 2>&1 || true)"
+      db_info="$(printf '%s' "$db_info" | awk 'index($1, "HTTP/") == 1 { code = $2 } END { print code }')"
+    fi
+    if [ "$db_info" = ${raw(String(DB_INFO_WITHOUT_ETCD))} ]; then
+      fail "$join_node ($join_url) runs K3s without embedded etcd (it answers /db/info with ${raw(String(DB_INFO_WITHOUT_ETCD))}, as a sqlite server does: K3s routes /db/info only with embedded etcd), so $NODE, listed first in nodes with an empty data directory, cannot join it (K3s refuses a server joining a sqlite one: k3s-io/k3s#2463) and must not start a second cluster beside it. K3s converts sqlite data to embedded etcd only on the server that holds it, restarted with cluster-init: list $join_node first in nodes (docs/removing-and-replacing-nodes.md, From one sqlite server to HA embedded etcd); nothing was installed or started on $NODE"
+    fi
     install -d -m 0700 "$(dirname ${dropIn})"
     printf '# Written by k3s-platform: this server had no data and joined the running cluster.\\nserver: %s\\ncluster-init: false\\n' "$join_url" >${dropIn}
     chmod 0600 ${dropIn}

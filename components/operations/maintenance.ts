@@ -87,7 +87,7 @@ export const maintenance: Operation = {
       // The update runs the script again: it records nothing more for this id and prints the
       // record with the Nodes' UIDs now, so a node removed and re-added since is not covered.
       update: stdinScriptCommand(sshUserOf(config, first)),
-      stdin: renderCoveredRecord("maintenance", id, covered),
+      stdin: renderCoveredRecord("maintenance", id, covered, first.name),
       // Removed, or replaced by a new id: no node stays cordoned for a maintenance no longer asked for.
       delete: asRootScript(sshUserOf(config, first), renderMaintenanceRelease(id)),
       onRemoval: renderMaintenanceRelease(id),

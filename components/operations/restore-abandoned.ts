@@ -1,5 +1,5 @@
 import { renderRestoreAbandoned, restoreServers, QUORUM_WAIT_SECONDS, RESTORE_READY_SECONDS } from "../backup/restore";
-import type { ResolvedConfig } from "../config/schema";
+import type { NodeConfig, ResolvedConfig } from "../config/schema";
 import { STOP_TIMEOUT_SECONDS } from "../k3s/install";
 import { NODE_LIFECYCLE_CHILDREN, nodeLifecycleName } from "../names";
 import type { ClusterPlan } from "../plan/node";
@@ -28,14 +28,11 @@ export const restoreAbandoned: Operation = {
   description: "while no restore is armed: on each server the stop of an unfinished restore left stopped, start K3s as it was (before the reset) or rejoin the reset server (after it); one server at a time; nothing on any other host",
   owns: endsWithAny(NODE_LIFECYCLE_CHILDREN.restoreAbandoned),
   steps(config, plan: ClusterPlan) {
-    if (config.restore || config.k3s.datastore.type !== "etcd") return [];
-    const { first, others } = restoreServers(config);
-    const servers = [first, ...others];
+    const chain = abandonedChain(config);
     const steps: Step[] = [];
     let previous = rotationDone(config, plan);
-    servers.forEach((server, i) => {
-      const last = i === servers.length - 1;
-      const name = nodeLifecycleName(server.name, "restoreAbandoned");
+    chain.forEach(({ server, name }, i) => {
+      const last = i === chain.length - 1;
       steps.push({
         name,
         operation: "restore-abandoned",
@@ -44,7 +41,7 @@ export const restoreAbandoned: Operation = {
         runs: "once",
         // It starts K3s where a restore left it stopped, and a rejoin restarts it: ordered as a restart.
         restartsK3s: true,
-        summary: `${server.name}: if an unfinished restore stopped K3s here, start it as it was or rejoin ${first.name} after its reset; otherwise nothing`,
+        summary: `${server.name}: if an unfinished restore stopped K3s here, start it as it was or rejoin ${chain[0]!.server.name} after its reset; otherwise nothing`,
         after: previous,
         create: stdinScriptCommand(sshUserOf(config, server)),
         update: NO_OP_UPDATE,
@@ -57,15 +54,24 @@ export const restoreAbandoned: Operation = {
   },
 };
 
+/**
+ * The chain, in run order: each server (the first server first, restoreServers) with its step's
+ * name; empty while a restore is armed or the datastore is not embedded etcd. The steps, their
+ * first (restoreAbandonedFirst) and their last (restoreAbandonedDone) are read from here.
+ */
+function abandonedChain(config: ResolvedConfig): Array<{ server: NodeConfig; name: string }> {
+  if (config.restore || config.k3s.datastore.type !== "etcd") return [];
+  const { first, others } = restoreServers(config);
+  return [first, ...others].map((server) => ({ server, name: nodeLifecycleName(server.name, "restoreAbandoned") }));
+}
+
 /** The first server's restore-abandoned step: its stdout says where a reset ran (the `restoreAbandonedReset` fact). */
 export function restoreAbandonedFirst(config: ResolvedConfig): string | undefined {
-  if (config.restore || config.k3s.datastore.type !== "etcd") return undefined;
-  return nodeLifecycleName(restoreServers(config).first.name, "restoreAbandoned");
+  return abandonedChain(config)[0]?.name;
 }
 
 /** The step that ends the chain (maintenance waits for it), or `fallback` when there is none. */
 export function restoreAbandonedDone(config: ResolvedConfig, fallback: string[]): string[] {
-  if (config.restore || config.k3s.datastore.type !== "etcd") return fallback;
-  const { first, others } = restoreServers(config);
-  return [nodeLifecycleName((others.at(-1) ?? first).name, "restoreAbandoned")];
+  const last = abandonedChain(config).at(-1);
+  return last ? [last.name] : fallback;
 }

@@ -2,6 +2,7 @@ import {
   renderRestoreAfterReset,
   renderRestoreAgentRestart,
   renderRestoreCheck,
+  renderRestoreJoinedBeforeReset,
   renderRestoreRejoin,
   renderRestoreReset,
   renderRestoreStop,
@@ -108,7 +109,9 @@ export const restore: Operation = {
       // record): a node that joined after the restore ran, with `restore` still set, runs nothing.
       // A stop, once the first server's reset is done (the record says so), runs nothing either:
       // the node it would stop joined the restored cluster after the reset (re-added under its
-      // name); its rejoin and restart check the host's own marker (backup/restore.ts).
+      // name); its rejoin and restart check the host's own marker (backup/restore.ts). A server
+      // outside the record before the reset joined the cluster the reset replaces: its stop
+      // refuses (renderRestoreJoinedBeforeReset). An empty record (none of this id) stops nothing.
       const stdin: StepValue<string> =
         name === check
           ? script
@@ -116,7 +119,9 @@ export const restore: Operation = {
               needs: [...ownNeeds, "restoreCovered", "restoreResetDone"],
               render: (facts) =>
                 !isCovered(facts.restoreCovered, node.name)
-                  ? renderNotCovered("restore", node, RESTORE_SCRIPT_STEP[child], id, facts.restoreCovered ?? [])
+                  ? child === "restoreStop" && node.role === "server" && facts.restoreCovered!.length > 0 && !facts.restoreResetDone
+                    ? renderRestoreJoinedBeforeReset(node, id, facts.restoreCovered!)
+                    : renderNotCovered("restore", node, RESTORE_SCRIPT_STEP[child], id, facts.restoreCovered ?? [])
                   : child === "restoreStop" && facts.restoreResetDone
                     ? renderRestoreAfterReset(node, RESTORE_SCRIPT_STEP[child], id)
                     : isFromFacts(script) ? script.render(facts) : script,

@@ -1,10 +1,10 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeFileSync } from "node:fs";
-import { SERVER_DB_DIR, sqliteGuard, sqliteHolderGuard } from "../../components/decommission/rejoin";
+import { DB_INFO_WITHOUT_ETCD, JOIN_DROPIN, SERVER_DB_DIR, rejoinSnippet, sqliteGuard, sqliteHolderGuard } from "../../components/decommission/rejoin";
 import { lifecycleLines } from "../../tools/preview-lifecycle";
 import type { PreviewStep } from "../../tools/preview-markdown";
 import { planNode } from "../../components/plan/node";
@@ -15,6 +15,15 @@ import { variant } from "../helpers/samples";
 
 const dev = (edit: Parameters<typeof variant>[1]) => variant("dev", edit);
 const server = (name: string, host: string) => ({ name, host, role: "server" as const });
+/** sqlite -> etcd with a new server (dev-server-0) listed above the sqlite server (`holder`). */
+const newServerFirst = () => {
+  const wrong = loadStackConfig(dev((r) => {
+    r.k3s!.datastore = { type: "etcd" };
+    r.nodes.unshift(server("dev-server-0", "192.0.2.100"));
+    r.nodes.push(server("dev-server-3", "192.0.2.103"));
+  }));
+  return { wrong, holder: wrong.nodes.find((n) => n.name !== "dev-server-0" && n.role === "server")! };
+};
 
 describe("topology: a single sqlite server becomes HA embedded etcd", () => {
   it("validation names the path: sqlite with more servers is refused, naming etcd in the same change; etcd with the new servers passes", () => {
@@ -64,12 +73,7 @@ describe("topology: a single sqlite server becomes HA embedded etcd", () => {
   });
 
   it("a new server listed above the sqlite server: that server's apply refuses before anything is placed, naming the first server and the fix; preview:md says it from the previous config", () => {
-    const wrong = loadStackConfig(dev((r) => {
-      r.k3s!.datastore = { type: "etcd" };
-      r.nodes.unshift(server("dev-server-0", "192.0.2.100"));
-      r.nodes.push(server("dev-server-3", "192.0.2.103"));
-    }));
-    const holder = wrong.nodes.find((n) => n.name !== "dev-server-0" && n.role === "server")!;
+    const { wrong, holder } = newServerFirst();
     const apply = planNode(wrong, holder).files.find((f) => f.name === "apply.sh")!.content;
     assert.ok(apply.includes(sqliteHolderGuard("dev-server-0").text), "the other servers' apply.sh carries the guard");
     const sqlite = loadStackConfig(dev((r) => (r.k3s!.datastore = { type: "sqlite" })));
@@ -98,5 +102,72 @@ describe("topology: a single sqlite server becomes HA embedded etcd", () => {
       r.nodes.push(server("dev-server-0", "192.0.2.100"), server("dev-server-3", "192.0.2.103"));
     }));
     assert.deepEqual(lifecycleLines([cluster(before, right)], "dev"), [], "the sqlite server first: nothing said");
+  });
+
+  describe("a new server listed above the running sqlite server: its own apply refuses before K3s is installed there", () => {
+    const { wrong, holder } = newServerFirst();
+    const holderUrl = `https://${holder.host}:6443`;
+    /**
+     * The first server's rebuild guard, run with fake curl/wget on PATH that answer as K3s does
+     * (decommission/rejoin.ts names the sources): the holder serves /cacerts, and /db/info with
+     * `dbInfo` (403: embedded etcd's auth wrapper; 401: kube-apiserver, no etcd route). Every call
+     * is recorded; the scratch root is what the guard sees as `/`.
+     */
+    const run = (dbInfo: number, tool: "curl" | "wget" = "curl") => {
+      const dir = mkdtempSync(join(tmpdir(), "k3sp-topology-"));
+      const bin = join(dir, "bin");
+      const root = join(dir, "root");
+      mkdirSync(bin);
+      mkdirSync(root);
+      const fakes: Record<string, string> = {
+        curl: `case "$*" in *${holderUrl}/cacerts*) echo '-----BEGIN CERTIFICATE-----' ;; *${holderUrl}/db/info*) printf '%s' ${dbInfo} ;; *) exit 7 ;; esac`,
+        // wget -S prints the response headers on stderr, indented; an HTTP error exits 8.
+        wget: `case "$*" in *${holderUrl}/cacerts*) echo '-----BEGIN CERTIFICATE-----' ;; *${holderUrl}/db/info*) printf '  HTTP/1.1 %s X\\n  Content-Type: application/json\\n' ${dbInfo} >&2; exit 8 ;; *) exit 4 ;; esac`,
+      };
+      for (const [name, body] of Object.entries(fakes)) {
+        writeFileSync(join(bin, name), `#!/usr/bin/env bash\necho "${name} $*" >>"${dir}/calls"\n${body}\n`);
+        chmodSync(join(bin, name), 0o755);
+      }
+      const script = `set -euo pipefail\nROOT=${JSON.stringify(root)}\nNODE=dev-server-0\nfail() { echo "apply[$NODE]: $*" >&2; exit 1; }\n${tool === "wget" ? `# curl is not installed here (a real one may be on the test machine's PATH).\ncommand() { if [ "$1 $2" = "-v curl" ]; then return 1; fi; builtin command "$@"; }\n` : ""}${rejoinSnippet(wrong).text}\necho passed`;
+      const r = spawnSync("bash", ["-c", script], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+      const calls = existsSync(join(dir, "calls")) ? readFileSync(join(dir, "calls"), "utf8") : "";
+      return { ...r, root, calls };
+    };
+
+    it(`the holder answers /db/info ${DB_INFO_WITHOUT_ETCD} (no embedded etcd): refused naming both nodes and the fix; no join drop-in`, () => {
+      for (const tool of ["curl", "wget"] as const) {
+        const r = run(401, tool);
+        assert.equal(r.status, 1, `${tool}: ${r.stdout}`);
+        assert.equal(
+          r.stderr.trim(),
+          `apply[dev-server-0]: ${holder.name} (${holderUrl}) runs K3s without embedded etcd (it answers /db/info with 401, as a sqlite server does: K3s routes /db/info only with embedded etcd), so dev-server-0, listed first in nodes with an empty data directory, cannot join it (K3s refuses a server joining a sqlite one: k3s-io/k3s#2463) and must not start a second cluster beside it. K3s converts sqlite data to embedded etcd only on the server that holds it, restarted with cluster-init: list ${holder.name} first in nodes (docs/removing-and-replacing-nodes.md, From one sqlite server to HA embedded etcd); nothing was installed or started on dev-server-0`,
+          tool,
+        );
+        assert.ok(!existsSync(join(r.root, JOIN_DROPIN)), `${tool}: no join drop-in`);
+        assert.match(r.calls, new RegExp(`${tool} .*${holderUrl}/db/info`), `${tool}: asked /db/info`);
+        assert.doesNotMatch(r.calls, /-u |--user|token/, "no credentials asked for or sent");
+      }
+    });
+
+    it("the peer runs embedded etcd (403 to an anonymous remote /db/info), or /db/info gives no answer: joins as before", () => {
+      for (const [status, tool] of [[403, "curl"], [403, "wget"], [0, "curl"], [503, "curl"]] as const) {
+        const r = run(status, tool);
+        assert.equal(r.status, 0, `${status} ${tool}: ${r.stderr}`);
+        assert.match(r.stdout, new RegExp(`the data directory is empty and ${holderUrl} serves: joining the running cluster through it`));
+        assert.equal(readFileSync(join(r.root, JOIN_DROPIN), "utf8").split("\n").slice(1).join("\n"), `server: ${holderUrl}\ncluster-init: false\n`);
+      }
+    });
+
+    it("the guard runs before the K3s install in the first server's apply.sh, and a server with data asks nobody", () => {
+      const apply = planNode(wrong, wrong.nodes[0]!).files.find((f) => f.name === "apply.sh")!.content;
+      const guard = apply.indexOf("/db/info");
+      assert.ok(guard > 0);
+      assert.ok(guard < apply.indexOf("install-k3s.sh"), "refused before install-k3s.sh runs");
+      assert.ok(guard < apply.search(/systemctl (re)?start/), "and before any start");
+      const dir = mkdtempSync(join(tmpdir(), "k3sp-topology-"));
+      mkdirSync(join(dir, SERVER_DB_DIR, "etcd"), { recursive: true });
+      const r = spawnSync("bash", ["-c", `set -euo pipefail\nROOT=${JSON.stringify(dir)}\nNODE=n\nfail() { exit 1; }\ncurl() { exit 99; }\n${rejoinSnippet(wrong).text}`], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+    });
   });
 });

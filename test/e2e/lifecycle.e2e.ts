@@ -784,13 +784,31 @@ describe("e2e lifecycle over SSH: removal, rebuild, rotation", function () {
     assert.ok(db(0, "state.db") && !db(0, "etcd"), "a sqlite server");
     assert.doesNotMatch(readFileSync(join(hosts[0]!.upper, PATHS.configYaml), "utf8"), /cluster-init/);
 
-    // The wrong order: a new server listed above the sqlite one gets cluster-init. Here the sqlite
-    // server's K3s is down, so the new one's probe finds nobody and it starts a cluster of its own;
-    // the sqlite server's apply then refuses before anything is placed: its data stays as it was.
+    // The wrong order, the sqlite server running: the new first server's own apply asks it whether
+    // it runs embedded etcd (/db/info answers 401 without etcd: the apiserver stand-in models K3s,
+    // decommission/rejoin.ts names the sources) and refuses before K3s is installed or started
+    // there, naming both nodes and the fix. The sqlite server keeps running, untouched.
     await restage(hosts[3]!);
+    const refused = Date.now() / 1000;
+    const sqliteConfig = readFileSync(join(hosts[0]!.upper, PATHS.configYaml), "utf8");
+    edits.push((raw) => (raw.k3s!.datastore = { type: "etcd" }));
+    entries = [{ name: "e2e-sq-0", host: 3, role: "server" }, ...entries];
+    await assert.rejects(up(), /apply\[e2e-sq-0\]: e2e-sq-1 \(https:\/\/[^)]+:6443\) runs K3s without embedded etcd .*cannot join it .*list e2e-sq-1 first in nodes .*nothing was installed or started on e2e-sq-0/);
+    assert.deepEqual(installRuns(hosts[3]!).filter((r) => r.start >= refused), [], "no K3s install on the new server");
+    assert.deepEqual(callTimes(hosts[3]!, /systemctl (restart|start) k3s/).filter((t) => t >= refused), [], "K3s not started there");
+    assert.ok(!existsSync(join(hosts[3]!.upper, "var/lib/rancher/k3s/server/db")) && !existsSync(join(hosts[3]!.upper, JOIN_DROPIN)), "no data, no join drop-in");
+    assert.ok(db(0, "state.db") && !db(0, "etcd"), "the sqlite data stays");
+    assert.equal(readFileSync(join(hosts[0]!.upper, PATHS.configYaml), "utf8"), sqliteConfig, "nothing placed on the sqlite server");
+    assert.deepEqual(callTimes(hosts[0]!, /systemctl (restart|start|stop) k3s/).filter((t) => t >= refused), [], "the sqlite server's K3s not restarted");
+    assert.ok(existsSync(join(hosts[0]!.upper, "var/lib/k3sp-stub/active/k3s")), "and still running");
+    entries = entries.filter((e) => e.name !== "e2e-sq-0");
+    edits.pop();
+
+    // The same order with the sqlite server's K3s down: nobody answers the new server's probe, which
+    // cannot tell that from no cluster, so it starts a cluster of its own; the sqlite server's apply
+    // then refuses before anything is placed: its data stays as it was.
     assert.equal((await ssh(hosts[0]!, "sudo -n systemctl stop k3s")).status, 0);
     const wrong = Date.now() / 1000;
-    const sqliteConfig = readFileSync(join(hosts[0]!.upper, PATHS.configYaml), "utf8");
     edits.push((raw) => (raw.k3s!.datastore = { type: "etcd" }));
     entries = [{ name: "e2e-sq-0", host: 3, role: "server" }, ...entries];
     await assert.rejects(up(), /apply\[e2e-sq-1\]: this server holds the cluster's sqlite data .*but e2e-sq-0 is the first server \(cluster-init\): .*list this server first in nodes/);

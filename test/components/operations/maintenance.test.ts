@@ -337,7 +337,10 @@ case "$1" in get) printf '%s\n' "$NODES" ;; uncordon | annotate) ;; *) exit 2 ;;
     // The API does not answer: no cluster record to read, and the step says that only its host's records decide.
     const three = hostRoot("server-2b");
     const blind = exec(three, record.stdin as string, { STUB_API_DOWN: "1" });
-    assert.match(blind.stdout, /warning: the API did not answer for the cluster's record of maintenance 1/);
+    assert.match(blind.stdout, /^maintenance\[prod-server-2\] record: warning: the API did not answer for the cluster's record of maintenance 1/m);
+    // Nor for the Nodes' UIDs: the step fails naming host and step (as every day-2 step's failure does).
+    assert.equal(blind.status, 1);
+    assert.match(blind.stderr, /^maintenance\[prod-server-2\] record: cannot list the Nodes' UIDs \(k3s kubectl get nodes\)/m);
     for (const d of [api, one, two, three]) rmSync(d, { recursive: true, force: true });
   });
 

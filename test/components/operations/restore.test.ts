@@ -196,6 +196,11 @@ describe("operation restore", () => {
     const check: PreviewStep = { op: "update", urn: urn("prod-server-1-restore-check"), oldState: { outputs: { stdout: record } } };
     const added = ["prod-server-4-restore-stop", "prod-server-4-restore-rejoin", "prod-agent-4-restore-restart"].map((n): PreviewStep => ({ op: "create", urn: urn(n) }));
     assert.deepEqual(lifecycleLines([cluster, check, ...added], "prod"), ["restore 1 ran before prod-server-4, prod-agent-4 joined: nothing of it runs on them (docs/backup-and-restore.md)"]);
+    // The reset has not run yet (created in this up): a server outside the record joined the cluster it replaces; its stop refuses.
+    const pending: PreviewStep = { op: "create", urn: urn("prod-server-1-restore-reset") };
+    const lines = lifecycleLines([cluster, check, pending, ...added], "prod");
+    assert.ok(lines.includes("⚠️ restore 1: prod-server-4 joined after its check ran and before its cluster reset, so the restore does not stop it and its stop fails before anything stops there (a server left running through the reset keeps the old etcd membership): remove restore from the config in this change, or set a new restore.id, whose check covers every server (docs/backup-and-restore.md)"), lines.join("\n"));
+    assert.ok(lines.includes("restore 1 ran before prod-agent-4 joined: nothing of it runs on it (docs/backup-and-restore.md)"), lines.join("\n"));
     // A covered server whose rejoin failed last time (nothing in state): its retry does run.
     const retry: PreviewStep = { op: "create", urn: urn("prod-server-3-restore-rejoin") };
     assert.match(lifecycleLines([cluster, check, retry], "prod")[0]!, /^⚠️ restore .*prod-server-3 rejoins one at a time/);
@@ -474,13 +479,13 @@ describe("operation restore", () => {
       assert.deepEqual(parseRestoreCovered(exec(first, stdinOf(armed.steps[0]!)).out, "1"), ORIGINAL_NODES, "a skipped run prints the record too");
       assert.deepEqual(parseRestoreCovered(check.out, "2"), [], "another id's record covers nothing");
 
-      // Later: a server and an agent join with restore 1 still set.
+      // Later, once the restore finished (its record says the reset is done): a server and an agent join with restore 1 still set.
       const later = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }, addNodes));
       const byName = (steps: Step[], n: string) => steps.find((s) => s.name === n)!;
       for (const s of armed.steps.slice(1)) assert.equal(stdinOf(byName(later.steps, s.name), { restoreCovered: covered }), stdinOf(s, { restoreCovered: covered }), `${s.name}: unchanged, no Update`);
       for (const name of ["prod-server-4-restore-stop", "prod-server-4-restore-rejoin", "prod-agent-4-restore-restart"]) {
         const joined = host(name.replace(/-restore-.*/, ""));
-        const r = exec(joined, stdinOf(byName(later.steps, name), { restoreCovered: covered }));
+        const r = exec(joined, stdinOf(byName(later.steps, name), { restoreCovered: covered, restoreResetDone: true }));
         assert.equal(r.status, 0, r.out);
         assert.match(r.out, /restore 1 ran before this node joined \(it covered prod-server-1, .*\): nothing to do/);
         assert.deepEqual(calls(joined), [], `${name}: nothing stopped or started`);
@@ -498,6 +503,28 @@ describe("operation restore", () => {
       const rejoin = exec(joined, stdinOf(byName(later.steps, "prod-server-4-restore-rejoin"), { restoreCovered: coveredNow }));
       assert.equal(rejoin.status, 0, rejoin.out);
       assert.ok(existsSync(join(joined.root, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")), "covered: its etcd data moved aside, it rejoins");
+    });
+
+    it("a server that joined after the check ran but before the cluster reset (an up failed in between: a stop failed on a dead host, and a server was added to replace it) makes its stop fail before it stops anything, naming host, step and the ways out: left running with the old etcd membership, it would break the reset", () => {
+      const armed = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }));
+      const check = exec(host("prod-server-1"), stdinOf(armed.steps[0]!));
+      const covered = parseRestoreCovered(check.out, "1");
+      assert.equal(parseRestoreResetDone(check.out, "1"), false, "no reset yet");
+      const later = stepsOf(restore, withRestore({ id: 1, snapshot: SNAPSHOT }, addNodes));
+      const byName = (n: string) => later.steps.find((s) => s.name === n)!;
+      const joined = host("prod-server-4");
+      const r = exec(joined, stdinOf(byName("prod-server-4-restore-stop"), { restoreCovered: covered, restoreResetDone: false }));
+      assert.equal(r.status, 1, r.out);
+      assert.match(r.stderr, /^restore\[prod-server-4\] stop: prod-server-4 joined the cluster after restore 1's check ran \(it covered prod-server-1, prod-server-2, prod-server-3, .*\) and before its cluster reset: .*remove restore from the config .*or set a new restore\.id .*nothing was stopped$/m);
+      assert.deepEqual(calls(joined), [], "nothing stopped");
+      assert.ok(existsSync(join(joined.root, "run/active/k3s")), "K3s still runs there");
+      // An agent that joined in between runs nothing (agents hold no etcd data; they reconnect on their own).
+      const agent = host("prod-agent-4");
+      assert.equal(exec(agent, stdinOf(byName("prod-agent-4-restore-restart"), { restoreCovered: covered, restoreResetDone: false })).status, 0);
+      assert.deepEqual(calls(agent), []);
+      // No record of this id at all (a lost host record): the side that never stops anything, as before.
+      const unknown = exec(host("prod-server-4"), stdinOf(byName("prod-server-4-restore-stop"), { restoreCovered: [], restoreResetDone: false }));
+      assert.equal(unknown.status, 0, unknown.out);
     });
 
     it("restore left in the config when the first server changes (it is armed for decommission, Ready or its host dead): the new first server, stopped and rejoined by that restore, runs nothing of it again; no cluster reset on a running cluster", () => {
@@ -568,6 +595,23 @@ describe("operation restore", () => {
         assert.ok(steps.every((s) => s.runs === "once" && s.update === "true" && s.restartsK3s && s.triggers === undefined));
         assert.deepEqual(stepsOf(restoreAbandoned, withRestore({ id: 1, snapshot: SNAPSHOT })).steps, [], "a restore armed: its own steps run");
         assert.deepEqual(stepsOf(restoreAbandoned, sample("dev")).steps.length, sample("dev").k3s.datastore.type === "etcd" ? 1 : 0);
+      });
+
+      it("a stop that ran over its bound (systemctl's wait killed by timeout, while systemd's stop job went on and stopped K3s) fails the step; removed then, the restore-abandoned step starts K3s there too", () => {
+        const hosts = runUpTo("prod-server-3-restore-stop");
+        const third = hosts.get("prod-server-3")!;
+        const stop = armed().steps.find((s) => s.name === "prod-server-3-restore-stop")!;
+        // systemctl(1): the client waits for the job; killing the client does not cancel it.
+        const timesOut: Record<string, string> = { STUB_STOP_TIMES_OUT: "1" };
+        const r = exec({ ...third, env: { ...third.env, ...timesOut } }, stdinOf(stop, { restoreCovered: ORIGINAL_NODES }));
+        assert.equal(r.status, 1, r.out);
+        assert.match(r.stderr, /restore\[prod-server-3\] stop: systemctl stop k3s failed or ran over/);
+        assert.ok(!existsSync(join(third.root, "run/active/k3s")), "K3s stopped there all the same");
+        for (const h of hosts.values()) writeFileSync(h.log, "");
+        converge(hosts);
+        assert.deepEqual(calls(third), ["systemctl start --no-block k3s"], "started again");
+        assert.ok(existsSync(join(third.root, "run/active/k3s")));
+        assert.deepEqual(calls(hosts.get("prod-server-1")!), [], "the first server, never stopped: nothing");
       });
 
       it("the reset failed after every server stopped: each server starts K3s as it was, its restore records gone (the same id set again runs the whole restore); a second run touches nothing", () => {

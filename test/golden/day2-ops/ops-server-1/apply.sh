@@ -66,7 +66,9 @@ fi
 DB_DIR="$ROOT"/var/lib/rancher/k3s/server/db
 if [ -z "$(ls -A "$DB_DIR" 2>/dev/null || true)" ]; then
   join_url=""
-  for peer in https://192.0.2.32:6443 https://192.0.2.33:6443; do
+  join_node=""
+  for candidate in ops-server-2=https://192.0.2.32:6443 ops-server-3=https://192.0.2.33:6443; do
+    peer="${candidate#*=}"
     # K3s serves its CA bundle at /cacerts to anyone (a joining node fetches it before trusting).
     if command -v curl >/dev/null 2>&1; then
       answer="$(curl -ksS --max-time 5 "$peer/cacerts" 2>/dev/null || true)"
@@ -76,11 +78,22 @@ if [ -z "$(ls -A "$DB_DIR" 2>/dev/null || true)" ]; then
       fail "the data directory is empty and neither curl nor wget is installed to ask the other servers whether a cluster runs; install one (never cluster-init blindly)"
     fi
     case "$answer" in
-      *"BEGIN CERTIFICATE"*) join_url="$peer"; break ;;
+      *"BEGIN CERTIFICATE"*) join_url="$peer"; join_node="${candidate%%=*}"; break ;;
       *) ;;
     esac
   done
   if [ -n "$join_url" ]; then
+    # Only an embedded-etcd server can be joined: one answering /db/info as a sqlite server does
+    # (decommission/rejoin.ts DB_INFO_WITHOUT_ETCD) is refused before K3s is installed or started here.
+    if command -v curl >/dev/null 2>&1; then
+      db_info="$(curl -ksS -o /dev/null -w '%{http_code}' --max-time 5 "$join_url/db/info" 2>/dev/null || true)"
+    else
+      db_info="$(wget -S -O /dev/null --no-check-certificate -T 5 -t 1 "$join_url/db/info" 2>&1 || true)"
+      db_info="$(printf '%s' "$db_info" | awk 'index($1, "HTTP/") == 1 { code = $2 } END { print code }')"
+    fi
+    if [ "$db_info" = 401 ]; then
+      fail "$join_node ($join_url) runs K3s without embedded etcd (it answers /db/info with 401, as a sqlite server does: K3s routes /db/info only with embedded etcd), so $NODE, listed first in nodes with an empty data directory, cannot join it (K3s refuses a server joining a sqlite one: k3s-io/k3s#2463) and must not start a second cluster beside it. K3s converts sqlite data to embedded etcd only on the server that holds it, restarted with cluster-init: list $join_node first in nodes (docs/removing-and-replacing-nodes.md, From one sqlite server to HA embedded etcd); nothing was installed or started on $NODE"
+    fi
     install -d -m 0700 "$(dirname "$ROOT"/etc/rancher/k3s/config.yaml.d/40-k3s-platform-join.yaml)"
     printf '# Written by k3s-platform: this server had no data and joined the running cluster.\nserver: %s\ncluster-init: false\n' "$join_url" >"$ROOT"/etc/rancher/k3s/config.yaml.d/40-k3s-platform-join.yaml
     chmod 0600 "$ROOT"/etc/rancher/k3s/config.yaml.d/40-k3s-platform-join.yaml

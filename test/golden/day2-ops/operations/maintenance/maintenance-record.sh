@@ -4,7 +4,7 @@
 # host, printed with the UIDs now on every run (components/operations/covered.ts).
 set -euo pipefail
 ROOT="${K3S_PLATFORM_ROOT:-}"
-say() { echo "$*"; }
+say() { echo 'maintenance[ops-server-1] record'": $*"; }
 ONCE="$ROOT"/var/lib/k3s-platform/once/maintenance-record
 COVERED="$ROOT"/var/lib/k3s-platform/maintenance/covered
 value=2026-12-07
@@ -34,7 +34,7 @@ mv "$COVERED.tmp" "$COVERED"
 {
 if ! uids="$(k3s kubectl get nodes --no-headers -o custom-columns=NAME:.metadata.name,UID:.metadata.uid 2>&1)"; then
   printf '%s\n' "$uids" >&2
-  echo 'cannot list the Nodes'\'' UIDs (k3s kubectl get nodes): the record tells a re-added node from the one it covered by its UID' >&2
+  echo 'maintenance[ops-server-1] record: cannot list the Nodes'\'' UIDs (k3s kubectl get nodes): the record tells a re-added node from the one it covered by its UID' >&2
   exit 1
 fi
 while read -r name uid; do
@@ -61,7 +61,7 @@ mv "$ONCE.tmp" "$ONCE"
 if [ -f "$ROOT"/var/lib/k3s-platform/maintenance/covered ]; then cat "$ROOT"/var/lib/k3s-platform/maintenance/covered; fi
 if ! uids="$(k3s kubectl get nodes --no-headers -o custom-columns=NAME:.metadata.name,UID:.metadata.uid 2>&1)"; then
   printf '%s\n' "$uids" >&2
-  echo 'cannot list the Nodes'\'' UIDs (k3s kubectl get nodes): the record tells a re-added node from the one it covered by its UID' >&2
+  echo 'maintenance[ops-server-1] record: cannot list the Nodes'\'' UIDs (k3s kubectl get nodes): the record tells a re-added node from the one it covered by its UID' >&2
   exit 1
 fi
 while read -r name uid; do

@@ -14,9 +14,9 @@ if [ -f "$ONCE" ] && [ "$(cat "$ONCE")" = "$value" ]; then
   say "already done for restore id $value on this host, skipped"
   exit 0
 fi
-timeout 120 systemctl stop k3s || fail "systemctl stop k3s failed or ran over 120s"
 mkdir -p "$ROOT"/var/lib/rancher/k3s/server
 printf '%s' "$value" >"$ROOT"/var/lib/rancher/k3s/server/k3s-platform-restore-stopped
+timeout 120 systemctl stop k3s || fail "systemctl stop k3s failed or ran over 120s"
 say "k3s stopped"
 mkdir -p "$(dirname "$ONCE")"
 printf '%s' "$value" >"$ONCE.tmp"
