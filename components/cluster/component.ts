@@ -23,6 +23,7 @@ import { operationSteps } from "../operations";
 import { ENCRYPTION_VERIFY } from "../operations/encryption";
 import { joinedRefs } from "../operations/order";
 import { runSteps } from "../operations/run";
+import { preflightOf } from "../operations/step";
 import { CertificateExpiry, parseCertificateCheck } from "../rotation/render";
 import { postRegistrationLabelCommand } from "./labels";
 
@@ -197,11 +198,6 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
   // Every step of every operation the config arms, in run order (operations/index.ts), declared
   // in one loop (operations/run.ts): node steps become K3sNodes, the others remote commands.
   const declared: K3sNode[] = [];
-  // Each agent's preflight (declared after its batch's drain, which reads its answer): filled
-  // as the nodes are declared, read once all are (issue 26: drain only what will restart).
-  const preflights = new Map<string, pulumi.Output<string>>();
-  let allDeclared!: () => void;
-  const preflightsDeclared = new Promise<void>((r) => (allDeclared = r));
   let firstNode: K3sNode | undefined;
   const plans = new Map(plan.nodes.map((n) => [n.node.name, n]));
   const steps = runSteps(operationSteps(config, plan), {
@@ -242,10 +238,13 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
         return release ? release.stdout.apply(parseRelease) : pulumi.output(undefined);
       },
       secretInputs: () => secretInputs,
-      restartVerdicts: () =>
+      // Whether each of these agents' apply restarts K3s (issue 26): their preflights' answers,
+      // declared after the batch's drain that reads them. Only these agents': one agent's change
+      // (its preflight replaced, its answer unknown in a preview) moves its batch's drain alone.
+      restartVerdicts: (agents, awaited) =>
         pulumi
-          .output(preflightsDeclared.then(() => pulumi.all(Object.fromEntries(preflights))))
-          .apply((out) => Object.fromEntries(Object.entries(out).map(([agent, stdout]) => [agent, parseRestartVerdict(stdout)]))),
+          .output(awaited(agents.map(preflightOf)).then((found) => pulumi.all(found.map((r) => (r as command.remote.Command).stdout))))
+          .apply((out) => Object.fromEntries(agents.map((agent, i) => [agent, parseRestartVerdict(out[i] ?? "")]))),
     },
     declareNode: (step, waits, get) => {
       const nodePlan = plans.get(step.name)!;
@@ -272,12 +271,10 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
       );
       if (nodePlan === plan.nodes[0]) firstNode = node;
       declared.push(node);
-      if (node.preflight) preflights.set(step.name, node.preflight.stdout);
       return { apply: node.apply, ...(node.preflight ? { preflight: node.preflight } : {}) };
     },
     agentChunk: AGENT_BATCH,
   });
-  void steps.declared.then(allDeclared);
   const nodes = steps.declared.then(() => declared);
   // Kubernetes objects wait for every node's join (its apply, the agent batches) and the labels;
   // and for destroy-begin (uninstallOnDestroy), so a destroy deletes them while the API answers.
