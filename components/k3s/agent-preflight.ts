@@ -6,11 +6,14 @@ import { CLUSTER_RELEASE_VARIABLE, renderHostPreflight, renderReleasePreflight }
 
 /**
  * Whether the preflight's stdout says the agent's apply will restart K3s (its apply.sh's dry run:
- * "dry run: restarts K3s: yes|no"). Anything else (no answer) counts as yes: a needless drain,
- * never an undrained restart.
+ * "dry run: restarts K3s: yes|no"); undefined when it gives no answer (a preflight of a version
+ * before the dry run, which has not run since). The batch's drain reads no answer as yes for an
+ * agent whose Node records other inputs (a needless drain, never an undrained restart), and as
+ * no for one with no record yet (upgrade/render.ts renderAgentBatchDrain says why).
  */
-export function parseRestartVerdict(stdout: string): boolean {
-  return !/^apply\[[^\]]*\]: dry run: restarts K3s: no$/m.test(stdout);
+export function parseRestartVerdict(stdout: string): boolean | undefined {
+  const answer = /^apply\[[^\]]*\]: dry run: restarts K3s: (yes|no)$/m.exec(stdout)?.[1];
+  return answer === undefined ? undefined : answer === "yes";
 }
 
 /** The agent's preflight as its own step's script (bundle file name). */

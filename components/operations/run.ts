@@ -37,7 +37,7 @@ export interface FactSources {
    * The answers of these agents' preflights only (FromFacts.agents), each agent → whether its apply
    * restarts K3s; `awaited` gives steps declared later (the preflights follow their batch's drain).
    */
-  restartVerdicts: (agents: readonly string[], awaited: (names: readonly string[]) => Promise<pulumi.Resource[]>) => pulumi.Output<Readonly<Record<string, boolean>>>;
+  restartVerdicts: (agents: readonly string[], awaited: (names: readonly string[]) => Promise<pulumi.Resource[]>) => pulumi.Output<Readonly<Record<string, boolean | undefined>>>;
 }
 
 /** What a node step waits for: resolved from other steps' `after`, and gates. */

@@ -64,11 +64,12 @@ export interface Facts {
   /**
    * Each agent → whether its apply will restart K3s (issue 26): its `<node>-preflight` runs its
    * own apply.sh as a dry run (k3s/install.ts renderApplyScript) and says so (k3s/agent-preflight.ts
-   * parseRestartVerdict). Its batch's drain drains an agent whose inputs changed only when it says
-   * yes. Per agent: a step reads the entries of the agents it names (`FromFacts.agents`) only.
-   * Undefined where the engine is not asked (render, churn): every agent restarts.
+   * parseRestartVerdict; undefined: no answer). Its batch's drain drains an agent whose inputs
+   * changed unless it says no, and one with no record yet when it says yes. Per agent: a step
+   * reads the entries of the agents it names (`FromFacts.agents`) only. Undefined where the
+   * engine is not asked (render, churn): no answer from any agent.
    */
-  restartVerdicts?: Readonly<Record<string, boolean>>;
+  restartVerdicts?: Readonly<Record<string, boolean | undefined>>;
 }
 export type FactName = keyof Facts;
 

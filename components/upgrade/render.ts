@@ -373,8 +373,13 @@ export function upgradeBatches(config: ResolvedConfig): AgentBatch[] {
 export interface BatchInputs {
   k3s: ReadonlyMap<string, string>;
   secrets?: Readonly<Record<string, string>>;
-  /** Whether each agent's apply will restart K3s (its preflight's dry run); undefined: every agent's will. */
-  restarts?: Readonly<Record<string, boolean>>;
+  /** Whether each agent's apply will restart K3s (its preflight's dry run); undefined: no answer (render: none). */
+  restarts?: Readonly<Record<string, boolean | undefined>>;
+}
+
+/** An agent's preflight answer as the drain's RESTARTS array spells it. */
+function answerOf(answer: boolean | undefined): string {
+  return answer === undefined ? "unknown" : answer ? "yes" : "no";
 }
 
 /** An agent's keyed secret digest, or render's placeholder. */
@@ -497,8 +502,10 @@ done
  * each agent that runs an older release is checked (downgrade, skipped minor), cordoned and
  * drained; so is one at the target whose K3s inputs changed since its Node's record
  * (INPUTS_ANNOTATION, or the secret files' SECRET_INPUTS_ANNOTATION; issue 26: its apply restarts
- * K3s). Agents not registered yet (first join), at the target with the planned inputs, or without
- * a record yet (an agent from before the record: adopted by the uncordon step) are skipped. Runs
+ * K3s), unless its preflight's dry run says its apply keeps K3s running; and one without a record
+ * yet (joined before the record) whose preflight says its apply restarts K3s. Agents not
+ * registered yet (first join), at the target with the planned inputs, or without a record and a
+ * restart (adopted: the uncordon step records them) are skipped. Runs
  * on the first server (agents have no admin kubeconfig). `inputs`: agent → restart digest
  * (plan/restart.ts batchInputs) and keyed digest of its secret files.
  * `clusterRelease`: on a channel stack, the release its k3s-release step recorded (the target;
@@ -509,8 +516,9 @@ export function renderAgentBatchDrain(config: ResolvedConfig, batch: AgentBatch,
   const column = (annotation: string) => annotation.replace(/\./g, "\\.");
   return sh`${batchHeader(config, batch, "cordon and drain", inputs, clusterRelease)}
 fail() { echo "upgrade: $*" >&2; exit 1; }
-# Per agent, whether its apply will restart K3s: its preflight ran its apply.sh as a dry run (issue 26).
-RESTARTS=(${batch.agents.map((a) => (inputs.restarts?.[a] === false ? "no" : "yes"))})
+# Per agent, whether its apply will restart K3s: its preflight ran its apply.sh as a dry run (issue 26);
+# "unknown": no answer (its preflight has not run since k3s-platform asks it).
+RESTARTS=(${batch.agents.map((a) => answerOf(inputs.restarts?.[a]))})
 INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.${raw(column(INPUTS_ANNOTATION))},SECRET_INPUTS:.metadata.annotations.${raw(column(SECRET_INPUTS_ANNOTATION))}'
 ${previousBatchWait(config, batch)}upgrading=()
 for i in "${raw("$")}{!AGENTS[@]}"; do
@@ -523,19 +531,32 @@ for i in "${raw("$")}{!AGENTS[@]}"; do
   if [ "$version" = "$TARGET_VERSION" ]; then
     recorded="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || recorded="<none> <none>"
     read -r applied applied_secrets <<<"$recorded"
-    if [ "$applied" != "<none>" ] && [ "$applied" != "${raw("$")}{INPUTS[$i]}" ] && [ "${raw("$")}{RESTARTS[$i]}" = no ]; then
-      echo "upgrade[$agent]: its K3s inputs changed, but its apply keeps K3s running (its preflight's dry run, e.g. an equivalent NO_PROXY kept): not drained"
+    applied_secrets="${raw("$")}{applied_secrets:-<none>}"
+    restarts="${raw("$")}{RESTARTS[$i]}"
+    # Its Node's record says which of the batch's agents this change reaches: an agent whose record
+    # matches keeps the answer its preflight gave for an earlier change (the preflight runs only
+    # when its K3s inputs change), so the answer is read where the record differs or is missing.
+    changed=""
+    if [ "$applied" != "<none>" ] && [ "$applied" != "${raw("$")}{INPUTS[$i]}" ]; then
+      changed="its K3s inputs changed"
+    elif [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${raw("$")}{SECRET_INPUTS[$i]}" ]; then
+      changed="its secret files changed"
+    fi
+    if [ -n "$changed" ] && [ "$restarts" = no ]; then
+      echo "upgrade[$agent]: $changed, but its apply keeps K3s running (its preflight's dry run, e.g. an equivalent NO_PROXY kept): not drained"
       uncordon_if_ours "$agent"
       continue
     fi
-    if [ "$applied" != "<none>" ] && [ "$applied" != "${raw("$")}{INPUTS[$i]}" ]; then
-      echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
+    if [ -n "$changed" ]; then
+      echo "upgrade[$agent]: $changed: cordon and drain before its apply restarts it"
       upgrading+=("$agent")
       continue
     fi
-    # No record of its secret files yet (recorded before the annotation existed): adopted by the uncordon step.
-    if [ -n "${raw("$")}{applied_secrets:-}" ] && [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${raw("$")}{SECRET_INPUTS[$i]}" ] && [ "${raw("$")}{RESTARTS[$i]}" = yes ]; then
-      echo "upgrade[$agent]: its secret files changed: cordon and drain before its apply restarts it"
+    # No record yet (an agent joined before k3s-platform recorded one: the first up of this
+    # version): its preflight's answer alone decides. No answer means its preflight has not run
+    # since it answers, so its K3s inputs have not changed since: adopted, recorded by the uncordon.
+    if { [ "$applied" = "<none>" ] || [ "$applied_secrets" = "<none>" ]; } && [ "$restarts" = yes ]; then
+      echo "upgrade[$agent]: no record of its K3s inputs yet, and its apply will restart K3s (its preflight's dry run): cordon and drain before it does"
       upgrading+=("$agent")
       continue
     fi

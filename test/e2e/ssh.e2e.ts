@@ -13,6 +13,7 @@ import { REPO } from "../helpers/samples";
 import { renderBundle } from "../../components/node/bundle";
 import { sha256 } from "../../components/plan/hash";
 import { parse } from "yaml";
+import { INPUTS_ANNOTATION, SECRET_INPUTS_ANNOTATION } from "../../components/upgrade/render";
 import { applyCluster, batchStepOf, clusterEvents, clusterSteps, installRuns, restarts, SshTarget, TestHost } from "./ssh";
 
 /**
@@ -370,6 +371,62 @@ describe("e2e over SSH on test hosts", function () {
     assert.deepEqual(hosts.map((h) => [restarts(h, "k3s").length, restarts(h, "k3s-agent").length]), restarted, "nothing restarted");
     assert.ok(!existsSync(join(byName("e2e-server-1").upper, "var/lib/k3s-platform/managed-nodes")), "no server keeps the managed-node list");
     plan = moved;
+  });
+
+  it("the first up of this version on a proxy stack whose NO_PROXY gains the node network: every node restarts once, servers one at a time, agents cordoned and drained batch by batch although their Nodes record nothing yet; the next up is a no-op (issue 26)", async () => {
+    const subnet = `${hosts[0]!.address.split(".").slice(0, 3).join(".")}.0/24`;
+    // Batches of one agent, so "batch by batch" is visible.
+    const narrowedConfig = stack(hosts, [...edits, (raw) => (raw.upgrade = { maxUnavailable: 1 })]);
+    const narrowed = planOf(narrowedConfig);
+    // As an earlier k3s-platform rendered it where `noProxy` covered no node: every node address
+    // listed, no network covering them (validation now requires one: k3s.nodeNetworks).
+    const addresses = narrowedConfig.nodes.flatMap((n) => n.nodeIp ?? []);
+    const legacy: ClusterPlan = {
+      ...narrowed,
+      nodes: narrowed.nodes.map((n) => {
+        const files = n.files.map((f) =>
+          f.name === "install-k3s.sh" ? { ...f, content: f.content.replace(/^export NO_PROXY=.*$/m, (line) => [...line.split(",").filter((e) => e !== subnet), ...addresses].join(",")) } : f,
+        );
+        assert.notDeepEqual(files, n.files, "the legacy NO_PROXY is rendered");
+        const content = renderBundle(`node ${n.node.name} (${n.role})`, files);
+        return { ...n, files, bundle: { ...n.bundle, content, sha256: sha256(content) } };
+      }),
+    };
+    configs.set(legacy, narrowedConfig);
+    const first = await applyAll(legacy);
+    assert.deepEqual([...first.failures], []);
+    for (const h of hosts) assert.doesNotMatch(read(h, `etc/systemd/system/${NAMES.slice(0, 2).some((n) => byName(n) === h) ? "k3s" : "k3s-agent"}.service.env`), new RegExp(subnet.replace(/[./]/g, "\\$&")));
+    // The version before kept no record on the Nodes: remove the ones that up wrote.
+    for (const agent of ["e2e-agent-1", "e2e-agent-2"]) {
+      for (const annotation of [INPUTS_ANNOTATION, SECRET_INPUTS_ANNOTATION]) rmSync(join(dir, "cluster", "nodes", agent, "annotations", annotation.replace(/\//g, "_")), { force: true });
+    }
+    const restartCount = () => hosts.map((h) => restarts(h, "k3s").length + restarts(h, "k3s-agent").length);
+    const before = restartCount();
+    const since = Date.now() / 1000;
+    const result = await applyAll(narrowed);
+    assert.deepEqual([...result.failures], []);
+    assert.deepEqual(restartCount().map((n, i) => n - before[i]!), [1, 1, 1, 1], "every node restarted once (its NO_PROXY gained the network)");
+    const moved = clusterEvents(dir).filter((e) => e.at >= since);
+    const at = (event: string, node: string) => moved.find((e) => e.event === event && e.node === node)?.at ?? NaN;
+    const restartOf = (name: string) => restarts(byName(name), name.includes("server") ? "k3s" : "k3s-agent").at(-1)!;
+    for (const n of NAMES) {
+      const order = [at("cordon", n), at("drained", n), restartOf(n), at("uncordon", n)];
+      assert.ok(order.every(Number.isFinite), `${n}: cordoned, drained, restarted, uncordoned ${JSON.stringify(moved)}`);
+      for (let i = 1; i < order.length; i++) assert.ok(order[i - 1]! <= order[i]!, `${n}: cordon → drained → restart → uncordon ${JSON.stringify(order)}`);
+    }
+    assert.ok(at("uncordon", "e2e-server-1") <= at("cordon", "e2e-server-2"), "servers one at a time");
+    assert.ok(at("uncordon", "e2e-agent-1") <= at("cordon", "e2e-agent-2"), "agents batch by batch");
+    for (const agent of ["e2e-agent-1", "e2e-agent-2"]) {
+      assert.match(result.batchSteps.get(batchStep(narrowed, agent, "drain")) ?? "", new RegExp(`upgrade\\[${agent}\\]: no record of its K3s inputs yet, and its apply will restart K3s`), agent);
+    }
+    // The records are written: the next up runs nothing.
+    const again = await applyAll(narrowed);
+    assert.deepEqual([...again.failures], []);
+    assert.deepEqual([...again.batchSteps.keys()], [], "no batch step runs");
+    assert.deepEqual(clusterEvents(dir).filter((e) => e.at > Math.max(...NAMES.map((n) => at("uncordon", n)))), [], "no cordon, drain or restart");
+    assert.deepEqual(restartCount().map((n, i) => n - before[i]!), [1, 1, 1, 1], "nothing restarted again");
+    plan = narrowed;
+    edits.push((raw) => (raw.upgrade = { maxUnavailable: 1 }));
   });
 
   // ---------------------------------------------------------------- upgrades (components/upgrade)

@@ -191,7 +191,7 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   const declared = new Map(UPGRADE_BATCHES.steps(config, plan).map((s) => [s.name, s]));
   // The `restartVerdicts` fact: each agent's preflight stdout (its apply.sh's dry run), as the
   // provider keeps it (the last run's, when the preflight did not run again).
-  const verdicts: Record<string, boolean> = {};
+  const verdicts: Record<string, boolean | undefined> = {};
   const facts = { clusterRelease, secretInputs, restartVerdicts: verdicts } as Facts; // the only facts the batch steps read
   const value = <T>(v: Step["stdin"] | Step["triggers"]) => (isFromFacts(v) ? v.render(facts) : v) as T;
   const triggered = async (name: string): Promise<boolean> => {

@@ -477,7 +477,7 @@ esac
       assert.match(never.out, /batch 1 is not done after 1s: still cordoned for the upgrade: stg-agent-1 .*nothing in batch 2 was cordoned/);
     });
 
-    it("a running agent whose K3s inputs changed is cordoned and drained by its batch's drain, its record written by the uncordon; a matching or absent record drains nothing (issue 26)", () => {
+    it("a running agent whose K3s inputs changed is cordoned and drained by its batch's drain, its record written by the uncordon; a matching record drains nothing, an absent one only when its preflight says its apply restarts K3s (issue 26)", () => {
       const config = loadStackConfig(variant("staging", (raw) => (raw.upgrade = { maxUnavailable: 1 })));
       const [firstBatch] = upgradeBatches(config);
       const agent = firstBatch!.agents[0]!;
@@ -518,7 +518,8 @@ esac
       assert.equal(secret.status, 0, secret.out);
       assert.match(secret.out, /its secret files changed: cordon and drain before its apply restarts it/);
       assert.match(secret.calls, new RegExp(`kubectl cordon ${agent}\n[^]*kubectl drain ${agent} --timeout=`));
-      // No record of the secret files (an agent recorded before it existed): adopted, nothing drained.
+      // No record of the secret files (an agent recorded before it existed) and no answer from its
+      // preflight (render gives none): adopted, nothing drained.
       for (const [recorded, secrets] of [[planned, plannedSecrets], ["<none>", plannedSecrets], [planned, "<none>"], ["<none>", "<none>"]] as const) {
         const same = go(drain, recorded, "<none>", secrets);
         assert.equal(same.status, 0, same.out);
@@ -533,14 +534,34 @@ esac
         assert.equal(kept.status, 0, kept.out);
         assert.doesNotMatch(kept.calls, /kubectl (cordon|drain|annotate)/, `record ${recorded} ${secrets}: nothing cordoned`);
       }
-      // The answer as the preflight's stdout gives it: only an explicit "no" keeps an agent schedulable.
+      // The answer as the preflight's stdout gives it: yes, no, or none (undefined).
       assert.deepEqual(
         ["preflight ok\napply[a]: dry run: restarts K3s: no\n", "apply[a]: dry run: restarts K3s: yes", "", "apply[a]: dry run: restarts K3s: no, maybe"].map(parseRestartVerdict),
-        [false, true, true, true],
+        [false, true, undefined, undefined],
       );
-      // A yes, or no answer (undefined), drains as above.
-      writeFileSync(keeps, renderAgentBatchDrain(config, firstBatch!, { ...inputs, restarts: { [agent]: true } }));
-      assert.match(go(keeps, "0".repeat(64)).calls, new RegExp(`kubectl cordon ${agent}\n[^]*kubectl drain ${agent} --timeout=`));
+      // Every record (planned, other, none) of both digests with every answer (issue 26): a changed
+      // record drains unless the answer is no; a missing one (an agent joined before the records:
+      // the first up of this version) drains only on a yes, whatever else changed in that up; no
+      // answer there means the preflight has not run since it answers: its inputs did not change.
+      const answers = [true, false, undefined] as const;
+      for (const answer of answers) {
+        const script = join(scratch, `drain-answer-${String(answer)}.sh`);
+        writeFileSync(script, renderAgentBatchDrain(config, firstBatch!, { ...inputs, restarts: { [agent]: answer } }));
+        for (const recorded of [planned, "0".repeat(64), "<none>"]) {
+          for (const secrets of [plannedSecrets, "1".repeat(64), "<none>"]) {
+            const changedRecord = (recorded !== "<none>" && recorded !== planned) || (secrets !== "<none>" && secrets !== plannedSecrets);
+            const missing = recorded === "<none>" || secrets === "<none>";
+            const drains = changedRecord ? answer !== false : missing && answer === true;
+            const r = go(script, recorded, "<none>", secrets);
+            const what = `answer ${String(answer)}, record ${recorded.slice(0, 6)} ${secrets.slice(0, 6)}`;
+            assert.equal(r.status, 0, `${what}: ${r.out}`);
+            if (drains) assert.match(r.calls, new RegExp(`kubectl cordon ${agent}\n[^]*kubectl drain ${agent} --timeout=`), what);
+            else assert.doesNotMatch(r.calls, /kubectl (cordon|drain|annotate)/, what);
+          }
+        }
+      }
+      const unrecorded = go(join(scratch, "drain-answer-true.sh"), "<none>", "<none>");
+      assert.match(unrecorded.out, /no record of its K3s inputs yet, and its apply will restart K3s \(its preflight's dry run\): cordon and drain/);
       const after = go(uncordon, "0".repeat(64), config.k3s.version!);
       assert.equal(after.status, 0, after.out);
       const record = after.calls.indexOf(`kubectl annotate node ${agent} --overwrite k3s-platform.io/k3s-inputs=${planned} k3s-platform.io/k3s-secret-inputs=${plannedSecrets}\n`);

@@ -143,8 +143,9 @@ uncordon_if_ours() {
 # --- end of node operations
 
 fail() { echo "upgrade: $*" >&2; exit 1; }
-# Per agent, whether its apply will restart K3s: its preflight ran its apply.sh as a dry run (issue 26).
-RESTARTS=(yes yes yes yes yes)
+# Per agent, whether its apply will restart K3s: its preflight ran its apply.sh as a dry run (issue 26);
+# "unknown": no answer (its preflight has not run since k3s-platform asks it).
+RESTARTS=(unknown unknown unknown unknown unknown)
 INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs,SECRET_INPUTS:.metadata.annotations.k3s-platform\.io/k3s-secret-inputs'
 PREVIOUS=(agent-1 agent-2 agent-3 agent-4 agent-5 agent-6 agent-7 agent-8 agent-9 agent-10 agent-11 agent-12 agent-13 agent-14 agent-15 agent-16 agent-17 agent-18 agent-19 agent-20)
 PREVIOUS_BATCH=4
@@ -182,19 +183,32 @@ for i in "${!AGENTS[@]}"; do
   if [ "$version" = "$TARGET_VERSION" ]; then
     recorded="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || recorded="<none> <none>"
     read -r applied applied_secrets <<<"$recorded"
-    if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ] && [ "${RESTARTS[$i]}" = no ]; then
-      echo "upgrade[$agent]: its K3s inputs changed, but its apply keeps K3s running (its preflight's dry run, e.g. an equivalent NO_PROXY kept): not drained"
+    applied_secrets="${applied_secrets:-<none>}"
+    restarts="${RESTARTS[$i]}"
+    # Its Node's record says which of the batch's agents this change reaches: an agent whose record
+    # matches keeps the answer its preflight gave for an earlier change (the preflight runs only
+    # when its K3s inputs change), so the answer is read where the record differs or is missing.
+    changed=""
+    if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ]; then
+      changed="its K3s inputs changed"
+    elif [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${SECRET_INPUTS[$i]}" ]; then
+      changed="its secret files changed"
+    fi
+    if [ -n "$changed" ] && [ "$restarts" = no ]; then
+      echo "upgrade[$agent]: $changed, but its apply keeps K3s running (its preflight's dry run, e.g. an equivalent NO_PROXY kept): not drained"
       uncordon_if_ours "$agent"
       continue
     fi
-    if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ]; then
-      echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
+    if [ -n "$changed" ]; then
+      echo "upgrade[$agent]: $changed: cordon and drain before its apply restarts it"
       upgrading+=("$agent")
       continue
     fi
-    # No record of its secret files yet (recorded before the annotation existed): adopted by the uncordon step.
-    if [ -n "${applied_secrets:-}" ] && [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${SECRET_INPUTS[$i]}" ] && [ "${RESTARTS[$i]}" = yes ]; then
-      echo "upgrade[$agent]: its secret files changed: cordon and drain before its apply restarts it"
+    # No record yet (an agent joined before k3s-platform recorded one: the first up of this
+    # version): its preflight's answer alone decides. No answer means its preflight has not run
+    # since it answers, so its K3s inputs have not changed since: adopted, recorded by the uncordon.
+    if { [ "$applied" = "<none>" ] || [ "$applied_secrets" = "<none>" ]; } && [ "$restarts" = yes ]; then
+      echo "upgrade[$agent]: no record of its K3s inputs yet, and its apply will restart K3s (its preflight's dry run): cordon and drain before it does"
       upgrading+=("$agent")
       continue
     fi
