@@ -429,6 +429,40 @@ describe("e2e over SSH on test hosts", function () {
     edits.push((raw) => (raw.upgrade = { maxUnavailable: 1 }));
   });
 
+  it("a failed drain takes its cordon back: the change taken back, the next up finds every node schedulable and restarts nothing; the up after is a no-op (issue 26)", async () => {
+    const blocked = join(dir, "cluster", "drain-blocked");
+    mkdirSync(blocked, { recursive: true });
+    writeFileSync(join(blocked, "e2e-agent-2"), "default/web-0\n");
+    const restartCount = () => hosts.map((h) => restarts(h, "k3s").length + restarts(h, "k3s-agent").length);
+    const before = restartCount();
+    const since = Date.now() / 1000;
+    const changedConfig = stack(hosts, [...edits, (raw) => (raw.nodes[3]!.labels = { ...raw.nodes[3]!.labels, "example.com/rack": "r2" })]);
+    const changed = planOf(changedConfig);
+    const drain = batchStep(changed, "e2e-agent-2", "drain");
+    const failed = await applyAll(changed);
+    assert.deepEqual([...failed.failures.keys()], [drain]);
+    assert.match(failed.failures.get(drain)!, /drain of e2e-agent-2 failed after \d+s; pods not evicted: default\/web-0 .*Nothing restarted: its cordon is taken back/);
+    const cordoned = (n: string) => existsSync(join(dir, "cluster", "nodes", n, "unschedulable")) || existsSync(join(dir, "cluster", "nodes", n, "annotations", "k3s-platform.io_cordoned-for-upgrade"));
+    const seen = clusterEvents(dir).filter((e) => e.at >= since && e.node === "e2e-agent-2").map((e) => e.event);
+    assert.deepEqual(seen.filter((e) => /cordon|drain/.test(e)), ["cordon", "drain-start", "drain-failed", "uncordon"], "cordoned, the drain failed, uncordoned");
+    assert.ok(!cordoned("e2e-agent-2"), "schedulable again, no mark left");
+    assert.deepEqual(restartCount(), before, "nothing restarted");
+    rmSync(join(blocked, "e2e-agent-2"));
+
+    // The change taken back: the engine kept the failed drain's earlier inputs, so nothing of that batch runs.
+    const back = await applyAll(plan);
+    assert.deepEqual([...back.failures], []);
+    assert.deepEqual([...back.batchSteps.keys()], [], "no batch step runs");
+    for (const n of hosts.map((h) => plan.nodes.find((p) => p.node.host === h.address)!.node.name)) assert.ok(!cordoned(n), `${n} schedulable`);
+    assert.deepEqual(restartCount(), before, "nothing restarted");
+    const now = Date.now() / 1000;
+    const again = await applyAll(plan);
+    assert.deepEqual([...again.failures], []);
+    assert.deepEqual([...again.batchSteps.keys()], []);
+    assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= now), [], "a no-op");
+    assert.deepEqual(restartCount(), before);
+  });
+
   // ---------------------------------------------------------------- upgrades (components/upgrade)
 
   /** "Pre-stages" a K3s release on every host, as an air-gap upgrade does: the binary now reports it. */
@@ -568,7 +602,7 @@ describe("e2e over SSH on test hosts", function () {
     await targets.get("e2e-server-1")!.run("sudo -n rm -f /var/lib/k3sp-stub/etcd-snapshot-fail");
   });
 
-  it("a drain blocked by a PodDisruptionBudget stops the rollout naming the pods; the node stays cordoned; the next up converges", async () => {
+  it("a drain blocked by a PodDisruptionBudget stops the rollout naming the pods; its cordon is taken back (issue 26); the next up converges", async () => {
     const blocked = join(dir, "cluster", "drain-blocked");
     mkdirSync(blocked, { recursive: true });
     writeFileSync(join(blocked, "e2e-server-2"), "default/web-0\ndefault/web-1\n");
@@ -577,9 +611,10 @@ describe("e2e over SSH on test hosts", function () {
     const next = change((raw) => (raw.k3s!.version = "v1.31.6+k3s1"));
     const stopped = await applyAll(next);
     assert.deepEqual([...stopped.failures.keys()], ["e2e-server-2"]);
-    assert.match(stopped.failures.get("e2e-server-2")!, /drain of e2e-server-2 failed after \d+s; pods not evicted: default\/web-0 default\/web-1 .*e2e-server-2 stays cordoned; the next up retries the drain/);
+    assert.match(stopped.failures.get("e2e-server-2")!, /drain of e2e-server-2 failed after \d+s; pods not evicted: default\/web-0 default\/web-1 .*Nothing restarted: its cordon is taken back; the next up with this change cordons and drains it again/);
     assert.deepEqual(NAMES.map((n) => installRuns(byName(n)).length - installs[NAMES.indexOf(n)]!), [1, 0, 0, 0], "server 1 upgraded; server 2 and the agents untouched");
-    assert.deepEqual(nodeObject("e2e-server-2"), { version: "v1.31.5+k3s1", cordoned: true, annotated: true });
+    assert.deepEqual(nodeObject("e2e-server-2"), { version: "v1.31.5+k3s1", cordoned: false, annotated: false });
+    assert.ok(events().slice(since).some((e) => e.event === "cordon" && e.node === "e2e-server-2"), "it was cordoned, then uncordoned");
     assert.equal(events().slice(since).filter((e) => e.event === "etcd-snapshot").length, 1);
 
     rmSync(join(blocked, "e2e-server-2"));

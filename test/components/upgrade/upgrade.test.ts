@@ -569,6 +569,55 @@ esac
       assert.ok(after.calls.indexOf(`kubectl uncordon ${agent}`) > record, "recorded, then uncordoned");
     });
 
+    it("a failed drain takes back every cordon of its batch before failing, an operator's cordon left alone: nothing restarted, nothing stays cordoned (issue 26)", () => {
+      const config = loadStackConfig(variant("staging", (raw) => (raw.upgrade = { maxUnavailable: 2 })));
+      const [batch] = upgradeBatches(config);
+      assert.equal(batch!.agents.length, 2);
+      const script = join(scratch, "drain-fails.sh");
+      // Both agents' Nodes record other inputs: both are cordoned, then drained one after the other.
+      writeFileSync(script, renderAgentBatchDrain(config, batch!, { k3s: batchInputs(planCluster(config), batch!) }));
+      const stubs = mkdtempSync(join(scratch, "undo-stubs-"));
+      // The API as node state in files: NAME.cordoned, NAME.mark (the upgrade's annotation); a drain of FAIL_NODE fails as a PDB makes it.
+      writeFileSync(join(stubs, "k3s"), `#!/usr/bin/env bash
+echo "k3s $*" >>"$STUB_LOG"
+state() { if [ -e "$NODES/$1.cordoned" ]; then echo true; else echo "<none>"; fi; }
+mark() { cat "$NODES/$1.mark" 2>/dev/null || echo "<none>"; }
+case "$*" in
+  *"custom-columns=INPUTS:"*) echo "${"0".repeat(64)} <none>" ;;
+  "kubectl get node "*) echo "${config.k3s.version} True $(state "$4") $(mark "$4")" ;;
+  "kubectl get nodes "*) echo "stg-server-1 ${config.k3s.version} True <none>"; for a in ${batch!.agents.join(" ")}; do echo "$a ${config.k3s.version} True $(state "$a")"; done ;;
+  "kubectl annotate node "*"k3s-platform.io/cordoned-for-upgrade="*) printf '%s\n' "\${6#*=}" >"$NODES/$4.mark" ;;
+  "kubectl annotate node "*"k3s-platform.io/cordoned-for-upgrade-") rm -f "$NODES/$4.mark" ;;
+  "kubectl cordon "*) touch "$NODES/$3.cordoned" ;;
+  "kubectl uncordon "*) rm -f "$NODES/$3.cordoned" ;;
+  "kubectl drain $FAIL_NODE "*) echo 'error when evicting pods/"web-0" -n "default" (will retry after 5s): Cannot evict pod as it would violate the pod'"'"'s disruption budget.' >&2; exit 1 ;;
+esac
+`);
+      chmodSync(join(stubs, "k3s"), 0o755);
+      const go = (failNode: string, operatorCordoned: string[] = []) => {
+        const nodes = mkdtempSync(join(stubs, "nodes-"));
+        for (const n of operatorCordoned) writeFileSync(join(nodes, `${n}.cordoned`), "");
+        const log = join(nodes, "log");
+        const r = run("bash", [script], { STUB_LOG: log, NODES: nodes, FAIL_NODE: failNode, PATH: `${stubs}:${process.env.PATH}` });
+        const left = batch!.agents.map((a) => [a, existsSync(join(nodes, `${a}.cordoned`)), existsSync(join(nodes, `${a}.mark`))]);
+        return { ...r, calls: readFileSync(log, "utf8"), left };
+      };
+      const [a1, a2] = batch!.agents as [string, string];
+      for (const failing of [a1, a2]) {
+        const r = go(failing);
+        assert.notEqual(r.status, 0, "the step fails");
+        assert.match(r.out, new RegExp(`drain of ${failing} failed after \\d+s; pods not evicted: default/web-0 .*its cordon is taken back`));
+        const at = (call: string) => r.calls.indexOf(`k3s kubectl ${call}\n`);
+        assert.ok(at(`cordon ${a1}`) < at(`cordon ${a2}`) && at(`cordon ${a2}`) < r.calls.indexOf(`k3s kubectl drain ${failing} `), r.calls);
+        for (const a of [a1, a2]) assert.ok(at(`uncordon ${a}`) > r.calls.indexOf(`k3s kubectl drain ${failing} `), `${a} uncordoned after the failed drain\n${r.calls}`);
+        assert.deepEqual(r.left, [[a1, false, false], [a2, false, false]], "nothing stays cordoned or marked");
+      }
+      // An operator's cordon (no annotation) is neither taken over nor taken back.
+      const operator = go(a2, [a1]);
+      assert.notEqual(operator.status, 0);
+      assert.deepEqual(operator.left, [[a1, true, false], [a2, false, false]]);
+    });
+
     it("a channel stack's batch drains a running agent whose K3s inputs changed, at the release its k3s-release step recorded; with no readable record it cordons nothing (issue 26)", () => {
       const config = loadStackConfig(variant("staging", (raw) => ((raw.k3s!.version = undefined), (raw.k3s!.channel = "stable"), (raw.upgrade = { maxUnavailable: 1 }))));
       const release = "v1.36.3+k3s1";
