@@ -77,6 +77,21 @@ describe("e2e over SSH on test hosts", function () {
   /** The name of the upgrade-batches step (OPERATIONS) that drains or uncordons `agent`'s batch in plan `p`. */
   const batchStep = (p: ClusterPlan, agent: string, which: "drain" | "uncordon") => batchStepOf(configs.get(p)!, agent, which);
   const byName = (name: string) => hosts.find((h) => h.address === plan.nodes.find((n) => n.node.name === name)!.node.host)!;
+  /** The plan of `config` as an earlier k3s-platform rendered its NO_PROXY line (`export NO_PROXY=…` → `edit` of it). */
+  const legacyNoProxy = (config: ResolvedConfig, edit: (line: string) => string): ClusterPlan => {
+    const planned = planOf(config);
+    const legacy: ClusterPlan = {
+      ...planned,
+      nodes: planned.nodes.map((n) => {
+        const files = n.files.map((f) => (f.name === "install-k3s.sh" ? { ...f, content: f.content.replace(/^export NO_PROXY=.*$/m, edit) } : f));
+        assert.notDeepEqual(files, n.files, "the legacy NO_PROXY is rendered");
+        const content = renderBundle(`node ${n.node.name} (${n.role})`, files);
+        return { ...n, files, bundle: { ...n.bundle, content, sha256: sha256(content) } };
+      }),
+    };
+    configs.set(legacy, config);
+    return legacy;
+  };
 
   before(() => {
     execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" });
@@ -331,17 +346,7 @@ describe("e2e over SSH on test hosts", function () {
     // node IP does.
     const legacyConfig = stack(hosts, [...edits, proxy]);
     const addresses = legacyConfig.nodes.flatMap((n) => [`${n.name}.nodes.corp.internal`, ...(n.nodeIp ?? [])]).filter((a, i, all) => all.indexOf(a) === i);
-    const legacyPlan = planOf(legacyConfig);
-    const legacy: ClusterPlan = {
-      ...legacyPlan,
-      nodes: legacyPlan.nodes.map((n) => {
-        const files = n.files.map((f) => (f.name === "install-k3s.sh" ? { ...f, content: f.content.replace(`,${subnet}\n`, `,${addresses.join(",")},${subnet}\n`) } : f));
-        assert.notDeepEqual(files, n.files, "the legacy NO_PROXY is rendered");
-        const content = renderBundle(`node ${n.node.name} (${n.role})`, files);
-        return { ...n, files, bundle: { ...n.bundle, content, sha256: sha256(content) } };
-      }),
-    };
-    configs.set(legacy, legacyConfig);
+    const legacy = legacyNoProxy(legacyConfig, (line) => line.replace(`,${subnet}`, `,${addresses.join(",")},${subnet}`));
     const first = await applyAll(legacy);
     assert.deepEqual([...first.failures], []);
     for (const h of hosts) assert.match(read(h, `etc/systemd/system/${h === byName("e2e-server-1") || h === byName("e2e-server-2") ? "k3s" : "k3s-agent"}.service.env`), new RegExp(`NO_PROXY=.*\\.nodes\\.corp\\.internal,${h.address.replace(/\./g, "\\.")}`));
@@ -381,18 +386,7 @@ describe("e2e over SSH on test hosts", function () {
     // As an earlier k3s-platform rendered it where `noProxy` covered no node: every node address
     // listed, no network covering them (validation now requires one: k3s.nodeNetworks).
     const addresses = narrowedConfig.nodes.flatMap((n) => n.nodeIp ?? []);
-    const legacy: ClusterPlan = {
-      ...narrowed,
-      nodes: narrowed.nodes.map((n) => {
-        const files = n.files.map((f) =>
-          f.name === "install-k3s.sh" ? { ...f, content: f.content.replace(/^export NO_PROXY=.*$/m, (line) => [...line.split(",").filter((e) => e !== subnet), ...addresses].join(",")) } : f,
-        );
-        assert.notDeepEqual(files, n.files, "the legacy NO_PROXY is rendered");
-        const content = renderBundle(`node ${n.node.name} (${n.role})`, files);
-        return { ...n, files, bundle: { ...n.bundle, content, sha256: sha256(content) } };
-      }),
-    };
-    configs.set(legacy, narrowedConfig);
+    const legacy = legacyNoProxy(narrowedConfig, (line) => [...line.split(",").filter((e) => e !== subnet), ...addresses].join(","));
     const first = await applyAll(legacy);
     assert.deepEqual([...first.failures], []);
     for (const h of hosts) assert.doesNotMatch(read(h, `etc/systemd/system/${NAMES.slice(0, 2).some((n) => byName(n) === h) ? "k3s" : "k3s-agent"}.service.env`), new RegExp(subnet.replace(/[./]/g, "\\$&")));
