@@ -414,10 +414,11 @@ describe("e2e over SSH on test hosts", function () {
       assert.match(result.batchSteps.get(batchStep(narrowed, agent, "drain")) ?? "", new RegExp(`upgrade\\[${agent}\\]: no record of its K3s inputs yet, and its apply will restart K3s`), agent);
     }
     // The records are written: the next up runs nothing.
+    const now = Date.now() / 1000;
     const again = await applyAll(narrowed);
     assert.deepEqual([...again.failures], []);
     assert.deepEqual([...again.batchSteps.keys()], [], "no batch step runs");
-    assert.deepEqual(clusterEvents(dir).filter((e) => e.at > Math.max(...NAMES.map((n) => at("uncordon", n)))), [], "no cordon, drain or restart");
+    assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= now), [], "no cordon, drain or restart");
     assert.deepEqual(restartCount().map((n, i) => n - before[i]!), [1, 1, 1, 1], "nothing restarted again");
     plan = narrowed;
     edits.push((raw) => (raw.upgrade = { maxUnavailable: 1 }));
