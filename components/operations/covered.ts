@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { NodeConfig } from "../config/schema";
 import { STATE_DIR } from "../k3s/install";
-import { asRoot } from "../shell/root";
+import { asRoot, DRAIN_STDIN } from "../shell/root";
 import { raw, Shell, sh } from "../shell/sh";
 import { ONCE_DIR } from "./once";
 
@@ -87,9 +87,12 @@ done <<<"$uids"
 `;
 }
 
-/** The recording step's update (restore's check): prints the record its create wrote, and nothing else on the host. */
+/**
+ * The recording step's update (restore's check): prints the record its create wrote, and nothing
+ * else on the host; reads the stdin (its create's script) to the end first (shell/root.ts DRAIN_STDIN).
+ */
 export function printCoveredCommand(user: string, operation: CoveringOperation): string {
-  return sh`${asRoot(user, sh`cat ${coveredRecordPath(operation)}`)} 2>/dev/null || true`.text;
+  return sh`${raw(DRAIN_STDIN)}; ${asRoot(user, sh`cat ${coveredRecordPath(operation)}`)} 2>/dev/null || true`.text;
 }
 
 /** Shell that writes the record of `nodes` (expects `ROOT`), replacing any older one atomically. */

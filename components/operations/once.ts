@@ -1,4 +1,5 @@
 import type { ResolvedConfig } from "../config/schema";
+import { DRAIN_STDIN } from "../shell/root";
 import { raw, sh } from "../shell/sh";
 
 /**
@@ -26,8 +27,12 @@ import { raw, sh } from "../shell/sh";
  * the value and does nothing (guardOnce's `createdWith`); any other value runs as before.
  */
 
-/** What a one-shot step runs on Update: nothing on the host beyond the SSH login itself. */
-export const NO_OP_UPDATE = "true";
+/**
+ * What a one-shot step runs on Update: nothing on the host beyond the SSH login itself, reading
+ * the stdin (its script) the provider sends on every run: a command that exits before the provider
+ * has written it fails with EOF (shell/root.ts DRAIN_STDIN).
+ */
+export const NO_OP_UPDATE = DRAIN_STDIN;
 
 /** Where a host records the trigger value each one-shot step completed. */
 export const ONCE_DIR = "/var/lib/k3s-platform/once";

@@ -129,7 +129,7 @@ describe("decommission: plan and teardown", () => {
     ]);
     for (const c of commands) {
       assert.ok(!("triggers" in c), c.name);
-      assert.ok(c.update === undefined || c.update === "true", `${c.name}: an Update runs nothing`);
+      assert.ok(c.update === undefined || c.update === NO_OP_UPDATE, `${c.name}: an Update runs nothing`);
       assert.doesNotMatch(c.create ?? "", /uninstall\.sh|kubectl/, `${c.name}: arming changes nothing`);
     }
     // Arming a dead host must be possible (the usual reason to remove a node): nothing but the
@@ -946,7 +946,7 @@ describe("rotation", () => {
     ]);
     for (const s of steps) {
       assert.deepEqual(s.triggers, ["3"], "its own counter only");
-      assert.equal(s.update, "true");
+      assert.equal(s.update, NO_OP_UPDATE);
     }
     assert.deepEqual(certificateRotationSteps(loadStackConfig(variant("prod", () => {})), planCluster(config).nodes), []);
     const s = sandbox({ systemctl: "exit 0", k3s: "exit 0" });

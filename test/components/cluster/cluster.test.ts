@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import { NO_OP_UPDATE } from "../../../components/operations/once";
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { AGENT_BATCH, K3sCluster } from "../../../components/cluster/component";
@@ -218,7 +219,7 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
       }
       const forget = after.get(`prod-${node}-rebuild-forget`)!;
       assert.deepEqual(forget.inputs.triggers, [value], "its only trigger: the value (one-shot)");
-      assert.equal(forget.inputs.update, "true", "any other change is the no-op update");
+      assert.equal(forget.inputs.update, NO_OP_UPDATE, "any other change is the no-op update");
       assert.ok(String(forget.inputs.stdin).includes('delete_node "$NODE"'), "the forget script");
       for (const child of ["stage", "secrets"]) assert.ok(after.get(`prod-${node}-${child}`)!.dependsOn.includes(forget.name), `${node} ${child} waits for the forget`);
     }

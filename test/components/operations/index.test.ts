@@ -1,6 +1,8 @@
 import { strict as assert } from "node:assert";
 import { OPERATIONS, operationOf, operationSteps, runOrder } from "../../../components/operations";
+import { sshUserOf } from "../../../components/operations/step";
 import type { Operation, Step } from "../../../components/operations/step";
+import { DRAIN_STDIN, stdinScriptCommand } from "../../../components/shell/root";
 import { planCluster } from "../../../components/plan/node";
 import { ENVS, fixtureConfig, sampleConfig } from "../../helpers/samples";
 import { ancestors, day2 } from "./helpers";
@@ -15,6 +17,21 @@ describe("operations: one ordered list, one run order (issue 23)", () => {
       for (const op of OPERATIONS) for (const s of op.steps(config, plan)) assert.equal(s.operation, op.name, `${label}: ${s.name}`);
       const names = operationSteps(config, plan).map((s) => s.name);
       assert.equal(new Set(names).size, names.length, label);
+    }
+  });
+
+  it("every command of a step with a stdin reads all of it: a stdin script or one that drains it (an early exit fails the step with EOF)", () => {
+    // pulumi-command's SSH client writes stdin after the command starts; a command that exits
+    // before reading it makes the write, and the step, fail with "EOF" (shell/root.ts DRAIN_STDIN).
+    for (const [label, config] of configs()) {
+      for (const s of operationSteps(config, planCluster(config))) {
+        if (s.runs === "node" || s.stdin === undefined) continue;
+        const script = stdinScriptCommand(sshUserOf(config, s.host));
+        for (const [kind, cmd] of [["create", s.create], ["update", s.update], ["delete", s.delete]] as const) {
+          if (cmd === undefined) continue;
+          assert.ok(cmd === script || cmd === DRAIN_STDIN || cmd.startsWith(`${DRAIN_STDIN}; `), `${label}: ${s.name}'s ${kind} (${JSON.stringify(cmd.slice(0, 60))}) may exit before reading its stdin`);
+        }
+      }
     }
   });
 

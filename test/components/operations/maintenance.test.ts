@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import { NO_OP_UPDATE } from "../../../components/operations/once";
 import { spawnSync } from "node:child_process";
 import * as fc from "fast-check";
 import { maintenanceCommand } from "../../../components/config/schema";
@@ -82,7 +83,7 @@ describe("operation maintenance", () => {
     assert.ok(steps.every((s) => s.runs === "once" && JSON.stringify(s.triggers).startsWith('["1"')));
     // An update runs nothing on a host; the record's runs its script again, which records nothing
     // more for the id and prints the record with the Nodes' UIDs now (what the program reads).
-    assert.deepEqual(steps.filter((s) => s.update !== "true").map((s) => `${s.name}: ${s.update}`), ["maintenance-record: sudo -n bash -s"]);
+    assert.deepEqual(steps.filter((s) => s.update !== NO_OP_UPDATE).map((s) => `${s.name}: ${s.update}`), ["maintenance-record: sudo -n bash -s"]);
     // A group step's trigger also names its nodes (a node added or removed moves groups).
     assert.deepEqual(steps.find((s) => s.name === "maintenance-4-drain")!.triggers, ["1", "prod-agent-1", "prod-agent-2"]);
   });

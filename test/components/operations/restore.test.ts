@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import { NO_OP_UPDATE } from "../../../components/operations/once";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -66,7 +67,7 @@ describe("operation restore", () => {
     assert.deepEqual(steps.map((s) => s.name), restoreStepNames(config));
     assert.ok(steps.every((s) => s.runs === "once" && JSON.stringify(s.triggers) === '["1"]'), "one-shot per restore.id");
     // An update runs nothing on a host: the check's only prints the record it wrote (what the others read).
-    assert.deepEqual(steps.map((s) => s.update), steps.map((s, i) => (i === 0 ? `sudo -n cat ${RESTORE_COVERED} 2>/dev/null || true` : "true")));
+    assert.deepEqual(steps.map((s) => s.update), steps.map((s, i) => (i === 0 ? `${NO_OP_UPDATE}; sudo -n cat ${RESTORE_COVERED} 2>/dev/null || true` : NO_OP_UPDATE)));
     assert.deepEqual(steps.filter((s) => !s.restartsK3s).map((s) => s.name), ["prod-server-1-restore-check"]);
     assert.deepEqual(steps.find((s) => s.name.endsWith("-reset"))!.secretInputs, ["stdin"], "the reset's stdin may carry restoreToken");
     // In the whole run order, after every other restart (rotations) and before nothing that restarts.
@@ -592,7 +593,7 @@ describe("operation restore", () => {
           "prod-server-2-restore-abandoned prod-server-1-restore-abandoned",
           "prod-server-3-restore-abandoned prod-server-2-restore-abandoned",
         ]);
-        assert.ok(steps.every((s) => s.runs === "once" && s.update === "true" && s.restartsK3s && s.triggers === undefined));
+        assert.ok(steps.every((s) => s.runs === "once" && s.update === NO_OP_UPDATE && s.restartsK3s && s.triggers === undefined));
         assert.deepEqual(stepsOf(restoreAbandoned, withRestore({ id: 1, snapshot: SNAPSHOT })).steps, [], "a restore armed: its own steps run");
         assert.deepEqual(stepsOf(restoreAbandoned, sample("dev")).steps.length, sample("dev").k3s.datastore.type === "etcd" ? 1 : 0);
       });

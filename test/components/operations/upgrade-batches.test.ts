@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import { NO_OP_UPDATE } from "../../../components/operations/once";
 import { createHash, createHmac } from "node:crypto";
 import * as fc from "fast-check";
 import { upgradeBatches } from "../../../components/operations/upgrade-batches";
@@ -39,7 +40,7 @@ describe("operation upgrade-batches", () => {
       assert.match(triggers(s)[1]!, /^[0-9a-f]{64}$/);
       assert.match(triggers(s)[2]!, /^[0-9a-f]{64}$/);
       assert.equal(s.host.name, "prod-server-1");
-      assert.equal(s.update, "true");
+      assert.equal(s.update, NO_OP_UPDATE);
     }
   });
 

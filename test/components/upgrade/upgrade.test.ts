@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import { NO_OP_UPDATE } from "../../../components/operations/once";
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -380,7 +381,7 @@ esac
         for (const step of [drain, uncordon]) {
           assert.equal((step.inputs.connection as { host: string }).host, first.host, "runs on the first server");
           assert.equal((step.inputs.triggers as string[])[0], config.k3s.version);
-          assert.equal(step.inputs.update, "true", "other input changes run nothing");
+          assert.equal(step.inputs.update, NO_OP_UPDATE, "other input changes run nothing");
         }
         const changed = (name: string) => JSON.stringify(registered.get(name)!.inputs.triggers) !== JSON.stringify(relabelled.get(name)!.inputs.triggers);
         for (const which of ["drain", "uncordon"]) {
