@@ -201,18 +201,34 @@ export function clusterRecordKey(operation: CoveringOperation, id: string): stri
 /**
  * Shell (expects `say`): reads the cluster's record of `operation` `id` into `cluster_record`
  * (decoded; empty when there is none) and sets `cluster_api=1` when the API answered (the
- * ConfigMap or its absence); 0 when it did not: then only the host's records decide.
+ * ConfigMap or its absence); 0 when it did not: then only the host's records decide. The last line
+ * kubectl writes is matched whole, by kind (k8s.io/kubectl pkg/cmd/util/helpers.go StandardErrorMessage):
+ *  - `Error from server (NotFound): configmaps "<name>" not found`: no record (the API answered);
+ *  - `The connection to the server <host> was refused - …` or `Unable to connect to the server: …`:
+ *    the API did not answer (K3s starting or stopped): a warning, the host's records decide;
+ *  - anything else (`k3s: command not found`, Forbidden, another object's NotFound) fails the
+ *    step with kubectl's words: read as "no record", it would record the operation again.
  */
 export function readClusterRecord(operation: CoveringOperation, id: string): Shell {
+  const what = `the cluster's record of ${operation} ${id} (ConfigMap ${OPERATIONS_CONFIGMAP.namespace}/${OPERATIONS_CONFIGMAP.name})`;
   return sh`cluster_record="" cluster_api=0
 cm_err="$(mktemp)"
 if cm_out="$(k3s kubectl get configmap ${OPERATIONS_CONFIGMAP.name} -n ${OPERATIONS_CONFIGMAP.namespace} -o ${`jsonpath={.data.${clusterRecordKey(operation, id)}}`} 2>"$cm_err")"; then
   cluster_api=1
   if [ -n "$cm_out" ]; then cluster_record="$(printf '%s' "$cm_out" | base64 -d 2>/dev/null)" || cluster_record=""; fi
 else
-  case "$(cat "$cm_err")" in
-    *NotFound* | *"not found"*) cluster_api=1 ;;
-    *) say ${`warning: the API did not answer for the cluster's record of ${operation} ${id} (ConfigMap ${OPERATIONS_CONFIGMAP.namespace}/${OPERATIONS_CONFIGMAP.name}): only this host's records decide`} ;;
+  cm_status=$?
+  cm_said="$(cat "$cm_err")"
+  # Its last line: kubectl logs discovery errors (klog lines) above its message.
+  case \${cm_said##*$'\\n'} in
+    ${`Error from server (NotFound): configmaps "${OPERATIONS_CONFIGMAP.name}" not found`}) cluster_api=1 ;;
+    "The connection to the server "*" was refused - did you specify the right host or port?" | "Unable to connect to the server: "*)
+      say ${`warning: the API did not answer for ${what}: only this host's records decide`} ;;
+    *)
+      rm -f "$cm_err"
+      printf '%s\\n' "$cm_said" >&2
+      say ${`cannot read ${what}: k3s kubectl get configmap failed (status `}"$cm_status"${`) with the message above; fix it and run pulumi up again`} >&2
+      exit 1 ;;
   esac
 fi
 rm -f "$cm_err"`;

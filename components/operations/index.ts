@@ -14,6 +14,7 @@ import { rebuild } from "./rebuild";
 import { release } from "./release";
 import { restore } from "./restore";
 import { restoreAbandoned } from "./restore-abandoned";
+import { reportFailure } from "../shell/report";
 import { applyOf, isFromFacts, Operation, Step } from "./step";
 import { tokenRotation } from "./token-rotation";
 import { upgradeBatches } from "./upgrade-batches";
@@ -56,9 +57,26 @@ export function operationOf(name: string, operations: readonly Operation[] = OPE
   return operations.find((o) => o.owns?.(name));
 }
 
-/** Every step of every operation `config` arms, in list order (not yet in run order). */
+/**
+ * Every step of every operation `config` arms, in list order (not yet in run order). Each
+ * command (create, update, delete) is in the form that ends a failure with a line naming node,
+ * host and step (shell/report.ts reportFailure): the one place every step passes, so the
+ * program, render, the policy pack and the e2e run the same text.
+ */
 export function operationSteps(config: ResolvedConfig, plan: ClusterPlan, operations: readonly Operation[] = OPERATIONS): Step[] {
-  return operations.flatMap((o) => o.steps(config, plan));
+  return operations.flatMap((o) => o.steps(config, plan).map(reportingFailure));
+}
+
+/** `s` with each of its commands in the reporting form (shell/report.ts); a node step has none. */
+function reportingFailure(s: Step): Step {
+  if (s.create === undefined && s.update === undefined && s.delete === undefined) return s;
+  const site = { node: s.host.name, host: s.host.host, step: s.name };
+  return {
+    ...s,
+    ...(s.create !== undefined ? { create: reportFailure(site, s.create) } : {}),
+    ...(s.update !== undefined ? { update: reportFailure(site, s.update) } : {}),
+    ...(s.delete !== undefined ? { delete: reportFailure(site, s.delete) } : {}),
+  };
 }
 
 /**

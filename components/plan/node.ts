@@ -13,6 +13,8 @@ import { secretDropInKeys } from "../k3s/secrets-dropin";
 import { BUNDLE_NAME, checkBundleFiles, renderBundle, secretsDocument, secretsWriteScript } from "../node/bundle";
 import { HOOKS_SCRIPT, hookTriggers } from "../hooks/render";
 import { OS_PREP_SCRIPT } from "../os-prep/render";
+import { childName, NODE_CHILDREN, NodeChild } from "../names";
+import { reportFailure } from "../shell/report";
 import { asRoot } from "../shell/root";
 import { joinShell, raw, Shell, sh } from "../shell/sh";
 import { managedNodes } from "../decommission/nodes";
@@ -143,7 +145,7 @@ export function planNodeContext(ctx: NodeContext): NodePlan {
   const osPrepHash = once(() => sha256(osPrep.join("\0")));
   const applyHash = once(() => sha256(applyInputs.join("\0")));
   // Each step unpacks the bundle before it runs its script: the copy is the only transfer.
-  const runFromBundle = (script: string) => asRoot(sshUser, sh`bash ${`${STAGING_DIR}/${BUNDLE_NAME}`} ${script}`).text;
+  const runFromBundle = (script: string) => nodeCommand(node, stepOfScript(script), asRoot(sshUser, sh`bash ${`${STAGING_DIR}/${BUNDLE_NAME}`} ${script}`).text);
   return {
     node,
     role,
@@ -175,8 +177,8 @@ export function planNodeContext(ctx: NodeContext): NodePlan {
     applyBoundSeconds: applyBoundSeconds(config, node),
     ...(config.k3s.version ? { targetVersion: config.k3s.version } : {}),
     commands: {
-      stage: asRoot(sshUser, sh`install -d -m 0700 -o ${sshUser} ${STAGING_DIR}`).text,
-      secrets: asRoot(sshUser, sh`sh -c ${secretsWriteScript(secretFiles).text}`).text,
+      stage: nodeCommand(node, "stage", asRoot(sshUser, sh`install -d -m 0700 -o ${sshUser} ${STAGING_DIR}`).text),
+      secrets: nodeCommand(node, "secrets", asRoot(sshUser, sh`sh -c ${secretsWriteScript(secretFiles).text}`).text),
       osPrep: runFromBundle(OS_PREP_SCRIPT),
       apply: runFromBundle(APPLY_SCRIPT),
       ...(agentPreflight ? { preflight: runFromBundle(PREFLIGHT_SCRIPT) } : {}),
@@ -202,7 +204,22 @@ export function applyWithRelease(plan: NodePlan, releaseStdout: string | undefin
 /** A bundle script (apply.sh, an agent's preflight.sh) with the cluster's release in K3S_PLATFORM_CLUSTER_RELEASE, as above. */
 export function runWithRelease(plan: NodePlan, script: string, releaseStdout: string | undefined): string {
   const release = parseRelease(releaseStdout) ?? "";
-  return asRoot(plan.sshUser, sh`env ${raw(CLUSTER_RELEASE_VARIABLE)}=${release} bash ${`${STAGING_DIR}/${BUNDLE_NAME}`} ${script}`).text;
+  return nodeCommand(plan.node, stepOfScript(script), asRoot(plan.sshUser, sh`env ${raw(CLUSTER_RELEASE_VARIABLE)}=${release} bash ${`${STAGING_DIR}/${BUNDLE_NAME}`} ${script}`).text);
+}
+
+/**
+ * A K3sNode command in the form that ends a failure with a line naming node, host and step
+ * (`<node>-<child>`, its resource name without the stack prefix: shell/report.ts).
+ */
+function nodeCommand(node: NodeConfig, child: Exclude<NodeChild, "bundle">, command: string): string {
+  return reportFailure({ node: node.name, host: node.host, step: childName(node.name, NODE_CHILDREN[child]) }, command);
+}
+
+/** The K3sNode step that runs a bundle script. */
+function stepOfScript(script: string): "osPrep" | "apply" | "preflight" {
+  const step = ({ [OS_PREP_SCRIPT]: "osPrep", [APPLY_SCRIPT]: "apply", [PREFLIGHT_SCRIPT]: "preflight" } as const)[script];
+  if (!step) throw new Error(`${script} is not a node step's script`);
+  return step;
 }
 
 export function planCluster(config: ResolvedConfig, options: PlanOptions = {}): ClusterPlan {

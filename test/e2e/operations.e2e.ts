@@ -14,6 +14,7 @@ import { MAINTENANCE_RECORD } from "../../components/operations/maintenance";
 import { Facts, isFromFacts, Step, StepValue } from "../../components/operations/step";
 import { planCluster } from "../../components/plan/node";
 import { loadStackConfig } from "../../components/stack/load";
+import { failureLine } from "../../components/shell/report";
 import { REPO } from "../helpers/samples";
 import { CommandProviderModel, Declared, StepRecord, UpError } from "./provider";
 import { applyCluster, clusterEvents, SshTarget, TestHost } from "./ssh";
@@ -224,6 +225,35 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     assert.deepEqual(ran(healed), ["e2e-server-3-restore-rejoin", "e2e-agent-1-restore-restart"]);
     assert.equal(calls(host("e2e-server-1")).match(/--cluster-reset /g)!.length, resets, "never reset twice");
     assert.deepEqual(ran(await up()), []);
+  });
+
+  it("a day-2 step failing on its host (K3s refuses the cluster reset) stops the steps after it; the error ends with the line naming node, host and step; with the fault gone the same config's next up finishes", async () => {
+    const first = host("e2e-server-1");
+    const reset = "e2e-server-1-restore-reset";
+    // The fault hook of the cluster-reset stand-in (lib/k3sp-stub/cluster-reset): K3s fails the reset.
+    fault = { step: reset, run: () => writeFileSync(join(dir, "cluster/fail-cluster-reset"), "") };
+    edits.push((raw) => (raw.restore = { id: 8, snapshot }));
+    writeFileSync(join(dir, "cluster/data"), "written-after-the-snapshot");
+    const steps = restoreStepNames(stack());
+    const after = steps.slice(steps.indexOf(reset) + 1);
+    assert.ok(after.length >= 3, after.join(", "));
+    await assert.rejects(up(), (e: Error) => {
+      assert.ok(e instanceof UpError, e.message);
+      assert.equal(e.resource, reset);
+      assert.notEqual(e.result.status, 0);
+      const lines = e.result.stderr.trim().split("\n");
+      assert.equal(lines.at(-1), failureLine({ node: "e2e-server-1", host: first.address, step: reset }, e.result.status), "the last line names node, host and step");
+      assert.match(lines.slice(0, -1).join("\n"), /k3s server --cluster-reset from \S+ failed/, "the script's own message stays above it");
+      for (const n of after) assert.ok(!e.steps.some((s) => s.name === n), `${n} did not run`);
+      return true;
+    });
+    assert.equal(readFileSync(join(dir, "cluster/data"), "utf8").trim(), "written-after-the-snapshot", "nothing restored yet");
+    fault = undefined;
+    rmSync(join(dir, "cluster/fail-cluster-reset"));
+    const healed = await up();
+    assert.deepEqual(ran(healed), [reset, ...after], "only what was left");
+    assert.equal(readFileSync(join(dir, "cluster/data"), "utf8").trim(), "written-before-the-snapshot", "restored");
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
   });
 
   it("restore removed after its reset failed (every server stopped): the next up without restore starts K3s on every server as it was, no reset: the first server (1 of 3 etcd members, no quorum alone) without waiting, then each only after every server before it is Ready (a slow kubelet on the second holds the third back); a second up is a no-op", async () => {

@@ -23,6 +23,7 @@ import { guardOnce, NO_OP_UPDATE, ONCE_DIR } from "../../../components/operation
 import { planNode } from "../../../components/plan/node";
 import { installMocks } from "../../helpers/pulumi-mocks";
 import { REPO, sampleConfig, variant } from "../../helpers/samples";
+import { innerCommand } from "../../helpers/report";
 
 const STUBS = join(REPO, "test", "helpers", "stubs");
 const KEY = "c2VjcmV0Ym94LWtleS1ieXRlcy0zMi1ieXRlcy0wMTIzNDU=";
@@ -256,7 +257,7 @@ describe("secrets encryption", () => {
       const plan = planNode(config, config.nodes[0]!);
       assert.ok(plan.secretFiles.some((f) => f.name === "encryption-config" && f.writeScript));
       const cmd = plan.commands.secrets;
-      assert.match(cmd, /^sudo -n sh -c /);
+      assert.match(innerCommand(cmd) ?? "", /^sudo -n sh -c /);
       assert.ok(cmd.includes("phase=2"));
       assert.ok(!cmd.includes(KEY));
     });
@@ -343,7 +344,7 @@ describe("secrets encryption", () => {
           assert.ok(steps.length >= 2, `one-shot steps: ${steps.map((s) => s.name).join(", ")}`);
           for (const step of steps) {
             const next = after.get(step.name)!;
-            assert.equal(step.inputs.update, NO_OP_UPDATE, `${step.name}: Update would run a script`);
+            assert.equal(innerCommand(step.inputs.update as string), NO_OP_UPDATE, `${step.name}: Update would run a script`);
             for (const field of ["triggers", "create", "update", "stdin"]) {
               assert.deepEqual(next.inputs[field], step.inputs[field], `${step.name}.${field} changed with an SSH setting`);
             }

@@ -333,7 +333,8 @@ describe("operation restore", () => {
       const bin = join(down.root, "bin");
       mkdirSync(bin);
       writeFileSync(join(bin, "sleep"), `#!/usr/bin/env bash\necho "sleep $*" >>"${join(down.root, "sleeps")}"\n`, { mode: 0o755 });
-      writeFileSync(join(bin, "k3s"), `#!/usr/bin/env bash\n[ "$1" = kubectl ] && exit 1\nexec ${STUBS}/k3s "$@"\n`, { mode: 0o755 });
+      // kubectl's words when the API does not answer (k8s.io/kubectl pkg/cmd/util/helpers.go StandardErrorMessage).
+      writeFileSync(join(bin, "k3s"), `#!/usr/bin/env bash\n[ "$1" = kubectl ] && { echo "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?" >&2; exit 1; }\nexec ${STUBS}/k3s "$@"\n`, { mode: 0o755 });
       const blind = spawnSync("bash", ["-s"], { input: check, encoding: "utf8", env: { ...down.env, PATH: `${bin}:${down.env.PATH}` } });
       assert.equal(blind.status, 0, blind.stderr);
       assert.match(blind.stdout, /check: warning: the API did not list the Nodes for 30s .*this restore stops only prod-server-2, prod-server-3, prod-server-1/);
@@ -466,6 +467,8 @@ describe("operation restore", () => {
       const tools = join(first.root, "tools");
       mkdirSync(tools);
       symlinkSync(join(STUBS, "k3s"), join(tools, "k3s"));
+      // The ConfigMap stand-in the k3s stand-in runs from beside its own directory.
+      symlinkSync(join(STUBS, "..", "kubectl-configmap.sh"), join(first.root, "kubectl-configmap.sh"));
       for (const t of ["bash", "cat", "date", "mkdir", "mv", "dirname", "sed", "mktemp", "rm", "base64"]) symlinkSync(spawnSync("bash", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim(), join(tools, t));
       const run = (facts: Partial<Facts>) => spawnSync("/bin/bash", ["-s"], { input: stdinOf(steps[0]!, facts), encoding: "utf8", env: { ...first.env, PATH: tools } });
       const refused = run({ restoreTokenSet: true });

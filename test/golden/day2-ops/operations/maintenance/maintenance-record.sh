@@ -15,9 +15,18 @@ if cm_out="$(k3s kubectl get configmap k3s-platform-operations -n kube-system -o
   cluster_api=1
   if [ -n "$cm_out" ]; then cluster_record="$(printf '%s' "$cm_out" | base64 -d 2>/dev/null)" || cluster_record=""; fi
 else
-  case "$(cat "$cm_err")" in
-    *NotFound* | *"not found"*) cluster_api=1 ;;
-    *) say 'warning: the API did not answer for the cluster'\''s record of maintenance 2026-12-07 (ConfigMap kube-system/k3s-platform-operations): only this host'\''s records decide' ;;
+  cm_status=$?
+  cm_said="$(cat "$cm_err")"
+  # Its last line: kubectl logs discovery errors (klog lines) above its message.
+  case ${cm_said##*$'\n'} in
+    'Error from server (NotFound): configmaps "k3s-platform-operations" not found') cluster_api=1 ;;
+    "The connection to the server "*" was refused - did you specify the right host or port?" | "Unable to connect to the server: "*)
+      say 'warning: the API did not answer for the cluster'\''s record of maintenance 2026-12-07 (ConfigMap kube-system/k3s-platform-operations): only this host'\''s records decide' ;;
+    *)
+      rm -f "$cm_err"
+      printf '%s\n' "$cm_said" >&2
+      say 'cannot read the cluster'\''s record of maintenance 2026-12-07 (ConfigMap kube-system/k3s-platform-operations): k3s kubectl get configmap failed (status '"$cm_status"') with the message above; fix it and run pulumi up again' >&2
+      exit 1 ;;
   esac
 fi
 rm -f "$cm_err"
