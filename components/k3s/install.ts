@@ -491,7 +491,7 @@ resolve_k3s_binary
 function binaryDrift(config: ResolvedConfig): Shell {
   if (!config.k3s.airgap.enabled) return raw(`    echo "apply[$NODE]: $K3S_BINARY changed outside k3s-platform (sha256 $binary_now, recorded $binary_was): re-installing the release"
 `);
-  return raw(`    fail "host $HOST: $K3S_BINARY changed outside k3s-platform (sha256 $binary_now, recorded $binary_was after the last apply): K3s would run it at its next restart. Put the release back; or, to upgrade, stage the new release at $K3S_BINARY-<version> and set k3s.version (docs/upgrading.md); to keep this binary as it is: rm $BINARY_STATE on $HOST, then run pulumi up again"
+  return raw(`    fail "host $HOST: $K3S_BINARY changed outside k3s-platform (sha256 $binary_now, recorded $binary_was after the last apply): K3s would run it at its next restart. Put the release back; or, to upgrade, stage the new release at $K3S_BINARY-<version> and set k3s.version (docs/upgrading.md); to keep this binary as it is: rm ${STATE_DIR}/applied-binary on $HOST, then run pulumi up again"
 `);
 }
 

@@ -779,6 +779,19 @@ describe("generated shell", () => {
         assert.match(again.out, /K3s is up to date/);
       });
 
+      it("an agent's dry run that refuses (an air-gapped binary replaced by hand) names the host's record, not its scratch copy (review of issue 26)", () => {
+        const config = upgraded("prod");
+        const h = standinHost(config, config.nodes.findIndex((n) => n.role === "agent"), "dry-run-drift", "v1.37.1+k3s1");
+        fakeBinary(h.root, `${config.k3s.airgap.binaryPath}-v1.37.1+k3s1`, "v1.37.1+k3s1");
+        assert.equal(h.apply().status, 0);
+        fakeBinary(h.root, config.k3s.airgap.binaryPath, "v1.37.1+k3s1-replaced");
+        for (const run of [h.apply({ K3S_PLATFORM_APPLY_DRY_RUN: "1" }), h.apply()]) {
+          assert.equal(run.status, 1, run.out);
+          assert.match(run.out, /changed outside k3s-platform .*to keep this binary as it is: rm \/var\/lib\/k3s-platform\/applied-binary on 203\.0\.113\.21, then/);
+          assert.doesNotMatch(run.out, /rm \/tmp|BINARY_STATE/);
+        }
+      });
+
       it("an agent's dry run (K3S_PLATFORM_APPLY_DRY_RUN, its preflight) says it restarts K3s exactly when the apply that follows does, and writes nothing on the host (issue 26)", () => {
         const config = sampleConfig("staging");
         const index = config.nodes.findIndex((n) => n.role === "agent");

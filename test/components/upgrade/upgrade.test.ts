@@ -564,6 +564,23 @@ esac
       }
       const unrecorded = go(join(scratch, "drain-answer-true.sh"), "<none>", "<none>");
       assert.match(unrecorded.out, /no record of its K3s inputs yet, and its apply will restart K3s \(its preflight's dry run\): cordon and drain/);
+      // Still cordoned by a rollout whose apply failed after its drain, its record matching (the change
+      // taken back) and its preflight saying its apply restarts K3s (it runs what that apply placed):
+      // drained again, not uncordoned right before that restart (review of issue 26). Another answer:
+      // uncordoned as before; not cordoned by a rollout (a yes kept from an earlier change): nothing.
+      const mark = config.k3s.version!;
+      const again = go(join(scratch, "drain-answer-true.sh"), planned, mark);
+      assert.equal(again.status, 0, again.out);
+      assert.match(again.out, /still cordoned by a rollout that did not finish, and its apply will restart K3s/);
+      assert.match(again.calls, new RegExp(`kubectl cordon ${agent}\n[^]*kubectl drain ${agent} --timeout=`));
+      assert.doesNotMatch(again.calls, /kubectl uncordon/);
+      for (const answer of ["false", "undefined"]) {
+        const r = go(join(scratch, `drain-answer-${answer}.sh`), planned, mark);
+        assert.equal(r.status, 0, r.out);
+        assert.match(r.calls, new RegExp(`kubectl uncordon ${agent}\n`), answer);
+        assert.doesNotMatch(r.calls, /kubectl (cordon|drain) /, answer);
+      }
+      assert.doesNotMatch(go(join(scratch, "drain-answer-true.sh"), planned).calls, /kubectl (cordon|drain|annotate)/);
       const after = go(uncordon, "0".repeat(64), config.k3s.version!);
       assert.equal(after.status, 0, after.out);
       const record = after.calls.indexOf(`kubectl annotate node ${agent} --overwrite k3s-platform.io/k3s-inputs=${planned} k3s-platform.io/k3s-secret-inputs=${plannedSecrets}\n`);

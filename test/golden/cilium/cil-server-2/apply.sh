@@ -324,7 +324,7 @@ if [ "${UPGRADING:-0}" != 1 ] && [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null 
   if [ "$unit_same" = 0 ]; then
     echo "apply[$NODE]: the unit or its environment files changed outside k3s-platform: re-installing"
   else
-    fail "host $HOST: $K3S_BINARY changed outside k3s-platform (sha256 $binary_now, recorded $binary_was after the last apply): K3s would run it at its next restart. Put the release back; or, to upgrade, stage the new release at $K3S_BINARY-<version> and set k3s.version (docs/upgrading.md); to keep this binary as it is: rm $BINARY_STATE on $HOST, then run pulumi up again"
+    fail "host $HOST: $K3S_BINARY changed outside k3s-platform (sha256 $binary_now, recorded $binary_was after the last apply): K3s would run it at its next restart. Put the release back; or, to upgrade, stage the new release at $K3S_BINARY-<version> and set k3s.version (docs/upgrading.md); to keep this binary as it is: rm /var/lib/k3s-platform/applied-binary on $HOST, then run pulumi up again"
   fi
 fi
 

@@ -164,7 +164,7 @@ for i in "${!AGENTS[@]}"; do
     echo "upgrade[$agent]: not registered yet (first join): nothing to drain"
     continue
   fi
-  read -r version _ <<<"$info"
+  read -r version _ _ cordoned_for <<<"$info"
   if [ "$version" = "$TARGET_VERSION" ]; then
     recorded="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || recorded="<none> <none>"
     read -r applied applied_secrets <<<"$recorded"
@@ -194,6 +194,14 @@ for i in "${!AGENTS[@]}"; do
     # since it answers, so its K3s inputs have not changed since: adopted, recorded by the uncordon.
     if { [ "$applied" = "<none>" ] || [ "$applied_secrets" = "<none>" ]; } && [ "$restarts" = yes ]; then
       echo "upgrade[$agent]: no record of its K3s inputs yet, and its apply will restart K3s (its preflight's dry run): cordon and drain before it does"
+      upgrading+=("$agent")
+      continue
+    fi
+    # Still cordoned by a rollout that stopped after its drain (its apply failed, e.g. not Ready in
+    # time), and its apply will restart K3s (the change taken back: K3s runs what that apply
+    # placed): drained again instead of uncordoned right before the restart.
+    if [ "$restarts" = yes ] && [ -n "$cordoned_for" ] && [ "$cordoned_for" != "<none>" ]; then
+      echo "upgrade[$agent]: still cordoned by a rollout that did not finish, and its apply will restart K3s (its preflight's dry run): drained again before it does"
       upgrading+=("$agent")
       continue
     fi
