@@ -310,7 +310,8 @@ function restoreRemovedLines(lifecycle: Lifecycle[], named: Named[], stack: stri
   // The state's config is the validated one the program registered: whole, so the steps it declared can be named.
   const before = configs.before as ResolvedConfig | undefined;
   const now = configs.now;
-  const chain = lifecycle.filter((l) => l.of!.child === "restoreAbandoned" && l.op === "create").map((l) => l.of!.node);
+  // Created (a stack's first up with them), or replaced (their trigger goes back to none as restore is removed).
+  const chain = lifecycle.filter((l) => l.of!.child === "restoreAbandoned" && (l.op === "create" || l.op === "replace")).map((l) => l.of!.node);
   const unfinishedLines = (): string[] | undefined => {
     if (!before?.restore || !now || now.restore) return undefined;
     const finished = new Set(lifecycle.filter((l) => l.op === "delete" && l.of!.child.startsWith("restore")).map((l) => childSuffix(l.name, stack)));
@@ -330,14 +331,15 @@ function restoreRemovedLines(lifecycle: Lifecycle[], named: Named[], stack: stri
     const of = (names: string[], child: NodeLifecycleChild) => names.map((n) => nodeOf(n, child)).filter((n): n is string => n !== undefined);
     const resetRan = finished.has(nodeLifecycleName(first.name, "restoreReset"));
     const stopped = of(expected.filter((n) => finished.has(n)), "restoreStop");
+    const rejoins = of(unfinished, "restoreRejoin");
     const what = resetRan
-      ? `its cluster reset ran on ${first.name}: ${of(unfinished, "restoreRejoin").join(", ") || "no server"} rejoin${of(unfinished, "restoreRejoin").length === 1 ? "s" : ""} it one at a time (etcd data moved aside)${of(unfinished, "restoreRestart").length ? `; agents ${of(unfinished, "restoreRestart").join(", ")} are not restarted (they reconnect to the restored cluster on their own)` : ""}`
-      : `no cluster reset ran: K3s starts again as it was on ${stopped.join(", ")} (the servers its stop stopped), one at a time, etcd data untouched`;
+      ? `its cluster reset ran on ${first.name}: ${rejoins.length ? `${rejoins.join(", ")} rejoin${rejoins.length === 1 ? "s" : ""} it one at a time (etcd data moved aside)` : "every other server rejoined it"}${of(unfinished, "restoreRestart").length ? `; then k3s-agent starts again on ${of(unfinished, "restoreRestart").join(", ")} wherever the restore's restart stopped it (agents whose restart never began reconnect on their own)` : ""}`
+      : `no cluster reset ran: K3s starts again as it was on ${stopped.join(", ")} (the servers its stop stopped), one at a time (each Ready before the next, once a quorum runs), etcd data untouched`;
     return [`⚠️ restore ${id} is removed before it finished (${unfinished.join(", ")} never completed): this up converges what it left: ${what}; servers it never stopped are not touched (docs/backup-and-restore.md)`];
   };
   const lines = unfinishedLines();
   if (lines) return lines;
-  if (chain.length && before && !before.restore) return [`restore-abandoned on ${chain.join(", ")}: checks each server for a restore left unfinished; nothing changes on a host without one (docs/backup-and-restore.md)`];
+  if (chain.length && before && !before.restore && !now?.restore) return [`restore-abandoned on ${chain.join(", ")}: checks each node for a restore left unfinished; nothing changes on a host without one (docs/backup-and-restore.md)`];
   return [];
 }
 

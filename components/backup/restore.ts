@@ -508,6 +508,16 @@ ${rejoinFragment()}`,
   );
 }
 
+/** Shell (expects `fail`): starts k3s-agent and waits, bounded, until its unit is active; `after` names what started it in the failure. */
+function startAgentFragment(after: string): Shell {
+  return sh`systemctl start --no-block k3s-agent
+deadline=$((SECONDS + ${RESTORE_READY_SECONDS}))
+until systemctl is-active --quiet k3s-agent; do
+  if [ "$SECONDS" -ge "$deadline" ]; then fail "k3s-agent is not active ${raw(String(RESTORE_READY_SECONDS))}s after ${raw(after)}; see journalctl -u k3s-agent"; fi
+  sleep 2
+done`;
+}
+
 /**
  * An agent restarts after the servers (it reconnects to the restored cluster); bounded wait for
  * its unit. `resetDone`: the first server's reset was done before this `up` (the check's record):
@@ -525,12 +535,7 @@ export function renderRestoreAgentRestart(node: NodeConfig, id: string, resetDon
 fi
 ` : raw("")}${writeRecord(RESTORE_RESTARTING)}
 timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s-agent || fail "systemctl stop k3s-agent failed"
-systemctl start --no-block k3s-agent
-deadline=$((SECONDS + ${RESTORE_READY_SECONDS}))
-until systemctl is-active --quiet k3s-agent; do
-  if [ "$SECONDS" -ge "$deadline" ]; then fail "k3s-agent is not active ${raw(String(RESTORE_READY_SECONDS))}s after its restart; see journalctl -u k3s-agent"; fi
-  sleep 2
-done
+${startAgentFragment("its restart")}
 say "k3s-agent restarted"`,
   );
 }
@@ -552,16 +557,35 @@ export function parseAbandonedReset(stdout: string | undefined): string {
   return line ? line.slice(ABANDONED_RESET_LINE.length).trim() : "";
 }
 
-/** How long a server started as it was waits for Ready before the next one starts (its etcd member may wait for a quorum). */
-export const QUORUM_WAIT_SECONDS = 60;
+/** The restore-abandoned scripts' common head: source, strict mode, ROOT, NODE, STEP, say and fail. */
+function abandonedPreamble(node: NodeConfig): Shell {
+  return sh`# Source: docs.k3s.io/cli/etcd-snapshot, "Restoring Snapshots" (components/backup/restore.ts).
+set -euo pipefail
+ROOT="\${K3S_PLATFORM_ROOT:-}"
+NODE=${node.name}
+STEP=abandoned
+started=$SECONDS
+say() { echo "restore[$NODE] $STEP: $* ($((SECONDS - started))s)"; }
+fail() { echo "restore[$NODE] $STEP: $*" >&2; exit 1; }`;
+}
+
+/**
+ * How many of `members` etcd members must run for etcd to serve: a majority, (n/2)+1 (etcd.io
+ * docs, FAQ "What is failure tolerance?"). A K3s server whose etcd member has no quorum is never
+ * Ready: after every server stopped, one started alone waits for the others (k3s-io/k3s#2249,
+ * "After a complete power off").
+ */
+export function etcdQuorum(members: number): number {
+  return Math.floor(members / 2) + 1;
+}
 
 /**
  * A restore removed from the config before it finished (a step failed, then `restore` was
  * deleted): its steps are dropped and run nothing, so without this K3s stays stopped wherever its
- * stop ran. One script per server, in a chain (the first server first, then the others in config
- * order, one at a time), converging each host from its own restore markers to where the K3s docs
- * (docs.k3s.io/cli/etcd-snapshot, "Restoring Snapshots"; docs.k3s.io/cli/cluster-reset) leave a
- * cluster:
+ * stop ran. One script per server, in a chain (`chain`: the servers in run order, the first
+ * server first, then the others in config order, one at a time), converging each host from its
+ * own restore markers to where the K3s docs (docs.k3s.io/cli/etcd-snapshot, "Restoring
+ * Snapshots"; docs.k3s.io/cli/cluster-reset) leave a cluster:
  *  - no RESTORE_STOPPED here, or the restore finished here (its reset or rejoin once-record holds
  *    the id): nothing is touched (a no-op `up` stays one);
  *  - the cluster reset ran here (RESET_RECORD, K3s' reset-flag, or the reset's once-record): this
@@ -571,27 +595,29 @@ export const QUORUM_WAIT_SECONDS = 60;
  *  - another server's reset ran for this id (`resetId`, the first server's step's line): its etcd
  *    data names the old membership, so it rejoins the reset server as the restore's own rejoin
  *    does ("Backup and delete ${datadir}/server/db on each peer etcd server and rejoin"):
- *    rejoinFragment, then the rejoin's once-record;
+ *    rejoinFragment (Ready, or the step fails), then the rejoin's once-record;
  *  - no reset ran: the data is intact: K3s starts as it was; the stop's records go (RESTORE_STOPPED,
  *    the stop's and the check's once-records), so the same id set again runs the whole restore.
- *    Every server the restore stopped is down, so an etcd member may wait for a quorum: a server
- *    that is not `last` waits QUORUM_WAIT_SECONDS and lets the next one start; the last waits
- *    RESTORE_READY_SECONDS and fails if its Node is not Ready.
+ *    Every server the restore stopped may be down, and an etcd member is not Ready without a
+ *    quorum (etcdQuorum of the chain's servers): a server the chain reaches before that many
+ *    started cannot be Ready alone, so it does not wait and the next server starts (a restart of
+ *    an existing member: no membership change). From the server that makes the quorum on, each
+ *    waits RESTORE_READY_SECONDS until it and every server before it in the chain are Ready, or
+ *    fails naming the one that is not, which stops the chain: the next server never acts while
+ *    one before it is not Ready ("one at a time").
  * `resetId`: undefined for the chain's first step (it reads nothing) and in `npm run render`.
  */
-export function renderRestoreAbandoned(node: NodeConfig, last: boolean, resetId?: string): string {
+export function renderRestoreAbandoned(node: NodeConfig, chain: readonly string[], resetId?: string): string {
   const once = (what: string) => `${ONCE_DIR}/restore-${what}`;
+  const index = chain.indexOf(node.name);
+  if (index < 0) throw new Error(`restore-abandoned: ${node.name} is not in the chain ${chain.join(", ")}`);
+  const quorum = etcdQuorum(chain.length);
+  // The servers up to this one: once they are a quorum, each must be Ready before the next acts.
+  const upTo = chain.slice(0, index + 1);
   return sh`#!/usr/bin/env bash
 # Generated by k3s-platform: restore-abandoned on ${node.name}: converges a restore removed from
 # the config before it finished; touches nothing on a host its stop never stopped.
-# Source: docs.k3s.io/cli/etcd-snapshot, "Restoring Snapshots" (components/backup/restore.ts).
-set -euo pipefail
-ROOT="\${K3S_PLATFORM_ROOT:-}"
-NODE=${node.name}
-STEP=abandoned
-started=$SECONDS
-say() { echo "restore[$NODE] $STEP: $* ($((SECONDS - started))s)"; }
-fail() { echo "restore[$NODE] $STEP: $*" >&2; exit 1; }
+${abandonedPreamble(node)}
 ${WAIT_READY}
 value=${readRecord(RESTORE_STOPPED)}
 if [ -z "$value" ]; then
@@ -628,16 +654,63 @@ ${rejoinFragment()}
 fi
 say "restore $value stopped K3s here and was removed before any cluster reset: start K3s as it was (its etcd data untouched)"
 systemctl start --no-block k3s
-${last
-  ? sh`wait_ready "$NODE" ${RESTORE_READY_SECONDS} || fail "$NODE is not Ready ${raw(String(RESTORE_READY_SECONDS))}s after starting K3s again; see journalctl -u k3s"
-ready=1`
-  : sh`ready=0
-if wait_ready "$NODE" ${QUORUM_WAIT_SECONDS}; then ready=1; fi`}
+${index + 1 < quorum
+  ? sh`rm -f "$ROOT"${RESTORE_STOPPED} "$ROOT"${once("stop")} "$ROOT"${once("check")}
+say ${`K3s started; its etcd member cannot be Ready before ${quorum} of the ${chain.length} servers run (a quorum): the next server starts now; the step on ${chain[quorum - 1]!} waits until ${chain.slice(0, quorum).join(", ")} are Ready`}`
+  : sh`# A quorum of the chain's servers runs from here on: this one and each before it must be Ready
+# before the next server acts (a server that never became Ready stops the chain, named).
+deadline=$((SECONDS + ${RESTORE_READY_SECONDS}))
+for server in ${upTo}; do
+  wait_ready "$server" $((deadline - SECONDS)) || fail "$server"${` is not Ready ${RESTORE_READY_SECONDS}s after K3s started again on ${upTo.join(", ")}${chain.length > 1 ? ` (etcd needs ${quorum} of the ${chain.length} servers running)` : ""}; the next server does not start until it is: see journalctl -u k3s on `}"$server"${`, then run pulumi up again`}
+done
 rm -f "$ROOT"${RESTORE_STOPPED} "$ROOT"${once("stop")} "$ROOT"${once("check")}
-if [ "$ready" = 1 ]; then
-  say "K3s runs again, Ready"
-else
-  say "K3s started, not Ready yet: its etcd member waits for a quorum of servers; the next server starts"
+say ${`K3s runs again; ${upTo.join(", ")} Ready`}`}
+`.text;
+}
+
+/**
+ * An agent of a restore removed from the config before it finished (operations/restore-abandoned.ts,
+ * after the servers' chain): the restore's restart writes RESTORE_RESTARTING, stops k3s-agent and
+ * starts it again; a restart that failed in between (its stop ran over its bound, its start never
+ * became active) leaves k3s-agent stopped, and once `restore` is removed no step of it runs again.
+ *  - no RESTORE_RESTARTING here, or the restart finished here (its once-record holds the id):
+ *    nothing is touched (only files read: a no-op `up` stays one);
+ *  - otherwise k3s-agent starts (unless it runs), active within RESTORE_READY_SECONDS or the step
+ *    fails; the restart's once-record is written: the restart ran after the cluster reset (the
+ *    restore restarts agents last), so the same id set again runs nothing of it here, as on the
+ *    servers that rejoined.
+ */
+export function renderRestoreAbandonedAgent(node: NodeConfig): string {
+  const restarted = `${ONCE_DIR}/restore-restart`;
+  return sh`#!/usr/bin/env bash
+# Generated by k3s-platform: restore-abandoned on agent ${node.name}: starts k3s-agent where an
+# unfinished restore's restart stopped it; touches nothing on a host it never restarted.
+${abandonedPreamble(node)}
+value=${readRecord(RESTORE_RESTARTING)}
+if [ -z "$value" ] || [ ${readRecord(restarted)} = "$value" ]; then
+  say "no unfinished restore restart of k3s-agent here: nothing to do"
+  exit 0
 fi
+if systemctl is-active --quiet k3s-agent; then
+  say "restore $value was removed before its restart of k3s-agent finished here; k3s-agent runs: nothing to start"
+  ${writeRecord(restarted)}
+  exit 0
+fi
+say "restore $value stopped k3s-agent here and was removed before its restart finished: start k3s-agent"
+${startAgentFragment("starting it again")}
+say "k3s-agent runs again"
+${writeRecord(restarted)}
+`.text;
+}
+
+/**
+ * A restore-abandoned step while restore `id` is armed (operations/restore-abandoned.ts
+ * whileArmed): it touches nothing, not even a file; it exists so that the `up` that removes
+ * `restore` changes its trigger and runs the converging script.
+ */
+export function renderRestoreAbandonedArmed(node: NodeConfig, id: string): string {
+  return sh`#!/usr/bin/env bash
+# Generated by k3s-platform: restore-abandoned on ${node.name} while restore ${id} is armed: nothing.
+echo ${`restore[${node.name}] abandoned: restore ${id} is armed: its own steps act; nothing to do`}
 `.text;
 }

@@ -19,6 +19,7 @@ import { stdinScriptCommand } from "../shell/root";
 import { rotationDone } from "./certificates";
 import { isCovered, renderNotCovered } from "./covered";
 import { NO_OP_UPDATE } from "./once";
+import { restoreAbandonedDone } from "./restore-abandoned";
 import { endsWithAny, isFromFacts, Operation, sshUserOf, Step, StepValue } from "./step";
 
 /** The step word each restore script says (backup/restore.ts `script`'s STEP). */
@@ -92,7 +93,9 @@ export const restore: Operation = {
     const id = String(r.id);
     const { first, others, agents } = restoreServers(config);
     const steps: Step[] = [];
-    let previous = rotationDone(config, plan);
+    // After restore-abandoned's steps (armed: they only take the id as their trigger), so an up
+    // that fails in the restore has replaced them: the up that removes restore runs them.
+    let previous = restoreAbandonedDone(config, rotationDone(config, plan));
     const check = nodeLifecycleName(first.name, "restoreCheck");
     const step = (
       node: NodeConfig,

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NodeConfig, ResolvedConfig, StackInput } from "../../components/config/schema";
@@ -139,11 +139,14 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     return records;
   };
   const ran = (records: StepRecord[]) => records.filter((r) => r.op !== "same").map((r) => r.name);
-  /** The restore-abandoned chain (no restore armed) leaves the program when a restore is set: deleted, it runs nothing. */
+  /**
+   * The restore-abandoned steps while a restore is armed take its id as their trigger
+   * (operations/restore-abandoned.ts whileArmed): replaced when it is set, they only say so.
+   */
   const withoutAbandonedDropped = (records: StepRecord[]) => {
-    const dropped = records.filter((r) => /-restore-abandoned$/.test(r.name) && r.op === "delete");
-    for (const r of dropped) assert.deepEqual(r.ran, [], `${r.name}: its delete runs nothing`);
-    return records.filter((r) => !dropped.includes(r));
+    const armed = records.filter((r) => /-restore-abandoned$/.test(r.name) && r.op !== "same");
+    for (const r of armed) assert.match(r.stdout, /abandoned: restore \S+ is armed: its own steps act; nothing to do/, `${r.name}: touches nothing`);
+    return records.filter((r) => !armed.includes(r));
   };
   const record = (records: StepRecord[], name: string) => records.find((r) => r.name === name)!;
   const calls = (h: TestHost) => (existsSync(join(h.upper, "var/log/k3sp/calls.log")) ? readFileSync(join(h.upper, "var/log/k3sp/calls.log"), "utf8") : "");
@@ -154,6 +157,9 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" });
     execFileSync("bash", [HOSTS, "up", String(names.length), dir], { stdio: "inherit" });
     hosts = JSON.parse(readFileSync(join(dir, "hosts.json"), "utf8")) as TestHost[];
+    // The kubectl stand-in's etcd quorum on Node Ready (lib/k3sp-stub/kubectl): a server whose
+    // member has no quorum is not Ready, as after a restore stopped every server.
+    writeFileSync(join(dir, "cluster/etcd-quorum"), "");
   });
   after(() => execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" }));
 
@@ -226,7 +232,7 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     const reset = "e2e-server-1-restore-reset";
     // The fault hook of the cluster-reset stand-in (lib/k3sp-stub/cluster-reset): K3s fails the reset.
     fault = { step: reset, run: () => writeFileSync(join(dir, "cluster/fail-cluster-reset"), "") };
-    edits.push((raw) => (raw.restore = { id: 7, snapshot }));
+    edits.push((raw) => (raw.restore = { id: 8, snapshot }));
     writeFileSync(join(dir, "cluster/data"), "written-after-the-snapshot");
     const steps = restoreStepNames(stack());
     const after = steps.slice(steps.indexOf(reset) + 1);
@@ -250,7 +256,7 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     assert.deepEqual(ran(await up()), [], "a second up is a no-op");
   });
 
-  it("restore removed after its reset failed (every server stopped): the next up without restore starts K3s on every server as it was, one at a time, no reset; a second up is a no-op", async () => {
+  it("restore removed after its reset failed (every server stopped): the next up without restore starts K3s on every server as it was, no reset: the first server (1 of 3 etcd members, no quorum alone) without waiting, then each only after every server before it is Ready (a slow kubelet on the second holds the third back); a second up is a no-op", async () => {
     const servers = ["e2e-server-1", "e2e-server-2", "e2e-server-3"];
     const data = readFileSync(join(dir, "cluster/data"), "utf8");
     const members = readdirSync(join(dir, "cluster/etcd-members")).sort();
@@ -273,17 +279,30 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     for (const n of servers) assert.ok(!active(n), `${n}: K3s stays stopped before the fix`);
 
     // A change of mind: restore removed. The restore-abandoned chain converges every server.
+    // e2e-server-2's kubelet reports Ready only 70 s after it starts (the kubelet stand-in's
+    // fault hook): longer than the 60 s a server before the last once waited before the next started.
+    const slow = join(dir, "cluster/ready-delay/e2e-server-2");
+    mkdirSync(join(dir, "cluster/ready-delay"), { recursive: true });
+    writeFileSync(slow, "70");
     const stopped = Date.now() / 1000;
     edits.push((raw) => delete raw.restore);
     const records = await up();
+    rmSync(slow);
     const chain = servers.map((n) => `${n}-restore-abandoned`);
-    assert.deepEqual(ran(records).filter((n) => /abandoned/.test(n)), chain);
-    for (const n of chain) assert.equal(record(records, n).op, "create");
+    // The agent's step too (it only reads there: no restart of it began). Replaced: their trigger goes from "restore 6 armed" to none.
+    assert.deepEqual(ran(records).filter((n) => /abandoned/.test(n)), [...chain, "e2e-agent-1-restore-abandoned"]);
+    for (const n of chain) assert.equal(record(records, n).op, "replace");
+    assert.match(record(records, "e2e-agent-1-restore-abandoned").stdout, /no unfinished restore restart of k3s-agent here: nothing to do/);
     for (let i = 1; i < chain.length; i++) assert.ok(record(records, chain[i - 1]!).finished <= record(records, chain[i]!).started, "one server at a time");
     for (const n of servers) assert.match(record(records, `${n}-restore-abandoned`).stdout, /restore 6 stopped K3s here and was removed before any cluster reset: start K3s as it was/);
+    assert.match(record(records, "e2e-server-1-restore-abandoned").stdout, /cannot be Ready before 2 of the 3 servers run \(a quorum\): the next server starts now/);
+    assert.match(record(records, "e2e-server-3-restore-abandoned").stdout, /K3s runs again; e2e-server-1, e2e-server-2, e2e-server-3 Ready/);
     const starts = servers.map((n) => events(stopped, /^kubelet-start$/).filter((e) => e.node === n).map((e) => e.at));
     for (const s of starts) assert.equal(s.length, 1, "each server starts once");
     assert.ok(starts[0]![0]! < starts[1]![0]! && starts[1]![0]! < starts[2]![0]!, "in chain order");
+    // The stand-in's Ready time of e2e-server-2 (nodes/<name>/ready-at): the third starts only after it.
+    const secondReady = Number(readFileSync(join(dir, "cluster/nodes/e2e-server-2/ready-at"), "utf8"));
+    assert.ok(starts[2]![0]! >= secondReady, `e2e-server-3 started at ${starts[2]![0]!}, before e2e-server-2 was Ready at ${secondReady}`);
     for (const n of servers) assert.ok(active(n), `${n}: K3s runs again`);
     assert.deepEqual(events(stopped, /^(etcd-cluster-reset|etcd-member-add|etcd-removed-member-refused|kubelet-stop)$/), [], "no reset, no rejoin, nothing stopped");
     assert.equal(readFileSync(join(dir, "cluster/data"), "utf8"), data, "the cluster's data is what it was: nothing restored");
@@ -292,6 +311,40 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
       const ready = await ssh(host("e2e-server-1"), `sudo -n k3s kubectl get node ${n} --no-headers -o 'custom-columns=READY:.status.conditions[?(@.type=="Ready")].status'`);
       assert.equal(ready.stdout.trim(), "True", `${n} Ready`);
     }
+    const before = hosts.map(calls);
+    assert.deepEqual(ran(await up()), [], "a second up is a no-op");
+    assert.deepEqual(hosts.map(calls), before, "nothing called on any host");
+  });
+
+  it("restore removed after an agent's restart failed once k3s-agent was stopped: the next up without restore starts k3s-agent there, after the servers (which finished: nothing runs on them); a second up is a no-op", async () => {
+    const agent = host("e2e-agent-1");
+    const agentActive = () => existsSync(join(agent.upper, "var/lib/k3sp-stub/active/k3s-agent"));
+    // The systemctl stand-in's fault hook: the agent's stop runs over its bound (the unit stops all the same).
+    const hook = join(dir, "cluster/stop-times-out/e2e-agent-1");
+    mkdirSync(join(dir, "cluster/stop-times-out"), { recursive: true });
+    writeFileSync(hook, "");
+    edits.push((raw) => (raw.restore = { id: 7, snapshot }));
+    await assert.rejects(up(), (e: Error) => {
+      assert.ok(e instanceof UpError, e.message);
+      assert.equal(e.resource, "e2e-agent-1-restore-restart");
+      assert.match(e.message, /restore\[e2e-agent-1\] restart: systemctl stop k3s-agent failed/);
+      return true;
+    });
+    rmSync(hook);
+    assert.ok(!agentActive(), "k3s-agent left stopped by the failed restart");
+
+    const mark = Date.now() / 1000;
+    edits.push((raw) => delete raw.restore);
+    const records = await up();
+    const servers = ["e2e-server-1", "e2e-server-2", "e2e-server-3"].map((n) => `${n}-restore-abandoned`);
+    assert.deepEqual(ran(records).filter((n) => /abandoned/.test(n)), [...servers, "e2e-agent-1-restore-abandoned"]);
+    for (const n of servers) assert.ok(record(records, n).finished <= record(records, "e2e-agent-1-restore-abandoned").started, `${n} before the agent`);
+    assert.match(record(records, "e2e-server-1-restore-abandoned").stdout, /restore 7 finished its reset here: nothing to do/);
+    for (const n of ["e2e-server-2", "e2e-server-3"]) assert.match(record(records, `${n}-restore-abandoned`).stdout, /restore 7 finished here \(rejoined\): nothing to do/);
+    assert.match(record(records, "e2e-agent-1-restore-abandoned").stdout, /restore 7 stopped k3s-agent here and was removed before its restart finished: start k3s-agent/);
+    assert.ok(agentActive(), "k3s-agent runs again");
+    assert.deepEqual(events(mark, /^(etcd-cluster-reset|etcd-member-add|kubelet-stop)$/), [], "no reset, no rejoin, nothing stopped");
+    assert.deepEqual(events(mark, /^kubelet-start$/).map((e) => e.node), ["e2e-agent-1"], "only the agent starts");
     const before = hosts.map(calls);
     assert.deepEqual(ran(await up()), [], "a second up is a no-op");
     assert.deepEqual(hosts.map(calls), before, "nothing called on any host");
@@ -406,7 +459,8 @@ describe("e2e over SSH: restore and rolling maintenance (issue 23)", function ()
     // The check's record now says the reset is done: the earlier nodes' stop and restart render
     // their after-reset script, an Update that runs the no-op `update` only (nothing on a host).
     const noOp = ["e2e-server-1-restore-stop", "e2e-server-2-restore-stop", "e2e-server-3-restore-stop", "e2e-agent-1-restore-restart"];
-    assert.deepEqual(ran(records).filter((n) => /restore/.test(n)).sort(), ["e2e-server-1-restore-check", ...added, ...noOp].sort());
+    // (The new nodes' restore-abandoned steps, created with restore 4 armed, only say so.)
+    assert.deepEqual(ran(withoutAbandonedDropped(records)).filter((n) => /restore/.test(n)).sort(), ["e2e-server-1-restore-check", ...added, ...noOp].sort());
     for (const n of noOp) assert.deepEqual([record(records, n).op, record(records, n).ran], ["update", ["update"]], n);
     assert.equal(record(records, "e2e-server-1-restore-check").op, "update");
     assert.deepEqual(parseRestoreCovered(record(records, "e2e-server-1-restore-check").stdout, "4"), initial, "the record still covers the four nodes it ran on");

@@ -68,8 +68,8 @@ describe("operation maintenance", () => {
     const line = (s: Step) => `${s.name}@${s.host.name} <- ${s.after.join(",")}`;
     assert.deepEqual(restoreAbandoned.steps(config, plan)[0]!.after, rotationDone(config, plan));
     assert.deepEqual(steps.slice(0, 6).map(line), [
-      // No restore armed: after the chain that converges an unfinished one (operations/restore-abandoned.ts), which follows the rotations.
-      `maintenance-record@prod-server-1 <- ${restoreAbandoned.steps(config, plan).at(-1)!.name}`,
+      // No restore armed: after the steps that converge an unfinished one (operations/restore-abandoned.ts: the servers' chain, then every agent), which follow the rotations.
+      "maintenance-record@prod-server-1 <- prod-agent-1-restore-abandoned,prod-agent-2-restore-abandoned,prod-agent-3-restore-abandoned",
       "maintenance-1-drain@prod-server-2 <- maintenance-record",
       "prod-server-1-maintenance-run@prod-server-1 <- maintenance-1-drain",
       "maintenance-1-wait@prod-server-2 <- prod-server-1-maintenance-run",

@@ -6,8 +6,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as fc from "fast-check";
-import { ABANDONED_RESET_LINE, parseAbandonedReset, parseRestoreCovered, parseRestoreResetDone, RESET_FLAG, RESET_RECORD, RESTORE_COVERED, restoreCoversLine, RESTORE_RESTARTING, RESTORE_STOPPED, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
-import { type ResolvedConfig, restoreSchema } from "../../../components/config/schema";
+import { ABANDONED_RESET_LINE, parseAbandonedReset, renderRestoreAbandoned, parseRestoreCovered, parseRestoreResetDone, RESET_FLAG, RESET_RECORD, RESTORE_COVERED, restoreCoversLine, RESTORE_RESTARTING, RESTORE_STOPPED, RESTORE_TOKEN_DROPIN, snapshotTime } from "../../../components/backup/restore";
+import { type NodeConfig, type ResolvedConfig, restoreSchema } from "../../../components/config/schema";
 import { secretIssues } from "../../../components/config/validate";
 import { PATHS } from "../../../components/k3s/paths";
 import { SERVER_CA_FILE } from "../../../components/rotation/token-request";
@@ -15,7 +15,7 @@ import { rotationDone } from "../../../components/operations/certificates";
 import { ONCE_DIR } from "../../../components/operations/once";
 import { clusterSteps } from "../../../components/operations";
 import { restore, restoreStepNames } from "../../../components/operations/restore";
-import { restoreAbandoned } from "../../../components/operations/restore-abandoned";
+import { restoreAbandoned, restoreAbandonedDone } from "../../../components/operations/restore-abandoned";
 import type { Facts, FromFacts, Step } from "../../../components/operations/step";
 import { parseStackConfig } from "../../../components/stack/load";
 import type { StackValidationPolicy } from "@pulumi/policy";
@@ -52,7 +52,8 @@ describe("operation restore", () => {
     assert.deepEqual(
       steps.map((s) => `${s.name} ${s.after.join(",")}`),
       [
-        `prod-server-1-restore-check ${rotationDone(config, plan).join(",")}`,
+        // After restore-abandoned's steps, which take the armed id as their trigger first (operations/restore-abandoned.ts whileArmed).
+        `prod-server-1-restore-check ${restoreAbandonedDone(config, []).join(",")}`,
         "prod-server-2-restore-stop prod-server-1-restore-check",
         "prod-server-3-restore-stop prod-server-2-restore-stop",
         "prod-server-1-restore-stop prod-server-3-restore-stop",
@@ -244,12 +245,17 @@ describe("operation restore", () => {
     // The reset ran; prod-server-2's rejoin failed: it, prod-server-3's rejoin and the agents' restarts never completed.
     const upTo = all.indexOf("prod-server-1-restore-reset") + 1;
     assert.deepEqual(lifecycleLines([cluster, ...deleting(all.slice(0, upTo))], "prod"), [
-      `⚠️ restore 1 is removed before it finished (${all.slice(upTo).join(", ")} never completed): this up converges what it left: its cluster reset ran on prod-server-1: prod-server-2, prod-server-3 rejoin it one at a time (etcd data moved aside); agents prod-agent-1, prod-agent-2, prod-agent-3 are not restarted (they reconnect to the restored cluster on their own); servers it never stopped are not touched (docs/backup-and-restore.md)`,
+      `⚠️ restore 1 is removed before it finished (${all.slice(upTo).join(", ")} never completed): this up converges what it left: its cluster reset ran on prod-server-1: prod-server-2, prod-server-3 rejoin it one at a time (etcd data moved aside); then k3s-agent starts again on prod-agent-1, prod-agent-2, prod-agent-3 wherever the restore's restart stopped it (agents whose restart never began reconnect on their own); servers it never stopped are not touched (docs/backup-and-restore.md)`,
+    ]);
+    // Every server rejoined; prod-agent-1's restart finished, the other agents' did not (one failed after its stop).
+    const agentsLeft = all.indexOf("prod-agent-2-restore-restart");
+    assert.deepEqual(lifecycleLines([cluster, ...deleting(all.slice(0, agentsLeft))], "prod"), [
+      `⚠️ restore 1 is removed before it finished (prod-agent-2-restore-restart, prod-agent-3-restore-restart never completed): this up converges what it left: its cluster reset ran on prod-server-1: every other server rejoined it; then k3s-agent starts again on prod-agent-2, prod-agent-3 wherever the restore's restart stopped it (agents whose restart never began reconnect on their own); servers it never stopped are not touched (docs/backup-and-restore.md)`,
     ]);
     // The reset failed (or never started): prod-server-2 and prod-server-3 stopped, prod-server-1's stop never completed.
     const stopped = all.indexOf("prod-server-1-restore-stop");
     assert.deepEqual(lifecycleLines([cluster, ...deleting(all.slice(0, stopped))], "prod"), [
-      `⚠️ restore 1 is removed before it finished (${all.slice(stopped).join(", ")} never completed): this up converges what it left: no cluster reset ran: K3s starts again as it was on prod-server-2, prod-server-3 (the servers its stop stopped), one at a time, etcd data untouched; servers it never stopped are not touched (docs/backup-and-restore.md)`,
+      `⚠️ restore 1 is removed before it finished (${all.slice(stopped).join(", ")} never completed): this up converges what it left: no cluster reset ran: K3s starts again as it was on prod-server-2, prod-server-3 (the servers its stop stopped), one at a time (each Ready before the next, once a quorum runs), etcd data untouched; servers it never stopped are not touched (docs/backup-and-restore.md)`,
     ]);
     assert.deepEqual(lifecycleLines([cluster, ...deleting(all)], "prod"), [], "finished: removing it changes nothing");
     assert.deepEqual(lifecycleLines([cluster], "prod"), [], "its check never finished: nothing stopped");
@@ -581,6 +587,7 @@ describe("operation restore", () => {
         const outs: string[] = [];
         let fact: string | undefined;
         for (const s of steps) {
+          if (!hosts.has(s.host.name)) continue;
           const r = exec(hosts.get(s.host.name)!, stdinOf(s, { restoreAbandonedReset: fact }));
           assert.equal(r.status, 0, `${s.name}: ${r.out}`);
           if (fact === undefined) fact = parseAbandonedReset(r.out);
@@ -595,10 +602,25 @@ describe("operation restore", () => {
           `prod-server-1-restore-abandoned ${rotationDone(config, plan).join(",")}`,
           "prod-server-2-restore-abandoned prod-server-1-restore-abandoned",
           "prod-server-3-restore-abandoned prod-server-2-restore-abandoned",
+          // The agents after every server, in parallel (as the restore restarts them).
+          "prod-agent-1-restore-abandoned prod-server-3-restore-abandoned",
+          "prod-agent-2-restore-abandoned prod-server-3-restore-abandoned",
+          "prod-agent-3-restore-abandoned prod-server-3-restore-abandoned",
         ]);
-        assert.ok(steps.every((s) => s.runs === "once" && s.update === NO_OP_UPDATE && s.restartsK3s && s.triggers === undefined));
-        assert.deepEqual(stepsOf(restoreAbandoned, withRestore({ id: 1, snapshot: SNAPSHOT })).steps, [], "a restore armed: its own steps run");
-        assert.deepEqual(stepsOf(restoreAbandoned, sample("dev")).steps.length, sample("dev").k3s.datastore.type === "etcd" ? 1 : 0);
+        assert.ok(steps.every((s) => s.runs === "once" && s.update === NO_OP_UPDATE && s.triggers === undefined));
+        // The servers' steps stop (a rejoin) and start K3s; an agent's only starts a stopped k3s-agent.
+        assert.deepEqual(steps.filter((s) => s.restartsK3s).map((s) => s.host.role), ["server", "server", "server"]);
+        assert.deepEqual(restoreAbandonedDone(config, []), ["prod-agent-1-restore-abandoned", "prod-agent-2-restore-abandoned", "prod-agent-3-restore-abandoned"], "maintenance waits for the agents");
+        // A restore armed: the same steps, touching nothing, with its id as their trigger: an arming up that
+        // fails has replaced them, so the up that removes restore (trigger back to none) replaces them again and runs the convergence.
+        const whileArmed = stepsOf(restoreAbandoned, withRestore({ id: 1, snapshot: SNAPSHOT })).steps;
+        assert.deepEqual(whileArmed.map((s) => s.name), steps.map((s) => s.name));
+        for (const s of whileArmed) {
+          assert.deepEqual([s.triggers, s.restartsK3s], [["restore 1 armed"], false], s.name);
+          assert.equal(stdinOf(s), `#!/usr/bin/env bash\n# Generated by k3s-platform: restore-abandoned on ${s.host.name} while restore 1 is armed: nothing.\necho 'restore[${s.host.name}] abandoned: restore 1 is armed: its own steps act; nothing to do'\n`);
+        }
+        const dev = sample("dev");
+        assert.deepEqual(stepsOf(restoreAbandoned, dev).steps.length, dev.k3s.datastore.type === "etcd" ? dev.nodes.length : 0, "one step per server and agent (dev)");
       });
 
       it("a stop that ran over its bound (systemctl's wait killed by timeout, while systemd's stop job went on and stopped K3s) fails the step; removed then, the restore-abandoned step starts K3s there too", () => {
@@ -641,6 +663,63 @@ describe("operation restore", () => {
         assert.doesNotMatch(exec(hosts.get("prod-server-2")!, stdinOf(byName(again.steps, "prod-server-2-restore-stop"), { restoreCovered: ORIGINAL_NODES })).out, /already done/);
       });
 
+      it("the reset failed after every server stopped: a server the quorum does not need yet starts and the next one follows; from the server that makes the quorum (2 of 3) on, each waits until it and every server before it are Ready, or fails naming the one that is not, and the chain stops there; the retry finishes it", () => {
+        const hosts = runUpTo("prod-server-1-restore-reset");
+        const { steps } = removed();
+        const [first, second, third] = steps.map((s) => stdinOf(s, { restoreAbandonedReset: "" }));
+        // A fast clock: `sleep` advances $SECONDS instead of waiting (bash lets a script set it), so
+        // the 300 s bound runs out at once; BASH_ENV is read by the non-interactive bash -s.
+        const clock = join(scratch, "fast-clock.sh");
+        writeFileSync(clock, 'sleep() { SECONDS=$((SECONDS + ${1%.*})); }\n');
+        const run = (n: string, script: string) => {
+          const h = hosts.get(n)!;
+          return exec({ ...h, env: { ...h.env, BASH_ENV: clock } as typeof h.env }, script);
+        };
+        // prod-server-1 alone is 1 of 3 etcd members: it cannot be Ready, so it does not wait for it.
+        const notReady = (n: string, nodes: string[]) => {
+          mkdirSync(join(hosts.get(n)!.root, "api"), { recursive: true });
+          writeFileSync(join(hosts.get(n)!.root, "api/not-ready"), nodes.join("\n") + "\n");
+        };
+        notReady("prod-server-1", ["prod-server-1"]);
+        const alone = run("prod-server-1", first!);
+        assert.equal(alone.status, 0, alone.out);
+        assert.match(alone.out, /K3s started; its etcd member cannot be Ready before 2 of the 3 servers run \(a quorum\): the next server starts now; the step on prod-server-2 waits until prod-server-1, prod-server-2 are Ready/);
+        // prod-server-2 makes the quorum, but its Node does not become Ready: the step fails naming it; prod-server-3 never starts.
+        notReady("prod-server-2", ["prod-server-2"]);
+        const stuck = run("prod-server-2", second!);
+        assert.equal(stuck.status, 1, stuck.out);
+        assert.match(stuck.stderr, /^restore\[prod-server-2\] abandoned: prod-server-2 is not Ready 300s after K3s started again on prod-server-1, prod-server-2 \(etcd needs 2 of the 3 servers running\); the next server does not start until it is: see journalctl -u k3s on prod-server-2, then run pulumi up again$/m);
+        assert.ok(existsSync(join(hosts.get("prod-server-2")!.root, RESTORE_STOPPED)), "its marker stays: the retry waits again");
+        // The server before it not Ready (seen from prod-server-2's API): named, the chain stops too.
+        notReady("prod-server-2", ["prod-server-1"]);
+        const before = run("prod-server-2", second!);
+        assert.equal(before.status, 1, before.out);
+        assert.match(before.stderr, /abandoned: prod-server-1 is not Ready 300s after K3s started again on prod-server-1, prod-server-2/);
+        // Every Node Ready: the retry passes, and prod-server-3 (the last) waits for all three.
+        notReady("prod-server-2", []);
+        const ready = run("prod-server-2", second!);
+        assert.equal(ready.status, 0, ready.out);
+        assert.match(ready.out, /K3s runs again; prod-server-1, prod-server-2 Ready/);
+        assert.ok(!existsSync(join(hosts.get("prod-server-2")!.root, RESTORE_STOPPED)));
+        notReady("prod-server-3", ["prod-server-3"]);
+        assert.match(run("prod-server-3", third!).stderr, /prod-server-3 is not Ready 300s after K3s started again on prod-server-1, prod-server-2, prod-server-3 \(etcd needs 2 of the 3 servers running\)/);
+      });
+
+      it("the quorum decides who waits: of 5 servers the first two start without waiting, the third waits for the first three, each later one for all before it; 1 server waits for itself", () => {
+        const chain = ["s1", "s2", "s3", "s4", "s5"];
+        const script = (name: string, of: string[]) => renderRestoreAbandoned({ name } as NodeConfig, of);
+        for (const n of ["s1", "s2"]) {
+          assert.match(script(n, chain), /the next server starts now; the step on s3 waits until s1, s2, s3 are Ready/, n);
+          assert.doesNotMatch(script(n, chain), /for server in/, n);
+        }
+        assert.match(script("s3", chain), /^for server in s1 s2 s3; do$/m);
+        assert.match(script("s5", chain), /^for server in s1 s2 s3 s4 s5; do$/m);
+        assert.match(script("s1", ["s1"]), /^for server in s1; do$/m);
+        assert.match(script("s2", ["s1", "s2"]), /^for server in s1 s2; do$/m);
+        assert.doesNotMatch(script("s1", ["s1", "s2"]), /for server in/);
+        assert.throws(() => script("s9", chain), /s9 is not in the chain/);
+      });
+
       it("the reset ran and a rejoin failed: the reset server is left as it is, each server that did not rejoin rejoins it with its etcd data moved aside; the same id set again runs nothing", () => {
         const hosts = runUpTo("prod-server-3-restore-rejoin");
         const third = hosts.get("prod-server-3")!;
@@ -674,6 +753,40 @@ describe("operation restore", () => {
           assert.deepEqual(calls(hosts.get(n)!), ["systemctl stop k3s", "systemctl start --no-block k3s"], n);
           assert.ok(existsSync(join(hosts.get(n)!.root, "var/lib/rancher/k3s/server/db.before-restore-1/etcd")), `${n}: rejoined`);
         }
+      });
+
+      it("agents: where the restore's restart stopped k3s-agent and did not finish (its stop ran over its bound), k3s-agent starts again and the restart is recorded done; an agent whose restart finished, or never began, is only read; a second run calls nothing", () => {
+        const agents = new Map(["prod-agent-1", "prod-agent-2", "prod-agent-3"].map((n) => {
+          const h = host(n);
+          rmSync(join(h.root, "run/active/k3s"));
+          writeFileSync(join(h.root, "run/active/k3s-agent"), "");
+          return [n, h] as const;
+        }));
+        const restart = (n: string) => armed().steps.find((s) => s.name === `${n}-restore-restart`)!;
+        // prod-agent-2's restart finished; prod-agent-1's stop ran over its bound (k3s-agent stopped all the same); prod-agent-3's never began.
+        assert.equal(exec(agents.get("prod-agent-2")!, stdinOf(restart("prod-agent-2"), { restoreCovered: ORIGINAL_NODES })).status, 0);
+        const one = agents.get("prod-agent-1")!;
+        const failed = exec({ ...one, env: { ...one.env, STUB_STOP_TIMES_OUT: "1" } as typeof one.env }, stdinOf(restart("prod-agent-1"), { restoreCovered: ORIGINAL_NODES }));
+        assert.equal(failed.status, 1, failed.out);
+        assert.ok(!existsSync(join(one.root, "run/active/k3s-agent")), "k3s-agent left stopped");
+        for (const h of agents.values()) writeFileSync(h.log, "");
+        const scripts = removed().steps.filter((s) => agents.has(s.host.name));
+        assert.deepEqual(scripts.map((s) => s.name), [...agents.keys()].map((n) => `${n}-restore-abandoned`));
+        const outs = new Map(scripts.map((s) => [s.host.name, exec(agents.get(s.host.name)!, stdinOf(s))]));
+        for (const [n, r] of outs) assert.equal(r.status, 0, `${n}: ${r.out}`);
+        assert.match(outs.get("prod-agent-1")!.out, /restore 1 stopped k3s-agent here and was removed before its restart finished: start k3s-agent/);
+        assert.ok(calls(one).includes("systemctl start --no-block k3s-agent") && existsSync(join(one.root, "run/active/k3s-agent")), "k3s-agent runs again");
+        assert.equal(readFileSync(join(one.root, ONCE_DIR, "restore-restart"), "utf8"), "1", "the restart is recorded done");
+        for (const n of ["prod-agent-2", "prod-agent-3"]) {
+          assert.match(outs.get(n)!.out, /no unfinished restore restart of k3s-agent here: nothing to do/, n);
+          assert.deepEqual(calls(agents.get(n)!), [], `${n}: only files read`);
+        }
+        assert.ok(!existsSync(join(agents.get("prod-agent-3")!.root, "var/lib/k3s-platform")), "prod-agent-3: nothing written");
+        for (const h of agents.values()) writeFileSync(h.log, "");
+        for (const s of scripts) assert.match(exec(agents.get(s.host.name)!, stdinOf(s)).out, /nothing to do/);
+        for (const h of agents.values()) assert.deepEqual(calls(h), [], "a second run calls nothing");
+        // The same id armed again: prod-agent-1's restart is done for it.
+        assert.match(exec(one, stdinOf(restart("prod-agent-1"), { restoreCovered: ORIGINAL_NODES })).out, /already done for restore id 1 on this host, skipped/);
       });
 
       it("a host no restore stopped (never armed, a new server, an agent-less cluster's first up) is only read: nothing called, nothing written", () => {
