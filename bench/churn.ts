@@ -116,7 +116,7 @@ export function churnTable(sizes: readonly number[]): string[] {
         c.restart.length === 0
           ? "none"
           : c.noProxyOnly.length === c.restart.length
-            ? "NO_PROXY only: no restart where the host's is equivalent (agents still drained)"
+            ? "NO_PROXY only: no restart or drain where the host's is equivalent"
             : r.restartedServers.length === c.restart.length
               ? `servers only${r.serversOneAtATime ? ", one at a time" : ""}`
               : c.restart.join(", ");

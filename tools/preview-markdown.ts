@@ -221,14 +221,19 @@ export function releaseLines(steps: PreviewStep[], stack: string, channel?: stri
 
 /**
  * Whether this preview runs a step: any of its resources is created, replaced or updated (a node
- * step: the K3sNode or one of its children; a day-2 step: the command `<stack>-…-<name>`).
+ * step: the K3sNode or one of its children; a day-2 step: the command `<stack>-…-<name>`). A
+ * `once` or `once-per-stack` step's update is its no-op (operations/once.ts NO_OP_UPDATE: only a
+ * trigger runs it), e.g. an agent batch's drain whose script reads a preflight's new answer.
  */
 function rolloutState(steps: PreviewStep[], stack: string): (step: Step) => StepState {
-  const changed = steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => parseUrn(s.urn).name);
+  const changed = steps.filter((s) => s.op !== "same" && s.op !== "read");
+  const names = (ops: PreviewStep[]) => ops.map((s) => parseUrn(s.urn).name);
+  const all = names(changed);
+  const run = names(changed.filter((s) => s.op !== "update"));
   return (step) => {
     const runs = step.runs === "node"
-      ? changed.some((n) => n === nodeResourceName(stack, step.name) || nodeChildOf(n, nodeResourceName(stack, step.name)) !== undefined)
-      : changed.some((n) => n.startsWith(`${stack}-`) && (n === childName(stack, step.name) || n.endsWith(`-${step.name}`)));
+      ? all.some((n) => n === nodeResourceName(stack, step.name) || nodeChildOf(n, nodeResourceName(stack, step.name)) !== undefined)
+      : (step.runs === "once" || step.runs === "once-per-stack" ? run : all).some((n) => n.startsWith(`${stack}-`) && (n === childName(stack, step.name) || n.endsWith(`-${step.name}`)));
     return runs ? "run" : "idle";
   };
 }

@@ -6,6 +6,7 @@ import { encryptionKeys, SecretsEncryption } from "../encryption/component";
 import type { EncryptionKeys, NodeSecrets, RegistryAuth } from "../config/secrets";
 import { EncryptionStatus } from "../encryption/render";
 import { channelChangeWarning, parseRelease } from "../k3s/release";
+import { parseRestartVerdict } from "../k3s/agent-preflight";
 import { parseBaseline } from "../operations/once";
 import { parseAbandonedReset, parseRestoreCovered, parseRestoreResetDone } from "../backup/restore";
 import { restoreStepNames } from "../operations/restore";
@@ -22,6 +23,7 @@ import { operationSteps } from "../operations";
 import { ENCRYPTION_VERIFY } from "../operations/encryption";
 import { joinedRefs } from "../operations/order";
 import { runSteps } from "../operations/run";
+import { preflightOf } from "../operations/step";
 import { CertificateExpiry, parseCertificateCheck } from "../rotation/render";
 import { postRegistrationLabelCommand } from "./labels";
 
@@ -236,6 +238,13 @@ function createCluster(parent: K3sCluster, name: string, args: K3sClusterArgs) {
         return release ? release.stdout.apply(parseRelease) : pulumi.output(undefined);
       },
       secretInputs: () => secretInputs,
+      // Whether each of these agents' apply restarts K3s (issue 26): their preflights' answers,
+      // declared after the batch's drain that reads them. Only these agents': one agent's change
+      // (its preflight replaced, its answer unknown in a preview) moves its batch's drain alone.
+      restartVerdicts: (agents, awaited) =>
+        pulumi
+          .output(awaited(agents.map(preflightOf)).then((found) => pulumi.all(found.map((r) => (r as command.remote.Command).stdout))))
+          .apply((out) => Object.fromEntries(agents.map((agent, i) => [agent, parseRestartVerdict(out[i] ?? "")]))),
     },
     declareNode: (step, waits, get) => {
       const nodePlan = plans.get(step.name)!;

@@ -1,8 +1,20 @@
 import type { NodeConfig, ResolvedConfig } from "../config/schema";
 import { raw, sh } from "../shell/sh";
 import { renderBinaryPinPreflight } from "./binary-pin";
-import { followsChannel, renderClusterReleaseGuard, renderInstalledBinary, STATE_DIR } from "./install";
+import { APPLY_SCRIPT, followsChannel, renderClusterReleaseGuard, renderInstalledBinary, STATE_DIR } from "./install";
 import { CLUSTER_RELEASE_VARIABLE, renderHostPreflight, renderReleasePreflight } from "./preflight";
+
+/**
+ * Whether the preflight's stdout says the agent's apply will restart K3s (its apply.sh's dry run:
+ * "dry run: restarts K3s: yes|no"); undefined when it gives no answer (a preflight of a version
+ * before the dry run, which has not run since). The batch's drain reads no answer as yes for an
+ * agent whose Node records other inputs (a needless drain, never an undrained restart), and as
+ * no for one with no record yet (upgrade/render.ts renderAgentBatchDrain says why).
+ */
+export function parseRestartVerdict(stdout: string): boolean | undefined {
+  const answer = /^apply\[[^\]]*\]: dry run: restarts K3s: (yes|no)$/m.exec(stdout)?.[1];
+  return answer === undefined ? undefined : answer === "yes";
+}
 
 /** The agent's preflight as its own step's script (bundle file name). */
 export const PREFLIGHT_SCRIPT = "preflight.sh";
@@ -30,5 +42,11 @@ ROOT="\${K3S_PLATFORM_ROOT:-}"
 NODE=${node.name}
 fail() { printf 'preflight[%s]: %s\\n' "$NODE" "$*" >&2; exit 1; }
 ${release}${renderReleasePreflight(config)}${renderBinaryPinPreflight(config)}echo "preflight[$NODE]: host $HOST is ready for K3s $RELEASE"
+# Whether this agent's apply will restart K3s (issue 26): its own apply.sh as a dry run (k3s/install.ts
+# renderApplyScript: the same decision, writing nothing), after its secrets step wrote the secret
+# files. The batch's drain cordons and drains it only when the answer is yes (one source of truth).
+# The bundle unpacked both here (node/bundle.ts), in the staging directory apply.sh reads.
+here="$(cd "$(dirname "\${BASH_SOURCE[0]}")" && pwd)"
+K3S_PLATFORM_APPLY_DRY_RUN=1 K3S_PLATFORM_STAGING="\${K3S_PLATFORM_STAGING:-$here}" bash "$here/${raw(APPLY_SCRIPT)}"
 `.text;
 }

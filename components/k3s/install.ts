@@ -254,7 +254,40 @@ export function renderApplyScript(
   const units = unitFiles(service);
   const planned = [...placements.map((p) => p.target), ...secretTargets];
   const restartInputs = [...placements.filter((p) => p.restart !== false).map((p) => p.target), ...secretTargets];
-  const fingerprintInputs = joinShell(restartInputs.map((t) => sh`"$ROOT"${t}`), " ");
+  // An agent's apply.sh also runs as its own dry run (issue 26; K3S_PLATFORM_APPLY_DRY_RUN=1, its
+  // preflight): the same decision, over the staged files instead of the placed ones (identical
+  // after place), writing nothing on the host: its answer is whether this apply restarts K3s.
+  const dryRun = node.role === "agent";
+  const fingerprintInputs = dryRun ? raw('"${FINGERPRINT_INPUTS[@]}"') : joinShell(restartInputs.map((t) => sh`"$ROOT"${t}`), " ");
+  const stagedOf = new Map(placements.map((p) => [p.target, p.staged]));
+  const dryRunSetup = dryRun
+    ? sh`
+# Dry run (issue 26): what K3s reads, as this apply will place it: the staged files, secrets in place.
+FINGERPRINT_INPUTS=(${joinShell(restartInputs.map((t) => sh`"$ROOT"${t}`), " ")})
+DRY_RUN="\${K3S_PLATFORM_APPLY_DRY_RUN:-}"
+if [ -n "$DRY_RUN" ]; then
+  FINGERPRINT_INPUTS=(${joinShell(restartInputs.map((t) => (stagedOf.has(t) ? sh`"$STAGING"/${stagedOf.get(t)!}` : sh`"$ROOT"${t}`)), " ")})
+  DRY_DIR="$(mktemp -d)"
+  trap 'rm -rf "$DRY_DIR"' EXIT
+fi
+# dry_state NAME: in a dry run, the record NAME names is read from (and written to) a scratch copy.
+dry_state() {
+  [ -n "$DRY_RUN" ] || return 0
+  local copy="$DRY_DIR/$1"
+  if [ -f "\${!1}" ]; then cp "\${!1}" "$copy"; fi
+  printf -v "$1" '%s' "$copy"
+}
+# dry_verdict yes|no: a dry run ends here, saying whether this apply restarts K3s.
+dry_verdict() {
+  [ -n "$DRY_RUN" ] || return 0
+  echo "apply[$NODE]: dry run: restarts K3s: $1"
+  exit 0
+}
+dry_state STATE
+dry_state MANAGED
+`
+    : raw("");
+  const dry = (line: string) => (dryRun ? raw(line) : raw(""));
   const readiness =
     node.role === "server"
       ? sh`until k3s kubectl get --raw=/readyz >/dev/null 2>&1 && k3s kubectl get node "$NODE" >/dev/null 2>&1; do`
@@ -276,9 +309,9 @@ SERVICE=${service}
 READY_TIMEOUT="\${K3S_PLATFORM_READY_TIMEOUT:-${raw(String(READY_TIMEOUT_SECONDS))}}"
 
 fail() { printf 'apply[%s]: %s\\n' "$NODE" "$*" >&2; exit 1; }
-${renderHostPreflight(config, node)}${renderInstalledBinary(config, node)}${renderClusterReleaseGuard(config, node)}${preflight}${renderReleasePreflight(config)}
+${dryRunSetup}${renderHostPreflight(config, node)}${renderInstalledBinary(config, node)}${renderClusterReleaseGuard(config, node)}${preflight}${renderReleasePreflight(config)}
 place() {
-  if ! cmp -s "$STAGING/$1" "$ROOT$2"; then
+${dry('  [ -z "$DRY_RUN" ] || return 0\n')}  if ! cmp -s "$STAGING/$1" "$ROOT$2"; then
     install -D -m "$3" "$STAGING/$1" "$ROOT$2"
     echo "apply[$NODE]: updated $2"
   fi
@@ -302,7 +335,7 @@ if [ -f "$MANAGED" ]; then
     for path in "\${planned[@]}"; do
       if [ "$path" = "$old" ]; then keep=1; fi
     done
-    if [ "$keep" = 0 ] && [ -e "$ROOT$old" ]; then
+    if [ "$keep" = 0 ] && [ -e "$ROOT$old" ]${dry(' && [ -z "$DRY_RUN" ]')}; then
       rm -f "$ROOT$old"
       echo "apply[$NODE]: removed $old (no longer planned)"
     fi
@@ -318,7 +351,7 @@ fingerprint="$(cat ${fingerprintInputs} "$STAGING/${raw(INSTALL_SCRIPT)}" | sha2
 # by re-running the install. Recorded apart from the fingerprint above: a host applied before this
 # record existed adopts its files as they are (no restart on the first up of a newer k3s-platform).
 UNIT_STATE="$ROOT"${STATE_DIR + "/applied-unit"}
-UNIT_FILES=(${units.unit} ${units.env} ${units.overrides})
+${dry("dry_state UNIT_STATE\n")}UNIT_FILES=(${units.unit} ${units.env} ${units.overrides})
 unit_fingerprint() {
   local f
   for f in "\${UNIT_FILES[@]}"; do
@@ -328,7 +361,7 @@ unit_fingerprint() {
 # The binary the unit runs, by digest (issue 28): replaced outside k3s-platform, it is what K3s runs
 # at its next restart (a crash, a reboot). Recorded apart, and adopted when there is no record yet.
 BINARY_STATE="$ROOT"${STATE_DIR + "/applied-binary"}
-binary_fingerprint() {
+${dry("dry_state BINARY_STATE\n")}binary_fingerprint() {
   if [ -f "$ROOT$K3S_BINARY" ]; then sha256sum "$ROOT$K3S_BINARY" | cut -d' ' -f1; fi
 }
 running_release() {
@@ -342,7 +375,7 @@ if [ "\${UPGRADING:-0}" != 1 ] && [ "${noProxyCarry.compared}" = "$(cat "$STATE"
     unit_fingerprint >"$UNIT_STATE"
     binary_fingerprint >"$BINARY_STATE"
     echo "apply[$NODE]: K3s is up to date ($(running_release); unit files recorded)"
-${upToDate}    exit 0
+${dry("    dry_verdict no\n")}${upToDate}    exit 0
   fi
   if [ ! -f "$BINARY_STATE" ]; then
     binary_fingerprint >"$BINARY_STATE"
@@ -354,14 +387,14 @@ ${upToDate}    exit 0
   binary_was="$(cat "$BINARY_STATE")"
   if [ "$unit_same" = 1 ] && [ "$binary_now" = "$binary_was" ]; then
     echo "apply[$NODE]: K3s is up to date ($(running_release))"
-${upToDate}    exit 0
+${dry("    dry_verdict no\n")}${upToDate}    exit 0
   fi
   if [ "$unit_same" = 0 ]; then
     echo "apply[$NODE]: the unit or its environment files changed outside k3s-platform: re-installing"
   else
 ${binaryDrift(config)}  fi
 fi
-${renderDownloadPreflight(config)}${renderBinaryPinPreflight(config)}${preInstall}
+${dry("dry_verdict yes\n")}${renderDownloadPreflight(config)}${renderBinaryPinPreflight(config)}${preInstall}
 # The environment files k3s-platform never writes override the unit's own: moved aside, so K3s
 # runs with exactly the planned environment.
 for f in ${units.overrides}; do

@@ -161,7 +161,8 @@ function createNodeResources(parent: K3sNode, name: string, args: K3sNodeArgs) {
           triggers: preflightTriggers(plan, args.secretInputs ?? "", rebuild),
           addPreviousOutputInEnv: false,
         },
-        { parent, dependsOn: [bundle] },
+        // After the secrets write: its dry run fingerprints the secret files the apply will read.
+        { parent, dependsOn: [bundle, secretWrites] },
       )
     : undefined;
 

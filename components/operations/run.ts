@@ -33,6 +33,11 @@ export interface FactSources {
   maintenanceCovered: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<readonly string[]>;
   clusterRelease: (get: (name: string) => pulumi.Resource | undefined) => pulumi.Output<string | undefined>;
   secretInputs: () => pulumi.Output<Readonly<Record<string, string>>>;
+  /**
+   * The answers of these agents' preflights only (FromFacts.agents), each agent → whether its apply
+   * restarts K3s; `awaited` gives steps declared later (the preflights follow their batch's drain).
+   */
+  restartVerdicts: (agents: readonly string[], awaited: (names: readonly string[]) => Promise<pulumi.Resource[]>) => pulumi.Output<Readonly<Record<string, boolean | undefined>>>;
 }
 
 /** What a node step waits for: resolved from other steps' `after`, and gates. */
@@ -104,16 +109,22 @@ export function runSteps(listed: readonly Step[], args: RunArgs): StepResources 
       return r;
     });
 
-  const sources = new Map<FactName, pulumi.Input<unknown>>();
-  const source = (fact: FactName) => {
-    if (!sources.has(fact)) sources.set(fact, args.facts[fact]((name) => created.get(name)));
-    return sources.get(fact)!;
+  // One source per fact, read once; a per-agent fact's per set of agents (FromFacts.agents).
+  const sources = new Map<string, pulumi.Input<unknown>>();
+  const source = (fact: FactName, agents: readonly string[] | undefined, of: string) => {
+    const key = fact === "restartVerdicts" ? `${fact}:${(agents ?? []).join(",")}` : fact;
+    if (!sources.has(key)) {
+      if (fact !== "restartVerdicts") sources.set(key, args.facts[fact]((name) => created.get(name)));
+      else if (!agents) throw new Error(`step ${of} reads ${fact} without naming its agents (FromFacts.agents)`);
+      else sources.set(key, args.facts.restartVerdicts(agents, all));
+    }
+    return sources.get(key)!;
   };
-  const resolve = <T>(value: StepValue<T> | undefined, secret: boolean): pulumi.Input<T> | undefined => {
+  const resolve = <T>(value: StepValue<T> | undefined, secret: boolean, of: string): pulumi.Input<T> | undefined => {
     if (value === undefined) return undefined;
     if (!isFromFacts(value)) return value;
     const rendered: pulumi.Input<T> = value.needs.length
-      ? pulumi.all(value.needs.map(source)).apply((values) => value.render({ ...NO_FACTS, ...Object.fromEntries(value.needs.map((n, i) => [n, values[i]])) }))
+      ? pulumi.all(value.needs.map((fact) => source(fact, value.agents, of))).apply((values) => value.render({ ...NO_FACTS, ...Object.fromEntries(value.needs.map((n, i) => [n, values[i]])) }))
       : value.render(NO_FACTS);
     // pulumi.secret's Output<Unwrap<T>> is Output<T> for the strings and string lists steps carry.
     return secret ? (pulumi.secret(rendered) as pulumi.Output<T>) : rendered;
@@ -136,8 +147,8 @@ export function runSteps(listed: readonly Step[], args: RunArgs): StepResources 
       ...(s.create !== undefined ? { create: s.create } : {}),
       ...(s.update !== undefined ? { update: s.update } : {}),
       ...(s.delete !== undefined ? { delete: s.delete } : {}),
-      ...(s.stdin !== undefined ? { stdin: resolve(s.stdin, secret.has("stdin")) } : {}),
-      ...(s.triggers !== undefined ? { triggers: resolve(s.triggers, secret.has("triggers")) } : {}),
+      ...(s.stdin !== undefined ? { stdin: resolve(s.stdin, secret.has("stdin"), s.name) } : {}),
+      ...(s.triggers !== undefined ? { triggers: resolve(s.triggers, secret.has("triggers"), s.name) } : {}),
       ...(s.logging === "none" ? { logging: command.types.enums.remote.Logging.None } : {}),
       ...(s.previousOutputInEnv ? {} : { addPreviousOutputInEnv: false }),
     };

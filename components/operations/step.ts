@@ -61,12 +61,27 @@ export interface Facts {
    * placeholder per agent (upgrade/render.ts).
    */
   secretInputs?: Readonly<Record<string, string>>;
+  /**
+   * Each agent → whether its apply will restart K3s (issue 26): its `<node>-preflight` runs its
+   * own apply.sh as a dry run (k3s/install.ts renderApplyScript) and says so (k3s/agent-preflight.ts
+   * parseRestartVerdict; undefined: no answer). Its batch's drain drains an agent whose inputs
+   * changed unless it says no, and one with no record yet when it says yes. Per agent: a step
+   * reads the entries of the agents it names (`FromFacts.agents`) only. Undefined where the
+   * engine is not asked (render, churn): no answer from any agent.
+   */
+  restartVerdicts?: Readonly<Record<string, boolean | undefined>>;
 }
 export type FactName = keyof Facts;
 
 /** A value rendered from facts: `needs` lists the facts read (the resource then depends on their sources only). */
 export interface FromFacts<T> {
   needs: FactName[];
+  /**
+   * The agents whose entries of a per-agent fact (`restartVerdicts`) it reads: only theirs are
+   * resolved, so the value waits for, and changes with, those agents' steps alone (issue 26: a
+   * change on one agent moves its batch's drain, not every batch's). Required with such a fact.
+   */
+  agents?: readonly string[];
   render: (facts: Facts) => T;
 }
 export type StepValue<T> = T | FromFacts<T>;

@@ -7,7 +7,7 @@ import { followsChannel } from "../k3s/release";
 import type { ResolvedConfig } from "../config/schema";
 import { sha256 } from "../plan/hash";
 import { batchInputs } from "../plan/restart";
-import { applyOf, Facts, Operation, preflightOf, Step, StepValue } from "./step";
+import { applyOf, FactName, Facts, Operation, preflightOf, Step, StepValue } from "./step";
 
 /**
  * Agents in upgrade batches of at most `upgrade.maxUnavailable` (components/upgrade): the first
@@ -49,6 +49,7 @@ export const upgradeBatches: Operation = {
     const preflights = new Set(plan.nodes.filter((n) => n.commands.preflight).map((n) => n.node.name));
     for (const batch of batchesOf(config)) {
       const inputs = batchInputs(plan, batch);
+      const withPreflight = batch.agents.filter((a) => preflights.has(a));
       const triggers: StepValue<string[]> = { needs: ["secretInputs"], render: (facts) => batchTriggers(config, batch, { k3s: inputs, secrets: facts.secretInputs }) };
       const step = (which: "drain" | "uncordon", after: string[], summary: string): Step => ({
         name: batchStepName(batch, which),
@@ -61,12 +62,12 @@ export const upgradeBatches: Operation = {
         after,
         create: stdinScriptCommand(first.sshUser),
         update: NO_OP_UPDATE,
-        stdin: batchScript(config, batch, which === "drain" ? renderAgentBatchDrain : renderAgentBatchUncordon, inputs),
+        stdin: which === "drain" ? batchScript(config, batch, renderAgentBatchDrain, inputs, withPreflight) : batchScript(config, batch, renderAgentBatchUncordon, inputs),
         triggers,
         timeoutSeconds: batchBoundSeconds(config, batch.agents.length, which) + (which === "drain" ? previousBatchWaitSeconds(config, batch) : 0),
         // The drain waits for its agents' preflight checks (k3s/preflight.ts): an agent whose host
         // lacks what its install needs is never cordoned.
-        ...(which === "drain" ? { awaits: batch.agents.filter((a) => preflights.has(a)).map(preflightOf) } : {}),
+        ...(which === "drain" ? { awaits: withPreflight.map(preflightOf) } : {}),
       });
       steps.push(
         step("drain", [applyOf(lastServer), ...(previous ? [previous] : [])], `batch ${batch.index} (${batch.agents.join(", ")}): cordon and drain the agents that run an older release or whose K3s inputs changed, on ${first.node.name}`),
@@ -99,8 +100,13 @@ function batchScript(
   batch: AgentBatch,
   render: (config: ResolvedConfig, batch: AgentBatch, inputs: BatchInputs, clusterRelease?: string) => string,
   inputs: ReadonlyMap<string, string>,
+  verdictsOf?: readonly string[],
 ): StepValue<string> {
-  const of = (facts: Facts): BatchInputs => ({ k3s: inputs, secrets: facts.secretInputs });
-  if (!followsChannel(config)) return { needs: ["secretInputs"], render: (facts) => render(config, batch, of(facts)) };
-  return { needs: ["clusterRelease", "secretInputs"], render: (facts) => render(config, batch, of(facts), facts.clusterRelease) };
+  const of = (facts: Facts): BatchInputs => ({ k3s: inputs, secrets: facts.secretInputs, ...(verdictsOf ? { restarts: facts.restartVerdicts } : {}) });
+  // The drain also reads its agents' preflight answers (issue 26): will the apply restart K3s?
+  // Its own agents' only (`agents`): another batch's change leaves this script as it was.
+  const needs: FactName[] = ["secretInputs", ...(verdictsOf ? (["restartVerdicts"] as const) : [])];
+  const scope = verdictsOf ? { agents: verdictsOf } : {};
+  if (!followsChannel(config)) return { needs, ...scope, render: (facts) => render(config, batch, of(facts)) };
+  return { needs: ["clusterRelease", ...needs], ...scope, render: (facts) => render(config, batch, of(facts), facts.clusterRelease) };
 }

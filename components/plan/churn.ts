@@ -38,7 +38,7 @@ export interface Churn {
    * one (k3s/install.ts renderNoProxyCarryOver: e.g. the planned value only drops entries another
    * of its entries covers) and then restarts nothing; which it does, only the host's env file
    * tells, so from the plans these are "restarts unless the host's value is equivalent". Their
-   * agents' upgrade batch still cordons and drains them (the drain compares restart digests).
+   * agents' batch steps run, and drain only the agents whose preflight's dry run says restart.
    */
   noProxyOnly: string[];
   /** Day-2 command steps that run (created, updated or replaced), by name. */

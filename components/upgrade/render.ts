@@ -132,7 +132,7 @@ cordon_for_upgrade() {
   k3s kubectl cordon "$node"
 }
 # drain_for_upgrade NODE TIMEOUT ARGS...: kubectl drain, skipped when no other node could take the pods.
-# A drain that fails names the pods kubectl could not evict; the node stays cordoned.
+# A drain that fails names the pods kubectl could not evict; the caller takes its cordons back (undo_cordons).
 drain_for_upgrade() {
   local node="$1" timeout="$2" others out pods started="$SECONDS"
   shift 2
@@ -146,7 +146,7 @@ drain_for_upgrade() {
     printf '%s\n' "$out" >&2
     # kubectl drain (k8s.io/kubectl/pkg/drain) names each pod it could not evict as pods/"NAME" -n "NAMESPACE" or pods/NAME -n NAMESPACE.
     pods="$(printf '%s\n' "$out" | { grep -oE 'pods/"?[A-Za-z0-9._-]+"? -n "?[A-Za-z0-9._-]+' || true; } | sed -E 's#pods/"?([A-Za-z0-9._-]+)"? -n "?([A-Za-z0-9._-]+)#\2/\1#' | sort -u | tr '\n' ' ')"
-    echo "upgrade[$node]: drain of $node failed after $((SECONDS - started))s; pods not evicted: ${"$"}{pods:-see the kubectl output above }(a PodDisruptionBudget? kubectl get pdb -A). $node stays cordoned; the next up retries the drain" >&2
+    echo "upgrade[$node]: drain of $node failed after $((SECONDS - started))s; pods not evicted: ${"$"}{pods:-see the kubectl output above }(a PodDisruptionBudget? kubectl get pdb -A). Nothing restarted: its cordon is taken back; the next up with this change cordons and drains it again" >&2
     return 1
   fi
   echo "upgrade[$node]: drained in $((SECONDS - started))s"
@@ -170,6 +170,16 @@ wait_ready_version() {
     sleep 1
   done
   echo "upgrade[$node]: Ready with kubelet $target after $((SECONDS - started))s"
+}
+# undo_cordons NODE...: after a failed cordon or drain, before anything restarted, uncordons the nodes the
+# upgrade cordoned (issue 26; as kured does after a failed drain: kubereboot/kured cmd/kured/main.go,
+# "a best-effort uncordon after failed cordon and drain"). The engine keeps a failed step's earlier
+# inputs, so a change taken back runs nothing of it again: a cordon left behind would stay for good.
+undo_cordons() {
+  local node
+  for node in "$@"; do
+    uncordon_if_ours "$node" || echo "upgrade[$node]: could not take its cordon back: kubectl uncordon $node" >&2
+  done
 }
 # uncordon_if_ours NODE: uncordons a node the upgrade cordoned (annotation present); others are left alone.
 uncordon_if_ours() {
@@ -322,8 +332,8 @@ if [ "\${UPGRADING:-0}" != 1 ] && systemctl is-active --quiet "$SERVICE"; then
   fi
 fi
 if [ -n "$CORDON_FOR" ]; then
-  cordon_for_upgrade "$NODE" "$CORDON_FOR" || fail "cordoning $NODE failed"
-  drain_for_upgrade "$NODE" ${config.upgrade.drain.timeout} ${drainArgs(config)} || exit 1
+  cordon_for_upgrade "$NODE" "$CORDON_FOR" || { undo_cordons "$NODE"; fail "cordoning $NODE failed"; }
+  drain_for_upgrade "$NODE" ${config.upgrade.drain.timeout} ${drainArgs(config)} || { undo_cordons "$NODE"; exit 1; }
 fi`;
 }
 
@@ -373,6 +383,13 @@ export function upgradeBatches(config: ResolvedConfig): AgentBatch[] {
 export interface BatchInputs {
   k3s: ReadonlyMap<string, string>;
   secrets?: Readonly<Record<string, string>>;
+  /** Whether each agent's apply will restart K3s (its preflight's dry run); undefined: no answer (render: none). */
+  restarts?: Readonly<Record<string, boolean | undefined>>;
+}
+
+/** An agent's preflight answer as the drain's RESTARTS array spells it. */
+function answerOf(answer: boolean | undefined): string {
+  return answer === undefined ? "unknown" : answer ? "yes" : "no";
 }
 
 /** An agent's keyed secret digest, or render's placeholder. */
@@ -495,8 +512,10 @@ done
  * each agent that runs an older release is checked (downgrade, skipped minor), cordoned and
  * drained; so is one at the target whose K3s inputs changed since its Node's record
  * (INPUTS_ANNOTATION, or the secret files' SECRET_INPUTS_ANNOTATION; issue 26: its apply restarts
- * K3s). Agents not registered yet (first join), at the target with the planned inputs, or without
- * a record yet (an agent from before the record: adopted by the uncordon step) are skipped. Runs
+ * K3s), unless its preflight's dry run says its apply keeps K3s running; and one without a record
+ * yet (joined before the record) whose preflight says its apply restarts K3s. Agents not
+ * registered yet (first join), at the target with the planned inputs, or without a record and a
+ * restart (adopted: the uncordon step records them) are skipped. Runs
  * on the first server (agents have no admin kubeconfig). `inputs`: agent → restart digest
  * (plan/restart.ts batchInputs) and keyed digest of its secret files.
  * `clusterRelease`: on a channel stack, the release its k3s-release step recorded (the target;
@@ -507,6 +526,9 @@ export function renderAgentBatchDrain(config: ResolvedConfig, batch: AgentBatch,
   const column = (annotation: string) => annotation.replace(/\./g, "\\.");
   return sh`${batchHeader(config, batch, "cordon and drain", inputs, clusterRelease)}
 fail() { echo "upgrade: $*" >&2; exit 1; }
+# Per agent, whether its apply will restart K3s: its preflight ran its apply.sh as a dry run (issue 26);
+# "unknown": no answer (its preflight has not run since k3s-platform asks it).
+RESTARTS=(${batch.agents.map((a) => answerOf(inputs.restarts?.[a]))})
 INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.${raw(column(INPUTS_ANNOTATION))},SECRET_INPUTS:.metadata.annotations.${raw(column(SECRET_INPUTS_ANNOTATION))}'
 ${previousBatchWait(config, batch)}upgrading=()
 for i in "${raw("$")}{!AGENTS[@]}"; do
@@ -519,14 +541,32 @@ for i in "${raw("$")}{!AGENTS[@]}"; do
   if [ "$version" = "$TARGET_VERSION" ]; then
     recorded="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || recorded="<none> <none>"
     read -r applied applied_secrets <<<"$recorded"
+    applied_secrets="${raw("$")}{applied_secrets:-<none>}"
+    restarts="${raw("$")}{RESTARTS[$i]}"
+    # Its Node's record says which of the batch's agents this change reaches: an agent whose record
+    # matches keeps the answer its preflight gave for an earlier change (the preflight runs only
+    # when its K3s inputs change), so the answer is read where the record differs or is missing.
+    changed=""
     if [ "$applied" != "<none>" ] && [ "$applied" != "${raw("$")}{INPUTS[$i]}" ]; then
-      echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
+      changed="its K3s inputs changed"
+    elif [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${raw("$")}{SECRET_INPUTS[$i]}" ]; then
+      changed="its secret files changed"
+    fi
+    if [ -n "$changed" ] && [ "$restarts" = no ]; then
+      echo "upgrade[$agent]: $changed, but its apply keeps K3s running (its preflight's dry run, e.g. an equivalent NO_PROXY kept): not drained"
+      uncordon_if_ours "$agent"
+      continue
+    fi
+    if [ -n "$changed" ]; then
+      echo "upgrade[$agent]: $changed: cordon and drain before its apply restarts it"
       upgrading+=("$agent")
       continue
     fi
-    # No record of its secret files yet (recorded before the annotation existed): adopted by the uncordon step.
-    if [ -n "${raw("$")}{applied_secrets:-}" ] && [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${raw("$")}{SECRET_INPUTS[$i]}" ]; then
-      echo "upgrade[$agent]: its secret files changed: cordon and drain before its apply restarts it"
+    # No record yet (an agent joined before k3s-platform recorded one: the first up of this
+    # version): its preflight's answer alone decides. No answer means its preflight has not run
+    # since it answers, so its K3s inputs have not changed since: adopted, recorded by the uncordon.
+    if { [ "$applied" = "<none>" ] || [ "$applied_secrets" = "<none>" ]; } && [ "$restarts" = yes ]; then
+      echo "upgrade[$agent]: no record of its K3s inputs yet, and its apply will restart K3s (its preflight's dry run): cordon and drain before it does"
       upgrading+=("$agent")
       continue
     fi
@@ -540,12 +580,13 @@ done
 [ "${raw("$")}{#upgrading[@]}" -gt 0 ] || exit 0
 BATCH=${batch.index}
 echo "upgrade: batch $BATCH: ${raw("$")}{upgrading[*]} (restarting at $TARGET_VERSION)"
+# A failed cordon or drain takes back the batch's cordons (undo_cordons): nothing has restarted yet.
 for agent in "${raw("$")}{upgrading[@]}"; do
-  cordon_for_upgrade "$agent" "$TARGET_VERSION" || exit 1
+  cordon_for_upgrade "$agent" "$TARGET_VERSION" || { undo_cordons "${raw("$")}{upgrading[@]}"; exit 1; }
 done
 for agent in "${raw("$")}{upgrading[@]}"; do
   # The rest of the batch is cordoned already, so its pods do not move onto another batch member.
-  drain_for_upgrade "$agent" ${d.timeout} ${drainArgs(config)} || exit 1
+  drain_for_upgrade "$agent" ${d.timeout} ${drainArgs(config)} || { undo_cordons "${raw("$")}{upgrading[@]}"; exit 1; }
 done
 `.text;
 }

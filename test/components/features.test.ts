@@ -306,7 +306,10 @@ describe("issue 14: Traefik, ServiceLB pools, API VIP, embedded registry, runtim
         assert.equal(file.target, "/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl");
         assert.equal(file.content, config.k3s.containerdTemplate);
         assert.match(file.content, /plugins\."io\.containerd\.cri\.v1\.runtime"\.containerd\.runtimes/, "a config-v3 template names containerd 2's CRI runtime plugin");
-        assert.match(n.files.find((f) => f.name === "apply.sh")!.content.split("\n").find((l) => l.startsWith("fingerprint="))!, /config-v3\.toml\.tmpl/, "containerd reads it at start: a change restarts");
+        // An agent's apply.sh lists what it fingerprints in FINGERPRINT_INPUTS (its dry run swaps in the staged files: issue 26).
+        const lines = n.files.find((f) => f.name === "apply.sh")!.content.split("\n");
+        const inputs = lines.find((l) => l.startsWith("FINGERPRINT_INPUTS=(")) ?? lines.find((l) => l.startsWith("fingerprint="))!;
+        assert.match(inputs, /config-v3\.toml\.tmpl/, "containerd reads it at start: a change restarts");
       }
       const bare = accepts(variant("dev", (r) => (k3s(r).containerdTemplate = "version = 2\n")));
       assert.ok(bare.warnings.some((w) => w.path === "k3s-platform:k3s.containerdTemplate"));

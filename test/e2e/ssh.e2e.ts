@@ -13,6 +13,7 @@ import { REPO } from "../helpers/samples";
 import { renderBundle } from "../../components/node/bundle";
 import { sha256 } from "../../components/plan/hash";
 import { parse } from "yaml";
+import { INPUTS_ANNOTATION, SECRET_INPUTS_ANNOTATION } from "../../components/upgrade/render";
 import { applyCluster, batchStepOf, clusterEvents, clusterSteps, installRuns, restarts, SshTarget, TestHost } from "./ssh";
 
 /**
@@ -76,6 +77,21 @@ describe("e2e over SSH on test hosts", function () {
   /** The name of the upgrade-batches step (OPERATIONS) that drains or uncordons `agent`'s batch in plan `p`. */
   const batchStep = (p: ClusterPlan, agent: string, which: "drain" | "uncordon") => batchStepOf(configs.get(p)!, agent, which);
   const byName = (name: string) => hosts.find((h) => h.address === plan.nodes.find((n) => n.node.name === name)!.node.host)!;
+  /** The plan of `config` as an earlier k3s-platform rendered its NO_PROXY line (`export NO_PROXY=…` → `edit` of it). */
+  const legacyNoProxy = (config: ResolvedConfig, edit: (line: string) => string): ClusterPlan => {
+    const planned = planOf(config);
+    const legacy: ClusterPlan = {
+      ...planned,
+      nodes: planned.nodes.map((n) => {
+        const files = n.files.map((f) => (f.name === "install-k3s.sh" ? { ...f, content: f.content.replace(/^export NO_PROXY=.*$/m, edit) } : f));
+        assert.notDeepEqual(files, n.files, "the legacy NO_PROXY is rendered");
+        const content = renderBundle(`node ${n.node.name} (${n.role})`, files);
+        return { ...n, files, bundle: { ...n.bundle, content, sha256: sha256(content) } };
+      }),
+    };
+    configs.set(legacy, config);
+    return legacy;
+  };
 
   before(() => {
     execFileSync("bash", [HOSTS, "down", dir], { stdio: "ignore" });
@@ -330,17 +346,7 @@ describe("e2e over SSH on test hosts", function () {
     // node IP does.
     const legacyConfig = stack(hosts, [...edits, proxy]);
     const addresses = legacyConfig.nodes.flatMap((n) => [`${n.name}.nodes.corp.internal`, ...(n.nodeIp ?? [])]).filter((a, i, all) => all.indexOf(a) === i);
-    const legacyPlan = planOf(legacyConfig);
-    const legacy: ClusterPlan = {
-      ...legacyPlan,
-      nodes: legacyPlan.nodes.map((n) => {
-        const files = n.files.map((f) => (f.name === "install-k3s.sh" ? { ...f, content: f.content.replace(`,${subnet}\n`, `,${addresses.join(",")},${subnet}\n`) } : f));
-        assert.notDeepEqual(files, n.files, "the legacy NO_PROXY is rendered");
-        const content = renderBundle(`node ${n.node.name} (${n.role})`, files);
-        return { ...n, files, bundle: { ...n.bundle, content, sha256: sha256(content) } };
-      }),
-    };
-    configs.set(legacy, legacyConfig);
+    const legacy = legacyNoProxy(legacyConfig, (line) => line.replace(`,${subnet}`, `,${addresses.join(",")},${subnet}`));
     const first = await applyAll(legacy);
     assert.deepEqual([...first.failures], []);
     for (const h of hosts) assert.match(read(h, `etc/systemd/system/${h === byName("e2e-server-1") || h === byName("e2e-server-2") ? "k3s" : "k3s-agent"}.service.env`), new RegExp(`NO_PROXY=.*\\.nodes\\.corp\\.internal,${h.address.replace(/\./g, "\\.")}`));
@@ -352,8 +358,15 @@ describe("e2e over SSH on test hosts", function () {
       proxy(raw);
       raw.k3s!.nodeNetworks = [subnet];
     });
+    const since = Date.now() / 1000;
     const result = await applyAll(moved);
     assert.deepEqual([...result.failures], []);
+    // Every agent's K3s inputs changed (its NO_PROXY line), so its batch's drain ran: the agent's
+    // preflight said its apply keeps K3s running (apply.sh's own dry run), so nothing was cordoned.
+    for (const agent of moved.nodes.filter((n) => n.node.role === "agent")) {
+      assert.match(result.batchSteps.get(batchStep(moved, agent.node.name, "drain")) ?? "", new RegExp(`upgrade\\[${agent.node.name}\\]: its K3s inputs changed, but its apply keeps K3s running`), agent.node.name);
+    }
+    assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= since && /cordon|drain/.test(e.event)), [], "no cordon or drain");
     for (const [name, run] of result.runs) {
       assert.match(run.apply, /NO_PROXY here lists entries the planned value covers/, name);
       assert.match(run.apply, /K3s is up to date/, name);
@@ -363,6 +376,86 @@ describe("e2e over SSH on test hosts", function () {
     assert.deepEqual(hosts.map((h) => [restarts(h, "k3s").length, restarts(h, "k3s-agent").length]), restarted, "nothing restarted");
     assert.ok(!existsSync(join(byName("e2e-server-1").upper, "var/lib/k3s-platform/managed-nodes")), "no server keeps the managed-node list");
     plan = moved;
+  });
+
+  it("the first up of this version on a proxy stack whose NO_PROXY gains the node network: every node restarts once, servers one at a time, agents cordoned and drained batch by batch although their Nodes record nothing yet; the next up is a no-op (issue 26)", async () => {
+    const subnet = `${hosts[0]!.address.split(".").slice(0, 3).join(".")}.0/24`;
+    // Batches of one agent, so "batch by batch" is visible.
+    const narrowedConfig = stack(hosts, [...edits, (raw) => (raw.upgrade = { maxUnavailable: 1 })]);
+    const narrowed = planOf(narrowedConfig);
+    // As an earlier k3s-platform rendered it where `noProxy` covered no node: every node address
+    // listed, no network covering them (validation now requires one: k3s.nodeNetworks).
+    const addresses = narrowedConfig.nodes.flatMap((n) => n.nodeIp ?? []);
+    const legacy = legacyNoProxy(narrowedConfig, (line) => [...line.split(",").filter((e) => e !== subnet), ...addresses].join(","));
+    const first = await applyAll(legacy);
+    assert.deepEqual([...first.failures], []);
+    for (const h of hosts) assert.doesNotMatch(read(h, `etc/systemd/system/${NAMES.slice(0, 2).some((n) => byName(n) === h) ? "k3s" : "k3s-agent"}.service.env`), new RegExp(subnet.replace(/[./]/g, "\\$&")));
+    // The version before kept no record on the Nodes: remove the ones that up wrote.
+    for (const agent of ["e2e-agent-1", "e2e-agent-2"]) {
+      for (const annotation of [INPUTS_ANNOTATION, SECRET_INPUTS_ANNOTATION]) rmSync(join(dir, "cluster", "nodes", agent, "annotations", annotation.replace(/\//g, "_")), { force: true });
+    }
+    const restartCount = () => hosts.map((h) => restarts(h, "k3s").length + restarts(h, "k3s-agent").length);
+    const before = restartCount();
+    const since = Date.now() / 1000;
+    const result = await applyAll(narrowed);
+    assert.deepEqual([...result.failures], []);
+    assert.deepEqual(restartCount().map((n, i) => n - before[i]!), [1, 1, 1, 1], "every node restarted once (its NO_PROXY gained the network)");
+    const moved = clusterEvents(dir).filter((e) => e.at >= since);
+    const at = (event: string, node: string) => moved.find((e) => e.event === event && e.node === node)?.at ?? NaN;
+    const restartOf = (name: string) => restarts(byName(name), name.includes("server") ? "k3s" : "k3s-agent").at(-1)!;
+    for (const n of NAMES) {
+      const order = [at("cordon", n), at("drained", n), restartOf(n), at("uncordon", n)];
+      assert.ok(order.every(Number.isFinite), `${n}: cordoned, drained, restarted, uncordoned ${JSON.stringify(moved)}`);
+      for (let i = 1; i < order.length; i++) assert.ok(order[i - 1]! <= order[i]!, `${n}: cordon → drained → restart → uncordon ${JSON.stringify(order)}`);
+    }
+    assert.ok(at("uncordon", "e2e-server-1") <= at("cordon", "e2e-server-2"), "servers one at a time");
+    assert.ok(at("uncordon", "e2e-agent-1") <= at("cordon", "e2e-agent-2"), "agents batch by batch");
+    for (const agent of ["e2e-agent-1", "e2e-agent-2"]) {
+      assert.match(result.batchSteps.get(batchStep(narrowed, agent, "drain")) ?? "", new RegExp(`upgrade\\[${agent}\\]: no record of its K3s inputs yet, and its apply will restart K3s`), agent);
+    }
+    // The records are written: the next up runs nothing.
+    const now = Date.now() / 1000;
+    const again = await applyAll(narrowed);
+    assert.deepEqual([...again.failures], []);
+    assert.deepEqual([...again.batchSteps.keys()], [], "no batch step runs");
+    assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= now), [], "no cordon, drain or restart");
+    assert.deepEqual(restartCount().map((n, i) => n - before[i]!), [1, 1, 1, 1], "nothing restarted again");
+    plan = narrowed;
+    edits.push((raw) => (raw.upgrade = { maxUnavailable: 1 }));
+  });
+
+  it("a failed drain takes its cordon back: the change taken back, the next up finds every node schedulable and restarts nothing; the up after is a no-op (issue 26)", async () => {
+    const blocked = join(dir, "cluster", "drain-blocked");
+    mkdirSync(blocked, { recursive: true });
+    writeFileSync(join(blocked, "e2e-agent-2"), "default/web-0\n");
+    const restartCount = () => hosts.map((h) => restarts(h, "k3s").length + restarts(h, "k3s-agent").length);
+    const before = restartCount();
+    const since = Date.now() / 1000;
+    const changedConfig = stack(hosts, [...edits, (raw) => (raw.nodes[3]!.labels = { ...raw.nodes[3]!.labels, "example.com/rack": "r2" })]);
+    const changed = planOf(changedConfig);
+    const drain = batchStep(changed, "e2e-agent-2", "drain");
+    const failed = await applyAll(changed);
+    assert.deepEqual([...failed.failures.keys()], [drain]);
+    assert.match(failed.failures.get(drain)!, /drain of e2e-agent-2 failed after \d+s; pods not evicted: default\/web-0 .*Nothing restarted: its cordon is taken back/);
+    const cordoned = (n: string) => existsSync(join(dir, "cluster", "nodes", n, "unschedulable")) || existsSync(join(dir, "cluster", "nodes", n, "annotations", "k3s-platform.io_cordoned-for-upgrade"));
+    const seen = clusterEvents(dir).filter((e) => e.at >= since && e.node === "e2e-agent-2").map((e) => e.event);
+    assert.deepEqual(seen.filter((e) => /cordon|drain/.test(e)), ["cordon", "drain-start", "drain-failed", "uncordon"], "cordoned, the drain failed, uncordoned");
+    assert.ok(!cordoned("e2e-agent-2"), "schedulable again, no mark left");
+    assert.deepEqual(restartCount(), before, "nothing restarted");
+    rmSync(join(blocked, "e2e-agent-2"));
+
+    // The change taken back: the engine kept the failed drain's earlier inputs, so nothing of that batch runs.
+    const back = await applyAll(plan);
+    assert.deepEqual([...back.failures], []);
+    assert.deepEqual([...back.batchSteps.keys()], [], "no batch step runs");
+    for (const n of hosts.map((h) => plan.nodes.find((p) => p.node.host === h.address)!.node.name)) assert.ok(!cordoned(n), `${n} schedulable`);
+    assert.deepEqual(restartCount(), before, "nothing restarted");
+    const now = Date.now() / 1000;
+    const again = await applyAll(plan);
+    assert.deepEqual([...again.failures], []);
+    assert.deepEqual([...again.batchSteps.keys()], []);
+    assert.deepEqual(clusterEvents(dir).filter((e) => e.at >= now), [], "a no-op");
+    assert.deepEqual(restartCount(), before);
   });
 
   // ---------------------------------------------------------------- upgrades (components/upgrade)
@@ -504,7 +597,7 @@ describe("e2e over SSH on test hosts", function () {
     await targets.get("e2e-server-1")!.run("sudo -n rm -f /var/lib/k3sp-stub/etcd-snapshot-fail");
   });
 
-  it("a drain blocked by a PodDisruptionBudget stops the rollout naming the pods; the node stays cordoned; the next up converges", async () => {
+  it("a drain blocked by a PodDisruptionBudget stops the rollout naming the pods; its cordon is taken back (issue 26); the next up converges", async () => {
     const blocked = join(dir, "cluster", "drain-blocked");
     mkdirSync(blocked, { recursive: true });
     writeFileSync(join(blocked, "e2e-server-2"), "default/web-0\ndefault/web-1\n");
@@ -513,9 +606,10 @@ describe("e2e over SSH on test hosts", function () {
     const next = change((raw) => (raw.k3s!.version = "v1.31.6+k3s1"));
     const stopped = await applyAll(next);
     assert.deepEqual([...stopped.failures.keys()], ["e2e-server-2"]);
-    assert.match(stopped.failures.get("e2e-server-2")!, /drain of e2e-server-2 failed after \d+s; pods not evicted: default\/web-0 default\/web-1 .*e2e-server-2 stays cordoned; the next up retries the drain/);
+    assert.match(stopped.failures.get("e2e-server-2")!, /drain of e2e-server-2 failed after \d+s; pods not evicted: default\/web-0 default\/web-1 .*Nothing restarted: its cordon is taken back; the next up with this change cordons and drains it again/);
     assert.deepEqual(NAMES.map((n) => installRuns(byName(n)).length - installs[NAMES.indexOf(n)]!), [1, 0, 0, 0], "server 1 upgraded; server 2 and the agents untouched");
-    assert.deepEqual(nodeObject("e2e-server-2"), { version: "v1.31.5+k3s1", cordoned: true, annotated: true });
+    assert.deepEqual(nodeObject("e2e-server-2"), { version: "v1.31.5+k3s1", cordoned: false, annotated: false });
+    assert.ok(events().slice(since).some((e) => e.event === "cordon" && e.node === "e2e-server-2"), "it was cordoned, then uncordoned");
     assert.equal(events().slice(since).filter((e) => e.event === "etcd-snapshot").length, 1);
 
     rmSync(join(blocked, "e2e-server-2"));

@@ -12,6 +12,7 @@ import { ClusterPlan, NodePlan, renderSecretsDocument } from "../../components/p
 import { stdinScriptCommand } from "../../components/shell/root";
 import { agentSecretInputs } from "../../components/plan/restart";
 import { upgradeBatches } from "../../components/upgrade/render";
+import { parseRestartVerdict } from "../../components/k3s/agent-preflight";
 import { OPERATIONS } from "../../components/operations";
 import { batchStepName } from "../../components/operations/order";
 import { Facts, isFromFacts, preflightOf, Step } from "../../components/operations/step";
@@ -188,7 +189,10 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
   // The batch steps as the upgrade-batches operation declares them: name, stdin, triggers (the
   // version, its agents' K3s inputs and secret digests). A channel stack's scripts read the recorded release.
   const declared = new Map(UPGRADE_BATCHES.steps(config, plan).map((s) => [s.name, s]));
-  const facts = { clusterRelease, secretInputs } as Facts; // the only facts the batch steps read
+  // The `restartVerdicts` fact: each agent's preflight stdout (its apply.sh's dry run), as the
+  // provider keeps it (the last run's, when the preflight did not run again).
+  const verdicts: Record<string, boolean | undefined> = {};
+  const facts = { clusterRelease, secretInputs, restartVerdicts: verdicts } as Facts; // the only facts the batch steps read
   const value = <T>(v: Step["stdin"] | Step["triggers"]) => (isFromFacts(v) ? v.render(facts) : v) as T;
   const triggered = async (name: string): Promise<boolean> => {
     const step = declared.get(name);
@@ -213,12 +217,20 @@ export async function applyCluster(plan: ClusterPlan, targets: Map<string, SshTa
     const target = targets.get(node.node.name)!;
     const key = preflightOf(node.node.name);
     const triggers = JSON.stringify(preflightTriggers(node, secretInputs[node.node.name]!));
-    if (!node.commands.preflight || state.get(key) === triggers) return true;
+    const keep = () => (verdicts[node.node.name] = parseRestartVerdict(state.get(`${key}:stdout`) ?? ""));
+    if (!node.commands.preflight || state.get(key) === triggers) {
+      keep();
+      return true;
+    }
     try {
       await must(node, target, "stage", target.run(node.commands.stage));
       await must(node, target, "bundle", target.copy(node.bundle.content, `${STAGING_DIR}/${node.bundle.name}`));
-      await must(node, target, "preflight", target.run(node.commands.preflight));
+      // After the secrets write (node/component.ts): its dry run fingerprints the secret files.
+      await must(node, target, "secrets", target.run(node.commands.secrets, renderSecretsDocument(node, secrets)));
+      const r = await must(node, target, "preflight", target.run(node.commands.preflight));
       state.set(key, triggers);
+      state.set(`${key}:stdout`, r.stdout);
+      keep();
       return true;
     } catch (e) {
       failures.set(node.node.name, (e as Error).message);

@@ -4,6 +4,12 @@ import type { ResolvedConfig } from "../../components/config/schema";
 import { installMocks, mockId, mockState, Registered, unwrapSecrets } from "./pulumi-mocks";
 
 /**
+ * A recorded output that is unknown in a preview (the engine's wire sentinel, sdk/nodejs/runtime/rpc
+ * `unknownValue`): what a step the preview will create or replace gives its readers.
+ */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/**
  * The cluster under Pulumi mocks, with some steps answering a recorded stdout (by resource name:
  * what they printed on the hosts in an earlier up, e.g. the one-shot baseline or the k3s-release
  * step). Resolves once every resource is registered, those that wait for such a stdout included.
@@ -13,6 +19,8 @@ export async function buildClusterWithStdout(
   stdout: Record<string, string> = {},
   /** Other recorded outputs by resource name (e.g. the stdin Pulumi kept for a step whose inputs are ignored). */
   recorded: Record<string, Record<string, unknown>> = {},
+  /** As `pulumi preview` runs the program: a stdout given as UNKNOWN is unknown (a step the preview replaces). */
+  preview = false,
 ): Promise<{ registered: Map<string, Registered>; options: Map<string, pulumi.CustomResourceOptions>; cluster: K3sCluster }> {
   const stack = config.environment;
   const recorder = installMocks(stack);
@@ -30,7 +38,7 @@ export async function buildClusterWithStdout(
     },
     "k3s-platform",
     stack,
-    false,
+    preview,
     // The organization the file backend reports (StackReference names are <organization>/<project>/<stack>).
     "organization",
   );

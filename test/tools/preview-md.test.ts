@@ -126,6 +126,22 @@ describe("preview:md", () => {
     assert.doesNotMatch(previewMarkdown(JSON.parse(readFileSync(join(FIXTURES, "prod-nochange.json"), "utf8")) as PreviewDigest, { stack: "prod", rollout }), /#### Rollout/);
   });
 
+  it("the rollout fills a one-shot step only when it runs: an agent batch's drain replaced (its trigger), not updated (its no-op update, e.g. a preflight's new answer in its script; issue 26)", () => {
+    const config = sampleConfig("prod");
+    const rollout = clusterSteps(config, planCluster(config));
+    const urn = (name: string) => `urn:pulumi:prod::k3s-platform::k3s-platform:index:K3sCluster$command:remote:Command::prod-${name}`;
+    const filled = (ops: Record<string, string>) => {
+      const md = previewMarkdown({ steps: Object.entries(ops).map(([name, op]) => ({ op, urn: urn(name) })) }, { stack: "prod", rollout });
+      const section = md.split("#### Rollout\n\n")[1]!.split("\n####")[0]!;
+      const ids = (state: string) => new RegExp(`^  class (\\S+) ${state}$`, "m").exec(section)?.[1]?.split(",") ?? [];
+      const box = /([sb]\d+)\["upgrade-batches: agent-batch-1-drain"\]/.exec(section)?.[1];
+      assert.ok(box, section);
+      return ids("run").includes(box);
+    };
+    assert.equal(filled({ "agent-batch-1-drain": "update", "agent-batch-1-uncordon": "update" }), false, "a no-op update runs nothing");
+    assert.equal(filled({ "agent-batch-1-drain": "replace", "agent-batch-1-uncordon": "replace" }), true, "a trigger runs it");
+  });
+
   it("says which release the hosts ran at the last up, from each apply step's recorded stdout; a channel stack names the cluster's recorded release (issue 28)", () => {
     const applyStep = (node: string, stdout: string, op = "same") => ({ op, urn: `urn:pulumi:dev::k3s-platform::k3s-platform:index:K3sCluster$k3s-platform:index:K3sNode$command:remote:Command::dev-${node}-apply`, oldState: { inputs: {}, outputs: { stdout } } });
     const steps = [

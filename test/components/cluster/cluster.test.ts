@@ -9,6 +9,7 @@ import { loadStackConfig } from "../../../components/stack/load";
 import { NODE_CHILDREN } from "../../../components/names";
 import { planCluster } from "../../../components/plan/node";
 import { installMocks, Registered } from "../../helpers/pulumi-mocks";
+import { buildClusterWithStdout, UNKNOWN } from "../../helpers/cluster-mocks";
 import { ENVS, sampleConfig, variant } from "../../helpers/samples";
 import { innerCommand } from "../../helpers/report";
 
@@ -260,6 +261,38 @@ describe("K3sCluster resource graph (Pulumi mocks)", () => {
       .filter((r) => JSON.stringify(r.inputs.triggers) !== JSON.stringify(before.get(r.name)?.inputs.triggers))
       .map((r) => r.name);
     assert.deepEqual(changed.sort(), ["staging-agent-batch-2-drain", "staging-agent-batch-2-uncordon", "staging-stg-agent-2-apply", "staging-stg-agent-2-bundle", "staging-stg-agent-2-preflight"]);
+  });
+
+  it("one agent's change moves its own batch's drain and uncordon only, in a preview too: each drain reads its own agents' preflight answers (issue 26)", async () => {
+    // Three batches of two; a label on stg-agent-3 (batch 2). In the preview its preflight is
+    // replaced, so its answer (the preflight's stdout) is unknown; every other preflight keeps the
+    // stdout of its last run. A drain that read every agent's answer showed every batch changing.
+    const raw = (label?: string) =>
+      variant("staging", (r) => {
+        const template = r.nodes.find((n) => n.role === "agent")!;
+        r.nodes.push(...[3, 4, 5, 6].map((i) => ({ ...structuredClone(template), name: `stg-agent-${i}`, host: `198.51.100.${30 + i}` })));
+        r.upgrade = { ...r.upgrade, maxUnavailable: 2 };
+        if (label) r.nodes.find((n) => n.name === "stg-agent-3")!.labels = { ...r.nodes.find((n) => n.name === "stg-agent-3")!.labels, "example.com/ssd": label };
+      });
+    const config = loadStackConfig(raw());
+    const agents = config.nodes.filter((n) => n.role === "agent").map((n) => n.name);
+    const answered = (verdict: (agent: string) => string) => Object.fromEntries(agents.map((a) => [`staging-${a}-preflight`, verdict(a)]));
+    const said = (agent: string) => `preflight[${agent}]: host is ready\napply[${agent}]: dry run: restarts K3s: yes\n`;
+    const before = (await buildClusterWithStdout(config, answered(said), {}, true)).registered;
+    const after = (await buildClusterWithStdout(loadStackConfig(raw("true")), answered((a) => (a === "stg-agent-3" ? UNKNOWN : said(a))), {}, true)).registered;
+    const batches = [...after.keys()].filter((n) => /-agent-batch-\d+-(drain|uncordon)$/.test(n)).sort();
+    assert.equal(batches.length, 6, "three batches");
+    const moved = (key: string) => batches.filter((n) => JSON.stringify(after.get(n)!.inputs[key]) !== JSON.stringify(before.get(n)!.inputs[key]));
+    assert.deepEqual(moved("triggers"), ["staging-agent-batch-2-drain", "staging-agent-batch-2-uncordon"]);
+    assert.deepEqual(moved("stdin"), ["staging-agent-batch-2-drain", "staging-agent-batch-2-uncordon"], "its restart digest; no other batch's script");
+    assert.deepEqual(batches.filter((n) => pulumi.isUnknown(after.get(n)!.inputs.stdin)), ["staging-agent-batch-2-drain"], "only its batch's drain reads its answer: known once its preflight ran");
+    // Each drain's script names its own agents' answers, and the answer it reads is that agent's.
+    for (const [batch, pair] of [[1, ["stg-agent-1", "stg-agent-2"]], [3, ["stg-agent-5", "stg-agent-6"]]] as const) {
+      assert.match(String(before.get(`staging-agent-batch-${batch}-drain`)!.inputs.stdin), /^RESTARTS=\(yes yes\)$/m, pair.join(", "));
+    }
+    const kept = (await buildClusterWithStdout(config, answered((a) => (a === "stg-agent-5" ? "apply[stg-agent-5]: dry run: restarts K3s: no\n" : said(a))))).registered;
+    assert.match(String(kept.get("staging-agent-batch-3-drain")!.inputs.stdin), /^RESTARTS=\(no yes\)$/m, "stg-agent-5 said no");
+    assert.equal(kept.get("staging-agent-batch-1-drain")!.inputs.stdin, before.get("staging-agent-batch-1-drain")!.inputs.stdin);
   });
 
   it("a registryAuth password change moves every agent's preflight and batch triggers, as readable keyed digests; the password is in no input but the secrets writes (issue 26)", async () => {

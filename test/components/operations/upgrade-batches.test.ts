@@ -54,7 +54,8 @@ describe("operation upgrade-batches", () => {
     assert.deepEqual(steps[0]!.awaits, ["stg-agent-1-preflight"]);
     for (const s of steps) {
       assert.ok(isFromFacts(s.stdin), `${s.name}: its script needs the recorded release`);
-      assert.deepEqual(s.stdin.needs, ["clusterRelease", "secretInputs"]);
+      // A drain also reads its agents' preflight answers (issue 26: does the apply restart K3s?).
+      assert.deepEqual(s.stdin.needs, ["clusterRelease", "secretInputs", ...(s.name.endsWith("-drain") ? ["restartVerdicts"] : [])]);
       const script = s.stdin.render({ ...FACTS, clusterRelease: "v1.36.3+k3s1" });
       assert.match(script, /^TARGET_VERSION=v1\.36\.3\+k3s1$/m);
       assert.equal(resolve(s.triggers, FACTS)![0], "", "the release never moves: only the K3s inputs trigger them");

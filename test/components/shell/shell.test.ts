@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import fc from "fast-check";
 import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -526,6 +527,8 @@ describe("generated shell", () => {
         const staged = snapshot(h.root);
         const ok = run("bash", [script], { K3S_PLATFORM_ROOT: h.root, PATH: `${STUBS}:${process.env.PATH}` });
         assert.equal(ok.status, 0, ok.out);
+        // Its apply.sh's dry run (issue 26): an upgrade restarts K3s; the batch's drain reads the answer.
+        assert.match(ok.out, /^apply\[prod-agent-1\]: dry run: restarts K3s: yes$/m);
         assert.deepEqual(snapshot(h.root), staged, "read-only");
         assert.notDeepEqual(before, staged);
       });
@@ -739,6 +742,52 @@ describe("generated shell", () => {
         assert.equal(grown.status, 0, grown.out);
         assert.equal(installs(), 4, "re-installed");
         assert.match(readFileSync(envFile, "utf8"), /\.corp\.example\.net/);
+      });
+
+      it("an agent's dry run (K3S_PLATFORM_APPLY_DRY_RUN, its preflight) says it restarts K3s exactly when the apply that follows does, and writes nothing on the host (issue 26)", () => {
+        const config = sampleConfig("staging");
+        const index = config.nodes.findIndex((n) => n.role === "agent");
+        const h = standinHost(config, index, "dry-run");
+        const planned = h.plan.files.find((f) => f.name === "install-k3s.sh")!.content;
+        const configYaml = h.plan.files.find((f) => f.name === "config.yaml")!.content;
+        const line = planned.split("\n").find((l) => l.startsWith("export NO_PROXY="))!;
+        // The NO_PROXY the host was applied with: the planned one, with a generated address more that
+        // a planned node network covers (198.51.100.0/24) or that none does, or without a planned entry.
+        const octet = fc.integer({ min: 1, max: 254 });
+        const previous = (kind: string, n: number): string =>
+          kind === "same"
+            ? planned
+            : kind === "missing"
+              ? planned.replace(line, line.replace(",.svc,", ","))
+              : planned.replace(line, line.replace("198.51.100.0/24", `${kind === "covered" ? "198.51.100" : "203.0.113"}.${n},198.51.100.0/24`));
+        const restarts = () => (h.read(h.logs.stub).match(/^systemctl stop k3s-agent$/gm) ?? []).length;
+        const unit = join(h.root, "etc/systemd/system/k3s-agent.service");
+        // Every NO_PROXY kind with each drift alone (a config.yaml change, a stopped unit, a hand-edited unit) and with none.
+        const drifts = [{}, { config: true }, { stopped: true }, { unitEdited: true }] as Array<{ config?: boolean; stopped?: boolean; unitEdited?: boolean }>;
+        const cases = ["same", "covered", "uncovered", "missing"].flatMap((noProxy) => drifts.map((d) => ({ noProxy, n: fc.sample(octet, 1)[0]!, ...d })));
+        const seen = new Set<string>();
+        for (const c of cases) {
+          // The host as an earlier apply left it, then the drift this case adds.
+          writeFileSync(join(h.staging, "install-k3s.sh"), previous(c.noProxy, c.n));
+          writeFileSync(join(h.staging, "config.yaml"), configYaml);
+          assert.equal(h.apply().status, 0);
+          writeFileSync(join(h.staging, "install-k3s.sh"), planned);
+          if (c.config) writeFileSync(join(h.staging, "config.yaml"), `${configYaml}debug: true\n`);
+          if (c.stopped) rmSync(join(h.root, "run/active/k3s-agent"), { force: true });
+          if (c.unitEdited) writeFileSync(unit, `${readFileSync(unit, "utf8")}# edited by hand\n`);
+          const host = snapshot(h.root);
+          const dry = h.apply({ K3S_PLATFORM_APPLY_DRY_RUN: "1" });
+          assert.equal(dry.status, 0, dry.out);
+          const verdict = /dry run: restarts K3s: (yes|no)$/m.exec(dry.out)?.[1];
+          assert.ok(verdict, dry.out);
+          assert.deepEqual(snapshot(h.root), host, `${JSON.stringify(c)}: the dry run wrote nothing`);
+          const before = restarts();
+          const res = h.apply();
+          assert.equal(res.status, 0, res.out);
+          assert.equal(verdict === "yes", restarts() > before, `${JSON.stringify(c)}: dry run said ${verdict}\n${dry.out}\n---\n${res.out}`);
+          seen.add(verdict);
+        }
+        assert.deepEqual([...seen].sort(), ["no", "yes"], "both answers were tried");
       });
 
       it("a dual-stack cluster moves to node networks with 0 restarts: the IPv6 node addresses NO_PROXY listed are covered by the IPv6 network; an uncovered IPv6 address still restarts (issue 26)", () => {

@@ -15,6 +15,7 @@ import { NodePlan, planCluster, planNode } from "../../../components/plan/node";
 import { agentSecretInputs, batchInputs } from "../../../components/plan/restart";
 import { previewMarkdown } from "../../../tools/preview-markdown";
 import { renderTree } from "../../../tools/tree";
+import { parseRestartVerdict } from "../../../components/k3s/agent-preflight";
 import { renderAgentBatchDrain, renderAgentBatchUncordon, upgradeBatches, upgradeGuard, VERSION_RECORD, VERSION_RULES } from "../../../components/upgrade/render";
 import { upgradeSummary } from "../../../components/upgrade/summary";
 import { agentBatches, intermediateStep, maxUnavailableCount, snapshotName, upgradeProblem } from "../../../components/upgrade/versions";
@@ -478,7 +479,7 @@ esac
       assert.match(never.out, /batch 1 is not done after 1s: still cordoned for the upgrade: stg-agent-1 .*nothing in batch 2 was cordoned/);
     });
 
-    it("a running agent whose K3s inputs changed is cordoned and drained by its batch's drain, its record written by the uncordon; a matching or absent record drains nothing (issue 26)", () => {
+    it("a running agent whose K3s inputs changed is cordoned and drained by its batch's drain, its record written by the uncordon; a matching record drains nothing, an absent one only when its preflight says its apply restarts K3s (issue 26)", () => {
       const config = loadStackConfig(variant("staging", (raw) => (raw.upgrade = { maxUnavailable: 1 })));
       const [firstBatch] = upgradeBatches(config);
       const agent = firstBatch!.agents[0]!;
@@ -519,17 +520,104 @@ esac
       assert.equal(secret.status, 0, secret.out);
       assert.match(secret.out, /its secret files changed: cordon and drain before its apply restarts it/);
       assert.match(secret.calls, new RegExp(`kubectl cordon ${agent}\n[^]*kubectl drain ${agent} --timeout=`));
-      // No record of the secret files (an agent recorded before it existed): adopted, nothing drained.
+      // No record of the secret files (an agent recorded before it existed) and no answer from its
+      // preflight (render gives none): adopted, nothing drained.
       for (const [recorded, secrets] of [[planned, plannedSecrets], ["<none>", plannedSecrets], [planned, "<none>"], ["<none>", "<none>"]] as const) {
         const same = go(drain, recorded, "<none>", secrets);
         assert.equal(same.status, 0, same.out);
         assert.doesNotMatch(same.calls, /kubectl (cordon|drain|annotate)/, `record ${recorded} ${secrets}: nothing cordoned`);
       }
+      // Its preflight's dry run says its apply keeps K3s running (an equivalent NO_PROXY kept): nothing
+      // cordoned or drained for changed inputs or secret files; the uncordon still records them.
+      const keeps = join(scratch, "drain-keeps.sh");
+      writeFileSync(keeps, renderAgentBatchDrain(config, firstBatch!, { ...inputs, restarts: { [agent]: false } }));
+      for (const [recorded, secrets] of [["0".repeat(64), plannedSecrets], [planned, "1".repeat(64)]] as const) {
+        const kept = go(keeps, recorded, "<none>", secrets);
+        assert.equal(kept.status, 0, kept.out);
+        assert.doesNotMatch(kept.calls, /kubectl (cordon|drain|annotate)/, `record ${recorded} ${secrets}: nothing cordoned`);
+      }
+      // The answer as the preflight's stdout gives it: yes, no, or none (undefined).
+      assert.deepEqual(
+        ["preflight ok\napply[a]: dry run: restarts K3s: no\n", "apply[a]: dry run: restarts K3s: yes", "", "apply[a]: dry run: restarts K3s: no, maybe"].map(parseRestartVerdict),
+        [false, true, undefined, undefined],
+      );
+      // Every record (planned, other, none) of both digests with every answer (issue 26): a changed
+      // record drains unless the answer is no; a missing one (an agent joined before the records:
+      // the first up of this version) drains only on a yes, whatever else changed in that up; no
+      // answer there means the preflight has not run since it answers: its inputs did not change.
+      const answers = [true, false, undefined] as const;
+      for (const answer of answers) {
+        const script = join(scratch, `drain-answer-${String(answer)}.sh`);
+        writeFileSync(script, renderAgentBatchDrain(config, firstBatch!, { ...inputs, restarts: { [agent]: answer } }));
+        for (const recorded of [planned, "0".repeat(64), "<none>"]) {
+          for (const secrets of [plannedSecrets, "1".repeat(64), "<none>"]) {
+            const changedRecord = (recorded !== "<none>" && recorded !== planned) || (secrets !== "<none>" && secrets !== plannedSecrets);
+            const missing = recorded === "<none>" || secrets === "<none>";
+            const drains = changedRecord ? answer !== false : missing && answer === true;
+            const r = go(script, recorded, "<none>", secrets);
+            const what = `answer ${String(answer)}, record ${recorded.slice(0, 6)} ${secrets.slice(0, 6)}`;
+            assert.equal(r.status, 0, `${what}: ${r.out}`);
+            if (drains) assert.match(r.calls, new RegExp(`kubectl cordon ${agent}\n[^]*kubectl drain ${agent} --timeout=`), what);
+            else assert.doesNotMatch(r.calls, /kubectl (cordon|drain|annotate)/, what);
+          }
+        }
+      }
+      const unrecorded = go(join(scratch, "drain-answer-true.sh"), "<none>", "<none>");
+      assert.match(unrecorded.out, /no record of its K3s inputs yet, and its apply will restart K3s \(its preflight's dry run\): cordon and drain/);
       const after = go(uncordon, "0".repeat(64), config.k3s.version!);
       assert.equal(after.status, 0, after.out);
       const record = after.calls.indexOf(`kubectl annotate node ${agent} --overwrite k3s-platform.io/k3s-inputs=${planned} k3s-platform.io/k3s-secret-inputs=${plannedSecrets}\n`);
       assert.ok(record >= 0, after.calls);
       assert.ok(after.calls.indexOf(`kubectl uncordon ${agent}`) > record, "recorded, then uncordoned");
+    });
+
+    it("a failed drain takes back every cordon of its batch before failing, an operator's cordon left alone: nothing restarted, nothing stays cordoned (issue 26)", () => {
+      const config = loadStackConfig(variant("staging", (raw) => (raw.upgrade = { maxUnavailable: 2 })));
+      const [batch] = upgradeBatches(config);
+      assert.equal(batch!.agents.length, 2);
+      const script = join(scratch, "drain-fails.sh");
+      // Both agents' Nodes record other inputs: both are cordoned, then drained one after the other.
+      writeFileSync(script, renderAgentBatchDrain(config, batch!, { k3s: batchInputs(planCluster(config), batch!) }));
+      const stubs = mkdtempSync(join(scratch, "undo-stubs-"));
+      // The API as node state in files: NAME.cordoned, NAME.mark (the upgrade's annotation); a drain of FAIL_NODE fails as a PDB makes it.
+      writeFileSync(join(stubs, "k3s"), `#!/usr/bin/env bash
+echo "k3s $*" >>"$STUB_LOG"
+state() { if [ -e "$NODES/$1.cordoned" ]; then echo true; else echo "<none>"; fi; }
+mark() { cat "$NODES/$1.mark" 2>/dev/null || echo "<none>"; }
+case "$*" in
+  *"custom-columns=INPUTS:"*) echo "${"0".repeat(64)} <none>" ;;
+  "kubectl get node "*) echo "${config.k3s.version} True $(state "$4") $(mark "$4")" ;;
+  "kubectl get nodes "*) echo "stg-server-1 ${config.k3s.version} True <none>"; for a in ${batch!.agents.join(" ")}; do echo "$a ${config.k3s.version} True $(state "$a")"; done ;;
+  "kubectl annotate node "*"k3s-platform.io/cordoned-for-upgrade="*) printf '%s\n' "\${6#*=}" >"$NODES/$4.mark" ;;
+  "kubectl annotate node "*"k3s-platform.io/cordoned-for-upgrade-") rm -f "$NODES/$4.mark" ;;
+  "kubectl cordon "*) touch "$NODES/$3.cordoned" ;;
+  "kubectl uncordon "*) rm -f "$NODES/$3.cordoned" ;;
+  "kubectl drain $FAIL_NODE "*) echo 'error when evicting pods/"web-0" -n "default" (will retry after 5s): Cannot evict pod as it would violate the pod'"'"'s disruption budget.' >&2; exit 1 ;;
+esac
+`);
+      chmodSync(join(stubs, "k3s"), 0o755);
+      const go = (failNode: string, operatorCordoned: string[] = []) => {
+        const nodes = mkdtempSync(join(stubs, "nodes-"));
+        for (const n of operatorCordoned) writeFileSync(join(nodes, `${n}.cordoned`), "");
+        const log = join(nodes, "log");
+        const r = run("bash", [script], { STUB_LOG: log, NODES: nodes, FAIL_NODE: failNode, PATH: `${stubs}:${process.env.PATH}` });
+        const left = batch!.agents.map((a) => [a, existsSync(join(nodes, `${a}.cordoned`)), existsSync(join(nodes, `${a}.mark`))]);
+        return { ...r, calls: readFileSync(log, "utf8"), left };
+      };
+      const [a1, a2] = batch!.agents as [string, string];
+      for (const failing of [a1, a2]) {
+        const r = go(failing);
+        assert.notEqual(r.status, 0, "the step fails");
+        assert.match(r.out, new RegExp(`drain of ${failing} failed after \\d+s; pods not evicted: default/web-0 .*its cordon is taken back`));
+        const at = (call: string) => r.calls.indexOf(`k3s kubectl ${call}\n`);
+        assert.ok(at(`cordon ${a1}`) < at(`cordon ${a2}`) && at(`cordon ${a2}`) < r.calls.indexOf(`k3s kubectl drain ${failing} `), r.calls);
+        for (const a of [a1, a2]) assert.ok(at(`uncordon ${a}`) > r.calls.indexOf(`k3s kubectl drain ${failing} `), `${a} uncordoned after the failed drain\n${r.calls}`);
+        assert.deepEqual(r.left, [[a1, false, false], [a2, false, false]], "nothing stays cordoned or marked");
+      }
+      // An operator's cordon (no annotation) is neither taken over nor taken back.
+      const operator = go(a2, [a1]);
+      assert.notEqual(operator.status, 0);
+      assert.deepEqual(operator.left, [[a1, true, false], [a2, false, false]]);
     });
 
     it("a channel stack's batch drains a running agent whose K3s inputs changed, at the release its k3s-release step recorded; with no readable record it cordons nothing (issue 26)", () => {

@@ -12,6 +12,30 @@ READY_TIMEOUT="${K3S_PLATFORM_READY_TIMEOUT:-300}"
 
 fail() { printf 'apply[%s]: %s\n' "$NODE" "$*" >&2; exit 1; }
 
+# Dry run (issue 26): what K3s reads, as this apply will place it: the staged files, secrets in place.
+FINGERPRINT_INPUTS=("$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml)
+DRY_RUN="${K3S_PLATFORM_APPLY_DRY_RUN:-}"
+if [ -n "$DRY_RUN" ]; then
+  FINGERPRINT_INPUTS=("$STAGING"/config.yaml "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml)
+  DRY_DIR="$(mktemp -d)"
+  trap 'rm -rf "$DRY_DIR"' EXIT
+fi
+# dry_state NAME: in a dry run, the record NAME names is read from (and written to) a scratch copy.
+dry_state() {
+  [ -n "$DRY_RUN" ] || return 0
+  local copy="$DRY_DIR/$1"
+  if [ -f "${!1}" ]; then cp "${!1}" "$copy"; fi
+  printf -v "$1" '%s' "$copy"
+}
+# dry_verdict yes|no: a dry run ends here, saying whether this apply restarts K3s.
+dry_verdict() {
+  [ -n "$DRY_RUN" ] || return 0
+  echo "apply[$NODE]: dry run: restarts K3s: $1"
+  exit 0
+}
+dry_state STATE
+dry_state MANAGED
+
 # --- preflight (components/k3s/preflight.ts): nothing is placed, snapshotted, cordoned or drained yet
 HOST=192.0.2.20
 preflight_fail() { fail "preflight on host $HOST: $*; nothing was changed on this node"; }
@@ -120,6 +144,7 @@ if [ -f "$ROOT"/etc/systemd/system/k3s-agent.service ] || [ -f "$VERSION_RECORD"
 fi
 
 place() {
+  [ -z "$DRY_RUN" ] || return 0
   if ! cmp -s "$STAGING/$1" "$ROOT$2"; then
     install -D -m "$3" "$STAGING/$1" "$ROOT$2"
     echo "apply[$NODE]: updated $2"
@@ -144,7 +169,7 @@ if [ -f "$MANAGED" ]; then
     for path in "${planned[@]}"; do
       if [ "$path" = "$old" ]; then keep=1; fi
     done
-    if [ "$keep" = 0 ] && [ -e "$ROOT$old" ]; then
+    if [ "$keep" = 0 ] && [ -e "$ROOT$old" ] && [ -z "$DRY_RUN" ]; then
       rm -f "$ROOT$old"
       echo "apply[$NODE]: removed $old (no longer planned)"
     fi
@@ -154,7 +179,7 @@ fi
 install -d -m 0755 "$(dirname "$STATE")"
 printf '%s\n' "${planned[@]}" >"$MANAGED"
 
-fingerprint="$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
+fingerprint="$(cat "${FINGERPRINT_INPUTS[@]}" "$STAGING/install-k3s.sh" | sha256sum | cut -d' ' -f1)"
 # A record taken over install-k3s.sh naming the same release otherwise is the same install: adopted
 # (components/k3s/install.ts renderRecordAdoption).
 if [ "${UPGRADING:-0}" != 1 ] && [ "${RUNNING_VERSION:-}" = v1.37.1+k3s1 ] && [ -f "$STATE" ] && [ "$fingerprint" != "$(cat "$STATE")" ]; then
@@ -169,7 +194,7 @@ if [ "${UPGRADING:-0}" != 1 ] && [ "${RUNNING_VERSION:-}" = v1.37.1+k3s1 ] && [ 
         printf '%s\n' "$legacy"
       fi
     done <"$STAGING/install-k3s.sh" >"$legacy_install"
-    if [ "$(cat "$ROOT"/etc/rancher/k3s/config.yaml "$ROOT"/etc/rancher/k3s/config.yaml.d/50-k3s-platform-secrets.yaml "$legacy_install" | sha256sum | cut -d' ' -f1)" = "$recorded" ]; then
+    if [ "$(cat "${FINGERPRINT_INPUTS[@]}" "$legacy_install" | sha256sum | cut -d' ' -f1)" = "$recorded" ]; then
       echo "$fingerprint" >"$STATE"
       echo "apply[$NODE]: recorded the install as planned (the same release, named otherwise before)"
       break
@@ -182,6 +207,7 @@ fi
 # by re-running the install. Recorded apart from the fingerprint above: a host applied before this
 # record existed adopts its files as they are (no restart on the first up of a newer k3s-platform).
 UNIT_STATE="$ROOT"/var/lib/k3s-platform/applied-unit
+dry_state UNIT_STATE
 UNIT_FILES=(/etc/systemd/system/k3s-agent.service /etc/systemd/system/k3s-agent.service.env /etc/default/k3s-agent /etc/sysconfig/k3s-agent)
 unit_fingerprint() {
   local f
@@ -192,6 +218,7 @@ unit_fingerprint() {
 # The binary the unit runs, by digest (issue 28): replaced outside k3s-platform, it is what K3s runs
 # at its next restart (a crash, a reboot). Recorded apart, and adopted when there is no record yet.
 BINARY_STATE="$ROOT"/var/lib/k3s-platform/applied-binary
+dry_state BINARY_STATE
 binary_fingerprint() {
   if [ -f "$ROOT$K3S_BINARY" ]; then sha256sum "$ROOT$K3S_BINARY" | cut -d' ' -f1; fi
 }
@@ -206,6 +233,7 @@ if [ "${UPGRADING:-0}" != 1 ] && [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null 
     unit_fingerprint >"$UNIT_STATE"
     binary_fingerprint >"$BINARY_STATE"
     echo "apply[$NODE]: K3s is up to date ($(running_release); unit files recorded)"
+    dry_verdict no
     exit 0
   fi
   if [ ! -f "$BINARY_STATE" ]; then
@@ -218,6 +246,7 @@ if [ "${UPGRADING:-0}" != 1 ] && [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null 
   binary_was="$(cat "$BINARY_STATE")"
   if [ "$unit_same" = 1 ] && [ "$binary_now" = "$binary_was" ]; then
     echo "apply[$NODE]: K3s is up to date ($(running_release))"
+    dry_verdict no
     exit 0
   fi
   if [ "$unit_same" = 0 ]; then
@@ -226,6 +255,7 @@ if [ "${UPGRADING:-0}" != 1 ] && [ "$fingerprint" = "$(cat "$STATE" 2>/dev/null 
     echo "apply[$NODE]: $K3S_BINARY changed outside k3s-platform (sha256 $binary_now, recorded $binary_was): re-installing the release"
   fi
 fi
+dry_verdict yes
 
 # The environment files k3s-platform never writes override the unit's own: moved aside, so K3s
 # runs with exactly the planned environment.

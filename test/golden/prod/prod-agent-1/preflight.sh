@@ -58,3 +58,9 @@ fi
 INSTALLER=/usr/local/bin/k3s-install.sh
 [ -f "$ROOT$INSTALLER" ] || preflight_fail "the air-gap install script $INSTALLER is missing (k3s.airgap.installScriptPath)"
 echo "preflight[$NODE]: host $HOST is ready for K3s $RELEASE"
+# Whether this agent's apply will restart K3s (issue 26): its own apply.sh as a dry run (k3s/install.ts
+# renderApplyScript: the same decision, writing nothing), after its secrets step wrote the secret
+# files. The batch's drain cordons and drains it only when the answer is yes (one source of truth).
+# The bundle unpacked both here (node/bundle.ts), in the staging directory apply.sh reads.
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+K3S_PLATFORM_APPLY_DRY_RUN=1 K3S_PLATFORM_STAGING="${K3S_PLATFORM_STAGING:-$here}" bash "$here/apply.sh"

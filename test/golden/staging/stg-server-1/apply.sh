@@ -175,7 +175,7 @@ cordon_for_upgrade() {
   k3s kubectl cordon "$node"
 }
 # drain_for_upgrade NODE TIMEOUT ARGS...: kubectl drain, skipped when no other node could take the pods.
-# A drain that fails names the pods kubectl could not evict; the node stays cordoned.
+# A drain that fails names the pods kubectl could not evict; the caller takes its cordons back (undo_cordons).
 drain_for_upgrade() {
   local node="$1" timeout="$2" others out pods started="$SECONDS"
   shift 2
@@ -189,7 +189,7 @@ drain_for_upgrade() {
     printf '%s\n' "$out" >&2
     # kubectl drain (k8s.io/kubectl/pkg/drain) names each pod it could not evict as pods/"NAME" -n "NAMESPACE" or pods/NAME -n NAMESPACE.
     pods="$(printf '%s\n' "$out" | { grep -oE 'pods/"?[A-Za-z0-9._-]+"? -n "?[A-Za-z0-9._-]+' || true; } | sed -E 's#pods/"?([A-Za-z0-9._-]+)"? -n "?([A-Za-z0-9._-]+)#\2/\1#' | sort -u | tr '\n' ' ')"
-    echo "upgrade[$node]: drain of $node failed after $((SECONDS - started))s; pods not evicted: ${pods:-see the kubectl output above }(a PodDisruptionBudget? kubectl get pdb -A). $node stays cordoned; the next up retries the drain" >&2
+    echo "upgrade[$node]: drain of $node failed after $((SECONDS - started))s; pods not evicted: ${pods:-see the kubectl output above }(a PodDisruptionBudget? kubectl get pdb -A). Nothing restarted: its cordon is taken back; the next up with this change cordons and drains it again" >&2
     return 1
   fi
   echo "upgrade[$node]: drained in $((SECONDS - started))s"
@@ -213,6 +213,16 @@ wait_ready_version() {
     sleep 1
   done
   echo "upgrade[$node]: Ready with kubelet $target after $((SECONDS - started))s"
+}
+# undo_cordons NODE...: after a failed cordon or drain, before anything restarted, uncordons the nodes the
+# upgrade cordoned (issue 26; as kured does after a failed drain: kubereboot/kured cmd/kured/main.go,
+# "a best-effort uncordon after failed cordon and drain"). The engine keeps a failed step's earlier
+# inputs, so a change taken back runs nothing of it again: a cordon left behind would stay for good.
+undo_cordons() {
+  local node
+  for node in "$@"; do
+    uncordon_if_ours "$node" || echo "upgrade[$node]: could not take its cordon back: kubectl uncordon $node" >&2
+  done
 }
 # uncordon_if_ours NODE: uncordons a node the upgrade cordoned (annotation present); others are left alone.
 uncordon_if_ours() {
@@ -571,8 +581,8 @@ if [ "${UPGRADING:-0}" != 1 ] && systemctl is-active --quiet "$SERVICE"; then
   fi
 fi
 if [ -n "$CORDON_FOR" ]; then
-  cordon_for_upgrade "$NODE" "$CORDON_FOR" || fail "cordoning $NODE failed"
-  drain_for_upgrade "$NODE" 300 --ignore-daemonsets --delete-emptydir-data || exit 1
+  cordon_for_upgrade "$NODE" "$CORDON_FOR" || { undo_cordons "$NODE"; fail "cordoning $NODE failed"; }
+  drain_for_upgrade "$NODE" 300 --ignore-daemonsets --delete-emptydir-data || { undo_cordons "$NODE"; exit 1; }
 fi
 
 # The environment files k3s-platform never writes override the unit's own: moved aside, so K3s

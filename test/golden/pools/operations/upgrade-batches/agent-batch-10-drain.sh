@@ -92,7 +92,7 @@ cordon_for_upgrade() {
   k3s kubectl cordon "$node"
 }
 # drain_for_upgrade NODE TIMEOUT ARGS...: kubectl drain, skipped when no other node could take the pods.
-# A drain that fails names the pods kubectl could not evict; the node stays cordoned.
+# A drain that fails names the pods kubectl could not evict; the caller takes its cordons back (undo_cordons).
 drain_for_upgrade() {
   local node="$1" timeout="$2" others out pods started="$SECONDS"
   shift 2
@@ -106,7 +106,7 @@ drain_for_upgrade() {
     printf '%s\n' "$out" >&2
     # kubectl drain (k8s.io/kubectl/pkg/drain) names each pod it could not evict as pods/"NAME" -n "NAMESPACE" or pods/NAME -n NAMESPACE.
     pods="$(printf '%s\n' "$out" | { grep -oE 'pods/"?[A-Za-z0-9._-]+"? -n "?[A-Za-z0-9._-]+' || true; } | sed -E 's#pods/"?([A-Za-z0-9._-]+)"? -n "?([A-Za-z0-9._-]+)#\2/\1#' | sort -u | tr '\n' ' ')"
-    echo "upgrade[$node]: drain of $node failed after $((SECONDS - started))s; pods not evicted: ${pods:-see the kubectl output above }(a PodDisruptionBudget? kubectl get pdb -A). $node stays cordoned; the next up retries the drain" >&2
+    echo "upgrade[$node]: drain of $node failed after $((SECONDS - started))s; pods not evicted: ${pods:-see the kubectl output above }(a PodDisruptionBudget? kubectl get pdb -A). Nothing restarted: its cordon is taken back; the next up with this change cordons and drains it again" >&2
     return 1
   fi
   echo "upgrade[$node]: drained in $((SECONDS - started))s"
@@ -131,6 +131,16 @@ wait_ready_version() {
   done
   echo "upgrade[$node]: Ready with kubelet $target after $((SECONDS - started))s"
 }
+# undo_cordons NODE...: after a failed cordon or drain, before anything restarted, uncordons the nodes the
+# upgrade cordoned (issue 26; as kured does after a failed drain: kubereboot/kured cmd/kured/main.go,
+# "a best-effort uncordon after failed cordon and drain"). The engine keeps a failed step's earlier
+# inputs, so a change taken back runs nothing of it again: a cordon left behind would stay for good.
+undo_cordons() {
+  local node
+  for node in "$@"; do
+    uncordon_if_ours "$node" || echo "upgrade[$node]: could not take its cordon back: kubectl uncordon $node" >&2
+  done
+}
 # uncordon_if_ours NODE: uncordons a node the upgrade cordoned (annotation present); others are left alone.
 uncordon_if_ours() {
   local node="$1" info version ready unschedulable cordoned_for
@@ -143,6 +153,9 @@ uncordon_if_ours() {
 # --- end of node operations
 
 fail() { echo "upgrade: $*" >&2; exit 1; }
+# Per agent, whether its apply will restart K3s: its preflight ran its apply.sh as a dry run (issue 26);
+# "unknown": no answer (its preflight has not run since k3s-platform asks it).
+RESTARTS=(unknown unknown unknown unknown unknown)
 INPUTS_COLUMNS='custom-columns=INPUTS:.metadata.annotations.k3s-platform\.io/k3s-inputs,SECRET_INPUTS:.metadata.annotations.k3s-platform\.io/k3s-secret-inputs'
 PREVIOUS=(agent-1 agent-2 agent-3 agent-4 agent-5 agent-6 agent-7 agent-8 agent-9 agent-10 agent-11 agent-12 agent-13 agent-14 agent-15 agent-16 agent-17 agent-18 agent-19 agent-20 agent-21 agent-22 agent-23 agent-24 agent-25 agent-26 agent-27 agent-28 agent-29 agent-30 agent-31 agent-32 agent-33 agent-34 agent-35 agent-36 agent-37 agent-38 agent-39 agent-40 agent-41 agent-42 agent-43 agent-44 agent-45)
 PREVIOUS_BATCH=9
@@ -180,14 +193,32 @@ for i in "${!AGENTS[@]}"; do
   if [ "$version" = "$TARGET_VERSION" ]; then
     recorded="$(k3s kubectl get node "$agent" --no-headers -o "$INPUTS_COLUMNS" 2>/dev/null)" || recorded="<none> <none>"
     read -r applied applied_secrets <<<"$recorded"
+    applied_secrets="${applied_secrets:-<none>}"
+    restarts="${RESTARTS[$i]}"
+    # Its Node's record says which of the batch's agents this change reaches: an agent whose record
+    # matches keeps the answer its preflight gave for an earlier change (the preflight runs only
+    # when its K3s inputs change), so the answer is read where the record differs or is missing.
+    changed=""
     if [ "$applied" != "<none>" ] && [ "$applied" != "${INPUTS[$i]}" ]; then
-      echo "upgrade[$agent]: its K3s inputs changed: cordon and drain before its apply restarts it"
+      changed="its K3s inputs changed"
+    elif [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${SECRET_INPUTS[$i]}" ]; then
+      changed="its secret files changed"
+    fi
+    if [ -n "$changed" ] && [ "$restarts" = no ]; then
+      echo "upgrade[$agent]: $changed, but its apply keeps K3s running (its preflight's dry run, e.g. an equivalent NO_PROXY kept): not drained"
+      uncordon_if_ours "$agent"
+      continue
+    fi
+    if [ -n "$changed" ]; then
+      echo "upgrade[$agent]: $changed: cordon and drain before its apply restarts it"
       upgrading+=("$agent")
       continue
     fi
-    # No record of its secret files yet (recorded before the annotation existed): adopted by the uncordon step.
-    if [ -n "${applied_secrets:-}" ] && [ "$applied_secrets" != "<none>" ] && [ "$applied_secrets" != "${SECRET_INPUTS[$i]}" ]; then
-      echo "upgrade[$agent]: its secret files changed: cordon and drain before its apply restarts it"
+    # No record yet (an agent joined before k3s-platform recorded one: the first up of this
+    # version): its preflight's answer alone decides. No answer means its preflight has not run
+    # since it answers, so its K3s inputs have not changed since: adopted, recorded by the uncordon.
+    if { [ "$applied" = "<none>" ] || [ "$applied_secrets" = "<none>" ]; } && [ "$restarts" = yes ]; then
+      echo "upgrade[$agent]: no record of its K3s inputs yet, and its apply will restart K3s (its preflight's dry run): cordon and drain before it does"
       upgrading+=("$agent")
       continue
     fi
@@ -201,10 +232,11 @@ done
 [ "${#upgrading[@]}" -gt 0 ] || exit 0
 BATCH=10
 echo "upgrade: batch $BATCH: ${upgrading[*]} (restarting at $TARGET_VERSION)"
+# A failed cordon or drain takes back the batch's cordons (undo_cordons): nothing has restarted yet.
 for agent in "${upgrading[@]}"; do
-  cordon_for_upgrade "$agent" "$TARGET_VERSION" || exit 1
+  cordon_for_upgrade "$agent" "$TARGET_VERSION" || { undo_cordons "${upgrading[@]}"; exit 1; }
 done
 for agent in "${upgrading[@]}"; do
   # The rest of the batch is cordoned already, so its pods do not move onto another batch member.
-  drain_for_upgrade "$agent" 300 --ignore-daemonsets --delete-emptydir-data || exit 1
+  drain_for_upgrade "$agent" 300 --ignore-daemonsets --delete-emptydir-data || { undo_cordons "${upgrading[@]}"; exit 1; }
 done
