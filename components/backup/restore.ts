@@ -194,7 +194,12 @@ if [ -e "$RESET_FLAG" ]; then
 ${id === undefined ? raw("") : sh`elif [ ${readRecord(RESET_RECORD)} = ${id} ]; then
   say ${`the cluster reset of restore ${id} already ran here (K3s started since, a retry): starting it (never resetting twice)`}
 `}else
-  timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
+${id === undefined ? raw("") : sh`  # The check's record here: gone when restore ${raw(id)} was removed before it finished and the up
+  # that removed it started K3s again (renderRestoreAbandoned). If that up failed part-way, the
+  # check and the stops that finished stay in state and never run again under this id: servers
+  # they stopped may run K3s on the old etcd membership, which a cluster reset must not leave.
+  [ ${readRecord(`${ONCE_DIR}/restore-check`)} = ${id} ] || fail ${`restore ${id} was removed before it finished and the up that removed it started K3s again on servers it had stopped (this host's record of its check, ${ONCE_DIR}/restore-check, is gone): its check and stops do not run again under this id, and a cluster reset with K3s running on another server would leave that server on the old etcd membership: set a new restore.id (its check and every stop run again) and run pulumi up; nothing was reset`}
+`}  timeout ${STOP_TIMEOUT_SECONDS + 30} systemctl stop k3s || fail "systemctl stop k3s failed or ran over ${raw(String(STOP_TIMEOUT_SECONDS + 30))}s"
   say "k3s server \${reset_args[*]}"
   status=0
   out="$(timeout ${CLUSTER_RESET_SECONDS} k3s server "\${reset_args[@]}" </dev/null 2>&1)" || status=$?
@@ -621,6 +626,15 @@ ${abandonedPreamble(node)}
 ${WAIT_READY}
 value=${readRecord(RESTORE_STOPPED)}
 if [ -z "$value" ]; then
+  # The first server: the check may have run here while its stop never did (a stop before it
+  # failed). Its record goes, as below, so that the same id set again never resets on a cluster
+  # whose other servers this up starts again (the reset requires it).
+  checked=${readRecord(once("check"))}
+  if [ -n "$checked" ] && [ ${readRecord(once("reset"))} != "$checked" ]; then
+    rm -f "$ROOT"${once("check")}
+    say "restore $checked checked this server and never stopped K3s here: nothing to start; its check's record is dropped (the same id set again runs the whole restore)"
+    exit 0
+  fi
   say "no restore stopped K3s here: nothing to do"
   exit 0
 fi

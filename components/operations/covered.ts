@@ -206,6 +206,10 @@ export function clusterRecordKey(operation: CoveringOperation, id: string): stri
  *  - `Error from server (NotFound): configmaps "<name>" not found`: no record (the API answered);
  *  - `The connection to the server <host> was refused - …` or `Unable to connect to the server: …`:
  *    the API did not answer (K3s starting or stopped): a warning, the host's records decide;
+ *  - the API answered that it cannot serve: `Error from server (Timeout|ServerTimeout|
+ *    ServiceUnavailable|InternalError|TooManyRequests): …`, or `Error from server: …` (no reason:
+ *    etcd's own error, e.g. `etcdserver: request timed out`): what a cluster whose etcd lost its
+ *    quorum answers (rancher/rke2#1140, k3s-io/k3s#3723), the cluster a restore repairs: a warning too;
  *  - anything else (`k3s: command not found`, Forbidden, another object's NotFound) fails the
  *    step with kubectl's words: read as "no record", it would record the operation again.
  */
@@ -222,7 +226,9 @@ else
   # Its last line: kubectl logs discovery errors (klog lines) above its message.
   case \${cm_said##*$'\\n'} in
     ${`Error from server (NotFound): configmaps "${OPERATIONS_CONFIGMAP.name}" not found`}) cluster_api=1 ;;
-    "The connection to the server "*" was refused - did you specify the right host or port?" | "Unable to connect to the server: "*)
+    "The connection to the server "*" was refused - did you specify the right host or port?" | "Unable to connect to the server: "* | \\
+      "Error from server (Timeout): "* | "Error from server (ServerTimeout): "* | "Error from server (ServiceUnavailable): "* | \\
+      "Error from server (InternalError): "* | "Error from server (TooManyRequests): "* | "Error from server: "*)
       say ${`warning: the API did not answer for ${what}: only this host's records decide`} ;;
     *)
       rm -f "$cm_err"

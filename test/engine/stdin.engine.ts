@@ -15,9 +15,13 @@ import type { TestHost } from "../e2e/ssh";
 const HOSTS = join(REPO, "test", "e2e", "hosts", "hosts.sh");
 /**
  * More than sshd's channel window (OpenSSH channels.h CHAN_SES_WINDOW_DEFAULT: 64 × 32 KiB): the
- * provider cannot write it all before the command runs, so a command that exits without reading
- * it loses the race every time. A real step's stdin is smaller and loses it only now and then,
- * under load (the flake this reproduces: `EOF` on a `<server>-restore-abandoned` update).
+ * provider cannot write it all before the command runs. A command that exits without reading it
+ * loses the race most of the time on an idle machine, not always: once the child has exited, sshd
+ * discards what still arrives and opens the window again (OpenSSH channels.c channel_input_data),
+ * so a fast client can finish writing before sshd closes the channel. That is why this suite does
+ * not assert the failure of `true` (it passed now and then under load) and asserts only that the
+ * commands we run read all of their stdin. A real step's stdin is smaller and loses the race only
+ * now and then, under load (the flake this guards: `EOF` on a `<server>-restore-abandoned` update).
  */
 const STDIN = `# ${"x".repeat(78)}\n`.repeat((3 * 1024 * 1024) / 80);
 
@@ -25,7 +29,7 @@ const STDIN = `# ${"x".repeat(78)}\n`.repeat((3 * 1024 * 1024) / 80);
  * The real command provider (its Go SSH client) against a netns test host: an Update of a step
  * whose stdin its `update` does not need (an SSH setting changed, as every step updates then).
  * Each command the day-2 steps run on Update with a stdin reads all of it (shell/root.ts DRAIN_STDIN);
- * `true`, their old no-op, fails with "EOF" here.
+ * `true`, their old no-op, failed with "EOF" here on most runs.
  */
 describe("test:engine — a step's update reads its stdin (pulumi-command writes it after the command starts)", function () {
   this.timeout(300_000);
@@ -67,12 +71,5 @@ describe("test:engine — a step's update reads its stdin (pulumi-command writes
     const up = await stack.up();
     assert.equal(up.summary.result, "succeeded");
     assert.equal(up.summary.resourceChanges?.update, Object.keys(updates()).length, JSON.stringify(up.summary.resourceChanges));
-  });
-
-  it("the reproduction is real: an update of `true` with that stdin fails with EOF", async () => {
-    let stack: Stack = await inlineStack(join(dir, "state-true"), "stdin", program(15, { "exits-early": "true" }));
-    await stack.up();
-    stack = await inlineStack(join(dir, "state-true"), "stdin", program(20, { "exits-early": "true" }));
-    await assert.rejects(stack.up(), /EOF: running "true"/);
   });
 });

@@ -47,6 +47,13 @@ describe("operations/covered: reading the cluster's record (ConfigMap kube-syste
   for (const [label, err] of [
     ["connection refused, discovery errors logged above it", `E1207 13:45:00.000000    4242 memcache.go:265] "Unhandled Error" err="couldn't get current server API group list: Get \\"https://127.0.0.1:6443/api?timeout=32s\\": dial tcp 127.0.0.1:6443: connect: connection refused"\nThe connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?`],
     ["a timeout", "Unable to connect to the server: dial tcp 10.0.0.1:6443: i/o timeout"],
+    // The API answers but cannot serve: etcd lost its quorum or is down, the case a restore repairs
+    // (docs/backup-and-restore.md: a broken cluster is a warning, not a refusal). Words as reported:
+    // rancher/rke2#1140 (a 2-server cluster that lost one), k3s-io/k3s#3723, kubernetes/kubeadm#3095.
+    ["etcd lost its quorum: the request timed out on the server", `Error from server (Timeout): the server was unable to return a response in the time allotted, but may still be processing the request (get configmaps ${OPERATIONS_CONFIGMAP.name})`],
+    ["the server is unavailable", `Error from server (ServiceUnavailable): the server is currently unable to handle the request (get configmaps ${OPERATIONS_CONFIGMAP.name})`],
+    ["etcd's own error, without a reason", "Error from server: etcdserver: request timed out"],
+    ["an internal error", `Error from server (InternalError): an error on the server ("") has prevented the request from succeeding (get configmaps ${OPERATIONS_CONFIGMAP.name})`],
   ] as const) {
     it(`the API did not answer (${label}): a warning, only the host's records decide`, () => {
       const r = read({ STUB_ERR: err, STUB_STATUS: "1" });

@@ -286,6 +286,12 @@ describe("operation restore", () => {
       return { status: r.status, out: `${r.stdout}${r.stderr}`, stderr: r.stderr };
     };
     const calls = (h: ReturnType<typeof host>) => readFileSync(h.log, "utf8").trim().split("\n").filter(Boolean);
+    /** The record the check step leaves on the first server (it runs before the reset in every up). */
+    const checked = <H extends ReturnType<typeof host>>(h: H, id: number): H => {
+      mkdirSync(join(h.root, ONCE_DIR), { recursive: true });
+      writeFileSync(join(h.root, ONCE_DIR, "restore-check"), String(id));
+      return h;
+    };
 
     it("a missing snapshot fails the check naming host and step, before anything stops", () => {
       const { steps } = stepsOf(restore, withRestore({ id: 1, snapshot: "absent-1765065600" }));
@@ -375,7 +381,7 @@ describe("operation restore", () => {
 
     it("a reset K3s refuses stops the restore naming host and step; the retry after K3s started never resets twice", () => {
       const { steps } = stepsOf(restore, withRestore({ id: 2, snapshot: SNAPSHOT }));
-      const first = host("prod-server-1");
+      const first = checked(host("prod-server-1"), 2);
       const reset = stdinOf(steps.find((s) => s.name === "prod-server-1-restore-reset")!);
       writeFileSync(join(first.root, "run/active/k3s"), ""); // stays running: the stand-in's etcd port is taken
       const stubbornStop = join(first.root, "bin");
@@ -395,7 +401,7 @@ describe("operation restore", () => {
       assert.deepEqual(calls(first), ["systemctl start --no-block k3s"]);
       // A reset that ran, then K3s started (its reset-flag gone) but was not Ready in time: the
       // step's record of the id keeps the retry from resetting again.
-      const started = host("prod-server-1");
+      const started = checked(host("prod-server-1"), 2);
       rmSync(join(started.root, "run/active/k3s"));
       const ran = exec(started, reset);
       assert.equal(ran.status, 0, ran.out);
@@ -428,13 +434,13 @@ describe("operation restore", () => {
     it("restoreToken: without it K3s refuses a snapshot of another token; with it the reset runs with it (never on a command line), rotates back, and the drop-in is gone", () => {
       const { steps } = stepsOf(restore, withRestore({ id: 4, snapshot: SNAPSHOT }));
       const reset = steps.find((s) => s.name.endsWith("-reset"))!;
-      const without = host("prod-server-1", `${K10}::server:old-pass`);
+      const without = checked(host("prod-server-1", `${K10}::server:old-pass`), 4);
       rmSync(join(without.root, "run/active/k3s"));
       const refused = exec(without, stdinOf(reset));
       assert.equal(refused.status, 1);
       assert.match(refused.out, /encrypted with different token/);
 
-      const first = host("prod-server-1", `${K10}::server:old-pass`);
+      const first = checked(host("prod-server-1", `${K10}::server:old-pass`), 4);
       rmSync(join(first.root, "run/active/k3s"));
       const script = stdinOf(reset, { restoreToken: `${K10}::server:old-pass` });
       // Every process the script starts, with its argv (strace -f -e execve): neither token in any.
@@ -787,6 +793,52 @@ describe("operation restore", () => {
         for (const h of agents.values()) assert.deepEqual(calls(h), [], "a second run calls nothing");
         // The same id armed again: prod-agent-1's restart is done for it.
         assert.match(exec(one, stdinOf(restart("prod-agent-1"), { restoreCovered: ORIGINAL_NODES })).out, /already done for restore id 1 on this host, skipped/);
+      });
+
+      /**
+       * The up that removes `restore` fails part-way (here the chain stops before prod-server-3: not
+       * Ready in time). The engine deletes what the program no longer declares only at the end of an
+       * up that succeeds, so the restore's steps that finished in the arming up (the check, the stops)
+       * stay in state, and the same id set again runs only what never finished: the reset, on a first
+       * server whose convergence started K3s again (or whose peers it started). A cluster reset then
+       * would leave the servers started as they were on the old etcd membership: it must refuse,
+       * before it stops anything, and name the way out (a new id runs the check and every stop again).
+       */
+      const convergeUntil = (hosts: Map<string, ReturnType<typeof host>>, servers: string[]) => {
+        const { steps } = removed();
+        let fact: string | undefined;
+        for (const n of servers) {
+          const r = exec(hosts.get(n)!, stdinOf(byName(steps, `${n}-restore-abandoned`), { restoreAbandonedReset: fact }));
+          assert.equal(r.status, 0, `${n}: ${r.out}`);
+          if (fact === undefined) fact = parseAbandonedReset(r.out);
+        }
+        for (const h of hosts.values()) writeFileSync(h.log, "");
+      };
+      const refusedReset = (hosts: Map<string, ReturnType<typeof host>>) => {
+        const first = hosts.get("prod-server-1")!;
+        const r = exec(first, stdinOf(byName(armed().steps, "prod-server-1-restore-reset"), { restoreCovered: ORIGINAL_NODES }));
+        assert.equal(r.status, 1, r.out);
+        assert.match(r.stderr, /^restore\[prod-server-1\] reset: restore 1 was removed before it finished .*set a new restore\.id .*nothing was reset$/m);
+        assert.ok(!calls(first).some((c) => c.startsWith("k3s server")), `no cluster reset: ${calls(first).join("; ")}`);
+      };
+
+      it("the reset failed, restore was removed and that up failed part-way (the first two servers started as they were): the same id set again runs only the reset (its check and stops stay in state): it refuses, naming a new id, and resets nothing", () => {
+        const hosts = runUpTo("prod-server-1-restore-reset");
+        convergeUntil(hosts, ["prod-server-1", "prod-server-2"]);
+        refusedReset(hosts);
+        assert.deepEqual(calls(hosts.get("prod-server-1")!), [], "K3s not even stopped");
+        assert.ok(existsSync(join(hosts.get("prod-server-1")!.root, "run/active/k3s")));
+      });
+
+      it("a stop failed (prod-server-3), restore was removed and that up failed part-way (prod-server-2 started as it was): the same id set again runs the stops that never finished, then the reset refuses, naming a new id; prod-server-2 keeps running on its etcd data", () => {
+        const hosts = runUpTo("prod-server-3-restore-stop");
+        convergeUntil(hosts, ["prod-server-1", "prod-server-2"]);
+        assert.ok(existsSync(join(hosts.get("prod-server-2")!.root, "run/active/k3s")), "prod-server-2 started as it was");
+        for (const n of ["prod-server-3", "prod-server-1"]) {
+          const r = exec(hosts.get(n)!, stdinOf(byName(armed().steps, `${n}-restore-stop`), { restoreCovered: ORIGINAL_NODES }));
+          assert.equal(r.status, 0, `${n}: ${r.out}`);
+        }
+        refusedReset(hosts);
       });
 
       it("a host no restore stopped (never armed, a new server, an agent-less cluster's first up) is only read: nothing called, nothing written", () => {

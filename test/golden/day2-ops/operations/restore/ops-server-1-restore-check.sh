@@ -30,7 +30,9 @@ else
   # Its last line: kubectl logs discovery errors (klog lines) above its message.
   case ${cm_said##*$'\n'} in
     'Error from server (NotFound): configmaps "k3s-platform-operations" not found') cluster_api=1 ;;
-    "The connection to the server "*" was refused - did you specify the right host or port?" | "Unable to connect to the server: "*)
+    "The connection to the server "*" was refused - did you specify the right host or port?" | "Unable to connect to the server: "* | \
+      "Error from server (Timeout): "* | "Error from server (ServerTimeout): "* | "Error from server (ServiceUnavailable): "* | \
+      "Error from server (InternalError): "* | "Error from server (TooManyRequests): "* | "Error from server: "*)
       say 'warning: the API did not answer for the cluster'\''s record of restore 1 (ConfigMap kube-system/k3s-platform-operations): only this host'\''s records decide' ;;
     *)
       rm -f "$cm_err"

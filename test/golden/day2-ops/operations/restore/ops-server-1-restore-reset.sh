@@ -119,6 +119,11 @@ if [ -e "$RESET_FLAG" ]; then
 elif [ "$(cat "$ROOT"/var/lib/k3s-platform/restore/reset-ran 2>/dev/null || true)" = 1 ]; then
   say 'the cluster reset of restore 1 already ran here (K3s started since, a retry): starting it (never resetting twice)'
 else
+  # The check's record here: gone when restore 1 was removed before it finished and the up
+  # that removed it started K3s again (renderRestoreAbandoned). If that up failed part-way, the
+  # check and the stops that finished stay in state and never run again under this id: servers
+  # they stopped may run K3s on the old etcd membership, which a cluster reset must not leave.
+  [ "$(cat "$ROOT"/var/lib/k3s-platform/once/restore-check 2>/dev/null || true)" = 1 ] || fail 'restore 1 was removed before it finished and the up that removed it started K3s again on servers it had stopped (this host'\''s record of its check, /var/lib/k3s-platform/once/restore-check, is gone): its check and stops do not run again under this id, and a cluster reset with K3s running on another server would leave that server on the old etcd membership: set a new restore.id (its check and every stop run again) and run pulumi up; nothing was reset'
   timeout 120 systemctl stop k3s || fail "systemctl stop k3s failed or ran over 120s"
   say "k3s server ${reset_args[*]}"
   status=0

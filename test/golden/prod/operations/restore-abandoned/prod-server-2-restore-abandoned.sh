@@ -22,6 +22,15 @@ wait_ready() {
 }
 value="$(cat "$ROOT"/var/lib/rancher/k3s/server/k3s-platform-restore-stopped 2>/dev/null || true)"
 if [ -z "$value" ]; then
+  # The first server: the check may have run here while its stop never did (a stop before it
+  # failed). Its record goes, as below, so that the same id set again never resets on a cluster
+  # whose other servers this up starts again (the reset requires it).
+  checked="$(cat "$ROOT"/var/lib/k3s-platform/once/restore-check 2>/dev/null || true)"
+  if [ -n "$checked" ] && [ "$(cat "$ROOT"/var/lib/k3s-platform/once/restore-reset 2>/dev/null || true)" != "$checked" ]; then
+    rm -f "$ROOT"/var/lib/k3s-platform/once/restore-check
+    say "restore $checked checked this server and never stopped K3s here: nothing to start; its check's record is dropped (the same id set again runs the whole restore)"
+    exit 0
+  fi
   say "no restore stopped K3s here: nothing to do"
   exit 0
 fi
