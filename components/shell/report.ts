@@ -37,9 +37,12 @@ export function reportFailure(site: StepSite, command: string): string {
 ${reportTail(site)}`.text;
 }
 
-/** What follows the command: its status, and on failure the line (printf's format: no value in it). */
+/** failureLine as printf's format: the names and status are printf's arguments, never its format. */
+const FAILURE_FORMAT = `${failureLine({ node: "%s", host: "%s", step: "%s" }, "%s")}\\n`;
+
+/** What follows the command: its status, and on failure the line (FAILURE_FORMAT). */
 function reportTail(site: StepSite) {
-  return sh`rc=$?; [ "$rc" -eq 0 ] || printf 'k3s-platform: %s (%s): step %s failed (exit %s)\\n' ${site.node} ${site.host} ${site.step} "$rc" >&2; exit "$rc"`;
+  return sh`rc=$?; [ "$rc" -eq 0 ] || printf ${FAILURE_FORMAT} ${site.node} ${site.host} ${site.step} "$rc" >&2; exit "$rc"`;
 }
 
 /** The command reportFailure(site, …) wraps in `text`; undefined when `text` is not that form for `site`. */
